@@ -1,0 +1,220 @@
+/*
+ * The Sluice plugin ABI: the one header a plugin author includes.
+ *
+ * A plugin is a shared object exporting one function, sluice_plugin_init,
+ * that returns a descriptor of its projections. The host hands the plugin a
+ * const table of host services (sl_host_api); the plugin calls the host only
+ * through that table (or through the helpers below, which wrap it) and never
+ * links against host symbols.
+ *
+ * Ownership: the host owns every object it passes in (events, states,
+ * contexts); they are valid until the callback returns. The plugin owns its
+ * descriptor and everything it points to; they must stay valid until the
+ * plugin is unloaded. Neither side frees the other's memory.
+ *
+ * Compatibility: every struct crossing the ABI starts with struct_size and
+ * abi_version, and only grows by appending fields. The host refuses another
+ * major ABI version and a struct_size smaller than it needs.
+ */
+#ifndef SLUICE_PLUGIN_H
+#define SLUICE_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sluice/errors.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SL_ABI_MAJOR 1
+#define SL_ABI_MINOR 0
+/** The ABI version a plugin is compiled against: major << 16 | minor. */
+#define SL_ABI_VERSION ((uint32_t) ((SL_ABI_MAJOR << 16) | SL_ABI_MINOR))
+#define SL_ABI_MAJOR_OF(v) ((uint32_t) (v) >> 16)
+
+/** Marks the one exported symbol of a plugin. */
+#define SL_EXPORT __attribute__((visibility("default")))
+
+/** Name of the exported init function, for dlsym. */
+#define SL_PLUGIN_INIT_SYMBOL "sluice_plugin_init"
+
+/** An event, read through sl_host_api. Valid until the callback returns. */
+typedef struct sl_event sl_event;
+/** A read model state being built. Valid until the callback returns. */
+typedef struct sl_state sl_state;
+/** The call context: retry state and failure reporting. */
+typedef struct sl_context sl_context;
+
+/** How a projection finds the read model key of an event. */
+typedef enum sl_key_kind {
+	SL_KEY_EVENT_SOURCE = 1, /**< the event's stream id (event source id) */
+	SL_KEY_PARTITION    = 2, /**< the partition id; for the log, the stream id */
+	SL_KEY_PROPERTY     = 3, /**< a dotted path into the content, e.g. "account.id" */
+	SL_KEY_STATIC       = 4, /**< a fixed key (arg) */
+	SL_KEY_OCCURRED     = 5, /**< occurred time formatted with strftime pattern (arg) */
+} sl_key_kind;
+
+/** One selector: events of this type go to the key this selector finds. */
+typedef struct sl_selector {
+	const char *event_type; /**< event type name */
+	sl_key_kind key;        /**< key selector kind */
+	const char *arg; /**< property path, static key or time pattern; else NULL */
+} sl_selector;
+
+/** What a projection's on() callback decided. */
+typedef enum sl_outcome {
+	SL_REPLACE = 0, /**< store the (modified) state */
+	SL_DELETE  = 1, /**< delete the read model for this key */
+	SL_FAIL    = 2, /**< processing failed: see sl_host_api.fail */
+} sl_outcome;
+
+/**
+ * A projection: folds selected events into read models, one per key.
+ * The definition (id, scope, initial state, selectors, version) is hashed by
+ * the host; when it changes, the read models are rebuilt from position 0.
+ */
+typedef struct sl_projection {
+	uint32_t struct_size; /**< sizeof(sl_projection) as compiled */
+	uint32_t abi_version; /**< SL_ABI_VERSION */
+	const char *id;    /**< UUID text; unique among loaded projections */
+	const char *scope; /**< UUID text, or NULL for the all-zero scope */
+	const char *name;  /**< human-readable name */
+	uint32_t version;  /**< declared definition version; bump to rebuild */
+	/** Initial state of a read model, as a JSON object text. Required. */
+	const char *initial_state_json;
+	const sl_selector *selectors; /**< at least one */
+	size_t n_selectors;
+	/**
+	 * Required. Called once per selected event, in log order per key, with
+	 * the key's current state (the initial state if it has none). Modify
+	 * the state through the host and return SL_REPLACE, or return SL_DELETE,
+	 * or report a failure with host->fail() and return SL_FAIL.
+	 * @param user  the user pointer of this struct
+	 * @param key   the read model key (NUL-terminated), valid for the call
+	 */
+	sl_outcome (*on)(void *user, const sl_event *event, const char *key,
+	    sl_state *state, sl_context *ctx);
+	void *user; /**< passed to on() */
+} sl_projection;
+
+/** The descriptor a plugin returns from sluice_plugin_init. */
+typedef struct sl_plugin_desc {
+	uint32_t struct_size; /**< sizeof(sl_plugin_desc) as compiled */
+	uint32_t abi_version; /**< SL_ABI_VERSION */
+	const char *name;     /**< plugin name */
+	const char *version;  /**< plugin version text, e.g. "1.2.0" */
+	const sl_projection *const *projections;
+	size_t n_projections;
+	/** Optional: called before the plugin is unloaded. */
+	void (*fini)(void);
+} sl_plugin_desc;
+
+/** Log levels for sl_host_api.log. */
+enum { SL_LOG_ERROR = 0, SL_LOG_WARN = 1, SL_LOG_INFO = 2, SL_LOG_DEBUG = 3 };
+
+/**
+ * Services the host offers a plugin. Appended to only; check struct_size
+ * before using a field added after ABI 1.0.
+ *
+ * Getters return SL_OK, SL_ENOTFOUND when the field or path is absent, or
+ * SL_EINVAL when it has another type. Returned strings are borrowed from the
+ * host, NUL-terminated, and valid until the callback returns.
+ * Integer getters accept msgpack integers; float getters accept integers and
+ * floats. Paths are dotted ("account.id") and walk nested maps.
+ */
+typedef struct sl_host_api {
+	uint32_t struct_size;
+	uint32_t abi_version;
+
+	void (*log)(int level, const char *msg);
+
+	/* event fields */
+	const char *(*event_type)(const sl_event *ev);
+	uint32_t (*event_generation)(const sl_event *ev);
+	const char *(*event_tenant)(const sl_event *ev);
+	const char *(*event_stream)(const sl_event *ev);
+	const char *(*event_partition)(const sl_event *ev);
+	uint64_t (*event_position)(const sl_event *ev);
+	uint64_t (*event_revision)(const sl_event *ev);
+	int64_t (*event_occurred)(const sl_event *ev); /**< ns since epoch, UTC */
+	bool (*event_public)(const sl_event *ev);
+	const char *(*event_id)(const sl_event *ev); /**< UUID text */
+	const char *(*event_correlation_id)(const sl_event *ev);
+	const char *(*event_causation_id)(const sl_event *ev);
+
+	/* event content (and metadata) by dotted path */
+	int (*content_str)(const sl_event *ev, const char *path, const char **out);
+	int (*content_i64)(const sl_event *ev, const char *path, int64_t *out);
+	int (*content_f64)(const sl_event *ev, const char *path, double *out);
+	int (*content_bool)(const sl_event *ev, const char *path, bool *out);
+	int (*metadata_str)(const sl_event *ev, const char *path, const char **out);
+
+	/* state: a map of fields; top-level keys */
+	int (*state_str)(const sl_state *st, const char *key, const char **out);
+	int (*state_i64)(const sl_state *st, const char *key, int64_t *out);
+	int (*state_f64)(const sl_state *st, const char *key, double *out);
+	int (*state_bool)(const sl_state *st, const char *key, bool *out);
+	int (*state_set_str)(sl_state *st, const char *key, const char *val);
+	int (*state_set_i64)(sl_state *st, const char *key, int64_t val);
+	int (*state_set_f64)(sl_state *st, const char *key, double val);
+	int (*state_set_bool)(sl_state *st, const char *key, bool val);
+	int (*state_set_nil)(sl_state *st, const char *key);
+	int (*state_remove)(sl_state *st, const char *key);
+
+	/* context */
+	uint32_t (*retry_attempt)(const sl_context *ctx); /**< 0 on first try */
+	const char *(*retry_reason)(const sl_context *ctx); /**< "" if none */
+	/**
+	 * Record why processing failed; the host copies the text. Returns
+	 * SL_FAIL so a handler can write: return host->fail(ctx, "why");
+	 */
+	sl_outcome (*fail)(sl_context *ctx, const char *reason);
+} sl_host_api;
+
+/**
+ * The one symbol a plugin exports.
+ * @param host  the host services; valid until the plugin is unloaded
+ * @param out   receives the plugin's descriptor (plugin-owned)
+ * @return SL_OK, or an error code; the host refuses the plugin on error
+ */
+typedef int (*sl_plugin_init_fn)(const sl_host_api *host,
+    const sl_plugin_desc **out);
+
+/* ---- helpers for plugin authors (plugin-api/, linked into the plugin) ---- */
+
+/**
+ * Remember the host table for the helpers below; call first in
+ * sluice_plugin_init. @return SL_OK, or SL_EVERSION if the host's ABI major
+ * differs or its table is too small.
+ */
+int sl_bind(const sl_host_api *host);
+/** The bound host table (NULL before sl_bind). */
+const sl_host_api *sl_host(void);
+
+const char *sl_ev_type(const sl_event *ev);
+const char *sl_ev_stream(const sl_event *ev);
+uint64_t sl_ev_position(const sl_event *ev);
+/** Content string at path, or NULL when absent or not a string. */
+const char *sl_get_str(const sl_event *ev, const char *path);
+/** Content integer at path into *out; SL_OK, SL_ENOTFOUND or SL_EINVAL. */
+int sl_get_i64(const sl_event *ev, const char *path, int64_t *out);
+/** State integer for key, or dflt when absent. */
+int64_t sl_state_i64(const sl_state *st, const char *key, int64_t dflt);
+/** State string for key, or NULL when absent. */
+const char *sl_state_str(const sl_state *st, const char *key);
+int sl_set_str(sl_state *st, const char *key, const char *val);
+int sl_set_i64(sl_state *st, const char *key, int64_t val);
+/** Format a failure reason (printf-style) and return SL_FAIL. */
+sl_outcome sl_failf(sl_context *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/** Log through the host (printf-style). */
+void sl_logf(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif

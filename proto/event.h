@@ -1,0 +1,97 @@
+/*
+ * The event record: its stored encoding in the log (msgpack array, the
+ * position is the LMDB key) and its wire encoding (msgpack map with names).
+ */
+#ifndef SL_EVENT_H
+#define SL_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+/** Limits on event fields; a commit over any is refused with SL_ETOOBIG. */
+#define SL_MAX_ID_LEN 256      /* tenant, stream, type, correlation ids */
+#define SL_MAX_EVENT_BYTES (1u << 20) /* encoded content + metadata */
+
+/**
+ * A new event as a client submits it. All pointers are borrowed (from the
+ * request) and must stay valid until the commit completes.
+ */
+typedef struct ev_new {
+	const char *type;
+	size_t type_len;
+	uint32_t generation;   /* default 1 */
+	uint8_t id[16];        /* event id; generated when the client gives none */
+	int64_t occurred_ns;   /* default: time of commit */
+	const char *correlation_id; size_t correlation_len; /* default: event id */
+	const char *causation_id;   size_t causation_len;   /* default: "" */
+	bool is_public;
+	const msgpack_object *metadata; /* map or NULL (empty map) */
+	const msgpack_object *content;  /* map, required */
+} ev_new;
+
+/**
+ * A decoded committed event. Strings are NUL-terminated, allocated in the
+ * zone passed to ev_decode (valid until the zone is cleared); metadata and
+ * content point into the zone/buffer likewise.
+ */
+typedef struct ev_view {
+	uint64_t position;
+	const char *tenant;
+	const char *stream;
+	uint64_t revision;
+	uint8_t id[16];
+	char id_text[37];
+	const char *type;
+	uint32_t generation;
+	int64_t occurred_ns;
+	const char *correlation_id;
+	const char *causation_id;
+	bool is_public;
+	msgpack_object metadata; /* map */
+	msgpack_object content;  /* map */
+} ev_view;
+
+/**
+ * Encode a new event for storage: [tenant, stream, revision, id(bin16),
+ * type, generation, occurred_ns, correlation, causation, public, metadata,
+ * content]. Appends to the packer's buffer.
+ */
+int ev_encode(msgpack_packer *pk, const char *tenant, size_t tenant_len,
+    const char *stream, size_t stream_len, uint64_t revision,
+    const ev_new *e);
+
+/**
+ * Decode a stored event. @return SL_OK or SL_EPROTO (corrupt record).
+ * Only allocates from zone; data must outlive the view.
+ */
+int ev_decode(const void *data, size_t len, uint64_t position,
+    msgpack_zone *zone, ev_view *out);
+
+/**
+ * Pack the wire form of a committed event: a map with keys position,
+ * tenant, stream, revision, id (UUID text), type, generation, occurred (ns),
+ * correlation_id, causation_id, public, metadata, content.
+ */
+void ev_pack_wire(msgpack_packer *pk, const ev_view *ev);
+
+/**
+ * Parse a new event from its wire form (a map with type, content and the
+ * optional generation, id, occurred, correlation_id, causation_id, public,
+ * metadata). Fills defaults (id generated, occurred = now, generation 1).
+ * @return SL_OK; SL_EINVAL/SL_EPROTO with a message in err; SL_ETOOBIG.
+ */
+int ev_parse_new(const msgpack_object *o, ev_new *out, char *err,
+    size_t errlen);
+
+/** UUID helpers (libuuid). Text is 36 chars + NUL. */
+void ev_uuid_generate(uint8_t id[16]);
+void ev_uuid_text(const uint8_t id[16], char out[37]);
+int ev_uuid_parse(const char *text, size_t len, uint8_t id[16]);
+
+/** Current UTC time in ns since the epoch. */
+int64_t ev_now_ns(void);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * Small helpers over msgpack-c for reading request maps and packing
+ * replies. Used by the wire protocol on both sides and by the event codec.
+ */
+#ifndef SL_MP_H
+#define SL_MP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+/** Find key in a msgpack map object; NULL if o is not a map or key absent. */
+const msgpack_object *mp_get(const msgpack_object *map, const char *key);
+
+/*
+ * Typed getters. Return SL_OK; SL_ENOTFOUND when the key is absent (out
+ * untouched); SL_EPROTO when present with the wrong type (or a negative
+ * number for u64). Strings are borrowed from the object (not NUL-terminated).
+ */
+int mp_get_str(const msgpack_object *map, const char *key, const char **s,
+    size_t *len);
+int mp_get_u64(const msgpack_object *map, const char *key, uint64_t *out);
+int mp_get_i64(const msgpack_object *map, const char *key, int64_t *out);
+int mp_get_bool(const msgpack_object *map, const char *key, bool *out);
+/** The value must be a map; *out points to it. */
+int mp_get_map(const msgpack_object *map, const char *key,
+    const msgpack_object **out);
+int mp_get_array(const msgpack_object *map, const char *key,
+    const msgpack_object **out);
+
+/** True if o is a str equal to s. */
+bool mp_str_eq(const msgpack_object *o, const char *s);
+/** malloc'ed NUL-terminated copy of a str object; NULL if not a str / OOM. */
+char *mp_strdup(const msgpack_object *o);
+
+/** Pack a NUL-terminated C string (nil if s is NULL). */
+void mp_pack_cstr(msgpack_packer *pk, const char *s);
+void mp_pack_strn(msgpack_packer *pk, const char *s, size_t len);
+/** Pack key (cstr) then value. */
+void mp_pack_kv_str(msgpack_packer *pk, const char *key, const char *val);
+void mp_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t val);
+void mp_pack_kv_i64(msgpack_packer *pk, const char *key, int64_t val);
+void mp_pack_kv_bool(msgpack_packer *pk, const char *key, bool val);
+
+/*
+ * Wire envelope. Every reply is a map {"v":1,"ok":true,...} or
+ * {"v":1,"ok":false,"code":N,"error":"ENAME","message":"..."}.
+ * mp_reply_ok packs the header of an ok map with n_extra more pairs to follow.
+ */
+#define SL_PROTOCOL_VERSION 1
+void mp_reply_ok(msgpack_packer *pk, size_t n_extra);
+void mp_reply_err(msgpack_packer *pk, int code, const char *message);
+
+#endif

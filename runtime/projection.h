@@ -1,0 +1,59 @@
+/*
+ * Projection processors: one thread per (tenant, projection). It reads the
+ * log from its checkpoint, picks the events its selectors name for its
+ * tenant, finds each event's key, loads the state (or the initial state),
+ * calls the plugin, and writes the new state together with the checkpoint in
+ * one read-model transaction (many events per transaction while catching up).
+ * It waits on the store's head when caught up, never polling with a sleep.
+ */
+#ifndef SL_PROJECTION_H
+#define SL_PROJECTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "plugins.h"
+#include "readmodels.h"
+#include "store.h"
+
+typedef struct processor processor;
+
+typedef enum proc_state {
+	PROC_STARTING,
+	PROC_CATCHING_UP,
+	PROC_LIVE,
+	PROC_FAILING, /* waiting to retry after a failure */
+	PROC_STOPPED,
+} proc_state;
+
+typedef struct proc_status {
+	const char *tenant;       /* borrowed */
+	const proj_def *def;      /* borrowed */
+	proc_state state;
+	uint64_t position;        /* checkpoint: next position to handle */
+	uint64_t events_handled;  /* since start */
+	uint32_t attempts;        /* failed attempts on the current event */
+	char reason[256];         /* last failure reason, "" if none */
+	int64_t next_retry_ns;    /* when FAILING */
+} proc_status;
+
+const char *proc_state_name(proc_state s);
+
+/**
+ * Compute the read model key of an event for a projection.
+ * @return SL_OK with the key in buf; SL_ENOTFOUND if no selector matches the
+ * event type (not selected); SL_EINVAL with a reason in buf when the key
+ * cannot be found (missing or non-scalar property).
+ */
+int proc_key(const proj_def *def, const ev_view *ev, char *buf, size_t len);
+
+/** Start a processor thread. batch = max events per transaction. */
+int proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
+    uint32_t batch, processor **out);
+/** Stop the thread (finishing the current transaction) and free. */
+void proc_stop(processor *p);
+void proc_get_status(processor *p, proc_status *out);
+
+#endif

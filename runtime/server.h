@@ -1,0 +1,27 @@
+/*
+ * The req/rep API server: an NNG rep socket with a pool of contexts, each
+ * receiving a request, handing it to api_handle, and sending the reply.
+ */
+#ifndef SL_SERVER_H
+#define SL_SERVER_H
+
+#include <stddef.h>
+
+typedef struct runtime runtime;
+typedef struct server server;
+typedef struct api_call api_call;
+
+/** Listen on rt->cfg->api_url with rt->cfg->api_workers contexts. */
+int server_start(runtime *rt, server **out);
+void server_stop(server *srv);
+
+/**
+ * Send the reply for a call (bytes are copied). Must be called exactly once
+ * per call, from any thread, possibly after api_handle returned.
+ */
+void api_reply(api_call *call, const void *data, size_t len);
+
+/** Handle one request (implemented in api.c); data valid until api_reply. */
+void api_handle(runtime *rt, api_call *call, const void *data, size_t len);
+
+#endif
