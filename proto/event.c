@@ -1,0 +1,406 @@
+/*
+ * The event codec: the stored record in the log (a msgpack array, position
+ * is the LMDB key), the wire form of a committed event (a named map), and
+ * parsing of a new event from a commit request with its defaults and limits.
+ */
+#include "event.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <uuid/uuid.h>
+
+#include <sluice/errors.h>
+
+#include "mp.h"
+
+/* Number of fields in the stored array; a record with another count is
+ * corrupt (a new field would come with a new count and a decoder for it). */
+#define EV_FIELDS 12
+
+int
+ev_encode(msgpack_packer *pk, const char *tenant, size_t tenant_len,
+    const char *stream, size_t stream_len, uint64_t revision, const ev_new *e)
+{
+	char idtext[37];
+
+	if (e == NULL || e->content == NULL
+	    || e->content->type != MSGPACK_OBJECT_MAP || e->type == NULL
+	    || (e->metadata != NULL
+	        && e->metadata->type != MSGPACK_OBJECT_MAP))
+		return SL_EINVAL;
+	msgpack_pack_array(pk, EV_FIELDS);
+	mp_pack_strn(pk, tenant, tenant_len);
+	mp_pack_strn(pk, stream, stream_len);
+	msgpack_pack_uint64(pk, revision);
+	msgpack_pack_bin(pk, 16);
+	msgpack_pack_bin_body(pk, e->id, 16);
+	mp_pack_strn(pk, e->type, e->type_len);
+	msgpack_pack_uint32(pk, e->generation);
+	msgpack_pack_int64(pk, e->occurred_ns);
+	/* A NULL correlation id means the default: the event's own id. */
+	if (e->correlation_id == NULL) {
+		ev_uuid_text(e->id, idtext);
+		mp_pack_strn(pk, idtext, 36);
+	} else {
+		mp_pack_strn(pk, e->correlation_id, e->correlation_len);
+	}
+	if (e->causation_id == NULL)
+		mp_pack_strn(pk, "", 0);
+	else
+		mp_pack_strn(pk, e->causation_id, e->causation_len);
+	if (e->is_public)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	if (e->metadata == NULL)
+		msgpack_pack_map(pk, 0);
+	else
+		msgpack_pack_object(pk, *e->metadata);
+	msgpack_pack_object(pk, *e->content);
+	return SL_OK;
+}
+
+/* NUL-terminated copy of a str object in the zone; NULL if not a str. */
+static const char *
+ev_zone_str(msgpack_zone *zone, const msgpack_object *o)
+{
+	char *s;
+
+	if (o->type != MSGPACK_OBJECT_STR)
+		return NULL;
+	s = msgpack_zone_malloc(zone, o->via.str.size + 1);
+	if (s == NULL)
+		return NULL;
+	if (o->via.str.size > 0)
+		memcpy(s, o->via.str.ptr, o->via.str.size);
+	s[o->via.str.size] = '\0';
+	return s;
+}
+
+int
+ev_decode(const void *data, size_t len, uint64_t position, msgpack_zone *zone,
+    ev_view *out)
+{
+	msgpack_object        root;
+	const msgpack_object *f;
+	size_t                off = 0;
+	msgpack_unpack_return ur;
+
+	ur = msgpack_unpack(data, len, &off, zone, &root);
+	if (ur != MSGPACK_UNPACK_SUCCESS || root.type != MSGPACK_OBJECT_ARRAY
+	    || root.via.array.size != EV_FIELDS)
+		return SL_EPROTO;
+	f = root.via.array.ptr;
+	if (f[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER
+	    || f[3].type != MSGPACK_OBJECT_BIN || f[3].via.bin.size != 16
+	    || f[5].type != MSGPACK_OBJECT_POSITIVE_INTEGER
+	    || f[5].via.u64 > UINT32_MAX
+	    || (f[6].type != MSGPACK_OBJECT_POSITIVE_INTEGER
+	        && f[6].type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+	    || (f[6].type == MSGPACK_OBJECT_POSITIVE_INTEGER
+	        && f[6].via.u64 > (uint64_t) INT64_MAX)
+	    || f[9].type != MSGPACK_OBJECT_BOOLEAN
+	    || f[10].type != MSGPACK_OBJECT_MAP
+	    || f[11].type != MSGPACK_OBJECT_MAP)
+		return SL_EPROTO;
+
+	memset(out, 0, sizeof(*out));
+	out->position       = position;
+	out->tenant         = ev_zone_str(zone, &f[0]);
+	out->stream         = ev_zone_str(zone, &f[1]);
+	out->type           = ev_zone_str(zone, &f[4]);
+	out->correlation_id = ev_zone_str(zone, &f[7]);
+	out->causation_id   = ev_zone_str(zone, &f[8]);
+	if (out->tenant == NULL || out->stream == NULL || out->type == NULL
+	    || out->correlation_id == NULL || out->causation_id == NULL)
+		return SL_EPROTO;
+	out->revision = f[2].via.u64;
+	memcpy(out->id, f[3].via.bin.ptr, 16);
+	ev_uuid_text(out->id, out->id_text);
+	out->generation  = (uint32_t) f[5].via.u64;
+	out->occurred_ns = f[6].type == MSGPACK_OBJECT_POSITIVE_INTEGER
+	    ? (int64_t) f[6].via.u64
+	    : f[6].via.i64;
+	out->is_public   = f[9].via.boolean;
+	out->metadata    = f[10];
+	out->content     = f[11];
+	return SL_OK;
+}
+
+void
+ev_pack_wire(msgpack_packer *pk, const ev_view *ev)
+{
+	msgpack_pack_map(pk, 13);
+	mp_pack_kv_u64(pk, "position", ev->position);
+	mp_pack_kv_str(pk, "tenant", ev->tenant);
+	mp_pack_kv_str(pk, "stream", ev->stream);
+	mp_pack_kv_u64(pk, "revision", ev->revision);
+	mp_pack_kv_str(pk, "id", ev->id_text);
+	mp_pack_kv_str(pk, "type", ev->type);
+	mp_pack_kv_u64(pk, "generation", ev->generation);
+	mp_pack_kv_i64(pk, "occurred", ev->occurred_ns);
+	mp_pack_kv_str(pk, "correlation_id", ev->correlation_id);
+	mp_pack_kv_str(pk, "causation_id", ev->causation_id);
+	mp_pack_kv_bool(pk, "public", ev->is_public);
+	mp_pack_cstr(pk, "metadata");
+	msgpack_pack_object(pk, ev->metadata);
+	mp_pack_cstr(pk, "content");
+	msgpack_pack_object(pk, ev->content);
+}
+
+/* Exact msgpack-encoded size of an object (as msgpack_pack_object writes
+ * it), so the event size limit is the real size, not a guess. */
+static size_t
+ev_mp_size(const msgpack_object *o)
+{
+	size_t n;
+
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+	case MSGPACK_OBJECT_BOOLEAN:
+		return 1;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		return o->via.u64 < 128        ? 1
+		    : o->via.u64 < 256         ? 2
+		    : o->via.u64 < 65536       ? 3
+		    : o->via.u64 <= UINT32_MAX ? 5
+		                               : 9;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return o->via.i64 >= -32      ? 1
+		    : o->via.i64 >= -128      ? 2
+		    : o->via.i64 >= -32768    ? 3
+		    : o->via.i64 >= INT32_MIN ? 5
+		                              : 9;
+	case MSGPACK_OBJECT_FLOAT32:
+		return 5;
+	case MSGPACK_OBJECT_FLOAT64:
+		return 9;
+	case MSGPACK_OBJECT_STR:
+		n = o->via.str.size;
+		return n + (n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5);
+	case MSGPACK_OBJECT_BIN:
+		n = o->via.bin.size;
+		return n + (n < 256 ? 2 : n < 65536 ? 3 : 5);
+	case MSGPACK_OBJECT_EXT:
+		n = o->via.ext.size;
+		if (n == 1 || n == 2 || n == 4 || n == 8 || n == 16)
+			return n + 2;
+		return n + (n < 256 ? 3 : n < 65536 ? 4 : 6);
+	case MSGPACK_OBJECT_ARRAY:
+		n = o->via.array.size < 16      ? 1
+		    : o->via.array.size < 65536 ? 3
+		                                : 5;
+		for (uint32_t i = 0; i < o->via.array.size; i++)
+			n += ev_mp_size(&o->via.array.ptr[i]);
+		return n;
+	case MSGPACK_OBJECT_MAP:
+		n = o->via.map.size < 16 ? 1 : o->via.map.size < 65536 ? 3 : 5;
+		for (uint32_t i = 0; i < o->via.map.size; i++)
+			n += ev_mp_size(&o->via.map.ptr[i].key)
+			    + ev_mp_size(&o->via.map.ptr[i].val);
+		return n;
+	}
+	return 9;
+}
+
+static int ev_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+ev_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+/* An optional id-like string field: wrong type is SL_EPROTO, over
+ * SL_MAX_ID_LEN is SL_ETOOBIG. Absent leaves *s untouched. */
+static int
+ev_opt_id(const msgpack_object *o, const char *key, const char **s,
+    size_t *len, char *err, size_t errlen)
+{
+	const char *p;
+	size_t      n;
+	int         rc = mp_get_str(o, key, &p, &n);
+
+	if (rc == SL_ENOTFOUND)
+		return SL_OK;
+	if (rc != SL_OK)
+		return ev_fail(err, errlen, SL_EPROTO,
+		    "field '%s' must be a string", key);
+	if (n > SL_MAX_ID_LEN)
+		return ev_fail(err, errlen, SL_ETOOBIG,
+		    "field '%s' is %zu bytes (limit %d)", key, n,
+		    SL_MAX_ID_LEN);
+	*s   = p;
+	*len = n;
+	return SL_OK;
+}
+
+/*
+ * Error codes: a missing required field or a bad value is SL_EINVAL, a field
+ * of the wrong msgpack type (or a non-map event) is SL_EPROTO, a size over a
+ * limit is SL_ETOOBIG. A defaulted correlation id is left NULL: ev_encode
+ * stores the event id in its place, since ev_new has no room for its text.
+ */
+int
+ev_parse_new(const msgpack_object *o, ev_new *out, char *err, size_t errlen)
+{
+	const msgpack_object *v;
+	uint64_t              u;
+	size_t                size;
+	int                   rc;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (o == NULL || o->type != MSGPACK_OBJECT_MAP)
+		return ev_fail(err, errlen, SL_EPROTO, "event must be a map");
+
+	/* type: required, non-empty string */
+	v = mp_get(o, "type");
+	if (v == NULL)
+		return ev_fail(
+		    err, errlen, SL_EINVAL, "field 'type' is missing");
+	if (v->type != MSGPACK_OBJECT_STR)
+		return ev_fail(
+		    err, errlen, SL_EPROTO, "field 'type' must be a string");
+	if (v->via.str.size == 0)
+		return ev_fail(
+		    err, errlen, SL_EINVAL, "field 'type' must not be empty");
+	if (v->via.str.size > SL_MAX_ID_LEN)
+		return ev_fail(err, errlen, SL_ETOOBIG,
+		    "field 'type' is %u bytes (limit %d)", v->via.str.size,
+		    SL_MAX_ID_LEN);
+	out->type     = v->via.str.ptr;
+	out->type_len = v->via.str.size;
+
+	/* content: required map */
+	v = mp_get(o, "content");
+	if (v == NULL)
+		return ev_fail(
+		    err, errlen, SL_EINVAL, "field 'content' is missing");
+	if (v->type != MSGPACK_OBJECT_MAP)
+		return ev_fail(
+		    err, errlen, SL_EPROTO, "field 'content' must be a map");
+	out->content = v;
+
+	/* metadata: optional map (nil = none) */
+	v = mp_get(o, "metadata");
+	if (v != NULL && v->type != MSGPACK_OBJECT_NIL) {
+		if (v->type != MSGPACK_OBJECT_MAP)
+			return ev_fail(err, errlen, SL_EPROTO,
+			    "field 'metadata' must be a map");
+		out->metadata = v;
+	}
+
+	/* generation: optional u32, from 1 */
+	out->generation = 1;
+	rc              = mp_get_u64(o, "generation", &u);
+	if (rc == SL_EPROTO)
+		return ev_fail(err, errlen, SL_EPROTO,
+		    "field 'generation' must be a non-negative integer");
+	if (rc == SL_OK) {
+		if (u == 0 || u > UINT32_MAX)
+			return ev_fail(err, errlen, SL_EINVAL,
+			    "field 'generation' is %" PRIu64
+			    " (must be 1 .. %" PRIu32 ")",
+			    u, UINT32_MAX);
+		out->generation = (uint32_t) u;
+	}
+
+	/* id: optional UUID text or 16-byte bin; generated otherwise */
+	v = mp_get(o, "id");
+	if (v == NULL || v->type == MSGPACK_OBJECT_NIL) {
+		ev_uuid_generate(out->id);
+	} else if (v->type == MSGPACK_OBJECT_STR) {
+		if (ev_uuid_parse(v->via.str.ptr, v->via.str.size, out->id)
+		    != SL_OK)
+			return ev_fail(err, errlen, SL_EINVAL,
+			    "field 'id' is not a UUID");
+	} else if (v->type == MSGPACK_OBJECT_BIN && v->via.bin.size == 16) {
+		memcpy(out->id, v->via.bin.ptr, 16);
+	} else {
+		return ev_fail(err, errlen, SL_EPROTO,
+		    "field 'id' must be a UUID string");
+	}
+
+	/* occurred: optional i64 ns since the epoch; default now */
+	rc = mp_get_i64(o, "occurred", &out->occurred_ns);
+	if (rc == SL_EPROTO)
+		return ev_fail(err, errlen, SL_EPROTO,
+		    "field 'occurred' must be an integer (ns since the "
+		    "epoch)");
+	if (rc == SL_ENOTFOUND)
+		out->occurred_ns = ev_now_ns();
+
+	rc = ev_opt_id(o, "correlation_id", &out->correlation_id,
+	    &out->correlation_len, err, errlen);
+	if (rc != SL_OK)
+		return rc;
+	out->causation_id  = "";
+	out->causation_len = 0;
+	rc                 = ev_opt_id(o, "causation_id", &out->causation_id,
+	                    &out->causation_len, err, errlen);
+	if (rc != SL_OK)
+		return rc;
+
+	rc = mp_get_bool(o, "public", &out->is_public);
+	if (rc == SL_EPROTO)
+		return ev_fail(err, errlen, SL_EPROTO,
+		    "field 'public' must be a boolean");
+
+	size = ev_mp_size(out->content)
+	    + (out->metadata != NULL ? ev_mp_size(out->metadata) : 1);
+	if (size > SL_MAX_EVENT_BYTES)
+		return ev_fail(err, errlen, SL_ETOOBIG,
+		    "content and metadata take %zu bytes (limit %u)", size,
+		    SL_MAX_EVENT_BYTES);
+	return SL_OK;
+}
+
+void
+ev_uuid_generate(uint8_t id[16])
+{
+	uuid_generate(id);
+}
+
+void
+ev_uuid_text(const uint8_t id[16], char out[37])
+{
+	uuid_unparse_lower(id, out);
+}
+
+int
+ev_uuid_parse(const char *text, size_t len, uint8_t id[16])
+{
+	char buf[37];
+
+	/* uuid_parse wants a NUL-terminated string of exactly 36 chars. */
+	if (text == NULL || len != 36)
+		return SL_EINVAL;
+	memcpy(buf, text, 36);
+	buf[36] = '\0';
+	if (memchr(buf, '\0', 36) != NULL || uuid_parse(buf, id) != 0)
+		return SL_EINVAL;
+	return SL_OK;
+}
+
+int64_t
+ev_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}

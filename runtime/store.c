@@ -1,0 +1,792 @@
+/*
+ * The event log (see store.h): an LMDB environment written by one writer
+ * thread that group-commits every queued commit in one write transaction,
+ * and read by scans in short read transactions on the callers' threads.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <sluice/errors.h>
+
+#include "log.h"
+
+/* Most commits taken into one write transaction: bounds the transaction's
+ * dirty pages and the latency of the first commit in a long queue. */
+#define STORE_GROUP_MAX        4096
+#define STORE_MAX_READERS      512
+#define STORE_MAX_DBS          4
+#define STORE_DEFAULT_MAP_SIZE ((size_t) 1 << 30)
+/* Longest "streams" key: tenant \0 stream \0 rev(be64). */
+#define STORE_KEY_MAX (2 * SL_MAX_ID_LEN + 2 + 8)
+
+struct store {
+	MDB_env *env;
+	MDB_dbi  db_log;
+	MDB_dbi  db_streams;
+	MDB_dbi  db_heads;
+	size_t   max_key; /* mdb_env_get_maxkeysize() */
+
+	pthread_mutex_t mu;
+	pthread_cond_t  work_cv; /* writer: queue not empty or closing */
+	pthread_cond_t  head_cv; /* store_wait: next_pos moved or wake */
+	pthread_cond_t  done_cv; /* store_commit_wait: a commit finished */
+	store_commit   *q_head;  /* queue, protected by mu */
+	store_commit   *q_tail;
+	bool            closing;
+	uint64_t        next_pos;  /* published position, under mu */
+	uint64_t        txn_count; /* committed write txns, under mu */
+	uint64_t        wake_gen;  /* bumped by store_wake_all */
+
+	pthread_t       writer;
+	msgpack_sbuffer enc; /* writer only: encoding buffer */
+};
+
+static void
+store_put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t) v;
+		v >>= 8;
+	}
+}
+
+static uint64_t
+store_get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* LMDB result to sl_err: a full map is its own code so that an operator
+ * knows to raise map_size; other engine failures are SL_ESTORAGE. */
+static int
+store_map_err(int mrc)
+{
+	switch (mrc) {
+	case MDB_SUCCESS:
+		return SL_OK;
+	case MDB_MAP_FULL:
+		return SL_EFULL;
+	case ENOMEM:
+		return SL_ENOMEM;
+	default:
+		return SL_ESTORAGE;
+	}
+}
+
+static int store_fail(store_commit *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+store_fail(store_commit *c, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->rc = code;
+	va_start(ap, fmt);
+	vsnprintf(c->message, sizeof(c->message), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* Build the "heads" key (tenant \0 stream); returns its length. The
+ * "streams" keys are this plus \0 and the revision. */
+static size_t
+store_head_key(uint8_t *buf, const char *tenant, size_t tenant_len,
+    const char *stream, size_t stream_len)
+{
+	memcpy(buf, tenant, tenant_len);
+	buf[tenant_len] = 0;
+	memcpy(buf + tenant_len + 1, stream, stream_len);
+	return tenant_len + 1 + stream_len;
+}
+
+/* An id usable in the index keys: 1..SL_MAX_ID_LEN bytes, no NUL (the
+ * separator). */
+static bool
+store_id_ok(const char *id, size_t len)
+{
+	return id != NULL && len > 0 && len <= SL_MAX_ID_LEN
+	    && memchr(id, '\0', len) == NULL;
+}
+
+/*
+ * Write one commit inside the group transaction `parent`, in a nested
+ * transaction of its own. Why nested: a commit that fails half way (map
+ * full after some events were put) must leave no trace while the commits
+ * before it in the group stay written; aborting the child restores the
+ * parent exactly, which is simpler and cheaper than aborting and replaying
+ * the whole group. The child also sees the earlier commits of the group,
+ * so their new heads count in this commit's revision check.
+ * On success advances *pos and fills the commit's results.
+ */
+static void
+store_write_one(store *s, MDB_txn *parent, store_commit *c, uint64_t *pos)
+{
+	uint8_t  key[STORE_KEY_MAX];
+	uint8_t  pkey[8], pval[8], hval[8];
+	size_t   hlen;
+	MDB_txn *txn = NULL;
+	MDB_val  k, v;
+	uint64_t next_rev = 0;
+	int      mrc, rc;
+
+	if (!store_id_ok(c->tenant, c->tenant_len)
+	    || !store_id_ok(c->stream, c->stream_len)) {
+		store_fail(c, SL_EINVAL,
+		    "tenant and stream ids must be 1..%d bytes without NUL",
+		    SL_MAX_ID_LEN);
+		return;
+	}
+	if (c->tenant_len + c->stream_len + 10 > s->max_key) {
+		store_fail(c, SL_EINVAL,
+		    "tenant and stream ids take %zu bytes together (limit "
+		    "%zu)",
+		    c->tenant_len + c->stream_len, s->max_key - 10);
+		return;
+	}
+	hlen = store_head_key(
+	    key, c->tenant, c->tenant_len, c->stream, c->stream_len);
+
+	mrc = mdb_txn_begin(s->env, parent, 0, &txn);
+	if (mrc != MDB_SUCCESS) {
+		store_fail(c, store_map_err(mrc), "lmdb: begin nested txn: %s",
+		    mdb_strerror(mrc));
+		return;
+	}
+	k.mv_data = key;
+	k.mv_size = hlen;
+	mrc       = mdb_get(txn, s->db_heads, &k, &v);
+	if (mrc == MDB_SUCCESS && v.mv_size == 8) {
+		next_rev = store_get_be64(v.mv_data);
+	} else if (mrc != MDB_NOTFOUND) {
+		store_fail(c, SL_ESTORAGE, "lmdb: read stream head: %s",
+		    mrc == MDB_SUCCESS ? "corrupt value" : mdb_strerror(mrc));
+		goto abort;
+	}
+
+	/* Expected revision: the revision of the stream's last event. */
+	if (c->expected != STORE_EXPECT_ANY
+	    && ((c->expected == STORE_EXPECT_NO_STREAM && next_rev != 0)
+	        || (c->expected != STORE_EXPECT_NO_STREAM
+	            && (next_rev == 0 || c->expected != next_rev - 1)))) {
+		c->stream_revision
+		    = next_rev == 0 ? STORE_EXPECT_NO_STREAM : next_rev - 1;
+		if (next_rev == 0)
+			store_fail(c, SL_EREVISION,
+			    "stream '%.*s' has no events", (int) c->stream_len,
+			    c->stream);
+		else
+			store_fail(c, SL_EREVISION,
+			    "stream '%.*s' is at revision %" PRIu64,
+			    (int) c->stream_len, c->stream, next_rev - 1);
+		goto abort;
+	}
+
+	key[hlen] = 0;
+	for (size_t i = 0; i < c->n_events; i++) {
+		msgpack_packer pk;
+
+		msgpack_sbuffer_clear(&s->enc);
+		msgpack_packer_init(&pk, &s->enc, msgpack_sbuffer_write);
+		rc = ev_encode(&pk, c->tenant, c->tenant_len, c->stream,
+		    c->stream_len, next_rev + i, &c->events[i]);
+		if (rc != SL_OK) {
+			store_fail(c, rc, "events[%zu] cannot be encoded", i);
+			goto abort;
+		}
+		store_put_be64(pkey, *pos + i);
+		k.mv_data = pkey;
+		k.mv_size = 8;
+		v.mv_data = s->enc.data;
+		v.mv_size = s->enc.size;
+		/* Positions only grow, so APPEND: no page splits in the
+		 * middle, and a duplicate position fails loudly. */
+		mrc = mdb_put(txn, s->db_log, &k, &v, MDB_APPEND);
+		if (mrc != MDB_SUCCESS)
+			goto lmdb_fail;
+
+		store_put_be64(key + hlen + 1, next_rev + i);
+		store_put_be64(pval, *pos + i);
+		k.mv_data = key;
+		k.mv_size = hlen + 1 + 8;
+		v.mv_data = pval;
+		v.mv_size = 8;
+		mrc       = mdb_put(txn, s->db_streams, &k, &v, 0);
+		if (mrc != MDB_SUCCESS)
+			goto lmdb_fail;
+	}
+	store_put_be64(hval, next_rev + c->n_events);
+	k.mv_data = key;
+	k.mv_size = hlen;
+	v.mv_data = hval;
+	v.mv_size = 8;
+	mrc       = mdb_put(txn, s->db_heads, &k, &v, 0);
+	if (mrc != MDB_SUCCESS)
+		goto lmdb_fail;
+	mrc = mdb_txn_commit(txn); /* into the parent; frees txn */
+	txn = NULL;
+	if (mrc != MDB_SUCCESS)
+		goto lmdb_fail;
+
+	c->rc             = SL_OK;
+	c->first_position = *pos;
+	c->first_revision = next_rev;
+	*pos += c->n_events;
+	return;
+
+lmdb_fail:
+	store_fail(c, store_map_err(mrc), "lmdb: %s", mdb_strerror(mrc));
+abort:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+}
+
+/* Write one group and acknowledge it. Commits are linked by ->next. */
+static void
+store_write_group(store *s, store_commit *group)
+{
+	MDB_txn      *txn;
+	store_commit *c, *next;
+	uint64_t      pos, start;
+	size_t        n_ok = 0;
+	int           mrc;
+
+	pthread_mutex_lock(&s->mu);
+	start = s->next_pos;
+	pthread_mutex_unlock(&s->mu);
+	pos = start;
+
+	mrc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (mrc != MDB_SUCCESS) {
+		log_error("store", "begin write txn: %s", mdb_strerror(mrc));
+		for (c = group; c != NULL; c = c->next)
+			store_fail(c, store_map_err(mrc), "lmdb: begin: %s",
+			    mdb_strerror(mrc));
+		txn = NULL;
+	}
+	for (c = group; txn != NULL && c != NULL; c = c->next) {
+		store_write_one(s, txn, c, &pos);
+		if (c->rc == SL_OK)
+			n_ok++;
+	}
+	if (txn != NULL && n_ok == 0) {
+		mdb_txn_abort(txn); /* every commit refused: nothing to sync */
+	} else if (txn != NULL) {
+		/* Durable here unless the env was opened with MDB_NOSYNC. */
+		mrc = mdb_txn_commit(txn);
+		if (mrc != MDB_SUCCESS) {
+			log_error("store", "commit of %zu commits failed: %s",
+			    n_ok, mdb_strerror(mrc));
+			for (c = group; c != NULL; c = c->next)
+				if (c->rc == SL_OK)
+					store_fail(c, store_map_err(mrc),
+					    "lmdb: commit: %s",
+					    mdb_strerror(mrc));
+			pos = start;
+		} else {
+			pthread_mutex_lock(&s->mu);
+			s->next_pos = pos;
+			s->txn_count++;
+			pthread_cond_broadcast(&s->head_cv);
+			pthread_mutex_unlock(&s->mu);
+		}
+	}
+
+	/* Acknowledge only now that the head is published: a client that
+	 * reads right after its ack sees its events. done() may free c. */
+	for (c = group; c != NULL; c = next) {
+		next    = c->next;
+		c->next = NULL;
+		if (c->done != NULL)
+			c->done(c, c->arg);
+	}
+}
+
+static void *
+store_writer_main(void *arg)
+{
+	store *s = arg;
+
+	for (;;) {
+		store_commit *group, *last;
+		size_t        n;
+
+		pthread_mutex_lock(&s->mu);
+		while (s->q_head == NULL && !s->closing)
+			pthread_cond_wait(&s->work_cv, &s->mu);
+		if (s->q_head == NULL) { /* closing and drained */
+			pthread_mutex_unlock(&s->mu);
+			break;
+		}
+		group = last = s->q_head;
+		for (n = 1; n < STORE_GROUP_MAX && last->next != NULL; n++)
+			last = last->next;
+		s->q_head  = last->next;
+		last->next = NULL;
+		if (s->q_head == NULL)
+			s->q_tail = NULL;
+		pthread_mutex_unlock(&s->mu);
+
+		store_write_group(s, group);
+	}
+	return NULL;
+}
+
+/* Open the three databases and find the log's next position. */
+static int
+store_init_dbs(store *s)
+{
+	MDB_txn    *txn;
+	MDB_cursor *cur;
+	MDB_val     k, v;
+	int         mrc;
+
+	mrc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (mrc != MDB_SUCCESS)
+		goto fail;
+	if ((mrc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->db_log)) != 0
+	    || (mrc = mdb_dbi_open(txn, "streams", MDB_CREATE, &s->db_streams))
+	        != 0
+	    || (mrc = mdb_dbi_open(txn, "heads", MDB_CREATE, &s->db_heads))
+	        != 0
+	    || (mrc = mdb_cursor_open(txn, s->db_log, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		goto fail;
+	}
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	mdb_cursor_close(cur);
+	if (mrc == MDB_SUCCESS && k.mv_size == 8) {
+		s->next_pos = store_get_be64(k.mv_data) + 1;
+	} else if (mrc == MDB_NOTFOUND) {
+		s->next_pos = 0;
+	} else {
+		mdb_txn_abort(txn);
+		if (mrc == MDB_SUCCESS) {
+			log_error(
+			    "store", "corrupt log key (%zu bytes)", k.mv_size);
+			return SL_ESTORAGE;
+		}
+		goto fail;
+	}
+	mrc = mdb_txn_commit(txn);
+	if (mrc == MDB_SUCCESS)
+		return SL_OK;
+fail:
+	log_error("store", "open databases: %s", mdb_strerror(mrc));
+	return mrc == ENOMEM ? SL_ENOMEM : SL_ESTORAGE;
+}
+
+int
+store_open(const char *path, size_t map_size, bool sync, store **out)
+{
+	store             *s;
+	pthread_condattr_t ca;
+	unsigned int       flags = MDB_NOTLS;
+	int                mrc, rc, dead = 0;
+
+	*out = NULL;
+	if (path == NULL)
+		return SL_EINVAL;
+	if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+		log_error("store", "mkdir %s: %s", path, strerror(errno));
+		return SL_ESTORAGE;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return SL_ENOMEM;
+	msgpack_sbuffer_init(&s->enc);
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_condattr_init(&ca);
+	/* store_wait's timeout must not jump with the wall clock. */
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->head_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&s->work_cv, NULL);
+	pthread_cond_init(&s->done_cv, NULL);
+
+	if (!sync)
+		flags |= MDB_NOSYNC;
+	if ((mrc = mdb_env_create(&s->env)) != MDB_SUCCESS) {
+		s->env = NULL;
+		goto lmdb_fail;
+	}
+	if ((mrc = mdb_env_set_maxdbs(s->env, STORE_MAX_DBS)) != 0
+	    || (mrc = mdb_env_set_maxreaders(s->env, STORE_MAX_READERS)) != 0
+	    || (mrc = mdb_env_set_mapsize(
+	            s->env, map_size != 0 ? map_size : STORE_DEFAULT_MAP_SIZE))
+	        != 0
+	    || (mrc = mdb_env_open(s->env, path, flags, 0644)) != 0)
+		goto lmdb_fail;
+	/* Free reader slots left by processes that died holding them. */
+	mdb_reader_check(s->env, &dead);
+	if (dead > 0)
+		log_warn("store", "cleared %d stale reader slots", dead);
+	s->max_key = (size_t) mdb_env_get_maxkeysize(s->env);
+
+	if ((rc = store_init_dbs(s)) != SL_OK)
+		goto fail;
+	if (pthread_create(&s->writer, NULL, store_writer_main, s) != 0) {
+		log_error("store", "cannot start the writer thread");
+		rc = SL_ENOMEM;
+		goto fail;
+	}
+	log_info("store", "opened %s at position %" PRIu64 "%s", path,
+	    s->next_pos, sync ? "" : " (sync off)");
+	*out = s;
+	return SL_OK;
+
+lmdb_fail:
+	log_error("store", "open %s: %s", path, mdb_strerror(mrc));
+	rc = mrc == ENOMEM ? SL_ENOMEM : SL_ESTORAGE;
+fail:
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	pthread_cond_destroy(&s->head_cv);
+	pthread_cond_destroy(&s->work_cv);
+	pthread_cond_destroy(&s->done_cv);
+	pthread_mutex_destroy(&s->mu);
+	msgpack_sbuffer_destroy(&s->enc);
+	free(s);
+	return rc;
+}
+
+void
+store_close(store *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->closing = true;
+	pthread_cond_broadcast(&s->work_cv);
+	pthread_cond_broadcast(&s->head_cv);
+	pthread_mutex_unlock(&s->mu);
+	/* The writer drains the queue before it exits. */
+	pthread_join(s->writer, NULL);
+
+	mdb_env_close(s->env);
+	pthread_cond_destroy(&s->head_cv);
+	pthread_cond_destroy(&s->work_cv);
+	pthread_cond_destroy(&s->done_cv);
+	pthread_mutex_destroy(&s->mu);
+	msgpack_sbuffer_destroy(&s->enc);
+	free(s);
+}
+
+int
+store_submit(store *s, store_commit *c)
+{
+	if (s == NULL || c == NULL || c->n_events == 0 || c->events == NULL)
+		return SL_EINVAL;
+	c->rc              = SL_OK;
+	c->first_position  = 0;
+	c->first_revision  = 0;
+	c->stream_revision = 0;
+	c->message[0]      = '\0';
+	c->next            = NULL;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->closing) {
+		pthread_mutex_unlock(&s->mu);
+		return SL_ECLOSED;
+	}
+	if (s->q_tail != NULL)
+		s->q_tail->next = c;
+	else
+		s->q_head = c;
+	s->q_tail = c;
+	pthread_cond_signal(&s->work_cv);
+	pthread_mutex_unlock(&s->mu);
+	return SL_OK;
+}
+
+/* store_commit_wait's stand-in done(): runs the caller's own done() (if
+ * any), then wakes the waiter through the store's done_cv, which outlives
+ * the waiter (a per-call cond would be destroyed while being signalled). */
+typedef struct store_waiter {
+	store        *s;
+	store_done_fn user_done;
+	void         *user_arg;
+	bool          finished;
+} store_waiter;
+
+static void
+store_waiter_done(store_commit *c, void *arg)
+{
+	store_waiter *w = arg;
+
+	c->done = w->user_done;
+	c->arg  = w->user_arg;
+	if (c->done != NULL)
+		c->done(c, c->arg);
+	pthread_mutex_lock(&w->s->mu);
+	w->finished = true;
+	pthread_cond_broadcast(&w->s->done_cv);
+	pthread_mutex_unlock(&w->s->mu);
+}
+
+int
+store_commit_wait(store *s, store_commit *c)
+{
+	store_waiter w = { s, c->done, c->arg, false };
+	int          rc;
+
+	c->done = store_waiter_done;
+	c->arg  = &w;
+	rc      = store_submit(s, c);
+	if (rc != SL_OK) {
+		c->done = w.user_done;
+		c->arg  = w.user_arg;
+		c->rc   = rc;
+		return rc;
+	}
+	pthread_mutex_lock(&s->mu);
+	while (!w.finished)
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+	return c->rc;
+}
+
+uint64_t
+store_next_position(store *s)
+{
+	uint64_t pos;
+
+	pthread_mutex_lock(&s->mu);
+	pos = s->next_pos;
+	pthread_mutex_unlock(&s->mu);
+	return pos;
+}
+
+uint64_t
+store_wait(store *s, uint64_t known, int timeout_ms)
+{
+	struct timespec deadline;
+	uint64_t        gen, pos;
+
+	if (timeout_ms >= 0) {
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&s->mu);
+	gen = s->wake_gen;
+	while (s->next_pos <= known && !s->closing && s->wake_gen == gen) {
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&s->head_cv, &s->mu);
+		} else if (pthread_cond_timedwait(
+		               &s->head_cv, &s->mu, &deadline)
+		    == ETIMEDOUT) {
+			break;
+		}
+	}
+	pos = s->next_pos;
+	pthread_mutex_unlock(&s->mu);
+	return pos;
+}
+
+void
+store_wake_all(store *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->wake_gen++;
+	pthread_cond_broadcast(&s->head_cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static int
+store_read_begin(store *s, MDB_txn **txn, const char *what)
+{
+	int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+
+	if (mrc != MDB_SUCCESS) {
+		log_error("store", "%s: begin read txn: %s", what,
+		    mdb_strerror(mrc));
+		return store_map_err(mrc) == SL_ENOMEM ? SL_ENOMEM
+		                                       : SL_ESTORAGE;
+	}
+	return SL_OK;
+}
+
+int
+store_scan(store *s, uint64_t from, size_t max, store_scan_fn fn, void *arg,
+    uint64_t *next)
+{
+	MDB_txn    *txn;
+	MDB_cursor *cur;
+	MDB_val     k, v;
+	uint8_t     key[8];
+	uint64_t    after = from;
+	size_t      n     = 0;
+	int         mrc, rc;
+
+	if (next != NULL)
+		*next = from;
+	if ((rc = store_read_begin(s, &txn, "scan")) != SL_OK)
+		return rc;
+	if ((mrc = mdb_cursor_open(txn, s->db_log, &cur)) != MDB_SUCCESS) {
+		mdb_txn_abort(txn);
+		log_error("store", "scan: cursor: %s", mdb_strerror(mrc));
+		return SL_ESTORAGE;
+	}
+	store_put_be64(key, from);
+	k.mv_data = key;
+	k.mv_size = 8;
+	rc        = SL_OK;
+	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     mrc == MDB_SUCCESS && n < max;
+	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		uint64_t pos;
+
+		if (k.mv_size != 8) {
+			log_error("store", "scan: corrupt log key");
+			rc = SL_ESTORAGE;
+			break;
+		}
+		pos   = store_get_be64(k.mv_data);
+		after = pos + 1;
+		n++;
+		if ((rc = fn(arg, pos, v.mv_data, v.mv_size)) != 0)
+			break;
+	}
+	if (rc == SL_OK && mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND) {
+		log_error("store", "scan: %s", mdb_strerror(mrc));
+		rc = SL_ESTORAGE;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (next != NULL)
+		*next = after;
+	return rc;
+}
+
+int
+store_scan_stream(store *s, const char *tenant, const char *stream,
+    uint64_t from_rev, size_t max, store_scan_fn fn, void *arg)
+{
+	MDB_txn    *txn;
+	MDB_cursor *cur;
+	MDB_val     k, v;
+	uint8_t     key[STORE_KEY_MAX];
+	size_t      tl, sl, plen, n = 0;
+	int         mrc, rc;
+
+	if (tenant == NULL || stream == NULL)
+		return SL_EINVAL;
+	tl = strlen(tenant);
+	sl = strlen(stream);
+	/* Ids that no commit could have written name an unknown stream. */
+	if (!store_id_ok(tenant, tl) || !store_id_ok(stream, sl))
+		return SL_OK;
+	plen          = store_head_key(key, tenant, tl, stream, sl) + 1;
+	key[plen - 1] = 0;
+	if ((rc = store_read_begin(s, &txn, "stream scan")) != SL_OK)
+		return rc;
+	if ((mrc = mdb_cursor_open(txn, s->db_streams, &cur)) != MDB_SUCCESS) {
+		mdb_txn_abort(txn);
+		log_error(
+		    "store", "stream scan: cursor: %s", mdb_strerror(mrc));
+		return SL_ESTORAGE;
+	}
+	store_put_be64(key + plen, from_rev);
+	k.mv_data = key;
+	k.mv_size = plen + 8;
+	rc        = SL_OK;
+	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     mrc == MDB_SUCCESS && n < max;
+	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		MDB_val  lk, lv;
+		uint8_t  pkey[8];
+		uint64_t pos;
+
+		if (k.mv_size != plen + 8 || memcmp(k.mv_data, key, plen) != 0)
+			break; /* past this stream */
+		if (v.mv_size != 8) {
+			log_error("store", "stream scan: corrupt index value");
+			rc = SL_ESTORAGE;
+			break;
+		}
+		pos = store_get_be64(v.mv_data);
+		store_put_be64(pkey, pos);
+		lk.mv_data = pkey;
+		lk.mv_size = 8;
+		mrc        = mdb_get(txn, s->db_log, &lk, &lv);
+		if (mrc != MDB_SUCCESS) {
+			log_error("store",
+			    "stream scan: position %" PRIu64 " missing: %s",
+			    pos, mdb_strerror(mrc));
+			rc = SL_ESTORAGE;
+			break;
+		}
+		n++;
+		if ((rc = fn(arg, pos, lv.mv_data, lv.mv_size)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int
+store_stream_next_revision(
+    store *s, const char *tenant, const char *stream, uint64_t *out)
+{
+	MDB_txn *txn;
+	MDB_val  k, v;
+	uint8_t  key[STORE_KEY_MAX];
+	size_t   tl, sl;
+	int      mrc, rc;
+
+	*out = 0;
+	if (tenant == NULL || stream == NULL)
+		return SL_EINVAL;
+	tl = strlen(tenant);
+	sl = strlen(stream);
+	if (!store_id_ok(tenant, tl) || !store_id_ok(stream, sl))
+		return SL_OK;
+	if ((rc = store_read_begin(s, &txn, "stream head")) != SL_OK)
+		return rc;
+	k.mv_data = key;
+	k.mv_size = store_head_key(key, tenant, tl, stream, sl);
+	mrc       = mdb_get(txn, s->db_heads, &k, &v);
+	if (mrc == MDB_SUCCESS && v.mv_size == 8) {
+		*out = store_get_be64(v.mv_data);
+		rc   = SL_OK;
+	} else if (mrc == MDB_NOTFOUND) {
+		rc = SL_OK;
+	} else {
+		log_error("store", "stream head: %s",
+		    mrc == MDB_SUCCESS ? "corrupt value" : mdb_strerror(mrc));
+		rc = SL_ESTORAGE;
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+uint64_t
+store_txn_count(store *s)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&s->mu);
+	n = s->txn_count;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}

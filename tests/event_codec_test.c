@@ -1,0 +1,433 @@
+/*
+ * The event codec and JSON edges: stored encode/decode round trip of every
+ * field, ev_parse_new defaults and each refusal, the wire form's names, the
+ * reply envelope, and JSON <-> msgpack conversion with error positions.
+ */
+#include <event.h>
+#include <json.h>
+#include <mp.h>
+#include <sluice/errors.h>
+
+#include "testutil.h"
+
+/* A packed buffer plus its unpacked root, freed together. */
+typedef struct packed {
+	msgpack_sbuffer  sb;
+	msgpack_packer   pk;
+	msgpack_unpacked up;
+} packed;
+
+static void
+packed_init(packed *p)
+{
+	msgpack_sbuffer_init(&p->sb);
+	msgpack_packer_init(&p->pk, &p->sb, msgpack_sbuffer_write);
+	msgpack_unpacked_init(&p->up);
+}
+
+static const msgpack_object *
+packed_root(packed *p)
+{
+	size_t off = 0;
+
+	CHECK(msgpack_unpack_next(&p->up, p->sb.data, p->sb.size, &off)
+	    == MSGPACK_UNPACK_SUCCESS);
+	CHECK_EQ(off, p->sb.size);
+	return &p->up.data;
+}
+
+static void
+packed_free(packed *p)
+{
+	msgpack_unpacked_destroy(&p->up);
+	msgpack_sbuffer_destroy(&p->sb);
+}
+
+/* Build a msgpack object from JSON text (tests write events as JSON). */
+static const msgpack_object *
+from_json(packed *p, const char *json)
+{
+	char err[128];
+
+	packed_init(p);
+	CHECK_EQ(json_text_to_mp(json, 0, &p->pk, err, sizeof(err)), SL_OK);
+	return packed_root(p);
+}
+
+static void
+check_json_eq(const msgpack_object *o, const char *json)
+{
+	char   *text = mp_to_json_text(o);
+	json_t *a, *b;
+
+	CHECK(text != NULL);
+	a = json_loads(text, JSON_DECODE_ANY, NULL);
+	b = json_loads(json, JSON_DECODE_ANY, NULL);
+	CHECK(a != NULL && b != NULL);
+	if (!json_equal(a, b)) {
+		fprintf(stderr, "got %s\nwant %s\n", text, json);
+		CHECK(0);
+	}
+	json_decref(a);
+	json_decref(b);
+	free(text);
+}
+
+static void
+test_round_trip(void)
+{
+	const char           *content = "{\"name\":\"Ada\",\"balance\":-12,"
+	                                "\"rate\":0.25,\"tags\":[\"a\",{\"deep\":[1,2,"
+	                                "{\"x\":null}]}],\"ok\":true}";
+	packed                in, st;
+	ev_new                e;
+	ev_view               v;
+	msgpack_zone          zone;
+	char                  err[128];
+	char                  json[1024];
+	const msgpack_object *o;
+
+	snprintf(json, sizeof(json),
+	    "{\"type\":\"AccountOpened\",\"generation\":3,"
+	    "\"id\":\"0f8fad5b-d9cb-469f-a165-70867728950e\","
+	    "\"occurred\":1700000000123456789,\"correlation_id\":\"corr-1\","
+	    "\"causation_id\":\"cause-1\",\"public\":true,"
+	    "\"metadata\":{\"user\":\"u1\"},\"content\":%s}",
+	    content);
+	o = from_json(&in, json);
+	CHECK_EQ(ev_parse_new(o, &e, err, sizeof(err)), SL_OK);
+
+	packed_init(&st);
+	CHECK_EQ(
+	    ev_encode(&st.pk, "tenant-a", 8, "account-456", 11, 7, &e), SL_OK);
+	CHECK(msgpack_zone_init(&zone, 1024));
+	CHECK_EQ(ev_decode(st.sb.data, st.sb.size, 42, &zone, &v), SL_OK);
+	CHECK_EQ(v.position, 42);
+	CHECK_STREQ(v.tenant, "tenant-a");
+	CHECK_STREQ(v.stream, "account-456");
+	CHECK_EQ(v.revision, 7);
+	CHECK_STREQ(v.id_text, "0f8fad5b-d9cb-469f-a165-70867728950e");
+	CHECK(memcmp(v.id, e.id, 16) == 0);
+	CHECK_STREQ(v.type, "AccountOpened");
+	CHECK_EQ(v.generation, 3);
+	CHECK_EQ(v.occurred_ns, 1700000000123456789LL);
+	CHECK_STREQ(v.correlation_id, "corr-1");
+	CHECK_STREQ(v.causation_id, "cause-1");
+	CHECK(v.is_public);
+	check_json_eq(&v.metadata, "{\"user\":\"u1\"}");
+	check_json_eq(&v.content, content);
+
+	/* A truncated or garbled record is refused, not misread. */
+	CHECK_EQ(
+	    ev_decode(st.sb.data, st.sb.size - 1, 0, &zone, &v), SL_EPROTO);
+	CHECK_EQ(ev_decode("\x93\x01\x02\x03", 4, 0, &zone, &v), SL_EPROTO);
+
+	/* Negative occurred times survive too. */
+	e.occurred_ns = -5;
+	msgpack_sbuffer_clear(&st.sb);
+	CHECK_EQ(ev_encode(&st.pk, "t", 1, "s", 1, 0, &e), SL_OK);
+	CHECK_EQ(ev_decode(st.sb.data, st.sb.size, 0, &zone, &v), SL_OK);
+	CHECK_EQ(v.occurred_ns, -5);
+
+	msgpack_zone_destroy(&zone);
+	packed_free(&st);
+	packed_free(&in);
+}
+
+static void
+test_defaults_and_wire(void)
+{
+	packed                in, st, w;
+	ev_new                e;
+	ev_view               v;
+	msgpack_zone          zone;
+	char                  err[128];
+	uint8_t               zero[16] = { 0 };
+	int64_t               before   = ev_now_ns(), after;
+	const msgpack_object *o, *wire;
+	const char           *s;
+	size_t                n;
+	uint64_t              u;
+	bool                  b;
+
+	o = from_json(&in, "{\"type\":\"T\",\"content\":{}}");
+	CHECK_EQ(ev_parse_new(o, &e, err, sizeof(err)), SL_OK);
+	after = ev_now_ns();
+	CHECK_EQ(e.generation, 1);
+	CHECK(memcmp(e.id, zero, 16) != 0);
+	CHECK(e.occurred_ns >= before && e.occurred_ns <= after);
+	CHECK(e.metadata == NULL);
+	CHECK(!e.is_public);
+	CHECK_EQ(e.causation_len, 0);
+
+	packed_init(&st);
+	CHECK_EQ(ev_encode(&st.pk, "t", 1, "s-1", 3, 0, &e), SL_OK);
+	CHECK(msgpack_zone_init(&zone, 256));
+	CHECK_EQ(ev_decode(st.sb.data, st.sb.size, 9, &zone, &v), SL_OK);
+	/* The correlation id defaults to the event's own id. */
+	CHECK_STREQ(v.correlation_id, v.id_text);
+	CHECK_STREQ(v.causation_id, "");
+	CHECK_EQ(v.metadata.type, MSGPACK_OBJECT_MAP);
+	CHECK_EQ(v.metadata.via.map.size, 0);
+	CHECK_EQ(v.content.via.map.size, 0);
+
+	/* Generated ids differ. */
+	{
+		ev_new e2;
+
+		CHECK_EQ(ev_parse_new(o, &e2, err, sizeof(err)), SL_OK);
+		CHECK(memcmp(e.id, e2.id, 16) != 0);
+	}
+
+	packed_init(&w);
+	ev_pack_wire(&w.pk, &v);
+	wire = packed_root(&w);
+	CHECK_EQ(wire->type, MSGPACK_OBJECT_MAP);
+	CHECK_EQ(wire->via.map.size, 13);
+	CHECK_EQ(mp_get_u64(wire, "position", &u), SL_OK);
+	CHECK_EQ(u, 9);
+	CHECK_EQ(mp_get_str(wire, "tenant", &s, &n), SL_OK);
+	CHECK(n == 1 && s[0] == 't');
+	CHECK_EQ(mp_get_str(wire, "stream", &s, &n), SL_OK);
+	CHECK(n == 3 && memcmp(s, "s-1", 3) == 0);
+	CHECK_EQ(mp_get_u64(wire, "revision", &u), SL_OK);
+	CHECK_EQ(u, 0);
+	CHECK_EQ(mp_get_str(wire, "id", &s, &n), SL_OK);
+	CHECK(n == 36 && memcmp(s, v.id_text, 36) == 0);
+	CHECK_EQ(mp_get_str(wire, "type", &s, &n), SL_OK);
+	CHECK_EQ(mp_get_u64(wire, "generation", &u), SL_OK);
+	CHECK_EQ(u, 1);
+	CHECK(mp_get(wire, "occurred") != NULL);
+	CHECK_EQ(mp_get_str(wire, "correlation_id", &s, &n), SL_OK);
+	CHECK_EQ(mp_get_str(wire, "causation_id", &s, &n), SL_OK);
+	CHECK_EQ(mp_get_bool(wire, "public", &b), SL_OK);
+	CHECK(!b);
+	CHECK(mp_get(wire, "metadata") != NULL);
+	CHECK(mp_get(wire, "content") != NULL);
+	/* Typed getters: absent vs wrong type. */
+	CHECK_EQ(mp_get_u64(wire, "nope", &u), SL_ENOTFOUND);
+	CHECK_EQ(mp_get_u64(wire, "type", &u), SL_EPROTO);
+	CHECK_EQ(mp_get_bool(wire, "revision", &b), SL_EPROTO);
+
+	packed_free(&w);
+	msgpack_zone_destroy(&zone);
+	packed_free(&st);
+	packed_free(&in);
+}
+
+static void
+expect_refused(const char *json, int code, const char *needle)
+{
+	packed                in;
+	ev_new                e;
+	char                  err[256];
+	const msgpack_object *o = from_json(&in, json);
+
+	err[0] = '\0';
+	CHECK_EQ(ev_parse_new(o, &e, err, sizeof(err)), code);
+	if (strstr(err, needle) == NULL) {
+		fprintf(stderr, "message \"%s\" lacks \"%s\"\n", err, needle);
+		CHECK(0);
+	}
+	packed_free(&in);
+}
+
+static void
+test_parse_errors(void)
+{
+	char   buf[2048];
+	packed big;
+	ev_new e;
+	char   err[256];
+
+	expect_refused("{\"content\":{}}", SL_EINVAL, "type");
+	expect_refused("{\"type\":\"T\"}", SL_EINVAL, "content");
+	expect_refused("{\"type\":\"\",\"content\":{}}", SL_EINVAL, "type");
+	expect_refused(
+	    "{\"type\":\"T\",\"content\":[1]}", SL_EPROTO, "content");
+	expect_refused(
+	    "{\"type\":\"T\",\"content\":\"x\"}", SL_EPROTO, "content");
+	expect_refused("{\"type\":5,\"content\":{}}", SL_EPROTO, "type");
+	expect_refused("{\"type\":\"T\",\"content\":{},\"generation\":\"2\"}",
+	    SL_EPROTO, "generation");
+	expect_refused("{\"type\":\"T\",\"content\":{},\"generation\":0}",
+	    SL_EINVAL, "generation");
+	expect_refused("{\"type\":\"T\",\"content\":{},\"public\":1}",
+	    SL_EPROTO, "public");
+	expect_refused("{\"type\":\"T\",\"content\":{},\"metadata\":[]}",
+	    SL_EPROTO, "metadata");
+	expect_refused("{\"type\":\"T\",\"content\":{},\"occurred\":\"now\"}",
+	    SL_EPROTO, "occurred");
+	expect_refused("{\"type\":\"T\",\"content\":{},\"id\":\"not-a-uuid\"}",
+	    SL_EINVAL, "id");
+	expect_refused(
+	    "{\"type\":\"T\",\"content\":{},\"id\":7}", SL_EPROTO, "id");
+	expect_refused("{\"type\":\"T\",\"content\":{},\"correlation_id\":1}",
+	    SL_EPROTO, "correlation_id");
+	expect_refused("[1,2]", SL_EPROTO, "map");
+
+	/* Ids up to the limit pass; one byte more is refused. */
+	snprintf(buf, sizeof(buf), "{\"type\":\"%0*d\",\"content\":{}}",
+	    SL_MAX_ID_LEN, 0);
+	{
+		packed                in;
+		const msgpack_object *o = from_json(&in, buf);
+
+		CHECK_EQ(ev_parse_new(o, &e, err, sizeof(err)), SL_OK);
+		CHECK_EQ(e.type_len, SL_MAX_ID_LEN);
+		packed_free(&in);
+	}
+	snprintf(buf, sizeof(buf), "{\"type\":\"%0*d\",\"content\":{}}",
+	    SL_MAX_ID_LEN + 1, 0);
+	expect_refused(buf, SL_ETOOBIG, "type");
+	snprintf(buf, sizeof(buf),
+	    "{\"type\":\"T\",\"content\":{},\"causation_id\":\"%0*d\"}",
+	    SL_MAX_ID_LEN + 1, 0);
+	expect_refused(buf, SL_ETOOBIG, "causation_id");
+
+	/* Content over SL_MAX_EVENT_BYTES is refused with SL_ETOOBIG. */
+	packed_init(&big);
+	{
+		size_t n   = SL_MAX_EVENT_BYTES;
+		char  *pad = calloc(1, n);
+
+		CHECK(pad != NULL);
+		msgpack_pack_map(&big.pk, 2);
+		mp_pack_kv_str(&big.pk, "type", "T");
+		mp_pack_cstr(&big.pk, "content");
+		msgpack_pack_map(&big.pk, 1);
+		mp_pack_cstr(&big.pk, "pad");
+		msgpack_pack_bin(&big.pk, n);
+		msgpack_pack_bin_body(&big.pk, pad, n);
+		free(pad);
+	}
+	CHECK_EQ(
+	    ev_parse_new(packed_root(&big), &e, err, sizeof(err)), SL_ETOOBIG);
+	CHECK(strstr(err, "limit") != NULL);
+	packed_free(&big);
+}
+
+static void
+json_round_trip(const char *json)
+{
+	packed                p;
+	const msgpack_object *o = from_json(&p, json);
+
+	check_json_eq(o, json);
+	packed_free(&p);
+}
+
+static void
+test_json(void)
+{
+	packed                p;
+	char                  err[256];
+	const msgpack_object *o;
+
+	json_round_trip("{\"a\":{\"b\":{\"c\":[1,[2,[3]],{}]}},\"e\":[]}");
+	json_round_trip("[1,-1,0,9223372036854775807,-9223372036854775807]");
+	json_round_trip("{\"f\":1.5,\"g\":-0.001,\"h\":1e300,\"i\":3.0}");
+	json_round_trip("{\"u\":\"gr\\u00fc\\u00dfe \\u65e5\\u672c "
+	                "\\ud83d\\ude00\",\"t\":true,\"f\":false,\"n\":null}");
+	json_round_trip("\"just a string\"");
+
+	/* Ints stay ints and reals stay floats through msgpack. */
+	o = from_json(&p, "{\"i\":3,\"r\":3.0,\"n\":-3}");
+	CHECK_EQ(mp_get(o, "i")->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+	CHECK_EQ(mp_get(o, "r")->type, MSGPACK_OBJECT_FLOAT64);
+	CHECK_EQ(mp_get(o, "n")->type, MSGPACK_OBJECT_NEGATIVE_INTEGER);
+	CHECK_EQ(mp_get(o, "n")->via.i64, -3);
+	packed_free(&p);
+
+	/* Unicode bytes arrive in msgpack as UTF-8. */
+	o = from_json(&p, "{\"s\":\"\\u00e9\"}");
+	CHECK_EQ(mp_get(o, "s")->via.str.size, 2);
+	CHECK(memcmp(mp_get(o, "s")->via.str.ptr, "\xc3\xa9", 2) == 0);
+	packed_free(&p);
+
+	/* Invalid JSON: SL_EINVAL with the line and column. */
+	packed_init(&p);
+	CHECK_EQ(json_text_to_mp(
+	             "{\n  \"a\": 1,\n  \"b\": }", 0, &p.pk, err, sizeof(err)),
+	    SL_EINVAL);
+	CHECK(strstr(err, "line 3") != NULL);
+	CHECK(strstr(err, "column") != NULL);
+	CHECK_EQ(p.sb.size, 0);
+	CHECK_EQ(
+	    json_text_to_mp("[1,2]", 1, &p.pk, err, sizeof(err)), SL_EINVAL);
+	CHECK(strstr(err, "object") != NULL);
+	CHECK_EQ(p.sb.size, 0);
+	CHECK_EQ(
+	    json_text_to_mp("{\"a\":1,\"a\":2}", 1, &p.pk, err, sizeof(err)),
+	    SL_EINVAL);
+	CHECK_EQ(p.sb.size, 0);
+	packed_free(&p);
+
+	/* msgpack-only values still render as JSON. */
+	packed_init(&p);
+	msgpack_pack_map(&p.pk, 3);
+	msgpack_pack_uint64(&p.pk, 5); /* non-string key */
+	msgpack_pack_bin(&p.pk, 2);
+	msgpack_pack_bin_body(&p.pk, "\x01\xff", 2);
+	mp_pack_cstr(&p.pk, "bad");
+	mp_pack_strn(&p.pk, "a\xff", 2);
+	mp_pack_cstr(&p.pk, "big");
+	msgpack_pack_uint64(&p.pk, UINT64_MAX);
+	o = packed_root(&p);
+	{
+		char *t = mp_to_json_text(o);
+
+		CHECK(t != NULL);
+		CHECK(strstr(t, "\"5\":\"01ff\"") != NULL);
+		CHECK(strstr(t, "\"bad\":\"a\xef\xbf\xbd\"") != NULL);
+		free(t);
+	}
+	packed_free(&p);
+}
+
+static void
+test_envelope(void)
+{
+	packed                p;
+	uint64_t              u;
+	bool                  b;
+	const char           *s;
+	size_t                n;
+	const msgpack_object *o;
+
+	packed_init(&p);
+	mp_reply_ok(&p.pk, 1);
+	mp_pack_kv_u64(&p.pk, "count", 3);
+	o = packed_root(&p);
+	CHECK_EQ(o->via.map.size, 3);
+	CHECK_EQ(mp_get_u64(o, "v", &u), SL_OK);
+	CHECK_EQ(u, SL_PROTOCOL_VERSION);
+	CHECK_EQ(mp_get_bool(o, "ok", &b), SL_OK);
+	CHECK(b);
+	packed_free(&p);
+
+	packed_init(&p);
+	mp_reply_err(&p.pk, SL_EREVISION, "stream is at 4");
+	o = packed_root(&p);
+	CHECK_EQ(o->via.map.size, 5);
+	CHECK_EQ(mp_get_bool(o, "ok", &b), SL_OK);
+	CHECK(!b);
+	CHECK_EQ(mp_get_u64(o, "code", &u), SL_OK);
+	CHECK_EQ(u, SL_EREVISION);
+	CHECK_EQ(mp_get_str(o, "error", &s, &n), SL_OK);
+	CHECK(n == 9 && memcmp(s, "EREVISION", 9) == 0);
+	CHECK_EQ(mp_get_str(o, "message", &s, &n), SL_OK);
+	CHECK(n == 14 && memcmp(s, "stream is at 4", 14) == 0);
+	packed_free(&p);
+}
+
+int
+main(void)
+{
+	test_round_trip();
+	test_defaults_and_wire();
+	test_parse_errors();
+	test_json();
+	test_envelope();
+	return 0;
+}
