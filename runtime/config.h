@@ -44,7 +44,8 @@ typedef struct sl_config {
 int config_load(const char *path, sl_config **out, char *err, size_t errlen);
 void config_free(sl_config *cfg);
 
-/** Parse a size like "64MiB", "1GiB", "4096", "10 MB". -1 on error. */
+/** Parse a size: bytes, or a number with K/KiB, M/MiB, G/GiB, T/TiB
+ * ("64MiB", "1GiB", "4096", "10 MiB"). -1 on error. */
 int config_parse_size(const char *text, size_t *out);
 
 #endif

@@ -1,0 +1,778 @@
+/*
+ * resources.yaml -> sl_config. The daemon calls config_load once at start;
+ * every problem is reported as "file:line:col: ..." with the key path, and
+ * the path defaults that hang off data_dir are filled in after parsing.
+ */
+#include "config.h"
+#include "log.h"
+
+#include <sluice/errors.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#define CFG_IPC_PATH_MAX 107 /* sizeof(sockaddr_un.sun_path) - 1 */
+#define CFG_ID_MAX       256
+#define CFG_KEY_MAX      512 /* key paths in messages; longer ones are cut */
+#define KIB              ((size_t) 1 << 10)
+#define MIB              ((size_t) 1 << 20)
+#define GIB              ((size_t) 1 << 30)
+
+typedef struct cfgp {
+	const char      *file;
+	yaml_document_t *doc;
+	yaml_node_t     *root;
+	char            *err;
+	size_t           errlen;
+} cfgp;
+
+/* The schema: each mapping is a table of keys; a leaf's checked value goes
+ * to slots[slot], so the file is walked once, in file order. */
+enum { K_PATH, K_URL, K_ID, K_LEVEL, K_BOOL, K_INT, K_SIZE, K_MAP, K_SEQ };
+
+typedef struct cfg_key {
+	const char           *name;
+	int                   kind;
+	int                   slot;
+	size_t                lo, hi; /* K_INT, K_SIZE; hi 0: no maximum */
+	size_t                dflt;   /* K_LEVEL, K_BOOL, K_INT, K_SIZE */
+	const struct cfg_key *sub;    /* K_MAP */
+} cfg_key;
+
+typedef struct slot {
+	yaml_node_t *node; /* NULL: not in the file */
+	size_t       num;  /* K_LEVEL, K_BOOL, K_INT, K_SIZE */
+} slot;
+
+/* Slots of the top level, and of one tenant. */
+enum {
+	S_DATA,
+	S_PLUGINS,
+	S_LEVEL,
+	S_API,
+	S_PUB,
+	S_SPATH,
+	S_SMAP,
+	S_SYNC,
+	S_TENANTS,
+	S_MAXREQ,
+	S_MAXEV,
+	S_MAXREAD,
+	S_WORKERS,
+	S_BATCH,
+	S_N
+};
+enum { T_ID, T_PATH, T_MAP, T_N };
+
+static const cfg_key endpoint_keys[] = {
+	{ "api", K_URL, S_API, 0, 0, 0, NULL },
+	{ "pub", K_URL, S_PUB, 0, 0, 0, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
+static const cfg_key store_keys[] = {
+	{ "path", K_PATH, S_SPATH, 0, 0, 0, NULL },
+	{ "map_size", K_SIZE, S_SMAP, MIB, 0, GIB, NULL },
+	{ "sync", K_BOOL, S_SYNC, 0, 0, true, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
+static const cfg_key limit_keys[] = {
+	{ "max_request_bytes", K_SIZE, S_MAXREQ, KIB, GIB, 4 * MIB, NULL },
+	{ "max_events_per_commit", K_INT, S_MAXEV, 1, 1000000, 10000, NULL },
+	{ "max_read_events", K_INT, S_MAXREAD, 1, 100000, 1000, NULL },
+	{ "api_workers", K_INT, S_WORKERS, 1, 256, 16, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
+static const cfg_key processing_keys[] = {
+	{ "batch", K_INT, S_BATCH, 1, 1000000, 1000, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
+/* Paths default in resolve(), once the config file's directory is known. */
+static const cfg_key top_keys[] = {
+	{ "data_dir", K_PATH, S_DATA, 0, 0, 0, NULL },
+	{ "plugin_dir", K_PATH, S_PLUGINS, 0, 0, 0, NULL },
+	{ "log_level", K_LEVEL, S_LEVEL, 0, 0, SL_LOG_INFO, NULL },
+	{ "endpoints", K_MAP, 0, 0, 0, 0, endpoint_keys },
+	{ "event_store", K_MAP, 0, 0, 0, 0, store_keys },
+	{ "tenants", K_SEQ, S_TENANTS, 0, 0, 0, NULL },
+	{ "limits", K_MAP, 0, 0, 0, 0, limit_keys },
+	{ "processing", K_MAP, 0, 0, 0, 0, processing_keys },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
+static const cfg_key rm_keys[] = {
+	{ "path", K_PATH, T_PATH, 0, 0, 0, NULL },
+	{ "map_size", K_SIZE, T_MAP, MIB, 0, 256 * MIB, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
+static const cfg_key tenant_keys[] = {
+	{ "id", K_ID, T_ID, 0, 0, 0, NULL },
+	{ "read_models", K_MAP, 0, 0, 0, 0, rm_keys },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
+/* By kind: what the message says was expected. */
+static const char *const expected[] = { "a scalar", "a scalar", "a scalar",
+	"one of error, warn, info, debug", "true or false", "an integer",
+	"a size (a byte count, or a number with K, KiB, M, MiB, G, GiB, T "
+	"or TiB)",
+	"a mapping", "a sequence" };
+
+static int fail(cfgp *p, yaml_mark_t m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+fail(cfgp *p, yaml_mark_t m, const char *fmt, ...)
+{
+	if (p->errlen == 0)
+		return SL_ECONFIG;
+	int n = snprintf(p->err, p->errlen, "%s:%zu:%zu: ", p->file,
+	    m.line + 1, m.column + 1);
+	if (n >= 0 && (size_t) n < p->errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(p->err + n, p->errlen - (size_t) n, fmt, ap);
+		va_end(ap);
+	}
+	return SL_ECONFIG;
+}
+
+static int
+nomem(cfgp *p)
+{
+	if (p->errlen > 0)
+		snprintf(p->err, p->errlen, "%s: out of memory", p->file);
+	return SL_ENOMEM;
+}
+
+static const char *
+text(const yaml_node_t *n)
+{
+	return (const char *) n->data.scalar.value;
+}
+
+/* For "expected X, got Y": the kind of node, or the scalar quoted. */
+static int
+want(cfgp *p, const yaml_node_t *n, const char *path, const char *what)
+{
+	char        buf[80];
+	const char *got = buf;
+	if (n->type == YAML_MAPPING_NODE)
+		got = "a mapping";
+	else if (n->type == YAML_SEQUENCE_NODE)
+		got = "a sequence";
+	else if (n->data.scalar.length == 0)
+		got = "an empty value";
+	else
+		snprintf(buf, sizeof(buf), "'%.64s%s'", text(n),
+		    n->data.scalar.length > 64 ? "..." : "");
+	if (*path == '\0')
+		return fail(p, n->start_mark,
+		    "expected %s at the top level, got %s", what, got);
+	return fail(p, n->start_mark, "key '%s': expected %s, got %s", path,
+	    what, got);
+}
+
+/* 0 on success, -1 bad text, -2 too large for size_t. */
+static int
+size_parse(const char *s, size_t *out)
+{
+	static const struct {
+		const char *name;
+		unsigned    shift;
+	} suffixes[] = { { "", 0 }, { "K", 10 }, { "KiB", 10 }, { "M", 20 },
+		{ "MiB", 20 }, { "G", 30 }, { "GiB", 30 }, { "T", 40 },
+		{ "TiB", 40 } };
+	size_t v     = 0;
+	bool   big   = false;
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		size_t d = (size_t) (*s - '0');
+		if (v > (SIZE_MAX - d) / 10)
+			big = true;
+		else
+			v = v * 10 + d;
+	}
+	if (*s == ' ') /* "64 MiB" reads naturally; allow one space */
+		s++;
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		if (strcmp(s, suffixes[i].name) != 0)
+			continue;
+		if (i == 0 && s[-1] == ' ')
+			return -1;
+		if (big || v > (SIZE_MAX >> suffixes[i].shift))
+			return -2;
+		*out = v << suffixes[i].shift;
+		return 0;
+	}
+	return -1;
+}
+
+int
+config_parse_size(const char *text, size_t *out)
+{
+	size_t v;
+	if (size_parse(text, &v) != 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* A size as the user would write it: "1MiB", "1536KiB", "1000". */
+static const char *
+fmt_size(size_t v, char *buf, size_t len)
+{
+	static const char *const names[] = { "", "KiB", "MiB", "GiB", "TiB" };
+	unsigned                 i       = 0;
+	while (i < 4 && v != 0 && v % 1024 == 0) {
+		v /= 1024;
+		i++;
+	}
+	snprintf(buf, len, "%zu%s", v, names[i]);
+	return buf;
+}
+
+/* An NNG URL we can listen on: a known scheme, an address, and an ipc path
+ * that fits in sockaddr_un. hint explains where a default came from. */
+static int
+check_endpoint(
+    cfgp *p, yaml_mark_t m, const char *key, const char *url, const char *hint)
+{
+	static const char *const schemes[]
+	    = { "ipc://", "tcp://", "inproc://" };
+	size_t n = 0;
+	for (size_t i = 0; i < 3 && n == 0; i++)
+		if (strncmp(url, schemes[i], strlen(schemes[i])) == 0)
+			n = strlen(schemes[i]);
+	if (n == 0)
+		return fail(p, m,
+		    "key '%s': '%s' must start with ipc://, tcp:// or "
+		    "inproc://",
+		    key, url);
+	if (url[n] == '\0')
+		return fail(p, m, "key '%s': '%s' has no address", key, url);
+	if (n == 6 && url[0] == 'i' && strlen(url + n) > CFG_IPC_PATH_MAX)
+		return fail(p, m,
+		    "key '%s': ipc path too long (%zu bytes, max %d): %s%s",
+		    key, strlen(url + n), CFG_IPC_PATH_MAX, url + n, hint);
+	return SL_OK;
+}
+
+static int
+check_id(cfgp *p, yaml_node_t *n, const char *path, const char *id)
+{
+	size_t len = strlen(id);
+	if (len > CFG_ID_MAX)
+		return fail(p, n->start_mark,
+		    "key '%s': tenant id is %zu bytes, max %d", path, len,
+		    CFG_ID_MAX);
+	if (strspn(id,
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	        "0123456789._-")
+	    != len)
+		return fail(p, n->start_mark,
+		    "key '%s': tenant id '%s' may only contain A-Z a-z 0-9 . "
+		    "_ -",
+		    path, id);
+	/* The id names a directory under data_dir by default. */
+	if (strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+		return fail(p, n->start_mark,
+		    "key '%s': tenant id '%s' is not allowed", path, id);
+	return SL_OK;
+}
+
+/* Check one leaf value against its key's kind; numbers go to *num. */
+static int
+leaf(cfgp *p, yaml_node_t *n, const char *path, const cfg_key *k, size_t *num)
+{
+	if (n->type != YAML_SCALAR_NODE)
+		return want(p, n, path, expected[k->kind]);
+	const char *s = text(n), *d = s + (*s == '-' || *s == '+');
+	char        a[32], b[32];
+	int         rc;
+	long long   ll;
+	switch (k->kind) {
+	case K_PATH:
+	case K_URL:
+	case K_ID:
+		if (*s == '\0')
+			return fail(p, n->start_mark,
+			    "key '%s': must not be empty", path);
+		if (strlen(s) != n->data.scalar.length)
+			return fail(p, n->start_mark,
+			    "key '%s': must not contain a NUL byte", path);
+		if (k->kind == K_URL)
+			return check_endpoint(p, n->start_mark, path, s, "");
+		return k->kind == K_ID ? check_id(p, n, path, s) : SL_OK;
+	case K_LEVEL:
+		if ((rc = log_level_parse(s)) < 0)
+			return want(p, n, path, expected[k->kind]);
+		*num = (size_t) rc;
+		return SL_OK;
+	case K_BOOL:
+		if (strcmp(s, "true") != 0 && strcmp(s, "false") != 0)
+			return want(p, n, path, expected[k->kind]);
+		*num = s[0] == 't';
+		return SL_OK;
+	case K_INT:
+		if (*d == '\0' || strspn(d, "0123456789") != strlen(d))
+			return want(p, n, path, expected[k->kind]);
+		errno = 0;
+		ll    = strtoll(s, NULL, 10);
+		if (errno == ERANGE || ll < (long long) k->lo
+		    || ll > (long long) k->hi)
+			return fail(p, n->start_mark,
+			    "key '%s': %s is out of range %zu..%zu", path, s,
+			    k->lo, k->hi);
+		*num = (size_t) ll;
+		return SL_OK;
+	default: /* K_SIZE */
+		if ((rc = size_parse(s, num)) == -1)
+			return want(p, n, path, expected[k->kind]);
+		if (rc == -2)
+			return fail(p, n->start_mark,
+			    "key '%s': %s is too large", path, s);
+		if (*num < k->lo && k->hi == 0)
+			return fail(p, n->start_mark,
+			    "key '%s': %s is below the minimum %s", path, s,
+			    fmt_size(k->lo, a, sizeof(a)));
+		if (*num < k->lo || (k->hi != 0 && *num > k->hi))
+			return fail(p, n->start_mark,
+			    "key '%s': %s is out of range %s..%s", path, s,
+			    fmt_size(k->lo, a, sizeof(a)),
+			    fmt_size(k->hi, b, sizeof(b)));
+		return SL_OK;
+	}
+}
+
+static void
+set_defaults(const cfg_key *k, slot *slots)
+{
+	for (; k->name != NULL; k++)
+		if (k->kind == K_MAP)
+			set_defaults(k->sub, slots);
+		else
+			slots[k->slot].num = k->dflt;
+}
+
+/*
+ * Check that n is a mapping of unique scalar keys out of keys, check each
+ * value and record it in slots; descend into nested mappings.
+ */
+static int
+walk(cfgp *p, yaml_node_t *n, const char *path, const cfg_key *keys,
+    slot *slots)
+{
+	if (n->type != YAML_MAPPING_NODE)
+		return want(p, n, path, "a mapping");
+	yaml_node_pair_t *first = n->data.mapping.pairs.start;
+	for (yaml_node_pair_t *pr = first; pr < n->data.mapping.pairs.top;
+	     pr++) {
+		yaml_node_t *kn = yaml_document_get_node(p->doc, pr->key);
+		yaml_node_t *v  = yaml_document_get_node(p->doc, pr->value);
+		char         kp[CFG_KEY_MAX];
+		int          rc;
+		if (kn->type != YAML_SCALAR_NODE)
+			return fail(p, kn->start_mark,
+			    "%s%s%smapping keys must be scalars",
+			    *path ? "key '" : "", path, *path ? "': " : "");
+		snprintf(kp, sizeof(kp), "%s%s%.200s", path, *path ? "." : "",
+		    text(kn));
+		for (yaml_node_pair_t *q = first; q < pr; q++) {
+			yaml_node_t *qk
+			    = yaml_document_get_node(p->doc, q->key);
+			if (qk->type == YAML_SCALAR_NODE
+			    && qk->data.scalar.length == kn->data.scalar.length
+			    && memcmp(
+			           text(qk), text(kn), kn->data.scalar.length)
+			        == 0)
+				return fail(p, kn->start_mark,
+				    "duplicate key '%s' (first at line %zu)",
+				    kp, qk->start_mark.line + 1);
+		}
+		const cfg_key *k = keys;
+		while (k->name != NULL
+		    && (strlen(k->name) != kn->data.scalar.length
+		        || strcmp(k->name, text(kn)) != 0))
+			k++;
+		if (k->name == NULL)
+			return fail(p, kn->start_mark, "unknown key '%s'", kp);
+		if (k->kind == K_MAP)
+			rc = walk(p, v, kp, k->sub, slots);
+		else if (k->kind == K_SEQ)
+			rc = v->type == YAML_SEQUENCE_NODE
+			    ? SL_OK
+			    : want(p, v, kp, expected[K_SEQ]);
+		else
+			rc = leaf(p, v, kp, k, &slots[k->slot].num);
+		if (rc != SL_OK)
+			return rc;
+		if (k->kind != K_MAP)
+			slots[k->slot].node = v;
+	}
+	return SL_OK;
+}
+
+/* Drop empty and "." components; ".." is kept (symlinks make it lexical
+ * resolution wrong). */
+static void
+path_norm(char *s)
+{
+	char       *w = s;
+	const char *r = s;
+	if (*s == '/')
+		*w++ = '/';
+	while (*r != '\0') {
+		while (*r == '/')
+			r++;
+		const char *e = r;
+		while (*e != '\0' && *e != '/')
+			e++;
+		size_t n = (size_t) (e - r);
+		if (n > 0 && !(n == 1 && *r == '.')) {
+			if (w > s && w[-1] != '/')
+				*w++ = '/';
+			memmove(w, r, n);
+			w += n;
+		}
+		r = e;
+	}
+	if (w == s)
+		*w++ = '.';
+	*w = '\0';
+}
+
+/* rel against base (absolute); NULL when out of memory. */
+static char *
+path_join(const char *base, const char *rel)
+{
+	char *s;
+	if (rel[0] == '/')
+		s = strdup(rel);
+	else if (asprintf(&s, "%s/%s", base, rel) < 0)
+		s = NULL;
+	if (s != NULL)
+		path_norm(s);
+	return s;
+}
+
+/* One tenant: a unique id, a read model store in a directory of its own. */
+static int
+parse_tenant(cfgp *p, yaml_node_t *t, size_t i, sl_config *cfg, slot *ts)
+{
+	slot       *s  = ts + i * T_N;
+	cfg_tenant *ct = &cfg->tenants[i];
+	char        path[32], dflt[CFG_ID_MAX + 16];
+	int         rc;
+	snprintf(path, sizeof(path), "tenants[%zu]", i);
+	set_defaults(tenant_keys, s);
+	if ((rc = walk(p, t, path, tenant_keys, s)) != SL_OK)
+		return rc;
+	yaml_node_t *id = s[T_ID].node, *pn = s[T_PATH].node;
+	if (id == NULL)
+		return fail(
+		    p, t->start_mark, "missing required key '%s.id'", path);
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(cfg->tenants[j].id, text(id)) == 0)
+			return fail(p, id->start_mark,
+			    "key '%s.id': duplicate tenant id '%s' (first at "
+			    "tenants[%zu], line %zu)",
+			    path, text(id), j,
+			    ts[j * T_N + T_ID].node->start_mark.line + 1);
+	if ((ct->id = strdup(text(id))) == NULL)
+		return nomem(p);
+	cfg->n_tenants  = i + 1;
+	ct->rm_map_size = s[T_MAP].num;
+	snprintf(dflt, sizeof(dflt), "tenants/%s", ct->id);
+	if ((ct->rm_path = path_join(cfg->data_dir, pn ? text(pn) : dflt))
+	    == NULL)
+		return nomem(p);
+
+	/* Two LMDB environments in one directory would be one. */
+	yaml_mark_t m = (pn ? pn : id)->start_mark;
+	if (strcmp(ct->rm_path, cfg->store_path) == 0)
+		return fail(p, m,
+		    "key '%s.read_models.path': %s is also the event store's "
+		    "directory",
+		    path, ct->rm_path);
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(ct->rm_path, cfg->tenants[j].rm_path) == 0)
+			return fail(p, m,
+			    "key '%s.read_models.path': %s is also "
+			    "tenants[%zu]'s directory",
+			    path, ct->rm_path, j);
+	return SL_OK;
+}
+
+static int
+parse_tenants(cfgp *p, yaml_node_t *seq, sl_config *cfg)
+{
+	yaml_node_item_t *items = seq->data.sequence.items.start;
+	size_t count = (size_t) (seq->data.sequence.items.top - items);
+	if (count == 0)
+		return fail(p, seq->start_mark,
+		    "key 'tenants': needs at least one tenant");
+	slot *ts     = calloc(count * T_N, sizeof(*ts));
+	cfg->tenants = calloc(count, sizeof(*cfg->tenants));
+	int rc       = ts == NULL || cfg->tenants == NULL ? nomem(p) : SL_OK;
+	for (size_t i = 0; i < count && rc == SL_OK; i++)
+		rc = parse_tenant(
+		    p, yaml_document_get_node(p->doc, items[i]), i, cfg, ts);
+	free(ts);
+	return rc;
+}
+
+/* Paths and endpoints, whose defaults hang off data_dir. */
+static int
+resolve(cfgp *p, sl_config *cfg, slot *s)
+{
+	char *cwd = NULL, *abs = NULL;
+	if (p->file[0] != '/' && (cwd = getcwd(NULL, 0)) == NULL) {
+		snprintf(p->err, p->errlen,
+		    "%s: cannot get the current directory: %s", p->file,
+		    strerror(errno));
+		return SL_ECONFIG;
+	}
+	abs = path_join(cwd, p->file);
+	free(cwd);
+	if (abs == NULL)
+		return nomem(p);
+	*strrchr(abs, '/') = '\0'; /* the config file's directory */
+	const char *cdir   = abs[0] != '\0' ? abs : "/";
+	cfg->data_dir
+	    = path_join(cdir, s[S_DATA].node ? text(s[S_DATA].node) : "data");
+	cfg->plugin_dir = path_join(
+	    cdir, s[S_PLUGINS].node ? text(s[S_PLUGINS].node) : "plugins");
+	free(abs);
+	if (cfg->data_dir == NULL || cfg->plugin_dir == NULL
+	    || (cfg->store_path = path_join(cfg->data_dir,
+	            s[S_SPATH].node ? text(s[S_SPATH].node) : "events"))
+	        == NULL)
+		return nomem(p);
+
+	/* Defaults derived from data_dir are blamed on data_dir. */
+	yaml_mark_t dm
+	    = (s[S_DATA].node ? s[S_DATA].node : p->root)->start_mark;
+	const char *names[2] = { "api", "pub" };
+	char      **urls[2]  = { &cfg->api_url, &cfg->pub_url };
+	for (int i = 0; i < 2; i++) {
+		yaml_node_t *n = s[S_API + i].node;
+		char         key[16], hint[64];
+		snprintf(key, sizeof(key), "endpoints.%s", names[i]);
+		snprintf(hint, sizeof(hint),
+		    " (the default under data_dir; set %s)", key);
+		if (n != NULL)
+			*urls[i] = strdup(text(n));
+		else if (asprintf(urls[i], "ipc://%s/%s.ipc", cfg->data_dir,
+		             names[i])
+		    < 0)
+			*urls[i] = NULL;
+		if (*urls[i] == NULL)
+			return nomem(p);
+		int rc = n != NULL
+		    ? SL_OK
+		    : check_endpoint(p, dm, key, *urls[i], hint);
+		if (rc != SL_OK)
+			return rc;
+	}
+	if (strcmp(cfg->api_url, cfg->pub_url) == 0)
+		return fail(p, s[S_PUB].node ? s[S_PUB].node->start_mark : dm,
+		    "key 'endpoints.pub': same address as endpoints.api (%s)",
+		    cfg->pub_url);
+	return SL_OK;
+}
+
+static int
+parse_root(cfgp *p, sl_config *cfg)
+{
+	slot s[S_N];
+	int  rc;
+	memset(s, 0, sizeof(s));
+	set_defaults(top_keys, s);
+	if ((rc = walk(p, p->root, "", top_keys, s)) != SL_OK)
+		return rc;
+	if (s[S_TENANTS].node == NULL)
+		return fail(
+		    p, p->root->start_mark, "missing required key 'tenants'");
+	cfg->log_level             = (int) s[S_LEVEL].num;
+	cfg->store_map_size        = s[S_SMAP].num;
+	cfg->store_sync            = s[S_SYNC].num != 0;
+	cfg->max_request_bytes     = s[S_MAXREQ].num;
+	cfg->max_events_per_commit = s[S_MAXEV].num;
+	cfg->max_read_events       = s[S_MAXREAD].num;
+	cfg->api_workers           = (uint32_t) s[S_WORKERS].num;
+	cfg->checkpoint_batch      = (uint32_t) s[S_BATCH].num;
+	if ((rc = resolve(p, cfg, s)) != SL_OK)
+		return rc;
+	return parse_tenants(p, s[S_TENANTS].node, cfg);
+}
+
+/* "line:col" of a byte offset, for reader errors that carry no mark. */
+static yaml_mark_t
+offset_mark(const char *buf, size_t off)
+{
+	yaml_mark_t m = { off, 0, 0 };
+	for (size_t i = 0; i < off; i++) {
+		m.column++;
+		if (buf[i] == '\n') {
+			m.line++;
+			m.column = 0;
+		}
+	}
+	return m;
+}
+
+static int
+syntax_error(cfgp *p, yaml_parser_t *ps, const char *buf)
+{
+	if (ps->error == YAML_MEMORY_ERROR)
+		return nomem(p);
+	if (ps->error == YAML_READER_ERROR)
+		return fail(p, offset_mark(buf, ps->problem_offset),
+		    "YAML syntax error: %s",
+		    ps->problem ? ps->problem : "unreadable input");
+	if (ps->context != NULL)
+		return fail(p, ps->problem_mark,
+		    "YAML syntax error: %s (%s at line %zu)",
+		    ps->problem ? ps->problem : "?", ps->context,
+		    ps->context_mark.line + 1);
+	return fail(p, ps->problem_mark, "YAML syntax error: %s",
+	    ps->problem ? ps->problem : "?");
+}
+
+static int
+read_file(cfgp *p, char **buf, size_t *len)
+{
+	FILE *f = fopen(p->file, "rb");
+	if (f == NULL) {
+		snprintf(p->err, p->errlen, "%s: cannot open: %s", p->file,
+		    strerror(errno));
+		return SL_ECONFIG;
+	}
+	size_t cap = 4096, n = 0;
+	char  *b = malloc(cap);
+	while (b != NULL) {
+		n += fread(b + n, 1, cap - n, f);
+		if (n < cap)
+			break;
+		char *nb = realloc(b, cap *= 2);
+		if (nb == NULL)
+			free(b);
+		b = nb;
+	}
+	int bad = ferror(f), e = errno;
+	fclose(f);
+	if (b == NULL)
+		return nomem(p);
+	if (bad) {
+		free(b);
+		snprintf(p->err, p->errlen, "%s: cannot read: %s", p->file,
+		    strerror(e));
+		return SL_ECONFIG;
+	}
+	*buf = b;
+	*len = n;
+	return SL_OK;
+}
+
+/* One non-empty document; a second one would be silently ignored. */
+static int
+check_document(cfgp *p, yaml_parser_t *ps, const char *buf)
+{
+	yaml_node_t    *r = p->root;
+	yaml_document_t extra;
+	yaml_mark_t     start = { 0, 0, 0 };
+	if (r == NULL
+	    || (r->type == YAML_SCALAR_NODE && r->data.scalar.length == 0
+	        && r->data.scalar.style == YAML_PLAIN_SCALAR_STYLE))
+		return fail(p, start,
+		    "the file is empty (expected a mapping with 'tenants')");
+	if (!yaml_parser_load(ps, &extra))
+		return syntax_error(p, ps, buf);
+	r      = yaml_document_get_root_node(&extra);
+	int rc = SL_OK;
+	if (r != NULL)
+		rc = fail(
+		    p, r->start_mark, "only one YAML document is allowed");
+	yaml_document_delete(&extra);
+	return rc;
+}
+
+int
+config_load(const char *path, sl_config **out, char *err, size_t errlen)
+{
+	char            nobuf[1];
+	yaml_document_t doc;
+	yaml_parser_t   ps;
+	cfgp            p = { .file = path,
+		           .doc     = &doc,
+		           .err     = err ? err : nobuf,
+		           .errlen  = err ? errlen : 0 };
+	char           *buf;
+	size_t          len;
+	sl_config      *cfg = NULL;
+	int             rc;
+
+	*out = NULL;
+	if (p.errlen > 0)
+		p.err[0] = '\0';
+	if ((rc = read_file(&p, &buf, &len)) != SL_OK)
+		return rc;
+	if (!yaml_parser_initialize(&ps)) {
+		free(buf);
+		return nomem(&p);
+	}
+	yaml_parser_set_input_string(&ps, (const unsigned char *) buf, len);
+	if (!yaml_parser_load(&ps, &doc)) {
+		rc = syntax_error(&p, &ps, buf);
+		yaml_parser_delete(&ps);
+		free(buf);
+		return rc;
+	}
+	p.root = yaml_document_get_root_node(&doc);
+	rc     = check_document(&p, &ps, buf);
+	if (rc == SL_OK && (cfg = calloc(1, sizeof(*cfg))) == NULL)
+		rc = nomem(&p);
+	if (rc == SL_OK && (cfg->file = strdup(path)) == NULL)
+		rc = nomem(&p);
+	if (rc == SL_OK)
+		rc = parse_root(&p, cfg);
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&ps);
+	free(buf);
+	if (rc != SL_OK) {
+		config_free(cfg);
+		return rc;
+	}
+	*out = cfg;
+	return SL_OK;
+}
+
+void
+config_free(sl_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < cfg->n_tenants; i++) {
+		free(cfg->tenants[i].id);
+		free(cfg->tenants[i].rm_path);
+	}
+	free(cfg->tenants);
+	free(cfg->file);
+	free(cfg->data_dir);
+	free(cfg->plugin_dir);
+	free(cfg->api_url);
+	free(cfg->pub_url);
+	free(cfg->store_path);
+	free(cfg);
+}
