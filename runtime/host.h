@@ -71,4 +71,13 @@ void state_pack(const sl_state *st, msgpack_packer *pk);
  */
 const msgpack_object *host_path(const msgpack_object *map, const char *path);
 
+/**
+ * Release the strings content_str / metadata_str handed out on this thread.
+ * Those strings live in a per-thread scratch arena (msgpack strings are not
+ * NUL-terminated, so the host copies them); they stay valid until the next
+ * host_scratch_reset() on the same thread. A processor calls it before each
+ * plugin callback, so a string is valid until the callback returns.
+ */
+void host_scratch_reset(void);
+
 #endif

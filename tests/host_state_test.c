@@ -1,0 +1,719 @@
+/*
+ * Proves the host side of the plugin ABI: read model states round-trip
+ * through msgpack (raw nested values included), the state and content
+ * getters return what plugin.h promises, and the Account Details example
+ * folds its four event types into the expected read model.
+ */
+#include <limits.h>
+#include <pthread.h>
+
+#include "host.h"
+#include "json.h"
+#include "log.h"
+#include "plugins.h"
+#include "testutil.h"
+
+static const sl_host_api *H;
+
+/* ---- building msgpack and events ---- */
+
+typedef struct {
+	msgpack_sbuffer  sb;
+	msgpack_unpacked up;
+} mp_doc;
+
+/* Parse JSON (an object) into a msgpack document. */
+static void
+doc_json(mp_doc *d, const char *json)
+{
+	char           jerr[256];
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&d->sb);
+	msgpack_packer_init(&pk, &d->sb, msgpack_sbuffer_write);
+	if (json_text_to_mp(json, 1, &pk, jerr, sizeof(jerr)) != SL_OK) {
+		fprintf(stderr, "bad test JSON %s: %s\n", json, jerr);
+		exit(1);
+	}
+	msgpack_unpacked_init(&d->up);
+	CHECK(msgpack_unpack_next(&d->up, d->sb.data, d->sb.size, NULL)
+	    == MSGPACK_UNPACK_SUCCESS);
+}
+
+/* Decode the bytes already in d->sb. */
+static void
+doc_decode(mp_doc *d)
+{
+	msgpack_unpacked_init(&d->up);
+	CHECK(msgpack_unpack_next(&d->up, d->sb.data, d->sb.size, NULL)
+	    == MSGPACK_UNPACK_SUCCESS);
+}
+
+static void
+doc_free(mp_doc *d)
+{
+	msgpack_unpacked_destroy(&d->up);
+	msgpack_sbuffer_destroy(&d->sb);
+}
+
+typedef struct {
+	mp_doc   content, metadata;
+	ev_view  v;
+	sl_event ev;
+} test_event;
+
+static void
+event_make(test_event *t, uint64_t pos, const char *type, const char *stream,
+    const char *content_json)
+{
+	memset(t, 0, sizeof(*t));
+	doc_json(&t->content, content_json);
+	doc_json(&t->metadata, "{\"source\":\"host_state_test\"}");
+	t->v.position       = pos;
+	t->v.tenant         = "demo";
+	t->v.stream         = stream;
+	t->v.revision       = pos;
+	t->v.type           = type;
+	t->v.generation     = 1;
+	t->v.occurred_ns    = 1700000000000000000LL;
+	t->v.correlation_id = "corr-1";
+	t->v.causation_id   = "";
+	t->v.is_public      = false;
+	t->v.content        = t->content.up.data;
+	t->v.metadata       = t->metadata.up.data;
+	snprintf(t->v.id_text, sizeof(t->v.id_text),
+	    "00000000-0000-4000-8000-%012llu", (unsigned long long) pos);
+	t->ev.v         = &t->v;
+	t->ev.partition = stream; /* the log's partition is the stream id */
+}
+
+static void
+event_free(test_event *t)
+{
+	doc_free(&t->content);
+	doc_free(&t->metadata);
+}
+
+static void
+pack_key(msgpack_packer *pk, const char *k)
+{
+	msgpack_pack_str(pk, strlen(k));
+	msgpack_pack_str_body(pk, k, strlen(k));
+}
+
+/* Pack a state and return the bytes (caller destroys sb). */
+static void
+pack_state(const sl_state *st, msgpack_sbuffer *sb)
+{
+	msgpack_packer pk;
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	state_pack(st, &pk);
+}
+
+/* ---- state ---- */
+
+static void
+test_state_round_trip(void)
+{
+	/* every kind of value, packed the way state_pack packs them */
+	msgpack_sbuffer in;
+	msgpack_packer  pk;
+	msgpack_sbuffer_init(&in);
+	msgpack_packer_init(&pk, &in, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 10);
+	pack_key(&pk, "s");
+	msgpack_pack_str(&pk, 5);
+	msgpack_pack_str_body(&pk, "hello", 5);
+	pack_key(&pk, "neg");
+	msgpack_pack_int64(&pk, -5);
+	pack_key(&pk, "pos");
+	msgpack_pack_int64(&pk, 1234567890123LL);
+	pack_key(&pk, "f");
+	msgpack_pack_double(&pk, 1.5);
+	pack_key(&pk, "b");
+	msgpack_pack_true(&pk);
+	pack_key(&pk, "n");
+	msgpack_pack_nil(&pk);
+	pack_key(&pk, "nested"); /* raw: {"a":[1,"two",{"x":true}]} */
+	msgpack_pack_map(&pk, 1);
+	pack_key(&pk, "a");
+	msgpack_pack_array(&pk, 3);
+	msgpack_pack_int64(&pk, 1);
+	msgpack_pack_str(&pk, 3);
+	msgpack_pack_str_body(&pk, "two", 3);
+	msgpack_pack_map(&pk, 1);
+	pack_key(&pk, "x");
+	msgpack_pack_true(&pk);
+	pack_key(&pk, "bin"); /* raw */
+	msgpack_pack_bin(&pk, 3);
+	msgpack_pack_bin_body(&pk, "\x00\x01\x02", 3);
+	pack_key(&pk, "huge"); /* above INT64_MAX: kept exact as raw */
+	msgpack_pack_uint64(&pk, UINT64_MAX);
+	pack_key(&pk, "zero_bytes"); /* a string with a NUL inside */
+	msgpack_pack_str(&pk, 3);
+	msgpack_pack_str_body(&pk, "a\0b", 3);
+
+	sl_state st;
+	state_init(&st);
+	CHECK_EQ(state_load(&st, in.data, in.size), SL_OK);
+	CHECK_EQ(st.n, 10);
+
+	const char *s;
+	int64_t     i;
+	double      f;
+	bool        b;
+	CHECK_EQ(H->state_str(&st, "s", &s), SL_OK);
+	CHECK_STREQ(s, "hello");
+	CHECK_EQ(H->state_i64(&st, "neg", &i), SL_OK);
+	CHECK_EQ(i, -5);
+	CHECK_EQ(H->state_i64(&st, "pos", &i), SL_OK);
+	CHECK_EQ(i, 1234567890123LL);
+	CHECK_EQ(H->state_f64(&st, "f", &f), SL_OK);
+	CHECK(f == 1.5);
+	CHECK_EQ(H->state_f64(&st, "pos", &f), SL_OK); /* ints read as f64 */
+	CHECK(f == 1234567890123.0);
+	CHECK_EQ(H->state_bool(&st, "b", &b), SL_OK);
+	CHECK(b);
+	/* raw and nil fields exist but have no scalar type */
+	CHECK_EQ(H->state_str(&st, "nested", &s), SL_EINVAL);
+	CHECK_EQ(H->state_i64(&st, "huge", &i), SL_EINVAL);
+	CHECK_EQ(H->state_bool(&st, "n", &b), SL_EINVAL);
+	CHECK_EQ(st.fields[6].kind, ST_RAW);
+	CHECK_EQ(st.fields[7].kind, ST_RAW);
+	CHECK_EQ(st.fields[8].kind, ST_RAW);
+	CHECK_EQ(st.fields[9].kind, ST_STR);
+	CHECK_EQ(st.fields[9].u.s.len, 3);
+
+	/* pack gives back the very same bytes */
+	msgpack_sbuffer out;
+	pack_state(&st, &out);
+	CHECK_EQ(out.size, in.size);
+	CHECK(memcmp(out.data, in.data, in.size) == 0);
+	msgpack_sbuffer_destroy(&out);
+
+	/* bad input is refused and leaves the state as it was */
+	static const char not_map[]  = { (char) 0x93, 1, 2, 3 };
+	static const char trailing[] = { (char) 0x80, (char) 0xc0 };
+	static const char int_key[]  = { (char) 0x81, 1, 2 };
+	static const char cut[]      = { (char) 0x82, (char) 0xa1, 'a' };
+	CHECK_EQ(state_load(&st, not_map, sizeof(not_map)), SL_EPROTO);
+	CHECK_EQ(state_load(&st, trailing, sizeof(trailing)), SL_EPROTO);
+	CHECK_EQ(state_load(&st, int_key, sizeof(int_key)), SL_EPROTO);
+	CHECK_EQ(state_load(&st, cut, sizeof(cut)), SL_EPROTO);
+	CHECK_EQ(state_load(&st, "", 0), SL_EPROTO);
+	CHECK_EQ(state_load(NULL, in.data, in.size), SL_EINVAL);
+	pack_state(&st, &out);
+	CHECK_EQ(out.size, in.size);
+	CHECK(memcmp(out.data, in.data, in.size) == 0);
+	msgpack_sbuffer_destroy(&out);
+
+	/* an empty map empties the state */
+	static const char empty[] = { (char) 0x80 };
+	CHECK_EQ(state_load(&st, empty, 1), SL_OK);
+	CHECK_EQ(st.n, 0);
+	state_free(&st);
+	state_free(&st); /* idempotent */
+	msgpack_sbuffer_destroy(&in);
+}
+
+/* Keys of a packed state, in order, joined with ','. */
+static void
+state_keys(const sl_state *st, char *buf, size_t len)
+{
+	mp_doc d;
+	pack_state(st, &d.sb);
+	doc_decode(&d);
+	CHECK_EQ(d.up.data.type, MSGPACK_OBJECT_MAP);
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < d.up.data.via.map.size; i++) {
+		const msgpack_object *k = &d.up.data.via.map.ptr[i].key;
+		size_t                n = strlen(buf);
+		snprintf(buf + n, len - n, "%s%.*s", i > 0 ? "," : "",
+		    (int) k->via.str.size, k->via.str.ptr);
+	}
+	doc_free(&d);
+}
+
+static void
+test_state_setters(void)
+{
+	sl_state st;
+	char     keys[256];
+	state_init(&st);
+	const char *s;
+	int64_t     i;
+	double      f;
+	bool        b;
+
+	CHECK_EQ(H->state_set_str(&st, "name", "Ann"), SL_OK);
+	CHECK_EQ(H->state_set_i64(&st, "balance", 10), SL_OK);
+	CHECK_EQ(H->state_set_f64(&st, "rate", 0.25), SL_OK);
+	CHECK_EQ(H->state_set_bool(&st, "open", true), SL_OK);
+	CHECK_EQ(H->state_set_nil(&st, "closed_at"), SL_OK);
+	state_keys(&st, keys, sizeof(keys));
+	CHECK_STREQ(keys, "name,balance,rate,open,closed_at");
+
+	/* replacing keeps the position; the type may change */
+	CHECK_EQ(H->state_set_str(&st, "balance", "ten"), SL_OK);
+	CHECK_EQ(H->state_i64(&st, "balance", &i), SL_EINVAL);
+	CHECK_EQ(H->state_str(&st, "balance", &s), SL_OK);
+	CHECK_STREQ(s, "ten");
+	CHECK_EQ(H->state_set_i64(&st, "balance", -7), SL_OK);
+	CHECK_EQ(H->state_i64(&st, "balance", &i), SL_OK);
+	CHECK_EQ(i, -7);
+	state_keys(&st, keys, sizeof(keys));
+	CHECK_STREQ(keys, "name,balance,rate,open,closed_at");
+
+	/* a value read from the state can be written back to it */
+	CHECK_EQ(H->state_str(&st, "name", &s), SL_OK);
+	CHECK_EQ(H->state_set_str(&st, "name", s), SL_OK);
+	CHECK_EQ(H->state_str(&st, "name", &s), SL_OK);
+	CHECK_STREQ(s, "Ann");
+
+	CHECK_EQ(H->state_f64(&st, "rate", &f), SL_OK);
+	CHECK(f == 0.25);
+	CHECK_EQ(H->state_bool(&st, "open", &b), SL_OK);
+	CHECK(b);
+	CHECK_EQ(H->state_str(&st, "closed_at", &s), SL_EINVAL); /* nil */
+	CHECK_EQ(H->state_str(&st, "missing", &s), SL_ENOTFOUND);
+	CHECK_EQ(H->state_i64(&st, "missing", &i), SL_ENOTFOUND);
+	CHECK_EQ(H->state_f64(&st, "name", &f), SL_EINVAL);
+	CHECK_EQ(H->state_bool(&st, "name", &b), SL_EINVAL);
+
+	/* remove keeps the order of the rest */
+	CHECK_EQ(H->state_remove(&st, "rate"), SL_OK);
+	CHECK_EQ(H->state_remove(&st, "rate"), SL_ENOTFOUND);
+	CHECK_EQ(H->state_f64(&st, "rate", &f), SL_ENOTFOUND);
+	state_keys(&st, keys, sizeof(keys));
+	CHECK_STREQ(keys, "name,balance,open,closed_at");
+	CHECK_EQ(H->state_set_i64(&st, "rate", 3), SL_OK);
+	state_keys(&st, keys, sizeof(keys));
+	CHECK_STREQ(keys, "name,balance,open,closed_at,rate");
+
+	/* many fields (grows the array) */
+	for (int k = 0; k < 100; k++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%d", k);
+		CHECK_EQ(H->state_set_i64(&st, key, k), SL_OK);
+	}
+	CHECK_EQ(st.n, 105);
+	CHECK_EQ(H->state_i64(&st, "k99", &i), SL_OK);
+	CHECK_EQ(i, 99);
+
+	/* NULL arguments are refused, never a crash */
+	CHECK_EQ(H->state_str(NULL, "name", &s), SL_EINVAL);
+	CHECK_EQ(H->state_str(&st, NULL, &s), SL_EINVAL);
+	CHECK_EQ(H->state_str(&st, "name", NULL), SL_EINVAL);
+	CHECK_EQ(H->state_i64(&st, "balance", NULL), SL_EINVAL);
+	CHECK_EQ(H->state_f64(NULL, "rate", &f), SL_EINVAL);
+	CHECK_EQ(H->state_bool(&st, NULL, &b), SL_EINVAL);
+	CHECK_EQ(H->state_set_str(&st, "name", NULL), SL_EINVAL);
+	CHECK_EQ(H->state_set_str(&st, NULL, "x"), SL_EINVAL);
+	CHECK_EQ(H->state_set_str(NULL, "name", "x"), SL_EINVAL);
+	CHECK_EQ(H->state_set_i64(NULL, "x", 1), SL_EINVAL);
+	CHECK_EQ(H->state_set_f64(&st, NULL, 1.0), SL_EINVAL);
+	CHECK_EQ(H->state_set_bool(&st, "", true), SL_EINVAL);
+	CHECK_EQ(H->state_set_nil(NULL, "x"), SL_EINVAL);
+	CHECK_EQ(H->state_remove(&st, NULL), SL_EINVAL);
+	CHECK_EQ(H->state_remove(NULL, "x"), SL_EINVAL);
+	CHECK_EQ(st.n, 105);
+
+	/* the state packs and loads back to the same values */
+	msgpack_sbuffer sb;
+	pack_state(&st, &sb);
+	sl_state st2;
+	state_init(&st2);
+	CHECK_EQ(state_load(&st2, sb.data, sb.size), SL_OK);
+	CHECK_EQ(st2.n, 105);
+	CHECK_EQ(H->state_str(&st2, "name", &s), SL_OK);
+	CHECK_STREQ(s, "Ann");
+	CHECK_EQ(H->state_f64(&st2, "rate", &f), SL_OK);
+	CHECK(f == 3.0);
+	msgpack_sbuffer_destroy(&sb);
+	state_free(&st2);
+	state_free(&st);
+}
+
+/* ---- paths, event fields, content ---- */
+
+static bool
+str_is(const msgpack_object *o, const char *s)
+{
+	return o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s)
+	    && memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+}
+
+static void
+test_host_path(void)
+{
+	mp_doc d;
+	doc_json(&d,
+	    "{\"account\":{\"id\":\"acc-1\",\"owner\":{\"name\":"
+	    "\"Ann\"}},\"list\":[1,2],\"a.b\":1,\"x\":5}");
+	const msgpack_object *m = &d.up.data, *o;
+	o                       = host_path(m, "account.id");
+	CHECK(o != NULL && str_is(o, "acc-1"));
+	o = host_path(m, "account.owner.name");
+	CHECK(o != NULL && o->type == MSGPACK_OBJECT_STR);
+	o = host_path(m, "account");
+	CHECK(o != NULL && o->type == MSGPACK_OBJECT_MAP);
+	o = host_path(m, "list");
+	CHECK(o != NULL && o->type == MSGPACK_OBJECT_ARRAY);
+	CHECK(host_path(m, "list.0") == NULL); /* arrays are not walked */
+	CHECK(host_path(m, "x.y") == NULL);    /* through a non-map */
+	CHECK(host_path(m, "account.nope") == NULL);
+	CHECK(host_path(m, "acc") == NULL); /* no prefix match */
+	CHECK(host_path(m, "account.") == NULL);
+	CHECK(host_path(m, ".account") == NULL);
+	CHECK(host_path(m, "account..id") == NULL);
+	CHECK(host_path(m, "") == NULL);
+	CHECK(host_path(m, NULL) == NULL);
+	CHECK(host_path(NULL, "x") == NULL);
+	CHECK(host_path(&m->via.map.ptr[1].val, "x") == NULL); /* not a map */
+	doc_free(&d);
+}
+
+static void
+test_event_getters(void)
+{
+	test_event t;
+	event_make(&t, 42, "DebitPerformed", "acc-0001",
+	    "{\"amount\":100,\"neg\":-3,\"ratio\":0.5,\"flag\":true,"
+	    "\"account\":{\"id\":\"acc-0001\"},\"name\":\"Ann\",\"nil\":"
+	    "null}");
+	const sl_event *ev = &t.ev;
+
+	CHECK_STREQ(H->event_type(ev), "DebitPerformed");
+	CHECK_EQ(H->event_generation(ev), 1);
+	CHECK_STREQ(H->event_tenant(ev), "demo");
+	CHECK_STREQ(H->event_stream(ev), "acc-0001");
+	CHECK_STREQ(H->event_partition(ev), "acc-0001");
+	CHECK_EQ(H->event_position(ev), 42);
+	CHECK_EQ(H->event_revision(ev), 42);
+	CHECK_EQ(H->event_occurred(ev), 1700000000000000000LL);
+	CHECK(!H->event_public(ev));
+	CHECK_STREQ(H->event_id(ev), "00000000-0000-4000-8000-000000000042");
+	CHECK_STREQ(H->event_correlation_id(ev), "corr-1");
+	CHECK_STREQ(H->event_causation_id(ev), "");
+	t.ev.partition = "p-7";
+	CHECK_STREQ(H->event_partition(ev), "p-7");
+	t.ev.partition = NULL; /* none: the stream */
+	CHECK_STREQ(H->event_partition(ev), "acc-0001");
+	/* a NULL event reads as empty, never a crash */
+	CHECK_STREQ(H->event_type(NULL), "");
+	CHECK_STREQ(H->event_partition(NULL), "");
+	CHECK_STREQ(H->event_id(NULL), "");
+	CHECK_EQ(H->event_position(NULL), 0);
+
+	const char *s;
+	int64_t     i;
+	double      f;
+	bool        b;
+	host_scratch_reset();
+	CHECK_EQ(H->content_str(ev, "account.id", &s), SL_OK);
+	CHECK_STREQ(s, "acc-0001");
+	const char *first = s;
+	CHECK_EQ(H->content_str(ev, "name", &s), SL_OK);
+	CHECK_STREQ(s, "Ann");
+	CHECK_STREQ(first, "acc-0001"); /* still valid */
+	CHECK_EQ(H->content_str(ev, "amount", &s), SL_EINVAL);
+	CHECK_EQ(H->content_str(ev, "nil", &s), SL_EINVAL);
+	CHECK_EQ(H->content_str(ev, "missing", &s), SL_ENOTFOUND);
+	CHECK_EQ(H->content_str(ev, "name.x", &s), SL_ENOTFOUND);
+	CHECK_EQ(H->content_i64(ev, "amount", &i), SL_OK);
+	CHECK_EQ(i, 100);
+	CHECK_EQ(H->content_i64(ev, "neg", &i), SL_OK);
+	CHECK_EQ(i, -3);
+	CHECK_EQ(H->content_i64(ev, "ratio", &i), SL_EINVAL);
+	CHECK_EQ(H->content_i64(ev, "name", &i), SL_EINVAL);
+	CHECK_EQ(H->content_i64(ev, "nope", &i), SL_ENOTFOUND);
+	CHECK_EQ(H->content_f64(ev, "ratio", &f), SL_OK);
+	CHECK(f == 0.5);
+	CHECK_EQ(H->content_f64(ev, "amount", &f), SL_OK);
+	CHECK(f == 100.0);
+	CHECK_EQ(H->content_f64(ev, "neg", &f), SL_OK);
+	CHECK(f == -3.0);
+	CHECK_EQ(H->content_f64(ev, "flag", &f), SL_EINVAL);
+	CHECK_EQ(H->content_bool(ev, "flag", &b), SL_OK);
+	CHECK(b);
+	CHECK_EQ(H->content_bool(ev, "amount", &b), SL_EINVAL);
+	CHECK_EQ(H->content_bool(ev, "nope", &b), SL_ENOTFOUND);
+	CHECK_EQ(H->metadata_str(ev, "source", &s), SL_OK);
+	CHECK_STREQ(s, "host_state_test");
+	CHECK_EQ(H->metadata_str(ev, "name", &s), SL_ENOTFOUND);
+	/* NULL arguments */
+	CHECK_EQ(H->content_str(NULL, "name", &s), SL_EINVAL);
+	CHECK_EQ(H->content_str(ev, NULL, &s), SL_EINVAL);
+	CHECK_EQ(H->content_str(ev, "name", NULL), SL_EINVAL);
+	CHECK_EQ(H->content_i64(ev, "amount", NULL), SL_EINVAL);
+	CHECK_EQ(H->content_f64(NULL, "amount", &f), SL_EINVAL);
+	CHECK_EQ(H->content_bool(ev, NULL, &b), SL_EINVAL);
+	CHECK_EQ(H->metadata_str(ev, "source", NULL), SL_EINVAL);
+	sl_event no_view = { NULL, NULL };
+	CHECK_EQ(H->content_i64(&no_view, "amount", &i), SL_EINVAL);
+	event_free(&t);
+
+	/* strings bigger than the per-thread arena, and many of them, all
+	 * stay valid until the reset */
+	char big[20001];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	char json[20100];
+	snprintf(
+	    json, sizeof(json), "{\"big\":\"%s\",\"small\":\"abc\"}", big);
+	event_make(&t, 43, "Big", "s", json);
+	const char *ptrs[300];
+	for (int k = 0; k < 300; k++) {
+		CHECK_EQ(
+		    H->content_str(&t.ev, k % 2 ? "big" : "small", &ptrs[k]),
+		    SL_OK);
+	}
+	for (int k = 0; k < 300; k++)
+		CHECK_STREQ(ptrs[k], k % 2 ? big : "abc");
+	host_scratch_reset();
+	host_scratch_reset();
+	event_free(&t);
+}
+
+/* A thread that exits without a reset: its scratch blocks must be freed
+ * (LeakSanitizer reports them otherwise), and it never sees another
+ * thread's strings. */
+static void *
+scratch_thread(void *arg)
+{
+	test_event *t = arg;
+	const char *s = NULL;
+	for (int k = 0; k < 10; k++)
+		CHECK_EQ(H->content_str(&t->ev, "big", &s), SL_OK);
+	CHECK_EQ(strlen(s), 20000);
+	return (void *) s;
+}
+
+static void
+test_scratch_threads(void)
+{
+	char *json = malloc(20100);
+	CHECK(json != NULL);
+	snprintf(json, 20100, "{\"big\":\"%020000d\"}", 0);
+	test_event t;
+	event_make(&t, 44, "Big", "s", json);
+	const char *mine;
+	host_scratch_reset();
+	CHECK_EQ(H->content_str(&t.ev, "big", &mine), SL_OK);
+	pthread_t th[2];
+	void     *theirs[2];
+	for (int k = 0; k < 2; k++)
+		CHECK(pthread_create(&th[k], NULL, scratch_thread, &t) == 0);
+	for (int k = 0; k < 2; k++) {
+		CHECK(pthread_join(th[k], &theirs[k]) == 0);
+		CHECK(theirs[k] != mine);
+	}
+	CHECK_EQ(strlen(mine), 20000); /* untouched by the other threads */
+	host_scratch_reset();
+	event_free(&t);
+	free(json);
+}
+
+static void
+test_context(void)
+{
+	sl_context ctx;
+	memset(&ctx, 0, sizeof(ctx));
+	CHECK_EQ(H->retry_attempt(&ctx), 0);
+	CHECK_STREQ(H->retry_reason(&ctx), "");
+	ctx.attempt     = 3;
+	ctx.last_reason = "refused: Tick";
+	CHECK_EQ(H->retry_attempt(&ctx), 3);
+	CHECK_STREQ(H->retry_reason(&ctx), "refused: Tick");
+	char why[] = "bad amount";
+	CHECK_EQ(H->fail(&ctx, why), SL_FAIL);
+	why[0] = 'X'; /* the host copied it */
+	CHECK(ctx.failed);
+	CHECK_STREQ(ctx.reason, "bad amount");
+	/* the previous reason handed back, even from ctx's own buffer */
+	CHECK_EQ(H->fail(&ctx, ctx.reason), SL_FAIL);
+	CHECK_STREQ(ctx.reason, "bad amount");
+	CHECK_EQ(H->fail(&ctx, ctx.reason + 4), SL_FAIL);
+	CHECK_STREQ(ctx.reason, "amount");
+	/* long reasons are cut, not overflowed */
+	char long_why[2000];
+	memset(long_why, 'r', sizeof(long_why) - 1);
+	long_why[sizeof(long_why) - 1] = '\0';
+	CHECK_EQ(H->fail(&ctx, long_why), SL_FAIL);
+	CHECK_EQ(strlen(ctx.reason), sizeof(ctx.reason) - 1);
+	CHECK_EQ(H->fail(&ctx, NULL), SL_FAIL);
+	CHECK(ctx.reason[0] != '\0');
+	CHECK_EQ(H->fail(NULL, "x"), SL_FAIL);
+	CHECK_EQ(H->retry_attempt(NULL), 0);
+	CHECK_STREQ(H->retry_reason(NULL), "");
+	H->log(SL_LOG_DEBUG, "host_state_test: log through the host table");
+	H->log(SL_LOG_DEBUG, NULL);
+}
+
+/* ---- the Account Details example ---- */
+
+/* The key the runtime's key selector would find for this event. */
+static const char *
+select_key(const proj_def *d, const test_event *t)
+{
+	for (size_t i = 0; i < d->p->n_selectors; i++) {
+		const sl_selector *s = &d->p->selectors[i];
+		if (strcmp(s->event_type, t->v.type) != 0)
+			continue;
+		switch (s->key) {
+		case SL_KEY_EVENT_SOURCE:
+			return t->v.stream;
+		case SL_KEY_PARTITION:
+			return t->ev.partition;
+		case SL_KEY_PROPERTY: {
+			static char           buf[256];
+			const msgpack_object *o
+			    = host_path(&t->v.content, s->arg);
+			CHECK(o != NULL && o->type == MSGPACK_OBJECT_STR);
+			snprintf(buf, sizeof(buf), "%.*s",
+			    (int) o->via.str.size, o->via.str.ptr);
+			return buf;
+		}
+		default:
+			CHECK(!"unexpected key kind");
+		}
+	}
+	fprintf(stderr, "no selector for %s\n", t->v.type);
+	exit(1);
+}
+
+static sl_outcome
+fold(const proj_def *d, const test_event *t, sl_state *st, sl_context *ctx)
+{
+	const char *key = select_key(d, t);
+	CHECK_STREQ(key, "acc-0001");
+	memset(ctx, 0, sizeof(*ctx));
+	host_scratch_reset();
+	return d->p->on(d->p->user, &t->ev, key, st, ctx);
+}
+
+static void
+test_account_details(void)
+{
+	char      cache[8192], path[8192];
+	registry *r;
+	snprintf(cache, sizeof(cache), "%s/cache", tu_tmpdir());
+	snprintf(path, sizeof(path), "%s/account_details.so", SL_PLUGIN_DIR);
+	CHECK_EQ(registry_create(cache, &r), SL_OK);
+	CHECK_EQ(registry_load_file(r, path, NULL, 0), SL_OK);
+	const proj_def *d = registry_find(r, "account_details", 15);
+	CHECK(d != NULL);
+	CHECK_STREQ(d->id, "8a2f3c1e-5b7d-4e9a-9c11-2d4e6f8a0b13");
+	CHECK_EQ(d->p->version, 1);
+	CHECK_EQ(d->p->n_selectors, 4);
+
+	/* the initial state */
+	sl_state    st;
+	const char *s;
+	int64_t     i;
+	char        keys[256];
+	state_init(&st);
+	CHECK_EQ(state_load(&st, d->initial, d->initial_len), SL_OK);
+	state_keys(&st, keys, sizeof(keys));
+	CHECK_STREQ(keys, "account_id,type,customer,name,balance");
+	CHECK_EQ(H->state_i64(&st, "balance", &i), SL_OK);
+	CHECK_EQ(i, 0);
+
+	test_event e1, e2, e3, e4;
+	event_make(&e1, 1, "DebitAccountOpened", "acc-0001",
+	    "{\"account_id\":\"acc-0001\",\"name\":\"Savings\"}");
+	event_make(&e2, 2, "CustomerRegistered", "cust-01",
+	    "{\"customer_id\":\"cust-01\",\"name\":\"Ann Smith\","
+	    "\"account\":{\"id\":\"acc-0001\"}}");
+	event_make(&e3, 3, "DebitPerformed", "acc-0001", "{\"amount\":100}");
+	event_make(&e4, 4, "WithdrawalPerformed", "acc-0001",
+	    "{\"account_id\":\"acc-0001\",\"amount\":40}");
+	sl_context ctx;
+	CHECK_EQ(fold(d, &e1, &st, &ctx), SL_REPLACE);
+	CHECK_EQ(fold(d, &e2, &st, &ctx), SL_REPLACE);
+	CHECK_EQ(fold(d, &e3, &st, &ctx), SL_REPLACE);
+	CHECK_EQ(fold(d, &e4, &st, &ctx), SL_REPLACE);
+	CHECK(!ctx.failed);
+
+	CHECK_EQ(H->state_str(&st, "account_id", &s), SL_OK);
+	CHECK_STREQ(s, "acc-0001");
+	CHECK_EQ(H->state_str(&st, "type", &s), SL_OK);
+	CHECK_STREQ(s, "debit");
+	CHECK_EQ(H->state_str(&st, "customer", &s), SL_OK);
+	CHECK_STREQ(s, "Ann Smith");
+	CHECK_EQ(H->state_str(&st, "name", &s), SL_OK);
+	CHECK_STREQ(s, "Savings");
+	CHECK_EQ(H->state_i64(&st, "balance", &i), SL_OK);
+	CHECK_EQ(i, 60);
+	state_keys(&st, keys, sizeof(keys));
+	CHECK_STREQ(keys, "account_id,type,customer,name,balance");
+
+	/* a bad amount is a failure with a clear reason; balance unchanged */
+	test_event bad;
+	event_make(
+	    &bad, 5, "DebitPerformed", "acc-0001", "{\"amount\":\"lots\"}");
+	CHECK_EQ(fold(d, &bad, &st, &ctx), SL_FAIL);
+	CHECK(ctx.failed);
+	CHECK(strstr(ctx.reason, "DebitPerformed") != NULL);
+	CHECK(strstr(ctx.reason, "'amount' is not an integer") != NULL);
+	event_free(&bad);
+	event_make(&bad, 6, "WithdrawalPerformed", "acc-0001",
+	    "{\"account_id\":\"acc-0001\"}");
+	CHECK_EQ(fold(d, &bad, &st, &ctx), SL_FAIL);
+	CHECK(strstr(ctx.reason, "no 'amount'") != NULL);
+	CHECK(strstr(ctx.reason, "position 6") != NULL);
+	event_free(&bad);
+	CHECK_EQ(H->state_i64(&st, "balance", &i), SL_OK);
+	CHECK_EQ(i, 60);
+
+	/* the folded state survives a pack/load round trip */
+	msgpack_sbuffer sb;
+	pack_state(&st, &sb);
+	sl_state st2;
+	state_init(&st2);
+	CHECK_EQ(state_load(&st2, sb.data, sb.size), SL_OK);
+	CHECK_EQ(H->state_i64(&st2, "balance", &i), SL_OK);
+	CHECK_EQ(i, 60);
+	CHECK_EQ(H->state_str(&st2, "customer", &s), SL_OK);
+	CHECK_STREQ(s, "Ann Smith");
+	state_free(&st2);
+	msgpack_sbuffer_destroy(&sb);
+
+	/* events in another order build the same read model */
+	state_free(&st);
+	CHECK_EQ(state_load(&st, d->initial, d->initial_len), SL_OK);
+	CHECK_EQ(fold(d, &e3, &st, &ctx), SL_REPLACE);
+	CHECK_EQ(fold(d, &e2, &st, &ctx), SL_REPLACE);
+	CHECK_EQ(fold(d, &e4, &st, &ctx), SL_REPLACE);
+	CHECK_EQ(fold(d, &e1, &st, &ctx), SL_REPLACE);
+	CHECK_EQ(H->state_str(&st, "account_id", &s), SL_OK);
+	CHECK_STREQ(s, "acc-0001");
+	CHECK_EQ(H->state_str(&st, "customer", &s), SL_OK);
+	CHECK_STREQ(s, "Ann Smith");
+	CHECK_EQ(H->state_i64(&st, "balance", &i), SL_OK);
+	CHECK_EQ(i, 60);
+
+	state_free(&st);
+	event_free(&e1);
+	event_free(&e2);
+	event_free(&e3);
+	event_free(&e4);
+	registry_destroy(r);
+}
+
+int
+main(void)
+{
+	H = host_api();
+	CHECK(H->struct_size == sizeof(sl_host_api));
+	CHECK(H->abi_version == SL_ABI_VERSION);
+	test_state_round_trip();
+	test_state_setters();
+	test_host_path();
+	test_event_getters();
+	test_scratch_threads();
+	test_context();
+	test_account_details();
+	printf("host_state_test: ok\n");
+	return 0;
+}
