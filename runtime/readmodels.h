@@ -25,7 +25,14 @@ int rm_open(const char *path, size_t map_size, bool sync, rmstore **out);
 void rm_close(rmstore *rm);
 MDB_env *rm_env(rmstore *rm);
 
-/** Open (create if asked) the read model db of a projection in txn. */
+/**
+ * Open (create if asked) the read model db of a projection in txn.
+ * txn may be NULL: the db is then opened/created in a private write txn
+ * committed before return (never do that while holding a write txn on this
+ * env); this is how a processor creates its db, because LMDB handles opened
+ * inside a caller's txn cannot be shared safely. Without create, only dbs
+ * that exist (opened at rm_open or created since) are found: SL_ENOTFOUND.
+ */
 int rm_dbi(rmstore *rm, MDB_txn *txn, const char *projection_id, bool create,
     MDB_dbi *out);
 /** Empty a projection's read models in txn (for a rebuild). */
@@ -48,7 +55,9 @@ typedef int (*rm_scan_fn)(void *arg, const char *key, size_t key_len,
     const void *data, size_t len);
 /**
  * Visit read models in key order, starting after `after` (NULL: from the
- * first), at most max; *more is set when more remain.
+ * first), at most max (0: no limit); *more is set when more remain. A
+ * nonzero return of fn stops the scan and is returned. A projection that
+ * never ran has no read models: SL_OK with no calls.
  */
 int rm_scan(rmstore *rm, const char *projection_id, const char *after,
     size_t after_len, size_t max, rm_scan_fn fn, void *arg, bool *more);

@@ -1,0 +1,303 @@
+/*
+ * Processing failures: a failing event is retried with the retry state handed
+ * to the plugin until it succeeds, nothing is skipped, later events wait
+ * behind it, the state written before it stays intact, and a key that cannot
+ * be found is a failure with a reason, not a crash. Also proc_key for every
+ * key selector kind.
+ */
+#include "projection_testutil.h"
+
+#define FAIL_PROJ "6f708192-a3b4-4c5d-9e6f-708192a3b4c5"
+#define ACC_PROJ  "8a2f3c1e-5b7d-4e9a-9c11-2d4e6f8a0b13"
+
+/* ---- proc_key on hand-made events ---- */
+
+static void
+key_case(const proj_def *def, const char *type, const char *json,
+    int64_t occurred_ns, int want_rc, const char *want)
+{
+	msgpack_zone z;
+	CHECK(msgpack_zone_init(&z, 1024));
+	ev_view ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.tenant      = "t1";
+	ev.stream      = "stream-7";
+	ev.type        = type;
+	ev.occurred_ns = occurred_ns;
+	ev.content     = pt_json_obj(&z, json);
+	ev.metadata    = pt_json_obj(&z, "{}");
+	char buf[512];
+	int  rc = proc_key(def, &ev, buf, sizeof(buf));
+	if (rc != want_rc || (want != NULL && strstr(buf, want) == NULL)) {
+		fprintf(stderr, "proc_key(%s, %s) = %s '%s', want %s '%s'\n",
+		    type, json, sl_errname(rc), buf, sl_errname(want_rc),
+		    want ? want : "");
+		exit(1);
+	}
+	msgpack_zone_destroy(&z);
+}
+
+static sl_outcome
+never_called(void *user, const sl_event *ev, const char *key, sl_state *st,
+    sl_context *ctx)
+{
+	(void) user;
+	(void) ev;
+	(void) key;
+	(void) st;
+	(void) ctx;
+	return SL_FAIL;
+}
+
+static void
+test_keys(void)
+{
+	static const sl_selector sels[] = {
+		{ "Src", SL_KEY_EVENT_SOURCE, NULL },
+		{ "Part", SL_KEY_PARTITION, NULL },
+		{ "Prop", SL_KEY_PROPERTY, "a.b" },
+		{ "Static", SL_KEY_STATIC, "all" },
+		{ "Day", SL_KEY_OCCURRED, "%Y-%m-%d" },
+		{ "Empty", SL_KEY_STATIC, "" },
+	};
+	sl_projection p = {
+		.struct_size = sizeof(p),
+		.abi_version = SL_ABI_VERSION,
+		.selectors   = sels,
+		.n_selectors = sizeof(sels) / sizeof(sels[0]),
+		.on          = never_called,
+	};
+	proj_def def;
+	memset(&def, 0, sizeof(def));
+	def.p = &p;
+	/* 2024-02-29T23:59:59.5Z */
+	int64_t t = 1709251199LL * 1000000000LL + 500000000LL;
+
+	key_case(&def, "Src", "{}", t, SL_OK, "stream-7");
+	key_case(&def, "Part", "{}", t, SL_OK, "stream-7");
+	key_case(&def, "Prop", "{\"a\":{\"b\":\"k-1\"}}", t, SL_OK, "k-1");
+	key_case(&def, "Prop", "{\"a\":{\"b\":42}}", t, SL_OK, "42");
+	key_case(&def, "Prop", "{\"a\":{\"b\":-7}}", t, SL_OK, "-7");
+	key_case(&def, "Static", "{}", t, SL_OK, "all");
+	key_case(&def, "Day", "{}", t, SL_OK, "2024-02-29");
+	key_case(&def, "Day", "{}", -1, SL_OK, "1969-12-31");
+	key_case(&def, "Other", "{}", t, SL_ENOTFOUND, NULL);
+	/* keys that cannot be found: a reason, never a crash */
+	key_case(&def, "Prop", "{}", t, SL_EINVAL, "'a.b' is missing");
+	key_case(&def, "Prop", "{\"a\":5}", t, SL_EINVAL, "missing");
+	key_case(&def, "Prop", "{\"a\":{\"b\":{\"c\":1}}}", t, SL_EINVAL,
+	    "not a string or an integer");
+	key_case(&def, "Prop", "{\"a\":{\"b\":[1]}}", t, SL_EINVAL,
+	    "not a string or an integer");
+	key_case(&def, "Prop", "{\"a\":{\"b\":1.5}}", t, SL_EINVAL,
+	    "not a string or an integer");
+	key_case(&def, "Prop", "{\"a\":{\"b\":\"\"}}", t, SL_EINVAL, "empty");
+	key_case(&def, "Empty", "{}", t, SL_EINVAL, "empty");
+}
+
+/* ---- retries with the fail_on_type plugin ---- */
+
+typedef struct env {
+	store    *s;
+	rmstore  *rm;
+	registry *r;
+} env;
+
+static void
+env_open(env *e, const char *name, const char *plugin)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s-log", tu_tmpdir(), name);
+	CHECK_EQ(store_open(path, 64u << 20, false, &e->s), SL_OK);
+	snprintf(path, sizeof(path), "%s/%s-rm", tu_tmpdir(), name);
+	CHECK_EQ(rm_open(path, 16u << 20, false, &e->rm), SL_OK);
+	e->r = pt_load(plugin);
+}
+
+static void
+env_close(env *e)
+{
+	registry_destroy(e->r);
+	rm_close(e->rm);
+	store_close(e->s);
+}
+
+static uint64_t
+read_checkpoint(rmstore *rm, const char *proj)
+{
+	MDB_txn      *txn;
+	rm_checkpoint cp;
+	char          id[64];
+	snprintf(id, sizeof(id), "proj:%s", proj);
+	CHECK_EQ(mdb_txn_begin(rm_env(rm), NULL, MDB_RDONLY, &txn), 0);
+	CHECK_EQ(rm_checkpoint_read(rm, txn, id, &cp), SL_OK);
+	mdb_txn_abort(txn);
+	return cp.position;
+}
+
+static bool
+has_model(rmstore *rm, const char *proj, const char *key)
+{
+	char  *data = NULL;
+	size_t len;
+	int    rc = rm_get(rm, proj, key, strlen(key), &data, &len);
+	CHECK(rc == SL_OK || rc == SL_ENOTFOUND);
+	free(data);
+	return rc == SL_OK;
+}
+
+/* Fails 3 times, then succeeds: retried, not skipped, state correct. */
+static void
+test_fail_then_succeed(void)
+{
+	env e;
+	env_open(&e, "retry", SL_TEST_PLUGIN_DIR "/fail_on_type.so");
+	const proj_def *def = pt_find(e.r, "fail_on_type");
+
+	pt_commit1(e.s, "t1", "s1", "Tick", "{}");
+	pt_commit1(e.s, "t1", "s2", "Tick", "{}");
+	uint64_t bad = pt_commit1(
+	    e.s, "t1", "s1", "Tick", "{\"fail\":true,\"fail_times\":3}");
+	pt_commit1(e.s, "t1", "s2", "Tock", "{}");
+	pt_commit1(e.s, "t1", "s1", "Tock", "{}");
+	uint64_t head = store_next_position(e.s);
+
+	processor *p;
+	int64_t    t0 = pt_now_ms();
+	CHECK_EQ(proc_start(e.s, e.rm, "t1", def, 100, &p), SL_OK);
+	proc_status st = pt_wait_failing(p, 1, PT_WAIT_MS);
+	CHECK_STREQ(st.reason, "refused: Tick");
+	CHECK_EQ(st.position, bad); /* stopped at the failing event */
+	CHECK(st.next_retry_ns > 0);
+	/* the state before the failing event was committed, not after it */
+	CHECK_EQ(read_checkpoint(e.rm, FAIL_PROJ), bad);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s1", "count"), 1);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s2", "count"), 1);
+
+	st = pt_wait_failing(p, 3, PT_WAIT_MS);
+	CHECK_EQ(st.position, bad);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s2", "count"), 1);
+
+	st           = pt_wait_position(p, head, PT_WAIT_MS);
+	int64_t took = pt_now_ms() - t0;
+	/* delays 50 + 100 + 200 ms before attempts 1, 2 and 3 */
+	CHECK(took >= 340);
+	CHECK_EQ(st.attempts, 0);
+	CHECK_EQ(st.events_handled, 5);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s1", "count"), 3);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s2", "count"), 2);
+	CHECK_EQ(read_checkpoint(e.rm, FAIL_PROJ), head);
+
+	/* After the recovery, the next failure starts counting afresh. */
+	uint64_t bad2 = pt_commit1(
+	    e.s, "t1", "s3", "Tock", "{\"fail\":true,\"fail_times\":1}");
+	st = pt_wait_failing(p, 1, PT_WAIT_MS);
+	CHECK_EQ(st.attempts, 1);
+	CHECK_EQ(st.position, bad2);
+	st = pt_wait_position(p, bad2 + 1, PT_WAIT_MS);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s3", "count"), 1);
+	CHECK_EQ(st.events_handled, 6);
+
+	proc_stop(p);
+	env_close(&e);
+}
+
+/* A failing event blocks every later event; stop interrupts the wait. */
+static void
+test_blocks_later_events(void)
+{
+	env e;
+	env_open(&e, "block", SL_TEST_PLUGIN_DIR "/fail_on_type.so");
+	const proj_def *def = pt_find(e.r, "fail_on_type");
+
+	pt_commit1(e.s, "t1", "a", "Tick", "{}");
+	pt_commit1(e.s, "t1", "a", "Tock", "{}");
+	uint64_t bad = pt_commit1(e.s, "t1", "b", "Tock", "{\"fail\":true}");
+	for (int i = 0; i < 5; i++) {
+		pt_commit1(e.s, "t1", "c", "Tick", "{}");
+		pt_commit1(e.s, "t1", "a", "Tick", "{}");
+	}
+
+	processor *p;
+	CHECK_EQ(proc_start(e.s, e.rm, "t1", def, 3, &p), SL_OK);
+	proc_status st = pt_wait_failing(p, 4, PT_WAIT_MS);
+	CHECK_STREQ(st.reason, "refused: Tock");
+	CHECK_EQ(st.position, bad);
+	CHECK_EQ(st.events_handled, 2);
+	CHECK_EQ(read_checkpoint(e.rm, FAIL_PROJ), bad);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "a", "count"), 2);
+	CHECK(!has_model(e.rm, FAIL_PROJ, "b"));
+	CHECK(!has_model(e.rm, FAIL_PROJ, "c"));
+
+	/* More commits while failing do not get past it either. */
+	pt_commit1(e.s, "t1", "c", "Tick", "{}");
+	pt_sleep_ms(50);
+	proc_get_status(p, &st);
+	CHECK_EQ(st.state, PROC_FAILING);
+	CHECK_EQ(st.position, bad);
+	CHECK(!has_model(e.rm, FAIL_PROJ, "c"));
+
+	/* The retry delay (now 400+ ms) is interrupted by proc_stop. */
+	int64_t t0 = pt_now_ms();
+	proc_stop(p);
+	CHECK(pt_now_ms() - t0 < 300);
+	CHECK_EQ(read_checkpoint(e.rm, FAIL_PROJ), bad);
+
+	/* A restarted processor starts with the same event, not after it. */
+	CHECK_EQ(proc_start(e.s, e.rm, "t1", def, 100, &p), SL_OK);
+	st = pt_wait_failing(p, 1, PT_WAIT_MS);
+	CHECK_EQ(st.position, bad);
+	CHECK_EQ(st.events_handled, 0);
+	proc_stop(p);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "a", "count"), 2);
+	env_close(&e);
+}
+
+/* A property key selector on a missing or non-scalar property. */
+static void
+test_missing_key_property(void)
+{
+	env e;
+	env_open(&e, "keys", SL_PLUGIN_DIR "/account_details.so");
+	const proj_def *def = pt_find(e.r, "account_details");
+
+	pt_commit1(e.s, "t1", "acc-1", "DebitPerformed", "{\"amount\":10}");
+	uint64_t bad = pt_commit1(
+	    e.s, "t1", "atm-1", "WithdrawalPerformed", "{\"amount\":5}");
+	pt_commit1(e.s, "t1", "acc-1", "DebitPerformed", "{\"amount\":20}");
+
+	processor *p;
+	CHECK_EQ(proc_start(e.s, e.rm, "t1", def, 100, &p), SL_OK);
+	proc_status st = pt_wait_failing(p, 2, PT_WAIT_MS);
+	CHECK(strstr(st.reason, "'account_id' is missing") != NULL);
+	CHECK(strstr(st.reason, "WithdrawalPerformed") != NULL);
+	CHECK_EQ(st.position, bad);
+	CHECK_EQ(pt_state_i64(e.rm, ACC_PROJ, "acc-1", "balance"), 10);
+	proc_stop(p);
+
+	/* non-scalar property: same, in another tenant's store */
+	rmstore *rm2;
+	char     path[4200];
+	snprintf(path, sizeof(path), "%s/keys-rm2", tu_tmpdir());
+	CHECK_EQ(rm_open(path, 16u << 20, false, &rm2), SL_OK);
+	uint64_t bad2 = pt_commit1(e.s, "t2", "cust-1", "CustomerRegistered",
+	    "{\"name\":\"X\",\"account\":{\"id\":{\"nested\":1}}}");
+	CHECK_EQ(proc_start(e.s, rm2, "t2", def, 100, &p), SL_OK);
+	st = pt_wait_failing(p, 1, PT_WAIT_MS);
+	CHECK(strstr(st.reason, "not a string or an integer") != NULL);
+	CHECK_EQ(st.position, bad2);
+	proc_stop(p);
+	CHECK(!has_model(rm2, ACC_PROJ, "acc-1"));
+	rm_close(rm2);
+	env_close(&e);
+}
+
+int
+main(void)
+{
+	test_keys();
+	test_fail_then_succeed();
+	test_blocks_later_events();
+	test_missing_key_property();
+	return 0;
+}
