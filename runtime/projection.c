@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,19 @@ find_selector(const proj_def *def, const char *type)
 	return NULL;
 }
 
+/* A reason in the key buffer, cut to fit: callers may pass a small one. */
+static void
+key_reason(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void
+key_reason(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
 static int
 key_copy(const char *s, size_t n, char *buf, size_t len, const char *what)
 {
@@ -99,8 +113,8 @@ key_copy(const char *s, size_t n, char *buf, size_t len, const char *what)
 		return SL_EINVAL;
 	}
 	if (n >= len || n >= PROC_KEY_MAX) {
-		snprintf(
-		    buf, len, "%s is too long for a key (%zu bytes)", what, n);
+		key_reason(buf, len, "%s is too long for a key (%zu bytes)",
+		    what, n);
 		return SL_EINVAL;
 	}
 	if (memchr(s, '\0', n) != NULL) {

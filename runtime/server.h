@@ -24,4 +24,18 @@ void api_reply(api_call *call, const void *data, size_t len);
 /** Handle one request (implemented in api.c); data valid until api_reply. */
 void api_handle(runtime *rt, api_call *call, const void *data, size_t len);
 
+#include <stdbool.h>
+
+#include <nng/nng.h>
+
+/**
+ * Close an NNG socket without hanging shutdown: NNG 1.5.2 can hang for
+ * good in nng_close() of a socket whose peers are busy (nanomsg/nng#1543).
+ * The close runs on a helper thread; after a bounded wait (2 s, or 0.1 s
+ * once a close has hung before in this process) the socket is left to the
+ * process exit. Stop every aio of the socket first.
+ * @return true if the socket was closed, false if it was left (logged).
+ */
+bool server_close_socket(nng_socket sock);
+
 #endif

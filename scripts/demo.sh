@@ -12,7 +12,8 @@ SLUICE="./build/sluice --config resources.yaml"
 T=demo
 P=account_details
 
-./build/sluiced -c resources.yaml 2>data.log &
+mkdir -p data
+./build/sluiced -c resources.yaml 2>data/sluiced.log &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true' EXIT INT TERM
 
@@ -22,12 +23,12 @@ until $SLUICE status >/dev/null 2>&1; do
 	i=$((i + 1))
 	if [ $i -gt 100 ] || ! kill -0 $pid 2>/dev/null; then
 		echo "demo: sluiced did not start; its log:" >&2
-		cat data.log >&2
+		cat data/sluiced.log >&2
 		exit 1
 	fi
 	sleep 0.1
 done
-echo "== sluiced is up (pid $pid, log in ./data.log)"
+echo "== sluiced is up (pid $pid, log in data/sluiced.log)"
 
 commit() { # stream expect type json
 	$SLUICE commit --tenant $T --stream "$1" --expect "$2" --type "$3" "$4" >/dev/null

@@ -1,0 +1,663 @@
+/*
+ * The `sluice` command: commit, read, get-one, get-all and status against a
+ * running sluiced, through the client library; JSON out on stdout. The
+ * endpoint comes from --url, $SLUICE_URL or the config file's endpoints.api.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include <sluice/client.h>
+
+#include "config.h"
+
+enum {
+	EXIT_USAGE = 1, /* bad arguments or input */
+	EXIT_REPLY = 2, /* the daemon answered with an error */
+	EXIT_NET   = 3, /* cannot reach the daemon, or it timed out */
+};
+
+static const char usage_text[]
+    = "usage: sluice [--url URL] [--config FILE] [--timeout MS] COMMAND ...\n"
+      "\n"
+      "  commit --tenant T --stream S [--expect any|none|N] --type TYPE\n"
+      "         [--public] [--metadata JSON] [--correlation-id ID]\n"
+      "         [CONTENT_JSON | -]\n"
+      "  commit --tenant T --stream S [--expect ...] --batch [FILE | -]\n"
+      "  read [--from P] [--max N] [--tenant T --stream S "
+      "[--from-revision R]]\n"
+      "  get-one --tenant T --projection ID_OR_NAME KEY\n"
+      "  get-all --tenant T --projection ID_OR_NAME\n"
+      "  status\n"
+      "\n"
+      "The endpoint is --url, else $SLUICE_URL, else endpoints.api of the\n"
+      "config file (--config, default ./resources.yaml). $SLUICE_TENANT can\n"
+      "stand in for --tenant. Exit status: 0 ok, 1 usage, 2 error reply,\n"
+      "3 cannot reach the daemon.\n";
+
+/* Options of all commands; which apply is checked per command. */
+typedef struct opts {
+	const char *url, *config, *timeout;
+	const char *tenant, *stream, *expect, *type, *metadata, *correlation;
+	const char *from, *max, *from_revision, *projection;
+	bool        is_public, batch;
+	const char *pos[4];
+	int         n_pos;
+} opts;
+
+static int fail(int status, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+fail(int status, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "sluice: %s: ", sl_errname(code));
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return status;
+}
+
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "sluice: EINVAL: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n(sluice --help for usage)\n");
+	return EXIT_USAGE;
+}
+
+/* The exit status for a failed client call. */
+static int
+call_failed(sl_client *c, int rc)
+{
+	int status = (rc == SL_ENET || rc == SL_ETIMEDOUT || rc == SL_ECLOSED)
+	    ? EXIT_NET
+	    : EXIT_REPLY;
+	return fail(status, rc, "%s", sl_client_last_error(c));
+}
+
+static bool
+parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (s == NULL || s[0] < '0' || s[0] > '9')
+		return false;
+	errno = 0;
+	*out  = strtoull(s, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+/* Read a whole file (or stdin for NULL / "-") into a string. */
+static char *
+read_all(const char *path)
+{
+	FILE  *f   = (path == NULL || strcmp(path, "-") == 0) ? stdin
+	                                                      : fopen(path, "r");
+	char  *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (f == NULL)
+		return NULL;
+	for (;;) {
+		if (cap - len < 4096) {
+			char *p = realloc(buf, cap = cap * 2 + 8192);
+			if (p == NULL) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = p;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (buf != NULL) {
+		if (ferror(f)) {
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[len] = '\0';
+		}
+	}
+	if (f != stdin)
+		fclose(f);
+	return buf;
+}
+
+static void
+print_json(json_t *j, size_t flags)
+{
+	char *s = json_dumps(j, flags | JSON_ENCODE_ANY);
+	if (s != NULL) {
+		puts(s);
+		free(s);
+	}
+}
+
+/* ---- argument parsing ---- */
+
+typedef struct optdef {
+	const char *name;
+	size_t      off;  /* of the const char * field, or of the bool */
+	bool        flag; /* takes no value */
+} optdef;
+
+#define OPT(n, f)                                                             \
+	{                                                                     \
+		n, offsetof(opts, f), false                                   \
+	}
+#define FLAG(n, f)                                                            \
+	{                                                                     \
+		n, offsetof(opts, f), true                                    \
+	}
+
+static const optdef optdefs[] = {
+	OPT("url", url),
+	OPT("config", config),
+	OPT("timeout", timeout),
+	OPT("tenant", tenant),
+	OPT("stream", stream),
+	OPT("expect", expect),
+	OPT("type", type),
+	OPT("metadata", metadata),
+	OPT("correlation-id", correlation),
+	OPT("from", from),
+	OPT("max", max),
+	OPT("from-revision", from_revision),
+	OPT("projection", projection),
+	FLAG("public", is_public),
+	FLAG("batch", batch),
+};
+
+/*
+ * Parse --name VALUE / --name=VALUE / --flag and positionals from argv[i]
+ * on. With globals_only, stop at the first positional (the command).
+ * @return the index reached, or -1 after printing a usage error.
+ */
+static int
+parse_args(int argc, char **argv, int i, bool globals_only, opts *o)
+{
+	for (; i < argc; i++) {
+		const char *a = argv[i], *eq;
+		size_t      n;
+		size_t      k;
+
+		if (strcmp(a, "--") == 0) {
+			for (i++; i < argc && !globals_only; i++) {
+				if (o->n_pos == 4) {
+					usage_error("too many arguments");
+					return -1;
+				}
+				o->pos[o->n_pos++] = argv[i];
+			}
+			return i;
+		}
+		if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+			if (globals_only)
+				return i;
+			if (o->n_pos == 4) {
+				usage_error("too many arguments: '%s'", a);
+				return -1;
+			}
+			o->pos[o->n_pos++] = a;
+			continue;
+		}
+		a += 2;
+		eq = strchr(a, '=');
+		n  = eq != NULL ? (size_t) (eq - a) : strlen(a);
+		for (k = 0; k < sizeof(optdefs) / sizeof(optdefs[0]); k++)
+			if (strlen(optdefs[k].name) == n
+			    && strncmp(optdefs[k].name, a, n) == 0)
+				break;
+		/* The first three are the global options, also accepted
+		 * after the command. */
+		if (k == sizeof(optdefs) / sizeof(optdefs[0])
+		    || (globals_only && k > 2)) {
+			usage_error("unknown option '%s'%s", argv[i],
+			    globals_only ? " before the command" : "");
+			return -1;
+		}
+		if (optdefs[k].flag) {
+			if (eq != NULL) {
+				usage_error("option '--%s' takes no value",
+				    optdefs[k].name);
+				return -1;
+			}
+			*(bool *) ((char *) o + optdefs[k].off) = true;
+			continue;
+		}
+		if (eq == NULL && i + 1 >= argc) {
+			usage_error(
+			    "option '--%s' needs a value", optdefs[k].name);
+			return -1;
+		}
+		*(const char **) ((char *) o + optdefs[k].off)
+		    = eq != NULL ? eq + 1 : argv[++i];
+	}
+	return i;
+}
+
+/* ---- endpoint ---- */
+
+static int
+find_url(const opts *o, char **url)
+{
+	const char *path = o->config;
+	sl_config  *cfg;
+	char        err[512];
+
+	*url = NULL;
+	if (o->url != NULL) {
+		*url = strdup(o->url);
+		return 0;
+	}
+	if (getenv("SLUICE_URL") != NULL && getenv("SLUICE_URL")[0] != '\0') {
+		*url = strdup(getenv("SLUICE_URL"));
+		return 0;
+	}
+	if (path == NULL && access("resources.yaml", F_OK) == 0)
+		path = "resources.yaml";
+	if (path == NULL)
+		return usage_error("no endpoint: give --url URL, set "
+		                   "SLUICE_URL, or --config FILE");
+	if (config_load(path, &cfg, err, sizeof(err)) != 0)
+		return fail(EXIT_USAGE, SL_ECONFIG, "%s", err);
+	*url = strdup(cfg->api_url);
+	config_free(cfg);
+	return 0;
+}
+
+/* ---- commands ---- */
+
+static const char *
+tenant_of(const opts *o)
+{
+	const char *t
+	    = o->tenant != NULL ? o->tenant : getenv("SLUICE_TENANT");
+	return t != NULL && t[0] != '\0' ? t : NULL;
+}
+
+/* Check a JSON object text; returns it compact (malloc'ed) or NULL. */
+static char *
+json_object_text(const char *text, const char *what, int *status)
+{
+	json_error_t je;
+	json_t      *j = json_loads(text, JSON_DECODE_ANY, &je);
+	char        *s;
+
+	if (j == NULL) {
+		*status = fail(EXIT_USAGE, SL_EINVAL,
+		    "%s is not JSON: line %d, column %d: %s", what, je.line,
+		    je.column, je.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		*status = fail(
+		    EXIT_USAGE, SL_EINVAL, "%s must be a JSON object", what);
+		return NULL;
+	}
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return s;
+}
+
+static int
+cmd_commit(sl_client *c, const opts *o)
+{
+	const char      *tenant   = tenant_of(o);
+	uint64_t         expected = SL_EXPECT_ANY;
+	sl_new_event    *evs      = NULL;
+	char           **texts    = NULL; /* compact JSON texts to free */
+	size_t           n = 0, n_texts = 0;
+	sl_commit_result res;
+	char            *input = NULL;
+	const char      *arg;
+	json_t          *batch  = NULL;
+	int              status = 0, rc;
+
+	if (tenant == NULL || o->stream == NULL)
+		return usage_error("commit needs --tenant and --stream");
+	if (o->expect == NULL || strcmp(o->expect, "any") == 0)
+		expected = SL_EXPECT_ANY;
+	else if (strcmp(o->expect, "none") == 0
+	    || strcmp(o->expect, "no_stream") == 0)
+		expected = SL_EXPECT_NO_STREAM;
+	else if (!parse_u64(o->expect, &expected)
+	    || expected >= SL_EXPECT_NO_STREAM)
+		return usage_error("--expect takes any, none or a revision, "
+		                   "not '%s'",
+		    o->expect);
+	if (o->n_pos > 1)
+		return usage_error("commit takes one content argument");
+	if (!o->batch && o->type == NULL)
+		return usage_error("commit needs --type (or --batch)");
+
+	arg = o->n_pos == 1 ? o->pos[0] : NULL;
+	if (o->batch || arg == NULL || strcmp(arg, "-") == 0) {
+		input = read_all(arg);
+		if (input == NULL)
+			return fail(EXIT_USAGE, SL_EINVAL,
+			    "cannot read %s: %s",
+			    arg != NULL && strcmp(arg, "-") != 0 ? arg
+			                                         : "stdin",
+			    strerror(errno));
+	} else {
+		input = strdup(arg); /* the argument is the content itself */
+	}
+	if (o->batch) {
+		json_error_t je;
+		batch = json_loads(input, 0, &je);
+		if (batch == NULL || !json_is_array(batch)
+		    || json_array_size(batch) == 0) {
+			status = batch == NULL
+			    ? fail(EXIT_USAGE, SL_EINVAL,
+			        "batch: line %d, column %d: %s", je.line,
+			        je.column, je.text)
+			    : fail(EXIT_USAGE, SL_EINVAL,
+			        "batch must be a non-empty JSON array");
+			goto out;
+		}
+		n = json_array_size(batch);
+	} else {
+		n = 1;
+	}
+
+	evs   = calloc(n, sizeof(*evs));
+	texts = calloc(2 * n, sizeof(*texts));
+	if (evs == NULL || texts == NULL || input == NULL) {
+		status = fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!o->batch) {
+		evs[0].type = o->type;
+		if ((texts[n_texts++]
+		        = json_object_text(input, "content", &status))
+		    == NULL)
+			goto out;
+		evs[0].content_json = texts[n_texts - 1];
+		if (o->metadata != NULL) {
+			if ((texts[n_texts++] = json_object_text(
+			         o->metadata, "--metadata", &status))
+			    == NULL)
+				goto out;
+			evs[0].metadata_json = texts[n_texts - 1];
+		}
+		evs[0].is_public      = o->is_public;
+		evs[0].correlation_id = o->correlation;
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			json_t *it = json_array_get(batch, i);
+			json_t *ty = json_object_get(it, "type");
+			json_t *co = json_object_get(it, "content");
+			json_t *me = json_object_get(it, "metadata");
+			json_t *pu = json_object_get(it, "public");
+			json_t *ci = json_object_get(it, "correlation_id");
+			if (!json_is_object(it) || !json_is_string(ty)
+			    || !json_is_object(co)
+			    || (me != NULL && !json_is_object(me))
+			    || (pu != NULL && !json_is_boolean(pu))
+			    || (ci != NULL && !json_is_string(ci))) {
+				status = fail(EXIT_USAGE, SL_EINVAL,
+				    "batch[%zu] must be {\"type\":string,"
+				    "\"content\":{...},\"metadata\":{...}?,"
+				    "\"public\":bool?,\"correlation_id\":"
+				    "string?}",
+				    i);
+				goto out;
+			}
+			evs[i].type         = json_string_value(ty);
+			texts[n_texts++]    = json_dumps(co, JSON_COMPACT);
+			evs[i].content_json = texts[n_texts - 1];
+			if (me != NULL) {
+				texts[n_texts++]
+				    = json_dumps(me, JSON_COMPACT);
+				evs[i].metadata_json = texts[n_texts - 1];
+			}
+			evs[i].is_public = pu != NULL && json_is_true(pu);
+			evs[i].correlation_id
+			    = ci != NULL ? json_string_value(ci) : NULL;
+		}
+	}
+
+	/* On EREVISION the daemon's message names the actual revision. */
+	rc = sl_client_commit(c, tenant, o->stream, expected, evs, n, &res);
+	if (rc != SL_OK) {
+		status = call_failed(c, rc);
+	} else {
+		printf("{\"first_position\":%" PRIu64
+		       ",\"last_position\":%" PRIu64
+		       ",\"first_revision\":%" PRIu64 ",\"count\":%" PRIu64
+		       "}\n",
+		    res.first_position, res.last_position, res.first_revision,
+		    res.count);
+	}
+out:
+	for (size_t i = 0; texts != NULL && i < n_texts; i++)
+		free(texts[i]);
+	free(texts);
+	free(evs);
+	free(input);
+	json_decref(batch);
+	return status;
+}
+
+static int
+cmd_read(sl_client *c, const opts *o)
+{
+	const char *tenant = o->stream != NULL ? tenant_of(o) : NULL;
+	uint64_t    from = 0, max = 0, left;
+	bool        by_stream = o->stream != NULL;
+	int         rc;
+
+	if (o->n_pos > 0)
+		return usage_error("read takes no argument '%s'", o->pos[0]);
+	if (by_stream && tenant == NULL)
+		return usage_error("--stream needs --tenant");
+	if (o->from_revision != NULL && !by_stream)
+		return usage_error("--from-revision needs --tenant and "
+		                   "--stream");
+	if (by_stream && o->from != NULL)
+		return usage_error("use --from-revision to read a stream");
+	if ((o->from != NULL && !parse_u64(o->from, &from))
+	    || (o->from_revision != NULL
+	        && !parse_u64(o->from_revision, &from)))
+		return usage_error("--from takes a number");
+	if (o->max != NULL && (!parse_u64(o->max, &max) || max == 0))
+		return usage_error(
+		    "--max takes a positive number, not '%s'", o->max);
+	left = o->max != NULL ? max : UINT64_MAX;
+
+	while (left > 0) {
+		sl_read_result r;
+		size_t         ask = left > SIZE_MAX ? 0 : (size_t) left;
+		rc                 = by_stream ? sl_client_read_stream(
+		                         c, tenant, o->stream, from, ask, &r)
+		                               : sl_client_read(c, from, ask, &r);
+		if (rc != SL_OK)
+			return call_failed(c, rc);
+		for (size_t i = 0; i < r.n_events && left > 0; i++, left--)
+			puts(r.events[i].json);
+		from = r.next;
+		if (r.n_events == 0 || (!by_stream && r.next >= r.head)) {
+			sl_read_result_free(&r);
+			break;
+		}
+		sl_read_result_free(&r);
+	}
+	if (fflush(stdout) != 0)
+		return fail(EXIT_USAGE, SL_EINVAL, "cannot write the output");
+	return 0;
+}
+
+static int
+cmd_get_one(sl_client *c, const opts *o)
+{
+	const char  *tenant = tenant_of(o);
+	char        *state;
+	json_t      *j;
+	json_error_t je;
+	int          rc;
+
+	if (tenant == NULL || o->projection == NULL || o->n_pos != 1)
+		return usage_error("get-one needs --tenant, --projection and "
+		                   "a KEY");
+	rc = sl_client_get_one(
+	    c, tenant, o->projection, o->pos[0], &state, NULL);
+	if (rc != SL_OK)
+		return call_failed(c, rc);
+	j = json_loads(state, 0, &je);
+	sl_client_free(state);
+	if (j == NULL)
+		return fail(EXIT_REPLY, SL_EPROTO, "bad state in the reply");
+	print_json(j, JSON_INDENT(2));
+	json_decref(j);
+	return 0;
+}
+
+static int
+cmd_get_all(sl_client *c, const opts *o)
+{
+	const char *tenant = tenant_of(o);
+	json_t     *all;
+	char       *after = NULL;
+	int         rc, status = 0;
+
+	if (tenant == NULL || o->projection == NULL)
+		return usage_error("get-all needs --tenant and --projection");
+	if (o->n_pos > 0)
+		return usage_error(
+		    "get-all takes no argument '%s'", o->pos[0]);
+	all = json_array();
+	for (;;) {
+		sl_read_models page;
+		rc = sl_client_get_all(
+		    c, tenant, o->projection, after, 0, &page);
+		if (rc != SL_OK) {
+			status = call_failed(c, rc);
+			break;
+		}
+		for (size_t i = 0; i < page.n_items; i++) {
+			json_error_t je;
+			json_t      *st
+			    = json_loads(page.items[i].state_json, 0, &je);
+			json_array_append_new(all,
+			    json_pack("{s:s,s:o*}", "key", page.items[i].key,
+			        "state", st));
+		}
+		free(after);
+		after = page.n_items > 0 && page.more
+		    ? strdup(page.items[page.n_items - 1].key)
+		    : NULL;
+		sl_read_models_free(&page);
+		if (after == NULL)
+			break;
+	}
+	free(after);
+	if (status == 0)
+		print_json(all, JSON_INDENT(2));
+	json_decref(all);
+	return status;
+}
+
+static int
+cmd_status(sl_client *c, const opts *o)
+{
+	char        *text;
+	json_t      *j;
+	json_error_t je;
+	int          rc;
+
+	if (o->n_pos > 0)
+		return usage_error("status takes no argument '%s'", o->pos[0]);
+	rc = sl_client_status(c, &text);
+	if (rc != SL_OK)
+		return call_failed(c, rc);
+	j = json_loads(text, 0, &je);
+	sl_client_free(text);
+	if (j == NULL)
+		return fail(EXIT_REPLY, SL_EPROTO, "bad status reply");
+	print_json(j, JSON_INDENT(2));
+	json_decref(j);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(sl_client *, const opts *);
+	} cmds[] = {
+		{ "commit", cmd_commit },
+		{ "read", cmd_read },
+		{ "get-one", cmd_get_one },
+		{ "get-all", cmd_get_all },
+		{ "status", cmd_status },
+	};
+	opts       o;
+	uint64_t   timeout = 10000;
+	sl_client *c;
+	char      *url;
+	int        i, k, rc, status;
+
+	memset(&o, 0, sizeof(o));
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0
+		    || strcmp(argv[i], "-h") == 0) {
+			fputs(usage_text, stdout);
+			return 0;
+		}
+	if ((i = parse_args(argc, argv, 1, true, &o)) < 0)
+		return EXIT_USAGE;
+	if (i >= argc) {
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+	for (k = 0; k < (int) (sizeof(cmds) / sizeof(cmds[0])); k++)
+		if (strcmp(argv[i], cmds[k].name) == 0)
+			break;
+	if (k == (int) (sizeof(cmds) / sizeof(cmds[0])))
+		return usage_error("unknown command '%s'", argv[i]);
+	if (parse_args(argc, argv, i + 1, false, &o) < 0)
+		return EXIT_USAGE;
+	if (o.timeout != NULL
+	    && (!parse_u64(o.timeout, &timeout) || timeout > INT32_MAX))
+		return usage_error(
+		    "--timeout takes milliseconds, not '%s'", o.timeout);
+
+	if ((status = find_url(&o, &url)) != 0)
+		return status;
+	if (url == NULL)
+		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+	rc = sl_client_open(url, (int) timeout, &c);
+	free(url);
+	if (rc != SL_OK)
+		return fail(rc == SL_EINVAL ? EXIT_USAGE : EXIT_NET, rc, "%s",
+		    sl_client_open_error());
+	status = cmds[k].fn(c, &o);
+	sl_client_close(c);
+	return status;
+}

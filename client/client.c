@@ -1,0 +1,714 @@
+/*
+ * The C client library (include/sluice/client.h): packs requests of the
+ * wire protocol (docs/protocol.md), sends them on an NNG req0 socket, and
+ * turns replies back into C structs with JSON text for content and states.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <msgpack.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include <sluice/client.h>
+
+#include "json.h"
+#include "mp.h"
+
+struct sl_client {
+	nng_socket sock;
+	char       err[512];
+};
+
+/* A decoded reply: objects in zone, strings pointing into msg. */
+typedef struct reply {
+	nng_msg       *msg;
+	msgpack_zone  *zone;
+	msgpack_object root;
+} reply;
+
+static _Thread_local char open_err[256];
+
+static void client_seterr(sl_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+client_seterr(sl_client *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+}
+
+static int
+client_nng_err(int rv)
+{
+	switch (rv) {
+	case 0:
+		return SL_OK;
+	case NNG_ETIMEDOUT:
+		return SL_ETIMEDOUT;
+	case NNG_ENOMEM:
+		return SL_ENOMEM;
+	case NNG_EADDRINVAL:
+	case NNG_ENOTSUP:
+	case NNG_EINVAL:
+		return SL_EINVAL;
+	default:
+		return SL_ENET;
+	}
+}
+
+int
+sl_client_open(const char *url, int timeout_ms, sl_client **out)
+{
+	sl_client   *c;
+	nng_duration to = timeout_ms > 0 ? timeout_ms : NNG_DURATION_INFINITE;
+	int          rv;
+
+	open_err[0] = '\0';
+	if (out == NULL)
+		return SL_EINVAL;
+	*out = NULL;
+	if (url == NULL || url[0] == '\0') {
+		snprintf(open_err, sizeof(open_err), "no endpoint given");
+		return SL_EINVAL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return SL_ENOMEM;
+	if ((rv = nng_req0_open(&c->sock)) != 0) {
+		snprintf(open_err, sizeof(open_err), "cannot open socket: %s",
+		    nng_strerror(rv));
+		free(c);
+		return client_nng_err(rv);
+	}
+	/* Replies (a page of events) may be far larger than NNG's 1 MiB
+	 * default; the daemon bounds them. Never resend by timer: a commit
+	 * sent twice could be written twice. */
+	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, 0);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, to);
+	nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, to);
+	nng_socket_set_ms(
+	    c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	/* A blocking dial: a daemon that is not there is an error now. */
+	if ((rv = nng_dial(c->sock, url, NULL, 0)) != 0) {
+		snprintf(open_err, sizeof(open_err),
+		    "cannot connect to %s: %s", url, nng_strerror(rv));
+		nng_close(c->sock);
+		free(c);
+		return client_nng_err(rv);
+	}
+	*out = c;
+	return SL_OK;
+}
+
+const char *
+sl_client_open_error(void)
+{
+	return open_err;
+}
+
+void
+sl_client_close(sl_client *c)
+{
+	if (c == NULL)
+		return;
+	nng_close(c->sock);
+	free(c);
+}
+
+const char *
+sl_client_last_error(const sl_client *c)
+{
+	return c != NULL ? c->err : "no client";
+}
+
+void
+sl_client_free(void *p)
+{
+	free(p);
+}
+
+static void
+reply_free(reply *r)
+{
+	if (r->zone != NULL)
+		msgpack_zone_free(r->zone);
+	if (r->msg != NULL)
+		nng_msg_free(r->msg);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Send bytes, receive the reply message. */
+static int
+client_roundtrip(sl_client *c, const void *req, size_t len, nng_msg **out)
+{
+	nng_msg *m;
+	int      rv;
+
+	*out = NULL;
+	if ((rv = nng_msg_alloc(&m, len)) != 0) {
+		client_seterr(c, "out of memory");
+		return SL_ENOMEM;
+	}
+	if (len > 0)
+		memcpy(nng_msg_body(m), req, len);
+	if ((rv = nng_sendmsg(c->sock, m, 0)) != 0) {
+		nng_msg_free(m);
+		client_seterr(
+		    c, "cannot send the request: %s", nng_strerror(rv));
+		return client_nng_err(rv);
+	}
+	if ((rv = nng_recvmsg(c->sock, out, 0)) != 0) {
+		client_seterr(c, "no reply: %s", nng_strerror(rv));
+		return client_nng_err(rv);
+	}
+	return SL_OK;
+}
+
+/*
+ * Decode a reply and check its envelope. On an error reply, the code is
+ * returned, the message kept in c->err, and rep stays decoded (extra
+ * fields such as actual_revision). On other failures rep is freed.
+ */
+static int
+client_decode(sl_client *c, nng_msg *msg, reply *rep)
+{
+	const msgpack_object *ok, *v;
+	size_t                off = 0;
+	uint64_t              code;
+	const char           *s;
+	size_t                len;
+
+	memset(rep, 0, sizeof(*rep));
+	rep->msg  = msg;
+	rep->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+	if (rep->zone == NULL) {
+		reply_free(rep);
+		client_seterr(c, "out of memory");
+		return SL_ENOMEM;
+	}
+	if (msgpack_unpack(nng_msg_body(msg), nng_msg_len(msg), &off,
+	        rep->zone, &rep->root)
+	        != MSGPACK_UNPACK_SUCCESS
+	    || rep->root.type != MSGPACK_OBJECT_MAP) {
+		reply_free(rep);
+		client_seterr(c, "the reply is not a msgpack map");
+		return SL_EPROTO;
+	}
+	v = mp_get(&rep->root, "v");
+	if (v == NULL || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER
+	    || v->via.u64 != SL_PROTOCOL_VERSION) {
+		reply_free(rep);
+		client_seterr(c, "the reply is not protocol version %d",
+		    SL_PROTOCOL_VERSION);
+		return SL_EVERSION;
+	}
+	ok = mp_get(&rep->root, "ok");
+	if (ok == NULL || ok->type != MSGPACK_OBJECT_BOOLEAN) {
+		reply_free(rep);
+		client_seterr(c, "the reply has no 'ok' field");
+		return SL_EPROTO;
+	}
+	if (ok->via.boolean)
+		return SL_OK;
+	if (mp_get_u64(&rep->root, "code", &code) != SL_OK || code == 0
+	    || code > INT32_MAX) {
+		reply_free(rep);
+		client_seterr(c, "the error reply has no valid 'code'");
+		return SL_EPROTO;
+	}
+	if (mp_get_str(&rep->root, "message", &s, &len) == SL_OK)
+		client_seterr(c, "%.*s", (int) len, s);
+	else
+		client_seterr(c, "%s", sl_strerror((int) code));
+	return (int) code;
+}
+
+/* Send a packed request; on SL_OK rep holds the decoded ok reply. */
+static int
+client_call(sl_client *c, const msgpack_sbuffer *req, reply *rep)
+{
+	nng_msg *msg;
+	int      rc;
+
+	memset(rep, 0, sizeof(*rep));
+	rc = client_roundtrip(c, req->data, req->size, &msg);
+	if (rc != SL_OK)
+		return rc;
+	return client_decode(c, msg, rep);
+}
+
+int
+sl_client_request(sl_client *c, const void *req, size_t req_len,
+    void **reply_out, size_t *reply_len)
+{
+	nng_msg *msg;
+	reply    rep;
+	int      rc;
+
+	if (c == NULL || reply_out == NULL || reply_len == NULL
+	    || (req == NULL && req_len > 0))
+		return SL_EINVAL;
+	c->err[0]  = '\0';
+	*reply_out = NULL;
+	*reply_len = 0;
+	rc         = client_roundtrip(c, req, req_len, &msg);
+	if (rc != SL_OK)
+		return rc;
+	*reply_out = malloc(nng_msg_len(msg) > 0 ? nng_msg_len(msg) : 1);
+	if (*reply_out == NULL) {
+		nng_msg_free(msg);
+		client_seterr(c, "out of memory");
+		return SL_ENOMEM;
+	}
+	memcpy(*reply_out, nng_msg_body(msg), nng_msg_len(msg));
+	*reply_len = nng_msg_len(msg);
+	rc         = client_decode(c, msg, &rep);
+	if (rep.msg != NULL)
+		reply_free(&rep);
+	return rc;
+}
+
+static void
+client_begin(
+    msgpack_sbuffer *sb, msgpack_packer *pk, const char *op, size_t n_fields)
+{
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+	msgpack_pack_map(pk, 2 + n_fields);
+	mp_pack_kv_u64(pk, "v", SL_PROTOCOL_VERSION);
+	mp_pack_kv_str(pk, "op", op);
+}
+
+static uint64_t
+reply_u64(const reply *rep, const char *key)
+{
+	uint64_t v = 0;
+	mp_get_u64(&rep->root, key, &v);
+	return v;
+}
+
+int
+sl_client_commit(sl_client *c, const char *tenant, const char *stream,
+    uint64_t expected, const sl_new_event *events, size_t n,
+    sl_commit_result *result)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	reply           rep;
+	char            err[256];
+	int             rc;
+
+	if (c == NULL)
+		return SL_EINVAL;
+	c->err[0] = '\0';
+	if (result != NULL) {
+		memset(result, 0, sizeof(*result));
+		result->actual_revision = SL_EXPECT_ANY;
+	}
+	if (tenant == NULL || stream == NULL || events == NULL || n == 0) {
+		client_seterr(c,
+		    "tenant, stream and at least one event are "
+		    "required");
+		return SL_EINVAL;
+	}
+
+	client_begin(&sb, &pk, "commit", 4);
+	mp_pack_kv_str(&pk, "tenant", tenant);
+	mp_pack_kv_str(&pk, "stream", stream);
+	if (expected == SL_EXPECT_ANY)
+		mp_pack_kv_str(&pk, "expected", "any");
+	else if (expected == SL_EXPECT_NO_STREAM)
+		mp_pack_kv_str(&pk, "expected", "no_stream");
+	else
+		mp_pack_kv_u64(&pk, "expected", expected);
+	mp_pack_cstr(&pk, "events");
+	msgpack_pack_array(&pk, n);
+	for (size_t i = 0; i < n; i++) {
+		const sl_new_event *e = &events[i];
+		if (e->type == NULL || e->content_json == NULL) {
+			client_seterr(c,
+			    "events[%zu]: type and content are "
+			    "required",
+			    i);
+			msgpack_sbuffer_destroy(&sb);
+			return SL_EINVAL;
+		}
+		msgpack_pack_map(&pk,
+		    3 + (e->metadata_json != NULL)
+		        + (e->correlation_id != NULL));
+		mp_pack_kv_str(&pk, "type", e->type);
+		mp_pack_kv_bool(&pk, "public", e->is_public);
+		mp_pack_cstr(&pk, "content");
+		if (json_text_to_mp(e->content_json, 1, &pk, err, sizeof(err))
+		    != SL_OK) {
+			client_seterr(c, "events[%zu].content: %s", i, err);
+			msgpack_sbuffer_destroy(&sb);
+			return SL_EINVAL;
+		}
+		if (e->metadata_json != NULL) {
+			mp_pack_cstr(&pk, "metadata");
+			if (json_text_to_mp(
+			        e->metadata_json, 1, &pk, err, sizeof(err))
+			    != SL_OK) {
+				client_seterr(
+				    c, "events[%zu].metadata: %s", i, err);
+				msgpack_sbuffer_destroy(&sb);
+				return SL_EINVAL;
+			}
+		}
+		if (e->correlation_id != NULL)
+			mp_pack_kv_str(
+			    &pk, "correlation_id", e->correlation_id);
+	}
+
+	rc = client_call(c, &sb, &rep);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc == SL_OK && result != NULL) {
+		result->first_position = reply_u64(&rep, "first_position");
+		result->last_position  = reply_u64(&rep, "last_position");
+		result->first_revision = reply_u64(&rep, "first_revision");
+		result->count          = reply_u64(&rep, "count");
+	} else if (rc == SL_EREVISION && result != NULL) {
+		const msgpack_object *a = mp_get(&rep.root, "actual_revision");
+		if (a != NULL && a->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+			result->actual_revision = a->via.u64;
+		else
+			result->actual_revision = SL_EXPECT_NO_STREAM;
+	}
+	if (rep.msg != NULL)
+		reply_free(&rep);
+	return rc;
+}
+
+/* ---- reads ---- */
+
+static char *
+field_strdup(const msgpack_object *m, const char *key)
+{
+	const msgpack_object *o = mp_get(m, key);
+	return o != NULL && o->type == MSGPACK_OBJECT_STR ? mp_strdup(o)
+	                                                  : NULL;
+}
+
+static char *
+field_json(const msgpack_object *m, const char *key)
+{
+	const msgpack_object *o = mp_get(m, key);
+	msgpack_object        empty;
+
+	if (o == NULL) {
+		memset(&empty, 0, sizeof(empty));
+		empty.type = MSGPACK_OBJECT_MAP;
+		o          = &empty;
+	}
+	return mp_to_json_text(o);
+}
+
+static int
+parse_event(const msgpack_object *m, sl_read_event *e)
+{
+	uint64_t u = 0;
+	int64_t  i = 0;
+	bool     b = false;
+
+	if (m->type != MSGPACK_OBJECT_MAP
+	    || mp_get_u64(m, "position", &e->position) != SL_OK)
+		return SL_EPROTO;
+	mp_get_u64(m, "revision", &e->revision);
+	if (mp_get_u64(m, "generation", &u) == SL_OK)
+		e->generation = (uint32_t) u;
+	if (mp_get_i64(m, "occurred", &i) == SL_OK)
+		e->occurred_ns = i;
+	if (mp_get_bool(m, "public", &b) == SL_OK)
+		e->is_public = b;
+	e->tenant         = field_strdup(m, "tenant");
+	e->stream         = field_strdup(m, "stream");
+	e->id             = field_strdup(m, "id");
+	e->type           = field_strdup(m, "type");
+	e->correlation_id = field_strdup(m, "correlation_id");
+	e->causation_id   = field_strdup(m, "causation_id");
+	e->metadata_json  = field_json(m, "metadata");
+	e->content_json   = field_json(m, "content");
+	e->json           = mp_to_json_text(m);
+	if (e->tenant == NULL || e->stream == NULL || e->id == NULL
+	    || e->type == NULL || e->metadata_json == NULL
+	    || e->content_json == NULL || e->json == NULL)
+		return SL_EPROTO;
+	if (e->correlation_id == NULL)
+		e->correlation_id = strdup("");
+	if (e->causation_id == NULL)
+		e->causation_id = strdup("");
+	if (e->correlation_id == NULL || e->causation_id == NULL)
+		return SL_ENOMEM;
+	return SL_OK;
+}
+
+void
+sl_read_result_free(sl_read_result *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->n_events; i++) {
+		sl_read_event *e = &r->events[i];
+		free(e->tenant);
+		free(e->stream);
+		free(e->id);
+		free(e->type);
+		free(e->correlation_id);
+		free(e->causation_id);
+		free(e->metadata_json);
+		free(e->content_json);
+		free(e->json);
+	}
+	free(r->events);
+	memset(r, 0, sizeof(*r));
+}
+
+static int
+client_read(sl_client *c, msgpack_sbuffer *sb, sl_read_result *out)
+{
+	reply                 rep;
+	const msgpack_object *evs;
+	int                   rc = client_call(c, sb, &rep);
+
+	msgpack_sbuffer_destroy(sb);
+	if (rc != SL_OK)
+		goto out;
+	if (mp_get_array(&rep.root, "events", &evs) != SL_OK) {
+		client_seterr(c, "the reply has no 'events' array");
+		rc = SL_EPROTO;
+		goto out;
+	}
+	out->next = reply_u64(&rep, "next");
+	out->head = reply_u64(&rep, "head");
+	if (evs->via.array.size > 0) {
+		out->events
+		    = calloc(evs->via.array.size, sizeof(*out->events));
+		if (out->events == NULL) {
+			client_seterr(c, "out of memory");
+			rc = SL_ENOMEM;
+			goto out;
+		}
+	}
+	for (uint32_t i = 0; i < evs->via.array.size; i++) {
+		out->n_events++;
+		rc = parse_event(&evs->via.array.ptr[i], &out->events[i]);
+		if (rc != SL_OK) {
+			client_seterr(
+			    c, "events[%u] of the reply is malformed", i);
+			goto out;
+		}
+	}
+out:
+	if (rc != SL_OK)
+		sl_read_result_free(out);
+	if (rep.msg != NULL)
+		reply_free(&rep);
+	return rc;
+}
+
+int
+sl_client_read(sl_client *c, uint64_t from, size_t max, sl_read_result *out)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+
+	if (c == NULL || out == NULL)
+		return SL_EINVAL;
+	c->err[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	client_begin(&sb, &pk, "read", 2);
+	mp_pack_kv_u64(&pk, "from", from);
+	mp_pack_kv_u64(&pk, "max", max);
+	return client_read(c, &sb, out);
+}
+
+int
+sl_client_read_stream(sl_client *c, const char *tenant, const char *stream,
+    uint64_t from_revision, size_t max, sl_read_result *out)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+
+	if (c == NULL || out == NULL)
+		return SL_EINVAL;
+	c->err[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (tenant == NULL || stream == NULL) {
+		client_seterr(c, "tenant and stream are required");
+		return SL_EINVAL;
+	}
+	client_begin(&sb, &pk, "read", 4);
+	mp_pack_kv_str(&pk, "tenant", tenant);
+	mp_pack_kv_str(&pk, "stream", stream);
+	mp_pack_kv_u64(&pk, "from_revision", from_revision);
+	mp_pack_kv_u64(&pk, "max", max);
+	return client_read(c, &sb, out);
+}
+
+/* ---- read models ---- */
+
+int
+sl_client_get_one(sl_client *c, const char *tenant, const char *projection,
+    const char *key, char **state_json, bool *found)
+{
+	msgpack_sbuffer       sb;
+	msgpack_packer        pk;
+	reply                 rep;
+	const msgpack_object *st;
+	bool                  f = false;
+	int                   rc;
+
+	if (c == NULL || state_json == NULL)
+		return SL_EINVAL;
+	c->err[0]   = '\0';
+	*state_json = NULL;
+	if (tenant == NULL || projection == NULL || key == NULL) {
+		client_seterr(c, "tenant, projection and key are required");
+		return SL_EINVAL;
+	}
+	client_begin(&sb, &pk, "get_one", 3);
+	mp_pack_kv_str(&pk, "tenant", tenant);
+	mp_pack_kv_str(&pk, "projection", projection);
+	mp_pack_kv_str(&pk, "key", key);
+	rc = client_call(c, &sb, &rep);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc == SL_OK) {
+		mp_get_bool(&rep.root, "found", &f);
+		if (mp_get_map(&rep.root, "state", &st) != SL_OK) {
+			client_seterr(c, "the reply has no 'state' map");
+			rc = SL_EPROTO;
+		} else if ((*state_json = mp_to_json_text(st)) == NULL) {
+			client_seterr(c, "out of memory");
+			rc = SL_ENOMEM;
+		}
+	}
+	if (found != NULL)
+		*found = rc == SL_OK && f;
+	if (rep.msg != NULL)
+		reply_free(&rep);
+	return rc;
+}
+
+void
+sl_read_models_free(sl_read_models *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < m->n_items; i++) {
+		free(m->items[i].key);
+		free(m->items[i].state_json);
+	}
+	free(m->items);
+	memset(m, 0, sizeof(*m));
+}
+
+int
+sl_client_get_all(sl_client *c, const char *tenant, const char *projection,
+    const char *after, size_t limit, sl_read_models *out)
+{
+	msgpack_sbuffer       sb;
+	msgpack_packer        pk;
+	reply                 rep;
+	const msgpack_object *items;
+	bool                  more = false;
+	int                   rc;
+
+	if (c == NULL || out == NULL)
+		return SL_EINVAL;
+	c->err[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (tenant == NULL || projection == NULL) {
+		client_seterr(c, "tenant and projection are required");
+		return SL_EINVAL;
+	}
+	client_begin(&sb, &pk, "get_all", 3 + (after != NULL));
+	mp_pack_kv_str(&pk, "tenant", tenant);
+	mp_pack_kv_str(&pk, "projection", projection);
+	mp_pack_kv_u64(&pk, "limit", limit);
+	if (after != NULL)
+		mp_pack_kv_str(&pk, "after", after);
+	rc = client_call(c, &sb, &rep);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc != SL_OK)
+		goto out;
+	if (mp_get_array(&rep.root, "items", &items) != SL_OK) {
+		client_seterr(c, "the reply has no 'items' array");
+		rc = SL_EPROTO;
+		goto out;
+	}
+	mp_get_bool(&rep.root, "more", &more);
+	out->more = more;
+	if (items->via.array.size > 0) {
+		out->items
+		    = calloc(items->via.array.size, sizeof(*out->items));
+		if (out->items == NULL) {
+			client_seterr(c, "out of memory");
+			rc = SL_ENOMEM;
+			goto out;
+		}
+	}
+	for (uint32_t i = 0; i < items->via.array.size; i++) {
+		const msgpack_object *it = &items->via.array.ptr[i], *st;
+		sl_read_model        *m  = &out->items[i];
+		out->n_items++;
+		m->key = field_strdup(it, "key");
+		if (m->key == NULL || mp_get_map(it, "state", &st) != SL_OK
+		    || (m->state_json = mp_to_json_text(st)) == NULL) {
+			client_seterr(
+			    c, "items[%u] of the reply is malformed", i);
+			rc = SL_EPROTO;
+			goto out;
+		}
+	}
+out:
+	if (rc != SL_OK)
+		sl_read_models_free(out);
+	if (rep.msg != NULL)
+		reply_free(&rep);
+	return rc;
+}
+
+int
+sl_client_status(sl_client *c, char **json)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	reply           rep;
+	json_t         *j;
+	int             rc;
+
+	if (c == NULL || json == NULL)
+		return SL_EINVAL;
+	c->err[0] = '\0';
+	*json     = NULL;
+	client_begin(&sb, &pk, "status", 0);
+	rc = client_call(c, &sb, &rep);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc != SL_OK)
+		goto out;
+	j = mp_to_json(&rep.root);
+	if (j != NULL) {
+		json_object_del(j, "v");
+		json_object_del(j, "ok");
+		*json = json_dumps(j, JSON_COMPACT);
+		json_decref(j);
+	}
+	if (*json == NULL) {
+		client_seterr(c, "out of memory");
+		rc = SL_ENOMEM;
+	}
+out:
+	if (rep.msg != NULL)
+		reply_free(&rep);
+	return rc;
+}

@@ -1,0 +1,242 @@
+/*
+ * The Sluice C client library: commit events, read the log and streams,
+ * query read models and the daemon's status over the wire protocol
+ * (docs/protocol.md, NNG req/rep, msgpack). Content, metadata and read model
+ * states cross this API as JSON text.
+ *
+ * Threads: an sl_client is not thread-safe. Use one per thread (or guard
+ * one with a lock); any number may be open at once.
+ *
+ * Errors: every call returns SL_OK or an sl_err code. An error reply from
+ * the daemon returns the daemon's code (e.g. SL_EREVISION, SL_ENOTFOUND);
+ * a transport failure returns SL_ENET or SL_ETIMEDOUT. After a failure,
+ * sl_client_last_error() holds a message saying what went wrong.
+ */
+#ifndef SLUICE_CLIENT_H
+#define SLUICE_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sluice/errors.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A connection to one daemon. */
+typedef struct sl_client sl_client;
+
+/** Expected revision: commit whatever the stream holds. */
+#define SL_EXPECT_ANY UINT64_MAX
+/** Expected revision: the stream must not exist yet. */
+#define SL_EXPECT_NO_STREAM (UINT64_MAX - 1)
+
+/** A new event to commit. Every pointer is borrowed for the call only. */
+typedef struct sl_new_event {
+	const char *type;           /**< event type name, 1..256 bytes */
+	const char *content_json;   /**< JSON object text, required */
+	const char *metadata_json;  /**< JSON object text, or NULL for {} */
+	bool        is_public;      /**< visible to public filters */
+	const char *correlation_id; /**< NULL: the daemon uses the event id */
+} sl_new_event;
+
+/** The result of a commit. */
+typedef struct sl_commit_result {
+	uint64_t first_position; /**< log position of the first event */
+	uint64_t last_position;  /**< log position of the last event */
+	uint64_t first_revision; /**< stream revision of the first event */
+	uint64_t count;          /**< number of events committed */
+	/**
+	 * Set when the commit failed with SL_EREVISION: the stream's actual
+	 * last revision, or SL_EXPECT_NO_STREAM if it has no events.
+	 * SL_EXPECT_ANY otherwise.
+	 */
+	uint64_t actual_revision;
+} sl_commit_result;
+
+/** A committed event as read back. Strings are NUL-terminated. */
+typedef struct sl_read_event {
+	uint64_t position;    /**< global log position */
+	char    *tenant;      /**< tenant id */
+	char    *stream;      /**< stream (event source) id */
+	uint64_t revision;    /**< revision in its stream, from 0 */
+	char    *id;          /**< event id, UUID text */
+	char    *type;        /**< event type name */
+	uint32_t generation;  /**< event type generation */
+	int64_t  occurred_ns; /**< UTC time, ns since the epoch */
+	char    *correlation_id;
+	char    *causation_id;
+	bool     is_public;
+	char    *metadata_json; /**< JSON object text */
+	char    *content_json;  /**< JSON object text */
+	char    *json; /**< the whole wire event as one JSON object text */
+} sl_read_event;
+
+/** One page of events. */
+typedef struct sl_read_result {
+	sl_read_event *events;
+	size_t         n_events;
+	/**
+	 * Where the next page starts: a log position for sl_client_read, a
+	 * stream revision for sl_client_read_stream.
+	 */
+	uint64_t next;
+	uint64_t head; /**< the log's next position when the page was read */
+} sl_read_result;
+
+/** One read model. */
+typedef struct sl_read_model {
+	char *key;        /**< read model key */
+	char *state_json; /**< state, JSON object text */
+} sl_read_model;
+
+/** One page of read models, in key order. */
+typedef struct sl_read_models {
+	sl_read_model *items;
+	size_t         n_items;
+	bool more; /**< more read models follow the last key of this page */
+} sl_read_models;
+
+/**
+ * Connect to a daemon.
+ * @param url         the daemon's API endpoint, e.g.
+ * "ipc:///var/sluice/api.ipc" or "tcp://127.0.0.1:5555"
+ * @param timeout_ms  how long one request may take (send and reply);
+ *                    <= 0 waits forever
+ * @param out         receives the client on SL_OK
+ * @return SL_OK; SL_EINVAL (bad url); SL_ENET (cannot connect now: the
+ *         daemon is not running, the path does not exist ...); SL_ENOMEM.
+ * @note On failure *out is set to NULL; as there is no client to ask,
+ *       sl_client_open_error() gives the reason. Close the client with
+ *       sl_client_close. Once connected, the client reconnects by itself
+ *       if the daemon restarts.
+ */
+int sl_client_open(const char *url, int timeout_ms, sl_client **out);
+
+/**
+ * The reason the last sl_client_open() on this thread failed.
+ * @return a thread-local static string ("" if none).
+ */
+const char *sl_client_open_error(void);
+
+/**
+ * Close the connection and free the client. NULL is ignored.
+ * @note Buffers previously returned by the client stay valid.
+ */
+void sl_client_close(sl_client *c);
+
+/**
+ * The message of the last failed call on this client.
+ * @return a string owned by the client, valid until its next call; "" when
+ *         the last call succeeded.
+ */
+const char *sl_client_last_error(const sl_client *c);
+
+/**
+ * Commit events to one stream of one tenant, atomically.
+ * @param tenant    tenant id
+ * @param stream    stream id (may not start with '$')
+ * @param expected  SL_EXPECT_ANY, SL_EXPECT_NO_STREAM, or the revision of
+ *                  the stream's last event (EventStoreDB style)
+ * @param events    n events (1 .. the daemon's max_events_per_commit)
+ * @param result    receives the positions on SL_OK and actual_revision on
+ *                  SL_EREVISION; may be NULL
+ * @return SL_OK (durable); SL_EINVAL (bad JSON or argument: nothing sent);
+ *         SL_EREVISION (the stream is elsewhere: nothing written);
+ *         SL_ENOTFOUND (unknown tenant); SL_ETOOBIG; SL_EFULL; SL_ESTORAGE;
+ *         SL_ENET, SL_ETIMEDOUT (the commit may or may not have happened).
+ */
+int sl_client_commit(sl_client *c, const char *tenant, const char *stream,
+    uint64_t expected, const sl_new_event *events, size_t n,
+    sl_commit_result *result);
+
+/**
+ * Read the log from a position.
+ * @param from  first position to read
+ * @param max   most events to return; 0 or more than the daemon's
+ *              max_read_events means that limit
+ * @param out   receives the page on SL_OK (free with sl_read_result_free);
+ *              fewer events than max does not mean the end: the log ends
+ *              where out->next == out->head
+ * @return SL_OK; SL_ENET; SL_ETIMEDOUT; SL_ESTORAGE; SL_ENOMEM.
+ */
+int sl_client_read(
+    sl_client *c, uint64_t from, size_t max, sl_read_result *out);
+
+/**
+ * Read one stream from a revision.
+ * @param from_revision  first revision to read
+ * @param max            as for sl_client_read
+ * @param out            receives the page (free with sl_read_result_free);
+ *                       out->next is the revision to read next; an empty
+ *                       page is the end of the stream
+ * @return SL_OK (also for a stream with no events); SL_ENOTFOUND (unknown
+ *         tenant); SL_EINVAL; SL_ENET; SL_ETIMEDOUT.
+ */
+int sl_client_read_stream(sl_client *c, const char *tenant, const char *stream,
+    uint64_t from_revision, size_t max, sl_read_result *out);
+
+/** Free what a read returned and zero *r. NULL is ignored. */
+void sl_read_result_free(sl_read_result *r);
+
+/**
+ * Get one read model.
+ * @param projection  projection id (UUID text) or name
+ * @param key         read model key
+ * @param state_json  receives the state as a JSON object text (malloc'ed;
+ *                    free with sl_client_free); the projection's initial
+ *                    state when the key has no read model
+ * @param found       if not NULL, receives whether the key has one
+ * @return SL_OK; SL_ENOTFOUND (unknown tenant or projection, not key);
+ *         SL_ENET; SL_ETIMEDOUT.
+ */
+int sl_client_get_one(sl_client *c, const char *tenant, const char *projection,
+    const char *key, char **state_json, bool *found);
+
+/**
+ * Get read models in key order, one page.
+ * @param after  start after this key; NULL starts at the first
+ * @param limit  most items; 0 or more than 1000 means 1000
+ * @param out    receives the page (free with sl_read_models_free); page on
+ *               with after = the last key while out->more
+ * @return SL_OK; SL_ENOTFOUND (unknown tenant or projection); SL_ENET;
+ *         SL_ETIMEDOUT.
+ */
+int sl_client_get_all(sl_client *c, const char *tenant, const char *projection,
+    const char *after, size_t limit, sl_read_models *out);
+
+/** Free what sl_client_get_all returned and zero *m. NULL is ignored. */
+void sl_read_models_free(sl_read_models *m);
+
+/**
+ * The daemon's status: head, uptime, tenants, plugins, projections and
+ * processors (see docs/protocol.md, op "status").
+ * @param json  receives the reply (without "v" and "ok") as a JSON object
+ *              text, malloc'ed; free with sl_client_free
+ * @return SL_OK; SL_ENET; SL_ETIMEDOUT.
+ */
+int sl_client_status(sl_client *c, char **json);
+
+/**
+ * Send a raw request (a msgpack map, see docs/protocol.md) and receive the
+ * raw reply.
+ * @param req, req_len  the request bytes (borrowed for the call)
+ * @param reply         receives the reply bytes (malloc'ed; free with
+ *                      sl_client_free) whenever the daemon answered, also
+ *                      with an error reply; NULL on a transport failure
+ * @param reply_len     receives the reply's length
+ * @return SL_OK (an "ok": true reply); the reply's error code; SL_EPROTO
+ *         (the reply is not a valid envelope); SL_ENET; SL_ETIMEDOUT.
+ */
+int sl_client_request(sl_client *c, const void *req, size_t req_len,
+    void **reply, size_t *reply_len);
+
+/** Free a buffer or string returned by this library. NULL is ignored. */
+void sl_client_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,878 @@
+/*
+ * The wire protocol's requests (docs/protocol.md): decode a msgpack map,
+ * check the envelope, and run the op. Commits go to the store's writer and
+ * are answered from its thread; reads run here, on the NNG callback thread.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include <sluice/errors.h>
+
+#include "event.h"
+#include "log.h"
+#include "mp.h"
+#include "runtime.h"
+#include "server.h"
+
+/* A read or get_all reply stops growing near this size (one event or read
+ * model always fits); the client pages on with "next" / "after". */
+#define API_REPLY_SOFT_BYTES (8u << 20)
+/* get_all's default and largest page. */
+#define API_GET_ALL_MAX 1000
+/* Deepest nesting of arrays and maps in a request. */
+#define API_MAX_DEPTH 32
+/* LMDB's largest key: read model keys longer than this cannot exist. */
+#define API_MAX_KEY_LEN 511
+
+typedef struct request {
+	runtime        *rt;
+	api_call       *call;
+	msgpack_object  root;
+	msgpack_zone   *zone;
+	msgpack_sbuffer out; /* the reply */
+	msgpack_packer  pk;
+} request;
+
+/* ---- replies ---- */
+
+static void
+api_pack_err(msgpack_packer *pk, int code, const char *message, size_t n_extra)
+{
+	msgpack_pack_map(pk, 5 + n_extra);
+	mp_pack_kv_u64(pk, "v", SL_PROTOCOL_VERSION);
+	mp_pack_kv_bool(pk, "ok", false);
+	mp_pack_kv_u64(pk, "code", (uint64_t) code);
+	mp_pack_kv_str(pk, "error", sl_errname(code));
+	mp_pack_kv_str(pk, "message", message);
+}
+
+static void
+api_send(request *r)
+{
+	api_reply(r->call, r->out.data, r->out.size);
+}
+
+/* Replace whatever was packed with an error reply and send it. */
+static void api_fail(request *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+api_fail(request *r, int code, const char *fmt, ...)
+{
+	char    msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	msgpack_sbuffer_clear(&r->out);
+	api_pack_err(&r->pk, code, msg, 0);
+	api_send(r);
+}
+
+/* ---- request checks ---- */
+
+static uint64_t
+api_be(const unsigned char *p, size_t n)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/*
+ * Walk the raw bytes once before msgpack_unpack: every length must fit in
+ * what is left, every container count must be coverable by the remaining
+ * bytes (an element takes at least one), nesting stays under API_MAX_DEPTH
+ * and nothing trails the top object. msgpack-c would otherwise allocate a
+ * claimed 4-billion-element array before finding the message short.
+ */
+static int
+api_check_msgpack(const unsigned char *p, size_t len, char *err, size_t errlen)
+{
+	uint64_t pending[API_MAX_DEPTH + 1];
+	int      depth = 0;
+	size_t   i     = 0;
+
+	pending[0] = 1;
+	while (depth >= 0) {
+		uint64_t n = 0, skip = 0;
+		int      kind = 0; /* 0 scalar, 1 array, 2 map */
+		uint8_t  b;
+
+		if (pending[depth] == 0) {
+			depth--;
+			continue;
+		}
+		if (i >= len) {
+			snprintf(
+			    err, errlen, "truncated msgpack at byte %zu", i);
+			return SL_EPROTO;
+		}
+		pending[depth]--;
+		b = p[i++];
+		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2
+		    || b == 0xc3) {
+			skip = 0;
+		} else if (b >= 0x80 && b <= 0x8f) {
+			kind = 2, n = b & 0x0f;
+		} else if (b >= 0x90 && b <= 0x9f) {
+			kind = 1, n = b & 0x0f;
+		} else if (b >= 0xa0 && b <= 0xbf) {
+			skip = b & 0x1f;
+		} else {
+			static const uint8_t lenbytes[] = { /* c4 bin8 */ 1, 2,
+				4, /* c7 ext8 */ 1, 2, 4,
+				/* ca float */ 0, 0, /* cc uint */ 0, 0, 0, 0,
+				/* d0 int */ 0, 0, 0, 0, /* d4 fixext */ 0, 0,
+				0, 0, 0, /* d9 str */ 1, 2, 4,
+				/* dc array */ 2, 4, /* de map */ 2, 4 };
+			static const uint8_t fixed[]
+			    = { 0, 0, 0, 0, 0, 0, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8,
+				      2, 3, 5, 9, 17, 0, 0, 0, 0, 0, 0, 0 };
+			unsigned k;
+			if (b == 0xc1) {
+				snprintf(err, errlen,
+				    "invalid msgpack byte 0xc1 at byte %zu",
+				    i - 1);
+				return SL_EPROTO;
+			}
+			k = b - 0xc4;
+			if (lenbytes[k] > 0) {
+				if (len - i < lenbytes[k]) {
+					snprintf(err, errlen,
+					    "truncated msgpack at byte %zu",
+					    i);
+					return SL_EPROTO;
+				}
+				n = api_be(p + i, lenbytes[k]);
+				i += lenbytes[k];
+			}
+			if (b >= 0xdc && b <= 0xdd)
+				kind = 1;
+			else if (b >= 0xde)
+				kind = 2;
+			else if (b >= 0xc7 && b <= 0xc9)
+				skip = n + 1; /* type byte + data */
+			else if (lenbytes[k] > 0)
+				skip = n;
+			else
+				skip = fixed[k];
+		}
+		if (kind == 0) {
+			if (len - i < skip) {
+				snprintf(err, errlen,
+				    "truncated msgpack at byte %zu", i);
+				return SL_EPROTO;
+			}
+			i += skip;
+			continue;
+		}
+		if (kind == 2)
+			n *= 2;
+		if (n > len - i) {
+			snprintf(err, errlen,
+			    "msgpack %s at byte %zu claims more elements than "
+			    "the message holds",
+			    kind == 1 ? "array" : "map", i);
+			return SL_EPROTO;
+		}
+		if (n > 0) {
+			if (depth == API_MAX_DEPTH) {
+				snprintf(err, errlen,
+				    "msgpack nested deeper than %d levels",
+				    API_MAX_DEPTH);
+				return SL_EPROTO;
+			}
+			pending[++depth] = n;
+		}
+	}
+	if (i != len) {
+		snprintf(
+		    err, errlen, "%zu bytes after the request map", len - i);
+		return SL_EPROTO;
+	}
+	return SL_OK;
+}
+
+/* Field getters: nil counts as absent. A missing required field is
+ * SL_EINVAL, a wrong type SL_EPROTO, each naming the field; the error reply
+ * is sent here. Optional absent fields give SL_OK and the default. */
+
+static const msgpack_object *
+api_field(const msgpack_object *m, const char *key)
+{
+	const msgpack_object *o = mp_get(m, key);
+	return (o == NULL || o->type == MSGPACK_OBJECT_NIL) ? NULL : o;
+}
+
+static int
+api_str(
+    request *r, const char *key, bool required, const char **s, size_t *len)
+{
+	const msgpack_object *o = api_field(&r->root, key);
+
+	*s   = NULL;
+	*len = 0;
+	if (o == NULL) {
+		if (!required)
+			return SL_OK;
+		api_fail(r, SL_EINVAL, "field '%s' is missing", key);
+		return SL_EINVAL;
+	}
+	if (o->type != MSGPACK_OBJECT_STR) {
+		api_fail(r, SL_EPROTO, "field '%s' must be a string", key);
+		return SL_EPROTO;
+	}
+	*s   = o->via.str.ptr;
+	*len = o->via.str.size;
+	return SL_OK;
+}
+
+static int
+api_u64(request *r, const char *key, uint64_t dflt, uint64_t *out)
+{
+	const msgpack_object *o = api_field(&r->root, key);
+
+	*out = dflt;
+	if (o == NULL)
+		return SL_OK;
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		api_fail(r, SL_EPROTO,
+		    "field '%s' must be a non-negative integer", key);
+		return SL_EPROTO;
+	}
+	*out = o->via.u64;
+	return SL_OK;
+}
+
+/* An id (tenant, stream): 1..SL_MAX_ID_LEN bytes, no NUL. */
+static int
+api_id(request *r, const char *key, const char **s, size_t *len)
+{
+	int rc = api_str(r, key, true, s, len);
+
+	if (rc != SL_OK)
+		return rc;
+	if (*len == 0) {
+		api_fail(r, SL_EINVAL, "field '%s' must not be empty", key);
+		return SL_EINVAL;
+	}
+	if (*len > SL_MAX_ID_LEN) {
+		api_fail(r, SL_ETOOBIG, "field '%s' is %zu bytes (limit %d)",
+		    key, *len, SL_MAX_ID_LEN);
+		return SL_ETOOBIG;
+	}
+	if (memchr(*s, '\0', *len) != NULL) {
+		api_fail(r, SL_EINVAL, "field '%s' contains a NUL byte", key);
+		return SL_EINVAL;
+	}
+	return SL_OK;
+}
+
+static int
+api_tenant(request *r, rt_tenant **out)
+{
+	const char *s;
+	size_t      len;
+	int         rc = api_id(r, "tenant", &s, &len);
+
+	if (rc != SL_OK)
+		return rc;
+	*out = runtime_tenant(r->rt, s, len);
+	if (*out == NULL) {
+		api_fail(
+		    r, SL_ENOTFOUND, "unknown tenant '%.*s'", (int) len, s);
+		return SL_ENOTFOUND;
+	}
+	return SL_OK;
+}
+
+static int
+api_projection(request *r, const proj_def **out)
+{
+	const char *s;
+	size_t      len;
+	int         rc = api_str(r, "projection", true, &s, &len);
+
+	if (rc != SL_OK)
+		return rc;
+	*out = len > 0 && len <= SL_MAX_ID_LEN
+	    ? registry_find(r->rt->plugins, s, len)
+	    : NULL;
+	if (*out == NULL) {
+		api_fail(r, SL_ENOTFOUND, "unknown projection '%.*s'",
+		    (int) (len > SL_MAX_ID_LEN ? SL_MAX_ID_LEN : len), s);
+		return SL_ENOTFOUND;
+	}
+	return SL_OK;
+}
+
+/* A read model key: 1..API_MAX_KEY_LEN bytes. */
+static int
+api_key(
+    request *r, const char *field, bool required, const char **s, size_t *len)
+{
+	int rc = api_str(r, field, required, s, len);
+
+	if (rc != SL_OK || *s == NULL)
+		return rc;
+	if (*len == 0) {
+		api_fail(r, SL_EINVAL, "field '%s' must not be empty", field);
+		return SL_EINVAL;
+	}
+	if (*len > API_MAX_KEY_LEN) {
+		api_fail(r, SL_ETOOBIG, "field '%s' is %zu bytes (limit %d)",
+		    field, *len, API_MAX_KEY_LEN);
+		return SL_ETOOBIG;
+	}
+	return SL_OK;
+}
+
+/* ---- commit ---- */
+
+typedef struct commit_job {
+	store_commit  sc;
+	api_call     *call;
+	msgpack_zone *zone; /* the request's objects; strings are in the
+	                       request message, alive until api_reply */
+	ev_new *events;
+} commit_job;
+
+static void
+commit_job_free(commit_job *job)
+{
+	msgpack_zone_free(job->zone);
+	free(job->events);
+	free(job);
+}
+
+static void
+commit_done(store_commit *sc, void *arg)
+{
+	commit_job     *job = arg;
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	api_call       *call = job->call;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (sc->rc == SL_OK) {
+		mp_reply_ok(&pk, 4);
+		mp_pack_kv_u64(&pk, "first_position", sc->first_position);
+		mp_pack_kv_u64(&pk, "last_position",
+		    sc->first_position + sc->n_events - 1);
+		mp_pack_kv_u64(&pk, "first_revision", sc->first_revision);
+		mp_pack_kv_u64(&pk, "count", sc->n_events);
+	} else if (sc->rc == SL_EREVISION) {
+		api_pack_err(&pk, sc->rc,
+		    sc->message[0] != '\0' ? sc->message : sl_strerror(sc->rc),
+		    1);
+		mp_pack_cstr(&pk, "actual_revision");
+		if (sc->stream_revision == STORE_EXPECT_NO_STREAM)
+			msgpack_pack_nil(&pk);
+		else
+			msgpack_pack_uint64(&pk, sc->stream_revision);
+	} else {
+		api_pack_err(&pk, sc->rc,
+		    sc->message[0] != '\0' ? sc->message : sl_strerror(sc->rc),
+		    0);
+	}
+	commit_job_free(job);
+	api_reply(call, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+api_commit(request *r)
+{
+	const sl_config      *cfg = r->rt->cfg;
+	rt_tenant            *t;
+	const char           *stream;
+	size_t                stream_len;
+	const msgpack_object *exp, *evs;
+	uint64_t              expected = STORE_EXPECT_ANY;
+	commit_job           *job;
+	char                  err[256];
+	int                   rc;
+
+	if (api_tenant(r, &t) != SL_OK
+	    || api_id(r, "stream", &stream, &stream_len) != SL_OK)
+		return;
+	if (stream[0] == '$') {
+		api_fail(r, SL_EINVAL,
+		    "field 'stream': ids starting with '$' are system "
+		    "streams, "
+		    "written only by projections");
+		return;
+	}
+
+	exp = api_field(&r->root, "expected");
+	if (exp == NULL || mp_str_eq(exp, "any")) {
+		expected = STORE_EXPECT_ANY;
+	} else if (mp_str_eq(exp, "no_stream")) {
+		expected = STORE_EXPECT_NO_STREAM;
+	} else if (exp->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		expected = exp->via.u64;
+		if (expected >= STORE_EXPECT_NO_STREAM) {
+			api_fail(r, SL_EINVAL,
+			    "field 'expected': revision %" PRIu64
+			    " is out of range",
+			    expected);
+			return;
+		}
+	} else {
+		api_fail(r, SL_EPROTO,
+		    "field 'expected' must be \"any\", \"no_stream\" or a "
+		    "non-negative integer (the stream's last revision)");
+		return;
+	}
+
+	evs = mp_get(&r->root, "events");
+	if (evs == NULL) {
+		api_fail(r, SL_EINVAL, "field 'events' is missing");
+		return;
+	}
+	if (evs->type != MSGPACK_OBJECT_ARRAY) {
+		api_fail(r, SL_EPROTO, "field 'events' must be an array");
+		return;
+	}
+	if (evs->via.array.size == 0) {
+		api_fail(r, SL_EINVAL, "field 'events' is empty");
+		return;
+	}
+	if (evs->via.array.size > cfg->max_events_per_commit) {
+		api_fail(r, SL_ETOOBIG,
+		    "field 'events' holds %u events (limit %zu per commit)",
+		    evs->via.array.size, cfg->max_events_per_commit);
+		return;
+	}
+
+	job = calloc(1, sizeof(*job));
+	if (job != NULL)
+		job->events = calloc(evs->via.array.size, sizeof(ev_new));
+	if (job == NULL || job->events == NULL) {
+		free(job);
+		api_fail(r, SL_ENOMEM, "out of memory");
+		return;
+	}
+	for (uint32_t i = 0; i < evs->via.array.size; i++) {
+		const msgpack_object *o = &evs->via.array.ptr[i];
+		ev_new               *e = &job->events[i];
+
+		err[0] = '\0';
+		if (o->type != MSGPACK_OBJECT_MAP) {
+			rc = SL_EPROTO;
+			snprintf(err, sizeof(err), "must be a map");
+		} else {
+			rc = ev_parse_new(o, e, err, sizeof(err));
+		}
+		if (rc != SL_OK) {
+			free(job->events);
+			free(job);
+			api_fail(r, rc, "events[%u]: %s", i,
+			    err[0] != '\0' ? err : sl_strerror(rc));
+			return;
+		}
+	}
+
+	job->call          = r->call;
+	job->zone          = r->zone;
+	job->sc.tenant     = t->cfg->id;
+	job->sc.tenant_len = strlen(t->cfg->id);
+	job->sc.stream     = stream;
+	job->sc.stream_len = stream_len;
+	job->sc.expected   = expected;
+	job->sc.events     = job->events;
+	job->sc.n_events   = evs->via.array.size;
+	job->sc.done       = commit_done;
+	job->sc.arg        = job;
+	rc                 = store_submit(r->rt->store, &job->sc);
+	if (rc != SL_OK) {
+		free(job->events);
+		free(job);
+		api_fail(r, rc, "commit not accepted: %s", sl_strerror(rc));
+		return;
+	}
+	/* The job owns the zone now; done() replies and frees it. */
+	r->zone = NULL;
+}
+
+/* ---- read ---- */
+
+typedef struct read_ctx {
+	msgpack_sbuffer events;
+	msgpack_packer  pk;
+	msgpack_zone    zone;
+	uint32_t        count;
+	uint64_t        next;
+	bool            by_revision; /* next is a revision, not a position */
+	int             rc;
+} read_ctx;
+
+static int
+read_one(void *arg, uint64_t position, const void *data, size_t len)
+{
+	read_ctx *rc = arg;
+	ev_view   ev;
+
+	msgpack_zone_clear(&rc->zone);
+	if (ev_decode(data, len, position, &rc->zone, &ev) != SL_OK) {
+		log_error("api",
+		    "event at position %" PRIu64 " cannot be decoded",
+		    position);
+		rc->rc = SL_ESTORAGE;
+		return SL_ESTORAGE;
+	}
+	ev_pack_wire(&rc->pk, &ev);
+	rc->count++;
+	rc->next = rc->by_revision ? ev.revision + 1 : position + 1;
+	/* Nonzero stops the scan; the client pages on from next. */
+	return rc->events.size >= API_REPLY_SOFT_BYTES ? -1 : 0;
+}
+
+static void
+api_read(request *r)
+{
+	const sl_config *cfg = r->rt->cfg;
+	const char      *tenant, *stream;
+	size_t           tenant_len, stream_len;
+	uint64_t         from, max, from_rev, head;
+	read_ctx         rc;
+	int              err;
+
+	if (api_u64(r, "from", 0, &from) != SL_OK
+	    || api_u64(r, "max", cfg->max_read_events, &max) != SL_OK
+	    || api_u64(r, "from_revision", 0, &from_rev) != SL_OK
+	    || api_str(r, "tenant", false, &tenant, &tenant_len) != SL_OK
+	    || api_str(r, "stream", false, &stream, &stream_len) != SL_OK)
+		return;
+	if (max == 0 || max > cfg->max_read_events)
+		max = cfg->max_read_events;
+	if ((tenant == NULL) != (stream == NULL)) {
+		api_fail(r, SL_EINVAL,
+		    "fields 'tenant' and 'stream' go together: give both to "
+		    "read one stream, or neither to read the log");
+		return;
+	}
+
+	memset(&rc, 0, sizeof(rc));
+	msgpack_sbuffer_init(&rc.events);
+	msgpack_packer_init(&rc.pk, &rc.events, msgpack_sbuffer_write);
+	if (!msgpack_zone_init(&rc.zone, 4096)) {
+		api_fail(r, SL_ENOMEM, "out of memory");
+		return;
+	}
+	head = store_next_position(r->rt->store);
+	if (tenant != NULL) {
+		char t[SL_MAX_ID_LEN + 1], s[SL_MAX_ID_LEN + 1];
+		if (api_id(r, "tenant", &tenant, &tenant_len) != SL_OK
+		    || api_id(r, "stream", &stream, &stream_len) != SL_OK)
+			goto done;
+		memcpy(t, tenant, tenant_len);
+		t[tenant_len] = '\0';
+		memcpy(s, stream, stream_len);
+		s[stream_len] = '\0';
+		if (runtime_tenant(r->rt, tenant, tenant_len) == NULL) {
+			api_fail(r, SL_ENOTFOUND, "unknown tenant '%s'", t);
+			goto done;
+		}
+		rc.by_revision = true;
+		rc.next        = from_rev;
+		err            = store_scan_stream(
+		               r->rt->store, t, s, from_rev, max, read_one, &rc);
+	} else {
+		rc.next = from;
+		err = store_scan(r->rt->store, from, max, read_one, &rc, NULL);
+	}
+	if (err == -1)
+		err = SL_OK;
+	if (err != SL_OK || rc.rc != SL_OK) {
+		api_fail(
+		    r, rc.rc != SL_OK ? rc.rc : err, "reading the log failed");
+		goto done;
+	}
+	if (!rc.by_revision && head < rc.next)
+		head = rc.next; /* commits landed during the scan */
+
+	mp_reply_ok(&r->pk, 3);
+	mp_pack_cstr(&r->pk, "events");
+	msgpack_pack_array(&r->pk, rc.count);
+	msgpack_sbuffer_write(&r->out, rc.events.data, rc.events.size);
+	mp_pack_kv_u64(&r->pk, "next", rc.next);
+	mp_pack_kv_u64(&r->pk, "head", head);
+	api_send(r);
+done:
+	msgpack_zone_destroy(&rc.zone);
+	msgpack_sbuffer_destroy(&rc.events);
+}
+
+/* ---- read models ---- */
+
+static void
+api_get_one(request *r)
+{
+	rt_tenant      *t;
+	const proj_def *def;
+	const char     *key;
+	size_t          key_len, len = 0;
+	char           *data = NULL;
+	int             rc;
+
+	if (api_tenant(r, &t) != SL_OK || api_projection(r, &def) != SL_OK
+	    || api_key(r, "key", true, &key, &key_len) != SL_OK)
+		return;
+	rc = rm_get(t->rm, def->id, key, key_len, &data, &len);
+	if (rc != SL_OK && rc != SL_ENOTFOUND) {
+		api_fail(r, rc, "reading the read model failed");
+		return;
+	}
+	mp_reply_ok(&r->pk, 2);
+	mp_pack_kv_bool(&r->pk, "found", rc == SL_OK);
+	mp_pack_cstr(&r->pk, "state");
+	/* Stored states (and the initial state) are msgpack maps already. */
+	if (rc == SL_OK)
+		msgpack_sbuffer_write(&r->out, data, len);
+	else
+		msgpack_sbuffer_write(&r->out, def->initial, def->initial_len);
+	free(data);
+	api_send(r);
+}
+
+typedef struct scan_ctx {
+	msgpack_sbuffer items;
+	msgpack_packer  pk;
+	uint32_t        count;
+	bool            cut; /* stopped at the byte budget */
+} scan_ctx;
+
+static int
+get_all_one(
+    void *arg, const char *key, size_t key_len, const void *data, size_t len)
+{
+	scan_ctx *sc = arg;
+
+	msgpack_pack_map(&sc->pk, 2);
+	mp_pack_cstr(&sc->pk, "key");
+	mp_pack_strn(&sc->pk, key, key_len);
+	mp_pack_cstr(&sc->pk, "state");
+	msgpack_sbuffer_write(&sc->items, data, len);
+	sc->count++;
+	if (sc->items.size >= API_REPLY_SOFT_BYTES) {
+		sc->cut = true;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+api_get_all(request *r)
+{
+	rt_tenant      *t;
+	const proj_def *def;
+	const char     *after;
+	size_t          after_len;
+	uint64_t        limit;
+	scan_ctx        sc;
+	bool            more = false;
+	int             rc;
+
+	if (api_tenant(r, &t) != SL_OK || api_projection(r, &def) != SL_OK
+	    || api_key(r, "after", false, &after, &after_len) != SL_OK
+	    || api_u64(r, "limit", API_GET_ALL_MAX, &limit) != SL_OK)
+		return;
+	if (limit == 0 || limit > API_GET_ALL_MAX)
+		limit = API_GET_ALL_MAX;
+
+	memset(&sc, 0, sizeof(sc));
+	msgpack_sbuffer_init(&sc.items);
+	msgpack_packer_init(&sc.pk, &sc.items, msgpack_sbuffer_write);
+	rc = rm_scan(
+	    t->rm, def->id, after, after_len, limit, get_all_one, &sc, &more);
+	if (rc == -1 || rc == SL_ENOTFOUND)
+		rc = SL_OK; /* cut short, or the projection never stored */
+	if (rc != SL_OK) {
+		api_fail(r, rc, "reading the read models failed");
+	} else {
+		mp_reply_ok(&r->pk, 2);
+		mp_pack_cstr(&r->pk, "items");
+		msgpack_pack_array(&r->pk, sc.count);
+		msgpack_sbuffer_write(&r->out, sc.items.data, sc.items.size);
+		mp_pack_kv_bool(&r->pk, "more", more || sc.cut);
+		api_send(r);
+	}
+	msgpack_sbuffer_destroy(&sc.items);
+}
+
+/* ---- status ---- */
+
+/* key, then the string or nil when NULL */
+static void
+api_kv_cstr(msgpack_packer *pk, const char *key, const char *val)
+{
+	mp_pack_cstr(pk, key);
+	mp_pack_cstr(pk, val);
+}
+
+static void
+api_status(request *r)
+{
+	runtime        *rt        = r->rt;
+	msgpack_packer *pk        = &r->pk;
+	size_t          n_plugins = registry_plugin_count(rt->plugins);
+	size_t          n_proj    = registry_projection_count(rt->plugins);
+	int64_t         up        = ev_now_ns() - rt->started_ns;
+
+	mp_reply_ok(pk, 6);
+	mp_pack_kv_u64(pk, "head", store_next_position(rt->store));
+	mp_pack_kv_u64(pk, "uptime_ms", up > 0 ? (uint64_t) up / 1000000 : 0);
+
+	mp_pack_cstr(pk, "tenants");
+	msgpack_pack_array(pk, rt->n_tenants);
+	for (size_t i = 0; i < rt->n_tenants; i++)
+		mp_pack_cstr(pk, rt->tenants[i].cfg->id);
+
+	mp_pack_cstr(pk, "plugins");
+	msgpack_pack_array(pk, n_plugins);
+	for (size_t i = 0; i < n_plugins; i++) {
+		plugin_info pi;
+		memset(&pi, 0, sizeof(pi));
+		registry_plugin_info(rt->plugins, i, &pi);
+		msgpack_pack_map(pk, 6);
+		api_kv_cstr(pk, "file", pi.file);
+		api_kv_cstr(pk, "name", pi.name);
+		api_kv_cstr(pk, "version", pi.version);
+		mp_pack_kv_bool(pk, "loaded", pi.loaded);
+		api_kv_cstr(pk, "error", pi.error);
+		mp_pack_kv_u64(pk, "projections", pi.n_projections);
+	}
+
+	mp_pack_cstr(pk, "projections");
+	msgpack_pack_array(pk, n_proj);
+	for (size_t i = 0; i < n_proj; i++) {
+		const proj_def *d = registry_projection(rt->plugins, i);
+		msgpack_pack_map(pk, 3);
+		api_kv_cstr(pk, "id", d->id);
+		api_kv_cstr(pk, "name", d->name);
+		api_kv_cstr(pk, "scope", d->scope);
+	}
+
+	mp_pack_cstr(pk, "processors");
+	msgpack_pack_array(pk, rt->n_procs);
+	for (size_t i = 0; i < rt->n_procs; i++) {
+		proc_status st;
+		memset(&st, 0, sizeof(st));
+		proc_get_status(rt->procs[i], &st);
+		msgpack_pack_map(pk, 9);
+		api_kv_cstr(pk, "tenant", st.tenant);
+		api_kv_cstr(pk, "projection", st.def ? st.def->id : NULL);
+		api_kv_cstr(pk, "name", st.def ? st.def->name : NULL);
+		api_kv_cstr(pk, "state", proc_state_name(st.state));
+		mp_pack_kv_u64(pk, "position", st.position);
+		mp_pack_kv_u64(pk, "events_handled", st.events_handled);
+		mp_pack_kv_u64(pk, "attempts", st.attempts);
+		api_kv_cstr(pk, "reason", st.reason);
+		mp_pack_kv_i64(pk, "next_retry_ns",
+		    st.state == PROC_FAILING ? st.next_retry_ns : 0);
+	}
+	api_send(r);
+}
+
+/* ---- dispatch ---- */
+
+void
+api_handle(runtime *rt, api_call *call, const void *data, size_t len)
+{
+	request               r;
+	char                  err[160];
+	size_t                off = 0;
+	const msgpack_object *v, *op;
+	int                   rc;
+
+	memset(&r, 0, sizeof(r));
+	r.rt   = rt;
+	r.call = call;
+	msgpack_sbuffer_init(&r.out);
+	msgpack_packer_init(&r.pk, &r.out, msgpack_sbuffer_write);
+
+	if (len == 0) {
+		api_fail(&r, SL_EPROTO, "empty request");
+		goto out;
+	}
+	if ((rc = api_check_msgpack(data, len, err, sizeof(err))) != SL_OK) {
+		api_fail(&r, rc, "%s", err);
+		goto out;
+	}
+	r.zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+	if (r.zone == NULL) {
+		api_fail(&r, SL_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* Strings point into data, which lives until api_reply. */
+	rc = msgpack_unpack(data, len, &off, r.zone, &r.root);
+	if (rc != MSGPACK_UNPACK_SUCCESS) {
+		api_fail(&r,
+		    rc == MSGPACK_UNPACK_NOMEM_ERROR ? SL_ENOMEM : SL_EPROTO,
+		    "request is not valid msgpack");
+		goto out;
+	}
+	if (r.root.type != MSGPACK_OBJECT_MAP) {
+		api_fail(&r, SL_EPROTO, "request must be a msgpack map");
+		goto out;
+	}
+	v = mp_get(&r.root, "v");
+	if (v == NULL) {
+		api_fail(
+		    &r, SL_EPROTO, "field 'v' (protocol version) is missing");
+		goto out;
+	}
+	if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		api_fail(&r, SL_EPROTO,
+		    "field 'v' (protocol version) must be an integer");
+		goto out;
+	}
+	if (v->via.u64 != SL_PROTOCOL_VERSION) {
+		api_fail(&r, SL_EVERSION,
+		    "protocol version %" PRIu64
+		    " is not supported (this server speaks %d)",
+		    v->via.u64, SL_PROTOCOL_VERSION);
+		goto out;
+	}
+	op = mp_get(&r.root, "op");
+	if (op == NULL) {
+		api_fail(&r, SL_EPROTO, "field 'op' is missing");
+		goto out;
+	}
+	if (op->type != MSGPACK_OBJECT_STR) {
+		api_fail(&r, SL_EPROTO, "field 'op' must be a string");
+		goto out;
+	}
+	if (mp_str_eq(op, "commit"))
+		api_commit(&r);
+	else if (mp_str_eq(op, "read"))
+		api_read(&r);
+	else if (mp_str_eq(op, "get_one"))
+		api_get_one(&r);
+	else if (mp_str_eq(op, "get_all"))
+		api_get_all(&r);
+	else if (mp_str_eq(op, "status"))
+		api_status(&r);
+	else
+		api_fail(&r, SL_EUNKNOWNOP, "unknown op '%.*s'",
+		    (int) (op->via.str.size > 64 ? 64 : op->via.str.size),
+		    op->via.str.ptr);
+out:
+	/* Every path above replied exactly once (a commit replies later,
+	 * from the store's writer, and took the zone). */
+	if (r.zone != NULL)
+		msgpack_zone_free(r.zone);
+	msgpack_sbuffer_destroy(&r.out);
+}

@@ -1,0 +1,481 @@
+/*
+ * The req/rep API server: one NNG rep0 socket, a pool of contexts (one per
+ * concurrent request), each a small state machine: receive -> api_handle ->
+ * api_reply sends on the same context -> receive again.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include <sluice/errors.h>
+
+#include "log.h"
+#include "mp.h"
+#include "runtime.h"
+#include "server.h"
+
+/*
+ * One worker context. Two aios, so that each only ever carries one kind of
+ * operation: a reply may be sent from another thread (the store's writer)
+ * while the receive callback that started the call is still returning.
+ */
+struct api_call {
+	server  *srv;
+	nng_ctx  ctx;
+	bool     ctx_open;
+	nng_aio *recv_aio;
+	nng_aio *send_aio;
+	nng_msg *req; /* the request being handled; freed by api_reply */
+};
+
+struct server {
+	runtime        *rt;
+	nng_socket      sock;
+	bool            sock_open;
+	size_t          max_request;
+	api_call       *calls;
+	uint32_t        n_calls;
+	pthread_mutex_t mtx;
+	pthread_cond_t  cv;
+	bool            draining;  /* new requests are answered ECLOSED */
+	bool            closing;   /* no new receives are posted once set */
+	uint32_t        in_flight; /* calls received and not yet replied */
+};
+
+/* How long a close waits for NNG (see server_close_socket), and how long
+ * once NNG's reaper is known to be stuck. */
+#define SERVER_CLOSE_TIMEOUT_MS 2000
+#define SERVER_CLOSE_WEDGED_MS  100
+
+/* At shutdown, new requests are answered ECLOSED for this long before the
+ * socket closes, so that clients stop sending (see server_close_socket). */
+#define SERVER_DRAIN_MS 100
+
+/* Set when a close was abandoned: NNG's (process-wide) reaper is stuck, so
+ * closing any socket that has peers will hang from now on. */
+static atomic_bool server_nng_wedged;
+
+static int
+server_nng_err(int rv)
+{
+	switch (rv) {
+	case 0:
+		return SL_OK;
+	case NNG_ENOMEM:
+		return SL_ENOMEM;
+	case NNG_ETIMEDOUT:
+		return SL_ETIMEDOUT;
+	case NNG_ECLOSED:
+		return SL_ECLOSED;
+	case NNG_EINVAL:
+	case NNG_EADDRINVAL:
+	case NNG_ENOTSUP:
+		return SL_ECONFIG;
+	default:
+		return SL_ENET;
+	}
+}
+
+static void
+server_post_recv(api_call *call)
+{
+	server *srv = call->srv;
+
+	/* Under the lock, so server_stop knows no receive starts after it
+	 * set closing. nng_ctx_recv never runs the callback inline. */
+	pthread_mutex_lock(&srv->mtx);
+	if (!srv->closing)
+		nng_ctx_recv(call->ctx, call->recv_aio);
+	pthread_mutex_unlock(&srv->mtx);
+}
+
+static void
+server_reply_error(api_call *call, int code, const char *message)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	mp_reply_err(&pk, code, message);
+	api_reply(call, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+server_recv_cb(void *arg)
+{
+	api_call *call = arg;
+	server   *srv  = call->srv;
+	int       rv   = nng_aio_result(call->recv_aio);
+	nng_msg  *msg;
+	size_t    len;
+	bool      draining;
+
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv != 0) {
+		log_warn("server", "receive failed: %s", nng_strerror(rv));
+		server_post_recv(call);
+		return;
+	}
+	msg = nng_aio_get_msg(call->recv_aio);
+	nng_aio_set_msg(call->recv_aio, NULL);
+
+	pthread_mutex_lock(&srv->mtx);
+	srv->in_flight++;
+	draining = srv->draining;
+	pthread_mutex_unlock(&srv->mtx);
+
+	call->req = msg;
+	len       = nng_msg_len(msg);
+	if (draining) {
+		server_reply_error(
+		    call, SL_ECLOSED, "the server is shutting down");
+		return;
+	}
+	/* NNG's own limit (RECVMAXSZ) is set well above ours because NNG
+	 * drops an over-size message without a word; here it gets a reply. */
+	if (len > srv->max_request) {
+		char text[128];
+		snprintf(text, sizeof(text),
+		    "request of %zu bytes is over the limit of %zu bytes", len,
+		    srv->max_request);
+		server_reply_error(call, SL_ETOOBIG, text);
+		return;
+	}
+	/* Nothing of call may be touched after this: the reply may already
+	 * have been sent and the next request received. */
+	api_handle(srv->rt, call, nng_msg_body(msg), len);
+}
+
+static void
+server_send_cb(void *arg)
+{
+	api_call *call = arg;
+	int       rv   = nng_aio_result(call->send_aio);
+
+	if (rv != 0) {
+		/* On failure the message is still ours. */
+		nng_msg_free(nng_aio_get_msg(call->send_aio));
+		nng_aio_set_msg(call->send_aio, NULL);
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		log_debug("server", "reply not sent: %s", nng_strerror(rv));
+	}
+	server_post_recv(call);
+}
+
+void
+api_reply(api_call *call, const void *data, size_t len)
+{
+	server  *srv = call->srv;
+	nng_msg *rep = NULL;
+	int      rv  = nng_msg_alloc(&rep, len);
+
+	if (rv == 0 && len > 0)
+		memcpy(nng_msg_body(rep), data, len);
+	/* The request (and everything api_handle borrowed from it) ends
+	 * here; data was copied first in case it pointed into it. */
+	nng_msg_free(call->req);
+	call->req = NULL;
+
+	if (rv == 0) {
+		nng_aio_set_msg(call->send_aio, rep);
+		nng_ctx_send(call->ctx, call->send_aio);
+	} else {
+		/* The requester will time out; the context serves on. */
+		log_error(
+		    "server", "cannot allocate a reply of %zu bytes", len);
+		server_post_recv(call);
+	}
+
+	/* Last: server_stop may free everything once in_flight drops. */
+	pthread_mutex_lock(&srv->mtx);
+	if (--srv->in_flight == 0)
+		pthread_cond_broadcast(&srv->cv);
+	pthread_mutex_unlock(&srv->mtx);
+}
+
+/*
+ * An ipc:// path left behind by a daemon that died is removed; one that a
+ * live daemon still answers on is not (listening would steal it).
+ */
+static int
+server_clear_stale_ipc(const char *url)
+{
+	const char        *path;
+	struct stat        st;
+	struct sockaddr_un sa;
+	int                fd, rc;
+
+	if (strncmp(url, "ipc://", 6) != 0)
+		return SL_OK;
+	path = url + 6;
+	if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
+		return SL_OK;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return SL_OK; /* let nng_listen report it */
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return SL_OK;
+	rc = connect(fd, (struct sockaddr *) &sa, sizeof(sa));
+	close(fd);
+	if (rc == 0) {
+		log_error(
+		    "server", "%s: another process is listening there", url);
+		return SL_ENET;
+	}
+	if (errno == ECONNREFUSED && unlink(path) == 0)
+		log_info("server", "removed stale socket %s", path);
+	return SL_OK;
+}
+
+/*
+ * NNG 1.5.2 (Debian 12's libnng) can hang for good in nng_close() of a rep0
+ * socket whose peers are still sending: its reaper waits on a task that
+ * never runs (nanomsg/nng#1543, #1813, fixed upstream after 1.7). By the
+ * time we close, every aio of ours is stopped, so nothing of ours runs
+ * again; the close runs on a helper thread, and if it has not finished in
+ * time the socket is left to the process exit instead of hanging shutdown.
+ * Once that happened, NNG's reaper is stuck for the process, so later
+ * closes (e.g. the publisher's) only wait briefly.
+ */
+typedef struct closer {
+	nng_socket      sock;
+	pthread_mutex_t mtx;
+	pthread_cond_t  cv;
+	bool            done;
+	bool            abandoned; /* the waiter gave up; the helper frees */
+} closer;
+
+static void
+closer_free(closer *c)
+{
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mtx);
+	free(c);
+}
+
+static void *
+closer_main(void *arg)
+{
+	closer *c = arg;
+	bool    abandoned;
+
+	nng_close(c->sock);
+	pthread_mutex_lock(&c->mtx);
+	c->done   = true;
+	abandoned = c->abandoned;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mtx);
+	if (abandoned)
+		closer_free(c);
+	return NULL;
+}
+
+bool
+server_close_socket(nng_socket sock)
+{
+	closer         *c = calloc(1, sizeof(*c));
+	pthread_t       th;
+	struct timespec deadline;
+	bool            done;
+	int ms = atomic_load(&server_nng_wedged) ? SERVER_CLOSE_WEDGED_MS
+	                                         : SERVER_CLOSE_TIMEOUT_MS;
+
+	if (c == NULL) {
+		nng_close(sock);
+		return true;
+	}
+	c->sock = sock;
+	pthread_mutex_init(&c->mtx, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&th, NULL, closer_main, c) != 0) {
+		closer_free(c);
+		nng_close(sock);
+		return true;
+	}
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += ms / 1000;
+	deadline.tv_nsec += (long) (ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&c->mtx);
+	while (!c->done
+	    && pthread_cond_timedwait(&c->cv, &c->mtx, &deadline) != ETIMEDOUT)
+		;
+	done = c->done;
+	if (!done)
+		c->abandoned = true;
+	pthread_mutex_unlock(&c->mtx);
+	if (done) {
+		pthread_join(th, NULL);
+		closer_free(c);
+		return true;
+	}
+	pthread_detach(th);
+	atomic_store(&server_nng_wedged, true);
+	log_warn("server",
+	    "an NNG socket did not close within %d ms (a known NNG 1.5 bug "
+	    "with busy peers); leaving it to the exit",
+	    ms);
+	return false;
+}
+
+/*
+ * Free everything. The aios must be stopped (or never started). With
+ * bounded, the socket is closed by server_close_socket; it closes the
+ * contexts too.
+ */
+static void
+server_free(server *srv, bool bounded)
+{
+	if (srv->sock_open && bounded) {
+		server_close_socket(srv->sock);
+	} else {
+		for (uint32_t i = 0; i < srv->n_calls; i++) {
+			api_call *call = &srv->calls[i];
+			if (call->ctx_open)
+				nng_ctx_close(call->ctx);
+		}
+		if (srv->sock_open)
+			nng_close(srv->sock);
+	}
+	for (uint32_t i = 0; i < srv->n_calls; i++) {
+		api_call *call = &srv->calls[i];
+		if (call->recv_aio != NULL)
+			nng_aio_free(call->recv_aio);
+		if (call->send_aio != NULL)
+			nng_aio_free(call->send_aio);
+	}
+	free(srv->calls);
+	pthread_cond_destroy(&srv->cv);
+	pthread_mutex_destroy(&srv->mtx);
+	free(srv);
+}
+
+int
+server_start(runtime *rt, server **out)
+{
+	const sl_config *cfg = rt->cfg;
+	server          *srv;
+	size_t           recv_max;
+	uint32_t         n = cfg->api_workers > 0 ? cfg->api_workers : 1;
+	int              rv, rc;
+
+	*out = NULL;
+	srv  = calloc(1, sizeof(*srv));
+	if (srv == NULL)
+		return SL_ENOMEM;
+	srv->calls = calloc(n, sizeof(*srv->calls));
+	if (srv->calls == NULL) {
+		free(srv);
+		return SL_ENOMEM;
+	}
+	pthread_mutex_init(&srv->mtx, NULL);
+	pthread_cond_init(&srv->cv, NULL);
+	srv->rt          = rt;
+	srv->n_calls     = n;
+	srv->max_request = cfg->max_request_bytes;
+
+	if ((rv = nng_rep0_open(&srv->sock)) != 0) {
+		log_error(
+		    "server", "cannot open rep socket: %s", nng_strerror(rv));
+		server_free(srv, false);
+		return server_nng_err(rv);
+	}
+	srv->sock_open = true;
+
+	/* Twice our limit: requests between the two get an ETOOBIG reply;
+	 * beyond it NNG closes the connection (see docs/protocol.md). */
+	recv_max = srv->max_request <= (SIZE_MAX - 65536) / 2
+	    ? srv->max_request * 2 + 65536
+	    : 0;
+	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, recv_max);
+
+	for (uint32_t i = 0; i < n; i++) {
+		api_call *call = &srv->calls[i];
+		call->srv      = srv;
+		if ((rv = nng_aio_alloc(&call->recv_aio, server_recv_cb, call))
+		        != 0
+		    || (rv = nng_aio_alloc(
+		            &call->send_aio, server_send_cb, call))
+		        != 0
+		    || (rv = nng_ctx_open(&call->ctx, srv->sock)) != 0) {
+			log_error("server", "cannot set up worker %u: %s", i,
+			    nng_strerror(rv));
+			server_free(srv, false);
+			return server_nng_err(rv);
+		}
+		call->ctx_open = true;
+	}
+
+	if ((rc = server_clear_stale_ipc(cfg->api_url)) != SL_OK) {
+		server_free(srv, false);
+		return rc;
+	}
+	if ((rv = nng_listen(srv->sock, cfg->api_url, NULL, 0)) != 0) {
+		log_error("server", "cannot listen on %s: %s", cfg->api_url,
+		    nng_strerror(rv));
+		server_free(srv, false);
+		return server_nng_err(rv);
+	}
+	for (uint32_t i = 0; i < n; i++)
+		server_post_recv(&srv->calls[i]);
+	log_info("server", "listening on %s (%u workers)", cfg->api_url, n);
+	*out = srv;
+	return SL_OK;
+}
+
+void
+server_stop(server *srv)
+{
+	struct timespec drain = { 0, SERVER_DRAIN_MS * 1000000L };
+
+	if (srv == NULL)
+		return;
+	/* First answer new requests with ECLOSED for a moment: clients stop
+	 * sending, which keeps NNG's close away from busy peers. */
+	pthread_mutex_lock(&srv->mtx);
+	srv->draining = true;
+	pthread_mutex_unlock(&srv->mtx);
+	nanosleep(&drain, NULL);
+
+	pthread_mutex_lock(&srv->mtx);
+	srv->closing = true;
+	pthread_mutex_unlock(&srv->mtx);
+
+	/* No receive starts now; cancel the waiting ones and wait out any
+	 * receive callback still running (it may have started a call). */
+	for (uint32_t i = 0; i < srv->n_calls; i++)
+		nng_aio_stop(srv->calls[i].recv_aio);
+
+	/* Calls in progress (commits waiting for the store) get their
+	 * reply: the store is still open, so each ends soon. */
+	pthread_mutex_lock(&srv->mtx);
+	while (srv->in_flight > 0)
+		pthread_cond_wait(&srv->cv, &srv->mtx);
+	pthread_mutex_unlock(&srv->mtx);
+
+	for (uint32_t i = 0; i < srv->n_calls; i++)
+		nng_aio_stop(srv->calls[i].send_aio);
+	server_free(srv, true);
+}

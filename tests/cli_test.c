@@ -1,0 +1,321 @@
+/*
+ * Proves the `sluice` CLI end to end: the built binary against a real
+ * runtime for commit (one event, batch, stdin), read (log, stream, paging),
+ * get-one, get-all and status, the endpoint lookup (--url, SLUICE_URL,
+ * --config) and the exit statuses 1, 2 and 3.
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "api_fixture.h"
+
+static char out[1 << 16]; /* stdout of the last run */
+static char err[4096];    /* stderr of the last run */
+static char err_path[4200];
+
+/* Append arg to cmd, single-quoted for /bin/sh. */
+static void
+add_arg(char *cmd, size_t cap, const char *arg)
+{
+	size_t n = strlen(cmd);
+
+	CHECK(n + 4 * strlen(arg) + 4 < cap);
+	cmd[n++] = ' ';
+	cmd[n++] = '\'';
+	for (const char *p = arg; *p != '\0'; p++) {
+		if (*p == '\'') {
+			memcpy(cmd + n, "'\\''", 4);
+			n += 4;
+		} else {
+			cmd[n++] = *p;
+		}
+	}
+	cmd[n++] = '\'';
+	cmd[n]   = '\0';
+}
+
+/*
+ * Run `[env] sluice ARGS... [< stdin_file]`, NULL-terminated args; fill
+ * out and err; return the exit status.
+ */
+static int
+run(const char *env, const char *stdin_file, ...)
+{
+	char        cmd[1 << 15];
+	va_list     ap;
+	const char *a;
+	FILE       *p, *f;
+	size_t      n;
+	int         st;
+
+	snprintf(cmd, sizeof(cmd), "%s %s/sluice", env != NULL ? env : "",
+	    SL_BUILD_DIR);
+	va_start(ap, stdin_file);
+	while ((a = va_arg(ap, const char *)) != NULL)
+		add_arg(cmd, sizeof(cmd), a);
+	va_end(ap);
+	n = strlen(cmd);
+	snprintf(cmd + n, sizeof(cmd) - n, " 2>'%s' <%s", err_path,
+	    stdin_file != NULL ? stdin_file : "/dev/null");
+	p = popen(cmd, "r");
+	CHECK(p != NULL);
+	n      = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	st     = pclose(p);
+	f      = fopen(err_path, "r");
+	CHECK(f != NULL);
+	n      = fread(err, 1, sizeof(err) - 1, f);
+	err[n] = '\0';
+	fclose(f);
+	CHECK(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+#define SL(...) run(NULL, NULL, "--url", fx_url, __VA_ARGS__, NULL)
+
+static json_t *
+out_json(void)
+{
+	json_error_t je;
+	json_t      *j = json_loads(out, 0, &je);
+	if (j == NULL) {
+		fprintf(stderr, "not JSON (%s): %s\n", je.text, out);
+		exit(1);
+	}
+	return j;
+}
+
+static int
+count_lines(const char *s)
+{
+	int n = 0;
+	for (; *s != '\0'; s++)
+		n += *s == '\n';
+	return n;
+}
+
+static json_int_t
+geti(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+int
+main(void)
+{
+	char        env[4400], path[4200];
+	json_t     *j, *e;
+	json_int_t  head;
+	const char *dir;
+
+	/* max_read_events 2 makes read and get-all page */
+	fx_start("limits:\n  max_read_events: 2\n");
+	dir = tu_tmpdir();
+	snprintf(err_path, sizeof(err_path), "%s/stderr.txt", dir);
+
+	/* --- commit: argument, stdin, batch --- */
+	CHECK_EQ(SL("commit", "--tenant", FX_TENANT, "--stream", "acc-1",
+	             "--expect", "none", "--type", "DebitAccountOpened",
+	             "{\"account_id\":\"acc-1\",\"name\":\"Everyday\"}"),
+	    0);
+	j = out_json();
+	CHECK_EQ(geti(j, "first_position"), 0);
+	CHECK_EQ(geti(j, "last_position"), 0);
+	CHECK_EQ(geti(j, "first_revision"), 0);
+	CHECK_EQ(geti(j, "count"), 1);
+	json_decref(j);
+
+	snprintf(path, sizeof(path), "%s/content.json", dir);
+	tu_write_file(path, "{\"amount\": 1200}\n");
+	CHECK_EQ(run(NULL, path, "--url", fx_url, "commit", "--tenant",
+	             FX_TENANT, "--stream", "acc-1", "--expect", "0", "--type",
+	             "DebitPerformed", "--public", "--metadata",
+	             "{\"source\":\"test\"}", "--correlation-id", "c-42", "-",
+	             NULL),
+	    0);
+	j = out_json();
+	CHECK_EQ(geti(j, "first_position"), 1);
+	CHECK_EQ(geti(j, "first_revision"), 1);
+	json_decref(j);
+
+	snprintf(path, sizeof(path), "%s/batch.json", dir);
+	tu_write_file(path,
+	    "[{\"type\":\"WithdrawalPerformed\",\"content\":"
+	    "{\"account_id\":\"acc-1\",\"amount\":250}},"
+	    " {\"type\":\"CustomerRegistered\",\"public\":true,\"content\":"
+	    "{\"customer_id\":\"c-1\",\"name\":\"Ann Smith\","
+	    "\"account\":{\"id\":\"acc-1\"}},\"metadata\":{\"m\":1}}]");
+	CHECK_EQ(SL("commit", "--tenant", FX_TENANT, "--stream", "acc-1",
+	             "--expect", "1", "--batch", path),
+	    0);
+	j = out_json();
+	CHECK_EQ(geti(j, "first_position"), 2);
+	CHECK_EQ(geti(j, "last_position"), 3);
+	CHECK_EQ(geti(j, "count"), 2);
+	json_decref(j);
+
+	/* SLUICE_TENANT stands in for --tenant; SLUICE_URL for --url */
+	snprintf(env, sizeof(env), "SLUICE_URL='%s' SLUICE_TENANT=%s", fx_url,
+	    FX_TENANT);
+	CHECK_EQ(run(env, NULL, "commit", "--stream", "acc-2", "--type",
+	             "DebitAccountOpened",
+	             "{\"account_id\":\"acc-2\",\"name\":\"Savings\"}", NULL),
+	    0);
+	/* --config finds endpoints.api */
+	CHECK_EQ(
+	    run(NULL, NULL, "--config", fx_config_path, "commit", "--tenant",
+	        FX_TENANT, "--stream", "acc-3", "--type", "DebitAccountOpened",
+	        "{\"account_id\":\"acc-3\",\"name\":\"Holiday\"}", NULL),
+	    0);
+	head = 6;
+
+	/* --- errors: 2 for an error reply, nothing written --- */
+	CHECK_EQ(SL("commit", "--tenant", FX_TENANT, "--stream", "acc-1",
+	             "--expect", "none", "--type", "DebitAccountOpened", "{}"),
+	    2);
+	CHECK(strncmp(err, "sluice: EREVISION: ", 19) == 0);
+	CHECK(strstr(err, "3") != NULL); /* the stream's last revision */
+	CHECK_EQ(SL("commit", "--tenant", "nobody", "--stream", "s", "--type",
+	             "T", "{}"),
+	    2);
+	CHECK(strncmp(err, "sluice: ENOTFOUND: ", 19) == 0);
+	CHECK_EQ(
+	    SL("get-one", "--tenant", FX_TENANT, "--projection", "nope", "k"),
+	    2);
+	CHECK(strncmp(err, "sluice: ENOTFOUND: ", 19) == 0);
+	/* 1 for usage errors, checked before anything is sent */
+	CHECK_EQ(SL("frobnicate"), 1);
+	CHECK(strstr(err, "unknown command") != NULL);
+	CHECK_EQ(SL("commit", "--tenant", FX_TENANT, "--stream", "s", "--type",
+	             "T", "[1]"),
+	    1);
+	CHECK(strncmp(err, "sluice: EINVAL: ", 16) == 0);
+	CHECK_EQ(SL("commit", "--tenant", FX_TENANT, "--stream", "s", "--type",
+	             "T", "--expect", "soon", "{}"),
+	    1);
+	CHECK_EQ(SL("get-one", "--tenant", FX_TENANT), 1);
+	CHECK_EQ(SL("read", "--bogus"), 1);
+	CHECK_EQ(
+	    run("SLUICE_URL=", NULL, "status", NULL), 1); /* no endpoint */
+	/* 3 when the daemon cannot be reached */
+	snprintf(path, sizeof(path), "ipc://%s/nobody-here.ipc", dir);
+	CHECK_EQ(
+	    run(NULL, NULL, "--url", path, "--timeout", "500", "status", NULL),
+	    3);
+	CHECK(strncmp(err, "sluice: ENET: ", 14) == 0);
+
+	/* --- read: the whole log (paged by 2), a stream, --max --- */
+	CHECK_EQ(SL("read"), 0);
+	CHECK_EQ(count_lines(out), head);
+	{
+		json_error_t je;
+		char        *line = out, *nl;
+		int          i    = 0;
+		for (; (nl = strchr(line, '\n')) != NULL; line = nl + 1, i++) {
+			*nl = '\0';
+			e   = json_loads(line, 0, &je);
+			CHECK(e != NULL);
+			CHECK_EQ(geti(e, "position"), i);
+			CHECK(json_is_string(json_object_get(e, "id")));
+			CHECK(json_is_object(json_object_get(e, "content")));
+			CHECK(json_is_object(json_object_get(e, "metadata")));
+			if (i == 1) {
+				CHECK(json_is_true(
+				    json_object_get(e, "public")));
+				CHECK_STREQ(json_string_value(json_object_get(
+				                e, "correlation_id")),
+				    "c-42");
+				CHECK_STREQ(json_string_value(json_object_get(
+				                json_object_get(e, "metadata"),
+				                "source")),
+				    "test");
+				CHECK_EQ(geti(json_object_get(e, "content"),
+				             "amount"),
+				    1200);
+			}
+			json_decref(e);
+		}
+	}
+	CHECK_EQ(SL("read", "--from", "4"), 0);
+	CHECK_EQ(count_lines(out), 2);
+	CHECK_EQ(SL("read", "--max", "3"), 0);
+	CHECK_EQ(count_lines(out), 3);
+	CHECK_EQ(SL("read", "--tenant", FX_TENANT, "--stream", "acc-1"), 0);
+	CHECK_EQ(count_lines(out), 4);
+	CHECK_EQ(SL("read", "--tenant", FX_TENANT, "--stream", "acc-1",
+	             "--from-revision", "3"),
+	    0);
+	CHECK_EQ(count_lines(out), 1);
+	CHECK(strstr(out, "\"revision\":3") != NULL
+	    || strstr(out, "\"revision\": 3") != NULL);
+
+	/* --- read models, once the processor caught up --- */
+	for (int i = 0;; i++) {
+		CHECK_EQ(SL("status"), 0);
+		j = out_json();
+		e = json_array_get(json_object_get(j, "processors"), 0);
+		if (e != NULL && geti(e, "position") == geti(j, "head")) {
+			CHECK_EQ(geti(j, "head"), head);
+			json_decref(j);
+			break;
+		}
+		json_decref(j);
+		CHECK(i < 500);
+		nanosleep(&(struct timespec) { 0, 20 * 1000 * 1000 }, NULL);
+	}
+	CHECK_EQ(SL("get-one", "--tenant", FX_TENANT, "--projection",
+	             FX_PROJECTION, "acc-1"),
+	    0);
+	j = out_json();
+	CHECK_EQ(geti(j, "balance"), 950);
+	CHECK_STREQ(
+	    json_string_value(json_object_get(j, "customer")), "Ann Smith");
+	json_decref(j);
+	CHECK_EQ(SL("get-one", "--tenant", FX_TENANT, "--projection",
+	             FX_PROJECTION, "acc-999"),
+	    0);
+	j = out_json();
+	CHECK_EQ(geti(j, "balance"), 0); /* the initial state */
+	CHECK_STREQ(json_string_value(json_object_get(j, "account_id")), "");
+	json_decref(j);
+
+	CHECK_EQ(SL("get-all", "--tenant", FX_TENANT, "--projection",
+	             FX_PROJECTION),
+	    0);
+	j = out_json();
+	CHECK(json_is_array(j));
+	CHECK_EQ(json_array_size(j), 3);
+	CHECK_STREQ(
+	    json_string_value(json_object_get(json_array_get(j, 0), "key")),
+	    "acc-1");
+	CHECK_STREQ(
+	    json_string_value(json_object_get(json_array_get(j, 2), "key")),
+	    "acc-3");
+	CHECK_STREQ(
+	    json_string_value(json_object_get(
+	        json_object_get(json_array_get(j, 1), "state"), "name")),
+	    "Savings");
+	json_decref(j);
+
+	CHECK_EQ(SL("status"), 0);
+	j = out_json();
+	CHECK_EQ(geti(j, "head"), head);
+	CHECK(json_is_array(json_object_get(j, "plugins")));
+	CHECK(strstr(out, "account_details") != NULL);
+	CHECK(json_object_get(j, "v") == NULL);
+	json_decref(j);
+
+	/* the log is what the successful commits wrote, nothing more */
+	CHECK_EQ(SL("read"), 0);
+	CHECK_EQ(count_lines(out), head);
+
+	fx_stop();
+	return 0;
+}
