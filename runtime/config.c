@@ -65,6 +65,7 @@ enum {
 	S_MAXREAD,
 	S_WORKERS,
 	S_BATCH,
+	S_HOTRELOAD,
 	S_N
 };
 enum { T_ID, T_PATH, T_MAP, T_N };
@@ -99,6 +100,7 @@ static const cfg_key processing_keys[] = {
 static const cfg_key top_keys[] = {
 	{ "data_dir", K_PATH, S_DATA, 0, 0, 0, NULL },
 	{ "plugin_dir", K_PATH, S_PLUGINS, 0, 0, 0, NULL },
+	{ "hot_reload", K_BOOL, S_HOTRELOAD, 0, 0, true, NULL },
 	{ "log_level", K_LEVEL, S_LEVEL, 0, 0, SL_LOG_INFO, NULL },
 	{ "endpoints", K_MAP, 0, 0, 0, 0, endpoint_keys },
 	{ "event_store", K_MAP, 0, 0, 0, 0, store_keys },
@@ -612,6 +614,7 @@ parse_root(cfgp *p, sl_config *cfg)
 	cfg->max_read_events       = s[S_MAXREAD].num;
 	cfg->api_workers           = (uint32_t) s[S_WORKERS].num;
 	cfg->checkpoint_batch      = (uint32_t) s[S_BATCH].num;
+	cfg->hot_reload            = s[S_HOTRELOAD].num != 0;
 	if ((rc = resolve(p, cfg, s)) != SL_OK)
 		return rc;
 	return parse_tenants(p, s[S_TENANTS].node, cfg);

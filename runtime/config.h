@@ -32,6 +32,7 @@ typedef struct sl_config {
 	uint32_t api_workers;     /* limits.api_workers: concurrent requests */
 	uint32_t checkpoint_batch; /* processing.batch: events per txn */
 	int log_level;            /* SL_LOG_* */
+	bool hot_reload;          /* watch plugin_dir and reload plugins */
 } sl_config;
 
 /**

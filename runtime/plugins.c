@@ -1,11 +1,18 @@
 /*
- * Loading plugins: copy each .so to a private file, dlopen the copy, call its
- * init function and check the descriptor it returns before any projection is
+ * Loading plugins: copy each .so to a private file, check that the copy is a
+ * whole ELF object exporting the init function, dlopen it, call its init
+ * function and check the descriptor it returns before any projection is
  * registered. Refused plugins are kept with their reason for status; the
  * projections already loaded are never disturbed by a bad file.
  *
- * The registry is not thread-safe: the runtime loads plugins before its
- * processors start, and proj_def pointers stay valid until registry_destroy.
+ * Hot reload: each load of a file is a version (plugin_ver) with its own
+ * private copy and handle. A reload publishes the new version's projections
+ * and retires the previous version, which closes when the last processor
+ * holding it lets go. Readers (the API threads) take the rwlock for the
+ * lists; loaders are serialised by load_mu. Nothing a reader can hold a
+ * pointer to (proj_def, plugin, plugin_ver, the strings of plugin_info) is
+ * freed before registry_destroy: retired ones are kept, which costs a few
+ * hundred bytes per reload.
  */
 #include "plugins.h"
 
@@ -14,6 +21,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,6 +34,7 @@
 
 #include <msgpack.h>
 
+#include "elfcheck.h"
 #include "host.h"
 #include "json.h"
 #include "log.h"
@@ -40,25 +49,52 @@
 
 static const char zero_uuid[] = "00000000-0000-0000-0000-000000000000";
 
-struct plugin {
-	char                 *file; /* path as given */
+/* One load of a plugin file: its private copy, handle and definitions. */
+struct plugin_ver {
+	registry             *r;
+	plugin               *owner;
 	char                 *copy; /* private copy; NULL once removed */
-	void                 *dl;   /* dlopen handle; NULL if refused */
-	const sl_plugin_desc *desc; /* plugin-owned; NULL if refused */
-	char                 *name; /* host copies, for status */
+	void                 *dl;   /* dlopen handle; NULL if refused/closed */
+	const sl_plugin_desc *desc; /* plugin-owned; NULL if refused/closed */
+	char                 *name; /* host copies (NULL before desc read) */
 	char                 *version;
-	bool                  loaded;
-	char                 *error;
-	size_t                n_projections;
 	int64_t               loaded_at_ns;
+	uint64_t              file_hash, file_size; /* of the bytes loaded */
+	atomic_uint           refs;   /* registry (while current) + holders */
+	bool                  closed; /* under r->ver_mu */
+	proj_def            **defs;
+	size_t                n_defs;
+	plugin_ver           *next; /* every published version, newest first */
+};
+
+/* A plugin file, across its versions. */
+struct plugin {
+	char       *file;  /* path as given */
+	plugin_ver *cur;   /* the running version; NULL if none */
+	char       *error; /* last refusal, NULL once a good build loads */
+	int64_t     error_at_ns;
+	char       *tried_name; /* name/version of a refused first load */
+	char       *tried_version;
+	int64_t     tried_at_ns;
+	uint32_t    loads;
+	plugin     *next_all; /* every entry ever, for registry_destroy */
 };
 
 struct registry {
-	char      *cache_dir;
-	plugin   **plugins; /* in load order, loaded and refused */
-	size_t     n_plugins, cap_plugins;
-	proj_def **projs; /* pointers, so proj_defs never move */
-	size_t     n_projs, cap_projs;
+	char            *cache_dir;
+	pthread_rwlock_t lock;    /* the lists below, for readers */
+	pthread_mutex_t  load_mu; /* one loader at a time */
+	pthread_mutex_t  ver_mu;  /* closing versions, the versions list */
+	plugin         **plugins; /* listed, in load order */
+	size_t           n_plugins, cap_plugins;
+	plugin          *all_plugins;
+	proj_def       **projs; /* of current versions */
+	size_t           n_projs, cap_projs;
+	proj_def       **dropped; /* last def of ids no longer loaded */
+	size_t           n_dropped, cap_dropped;
+	plugin_ver      *versions;
+	char           **kept; /* retired strings readers may still hold */
+	size_t           n_kept, cap_kept;
 };
 
 /* Copy numbers are unique within the process even across registries that
@@ -176,14 +212,56 @@ remove_stale_copies(const char *dir)
 	closedir(d);
 }
 
+/* ---- FNV-1a 64 over the definition ---- */
+
+typedef struct {
+	uint64_t h;
+} fnv;
+
+static void
+fnv_bytes(fnv *f, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++) {
+		f->h ^= b[i];
+		f->h *= 0x100000001b3ULL;
+	}
+}
+
+/* A string and its terminator, so ("ab","c") and ("a","bc") differ; NULL
+ * hashes as one 0xff byte, distinct from "". */
+static void
+fnv_str(fnv *f, const char *s)
+{
+	if (s == NULL) {
+		unsigned char ff = 0xff;
+		fnv_bytes(f, &ff, 1);
+		return;
+	}
+	fnv_bytes(f, s, strlen(s) + 1);
+}
+
+static void
+fnv_u64(fnv *f, uint64_t v)
+{
+	unsigned char b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char) (v >> (8 * i)); /* fixed byte order */
+	fnv_bytes(f, b, 8);
+}
+
 /*
  * Copy src to a new file "<cache>/<base>.<n>.so" created exclusively (a file
- * some loaded plugin runs from is never written). Returns the malloc'ed path
+ * some loaded plugin runs from is never written), hashing the bytes on the
+ * way (a reload of identical bytes is skipped). Returns the malloc'ed path
  * or NULL with a reason in err.
  */
 static char *
-make_copy(const registry *r, const char *src, char *err, size_t errlen)
+make_copy(const registry *r, const char *src, uint64_t *hash, uint64_t *size,
+    char *err, size_t errlen)
 {
+	fnv f             = { 0xcbf29ce484222325ULL };
+	*size             = 0;
 	const char *slash = strrchr(src, '/');
 	const char *base  = slash != NULL ? slash + 1 : src;
 	size_t      blen  = strlen(base);
@@ -231,6 +309,8 @@ make_copy(const registry *r, const char *src, char *err, size_t errlen)
 			rc = -1;
 			break;
 		}
+		fnv_bytes(&f, buf, (size_t) got);
+		*size += (uint64_t) got;
 		for (ssize_t off = 0; off < got;) {
 			ssize_t w
 			    = write(out, buf + off, (size_t) (got - off));
@@ -258,45 +338,8 @@ make_copy(const registry *r, const char *src, char *err, size_t errlen)
 		free(path);
 		return NULL;
 	}
+	*hash = f.h;
 	return path;
-}
-
-/* ---- FNV-1a 64 over the definition ---- */
-
-typedef struct {
-	uint64_t h;
-} fnv;
-
-static void
-fnv_bytes(fnv *f, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++) {
-		f->h ^= b[i];
-		f->h *= 0x100000001b3ULL;
-	}
-}
-
-/* A string and its terminator, so ("ab","c") and ("a","bc") differ; NULL
- * hashes as one 0xff byte, distinct from "". */
-static void
-fnv_str(fnv *f, const char *s)
-{
-	if (s == NULL) {
-		unsigned char ff = 0xff;
-		fnv_bytes(f, &ff, 1);
-		return;
-	}
-	fnv_bytes(f, s, strlen(s) + 1);
-}
-
-static void
-fnv_u64(fnv *f, uint64_t v)
-{
-	unsigned char b[8];
-	for (int i = 0; i < 8; i++)
-		b[i] = (unsigned char) (v >> (8 * i)); /* fixed byte order */
-	fnv_bytes(f, b, 8);
 }
 
 static uint64_t
@@ -305,7 +348,7 @@ def_hash(const proj_def *d)
 	fnv f = { 0xcbf29ce484222325ULL };
 	fnv_str(&f, d->id);
 	fnv_str(&f, d->scope);
-	fnv_u64(&f, d->p->version);
+	fnv_u64(&f, d->version);
 	fnv_u64(&f, d->initial_len);
 	fnv_bytes(&f, d->initial, d->initial_len);
 	fnv_u64(&f, d->p->n_selectors);
@@ -326,18 +369,97 @@ proj_def_free(proj_def *d)
 	if (d == NULL)
 		return;
 	free(d->initial);
+	free((char *) d->name);
 	free(d);
 }
 
+/* A string readers may hold goes to the kept list instead of free(); if
+ * even that fails it is left alone (leaked) rather than freed. */
 static void
-plugin_free(plugin *p)
+keep(registry *r, char *s)
 {
-	free(p->file);
-	free(p->copy);
-	free(p->name);
-	free(p->version);
-	free(p->error);
-	free(p);
+	if (s == NULL)
+		return;
+	if (grow((void **) &r->kept, &r->cap_kept, r->n_kept, sizeof(char *))
+	    == SL_OK)
+		r->kept[r->n_kept++] = s;
+}
+
+static void
+ver_free(plugin_ver *v)
+{
+	for (size_t i = 0; i < v->n_defs; i++)
+		proj_def_free(v->defs[i]);
+	free(v->defs);
+	free(v->copy);
+	free(v->name);
+	free(v->version);
+	free(v);
+}
+
+/*
+ * Undo a load: fini runs whenever init succeeded and the descriptor passed
+ * the ABI and size checks (desc is only set then), also for a version
+ * refused later, so that it can release what init acquired.
+ */
+static void
+ver_unload(plugin_ver *v)
+{
+	if (v->desc != NULL && v->desc->fini != NULL)
+		v->desc->fini();
+	if (v->dl != NULL)
+		dlclose(v->dl);
+	v->dl   = NULL;
+	v->desc = NULL;
+	if (v->copy != NULL) {
+		unlink(v->copy);
+		free(v->copy);
+		v->copy = NULL;
+	}
+}
+
+/* The last hold is gone: close the version. Its defs stay (readers may hold
+ * them) but no longer point into the unloaded code. */
+static void
+ver_close(plugin_ver *v)
+{
+	registry *r = v->r;
+	pthread_mutex_lock(&r->ver_mu);
+	if (v->closed) {
+		pthread_mutex_unlock(&r->ver_mu);
+		return;
+	}
+	v->closed = true;
+	log_info("plugins", "closed plugin '%s' %s (loaded from %s)",
+	    v->name != NULL ? v->name : "?",
+	    v->version != NULL ? v->version : "", v->owner->file);
+	ver_unload(v);
+	for (size_t i = 0; i < v->n_defs; i++)
+		v->defs[i]->p = NULL;
+	pthread_mutex_unlock(&r->ver_mu);
+}
+
+void
+proj_def_hold(const proj_def *def)
+{
+	if (def != NULL && def->ver != NULL)
+		atomic_fetch_add(&def->ver->refs, 1);
+}
+
+void
+proj_def_release(const proj_def *def)
+{
+	if (def == NULL || def->ver == NULL)
+		return;
+	if (atomic_fetch_sub(&def->ver->refs, 1) == 1)
+		ver_close(def->ver);
+}
+
+static void
+ver_release(plugin_ver *v)
+{
+	if (v != NULL && atomic_fetch_sub(&v->refs, 1) == 1)
+		ver_close(v);
 }
 
 int
@@ -357,30 +479,19 @@ registry_create(const char *cache_dir, registry **out)
 		free(r);
 		return SL_ENOMEM;
 	}
+	/* Writers first: a stream of get_one requests must not starve a
+	 * reload. */
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(
+	    &ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&r->lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	pthread_mutex_init(&r->load_mu, NULL);
+	pthread_mutex_init(&r->ver_mu, NULL);
 	remove_stale_copies(cache_dir);
 	*out = r;
 	return SL_OK;
-}
-
-/*
- * Undo a load. fini runs whenever init succeeded and the descriptor passed
- * the ABI and size checks (p->desc is only set then), also for a plugin
- * refused later, so that it can release what init acquired.
- */
-static void
-plugin_unload(plugin *p)
-{
-	if (p->desc != NULL && p->desc->fini != NULL)
-		p->desc->fini();
-	if (p->dl != NULL)
-		dlclose(p->dl);
-	p->dl   = NULL;
-	p->desc = NULL;
-	if (p->copy != NULL) {
-		unlink(p->copy);
-		free(p->copy);
-		p->copy = NULL;
-	}
 }
 
 void
@@ -388,24 +499,53 @@ registry_destroy(registry *r)
 {
 	if (r == NULL)
 		return;
-	for (size_t i = 0; i < r->n_projs; i++)
-		proj_def_free(r->projs[i]);
-	free(r->projs);
-	/* unload in reverse order of loading */
+	/* The registry's holds; processors must have released theirs. */
 	for (size_t i = r->n_plugins; i-- > 0;) {
-		plugin_unload(r->plugins[i]);
-		plugin_free(r->plugins[i]);
+		plugin_ver *v      = r->plugins[i]->cur;
+		r->plugins[i]->cur = NULL;
+		ver_release(v);
 	}
+	/* newest first: unload in reverse order of loading */
+	for (plugin_ver *v = r->versions, *next; v != NULL; v = next) {
+		next = v->next;
+		if (!v->closed) {
+			log_error("plugins",
+			    "plugin '%s' from %s is still held (%u) at "
+			    "shutdown; closing it",
+			    v->name != NULL ? v->name : "?", v->owner->file,
+			    atomic_load(&v->refs));
+			ver_close(v);
+		}
+		ver_free(v);
+	}
+	for (plugin *p = r->all_plugins, *next; p != NULL; p = next) {
+		next = p->next_all;
+		free(p->file);
+		free(p->error);
+		free(p->tried_name);
+		free(p->tried_version);
+		free(p);
+	}
+	for (size_t i = 0; i < r->n_kept; i++)
+		free(r->kept[i]);
+	free(r->kept);
+	free(r->projs);
+	free(r->dropped);
 	free(r->plugins);
+	pthread_rwlock_destroy(&r->lock);
+	pthread_mutex_destroy(&r->load_mu);
+	pthread_mutex_destroy(&r->ver_mu);
 	free(r->cache_dir);
 	free(r);
 }
 
+/* A current projection with this id from a file other than `except`. */
 static const proj_def *
-find_id(registry *r, const char *canon_id)
+find_id(registry *r, const char *canon_id, const plugin *except)
 {
 	for (size_t i = 0; i < r->n_projs; i++)
-		if (strcmp(r->projs[i]->id, canon_id) == 0)
+		if (r->projs[i]->owner != except
+		    && strcmp(r->projs[i]->id, canon_id) == 0)
 			return r->projs[i];
 	return NULL;
 }
@@ -529,10 +669,10 @@ parse_initial(const sl_projection *p, proj_def *d, const char *label,
 /* Check one projection and fill a new proj_def for it. */
 static int
 check_projection(
-    registry *r, plugin *pl, size_t i, proj_def **out, refusal *rf)
+    registry *r, plugin_ver *v, size_t i, proj_def **out, refusal *rf)
 {
-	const sl_projection *p     = pl->desc->projections[i];
-	const char          *pname = pl->name;
+	const sl_projection *p     = v->desc->projections[i];
+	const char          *pname = v->name;
 	char                 label[400];
 	*out = NULL;
 	proj_label(label, sizeof(label), i, NULL, NULL);
@@ -554,8 +694,10 @@ check_projection(
 	proj_def *d = calloc(1, sizeof(*d));
 	if (d == NULL)
 		return refuse(rf, SL_ENOMEM, "out of memory");
-	d->p     = p;
-	d->owner = pl;
+	d->p       = p;
+	d->owner   = v->owner;
+	d->ver     = v;
+	d->version = p->version;
 	int rc;
 	if (!uuid_canon(p->id, d->id)) {
 		rc = refuse(rf, SL_EPLUGIN,
@@ -578,7 +720,10 @@ check_projection(
 		    pname);
 		goto fail;
 	}
-	d->name = p->name;
+	if ((d->name = strdup(p->name)) == NULL) {
+		rc = refuse(rf, SL_ENOMEM, "out of memory");
+		goto fail;
+	}
 	proj_label(label, sizeof(label), i, d->id, p->name);
 	if (p->on == NULL) {
 		rc = refuse(rf, SL_EPLUGIN,
@@ -591,7 +736,9 @@ check_projection(
 		goto fail;
 	if ((rc = check_selectors(p, label, pname, rf)) != SL_OK)
 		goto fail;
-	const proj_def *other = find_id(r, d->id);
+	/* Ids of other files' current projections; this file's previous
+	 * version is being replaced. */
+	const proj_def *other = find_id(r, d->id, v->owner);
 	if (other != NULL) {
 		rc = refuse(rf, SL_EEXIST,
 		    "projection %s in plugin '%s': id already loaded by "
@@ -609,54 +756,57 @@ fail:
 
 /* Check the descriptor; on success defs[] holds one proj_def each. */
 static int
-check_desc(registry *r, plugin *pl, proj_def **defs, refusal *rf)
+check_desc(registry *r, plugin_ver *v, proj_def **defs, refusal *rf)
 {
-	const sl_plugin_desc *desc = pl->desc;
+	const sl_plugin_desc *desc = v->desc;
 	for (size_t i = 0; i < desc->n_projections; i++) {
-		int rc = check_projection(r, pl, i, &defs[i], rf);
+		int rc = check_projection(r, v, i, &defs[i], rf);
 		if (rc != SL_OK)
 			return rc;
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(defs[k]->id, defs[i]->id) == 0)
 				return refuse(rf, SL_EEXIST,
 				    "projection '%s' (%s) in plugin '%s': id "
-				    "is "
-				    "used twice in this plugin (also by '%s')",
-				    defs[i]->name, defs[i]->id, pl->name,
+				    "is used twice in this plugin (also by "
+				    "'%s')",
+				    defs[i]->name, defs[i]->id, v->name,
 				    defs[k]->name);
 	}
 	return SL_OK;
 }
 
 /*
- * Open the copy, call init and check the descriptor. On success the
- * projections are registered; on failure nothing is, and the caller unloads.
+ * Check the copy, open it, call init and check the descriptor. On success
+ * v->defs holds the projections (not yet published); on failure the caller
+ * unloads v.
  */
 static int
-plugin_open(registry *r, plugin *pl, refusal *rf)
+ver_open(registry *r, plugin_ver *v, refusal *rf)
 {
-	char cerr[512] = "";
-	pl->copy       = make_copy(r, pl->file, cerr, sizeof(cerr));
-	if (pl->copy == NULL)
-		return refuse(rf, SL_EPLUGIN, "%s", cerr);
+	char why[512] = "";
+	int  rc       = elf_check_plugin(
+	           v->copy, SL_PLUGIN_INIT_SYMBOL, why, sizeof(why));
+	if (rc != SL_OK)
+		return refuse(
+		    rf, rc == SL_ENOMEM ? SL_ENOMEM : SL_EPLUGIN, "%s", why);
 
 	dlerror();
-	pl->dl = dlopen(pl->copy, RTLD_NOW | RTLD_LOCAL);
-	if (pl->dl == NULL) {
+	v->dl = dlopen(v->copy, RTLD_NOW | RTLD_LOCAL);
+	if (v->dl == NULL) {
 		const char *e = dlerror();
 		return refuse(rf, SL_EPLUGIN, "dlopen failed: %s",
 		    e != NULL ? e : "unknown error");
 	}
 	/* POSIX guarantees a function pointer round-trips through void * */
 	sl_plugin_init_fn init
-	    = (sl_plugin_init_fn) dlsym(pl->dl, SL_PLUGIN_INIT_SYMBOL);
+	    = (sl_plugin_init_fn) dlsym(v->dl, SL_PLUGIN_INIT_SYMBOL);
 	if (init == NULL)
 		return refuse(rf, SL_EPLUGIN,
 		    "not a Sluice plugin: it does not export %s()",
 		    SL_PLUGIN_INIT_SYMBOL);
 
 	const sl_plugin_desc *desc = NULL;
-	int                   rc   = init(host_api(), &desc);
+	rc                         = init(host_api(), &desc);
 	if (rc != SL_OK)
 		return refuse(rf, SL_EPLUGIN, "%s() failed: %s (%s)",
 		    SL_PLUGIN_INIT_SYMBOL, sl_strerror(rc), sl_errname(rc));
@@ -672,14 +822,13 @@ plugin_open(registry *r, plugin *pl, refusal *rf)
 	if (desc->struct_size < DESC_V1_SIZE)
 		return refuse(rf, SL_EVERSION,
 		    "descriptor struct_size %u is smaller than sl_plugin_desc "
-		    "of "
-		    "ABI 1.0 (%zu)",
+		    "of ABI 1.0 (%zu)",
 		    desc->struct_size, (size_t) DESC_V1_SIZE);
-	pl->desc = desc; /* from here on, its fields (and fini) can be read */
+	v->desc = desc; /* from here on, its fields (and fini) can be read */
 	if (desc->name == NULL || desc->name[0] == '\0')
 		return refuse(rf, SL_EPLUGIN, "descriptor has no plugin name");
-	if ((pl->name = strdup(desc->name)) == NULL
-	    || (pl->version
+	if ((v->name = strdup(desc->name)) == NULL
+	    || (v->version
 	           = strdup(desc->version != NULL ? desc->version : ""))
 	        == NULL)
 		return refuse(rf, SL_ENOMEM, "out of memory");
@@ -687,56 +836,311 @@ plugin_open(registry *r, plugin *pl, refusal *rf)
 		return refuse(rf, SL_EPLUGIN,
 		    "plugin '%s': %zu projections declared but the array is "
 		    "NULL",
-		    pl->name, desc->n_projections);
+		    v->name, desc->n_projections);
 
-	size_t     n    = desc->n_projections;
-	proj_def **defs = n > 0 ? calloc(n, sizeof(*defs)) : NULL;
-	if (n > 0 && defs == NULL)
+	size_t n = desc->n_projections;
+	v->defs  = n > 0 ? calloc(n, sizeof(*v->defs)) : NULL;
+	if (n > 0 && v->defs == NULL)
 		return refuse(rf, SL_ENOMEM, "out of memory");
-	rc = check_desc(r, pl, defs, rf);
-	if (rc == SL_OK && r->n_projs + n > r->cap_projs) {
-		size_t     cap = r->cap_projs != 0 ? r->cap_projs : 8;
-		proj_def **np;
-		while (cap < r->n_projs + n)
-			cap *= 2;
-		np = realloc(r->projs, cap * sizeof(*np));
-		if (np == NULL)
-			rc = refuse(rf, SL_ENOMEM, "out of memory");
-		else {
-			r->projs     = np;
-			r->cap_projs = cap;
-		}
-	}
-	if (rc != SL_OK) {
-		for (size_t i = 0; i < n; i++)
-			proj_def_free(defs[i]);
-		free(defs);
-		return rc;
-	}
-	for (size_t i = 0; i < n; i++)
-		r->projs[r->n_projs++] = defs[i];
-	free(defs);
-	pl->n_projections = n;
-	return SL_OK;
+	v->n_defs = n;
+	return check_desc(r, v, v->defs, rf);
 }
 
-/* The entry for file, if one exists. */
+/* ---- publishing a version (call with load_mu held) ---- */
+
 static plugin *
-find_plugin(registry *r, const char *file, size_t *index)
+find_listed(registry *r, const char *file, size_t *index)
 {
 	for (size_t i = 0; i < r->n_plugins; i++)
 		if (strcmp(r->plugins[i]->file, file) == 0) {
-			*index = i;
+			if (index != NULL)
+				*index = i;
 			return r->plugins[i];
 		}
 	return NULL;
 }
 
+static const proj_def *
+def_in(const proj_def *const *defs, size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(defs[i]->id, id) == 0)
+			return defs[i];
+	return NULL;
+}
+
+/* Remove the entry with this id from a def list (dropped). */
+static void
+list_remove_id(proj_def **list, size_t *n, const char *id)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp(list[i]->id, id) == 0) {
+			memmove(&list[i], &list[i + 1],
+			    (*n - i - 1) * sizeof(*list));
+			(*n)--;
+			return;
+		}
+}
+
+/*
+ * The changes from version `from` to `to` (either may be NULL), in a
+ * malloc'ed array.
+ */
+static int
+make_changes(const plugin_ver *from, const plugin_ver *to, proj_change **out,
+    size_t *n_out)
+{
+	size_t nf = from != NULL ? from->n_defs : 0;
+	size_t nt = to != NULL ? to->n_defs : 0;
+	*out      = NULL;
+	*n_out    = 0;
+	if (nf + nt == 0)
+		return SL_OK;
+	proj_change *c = calloc(nf + nt, sizeof(*c));
+	if (c == NULL)
+		return SL_ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < nt; i++) {
+		c[n].new_def = to->defs[i];
+		c[n].old_def = from != NULL
+		    ? def_in((const proj_def *const *) from->defs, nf,
+		        to->defs[i]->id)
+		    : NULL;
+		n++;
+	}
+	for (size_t i = 0; i < nf; i++) {
+		if (to != NULL
+		    && def_in((const proj_def *const *) to->defs, nt,
+		        from->defs[i]->id))
+			continue;
+		c[n].old_def = from->defs[i];
+		c[n].new_def = NULL;
+		n++;
+	}
+	*out   = c;
+	*n_out = n;
+	return SL_OK;
+}
+
+/*
+ * Make room for a new version's defs and the old one's dropped ids before
+ * taking the write lock, so that publishing cannot fail half-way.
+ */
+static int
+reserve(registry *r, size_t n_new, size_t n_old)
+{
+	size_t need = r->n_projs + n_new;
+	if (need > r->cap_projs) {
+		size_t     cap = r->cap_projs != 0 ? r->cap_projs : 8;
+		proj_def **np;
+		while (cap < need)
+			cap *= 2;
+		pthread_rwlock_wrlock(&r->lock);
+		np = realloc(r->projs, cap * sizeof(*np));
+		if (np != NULL) {
+			r->projs     = np;
+			r->cap_projs = cap;
+		}
+		pthread_rwlock_unlock(&r->lock);
+		if (np == NULL)
+			return SL_ENOMEM;
+	}
+	need = r->n_dropped + n_old;
+	if (need > r->cap_dropped) {
+		size_t     cap = r->cap_dropped != 0 ? r->cap_dropped : 8;
+		proj_def **np;
+		while (cap < need)
+			cap *= 2;
+		pthread_rwlock_wrlock(&r->lock);
+		np = realloc(r->dropped, cap * sizeof(*np));
+		if (np != NULL) {
+			r->dropped     = np;
+			r->cap_dropped = cap;
+		}
+		pthread_rwlock_unlock(&r->lock);
+		if (np == NULL)
+			return SL_ENOMEM;
+	}
+	return SL_OK;
+}
+
+/*
+ * Replace pl's current version by v (NULL: unload). With the write lock:
+ * the old defs leave the projection list (ids the new version lacks go to
+ * the dropped list, still found by registry_find), the new ones join it.
+ * @return the previous version, whose registry hold the caller releases.
+ */
+static plugin_ver *
+publish(registry *r, plugin *pl, plugin_ver *v)
+{
+	plugin_ver *old = pl->cur;
+	pthread_rwlock_wrlock(&r->lock);
+	size_t k = 0;
+	for (size_t i = 0; i < r->n_projs; i++)
+		if (r->projs[i]->owner != pl)
+			r->projs[k++] = r->projs[i];
+	r->n_projs = k;
+	if (old != NULL)
+		for (size_t i = 0; i < old->n_defs; i++) {
+			const proj_def *d = old->defs[i];
+			if (v != NULL
+			    && def_in((const proj_def *const *) v->defs,
+			        v->n_defs, d->id))
+				continue;
+			list_remove_id(r->dropped, &r->n_dropped, d->id);
+			r->dropped[r->n_dropped++] = old->defs[i];
+		}
+	if (v != NULL) {
+		for (size_t i = 0; i < v->n_defs; i++) {
+			list_remove_id(
+			    r->dropped, &r->n_dropped, v->defs[i]->id);
+			r->projs[r->n_projs++] = v->defs[i];
+		}
+		pl->loads++;
+		keep(r, pl->error);
+		pl->error       = NULL;
+		pl->error_at_ns = 0;
+	}
+	pl->cur = v;
+	pthread_rwlock_unlock(&r->lock);
+	return old;
+}
+
+/* Set pl's error (takes the string). */
+static void
+set_error(registry *r, plugin *pl, char *error)
+{
+	pthread_rwlock_wrlock(&r->lock);
+	keep(r, pl->error);
+	pl->error       = error;
+	pl->error_at_ns = error != NULL ? now_ns() : 0;
+	pthread_rwlock_unlock(&r->lock);
+}
+
+/* The listed entry for file, or a new one appended (refused, no version). */
+static plugin *
+entry_for(registry *r, const char *file)
+{
+	plugin *pl = find_listed(r, file, NULL);
+	if (pl != NULL)
+		return pl;
+	pl = calloc(1, sizeof(*pl));
+	if (pl == NULL || (pl->file = strdup(file)) == NULL) {
+		free(pl);
+		return NULL;
+	}
+	pl->tried_at_ns = now_ns();
+	/* grow() may move the array, which readers walk under the lock */
+	pthread_rwlock_wrlock(&r->lock);
+	int rc = grow((void **) &r->plugins, &r->cap_plugins, r->n_plugins,
+	    sizeof(*r->plugins));
+	if (rc == SL_OK)
+		r->plugins[r->n_plugins++] = pl;
+	pthread_rwlock_unlock(&r->lock);
+	if (rc != SL_OK) {
+		free(pl->file);
+		free(pl);
+		return NULL;
+	}
+	pl->next_all   = r->all_plugins;
+	r->all_plugins = pl;
+	return pl;
+}
+
+/*
+ * Load path as a new version of its entry. With skip_same, identical bytes
+ * to the running version are not loaded again (*same set). Call with
+ * load_mu held. On success *old_out is the previous version (the caller
+ * releases the registry's hold after using it) and *new_out the new one.
+ */
+static int
+load_version(registry *r, const char *path, bool skip_same, bool *same,
+    plugin_ver **old_out, plugin_ver **new_out, char *err, size_t errlen)
+{
+	refusal rf;
+	rf.why[0]  = '\0';
+	*same      = false;
+	*old_out   = NULL;
+	*new_out   = NULL;
+	plugin *pl = entry_for(r, path);
+	if (pl == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return SL_ENOMEM;
+	}
+	plugin_ver *v = calloc(1, sizeof(*v));
+	if (v == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return SL_ENOMEM;
+	}
+	v->r            = r;
+	v->owner        = pl;
+	v->loaded_at_ns = now_ns();
+	atomic_init(&v->refs, 1); /* the registry's */
+
+	char cerr[512] = "";
+	int  rc;
+	v->copy = make_copy(
+	    r, path, &v->file_hash, &v->file_size, cerr, sizeof(cerr));
+	if (v->copy == NULL) {
+		rc = refuse(&rf, SL_EPLUGIN, "%s", cerr);
+	} else if (skip_same && pl->cur != NULL
+	    && pl->cur->file_hash == v->file_hash
+	    && pl->cur->file_size == v->file_size) {
+		/* The running build again (e.g. after a broken one): nothing
+		 * to load, and the file is good again. */
+		log_debug(
+		    "plugins", "%s: same bytes as the running version", path);
+		ver_unload(v);
+		ver_free(v);
+		set_error(r, pl, NULL);
+		*same = true;
+		return SL_OK;
+	} else {
+		rc = ver_open(r, v, &rf);
+	}
+	if (rc == SL_OK)
+		rc = reserve(
+		    r, v->n_defs, pl->cur != NULL ? pl->cur->n_defs : 0);
+	if (rc == SL_ENOMEM && rf.why[0] == '\0')
+		snprintf(rf.why, sizeof(rf.why), "out of memory");
+	if (rc != SL_OK) {
+		snprintf(err, errlen, "%s: %s", path, rf.why);
+		log_error("plugins", "%s%s", err,
+		    pl->cur != NULL ? " (the previous version keeps running)"
+		                    : "");
+		pthread_rwlock_wrlock(&r->lock);
+		pl->tried_at_ns = v->loaded_at_ns;
+		if (pl->cur == NULL && v->name != NULL) {
+			/* refused, but its name is known: show it */
+			char *n = strdup(v->name);
+			char *s = strdup(v->version != NULL ? v->version : "");
+			keep(r, pl->tried_name);
+			keep(r, pl->tried_version);
+			pl->tried_name    = n;
+			pl->tried_version = s;
+		}
+		pthread_rwlock_unlock(&r->lock);
+		set_error(r, pl, strdup(err));
+		ver_unload(v);
+		ver_free(v);
+		return rc;
+	}
+	pthread_mutex_lock(&r->ver_mu);
+	v->next     = r->versions;
+	r->versions = v;
+	pthread_mutex_unlock(&r->ver_mu);
+	*old_out = publish(r, pl, v);
+	*new_out = v;
+	log_info("plugins", "%s %s: plugin '%s' %s, %zu projection(s)",
+	    *old_out != NULL ? "reloaded" : "loaded", path, v->name,
+	    v->version, v->n_defs);
+	return SL_OK;
+}
+
 int
 registry_load_file(registry *r, const char *path, char *err, size_t errlen)
 {
-	char    dummy[1];
-	refusal rf;
+	char dummy[1];
 	if (err == NULL || errlen == 0) {
 		err    = dummy;
 		errlen = sizeof(dummy);
@@ -747,52 +1151,117 @@ registry_load_file(registry *r, const char *path, char *err, size_t errlen)
 		    path != NULL ? path : "(null)");
 		return SL_EINVAL;
 	}
+	pthread_mutex_lock(&r->load_mu);
 	/* One entry per file: a loaded file stays; a refused one is retried.
 	 */
-	size_t  old_i;
-	plugin *old = find_plugin(r, path, &old_i);
-	if (old != NULL && old->loaded) {
+	plugin *old = find_listed(r, path, NULL);
+	if (old != NULL && old->cur != NULL) {
 		snprintf(err, errlen, "%s: already loaded (plugin '%s')", path,
-		    old->name);
+		    old->cur->name);
 		log_error("plugins", "%s", err);
+		pthread_mutex_unlock(&r->load_mu);
 		return SL_EEXIST;
 	}
-	if (grow((void **) &r->plugins, &r->cap_plugins, r->n_plugins,
-	        sizeof(*r->plugins))
-	    != SL_OK) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		return SL_ENOMEM;
-	}
-	plugin *pl = calloc(1, sizeof(*pl));
-	if (pl == NULL || (pl->file = strdup(path)) == NULL) {
-		free(pl);
-		snprintf(err, errlen, "%s: out of memory", path);
-		return SL_ENOMEM;
-	}
-	pl->loaded_at_ns = now_ns();
-	int rc           = plugin_open(r, pl, &rf);
-	if (rc == SL_OK) {
-		pl->loaded = true;
-		log_info("plugins",
-		    "loaded %s: plugin '%s' %s, %zu projection(s)", path,
-		    pl->name, pl->version, pl->n_projections);
-	} else {
-		snprintf(err, errlen, "%s: %s", path, rf.why);
-		log_error("plugins", "%s", err);
-		plugin_unload(pl);
-		pl->error = strdup(err);
-		if (pl->error == NULL) {
-			plugin_free(pl);
-			return rc;
-		}
-	}
-	if (old != NULL) {
-		r->plugins[old_i] = pl;
-		plugin_free(old);
-	} else {
-		r->plugins[r->n_plugins++] = pl;
-	}
+	bool        same;
+	plugin_ver *prev, *v;
+	int rc = load_version(r, path, false, &same, &prev, &v, err, errlen);
+	pthread_mutex_unlock(&r->load_mu);
+	ver_release(prev); /* NULL here: the file had no running version */
 	return rc;
+}
+
+int
+registry_reload_file(registry *r, const char *path, proj_change **changes,
+    size_t *n_changes, char *err, size_t errlen)
+{
+	char dummy[1];
+	if (err == NULL || errlen == 0) {
+		err    = dummy;
+		errlen = sizeof(dummy);
+	}
+	err[0]     = '\0';
+	*changes   = NULL;
+	*n_changes = 0;
+	if (r == NULL || path == NULL || *path == '\0')
+		return SL_EINVAL;
+	pthread_mutex_lock(&r->load_mu);
+	bool        same;
+	plugin_ver *prev, *v;
+	int rc = load_version(r, path, true, &same, &prev, &v, err, errlen);
+	if (rc == SL_OK && !same)
+		rc = make_changes(prev, v, changes, n_changes);
+	pthread_mutex_unlock(&r->load_mu);
+	/* The caller hands the new defs to processors; processors that still
+	 * run the previous version hold it until they switch. */
+	ver_release(prev);
+	return rc;
+}
+
+int
+registry_unload_file(
+    registry *r, const char *path, proj_change **changes, size_t *n_changes)
+{
+	*changes   = NULL;
+	*n_changes = 0;
+	if (r == NULL || path == NULL)
+		return SL_EINVAL;
+	pthread_mutex_lock(&r->load_mu);
+	size_t  idx;
+	plugin *pl = find_listed(r, path, &idx);
+	if (pl == NULL) {
+		pthread_mutex_unlock(&r->load_mu);
+		return SL_ENOTFOUND;
+	}
+	int rc = SL_OK;
+	if (pl->cur != NULL)
+		rc = reserve(r, 0, pl->cur->n_defs);
+	if (rc == SL_OK)
+		rc = make_changes(pl->cur, NULL, changes, n_changes);
+	if (rc != SL_OK) {
+		pthread_mutex_unlock(&r->load_mu);
+		return rc;
+	}
+	plugin_ver *old = publish(r, pl, NULL);
+	pthread_rwlock_wrlock(&r->lock);
+	memmove(&r->plugins[idx], &r->plugins[idx + 1],
+	    (r->n_plugins - idx - 1) * sizeof(*r->plugins));
+	r->n_plugins--;
+	pthread_rwlock_unlock(&r->lock);
+	pthread_mutex_unlock(&r->load_mu);
+	if (old != NULL)
+		log_info("plugins",
+		    "unloaded %s: plugin '%s' %s (file removed)", path,
+		    old->name, old->version);
+	ver_release(old);
+	return SL_OK;
+}
+
+void
+registry_set_error(registry *r, const char *path, const char *reason)
+{
+	if (r == NULL || path == NULL || reason == NULL)
+		return;
+	pthread_mutex_lock(&r->load_mu);
+	plugin *pl = entry_for(r, path);
+	char   *e  = NULL;
+	if (pl != NULL && asprintf(&e, "%s: %s", path, reason) >= 0) {
+		log_error("plugins", "%s%s", e,
+		    pl->cur != NULL ? " (the previous version keeps running)"
+		                    : "");
+		set_error(r, pl, e);
+	}
+	pthread_mutex_unlock(&r->load_mu);
+}
+
+bool
+registry_has_file(registry *r, const char *path)
+{
+	if (r == NULL || path == NULL)
+		return false;
+	pthread_rwlock_rdlock(&r->lock);
+	bool has = find_listed(r, path, NULL) != NULL;
+	pthread_rwlock_unlock(&r->lock);
+	return has;
 }
 
 static int
@@ -856,13 +1325,36 @@ registry_load_dir(registry *r, const char *dir)
 size_t
 registry_projection_count(registry *r)
 {
-	return r != NULL ? r->n_projs : 0;
+	if (r == NULL)
+		return 0;
+	pthread_rwlock_rdlock(&r->lock);
+	size_t n = r->n_projs;
+	pthread_rwlock_unlock(&r->lock);
+	return n;
 }
 
 const proj_def *
 registry_projection(registry *r, size_t i)
 {
-	return r != NULL && i < r->n_projs ? r->projs[i] : NULL;
+	if (r == NULL)
+		return NULL;
+	pthread_rwlock_rdlock(&r->lock);
+	const proj_def *d = i < r->n_projs ? r->projs[i] : NULL;
+	pthread_rwlock_unlock(&r->lock);
+	return d;
+}
+
+static const proj_def *
+find_in(proj_def *const *list, size_t n, const char *id_or_name, size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (len == 36 && strncasecmp(list[i]->id, id_or_name, 36) == 0)
+			return list[i];
+	for (size_t i = 0; i < n; i++)
+		if (strlen(list[i]->name) == len
+		    && memcmp(list[i]->name, id_or_name, len) == 0)
+			return list[i];
+	return NULL;
 }
 
 const proj_def *
@@ -870,24 +1362,23 @@ registry_find(registry *r, const char *id_or_name, size_t len)
 {
 	if (r == NULL || id_or_name == NULL)
 		return NULL;
-	for (size_t i = 0; i < r->n_projs; i++) {
-		const proj_def *d = r->projs[i];
-		if (len == 36 && strncasecmp(d->id, id_or_name, 36) == 0)
-			return d;
-	}
-	for (size_t i = 0; i < r->n_projs; i++) {
-		const proj_def *d = r->projs[i];
-		if (strlen(d->name) == len
-		    && memcmp(d->name, id_or_name, len) == 0)
-			return d;
-	}
-	return NULL;
+	pthread_rwlock_rdlock(&r->lock);
+	const proj_def *d = find_in(r->projs, r->n_projs, id_or_name, len);
+	if (d == NULL)
+		d = find_in(r->dropped, r->n_dropped, id_or_name, len);
+	pthread_rwlock_unlock(&r->lock);
+	return d;
 }
 
 size_t
 registry_plugin_count(registry *r)
 {
-	return r != NULL ? r->n_plugins : 0;
+	if (r == NULL)
+		return 0;
+	pthread_rwlock_rdlock(&r->lock);
+	size_t n = r->n_plugins;
+	pthread_rwlock_unlock(&r->lock);
+	return n;
 }
 
 void
@@ -896,14 +1387,37 @@ registry_plugin_info(registry *r, size_t i, plugin_info *out)
 	if (out == NULL)
 		return;
 	memset(out, 0, sizeof(*out));
-	if (r == NULL || i >= r->n_plugins)
+	if (r == NULL)
 		return;
-	const plugin *p    = r->plugins[i];
-	out->file          = p->file;
-	out->name          = p->name;
-	out->version       = p->version;
-	out->loaded        = p->loaded;
-	out->error         = p->error;
-	out->n_projections = p->n_projections;
-	out->loaded_at_ns  = p->loaded_at_ns;
+	pthread_rwlock_rdlock(&r->lock);
+	if (i < r->n_plugins) {
+		const plugin     *p = r->plugins[i];
+		const plugin_ver *v = p->cur;
+		out->file           = p->file;
+		out->owner          = p;
+		out->loaded         = v != NULL;
+		out->error          = p->error;
+		out->error_at_ns    = p->error_at_ns;
+		out->loads          = p->loads;
+		if (v != NULL) {
+			out->name          = v->name;
+			out->version       = v->version;
+			out->n_projections = v->n_defs;
+			out->loaded_at_ns  = v->loaded_at_ns;
+		} else {
+			out->name         = p->tried_name;
+			out->version      = p->tried_version;
+			out->loaded_at_ns = p->tried_at_ns;
+		}
+	}
+	pthread_rwlock_unlock(&r->lock);
+	if (out->owner != NULL) {
+		/* versions of this file still open: the running one and any
+		 * older one a processor has not let go of yet */
+		pthread_mutex_lock(&r->ver_mu);
+		for (const plugin_ver *v = r->versions; v != NULL; v = v->next)
+			if (v->owner == out->owner && !v->closed)
+				out->versions_open++;
+		pthread_mutex_unlock(&r->ver_mu);
+	}
 }

@@ -1,9 +1,22 @@
 /*
  * Loading plugins: each .so is copied to a private file in the cache
- * directory and opened from there with RTLD_NOW | RTLD_LOCAL, its
- * descriptor checked (ABI major, struct sizes, required callbacks, ids,
- * selectors, initial state), and its projections registered. A plugin that
- * fails any check is refused with a reason kept for status; the rest run on.
+ * directory, checked to be a whole ELF object exporting the init function,
+ * and opened from there with RTLD_NOW | RTLD_LOCAL, its descriptor checked
+ * (ABI major, struct sizes, required callbacks, ids, selectors, initial
+ * state), and its projections registered. A plugin that fails any check is
+ * refused with a reason kept for status; the rest run on.
+ *
+ * Reloading: a file loaded again becomes a new version of its plugin, from a
+ * new private copy. A failed reload leaves the previous version running.
+ * Each version is reference-counted: the registry holds it while it is
+ * current, and every processor running one of its projections holds it
+ * (proj_def_hold); it is closed (fini, dlclose) when the last hold goes.
+ *
+ * Threads: the registry may be read (find, info, projection) from any
+ * thread while another one loads, reloads or unloads. proj_def pointers and
+ * the strings plugin_info hands out stay valid until registry_destroy (a
+ * reload retires them, never frees them); a retired proj_def's `p` (the
+ * plugin's vtable) is NULL once its version is closed.
  */
 #ifndef SL_PLUGINS_H
 #define SL_PLUGINS_H
@@ -15,6 +28,7 @@
 #include <sluice/plugin.h>
 
 typedef struct plugin plugin;
+typedef struct plugin_ver plugin_ver;
 typedef struct registry registry;
 
 /** One loaded projection, valid while its plugin is loaded. */
@@ -27,6 +41,8 @@ typedef struct proj_def {
 	uint64_t def_hash; /* hash of the definition; change => rebuild */
 	char *initial;     /* initial state as a msgpack map (host-owned) */
 	size_t initial_len;
+	plugin_ver *ver; /* the loaded version it belongs to (NULL: none) */
+	uint32_t    version; /* the declared definition version */
 } proj_def;
 
 /** What status shows for a plugin file, loaded or refused. */
@@ -38,6 +54,11 @@ typedef struct plugin_info {
 	const char *error;   /* refusal reason, NULL if loaded */
 	size_t n_projections;
 	int64_t loaded_at_ns;
+	/* appended for hot reload */
+	const plugin *owner;    /* equals proj_def.owner of its projections */
+	uint32_t      loads;    /* versions loaded from this file so far */
+	uint32_t versions_open; /* this and older versions not yet closed */
+	int64_t  error_at_ns;   /* when error was set, 0 if none */
 } plugin_info;
 
 /** @param cache_dir  where private copies go (created if missing) */
@@ -57,18 +78,76 @@ int registry_load_dir(registry *r, const char *dir);
  * SL_EEXIST (projection id already loaded). err gets the reason, naming the
  * file and, where it applies, the projection and the callback.
  */
-int registry_load_file(registry *r, const char *path, char *err,
-    size_t errlen);
+int registry_load_file(
+    registry *r, const char *path, char *err, size_t errlen);
 
 size_t registry_projection_count(registry *r);
 const proj_def *registry_projection(registry *r, size_t i);
-/** Find by id (UUID text, any case) or by name. NULL if none. */
-const proj_def *registry_find(registry *r, const char *id_or_name,
-    size_t len);
+/**
+ * Find by id (UUID text, any case) or by name. NULL if none. A projection
+ * dropped by a reload (or whose file was removed) is still found, as its
+ * last definition, so that its read models are still served; it is no
+ * longer among registry_projection().
+ */
+const proj_def *registry_find(registry *r, const char *id_or_name, size_t len);
 
 size_t registry_plugin_count(registry *r);
 /** Info for plugin file i (loaded or refused); borrowed, valid until the
  * registry changes. */
 void registry_plugin_info(registry *r, size_t i, plugin_info *out);
+
+/* ---- hot reload ---- */
+
+/**
+ * Keep the plugin version of def loaded until the matching release.
+ * Thread-safe; a def without a version (ver NULL) is ignored. Hold only
+ * defs the registry hands out while their version is current (from
+ * registry_find / registry_projection / a change list, by the thread that
+ * loads), or that the caller already holds.
+ */
+void proj_def_hold(const proj_def *def);
+/** Drop a hold; the last one closes the version (fini, dlclose, copy
+ * removed). */
+void proj_def_release(const proj_def *def);
+
+/** What a reload did to one projection id. */
+typedef struct proj_change {
+	const proj_def *old_def; /* NULL: added by the new version */
+	const proj_def *new_def; /* NULL: dropped (or its file was removed) */
+} proj_change;
+
+/**
+ * Load path again, as a new version of its plugin (or for the first time).
+ * On success the new version's projections replace the previous version's
+ * (ids of other files must not clash), the previous version is released by
+ * the registry (it closes when nobody holds it any more), and *changes
+ * lists every projection id of either version (free with free()). A file
+ * whose bytes equal the running version's is not loaded again: SL_OK with
+ * no changes (and any error shown for the file is cleared).
+ * On failure nothing changes but the file's error (kept for status, with
+ * the time, until a good build arrives); the previous version keeps running.
+ * @return SL_OK; the codes of registry_load_file except SL_EEXIST for the
+ * file itself being loaded.
+ */
+int registry_reload_file(registry *r, const char *path, proj_change **changes,
+    size_t *n_changes, char *err, size_t errlen);
+
+/**
+ * The file is gone: its plugin is unloaded (the registry's hold released)
+ * and it leaves the plugin list; *changes lists its projections with
+ * new_def NULL (free with free()). SL_ENOTFOUND if the file is not known.
+ */
+int registry_unload_file(
+    registry *r, const char *path, proj_change **changes, size_t *n_changes);
+
+/**
+ * Show a refusal found before loading (e.g. a file still being written) as
+ * the file's error; a loaded version keeps running. A file not yet known is
+ * listed as refused.
+ */
+void registry_set_error(registry *r, const char *path, const char *reason);
+
+/** Whether path is a plugin file the registry lists (loaded or refused). */
+bool registry_has_file(registry *r, const char *path);
 
 #endif

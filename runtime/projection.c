@@ -5,6 +5,17 @@
  * stored exactly once, even after a kill. A failing event is retried with a
  * growing delay and never skipped; when caught up the thread waits on the
  * store's head.
+ *
+ * Hot reload: a new definition (proc_set_def) is taken between two batches.
+ * An unchanged definition continues from the checkpoint with the new code; a
+ * changed one rebuilds into the other generation (readmodels.h) while
+ * queries read the current one, and the batch that catches up with the log
+ * switches them over and empties the old generation in one transaction.
+ *
+ * Records (checkpoints db): "proj:<id>" position + def_hash of the served
+ * generation; "active:<id>" the served generation; "rebuild:<id>"
+ * generation + position + def_hash of a rebuild in progress, so a rebuild
+ * resumes after a restart.
  */
 #include "projection.h"
 
@@ -31,15 +42,24 @@ struct processor {
 	store          *s;
 	rmstore        *rm;
 	char           *tenant;
-	const proj_def *def;
+	const proj_def *def; /* held; NULL while dropped (thread-owned) */
+	char            proj_id[37];
 	uint32_t        batch;
 	char            id[48]; /* checkpoint key: "proj:<projection id>" */
-	MDB_dbi         dbi;
+	char            rb_key[56]; /* rebuild record: "rebuild:<id>" */
 	pthread_t       thr;
 
-	pthread_mutex_t mu; /* guards st and stop */
-	pthread_cond_t  cv; /* signalled by proc_stop */
+	/* the generation being written (thread-owned) */
+	MDB_dbi  dbi;
+	uint64_t gen;        /* written by batches */
+	uint64_t active_gen; /* read by queries */
+	bool     rebuilding; /* gen != active_gen */
+
+	pthread_mutex_t mu; /* guards st, stop and the pending def */
+	pthread_cond_t  cv; /* signalled by proc_stop and proc_set_def */
 	bool            stop;
+	bool            has_pending;
+	const proj_def *pending; /* held; may be NULL (drop) */
 	proc_status     st;
 
 	/* thread-only state */
@@ -57,6 +77,7 @@ typedef struct batch_ctx {
 	uint64_t   handled; /* selected events handled in this batch */
 	bool       failed;  /* the event at `next` failed */
 	bool       storage; /* ... and the txn must be aborted */
+	bool       swapped; /* the rebuild caught up and is now served */
 	char       reason[640];
 } batch_ctx;
 
@@ -74,6 +95,8 @@ proc_state_name(proc_state s)
 		return "failing";
 	case PROC_STOPPED:
 		return "stopped";
+	case PROC_REBUILDING:
+		return "rebuilding";
 	}
 	return "unknown";
 }
@@ -223,9 +246,20 @@ stopping(processor *p)
 	return s;
 }
 
+/* Stop asked, or another definition waiting to be taken. */
+static bool
+interrupted(processor *p)
+{
+	pthread_mutex_lock(&p->mu);
+	bool s = p->stop || p->has_pending;
+	pthread_mutex_unlock(&p->mu);
+	return s;
+}
+
 /*
  * Record a failure and sleep the retry delay (50 ms doubling, at most 10 s),
- * or less if proc_stop is called.
+ * or less if proc_stop is called or another definition arrives (it may be
+ * the fix).
  */
 static void
 fail_and_wait(processor *p, uint64_t position, const char *reason)
@@ -248,9 +282,11 @@ fail_and_wait(processor *p, uint64_t position, const char *reason)
 
 	log_warn("proc",
 	    "tenant %s projection %s (%s): position %" PRIu64
-	    " failed (attempt %u), retry in %" PRId64 " ms: %s",
-	    p->tenant, p->def->id, p->def->name != NULL ? p->def->name : "",
-	    position, a, delay / 1000000, reason);
+	    "%s failed (attempt %u), retry in %" PRId64 " ms: %s",
+	    p->tenant, p->proj_id,
+	    p->def != NULL && p->def->name != NULL ? p->def->name : "",
+	    position, p->rebuilding ? " (rebuild)" : "", a, delay / 1000000,
+	    reason);
 
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
@@ -258,7 +294,7 @@ fail_and_wait(processor *p, uint64_t position, const char *reason)
 	until.tv_sec += (time_t) (delay / 1000000000LL + ns / 1000000000LL);
 	until.tv_nsec = (long) (ns % 1000000000LL);
 	pthread_mutex_lock(&p->mu);
-	while (!p->stop) {
+	while (!p->stop && !p->has_pending) {
 		if (pthread_cond_timedwait(&p->cv, &p->mu, &until)
 		    == ETIMEDOUT)
 			break;
@@ -400,45 +436,114 @@ scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 
 /* ---- the thread ---- */
 
+/* What setup found and decided. */
+typedef enum setup_plan {
+	PLAN_FRESH,    /* no read models yet: build generation 1 in place */
+	PLAN_CONTINUE, /* same definition: on from the checkpoint */
+	PLAN_REBUILD,  /* new rebuild into the other generation, from 0 */
+	PLAN_RESUME,   /* a rebuild of this definition was under way */
+} setup_plan;
+
+static int
+storage_reason(char *reason, size_t rlen, const char *what, int rc)
+{
+	snprintf(reason, rlen, "%s: %s", what, sl_strerror(rc));
+	return rc;
+}
+
 /*
- * Open the read model db and the checkpoint; a changed definition drops the
- * read models and restarts from 0 in the same transaction.
+ * Read the checkpoint, the active generation and any rebuild record, decide
+ * how this definition goes on, create the generation's db and write the
+ * decision. Only this processor writes these records, so what the read
+ * transaction saw still holds when the write transaction begins.
  */
 static int
 setup(processor *p, char *reason, size_t rlen)
 {
-	int rc = rm_dbi(p->rm, NULL, p->def->id, true, &p->dbi);
-	if (rc != SL_OK) {
-		snprintf(reason, rlen, "cannot open the read model db: %s",
-		    sl_strerror(rc));
-		return rc;
-	}
-	MDB_txn *txn;
-	int      mrc = mdb_txn_begin(rm_env(p->rm), NULL, 0, &txn);
+	const proj_def *d = p->def;
+	uint64_t        H = d->def_hash;
+	MDB_txn        *txn;
+	rm_checkpoint   cp  = { 0, 0 };
+	uint64_t        act = 0, rb[3] = { 0, 0, 0 };
+	int mrc = mdb_txn_begin(rm_env(p->rm), NULL, MDB_RDONLY, &txn);
 	if (mrc != 0) {
 		snprintf(reason, rlen, "begin: %s", mdb_strerror(mrc));
 		return SL_ESTORAGE;
 	}
-	rm_checkpoint cp;
-	rc = rm_checkpoint_read(p->rm, txn, p->id, &cp);
-	if (rc == SL_ENOTFOUND) {
-		cp.position = 0;
-		cp.def_hash = p->def->def_hash;
-		rc          = rm_checkpoint_write(p->rm, txn, p->id, &cp);
-	} else if (rc == SL_OK && cp.def_hash != p->def->def_hash) {
-		log_info("proc",
-		    "tenant %s projection %s (%s): definition changed "
-		    "(hash %016" PRIx64 " -> %016" PRIx64
-		    "), rebuilding its read models from position 0 "
-		    "(was at %" PRIu64 ")",
-		    p->tenant, p->def->id, p->def->name ? p->def->name : "",
-		    cp.def_hash, p->def->def_hash, cp.position);
-		rc = rm_drop(p->rm, txn, p->def->id);
-		if (rc == SL_OK) {
-			cp.position = 0;
-			cp.def_hash = p->def->def_hash;
-			rc = rm_checkpoint_write(p->rm, txn, p->id, &cp);
+	int crc = rm_checkpoint_read(p->rm, txn, p->id, &cp);
+	int arc = rm_active_read(p->rm, txn, p->proj_id, &act);
+	int rrc = rm_record_read(p->rm, txn, p->rb_key, rb, 3);
+	mdb_txn_abort(txn);
+	if ((crc != SL_OK && crc != SL_ENOTFOUND)
+	    || (arc != SL_OK && arc != SL_ENOTFOUND)
+	    || (rrc != SL_OK && rrc != SL_ENOTFOUND))
+		return storage_reason(reason, rlen, "reading the checkpoint",
+		    crc != SL_OK && crc != SL_ENOTFOUND       ? crc
+		        : arc != SL_OK && arc != SL_ENOTFOUND ? arc
+		                                              : rrc);
+
+	setup_plan plan;
+	uint64_t   gen, pos = 0;
+	if (arc == SL_ENOTFOUND) {
+		plan = PLAN_FRESH;
+		gen  = 1;
+	} else if (crc == SL_OK && cp.def_hash == H) {
+		plan = PLAN_CONTINUE;
+		gen  = act;
+		pos  = cp.position;
+	} else if (rrc == SL_OK && rb[2] == H && (rb[0] & 1) != (act & 1)) {
+		plan = PLAN_RESUME;
+		gen  = rb[0];
+		pos  = rb[1];
+	} else {
+		plan = PLAN_REBUILD;
+		gen  = act + 1;
+	}
+
+	int rc;
+	if (plan == PLAN_FRESH
+	    && (rc = rm_legacy_delete(p->rm, p->proj_id)) != SL_OK)
+		return storage_reason(
+		    reason, rlen, "deleting the old-layout read models", rc);
+	if ((rc = rm_gen_dbi(p->rm, p->proj_id, gen, true, &p->dbi)) != SL_OK)
+		return storage_reason(
+		    reason, rlen, "cannot open the read model db", rc);
+
+	if ((mrc = mdb_txn_begin(rm_env(p->rm), NULL, 0, &txn)) != 0) {
+		snprintf(reason, rlen, "begin: %s", mdb_strerror(mrc));
+		return SL_ESTORAGE;
+	}
+	rm_checkpoint start  = { .position = 0, .def_hash = H };
+	uint64_t      rec[3] = { gen, 0, H };
+	switch (plan) {
+	case PLAN_FRESH:
+		rc = rm_gen_clear(p->rm, txn, p->proj_id, gen);
+		if (rc == SL_OK)
+			rc = rm_active_write(p->rm, txn, p->proj_id, gen);
+		if (rc == SL_OK)
+			rc = rm_checkpoint_write(p->rm, txn, p->id, &start);
+		if (rc == SL_OK)
+			rc = rm_record_del(p->rm, txn, p->rb_key);
+		break;
+	case PLAN_CONTINUE:
+		/* a rebuild of another definition was abandoned */
+		rc = SL_OK;
+		if (rrc == SL_OK) {
+			if ((rb[0] & 1) != (act & 1))
+				rc = rm_gen_clear(
+				    p->rm, txn, p->proj_id, rb[0]);
+			if (rc == SL_OK)
+				rc = rm_record_del(p->rm, txn, p->rb_key);
 		}
+		break;
+	case PLAN_REBUILD:
+		rc = rm_gen_clear(p->rm, txn, p->proj_id, gen);
+		if (rc == SL_OK)
+			rc = rm_record_write(p->rm, txn, p->rb_key, rec, 3);
+		break;
+	case PLAN_RESUME:
+		rc = SL_OK;
+		break;
 	}
 	if (rc == SL_OK) {
 		mrc = mdb_txn_commit(txn);
@@ -447,16 +552,69 @@ setup(processor *p, char *reason, size_t rlen)
 	} else {
 		mdb_txn_abort(txn);
 	}
-	if (rc != SL_OK) {
-		snprintf(reason, rlen,
-		    "cannot read or reset the checkpoint: %s",
-		    sl_strerror(rc));
-		return rc;
-	}
+	if (rc != SL_OK)
+		return storage_reason(
+		    reason, rlen, "cannot read or reset the checkpoint", rc);
+
+	p->gen        = gen;
+	p->active_gen = plan == PLAN_FRESH ? gen : act;
+	p->rebuilding = plan == PLAN_REBUILD || plan == PLAN_RESUME;
+	if (plan == PLAN_REBUILD)
+		log_info("proc",
+		    "tenant %s projection %s (%s): definition changed "
+		    "(hash %016" PRIx64 " -> %016" PRIx64
+		    "), rebuilding from position 0 as generation %" PRIu64
+		    "; queries read generation %" PRIu64 " (at %" PRIu64
+		    ") until it has caught up",
+		    p->tenant, p->proj_id, d->name ? d->name : "", cp.def_hash,
+		    H, gen, act, cp.position);
+	else if (plan == PLAN_RESUME)
+		log_info("proc",
+		    "tenant %s projection %s (%s): resuming the rebuild of "
+		    "generation %" PRIu64 " at position %" PRIu64,
+		    p->tenant, p->proj_id, d->name ? d->name : "", gen, pos);
 	pthread_mutex_lock(&p->mu);
-	p->st.position = cp.position;
+	p->st.position        = pos;
+	p->st.rebuilding      = p->rebuilding;
+	p->st.served_position = plan == PLAN_CONTINUE ? pos
+	    : plan == PLAN_FRESH                      ? 0
+	                                              : cp.position;
+	p->st.generation      = p->active_gen;
+	p->st.attempts        = 0;
+	p->st.reason[0]       = '\0';
+	p->st.state = p->rebuilding ? PROC_REBUILDING : PROC_CATCHING_UP;
 	pthread_mutex_unlock(&p->mu);
 	return SL_OK;
+}
+
+/*
+ * Where a batch's progress goes: the served checkpoint, or the rebuild
+ * record; and the switch-over when a rebuild has caught up (caught_up: the
+ * scan reached the end of the log with nothing failing).
+ */
+static int
+write_progress(processor *p, batch_ctx *b, bool caught_up)
+{
+	uint64_t      H  = p->def->def_hash;
+	rm_checkpoint cp = { .position = b->next, .def_hash = H };
+	if (!p->rebuilding)
+		return rm_checkpoint_write(p->rm, b->txn, p->id, &cp);
+	if (!caught_up) {
+		uint64_t rec[3] = { p->gen, b->next, H };
+		return rm_record_write(p->rm, b->txn, p->rb_key, rec, 3);
+	}
+	/* One transaction: queries switch to the new generation, which has
+	 * every event up to b->next, and the old one is emptied. */
+	int rc = rm_active_write(p->rm, b->txn, p->proj_id, p->gen);
+	if (rc == SL_OK)
+		rc = rm_checkpoint_write(p->rm, b->txn, p->id, &cp);
+	if (rc == SL_OK)
+		rc = rm_record_del(p->rm, b->txn, p->rb_key);
+	if (rc == SL_OK)
+		rc = rm_gen_clear(p->rm, b->txn, p->proj_id, p->active_gen);
+	if (rc == SL_OK)
+		b->swapped = true;
+	return rc;
 }
 
 /*
@@ -489,43 +647,60 @@ run_batch(processor *p, uint64_t pos, batch_ctx *b)
 		mdb_txn_abort(b->txn);
 		return SL_ESTORAGE;
 	}
-	rm_checkpoint cp
-	    = { .position = b->next, .def_hash = p->def->def_hash };
-	rc = rm_checkpoint_write(p->rm, b->txn, p->id, &cp);
+	/* fewer events than asked for: the scan saw the end of the log */
+	bool caught_up = !b->failed && scanned_to - pos < p->batch;
+	rc             = write_progress(p, b, caught_up);
 	if (rc != SL_OK) {
 		snprintf(b->reason, sizeof(b->reason),
 		    "writing the checkpoint: %s", sl_strerror(rc));
 		mdb_txn_abort(b->txn);
+		b->swapped = false;
 		return rc;
 	}
 	if ((mrc = mdb_txn_commit(b->txn)) != 0) {
 		snprintf(b->reason, sizeof(b->reason), "commit: %s",
 		    mdb_strerror(mrc));
+		b->swapped = false;
 		return mrc == MDB_MAP_FULL ? SL_EFULL : SL_ESTORAGE;
 	}
 	return SL_OK;
 }
 
-static void *
-proc_thread(void *arg)
+/* After a committed switch-over: the new generation is the served one. */
+static void
+rebuild_done(processor *p, uint64_t pos)
 {
-	processor *p = arg;
-	char       reason[256];
-
-	while (!stopping(p) && setup(p, reason, sizeof(reason)) != SL_OK)
-		fail_and_wait(p, 0, reason);
+	log_info("proc",
+	    "tenant %s projection %s (%s): generation %" PRIu64
+	    " rebuilt up to position %" PRIu64
+	    ", now served (generation %" PRIu64 " emptied)",
+	    p->tenant, p->proj_id, p->def->name ? p->def->name : "", p->gen,
+	    pos, p->active_gen);
+	p->active_gen = p->gen;
+	p->rebuilding = false;
 	pthread_mutex_lock(&p->mu);
-	p->st.attempts    = 0;
-	p->st.state       = PROC_CATCHING_UP;
+	p->st.rebuilding = false;
+	p->st.generation = p->gen;
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Fold the log with the current definition until interrupted. */
+static void
+process(processor *p)
+{
+	uint64_t  pos;
+	batch_ctx b;
+	pthread_mutex_lock(&p->mu);
 	p->fail_pos       = UINT64_MAX;
 	p->last_reason[0] = '\0';
-	uint64_t pos      = p->st.position;
+	pos               = p->st.position;
 	pthread_mutex_unlock(&p->mu);
 
-	batch_ctx b;
-	while (!stopping(p)) {
+	while (!interrupted(p)) {
 		uint64_t head = store_next_position(p->s);
-		if (head <= pos) {
+		/* a rebuild that has caught up still runs one (empty) batch:
+		 * that is where it switches over */
+		if (head <= pos && !p->rebuilding) {
 			set_state(p, PROC_LIVE);
 			store_wait(p->s, pos, PROC_WAIT_MS);
 			continue;
@@ -536,8 +711,12 @@ proc_thread(void *arg)
 			continue;
 		}
 		pos = b.next;
+		if (b.swapped)
+			rebuild_done(p, pos);
 		pthread_mutex_lock(&p->mu);
 		p->st.position = pos;
+		if (!p->rebuilding)
+			p->st.served_position = pos;
 		p->st.events_handled += b.handled;
 		if (b.failed) {
 			pthread_mutex_unlock(&p->mu);
@@ -546,15 +725,87 @@ proc_thread(void *arg)
 		}
 		p->st.attempts      = 0;
 		p->st.next_retry_ns = 0;
+		p->st.reason[0]     = '\0';
 		p->fail_pos         = UINT64_MAX;
 		p->last_reason[0]   = '\0';
 		/* live while it keeps up, catching up when a batch behind */
 		head = store_next_position(p->s);
-		if (pos >= head)
+		if (p->rebuilding)
+			p->st.state = PROC_REBUILDING;
+		else if (pos >= head)
 			p->st.state = PROC_LIVE;
 		else if (head - pos > p->batch || p->st.state != PROC_LIVE)
 			p->st.state = PROC_CATCHING_UP;
 		pthread_mutex_unlock(&p->mu);
+	}
+}
+
+/*
+ * Take a definition handed over by proc_set_def, if any: release the one
+ * that ran. @return true if the definition changed.
+ */
+static bool
+take_pending(processor *p)
+{
+	pthread_mutex_lock(&p->mu);
+	if (!p->has_pending) {
+		pthread_mutex_unlock(&p->mu);
+		return false;
+	}
+	const proj_def *old = p->def;
+	p->def              = p->pending;
+	p->pending          = NULL;
+	p->has_pending      = false;
+	if (p->def != NULL)
+		p->st.def = p->def; /* a dropped one keeps showing its last */
+	p->st.attempts      = 0;
+	p->st.next_retry_ns = 0;
+	p->st.reason[0]     = '\0';
+	pthread_mutex_unlock(&p->mu);
+	if (p->def != NULL)
+		log_info("proc",
+		    "tenant %s projection %s (%s): switching to the reloaded "
+		    "code (definition %016" PRIx64 ")",
+		    p->tenant, p->proj_id, p->def->name ? p->def->name : "",
+		    p->def->def_hash);
+	else
+		log_info("proc",
+		    "tenant %s projection %s: dropped by its plugin; stopped "
+		    "(its read models are still served)",
+		    p->tenant, p->proj_id);
+	proj_def_release(old);
+	return true;
+}
+
+/* Dropped: wait for a definition (or the stop). */
+static void
+wait_for_def(processor *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->st.state = PROC_STOPPED;
+	while (!p->stop && !p->has_pending)
+		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void *
+proc_thread(void *arg)
+{
+	processor *p = arg;
+	char       reason[256];
+
+	while (!stopping(p)) {
+		take_pending(p);
+		if (p->def == NULL) {
+			wait_for_def(p);
+			continue;
+		}
+		int rc;
+		while ((rc = setup(p, reason, sizeof(reason))) != SL_OK
+		    && !interrupted(p))
+			fail_and_wait(p, 0, reason);
+		if (rc == SL_OK)
+			process(p);
 	}
 	set_state(p, PROC_STOPPED);
 	return NULL;
@@ -577,7 +828,9 @@ proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
 	p->batch    = batch > 0 ? batch : 1000;
 	p->tenant   = strdup(tenant);
 	p->fail_pos = UINT64_MAX;
+	snprintf(p->proj_id, sizeof(p->proj_id), "%s", def->id);
 	snprintf(p->id, sizeof(p->id), "proj:%s", def->id);
+	snprintf(p->rb_key, sizeof(p->rb_key), "rebuild:%s", def->id);
 	if (p->tenant == NULL || !msgpack_zone_init(&p->zone, 4096)) {
 		free(p->tenant);
 		free(p);
@@ -593,9 +846,11 @@ proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
 	p->st.tenant = p->tenant;
 	p->st.def    = def;
 	p->st.state  = PROC_STARTING;
-	int rc       = pthread_create(&p->thr, NULL, proc_thread, p);
+	proj_def_hold(def);
+	int rc = pthread_create(&p->thr, NULL, proc_thread, p);
 	if (rc != 0) {
 		log_error("proc", "pthread_create: %s", strerror(rc));
+		proj_def_release(def);
 		pthread_cond_destroy(&p->cv);
 		pthread_mutex_destroy(&p->mu);
 		msgpack_sbuffer_destroy(&p->buf);
@@ -611,6 +866,23 @@ proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
 }
 
 void
+proc_set_def(processor *p, const proj_def *def)
+{
+	if (p == NULL)
+		return;
+	proj_def_hold(def);
+	pthread_mutex_lock(&p->mu);
+	const proj_def *superseded = p->has_pending ? p->pending : NULL;
+	p->pending                 = def;
+	p->has_pending             = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	proj_def_release(superseded);
+	/* a live processor waits on the store's head */
+	store_wake_all(p->s);
+}
+
+void
 proc_stop(processor *p)
 {
 	if (p == NULL)
@@ -621,6 +893,9 @@ proc_stop(processor *p)
 	pthread_mutex_unlock(&p->mu);
 	store_wake_all(p->s);
 	pthread_join(p->thr, NULL);
+	proj_def_release(p->def);
+	if (p->has_pending)
+		proj_def_release(p->pending);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	msgpack_sbuffer_destroy(&p->buf);
@@ -635,4 +910,16 @@ proc_get_status(processor *p, proc_status *out)
 	pthread_mutex_lock(&p->mu);
 	*out = p->st;
 	pthread_mutex_unlock(&p->mu);
+}
+
+const char *
+proc_projection_id(const processor *p)
+{
+	return p->proj_id;
+}
+
+const char *
+proc_tenant(const processor *p)
+{
+	return p->tenant;
 }

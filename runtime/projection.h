@@ -26,6 +26,7 @@ typedef enum proc_state {
 	PROC_LIVE,
 	PROC_FAILING, /* waiting to retry after a failure */
 	PROC_STOPPED,
+	PROC_REBUILDING, /* building a new generation; queries see the old */
 } proc_state;
 
 typedef struct proc_status {
@@ -37,6 +38,10 @@ typedef struct proc_status {
 	uint32_t attempts;        /* failed attempts on the current event */
 	char reason[256];         /* last failure reason, "" if none */
 	int64_t next_retry_ns;    /* when FAILING */
+	/* appended for hot reload */
+	bool     rebuilding;      /* position is the new generation's */
+	uint64_t served_position; /* checkpoint of what queries see */
+	uint64_t generation;      /* generation queries see (0: none yet) */
 } proc_status;
 
 const char *proc_state_name(proc_state s);
@@ -49,11 +54,35 @@ const char *proc_state_name(proc_state s);
  */
 int proc_key(const proj_def *def, const ev_view *ev, char *buf, size_t len);
 
-/** Start a processor thread. batch = max events per transaction. */
+/**
+ * Start a processor thread. batch = max events per transaction. The
+ * processor holds def (proj_def_hold) while it runs it.
+ *
+ * Definitions: when def's hash matches the checkpoint's, it continues from
+ * the checkpoint. When it differs, it rebuilds from position 0 into a new
+ * generation while queries keep reading the current one, and switches them
+ * over in the transaction that catches up with the log (status: state
+ * "rebuilding", position = the rebuild's). A projection with no read models
+ * yet builds its first generation in place.
+ */
 int proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
     uint32_t batch, processor **out);
 /** Stop the thread (finishing the current transaction) and free. */
 void proc_stop(processor *p);
 void proc_get_status(processor *p, proc_status *out);
+
+/**
+ * Hand the processor another definition of its projection (a reloaded
+ * plugin), or NULL to stop processing (the projection was dropped; its read
+ * models stay and are still served; a later def starts it again). The
+ * processor holds def from this call on, switches between two batches
+ * (never inside one), and releases the definition it ran. Thread-safe.
+ * def must have the processor's projection id.
+ */
+void proc_set_def(processor *p, const proj_def *def);
+/** The projection id this processor runs (fixed for its life). */
+const char *proc_projection_id(const processor *p);
+/** The tenant this processor runs for. */
+const char *proc_tenant(const processor *p);
 
 #endif

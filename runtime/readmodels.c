@@ -1,18 +1,35 @@
 /*
- * Read model stores: one LMDB environment per tenant with a database of read
- * models per projection ("rm:<id>") and one of checkpoints, so a processor
- * commits a state change and its checkpoint in one transaction.
+ * Read model stores: one LMDB environment per tenant with the read models of
+ * every projection and one db of checkpoints, so a processor commits a state
+ * change and its checkpoint in one transaction.
  *
- * Checkpoint record (db "checkpoints", key = processor id, e.g.
- * "proj:<projection id>"): 16 bytes, be64 position then be64 def_hash.
+ * Layout (named dbs):
+ *   "rm:<id>:0", "rm:<id>:1"  read models of generation g in "rm:<id>:<g&1>"
+ *   "checkpoints"             key -> record of be64 values:
+ *       "proj:<id>"    position, def_hash (the active generation's)
+ *       "active:<id>"  the generation readers see
+ *       others written by processors through rm_record_* (a rebuild's).
+ *
+ * Rebuild without downtime: a new generation fills the other db while
+ * readers go on with the active one; the transaction that catches up
+ * switches "active:<id>" and empties the old db. Readers read the active
+ * record inside their read transaction, so each sees one generation,
+ * whole. Dbs are emptied, never deleted, while the store is in use: a
+ * deleted db's handle could be closed under a reader.
  *
  * Database handles. LMDB requires that a transaction which opens a handle
  * finishes before any other transaction opens one, and a handle is only valid
  * in transactions begun after the one that opened it committed. So read
  * transactions never call mdb_dbi_open here: handles are opened at rm_open
  * (every existing "rm:" db) or in a private write transaction committed
- * inside rm_dbi (txn NULL), and only then put in a cache that readers use
- * before they begin their transaction.
+ * before the handle is put in the cache. A generation's db is created before
+ * any record names it, so a reader that finds the name in its snapshot finds
+ * a handle valid in its transaction.
+ *
+ * Every mdb_dbi_open runs in a write transaction, whose lock serialises
+ * them as LMDB requires; rm->mu only guards the handle cache, is held
+ * briefly and never across a commit, and may be taken inside a write
+ * transaction (never the reverse).
  */
 #include "readmodels.h"
 
@@ -41,7 +58,7 @@ struct rmstore {
 	MDB_env        *env;
 	char           *path;
 	MDB_dbi         cp_dbi;
-	pthread_mutex_t mu; /* guards the handle cache and every dbi open */
+	pthread_mutex_t mu; /* guards the handle cache (only) */
 	rm_handle      *handles;
 	size_t          n_handles, cap_handles;
 };
@@ -98,10 +115,20 @@ mkdirs(const char *path)
 	return rc;
 }
 
+/* The db of the layout before generations. */
 static int
-db_name(const char *projection_id, char *buf, size_t len)
+legacy_name(const char *projection_id, char *buf, size_t len)
 {
 	int n = snprintf(buf, len, RM_PREFIX "%s", projection_id);
+	return n > 0 && (size_t) n < len ? SL_OK : SL_EINVAL;
+}
+
+/* The db of generation gen. */
+static int
+gen_name(const char *projection_id, uint64_t gen, char *buf, size_t len)
+{
+	int n = snprintf(
+	    buf, len, RM_PREFIX "%s:%u", projection_id, (unsigned) (gen & 1));
 	return n > 0 && (size_t) n < len ? SL_OK : SL_EINVAL;
 }
 
@@ -136,6 +163,28 @@ cache_add(rmstore *rm, const char *name, MDB_dbi dbi)
 	rm->handles[rm->n_handles].name  = copy;
 	rm->handles[rm->n_handles++].dbi = dbi;
 	return SL_OK;
+}
+
+/* Forget a handle (its db was deleted); call with rm->mu held. */
+static void
+cache_remove(rmstore *rm, const char *name)
+{
+	for (size_t i = 0; i < rm->n_handles; i++) {
+		if (strcmp(rm->handles[i].name, name) == 0) {
+			free(rm->handles[i].name);
+			rm->handles[i] = rm->handles[--rm->n_handles];
+			return;
+		}
+	}
+}
+
+static bool
+cache_lookup(rmstore *rm, const char *name, MDB_dbi *out)
+{
+	pthread_mutex_lock(&rm->mu);
+	bool found = cache_find(rm, name, out);
+	pthread_mutex_unlock(&rm->mu);
+	return found;
 }
 
 /* Open the checkpoints db and every existing read model db (no other
@@ -270,61 +319,198 @@ rm_env(rmstore *rm)
 	return rm->env;
 }
 
-/*
- * txn NULL: open (create if asked) in a private write transaction committed
- * before return, so the handle is valid in every transaction begun after;
- * must not be called so while this thread holds a write txn on the env.
- * txn given: a cached handle, else (create only) the db is created in txn,
- * which must be a write txn; that handle is not cached, so the processor
- * creates its db with txn NULL first.
- */
+/* ---- generations ---- */
+
+int
+rm_gen_dbi(rmstore *rm, const char *projection_id, uint64_t gen, bool create,
+    MDB_dbi *out)
+{
+	char name[300];
+	if (gen_name(projection_id, gen, name, sizeof(name)) != SL_OK)
+		return SL_EINVAL;
+	if (cache_lookup(rm, name, out))
+		return SL_OK;
+	if (!create)
+		return SL_ENOTFOUND; /* would be in the cache if it existed */
+	/* The write txn serialises dbi opens (LMDB allows one at a time);
+	 * mu is only held for the cache, never across the commit, so
+	 * readers do not wait for its sync. */
+	MDB_txn *own;
+	int      mrc = mdb_txn_begin(rm->env, NULL, 0, &own);
+	if (mrc != 0)
+		return map_mdb(mrc, "create db", rm->path);
+	if (cache_lookup(rm, name, out)) { /* created meanwhile */
+		mdb_txn_abort(own);
+		return SL_OK;
+	}
+	mrc = mdb_dbi_open(own, name, MDB_CREATE, out);
+	if (mrc == 0)
+		mrc = mdb_txn_commit(own);
+	else
+		mdb_txn_abort(own);
+	int rc = map_mdb(mrc, "create db", rm->path);
+	if (rc == SL_OK) {
+		pthread_mutex_lock(&rm->mu);
+		rc = cache_add(rm, name, *out);
+		pthread_mutex_unlock(&rm->mu);
+	}
+	return rc;
+}
+
+int
+rm_gen_clear(
+    rmstore *rm, MDB_txn *txn, const char *projection_id, uint64_t gen)
+{
+	char    name[300];
+	MDB_dbi dbi;
+	if (gen_name(projection_id, gen, name, sizeof(name)) != SL_OK)
+		return SL_EINVAL;
+	if (!cache_lookup(rm, name, &dbi))
+		return SL_OK; /* no db: nothing to empty */
+	return map_mdb(mdb_drop(txn, dbi, 0), "empty db", rm->path);
+}
+
+static int
+active_key(const char *projection_id, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "active:%s", projection_id);
+	return n > 0 && (size_t) n < len ? SL_OK : SL_EINVAL;
+}
+
+int
+rm_active_read(
+    rmstore *rm, MDB_txn *txn, const char *projection_id, uint64_t *gen)
+{
+	char key[300];
+	if (active_key(projection_id, key, sizeof(key)) != SL_OK)
+		return SL_EINVAL;
+	return rm_record_read(rm, txn, key, gen, 1);
+}
+
+int
+rm_active_write(
+    rmstore *rm, MDB_txn *txn, const char *projection_id, uint64_t gen)
+{
+	char key[300];
+	if (active_key(projection_id, key, sizeof(key)) != SL_OK)
+		return SL_EINVAL;
+	return rm_record_write(rm, txn, key, &gen, 1);
+}
+
+/* In the caller's write txn: the active generation's handle; with create
+ * and none, generation 1 is created (handle not cached) and made active. */
+static int
+dbi_in_txn(rmstore *rm, MDB_txn *txn, const char *projection_id, bool create,
+    MDB_dbi *out)
+{
+	char     name[300];
+	uint64_t gen = 1;
+	int      rc  = rm_active_read(rm, txn, projection_id, &gen);
+	if (rc != SL_OK && (rc != SL_ENOTFOUND || !create))
+		return rc;
+	bool fresh = rc == SL_ENOTFOUND;
+	if (gen_name(projection_id, gen, name, sizeof(name)) != SL_OK)
+		return SL_EINVAL;
+	if (cache_lookup(rm, name, out))
+		rc = SL_OK;
+	else if (create)
+		rc = map_mdb(mdb_dbi_open(txn, name, MDB_CREATE, out),
+		    "create db", rm->path);
+	else
+		rc = SL_ENOTFOUND;
+	if (rc == SL_OK && fresh)
+		rc = rm_active_write(rm, txn, projection_id, gen);
+	return rc;
+}
+
 int
 rm_dbi(rmstore *rm, MDB_txn *txn, const char *projection_id, bool create,
     MDB_dbi *out)
 {
-	char name[300];
-	if (db_name(projection_id, name, sizeof(name)) != SL_OK)
-		return SL_EINVAL;
-	pthread_mutex_lock(&rm->mu);
-	if (cache_find(rm, name, out)) {
-		pthread_mutex_unlock(&rm->mu);
-		return SL_OK;
+	if (txn != NULL)
+		return dbi_in_txn(rm, txn, projection_id, create, out);
+	MDB_txn *rd;
+	uint64_t gen;
+	int      rc = map_mdb(mdb_txn_begin(rm->env, NULL, MDB_RDONLY, &rd),
+	         "begin read", rm->path);
+	if (rc != SL_OK)
+		return rc;
+	rc = rm_active_read(rm, rd, projection_id, &gen);
+	mdb_txn_abort(rd);
+	if (rc == SL_OK)
+		return rm_gen_dbi(rm, projection_id, gen, create, out);
+	if (rc != SL_ENOTFOUND || !create)
+		return rc;
+	/* None yet: generation 1, created first, then made active (only if
+	 * nobody made another one active meanwhile). */
+	if ((rc = rm_gen_dbi(rm, projection_id, 1, true, out)) != SL_OK)
+		return rc;
+	MDB_txn *wr;
+	if ((rc = map_mdb(
+	         mdb_txn_begin(rm->env, NULL, 0, &wr), "begin", rm->path))
+	    != SL_OK)
+		return rc;
+	rc = rm_active_read(rm, wr, projection_id, &gen);
+	if (rc == SL_ENOTFOUND) {
+		gen = 1;
+		rc  = rm_active_write(rm, wr, projection_id, 1);
 	}
-	int rc;
-	if (!create) {
-		rc = SL_ENOTFOUND; /* would exist in the cache if it existed */
-	} else if (txn != NULL) {
-		rc = map_mdb(mdb_dbi_open(txn, name, MDB_CREATE, out),
-		    "create db", rm->path);
-	} else {
-		MDB_txn *own;
-		int      mrc = mdb_txn_begin(rm->env, NULL, 0, &own);
-		if (mrc == 0) {
-			mrc = mdb_dbi_open(own, name, MDB_CREATE, out);
-			if (mrc == 0)
-				mrc = mdb_txn_commit(own);
-			else
-				mdb_txn_abort(own);
-		}
-		rc = map_mdb(mrc, "create db", rm->path);
-		if (rc == SL_OK)
-			rc = cache_add(rm, name, *out);
+	if (rc != SL_OK) {
+		mdb_txn_abort(wr);
+		return rc;
 	}
-	pthread_mutex_unlock(&rm->mu);
-	return rc;
+	rc = map_mdb(mdb_txn_commit(wr), "commit", rm->path);
+	return rc == SL_OK ? rm_gen_dbi(rm, projection_id, gen, false, out)
+	                   : rc;
 }
 
 int
 rm_drop(rmstore *rm, MDB_txn *txn, const char *projection_id)
 {
-	MDB_dbi dbi;
-	int     rc = rm_dbi(rm, txn, projection_id, false, &dbi);
+	uint64_t gen;
+	int      rc = rm_active_read(rm, txn, projection_id, &gen);
 	if (rc == SL_ENOTFOUND)
 		return SL_OK; /* nothing to drop */
 	if (rc != SL_OK)
 		return rc;
 	/* Empty it but keep the db, so the handle stays valid for readers. */
-	return map_mdb(mdb_drop(txn, dbi, 0), "drop", rm->path);
+	return rm_gen_clear(rm, txn, projection_id, gen);
+}
+
+int
+rm_legacy_delete(rmstore *rm, const char *projection_id)
+{
+	char    name[300];
+	MDB_dbi dbi;
+	if (legacy_name(projection_id, name, sizeof(name)) != SL_OK)
+		return SL_EINVAL;
+	if (!cache_lookup(rm, name, &dbi))
+		return SL_OK;
+	MDB_txn *own;
+	int      mrc = mdb_txn_begin(rm->env, NULL, 0, &own);
+	if (mrc != 0)
+		return map_mdb(mrc, "begin", rm->path);
+	if (!cache_lookup(rm, name, &dbi)) {
+		mdb_txn_abort(own);
+		return SL_OK;
+	}
+	/* No reader resolves this name, so no handle use can race the
+	 * close that mdb_drop(1) does at commit. */
+	mrc = mdb_drop(own, dbi, 1);
+	if (mrc == 0)
+		mrc = mdb_txn_commit(own);
+	else
+		mdb_txn_abort(own);
+	if (mrc == 0) {
+		pthread_mutex_lock(&rm->mu);
+		cache_remove(rm, name);
+		pthread_mutex_unlock(&rm->mu);
+	}
+	if (mrc == 0)
+		log_info("readmodels",
+		    "%s: deleted %s (layout before generations)", rm->path,
+		    name);
+	return map_mdb(mrc, "delete db", rm->path);
 }
 
 static void
@@ -377,16 +563,77 @@ rm_checkpoint_write(rmstore *rm, MDB_txn *txn, const char *processor_id,
 	    mdb_put(txn, rm->cp_dbi, &k, &v, 0), "write checkpoint", rm->path);
 }
 
-/* A reader's handle and read txn; the handle is looked up before the txn
- * begins so that it is valid in it. */
+#define RM_RECORD_MAX 8
+
+int
+rm_record_read(
+    rmstore *rm, MDB_txn *txn, const char *key, uint64_t *v, size_t n)
+{
+	MDB_val k = { strlen(key), (void *) key }, d;
+	if (n == 0 || n > RM_RECORD_MAX)
+		return SL_EINVAL;
+	int rc = map_mdb(
+	    mdb_get(txn, rm->cp_dbi, &k, &d), "read record", rm->path);
+	if (rc != SL_OK)
+		return rc;
+	if (d.mv_size != n * 8) {
+		log_error("readmodels", "%s: record %s: bad size %zu",
+		    rm->path, key, d.mv_size);
+		return SL_ESTORAGE;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = get_be64((const unsigned char *) d.mv_data + 8 * i);
+	return SL_OK;
+}
+
+int
+rm_record_write(
+    rmstore *rm, MDB_txn *txn, const char *key, const uint64_t *v, size_t n)
+{
+	unsigned char buf[8 * RM_RECORD_MAX];
+	if (n == 0 || n > RM_RECORD_MAX)
+		return SL_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		put_be64(buf + 8 * i, v[i]);
+	MDB_val k = { strlen(key), (void *) key };
+	MDB_val d = { n * 8, buf };
+	return map_mdb(
+	    mdb_put(txn, rm->cp_dbi, &k, &d, 0), "write record", rm->path);
+}
+
+int
+rm_record_del(rmstore *rm, MDB_txn *txn, const char *key)
+{
+	MDB_val k  = { strlen(key), (void *) key };
+	int     rc = mdb_del(txn, rm->cp_dbi, &k, NULL);
+	return rc == MDB_NOTFOUND ? SL_OK
+	                          : map_mdb(rc, "delete record", rm->path);
+}
+
+/*
+ * A reader's read txn and the handle of the generation that is active in
+ * it. SL_ENOTFOUND when the projection has none (never ran).
+ */
 static int
 begin_read(rmstore *rm, const char *projection_id, MDB_dbi *dbi, MDB_txn **txn)
 {
-	int rc = rm_dbi(rm, NULL, projection_id, false, dbi);
+	char     name[300];
+	uint64_t gen;
+	int      rc = map_mdb(mdb_txn_begin(rm->env, NULL, MDB_RDONLY, txn),
+	         "begin read", rm->path);
 	if (rc != SL_OK)
 		return rc;
-	return map_mdb(mdb_txn_begin(rm->env, NULL, MDB_RDONLY, txn),
-	    "begin read", rm->path);
+	rc = rm_active_read(rm, *txn, projection_id, &gen);
+	if (rc == SL_OK)
+		rc = gen_name(projection_id, gen, name, sizeof(name));
+	if (rc == SL_OK && !cache_lookup(rm, name, dbi)) {
+		log_error("readmodels", "%s: active db %s has no handle",
+		    rm->path, name);
+		rc = SL_ESTORAGE;
+	}
+	if (rc != SL_OK)
+		mdb_txn_abort(*txn);
+	return rc;
 }
 
 int

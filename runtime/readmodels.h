@@ -1,9 +1,15 @@
 /*
  * Read model stores: one LMDB environment per tenant holding, for every
- * projection, its read models (db "rm:<projection id>", key -> msgpack
- * state) and the checkpoints of all the tenant's processors (db
- * "checkpoints"), so that a state change and its checkpoint commit in one
- * transaction.
+ * projection, its read models (key -> msgpack state) and the checkpoints of
+ * all the tenant's processors (db "checkpoints"), so that a state change and
+ * its checkpoint commit in one transaction.
+ *
+ * Generations (rebuild without downtime): a projection's read models live
+ * in one of two dbs, "rm:<id>:0" and "rm:<id>:1"; generation g uses db
+ * "rm:<id>:<g & 1>". The record "active:<id>" in the checkpoints db names
+ * the generation rm_get / rm_scan read. A rebuild fills the other db while
+ * readers keep reading the active one, then one transaction points the
+ * record at the new generation and empties the old db.
  */
 #ifndef SL_READMODELS_H
 #define SL_READMODELS_H
@@ -26,16 +32,17 @@ void rm_close(rmstore *rm);
 MDB_env *rm_env(rmstore *rm);
 
 /**
- * Open (create if asked) the read model db of a projection in txn.
- * txn may be NULL: the db is then opened/created in a private write txn
- * committed before return (never do that while holding a write txn on this
- * env); this is how a processor creates its db, because LMDB handles opened
- * inside a caller's txn cannot be shared safely. Without create, only dbs
- * that exist (opened at rm_open or created since) are found: SL_ENOTFOUND.
+ * Open (create if asked) the read model db of a projection: the db of its
+ * active generation (with create and none yet, generation 1 is created and
+ * made active). txn may be NULL: the active record is then read, and the
+ * db created, in private transactions (never do that while holding a write
+ * txn on this env). With a txn, a db created in it is not cached (LMDB
+ * handles opened inside a caller's txn cannot be shared safely). Without
+ * create: SL_ENOTFOUND when the projection has no active generation.
  */
 int rm_dbi(rmstore *rm, MDB_txn *txn, const char *projection_id, bool create,
     MDB_dbi *out);
-/** Empty a projection's read models in txn (for a rebuild). */
+/** Empty a projection's active read models in txn. */
 int rm_drop(rmstore *rm, MDB_txn *txn, const char *projection_id);
 
 int rm_checkpoint_read(rmstore *rm, MDB_txn *txn, const char *processor_id,
@@ -51,8 +58,8 @@ int rm_checkpoint_write(rmstore *rm, MDB_txn *txn, const char *processor_id,
 int rm_get(rmstore *rm, const char *projection_id, const char *key,
     size_t key_len, char **data, size_t *len);
 
-typedef int (*rm_scan_fn)(void *arg, const char *key, size_t key_len,
-    const void *data, size_t len);
+typedef int (*rm_scan_fn)(
+    void *arg, const char *key, size_t key_len, const void *data, size_t len);
 /**
  * Visit read models in key order, starting after `after` (NULL: from the
  * first), at most max (0: no limit); *more is set when more remain. A
@@ -61,5 +68,42 @@ typedef int (*rm_scan_fn)(void *arg, const char *key, size_t key_len,
  */
 int rm_scan(rmstore *rm, const char *projection_id, const char *after,
     size_t after_len, size_t max, rm_scan_fn fn, void *arg, bool *more);
+
+/* ---- generations, for processors ---- */
+
+/** The active generation of a projection. SL_OK, SL_ENOTFOUND (none). */
+int rm_active_read(
+    rmstore *rm, MDB_txn *txn, const char *projection_id, uint64_t *gen);
+/** Make gen the one readers see, when txn commits. */
+int rm_active_write(
+    rmstore *rm, MDB_txn *txn, const char *projection_id, uint64_t gen);
+/**
+ * The handle of generation gen's db. With create, a missing db is created
+ * in a private write transaction committed before return: never call it so
+ * while this thread holds a write txn on this env. Without create:
+ * SL_ENOTFOUND if the db does not exist.
+ */
+int rm_gen_dbi(rmstore *rm, const char *projection_id, uint64_t gen,
+    bool create, MDB_dbi *out);
+/** Empty generation gen's db in txn (a db that does not exist: SL_OK). */
+int rm_gen_clear(
+    rmstore *rm, MDB_txn *txn, const char *projection_id, uint64_t gen);
+
+/**
+ * Small records of n u64 values in the checkpoints db (a rebuild's
+ * progress, for one). read: SL_ENOTFOUND when absent, SL_ESTORAGE when the
+ * stored size differs; del: SL_OK also when absent.
+ */
+int rm_record_read(
+    rmstore *rm, MDB_txn *txn, const char *key, uint64_t *v, size_t n);
+int rm_record_write(
+    rmstore *rm, MDB_txn *txn, const char *key, const uint64_t *v, size_t n);
+int rm_record_del(rmstore *rm, MDB_txn *txn, const char *key);
+
+/**
+ * Delete the db "rm:<id>" of the layout before generations, if there is
+ * one (no reader resolves that name). Private write txn, as rm_gen_dbi.
+ */
+int rm_legacy_delete(rmstore *rm, const char *projection_id);
 
 #endif

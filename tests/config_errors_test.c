@@ -58,6 +58,8 @@ test_unknown_keys(void)
 static void
 test_wrong_types(void)
 {
+	expect_err("hot_reload: 1\ntenants:\n  - id: demo\n", "1:13",
+	    "key 'hot_reload': expected true or false, got '1'");
 	expect_err("tenants:\n  - id: demo\nevent_store:\n  sync: yes\n",
 	    "4:9",
 	    "key 'event_store.sync': expected true or false, got 'yes'");

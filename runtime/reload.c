@@ -1,0 +1,205 @@
+/*
+ * Hot reload in the running daemon: turns a plugin file's change into a
+ * registry reload (or unload) and hands the resulting definitions to the
+ * processors. Runs on the watcher's thread only, so reloads never overlap;
+ * processors and API threads go on meanwhile.
+ */
+#include "reload.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sluice/errors.h>
+
+#include "log.h"
+#include "watch.h"
+
+static processor *
+find_proc(runtime *rt, const char *tenant, const char *projection_id)
+{
+	for (size_t i = 0; i < rt->n_procs; i++)
+		if (strcmp(proc_tenant(rt->procs[i]), tenant) == 0
+		    && strcmp(proc_projection_id(rt->procs[i]), projection_id)
+		        == 0)
+			return rt->procs[i];
+	return NULL;
+}
+
+/*
+ * A processor for a projection the new version adds. rt->procs never moves
+ * (allocated for RELOAD_MAX_PROJECTIONS per tenant), so API threads reading
+ * it see either the old count or the new one with its slot filled.
+ */
+static void
+start_proc(runtime *rt, rt_tenant *t, const proj_def *def)
+{
+	if (rt->n_procs >= rt->cap_procs) {
+		log_error("reload",
+		    "tenant %s projection %s (%s): not started: more than %d "
+		    "projections",
+		    t->cfg->id, def->id, def->name, RELOAD_MAX_PROJECTIONS);
+		return;
+	}
+	processor *p;
+	int        rc = proc_start(
+	           rt->store, t->rm, t->cfg->id, def, rt->cfg->checkpoint_batch, &p);
+	if (rc != SL_OK) {
+		log_error("reload",
+		    "tenant %s projection %s (%s): cannot start its "
+		    "processor: %s",
+		    t->cfg->id, def->id, def->name, sl_strerror(rc));
+		return;
+	}
+	rt->procs[rt->n_procs] = p;
+	__atomic_store_n(&rt->n_procs, rt->n_procs + 1, __ATOMIC_RELEASE);
+}
+
+static void
+apply(runtime *rt, const proj_change *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const proj_def *nd = c[i].new_def, *od = c[i].old_def;
+		const proj_def *d = nd != NULL ? nd : od;
+		log_info("reload", "projection %s (%s): %s", d->id, d->name,
+		    od == NULL       ? "added: builds from position 0"
+		        : nd == NULL ? "dropped: its processors stop, its "
+		                       "read models stay"
+		        : nd->def_hash == od->def_hash
+		        ? "same definition: new code continues from the "
+		          "checkpoint"
+		        : "definition changed: rebuilt from position 0 "
+		          "while the old read models are served");
+		for (size_t k = 0; k < rt->n_tenants; k++) {
+			rt_tenant *t = &rt->tenants[k];
+			processor *p = find_proc(rt, t->cfg->id, d->id);
+			if (p != NULL)
+				proc_set_def(p, nd); /* NULL: stop */
+			else if (nd != NULL)
+				start_proc(rt, t, nd);
+		}
+	}
+}
+
+static void
+unload(runtime *rt, const char *path)
+{
+	proj_change *c;
+	size_t       n;
+	if (registry_unload_file(rt->plugins, path, &c, &n) == SL_OK) {
+		apply(rt, c, n);
+		free(c);
+	}
+}
+
+void
+reload_file(runtime *rt, const char *path)
+{
+	struct stat sb;
+	if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		/* removed, renamed away, or replaced by a non-file */
+		if (registry_has_file(rt->plugins, path))
+			unload(rt, path);
+		return;
+	}
+	proj_change *c;
+	size_t       n;
+	char         err[1024];
+	/* a refusal is logged and kept for status by the registry */
+	if (registry_reload_file(rt->plugins, path, &c, &n, err, sizeof(err))
+	    == SL_OK) {
+		apply(rt, c, n);
+		free(c);
+	}
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+void
+reload_rescan(runtime *rt)
+{
+	const char *dir = rt->cfg->plugin_dir;
+	/* files the registry lists but the directory lost */
+	size_t np   = registry_plugin_count(rt->plugins);
+	char **gone = calloc(np + 1, sizeof(*gone));
+	size_t ng   = 0;
+	for (size_t i = 0; gone != NULL && i < np; i++) {
+		plugin_info pi;
+		struct stat sb;
+		registry_plugin_info(rt->plugins, i, &pi);
+		if (pi.file != NULL
+		    && (stat(pi.file, &sb) != 0 || !S_ISREG(sb.st_mode)))
+			gone[ng++] = strdup(pi.file);
+	}
+	for (size_t i = 0; i < ng; i++) {
+		if (gone[i] != NULL)
+			unload(rt, gone[i]);
+		free(gone[i]);
+	}
+	free(gone);
+
+	DIR *d = opendir(dir);
+	if (d == NULL) {
+		log_warn("reload", "cannot read the plugin directory %s: %s",
+		    dir, strerror(errno));
+		return;
+	}
+	char         **names = NULL;
+	size_t         n = 0, cap = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		if (len < 4 || strcmp(de->d_name + len - 3, ".so") != 0)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			char **nn   = realloc(names, ncap * sizeof(*nn));
+			if (nn == NULL)
+				break;
+			names = nn;
+			cap   = ncap;
+		}
+		if (asprintf(&names[n], "%s/%s", dir, de->d_name) >= 0)
+			n++;
+	}
+	closedir(d);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), cmp_str);
+	/* files loaded at start come back with the same bytes: skipped */
+	for (size_t i = 0; i < n; i++) {
+		reload_file(rt, names[i]);
+		free(names[i]);
+	}
+	free(names);
+}
+
+static void
+on_change(void *arg, const char *path)
+{
+	runtime *rt = arg;
+	if (path == NULL)
+		reload_rescan(rt);
+	else
+		reload_file(rt, path);
+}
+
+int
+reload_start(runtime *rt)
+{
+	return watch_start(
+	    rt->cfg->plugin_dir, RELOAD_QUIET_MS, on_change, rt, &rt->watch);
+}
+
+void
+reload_stop(runtime *rt)
+{
+	watch_stop(rt->watch);
+	rt->watch = NULL;
+}
