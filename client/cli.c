@@ -1,7 +1,8 @@
 /*
- * The `sluice` command: commit, read, get-one, get-all and status against a
- * running sluiced, through the client library; JSON out on stdout. The
- * endpoint comes from --url, $SLUICE_URL or the config file's endpoints.api.
+ * The `sluice` command: commit, read, get-one, get-all, status and subscribe
+ * against a running sluiced, through the client library; JSON out on stdout.
+ * The endpoint comes from --url, $SLUICE_URL or the config file's
+ * endpoints.api.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,6 +17,7 @@
 #include <jansson.h>
 
 #include <sluice/client.h>
+#include <sluice/subscribe.h>
 
 #include "config.h"
 
@@ -37,17 +39,26 @@ static const char usage_text[]
       "  get-one --tenant T --projection ID_OR_NAME KEY\n"
       "  get-all --tenant T --projection ID_OR_NAME\n"
       "  status\n"
+      "  plugins\n"
+      "  subscribe [--from P | --tenant T --stream S [--from-revision R]]\n"
+      "         [--count N] [--idle-ms MS] [--pub-url URL]\n"
       "\n"
       "The endpoint is --url, else $SLUICE_URL, else endpoints.api of the\n"
       "config file (--config, default ./resources.yaml). $SLUICE_TENANT can\n"
       "stand in for --tenant. Exit status: 0 ok, 1 usage, 2 error reply,\n"
-      "3 cannot reach the daemon.\n";
+      "3 cannot reach the daemon.\n"
+      "\n"
+      "subscribe prints the events from P (or revision R) on, then follows\n"
+      "the live feed (the daemon's status names it; or --pub-url), one JSON\n"
+      "line per event, each exactly once, also across daemon restarts. It\n"
+      "ends after N events (--count) or MS quiet milliseconds (--idle-ms).\n";
 
 /* Options of all commands; which apply is checked per command. */
 typedef struct opts {
 	const char *url, *config, *timeout;
 	const char *tenant, *stream, *expect, *type, *metadata, *correlation;
 	const char *from, *max, *from_revision, *projection;
+	const char *count, *idle_ms, *pub_url;
 	bool        is_public, batch;
 	const char *pos[4];
 	int         n_pos;
@@ -187,6 +198,9 @@ static const optdef optdefs[] = {
 	OPT("max", max),
 	OPT("from-revision", from_revision),
 	OPT("projection", projection),
+	OPT("count", count),
+	OPT("idle-ms", idle_ms),
+	OPT("pub-url", pub_url),
 	FLAG("public", is_public),
 	FLAG("batch", batch),
 };
@@ -604,6 +618,104 @@ cmd_status(sl_client *c, const opts *o)
 	return 0;
 }
 
+/* The plugin files, their versions, load times and errors. */
+static int
+cmd_plugins(sl_client *c, const opts *o)
+{
+	char        *text;
+	json_t      *j;
+	json_error_t je;
+	int          rc;
+
+	if (o->n_pos > 0)
+		return usage_error(
+		    "plugins takes no argument '%s'", o->pos[0]);
+	rc = sl_client_plugins(c, &text);
+	if (rc != SL_OK)
+		return call_failed(c, rc);
+	j = json_loads(text, 0, &je);
+	sl_client_free(text);
+	if (j == NULL)
+		return fail(EXIT_REPLY, SL_EPROTO, "bad plugins reply");
+	print_json(j, JSON_INDENT(2));
+	json_decref(j);
+	return 0;
+}
+
+/* One event of a subscription: a JSON line, out at once (a pipe reader
+ * follows live). Stops after --count events. */
+typedef struct sub_print {
+	uint64_t left; /* UINT64_MAX: no --count */
+	bool     write_failed;
+} sub_print;
+
+static int
+sub_print_event(void *arg, const sl_read_event *ev)
+{
+	sub_print *p = arg;
+
+	if (puts(ev->json) == EOF || fflush(stdout) != 0) {
+		p->write_failed = true;
+		return 1;
+	}
+	if (p->left != UINT64_MAX && --p->left == 0)
+		return 1;
+	return 0;
+}
+
+static int
+cmd_subscribe(sl_client *c, const opts *o)
+{
+	sl_subscribe_opts so;
+	sub_print         p         = { UINT64_MAX, false };
+	bool              by_stream = o->stream != NULL;
+	uint64_t          from = 0, idle = 0;
+	int               rc;
+
+	memset(&so, 0, sizeof(so));
+	if (o->n_pos > 0)
+		return usage_error(
+		    "subscribe takes no argument '%s'", o->pos[0]);
+	if (by_stream && tenant_of(o) == NULL)
+		return usage_error("--stream needs --tenant");
+	if (o->tenant != NULL && !by_stream)
+		return usage_error(
+		    "--tenant needs --stream: subscribe follows "
+		    "one stream, or the whole log");
+	if (o->from_revision != NULL && !by_stream)
+		return usage_error("--from-revision needs --tenant and "
+		                   "--stream");
+	if (by_stream && o->from != NULL)
+		return usage_error("use --from-revision to follow a stream");
+	if ((o->from != NULL && !parse_u64(o->from, &from))
+	    || (o->from_revision != NULL
+	        && !parse_u64(o->from_revision, &from)))
+		return usage_error("--from takes a number");
+	if (o->count != NULL
+	    && (!parse_u64(o->count, &p.left) || p.left == 0
+	        || p.left == UINT64_MAX))
+		return usage_error(
+		    "--count takes a positive number, not '%s'", o->count);
+	if (o->idle_ms != NULL
+	    && (!parse_u64(o->idle_ms, &idle) || idle == 0
+	        || idle > INT32_MAX))
+		return usage_error(
+		    "--idle-ms takes milliseconds, not '%s'", o->idle_ms);
+	so.tenant  = by_stream ? tenant_of(o) : NULL;
+	so.stream  = o->stream;
+	so.from    = from;
+	so.pub_url = o->pub_url;
+	so.idle_ms = (int) idle;
+	rc         = sl_client_subscribe(c, &so, sub_print_event, &p);
+	if (p.write_failed)
+		return fail(EXIT_USAGE, SL_EINVAL, "cannot write the output");
+	if (rc == SL_ETIMEDOUT && idle > 0)
+		return 0; /* --idle-ms: quiet for that long is the end */
+	if (rc != SL_OK)
+		return call_failed(c, rc);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -616,6 +728,8 @@ main(int argc, char **argv)
 		{ "get-one", cmd_get_one },
 		{ "get-all", cmd_get_all },
 		{ "status", cmd_status },
+		{ "plugins", cmd_plugins },
+		{ "subscribe", cmd_subscribe },
 	};
 	opts       o;
 	uint64_t   timeout = 10000;

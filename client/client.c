@@ -16,6 +16,7 @@
 
 #include <sluice/client.h>
 
+#include "client_internal.h"
 #include "json.h"
 #include "mp.h"
 
@@ -128,6 +129,13 @@ const char *
 sl_client_last_error(const sl_client *c)
 {
 	return c != NULL ? c->err : "no client";
+}
+
+void
+client_set_error(sl_client *c, const char *msg)
+{
+	if (c != NULL)
+		snprintf(c->err, sizeof(c->err), "%s", msg);
 }
 
 void
@@ -678,8 +686,10 @@ out:
 	return rc;
 }
 
-int
-sl_client_status(sl_client *c, char **json)
+/* An op without fields whose reply is handed out as JSON (status,
+ * plugins). */
+static int
+json_op(sl_client *c, const char *op, char **json)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer  pk;
@@ -691,7 +701,7 @@ sl_client_status(sl_client *c, char **json)
 		return SL_EINVAL;
 	c->err[0] = '\0';
 	*json     = NULL;
-	client_begin(&sb, &pk, "status", 0);
+	client_begin(&sb, &pk, op, 0);
 	rc = client_call(c, &sb, &rep);
 	msgpack_sbuffer_destroy(&sb);
 	if (rc != SL_OK)
@@ -711,4 +721,16 @@ out:
 	if (rep.msg != NULL)
 		reply_free(&rep);
 	return rc;
+}
+
+int
+sl_client_status(sl_client *c, char **json)
+{
+	return json_op(c, "status", json);
+}
+
+int
+sl_client_plugins(sl_client *c, char **json)
+{
+	return json_op(c, "plugins", json);
 }

@@ -722,18 +722,41 @@ api_kv_cstr(msgpack_packer *pk, const char *key, const char *val)
 	mp_pack_cstr(pk, val);
 }
 
+/*
+ * The current projections, copied once: a hot reload may change the list
+ * between counting and reading it. malloc'ed (NULL when none or no memory).
+ */
+static const proj_def **
+api_projections(runtime *rt, size_t *n)
+{
+	size_t           cap  = registry_projection_count(rt->plugins);
+	const proj_def **defs = cap > 0 ? calloc(cap, sizeof(*defs)) : NULL;
+	*n                    = 0;
+	for (size_t i = 0; defs != NULL && i < cap; i++) {
+		const proj_def *d = registry_projection(rt->plugins, i);
+		if (d != NULL)
+			defs[(*n)++] = d;
+	}
+	return defs;
+}
+
 static void
 api_status(request *r)
 {
-	runtime        *rt        = r->rt;
-	msgpack_packer *pk        = &r->pk;
-	size_t          n_plugins = registry_plugin_count(rt->plugins);
-	size_t          n_proj    = registry_projection_count(rt->plugins);
-	int64_t         up        = ev_now_ns() - rt->started_ns;
+	runtime         *rt        = r->rt;
+	msgpack_packer  *pk        = &r->pk;
+	size_t           n_plugins = registry_plugin_count(rt->plugins);
+	size_t           n_proj;
+	const proj_def **defs = api_projections(rt, &n_proj);
+	/* processors only ever get appended (hot reload) */
+	size_t  n_procs = __atomic_load_n(&rt->n_procs, __ATOMIC_ACQUIRE);
+	int64_t up      = ev_now_ns() - rt->started_ns;
 
-	mp_reply_ok(pk, 6);
+	mp_reply_ok(pk, 7);
 	mp_pack_kv_u64(pk, "head", store_next_position(rt->store));
 	mp_pack_kv_u64(pk, "uptime_ms", up > 0 ? (uint64_t) up / 1000000 : 0);
+	/* Where subscribers dial the live feed (docs/protocol.md). */
+	api_kv_cstr(pk, "pub", rt->cfg->pub_url);
 
 	mp_pack_cstr(pk, "tenants");
 	msgpack_pack_array(pk, rt->n_tenants);
@@ -758,20 +781,22 @@ api_status(request *r)
 	mp_pack_cstr(pk, "projections");
 	msgpack_pack_array(pk, n_proj);
 	for (size_t i = 0; i < n_proj; i++) {
-		const proj_def *d = registry_projection(rt->plugins, i);
+		const proj_def *d = defs[i];
 		msgpack_pack_map(pk, 3);
 		api_kv_cstr(pk, "id", d->id);
 		api_kv_cstr(pk, "name", d->name);
 		api_kv_cstr(pk, "scope", d->scope);
 	}
 
+	free(defs);
+
 	mp_pack_cstr(pk, "processors");
-	msgpack_pack_array(pk, rt->n_procs);
-	for (size_t i = 0; i < rt->n_procs; i++) {
+	msgpack_pack_array(pk, n_procs);
+	for (size_t i = 0; i < n_procs; i++) {
 		proc_status st;
 		memset(&st, 0, sizeof(st));
 		proc_get_status(rt->procs[i], &st);
-		msgpack_pack_map(pk, 9);
+		msgpack_pack_map(pk, 11);
 		api_kv_cstr(pk, "tenant", st.tenant);
 		api_kv_cstr(pk, "projection", st.def ? st.def->id : NULL);
 		api_kv_cstr(pk, "name", st.def ? st.def->name : NULL);
@@ -782,7 +807,72 @@ api_status(request *r)
 		api_kv_cstr(pk, "reason", st.reason);
 		mp_pack_kv_i64(pk, "next_retry_ns",
 		    st.state == PROC_FAILING ? st.next_retry_ns : 0);
+		mp_pack_kv_bool(pk, "rebuilding", st.rebuilding);
+		mp_pack_kv_u64(pk, "served_position", st.served_position);
 	}
+	api_send(r);
+}
+
+/* ---- plugins ---- */
+
+/* Every plugin file with its running version, load history, error and
+ * the projections it registered. */
+static void
+api_plugins(request *r)
+{
+	runtime         *rt = r->rt;
+	msgpack_packer  *pk = &r->pk;
+	size_t           n_proj, n = 0;
+	size_t           cap   = registry_plugin_count(rt->plugins);
+	plugin_info     *infos = calloc(cap + 1, sizeof(*infos));
+	const proj_def **defs  = api_projections(rt, &n_proj);
+	if (infos == NULL || (n_proj > 0 && defs == NULL)) {
+		free(infos);
+		free(defs);
+		api_fail(r, SL_ENOMEM, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < cap; i++) {
+		registry_plugin_info(rt->plugins, i, &infos[n]);
+		if (infos[n].file != NULL) /* not unloaded meanwhile */
+			n++;
+	}
+	mp_reply_ok(pk, 1);
+	mp_pack_cstr(pk, "plugins");
+	msgpack_pack_array(pk, n);
+	for (size_t i = 0; i < n; i++) {
+		const plugin_info *pi = &infos[i];
+		size_t             np = 0;
+		for (size_t k = 0; k < n_proj; k++)
+			np += defs[k]->owner == pi->owner;
+		msgpack_pack_map(pk, 10);
+		api_kv_cstr(pk, "file", pi->file);
+		api_kv_cstr(pk, "name", pi->name);
+		api_kv_cstr(pk, "version", pi->version);
+		mp_pack_kv_bool(pk, "loaded", pi->loaded);
+		mp_pack_kv_i64(pk, "loaded_at_ns", pi->loaded_at_ns);
+		mp_pack_kv_u64(pk, "loads", pi->loads);
+		mp_pack_kv_u64(pk, "versions_open", pi->versions_open);
+		api_kv_cstr(pk, "error", pi->error);
+		mp_pack_kv_i64(pk, "error_at_ns", pi->error_at_ns);
+		mp_pack_cstr(pk, "projections");
+		msgpack_pack_array(pk, np);
+		for (size_t k = 0; k < n_proj; k++) {
+			const proj_def *d = defs[k];
+			char            hash[17];
+			if (d->owner != pi->owner)
+				continue;
+			snprintf(
+			    hash, sizeof(hash), "%016" PRIx64, d->def_hash);
+			msgpack_pack_map(pk, 4);
+			api_kv_cstr(pk, "id", d->id);
+			api_kv_cstr(pk, "name", d->name);
+			mp_pack_kv_u64(pk, "version", d->version);
+			api_kv_cstr(pk, "definition", hash);
+		}
+	}
+	free(infos);
+	free(defs);
 	api_send(r);
 }
 
@@ -865,6 +955,8 @@ api_handle(runtime *rt, api_call *call, const void *data, size_t len)
 		api_get_all(&r);
 	else if (mp_str_eq(op, "status"))
 		api_status(&r);
+	else if (mp_str_eq(op, "plugins"))
+		api_plugins(&r);
 	else
 		api_fail(&r, SL_EUNKNOWNOP, "unknown op '%.*s'",
 		    (int) (op->via.str.size > 64 ? 64 : op->via.str.size),

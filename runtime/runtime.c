@@ -15,6 +15,8 @@
 
 #include "event.h"
 #include "log.h"
+#include "publisher.h"
+#include "reload.h"
 #include "server.h"
 
 /* mkdir -p */
@@ -106,7 +108,12 @@ runtime_start(sl_config *cfg, runtime **out)
 		    cfg->plugin_dir);
 
 	size_t n_proj = registry_projection_count(rt->plugins);
-	rt->procs = calloc(cfg->n_tenants * n_proj + 1, sizeof(*rt->procs));
+	/* room for projections that reloaded plugins add */
+	rt->cap_procs = cfg->n_tenants
+	        * (n_proj > RELOAD_MAX_PROJECTIONS ? n_proj
+	                                           : RELOAD_MAX_PROJECTIONS)
+	    + 1;
+	rt->procs = calloc(rt->cap_procs, sizeof(*rt->procs));
 	if (rt->procs == NULL) {
 		rc = SL_ENOMEM;
 		goto fail;
@@ -131,12 +138,22 @@ runtime_start(sl_config *cfg, runtime **out)
 		}
 	}
 
+	/* Before the server: every commit it acknowledges is published. */
+	if ((rc = pub_start(cfg->pub_url, rt->store, &rt->pub)) != SL_OK) {
+		log_error("runtime", "cannot start the live feed on %s: %s",
+		    cfg->pub_url, sl_strerror(rc));
+		goto fail;
+	}
 	if ((rc = server_start(rt, &rt->srv)) != SL_OK) {
 		log_error("runtime", "cannot start the API server on %s: %s",
 		    cfg->api_url, sl_strerror(rc));
 		rt->srv = NULL;
 		goto fail;
 	}
+	/* Without a watchable plugin_dir the daemon runs on, unreloadable. */
+	if (cfg->hot_reload && reload_start(rt) != SL_OK)
+		log_warn("runtime", "hot reload is off: cannot watch %s",
+		    cfg->plugin_dir);
 	*out = rt;
 	return SL_OK;
 fail:
@@ -149,8 +166,11 @@ runtime_stop(runtime *rt)
 {
 	if (rt == NULL)
 		return;
+	if (rt->watch != NULL)
+		reload_stop(rt); /* no reload once stopping begins */
 	if (rt->srv != NULL)
 		server_stop(rt->srv);
+	pub_stop(rt->pub); /* reads the store: before store_close */
 	/* Processors use the plugins and both stores: they stop first. */
 	for (size_t i = rt->n_procs; i > 0; i--)
 		proc_stop(rt->procs[i - 1]);

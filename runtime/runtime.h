@@ -31,6 +31,9 @@ typedef struct runtime {
 	size_t n_procs;
 	server *srv;
 	int64_t started_ns;
+	struct publisher *pub; /* the live feed on cfg->pub_url */
+	struct watch *watch;   /* hot reload (runtime/reload.h); NULL: off */
+	size_t cap_procs;      /* procs never moves: room for reloads */
 } runtime;
 
 /**

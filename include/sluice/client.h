@@ -9,8 +9,10 @@
  *
  * Errors: every call returns SL_OK or an sl_err code. An error reply from
  * the daemon returns the daemon's code (e.g. SL_EREVISION, SL_ENOTFOUND);
- * a transport failure returns SL_ENET or SL_ETIMEDOUT. After a failure,
- * sl_client_last_error() holds a message saying what went wrong.
+ * a transport failure returns SL_ENET or SL_ETIMEDOUT; SL_ECLOSED means
+ * the daemon is shutting down (stop sending; retry after it restarted).
+ * After a failure, sl_client_last_error() holds a message saying what went
+ * wrong.
  */
 #ifndef SLUICE_CLIENT_H
 #define SLUICE_CLIENT_H
@@ -218,6 +220,16 @@ void sl_read_models_free(sl_read_models *m);
  * @return SL_OK; SL_ENET; SL_ETIMEDOUT.
  */
 int sl_client_status(sl_client *c, char **json);
+
+/**
+ * The plugin files: running version, load time, how many versions were
+ * loaded, errors of refused builds, projections (see docs/protocol.md, op
+ * "plugins").
+ * @param json  receives the reply (without "v" and "ok") as a JSON object
+ *              text, malloc'ed; free with sl_client_free
+ * @return SL_OK; SL_ENET; SL_ETIMEDOUT.
+ */
+int sl_client_plugins(sl_client *c, char **json);
 
 /**
  * Send a raw request (a msgpack map, see docs/protocol.md) and receive the

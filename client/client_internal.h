@@ -1,0 +1,14 @@
+/*
+ * What the client library's parts share beyond the public headers: the
+ * subscriptions (subscribe.c) report their errors through the client's
+ * last-error text (client.c).
+ */
+#ifndef SL_CLIENT_INTERNAL_H
+#define SL_CLIENT_INTERNAL_H
+
+#include <sluice/client.h>
+
+/** Set the text sl_client_last_error() returns (copied, truncated). */
+void client_set_error(sl_client *c, const char *msg);
+
+#endif

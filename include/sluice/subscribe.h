@@ -1,0 +1,104 @@
+/*
+ * Subscriptions of the Sluice C client library: follow the whole log from a
+ * position, or one stream from a revision, and get every event exactly once
+ * and in order, live as it is committed. History comes from "read"
+ * requests over req/rep; then the live feed (NNG sub socket on the
+ * daemon's pub endpoint, docs/protocol.md "Live feed") takes over. The feed
+ * drops messages when a subscriber is slow (NNG pub/sub semantics); the
+ * subscription finds every gap by position or revision and fills it with a
+ * read, and it rides out a restart of the daemon.
+ */
+#ifndef SLUICE_SUBSCRIBE_H
+#define SLUICE_SUBSCRIBE_H
+
+#include <stdint.h>
+
+#include <sluice/client.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** What a subscription has done so far. */
+typedef struct sl_subscribe_stats {
+	uint64_t delivered;  /**< events handed to the callback */
+	uint64_t from_live;  /**< ... of them taken from the live feed */
+	uint64_t from_reads; /**< ... of them read over req/rep */
+	/**
+	 * Gaps in the live feed filled by reading: after the history, each
+	 * time a read (prompted by a position or revision skipped, a head
+	 * message ahead of the last event, or silence) found events that
+	 * the feed had lost.
+	 */
+	uint64_t gap_fills;
+	uint64_t duplicates; /**< live messages dropped: already delivered */
+	uint64_t reads;      /**< read requests sent */
+	/** Reads retried after a transport failure (daemon down, restart). */
+	uint64_t retries;
+} sl_subscribe_stats;
+
+/**
+ * Called with each event, in order, exactly once.
+ * @param ev  the event; borrowed, valid until the callback returns
+ * @return 0 to go on; anything else ends the subscription (which then
+ *         returns SL_OK)
+ */
+typedef int (*sl_event_fn)(void *arg, const sl_read_event *ev);
+
+/** Where a subscription starts and how it behaves. Zero is the default. */
+typedef struct sl_subscribe_opts {
+	/** Both NULL: the whole log, by position. Both set: one stream of
+	 * one tenant, by revision. */
+	const char *tenant;
+	const char *stream;
+	/** The first log position (log), or the first revision (stream). */
+	uint64_t from;
+	/**
+	 * The daemon's feed endpoint (endpoints.pub). NULL: ask the daemon
+	 * (the "pub" field of its status reply).
+	 */
+	const char *pub_url;
+	/**
+	 * Messages the sub socket queues (NNG_OPT_RECVBUF, 1..8192); <= 0:
+	 * 1024. A smaller queue drops more while the application is busy;
+	 * the subscription then reads instead.
+	 */
+	int recv_buf;
+	/** > 0: return SL_ETIMEDOUT when no event came for this long (ms). */
+	int idle_ms;
+	/**
+	 * > 0: give up (returning the transport error) when reads have
+	 * failed for this long (ms); <= 0: retry until the daemon is back.
+	 */
+	int retry_ms;
+	/** If not NULL, kept up to date while the subscription runs. */
+	sl_subscribe_stats *stats;
+} sl_subscribe_opts;
+
+/**
+ * Follow the log or a stream: read from opts->from to the head, then
+ * follow the live feed, handing each event to fn exactly once and in
+ * order (log position, or stream revision). Blocks until fn returns
+ * nonzero, opts->idle_ms passes without an event, opts->retry_ms passes
+ * without reaching the daemon, or an error that retrying cannot mend.
+ * @param c     a connected client, used for the reads while this call runs
+ *              (not thread-safe: do not use it elsewhere meanwhile); its
+ *              timeout bounds each read
+ * @param opts  where to start; NULL follows the whole log from position 0
+ * @return SL_OK (fn stopped it); SL_ETIMEDOUT (idle_ms passed, or retry_ms
+ *         on a timeout); SL_EINVAL (only one of tenant and stream, no pub
+ *         endpoint known, bad pub_url); SL_ENOTFOUND (unknown tenant);
+ *         SL_ENET (retry_ms passed, or the feed socket failed); SL_EPROTO
+ *         (a reply broke the protocol, e.g. a position skipped in a read);
+ *         SL_ENOMEM; another error code of a read reply.
+ * @note To resume after a return, subscribe again from the position (or
+ *       revision) after the last event delivered. sl_client_last_error()
+ *       tells what went wrong.
+ */
+int sl_client_subscribe(
+    sl_client *c, const sl_subscribe_opts *opts, sl_event_fn fn, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,299 @@
+/*
+ * The live event feed (publisher.h): one thread follows the log by
+ * position, wakes when the head moves (store_wait), reads the new events in
+ * a read transaction and sends each run of consecutive events of one
+ * stream as one pub0 message "topic\n" + array of wire events
+ * (proto/feed.h). The writer thread never waits on it, and pub0 never
+ * blocks: a subscriber whose queue is full loses messages, finds the gap by
+ * position and reads what it missed.
+ */
+#include "publisher.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <msgpack.h>
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+
+#include <sluice/errors.h>
+
+#include "event.h"
+#include "feed.h"
+#include "log.h"
+#include "mp.h"
+#include "server.h"
+
+/* Events read per read transaction: bounds how long a reader slot is held
+ * while the socket takes the messages. */
+#define PUB_SCAN_BATCH 1024
+/* Per-subscriber queue in messages (NNG's default is 16): room for a burst
+ * of group commits, so that a subscriber that keeps up loses nothing; at
+ * most PUB_SENDBUF * PUB_BATCH_BYTES (16 MiB) held for a stuck one. */
+#define PUB_SENDBUF 256
+/* Longest topic: "e/" + tenant + "/" + escaped stream + "\n". */
+#define PUB_TOPIC_MAX (4 + SL_MAX_ID_LEN + 3 * SL_MAX_ID_LEN)
+/* One message carries consecutive events of one stream, up to these
+ * limits (a message is closed once it holds PUB_BATCH_BYTES, so it may
+ * pass them by one event): fewer,
+ * larger messages cost the daemon and each subscriber far less per event
+ * (one send, one receive, one wake-up for a whole commit). */
+#define PUB_BATCH_EVENTS 256
+#define PUB_BATCH_BYTES  (64 * 1024)
+
+struct publisher {
+	store          *s;
+	nng_socket      sock;
+	pthread_t       thr;
+	atomic_bool     stop;
+	atomic_ullong   sent;
+	uint64_t        next;  /* thread only: the next position to publish */
+	msgpack_zone    zone;  /* thread only: decoded events */
+	msgpack_sbuffer buf;   /* thread only: head message, array header */
+	msgpack_sbuffer batch; /* thread only: packed events of a message */
+	size_t          n_batch;              /* events in batch */
+	char            topic[PUB_TOPIC_MAX]; /* the batch's topic */
+	size_t          topic_len;
+};
+
+static int
+pub_nng_err(int rv)
+{
+	switch (rv) {
+	case NNG_ENOMEM:
+		return SL_ENOMEM;
+	case NNG_EADDRINVAL:
+	case NNG_EINVAL:
+	case NNG_ENOTSUP:
+		return SL_EINVAL;
+	default:
+		return SL_ENET;
+	}
+}
+
+static int64_t
+pub_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Send topic + body as one message. pub0 queues it for each subscriber
+ * and drops it for a subscriber whose queue is full: it never blocks. */
+static void
+pub_send(publisher *p, const char *topic, size_t topic_len, const void *head,
+    size_t head_len, const void *body, size_t body_len)
+{
+	nng_msg *m;
+
+	if (nng_msg_alloc(&m, 0) != 0)
+		return; /* out of memory: subscribers fill the gap by reading
+		         */
+	if (nng_msg_append(m, topic, topic_len) != 0
+	    || nng_msg_append(m, head, head_len) != 0
+	    || nng_msg_append(m, body, body_len) != 0
+	    || nng_sendmsg(p->sock, m, NNG_FLAG_NONBLOCK) != 0)
+		nng_msg_free(m);
+}
+
+/* Send the batch being built, if any: topic + array of its events. */
+static void
+pub_flush(publisher *p)
+{
+	msgpack_packer pk;
+
+	if (p->n_batch == 0)
+		return;
+	msgpack_sbuffer_clear(&p->buf);
+	msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, p->n_batch);
+	pub_send(p, p->topic, p->topic_len, p->buf.data, p->buf.size,
+	    p->batch.data, p->batch.size);
+	atomic_fetch_add(&p->sent, p->n_batch);
+	p->n_batch = 0;
+	msgpack_sbuffer_clear(&p->batch);
+}
+
+/*
+ * Add one event to the batch. A batch holds consecutive positions of one
+ * stream (one commit, usually), so that one topic names all its events;
+ * anything else starts a new message.
+ */
+static int
+pub_one(void *arg, uint64_t position, const void *data, size_t len)
+{
+	publisher     *p = arg;
+	ev_view        ev;
+	msgpack_packer pk;
+	char           topic[PUB_TOPIC_MAX];
+	size_t         tlen;
+
+	msgpack_zone_clear(&p->zone);
+	if (ev_decode(data, len, position, &p->zone, &ev) != SL_OK) {
+		/* Not sent: subscribers see the gap, and their read reports
+		 * the damage. */
+		log_error("publisher",
+		    "event at position %" PRIu64 " cannot be decoded",
+		    position);
+		pub_flush(p);
+		p->next = position + 1;
+		return atomic_load(&p->stop) ? 1 : 0;
+	}
+	tlen = feed_topic(topic, sizeof(topic), ev.tenant, strlen(ev.tenant),
+	    ev.stream, strlen(ev.stream), 1);
+	if (p->n_batch > 0
+	    && (position != p->next || tlen != p->topic_len
+	        || memcmp(topic, p->topic, tlen) != 0
+	        || p->n_batch >= PUB_BATCH_EVENTS
+	        || p->batch.size >= PUB_BATCH_BYTES))
+		pub_flush(p);
+	if (p->n_batch == 0) {
+		memcpy(p->topic, topic, tlen);
+		p->topic_len = tlen;
+	}
+	msgpack_packer_init(&pk, &p->batch, msgpack_sbuffer_write);
+	ev_pack_wire(&pk, &ev);
+	p->n_batch++;
+	p->next = position + 1;
+	return atomic_load(&p->stop) ? 1 : 0;
+}
+
+/* "h\n" + {"head": N}: lets a subscriber whose last messages were dropped
+ * (or that filters streams) learn that the log moved on. */
+static void
+pub_head(publisher *p, uint64_t head)
+{
+	msgpack_packer pk;
+
+	msgpack_sbuffer_clear(&p->buf);
+	msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	mp_pack_kv_u64(&pk, "head", head);
+	pub_send(p, FEED_TOPIC_HEAD, strlen(FEED_TOPIC_HEAD), NULL, 0,
+	    p->buf.data, p->buf.size);
+}
+
+static void *
+pub_main(void *arg)
+{
+	publisher *p         = arg;
+	int64_t    last_head = 0;
+
+	while (!atomic_load(&p->stop)) {
+		uint64_t head
+		    = store_wait(p->s, p->next, FEED_HEAD_INTERVAL_MS);
+		int64_t now;
+
+		while (p->next < head && !atomic_load(&p->stop)) {
+			uint64_t before = p->next;
+			int      rc     = store_scan(
+			             p->s, p->next, PUB_SCAN_BATCH, pub_one, p, NULL);
+			/* Each read ends a message: nothing waits for the
+			 * next commit. */
+			pub_flush(p);
+			if (rc != SL_OK && rc != 1) {
+				/* Logged by the store; try again on the next
+				 * round rather than spin. */
+				break;
+			}
+			if (p->next == before)
+				break; /* nothing there yet: cannot happen */
+		}
+		now = pub_now_ms();
+		if (now - last_head >= FEED_HEAD_INTERVAL_MS) {
+			pub_head(p, p->next);
+			last_head = now;
+		}
+	}
+	return NULL;
+}
+
+static void
+pub_free(publisher *p)
+{
+	/* NNG 1.5.2 can hang in nng_close() under load: bounded close. */
+	server_close_socket(p->sock);
+	msgpack_zone_destroy(&p->zone);
+	msgpack_sbuffer_destroy(&p->buf);
+	msgpack_sbuffer_destroy(&p->batch);
+	free(p);
+}
+
+int
+pub_start(const char *url, store *s, publisher **out)
+{
+	publisher *p;
+	int        rv;
+
+	*out = NULL;
+	if (url == NULL || s == NULL)
+		return SL_EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return SL_ENOMEM;
+	p->s = s;
+	atomic_init(&p->stop, false);
+	atomic_init(&p->sent, 0);
+	msgpack_sbuffer_init(&p->buf);
+	msgpack_sbuffer_init(&p->batch);
+	if (!msgpack_zone_init(&p->zone, 4096)) {
+		msgpack_sbuffer_destroy(&p->buf);
+		msgpack_sbuffer_destroy(&p->batch);
+		free(p);
+		return SL_ENOMEM;
+	}
+	if ((rv = nng_pub0_open(&p->sock)) != 0) {
+		log_error("publisher", "cannot open a pub socket: %s",
+		    nng_strerror(rv));
+		msgpack_zone_destroy(&p->zone);
+		msgpack_sbuffer_destroy(&p->buf);
+		msgpack_sbuffer_destroy(&p->batch);
+		free(p);
+		return pub_nng_err(rv);
+	}
+	nng_socket_set_int(p->sock, NNG_OPT_SENDBUF, PUB_SENDBUF);
+	/* NNG removes an ipc:// file left by a daemon that died, and refuses
+	 * one that a live process listens on. */
+	if ((rv = nng_listen(p->sock, url, NULL, 0)) != 0) {
+		log_error("publisher", "cannot listen on %s: %s", url,
+		    nng_strerror(rv));
+		pub_free(p);
+		return pub_nng_err(rv);
+	}
+	/* From the head on: what came before is history, read over req/rep. */
+	p->next = store_next_position(s);
+	if (pthread_create(&p->thr, NULL, pub_main, p) != 0) {
+		log_error("publisher", "cannot start the publisher thread");
+		pub_free(p);
+		return SL_ENOMEM;
+	}
+	log_info("publisher", "publishing on %s from position %" PRIu64, url,
+	    p->next);
+	*out = p;
+	return SL_OK;
+}
+
+void
+pub_stop(publisher *p)
+{
+	if (p == NULL)
+		return;
+	atomic_store(&p->stop, true);
+	/* A spurious wake for the processors, which wait in a loop. */
+	store_wake_all(p->s);
+	pthread_join(p->thr, NULL);
+	pub_free(p);
+}
+
+uint64_t
+pub_sent(publisher *p)
+{
+	return p != NULL ? atomic_load(&p->sent) : 0;
+}

@@ -1,0 +1,32 @@
+/*
+ * The live event feed: an NNG pub0 socket on endpoints.pub that carries
+ * every committed event, in log order, once it is durable, plus a periodic
+ * "head" message. A thread of its own follows the log by position, so the
+ * store's writer never waits on the network (docs/protocol.md, "Live feed";
+ * the message format is in proto/feed.h).
+ */
+#ifndef SL_PUBLISHER_H
+#define SL_PUBLISHER_H
+
+#include <stdint.h>
+
+#include "store.h"
+
+typedef struct publisher publisher;
+
+/**
+ * Listen on url and publish every event committed to s from its current
+ * head on (earlier events are history: subscribers read them).
+ * @param s    the log; borrowed, must outlive the publisher
+ * @return SL_OK; SL_EINVAL (bad url); SL_ENET (cannot listen, e.g. another
+ *         daemon is there); SL_ENOMEM. Nothing runs on failure.
+ */
+int pub_start(const char *url, store *s, publisher **out);
+
+/** Stop the thread and close the socket. NULL is ignored. */
+void pub_stop(publisher *p);
+
+/** Events sent so far (for tests). */
+uint64_t pub_sent(publisher *p);
+
+#endif
