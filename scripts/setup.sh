@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="build-essential cmake pkg-config libnng-dev liblmdb-dev libyaml-dev
-uuid-dev libjansson-dev nng-utils"
+uuid-dev libjansson-dev nng-utils libsqlite3-dev"
 
 # msgpack-c's C library is libmsgpack-dev on Debian 12, libmsgpack-c-dev later.
 missing=""

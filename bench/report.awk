@@ -1,0 +1,383 @@
+# Turns the benchmark's "key value" lines (one per run and figure) into
+# bench/RESULTS.md: medians with min and max, ratios to the limits and to
+# SQLite, and the issue's targets with met / missed.
+# Input: meta.txt (key=value lines), then raw.txt. Exit 4 if a target is
+# missed; a figure that is missing prints MISSING (run.sh --smoke fails).
+# POSIX awk (mawk): no gensub, no asort.
+
+FNR == NR {
+	i = index($0, "=")
+	if (i > 0)
+		meta[substr($0, 1, i - 1)] = substr($0, i + 1)
+	next
+}
+NF == 2 {
+	n[$1]++
+	val[$1, n[$1]] = $2 + 0
+}
+
+function has(k) { return (k in n) }
+
+function med(k,    m, i, j, t, a) {
+	if (!(k in n)) {
+		missing[k] = 1
+		return ""
+	}
+	m = n[k]
+	for (i = 1; i <= m; i++)
+		a[i] = val[k, i]
+	for (i = 2; i <= m; i++) {
+		t = a[i]
+		for (j = i - 1; j >= 1 && a[j] > t; j--)
+			a[j + 1] = a[j]
+		a[j + 1] = t
+	}
+	lo[k] = a[1]
+	hi[k] = a[m]
+	if (m % 2)
+		return a[(m + 1) / 2]
+	return (a[m / 2] + a[m / 2 + 1]) / 2
+}
+
+# 1234567 -> 1,234,567; small values keep 3 significant digits.
+function num(v,    s, neg, out) {
+	if (v == "")
+		return "MISSING"
+	if (v < 0) {
+		neg = "-"
+		v = -v
+	}
+	if (v < 10)
+		return neg sprintf("%.2f", v)
+	if (v < 100)
+		return neg sprintf("%.1f", v)
+	s = sprintf("%.0f", v)
+	out = ""
+	while (length(s) > 3) {
+		out = "," substr(s, length(s) - 2) out
+		s = substr(s, 1, length(s) - 3)
+	}
+	return neg s out
+}
+
+# "median (min–max)" for several runs, the median alone for one.
+function cell(k,    m) {
+	m = med(k)
+	if (m == "")
+		return "MISSING"
+	if (n[k] < 2)
+		return num(m)
+	return num(m) " (" num(lo[k]) "–" num(hi[k]) ")"
+}
+
+function pct(a, b) {
+	if (a == "" || b == "" || b == 0)
+		return "MISSING"
+	return sprintf("%.0f %%", 100 * a / b)
+}
+
+function times(a, b) {
+	if (a == "" || b == "" || b == 0)
+		return "MISSING"
+	return sprintf("%.2f×", a / b)
+}
+
+# A target row: met when ok (1/0); value and requirement as text.
+function target(name, value, need, ok) {
+	if (value ~ /MISSING/ || need ~ /MISSING/) {
+		ok = 0
+		value = value " (MISSING)"
+	}
+	printf "| %s | %s | %s | **%s** |\n", name, value, need, ok ? "met" : "missed"
+	if (!ok)
+		n_missed++
+}
+
+END {
+	split(meta["sizes"], size, " ")
+	syncname["sync"] = "true"
+	syncname["nosync"] = "false"
+	sqlsync["sync"] = "full"
+	sqlsync["nosync"] = "normal"
+
+	print "# Sluice benchmark results"
+	print ""
+	printf "- **Date:** %s; **mode:** %s, each figure the median of %s run(s) " \
+	    "with (min–max)\n", meta["date"], meta["mode"], meta["runs"]
+	printf "- **Machine:** %s cores (`nproc`), %s, Linux %s\n", meta["nproc"],
+	    meta["cpu"], meta["kernel"]
+	printf "- **Filesystem** of the data (`df -T`): %s\n", meta["fs"]
+	printf "- **Build:** %s, commit %s\n", meta["build"], meta["commit"]
+	printf "- **Load average** (1 min) at start %s, at end %s; the run took " \
+	    "%d min %d s\n", meta["load_start"], meta["load_end"],
+	    meta["duration"] / 60, meta["duration"] % 60
+	print "- Command: `bench/run.sh" (meta["mode"] == "full" ? "" : " --" meta["mode"]) "`." \
+	    " Everything runs on generated data in a temporary directory;" \
+	    " Sluice figures go through `sluiced` as a process and" \
+	    " `libsluice_client` (client *processes* where there are several" \
+	    " clients); the limits and the baseline are separate C programs in" \
+	    " `bench/`."
+	print ""
+
+	# ---- limits ----
+	print "## The limits (raw programs, same run)"
+	print ""
+	print "| limit | median (min–max) | unit |"
+	print "|---|---|---|"
+	for (s = 1; s >= 0; s--) {
+		sk = s ? "sync" : "nosync"
+		for (t = 1; t <= 1000; t *= 10)
+			printf "| LMDB `MDB_APPEND` of the encoded events, %d per txn, %s | %s | events/s |\n",
+			    t, s ? "durable" : "`MDB_NOSYNC`", cell("raw.lmdb." sk ".t" t ".eps")
+	}
+	printf "| LMDB, 1 event per durable txn: commit p50 | %s | µs |\n",
+	    cell("raw.lmdb.sync.t1.txn_p50_us")
+	printf "| encoded event record | %s | bytes |\n", cell("raw.lmdb.sync.t1.record_bytes")
+	for (i = 1; i <= 3; i++)
+		printf "| LMDB cursor scan + `ev_decode` + fold into a hash map, %s events | %s | events/s |\n",
+		    num(size[i]), cell("raw.scanfold." i ".eps")
+	for (c = 1; c <= 16; c *= 4) {
+		printf "| NNG req/rep echo over ipc://, %d client process%s: round trips | %s | per s |\n",
+		    c, (c > 1 ? "es" : ""), cell("raw.nng.c" c ".rtps")
+		printf "| ... p50 / p99 | %s / %s | µs |\n", cell("raw.nng.c" c ".p50_us"),
+		    cell("raw.nng.c" c ".p99_us")
+		printf "| ... CPU per round trip: echo server / clients | %s / %s | µs |\n",
+		    num(med("raw.nng.c" c ".server_cpu_us_per_rt")),
+		    num(med("raw.nng.c" c ".client_cpu_us_per_rt"))
+	}
+	printf "| NNG req/rep echo, 1 / 4 clients, measured beside the queries: p50 | %s / %s | µs |\n",
+	    cell("raw.nng.qc1.p50_us"), cell("raw.nng.qc4.p50_us")
+	printf "| NNG req/rep, 1 client, reply of one get_all page (%s bytes): p50 | %s | µs |\n",
+	    num(med("query.c1.get_all_page_bytes")), cell("raw.nng.page.p50_us")
+	print ""
+
+	# ---- append ----
+	print "## Append"
+	print ""
+	print "Client processes commit batches of ~300-byte events (content " \
+	    "msgpack ~300 bytes, stored record " num(med("raw.lmdb.sync.t1.record_bytes")) \
+	    " bytes) to 64 streams each, expected revision `any`, no projection " \
+	    "loaded. SQLite: one writer, WAL, `synchronous=FULL` (durable) or " \
+	    "`NORMAL`, the same events with a stream index and stream heads, " \
+	    "one transaction per batch. CPU µs/commit: user + system time of " \
+	    "sluiced (all threads, from `/proc`) and of all client processes, " \
+	    "per commit; with " meta["nproc"] " cores their sum bounds the " \
+	    "commit rate."
+	print ""
+	print "| sync | clients | batch | events/s | commit p50 µs | p99 µs | of LMDB 1000/txn | × LMDB 1 txn per commit | commits/s of NNG echo | × SQLite | CPU µs/commit sluiced / clients |"
+	print "|---|---|---|---|---|---|---|---|---|---|---|"
+	for (s = 1; s >= 0; s--) {
+		sk = s ? "sync" : "nosync"
+		for (c = 1; c <= 16; c *= 4)
+			for (b = 1; b <= 100; b *= 10) {
+				k = "append." sk ".c" c ".b" b
+				e = med(k ".eps")
+				printf "| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n",
+				    syncname[sk], c, b, cell(k ".eps"), num(med(k ".p50_us")),
+				    num(med(k ".p99_us")),
+				    pct(e, med("raw.lmdb." sk ".t1000.eps")),
+				    times(e, med("raw.lmdb." sk ".t" b ".eps")),
+				    pct(med(k ".commits_per_s"), med("raw.nng.c" c ".rtps")),
+				    times(e, med("sqlite.append." sqlsync[sk] ".b" b ".eps")),
+				    num(med(k ".daemon_cpu_us_per_commit")),
+				    num(med(k ".client_cpu_us_per_commit"))
+			}
+	}
+	print ""
+	print "| SQLite baseline | batch | events/s | commit p50 µs | p99 µs |"
+	print "|---|---|---|---|---|"
+	for (s = 1; s >= 0; s--) {
+		q = s ? "full" : "normal"
+		for (b = 1; b <= 100; b *= 10) {
+			k = "sqlite.append." q ".b" b
+			printf "| WAL, synchronous=%s | %d | %s | %s | %s |\n", toupper(q), b,
+			    cell(k ".eps"), num(med(k ".p50_us")), num(med(k ".p99_us"))
+		}
+	}
+	print ""
+
+	# ---- catch-up ----
+	print "## Projection catch-up"
+	print ""
+	print "The Account Details workload (" num(meta["accounts"]) " accounts: each " \
+	    "opened and its customer registered, then debits and withdrawals " \
+	    "in commits of 10 to the account's stream) is committed with no " \
+	    "plugin loaded; then sluiced is stopped, `account_details.so` put " \
+	    "in its plugin directory, the read model store removed, and the " \
+	    "time measured from starting sluiced until `status` shows the " \
+	    "processor at the head (`sync: true`, default `processing.batch`). " \
+	    "Memory is sampled from `/proc/<pid>` of sluiced during the " \
+	    "catch-up: peak RSS is `VmHWM` (it includes LMDB's mapped pages), " \
+	    "private memory the `Anonymous` total of `smaps_rollup`. The " \
+	    "limit folds into a C hash map; SQLite: the same events, a C " \
+	    "projector upserting one row per account, checkpoint in the same " \
+	    "transaction, 1,000 events per transaction, `synchronous=FULL`. " \
+	    "sluiced CPU %: its CPU time over the catch-up's wall time " \
+	    "(100 % = one core)."
+	print ""
+	print "| events | catch-up s | events/s | of raw scan+decode+fold | × SQLite projector | time per event vs " num(size[1]) " | sluiced CPU % | peak RSS MiB | private MiB | log bytes/event | bytes/read model | read models |"
+	print "|---|---|---|---|---|---|---|---|---|---|---|---|"
+	for (i = 1; i <= 3; i++) {
+		k = "catchup." i
+		e = med(k ".eps")
+		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+		    num(size[i]), cell(k ".seconds"), cell(k ".eps"),
+		    pct(e, med("raw.scanfold." i ".eps")),
+		    times(e, med("sqlite.catchup." i ".eps")),
+		    times(med(k ".seconds") / size[i], med("catchup.1.seconds") / size[1]),
+		    num(med(k ".cpu_pct")), cell(k ".rss_mib"), cell(k ".anon_mib"),
+		    num(med(k ".log_bytes_per_event")), num(med(k ".rm_bytes_per_model")),
+		    num(med(k ".models"))
+	}
+	print ""
+	print "| SQLite baseline | events/s | database bytes/event |"
+	print "|---|---|---|"
+	for (i = 1; i <= 3; i++)
+		printf "| projector, %s events | %s | %s |\n", num(size[i]),
+		    cell("sqlite.catchup." i ".eps"), num(med("sqlite.catchup." i ".bytes_per_event"))
+	print ""
+
+	# ---- commit to read model ----
+	rtt = med("raw.nng.qc1.p50_us")
+	print "## Commit to read model (`sync: false`)"
+	print ""
+	print "A probe commits one `DebitPerformed` of 1 to one of ten accounts of " \
+	    "its own at 1,000 events/s and, after the acknowledgement, calls " \
+	    "`get_one` until the balance shows it (each commit makes a balance " \
+	    "no earlier state had). Saturated: four more client processes " \
+	    "commit batches of 10 as fast as the daemon takes them. The limit " \
+	    "is one raw NNG round trip (p50, 1 client, measured beside the " \
+	    "queries): a `get_one` has to " \
+	    "make at least one."
+	print ""
+	print "| load | p50 µs | p99 µs | p50 × NNG round trip | probes/s | get_one calls per probe | background events/s |"
+	print "|---|---|---|---|---|---|---|"
+	printf "| steady 1,000 events/s | %s | %s | %s | %s | %s | — |\n",
+	    cell("c2rm.steady.p50_us"), cell("c2rm.steady.p99_us"),
+	    times(med("c2rm.steady.p50_us"), rtt), num(med("c2rm.steady.probe_rate")),
+	    num(med("c2rm.steady.polls_per_probe"))
+	printf "| saturated (4 committers) | %s | %s | %s | %s | %s | %s |\n",
+	    cell("c2rm.sat.p50_us"), cell("c2rm.sat.p99_us"),
+	    times(med("c2rm.sat.p50_us"), rtt), num(med("c2rm.sat.probe_rate")),
+	    num(med("c2rm.sat.polls_per_probe")), cell("c2rm.sat.load_eps")
+	print ""
+
+	# ---- queries ----
+	print "## Queries"
+	print ""
+	print "`get_one` of random accounts among the " num(med("query.c1.get_all_models")) \
+	    " read models of the last catch-up, from client processes; `get_all` " \
+	    "pages through all of them (1,000 per page; best of 5 passes)."
+	print ""
+	print "| query | round trips/s | p50 µs | p99 µs | round trips of NNG echo (same clients, measured beside) | p50 × NNG |"
+	print "|---|---|---|---|---|---|"
+	for (c = 1; c <= 4; c *= 4) {
+		k = "query.c" c
+		printf "| get_one, %d client%s | %s | %s | %s | %s | %s |\n", c,
+		    (c > 1 ? "s" : ""), cell(k ".rtps"), cell(k ".p50_us"),
+		    cell(k ".p99_us"), pct(med(k ".rtps"), med("raw.nng.qc" c ".rtps")),
+		    times(med(k ".p50_us"), med("raw.nng.qc" c ".p50_us"))
+	}
+	pages = int((med("query.c1.get_all_models") + 999) / 1000)
+	ga = med("query.c1.get_all_ms")
+	printf "\n`get_all` of %s read models: **%s ms** (%s read models/s); the " \
+	    "transport limit, %d round trips with replies of one page, is %s ms " \
+	    "(Sluice takes %s).\n\n", num(med("query.c1.get_all_models")),
+	    cell("query.c1.get_all_ms"), num(ga != "" && ga > 0 ? med("query.c1.get_all_models") * 1000 / ga : ""),
+	    pages, num(pages * med("raw.nng.page.p50_us") / 1000),
+	    times(ga, pages * med("raw.nng.page.p50_us") / 1000)
+
+	# ---- live feed ----
+	print "## Live feed"
+	print ""
+	if (has("live.c1.eps")) {
+		print "| subscribers | events/s delivered |"
+		print "|---|---|"
+		printf "| 1 | %s |\n| 4 | %s |\n", cell("live.c1.eps"), cell("live.c4.eps")
+	} else
+		print "n/a (live feed not yet on main)"
+	print ""
+
+	# ---- targets ----
+	print "## Targets (issue 9)"
+	print ""
+	print "| target | measured | required | |"
+	print "|---|---|---|---|"
+	cu = med("catchup.2.eps")
+	target("catch-up of Account Details, " num(size[2]) " events", num(cu) " events/s",
+	    "≥ 500,000 events/s", cu != "" && cu >= 500000)
+	lim = med("raw.scanfold.2.eps")
+	target("catch-up vs the raw scan-decode-fold limit", pct(cu, lim), "≥ 25 %",
+	    cu != "" && lim != "" && cu >= 0.25 * lim)
+	a1 = med("append.sync.c16.b1.eps")
+	l1 = med("raw.lmdb.sync.t1.eps")
+	target("durable append, 16 clients, batch 1, vs raw LMDB one txn per event",
+	    times(a1, l1) " (" num(a1) " vs " num(l1) " events/s)", "≥ 5×",
+	    a1 != "" && l1 != "" && a1 >= 5 * l1)
+	nn = med("raw.nng.c16.rtps")
+	target("durable append, 16 clients, batch 1, vs raw NNG req/rep of 16 clients",
+	    pct(a1, nn) " (" num(a1) " vs " num(nn) " round trips/s)", "≥ 60 %",
+	    a1 != "" && nn != "" && a1 >= 0.6 * nn)
+	a100 = med("append.sync.c16.b100.eps")
+	l1000 = med("raw.lmdb.sync.t1000.eps")
+	target("durable append, 16 clients, batch 100, vs raw LMDB 1000 per txn",
+	    pct(a100, l1000) " (" num(a100) " vs " num(l1000) " events/s)", "≥ 50 %",
+	    a100 != "" && l1000 != "" && a100 >= 0.5 * l1000)
+	p99 = med("c2rm.steady.p99_us")
+	target("commit to read model p99 at 1,000 events/s, sync false",
+	    num(p99) " µs", "< 2,000 µs", p99 != "" && p99 < 2000)
+	g50 = med("query.c1.p50_us")
+	r50 = med("raw.nng.qc1.p50_us")
+	target("get_one p50 vs raw NNG round trip p50 (1 client)",
+	    times(g50, r50) " (" num(g50) " vs " num(r50) " µs)", "≤ 1.3×",
+	    g50 != "" && r50 != "" && g50 <= 1.3 * r50)
+	ahead = 0
+	total = 0
+	behind = ""
+	for (s = 1; s >= 0; s--) {
+		sk = s ? "sync" : "nosync"
+		for (c = 1; c <= 16; c *= 4)
+			for (b = 1; b <= 100; b *= 10) {
+				x = med("append." sk ".c" c ".b" b ".eps")
+				y = med("sqlite.append." sqlsync[sk] ".b" b ".eps")
+				total++
+				if (x != "" && y != "" && x > y)
+					ahead++
+				else
+					behind = behind (behind == "" ? "" : ", ") "append sync=" syncname[sk] " " c "×" b
+			}
+	}
+	for (i = 1; i <= 3; i++) {
+		x = med("catchup." i ".eps")
+		y = med("sqlite.catchup." i ".eps")
+		total++
+		if (x != "" && y != "" && x > y)
+			ahead++
+		else
+			behind = behind (behind == "" ? "" : ", ") "catch-up " num(size[i])
+	}
+	target("every append and catch-up figure ahead of SQLite",
+	    ahead " of " total " ahead" (behind == "" ? "" : "; behind: " behind),
+	    "all", ahead == total)
+	pm = med("catchup.2.anon_mib")
+	target("private memory of sluiced during the " num(size[2]) " catch-up",
+	    num(pm) " MiB", "< 64 MiB", pm != "" && pm < 64)
+	p1 = med("catchup.1.anon_mib")
+	p3 = med("catchup.3.anon_mib")
+	target("private memory flat as the log grows (" num(size[1]) " → " num(size[3]) " events)",
+	    num(p1) " → " num(p3) " MiB", "≤ +25 % or ≤ +4 MiB",
+	    p1 != "" && p3 != "" && (p3 <= 1.25 * p1 || p3 - p1 <= 4))
+	print ""
+
+	nm = 0
+	for (k in missing) {
+		if (nm == 0)
+			printf "MISSING figures:"
+		printf " %s", k
+		nm++
+	}
+	if (nm > 0)
+		print ""
+	if (n_missed > 0)
+		exit 4
+}
