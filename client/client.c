@@ -421,6 +421,29 @@ field_json(const msgpack_object *m, const char *key)
 	return mp_to_json_text(o);
 }
 
+/*
+ * The array under key in a reply, and a zeroed vector of as many elements
+ * of size elem in *items (malloc'ed, caller frees; NULL when empty).
+ * Errors are set on c.
+ */
+static int
+reply_array(sl_client *c, const reply *rep, const char *key,
+    const msgpack_object **arr, size_t elem, void **items)
+{
+	if (mp_get_array(&rep->root, key, arr) != SL_OK) {
+		client_seterr(c, "the reply has no '%s' array", key);
+		return SL_EPROTO;
+	}
+	if ((*arr)->via.array.size > 0) {
+		*items = calloc((*arr)->via.array.size, elem);
+		if (*items == NULL) {
+			client_seterr(c, "out of memory");
+			return SL_ENOMEM;
+		}
+	}
+	return SL_OK;
+}
+
 static int
 parse_event(const msgpack_object *m, sl_read_event *e)
 {
@@ -461,22 +484,27 @@ parse_event(const msgpack_object *m, sl_read_event *e)
 }
 
 void
+client_event_free(sl_read_event *e)
+{
+	free(e->tenant);
+	free(e->stream);
+	free(e->id);
+	free(e->type);
+	free(e->correlation_id);
+	free(e->causation_id);
+	free(e->metadata_json);
+	free(e->content_json);
+	free(e->json);
+	memset(e, 0, sizeof(*e));
+}
+
+void
 sl_read_result_free(sl_read_result *r)
 {
 	if (r == NULL)
 		return;
-	for (size_t i = 0; i < r->n_events; i++) {
-		sl_read_event *e = &r->events[i];
-		free(e->tenant);
-		free(e->stream);
-		free(e->id);
-		free(e->type);
-		free(e->correlation_id);
-		free(e->causation_id);
-		free(e->metadata_json);
-		free(e->content_json);
-		free(e->json);
-	}
+	for (size_t i = 0; i < r->n_events; i++)
+		client_event_free(&r->events[i]);
 	free(r->events);
 	memset(r, 0, sizeof(*r));
 }
@@ -491,22 +519,12 @@ client_read(sl_client *c, msgpack_sbuffer *sb, sl_read_result *out)
 	msgpack_sbuffer_destroy(sb);
 	if (rc != SL_OK)
 		goto out;
-	if (mp_get_array(&rep.root, "events", &evs) != SL_OK) {
-		client_seterr(c, "the reply has no 'events' array");
-		rc = SL_EPROTO;
+	rc = reply_array(c, &rep, "events", &evs, sizeof(*out->events),
+	    (void **) &out->events);
+	if (rc != SL_OK)
 		goto out;
-	}
 	out->next = reply_u64(&rep, "next");
 	out->head = reply_u64(&rep, "head");
-	if (evs->via.array.size > 0) {
-		out->events
-		    = calloc(evs->via.array.size, sizeof(*out->events));
-		if (out->events == NULL) {
-			client_seterr(c, "out of memory");
-			rc = SL_ENOMEM;
-			goto out;
-		}
-	}
 	for (uint32_t i = 0; i < evs->via.array.size; i++) {
 		out->n_events++;
 		rc = parse_event(&evs->via.array.ptr[i], &out->events[i]);
@@ -649,22 +667,12 @@ sl_client_get_all(sl_client *c, const char *tenant, const char *projection,
 	msgpack_sbuffer_destroy(&sb);
 	if (rc != SL_OK)
 		goto out;
-	if (mp_get_array(&rep.root, "items", &items) != SL_OK) {
-		client_seterr(c, "the reply has no 'items' array");
-		rc = SL_EPROTO;
+	rc = reply_array(c, &rep, "items", &items, sizeof(*out->items),
+	    (void **) &out->items);
+	if (rc != SL_OK)
 		goto out;
-	}
 	mp_get_bool(&rep.root, "more", &more);
 	out->more = more;
-	if (items->via.array.size > 0) {
-		out->items
-		    = calloc(items->via.array.size, sizeof(*out->items));
-		if (out->items == NULL) {
-			client_seterr(c, "out of memory");
-			rc = SL_ENOMEM;
-			goto out;
-		}
-	}
 	for (uint32_t i = 0; i < items->via.array.size; i++) {
 		const msgpack_object *it = &items->via.array.ptr[i], *st;
 		sl_read_model        *m  = &out->items[i];

@@ -1,7 +1,7 @@
 /*
  * What the client library's parts share beyond the public headers: the
  * subscriptions (subscribe.c) report their errors through the client's
- * last-error text (client.c).
+ * last-error text and free events as the reads do (client.c).
  */
 #ifndef SL_CLIENT_INTERNAL_H
 #define SL_CLIENT_INTERNAL_H
@@ -10,5 +10,8 @@
 
 /** Set the text sl_client_last_error() returns (copied, truncated). */
 void client_set_error(sl_client *c, const char *msg);
+
+/** Free the strings of one event (reads and the live feed) and zero it. */
+void client_event_free(sl_read_event *e);
 
 #endif

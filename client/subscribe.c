@@ -231,21 +231,6 @@ sub_json(const msgpack_object *m, const char *key)
 	return mp_to_json_text(o);
 }
 
-static void
-sub_event_free(sl_read_event *e)
-{
-	free(e->tenant);
-	free(e->stream);
-	free(e->id);
-	free(e->type);
-	free(e->correlation_id);
-	free(e->causation_id);
-	free(e->metadata_json);
-	free(e->content_json);
-	free(e->json);
-	memset(e, 0, sizeof(*e));
-}
-
 /* A live event as the reads give it (the same wire map). */
 static int
 sub_event_parse(const msgpack_object *m, sl_read_event *e)
@@ -277,7 +262,7 @@ sub_event_parse(const msgpack_object *m, sl_read_event *e)
 	    || e->type == NULL || e->correlation_id == NULL
 	    || e->causation_id == NULL || e->metadata_json == NULL
 	    || e->content_json == NULL || e->json == NULL) {
-		sub_event_free(e);
+		client_event_free(e);
 		return SL_EPROTO;
 	}
 	return SL_OK;
@@ -323,7 +308,7 @@ sub_on_event(sub *s, const msgpack_object *m, bool *gap)
 	if (sub_event_parse(m, &ev) != SL_OK)
 		return SL_OK; /* the read will bring it */
 	rc = sub_deliver(s, &ev, true);
-	sub_event_free(&ev);
+	client_event_free(&ev);
 	return rc;
 }
 

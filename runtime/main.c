@@ -18,6 +18,7 @@
 #include <sluice/errors.h>
 
 #include "config.h"
+#include "fsutil.h"
 #include "log.h"
 #include "runtime.h"
 
@@ -53,16 +54,7 @@ lock_data_dir(const char *data_dir)
 		return -1;
 	}
 	/* mkdir -p: the lock comes before runtime_start creates the rest */
-	char dir[4096];
-	snprintf(dir, sizeof(dir), "%s", data_dir);
-	for (char *s = dir + 1; *s != '\0'; s++) {
-		if (*s == '/') {
-			*s = '\0';
-			(void) mkdir(dir, 0755);
-			*s = '/';
-		}
-	}
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+	if (fs_mkdirs(data_dir) != 0) {
 		fprintf(stderr, "sluiced: cannot create data_dir %s: %s\n",
 		    data_dir, strerror(errno));
 		return -1;

@@ -35,6 +35,7 @@
 #include <msgpack.h>
 
 #include "elfcheck.h"
+#include "fsutil.h"
 #include "host.h"
 #include "json.h"
 #include "log.h"
@@ -145,36 +146,17 @@ uuid_canon(const char *s, char out[37])
 	return true;
 }
 
-/* mkdir -p */
+/* mkdir -p; the cache must be a directory. 0, or -1 with errno. */
 static int
 mkdir_p(const char *path)
 {
-	char  *p = strdup(path);
-	size_t n;
-	if (p == NULL)
+	struct stat sb;
+	if (fs_mkdirs(path) != 0)
 		return -1;
-	n = strlen(p);
-	while (n > 1 && p[n - 1] == '/')
-		p[--n] = '\0';
-	for (char *s = p + 1; *s != '\0'; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-			free(p);
-			return -1;
-		}
-		*s = '/';
-	}
-	int rc = mkdir(p, 0755);
-	if (rc != 0 && errno == EEXIST) {
-		struct stat sb;
-		rc = stat(p, &sb) == 0 && S_ISDIR(sb.st_mode) ? 0 : -1;
-		if (rc != 0)
-			errno = ENOTDIR;
-	}
-	free(p);
-	return rc;
+	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+		return 0;
+	errno = ENOTDIR;
+	return -1;
 }
 
 /* "name.<digits>.so": a private copy made by some registry. */

@@ -42,6 +42,7 @@
 
 #include <sluice/errors.h>
 
+#include "fsutil.h"
 #include "log.h"
 
 #define RM_MAX_DBS     1024
@@ -87,32 +88,16 @@ map_mdb(int rc, const char *what, const char *path)
 	}
 }
 
-/* mkdir -p: create path and its parents. */
+/* mkdir -p, logged and mapped to sl_err. */
 static int
 mkdirs(const char *path)
 {
-	char  *p = strdup(path);
-	size_t n;
-	if (p == NULL)
+	if (fs_mkdirs(path) == 0)
+		return SL_OK;
+	if (errno == ENOMEM)
 		return SL_ENOMEM;
-	n = strlen(p);
-	while (n > 1 && p[n - 1] == '/')
-		p[--n] = '\0';
-	for (char *s = p + 1; *s != '\0'; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-			*s = '/';
-			break;
-		}
-		*s = '/';
-	}
-	int rc = mkdir(p, 0755) == 0 || errno == EEXIST ? SL_OK : SL_ESTORAGE;
-	if (rc != SL_OK)
-		log_error("readmodels", "mkdir %s: %s", p, strerror(errno));
-	free(p);
-	return rc;
+	log_error("readmodels", "mkdir %s: %s", path, strerror(errno));
+	return SL_ESTORAGE;
 }
 
 /* The db of the layout before generations. */

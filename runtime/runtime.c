@@ -14,37 +14,23 @@
 #include <sluice/errors.h>
 
 #include "event.h"
+#include "fsutil.h"
 #include "log.h"
 #include "publisher.h"
 #include "reload.h"
 #include "server.h"
 
-/* mkdir -p */
+/* mkdir -p, logged and mapped to sl_err. */
 static int
 make_dirs(const char *path)
 {
-	char  *p = strdup(path);
-	size_t n;
-	if (p == NULL)
+	if (fs_mkdirs(path) == 0)
+		return SL_OK;
+	if (errno == ENOMEM)
 		return SL_ENOMEM;
-	n = strlen(p);
-	while (n > 1 && p[n - 1] == '/')
-		p[--n] = '\0';
-	for (char *s = p + 1; *s != '\0'; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		(void) mkdir(p, 0755); /* errors show at the last component */
-		*s = '/';
-	}
-	int rc = SL_OK;
-	if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-		log_error("runtime", "cannot create directory %s: %s", p,
-		    strerror(errno));
-		rc = SL_ESTORAGE;
-	}
-	free(p);
-	return rc;
+	log_error("runtime", "cannot create directory %s: %s", path,
+	    strerror(errno));
+	return SL_ESTORAGE;
 }
 
 int

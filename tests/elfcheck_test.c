@@ -13,35 +13,9 @@
 #include "elfcheck.h"
 #include "log.h"
 #include "plugins.h"
-#include "testutil.h"
+#include "daemon_testutil.h"
 
 #define SYM "sluice_plugin_init"
-
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	CHECK(f != NULL);
-	CHECK(fseek(f, 0, SEEK_END) == 0);
-	long n = ftell(f);
-	CHECK(n > 0);
-	rewind(f);
-	char *buf = malloc((size_t) n);
-	CHECK(buf != NULL);
-	CHECK(fread(buf, 1, (size_t) n, f) == (size_t) n);
-	fclose(f);
-	*len = (size_t) n;
-	return buf;
-}
-
-static void
-write_bytes(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	CHECK(fd >= 0);
-	CHECK(write(fd, data, len) == (ssize_t) len);
-	CHECK(close(fd) == 0);
-}
 
 static void
 expect_refused(const char *path, const char *part)
@@ -82,11 +56,11 @@ main(void)
 	expect_refused("/proc/self/exe", "does not export");
 
 	/* every prefix of a plugin, as a linker writes it, is refused */
-	char *so = slurp(SL_PLUGIN_DIR "/account_details.so", &len);
+	char *so = dt_slurp(SL_PLUGIN_DIR "/account_details.so", &len);
 	snprintf(path, sizeof(path), "%s/partial.so", tu_tmpdir());
 	size_t step = len / 97 + 1, refused = 0;
 	for (size_t n = 0; n < len; n += step) {
-		write_bytes(path, so, n);
+		dt_write_bytes(path, so, n);
 		char w[512] = "";
 		CHECK_EQ(
 		    elf_check_plugin(path, SYM, w, sizeof(w)), SL_EPLUGIN);
@@ -96,10 +70,10 @@ main(void)
 	}
 	CHECK(refused > 90);
 	/* one byte short */
-	write_bytes(path, so, len - 1);
+	dt_write_bytes(path, so, len - 1);
 	expect_refused(path, "incomplete ELF file");
 	/* the whole file passes */
-	write_bytes(path, so, len);
+	dt_write_bytes(path, so, len);
 	CHECK_EQ(elf_check_plugin(path, SYM, NULL, 0), SL_OK);
 
 	/* a whole file with a damaged section (size beyond the end) */
@@ -114,30 +88,30 @@ main(void)
 			k++;
 		CHECK(k < eh->e_shnum);
 		sh[k].sh_size = len * 2;
-		write_bytes(path, bad, len);
+		dt_write_bytes(path, bad, len);
 		expect_refused(path, "section");
 		/* not a shared object: ET_EXEC */
 		memcpy(bad, so, len);
 		eh->e_type = ET_EXEC;
-		write_bytes(path, bad, len);
+		dt_write_bytes(path, bad, len);
 		expect_refused(path, "not an ELF shared object");
 		/* another machine */
 		memcpy(bad, so, len);
 		eh->e_machine = (ElfW(Half))(eh->e_machine + 1);
-		write_bytes(path, bad, len);
+		dt_write_bytes(path, bad, len);
 		expect_refused(path, "built for another machine");
 		/* another class */
 		memcpy(bad, so, len);
 		eh->e_ident[EI_CLASS] = ELFCLASSNONE;
-		write_bytes(path, bad, len);
+		dt_write_bytes(path, bad, len);
 		expect_refused(path, "ELF file like this host's");
 		free(bad);
 	}
 
 	/* not ELF at all */
-	write_bytes(path, "#!/bin/sh\necho not a plugin\n", 28);
+	dt_write_bytes(path, "#!/bin/sh\necho not a plugin\n", 28);
 	expect_refused(path, "not an ELF file");
-	write_bytes(path, "\177E", 2);
+	dt_write_bytes(path, "\177E", 2);
 	expect_refused(path, "incomplete or not an ELF file: only 2 bytes");
 
 	/* not a file, no file */
@@ -155,13 +129,13 @@ main(void)
 		snprintf(cache, sizeof(cache), "%s/cache", tu_tmpdir());
 		CHECK(mkdir(dir, 0755) == 0);
 		snprintf(path, sizeof(path), "%s/account_details.so", dir);
-		write_bytes(path, so, len);
+		dt_write_bytes(path, so, len);
 		CHECK_EQ(registry_create(cache, &r), SL_OK);
 		CHECK_EQ(registry_load_file(r, path, err, sizeof(err)), SL_OK);
 		const proj_def *d = registry_find(r, "account_details", 15);
 		CHECK(d != NULL);
 
-		write_bytes(path, so, len / 2);
+		dt_write_bytes(path, so, len / 2);
 		proj_change *c;
 		size_t       n;
 		CHECK_EQ(

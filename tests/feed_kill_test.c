@@ -56,7 +56,7 @@ committer_main(void *arg)
 	for (;;) {
 		if (c == NULL
 		    && sl_client_open(ft_api_url, 2000, &c) != SL_OK) {
-			ft_sleep_ms(20);
+			dt_sleep_ms(20);
 			continue;
 		}
 		size_t n = 1 + seq % 20;
@@ -66,7 +66,7 @@ committer_main(void *arg)
 		if (sl_client_commit(c, FT_TENANT, seq % 3 ? "k-1" : STREAM,
 		        SL_EXPECT_ANY, evs, n, NULL)
 		    != SL_OK)
-			ft_sleep_ms(20); /* down: do not spin */
+			dt_sleep_ms(20); /* down: do not spin */
 		seq++;
 	}
 	return 0;
@@ -118,7 +118,7 @@ subscriber_main(void *arg)
 	if (a->f == NULL)
 		return 2;
 	while (sl_client_open(ft_api_url, 2000, &c) != SL_OK)
-		ft_sleep_ms(20);
+		dt_sleep_ms(20);
 	memset(&o, 0, sizeof(o));
 	o.tenant   = a->tenant;
 	o.stream   = a->stream;
@@ -227,7 +227,7 @@ static void
 check_subscriber(const char *name, pid_t pid, const char *path,
     const line *want, size_t n_want)
 {
-	int64_t end = ft_now_ms() + DONE_MAX_MS;
+	int64_t end = dt_now_ms() + DONE_MAX_MS;
 	size_t  n;
 	line   *got;
 
@@ -237,11 +237,11 @@ check_subscriber(const char *name, pid_t pid, const char *path,
 			break;
 		free(got);
 		int st;
-		if (ft_waitpid(pid, &st, WNOHANG) == pid)
+		if (dt_waitpid(pid, &st, WNOHANG) == pid)
 			FT_FAIL("%s exited early (status 0x%x) after %zu of "
 			        "%zu events",
 			    name, st, n, n_want);
-		if (ft_now_ms() > end) {
+		if (dt_now_ms() > end) {
 			char  stats[256] = "", spath[4400];
 			FILE *sf;
 			snprintf(spath, sizeof(spath), "%s.stats", path);
@@ -253,12 +253,12 @@ check_subscriber(const char *name, pid_t pid, const char *path,
 			FT_FAIL("%s has %zu of %zu events after %d ms (%s)",
 			    name, n, n_want, DONE_MAX_MS, stats);
 		}
-		ft_sleep_ms(50);
+		dt_sleep_ms(50);
 	}
 	free(got);
-	ft_sleep_ms(500);
+	dt_sleep_ms(500);
 	kill(pid, SIGKILL);
-	ft_waitpid(pid, NULL, 0);
+	dt_waitpid(pid, NULL, 0);
 	ft_forget(pid);
 	got = load_lines(path, &n);
 	if (n != n_want)
@@ -316,28 +316,28 @@ main(void)
 	 * the daemon when it starts). */
 	const char *outs[] = { log_sub.out, str_sub.out, cli_out };
 	for (size_t i = 0; i < 3; i++) {
-		int64_t end = ft_now_ms() + DONE_MAX_MS;
+		int64_t end = dt_now_ms() + DONE_MAX_MS;
 		size_t  n   = 0;
 		while (n == 0) {
 			free(load_lines(outs[i], &n));
-			if (ft_now_ms() > end)
+			if (dt_now_ms() > end)
 				FT_FAIL("no event in %s after %d ms", outs[i],
 				    DONE_MAX_MS);
-			ft_sleep_ms(20);
+			dt_sleep_ms(20);
 		}
 	}
 
 	for (int k = 0; k < N_KILLS; k++) {
-		ft_sleep_ms(RUN_MS);
+		dt_sleep_ms(RUN_MS);
 		ft_daemon_kill();
 		fprintf(stderr, "killed sluiced (%d)\n", k + 1);
-		ft_sleep_ms(100 + 100 * k);
+		dt_sleep_ms(100 + 100 * k);
 		ft_daemon_start();
 		ft_daemon_wait_ready();
 	}
-	ft_sleep_ms(RUN_MS);
+	dt_sleep_ms(RUN_MS);
 	kill(committer, SIGKILL);
-	ft_waitpid(committer, NULL, 0);
+	dt_waitpid(committer, NULL, 0);
 	ft_forget(committer);
 
 	CHECK_EQ(sl_client_open(ft_api_url, 5000, &c), SL_OK);

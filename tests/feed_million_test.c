@@ -64,18 +64,18 @@ on_event(void *arg, const sl_read_event *ev)
 		return 1;
 	}
 	if (r->st.from_live > 0 && r->live_from_ms == 0)
-		r->live_from_ms = ft_now_ms();
+		r->live_from_ms = dt_now_ms();
 	/* Once live, play a stuck application now and then: the feed goes
 	 * on without it, drops what its queues cannot hold, and the gap is
 	 * filled by reading. */
 	if (r->st.from_live >= r->next_stall && r->n_stalls < SUB_STALLS) {
-		ft_sleep_ms(SUB_STALL_MS);
+		dt_sleep_ms(SUB_STALL_MS);
 		r->n_stalls++;
 		r->next_stall = r->st.from_live + SUB_STALL_EVERY;
 	}
 	r->expected++;
 	if (r->expected == N_EVENTS) {
-		r->done_ms = ft_now_ms();
+		r->done_ms = dt_now_ms();
 		return 1;
 	}
 	return 0;
@@ -101,7 +101,7 @@ subscriber_main(void *arg)
 	memset(&r, 0, sizeof(r));
 	memset(&o, 0, sizeof(o));
 	r.next_stall = 1;
-	r.started_ms = ft_now_ms();
+	r.started_ms = dt_now_ms();
 	if (sl_client_open(ft_api_url, 10000, &c) != SL_OK) {
 		fprintf(stderr, "subscriber: %s\n", sl_client_open_error());
 		return 3;
@@ -176,7 +176,7 @@ commit_range(sl_client *c, uint64_t from, uint64_t to, char (*texts)[32],
 			FT_FAIL("commit at %" PRIu64 " landed at %" PRIu64, i,
 			    res.first_position);
 		if (how == PACED)
-			ft_sleep_ms(1);
+			dt_sleep_ms(1);
 	}
 }
 
@@ -215,15 +215,15 @@ main(void)
 	CHECK(nng_socket_set(stuck, NNG_OPT_SUB_SUBSCRIBE, "", 0) == 0);
 	CHECK(nng_dial(stuck, ft_pub_url, NULL, 0) == 0);
 
-	t0 = ft_now_ms();
+	t0 = dt_now_ms();
 	commit_range(c, 0, LATE_START, texts, evs, BULK);
-	t_late = ft_now_ms();
+	t_late = dt_now_ms();
 	CHECK(write(go_pipe[1], "g", 1) == 1); /* the subscriber starts */
 	close(go_pipe[1]);
 	commit_range(c, LATE_START, N_EVENTS - PACED_TAIL, texts, evs, MIXED);
-	t_fast = ft_now_ms();
+	t_fast = dt_now_ms();
 	commit_range(c, N_EVENTS - PACED_TAIL, N_EVENTS, texts, evs, PACED);
-	t_end = ft_now_ms();
+	t_end = dt_now_ms();
 	fprintf(stderr,
 	    "committed %llu events in %lld ms: %.0f/s before the subscriber "
 	    "started, %.0f/s while it ran, then %.0f/s paced\n",
@@ -233,7 +233,7 @@ main(void)
 	        / (double) (t_fast - t_late + 1),
 	    PACED_TAIL * 1000.0 / (double) (t_end - t_fast + 1));
 
-	if (!ft_wait_exit(sub_pid, SUB_MAX_MS, &status))
+	if (!dt_wait_exit(sub_pid, SUB_MAX_MS, &status))
 		FT_FAIL(
 		    "the subscriber did not finish within %d ms", SUB_MAX_MS);
 	ft_forget(sub_pid);

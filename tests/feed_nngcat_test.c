@@ -20,7 +20,7 @@
 #include "config.h"
 #include "mp.h"
 #include "runtime.h"
-#include "testutil.h"
+#include "daemon_testutil.h"
 
 static sl_config *cfg;
 static runtime   *rt;
@@ -28,28 +28,11 @@ static char       api_url[4200], pub_url[4200];
 static pid_t      cat_pid = -1;
 static pid_t      test_pid;
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
 static void
 cleanup(void)
 {
-	if (getpid() == test_pid && cat_pid > 0) {
-		kill(cat_pid, SIGKILL);
-		waitpid(cat_pid, NULL, 0);
-	}
+	if (getpid() == test_pid)
+		dt_kill_and_reap(&cat_pid);
 }
 
 /*
@@ -70,9 +53,7 @@ spawn_to_file(const char *const *argv, const char *out_path)
 	pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
+		dt_child_setup(parent);
 		dup2(fd, STDOUT_FILENO);
 		execv(argv[0], (char *const *) argv);
 		_exit(127);
@@ -138,26 +119,6 @@ commit(sl_client *c, const char *tenant, const char *stream, int n,
 	    SL_OK);
 }
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long  n;
-
-	CHECK(f != NULL);
-	CHECK(fseek(f, 0, SEEK_END) == 0);
-	n = ftell(f);
-	CHECK(n >= 0);
-	rewind(f);
-	buf = malloc((size_t) n + 1);
-	CHECK(buf != NULL);
-	CHECK(fread(buf, 1, (size_t) n, f) == (size_t) n);
-	fclose(f);
-	*len = (size_t) n;
-	return buf;
-}
-
 static long
 file_size(const char *path)
 {
@@ -193,30 +154,30 @@ main(void)
 
 	/* Until nngcat is connected, pings into its stream (pub/sub only
 	 * delivers to connected subscribers). */
-	int64_t end = now_ms() + 10000;
+	int64_t end = dt_now_ms() + 10000;
 	while (file_size(out) == 0) {
-		CHECK(now_ms() < end);
+		CHECK(dt_now_ms() < end);
 		commit(c, "t1", "acc-1", 1, "ping");
 		pings++;
-		sleep_ms(50);
+		dt_sleep_ms(50);
 	}
-	sleep_ms(100); /* the last pings arrive */
+	dt_sleep_ms(100); /* the last pings arrive */
 	commit(c, "t1", "acc-1", 3, "a");
 	commit(c, "t1", "acc-10", 1, "no"); /* same start, other stream */
 	commit(c, "t2", "acc-1", 1, "no");  /* same stream, other tenant */
 	commit(c, "t1", "acc-1", 2, "b");
 
 	/* nngcat ends 2 s after the last message. */
-	end = now_ms() + 10000;
+	end = dt_now_ms() + 10000;
 	while (waitpid(cat_pid, &status, WNOHANG) == 0) {
-		CHECK(now_ms() < end);
-		sleep_ms(50);
+		CHECK(dt_now_ms() < end);
+		dt_sleep_ms(50);
 	}
 	cat_pid = -1;
 
 	/* Parse: topic line, msgpack array; again and again. */
 	size_t   len, off = 0;
-	char    *buf      = slurp(out, &len);
+	char    *buf      = dt_slurp(out, &len);
 	uint64_t next_rev = 0, n_msgs = 0, n_pings_seen = 0;
 	char     tags[16][8];
 	size_t   n_tags = 0;

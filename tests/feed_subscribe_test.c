@@ -28,26 +28,11 @@
 #include "feed.h"
 #include "mp.h"
 #include "runtime.h"
-#include "testutil.h"
+#include "daemon_testutil.h"
 
 static sl_config *cfg;
 static runtime   *rt;
 static char       api_url[4200], pub_url[4200];
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
 
 static void
 start_runtime(void)
@@ -274,7 +259,7 @@ test_raw_feed(sl_client *c)
 	feed_msg_free(&fm);
 
 	/* The head message: {"head": the next position}, a few per second. */
-	int64_t t0 = now_ms();
+	int64_t t0 = dt_now_ms();
 	for (;;) {
 		recv_feed(head, &fm);
 		CHECK_STREQ(fm.topic, "h\n");
@@ -284,7 +269,7 @@ test_raw_feed(sl_client *c)
 		if (u == base + 8)
 			break;
 		CHECK(u < base + 8);
-		CHECK(now_ms() - t0 < 3000);
+		CHECK(dt_now_ms() - t0 < 3000);
 	}
 	nng_close(one);
 	nng_close(tenant);
@@ -330,7 +315,7 @@ on_event(void *arg, const sl_read_event *ev)
 	if (is_live && !s->stalled && atomic_load(&s->stall_armed)
 	    && strcmp(s->tags[s->got - 1], "burst") == 0) {
 		s->stalled = true;
-		sleep_ms(400); /* a stuck application: the feed drops */
+		dt_sleep_ms(400); /* a stuck application: the feed drops */
 	}
 	return s->got >= atomic_load(&s->want);
 }
@@ -378,7 +363,7 @@ test_log_subscription(sl_client *c)
 	while (!atomic_load(&s->live) && n < 30) {
 		commit_n(c, n % 2 ? "t2" : "t1", "y", 1, "l");
 		n++;
-		sleep_ms(50);
+		dt_sleep_ms(50);
 	}
 	CHECK(atomic_load(&s->live));
 	while (n < 40) {
@@ -431,7 +416,7 @@ test_stream_subscription(sl_client *c)
 		commit_n(c, "t1", "s1", 1, "warm");
 		commit_n(c, "t1", "s0", 1, "no");
 		n++;
-		sleep_ms(30);
+		dt_sleep_ms(30);
 	}
 	CHECK(atomic_load(&s->live));
 	/* The burst: the first of it that comes live stalls the callback
@@ -441,7 +426,7 @@ test_stream_subscription(sl_client *c)
 	for (int i = 0; i < 30; i++) {
 		commit_n(c, "t1", "s1", 1, "burst");
 		commit_n(c, "t2", "s1", 1, "no");
-		sleep_ms(2);
+		dt_sleep_ms(2);
 	}
 	CHECK(pthread_join(s->thr, NULL) == 0);
 	CHECK_EQ(s->rc, SL_OK);
@@ -582,9 +567,10 @@ run_cli(char **out, const char *const *args)
 		argv[n++] = *args++;
 	argv[n] = NULL;
 	pid     = spawn_to_file(argv, path);
-	for (int64_t end = now_ms() + 20000; waitpid(pid, &st, WNOHANG) != pid;
-	     sleep_ms(10)) {
-		if (now_ms() > end) { /* hangs: fail, leaving nothing behind */
+	for (int64_t end = dt_now_ms() + 20000;
+	     waitpid(pid, &st, WNOHANG) != pid; dt_sleep_ms(10)) {
+		if (dt_now_ms()
+		    > end) { /* hangs: fail, leaving nothing behind */
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			fprintf(stderr, "sluice %s did not end\n", argv[3]);

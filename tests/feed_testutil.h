@@ -22,7 +22,7 @@
 
 #include <sluice/client.h>
 
-#include "testutil.h"
+#include "daemon_testutil.h"
 
 #define FT_TENANT       "t1"
 #define FT_READY_MAX_MS 15000
@@ -38,80 +38,8 @@ static pid_t ft_daemon = -1;
 static pid_t ft_test_pid;
 static pid_t ft_children[8];
 
-__attribute__((unused)) static int64_t
-ft_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-__attribute__((unused)) static void
-ft_sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-__attribute__((unused)) static pid_t
-ft_waitpid(pid_t pid, int *status, int flags)
-{
-	pid_t r;
-	do
-		r = waitpid(pid, status, flags);
-	while (r < 0 && errno == EINTR);
-	return r;
-}
-
-/* Wait for pid up to ms; true with *status filled if it exited. */
-__attribute__((unused)) static bool
-ft_wait_exit(pid_t pid, int ms, int *status)
-{
-	int64_t end = ft_now_ms() + ms;
-	for (;;) {
-		pid_t r = ft_waitpid(pid, status, WNOHANG);
-		if (r == pid)
-			return true;
-		if (r < 0 || ft_now_ms() > end)
-			return false;
-		ft_sleep_ms(10);
-	}
-}
-
-__attribute__((unused)) static void
-ft_dump_log(void)
-{
-	FILE *f = fopen(ft_log_path, "r");
-	char  line[1024];
-	if (f == NULL)
-		return;
-	fprintf(stderr, "---- sluiced log ----\n");
-	while (fgets(line, sizeof(line), f) != NULL)
-		fputs(line, stderr);
-	fprintf(stderr, "---- end of sluiced log ----\n");
-	fclose(f);
-}
-
 /* Fail the test, showing the daemon's log. */
-#define FT_FAIL(...)                                                          \
-	do {                                                                  \
-		fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);               \
-		fprintf(stderr, __VA_ARGS__);                                 \
-		fputc('\n', stderr);                                          \
-		ft_dump_log();                                                \
-		exit(1);                                                      \
-	} while (0)
-
-__attribute__((unused)) static void
-ft_kill_and_reap(pid_t *pid)
-{
-	if (*pid > 0) {
-		kill(*pid, SIGKILL);
-		ft_waitpid(*pid, NULL, 0);
-		*pid = -1;
-	}
-}
+#define FT_FAIL(...) DT_FAIL_LOG(ft_log_path, __VA_ARGS__)
 
 /* atexit: runs before tu_tmpdir's removal (registered after it). */
 __attribute__((unused)) static void
@@ -120,18 +48,8 @@ ft_cleanup(void)
 	if (getpid() != ft_test_pid)
 		return;
 	for (size_t i = 0; i < sizeof(ft_children) / sizeof(pid_t); i++)
-		ft_kill_and_reap(&ft_children[i]);
-	ft_kill_and_reap(&ft_daemon);
-}
-
-/* In a forked child: die with the parent, so that a test killed by a
- * timeout leaves nothing running. */
-__attribute__((unused)) static void
-ft_child_setup(pid_t parent)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
+		dt_kill_and_reap(&ft_children[i]);
+	dt_kill_and_reap(&ft_daemon);
 }
 
 /* Fork a child running fn(arg) and exiting with its result; it is killed
@@ -150,7 +68,7 @@ ft_fork(int (*fn)(void *), void *arg)
 	pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		ft_child_setup(parent);
+		dt_child_setup(parent);
 		_exit(fn(arg));
 	}
 	ft_children[slot] = pid;
@@ -205,36 +123,18 @@ ft_setup(const char *extra_yaml)
 __attribute__((unused)) static void
 ft_daemon_start(void)
 {
-	pid_t parent = getpid();
-	int   logfd  = open(
-	       ft_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-
-	CHECK(logfd >= 0);
-	fflush(NULL);
-	ft_daemon = fork();
-	CHECK(ft_daemon >= 0);
-	if (ft_daemon == 0) {
-		ft_child_setup(parent);
-		int nul = open("/dev/null", O_RDONLY);
-		dup2(nul, STDIN_FILENO);
-		dup2(logfd, STDOUT_FILENO);
-		dup2(logfd, STDERR_FILENO);
-		execl(
-		    ft_sluiced, ft_sluiced, "-c", ft_cfg_path, (char *) NULL);
-		_exit(127);
-	}
-	close(logfd);
+	ft_daemon = dt_daemon_spawn(ft_cfg_path, ft_log_path);
 }
 
 /* Poll status until the daemon answers. */
 __attribute__((unused)) static void
 ft_daemon_wait_ready(void)
 {
-	int64_t end = ft_now_ms() + FT_READY_MAX_MS;
+	int64_t end = dt_now_ms() + FT_READY_MAX_MS;
 	for (;;) {
 		sl_client *c;
 		int        status;
-		if (ft_waitpid(ft_daemon, &status, WNOHANG) == ft_daemon) {
+		if (dt_waitpid(ft_daemon, &status, WNOHANG) == ft_daemon) {
 			ft_daemon = -1;
 			FT_FAIL(
 			    "sluiced exited on its own: status 0x%x", status);
@@ -247,10 +147,10 @@ ft_daemon_wait_ready(void)
 			if (rc == SL_OK)
 				return;
 		}
-		if (ft_now_ms() > end)
+		if (dt_now_ms() > end)
 			FT_FAIL("sluiced did not answer within %d ms",
 			    FT_READY_MAX_MS);
-		ft_sleep_ms(20);
+		dt_sleep_ms(20);
 	}
 }
 
@@ -260,7 +160,7 @@ ft_daemon_kill(void)
 	int status;
 	CHECK(ft_daemon > 0);
 	CHECK(kill(ft_daemon, SIGKILL) == 0);
-	CHECK(ft_waitpid(ft_daemon, &status, 0) == ft_daemon);
+	CHECK(dt_waitpid(ft_daemon, &status, 0) == ft_daemon);
 	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	ft_daemon = -1;
 }
@@ -272,7 +172,7 @@ ft_daemon_stop(void)
 	int status;
 	CHECK(ft_daemon > 0);
 	CHECK(kill(ft_daemon, SIGTERM) == 0);
-	if (!ft_wait_exit(ft_daemon, FT_STOP_MAX_MS, &status))
+	if (!dt_wait_exit(ft_daemon, FT_STOP_MAX_MS, &status))
 		FT_FAIL("sluiced did not stop within %d ms of SIGTERM",
 		    FT_STOP_MAX_MS);
 	ft_daemon = -1;

@@ -26,7 +26,7 @@
 #include <jansson.h>
 #include <sluice/client.h>
 
-#include "testutil.h"
+#include "daemon_testutil.h"
 
 #define TENANT      "t1"
 #define N_ACCOUNTS  40
@@ -44,83 +44,17 @@ static pid_t test_pid;
 
 /* ---- time and processes ---- */
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static pid_t
-waitpid_eintr(pid_t pid, int *status, int flags)
-{
-	pid_t r;
-	do
-		r = waitpid(pid, status, flags);
-	while (r < 0 && errno == EINTR);
-	return r;
-}
-
-static void
-kill_and_reap(pid_t *pid)
-{
-	if (*pid > 0) {
-		kill(*pid, SIGKILL);
-		waitpid_eintr(*pid, NULL, 0);
-		*pid = -1;
-	}
-}
-
 static void
 cleanup(void)
 {
 	if (getpid() != test_pid)
 		return;
-	kill_and_reap(&writer_pid);
-	kill_and_reap(&reader_pid);
-	kill_and_reap(&daemon_pid);
+	dt_kill_and_reap(&writer_pid);
+	dt_kill_and_reap(&reader_pid);
+	dt_kill_and_reap(&daemon_pid);
 }
 
-static void
-dump_daemon_log(void)
-{
-	FILE *f = fopen(daemon_log, "r");
-	char  line[2048];
-	if (f == NULL)
-		return;
-	fprintf(stderr, "---- sluiced log ----\n");
-	while (fgets(line, sizeof(line), f) != NULL)
-		fputs(line, stderr);
-	fprintf(stderr, "---- end of sluiced log ----\n");
-	fclose(f);
-}
-
-#define FAIL(...)                                                             \
-	do {                                                                  \
-		fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);               \
-		fprintf(stderr, __VA_ARGS__);                                 \
-		fputc('\n', stderr);                                          \
-		dump_daemon_log();                                            \
-		exit(1);                                                      \
-	} while (0)
-
-/* A forked child dies with the test (ctest timeout, failure). */
-static void
-child_setup(pid_t parent)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
-}
+#define FAIL(...) DT_FAIL_LOG(daemon_log, __VA_ARGS__)
 
 static volatile sig_atomic_t child_stop;
 
@@ -133,43 +67,11 @@ on_stop(int sig)
 
 /* ---- plugin files ---- */
 
-/* Write data to path through a temp file and a rename, as `install`. */
-static void
-put_file(const char *path, const void *data, size_t len)
-{
-	char tmp[4300];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path); /* not *.so: ignored */
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	CHECK(fd >= 0);
-	CHECK(write(fd, data, len) == (ssize_t) len);
-	CHECK(close(fd) == 0);
-	CHECK(rename(tmp, path) == 0);
-}
-
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	CHECK(f != NULL);
-	CHECK(fseek(f, 0, SEEK_END) == 0);
-	long n = ftell(f);
-	CHECK(n > 0);
-	rewind(f);
-	char *buf = malloc((size_t) n);
-	CHECK(buf != NULL);
-	CHECK(fread(buf, 1, (size_t) n, f) == (size_t) n);
-	fclose(f);
-	*len = (size_t) n;
-	return buf;
-}
-
+/* Swap the plugin file as a build would: write "<plugin>.tmp", rename. */
 static void
 install(const char *src)
 {
-	size_t len;
-	char  *data = slurp(src, &len);
-	put_file(plugin, data, len);
-	free(data);
+	dt_install(src, NULL, plugin);
 }
 
 /* ---- status ---- */
@@ -210,7 +112,7 @@ plugin_entry(json_t *st)
 static int64_t
 wait_plugin(const char *version, const char *error_part)
 {
-	int64_t t0 = now_ms(), end = t0 + WAIT_MS;
+	int64_t t0 = dt_now_ms(), end = t0 + WAIT_MS;
 	for (;;) {
 		json_t *st = status();
 		json_t *p  = plugin_entry(st);
@@ -227,8 +129,8 @@ wait_plugin(const char *version, const char *error_part)
 		}
 		json_decref(st);
 		if (ok)
-			return now_ms() - t0;
-		if (now_ms() > end) {
+			return dt_now_ms() - t0;
+		if (dt_now_ms() > end) {
 			json_t *s2 = status();
 			char   *d  = json_dumps(s2, JSON_INDENT(1));
 			FAIL("plugin did not reach version %s with error '%s' "
@@ -236,7 +138,7 @@ wait_plugin(const char *version, const char *error_part)
 			    version, error_part ? error_part : "(none)",
 			    WAIT_MS, d);
 		}
-		sleep_ms(10);
+		dt_sleep_ms(10);
 	}
 }
 
@@ -267,7 +169,7 @@ proc_state(json_t *st, const char *name)
 static void
 wait_proc_state(const char *name, const char *state)
 {
-	int64_t end = now_ms() + WAIT_MS;
+	int64_t end = dt_now_ms() + WAIT_MS;
 	for (;;) {
 		json_t     *st = status();
 		const char *s  = proc_state(st, name);
@@ -275,10 +177,10 @@ wait_proc_state(const char *name, const char *state)
 		json_decref(st);
 		if (ok)
 			return;
-		if (now_ms() > end)
+		if (dt_now_ms() > end)
 			FAIL("processor %s not %s within %d ms", name, state,
 			    WAIT_MS);
-		sleep_ms(10);
+		dt_sleep_ms(10);
 	}
 }
 
@@ -295,7 +197,7 @@ plugins_entry(bool via_cli, json_t **all)
 		pid_t pid = fork();
 		CHECK(pid >= 0);
 		if (pid == 0) { /* exec at once: no NNG in the child */
-			child_setup(parent);
+			dt_child_setup(parent);
 			dup2(fds[1], STDOUT_FILENO);
 			execl(SL_BUILD_DIR "/sluice", "sluice", "--url", url,
 			    "plugins", (char *) NULL);
@@ -311,7 +213,7 @@ plugins_entry(bool via_cli, json_t **all)
 		text[len] = '\0';
 		close(fds[0]);
 		int st;
-		CHECK(waitpid_eintr(pid, &st, 0) == pid);
+		CHECK(dt_waitpid(pid, &st, 0) == pid);
 		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 			FAIL("sluice plugins exited with 0x%x", st);
 	} else {
@@ -341,15 +243,6 @@ plugins_entry(bool via_cli, json_t **all)
 
 /* ---- the writer ---- */
 
-static uint32_t
-rnd(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return (uint32_t) ((*s * 2685821657736338717ULL) >> 32);
-}
-
 /*
  * Commits one event per commit until told to stop; appends
  * "<marker> <position>" for every acknowledged commit, and at the end
@@ -372,11 +265,11 @@ writer_main(void)
 		sl_new_event e = { 0 };
 		snprintf(marker, sizeof(marker), "m%u", seq);
 		snprintf(
-		    acc, sizeof(acc), "acc-%04u", rnd(&seed) % N_ACCOUNTS);
-		snprintf(
-		    cust, sizeof(cust), "cust-%02u", rnd(&seed) % N_CUSTOMERS);
-		uint32_t pick   = rnd(&seed) % 100,
-		         amount = 1 + rnd(&seed) % 999;
+		    acc, sizeof(acc), "acc-%04u", dt_rnd(&seed) % N_ACCOUNTS);
+		snprintf(cust, sizeof(cust), "cust-%02u",
+		    dt_rnd(&seed) % N_CUSTOMERS);
+		uint32_t pick   = dt_rnd(&seed) % 100,
+		         amount = 1 + dt_rnd(&seed) % 999;
 		snprintf(stream, sizeof(stream), "%s", acc);
 		if (pick < 12) {
 			e.type = "DebitAccountOpened";
@@ -412,7 +305,7 @@ writer_main(void)
 			acked++;
 		} else {
 			failed++;
-			sleep_ms(5);
+			dt_sleep_ms(5);
 		}
 	}
 	fclose(acks);
@@ -443,10 +336,10 @@ reader_main(void)
 	while (!child_stop) {
 		char    key[32];
 		char   *state = NULL;
-		int64_t t0    = now_ms();
+		int64_t t0    = dt_now_ms();
 		int     rc;
 		snprintf(
-		    key, sizeof(key), "acc-%04u", rnd(&seed) % N_ACCOUNTS);
+		    key, sizeof(key), "acc-%04u", dt_rnd(&seed) % N_ACCOUNTS);
 		if (reads % 50 == 49) {
 			sl_read_models m;
 			rc = sl_client_get_all(c, TENANT, AD, NULL, 100, &m);
@@ -459,7 +352,7 @@ reader_main(void)
 				rc = SL_EPROTO;
 			sl_client_free(state);
 		}
-		int64_t took = now_ms() - t0;
+		int64_t took = dt_now_ms() - t0;
 		if (took > worst)
 			worst = took;
 		reads++;
@@ -487,7 +380,7 @@ spawn(const char *role)
 	pid_t pid    = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		child_setup(parent);
+		dt_child_setup(parent);
 		execl("/proc/self/exe", "hot_reload_test", role, dir,
 		    (char *) NULL);
 		_exit(127);
@@ -500,7 +393,7 @@ stop_child(pid_t *pid, const char *what)
 {
 	int status;
 	CHECK(kill(*pid, SIGUSR1) == 0);
-	CHECK(waitpid_eintr(*pid, &status, 0) == *pid);
+	CHECK(dt_waitpid(*pid, &status, 0) == *pid);
 	*pid = -1;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		FAIL("%s exited with status 0x%x", what, status);
@@ -509,33 +402,24 @@ stop_child(pid_t *pid, const char *what)
 static size_t
 count_acks(void)
 {
-	FILE  *f = fopen(acks_path, "r");
-	size_t n = 0;
-	int    ch;
-	if (f == NULL)
-		return 0;
-	while ((ch = fgetc(f)) != EOF)
-		n += ch == '\n';
-	fclose(f);
-	return n;
+	return dt_count_lines(acks_path);
 }
 
 static void
 wait_acks(size_t more)
 {
 	size_t  target = count_acks() + more;
-	int64_t end    = now_ms() + WAIT_MS;
+	int64_t end    = dt_now_ms() + WAIT_MS;
 	while (count_acks() < target) {
-		if (now_ms() > end)
+		if (dt_now_ms() > end)
 			FAIL("the writer stalled at %zu acknowledged commits",
 			    count_acks());
 		int status;
-		if (waitpid_eintr(daemon_pid, &status, WNOHANG)
-		    == daemon_pid) {
+		if (dt_waitpid(daemon_pid, &status, WNOHANG) == daemon_pid) {
 			daemon_pid = -1;
 			FAIL("sluiced exited: status 0x%x", status);
 		}
-		sleep_ms(10);
+		dt_sleep_ms(10);
 	}
 }
 
@@ -818,26 +702,12 @@ write_config(void)
 static void
 daemon_start(void)
 {
-	pid_t parent = getpid();
-	int   logfd  = open(
-	       daemon_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	CHECK(logfd >= 0);
-	daemon_pid = fork();
-	CHECK(daemon_pid >= 0);
-	if (daemon_pid == 0) {
-		child_setup(parent);
-		dup2(logfd, STDOUT_FILENO);
-		dup2(logfd, STDERR_FILENO);
-		execl(SL_BUILD_DIR "/sluiced", "sluiced", "-c", cfg_path,
-		    (char *) NULL);
-		_exit(127);
-	}
-	close(logfd);
-	int64_t end = now_ms() + WAIT_MS;
+	daemon_pid  = dt_daemon_spawn(cfg_path, daemon_log);
+	int64_t end = dt_now_ms() + WAIT_MS;
 	while (sl_client_open(url, 2000, &ctl) != SL_OK) {
-		if (now_ms() > end)
+		if (dt_now_ms() > end)
 			FAIL("sluiced did not open %s", url);
-		sleep_ms(20);
+		dt_sleep_ms(20);
 	}
 	for (;;) { /* connected; wait for the first answer */
 		char *t = NULL;
@@ -845,9 +715,9 @@ daemon_start(void)
 			sl_client_free(t);
 			break;
 		}
-		if (now_ms() > end)
+		if (dt_now_ms() > end)
 			FAIL("sluiced does not answer status");
-		sleep_ms(20);
+		dt_sleep_ms(20);
 	}
 }
 
@@ -856,7 +726,7 @@ main(int argc, char **argv)
 {
 	struct sigaction sa;
 	int              wstatus;
-	int64_t          t0 = now_ms();
+	int64_t          t0 = dt_now_ms();
 	char             why[1024];
 
 	memset(&sa, 0, sizeof(sa));
@@ -901,7 +771,7 @@ main(int argc, char **argv)
 	/* 3. Garbage where the plugin was: refused, v3 keeps running. */
 	{
 		const char junk[] = "this is not a shared object\n";
-		put_file(plugin, junk, sizeof(junk) - 1);
+		dt_put_file(plugin, NULL, junk, sizeof(junk) - 1);
 		wait_plugin("3.0.0", "not an ELF file");
 		/* `plugins` (op and command) shows the running build, its
 		 * projections and the refused one's reason */
@@ -939,8 +809,8 @@ main(int argc, char **argv)
 	 * incomplete; the whole file loads. v1 drops account_events. */
 	{
 		size_t len;
-		char  *so = slurp(SL_PLUGIN_DIR "/account_details.so", &len);
-		int    fd = open(plugin, O_WRONLY | O_TRUNC);
+		char *so = dt_slurp(SL_PLUGIN_DIR "/account_details.so", &len);
+		int   fd = open(plugin, O_WRONLY | O_TRUNC);
 		CHECK(fd >= 0);
 		CHECK(close(fd) == 0);
 		size_t cuts[] = { len / 3, 2 * len / 3, len - 1, len };
@@ -954,7 +824,7 @@ main(int argc, char **argv)
 			done = cuts[i];
 			if (i < 3) {
 				wait_plugin("3.0.0", "incomplete");
-				sleep_ms(250);
+				dt_sleep_ms(250);
 			}
 		}
 		free(so);
@@ -1003,12 +873,12 @@ main(int argc, char **argv)
 	size_t acked = check_log();
 	recompute();
 	/* the last rebuild may still be catching up: poll until equal */
-	int64_t end = now_ms() + WAIT_MS;
+	int64_t end = dt_now_ms() + WAIT_MS;
 	while (!read_models_match(why, sizeof(why))) {
-		if (now_ms() > end)
+		if (dt_now_ms() > end)
 			FAIL("read models differ from the recomputation: %s",
 			    why);
-		sleep_ms(20);
+		dt_sleep_ms(20);
 	}
 	{
 		json_t *st = status();
@@ -1033,7 +903,7 @@ main(int argc, char **argv)
 
 	sl_client_close(ctl);
 	CHECK(kill(daemon_pid, SIGTERM) == 0);
-	CHECK(waitpid_eintr(daemon_pid, &wstatus, 0) == daemon_pid);
+	CHECK(dt_waitpid(daemon_pid, &wstatus, 0) == daemon_pid);
 	daemon_pid = -1;
 	if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)
 		FAIL("sluiced exited with status 0x%x after SIGTERM", wstatus);
@@ -1044,7 +914,7 @@ main(int argc, char **argv)
 	    "final version running %lld ms after its file was in place, "
 	    "%lld ms in all\n",
 	    n_events, acked, reads, worst, (long long) t_final,
-	    (long long) (now_ms() - t0));
+	    (long long) (dt_now_ms() - t0));
 	for (size_t i = 0; i < n_events; i++) {
 		free(events[i].stream);
 		free(events[i].type);

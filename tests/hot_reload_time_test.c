@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "daemon_testutil.h"
 #include "projection_testutil.h"
 #include "runtime.h"
 
@@ -23,19 +24,7 @@ static char plugin_path[4200];
 static void
 install(const char *src)
 {
-	char tmp[4300];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", plugin_path);
-	FILE *in = fopen(src, "rb");
-	CHECK(in != NULL);
-	int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	CHECK(out >= 0);
-	char   buf[65536];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-		CHECK(write(out, buf, n) == (ssize_t) n);
-	fclose(in);
-	CHECK(close(out) == 0);
-	CHECK(rename(tmp, plugin_path) == 0);
+	dt_install(src, NULL, plugin_path);
 }
 
 static processor *

@@ -21,7 +21,7 @@
 
 #include <jansson.h>
 
-#include "testutil.h"
+#include "daemon_testutil.h"
 
 #define N_WRITERS      4
 #define N_ACCOUNTS     40
@@ -47,67 +47,6 @@ static size_t daemon_starts;
 
 /* ---- time and processes ---- */
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static pid_t
-waitpid_eintr(pid_t pid, int *status, int flags)
-{
-	pid_t r;
-	do
-		r = waitpid(pid, status, flags);
-	while (r < 0 && errno == EINTR);
-	return r;
-}
-
-/* Wait for pid up to ms; true with *status filled if it exited. */
-static bool
-wait_exit(pid_t pid, int ms, int *status)
-{
-	int64_t end = now_ms() + ms;
-	for (;;) {
-		pid_t r = waitpid_eintr(pid, status, WNOHANG);
-		if (r == pid)
-			return true;
-		if (r < 0 || now_ms() > end)
-			return false;
-		sleep_ms(10);
-	}
-}
-
-/* In a forked child: die with the parent, so that a test killed by ctest's
- * timeout leaves nothing running. */
-static void
-child_setup(pid_t parent)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
-}
-
-static void
-kill_and_reap(pid_t *pid)
-{
-	if (*pid > 0) {
-		kill(*pid, SIGKILL);
-		waitpid_eintr(*pid, NULL, 0);
-		*pid = -1;
-	}
-}
-
 /* atexit: runs before tu_tmpdir's removal (registered after it). Only the
  * test process itself cleans up; forked children leave with _exit. */
 static void
@@ -116,33 +55,12 @@ cleanup(void)
 	if (getpid() != test_pid)
 		return;
 	for (int i = 0; i < N_WRITERS; i++)
-		kill_and_reap(&writer_pids[i]);
-	kill_and_reap(&daemon_pid);
-}
-
-static void
-dump_file(const char *path, const char *title)
-{
-	FILE *f = fopen(path, "r");
-	char  line[1024];
-	if (f == NULL)
-		return;
-	fprintf(stderr, "---- %s (%s) ----\n", title, path);
-	while (fgets(line, sizeof(line), f) != NULL)
-		fputs(line, stderr);
-	fprintf(stderr, "---- end of %s ----\n", title);
-	fclose(f);
+		dt_kill_and_reap(&writer_pids[i]);
+	dt_kill_and_reap(&daemon_pid);
 }
 
 /* Fail the test (from the test process only), showing the daemon's log. */
-#define FAIL(...)                                                             \
-	do {                                                                  \
-		fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);               \
-		fprintf(stderr, __VA_ARGS__);                                 \
-		fputc('\n', stderr);                                          \
-		dump_file(daemon_log, "sluiced log");                         \
-		exit(1);                                                      \
-	} while (0)
+#define FAIL(...) DT_FAIL_LOG(daemon_log, __VA_ARGS__)
 
 /*
  * Run argv (a program path and its arguments), capturing stdout into a
@@ -169,7 +87,7 @@ run(char *const argv[], int errfd, char **out)
 		return -1;
 	}
 	if (pid == 0) {
-		child_setup(parent);
+		dt_child_setup(parent);
 		dup2(fds[1], STDOUT_FILENO);
 		if (errfd >= 0)
 			dup2(errfd, STDERR_FILENO);
@@ -193,7 +111,7 @@ run(char *const argv[], int errfd, char **out)
 	}
 	close(fds[0]);
 	buf[len] = '\0';
-	if (waitpid_eintr(pid, &status, 0) != pid)
+	if (dt_waitpid(pid, &status, 0) != pid)
 		status = -1;
 	if (out != NULL)
 		*out = buf;
@@ -213,22 +131,7 @@ exited_ok(int status)
 static void
 daemon_start(void)
 {
-	pid_t parent = getpid();
-	int   logfd  = open(
-	       daemon_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	CHECK(logfd >= 0);
-	daemon_pid = fork();
-	CHECK(daemon_pid >= 0);
-	if (daemon_pid == 0) {
-		child_setup(parent);
-		int nul = open("/dev/null", O_RDONLY);
-		dup2(nul, STDIN_FILENO);
-		dup2(logfd, STDOUT_FILENO);
-		dup2(logfd, STDERR_FILENO);
-		execl(sluiced_bin, sluiced_bin, "-c", cfg_path, (char *) NULL);
-		_exit(127);
-	}
-	close(logfd);
+	daemon_pid = dt_daemon_spawn(cfg_path, daemon_log);
 	daemon_starts++;
 }
 
@@ -237,7 +140,7 @@ static void
 daemon_check_alive(void)
 {
 	int status;
-	if (waitpid_eintr(daemon_pid, &status, WNOHANG) == daemon_pid) {
+	if (dt_waitpid(daemon_pid, &status, WNOHANG) == daemon_pid) {
 		daemon_pid = -1;
 		FAIL("sluiced (start %zu) exited on its own: status 0x%x",
 		    daemon_starts, status);
@@ -248,7 +151,7 @@ daemon_check_alive(void)
 static void
 daemon_wait_ready(void)
 {
-	int64_t end    = now_ms() + READY_MAX_MS;
+	int64_t end    = dt_now_ms() + READY_MAX_MS;
 	int     nul    = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	char   *argv[] = { sluice_bin, "--url", url, "--timeout", "1000",
 		  "status", NULL };
@@ -257,11 +160,11 @@ daemon_wait_ready(void)
 		daemon_check_alive();
 		if (exited_ok(run(argv, nul, NULL)))
 			break;
-		if (now_ms() > end)
+		if (dt_now_ms() > end)
 			FAIL("sluiced did not answer `sluice status` within "
 			     "%d ms",
 			    READY_MAX_MS);
-		sleep_ms(50);
+		dt_sleep_ms(50);
 	}
 	close(nul);
 }
@@ -275,16 +178,6 @@ on_stop(int sig)
 {
 	(void) sig;
 	writer_stop = 1;
-}
-
-static uint32_t
-rnd(uint64_t *s)
-{
-	/* xorshift64*: deterministic per writer, no shared state. */
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return (uint32_t) ((*s * 2685821657736338717ULL) >> 32);
 }
 
 static void
@@ -322,11 +215,11 @@ writer_main(int w)
 
 		snprintf(marker, sizeof(marker), "w%d-%u", w, seq);
 		snprintf(
-		    acc, sizeof(acc), "acc-%04u", rnd(&seed) % N_ACCOUNTS);
-		snprintf(
-		    cust, sizeof(cust), "cust-%02u", rnd(&seed) % N_CUSTOMERS);
-		uint32_t pick   = rnd(&seed) % 100;
-		uint32_t amount = 1 + rnd(&seed) % 1000;
+		    acc, sizeof(acc), "acc-%04u", dt_rnd(&seed) % N_ACCOUNTS);
+		snprintf(cust, sizeof(cust), "cust-%02u",
+		    dt_rnd(&seed) % N_CUSTOMERS);
+		uint32_t pick   = dt_rnd(&seed) % 100;
+		uint32_t amount = 1 + dt_rnd(&seed) % 1000;
 		if (pick < 12) {
 			type = "DebitAccountOpened";
 			snprintf(stream, sizeof(stream), "%s", acc);
@@ -383,7 +276,7 @@ writer_main(int w)
 			    ? WEXITSTATUS(status)
 			    : 255;
 			failed[code & 255]++;
-			sleep_ms(
+			dt_sleep_ms(
 			    20); /* the daemon is likely down: no hot spin */
 		}
 		free(out);
@@ -406,25 +299,11 @@ writers_start(void)
 		pid_t pid = fork();
 		CHECK(pid >= 0);
 		if (pid == 0) {
-			child_setup(parent);
+			dt_child_setup(parent);
 			writer_main(w);
 		}
 		writer_pids[w] = pid;
 	}
-}
-
-static size_t
-count_lines(const char *path)
-{
-	FILE  *f = fopen(path, "r");
-	size_t n = 0;
-	int    c;
-	if (f == NULL)
-		return 0;
-	while ((c = getc(f)) != EOF)
-		n += c == '\n';
-	fclose(f);
-	return n;
 }
 
 static size_t
@@ -434,7 +313,7 @@ total_acks(void)
 	for (int w = 0; w < N_WRITERS; w++) {
 		char path[4300];
 		ack_path(w, path, sizeof(path));
-		n += count_lines(path);
+		n += dt_count_lines(path);
 	}
 	return n;
 }
@@ -444,14 +323,14 @@ static void
 writers_progress(size_t more)
 {
 	size_t  target = total_acks() + more;
-	int64_t end    = now_ms() + ROUND_MAX_MS;
+	int64_t end    = dt_now_ms() + ROUND_MAX_MS;
 	while (total_acks() < target) {
 		daemon_check_alive();
-		if (now_ms() > end)
+		if (dt_now_ms() > end)
 			FAIL("writers made no progress: %zu of %zu acks after "
 			     "%d ms",
 			    total_acks(), target, ROUND_MAX_MS);
-		sleep_ms(20);
+		dt_sleep_ms(20);
 	}
 }
 
@@ -462,7 +341,7 @@ writers_stop(void)
 		kill(writer_pids[w], SIGUSR1);
 	for (int w = 0; w < N_WRITERS; w++) {
 		int status;
-		if (!wait_exit(writer_pids[w], STOP_MAX_MS, &status))
+		if (!dt_wait_exit(writer_pids[w], STOP_MAX_MS, &status))
 			FAIL("writer %d did not stop within %d ms", w,
 			    STOP_MAX_MS);
 		writer_pids[w] = -1;
@@ -470,7 +349,7 @@ writers_stop(void)
 			char errpath[4300];
 			snprintf(errpath, sizeof(errpath), "%s/cli-err-%d",
 			    tu_tmpdir(), w);
-			dump_file(errpath, "writer's CLI errors");
+			dt_dump_file(errpath, "writer's CLI errors");
 			FAIL("writer %d failed: status 0x%x", w, status);
 		}
 	}
@@ -778,7 +657,7 @@ find_head(json_t *j, long long *head)
 static void
 wait_caught_up(void)
 {
-	int64_t end    = now_ms() + CATCHUP_MAX_MS;
+	int64_t end    = dt_now_ms() + CATCHUP_MAX_MS;
 	char   *argv[] = { sluice_bin, "--url", url, "status", NULL };
 	char   *out    = NULL;
 	for (;;) {
@@ -802,14 +681,14 @@ wait_caught_up(void)
 			    head, n_events, out);
 		if (have_pos && have_head && pos == head)
 			break;
-		if (now_ms() > end)
+		if (dt_now_ms() > end)
 			FAIL(
 			    "processor %s did not reach the head (%zu events; "
 			    "status: position %lld, head %lld) within %d ms; "
 			    "last status: %s",
 			    PROJECTION, n_events, have_pos ? pos : -1LL,
 			    have_head ? head : -1LL, CATCHUP_MAX_MS, out);
-		sleep_ms(50);
+		dt_sleep_ms(50);
 	}
 	free(out);
 }
@@ -921,7 +800,7 @@ main(void)
 {
 	struct sigaction sa;
 	int              status;
-	int64_t          t0 = now_ms();
+	int64_t          t0 = dt_now_ms();
 
 	test_pid = getpid();
 	snprintf(sluiced_bin, sizeof(sluiced_bin), "%s/sluiced", SL_BUILD_DIR);
@@ -949,14 +828,14 @@ main(void)
 		daemon_check_alive();
 		/* Mid-flow: writers have commits in flight right now. */
 		CHECK(kill(daemon_pid, SIGKILL) == 0);
-		CHECK(waitpid_eintr(daemon_pid, &status, 0) == daemon_pid);
+		CHECK(dt_waitpid(daemon_pid, &status, 0) == daemon_pid);
 		daemon_pid = -1;
 		CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 		fprintf(stderr,
 		    "killed sluiced after %zu acknowledged "
 		    "commits\n",
 		    total_acks());
-		sleep_ms(300); /* writers see it down */
+		dt_sleep_ms(300); /* writers see it down */
 		daemon_start();
 		daemon_wait_ready();
 	}
@@ -973,7 +852,7 @@ main(void)
 
 	/* A clean stop: SIGTERM, exit status 0. */
 	CHECK(kill(daemon_pid, SIGTERM) == 0);
-	if (!wait_exit(daemon_pid, STOP_MAX_MS, &status))
+	if (!dt_wait_exit(daemon_pid, STOP_MAX_MS, &status))
 		FAIL("sluiced did not stop within %d ms of SIGTERM",
 		    STOP_MAX_MS);
 	daemon_pid = -1;
@@ -984,7 +863,7 @@ main(void)
 	    "ok: %zu events in the log, %zu acknowledged, %zu committed "
 	    "without acknowledgement, %zu read models, %d kills, %lld ms\n",
 	    n_events, acked, n_events - acked, n_models, N_KILLS,
-	    (long long) (now_ms() - t0));
+	    (long long) (dt_now_ms() - t0));
 	for (size_t i = 0; i < n_events; i++) {
 		free(events[i].stream);
 		free(events[i].type);

@@ -18,7 +18,7 @@
 #include "json.h"
 #include "log.h"
 #include "plugins.h"
-#include "testutil.h"
+#include "daemon_testutil.h"
 
 #define AD_ID "8a2f3c1e-5b7d-4e9a-9c11-2d4e6f8a0b13"
 #define EV_ID "5d1e7a90-2c3b-4f6d-8e9a-0b1c2d3e4f50"
@@ -43,17 +43,7 @@ count_files(const char *d)
 static void
 install(const char *src)
 {
-	FILE *in = fopen(src, "rb");
-	CHECK(in != NULL);
-	int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	CHECK(out >= 0);
-	char   buf[65536];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-		CHECK(write(out, buf, n) == (ssize_t) n);
-	fclose(in);
-	CHECK(close(out) == 0);
-	CHECK(rename(tmp, file) == 0);
+	dt_install(src, tmp, file);
 }
 
 /* Fold one DebitPerformed {"amount": 1} with d: the balance it gives. */

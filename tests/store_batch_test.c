@@ -8,54 +8,12 @@
 #include <inttypes.h>
 #include <pthread.h>
 
-#include <json.h>
-#include <sluice/errors.h>
-#include <store.h>
-
-#include "testutil.h"
+#include "store_testutil.h"
 
 #define N_THREADS 8
 #define N_COMMITS 200 /* per thread */
 #define BURST     10  /* commits a thread has in flight at once */
 #define N_STREAMS 3   /* per thread, plus one shared stream */
-
-/* A test event: its content lives in sb/up until tev_free. */
-typedef struct tev {
-	msgpack_sbuffer  sb;
-	msgpack_unpacked up;
-	ev_new           e;
-} tev;
-
-static void
-tev_init(tev *t, const char *type, const char *content_json)
-{
-	msgpack_packer pk;
-	char           err[128];
-	size_t         off = 0;
-
-	msgpack_sbuffer_init(&t->sb);
-	msgpack_packer_init(&pk, &t->sb, msgpack_sbuffer_write);
-	CHECK_EQ(
-	    json_text_to_mp(content_json, 1, &pk, err, sizeof(err)), SL_OK);
-	msgpack_unpacked_init(&t->up);
-	CHECK(msgpack_unpack_next(&t->up, t->sb.data, t->sb.size, &off)
-	    == MSGPACK_UNPACK_SUCCESS);
-	memset(&t->e, 0, sizeof(t->e));
-	t->e.type       = type;
-	t->e.type_len   = strlen(type);
-	t->e.generation = 1;
-	ev_uuid_generate(t->e.id);
-	t->e.occurred_ns  = ev_now_ns();
-	t->e.causation_id = "";
-	t->e.content      = &t->up.data;
-}
-
-static void
-tev_free(tev *t)
-{
-	msgpack_unpacked_destroy(&t->up);
-	msgpack_sbuffer_destroy(&t->sb);
-}
 
 static ev_new evs[5];
 
@@ -63,14 +21,7 @@ static void
 commit_init(store_commit *c, const char *tenant, const char *stream,
     uint64_t expected, size_t n)
 {
-	memset(c, 0, sizeof(*c));
-	c->tenant     = tenant;
-	c->tenant_len = strlen(tenant);
-	c->stream     = stream;
-	c->stream_len = strlen(stream);
-	c->expected   = expected;
-	c->events     = evs;
-	c->n_events   = n;
+	tev_commit_init(c, tenant, stream, strlen(stream), expected, evs, n);
 }
 
 /* ---- scanning back what was written ---- */

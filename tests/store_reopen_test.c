@@ -7,53 +7,23 @@
 #include <pthread.h>
 #include <time.h>
 
-#include <json.h>
 #include <mp.h>
-#include <sluice/errors.h>
-#include <store.h>
 
-#include "testutil.h"
+#include "store_testutil.h"
 
-/* A test event: its content lives in sb/up until tev_free. */
-typedef struct tev {
-	msgpack_sbuffer  sb;
-	msgpack_unpacked up;
-	ev_new           e;
-} tev;
-
+/* A fixed time, generation 2, correlation and causation, public: every
+ * field of the event survives the reopen. */
 static void
-tev_init(tev *t, const char *type, const char *content_json)
+tev_init_full(tev *t, const char *type, const char *content_json)
 {
-	msgpack_packer pk;
-	char           err[128];
-	size_t         off = 0;
-
-	msgpack_sbuffer_init(&t->sb);
-	msgpack_packer_init(&pk, &t->sb, msgpack_sbuffer_write);
-	CHECK_EQ(
-	    json_text_to_mp(content_json, 1, &pk, err, sizeof(err)), SL_OK);
-	msgpack_unpacked_init(&t->up);
-	CHECK(msgpack_unpack_next(&t->up, t->sb.data, t->sb.size, &off)
-	    == MSGPACK_UNPACK_SUCCESS);
-	memset(&t->e, 0, sizeof(t->e));
-	t->e.type       = type;
-	t->e.type_len   = strlen(type);
-	t->e.generation = 2;
-	ev_uuid_generate(t->e.id);
+	tev_init(t, type, content_json);
+	t->e.generation      = 2;
 	t->e.occurred_ns     = 1700000000000000000LL;
 	t->e.correlation_id  = "corr";
 	t->e.correlation_len = 4;
 	t->e.causation_id    = "cause";
 	t->e.causation_len   = 5;
 	t->e.is_public       = true;
-	t->e.content         = &t->up.data;
-}
-
-static void
-tev_free(tev *t)
-{
-	msgpack_unpacked_destroy(&t->up);
-	msgpack_sbuffer_destroy(&t->sb);
 }
 
 #define N_EV 6
@@ -73,14 +43,8 @@ commit(store *s, const char *stream, size_t first, size_t n)
 {
 	store_commit c;
 
-	memset(&c, 0, sizeof(c));
-	c.tenant     = "ten";
-	c.tenant_len = 3;
-	c.stream     = stream;
-	c.stream_len = strlen(stream);
-	c.expected   = STORE_EXPECT_ANY;
-	c.events     = &evs[first];
-	c.n_events   = n;
+	tev_commit_init(&c, "ten", stream, strlen(stream), STORE_EXPECT_ANY,
+	    &evs[first], n);
 	CHECK_EQ(store_commit_wait(s, &c), SL_OK);
 }
 
@@ -330,7 +294,7 @@ main(void)
 	store *s;
 
 	for (int i = 0; i < N_EV; i++) {
-		tev_init(&tevs[i], "Thing", contents[i]);
+		tev_init_full(&tevs[i], "Thing", contents[i]);
 		evs[i] = tevs[i].e;
 	}
 	snprintf(path, sizeof(path), "%s/log", tu_tmpdir());

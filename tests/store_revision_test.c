@@ -3,49 +3,7 @@
  * and exact. A wrong expectation is refused with SL_EREVISION and the
  * stream's actual last revision, and writes nothing at all.
  */
-#include <json.h>
-#include <sluice/errors.h>
-#include <store.h>
-
-#include "testutil.h"
-
-/* A test event: its content lives in sb/up until tev_free. */
-typedef struct tev {
-	msgpack_sbuffer  sb;
-	msgpack_unpacked up;
-	ev_new           e;
-} tev;
-
-static void
-tev_init(tev *t, const char *type, const char *content_json)
-{
-	msgpack_packer pk;
-	char           err[128];
-	size_t         off = 0;
-
-	msgpack_sbuffer_init(&t->sb);
-	msgpack_packer_init(&pk, &t->sb, msgpack_sbuffer_write);
-	CHECK_EQ(
-	    json_text_to_mp(content_json, 1, &pk, err, sizeof(err)), SL_OK);
-	msgpack_unpacked_init(&t->up);
-	CHECK(msgpack_unpack_next(&t->up, t->sb.data, t->sb.size, &off)
-	    == MSGPACK_UNPACK_SUCCESS);
-	memset(&t->e, 0, sizeof(t->e));
-	t->e.type       = type;
-	t->e.type_len   = strlen(type);
-	t->e.generation = 1;
-	ev_uuid_generate(t->e.id);
-	t->e.occurred_ns  = ev_now_ns();
-	t->e.causation_id = "";
-	t->e.content      = &t->up.data;
-}
-
-static void
-tev_free(tev *t)
-{
-	msgpack_unpacked_destroy(&t->up);
-	msgpack_sbuffer_destroy(&t->sb);
-}
+#include "store_testutil.h"
 
 static ev_new evs[4];
 
@@ -53,14 +11,7 @@ static int
 commit(store *s, const char *tenant, const char *stream, size_t stream_len,
     uint64_t expected, size_t n, store_commit *c)
 {
-	memset(c, 0, sizeof(*c));
-	c->tenant     = tenant;
-	c->tenant_len = strlen(tenant);
-	c->stream     = stream;
-	c->stream_len = stream_len;
-	c->expected   = expected;
-	c->events     = evs;
-	c->n_events   = n;
+	tev_commit_init(c, tenant, stream, stream_len, expected, evs, n);
 	return store_commit_wait(s, c);
 }
 
