@@ -209,8 +209,11 @@ bench_workers_spawn(bench_workers *w, size_t n, char *const argv[])
 	w->go_wr    = go[1];
 }
 
-void
-bench_workers_go(bench_workers *w, uint64_t lead_ns)
+static void workers_release(bench_workers *w, uint64_t start_ns);
+
+/* Wait for every worker's ready byte. */
+static void
+workers_wait_ready(bench_workers *w)
 {
 	size_t got = 0;
 	char   buf[64];
@@ -226,7 +229,28 @@ bench_workers_go(bench_workers *w, uint64_t lead_ns)
 			bench_die("a worker died before it was ready");
 		got += (size_t) k;
 	}
-	w->start_ns     = bench_now_ns() + lead_ns;
+}
+
+void
+bench_workers_go(bench_workers *w, uint64_t lead_ns)
+{
+	workers_wait_ready(w);
+	workers_release(w, bench_now_ns() + lead_ns);
+}
+
+void
+bench_workers_go_at(bench_workers *w, uint64_t start_ns)
+{
+	uint64_t now;
+	workers_wait_ready(w);
+	now = bench_now_ns();
+	workers_release(w, start_ns > now ? start_ns : now);
+}
+
+static void
+workers_release(bench_workers *w, uint64_t start_ns)
+{
+	w->start_ns     = start_ns;
 	size_t    bytes = w->n * sizeof(uint64_t);
 	uint64_t *t     = malloc(bytes);
 	if (t == NULL)

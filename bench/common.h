@@ -57,6 +57,11 @@ typedef struct bench_workers {
 void bench_workers_spawn(bench_workers *w, size_t n, char *const argv[]);
 /** Wait until all are ready, then release them to start at now + lead. */
 void bench_workers_go(bench_workers *w, uint64_t lead_ns);
+/**
+ * Wait until all are ready, then release them to start at start_ns (at
+ * once if that has passed; w->start_ns says when).
+ */
+void bench_workers_go_at(bench_workers *w, uint64_t start_ns);
 /** Wait for every worker; dies if one failed. */
 void bench_workers_wait(bench_workers *w);
 /** In a worker: announce readiness, wait for the start time. */

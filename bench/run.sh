@@ -4,7 +4,7 @@
 # client library, the raw limits (LMDB, NNG) and the SQLite baseline in the
 # same run, prints a table and writes bench/RESULTS.md.
 #
-#   bench/run.sh            full run (3 runs per figure, ~10-20 min)
+#   bench/run.sh            full run (5 runs per figure, ~15 min on 2 cores)
 #   bench/run.sh --quick    smaller sizes, 1 run each (< 2 min); writes
 #                           build-bench/RESULTS-quick.md
 #   bench/run.sh --smoke BUILD_DIR
@@ -96,31 +96,32 @@ else
 	cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSLUICE_BENCH=ON \
 		-DCMAKE_C_FLAGS=-fno-omit-frame-pointer >/dev/null
 	cmake --build "$build" -j "$(nproc)" --target sluiced account_details \
-		bench_sluice bench_lmdb bench_nng bench_sqlite >/dev/null
+		bench_sluice bench_lmdb bench_nng bench_sqlite bench_live >/dev/null
 fi
 BS=$build/bench/bench_sluice
 BL=$build/bench/bench_lmdb
 BN=$build/bench/bench_nng
 BQ=$build/bench/bench_sqlite
+BF=$build/bench/bench_live
 SLUICED=$build/sluiced
 PLUGIN=$build/plugins/account_details.so
-for f in "$BS" "$BL" "$BN" "$BQ" "$SLUICED" "$PLUGIN"; do
+for f in "$BS" "$BL" "$BN" "$BQ" "$BF" "$SLUICED" "$PLUGIN"; do
 	[ -e "$f" ] || { echo "run.sh: $f is missing (build first)" >&2; exit 1; }
 done
 
 # ---- sizes per mode ----
 case $mode in
 full)
-	RUNS=3 T_APPEND=3 T_RAW=1.5 T_NNG=3 T_SQL=2 T_C2RM=8 T_QUERY=3
-	SIZES="100000 1000000 4000000" ACCOUNTS=10000
+	RUNS=5 T_APPEND=2 T_RAW=1 T_NNG=2 T_SQL=1.5 T_C2RM=6 T_QUERY=2
+	SIZES="100000 1000000 4000000" ACCOUNTS=10000 N_LIVE=300000
 	;;
 quick)
 	RUNS=1 T_APPEND=0.5 T_RAW=0.5 T_NNG=0.5 T_SQL=0.5 T_C2RM=2 T_QUERY=0.5
-	SIZES="100000 250000 500000" ACCOUNTS=10000
+	SIZES="100000 250000 500000" ACCOUNTS=10000 N_LIVE=100000
 	;;
 smoke)
 	RUNS=1 T_APPEND=0.1 T_RAW=0.1 T_NNG=0.1 T_SQL=0.1 T_C2RM=0.2
-	T_QUERY=0.1 SIZES="1000 2000 4000" ACCOUNTS=200
+	T_QUERY=0.1 SIZES="1000 2000 4000" ACCOUNTS=200 N_LIVE=2000
 	;;
 esac
 if [ -z "$out" ]; then
@@ -248,10 +249,14 @@ for r in $(seq "$RUNS"); do
 		--seconds $T_C2RM
 done
 
-# ---- live feed: not on main yet ----
-# When it lands: run "live.c1" / "live.c4" (events/s delivered to 1 and 4
-# subscribers while appending) here; report.awk prints them when present.
-say "live feed: n/a (live feed not yet on main)"
+# ---- live feed: subscribers following the log while appenders commit ----
+for r in $(seq "$RUNS"); do
+	say "run $r/$RUNS: live feed, 1 and 4 subscribers"
+	for k in 1 4; do
+		run "live.c$k" "$BF" run --sluiced "$SLUICED" --dir "$WORK" \
+			--subscribers $k --events $N_LIVE --appenders 4 --batch 100
+	done
+done
 
 # ---- report ----
 meta() {
@@ -276,6 +281,7 @@ load_end=$(cut -d' ' -f1 /proc/loadavg)
 duration=$(($(date +%s) - t_start))
 sizes=$SIZES
 accounts=$ACCOUNTS
+n_live=$N_LIVE
 EOF
 }
 meta >"$WORK/meta.txt"
