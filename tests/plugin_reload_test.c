@@ -9,6 +9,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
 
@@ -333,6 +334,10 @@ main(void)
 	CHECK(registry_find(r, "account_events", 14) != NULL);
 	CHECK_EQ(count_files(cache), 0);
 
+	/* On a loaded machine the readers may not have been scheduled yet:
+	 * give them up to 5 s to show they ran beside the reloads. */
+	for (int i = 0; i < 500 && atomic_load(&reads) == 0; i++)
+		nanosleep(&(struct timespec) { 0, 10 * 1000 * 1000 }, NULL);
 	atomic_store(&readers_stop, true);
 	for (int i = 0; i < 2; i++)
 		pthread_join(rd[i], NULL);
