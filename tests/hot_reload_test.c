@@ -256,7 +256,9 @@ writer_main(void)
 	uint64_t   seed   = 0x2545f4914f6cdd1dULL;
 	unsigned   failed = 0, acked = 0;
 	FILE      *acks = fopen(acks_path, "a");
-	if (acks == NULL || sl_client_open(url, 5000, &c) != SL_OK)
+	/* 15 s: a durable commit on a disk shared with other jobs can take
+	 * seconds; the test is about the daemon answering at all. */
+	if (acks == NULL || sl_client_open(url, 15000, &c) != SL_OK)
 		_exit(2);
 	setvbuf(acks, NULL, _IOLBF, 0);
 	for (unsigned seq = 0; !child_stop; seq++) {
@@ -331,7 +333,7 @@ reader_main(void)
 	uint64_t   seed  = 0x9e3779b97f4a7c15ULL;
 	long       reads = 0, failures = 0;
 	int64_t    worst = 0;
-	if (sl_client_open(url, 5000, &c) != SL_OK)
+	if (sl_client_open(url, 15000, &c) != SL_OK)
 		_exit(2);
 	while (!child_stop) {
 		char    key[32];
