@@ -17,40 +17,38 @@
 static sl_config *fx_cfg;
 static runtime   *fx_rt;
 static char       fx_url[4200];
+static char       fx_pub_url[4200];
 static char       fx_config_path[4200];
 
 /* The account_details projection, as the build's plugin declares it. */
 #define FX_PROJECTION "account_details"
 
 /**
- * Write the config (extra_yaml appended, e.g. a limits: block) and start
- * the runtime.
+ * Write a config with the fixture's data dir, endpoints (fx_url,
+ * fx_pub_url) and event store, followed by tail_yaml (plugin_dir, tenants,
+ * limits ...), and start the runtime.
  */
-static void
-fx_start(const char *extra_yaml)
+static inline void
+fx_start_yaml(const char *tail_yaml)
 {
 	const char *dir = tu_tmpdir();
-	char        text[16384], err[512];
+	char        text[32768], err[512];
 
 	snprintf(fx_url, sizeof(fx_url), "ipc://%s/api.ipc", dir);
+	snprintf(fx_pub_url, sizeof(fx_pub_url), "ipc://%s/pub.ipc", dir);
 	snprintf(
 	    fx_config_path, sizeof(fx_config_path), "%s/resources.yaml", dir);
 	snprintf(text, sizeof(text),
 	    "data_dir: data\n"
-	    "plugin_dir: %s\n"
 	    "log_level: warn\n"
 	    "endpoints:\n"
 	    "  api: %s\n"
-	    "  pub: ipc://%s/pub.ipc\n"
+	    "  pub: %s\n"
 	    "event_store:\n"
 	    "  map_size: 64MiB\n"
 	    "  sync: false\n"
-	    "tenants:\n"
-	    "  - id: " FX_TENANT "\n"
-	    "    read_models:\n"
-	    "      map_size: 64MiB\n"
 	    "%s",
-	    SL_PLUGIN_DIR, fx_url, dir, extra_yaml != NULL ? extra_yaml : "");
+	    fx_url, fx_pub_url, tail_yaml);
 	tu_write_file(fx_config_path, text);
 	if (config_load(fx_config_path, &fx_cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "config: %s\n", err);
@@ -59,7 +57,27 @@ fx_start(const char *extra_yaml)
 	CHECK_EQ(runtime_start(fx_cfg, &fx_rt), 0);
 }
 
-static void
+/**
+ * Start with one tenant (FX_TENANT) and the build's plugins; extra_yaml is
+ * appended (e.g. a limits: block).
+ */
+static inline void
+fx_start(const char *extra_yaml)
+{
+	char tail[8192];
+
+	snprintf(tail, sizeof(tail),
+	    "plugin_dir: %s\n"
+	    "tenants:\n"
+	    "  - id: " FX_TENANT "\n"
+	    "    read_models:\n"
+	    "      map_size: 64MiB\n"
+	    "%s",
+	    SL_PLUGIN_DIR, extra_yaml != NULL ? extra_yaml : "");
+	fx_start_yaml(tail);
+}
+
+static inline void
 fx_stop(void)
 {
 	runtime_stop(fx_rt);

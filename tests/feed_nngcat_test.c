@@ -20,13 +20,11 @@
 #include "config.h"
 #include "mp.h"
 #include "runtime.h"
+#include "api_fixture.h"
 #include "daemon_testutil.h"
 
-static sl_config *cfg;
-static runtime   *rt;
-static char       api_url[4200], pub_url[4200];
-static pid_t      cat_pid = -1;
-static pid_t      test_pid;
+static pid_t cat_pid = -1;
+static pid_t test_pid;
 
 static void
 cleanup(void)
@@ -76,28 +74,13 @@ find_nngcat(void)
 static void
 start_runtime(void)
 {
-	const char *dir = tu_tmpdir();
-	char        path[4300], text[16384], err[512];
+	char path[4300];
 
-	snprintf(api_url, sizeof(api_url), "ipc://%s/api.ipc", dir);
-	snprintf(pub_url, sizeof(pub_url), "ipc://%s/pub.ipc", dir);
-	snprintf(path, sizeof(path), "%s/plugins", dir);
+	/* an empty plugin directory: the feed needs no projection */
+	snprintf(path, sizeof(path), "%s/plugins", tu_tmpdir());
 	CHECK(mkdir(path, 0755) == 0);
-	snprintf(path, sizeof(path), "%s/resources.yaml", dir);
-	snprintf(text, sizeof(text),
-	    "data_dir: data\n"
-	    "plugin_dir: plugins\n"
-	    "log_level: warn\n"
-	    "endpoints: {api: '%s', pub: '%s'}\n"
-	    "event_store: {map_size: 64MiB, sync: false}\n"
-	    "tenants: [{id: t1}, {id: t2}]\n",
-	    api_url, pub_url);
-	tu_write_file(path, text);
-	if (config_load(path, &cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "config: %s\n", err);
-		exit(1);
-	}
-	CHECK_EQ(runtime_start(cfg, &rt), SL_OK);
+	fx_start_yaml("plugin_dir: plugins\n"
+	              "tenants: [{id: t1}, {id: t2}]\n");
 }
 
 static void
@@ -143,12 +126,12 @@ main(void)
 	test_pid = getpid();
 	start_runtime();
 	atexit(cleanup); /* before the temp dir's removal */
-	CHECK_EQ(sl_client_open(api_url, 5000, &c), SL_OK);
+	CHECK_EQ(sl_client_open(fx_url, 5000, &c), SL_OK);
 
 	/* The README's command, with --raw output to a file and an end
 	 * after 2 s without messages. */
 	snprintf(out, sizeof(out), "%s/nngcat.out", tu_tmpdir());
-	char *argv[] = { (char *) nngcat, "--sub", "--dial", pub_url,
+	char *argv[] = { (char *) nngcat, "--sub", "--dial", fx_pub_url,
 		"--subscribe", topic, "--raw", "--recv-timeout", "2", NULL };
 	cat_pid      = spawn_to_file((const char *const *) argv, out);
 
@@ -240,7 +223,6 @@ main(void)
 	    n_msgs, n_pings_seen, pings);
 
 	sl_client_close(c);
-	runtime_stop(rt);
-	config_free(cfg);
+	fx_stop();
 	return 0;
 }

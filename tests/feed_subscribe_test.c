@@ -28,38 +28,20 @@
 #include "feed.h"
 #include "mp.h"
 #include "runtime.h"
+#include "api_fixture.h"
 #include "daemon_testutil.h"
-
-static sl_config *cfg;
-static runtime   *rt;
-static char       api_url[4200], pub_url[4200];
 
 static void
 start_runtime(void)
 {
-	const char *dir = tu_tmpdir();
-	char        path[4300], text[16384], err[512];
+	char path[4300];
 
-	snprintf(api_url, sizeof(api_url), "ipc://%s/api.ipc", dir);
-	snprintf(pub_url, sizeof(pub_url), "ipc://%s/pub.ipc", dir);
-	snprintf(path, sizeof(path), "%s/plugins", dir);
+	/* an empty plugin directory: the feed needs no projection */
+	snprintf(path, sizeof(path), "%s/plugins", tu_tmpdir());
 	CHECK(mkdir(path, 0755) == 0);
-	snprintf(path, sizeof(path), "%s/resources.yaml", dir);
-	snprintf(text, sizeof(text),
-	    "data_dir: data\n"
-	    "plugin_dir: plugins\n"
-	    "log_level: warn\n"
-	    "endpoints: {api: '%s', pub: '%s'}\n"
-	    "event_store: {map_size: 64MiB, sync: false}\n"
-	    "tenants: [{id: t1}, {id: t2}]\n"
-	    "limits: {max_read_events: 7}\n",
-	    api_url, pub_url);
-	tu_write_file(path, text);
-	if (config_load(path, &cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "config: %s\n", err);
-		exit(1);
-	}
-	CHECK_EQ(runtime_start(cfg, &rt), SL_OK);
+	fx_start_yaml("plugin_dir: plugins\n"
+	              "tenants: [{id: t1}, {id: t2}]\n"
+	              "limits: {max_read_events: 7}\n");
 }
 
 static uint64_t
@@ -116,7 +98,7 @@ raw_sub(const char *topic, size_t len)
 	CHECK(nng_sub0_open(&s) == 0);
 	CHECK(nng_socket_set(s, NNG_OPT_SUB_SUBSCRIBE, topic, len) == 0);
 	CHECK(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 3000) == 0);
-	CHECK(nng_dial(s, pub_url, NULL, 0) == 0);
+	CHECK(nng_dial(s, fx_pub_url, NULL, 0) == 0);
 	return s;
 }
 
@@ -326,7 +308,7 @@ sub_thread(void *arg)
 	subctx    *s = arg;
 	sl_client *c;
 
-	CHECK_EQ(sl_client_open(api_url, 5000, &c), SL_OK);
+	CHECK_EQ(sl_client_open(fx_url, 5000, &c), SL_OK);
 	s->o.stats = &s->st;
 	s->rc      = sl_client_subscribe(c, &s->o, on_event, s);
 	sl_client_close(c);
@@ -353,7 +335,7 @@ test_log_subscription(sl_client *c)
 
 	CHECK(s != NULL);
 	s->o.from    = from;
-	s->o.pub_url = pub_url;
+	s->o.pub_url = fx_pub_url;
 	s->o.idle_ms = 10000;
 	s->want      = 5 + 40;
 	sub_start(s);
@@ -407,7 +389,7 @@ test_stream_subscription(sl_client *c)
 	s->o.tenant   = "t1";
 	s->o.stream   = "s1";
 	s->o.from     = 4;
-	s->o.pub_url  = pub_url;
+	s->o.pub_url  = fx_pub_url;
 	s->o.recv_buf = 1;
 	s->o.idle_ms  = 10000;
 	sub_start(s);
@@ -458,12 +440,12 @@ static void
 test_errors(sl_client *c)
 {
 	sl_subscribe_opts o;
-	uint64_t          n = 0, head = store_next_position(rt->store);
+	uint64_t          n = 0, head = store_next_position(fx_rt->store);
 	nng_socket        req;
 	nng_msg          *m;
 
 	memset(&o, 0, sizeof(o));
-	o.pub_url = pub_url;
+	o.pub_url = fx_pub_url;
 	o.tenant  = "t1"; /* no stream */
 	CHECK_EQ(sl_client_subscribe(c, &o, count_event, &n), SL_EINVAL);
 	CHECK(strstr(sl_client_last_error(c), "stream") != NULL);
@@ -487,21 +469,21 @@ test_errors(sl_client *c)
 	CHECK_EQ(sl_client_subscribe(c, &o, NULL, &n), SL_EINVAL);
 	CHECK_EQ(n, 0);
 
-	/* Idle: the whole log is delivered, then nothing comes. No pub_url:
+	/* Idle: the whole log is delivered, then nothing comes. No fx_pub_url:
 	 * the daemon's status names its feed. */
 	o.pub_url = NULL;
 	o.idle_ms = 300;
 	CHECK_EQ(sl_client_subscribe(c, &o, count_event, &n), SL_ETIMEDOUT);
 	CHECK_EQ(n, head);
 	CHECK(strstr(sl_client_last_error(c), "no event") != NULL);
-	o.pub_url = pub_url;
+	o.pub_url = fx_pub_url;
 
 	/* Someone speaking req/rep to the pub endpoint: the handshake is
 	 * refused, the request never answered; the feed goes on. */
 	CHECK(nng_req0_open(&req) == 0);
 	CHECK(nng_socket_set_ms(req, NNG_OPT_RECVTIMEO, 300) == 0);
 	CHECK(nng_socket_set_ms(req, NNG_OPT_SENDTIMEO, 300) == 0);
-	CHECK(nng_dial(req, pub_url, NULL, NNG_FLAG_NONBLOCK) == 0);
+	CHECK(nng_dial(req, fx_pub_url, NULL, NNG_FLAG_NONBLOCK) == 0);
 	CHECK(nng_msg_alloc(&m, 0) == 0);
 	CHECK(nng_msg_append(m, "junk", 4) == 0);
 	if (nng_sendmsg(req, m, 0) != 0) {
@@ -511,7 +493,8 @@ test_errors(sl_client *c)
 	}
 	nng_close(req);
 
-	CHECK_EQ(store_next_position(rt->store), head); /* nothing written */
+	CHECK_EQ(
+	    store_next_position(fx_rt->store), head); /* nothing written */
 	n         = 0;
 	o.from    = head;
 	o.idle_ms = 300;
@@ -555,7 +538,7 @@ static int
 run_cli(char **out, const char *const *args)
 {
 	char        bin[4300], path[4300];
-	const char *argv[32] = { bin, "--url", api_url };
+	const char *argv[32] = { bin, "--url", fx_url };
 	pid_t       pid;
 	int         st, n = 3;
 	FILE       *f;
@@ -612,7 +595,7 @@ check_lines(const char *out, const char *key, uint64_t first, size_t n)
 static void
 test_cli(sl_client *c)
 {
-	uint64_t head = store_next_position(rt->store);
+	uint64_t head = store_next_position(fx_rt->store);
 	char    *out;
 
 	CHECK_EQ(run_cli(&out,
@@ -633,7 +616,7 @@ test_cli(sl_client *c)
 	snprintf(from, sizeof(from), "%" PRIu64, head - 4);
 	CHECK_EQ(run_cli(&out,
 	             (const char *[]) { "subscribe", "--from", from,
-	                 "--idle-ms", "300", "--pub-url", pub_url, NULL }),
+	                 "--idle-ms", "300", "--pub-url", fx_pub_url, NULL }),
 	    0);
 	check_lines(out, "position", head - 4, 4);
 	free(out);
@@ -659,7 +642,7 @@ test_cli(sl_client *c)
 	    2);
 	CHECK_STREQ(out, "");
 	free(out);
-	CHECK_EQ(store_next_position(rt->store), head);
+	CHECK_EQ(store_next_position(fx_rt->store), head);
 	(void) c;
 }
 
@@ -670,14 +653,13 @@ main(void)
 
 	test_topic();
 	start_runtime();
-	CHECK_EQ(sl_client_open(api_url, 5000, &c), SL_OK);
+	CHECK_EQ(sl_client_open(fx_url, 5000, &c), SL_OK);
 	test_raw_feed(c);
 	test_log_subscription(c);
 	test_stream_subscription(c);
 	test_errors(c);
 	test_cli(c);
 	sl_client_close(c);
-	runtime_stop(rt);
-	config_free(cfg);
+	fx_stop();
 	return 0;
 }
