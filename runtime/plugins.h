@@ -31,9 +31,19 @@ typedef struct plugin plugin;
 typedef struct plugin_ver plugin_ver;
 typedef struct registry registry;
 
-/** One loaded projection, valid while its plugin is loaded. */
+/** What a definition runs. */
+typedef enum def_kind {
+	DEF_PROJECTION = 0,
+	DEF_FILTER     = 1,
+} def_kind;
+
+/**
+ * One loaded processor definition, a projection or a filter (the registry
+ * keeps both in one list, ids unique across both), valid while its plugin
+ * is loaded.
+ */
 typedef struct proj_def {
-	const sl_projection *p; /* plugin-owned vtable */
+	const sl_projection *p; /* plugin-owned vtable; NULL for a filter */
 	plugin *owner;
 	char id[37];    /* canonical lower-case UUID text */
 	char scope[37];
@@ -43,7 +53,18 @@ typedef struct proj_def {
 	size_t initial_len;
 	plugin_ver *ver; /* the loaded version it belongs to (NULL: none) */
 	uint32_t    version; /* the declared definition version */
+	/* appended for filters */
+	def_kind         kind;
+	const sl_filter *f;           /* plugin-owned vtable; NULL for a projection */
+	sl_filter_kind   filter_kind; /* filters only */
 } proj_def;
+
+/** Whether def is a filter (the vtable pointers go NULL when closed). */
+static inline bool
+def_is_filter(const proj_def *def)
+{
+	return def->kind == DEF_FILTER;
+}
 
 /** What status shows for a plugin file, loaded or refused. */
 typedef struct plugin_info {

@@ -97,6 +97,10 @@ proc_state_name(proc_state s)
 		return "stopped";
 	case PROC_REBUILDING:
 		return "rebuilding";
+	case PROC_PAUSED:
+		return "paused";
+	case PROC_FAILED:
+		return "failed";
 	}
 	return "unknown";
 }

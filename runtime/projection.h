@@ -27,7 +27,31 @@ typedef enum proc_state {
 	PROC_FAILING, /* waiting to retry after a failure */
 	PROC_STOPPED,
 	PROC_REBUILDING, /* building a new generation; queries see the old */
+	PROC_PAUSED,     /* an operator paused it (persisted) */
+	PROC_FAILED, /* a failure said "do not retry": waits for an operator */
 } proc_state;
+
+/** Operator commands (`sluice reset|retry|pause|resume`). */
+typedef enum proc_cmd {
+	PROC_CMD_RESET  = 1, /* rebuild from position 0 into a new generation */
+	PROC_CMD_RETRY  = 2, /* retry every failing event now */
+	PROC_CMD_PAUSE  = 3, /* stop processing (persisted across restarts) */
+	PROC_CMD_RESUME = 4,
+} proc_cmd;
+
+/**
+ * One failing unit of a processor: for an unpartitioned filter the whole
+ * processor (partition ""), for a partitioned or public filter a source
+ * stream, for a projection a read model key. Events of other units go on.
+ */
+typedef struct proc_failing {
+	char     partition[512]; /* the unit's id, cut to fit */
+	uint64_t position;       /* the event that failed (next to handle) */
+	uint32_t attempts;       /* failed attempts on that event */
+	bool     retry;          /* false: waits for an operator command */
+	int64_t  next_try_ns;    /* wall clock (ev_now_ns); 0 when !retry */
+	char     reason[256];
+} proc_failing;
 
 typedef struct proc_status {
 	const char *tenant;       /* borrowed */
@@ -42,6 +66,10 @@ typedef struct proc_status {
 	bool     rebuilding;      /* position is the new generation's */
 	uint64_t served_position; /* checkpoint of what queries see */
 	uint64_t generation;      /* generation queries see (0: none yet) */
+	/* appended for failing partitions and operator commands */
+	bool     paused;
+	size_t   n_failing;       /* failing units (see proc_failing) */
+	uint64_t head;            /* log head when position was last set */
 } proc_status;
 
 const char *proc_state_name(proc_state s);
@@ -80,6 +108,18 @@ void proc_get_status(processor *p, proc_status *out);
  * def must have the processor's projection id.
  */
 void proc_set_def(processor *p, const proj_def *def);
+/**
+ * Run an operator command and wait (at most timeout_ms) until the processor
+ * thread has taken it. @return SL_OK; SL_ETIMEDOUT if not taken in time (it
+ * still will be); SL_EINVAL for an unknown command.
+ */
+int proc_command(processor *p, proc_cmd cmd, int timeout_ms);
+/**
+ * Copy up to max failing units (ordered by position) into out.
+ * @return how many units are failing in all (may exceed max).
+ */
+size_t proc_get_failing(processor *p, proc_failing *out, size_t max);
+
 /** The projection id this processor runs (fixed for its life). */
 const char *proc_projection_id(const processor *p);
 /** The tenant this processor runs for. */

@@ -595,6 +595,52 @@ rm_record_del(rmstore *rm, MDB_txn *txn, const char *key)
 	                          : map_mdb(rc, "delete record", rm->path);
 }
 
+int
+rm_blob_write(rmstore *rm, MDB_txn *txn, const char *key, size_t klen,
+    const void *data, size_t len)
+{
+	MDB_val k = { klen, (void *) key };
+	MDB_val d = { len, (void *) data };
+	return map_mdb(
+	    mdb_put(txn, rm->cp_dbi, &k, &d, 0), "write record", rm->path);
+}
+
+int
+rm_blob_del(rmstore *rm, MDB_txn *txn, const char *key, size_t klen)
+{
+	MDB_val k  = { klen, (void *) key };
+	int     rc = mdb_del(txn, rm->cp_dbi, &k, NULL);
+	return rc == MDB_NOTFOUND ? SL_OK
+	                          : map_mdb(rc, "delete record", rm->path);
+}
+
+int
+rm_blob_scan(rmstore *rm, MDB_txn *txn, const char *prefix, rm_blob_fn fn,
+    void *arg)
+{
+	MDB_cursor *cur;
+	size_t      plen = strlen(prefix);
+	int rc = map_mdb(mdb_cursor_open(txn, rm->cp_dbi, &cur), "cursor",
+	    rm->path);
+	if (rc != SL_OK)
+		return rc;
+	MDB_val k = { plen, (void *) prefix }, d;
+	int     mrc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+	while (mrc == 0 && k.mv_size >= plen
+	    && memcmp(k.mv_data, prefix, plen) == 0) {
+		if ((rc = fn(arg, k.mv_data, k.mv_size, d.mv_data, d.mv_size))
+		    != 0)
+			break;
+		mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0)
+		return rc;
+	return mrc == 0 || mrc == MDB_NOTFOUND
+	    ? SL_OK
+	    : map_mdb(mrc, "scan records", rm->path);
+}
+
 /*
  * A reader's read txn and the handle of the generation that is active in
  * it. SL_ENOTFOUND when the projection has none (never ran).

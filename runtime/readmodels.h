@@ -101,6 +101,63 @@ int rm_record_write(
 int rm_record_del(rmstore *rm, MDB_txn *txn, const char *key);
 
 /**
+ * Records of any bytes in the checkpoints db, under keys of their own
+ * prefix (failing units, for one: "fail:..."), so they never meet the u64
+ * records above. blob_scan visits every record whose key starts with
+ * prefix, in key order; a nonzero return of fn stops it and is returned.
+ */
+int rm_blob_write(rmstore *rm, MDB_txn *txn, const char *key, size_t klen,
+    const void *data, size_t len);
+int rm_blob_del(rmstore *rm, MDB_txn *txn, const char *key, size_t klen);
+typedef int (*rm_blob_fn)(void *arg, const char *key, size_t klen,
+    const void *data, size_t len);
+int rm_blob_scan(rmstore *rm, MDB_txn *txn, const char *prefix,
+    rm_blob_fn fn, void *arg);
+
+/* ---- filter streams ---- */
+
+/*
+ * A filter's stream is an index of log positions, kept like read models in
+ * generations: the processor of filter <id> writes through the name
+ * "f:<id>" (dbs "rm:f:<id>:<g & 1>", active record "active:f:<id>"). In a
+ * generation's db:
+ *   'A' + be64 stream position            -> be64 log position + partition
+ *   'P' + partition + '\0' + be64 position -> be64 log position +
+ *                                             be64 stream position
+ * Stream positions count from 0 without gaps, whole and per partition, in
+ * the order the processor appended them. Partitions are 1..255 bytes with
+ * no NUL; an unpartitioned filter appends with partition NULL (whole only).
+ */
+
+/** The stream name a filter's processor writes through ("f:<id>"). */
+#define RM_FILTER_PREFIX "f:"
+
+/**
+ * Append log_pos to the stream in generation db dbi, in txn: to the whole
+ * stream and, when partition is not NULL, to that partition.
+ * @return SL_OK with the whole stream position in *stream_pos (may be NULL);
+ * SL_EINVAL for a bad partition; SL_ESTORAGE / SL_EFULL.
+ */
+int rm_stream_append(rmstore *rm, MDB_txn *txn, MDB_dbi dbi,
+    const char *partition, size_t plen, uint64_t log_pos,
+    uint64_t *stream_pos);
+
+typedef int (*rm_stream_fn)(void *arg, uint64_t stream_pos, uint64_t log_pos,
+    const char *partition, size_t plen);
+/**
+ * Read the served generation of filter filter_id's stream (the whole
+ * stream when partition is NULL, else that partition) from stream position
+ * from, at most max entries (0: no limit), in stream order. *next gets the
+ * position after the last entry visited (from when none); *more is set when
+ * entries remain. A nonzero return of fn stops the read and is returned.
+ * @return SL_OK (also for a filter or partition with no entries yet),
+ * SL_ESTORAGE.
+ */
+int rm_stream_read(rmstore *rm, const char *filter_id, const char *partition,
+    size_t plen, uint64_t from, size_t max, rm_stream_fn fn, void *arg,
+    uint64_t *next, bool *more);
+
+/**
  * Delete the db "rm:<id>" of the layout before generations, if there is
  * one (no reader resolves that name). Private write txn, as rm_gen_dbi.
  */

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define SL_ABI_MAJOR 1
-#define SL_ABI_MINOR 0
+#define SL_ABI_MINOR 1
 /** The ABI version a plugin is compiled against: major << 16 | minor. */
 #define SL_ABI_VERSION ((uint32_t) ((SL_ABI_MAJOR << 16) | SL_ABI_MINOR))
 #define SL_ABI_MAJOR_OF(v) ((uint32_t) (v) >> 16)
@@ -100,6 +100,50 @@ typedef struct sl_projection {
 	void *user; /**< passed to on() */
 } sl_projection;
 
+/** The three kinds of filter (Dolittle's). */
+typedef enum sl_filter_kind {
+	SL_FILTER_UNPARTITIONED = 1, /**< included?; one stream, one order */
+	SL_FILTER_PARTITIONED   = 2, /**< included? + partition id */
+	/** partitioned, sees only events committed as public; its stream is
+	 * a public stream */
+	SL_FILTER_PUBLIC = 3,
+} sl_filter_kind;
+
+/** What a filter's filter() callback decided. */
+typedef enum sl_verdict {
+	SL_EXCLUDED = 0, /**< not in the filter's stream */
+	SL_INCLUDED = 1, /**< in the stream (partitioned: in *partition) */
+	SL_FAILED   = 2, /**< could not decide: see sl_host_api.fail */
+} sl_verdict;
+
+/**
+ * A filter (ABI 1.1): builds a stream, an index of the log positions of the
+ * events it includes, per tenant (and per partition when partitioned). The
+ * definition (id, scope, kind, version) is hashed by the host; when it
+ * changes, the stream is rebuilt from position 0.
+ */
+typedef struct sl_filter {
+	uint32_t struct_size; /**< sizeof(sl_filter) as compiled */
+	uint32_t abi_version; /**< SL_ABI_VERSION */
+	const char *id;    /**< UUID text; unique among loaded processors */
+	const char *scope; /**< UUID text, or NULL for the all-zero scope */
+	const char *name;  /**< human-readable name */
+	uint32_t version;  /**< declared definition version; bump to rebuild */
+	sl_filter_kind kind;
+	/**
+	 * Required. Called once per event of the tenant (public filters: once
+	 * per public event), in log order per source stream. Return
+	 * SL_INCLUDED or SL_EXCLUDED, or report a failure with host->fail()
+	 * (or fail_with) and return SL_FAILED. A partitioned or public filter
+	 * that includes an event sets *partition to the partition id (a
+	 * NUL-terminated string of 1..255 bytes, valid until the callback
+	 * returns; the host copies it). Unpartitioned filters ignore it.
+	 */
+	sl_verdict (*filter)(void *user, const sl_event *event,
+	    const char **partition, sl_context *ctx);
+	void *user; /**< passed to filter() */
+} sl_filter;
+
 /** The descriptor a plugin returns from sluice_plugin_init. */
 typedef struct sl_plugin_desc {
 	uint32_t struct_size; /**< sizeof(sl_plugin_desc) as compiled */
@@ -110,6 +154,9 @@ typedef struct sl_plugin_desc {
 	size_t n_projections;
 	/** Optional: called before the plugin is unloaded. */
 	void (*fini)(void);
+	/* ABI 1.1 (read only when struct_size covers them) */
+	const sl_filter *const *filters;
+	size_t n_filters;
 } sl_plugin_desc;
 
 /** Log levels for sl_host_api.log. */
@@ -172,6 +219,17 @@ typedef struct sl_host_api {
 	 * SL_FAIL so a handler can write: return host->fail(ctx, "why");
 	 */
 	sl_outcome (*fail)(sl_context *ctx, const char *reason);
+
+	/* ABI 1.1 */
+	/**
+	 * Record a failure with a retry decision: retry false stops the
+	 * failing processor (or partition / key) until an operator's
+	 * `sluice retry` or `reset`; retry_after_ms > 0 asks for that delay
+	 * before the next attempt instead of the host's growing delay
+	 * (capped at 24 h). Returns SL_FAIL (== SL_FAILED).
+	 */
+	sl_outcome (*fail_with)(sl_context *ctx, const char *reason, bool retry,
+	    uint32_t retry_after_ms);
 } sl_host_api;
 
 /**
