@@ -10,6 +10,8 @@
 
 /* The fields an ABI 1.0 plugin uses; a smaller host table is refused. */
 #define HOST_V1_SIZE (offsetof(sl_host_api, fail) + sizeof(void *))
+/* A host table this big has fail_with (ABI 1.1). */
+#define HOST_V11_SIZE (offsetof(sl_host_api, fail_with) + sizeof(void *))
 
 static const sl_host_api *bound;
 
@@ -111,6 +113,22 @@ sl_failf(sl_context *ctx, const char *fmt, ...)
 	if (bound == NULL)
 		return SL_FAIL;
 	return bound->fail(ctx, buf);
+}
+
+sl_outcome
+sl_fail_with(
+    sl_context *ctx, bool retry, uint32_t retry_after_ms, const char *fmt, ...)
+{
+	char    buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (bound == NULL)
+		return SL_FAIL;
+	if (bound->struct_size < HOST_V11_SIZE || bound->fail_with == NULL)
+		return bound->fail(ctx, buf); /* a 1.0 host: always retried */
+	return bound->fail_with(ctx, buf, retry, retry_after_ms);
 }
 
 void

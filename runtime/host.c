@@ -1,7 +1,8 @@
 /*
  * The host side of the plugin ABI: the static sl_host_api table that every
  * plugin receives, and the event, state and context objects a processor
- * hands to a projection's on() callback (see runtime/host.h).
+ * hands to a projection's on() or a filter's filter() callback (see
+ * runtime/host.h).
  */
 #include "host.h"
 
@@ -778,7 +779,29 @@ h_fail(sl_context *ctx, const char *reason)
 	} else {
 		snprintf(ctx->reason, sizeof(ctx->reason), "%s", reason);
 	}
-	ctx->failed = true;
+	ctx->failed         = true;
+	ctx->no_retry       = false;
+	ctx->retry_after_ms = 0;
+	return SL_FAIL;
+}
+
+/* A filter returns fail_with's result as its verdict. */
+_Static_assert((int) SL_FAIL == (int) SL_FAILED,
+    "fail_with's result is returned from filter() too");
+
+/* fail with the plugin's retry decision; the last call of either wins. A
+ * delay means nothing without a retry, and a day is the longest. */
+static sl_outcome
+h_fail_with(
+    sl_context *ctx, const char *reason, bool retry, uint32_t retry_after_ms)
+{
+	(void) h_fail(ctx, reason);
+	if (ctx == NULL)
+		return SL_FAIL;
+	if (retry_after_ms > HOST_RETRY_AFTER_MAX_MS)
+		retry_after_ms = HOST_RETRY_AFTER_MAX_MS;
+	ctx->no_retry       = !retry;
+	ctx->retry_after_ms = retry ? retry_after_ms : 0;
 	return SL_FAIL;
 }
 
@@ -818,6 +841,8 @@ static const sl_host_api host_table = {
 	.retry_attempt        = h_retry_attempt,
 	.retry_reason         = h_retry_reason,
 	.fail                 = h_fail,
+	/* ABI 1.1; struct_size (sizeof) covers it */
+	.fail_with = h_fail_with,
 };
 
 const sl_host_api *

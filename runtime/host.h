@@ -48,12 +48,26 @@ struct sl_state {
 	size_t n, cap;
 };
 
+/*
+ * One callback's context. The processor sets attempt and last_reason (and
+ * zeroes the rest) before the call; the plugin's fail / fail_with set the
+ * others. fail: failed, reason, no_retry false, retry_after_ms 0.
+ */
 struct sl_context {
 	uint32_t attempt;
 	const char *last_reason;
 	bool failed;
 	char reason[512];
+	/* appended for fail_with (ABI 1.1) */
+	bool no_retry; /* the plugin said: do not retry (wait for an operator) */
+	/* the delay the plugin asked for before the next attempt, capped at
+	 * HOST_RETRY_AFTER_MAX_MS; 0: the host's own growing delay (and
+	 * always 0 when no_retry) */
+	uint32_t retry_after_ms;
 };
+
+/** The longest delay fail_with may ask for (24 h); longer ones are cut. */
+#define HOST_RETRY_AFTER_MAX_MS (24u * 60u * 60u * 1000u)
 
 /** The host table given to every plugin (static, never freed). */
 const sl_host_api *host_api(void);

@@ -1,9 +1,11 @@
 /*
  * Loading plugins: copy each .so to a private file, check that the copy is a
  * whole ELF object exporting the init function, dlopen it, call its init
- * function and check the descriptor it returns before any projection is
- * registered. Refused plugins are kept with their reason for status; the
- * projections already loaded are never disturbed by a bad file.
+ * function and check the descriptor it returns before any projection or
+ * filter is registered. Refused plugins are kept with their reason for
+ * status; the definitions already loaded are never disturbed by a bad file.
+ * Projections and filters share one list of proj_def (kind tells them
+ * apart) and one id space, so holds, reloads and lookups treat them alike.
  *
  * Hot reload: each load of a file is a version (plugin_ver) with its own
  * private copy and handle. A reload publishes the new version's projections
@@ -47,6 +49,10 @@
  */
 #define DESC_V1_SIZE (offsetof(sl_plugin_desc, fini) + sizeof(void (*)(void)))
 #define PROJ_V1_SIZE (offsetof(sl_projection, user) + sizeof(void *))
+/* ABI 1.1: the descriptor's filters are read only when its struct_size
+ * covers them (a 1.0 plugin has none); sl_filter first came with 1.1. */
+#define DESC_V11_SIZE   (offsetof(sl_plugin_desc, n_filters) + sizeof(size_t))
+#define FILTER_V11_SIZE (offsetof(sl_filter, user) + sizeof(void *))
 
 static const char zero_uuid[] = "00000000-0000-0000-0000-000000000000";
 
@@ -63,8 +69,9 @@ struct plugin_ver {
 	uint64_t              file_hash, file_size; /* of the bytes loaded */
 	atomic_uint           refs;   /* registry (while current) + holders */
 	bool                  closed; /* under r->ver_mu */
-	proj_def            **defs;
+	proj_def            **defs;   /* projections first, then filters */
 	size_t                n_defs;
+	size_t                n_filters; /* of n_defs */
 	plugin_ver           *next; /* every published version, newest first */
 };
 
@@ -324,6 +331,25 @@ make_copy(const registry *r, const char *src, uint64_t *hash, uint64_t *size,
 	return path;
 }
 
+/*
+ * A filter's definition: id, scope, kind and declared version. The hashed
+ * bytes start with a tag that no projection's can start with (those start
+ * with the id, a UUID), so a filter and a projection never share an input.
+ */
+static uint64_t
+filter_hash(const proj_def *d)
+{
+	fnv f = { 0xcbf29ce484222325ULL };
+	fnv_str(&f, "$filter");
+	fnv_str(&f, d->id);
+	fnv_str(&f, d->scope);
+	fnv_u64(&f, (uint64_t) d->filter_kind);
+	fnv_u64(&f, d->version);
+	return f.h;
+}
+
+/* A projection's definition. Stored with its checkpoints: keep the bytes
+ * hashed here as they are, or every read model would be rebuilt. */
 static uint64_t
 def_hash(const proj_def *d)
 {
@@ -416,8 +442,10 @@ ver_close(plugin_ver *v)
 	    v->name != NULL ? v->name : "?",
 	    v->version != NULL ? v->version : "", v->owner->file);
 	ver_unload(v);
-	for (size_t i = 0; i < v->n_defs; i++)
+	for (size_t i = 0; i < v->n_defs; i++) {
 		v->defs[i]->p = NULL;
+		v->defs[i]->f = NULL;
+	}
 	pthread_mutex_unlock(&r->ver_mu);
 }
 
@@ -554,7 +582,7 @@ refuse(refusal *rf, int code, const char *fmt, ...)
 	return code;
 }
 
-/* How messages name a projection: by id and name once they are known. */
+/* How messages name a projection or filter: by id and name once known. */
 static void
 proj_label(char *buf, size_t len, size_t i, const char *id, const char *name)
 {
@@ -648,6 +676,60 @@ parse_initial(const sl_projection *p, proj_def *d, const char *label,
 	return SL_OK;
 }
 
+/* How messages call a definition: "projection" or "filter". */
+static const char *
+def_word(const proj_def *d)
+{
+	return def_is_filter(d) ? "filter" : "projection";
+}
+
+/*
+ * The checks projections and filters share: id (a UUID, kept in canonical
+ * form), scope (a UUID or NULL for the all-zero scope) and name. On success
+ * label names the definition by name and id.
+ */
+static int
+check_ident(proj_def *d, const char *what, size_t i, const char *id,
+    const char *scope, const char *name, const char *pname, char *label,
+    size_t label_len, refusal *rf)
+{
+	if (!uuid_canon(id, d->id))
+		return refuse(rf, SL_EPLUGIN,
+		    "%s %s in plugin '%s': id '%s' is not a UUID", what, label,
+		    pname, id != NULL ? id : "(null)");
+	proj_label(label, label_len, i, d->id, NULL);
+	if (scope == NULL) {
+		memcpy(d->scope, zero_uuid, sizeof(zero_uuid));
+	} else if (!uuid_canon(scope, d->scope)) {
+		return refuse(rf, SL_EPLUGIN,
+		    "%s %s in plugin '%s': scope '%s' is not a UUID", what,
+		    label, pname, scope);
+	}
+	if (name == NULL || name[0] == '\0')
+		return refuse(rf, SL_EPLUGIN,
+		    "%s %s in plugin '%s': name is missing", what, label,
+		    pname);
+	if ((d->name = strdup(name)) == NULL)
+		return refuse(rf, SL_ENOMEM, "out of memory");
+	proj_label(label, label_len, i, d->id, name);
+	return SL_OK;
+}
+
+/* Ids are unique across the projections and filters of other files' current
+ * versions; this file's previous version is being replaced. */
+static int
+check_unique(registry *r, const plugin_ver *v, const proj_def *d,
+    const char *label, refusal *rf)
+{
+	const proj_def *other = find_id(r, d->id, v->owner);
+	if (other == NULL)
+		return SL_OK;
+	return refuse(rf, SL_EEXIST,
+	    "%s %s in plugin '%s': id already loaded by %s '%s' from %s",
+	    def_word(d), label, v->name, def_word(other), other->name,
+	    other->owner->file);
+}
+
 /* Check one projection and fill a new proj_def for it. */
 static int
 check_projection(
@@ -676,37 +758,15 @@ check_projection(
 	proj_def *d = calloc(1, sizeof(*d));
 	if (d == NULL)
 		return refuse(rf, SL_ENOMEM, "out of memory");
+	d->kind    = DEF_PROJECTION;
 	d->p       = p;
 	d->owner   = v->owner;
 	d->ver     = v;
 	d->version = p->version;
-	int rc;
-	if (!uuid_canon(p->id, d->id)) {
-		rc = refuse(rf, SL_EPLUGIN,
-		    "projection %s in plugin '%s': id '%s' is not a UUID",
-		    label, pname, p->id != NULL ? p->id : "(null)");
+	int rc     = check_ident(d, "projection", i, p->id, p->scope, p->name,
+	        pname, label, sizeof(label), rf);
+	if (rc != SL_OK)
 		goto fail;
-	}
-	proj_label(label, sizeof(label), i, d->id, NULL);
-	if (p->scope == NULL) {
-		memcpy(d->scope, zero_uuid, sizeof(zero_uuid));
-	} else if (!uuid_canon(p->scope, d->scope)) {
-		rc = refuse(rf, SL_EPLUGIN,
-		    "projection %s in plugin '%s': scope '%s' is not a UUID",
-		    label, pname, p->scope);
-		goto fail;
-	}
-	if (p->name == NULL || p->name[0] == '\0') {
-		rc = refuse(rf, SL_EPLUGIN,
-		    "projection %s in plugin '%s': name is missing", label,
-		    pname);
-		goto fail;
-	}
-	if ((d->name = strdup(p->name)) == NULL) {
-		rc = refuse(rf, SL_ENOMEM, "out of memory");
-		goto fail;
-	}
-	proj_label(label, sizeof(label), i, d->id, p->name);
 	if (p->on == NULL) {
 		rc = refuse(rf, SL_EPLUGIN,
 		    "projection %s in plugin '%s': required callback 'on' is "
@@ -718,16 +778,8 @@ check_projection(
 		goto fail;
 	if ((rc = check_selectors(p, label, pname, rf)) != SL_OK)
 		goto fail;
-	/* Ids of other files' current projections; this file's previous
-	 * version is being replaced. */
-	const proj_def *other = find_id(r, d->id, v->owner);
-	if (other != NULL) {
-		rc = refuse(rf, SL_EEXIST,
-		    "projection %s in plugin '%s': id already loaded by "
-		    "projection '%s' from %s",
-		    label, pname, other->name, other->owner->file);
+	if ((rc = check_unique(r, v, d, label, rf)) != SL_OK)
 		goto fail;
-	}
 	d->def_hash = def_hash(d);
 	*out        = d;
 	return SL_OK;
@@ -736,22 +788,91 @@ fail:
 	return rc;
 }
 
-/* Check the descriptor; on success defs[] holds one proj_def each. */
+/* Check one filter (ABI 1.1) and fill a new proj_def for it. */
+static int
+check_filter(registry *r, plugin_ver *v, size_t i, proj_def **out, refusal *rf)
+{
+	const sl_filter *f     = v->desc->filters[i];
+	const char      *pname = v->name;
+	char             label[400];
+	*out = NULL;
+	proj_label(label, sizeof(label), i, NULL, NULL);
+	if (f == NULL)
+		return refuse(rf, SL_EPLUGIN,
+		    "filter %s in plugin '%s' is NULL", label, pname);
+	if (SL_ABI_MAJOR_OF(f->abi_version) != SL_ABI_MAJOR)
+		return refuse(rf, SL_EVERSION,
+		    "filter %s in plugin '%s': ABI version %u.%u is not "
+		    "supported (host ABI %u.%u)",
+		    label, pname, SL_ABI_MAJOR_OF(f->abi_version),
+		    f->abi_version & 0xffffu, SL_ABI_MAJOR, SL_ABI_MINOR);
+	if (f->struct_size < FILTER_V11_SIZE)
+		return refuse(rf, SL_EVERSION,
+		    "filter %s in plugin '%s': struct_size %u is smaller "
+		    "than sl_filter of ABI 1.1 (%zu)",
+		    label, pname, f->struct_size, (size_t) FILTER_V11_SIZE);
+
+	proj_def *d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return refuse(rf, SL_ENOMEM, "out of memory");
+	d->kind    = DEF_FILTER;
+	d->f       = f;
+	d->owner   = v->owner;
+	d->ver     = v;
+	d->version = f->version;
+	int rc = check_ident(d, "filter", i, f->id, f->scope, f->name, pname,
+	    label, sizeof(label), rf);
+	if (rc != SL_OK)
+		goto fail;
+	if (f->filter == NULL) {
+		rc = refuse(rf, SL_EPLUGIN,
+		    "filter %s in plugin '%s': required callback 'filter' is "
+		    "missing",
+		    label, pname);
+		goto fail;
+	}
+	/* read as an int: a plugin can put any value in the enum */
+	int kind = (int) f->kind;
+	if (kind != SL_FILTER_UNPARTITIONED && kind != SL_FILTER_PARTITIONED
+	    && kind != SL_FILTER_PUBLIC) {
+		rc = refuse(rf, SL_EPLUGIN,
+		    "filter %s in plugin '%s': unknown kind %d (unpartitioned "
+		    "%d, partitioned %d or public %d)",
+		    label, pname, kind, SL_FILTER_UNPARTITIONED,
+		    SL_FILTER_PARTITIONED, SL_FILTER_PUBLIC);
+		goto fail;
+	}
+	d->filter_kind = f->kind;
+	if ((rc = check_unique(r, v, d, label, rf)) != SL_OK)
+		goto fail;
+	d->def_hash = filter_hash(d);
+	*out        = d;
+	return SL_OK;
+fail:
+	proj_def_free(d);
+	return rc;
+}
+
+/*
+ * Check the descriptor; on success defs[] holds one proj_def for each
+ * projection, then one for each filter.
+ */
 static int
 check_desc(registry *r, plugin_ver *v, proj_def **defs, refusal *rf)
 {
-	const sl_plugin_desc *desc = v->desc;
-	for (size_t i = 0; i < desc->n_projections; i++) {
-		int rc = check_projection(r, v, i, &defs[i], rf);
+	size_t np = v->n_defs - v->n_filters;
+	for (size_t i = 0; i < v->n_defs; i++) {
+		int rc = i < np ? check_projection(r, v, i, &defs[i], rf)
+		                : check_filter(r, v, i - np, &defs[i], rf);
 		if (rc != SL_OK)
 			return rc;
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(defs[k]->id, defs[i]->id) == 0)
 				return refuse(rf, SL_EEXIST,
-				    "projection '%s' (%s) in plugin '%s': id "
-				    "is used twice in this plugin (also by "
-				    "'%s')",
-				    defs[i]->name, defs[i]->id, v->name,
+				    "%s '%s' (%s) in plugin '%s': id is used "
+				    "twice in this plugin (also by %s '%s')",
+				    def_word(defs[i]), defs[i]->name,
+				    defs[i]->id, v->name, def_word(defs[k]),
 				    defs[k]->name);
 	}
 	return SL_OK;
@@ -759,8 +880,8 @@ check_desc(registry *r, plugin_ver *v, proj_def **defs, refusal *rf)
 
 /*
  * Check the copy, open it, call init and check the descriptor. On success
- * v->defs holds the projections (not yet published); on failure the caller
- * unloads v.
+ * v->defs holds the projections and filters (not yet published); on failure
+ * the caller unloads v.
  */
 static int
 ver_open(registry *r, plugin_ver *v, refusal *rf)
@@ -820,11 +941,27 @@ ver_open(registry *r, plugin_ver *v, refusal *rf)
 		    "NULL",
 		    v->name, desc->n_projections);
 
+	size_t nf = 0;
+	if (desc->struct_size >= DESC_V11_SIZE) {
+		nf = desc->n_filters;
+		if (nf > 0 && desc->filters == NULL)
+			return refuse(rf, SL_EPLUGIN,
+			    "plugin '%s': %zu filters declared but the array "
+			    "is NULL",
+			    v->name, nf);
+	}
 	size_t n = desc->n_projections;
-	v->defs  = n > 0 ? calloc(n, sizeof(*v->defs)) : NULL;
+	if (n > SIZE_MAX / sizeof(*v->defs)
+	    || nf > SIZE_MAX / sizeof(*v->defs) - n)
+		return refuse(rf, SL_EPLUGIN,
+		    "plugin '%s': %zu projections and %zu filters declared",
+		    v->name, n, nf);
+	n += nf;
+	v->defs = n > 0 ? calloc(n, sizeof(*v->defs)) : NULL;
 	if (n > 0 && v->defs == NULL)
 		return refuse(rf, SL_ENOMEM, "out of memory");
-	v->n_defs = n;
+	v->n_defs    = n;
+	v->n_filters = nf;
 	return check_desc(r, v, v->defs, rf);
 }
 
@@ -1113,9 +1250,10 @@ load_version(registry *r, const char *path, bool skip_same, bool *same,
 	pthread_mutex_unlock(&r->ver_mu);
 	*old_out = publish(r, pl, v);
 	*new_out = v;
-	log_info("plugins", "%s %s: plugin '%s' %s, %zu projection(s)",
+	log_info("plugins",
+	    "%s %s: plugin '%s' %s, %zu projection(s), %zu filter(s)",
 	    *old_out != NULL ? "reloaded" : "loaded", path, v->name,
-	    v->version, v->n_defs);
+	    v->version, v->n_defs - v->n_filters, v->n_filters);
 	return SL_OK;
 }
 
@@ -1384,7 +1522,8 @@ registry_plugin_info(registry *r, size_t i, plugin_info *out)
 		if (v != NULL) {
 			out->name          = v->name;
 			out->version       = v->version;
-			out->n_projections = v->n_defs;
+			out->n_projections = v->n_defs - v->n_filters;
+			out->n_filters     = v->n_filters;
 			out->loaded_at_ns  = v->loaded_at_ns;
 		} else {
 			out->name         = p->tried_name;

@@ -15,8 +15,8 @@
  * Threads: the registry may be read (find, info, projection) from any
  * thread while another one loads, reloads or unloads. proj_def pointers and
  * the strings plugin_info hands out stay valid until registry_destroy (a
- * reload retires them, never frees them); a retired proj_def's `p` (the
- * plugin's vtable) is NULL once its version is closed.
+ * reload retires them, never frees them); a retired proj_def's `p` or `f`
+ * (the plugin's vtable) is NULL once its version is closed.
  */
 #ifndef SL_PLUGINS_H
 #define SL_PLUGINS_H
@@ -80,6 +80,8 @@ typedef struct plugin_info {
 	uint32_t      loads;    /* versions loaded from this file so far */
 	uint32_t versions_open; /* this and older versions not yet closed */
 	int64_t  error_at_ns;   /* when error was set, 0 if none */
+	/* appended for filters (n_projections counts projections only) */
+	size_t n_filters;
 } plugin_info;
 
 /** @param cache_dir  where private copies go (created if missing) */
@@ -96,12 +98,15 @@ int registry_load_dir(registry *r, const char *dir);
 /**
  * Load one file. @return SL_OK; SL_EPLUGIN (dlopen, missing symbol, init
  * failed, invalid definition), SL_EVERSION (ABI major or struct size),
- * SL_EEXIST (projection id already loaded). err gets the reason, naming the
- * file and, where it applies, the projection and the callback.
+ * SL_EEXIST (projection or filter id already loaded). err gets the reason,
+ * naming the file and, where it applies, the projection ("projection
+ * 'name' (id)") or filter ("filter 'name' (id)") and the callback.
  */
 int registry_load_file(
     registry *r, const char *path, char *err, size_t errlen);
 
+/** Current definitions, projections and filters alike (see def_is_filter).
+ */
 size_t registry_projection_count(registry *r);
 const proj_def *registry_projection(registry *r, size_t i);
 /**

@@ -30,6 +30,7 @@
 
 #include <sluice/errors.h>
 
+#include "failset.h"
 #include "host.h"
 #include "log.h"
 
@@ -38,6 +39,9 @@
 #define PROC_RETRY_MAX_NS   10000000000LL /* 10 s */
 #define PROC_KEY_MAX        512
 
+/* A command bit per proc_cmd. */
+#define CMD_BIT(c) (1u << (unsigned) (c))
+
 struct processor {
 	store          *s;
 	rmstore        *rm;
@@ -45,29 +49,51 @@ struct processor {
 	const proj_def *def; /* held; NULL while dropped (thread-owned) */
 	char            proj_id[37];
 	uint32_t        batch;
-	char            id[48]; /* checkpoint key: "proj:<projection id>" */
-	char            rb_key[56]; /* rebuild record: "rebuild:<id>" */
-	pthread_t       thr;
+	/* what it writes through (rm_* names): the id, or "f:<id>" for a
+	 * filter; the records are named after it */
+	char      name[40];
+	char      id[48];     /* checkpoint key: "proj:<name>" */
+	char      rb_key[56]; /* rebuild record: "rebuild:<name>" */
+	char      pause_key[56]; /* "paused:<name>" while paused */
+	pthread_t thr;
 
 	/* the generation being written (thread-owned) */
 	MDB_dbi  dbi;
 	uint64_t gen;        /* written by batches */
 	uint64_t active_gen; /* read by queries */
 	bool     rebuilding; /* gen != active_gen */
+	/* how the current definition runs (set by setup) */
+	bool is_filter;
+	bool partitioned; /* failing units wait alone (else: all stop) */
+	bool public_only; /* a public filter: public events only */
 
-	pthread_mutex_t mu; /* guards st, stop and the pending def */
-	pthread_cond_t  cv; /* signalled by proc_stop and proc_set_def */
+	pthread_mutex_t mu; /* guards st, stop, commands, fails, pending def */
+	pthread_cond_t  cv; /* signalled by proc_stop, proc_set_def, commands */
+	pthread_cond_t  done_cv; /* signalled when commands were taken */
 	bool            stop;
 	bool            has_pending;
 	const proj_def *pending; /* held; may be NULL (drop) */
 	proc_status     st;
+	unsigned        cmds;     /* CMD_BIT of the commands not yet taken */
+	uint64_t        cmd_seq;  /* commands asked for */
+	uint64_t        cmd_done; /* commands taken */
+	failset         fails;    /* written by the thread under mu */
+	bool            paused;
 
 	/* thread-only state */
 	msgpack_zone    zone;
 	msgpack_sbuffer buf;
 	char            last_reason[256]; /* handed to the plugin on retry */
-	uint64_t        fail_pos; /* position of the failing event, or MAX */
+	uint64_t        fail_pos; /* storage failures: position, or MAX */
 };
+
+/* A unit's failure found by handle_event. */
+typedef struct unit_failure {
+	char     unit[FAILSET_UNIT_MAX + 2];
+	size_t   ulen;
+	bool     retry;
+	uint32_t delay_ms; /* handler's delay, 0: the growing one */
+} unit_failure;
 
 /* What one batch did, filled while scanning. */
 typedef struct batch_ctx {
@@ -75,10 +101,18 @@ typedef struct batch_ctx {
 	MDB_txn   *txn;
 	uint64_t   next;    /* position after the last event fully handled */
 	uint64_t   handled; /* selected events handled in this batch */
-	bool       failed;  /* the event at `next` failed */
+	bool       failed;  /* the scan stopped at the failing event `next` */
 	bool       storage; /* ... and the txn must be aborted */
 	bool       swapped; /* the rebuild caught up and is now served */
 	char       reason[640];
+	/* retrying one unit: only its events, from its position up to limit
+	 * (0: no limit, an unpartitioned processor's own scan) */
+	fail_unit  ru;
+	bool       retrying;
+	uint64_t   limit;
+	bool       cleared; /* the retried unit is no longer failing */
+	size_t     new_failures;
+	unit_failure uf;
 } batch_ctx;
 
 const char *
@@ -260,57 +294,14 @@ interrupted(processor *p)
 	return s;
 }
 
-/*
- * Record a failure and sleep the retry delay (50 ms doubling, at most 10 s),
- * or less if proc_stop is called or another definition arrives (it may be
- * the fix).
- */
-static void
-fail_and_wait(processor *p, uint64_t position, const char *reason)
-{
-	pthread_mutex_lock(&p->mu);
-	if (position != p->fail_pos)
-		p->st.attempts = 0; /* another event than the last failure */
-	p->fail_pos = position;
-	p->st.attempts++;
-	uint32_t a = p->st.attempts;
-	int64_t  delay
-	    = a > 9 ? PROC_RETRY_MAX_NS : PROC_RETRY_FIRST_NS << (a - 1);
-	if (delay > PROC_RETRY_MAX_NS)
-		delay = PROC_RETRY_MAX_NS;
-	snprintf(p->st.reason, sizeof(p->st.reason), "%s", reason);
-	snprintf(p->last_reason, sizeof(p->last_reason), "%s", reason);
-	p->st.state         = PROC_FAILING;
-	p->st.next_retry_ns = ev_now_ns() + delay;
-	pthread_mutex_unlock(&p->mu);
-
-	log_warn("proc",
-	    "tenant %s projection %s (%s): position %" PRIu64
-	    "%s failed (attempt %u), retry in %" PRId64 " ms: %s",
-	    p->tenant, p->proj_id,
-	    p->def != NULL && p->def->name != NULL ? p->def->name : "",
-	    position, p->rebuilding ? " (rebuild)" : "", a, delay / 1000000,
-	    reason);
-
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	int64_t ns = (int64_t) until.tv_nsec + delay % 1000000000LL;
-	until.tv_sec += (time_t) (delay / 1000000000LL + ns / 1000000000LL);
-	until.tv_nsec = (long) (ns % 1000000000LL);
-	pthread_mutex_lock(&p->mu);
-	while (!p->stop && !p->has_pending) {
-		if (pthread_cond_timedwait(&p->cv, &p->mu, &until)
-		    == ETIMEDOUT)
-			break;
-	}
-	pthread_mutex_unlock(&p->mu);
-}
-
 /* ---- handling one event ---- */
 
+/* The result of handle_event when the event's unit failed (see b->uf). */
+#define HANDLE_UNIT_FAILED 1000
+
 /*
- * The handler call: today the plugin's on() in this process. Kept to this one
- * function so a remote handler can take its place.
+ * The handler calls: today the plugin's callbacks in this process. Kept to
+ * these functions so a remote handler can take their place.
  */
 static sl_outcome
 handler_call(processor *p, const sl_event *ev, const char *key,
@@ -320,31 +311,110 @@ handler_call(processor *p, const sl_event *ev, const char *key,
 	return p->def->p->on(p->def->p->user, ev, key, state, ctx);
 }
 
-/* Handle one event in b->txn. SL_OK on success or skip; else b->failed. */
+static sl_verdict
+filter_call(processor *p, const sl_event *ev, const char **partition,
+    sl_context *ctx)
+{
+	host_scratch_reset();
+	return p->def->f->filter(p->def->f->user, ev, partition, ctx);
+}
+
+/* Record a failure of the event's unit: a reason and the retry decision. */
 static int
-handle_event(batch_ctx *b, uint64_t position, const void *data, size_t len)
+unit_fail(batch_ctx *b, const sl_context *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int
+unit_fail(batch_ctx *b, const sl_context *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(b->reason, sizeof(b->reason), fmt, ap);
+	va_end(ap);
+	b->uf.retry    = ctx == NULL || !ctx->no_retry;
+	b->uf.delay_ms = ctx != NULL ? ctx->retry_after_ms : 0;
+	return HANDLE_UNIT_FAILED;
+}
+
+static void
+set_unit(batch_ctx *b, const char *prefix, const char *s)
+{
+	size_t pl = strlen(prefix), n = strlen(s);
+	if (pl + n > FAILSET_UNIT_MAX)
+		n = FAILSET_UNIT_MAX - pl;
+	memcpy(b->uf.unit, prefix, pl);
+	memcpy(b->uf.unit + pl, s, n);
+	b->uf.ulen            = pl + n;
+	b->uf.unit[b->uf.ulen] = '\0';
+}
+
+/* Whether the event of unit b->uf is to be handled in this batch. */
+static bool
+unit_selected(batch_ctx *b)
 {
 	processor *p = b->p;
-	ev_view    ev;
-	char       key[PROC_KEY_MAX];
-	int        rc;
+	if (b->retrying)
+		return b->uf.ulen == b->ru.ulen
+		    && memcmp(b->uf.unit, b->ru.unit, b->ru.ulen) == 0;
+	/* a partitioned processor's failing units wait for their retry */
+	return !p->partitioned
+	    || failset_find(&p->fails, b->uf.unit, b->uf.ulen) == NULL;
+}
 
-	msgpack_zone_clear(&p->zone);
-	if ((rc = ev_decode(data, len, position, &p->zone, &ev)) != SL_OK) {
-		snprintf(b->reason, sizeof(b->reason),
-		    "cannot decode the event at position %" PRIu64 ": %s",
-		    position, sl_strerror(rc));
-		return rc;
+/* The retry state of the event at position: only the failing one has it. */
+static void
+retry_state(batch_ctx *b, uint64_t position, sl_context *ctx)
+{
+	ctx->last_reason = "";
+	if (b->retrying && position == b->ru.pos) {
+		ctx->attempt     = b->ru.attempts;
+		ctx->last_reason = b->ru.reason;
 	}
-	if (strcmp(ev.tenant, p->tenant) != 0)
-		return SL_OK;
-	rc = proc_key(p->def, &ev, key, sizeof(key));
+}
+
+static int
+store_put(batch_ctx *b, const char *key, size_t klen, const sl_state *state)
+{
+	processor     *p = b->p;
+	msgpack_packer pk;
+	p->buf.size = 0;
+	msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
+	state_pack(state, &pk);
+	MDB_val k = { klen, (void *) key };
+	MDB_val v = { p->buf.size, p->buf.data };
+	return mdb_put(b->txn, p->dbi, &k, &v, 0);
+}
+
+static int
+storage_failed(batch_ctx *b, int mrc, const char *what, const char *key)
+{
+	snprintf(b->reason, sizeof(b->reason), "%s '%.100s': %s", what, key,
+	    mdb_strerror(mrc));
+	/* a failed put leaves the LMDB txn unusable */
+	b->storage = true;
+	return mrc == MDB_MAP_FULL ? SL_EFULL : SL_ESTORAGE;
+}
+
+/* A projection's event: the key's state through the handler. */
+static int
+project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
+{
+	processor *p = b->p;
+	char       key[PROC_KEY_MAX];
+	int        rc = proc_key(p->def, ev, key, sizeof(key));
 	if (rc == SL_ENOTFOUND)
 		return SL_OK; /* type not selected */
 	if (rc != SL_OK) {
-		snprintf(b->reason, sizeof(b->reason), "%s", key);
-		return rc;
+		/* No key: the event waits in a unit of its stream. Only a
+		 * new definition (which rebuilds) can find its key. */
+		set_unit(b, "\x01", ev->stream);
+		if (!unit_selected(b))
+			return SL_OK;
+		sl_context nr = { .no_retry = true };
+		return unit_fail(b, &nr, "%s", key);
 	}
+	set_unit(b, "", key);
+	if (!unit_selected(b))
+		return SL_OK;
 
 	/* The state: the stored one (seeing this txn's writes), or initial. */
 	MDB_val  k = { strlen(key), key }, v;
@@ -356,45 +426,22 @@ handle_event(batch_ctx *b, uint64_t position, const void *data, size_t len)
 	} else if (mrc == MDB_NOTFOUND) {
 		rc = state_load(&state, p->def->initial, p->def->initial_len);
 	} else {
-		snprintf(b->reason, sizeof(b->reason), "read model get: %s",
-		    mdb_strerror(mrc));
-		b->storage = true;
 		state_free(&state);
-		return SL_ESTORAGE;
+		return storage_failed(b, mrc, "read model get", key);
 	}
 	if (rc != SL_OK) {
-		snprintf(b->reason, sizeof(b->reason),
-		    "cannot load the state of key '%.100s': %s", key,
-		    sl_strerror(rc));
 		state_free(&state);
-		return rc;
+		return unit_fail(b, NULL, "cannot load the state of key '%.100s': %s",
+		    key, sl_strerror(rc));
 	}
 
-	struct sl_event sev = { .v = &ev, .partition = ev.stream };
+	struct sl_event sev = { .v = ev, .partition = ev->stream };
 	sl_context      ctx = { 0 };
-	/* Retry state belongs to the failing event only. */
-	if (position == p->fail_pos) {
-		pthread_mutex_lock(&p->mu);
-		ctx.attempt = p->st.attempts;
-		pthread_mutex_unlock(&p->mu);
-		ctx.last_reason = p->last_reason;
-	} else {
-		ctx.last_reason = "";
-	}
+	retry_state(b, position, &ctx);
 	sl_outcome out = handler_call(p, &sev, key, &state, &ctx);
-
 	switch (out) {
 	case SL_REPLACE:
-		p->buf.size = 0;
-		{
-			msgpack_packer pk;
-			msgpack_packer_init(
-			    &pk, &p->buf, msgpack_sbuffer_write);
-			state_pack(&state, &pk);
-		}
-		v.mv_size = p->buf.size;
-		v.mv_data = p->buf.data;
-		mrc       = mdb_put(b->txn, p->dbi, &k, &v, 0);
+		mrc = store_put(b, key, k.mv_size, &state);
 		break;
 	case SL_DELETE:
 		mrc = mdb_del(b->txn, p->dbi, &k, NULL);
@@ -402,27 +449,164 @@ handle_event(batch_ctx *b, uint64_t position, const void *data, size_t len)
 			mrc = 0;
 		break;
 	case SL_FAIL:
-		snprintf(b->reason, sizeof(b->reason), "%s",
-		    ctx.reason[0] != '\0'
-		        ? ctx.reason
-		        : "handler failed (no reason given)");
 		state_free(&state);
-		return SL_EPLUGIN;
+		return unit_fail(b, &ctx, "%s",
+		    ctx.reason[0] != '\0' ? ctx.reason
+		                          : "handler failed (no reason given)");
 	default:
-		snprintf(b->reason, sizeof(b->reason),
-		    "handler returned an unknown outcome %d", (int) out);
 		state_free(&state);
-		return SL_EPLUGIN;
+		return unit_fail(b, &ctx,
+		    "handler returned an unknown outcome %d", (int) out);
 	}
 	state_free(&state);
-	if (mrc != 0) {
+	if (mrc != 0)
+		return storage_failed(b, mrc, "storing key", key);
+	b->handled++;
+	return SL_OK;
+}
+
+/* A filter's event: included (in which partition) or not. */
+static int
+filter_event(batch_ctx *b, const ev_view *ev, uint64_t position)
+{
+	processor *p = b->p;
+	if (p->public_only && !ev->is_public)
+		return SL_OK;
+	set_unit(b, "", p->partitioned ? ev->stream : "");
+	if (!unit_selected(b))
+		return SL_OK;
+
+	struct sl_event sev       = { .v = ev, .partition = ev->stream };
+	sl_context      ctx       = { 0 };
+	const char     *partition = NULL;
+	retry_state(b, position, &ctx);
+	sl_verdict v = filter_call(p, &sev, &partition, &ctx);
+	switch (v) {
+	case SL_EXCLUDED:
+		b->handled++;
+		return SL_OK;
+	case SL_INCLUDED:
+		break;
+	case SL_FAILED:
+		return unit_fail(b, &ctx, "%s",
+		    ctx.reason[0] != '\0' ? ctx.reason
+		                          : "filter failed (no reason given)");
+	default:
+		return unit_fail(b, &ctx, "filter returned an unknown verdict %d",
+		    (int) v);
+	}
+	size_t plen = 0;
+	if (p->partitioned) {
+		plen = partition != NULL ? strnlen(partition, 256) : 0;
+		if (plen == 0 || plen > 255)
+			return unit_fail(b, &ctx,
+			    "filter included the event without a partition "
+			    "id of 1..255 bytes");
+	}
+	int rc = rm_stream_append(p->rm, b->txn, p->dbi,
+	    p->partitioned ? partition : NULL, plen, position, NULL);
+	if (rc != SL_OK) {
 		snprintf(b->reason, sizeof(b->reason),
-		    "storing key '%.100s': %s", key, mdb_strerror(mrc));
-		/* a failed put leaves the LMDB txn unusable */
+		    "appending to the stream: %s", sl_strerror(rc));
 		b->storage = true;
-		return mrc == MDB_MAP_FULL ? SL_EFULL : SL_ESTORAGE;
+		return rc;
 	}
 	b->handled++;
+	return SL_OK;
+}
+
+/*
+ * Handle one event in b->txn: SL_OK on success or skip;
+ * HANDLE_UNIT_FAILED with b->uf and b->reason; else a storage error
+ * (b->storage, the txn must be aborted).
+ */
+static int
+handle_event(batch_ctx *b, uint64_t position, const void *data, size_t len)
+{
+	processor *p = b->p;
+	ev_view    ev;
+	int        rc;
+
+	msgpack_zone_clear(&p->zone);
+	if ((rc = ev_decode(data, len, position, &p->zone, &ev)) != SL_OK) {
+		/* a log that cannot be read stops the processor, not a unit */
+		snprintf(b->reason, sizeof(b->reason),
+		    "cannot decode the event at position %" PRIu64 ": %s",
+		    position, sl_strerror(rc));
+		b->storage = true;
+		return rc;
+	}
+	if (strcmp(ev.tenant, p->tenant) != 0)
+		return SL_OK;
+	return p->is_filter ? filter_event(b, &ev, position)
+	                    : project_event(b, &ev, position);
+}
+
+/* The growing delay after attempt a (1: the first failure). */
+static int64_t
+retry_delay_ns(uint32_t a, uint32_t handler_ms)
+{
+	if (handler_ms > 0)
+		return (int64_t) handler_ms * 1000000LL;
+	if (a == 0 || a > 9)
+		return PROC_RETRY_MAX_NS;
+	int64_t d = PROC_RETRY_FIRST_NS << (a - 1);
+	return d > PROC_RETRY_MAX_NS ? PROC_RETRY_MAX_NS : d;
+}
+
+/* A readable name for a unit, for logs and status. */
+static void
+unit_label(const char *unit, size_t ulen, char *out, size_t olen)
+{
+	if (ulen > 0 && unit[0] == '\x01')
+		snprintf(out, olen, "(no key) stream %.*s", (int) (ulen - 1),
+		    unit + 1);
+	else
+		snprintf(out, olen, "%.*s", (int) ulen, unit);
+}
+
+/* Store the failure of the event at position in b->txn (and in memory). */
+static int
+record_failure(batch_ctx *b, uint64_t position)
+{
+	processor  *p   = b->p;
+	fail_unit   u   = { .unit = b->uf.unit, .ulen = b->uf.ulen };
+	fail_unit  *old = NULL;
+	char        label[300];
+	pthread_mutex_lock(&p->mu);
+	old        = failset_find(&p->fails, u.unit, u.ulen);
+	u.pos      = position;
+	u.attempts = old != NULL && old->pos == position ? old->attempts + 1 : 1;
+	u.retry    = b->uf.retry;
+	int64_t delay = retry_delay_ns(u.attempts, b->uf.delay_ms);
+	u.next_try_ns = u.retry ? ev_now_ns() + delay : 0;
+	snprintf(u.reason, sizeof(u.reason), "%.*s",
+	    (int) sizeof(u.reason) - 1, b->reason);
+	int rc = failset_put(&p->fails, p->rm, b->txn, &u);
+	p->st.n_failing = p->fails.n;
+	pthread_mutex_unlock(&p->mu);
+	if (rc != SL_OK) {
+		snprintf(b->reason, sizeof(b->reason),
+		    "recording a failure: %s", sl_strerror(rc));
+		b->storage = true;
+		return rc;
+	}
+	unit_label(u.unit, u.ulen, label, sizeof(label));
+	if (u.retry)
+		log_warn("proc",
+		    "tenant %s %s %s: position %" PRIu64 "%s of '%s' failed "
+		    "(attempt %u), retry in %" PRId64 " ms: %s",
+		    p->tenant, p->is_filter ? "filter" : "projection",
+		    p->proj_id, position, p->rebuilding ? " (rebuild)" : "",
+		    label, u.attempts, delay / 1000000, u.reason);
+	else
+		log_error("proc",
+		    "tenant %s %s %s: position %" PRIu64 "%s of '%s' failed "
+		    "and is not retried (waits for `sluice retry` or "
+		    "`reset`): %s",
+		    p->tenant, p->is_filter ? "filter" : "projection",
+		    p->proj_id, position, p->rebuilding ? " (rebuild)" : "",
+		    label, u.reason);
 	return SL_OK;
 }
 
@@ -430,15 +614,56 @@ static int
 scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 {
 	batch_ctx *b = arg;
-	if (handle_event(b, position, data, len) != SL_OK) {
-		b->failed = true;
-		return 1; /* stop the scan at the failing event */
+	if (b->limit != 0 && position >= b->limit)
+		return 1; /* a retry reached the processor's own position */
+	int rc = handle_event(b, position, data, len);
+	if (rc == SL_OK) {
+		b->next = position + 1;
+		/* an unpartitioned processor's failing event went through */
+		if (b->retrying && b->limit == 0 && position == b->ru.pos) {
+			processor *p = b->p;
+			pthread_mutex_lock(&p->mu);
+			rc = failset_del(&p->fails, p->rm, b->txn, b->ru.unit,
+			    b->ru.ulen);
+			p->st.n_failing = p->fails.n;
+			pthread_mutex_unlock(&p->mu);
+			if (rc != SL_OK) {
+				b->storage = true;
+				return 1;
+			}
+			b->cleared  = true;
+			b->retrying = false;
+		}
+		return 0;
 	}
-	b->next = position + 1;
-	return 0;
+	if (rc != HANDLE_UNIT_FAILED || record_failure(b, position) != SL_OK)
+		return 1; /* storage: the batch is aborted */
+	b->new_failures++;
+	if (!b->retrying && b->p->partitioned) {
+		b->next = position + 1; /* the others go on */
+		return 0;
+	}
+	b->failed = true; /* stop at the failing event */
+	return 1;
 }
 
 /* ---- the thread ---- */
+
+/* The names it writes through, from the kind of its definition. */
+static void
+set_names(processor *p)
+{
+	const proj_def *d = p->def;
+	p->is_filter      = def_is_filter(d);
+	p->partitioned    = !p->is_filter
+	    || d->filter_kind != SL_FILTER_UNPARTITIONED;
+	p->public_only    = p->is_filter && d->filter_kind == SL_FILTER_PUBLIC;
+	snprintf(p->name, sizeof(p->name), "%s%s",
+	    p->is_filter ? RM_FILTER_PREFIX : "", p->proj_id);
+	snprintf(p->id, sizeof(p->id), "proj:%s", p->name);
+	snprintf(p->rb_key, sizeof(p->rb_key), "rebuild:%s", p->name);
+	snprintf(p->pause_key, sizeof(p->pause_key), "paused:%s", p->name);
+}
 
 /* What setup found and decided. */
 typedef enum setup_plan {
@@ -462,9 +687,10 @@ storage_reason(char *reason, size_t rlen, const char *what, int rc)
  * transaction saw still holds when the write transaction begins.
  */
 static int
-setup(processor *p, char *reason, size_t rlen)
+setup(processor *p, bool reset, char *reason, size_t rlen)
 {
 	const proj_def *d = p->def;
+	set_names(p);
 	uint64_t        H = d->def_hash;
 	MDB_txn        *txn;
 	rm_checkpoint   cp  = { 0, 0 };
@@ -475,9 +701,13 @@ setup(processor *p, char *reason, size_t rlen)
 		return SL_ESTORAGE;
 	}
 	int crc = rm_checkpoint_read(p->rm, txn, p->id, &cp);
-	int arc = rm_active_read(p->rm, txn, p->proj_id, &act);
+	int arc = rm_active_read(p->rm, txn, p->name, &act);
 	int rrc = rm_record_read(p->rm, txn, p->rb_key, rb, 3);
+	uint64_t paused = 0;
+	int prc = rm_record_read(p->rm, txn, p->pause_key, &paused, 1);
 	mdb_txn_abort(txn);
+	if (prc != SL_OK && prc != SL_ENOTFOUND)
+		return storage_reason(reason, rlen, "reading the pause", prc);
 	if ((crc != SL_OK && crc != SL_ENOTFOUND)
 	    || (arc != SL_OK && arc != SL_ENOTFOUND)
 	    || (rrc != SL_OK && rrc != SL_ENOTFOUND))
@@ -491,6 +721,9 @@ setup(processor *p, char *reason, size_t rlen)
 	if (arc == SL_ENOTFOUND) {
 		plan = PLAN_FRESH;
 		gen  = 1;
+	} else if (reset) {
+		plan = PLAN_REBUILD;
+		gen  = act + 1;
 	} else if (crc == SL_OK && cp.def_hash == H) {
 		plan = PLAN_CONTINUE;
 		gen  = act;
@@ -506,10 +739,10 @@ setup(processor *p, char *reason, size_t rlen)
 
 	int rc;
 	if (plan == PLAN_FRESH
-	    && (rc = rm_legacy_delete(p->rm, p->proj_id)) != SL_OK)
+	    && (rc = rm_legacy_delete(p->rm, p->name)) != SL_OK)
 		return storage_reason(
 		    reason, rlen, "deleting the old-layout read models", rc);
-	if ((rc = rm_gen_dbi(p->rm, p->proj_id, gen, true, &p->dbi)) != SL_OK)
+	if ((rc = rm_gen_dbi(p->rm, p->name, gen, true, &p->dbi)) != SL_OK)
 		return storage_reason(
 		    reason, rlen, "cannot open the read model db", rc);
 
@@ -521,9 +754,11 @@ setup(processor *p, char *reason, size_t rlen)
 	uint64_t      rec[3] = { gen, 0, H };
 	switch (plan) {
 	case PLAN_FRESH:
-		rc = rm_gen_clear(p->rm, txn, p->proj_id, gen);
+		rc = rm_gen_clear(p->rm, txn, p->name, gen);
 		if (rc == SL_OK)
-			rc = rm_active_write(p->rm, txn, p->proj_id, gen);
+			rc = failset_clear_gen(p->rm, txn, p->name, gen);
+		if (rc == SL_OK)
+			rc = rm_active_write(p->rm, txn, p->name, gen);
 		if (rc == SL_OK)
 			rc = rm_checkpoint_write(p->rm, txn, p->id, &start);
 		if (rc == SL_OK)
@@ -534,14 +769,18 @@ setup(processor *p, char *reason, size_t rlen)
 		rc = SL_OK;
 		if (rrc == SL_OK) {
 			if ((rb[0] & 1) != (act & 1))
-				rc = rm_gen_clear(
-				    p->rm, txn, p->proj_id, rb[0]);
+				rc = rm_gen_clear(p->rm, txn, p->name, rb[0]);
+			if (rc == SL_OK && rb[0] != act)
+				rc = failset_clear_gen(
+				    p->rm, txn, p->name, rb[0]);
 			if (rc == SL_OK)
 				rc = rm_record_del(p->rm, txn, p->rb_key);
 		}
 		break;
 	case PLAN_REBUILD:
-		rc = rm_gen_clear(p->rm, txn, p->proj_id, gen);
+		rc = rm_gen_clear(p->rm, txn, p->name, gen);
+		if (rc == SL_OK)
+			rc = failset_clear_gen(p->rm, txn, p->name, gen);
 		if (rc == SL_OK)
 			rc = rm_record_write(p->rm, txn, p->rb_key, rec, 3);
 		break;
@@ -560,10 +799,36 @@ setup(processor *p, char *reason, size_t rlen)
 		return storage_reason(
 		    reason, rlen, "cannot read or reset the checkpoint", rc);
 
+	/* the units still failing in the generation it writes */
+	pthread_mutex_lock(&p->mu);
+	failset_free(&p->fails);
+	failset_init(&p->fails, p->name, gen);
+	pthread_mutex_unlock(&p->mu);
+	if ((mrc = mdb_txn_begin(rm_env(p->rm), NULL, MDB_RDONLY, &txn)) != 0) {
+		snprintf(reason, rlen, "begin: %s", mdb_strerror(mrc));
+		return SL_ESTORAGE;
+	}
+	pthread_mutex_lock(&p->mu);
+	rc = failset_load(&p->fails, p->rm, txn);
+	p->st.n_failing = p->fails.n;
+	pthread_mutex_unlock(&p->mu);
+	mdb_txn_abort(txn);
+	if (rc != SL_OK)
+		return storage_reason(
+		    reason, rlen, "reading the failing units", rc);
+
 	p->gen        = gen;
 	p->active_gen = plan == PLAN_FRESH ? gen : act;
 	p->rebuilding = plan == PLAN_REBUILD || plan == PLAN_RESUME;
-	if (plan == PLAN_REBUILD)
+	if (plan == PLAN_REBUILD && reset)
+		log_info("proc",
+		    "tenant %s %s %s (%s): reset by an operator, rebuilding "
+		    "from position 0 as generation %" PRIu64
+		    "; queries read generation %" PRIu64 " until it has "
+		    "caught up",
+		    p->tenant, p->is_filter ? "filter" : "projection",
+		    p->proj_id, d->name ? d->name : "", gen, act);
+	else if (plan == PLAN_REBUILD)
 		log_info("proc",
 		    "tenant %s projection %s (%s): definition changed "
 		    "(hash %016" PRIx64 " -> %016" PRIx64
@@ -587,6 +852,8 @@ setup(processor *p, char *reason, size_t rlen)
 	p->st.attempts        = 0;
 	p->st.reason[0]       = '\0';
 	p->st.state = p->rebuilding ? PROC_REBUILDING : PROC_CATCHING_UP;
+	p->paused    = prc == SL_OK;
+	p->st.paused = p->paused;
 	pthread_mutex_unlock(&p->mu);
 	return SL_OK;
 }
@@ -594,7 +861,7 @@ setup(processor *p, char *reason, size_t rlen)
 /*
  * Where a batch's progress goes: the served checkpoint, or the rebuild
  * record; and the switch-over when a rebuild has caught up (caught_up: the
- * scan reached the end of the log with nothing failing).
+ * scan reached the end of the log with nothing stopping it).
  */
 static int
 write_progress(processor *p, batch_ctx *b, bool caught_up)
@@ -609,62 +876,121 @@ write_progress(processor *p, batch_ctx *b, bool caught_up)
 	}
 	/* One transaction: queries switch to the new generation, which has
 	 * every event up to b->next, and the old one is emptied. */
-	int rc = rm_active_write(p->rm, b->txn, p->proj_id, p->gen);
+	int rc = rm_active_write(p->rm, b->txn, p->name, p->gen);
 	if (rc == SL_OK)
 		rc = rm_checkpoint_write(p->rm, b->txn, p->id, &cp);
 	if (rc == SL_OK)
 		rc = rm_record_del(p->rm, b->txn, p->rb_key);
 	if (rc == SL_OK)
-		rc = rm_gen_clear(p->rm, b->txn, p->proj_id, p->active_gen);
+		rc = rm_gen_clear(p->rm, b->txn, p->name, p->active_gen);
+	if (rc == SL_OK)
+		rc = failset_clear_gen(p->rm, b->txn, p->name, p->active_gen);
 	if (rc == SL_OK)
 		b->swapped = true;
 	return rc;
 }
 
+/* The failing units as the records hold them (after an aborted batch). */
+static void
+reload_failures(processor *p)
+{
+	MDB_txn *txn;
+	if (mdb_txn_begin(rm_env(p->rm), NULL, MDB_RDONLY, &txn) != 0)
+		return;
+	pthread_mutex_lock(&p->mu);
+	failset_load(&p->fails, p->rm, txn);
+	p->st.n_failing = p->fails.n;
+	pthread_mutex_unlock(&p->mu);
+	mdb_txn_abort(txn);
+}
+
+static int
+batch_abort(processor *p, batch_ctx *b, int rc)
+{
+	mdb_txn_abort(b->txn);
+	b->swapped = false;
+	if (b->new_failures > 0 || b->cleared)
+		reload_failures(p);
+	return rc;
+}
+
+/*
+ * After a retry of one unit (b->retrying, up to b->limit): the unit is no
+ * longer failing when the scan reached the limit; it failed again (its
+ * record updated by record_failure); or the batch ended before the limit,
+ * and the unit's position moves past what it handled.
+ */
+static int
+retry_progress(processor *p, batch_ctx *b, uint64_t scanned_to)
+{
+	int rc = SL_OK;
+	if (b->failed)
+		return SL_OK;
+	pthread_mutex_lock(&p->mu);
+	if (scanned_to >= b->limit || b->next >= b->limit) {
+		rc = failset_del(
+		    &p->fails, p->rm, b->txn, b->ru.unit, b->ru.ulen);
+		b->cleared = true;
+	} else {
+		fail_unit u   = b->ru;
+		u.pos         = scanned_to;
+		u.attempts    = 0;
+		u.next_try_ns = 0; /* go on at once */
+		rc            = failset_put(&p->fails, p->rm, b->txn, &u);
+	}
+	p->st.n_failing = p->fails.n;
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
 /*
  * One batch from pos: handle up to p->batch events in one transaction and
- * move the checkpoint past what succeeded. @return SL_OK (maybe with
- * b->failed: committed up to the failing event), or an error with nothing
- * committed (reason in b).
+ * move the checkpoint past what was handled (or, retrying a unit, that
+ * unit's record). @return SL_OK (maybe with b->failed: stopped at the
+ * failing event), or an error with nothing committed (reason in b).
  */
 static int
 run_batch(processor *p, uint64_t pos, batch_ctx *b)
 {
-	memset(b, 0, sizeof(*b));
-	b->p    = p;
-	b->next = pos;
-	int mrc = mdb_txn_begin(rm_env(p->rm), NULL, 0, &b->txn);
+	b->p       = p;
+	b->next    = pos;
+	int mrc    = mdb_txn_begin(rm_env(p->rm), NULL, 0, &b->txn);
 	if (mrc != 0) {
 		snprintf(b->reason, sizeof(b->reason), "begin: %s",
 		    mdb_strerror(mrc));
 		return SL_ESTORAGE;
 	}
+	bool     retry_unit = b->retrying && b->limit != 0;
 	uint64_t scanned_to = pos;
 	int      rc = store_scan(p->s, pos, p->batch, scan_cb, b, &scanned_to);
-	if (!b->failed && rc != SL_OK) {
+	if (b->storage)
+		return batch_abort(p, b, SL_ESTORAGE);
+	if (!b->failed && rc != SL_OK && rc != 1) {
 		snprintf(b->reason, sizeof(b->reason), "reading the log: %s",
 		    sl_strerror(rc));
-		mdb_txn_abort(b->txn);
-		return rc;
+		return batch_abort(p, b, rc);
 	}
-	if (b->storage) {
-		mdb_txn_abort(b->txn);
-		return SL_ESTORAGE;
+	if (retry_unit) {
+		rc = retry_progress(p, b, scanned_to);
+	} else {
+		/* fewer events than asked for: the scan saw the end of the
+		 * log; a rebuild with failing units is not done, it would
+		 * serve stale read models for them */
+		bool caught_up = !b->failed && scanned_to - pos < p->batch
+		    && p->fails.n == 0;
+		rc             = write_progress(p, b, caught_up);
 	}
-	/* fewer events than asked for: the scan saw the end of the log */
-	bool caught_up = !b->failed && scanned_to - pos < p->batch;
-	rc             = write_progress(p, b, caught_up);
 	if (rc != SL_OK) {
 		snprintf(b->reason, sizeof(b->reason),
 		    "writing the checkpoint: %s", sl_strerror(rc));
-		mdb_txn_abort(b->txn);
-		b->swapped = false;
-		return rc;
+		return batch_abort(p, b, rc);
 	}
 	if ((mrc = mdb_txn_commit(b->txn)) != 0) {
 		snprintf(b->reason, sizeof(b->reason), "commit: %s",
 		    mdb_strerror(mrc));
+		b->txn = NULL;
 		b->swapped = false;
+		reload_failures(p);
 		return mrc == MDB_MAP_FULL ? SL_EFULL : SL_ESTORAGE;
 	}
 	return SL_OK;
@@ -675,11 +1001,11 @@ static void
 rebuild_done(processor *p, uint64_t pos)
 {
 	log_info("proc",
-	    "tenant %s projection %s (%s): generation %" PRIu64
+	    "tenant %s %s %s (%s): generation %" PRIu64
 	    " rebuilt up to position %" PRIu64
 	    ", now served (generation %" PRIu64 " emptied)",
-	    p->tenant, p->proj_id, p->def->name ? p->def->name : "", p->gen,
-	    pos, p->active_gen);
+	    p->tenant, p->is_filter ? "filter" : "projection", p->proj_id,
+	    p->def->name ? p->def->name : "", p->gen, pos, p->active_gen);
 	p->active_gen = p->gen;
 	p->rebuilding = false;
 	pthread_mutex_lock(&p->mu);
@@ -688,60 +1014,257 @@ rebuild_done(processor *p, uint64_t pos)
 	pthread_mutex_unlock(&p->mu);
 }
 
-/* Fold the log with the current definition until interrupted. */
+/* Sleep until the wall-clock time until_ns, a command, a definition or
+ * the stop. */
 static void
-process(processor *p)
+wait_until(processor *p, int64_t until_ns)
 {
-	uint64_t  pos;
-	batch_ctx b;
+	int64_t delay = until_ns - ev_now_ns();
+	if (delay > PROC_RETRY_MAX_NS)
+		delay = PROC_RETRY_MAX_NS; /* look again now and then */
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	if (delay > 0) {
+		int64_t ns = (int64_t) until.tv_nsec + delay % 1000000000LL;
+		until.tv_sec += (time_t) (delay / 1000000000LL
+		    + ns / 1000000000LL);
+		until.tv_nsec = (long) (ns % 1000000000LL);
+	}
 	pthread_mutex_lock(&p->mu);
-	p->fail_pos       = UINT64_MAX;
-	p->last_reason[0] = '\0';
-	pos               = p->st.position;
+	while (!p->stop && !p->has_pending && p->cmds == 0) {
+		if (pthread_cond_timedwait(&p->cv, &p->mu, &until)
+		    == ETIMEDOUT)
+			break;
+	}
 	pthread_mutex_unlock(&p->mu);
+}
 
-	while (!interrupted(p)) {
-		uint64_t head = store_next_position(p->s);
-		/* a rebuild that has caught up still runs one (empty) batch:
-		 * that is where it switches over */
-		if (head <= pos && !p->rebuilding) {
-			set_state(p, PROC_LIVE);
-			store_wait(p->s, pos, PROC_WAIT_MS);
-			continue;
+/* Storage trouble (not a unit's failure): wait the growing delay. */
+static void
+fail_and_wait(processor *p, uint64_t position, const char *reason)
+{
+	pthread_mutex_lock(&p->mu);
+	if (position != p->fail_pos)
+		p->st.attempts = 0; /* another event than the last failure */
+	p->fail_pos = position;
+	p->st.attempts++;
+	uint32_t a     = p->st.attempts;
+	int64_t  delay = retry_delay_ns(a, 0);
+	snprintf(p->st.reason, sizeof(p->st.reason), "%s", reason);
+	p->st.state         = PROC_FAILING;
+	p->st.next_retry_ns = ev_now_ns() + delay;
+	pthread_mutex_unlock(&p->mu);
+	log_warn("proc",
+	    "tenant %s %s %s: at position %" PRIu64
+	    " (attempt %u), retry in %" PRId64 " ms: %s",
+	    p->tenant, p->is_filter ? "filter" : "projection", p->proj_id,
+	    position, a, delay / 1000000, reason);
+	wait_until(p, ev_now_ns() + delay);
+}
+
+/* Commands that do not need a new setup: pause, resume, retry. */
+static void
+take_commands(processor *p)
+{
+	pthread_mutex_lock(&p->mu);
+	unsigned cmds = p->cmds & ~CMD_BIT(PROC_CMD_RESET);
+	p->cmds &= CMD_BIT(PROC_CMD_RESET);
+	pthread_mutex_unlock(&p->mu);
+	if (cmds == 0)
+		return;
+	MDB_txn *txn;
+	int      rc = mdb_txn_begin(rm_env(p->rm), NULL, 0, &txn);
+	if (rc != 0) {
+		log_error("proc", "tenant %s %s: command: begin: %s",
+		    p->tenant, p->proj_id, mdb_strerror(rc));
+		return;
+	}
+	bool pause = p->paused;
+	if (cmds & CMD_BIT(PROC_CMD_PAUSE))
+		pause = true;
+	if (cmds & CMD_BIT(PROC_CMD_RESUME))
+		pause = false;
+	uint64_t one = 1;
+	rc = pause ? rm_record_write(p->rm, txn, p->pause_key, &one, 1)
+	           : rm_record_del(p->rm, txn, p->pause_key);
+	pthread_mutex_lock(&p->mu);
+	if (rc == SL_OK && (cmds & CMD_BIT(PROC_CMD_RETRY))) {
+		/* every failing unit: try again now, whatever it said */
+		int64_t now = ev_now_ns();
+		for (size_t i = 0; i < p->fails.n && rc == SL_OK; i++) {
+			fail_unit u   = p->fails.v[i];
+			u.retry       = true;
+			u.next_try_ns = now;
+			rc = failset_put(&p->fails, p->rm, txn, &u);
 		}
-		int rc = run_batch(p, pos, &b);
-		if (rc != SL_OK) {
-			fail_and_wait(p, pos, b.reason);
-			continue;
-		}
-		pos = b.next;
-		if (b.swapped)
-			rebuild_done(p, pos);
-		pthread_mutex_lock(&p->mu);
-		p->st.position = pos;
-		if (!p->rebuilding)
-			p->st.served_position = pos;
-		p->st.events_handled += b.handled;
-		if (b.failed) {
-			pthread_mutex_unlock(&p->mu);
-			fail_and_wait(p, pos, b.reason);
-			continue;
-		}
+		p->fail_pos = UINT64_MAX;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (rc == SL_OK)
+		rc = mdb_txn_commit(txn) == 0 ? SL_OK : SL_ESTORAGE;
+	else
+		mdb_txn_abort(txn);
+	if (rc != SL_OK) {
+		log_error("proc", "tenant %s %s: command not stored: %s",
+		    p->tenant, p->proj_id, sl_strerror(rc));
+		reload_failures(p);
+		return;
+	}
+	if (pause != p->paused)
+		log_info("proc", "tenant %s %s %s: %s by an operator",
+		    p->tenant, p->is_filter ? "filter" : "projection",
+		    p->proj_id, pause ? "paused" : "resumed");
+	p->paused = pause;
+	pthread_mutex_lock(&p->mu);
+	p->st.paused = pause;
+	if (p->cmds == 0)
+		p->cmd_done = p->cmd_seq;
+	pthread_cond_broadcast(&p->done_cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Stop asked, another definition, or a reset: setup must run again. */
+static bool
+must_setup(processor *p)
+{
+	pthread_mutex_lock(&p->mu);
+	bool s = p->stop || p->has_pending
+	    || (p->cmds & CMD_BIT(PROC_CMD_RESET));
+	pthread_mutex_unlock(&p->mu);
+	return s;
+}
+
+/* Status after a batch: how far, and what it waits for. */
+static void
+show_progress(processor *p, uint64_t pos, const batch_ctx *b)
+{
+	uint64_t head = store_next_position(p->s);
+	pthread_mutex_lock(&p->mu);
+	p->st.position = pos;
+	p->st.head     = head;
+	if (!p->rebuilding)
+		p->st.served_position = pos;
+	p->st.events_handled += b->handled;
+	p->fail_pos = UINT64_MAX;
+	/* an unpartitioned processor stopped by its failing event */
+	const fail_unit *u = !p->partitioned && p->fails.n > 0 ? &p->fails.v[0]
+	                                                      : NULL;
+	if (u != NULL) {
+		p->st.state = u->retry ? PROC_FAILING : PROC_FAILED;
+		p->st.attempts      = u->attempts;
+		p->st.next_retry_ns = u->next_try_ns;
+		snprintf(p->st.reason, sizeof(p->st.reason), "%s", u->reason);
+	} else {
 		p->st.attempts      = 0;
 		p->st.next_retry_ns = 0;
 		p->st.reason[0]     = '\0';
-		p->fail_pos         = UINT64_MAX;
-		p->last_reason[0]   = '\0';
 		/* live while it keeps up, catching up when a batch behind */
-		head = store_next_position(p->s);
 		if (p->rebuilding)
 			p->st.state = PROC_REBUILDING;
 		else if (pos >= head)
 			p->st.state = PROC_LIVE;
 		else if (head - pos > p->batch || p->st.state != PROC_LIVE)
 			p->st.state = PROC_CATCHING_UP;
-		pthread_mutex_unlock(&p->mu);
 	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Retry the next due failing unit, if any. @return whether one ran. */
+static bool
+retry_due(processor *p, uint64_t *pos, int64_t *next_try)
+{
+	bool       due;
+	batch_ctx *b = calloc(1, sizeof(*b));
+	*next_try    = INT64_MAX;
+	if (b == NULL)
+		return false;
+	pthread_mutex_lock(&p->mu);
+	fail_unit *u = failset_next(&p->fails, ev_now_ns(), &due);
+	*next_try    = u != NULL ? u->next_try_ns : INT64_MAX;
+	if (u != NULL && due) {
+		b->ru      = *u;
+		b->ru.unit = strndup(u->unit, u->ulen);
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (b->ru.unit == NULL) {
+		free(b);
+		return false;
+	}
+	b->retrying = true;
+	b->limit    = p->partitioned ? *pos : 0;
+	uint64_t from = p->partitioned ? b->ru.pos : *pos;
+	int      rc   = run_batch(p, from, b);
+	if (rc != SL_OK)
+		fail_and_wait(p, from, b->reason);
+	else if (!p->partitioned) {
+		*pos = b->next;
+		if (b->swapped)
+			rebuild_done(p, *pos);
+	}
+	if (rc == SL_OK)
+		show_progress(p, *pos, b);
+	free(b->ru.unit);
+	free(b);
+	return true;
+}
+
+/* Fold the log with the current definition until setup must run again. */
+static void
+process(processor *p)
+{
+	uint64_t   pos;
+	batch_ctx *b = malloc(sizeof(*b));
+	if (b == NULL) {
+		fail_and_wait(p, 0, "out of memory");
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->fail_pos = UINT64_MAX;
+	pos         = p->st.position;
+	pthread_mutex_unlock(&p->mu);
+
+	while (!must_setup(p)) {
+		take_commands(p);
+		if (p->paused) {
+			set_state(p, PROC_PAUSED);
+			wait_until(p, INT64_MAX);
+			continue;
+		}
+		int64_t next_try;
+		if (retry_due(p, &pos, &next_try))
+			continue;
+		if (!p->partitioned && p->fails.n > 0) {
+			/* stopped at its failing event until the retry */
+			memset(b, 0, sizeof(*b));
+			show_progress(p, pos, b);
+			wait_until(p, next_try);
+			continue;
+		}
+		uint64_t head = store_next_position(p->s);
+		/* a rebuild that has caught up still runs one (empty) batch:
+		 * that is where it switches over */
+		if (head <= pos && (!p->rebuilding || p->fails.n > 0)) {
+			set_state(p, p->rebuilding ? PROC_REBUILDING : PROC_LIVE);
+			int64_t wait_ms = PROC_WAIT_MS;
+			if (next_try != INT64_MAX) {
+				int64_t ms = (next_try - ev_now_ns()) / 1000000;
+				wait_ms    = ms < 1 ? 1 : ms < wait_ms ? ms : wait_ms;
+			}
+			store_wait(p->s, pos, (int) wait_ms);
+			continue;
+		}
+		memset(b, 0, sizeof(*b));
+		int rc = run_batch(p, pos, b);
+		if (rc != SL_OK) {
+			fail_and_wait(p, pos, b->reason);
+			continue;
+		}
+		pos = b->next;
+		if (b->swapped)
+			rebuild_done(p, pos);
+		show_progress(p, pos, b);
+	}
+	free(b);
 }
 
 /*
@@ -781,14 +1304,42 @@ take_pending(processor *p)
 	return true;
 }
 
-/* Dropped: wait for a definition (or the stop). */
+/* A reset was taken by setup (or cannot be, the definition is gone). */
+static void
+reset_taken(processor *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->cmds &= ~CMD_BIT(PROC_CMD_RESET);
+	if (p->cmds == 0)
+		p->cmd_done = p->cmd_seq;
+	pthread_cond_broadcast(&p->done_cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Dropped: wait for a definition (or the stop); pause, resume and retry
+ * are still recorded, a reset waits for a definition to run. */
 static void
 wait_for_def(processor *p)
 {
 	pthread_mutex_lock(&p->mu);
 	p->st.state = PROC_STOPPED;
-	while (!p->stop && !p->has_pending)
+	while (!p->stop && !p->has_pending) {
+		if (p->cmds != 0) {
+			bool reset = p->cmds & CMD_BIT(PROC_CMD_RESET);
+			pthread_mutex_unlock(&p->mu);
+			if (reset) {
+				log_warn("proc",
+				    "tenant %s %s: reset ignored: no plugin "
+				    "defines it now",
+				    p->tenant, p->proj_id);
+				reset_taken(p);
+			}
+			take_commands(p);
+			pthread_mutex_lock(&p->mu);
+			continue;
+		}
 		pthread_cond_wait(&p->cv, &p->mu);
+	}
 	pthread_mutex_unlock(&p->mu);
 }
 
@@ -804,10 +1355,15 @@ proc_thread(void *arg)
 			wait_for_def(p);
 			continue;
 		}
+		pthread_mutex_lock(&p->mu);
+		bool reset = p->cmds & CMD_BIT(PROC_CMD_RESET);
+		pthread_mutex_unlock(&p->mu);
 		int rc;
-		while ((rc = setup(p, reason, sizeof(reason))) != SL_OK
+		while ((rc = setup(p, reset, reason, sizeof(reason))) != SL_OK
 		    && !interrupted(p))
 			fail_and_wait(p, 0, reason);
+		if (rc == SL_OK && reset)
+			reset_taken(p);
 		if (rc == SL_OK)
 			process(p);
 	}
@@ -821,7 +1377,9 @@ proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
 {
 	*out = NULL;
 	if (s == NULL || rm == NULL || tenant == NULL || def == NULL
-	    || def->p == NULL || def->p->on == NULL)
+	    || (def_is_filter(def)
+	            ? def->f == NULL || def->f->filter == NULL
+	            : def->p == NULL || def->p->on == NULL))
 		return SL_EINVAL;
 	processor *p = calloc(1, sizeof(*p));
 	if (p == NULL)
@@ -833,8 +1391,7 @@ proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
 	p->tenant   = strdup(tenant);
 	p->fail_pos = UINT64_MAX;
 	snprintf(p->proj_id, sizeof(p->proj_id), "%s", def->id);
-	snprintf(p->id, sizeof(p->id), "proj:%s", def->id);
-	snprintf(p->rb_key, sizeof(p->rb_key), "rebuild:%s", def->id);
+	set_names(p);
 	if (p->tenant == NULL || !msgpack_zone_init(&p->zone, 4096)) {
 		free(p->tenant);
 		free(p);
@@ -846,7 +1403,9 @@ proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->cv, &ca);
+	pthread_cond_init(&p->done_cv, &ca);
 	pthread_condattr_destroy(&ca);
+	failset_init(&p->fails, p->name, 0);
 	p->st.tenant = p->tenant;
 	p->st.def    = def;
 	p->st.state  = PROC_STARTING;
@@ -855,6 +1414,7 @@ proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
 	if (rc != 0) {
 		log_error("proc", "pthread_create: %s", strerror(rc));
 		proj_def_release(def);
+		pthread_cond_destroy(&p->done_cv);
 		pthread_cond_destroy(&p->cv);
 		pthread_mutex_destroy(&p->mu);
 		msgpack_sbuffer_destroy(&p->buf);
@@ -900,6 +1460,8 @@ proc_stop(processor *p)
 	proj_def_release(p->def);
 	if (p->has_pending)
 		proj_def_release(p->pending);
+	failset_free(&p->fails);
+	pthread_cond_destroy(&p->done_cv);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	msgpack_sbuffer_destroy(&p->buf);
@@ -914,6 +1476,79 @@ proc_get_status(processor *p, proc_status *out)
 	pthread_mutex_lock(&p->mu);
 	*out = p->st;
 	pthread_mutex_unlock(&p->mu);
+}
+
+int
+proc_command(processor *p, proc_cmd cmd, int timeout_ms)
+{
+	if (cmd < PROC_CMD_RESET || cmd > PROC_CMD_RESUME)
+		return SL_EINVAL;
+	pthread_mutex_lock(&p->mu);
+	if (cmd == PROC_CMD_PAUSE)
+		p->cmds &= ~CMD_BIT(PROC_CMD_RESUME);
+	if (cmd == PROC_CMD_RESUME)
+		p->cmds &= ~CMD_BIT(PROC_CMD_PAUSE);
+	p->cmds |= CMD_BIT(cmd);
+	uint64_t mine = ++p->cmd_seq;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	store_wake_all(p->s); /* a live processor waits on the head */
+
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	int rc = SL_OK;
+	pthread_mutex_lock(&p->mu);
+	while (p->cmd_done < mine) {
+		if (pthread_cond_timedwait(&p->done_cv, &p->mu, &until)
+		    == ETIMEDOUT) {
+			rc = p->cmd_done < mine ? SL_ETIMEDOUT : SL_OK;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+static int
+failing_by_position(const void *a, const void *b)
+{
+	const fail_unit *x = *(const fail_unit *const *) a;
+	const fail_unit *y = *(const fail_unit *const *) b;
+	return x->pos < y->pos ? -1 : x->pos > y->pos ? 1 : 0;
+}
+
+size_t
+proc_get_failing(processor *p, proc_failing *out, size_t max)
+{
+	pthread_mutex_lock(&p->mu);
+	size_t            n = p->fails.n;
+	const fail_unit **v = n > 0 ? malloc(n * sizeof(*v)) : NULL;
+	size_t            k = 0;
+	if (v != NULL) {
+		for (size_t i = 0; i < n; i++)
+			v[i] = &p->fails.v[i];
+		qsort(v, n, sizeof(*v), failing_by_position);
+		for (; k < n && k < max; k++) {
+			const fail_unit *u = v[k];
+			proc_failing    *o = &out[k];
+			unit_label(u->unit, u->ulen, o->partition,
+			    sizeof(o->partition));
+			o->position    = u->pos;
+			o->attempts    = u->attempts;
+			o->retry       = u->retry;
+			o->next_try_ns = u->retry ? u->next_try_ns : 0;
+			snprintf(o->reason, sizeof(o->reason), "%s", u->reason);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	free(v);
+	return n;
 }
 
 const char *

@@ -750,3 +750,212 @@ rm_scan(rmstore *rm, const char *projection_id, const char *after,
 	mdb_txn_abort(txn);
 	return rc;
 }
+
+/* ---- filter streams ---- */
+
+/*
+ * Keys of a stream db (readmodels.h): 'A' + be64 for the whole stream,
+ * 'P' + partition + '\0' + be64 per partition. The next position of either
+ * is one past the last key of its range, found by seeking to the first key
+ * past the range (MDB_SET_RANGE) and stepping back (MDB_PREV), so nothing
+ * is cached in memory and an aborted txn leaves nothing to undo.
+ */
+#define RM_STREAM_ALL      'A'
+#define RM_STREAM_PART     'P'
+#define RM_STREAM_PART_MAX 255
+#define RM_STREAM_KEY_MAX  (1 + RM_STREAM_PART_MAX + 1 + 8)
+
+static bool
+stream_partition_ok(const char *partition, size_t plen)
+{
+	return plen >= 1 && plen <= RM_STREAM_PART_MAX
+	    && memchr(partition, '\0', plen) == NULL;
+}
+
+/* 'P' + partition + '\0' (+ be64 pos when with_pos); returns its length. */
+static size_t
+stream_part_key(unsigned char *buf, const char *partition, size_t plen,
+    bool with_pos, uint64_t pos)
+{
+	buf[0] = RM_STREAM_PART;
+	memcpy(buf + 1, partition, plen);
+	buf[1 + plen] = '\0';
+	if (!with_pos)
+		return 2 + plen;
+	put_be64(buf + 2 + plen, pos);
+	return 2 + plen + 8;
+}
+
+/*
+ * The next position of the range of keys that start with prefix (plen
+ * bytes) followed by a be64: one past the last such key, 0 when none.
+ * bound is the smallest key above the whole range.
+ */
+static int
+stream_next(rmstore *rm, MDB_cursor *cur, const unsigned char *prefix,
+    size_t plen, const unsigned char *bound, size_t blen, uint64_t *out)
+{
+	MDB_val k   = { blen, (void *) bound }, d;
+	int     mrc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+	if (mrc == 0)
+		mrc = mdb_cursor_get(cur, &k, &d, MDB_PREV);
+	else if (mrc == MDB_NOTFOUND) /* nothing above: the db's last key */
+		mrc = mdb_cursor_get(cur, &k, &d, MDB_LAST);
+	*out = 0;
+	if (mrc == MDB_NOTFOUND)
+		return SL_OK; /* empty db, or nothing below bound */
+	if (mrc != 0)
+		return map_mdb(mrc, "seek stream", rm->path);
+	if (k.mv_size != plen + 8 || memcmp(k.mv_data, prefix, plen) != 0)
+		return SL_OK; /* the key below is another range's */
+	uint64_t last = get_be64((const unsigned char *) k.mv_data + plen);
+	if (last == UINT64_MAX) {
+		log_error(
+		    "readmodels", "%s: stream position overflow", rm->path);
+		return SL_ESTORAGE;
+	}
+	*out = last + 1;
+	return SL_OK;
+}
+
+int
+rm_stream_append(rmstore *rm, MDB_txn *txn, MDB_dbi dbi, const char *partition,
+    size_t plen, uint64_t log_pos, uint64_t *stream_pos)
+{
+	unsigned char key[RM_STREAM_KEY_MAX], bound[RM_STREAM_KEY_MAX];
+	unsigned char val[8 + RM_STREAM_PART_MAX];
+	uint64_t      all_pos, part_pos = 0;
+	MDB_cursor   *cur;
+	int           rc;
+
+	if (partition != NULL && !stream_partition_ok(partition, plen))
+		return SL_EINVAL;
+	rc = map_mdb(mdb_cursor_open(txn, dbi, &cur), "cursor", rm->path);
+	if (rc != SL_OK)
+		return rc;
+	key[0]   = RM_STREAM_ALL;
+	bound[0] = RM_STREAM_ALL + 1;
+	rc       = stream_next(rm, cur, key, 1, bound, 1, &all_pos);
+	if (rc == SL_OK && partition != NULL) {
+		size_t n = stream_part_key(key, partition, plen, false, 0);
+		memcpy(bound, key, n);
+		bound[n - 1] = '\0' + 1; /* past every key of the partition */
+		rc = stream_next(rm, cur, key, n, bound, n, &part_pos);
+	}
+	mdb_cursor_close(cur);
+	if (rc != SL_OK)
+		return rc;
+
+	/* whole: 'A' + pos -> log pos + partition */
+	key[0] = RM_STREAM_ALL;
+	put_be64(key + 1, all_pos);
+	put_be64(val, log_pos);
+	if (partition != NULL)
+		memcpy(val + 8, partition, plen);
+	MDB_val k = { 9, key };
+	MDB_val d = { 8 + (partition != NULL ? plen : 0), val };
+	rc        = map_mdb(
+	           mdb_put(txn, dbi, &k, &d, 0), "append to stream", rm->path);
+	if (rc == SL_OK && partition != NULL) {
+		/* partition: 'P' + p + '\0' + pos -> log pos + whole pos */
+		k.mv_size
+		    = stream_part_key(key, partition, plen, true, part_pos);
+		put_be64(val + 8, all_pos);
+		d.mv_size = 16;
+		rc        = map_mdb(mdb_put(txn, dbi, &k, &d, 0),
+		           "append to stream partition", rm->path);
+	}
+	if (rc == SL_OK && stream_pos != NULL)
+		*stream_pos = all_pos;
+	return rc;
+}
+
+int
+rm_stream_read(rmstore *rm, const char *filter_id, const char *partition,
+    size_t plen, uint64_t from, size_t max, rm_stream_fn fn, void *arg,
+    uint64_t *next, bool *more)
+{
+	unsigned char key[RM_STREAM_KEY_MAX];
+	char          name[300];
+	size_t        prefix_len;
+	MDB_dbi       dbi;
+	MDB_txn      *txn;
+	MDB_cursor   *cur;
+	MDB_val       k, d;
+	size_t        n  = 0;
+	int           rc = SL_OK, mrc;
+
+	if (next != NULL)
+		*next = from;
+	if (more != NULL)
+		*more = false;
+	if (partition != NULL && !stream_partition_ok(partition, plen))
+		return SL_EINVAL; /* no partition can have such an id */
+	int len
+	    = snprintf(name, sizeof(name), RM_FILTER_PREFIX "%s", filter_id);
+	if (len < 0 || (size_t) len >= sizeof(name))
+		return SL_EINVAL;
+	rc = begin_read(rm, name, &dbi, &txn);
+	if (rc == SL_ENOTFOUND)
+		return SL_OK; /* the filter never wrote: an empty stream */
+	if (rc != SL_OK)
+		return rc;
+	if ((mrc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return map_mdb(mrc, "cursor", rm->path);
+	}
+	if (partition == NULL) {
+		key[0] = RM_STREAM_ALL;
+		put_be64(key + 1, from);
+		k.mv_size  = 9;
+		prefix_len = 1;
+	} else {
+		k.mv_size  = stream_part_key(key, partition, plen, true, from);
+		prefix_len = k.mv_size - 8;
+	}
+	k.mv_data = key;
+	mrc       = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+	/* Keys of the range sort together and all have prefix + be64. */
+	while (mrc == 0 && k.mv_size == prefix_len + 8
+	    && memcmp(k.mv_data, key, prefix_len) == 0) {
+		const unsigned char *v = d.mv_data;
+		uint64_t             pos
+		    = get_be64((const unsigned char *) k.mv_data + prefix_len);
+		if (max > 0 && n == max) {
+			if (more != NULL)
+				*more = true;
+			break;
+		}
+		if (partition == NULL ? d.mv_size < 8 : d.mv_size != 16) {
+			log_error("readmodels",
+			    "%s: stream %s: entry %llu: bad size %zu",
+			    rm->path, name, (unsigned long long) pos,
+			    d.mv_size);
+			rc = SL_ESTORAGE;
+			break;
+		}
+		n++;
+		if (next != NULL)
+			*next = pos + 1;
+		rc = partition == NULL
+		    ? fn(arg, pos, get_be64(v), (const char *) v + 8,
+		        d.mv_size - 8)
+		    : fn(arg, pos, get_be64(v), partition, plen);
+		if (rc != 0) {
+			/* stopped by fn: say whether entries remain */
+			mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+			if (more != NULL && mrc == 0
+			    && k.mv_size == prefix_len + 8
+			    && memcmp(k.mv_data, key, prefix_len) == 0)
+				*more = true;
+			mrc = 0;
+			break;
+		}
+		mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+	}
+	if (rc == SL_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = map_mdb(mrc, "read stream", rm->path);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc;
+}

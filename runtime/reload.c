@@ -39,9 +39,10 @@ start_proc(runtime *rt, rt_tenant *t, const proj_def *def)
 {
 	if (rt->n_procs >= rt->cap_procs) {
 		log_error("reload",
-		    "tenant %s projection %s (%s): not started: more than %d "
-		    "projections",
-		    t->cfg->id, def->id, def->name, RELOAD_MAX_PROJECTIONS);
+		    "tenant %s %s %s (%s): not started: more than %d "
+		    "projections and filters",
+		    t->cfg->id, def_is_filter(def) ? "filter" : "projection",
+		    def->id, def->name, RELOAD_MAX_PROJECTIONS);
 		return;
 	}
 	processor *p;
@@ -49,9 +50,9 @@ start_proc(runtime *rt, rt_tenant *t, const proj_def *def)
 	           rt->store, t->rm, t->cfg->id, def, rt->cfg->checkpoint_batch, &p);
 	if (rc != SL_OK) {
 		log_error("reload",
-		    "tenant %s projection %s (%s): cannot start its "
-		    "processor: %s",
-		    t->cfg->id, def->id, def->name, sl_strerror(rc));
+		    "tenant %s %s %s (%s): cannot start its processor: %s",
+		    t->cfg->id, def_is_filter(def) ? "filter" : "projection",
+		    def->id, def->name, sl_strerror(rc));
 		return;
 	}
 	rt->procs[rt->n_procs] = p;
@@ -64,10 +65,11 @@ apply(runtime *rt, const proj_change *c, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const proj_def *nd = c[i].new_def, *od = c[i].old_def;
 		const proj_def *d = nd != NULL ? nd : od;
-		log_info("reload", "projection %s (%s): %s", d->id, d->name,
+		log_info("reload", "%s %s (%s): %s",
+		    def_is_filter(d) ? "filter" : "projection", d->id, d->name,
 		    od == NULL       ? "added: builds from position 0"
-		        : nd == NULL ? "dropped: its processors stop, its "
-		                       "read models stay"
+		        : nd == NULL ? "dropped: its processors stop, what "
+		                       "it built stays and is served"
 		        : nd->def_hash == od->def_hash
 		        ? "same definition: new code continues from the "
 		          "checkpoint"

@@ -1,8 +1,10 @@
 /*
  * Proves the host side of the plugin ABI: read model states round-trip
  * through msgpack (raw nested values included), the state and content
- * getters return what plugin.h promises, and the Account Details example
- * folds its four event types into the expected read model.
+ * getters return what plugin.h promises, fail_with records the retry
+ * decision (delay capped at 24 h), the Account Details example folds its
+ * four event types into the expected read model, and the example and test
+ * filters include, partition and fail as their files say.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -550,6 +552,65 @@ test_context(void)
 	H->log(SL_LOG_DEBUG, NULL);
 }
 
+/* fail_with (ABI 1.1): the retry decision and the delay, capped at 24 h */
+static void
+test_fail_with(void)
+{
+	CHECK(H->struct_size
+	    >= offsetof(sl_host_api, fail_with) + sizeof(H->fail_with));
+	CHECK(H->fail_with != NULL);
+	CHECK_EQ((int) SL_FAIL, (int) SL_FAILED);
+	CHECK_EQ(HOST_RETRY_AFTER_MAX_MS, 24u * 3600u * 1000u);
+	sl_context ctx;
+	memset(&ctx, 0, sizeof(ctx));
+	char why[] = "try later";
+	CHECK_EQ(H->fail_with(&ctx, why, true, 1500), SL_FAIL);
+	why[0] = 'X'; /* the host copied it */
+	CHECK(ctx.failed);
+	CHECK_STREQ(ctx.reason, "try later");
+	CHECK(!ctx.no_retry);
+	CHECK_EQ(ctx.retry_after_ms, 1500);
+	/* 0: the host's own growing delay */
+	CHECK_EQ(H->fail_with(&ctx, "again", true, 0), SL_FAIL);
+	CHECK(!ctx.no_retry);
+	CHECK_EQ(ctx.retry_after_ms, 0);
+	/* the cap: 24 h exactly is kept, anything longer is cut to it */
+	CHECK_EQ(H->fail_with(&ctx, "a day", true, HOST_RETRY_AFTER_MAX_MS),
+	    SL_FAIL);
+	CHECK_EQ(ctx.retry_after_ms, HOST_RETRY_AFTER_MAX_MS);
+	CHECK_EQ(
+	    H->fail_with(&ctx, "longer", true, HOST_RETRY_AFTER_MAX_MS + 1),
+	    SL_FAIL);
+	CHECK_EQ(ctx.retry_after_ms, HOST_RETRY_AFTER_MAX_MS);
+	CHECK_EQ(H->fail_with(&ctx, "forever", true, UINT32_MAX), SL_FAIL);
+	CHECK_EQ(ctx.retry_after_ms, HOST_RETRY_AFTER_MAX_MS);
+	/* retry false: no delay; waits for an operator */
+	CHECK_EQ(H->fail_with(&ctx, "broken for good", false, 5000), SL_FAIL);
+	CHECK(ctx.failed);
+	CHECK(ctx.no_retry);
+	CHECK_EQ(ctx.retry_after_ms, 0);
+	CHECK_STREQ(ctx.reason, "broken for good");
+	/* the last call wins: fail is retry=true with the host's delay */
+	CHECK_EQ(H->fail(&ctx, "plain"), SL_FAIL);
+	CHECK(!ctx.no_retry);
+	CHECK_EQ(ctx.retry_after_ms, 0);
+	CHECK_STREQ(ctx.reason, "plain");
+	/* reasons: its own buffer handed back, NULL, too long */
+	CHECK_EQ(H->fail_with(&ctx, ctx.reason + 2, false, 0), SL_FAIL);
+	CHECK_STREQ(ctx.reason, "ain");
+	CHECK(ctx.no_retry);
+	CHECK_EQ(H->fail_with(&ctx, NULL, true, 10), SL_FAIL);
+	CHECK(ctx.reason[0] != '\0');
+	CHECK(!ctx.no_retry);
+	CHECK_EQ(ctx.retry_after_ms, 10);
+	char long_why[2000];
+	memset(long_why, 'r', sizeof(long_why) - 1);
+	long_why[sizeof(long_why) - 1] = '\0';
+	CHECK_EQ(H->fail_with(&ctx, long_why, true, 1), SL_FAIL);
+	CHECK_EQ(strlen(ctx.reason), sizeof(ctx.reason) - 1);
+	CHECK_EQ(H->fail_with(NULL, "x", false, 1), SL_FAIL);
+}
+
 /* ---- the Account Details example ---- */
 
 /* The key the runtime's key selector would find for this event. */
@@ -701,6 +762,212 @@ test_account_details(void)
 	registry_destroy(r);
 }
 
+/* ---- the filter plugins (ABI 1.1) ---- */
+
+/* Call filter d on t at this retry attempt; *part as the callback left it
+ * (valid until the next host_scratch_reset). */
+static sl_verdict
+run_filter(const proj_def *d, const test_event *t, uint32_t attempt,
+    const char **part, sl_context *ctx)
+{
+	CHECK(def_is_filter(d) && d->f != NULL && d->p == NULL);
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->attempt = attempt;
+	*part        = NULL;
+	host_scratch_reset();
+	return d->f->filter(d->f->user, &t->ev, part, ctx);
+}
+
+static registry *
+load_plugin(const char *dir, const char *file, const char *cache_name)
+{
+	char      cache[8192], path[8192];
+	registry *r;
+	snprintf(cache, sizeof(cache), "%s/%s", tu_tmpdir(), cache_name);
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	CHECK_EQ(registry_create(cache, &r), SL_OK);
+	CHECK_EQ(registry_load_file(r, path, NULL, 0), SL_OK);
+	return r;
+}
+
+static void
+test_account_filters(void)
+{
+	registry *r
+	    = load_plugin(SL_PLUGIN_DIR, "account_filters.so", "cache-af");
+	const proj_def *cust = registry_find(r, "customer events", 15);
+	const proj_def *open = registry_find(r, "public account openings", 23);
+	CHECK(cust != NULL && open != NULL);
+	CHECK_STREQ(cust->id, "a468a0ac-3f00-4a28-ac0e-e4a0e8400cb3");
+	CHECK_STREQ(open->id, "76b549ab-de36-4185-8ed1-2a92ed32b7b0");
+	CHECK_EQ(cust->filter_kind, SL_FILTER_PARTITIONED);
+	CHECK_EQ(open->filter_kind, SL_FILTER_PUBLIC);
+
+	sl_context  ctx;
+	const char *part;
+	test_event  t;
+	/* the four account event types, by the customer id in the content */
+	event_make(&t, 1, "CustomerRegistered", "cust-01",
+	    "{\"customer_id\":\"cust-01\",\"name\":\"Ann Smith\","
+	    "\"account\":{\"id\":\"acc-0001\"}}");
+	CHECK_EQ(run_filter(cust, &t, 0, &part, &ctx), SL_INCLUDED);
+	CHECK_STREQ(part, "cust-01");
+	CHECK(!ctx.failed);
+	event_free(&t);
+	event_make(&t, 2, "DebitAccountOpened", "acc-0001",
+	    "{\"account_id\":\"acc-0001\",\"customer_id\":\"cust-01\"}");
+	CHECK_EQ(run_filter(cust, &t, 0, &part, &ctx), SL_INCLUDED);
+	CHECK_STREQ(part, "cust-01");
+	/* the public filter: the account id, from the content */
+	CHECK_EQ(run_filter(open, &t, 0, &part, &ctx), SL_INCLUDED);
+	CHECK_STREQ(part, "acc-0001");
+	event_free(&t);
+	/* ... or the stream when the content has none */
+	event_make(&t, 3, "DebitAccountOpened", "acc-0042", "{}");
+	CHECK_EQ(run_filter(open, &t, 0, &part, &ctx), SL_INCLUDED);
+	CHECK_STREQ(part, "acc-0042");
+	CHECK(!ctx.failed);
+	event_free(&t);
+	/* no customer id: a failure not to retry, naming the event */
+	event_make(&t, 4, "DebitPerformed", "acc-0001", "{\"amount\":1200}");
+	CHECK_EQ(run_filter(cust, &t, 0, &part, &ctx), SL_FAILED);
+	CHECK(ctx.failed && ctx.no_retry);
+	CHECK_EQ(ctx.retry_after_ms, 0);
+	CHECK_STREQ(ctx.reason,
+	    "DebitPerformed at position 4: content has no 'customer_id'");
+	CHECK_EQ(run_filter(open, &t, 0, &part, &ctx), SL_EXCLUDED);
+	CHECK(!ctx.failed && part == NULL);
+	event_free(&t);
+	event_make(&t, 5, "WithdrawalPerformed", "acc-0001",
+	    "{\"customer_id\":7,\"amount\":5}");
+	CHECK_EQ(run_filter(cust, &t, 2, &part, &ctx), SL_FAILED);
+	CHECK(ctx.no_retry);
+	CHECK(strstr(ctx.reason, "'customer_id' is not a string") != NULL);
+	event_free(&t);
+	event_make(&t, 6, "WithdrawalPerformed", "acc-0001",
+	    "{\"customer_id\":\"\",\"amount\":5}");
+	CHECK_EQ(run_filter(cust, &t, 0, &part, &ctx), SL_FAILED);
+	CHECK(strstr(ctx.reason, "'customer_id' is empty") != NULL);
+	event_free(&t);
+	/* other types are not looked at */
+	event_make(&t, 7, "Tick", "s-1", "{}");
+	CHECK_EQ(run_filter(cust, &t, 0, &part, &ctx), SL_EXCLUDED);
+	CHECK_EQ(run_filter(open, &t, 0, &part, &ctx), SL_EXCLUDED);
+	CHECK(!ctx.failed && part == NULL);
+	event_free(&t);
+	registry_destroy(r);
+}
+
+/* filter_flaky and filter_unpartitioned (tests/plugins/flaky_fail.h) */
+static void
+test_flaky_filters(void)
+{
+	registry *r
+	    = load_plugin(SL_TEST_PLUGIN_DIR, "filter_flaky.so", "cache-ff");
+	registry *u = load_plugin(
+	    SL_TEST_PLUGIN_DIR, "filter_unpartitioned.so", "cache-fu");
+	const proj_def *flaky  = registry_find(r, "flaky", 5);
+	const proj_def *counts = registry_find(r, "flaky_counts", 12);
+	const proj_def *tev    = registry_find(u, "t_events", 8);
+	CHECK(flaky != NULL && counts != NULL && tev != NULL);
+	CHECK_EQ(flaky->filter_kind, SL_FILTER_PARTITIONED);
+	CHECK_EQ(tev->filter_kind, SL_FILTER_UNPARTITIONED);
+
+	sl_context  ctx;
+	const char *part;
+	test_event  t;
+	/* fail_times 2: attempts 0 and 1 fail, attempt 2 passes */
+	event_make(&t, 1, "Tick", "s-1", "{\"fail_times\":2}");
+	for (uint32_t a = 0; a < 2; a++) {
+		char want[64];
+		snprintf(want, sizeof(want), "flaky attempt %u", a);
+		CHECK_EQ(run_filter(flaky, &t, a, &part, &ctx), SL_FAILED);
+		CHECK_STREQ(ctx.reason, want);
+		CHECK(!ctx.no_retry);
+		CHECK_EQ(ctx.retry_after_ms, 0);
+		CHECK_EQ(run_filter(tev, &t, a, &part, &ctx), SL_FAILED);
+		CHECK_STREQ(ctx.reason, want);
+	}
+	CHECK_EQ(run_filter(flaky, &t, 2, &part, &ctx), SL_INCLUDED);
+	CHECK_STREQ(part, "s-1");
+	CHECK(!ctx.failed);
+	part = "untouched";
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.attempt = 2;
+	host_scratch_reset();
+	CHECK_EQ(
+	    tev->f->filter(tev->f->user, &t.ev, &part, &ctx), SL_INCLUDED);
+	CHECK_STREQ(part, "untouched"); /* unpartitioned: never set */
+
+	/* the projection: same rule, then counts and records the attempt */
+	sl_state st;
+	int64_t  i;
+	state_init(&st);
+	CHECK_EQ(state_load(&st, counts->initial, counts->initial_len), SL_OK);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.attempt = 1;
+	host_scratch_reset();
+	CHECK_EQ(
+	    counts->p->on(counts->p->user, &t.ev, "s-1", &st, &ctx), SL_FAIL);
+	CHECK_STREQ(ctx.reason, "flaky attempt 1");
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.attempt = 2;
+	host_scratch_reset();
+	CHECK_EQ(counts->p->on(counts->p->user, &t.ev, "s-1", &st, &ctx),
+	    SL_REPLACE);
+	CHECK_EQ(H->state_i64(&st, "n", &i), SL_OK);
+	CHECK_EQ(i, 1);
+	CHECK_EQ(H->state_i64(&st, "last_attempt", &i), SL_OK);
+	CHECK_EQ(i, 2);
+	event_free(&t);
+
+	/* retry_after_ms goes through fail_with, capped by the host */
+	event_make(&t, 2, "Tock", "s-2",
+	    "{\"fail_times\":1,\"retry_after_ms\":1500}");
+	CHECK_EQ(run_filter(flaky, &t, 0, &part, &ctx), SL_FAILED);
+	CHECK(!ctx.no_retry);
+	CHECK_EQ(ctx.retry_after_ms, 1500);
+	CHECK_EQ(run_filter(flaky, &t, 1, &part, &ctx), SL_INCLUDED);
+	CHECK_STREQ(part, "s-2");
+	event_free(&t);
+	event_make(&t, 3, "Tock", "s-2",
+	    "{\"fail_times\":1,\"retry_after_ms\":999999999999}");
+	CHECK_EQ(run_filter(tev, &t, 0, &part, &ctx), SL_FAILED);
+	CHECK_EQ(ctx.retry_after_ms, HOST_RETRY_AFTER_MAX_MS);
+	event_free(&t);
+
+	/* fatal: retry=false on any attempt, in all three */
+	event_make(&t, 4, "Tick", "s-1", "{\"fatal\":true,\"fail_times\":0}");
+	CHECK_EQ(run_filter(flaky, &t, 9, &part, &ctx), SL_FAILED);
+	CHECK(ctx.no_retry);
+	CHECK_STREQ(ctx.reason, "fatal: Tick at position 4");
+	CHECK_EQ(run_filter(tev, &t, 0, &part, &ctx), SL_FAILED);
+	CHECK(ctx.no_retry);
+	memset(&ctx, 0, sizeof(ctx));
+	host_scratch_reset();
+	CHECK_EQ(
+	    counts->p->on(counts->p->user, &t.ev, "s-1", &st, &ctx), SL_FAIL);
+	CHECK(ctx.no_retry);
+	CHECK_EQ(H->state_i64(&st, "n", &i), SL_OK);
+	CHECK_EQ(i, 1);
+	event_free(&t);
+
+	/* other types: excluded, but the failure rules apply to them too */
+	event_make(&t, 5, "Other", "s-3", "{}");
+	CHECK_EQ(run_filter(flaky, &t, 0, &part, &ctx), SL_EXCLUDED);
+	CHECK_EQ(run_filter(tev, &t, 0, &part, &ctx), SL_EXCLUDED);
+	CHECK(!ctx.failed);
+	event_free(&t);
+	event_make(&t, 6, "Other", "s-3", "{\"fail_times\":1}");
+	CHECK_EQ(run_filter(flaky, &t, 0, &part, &ctx), SL_FAILED);
+	CHECK_EQ(run_filter(flaky, &t, 1, &part, &ctx), SL_EXCLUDED);
+	event_free(&t);
+
+	state_free(&st);
+	registry_destroy(r);
+	registry_destroy(u);
+}
+
 int
 main(void)
 {
@@ -713,7 +980,10 @@ main(void)
 	test_event_getters();
 	test_scratch_threads();
 	test_context();
+	test_fail_with();
 	test_account_details();
+	test_account_filters();
+	test_flaky_filters();
 	printf("host_state_test: ok\n");
 	return 0;
 }

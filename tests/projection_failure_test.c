@@ -1,9 +1,10 @@
 /*
- * Processing failures: a failing event is retried with the retry state handed
- * to the plugin until it succeeds, nothing is skipped, later events wait
- * behind it, the state written before it stays intact, and a key that cannot
- * be found is a failure with a reason, not a crash. Also proc_key for every
- * key selector kind.
+ * Processing failures of a projection: a failing event is retried with the
+ * retry state handed to the plugin until it succeeds, nothing is skipped,
+ * later events of its key wait behind it while the other keys go on, the
+ * state written before it stays intact, and a key that cannot be found is
+ * a failure with a reason, not a crash. Also proc_key for every key
+ * selector kind.
  */
 #include "projection_testutil.h"
 
@@ -146,7 +147,8 @@ has_model(rmstore *rm, const char *proj, const char *key)
 	return rc == SL_OK;
 }
 
-/* Fails 3 times, then succeeds: retried, not skipped, state correct. */
+/* Fails 3 times, then succeeds: retried, not skipped, state correct; the
+ * other keys go on meanwhile, the failing key's later events wait. */
 static void
 test_fail_then_succeed(void)
 {
@@ -165,24 +167,31 @@ test_fail_then_succeed(void)
 	processor *p;
 	int64_t    t0 = pt_now_ms();
 	CHECK_EQ(proc_start(e.s, e.rm, "t1", def, 100, &p), SL_OK);
-	proc_status st = pt_wait_failing(p, 1, PT_WAIT_MS);
-	CHECK_STREQ(st.reason, "refused: Tick");
-	CHECK_EQ(st.position, bad); /* stopped at the failing event */
-	CHECK(st.next_retry_ns > 0);
-	/* the state before the failing event was committed, not after it */
-	CHECK_EQ(read_checkpoint(e.rm, FAIL_PROJ), bad);
+	proc_failing f;
+	pt_wait_unit(p, "s1", 1, PT_WAIT_MS, &f);
+	CHECK_STREQ(f.reason, "refused: Tick");
+	CHECK_EQ(f.position, bad); /* s1 waits at its failing event */
+	CHECK(f.retry && f.next_try_ns > 0);
+	/* s2 went on; s1 has the state before its failing event */
+	pt_wait_failing_units(p, head, PT_WAIT_MS);
+	CHECK_EQ(read_checkpoint(e.rm, FAIL_PROJ), head);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s2", "count"), 2);
 	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s1", "count"), 1);
-	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s2", "count"), 1);
 
-	st = pt_wait_failing(p, 3, PT_WAIT_MS);
-	CHECK_EQ(st.position, bad);
-	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s2", "count"), 1);
+	pt_wait_unit(p, "s1", 3, PT_WAIT_MS, &f);
+	CHECK_EQ(f.position, bad);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s1", "count"), 1);
 
-	st           = pt_wait_position(p, head, PT_WAIT_MS);
+	/* then it goes through, with the event behind it, once each */
+	int64_t end = pt_now_ms() + PT_WAIT_MS;
+	while (pt_unit_failing(p, "s1") && pt_now_ms() < end)
+		pt_sleep_ms(2);
+	CHECK(!pt_unit_failing(p, "s1"));
 	int64_t took = pt_now_ms() - t0;
 	/* delays 50 + 100 + 200 ms before attempts 1, 2 and 3 */
 	CHECK(took >= 340);
-	CHECK_EQ(st.attempts, 0);
+	proc_status st = pt_wait_position(p, head, PT_WAIT_MS);
+	CHECK_EQ(st.n_failing, 0);
 	CHECK_EQ(st.events_handled, 5);
 	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s1", "count"), 3);
 	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s2", "count"), 2);
@@ -191,9 +200,12 @@ test_fail_then_succeed(void)
 	/* After the recovery, the next failure starts counting afresh. */
 	uint64_t bad2 = pt_commit1(
 	    e.s, "t1", "s3", "Tock", "{\"fail\":true,\"fail_times\":1}");
-	st = pt_wait_failing(p, 1, PT_WAIT_MS);
-	CHECK_EQ(st.attempts, 1);
-	CHECK_EQ(st.position, bad2);
+	pt_wait_unit(p, "s3", 1, PT_WAIT_MS, &f);
+	CHECK_EQ(f.attempts, 1);
+	CHECK_EQ(f.position, bad2);
+	end = pt_now_ms() + PT_WAIT_MS;
+	while (pt_unit_failing(p, "s3") && pt_now_ms() < end)
+		pt_sleep_ms(2);
 	st = pt_wait_position(p, bad2 + 1, PT_WAIT_MS);
 	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s3", "count"), 1);
 	CHECK_EQ(st.events_handled, 6);
@@ -202,9 +214,11 @@ test_fail_then_succeed(void)
 	env_close(&e);
 }
 
-/* A failing event blocks every later event; stop interrupts the wait. */
+/* A key that fails for good: its later events wait, in order, while the
+ * other keys advance; the failure survives a restart; retry and the
+ * handler's fix (a reload) are what moves it. */
 static void
-test_blocks_later_events(void)
+test_failing_key_waits_alone(void)
 {
 	env e;
 	env_open(&e, "block", SL_TEST_PLUGIN_DIR "/fail_on_type.so");
@@ -216,44 +230,53 @@ test_blocks_later_events(void)
 	for (int i = 0; i < 5; i++) {
 		pt_commit1(e.s, "t1", "c", "Tick", "{}");
 		pt_commit1(e.s, "t1", "a", "Tick", "{}");
+		pt_commit1(e.s, "t1", "b", "Tick", "{}");
 	}
+	uint64_t head = store_next_position(e.s);
 
 	processor *p;
 	CHECK_EQ(proc_start(e.s, e.rm, "t1", def, 3, &p), SL_OK);
-	proc_status st = pt_wait_failing(p, 4, PT_WAIT_MS);
-	CHECK_STREQ(st.reason, "refused: Tock");
-	CHECK_EQ(st.position, bad);
-	CHECK_EQ(st.events_handled, 2);
-	CHECK_EQ(read_checkpoint(e.rm, FAIL_PROJ), bad);
-	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "a", "count"), 2);
+	proc_failing f;
+	pt_wait_unit(p, "b", 3, PT_WAIT_MS, &f);
+	CHECK_STREQ(f.reason, "refused: Tock");
+	CHECK_EQ(f.position, bad);
+	proc_status st = pt_wait_position(p, head, PT_WAIT_MS);
+	CHECK_EQ(st.n_failing, 1);
+	CHECK_EQ(st.events_handled, 12); /* a: 7, c: 5; b: none */
+	CHECK_EQ(read_checkpoint(e.rm, FAIL_PROJ), head);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "a", "count"), 7);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "c", "count"), 5);
 	CHECK(!has_model(e.rm, FAIL_PROJ, "b"));
-	CHECK(!has_model(e.rm, FAIL_PROJ, "c"));
 
-	/* More commits while failing do not get past it either. */
+	/* More commits while b fails: the others go on, b's wait. */
 	pt_commit1(e.s, "t1", "c", "Tick", "{}");
-	pt_sleep_ms(50);
-	proc_get_status(p, &st);
-	CHECK_EQ(st.state, PROC_FAILING);
-	CHECK_EQ(st.position, bad);
-	CHECK(!has_model(e.rm, FAIL_PROJ, "c"));
+	pt_commit1(e.s, "t1", "b", "Tick", "{}");
+	st = pt_wait_position(p, head + 2, PT_WAIT_MS);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "c", "count"), 6);
+	CHECK(!has_model(e.rm, FAIL_PROJ, "b"));
 
 	/* The retry delay (now 400+ ms) is interrupted by proc_stop. */
 	int64_t t0 = pt_now_ms();
 	proc_stop(p);
 	CHECK(pt_now_ms() - t0 < 300);
-	CHECK_EQ(read_checkpoint(e.rm, FAIL_PROJ), bad);
 
-	/* A restarted processor starts with the same event, not after it. */
+	/* A restarted processor still has b failing at the same event,
+	 * with the attempts so far, and retries it. */
 	CHECK_EQ(proc_start(e.s, e.rm, "t1", def, 100, &p), SL_OK);
-	st = pt_wait_failing(p, 1, PT_WAIT_MS);
-	CHECK_EQ(st.position, bad);
+	proc_failing again;
+	pt_wait_unit(p, "b", f.attempts + 1, PT_WAIT_MS, &again);
+	CHECK_EQ(again.position, bad);
+	proc_get_status(p, &st);
 	CHECK_EQ(st.events_handled, 0);
+	CHECK(!has_model(e.rm, FAIL_PROJ, "b"));
 	proc_stop(p);
-	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "a", "count"), 2);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "a", "count"), 7);
 	env_close(&e);
 }
 
-/* A property key selector on a missing or non-scalar property. */
+/* A property key selector on a missing or non-scalar property: the event
+ * waits, not retried (only a new definition can find its key), and the
+ * other keys go on. */
 static void
 test_missing_key_property(void)
 {
@@ -265,14 +288,21 @@ test_missing_key_property(void)
 	uint64_t bad = pt_commit1(
 	    e.s, "t1", "atm-1", "WithdrawalPerformed", "{\"amount\":5}");
 	pt_commit1(e.s, "t1", "acc-1", "DebitPerformed", "{\"amount\":20}");
+	uint64_t head = store_next_position(e.s);
 
 	processor *p;
 	CHECK_EQ(proc_start(e.s, e.rm, "t1", def, 100, &p), SL_OK);
-	proc_status st = pt_wait_failing(p, 2, PT_WAIT_MS);
-	CHECK(strstr(st.reason, "'account_id' is missing") != NULL);
-	CHECK(strstr(st.reason, "WithdrawalPerformed") != NULL);
-	CHECK_EQ(st.position, bad);
-	CHECK_EQ(pt_state_i64(e.rm, ACC_PROJ, "acc-1", "balance"), 10);
+	proc_failing f;
+	pt_wait_unit(p, "(no key) stream atm-1", 1, PT_WAIT_MS, &f);
+	CHECK(strstr(f.reason, "'account_id' is missing") != NULL);
+	CHECK(strstr(f.reason, "WithdrawalPerformed") != NULL);
+	CHECK_EQ(f.position, bad);
+	CHECK(!f.retry && f.next_try_ns == 0);
+	pt_wait_position(p, head, PT_WAIT_MS);
+	CHECK_EQ(pt_state_i64(e.rm, ACC_PROJ, "acc-1", "balance"), 30);
+	pt_sleep_ms(100); /* not retried */
+	pt_wait_unit(p, "(no key) stream atm-1", 1, PT_WAIT_MS, &f);
+	CHECK_EQ(f.attempts, 1);
 	proc_stop(p);
 
 	/* non-scalar property: same, in another tenant's store */
@@ -283,9 +313,9 @@ test_missing_key_property(void)
 	uint64_t bad2 = pt_commit1(e.s, "t2", "cust-1", "CustomerRegistered",
 	    "{\"name\":\"X\",\"account\":{\"id\":{\"nested\":1}}}");
 	CHECK_EQ(proc_start(e.s, rm2, "t2", def, 100, &p), SL_OK);
-	st = pt_wait_failing(p, 1, PT_WAIT_MS);
-	CHECK(strstr(st.reason, "not a string or an integer") != NULL);
-	CHECK_EQ(st.position, bad2);
+	pt_wait_unit(p, "(no key) stream cust-1", 1, PT_WAIT_MS, &f);
+	CHECK(strstr(f.reason, "not a string or an integer") != NULL);
+	CHECK_EQ(f.position, bad2);
 	proc_stop(p);
 	CHECK(!has_model(rm2, ACC_PROJ, "acc-1"));
 	rm_close(rm2);
@@ -297,7 +327,7 @@ main(void)
 {
 	test_keys();
 	test_fail_then_succeed();
-	test_blocks_later_events();
+	test_failing_key_waits_alone();
 	test_missing_key_property();
 	return 0;
 }

@@ -79,9 +79,20 @@ typedef struct pt_event {
  * Commit n events to tenant/stream in one commit (expected revision: any)
  * and wait for it. @return the position of the first event.
  */
+static inline uint64_t pt_commit_ex(store *s, const char *tenant,
+    const char *stream, const pt_event *evs, size_t n, bool is_public);
+
 static inline uint64_t
 pt_commit(store *s, const char *tenant, const char *stream,
     const pt_event *evs, size_t n)
+{
+	return pt_commit_ex(s, tenant, stream, evs, n, false);
+}
+
+/* pt_commit, every event committed as public or not. */
+static inline uint64_t
+pt_commit_ex(store *s, const char *tenant, const char *stream,
+    const pt_event *evs, size_t n, bool is_public)
 {
 	msgpack_zone z;
 	CHECK(msgpack_zone_init(&z, 4096));
@@ -101,6 +112,7 @@ pt_commit(store *s, const char *tenant, const char *stream,
 		en[i].correlation_len = 4;
 		en[i].causation_id    = "";
 		en[i].causation_len   = 0;
+		en[i].is_public       = is_public;
 		en[i].content         = o;
 	}
 	store_commit c;
@@ -177,6 +189,67 @@ pt_wait_failing(processor *p, uint32_t attempts, int max_ms)
 		}
 		pt_sleep_ms(2);
 	}
+}
+
+/* Wait until the processor has passed target with some units failing. */
+static inline proc_status
+pt_wait_failing_units(processor *p, uint64_t target, int max_ms)
+{
+	proc_status st;
+	int64_t     end = pt_now_ms() + max_ms;
+	for (;;) {
+		proc_get_status(p, &st);
+		if (st.position >= target && st.n_failing > 0)
+			return st;
+		if (pt_now_ms() > end) {
+			fprintf(stderr,
+			    "timeout after %d ms waiting for failing units: "
+			    "%s at %" PRIu64 ", %zu failing\n",
+			    max_ms, proc_state_name(st.state), st.position,
+			    st.n_failing);
+			exit(1);
+		}
+		pt_sleep_ms(2);
+	}
+}
+
+/* Wait until unit (as status shows it) fails with at least `attempts`
+ * attempts; its entry goes to *out. */
+static inline void
+pt_wait_unit(processor *p, const char *unit, uint32_t attempts, int max_ms,
+    proc_failing *out)
+{
+	static proc_failing f[64];
+	int64_t             end = pt_now_ms() + max_ms;
+	for (;;) {
+		size_t n = proc_get_failing(p, f, 64);
+		for (size_t i = 0; i < n && i < 64; i++)
+			if (strcmp(f[i].partition, unit) == 0
+			    && f[i].attempts >= attempts) {
+				*out = f[i];
+				return;
+			}
+		if (pt_now_ms() > end) {
+			fprintf(stderr,
+			    "timeout after %d ms waiting for unit '%s' to "
+			    "fail %u times (%zu failing)\n",
+			    max_ms, unit, attempts, n);
+			exit(1);
+		}
+		pt_sleep_ms(2);
+	}
+}
+
+/* Whether unit is among the failing ones. */
+static inline bool
+pt_unit_failing(processor *p, const char *unit)
+{
+	static proc_failing f[64];
+	size_t              n = proc_get_failing(p, f, 64);
+	for (size_t i = 0; i < n && i < 64; i++)
+		if (strcmp(f[i].partition, unit) == 0)
+			return true;
+	return false;
 }
 
 /* ---- read model states ---- */

@@ -268,6 +268,17 @@ int sl_set_i64(sl_state *st, const char *key, int64_t val);
 /** Format a failure reason (printf-style) and return SL_FAIL. */
 sl_outcome sl_failf(sl_context *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/**
+ * Format a failure reason (printf-style) and record it with a retry
+ * decision through sl_host_api.fail_with (ABI 1.1): retry false waits for
+ * an operator; retry_after_ms > 0 asks for that delay (the host caps it at
+ * 24 h). A filter returns the result as its verdict (SL_FAIL == SL_FAILED).
+ * On a 1.0 host, which has no fail_with, it falls back to fail (retried
+ * with the host's growing delay).
+ * @return SL_FAIL
+ */
+sl_outcome sl_fail_with(sl_context *ctx, bool retry, uint32_t retry_after_ms,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /** Log through the host (printf-style). */
 void sl_logf(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
