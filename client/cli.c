@@ -1,6 +1,8 @@
 /*
- * The `sluice` command: commit, read, get-one, get-all, status and subscribe
- * against a running sluiced, through the client library; JSON out on stdout.
+ * The `sluice` command: commit, read (the log, a stream, a filter's stream),
+ * get-one, get-all, status, subscribe and the operator commands (reset,
+ * retry, pause, resume) against a running sluiced, through the client
+ * library; JSON out on stdout.
  * The endpoint comes from --url, $SLUICE_URL or the config file's
  * endpoints.api.
  */
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -36,10 +39,13 @@ static const char usage_text[]
       "  commit --tenant T --stream S [--expect ...] --batch [FILE | -]\n"
       "  read [--from P] [--max N] [--tenant T --stream S "
       "[--from-revision R]]\n"
+      "  read --filter ID_OR_NAME --tenant T [--partition P] [--from N]\n"
+      "         [--max N]\n"
       "  get-one --tenant T --projection ID_OR_NAME KEY\n"
       "  get-all --tenant T --projection ID_OR_NAME\n"
       "  status\n"
       "  plugins\n"
+      "  reset|retry|pause|resume ID_OR_NAME [--tenant T]\n"
       "  subscribe [--from P | --tenant T --stream S [--from-revision R]]\n"
       "         [--count N] [--idle-ms MS] [--pub-url URL]\n"
       "\n"
@@ -51,7 +57,16 @@ static const char usage_text[]
       "subscribe prints the events from P (or revision R) on, then follows\n"
       "the live feed (the daemon's status names it; or --pub-url), one JSON\n"
       "line per event, each exactly once, also across daemon restarts. It\n"
-      "ends after N events (--count) or MS quiet milliseconds (--idle-ms).\n";
+      "ends after N events (--count) or MS quiet milliseconds (--idle-ms).\n"
+      "\n"
+      "read --filter prints a filter's stream (or one --partition of it)\n"
+      "from stream position N on, one JSON line per event with its\n"
+      "stream_position (and partition). The operator commands act on the\n"
+      "processors of a projection or filter, of one tenant (--tenant) or\n"
+      "of all: reset rebuilds from position 0, retry retries failing\n"
+      "events now, pause stops processing (kept across restarts), resume\n"
+      "goes on. status lists each processor's failing partitions with\n"
+      "reason, attempts and next try.\n";
 
 /* Options of all commands; which apply is checked per command. */
 typedef struct opts {
@@ -59,6 +74,8 @@ typedef struct opts {
 	const char *tenant, *stream, *expect, *type, *metadata, *correlation;
 	const char *from, *max, *from_revision, *projection;
 	const char *count, *idle_ms, *pub_url;
+	const char *filter, *partition;
+	const char *command; /* the command's name (argv) */
 	bool        is_public, batch;
 	const char *pos[4];
 	int         n_pos;
@@ -201,6 +218,8 @@ static const optdef optdefs[] = {
 	OPT("count", count),
 	OPT("idle-ms", idle_ms),
 	OPT("pub-url", pub_url),
+	OPT("filter", filter),
+	OPT("partition", partition),
 	FLAG("public", is_public),
 	FLAG("batch", batch),
 };
@@ -478,6 +497,51 @@ out:
 	return status;
 }
 
+/* read --filter: a filter's stream, one JSON line per event. */
+static int
+cmd_read_filter(sl_client *c, const opts *o)
+{
+	const char *tenant = tenant_of(o);
+	uint64_t    from = 0, max = 0, left;
+	int         rc;
+
+	if (tenant == NULL)
+		return usage_error("--filter needs --tenant");
+	if (o->stream != NULL || o->from_revision != NULL)
+		return usage_error(
+		    "--filter reads a filter's stream: it takes "
+		    "no --stream or --from-revision");
+	if (o->partition != NULL && o->partition[0] == '\0')
+		return usage_error("--partition must not be empty");
+	if (o->from != NULL && !parse_u64(o->from, &from))
+		return usage_error(
+		    "--from takes a stream position, not '%s'", o->from);
+	if (o->max != NULL && (!parse_u64(o->max, &max) || max == 0))
+		return usage_error(
+		    "--max takes a positive number, not '%s'", o->max);
+	left = o->max != NULL ? max : UINT64_MAX;
+
+	while (left > 0) {
+		sl_filter_page p;
+		size_t         ask = left > SIZE_MAX ? 0 : (size_t) left;
+		rc                 = sl_client_read_filter(
+		                    c, tenant, o->filter, o->partition, from, ask, &p);
+		if (rc != SL_OK)
+			return call_failed(c, rc);
+		for (size_t i = 0; i < p.n_events && left > 0; i++, left--)
+			puts(p.events[i].event.json);
+		from = p.next;
+		if (p.n_events == 0 || !p.more) {
+			sl_filter_page_free(&p);
+			break;
+		}
+		sl_filter_page_free(&p);
+	}
+	if (fflush(stdout) != 0)
+		return fail(EXIT_USAGE, SL_EINVAL, "cannot write the output");
+	return 0;
+}
+
 static int
 cmd_read(sl_client *c, const opts *o)
 {
@@ -488,6 +552,10 @@ cmd_read(sl_client *c, const opts *o)
 
 	if (o->n_pos > 0)
 		return usage_error("read takes no argument '%s'", o->pos[0]);
+	if (o->filter != NULL)
+		return cmd_read_filter(c, o);
+	if (o->partition != NULL)
+		return usage_error("--partition needs --filter");
 	if (by_stream && tenant == NULL)
 		return usage_error("--stream needs --tenant");
 	if (o->from_revision != NULL && !by_stream)
@@ -596,6 +664,40 @@ cmd_get_all(sl_client *c, const opts *o)
 	return status;
 }
 
+/*
+ * Beside each failing unit's next_try (ms since the epoch), the same time
+ * for people: "next_try_utc": "2026-11-25T15:20:00.123Z".
+ */
+static void
+status_add_times(json_t *st)
+{
+	size_t  i, k;
+	json_t *p, *f;
+
+	json_array_foreach(json_object_get(st, "processors"), i, p)
+	{
+		json_array_foreach(json_object_get(p, "failing"), k, f)
+		{
+			json_t   *nt = json_object_get(f, "next_try");
+			char      buf[64];
+			struct tm tm;
+			time_t    secs;
+
+			if (!json_is_integer(nt))
+				continue;
+			secs = (time_t) (json_integer_value(nt) / 1000);
+			if (gmtime_r(&secs, &tm) == NULL)
+				continue;
+			size_t n = strftime(
+			    buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+			snprintf(buf + n, sizeof(buf) - n, ".%03dZ",
+			    (int) (json_integer_value(nt) % 1000));
+			json_object_set_new(
+			    f, "next_try_utc", json_string(buf));
+		}
+	}
+}
+
 static int
 cmd_status(sl_client *c, const opts *o)
 {
@@ -613,6 +715,7 @@ cmd_status(sl_client *c, const opts *o)
 	sl_client_free(text);
 	if (j == NULL)
 		return fail(EXIT_REPLY, SL_EPROTO, "bad status reply");
+	status_add_times(j);
 	print_json(j, JSON_INDENT(2));
 	json_decref(j);
 	return 0;
@@ -639,6 +742,33 @@ cmd_plugins(sl_client *c, const opts *o)
 		return fail(EXIT_REPLY, SL_EPROTO, "bad plugins reply");
 	print_json(j, JSON_INDENT(2));
 	json_decref(j);
+	return 0;
+}
+
+/* reset|retry|pause|resume ID [--tenant T]: an operator command. */
+static int
+cmd_command(sl_client *c, const opts *o)
+{
+	const char *tenant = tenant_of(o);
+	size_t      n      = 0;
+	json_t     *j;
+	int         rc;
+
+	if (o->n_pos != 1)
+		return usage_error("%s needs one projection or filter id or "
+		                   "name (and takes --tenant T)",
+		    o->command);
+	rc = sl_client_command(c, o->command, o->pos[0], tenant, &n);
+	if (rc != SL_OK)
+		return call_failed(c, rc);
+	j = json_pack("{s:s,s:s,s:s?,s:I}", "command", o->command, "id",
+	    o->pos[0], "tenant", tenant, "processors", (json_int_t) n);
+	if (j == NULL)
+		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+	print_json(j, JSON_COMPACT);
+	json_decref(j);
+	if (fflush(stdout) != 0)
+		return fail(EXIT_USAGE, SL_EINVAL, "cannot write the output");
 	return 0;
 }
 
@@ -730,6 +860,10 @@ main(int argc, char **argv)
 		{ "status", cmd_status },
 		{ "plugins", cmd_plugins },
 		{ "subscribe", cmd_subscribe },
+		{ "reset", cmd_command },
+		{ "retry", cmd_command },
+		{ "pause", cmd_command },
+		{ "resume", cmd_command },
 	};
 	opts       o;
 	uint64_t   timeout = 10000;
@@ -755,6 +889,7 @@ main(int argc, char **argv)
 			break;
 	if (k == (int) (sizeof(cmds) / sizeof(cmds[0])))
 		return usage_error("unknown command '%s'", argv[i]);
+	o.command = cmds[k].name;
 	if (parse_args(argc, argv, i + 1, false, &o) < 0)
 		return EXIT_USAGE;
 	if (o.timeout != NULL

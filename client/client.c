@@ -581,6 +581,132 @@ sl_client_read_stream(sl_client *c, const char *tenant, const char *stream,
 	return client_read(c, &sb, out);
 }
 
+/* ---- filter streams ---- */
+
+void
+sl_filter_page_free(sl_filter_page *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->n_events; i++) {
+		client_event_free(&p->events[i].event);
+		free(p->events[i].partition);
+	}
+	free(p->events);
+	memset(p, 0, sizeof(*p));
+}
+
+int
+sl_client_read_filter(sl_client *c, const char *tenant, const char *filter,
+    const char *partition, uint64_t from, size_t max, sl_filter_page *out)
+{
+	msgpack_sbuffer       sb;
+	msgpack_packer        pk;
+	reply                 rep;
+	const msgpack_object *evs;
+	bool                  more = false;
+	int                   rc;
+
+	if (c == NULL || out == NULL)
+		return SL_EINVAL;
+	c->err[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (tenant == NULL || filter == NULL) {
+		client_seterr(c, "tenant and filter are required");
+		return SL_EINVAL;
+	}
+	if (partition != NULL && partition[0] == '\0') {
+		client_seterr(c, "partition must not be empty");
+		return SL_EINVAL;
+	}
+	client_begin(&sb, &pk, "read_filter", 4 + (partition != NULL));
+	mp_pack_kv_str(&pk, "tenant", tenant);
+	mp_pack_kv_str(&pk, "filter", filter);
+	if (partition != NULL)
+		mp_pack_kv_str(&pk, "partition", partition);
+	mp_pack_kv_u64(&pk, "from", from);
+	mp_pack_kv_u64(&pk, "max", max);
+	rc = client_call(c, &sb, &rep);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc != SL_OK)
+		goto out;
+	rc = reply_array(c, &rep, "events", &evs, sizeof(*out->events),
+	    (void **) &out->events);
+	if (rc != SL_OK)
+		goto out;
+	out->next = reply_u64(&rep, "next");
+	mp_get_bool(&rep.root, "more", &more);
+	out->more = more;
+	for (uint32_t i = 0; i < evs->via.array.size; i++) {
+		const msgpack_object *m = &evs->via.array.ptr[i];
+		sl_filter_event      *e = &out->events[i];
+		out->n_events++;
+		rc = parse_event(m, &e->event);
+		if (rc == SL_OK
+		    && mp_get_u64(m, "stream_position", &e->stream_position)
+		        != SL_OK)
+			rc = SL_EPROTO;
+		if (rc == SL_OK && mp_get(m, "partition") != NULL
+		    && (e->partition = field_strdup(m, "partition")) == NULL)
+			rc = SL_EPROTO;
+		if (rc != SL_OK) {
+			client_seterr(
+			    c, "events[%u] of the reply is malformed", i);
+			goto out;
+		}
+	}
+out:
+	if (rc != SL_OK)
+		sl_filter_page_free(out);
+	if (rep.msg != NULL)
+		reply_free(&rep);
+	return rc;
+}
+
+/* ---- operator commands ---- */
+
+int
+sl_client_command(sl_client *c, const char *op, const char *id,
+    const char *tenant, size_t *n_processors)
+{
+	static const char *const ops[]
+	    = { "reset", "retry", "pause", "resume" };
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	reply           rep;
+	bool            known = false;
+	int             rc;
+
+	if (c == NULL)
+		return SL_EINVAL;
+	c->err[0] = '\0';
+	if (n_processors != NULL)
+		*n_processors = 0;
+	for (size_t i = 0; op != NULL && i < sizeof(ops) / sizeof(ops[0]); i++)
+		known = known || strcmp(op, ops[i]) == 0;
+	if (!known) {
+		client_seterr(c,
+		    "unknown command '%s' (reset, retry, pause or resume)",
+		    op != NULL ? op : "(null)");
+		return SL_EINVAL;
+	}
+	if (id == NULL) {
+		client_seterr(c, "a projection or filter id is required");
+		return SL_EINVAL;
+	}
+	client_begin(&sb, &pk, op, 1 + (tenant != NULL));
+	mp_pack_kv_str(&pk, "id", id);
+	if (tenant != NULL)
+		mp_pack_kv_str(&pk, "tenant", tenant);
+	rc = client_call(c, &sb, &rep);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc == SL_OK && n_processors != NULL)
+		*n_processors = (size_t) reply_u64(&rep, "processors");
+	if (rep.msg != NULL)
+		reply_free(&rep);
+	return rc;
+}
+
 /* ---- read models ---- */
 
 int

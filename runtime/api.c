@@ -313,6 +313,16 @@ api_projection(request *r, const proj_def **out)
 		    (int) (len > SL_MAX_ID_LEN ? SL_MAX_ID_LEN : len), s);
 		return SL_ENOTFOUND;
 	}
+	/* A filter has a stream, not read models: never hand its def to
+	 * read model code. */
+	if (def_is_filter(*out)) {
+		api_fail(r, SL_EINVAL,
+		    "field 'projection': '%.*s' is a filter, not a projection "
+		    "(read its stream with op read_filter)",
+		    (int) len, s);
+		*out = NULL;
+		return SL_EINVAL;
+	}
 	return SL_OK;
 }
 
@@ -615,6 +625,252 @@ done:
 	msgpack_sbuffer_destroy(&rc.events);
 }
 
+/* ---- filter streams ---- */
+
+/* The longest partition id (readmodels.h). */
+#define API_MAX_PARTITION_LEN 255
+/* filter_fetch_one's "got it, stop" (sl_err codes are positive). */
+#define API_FETCH_DONE (-2)
+
+static const char *
+api_filter_kind_name(sl_filter_kind k)
+{
+	switch (k) {
+	case SL_FILTER_UNPARTITIONED:
+		return "unpartitioned";
+	case SL_FILTER_PARTITIONED:
+		return "partitioned";
+	case SL_FILTER_PUBLIC:
+		return "public";
+	}
+	return "unknown";
+}
+
+/* What a definition runs, as status and plugins name it. */
+static const char *
+api_kind_name(const proj_def *d)
+{
+	return def_is_filter(d) ? "filter" : "projection";
+}
+
+typedef struct filter_read_ctx {
+	runtime        *rt;
+	const char     *tenant;      /* the tenant's id (NUL-terminated) */
+	bool            partitioned; /* entries carry a partition */
+	msgpack_sbuffer events;      /* the reply's events, packed */
+	msgpack_packer  pk;
+	msgpack_sbuffer one; /* one wire event, before its extras */
+	msgpack_packer  one_pk;
+	msgpack_zone    zone;
+	uint32_t        count;
+	uint64_t        next; /* stream position after the last event */
+	/* the entry being fetched */
+	uint64_t    stream_pos, log_pos;
+	const char *partition;
+	size_t      plen;
+	bool        found;
+} filter_read_ctx;
+
+/*
+ * Pack the wire event in fr->one with stream_position (and partition)
+ * added: ev_pack_wire packs a whole map, so its header is read and packed
+ * again with the larger count, the pairs copied as they are, the new ones
+ * appended. The wire event stays defined in one place (event.c).
+ */
+static int
+filter_pack_event(filter_read_ctx *fr)
+{
+	const unsigned char *b = (const unsigned char *) fr->one.data;
+	size_t               hlen;
+	uint64_t             n;
+
+	if (fr->one.size == 0)
+		return SL_EINTERNAL;
+	if ((b[0] & 0xf0) == 0x80) {
+		n = b[0] & 0x0f, hlen = 1;
+	} else if (b[0] == 0xde && fr->one.size >= 3) {
+		n = api_be(b + 1, 2), hlen = 3;
+	} else if (b[0] == 0xdf && fr->one.size >= 5) {
+		n = api_be(b + 1, 4), hlen = 5;
+	} else {
+		log_error("api", "a wire event is not a msgpack map");
+		return SL_EINTERNAL;
+	}
+	msgpack_pack_map(&fr->pk, n + 1 + (fr->partitioned ? 1 : 0));
+	msgpack_sbuffer_write(
+	    &fr->events, fr->one.data + hlen, fr->one.size - hlen);
+	mp_pack_kv_u64(&fr->pk, "stream_position", fr->stream_pos);
+	if (fr->partitioned) {
+		mp_pack_cstr(&fr->pk, "partition");
+		mp_pack_strn(&fr->pk, fr->partition, fr->plen);
+	}
+	return SL_OK;
+}
+
+/* store_scan callback: the event at fr->log_pos, packed with its extras. */
+static int
+filter_fetch_one(void *arg, uint64_t position, const void *data, size_t len)
+{
+	filter_read_ctx *fr = arg;
+	ev_view          ev;
+	int              rc;
+
+	if (position != fr->log_pos)
+		return SL_OK; /* not there: reported by the caller */
+	msgpack_zone_clear(&fr->zone);
+	if (ev_decode(data, len, position, &fr->zone, &ev) != SL_OK) {
+		log_error("api",
+		    "event at position %" PRIu64 " cannot be decoded",
+		    position);
+		return SL_ESTORAGE;
+	}
+	/* A tenant's stream only indexes its own events; never show
+	 * another tenant's, whatever the index says. */
+	if (strcmp(ev.tenant, fr->tenant) != 0) {
+		log_error("api",
+		    "tenant %s: a filter stream names position %" PRIu64
+		    " of tenant %s",
+		    fr->tenant, position, ev.tenant);
+		return SL_EINTERNAL;
+	}
+	msgpack_sbuffer_clear(&fr->one);
+	ev_pack_wire(&fr->one_pk, &ev);
+	if ((rc = filter_pack_event(fr)) != SL_OK)
+		return rc;
+	fr->found = true;
+	return API_FETCH_DONE;
+}
+
+/* rm_stream_read callback: fetch one indexed event from the log. */
+static int
+filter_read_one(void *arg, uint64_t stream_pos, uint64_t log_pos,
+    const char *partition, size_t plen)
+{
+	filter_read_ctx *fr = arg;
+	int              rc;
+
+	fr->stream_pos = stream_pos;
+	fr->log_pos    = log_pos;
+	fr->partition  = partition;
+	fr->plen       = plen;
+	fr->found      = false;
+	rc = store_scan(fr->rt->store, log_pos, 1, filter_fetch_one, fr, NULL);
+	if (rc == API_FETCH_DONE)
+		rc = SL_OK;
+	if (rc == SL_OK && !fr->found) {
+		log_error("api",
+		    "tenant %s: a filter stream names log position %" PRIu64
+		    ", which the log does not hold",
+		    fr->tenant, log_pos);
+		rc = SL_EINTERNAL;
+	}
+	if (rc != SL_OK)
+		return rc;
+	fr->count++;
+	fr->next = stream_pos + 1;
+	/* -1 stops the read; the client pages on from next. */
+	return fr->events.size >= API_REPLY_SOFT_BYTES ? -1 : 0;
+}
+
+static void
+api_read_filter(request *r)
+{
+	const sl_config *cfg = r->rt->cfg;
+	rt_tenant       *t;
+	const proj_def  *def;
+	const char      *fid, *part;
+	size_t           fid_len, part_len;
+	uint64_t         from, max, next = 0;
+	bool             more = false;
+	filter_read_ctx  fr;
+	int              rc;
+
+	if (api_tenant(r, &t) != SL_OK
+	    || api_str(r, "filter", true, &fid, &fid_len) != SL_OK
+	    || api_str(r, "partition", false, &part, &part_len) != SL_OK
+	    || api_u64(r, "from", 0, &from) != SL_OK
+	    || api_u64(r, "max", cfg->max_read_events, &max) != SL_OK)
+		return;
+	if (max == 0 || max > cfg->max_read_events)
+		max = cfg->max_read_events;
+	def = fid_len > 0 && fid_len <= SL_MAX_ID_LEN
+	    ? registry_find(r->rt->plugins, fid, fid_len)
+	    : NULL;
+	if (def == NULL) {
+		api_fail(r, SL_ENOTFOUND, "unknown filter '%.*s'",
+		    (int) (fid_len > SL_MAX_ID_LEN ? SL_MAX_ID_LEN : fid_len),
+		    fid);
+		return;
+	}
+	if (!def_is_filter(def)) {
+		api_fail(r, SL_EINVAL,
+		    "field 'filter': '%.*s' is a projection, not a filter "
+		    "(query its read models with get_one / get_all)",
+		    (int) fid_len, fid);
+		return;
+	}
+	if (part != NULL) {
+		if (part_len == 0) {
+			api_fail(r, SL_EINVAL,
+			    "field 'partition' must not be empty");
+			return;
+		}
+		if (part_len > API_MAX_PARTITION_LEN) {
+			api_fail(r, SL_ETOOBIG,
+			    "field 'partition' is %zu bytes (limit %d)",
+			    part_len, API_MAX_PARTITION_LEN);
+			return;
+		}
+		if (memchr(part, '\0', part_len) != NULL) {
+			api_fail(r, SL_EINVAL,
+			    "field 'partition' contains a NUL byte");
+			return;
+		}
+		if (def->filter_kind == SL_FILTER_UNPARTITIONED) {
+			api_fail(r, SL_EINVAL,
+			    "field 'partition': filter '%s' (%s) is "
+			    "unpartitioned",
+			    def->name, def->id);
+			return;
+		}
+	}
+
+	memset(&fr, 0, sizeof(fr));
+	fr.rt          = r->rt;
+	fr.tenant      = t->cfg->id;
+	fr.partitioned = def->filter_kind != SL_FILTER_UNPARTITIONED;
+	fr.next        = from;
+	msgpack_sbuffer_init(&fr.events);
+	msgpack_packer_init(&fr.pk, &fr.events, msgpack_sbuffer_write);
+	msgpack_sbuffer_init(&fr.one);
+	msgpack_packer_init(&fr.one_pk, &fr.one, msgpack_sbuffer_write);
+	if (!msgpack_zone_init(&fr.zone, 4096)) {
+		msgpack_sbuffer_destroy(&fr.events);
+		msgpack_sbuffer_destroy(&fr.one);
+		api_fail(r, SL_ENOMEM, "out of memory");
+		return;
+	}
+	rc = rm_stream_read(t->rm, def->id, part, part_len, from, (size_t) max,
+	    filter_read_one, &fr, &next, &more);
+	if (rc == -1)
+		rc = SL_OK; /* cut at the reply's size; more is set */
+	if (rc != SL_OK) {
+		api_fail(r, rc, "reading the stream of filter '%s' failed: %s",
+		    def->id, sl_strerror(rc));
+	} else {
+		mp_reply_ok(&r->pk, 3);
+		mp_pack_cstr(&r->pk, "events");
+		msgpack_pack_array(&r->pk, fr.count);
+		msgpack_sbuffer_write(&r->out, fr.events.data, fr.events.size);
+		mp_pack_kv_u64(&r->pk, "next", fr.next);
+		mp_pack_kv_bool(&r->pk, "more", more);
+		api_send(r);
+	}
+	msgpack_zone_destroy(&fr.zone);
+	msgpack_sbuffer_destroy(&fr.one);
+	msgpack_sbuffer_destroy(&fr.events);
+}
+
 /* ---- read models ---- */
 
 static void
@@ -714,6 +970,9 @@ api_get_all(request *r)
 
 /* ---- status ---- */
 
+/* Failing units listed per processor (failing_count has them all). */
+#define API_STATUS_MAX_FAILING 100
+
 /* key, then the string or nil when NULL */
 static void
 api_kv_cstr(msgpack_packer *pk, const char *key, const char *val)
@@ -740,6 +999,26 @@ api_projections(runtime *rt, size_t *n)
 	return defs;
 }
 
+/* One failing unit of a processor, as status shows it. */
+static void
+api_pack_failing(msgpack_packer *pk, const proc_failing *pf)
+{
+	msgpack_pack_map(pk, 6);
+	mp_pack_cstr(pk, "partition");
+	mp_pack_strn(
+	    pk, pf->partition, strnlen(pf->partition, sizeof(pf->partition)));
+	mp_pack_kv_u64(pk, "position", pf->position);
+	mp_pack_kv_u64(pk, "attempts", pf->attempts);
+	mp_pack_kv_bool(pk, "retry", pf->retry);
+	mp_pack_cstr(pk, "next_try");
+	if (pf->retry && pf->next_try_ns > 0)
+		msgpack_pack_int64(pk, pf->next_try_ns / 1000000);
+	else
+		msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "reason");
+	mp_pack_strn(pk, pf->reason, strnlen(pf->reason, sizeof(pf->reason)));
+}
+
 static void
 api_status(request *r)
 {
@@ -751,7 +1030,14 @@ api_status(request *r)
 	/* processors only ever get appended (hot reload) */
 	size_t  n_procs = __atomic_load_n(&rt->n_procs, __ATOMIC_ACQUIRE);
 	int64_t up      = ev_now_ns() - rt->started_ns;
+	proc_failing *failing
+	    = malloc(API_STATUS_MAX_FAILING * sizeof(*failing));
 
+	if (failing == NULL) {
+		free(defs);
+		api_fail(r, SL_ENOMEM, "out of memory");
+		return;
+	}
 	mp_reply_ok(pk, 7);
 	mp_pack_kv_u64(pk, "head", store_next_position(rt->store));
 	mp_pack_kv_u64(pk, "uptime_ms", up > 0 ? (uint64_t) up / 1000000 : 0);
@@ -782,10 +1068,15 @@ api_status(request *r)
 	msgpack_pack_array(pk, n_proj);
 	for (size_t i = 0; i < n_proj; i++) {
 		const proj_def *d = defs[i];
-		msgpack_pack_map(pk, 3);
+		bool            f = def_is_filter(d);
+		msgpack_pack_map(pk, 4 + f);
 		api_kv_cstr(pk, "id", d->id);
 		api_kv_cstr(pk, "name", d->name);
 		api_kv_cstr(pk, "scope", d->scope);
+		api_kv_cstr(pk, "kind", api_kind_name(d));
+		if (f)
+			api_kv_cstr(pk, "filter_kind",
+			    api_filter_kind_name(d->filter_kind));
 	}
 
 	free(defs);
@@ -794,12 +1085,25 @@ api_status(request *r)
 	msgpack_pack_array(pk, n_procs);
 	for (size_t i = 0; i < n_procs; i++) {
 		proc_status st;
+		size_t      n_failing, n_shown;
+		bool        f;
 		memset(&st, 0, sizeof(st));
 		proc_get_status(rt->procs[i], &st);
-		msgpack_pack_map(pk, 11);
+		/* The array and its count from one snapshot. */
+		n_failing = proc_get_failing(
+		    rt->procs[i], failing, API_STATUS_MAX_FAILING);
+		n_shown = n_failing < API_STATUS_MAX_FAILING
+		    ? n_failing
+		    : API_STATUS_MAX_FAILING;
+		f       = st.def != NULL && def_is_filter(st.def);
+		msgpack_pack_map(pk, 15 + f);
 		api_kv_cstr(pk, "tenant", st.tenant);
 		api_kv_cstr(pk, "projection", st.def ? st.def->id : NULL);
 		api_kv_cstr(pk, "name", st.def ? st.def->name : NULL);
+		api_kv_cstr(pk, "kind", st.def ? api_kind_name(st.def) : NULL);
+		if (f)
+			api_kv_cstr(pk, "filter_kind",
+			    api_filter_kind_name(st.def->filter_kind));
 		api_kv_cstr(pk, "state", proc_state_name(st.state));
 		mp_pack_kv_u64(pk, "position", st.position);
 		mp_pack_kv_u64(pk, "events_handled", st.events_handled);
@@ -809,8 +1113,109 @@ api_status(request *r)
 		    st.state == PROC_FAILING ? st.next_retry_ns : 0);
 		mp_pack_kv_bool(pk, "rebuilding", st.rebuilding);
 		mp_pack_kv_u64(pk, "served_position", st.served_position);
+		mp_pack_kv_bool(pk, "paused", st.paused);
+		mp_pack_kv_u64(pk, "failing_count", n_failing);
+		mp_pack_cstr(pk, "failing");
+		msgpack_pack_array(pk, n_shown);
+		for (size_t k = 0; k < n_shown; k++)
+			api_pack_failing(pk, &failing[k]);
 	}
+	free(failing);
 	api_send(r);
+}
+
+/* ---- operator commands ---- */
+
+/* How long a command waits for the processors to take it, in all. */
+#define API_COMMAND_TIMEOUT_MS 5000
+
+static int64_t
+api_now_ms(void)
+{
+	return ev_now_ns() / 1000000;
+}
+
+/*
+ * reset / retry / pause / resume {id, tenant?}: run the command on the
+ * processors of one projection or filter, of one tenant or of all.
+ */
+static void
+api_command(request *r, proc_cmd cmd, const char *op)
+{
+	runtime        *rt = r->rt;
+	const char     *id, *tenant;
+	size_t          id_len, tenant_len;
+	rt_tenant      *t = NULL;
+	const proj_def *def;
+	processor     **hits;
+	size_t          n_procs, n = 0, n_timeout = 0;
+	int64_t         deadline;
+	int             rc = SL_OK;
+
+	if (api_id(r, "id", &id, &id_len) != SL_OK
+	    || api_str(r, "tenant", false, &tenant, &tenant_len) != SL_OK)
+		return;
+	if (tenant != NULL && api_tenant(r, &t) != SL_OK)
+		return;
+	def = registry_find(rt->plugins, id, id_len);
+	if (def == NULL) {
+		api_fail(r, SL_ENOTFOUND,
+		    "unknown projection or filter '%.*s'", (int) id_len, id);
+		return;
+	}
+	/* processors only ever get appended (hot reload) */
+	n_procs = __atomic_load_n(&rt->n_procs, __ATOMIC_ACQUIRE);
+	hits    = calloc(n_procs + 1, sizeof(*hits));
+	if (hits == NULL) {
+		api_fail(r, SL_ENOMEM, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n_procs; i++) {
+		processor *p = rt->procs[i];
+		if (strcmp(proc_projection_id(p), def->id) == 0
+		    && (t == NULL || strcmp(proc_tenant(p), t->cfg->id) == 0))
+			hits[n++] = p;
+	}
+	if (n == 0) {
+		if (t != NULL)
+			api_fail(r, SL_ENOTFOUND,
+			    "%s '%s' (%s) has no processor for tenant '%s'",
+			    api_kind_name(def), def->name, def->id,
+			    t->cfg->id);
+		else
+			api_fail(r, SL_ENOTFOUND,
+			    "%s '%s' (%s) has no processors",
+			    api_kind_name(def), def->name, def->id);
+		free(hits);
+		return;
+	}
+	/* One budget for all, so many tenants cannot hold the reply for
+	 * n times the timeout; a command not taken in time still will be. */
+	deadline = api_now_ms() + API_COMMAND_TIMEOUT_MS;
+	for (size_t i = 0; i < n; i++) {
+		int64_t left = deadline - api_now_ms();
+		int     prc
+		    = proc_command(hits[i], cmd, left > 0 ? (int) left : 1);
+		if (prc == SL_ETIMEDOUT)
+			n_timeout++;
+		else if (prc != SL_OK && rc == SL_OK)
+			rc = prc;
+	}
+	free(hits);
+	if (rc != SL_OK)
+		api_fail(r, rc, "op '%s' on %s '%s' failed: %s", op,
+		    api_kind_name(def), def->id, sl_strerror(rc));
+	else if (n_timeout > 0)
+		api_fail(r, SL_ETIMEDOUT,
+		    "op '%s' on %s '%s': %zu of %zu processors did not take "
+		    "it within %d ms (they will when they get to it)",
+		    op, api_kind_name(def), def->id, n_timeout, n,
+		    API_COMMAND_TIMEOUT_MS);
+	else {
+		mp_reply_ok(&r->pk, 1);
+		mp_pack_kv_u64(&r->pk, "processors", n);
+		api_send(r);
+	}
 }
 
 /* ---- plugins ---- */
@@ -864,11 +1269,15 @@ api_plugins(request *r)
 				continue;
 			snprintf(
 			    hash, sizeof(hash), "%016" PRIx64, d->def_hash);
-			msgpack_pack_map(pk, 4);
+			msgpack_pack_map(pk, 5 + def_is_filter(d));
 			api_kv_cstr(pk, "id", d->id);
 			api_kv_cstr(pk, "name", d->name);
 			mp_pack_kv_u64(pk, "version", d->version);
 			api_kv_cstr(pk, "definition", hash);
+			api_kv_cstr(pk, "kind", api_kind_name(d));
+			if (def_is_filter(d))
+				api_kv_cstr(pk, "filter_kind",
+				    api_filter_kind_name(d->filter_kind));
 		}
 	}
 	free(infos);
@@ -953,8 +1362,18 @@ api_handle(runtime *rt, api_call *call, const void *data, size_t len)
 		api_get_one(&r);
 	else if (mp_str_eq(op, "get_all"))
 		api_get_all(&r);
+	else if (mp_str_eq(op, "read_filter"))
+		api_read_filter(&r);
 	else if (mp_str_eq(op, "status"))
 		api_status(&r);
+	else if (mp_str_eq(op, "reset"))
+		api_command(&r, PROC_CMD_RESET, "reset");
+	else if (mp_str_eq(op, "retry"))
+		api_command(&r, PROC_CMD_RETRY, "retry");
+	else if (mp_str_eq(op, "pause"))
+		api_command(&r, PROC_CMD_PAUSE, "pause");
+	else if (mp_str_eq(op, "resume"))
+		api_command(&r, PROC_CMD_RESUME, "resume");
 	else if (mp_str_eq(op, "plugins"))
 		api_plugins(&r);
 	else

@@ -1,6 +1,7 @@
 /*
- * The Sluice C client library: commit events, read the log and streams,
- * query read models and the daemon's status over the wire protocol
+ * The Sluice C client library: commit events, read the log, streams and
+ * filter streams, query read models, run operator commands and ask the
+ * daemon's status over the wire protocol
  * (docs/protocol.md, NNG req/rep, msgpack). Content, metadata and read model
  * states cross this API as JSON text.
  *
@@ -192,7 +193,7 @@ void sl_read_result_free(sl_read_result *r);
  *                    state when the key has no read model
  * @param found       if not NULL, receives whether the key has one
  * @return SL_OK; SL_ENOTFOUND (unknown tenant or projection, not key);
- *         SL_ENET; SL_ETIMEDOUT.
+ *         SL_EINVAL (projection names a filter); SL_ENET; SL_ETIMEDOUT.
  */
 int sl_client_get_one(sl_client *c, const char *tenant, const char *projection,
     const char *key, char **state_json, bool *found);
@@ -203,14 +204,90 @@ int sl_client_get_one(sl_client *c, const char *tenant, const char *projection,
  * @param limit  most items; 0 or more than 1000 means 1000
  * @param out    receives the page (free with sl_read_models_free); page on
  *               with after = the last key while out->more
- * @return SL_OK; SL_ENOTFOUND (unknown tenant or projection); SL_ENET;
- *         SL_ETIMEDOUT.
+ * @return SL_OK; SL_ENOTFOUND (unknown tenant or projection); SL_EINVAL
+ *         (projection names a filter); SL_ENET; SL_ETIMEDOUT.
  */
 int sl_client_get_all(sl_client *c, const char *tenant, const char *projection,
     const char *after, size_t limit, sl_read_models *out);
 
 /** Free what sl_client_get_all returned and zero *m. NULL is ignored. */
 void sl_read_models_free(sl_read_models *m);
+
+/** An event of a filter's stream, as read back. */
+typedef struct sl_filter_event {
+	/**
+	 * The committed event; its json holds the whole wire event, with
+	 * "stream_position" (and "partition") among its keys.
+	 */
+	sl_read_event event;
+	/**
+	 * Its position in the stream that was read, from 0: in the whole
+	 * stream, or in the partition when one partition was read.
+	 */
+	uint64_t stream_position;
+	/** Its partition (NUL-terminated); NULL for an unpartitioned filter.
+	 */
+	char *partition;
+} sl_filter_event;
+
+/** One page of a filter's stream, in stream order. */
+typedef struct sl_filter_page {
+	sl_filter_event *events;
+	size_t           n_events;
+	/** The stream position the next page starts at (from, when empty). */
+	uint64_t next;
+	/** More entries followed this page when it was read. */
+	bool more;
+} sl_filter_page;
+
+/**
+ * Read a filter's stream (the events it included, per tenant) from a
+ * stream position.
+ * @param tenant     tenant id
+ * @param filter     filter id (UUID text) or name
+ * @param partition  read only this partition (1..255 bytes) of a
+ *                   partitioned or public filter; NULL reads the whole
+ *                   stream (every partition, in the order the filter
+ *                   included them)
+ * @param from       first stream position to read (the partition's own
+ *                   positions when partition is given)
+ * @param max        most events; 0 or more than the daemon's
+ *                   max_read_events means that limit
+ * @param out        receives the page on SL_OK (free with
+ *                   sl_filter_page_free; on failure it is left empty);
+ *                   page on with from = out->next while out->more
+ * @return SL_OK (also for a stream with no entries yet); SL_ENOTFOUND
+ *         (unknown tenant or filter); SL_EINVAL (a projection named as the
+ *         filter, a partition for an unpartitioned filter, a bad partition:
+ *         nothing sent for a NULL tenant or filter or an empty partition);
+ *         SL_ETOOBIG (partition over 255 bytes); SL_ESTORAGE; SL_ENET;
+ *         SL_ETIMEDOUT.
+ */
+int sl_client_read_filter(sl_client *c, const char *tenant, const char *filter,
+    const char *partition, uint64_t from, size_t max, sl_filter_page *out);
+
+/** Free what sl_client_read_filter returned and zero *p. NULL is ignored. */
+void sl_filter_page_free(sl_filter_page *p);
+
+/**
+ * Run an operator command on the processors of one projection or filter.
+ * @param op            "reset" (rebuild from position 0 into a new
+ *                      generation; queries see the old one until it caught
+ *                      up), "retry" (retry every failing event now),
+ *                      "pause" (stop processing, kept across restarts) or
+ *                      "resume"
+ * @param id            projection or filter id (UUID text) or name
+ * @param tenant        one tenant's processor; NULL: every tenant's
+ * @param n_processors  if not NULL, receives how many processors took the
+ *                      command on SL_OK
+ * @return SL_OK (every processor took it); SL_EINVAL (unknown op, NULL id:
+ *         nothing sent); SL_ENOTFOUND (unknown id or tenant, or no
+ *         processor for it); SL_ETIMEDOUT (some processor did not take it
+ *         within the daemon's 5 s, or no reply: it still will take it);
+ *         SL_ENET.
+ */
+int sl_client_command(sl_client *c, const char *op, const char *id,
+    const char *tenant, size_t *n_processors);
 
 /**
  * The daemon's status: head, uptime, tenants, plugins, projections and
