@@ -30,26 +30,28 @@ until $SLUICE status >/dev/null 2>&1; do
 done
 echo "== sluiced is up (pid $pid, log in data/sluiced.log)"
 
-commit() { # stream expect type json
-	$SLUICE commit --tenant $T --stream "$1" --expect "$2" --type "$3" "$4" >/dev/null
+commit() { # stream expect type json [--public]
+	s=$1 e=$2 ty=$3 j=$4
+	shift 4
+	$SLUICE commit --tenant $T --stream "$s" --expect "$e" --type "$ty" "$@" "$j" >/dev/null
 }
 
 # Optimistic concurrency keeps the demo from doubling itself: opening an
 # account expects a new stream, so a second run finds the accounts there.
 if commit acc-0001 none DebitAccountOpened \
-	'{"account_id":"acc-0001","name":"Everyday"}' 2>/dev/null; then
+	'{"account_id":"acc-0001","customer_id":"cust-01","name":"Everyday"}' --public 2>/dev/null; then
 	echo "== committing the demo events"
-	commit acc-0002 none DebitAccountOpened '{"account_id":"acc-0002","name":"Savings"}'
-	commit acc-0003 none DebitAccountOpened '{"account_id":"acc-0003","name":"Holiday"}'
+	commit acc-0002 none DebitAccountOpened '{"account_id":"acc-0002","customer_id":"cust-02","name":"Savings"}' --public
+	commit acc-0003 none DebitAccountOpened '{"account_id":"acc-0003","customer_id":"cust-03","name":"Holiday"}'
 	commit cust-01 none CustomerRegistered '{"customer_id":"cust-01","name":"Ann Smith","account":{"id":"acc-0001"}}'
 	commit cust-02 none CustomerRegistered '{"customer_id":"cust-02","name":"Ravi Patel","account":{"id":"acc-0002"}}'
 	commit cust-03 none CustomerRegistered '{"customer_id":"cust-03","name":"Lena Berg","account":{"id":"acc-0003"}}'
-	commit acc-0001 0 DebitPerformed '{"amount":1200}'
-	commit acc-0001 1 WithdrawalPerformed '{"account_id":"acc-0001","amount":250}'
-	commit acc-0002 0 DebitPerformed '{"amount":5000}'
-	commit acc-0002 1 DebitPerformed '{"amount":750}'
-	commit acc-0003 0 DebitPerformed '{"amount":300}'
-	commit acc-0003 1 WithdrawalPerformed '{"account_id":"acc-0003","amount":120}'
+	commit acc-0001 0 DebitPerformed '{"customer_id":"cust-01","amount":1200}'
+	commit acc-0001 1 WithdrawalPerformed '{"account_id":"acc-0001","customer_id":"cust-01","amount":250}'
+	commit acc-0002 0 DebitPerformed '{"customer_id":"cust-02","amount":5000}'
+	commit acc-0002 1 DebitPerformed '{"customer_id":"cust-02","amount":750}'
+	commit acc-0003 0 DebitPerformed '{"customer_id":"cust-03","amount":300}'
+	commit acc-0003 1 WithdrawalPerformed '{"account_id":"acc-0003","customer_id":"cust-03","amount":120}'
 else
 	echo "== demo events already in the log (acc-0001 exists: expected no stream)"
 fi
@@ -75,6 +77,10 @@ $SLUICE get-all --tenant $T --projection $P
 echo "== one read model, and one that does not exist (the initial state)"
 $SLUICE get-one --tenant $T --projection $P acc-0001
 $SLUICE get-one --tenant $T --projection $P acc-9999
+echo "== filter \"customer events\" (partitioned by customer): partition cust-01"
+$SLUICE read --tenant $T --filter "customer events" --partition cust-01
+echo "== filter \"public account openings\" (public events only)"
+$SLUICE read --tenant $T --filter "public account openings"
 echo "== status"
 $SLUICE status
 
