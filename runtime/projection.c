@@ -79,6 +79,8 @@ struct processor {
 	uint64_t        cmd_done; /* commands taken */
 	failset         fails;    /* written by the thread under mu */
 	bool            paused;
+	proc_notify_fn  notify;   /* under mu */
+	void           *notify_arg;
 
 	/* thread-only state */
 	msgpack_zone    zone;
@@ -112,6 +114,7 @@ typedef struct batch_ctx {
 	uint64_t   limit;
 	bool       cleared; /* the retried unit is no longer failing */
 	size_t     new_failures;
+	size_t     appended; /* filter stream entries written */
 	unit_failure uf;
 } batch_ctx;
 
@@ -135,6 +138,8 @@ proc_state_name(proc_state s)
 		return "paused";
 	case PROC_FAILED:
 		return "failed";
+	case PROC_DISCONNECTED:
+		return "disconnected";
 	}
 	return "unknown";
 }
@@ -512,6 +517,7 @@ filter_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 		return rc;
 	}
 	b->handled++;
+	b->appended++;
 	return SL_OK;
 }
 
@@ -993,6 +999,14 @@ run_batch(processor *p, uint64_t pos, batch_ctx *b)
 		reload_failures(p);
 		return mrc == MDB_MAP_FULL ? SL_EFULL : SL_ESTORAGE;
 	}
+	if (b->appended > 0 || b->swapped) {
+		pthread_mutex_lock(&p->mu);
+		proc_notify_fn fn  = p->notify;
+		void          *arg = p->notify_arg;
+		pthread_mutex_unlock(&p->mu);
+		if (fn != NULL)
+			fn(arg, p->tenant, p->proj_id);
+	}
 	return SL_OK;
 }
 
@@ -1378,8 +1392,10 @@ proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
 	*out = NULL;
 	if (s == NULL || rm == NULL || tenant == NULL || def == NULL
 	    || (def_is_filter(def)
-	            ? def->f == NULL || def->f->filter == NULL
-	            : def->p == NULL || def->p->on == NULL))
+	            ? def->f == NULL
+	                || (def->f->filter == NULL && def->remote == NULL)
+	            : def->p == NULL
+	                || (def->p->on == NULL && def->remote == NULL)))
 		return SL_EINVAL;
 	processor *p = calloc(1, sizeof(*p));
 	if (p == NULL)
@@ -1475,6 +1491,15 @@ proc_get_status(processor *p, proc_status *out)
 {
 	pthread_mutex_lock(&p->mu);
 	*out = p->st;
+	pthread_mutex_unlock(&p->mu);
+}
+
+void
+proc_set_notify(processor *p, proc_notify_fn fn, void *arg)
+{
+	pthread_mutex_lock(&p->mu);
+	p->notify     = fn;
+	p->notify_arg = arg;
 	pthread_mutex_unlock(&p->mu);
 }
 

@@ -29,6 +29,7 @@ typedef enum proc_state {
 	PROC_REBUILDING, /* building a new generation; queries see the old */
 	PROC_PAUSED,     /* an operator paused it (persisted) */
 	PROC_FAILED, /* a failure said "do not retry": waits for an operator */
+	PROC_DISCONNECTED, /* a remote processor's client is gone: waits */
 } proc_state;
 
 /** Operator commands (`sluice reset|retry|pause|resume`). */
@@ -119,6 +120,16 @@ int proc_command(processor *p, proc_cmd cmd, int timeout_ms);
  * @return how many units are failing in all (may exceed max).
  */
 size_t proc_get_failing(processor *p, proc_failing *out, size_t max);
+
+/**
+ * Called by a filter's processor thread after each committed batch that
+ * changed its stream: entries appended, or a rebuilt stream now served
+ * (whose positions start again from 0). It must not block.
+ */
+typedef void (*proc_notify_fn)(void *arg, const char *tenant,
+    const char *filter_id);
+/** Set (or with NULL clear) the notification; thread-safe. */
+void proc_set_notify(processor *p, proc_notify_fn fn, void *arg);
 
 /** The projection id this processor runs (fixed for its life). */
 const char *proc_projection_id(const processor *p);
