@@ -30,93 +30,8 @@
 
 #include <sluice/errors.h>
 
-#include "failset.h"
-#include "host.h"
 #include "log.h"
-
-#define PROC_WAIT_MS        500           /* store_wait timeout when live */
-#define PROC_RETRY_FIRST_NS 50000000LL    /* 50 ms, doubling */
-#define PROC_RETRY_MAX_NS   10000000000LL /* 10 s */
-#define PROC_KEY_MAX        512
-
-/* A command bit per proc_cmd. */
-#define CMD_BIT(c) (1u << (unsigned) (c))
-
-struct processor {
-	store          *s;
-	rmstore        *rm;
-	char           *tenant;
-	const proj_def *def; /* held; NULL while dropped (thread-owned) */
-	char            proj_id[37];
-	uint32_t        batch;
-	/* what it writes through (rm_* names): the id, or "f:<id>" for a
-	 * filter; the records are named after it */
-	char      name[40];
-	char      id[48];     /* checkpoint key: "proj:<name>" */
-	char      rb_key[56]; /* rebuild record: "rebuild:<name>" */
-	char      pause_key[56]; /* "paused:<name>" while paused */
-	pthread_t thr;
-
-	/* the generation being written (thread-owned) */
-	MDB_dbi  dbi;
-	uint64_t gen;        /* written by batches */
-	uint64_t active_gen; /* read by queries */
-	bool     rebuilding; /* gen != active_gen */
-	/* how the current definition runs (set by setup) */
-	bool is_filter;
-	bool partitioned; /* failing units wait alone (else: all stop) */
-	bool public_only; /* a public filter: public events only */
-
-	pthread_mutex_t mu; /* guards st, stop, commands, fails, pending def */
-	pthread_cond_t  cv; /* signalled by proc_stop, proc_set_def, commands */
-	pthread_cond_t  done_cv; /* signalled when commands were taken */
-	bool            stop;
-	bool            has_pending;
-	const proj_def *pending; /* held; may be NULL (drop) */
-	proc_status     st;
-	unsigned        cmds;     /* CMD_BIT of the commands not yet taken */
-	uint64_t        cmd_seq;  /* commands asked for */
-	uint64_t        cmd_done; /* commands taken */
-	failset         fails;    /* written by the thread under mu */
-	bool            paused;
-	proc_notify_fn  notify;   /* under mu */
-	void           *notify_arg;
-
-	/* thread-only state */
-	msgpack_zone    zone;
-	msgpack_sbuffer buf;
-	char            last_reason[256]; /* handed to the plugin on retry */
-	uint64_t        fail_pos; /* storage failures: position, or MAX */
-};
-
-/* A unit's failure found by handle_event. */
-typedef struct unit_failure {
-	char     unit[FAILSET_UNIT_MAX + 2];
-	size_t   ulen;
-	bool     retry;
-	uint32_t delay_ms; /* handler's delay, 0: the growing one */
-} unit_failure;
-
-/* What one batch did, filled while scanning. */
-typedef struct batch_ctx {
-	processor *p;
-	MDB_txn   *txn;
-	uint64_t   next;    /* position after the last event fully handled */
-	uint64_t   handled; /* selected events handled in this batch */
-	bool       failed;  /* the scan stopped at the failing event `next` */
-	bool       storage; /* ... and the txn must be aborted */
-	bool       swapped; /* the rebuild caught up and is now served */
-	char       reason[640];
-	/* retrying one unit: only its events, from its position up to limit
-	 * (0: no limit, an unpartitioned processor's own scan) */
-	fail_unit  ru;
-	bool       retrying;
-	uint64_t   limit;
-	bool       cleared; /* the retried unit is no longer failing */
-	size_t     new_failures;
-	size_t     appended; /* filter stream entries written */
-	unit_failure uf;
-} batch_ctx;
+#include "proc_internal.h"
 
 const char *
 proc_state_name(proc_state s)
@@ -144,144 +59,18 @@ proc_state_name(proc_state s)
 	return "unknown";
 }
 
-/* ---- keys ---- */
-
-static const sl_selector *
-find_selector(const proj_def *def, const char *type)
-{
-	for (size_t i = 0; i < def->p->n_selectors; i++) {
-		const sl_selector *sel = &def->p->selectors[i];
-		if (sel->event_type != NULL
-		    && strcmp(sel->event_type, type) == 0)
-			return sel;
-	}
-	return NULL;
-}
-
-/* A reason in the key buffer, cut to fit: callers may pass a small one. */
-static void
-key_reason(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void
-key_reason(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-}
-
-static int
-key_copy(const char *s, size_t n, char *buf, size_t len, const char *what)
-{
-	if (n == 0) {
-		snprintf(buf, len, "%s is empty: no read model key", what);
-		return SL_EINVAL;
-	}
-	if (n >= len || n >= PROC_KEY_MAX) {
-		key_reason(buf, len, "%s is too long for a key (%zu bytes)",
-		    what, n);
-		return SL_EINVAL;
-	}
-	if (memchr(s, '\0', n) != NULL) {
-		snprintf(buf, len, "%s contains a NUL byte", what);
-		return SL_EINVAL;
-	}
-	memmove(buf, s, n);
-	buf[n] = '\0';
-	return SL_OK;
-}
-
-static int
-key_property(const sl_selector *sel, const ev_view *ev, char *buf, size_t len)
-{
-	const char           *path = sel->arg != NULL ? sel->arg : "";
-	const msgpack_object *o    = host_path(&ev->content, path);
-	char                  num[32];
-	if (o == NULL) {
-		snprintf(buf, len,
-		    "key property '%s' is missing in event type %s", path,
-		    ev->type);
-		return SL_EINVAL;
-	}
-	switch (o->type) {
-	case MSGPACK_OBJECT_STR:
-		return key_copy(
-		    o->via.str.ptr, o->via.str.size, buf, len, "key property");
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		snprintf(num, sizeof(num), "%" PRIu64, o->via.u64);
-		return key_copy(num, strlen(num), buf, len, "key property");
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		snprintf(num, sizeof(num), "%" PRId64, o->via.i64);
-		return key_copy(num, strlen(num), buf, len, "key property");
-	default:
-		snprintf(buf, len,
-		    "key property '%s' in event type %s is not a string or "
-		    "an integer",
-		    path, ev->type);
-		return SL_EINVAL;
-	}
-}
-
-static int
-key_occurred(const sl_selector *sel, const ev_view *ev, char *buf, size_t len)
-{
-	int64_t   ns   = ev->occurred_ns;
-	time_t    secs = (time_t) (ns / 1000000000LL);
-	struct tm tm;
-	if (ns % 1000000000LL < 0)
-		secs--; /* floor for times before the epoch */
-	if (sel->arg == NULL || gmtime_r(&secs, &tm) == NULL) {
-		snprintf(buf, len, "occurred key: no pattern or bad time");
-		return SL_EINVAL;
-	}
-	char   tmp[PROC_KEY_MAX];
-	size_t n = strftime(tmp, sizeof(tmp), sel->arg, &tm);
-	return key_copy(tmp, n, buf, len, "occurred key pattern result");
-}
-
-int
-proc_key(const proj_def *def, const ev_view *ev, char *buf, size_t len)
-{
-	if (len == 0)
-		return SL_EINVAL;
-	buf[0]                 = '\0';
-	const sl_selector *sel = find_selector(def, ev->type);
-	if (sel == NULL)
-		return SL_ENOTFOUND;
-	switch (sel->key) {
-	case SL_KEY_EVENT_SOURCE:
-	case SL_KEY_PARTITION: /* the log's partition is the stream */
-		return key_copy(ev->stream, strlen(ev->stream), buf, len,
-		    "event source id");
-	case SL_KEY_PROPERTY:
-		return key_property(sel, ev, buf, len);
-	case SL_KEY_STATIC:
-		if (sel->arg == NULL) {
-			snprintf(buf, len, "static key selector has no key");
-			return SL_EINVAL;
-		}
-		return key_copy(
-		    sel->arg, strlen(sel->arg), buf, len, "static key");
-	case SL_KEY_OCCURRED:
-		return key_occurred(sel, ev, buf, len);
-	}
-	snprintf(buf, len, "unknown key selector kind %d", (int) sel->key);
-	return SL_EINVAL;
-}
-
 /* ---- status ---- */
 
-static void
-set_state(processor *p, proc_state s)
+void
+proc_set_state(processor *p, proc_state s)
 {
 	pthread_mutex_lock(&p->mu);
 	p->st.state = s;
 	pthread_mutex_unlock(&p->mu);
 }
 
-static bool
-stopping(processor *p)
+bool
+proc_stopping(processor *p)
 {
 	pthread_mutex_lock(&p->mu);
 	bool s = p->stop;
@@ -297,360 +86,6 @@ interrupted(processor *p)
 	bool s = p->stop || p->has_pending;
 	pthread_mutex_unlock(&p->mu);
 	return s;
-}
-
-/* ---- handling one event ---- */
-
-/* The result of handle_event when the event's unit failed (see b->uf). */
-#define HANDLE_UNIT_FAILED 1000
-
-/*
- * The handler calls: today the plugin's callbacks in this process. Kept to
- * these functions so a remote handler can take their place.
- */
-static sl_outcome
-handler_call(processor *p, const sl_event *ev, const char *key,
-    sl_state *state, sl_context *ctx)
-{
-	host_scratch_reset();
-	return p->def->p->on(p->def->p->user, ev, key, state, ctx);
-}
-
-static sl_verdict
-filter_call(processor *p, const sl_event *ev, const char **partition,
-    sl_context *ctx)
-{
-	host_scratch_reset();
-	return p->def->f->filter(p->def->f->user, ev, partition, ctx);
-}
-
-/* Record a failure of the event's unit: a reason and the retry decision. */
-static int
-unit_fail(batch_ctx *b, const sl_context *ctx, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int
-unit_fail(batch_ctx *b, const sl_context *ctx, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(b->reason, sizeof(b->reason), fmt, ap);
-	va_end(ap);
-	b->uf.retry    = ctx == NULL || !ctx->no_retry;
-	b->uf.delay_ms = ctx != NULL ? ctx->retry_after_ms : 0;
-	return HANDLE_UNIT_FAILED;
-}
-
-static void
-set_unit(batch_ctx *b, const char *prefix, const char *s)
-{
-	size_t pl = strlen(prefix), n = strlen(s);
-	if (pl + n > FAILSET_UNIT_MAX)
-		n = FAILSET_UNIT_MAX - pl;
-	memcpy(b->uf.unit, prefix, pl);
-	memcpy(b->uf.unit + pl, s, n);
-	b->uf.ulen            = pl + n;
-	b->uf.unit[b->uf.ulen] = '\0';
-}
-
-/* Whether the event of unit b->uf is to be handled in this batch. */
-static bool
-unit_selected(batch_ctx *b)
-{
-	processor *p = b->p;
-	if (b->retrying)
-		return b->uf.ulen == b->ru.ulen
-		    && memcmp(b->uf.unit, b->ru.unit, b->ru.ulen) == 0;
-	/* a partitioned processor's failing units wait for their retry */
-	return !p->partitioned
-	    || failset_find(&p->fails, b->uf.unit, b->uf.ulen) == NULL;
-}
-
-/* The retry state of the event at position: only the failing one has it. */
-static void
-retry_state(batch_ctx *b, uint64_t position, sl_context *ctx)
-{
-	ctx->last_reason = "";
-	if (b->retrying && position == b->ru.pos) {
-		ctx->attempt     = b->ru.attempts;
-		ctx->last_reason = b->ru.reason;
-	}
-}
-
-static int
-store_put(batch_ctx *b, const char *key, size_t klen, const sl_state *state)
-{
-	processor     *p = b->p;
-	msgpack_packer pk;
-	p->buf.size = 0;
-	msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
-	state_pack(state, &pk);
-	MDB_val k = { klen, (void *) key };
-	MDB_val v = { p->buf.size, p->buf.data };
-	return mdb_put(b->txn, p->dbi, &k, &v, 0);
-}
-
-static int
-storage_failed(batch_ctx *b, int mrc, const char *what, const char *key)
-{
-	snprintf(b->reason, sizeof(b->reason), "%s '%.100s': %s", what, key,
-	    mdb_strerror(mrc));
-	/* a failed put leaves the LMDB txn unusable */
-	b->storage = true;
-	return mrc == MDB_MAP_FULL ? SL_EFULL : SL_ESTORAGE;
-}
-
-/* A projection's event: the key's state through the handler. */
-static int
-project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
-{
-	processor *p = b->p;
-	char       key[PROC_KEY_MAX];
-	int        rc = proc_key(p->def, ev, key, sizeof(key));
-	if (rc == SL_ENOTFOUND)
-		return SL_OK; /* type not selected */
-	if (rc != SL_OK) {
-		/* No key: the event waits in a unit of its stream. Only a
-		 * new definition (which rebuilds) can find its key. */
-		set_unit(b, "\x01", ev->stream);
-		if (!unit_selected(b))
-			return SL_OK;
-		sl_context nr = { .no_retry = true };
-		return unit_fail(b, &nr, "%s", key);
-	}
-	set_unit(b, "", key);
-	if (!unit_selected(b))
-		return SL_OK;
-
-	/* The state: the stored one (seeing this txn's writes), or initial. */
-	MDB_val  k = { strlen(key), key }, v;
-	sl_state state;
-	state_init(&state);
-	int mrc = mdb_get(b->txn, p->dbi, &k, &v);
-	if (mrc == 0) {
-		rc = state_load(&state, v.mv_data, v.mv_size);
-	} else if (mrc == MDB_NOTFOUND) {
-		rc = state_load(&state, p->def->initial, p->def->initial_len);
-	} else {
-		state_free(&state);
-		return storage_failed(b, mrc, "read model get", key);
-	}
-	if (rc != SL_OK) {
-		state_free(&state);
-		return unit_fail(b, NULL, "cannot load the state of key '%.100s': %s",
-		    key, sl_strerror(rc));
-	}
-
-	struct sl_event sev = { .v = ev, .partition = ev->stream };
-	sl_context      ctx = { 0 };
-	retry_state(b, position, &ctx);
-	sl_outcome out = handler_call(p, &sev, key, &state, &ctx);
-	switch (out) {
-	case SL_REPLACE:
-		mrc = store_put(b, key, k.mv_size, &state);
-		break;
-	case SL_DELETE:
-		mrc = mdb_del(b->txn, p->dbi, &k, NULL);
-		if (mrc == MDB_NOTFOUND)
-			mrc = 0;
-		break;
-	case SL_FAIL:
-		state_free(&state);
-		return unit_fail(b, &ctx, "%s",
-		    ctx.reason[0] != '\0' ? ctx.reason
-		                          : "handler failed (no reason given)");
-	default:
-		state_free(&state);
-		return unit_fail(b, &ctx,
-		    "handler returned an unknown outcome %d", (int) out);
-	}
-	state_free(&state);
-	if (mrc != 0)
-		return storage_failed(b, mrc, "storing key", key);
-	b->handled++;
-	return SL_OK;
-}
-
-/* A filter's event: included (in which partition) or not. */
-static int
-filter_event(batch_ctx *b, const ev_view *ev, uint64_t position)
-{
-	processor *p = b->p;
-	if (p->public_only && !ev->is_public)
-		return SL_OK;
-	set_unit(b, "", p->partitioned ? ev->stream : "");
-	if (!unit_selected(b))
-		return SL_OK;
-
-	struct sl_event sev       = { .v = ev, .partition = ev->stream };
-	sl_context      ctx       = { 0 };
-	const char     *partition = NULL;
-	retry_state(b, position, &ctx);
-	sl_verdict v = filter_call(p, &sev, &partition, &ctx);
-	switch (v) {
-	case SL_EXCLUDED:
-		b->handled++;
-		return SL_OK;
-	case SL_INCLUDED:
-		break;
-	case SL_FAILED:
-		return unit_fail(b, &ctx, "%s",
-		    ctx.reason[0] != '\0' ? ctx.reason
-		                          : "filter failed (no reason given)");
-	default:
-		return unit_fail(b, &ctx, "filter returned an unknown verdict %d",
-		    (int) v);
-	}
-	size_t plen = 0;
-	if (p->partitioned) {
-		plen = partition != NULL ? strnlen(partition, 256) : 0;
-		if (plen == 0 || plen > 255)
-			return unit_fail(b, &ctx,
-			    "filter included the event without a partition "
-			    "id of 1..255 bytes");
-	}
-	int rc = rm_stream_append(p->rm, b->txn, p->dbi,
-	    p->partitioned ? partition : NULL, plen, position, NULL);
-	if (rc != SL_OK) {
-		snprintf(b->reason, sizeof(b->reason),
-		    "appending to the stream: %s", sl_strerror(rc));
-		b->storage = true;
-		return rc;
-	}
-	b->handled++;
-	b->appended++;
-	return SL_OK;
-}
-
-/*
- * Handle one event in b->txn: SL_OK on success or skip;
- * HANDLE_UNIT_FAILED with b->uf and b->reason; else a storage error
- * (b->storage, the txn must be aborted).
- */
-static int
-handle_event(batch_ctx *b, uint64_t position, const void *data, size_t len)
-{
-	processor *p = b->p;
-	ev_view    ev;
-	int        rc;
-
-	msgpack_zone_clear(&p->zone);
-	if ((rc = ev_decode(data, len, position, &p->zone, &ev)) != SL_OK) {
-		/* a log that cannot be read stops the processor, not a unit */
-		snprintf(b->reason, sizeof(b->reason),
-		    "cannot decode the event at position %" PRIu64 ": %s",
-		    position, sl_strerror(rc));
-		b->storage = true;
-		return rc;
-	}
-	if (strcmp(ev.tenant, p->tenant) != 0)
-		return SL_OK;
-	return p->is_filter ? filter_event(b, &ev, position)
-	                    : project_event(b, &ev, position);
-}
-
-/* The growing delay after attempt a (1: the first failure). */
-static int64_t
-retry_delay_ns(uint32_t a, uint32_t handler_ms)
-{
-	if (handler_ms > 0)
-		return (int64_t) handler_ms * 1000000LL;
-	if (a == 0 || a > 9)
-		return PROC_RETRY_MAX_NS;
-	int64_t d = PROC_RETRY_FIRST_NS << (a - 1);
-	return d > PROC_RETRY_MAX_NS ? PROC_RETRY_MAX_NS : d;
-}
-
-/* A readable name for a unit, for logs and status. */
-static void
-unit_label(const char *unit, size_t ulen, char *out, size_t olen)
-{
-	if (ulen > 0 && unit[0] == '\x01')
-		snprintf(out, olen, "(no key) stream %.*s", (int) (ulen - 1),
-		    unit + 1);
-	else
-		snprintf(out, olen, "%.*s", (int) ulen, unit);
-}
-
-/* Store the failure of the event at position in b->txn (and in memory). */
-static int
-record_failure(batch_ctx *b, uint64_t position)
-{
-	processor  *p   = b->p;
-	fail_unit   u   = { .unit = b->uf.unit, .ulen = b->uf.ulen };
-	fail_unit  *old = NULL;
-	char        label[300];
-	pthread_mutex_lock(&p->mu);
-	old        = failset_find(&p->fails, u.unit, u.ulen);
-	u.pos      = position;
-	u.attempts = old != NULL && old->pos == position ? old->attempts + 1 : 1;
-	u.retry    = b->uf.retry;
-	int64_t delay = retry_delay_ns(u.attempts, b->uf.delay_ms);
-	u.next_try_ns = u.retry ? ev_now_ns() + delay : 0;
-	snprintf(u.reason, sizeof(u.reason), "%.*s",
-	    (int) sizeof(u.reason) - 1, b->reason);
-	int rc = failset_put(&p->fails, p->rm, b->txn, &u);
-	p->st.n_failing = p->fails.n;
-	pthread_mutex_unlock(&p->mu);
-	if (rc != SL_OK) {
-		snprintf(b->reason, sizeof(b->reason),
-		    "recording a failure: %s", sl_strerror(rc));
-		b->storage = true;
-		return rc;
-	}
-	unit_label(u.unit, u.ulen, label, sizeof(label));
-	if (u.retry)
-		log_warn("proc",
-		    "tenant %s %s %s: position %" PRIu64 "%s of '%s' failed "
-		    "(attempt %u), retry in %" PRId64 " ms: %s",
-		    p->tenant, p->is_filter ? "filter" : "projection",
-		    p->proj_id, position, p->rebuilding ? " (rebuild)" : "",
-		    label, u.attempts, delay / 1000000, u.reason);
-	else
-		log_error("proc",
-		    "tenant %s %s %s: position %" PRIu64 "%s of '%s' failed "
-		    "and is not retried (waits for `sluice retry` or "
-		    "`reset`): %s",
-		    p->tenant, p->is_filter ? "filter" : "projection",
-		    p->proj_id, position, p->rebuilding ? " (rebuild)" : "",
-		    label, u.reason);
-	return SL_OK;
-}
-
-static int
-scan_cb(void *arg, uint64_t position, const void *data, size_t len)
-{
-	batch_ctx *b = arg;
-	if (b->limit != 0 && position >= b->limit)
-		return 1; /* a retry reached the processor's own position */
-	int rc = handle_event(b, position, data, len);
-	if (rc == SL_OK) {
-		b->next = position + 1;
-		/* an unpartitioned processor's failing event went through */
-		if (b->retrying && b->limit == 0 && position == b->ru.pos) {
-			processor *p = b->p;
-			pthread_mutex_lock(&p->mu);
-			rc = failset_del(&p->fails, p->rm, b->txn, b->ru.unit,
-			    b->ru.ulen);
-			p->st.n_failing = p->fails.n;
-			pthread_mutex_unlock(&p->mu);
-			if (rc != SL_OK) {
-				b->storage = true;
-				return 1;
-			}
-			b->cleared  = true;
-			b->retrying = false;
-		}
-		return 0;
-	}
-	if (rc != HANDLE_UNIT_FAILED || record_failure(b, position) != SL_OK)
-		return 1; /* storage: the batch is aborted */
-	b->new_failures++;
-	if (!b->retrying && b->p->partitioned) {
-		b->next = position + 1; /* the others go on */
-		return 0;
-	}
-	b->failed = true; /* stop at the failing event */
-	return 1;
 }
 
 /* ---- the thread ---- */
@@ -923,7 +358,7 @@ batch_abort(processor *p, batch_ctx *b, int rc)
 /*
  * After a retry of one unit (b->retrying, up to b->limit): the unit is no
  * longer failing when the scan reached the limit; it failed again (its
- * record updated by record_failure); or the batch ended before the limit,
+ * record updated by proc_record_failure); or the batch ended before the limit,
  * and the unit's position moves past what it handled.
  */
 static int
@@ -968,7 +403,7 @@ run_batch(processor *p, uint64_t pos, batch_ctx *b)
 	}
 	bool     retry_unit = b->retrying && b->limit != 0;
 	uint64_t scanned_to = pos;
-	int      rc = store_scan(p->s, pos, p->batch, scan_cb, b, &scanned_to);
+	int      rc = store_scan(p->s, pos, p->batch, proc_scan_cb, b, &scanned_to);
 	if (b->storage)
 		return batch_abort(p, b, SL_ESTORAGE);
 	if (!b->failed && rc != SL_OK && rc != 1) {
@@ -1063,7 +498,7 @@ fail_and_wait(processor *p, uint64_t position, const char *reason)
 	p->fail_pos = position;
 	p->st.attempts++;
 	uint32_t a     = p->st.attempts;
-	int64_t  delay = retry_delay_ns(a, 0);
+	int64_t  delay = proc_retry_delay_ns(a, 0);
 	snprintf(p->st.reason, sizeof(p->st.reason), "%s", reason);
 	p->st.state         = PROC_FAILING;
 	p->st.next_retry_ns = ev_now_ns() + delay;
@@ -1240,7 +675,7 @@ process(processor *p)
 	while (!must_setup(p)) {
 		take_commands(p);
 		if (p->paused) {
-			set_state(p, PROC_PAUSED);
+			proc_set_state(p, PROC_PAUSED);
 			wait_until(p, INT64_MAX);
 			continue;
 		}
@@ -1258,7 +693,7 @@ process(processor *p)
 		/* a rebuild that has caught up still runs one (empty) batch:
 		 * that is where it switches over */
 		if (head <= pos && (!p->rebuilding || p->fails.n > 0)) {
-			set_state(p, p->rebuilding ? PROC_REBUILDING : PROC_LIVE);
+			proc_set_state(p, p->rebuilding ? PROC_REBUILDING : PROC_LIVE);
 			int64_t wait_ms = PROC_WAIT_MS;
 			if (next_try != INT64_MAX) {
 				int64_t ms = (next_try - ev_now_ns()) / 1000000;
@@ -1363,7 +798,7 @@ proc_thread(void *arg)
 	processor *p = arg;
 	char       reason[256];
 
-	while (!stopping(p)) {
+	while (!proc_stopping(p)) {
 		take_pending(p);
 		if (p->def == NULL) {
 			wait_for_def(p);
@@ -1381,7 +816,7 @@ proc_thread(void *arg)
 		if (rc == SL_OK)
 			process(p);
 	}
-	set_state(p, PROC_STOPPED);
+	proc_set_state(p, PROC_STOPPED);
 	return NULL;
 }
 
@@ -1562,7 +997,7 @@ proc_get_failing(processor *p, proc_failing *out, size_t max)
 		for (; k < n && k < max; k++) {
 			const fail_unit *u = v[k];
 			proc_failing    *o = &out[k];
-			unit_label(u->unit, u->ulen, o->partition,
+			proc_unit_label(u->unit, u->ulen, o->partition,
 			    sizeof(o->partition));
 			o->position    = u->pos;
 			o->attempts    = u->attempts;

@@ -75,6 +75,9 @@ typedef struct proc_status {
 
 const char *proc_state_name(proc_state s);
 
+/** Longest read model key, with its NUL. */
+#define PROC_KEY_MAX 512
+
 /**
  * Compute the read model key of an event for a projection.
  * @return SL_OK with the key in buf; SL_ENOTFOUND if no selector matches the

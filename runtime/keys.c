@@ -1,0 +1,139 @@
+/* Read model keys of events: the five key selectors (projection.h). */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <sluice/errors.h>
+
+#include "host.h"
+#include "projection.h"
+
+
+/* ---- keys ---- */
+
+static const sl_selector *
+find_selector(const proj_def *def, const char *type)
+{
+	for (size_t i = 0; i < def->p->n_selectors; i++) {
+		const sl_selector *sel = &def->p->selectors[i];
+		if (sel->event_type != NULL
+		    && strcmp(sel->event_type, type) == 0)
+			return sel;
+	}
+	return NULL;
+}
+
+/* A reason in the key buffer, cut to fit: callers may pass a small one. */
+static void
+key_reason(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void
+key_reason(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+static int
+key_copy(const char *s, size_t n, char *buf, size_t len, const char *what)
+{
+	if (n == 0) {
+		snprintf(buf, len, "%s is empty: no read model key", what);
+		return SL_EINVAL;
+	}
+	if (n >= len || n >= PROC_KEY_MAX) {
+		key_reason(buf, len, "%s is too long for a key (%zu bytes)",
+		    what, n);
+		return SL_EINVAL;
+	}
+	if (memchr(s, '\0', n) != NULL) {
+		snprintf(buf, len, "%s contains a NUL byte", what);
+		return SL_EINVAL;
+	}
+	memmove(buf, s, n);
+	buf[n] = '\0';
+	return SL_OK;
+}
+
+static int
+key_property(const sl_selector *sel, const ev_view *ev, char *buf, size_t len)
+{
+	const char           *path = sel->arg != NULL ? sel->arg : "";
+	const msgpack_object *o    = host_path(&ev->content, path);
+	char                  num[32];
+	if (o == NULL) {
+		snprintf(buf, len,
+		    "key property '%s' is missing in event type %s", path,
+		    ev->type);
+		return SL_EINVAL;
+	}
+	switch (o->type) {
+	case MSGPACK_OBJECT_STR:
+		return key_copy(
+		    o->via.str.ptr, o->via.str.size, buf, len, "key property");
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		snprintf(num, sizeof(num), "%" PRIu64, o->via.u64);
+		return key_copy(num, strlen(num), buf, len, "key property");
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		snprintf(num, sizeof(num), "%" PRId64, o->via.i64);
+		return key_copy(num, strlen(num), buf, len, "key property");
+	default:
+		snprintf(buf, len,
+		    "key property '%s' in event type %s is not a string or "
+		    "an integer",
+		    path, ev->type);
+		return SL_EINVAL;
+	}
+}
+
+static int
+key_occurred(const sl_selector *sel, const ev_view *ev, char *buf, size_t len)
+{
+	int64_t   ns   = ev->occurred_ns;
+	time_t    secs = (time_t) (ns / 1000000000LL);
+	struct tm tm;
+	if (ns % 1000000000LL < 0)
+		secs--; /* floor for times before the epoch */
+	if (sel->arg == NULL || gmtime_r(&secs, &tm) == NULL) {
+		snprintf(buf, len, "occurred key: no pattern or bad time");
+		return SL_EINVAL;
+	}
+	char   tmp[PROC_KEY_MAX];
+	size_t n = strftime(tmp, sizeof(tmp), sel->arg, &tm);
+	return key_copy(tmp, n, buf, len, "occurred key pattern result");
+}
+
+int
+proc_key(const proj_def *def, const ev_view *ev, char *buf, size_t len)
+{
+	if (len == 0)
+		return SL_EINVAL;
+	buf[0]                 = '\0';
+	const sl_selector *sel = find_selector(def, ev->type);
+	if (sel == NULL)
+		return SL_ENOTFOUND;
+	switch (sel->key) {
+	case SL_KEY_EVENT_SOURCE:
+	case SL_KEY_PARTITION: /* the log's partition is the stream */
+		return key_copy(ev->stream, strlen(ev->stream), buf, len,
+		    "event source id");
+	case SL_KEY_PROPERTY:
+		return key_property(sel, ev, buf, len);
+	case SL_KEY_STATIC:
+		if (sel->arg == NULL) {
+			snprintf(buf, len, "static key selector has no key");
+			return SL_EINVAL;
+		}
+		return key_copy(
+		    sel->arg, strlen(sel->arg), buf, len, "static key");
+	case SL_KEY_OCCURRED:
+		return key_occurred(sel, ev, buf, len);
+	}
+	snprintf(buf, len, "unknown key selector kind %d", (int) sel->key);
+	return SL_EINVAL;
+}
+

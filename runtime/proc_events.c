@@ -1,0 +1,371 @@
+/*
+ * Handling one event in a processor's batch: its unit (read model key,
+ * source stream, or the whole), whether it is selected, the plugin's call,
+ * the state or stream entry written, and a unit's failure recorded with the
+ * batch (failset.h).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sluice/errors.h>
+
+#include "log.h"
+#include "proc_internal.h"
+
+/* ---- handling one event ---- */
+
+/*
+ * The handler calls: today the plugin's callbacks in this process. Kept to
+ * these functions so a remote handler can take their place.
+ */
+sl_outcome
+proc_handler_call(processor *p, const sl_event *ev, const char *key,
+    sl_state *state, sl_context *ctx)
+{
+	host_scratch_reset();
+	return p->def->p->on(p->def->p->user, ev, key, state, ctx);
+}
+
+sl_verdict
+proc_filter_call(processor *p, const sl_event *ev, const char **partition,
+    sl_context *ctx)
+{
+	host_scratch_reset();
+	return p->def->f->filter(p->def->f->user, ev, partition, ctx);
+}
+
+/* Record a failure of the event's unit: a reason and the retry decision. */
+int
+proc_unit_fail(batch_ctx *b, const sl_context *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int
+proc_unit_fail(batch_ctx *b, const sl_context *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(b->reason, sizeof(b->reason), fmt, ap);
+	va_end(ap);
+	b->uf.retry    = ctx == NULL || !ctx->no_retry;
+	b->uf.delay_ms = ctx != NULL ? ctx->retry_after_ms : 0;
+	return HANDLE_UNIT_FAILED;
+}
+
+void
+proc_set_unit(batch_ctx *b, const char *prefix, const char *s)
+{
+	size_t pl = strlen(prefix), n = strlen(s);
+	if (pl + n > FAILSET_UNIT_MAX)
+		n = FAILSET_UNIT_MAX - pl;
+	memcpy(b->uf.unit, prefix, pl);
+	memcpy(b->uf.unit + pl, s, n);
+	b->uf.ulen            = pl + n;
+	b->uf.unit[b->uf.ulen] = '\0';
+}
+
+/* Whether the event of unit b->uf is to be handled in this batch. */
+bool
+proc_unit_selected(batch_ctx *b)
+{
+	processor *p = b->p;
+	if (b->retrying)
+		return b->uf.ulen == b->ru.ulen
+		    && memcmp(b->uf.unit, b->ru.unit, b->ru.ulen) == 0;
+	/* a partitioned processor's failing units wait for their retry */
+	return !p->partitioned
+	    || failset_find(&p->fails, b->uf.unit, b->uf.ulen) == NULL;
+}
+
+/* The retry state of the event at position: only the failing one has it. */
+void
+proc_retry_state(batch_ctx *b, uint64_t position, sl_context *ctx)
+{
+	ctx->last_reason = "";
+	if (b->retrying && position == b->ru.pos) {
+		ctx->attempt     = b->ru.attempts;
+		ctx->last_reason = b->ru.reason;
+	}
+}
+
+static int
+store_put(batch_ctx *b, const char *key, size_t klen, const sl_state *state)
+{
+	processor     *p = b->p;
+	msgpack_packer pk;
+	p->buf.size = 0;
+	msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
+	state_pack(state, &pk);
+	MDB_val k = { klen, (void *) key };
+	MDB_val v = { p->buf.size, p->buf.data };
+	return mdb_put(b->txn, p->dbi, &k, &v, 0);
+}
+
+int
+proc_storage_failed(batch_ctx *b, int mrc, const char *what, const char *key)
+{
+	snprintf(b->reason, sizeof(b->reason), "%s '%.100s': %s", what, key,
+	    mdb_strerror(mrc));
+	/* a failed put leaves the LMDB txn unusable */
+	b->storage = true;
+	return mrc == MDB_MAP_FULL ? SL_EFULL : SL_ESTORAGE;
+}
+
+/* A projection's event: the key's state through the handler. */
+static int
+project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
+{
+	processor *p = b->p;
+	char       key[PROC_KEY_MAX];
+	int        rc = proc_key(p->def, ev, key, sizeof(key));
+	if (rc == SL_ENOTFOUND)
+		return SL_OK; /* type not selected */
+	if (rc != SL_OK) {
+		/* No key: the event waits in a unit of its stream. Only a
+		 * new definition (which rebuilds) can find its key. */
+		proc_set_unit(b, "\x01", ev->stream);
+		if (!proc_unit_selected(b))
+			return SL_OK;
+		sl_context nr = { .no_retry = true };
+		return proc_unit_fail(b, &nr, "%s", key);
+	}
+	proc_set_unit(b, "", key);
+	if (!proc_unit_selected(b))
+		return SL_OK;
+
+	/* The state: the stored one (seeing this txn's writes), or initial. */
+	MDB_val  k = { strlen(key), key }, v;
+	sl_state state;
+	state_init(&state);
+	int mrc = mdb_get(b->txn, p->dbi, &k, &v);
+	if (mrc == 0) {
+		rc = state_load(&state, v.mv_data, v.mv_size);
+	} else if (mrc == MDB_NOTFOUND) {
+		rc = state_load(&state, p->def->initial, p->def->initial_len);
+	} else {
+		state_free(&state);
+		return proc_storage_failed(b, mrc, "read model get", key);
+	}
+	if (rc != SL_OK) {
+		state_free(&state);
+		return proc_unit_fail(b, NULL, "cannot load the state of key '%.100s': %s",
+		    key, sl_strerror(rc));
+	}
+
+	struct sl_event sev = { .v = ev, .partition = ev->stream };
+	sl_context      ctx = { 0 };
+	proc_retry_state(b, position, &ctx);
+	sl_outcome out = proc_handler_call(p, &sev, key, &state, &ctx);
+	switch (out) {
+	case SL_REPLACE:
+		mrc = store_put(b, key, k.mv_size, &state);
+		break;
+	case SL_DELETE:
+		mrc = mdb_del(b->txn, p->dbi, &k, NULL);
+		if (mrc == MDB_NOTFOUND)
+			mrc = 0;
+		break;
+	case SL_FAIL:
+		state_free(&state);
+		return proc_unit_fail(b, &ctx, "%s",
+		    ctx.reason[0] != '\0' ? ctx.reason
+		                          : "handler failed (no reason given)");
+	default:
+		state_free(&state);
+		return proc_unit_fail(b, &ctx,
+		    "handler returned an unknown outcome %d", (int) out);
+	}
+	state_free(&state);
+	if (mrc != 0)
+		return proc_storage_failed(b, mrc, "storing key", key);
+	b->handled++;
+	return SL_OK;
+}
+
+/* A filter's event: included (in which partition) or not. */
+static int
+filter_event(batch_ctx *b, const ev_view *ev, uint64_t position)
+{
+	processor *p = b->p;
+	if (p->public_only && !ev->is_public)
+		return SL_OK;
+	proc_set_unit(b, "", p->partitioned ? ev->stream : "");
+	if (!proc_unit_selected(b))
+		return SL_OK;
+
+	struct sl_event sev       = { .v = ev, .partition = ev->stream };
+	sl_context      ctx       = { 0 };
+	const char     *partition = NULL;
+	proc_retry_state(b, position, &ctx);
+	sl_verdict v = proc_filter_call(p, &sev, &partition, &ctx);
+	switch (v) {
+	case SL_EXCLUDED:
+		b->handled++;
+		return SL_OK;
+	case SL_INCLUDED:
+		break;
+	case SL_FAILED:
+		return proc_unit_fail(b, &ctx, "%s",
+		    ctx.reason[0] != '\0' ? ctx.reason
+		                          : "filter failed (no reason given)");
+	default:
+		return proc_unit_fail(b, &ctx, "filter returned an unknown verdict %d",
+		    (int) v);
+	}
+	size_t plen = 0;
+	if (p->partitioned) {
+		plen = partition != NULL ? strnlen(partition, 256) : 0;
+		if (plen == 0 || plen > 255)
+			return proc_unit_fail(b, &ctx,
+			    "filter included the event without a partition "
+			    "id of 1..255 bytes");
+	}
+	int rc = rm_stream_append(p->rm, b->txn, p->dbi,
+	    p->partitioned ? partition : NULL, plen, position, NULL);
+	if (rc != SL_OK) {
+		snprintf(b->reason, sizeof(b->reason),
+		    "appending to the stream: %s", sl_strerror(rc));
+		b->storage = true;
+		return rc;
+	}
+	b->handled++;
+	b->appended++;
+	return SL_OK;
+}
+
+/*
+ * Handle one event in b->txn: SL_OK on success or skip;
+ * HANDLE_UNIT_FAILED with b->uf and b->reason; else a storage error
+ * (b->storage, the txn must be aborted).
+ */
+int
+proc_handle_event(batch_ctx *b, uint64_t position, const void *data, size_t len)
+{
+	processor *p = b->p;
+	ev_view    ev;
+	int        rc;
+
+	msgpack_zone_clear(&p->zone);
+	if ((rc = ev_decode(data, len, position, &p->zone, &ev)) != SL_OK) {
+		/* a log that cannot be read stops the processor, not a unit */
+		snprintf(b->reason, sizeof(b->reason),
+		    "cannot decode the event at position %" PRIu64 ": %s",
+		    position, sl_strerror(rc));
+		b->storage = true;
+		return rc;
+	}
+	if (strcmp(ev.tenant, p->tenant) != 0)
+		return SL_OK;
+	return p->is_filter ? filter_event(b, &ev, position)
+	                    : project_event(b, &ev, position);
+}
+
+/* The growing delay after attempt a (1: the first failure). */
+int64_t
+proc_retry_delay_ns(uint32_t a, uint32_t handler_ms)
+{
+	if (handler_ms > 0)
+		return (int64_t) handler_ms * 1000000LL;
+	if (a == 0 || a > 9)
+		return PROC_RETRY_MAX_NS;
+	int64_t d = PROC_RETRY_FIRST_NS << (a - 1);
+	return d > PROC_RETRY_MAX_NS ? PROC_RETRY_MAX_NS : d;
+}
+
+/* A readable name for a unit, for logs and status. */
+void
+proc_unit_label(const char *unit, size_t ulen, char *out, size_t olen)
+{
+	if (ulen > 0 && unit[0] == '\x01')
+		snprintf(out, olen, "(no key) stream %.*s", (int) (ulen - 1),
+		    unit + 1);
+	else
+		snprintf(out, olen, "%.*s", (int) ulen, unit);
+}
+
+/* Store the failure of the event at position in b->txn (and in memory). */
+int
+proc_record_failure(batch_ctx *b, uint64_t position)
+{
+	processor  *p   = b->p;
+	fail_unit   u   = { .unit = b->uf.unit, .ulen = b->uf.ulen };
+	fail_unit  *old = NULL;
+	char        label[300];
+	pthread_mutex_lock(&p->mu);
+	old        = failset_find(&p->fails, u.unit, u.ulen);
+	u.pos      = position;
+	u.attempts = old != NULL && old->pos == position ? old->attempts + 1 : 1;
+	u.retry    = b->uf.retry;
+	int64_t delay = proc_retry_delay_ns(u.attempts, b->uf.delay_ms);
+	u.next_try_ns = u.retry ? ev_now_ns() + delay : 0;
+	snprintf(u.reason, sizeof(u.reason), "%.*s",
+	    (int) sizeof(u.reason) - 1, b->reason);
+	int rc = failset_put(&p->fails, p->rm, b->txn, &u);
+	p->st.n_failing = p->fails.n;
+	pthread_mutex_unlock(&p->mu);
+	if (rc != SL_OK) {
+		snprintf(b->reason, sizeof(b->reason),
+		    "recording a failure: %s", sl_strerror(rc));
+		b->storage = true;
+		return rc;
+	}
+	proc_unit_label(u.unit, u.ulen, label, sizeof(label));
+	if (u.retry)
+		log_warn("proc",
+		    "tenant %s %s %s: position %" PRIu64 "%s of '%s' failed "
+		    "(attempt %u), retry in %" PRId64 " ms: %s",
+		    p->tenant, p->is_filter ? "filter" : "projection",
+		    p->proj_id, position, p->rebuilding ? " (rebuild)" : "",
+		    label, u.attempts, delay / 1000000, u.reason);
+	else
+		log_error("proc",
+		    "tenant %s %s %s: position %" PRIu64 "%s of '%s' failed "
+		    "and is not retried (waits for `sluice retry` or "
+		    "`reset`): %s",
+		    p->tenant, p->is_filter ? "filter" : "projection",
+		    p->proj_id, position, p->rebuilding ? " (rebuild)" : "",
+		    label, u.reason);
+	return SL_OK;
+}
+
+int
+proc_scan_cb(void *arg, uint64_t position, const void *data, size_t len)
+{
+	batch_ctx *b = arg;
+	if (b->limit != 0 && position >= b->limit)
+		return 1; /* a retry reached the processor's own position */
+	int rc = proc_handle_event(b, position, data, len);
+	if (rc == SL_OK) {
+		b->next = position + 1;
+		/* an unpartitioned processor's failing event went through */
+		if (b->retrying && b->limit == 0 && position == b->ru.pos) {
+			processor *p = b->p;
+			pthread_mutex_lock(&p->mu);
+			rc = failset_del(&p->fails, p->rm, b->txn, b->ru.unit,
+			    b->ru.ulen);
+			p->st.n_failing = p->fails.n;
+			pthread_mutex_unlock(&p->mu);
+			if (rc != SL_OK) {
+				b->storage = true;
+				return 1;
+			}
+			b->cleared  = true;
+			b->retrying = false;
+		}
+		return 0;
+	}
+	if (rc != HANDLE_UNIT_FAILED || proc_record_failure(b, position) != SL_OK)
+		return 1; /* storage: the batch is aborted */
+	b->new_failures++;
+	if (!b->retrying && b->p->partitioned) {
+		b->next = position + 1; /* the others go on */
+		return 0;
+	}
+	b->failed = true; /* stop at the failing event */
+	return 1;
+}
+

@@ -1,0 +1,129 @@
+/*
+ * The processor's insides, shared by its files: projection.c (the thread,
+ * setup, batches, commands, status), proc_events.c (handling one event with
+ * a plugin, failing units) and proc_remote.c (handling events with a remote
+ * client, pipelined). Not for other parts of the runtime.
+ */
+#ifndef SL_PROC_INTERNAL_H
+#define SL_PROC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+#include <sluice/plugin.h>
+
+#include "failset.h"
+#include "host.h"
+#include "projection.h"
+#include "remote.h"
+
+#define PROC_WAIT_MS        500           /* store_wait timeout when live */
+#define PROC_RETRY_FIRST_NS 50000000LL    /* 50 ms, doubling */
+#define PROC_RETRY_MAX_NS   10000000000LL /* 10 s */
+
+/* A command bit per proc_cmd. */
+#define CMD_BIT(c) (1u << (unsigned) (c))
+
+struct processor {
+	store          *s;
+	rmstore        *rm;
+	char           *tenant;
+	const proj_def *def; /* held; NULL while dropped (thread-owned) */
+	char            proj_id[37];
+	uint32_t        batch;
+	/* what it writes through (rm_* names): the id, or "f:<id>" for a
+	 * filter; the records are named after it */
+	char      name[40];
+	char      id[48];     /* checkpoint key: "proj:<name>" */
+	char      rb_key[56]; /* rebuild record: "rebuild:<name>" */
+	char      pause_key[56]; /* "paused:<name>" while paused */
+	pthread_t thr;
+
+	/* the generation being written (thread-owned) */
+	MDB_dbi  dbi;
+	uint64_t gen;        /* written by batches */
+	uint64_t active_gen; /* read by queries */
+	bool     rebuilding; /* gen != active_gen */
+	/* how the current definition runs (set by setup) */
+	bool is_filter;
+	bool partitioned; /* failing units wait alone (else: all stop) */
+	bool public_only; /* a public filter: public events only */
+
+	pthread_mutex_t mu; /* guards st, stop, commands, fails, pending def */
+	pthread_cond_t  cv; /* signalled by proc_stop, proc_set_def, commands */
+	pthread_cond_t  done_cv; /* signalled when commands were taken */
+	bool            stop;
+	bool            has_pending;
+	const proj_def *pending; /* held; may be NULL (drop) */
+	proc_status     st;
+	unsigned        cmds;     /* CMD_BIT of the commands not yet taken */
+	uint64_t        cmd_seq;  /* commands asked for */
+	uint64_t        cmd_done; /* commands taken */
+	failset         fails;    /* written by the thread under mu */
+	bool            paused;
+	proc_notify_fn  notify;   /* under mu */
+	void           *notify_arg;
+
+	/* thread-only state */
+	msgpack_zone    zone;
+	msgpack_sbuffer buf;
+	char            last_reason[256]; /* handed to the plugin on retry */
+	uint64_t        fail_pos; /* storage failures: position, or MAX */
+};
+
+/* A unit's failure found by handle_event. */
+typedef struct unit_failure {
+	char     unit[FAILSET_UNIT_MAX + 2];
+	size_t   ulen;
+	bool     retry;
+	uint32_t delay_ms; /* handler's delay, 0: the growing one */
+} unit_failure;
+
+/* What one batch did, filled while scanning. */
+typedef struct batch_ctx {
+	processor *p;
+	MDB_txn   *txn;
+	uint64_t   next;    /* position after the last event fully handled */
+	uint64_t   handled; /* selected events handled in this batch */
+	bool       failed;  /* the scan stopped at the failing event `next` */
+	bool       storage; /* ... and the txn must be aborted */
+	bool       swapped; /* the rebuild caught up and is now served */
+	char       reason[640];
+	/* retrying one unit: only its events, from its position up to limit
+	 * (0: no limit, an unpartitioned processor's own scan) */
+	fail_unit  ru;
+	bool       retrying;
+	uint64_t   limit;
+	bool       cleared; /* the retried unit is no longer failing */
+	size_t     new_failures;
+	size_t     appended; /* filter stream entries written */
+	unit_failure uf;
+} batch_ctx;
+
+/* The result of proc_handle_event when the event's unit failed (b->uf). */
+#define HANDLE_UNIT_FAILED 1000
+
+void proc_set_state(processor *p, proc_state s);
+bool proc_stopping(processor *p);
+
+/* proc_events.c */
+int  proc_scan_cb(void *arg, uint64_t position, const void *data, size_t len);
+int  proc_handle_event(
+     batch_ctx *b, uint64_t position, const void *data, size_t len);
+/* Record the failure of the event at position (b->uf, b->reason) in b->txn
+ * and in memory; SL_OK, or a storage error with b->storage set. */
+int  proc_record_failure(batch_ctx *b, uint64_t position);
+int  proc_unit_fail(batch_ctx *b, const sl_context *ctx, const char *fmt, ...)
+     __attribute__((format(printf, 3, 4)));
+void proc_set_unit(batch_ctx *b, const char *prefix, const char *s);
+bool proc_unit_selected(batch_ctx *b);
+void proc_retry_state(batch_ctx *b, uint64_t position, sl_context *ctx);
+int  proc_storage_failed(
+     batch_ctx *b, int mrc, const char *what, const char *key);
+int64_t proc_retry_delay_ns(uint32_t attempt, uint32_t handler_ms);
+void proc_unit_label(const char *unit, size_t ulen, char *out, size_t olen);
+
+#endif
