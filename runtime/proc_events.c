@@ -115,27 +115,44 @@ proc_storage_failed(batch_ctx *b, int mrc, const char *what, const char *key)
 	return mrc == MDB_MAP_FULL ? SL_EFULL : SL_ESTORAGE;
 }
 
+int
+proc_project_unit(batch_ctx *b, const ev_view *ev, char *key)
+{
+	int rc = proc_key(b->p->def, ev, key, PROC_KEY_MAX);
+	if (rc == SL_ENOTFOUND)
+		return PROC_SKIP; /* type not selected */
+	if (rc != SL_OK) {
+		/* No key: the event waits in a unit of its stream. Only a
+		 * new definition (which rebuilds) can find its key. */
+		proc_set_unit(b, "\x01", ev->stream);
+		if (!proc_unit_selected(b))
+			return PROC_SKIP;
+		sl_context nr = { .no_retry = true };
+		return proc_unit_fail(b, &nr, "%s", key);
+	}
+	proc_set_unit(b, "", key);
+	return proc_unit_selected(b) ? SL_OK : PROC_SKIP;
+}
+
+int
+proc_filter_unit(batch_ctx *b, const ev_view *ev)
+{
+	processor *p = b->p;
+	if (p->public_only && !ev->is_public)
+		return PROC_SKIP;
+	proc_set_unit(b, "", p->partitioned ? ev->stream : "");
+	return proc_unit_selected(b) ? SL_OK : PROC_SKIP;
+}
+
 /* A projection's event: the key's state through the handler. */
 static int
 project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 {
 	processor *p = b->p;
 	char       key[PROC_KEY_MAX];
-	int        rc = proc_key(p->def, ev, key, sizeof(key));
-	if (rc == SL_ENOTFOUND)
-		return SL_OK; /* type not selected */
-	if (rc != SL_OK) {
-		/* No key: the event waits in a unit of its stream. Only a
-		 * new definition (which rebuilds) can find its key. */
-		proc_set_unit(b, "\x01", ev->stream);
-		if (!proc_unit_selected(b))
-			return SL_OK;
-		sl_context nr = { .no_retry = true };
-		return proc_unit_fail(b, &nr, "%s", key);
-	}
-	proc_set_unit(b, "", key);
-	if (!proc_unit_selected(b))
-		return SL_OK;
+	int        rc = proc_project_unit(b, ev, key);
+	if (rc != SL_OK)
+		return rc == PROC_SKIP ? SL_OK : rc;
 
 	/* The state: the stored one (seeing this txn's writes), or initial. */
 	MDB_val  k = { strlen(key), key }, v;
@@ -191,10 +208,7 @@ static int
 filter_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 {
 	processor *p = b->p;
-	if (p->public_only && !ev->is_public)
-		return SL_OK;
-	proc_set_unit(b, "", p->partitioned ? ev->stream : "");
-	if (!proc_unit_selected(b))
+	if (proc_filter_unit(b, ev) != SL_OK)
 		return SL_OK;
 
 	struct sl_event sev       = { .v = ev, .partition = ev->stream };
@@ -216,11 +230,19 @@ filter_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 		return proc_unit_fail(b, &ctx, "filter returned an unknown verdict %d",
 		    (int) v);
 	}
-	size_t plen = 0;
+	return proc_filter_include(b, &ctx, partition, position);
+}
+
+int
+proc_filter_include(batch_ctx *b, const sl_context *ctx,
+    const char *partition, uint64_t position)
+{
+	processor *p    = b->p;
+	size_t     plen = 0;
 	if (p->partitioned) {
 		plen = partition != NULL ? strnlen(partition, 256) : 0;
 		if (plen == 0 || plen > 255)
-			return proc_unit_fail(b, &ctx,
+			return proc_unit_fail(b, ctx,
 			    "filter included the event without a partition "
 			    "id of 1..255 bytes");
 	}
@@ -341,31 +363,48 @@ proc_scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 	int rc = proc_handle_event(b, position, data, len);
 	if (rc == SL_OK) {
 		b->next = position + 1;
-		/* an unpartitioned processor's failing event went through */
-		if (b->retrying && b->limit == 0 && position == b->ru.pos) {
-			processor *p = b->p;
-			pthread_mutex_lock(&p->mu);
-			rc = failset_del(&p->fails, p->rm, b->txn, b->ru.unit,
-			    b->ru.ulen);
-			p->st.n_failing = p->fails.n;
-			pthread_mutex_unlock(&p->mu);
-			if (rc != SL_OK) {
-				b->storage = true;
-				return 1;
-			}
-			b->cleared  = true;
-			b->retrying = false;
-		}
-		return 0;
+		return proc_handled(b, position) == SL_OK ? 0 : 1;
 	}
-	if (rc != HANDLE_UNIT_FAILED || proc_record_failure(b, position) != SL_OK)
+	if (rc != HANDLE_UNIT_FAILED)
 		return 1; /* storage: the batch is aborted */
+	return proc_failed(b, position) ? 1 : 0;
+}
+
+int
+proc_handled(batch_ctx *b, uint64_t position)
+{
+	/* an unpartitioned processor's failing event went through */
+	if (!b->retrying || b->limit != 0 || position != b->ru.pos)
+		return SL_OK;
+	processor *p = b->p;
+	pthread_mutex_lock(&p->mu);
+	int rc = failset_del(&p->fails, p->rm, b->txn, b->ru.unit, b->ru.ulen);
+	p->st.n_failing = p->fails.n;
+	pthread_mutex_unlock(&p->mu);
+	if (rc != SL_OK) {
+		b->storage = true;
+		return rc;
+	}
+	b->cleared  = true;
+	b->retrying = false;
+	return SL_OK;
+}
+
+bool
+proc_failed(batch_ctx *b, uint64_t position)
+{
+	if (proc_record_failure(b, position) != SL_OK)
+		return true; /* storage: the batch is aborted */
 	b->new_failures++;
 	if (!b->retrying && b->p->partitioned) {
-		b->next = position + 1; /* the others go on */
-		return 0;
+		/* the others go on (a remote answer may come after later
+		 * events were sent: never move back) */
+		if (b->next < position + 1)
+			b->next = position + 1;
+		return false;
 	}
 	b->failed = true; /* stop at the failing event */
-	return 1;
+	b->next   = position;
+	return true;
 }
 

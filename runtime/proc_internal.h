@@ -64,6 +64,9 @@ struct processor {
 	uint64_t        cmd_done; /* commands taken */
 	failset         fails;    /* written by the thread under mu */
 	bool            paused;
+	/* a remote definition's calls (thread-owned; proc_remote.c) */
+	remote_caller      *caller;
+	struct remote_ring *ring;
 	proc_notify_fn  notify;   /* under mu */
 	void           *notify_arg;
 
@@ -100,11 +103,15 @@ typedef struct batch_ctx {
 	bool       cleared; /* the retried unit is no longer failing */
 	size_t     new_failures;
 	size_t     appended; /* filter stream entries written */
+	bool       disconnected; /* a remote client went away: abort */
 	unit_failure uf;
 } batch_ctx;
 
 /* The result of proc_handle_event when the event's unit failed (b->uf). */
 #define HANDLE_UNIT_FAILED 1000
+/* proc_project_unit / proc_filter_unit: not this processor's to handle
+ * (not selected, not public, or its unit waits for a retry). */
+#define PROC_SKIP 1001
 
 void proc_set_state(processor *p, proc_state s);
 bool proc_stopping(processor *p);
@@ -124,6 +131,30 @@ void proc_retry_state(batch_ctx *b, uint64_t position, sl_context *ctx);
 int  proc_storage_failed(
      batch_ctx *b, int mrc, const char *what, const char *key);
 int64_t proc_retry_delay_ns(uint32_t attempt, uint32_t handler_ms);
+/* The unit of a projection's event (b->uf) and its key (PROC_KEY_MAX
+ * bytes): SL_OK to handle it, PROC_SKIP, or HANDLE_UNIT_FAILED (no key). */
+int  proc_project_unit(batch_ctx *b, const ev_view *ev, char *key);
+/* The unit of a filter's event (b->uf): SL_OK to handle it, or PROC_SKIP. */
+int  proc_filter_unit(batch_ctx *b, const ev_view *ev);
+/* A filter included the event: append it to the stream (b->txn). SL_OK,
+ * HANDLE_UNIT_FAILED (bad partition), or a storage error. */
+int  proc_filter_include(batch_ctx *b, const sl_context *ctx,
+     const char *partition, uint64_t position);
+/* After the event at position was handled: an unpartitioned processor's
+ * retried event clears its failure. SL_OK or a storage error. */
+int  proc_handled(batch_ctx *b, uint64_t position);
+/* After the event at position failed (b->uf, b->reason): record it;
+ * @return whether the scan must stop (storage, or a stopping failure). */
+bool proc_failed(batch_ctx *b, uint64_t position);
 void proc_unit_label(const char *unit, size_t ulen, char *out, size_t olen);
+
+/* proc_remote.c: a remote definition's events, pipelined */
+int  proc_remote_open(processor *p);  /* at setup: the caller and ring */
+void proc_remote_close(processor *p); /* when the definition ends */
+int  proc_remote_scan_cb(
+     void *arg, uint64_t position, const void *data, size_t len);
+/* After the scan: collect every answer in flight (or drop them when the
+ * batch is aborted). */
+void proc_remote_drain(batch_ctx *b);
 
 #endif
