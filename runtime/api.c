@@ -306,7 +306,7 @@ api_projection(request *r, const proj_def **out)
 	if (rc != SL_OK)
 		return rc;
 	*out = len > 0 && len <= SL_MAX_ID_LEN
-	    ? registry_find(r->rt->plugins, s, len)
+	    ? runtime_find_def(r->rt, s, len)
 	    : NULL;
 	if (*out == NULL) {
 		api_fail(r, SL_ENOTFOUND, "unknown projection '%.*s'",
@@ -794,7 +794,7 @@ api_read_filter(request *r)
 	if (max == 0 || max > cfg->max_read_events)
 		max = cfg->max_read_events;
 	def = fid_len > 0 && fid_len <= SL_MAX_ID_LEN
-	    ? registry_find(r->rt->plugins, fid, fid_len)
+	    ? runtime_find_def(r->rt, fid, fid_len)
 	    : NULL;
 	if (def == NULL) {
 		api_fail(r, SL_ENOTFOUND, "unknown filter '%.*s'",
@@ -1019,6 +1019,41 @@ api_pack_failing(msgpack_packer *pk, const proc_failing *pf)
 	mp_pack_strn(pk, pf->reason, strnlen(pf->reason, sizeof(pf->reason)));
 }
 
+/* One remote registration, as status shows it (docs/remote.md). */
+static void
+api_pack_remote(runtime *rt, size_t i, msgpack_packer *pk)
+{
+	remote_info ri;
+	char        hash[17];
+	if (!remotes_info(rt->remotes, i, &ri)) {
+		msgpack_pack_nil(pk);
+		return;
+	}
+	bool f = def_is_filter(ri.def);
+	snprintf(hash, sizeof(hash), "%016" PRIx64, ri.def->def_hash);
+	msgpack_pack_map(pk, 17 + f);
+	api_kv_cstr(pk, "id", ri.def->id);
+	api_kv_cstr(pk, "name", ri.def->name);
+	api_kv_cstr(pk, "kind", api_kind_name(ri.def));
+	if (f)
+		api_kv_cstr(pk, "filter_kind",
+		    api_filter_kind_name(ri.def->filter_kind));
+	mp_pack_kv_u64(pk, "version", ri.def->version);
+	api_kv_cstr(pk, "definition", hash);
+	api_kv_cstr(pk, "url", ri.url);
+	mp_pack_kv_bool(pk, "connected", ri.connected);
+	api_kv_cstr(pk, "client", ri.client[0] != '\0' ? ri.client : NULL);
+	mp_pack_kv_u64(pk, "in_flight", ri.in_flight);
+	mp_pack_kv_u64(pk, "calls", ri.calls);
+	mp_pack_kv_u64(pk, "failed_calls", ri.failed_calls);
+	mp_pack_kv_u64(pk, "connects", ri.connects);
+	mp_pack_kv_u64(pk, "registrations", ri.registrations);
+	mp_pack_kv_i64(pk, "registered_at_ns", ri.registered_at_ns);
+	mp_pack_kv_i64(pk, "changed_at_ns", ri.changed_at_ns);
+	api_kv_cstr(pk, "last_error", ri.last_error);
+	mp_pack_kv_u64(pk, "window", ri.window);
+}
+
 static void
 api_status(request *r)
 {
@@ -1038,7 +1073,7 @@ api_status(request *r)
 		api_fail(r, SL_ENOMEM, "out of memory");
 		return;
 	}
-	mp_reply_ok(pk, 7);
+	mp_reply_ok(pk, 8);
 	mp_pack_kv_u64(pk, "head", store_next_position(rt->store));
 	mp_pack_kv_u64(pk, "uptime_ms", up > 0 ? (uint64_t) up / 1000000 : 0);
 	/* Where subscribers dial the live feed (docs/protocol.md). */
@@ -1064,12 +1099,17 @@ api_status(request *r)
 		mp_pack_kv_u64(pk, "projections", pi.n_projections);
 	}
 
+	/* Registrations are only ever added: count once, show that many. */
+	size_t n_remote = remotes_count(rt->remotes);
 	mp_pack_cstr(pk, "projections");
-	msgpack_pack_array(pk, n_proj);
-	for (size_t i = 0; i < n_proj; i++) {
-		const proj_def *d = defs[i];
+	msgpack_pack_array(pk, n_proj + n_remote);
+	for (size_t i = 0; i < n_proj + n_remote; i++) {
+		remote_info ri;
+		if (i >= n_proj)
+			remotes_info(rt->remotes, i - n_proj, &ri);
+		const proj_def *d = i < n_proj ? defs[i] : ri.def;
 		bool            f = def_is_filter(d);
-		msgpack_pack_map(pk, 4 + f);
+		msgpack_pack_map(pk, 5 + f);
 		api_kv_cstr(pk, "id", d->id);
 		api_kv_cstr(pk, "name", d->name);
 		api_kv_cstr(pk, "scope", d->scope);
@@ -1077,9 +1117,15 @@ api_status(request *r)
 		if (f)
 			api_kv_cstr(pk, "filter_kind",
 			    api_filter_kind_name(d->filter_kind));
+		mp_pack_kv_bool(pk, "remote", d->remote != NULL);
 	}
 
 	free(defs);
+
+	mp_pack_cstr(pk, "remotes");
+	msgpack_pack_array(pk, n_remote);
+	for (size_t i = 0; i < n_remote; i++)
+		api_pack_remote(rt, i, pk);
 
 	mp_pack_cstr(pk, "processors");
 	msgpack_pack_array(pk, n_procs);
@@ -1096,7 +1142,7 @@ api_status(request *r)
 		    ? n_failing
 		    : API_STATUS_MAX_FAILING;
 		f       = st.def != NULL && def_is_filter(st.def);
-		msgpack_pack_map(pk, 15 + f);
+		msgpack_pack_map(pk, 16 + f);
 		api_kv_cstr(pk, "tenant", st.tenant);
 		api_kv_cstr(pk, "projection", st.def ? st.def->id : NULL);
 		api_kv_cstr(pk, "name", st.def ? st.def->name : NULL);
@@ -1114,6 +1160,8 @@ api_status(request *r)
 		mp_pack_kv_bool(pk, "rebuilding", st.rebuilding);
 		mp_pack_kv_u64(pk, "served_position", st.served_position);
 		mp_pack_kv_bool(pk, "paused", st.paused);
+		mp_pack_kv_bool(
+		    pk, "remote", st.def != NULL && st.def->remote != NULL);
 		mp_pack_kv_u64(pk, "failing_count", n_failing);
 		mp_pack_cstr(pk, "failing");
 		msgpack_pack_array(pk, n_shown);
@@ -1157,7 +1205,7 @@ api_command(request *r, proc_cmd cmd, const char *op)
 		return;
 	if (tenant != NULL && api_tenant(r, &t) != SL_OK)
 		return;
-	def = registry_find(rt->plugins, id, id_len);
+	def = runtime_find_def(rt, id, id_len);
 	if (def == NULL) {
 		api_fail(r, SL_ENOTFOUND,
 		    "unknown projection or filter '%.*s'", (int) id_len, id);
@@ -1285,6 +1333,58 @@ api_plugins(request *r)
 	api_send(r);
 }
 
+/* ---- remote registrations (docs/remote.md) ---- */
+
+static const char *
+api_reg_kind_name(remote_reg_kind k)
+{
+	switch (k) {
+	case REMOTE_REG_NEW:
+		return "new";
+	case REMOTE_REG_SAME:
+		return "same";
+	case REMOTE_REG_CHANGED:
+		return "changed";
+	}
+	return "unknown";
+}
+
+/*
+ * register {protocol, kind, id, scope?, name, version?, initial_state?,
+ * selectors | filter_kind}: a client's projection or filter; the reply
+ * says where the client dials to be called back.
+ */
+static void
+api_register(request *r)
+{
+	remote_spec      *spec;
+	remote_reg_result res;
+	char              err[512], hash[17];
+	int rc = remote_spec_parse(&r->root, &spec, err, sizeof(err));
+
+	if (rc != SL_OK) {
+		api_fail(r, rc, "%s", err[0] != '\0' ? err : sl_strerror(rc));
+		return;
+	}
+	rc = runtime_register(r->rt, spec, &res, err, sizeof(err));
+	remote_spec_free(spec);
+	if (rc != SL_OK) {
+		api_fail(r, rc, "%s", err[0] != '\0' ? err : sl_strerror(rc));
+		return;
+	}
+	snprintf(hash, sizeof(hash), "%016" PRIx64, res.def->def_hash);
+	mp_reply_ok(&r->pk, 8);
+	api_kv_cstr(&r->pk, "url", res.url);
+	mp_pack_kv_u64(&r->pk, "session", res.session);
+	mp_pack_kv_u64(&r->pk, "window", res.window);
+	mp_pack_kv_u64(&r->pk, "keepalive_ms", res.keepalive_ms);
+	mp_pack_kv_u64(&r->pk, "timeout_ms", res.timeout_ms);
+	mp_pack_kv_u64(&r->pk, "protocol", 1);
+	api_kv_cstr(&r->pk, "registration", api_reg_kind_name(res.kind));
+	api_kv_cstr(&r->pk, "definition", hash);
+	api_send(r);
+}
+
 /* ---- dispatch ---- */
 
 void
@@ -1376,6 +1476,8 @@ api_handle(runtime *rt, api_call *call, const void *data, size_t len)
 		api_command(&r, PROC_CMD_RESUME, "resume");
 	else if (mp_str_eq(op, "plugins"))
 		api_plugins(&r);
+	else if (mp_str_eq(op, "register"))
+		api_register(&r);
 	else
 		api_fail(&r, SL_EUNKNOWNOP, "unknown op '%.*s'",
 		    (int) (op->via.str.size > 64 ? 64 : op->via.str.size),

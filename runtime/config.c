@@ -66,6 +66,11 @@ enum {
 	S_WORKERS,
 	S_BATCH,
 	S_HOTRELOAD,
+	S_REMURL,
+	S_REMKEEP,
+	S_REMTIMEOUT,
+	S_REMWINDOW,
+	S_REMMAX,
 	S_N
 };
 enum { T_ID, T_PATH, T_MAP, T_N };
@@ -96,6 +101,16 @@ static const cfg_key processing_keys[] = {
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
+/* Remote processors (docs/remote.md); the endpoint defaults in resolve(). */
+static const cfg_key remote_keys[] = {
+	{ "endpoint", K_URL, S_REMURL, 0, 0, 0, NULL },
+	{ "keepalive_ms", K_INT, S_REMKEEP, 10, 600000, 1000, NULL },
+	{ "timeout_ms", K_INT, S_REMTIMEOUT, 10, 3600000, 5000, NULL },
+	{ "window", K_INT, S_REMWINDOW, 1, 1024, 32, NULL },
+	{ "max_registrations", K_INT, S_REMMAX, 1, 4096, 64, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
 /* Paths default in resolve(), once the config file's directory is known. */
 static const cfg_key top_keys[] = {
 	{ "data_dir", K_PATH, S_DATA, 0, 0, 0, NULL },
@@ -107,6 +122,7 @@ static const cfg_key top_keys[] = {
 	{ "tenants", K_SEQ, S_TENANTS, 0, 0, 0, NULL },
 	{ "limits", K_MAP, 0, 0, 0, 0, limit_keys },
 	{ "processing", K_MAP, 0, 0, 0, 0, processing_keys },
+	{ "remote", K_MAP, 0, 0, 0, 0, remote_keys },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -267,6 +283,41 @@ check_endpoint(
 		return fail(p, m,
 		    "key '%s': ipc path too long (%zu bytes, max %d): %s%s",
 		    key, strlen(url + n), CFG_IPC_PATH_MAX, url + n, hint);
+	return SL_OK;
+}
+
+/*
+ * remote.endpoint is the base of one URL per registration (runtime/remote.c):
+ * ipc://PATH gives PATH-<n>.ipc, which must still fit in sockaddr_un;
+ * inproc://NAME gives NAME-<n>; tcp://HOST:0 gives a port per registration,
+ * so the port must be 0.
+ */
+static int
+check_remote_endpoint(
+    cfgp *p, yaml_mark_t m, const char *url, const char *hint)
+{
+	static const char suffix[] = "-4294967295.ipc"; /* the longest */
+	int rc = check_endpoint(p, m, "remote.endpoint", url, hint);
+	if (rc != SL_OK)
+		return rc;
+	if (strncmp(url, "ipc://", 6) == 0
+	    && strlen(url + 6) + sizeof(suffix) - 1 > CFG_IPC_PATH_MAX)
+		return fail(p, m,
+		    "key 'remote.endpoint': ipc path too long for the "
+		    "registrations' sockets (%s-<n>.ipc must fit in %d "
+		    "bytes): %s%s",
+		    url + 6, CFG_IPC_PATH_MAX, url + 6, hint);
+	if (strncmp(url, "tcp://", 6) == 0) {
+		const char *port = strrchr(url + 6, ':');
+		const char *rb   = strrchr(url + 6, ']');
+		if (port == NULL || (rb != NULL && port < rb)
+		    || strcmp(port + 1, "0") != 0)
+			return fail(p, m,
+			    "key 'remote.endpoint': '%s' must have port 0 "
+			    "(tcp://HOST:0): each registration listens on a "
+			    "port of its own, named in the register reply",
+			    url);
+	}
 	return SL_OK;
 }
 
@@ -591,7 +642,21 @@ resolve(cfgp *p, sl_config *cfg, slot *s)
 		return fail(p, s[S_PUB].node ? s[S_PUB].node->start_mark : dm,
 		    "key 'endpoints.pub': same address as endpoints.api (%s)",
 		    cfg->pub_url);
-	return SL_OK;
+
+	yaml_node_t *rn = s[S_REMURL].node;
+	if (rn != NULL)
+		cfg->remote_url = strdup(text(rn));
+	else if (asprintf(&cfg->remote_url, "ipc://%s/remote", cfg->data_dir)
+	    < 0)
+		cfg->remote_url = NULL;
+	if (cfg->remote_url == NULL)
+		return nomem(p);
+	/* The default is not checked for length: a data_dir that fits
+	 * api.ipc but not remote-<n>.ipc must not stop a daemon that has
+	 * no remote clients; a registration then fails with the reason. */
+	return rn != NULL
+	    ? check_remote_endpoint(p, rn->start_mark, cfg->remote_url, "")
+	    : SL_OK;
 }
 
 static int
@@ -606,15 +671,19 @@ parse_root(cfgp *p, sl_config *cfg)
 	if (s[S_TENANTS].node == NULL)
 		return fail(
 		    p, p->root->start_mark, "missing required key 'tenants'");
-	cfg->log_level             = (int) s[S_LEVEL].num;
-	cfg->store_map_size        = s[S_SMAP].num;
-	cfg->store_sync            = s[S_SYNC].num != 0;
-	cfg->max_request_bytes     = s[S_MAXREQ].num;
-	cfg->max_events_per_commit = s[S_MAXEV].num;
-	cfg->max_read_events       = s[S_MAXREAD].num;
-	cfg->api_workers           = (uint32_t) s[S_WORKERS].num;
-	cfg->checkpoint_batch      = (uint32_t) s[S_BATCH].num;
-	cfg->hot_reload            = s[S_HOTRELOAD].num != 0;
+	cfg->log_level                = (int) s[S_LEVEL].num;
+	cfg->store_map_size           = s[S_SMAP].num;
+	cfg->store_sync               = s[S_SYNC].num != 0;
+	cfg->max_request_bytes        = s[S_MAXREQ].num;
+	cfg->max_events_per_commit    = s[S_MAXEV].num;
+	cfg->max_read_events          = s[S_MAXREAD].num;
+	cfg->api_workers              = (uint32_t) s[S_WORKERS].num;
+	cfg->checkpoint_batch         = (uint32_t) s[S_BATCH].num;
+	cfg->hot_reload               = s[S_HOTRELOAD].num != 0;
+	cfg->remote_keepalive_ms      = (uint32_t) s[S_REMKEEP].num;
+	cfg->remote_timeout_ms        = (uint32_t) s[S_REMTIMEOUT].num;
+	cfg->remote_window            = (uint32_t) s[S_REMWINDOW].num;
+	cfg->remote_max_registrations = (uint32_t) s[S_REMMAX].num;
 	if ((rc = resolve(p, cfg, s)) != SL_OK)
 		return rc;
 	return parse_tenants(p, s[S_TENANTS].node, cfg);
@@ -776,6 +845,7 @@ config_free(sl_config *cfg)
 	free(cfg->plugin_dir);
 	free(cfg->api_url);
 	free(cfg->pub_url);
+	free(cfg->remote_url);
 	free(cfg->store_path);
 	free(cfg);
 }

@@ -33,6 +33,12 @@ typedef struct sl_config {
 	uint32_t checkpoint_batch; /* processing.batch: events per txn */
 	int log_level;            /* SL_LOG_* */
 	bool hot_reload;          /* watch plugin_dir and reload plugins */
+	/* remote processors (runtime/remote.h, docs/remote.md) */
+	char *remote_url; /* remote.endpoint: base of each registration's URL */
+	uint32_t remote_keepalive_ms;   /* remote.keepalive_ms */
+	uint32_t remote_timeout_ms;     /* remote.timeout_ms: per call, ping */
+	uint32_t remote_window;         /* remote.window: calls in flight */
+	uint32_t remote_max_registrations; /* remote.max_registrations */
 } sl_config;
 
 /**

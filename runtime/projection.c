@@ -271,18 +271,18 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 		    p->proj_id, d->name ? d->name : "", gen, act);
 	else if (plan == PLAN_REBUILD)
 		log_info("proc",
-		    "tenant %s projection %s (%s): definition changed "
+		    "tenant %s %s %s (%s): definition changed "
 		    "(hash %016" PRIx64 " -> %016" PRIx64
 		    "), rebuilding from position 0 as generation %" PRIu64
 		    "; queries read generation %" PRIu64 " (at %" PRIu64
 		    ") until it has caught up",
-		    p->tenant, p->proj_id, d->name ? d->name : "", cp.def_hash,
+		    p->tenant, p->is_filter ? "filter" : "projection", p->proj_id, d->name ? d->name : "", cp.def_hash,
 		    H, gen, act, cp.position);
 	else if (plan == PLAN_RESUME)
 		log_info("proc",
-		    "tenant %s projection %s (%s): resuming the rebuild of "
+		    "tenant %s %s %s (%s): resuming the rebuild of "
 		    "generation %" PRIu64 " at position %" PRIu64,
-		    p->tenant, p->proj_id, d->name ? d->name : "", gen, pos);
+		    p->tenant, p->is_filter ? "filter" : "projection", p->proj_id, d->name ? d->name : "", gen, pos);
 	pthread_mutex_lock(&p->mu);
 	p->st.position        = pos;
 	p->st.rebuilding      = p->rebuilding;
@@ -403,9 +403,15 @@ run_batch(processor *p, uint64_t pos, batch_ctx *b)
 	}
 	bool     retry_unit = b->retrying && b->limit != 0;
 	uint64_t scanned_to = pos;
-	int      rc = store_scan(p->s, pos, p->batch, proc_scan_cb, b, &scanned_to);
+	int      rc = store_scan(p->s, pos, p->batch,
+	         p->caller != NULL ? proc_remote_scan_cb : proc_scan_cb, b,
+	         &scanned_to);
+	if (p->caller != NULL)
+		proc_remote_drain(b);
 	if (b->storage)
 		return batch_abort(p, b, SL_ESTORAGE);
+	if (b->disconnected)
+		return batch_abort(p, b, SL_ECLOSED);
 	if (!b->failed && rc != SL_OK && rc != 1) {
 		snprintf(b->reason, sizeof(b->reason), "reading the log: %s",
 		    sl_strerror(rc));
@@ -618,6 +624,28 @@ show_progress(processor *p, uint64_t pos, const batch_ctx *b)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/* A remote definition whose client is gone: wait (not a failure, no
+ * attempt counted) until it is back, a command, a definition or the stop. */
+static void
+wait_connected(processor *p)
+{
+	remote_proc *r = p->def->remote;
+	if (r == NULL || remote_connected(r))
+		return;
+	proc_set_state(p, PROC_DISCONNECTED);
+	log_info("proc", "tenant %s %s %s: its remote client is not "
+	    "connected; waiting for it", p->tenant,
+	    p->is_filter ? "filter" : "projection", p->proj_id);
+	while (!must_setup(p) && !remote_wait_connected(r, PROC_WAIT_MS)) {
+		pthread_mutex_lock(&p->mu);
+		bool cmds = p->cmds != 0;
+		pthread_mutex_unlock(&p->mu);
+		if (cmds)
+			take_commands(p);
+	}
+	proc_set_state(p, p->rebuilding ? PROC_REBUILDING : PROC_CATCHING_UP);
+}
+
 /* Retry the next due failing unit, if any. @return whether one ran. */
 static bool
 retry_due(processor *p, uint64_t *pos, int64_t *next_try)
@@ -643,7 +671,9 @@ retry_due(processor *p, uint64_t *pos, int64_t *next_try)
 	b->limit    = p->partitioned ? *pos : 0;
 	uint64_t from = p->partitioned ? b->ru.pos : *pos;
 	int      rc   = run_batch(p, from, b);
-	if (rc != SL_OK)
+	if (rc == SL_ECLOSED)
+		wait_connected(p);
+	else if (rc != SL_OK)
 		fail_and_wait(p, from, b->reason);
 	else if (!p->partitioned) {
 		*pos = b->next;
@@ -679,6 +709,10 @@ process(processor *p)
 			wait_until(p, INT64_MAX);
 			continue;
 		}
+		if (p->def->remote != NULL && !remote_connected(p->def->remote)) {
+			wait_connected(p);
+			continue;
+		}
 		int64_t next_try;
 		if (retry_due(p, &pos, &next_try))
 			continue;
@@ -704,6 +738,10 @@ process(processor *p)
 		}
 		memset(b, 0, sizeof(*b));
 		int rc = run_batch(p, pos, b);
+		if (rc == SL_ECLOSED) {
+			wait_connected(p);
+			continue;
+		}
 		if (rc != SL_OK) {
 			fail_and_wait(p, pos, b->reason);
 			continue;
@@ -740,15 +778,17 @@ take_pending(processor *p)
 	pthread_mutex_unlock(&p->mu);
 	if (p->def != NULL)
 		log_info("proc",
-		    "tenant %s projection %s (%s): switching to the reloaded "
-		    "code (definition %016" PRIx64 ")",
-		    p->tenant, p->proj_id, p->def->name ? p->def->name : "",
+		    "tenant %s %s %s (%s): switching to the new definition "
+		    "(%016" PRIx64 ")",
+		    p->tenant, def_is_filter(p->def) ? "filter" : "projection",
+		    p->proj_id, p->def->name ? p->def->name : "",
 		    p->def->def_hash);
 	else
 		log_info("proc",
-		    "tenant %s projection %s: dropped by its plugin; stopped "
-		    "(its read models are still served)",
-		    p->tenant, p->proj_id);
+		    "tenant %s %s %s: dropped; stopped (what it built is "
+		    "still served)",
+		    p->tenant, p->is_filter ? "filter" : "projection",
+		    p->proj_id);
 	proj_def_release(old);
 	return true;
 }
@@ -813,8 +853,12 @@ proc_thread(void *arg)
 			fail_and_wait(p, 0, reason);
 		if (rc == SL_OK && reset)
 			reset_taken(p);
+		if (rc == SL_OK && p->def->remote != NULL
+		    && (rc = proc_remote_open(p)) != SL_OK)
+			fail_and_wait(p, 0, "cannot open the remote calls");
 		if (rc == SL_OK)
 			process(p);
+		proc_remote_close(p);
 	}
 	proc_set_state(p, PROC_STOPPED);
 	return NULL;

@@ -24,6 +24,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <msgpack.h>
+
+#include "plugins.h"
+
 typedef struct remote_proc   remote_proc;
 typedef struct remote_caller remote_caller;
 
@@ -101,5 +105,116 @@ bool remote_connected(const remote_proc *r);
 bool remote_wait_connected(remote_proc *r, int timeout_ms);
 /** Wake every remote_wait_connected (a processor stopping). */
 void remote_wake(remote_proc *r);
+
+/* ---- registrations (the runtime's side; processors use the calls above)
+ * ----
+ *
+ * A registration lives until the runtime stops: its remote_proc, its NNG
+ * req0 socket and every definition it had (retired ones too, like a
+ * plugin's) stay valid until remotes_destroy. A registration of an id whose
+ * client is gone takes it over: a fresh listening URL and session, the same
+ * remote_proc, and a new definition when the content changed.
+ */
+
+/** The `remote:` section of resources.yaml. */
+typedef struct remote_config {
+	/* base of each registration's URL: ipc://PATH (PATH-<n>.ipc),
+	 * inproc://NAME (NAME-<n>) or tcp://HOST:0 (a port each) */
+	const char *endpoint;
+	uint32_t    keepalive_ms; /* ping after this long without traffic */
+	uint32_t    timeout_ms;   /* a call (or ping) not answered: failed */
+	uint32_t    window;       /* calls in flight per processor */
+	uint32_t    max_registrations;
+} remote_config;
+
+/** Every registration of one runtime. */
+typedef struct remotes remotes;
+
+/** @return SL_OK; SL_EINVAL (bad config); SL_ENOMEM. cfg is copied. */
+int remotes_create(const remote_config *cfg, remotes **out);
+/**
+ * Stopping, step one (before the processors stop): refuse new
+ * registrations and calls, answer every call in flight
+ * REMOTE_DISCONNECTED and wake every remote_wait_connected.
+ */
+void remotes_shutdown(remotes *rs);
+/** Stopping, step two (after the processors stopped): close the sockets
+ * and free every registration and definition. NULL is ignored. */
+void remotes_destroy(remotes *rs);
+
+/** A checked registration request (op "register"), owning its copies. */
+typedef struct remote_spec remote_spec;
+
+/**
+ * Check the fields of a register request (docs/remote.md) and copy them.
+ * @param req  the request map (its v and op already checked)
+ * @return SL_OK with *out (free with remote_spec_free); SL_EINVAL (a missing
+ * field, a bad value: ids, name, kind, filter_kind, selectors), SL_EPROTO (a
+ * field of the wrong type), SL_ETOOBIG (a field over its limit), SL_EVERSION
+ * (field protocol is not 1), SL_ENOMEM; err names the field.
+ */
+int remote_spec_parse(const msgpack_object *req, remote_spec **out,
+    char *err, size_t errlen);
+void remote_spec_free(remote_spec *s);
+
+/** What a registration did. */
+typedef enum remote_reg_kind {
+	REMOTE_REG_NEW     = 0, /* a new id: processors are to be started */
+	REMOTE_REG_SAME    = 1, /* took over an id, same definition */
+	REMOTE_REG_CHANGED = 2, /* took over an id, another definition */
+} remote_reg_kind;
+
+/** The result of remote_register; strings copied. */
+typedef struct remote_reg_result {
+	remote_reg_kind kind;
+	const proj_def *def;     /* the definition to run from now on */
+	const proj_def *old_def; /* takeover: the previous one (== def when
+	                            nothing changed); NULL when new */
+	char     url[320];       /* where the client dials */
+	uint64_t session;        /* sent in every call of this registration */
+	uint32_t window, keepalive_ms, timeout_ms;
+} remote_reg_result;
+
+/**
+ * Register a remote projection or filter, or take over the id of one whose
+ * client is gone. Serialised with itself; call it from one thread at a time
+ * per id (the runtime holds a lock around it and the processor start).
+ * @param plugins  ids of the registry's projections and filters are refused
+ * @return SL_OK; SL_EEXIST (a plugin has the id, a connected client has
+ * registered it, or it is registered as the other kind); SL_ETOOBIG
+ * (max_registrations reached); SL_ENET (cannot listen); SL_ECLOSED (the
+ * runtime is stopping); SL_ENOMEM. err says why. Nothing changes on error.
+ */
+int remote_register(remotes *rs, const remote_spec *spec, registry *plugins,
+    remote_reg_result *out, char *err, size_t errlen);
+
+/** The current definition of a registration by id (UUID text, any case) or
+ * name, NULL if none. Valid until remotes_destroy. */
+const proj_def *remotes_find(remotes *rs, const char *id_or_name, size_t len);
+/** How many registrations (ids) there are; they are only ever added. */
+size_t remotes_count(remotes *rs);
+
+/** What status shows of a registration. */
+typedef struct remote_info {
+	const proj_def *def; /* current definition */
+	char     url[320];
+	bool     connected;
+	char     client[160]; /* the client's address; "" when none */
+	uint64_t session;
+	size_t   in_flight;     /* calls sent, not yet answered (all tenants) */
+	uint64_t calls;         /* calls sent (pings not counted) */
+	uint64_t failed_calls;  /* timed out or malformed answers */
+	uint32_t connects;      /* connections accepted */
+	uint32_t registrations; /* register requests taken (1 + takeovers) */
+	int64_t  registered_at_ns; /* the last one, wall clock */
+	int64_t  changed_at_ns;    /* last connect or disconnect; 0: never */
+	char     last_error[256];  /* last timeout, malformed answer or
+	                              disconnect; "" if none */
+	uint32_t window, keepalive_ms, timeout_ms;
+} remote_info;
+
+/** Info on registration i (0 .. remotes_count - 1). @return false if none.
+ */
+bool remotes_info(remotes *rs, size_t i, remote_info *out);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * The daemon's parts wired together: the event log, one read model store per
- * tenant, the plugin registry, a processor per (tenant, projection) and the
- * API server. Started in that order and stopped in reverse.
+ * tenant, the plugin registry, a processor per (tenant, projection), the
+ * remote registrations (whose processors start when a client registers) and
+ * the API server. Started in that order and stopped in reverse.
  */
 #include "runtime.h"
 
@@ -42,6 +43,8 @@ runtime_start(sl_config *cfg, runtime **out)
 		return SL_ENOMEM;
 	rt->cfg        = cfg;
 	rt->started_ns = ev_now_ns();
+	pthread_mutex_init(&rt->procs_mu, NULL);
+	pthread_mutex_init(&rt->register_mu, NULL);
 	int rc;
 
 	if ((rc = make_dirs(cfg->data_dir)) != SL_OK
@@ -94,10 +97,12 @@ runtime_start(sl_config *cfg, runtime **out)
 		    cfg->plugin_dir);
 
 	size_t n_proj = registry_projection_count(rt->plugins);
-	/* room for projections that reloaded plugins add */
+	/* room for projections that reloaded plugins add, and for remote
+	 * registrations */
 	rt->cap_procs = cfg->n_tenants
-	        * (n_proj > RELOAD_MAX_PROJECTIONS ? n_proj
-	                                           : RELOAD_MAX_PROJECTIONS)
+	        * ((n_proj > RELOAD_MAX_PROJECTIONS ? n_proj
+	                                            : RELOAD_MAX_PROJECTIONS)
+	            + cfg->remote_max_registrations)
 	    + 1;
 	rt->procs = calloc(rt->cap_procs, sizeof(*rt->procs));
 	if (rt->procs == NULL) {
@@ -122,6 +127,21 @@ runtime_start(sl_config *cfg, runtime **out)
 			}
 			rt->n_procs++;
 		}
+	}
+
+	remote_config rcfg = {
+		.endpoint          = cfg->remote_url,
+		.keepalive_ms      = cfg->remote_keepalive_ms,
+		.timeout_ms        = cfg->remote_timeout_ms,
+		.window            = cfg->remote_window,
+		.max_registrations = cfg->remote_max_registrations,
+	};
+	if ((rc = remotes_create(&rcfg, &rt->remotes)) != SL_OK) {
+		log_error("runtime",
+		    "cannot set up remote registrations on %s: %s",
+		    cfg->remote_url != NULL ? cfg->remote_url : "(none)",
+		    sl_strerror(rc));
+		goto fail;
 	}
 
 	/* Before the server: every commit it acknowledges is published. */
@@ -155,12 +175,17 @@ runtime_stop(runtime *rt)
 	if (rt->watch != NULL)
 		reload_stop(rt); /* no reload once stopping begins */
 	if (rt->srv != NULL)
-		server_stop(rt->srv);
-	pub_stop(rt->pub); /* reads the store: before store_close */
-	/* Processors use the plugins and both stores: they stop first. */
+		server_stop(rt->srv); /* no registration comes any more */
+	pub_stop(rt->pub);            /* reads the store: before store_close */
+	/* Remote calls in flight end and waiting remote processors wake, so
+	 * that they stop promptly. */
+	remotes_shutdown(rt->remotes);
+	/* Processors use the plugins, the registrations and both stores:
+	 * they stop first. */
 	for (size_t i = rt->n_procs; i > 0; i--)
 		proc_stop(rt->procs[i - 1]);
 	free(rt->procs);
+	remotes_destroy(rt->remotes);
 	if (rt->plugins != NULL)
 		registry_destroy(rt->plugins);
 	for (size_t i = rt->n_tenants; i > 0; i--)
@@ -168,6 +193,8 @@ runtime_stop(runtime *rt)
 	free(rt->tenants);
 	if (rt->store != NULL)
 		store_close(rt->store);
+	pthread_mutex_destroy(&rt->procs_mu);
+	pthread_mutex_destroy(&rt->register_mu);
 	free(rt);
 }
 
@@ -180,4 +207,79 @@ runtime_tenant(runtime *rt, const char *id, size_t len)
 			return &rt->tenants[i];
 	}
 	return NULL;
+}
+
+const proj_def *
+runtime_find_def(runtime *rt, const char *id_or_name, size_t len)
+{
+	const proj_def *d = registry_find(rt->plugins, id_or_name, len);
+	return d != NULL ? d : remotes_find(rt->remotes, id_or_name, len);
+}
+
+processor *
+runtime_find_proc(runtime *rt, const char *tenant, const char *id)
+{
+	size_t n = __atomic_load_n(&rt->n_procs, __ATOMIC_ACQUIRE);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(proc_tenant(rt->procs[i]), tenant) == 0
+		    && strcmp(proc_projection_id(rt->procs[i]), id) == 0)
+			return rt->procs[i];
+	return NULL;
+}
+
+int
+runtime_add_proc(runtime *rt, rt_tenant *t, const proj_def *def)
+{
+	processor *p;
+	int        rc;
+	pthread_mutex_lock(&rt->procs_mu);
+	if (rt->n_procs >= rt->cap_procs) {
+		pthread_mutex_unlock(&rt->procs_mu);
+		return SL_ETOOBIG;
+	}
+	rc = proc_start(
+	    rt->store, t->rm, t->cfg->id, def, rt->cfg->checkpoint_batch, &p);
+	if (rc == SL_OK) {
+		rt->procs[rt->n_procs] = p;
+		__atomic_store_n(
+		    &rt->n_procs, rt->n_procs + 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&rt->procs_mu);
+	return rc;
+}
+
+int
+runtime_register(runtime *rt, const remote_spec *spec, remote_reg_result *out,
+    char *err, size_t errlen)
+{
+	int rc;
+	pthread_mutex_lock(&rt->register_mu);
+	rc = remote_register(rt->remotes, spec, rt->plugins, out, err, errlen);
+	for (size_t i = 0; rc == SL_OK && i < rt->n_tenants; i++) {
+		rt_tenant *t = &rt->tenants[i];
+		processor *p = runtime_find_proc(rt, t->cfg->id, out->def->id);
+		if (p != NULL) {
+			/* a takeover: same definition, or rebuild */
+			if (out->def != out->old_def)
+				proc_set_def(p, out->def);
+			continue;
+		}
+		int prc = runtime_add_proc(rt, t, out->def);
+		if (prc != SL_OK) {
+			/* the registration stands; a takeover retries */
+			log_error("runtime",
+			    "tenant %s %s %s (%s): cannot start its "
+			    "processor: %s",
+			    t->cfg->id,
+			    def_is_filter(out->def) ? "filter" : "projection",
+			    out->def->id, out->def->name, sl_strerror(prc));
+			snprintf(err, errlen,
+			    "registered, but tenant %s's processor cannot "
+			    "start: %s",
+			    t->cfg->id, sl_strerror(prc));
+			rc = prc;
+		}
+	}
+	pthread_mutex_unlock(&rt->register_mu);
+	return rc;
 }

@@ -1,0 +1,1300 @@
+/*
+ * Remote projections and filters, the client's side (include/sluice/
+ * remote.h, docs/remote.md): registers a definition over the API socket,
+ * dials the URL the reply names with a rep0 socket, and answers each call
+ * by running the handler. Registers again when it hears nothing for three
+ * keep-alive periods (the daemon restarted, or the connection is gone) or
+ * when a call names another session (it is talking to another daemon's
+ * registration).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <msgpack.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include <sluice/remote.h>
+
+#include "client_internal.h"
+#include "json.h"
+#include "mp.h"
+
+#define REMOTE_PROTOCOL       1
+#define REMOTE_RECV_SLICE_MS  100  /* how often run looks at the stop flag */
+#define REMOTE_SILENCE_FACTOR 3    /* keep-alive periods without a call */
+#define REMOTE_BACKOFF_MAX_MS 5000 /* between failed registrations */
+#define REMOTE_MAX_PARTITION  255
+
+static const char *const key_names[]
+    = { NULL, "event_source", "partition", "property", "static", "occurred" };
+static const char *const filter_kind_names[]
+    = { NULL, "unpartitioned", "partitioned", "public" };
+
+struct sl_remote {
+	char                 *api_url;
+	bool                  is_filter;
+	sl_remote_filter_kind fkind;
+	sl_remote_handler     handler;
+	void                 *user;
+	msgpack_sbuffer       reg; /* the register request, packed once */
+	int                   api_timeout_ms;
+	void (*log)(void *user, int level, const char *msg);
+	void           *log_user;
+	nng_socket      api;      /* req0 to the daemon's API, for register */
+	nng_aio        *api_aio;  /* its one request at a time */
+	atomic_bool     api_done; /* set by the aio's callback */
+	nng_socket      sock;
+	nng_dialer      dialer;
+	bool            dialing;
+	bool            registered;
+	uint32_t        keepalive_ms;
+	uint64_t        session;
+	char            url[320];
+	atomic_bool     stop;
+	atomic_bool     connected;
+	pthread_t       thread;
+	bool            thread_started;
+	pthread_mutex_t mu; /* stats and last_error */
+	sl_remote_stats stats;
+};
+
+struct sl_remote_call {
+	sl_remote            *r;
+	const msgpack_object *req;
+	const msgpack_object *event;
+	const msgpack_object *state_in; /* NULL for filters */
+	char                 *tenant, *key, *reason, *type, *stream;
+	uint32_t              attempt;
+	json_t               *state; /* the state being edited (lazy) */
+	char                 *state_text;
+	sl_read_event         ev;
+	bool                  ev_built;
+	char                **scratch; /* strings handed out */
+	size_t                n_scratch, cap_scratch;
+	/* the outcome's details */
+	char     fail_reason[512];
+	bool     failed_set;
+	bool     fail_retry;
+	uint32_t fail_after_ms;
+	char     partition[REMOTE_MAX_PARTITION + 1];
+	bool     partition_set;
+};
+
+static _Thread_local char open_err[512];
+
+/* ---- small helpers ---- */
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void logf_(sl_remote *r, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+logf_(sl_remote *r, int level, const char *fmt, ...)
+{
+	char    msg[600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (level <= SL_REMOTE_LOG_WARN) {
+		pthread_mutex_lock(&r->mu);
+		snprintf(r->stats.last_error, sizeof(r->stats.last_error),
+		    "%.*s", (int) sizeof(r->stats.last_error) - 1, msg);
+		pthread_mutex_unlock(&r->mu);
+	}
+	if (r->log != NULL)
+		r->log(r->log_user, level, msg);
+}
+
+static bool
+is_uuid(const char *s)
+{
+	if (s == NULL || strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++) {
+		char c = s[i];
+		bool h = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
+		    || (c >= 'A' && c <= 'F');
+		if ((i == 8 || i == 13 || i == 18 || i == 23) ? c != '-' : !h)
+			return false;
+	}
+	return true;
+}
+
+static char *
+obj_strdup(const msgpack_object *o)
+{
+	if (o == NULL || o->type != MSGPACK_OBJECT_STR)
+		return strdup("");
+	return mp_strdup(o);
+}
+
+/* ---- registering ---- */
+
+/* Pack the common part of a register request. */
+static void
+pack_head(msgpack_packer *pk, size_t n_fields, const char *kind,
+    const char *id, const char *scope, const char *name, uint32_t version)
+{
+	msgpack_pack_map(pk, 7 + n_fields + (scope != NULL));
+	mp_pack_kv_u64(pk, "v", SL_PROTOCOL_VERSION);
+	mp_pack_kv_str(pk, "op", "register");
+	mp_pack_kv_u64(pk, "protocol", REMOTE_PROTOCOL);
+	mp_pack_kv_str(pk, "kind", kind);
+	mp_pack_kv_str(pk, "id", id);
+	if (scope != NULL)
+		mp_pack_kv_str(pk, "scope", scope);
+	mp_pack_kv_str(pk, "name", name);
+	mp_pack_kv_u64(pk, "version", version);
+}
+
+static sl_remote *
+remote_new(const char *api_url, const sl_remote_options *opts)
+{
+	sl_remote *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	if ((r->api_url = strdup(api_url)) == NULL) {
+		free(r);
+		return NULL;
+	}
+	msgpack_sbuffer_init(&r->reg);
+	pthread_mutex_init(&r->mu, NULL);
+	atomic_init(&r->stop, false);
+	atomic_init(&r->connected, false);
+	atomic_init(&r->api_done, false);
+	r->api_timeout_ms = 5000;
+	if (opts != NULL) {
+		if (opts->api_timeout_ms > 0)
+			r->api_timeout_ms = opts->api_timeout_ms;
+		r->log      = opts->log;
+		r->log_user = opts->log_user;
+	}
+	return r;
+}
+
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	sl_remote *r = arg;
+	(void) p;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		atomic_store(&r->connected, true);
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		atomic_store(&r->connected, false);
+}
+
+/* The rep0 socket the calls come in on (kept for the sl_remote's life;
+ * each registration dials with a new dialer). */
+static int
+open_socket(sl_remote *r, char *err, size_t errlen)
+{
+	int rv = nng_rep0_open(&r->sock);
+	if (rv != 0) {
+		snprintf(err, errlen, "cannot open a rep0 socket: %s",
+		    nng_strerror(rv));
+		return SL_ENET;
+	}
+	/* calls carry a state and an event: no size limit of NNG's */
+	nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, 0);
+	nng_socket_set_ms(r->sock, NNG_OPT_RECVTIMEO, REMOTE_RECV_SLICE_MS);
+	nng_socket_set_ms(r->sock, NNG_OPT_SENDTIMEO, 1000);
+	nng_socket_set_ms(r->sock, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(r->sock, NNG_OPT_RECONNMAXT, 1000);
+	nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, r);
+	nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, pipe_cb, r);
+	return SL_OK;
+}
+
+/*
+ * Where to dial: the reply's URL, except that a wildcard host
+ * (tcp://0.0.0.0:P, tcp://[::]:P) is the API's host.
+ */
+static void
+dial_url(const sl_remote *r, const char *url, char *out, size_t len)
+{
+	const char *port = NULL;
+	if (strncmp(url, "tcp://0.0.0.0:", 14) == 0)
+		port = url + 13;
+	else if (strncmp(url, "tcp://[::]:", 11) == 0)
+		port = url + 10;
+	if (port != NULL && strncmp(r->api_url, "tcp://", 6) == 0) {
+		const char *host = r->api_url + 6;
+		const char *end  = strrchr(host, ':');
+		if (end != NULL) {
+			snprintf(out, len, "tcp://%.*s%s", (int) (end - host),
+			    host, port);
+			return;
+		}
+	}
+	snprintf(out, len, "%s", url);
+}
+
+static void
+drop_connection(sl_remote *r)
+{
+	if (r->dialing) {
+		nng_dialer_close(r->dialer);
+		r->dialing = false;
+	}
+	r->registered = false;
+}
+
+static void
+api_cb(void *arg)
+{
+	sl_remote *r = arg;
+	atomic_store(&r->api_done, true);
+}
+
+/* Wait for the API aio, cancelling it when stop is asked.
+ * @return its result (NNG_ECANCELED when stopped). */
+static int
+api_wait(sl_remote *r)
+{
+	while (!atomic_load(&r->api_done)) {
+		if (atomic_load(&r->stop)) {
+			nng_aio_cancel(r->api_aio);
+			break;
+		}
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	nng_aio_wait(r->api_aio);
+	return nng_aio_result(r->api_aio);
+}
+
+static int
+nng_to_sl(int rv)
+{
+	switch (rv) {
+	case 0:
+		return SL_OK;
+	case NNG_ETIMEDOUT:
+		return SL_ETIMEDOUT;
+	case NNG_ENOMEM:
+		return SL_ENOMEM;
+	case NNG_EINVAL:
+	case NNG_EADDRINVAL:
+	case NNG_ENOTSUP:
+		return SL_EINVAL;
+	case NNG_ECANCELED:
+		return SL_ECLOSED;
+	default:
+		return SL_ENET;
+	}
+}
+
+/*
+ * One request on the API socket and its reply (*reply on SL_OK: free it
+ * with nng_msg_free). Interrupted by sl_remote_stop.
+ */
+static int
+api_roundtrip(sl_remote *r, nng_msg **reply, char *err, size_t errlen)
+{
+	nng_msg *m;
+	int      rv;
+	*reply = NULL;
+	if (nng_msg_alloc(&m, r->reg.size) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return SL_ENOMEM;
+	}
+	memcpy(nng_msg_body(m), r->reg.data, r->reg.size);
+	nng_aio_set_msg(r->api_aio, m);
+	nng_aio_set_timeout(r->api_aio, r->api_timeout_ms);
+	atomic_store(&r->api_done, false);
+	nng_send_aio(r->api, r->api_aio);
+	if ((rv = api_wait(r)) != 0) {
+		nng_msg_free(nng_aio_get_msg(r->api_aio));
+		nng_aio_set_msg(r->api_aio, NULL);
+		snprintf(err, errlen, "cannot send to %s: %s", r->api_url,
+		    nng_strerror(rv));
+		return nng_to_sl(rv);
+	}
+	nng_aio_set_timeout(r->api_aio, r->api_timeout_ms);
+	atomic_store(&r->api_done, false);
+	nng_recv_aio(r->api, r->api_aio);
+	if ((rv = api_wait(r)) != 0) {
+		snprintf(err, errlen, "no reply from %s: %s", r->api_url,
+		    nng_strerror(rv));
+		return nng_to_sl(rv);
+	}
+	*reply = nng_aio_get_msg(r->api_aio);
+	nng_aio_set_msg(r->api_aio, NULL);
+	return SL_OK;
+}
+
+/*
+ * Send the register request; on success dial the reply's URL.
+ * @return SL_OK, or the daemon's code / a transport error (err says why).
+ */
+static int
+do_register(sl_remote *r, char *err, size_t errlen)
+{
+	nng_msg       *rep;
+	msgpack_zone   zone;
+	msgpack_object root;
+	size_t         off = 0;
+	const char    *url, *msg;
+	size_t         url_len, msg_len;
+	uint64_t       session = 0, keepalive = 0, code = 0;
+	bool           ok = false;
+	char           reply_url[sizeof(r->url)];
+	int            rc = api_roundtrip(r, &rep, err, errlen);
+
+	if (rc != SL_OK)
+		return rc;
+	if (!msgpack_zone_init(&zone, 1024)) {
+		nng_msg_free(rep);
+		snprintf(err, errlen, "out of memory");
+		return SL_ENOMEM;
+	}
+	rc = SL_EPROTO;
+	snprintf(err, errlen, "the register reply is not valid");
+	if (msgpack_unpack(
+	        nng_msg_body(rep), nng_msg_len(rep), &off, &zone, &root)
+	        == MSGPACK_UNPACK_SUCCESS
+	    && mp_get_bool(&root, "ok", &ok) == SL_OK) {
+		if (!ok) {
+			/* the daemon's refusal, with its code and message */
+			if (mp_get_u64(&root, "code", &code) == SL_OK
+			    && code > 0 && code < 1000)
+				rc = (int) code;
+			if (mp_get_str(&root, "message", &msg, &msg_len)
+			    == SL_OK)
+				snprintf(
+				    err, errlen, "%.*s", (int) msg_len, msg);
+		} else if (mp_get_str(&root, "url", &url, &url_len) == SL_OK
+		    && url_len < sizeof(r->url)
+		    && mp_get_u64(&root, "session", &session) == SL_OK
+		    && mp_get_u64(&root, "keepalive_ms", &keepalive)
+		        == SL_OK) {
+			snprintf(reply_url, sizeof(reply_url), "%.*s",
+			    (int) url_len, url);
+			rc = SL_OK;
+		} else {
+			snprintf(err, errlen,
+			    "the register reply lacks url, session or "
+			    "keepalive_ms");
+		}
+	}
+	msgpack_zone_destroy(&zone);
+	nng_msg_free(rep);
+	if (rc != SL_OK)
+		return rc;
+
+	drop_connection(r);
+	dial_url(r, reply_url, r->url, sizeof(r->url));
+	/* Non-blocking: the dialer keeps trying (and reconnects later). */
+	int rv = nng_dial(r->sock, r->url, &r->dialer, NNG_FLAG_NONBLOCK);
+	if (rv != 0) {
+		snprintf(err, errlen, "cannot dial %s: %s", r->url,
+		    nng_strerror(rv));
+		return SL_ENET;
+	}
+	r->dialing      = true;
+	r->registered   = true;
+	r->session      = session;
+	r->keepalive_ms = keepalive > 0 && keepalive < 3600000
+	    ? (uint32_t) keepalive
+	    : 1000;
+	pthread_mutex_lock(&r->mu);
+	r->stats.registrations++;
+	r->stats.session = session;
+	snprintf(r->stats.url, sizeof(r->stats.url), "%s", r->url);
+	pthread_mutex_unlock(&r->mu);
+	return SL_OK;
+}
+
+/*
+ * The API socket: dialed once, blocking, so that an unreachable daemon is
+ * an error of the first registration; afterwards its dialer reconnects by
+ * itself (a daemon restart). Never resends by timer.
+ */
+static int
+open_api(sl_remote *r, char *err, size_t errlen)
+{
+	int rv;
+	if ((rv = nng_req0_open(&r->api)) != 0
+	    || (rv = nng_aio_alloc(&r->api_aio, api_cb, r)) != 0) {
+		snprintf(err, errlen, "cannot open a req0 socket: %s",
+		    nng_strerror(rv));
+		return nng_to_sl(rv);
+	}
+	nng_socket_set_size(r->api, NNG_OPT_RECVMAXSZ, 0);
+	nng_socket_set_ms(
+	    r->api, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_ms(r->api, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(r->api, NNG_OPT_RECONNMAXT, 1000);
+	if ((rv = nng_dial(r->api, r->api_url, NULL, 0)) != 0) {
+		snprintf(err, errlen, "cannot connect to %s: %s", r->api_url,
+		    nng_strerror(rv));
+		return nng_to_sl(rv) == SL_EINVAL ? SL_EINVAL : SL_ENET;
+	}
+	return SL_OK;
+}
+
+static int
+finish_open(sl_remote *r, sl_remote **out)
+{
+	char err[512] = "";
+	int  rc       = open_socket(r, err, sizeof(err));
+	if (rc == SL_OK)
+		rc = open_api(r, err, sizeof(err));
+	if (rc == SL_OK)
+		rc = do_register(r, err, sizeof(err));
+	if (rc != SL_OK) {
+		snprintf(open_err, sizeof(open_err), "%s",
+		    err[0] != '\0' ? err : sl_strerror(rc));
+		sl_remote_close(r);
+		return rc;
+	}
+	logf_(r, SL_REMOTE_LOG_INFO, "registered; calls come on %s", r->url);
+	*out = r;
+	return SL_OK;
+}
+
+static int bad_def(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+bad_def(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(open_err, sizeof(open_err), fmt, ap);
+	va_end(ap);
+	return SL_EINVAL;
+}
+
+int
+sl_remote_register_projection(const char *api_url,
+    const sl_remote_projection *def, const sl_remote_options *opts,
+    sl_remote **out)
+{
+	char           jerr[256] = "";
+	msgpack_packer pk;
+	open_err[0] = '\0';
+	if (out == NULL)
+		return SL_EINVAL;
+	*out = NULL;
+	if (api_url == NULL || def == NULL)
+		return bad_def("no endpoint or no definition");
+	if (!is_uuid(def->id))
+		return bad_def("id '%s' is not a UUID",
+		    def->id != NULL ? def->id : "(null)");
+	if (def->scope != NULL && !is_uuid(def->scope))
+		return bad_def("scope '%s' is not a UUID", def->scope);
+	if (def->name == NULL || def->name[0] == '\0')
+		return bad_def("the name is missing");
+	if (def->on == NULL)
+		return bad_def("the handler (on) is missing");
+	if (def->selectors == NULL || def->n_selectors == 0)
+		return bad_def(
+		    "no selectors (a projection needs at least one)");
+	for (size_t i = 0; i < def->n_selectors; i++) {
+		const sl_remote_selector *s = &def->selectors[i];
+		if (s->event_type == NULL || (int) s->key < 1
+		    || (int) s->key > 5)
+			return bad_def("selector %zu: no event type or an "
+			               "unknown key kind",
+			    i);
+	}
+	sl_remote *r = remote_new(api_url, opts);
+	if (r == NULL)
+		return SL_ENOMEM;
+	r->handler = def->on;
+	r->user    = def->user;
+	msgpack_packer_init(&pk, &r->reg, msgpack_sbuffer_write);
+	pack_head(&pk, 2, "projection", def->id, def->scope, def->name,
+	    def->version);
+	mp_pack_cstr(&pk, "initial_state");
+	if (json_text_to_mp(def->initial_state_json != NULL
+	            ? def->initial_state_json
+	            : "{}",
+	        1, &pk, jerr, sizeof(jerr))
+	    != SL_OK) {
+		sl_remote_close(r);
+		return bad_def(
+		    "the initial state is not a JSON object: %s", jerr);
+	}
+	mp_pack_cstr(&pk, "selectors");
+	msgpack_pack_array(&pk, def->n_selectors);
+	for (size_t i = 0; i < def->n_selectors; i++) {
+		const sl_remote_selector *s = &def->selectors[i];
+		msgpack_pack_map(&pk, 2 + (s->arg != NULL));
+		mp_pack_kv_str(&pk, "type", s->event_type);
+		mp_pack_kv_str(&pk, "key", key_names[s->key]);
+		if (s->arg != NULL)
+			mp_pack_kv_str(&pk, "arg", s->arg);
+	}
+	return finish_open(r, out);
+}
+
+int
+sl_remote_register_filter(const char *api_url, const sl_remote_filter *def,
+    const sl_remote_options *opts, sl_remote **out)
+{
+	msgpack_packer pk;
+	open_err[0] = '\0';
+	if (out == NULL)
+		return SL_EINVAL;
+	*out = NULL;
+	if (api_url == NULL || def == NULL)
+		return bad_def("no endpoint or no definition");
+	if (!is_uuid(def->id))
+		return bad_def("id '%s' is not a UUID",
+		    def->id != NULL ? def->id : "(null)");
+	if (def->scope != NULL && !is_uuid(def->scope))
+		return bad_def("scope '%s' is not a UUID", def->scope);
+	if (def->name == NULL || def->name[0] == '\0')
+		return bad_def("the name is missing");
+	if (def->filter == NULL)
+		return bad_def("the handler (filter) is missing");
+	if ((int) def->kind < 1 || (int) def->kind > 3)
+		return bad_def("unknown filter kind %d", (int) def->kind);
+	sl_remote *r = remote_new(api_url, opts);
+	if (r == NULL)
+		return SL_ENOMEM;
+	r->is_filter = true;
+	r->fkind     = def->kind;
+	r->handler   = def->filter;
+	r->user      = def->user;
+	msgpack_packer_init(&pk, &r->reg, msgpack_sbuffer_write);
+	pack_head(
+	    &pk, 1, "filter", def->id, def->scope, def->name, def->version);
+	mp_pack_kv_str(&pk, "filter_kind", filter_kind_names[def->kind]);
+	return finish_open(r, out);
+}
+
+const char *
+sl_remote_open_error(void)
+{
+	return open_err;
+}
+
+/* ---- answering calls ---- */
+
+static void
+call_free(sl_remote_call *c)
+{
+	free(c->tenant);
+	free(c->key);
+	free(c->reason);
+	free(c->type);
+	free(c->stream);
+	if (c->state != NULL)
+		json_decref(c->state);
+	free(c->state_text);
+	if (c->ev_built)
+		client_event_free(&c->ev);
+	for (size_t i = 0; i < c->n_scratch; i++)
+		free(c->scratch[i]);
+	free(c->scratch);
+}
+
+/* Keep s until the call ends; NULL if it cannot be kept (s freed). */
+static const char *
+scratch(sl_remote_call *c, char *s)
+{
+	if (s == NULL)
+		return NULL;
+	if (c->n_scratch == c->cap_scratch) {
+		size_t ncap = c->cap_scratch ? c->cap_scratch * 2 : 8;
+		char **n    = realloc(c->scratch, ncap * sizeof(*n));
+		if (n == NULL) {
+			free(s);
+			return NULL;
+		}
+		c->scratch     = n;
+		c->cap_scratch = ncap;
+	}
+	c->scratch[c->n_scratch++] = s;
+	return s;
+}
+
+static void
+pack_failed(msgpack_packer *pk, uint64_t call, const char *reason, bool retry,
+    uint32_t after)
+{
+	msgpack_pack_map(pk, 5);
+	mp_pack_kv_u64(pk, "call", call);
+	mp_pack_kv_str(pk, "outcome", "failed");
+	mp_pack_kv_str(pk, "reason", reason);
+	mp_pack_kv_bool(pk, "retry", retry);
+	mp_pack_kv_u64(pk, "retry_after_ms", after);
+}
+
+/* Pack the answer for what the handler returned. */
+static void
+pack_answer(sl_remote *r, sl_remote_call *c, uint64_t call,
+    sl_remote_result res, msgpack_packer *pk)
+{
+	char why[200];
+	if (res == SL_REMOTE_FAILED) {
+		pack_failed(pk, call,
+		    c->failed_set ? c->fail_reason
+		                  : "the handler failed (no reason given)",
+		    c->failed_set ? c->fail_retry : true,
+		    c->failed_set ? c->fail_after_ms : 0);
+		return;
+	}
+	if (!r->is_filter && res == SL_REMOTE_REPLACE) {
+		msgpack_pack_map(pk, 3);
+		mp_pack_kv_u64(pk, "call", call);
+		mp_pack_kv_str(pk, "outcome", "replace");
+		mp_pack_cstr(pk, "state");
+		if (c->state != NULL)
+			json_to_mp(c->state, pk);
+		else if (c->state_in != NULL
+		    && c->state_in->type == MSGPACK_OBJECT_MAP)
+			msgpack_pack_object(pk, *c->state_in);
+		else
+			msgpack_pack_map(pk, 0);
+		return;
+	}
+	if (!r->is_filter && res == SL_REMOTE_DELETE) {
+		msgpack_pack_map(pk, 2);
+		mp_pack_kv_u64(pk, "call", call);
+		mp_pack_kv_str(pk, "outcome", "delete");
+		return;
+	}
+	if (r->is_filter && res == SL_REMOTE_EXCLUDED) {
+		msgpack_pack_map(pk, 2);
+		mp_pack_kv_u64(pk, "call", call);
+		mp_pack_kv_str(pk, "outcome", "excluded");
+		return;
+	}
+	if (r->is_filter && res == SL_REMOTE_INCLUDED) {
+		bool part = r->fkind != SL_REMOTE_UNPARTITIONED;
+		if (part && !c->partition_set) {
+			pack_failed(pk, call,
+			    "the handler included the event without a "
+			    "partition (use sl_remote_include)",
+			    true, 0);
+			return;
+		}
+		msgpack_pack_map(pk, 2 + part);
+		mp_pack_kv_u64(pk, "call", call);
+		mp_pack_kv_str(pk, "outcome", "included");
+		if (part)
+			mp_pack_kv_str(pk, "partition", c->partition);
+		return;
+	}
+	snprintf(why, sizeof(why), "the %s handler returned %d",
+	    r->is_filter ? "filter" : "projection", (int) res);
+	pack_failed(pk, call, why, true, 0);
+}
+
+/* Handle one request; the reply is packed into pk (false: no reply). */
+static bool
+handle(sl_remote *r, const msgpack_object *req, msgpack_packer *pk)
+{
+	uint64_t              call = 0, session = 0, attempt = 0;
+	const msgpack_object *op = mp_get(req, "op");
+	if (req->type != MSGPACK_OBJECT_MAP
+	    || mp_get_u64(req, "call", &call) != SL_OK || op == NULL) {
+		logf_(r, SL_REMOTE_LOG_WARN, "a request without call or op");
+		return false;
+	}
+	mp_get_u64(req, "session", &session);
+	if (session != r->session) {
+		/* another registration's call: this one is stale */
+		logf_(r, SL_REMOTE_LOG_WARN,
+		    "a call of session %" PRIu64 " (ours is %" PRIu64
+		    "): registering again",
+		    session, r->session);
+		drop_connection(r);
+		return false;
+	}
+	if (mp_str_eq(op, "ping")) {
+		msgpack_pack_map(pk, 2);
+		mp_pack_kv_u64(pk, "call", call);
+		mp_pack_kv_str(pk, "outcome", "pong");
+		pthread_mutex_lock(&r->mu);
+		r->stats.pings++;
+		pthread_mutex_unlock(&r->mu);
+		return true;
+	}
+	if (!mp_str_eq(op, r->is_filter ? "filter" : "project")) {
+		pack_failed(
+		    pk, call, "this client does not handle that op", true, 0);
+		return true;
+	}
+	sl_remote_call c;
+	memset(&c, 0, sizeof(c));
+	c.r     = r;
+	c.req   = req;
+	c.event = mp_get(req, "event");
+	if (!r->is_filter)
+		c.state_in = mp_get(req, "state");
+	const msgpack_object *retry = mp_get(req, "retry");
+	mp_get_u64(retry, "attempt", &attempt);
+	c.attempt = attempt > UINT32_MAX ? UINT32_MAX : (uint32_t) attempt;
+	c.tenant  = obj_strdup(mp_get(req, "tenant"));
+	c.reason  = obj_strdup(mp_get(retry, "reason"));
+	c.type    = obj_strdup(mp_get(c.event, "type"));
+	c.stream  = obj_strdup(mp_get(c.event, "stream"));
+	c.key     = r->is_filter ? NULL : obj_strdup(mp_get(req, "key"));
+	sl_remote_result res;
+	if (c.event == NULL || c.event->type != MSGPACK_OBJECT_MAP
+	    || c.tenant == NULL || c.reason == NULL || c.type == NULL
+	    || c.stream == NULL || (!r->is_filter && c.key == NULL)) {
+		res = sl_remote_fail(&c, true, 0,
+		    "the call has no event (or the client ran out of "
+		    "memory)");
+	} else {
+		res = r->handler(r->user, &c);
+	}
+	pack_answer(r, &c, call, res, pk);
+	pthread_mutex_lock(&r->mu);
+	r->stats.calls++;
+	if (res == SL_REMOTE_FAILED)
+		r->stats.failed++;
+	pthread_mutex_unlock(&r->mu);
+	call_free(&c);
+	return true;
+}
+
+static void
+serve(sl_remote *r, nng_msg *msg)
+{
+	msgpack_zone    zone;
+	msgpack_object  req;
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	size_t          off = 0;
+	if (!msgpack_zone_init(&zone, 4096))
+		return;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (msgpack_unpack(
+	        nng_msg_body(msg), nng_msg_len(msg), &off, &zone, &req)
+	    != MSGPACK_UNPACK_SUCCESS) {
+		logf_(r, SL_REMOTE_LOG_WARN, "a request that is not msgpack");
+	} else if (handle(r, &req, &pk) && sb.data != NULL) {
+		nng_msg *rep;
+		if (nng_msg_alloc(&rep, sb.size) == 0) {
+			memcpy(nng_msg_body(rep), sb.data, sb.size);
+			int rv = nng_sendmsg(r->sock, rep, 0);
+			if (rv != 0) {
+				nng_msg_free(rep);
+				logf_(r, SL_REMOTE_LOG_DEBUG,
+				    "an answer was not sent: %s",
+				    nng_strerror(rv));
+			}
+		}
+	}
+	msgpack_sbuffer_destroy(&sb);
+	msgpack_zone_destroy(&zone);
+}
+
+/* Sleep up to ms, waking for stop. */
+static void
+nap(sl_remote *r, int ms)
+{
+	int64_t end = now_ms() + ms;
+	while (!atomic_load(&r->stop) && now_ms() < end) {
+		struct timespec ts = { 0, 20 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Whether a refusal means the daemon will never take this definition. */
+static bool
+fatal(int rc)
+{
+	return rc == SL_EINVAL || rc == SL_EPROTO || rc == SL_EVERSION
+	    || rc == SL_ETOOBIG || rc == SL_EUNKNOWNOP;
+}
+
+int
+sl_remote_run(sl_remote *r)
+{
+	int     backoff   = 0;
+	int64_t last_call = now_ms();
+	if (r == NULL)
+		return SL_EINVAL;
+	while (!atomic_load(&r->stop)) {
+		if (!r->registered) {
+			char err[512] = "";
+			int  rc       = do_register(r, err, sizeof(err));
+			if (rc == SL_OK) {
+				logf_(r, SL_REMOTE_LOG_INFO,
+				    "registered again; calls come on %s",
+				    r->url);
+				backoff   = 0;
+				last_call = now_ms();
+				continue;
+			}
+			if (atomic_load(&r->stop))
+				break;
+			if (fatal(rc)) {
+				logf_(r, SL_REMOTE_LOG_ERROR,
+				    "the daemon refuses the definition: %s "
+				    "(%s)",
+				    err, sl_errname(rc));
+				return rc;
+			}
+			backoff = backoff == 0 ? 100 : backoff * 2;
+			if (backoff > REMOTE_BACKOFF_MAX_MS)
+				backoff = REMOTE_BACKOFF_MAX_MS;
+			logf_(r, SL_REMOTE_LOG_WARN,
+			    "cannot register (%s: %s); trying again in %d ms",
+			    sl_errname(rc), err, backoff);
+			nap(r, backoff);
+			continue;
+		}
+		nng_msg *msg;
+		int      rv = nng_recvmsg(r->sock, &msg, 0);
+		if (rv == NNG_ETIMEDOUT) {
+			int64_t silent = now_ms() - last_call;
+			if (silent > (int64_t) REMOTE_SILENCE_FACTOR
+			        * r->keepalive_ms) {
+				logf_(r, SL_REMOTE_LOG_WARN,
+				    "no call for %" PRId64
+				    " ms: registering again (the daemon may "
+				    "have restarted)",
+				    silent);
+				drop_connection(r);
+			}
+			continue;
+		}
+		if (rv != 0) {
+			logf_(r, SL_REMOTE_LOG_ERROR, "receiving failed: %s",
+			    nng_strerror(rv));
+			return SL_ENET;
+		}
+		last_call = now_ms();
+		serve(r, msg);
+		nng_msg_free(msg);
+	}
+	return SL_OK;
+}
+
+static void *
+run_main(void *arg)
+{
+	sl_remote_run(arg);
+	return NULL;
+}
+
+int
+sl_remote_start(sl_remote *r)
+{
+	if (r == NULL || r->thread_started)
+		return SL_EINVAL;
+	if (pthread_create(&r->thread, NULL, run_main, r) != 0)
+		return SL_ENOMEM;
+	r->thread_started = true;
+	return SL_OK;
+}
+
+void
+sl_remote_stop(sl_remote *r)
+{
+	if (r != NULL)
+		atomic_store(&r->stop, true);
+}
+
+void
+sl_remote_close(sl_remote *r)
+{
+	if (r == NULL)
+		return;
+	sl_remote_stop(r);
+	if (r->thread_started)
+		pthread_join(r->thread, NULL);
+	/* The connection first, then a socket without peers (NNG 1.5 can
+	 * hang closing a socket whose peer keeps sending). */
+	if (r->dialing)
+		nng_dialer_close(r->dialer);
+	if (nng_socket_id(r->sock) > 0)
+		nng_close(r->sock);
+	if (r->api_aio != NULL) {
+		nng_aio_stop(r->api_aio);
+		nng_aio_free(r->api_aio);
+	}
+	if (nng_socket_id(r->api) > 0)
+		nng_close(r->api);
+	msgpack_sbuffer_destroy(&r->reg);
+	pthread_mutex_destroy(&r->mu);
+	free(r->api_url);
+	free(r);
+}
+
+void
+sl_remote_get_stats(sl_remote *r, sl_remote_stats *out)
+{
+	pthread_mutex_lock(&r->mu);
+	*out = r->stats;
+	pthread_mutex_unlock(&r->mu);
+	out->connected = atomic_load(&r->connected);
+}
+
+/* ---- in a handler ---- */
+
+const char *
+sl_remote_tenant(const sl_remote_call *c)
+{
+	return c->tenant;
+}
+
+const char *
+sl_remote_key(const sl_remote_call *c)
+{
+	return c->key;
+}
+
+uint32_t
+sl_remote_attempt(const sl_remote_call *c)
+{
+	return c->attempt;
+}
+
+const char *
+sl_remote_retry_reason(const sl_remote_call *c)
+{
+	return c->reason;
+}
+
+const char *
+sl_remote_event_type(const sl_remote_call *c)
+{
+	return c->type;
+}
+
+const char *
+sl_remote_event_stream(const sl_remote_call *c)
+{
+	return c->stream;
+}
+
+uint64_t
+sl_remote_event_position(const sl_remote_call *c)
+{
+	uint64_t p = 0;
+	mp_get_u64(c->event, "position", &p);
+	return p;
+}
+
+const sl_read_event *
+sl_remote_event(sl_remote_call *c)
+{
+	if (c->ev_built)
+		return &c->ev;
+	const msgpack_object *m = c->event;
+	sl_read_event        *e = &c->ev;
+	uint64_t              u = 0;
+	int64_t               i = 0;
+	bool                  b = false;
+	c->ev_built             = true;
+	mp_get_u64(m, "position", &e->position);
+	mp_get_u64(m, "revision", &e->revision);
+	if (mp_get_u64(m, "generation", &u) == SL_OK)
+		e->generation = (uint32_t) u;
+	if (mp_get_i64(m, "occurred", &i) == SL_OK)
+		e->occurred_ns = i;
+	if (mp_get_bool(m, "public", &b) == SL_OK)
+		e->is_public = b;
+	e->tenant         = obj_strdup(mp_get(m, "tenant"));
+	e->stream         = obj_strdup(mp_get(m, "stream"));
+	e->id             = obj_strdup(mp_get(m, "id"));
+	e->type           = obj_strdup(mp_get(m, "type"));
+	e->correlation_id = obj_strdup(mp_get(m, "correlation_id"));
+	e->causation_id   = obj_strdup(mp_get(m, "causation_id"));
+	e->metadata_json  = mp_to_json_text(mp_get(m, "metadata"));
+	e->content_json   = mp_to_json_text(mp_get(m, "content"));
+	e->json           = mp_to_json_text(m);
+	return e;
+}
+
+/* The value at a dotted path of the content ("$metadata." walks the
+ * metadata); NULL if absent or nil. */
+static const msgpack_object *
+value_at(const sl_remote_call *c, const char *path)
+{
+	const msgpack_object *o      = mp_get(c->event, "content");
+	static const char     meta[] = "$metadata.";
+	if (path == NULL)
+		return NULL;
+	if (strncmp(path, meta, sizeof(meta) - 1) == 0) {
+		o = mp_get(c->event, "metadata");
+		path += sizeof(meta) - 1;
+	}
+	while (o != NULL && *path != '\0') {
+		const char *dot = strchr(path, '.');
+		size_t n = dot != NULL ? (size_t) (dot - path) : strlen(path);
+		const msgpack_object *next = NULL;
+		if (o->type != MSGPACK_OBJECT_MAP)
+			return NULL;
+		for (uint32_t i = 0; i < o->via.map.size; i++) {
+			const msgpack_object *k = &o->via.map.ptr[i].key;
+			if (k->type == MSGPACK_OBJECT_STR
+			    && k->via.str.size == n
+			    && memcmp(k->via.str.ptr, path, n) == 0) {
+				next = &o->via.map.ptr[i].val;
+				break;
+			}
+		}
+		o    = next;
+		path = dot != NULL ? dot + 1 : path + n;
+	}
+	return o != NULL && o->type != MSGPACK_OBJECT_NIL ? o : NULL;
+}
+
+int
+sl_remote_get_str(sl_remote_call *c, const char *path, const char **out)
+{
+	const msgpack_object *o = value_at(c, path);
+	if (o == NULL)
+		return SL_ENOTFOUND;
+	if (o->type != MSGPACK_OBJECT_STR)
+		return SL_EINVAL;
+	*out = scratch(c, mp_strdup(o));
+	return *out != NULL ? SL_OK : SL_ENOMEM;
+}
+
+int
+sl_remote_get_i64(sl_remote_call *c, const char *path, int64_t *out)
+{
+	const msgpack_object *o = value_at(c, path);
+	if (o == NULL)
+		return SL_ENOTFOUND;
+	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+		*out = o->via.i64;
+		return SL_OK;
+	}
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+	    && o->via.u64 <= (uint64_t) INT64_MAX) {
+		*out = (int64_t) o->via.u64;
+		return SL_OK;
+	}
+	return SL_EINVAL;
+}
+
+int
+sl_remote_get_f64(sl_remote_call *c, const char *path, double *out)
+{
+	const msgpack_object *o = value_at(c, path);
+	if (o == NULL)
+		return SL_ENOTFOUND;
+	switch (o->type) {
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		*out = o->via.f64;
+		return SL_OK;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		*out = (double) o->via.u64;
+		return SL_OK;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		*out = (double) o->via.i64;
+		return SL_OK;
+	default:
+		return SL_EINVAL;
+	}
+}
+
+int
+sl_remote_get_bool(sl_remote_call *c, const char *path, bool *out)
+{
+	const msgpack_object *o = value_at(c, path);
+	if (o == NULL)
+		return SL_ENOTFOUND;
+	if (o->type != MSGPACK_OBJECT_BOOLEAN)
+		return SL_EINVAL;
+	*out = o->via.boolean;
+	return SL_OK;
+}
+
+/* The state as an editable JSON object (from the call's on first use). */
+static json_t *
+state(sl_remote_call *c)
+{
+	if (c->r->is_filter)
+		return NULL;
+	if (c->state == NULL) {
+		c->state = c->state_in != NULL
+		        && c->state_in->type == MSGPACK_OBJECT_MAP
+		    ? mp_to_json(c->state_in)
+		    : json_object();
+	}
+	return c->state;
+}
+
+static json_t *
+state_value(sl_remote_call *c, const char *key)
+{
+	json_t *s = state(c);
+	json_t *v = s != NULL && key != NULL ? json_object_get(s, key) : NULL;
+	return v != NULL && !json_is_null(v) ? v : NULL;
+}
+
+int
+sl_remote_state_str(sl_remote_call *c, const char *key, const char **out)
+{
+	json_t *v = state_value(c, key);
+	if (v == NULL)
+		return SL_ENOTFOUND;
+	if (!json_is_string(v))
+		return SL_EINVAL;
+	*out = json_string_value(v);
+	return SL_OK;
+}
+
+int
+sl_remote_state_i64(sl_remote_call *c, const char *key, int64_t *out)
+{
+	json_t *v = state_value(c, key);
+	if (v == NULL)
+		return SL_ENOTFOUND;
+	if (!json_is_integer(v))
+		return SL_EINVAL;
+	*out = (int64_t) json_integer_value(v);
+	return SL_OK;
+}
+
+int
+sl_remote_state_f64(sl_remote_call *c, const char *key, double *out)
+{
+	json_t *v = state_value(c, key);
+	if (v == NULL)
+		return SL_ENOTFOUND;
+	if (!json_is_number(v))
+		return SL_EINVAL;
+	*out = json_number_value(v);
+	return SL_OK;
+}
+
+int
+sl_remote_state_bool(sl_remote_call *c, const char *key, bool *out)
+{
+	json_t *v = state_value(c, key);
+	if (v == NULL)
+		return SL_ENOTFOUND;
+	if (!json_is_boolean(v))
+		return SL_EINVAL;
+	*out = json_is_true(v);
+	return SL_OK;
+}
+
+/* Set key to v (takes v). */
+static int
+state_set(sl_remote_call *c, const char *key, json_t *v)
+{
+	json_t *s = state(c);
+	if (s == NULL || key == NULL) {
+		json_decref(v);
+		return SL_EINVAL;
+	}
+	if (v == NULL)
+		return SL_ENOMEM;
+	return json_object_set_new(s, key, v) == 0 ? SL_OK : SL_ENOMEM;
+}
+
+int
+sl_remote_set_str(sl_remote_call *c, const char *key, const char *val)
+{
+	return val != NULL ? state_set(c, key, json_string(val)) : SL_EINVAL;
+}
+
+int
+sl_remote_set_i64(sl_remote_call *c, const char *key, int64_t val)
+{
+	return state_set(c, key, json_integer((json_int_t) val));
+}
+
+int
+sl_remote_set_f64(sl_remote_call *c, const char *key, double val)
+{
+	return state_set(c, key, json_real(val));
+}
+
+int
+sl_remote_set_bool(sl_remote_call *c, const char *key, bool val)
+{
+	return state_set(c, key, json_boolean(val));
+}
+
+int
+sl_remote_remove(sl_remote_call *c, const char *key)
+{
+	json_t *s = state(c);
+	if (s == NULL || key == NULL)
+		return SL_EINVAL;
+	json_object_del(s, key);
+	return SL_OK;
+}
+
+const char *
+sl_remote_state_json(sl_remote_call *c)
+{
+	json_t *s = state(c);
+	if (s == NULL)
+		return NULL;
+	free(c->state_text);
+	c->state_text = json_dumps(s, JSON_COMPACT);
+	return c->state_text;
+}
+
+int
+sl_remote_set_state_json(sl_remote_call *c, const char *json)
+{
+	json_error_t je;
+	if (c->r->is_filter || json == NULL)
+		return SL_EINVAL;
+	json_t *v = json_loads(json, 0, &je);
+	if (v == NULL || !json_is_object(v)) {
+		json_decref(v);
+		return SL_EINVAL;
+	}
+	if (c->state != NULL)
+		json_decref(c->state);
+	c->state = v;
+	return SL_OK;
+}
+
+sl_remote_result
+sl_remote_fail(sl_remote_call *c, bool retry, uint32_t retry_after_ms,
+    const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->fail_reason, sizeof(c->fail_reason), fmt, ap);
+	va_end(ap);
+	c->failed_set    = true;
+	c->fail_retry    = retry;
+	c->fail_after_ms = retry_after_ms;
+	return SL_REMOTE_FAILED;
+}
+
+sl_remote_result
+sl_remote_include(sl_remote_call *c, const char *partition)
+{
+	if (partition != NULL && partition[0] != '\0'
+	    && strlen(partition) <= REMOTE_MAX_PARTITION) {
+		snprintf(c->partition, sizeof(c->partition), "%s", partition);
+		c->partition_set = true;
+	} else if (partition != NULL) {
+		return sl_remote_fail(c, true, 0,
+		    "partition of %zu bytes (1..%d allowed)",
+		    strlen(partition), REMOTE_MAX_PARTITION);
+	}
+	return SL_REMOTE_INCLUDED;
+}
