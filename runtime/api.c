@@ -850,20 +850,22 @@ api_read_filter(request *r)
 		api_fail(r, SL_ENOMEM, "out of memory");
 		return;
 	}
+	uint64_t gen = 0;
 	rc = rm_stream_read(t->rm, def->id, part, part_len, from, (size_t) max,
-	    filter_read_one, &fr, &next, &more);
+	    filter_read_one, &fr, &next, &more, &gen);
 	if (rc == -1)
 		rc = SL_OK; /* cut at the reply's size; more is set */
 	if (rc != SL_OK) {
 		api_fail(r, rc, "reading the stream of filter '%s' failed: %s",
 		    def->id, sl_strerror(rc));
 	} else {
-		mp_reply_ok(&r->pk, 3);
+		mp_reply_ok(&r->pk, 4);
 		mp_pack_cstr(&r->pk, "events");
 		msgpack_pack_array(&r->pk, fr.count);
 		msgpack_sbuffer_write(&r->out, fr.events.data, fr.events.size);
 		mp_pack_kv_u64(&r->pk, "next", fr.next);
 		mp_pack_kv_bool(&r->pk, "more", more);
+		mp_pack_kv_u64(&r->pk, "generation", gen);
 		api_send(r);
 	}
 	msgpack_zone_destroy(&fr.zone);
@@ -1142,7 +1144,7 @@ api_status(request *r)
 		    ? n_failing
 		    : API_STATUS_MAX_FAILING;
 		f       = st.def != NULL && def_is_filter(st.def);
-		msgpack_pack_map(pk, 16 + f);
+		msgpack_pack_map(pk, 17 + f);
 		api_kv_cstr(pk, "tenant", st.tenant);
 		api_kv_cstr(pk, "projection", st.def ? st.def->id : NULL);
 		api_kv_cstr(pk, "name", st.def ? st.def->name : NULL);
@@ -1159,6 +1161,7 @@ api_status(request *r)
 		    st.state == PROC_FAILING ? st.next_retry_ns : 0);
 		mp_pack_kv_bool(pk, "rebuilding", st.rebuilding);
 		mp_pack_kv_u64(pk, "served_position", st.served_position);
+		mp_pack_kv_u64(pk, "generation", st.generation);
 		mp_pack_kv_bool(pk, "paused", st.paused);
 		mp_pack_kv_bool(
 		    pk, "remote", st.def != NULL && st.def->remote != NULL);

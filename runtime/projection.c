@@ -947,10 +947,13 @@ proc_stop(processor *p)
 	if (p == NULL)
 		return;
 	pthread_mutex_lock(&p->mu);
-	p->stop = true;
+	p->stop                   = true;
+	struct remote_proc *rproc = p->st.def->remote;
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	store_wake_all(p->s);
+	if (rproc != NULL)
+		remote_wake(rproc); /* one waiting for its client */
 	pthread_join(p->thr, NULL);
 	proj_def_release(p->def);
 	if (p->has_pending)

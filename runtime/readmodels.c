@@ -646,7 +646,8 @@ rm_blob_scan(rmstore *rm, MDB_txn *txn, const char *prefix, rm_blob_fn fn,
  * it. SL_ENOTFOUND when the projection has none (never ran).
  */
 static int
-begin_read(rmstore *rm, const char *projection_id, MDB_dbi *dbi, MDB_txn **txn)
+begin_read(rmstore *rm, const char *projection_id, MDB_dbi *dbi, MDB_txn **txn,
+    uint64_t *gen_out)
 {
 	char     name[300];
 	uint64_t gen;
@@ -655,6 +656,8 @@ begin_read(rmstore *rm, const char *projection_id, MDB_dbi *dbi, MDB_txn **txn)
 	if (rc != SL_OK)
 		return rc;
 	rc = rm_active_read(rm, *txn, projection_id, &gen);
+	if (rc == SL_OK && gen_out != NULL)
+		*gen_out = gen;
 	if (rc == SL_OK)
 		rc = gen_name(projection_id, gen, name, sizeof(name));
 	if (rc == SL_OK && !cache_lookup(rm, name, dbi)) {
@@ -677,7 +680,7 @@ rm_get(rmstore *rm, const char *projection_id, const char *key, size_t key_len,
 	*len  = 0;
 	if (key_len == 0 || key_len > (size_t) mdb_env_get_maxkeysize(rm->env))
 		return SL_ENOTFOUND; /* no read model can have such a key */
-	int rc = begin_read(rm, projection_id, &dbi, &txn);
+	int rc = begin_read(rm, projection_id, &dbi, &txn, NULL);
 	if (rc != SL_OK)
 		return rc;
 	MDB_val k = { key_len, (void *) key }, v;
@@ -710,7 +713,7 @@ rm_scan(rmstore *rm, const char *projection_id, const char *after,
 	MDB_val     k, v;
 	if (more != NULL)
 		*more = false;
-	int rc = begin_read(rm, projection_id, &dbi, &txn);
+	int rc = begin_read(rm, projection_id, &dbi, &txn, NULL);
 	if (rc == SL_ENOTFOUND)
 		return SL_OK;
 	if (rc != SL_OK)
@@ -873,7 +876,7 @@ rm_stream_append(rmstore *rm, MDB_txn *txn, MDB_dbi dbi, const char *partition,
 int
 rm_stream_read(rmstore *rm, const char *filter_id, const char *partition,
     size_t plen, uint64_t from, size_t max, rm_stream_fn fn, void *arg,
-    uint64_t *next, bool *more)
+    uint64_t *next, bool *more, uint64_t *generation)
 {
 	unsigned char key[RM_STREAM_KEY_MAX];
 	char          name[300];
@@ -895,7 +898,9 @@ rm_stream_read(rmstore *rm, const char *filter_id, const char *partition,
 	    = snprintf(name, sizeof(name), RM_FILTER_PREFIX "%s", filter_id);
 	if (len < 0 || (size_t) len >= sizeof(name))
 		return SL_EINVAL;
-	rc = begin_read(rm, name, &dbi, &txn);
+	if (generation != NULL)
+		*generation = 0;
+	rc = begin_read(rm, name, &dbi, &txn, generation);
 	if (rc == SL_ENOTFOUND)
 		return SL_OK; /* the filter never wrote: an empty stream */
 	if (rc != SL_OK)

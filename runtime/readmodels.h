@@ -150,12 +150,16 @@ typedef int (*rm_stream_fn)(void *arg, uint64_t stream_pos, uint64_t log_pos,
  * from, at most max entries (0: no limit), in stream order. *next gets the
  * position after the last entry visited (from when none); *more is set when
  * entries remain. A nonzero return of fn stops the read and is returned.
+ * *generation (may be NULL) gets the generation read (0: none yet): a
+ * rebuild serves a new generation whose whole stream may order the
+ * partitions' entries differently (each partition keeps log order), so a
+ * reader paging through the whole stream starts over when it changes.
  * @return SL_OK (also for a filter or partition with no entries yet),
- * SL_ESTORAGE.
+ * SL_EINVAL (a partition id no partition can have), SL_ESTORAGE.
  */
 int rm_stream_read(rmstore *rm, const char *filter_id, const char *partition,
     size_t plen, uint64_t from, size_t max, rm_stream_fn fn, void *arg,
-    uint64_t *next, bool *more);
+    uint64_t *next, bool *more, uint64_t *generation);
 
 /**
  * Delete the db "rm:<id>" of the layout before generations, if there is

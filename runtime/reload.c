@@ -18,45 +18,20 @@
 #include "log.h"
 #include "watch.h"
 
-static processor *
-find_proc(runtime *rt, const char *tenant, const char *projection_id)
-{
-	for (size_t i = 0; i < rt->n_procs; i++)
-		if (strcmp(proc_tenant(rt->procs[i]), tenant) == 0
-		    && strcmp(proc_projection_id(rt->procs[i]), projection_id)
-		        == 0)
-			return rt->procs[i];
-	return NULL;
-}
-
 /*
- * A processor for a projection the new version adds. rt->procs never moves
- * (allocated for RELOAD_MAX_PROJECTIONS per tenant), so API threads reading
- * it see either the old count or the new one with its slot filled.
+ * A processor for a projection or filter the new version adds (appended to
+ * rt->procs under its lock: registrations append too).
  */
 static void
 start_proc(runtime *rt, rt_tenant *t, const proj_def *def)
 {
-	if (rt->n_procs >= rt->cap_procs) {
-		log_error("reload",
-		    "tenant %s %s %s (%s): not started: more than %d "
-		    "projections and filters",
-		    t->cfg->id, def_is_filter(def) ? "filter" : "projection",
-		    def->id, def->name, RELOAD_MAX_PROJECTIONS);
-		return;
-	}
-	processor *p;
-	int        rc = proc_start(
-	           rt->store, t->rm, t->cfg->id, def, rt->cfg->checkpoint_batch, &p);
-	if (rc != SL_OK) {
+	int rc = runtime_add_proc(rt, t, def);
+	if (rc != SL_OK)
 		log_error("reload",
 		    "tenant %s %s %s (%s): cannot start its processor: %s",
 		    t->cfg->id, def_is_filter(def) ? "filter" : "projection",
-		    def->id, def->name, sl_strerror(rc));
-		return;
-	}
-	rt->procs[rt->n_procs] = p;
-	__atomic_store_n(&rt->n_procs, rt->n_procs + 1, __ATOMIC_RELEASE);
+		    def->id, def->name,
+		    rc == SL_ETOOBIG ? "too many processors" : sl_strerror(rc));
 }
 
 static void
@@ -75,9 +50,19 @@ apply(runtime *rt, const proj_change *c, size_t n)
 		          "checkpoint"
 		        : "definition changed: rebuilt from position 0 "
 		          "while the old read models are served");
+		if (nd != NULL
+		    && remotes_find(rt->remotes, nd->id, strlen(nd->id))
+		        != NULL) {
+			log_error("reload",
+			    "%s %s (%s): not run: a remote client registered "
+			    "this id",
+			    def_is_filter(nd) ? "filter" : "projection", nd->id,
+			    nd->name);
+			continue;
+		}
 		for (size_t k = 0; k < rt->n_tenants; k++) {
 			rt_tenant *t = &rt->tenants[k];
-			processor *p = find_proc(rt, t->cfg->id, d->id);
+			processor *p = runtime_find_proc(rt, t->cfg->id, d->id);
 			if (p != NULL)
 				proc_set_def(p, nd); /* NULL: stop */
 			else if (nd != NULL)

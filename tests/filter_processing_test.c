@@ -79,7 +79,7 @@ read_stream(rmstore *rm, const char *filter, const char *part, entries *out)
 	bool     more;
 	out->n = 0;
 	CHECK_EQ(rm_stream_read(rm, filter, part, part ? strlen(part) : 0, 0,
-	             0, collect, out, &next, &more),
+	             0, collect, out, &next, &more, NULL),
 	    SL_OK);
 	CHECK(!more);
 	CHECK_EQ(next, out->n);

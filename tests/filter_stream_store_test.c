@@ -59,7 +59,7 @@ rd(rmstore *rm, const char *filter, const char *partition, uint64_t from,
 	s->stop_after = stop;
 	return rm_stream_read(rm, filter, partition,
 	    partition != NULL ? strlen(partition) : 0, from, max, collect, s,
-	    next, more);
+	    next, more, NULL);
 }
 
 static void
@@ -231,13 +231,13 @@ main(void)
 	CHECK_EQ(rd(rm, FILTER, "a", 0, 0, &s, &next, &more), SL_OK);
 	CHECK_EQ(s.n, 4);
 	CHECK_EQ(
-	    rm_stream_read(rm, FILTER, "", 0, 0, 0, collect, &s, &next, &more),
+	    rm_stream_read(rm, FILTER, "", 0, 0, 0, collect, &s, &next, &more, NULL),
 	    SL_EINVAL);
 	CHECK_EQ(rm_stream_read(rm, FILTER, long_part, 256, 0, 0, collect, &s,
-	             &next, &more),
+	             &next, &more, NULL),
 	    SL_EINVAL);
 	CHECK_EQ(rm_stream_read(
-	             rm, FILTER, "a\0b", 3, 0, 0, collect, &s, &next, &more),
+	             rm, FILTER, "a\0b", 3, 0, 0, collect, &s, &next, &more, NULL),
 	    SL_EINVAL);
 	/* 255 bytes is the longest partition. */
 	CHECK_EQ(append1(rm, dbi, long_part, 255, 41, &pos), SL_OK);

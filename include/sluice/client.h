@@ -238,6 +238,14 @@ typedef struct sl_filter_page {
 	uint64_t next;
 	/** More entries followed this page when it was read. */
 	bool more;
+	/**
+	 * The generation of the stream read (0: the filter has written
+	 * nothing yet). A reset or a changed definition serves a rebuilt
+	 * generation, whose whole stream may order the partitions' entries
+	 * differently (each partition keeps its order): a reader paging
+	 * through the whole stream starts over from 0 when it changes.
+	 */
+	uint64_t generation;
 } sl_filter_page;
 
 /**
