@@ -637,7 +637,7 @@ sl_client_read_filter(sl_client *c, const char *tenant, const char *filter,
 	out->next = reply_u64(&rep, "next");
 	mp_get_bool(&rep.root, "more", &more);
 	out->more       = more;
-	out->generation = reply_u64(&rep, "generation");
+	out->generation = reply_u64(&rep, "stream_generation");
 	for (uint32_t i = 0; i < evs->via.array.size; i++) {
 		const msgpack_object *m = &evs->via.array.ptr[i];
 		sl_filter_event      *e = &out->events[i];

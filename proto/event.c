@@ -134,7 +134,13 @@ ev_decode(const void *data, size_t len, uint64_t position, msgpack_zone *zone,
 void
 ev_pack_wire(msgpack_packer *pk, const ev_view *ev)
 {
-	msgpack_pack_map(pk, 13);
+	ev_pack_wire_extra(pk, ev, 0);
+}
+
+void
+ev_pack_wire_extra(msgpack_packer *pk, const ev_view *ev, uint32_t n_extra)
+{
+	msgpack_pack_map(pk, 13 + n_extra);
 	mp_pack_kv_u64(pk, "position", ev->position);
 	mp_pack_kv_str(pk, "tenant", ev->tenant);
 	mp_pack_kv_str(pk, "stream", ev->stream);

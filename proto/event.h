@@ -76,6 +76,10 @@ int ev_decode(const void *data, size_t len, uint64_t position,
  * correlation_id, causation_id, public, metadata, content.
  */
 void ev_pack_wire(msgpack_packer *pk, const ev_view *ev);
+/** ev_pack_wire with room for n_extra more pairs, which the caller packs
+ * right after (e.g. a filter stream's stream_position). */
+void ev_pack_wire_extra(msgpack_packer *pk, const ev_view *ev,
+    uint32_t n_extra);
 
 /**
  * Parse a new event from its wire form (a map with type, content and the

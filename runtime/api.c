@@ -659,53 +659,16 @@ typedef struct filter_read_ctx {
 	bool            partitioned; /* entries carry a partition */
 	msgpack_sbuffer events;      /* the reply's events, packed */
 	msgpack_packer  pk;
-	msgpack_sbuffer one; /* one wire event, before its extras */
-	msgpack_packer  one_pk;
 	msgpack_zone    zone;
 	uint32_t        count;
 	uint64_t        next; /* stream position after the last event */
 	/* the entry being fetched */
 	uint64_t    stream_pos, log_pos;
+	uint64_t    generation; /* of the stream read */
 	const char *partition;
 	size_t      plen;
 	bool        found;
 } filter_read_ctx;
-
-/*
- * Pack the wire event in fr->one with stream_position (and partition)
- * added: ev_pack_wire packs a whole map, so its header is read and packed
- * again with the larger count, the pairs copied as they are, the new ones
- * appended. The wire event stays defined in one place (event.c).
- */
-static int
-filter_pack_event(filter_read_ctx *fr)
-{
-	const unsigned char *b = (const unsigned char *) fr->one.data;
-	size_t               hlen;
-	uint64_t             n;
-
-	if (fr->one.size == 0)
-		return SL_EINTERNAL;
-	if ((b[0] & 0xf0) == 0x80) {
-		n = b[0] & 0x0f, hlen = 1;
-	} else if (b[0] == 0xde && fr->one.size >= 3) {
-		n = api_be(b + 1, 2), hlen = 3;
-	} else if (b[0] == 0xdf && fr->one.size >= 5) {
-		n = api_be(b + 1, 4), hlen = 5;
-	} else {
-		log_error("api", "a wire event is not a msgpack map");
-		return SL_EINTERNAL;
-	}
-	msgpack_pack_map(&fr->pk, n + 1 + (fr->partitioned ? 1 : 0));
-	msgpack_sbuffer_write(
-	    &fr->events, fr->one.data + hlen, fr->one.size - hlen);
-	mp_pack_kv_u64(&fr->pk, "stream_position", fr->stream_pos);
-	if (fr->partitioned) {
-		mp_pack_cstr(&fr->pk, "partition");
-		mp_pack_strn(&fr->pk, fr->partition, fr->plen);
-	}
-	return SL_OK;
-}
 
 /* store_scan callback: the event at fr->log_pos, packed with its extras. */
 static int
@@ -713,7 +676,6 @@ filter_fetch_one(void *arg, uint64_t position, const void *data, size_t len)
 {
 	filter_read_ctx *fr = arg;
 	ev_view          ev;
-	int              rc;
 
 	if (position != fr->log_pos)
 		return SL_OK; /* not there: reported by the caller */
@@ -733,10 +695,13 @@ filter_fetch_one(void *arg, uint64_t position, const void *data, size_t len)
 		    fr->tenant, position, ev.tenant);
 		return SL_EINTERNAL;
 	}
-	msgpack_sbuffer_clear(&fr->one);
-	ev_pack_wire(&fr->one_pk, &ev);
-	if ((rc = filter_pack_event(fr)) != SL_OK)
-		return rc;
+	ev_pack_wire_extra(&fr->pk, &ev, fr->partitioned ? 3 : 2);
+	mp_pack_kv_u64(&fr->pk, "stream_position", fr->stream_pos);
+	mp_pack_kv_u64(&fr->pk, "stream_generation", fr->generation);
+	if (fr->partitioned) {
+		mp_pack_cstr(&fr->pk, "partition");
+		mp_pack_strn(&fr->pk, fr->partition, fr->plen);
+	}
 	fr->found = true;
 	return API_FETCH_DONE;
 }
@@ -744,8 +709,9 @@ filter_fetch_one(void *arg, uint64_t position, const void *data, size_t len)
 /* rm_stream_read callback: fetch one indexed event from the log. */
 static int
 filter_read_one(void *arg, uint64_t stream_pos, uint64_t log_pos,
-    const char *partition, size_t plen)
+    uint64_t other_pos, const char *partition, size_t plen)
 {
+	(void) other_pos;
 	filter_read_ctx *fr = arg;
 	int              rc;
 
@@ -842,17 +808,14 @@ api_read_filter(request *r)
 	fr.next        = from;
 	msgpack_sbuffer_init(&fr.events);
 	msgpack_packer_init(&fr.pk, &fr.events, msgpack_sbuffer_write);
-	msgpack_sbuffer_init(&fr.one);
-	msgpack_packer_init(&fr.one_pk, &fr.one, msgpack_sbuffer_write);
 	if (!msgpack_zone_init(&fr.zone, 4096)) {
 		msgpack_sbuffer_destroy(&fr.events);
-		msgpack_sbuffer_destroy(&fr.one);
 		api_fail(r, SL_ENOMEM, "out of memory");
 		return;
 	}
-	uint64_t gen = 0;
+	/* the generation is set before the first entry is visited */
 	rc = rm_stream_read(t->rm, def->id, part, part_len, from, (size_t) max,
-	    filter_read_one, &fr, &next, &more, &gen);
+	    filter_read_one, &fr, &next, &more, &fr.generation);
 	if (rc == -1)
 		rc = SL_OK; /* cut at the reply's size; more is set */
 	if (rc != SL_OK) {
@@ -865,11 +828,10 @@ api_read_filter(request *r)
 		msgpack_sbuffer_write(&r->out, fr.events.data, fr.events.size);
 		mp_pack_kv_u64(&r->pk, "next", fr.next);
 		mp_pack_kv_bool(&r->pk, "more", more);
-		mp_pack_kv_u64(&r->pk, "generation", gen);
+		mp_pack_kv_u64(&r->pk, "stream_generation", fr.generation);
 		api_send(r);
 	}
 	msgpack_zone_destroy(&fr.zone);
-	msgpack_sbuffer_destroy(&fr.one);
 	msgpack_sbuffer_destroy(&fr.events);
 }
 

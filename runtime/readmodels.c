@@ -826,7 +826,7 @@ rm_stream_append(rmstore *rm, MDB_txn *txn, MDB_dbi dbi, const char *partition,
     size_t plen, uint64_t log_pos, uint64_t *stream_pos)
 {
 	unsigned char key[RM_STREAM_KEY_MAX], bound[RM_STREAM_KEY_MAX];
-	unsigned char val[8 + RM_STREAM_PART_MAX];
+	unsigned char val[16 + RM_STREAM_PART_MAX];
 	uint64_t      all_pos, part_pos = 0;
 	MDB_cursor   *cur;
 	int           rc;
@@ -849,14 +849,15 @@ rm_stream_append(rmstore *rm, MDB_txn *txn, MDB_dbi dbi, const char *partition,
 	if (rc != SL_OK)
 		return rc;
 
-	/* whole: 'A' + pos -> log pos + partition */
+	/* whole: 'A' + pos -> log pos + partition pos + partition */
 	key[0] = RM_STREAM_ALL;
 	put_be64(key + 1, all_pos);
 	put_be64(val, log_pos);
+	put_be64(val + 8, partition != NULL ? part_pos : all_pos);
 	if (partition != NULL)
-		memcpy(val + 8, partition, plen);
+		memcpy(val + 16, partition, plen);
 	MDB_val k = { 9, key };
-	MDB_val d = { 8 + (partition != NULL ? plen : 0), val };
+	MDB_val d = { 16 + (partition != NULL ? plen : 0), val };
 	rc        = map_mdb(
 	           mdb_put(txn, dbi, &k, &d, 0), "append to stream", rm->path);
 	if (rc == SL_OK && partition != NULL) {
@@ -931,7 +932,7 @@ rm_stream_read(rmstore *rm, const char *filter_id, const char *partition,
 				*more = true;
 			break;
 		}
-		if (partition == NULL ? d.mv_size < 8 : d.mv_size != 16) {
+		if (partition == NULL ? d.mv_size < 16 : d.mv_size != 16) {
 			log_error("readmodels",
 			    "%s: stream %s: entry %llu: bad size %zu",
 			    rm->path, name, (unsigned long long) pos,
@@ -943,9 +944,10 @@ rm_stream_read(rmstore *rm, const char *filter_id, const char *partition,
 		if (next != NULL)
 			*next = pos + 1;
 		rc = partition == NULL
-		    ? fn(arg, pos, get_be64(v), (const char *) v + 8,
-		        d.mv_size - 8)
-		    : fn(arg, pos, get_be64(v), partition, plen);
+		    ? fn(arg, pos, get_be64(v), get_be64(v + 8),
+		        (const char *) v + 16, d.mv_size - 16)
+		    : fn(arg, pos, get_be64(v), get_be64(v + 8), partition,
+		        plen);
 		if (rc != 0) {
 			/* stopped by fn: say whether entries remain */
 			mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);

@@ -121,7 +121,9 @@ int rm_blob_scan(rmstore *rm, MDB_txn *txn, const char *prefix,
  * generations: the processor of filter <id> writes through the name
  * "f:<id>" (dbs "rm:f:<id>:<g & 1>", active record "active:f:<id>"). In a
  * generation's db:
- *   'A' + be64 stream position            -> be64 log position + partition
+ *   'A' + be64 stream position            -> be64 log position + be64
+ *                                             partition position +
+ *                                             partition
  *   'P' + partition + '\0' + be64 position -> be64 log position +
  *                                             be64 stream position
  * Stream positions count from 0 without gaps, whole and per partition, in
@@ -142,8 +144,11 @@ int rm_stream_append(rmstore *rm, MDB_txn *txn, MDB_dbi dbi,
     const char *partition, size_t plen, uint64_t log_pos,
     uint64_t *stream_pos);
 
+/* other_pos: reading the whole stream, the entry's position in its
+ * partition (its whole position again for an unpartitioned filter);
+ * reading a partition, its position in the whole stream. */
 typedef int (*rm_stream_fn)(void *arg, uint64_t stream_pos, uint64_t log_pos,
-    const char *partition, size_t plen);
+    uint64_t other_pos, const char *partition, size_t plen);
 /**
  * Read the served generation of filter filter_id's stream (the whole
  * stream when partition is NULL, else that partition) from stream position

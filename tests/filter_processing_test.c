@@ -47,7 +47,7 @@ env_close(env *e)
 /* ---- a stream as stored ---- */
 
 typedef struct entry {
-	uint64_t spos, lpos;
+	uint64_t spos, lpos, other; /* other: partition / whole position */
 	char     part[64];
 } entry;
 
@@ -57,12 +57,13 @@ typedef struct entries {
 } entries;
 
 static int
-collect(void *arg, uint64_t spos, uint64_t lpos, const char *part,
+collect(void *arg, uint64_t spos, uint64_t lpos, uint64_t other_pos, const char *part,
     size_t plen)
 {
 	entries *l = arg;
 	CHECK(l->n < MAX_ENTRIES);
 	entry *x = &l->v[l->n++];
+	x->other = other_pos;
 	x->spos  = spos;
 	x->lpos  = lpos;
 	CHECK(plen < sizeof(x->part));
@@ -156,6 +157,9 @@ check_partitioned(rmstore *rm, const char *filter, const recompute *rc)
 				continue;
 			CHECK(in_whole < part.n);
 			CHECK_EQ(whole.v[i].lpos, part.v[in_whole].lpos);
+			/* each side names the other's position */
+			CHECK_EQ(whole.v[i].other, in_whole);
+			CHECK_EQ(part.v[in_whole].other, whole.v[i].spos);
 			in_whole++;
 		}
 		CHECK_EQ(in_whole, part.n);

@@ -34,9 +34,10 @@ typedef struct seen {
 } seen;
 
 static int
-collect(void *arg, uint64_t stream_pos, uint64_t log_pos,
+collect(void *arg, uint64_t stream_pos, uint64_t log_pos, uint64_t other_pos,
     const char *partition, size_t plen)
 {
+	(void) other_pos;
 	seen *s = arg;
 	CHECK(s->n < 64);
 	CHECK(plen < sizeof(s->e[0].partition));

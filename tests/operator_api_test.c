@@ -602,6 +602,7 @@ check_processor(void)
 	    SL_OK);
 	CHECK_EQ(pg.n_events, 1);
 	CHECK_STREQ(pg.events[0].partition, "cust-9");
+	CHECK_EQ(pg.generation, 1); /* the first generation of the stream */
 	sl_filter_page_free(&pg);
 	/* the CLI prints one line per event, with its stream position */
 	CHECK_EQ(cli("read", "--filter", CUSTOMER_EVENTS, "--tenant",
