@@ -13,7 +13,9 @@
 #define FEED_TOPIC_EVENT "e/"
 /** The log head: "h\n" + {"head": uint}, every FEED_HEAD_INTERVAL_MS. */
 #define FEED_TOPIC_HEAD "h\n"
-/** Reserved for filter streams (the filters issue): "f/...". */
+/** Filter streams: "f/" tenant "/" filter id "/" partition "\n" + an
+ * array of wire events, each with stream_position, stream_generation, and
+ * for partitioned filters partition and partition_position. */
 #define FEED_TOPIC_FILTER "f/"
 
 /** How often (ms) the publisher sends the head message, busy or idle. */
@@ -33,5 +35,16 @@
  */
 size_t feed_topic(char *buf, size_t cap, const char *tenant, size_t t_len,
     const char *stream, size_t s_len, int with_newline);
+
+/**
+ * The topic of a filter stream's entries: "f/" tenant "/" filter id "/"
+ * partition "\n" (partition escaped as feed_topic escapes streams; empty
+ * for an unpartitioned filter). Without the newline, "f/T/ID/" is the
+ * prefix of the whole stream and "f/T/ID/P" of one partition (plus the
+ * newline: exactly that partition). Lengths as feed_topic.
+ */
+size_t feed_filter_topic(char *buf, size_t cap, const char *tenant,
+    size_t t_len, const char *filter_id, const char *partition, size_t p_len,
+    int with_newline);
 
 #endif

@@ -292,6 +292,13 @@ pub_stop(publisher *p)
 	pub_free(p);
 }
 
+void
+pub_send_raw(publisher *p, const char *topic, size_t topic_len,
+    const void *body, size_t body_len)
+{
+	pub_send(p, topic, topic_len, NULL, 0, body, body_len);
+}
+
 uint64_t
 pub_sent(publisher *p)
 {

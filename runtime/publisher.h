@@ -8,6 +8,7 @@
 #ifndef SL_PUBLISHER_H
 #define SL_PUBLISHER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "store.h"
@@ -25,6 +26,11 @@ int pub_start(const char *url, store *s, publisher **out);
 
 /** Stop the thread and close the socket. NULL is ignored. */
 void pub_stop(publisher *p);
+
+/** Send one message (topic + body) on the feed's socket; never blocks
+ * (pub0 drops it for a subscriber whose queue is full). Thread-safe. */
+void pub_send_raw(publisher *p, const char *topic, size_t topic_len,
+    const void *body, size_t body_len);
 
 /** Events sent so far (for tests). */
 uint64_t pub_sent(publisher *p);

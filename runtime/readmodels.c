@@ -966,3 +966,32 @@ rm_stream_read(rmstore *rm, const char *filter_id, const char *partition,
 	mdb_txn_abort(txn);
 	return rc;
 }
+
+int
+rm_stream_head(rmstore *rm, const char *filter_id, uint64_t *next,
+    uint64_t *generation)
+{
+	char          name[300];
+	unsigned char key[1] = { RM_STREAM_ALL }, bound[1] = { RM_STREAM_ALL + 1 };
+	MDB_dbi       dbi;
+	MDB_txn      *txn;
+	MDB_cursor   *cur;
+	*next       = 0;
+	*generation = 0;
+	int len
+	    = snprintf(name, sizeof(name), RM_FILTER_PREFIX "%s", filter_id);
+	if (len < 0 || (size_t) len >= sizeof(name))
+		return SL_EINVAL;
+	int rc = begin_read(rm, name, &dbi, &txn, generation);
+	if (rc == SL_ENOTFOUND)
+		return SL_OK; /* the filter never wrote */
+	if (rc != SL_OK)
+		return rc;
+	rc = map_mdb(mdb_cursor_open(txn, dbi, &cur), "cursor", rm->path);
+	if (rc == SL_OK) {
+		rc = stream_next(rm, cur, key, 1, bound, 1, next);
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}

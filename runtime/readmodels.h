@@ -167,6 +167,13 @@ int rm_stream_read(rmstore *rm, const char *filter_id, const char *partition,
     uint64_t *next, bool *more, uint64_t *generation);
 
 /**
+ * The whole stream's next position (its length) in the served generation,
+ * and that generation (0 and 0 when the filter has written nothing).
+ */
+int rm_stream_head(rmstore *rm, const char *filter_id, uint64_t *next,
+    uint64_t *generation);
+
+/**
  * Delete the db "rm:<id>" of the layout before generations, if there is
  * one (no reader resolves that name). Private write txn, as rm_gen_dbi.
  */

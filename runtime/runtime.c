@@ -16,6 +16,7 @@
 
 #include "event.h"
 #include "fsutil.h"
+#include "filterfeed.h"
 #include "log.h"
 #include "publisher.h"
 #include "reload.h"
@@ -32,6 +33,25 @@ make_dirs(const char *path)
 	log_error("runtime", "cannot create directory %s: %s", path,
 	    strerror(errno));
 	return SL_ESTORAGE;
+}
+
+/* ff_tenant_fn: a tenant's read model store. */
+static rmstore *
+tenant_rm(void *ctx, const char *tenant)
+{
+	rt_tenant *t = runtime_tenant(ctx, tenant, strlen(tenant));
+	return t != NULL ? t->rm : NULL;
+}
+
+/* A filter's processor tells the feed when its stream changes; the feed
+ * follows the stream from where it is now. */
+static void
+follow_filter(runtime *rt, processor *p, const proj_def *def)
+{
+	if (rt->ff == NULL || !def_is_filter(def))
+		return;
+	proc_set_notify(p, ff_notify, rt->ff);
+	ff_notify(rt->ff, proc_tenant(p), def->id);
 }
 
 int
@@ -109,6 +129,19 @@ runtime_start(sl_config *cfg, runtime **out)
 		rc = SL_ENOMEM;
 		goto fail;
 	}
+	/* Before the server: every commit it acknowledges is published;
+	 * before the processors: every filter stream entry too. */
+	if ((rc = pub_start(cfg->pub_url, rt->store, &rt->pub)) != SL_OK) {
+		log_error("runtime", "cannot start the live feed on %s: %s",
+		    cfg->pub_url, sl_strerror(rc));
+		goto fail;
+	}
+	if ((rc = ff_start(rt->pub, rt->store, tenant_rm, rt, &rt->ff))
+	    != SL_OK) {
+		log_error("runtime", "cannot start the filter stream feed: %s",
+		    sl_strerror(rc));
+		goto fail;
+	}
 	for (size_t i = 0; i < rt->n_tenants; i++) {
 		for (size_t j = 0; j < n_proj; j++) {
 			const proj_def *def
@@ -125,6 +158,7 @@ runtime_start(sl_config *cfg, runtime **out)
 				    sl_strerror(rc));
 				goto fail;
 			}
+			follow_filter(rt, rt->procs[rt->n_procs], def);
 			rt->n_procs++;
 		}
 	}
@@ -144,12 +178,6 @@ runtime_start(sl_config *cfg, runtime **out)
 		goto fail;
 	}
 
-	/* Before the server: every commit it acknowledges is published. */
-	if ((rc = pub_start(cfg->pub_url, rt->store, &rt->pub)) != SL_OK) {
-		log_error("runtime", "cannot start the live feed on %s: %s",
-		    cfg->pub_url, sl_strerror(rc));
-		goto fail;
-	}
 	if ((rc = server_start(rt, &rt->srv)) != SL_OK) {
 		log_error("runtime", "cannot start the API server on %s: %s",
 		    cfg->api_url, sl_strerror(rc));
@@ -176,7 +204,10 @@ runtime_stop(runtime *rt)
 		reload_stop(rt); /* no reload once stopping begins */
 	if (rt->srv != NULL)
 		server_stop(rt->srv); /* no registration comes any more */
-	pub_stop(rt->pub);            /* reads the store: before store_close */
+	for (size_t i = 0; i < rt->n_procs; i++)
+		proc_set_notify(rt->procs[i], NULL, NULL);
+	ff_stop(rt->ff);   /* sends through the publisher */
+	pub_stop(rt->pub); /* reads the store: before store_close */
 	/* Remote calls in flight end and waiting remote processors wake, so
 	 * that they stop promptly. */
 	remotes_shutdown(rt->remotes);
@@ -240,6 +271,7 @@ runtime_add_proc(runtime *rt, rt_tenant *t, const proj_def *def)
 	rc = proc_start(
 	    rt->store, t->rm, t->cfg->id, def, rt->cfg->checkpoint_batch, &p);
 	if (rc == SL_OK) {
+		follow_filter(rt, p, def);
 		rt->procs[rt->n_procs] = p;
 		__atomic_store_n(
 		    &rt->n_procs, rt->n_procs + 1, __ATOMIC_RELEASE);

@@ -33,6 +33,7 @@ typedef struct runtime {
 	server *srv;
 	int64_t started_ns;
 	struct publisher *pub; /* the live feed on cfg->pub_url */
+	struct filterfeed *ff; /* filter streams on the same feed */
 	struct watch *watch;   /* hot reload (runtime/reload.h); NULL: off */
 	size_t cap_procs;      /* procs never moves: room for reloads */
 	/* remote processors (runtime/remote.h): registrations over the API */
