@@ -22,6 +22,8 @@
 
 struct sl_client {
 	nng_socket sock;
+	nng_dialer dialer;
+	char      *url; /* to dial again, see client_redial */
 	char       err[512];
 };
 
@@ -82,11 +84,14 @@ sl_client_open(const char *url, int timeout_ms, sl_client **out)
 		return SL_EINVAL;
 	}
 	c = calloc(1, sizeof(*c));
-	if (c == NULL)
+	if (c == NULL || (c->url = strdup(url)) == NULL) {
+		free(c);
 		return SL_ENOMEM;
+	}
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
 		snprintf(open_err, sizeof(open_err), "cannot open socket: %s",
 		    nng_strerror(rv));
+		free(c->url);
 		free(c);
 		return client_nng_err(rv);
 	}
@@ -99,10 +104,11 @@ sl_client_open(const char *url, int timeout_ms, sl_client **out)
 	nng_socket_set_ms(
 	    c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	/* A blocking dial: a daemon that is not there is an error now. */
-	if ((rv = nng_dial(c->sock, url, NULL, 0)) != 0) {
+	if ((rv = nng_dial(c->sock, url, &c->dialer, 0)) != 0) {
 		snprintf(open_err, sizeof(open_err),
 		    "cannot connect to %s: %s", url, nng_strerror(rv));
 		nng_close(c->sock);
+		free(c->url);
 		free(c);
 		return client_nng_err(rv);
 	}
@@ -122,6 +128,7 @@ sl_client_close(sl_client *c)
 	if (c == NULL)
 		return;
 	nng_close(c->sock);
+	free(c->url);
 	free(c);
 }
 
@@ -154,6 +161,24 @@ reply_free(reply *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/*
+ * A request could not be sent within the timeout: there is no connection,
+ * and the dialer may be dead. Dial anew with a new dialer, in the
+ * background (the next request waits for it). In NNG 1.5.2 a connection
+ * attempt that reaches a listener which goes away before the SP handshake
+ * ends in NNG_ECLOSED, which the dialer takes for its own close ("no
+ * further action"): it never dials again. A SIGKILLed daemon does that, as
+ * its listening socket is released a few ms after its connections and a
+ * quick redial gets in (tests/feed_redial_test.c).
+ */
+static void
+client_redial(sl_client *c)
+{
+	nng_dialer_close(c->dialer);
+	if (nng_dial(c->sock, c->url, &c->dialer, NNG_FLAG_NONBLOCK) != 0)
+		c->dialer = (nng_dialer) NNG_DIALER_INITIALIZER;
+}
+
 /* Send bytes, receive the reply message. */
 static int
 client_roundtrip(sl_client *c, const void *req, size_t len, nng_msg **out)
@@ -170,6 +195,8 @@ client_roundtrip(sl_client *c, const void *req, size_t len, nng_msg **out)
 		memcpy(nng_msg_body(m), req, len);
 	if ((rv = nng_sendmsg(c->sock, m, 0)) != 0) {
 		nng_msg_free(m);
+		if (rv == NNG_ETIMEDOUT)
+			client_redial(c);
 		client_seterr(
 		    c, "cannot send the request: %s", nng_strerror(rv));
 		return client_nng_err(rv);

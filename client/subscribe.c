@@ -3,7 +3,7 @@
  * client's "read" requests, live events through an NNG sub socket on the
  * daemon's pub endpoint (message format in proto/feed.h). Positions are the
  * truth: the live feed only saves reads, every event is delivered from
- * whichever source has it next.
+ * whichever source has it next. SLUICE_SUB_DEBUG traces what it does.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -28,7 +28,8 @@
 #include "mp.h"
 
 /* No message for this long (ms), although the daemon sends its head every
- * FEED_HEAD_INTERVAL_MS: the feed is down or lost; check by reading. */
+ * FEED_HEAD_INTERVAL_MS: the feed is down or lost; dial it anew and check
+ * by reading. */
 #define SUB_SILENCE_MS (4 * FEED_HEAD_INTERVAL_MS)
 /* Pause between reads that failed on the transport (ms), doubling. */
 #define SUB_BACKOFF_MIN_MS 50
@@ -44,8 +45,11 @@ typedef struct sub {
 	sl_event_fn              fn;
 	void                    *arg;
 	bool                     by_stream;
+	const char              *url; /* the feed's endpoint */
 	nng_socket               sock;
 	bool                     sock_open;
+	nng_dialer               dialer;
+	bool                     dialer_open;
 	/* The next position (log) or revision (stream) to deliver. */
 	uint64_t next;
 	/* Stream subscriptions: every event of the stream below this log
@@ -55,6 +59,8 @@ typedef struct sub {
 	bool         history;       /* the first catch-up is running */
 	bool         counted;       /* this catch-up is in st->gap_fills */
 	msgpack_zone zone;          /* one live message, decoded */
+	FILE        *trace;         /* SLUICE_SUB_DEBUG, or NULL */
+	bool         trace_close;   /* trace was opened here */
 } sub;
 
 static int64_t
@@ -76,6 +82,48 @@ sub_sleep_ms(int ms)
 
 static int sub_fail(sub *s, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static void sub_trace(sub *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * SLUICE_SUB_DEBUG: "1" traces to stderr; any other value but "" and "0"
+ * names a file the trace is appended to. One line per step with the
+ * state after it, so that a subscription that stopped making progress
+ * shows why (the last lines say what it waits for).
+ */
+static void
+sub_trace_open(sub *s)
+{
+	const char *v = getenv("SLUICE_SUB_DEBUG");
+
+	if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0)
+		return;
+	if (strcmp(v, "1") == 0) {
+		s->trace = stderr;
+		return;
+	}
+	s->trace       = fopen(v, "a");
+	s->trace_close = s->trace != NULL;
+}
+
+static void
+sub_trace(sub *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->trace == NULL)
+		return;
+	fprintf(s->trace,
+	    "%" PRId64 " sub %s: next=%" PRIu64 " known_head=%" PRIu64
+	    " delivered=%" PRIu64 ": ",
+	    sub_now_ms(), s->by_stream ? "stream" : "log", s->next,
+	    s->known_head, s->st->delivered);
+	va_start(ap, fmt);
+	vfprintf(s->trace, fmt, ap);
+	va_end(ap);
+	fputc('\n', s->trace);
+	fflush(s->trace);
+}
 
 static int
 sub_fail(sub *s, int code, const char *fmt, ...)
@@ -125,6 +173,7 @@ sub_retry_wait(sub *s, int rc, int64_t *outage_since, int *backoff)
 		    "no event for %d ms (the daemon cannot be reached)",
 		    s->o->idle_ms);
 	s->st->retries++;
+	sub_trace(s, "retry in %d ms", *backoff);
 	sub_sleep_ms(*backoff);
 	*backoff = *backoff * 2 > SUB_BACKOFF_MAX_MS ? SUB_BACKOFF_MAX_MS
 	                                             : *backoff * 2;
@@ -174,8 +223,14 @@ sub_catch_up(sub *s)
 			    s->c, s->o->tenant, s->o->stream, s->next, 0, &r);
 		else
 			rc = sl_client_read(s->c, s->next, 0, &r);
-		if (rc != SL_OK)
+		if (rc != SL_OK) {
+			sub_trace(s, "read: %s: %s", sl_errname(rc),
+			    sl_client_last_error(s->c));
 			return rc;
+		}
+		sub_trace(s,
+		    "read: %zu events, next=%" PRIu64 " head=%" PRIu64,
+		    r.n_events, r.next, r.head);
 		for (size_t i = 0; i < r.n_events && rc == SL_OK; i++) {
 			const sl_read_event *ev = &r.events[i];
 			uint64_t             key
@@ -302,6 +357,8 @@ sub_on_event(sub *s, const msgpack_object *m, bool *gap)
 		return SL_OK;
 	}
 	if (key > s->next) {
+		if (!*gap)
+			sub_trace(s, "live event %" PRIu64 ": a gap", key);
 		*gap = true; /* lost messages: the caller reads */
 		return SL_OK;
 	}
@@ -345,11 +402,14 @@ sub_on_message(sub *s, nng_msg *msg, bool *gap)
 		 * head), so it asks. */
 		if (head > (s->by_stream ? s->known_head : s->next))
 			*gap = true;
+		sub_trace(s, "head %" PRIu64 "%s", head, *gap ? ": read" : "");
 		return SL_OK;
 	}
 	if (memcmp(body, FEED_TOPIC_EVENT, 2) != 0
 	    || root.type != MSGPACK_OBJECT_ARRAY)
 		return SL_OK;
+	sub_trace(
+	    s, "live message of %" PRIu32 " events", root.via.array.size);
 	for (uint32_t i = 0; i < root.via.array.size && rc == SL_OK; i++)
 		rc = sub_on_event(s, &root.via.array.ptr[i], gap);
 	return rc;
@@ -404,10 +464,36 @@ sub_nng_err(int rv)
 	}
 }
 
-/* Open the sub socket, subscribe, and dial in the background (a daemon
- * that is down now is dialled again until it is back). */
+/*
+ * Dial the feed in the background with a new dialer (a daemon that is down
+ * now is dialled again until it is back), closing the previous one and its
+ * connection. After a silence the old dialer may be dead: in NNG 1.5.2 a
+ * connection attempt that reaches a listener which goes away before the SP
+ * handshake ends in NNG_ECLOSED, which the dialer takes for its own close
+ * ("no further action"): it never dials again. A SIGKILLed daemon does
+ * that, as its listening socket is released a few ms after its
+ * connections and a quick redial gets in (tests/feed_redial_test.c).
+ */
 static int
-sub_open_feed(sub *s, const char *url)
+sub_dial(sub *s)
+{
+	int rv;
+
+	if (s->dialer_open) {
+		nng_dialer_close(s->dialer);
+		s->dialer_open = false;
+	}
+	if ((rv = nng_dial(s->sock, s->url, &s->dialer, NNG_FLAG_NONBLOCK))
+	    != 0)
+		return sub_fail(s, sub_nng_err(rv), "cannot dial %s: %s",
+		    s->url, nng_strerror(rv));
+	s->dialer_open = true;
+	return SL_OK;
+}
+
+/* Open the sub socket, subscribe, and dial. */
+static int
+sub_open_feed(sub *s)
 {
 	char   topic[4 + 4 * SL_MAX_ID_LEN]; /* escaped: 3 bytes a byte */
 	size_t tlen;
@@ -443,10 +529,7 @@ sub_open_feed(sub *s, const char *url)
 	        != 0)
 		return sub_fail(s, sub_nng_err(rv), "cannot subscribe: %s",
 		    nng_strerror(rv));
-	if ((rv = nng_dial(s->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0)
-		return sub_fail(s, sub_nng_err(rv), "cannot dial %s: %s", url,
-		    nng_strerror(rv));
-	return SL_OK;
+	return sub_dial(s);
 }
 
 static int
@@ -463,6 +546,7 @@ sub_run(sub *s)
 		int      rv;
 
 		if (need_read) {
+			sub_trace(s, "catch up");
 			rc = sub_catch_up(s);
 			if (rc == SUB_STOPPED)
 				return SL_OK;
@@ -492,9 +576,18 @@ sub_run(sub *s)
 		rv = nng_recvmsg(s->sock, &msg, 0);
 		if (rv == NNG_ETIMEDOUT) {
 			/* Silence: the daemon may be gone or restarting, or
-			 * the idle time is up; a read tells. */
-			if (wait == SUB_SILENCE_MS)
+			 * the idle time is up; a read tells. A new dialer
+			 * first (see sub_dial), so that the feed holds what
+			 * is committed while the read runs. */
+			if (wait == SUB_SILENCE_MS) {
+				sub_trace(s,
+				    "no message for %d ms: dial the "
+				    "feed anew, read",
+				    SUB_SILENCE_MS);
+				if ((rc = sub_dial(s)) != SL_OK)
+					return rc;
 				need_read = true;
+			}
 			continue;
 		}
 		if (rv != 0)
@@ -539,6 +632,7 @@ sl_client_subscribe(
 	s.last_event_ms = sub_now_ms();
 	if (!msgpack_zone_init(&s.zone, 4096))
 		return sub_fail(&s, SL_ENOMEM, "out of memory");
+	sub_trace_open(&s);
 
 	if (s.o->pub_url != NULL) {
 		url = strdup(s.o->pub_url);
@@ -548,12 +642,17 @@ sl_client_subscribe(
 	}
 	/* Dial the feed before the history read ends, so that its queue
 	 * already holds what is committed meanwhile. */
+	s.url = url;
 	if (rc == SL_OK)
-		rc = sub_open_feed(&s, url);
+		rc = sub_open_feed(&s);
 	if (rc == SL_OK)
 		rc = sub_run(&s);
 	if (s.sock_open)
 		nng_close(s.sock);
+	sub_trace(
+	    &s, "return %s: %s", sl_errname(rc), sl_client_last_error(c));
+	if (s.trace_close)
+		fclose(s.trace);
 	msgpack_zone_destroy(&s.zone);
 	free(url);
 	return rc;

@@ -111,12 +111,16 @@ subscriber_main(void *arg)
 	subarg           *a = arg;
 	sl_subscribe_opts o;
 	sl_client        *c;
+	char              trace[4400];
 	int               rc;
 
 	wait_go();
 	a->f = fopen(a->out, "w");
 	if (a->f == NULL)
 		return 2;
+	/* The subscription's trace, shown if it stalls (show_trace). */
+	snprintf(trace, sizeof(trace), "%s.trace", a->out);
+	setenv("SLUICE_SUB_DEBUG", trace, 1);
 	while (sl_client_open(ft_api_url, 2000, &c) != SL_OK)
 		dt_sleep_ms(20);
 	memset(&o, 0, sizeof(o));
@@ -137,9 +141,12 @@ static int
 cli_main(void *arg)
 {
 	const char *out = arg;
+	char        trace[4400];
 	int         fd;
 
 	wait_go();
+	snprintf(trace, sizeof(trace), "%s.trace", out);
+	setenv("SLUICE_SUB_DEBUG", trace, 1);
 	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return 2;
@@ -221,6 +228,26 @@ read_back(sl_client *c, const char *stream, size_t *n)
 	}
 }
 
+/* The end of a subscriber's trace (SLUICE_SUB_DEBUG), if it wrote one. */
+static void
+show_trace(const char *out)
+{
+	char   path[4400];
+	char  *text;
+	size_t len, at, lines = 0;
+
+	snprintf(path, sizeof(path), "%s.trace", out);
+	if (access(path, R_OK) != 0)
+		return;
+	text = dt_slurp(path, &len);
+	for (at = len; at > 0; at--)
+		if (text[at - 1] == '\n' && ++lines > 120)
+			break;
+	fprintf(
+	    stderr, "---- end of %s ----\n%s---- end ----\n", path, text + at);
+	free(text);
+}
+
 /* Wait until the subscriber's file has `want` lines, give it a moment to
  * show any extra (doubled) event, stop it and compare with the log. */
 static void
@@ -237,11 +264,14 @@ check_subscriber(const char *name, pid_t pid, const char *path,
 			break;
 		free(got);
 		int st;
-		if (dt_waitpid(pid, &st, WNOHANG) == pid)
+		if (dt_waitpid(pid, &st, WNOHANG) == pid) {
+			show_trace(path);
 			FT_FAIL("%s exited early (status 0x%x) after %zu of "
 			        "%zu events",
 			    name, st, n, n_want);
+		}
 		if (dt_now_ms() > end) {
+			show_trace(path);
 			char  stats[256] = "", spath[4400];
 			FILE *sf;
 			snprintf(spath, sizeof(spath), "%s.stats", path);

@@ -94,6 +94,14 @@ typedef struct sl_subscribe_opts {
  * @note To resume after a return, subscribe again from the position (or
  *       revision) after the last event delivered. sl_client_last_error()
  *       tells what went wrong.
+ * @note The feed socket is dialled anew after a second without any message
+ *       (the daemon sends its head every 250 ms), and a read fills what
+ *       was missed; a dialer of NNG 1.5.2 can otherwise stay down for good
+ *       after the daemon died during its reconnect.
+ * @note Environment: SLUICE_SUB_DEBUG=1 traces each step of the
+ *       subscription and its state (next position or revision, log head
+ *       known to be delivered, events delivered) to stderr; any other
+ *       value but "" and "0" is a file the trace is appended to.
  */
 int sl_client_subscribe(
     sl_client *c, const sl_subscribe_opts *opts, sl_event_fn fn, void *arg);
