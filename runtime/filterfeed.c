@@ -172,12 +172,15 @@ ff_follow(filterfeed *f, ff_track *t)
 	uint64_t head, gen;
 	if (rm == NULL || rm_stream_head(rm, t->filter, &head, &gen) != SL_OK)
 		return;
-	if (t->next == UINT64_MAX || gen != t->gen) {
+	if (t->next == UINT64_MAX || (gen != t->gen && t->gen != 0)) {
 		/* first seen, or rebuilt: follow from the head on */
 		t->gen  = gen;
 		t->next = head;
 		return;
 	}
+	/* a stream's first generation (it had none when first seen) is
+	 * followed from its start */
+	t->gen = gen;
 	while (t->next < head) {
 		uint64_t next = t->next, g = 0;
 		bool     more = false;
