@@ -19,30 +19,6 @@
 #define N_STREAMS 10
 #define MAX_ENTRIES 4096
 
-typedef struct env {
-	store    *s;
-	rmstore  *rm;
-	registry *r;
-} env;
-
-static void
-env_open(env *e, const char *name, const char *plugin)
-{
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/%s-log", tu_tmpdir(), name);
-	CHECK_EQ(store_open(path, 64u << 20, false, &e->s), SL_OK);
-	snprintf(path, sizeof(path), "%s/%s-rm", tu_tmpdir(), name);
-	CHECK_EQ(rm_open(path, 32u << 20, false, &e->rm), SL_OK);
-	e->r = pt_load(plugin);
-}
-
-static void
-env_close(env *e)
-{
-	registry_destroy(e->r);
-	rm_close(e->rm);
-	store_close(e->s);
-}
 
 /* ---- a stream as stored ---- */
 
@@ -203,8 +179,8 @@ wait_n_failing(processor *p, size_t n)
 static void
 test_partitioned(void)
 {
-	env e;
-	env_open(&e, "part", SL_TEST_PLUGIN_DIR "/filter_flaky.so");
+	pt_env e;
+	pt_env_open(&e, "part", SL_TEST_PLUGIN_DIR "/filter_flaky.so");
 	const proj_def *def = pt_find(e.r, "flaky");
 	CHECK(def_is_filter(def));
 	uint64_t rng = 77;
@@ -282,15 +258,15 @@ test_partitioned(void)
 	check_partitioned(e.rm, FLAKY, rc);
 	proc_stop(p);
 	free(rc);
-	env_close(&e);
+	pt_env_close(&e);
 }
 
 /* The projection of the same plugin: retry state seen, keys wait alone. */
 static void
 test_projection_retry_state(void)
 {
-	env e;
-	env_open(&e, "proj", SL_TEST_PLUGIN_DIR "/filter_flaky.so");
+	pt_env e;
+	pt_env_open(&e, "proj", SL_TEST_PLUGIN_DIR "/filter_flaky.so");
 	const proj_def *def = pt_find(e.r, "flaky_counts");
 	CHECK(!def_is_filter(def));
 
@@ -312,7 +288,7 @@ test_projection_retry_state(void)
 	CHECK_EQ(pt_state_i64(e.rm, FLAKY_PROJ, "b", "n"), 5);
 	CHECK_EQ(pt_state_i64(e.rm, FLAKY_PROJ, "b", "last_attempt"), 0);
 	proc_stop(p);
-	env_close(&e);
+	pt_env_close(&e);
 }
 
 /* ---- unpartitioned ---- */
@@ -336,8 +312,8 @@ wait_state(processor *p, proc_state want, uint64_t pos, proc_status *out)
 static void
 test_unpartitioned(void)
 {
-	env e;
-	env_open(&e, "unpart", SL_TEST_PLUGIN_DIR "/filter_unpartitioned.so");
+	pt_env e;
+	pt_env_open(&e, "unpart", SL_TEST_PLUGIN_DIR "/filter_unpartitioned.so");
 	const proj_def *def = pt_find(e.r, "t_events");
 	uint64_t        rng = 5;
 
@@ -410,7 +386,7 @@ test_unpartitioned(void)
 	CHECK(!st.paused);
 	proc_stop(p);
 	free(rc);
-	env_close(&e);
+	pt_env_close(&e);
 }
 
 /* ---- pause, resume and reset of a projection while events arrive ---- */
@@ -418,8 +394,8 @@ test_unpartitioned(void)
 static void
 test_commands(void)
 {
-	env e;
-	env_open(&e, "cmds", SL_TEST_PLUGIN_DIR "/filter_flaky.so");
+	pt_env e;
+	pt_env_open(&e, "cmds", SL_TEST_PLUGIN_DIR "/filter_flaky.so");
 	const proj_def *def = pt_find(e.r, "flaky_counts");
 	for (int i = 0; i < 50; i++)
 		pt_commit1(e.s, "t1", i % 2 ? "a" : "b", "Tick", "{}");
@@ -461,7 +437,7 @@ test_commands(void)
 	/* an unknown command */
 	CHECK_EQ(proc_command(p, (proc_cmd) 99, 100), SL_EINVAL);
 	proc_stop(p);
-	env_close(&e);
+	pt_env_close(&e);
 }
 
 /* ---- public filter: public events only ---- */
@@ -469,8 +445,8 @@ test_commands(void)
 static void
 test_public(void)
 {
-	env e;
-	env_open(&e, "pub", SL_PLUGIN_DIR "/account_filters.so");
+	pt_env e;
+	pt_env_open(&e, "pub", SL_PLUGIN_DIR "/account_filters.so");
 	const proj_def *def = pt_find(e.r, "public account openings");
 	CHECK(def->filter_kind == SL_FILTER_PUBLIC);
 	pt_event open = { .type = "DebitAccountOpened" };
@@ -499,7 +475,7 @@ test_public(void)
 	CHECK_EQ(whole.v[1].lpos, p3);
 	CHECK_STREQ(whole.v[1].part, "acc-3"); /* from the stream id */
 	proc_stop(p);
-	env_close(&e);
+	pt_env_close(&e);
 }
 
 int

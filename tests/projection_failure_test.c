@@ -98,30 +98,6 @@ test_keys(void)
 
 /* ---- retries with the fail_on_type plugin ---- */
 
-typedef struct env {
-	store    *s;
-	rmstore  *rm;
-	registry *r;
-} env;
-
-static void
-env_open(env *e, const char *name, const char *plugin)
-{
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/%s-log", tu_tmpdir(), name);
-	CHECK_EQ(store_open(path, 64u << 20, false, &e->s), SL_OK);
-	snprintf(path, sizeof(path), "%s/%s-rm", tu_tmpdir(), name);
-	CHECK_EQ(rm_open(path, 16u << 20, false, &e->rm), SL_OK);
-	e->r = pt_load(plugin);
-}
-
-static void
-env_close(env *e)
-{
-	registry_destroy(e->r);
-	rm_close(e->rm);
-	store_close(e->s);
-}
 
 static uint64_t
 read_checkpoint(rmstore *rm, const char *proj)
@@ -152,8 +128,8 @@ has_model(rmstore *rm, const char *proj, const char *key)
 static void
 test_fail_then_succeed(void)
 {
-	env e;
-	env_open(&e, "retry", SL_TEST_PLUGIN_DIR "/fail_on_type.so");
+	pt_env e;
+	pt_env_open(&e, "retry", SL_TEST_PLUGIN_DIR "/fail_on_type.so");
 	const proj_def *def = pt_find(e.r, "fail_on_type");
 
 	pt_commit1(e.s, "t1", "s1", "Tick", "{}");
@@ -211,7 +187,7 @@ test_fail_then_succeed(void)
 	CHECK_EQ(st.events_handled, 6);
 
 	proc_stop(p);
-	env_close(&e);
+	pt_env_close(&e);
 }
 
 /* A key that fails for good: its later events wait, in order, while the
@@ -220,8 +196,8 @@ test_fail_then_succeed(void)
 static void
 test_failing_key_waits_alone(void)
 {
-	env e;
-	env_open(&e, "block", SL_TEST_PLUGIN_DIR "/fail_on_type.so");
+	pt_env e;
+	pt_env_open(&e, "block", SL_TEST_PLUGIN_DIR "/fail_on_type.so");
 	const proj_def *def = pt_find(e.r, "fail_on_type");
 
 	pt_commit1(e.s, "t1", "a", "Tick", "{}");
@@ -271,7 +247,7 @@ test_failing_key_waits_alone(void)
 	CHECK(!has_model(e.rm, FAIL_PROJ, "b"));
 	proc_stop(p);
 	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "a", "count"), 7);
-	env_close(&e);
+	pt_env_close(&e);
 }
 
 /* A property key selector on a missing or non-scalar property: the event
@@ -280,8 +256,8 @@ test_failing_key_waits_alone(void)
 static void
 test_missing_key_property(void)
 {
-	env e;
-	env_open(&e, "keys", SL_PLUGIN_DIR "/account_details.so");
+	pt_env e;
+	pt_env_open(&e, "keys", SL_PLUGIN_DIR "/account_details.so");
 	const proj_def *def = pt_find(e.r, "account_details");
 
 	pt_commit1(e.s, "t1", "acc-1", "DebitPerformed", "{\"amount\":10}");
@@ -319,7 +295,7 @@ test_missing_key_property(void)
 	proc_stop(p);
 	CHECK(!has_model(rm2, ACC_PROJ, "acc-1"));
 	rm_close(rm2);
-	env_close(&e);
+	pt_env_close(&e);
 }
 
 int

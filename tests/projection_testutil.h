@@ -560,4 +560,32 @@ pt_find(registry *r, const char *name)
 	return d;
 }
 
+/* ---- a log, a tenant's read model store and a loaded plugin ---- */
+
+typedef struct pt_env {
+	store    *s;
+	rmstore  *rm;
+	registry *r;
+} pt_env;
+
+/* Open name-log and name-rm in the test's temp dir and load plugin. */
+static inline void
+pt_env_open(pt_env *e, const char *name, const char *plugin)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s-log", tu_tmpdir(), name);
+	CHECK_EQ(store_open(path, 64u << 20, false, &e->s), SL_OK);
+	snprintf(path, sizeof(path), "%s/%s-rm", tu_tmpdir(), name);
+	CHECK_EQ(rm_open(path, 32u << 20, false, &e->rm), SL_OK);
+	e->r = pt_load(plugin);
+}
+
+static inline void
+pt_env_close(pt_env *e)
+{
+	registry_destroy(e->r);
+	rm_close(e->rm);
+	store_close(e->s);
+}
+
 #endif
