@@ -70,6 +70,17 @@ function cell(k,    m) {
 	return num(m) " (" num(lo[k]) "–" num(hi[k]) ")"
 }
 
+# A ratio, "median× (min–max)" over the runs: 3 significant digits, as
+# remote/plugin ratios can be far below 1.
+function rcell(k,    m) {
+	m = med(k)
+	if (m == "")
+		return "MISSING"
+	if (n[k] < 2)
+		return sprintf("%.3g×", m)
+	return sprintf("%.3g× (%.3g–%.3g)", m, lo[k], hi[k])
+}
+
 function pct(a, b) {
 	if (a == "" || b == "" || b == 0)
 		return "MISSING"
@@ -308,6 +319,44 @@ END {
 		    pct(med(k ".eps"), med(k ".append_eps")),
 		    (med(k ".live_pct") == "" ? "MISSING" : sprintf("%.0f %%", med(k ".live_pct"))),
 		    num(med(k ".gap_fills"))
+	}
+	print ""
+
+	# ---- remote catch-up ----
+	print "## Remote catch-up"
+	print ""
+	print "The Account Details workload with " num(meta["n_remote"]) " events (" \
+	    num(meta["remote_accounts"]) " accounts) is committed with no " \
+	    "projection; then each run times, back to back on that log, the " \
+	    "catch-up from position 0 into an empty read model store (from " \
+	    "starting sluiced until `status` shows the processor at the head, " \
+	    "`sync: true`) of the `account_details.so` plugin, and of the same " \
+	    "projection run by a client process, the `remote_account_details` " \
+	    "example (C client library `include/sluice/remote.h`, calls over " \
+	    "`ipc://`, docs/remote.md), with `remote.window: 1` and with the " \
+	    "default window. × plugin: the remote events/s over the plugin's " \
+	    "in the same run, median of " meta["remote_runs"] " run(s). CPU: " \
+	    "user + system time of sluiced (from its start) and of the client " \
+	    "process, per event. In flight: the most calls `status` showed in " \
+	    "flight while sampling every 2 ms (median over runs). Each remote " \
+	    "event is one call, a req/rep " \
+	    "round trip: compare µs/event with the raw NNG echo above (1 " \
+	    "client, p50 " num(med("raw.nng.c1.p50_us")) " µs)."
+	print ""
+	print "| handler | events/s | × plugin (same run) | µs/event | sluiced CPU µs/event | client CPU µs/event | in flight |"
+	print "|---|---|---|---|---|---|---|"
+	e = med("remote.plugin.eps")
+	printf "| plugin, in process | %s | 1× | %s | %s | — | — |\n", cell("remote.plugin.eps"),
+	    num(e != "" && e > 0 ? 1e6 / e : ""), num(med("remote.plugin.daemon_cpu_us_per_event"))
+	for (w = 1; w <= 2; w++) {
+		k = w == 1 ? "remote.w1" : "remote.wdef"
+		e = med(k ".eps")
+		printf "| remote, window %s | %s | %s | %s | %s | %s | %s |\n",
+		    (w == 1 ? "1" : (med(k ".window") == "" ? "MISSING" : sprintf("%d", med(k ".window"))) " (default)"), cell(k ".eps"),
+		    rcell(k ".ratio"), num(e != "" && e > 0 ? 1e6 / e : ""),
+		    num(med(k ".daemon_cpu_us_per_event")),
+		    num(med(k ".client_cpu_us_per_event")),
+		    (med(k ".in_flight_max") == "" ? "MISSING" : sprintf("%d", med(k ".in_flight_max")))
 	}
 	print ""
 

@@ -5,8 +5,8 @@
 # same run, prints a table and writes bench/RESULTS.md.
 #
 #   bench/run.sh            full run (5 runs per figure, ~15 min on 2 cores)
-#   bench/run.sh --quick    smaller sizes, 1 run each (< 2 min); writes
-#                           build-bench/RESULTS-quick.md
+#   bench/run.sh --quick    smaller sizes, 1 run each (remote catch-up: 3;
+#                           < 3 min); writes build-bench/RESULTS-quick.md
 #   bench/run.sh --smoke BUILD_DIR
 #                           tiny sizes with an existing build (the CI
 #                           test): fails if any figure is missing
@@ -96,16 +96,20 @@ else
 	cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSLUICE_BENCH=ON \
 		-DCMAKE_C_FLAGS=-fno-omit-frame-pointer >/dev/null
 	cmake --build "$build" -j "$(nproc)" --target sluiced account_details \
-		bench_sluice bench_lmdb bench_nng bench_sqlite bench_live >/dev/null
+		bench_sluice bench_lmdb bench_nng bench_sqlite bench_live \
+		bench_remote remote_account_details >/dev/null
 fi
 BS=$build/bench/bench_sluice
 BL=$build/bench/bench_lmdb
 BN=$build/bench/bench_nng
 BQ=$build/bench/bench_sqlite
 BF=$build/bench/bench_live
+BR=$build/bench/bench_remote
 SLUICED=$build/sluiced
 PLUGIN=$build/plugins/account_details.so
-for f in "$BS" "$BL" "$BN" "$BQ" "$BF" "$SLUICED" "$PLUGIN"; do
+REMOTE_CLIENT=$build/remote_account_details
+for f in "$BS" "$BL" "$BN" "$BQ" "$BF" "$BR" "$SLUICED" "$PLUGIN" \
+	"$REMOTE_CLIENT"; do
 	[ -e "$f" ] || { echo "run.sh: $f is missing (build first)" >&2; exit 1; }
 done
 
@@ -114,14 +118,17 @@ case $mode in
 full)
 	RUNS=5 T_APPEND=2 T_RAW=1 T_NNG=2 T_SQL=1.5 T_C2RM=6 T_QUERY=2
 	SIZES="100000 1000000 4000000" ACCOUNTS=10000 N_LIVE=300000
+	N_REMOTE=50000 REMOTE_RUNS=5
 	;;
 quick)
 	RUNS=1 T_APPEND=0.5 T_RAW=0.5 T_NNG=0.5 T_SQL=0.5 T_C2RM=2 T_QUERY=0.5
 	SIZES="100000 250000 500000" ACCOUNTS=10000 N_LIVE=100000
+	N_REMOTE=20000 REMOTE_RUNS=3
 	;;
 smoke)
 	RUNS=1 T_APPEND=0.1 T_RAW=0.1 T_NNG=0.1 T_SQL=0.1 T_C2RM=0.2
 	T_QUERY=0.1 SIZES="1000 2000 4000" ACCOUNTS=200 N_LIVE=2000
+	N_REMOTE=1000 REMOTE_RUNS=1
 	;;
 esac
 if [ -z "$out" ]; then
@@ -258,6 +265,24 @@ for r in $(seq "$RUNS"); do
 	done
 done
 
+# ---- remote catch-up: the plugin vs a remote client process ----
+# A log of its own (a remote catch-up takes a round trip per event): one
+# account per 10 events. Each run times, back to back on that log, the
+# plugin, then the remote_account_details example (C client library) with
+# remote.window 1 and with the default window; the ratios are per run.
+RC=$WORK/remote
+REMOTE_ACCOUNTS=$((N_REMOTE / 10))
+say "remote catch-up: loading the log to $N_REMOTE events (no projection)"
+"$BS" load --sluiced "$SLUICED" --dir "$RC" --accounts $REMOTE_ACCOUNTS \
+	--events $N_REMOTE --load-procs 4 2>>"$WORK/load.log" ||
+	{ cat "$WORK/load.log" >&2; exit 1; }
+for r in $(seq "$REMOTE_RUNS"); do
+	say "run $r/$REMOTE_RUNS: remote catch-up: plugin, window 1, default window"
+	run remote "$BR" catchup --sluiced "$SLUICED" --dir "$RC" \
+		--plugin "$PLUGIN" --client "$REMOTE_CLIENT" --sync 1
+done
+rm -rf "$RC"
+
 # ---- report ----
 meta() {
 	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
@@ -282,6 +307,9 @@ duration=$(($(date +%s) - t_start))
 sizes=$SIZES
 accounts=$ACCOUNTS
 n_live=$N_LIVE
+n_remote=$N_REMOTE
+remote_accounts=$REMOTE_ACCOUNTS
+remote_runs=$REMOTE_RUNS
 EOF
 }
 meta >"$WORK/meta.txt"

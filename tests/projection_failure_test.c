@@ -168,6 +168,12 @@ test_fail_then_succeed(void)
 	CHECK(took >= 340);
 	proc_status st = pt_wait_position(p, head, PT_WAIT_MS);
 	CHECK_EQ(st.n_failing, 0);
+	/* the retry's count shows once its batch has committed */
+	end = pt_now_ms() + PT_WAIT_MS;
+	while (st.events_handled < 5 && pt_now_ms() < end) {
+		pt_sleep_ms(2);
+		proc_get_status(p, &st);
+	}
 	CHECK_EQ(st.events_handled, 5);
 	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s1", "count"), 3);
 	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s2", "count"), 2);
@@ -182,7 +188,12 @@ test_fail_then_succeed(void)
 	end = pt_now_ms() + PT_WAIT_MS;
 	while (pt_unit_failing(p, "s3") && pt_now_ms() < end)
 		pt_sleep_ms(2);
-	st = pt_wait_position(p, bad2 + 1, PT_WAIT_MS);
+	st  = pt_wait_position(p, bad2 + 1, PT_WAIT_MS);
+	end = pt_now_ms() + PT_WAIT_MS;
+	while (st.events_handled < 6 && pt_now_ms() < end) {
+		pt_sleep_ms(2);
+		proc_get_status(p, &st);
+	}
 	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "s3", "count"), 1);
 	CHECK_EQ(st.events_handled, 6);
 

@@ -331,6 +331,9 @@ test_projection_calls(void)
 		CHECK_EQ(r.outcome, REMOTE_DISCONNECTED);
 	}
 	CHECK(ru_now_ms() - t0 < TIMEOUT_MS);
+	/* the pipe's removal may be noticed just after the answers */
+	for (int i = 0; i < 400 && remote_connected(rp); i++)
+		ru_sleep_ms(5);
 	CHECK(!remote_connected(rp));
 	CHECK_EQ(remote_call_start(c, &req, &call), SL_ECLOSED);
 	CHECK(ru_wait_connected(cl, PID, false, 1000));
