@@ -48,6 +48,8 @@ static const char usage_text[]
       "  reset|retry|pause|resume ID_OR_NAME [--tenant T]\n"
       "  subscribe [--from P | --tenant T --stream S [--from-revision R]]\n"
       "         [--count N] [--idle-ms MS] [--pub-url URL]\n"
+      "  subscribe --tenant T --filter ID_OR_NAME [--partition P] [--from N]\n"
+      "         [--count N] [--idle-ms MS] [--pub-url URL]\n"
       "\n"
       "The endpoint is --url, else $SLUICE_URL, else endpoints.api of the\n"
       "config file (--config, default ./resources.yaml). $SLUICE_TENANT can\n"
@@ -58,6 +60,9 @@ static const char usage_text[]
       "the live feed (the daemon's status names it; or --pub-url), one JSON\n"
       "line per event, each exactly once, also across daemon restarts. It\n"
       "ends after N events (--count) or MS quiet milliseconds (--idle-ms).\n"
+      "With --filter it follows a filter's stream (or one --partition of\n"
+      "it) from stream position N, each line with its stream_position; a\n"
+      "rebuilt whole stream ends it (ECLOSED: subscribe again from 0).\n"
       "\n"
       "read --filter prints a filter's stream (or one --partition of it)\n"
       "from stream position N on, one JSON line per event with its\n"
@@ -799,6 +804,7 @@ cmd_subscribe(sl_client *c, const opts *o)
 	sl_subscribe_opts so;
 	sub_print         p         = { UINT64_MAX, false };
 	bool              by_stream = o->stream != NULL;
+	bool              by_filter = o->filter != NULL;
 	uint64_t          from = 0, idle = 0;
 	int               rc;
 
@@ -806,12 +812,24 @@ cmd_subscribe(sl_client *c, const opts *o)
 	if (o->n_pos > 0)
 		return usage_error(
 		    "subscribe takes no argument '%s'", o->pos[0]);
+	if (o->partition != NULL && !by_filter)
+		return usage_error(
+		    "--partition needs --filter (and --tenant)");
+	if (by_filter && by_stream)
+		return usage_error("--filter and --stream exclude each other");
+	if (by_filter && tenant_of(o) == NULL)
+		return usage_error("--filter needs --tenant");
+	if (o->partition != NULL && o->partition[0] == '\0')
+		return usage_error("--partition must not be empty");
+	if (by_filter && o->from_revision != NULL)
+		return usage_error("use --from (a stream position) to follow "
+		                   "a filter");
 	if (by_stream && tenant_of(o) == NULL)
 		return usage_error("--stream needs --tenant");
-	if (o->tenant != NULL && !by_stream)
+	if (o->tenant != NULL && !by_stream && !by_filter)
 		return usage_error(
-		    "--tenant needs --stream: subscribe follows "
-		    "one stream, or the whole log");
+		    "--tenant needs --stream or --filter: subscribe follows "
+		    "one stream, a filter's stream, or the whole log");
 	if (o->from_revision != NULL && !by_stream)
 		return usage_error("--from-revision needs --tenant and "
 		                   "--stream");
@@ -831,12 +849,14 @@ cmd_subscribe(sl_client *c, const opts *o)
 	        || idle > INT32_MAX))
 		return usage_error(
 		    "--idle-ms takes milliseconds, not '%s'", o->idle_ms);
-	so.tenant  = by_stream ? tenant_of(o) : NULL;
-	so.stream  = o->stream;
-	so.from    = from;
-	so.pub_url = o->pub_url;
-	so.idle_ms = (int) idle;
-	rc         = sl_client_subscribe(c, &so, sub_print_event, &p);
+	so.tenant    = by_stream || by_filter ? tenant_of(o) : NULL;
+	so.stream    = o->stream;
+	so.filter    = o->filter;
+	so.partition = o->partition;
+	so.from      = from;
+	so.pub_url   = o->pub_url;
+	so.idle_ms   = (int) idle;
+	rc           = sl_client_subscribe(c, &so, sub_print_event, &p);
 	if (p.write_failed)
 		return fail(EXIT_USAGE, SL_EINVAL, "cannot write the output");
 	if (rc == SL_ETIMEDOUT && idle > 0)

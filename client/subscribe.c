@@ -37,6 +37,17 @@
 #define SUB_RECV_BUF       1024
 /* The callback asked to stop: not an sl_err code. */
 #define SUB_STOPPED (-1)
+/* A partition subscription met a rebuilt stream: find where to go on. */
+#define SUB_REALIGN (-2)
+/* Filter subscriptions: reads after the log head moved with no filter
+ * message, at 0, 250, 500, 1000, 2000, 4000 ms (filter entries are
+ * published a little after the log moves). */
+#define SUB_RECHECKS 6
+/* A whole filter stream subscription met a rebuilt stream: it ends with
+ * SL_ECLOSED (not retried like a daemon's ECLOSED reply). */
+#define SUB_REBUILT (-3)
+/* Partition ids are 1..255 bytes (read_filter). */
+#define SUB_MAX_PARTITION 255
 
 typedef struct sub {
 	sl_client               *c;
@@ -45,7 +56,10 @@ typedef struct sub {
 	sl_event_fn              fn;
 	void                    *arg;
 	bool                     by_stream;
-	const char              *url; /* the feed's endpoint */
+	bool                     by_filter;    /* opts->filter */
+	bool                     by_partition; /* ... and opts->partition */
+	char                    *filter_id; /* resolved (the feed's topic) */
+	const char              *url;       /* the feed's endpoint */
 	nng_socket               sock;
 	bool                     sock_open;
 	nng_dialer               dialer;
@@ -54,7 +68,16 @@ typedef struct sub {
 	uint64_t next;
 	/* Stream subscriptions: every event of the stream below this log
 	 * position has been delivered (so a head up to it needs no read). */
-	uint64_t     known_head;
+	uint64_t known_head;
+	/* Filter subscriptions: the generation followed (0: none seen yet),
+	 * the log position of the last event delivered, and the reads
+	 * prompted by head messages (SUB_RECHECKS). */
+	uint64_t     gen;
+	uint64_t     last_log;
+	uint64_t     last_head;
+	bool         filter_msg; /* a filter message since the last head */
+	int          recheck_n;
+	int64_t      recheck_at;
 	int64_t      last_event_ms; /* for idle_ms */
 	bool         history;       /* the first catch-up is running */
 	bool         counted;       /* this catch-up is in st->gap_fills */
@@ -115,9 +138,13 @@ sub_trace(sub *s, const char *fmt, ...)
 		return;
 	fprintf(s->trace,
 	    "%" PRId64 " sub %s: next=%" PRIu64 " known_head=%" PRIu64
-	    " delivered=%" PRIu64 ": ",
-	    sub_now_ms(), s->by_stream ? "stream" : "log", s->next,
-	    s->known_head, s->st->delivered);
+	    " delivered=%" PRIu64 " gen=%" PRIu64 ": ",
+	    sub_now_ms(),
+	    s->by_partition    ? "partition"
+	        : s->by_filter ? "filter"
+	        : s->by_stream ? "stream"
+	                       : "log",
+	    s->next, s->known_head, s->st->delivered, s->gen);
 	va_start(ap, fmt);
 	vfprintf(s->trace, fmt, ap);
 	va_end(ap);
@@ -180,11 +207,9 @@ sub_retry_wait(sub *s, int rc, int64_t *outage_since, int *backoff)
 	return SL_OK;
 }
 
-static int
-sub_deliver(sub *s, const sl_read_event *ev, bool live)
+static void
+sub_count(sub *s, bool live)
 {
-	int stop;
-
 	s->st->delivered++;
 	if (live) {
 		s->st->from_live++;
@@ -198,6 +223,14 @@ sub_deliver(sub *s, const sl_read_event *ev, bool live)
 			s->counted = true;
 		}
 	}
+}
+
+static int
+sub_deliver(sub *s, const sl_read_event *ev, bool live)
+{
+	int stop;
+
+	sub_count(s, live);
 	s->next = s->by_stream ? ev->revision + 1 : ev->position + 1;
 	if (s->by_stream && ev->position + 1 > s->known_head)
 		s->known_head = ev->position + 1;
@@ -256,6 +289,190 @@ sub_catch_up(sub *s)
 		bool done = s->by_stream ? r.n_events == 0
 		                         : r.next >= r.head || r.n_events == 0;
 		sl_read_result_free(&r);
+		if (rc != SL_OK || done)
+			return rc;
+	}
+}
+
+/* ---- filter streams ---- */
+
+static int
+sub_rebuilt(sub *s, uint64_t g)
+{
+	sub_fail(s, SL_ECLOSED,
+	    "the filter's stream was rebuilt (generation %" PRIu64
+	    "): subscribe again from 0",
+	    g);
+	sub_trace(s, "generation %" PRIu64 ": rebuilt, end", g);
+	return SUB_REBUILT;
+}
+
+/*
+ * The generation g of a read reply. Nothing delivered yet from another
+ * generation (or none known): follow g.
+ * @return SL_OK; SUB_REALIGN (a partition subscription goes on in g);
+ *         SUB_REBUILT (a whole-stream subscription ends); SL_EPROTO.
+ */
+static int
+sub_filter_gen(sub *s, uint64_t g)
+{
+	if (g == 0 || g == s->gen)
+		return SL_OK;
+	if (g < s->gen)
+		return sub_fail(s, SL_EPROTO,
+		    "read_filter served generation %" PRIu64 " after %" PRIu64,
+		    g, s->gen);
+	if (s->gen == 0
+	    || (s->st->delivered == 0 && (s->by_partition || s->next == 0))) {
+		sub_trace(s, "generation %" PRIu64 ": follow it", g);
+		s->gen = g;
+		return SL_OK;
+	}
+	return s->by_partition ? SUB_REALIGN : sub_rebuilt(s, g);
+}
+
+/* One entry at partition position p: *after when there is none or its
+ * log position is above the last one delivered. */
+static int
+sub_probe(sub *s, uint64_t p, bool *after, uint64_t *gen)
+{
+	sl_filter_page pg;
+	int            rc;
+
+	s->st->reads++;
+	rc = sl_client_read_filter(
+	    s->c, s->o->tenant, s->filter_id, s->o->partition, p, 1, &pg);
+	if (rc != SL_OK)
+		return rc;
+	*gen   = pg.generation;
+	*after = pg.n_events == 0 || pg.events[0].event.position > s->last_log;
+	sl_filter_page_free(&pg);
+	return SL_OK;
+}
+
+/*
+ * A partition subscription in a rebuilt stream: go on at the new
+ * generation's first entry of the partition whose log position is above
+ * the last event delivered (the partition is in log order in every
+ * generation, so that is a binary search over partition positions).
+ */
+static int
+sub_realign(sub *s)
+{
+	for (int tries = 0; tries < 8; tries++) {
+		uint64_t lo = 0, hi = s->next, g, g0 = 0;
+		bool     after = false, same = true, first = true;
+		int      rc;
+
+		for (;;) { /* an upper bound: hi has no entry at or below */
+			if ((rc = sub_probe(s, hi, &after, &g)) != SL_OK)
+				return rc;
+			if (first)
+				g0 = g;
+			first = false;
+			if (g != g0) {
+				same = false;
+				break;
+			}
+			if (after)
+				break;
+			lo = hi + 1;
+			hi = hi * 2 + 1;
+		}
+		while (same && lo < hi) {
+			uint64_t mid = lo + (hi - lo) / 2;
+
+			if ((rc = sub_probe(s, mid, &after, &g)) != SL_OK)
+				return rc;
+			if (g != g0)
+				same = false;
+			else if (after)
+				hi = mid;
+			else
+				lo = mid + 1;
+		}
+		if (!same)
+			continue; /* rebuilt again meanwhile */
+		sub_trace(s,
+		    "generation %" PRIu64
+		    ": go on at partition position %" PRIu64
+		    " (after log position %" PRIu64 ")",
+		    g0, lo, s->last_log);
+		if (g0 > s->gen)
+			s->gen = g0;
+		s->next = lo;
+		return SL_OK;
+	}
+	return sub_fail(s, SL_EPROTO,
+	    "the filter's stream was rebuilt again and again while the "
+	    "partition subscription looked for its place");
+}
+
+static int
+sub_deliver_filter(sub *s, const sl_filter_event *fe, bool live)
+{
+	int stop;
+
+	sub_count(s, live);
+	s->next          = fe->stream_position + 1;
+	s->last_log      = fe->event.position;
+	s->last_event_ms = sub_now_ms();
+	stop             = s->fn(s->arg, &fe->event);
+	return stop != 0 ? SUB_STOPPED : SL_OK;
+}
+
+/* Read the filter's stream (or partition) from s->next to its end. */
+static int
+sub_catch_up_filter(sub *s)
+{
+	for (;;) {
+		sl_filter_page pg;
+		bool           done;
+		int            rc;
+
+		s->st->reads++;
+		rc = sl_client_read_filter(s->c, s->o->tenant, s->filter_id,
+		    s->o->partition, s->next, 0, &pg);
+		if (rc != SL_OK) {
+			sub_trace(s, "read_filter: %s: %s", sl_errname(rc),
+			    sl_client_last_error(s->c));
+			return rc;
+		}
+		sub_trace(s,
+		    "read_filter: %zu events, next=%" PRIu64 " more=%d "
+		    "generation=%" PRIu64,
+		    pg.n_events, pg.next, (int) pg.more, pg.generation);
+		rc = sub_filter_gen(s, pg.generation);
+		if (rc == SUB_REALIGN) {
+			sl_filter_page_free(&pg);
+			if ((rc = sub_realign(s)) != SL_OK)
+				return rc;
+			continue;
+		}
+		for (size_t i = 0; i < pg.n_events && rc == SL_OK; i++) {
+			const sl_filter_event *fe = &pg.events[i];
+
+			if (fe->stream_position < s->next)
+				continue; /* cannot happen: reads start there
+				           */
+			if (fe->stream_position > s->next) {
+				rc = sub_fail(s, SL_EPROTO,
+				    "the read_filter from %" PRIu64
+				    " skipped to %" PRIu64,
+				    s->next, fe->stream_position);
+				break;
+			}
+			if (s->by_partition && s->st->delivered > 0
+			    && fe->event.position <= s->last_log) {
+				/* cannot happen: sub_realign skips these */
+				s->st->duplicates++;
+				s->next = fe->stream_position + 1;
+				continue;
+			}
+			rc = sub_deliver_filter(s, fe, false);
+		}
+		done = !pg.more || pg.n_events == 0;
+		sl_filter_page_free(&pg);
 		if (rc != SL_OK || done)
 			return rc;
 	}
@@ -370,10 +587,114 @@ sub_on_event(sub *s, const msgpack_object *m, bool *gap)
 }
 
 /*
+ * One live entry of a filter stream. Sets *gap when the feed is ahead of
+ * what was delivered, or in a newer generation (the read decides).
+ * @return SL_OK, SUB_STOPPED or SUB_REBUILT.
+ */
+static int
+sub_on_filter_event(sub *s, const msgpack_object *m, bool *gap)
+{
+	uint64_t        spos, ppos = 0, g, pos, key;
+	sl_filter_event fe;
+	json_t         *j;
+	int             rc;
+
+	if (m->type != MSGPACK_OBJECT_MAP
+	    || mp_get_u64(m, "position", &pos) != SL_OK
+	    || mp_get_u64(m, "stream_position", &spos) != SL_OK
+	    || mp_get_u64(m, "stream_generation", &g) != SL_OK
+	    || (s->by_partition
+	        && (mp_get_u64(m, "partition_position", &ppos) != SL_OK
+	            || !sub_str_is(m, "partition", s->o->partition))))
+		return SL_OK;
+	if (g != s->gen) {
+		if (g < s->gen)
+			return SL_OK; /* sent before the rebuild: stale */
+		if (!s->by_partition && s->gen != 0
+		    && !(s->st->delivered == 0 && s->next == 0))
+			return sub_rebuilt(s, g);
+		if (!*gap)
+			sub_trace(s, "live generation %" PRIu64 ": read", g);
+		*gap = true;
+		return SL_OK;
+	}
+	key = s->by_partition ? ppos : spos;
+	if (key < s->next) {
+		s->st->duplicates++;
+		return SL_OK;
+	}
+	if (key > s->next) {
+		if (!*gap)
+			sub_trace(s, "live entry %" PRIu64 ": a gap", key);
+		*gap = true;
+		return SL_OK;
+	}
+	if (s->by_partition && s->st->delivered > 0 && pos <= s->last_log) {
+		s->st->duplicates++; /* cannot happen: see sub_realign */
+		s->next = key + 1;
+		return SL_OK;
+	}
+	memset(&fe, 0, sizeof(fe));
+	if (sub_event_parse(m, &fe.event) != SL_OK)
+		return SL_OK; /* the read will bring it */
+	/* The event as read_filter gives it for what is followed:
+	 * stream_position is the position in it, no partition_position. */
+	j = mp_to_json(m);
+	if (j != NULL) {
+		json_object_set_new(
+		    j, "stream_position", json_integer((json_int_t) key));
+		json_object_del(j, "partition_position");
+		free(fe.event.json);
+		fe.event.json = json_dumps(
+		    j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+		json_decref(j);
+	}
+	fe.stream_position = key;
+	fe.partition       = sub_strdup(m, "partition", false);
+	if (j == NULL || fe.event.json == NULL
+	    || (mp_get(m, "partition") != NULL && fe.partition == NULL)) {
+		client_event_free(&fe.event);
+		free(fe.partition);
+		return SL_OK; /* out of memory: the read will bring it */
+	}
+	rc = sub_deliver_filter(s, &fe, true);
+	client_event_free(&fe.event);
+	free(fe.partition);
+	return rc;
+}
+
+/*
+ * A head message, for a filter subscription: filter entries are published
+ * a little after the log moves, and the feed may have dropped the last of
+ * them, which no later entry would reveal. So when the head moved and no
+ * filter message came since the previous head, read; and again after
+ * 250, 500, ... ms while no filter message comes (SUB_RECHECKS reads).
+ */
+static void
+sub_filter_head(sub *s, uint64_t head, bool *gap)
+{
+	int64_t now = sub_now_ms();
+
+	if (head != s->last_head) {
+		s->last_head  = head;
+		s->recheck_n  = 0;
+		s->recheck_at = now;
+	}
+	if (!s->filter_msg && s->recheck_n < SUB_RECHECKS
+	    && now >= s->recheck_at) {
+		*gap = true;
+		s->recheck_at
+		    = now + ((int64_t) FEED_HEAD_INTERVAL_MS << s->recheck_n);
+		s->recheck_n++;
+	}
+	s->filter_msg = false;
+}
+
+/*
  * One live message: a topic line, then an array of events or the head.
  * Messages that are not understood are skipped: the reads cover whatever
  * they might have carried.
- * @return SL_OK or SUB_STOPPED.
+ * @return SL_OK, SUB_STOPPED or SUB_REBUILT.
  */
 static int
 sub_on_message(sub *s, nng_msg *msg, bool *gap)
@@ -396,6 +717,12 @@ sub_on_message(sub *s, nng_msg *msg, bool *gap)
 	if (memcmp(body, FEED_TOPIC_HEAD, 2) == 0) {
 		if (mp_get_u64(&root, "head", &head) != SL_OK)
 			return SL_OK;
+		if (s->by_filter) {
+			sub_filter_head(s, head, gap);
+			sub_trace(s, "head %" PRIu64 "%s", head,
+			    *gap ? ": read" : "");
+			return SL_OK;
+		}
 		/* Events come before the head that counts them: a head
 		 * ahead of a log subscription means messages were lost. A
 		 * stream subscription cannot tell (other streams move the
@@ -404,6 +731,19 @@ sub_on_message(sub *s, nng_msg *msg, bool *gap)
 			*gap = true;
 		sub_trace(s, "head %" PRIu64 "%s", head, *gap ? ": read" : "");
 		return SL_OK;
+	}
+	if (s->by_filter) {
+		if (memcmp(body, FEED_TOPIC_FILTER, 2) != 0
+		    || root.type != MSGPACK_OBJECT_ARRAY)
+			return SL_OK;
+		s->filter_msg = true;
+		sub_trace(s, "live message of %" PRIu32 " entries",
+		    root.via.array.size);
+		for (uint32_t i = 0; i < root.via.array.size && rc == SL_OK;
+		     i++)
+			rc = sub_on_filter_event(
+			    s, &root.via.array.ptr[i], gap);
+		return rc;
 	}
 	if (memcmp(body, FEED_TOPIC_EVENT, 2) != 0
 	    || root.type != MSGPACK_OBJECT_ARRAY)
@@ -445,6 +785,88 @@ sub_ask_pub_url(sub *s, char **out)
 		    "the daemon's status does not name its pub endpoint: "
 		    "give it (pub_url, --pub-url)");
 	return SL_OK;
+}
+
+/*
+ * The filter's id (the feed's topics name filters by id) from the daemon's
+ * status ("projections": plugins' and remote ones): opts->filter is an id
+ * or a name. A partition of an
+ * unpartitioned filter and a projection are refused here; an unknown
+ * filter is left to read_filter (ENOTFOUND).
+ */
+static int
+sub_resolve_filter(sub *s)
+{
+	const char *want = s->o->filter;
+	char       *text = NULL;
+	json_t     *j, *list, *it, *found = NULL;
+	size_t      i;
+	int         rc;
+
+	int64_t outage_since = -1;
+	int     backoff      = SUB_BACKOFF_MIN_MS;
+
+	while ((rc = sl_client_status(s->c, &text)) != SL_OK) {
+		if (!sub_transient(rc)
+		    || (rc = sub_retry_wait(s, rc, &outage_since, &backoff))
+		        != SL_OK)
+			return rc;
+	}
+	j    = json_loads(text, 0, NULL);
+	list = json_object_get(j, "projections");
+	sl_client_free(text);
+	json_array_foreach(list, i, it)
+	{
+		const char *id = json_string_value(json_object_get(it, "id"));
+		if (id != NULL && strcmp(id, want) == 0) {
+			found = it;
+			break;
+		}
+	}
+	if (found == NULL)
+		json_array_foreach(list, i, it)
+		{
+			const char *name
+			    = json_string_value(json_object_get(it, "name"));
+			const char *kind
+			    = json_string_value(json_object_get(it, "kind"));
+			if (name != NULL && kind != NULL
+			    && strcmp(name, want) == 0
+			    && strcmp(kind, "filter") == 0) {
+				found = it;
+				break;
+			}
+		}
+	rc = SL_OK;
+	if (found != NULL) {
+		const char *id
+		    = json_string_value(json_object_get(found, "id"));
+		const char *kind
+		    = json_string_value(json_object_get(found, "kind"));
+		const char *fk
+		    = json_string_value(json_object_get(found, "filter_kind"));
+		if (kind != NULL && strcmp(kind, "filter") != 0)
+			rc = sub_fail(s, SL_EINVAL,
+			    "'%s' is a %s, not a filter: subscribe to filters "
+			    "only",
+			    want, kind);
+		else if (s->by_partition && fk != NULL
+		    && strcmp(fk, "unpartitioned") == 0)
+			rc = sub_fail(s, SL_EINVAL,
+			    "filter '%s' is unpartitioned: it has no "
+			    "partition "
+			    "to follow (subscribe to its whole stream)",
+			    want);
+		else if ((s->filter_id = strdup(id != NULL ? id : want))
+		    == NULL)
+			rc = sub_fail(s, SL_ENOMEM, "out of memory");
+	} else if ((s->filter_id = strdup(want)) == NULL) {
+		rc = sub_fail(s, SL_ENOMEM, "out of memory");
+	}
+	json_decref(j);
+	if (rc == SL_OK)
+		sub_trace(s, "filter '%s' is %s", want, s->filter_id);
+	return rc;
 }
 
 static int
@@ -495,7 +917,8 @@ sub_dial(sub *s)
 static int
 sub_open_feed(sub *s)
 {
-	char   topic[4 + 4 * SL_MAX_ID_LEN]; /* escaped: 3 bytes a byte */
+	/* escaped: 3 bytes a byte */
+	char   topic[8 + 4 * SL_MAX_ID_LEN + 3 * SUB_MAX_PARTITION];
 	size_t tlen;
 	int    rv, buf = s->o->recv_buf > 0 ? s->o->recv_buf : SUB_RECV_BUF;
 
@@ -511,7 +934,16 @@ sub_open_feed(sub *s)
 	nng_socket_set_int(s->sock, NNG_OPT_RECVBUF, buf);
 	nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 1000);
-	if (s->by_stream) {
+	if (s->by_filter) {
+		/* "f/T/ID/": every partition; "f/T/ID/P\n": exactly P */
+		tlen = feed_filter_topic(topic, sizeof(topic), s->o->tenant,
+		    strlen(s->o->tenant), s->filter_id, s->o->partition,
+		    s->by_partition ? strlen(s->o->partition) : 0,
+		    s->by_partition);
+		if (tlen > sizeof(topic))
+			return sub_fail(
+			    s, SL_EINVAL, "tenant or filter id too long");
+	} else if (s->by_stream) {
 		tlen = feed_topic(topic, sizeof(topic), s->o->tenant,
 		    strlen(s->o->tenant), s->o->stream, strlen(s->o->stream),
 		    1);
@@ -547,9 +979,12 @@ sub_run(sub *s)
 
 		if (need_read) {
 			sub_trace(s, "catch up");
-			rc = sub_catch_up(s);
+			rc = s->by_filter ? sub_catch_up_filter(s)
+			                  : sub_catch_up(s);
 			if (rc == SUB_STOPPED)
 				return SL_OK;
+			if (rc == SUB_REBUILT)
+				return SL_ECLOSED;
 			if (sub_transient(rc)) {
 				rc = sub_retry_wait(
 				    s, rc, &outage_since, &backoff);
@@ -597,6 +1032,8 @@ sub_run(sub *s)
 		nng_msg_free(msg);
 		if (rc == SUB_STOPPED)
 			return SL_OK;
+		if (rc == SUB_REBUILT)
+			return SL_ECLOSED;
 		if (rc != SL_OK)
 			return rc;
 	}
@@ -622,11 +1059,36 @@ sl_client_subscribe(
 	s.st  = s.o->stats != NULL ? s.o->stats : &local;
 	memset(s.st, 0, sizeof(*s.st));
 	client_set_error(c, "");
-	if ((s.o->tenant == NULL) != (s.o->stream == NULL))
+	if (s.o->partition != NULL && s.o->filter == NULL)
+		return sub_fail(&s, SL_EINVAL,
+		    "a partition needs its filter (and tenant): give filter "
+		    "to follow one partition of a filter's stream");
+	if (s.o->filter != NULL) {
+		if (s.o->tenant == NULL || s.o->tenant[0] == '\0')
+			return sub_fail(&s, SL_EINVAL,
+			    "a filter subscription needs its tenant: filter "
+			    "streams are per tenant");
+		if (s.o->stream != NULL)
+			return sub_fail(&s, SL_EINVAL,
+			    "filter and stream exclude each other: follow a "
+			    "filter's stream or one stream");
+		if (s.o->filter[0] == '\0')
+			return sub_fail(
+			    &s, SL_EINVAL, "filter must not be empty");
+		if (s.o->partition != NULL
+		    && (s.o->partition[0] == '\0'
+		        || strlen(s.o->partition) > SUB_MAX_PARTITION))
+			return sub_fail(&s, SL_EINVAL,
+			    "partition must be 1..%d bytes",
+			    SUB_MAX_PARTITION);
+	} else if ((s.o->tenant == NULL) != (s.o->stream == NULL)) {
 		return sub_fail(&s, SL_EINVAL,
 		    "tenant and stream go together: give both to follow one "
 		    "stream, or neither to follow the log");
-	s.by_stream     = s.o->tenant != NULL;
+	}
+	s.by_filter     = s.o->filter != NULL;
+	s.by_partition  = s.o->partition != NULL;
+	s.by_stream     = s.o->tenant != NULL && !s.by_filter;
 	s.next          = s.o->from;
 	s.history       = true;
 	s.last_event_ms = sub_now_ms();
@@ -640,6 +1102,8 @@ sl_client_subscribe(
 	} else {
 		rc = sub_ask_pub_url(&s, &url);
 	}
+	if (rc == SL_OK && s.by_filter)
+		rc = sub_resolve_filter(&s);
 	/* Dial the feed before the history read ends, so that its queue
 	 * already holds what is committed meanwhile. */
 	s.url = url;
@@ -654,6 +1118,7 @@ sl_client_subscribe(
 	if (s.trace_close)
 		fclose(s.trace);
 	msgpack_zone_destroy(&s.zone);
+	free(s.filter_id);
 	free(url);
 	return rc;
 }
