@@ -336,37 +336,52 @@ make_copy(const registry *r, const char *src, uint64_t *hash, uint64_t *size,
  * bytes start with a tag that no projection's can start with (those start
  * with the id, a UUID), so a filter and a projection never share an input.
  */
-static uint64_t
-filter_hash(const proj_def *d)
+uint64_t
+defhash_filter(const char *id, const char *scope, sl_filter_kind kind,
+    uint32_t version)
 {
 	fnv f = { 0xcbf29ce484222325ULL };
 	fnv_str(&f, "$filter");
-	fnv_str(&f, d->id);
-	fnv_str(&f, d->scope);
-	fnv_u64(&f, (uint64_t) d->filter_kind);
-	fnv_u64(&f, d->version);
+	fnv_str(&f, id);
+	fnv_str(&f, scope);
+	fnv_u64(&f, (uint64_t) kind);
+	fnv_u64(&f, version);
 	return f.h;
+}
+
+static uint64_t
+filter_hash(const proj_def *d)
+{
+	return defhash_filter(d->id, d->scope, d->filter_kind, d->version);
 }
 
 /* A projection's definition. Stored with its checkpoints: keep the bytes
  * hashed here as they are, or every read model would be rebuilt. */
+uint64_t
+defhash_projection(const char *id, const char *scope, uint32_t version,
+    const void *initial, size_t initial_len, const sl_selector *sels,
+    size_t n_sels)
+{
+	fnv f = { 0xcbf29ce484222325ULL };
+	fnv_str(&f, id);
+	fnv_str(&f, scope);
+	fnv_u64(&f, version);
+	fnv_u64(&f, initial_len);
+	fnv_bytes(&f, initial, initial_len);
+	fnv_u64(&f, n_sels);
+	for (size_t i = 0; i < n_sels; i++) {
+		fnv_str(&f, sels[i].event_type);
+		fnv_u64(&f, (uint64_t) sels[i].key);
+		fnv_str(&f, sels[i].arg);
+	}
+	return f.h;
+}
+
 static uint64_t
 def_hash(const proj_def *d)
 {
-	fnv f = { 0xcbf29ce484222325ULL };
-	fnv_str(&f, d->id);
-	fnv_str(&f, d->scope);
-	fnv_u64(&f, d->version);
-	fnv_u64(&f, d->initial_len);
-	fnv_bytes(&f, d->initial, d->initial_len);
-	fnv_u64(&f, d->p->n_selectors);
-	for (size_t i = 0; i < d->p->n_selectors; i++) {
-		const sl_selector *s = &d->p->selectors[i];
-		fnv_str(&f, s->event_type);
-		fnv_u64(&f, (uint64_t) s->key);
-		fnv_str(&f, s->arg);
-	}
-	return f.h;
+	return defhash_projection(d->id, d->scope, d->version, d->initial,
+	    d->initial_len, d->p->selectors, d->p->n_selectors);
 }
 
 /* ---- registry ---- */

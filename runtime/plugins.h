@@ -63,6 +63,18 @@ typedef struct proj_def {
 	struct remote_proc *remote;
 } proj_def;
 
+/*
+ * The definition hashes (FNV-1a 64), stored with checkpoints: a change
+ * rebuilds. Keep the bytes hashed as they are, or everything built would
+ * be rebuilt. Plugins and remote registrations hash the same way, so the
+ * same content gets the same hash whoever defines it.
+ */
+uint64_t defhash_projection(const char *id, const char *scope,
+    uint32_t version, const void *initial, size_t initial_len,
+    const sl_selector *sels, size_t n_sels);
+uint64_t defhash_filter(const char *id, const char *scope,
+    sl_filter_kind kind, uint32_t version);
+
 /** Whether def is a filter (the vtable pointers go NULL when closed). */
 static inline bool
 def_is_filter(const proj_def *def)

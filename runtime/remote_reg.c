@@ -85,72 +85,15 @@ strndup_obj(const msgpack_object *o)
 /* How much of a bad string value a message quotes. */
 #define SHOWN(o) ((int) ((o)->via.str.size > 64 ? 64 : (o)->via.str.size))
 
-/* ---- definition hash: the same bytes as runtime/plugins.c hashes ----
- *
- * FNV-1a 64 over the definition, exactly as plugins.c computes def_hash and
- * filter_hash, so a registration and a plugin with the same content get
- * the same hash (and a switch between them keeps what was built). It only
- * must stay stable for the same content and change with it.
- */
-
-typedef struct {
-	uint64_t h;
-} fnv;
-
-static void
-fnv_bytes(fnv *f, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++) {
-		f->h ^= b[i];
-		f->h *= 0x100000001b3ULL;
-	}
-}
-
-static void
-fnv_str(fnv *f, const char *s)
-{
-	if (s == NULL) {
-		unsigned char ff = 0xff;
-		fnv_bytes(f, &ff, 1);
-		return;
-	}
-	fnv_bytes(f, s, strlen(s) + 1);
-}
-
-static void
-fnv_u64(fnv *f, uint64_t v)
-{
-	unsigned char b[8];
-	for (int i = 0; i < 8; i++)
-		b[i] = (unsigned char) (v >> (8 * i));
-	fnv_bytes(f, b, 8);
-}
-
+/* The definition's hash, as a plugin's with the same content would
+ * have (plugins.h), so a switch between them keeps what was built. */
 static uint64_t
 spec_hash(const remote_spec *s)
 {
-	fnv f = { 0xcbf29ce484222325ULL };
-	if (s->kind == DEF_FILTER) {
-		fnv_str(&f, "$filter");
-		fnv_str(&f, s->id);
-		fnv_str(&f, s->scope);
-		fnv_u64(&f, (uint64_t) s->fkind);
-		fnv_u64(&f, s->version);
-		return f.h;
-	}
-	fnv_str(&f, s->id);
-	fnv_str(&f, s->scope);
-	fnv_u64(&f, s->version);
-	fnv_u64(&f, s->initial_len);
-	fnv_bytes(&f, s->initial, s->initial_len);
-	fnv_u64(&f, s->n_sels);
-	for (size_t i = 0; i < s->n_sels; i++) {
-		fnv_str(&f, s->sels[i].event_type);
-		fnv_u64(&f, (uint64_t) s->sels[i].key);
-		fnv_str(&f, s->sels[i].arg);
-	}
-	return f.h;
+	if (s->kind == DEF_FILTER)
+		return defhash_filter(s->id, s->scope, s->fkind, s->version);
+	return defhash_projection(s->id, s->scope, s->version, s->initial,
+	    s->initial_len, s->sels, s->n_sels);
 }
 
 /* ---- registration requests ---- */
