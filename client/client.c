@@ -16,9 +16,13 @@
 
 #include <sluice/client.h>
 
+#include "nngclose.h"
 #include "client_internal.h"
 #include "json.h"
 #include "mp.h"
+
+/* How long closing a socket may take (see nngclose.h). */
+#define CLIENT_CLOSE_MS 2000
 
 struct sl_client {
 	nng_socket sock;
@@ -127,7 +131,8 @@ sl_client_close(sl_client *c)
 {
 	if (c == NULL)
 		return;
-	nng_close(c->sock);
+	/* NNG 1.5.2 can hang in nng_close (nngclose.h): never for long */
+	sl_nng_close_bounded(c->sock, CLIENT_CLOSE_MS);
 	free(c->url);
 	free(c);
 }

@@ -21,6 +21,7 @@
 #include <sluice/client.h>
 #include <sluice/subscribe.h>
 
+#include "nngclose.h"
 #include "client_internal.h"
 #include "event.h"
 #include "feed.h"
@@ -1112,7 +1113,7 @@ sl_client_subscribe(
 	if (rc == SL_OK)
 		rc = sub_run(&s);
 	if (s.sock_open)
-		nng_close(s.sock);
+		sl_nng_close_bounded(s.sock, 2000); /* nngclose.h */
 	sub_trace(
 	    &s, "return %s: %s", sl_errname(rc), sl_client_last_error(c));
 	if (s.trace_close)
