@@ -1039,34 +1039,41 @@ value_at(const sl_remote_call *c, const char *path)
 		path += sizeof(meta) - 1;
 	}
 	while (o != NULL && *path != '\0') {
-		const char *dot = strchr(path, '.');
-		size_t n = dot != NULL ? (size_t) (dot - path) : strlen(path);
-		const msgpack_object *next = NULL;
-		if (o->type != MSGPACK_OBJECT_MAP)
+		size_t n   = strcspn(path, ".");
+		char  *key = strndup(path, n);
+		if (key == NULL)
 			return NULL;
-		for (uint32_t i = 0; i < o->via.map.size; i++) {
-			const msgpack_object *k = &o->via.map.ptr[i].key;
-			if (k->type == MSGPACK_OBJECT_STR
-			    && k->via.str.size == n
-			    && memcmp(k->via.str.ptr, path, n) == 0) {
-				next = &o->via.map.ptr[i].val;
-				break;
-			}
-		}
-		o    = next;
-		path = dot != NULL ? dot + 1 : path + n;
+		o = mp_get(o, key);
+		free(key);
+		path += path[n] == '.' ? n + 1 : n;
 	}
 	return o != NULL && o->type != MSGPACK_OBJECT_NIL ? o : NULL;
+}
+
+/* The code of a typed lookup: SL_ENOTFOUND when nothing was found,
+ * SL_EINVAL when it is of another type, else SL_OK. */
+static int
+lookup_rc(bool found, bool type_ok)
+{
+	return !found ? SL_ENOTFOUND : type_ok ? SL_OK : SL_EINVAL;
+}
+
+/* The value at path (value_at) in *o, and lookup_rc of it being of type. */
+static int
+value_typed(const sl_remote_call *c, const char *path,
+    msgpack_object_type type, const msgpack_object **o)
+{
+	*o = value_at(c, path);
+	return lookup_rc(*o != NULL, *o != NULL && (*o)->type == type);
 }
 
 int
 sl_remote_get_str(sl_remote_call *c, const char *path, const char **out)
 {
-	const msgpack_object *o = value_at(c, path);
-	if (o == NULL)
-		return SL_ENOTFOUND;
-	if (o->type != MSGPACK_OBJECT_STR)
-		return SL_EINVAL;
+	const msgpack_object *o;
+	int rc = value_typed(c, path, MSGPACK_OBJECT_STR, &o);
+	if (rc != SL_OK)
+		return rc;
 	*out = scratch(c, mp_strdup(o));
 	return *out != NULL ? SL_OK : SL_ENOMEM;
 }
@@ -1114,13 +1121,11 @@ sl_remote_get_f64(sl_remote_call *c, const char *path, double *out)
 int
 sl_remote_get_bool(sl_remote_call *c, const char *path, bool *out)
 {
-	const msgpack_object *o = value_at(c, path);
-	if (o == NULL)
-		return SL_ENOTFOUND;
-	if (o->type != MSGPACK_OBJECT_BOOLEAN)
-		return SL_EINVAL;
-	*out = o->via.boolean;
-	return SL_OK;
+	const msgpack_object *o;
+	int rc = value_typed(c, path, MSGPACK_OBJECT_BOOLEAN, &o);
+	if (rc == SL_OK)
+		*out = o->via.boolean;
+	return rc;
 }
 
 /* The state as an editable JSON object (from the call's on first use). */
@@ -1149,49 +1154,41 @@ state_value(sl_remote_call *c, const char *key)
 int
 sl_remote_state_str(sl_remote_call *c, const char *key, const char **out)
 {
-	json_t *v = state_value(c, key);
-	if (v == NULL)
-		return SL_ENOTFOUND;
-	if (!json_is_string(v))
-		return SL_EINVAL;
-	*out = json_string_value(v);
-	return SL_OK;
+	json_t *v  = state_value(c, key);
+	int     rc = lookup_rc(v != NULL, json_is_string(v));
+	if (rc == SL_OK)
+		*out = json_string_value(v);
+	return rc;
 }
 
 int
 sl_remote_state_i64(sl_remote_call *c, const char *key, int64_t *out)
 {
-	json_t *v = state_value(c, key);
-	if (v == NULL)
-		return SL_ENOTFOUND;
-	if (!json_is_integer(v))
-		return SL_EINVAL;
-	*out = (int64_t) json_integer_value(v);
-	return SL_OK;
+	json_t *v  = state_value(c, key);
+	int     rc = lookup_rc(v != NULL, json_is_integer(v));
+	if (rc == SL_OK)
+		*out = (int64_t) json_integer_value(v);
+	return rc;
 }
 
 int
 sl_remote_state_f64(sl_remote_call *c, const char *key, double *out)
 {
-	json_t *v = state_value(c, key);
-	if (v == NULL)
-		return SL_ENOTFOUND;
-	if (!json_is_number(v))
-		return SL_EINVAL;
-	*out = json_number_value(v);
-	return SL_OK;
+	json_t *v  = state_value(c, key);
+	int     rc = lookup_rc(v != NULL, json_is_number(v));
+	if (rc == SL_OK)
+		*out = json_number_value(v);
+	return rc;
 }
 
 int
 sl_remote_state_bool(sl_remote_call *c, const char *key, bool *out)
 {
-	json_t *v = state_value(c, key);
-	if (v == NULL)
-		return SL_ENOTFOUND;
-	if (!json_is_boolean(v))
-		return SL_EINVAL;
-	*out = json_is_true(v);
-	return SL_OK;
+	json_t *v  = state_value(c, key);
+	int     rc = lookup_rc(v != NULL, json_is_boolean(v));
+	if (rc == SL_OK)
+		*out = json_is_true(v);
+	return rc;
 }
 
 /* Set key to v (takes v). */

@@ -25,79 +25,31 @@
 #define FILTER_ID "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6"
 #define BAD_ID    "e1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6"
 
-static char       dir[4096], cfg_path[4300], log_path[4300], client_log[4300];
-static char       api_url[4400];
+static ru_paths   P; /* its files and the daemon's URL */
 static pid_t      daemon_pid = -1, client_pid = -1;
 static sl_client *cl;
 
 static void
 write_config(void)
 {
-	char text[8192];
-	snprintf(text, sizeof(text),
-	    "data_dir: data\n"
-	    "plugin_dir: %s\n"
-	    "hot_reload: false\n"
-	    "log_level: info\n"
-	    "endpoints:\n"
-	    "  api: %s\n"
-	    "event_store:\n"
-	    "  map_size: 256MiB\n"
-	    "  sync: false\n"
-	    "tenants:\n"
-	    "  - id: " TENANT "\n"
-	    "    read_models:\n"
-	    "      map_size: 256MiB\n"
-	    "processing:\n"
-	    "  batch: 200\n"
-	    "remote:\n"
-	    "  keepalive_ms: 200\n"
-	    "  timeout_ms: 500\n",
-	    SL_PLUGIN_DIR, api_url);
-	tu_write_file(cfg_path, text);
+	ru_write_config(&P, TENANT, 500);
 }
 
 static void
 start_daemon(void)
 {
-	daemon_pid  = dt_daemon_spawn(cfg_path, log_path);
-	int64_t end = dt_now_ms() + 15000;
-	for (;;) {
-		sl_client *c;
-		if (sl_client_open(api_url, 2000, &c) == SL_OK) {
-			char *st = NULL;
-			int   rc = sl_client_status(c, &st);
-			sl_client_free(st);
-			sl_client_close(c);
-			if (rc == SL_OK)
-				break;
-		}
-		if (dt_now_ms() > end)
-			DT_FAIL_LOG(log_path, "sluiced did not come up");
-		dt_sleep_ms(20);
-	}
+	daemon_pid = ru_daemon_start(&P);
 	if (cl == NULL)
-		CHECK_EQ(sl_client_open(api_url, 15000, &cl), SL_OK);
+		CHECK_EQ(sl_client_open(P.api_url, 15000, &cl), SL_OK);
 }
 
 static void
 start_client(void)
 {
-	pid_t parent = getpid();
-	int   fd     = open(client_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	CHECK(fd >= 0);
-	fflush(NULL);
-	client_pid = fork();
-	CHECK(client_pid >= 0);
-	if (client_pid == 0) {
-		dt_child_setup(parent);
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		execl(SL_BUILD_DIR "/remote_account_details",
-		    "remote_account_details", "--url", api_url, (char *) NULL);
-		_exit(127);
-	}
-	close(fd);
+	char *const argv[]
+	    = { "remote_account_details", "--url", P.api_url, NULL };
+	client_pid = ru_spawn_logged(
+	    P.client_log, SL_BUILD_DIR "/remote_account_details", argv);
 }
 
 static void
@@ -112,101 +64,20 @@ stop_client(void)
 	}
 }
 
-/* The processor of name in status (borrowed from st), or NULL. */
-static json_t *
-proc_named(json_t *st, const char *name)
-{
-	json_t *p;
-	size_t  i;
-	json_array_foreach(json_object_get(st, "processors"), i, p)
-	{
-		const char *n = json_string_value(json_object_get(p, "name"));
-		if (n != NULL && strcmp(n, name) == 0)
-			return p;
-	}
-	return NULL;
-}
-
 /* Wait until each named processor is live at the head with nothing
  * failing. */
 static void
 wait_caught_up(const char *const *names, size_t n, int ms)
 {
-	int64_t end = dt_now_ms() + ms;
-	for (;;) {
-		json_t *st   = ru_status(cl);
-		int64_t head = json_integer_value(json_object_get(st, "head"));
-		size_t  ok   = 0;
-		for (size_t i = 0; i < n; i++) {
-			json_t *p = proc_named(st, names[i]);
-			ok += p != NULL
-			    && json_integer_value(
-			           json_object_get(p, "position"))
-			        == head
-			    && json_integer_value(
-			           json_object_get(p, "served_position"))
-			        == head
-			    && json_integer_value(
-			           json_object_get(p, "failing_count"))
-			        == 0;
-		}
-		if (ok == n) {
-			json_decref(st);
-			return;
-		}
-		if (dt_now_ms() > end) {
-			char *t = json_dumps(st, JSON_INDENT(1));
-			fprintf(stderr, "not caught up:\n%s\n", t);
-			free(t);
-			dt_dump_file(client_log, "client log");
-			DT_FAIL_LOG(log_path, "processors did not catch up");
-		}
-		json_decref(st);
-		dt_sleep_ms(20);
-	}
+	ru_wait_caught_up(cl, names, n, 0, false, ms, &P, "client log");
 }
 
 /* Every read model of a projection as one JSON array text. */
 static char *
 all_models(const char *projection, size_t *count)
 {
-	json_t *all   = json_array();
-	char   *after = NULL;
-	for (;;) {
-		sl_read_models m;
-		CHECK_EQ(
-		    sl_client_get_all(cl, TENANT, projection, after, 1000, &m),
-		    SL_OK);
-		for (size_t i = 0; i < m.n_items; i++) {
-			json_error_t je;
-			json_t *s = json_loads(m.items[i].state_json, 0, &je);
-			if (s == NULL) {
-				fprintf(stderr,
-				    "%s key %s: bad state %s: %s\n",
-				    projection, m.items[i].key,
-				    m.items[i].state_json
-				        ? m.items[i].state_json
-				        : "(null)",
-				    je.text);
-				exit(1);
-			}
-			json_array_append_new(all,
-			    json_pack("{s:s,s:o}", "key", m.items[i].key,
-			        "state", s));
-		}
-		free(after);
-		after     = m.n_items > 0 ? strdup(m.items[m.n_items - 1].key)
-		                          : NULL;
-		bool more = m.more;
-		sl_read_models_free(&m);
-		if (!more)
-			break;
-	}
-	free(after);
-	*count  = json_array_size(all);
-	char *t = json_dumps(all, JSON_SORT_KEYS | JSON_COMPACT);
-	json_decref(all);
-	return t;
+	return ru_all_models(
+	    cl, TENANT, projection, count, JSON_SORT_KEYS | JSON_COMPACT);
 }
 
 static void
@@ -215,15 +86,8 @@ check_same_models(size_t want_at_least)
 	size_t na, nb;
 	char  *a = all_models("account_details", &na);
 	char  *b = all_models("remote_account_details", &nb);
-	if (strcmp(a, b) != 0 || na < want_at_least) {
-		fprintf(stderr,
-		    "read models differ (%zu plugin, %zu remote, want %zu)\n"
-		    "plugin: %.2000s\nremote: %.2000s\n",
-		    na, nb, want_at_least, a, b);
-		exit(1);
-	}
-	free(a);
-	free(b);
+	ru_check_same_text(
+	    "read models", "remote", a, na, b, nb, want_at_least);
 }
 
 /* ---- the workload ---- */
@@ -238,19 +102,7 @@ static void
 commit1(
     const char *stream, uint64_t expect, const char *type, const char *content)
 {
-	if (wcl == NULL)
-		CHECK_EQ(sl_client_open(api_url, 15000, &wcl), SL_OK);
-	sl_new_event     e = { .type = type, .content_json = content };
-	sl_commit_result r;
-	int              rc;
-	for (int tries = 0;; tries++) {
-		rc = sl_client_commit(wcl, TENANT, stream, expect, &e, 1, &r);
-		if (rc != SL_ENET && rc != SL_ETIMEDOUT && rc != SL_ECLOSED)
-			break;
-		CHECK(tries < 200);
-		dt_sleep_ms(50);
-	}
-	CHECK_EQ(rc, SL_OK);
+	ru_commit1(&wcl, P.api_url, TENANT, stream, expect, type, content);
 }
 
 /* One account: opened, its customer registered, debits, a withdrawal. */
@@ -324,7 +176,8 @@ test_client_killed(void)
 		int64_t end = dt_now_ms() + 5000;
 		for (;;) {
 			json_t *st = ru_status(cl);
-			json_t *p  = proc_named(st, "remote_account_details");
+			json_t *p
+			    = ru_proc_named(st, "remote_account_details");
 			const char *s
 			    = json_string_value(json_object_get(p, "state"));
 			bool disc
@@ -333,7 +186,7 @@ test_client_killed(void)
 			if (disc)
 				break;
 			if (dt_now_ms() > end)
-				DT_FAIL_LOG(log_path,
+				DT_FAIL_LOG(P.log_path,
 				    "the processor does not show "
 				    "disconnected");
 			dt_sleep_ms(10);
@@ -358,11 +211,8 @@ test_daemon_restart(void)
 	CHECK(ru_wait_connected(cl, REMOTE_ID, true, 10000));
 	wait_caught_up(both, 2, 30000);
 	check_same_models(500);
-	json_t *st = ru_status(cl);
-	CHECK_EQ(json_integer_value(json_object_get(
-	             ru_remote(st, REMOTE_ID), "registrations")),
-	    1); /* a new daemon: its first registration */
-	json_decref(st);
+	/* a new daemon: its first registration */
+	CHECK_EQ(ru_registrations(cl, REMOTE_ID), 1);
 }
 
 /* ---- a remote filter in this process ---- */
@@ -386,26 +236,7 @@ customer_events(void *user, sl_remote_call *c)
 static char *
 partition_positions(const char *filter, const char *partition)
 {
-	json_t  *arr  = json_array();
-	uint64_t from = 0;
-	for (;;) {
-		sl_filter_page pg;
-		CHECK_EQ(sl_client_read_filter(
-		             cl, TENANT, filter, partition, from, 1000, &pg),
-		    SL_OK);
-		for (size_t i = 0; i < pg.n_events; i++)
-			json_array_append_new(arr,
-			    json_integer(
-			        (json_int_t) pg.events[i].event.position));
-		from      = pg.next;
-		bool more = pg.more;
-		sl_filter_page_free(&pg);
-		if (!more)
-			break;
-	}
-	char *t = json_dumps(arr, JSON_COMPACT);
-	json_decref(arr);
-	return t;
+	return ru_filter_text(cl, TENANT, filter, partition, false, NULL);
 }
 
 static void
@@ -418,13 +249,13 @@ test_remote_filter(void)
 		.filter = customer_events,
 	};
 	sl_remote *r;
-	CHECK_EQ(sl_remote_register_filter(api_url, &def, NULL, &r), SL_OK);
+	CHECK_EQ(sl_remote_register_filter(P.api_url, &def, NULL, &r), SL_OK);
 	/* a second client of the same id is refused while it is connected */
 	CHECK_EQ(sl_remote_start(r), SL_OK);
 	CHECK(ru_wait_connected(cl, FILTER_ID, true, 10000));
 	sl_remote *dup;
 	CHECK_EQ(
-	    sl_remote_register_filter(api_url, &def, NULL, &dup), SL_EEXIST);
+	    sl_remote_register_filter(P.api_url, &def, NULL, &dup), SL_EEXIST);
 	CHECK(dup == NULL);
 	CHECK(strstr(sl_remote_open_error(), "connected") != NULL);
 
@@ -496,7 +327,7 @@ wait_failing(const char *want)
 			return;
 		if (dt_now_ms() > end)
 			DT_FAIL_LOG(
-			    log_path, "no failing unit with '%s'", want);
+			    P.log_path, "no failing unit with '%s'", want);
 		dt_sleep_ms(20);
 	}
 }
@@ -550,11 +381,7 @@ test_bad_client(void)
 int
 main(void)
 {
-	snprintf(dir, sizeof(dir), "%s", tu_tmpdir());
-	snprintf(cfg_path, sizeof(cfg_path), "%s/resources.yaml", dir);
-	snprintf(log_path, sizeof(log_path), "%s/sluiced.log", dir);
-	snprintf(client_log, sizeof(client_log), "%s/client.log", dir);
-	snprintf(api_url, sizeof(api_url), "ipc://%s/api.ipc", dir);
+	ru_paths_init(&P);
 	write_config();
 	start_daemon();
 
@@ -567,11 +394,7 @@ main(void)
 	stop_client();
 	sl_client_close(wcl);
 	sl_client_close(cl);
-	kill(daemon_pid, SIGTERM);
-	int st;
-	if (!dt_wait_exit(daemon_pid, 15000, &st))
-		DT_FAIL_LOG(log_path, "sluiced did not stop on SIGTERM");
-	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ru_daemon_stop(daemon_pid, P.log_path);
 	printf("remote_client_test: ok (%d accounts)\n", acc_next);
 	return 0;
 }

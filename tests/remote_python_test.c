@@ -28,36 +28,14 @@
 #define PYF_NAME "python customer events"
 #define SCRIPT   SL_SOURCE_DIR "/client/python/remote_account_details.py"
 
-static char       dir[4096], cfg_path[4300], log_path[4300], client_log[4300];
-static char       api_url[4400];
+static ru_paths   P; /* its files and the daemon's URL */
 static pid_t      daemon_pid = -1, client_pid = -1;
 static sl_client *cl;
 
 static void
 write_config(void)
 {
-	char text[8192];
-	snprintf(text, sizeof(text),
-	    "data_dir: data\n"
-	    "plugin_dir: %s\n"
-	    "hot_reload: false\n"
-	    "log_level: info\n"
-	    "endpoints:\n"
-	    "  api: %s\n"
-	    "event_store:\n"
-	    "  map_size: 256MiB\n"
-	    "  sync: false\n"
-	    "tenants:\n"
-	    "  - id: " TENANT "\n"
-	    "    read_models:\n"
-	    "      map_size: 256MiB\n"
-	    "processing:\n"
-	    "  batch: 200\n"
-	    "remote:\n"
-	    "  keepalive_ms: 200\n"
-	    "  timeout_ms: 1000\n",
-	    SL_PLUGIN_DIR, api_url);
-	tu_write_file(cfg_path, text);
+	ru_write_config(&P, TENANT, 1000);
 }
 
 /* Python, msgpack and libnng are there (setup.sh installs them): a
@@ -83,48 +61,21 @@ check_python(void)
 static void
 start_daemon(void)
 {
-	daemon_pid  = dt_daemon_spawn(cfg_path, log_path);
-	int64_t end = dt_now_ms() + 15000;
-	for (;;) {
-		sl_client *c;
-		if (sl_client_open(api_url, 2000, &c) == SL_OK) {
-			char *st = NULL;
-			int   rc = sl_client_status(c, &st);
-			sl_client_free(st);
-			sl_client_close(c);
-			if (rc == SL_OK)
-				break;
-		}
-		if (dt_now_ms() > end)
-			DT_FAIL_LOG(log_path, "sluiced did not come up");
-		dt_sleep_ms(20);
-	}
+	daemon_pid = ru_daemon_start(&P);
 	/* A fresh connection after a restart: NNG 1.5.2's dialer may never
 	 * redial a daemon that died mid-handshake (tests/feed_redial_test.c).
 	 */
 	sl_client_close(cl);
-	CHECK_EQ(sl_client_open(api_url, 15000, &cl), SL_OK);
+	CHECK_EQ(sl_client_open(P.api_url, 15000, &cl), SL_OK);
 }
 
 static void
 start_client(void)
 {
-	pid_t parent = getpid();
-	int   fd     = open(client_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	CHECK(fd >= 0);
-	fflush(NULL);
-	client_pid = fork();
-	CHECK(client_pid >= 0);
-	if (client_pid == 0) {
-		dt_child_setup(parent); /* the death signal survives exec */
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		execl(SL_PYTHON3, "python3", "-B", SCRIPT, "--url", api_url,
-		    "--id", PY_ID, "--name", PY_NAME, "--filter-id", PYF_ID,
-		    "--filter-name", PYF_NAME, (char *) NULL);
-		_exit(127);
-	}
-	close(fd);
+	char *const argv[] = { "python3", "-B", SCRIPT, "--url", P.api_url,
+		"--id", PY_ID, "--name", PY_NAME, "--filter-id", PYF_ID,
+		"--filter-name", PYF_NAME, NULL };
+	client_pid         = ru_spawn_logged(P.client_log, SL_PYTHON3, argv);
 }
 
 static void
@@ -132,8 +83,8 @@ wait_client_connected(void)
 {
 	if (!ru_wait_connected(cl, PY_ID, true, 15000)
 	    || !ru_wait_connected(cl, PYF_ID, true, 15000)) {
-		dt_dump_file(client_log, "python client log");
-		DT_FAIL_LOG(log_path, "the Python client did not connect");
+		dt_dump_file(P.client_log, "python client log");
+		DT_FAIL_LOG(P.log_path, "the Python client did not connect");
 	}
 }
 
@@ -143,46 +94,9 @@ wait_client_disconnected(void)
 {
 	if (!ru_wait_connected(cl, PY_ID, false, 15000)
 	    || !ru_wait_connected(cl, PYF_ID, false, 15000)) {
-		dt_dump_file(client_log, "python client log");
-		DT_FAIL_LOG(log_path, "the daemon still sees the client");
+		dt_dump_file(P.client_log, "python client log");
+		DT_FAIL_LOG(P.log_path, "the daemon still sees the client");
 	}
-}
-
-/* The processor of name in status (borrowed from st), or NULL. */
-static json_t *
-proc_named(json_t *st, const char *name)
-{
-	json_t *p;
-	size_t  i;
-	json_array_foreach(json_object_get(st, "processors"), i, p)
-	{
-		const char *n = json_string_value(json_object_get(p, "name"));
-		if (n != NULL && strcmp(n, name) == 0)
-			return p;
-	}
-	return NULL;
-}
-
-/* The failing units of a processor as one JSON text: partition, position,
- * retry and reason of each (attempts and times differ between
- * processors). */
-static char *
-failing_text(json_t *p)
-{
-	json_t *out = json_array(), *f;
-	size_t  i;
-	json_array_foreach(json_object_get(p, "failing"), i, f)
-	{
-		json_array_append_new(out,
-		    json_pack("{s:O,s:O,s:O,s:O}", "partition",
-		        json_object_get(f, "partition"), "position",
-		        json_object_get(f, "position"), "retry",
-		        json_object_get(f, "retry"), "reason",
-		        json_object_get(f, "reason")));
-	}
-	char *t = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(out);
-	return t;
 }
 
 /* Wait until the named processors are at the head (handled and served),
@@ -191,109 +105,8 @@ failing_text(json_t *p)
 static void
 wait_caught_up(const char *const *names, size_t n, size_t n_failing, int ms)
 {
-	int64_t end = dt_now_ms() + ms;
-	for (;;) {
-		json_t *st   = ru_status(cl);
-		int64_t head = json_integer_value(json_object_get(st, "head"));
-		size_t  ok   = 0;
-		for (size_t i = 0; i < n; i++) {
-			json_t *p = proc_named(st, names[i]);
-			ok += p != NULL
-			    && json_integer_value(
-			           json_object_get(p, "position"))
-			        == head
-			    && json_integer_value(
-			           json_object_get(p, "served_position"))
-			        == head
-			    && (size_t) json_integer_value(
-			           json_object_get(p, "failing_count"))
-			        == n_failing;
-		}
-		for (size_t i = 0; ok == n && i + 1 < n; i += 2) {
-			char *a = failing_text(proc_named(st, names[i]));
-			char *b = failing_text(proc_named(st, names[i + 1]));
-			if (strcmp(a, b) != 0)
-				ok = 0;
-			free(a);
-			free(b);
-		}
-		if (ok == n) {
-			json_decref(st);
-			return;
-		}
-		if (dt_now_ms() > end) {
-			char *t = json_dumps(st, JSON_INDENT(1));
-			fprintf(stderr, "not caught up:\n%s\n", t);
-			free(t);
-			dt_dump_file(client_log, "python client log");
-			DT_FAIL_LOG(log_path, "processors did not catch up");
-		}
-		json_decref(st);
-		dt_sleep_ms(20);
-	}
-}
-
-/* Every read model of a projection as one JSON array text. */
-static char *
-all_models(const char *projection, size_t *count)
-{
-	json_t *all   = json_array();
-	char   *after = NULL;
-	for (;;) {
-		sl_read_models m;
-		CHECK_EQ(
-		    sl_client_get_all(cl, TENANT, projection, after, 1000, &m),
-		    SL_OK);
-		for (size_t i = 0; i < m.n_items; i++) {
-			json_error_t je;
-			json_t *s = json_loads(m.items[i].state_json, 0, &je);
-			CHECK(s != NULL);
-			json_array_append_new(all,
-			    json_pack("{s:s,s:o}", "key", m.items[i].key,
-			        "state", s));
-		}
-		free(after);
-		after     = m.n_items > 0 ? strdup(m.items[m.n_items - 1].key)
-		                          : NULL;
-		bool more = m.more;
-		sl_read_models_free(&m);
-		if (!more)
-			break;
-	}
-	free(after);
-	*count  = json_array_size(all);
-	char *t = json_dumps(all, JSON_COMPACT);
-	json_decref(all);
-	return t;
-}
-
-/* A filter's whole stream as [position, partition] pairs. */
-static char *
-stream_text(const char *filter, size_t *count)
-{
-	json_t  *arr  = json_array();
-	uint64_t from = 0;
-	for (;;) {
-		sl_filter_page pg;
-		CHECK_EQ(sl_client_read_filter(
-		             cl, TENANT, filter, NULL, from, 1000, &pg),
-		    SL_OK);
-		for (size_t i = 0; i < pg.n_events; i++)
-			json_array_append_new(arr,
-			    json_pack("[I,s]",
-			        (json_int_t) pg.events[i].event.position,
-			        pg.events[i].partition ? pg.events[i].partition
-			                               : "(none)"));
-		from      = pg.next;
-		bool more = pg.more;
-		sl_filter_page_free(&pg);
-		if (!more)
-			break;
-	}
-	*count  = json_array_size(arr);
-	char *t = json_dumps(arr, JSON_COMPACT);
-	json_decref(arr);
-	return t;
+	ru_wait_caught_up(
+	    cl, names, n, n_failing, true, ms, &P, "python client log");
 }
 
 /* The Python client's read models and stream equal the plugins'. The
@@ -302,28 +115,14 @@ static void
 check_same(size_t want_models)
 {
 	size_t na, nb;
-	char  *a = all_models("account_details", &na);
-	char  *b = all_models(PY_NAME, &nb);
-	if (strcmp(a, b) != 0 || na < want_models) {
-		fprintf(stderr,
-		    "read models differ (%zu plugin, %zu python, want %zu)\n"
-		    "plugin: %.2000s\npython: %.2000s\n",
-		    na, nb, want_models, a, b);
-		exit(1);
-	}
-	free(a);
-	free(b);
-	a = stream_text("customer events", &na);
-	b = stream_text(PYF_NAME, &nb);
-	if (strcmp(a, b) != 0 || na < want_models) {
-		fprintf(stderr,
-		    "filter streams differ (%zu plugin, %zu python)\n"
-		    "plugin: %.2000s\npython: %.2000s\n",
-		    na, nb, a, b);
-		exit(1);
-	}
-	free(a);
-	free(b);
+	char  *a
+	    = ru_all_models(cl, TENANT, "account_details", &na, JSON_COMPACT);
+	char *b = ru_all_models(cl, TENANT, PY_NAME, &nb, JSON_COMPACT);
+	ru_check_same_text("read models", "python", a, na, b, nb, want_models);
+	a = ru_filter_text(cl, TENANT, "customer events", NULL, true, &na);
+	b = ru_filter_text(cl, TENANT, PYF_NAME, NULL, true, &nb);
+	ru_check_same_text(
+	    "filter streams", "python", a, na, b, nb, want_models);
 }
 
 /* ---- the workload ---- */
@@ -337,20 +136,8 @@ static _Thread_local sl_client *wcl;
 static void
 commit1(const char *stream, const char *type, const char *content)
 {
-	if (wcl == NULL)
-		CHECK_EQ(sl_client_open(api_url, 15000, &wcl), SL_OK);
-	sl_new_event     e = { .type = type, .content_json = content };
-	sl_commit_result r;
-	int              rc;
-	for (int tries = 0;; tries++) {
-		rc = sl_client_commit(
-		    wcl, TENANT, stream, SL_EXPECT_ANY, &e, 1, &r);
-		if (rc != SL_ENET && rc != SL_ETIMEDOUT && rc != SL_ECLOSED)
-			break;
-		CHECK(tries < 200);
-		dt_sleep_ms(50);
-	}
-	CHECK_EQ(rc, SL_OK);
+	ru_commit1(
+	    &wcl, P.api_url, TENANT, stream, SL_EXPECT_ANY, type, content);
 }
 
 /* One account: opened, its customer registered, debits, a withdrawal, and
@@ -435,14 +222,14 @@ test_same_models(void)
 	check_same(120);
 
 	json_t *st = ru_status(cl);
-	json_t *p  = proc_named(st, PY_NAME);
+	json_t *p  = ru_proc_named(st, PY_NAME);
 	CHECK(json_is_true(json_object_get(p, "remote")));
-	char *f = failing_text(p);
+	char *f = ru_failing_text(p);
 	CHECK(strstr(f, "\"partition\":\"acc-poison\"") != NULL);
 	CHECK(strstr(f, "content has no 'amount'") != NULL);
 	CHECK(strstr(f, "\"retry\":true") != NULL);
 	free(f);
-	f = failing_text(proc_named(st, PYF_NAME));
+	f = ru_failing_text(ru_proc_named(st, PYF_NAME));
 	CHECK(strstr(f, "\"partition\":\"acc-nocust\"") != NULL);
 	CHECK(strstr(f, "\"retry\":false") != NULL);
 	free(f);
@@ -458,7 +245,7 @@ test_same_models(void)
 	for (;;) {
 		st         = ru_status(cl);
 		json_t *fl = json_array_get(
-		    json_object_get(proc_named(st, PY_NAME), "failing"), 0);
+		    json_object_get(ru_proc_named(st, PY_NAME), "failing"), 0);
 		int64_t att
 		    = json_integer_value(json_object_get(fl, "attempts"));
 		json_decref(st);
@@ -466,7 +253,7 @@ test_same_models(void)
 			break;
 		if (dt_now_ms() > end)
 			DT_FAIL_LOG(
-			    log_path, "the failing event is not retried");
+			    P.log_path, "the failing event is not retried");
 		dt_sleep_ms(50);
 	}
 }
@@ -490,11 +277,8 @@ test_client_killed(void)
 	pthread_join(th, NULL);
 	wait_caught_up(all4, 4, 1, 60000);
 	check_same(270);
-	json_t *st = ru_status(cl);
-	CHECK_EQ(json_integer_value(
-	             json_object_get(ru_remote(st, PY_ID), "registrations")),
-	    3); /* the first and two takeovers */
-	json_decref(st);
+	/* the first and two takeovers */
+	CHECK_EQ(ru_registrations(cl, PY_ID), 3);
 }
 
 /* sluiced is SIGKILLed and restarted under the running client, which
@@ -511,11 +295,8 @@ test_daemon_restart(void)
 	wait_client_connected();
 	wait_caught_up(all4, 4, 1, 60000);
 	check_same(300);
-	json_t *st = ru_status(cl);
-	CHECK_EQ(json_integer_value(
-	             json_object_get(ru_remote(st, PY_ID), "registrations")),
-	    1); /* a new daemon: its first registration */
-	json_decref(st);
+	/* a new daemon: its first registration */
+	CHECK_EQ(ru_registrations(cl, PY_ID), 1);
 }
 
 /* SIGTERM: the client stops at once, with status 0, and the daemon shows
@@ -527,11 +308,11 @@ test_client_stops(void)
 	int st;
 	if (!dt_wait_exit(client_pid, 5000, &st)) {
 		dt_kill_and_reap(&client_pid);
-		DT_FAIL_LOG(log_path, "the Python client ignored SIGTERM");
+		DT_FAIL_LOG(P.log_path, "the Python client ignored SIGTERM");
 	}
 	client_pid = -1;
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		dt_dump_file(client_log, "python client log");
+		dt_dump_file(P.client_log, "python client log");
 		fprintf(stderr, "the Python client exited with %d\n", st);
 		exit(1);
 	}
@@ -541,11 +322,7 @@ test_client_stops(void)
 int
 main(void)
 {
-	snprintf(dir, sizeof(dir), "%s", tu_tmpdir());
-	snprintf(cfg_path, sizeof(cfg_path), "%s/resources.yaml", dir);
-	snprintf(log_path, sizeof(log_path), "%s/sluiced.log", dir);
-	snprintf(client_log, sizeof(client_log), "%s/client.log", dir);
-	snprintf(api_url, sizeof(api_url), "ipc://%s/api.ipc", dir);
+	ru_paths_init(&P);
 	check_python();
 	write_config();
 	start_daemon();
@@ -557,11 +334,7 @@ main(void)
 
 	sl_client_close(wcl);
 	sl_client_close(cl);
-	kill(daemon_pid, SIGTERM);
-	int st;
-	if (!dt_wait_exit(daemon_pid, 15000, &st))
-		DT_FAIL_LOG(log_path, "sluiced did not stop on SIGTERM");
-	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ru_daemon_stop(daemon_pid, P.log_path);
 	printf("remote_python_test: ok (%d accounts)\n", acc_next);
 	return 0;
 }

@@ -2,7 +2,10 @@
  * Shared by the remote processor tests: requests written as JSON and sent
  * through the client library, the daemon's status as JSON, and a fake
  * remote client (a raw NNG rep0 socket on a thread) that answers calls
- * well, with garbage, late, never, or not even pings.
+ * well, with garbage, late, never, or not even pings. For the end to end
+ * tests (remote_client_test, remote_python_test): sluiced and a client
+ * process started and stopped, status polled, read models and filter
+ * streams read whole and compared.
  */
 #ifndef SL_REMOTE_TESTUTIL_H
 #define SL_REMOTE_TESTUTIL_H
@@ -22,6 +25,7 @@
 
 #include <sluice/client.h>
 
+#include "daemon_testutil.h"
 #include "json.h"
 #include "mp.h"
 #include "server.h" /* server_close_socket: a bounded nng_close */
@@ -123,6 +127,333 @@ ru_wait_connected(sl_client *c, const char *id, bool want, int ms)
 			return false;
 		ru_sleep_ms(10);
 	}
+}
+
+/* ---- end to end: sluiced, a client process, what they build ---- */
+
+/* Where an end to end test keeps its files, and the daemon's URL. */
+typedef struct ru_paths {
+	char dir[4096], cfg_path[4300], log_path[4300], client_log[4300];
+	char api_url[4400];
+} ru_paths;
+
+/* All in a fresh temporary directory. */
+__attribute__((unused)) static void
+ru_paths_init(ru_paths *p)
+{
+	snprintf(p->dir, sizeof(p->dir), "%s", tu_tmpdir());
+	snprintf(
+	    p->cfg_path, sizeof(p->cfg_path), "%s/resources.yaml", p->dir);
+	snprintf(p->log_path, sizeof(p->log_path), "%s/sluiced.log", p->dir);
+	snprintf(
+	    p->client_log, sizeof(p->client_log), "%s/client.log", p->dir);
+	snprintf(p->api_url, sizeof(p->api_url), "ipc://%s/api.ipc", p->dir);
+}
+
+/* The config of the end to end tests: the plugins, one tenant, remote
+ * calls timing out after timeout_ms. */
+__attribute__((unused)) static void
+ru_write_config(const ru_paths *p, const char *tenant, int timeout_ms)
+{
+	char text[8192];
+	snprintf(text, sizeof(text),
+	    "data_dir: data\n"
+	    "plugin_dir: %s\n"
+	    "hot_reload: false\n"
+	    "log_level: info\n"
+	    "endpoints:\n"
+	    "  api: %s\n"
+	    "event_store:\n"
+	    "  map_size: 256MiB\n"
+	    "  sync: false\n"
+	    "tenants:\n"
+	    "  - id: %s\n"
+	    "    read_models:\n"
+	    "      map_size: 256MiB\n"
+	    "processing:\n"
+	    "  batch: 200\n"
+	    "remote:\n"
+	    "  keepalive_ms: 200\n"
+	    "  timeout_ms: %d\n",
+	    SL_PLUGIN_DIR, p->api_url, tenant, timeout_ms);
+	tu_write_file(p->cfg_path, text);
+}
+
+/* Spawn sluiced and wait (15 s at most) until it answers status.
+ * @return its pid. */
+__attribute__((unused)) static pid_t
+ru_daemon_start(const ru_paths *p)
+{
+	pid_t   pid = dt_daemon_spawn(p->cfg_path, p->log_path);
+	int64_t end = dt_now_ms() + 15000;
+	for (;;) {
+		sl_client *c;
+		if (sl_client_open(p->api_url, 2000, &c) == SL_OK) {
+			char *st = NULL;
+			int   rc = sl_client_status(c, &st);
+			sl_client_free(st);
+			sl_client_close(c);
+			if (rc == SL_OK)
+				break;
+		}
+		if (dt_now_ms() > end)
+			DT_FAIL_LOG(p->log_path, "sluiced did not come up");
+		dt_sleep_ms(20);
+	}
+	return pid;
+}
+
+/* SIGTERM sluiced; it must exit with status 0 within 15 s. */
+__attribute__((unused)) static void
+ru_daemon_stop(pid_t pid, const char *log_path)
+{
+	kill(pid, SIGTERM);
+	int st;
+	if (!dt_wait_exit(pid, 15000, &st))
+		DT_FAIL_LOG(log_path, "sluiced did not stop on SIGTERM");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* Run path with argv as a child (dying with the test) whose output is
+ * appended to log. @return its pid. */
+__attribute__((unused)) static pid_t
+ru_spawn_logged(const char *log, const char *path, char *const argv[])
+{
+	pid_t parent = getpid();
+	int   fd     = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	CHECK(fd >= 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		dt_child_setup(parent); /* the death signal survives exec */
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		execv(path, argv);
+		_exit(127);
+	}
+	close(fd);
+	return pid;
+}
+
+/* Commit one event through *wcl (opened on first use), retrying while the
+ * daemon is away. */
+__attribute__((unused)) static void
+ru_commit1(sl_client **wcl, const char *api_url, const char *tenant,
+    const char *stream, uint64_t expect, const char *type, const char *content)
+{
+	if (*wcl == NULL)
+		CHECK_EQ(sl_client_open(api_url, 15000, wcl), SL_OK);
+	sl_new_event     e = { .type = type, .content_json = content };
+	sl_commit_result r;
+	int              rc;
+	for (int tries = 0;; tries++) {
+		rc = sl_client_commit(*wcl, tenant, stream, expect, &e, 1, &r);
+		if (rc != SL_ENET && rc != SL_ETIMEDOUT && rc != SL_ECLOSED)
+			break;
+		CHECK(tries < 200);
+		dt_sleep_ms(50);
+	}
+	CHECK_EQ(rc, SL_OK);
+}
+
+/* The processor of name in status (borrowed from st), or NULL. */
+__attribute__((unused)) static json_t *
+ru_proc_named(json_t *st, const char *name)
+{
+	json_t *p;
+	size_t  i;
+	json_array_foreach(json_object_get(st, "processors"), i, p)
+	{
+		const char *n = json_string_value(json_object_get(p, "name"));
+		if (n != NULL && strcmp(n, name) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+/* The registrations count of the registration id in status. */
+__attribute__((unused)) static int64_t
+ru_registrations(sl_client *c, const char *id)
+{
+	json_t *st = ru_status(c);
+	int64_t n  = json_integer_value(
+	     json_object_get(ru_remote(st, id), "registrations"));
+	json_decref(st);
+	return n;
+}
+
+/* The failing units of a processor as one JSON text: partition, position,
+ * retry and reason of each (attempts and times differ between
+ * processors). */
+__attribute__((unused)) static char *
+ru_failing_text(json_t *p)
+{
+	json_t *out = json_array(), *f;
+	size_t  i;
+	json_array_foreach(json_object_get(p, "failing"), i, f)
+	{
+		json_array_append_new(out,
+		    json_pack("{s:O,s:O,s:O,s:O}", "partition",
+		        json_object_get(f, "partition"), "position",
+		        json_object_get(f, "position"), "retry",
+		        json_object_get(f, "retry"), "reason",
+		        json_object_get(f, "reason")));
+	}
+	char *t = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(out);
+	return t;
+}
+
+/* Wait (at most ms) until the named processors are at the head (handled
+ * and served), each with n_failing failing units; with same_failing the
+ * same ones in each pair (names[0] vs names[1], names[2] vs names[3]).
+ * Failing, it shows the client log (as client_title) and the daemon's. */
+__attribute__((unused)) static void
+ru_wait_caught_up(sl_client *c, const char *const *names, size_t n,
+    size_t n_failing, bool same_failing, int ms, const ru_paths *paths,
+    const char *client_title)
+{
+	int64_t end = dt_now_ms() + ms;
+	for (;;) {
+		json_t *st   = ru_status(c);
+		int64_t head = json_integer_value(json_object_get(st, "head"));
+		size_t  ok   = 0;
+		for (size_t i = 0; i < n; i++) {
+			json_t *p = ru_proc_named(st, names[i]);
+			ok += p != NULL
+			    && json_integer_value(
+			           json_object_get(p, "position"))
+			        == head
+			    && json_integer_value(
+			           json_object_get(p, "served_position"))
+			        == head
+			    && (size_t) json_integer_value(
+			           json_object_get(p, "failing_count"))
+			        == n_failing;
+		}
+		for (size_t i = 0; same_failing && ok == n && i + 1 < n;
+		     i += 2) {
+			char *a = ru_failing_text(ru_proc_named(st, names[i]));
+			char *b
+			    = ru_failing_text(ru_proc_named(st, names[i + 1]));
+			if (strcmp(a, b) != 0)
+				ok = 0;
+			free(a);
+			free(b);
+		}
+		if (ok == n) {
+			json_decref(st);
+			return;
+		}
+		if (dt_now_ms() > end) {
+			char *t = json_dumps(st, JSON_INDENT(1));
+			fprintf(stderr, "not caught up:\n%s\n", t);
+			free(t);
+			dt_dump_file(paths->client_log, client_title);
+			DT_FAIL_LOG(
+			    paths->log_path, "processors did not catch up");
+		}
+		json_decref(st);
+		dt_sleep_ms(20);
+	}
+}
+
+/* Every read model of a projection as one JSON array text of {key, state}
+ * (json_dumps flags: dump_flags); their number in *count. */
+__attribute__((unused)) static char *
+ru_all_models(sl_client *c, const char *tenant, const char *projection,
+    size_t *count, size_t dump_flags)
+{
+	json_t *all   = json_array();
+	char   *after = NULL;
+	for (;;) {
+		sl_read_models m;
+		CHECK_EQ(
+		    sl_client_get_all(c, tenant, projection, after, 1000, &m),
+		    SL_OK);
+		for (size_t i = 0; i < m.n_items; i++) {
+			json_error_t je;
+			json_t *s = json_loads(m.items[i].state_json, 0, &je);
+			if (s == NULL) {
+				fprintf(stderr,
+				    "%s key %s: bad state %s: %s\n",
+				    projection, m.items[i].key,
+				    m.items[i].state_json
+				        ? m.items[i].state_json
+				        : "(null)",
+				    je.text);
+				exit(1);
+			}
+			json_array_append_new(all,
+			    json_pack("{s:s,s:o}", "key", m.items[i].key,
+			        "state", s));
+		}
+		free(after);
+		after     = m.n_items > 0 ? strdup(m.items[m.n_items - 1].key)
+		                          : NULL;
+		bool more = m.more;
+		sl_read_models_free(&m);
+		if (!more)
+			break;
+	}
+	free(after);
+	*count  = json_array_size(all);
+	char *t = json_dumps(all, dump_flags);
+	json_decref(all);
+	return t;
+}
+
+/* A filter's stream (of one partition, or all with partition NULL) as one
+ * compact JSON array text: of positions, or with with_partition of
+ * [position, partition] pairs; its length in *count when not NULL. */
+__attribute__((unused)) static char *
+ru_filter_text(sl_client *c, const char *tenant, const char *filter,
+    const char *partition, bool with_partition, size_t *count)
+{
+	json_t  *arr  = json_array();
+	uint64_t from = 0;
+	for (;;) {
+		sl_filter_page pg;
+		CHECK_EQ(sl_client_read_filter(
+		             c, tenant, filter, partition, from, 1000, &pg),
+		    SL_OK);
+		for (size_t i = 0; i < pg.n_events; i++) {
+			const sl_filter_event *fe = &pg.events[i];
+			json_int_t pos = (json_int_t) fe->event.position;
+			json_array_append_new(arr,
+			    with_partition ? json_pack("[I,s]", pos,
+			        fe->partition ? fe->partition : "(none)")
+			                   : json_integer(pos));
+		}
+		from      = pg.next;
+		bool more = pg.more;
+		sl_filter_page_free(&pg);
+		if (!more)
+			break;
+	}
+	if (count != NULL)
+		*count = json_array_size(arr);
+	char *t = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
+	return t;
+}
+
+/* Fail unless the plugin's text a (na items) equals b (nb items, built by
+ * who) with at least want items; frees a and b. */
+__attribute__((unused)) static void
+ru_check_same_text(const char *what, const char *who, char *a, size_t na,
+    char *b, size_t nb, size_t want)
+{
+	if (strcmp(a, b) != 0 || na < want) {
+		fprintf(stderr,
+		    "%s differ (%zu plugin, %zu %s, want %zu)\n"
+		    "plugin: %.2000s\n%s: %.2000s\n",
+		    what, na, nb, who, want, a, who, b);
+		exit(1);
+	}
+	free(a);
+	free(b);
 }
 
 /* ---- a fake remote client ---- */
