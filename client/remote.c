@@ -1084,16 +1084,7 @@ sl_remote_get_i64(sl_remote_call *c, const char *path, int64_t *out)
 	const msgpack_object *o = value_at(c, path);
 	if (o == NULL)
 		return SL_ENOTFOUND;
-	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-		*out = o->via.i64;
-		return SL_OK;
-	}
-	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-	    && o->via.u64 <= (uint64_t) INT64_MAX) {
-		*out = (int64_t) o->via.u64;
-		return SL_OK;
-	}
-	return SL_EINVAL;
+	return mp_as_i64(o, out) ? SL_OK : SL_EINVAL;
 }
 
 int

@@ -56,6 +56,21 @@ mp_get_u64(const msgpack_object *map, const char *key, uint64_t *out)
 	return SL_OK;
 }
 
+bool
+mp_as_i64(const msgpack_object *o, int64_t *out)
+{
+	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+		*out = o->via.i64;
+		return true;
+	}
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+	    && o->via.u64 <= (uint64_t) INT64_MAX) {
+		*out = (int64_t) o->via.u64;
+		return true;
+	}
+	return false;
+}
+
 int
 mp_get_i64(const msgpack_object *map, const char *key, int64_t *out)
 {
@@ -63,16 +78,7 @@ mp_get_i64(const msgpack_object *map, const char *key, int64_t *out)
 
 	if (o == NULL)
 		return SL_ENOTFOUND;
-	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-		*out = o->via.i64;
-		return SL_OK;
-	}
-	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-	    && o->via.u64 <= (uint64_t) INT64_MAX) {
-		*out = (int64_t) o->via.u64;
-		return SL_OK;
-	}
-	return SL_EPROTO;
+	return mp_as_i64(o, out) ? SL_OK : SL_EPROTO;
 }
 
 int

@@ -23,6 +23,8 @@ int mp_get_str(const msgpack_object *map, const char *key, const char **s,
     size_t *len);
 int mp_get_u64(const msgpack_object *map, const char *key, uint64_t *out);
 int mp_get_i64(const msgpack_object *map, const char *key, int64_t *out);
+/** An integer object that fits int64 into *out; false for anything else. */
+bool mp_as_i64(const msgpack_object *o, int64_t *out);
 int mp_get_bool(const msgpack_object *map, const char *key, bool *out);
 /** The value must be a map; *out points to it. */
 int mp_get_map(const msgpack_object *map, const char *key,
