@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "mp.h"
 
 /* ---- per-thread scratch for NUL-terminated copies of msgpack strings ---- */
 
@@ -310,16 +311,8 @@ h_content_i64(const sl_event *ev, const char *path, int64_t *out)
 	int                   rc = event_lookup(ev, false, path, out, &o);
 	if (rc != SL_OK)
 		return rc;
-	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-		*out = o->via.i64;
-		return SL_OK;
-	}
-	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-	    && o->via.u64 <= (uint64_t) INT64_MAX) {
-		*out = (int64_t) o->via.u64;
-		return SL_OK;
-	}
-	return SL_EINVAL; /* another type, or too large for int64 */
+	/* another type, or too large for int64: SL_EINVAL */
+	return mp_as_i64(o, out) ? SL_OK : SL_EINVAL;
 }
 
 static int
