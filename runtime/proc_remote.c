@@ -33,10 +33,23 @@ typedef struct remote_slot {
 	size_t      ulen;
 } remote_slot;
 
-/* The ring of calls in dispatch order (thread-owned, per processor). */
+/* A projection's event whose key has a call in flight: sent when the key
+ * is free, so that the window fills with other keys' events meanwhile. */
+typedef struct remote_later {
+	uint64_t pos;
+	void    *data; /* a copy of the stored event */
+	size_t   len;
+	char     unit[PROC_KEY_MAX];
+	size_t   ulen;
+} remote_later;
+
+/* The ring of calls in dispatch order, and the events waiting for their
+ * key (thread-owned, per processor; both at most the window). */
 struct remote_ring {
-	remote_slot *v;
-	size_t       cap, head, n;
+	remote_slot  *v;
+	size_t        cap, head, n;
+	remote_later *later;
+	size_t        n_later;
 };
 
 int
@@ -51,8 +64,11 @@ proc_remote_open(processor *p)
 	p->ring = calloc(1, sizeof(*p->ring));
 	if (p->ring == NULL)
 		return SL_ENOMEM;
-	p->ring->v = calloc(w, sizeof(*p->ring->v));
-	if (p->ring->v == NULL) {
+	p->ring->v     = calloc(w, sizeof(*p->ring->v));
+	p->ring->later = calloc(w, sizeof(*p->ring->later));
+	if (p->ring->v == NULL || p->ring->later == NULL) {
+		free(p->ring->v);
+		free(p->ring->later);
 		free(p->ring);
 		p->ring = NULL;
 		return SL_ENOMEM;
@@ -61,6 +77,7 @@ proc_remote_open(processor *p)
 	int rc       = remote_caller_open(r, &p->caller);
 	if (rc != SL_OK) {
 		free(p->ring->v);
+		free(p->ring->later);
 		free(p->ring);
 		p->ring = NULL;
 	}
@@ -77,6 +94,9 @@ proc_remote_close(processor *p)
 	if (p->ring != NULL) {
 		for (size_t i = 0; i < p->ring->cap; i++)
 			remote_resp_free(&p->ring->v[i].resp);
+		for (size_t i = 0; i < p->ring->n_later; i++)
+			free(p->ring->later[i].data);
+		free(p->ring->later);
 		free(p->ring->v);
 		free(p->ring);
 		p->ring = NULL;
@@ -263,23 +283,25 @@ key_in_flight(const batch_ctx *b, const char *unit, size_t ulen)
 	return false;
 }
 
-/* Start the call for the event at position (its unit in b->uf). */
+/* Whether a projection's key has an event waiting in the later list. */
+static bool
+key_waiting(const batch_ctx *b, const char *unit, size_t ulen)
+{
+	struct remote_ring *q = b->p->ring;
+	for (size_t i = 0; i < q->n_later; i++)
+		if (q->later[i].ulen == ulen
+		    && memcmp(q->later[i].unit, unit, ulen) == 0)
+			return true;
+	return false;
+}
+
+/* Send the call for the event at position of unit (room in the ring). */
 static int
-dispatch(batch_ctx *b, uint64_t position, const void *data, size_t len)
+send_call(batch_ctx *b, uint64_t position, const void *data, size_t len,
+    const char *unit, size_t ulen)
 {
 	processor          *p = b->p;
 	struct remote_ring *q = p->ring;
-	char                unit[FAILSET_UNIT_MAX + 2];
-	size_t              ulen = b->uf.ulen;
-	memcpy(unit, b->uf.unit, ulen + 1);
-
-	/* one call per key at a time; room in the window */
-	while (!stopped(b) && !p->is_filter && key_in_flight(b, unit, ulen))
-		collect_one(b);
-	while (!stopped(b) && q->n == q->cap)
-		collect_one(b);
-	if (stopped(b))
-		return 1;
 	/* an earlier event of this key failed meanwhile: this one waits */
 	if (!p->is_filter && !b->retrying
 	    && failset_find(&p->fails, unit, ulen) != NULL)
@@ -296,7 +318,7 @@ dispatch(batch_ctx *b, uint64_t position, const void *data, size_t len)
 	req.attempt     = ctx.attempt;
 	req.last_reason = ctx.last_reason;
 	if (!p->is_filter) {
-		MDB_val k = { ulen, unit }, v;
+		MDB_val k = { ulen, (void *) unit }, v;
 		int     mrc = mdb_get(b->txn, p->dbi, &k, &v);
 		if (mrc == 0) {
 			req.state     = v.mv_data;
@@ -328,9 +350,75 @@ dispatch(batch_ctx *b, uint64_t position, const void *data, size_t len)
 	memset(s, 0, sizeof(*s));
 	s->call = call;
 	s->pos  = position;
-	memcpy(s->unit, unit, ulen + 1);
-	s->ulen = ulen;
+	memcpy(s->unit, unit, ulen);
+	s->unit[ulen] = '\0';
+	s->ulen       = ulen;
 	return 0;
+}
+
+/* Send the waiting events whose key is free, oldest first, while the ring
+ * has room (never waiting: called where answers are collected). */
+static void
+send_later(batch_ctx *b)
+{
+	struct remote_ring *q = b->p->ring;
+	size_t              i = 0;
+	while (i < q->n_later && !stopped(b) && q->n < q->cap) {
+		remote_later *l   = &q->later[i];
+		bool          old = false; /* an older waiting event of its key */
+		for (size_t j = 0; j < i && !old; j++)
+			old = q->later[j].ulen == l->ulen
+			    && memcmp(q->later[j].unit, l->unit, l->ulen) == 0;
+		if (old || key_in_flight(b, l->unit, l->ulen)) {
+			i++;
+			continue;
+		}
+		send_call(b, l->pos, l->data, l->len, l->unit, l->ulen);
+		free(l->data);
+		memmove(l, l + 1, (q->n_later - i - 1) * sizeof(*l));
+		q->n_later--;
+	}
+}
+
+/* Start the call for the event at position (its unit in b->uf), or keep
+ * a projection's event for later while its key has a call in flight. */
+static int
+dispatch(batch_ctx *b, uint64_t position, const void *data, size_t len)
+{
+	processor          *p = b->p;
+	struct remote_ring *q = p->ring;
+	char                unit[FAILSET_UNIT_MAX + 2];
+	size_t              ulen = b->uf.ulen;
+	memcpy(unit, b->uf.unit, ulen + 1);
+
+	while (!stopped(b) && !p->is_filter
+	    && (key_in_flight(b, unit, ulen) || key_waiting(b, unit, ulen))) {
+		if (q->n_later < q->cap && ulen < PROC_KEY_MAX) {
+			remote_later *l = &q->later[q->n_later];
+			if ((l->data = malloc(len)) == NULL) {
+				snprintf(b->reason, sizeof(b->reason),
+				    "out of memory");
+				b->storage = true;
+				return 1;
+			}
+			memcpy(l->data, data, len);
+			l->len = len;
+			l->pos = position;
+			memcpy(l->unit, unit, ulen);
+			l->ulen = ulen;
+			q->n_later++;
+			return 0;
+		}
+		collect_one(b);
+		send_later(b);
+	}
+	while (!stopped(b) && q->n == q->cap) {
+		collect_one(b);
+		send_later(b);
+	}
+	if (stopped(b))
+		return 1;
+	return send_call(b, position, data, len, unit, ulen);
 }
 
 int
@@ -370,8 +458,19 @@ void
 proc_remote_drain(batch_ctx *b)
 {
 	struct remote_ring *q = b->p->ring;
-	while (q->n > 0) {
-		if (stopped(b)) {
+	send_later(b);
+	while (q->n > 0 || q->n_later > 0) {
+		if (stopped(b) || q->n == 0) {
+			/* stopped; or (cannot be) waiting events with no call
+			 * in flight: they are done again by the next batch */
+			for (size_t i = 0; i < q->n_later; i++)
+				free(q->later[i].data);
+			q->n_later = 0;
+			if (!stopped(b) && q->n == 0) {
+				snprintf(b->reason, sizeof(b->reason),
+				    "remote events left waiting");
+				b->storage = true;
+			}
 			/* what is still in flight is answered and dropped */
 			while (remote_calls_in_flight(b->p->caller) > 0) {
 				remote_resp r;
@@ -390,5 +489,6 @@ proc_remote_drain(batch_ctx *b)
 			return;
 		}
 		collect_one(b);
+		send_later(b);
 	}
 }
