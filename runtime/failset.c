@@ -69,10 +69,47 @@ failset_find(failset *fs, const char *unit, size_t ulen)
 	return fs->n > 0 && found ? &fs->v[i] : NULL;
 }
 
+/* Versions are unique in the process, so two sets (or one set before and
+ * after failset_init) never share one by chance. */
+static uint64_t
+next_version(void)
+{
+	static _Atomic uint64_t counter;
+	return ++counter;
+}
+
+int
+failset_copy(failset *dst, const failset *src)
+{
+	for (size_t i = 0; i < dst->n; i++)
+		free(dst->v[i].unit);
+	dst->n = 0;
+	if (src->n > dst->cap) {
+		fail_unit *v = realloc(dst->v, src->n * sizeof(*v));
+		if (v == NULL)
+			return SL_ENOMEM;
+		dst->v   = v;
+		dst->cap = src->n;
+	}
+	for (size_t i = 0; i < src->n; i++) {
+		dst->v[i]      = src->v[i];
+		dst->v[i].unit = malloc(src->v[i].ulen + 1);
+		if (dst->v[i].unit == NULL) {
+			dst->n = i;
+			return SL_ENOMEM;
+		}
+		memcpy(dst->v[i].unit, src->v[i].unit, src->v[i].ulen + 1);
+	}
+	dst->n       = src->n;
+	dst->version = src->version;
+	return SL_OK;
+}
+
 /* Insert or update in memory only. */
 static int
 mem_put(failset *fs, const fail_unit *u)
 {
+	fs->version = next_version();
 	bool   found;
 	size_t i = find_at(fs, u->unit, u->ulen, &found);
 	if (found) {
@@ -162,6 +199,7 @@ failset_del(
 	bool   found;
 	size_t i = fs->n > 0 ? find_at(fs, unit, ulen, &found) : 0;
 	if (fs->n > 0 && found) {
+		fs->version = next_version();
 		free(fs->v[i].unit);
 		memmove(&fs->v[i], &fs->v[i + 1],
 		    (fs->n - i - 1) * sizeof(*fs->v));
@@ -201,7 +239,8 @@ failset_load(failset *fs, rmstore *rm, MDB_txn *txn)
 {
 	for (size_t i = 0; i < fs->n; i++)
 		free(fs->v[i].unit);
-	fs->n  = 0;
+	fs->n = 0;
+	fs->version = next_version();
 	int rc = rm_blob_scan(rm, txn, fs->prefix, load_one, fs);
 	if (rc != SL_OK)
 		log_error("failset", "reading failing units %s: %s",

@@ -40,12 +40,17 @@ typedef struct fail_unit {
 typedef struct failset {
 	fail_unit *v; /* sorted by (ulen, unit bytes) */
 	size_t     n, cap;
+	uint64_t   version; /* bumped by every change */
 	char       prefix[128]; /* "fail:<name>:<gen>:" */
 } failset;
 
 /** An empty set for generation gen of the processor writing as name. */
 void failset_init(failset *fs, const char *name, uint64_t gen);
 void failset_free(failset *fs);
+
+/** Make dst a copy of src (units copied); dst's old contents freed.
+ * SL_OK or SL_ENOMEM (dst then empty). */
+int failset_copy(failset *dst, const failset *src);
 
 /** The unit, or NULL. */
 fail_unit *failset_find(failset *fs, const char *unit, size_t ulen);

@@ -327,7 +327,6 @@ proc_record_failure(batch_ctx *b, uint64_t position)
 	snprintf(u.reason, sizeof(u.reason), "%.*s",
 	    (int) sizeof(u.reason) - 1, b->reason);
 	int rc = failset_put(&p->fails, p->rm, b->txn, &u);
-	p->st.n_failing = p->fails.n;
 	pthread_mutex_unlock(&p->mu);
 	if (rc != SL_OK) {
 		snprintf(b->reason, sizeof(b->reason),
@@ -379,7 +378,6 @@ proc_handled(batch_ctx *b, uint64_t position)
 	processor *p = b->p;
 	pthread_mutex_lock(&p->mu);
 	int rc = failset_del(&p->fails, p->rm, b->txn, b->ru.unit, b->ru.ulen);
-	p->st.n_failing = p->fails.n;
 	pthread_mutex_unlock(&p->mu);
 	if (rc != SL_OK) {
 		b->storage = true;

@@ -63,6 +63,7 @@ struct processor {
 	uint64_t        cmd_seq;  /* commands asked for */
 	uint64_t        cmd_done; /* commands taken */
 	failset         fails;    /* written by the thread under mu */
+	failset         shown;    /* fails as last committed: status */
 	bool            paused;
 	/* a remote definition's calls (thread-owned; proc_remote.c) */
 	remote_caller      *caller;

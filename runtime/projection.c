@@ -78,6 +78,20 @@ proc_stopping(processor *p)
 	return s;
 }
 
+/*
+ * Status shows the failing units as the last committed batch (or the
+ * records) left them: the set itself changes while a batch runs, before
+ * its transaction commits. Called with mu held.
+ */
+static void
+show_failing(processor *p)
+{
+	if (p->shown.version != p->fails.version || p->shown.n != p->fails.n)
+		if (failset_copy(&p->shown, &p->fails) != SL_OK)
+			p->shown.version = 0; /* try again next time */
+	p->st.n_failing = p->shown.n;
+}
+
 /* Stop asked, or another definition waiting to be taken. */
 static bool
 interrupted(processor *p)
@@ -251,7 +265,7 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 	}
 	pthread_mutex_lock(&p->mu);
 	rc = failset_load(&p->fails, p->rm, txn);
-	p->st.n_failing = p->fails.n;
+	show_failing(p);
 	pthread_mutex_unlock(&p->mu);
 	mdb_txn_abort(txn);
 	if (rc != SL_OK)
@@ -340,7 +354,7 @@ reload_failures(processor *p)
 		return;
 	pthread_mutex_lock(&p->mu);
 	failset_load(&p->fails, p->rm, txn);
-	p->st.n_failing = p->fails.n;
+	show_failing(p);
 	pthread_mutex_unlock(&p->mu);
 	mdb_txn_abort(txn);
 }
@@ -379,7 +393,6 @@ retry_progress(processor *p, batch_ctx *b, uint64_t scanned_to)
 		u.next_try_ns = 0; /* go on at once */
 		rc            = failset_put(&p->fails, p->rm, b->txn, &u);
 	}
-	p->st.n_failing = p->fails.n;
 	pthread_mutex_unlock(&p->mu);
 	return rc;
 }
@@ -572,6 +585,7 @@ take_commands(processor *p)
 	p->paused = pause;
 	pthread_mutex_lock(&p->mu);
 	p->st.paused = pause;
+	show_failing(p); /* a retry changed them, committed */
 	if (p->cmds == 0)
 		p->cmd_done = p->cmd_seq;
 	pthread_cond_broadcast(&p->done_cv);
@@ -600,7 +614,8 @@ show_progress(processor *p, uint64_t pos, const batch_ctx *b)
 	if (!p->rebuilding)
 		p->st.served_position = pos;
 	p->st.events_handled += b->handled;
-	p->fail_pos = UINT64_MAX;
+	show_failing(p);
+	p->fail_pos     = UINT64_MAX;
 	/* an unpartitioned processor stopped by its failing event */
 	const fail_unit *u = !p->partitioned && p->fails.n > 0 ? &p->fails.v[0]
 	                                                      : NULL;
@@ -901,6 +916,7 @@ proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
 	pthread_cond_init(&p->done_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	failset_init(&p->fails, p->name, 0);
+	failset_init(&p->shown, p->name, 0);
 	p->st.tenant = p->tenant;
 	p->st.def    = def;
 	p->st.state  = PROC_STARTING;
@@ -959,6 +975,7 @@ proc_stop(processor *p)
 	if (p->has_pending)
 		proj_def_release(p->pending);
 	failset_free(&p->fails);
+	failset_free(&p->shown);
 	pthread_cond_destroy(&p->done_cv);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
@@ -1034,12 +1051,12 @@ size_t
 proc_get_failing(processor *p, proc_failing *out, size_t max)
 {
 	pthread_mutex_lock(&p->mu);
-	size_t            n = p->fails.n;
+	size_t            n = p->shown.n;
 	const fail_unit **v = n > 0 ? malloc(n * sizeof(*v)) : NULL;
 	size_t            k = 0;
 	if (v != NULL) {
 		for (size_t i = 0; i < n; i++)
-			v[i] = &p->fails.v[i];
+			v[i] = &p->shown.v[i];
 		qsort(v, n, sizeof(*v), failing_by_position);
 		for (; k < n && k < max; k++) {
 			const fail_unit *u = v[k];
