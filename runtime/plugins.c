@@ -1479,15 +1479,26 @@ registry_projection(registry *r, size_t i)
 	return d;
 }
 
+bool
+proj_def_has_id(const proj_def *d, const char *id, size_t len)
+{
+	return len == 36 && strncasecmp(d->id, id, 36) == 0;
+}
+
+bool
+proj_def_has_name(const proj_def *d, const char *name, size_t len)
+{
+	return strlen(d->name) == len && memcmp(d->name, name, len) == 0;
+}
+
 static const proj_def *
 find_in(proj_def *const *list, size_t n, const char *id_or_name, size_t len)
 {
 	for (size_t i = 0; i < n; i++)
-		if (len == 36 && strncasecmp(list[i]->id, id_or_name, 36) == 0)
+		if (proj_def_has_id(list[i], id_or_name, len))
 			return list[i];
 	for (size_t i = 0; i < n; i++)
-		if (strlen(list[i]->name) == len
-		    && memcmp(list[i]->name, id_or_name, len) == 0)
+		if (proj_def_has_name(list[i], id_or_name, len))
 			return list[i];
 	return NULL;
 }

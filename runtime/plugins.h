@@ -132,6 +132,11 @@ const proj_def *registry_projection(registry *r, size_t i);
  * longer among registry_projection().
  */
 const proj_def *registry_find(registry *r, const char *id_or_name, size_t len);
+/** The matches registry_find (and remotes_find) use: a 36-byte id in any
+ * case, or the exact name; id_or_name need not be NUL-terminated. Ids are
+ * looked for first. */
+bool proj_def_has_id(const proj_def *d, const char *id, size_t len);
+bool proj_def_has_name(const proj_def *d, const char *name, size_t len);
 
 size_t registry_plugin_count(registry *r);
 /** Info for plugin file i (loaded or refused); borrowed, valid until the

@@ -862,14 +862,11 @@ remotes_find(remotes *rs, const char *id_or_name, size_t len)
 		return NULL;
 	pthread_mutex_lock(&rs->mu);
 	for (size_t i = 0; d == NULL && i < rs->n_regs; i++)
-		if (len == 36
-		    && strncasecmp(rs->regs[i]->id, id_or_name, 36) == 0)
+		if (proj_def_has_id(&rs->regs[i]->cur->def, id_or_name, len))
 			d = &rs->regs[i]->cur->def;
-	for (size_t i = 0; d == NULL && i < rs->n_regs; i++) {
-		const char *name = rs->regs[i]->cur->def.name;
-		if (strlen(name) == len && memcmp(name, id_or_name, len) == 0)
+	for (size_t i = 0; d == NULL && i < rs->n_regs; i++)
+		if (proj_def_has_name(&rs->regs[i]->cur->def, id_or_name, len))
 			d = &rs->regs[i]->cur->def;
-	}
 	pthread_mutex_unlock(&rs->mu);
 	return d;
 }
