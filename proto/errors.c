@@ -32,6 +32,7 @@ static const err_entry err_table[SL_ERR_COUNT] = {
 	[SL_EFULL]      = { "EFULL", "storage is full" },
 	[SL_EUNKNOWNOP] = { "EUNKNOWNOP", "unknown operation" },
 	[SL_EINTERNAL]  = { "EINTERNAL", "internal error" },
+	[SL_EOWNED]     = { "EOWNED", "stream is owned by a projection" },
 };
 
 static const err_entry *

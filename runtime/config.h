@@ -15,6 +15,41 @@ typedef struct cfg_tenant {
 	size_t rm_map_size; /* LMDB map size in bytes */
 } cfg_tenant;
 
+/** run_projections: which projections the daemon runs (EventStoreDB's). */
+typedef enum cfg_run {
+	CFG_RUN_NONE   = 0, /* none: no projection runs (filters still do) */
+	CFG_RUN_SYSTEM = 1, /* only the five system projections */
+	CFG_RUN_ALL    = 2, /* system and plugin projections (default) */
+} cfg_run;
+
+/** How a projection runs (EventStoreDB's modes). */
+typedef enum cfg_mode {
+	CFG_MODE_CONTINUOUS = 0, /* runs from its checkpoint, forever */
+	CFG_MODE_ONE_TIME   = 1, /* runs only when queried, to the log head */
+	CFG_MODE_TRANSIENT  = 2, /* runs only while a client holds it */
+} cfg_mode;
+
+/**
+ * EventStoreDB's projection settings, by their names, for emitting and
+ * system projections (runtime/emitter.h; docs/projections.md says what
+ * each means when state, checkpoint and emitted events share a txn).
+ */
+typedef struct proj_settings {
+	uint32_t checkpoint_after_ms;          /* 0 */
+	uint32_t checkpoint_handled_threshold; /* 4000 */
+	size_t   checkpoint_unhandled_bytes_threshold; /* 10 MiB */
+	uint32_t pending_events_threshold;     /* 5000 */
+	uint32_t max_write_batch_length;       /* 500 */
+	uint32_t max_allowed_writes_in_flight; /* 0: unbounded */
+} proj_settings;
+
+/** One entry of `projections:`: settings for a projection by id or name. */
+typedef struct cfg_projection {
+	char         *name;  /* id (UUID text) or name, e.g. "$by_category" */
+	cfg_mode      mode;
+	proj_settings set;   /* defaults filled from projection_settings */
+} cfg_projection;
+
 typedef struct sl_config {
 	char *file;          /* the config file's path as given */
 	char *data_dir;      /* absolute */
@@ -39,6 +74,15 @@ typedef struct sl_config {
 	uint32_t remote_timeout_ms;     /* remote.timeout_ms: per call, ping */
 	uint32_t remote_window;         /* remote.window: calls in flight */
 	uint32_t remote_max_registrations; /* remote.max_registrations */
+	/* EventStoreDB's projection model (issue 8, docs/projections.md) */
+	cfg_run run_projections;         /* run_projections: all */
+	bool start_standard_projections; /* false: system ones start stopped */
+	char *category_separator;        /* system_projections.by_category.separator "-" */
+	bool  category_last;             /* ....by_category.take: first|last */
+	char *correlation_property; /* system_projections.by_correlation_id.property */
+	proj_settings   proj_defaults;   /* projection_settings: */
+	cfg_projection *projections;     /* projections: (per id or name) */
+	size_t          n_projections;
 } sl_config;
 
 /**
@@ -50,6 +94,10 @@ typedef struct sl_config {
  */
 int config_load(const char *path, sl_config **out, char *err, size_t errlen);
 void config_free(sl_config *cfg);
+/** The settings of projection (id, name): its `projections:` entry's, or
+ * the defaults. mode (may be NULL) receives its mode. */
+const proj_settings *config_projection(const sl_config *cfg, const char *id,
+    const char *name, cfg_mode *mode);
 
 /** Parse a size: bytes, or a number with K/KiB, M/MiB, G/GiB, T/TiB
  * ("64MiB", "1GiB", "4096", "10 MiB"). -1 on error. */

@@ -9,6 +9,17 @@
  *   "log"     key u64 big-endian position      -> ev_encode() record
  *   "streams" key tenant \0 stream \0 rev(be64) -> position (be64)
  *   "heads"   key tenant \0 stream              -> next revision (be64)
+ *
+ * Emitting projections (runtime/emitter.h) keep their state here too, so
+ * that what they write, their states and their checkpoint commit in one
+ * write transaction (store_submit_emit):
+ *   "owners"  key tenant \0 stream              -> owner id (who wrote it)
+ *   "owned"   key tenant \0 owner \0 stream     -> "" (streams per owner)
+ *   "pstate"  key tenant \0 owner \0 key        -> state (msgpack map)
+ *   "pcheck"  key tenant \0 owner               -> checkpoint (opaque bytes)
+ * A stream's "first" revision after a reset: "heads" keeps counting, the
+ * "streams" entries before it are gone (a soft delete, as EventStoreDB's
+ * truncate-before); the events stay in the log.
  */
 #ifndef SL_STORE_H
 #define SL_STORE_H
@@ -53,6 +64,10 @@ struct store_commit {
 	char message[160];       /* error detail */
 
 	store_commit *next; /* internal: queue link */
+	/* appended for emitting projections: NULL for a client's commit, which
+	 * is refused with SL_EOWNED on a stream that a projection owns (a
+	 * claim matches it, or an "owners" record names another owner) */
+	const char *owner;
 };
 
 /**
@@ -111,6 +126,107 @@ int store_scan_stream(store *s, const char *tenant, const char *stream,
  */
 int store_stream_next_revision(store *s, const char *tenant,
     const char *stream, uint64_t *out);
+
+/* ---- ownership and emitting projections ---- */
+
+/**
+ * Claim the streams matching pattern (an exact name, or a prefix ending in
+ * '*') for owner (a projection id; label is how errors name it, e.g. its
+ * name), in every tenant. Claims live in memory; the runtime makes them
+ * when it loads projections.
+ * @return SL_OK (also when owner already holds this pattern); SL_EEXIST
+ * when it overlaps another owner's claim (err names both); SL_EINVAL.
+ */
+int store_claim(store *s, const char *pattern, const char *owner,
+    const char *label, char *err, size_t errlen);
+/** Drop every claim of owner (its projection was unloaded). */
+void store_unclaim(store *s, const char *owner);
+/**
+ * Who may write stream: SL_OK when writer (NULL: a client) may; SL_EOWNED
+ * with err naming the owner otherwise. Checks claims and "owners" records.
+ */
+int store_check_owner(store *s, const char *tenant, const char *stream,
+    const char *writer, char *err, size_t errlen);
+
+/** One event an emitting projection writes (to any stream: revision any). */
+typedef struct store_append {
+	const char *stream;
+	ev_new      ev; /* content may be any msgpack value (a link: a str) */
+} store_append;
+
+/** A state put (val != NULL) or delete (val == NULL) under the owner. */
+typedef struct store_kv {
+	const void *key;
+	size_t      key_len;
+	const void *val;
+	size_t      val_len;
+} store_kv;
+
+typedef struct store_emit store_emit;
+typedef void (*store_emit_done_fn)(store_emit *e, void *arg);
+
+/**
+ * One batch of an emitting projection, written in one transaction with
+ * the group's other commits, all or nothing, in this order: reset (soft
+ * delete of every stream the owner wrote for the tenant, and its states),
+ * appends (owner records written for new streams; a stream another owner
+ * holds refuses the whole batch with SL_EOWNED), states, checkpoint.
+ * The caller owns everything until done() runs (on the writer thread).
+ */
+struct store_emit {
+	const char *tenant;
+	const char *owner;  /* projection id */
+	bool        reset;
+	const store_append *appends;
+	size_t      n_appends;
+	const store_kv *states;
+	size_t      n_states;
+	const void *checkpoint; /* NULL: unchanged */
+	size_t      checkpoint_len;
+	store_emit_done_fn done;
+	void       *arg;
+
+	/* results, valid in done() */
+	int      rc;             /* SL_OK, SL_EOWNED, SL_EFULL, SL_ESTORAGE... */
+	uint64_t first_position; /* of appends[0] */
+	char     message[160];
+
+	store_emit *next; /* internal */
+};
+
+/** Queue a batch for the writer; done() runs exactly once. SL_OK,
+ * SL_EINVAL, SL_ECLOSED. */
+int store_submit_emit(store *s, store_emit *e);
+/** Submit and wait. @return e->rc. */
+int store_emit_wait(store *s, store_emit *e);
+
+/** Called with a copy-free view of a record; return nonzero to stop. */
+typedef int (*store_kv_fn)(void *arg, const void *key, size_t key_len,
+    const void *val, size_t val_len);
+/**
+ * The owner's checkpoint for tenant: fn called once (key empty) if there
+ * is one. @return SL_OK, SL_ENOTFOUND, SL_ESTORAGE.
+ */
+int store_get_checkpoint(store *s, const char *tenant, const char *owner,
+    store_kv_fn fn, void *arg);
+/** One state: fn called once. SL_OK, SL_ENOTFOUND, SL_ESTORAGE. */
+int store_get_pstate(store *s, const char *tenant, const char *owner,
+    const void *key, size_t key_len, store_kv_fn fn, void *arg);
+/** Every state of the owner in key order, from key `after` (exclusive;
+ * NULL: from the first). @return SL_OK, fn's nonzero value, SL_ESTORAGE. */
+int store_scan_pstates(store *s, const char *tenant, const char *owner,
+    const void *after, size_t after_len, store_kv_fn fn, void *arg);
+/** The streams owner wrote for tenant (key = stream name). */
+int store_scan_owned(store *s, const char *tenant, const char *owner,
+    store_kv_fn fn, void *arg);
+/**
+ * Resolve a link's content "N@stream" (a msgpack str) in tenant: fn is
+ * called with the target event (as store_scan's callback).
+ * @return SL_OK; SL_ENOTFOUND (no such event: deleted, or never written);
+ * SL_EINVAL (not a link's content).
+ */
+int store_resolve_link(store *s, const char *tenant, const char *link,
+    size_t link_len, store_scan_fn fn, void *arg);
 
 /** Number of write transactions so far (group commit statistics). */
 uint64_t store_txn_count(store *s);

@@ -30,10 +30,13 @@ typedef enum sl_err {
 	SL_EFULL     = 15, /**< storage is full (LMDB map size reached) */
 	SL_EUNKNOWNOP = 16, /**< the request names an unknown operation */
 	SL_EINTERNAL = 17, /**< an internal invariant failed */
+	/** the stream is written by a projection (it owns it): clients and
+	 * other projections may not write there */
+	SL_EOWNED = 18,
 } sl_err;
 
 /** Number of defined codes (one past the largest). */
-#define SL_ERR_COUNT 18
+#define SL_ERR_COUNT 19
 
 /**
  * A human-readable message for an error code.

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define SL_ABI_MAJOR 1
-#define SL_ABI_MINOR 1
+#define SL_ABI_MINOR 2
 /** The ABI version a plugin is compiled against: major << 16 | minor. */
 #define SL_ABI_VERSION ((uint32_t) ((SL_ABI_MAJOR << 16) | SL_ABI_MINOR))
 #define SL_ABI_MAJOR_OF(v) ((uint32_t) (v) >> 16)
@@ -98,6 +98,30 @@ typedef struct sl_projection {
 	sl_outcome (*on)(void *user, const sl_event *event, const char *key,
 	    sl_state *state, sl_context *ctx);
 	void *user; /**< passed to on() */
+
+	/* ABI 1.2 (read only when struct_size covers them) */
+	/**
+	 * The streams this projection writes with host->emit / link_to: exact
+	 * names, or prefixes ending in '*' ("summary-*"). NULL-free array of
+	 * n_emits entries. Names may not start with '$' (reserved for the
+	 * system projections). A projection that declares streams (or has a
+	 * result transform) is an emitting projection: it owns what it
+	 * declares, its state and checkpoint live in the event log and commit
+	 * in one transaction with what it wrote (exactly once). Another
+	 * loaded projection declaring an overlapping stream is refused.
+	 */
+	const char *const *emits;
+	size_t n_emits;
+	/**
+	 * Optional result transform (EventStoreDB's transformBy/outputState):
+	 * called after a key's state changed; fill result (empty on entry)
+	 * and return SL_REPLACE, or return SL_DELETE for "no result". When
+	 * the result differs from the one before the event, the host writes
+	 * it as a "Result" event to stream "$projections-<name>-<key>-result".
+	 * One-time queries return it with the state.
+	 */
+	sl_outcome (*result)(void *user, const char *key, const sl_state *state,
+	    sl_state *result);
 } sl_projection;
 
 /** The three kinds of filter (Dolittle's). */
@@ -230,6 +254,24 @@ typedef struct sl_host_api {
 	 */
 	sl_outcome (*fail_with)(sl_context *ctx, const char *reason, bool retry,
 	    uint32_t retry_after_ms);
+
+	/* ABI 1.2: writing from an emitting projection (sl_projection.emits) */
+	/**
+	 * Write a new event (type, content as a JSON object text) to stream.
+	 * It is written in the same transaction as the state and checkpoint
+	 * of the event being handled: exactly once, also across a crash.
+	 * @return SL_OK; SL_EINVAL (not an emitting projection, stream not
+	 * declared, bad type or JSON); SL_EOWNED (another projection owns
+	 * the stream); SL_ETOOBIG.
+	 */
+	int (*emit)(sl_context *ctx, const char *stream, const char *type,
+	    const char *content_json);
+	/**
+	 * Write a link event to stream: type "$>", content the string
+	 * "<revision>@<stream of ev>" (as EventStoreDB writes links).
+	 * @return as emit.
+	 */
+	int (*link_to)(sl_context *ctx, const char *stream, const sl_event *ev);
 } sl_host_api;
 
 /**

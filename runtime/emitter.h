@@ -1,0 +1,133 @@
+/*
+ * Emitting projections (EventStoreDB's projection model): projections
+ * whose state and checkpoint live in the event log's environment, so that
+ * the events they write (host->emit / link_to, result streams), their
+ * states and their checkpoint commit in one write transaction through the
+ * store's writer (store_submit_emit): exactly once, also across SIGKILL.
+ *
+ * Runs: a plugin projection that declares emits or a result transform, and
+ * the five system projections (runtime/sysproj.h), one per tenant. Also
+ * one-time queries and transient projections of any plugin projection,
+ * which keep their states in memory and write nothing.
+ *
+ * Each continuous or transient run has two threads: a reader that copies
+ * the tenant's events from the log into a bounded queue (it pauses while
+ * pending_events_threshold events wait: status "waiting" says why), and a
+ * handler that calls the projection and commits a batch when a checkpoint
+ * threshold is reached or the queue runs dry. A handler failure faults the
+ * projection (status "faulted" with the reason); it is retried with a
+ * growing delay (50 ms doubling to 10 s) unless it said "do not retry",
+ * then it waits for `retry` or `reset`.
+ *
+ * A definition change (hot reload) or `reset` soft-deletes every stream the
+ * projection wrote for the tenant, drops its states and runs again from 0.
+ */
+#ifndef SL_EMITTER_H
+#define SL_EMITTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "config.h"
+#include "plugins.h"
+#include "projection.h"
+#include "store.h"
+
+typedef struct eproj eproj;
+
+/** Whether def runs as an emitting projection (declares emits or has a
+ * result transform, or is a system projection). */
+bool eproj_is_emitting(const proj_def *def);
+
+/**
+ * Claim def's declared streams (and "$projections-<name>-*") in the store
+ * for def's id. @return SL_OK; SL_EEXIST with err naming both projections
+ * when another projection claims an overlapping stream; SL_EINVAL.
+ */
+int eproj_claim(store *s, const proj_def *def, char *err, size_t errlen);
+
+/**
+ * Start a continuous (or transient: nothing stored, nothing written, emits
+ * refused) run of def for tenant. stopped: start in state "stopped" (also
+ * when a persisted stop record says so). The run holds def.
+ * @return SL_OK, SL_ENOMEM, SL_ESTORAGE.
+ */
+int eproj_start(store *s, const char *tenant, const proj_def *def,
+    cfg_mode mode, const proj_settings *set, bool stopped, eproj **out);
+/** Stop the threads (the batch being built is committed first) and free. */
+void eproj_stop(eproj *e);
+/** Hand over a reloaded definition (NULL: dropped, stop processing);
+ * a changed def_hash resets (see above). Thread-safe. */
+void eproj_set_def(eproj *e, const proj_def *def);
+/**
+ * Operator commands: PROC_CMD_RESET, PROC_CMD_RETRY, PROC_CMD_PAUSE
+ * ("stop", persisted), PROC_CMD_RESUME ("start"). Waits at most
+ * timeout_ms for the run to take it. @return as proc_command.
+ */
+int eproj_command(eproj *e, proc_cmd cmd, int timeout_ms);
+
+const char *eproj_id(const eproj *e);
+const char *eproj_tenant(const eproj *e);
+const proj_def *eproj_def(eproj *e); /* current definition (may be NULL) */
+
+/** Status as EventStoreDB's UI shows it. */
+typedef struct eproj_status {
+	const char *tenant;       /* borrowed */
+	const proj_def *def;      /* borrowed; NULL when dropped */
+	cfg_mode    mode;
+	/* "running", "stopped", "faulted", "waiting" (with reason), or for a
+	 * one-time query "completed" */
+	const char *status;
+	char        reason[256];  /* faulted / waiting: why; else "" */
+	uint64_t    position;     /* committed checkpoint: next to handle */
+	uint64_t    head;         /* the log head when last looked at */
+	double      progress;     /* 100 * position / head (100 when 0) */
+	uint64_t    events_processed; /* events of the tenant handled or
+	                                 skipped since start */
+	double      events_per_sec;   /* over the last seconds */
+	uint64_t    buffered_events;  /* read by the reader, not yet handled */
+	uint64_t    partitions_cached; /* states held in memory */
+	uint64_t    writes_in_flight;  /* batches submitted, not yet durable */
+	uint64_t    emitted;          /* events written since start */
+	uint32_t    attempts;         /* failed attempts on the faulted event */
+} eproj_status;
+
+void eproj_get_status(eproj *e, eproj_status *out);
+
+/** A key's state (msgpack map) and result (msgpack map, or NULL). */
+typedef int (*eproj_state_fn)(void *arg, const char *key, size_t key_len,
+    const void *state, size_t state_len, const void *result,
+    size_t result_len);
+
+/**
+ * Committed states of a continuous emitting projection of tenant (from the
+ * log env), in key order; with key != NULL only that key (SL_ENOTFOUND if
+ * it has none: the caller answers the initial state). For a transient run
+ * use eproj_snapshot. @return SL_OK, fn's nonzero value, SL_ESTORAGE.
+ */
+int eproj_read_states(store *s, const char *tenant, const proj_def *def,
+    const char *key, size_t key_len, eproj_state_fn fn, void *arg);
+
+/**
+ * A transient run's current states (in memory), key order; *position gets
+ * its position. @return SL_OK, fn's nonzero value.
+ */
+int eproj_snapshot(eproj *e, const char *key, size_t key_len,
+    eproj_state_fn fn, void *arg, uint64_t *position);
+
+/**
+ * One-time query: run def over tenant's events from 0 to the log head as
+ * it is now, in memory (nothing written; emits are not written), then
+ * call fn per key (key order; only key when given) with state and result.
+ * *position gets the head it ran to. Stops early (SL_ETIMEDOUT) after
+ * timeout_ms. @return SL_OK, SL_EPLUGIN (a handler failed: err says
+ * where), SL_ETIMEDOUT, SL_ENOMEM, SL_ESTORAGE, or fn's nonzero value.
+ */
+int eproj_query(store *s, const char *tenant, const proj_def *def,
+    const char *key, size_t key_len, int timeout_ms, eproj_state_fn fn,
+    void *arg, uint64_t *position, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * The five system projections of EventStoreDB, built into the runtime as
+ * emitting projections (runtime/emitter.h) that link events with
+ * host->link_to, configured by resources.yaml (system_projections:):
+ *
+ *   $by_category         each event of stream "<category><sep>..." linked
+ *                        into "$ce-<category>" (take: first: the category
+ *                        is the id before the first separator; last:
+ *                        before the last one; no separator: no category)
+ *   $by_event_type       each event linked into "$et-<type>"
+ *   $by_correlation_id   each event whose metadata has the property
+ *                        (default "$correlationId") linked into
+ *                        "$bc-<correlation id>"
+ *   $stream_by_category  each new stream's first event (revision 0) linked
+ *                        into "$category-<category>"
+ *   $streams             each new stream's first event linked into
+ *                        "$streams"
+ *
+ * None of them looks at events in system streams (ids starting with '$'),
+ * which is where links are written: they never link links.
+ */
+#ifndef SL_SYSPROJ_H
+#define SL_SYSPROJ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "plugins.h"
+
+#define SYSPROJ_COUNT 5
+
+/**
+ * The system projections' definitions for cfg (separator, take, property
+ * are part of their definition hashes: a change rebuilds their streams).
+ * Host-owned, static: valid until sysproj_fini. Their ids are fixed UUIDs
+ * 00000000-0000-0000-0000-00000000000N (N = 1..5, in the order above),
+ * names "$by_category" etc., selector "$any", key static "".
+ * @return SL_OK, SL_ENOMEM.
+ */
+int sysproj_init(const sl_config *cfg);
+void sysproj_fini(void);
+size_t sysproj_count(void);
+const proj_def *sysproj_def(size_t i);
+/** Whether def is one of the system projections. */
+bool sysproj_is_system(const proj_def *def);
+
+#endif
