@@ -1,0 +1,2 @@
+/* emitter: see emitter.h (being written). */
+#include "emitter.h"

@@ -1,0 +1,2 @@
+/* sysproj: see sysproj.h (being written). */
+#include "sysproj.h"
