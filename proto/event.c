@@ -21,14 +21,23 @@
  * corrupt (a new field would come with a new count and a decoder for it). */
 #define EV_FIELDS 12
 
+/* A link event's type: its content is a str "N@stream", not a map. */
+static bool
+ev_is_link_type(const char *type, size_t len)
+{
+	return type != NULL && len == 2 && memcmp(type, EV_LINK_TYPE, 2) == 0;
+}
+
 int
 ev_encode(msgpack_packer *pk, const char *tenant, size_t tenant_len,
     const char *stream, size_t stream_len, uint64_t revision, const ev_new *e)
 {
 	char idtext[37];
 
-	if (e == NULL || e->content == NULL
-	    || e->content->type != MSGPACK_OBJECT_MAP || e->type == NULL
+	if (e == NULL || e->content == NULL || e->type == NULL
+	    || (e->content->type != MSGPACK_OBJECT_MAP
+	        && !(e->content->type == MSGPACK_OBJECT_STR
+	            && ev_is_link_type(e->type, e->type_len)))
 	    || (e->metadata != NULL
 	        && e->metadata->type != MSGPACK_OBJECT_MAP))
 		return SL_EINVAL;
@@ -103,9 +112,12 @@ ev_decode(const void *data, size_t len, uint64_t position, msgpack_zone *zone,
 	        && f[6].type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
 	    || (f[6].type == MSGPACK_OBJECT_POSITIVE_INTEGER
 	        && f[6].via.u64 > (uint64_t) INT64_MAX)
+	    || f[4].type != MSGPACK_OBJECT_STR
 	    || f[9].type != MSGPACK_OBJECT_BOOLEAN
 	    || f[10].type != MSGPACK_OBJECT_MAP
-	    || f[11].type != MSGPACK_OBJECT_MAP)
+	    || (f[11].type != MSGPACK_OBJECT_MAP
+	        && !(f[11].type == MSGPACK_OBJECT_STR
+	            && ev_is_link_type(f[4].via.str.ptr, f[4].via.str.size))))
 		return SL_EPROTO;
 
 	memset(out, 0, sizeof(*out));

@@ -29,8 +29,13 @@ typedef struct ev_new {
 	const char *causation_id;   size_t causation_len;   /* default: "" */
 	bool is_public;
 	const msgpack_object *metadata; /* map or NULL (empty map) */
-	const msgpack_object *content;  /* map, required */
+	const msgpack_object *content;  /* map, required (a link: a str) */
 } ev_new;
+
+/** The type of a link event, whose content is a msgpack str "N@stream"
+ * (the target: revision N of stream), as EventStoreDB writes them. */
+#define EV_LINK_TYPE "$>"
+
 
 /**
  * A decoded committed event. Strings are NUL-terminated, allocated in the
@@ -51,13 +56,14 @@ typedef struct ev_view {
 	const char *causation_id;
 	bool is_public;
 	msgpack_object metadata; /* map */
-	msgpack_object content;  /* map */
+	msgpack_object content;  /* map; a str for a link (EV_LINK_TYPE) */
 } ev_view;
 
 /**
  * Encode a new event for storage: [tenant, stream, revision, id(bin16),
  * type, generation, occurred_ns, correlation, causation, public, metadata,
- * content]. Appends to the packer's buffer.
+ * content]. Appends to the packer's buffer. content must be a map, or a
+ * str when the type is EV_LINK_TYPE. @return SL_OK, SL_EINVAL.
  */
 int ev_encode(msgpack_packer *pk, const char *tenant, size_t tenant_len,
     const char *stream, size_t stream_len, uint64_t revision,

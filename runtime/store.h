@@ -130,6 +130,12 @@ int store_stream_next_revision(store *s, const char *tenant,
 /* ---- ownership and emitting projections ---- */
 
 /**
+ * Whether two stream patterns (an exact name, or a prefix ending in '*')
+ * overlap: some stream id matches both.
+ */
+bool store_pattern_overlap(const char *a, const char *b);
+
+/**
  * Claim the streams matching pattern (an exact name, or a prefix ending in
  * '*') for owner (a projection id; label is how errors name it, e.g. its
  * name), in every tenant. Claims live in memory; the runtime makes them
@@ -205,11 +211,12 @@ typedef int (*store_kv_fn)(void *arg, const void *key, size_t key_len,
     const void *val, size_t val_len);
 /**
  * The owner's checkpoint for tenant: fn called once (key empty) if there
- * is one. @return SL_OK, SL_ENOTFOUND, SL_ESTORAGE.
+ * is one. @return SL_OK, SL_ENOTFOUND, SL_ESTORAGE, or fn's nonzero value.
  */
 int store_get_checkpoint(store *s, const char *tenant, const char *owner,
     store_kv_fn fn, void *arg);
-/** One state: fn called once. SL_OK, SL_ENOTFOUND, SL_ESTORAGE. */
+/** One state: fn called once. SL_OK, SL_ENOTFOUND, SL_ESTORAGE, or fn's
+ * nonzero value. */
 int store_get_pstate(store *s, const char *tenant, const char *owner,
     const void *key, size_t key_len, store_kv_fn fn, void *arg);
 /** Every state of the owner in key order, from key `after` (exclusive;
@@ -221,9 +228,10 @@ int store_scan_owned(store *s, const char *tenant, const char *owner,
     store_kv_fn fn, void *arg);
 /**
  * Resolve a link's content "N@stream" (a msgpack str) in tenant: fn is
- * called with the target event (as store_scan's callback).
- * @return SL_OK; SL_ENOTFOUND (no such event: deleted, or never written);
- * SL_EINVAL (not a link's content).
+ * called with the target event (as store_scan's callback). Strict: N is
+ * decimal digits without sign or leading zeros, stream a valid id.
+ * @return SL_OK (or fn's nonzero value); SL_ENOTFOUND (no such event:
+ * deleted, or never written); SL_EINVAL (not a link's content).
  */
 int store_resolve_link(store *s, const char *tenant, const char *link,
     size_t link_len, store_scan_fn fn, void *arg);
