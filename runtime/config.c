@@ -8,11 +8,13 @@
 
 #include <sluice/errors.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -33,13 +35,28 @@ typedef struct cfgp {
 
 /* The schema: each mapping is a table of keys; a leaf's checked value goes
  * to slots[slot], so the file is walked once, in file order. */
-enum { K_PATH, K_URL, K_ID, K_LEVEL, K_BOOL, K_INT, K_SIZE, K_MAP, K_SEQ };
+enum {
+	K_PATH,
+	K_URL,
+	K_ID,
+	K_LEVEL,
+	K_BOOL,
+	K_INT,
+	K_SIZE,
+	K_MAP,
+	K_SEQ,
+	K_STR,  /* a non-empty string of lo..hi bytes */
+	K_RUN,  /* run_projections: one of run_words (dflt: an index) */
+	K_TAKE, /* by_category.take: first or last */
+	K_MODE  /* a projection's mode: one of mode_words */
+};
 
 typedef struct cfg_key {
 	const char           *name;
 	int                   kind;
 	int                   slot;
-	size_t                lo, hi; /* K_INT, K_SIZE; hi 0: no maximum */
+	size_t                lo, hi; /* K_INT, K_SIZE, K_STR (bytes); K_SIZE
+	                                 hi 0: no maximum */
 	size_t                dflt;   /* K_LEVEL, K_BOOL, K_INT, K_SIZE */
 	const struct cfg_key *sub;    /* K_MAP */
 } cfg_key;
@@ -71,9 +88,43 @@ enum {
 	S_REMTIMEOUT,
 	S_REMWINDOW,
 	S_REMMAX,
+	S_RUNPROJ,
+	S_STARTSTD,
+	S_CATSEP,
+	S_CATTAKE,
+	S_CORRPROP,
+	S_SET, /* the six projection_settings, in SETTING_KEYS order */
+	S_PROJS = S_SET + 6,
 	S_N
 };
 enum { T_ID, T_PATH, T_MAP, T_N };
+/* Slots of one `projections:` entry. */
+enum { P_NAME, P_MODE, P_SET, P_N = P_SET + 6 };
+
+/* Words of the word kinds, indexed by the value they stand for. */
+static const char *const run_words[]  = { "none", "system", "all", NULL };
+static const char *const take_words[] = { "first", "last", NULL };
+static const char *const mode_words[]
+    = { "continuous", "one_time", "transient", NULL };
+
+/*
+ * EventStoreDB's projection settings (ProjectionConsts.cs; see
+ * docs/projections.md), for projection_settings: and each projections:
+ * entry; b is the first of six consecutive slots. Unhandled bytes default
+ * to ESDB's 10 * 1000 * 1000 (its docs say 10 MiB; the source wins).
+ */
+/* clang-format off */
+#define SETTING_KEYS(b)                                                       \
+	{ "checkpoint_after_ms", K_INT, (b) + 0, 0, 3600000, 0, NULL },       \
+	{ "checkpoint_handled_threshold", K_INT, (b) + 1, 1, 1000000, 4000,   \
+	    NULL },                                                           \
+	{ "checkpoint_unhandled_bytes_threshold", K_SIZE, (b) + 2, KIB, GIB,  \
+	    10 * 1000 * 1000, NULL },                                         \
+	{ "pending_events_threshold", K_INT, (b) + 3, 1, 1000000, 5000,       \
+	    NULL },                                                           \
+	{ "max_write_batch_length", K_INT, (b) + 4, 1, 100000, 500, NULL },   \
+	{ "max_allowed_writes_in_flight", K_INT, (b) + 5, 0, 1024, 0, NULL }
+/* clang-format on */
 
 static const cfg_key endpoint_keys[] = {
 	{ "api", K_URL, S_API, 0, 0, 0, NULL },
@@ -111,6 +162,38 @@ static const cfg_key remote_keys[] = {
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
+/* EventStoreDB's projection model (docs/projections.md). */
+static const cfg_key category_keys[] = {
+	{ "separator", K_STR, S_CATSEP, 1, 16, 0, NULL },
+	{ "take", K_TAKE, S_CATTAKE, 0, 0, 0, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
+static const cfg_key correlation_keys[] = {
+	{ "property", K_STR, S_CORRPROP, 1, 256, 0, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
+static const cfg_key sysproj_keys[] = {
+	{ "by_category", K_MAP, 0, 0, 0, 0, category_keys },
+	{ "by_correlation_id", K_MAP, 0, 0, 0, 0, correlation_keys },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
+static const cfg_key setting_keys[] = {
+	SETTING_KEYS(S_SET),
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
+/* One `projections:` entry: which projection, its mode, its settings
+ * (those not given are projection_settings'). */
+static const cfg_key projection_keys[] = {
+	{ "name", K_STR, P_NAME, 1, 256, 0, NULL },
+	{ "mode", K_MODE, P_MODE, 0, 0, CFG_MODE_CONTINUOUS, NULL },
+	SETTING_KEYS(P_SET),
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
 /* Paths default in resolve(), once the config file's directory is known. */
 static const cfg_key top_keys[] = {
 	{ "data_dir", K_PATH, S_DATA, 0, 0, 0, NULL },
@@ -123,6 +206,12 @@ static const cfg_key top_keys[] = {
 	{ "limits", K_MAP, 0, 0, 0, 0, limit_keys },
 	{ "processing", K_MAP, 0, 0, 0, 0, processing_keys },
 	{ "remote", K_MAP, 0, 0, 0, 0, remote_keys },
+	{ "run_projections", K_RUN, S_RUNPROJ, 0, 0, CFG_RUN_ALL, NULL },
+	{ "start_standard_projections", K_BOOL, S_STARTSTD, 0, 0, false,
+	    NULL },
+	{ "system_projections", K_MAP, 0, 0, 0, 0, sysproj_keys },
+	{ "projection_settings", K_MAP, 0, 0, 0, 0, setting_keys },
+	{ "projections", K_SEQ, S_PROJS, 0, 0, 0, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -143,7 +232,17 @@ static const char *const expected[] = { "a scalar", "a scalar", "a scalar",
 	"one of error, warn, info, debug", "true or false", "an integer",
 	"a size (a byte count, or a number with K, KiB, M, MiB, G, GiB, T "
 	"or TiB)",
-	"a mapping", "a sequence" };
+	"a mapping", "a sequence", "a non-empty string",
+	"one of none, system, all", "first or last",
+	"one of continuous, one_time, transient" };
+
+static const char *const *
+words_of(int kind)
+{
+	return kind == K_RUN ? run_words
+	    : kind == K_TAKE ? take_words
+	                     : mode_words;
+}
 
 static int fail(cfgp *p, yaml_mark_t m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -367,6 +466,27 @@ leaf(cfgp *p, yaml_node_t *n, const char *path, const cfg_key *k, size_t *num)
 		if (k->kind == K_URL)
 			return check_endpoint(p, n->start_mark, path, s, "");
 		return k->kind == K_ID ? check_id(p, n, path, s) : SL_OK;
+	case K_STR:
+		if (n->data.scalar.length == 0)
+			return fail(p, n->start_mark,
+			    "key '%s': must not be empty", path);
+		if (strlen(s) != n->data.scalar.length)
+			return fail(p, n->start_mark,
+			    "key '%s': must not contain a NUL byte", path);
+		if (n->data.scalar.length > k->hi)
+			return fail(p, n->start_mark,
+			    "key '%s': is %zu bytes, max %zu", path,
+			    n->data.scalar.length, k->hi);
+		return SL_OK;
+	case K_RUN:
+	case K_TAKE:
+	case K_MODE:
+		for (size_t i = 0; words_of(k->kind)[i] != NULL; i++)
+			if (strcmp(s, words_of(k->kind)[i]) == 0) {
+				*num = i;
+				return SL_OK;
+			}
+		return want(p, n, path, expected[k->kind]);
 	case K_LEVEL:
 		if ((rc = log_level_parse(s)) < 0)
 			return want(p, n, path, expected[k->kind]);
@@ -659,6 +779,152 @@ resolve(cfgp *p, sl_config *cfg, slot *s)
 	    : SL_OK;
 }
 
+/* The six settings from slots b.., in SETTING_KEYS order. */
+static void
+settings_get(const slot *s, proj_settings *out)
+{
+	out->checkpoint_after_ms                  = (uint32_t) s[0].num;
+	out->checkpoint_handled_threshold         = (uint32_t) s[1].num;
+	out->checkpoint_unhandled_bytes_threshold = s[2].num;
+	out->pending_events_threshold             = (uint32_t) s[3].num;
+	out->max_write_batch_length               = (uint32_t) s[4].num;
+	out->max_allowed_writes_in_flight         = (uint32_t) s[5].num;
+}
+
+static void
+settings_put(const proj_settings *in, slot *s)
+{
+	s[0].num = in->checkpoint_after_ms;
+	s[1].num = in->checkpoint_handled_threshold;
+	s[2].num = in->checkpoint_unhandled_bytes_threshold;
+	s[3].num = in->pending_events_threshold;
+	s[4].num = in->max_write_batch_length;
+	s[5].num = in->max_allowed_writes_in_flight;
+}
+
+/*
+ * The system projections' names and fixed ids (runtime/sysproj.h; config.c
+ * does not link sysproj.c, so that the config tests stay small).
+ */
+static const char *const sys_names[] = { "$by_category", "$by_event_type",
+	"$by_correlation_id", "$stream_by_category", "$streams" };
+
+/* "00000000-0000-0000-0000-00000000000N", N = 1..5: a system projection. */
+static bool
+is_sys_id(const char *s)
+{
+	static const char zero[] = "00000000-0000-0000-0000-00000000000";
+	return strncmp(s, zero, sizeof(zero) - 1) == 0
+	    && s[sizeof(zero) - 1] >= '1' && s[sizeof(zero) - 1] <= '5'
+	    && s[sizeof(zero)] == '\0';
+}
+
+/* UUID text (8-4-4-4-12 hex digits, any case). */
+static bool
+is_uuid(const char *s)
+{
+	for (int i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		if (dash ? s[i] != '-' : !isxdigit((unsigned char) s[i]))
+			return false;
+	}
+	return s[36] == '\0';
+}
+
+/* One `projections:` entry; ps: the slots of the entries before it. */
+static int
+parse_projection(cfgp *p, yaml_node_t *n, size_t i, sl_config *cfg, slot *ps)
+{
+	slot           *s  = ps + i * P_N;
+	cfg_projection *cp = &cfg->projections[i];
+	char            path[40];
+	int             rc;
+	snprintf(path, sizeof(path), "projections[%zu]", i);
+	set_defaults(projection_keys, s);
+	settings_put(&cfg->proj_defaults, s + P_SET);
+	if ((rc = walk(p, n, path, projection_keys, s)) != SL_OK)
+		return rc;
+	yaml_node_t *nn = s[P_NAME].node;
+	if (nn == NULL)
+		return fail(
+		    p, n->start_mark, "missing required key '%s.name'", path);
+	if ((cp->name = strdup(text(nn))) == NULL)
+		return nomem(p);
+	cfg->n_projections = i + 1;
+	if (is_uuid(cp->name)) /* ids are matched as canonical lower case */
+		for (char *c = cp->name; *c != '\0'; c++)
+			*c = (char) tolower((unsigned char) *c);
+	cp->mode = (cfg_mode) s[P_MODE].num;
+	settings_get(s + P_SET, &cp->set);
+
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(cfg->projections[j].name, cp->name) == 0)
+			return fail(p, nn->start_mark,
+			    "key '%s.name': duplicate projection '%s' "
+			    "(first at projections[%zu], line %zu)",
+			    path, text(nn), j,
+			    ps[j * P_N + P_NAME].node->start_mark.line + 1);
+	bool sys = is_sys_id(cp->name);
+	if (cp->name[0] == '$') {
+		size_t k = 0;
+		while (k < 5 && strcmp(sys_names[k], cp->name) != 0)
+			k++;
+		if (k == 5)
+			return fail(p, nn->start_mark,
+			    "key '%s.name': no system projection is named "
+			    "'%s' (names starting with '$' are reserved for "
+			    "$by_category, $by_event_type, "
+			    "$by_correlation_id, $stream_by_category and "
+			    "$streams)",
+			    path, text(nn));
+		sys = true;
+	}
+	/* As in EventStoreDB, the system projections are continuous. */
+	if (sys && cp->mode != CFG_MODE_CONTINUOUS)
+		return fail(p, s[P_MODE].node->start_mark,
+		    "key '%s.mode': system projection '%s' runs "
+		    "continuously only (as in EventStoreDB)",
+		    path, text(nn));
+	return SL_OK;
+}
+
+static int
+parse_projections(cfgp *p, yaml_node_t *seq, sl_config *cfg)
+{
+	yaml_node_item_t *items = seq->data.sequence.items.start;
+	size_t count = (size_t) (seq->data.sequence.items.top - items);
+	if (count == 0)
+		return SL_OK;
+	slot *ps         = calloc(count * P_N, sizeof(*ps));
+	cfg->projections = calloc(count, sizeof(*cfg->projections));
+	int rc = ps == NULL || cfg->projections == NULL ? nomem(p) : SL_OK;
+	for (size_t i = 0; i < count && rc == SL_OK; i++)
+		rc = parse_projection(
+		    p, yaml_document_get_node(p->doc, items[i]), i, cfg, ps);
+	free(ps);
+	return rc;
+}
+
+/* run_projections, system_projections, projection_settings, projections. */
+static int
+parse_projection_model(cfgp *p, sl_config *cfg, slot *s)
+{
+	cfg->run_projections            = (cfg_run) s[S_RUNPROJ].num;
+	cfg->start_standard_projections = s[S_STARTSTD].num != 0;
+	cfg->category_last              = s[S_CATTAKE].num != 0;
+	cfg->category_separator
+	    = strdup(s[S_CATSEP].node ? text(s[S_CATSEP].node) : "-");
+	cfg->correlation_property = strdup(
+	    s[S_CORRPROP].node ? text(s[S_CORRPROP].node) : "$correlationId");
+	if (cfg->category_separator == NULL
+	    || cfg->correlation_property == NULL)
+		return nomem(p);
+	settings_get(s + S_SET, &cfg->proj_defaults);
+	return s[S_PROJS].node != NULL
+	    ? parse_projections(p, s[S_PROJS].node, cfg)
+	    : SL_OK;
+}
+
 static int
 parse_root(cfgp *p, sl_config *cfg)
 {
@@ -686,7 +952,9 @@ parse_root(cfgp *p, sl_config *cfg)
 	cfg->remote_max_registrations = (uint32_t) s[S_REMMAX].num;
 	if ((rc = resolve(p, cfg, s)) != SL_OK)
 		return rc;
-	return parse_tenants(p, s[S_TENANTS].node, cfg);
+	if ((rc = parse_tenants(p, s[S_TENANTS].node, cfg)) != SL_OK)
+		return rc;
+	return parse_projection_model(p, cfg, s);
 }
 
 /* "line:col" of a byte offset, for reader errors that carry no mark. */
@@ -847,5 +1115,33 @@ config_free(sl_config *cfg)
 	free(cfg->pub_url);
 	free(cfg->remote_url);
 	free(cfg->store_path);
+	free(cfg->category_separator);
+	free(cfg->correlation_property);
+	for (size_t i = 0; i < cfg->n_projections; i++)
+		free(cfg->projections[i].name);
+	free(cfg->projections);
 	free(cfg);
+}
+
+const proj_settings *
+config_projection(
+    const sl_config *cfg, const char *id, const char *name, cfg_mode *mode)
+{
+	/* ProjectionConsts.cs, for callers without a config (tests) */
+	static const proj_settings dflt
+	    = { 0, 4000, 10 * 1000 * 1000, 5000, 500, 0 };
+	const cfg_projection *hit = NULL;
+	size_t                n   = cfg != NULL ? cfg->n_projections : 0;
+	/* an entry naming the id wins over one naming the name */
+	for (size_t i = 0; i < n && hit == NULL && id != NULL; i++)
+		if (strcasecmp(cfg->projections[i].name, id) == 0)
+			hit = &cfg->projections[i];
+	for (size_t i = 0; i < n && hit == NULL && name != NULL; i++)
+		if (strcmp(cfg->projections[i].name, name) == 0)
+			hit = &cfg->projections[i];
+	if (mode != NULL)
+		*mode = hit != NULL ? hit->mode : CFG_MODE_CONTINUOUS;
+	if (hit != NULL)
+		return &hit->set;
+	return cfg != NULL ? &cfg->proj_defaults : &dflt;
 }
