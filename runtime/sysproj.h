@@ -45,4 +45,15 @@ const proj_def *sysproj_def(size_t i);
 /** Whether def is one of the system projections. */
 bool sysproj_is_system(const proj_def *def);
 
+/**
+ * The category of a stream id, as EventStoreDB's StreamCategoryExtractor
+ * cuts it: the part before the first (last: the last) occurrence of sep,
+ * when that occurrence is not at position 0. A system stream ('$...'),
+ * an id without sep, or whose chosen occurrence is at 0, has none.
+ * @return the category's length (> 0, copied to out with a NUL); 0 when
+ * there is none; -1 when it does not fit in len bytes.
+ */
+int sysproj_category(
+    const char *stream, const char *sep, bool last, char *out, size_t len);
+
 #endif
