@@ -6,12 +6,15 @@
  */
 #include "host.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "log.h"
 #include "mp.h"
 
@@ -798,6 +801,163 @@ h_fail_with(
 	return SL_FAIL;
 }
 
+/* ---- ABI 1.2: emit and link_to ---- */
+
+bool
+host_stream_matches(const char *pattern, const char *stream)
+{
+	size_t n = strlen(pattern);
+	if (n > 0 && pattern[n - 1] == '*')
+		return strncmp(pattern, stream, n - 1) == 0;
+	return strcmp(pattern, stream) == 0;
+}
+
+/*
+ * A refused emit / link_to: logged, and (fail) the event fails with the
+ * reason and waits for an operator or a new definition, since the same
+ * call would be refused again.
+ */
+static int emit_refuse(sl_context *ctx, bool fail, int code, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
+
+static int
+emit_refuse(sl_context *ctx, bool fail, int code, const char *fmt, ...)
+{
+	char    why[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warn("host", "%s", why);
+	if (fail && ctx != NULL)
+		(void) h_fail_with(ctx, why, false, 0);
+	return code;
+}
+
+/* The checks emit and link_to share: a sink, a valid declared stream. */
+static int
+emit_check(sl_context *ctx, const char *what, const char *stream)
+{
+	if (ctx == NULL || ctx->sink == NULL)
+		return emit_refuse(ctx, false, SL_EINVAL,
+		    "%s: only an emitting projection (one that declares "
+		    "emits in ABI 1.2) may write events",
+		    what);
+	emit_sink      *k    = ctx->sink;
+	const proj_def *d    = k->def;
+	const char     *name = d != NULL ? d->name : "?";
+	if (k->refuse != NULL)
+		return emit_refuse(ctx, false, SL_EINVAL,
+		    "%s by projection "
+		    "'%s': %s",
+		    what, name, k->refuse);
+	size_t n = stream != NULL ? strnlen(stream, SL_MAX_ID_LEN + 1) : 0;
+	if (n == 0 || n > SL_MAX_ID_LEN)
+		return emit_refuse(ctx, true, SL_EINVAL,
+		    "%s by projection '%s': the stream id must be 1..%d "
+		    "bytes",
+		    what, name, SL_MAX_ID_LEN);
+	if (k->system)
+		return SL_OK;
+	size_t             ne;
+	const char *const *emits = proj_def_emits(d, &ne);
+	for (size_t i = 0; i < ne; i++)
+		if (host_stream_matches(emits[i], stream))
+			return SL_OK;
+	return emit_refuse(ctx, true, SL_EINVAL,
+	    "%s to stream '%.256s' by projection '%s': the stream is not "
+	    "declared in its emits (%zu declared)",
+	    what, stream, name, ne);
+}
+
+/* Hand one packed event to the sink; a refusal fails the event. */
+static int
+emit_write(sl_context *ctx, const char *what, const char *stream,
+    const char *type, const void *content, size_t len)
+{
+	char err[400] = "";
+	int  rc       = ctx->sink->write(
+	           ctx->sink, stream, type, content, len, err, sizeof(err));
+	if (rc == SL_OK)
+		return SL_OK;
+	return emit_refuse(ctx, true, rc,
+	    "%s to stream '%.256s' by "
+	    "projection '%s': %s",
+	    what, stream, ctx->sink->def != NULL ? ctx->sink->def->name : "?",
+	    err[0] != '\0' ? err : sl_strerror(rc));
+}
+
+static int
+h_emit(sl_context *ctx, const char *stream, const char *type,
+    const char *content_json)
+{
+	int rc = emit_check(ctx, "emit", stream);
+	if (rc != SL_OK)
+		return rc;
+	const char *name = ctx->sink->def != NULL ? ctx->sink->def->name : "?";
+	size_t      tl   = type != NULL ? strnlen(type, SL_MAX_ID_LEN + 1) : 0;
+	if (tl == 0 || tl > SL_MAX_ID_LEN || type[0] == '$')
+		return emit_refuse(ctx, true, SL_EINVAL,
+		    "emit to stream '%.256s' by projection '%s': the event "
+		    "type must be 1..%d bytes, not starting with '$'",
+		    stream, name, SL_MAX_ID_LEN);
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	char            jerr[256] = "";
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (content_json == NULL
+	    || json_text_to_mp(content_json, 1, &pk, jerr, sizeof(jerr))
+	        != SL_OK) {
+		msgpack_sbuffer_destroy(&sb);
+		return emit_refuse(ctx, true, SL_EINVAL,
+		    "emit to stream '%.256s' by projection '%s': the content "
+		    "is not a JSON object: %s",
+		    stream, name, jerr[0] != '\0' ? jerr : "no content");
+	}
+	if (sb.size > SL_MAX_EVENT_BYTES) {
+		msgpack_sbuffer_destroy(&sb);
+		return emit_refuse(ctx, true, SL_ETOOBIG,
+		    "emit to stream '%.256s' by projection '%s': the content "
+		    "is larger than %u bytes",
+		    stream, name, SL_MAX_EVENT_BYTES);
+	}
+	rc = emit_write(ctx, "emit", stream, type, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+static int
+h_link_to(sl_context *ctx, const char *stream, const sl_event *ev)
+{
+	int rc = emit_check(ctx, "link_to", stream);
+	if (rc != SL_OK)
+		return rc;
+	const ev_view *v = view_of(ev);
+	if (v == NULL || v->stream == NULL)
+		return emit_refuse(ctx, true, SL_EINVAL,
+		    "link_to stream '%.256s' by projection '%s': no event",
+		    stream,
+		    ctx->sink->def != NULL ? ctx->sink->def->name : "?");
+	char link[SL_MAX_ID_LEN + 32];
+	int  n = snprintf(
+	     link, sizeof(link), "%" PRIu64 "@%s", v->revision, v->stream);
+	if (n < 0 || (size_t) n >= sizeof(link))
+		return emit_refuse(ctx, true, SL_EINVAL,
+		    "link_to stream '%.256s': the linked event's stream id "
+		    "is too long",
+		    stream);
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_str(&pk, (size_t) n);
+	msgpack_pack_str_body(&pk, link, (size_t) n);
+	rc = emit_write(ctx, "link_to", stream, "$>", sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
 /* ---- the table ---- */
 
 static const sl_host_api host_table = {
@@ -836,6 +996,9 @@ static const sl_host_api host_table = {
 	.fail                 = h_fail,
 	/* ABI 1.1; struct_size (sizeof) covers it */
 	.fail_with = h_fail_with,
+	/* ABI 1.2 */
+	.emit    = h_emit,
+	.link_to = h_link_to,
 };
 
 const sl_host_api *

@@ -13,6 +13,9 @@
 #include <sluice/plugin.h>
 
 #include "event.h"
+#include "plugins.h"
+
+typedef struct emit_sink emit_sink;
 
 struct sl_event {
 	const ev_view *v;
@@ -64,7 +67,35 @@ struct sl_context {
 	 * HOST_RETRY_AFTER_MAX_MS; 0: the host's own growing delay (and
 	 * always 0 when no_retry) */
 	uint32_t retry_after_ms;
+	/* appended for ABI 1.2: where host->emit / link_to write, set by the
+	 * emitting projection engine (runtime/emitter.c); NULL elsewhere
+	 * (ordinary processors), which makes them fail with SL_EINVAL */
+	emit_sink *sink;
 };
+
+/*
+ * What host->emit and host->link_to write into. The host checks the
+ * arguments and that the stream is declared by def (exact name, or a
+ * prefix ending in '*'; a system projection may write any stream), packs
+ * the content (emit: the JSON object as a msgpack map; link_to: the
+ * msgpack string "<revision>@<stream>") and calls write. A refused call
+ * also fails the event: ctx->failed with the reason (no retry when the
+ * call itself is wrong: an operator or a new definition must fix it).
+ */
+struct emit_sink {
+	const proj_def *def;    /* the projection writing (declared streams) */
+	bool            system; /* a system projection: any stream, '$' too */
+	/* non-NULL: every call is refused with this reason (transient runs) */
+	const char *refuse;
+	/* SL_OK, or an error code with a reason in err; content is one
+	 * packed msgpack value (copy it: valid only during the call) */
+	int (*write)(emit_sink *sink, const char *stream, const char *type,
+	    const void *content, size_t content_len, char *err, size_t errlen);
+	void *arg; /* the engine's */
+};
+
+/** Whether stream matches a declared pattern (exact, or prefix + '*'). */
+bool host_stream_matches(const char *pattern, const char *stream);
 
 /** The longest delay fail_with may ask for (24 h); longer ones are cut. */
 #define HOST_RETRY_AFTER_MAX_MS (24u * 60u * 60u * 1000u)

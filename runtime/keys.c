@@ -10,19 +10,27 @@
 #include "host.h"
 #include "projection.h"
 
+/* The selector event type that selects every event (runtime/sysproj.h). */
+#define SELECT_ANY "$any"
 
 /* ---- keys ---- */
 
+/* The selector of the event's type, else a "$any" selector (every event,
+ * as the system projections select), else none. */
 static const sl_selector *
 find_selector(const proj_def *def, const char *type)
 {
+	const sl_selector *any = NULL;
 	for (size_t i = 0; i < def->p->n_selectors; i++) {
 		const sl_selector *sel = &def->p->selectors[i];
-		if (sel->event_type != NULL
-		    && strcmp(sel->event_type, type) == 0)
+		if (sel->event_type == NULL)
+			continue;
+		if (strcmp(sel->event_type, type) == 0)
 			return sel;
+		if (any == NULL && strcmp(sel->event_type, SELECT_ANY) == 0)
+			any = sel;
 	}
-	return NULL;
+	return any;
 }
 
 /* A reason in the key buffer, cut to fit: callers may pass a small one. */
@@ -128,6 +136,12 @@ proc_key(const proj_def *def, const ev_view *ev, char *buf, size_t len)
 			snprintf(buf, len, "static key selector has no key");
 			return SL_EINVAL;
 		}
+		/* "": the one key of a system projection, whose selector
+		 * is "$any" (plugins are refused an empty static key at
+		 * load) */
+		if (sel->arg[0] == '\0'
+		    && strcmp(sel->event_type, SELECT_ANY) == 0)
+			return SL_OK;
 		return key_copy(
 		    sel->arg, strlen(sel->arg), buf, len, "static key");
 	case SL_KEY_OCCURRED:

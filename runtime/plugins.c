@@ -41,6 +41,7 @@
 #include "host.h"
 #include "json.h"
 #include "log.h"
+#include "store.h"
 
 /*
  * The sizes of the ABI 1.0 structs. A plugin built against a later 1.x
@@ -53,6 +54,12 @@
  * covers them (a 1.0 plugin has none); sl_filter first came with 1.1. */
 #define DESC_V11_SIZE   (offsetof(sl_plugin_desc, n_filters) + sizeof(size_t))
 #define FILTER_V11_SIZE (offsetof(sl_filter, user) + sizeof(void *))
+/* ABI 1.2: emits, n_emits and result are read only when a projection's
+ * struct_size covers all three. */
+#define PROJ_V12_SIZE                                                         \
+	(offsetof(sl_projection, result) + sizeof(void (*)(void)))
+/* The longest declared stream (a name or a prefix with its '*'). */
+#define EMITS_MAX_LEN 256
 
 static const char zero_uuid[] = "00000000-0000-0000-0000-000000000000";
 
@@ -377,11 +384,49 @@ defhash_projection(const char *id, const char *scope, uint32_t version,
 	return f.h;
 }
 
+uint64_t
+defhash_emits(
+    uint64_t base, const char *const *emits, size_t n, bool has_result)
+{
+	if (n == 0 && !has_result)
+		return base;
+	fnv f = { base };
+	fnv_str(&f, "$emits");
+	fnv_u64(&f, n);
+	for (size_t i = 0; i < n; i++)
+		fnv_str(&f, emits[i]);
+	fnv_u64(&f, has_result ? 1 : 0);
+	return f.h;
+}
+
+const char *const *
+proj_def_emits(const proj_def *def, size_t *n)
+{
+	*n = 0;
+	if (def == NULL || def_is_filter(def) || def->p == NULL
+	    || def->p->struct_size < PROJ_V12_SIZE || def->p->emits == NULL)
+		return NULL;
+	*n = def->p->n_emits;
+	return def->p->emits;
+}
+
+proj_result_fn
+proj_def_result(const proj_def *def)
+{
+	if (def == NULL || def_is_filter(def) || def->p == NULL
+	    || def->p->struct_size < PROJ_V12_SIZE)
+		return NULL;
+	return def->p->result;
+}
+
 static uint64_t
 def_hash(const proj_def *d)
 {
-	return defhash_projection(d->id, d->scope, d->version, d->initial,
-	    d->initial_len, d->p->selectors, d->p->n_selectors);
+	uint64_t           h = defhash_projection(d->id, d->scope, d->version,
+	              d->initial, d->initial_len, d->p->selectors, d->p->n_selectors);
+	size_t             n;
+	const char *const *emits = proj_def_emits(d, &n);
+	return defhash_emits(h, emits, n, proj_def_result(d) != NULL);
 }
 
 /* ---- registry ---- */
@@ -662,6 +707,82 @@ check_selectors(
 	return SL_OK;
 }
 
+/*
+ * ABI 1.2: the declared streams are exact names or prefixes ending in '*',
+ * 1..EMITS_MAX_LEN bytes, not in the '$' namespace of the system
+ * projections.
+ */
+static int
+check_emits(
+    const sl_projection *p, const char *label, const char *pname, refusal *rf)
+{
+	if (p->struct_size < PROJ_V12_SIZE || p->n_emits == 0)
+		return SL_OK;
+	if (p->emits == NULL)
+		return refuse(rf, SL_EPLUGIN,
+		    "projection %s in plugin '%s': %zu emits declared but "
+		    "the array is NULL",
+		    label, pname, p->n_emits);
+	for (size_t j = 0; j < p->n_emits; j++) {
+		const char *e = p->emits[j];
+		size_t      n = e != NULL ? strnlen(e, EMITS_MAX_LEN + 1) : 0;
+		const char *star = e != NULL ? memchr(e, '*', n) : NULL;
+		const char *why  = NULL;
+		if (n == 0)
+			why = "is empty";
+		else if (n > EMITS_MAX_LEN)
+			why = "is longer than 256 bytes";
+		else if (e[0] == '$')
+			why = "starts with '$' (reserved for system streams)";
+		else if (star != NULL && star != e + n - 1)
+			why = "has a '*' that is not its last character";
+		else if (n == 1)
+			why = "is '*' alone (every stream)";
+		if (why != NULL)
+			return refuse(rf, SL_EPLUGIN,
+			    "projection %s in plugin '%s': emits[%zu] '%.64s' "
+			    "%s",
+			    label, pname, j, e != NULL ? e : "(null)", why);
+	}
+	return SL_OK;
+}
+
+/*
+ * Two projections may not declare overlapping streams: the second one
+ * loaded is refused. A projection of this file's previous version is being
+ * replaced (no conflict); earlier ones of this version are checked too.
+ */
+static int
+check_emits_overlap(
+    registry *r, const plugin_ver *v, proj_def **defs, size_t i, refusal *rf)
+{
+	const proj_def    *d = defs[i];
+	size_t             n, m;
+	const char *const *mine  = proj_def_emits(d, &n);
+	size_t             total = r->n_projs + i;
+	for (size_t k = 0; k < total && n > 0; k++) {
+		const proj_def *o
+		    = k < r->n_projs ? r->projs[k] : defs[k - r->n_projs];
+		if (o == d || def_is_filter(o)
+		    || (k < r->n_projs && o->owner == v->owner))
+			continue;
+		const char *const *theirs = proj_def_emits(o, &m);
+		for (size_t a = 0; a < n; a++)
+			for (size_t b = 0; b < m; b++)
+				if (store_pattern_overlap(mine[a], theirs[b]))
+					return refuse(rf, SL_EEXIST,
+					    "projection '%s' (%s) in plugin "
+					    "'%s': declared stream '%s' "
+					    "overlaps '%s' of projection '%s' "
+					    "(%s) from %s",
+					    d->name, d->id, v->name, mine[a],
+					    theirs[b], o->name, o->id,
+					    o->owner != NULL ? o->owner->file
+					                     : "?");
+	}
+	return SL_OK;
+}
+
 /* Parse the initial state JSON into d->initial (a msgpack map). */
 static int
 parse_initial(const sl_projection *p, proj_def *d, const char *label,
@@ -793,6 +914,8 @@ check_projection(
 		goto fail;
 	if ((rc = check_selectors(p, label, pname, rf)) != SL_OK)
 		goto fail;
+	if ((rc = check_emits(p, label, pname, rf)) != SL_OK)
+		goto fail;
 	if ((rc = check_unique(r, v, d, label, rf)) != SL_OK)
 		goto fail;
 	d->def_hash = def_hash(d);
@@ -879,6 +1002,8 @@ check_desc(registry *r, plugin_ver *v, proj_def **defs, refusal *rf)
 	for (size_t i = 0; i < v->n_defs; i++) {
 		int rc = i < np ? check_projection(r, v, i, &defs[i], rf)
 		                : check_filter(r, v, i - np, &defs[i], rf);
+		if (rc == SL_OK && i < np)
+			rc = check_emits_overlap(r, v, defs, i, rf);
 		if (rc != SL_OK)
 			return rc;
 		for (size_t k = 0; k < i; k++)

@@ -75,6 +75,29 @@ uint64_t defhash_projection(const char *id, const char *scope,
 uint64_t defhash_filter(const char *id, const char *scope,
     sl_filter_kind kind, uint32_t version);
 
+/*
+ * ABI 1.2: an emitting projection's declared streams and result transform
+ * are hashed too, after the bytes above, and only when it has them, so
+ * that the hashes of every other projection stay what they were.
+ * @return base continued with the emits (in order) and whether there is
+ * a result transform.
+ */
+uint64_t defhash_emits(
+    uint64_t base, const char *const *emits, size_t n, bool has_result);
+
+/** An ABI 1.2 result transform (sl_projection.result). */
+typedef sl_outcome (*proj_result_fn)(
+    void *user, const char *key, const sl_state *state, sl_state *result);
+/**
+ * The streams a projection declares (sl_projection.emits), read only when
+ * its struct_size covers the ABI 1.2 fields. *n gets their number; NULL
+ * and 0 for a filter, an older plugin, or a closed version (p NULL).
+ * Borrowed from the plugin: valid while def is held.
+ */
+const char *const *proj_def_emits(const proj_def *def, size_t *n);
+/** The result transform, or NULL (as proj_def_emits). */
+proj_result_fn proj_def_result(const proj_def *def);
+
 /** Whether def is a filter (the vtable pointers go NULL when closed). */
 static inline bool
 def_is_filter(const proj_def *def)
