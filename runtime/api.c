@@ -15,11 +15,13 @@
 
 #include <sluice/errors.h>
 
+#include "emitter.h"
 #include "event.h"
 #include "log.h"
 #include "mp.h"
 #include "runtime.h"
 #include "server.h"
+#include "sysproj.h"
 
 /* A read or get_all reply stops growing near this size (one event or read
  * model always fits); the client pages on with "next" / "after". */
@@ -251,6 +253,23 @@ api_u64(request *r, const char *key, uint64_t dflt, uint64_t *out)
 		return SL_EPROTO;
 	}
 	*out = o->via.u64;
+	return SL_OK;
+}
+
+static int
+api_bool(request *r, const char *key, bool dflt, bool *out)
+{
+	const msgpack_object *o = api_field(&r->root, key);
+
+	*out = dflt;
+	if (o == NULL)
+		return SL_OK;
+	if (o->type != MSGPACK_OBJECT_BOOLEAN) {
+		api_fail(
+		    r, SL_EPROTO, "field '%s' must be true or false", key);
+		return SL_EPROTO;
+	}
+	*out = o->via.boolean;
 	return SL_OK;
 }
 
@@ -526,13 +545,74 @@ typedef struct read_ctx {
 	uint64_t        next;
 	bool            by_revision; /* next is a revision, not a position */
 	int             rc;
+	/* resolve_links: a link event is answered as its target */
+	bool           resolve;
+	store         *store;
+	msgpack_zone   tzone; /* the target's decoded event */
+	const ev_view *link;  /* the link being resolved */
+	bool           resolved;
 } read_ctx;
+
+/* The link event type and its content, "N@stream" (EventStoreDB's). */
+#define API_LINK_TYPE "$>"
+
+/* store_resolve_link callback: the target, packed with the link's place. */
+static int
+read_link_target(void *arg, uint64_t position, const void *data, size_t len)
+{
+	read_ctx      *rc = arg;
+	const ev_view *l  = rc->link;
+	ev_view        ev;
+
+	msgpack_zone_clear(&rc->tzone);
+	if (ev_decode(data, len, position, &rc->tzone, &ev) != SL_OK) {
+		log_error("api",
+		    "event at position %" PRIu64
+		    " (a link's target) cannot be decoded",
+		    position);
+		return SL_ESTORAGE;
+	}
+	ev_pack_wire_extra(&rc->pk, &ev, 1);
+	mp_pack_cstr(&rc->pk, "link");
+	msgpack_pack_map(&rc->pk, 3);
+	mp_pack_kv_u64(&rc->pk, "position", l->position);
+	mp_pack_kv_str(&rc->pk, "stream", l->stream);
+	mp_pack_kv_u64(&rc->pk, "revision", l->revision);
+	rc->resolved = true;
+	return SL_OK;
+}
+
+/* Pack ev, or with resolve_links its target when ev is a link. */
+static int
+read_pack(read_ctx *rc, const ev_view *ev)
+{
+	if (!rc->resolve || strcmp(ev->type, API_LINK_TYPE) != 0) {
+		ev_pack_wire(&rc->pk, ev);
+		return SL_OK;
+	}
+	rc->link     = ev;
+	rc->resolved = false;
+	if (ev->content.type == MSGPACK_OBJECT_STR) {
+		int err = store_resolve_link(rc->store, ev->tenant,
+		    ev->content.via.str.ptr, ev->content.via.str.size,
+		    read_link_target, rc);
+		if (err != SL_OK && err != SL_ENOTFOUND && err != SL_EINVAL)
+			return err;
+	}
+	if (!rc->resolved) {
+		/* deleted, never written, or not a link's content */
+		ev_pack_wire_extra(&rc->pk, ev, 1);
+		mp_pack_kv_bool(&rc->pk, "unresolved", true);
+	}
+	return SL_OK;
+}
 
 static int
 read_one(void *arg, uint64_t position, const void *data, size_t len)
 {
 	read_ctx *rc = arg;
 	ev_view   ev;
+	int       err;
 
 	msgpack_zone_clear(&rc->zone);
 	if (ev_decode(data, len, position, &rc->zone, &ev) != SL_OK) {
@@ -542,7 +622,10 @@ read_one(void *arg, uint64_t position, const void *data, size_t len)
 		rc->rc = SL_ESTORAGE;
 		return SL_ESTORAGE;
 	}
-	ev_pack_wire(&rc->pk, &ev);
+	if ((err = read_pack(rc, &ev)) != SL_OK) {
+		rc->rc = err;
+		return err;
+	}
 	rc->count++;
 	rc->next = rc->by_revision ? ev.revision + 1 : position + 1;
 	/* Nonzero stops the scan; the client pages on from next. */
@@ -557,9 +640,11 @@ api_read(request *r)
 	size_t           tenant_len, stream_len;
 	uint64_t         from, max, from_rev, head;
 	read_ctx         rc;
+	bool             resolve;
 	int              err;
 
-	if (api_u64(r, "from", 0, &from) != SL_OK
+	if (api_bool(r, "resolve_links", false, &resolve) != SL_OK
+	    || api_u64(r, "from", 0, &from) != SL_OK
 	    || api_u64(r, "max", cfg->max_read_events, &max) != SL_OK
 	    || api_u64(r, "from_revision", 0, &from_rev) != SL_OK
 	    || api_str(r, "tenant", false, &tenant, &tenant_len) != SL_OK
@@ -575,9 +660,18 @@ api_read(request *r)
 	}
 
 	memset(&rc, 0, sizeof(rc));
+	rc.resolve = resolve;
+	rc.store   = r->rt->store;
 	msgpack_sbuffer_init(&rc.events);
 	msgpack_packer_init(&rc.pk, &rc.events, msgpack_sbuffer_write);
 	if (!msgpack_zone_init(&rc.zone, 4096)) {
+		msgpack_sbuffer_destroy(&rc.events);
+		api_fail(r, SL_ENOMEM, "out of memory");
+		return;
+	}
+	if (!msgpack_zone_init(&rc.tzone, 4096)) {
+		msgpack_zone_destroy(&rc.zone);
+		msgpack_sbuffer_destroy(&rc.events);
 		api_fail(r, SL_ENOMEM, "out of memory");
 		return;
 	}
@@ -621,6 +715,7 @@ api_read(request *r)
 	mp_pack_kv_u64(&r->pk, "head", head);
 	api_send(r);
 done:
+	msgpack_zone_destroy(&rc.tzone);
 	msgpack_zone_destroy(&rc.zone);
 	msgpack_sbuffer_destroy(&rc.events);
 }
@@ -837,6 +932,44 @@ api_read_filter(request *r)
 
 /* ---- read models ---- */
 
+/* Whether def keeps its states in the log env (runtime/emitter.h). A
+ * definition whose plugin version is closed (p NULL: dropped by a reload)
+ * is one if the daemon ran it as one; its states are still served. */
+static bool
+api_emitting(runtime *rt, const proj_def *def)
+{
+	if (def_is_filter(def))
+		return false;
+	if (def->p != NULL)
+		return eproj_is_emitting(def);
+	size_t n = __atomic_load_n(&rt->n_eprojs, __ATOMIC_ACQUIRE);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(eproj_id(rt->eprojs[i]), def->id) == 0)
+			return true;
+	return false;
+}
+
+/* eproj_state_fn for get_one: a copy of the one state. */
+typedef struct one_state {
+	char  *data;
+	size_t len;
+} one_state;
+
+static int
+get_one_state(void *arg, const char *key, size_t key_len, const void *state,
+    size_t state_len, const void *result, size_t result_len)
+{
+	one_state *o = arg;
+	(void) key, (void) key_len, (void) result, (void) result_len;
+	free(o->data);
+	o->data = malloc(state_len > 0 ? state_len : 1);
+	if (o->data == NULL)
+		return SL_ENOMEM;
+	memcpy(o->data, state, state_len);
+	o->len = state_len;
+	return SL_OK;
+}
+
 static void
 api_get_one(request *r)
 {
@@ -850,7 +983,17 @@ api_get_one(request *r)
 	if (api_tenant(r, &t) != SL_OK || api_projection(r, &def) != SL_OK
 	    || api_key(r, "key", true, &key, &key_len) != SL_OK)
 		return;
-	rc = rm_get(t->rm, def->id, key, key_len, &data, &len);
+	if (api_emitting(r->rt, def)) {
+		one_state o = { NULL, 0 };
+		rc = eproj_read_states(r->rt->store, t->cfg->id, def, key,
+		    key_len, get_one_state, &o);
+		if (rc == SL_OK && o.data == NULL)
+			rc = SL_ENOTFOUND;
+		data = o.data;
+		len  = o.len;
+	} else {
+		rc = rm_get(t->rm, def->id, key, key_len, &data, &len);
+	}
 	if (rc != SL_OK && rc != SL_ENOTFOUND) {
 		api_fail(r, rc, "reading the read model failed");
 		return;
@@ -872,7 +1015,51 @@ typedef struct scan_ctx {
 	msgpack_packer  pk;
 	uint32_t        count;
 	bool            cut; /* stopped at the byte budget */
+	/* an emitting projection's states: paged here */
+	const char *after;
+	size_t      after_len;
+	uint64_t    limit;
+	bool        more;
 } scan_ctx;
+
+/* LMDB's key order: bytes, then the shorter first. */
+static int
+api_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c != 0 ? c : (alen > blen) - (alen < blen);
+}
+
+/* eproj_state_fn for get_all: keys after `after`, at most limit. */
+static int
+get_all_state(void *arg, const char *key, size_t key_len, const void *state,
+    size_t state_len, const void *result, size_t result_len)
+{
+	scan_ctx *sc = arg;
+
+	if (sc->after != NULL
+	    && api_key_cmp(key, key_len, sc->after, sc->after_len) <= 0)
+		return 0;
+	if (sc->count >= sc->limit) {
+		sc->more = true;
+		return -1;
+	}
+	msgpack_pack_map(&sc->pk, result != NULL ? 3 : 2);
+	mp_pack_cstr(&sc->pk, "key");
+	mp_pack_strn(&sc->pk, key, key_len);
+	mp_pack_cstr(&sc->pk, "state");
+	msgpack_sbuffer_write(&sc->items, state, state_len);
+	if (result != NULL) {
+		mp_pack_cstr(&sc->pk, "result");
+		msgpack_sbuffer_write(&sc->items, result, result_len);
+	}
+	sc->count++;
+	if (sc->items.size >= API_REPLY_SOFT_BYTES) {
+		sc->cut = true;
+		return -1;
+	}
+	return 0;
+}
 
 static int
 get_all_one(
@@ -915,8 +1102,18 @@ api_get_all(request *r)
 	memset(&sc, 0, sizeof(sc));
 	msgpack_sbuffer_init(&sc.items);
 	msgpack_packer_init(&sc.pk, &sc.items, msgpack_sbuffer_write);
-	rc = rm_scan(
-	    t->rm, def->id, after, after_len, limit, get_all_one, &sc, &more);
+	if (api_emitting(r->rt, def)) {
+		/* the states live in the log env, in key order */
+		sc.after     = after;
+		sc.after_len = after_len;
+		sc.limit     = limit;
+		rc = eproj_read_states(r->rt->store, t->cfg->id, def, NULL, 0,
+		    get_all_state, &sc);
+		more = sc.more;
+	} else {
+		rc = rm_scan(t->rm, def->id, after, after_len, limit,
+		    get_all_one, &sc, &more);
+	}
 	if (rc == -1 || rc == SL_ENOTFOUND)
 		rc = SL_OK; /* cut short, or the projection never stored */
 	if (rc != SL_OK) {
@@ -930,6 +1127,320 @@ api_get_all(request *r)
 		api_send(r);
 	}
 	msgpack_sbuffer_destroy(&sc.items);
+}
+
+/* ---- query: one-time and transient runs (EventStoreDB's modes) ---- */
+
+/* How long a one-time query may run before it is stopped (ETIMEDOUT). */
+#define API_QUERY_TIMEOUT_MS 10000
+/* A query's reply cannot be paged: past this size it is refused. */
+#define API_QUERY_MAX_BYTES API_REPLY_SOFT_BYTES
+
+typedef struct query_ctx {
+	msgpack_sbuffer states;
+	msgpack_packer  pk;
+	uint32_t        count;
+	bool            too_big;
+} query_ctx;
+
+/* eproj_state_fn: one {key, state, result?} of the reply. */
+static int
+query_state(void *arg, const char *key, size_t key_len, const void *state,
+    size_t state_len, const void *result, size_t result_len)
+{
+	query_ctx *q = arg;
+
+	msgpack_pack_map(&q->pk, result != NULL ? 3 : 2);
+	mp_pack_cstr(&q->pk, "key");
+	mp_pack_strn(&q->pk, key, key_len);
+	mp_pack_cstr(&q->pk, "state");
+	msgpack_sbuffer_write(&q->states, state, state_len);
+	if (result != NULL) {
+		mp_pack_cstr(&q->pk, "result");
+		msgpack_sbuffer_write(&q->states, result, result_len);
+	}
+	q->count++;
+	if (q->states.size > API_QUERY_MAX_BYTES) {
+		q->too_big = true;
+		return SL_ETOOBIG;
+	}
+	return 0;
+}
+
+/* The reply's states: the ones found, or for a key without a state its
+ * initial state (as get_one answers). */
+static void
+query_pack_states(request *r, query_ctx *q, const proj_def *def,
+    const char *key, size_t key_len)
+{
+	mp_pack_cstr(&r->pk, "states");
+	if (key != NULL && q->count == 0) {
+		msgpack_pack_array(&r->pk, 1);
+		msgpack_pack_map(&r->pk, 2);
+		mp_pack_cstr(&r->pk, "key");
+		mp_pack_strn(&r->pk, key, key_len);
+		mp_pack_cstr(&r->pk, "state");
+		msgpack_sbuffer_write(&r->out, def->initial, def->initial_len);
+		return;
+	}
+	msgpack_pack_array(&r->pk, q->count);
+	msgpack_sbuffer_write(&r->out, q->states.data, q->states.size);
+}
+
+static void
+query_fail_too_big(request *r, const proj_def *def, bool has_key)
+{
+	api_fail(r, SL_ETOOBIG,
+	    "the states of projection '%s' take more than %u bytes, the "
+	    "largest reply a query gives%s",
+	    def != NULL ? def->name : "(dropped)",
+	    (unsigned) API_QUERY_MAX_BYTES,
+	    has_key ? ""
+	            : ": query one key with 'key', or run it continuously "
+	              "and page with get_all");
+}
+
+/* A transient run's current states: {handle, position, head, states}. */
+static void
+api_query_poll(request *r, uint64_t handle, const proj_def *def,
+    const char *key, size_t key_len)
+{
+	runtime  *rt = r->rt;
+	query_ctx q;
+	uint64_t  position = 0;
+	eproj    *e        = runtime_transient_get(rt, handle);
+	int       rc;
+
+	if (e == NULL) {
+		api_fail(r, SL_ENOTFOUND,
+		    "unknown transient handle %" PRIu64
+		    " (closed, or its client disconnected)",
+		    handle);
+		return;
+	}
+	if (def != NULL && strcmp(eproj_id(e), def->id) != 0) {
+		runtime_transient_put(rt, handle);
+		api_fail(r, SL_EINVAL,
+		    "handle %" PRIu64
+		    " is a run of projection %s, not of '%s'",
+		    handle, eproj_id(e), def->name);
+		return;
+	}
+	const proj_def *rdef = eproj_def(e);
+	memset(&q, 0, sizeof(q));
+	msgpack_sbuffer_init(&q.states);
+	msgpack_packer_init(&q.pk, &q.states, msgpack_sbuffer_write);
+	rc = eproj_snapshot(e, key, key_len, query_state, &q, &position);
+	if (rc == SL_OK && q.too_big)
+		rc = SL_ETOOBIG;
+	if (rc == SL_ETOOBIG) {
+		query_fail_too_big(r, rdef != NULL ? rdef : def, key != NULL);
+	} else if (rc != SL_OK) {
+		api_fail(r, rc, "reading transient run %" PRIu64 " failed: %s",
+		    handle, sl_strerror(rc));
+	} else if (rdef == NULL && key != NULL && q.count == 0) {
+		api_fail(r, SL_ENOTFOUND,
+		    "transient run %" PRIu64 ": its projection was dropped",
+		    handle);
+	} else {
+		uint64_t head = store_next_position(rt->store);
+		mp_reply_ok(&r->pk, 4);
+		mp_pack_kv_u64(&r->pk, "handle", handle);
+		mp_pack_kv_u64(&r->pk, "position", position);
+		mp_pack_kv_u64(
+		    &r->pk, "head", head > position ? head : position);
+		query_pack_states(r, &q, rdef, key, key_len);
+		api_send(r);
+	}
+	msgpack_sbuffer_destroy(&q.states);
+	runtime_transient_put(rt, handle);
+}
+
+/*
+ * query {id, tenant?, key?, mode?: "one_time" | "transient", handle?,
+ * close?}: run a projection to the head now and answer its states
+ * (one_time), or start / poll / close a transient run.
+ */
+static void
+api_query(request *r)
+{
+	runtime              *rt = r->rt;
+	const char           *id, *key;
+	size_t                id_len = 0, key_len;
+	const msgpack_object *mode;
+	bool                  transient = false, close;
+	uint64_t              handle;
+	const proj_def       *def = NULL;
+	rt_tenant            *t   = NULL;
+	char                  err[512];
+	int                   rc;
+
+	if (api_str(r, "id", false, &id, &id_len) != SL_OK
+	    || api_key(r, "key", false, &key, &key_len) != SL_OK
+	    || api_u64(r, "handle", 0, &handle) != SL_OK
+	    || api_bool(r, "close", false, &close) != SL_OK)
+		return;
+	mode = api_field(&r->root, "mode");
+	if (mode == NULL || mp_str_eq(mode, "one_time")) {
+		transient = false;
+	} else if (mp_str_eq(mode, "transient")) {
+		transient = true;
+	} else {
+		api_fail(r,
+		    mode->type == MSGPACK_OBJECT_STR ? SL_EINVAL : SL_EPROTO,
+		    "field 'mode' must be \"one_time\" or \"transient\"");
+		return;
+	}
+	if (api_field(&r->root, "handle") != NULL && handle == 0) {
+		api_fail(r, SL_EINVAL, "field 'handle': 0 is no handle");
+		return;
+	}
+	if (handle != 0 && mode != NULL && !transient) {
+		api_fail(r, SL_EINVAL,
+		    "field 'handle' belongs to a transient run: mode "
+		    "\"one_time\" takes none");
+		return;
+	}
+	if (close && handle == 0) {
+		api_fail(r, SL_EINVAL,
+		    "field 'close' needs the 'handle' of the transient run to "
+		    "end");
+		return;
+	}
+	if (id == NULL && handle == 0) {
+		api_fail(r, SL_EINVAL,
+		    "field 'id' is missing (the projection's id or name)");
+		return;
+	}
+	if (id != NULL && id_len == 0) {
+		api_fail(r, SL_EINVAL, "field 'id' must not be empty");
+		return;
+	}
+	if (id != NULL) {
+		def = id_len <= SL_MAX_ID_LEN
+		    ? runtime_find_def(rt, id, id_len)
+		    : NULL;
+		if (def == NULL) {
+			api_fail(r, SL_ENOTFOUND, "unknown projection '%.*s'",
+			    (int) (id_len > SL_MAX_ID_LEN ? SL_MAX_ID_LEN
+			                                  : id_len),
+			    id);
+			return;
+		}
+		if (def_is_filter(def)) {
+			api_fail(r, SL_EINVAL,
+			    "field 'id': '%s' is a filter: only projections "
+			    "can be queried",
+			    def->name);
+			return;
+		}
+	}
+	if (handle != 0) {
+		if (close) {
+			if (def != NULL) {
+				eproj *e = runtime_transient_get(rt, handle);
+				bool   other = e != NULL
+				    && strcmp(eproj_id(e), def->id) != 0;
+				if (e != NULL)
+					runtime_transient_put(rt, handle);
+				if (other) {
+					api_fail(r, SL_EINVAL,
+					    "handle %" PRIu64
+					    " is a run of another projection "
+					    "than '%s'",
+					    handle, def->name);
+					return;
+				}
+			}
+			if (runtime_transient_close(rt, handle) != SL_OK) {
+				api_fail(r, SL_ENOTFOUND,
+				    "unknown transient handle %" PRIu64,
+				    handle);
+				return;
+			}
+			mp_reply_ok(&r->pk, 2);
+			mp_pack_kv_u64(&r->pk, "handle", handle);
+			mp_pack_kv_bool(&r->pk, "closed", true);
+			api_send(r);
+			return;
+		}
+		api_query_poll(r, handle, def, key, key_len);
+		return;
+	}
+	if (def->remote != NULL) {
+		api_fail(r, SL_EINVAL,
+		    "projection '%s' (%s) is a remote client's: only plugin "
+		    "and system projections can be queried",
+		    def->name, def->id);
+		return;
+	}
+	if (def->p == NULL) {
+		api_fail(r, SL_ENOTFOUND,
+		    "projection '%s' (%s) is not loaded any more", def->name,
+		    def->id);
+		return;
+	}
+	/* the tenant: given, or the only one */
+	if (api_field(&r->root, "tenant") != NULL || rt->n_tenants != 1) {
+		if (api_field(&r->root, "tenant") == NULL) {
+			api_fail(r, SL_EINVAL,
+			    "field 'tenant' is missing (the daemon serves "
+			    "%zu tenants)",
+			    rt->n_tenants);
+			return;
+		}
+		if (api_tenant(r, &t) != SL_OK)
+			return;
+	} else {
+		t = &rt->tenants[0];
+	}
+
+	err[0] = '\0';
+	if (transient) {
+		if (key != NULL) {
+			api_fail(r, SL_EINVAL,
+			    "field 'key' goes with polling a transient run "
+			    "(with its 'handle'), not with starting one");
+			return;
+		}
+		rc = runtime_transient_open(rt, api_call_pipe(r->call), t, def,
+		    &handle, err, sizeof(err));
+		if (rc != SL_OK) {
+			api_fail(r, rc, "%s",
+			    err[0] != '\0' ? err : sl_strerror(rc));
+			return;
+		}
+		mp_reply_ok(&r->pk, 1);
+		mp_pack_kv_u64(&r->pk, "handle", handle);
+		api_send(r);
+		return;
+	}
+
+	query_ctx q;
+	uint64_t  position = 0;
+	memset(&q, 0, sizeof(q));
+	msgpack_sbuffer_init(&q.states);
+	msgpack_packer_init(&q.pk, &q.states, msgpack_sbuffer_write);
+	rc = eproj_query(rt->store, t->cfg->id, def, key, key_len,
+	    API_QUERY_TIMEOUT_MS, query_state, &q, &position, err,
+	    sizeof(err));
+	if (q.too_big)
+		query_fail_too_big(r, def, key != NULL);
+	else if (rc == SL_ETIMEDOUT)
+		api_fail(r, rc,
+		    "the one-time query of '%s' did not reach the head of the "
+		    "log within %d ms",
+		    def->name, API_QUERY_TIMEOUT_MS);
+	else if (rc != SL_OK)
+		api_fail(r, rc, "the one-time query of '%s' failed: %s",
+		    def->name, err[0] != '\0' ? err : sl_strerror(rc));
+	else {
+		mp_reply_ok(&r->pk, 2);
+		mp_pack_kv_u64(&r->pk, "position", position);
+		query_pack_states(r, &q, def, key, key_len);
+		api_send(r);
+	}
+	msgpack_sbuffer_destroy(&q.states);
 }
 
 /* ---- status ---- */
@@ -1018,6 +1529,137 @@ api_pack_remote(runtime *rt, size_t i, msgpack_packer *pk)
 	mp_pack_kv_u64(pk, "window", ri.window);
 }
 
+static const char *
+api_mode_name(cfg_mode m)
+{
+	switch (m) {
+	case CFG_MODE_CONTINUOUS:
+		return "continuous";
+	case CFG_MODE_ONE_TIME:
+		return "one_time";
+	case CFG_MODE_TRANSIENT:
+		return "transient";
+	}
+	return "unknown";
+}
+
+static const char *
+api_run_name(cfg_run r)
+{
+	switch (r) {
+	case CFG_RUN_NONE:
+		return "none";
+	case CFG_RUN_SYSTEM:
+		return "system";
+	case CFG_RUN_ALL:
+		return "all";
+	}
+	return "unknown";
+}
+
+static double
+api_progress(uint64_t position, uint64_t head)
+{
+	if (head == 0 || position >= head)
+		return 100.0;
+	return 100.0 * (double) position / (double) head;
+}
+
+static void
+api_kv_double(msgpack_packer *pk, const char *key, double v)
+{
+	mp_pack_cstr(pk, key);
+	msgpack_pack_double(pk, v);
+}
+
+/*
+ * A processor's state in EventStoreDB's words (status, status_reason):
+ * live / catching up: running; paused: stopped; failing / failed:
+ * faulted with the reason; rebuilding: running, "rebuilding"; a remote
+ * client gone: waiting.
+ */
+static const char *
+api_proc_status(const proc_status *st, char *reason, size_t len)
+{
+	reason[0] = '\0';
+	switch (st->state) {
+	case PROC_STARTING:
+	case PROC_CATCHING_UP:
+	case PROC_LIVE:
+		if (st->n_failing > 0)
+			snprintf(reason, len,
+			    "%zu partition%s failing, the others go on",
+			    st->n_failing, st->n_failing == 1 ? "" : "s");
+		return "running";
+	case PROC_REBUILDING:
+		snprintf(reason, len, "rebuilding");
+		return "running";
+	case PROC_PAUSED:
+		return "stopped";
+	case PROC_STOPPED:
+		snprintf(reason, len, "its definition was dropped");
+		return "stopped";
+	case PROC_FAILING:
+		snprintf(reason, len, "%s (retrying)", st->reason);
+		return "faulted";
+	case PROC_FAILED:
+		snprintf(reason, len, "%s", st->reason);
+		return "faulted";
+	case PROC_DISCONNECTED:
+		snprintf(reason, len, "%s",
+		    st->reason[0] != '\0'
+		        ? st->reason
+		        : "the remote client is disconnected");
+		return "waiting";
+	}
+	return "running";
+}
+
+/* Whether def is emitting, safe on a closed version (p NULL). */
+static bool
+api_def_emitting(runtime *rt, const proj_def *d)
+{
+	return d != NULL && api_emitting(rt, d);
+}
+
+/* One emitting run (of the daemon, or a transient run: handle != 0). */
+static void
+api_pack_eproj(msgpack_packer *pk, eproj *e, uint64_t handle, uint64_t head)
+{
+	eproj_status st;
+	memset(&st, 0, sizeof(st));
+	eproj_get_status(e, &st);
+	const proj_def *d = st.def;
+	uint64_t        h = head > st.head ? head : st.head;
+	msgpack_pack_map(pk, 21);
+	api_kv_cstr(pk, "tenant", st.tenant);
+	api_kv_cstr(pk, "projection", eproj_id(e));
+	api_kv_cstr(pk, "name", d != NULL ? d->name : NULL);
+	api_kv_cstr(pk, "mode", api_mode_name(st.mode));
+	api_kv_cstr(pk, "status", st.status);
+	api_kv_cstr(pk, "status_reason", st.reason);
+	mp_pack_kv_u64(pk, "position", st.position);
+	mp_pack_kv_u64(pk, "head", h);
+	api_kv_double(pk, "progress", api_progress(st.position, h));
+	mp_pack_kv_u64(pk, "events_processed", st.events_processed);
+	api_kv_double(pk, "events_per_sec", st.events_per_sec);
+	mp_pack_kv_u64(pk, "buffered_events", st.buffered_events);
+	mp_pack_kv_u64(pk, "partitions_cached", st.partitions_cached);
+	mp_pack_kv_u64(pk, "writes_in_flight", st.writes_in_flight);
+	mp_pack_kv_u64(pk, "emitted", st.emitted);
+	mp_pack_kv_u64(pk, "attempts", st.attempts);
+	mp_pack_kv_bool(pk, "system", d != NULL && sysproj_is_system(d));
+	mp_pack_kv_bool(pk, "emitting", true);
+	mp_pack_kv_bool(pk, "stopped",
+	    st.status != NULL && strcmp(st.status, "stopped") == 0);
+	mp_pack_kv_bool(pk, "transient", handle != 0);
+	mp_pack_cstr(pk, "handle");
+	if (handle != 0)
+		msgpack_pack_uint64(pk, handle);
+	else
+		msgpack_pack_nil(pk);
+}
+
 static void
 api_status(request *r)
 {
@@ -1037,8 +1679,11 @@ api_status(request *r)
 		api_fail(r, SL_ENOMEM, "out of memory");
 		return;
 	}
-	mp_reply_ok(pk, 8);
-	mp_pack_kv_u64(pk, "head", store_next_position(rt->store));
+	uint64_t head = store_next_position(rt->store);
+	mp_reply_ok(pk, 10);
+	mp_pack_kv_u64(pk, "head", head);
+	api_kv_cstr(
+	    pk, "run_projections", api_run_name(rt->cfg->run_projections));
 	mp_pack_kv_u64(pk, "uptime_ms", up > 0 ? (uint64_t) up / 1000000 : 0);
 	/* Where subscribers dial the live feed (docs/protocol.md). */
 	api_kv_cstr(pk, "pub", rt->cfg->pub_url);
@@ -1065,15 +1710,21 @@ api_status(request *r)
 
 	/* Registrations are only ever added: count once, show that many. */
 	size_t n_remote = remotes_count(rt->remotes);
+	size_t n_sys    = sysproj_count();
 	mp_pack_cstr(pk, "projections");
-	msgpack_pack_array(pk, n_proj + n_remote);
-	for (size_t i = 0; i < n_proj + n_remote; i++) {
+	msgpack_pack_array(pk, n_sys + n_proj + n_remote);
+	for (size_t i = 0; i < n_sys + n_proj + n_remote; i++) {
 		remote_info ri;
-		if (i >= n_proj)
-			remotes_info(rt->remotes, i - n_proj, &ri);
-		const proj_def *d = i < n_proj ? defs[i] : ri.def;
+		size_t      k = i - n_sys;
+		if (i >= n_sys + n_proj)
+			remotes_info(rt->remotes, k - n_proj, &ri);
+		const proj_def *d = i < n_sys ? sysproj_def(i)
+		    : k < n_proj              ? defs[k]
+		                              : ri.def;
 		bool            f = def_is_filter(d);
-		msgpack_pack_map(pk, 5 + f);
+		cfg_mode        m = CFG_MODE_CONTINUOUS;
+		config_projection(rt->cfg, d->id, d->name, &m);
+		msgpack_pack_map(pk, 8 + f);
 		api_kv_cstr(pk, "id", d->id);
 		api_kv_cstr(pk, "name", d->name);
 		api_kv_cstr(pk, "scope", d->scope);
@@ -1082,6 +1733,9 @@ api_status(request *r)
 			api_kv_cstr(pk, "filter_kind",
 			    api_filter_kind_name(d->filter_kind));
 		mp_pack_kv_bool(pk, "remote", d->remote != NULL);
+		api_kv_cstr(pk, "mode", api_mode_name(m));
+		mp_pack_kv_bool(pk, "system", sysproj_is_system(d));
+		mp_pack_kv_bool(pk, "emitting", api_def_emitting(rt, d));
 	}
 
 	free(defs);
@@ -1106,7 +1760,13 @@ api_status(request *r)
 		    ? n_failing
 		    : API_STATUS_MAX_FAILING;
 		f       = st.def != NULL && def_is_filter(st.def);
-		msgpack_pack_map(pk, 17 + f);
+		char        why[300];
+		const char *status = api_proc_status(&st, why, sizeof(why));
+		cfg_mode    m      = CFG_MODE_CONTINUOUS;
+		if (st.def != NULL)
+			config_projection(
+			    rt->cfg, st.def->id, st.def->name, &m);
+		msgpack_pack_map(pk, 28 + f);
 		api_kv_cstr(pk, "tenant", st.tenant);
 		api_kv_cstr(pk, "projection", st.def ? st.def->id : NULL);
 		api_kv_cstr(pk, "name", st.def ? st.def->name : NULL);
@@ -1132,8 +1792,47 @@ api_status(request *r)
 		msgpack_pack_array(pk, n_shown);
 		for (size_t k = 0; k < n_shown; k++)
 			api_pack_failing(pk, &failing[k]);
+		/* EventStoreDB's status words (issue 8) */
+		api_kv_cstr(pk, "mode", api_mode_name(m));
+		api_kv_cstr(pk, "status", status);
+		api_kv_cstr(pk, "status_reason", why);
+		api_kv_double(pk, "progress", api_progress(st.position, head));
+		mp_pack_kv_u64(pk, "events_processed", st.events_handled);
+		api_kv_double(pk, "events_per_sec", st.events_per_sec);
+		mp_pack_kv_u64(pk, "buffered_events", 0);
+		mp_pack_kv_u64(pk, "partitions_cached", 0);
+		mp_pack_kv_u64(pk, "writes_in_flight", 0);
+		mp_pack_kv_bool(pk, "system", false);
+		mp_pack_kv_bool(pk, "emitting", false);
 	}
 	free(failing);
+
+	/* Emitting runs (only ever appended), then transient runs: the
+	 * handles first, each run held while it is looked at. */
+	size_t   n_eprojs = __atomic_load_n(&rt->n_eprojs, __ATOMIC_ACQUIRE);
+	uint64_t handles[RT_MAX_TRANSIENT];
+	size_t   n_tr = 0;
+	pthread_mutex_lock(&rt->transient_mu);
+	for (size_t i = 0; i < RT_MAX_TRANSIENT; i++)
+		if (rt->transients[i].handle != 0
+		    && !rt->transients[i].closing)
+			handles[n_tr++] = rt->transients[i].handle;
+	pthread_mutex_unlock(&rt->transient_mu);
+	eproj *truns[RT_MAX_TRANSIENT];
+	size_t n_held = 0;
+	for (size_t i = 0; i < n_tr; i++) {
+		truns[n_held] = runtime_transient_get(rt, handles[i]);
+		if (truns[n_held] != NULL)
+			handles[n_held++] = handles[i];
+	}
+	mp_pack_cstr(pk, "emitting_projections");
+	msgpack_pack_array(pk, n_eprojs + n_held);
+	for (size_t i = 0; i < n_eprojs; i++)
+		api_pack_eproj(pk, rt->eprojs[i], 0, head);
+	for (size_t i = 0; i < n_held; i++) {
+		api_pack_eproj(pk, truns[i], handles[i], head);
+		runtime_transient_put(rt, handles[i]);
+	}
 	api_send(r);
 }
 
@@ -1161,7 +1860,8 @@ api_command(request *r, proc_cmd cmd, const char *op)
 	rt_tenant      *t = NULL;
 	const proj_def *def;
 	processor     **hits;
-	size_t          n_procs, n = 0, n_timeout = 0;
+	eproj         **ehits;
+	size_t          n_procs, n_eprojs, n = 0, ne = 0, n_timeout = 0;
 	int64_t         deadline;
 	int             rc = SL_OK;
 
@@ -1176,10 +1876,14 @@ api_command(request *r, proc_cmd cmd, const char *op)
 		    "unknown projection or filter '%.*s'", (int) id_len, id);
 		return;
 	}
-	/* processors only ever get appended (hot reload) */
-	n_procs = __atomic_load_n(&rt->n_procs, __ATOMIC_ACQUIRE);
-	hits    = calloc(n_procs + 1, sizeof(*hits));
-	if (hits == NULL) {
+	/* processors and emitting runs only ever get appended */
+	n_procs  = __atomic_load_n(&rt->n_procs, __ATOMIC_ACQUIRE);
+	n_eprojs = __atomic_load_n(&rt->n_eprojs, __ATOMIC_ACQUIRE);
+	hits     = calloc(n_procs + 1, sizeof(*hits));
+	ehits    = calloc(n_eprojs + 1, sizeof(*ehits));
+	if (hits == NULL || ehits == NULL) {
+		free(hits);
+		free(ehits);
 		api_fail(r, SL_ENOMEM, "out of memory");
 		return;
 	}
@@ -1189,32 +1893,47 @@ api_command(request *r, proc_cmd cmd, const char *op)
 		    && (t == NULL || strcmp(proc_tenant(p), t->cfg->id) == 0))
 			hits[n++] = p;
 	}
-	if (n == 0) {
+	for (size_t i = 0; i < n_eprojs; i++) {
+		eproj *e = rt->eprojs[i];
+		if (strcmp(eproj_id(e), def->id) == 0
+		    && (t == NULL || strcmp(eproj_tenant(e), t->cfg->id) == 0))
+			ehits[ne++] = e;
+	}
+	if (n + ne == 0) {
+		const char *why = rt->cfg->run_projections == CFG_RUN_NONE
+		    ? " (run_projections is none)"
+		    : rt->cfg->run_projections == CFG_RUN_SYSTEM
+		        && !sysproj_is_system(def)
+		    ? " (run_projections is system)"
+		    : "";
 		if (t != NULL)
 			api_fail(r, SL_ENOTFOUND,
-			    "%s '%s' (%s) has no processor for tenant '%s'",
-			    api_kind_name(def), def->name, def->id,
-			    t->cfg->id);
+			    "%s '%s' (%s) does not run for tenant '%s'%s",
+			    api_kind_name(def), def->name, def->id, t->cfg->id,
+			    why);
 		else
 			api_fail(r, SL_ENOTFOUND,
-			    "%s '%s' (%s) has no processors",
-			    api_kind_name(def), def->name, def->id);
+			    "%s '%s' (%s) does not run%s", api_kind_name(def),
+			    def->name, def->id, why);
 		free(hits);
+		free(ehits);
 		return;
 	}
 	/* One budget for all, so many tenants cannot hold the reply for
 	 * n times the timeout; a command not taken in time still will be. */
 	deadline = api_now_ms() + API_COMMAND_TIMEOUT_MS;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n + ne; i++) {
 		int64_t left = deadline - api_now_ms();
-		int     prc
-		    = proc_command(hits[i], cmd, left > 0 ? (int) left : 1);
+		int     ms   = left > 0 ? (int) left : 1;
+		int     prc  = i < n ? proc_command(hits[i], cmd, ms)
+		                     : eproj_command(ehits[i - n], cmd, ms);
 		if (prc == SL_ETIMEDOUT)
 			n_timeout++;
 		else if (prc != SL_OK && rc == SL_OK)
 			rc = prc;
 	}
 	free(hits);
+	free(ehits);
 	if (rc != SL_OK)
 		api_fail(r, rc, "op '%s' on %s '%s' failed: %s", op,
 		    api_kind_name(def), def->id, sl_strerror(rc));
@@ -1222,11 +1941,11 @@ api_command(request *r, proc_cmd cmd, const char *op)
 		api_fail(r, SL_ETIMEDOUT,
 		    "op '%s' on %s '%s': %zu of %zu processors did not take "
 		    "it within %d ms (they will when they get to it)",
-		    op, api_kind_name(def), def->id, n_timeout, n,
+		    op, api_kind_name(def), def->id, n_timeout, n + ne,
 		    API_COMMAND_TIMEOUT_MS);
 	else {
 		mp_reply_ok(&r->pk, 1);
-		mp_pack_kv_u64(&r->pk, "processors", n);
+		mp_pack_kv_u64(&r->pk, "processors", n + ne);
 		api_send(r);
 	}
 }
@@ -1443,6 +2162,12 @@ api_handle(runtime *rt, api_call *call, const void *data, size_t len)
 		api_plugins(&r);
 	else if (mp_str_eq(op, "register"))
 		api_register(&r);
+	else if (mp_str_eq(op, "query"))
+		api_query(&r);
+	else if (mp_str_eq(op, "start"))
+		api_command(&r, PROC_CMD_RESUME, "start");
+	else if (mp_str_eq(op, "stop"))
+		api_command(&r, PROC_CMD_PAUSE, "stop");
 	else
 		api_fail(&r, SL_EUNKNOWNOP, "unknown op '%.*s'",
 		    (int) (op->via.str.size > 64 ? 64 : op->via.str.size),

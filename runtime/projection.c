@@ -603,6 +603,31 @@ must_setup(processor *p)
 	return s;
 }
 
+/* A window of at least this long makes events_per_sec. */
+#define PROC_RATE_WINDOW_NS 1000000000LL
+
+/* events_per_sec over the window since rate_at_ns (p->mu held); a window
+ * of a second or more starts a new one when `restart`. */
+static void
+update_rate(proc_status *st, bool restart)
+{
+	int64_t now = ev_now_ns();
+	if (st->rate_at_ns == 0 || now < st->rate_at_ns) {
+		st->rate_at_ns = now;
+		st->rate_base  = st->events_handled;
+		return;
+	}
+	int64_t el = now - st->rate_at_ns;
+	if (el < PROC_RATE_WINDOW_NS)
+		return;
+	st->events_per_sec = (double) (st->events_handled - st->rate_base)
+	    * 1e9 / (double) el;
+	if (restart) {
+		st->rate_at_ns = now;
+		st->rate_base  = st->events_handled;
+	}
+}
+
 /* Status after a batch: how far, and what it waits for. */
 static void
 show_progress(processor *p, uint64_t pos, const batch_ctx *b)
@@ -614,6 +639,7 @@ show_progress(processor *p, uint64_t pos, const batch_ctx *b)
 	if (!p->rebuilding)
 		p->st.served_position = pos;
 	p->st.events_handled += b->handled;
+	update_rate(&p->st, true);
 	show_failing(p);
 	p->fail_pos     = UINT64_MAX;
 	/* an unpartitioned processor stopped by its failing event */
@@ -989,6 +1015,10 @@ void
 proc_get_status(processor *p, proc_status *out)
 {
 	pthread_mutex_lock(&p->mu);
+	/* an idle processor's rate falls to 0 (no batch restarts it) */
+	if (p->st.rate_at_ns != 0
+	    && ev_now_ns() - p->st.rate_at_ns > 2 * PROC_RATE_WINDOW_NS)
+		update_rate(&p->st, false);
 	*out = p->st;
 	pthread_mutex_unlock(&p->mu);
 }

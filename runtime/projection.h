@@ -71,6 +71,10 @@ typedef struct proc_status {
 	bool     paused;
 	size_t   n_failing;       /* failing units (see proc_failing) */
 	uint64_t head;            /* log head when position was last set */
+	/* appended for EventStoreDB's status (issue 8) */
+	double   events_per_sec;  /* events handled per second, recently */
+	int64_t  rate_at_ns;      /* internal: start of the rate's window */
+	uint64_t rate_base;       /* internal: events_handled at rate_at_ns */
 } proc_status;
 
 const char *proc_state_name(proc_state s);

@@ -1,8 +1,14 @@
 /*
  * Hot reload in the running daemon: turns a plugin file's change into a
  * registry reload (or unload) and hands the resulting definitions to the
- * processors. Runs on the watcher's thread only, so reloads never overlap;
- * processors and API threads go on meanwhile.
+ * processors and emitting runs. Runs on the watcher's thread only, so
+ * reloads never overlap; processors and API threads go on meanwhile.
+ *
+ * Emitting projections: a changed or added definition claims its streams
+ * anew (a refusal stops its runs and shows as the plugin's error); a
+ * dropped one gives up its claims on declared streams, while the "owners"
+ * records of the streams it did write keep protecting them from clients
+ * and other projections (its states stay readable).
  */
 #include "reload.h"
 
@@ -31,7 +37,48 @@ start_proc(runtime *rt, rt_tenant *t, const proj_def *def)
 		    "tenant %s %s %s (%s): cannot start its processor: %s",
 		    t->cfg->id, def_is_filter(def) ? "filter" : "projection",
 		    def->id, def->name,
-		    rc == SL_ETOOBIG ? "too many processors" : sl_strerror(rc));
+		    rc == SL_ETOOBIG ? "too many processors"
+		                     : sl_strerror(rc));
+}
+
+static void
+start_eproj(runtime *rt, rt_tenant *t, const proj_def *def)
+{
+	int rc = runtime_add_eproj(rt, t, def);
+	if (rc != SL_OK)
+		log_error("reload",
+		    "tenant %s projection %s (%s): cannot start: %s",
+		    t->cfg->id, def->id, def->name,
+		    rc == SL_ETOOBIG ? "too many emitting projections"
+		                     : sl_strerror(rc));
+}
+
+/* Stop a processor or emitting run of another kind than nd (a reload
+ * turned a projection emitting, or back). */
+static void
+drop_other_kind(runtime *rt, rt_tenant *t, const proj_def *nd, bool emitting)
+{
+	if (emitting) {
+		processor *p = runtime_find_proc(rt, t->cfg->id, nd->id);
+		if (p != NULL)
+			proc_set_def(p, NULL);
+	} else {
+		eproj *e = runtime_find_eproj(rt, t->cfg->id, nd->id);
+		if (e != NULL)
+			eproj_set_def(e, NULL);
+	}
+}
+
+/* A new or changed emitting definition: its claims follow it. @return
+ * whether it may run. */
+static bool
+claim_new(runtime *rt, const proj_def *od, const proj_def *nd)
+{
+	/* the old claims go first: the new definition may declare less, or
+	 * other streams */
+	if (od != NULL && !def_is_filter(od) && eproj_is_emitting(od))
+		store_unclaim(rt->store, od->id);
+	return runtime_claim(rt, nd) == SL_OK;
 }
 
 static void
@@ -40,6 +87,7 @@ apply(runtime *rt, const proj_change *c, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const proj_def *nd = c[i].new_def, *od = c[i].old_def;
 		const proj_def *d = nd != NULL ? nd : od;
+		bool emitting     = !def_is_filter(d) && eproj_is_emitting(d);
 		log_info("reload", "%s %s (%s): %s",
 		    def_is_filter(d) ? "filter" : "projection", d->id, d->name,
 		    od == NULL       ? "added: builds from position 0"
@@ -48,24 +96,47 @@ apply(runtime *rt, const proj_change *c, size_t n)
 		        : nd->def_hash == od->def_hash
 		        ? "same definition: new code continues from the "
 		          "checkpoint"
-		        : "definition changed: rebuilt from position 0 "
-		          "while the old read models are served");
+		        : emitting
+		        ? "definition changed: what it wrote is "
+		          "removed and rewritten from position 0"
+		        : "definition changed: rebuilt from "
+		          "position 0 while the old read models are "
+		          "served");
 		if (nd != NULL
 		    && remotes_find(rt->remotes, nd->id, strlen(nd->id))
 		        != NULL) {
 			log_error("reload",
 			    "%s %s (%s): not run: a remote client registered "
 			    "this id",
-			    def_is_filter(nd) ? "filter" : "projection", nd->id,
-			    nd->name);
+			    def_is_filter(nd) ? "filter" : "projection",
+			    nd->id, nd->name);
 			continue;
 		}
+		if (nd == NULL && od != NULL && !def_is_filter(od)
+		    && eproj_is_emitting(od))
+			store_unclaim(rt->store, od->id);
+		bool run = nd != NULL && runtime_runs(rt, nd, NULL, NULL);
+		if (nd != NULL && emitting && !claim_new(rt, od, nd))
+			run = false;
 		for (size_t k = 0; k < rt->n_tenants; k++) {
 			rt_tenant *t = &rt->tenants[k];
-			processor *p = runtime_find_proc(rt, t->cfg->id, d->id);
+			if (nd != NULL)
+				drop_other_kind(rt, t, nd, emitting);
+			if (emitting) {
+				eproj *e = runtime_find_eproj(
+				    rt, t->cfg->id, d->id);
+				if (e != NULL)
+					eproj_set_def(e, run ? nd : NULL);
+				else if (run)
+					start_eproj(rt, t, nd);
+				continue;
+			}
+			processor *p
+			    = runtime_find_proc(rt, t->cfg->id, d->id);
 			if (p != NULL)
-				proc_set_def(p, nd); /* NULL: stop */
-			else if (nd != NULL)
+				proc_set_def(
+				    p, run ? nd : NULL); /* NULL: stop */
+			else if (run)
 				start_proc(rt, t, nd);
 		}
 	}

@@ -1,6 +1,7 @@
 /*
  * The daemon's parts wired together: the event log, one read model store per
- * tenant, the plugin registry, a processor per (tenant, projection), the
+ * tenant, the plugin registry, a processor per (tenant, projection or
+ * filter), an emitting run per (tenant, emitting or system projection), the
  * remote registrations (whose processors start when a client registers) and
  * the API server. Started in that order and stopped in reverse.
  */
@@ -21,6 +22,9 @@
 #include "publisher.h"
 #include "reload.h"
 #include "server.h"
+#include "sysproj.h"
+
+static void transients_stop_all(runtime *rt);
 
 /* mkdir -p, logged and mapped to sl_err. */
 static int
@@ -65,7 +69,18 @@ runtime_start(sl_config *cfg, runtime **out)
 	rt->started_ns = ev_now_ns();
 	pthread_mutex_init(&rt->procs_mu, NULL);
 	pthread_mutex_init(&rt->register_mu, NULL);
-	int rc;
+	pthread_mutex_init(&rt->transient_mu, NULL);
+	pthread_cond_init(&rt->transient_cv, NULL);
+	rt->next_handle = 1;
+	bool *refused   = NULL; /* plugin projections whose claim failed */
+	int   rc;
+
+	if ((rc = sysproj_init(cfg)) != SL_OK) {
+		log_error("runtime",
+		    "cannot set up the system projections: %s",
+		    sl_strerror(rc));
+		goto fail;
+	}
 
 	if ((rc = make_dirs(cfg->data_dir)) != SL_OK
 	    || (rc = make_dirs(cfg->store_path)) != SL_OK)
@@ -142,26 +157,86 @@ runtime_start(sl_config *cfg, runtime **out)
 		    sl_strerror(rc));
 		goto fail;
 	}
+	rt->cap_eprojs = cfg->n_tenants
+	        * (SYSPROJ_COUNT
+	            + (n_proj > RELOAD_MAX_PROJECTIONS
+	                    ? n_proj
+	                    : RELOAD_MAX_PROJECTIONS))
+	    + 1;
+	rt->eprojs = calloc(rt->cap_eprojs, sizeof(*rt->eprojs));
+	refused    = calloc(n_proj + 1, sizeof(*refused));
+	if (rt->eprojs == NULL || refused == NULL) {
+		rc = SL_ENOMEM;
+		goto fail;
+	}
+	if (cfg->run_projections == CFG_RUN_NONE)
+		log_info("runtime",
+		    "run_projections: none: no projection runs (neither "
+		    "system nor plugin projections); filters run, read models "
+		    "are served as they are");
+	else if (cfg->run_projections == CFG_RUN_SYSTEM)
+		log_info("runtime",
+		    "run_projections: system: only the system projections "
+		    "run (and filters); plugin projections do not");
+	/* Claims first, all of them: a client commit is refused on an owned
+	 * stream from the moment the API serves. */
+	for (size_t i = 0; i < sysproj_count(); i++)
+		runtime_claim(rt, sysproj_def(i));
+	for (size_t j = 0; j < n_proj; j++) {
+		const proj_def *def = registry_projection(rt->plugins, j);
+		if (def != NULL && !def_is_filter(def)
+		    && eproj_is_emitting(def)
+		    && runtime_claim(rt, def) != SL_OK)
+			refused[j] = true;
+	}
 	for (size_t i = 0; i < rt->n_tenants; i++) {
+		rt_tenant *t = &rt->tenants[i];
+		for (size_t j = 0; j < sysproj_count(); j++) {
+			const proj_def *def = sysproj_def(j);
+			if (!runtime_runs(rt, def, NULL, NULL))
+				continue;
+			if ((rc = runtime_add_eproj(rt, t, def)) != SL_OK) {
+				log_error("runtime",
+				    "tenant %s projection %s: cannot start: "
+				    "%s",
+				    t->cfg->id, def->name, sl_strerror(rc));
+				goto fail;
+			}
+		}
 		for (size_t j = 0; j < n_proj; j++) {
 			const proj_def *def
 			    = registry_projection(rt->plugins, j);
-			rc = proc_start(rt->store, rt->tenants[i].rm,
-			    rt->tenants[i].cfg->id, def, cfg->checkpoint_batch,
-			    &rt->procs[rt->n_procs]);
+			if (def == NULL || refused[j]
+			    || !runtime_runs(rt, def, NULL, NULL))
+				continue;
+			if (!def_is_filter(def) && eproj_is_emitting(def)) {
+				rc = runtime_add_eproj(rt, t, def);
+				if (rc != SL_OK) {
+					log_error("runtime",
+					    "tenant %s projection %s (%s): "
+					    "cannot start: %s",
+					    t->cfg->id, def->id, def->name,
+					    sl_strerror(rc));
+					goto fail;
+				}
+				continue;
+			}
+			rc = proc_start(rt->store, t->rm, t->cfg->id, def,
+			    cfg->checkpoint_batch, &rt->procs[rt->n_procs]);
 			if (rc != SL_OK) {
 				log_error("runtime",
 				    "tenant %s projection %s: cannot start "
 				    "its "
 				    "processor: %s",
-				    rt->tenants[i].cfg->id, def->id,
-				    sl_strerror(rc));
+				    t->cfg->id, def->id, sl_strerror(rc));
 				goto fail;
 			}
 			follow_filter(rt, rt->procs[rt->n_procs], def);
 			rt->n_procs++;
 		}
 	}
+	free(refused);
+	refused = NULL;
 
 	remote_config rcfg = {
 		.endpoint          = cfg->remote_url,
@@ -191,6 +266,7 @@ runtime_start(sl_config *cfg, runtime **out)
 	*out = rt;
 	return SL_OK;
 fail:
+	free(refused);
 	runtime_stop(rt);
 	return rc;
 }
@@ -211,8 +287,14 @@ runtime_stop(runtime *rt)
 	/* Remote calls in flight end and waiting remote processors wake, so
 	 * that they stop promptly. */
 	remotes_shutdown(rt->remotes);
-	/* Processors use the plugins, the registrations and both stores:
-	 * they stop first. */
+	/* Transient runs: no connection can start or poll one any more. */
+	transients_stop_all(rt);
+	/* Processors and emitting runs use the plugins, the registrations
+	 * and both stores: they stop first (an emitting run commits the
+	 * batch it built through the store's writer). */
+	for (size_t i = rt->n_eprojs; i > 0; i--)
+		eproj_stop(rt->eprojs[i - 1]);
+	free(rt->eprojs);
 	for (size_t i = rt->n_procs; i > 0; i--)
 		proc_stop(rt->procs[i - 1]);
 	free(rt->procs);
@@ -224,8 +306,11 @@ runtime_stop(runtime *rt)
 	free(rt->tenants);
 	if (rt->store != NULL)
 		store_close(rt->store);
+	sysproj_fini();
 	pthread_mutex_destroy(&rt->procs_mu);
 	pthread_mutex_destroy(&rt->register_mu);
+	pthread_mutex_destroy(&rt->transient_mu);
+	pthread_cond_destroy(&rt->transient_cv);
 	free(rt);
 }
 
@@ -243,8 +328,314 @@ runtime_tenant(runtime *rt, const char *id, size_t len)
 const proj_def *
 runtime_find_def(runtime *rt, const char *id_or_name, size_t len)
 {
+	for (size_t i = 0; i < sysproj_count(); i++)
+		if (proj_def_has_id(sysproj_def(i), id_or_name, len))
+			return sysproj_def(i);
+	for (size_t i = 0; i < sysproj_count(); i++)
+		if (proj_def_has_name(sysproj_def(i), id_or_name, len))
+			return sysproj_def(i);
 	const proj_def *d = registry_find(rt->plugins, id_or_name, len);
 	return d != NULL ? d : remotes_find(rt->remotes, id_or_name, len);
+}
+
+bool
+runtime_runs(runtime *rt, const proj_def *def, cfg_mode *mode,
+    const proj_settings **set)
+{
+	cfg_mode             m = CFG_MODE_CONTINUOUS;
+	const proj_settings *ps
+	    = config_projection(rt->cfg, def->id, def->name, &m);
+	if (mode != NULL)
+		*mode = m;
+	if (set != NULL)
+		*set = ps;
+	if (def_is_filter(def))
+		return true;
+	if (rt->cfg->run_projections == CFG_RUN_NONE)
+		return false;
+	if (rt->cfg->run_projections == CFG_RUN_SYSTEM
+	    && !sysproj_is_system(def))
+		return false;
+	/* one-time and transient projections run only when queried */
+	return m == CFG_MODE_CONTINUOUS;
+}
+
+/* The plugin file of def, for its status; NULL if none (system, remote). */
+static const char *
+def_file(runtime *rt, const proj_def *def)
+{
+	size_t np = registry_plugin_count(rt->plugins);
+	if (def->owner == NULL)
+		return NULL;
+	for (size_t i = 0; i < np; i++) {
+		plugin_info pi;
+		memset(&pi, 0, sizeof(pi));
+		registry_plugin_info(rt->plugins, i, &pi);
+		if (pi.owner == def->owner)
+			return pi.file;
+	}
+	return NULL;
+}
+
+int
+runtime_claim(runtime *rt, const proj_def *def)
+{
+	char err[512];
+	int  rc = eproj_claim(rt->store, def, err, sizeof(err));
+	if (rc == SL_OK)
+		return rc;
+	if (err[0] == '\0')
+		snprintf(err, sizeof(err), "%s", sl_strerror(rc));
+	log_error("runtime",
+	    "projection %s (%s) does not run: its output streams cannot be "
+	    "claimed: %s",
+	    def->id, def->name, err);
+	const char *file = def_file(rt, def);
+	if (file != NULL) {
+		char reason[700];
+		snprintf(reason, sizeof(reason),
+		    "projection '%s' (%s) does not run: %s", def->name,
+		    def->id, err);
+		registry_set_error(rt->plugins, file, reason);
+	}
+	return rc;
+}
+
+int
+runtime_add_eproj(runtime *rt, rt_tenant *t, const proj_def *def)
+{
+	const proj_settings *set;
+	eproj               *e;
+	int                  rc;
+
+	runtime_runs(rt, def, NULL, &set);
+	/* the config's word; a persisted operator start or stop wins */
+	bool stopped
+	    = sysproj_is_system(def) && !rt->cfg->start_standard_projections;
+	pthread_mutex_lock(&rt->procs_mu);
+	if (rt->n_eprojs >= rt->cap_eprojs) {
+		pthread_mutex_unlock(&rt->procs_mu);
+		return SL_ETOOBIG;
+	}
+	rc = eproj_start(
+	    rt->store, t->cfg->id, def, CFG_MODE_CONTINUOUS, set, stopped, &e);
+	if (rc == SL_OK) {
+		rt->eprojs[rt->n_eprojs] = e;
+		__atomic_store_n(
+		    &rt->n_eprojs, rt->n_eprojs + 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&rt->procs_mu);
+	return rc;
+}
+
+eproj *
+runtime_find_eproj(runtime *rt, const char *tenant, const char *id)
+{
+	size_t n = __atomic_load_n(&rt->n_eprojs, __ATOMIC_ACQUIRE);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(eproj_tenant(rt->eprojs[i]), tenant) == 0
+		    && strcmp(eproj_id(rt->eprojs[i]), id) == 0)
+			return rt->eprojs[i];
+	return NULL;
+}
+
+/* ---- transient runs (op query, mode transient) ---- */
+
+static void *
+transient_closer(void *arg)
+{
+	void   **a  = arg;
+	runtime *rt = a[0];
+	eproj   *e  = a[1];
+	free(a);
+	eproj_stop(e);
+	pthread_mutex_lock(&rt->transient_mu);
+	rt->closers--;
+	pthread_cond_broadcast(&rt->transient_cv);
+	pthread_mutex_unlock(&rt->transient_mu);
+	return NULL;
+}
+
+/*
+ * Stop a slot's run (transient_mu held; the slot has no refs and is
+ * freed here). On a thread of its own: this runs in NNG's pipe callback,
+ * which must not wait for a plugin's handler.
+ */
+static void
+transient_release_locked(runtime *rt, rt_transient *tr)
+{
+	eproj *e = tr->e;
+	memset(tr, 0, sizeof(*tr));
+	void **a = malloc(2 * sizeof(*a));
+	if (a != NULL) {
+		pthread_t      th;
+		pthread_attr_t at;
+		a[0] = rt;
+		a[1] = e;
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		rt->closers++;
+		if (pthread_create(&th, &at, transient_closer, a) == 0) {
+			pthread_attr_destroy(&at);
+			return;
+		}
+		pthread_attr_destroy(&at);
+		rt->closers--;
+		free(a);
+	}
+	/* no thread: stop it here */
+	pthread_mutex_unlock(&rt->transient_mu);
+	eproj_stop(e);
+	pthread_mutex_lock(&rt->transient_mu);
+}
+
+static rt_transient *
+transient_find_locked(runtime *rt, uint64_t handle)
+{
+	for (size_t i = 0; handle != 0 && i < RT_MAX_TRANSIENT; i++)
+		if (rt->transients[i].handle == handle
+		    && !rt->transients[i].closing)
+			return &rt->transients[i];
+	return NULL;
+}
+
+static void
+transient_close_locked(runtime *rt, rt_transient *tr)
+{
+	tr->closing = true;
+	if (tr->refs == 0)
+		transient_release_locked(rt, tr);
+}
+
+int
+runtime_transient_open(runtime *rt, uint32_t pipe, rt_tenant *t,
+    const proj_def *def, uint64_t *handle, char *err, size_t errlen)
+{
+	rt_transient *slot = NULL;
+	eproj        *e;
+	int           rc;
+
+	*handle = 0;
+	pthread_mutex_lock(&rt->transient_mu);
+	for (size_t i = 0; i < RT_MAX_TRANSIENT && slot == NULL; i++)
+		if (rt->transients[i].handle == 0
+		    && rt->transients[i].e == NULL)
+			slot = &rt->transients[i];
+	if (slot == NULL) {
+		pthread_mutex_unlock(&rt->transient_mu);
+		snprintf(err, errlen,
+		    "%d transient projections run already (the limit): close "
+		    "one first",
+		    RT_MAX_TRANSIENT);
+		return SL_ETOOBIG;
+	}
+	/* checked under the lock that runtime_pipe_closed takes after the
+	 * connection left the server's set: a run never outlives it */
+	if (pipe == 0 || rt->srv == NULL
+	    || !server_pipe_alive(rt->srv, pipe)) {
+		pthread_mutex_unlock(&rt->transient_mu);
+		snprintf(err, errlen, "the client's connection is gone");
+		return SL_ECLOSED;
+	}
+	const proj_settings *set;
+	runtime_runs(rt, def, NULL, &set);
+	rc = eproj_start(
+	    rt->store, t->cfg->id, def, CFG_MODE_TRANSIENT, set, false, &e);
+	if (rc != SL_OK) {
+		pthread_mutex_unlock(&rt->transient_mu);
+		snprintf(err, errlen,
+		    "cannot start a transient run of '%s': %s", def->name,
+		    sl_strerror(rc));
+		return rc;
+	}
+	slot->handle = rt->next_handle++;
+	slot->pipe   = pipe;
+	slot->e      = e;
+	*handle      = slot->handle;
+	pthread_mutex_unlock(&rt->transient_mu);
+	log_info("runtime",
+	    "tenant %s projection %s (%s): transient run %llu "
+	    "started",
+	    t->cfg->id, def->id, def->name, (unsigned long long) *handle);
+	return SL_OK;
+}
+
+eproj *
+runtime_transient_get(runtime *rt, uint64_t handle)
+{
+	eproj *e = NULL;
+	pthread_mutex_lock(&rt->transient_mu);
+	rt_transient *tr = transient_find_locked(rt, handle);
+	if (tr != NULL) {
+		tr->refs++;
+		e = tr->e;
+	}
+	pthread_mutex_unlock(&rt->transient_mu);
+	return e;
+}
+
+void
+runtime_transient_put(runtime *rt, uint64_t handle)
+{
+	pthread_mutex_lock(&rt->transient_mu);
+	for (size_t i = 0; i < RT_MAX_TRANSIENT; i++) {
+		rt_transient *tr = &rt->transients[i];
+		if (tr->handle != handle || tr->refs == 0)
+			continue;
+		if (--tr->refs == 0 && tr->closing)
+			transient_release_locked(rt, tr);
+		break;
+	}
+	pthread_mutex_unlock(&rt->transient_mu);
+}
+
+int
+runtime_transient_close(runtime *rt, uint64_t handle)
+{
+	pthread_mutex_lock(&rt->transient_mu);
+	rt_transient *tr = transient_find_locked(rt, handle);
+	if (tr != NULL)
+		transient_close_locked(rt, tr);
+	pthread_mutex_unlock(&rt->transient_mu);
+	if (tr != NULL)
+		log_info("runtime", "transient run %llu closed",
+		    (unsigned long long) handle);
+	return tr != NULL ? SL_OK : SL_ENOTFOUND;
+}
+
+void
+runtime_pipe_closed(runtime *rt, uint32_t pipe)
+{
+	pthread_mutex_lock(&rt->transient_mu);
+	for (size_t i = 0; i < RT_MAX_TRANSIENT; i++) {
+		rt_transient *tr = &rt->transients[i];
+		if (tr->handle != 0 && !tr->closing && tr->pipe == pipe) {
+			log_info("runtime",
+			    "transient run %llu ends: its client "
+			    "disconnected",
+			    (unsigned long long) tr->handle);
+			transient_close_locked(rt, tr);
+		}
+	}
+	pthread_mutex_unlock(&rt->transient_mu);
+}
+
+/* At stop (no API call runs any more): every run ends, every closer has
+ * finished. */
+static void
+transients_stop_all(runtime *rt)
+{
+	pthread_mutex_lock(&rt->transient_mu);
+	for (size_t i = 0; i < RT_MAX_TRANSIENT; i++) {
+		rt_transient *tr = &rt->transients[i];
+		if (tr->e != NULL) {
+			tr->refs = 0; /* no API call runs any more */
+			transient_close_locked(rt, tr);
+		}
+	}
+	while (rt->closers > 0)
+		pthread_cond_wait(&rt->transient_cv, &rt->transient_mu);
+	pthread_mutex_unlock(&rt->transient_mu);
 }
 
 processor *

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "emitter.h"
 #include "plugins.h"
 #include "projection.h"
 #include "readmodels.h"
@@ -21,6 +22,19 @@ typedef struct rt_tenant {
 	const cfg_tenant *cfg;
 	rmstore *rm;
 } rt_tenant;
+
+/** Transient projections (op query, mode transient) at once; more: ETOOBIG. */
+#define RT_MAX_TRANSIENT 16
+
+/* A transient run: started by a client's query, it lives until the client
+ * closes it or its connection (NNG pipe) goes. */
+typedef struct rt_transient {
+	uint64_t handle; /* 0: a free slot */
+	uint32_t pipe;   /* the connection that started it */
+	eproj   *e;
+	unsigned refs;    /* API calls using e now (runtime_transient_get) */
+	bool     closing; /* stopped when the last ref goes */
+} rt_transient;
 
 typedef struct runtime {
 	sl_config *cfg; /* borrowed from the caller */
@@ -40,6 +54,18 @@ typedef struct runtime {
 	remotes        *remotes;
 	pthread_mutex_t procs_mu; /* appends to procs (reload, register) */
 	pthread_mutex_t register_mu; /* one registration at a time */
+	/* emitting projections (runtime/emitter.h): system and plugin ones,
+	 * one run per tenant; like procs, only ever appended (under
+	 * procs_mu), never moved: readers load n_eprojs with acquire */
+	eproj **eprojs;
+	size_t  n_eprojs;
+	size_t  cap_eprojs;
+	/* transient runs (op query), under transient_mu */
+	pthread_mutex_t transient_mu;
+	pthread_cond_t  transient_cv; /* closers and refs dropping */
+	rt_transient    transients[RT_MAX_TRANSIENT];
+	uint64_t        next_handle;
+	unsigned        closers; /* threads stopping a transient run */
 } runtime;
 
 /**
@@ -70,6 +96,47 @@ int runtime_add_proc(runtime *rt, rt_tenant *t, const proj_def *def);
 
 /** The processor of (tenant, projection id), or NULL. */
 processor *runtime_find_proc(runtime *rt, const char *tenant, const char *id);
+
+/**
+ * Whether the daemon runs def on its own (run_projections, the
+ * definition's mode in `projections:`), and how: *mode (may be NULL) gets
+ * the mode, *set (may be NULL) the settings. Filters always run.
+ */
+bool runtime_runs(runtime *rt, const proj_def *def, cfg_mode *mode,
+    const proj_settings **set);
+
+/**
+ * Start the emitting run of def (eproj_is_emitting) for tenant t and append
+ * it to rt->eprojs. A system projection starts stopped unless
+ * start_standard_projections (an operator's persisted start or stop wins,
+ * see emitter.h). @return SL_OK; SL_ETOOBIG (no room); eproj_start's codes.
+ */
+int runtime_add_eproj(runtime *rt, rt_tenant *t, const proj_def *def);
+
+/** The emitting run of (tenant, projection id), or NULL. */
+eproj *runtime_find_eproj(runtime *rt, const char *tenant, const char *id);
+
+/**
+ * Claim def's streams for it (eproj_claim); a refusal is logged and shown
+ * as the plugin's error (status, plugins). @return eproj_claim's code.
+ */
+int runtime_claim(runtime *rt, const proj_def *def);
+
+/**
+ * Start a transient run of def for tenant t on behalf of the client on
+ * connection pipe (api_call_pipe). *handle gets its handle.
+ * @return SL_OK; SL_ETOOBIG (RT_MAX_TRANSIENT run already); SL_ECLOSED
+ * (the connection is gone); eproj_start's codes. err says why.
+ */
+int runtime_transient_open(runtime *rt, uint32_t pipe, rt_tenant *t,
+    const proj_def *def, uint64_t *handle, char *err, size_t errlen);
+/** The run of handle, held until runtime_transient_put; NULL if none. */
+eproj *runtime_transient_get(runtime *rt, uint64_t handle);
+void   runtime_transient_put(runtime *rt, uint64_t handle);
+/** End the run of handle. @return SL_OK, SL_ENOTFOUND. */
+int runtime_transient_close(runtime *rt, uint64_t handle);
+/** A client's connection closed: its transient runs end (server.c). */
+void runtime_pipe_closed(runtime *rt, uint32_t pipe);
 
 /**
  * Register a remote projection or filter (op "register", docs/remote.md)

@@ -53,6 +53,14 @@ struct server {
 	bool            draining;  /* new requests are answered ECLOSED */
 	bool            closing;   /* no new receives are posted once set */
 	uint32_t        in_flight; /* calls received and not yet replied */
+	/* open connections (NNG pipe ids), under pipes_mu: a transient
+	 * projection is only started for a client still connected, and
+	 * ends when its connection does */
+	pthread_mutex_t pipes_mu;
+	uint32_t       *pipes;
+	size_t          n_pipes, cap_pipes;
+	uint32_t        pipe_cbs;  /* pipe callbacks running (pipes_mu) */
+	bool            pipes_off; /* stopping: callbacks do nothing */
 };
 
 /* How long a close waits for NNG (see server_close_socket), and how long
@@ -210,6 +218,98 @@ api_reply(api_call *call, const void *data, size_t len)
 	pthread_mutex_unlock(&srv->mtx);
 }
 
+/* ---- connections (transient projections live as long as theirs) ---- */
+
+uint32_t
+api_call_pipe(api_call *call)
+{
+	if (call->req == NULL)
+		return 0;
+	nng_pipe p  = nng_msg_get_pipe(call->req);
+	int      id = nng_pipe_id(p);
+	return id > 0 ? (uint32_t) id : 0;
+}
+
+bool
+server_pipe_alive(server *srv, uint32_t pipe)
+{
+	bool alive = false;
+	pthread_mutex_lock(&srv->pipes_mu);
+	for (size_t i = 0; i < srv->n_pipes && !alive; i++)
+		alive = srv->pipes[i] == pipe;
+	pthread_mutex_unlock(&srv->pipes_mu);
+	return alive;
+}
+
+/* NNG's pipe events: keep the set of open connections; a removed one
+ * ends the transient projections its client started. */
+static void
+server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	server  *srv = arg;
+	int      sid = nng_pipe_id(p);
+	uint32_t id  = sid > 0 ? (uint32_t) sid : 0;
+	bool     was = false;
+
+	if (id == 0)
+		return;
+	pthread_mutex_lock(&srv->pipes_mu);
+	if (srv->pipes_off) {
+		pthread_mutex_unlock(&srv->pipes_mu);
+		return;
+	}
+	srv->pipe_cbs++;
+	if (ev == NNG_PIPE_EV_ADD_PRE) {
+		if (srv->n_pipes == srv->cap_pipes) {
+			size_t ncap = srv->cap_pipes ? srv->cap_pipes * 2 : 16;
+			uint32_t *np = realloc(srv->pipes, ncap * sizeof(*np));
+			if (np != NULL) {
+				srv->pipes     = np;
+				srv->cap_pipes = ncap;
+			}
+		}
+		/* without room the connection just cannot hold transient
+		 * projections (their start is refused) */
+		if (srv->n_pipes < srv->cap_pipes)
+			srv->pipes[srv->n_pipes++] = id;
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		for (size_t i = 0; i < srv->n_pipes; i++) {
+			if (srv->pipes[i] == id) {
+				srv->pipes[i] = srv->pipes[--srv->n_pipes];
+				was           = true;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&srv->pipes_mu);
+	/* after it left the set: no transient starts for it from now on */
+	if (was)
+		runtime_pipe_closed(srv->rt, id);
+	pthread_mutex_lock(&srv->pipes_mu);
+	srv->pipe_cbs--;
+	pthread_mutex_unlock(&srv->pipes_mu);
+}
+
+/* No pipe callback runs after this (the socket may outlive srv when its
+ * close hangs, see server_close_socket). */
+static void
+server_pipes_off(server *srv)
+{
+	struct timespec ms = { 0, 1000000L };
+	if (srv->sock_open) {
+		nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_PRE, NULL, NULL);
+		nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
+	}
+	pthread_mutex_lock(&srv->pipes_mu);
+	srv->pipes_off = true;
+	while (srv->pipe_cbs > 0) {
+		pthread_mutex_unlock(&srv->pipes_mu);
+		nanosleep(&ms, NULL);
+		pthread_mutex_lock(&srv->pipes_mu);
+	}
+	pthread_mutex_unlock(&srv->pipes_mu);
+}
+
 /*
  * An ipc:// path left behind by a daemon that died is removed; one that a
  * live daemon still answers on is not (listening would steal it).
@@ -280,6 +380,7 @@ server_close_socket(nng_socket sock)
 static void
 server_free(server *srv, bool bounded)
 {
+	server_pipes_off(srv);
 	if (srv->sock_open && bounded) {
 		server_close_socket(srv->sock);
 	} else {
@@ -299,6 +400,8 @@ server_free(server *srv, bool bounded)
 			nng_aio_free(call->send_aio);
 	}
 	free(srv->calls);
+	free(srv->pipes);
+	pthread_mutex_destroy(&srv->pipes_mu);
 	pthread_cond_destroy(&srv->cv);
 	pthread_mutex_destroy(&srv->mtx);
 	free(srv);
@@ -324,6 +427,7 @@ server_start(runtime *rt, server **out)
 	}
 	pthread_mutex_init(&srv->mtx, NULL);
 	pthread_cond_init(&srv->cv, NULL);
+	pthread_mutex_init(&srv->pipes_mu, NULL);
 	srv->rt          = rt;
 	srv->n_calls     = n;
 	srv->max_request = cfg->max_request_bytes;
@@ -342,6 +446,10 @@ server_start(runtime *rt, server **out)
 	    ? srv->max_request * 2 + 65536
 	    : 0;
 	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, recv_max);
+	/* ADD_PRE, not ADD_POST: NNG starts the protocol on a pipe before
+	 * ADD_POST runs, so a request may arrive before it */
+	nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_PRE, server_pipe_cb, srv);
+	nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, server_pipe_cb, srv);
 
 	for (uint32_t i = 0; i < n; i++) {
 		api_call *call = &srv->calls[i];

@@ -5,7 +5,9 @@
 #ifndef SL_SERVER_H
 #define SL_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct runtime runtime;
 typedef struct server server;
@@ -23,6 +25,15 @@ void api_reply(api_call *call, const void *data, size_t len);
 
 /** Handle one request (implemented in api.c); data valid until api_reply. */
 void api_handle(runtime *rt, api_call *call, const void *data, size_t len);
+
+/**
+ * The id of the connection (NNG pipe) a call's request came on, 0 if
+ * unknown. Call before api_reply. Transient projections (op query) live
+ * as long as that connection: when it closes, runtime_pipe_closed runs.
+ */
+uint32_t api_call_pipe(api_call *call);
+/** Whether connection pipe is still open (it was added and not removed). */
+bool server_pipe_alive(server *srv, uint32_t pipe);
 
 #include <stdbool.h>
 
