@@ -1,13 +1,15 @@
 /*
  * The `sluice` command: commit, read (the log, a stream, a filter's stream),
- * get-one, get-all, status, subscribe and the operator commands (reset,
- * retry, pause, resume) against a running sluiced, through the client
- * library; JSON out on stdout.
+ * get-one, get-all, query (one-time, or transient with --follow), status,
+ * subscribe and the operator commands (reset, retry, pause, resume, start,
+ * stop) against a running sluiced, through the client library; JSON out on
+ * stdout.
  * The endpoint comes from --url, $SLUICE_URL or the config file's
  * endpoints.api.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdbool.h>
@@ -39,13 +41,15 @@ static const char usage_text[]
       "  commit --tenant T --stream S [--expect ...] --batch [FILE | -]\n"
       "  read [--from P] [--max N] [--tenant T --stream S "
       "[--from-revision R]]\n"
+      "         [--resolve-links]\n"
       "  read --filter ID_OR_NAME --tenant T [--partition P] [--from N]\n"
       "         [--max N]\n"
       "  get-one --tenant T --projection ID_OR_NAME KEY\n"
       "  get-all --tenant T --projection ID_OR_NAME\n"
+      "  query ID_OR_NAME --tenant T [--key K] [--follow]\n"
       "  status\n"
       "  plugins\n"
-      "  reset|retry|pause|resume ID_OR_NAME [--tenant T]\n"
+      "  reset|retry|pause|resume|start|stop ID_OR_NAME [--tenant T]\n"
       "  subscribe [--from P | --tenant T --stream S [--from-revision R]]\n"
       "         [--count N] [--idle-ms MS] [--pub-url URL]\n"
       "  subscribe --tenant T --filter ID_OR_NAME [--partition P] [--from N]\n"
@@ -64,14 +68,29 @@ static const char usage_text[]
       "it) from stream position N, each line with its stream_position; a\n"
       "rebuilt whole stream ends it (ECLOSED: subscribe again from 0).\n"
       "\n"
+      "read --resolve-links answers each link event (type \"$>\", as the\n"
+      "system projections write into $ce-..., $et-... streams) as the event\n"
+      "it points at, with \"link\": {position, stream, revision} of the\n"
+      "link itself (\"unresolved\": true if its target is gone).\n"
+      "\n"
+      "query runs a projection over the tenant's log once, to its head, and\n"
+      "prints {position, states: [{key, state, result?}]} (with --key only\n"
+      "that key). --follow runs it as a transient projection instead: it\n"
+      "prints {position, head, states} as one JSON line whenever the states\n"
+      "change, until SIGINT or SIGTERM, then ends the run.\n"
+      "\n"
       "read --filter prints a filter's stream (or one --partition of it)\n"
       "from stream position N on, one JSON line per event with its\n"
       "stream_position (and partition). The operator commands act on the\n"
       "processors of a projection or filter, of one tenant (--tenant) or\n"
       "of all: reset rebuilds from position 0, retry retries failing\n"
       "events now, pause stops processing (kept across restarts), resume\n"
-      "goes on. status lists each processor's failing partitions with\n"
-      "reason, attempts and next try.\n";
+      "goes on; stop and start are EventStoreDB's names for pause and\n"
+      "resume (also for the system projections: sluice start "
+      "'$by_category').\n"
+      "status lists each processor's failing partitions with reason,\n"
+      "attempts and next try, and each projection's mode, status (running,\n"
+      "stopped, faulted, waiting: with status_reason), progress and buffer.\n";
 
 /* Options of all commands; which apply is checked per command. */
 typedef struct opts {
@@ -79,9 +98,9 @@ typedef struct opts {
 	const char *tenant, *stream, *expect, *type, *metadata, *correlation;
 	const char *from, *max, *from_revision, *projection;
 	const char *count, *idle_ms, *pub_url;
-	const char *filter, *partition;
+	const char *filter, *partition, *key;
 	const char *command; /* the command's name (argv) */
-	bool        is_public, batch;
+	bool        is_public, batch, follow, resolve_links;
 	const char *pos[4];
 	int         n_pos;
 } opts;
@@ -225,8 +244,11 @@ static const optdef optdefs[] = {
 	OPT("pub-url", pub_url),
 	OPT("filter", filter),
 	OPT("partition", partition),
+	OPT("key", key),
 	FLAG("public", is_public),
 	FLAG("batch", batch),
+	FLAG("follow", follow),
+	FLAG("resolve-links", resolve_links),
 };
 
 /*
@@ -557,6 +579,10 @@ cmd_read(sl_client *c, const opts *o)
 
 	if (o->n_pos > 0)
 		return usage_error("read takes no argument '%s'", o->pos[0]);
+	if (o->filter != NULL && o->resolve_links)
+		return usage_error(
+		    "--resolve-links reads the log or a stream, "
+		    "not a filter's stream");
 	if (o->filter != NULL)
 		return cmd_read_filter(c, o);
 	if (o->partition != NULL)
@@ -579,10 +605,14 @@ cmd_read(sl_client *c, const opts *o)
 
 	while (left > 0) {
 		sl_read_result r;
-		size_t         ask = left > SIZE_MAX ? 0 : (size_t) left;
-		rc                 = by_stream ? sl_client_read_stream(
-		                         c, tenant, o->stream, from, ask, &r)
-		                               : sl_client_read(c, from, ask, &r);
+		sl_read_opts   ro;
+		memset(&ro, 0, sizeof(ro));
+		ro.tenant        = tenant;
+		ro.stream        = by_stream ? o->stream : NULL;
+		ro.from          = from;
+		ro.max           = left > SIZE_MAX ? 0 : (size_t) left;
+		ro.resolve_links = o->resolve_links;
+		rc               = sl_client_read_ex(c, &ro, &r);
 		if (rc != SL_OK)
 			return call_failed(c, rc);
 		for (size_t i = 0; i < r.n_events && left > 0; i++, left--)
@@ -750,7 +780,8 @@ cmd_plugins(sl_client *c, const opts *o)
 	return 0;
 }
 
-/* reset|retry|pause|resume ID [--tenant T]: an operator command. */
+/* reset|retry|pause|resume|start|stop ID [--tenant T]: an operator
+ * command. */
 static int
 cmd_command(sl_client *c, const opts *o)
 {
@@ -771,6 +802,137 @@ cmd_command(sl_client *c, const opts *o)
 	if (j == NULL)
 		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
 	print_json(j, JSON_COMPACT);
+	json_decref(j);
+	if (fflush(stdout) != 0)
+		return fail(EXIT_USAGE, SL_EINVAL, "cannot write the output");
+	return 0;
+}
+
+/* ---- query ---- */
+
+/* {position, [head,] states: [{key, state, result?}]} of a query. */
+static json_t *
+query_json(const sl_query_result *r, bool with_head)
+{
+	json_t *sts = json_array(), *j;
+
+	for (size_t i = 0; sts != NULL && i < r->n_states; i++) {
+		const sl_query_state *q   = &r->states[i];
+		json_t               *st  = json_loads(q->state_json, 0, NULL);
+		json_t               *res = q->result_json != NULL
+		                  ? json_loads(q->result_json, 0, NULL)
+		                  : NULL;
+		json_array_append_new(sts,
+		    json_pack("{s:s,s:o*,s:o*}", "key", q->key, "state", st,
+		        "result", res));
+	}
+	j = json_pack(
+	    "{s:I,s:o*}", "position", (json_int_t) r->position, "states", sts);
+	if (j != NULL && with_head)
+		json_object_set_new(j, "head", json_integer(r->head));
+	return j;
+}
+
+static volatile sig_atomic_t query_stop;
+
+static void
+query_on_signal(int sig)
+{
+	(void) sig;
+	query_stop = 1;
+}
+
+/*
+ * query --follow: a transient run, polled; prints the states whenever
+ * they change, until SIGINT / SIGTERM, then closes the run (closing the
+ * connection would end it too, but a clean close says so at once).
+ */
+static int
+query_follow(sl_client *c, const char *tenant, const opts *o)
+{
+	struct sigaction sa;
+	uint64_t         handle;
+	char            *last = NULL;
+	int              rc, status = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = query_on_signal; /* no SA_RESTART: sleeps end */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	rc = sl_client_query_start(c, tenant, o->pos[0], &handle);
+	if (rc != SL_OK)
+		return call_failed(c, rc);
+	while (!query_stop) {
+		sl_query_result r;
+		struct timespec ts = { 0, 200 * 1000000L };
+		json_t         *sts;
+		char           *now;
+
+		rc = sl_client_query_poll(c, handle, o->key, &r);
+		if (rc != SL_OK) {
+			status = call_failed(c, rc);
+			break;
+		}
+		json_t *j = query_json(&r, true);
+		sl_query_result_free(&r);
+		if (j == NULL) {
+			status = fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+			break;
+		}
+		sts = json_object_get(j, "states");
+		now = json_dumps(sts, JSON_COMPACT | JSON_SORT_KEYS);
+		if (now != NULL && (last == NULL || strcmp(now, last) != 0)) {
+			print_json(j, JSON_COMPACT);
+			if (fflush(stdout) != 0) {
+				status = fail(EXIT_USAGE, SL_EINVAL,
+				    "cannot write the output");
+				free(now);
+				json_decref(j);
+				break;
+			}
+			free(last);
+			last = now;
+		} else {
+			free(now);
+		}
+		json_decref(j);
+		if (!query_stop)
+			nanosleep(&ts, NULL);
+	}
+	free(last);
+	rc = sl_client_query_close(c, handle);
+	if (rc != SL_OK && rc != SL_ENOTFOUND && status == 0)
+		status = call_failed(c, rc);
+	return status;
+}
+
+/* query ID [--tenant T] [--key K] [--follow] */
+static int
+cmd_query(sl_client *c, const opts *o)
+{
+	const char     *tenant = tenant_of(o);
+	sl_query_result r;
+	json_t         *j;
+	int             rc;
+
+	if (o->n_pos != 1)
+		return usage_error("query needs one projection id or name");
+	if (tenant == NULL)
+		return usage_error("query needs --tenant");
+	if (o->key != NULL && o->key[0] == '\0')
+		return usage_error("--key must not be empty");
+	if (o->follow)
+		return query_follow(c, tenant, o);
+	rc = sl_client_query(c, tenant, o->pos[0], o->key, &r);
+	if (rc != SL_OK)
+		return call_failed(c, rc);
+	j = query_json(&r, false);
+	sl_query_result_free(&r);
+	if (j == NULL)
+		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+	print_json(j, JSON_INDENT(2));
 	json_decref(j);
 	if (fflush(stdout) != 0)
 		return fail(EXIT_USAGE, SL_EINVAL, "cannot write the output");
@@ -884,6 +1046,9 @@ main(int argc, char **argv)
 		{ "retry", cmd_command },
 		{ "pause", cmd_command },
 		{ "resume", cmd_command },
+		{ "start", cmd_command },
+		{ "stop", cmd_command },
+		{ "query", cmd_query },
 	};
 	opts       o;
 	uint64_t   timeout = 10000;

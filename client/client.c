@@ -479,9 +479,10 @@ reply_array(sl_client *c, const reply *rep, const char *key,
 static int
 parse_event(const msgpack_object *m, sl_read_event *e)
 {
-	uint64_t u = 0;
-	int64_t  i = 0;
-	bool     b = false;
+	const msgpack_object *l;
+	uint64_t              u = 0;
+	int64_t               i = 0;
+	bool                  b = false;
 
 	if (m->type != MSGPACK_OBJECT_MAP
 	    || mp_get_u64(m, "position", &e->position) != SL_OK)
@@ -512,6 +513,16 @@ parse_event(const msgpack_object *m, sl_read_event *e)
 		e->causation_id = strdup("");
 	if (e->correlation_id == NULL || e->causation_id == NULL)
 		return SL_ENOMEM;
+	if (mp_get_bool(m, "unresolved", &b) == SL_OK)
+		e->unresolved = b;
+	if ((l = mp_get(m, "link")) != NULL) {
+		if (l->type != MSGPACK_OBJECT_MAP
+		    || mp_get_u64(l, "position", &e->link_position) != SL_OK
+		    || mp_get_u64(l, "revision", &e->link_revision) != SL_OK
+		    || (e->link_stream = field_strdup(l, "stream")) == NULL)
+			return SL_EPROTO;
+		e->is_link = true;
+	}
 	return SL_OK;
 }
 
@@ -527,6 +538,7 @@ client_event_free(sl_read_event *e)
 	free(e->metadata_json);
 	free(e->content_json);
 	free(e->json);
+	free(e->link_stream);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -577,39 +589,57 @@ out:
 int
 sl_client_read(sl_client *c, uint64_t from, size_t max, sl_read_result *out)
 {
-	msgpack_sbuffer sb;
-	msgpack_packer  pk;
+	sl_read_opts o = { .from = from, .max = max };
 
-	if (c == NULL || out == NULL)
-		return SL_EINVAL;
-	c->err[0] = '\0';
-	memset(out, 0, sizeof(*out));
-	client_begin(&sb, &pk, "read", 2);
-	mp_pack_kv_u64(&pk, "from", from);
-	mp_pack_kv_u64(&pk, "max", max);
-	return client_read(c, &sb, out);
+	return sl_client_read_ex(c, &o, out);
 }
 
 int
 sl_client_read_stream(sl_client *c, const char *tenant, const char *stream,
     uint64_t from_revision, size_t max, sl_read_result *out)
 {
-	msgpack_sbuffer sb;
-	msgpack_packer  pk;
+	sl_read_opts o = { .tenant = tenant,
+		.stream            = stream,
+		.from              = from_revision,
+		.max               = max };
 
-	if (c == NULL || out == NULL)
-		return SL_EINVAL;
-	c->err[0] = '\0';
-	memset(out, 0, sizeof(*out));
-	if (tenant == NULL || stream == NULL) {
+	if (c != NULL && out != NULL && (tenant == NULL || stream == NULL)) {
+		memset(out, 0, sizeof(*out));
 		client_seterr(c, "tenant and stream are required");
 		return SL_EINVAL;
 	}
-	client_begin(&sb, &pk, "read", 4);
-	mp_pack_kv_str(&pk, "tenant", tenant);
-	mp_pack_kv_str(&pk, "stream", stream);
-	mp_pack_kv_u64(&pk, "from_revision", from_revision);
-	mp_pack_kv_u64(&pk, "max", max);
+	return sl_client_read_ex(c, &o, out);
+}
+
+int
+sl_client_read_ex(sl_client *c, const sl_read_opts *opts, sl_read_result *out)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	bool            by_stream;
+
+	if (c == NULL || opts == NULL || out == NULL)
+		return SL_EINVAL;
+	c->err[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	if ((opts->tenant == NULL) != (opts->stream == NULL)) {
+		client_seterr(c, "a stream read needs both tenant and stream");
+		return SL_EINVAL;
+	}
+	by_stream = opts->stream != NULL;
+	/* resolve_links only when asked: a daemon before it reads as ever */
+	client_begin(
+	    &sb, &pk, "read", 2 + 2 * by_stream + opts->resolve_links);
+	if (by_stream) {
+		mp_pack_kv_str(&pk, "tenant", opts->tenant);
+		mp_pack_kv_str(&pk, "stream", opts->stream);
+		mp_pack_kv_u64(&pk, "from_revision", opts->from);
+	} else {
+		mp_pack_kv_u64(&pk, "from", opts->from);
+	}
+	mp_pack_kv_u64(&pk, "max", opts->max);
+	if (opts->resolve_links)
+		mp_pack_kv_bool(&pk, "resolve_links", true);
 	return client_read(c, &sb, out);
 }
 
@@ -703,7 +733,7 @@ sl_client_command(sl_client *c, const char *op, const char *id,
     const char *tenant, size_t *n_processors)
 {
 	static const char *const ops[]
-	    = { "reset", "retry", "pause", "resume" };
+	    = { "reset", "retry", "pause", "resume", "start", "stop" };
 	msgpack_sbuffer sb;
 	msgpack_packer  pk;
 	reply           rep;
@@ -719,7 +749,8 @@ sl_client_command(sl_client *c, const char *op, const char *id,
 		known = known || strcmp(op, ops[i]) == 0;
 	if (!known) {
 		client_seterr(c,
-		    "unknown command '%s' (reset, retry, pause or resume)",
+		    "unknown command '%s' (reset, retry, pause, resume, "
+		    "start or stop)",
 		    op != NULL ? op : "(null)");
 		return SL_EINVAL;
 	}
@@ -851,6 +882,164 @@ out:
 	if (rep.msg != NULL)
 		reply_free(&rep);
 	return rc;
+}
+
+/* ---- queries ---- */
+
+void
+sl_query_result_free(sl_query_result *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->n_states; i++) {
+		free(r->states[i].key);
+		free(r->states[i].state_json);
+		free(r->states[i].result_json);
+	}
+	free(r->states);
+	memset(r, 0, sizeof(*r));
+}
+
+/* A query reply: {position, head?, states: [{key, state, result?}]}. */
+static int
+query_parse(sl_client *c, const reply *rep, sl_query_result *out)
+{
+	const msgpack_object *sts;
+	int                   rc;
+
+	rc = reply_array(c, rep, "states", &sts, sizeof(*out->states),
+	    (void **) &out->states);
+	if (rc != SL_OK)
+		return rc;
+	if (mp_get_u64(&rep->root, "position", &out->position) != SL_OK) {
+		client_seterr(c, "the reply has no 'position'");
+		return SL_EPROTO;
+	}
+	if (mp_get_u64(&rep->root, "head", &out->head) != SL_OK)
+		out->head = out->position; /* one-time: ran to the head */
+	for (uint32_t i = 0; i < sts->via.array.size; i++) {
+		const msgpack_object *it = &sts->via.array.ptr[i], *st, *res;
+		sl_query_state       *q  = &out->states[i];
+		out->n_states++;
+		q->key = field_strdup(it, "key");
+		res    = mp_get(it, "result");
+		if (q->key == NULL || mp_get_map(it, "state", &st) != SL_OK
+		    || (q->state_json = mp_to_json_text(st)) == NULL
+		    || (res != NULL && res->type != MSGPACK_OBJECT_NIL
+		        && (res->type != MSGPACK_OBJECT_MAP
+		            || (q->result_json = mp_to_json_text(res))
+		                == NULL))) {
+			client_seterr(
+			    c, "states[%u] of the reply is malformed", i);
+			return SL_EPROTO;
+		}
+	}
+	return SL_OK;
+}
+
+/* Send a query request; parse states into out when given, else hand the
+ * handle (start) back. */
+static int
+query_call(
+    sl_client *c, msgpack_sbuffer *sb, sl_query_result *out, uint64_t *handle)
+{
+	reply rep;
+	int   rc = client_call(c, sb, &rep);
+
+	msgpack_sbuffer_destroy(sb);
+	if (rc == SL_OK && out != NULL)
+		rc = query_parse(c, &rep, out);
+	if (rc == SL_OK && handle != NULL
+	    && mp_get_u64(&rep.root, "handle", handle) != SL_OK) {
+		client_seterr(c, "the reply has no 'handle'");
+		rc = SL_EPROTO;
+	}
+	if (rc != SL_OK && out != NULL)
+		sl_query_result_free(out);
+	if (rep.msg != NULL)
+		reply_free(&rep);
+	return rc;
+}
+
+int
+sl_client_query(sl_client *c, const char *tenant, const char *projection,
+    const char *key, sl_query_result *out)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+
+	if (c == NULL || out == NULL)
+		return SL_EINVAL;
+	c->err[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (tenant == NULL || projection == NULL) {
+		client_seterr(c, "tenant and projection are required");
+		return SL_EINVAL;
+	}
+	client_begin(&sb, &pk, "query", 3 + (key != NULL));
+	mp_pack_kv_str(&pk, "id", projection);
+	mp_pack_kv_str(&pk, "tenant", tenant);
+	mp_pack_kv_str(&pk, "mode", "one_time");
+	if (key != NULL)
+		mp_pack_kv_str(&pk, "key", key);
+	return query_call(c, &sb, out, NULL);
+}
+
+int
+sl_client_query_start(
+    sl_client *c, const char *tenant, const char *projection, uint64_t *handle)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+
+	if (c == NULL || handle == NULL)
+		return SL_EINVAL;
+	c->err[0] = '\0';
+	*handle   = 0;
+	if (tenant == NULL || projection == NULL) {
+		client_seterr(c, "tenant and projection are required");
+		return SL_EINVAL;
+	}
+	client_begin(&sb, &pk, "query", 3);
+	mp_pack_kv_str(&pk, "id", projection);
+	mp_pack_kv_str(&pk, "tenant", tenant);
+	mp_pack_kv_str(&pk, "mode", "transient");
+	return query_call(c, &sb, NULL, handle);
+}
+
+int
+sl_client_query_poll(
+    sl_client *c, uint64_t handle, const char *key, sl_query_result *out)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+
+	if (c == NULL || out == NULL)
+		return SL_EINVAL;
+	c->err[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	client_begin(&sb, &pk, "query", 2 + (key != NULL));
+	mp_pack_kv_str(&pk, "mode", "transient");
+	mp_pack_kv_u64(&pk, "handle", handle);
+	if (key != NULL)
+		mp_pack_kv_str(&pk, "key", key);
+	return query_call(c, &sb, out, NULL);
+}
+
+int
+sl_client_query_close(sl_client *c, uint64_t handle)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+
+	if (c == NULL)
+		return SL_EINVAL;
+	c->err[0] = '\0';
+	client_begin(&sb, &pk, "query", 3);
+	mp_pack_kv_str(&pk, "mode", "transient");
+	mp_pack_kv_u64(&pk, "handle", handle);
+	mp_pack_kv_bool(&pk, "close", true);
+	return query_call(c, &sb, NULL, NULL);
 }
 
 /* An op without fields whose reply is handed out as JSON (status,

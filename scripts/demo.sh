@@ -1,7 +1,9 @@
 #!/bin/sh
 # The main job: set up, build, start sluiced with ./resources.yaml and the
 # example Account Details plugin, commit a demo set of events through the
-# CLI, print the read models the plugin built, and stop the daemon cleanly.
+# CLI, print the read models the plugin built, a one-time query, the
+# $ce-acc stream of the system projection $by_category with its links
+# resolved, and stop the daemon cleanly.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -81,6 +83,22 @@ echo "== filter \"customer events\" (partitioned by customer): partition cust-01
 $SLUICE read --tenant $T --filter "customer events" --partition cust-01
 echo "== filter \"public account openings\" (public events only)"
 $SLUICE read --tenant $T --filter "public account openings"
+echo "== one-time query of $P (runs it over the log now; as get-all)"
+$SLUICE query $P --tenant $T
+$SLUICE query $P --tenant $T --key acc-0002
+# The system projections run when resources.yaml says
+# start_standard_projections: true; $by_category links every acc-* event
+# into $ce-acc. Wait (at most 5 s) for its 9 links, then read them
+# resolved: each line is the account event, with "link" naming the link.
+i=0
+until [ "$($SLUICE read --tenant $T --stream '$ce-acc' 2>/dev/null | wc -l)" -ge 9 ]; do
+	i=$((i + 1))
+	[ $i -gt 50 ] && break
+	sleep 0.1
+done
+echo "== stream \$ce-acc (\$by_category's links, resolved)"
+$SLUICE read --tenant $T --stream '$ce-acc' --resolve-links ||
+	echo "(no \$ce-acc: start it with: $SLUICE start '\$by_category' --tenant $T)"
 echo "== status"
 $SLUICE status
 

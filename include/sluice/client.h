@@ -75,6 +75,18 @@ typedef struct sl_read_event {
 	char    *metadata_json; /**< JSON object text */
 	char    *content_json;  /**< JSON object text */
 	char    *json; /**< the whole wire event as one JSON object text */
+	/*
+	 * Reads with resolve_links (sl_client_read_ex): a link event (type
+	 * "$>", content "N@stream") is answered as the event it points at,
+	 * so the fields above are the target's, and these say where the link
+	 * itself is. A link whose target does not exist is answered as
+	 * itself with unresolved set. Zero / NULL otherwise.
+	 */
+	bool     is_link;       /**< reached through a link event */
+	bool     unresolved;    /**< a link event whose target is missing */
+	uint64_t link_position; /**< the link event's log position */
+	char    *link_stream; /**< the link event's stream (NUL-terminated) */
+	uint64_t link_revision; /**< the link event's revision in it */
 } sl_read_event;
 
 /** One page of events. */
@@ -185,6 +197,41 @@ int sl_client_read_stream(sl_client *c, const char *tenant, const char *stream,
 void sl_read_result_free(sl_read_result *r);
 
 /**
+ * What sl_client_read_ex reads. Zero it, then set what you need: fields
+ * are only ever appended, and zero is each field's default.
+ */
+typedef struct sl_read_opts {
+	/** With stream: read that stream of that tenant by revision; both
+	 * NULL: read the whole log by position. */
+	const char *tenant;
+	const char *stream;
+	/** First position (log) or revision (stream) to read. */
+	uint64_t from;
+	/** Most events; 0 or more than the daemon's max_read_events means
+	 * that limit. */
+	size_t max;
+	/** Answer link events as the events they point at (see
+	 * sl_read_event.is_link); a link whose target is missing comes as
+	 * itself with unresolved set. */
+	bool resolve_links;
+} sl_read_opts;
+
+/**
+ * Read the log or one stream, with options (sl_client_read and
+ * sl_client_read_stream are this with resolve_links off).
+ * @param opts  what to read (borrowed for the call)
+ * @param out   receives the page (free with sl_read_result_free); out->next
+ *              is where the next page starts: a position (log) or a
+ *              revision (stream), also when links were resolved (the
+ *              events' own positions are then their targets')
+ * @return SL_OK; SL_EINVAL (a stream without a tenant or the reverse:
+ *         nothing sent); SL_ENOTFOUND (unknown tenant); SL_ESTORAGE;
+ *         SL_ENET; SL_ETIMEDOUT; SL_ENOMEM.
+ */
+int sl_client_read_ex(
+    sl_client *c, const sl_read_opts *opts, sl_read_result *out);
+
+/**
  * Get one read model.
  * @param projection  projection id (UUID text) or name
  * @param key         read model key
@@ -278,24 +325,103 @@ int sl_client_read_filter(sl_client *c, const char *tenant, const char *filter,
 void sl_filter_page_free(sl_filter_page *p);
 
 /**
- * Run an operator command on the processors of one projection or filter.
+ * Run an operator command on the processors of one projection or filter
+ * (and on emitting and system projections, EventStoreDB's model).
  * @param op            "reset" (rebuild from position 0 into a new
  *                      generation; queries see the old one until it caught
- *                      up), "retry" (retry every failing event now),
- *                      "pause" (stop processing, kept across restarts) or
- *                      "resume"
+ *                      up; an emitting projection's written streams are
+ *                      removed and written anew), "retry" (retry every
+ *                      failing event now), "pause" (stop processing, kept
+ *                      across restarts), "resume", or EventStoreDB's names
+ *                      "stop" (= pause) and "start" (= resume)
  * @param id            projection or filter id (UUID text) or name
  * @param tenant        one tenant's processor; NULL: every tenant's
  * @param n_processors  if not NULL, receives how many processors took the
  *                      command on SL_OK
  * @return SL_OK (every processor took it); SL_EINVAL (unknown op, NULL id:
- *         nothing sent); SL_ENOTFOUND (unknown id or tenant, or no
+ *         nothing sent); SL_EUNKNOWNOP (a daemon without "start" / "stop");
+ *         SL_ENOTFOUND (unknown id or tenant, or no
  *         processor for it); SL_ETIMEDOUT (some processor did not take it
  *         within the daemon's 5 s, or no reply: it still will take it);
  *         SL_ENET.
  */
 int sl_client_command(sl_client *c, const char *op, const char *id,
     const char *tenant, size_t *n_processors);
+
+/* ---- queries (EventStoreDB's one-time and transient projections) ---- */
+
+/** One key's state, and its result when the projection has a result
+ * transform. */
+typedef struct sl_query_state {
+	char *key;         /**< read model key */
+	char *state_json;  /**< state, JSON object text */
+	char *result_json; /**< result, JSON object text; NULL for none */
+} sl_query_state;
+
+/** What a query answered, states in key order. */
+typedef struct sl_query_result {
+	/** The log position the states are at: the events before it were
+	 * handled. */
+	uint64_t position;
+	/** The log head: a one-time query ran to it (== position); a
+	 * transient run is caught up when position == head. */
+	uint64_t        head;
+	sl_query_state *states;
+	size_t          n_states;
+} sl_query_result;
+
+/** Free what a query returned and zero *r. NULL is ignored. */
+void sl_query_result_free(sl_query_result *r);
+
+/**
+ * One-time query: the daemon runs a projection over the tenant's events
+ * from position 0 to the log head as it is now, in memory (nothing is
+ * written, emitted events are dropped), and answers its states.
+ * @param tenant      tenant id
+ * @param projection  projection id (UUID text) or name
+ * @param key         only this key (its initial state when it has none);
+ *                    NULL: every key the run produced
+ * @param out         receives the states (free with sl_query_result_free)
+ * @return SL_OK; SL_EINVAL (NULL tenant or projection: nothing sent; or a
+ *         filter named); SL_ENOTFOUND (unknown tenant or projection);
+ *         SL_EPLUGIN (the handler failed: the message says where);
+ *         SL_ETOOBIG (the states exceed one reply: ask for one key);
+ *         SL_ETIMEDOUT (the run or the reply took too long); SL_ENET.
+ */
+int sl_client_query(sl_client *c, const char *tenant, const char *projection,
+    const char *key, sl_query_result *out);
+
+/**
+ * Start a transient run of a projection (EventStoreDB's transient mode):
+ * it runs from position 0 and follows the log, in memory, for as long as
+ * this client is connected or until sl_client_query_close.
+ * @param handle  receives the run's handle
+ * @return as sl_client_query (SL_EFULL: too many runs).
+ * @note The run belongs to this client's connection: it ends when the
+ *       client is closed or the daemon loses the connection.
+ */
+int sl_client_query_start(sl_client *c, const char *tenant,
+    const char *projection, uint64_t *handle);
+
+/**
+ * A transient run's current states.
+ * @param key  only this key (its initial state when it has none), or NULL
+ * @param out  receives position, head and states (free with
+ *             sl_query_result_free)
+ * @return SL_OK; SL_ENOTFOUND (no such run: closed, or its client
+ *         disconnected); SL_ETOOBIG (as sl_client_query); SL_ENET;
+ *         SL_ETIMEDOUT.
+ * @note A faulted run keeps answering its last states; sl_client_status
+ *       shows its status and reason.
+ */
+int sl_client_query_poll(
+    sl_client *c, uint64_t handle, const char *key, sl_query_result *out);
+
+/**
+ * End a transient run. @return SL_OK; SL_ENOTFOUND (no such run); SL_ENET;
+ * SL_ETIMEDOUT.
+ */
+int sl_client_query_close(sl_client *c, uint64_t handle);
 
 /**
  * The daemon's status: head, uptime, tenants, plugins, projections and

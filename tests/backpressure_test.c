@@ -1,0 +1,330 @@
+/*
+ * Back-pressure end to end (issue 8): 1,000,000 events in the log, then
+ * sluiced runs e2e_slow (every event, ~15 us busy each, a Tick per 100,000
+ * to "ticks") with pending_events_threshold 5000. Its reader outruns the
+ * handler, so while it catches up status must say "waiting", with a reason
+ * naming pending_events_threshold and buffered_events never above it, and
+ * the daemon's anonymous memory (RssAnon) after the 1M stays within 32 MiB
+ * of what it was at 100k handled. At the end every event is handled
+ * (its checkpoint at the head, or past every event it counts: only its
+ * own ticks may follow) and "ticks" holds exactly 10 Ticks.
+ */
+#include <inttypes.h>
+
+#include <jansson.h>
+
+#include "feed_testutil.h"
+
+#define TENANT     FT_TENANT
+#define PROJ_ID    "e2e0e2e0-0003-4000-8000-000000000003"
+#define PROJ       "e2e_slow"
+#define N_EVENTS   1000000ULL
+#define BATCH      1000
+#define N_STREAMS  64
+#define THRESHOLD  5000
+#define BASE_AT    100000 /* handled events when memory is first taken */
+#define MEM_BOUND  (32LL * 1024 * 1024)
+#define SLOW_NS    "15000"
+#define RUN_MAX_MS 240000
+
+static sl_client *cl;
+
+static json_t *
+status(void)
+{
+	char   *text = NULL;
+	json_t *j;
+	int     rc = sl_client_status(cl, &text);
+	if (rc != SL_OK)
+		FT_FAIL("status: %s: %s", sl_errname(rc),
+		    sl_client_last_error(cl));
+	if ((j = json_loads(text, 0, NULL)) == NULL)
+		FT_FAIL("status is not JSON: %.300s", text);
+	sl_client_free(text);
+	return j;
+}
+
+static const char *
+jstr(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static long long
+jint(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_integer(v) ? (long long) json_integer_value(v) : -1;
+}
+
+static char *
+dump(json_t *j)
+{
+	static char *last;
+	free(last);
+	last = json_dumps(j, JSON_COMPACT);
+	return last != NULL ? last : "(null)";
+}
+
+static json_t *
+entry(json_t *st)
+{
+	size_t  i;
+	json_t *p;
+	/* emitting projections have their own list; processors theirs */
+	json_t *lists[2] = { json_object_get(st, "emitting_projections"),
+		json_object_get(st, "processors") };
+	for (int l = 0; l < 2; l++) {
+		json_array_foreach(lists[l], i, p)
+		{
+			if ((strcmp(jstr(p, "projection"), PROJ_ID) == 0
+			        || strcmp(jstr(p, "name"), PROJ) == 0)
+			    && strcmp(jstr(p, "tenant"), TENANT) == 0)
+				return p;
+		}
+	}
+	return NULL;
+}
+
+/* What e2e_slow counts. */
+static bool
+handled_by_projection(const sl_read_event *e)
+{
+	return strcmp(e->tenant, TENANT) == 0 && e->stream[0] != '$'
+	    && strcmp(e->stream, "ticks") != 0;
+}
+
+/*
+ * Whether the log from position from to to holds no event the projection
+ * handles. Its checkpoint (status "position") is committed with what it
+ * handled, and a tail of events it skips (its own emitted ones, say) need
+ * not move it: caught up is "nothing left to handle", not only
+ * position == head.
+ */
+static bool
+nothing_to_handle(long long from, long long to)
+{
+	uint64_t at = (uint64_t) from;
+
+	while (at < (uint64_t) to) {
+		sl_read_result r;
+		bool           none = true;
+		int            rc   = sl_client_read(cl, at, 0, &r);
+		if (rc != SL_OK)
+			FT_FAIL("read the log at %" PRIu64 ": %s: %s", at,
+			    sl_errname(rc), sl_client_last_error(cl));
+		for (size_t i = 0; i < r.n_events; i++)
+			if (r.events[i].position < (uint64_t) to
+			    && handled_by_projection(&r.events[i]))
+				none = false;
+		at = r.n_events == 0 ? (uint64_t) to : r.next;
+		sl_read_result_free(&r);
+		if (!none)
+			return false;
+	}
+	return true;
+}
+
+/* RssAnon of pid in bytes (/proc/PID/status), -1 if unknown. */
+static long long
+rss_anon(pid_t pid)
+{
+	char      path[64], line[256];
+	long long kb = -1;
+	FILE     *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "RssAnon: %lld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb < 0 ? -1 : kb * 1024;
+}
+
+static void
+commit_million(void)
+{
+	static char         texts[BATCH][32];
+	static sl_new_event evs[BATCH];
+	int64_t             t0 = dt_now_ms();
+
+	for (uint64_t i = 0; i < N_EVENTS; i += BATCH) {
+		sl_commit_result res;
+		char             stream[32];
+		int              rc;
+		for (size_t k = 0; k < BATCH; k++) {
+			snprintf(texts[k], 32, "{\"n\":%" PRIu64 "}", i + k);
+			evs[k] = (sl_new_event) { .type = "E",
+				.content_json           = texts[k] };
+		}
+		snprintf(stream, sizeof(stream), "s-%" PRIu64,
+		    (i / BATCH) % N_STREAMS);
+		rc = sl_client_commit(
+		    cl, TENANT, stream, SL_EXPECT_ANY, evs, BATCH, &res);
+		if (rc != SL_OK)
+			FT_FAIL("commit at %" PRIu64 ": %s: %s", i,
+			    sl_errname(rc), sl_client_last_error(cl));
+		CHECK_EQ(res.first_position, i);
+	}
+	fprintf(stderr, "committed %llu events in %lld ms\n",
+	    (unsigned long long) N_EVENTS, (long long) (dt_now_ms() - t0));
+}
+
+int
+main(void)
+{
+	char        text[32768], plugins[4300], so[4400];
+	const char *dir;
+	long long   base_mem = -1, max_mem = -1, last_pos = -1;
+	long long   max_buffered = 0, n_samples = 0, n_waiting = 0;
+	char        reason[512] = "";
+	int64_t     t0, end;
+	json_t     *st, *p;
+
+	ft_setup(NULL);
+	dir = tu_tmpdir();
+	snprintf(plugins, sizeof(plugins), "%s/plugins", dir);
+	CHECK(mkdir(plugins, 0755) == 0);
+	snprintf(text, sizeof(text),
+	    "data_dir: %s/data\n"
+	    "plugin_dir: %s\n"
+	    "log_level: info\n"
+	    "endpoints:\n"
+	    "  api: %s\n"
+	    "  pub: %s\n"
+	    "event_store:\n"
+	    "  map_size: 2GiB\n"
+	    "  sync: false\n"
+	    "tenants:\n"
+	    "  - id: " TENANT "\n"
+	    "start_standard_projections: false\n"
+	    "projection_settings:\n"
+	    "  pending_events_threshold: %d\n",
+	    dir, plugins, ft_api_url, ft_pub_url, THRESHOLD);
+	tu_write_file(ft_cfg_path, text);
+
+	/* 1M events, no plugin yet */
+	ft_daemon_start();
+	ft_daemon_wait_ready();
+	CHECK(sl_client_open(ft_api_url, 30000, &cl) == SL_OK);
+	commit_million();
+	sl_client_close(cl);
+	ft_daemon_stop();
+
+	/* e2e_slow catches up over them */
+	snprintf(so, sizeof(so), "%s/e2e_slow.so", plugins);
+	dt_install(SL_TEST_PLUGIN_DIR "/e2e_slow/e2e_slow.so", NULL, so);
+	if (getenv("E2E_SLOW_NS") == NULL)
+		CHECK(setenv("E2E_SLOW_NS", SLOW_NS, 1) == 0);
+	ft_daemon_start();
+	ft_daemon_wait_ready();
+	CHECK(sl_client_open(ft_api_url, 30000, &cl) == SL_OK);
+	t0  = dt_now_ms();
+	end = t0 + RUN_MAX_MS;
+	for (;;) {
+		long long pos, head, buf, mem;
+		st = status();
+		p  = entry(st);
+		if (p == NULL) {
+			if (dt_now_ms() - t0 > 30000)
+				FT_FAIL("no %s in status: %s", PROJ, dump(st));
+			json_decref(st);
+			dt_sleep_ms(20);
+			continue;
+		}
+		if (strcmp(jstr(p, "status"), "faulted") == 0)
+			FT_FAIL("%s faulted: %s", PROJ, dump(p));
+		pos  = jint(p, "position");
+		head = jint(st, "head");
+		buf  = jint(p, "buffered_events");
+		mem  = rss_anon(ft_daemon);
+		n_samples++;
+		if (buf < 0)
+			FT_FAIL("no buffered_events in status: %s", dump(p));
+		if (buf > THRESHOLD)
+			FT_FAIL("buffered_events %lld over the threshold %d: "
+			        "%s",
+			    buf, THRESHOLD, dump(p));
+		if (buf > max_buffered)
+			max_buffered = buf;
+		if (strcmp(jstr(p, "status"), "waiting") == 0) {
+			const char *why = jstr(p, "status_reason");
+			if (strstr(why, "pending_events_threshold") == NULL)
+				FT_FAIL("waiting without naming "
+				        "pending_events_threshold: %s",
+				    dump(p));
+			if (n_waiting++ == 0) {
+				snprintf(reason, sizeof(reason), "%s", why);
+				fprintf(stderr, "waiting: %s\n", dump(p));
+			}
+		}
+		if (base_mem < 0 && pos >= BASE_AT && mem > 0) {
+			base_mem = mem;
+			fprintf(stderr, "at %lld handled: RssAnon %lld KiB\n",
+			    pos, mem / 1024);
+		}
+		if (base_mem >= 0 && mem > max_mem)
+			max_mem = mem;
+		if (pos >= (long long) N_EVENTS && pos == last_pos
+		    && nothing_to_handle(pos, head))
+			break; /* caught up, and stays there */
+		last_pos = pos;
+		if (dt_now_ms() > end)
+			FT_FAIL("not caught up within %d ms: %s", RUN_MAX_MS,
+			    dump(p));
+		json_decref(st);
+		dt_sleep_ms(100);
+	}
+	fprintf(stderr,
+	    "handled %lld events in %lld ms (%.0f events/s in status); "
+	    "%lld samples, %lld waiting, buffered at most %lld; RssAnon "
+	    "%lld KiB at %d, at most %lld KiB after\n",
+	    jint(p, "position"), (long long) (dt_now_ms() - t0),
+	    json_number_value(json_object_get(p, "events_per_sec")), n_samples,
+	    n_waiting, max_buffered, base_mem / 1024, BASE_AT, max_mem / 1024);
+	json_decref(st);
+
+	if (n_waiting < 3)
+		FT_FAIL("status said \"waiting\" in %lld of %lld samples only",
+		    n_waiting, n_samples);
+	if (base_mem < 0)
+		FT_FAIL("no RssAnon sample at %d handled", BASE_AT);
+	if (max_mem - base_mem > MEM_BOUND)
+		FT_FAIL("RssAnon grew by %lld KiB (from %lld KiB at %d "
+		        "handled): more than %lld KiB",
+		    (max_mem - base_mem) / 1024, base_mem / 1024, BASE_AT,
+		    MEM_BOUND / 1024);
+
+	/* ten ticks, at 100k, 200k ... 1M; the state counted every event */
+	{
+		sl_read_result r;
+		char          *state = NULL;
+		json_t        *j;
+		CHECK(sl_client_read_stream(cl, TENANT, "ticks", 0, 0, &r)
+		    == SL_OK);
+		if (r.n_events != 10)
+			FT_FAIL("ticks has %zu events, not 10", r.n_events);
+		for (size_t i = 0; i < r.n_events; i++) {
+			j = json_loads(r.events[i].content_json, 0, NULL);
+			CHECK(j != NULL);
+			CHECK_STREQ(r.events[i].type, "Tick");
+			CHECK_EQ(
+			    jint(j, "count"), (long long) (i + 1) * 100000);
+			json_decref(j);
+		}
+		sl_read_result_free(&r);
+		CHECK(sl_client_get_one(cl, TENANT, PROJ, "all", &state, NULL)
+		    == SL_OK);
+		j = json_loads(state, 0, NULL);
+		CHECK(j != NULL);
+		CHECK_EQ(jint(j, "count"), (long long) N_EVENTS);
+		json_decref(j);
+		sl_client_free(state);
+	}
+	sl_client_close(cl);
+	ft_daemon_stop();
+	return 0;
+}
