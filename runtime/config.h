@@ -37,7 +37,7 @@ typedef enum cfg_mode {
 typedef struct proj_settings {
 	uint32_t checkpoint_after_ms;          /* 0 */
 	uint32_t checkpoint_handled_threshold; /* 4000 */
-	size_t   checkpoint_unhandled_bytes_threshold; /* 10 MiB */
+	size_t   checkpoint_unhandled_bytes_threshold; /* 10,000,000 (ESDB) */
 	uint32_t pending_events_threshold;     /* 5000 */
 	uint32_t max_write_batch_length;       /* 500 */
 	uint32_t max_allowed_writes_in_flight; /* 0: unbounded */
