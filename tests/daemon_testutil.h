@@ -196,13 +196,19 @@ dt_write_bytes(const char *path, const void *data, size_t len)
 __attribute__((unused)) static void
 dt_put_file(const char *path, const char *tmp, const void *data, size_t len)
 {
-	char def[4300];
+	char *def = NULL;
+
 	if (tmp == NULL) {
-		snprintf(def, sizeof(def), "%s.tmp", path);
+		size_t n = strlen(path) + sizeof(".tmp");
+
+		def = malloc(n);
+		CHECK(def != NULL);
+		snprintf(def, n, "%s.tmp", path);
 		tmp = def;
 	}
 	dt_write_bytes(tmp, data, len);
 	CHECK(rename(tmp, path) == 0);
+	free(def);
 }
 
 /* Copy the file src to dst through tmp (as dt_put_file). */

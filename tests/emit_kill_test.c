@@ -622,7 +622,7 @@ check_streams(void)
 int
 main(void)
 {
-	char        text[32768], plugins[4300];
+	char        text[32768], plugins[4000], so[4096];
 	uint64_t    rnd = 7;
 	pid_t       writer;
 	int         wstatus;
@@ -648,9 +648,8 @@ main(void)
 	    "start_standard_projections: false\n",
 	    dir, plugins, ft_api_url, ft_pub_url);
 	tu_write_file(ft_cfg_path, text);
-	snprintf(text, sizeof(text), "%s/e2e_emitter.so", plugins);
-	dt_install(
-	    SL_TEST_PLUGIN_DIR "/e2e_emitter/e2e_emitter.so", NULL, text);
+	snprintf(so, sizeof(so), "%s/e2e_emitter.so", plugins);
+	dt_install(SL_TEST_PLUGIN_DIR "/e2e_emitter/e2e_emitter.so", NULL, so);
 
 	/* The writer is forked before this process touches NNG. */
 	CHECK(pipe2(stop_pipe, O_CLOEXEC) == 0);
