@@ -77,7 +77,9 @@ static const char usage_text[]
       "prints {position, states: [{key, state, result?}]} (with --key only\n"
       "that key). --follow runs it as a transient projection instead: it\n"
       "prints {position, head, states} as one JSON line whenever the states\n"
-      "change, until SIGINT or SIGTERM, then ends the run.\n"
+      "change, until SIGINT or SIGTERM, then ends the run. The daemon\n"
+      "stops a one-time query after limits.query_timeout_ms (10 s); query\n"
+      "waits 120 s for its answer unless --timeout says otherwise.\n"
       "\n"
       "read --filter prints a filter's stream (or one --partition of it)\n"
       "from stream position N on, one JSON line per event with its\n"
@@ -1077,6 +1079,10 @@ main(int argc, char **argv)
 	o.command = cmds[k].name;
 	if (parse_args(argc, argv, i + 1, false, &o) < 0)
 		return EXIT_USAGE;
+	/* A one-time query answers within the daemon's
+	 * limits.query_timeout_ms (10 s unless configured): wait longer. */
+	if (strcmp(o.command, "query") == 0)
+		timeout = 120000;
 	if (o.timeout != NULL
 	    && (!parse_u64(o.timeout, &timeout) || timeout > INT32_MAX))
 		return usage_error(

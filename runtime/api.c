@@ -1022,6 +1022,25 @@ typedef struct scan_ctx {
 	bool        more;
 } scan_ctx;
 
+/* One {key, state[, result]} item of get_all / query: the map header and
+ * key go through pk (which writes to items), the packed state and result
+ * are copied as they are. */
+static void
+api_pack_state_item(msgpack_packer *pk, msgpack_sbuffer *items,
+    const char *key, size_t key_len, const void *state, size_t state_len,
+    const void *result, size_t result_len)
+{
+	msgpack_pack_map(pk, result != NULL ? 3 : 2);
+	mp_pack_cstr(pk, "key");
+	mp_pack_strn(pk, key, key_len);
+	mp_pack_cstr(pk, "state");
+	msgpack_sbuffer_write(items, state, state_len);
+	if (result != NULL) {
+		mp_pack_cstr(pk, "result");
+		msgpack_sbuffer_write(items, result, result_len);
+	}
+}
+
 /* LMDB's key order: bytes, then the shorter first. */
 static int
 api_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
@@ -1044,15 +1063,8 @@ get_all_state(void *arg, const char *key, size_t key_len, const void *state,
 		sc->more = true;
 		return -1;
 	}
-	msgpack_pack_map(&sc->pk, result != NULL ? 3 : 2);
-	mp_pack_cstr(&sc->pk, "key");
-	mp_pack_strn(&sc->pk, key, key_len);
-	mp_pack_cstr(&sc->pk, "state");
-	msgpack_sbuffer_write(&sc->items, state, state_len);
-	if (result != NULL) {
-		mp_pack_cstr(&sc->pk, "result");
-		msgpack_sbuffer_write(&sc->items, result, result_len);
-	}
+	api_pack_state_item(&sc->pk, &sc->items, key, key_len, state,
+	    state_len, result, result_len);
 	sc->count++;
 	if (sc->items.size >= API_REPLY_SOFT_BYTES) {
 		sc->cut = true;
@@ -1131,9 +1143,8 @@ api_get_all(request *r)
 
 /* ---- query: one-time and transient runs (EventStoreDB's modes) ---- */
 
-/* How long a one-time query may run before it is stopped (ETIMEDOUT). */
-#define API_QUERY_TIMEOUT_MS 10000
-/* A query's reply cannot be paged: past this size it is refused. */
+/* A one-time query runs at most limits.query_timeout_ms (ETIMEDOUT).
+ * A query's reply cannot be paged: past this size it is refused. */
 #define API_QUERY_MAX_BYTES API_REPLY_SOFT_BYTES
 
 typedef struct query_ctx {
@@ -1150,15 +1161,8 @@ query_state(void *arg, const char *key, size_t key_len, const void *state,
 {
 	query_ctx *q = arg;
 
-	msgpack_pack_map(&q->pk, result != NULL ? 3 : 2);
-	mp_pack_cstr(&q->pk, "key");
-	mp_pack_strn(&q->pk, key, key_len);
-	mp_pack_cstr(&q->pk, "state");
-	msgpack_sbuffer_write(&q->states, state, state_len);
-	if (result != NULL) {
-		mp_pack_cstr(&q->pk, "result");
-		msgpack_sbuffer_write(&q->states, result, result_len);
-	}
+	api_pack_state_item(&q->pk, &q->states, key, key_len, state,
+	    state_len, result, result_len);
 	q->count++;
 	if (q->states.size > API_QUERY_MAX_BYTES) {
 		q->too_big = true;
@@ -1422,7 +1426,7 @@ api_query(request *r)
 	msgpack_sbuffer_init(&q.states);
 	msgpack_packer_init(&q.pk, &q.states, msgpack_sbuffer_write);
 	rc = eproj_query(rt->store, t->cfg->id, def, key, key_len,
-	    API_QUERY_TIMEOUT_MS, query_state, &q, &position, err,
+	    (int) rt->cfg->query_timeout_ms, query_state, &q, &position, err,
 	    sizeof(err));
 	if (q.too_big)
 		query_fail_too_big(r, def, key != NULL);
@@ -1430,7 +1434,7 @@ api_query(request *r)
 		api_fail(r, rc,
 		    "the one-time query of '%s' did not reach the head of the "
 		    "log within %d ms",
-		    def->name, API_QUERY_TIMEOUT_MS);
+		    def->name, (int) rt->cfg->query_timeout_ms);
 	else if (rc != SL_OK)
 		api_fail(r, rc, "the one-time query of '%s' failed: %s",
 		    def->name, err[0] != '\0' ? err : sl_strerror(rc));

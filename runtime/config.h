@@ -65,6 +65,7 @@ typedef struct sl_config {
 	size_t max_events_per_commit; /* limits.max_events_per_commit */
 	size_t max_read_events;   /* limits.max_read_events: per read reply */
 	uint32_t api_workers;     /* limits.api_workers: concurrent requests */
+	uint32_t query_timeout_ms; /* limits.query_timeout_ms: one-time query */
 	uint32_t checkpoint_batch; /* processing.batch: events per txn */
 	int log_level;            /* SL_LOG_* */
 	bool hot_reload;          /* watch plugin_dir and reload plugins */

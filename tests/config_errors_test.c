@@ -105,6 +105,9 @@ test_bad_values(void)
 {
 	expect_err("tenants:\n  - id: demo\nlimits:\n  api_workers: 0\n",
 	    "4:16", "key 'limits.api_workers': 0 is out of range 1..256");
+	expect_err("tenants:\n  - id: demo\nlimits:\n  query_timeout_ms: 5\n",
+	    "4:21",
+	    "key 'limits.query_timeout_ms': 5 is out of range 100..3600000");
 	expect_err("tenants:\n  - id: demo\nprocessing:\n  batch: -5\n",
 	    "4:10", "key 'processing.batch': -5 is out of range 1..1000000");
 	expect_err("tenants:\n  - id: demo\nlimits:\n"
