@@ -9,11 +9,7 @@
  * (its checkpoint at the head, or past every event it counts: only its
  * own ticks may follow) and "ticks" holds exactly 10 Ticks.
  */
-#include <inttypes.h>
-
-#include <jansson.h>
-
-#include "feed_testutil.h"
+#include "emit_testutil.h"
 
 #define TENANT     FT_TENANT
 #define PROJ_ID    "e2e0e2e0-0003-4000-8000-000000000003"
@@ -27,103 +23,12 @@
 #define SLOW_NS    "15000"
 #define RUN_MAX_MS 240000
 
-static sl_client *cl;
-
-static json_t *
-status(void)
-{
-	char   *text = NULL;
-	json_t *j;
-	int     rc = sl_client_status(cl, &text);
-	if (rc != SL_OK)
-		FT_FAIL("status: %s: %s", sl_errname(rc),
-		    sl_client_last_error(cl));
-	if ((j = json_loads(text, 0, NULL)) == NULL)
-		FT_FAIL("status is not JSON: %.300s", text);
-	sl_client_free(text);
-	return j;
-}
-
-static const char *
-jstr(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_string(v) ? json_string_value(v) : "";
-}
-
-static long long
-jint(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_integer(v) ? (long long) json_integer_value(v) : -1;
-}
-
-static char *
-dump(json_t *j)
-{
-	static char *last;
-	free(last);
-	last = json_dumps(j, JSON_COMPACT);
-	return last != NULL ? last : "(null)";
-}
-
-static json_t *
-entry(json_t *st)
-{
-	size_t  i;
-	json_t *p;
-	/* emitting projections have their own list; processors theirs */
-	json_t *lists[2] = { json_object_get(st, "emitting_projections"),
-		json_object_get(st, "processors") };
-	for (int l = 0; l < 2; l++) {
-		json_array_foreach(lists[l], i, p)
-		{
-			if ((strcmp(jstr(p, "projection"), PROJ_ID) == 0
-			        || strcmp(jstr(p, "name"), PROJ) == 0)
-			    && strcmp(jstr(p, "tenant"), TENANT) == 0)
-				return p;
-		}
-	}
-	return NULL;
-}
-
 /* What e2e_slow counts. */
 static bool
 handled_by_projection(const sl_read_event *e)
 {
 	return strcmp(e->tenant, TENANT) == 0 && e->stream[0] != '$'
 	    && strcmp(e->stream, "ticks") != 0;
-}
-
-/*
- * Whether the log from position from to to holds no event the projection
- * handles. Its checkpoint (status "position") is committed with what it
- * handled, and a tail of events it skips (its own emitted ones, say) need
- * not move it: caught up is "nothing left to handle", not only
- * position == head.
- */
-static bool
-nothing_to_handle(long long from, long long to)
-{
-	uint64_t at = (uint64_t) from;
-
-	while (at < (uint64_t) to) {
-		sl_read_result r;
-		bool           none = true;
-		int            rc   = sl_client_read(cl, at, 0, &r);
-		if (rc != SL_OK)
-			FT_FAIL("read the log at %" PRIu64 ": %s: %s", at,
-			    sl_errname(rc), sl_client_last_error(cl));
-		for (size_t i = 0; i < r.n_events; i++)
-			if (r.events[i].position < (uint64_t) to
-			    && handled_by_projection(&r.events[i]))
-				none = false;
-		at = r.n_events == 0 ? (uint64_t) to : r.next;
-		sl_read_result_free(&r);
-		if (!none)
-			return false;
-	}
-	return true;
 }
 
 /* RssAnon of pid in bytes (/proc/PID/status), -1 if unknown. */
@@ -163,10 +68,10 @@ commit_million(void)
 		snprintf(stream, sizeof(stream), "s-%" PRIu64,
 		    (i / BATCH) % N_STREAMS);
 		rc = sl_client_commit(
-		    cl, TENANT, stream, SL_EXPECT_ANY, evs, BATCH, &res);
+		    et_cl, TENANT, stream, SL_EXPECT_ANY, evs, BATCH, &res);
 		if (rc != SL_OK)
 			FT_FAIL("commit at %" PRIu64 ": %s: %s", i,
-			    sl_errname(rc), sl_client_last_error(cl));
+			    sl_errname(rc), sl_client_last_error(et_cl));
 		CHECK_EQ(res.first_position, i);
 	}
 	fprintf(stderr, "committed %llu events in %lld ms\n",
@@ -176,89 +81,72 @@ commit_million(void)
 int
 main(void)
 {
-	char        text[32768], plugins[4300], so[4400];
-	const char *dir;
-	long long   base_mem = -1, max_mem = -1, last_pos = -1;
-	long long   max_buffered = 0, n_samples = 0, n_waiting = 0;
-	char        reason[512] = "";
-	int64_t     t0, end;
-	json_t     *st, *p;
+	char      so[4400];
+	long long base_mem = -1, max_mem = -1, last_pos = -1;
+	long long max_buffered = 0, n_samples = 0, n_waiting = 0;
+	char      reason[512] = "";
+	int64_t   t0, end;
+	json_t   *st, *p;
 
 	ft_setup(NULL);
-	dir = tu_tmpdir();
-	snprintf(plugins, sizeof(plugins), "%s/plugins", dir);
-	CHECK(mkdir(plugins, 0755) == 0);
-	snprintf(text, sizeof(text),
-	    "data_dir: %s/data\n"
-	    "plugin_dir: %s\n"
-	    "log_level: info\n"
-	    "endpoints:\n"
-	    "  api: %s\n"
-	    "  pub: %s\n"
+	et_write_config("data", et_plugin_dir(), TENANT,
 	    "event_store:\n"
 	    "  map_size: 2GiB\n"
 	    "  sync: false\n"
-	    "tenants:\n"
-	    "  - id: " TENANT "\n"
 	    "start_standard_projections: false\n"
 	    "projection_settings:\n"
 	    "  pending_events_threshold: %d\n",
-	    dir, plugins, ft_api_url, ft_pub_url, THRESHOLD);
-	tu_write_file(ft_cfg_path, text);
+	    THRESHOLD);
 
 	/* 1M events, no plugin yet */
-	ft_daemon_start();
-	ft_daemon_wait_ready();
-	CHECK(sl_client_open(ft_api_url, 30000, &cl) == SL_OK);
+	et_daemon_up(30000);
 	commit_million();
-	sl_client_close(cl);
-	ft_daemon_stop();
+	et_daemon_down();
 
 	/* e2e_slow catches up over them */
-	snprintf(so, sizeof(so), "%s/e2e_slow.so", plugins);
-	dt_install(SL_TEST_PLUGIN_DIR "/e2e_slow/e2e_slow.so", NULL, so);
+	et_install_plugin(PROJ, so, sizeof(so));
 	if (getenv("E2E_SLOW_NS") == NULL)
 		CHECK(setenv("E2E_SLOW_NS", SLOW_NS, 1) == 0);
-	ft_daemon_start();
-	ft_daemon_wait_ready();
-	CHECK(sl_client_open(ft_api_url, 30000, &cl) == SL_OK);
+	et_daemon_up(30000);
 	t0  = dt_now_ms();
 	end = t0 + RUN_MAX_MS;
 	for (;;) {
 		long long pos, head, buf, mem;
-		st = status();
-		p  = entry(st);
+		st = et_status();
+		p  = et_proj_entry(st, TENANT, PROJ_ID, PROJ);
 		if (p == NULL) {
 			if (dt_now_ms() - t0 > 30000)
-				FT_FAIL("no %s in status: %s", PROJ, dump(st));
+				FT_FAIL(
+				    "no %s in status: %s", PROJ, et_dump(st));
 			json_decref(st);
 			dt_sleep_ms(20);
 			continue;
 		}
-		if (strcmp(jstr(p, "status"), "faulted") == 0)
-			FT_FAIL("%s faulted: %s", PROJ, dump(p));
-		pos  = jint(p, "position");
-		head = jint(st, "head");
-		buf  = jint(p, "buffered_events");
+		if (strcmp(et_jstr(p, "status"), "faulted") == 0)
+			FT_FAIL("%s faulted: %s", PROJ, et_dump(p));
+		pos  = et_jint(p, "position");
+		head = et_jint(st, "head");
+		buf  = et_jint(p, "buffered_events");
 		mem  = rss_anon(ft_daemon);
 		n_samples++;
 		if (buf < 0)
-			FT_FAIL("no buffered_events in status: %s", dump(p));
+			FT_FAIL(
+			    "no buffered_events in status: %s", et_dump(p));
 		if (buf > THRESHOLD)
 			FT_FAIL("buffered_events %lld over the threshold %d: "
 			        "%s",
-			    buf, THRESHOLD, dump(p));
+			    buf, THRESHOLD, et_dump(p));
 		if (buf > max_buffered)
 			max_buffered = buf;
-		if (strcmp(jstr(p, "status"), "waiting") == 0) {
-			const char *why = jstr(p, "status_reason");
+		if (strcmp(et_jstr(p, "status"), "waiting") == 0) {
+			const char *why = et_jstr(p, "status_reason");
 			if (strstr(why, "pending_events_threshold") == NULL)
 				FT_FAIL("waiting without naming "
 				        "pending_events_threshold: %s",
-				    dump(p));
+				    et_dump(p));
 			if (n_waiting++ == 0) {
 				snprintf(reason, sizeof(reason), "%s", why);
-				fprintf(stderr, "waiting: %s\n", dump(p));
+				fprintf(stderr, "waiting: %s\n", et_dump(p));
 			}
 		}
 		if (base_mem < 0 && pos >= BASE_AT && mem > 0) {
@@ -269,12 +157,12 @@ main(void)
 		if (base_mem >= 0 && mem > max_mem)
 			max_mem = mem;
 		if (pos >= (long long) N_EVENTS && pos == last_pos
-		    && nothing_to_handle(pos, head))
+		    && et_nothing_to_handle(pos, head, handled_by_projection))
 			break; /* caught up, and stays there */
 		last_pos = pos;
 		if (dt_now_ms() > end)
 			FT_FAIL("not caught up within %d ms: %s", RUN_MAX_MS,
-			    dump(p));
+			    et_dump(p));
 		json_decref(st);
 		dt_sleep_ms(100);
 	}
@@ -282,7 +170,7 @@ main(void)
 	    "handled %lld events in %lld ms (%.0f events/s in status); "
 	    "%lld samples, %lld waiting, buffered at most %lld; RssAnon "
 	    "%lld KiB at %d, at most %lld KiB after\n",
-	    jint(p, "position"), (long long) (dt_now_ms() - t0),
+	    et_jint(p, "position"), (long long) (dt_now_ms() - t0),
 	    json_number_value(json_object_get(p, "events_per_sec")), n_samples,
 	    n_waiting, max_buffered, base_mem / 1024, BASE_AT, max_mem / 1024);
 	json_decref(st);
@@ -303,7 +191,7 @@ main(void)
 		sl_read_result r;
 		char          *state = NULL;
 		json_t        *j;
-		CHECK(sl_client_read_stream(cl, TENANT, "ticks", 0, 0, &r)
+		CHECK(sl_client_read_stream(et_cl, TENANT, "ticks", 0, 0, &r)
 		    == SL_OK);
 		if (r.n_events != 10)
 			FT_FAIL("ticks has %zu events, not 10", r.n_events);
@@ -312,19 +200,19 @@ main(void)
 			CHECK(j != NULL);
 			CHECK_STREQ(r.events[i].type, "Tick");
 			CHECK_EQ(
-			    jint(j, "count"), (long long) (i + 1) * 100000);
+			    et_jint(j, "count"), (long long) (i + 1) * 100000);
 			json_decref(j);
 		}
 		sl_read_result_free(&r);
-		CHECK(sl_client_get_one(cl, TENANT, PROJ, "all", &state, NULL)
+		CHECK(
+		    sl_client_get_one(et_cl, TENANT, PROJ, "all", &state, NULL)
 		    == SL_OK);
 		j = json_loads(state, 0, NULL);
 		CHECK(j != NULL);
-		CHECK_EQ(jint(j, "count"), (long long) N_EVENTS);
+		CHECK_EQ(et_jint(j, "count"), (long long) N_EVENTS);
 		json_decref(j);
 		sl_client_free(state);
 	}
-	sl_client_close(cl);
-	ft_daemon_stop();
+	et_daemon_down();
 	return 0;
 }

@@ -12,22 +12,17 @@
  * per account (one Result per source event) and its states; a one-time
  * query answers the same states, with results, and writes nothing.
  */
-#include <inttypes.h>
-
-#include <jansson.h>
-
-#include "feed_testutil.h"
+#include "emit_testutil.h"
 
 #define TENANT     FT_TENANT
-#define PROJ_ID    "e2e0e2e0-0001-4000-8000-000000000001"
-#define PROJ_NAME  "e2e_emitter"
+#define PROJ_ID    ET_EMITTER_ID
+#define PROJ_NAME  ET_EMITTER
 #define N_ACCOUNTS 20
 #define BULK       20000
 #define WAIT_MS    60000
 #define REQ_MS     10000
 
-static int        stop_pipe[2];
-static sl_client *cl;
+static int stop_pipe[2];
 
 /* ---- the writer process: small commits, steadily, across restarts ---- */
 
@@ -97,131 +92,13 @@ writer_main(void *arg)
 	return 0;
 }
 
-/* ---- daemon and status ---- */
-
-static void
-daemon_up(void)
-{
-	ft_daemon_start();
-	ft_daemon_wait_ready();
-	CHECK(sl_client_open(ft_api_url, REQ_MS, &cl) == SL_OK);
-}
-
-static void
-daemon_kill(void)
-{
-	sl_client_close(cl);
-	cl = NULL;
-	ft_daemon_kill();
-}
-
-static json_t *
-status(void)
-{
-	char   *text = NULL;
-	json_t *j;
-	int     rc = sl_client_status(cl, &text);
-
-	if (rc != SL_OK)
-		FT_FAIL("status: %s: %s", sl_errname(rc),
-		    sl_client_last_error(cl));
-	if ((j = json_loads(text, 0, NULL)) == NULL)
-		FT_FAIL("status is not JSON: %.300s", text);
-	sl_client_free(text);
-	return j;
-}
-
-static long long
-jint(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_integer(v) ? (long long) json_integer_value(v) : -1;
-}
-
-static const char *
-jstr(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_string(v) ? json_string_value(v) : "";
-}
-
-/* The projection's entry of tenant TENANT in status (processors). */
-static json_t *
-proj_entry(json_t *st)
-{
-	size_t  i;
-	json_t *p;
-
-	/* emitting projections have their own list; processors theirs */
-	json_t *lists[2] = { json_object_get(st, "emitting_projections"),
-		json_object_get(st, "processors") };
-	for (int l = 0; l < 2; l++) {
-		json_array_foreach(lists[l], i, p)
-		{
-			if ((strcmp(jstr(p, "projection"), PROJ_ID) == 0
-			        || strcmp(jstr(p, "name"), PROJ_NAME) == 0)
-			    && strcmp(jstr(p, "tenant"), TENANT) == 0)
-				return p;
-		}
-	}
-	return NULL;
-}
+/* ---- status ---- */
 
 /* Its position and the head; fails on a faulted projection. */
 static bool
 proj_position(long long *pos, long long *head)
 {
-	json_t *st = status(), *p = proj_entry(st);
-	bool    ok = p != NULL;
-
-	if (p != NULL && strcmp(jstr(p, "status"), "faulted") == 0) {
-		char *s = json_dumps(p, JSON_COMPACT);
-		FT_FAIL("the projection faulted: %s", s);
-	}
-	*pos  = ok ? jint(p, "position") : -1;
-	*head = jint(st, "head");
-	json_decref(st);
-	return ok;
-}
-
-/* What e2e_emitter handles. */
-static bool
-handled_by_projection(const sl_read_event *e)
-{
-	return strcmp(e->tenant, TENANT) == 0
-	    && (strcmp(e->type, "AccountOpened") == 0
-	        || strcmp(e->type, "Deposited") == 0);
-}
-
-/*
- * Whether the log from position from to to holds no event the projection
- * handles. Its checkpoint (status "position") is committed with what it
- * handled, and a tail of events it skips (its own emitted ones, say) need
- * not move it: caught up is "nothing left to handle", not only
- * position == head.
- */
-static bool
-nothing_to_handle(long long from, long long to)
-{
-	uint64_t at = (uint64_t) from;
-
-	while (at < (uint64_t) to) {
-		sl_read_result r;
-		bool           none = true;
-		int            rc   = sl_client_read(cl, at, 0, &r);
-		if (rc != SL_OK)
-			FT_FAIL("read the log at %" PRIu64 ": %s: %s", at,
-			    sl_errname(rc), sl_client_last_error(cl));
-		for (size_t i = 0; i < r.n_events; i++)
-			if (r.events[i].position < (uint64_t) to
-			    && handled_by_projection(&r.events[i]))
-				none = false;
-		at = r.n_events == 0 ? (uint64_t) to : r.next;
-		sl_read_result_free(&r);
-		if (!none)
-			return false;
-	}
-	return true;
+	return et_proj_position(TENANT, PROJ_ID, PROJ_NAME, pos, head);
 }
 
 /* Wait until the projection is in status; its position. */
@@ -232,11 +109,9 @@ wait_proj(void)
 	long long pos, head;
 
 	while (!proj_position(&pos, &head)) {
-		if (dt_now_ms() > end) {
-			json_t *st = status();
+		if (dt_now_ms() > end)
 			FT_FAIL("no %s in status: %s", PROJ_NAME,
-			    json_dumps(st, JSON_COMPACT));
-		}
+			    et_dump(et_status()));
 		dt_sleep_ms(20);
 	}
 	return pos;
@@ -264,10 +139,10 @@ commit_bulk(size_t n_events)
 				.content_json           = texts[k] };
 		}
 		rc = sl_client_commit(
-		    cl, TENANT, stream, SL_EXPECT_ANY, evs, 500, NULL);
+		    et_cl, TENANT, stream, SL_EXPECT_ANY, evs, 500, NULL);
 		if (rc != SL_OK)
 			FT_FAIL("bulk commit: %s: %s", sl_errname(rc),
-			    sl_client_last_error(cl));
+			    sl_client_last_error(et_cl));
 	}
 }
 
@@ -277,8 +152,6 @@ static int n_kills, n_catchup_kills, n_live_kills;
 
 /* After a restart: kill once the projection has moved from where it
  * started while it is still far behind the head (catching up). */
-static void commit_bulk(size_t n_events);
-
 static void
 kill_during_catchup(void)
 {
@@ -308,21 +181,17 @@ kill_during_catchup(void)
 			    tries + 1, pos, head);
 		fprintf(stderr, "caught up too fast; a backlog of %zu more\n",
 		    bulk *= 2);
-		sl_client_close(cl);
-		cl = NULL;
-		ft_daemon_stop();
-		ft_daemon_start();
-		ft_daemon_wait_ready();
-		CHECK(sl_client_open(ft_api_url, REQ_MS, &cl) == SL_OK);
+		et_daemon_down();
+		et_daemon_up(REQ_MS);
 		commit_bulk(bulk);
 		dt_sleep_ms(20);
-		daemon_kill();
-		daemon_up();
+		et_daemon_kill();
+		et_daemon_up(REQ_MS);
 	}
 	fprintf(stderr,
 	    "kill %d: catching up (from %lld, at %lld, head %lld)\n",
 	    n_kills + 1, start, pos, head);
-	daemon_kill();
+	et_daemon_kill();
 	n_kills++;
 	n_catchup_kills++;
 }
@@ -348,7 +217,7 @@ kill_live(uint64_t *rnd)
 	proj_position(&pos, &head);
 	fprintf(stderr, "kill %d: live (at %lld, head %lld)\n", n_kills + 1,
 	    pos, head);
-	daemon_kill();
+	et_daemon_kill();
 	n_kills++;
 	n_live_kills++;
 }
@@ -396,10 +265,10 @@ scan_log(void)
 
 	for (;;) {
 		sl_read_result r;
-		int            rc = sl_client_read(cl, from, 0, &r);
+		int            rc = sl_client_read(et_cl, from, 0, &r);
 		if (rc != SL_OK)
 			FT_FAIL("read the log at %" PRIu64 ": %s: %s", from,
-			    sl_errname(rc), sl_client_last_error(cl));
+			    sl_errname(rc), sl_client_last_error(et_cl));
 		for (size_t i = 0; i < r.n_events; i++) {
 			sl_read_event *e = &r.events[i];
 			int            k = account_of(e->stream);
@@ -444,10 +313,10 @@ read_stream(const char *stream, bool resolve, stream_fn fn, void *arg)
 	o.resolve_links = resolve;
 	for (;;) {
 		sl_read_result r;
-		int            rc = sl_client_read_ex(cl, &o, &r);
+		int            rc = sl_client_read_ex(et_cl, &o, &r);
 		if (rc != SL_OK)
 			FT_FAIL("read %s: %s: %s", stream, sl_errname(rc),
-			    sl_client_last_error(cl));
+			    sl_client_last_error(et_cl));
 		if (r.n_events == 0) {
 			sl_read_result_free(&r);
 			return n;
@@ -471,8 +340,8 @@ check_ledger_event(void *arg, size_t i, const sl_read_event *e)
 		    k, src_pos[k].n, k, e->json);
 	j = json_loads(e->content_json, 0, NULL);
 	if (strcmp(e->type, "Ledger") != 0 || j == NULL
-	    || jint(j, "source") != (long long) src_pos[k].v[i]
-	    || jint(j, "revision") != (long long) src_rev[k].v[i]
+	    || et_jint(j, "source") != (long long) src_pos[k].v[i]
+	    || et_jint(j, "revision") != (long long) src_rev[k].v[i]
 	    || e->revision != i)
 		FT_FAIL("ledger-account-%d[%zu] should be the Ledger event of "
 		        "position %" PRIu64 ": %s",
@@ -519,8 +388,8 @@ check_result_event(void *arg, size_t i, const sl_read_event *e)
 
 	snprintf(acc, sizeof(acc), "account-%d", k);
 	if (strcmp(e->type, "Result") != 0 || j == NULL
-	    || jint(j, "count") != (long long) i + 1
-	    || strcmp(jstr(j, "account"), acc) != 0)
+	    || et_jint(j, "count") != (long long) i + 1
+	    || strcmp(et_jstr(j, "account"), acc) != 0)
 		FT_FAIL("the result stream of %s at %zu should be Result "
 		        "{count: %zu}: %s",
 		    acc, i, i + 1, e->json);
@@ -537,15 +406,23 @@ check_states(void)
 	long long       pos, head0, head1;
 	int             rc;
 
-	rc = sl_client_get_all(cl, TENANT, PROJ_NAME, NULL, 0, &m);
+	rc = sl_client_get_all(et_cl, TENANT, PROJ_NAME, NULL, 0, &m);
 	if (rc != SL_OK)
 		FT_FAIL("get_all: %s: %s", sl_errname(rc),
-		    sl_client_last_error(cl));
+		    sl_client_last_error(et_cl));
 	proj_position(&pos, &head0);
-	rc = sl_client_query(cl, TENANT, PROJ_NAME, NULL, &q);
-	if (rc != SL_OK)
-		FT_FAIL(
-		    "query: %s: %s", sl_errname(rc), sl_client_last_error(cl));
+	/* The query folds the whole log (some 250,000 events): give it
+	 * time under sanitizers (limits.query_timeout_ms in the config). */
+	{
+		sl_client *qc;
+
+		CHECK(sl_client_open(ft_api_url, 150000, &qc) == SL_OK);
+		rc = sl_client_query(qc, TENANT, PROJ_NAME, NULL, &q);
+		if (rc != SL_OK)
+			FT_FAIL("query: %s: %s", sl_errname(rc),
+			    sl_client_last_error(qc));
+		sl_client_close(qc);
+	}
 	proj_position(&pos, &head1);
 	CHECK_EQ(head1, head0); /* a one-time query writes nothing */
 	CHECK_EQ((long long) q.position, head0);
@@ -558,13 +435,13 @@ check_states(void)
 		    ? json_loads(q.states[i].result_json, 0, NULL)
 		    : NULL;
 		if (k < 0 || st == NULL
-		    || jint(st, "count") != (long long) src_pos[k].n)
+		    || et_jint(st, "count") != (long long) src_pos[k].n)
 			FT_FAIL("state of %s: %s, expected count %zu",
 			    m.items[i].key, m.items[i].state_json,
 			    k >= 0 ? src_pos[k].n : 0);
 		if (strcmp(q.states[i].key, m.items[i].key) != 0
 		    || !json_equal(st, qs) || qr == NULL
-		    || jint(qr, "count") != jint(st, "count"))
+		    || et_jint(qr, "count") != et_jint(st, "count"))
 			FT_FAIL("query of %s: %s / %s, get_all: %s",
 			    m.items[i].key, q.states[i].state_json,
 			    q.states[i].result_json != NULL
@@ -622,56 +499,43 @@ check_streams(void)
 int
 main(void)
 {
-	char        text[32768], plugins[4000], so[4096];
-	uint64_t    rnd = 7;
-	pid_t       writer;
-	int         wstatus;
-	const char *dir;
+	char     so[4400];
+	uint64_t rnd = 7;
+	pid_t    writer;
+	int      wstatus;
 
 	ft_setup(NULL);
-	dir = tu_tmpdir();
 	/* our own config: the emitter's plugin dir, no system projections */
-	snprintf(plugins, sizeof(plugins), "%s/plugins", dir);
-	CHECK(mkdir(plugins, 0755) == 0);
-	snprintf(text, sizeof(text),
-	    "data_dir: %s/data\n"
-	    "plugin_dir: %s\n"
-	    "log_level: info\n"
-	    "endpoints:\n"
-	    "  api: %s\n"
-	    "  pub: %s\n"
+	et_write_config("data", et_plugin_dir(), TENANT,
 	    "event_store:\n"
 	    "  sync: false\n"
-	    "tenants:\n"
-	    "  - id: " TENANT "\n"
+	    "limits:\n"
+	    "  query_timeout_ms: 120000\n"
 	    "run_projections: all\n"
-	    "start_standard_projections: false\n",
-	    dir, plugins, ft_api_url, ft_pub_url);
-	tu_write_file(ft_cfg_path, text);
-	snprintf(so, sizeof(so), "%s/e2e_emitter.so", plugins);
-	dt_install(SL_TEST_PLUGIN_DIR "/e2e_emitter/e2e_emitter.so", NULL, so);
+	    "start_standard_projections: false\n");
+	et_install_plugin(PROJ_NAME, so, sizeof(so));
 
 	/* The writer is forked before this process touches NNG. */
 	CHECK(pipe2(stop_pipe, O_CLOEXEC) == 0);
 	writer = ft_fork(writer_main, NULL);
 	close(stop_pipe[0]);
 
-	daemon_up();
+	et_daemon_up(REQ_MS);
 	wait_proj();
 	for (int round = 0; round < 3; round++) {
 		/* a bulk behind the writer's events, then a kill at once */
 		commit_bulk(BULK);
 		dt_sleep_ms((int) (dt_rnd(&rnd) % 50));
 		fprintf(stderr, "kill %d: right after a bulk\n", n_kills + 1);
-		daemon_kill();
+		et_daemon_kill();
 		n_kills++;
 		/* catching up the bulk from its checkpoint */
-		daemon_up();
+		et_daemon_up(REQ_MS);
 		kill_during_catchup();
 		/* live */
-		daemon_up();
+		et_daemon_up(REQ_MS);
 		kill_live(&rnd);
-		daemon_up();
+		et_daemon_up(REQ_MS);
 	}
 	CHECK(n_kills >= 5);
 	CHECK(n_catchup_kills >= 3 && n_live_kills >= 3);
@@ -688,7 +552,9 @@ main(void)
 		long long pos, head, last = -1;
 		for (;;) {
 			proj_position(&pos, &head);
-			if (pos == last && nothing_to_handle(pos, head)) {
+			if (pos == last
+			    && et_nothing_to_handle(
+			        pos, head, et_emitter_handles)) {
 				fprintf(stderr,
 				    "caught up: checkpoint %lld, head %lld\n",
 				    pos, head);
@@ -708,8 +574,6 @@ main(void)
 	    "%d kills (%d while catching up, %d live): every source event "
 	    "has exactly one Ledger event and one link, in order\n",
 	    n_kills, n_catchup_kills, n_live_kills);
-	sl_client_close(cl);
-	cl = NULL;
-	ft_daemon_stop();
+	et_daemon_down();
 	return 0;
 }

@@ -25,6 +25,7 @@
 #include <sluice/errors.h>
 
 #include "daemon_testutil.h"
+#include "json.h"
 #include "mp.h"
 
 #define TENANT        "acme"
@@ -45,96 +46,6 @@ cleanup(void)
 }
 
 #define FAIL(...) DT_FAIL_LOG(log_path, __VA_ARGS__)
-
-/* ---- msgpack <-> JSON for checking replies ---- */
-
-static json_t *
-to_json(const msgpack_object *o)
-{
-	switch (o->type) {
-	case MSGPACK_OBJECT_NIL:
-		return json_null();
-	case MSGPACK_OBJECT_BOOLEAN:
-		return json_boolean(o->via.boolean);
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		return json_integer((json_int_t) o->via.u64);
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		return json_integer((json_int_t) o->via.i64);
-	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64:
-		return json_real(o->via.f64);
-	case MSGPACK_OBJECT_STR:
-		return json_stringn(o->via.str.ptr, o->via.str.size);
-	case MSGPACK_OBJECT_ARRAY: {
-		json_t *a = json_array();
-		for (uint32_t i = 0; i < o->via.array.size; i++)
-			json_array_append_new(
-			    a, to_json(&o->via.array.ptr[i]));
-		return a;
-	}
-	case MSGPACK_OBJECT_MAP: {
-		json_t *m = json_object();
-		for (uint32_t i = 0; i < o->via.map.size; i++) {
-			const msgpack_object_kv *kv = &o->via.map.ptr[i];
-			char                     k[512];
-			if (kv->key.type != MSGPACK_OBJECT_STR)
-				continue;
-			snprintf(k, sizeof(k), "%.*s",
-			    (int) kv->key.via.str.size, kv->key.via.str.ptr);
-			json_object_set_new(m, k, to_json(&kv->val));
-		}
-		return m;
-	}
-	default:
-		return json_null();
-	}
-}
-
-/* Pack a JSON value as msgpack (integers, strings, bools, maps...). */
-static void
-pack_json(msgpack_packer *pk, json_t *j)
-{
-	const char *k;
-	json_t     *v;
-	size_t      i;
-
-	switch (json_typeof(j)) {
-	case JSON_OBJECT:
-		msgpack_pack_map(pk, json_object_size(j));
-		json_object_foreach(j, k, v)
-		{
-			mp_pack_cstr(pk, k);
-			pack_json(pk, v);
-		}
-		break;
-	case JSON_ARRAY:
-		msgpack_pack_array(pk, json_array_size(j));
-		json_array_foreach(j, i, v) pack_json(pk, v);
-		break;
-	case JSON_STRING:
-		mp_pack_strn(pk, json_string_value(j), json_string_length(j));
-		break;
-	case JSON_INTEGER:
-		if (json_integer_value(j) >= 0)
-			msgpack_pack_uint64(
-			    pk, (uint64_t) json_integer_value(j));
-		else
-			msgpack_pack_int64(pk, json_integer_value(j));
-		break;
-	case JSON_REAL:
-		msgpack_pack_double(pk, json_real_value(j));
-		break;
-	case JSON_TRUE:
-		msgpack_pack_true(pk);
-		break;
-	case JSON_FALSE:
-		msgpack_pack_false(pk);
-		break;
-	case JSON_NULL:
-		msgpack_pack_nil(pk);
-		break;
-	}
-}
 
 /* ---- raw requests on plain NNG req sockets ---- */
 
@@ -177,7 +88,7 @@ call(nng_socket s, const char *fmt, ...)
 	json_object_set_new(req, "v", json_integer(SL_PROTOCOL_VERSION));
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	pack_json(&pk, req);
+	CHECK_EQ(json_to_mp(req, &pk), SL_OK);
 	json_decref(req);
 	if ((rv = nng_send(s, sb.data, sb.size, 0)) != 0)
 		FAIL("send %s: %s", text, nng_strerror(rv));
@@ -190,7 +101,8 @@ call(nng_socket s, const char *fmt, ...)
 	if (msgpack_unpack_next(&up, nng_msg_body(msg), nng_msg_len(msg), &off)
 	    != MSGPACK_UNPACK_SUCCESS)
 		FAIL("reply to %s is not msgpack", text);
-	json_t *rep = to_json(&up.data);
+	json_t *rep = mp_to_json(&up.data);
+	CHECK(rep != NULL);
 	msgpack_unpacked_destroy(&up);
 	nng_msg_free(msg);
 	return rep;
@@ -281,17 +193,12 @@ daemon_stop(void)
 		FAIL("sluiced exited with status %d", status);
 }
 
-/* A data dir of its own (sub of the test's temp dir), the plugin
- * directory (NULL: the build's plugins), and extra yaml. */
+/* (Re)write the config in dir: the plugin directory (NULL: the build's
+ * plugins), and extra yaml. */
 static void
-setup_in(const char *name, const char *plugin_dir, const char *extra_yaml)
+write_config(const char *plugin_dir, const char *extra_yaml)
 {
 	char text[32768];
-	snprintf(dir, sizeof(dir), "%s/%s", tu_tmpdir(), name);
-	CHECK(mkdir(dir, 0755) == 0);
-	snprintf(cfg_path, sizeof(cfg_path), "%s/resources.yaml", dir);
-	snprintf(log_path, sizeof(log_path), "%s/sluiced.log", dir);
-	snprintf(url, sizeof(url), "ipc://%s/api.ipc", dir);
 	snprintf(text, sizeof(text),
 	    "data_dir: %s/data\n"
 	    "plugin_dir: %s\n"
@@ -310,6 +217,19 @@ setup_in(const char *name, const char *plugin_dir, const char *extra_yaml)
 	    dir, plugin_dir != NULL ? plugin_dir : SL_PLUGIN_DIR, url, dir,
 	    extra_yaml);
 	tu_write_file(cfg_path, text);
+}
+
+/* A data dir of its own (sub of the test's temp dir), the plugin
+ * directory (NULL: the build's plugins), and extra yaml. */
+static void
+setup_in(const char *name, const char *plugin_dir, const char *extra_yaml)
+{
+	snprintf(dir, sizeof(dir), "%s/%s", tu_tmpdir(), name);
+	CHECK(mkdir(dir, 0755) == 0);
+	snprintf(cfg_path, sizeof(cfg_path), "%s/resources.yaml", dir);
+	snprintf(log_path, sizeof(log_path), "%s/sluiced.log", dir);
+	snprintf(url, sizeof(url), "ipc://%s/api.ipc", dir);
+	write_config(plugin_dir, extra_yaml);
 }
 
 static void
@@ -431,6 +351,16 @@ read_stream(nng_socket s, const char *stream, bool resolve)
 	return ev;
 }
 
+/* The number of events in a stream (links not resolved). */
+static size_t
+stream_size(nng_socket s, const char *stream)
+{
+	json_t *evs = read_stream(s, stream, false);
+	size_t  n   = json_array_size(evs);
+	json_decref(evs);
+	return n;
+}
+
 /* One expected link: the target (stream, revision) at link revision i. */
 typedef struct want_link {
 	const char *stream;
@@ -545,44 +475,57 @@ fill_log(nng_socket s)
 	commit(s, "single", "Lonely", "{}", NULL);
 }
 
+/* fill_log's events as link targets */
+#define OPENED_1                                                              \
+	{                                                                     \
+		"account-1", 0, "DebitAccountOpened"                          \
+	}
+#define DEBIT_1A                                                              \
+	{                                                                     \
+		"account-1", 1, "DebitPerformed"                              \
+	}
+#define OPENED_2                                                              \
+	{                                                                     \
+		"account-2", 0, "DebitAccountOpened"                          \
+	}
+#define CUSTOMER_9                                                            \
+	{                                                                     \
+		"customer-9", 0, "CustomerRegistered"                         \
+	}
+#define DEBIT_1B                                                              \
+	{                                                                     \
+		"account-1", 2, "DebitPerformed"                              \
+	}
+#define WITHDRAW_2                                                            \
+	{                                                                     \
+		"account-2", 1, "WithdrawalPerformed"                         \
+	}
+#define LONELY                                                                \
+	{                                                                     \
+		"single", 0, "Lonely"                                         \
+	}
+
 static void
 check_resolve_links(nng_socket s)
 {
-	const want_link ce_account[] = {
-		{ "account-1", 0, "DebitAccountOpened" },
-		{ "account-1", 1, "DebitPerformed" },
-		{ "account-2", 0, "DebitAccountOpened" },
-		{ "account-1", 2, "DebitPerformed" },
-		{ "account-2", 1, "WithdrawalPerformed" },
+	static const struct {
+		const char *stream;
+		want_link   links[5]; /* up to the first with no stream */
+	} want[] = {
+		{ "$ce-account",
+		    { OPENED_1, DEBIT_1A, OPENED_2, DEBIT_1B, WITHDRAW_2 } },
+		{ "$ce-customer", { CUSTOMER_9 } },
+		{ "$et-DebitPerformed", { DEBIT_1A, DEBIT_1B } },
+		{ "$bc-corr-1", { OPENED_1, DEBIT_1A, CUSTOMER_9 } },
+		{ "$category-account", { OPENED_1, OPENED_2 } },
+		{ "$streams", { OPENED_1, OPENED_2, CUSTOMER_9, LONELY } },
 	};
-	check_links(s, "$ce-account", ce_account, 5);
-	const want_link ce_customer[] = {
-		{ "customer-9", 0, "CustomerRegistered" },
-	};
-	check_links(s, "$ce-customer", ce_customer, 1);
-	const want_link et_debit[] = {
-		{ "account-1", 1, "DebitPerformed" },
-		{ "account-1", 2, "DebitPerformed" },
-	};
-	check_links(s, "$et-DebitPerformed", et_debit, 2);
-	const want_link bc1[] = {
-		{ "account-1", 0, "DebitAccountOpened" },
-		{ "account-1", 1, "DebitPerformed" },
-		{ "customer-9", 0, "CustomerRegistered" },
-	};
-	check_links(s, "$bc-corr-1", bc1, 3);
-	const want_link cat_account[] = {
-		{ "account-1", 0, "DebitAccountOpened" },
-		{ "account-2", 0, "DebitAccountOpened" },
-	};
-	check_links(s, "$category-account", cat_account, 2);
-	const want_link streams[] = {
-		{ "account-1", 0, "DebitAccountOpened" },
-		{ "account-2", 0, "DebitAccountOpened" },
-		{ "customer-9", 0, "CustomerRegistered" },
-		{ "single", 0, "Lonely" },
-	};
-	check_links(s, "$streams", streams, 4);
+	for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+		size_t n = 0;
+		while (n < 5 && want[k].links[n].stream != NULL)
+			n++;
+		check_links(s, want[k].stream, want[k].links, n);
+	}
 
 	/* the whole log: each link answered as its target */
 	json_t *r = ok(call(s,
@@ -608,6 +551,39 @@ check_resolve_links(nng_socket s)
 	 * streams */
 	CHECK_EQ(n_links, 6 + 7 + 5 + 3 + 4);
 	json_decref(r);
+}
+
+static json_t *
+get_one(nng_socket s, const char *proj, const char *key, const char *what)
+{
+	return ok(call(s,
+	              "{\"op\":\"get_one\",\"tenant\":\"" TENANT
+	              "\",\"projection\":\"%s\",\"key\":\"%s\"}",
+	              proj, key),
+	    what);
+}
+
+/* A one-time query of one key: that state only, as get_one has it (the
+ * initial state for a key without one). @return get_one's reply (caller
+ * decrefs). */
+static json_t *
+check_query_key(nng_socket s, const char *key)
+{
+	char    what[128];
+	json_t *q = ok(
+	    call(s,
+	        "{\"op\":\"query\",\"id\":\"" PROJECTION "\",\"key\":\"%s\"}",
+	        key),
+	    "query key");
+	json_t *one    = get_one(s, PROJECTION, key, "get_one");
+	json_t *states = json_object_get(q, "states");
+	CHECK_EQ(json_array_size(states), 1);
+	CHECK_STREQ(jstr(json_array_get(states, 0), "key"), key);
+	snprintf(what, sizeof(what), "query key %s and get_one", key);
+	check_equal(json_object_get(json_array_get(states, 0), "state"),
+	    json_object_get(one, "state"), what);
+	json_decref(q);
+	return one;
 }
 
 static void
@@ -637,41 +613,12 @@ check_one_time(nng_socket s)
 	json_decref(q);
 
 	/* one key: that state only; a key without one: the initial state */
-	q           = ok(call(s,
-	                     "{\"op\":\"query\",\"id\":\"" PROJECTION
-	                     "\",\"key\":\"account-2\"}"),
-	              "query key");
-	json_t *one = ok(
-	    call(s,
-	        "{\"op\":\"get_one\",\"tenant\":\"" TENANT
-	        "\",\"projection\":\"" PROJECTION "\",\"key\":\"account-2\"}"),
-	    "get_one");
-	json_t *states = json_object_get(q, "states");
-	CHECK_EQ(json_array_size(states), 1);
-	CHECK_STREQ(jstr(json_array_get(states, 0), "key"), "account-2");
-	check_equal(json_object_get(json_array_get(states, 0), "state"),
-	    json_object_get(one, "state"), "query key and get_one");
+	json_t *one = check_query_key(s, "account-2");
 	CHECK_EQ(jint(json_object_get(one, "state"), "balance"), -5);
 	json_decref(one);
-	json_decref(q);
-
-	q   = ok(call(s,
-	             "{\"op\":\"query\",\"id\":\"" PROJECTION
-	             "\",\"key\":\"account-77\"}"),
-	      "query missing key");
-	one = ok(call(s,
-	             "{\"op\":\"get_one\",\"tenant\":\"" TENANT
-	             "\",\"projection\":\"" PROJECTION
-	             "\",\"key\":\"account-77\"}"),
-	    "get_one missing");
+	one = check_query_key(s, "account-77");
 	CHECK(json_is_false(json_object_get(one, "found")));
-	states = json_object_get(q, "states");
-	CHECK_EQ(json_array_size(states), 1);
-	CHECK_STREQ(jstr(json_array_get(states, 0), "key"), "account-77");
-	check_equal(json_object_get(json_array_get(states, 0), "state"),
-	    json_object_get(one, "state"), "initial states");
 	json_decref(one);
-	json_decref(q);
 	json_decref(items);
 }
 
@@ -692,6 +639,18 @@ n_transient(nng_socket s)
 	}
 	json_decref(st);
 	return n;
+}
+
+/* Wait until status shows no transient run; why names what ends them. */
+static void
+wait_no_transient(nng_socket s, const char *why)
+{
+	int64_t end = dt_now_ms() + WAIT_MS;
+	while (n_transient(s) != 0) {
+		if (dt_now_ms() > end)
+			FAIL("transient runs outlived %s", why);
+		dt_sleep_ms(20);
+	}
 }
 
 static long long
@@ -782,12 +741,7 @@ check_transient(nng_socket s)
 	CHECK(hb != h);
 	CHECK_EQ(n_transient(s), 1);
 	nng_close(b);
-	end = dt_now_ms() + WAIT_MS;
-	while (n_transient(s) != 0) {
-		if (dt_now_ms() > end)
-			FAIL("transient run outlived its client's connection");
-		dt_sleep_ms(20);
-	}
+	wait_no_transient(s, "its client's connection");
 	expect_err(call(a, "{\"op\":\"query\",\"handle\":%lld}", hb),
 	    SL_ENOTFOUND, "poll a run whose client left");
 
@@ -800,12 +754,7 @@ check_transient(nng_socket s)
 	               "\",\"mode\":\"transient\"}"),
 	    SL_ETOOBIG, "17th transient run");
 	nng_close(a);
-	end = dt_now_ms() + WAIT_MS;
-	while (n_transient(s) != 0) {
-		if (dt_now_ms() > end)
-			FAIL("transient runs outlived their client");
-		dt_sleep_ms(20);
-	}
+	wait_no_transient(s, "their client");
 	json_decref(items);
 }
 
@@ -825,13 +774,9 @@ check_start_stop(nng_socket s)
 
 	commit(s, "zed-1", "Zed", "{}", NULL);
 	wait_caught_up(s); /* the running ones */
-	json_t *evs = read_stream(s, "$et-Zed", false);
-	CHECK_EQ(json_array_size(evs), 0);
-	json_decref(evs);
+	CHECK_EQ(stream_size(s, "$et-Zed"), 0);
 	/* the others did link it */
-	evs = read_stream(s, "$ce-zed", false);
-	CHECK_EQ(json_array_size(evs), 1);
-	json_decref(evs);
+	CHECK_EQ(stream_size(s, "$ce-zed"), 1);
 
 	/* started again (by id): it catches up */
 	r = ok(call(s,
@@ -1080,9 +1025,7 @@ scenario_none(void)
 	CHECK(n_filters >= 1);
 	json_decref(st);
 	/* nothing linked, no read model built */
-	json_t *evs = read_stream(s, "$ce-account", false);
-	CHECK_EQ(json_array_size(evs), 0);
-	json_decref(evs);
+	CHECK_EQ(stream_size(s, "$ce-account"), 0);
 	json_t *items = get_all(s);
 	CHECK_EQ(json_array_size(items), 0);
 	json_decref(items);
@@ -1106,6 +1049,23 @@ scenario_none(void)
 }
 
 /* ---- scenario 3: run_projections system, started by an operator ---- */
+
+/* In status, the system projection name is its, every other one others. */
+static void
+check_sys_statuses(
+    nng_socket s, const char *name, const char *its, const char *others)
+{
+	json_t *st = status(s), *e;
+	size_t  i;
+	json_array_foreach(json_object_get(st, "emitting_projections"), i, e)
+	{
+		if (strcmp(jstr(e, "name"), name) == 0)
+			CHECK_STREQ(jstr(e, "status"), its);
+		else
+			CHECK_STREQ(jstr(e, "status"), others);
+	}
+	json_decref(st);
+}
 
 static void
 scenario_system(void)
@@ -1134,29 +1094,17 @@ scenario_system(void)
 	json_decref(ok(call(s, "{\"op\":\"start\",\"id\":\"$by_category\"}"),
 	    "start $by_category"));
 	wait_caught_up(s);
-	const want_link ce_customer[] = {
-		{ "customer-9", 0, "CustomerRegistered" },
-	};
+	const want_link ce_customer[] = { CUSTOMER_9 };
 	check_links(s, "$ce-customer", ce_customer, 1);
-	json_t *evs = read_stream(s, "$et-Lonely", false);
-	CHECK_EQ(json_array_size(evs), 0);
-	json_decref(evs);
+	CHECK_EQ(stream_size(s, "$et-Lonely"), 0);
 	nng_close(s);
 	daemon_stop();
 
 	/* after a restart the operator's start still holds, the config's
 	 * "stopped" for the others too */
 	daemon_start();
-	s  = conn_open();
-	st = status(s);
-	json_array_foreach(json_object_get(st, "emitting_projections"), i, e)
-	{
-		if (strcmp(jstr(e, "name"), "$by_category") == 0)
-			CHECK_STREQ(jstr(e, "status"), "running");
-		else
-			CHECK_STREQ(jstr(e, "status"), "stopped");
-	}
-	json_decref(st);
+	s = conn_open();
+	check_sys_statuses(s, "$by_category", "running", "stopped");
 	/* and an operator's stop holds over start_standard_projections
 	 * (as in EventStoreDB, that setting only starts the system
 	 * projections that were never started or stopped) */
@@ -1164,36 +1112,12 @@ scenario_system(void)
 	    "stop $by_category"));
 	nng_close(s);
 	daemon_stop();
-	char text[32768];
-	snprintf(text, sizeof(text),
-	    "data_dir: %s/data\n"
-	    "plugin_dir: %s\n"
-	    "log_level: info\n"
-	    "endpoints:\n"
-	    "  api: %s\n"
-	    "  pub: ipc://%s/pub.ipc\n"
-	    "event_store:\n"
-	    "  map_size: 64MiB\n"
-	    "  sync: false\n"
-	    "tenants:\n"
-	    "  - id: " TENANT "\n"
-	    "    read_models:\n"
-	    "      map_size: 32MiB\n"
+	write_config(NULL,
 	    "run_projections: system\n"
-	    "start_standard_projections: true\n",
-	    dir, SL_PLUGIN_DIR, url, dir);
-	tu_write_file(cfg_path, text);
+	    "start_standard_projections: true\n");
 	daemon_start();
-	s  = conn_open();
-	st = status(s);
-	json_array_foreach(json_object_get(st, "emitting_projections"), i, e)
-	{
-		if (strcmp(jstr(e, "name"), "$by_category") == 0)
-			CHECK_STREQ(jstr(e, "status"), "stopped");
-		else
-			CHECK_STREQ(jstr(e, "status"), "running");
-	}
-	json_decref(st);
+	s = conn_open();
+	check_sys_statuses(s, "$by_category", "stopped", "running");
 	nng_close(s);
 	daemon_stop();
 }
@@ -1212,6 +1136,17 @@ get_all_of(nng_socket s, const char *proj, const char *extra)
 	              "\",\"projection\":\"%s\"%s}",
 	              proj, extra),
 	    "get_all");
+}
+
+/* A client's commit to ledger-acct-1 (e2e_emitter writes it): the
+ * reply. */
+static json_t *
+commit_to_ledger(nng_socket s)
+{
+	return call(s,
+	    "{\"op\":\"commit\",\"tenant\":\"" TENANT
+	    "\",\"stream\":\"ledger-acct-1\",\"events\":[{"
+	    "\"type\":\"X\",\"content\":{}}]}");
 }
 
 static void
@@ -1267,18 +1202,11 @@ scenario_emitting(void)
 	json_decref(st);
 
 	/* read models from the log env, as get_one / get_all answer them */
-	json_t *one
-	    = ok(call(s,
-	             "{\"op\":\"get_one\",\"tenant\":\"" TENANT
-	             "\",\"projection\":\"" EMITTER "\",\"key\":\"acct-1\"}"),
-	        "get_one emitting");
+	json_t *one = get_one(s, EMITTER, "acct-1", "get_one emitting");
 	CHECK(json_is_true(json_object_get(one, "found")));
 	CHECK_EQ(jint(json_object_get(one, "state"), "count"), 2);
 	json_decref(one);
-	one = ok(call(s,
-	             "{\"op\":\"get_one\",\"tenant\":\"" TENANT
-	             "\",\"projection\":\"" EMITTER "\",\"key\":\"acct-9\"}"),
-	    "get_one emitting missing");
+	one = get_one(s, EMITTER, "acct-9", "get_one emitting missing");
 	CHECK(json_is_false(json_object_get(one, "found")));
 	CHECK_EQ(jint(json_object_get(one, "state"), "count"), 0);
 	json_decref(one);
@@ -1311,10 +1239,7 @@ scenario_emitting(void)
 	json_decref(all);
 
 	/* a client's commit to its stream: EOWNED naming the owner */
-	json_t *r = call(s,
-	    "{\"op\":\"commit\",\"tenant\":\"" TENANT
-	    "\",\"stream\":\"ledger-acct-1\",\"events\":[{"
-	    "\"type\":\"X\",\"content\":{}}]}");
+	json_t *r = commit_to_ledger(s);
 	if (is_ok(r) || jint(r, "code") != SL_EOWNED
 	    || strstr(jstr(r, "message"), EMITTER) == NULL)
 		FAIL("commit to an owned stream: %s",
@@ -1399,20 +1324,14 @@ scenario_emitting(void)
 			FAIL("the dropped emitting projection did not stop");
 		dt_sleep_ms(20);
 	}
-	r = call(s,
-	    "{\"op\":\"commit\",\"tenant\":\"" TENANT
-	    "\",\"stream\":\"ledger-acct-1\",\"events\":[{"
-	    "\"type\":\"X\",\"content\":{}}]}");
+	r = commit_to_ledger(s);
 	if (is_ok(r) || jint(r, "code") != SL_EOWNED)
 		FAIL("commit to a stream a dropped projection wrote: %s",
 		    json_dumps(r, JSON_COMPACT));
 	json_decref(r);
 	commit(s, "ledger-new", "X", "{}", NULL);
 	/* its states are still served */
-	one = ok(
-	    call(s,
-	        "{\"op\":\"get_one\",\"tenant\":\"" TENANT
-	        "\",\"projection\":\"" EMITTER_ID "\",\"key\":\"acct-1\"}"),
+	one = get_one(s, EMITTER_ID, "acct-1",
 	    "get_one of a dropped emitting projection");
 	CHECK(json_is_true(json_object_get(one, "found")));
 	CHECK_EQ(jint(json_object_get(one, "state"), "count"), 2);

@@ -12,98 +12,23 @@
  *     e2e_conflict, now loaded, faults with EOWNED in its status when it
  *     tries to write there: nothing of it mixes into the streams.
  */
-#include <inttypes.h>
-
-#include <jansson.h>
-
-#include "feed_testutil.h"
+#include "emit_testutil.h"
 
 #define TENANT      FT_TENANT
-#define EMITTER_ID  "e2e0e2e0-0001-4000-8000-000000000001"
-#define EMITTER     "e2e_emitter"
+#define EMITTER_ID  ET_EMITTER_ID
+#define EMITTER     ET_EMITTER
 #define CONFLICT_ID "e2e0e2e0-0002-4000-8000-000000000002"
 #define CONFLICT    "e2e_conflict"
 #define WAIT_MS     30000
 #define N_OPENED    3
 
-static sl_client *cl;
-static char       plugins[4300], emitter_so[4400], conflict_so[4400];
+static char emitter_so[4400], conflict_so[4400];
 
-static void
-daemon_up(void)
-{
-	ft_daemon_start();
-	ft_daemon_wait_ready();
-	CHECK(sl_client_open(ft_api_url, 10000, &cl) == SL_OK);
-}
-
-static void
-daemon_down(void)
-{
-	sl_client_close(cl);
-	cl = NULL;
-	ft_daemon_stop();
-}
-
-static json_t *
-status(void)
-{
-	char   *text = NULL;
-	json_t *j;
-	int     rc = sl_client_status(cl, &text);
-
-	if (rc != SL_OK)
-		FT_FAIL("status: %s: %s", sl_errname(rc),
-		    sl_client_last_error(cl));
-	if ((j = json_loads(text, 0, NULL)) == NULL)
-		FT_FAIL("status is not JSON: %.300s", text);
-	sl_client_free(text);
-	return j;
-}
-
-static const char *
-jstr(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_string(v) ? json_string_value(v) : "";
-}
-
-static long long
-jint(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_integer(v) ? (long long) json_integer_value(v) : -1;
-}
-
-static char *
-dump(json_t *j)
-{
-	static char *last;
-	free(last);
-	last = json_dumps(j, JSON_COMPACT);
-	return last != NULL ? last : "(null)";
-}
-
-/* A projection's entry of TENANT in status, or NULL. */
+/* e2e_emitter's or e2e_conflict's entry in status, or NULL. */
 static json_t *
 proj_entry(json_t *st, const char *id, const char *name)
 {
-	size_t  i;
-	json_t *p;
-
-	/* emitting projections have their own list; processors theirs */
-	json_t *lists[2] = { json_object_get(st, "emitting_projections"),
-		json_object_get(st, "processors") };
-	for (int l = 0; l < 2; l++) {
-		json_array_foreach(lists[l], i, p)
-		{
-			if ((strcmp(jstr(p, "projection"), id) == 0
-			        || strcmp(jstr(p, "name"), name) == 0)
-			    && strcmp(jstr(p, "tenant"), TENANT) == 0)
-				return p;
-		}
-	}
-	return NULL;
+	return et_proj_entry(st, TENANT, id, name);
 }
 
 /* The status entry of a plugin file (by its file name's end). */
@@ -115,7 +40,7 @@ plugin_entry(json_t *st, const char *so)
 
 	json_array_foreach(json_object_get(st, "plugins"), i, p)
 	{
-		const char *f = jstr(p, "file");
+		const char *f = et_jstr(p, "file");
 		size_t      n = strlen(f), m = strlen(so);
 		if (n >= m && strcmp(f + n - m, so) == 0)
 			return p;
@@ -123,75 +48,19 @@ plugin_entry(json_t *st, const char *so)
 	return NULL;
 }
 
-/* What e2e_emitter handles. */
-static bool
-handled_by_projection(const sl_read_event *e)
-{
-	return strcmp(e->tenant, TENANT) == 0
-	    && (strcmp(e->type, "AccountOpened") == 0
-	        || strcmp(e->type, "Deposited") == 0);
-}
-
-/*
- * Whether the log from position from to to holds no event the projection
- * handles. Its checkpoint (status "position") is committed with what it
- * handled, and a tail of events it skips (its own emitted ones, say) need
- * not move it: caught up is "nothing left to handle", not only
- * position == head.
- */
-static bool
-nothing_to_handle(long long from, long long to)
-{
-	uint64_t at = (uint64_t) from;
-
-	while (at < (uint64_t) to) {
-		sl_read_result r;
-		bool           none = true;
-		int            rc   = sl_client_read(cl, at, 0, &r);
-		if (rc != SL_OK)
-			FT_FAIL("read the log at %" PRIu64 ": %s: %s", at,
-			    sl_errname(rc), sl_client_last_error(cl));
-		for (size_t i = 0; i < r.n_events; i++)
-			if (r.events[i].position < (uint64_t) to
-			    && handled_by_projection(&r.events[i]))
-				none = false;
-		at = r.n_events == 0 ? (uint64_t) to : r.next;
-		sl_read_result_free(&r);
-		if (!none)
-			return false;
-	}
-	return true;
-}
-
-/* Wait until the projection has nothing left to handle; fails if it
- * faulted. */
+/* Wait until e2e_emitter has nothing left to handle. */
 static void
-wait_caught_up(const char *id, const char *name)
+wait_emitter(void)
 {
-	int64_t end = dt_now_ms() + WAIT_MS;
-
-	for (;;) {
-		json_t *st = status(), *p = proj_entry(st, id, name);
-		if (p != NULL && strcmp(jstr(p, "status"), "faulted") == 0)
-			FT_FAIL("%s faulted: %s", name, dump(p));
-		bool ok = p != NULL
-		    && nothing_to_handle(
-		        jint(p, "position"), jint(st, "head"));
-		if (!ok && dt_now_ms() > end)
-			FT_FAIL("%s not at the head within %d ms: %s", name,
-			    WAIT_MS, dump(st));
-		json_decref(st);
-		if (ok)
-			return;
-		dt_sleep_ms(20);
-	}
+	et_wait_caught_up(
+	    TENANT, EMITTER_ID, EMITTER, et_emitter_handles, WAIT_MS);
 }
 
 static uint64_t
 head(void)
 {
-	json_t   *st = status();
-	long long h  = jint(st, "head");
+	json_t   *st = et_status();
+	long long h  = et_jint(st, "head");
 	json_decref(st);
 	CHECK(h >= 0);
 	return (uint64_t) h;
@@ -203,10 +72,10 @@ stream_len(const char *stream)
 {
 	sl_read_result r;
 	size_t         n;
-	int rc = sl_client_read_stream(cl, TENANT, stream, 0, 0, &r);
+	int rc = sl_client_read_stream(et_cl, TENANT, stream, 0, 0, &r);
 	if (rc != SL_OK)
 		FT_FAIL("read %s: %s: %s", stream, sl_errname(rc),
-		    sl_client_last_error(cl));
+		    sl_client_last_error(et_cl));
 	n = r.n_events;
 	sl_read_result_free(&r);
 	return n;
@@ -217,7 +86,7 @@ commit_one(const char *stream, const char *type)
 {
 	sl_new_event ev = { .type = type, .content_json = "{\"a\":1}" };
 	return sl_client_commit(
-	    cl, TENANT, stream, SL_EXPECT_ANY, &ev, 1, NULL);
+	    et_cl, TENANT, stream, SL_EXPECT_ANY, &ev, 1, NULL);
 }
 
 /* A client commit into an owned stream: EOWNED naming the owner, and
@@ -228,7 +97,7 @@ check_owned(const char *stream)
 	uint64_t    h   = head();
 	size_t      n   = stream_len(stream);
 	int         rc  = commit_one(stream, "Intruder");
-	const char *msg = sl_client_last_error(cl);
+	const char *msg = sl_client_last_error(et_cl);
 
 	if (rc != SL_EOWNED)
 		FT_FAIL("commit to %s: %s (%s), expected EOWNED", stream,
@@ -252,47 +121,28 @@ check_system_refused(const char *stream)
 	CHECK_EQ(head(), h);
 	if (stream_len(stream) != 0)
 		FT_FAIL("%s has events (the client's?); status: %s", stream,
-		    dump(status()));
+		    et_dump(et_status()));
 }
 
 int
 main(void)
 {
-	char        text[32768];
-	const char *dir;
-	uint64_t    h;
-	int64_t     end;
+	uint64_t h;
+	int64_t  end;
 
 	ft_setup(NULL);
-	dir = tu_tmpdir();
-	snprintf(plugins, sizeof(plugins), "%s/plugins", dir);
-	CHECK(mkdir(plugins, 0755) == 0);
-	snprintf(emitter_so, sizeof(emitter_so), "%s/e2e_emitter.so", plugins);
-	snprintf(
-	    conflict_so, sizeof(conflict_so), "%s/e2e_conflict.so", plugins);
-	snprintf(text, sizeof(text),
-	    "data_dir: %s/data\n"
-	    "plugin_dir: %s\n"
-	    "log_level: info\n"
-	    "endpoints:\n"
-	    "  api: %s\n"
-	    "  pub: %s\n"
-	    "tenants:\n"
-	    "  - id: " TENANT "\n"
+	et_write_config("data", et_plugin_dir(), TENANT,
 	    "run_projections: all\n"
-	    "start_standard_projections: false\n",
-	    dir, plugins, ft_api_url, ft_pub_url);
-	tu_write_file(ft_cfg_path, text);
-	dt_install(SL_TEST_PLUGIN_DIR "/e2e_emitter/e2e_emitter.so", NULL,
-	    emitter_so);
+	    "start_standard_projections: false\n");
+	et_install_plugin(EMITTER, emitter_so, sizeof(emitter_so));
 
 	/* 1. e2e_emitter writes ledger-account-1; clients may not. */
-	daemon_up();
+	et_daemon_up(10000);
 	for (int i = 0; i < N_OPENED; i++)
 		CHECK_EQ(commit_one("account-1",
 		             i == 0 ? "AccountOpened" : "Deposited"),
 		    SL_OK);
-	wait_caught_up(EMITTER_ID, EMITTER);
+	wait_emitter();
 	CHECK_EQ(stream_len("ledger-account-1"), N_OPENED);
 	CHECK_EQ(stream_len("ledger-all"), N_OPENED);
 	check_owned("ledger-x");         /* declared, never written */
@@ -304,9 +154,7 @@ main(void)
 	check_system_refused("$projections-" EMITTER "-account-9-result");
 	/* the CLI says EOWNED, exits 2 (an error reply), writes nothing */
 	{
-		char   cmd[16384], errf[4400], msg[2048] = "";
-		size_t n;
-		FILE  *f;
+		char cmd[16384], errf[4400], msg[2048];
 		snprintf(errf, sizeof(errf), "%s/cli.err", tu_tmpdir());
 		snprintf(cmd, sizeof(cmd),
 		    "'%s' --url '%s' commit --tenant " TENANT
@@ -316,10 +164,8 @@ main(void)
 		h      = head();
 		int st = system(cmd);
 		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
-		CHECK((f = fopen(errf, "r")) != NULL);
-		n      = fread(msg, 1, sizeof(msg) - 1, f);
-		msg[n] = '\0';
-		fclose(f);
+		CHECK(access(errf, R_OK) == 0);
+		et_load_file(errf, msg, sizeof(msg));
 		if (strstr(msg, "EOWNED") == NULL
 		    || strstr(msg, EMITTER) == NULL)
 			FT_FAIL("sluice commit into ledger-x: %s", msg);
@@ -330,13 +176,12 @@ main(void)
 	CHECK_EQ(commit_one("ledgers", "Free"), SL_OK);
 
 	/* 2. A second projection declaring ledger-* is refused at load. */
-	dt_install(SL_TEST_PLUGIN_DIR "/e2e_conflict/e2e_conflict.so", NULL,
-	    conflict_so);
+	et_install_plugin(CONFLICT, conflict_so, sizeof(conflict_so));
 	end = dt_now_ms() + WAIT_MS;
 	for (;;) {
-		json_t *st      = status(),
+		json_t *st      = et_status(),
 		       *p       = plugin_entry(st, "/e2e_conflict.so");
-		const char *err = p != NULL ? jstr(p, "error") : "";
+		const char *err = p != NULL ? et_jstr(p, "error") : "";
 		if (err[0] != '\0') {
 			if ((strstr(err, CONFLICT) == NULL
 			        && strstr(err, CONFLICT_ID) == NULL)
@@ -347,41 +192,41 @@ main(void)
 				    err);
 			if (json_is_true(json_object_get(p, "loaded")))
 				FT_FAIL("e2e_conflict refused but loaded: %s",
-				    dump(p));
+				    et_dump(p));
 			if (proj_entry(st, CONFLICT_ID, CONFLICT) != NULL)
-				FT_FAIL(
-				    "a refused projection runs: %s", dump(st));
+				FT_FAIL("a refused projection runs: %s",
+				    et_dump(st));
 			fprintf(stderr, "e2e_conflict refused: %s\n", err);
 			json_decref(st);
 			break;
 		}
 		if (dt_now_ms() > end)
 			FT_FAIL("e2e_conflict not refused within %d ms: %s",
-			    WAIT_MS, dump(st));
+			    WAIT_MS, et_dump(st));
 		json_decref(st);
 		dt_sleep_ms(50);
 	}
 	/* e2e_emitter goes on */
 	CHECK_EQ(commit_one("account-1", "Deposited"), SL_OK);
-	wait_caught_up(EMITTER_ID, EMITTER);
+	wait_emitter();
 	CHECK_EQ(stream_len("ledger-account-1"), N_OPENED + 1);
 	CHECK(unlink(conflict_so) == 0);
-	daemon_down();
+	et_daemon_down();
 
 	/* 3. e2e_emitter removed: what it wrote stays its own. */
 	CHECK(unlink(emitter_so) == 0);
-	daemon_up();
+	et_daemon_up(10000);
 	check_owned("ledger-account-1");
 	check_owned("ledger-all");
 	h = head();
-	dt_install(SL_TEST_PLUGIN_DIR "/e2e_conflict/e2e_conflict.so", NULL,
-	    conflict_so);
+	et_install_plugin(CONFLICT, conflict_so, sizeof(conflict_so));
 	end = dt_now_ms() + WAIT_MS;
 	for (;;) {
-		json_t *st      = status(),
+		json_t *st      = et_status(),
 		       *p       = proj_entry(st, CONFLICT_ID, CONFLICT);
-		const char *why = p != NULL ? jstr(p, "status_reason") : "";
-		if (p != NULL && strcmp(jstr(p, "status"), "faulted") == 0) {
+		const char *why = p != NULL ? et_jstr(p, "status_reason") : "";
+		if (p != NULL
+		    && strcmp(et_jstr(p, "status"), "faulted") == 0) {
 			/* the code's name, or its message naming the
 			 * owner (the batch was refused by the store) */
 			if (strstr(why, "EOWNED") == NULL
@@ -389,19 +234,19 @@ main(void)
 			        || strstr(why, EMITTER_ID) == NULL))
 				FT_FAIL("faulted without EOWNED in the "
 				        "reason: %s",
-				    dump(p));
+				    et_dump(p));
 			fprintf(stderr, "e2e_conflict faulted: %s\n", why);
 			json_decref(st);
 			break;
 		}
-		if (p != NULL && jint(p, "position") == jint(st, "head")
-		    && jint(st, "head") > 0)
+		if (p != NULL && et_jint(p, "position") == et_jint(st, "head")
+		    && et_jint(st, "head") > 0)
 			FT_FAIL("e2e_conflict ran through without a fault: "
 			        "%s",
-			    dump(p));
+			    et_dump(p));
 		if (dt_now_ms() > end)
 			FT_FAIL("e2e_conflict did not fault within %d ms: %s",
-			    WAIT_MS, dump(st));
+			    WAIT_MS, et_dump(st));
 		json_decref(st);
 		dt_sleep_ms(50);
 	}
@@ -410,24 +255,24 @@ main(void)
 	CHECK_EQ(stream_len("ledger-account-1"), N_OPENED + 1);
 	CHECK_EQ(stream_len("ledger-all"), N_OPENED + 1);
 	/* and it stays faulted across a restart, still writing nothing */
-	daemon_down();
-	daemon_up();
+	et_daemon_down();
+	et_daemon_up(10000);
 	end = dt_now_ms() + WAIT_MS;
 	for (;;) {
-		json_t *st = status(),
-		       *p  = proj_entry(st, CONFLICT_ID, CONFLICT);
-		bool faulted
-		    = p != NULL && strcmp(jstr(p, "status"), "faulted") == 0;
+		json_t *st   = et_status(),
+		       *p    = proj_entry(st, CONFLICT_ID, CONFLICT);
+		bool faulted = p != NULL
+		    && strcmp(et_jstr(p, "status"), "faulted") == 0;
 		if (!faulted && dt_now_ms() > end)
 			FT_FAIL("e2e_conflict not faulted after a restart: "
 			        "%s",
-			    dump(st));
+			    et_dump(st));
 		json_decref(st);
 		if (faulted)
 			break;
 		dt_sleep_ms(50);
 	}
 	CHECK_EQ(head(), h);
-	daemon_down();
+	et_daemon_down();
 	return 0;
 }

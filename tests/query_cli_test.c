@@ -14,22 +14,16 @@
  *    `sluice read --stream '$ce-acc' --resolve-links` prints the account
  *    events it linked, in log order, each with its link.
  */
-#include <inttypes.h>
-#include <stdarg.h>
-
-#include <jansson.h>
-
-#include "feed_testutil.h"
+#include "emit_testutil.h"
 
 #define TENANT  "demo"
 #define PROJ_ID "8a2f3c1e-5b7d-4e9a-9c11-2d4e6f8a0b13"
 #define PROJ    "account_details"
 #define WAIT_MS 30000
 
-static sl_client *cl;
-static char       out[1 << 18]; /* stdout of the last run */
-static char       err[8192];    /* stderr of the last run */
-static char       out_path[4200], err_path[4200];
+static char out[1 << 18]; /* stdout of the last run */
+static char err[8192];    /* stderr of the last run */
+static char out_path[4200], err_path[4200];
 
 /* ---- running the CLI ---- */
 
@@ -70,18 +64,6 @@ spawn_cli(const char *path, const char *errp, va_list ap)
 	return pid;
 }
 
-static void
-load_file(const char *path, char *buf, size_t cap)
-{
-	FILE  *f = fopen(path, "r");
-	size_t n = 0;
-	if (f != NULL) {
-		n = fread(buf, 1, cap - 1, f);
-		fclose(f);
-	}
-	buf[n] = '\0';
-}
-
 /* Start the CLI with stdout to path, stderr to path.err: its pid. */
 static pid_t
 spawn_bg(const char *path, ...)
@@ -114,8 +96,8 @@ run(const char *first, ...)
 		dt_waitpid(pid, NULL, 0);
 		FT_FAIL("sluice did not finish within %d ms", WAIT_MS);
 	}
-	load_file(out_path, out, sizeof(out));
-	load_file(err_path, err, sizeof(err));
+	et_load_file(out_path, out, sizeof(out));
+	et_load_file(err_path, err, sizeof(err));
 	CHECK(WIFEXITED(st));
 	return WEXITSTATUS(st);
 }
@@ -132,81 +114,13 @@ out_json(void)
 	return j;
 }
 
-static char *
-dump(json_t *j)
-{
-	static char *last;
-	free(last);
-	last = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	return last != NULL ? last : "(null)";
-}
-
-static const char *
-jstr(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_string(v) ? json_string_value(v) : "";
-}
-
-static long long
-jint(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_integer(v) ? (long long) json_integer_value(v) : -1;
-}
-
 /* ---- daemon ---- */
 
-static json_t *
-status(void)
-{
-	char   *text = NULL;
-	json_t *j;
-	int     rc = sl_client_status(cl, &text);
-	if (rc != SL_OK)
-		FT_FAIL("status: %s: %s", sl_errname(rc),
-		    sl_client_last_error(cl));
-	if ((j = json_loads(text, 0, NULL)) == NULL)
-		FT_FAIL("status is not JSON: %.300s", text);
-	sl_client_free(text);
-	return j;
-}
-
-static json_t *
-entry(json_t *st, const char *id, const char *name)
-{
-	size_t  i;
-	json_t *p;
-	/* emitting projections have their own list; processors theirs */
-	json_t *lists[2] = { json_object_get(st, "emitting_projections"),
-		json_object_get(st, "processors") };
-	for (int l = 0; l < 2; l++) {
-		json_array_foreach(lists[l], i, p)
-		{
-			if ((strcmp(jstr(p, "projection"), id) == 0
-			        || strcmp(jstr(p, "name"), name) == 0)
-			    && strcmp(jstr(p, "tenant"), TENANT) == 0)
-				return p;
-		}
-	}
-	return NULL;
-}
-
-/* Wait until the entry is at the head (and not paused). */
+/* Wait until PROJ is at the head (and not paused). */
 static void
-wait_head(const char *id, const char *name)
+wait_head(void)
 {
-	int64_t end = dt_now_ms() + WAIT_MS;
-	for (;;) {
-		json_t *st = status(), *p = entry(st, id, name);
-		bool ok = p != NULL && jint(p, "position") == jint(st, "head");
-		if (!ok && dt_now_ms() > end)
-			FT_FAIL("%s not at the head: %s", name, dump(st));
-		json_decref(st);
-		if (ok)
-			return;
-		dt_sleep_ms(20);
-	}
+	et_wait_caught_up(TENANT, PROJ_ID, PROJ, NULL, WAIT_MS);
 }
 
 static void
@@ -214,10 +128,10 @@ commit(const char *stream, const char *type, const char *content)
 {
 	sl_new_event ev = { .type = type, .content_json = content };
 	int          rc = sl_client_commit(
-	             cl, TENANT, stream, SL_EXPECT_ANY, &ev, 1, NULL);
+	             et_cl, TENANT, stream, SL_EXPECT_ANY, &ev, 1, NULL);
 	if (rc != SL_OK)
 		FT_FAIL("commit: %s: %s", sl_errname(rc),
-		    sl_client_last_error(cl));
+		    sl_client_last_error(et_cl));
 }
 
 static void
@@ -254,11 +168,12 @@ states_of(json_t *q)
 	json_t *sts = json_object_get(q, "states"), *s;
 	size_t  i;
 	if (!json_is_array(sts))
-		FT_FAIL("no states array: %s", dump(q));
+		FT_FAIL("no states array: %s", et_dump(q));
 	json_array_foreach(sts, i, s)
 	{
 		if (json_object_get(s, "result") != NULL)
-			FT_FAIL("a result without a transform: %s", dump(s));
+			FT_FAIL(
+			    "a result without a transform: %s", et_dump(s));
 	}
 	return sts;
 }
@@ -278,12 +193,12 @@ check_one_time(void)
 	q = out_json();
 	if (!json_equal(states_of(q), all))
 		FT_FAIL("query %s differs from get-all:\n%s\n%s", PROJ_ID,
-		    dump(states_of(q)), dump(all));
+		    et_dump(states_of(q)), et_dump(all));
 	{
-		json_t *st = status();
+		json_t *st = et_status();
 		snprintf(
-		    head_text, sizeof(head_text), "%lld", jint(st, "head"));
-		CHECK_EQ(jint(q, "position"), jint(st, "head"));
+		    head_text, sizeof(head_text), "%lld", et_jint(st, "head"));
+		CHECK_EQ(et_jint(q, "position"), et_jint(st, "head"));
 		json_decref(st);
 	}
 	json_decref(q);
@@ -302,10 +217,10 @@ check_one_time(void)
 	    0);
 	one  = out_json();
 	want = json_array_get(states_of(q), 0);
-	CHECK_STREQ(jstr(want, "key"), "acc-0001");
+	CHECK_STREQ(et_jstr(want, "key"), "acc-0001");
 	if (!json_equal(json_object_get(want, "state"), one))
 		FT_FAIL("query --key differs from get-one: %s vs %s",
-		    dump(want), dump(one));
+		    et_dump(want), et_dump(one));
 	json_decref(one);
 	json_decref(q);
 	/* a key without a read model: its initial state */
@@ -350,7 +265,7 @@ follow_lines(const char *path, json_t **last)
 	size_t n = 0;
 	char  *line, *save = NULL;
 
-	load_file(path, buf, sizeof(buf));
+	et_load_file(path, buf, sizeof(buf));
 	for (line = strtok_r(buf, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
 		json_t *j = json_loads(line, 0, NULL);
@@ -371,14 +286,14 @@ follow_lines(const char *path, json_t **last)
 static int
 transients(void)
 {
-	json_t *st = status(), *p;
+	json_t *st = et_status(), *p;
 	size_t  i;
 	int     n = 0;
 
 	json_array_foreach(json_object_get(st, "emitting_projections"), i, p)
 	{
 		n += json_is_true(json_object_get(p, "transient"))
-		    && strcmp(jstr(p, "name"), PROJ) == 0;
+		    && strcmp(et_jstr(p, "name"), PROJ) == 0;
 	}
 	json_decref(st);
 	return n;
@@ -424,17 +339,17 @@ check_follow(void)
 		if (n > 0 && json_equal(json_object_get(last, "states"), all))
 			break;
 		if (dt_wait_exit(pid, 0, &st)) {
-			load_file(errp, err, sizeof(err));
+			et_load_file(errp, err, sizeof(err));
 			FT_FAIL("query --follow ended: 0x%x: %s", st, err);
 		}
 		if (dt_now_ms() > end)
 			FT_FAIL("query --follow did not come to get-all's "
 			        "states in %d ms: %s",
-			    WAIT_MS, last != NULL ? dump(last) : "nothing");
+			    WAIT_MS, last != NULL ? et_dump(last) : "nothing");
 		dt_sleep_ms(20);
 	}
 	json_decref(all);
-	CHECK(jint(last, "head") >= jint(last, "position"));
+	CHECK(et_jint(last, "head") >= et_jint(last, "position"));
 	/* a change: a third account */
 	commit("acc-0003", "DebitAccountOpened",
 	    "{\"account_id\":\"acc-0003\",\"customer_id\":\"cust-03\","
@@ -443,11 +358,11 @@ check_follow(void)
 		follow_lines(path, &last);
 		json_array_foreach(json_object_get(last, "states"), i, s)
 		{
-			seen |= strcmp(jstr(s, "key"), "acc-0003") == 0;
+			seen |= strcmp(et_jstr(s, "key"), "acc-0003") == 0;
 		}
 		if (!seen && dt_now_ms() > end)
 			FT_FAIL("query --follow did not print the change: %s",
-			    dump(last));
+			    et_dump(last));
 		if (!seen)
 			dt_sleep_ms(20);
 	}
@@ -460,7 +375,7 @@ check_follow(void)
 	CHECK(kill(pid, SIGINT) == 0);
 	if (!dt_wait_exit(pid, 10000, &st))
 		FT_FAIL("query --follow did not end on SIGINT");
-	load_file(errp, err, sizeof(err));
+	et_load_file(errp, err, sizeof(err));
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		FT_FAIL("query --follow ended with 0x%x: %s", st, err);
 	/* it closed its run */
@@ -489,10 +404,10 @@ check_transient_api(void)
 	int64_t         end = dt_now_ms() + WAIT_MS;
 	int             rc;
 
-	CHECK_EQ(sl_client_query_start(cl, TENANT, PROJ_ID, &h), SL_OK);
+	CHECK_EQ(sl_client_query_start(et_cl, TENANT, PROJ_ID, &h), SL_OK);
 	CHECK(h != 0);
 	for (;;) {
-		CHECK_EQ(sl_client_query_poll(cl, h, NULL, &r), SL_OK);
+		CHECK_EQ(sl_client_query_poll(et_cl, h, NULL, &r), SL_OK);
 		bool done = r.position == r.head && r.n_states == 3;
 		sl_query_result_free(&r);
 		if (done)
@@ -501,22 +416,22 @@ check_transient_api(void)
 			FT_FAIL("transient run %" PRIu64 " not caught up", h);
 		dt_sleep_ms(20);
 	}
-	CHECK_EQ(sl_client_query_poll(cl, h, "acc-0003", &r), SL_OK);
+	CHECK_EQ(sl_client_query_poll(et_cl, h, "acc-0003", &r), SL_OK);
 	CHECK_EQ(r.n_states, 1);
 	CHECK_STREQ(r.states[0].key, "acc-0003");
 	CHECK(strstr(r.states[0].state_json, "Holiday") != NULL);
 	CHECK(r.states[0].result_json == NULL);
 	sl_query_result_free(&r);
-	CHECK_EQ(sl_client_query_close(cl, h), SL_OK);
-	rc = sl_client_query_poll(cl, h, NULL, &r);
+	CHECK_EQ(sl_client_query_close(et_cl, h), SL_OK);
+	rc = sl_client_query_poll(et_cl, h, NULL, &r);
 	if (rc != SL_ENOTFOUND)
 		FT_FAIL("poll of a closed run: %s (%s)", sl_errname(rc),
-		    sl_client_last_error(cl));
+		    sl_client_last_error(et_cl));
 	CHECK_EQ(r.n_states, 0);
-	CHECK_EQ(sl_client_query_close(cl, h), SL_ENOTFOUND);
+	CHECK_EQ(sl_client_query_close(et_cl, h), SL_ENOTFOUND);
 	CHECK_EQ(
-	    sl_client_query_start(cl, TENANT, "no_such", &h), SL_ENOTFOUND);
-	CHECK_EQ(sl_client_query(cl, TENANT, NULL, NULL, &r), SL_EINVAL);
+	    sl_client_query_start(et_cl, TENANT, "no_such", &h), SL_ENOTFOUND);
+	CHECK_EQ(sl_client_query(et_cl, TENANT, NULL, NULL, &r), SL_EINVAL);
 	fprintf(
 	    stderr, "transient start / poll / close through the library\n");
 }
@@ -528,25 +443,26 @@ check_start_stop(void)
 
 	CHECK_EQ(SL("stop", PROJ, "--tenant", TENANT), 0);
 	j = out_json();
-	CHECK(jint(j, "processors") >= 1);
+	CHECK(et_jint(j, "processors") >= 1);
 	json_decref(j);
-	st = status();
-	p  = entry(st, PROJ_ID, PROJ);
+	st = et_status();
+	p  = et_proj_entry(st, TENANT, PROJ_ID, PROJ);
 	CHECK(p != NULL);
 	if (!json_is_true(json_object_get(p, "paused"))
-	    && strcmp(jstr(p, "status"), "stopped") != 0)
-		FT_FAIL("stopped projection not shown stopped: %s", dump(p));
+	    && strcmp(et_jstr(p, "status"), "stopped") != 0)
+		FT_FAIL(
+		    "stopped projection not shown stopped: %s", et_dump(p));
 	json_decref(st);
 	commit("acc-0002", "WithdrawalPerformed",
 	    "{\"account_id\":\"acc-0002\",\"customer_id\":\"cust-02\","
 	    "\"amount\":100}");
 	dt_sleep_ms(300);
-	st = status();
-	p  = entry(st, PROJ_ID, PROJ);
-	CHECK(jint(p, "position") < jint(st, "head"));
+	st = et_status();
+	p  = et_proj_entry(st, TENANT, PROJ_ID, PROJ);
+	CHECK(et_jint(p, "position") < et_jint(st, "head"));
 	json_decref(st);
 	CHECK_EQ(SL("start", PROJ, "--tenant", TENANT), 0);
-	wait_head(PROJ_ID, PROJ);
+	wait_head();
 	CHECK_EQ(SL("stop", "no_such_projection", "--tenant", TENANT), 2);
 	CHECK(strstr(err, "ENOTFOUND") != NULL);
 	fprintf(stderr, "stop / start: paused and resumed\n");
@@ -562,7 +478,7 @@ check_category_links(void)
 	int64_t        end;
 	sl_read_result r;
 
-	CHECK(sl_client_read(cl, 0, 0, &r) == SL_OK);
+	CHECK(sl_client_read(et_cl, 0, 0, &r) == SL_OK);
 	for (size_t i = 0; i < r.n_events; i++)
 		if (strncmp(r.events[i].stream, "acc-", 4) == 0)
 			want[n_want++] = r.events[i].position;
@@ -591,11 +507,11 @@ check_category_links(void)
 		json_t *e = json_loads(line, 0, NULL), *l;
 		CHECK(e != NULL);
 		l = json_object_get(e, "link");
-		if (jint(e, "position") != (long long) want[n]
-		    || strncmp(jstr(e, "stream"), "acc-", 4) != 0
+		if (et_jint(e, "position") != (long long) want[n]
+		    || strncmp(et_jstr(e, "stream"), "acc-", 4) != 0
 		    || !json_is_object(l)
-		    || strcmp(jstr(l, "stream"), "$ce-acc") != 0
-		    || jint(l, "revision") != (long long) n)
+		    || strcmp(et_jstr(l, "stream"), "$ce-acc") != 0
+		    || et_jint(l, "revision") != (long long) n)
 			FT_FAIL("$ce-acc[%zu] resolved should be position "
 			        "%" PRIu64 " with its link: %s",
 			    n, want[n], line);
@@ -616,7 +532,6 @@ check_category_links(void)
 int
 main(void)
 {
-	char        text[32768];
 	const char *dir;
 
 	ft_setup(NULL);
@@ -624,26 +539,13 @@ main(void)
 	snprintf(out_path, sizeof(out_path), "%s/stdout.txt", dir);
 	snprintf(err_path, sizeof(err_path), "%s/stderr.txt", dir);
 	CHECK(access(ft_sluice, X_OK) == 0);
-	snprintf(text, sizeof(text),
-	    "data_dir: %s/data\n"
-	    "plugin_dir: %s\n"
-	    "log_level: info\n"
-	    "endpoints:\n"
-	    "  api: %s\n"
-	    "  pub: %s\n"
+	et_write_config("data", SL_PLUGIN_DIR, TENANT,
 	    "event_store:\n"
 	    "  sync: false\n"
-	    "tenants:\n"
-	    "  - id: " TENANT "\n"
-	    "start_standard_projections: false\n",
-	    dir, SL_PLUGIN_DIR, ft_api_url, ft_pub_url);
-	tu_write_file(ft_cfg_path, text);
-
-	ft_daemon_start();
-	ft_daemon_wait_ready();
-	CHECK(sl_client_open(ft_api_url, 10000, &cl) == SL_OK);
+	    "start_standard_projections: false\n");
+	et_daemon_up(10000);
 	commit_demo();
-	wait_head(PROJ_ID, PROJ);
+	wait_head();
 
 	check_one_time();
 	check_follow();
@@ -651,7 +553,6 @@ main(void)
 	check_start_stop();
 	check_category_links();
 
-	sl_client_close(cl);
-	ft_daemon_stop();
+	et_daemon_down();
 	return 0;
 }

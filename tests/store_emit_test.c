@@ -22,12 +22,22 @@ commit_init(store_commit *c, const char *tenant, const char *stream,
 	tev_commit_init(c, tenant, stream, strlen(stream), expected, evs, n);
 }
 
+/* An emit batch of owner in tenant: appends a[0..n_a), states
+ * st[0..n_st), checkpoint cp (NULL: unchanged); no reset. */
 static void
-emit_init(store_emit *e, const char *tenant, const char *owner)
+emit_init(store_emit *e, const char *tenant, const char *owner,
+    const store_append *a, size_t n_a, const store_kv *st, size_t n_st,
+    const char *cp)
 {
 	memset(e, 0, sizeof(*e));
-	e->tenant = tenant;
-	e->owner  = owner;
+	e->tenant         = tenant;
+	e->owner          = owner;
+	e->appends        = a;
+	e->n_appends      = n_a;
+	e->states         = st;
+	e->n_states       = n_st;
+	e->checkpoint     = cp;
+	e->checkpoint_len = cp != NULL ? strlen(cp) : 0;
 }
 
 static store_append
@@ -74,15 +84,12 @@ count_kv_cb(void *arg, const void *key, size_t key_len, const void *val,
 	return 0;
 }
 
+/* Counts as count_kv_cb, then stops the reader with 7. */
 static int
 stop7_cb(void *arg, const void *key, size_t key_len, const void *val,
     size_t val_len)
 {
-	(void) key;
-	(void) key_len;
-	(void) val;
-	(void) val_len;
-	(*(int *) arg)++;
+	count_kv_cb(arg, key, key_len, val, val_len);
 	return 7;
 }
 
@@ -464,10 +471,8 @@ test_client_refused(store *s)
 	pos++;
 
 	/* an "owners" record (an emit of "pw", which claims nothing) */
-	emit_init(&e, "t", "pw");
-	a[0]        = app("rec-1", 0);
-	e.appends   = a;
-	e.n_appends = 1;
+	a[0] = app("rec-1", 0);
+	emit_init(&e, "t", "pw", a, 1, NULL, 0, NULL);
 	CHECK_EQ(store_emit_wait(s, &e), SL_OK);
 	CHECK_EQ(e.first_position, pos);
 	pos++;
@@ -529,21 +534,15 @@ test_emit_batch(store *s)
 	char         err[256];
 	int          n;
 
-	emit_init(&e, "t", "pe");
-	a[0]             = app("e-x", 0);
-	a[1]             = app("e-y", 1);
-	a[2]             = app("e-x", 2);
-	a[3]             = app("$links", 0);
-	a[3].ev          = link_ev("1@e-x");
-	a[4]             = app("e-z", 3);
-	st[0]            = kv("k2", "state-2");
-	st[1]            = kv("k1", "state-1");
-	e.appends        = a;
-	e.n_appends      = 5;
-	e.states         = st;
-	e.n_states       = 2;
-	e.checkpoint     = "cp-1";
-	e.checkpoint_len = 4;
+	a[0]    = app("e-x", 0);
+	a[1]    = app("e-y", 1);
+	a[2]    = app("e-x", 2);
+	a[3]    = app("$links", 0);
+	a[3].ev = link_ev("1@e-x");
+	a[4]    = app("e-z", 3);
+	st[0]   = kv("k2", "state-2");
+	st[1]   = kv("k1", "state-1");
+	emit_init(&e, "t", "pe", a, 5, st, 2, "cp-1");
 
 	/* a reader waiting on the head wakes up as for a commit */
 	w.s     = s;
@@ -627,16 +626,10 @@ test_emit_batch(store *s)
 	CHECK(strstr(err, "pe") != NULL);
 
 	/* a second batch: a state deleted, one put, the stream goes on */
-	emit_init(&e, "t", "pe");
-	a[0]             = app("e-x", 4);
-	st[0]            = kv("k1", NULL);
-	st[1]            = kv("", "empty-key");
-	e.appends        = a;
-	e.n_appends      = 1;
-	e.states         = st;
-	e.n_states       = 2;
-	e.checkpoint     = "cp-2";
-	e.checkpoint_len = 4;
+	a[0]  = app("e-x", 4);
+	st[0] = kv("k1", NULL);
+	st[1] = kv("", "empty-key");
+	emit_init(&e, "t", "pe", a, 1, st, 2, "cp-2");
 	CHECK_EQ(store_emit_wait(s, &e), SL_OK);
 	CHECK_EQ(e.first_position, pos + 5);
 	CHECK_EQ(next_rev(s, "t", "e-x"), 3);
@@ -651,9 +644,7 @@ test_emit_batch(store *s)
 	CHECK_STREQ(o.val[0], "cp-2");
 
 	/* states and checkpoint only: no event, still durable */
-	emit_init(&e, "t", "pe");
-	e.checkpoint     = "cp-3";
-	e.checkpoint_len = 4;
+	emit_init(&e, "t", "pe", NULL, 0, NULL, 0, "cp-3");
 	CHECK_EQ(store_emit_wait(s, &e), SL_OK);
 	CHECK_EQ(store_next_position(s), pos + 6);
 	CHECK_EQ(get_checkpoint(s, "t", "pe", &o), SL_OK);
@@ -661,20 +652,13 @@ test_emit_batch(store *s)
 
 	/* bad batches: refused before anything is written */
 	CHECK_EQ(store_submit_emit(s, NULL), SL_EINVAL);
-	emit_init(&e, NULL, "pe");
+	emit_init(&e, NULL, "pe", NULL, 0, NULL, 0, NULL);
 	CHECK_EQ(store_emit_wait(s, &e), SL_EINVAL);
-	emit_init(&e, "t", "pe");
-	e.n_appends = 1; /* appends NULL */
+	emit_init(&e, "t", "pe", NULL, 1, NULL, 0, NULL); /* appends NULL */
 	CHECK_EQ(store_emit_wait(s, &e), SL_EINVAL);
-	emit_init(&e, "t", "pe");
-	a[0]             = app("", 0);
-	a[1]             = app("e-x", 1);
-	e.states         = st;
-	e.n_states       = 1;
-	e.checkpoint     = "cp-bad";
-	e.checkpoint_len = 6;
-	e.appends        = a;
-	e.n_appends      = 2;
+	a[0] = app("", 0);
+	a[1] = app("e-x", 1);
+	emit_init(&e, "t", "pe", a, 2, st, 1, "cp-bad");
 	CHECK_EQ(store_emit_wait(s, &e), SL_EINVAL);
 	CHECK(strstr(e.message, "appends[0]") != NULL);
 	/* a str content that is not a link's: the whole batch goes */
@@ -722,22 +706,12 @@ test_refused_in_group(store *s)
 
 	commit_init(&c1, "t", "g-a", STORE_EXPECT_ANY, 1);
 	/* pq writes q-1, then e-x, which pe owns: refused as a whole */
-	emit_init(&e1, "t", "pq");
-	a1[0]             = app("q-1", 0);
-	a1[1]             = app("e-x", 1);
-	st[0]             = kv("k", "v");
-	e1.appends        = a1;
-	e1.n_appends      = 2;
-	e1.states         = st;
-	e1.n_states       = 1;
-	e1.checkpoint     = "cpq";
-	e1.checkpoint_len = 3;
-	emit_init(&e2, "t", "pq2");
-	a2[0]             = app("q2-1", 2);
-	e2.appends        = a2;
-	e2.n_appends      = 1;
-	e2.checkpoint     = "cpq2";
-	e2.checkpoint_len = 4;
+	a1[0] = app("q-1", 0);
+	a1[1] = app("e-x", 1);
+	st[0] = kv("k", "v");
+	emit_init(&e1, "t", "pq", a1, 2, st, 1, "cpq");
+	a2[0] = app("q2-1", 2);
+	emit_init(&e2, "t", "pq2", a2, 1, NULL, 0, "cpq2");
 	commit_init(&c2, "t", "g-b", STORE_EXPECT_ANY, 2);
 	{
 		qw ws[] = { { &c1, NULL }, { NULL, &e1 }, { NULL, &e2 },
@@ -797,14 +771,10 @@ mix_emitter(void *arg)
 	char         cp[32];
 
 	for (int i = 0; i < MIX_ROUNDS; i++) {
-		emit_init(&e, "t", "pm");
 		a[0] = app("mix-e", 0);
 		a[1] = app("mix-e", 1);
 		snprintf(cp, sizeof(cp), "cp-%d", i);
-		e.appends        = a;
-		e.n_appends      = 1 + i % 2;
-		e.checkpoint     = cp;
-		e.checkpoint_len = strlen(cp);
+		emit_init(&e, "t", "pm", a, 1 + i % 2, NULL, 0, cp);
 		CHECK_EQ(store_emit_wait(s, &e), SL_OK);
 	}
 	return NULL;
@@ -852,38 +822,24 @@ test_reset(store *s)
 	uint64_t     pos0 = store_next_position(s), pos1;
 	int          n_log;
 
-	emit_init(&e, "t", "pr");
-	a[0]             = app("r-a", 0);
-	a[1]             = app("r-a", 1);
-	a[2]             = app("r-b", 2);
-	st[0]            = kv("k", "v");
-	e.appends        = a;
-	e.n_appends      = 3;
-	e.states         = st;
-	e.n_states       = 1;
-	e.checkpoint     = "cp-r1";
-	e.checkpoint_len = 5;
+	a[0]  = app("r-a", 0);
+	a[1]  = app("r-a", 1);
+	a[2]  = app("r-b", 2);
+	st[0] = kv("k", "v");
+	emit_init(&e, "t", "pr", a, 3, st, 1, "cp-r1");
 	CHECK_EQ(store_emit_wait(s, &e), SL_OK);
 	/* another tenant's streams of the same owner are not touched */
-	emit_init(&e, "u", "pr");
-	e.appends        = a;
-	e.n_appends      = 1;
-	e.checkpoint     = "cp-u";
-	e.checkpoint_len = 4;
+	emit_init(&e, "u", "pr", a, 1, NULL, 0, "cp-u");
 	CHECK_EQ(store_emit_wait(s, &e), SL_OK);
 	CHECK_EQ(
 	    store_resolve_link(s, "t", "1@r-a", 5, count_cb, &(int) { 0 }),
 	    SL_OK);
 	n_log = log_count(s);
 
-	emit_init(&e, "t", "pr");
-	e.reset          = true;
-	a[0]             = app("r-a", 3);
-	e.appends        = a;
-	e.n_appends      = 1;
-	e.checkpoint     = "cp-r2";
-	e.checkpoint_len = 5;
-	pos1             = store_next_position(s);
+	a[0] = app("r-a", 3);
+	pos1 = store_next_position(s);
+	emit_init(&e, "t", "pr", a, 1, NULL, 0, "cp-r2");
+	e.reset = true;
 	CHECK_EQ(store_emit_wait(s, &e), SL_OK);
 	CHECK_EQ(e.first_position, pos1);
 
@@ -936,7 +892,7 @@ test_reset(store *s)
 	CHECK_STREQ(o.val[0], "cp-u");
 
 	/* a reset alone drops the checkpoint too */
-	emit_init(&e, "t", "pr");
+	emit_init(&e, "t", "pr", NULL, 0, NULL, 0, NULL);
 	e.reset = true;
 	CHECK_EQ(store_emit_wait(s, &e), SL_OK);
 	CHECK_EQ(get_checkpoint(s, "t", "pr", &o), SL_ENOTFOUND);
@@ -1109,28 +1065,18 @@ test_full(void)
 
 	snprintf(path, sizeof(path), "%s/small", tu_tmpdir());
 	CHECK_EQ(store_open(path, 2u << 20, false, &s), SL_OK);
-	emit_init(&e, "t", "pf");
-	a[0]             = app("f-a", 0);
-	e.appends        = a;
-	e.n_appends      = 1;
-	e.checkpoint     = "cp-f1";
-	e.checkpoint_len = 5;
+	a[0] = app("f-a", 0);
+	emit_init(&e, "t", "pf", a, 1, NULL, 0, "cp-f1");
 	CHECK_EQ(store_emit_wait(s, &e), SL_OK);
 	pos = store_next_position(s);
 
-	emit_init(&e, "t", "pf");
 	for (int i = 0; i < 4; i++) {
 		a[i]    = app("f-b", 0);
 		a[i].ev = fat;
 	}
-	st[0]            = kv("k", "v");
-	e.appends        = a;
-	e.n_appends      = 4;
-	e.states         = st;
-	e.n_states       = 1;
-	e.checkpoint     = "cp-f2";
-	e.checkpoint_len = 5;
-	e.reset          = true;
+	st[0] = kv("k", "v");
+	emit_init(&e, "t", "pf", a, 4, st, 1, "cp-f2");
+	e.reset = true;
 	CHECK_EQ(store_emit_wait(s, &e), SL_EFULL);
 	CHECK(e.message[0] != '\0');
 	CHECK_EQ(store_next_position(s), pos);
@@ -1153,21 +1099,15 @@ test_full(void)
 	off = 0;
 	CHECK(msgpack_unpack_next(&up, big.data, big.size, &off)
 	    == MSGPACK_UNPACK_SUCCESS);
-	emit_init(&e, "t", "pf");
 	a[0]            = app("f-c", 0);
 	a[0].ev         = fat;
 	a[0].ev.content = &up.data;
-	e.appends       = a;
-	e.n_appends     = 1;
+	emit_init(&e, "t", "pf", a, 1, NULL, 0, NULL);
 	CHECK_EQ(store_emit_wait(s, &e), SL_ETOOBIG);
 
 	/* the store goes on */
-	emit_init(&e, "t", "pf");
-	a[0]             = app("f-a", 1);
-	e.appends        = a;
-	e.n_appends      = 1;
-	e.checkpoint     = "cp-f3";
-	e.checkpoint_len = 5;
+	a[0] = app("f-a", 1);
+	emit_init(&e, "t", "pf", a, 1, NULL, 0, "cp-f3");
 	CHECK_EQ(store_emit_wait(s, &e), SL_OK);
 	CHECK_EQ(e.first_position, pos);
 	commit_init(&c, "t", "f-z", STORE_EXPECT_ANY, 1);

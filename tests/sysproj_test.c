@@ -17,19 +17,13 @@
  * their targets. First, sysproj_category (the category cut) and the
  * definitions.
  */
-#include <inttypes.h>
-
-#include <jansson.h>
-
-#include "feed_testutil.h"
+#include "emit_testutil.h"
 #include "sysproj.h"
 
 #define TENANT  FT_TENANT
 #define WAIT_MS 30000
 #define REQ_MS  10000
 #define MAXL    12
-
-static sl_client *cl;
 
 /* ---- unit: the category cut, the definitions ---- */
 
@@ -51,29 +45,38 @@ category_is(const char *stream, const char *sep, bool last, const char *want)
 static void
 unit_category(void)
 {
-	category_is("account-1", "-", false, "account");
-	category_is("account-1", "-", true, "account");
-	category_is("a-b-c", "-", false, "a");
-	category_is("a-b-c", "-", true, "a-b");
-	category_is("shopping-cart-1", "-", true, "shopping-cart");
-	category_is("nocategory", "-", false, NULL);
-	category_is("nocategory", "-", true, NULL);
-	/* separator at position 0: no category (ESDB: index > 0) */
-	category_is("-lead", "-", false, NULL);
-	category_is("-lead", "-", true, NULL);
-	category_is("-a-b", "-", true, "-a"); /* the last one is not at 0 */
-	category_is("trail-", "-", false, "trail");
-	category_is("x--y", "-", true, "x-");
-	/* system streams have none */
-	category_is("$ce-account", "-", false, NULL);
-	category_is("$streams", "-", true, NULL);
-	/* other and longer separators */
-	category_is("shop.cart.1", ".", true, "shop.cart");
-	category_is("shop.cart.1", ".", false, "shop");
-	category_is("a::b::c", "::", false, "a");
-	category_is("a::b::c", "::", true, "a::b");
-	category_is("a:b", "::", false, NULL);
-	category_is("::b", "::", false, NULL);
+	static const struct {
+		const char *stream, *sep;
+		bool        last;
+		const char *want; /* NULL: no category */
+	} cases[] = {
+		{ "account-1", "-", false, "account" },
+		{ "account-1", "-", true, "account" },
+		{ "a-b-c", "-", false, "a" },
+		{ "a-b-c", "-", true, "a-b" },
+		{ "shopping-cart-1", "-", true, "shopping-cart" },
+		{ "nocategory", "-", false, NULL },
+		{ "nocategory", "-", true, NULL },
+		/* separator at position 0: no category (ESDB: index > 0) */
+		{ "-lead", "-", false, NULL },
+		{ "-lead", "-", true, NULL },
+		{ "-a-b", "-", true, "-a" }, /* the last one is not at 0 */
+		{ "trail-", "-", false, "trail" },
+		{ "x--y", "-", true, "x-" },
+		/* system streams have none */
+		{ "$ce-account", "-", false, NULL },
+		{ "$streams", "-", true, NULL },
+		/* other and longer separators */
+		{ "shop.cart.1", ".", true, "shop.cart" },
+		{ "shop.cart.1", ".", false, "shop" },
+		{ "a::b::c", "::", false, "a" },
+		{ "a::b::c", "::", true, "a::b" },
+		{ "a:b", "::", false, NULL },
+		{ "::b", "::", false, NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		category_is(cases[i].stream, cases[i].sep, cases[i].last,
+		    cases[i].want);
 	/* too small an output buffer */
 	char tiny[4];
 	CHECK_EQ(
@@ -147,51 +150,6 @@ unit_defs(void)
 
 /* ---- the daemon ---- */
 
-static void
-daemon_up(void)
-{
-	ft_daemon_start();
-	ft_daemon_wait_ready();
-	CHECK(sl_client_open(ft_api_url, REQ_MS, &cl) == SL_OK);
-}
-
-static void
-daemon_down(void)
-{
-	sl_client_close(cl);
-	cl = NULL;
-	ft_daemon_stop();
-}
-
-static json_t *
-status(void)
-{
-	char   *text = NULL;
-	json_t *j;
-	int     rc = sl_client_status(cl, &text);
-	if (rc != SL_OK)
-		FT_FAIL("status: %s: %s", sl_errname(rc),
-		    sl_client_last_error(cl));
-	if ((j = json_loads(text, 0, NULL)) == NULL)
-		FT_FAIL("status is not JSON: %.300s", text);
-	sl_client_free(text);
-	return j;
-}
-
-static long long
-jint(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_integer(v) ? (long long) json_integer_value(v) : -1;
-}
-
-static const char *
-jstr(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_string(v) ? json_string_value(v) : "";
-}
-
 /* name's entry for tenant in status (emitting_projections, or another
  * array of entries with a position). */
 static json_t *
@@ -204,10 +162,10 @@ entry(json_t *st, const char *name, const char *tenant)
 		json_t *p;
 		json_array_foreach(json_object_get(st, arrays[a]), i, p)
 		{
-			if (strcmp(jstr(p, "name"), name) != 0)
+			if (strcmp(et_jstr(p, "name"), name) != 0)
 				continue;
 			if (json_object_get(p, "tenant") != NULL
-			    && strcmp(jstr(p, "tenant"), tenant) != 0)
+			    && strcmp(et_jstr(p, "tenant"), tenant) != 0)
 				continue;
 			if (json_object_get(p, "position") != NULL)
 				return p;
@@ -242,7 +200,7 @@ wait_caught_up(const char *tenant, const char *only, const char *want_status)
 {
 	int64_t end = dt_now_ms() + WAIT_MS;
 	for (;;) {
-		json_t *st   = status();
+		json_t *st   = et_status();
 		bool    done = true;
 		for (size_t i = 0; i < 5; i++) {
 			if (only != NULL && strcmp(only, sys_names[i]) != 0)
@@ -252,14 +210,14 @@ wait_caught_up(const char *tenant, const char *only, const char *want_status)
 				done = false;
 				continue;
 			}
-			if (strcmp(jstr(p, "status"), "faulted") == 0)
+			if (strcmp(et_jstr(p, "status"), "faulted") == 0)
 				FT_FAIL("%s (%s) faulted: %s", sys_names[i],
 				    tenant, json_dumps(p, JSON_COMPACT));
-			if (jint(p, "position")
+			if (et_jint(p, "position")
 			        < (long long) *tenant_next(tenant)
-			    || jint(p, "position") > jint(st, "head")
+			    || et_jint(p, "position") > et_jint(st, "head")
 			    || (want_status != NULL
-			        && strcmp(jstr(p, "status"), want_status)
+			        && strcmp(et_jstr(p, "status"), want_status)
 			            != 0))
 				done = false;
 		}
@@ -282,10 +240,10 @@ wait_status(const char *name, const char *tenant, const char *want)
 {
 	int64_t end = dt_now_ms() + WAIT_MS;
 	for (;;) {
-		json_t   *st  = status();
+		json_t   *st  = et_status();
 		json_t   *p   = entry(st, name, tenant);
-		long long pos = p != NULL ? jint(p, "position") : -1;
-		if (p != NULL && strcmp(jstr(p, "status"), want) == 0) {
+		long long pos = p != NULL ? et_jint(p, "position") : -1;
+		if (p != NULL && strcmp(et_jstr(p, "status"), want) == 0) {
 			json_decref(st);
 			return pos;
 		}
@@ -301,10 +259,19 @@ static void
 command(const char *op, const char *name, const char *tenant)
 {
 	size_t n  = 0;
-	int    rc = sl_client_command(cl, op, name, tenant, &n);
+	int    rc = sl_client_command(et_cl, op, name, tenant, &n);
 	if (rc != SL_OK || n < 1)
 		FT_FAIL("%s %s (%s): %s: %s (%zu processors)", op, name,
-		    tenant, sl_errname(rc), sl_client_last_error(cl), n);
+		    tenant, sl_errname(rc), sl_client_last_error(et_cl), n);
+}
+
+/* ft_setup's empty plugin directory. */
+static const char *
+no_plugins(void)
+{
+	static char path[4200];
+	snprintf(path, sizeof(path), "%s/no-plugins", tu_tmpdir());
+	return path;
 }
 
 /* ---- the log ---- */
@@ -371,11 +338,11 @@ commit_log(const log_ev *log, size_t n)
 		if (log[i].with_next)
 			continue;
 		sl_commit_result res;
-		int rc = sl_client_commit(cl, log[i].tenant, log[i].stream,
+		int rc = sl_client_commit(et_cl, log[i].tenant, log[i].stream,
 		    SL_EXPECT_ANY, evs, k, &res);
 		if (rc != SL_OK)
 			FT_FAIL("commit to %s: %s: %s", log[i].stream,
-			    sl_errname(rc), sl_client_last_error(cl));
+			    sl_errname(rc), sl_client_last_error(et_cl));
 		CHECK_EQ(res.count, k);
 		k                           = 0;
 		*tenant_next(log[i].tenant) = res.last_position + 1;
@@ -489,14 +456,14 @@ read_stream(
 {
 	sl_read_opts o
 	    = { .tenant = tenant, .stream = stream, .resolve_links = resolve };
-	int rc = sl_client_read_ex(cl, &o, out);
+	int rc = sl_client_read_ex(et_cl, &o, out);
 	if (rc == SL_ENOTFOUND) {
 		memset(out, 0, sizeof(*out));
 		return;
 	}
 	if (rc != SL_OK)
 		FT_FAIL("read %s/%s: %s: %s", tenant, stream, sl_errname(rc),
-		    sl_client_last_error(cl));
+		    sl_client_last_error(et_cl));
 }
 
 /* A link's content ("N@stream"), from the content's JSON (a string). */
@@ -594,7 +561,7 @@ static void
 first_daemon(void)
 {
 	static log_ev more[COUNT(log1) + 1];
-	daemon_up();
+	et_daemon_up(REQ_MS);
 	commit_log(log1, COUNT(log1));
 	wait_caught_up(TENANT, NULL, "running");
 	wait_caught_up("t2", NULL, "running");
@@ -630,32 +597,20 @@ first_daemon(void)
 		{ "1@account-1", "0@a-b-c", "1@account-2", "2@account-2",
 		    "3@account-2" } };
 	check_stream(&d, more, COUNT(more));
-	daemon_down();
+	et_daemon_down();
 }
 
 /* The second: stopped until started; take last, ".", $myCorrelationId. */
 static void
 second_daemon(void)
 {
-	const char *dir = tu_tmpdir();
-	char        text[20000];
-	snprintf(text, sizeof(text),
-	    "data_dir: %s/data2\n"
-	    "plugin_dir: %s/no-plugins\n"
-	    "log_level: info\n"
-	    "endpoints:\n"
-	    "  api: %s\n"
-	    "  pub: %s\n"
-	    "tenants:\n"
-	    "  - id: " TENANT "\n"
+	et_write_config("data2", no_plugins(), TENANT,
 	    "run_projections: system\n"
 	    "start_standard_projections: false\n"
 	    "system_projections:\n"
 	    "  by_category: {separator: \".\", take: last}\n"
-	    "  by_correlation_id: {property: $myCorrelationId}\n",
-	    dir, dir, ft_api_url, ft_pub_url);
-	tu_write_file(ft_cfg_path, text);
-	daemon_up();
+	    "  by_correlation_id: {property: $myCorrelationId}\n");
+	et_daemon_up(REQ_MS);
 	commit_log(log2, COUNT(log2));
 	/* as EventStoreDB: present, but stopped */
 	for (size_t i = 0; i < 5; i++)
@@ -674,7 +629,7 @@ second_daemon(void)
 		command("start", sys_names[i], TENANT);
 	wait_caught_up(TENANT, NULL, "running");
 	check_all(expect2, COUNT(expect2), log2, COUNT(log2));
-	daemon_down();
+	et_daemon_down();
 }
 
 /* The second daemon's data again with take: first: the configuration is
@@ -720,24 +675,12 @@ wait_stream_len(const char *tenant, const char *stream, size_t n)
 static void
 third_daemon(void)
 {
-	const char *dir = tu_tmpdir();
-	char        text[20000];
-	snprintf(text, sizeof(text),
-	    "data_dir: %s/data2\n"
-	    "plugin_dir: %s/no-plugins\n"
-	    "log_level: info\n"
-	    "endpoints:\n"
-	    "  api: %s\n"
-	    "  pub: %s\n"
-	    "tenants:\n"
-	    "  - id: " TENANT "\n"
+	et_write_config("data2", no_plugins(), TENANT,
 	    "start_standard_projections: true\n"
 	    "system_projections:\n"
 	    "  by_category: {separator: \".\", take: first}\n"
-	    "  by_correlation_id: {property: $myCorrelationId}\n",
-	    dir, dir, ft_api_url, ft_pub_url);
-	tu_write_file(ft_cfg_path, text);
-	daemon_up();
+	    "  by_correlation_id: {property: $myCorrelationId}\n");
+	et_daemon_up(REQ_MS);
 	wait_caught_up(TENANT, NULL, "running");
 	/* the rebuilt ones are caught up once the links of the last event
 	 * (shop.cart.2) are there: links commit with the checkpoint */
@@ -750,7 +693,7 @@ third_daemon(void)
 	check_stream_from(&acct, 1, log2, COUNT(log2));
 	expect cacct = { TENANT, "$category-acct", { "0@acct.9" } };
 	check_stream_from(&cacct, 1, log2, COUNT(log2));
-	daemon_down();
+	et_daemon_down();
 }
 
 /*
@@ -810,21 +753,9 @@ static const expect expect4[] = {
 static void
 fourth_daemon(void)
 {
-	const char *dir = tu_tmpdir();
-	char        text[20000];
-	snprintf(text, sizeof(text),
-	    "data_dir: %s/data4\n"
-	    "plugin_dir: %s/e2e_emitter\n"
-	    "log_level: info\n"
-	    "endpoints:\n"
-	    "  api: %s\n"
-	    "  pub: %s\n"
-	    "tenants:\n"
-	    "  - id: " TENANT "\n"
-	    "start_standard_projections: true\n",
-	    dir, SL_TEST_PLUGIN_DIR, ft_api_url, ft_pub_url);
-	tu_write_file(ft_cfg_path, text);
-	daemon_up();
+	et_write_config("data4", SL_TEST_PLUGIN_DIR "/" ET_EMITTER, TENANT,
+	    "start_standard_projections: true\n");
+	et_daemon_up(REQ_MS);
 	commit_log(&log4[0], 2);
 	wait_stream_len(TENANT, "ledger-all", 2);
 	commit_log(&log4[2], 1);
@@ -832,7 +763,7 @@ fourth_daemon(void)
 	commit_log(&log4[3], 1);
 	wait_caught_up(TENANT, NULL, "running");
 	check_all(expect4, COUNT(expect4), known4, COUNT(known4));
-	daemon_down();
+	et_daemon_down();
 }
 
 int
