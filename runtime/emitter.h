@@ -64,8 +64,11 @@ void eproj_stop(eproj *e);
 void eproj_set_def(eproj *e, const proj_def *def);
 /**
  * Operator commands: PROC_CMD_RESET, PROC_CMD_RETRY, PROC_CMD_PAUSE
- * ("stop", persisted), PROC_CMD_RESUME ("start"). Waits at most
- * timeout_ms for the run to take it. @return as proc_command.
+ * ("stop", persisted), PROC_CMD_RESUME ("start"). A stop or start is
+ * persisted also when the run is in that state already (by config), so it
+ * holds over the config after a restart. Waits at most timeout_ms for the
+ * run to take it, and a stop for its checkpoint to be durable.
+ * @return as proc_command.
  */
 int eproj_command(eproj *e, proc_cmd cmd, int timeout_ms);
 
@@ -78,8 +81,9 @@ typedef struct eproj_status {
 	const char *tenant;       /* borrowed */
 	const proj_def *def;      /* borrowed; NULL when dropped */
 	cfg_mode    mode;
-	/* "running", "stopped", "faulted", "waiting" (with reason), or for a
-	 * one-time query "completed" */
+	/* "running", "stopping" (a stop's checkpoint is not durable yet),
+	 * "stopped", "faulted", "waiting" (with reason), or for a one-time
+	 * query "completed" */
 	const char *status;
 	char        reason[256];  /* faulted / waiting: why; else "" */
 	uint64_t    position;     /* committed checkpoint: next to handle */

@@ -1,0 +1,255 @@
+/*
+ * The emitting projections' engine's insides, shared by its files:
+ * emitter.c (claims; the continuous / transient run: reader thread,
+ * lifecycle, commands, status), emitter_handler.c (the handler thread and
+ * its batches), emitter_run.c (batches, checkpoint records, the handling
+ * shared by every mode), emitter_cache.c (the state cache) and
+ * emitter_query.c (reading states, snapshots, one-time queries). Not for
+ * other parts of the runtime.
+ */
+#ifndef SL_EMITTER_INTERNAL_H
+#define SL_EMITTER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <msgpack.h>
+
+#include "emitter.h"
+#include "host.h"
+#include "store.h"
+
+/* events/s: a sliding window of this many seconds */
+#define RATE_SECS 5
+
+typedef enum run_kind {
+	RUN_CONTINUOUS,
+	RUN_TRANSIENT,
+	RUN_QUERY,
+} run_kind;
+
+/* ---- time ---- */
+
+static inline int64_t
+mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline void
+abs_deadline(struct timespec *ts, int64_t mono_at)
+{
+	ts->tv_sec  = (time_t) (mono_at / 1000000000);
+	ts->tv_nsec = (long) (mono_at % 1000000000);
+}
+
+/* ---- the state cache (emitter_cache.c) ---- */
+
+/*
+ * A key's state as the run knows it: the packed state (NULL: none, the
+ * initial state applies), its result when known, and whether it waits for
+ * a batch (dirty) or is in one not yet durable (pin_seq > done_seq).
+ */
+typedef struct centry {
+	char          *key; /* NUL-terminated */
+	size_t         key_len;
+	void          *state; /* NULL: no state (deleted or never set) */
+	size_t         state_len;
+	bool           result_known;
+	void          *result; /* NULL with result_known: no result */
+	size_t         result_len;
+	bool           dirty;
+	uint64_t       pin_seq;
+	struct centry *hnext;         /* hash chain */
+	struct centry *lprev, *lnext; /* LRU, most recent first */
+	struct centry *dnext;         /* dirty list */
+} centry;
+
+typedef struct cache {
+	centry **tab;
+	size_t   cap, n;
+	centry  *lru_head, *lru_tail;
+	centry  *dirty;
+} cache;
+
+void    eproj_lru_unlink(cache *c, centry *x);
+void    eproj_lru_front(cache *c, centry *x);
+centry *eproj_cache_find(cache *c, const char *key, size_t n);
+/* A new entry with no state (the caller fills it). NULL on OOM. */
+centry *eproj_cache_add(cache *c, const char *key, size_t n);
+void    eproj_cache_remove(cache *c, centry *x);
+void    eproj_cache_clear(cache *c);
+/* Drop clean entries no batch in flight needs, past the LRU bound. */
+void eproj_cache_evict(cache *c, uint64_t done_seq, size_t keep);
+/* qsort order of centry pointers: by key. */
+int eproj_cmp_entries(const void *a, const void *b);
+
+/* ---- batches, checkpoint records, runs (emitter_run.c) ---- */
+
+typedef struct batch {
+	struct eproj *e;
+	uint64_t      seq;
+	store_emit    em;
+	store_append *appends;
+	size_t        n_appends, cap_appends;
+	store_kv     *states;
+	size_t        n_states, cap_states;
+	msgpack_zone *zone; /* every string, content and object of the batch */
+	uint64_t      handled; /* events handled */
+	uint64_t      unhandled_bytes;
+	uint64_t      end_pos; /* the checkpoint's position */
+	struct batch *next;
+	char          ckpt[64];
+} batch;
+
+typedef struct ckpt {
+	uint64_t position;
+	uint64_t def_hash;
+	bool     stopped;
+} ckpt;
+
+typedef struct run {
+	run_kind           kind;
+	store             *s;
+	const char        *tenant;
+	const proj_def    *def;
+	bool               system;
+	const char *const *emits;
+	size_t             n_emits;
+	proj_result_fn     result;
+	char              *rprefix; /* "$projections-<name>-" */
+	cache              c;
+	batch             *b;    /* continuous: the batch being built */
+	msgpack_zone      *zone; /* per event decoding */
+	emit_sink          sink;
+	const ev_view     *cur;      /* the event being handled */
+	int                sink_rc;  /* first failure of the sink */
+	const char        *only_key; /* query: just this key (NULL: all) */
+	size_t             only_len;
+	pthread_mutex_t   *cmu; /* transient: the cache, for snapshots */
+} run;
+
+/* What handling one event came to. */
+typedef enum hres {
+	H_SKIPPED, /* not the tenant's, not selected, or in its own stream */
+	H_HANDLED,
+	H_FAILED, /* why says why; ctx.no_retry / retry_after_ms apply */
+	H_ERROR,  /* storage or memory: the run restarts */
+} hres;
+
+typedef struct hfail {
+	char     why[512];
+	bool     no_retry;
+	uint32_t retry_after_ms;
+} hfail;
+
+batch *eproj_batch_new(void);
+void   eproj_batch_free(batch *b);
+/* Add x's state (or its deletion) to b. SL_OK or SL_ENOMEM. */
+int eproj_batch_state(batch *b, const centry *x);
+/* Pack c into buf; returns its length (0: it does not fit). */
+size_t eproj_ckpt_pack(const ckpt *c, char *buf, size_t cap);
+/* SL_OK, SL_ENOTFOUND, SL_ESTORAGE, SL_EPROTO (a corrupt record). */
+int eproj_ckpt_read(
+    store *s, const char *tenant, const char *owner, ckpt *out);
+
+/* Set r's definition (held by the caller). */
+int eproj_run_set_def(run *r, const proj_def *def);
+int eproj_run_init(
+    run *r, run_kind kind, store *s, const char *tenant, const proj_def *def);
+void eproj_run_fini(run *r);
+/* Decode a record and handle it if it is the tenant's. */
+hres eproj_run_record(run *r, uint64_t pos, const void *data, size_t len,
+    uint32_t attempt, const char *last_reason, hfail *f);
+/*
+ * The result of a state (packed map in *out, malloc'ed; NULL: no result).
+ * SL_OK, or SL_EPLUGIN with a reason in why.
+ */
+int eproj_compute_result(proj_result_fn fn, const proj_def *def,
+    const char *key, const void *state, size_t len, void **out,
+    size_t *out_len, char *why, size_t whylen);
+
+/* ---- the continuous / transient run (emitter.c, emitter_handler.c) ---- */
+
+typedef struct qrec {
+	struct qrec  *next;
+	uint64_t      position;
+	size_t        len;
+	unsigned char data[];
+} qrec;
+
+struct eproj {
+	store          *s;
+	char           *tenant;
+	char            id[37];
+	cfg_mode        mode;
+	proj_settings   set;
+	run             r; /* handler thread only (cache: cmu for transient) */
+	pthread_mutex_t cmu;
+
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;  /* the handler: records, batches, commands */
+	pthread_cond_t  rcv; /* the reader: room, restarts */
+	pthread_cond_t  cmd_cv;
+	pthread_t       reader, handler;
+	bool            reader_started, handler_started;
+	bool            stopping;
+
+	/* definitions */
+	const proj_def *def;      /* the one status shows (held) */
+	const proj_def *next_def; /* from eproj_set_def, held */
+	bool            def_pending;
+
+	/* the queue */
+	qrec    *qhead, *qtail;
+	size_t   qn, qbytes;
+	uint64_t read_pos; /* the reader's next position */
+	uint64_t read_gen; /* bumped when the handler restarts the reader */
+	uint64_t skipped_bytes; /* other tenants' bytes the reader passed */
+	bool     reader_full;
+
+	/* commands */
+	proc_cmd cmd;
+	uint64_t cmd_seq, cmd_taken;
+
+	/* batches */
+	batch   *sealed_head, *sealed_tail;
+	batch   *submitted;
+	uint32_t in_flight; /* sealed + submitted */
+	uint64_t next_seq, done_seq;
+	int      batch_rc;
+	char     batch_msg[200];
+	/* a checkpoint record is stored: read at start, or committed since */
+	bool ckpt_stored;
+	/* the batch holding an operator's stop: "stopping" (and the stop
+	 * command waits) until it is durable (done_seq); 0: none */
+	uint64_t stop_seq;
+
+	/* status */
+	char     status_reason[256];
+	bool     paused, faulted, waiting_writes;
+	uint64_t position, head, events_processed, emitted, cached;
+	/* the handled position when nothing is left to commit: the events
+	 * after the checkpoint were all skipped (e.g. its own writes), so it
+	 * is as good as committed (status only; never stored for that) */
+	uint64_t clean_pos;
+	uint32_t attempts;
+	uint64_t rate_sec[RATE_SECS];
+	uint64_t rate_n[RATE_SECS];
+	int64_t  started_ns;
+};
+
+/* "$projections-<name>-" (result streams start with it). */
+char *eproj_result_prefix(const proj_def *def);
+/* Count n events processed now (under mu). */
+void eproj_rate_add(eproj *e, uint64_t n);
+void eproj_qrec_free_list(qrec *q);
+/* The handler thread (arg: the eproj). */
+void *eproj_handler_main(void *arg);
+
+#endif
