@@ -360,6 +360,75 @@ END {
 	}
 	print ""
 
+	# ---- emitting projections (issue 8) ----
+	print "## Emitting projections (issue 8)"
+	print ""
+	print "The Account Details workload with " num(meta["n_emit"]) " events (" \
+	    num(meta["accounts"]) " accounts) is committed with no projection. " \
+	    "Each run, on a fresh copy of that log (nothing a projection wrote " \
+	    "is kept), times back to back the catch-up from position 0 of: the " \
+	    "read-model projection `account_details.so` (until `status` shows " \
+	    "its processor at the head); the five system projections " \
+	    "(`start_standard_projections: true`, no plugin; until all five " \
+	    "`emitting_projections` entries show `position` past the log's " \
+	    "last event); the emitting plugin `bench_emitter` (bench/" \
+	    "bench_emitter.c: links each event of the four types into " \
+	    "`bench-all`, emits a `Summary` to `bench-summary` for one event " \
+	    "in ten). Each is timed from starting sluiced, `sync: true`, " \
+	    "default settings (`checkpoint_handled_threshold` 4000, " \
+	    "`max_write_batch_length` 500). Written/s: links and emitted events " \
+	    "(status `emitted`, checked against the head's growth). × " \
+	    "account_details: events/s over account_details' in the same run " \
+	    "(median of the per-run ratios); of raw: over the median of the raw " \
+	    "scan+decode+fold of the same log taken in the same runs " \
+	    "(" num(med("emit.raw.eps")) " events/s). CPU: user + system time " \
+	    "of sluiced from its start, over the wall time and per event of " \
+	    "the log."
+	print ""
+	print "| projection | catch-up s | events/s | written/s | written | × account_details (same run) | of raw scan+decode+fold | sluiced CPU % | sluiced CPU µs/event |"
+	print "|---|---|---|---|---|---|---|---|---|"
+	lim = med("emit.raw.eps")
+	printf "| account_details (read model, baseline) | %s | %s | — | — | 1× | %s | %s | %s |\n",
+	    cell("emit.ad.seconds"), cell("emit.ad.eps"),
+	    pct(med("emit.ad.eps"), lim), num(med("emit.ad.cpu_pct")),
+	    num(med("emit.ad.cpu_us_per_event"))
+	for (w = 1; w <= 2; w++) {
+		k = w == 1 ? "emit.sys" : "emit.em"
+		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+		    (w == 1 ? "the five system projections together" : "bench_emitter (link each, emit 1 in 10)"),
+		    cell(k ".seconds"), cell(k ".eps"), cell(k ".emitted_per_s"),
+		    num(med(k ".emitted")), rcell(k ".ratio"), pct(med(k ".eps"), lim),
+		    num(med(k ".cpu_pct")), num(med(k ".cpu_us_per_event"))
+	}
+	print ""
+	print "Append with the ownership check (1 client, `sync: false`, an empty " \
+	    "log, no read-model plugin; every client commit checks the claims " \
+	    "under a mutex and reads the stream's `owners` record, whatever the " \
+	    "configuration: the system projections' claims are always made). " \
+	    "`none`: `run_projections: none`, nothing loaded but the system " \
+	    "projections' claims; `claims`: the same plus `bench_emitter` " \
+	    "loaded (its streams claimed, a probe commit to one refused with " \
+	    "`EOWNED`), nothing running; `stopped`: the default `run_projections: " \
+	    "all`, system projections loaded and stopped, `bench_emitter` loaded " \
+	    "with `mode: one_time` (claimed, not run). Each daemon first takes " \
+	    num(meta["w_emit"]) " events untimed (a stopped projection's reader " \
+	    "still reads new events until `pending_events_threshold`, 5,000, " \
+	    "wait in its queue; the warm-up keeps that out of the figure). " \
+	    "Configurations run interleaved; × none is per run."
+	print ""
+	print "| batch | configuration | events/s | × none (same run) | commit p50 µs | sluiced CPU µs/commit |"
+	print "|---|---|---|---|---|---|"
+	for (b = 1; b <= 100; b *= 100) {
+		split("none claims stopped", cf, " ")
+		for (i = 1; i <= 3; i++) {
+			k = "emit.append.b" b "." cf[i]
+			printf "| %d | %s | %s | %s | %s | %s |\n", b, cf[i], cell(k ".eps"),
+			    (i == 1 ? "1×" : rcell(k ".ratio")), num(med(k ".p50_us")),
+			    num(med(k ".daemon_cpu_us_per_commit"))
+		}
+	}
+	print ""
+
 	# ---- targets ----
 	print "## Targets (issue 9)"
 	print ""

@@ -4,7 +4,7 @@
 # client library, the raw limits (LMDB, NNG) and the SQLite baseline in the
 # same run, prints a table and writes bench/RESULTS.md.
 #
-#   bench/run.sh            full run (5 runs per figure, ~15 min on 2 cores)
+#   bench/run.sh            full run (5 runs per figure, ~20 min on 2 cores)
 #   bench/run.sh --quick    smaller sizes, 1 run each (remote catch-up: 3;
 #                           < 3 min); writes build-bench/RESULTS-quick.md
 #   bench/run.sh --smoke BUILD_DIR
@@ -97,7 +97,8 @@ else
 		-DCMAKE_C_FLAGS=-fno-omit-frame-pointer >/dev/null
 	cmake --build "$build" -j "$(nproc)" --target sluiced account_details \
 		bench_sluice bench_lmdb bench_nng bench_sqlite bench_live \
-		bench_remote remote_account_details >/dev/null
+		bench_remote remote_account_details bench_emit bench_emitter \
+		>/dev/null
 fi
 BS=$build/bench/bench_sluice
 BL=$build/bench/bench_lmdb
@@ -108,8 +109,10 @@ BR=$build/bench/bench_remote
 SLUICED=$build/sluiced
 PLUGIN=$build/plugins/account_details.so
 REMOTE_CLIENT=$build/remote_account_details
+BE=$build/bench/bench_emit
+EMITTER=$build/bench/plugins/bench_emitter.so
 for f in "$BS" "$BL" "$BN" "$BQ" "$BF" "$BR" "$SLUICED" "$PLUGIN" \
-	"$REMOTE_CLIENT"; do
+	"$REMOTE_CLIENT" "$BE" "$EMITTER"; do
 	[ -e "$f" ] || { echo "run.sh: $f is missing (build first)" >&2; exit 1; }
 done
 
@@ -118,17 +121,17 @@ case $mode in
 full)
 	RUNS=5 T_APPEND=2 T_RAW=1 T_NNG=2 T_SQL=1.5 T_C2RM=6 T_QUERY=2
 	SIZES="100000 1000000 4000000" ACCOUNTS=10000 N_LIVE=300000
-	N_REMOTE=50000 REMOTE_RUNS=5
+	N_REMOTE=50000 REMOTE_RUNS=5 N_EMIT=200000 W_EMIT=6000
 	;;
 quick)
 	RUNS=1 T_APPEND=0.5 T_RAW=0.5 T_NNG=0.5 T_SQL=0.5 T_C2RM=2 T_QUERY=0.5
 	SIZES="100000 250000 500000" ACCOUNTS=10000 N_LIVE=100000
-	N_REMOTE=20000 REMOTE_RUNS=3
+	N_REMOTE=20000 REMOTE_RUNS=3 N_EMIT=50000 W_EMIT=6000
 	;;
 smoke)
 	RUNS=1 T_APPEND=0.1 T_RAW=0.1 T_NNG=0.1 T_SQL=0.1 T_C2RM=0.2
 	T_QUERY=0.1 SIZES="1000 2000 4000" ACCOUNTS=200 N_LIVE=2000
-	N_REMOTE=1000 REMOTE_RUNS=1
+	N_REMOTE=1000 REMOTE_RUNS=1 N_EMIT=2000 W_EMIT=200
 	;;
 esac
 if [ -z "$out" ]; then
@@ -283,6 +286,34 @@ for r in $(seq "$REMOTE_RUNS"); do
 done
 rm -rf "$RC"
 
+# ---- emitting projections (issue 8) ----
+# A log of its own (the Account Details workload, ACCOUNTS accounts). Each
+# run, on fresh copies of that log: the catch-up of account_details (the
+# read-model baseline), of the five system projections and of the
+# bench_emitter plugin (a link per event, an emitted event per 10), back to
+# back, with the raw scan+decode+fold beside; then the append cost of the
+# ownership check (1 client, sync false), configurations interleaved,
+# each after W_EMIT events not timed (stopped projections' readers buffer
+# the first pending_events_threshold events, then wait).
+EM=$WORK/emit
+say "emitting projections: loading the log to $N_EMIT events (no projection)"
+"$BS" load --sluiced "$SLUICED" --dir "$EM" --accounts $ACCOUNTS \
+	--events $N_EMIT --load-procs 4 2>>"$WORK/load.log" ||
+	{ cat "$WORK/load.log" >&2; exit 1; }
+for r in $(seq "$RUNS"); do
+	say "run $r/$RUNS: emitting projections: catch-up (account_details, system, bench_emitter), raw fold"
+	run emit "$BE" catchup --sluiced "$SLUICED" --dir "$EM" \
+		--plugin "$PLUGIN" --emitter "$EMITTER" --sync 1
+	run emit.raw "$BL" scanfold --dir "$EM/data/events" --max $N_EMIT
+	say "run $r/$RUNS: emitting projections: append, ownership claims (batch 1, 100)"
+	for b in 1 100; do
+		run "emit.append.b$b" "$BE" append --sluiced "$SLUICED" \
+			--dir "$WORK" --emitter "$EMITTER" --batch $b \
+			--seconds $T_APPEND --sync 0 --warmup $W_EMIT
+	done
+done
+rm -rf "$EM"
+
 # ---- report ----
 meta() {
 	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
@@ -310,6 +341,8 @@ n_live=$N_LIVE
 n_remote=$N_REMOTE
 remote_accounts=$REMOTE_ACCOUNTS
 remote_runs=$REMOTE_RUNS
+n_emit=$N_EMIT
+w_emit=$W_EMIT
 EOF
 }
 meta >"$WORK/meta.txt"
