@@ -57,7 +57,9 @@ conn_open(void)
 	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 30000);
 	nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 0);
-	CHECK(nng_dial(s, url, NULL, 0) == 0);
+	/* In the background: a daemon that is still starting is dialled
+	 * again, and the first request waits for it. */
+	CHECK(nng_dial(s, url, NULL, NNG_FLAG_NONBLOCK) == 0);
 	return s;
 }
 
