@@ -41,11 +41,13 @@ commit() { # stream expect type json [--public]
 # Optimistic concurrency keeps the demo from doubling itself: opening an
 # account expects a new stream, so a second run finds the accounts there.
 if commit acc-0001 none DebitAccountOpened \
-	'{"account_id":"acc-0001","customer_id":"cust-01","name":"Everyday"}' --public 2>/dev/null; then
+	'{"account_id":"acc-0001","customer_id":"cust-01","name":"Everyday"}' --public \
+	--metadata '{"$correlationId":"onboarding-01"}' 2>/dev/null; then
 	echo "== committing the demo events"
 	commit acc-0002 none DebitAccountOpened '{"account_id":"acc-0002","customer_id":"cust-02","name":"Savings"}' --public
 	commit acc-0003 none DebitAccountOpened '{"account_id":"acc-0003","customer_id":"cust-03","name":"Holiday"}'
-	commit cust-01 none CustomerRegistered '{"customer_id":"cust-01","name":"Ann Smith","account":{"id":"acc-0001"}}'
+	commit cust-01 none CustomerRegistered '{"customer_id":"cust-01","name":"Ann Smith","account":{"id":"acc-0001"}}' \
+		--metadata '{"$correlationId":"onboarding-01"}'
 	commit cust-02 none CustomerRegistered '{"customer_id":"cust-02","name":"Ravi Patel","account":{"id":"acc-0002"}}'
 	commit cust-03 none CustomerRegistered '{"customer_id":"cust-03","name":"Lena Berg","account":{"id":"acc-0003"}}'
 	commit acc-0001 0 DebitPerformed '{"customer_id":"cust-01","amount":1200}'
@@ -99,6 +101,8 @@ done
 echo "== stream \$ce-acc (\$by_category's links, resolved)"
 $SLUICE read --tenant $T --stream '$ce-acc' --resolve-links ||
 	echo "(no \$ce-acc: start it with: $SLUICE start '\$by_category' --tenant $T)"
+echo "== stream \$bc-onboarding-01 (\$by_correlation_id: metadata \$correlationId)"
+$SLUICE read --tenant $T --stream '$bc-onboarding-01' --resolve-links
 echo "== status"
 $SLUICE status
 
