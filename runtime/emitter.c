@@ -245,6 +245,15 @@ reader_main(void *arg)
 	    : 1;
 	pthread_mutex_lock(&e->mu);
 	while (!e->stopping) {
+		/* a stopped run reads nothing: it would only wake both
+		 * threads on every commit and hold up to a queue's worth of
+		 * events; the handler dropped the queue when it stopped and
+		 * set read_pos to where it resumes (see take_command) */
+		if (e->paused) {
+			e->reader_full = false;
+			pthread_cond_wait(&e->rcv, &e->mu);
+			continue;
+		}
 		if (e->qn >= limit || e->qbytes >= QUEUE_BYTES_MAX) {
 			e->reader_full = true;
 			pthread_cond_wait(&e->rcv, &e->mu);
@@ -290,7 +299,7 @@ reader_main(void *arg)
 		e->skipped_bytes += rs.skipped;
 		e->head = head;
 		pthread_cond_broadcast(&e->cv);
-		if (next >= head) {
+		if (next >= head && !e->paused) {
 			/* caught up: wait for the log to grow */
 			pthread_mutex_unlock(&e->mu);
 			head = store_wait(e->s, next, 1000);
@@ -472,7 +481,12 @@ void
 eproj_get_status(eproj *e, eproj_status *out)
 {
 	memset(out, 0, sizeof(*out));
+	/* a stopped run's reader does not look at the log: the head is
+	 * read here (before taking mu, to hold it short) */
+	uint64_t log_head = store_next_position(e->s);
 	pthread_mutex_lock(&e->mu);
+	if (e->paused && log_head > e->head)
+		e->head = log_head;
 	out->tenant = e->tenant;
 	out->def    = e->def;
 	out->mode   = e->mode;
@@ -506,8 +520,11 @@ eproj_get_status(eproj *e, eproj_status *out)
 	} else {
 		out->status = "running";
 	}
+	/* clean_pos counts once the batches sealed before it are durable */
 	out->position
-	    = e->position > e->clean_pos ? e->position : e->clean_pos;
+	    = e->clean_pos > e->position && e->done_seq >= e->clean_seq
+	    ? e->clean_pos
+	    : e->position;
 	out->head              = e->head > e->position ? e->head : e->position;
 	out->progress          = out->head == 0
 	             ? 100.0

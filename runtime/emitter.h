@@ -12,7 +12,8 @@
  *
  * Each continuous or transient run has two threads: a reader that copies
  * the tenant's events from the log into a bounded queue (it pauses while
- * pending_events_threshold events wait: status "waiting" says why), and a
+ * pending_events_threshold events wait: status "waiting" says why; a
+ * stopped run reads nothing and holds no events until started), and a
  * handler that calls the projection and commits a batch when a checkpoint
  * threshold is reached or the queue runs dry. A handler failure faults the
  * projection (status "faulted" with the reason); it is retried with a

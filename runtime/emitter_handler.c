@@ -22,7 +22,7 @@
 #include "log.h"
 
 /* Clean states kept in memory (continuous runs) beyond the pinned ones. */
-#define CACHE_LRU_MAX 4096
+size_t eproj_cache_lru_max = 4096;
 /* Retry delays of a faulted run: 50 ms doubling to 10 s. */
 #define RETRY_FIRST_MS 50
 #define RETRY_MAX_MS   10000
@@ -166,25 +166,32 @@ drain(eproj *e)
 	}
 }
 
-/* Drop the queue, the cache and the batch being built; the reader starts
- * again at pos. */
+/* Drop the queue: the reader reads again from pos (mu held). */
 static void
-restart_at(eproj *e, uint64_t pos)
+drop_queue(eproj *e, uint64_t pos)
 {
 	eproj_qrec_free_list(e->qhead);
 	e->qhead = e->qtail = NULL;
 	e->qn = e->qbytes = 0;
 	e->read_pos       = pos;
-	e->clean_pos      = 0;
-	e->read_gen++;
+	e->read_gen++; /* a scan under way is thrown away */
 	e->skipped_bytes = 0;
+	pthread_cond_broadcast(&e->rcv);
+}
+
+/* Drop the queue, the cache and the batch being built; the reader starts
+ * again at pos. */
+static void
+restart_at(eproj *e, uint64_t pos)
+{
+	drop_queue(e, pos);
+	e->clean_pos = 0;
 	pthread_mutex_lock(&e->cmu);
 	eproj_cache_clear(&e->r.c);
 	pthread_mutex_unlock(&e->cmu);
 	eproj_batch_free(e->r.b);
 	e->r.b    = NULL;
 	e->cached = 0;
-	pthread_cond_broadcast(&e->rcv);
 	/* the reader may be waiting for the log to grow */
 	store_wake_all(e->s);
 }
@@ -236,14 +243,6 @@ retry_delay_ms(uint32_t attempts)
 	return d > RETRY_MAX_MS ? RETRY_MAX_MS : (uint32_t) d;
 }
 
-static void
-timed_wait_until(eproj *e, int64_t at)
-{
-	struct timespec ts;
-	abs_deadline(&ts, at);
-	pthread_cond_timedwait(&e->cv, &e->mu, &ts);
-}
-
 /* ---- the handler thread ---- */
 
 typedef struct hstate {
@@ -257,7 +256,64 @@ typedef struct hstate {
 	/* a failed batch */
 	uint32_t batch_failures;
 	int64_t  restart_at;
+	uint64_t trimmed_seq; /* done_seq when the cache was last trimmed */
 } hstate;
+
+/*
+ * Wait (mu held) for something to happen, until at (mono ns; 0: no
+ * limit). Not when something is pending already: the handler lets go of
+ * mu while it submits a batch, and a command, a definition, a stop or a
+ * batch done signalled meanwhile is not signalled again.
+ */
+static void
+handler_wait(eproj *e, const hstate *h, int64_t at)
+{
+	if (e->stopping || e->cmd_taken != e->cmd_seq || e->def_pending
+	    || e->done_seq != h->trimmed_seq)
+		return;
+	if (at == 0) {
+		pthread_cond_wait(&e->cv, &e->mu);
+		return;
+	}
+	struct timespec ts;
+	abs_deadline(&ts, at);
+	pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+}
+
+/*
+ * Keep the clean states no batch in flight pins to eproj_cache_lru_max
+ * (mu held; the handler thread only: the cache is its own). Called when a
+ * batch is sealed and when one became durable (done_seq moved), so that
+ * once no batch is in flight the cache holds at most eproj_cache_lru_max
+ * states beyond the dirty ones.
+ */
+static void
+trim_cache(eproj *e, hstate *h)
+{
+	h->trimmed_seq = e->done_seq;
+	if (e->mode == CFG_MODE_TRANSIENT)
+		return; /* its states live only here */
+	pthread_mutex_lock(&e->cmu);
+	eproj_cache_evict(&e->r.c, e->done_seq, eproj_cache_lru_max);
+	pthread_mutex_unlock(&e->cmu);
+	e->cached = e->r.c.n;
+}
+
+/*
+ * Nothing handled is left to commit (the events since the last batch
+ * were all skipped): status may show hpos as the position once the
+ * batches sealed so far are durable (mu held).
+ */
+static void
+note_clean(eproj *e, const hstate *h)
+{
+	const batch *b = e->r.b;
+	if ((b == NULL || (b->handled == 0 && b->n_appends == 0))
+	    && e->r.c.dirty == NULL) {
+		e->clean_pos = h->hpos;
+		e->clean_seq = e->next_seq;
+	}
+}
 
 /* Whether the batch being built should be committed now. */
 static bool
@@ -309,10 +365,7 @@ maybe_commit(eproj *e, hstate *h, bool caught_up, int64_t *wake)
 		    "cannot build a batch: %s", sl_strerror(rc));
 	}
 	h->last_commit = now;
-	pthread_mutex_lock(&e->cmu);
-	eproj_cache_evict(&e->r.c, e->done_seq, CACHE_LRU_MAX);
-	pthread_mutex_unlock(&e->cmu);
-	e->cached = e->r.c.n;
+	trim_cache(e, h);
 }
 
 /* Take an operator command (mu held). */
@@ -322,7 +375,9 @@ take_command(eproj *e, hstate *h)
 	if (e->cmd_taken == e->cmd_seq)
 		return;
 	proc_cmd cmd = e->cmd;
-	e->cmd_taken = e->cmd_seq;
+	/* taken once done: seal lets go of mu, and the caller must not see
+	 * a stop answered before the queue is dropped */
+	uint64_t seq = e->cmd_seq;
 	switch (cmd) {
 	case PROC_CMD_RESET:
 		h->need_reset = true;
@@ -365,9 +420,14 @@ take_command(eproj *e, hstate *h)
 				h->last_commit = mono_ns();
 			}
 		}
+		if (stop) /* it reads nothing while stopped; resumes here */
+			drop_queue(e, h->hpos);
+		else
+			pthread_cond_broadcast(&e->rcv);
 		break;
 	}
 	}
+	e->cmd_taken = seq;
 	pthread_cond_broadcast(&e->cmd_cv);
 }
 
@@ -436,6 +496,8 @@ eproj_handler_main(void *arg)
 		e->batch_rc = SL_OK;
 
 	while (!e->stopping) {
+		if (e->done_seq != h.trimmed_seq)
+			trim_cache(e, &h); /* a batch became durable */
 		take_command(e, &h);
 		take_def(e, &h);
 		submit_next(e);
@@ -451,8 +513,9 @@ eproj_handler_main(void *arg)
 				h.batch_failures++;
 				e->faulted  = true;
 				e->attempts = h.batch_failures;
-				set_reason(e, "writing a batch failed: %.200s",
-				    e->batch_msg);
+				set_reason(e,
+				    "writing a batch failed: %s: %.200s",
+				    sl_errname(e->batch_rc), e->batch_msg);
 				log_warn("emitter", "%s/%s: %s", e->tenant,
 				    e->id, e->status_reason);
 				h.restart_at = mono_ns()
@@ -461,7 +524,7 @@ eproj_handler_main(void *arg)
 				        * 1000000;
 			}
 			if (mono_ns() < h.restart_at && !h.need_reset) {
-				timed_wait_until(e, h.restart_at);
+				handler_wait(e, &h, h.restart_at);
 				continue;
 			}
 			drain(e);
@@ -499,14 +562,11 @@ eproj_handler_main(void *arg)
 			continue;
 		}
 		if (e->def == NULL || e->def->p == NULL || e->paused) {
-			pthread_cond_wait(&e->cv, &e->mu);
+			handler_wait(e, &h, 0);
 			continue;
 		}
 		if (e->faulted && (!h.fault_retry || mono_ns() < h.next_try)) {
-			if (h.fault_retry)
-				timed_wait_until(e, h.next_try);
-			else
-				pthread_cond_wait(&e->cv, &e->mu);
+			handler_wait(e, &h, h.fault_retry ? h.next_try : 0);
 			continue;
 		}
 		if (e->qhead == NULL) {
@@ -515,15 +575,9 @@ eproj_handler_main(void *arg)
 				h.hpos = e->read_pos;
 			int64_t wake;
 			maybe_commit(e, &h, true, &wake);
-			if ((e->r.b == NULL
-			        || (e->r.b->handled == 0
-			            && e->r.b->n_appends == 0))
-			    && e->r.c.dirty == NULL && e->in_flight == 0)
-				e->clean_pos = h.hpos;
-			if (wake != 0)
-				timed_wait_until(e, wake);
-			else if (e->qhead == NULL && !e->stopping)
-				pthread_cond_wait(&e->cv, &e->mu);
+			note_clean(e, &h);
+			if (e->qhead == NULL) /* else: read meanwhile */
+				handler_wait(e, &h, wake);
 			continue;
 		}
 		if (e->waiting_writes
@@ -532,7 +586,7 @@ eproj_handler_main(void *arg)
 			set_reason(e,
 			    "max_allowed_writes_in_flight (%u) reached",
 			    e->set.max_allowed_writes_in_flight);
-			pthread_cond_wait(&e->cv, &e->mu);
+			handler_wait(e, &h, 0);
 			continue;
 		}
 
@@ -560,6 +614,10 @@ eproj_handler_main(void *arg)
 			continue; /* restarted meanwhile (cannot happen: the
 			             handler restarts) */
 		if (res == H_FAILED) {
+			/* what lies before it is other tenants' (the reader
+			 * passed it): handled */
+			if (q->position > h.hpos)
+				h.hpos = q->position;
 			set_fault(e, &h, &f, q->position);
 			/* what was handled before it is committed */
 			if (e->mode != CFG_MODE_TRANSIENT && e->r.b != NULL
@@ -569,6 +627,8 @@ eproj_handler_main(void *arg)
 				(void) seal(e, h.hpos, e->paused);
 				h.last_commit = mono_ns();
 			}
+			/* events it skipped just before count (status) */
+			note_clean(e, &h);
 			continue;
 		}
 		if (res == H_ERROR) {
@@ -598,6 +658,7 @@ eproj_handler_main(void *arg)
 		pthread_cond_signal(&e->rcv);
 		int64_t wake;
 		maybe_commit(e, &h, e->qhead == NULL, &wake);
+		note_clean(e, &h);
 	}
 
 	/* stopping: commit what was handled, wait for the store */

@@ -236,8 +236,10 @@ struct eproj {
 	uint64_t position, head, events_processed, emitted, cached;
 	/* the handled position when nothing is left to commit: the events
 	 * after the checkpoint were all skipped (e.g. its own writes), so it
-	 * is as good as committed (status only; never stored for that) */
-	uint64_t clean_pos;
+	 * is as good as committed once the batches sealed before it
+	 * (clean_seq and earlier) are durable (status only; never stored
+	 * for that) */
+	uint64_t clean_pos, clean_seq;
 	uint32_t attempts;
 	uint64_t rate_sec[RATE_SECS];
 	uint64_t rate_n[RATE_SECS];
@@ -251,5 +253,8 @@ void eproj_rate_add(eproj *e, uint64_t n);
 void eproj_qrec_free_list(qrec *q);
 /* The handler thread (arg: the eproj). */
 void *eproj_handler_main(void *arg);
+/* Clean states a continuous run keeps in memory (4096; tests lower it
+ * before starting a run). */
+extern size_t eproj_cache_lru_max;
 
 #endif
