@@ -38,19 +38,6 @@
 /* Events the reader copies per read transaction, at most. */
 #define READ_CHUNK 512
 
-/* ---- time ---- */
-
-/* The cond vars wait on CLOCK_MONOTONIC. */
-static void
-cond_init_mono(pthread_cond_t *cv)
-{
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(cv, &ca);
-	pthread_condattr_destroy(&ca);
-}
-
 /* ---- emitting projections: what they are and claim ---- */
 
 bool

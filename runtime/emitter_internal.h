@@ -19,6 +19,7 @@
 #include <msgpack.h>
 
 #include "emitter.h"
+#include "monotime.h"
 #include "host.h"
 #include "store.h"
 
@@ -30,23 +31,6 @@ typedef enum run_kind {
 	RUN_TRANSIENT,
 	RUN_QUERY,
 } run_kind;
-
-/* ---- time ---- */
-
-static inline int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static inline void
-abs_deadline(struct timespec *ts, int64_t mono_at)
-{
-	ts->tv_sec  = (time_t) (mono_at / 1000000000);
-	ts->tv_nsec = (long) (mono_at % 1000000000);
-}
 
 /* ---- the state cache (emitter_cache.c) ---- */
 

@@ -15,6 +15,7 @@
 #include <msgpack.h>
 #include <nng/nng.h>
 
+#include "monotime.h"
 #include "mp.h"
 #include "remote.h"
 
@@ -139,16 +140,6 @@ struct remote_spec {
 };
 
 /* ---- small helpers of both halves ---- */
-
-static inline void
-cond_init_mono(pthread_cond_t *cv)
-{
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(cv, &ca);
-	pthread_condattr_destroy(&ca);
-}
 
 static inline const char *
 kind_word(def_kind k)
