@@ -116,8 +116,10 @@ wait_done(eproj *e, uint64_t target)
 	int64_t      end = pt_now_ms() + PT_WAIT_MS;
 	for (;;) {
 		eproj_get_status(e, &st);
-		if (st.position >= target && st.writes_in_flight == 0
-		    && st.buffered_events == 0)
+		/* past the target and past its own writes after it (the
+		 * run skips them: position reaches the head) */
+		if (st.position >= target && st.position >= st.head
+		    && st.writes_in_flight == 0 && st.buffered_events == 0)
 			return st;
 		if (pt_now_ms() > end) {
 			fprintf(stderr,
