@@ -2,36 +2,10 @@
  * config_load refuses every kind of bad resources.yaml with SL_ECONFIG and a
  * message that names the file, the exact line:column and the key path.
  */
-#include "config.h"
-#include "testutil.h"
+#include "config_testutil.h"
 
 #include <dirent.h>
 #include <sluice/errors.h>
-
-static int n_fixtures;
-
-/* Load yaml from a fresh file; expect "<file>:<where>: " then what. */
-static void
-expect_err(const char *yaml, const char *where, const char *what)
-{
-	char path[4096], prefix[4200], err[1024];
-	snprintf(
-	    path, sizeof(path), "%s/bad%02d.yaml", tu_tmpdir(), n_fixtures++);
-	tu_write_file(path, yaml);
-	sl_config *cfg = (sl_config *) &n_fixtures; /* must be reset */
-	memset(err, 'x', sizeof(err));
-	int rc = config_load(path, &cfg, err, sizeof(err));
-	snprintf(prefix, sizeof(prefix), "%s:%s: ", path, where);
-	if (rc != SL_ECONFIG || cfg != NULL
-	    || strncmp(err, prefix, strlen(prefix)) != 0
-	    || strstr(err + strlen(prefix), what) == NULL) {
-		fprintf(stderr,
-		    "fixture:\n%s\nrc %d, want %d (SL_ECONFIG)\n"
-		    "got:  %s\nwant: %s...%s\n",
-		    yaml, rc, SL_ECONFIG, err, prefix, what);
-		exit(1);
-	}
-}
 
 static char *
 repeat(char c, size_t n)
@@ -46,40 +20,40 @@ repeat(char c, size_t n)
 static void
 test_unknown_keys(void)
 {
-	expect_err(
+	ct_expect_err(
 	    "tenants:\n  - id: demo\nfoo: 1\n", "3:1", "unknown key 'foo'");
-	expect_err("event_store:\n  map_size: 1GiB\n  sizee: 2\n"
+	ct_expect_err("event_store:\n  map_size: 1GiB\n  sizee: 2\n"
 	           "tenants:\n  - id: demo\n",
 	    "3:3", "unknown key 'event_store.sizee'");
-	expect_err("tenants:\n  - id: demo\n    read_models:\n      paht: x\n",
+	ct_expect_err("tenants:\n  - id: demo\n    read_models:\n      paht: x\n",
 	    "4:7", "unknown key 'tenants[0].read_models.paht'");
 }
 
 static void
 test_wrong_types(void)
 {
-	expect_err("hot_reload: 1\ntenants:\n  - id: demo\n", "1:13",
+	ct_expect_err("hot_reload: 1\ntenants:\n  - id: demo\n", "1:13",
 	    "key 'hot_reload': expected true or false, got '1'");
-	expect_err("tenants:\n  - id: demo\nevent_store:\n  sync: yes\n",
+	ct_expect_err("tenants:\n  - id: demo\nevent_store:\n  sync: yes\n",
 	    "4:9",
 	    "key 'event_store.sync': expected true or false, got 'yes'");
-	expect_err("tenants: [{id: demo}]\nlimits:\n  api_workers: many\n",
+	ct_expect_err("tenants: [{id: demo}]\nlimits:\n  api_workers: many\n",
 	    "3:16",
 	    "key 'limits.api_workers': expected an integer, got 'many'");
-	expect_err("event_store:\n  map_size: lots\ntenants: [{id: demo}]\n",
+	ct_expect_err("event_store:\n  map_size: lots\ntenants: [{id: demo}]\n",
 	    "2:13", "key 'event_store.map_size': expected a size");
-	expect_err("tenants:\n  - id: demo\nlimits: 5\n", "3:9",
+	ct_expect_err("tenants:\n  - id: demo\nlimits: 5\n", "3:9",
 	    "key 'limits': expected a mapping, got '5'");
-	expect_err("tenants:\n  - demo\n", "2:5",
+	ct_expect_err("tenants:\n  - demo\n", "2:5",
 	    "key 'tenants[0]': expected a mapping, got 'demo'");
-	expect_err("tenants:\n  id: demo\n", "2:3",
+	ct_expect_err("tenants:\n  id: demo\n", "2:3",
 	    "key 'tenants': expected a sequence, got a mapping");
-	expect_err("data_dir: [a, b]\ntenants: [{id: demo}]\n", "1:11",
+	ct_expect_err("data_dir: [a, b]\ntenants: [{id: demo}]\n", "1:11",
 	    "key 'data_dir': expected a scalar, got a sequence");
-	expect_err("log_level: verbose\ntenants: [{id: demo}]\n", "1:12",
+	ct_expect_err("log_level: verbose\ntenants: [{id: demo}]\n", "1:12",
 	    "key 'log_level': expected one of error, warn, info, debug, "
 	    "got 'verbose'");
-	expect_err("tenants:\n  - id: demo\n    read_models: [a]\n", "3:18",
+	ct_expect_err("tenants:\n  - id: demo\n    read_models: [a]\n", "3:18",
 	    "key 'tenants[0].read_models': expected a mapping, got a "
 	    "sequence");
 }
@@ -87,71 +61,71 @@ test_wrong_types(void)
 static void
 test_missing_required(void)
 {
-	expect_err("data_dir: d\nlog_level: debug\n", "1:1",
+	ct_expect_err("data_dir: d\nlog_level: debug\n", "1:1",
 	    "missing required key 'tenants'");
 	/* The enclosing mapping starts at its first key, after comments. */
-	expect_err("# no tenants\n\ndata_dir: d\n", "3:1",
+	ct_expect_err("# no tenants\n\ndata_dir: d\n", "3:1",
 	    "missing required key 'tenants'");
-	expect_err("tenants:\n  - read_models: {path: x}\n", "2:5",
+	ct_expect_err("tenants:\n  - read_models: {path: x}\n", "2:5",
 	    "missing required key 'tenants[0].id'");
-	expect_err("tenants:\n  - id: a\n  - read_models:\n      path: x\n",
+	ct_expect_err("tenants:\n  - id: a\n  - read_models:\n      path: x\n",
 	    "3:5", "missing required key 'tenants[1].id'");
-	expect_err("tenants: []\n", "1:10",
+	ct_expect_err("tenants: []\n", "1:10",
 	    "key 'tenants': needs at least one tenant");
 }
 
 static void
 test_bad_values(void)
 {
-	expect_err("tenants:\n  - id: demo\nlimits:\n  api_workers: 0\n",
+	ct_expect_err("tenants:\n  - id: demo\nlimits:\n  api_workers: 0\n",
 	    "4:16", "key 'limits.api_workers': 0 is out of range 1..256");
-	expect_err("tenants:\n  - id: demo\nlimits:\n  query_timeout_ms: 5\n",
+	ct_expect_err("tenants:\n  - id: demo\nlimits:\n  query_timeout_ms: 5\n",
 	    "4:21",
 	    "key 'limits.query_timeout_ms': 5 is out of range 100..3600000");
-	expect_err("tenants:\n  - id: demo\nprocessing:\n  batch: -5\n",
+	ct_expect_err("tenants:\n  - id: demo\nprocessing:\n  batch: -5\n",
 	    "4:10", "key 'processing.batch': -5 is out of range 1..1000000");
-	expect_err("tenants:\n  - id: demo\nlimits:\n"
+	ct_expect_err("tenants:\n  - id: demo\nlimits:\n"
 	           "  max_read_events: 99999999999999999999999\n",
 	    "4:20",
 	    "key 'limits.max_read_events': 99999999999999999999999 is out "
 	    "of range 1..100000");
-	expect_err("tenants:\n  - id: demo\nlimits:\n"
+	ct_expect_err("tenants:\n  - id: demo\nlimits:\n"
 	           "  max_request_bytes: 2GiB\n",
 	    "4:22",
 	    "key 'limits.max_request_bytes': 2GiB is out of range "
 	    "1KiB..1GiB");
-	expect_err("event_store:\n  map_size: 512KiB\ntenants: [{id: demo}]\n",
+	ct_expect_err("event_store:\n  map_size: 512KiB\ntenants: [{id: demo}]\n",
 	    "2:13",
 	    "key 'event_store.map_size': 512KiB is below the minimum 1MiB");
-	expect_err("tenants:\n  - id: demo\n    read_models:\n"
+	ct_expect_err("tenants:\n  - id: demo\n    read_models:\n"
 	           "      map_size: 12XB\n",
 	    "4:17", "key 'tenants[0].read_models.map_size': expected a size");
-	expect_err("tenants:\n  - id: demo\n    read_models:\n"
+	ct_expect_err("tenants:\n  - id: demo\n    read_models:\n"
 	           "      map_size: 99999999999TiB\n",
 	    "4:17",
 	    "key 'tenants[0].read_models.map_size': 99999999999TiB is too "
 	    "large");
-	expect_err("data_dir: ''\ntenants: [{id: demo}]\n", "1:11",
+	ct_expect_err("data_dir: ''\ntenants: [{id: demo}]\n", "1:11",
 	    "key 'data_dir': must not be empty");
 }
 
 static void
 test_duplicates(void)
 {
-	expect_err("tenants:\n  - id: demo\nevent_store:\n  sync: true\n"
+	ct_expect_err("tenants:\n  - id: demo\nevent_store:\n  sync: true\n"
 	           "  sync: false\n",
 	    "5:3", "duplicate key 'event_store.sync' (first at line 4)");
-	expect_err("tenants: [{id: a}]\ndata_dir: x\n\"data_dir\": y\n", "3:1",
+	ct_expect_err("tenants: [{id: a}]\ndata_dir: x\n\"data_dir\": y\n", "3:1",
 	    "duplicate key 'data_dir' (first at line 2)");
-	expect_err("tenants:\n  - id: demo\n  - id: other\n  - id: demo\n",
+	ct_expect_err("tenants:\n  - id: demo\n  - id: other\n  - id: demo\n",
 	    "4:9",
 	    "key 'tenants[2].id': duplicate tenant id 'demo' (first at "
 	    "tenants[0], line 2)");
 	/* Two tenants' read model stores in one directory. */
-	expect_err("tenants:\n  - id: a\n  - id: b\n    read_models:\n"
+	ct_expect_err("tenants:\n  - id: a\n  - id: b\n    read_models:\n"
 	           "      path: tenants/a\n",
 	    "5:13", "key 'tenants[1].read_models.path': ");
-	expect_err("event_store:\n  path: x\ntenants:\n  - id: a\n"
+	ct_expect_err("event_store:\n  path: x\ntenants:\n  - id: a\n"
 	           "    read_models: {path: ./x/}\n",
 	    "5:25", "key 'tenants[0].read_models.path': ");
 }
@@ -159,23 +133,23 @@ test_duplicates(void)
 static void
 test_tenant_ids(void)
 {
-	expect_err("tenants:\n  - id: \"a/b\"\n", "2:9",
+	ct_expect_err("tenants:\n  - id: \"a/b\"\n", "2:9",
 	    "key 'tenants[0].id': tenant id 'a/b' may only contain "
 	    "A-Z a-z 0-9 . _ -");
-	expect_err("tenants:\n  - id: ok\n  - id: sp ace\n", "3:9",
+	ct_expect_err("tenants:\n  - id: ok\n  - id: sp ace\n", "3:9",
 	    "key 'tenants[1].id': tenant id 'sp ace' may only contain");
-	expect_err("tenants:\n  - id: \"a\\0b\"\n", "2:9",
+	ct_expect_err("tenants:\n  - id: \"a\\0b\"\n", "2:9",
 	    "key 'tenants[0].id': must not contain a NUL byte");
-	expect_err("tenants:\n  - id: ..\n", "2:9",
+	ct_expect_err("tenants:\n  - id: ..\n", "2:9",
 	    "key 'tenants[0].id': tenant id '..' is not allowed");
-	expect_err("tenants:\n  - id: ''\n", "2:9",
+	ct_expect_err("tenants:\n  - id: ''\n", "2:9",
 	    "key 'tenants[0].id': must not be empty");
-	expect_err("tenants:\n  - id: [x]\n", "2:9",
+	ct_expect_err("tenants:\n  - id: [x]\n", "2:9",
 	    "key 'tenants[0].id': expected a scalar, got a sequence");
 
 	char *id = repeat('i', 257), yaml[600];
 	snprintf(yaml, sizeof(yaml), "tenants:\n  - id: %s\n", id);
-	expect_err(yaml, "2:9",
+	ct_expect_err(yaml, "2:9",
 	    "key 'tenants[0].id': tenant id is 257 bytes, max 256");
 	free(id);
 }
@@ -184,29 +158,29 @@ static void
 test_syntax_and_file(void)
 {
 	/* A scanner error is placed at libyaml's problem mark. */
-	expect_err("tenants:\n  - id: demo: x\n", "2:13",
+	ct_expect_err("tenants:\n  - id: demo: x\n", "2:13",
 	    "YAML syntax error: mapping values are not allowed in this "
 	    "context");
 	/* An unclosed flow sequence: the problem is the end of input. */
-	expect_err("tenants: [a, b\n", "2:1",
+	ct_expect_err("tenants: [a, b\n", "2:1",
 	    "YAML syntax error: did not find expected ',' or ']' (while "
 	    "parsing a flow sequence at line 1)");
 	/* A reader error carries only a byte offset: 3rd line, 4th byte. */
-	expect_err("tenants:\n  - id: demo\nx: \xff\n", "3:4",
+	ct_expect_err("tenants:\n  - id: demo\nx: \xff\n", "3:4",
 	    "YAML syntax error: invalid leading UTF-8 octet");
-	expect_err("", "1:1", "the file is empty");
-	expect_err("# only a comment\n\n", "1:1", "the file is empty");
-	expect_err("---\n", "1:1", "the file is empty");
-	expect_err("- tenants\n- data_dir\n", "1:1",
+	ct_expect_err("", "1:1", "the file is empty");
+	ct_expect_err("# only a comment\n\n", "1:1", "the file is empty");
+	ct_expect_err("---\n", "1:1", "the file is empty");
+	ct_expect_err("- tenants\n- data_dir\n", "1:1",
 	    "expected a mapping at the top level, got a sequence");
-	expect_err("tenants\n", "1:1",
+	ct_expect_err("tenants\n", "1:1",
 	    "expected a mapping at the top level, got 'tenants'");
-	expect_err("tenants: [{id: a}]\n---\ntenants: [{id: b}]\n", "3:1",
+	ct_expect_err("tenants: [{id: a}]\n---\ntenants: [{id: b}]\n", "3:1",
 	    "only one YAML document is allowed");
 
 	char path[4096], err[512];
 	snprintf(path, sizeof(path), "%s/no-such.yaml", tu_tmpdir());
-	sl_config *cfg = (sl_config *) &n_fixtures;
+	sl_config *cfg = (sl_config *) &ct_n_fixtures;
 	CHECK_EQ(config_load(path, &cfg, err, sizeof(err)), SL_ECONFIG);
 	CHECK(cfg == NULL);
 	char want[4200];
@@ -224,14 +198,14 @@ test_syntax_and_file(void)
 static void
 test_endpoints(void)
 {
-	expect_err("endpoints:\n  api: http://localhost:80\n"
+	ct_expect_err("endpoints:\n  api: http://localhost:80\n"
 	           "tenants:\n  - id: demo\n",
 	    "2:8",
 	    "key 'endpoints.api': 'http://localhost:80' must start with "
 	    "ipc://, tcp:// or inproc://");
-	expect_err("endpoints:\n  pub: tcp://\ntenants: [{id: a}]\n", "2:8",
+	ct_expect_err("endpoints:\n  pub: tcp://\ntenants: [{id: a}]\n", "2:8",
 	    "key 'endpoints.pub': 'tcp://' has no address");
-	expect_err("endpoints: {api: 'ipc:///x', pub: 'ipc:///x'}\n"
+	ct_expect_err("endpoints: {api: 'ipc:///x', pub: 'ipc:///x'}\n"
 	           "tenants: [{id: a}]\n",
 	    "1:35", "key 'endpoints.pub': same address as endpoints.api");
 
@@ -239,14 +213,14 @@ test_endpoints(void)
 	char *name = repeat('s', 108 - 5), yaml[1024];
 	snprintf(yaml, sizeof(yaml),
 	    "endpoints:\n  api: ipc:///tmp/%s\ntenants: [{id: a}]\n", name);
-	expect_err(yaml, "2:8",
+	ct_expect_err(yaml, "2:8",
 	    "key 'endpoints.api': ipc path too long (108 bytes, max 107)");
 	free(name);
 	/* The default under a long data_dir is blamed on data_dir. */
 	name = repeat('d', 100);
 	snprintf(yaml, sizeof(yaml), "tenants: [{id: a}]\ndata_dir: /tmp/%s\n",
 	    name);
-	expect_err(yaml, "2:11",
+	ct_expect_err(yaml, "2:11",
 	    "key 'endpoints.api': ipc path too long (113 bytes, max 107)");
 	free(name);
 }
@@ -268,7 +242,7 @@ check_nothing_created(void)
 		n++;
 	}
 	closedir(d);
-	CHECK_EQ(n, n_fixtures);
+	CHECK_EQ(n, ct_n_fixtures);
 }
 
 int
@@ -283,6 +257,6 @@ main(void)
 	test_syntax_and_file();
 	test_endpoints();
 	check_nothing_created();
-	printf("config_errors_test: %d fixtures OK\n", n_fixtures);
+	printf("config_errors_test: %d fixtures OK\n", ct_n_fixtures);
 	return 0;
 }

@@ -4,58 +4,9 @@
  * projections: their defaults (ESDB's), every key read as written,
  * config_projection's lookup, and each refusal naming file:line:column.
  */
-#include "config.h"
-#include "testutil.h"
-
-#include <sluice/errors.h>
+#include "config_testutil.h"
 
 #define T "tenants: [{id: demo}]\n"
-
-static int n_fixtures;
-
-static char *
-write_fixture(const char *yaml)
-{
-	char *path;
-	CHECK(asprintf(&path, "%s/proj%02d.yaml", tu_tmpdir(), n_fixtures++)
-	    >= 0);
-	tu_write_file(path, yaml);
-	return path;
-}
-
-static sl_config *
-load_ok(const char *yaml)
-{
-	char      *path      = write_fixture(yaml);
-	sl_config *cfg       = NULL;
-	char       err[1024] = "";
-	int        rc        = config_load(path, &cfg, err, sizeof(err));
-	if (rc != SL_OK) {
-		fprintf(stderr, "%s\nrc %d: %s\n", yaml, rc, err);
-		exit(1);
-	}
-	free(path);
-	return cfg;
-}
-
-static void
-expect_err(const char *yaml, const char *where, const char *what)
-{
-	char      *path = write_fixture(yaml);
-	char       prefix[4200], err[1024] = "";
-	sl_config *cfg = NULL;
-	int        rc  = config_load(path, &cfg, err, sizeof(err));
-	snprintf(prefix, sizeof(prefix), "%s:%s: ", path, where);
-	if (rc != SL_ECONFIG || cfg != NULL
-	    || strncmp(err, prefix, strlen(prefix)) != 0
-	    || strstr(err + strlen(prefix), what) == NULL) {
-		fprintf(stderr,
-		    "fixture:\n%s\nrc %d\ngot:  %s\nwant: %s...%s\n", yaml, rc,
-		    err, prefix, what);
-		exit(1);
-	}
-	free(path);
-}
 
 static void
 check_settings(const proj_settings *s, uint32_t after, uint32_t handled,
@@ -72,7 +23,7 @@ check_settings(const proj_settings *s, uint32_t after, uint32_t handled,
 static void
 defaults(void)
 {
-	sl_config *cfg  = load_ok(T);
+	sl_config *cfg  = ct_load_ok(T);
 	cfg_mode   mode = CFG_MODE_TRANSIENT;
 	CHECK_EQ(cfg->run_projections, CFG_RUN_ALL);
 	CHECK(!cfg->start_standard_projections);
@@ -99,7 +50,7 @@ defaults(void)
 static void
 every_key(void)
 {
-	sl_config *cfg = load_ok(T "run_projections: system\n"
+	sl_config *cfg = ct_load_ok(T "run_projections: system\n"
 	                           "start_standard_projections: true\n"
 	                           "system_projections:\n"
 	                           "  by_category: {separator: \"::\", "
@@ -122,14 +73,14 @@ every_key(void)
 	check_settings(&cfg->proj_defaults, 250, 10, 64 * 1024, 7, 3, 2);
 	config_free(cfg);
 
-	cfg = load_ok(T "run_projections: none\n"
+	cfg = ct_load_ok(T "run_projections: none\n"
 	                "system_projections: {by_category: {take: first}}\n");
 	CHECK_EQ(cfg->run_projections, CFG_RUN_NONE);
 	CHECK(!cfg->category_last);
 	CHECK_STREQ(cfg->category_separator, "-");
 	config_free(cfg);
 
-	cfg = load_ok(T "run_projections: all\n"
+	cfg = ct_load_ok(T "run_projections: all\n"
 	                "start_standard_projections: false\n"
 	                "system_projections:\n"
 	                "  by_category: {separator: \"_\"}\n");
@@ -140,7 +91,7 @@ every_key(void)
 	config_free(cfg);
 
 	/* the bounds themselves are accepted */
-	cfg = load_ok(T "projection_settings:\n"
+	cfg = ct_load_ok(T "projection_settings:\n"
 	                "  checkpoint_after_ms: 3600000\n"
 	                "  checkpoint_handled_threshold: 1\n"
 	                "  checkpoint_unhandled_bytes_threshold: 1GiB\n"
@@ -157,7 +108,7 @@ projections(void)
 {
 	/* entries take projection_settings for what they do not set, wherever
 	 * projection_settings is in the file */
-	sl_config *cfg = load_ok(T
+	sl_config *cfg = ct_load_ok(T
 	    "projections:\n"
 	    "  - name: totals\n"
 	    "    mode: one_time\n"
@@ -218,7 +169,7 @@ projections(void)
 	    == &cfg->proj_defaults); /* names match exactly */
 	config_free(cfg);
 
-	cfg = load_ok(T "projections: []\n");
+	cfg = ct_load_ok(T "projections: []\n");
 	CHECK_EQ(cfg->n_projections, 0);
 	config_free(cfg);
 }
@@ -227,129 +178,129 @@ static void
 refusals(void)
 {
 	/* run_projections, start_standard_projections */
-	expect_err(T "run_projections: some\n", "2:18",
+	ct_expect_err(T "run_projections: some\n", "2:18",
 	    "key 'run_projections': expected one of none, system, all, got "
 	    "'some'");
-	expect_err(T "run_projections: All\n", "2:18",
+	ct_expect_err(T "run_projections: All\n", "2:18",
 	    "expected one of none, system, all, got 'All'");
-	expect_err(T "run_projections: [all]\n", "2:18",
+	ct_expect_err(T "run_projections: [all]\n", "2:18",
 	    "key 'run_projections': expected one of none, system, all, got a "
 	    "sequence");
-	expect_err(T "start_standard_projections: yes\n", "2:29",
+	ct_expect_err(T "start_standard_projections: yes\n", "2:29",
 	    "key 'start_standard_projections': expected true or false, got "
 	    "'yes'");
 
 	/* system_projections */
-	expect_err(T "system_projections: 1\n", "2:21",
+	ct_expect_err(T "system_projections: 1\n", "2:21",
 	    "key 'system_projections': expected a mapping, got '1'");
-	expect_err(T "system_projections:\n  by_stream: {}\n", "3:3",
+	ct_expect_err(T "system_projections:\n  by_stream: {}\n", "3:3",
 	    "unknown key 'system_projections.by_stream'");
-	expect_err(T "system_projections:\n  by_category: {sep: x}\n", "3:17",
+	ct_expect_err(T "system_projections:\n  by_category: {sep: x}\n", "3:17",
 	    "unknown key 'system_projections.by_category.sep'");
-	expect_err(T "system_projections:\n  by_category: {separator: \"\"}\n",
+	ct_expect_err(T "system_projections:\n  by_category: {separator: \"\"}\n",
 	    "3:28",
 	    "key 'system_projections.by_category.separator': must not be "
 	    "empty");
-	expect_err(T "system_projections:\n  by_category: {separator: "
+	ct_expect_err(T "system_projections:\n  by_category: {separator: "
 	             "\"12345678901234567\"}\n",
 	    "3:28",
 	    "key 'system_projections.by_category.separator': is 17 bytes, "
 	    "max 16");
-	expect_err(T "system_projections:\n  by_category: {separator: "
+	ct_expect_err(T "system_projections:\n  by_category: {separator: "
 	             "\"a\\0b\"}\n",
 	    "3:28", "must not contain a NUL byte");
-	expect_err(T "system_projections:\n  by_category: {separator: [x]}\n",
+	ct_expect_err(T "system_projections:\n  by_category: {separator: [x]}\n",
 	    "3:28",
 	    "key 'system_projections.by_category.separator': expected a "
 	    "non-empty string, got a sequence");
-	expect_err(T "system_projections:\n  by_category: {take: middle}\n",
+	ct_expect_err(T "system_projections:\n  by_category: {take: middle}\n",
 	    "3:23",
 	    "key 'system_projections.by_category.take': expected first or "
 	    "last, got 'middle'");
-	expect_err(T "system_projections:\n"
+	ct_expect_err(T "system_projections:\n"
 	             "  by_category: {take: last, take: first}\n",
 	    "3:29",
 	    "duplicate key 'system_projections.by_category.take' (first at "
 	    "line 3)");
-	expect_err(T "system_projections:\n  by_correlation_id:\n"
+	ct_expect_err(T "system_projections:\n  by_correlation_id:\n"
 	             "    property: ''\n",
 	    "4:15",
 	    "key 'system_projections.by_correlation_id.property': must not "
 	    "be empty");
-	expect_err(T "system_projections:\n  by_correlation_id: {prop: x}\n",
+	ct_expect_err(T "system_projections:\n  by_correlation_id: {prop: x}\n",
 	    "3:23", "unknown key 'system_projections.by_correlation_id.prop'");
-	expect_err(T "system_projections:\n  by_correlation_id: x\n", "3:22",
+	ct_expect_err(T "system_projections:\n  by_correlation_id: x\n", "3:22",
 	    "key 'system_projections.by_correlation_id': expected a mapping");
 
 	/* projection_settings: each setting's type and bounds */
-	expect_err(T "projection_settings:\n  checkpoint_after: 5\n", "3:3",
+	ct_expect_err(T "projection_settings:\n  checkpoint_after: 5\n", "3:3",
 	    "unknown key 'projection_settings.checkpoint_after'");
-	expect_err(T "projection_settings:\n  checkpoint_after_ms: -1\n",
+	ct_expect_err(T "projection_settings:\n  checkpoint_after_ms: -1\n",
 	    "3:24",
 	    "key 'projection_settings.checkpoint_after_ms': -1 is out of "
 	    "range 0..3600000");
-	expect_err(T "projection_settings:\n  checkpoint_after_ms: 3600001\n",
+	ct_expect_err(T "projection_settings:\n  checkpoint_after_ms: 3600001\n",
 	    "3:24", "out of range 0..3600000");
-	expect_err(T "projection_settings:\n"
+	ct_expect_err(T "projection_settings:\n"
 	             "  checkpoint_handled_threshold: 0\n",
 	    "3:33",
 	    "key 'projection_settings.checkpoint_handled_threshold': 0 is out "
 	    "of range 1..1000000");
-	expect_err(T "projection_settings:\n"
+	ct_expect_err(T "projection_settings:\n"
 	             "  checkpoint_handled_threshold: many\n",
 	    "3:33", "expected an integer, got 'many'");
-	expect_err(T "projection_settings:\n"
+	ct_expect_err(T "projection_settings:\n"
 	             "  checkpoint_unhandled_bytes_threshold: 100\n",
 	    "3:41",
 	    "key 'projection_settings.checkpoint_unhandled_bytes_threshold': "
 	    "100 is out of range 1KiB..1GiB");
-	expect_err(T "projection_settings:\n"
+	ct_expect_err(T "projection_settings:\n"
 	             "  checkpoint_unhandled_bytes_threshold: 2GiB\n",
 	    "3:41", "2GiB is out of range 1KiB..1GiB");
-	expect_err(T "projection_settings:\n"
+	ct_expect_err(T "projection_settings:\n"
 	             "  checkpoint_unhandled_bytes_threshold: 10MB\n",
 	    "3:41", "expected a size");
-	expect_err(T "projection_settings:\n  pending_events_threshold: 0\n",
+	ct_expect_err(T "projection_settings:\n  pending_events_threshold: 0\n",
 	    "3:29",
 	    "key 'projection_settings.pending_events_threshold': 0 is out of "
 	    "range 1..1000000");
-	expect_err(T "projection_settings:\n"
+	ct_expect_err(T "projection_settings:\n"
 	             "  pending_events_threshold: 1000001\n",
 	    "3:29", "out of range 1..1000000");
-	expect_err(T "projection_settings:\n  max_write_batch_length: 0\n",
+	ct_expect_err(T "projection_settings:\n  max_write_batch_length: 0\n",
 	    "3:27",
 	    "key 'projection_settings.max_write_batch_length': 0 is out of "
 	    "range 1..100000");
-	expect_err(T "projection_settings:\n"
+	ct_expect_err(T "projection_settings:\n"
 	             "  max_allowed_writes_in_flight: 1025\n",
 	    "3:33",
 	    "key 'projection_settings.max_allowed_writes_in_flight': 1025 is "
 	    "out of range 0..1024");
-	expect_err(T "projection_settings: [1]\n", "2:22",
+	ct_expect_err(T "projection_settings: [1]\n", "2:22",
 	    "key 'projection_settings': expected a mapping, got a sequence");
 
 	/* projections */
-	expect_err(T "projections: {name: x}\n", "2:14",
+	ct_expect_err(T "projections: {name: x}\n", "2:14",
 	    "key 'projections': expected a sequence, got a mapping");
-	expect_err(T "projections:\n  - totals\n", "3:5",
+	ct_expect_err(T "projections:\n  - totals\n", "3:5",
 	    "key 'projections[0]': expected a mapping, got 'totals'");
-	expect_err(T "projections:\n  - {mode: one_time}\n", "3:5",
+	ct_expect_err(T "projections:\n  - {mode: one_time}\n", "3:5",
 	    "missing required key 'projections[0].name'");
-	expect_err(T "projections:\n  - {name: x, colour: red}\n", "3:15",
+	ct_expect_err(T "projections:\n  - {name: x, colour: red}\n", "3:15",
 	    "unknown key 'projections[0].colour'");
-	expect_err(T "projections:\n  - {name: x, name: y}\n", "3:15",
+	ct_expect_err(T "projections:\n  - {name: x, name: y}\n", "3:15",
 	    "duplicate key 'projections[0].name' (first at line 3)");
-	expect_err(T "projections:\n  - {name: ''}\n", "3:12",
+	ct_expect_err(T "projections:\n  - {name: ''}\n", "3:12",
 	    "key 'projections[0].name': must not be empty");
-	expect_err(T "projections:\n  - {name: x, mode: onetime}\n", "3:21",
+	ct_expect_err(T "projections:\n  - {name: x, mode: onetime}\n", "3:21",
 	    "key 'projections[0].mode': expected one of continuous, one_time, "
 	    "transient, got 'onetime'");
-	expect_err(T
+	ct_expect_err(T
 	    "projections:\n  - {name: x, max_write_batch_length: 0}\n",
 	    "3:39",
 	    "key 'projections[0].max_write_batch_length': 0 is out of range "
 	    "1..100000");
-	expect_err(T "projections:\n"
+	ct_expect_err(T "projections:\n"
 	             "  - {name: x}\n"
 	             "  - {name: y}\n"
 	             "  - {name: x, mode: one_time}\n",
@@ -357,19 +308,19 @@ refusals(void)
 	    "key 'projections[2].name': duplicate projection 'x' (first at "
 	    "projections[0], line 3)");
 	/* an id written in another case is the same projection */
-	expect_err(T "projections:\n"
+	ct_expect_err(T "projections:\n"
 	             "  - {name: 0a1b2c3d-0000-4000-8000-00000000abcd}\n"
 	             "  - {name: 0A1B2C3D-0000-4000-8000-00000000ABCD}\n",
 	    "4:12", "duplicate projection");
-	expect_err(T "projections:\n  - {name: $by_stream}\n", "3:12",
+	ct_expect_err(T "projections:\n  - {name: $by_stream}\n", "3:12",
 	    "key 'projections[0].name': no system projection is named "
 	    "'$by_stream'");
-	expect_err(T
+	ct_expect_err(T
 	    "projections:\n  - {name: $by_category, mode: one_time}\n",
 	    "3:32",
 	    "key 'projections[0].mode': system projection '$by_category' runs "
 	    "continuously only");
-	expect_err(T "projections:\n"
+	ct_expect_err(T "projections:\n"
 	             "  - name: 00000000-0000-0000-0000-000000000003\n"
 	             "    mode: transient\n",
 	    "4:11", "runs continuously only");

@@ -3,62 +3,13 @@
  * data_dir, keep-alive, timeout, window, registrations), values read as
  * written, and refusals naming file:line:column and the key.
  */
-#include "config.h"
-#include "testutil.h"
-
-#include <sluice/errors.h>
-
-static int n_fixtures;
-
-static char *
-write_fixture(const char *yaml)
-{
-	char *path;
-	CHECK(asprintf(&path, "%s/remote%02d.yaml", tu_tmpdir(), n_fixtures++)
-	    >= 0);
-	tu_write_file(path, yaml);
-	return path;
-}
-
-static sl_config *
-load_ok(const char *yaml)
-{
-	char      *path      = write_fixture(yaml);
-	sl_config *cfg       = NULL;
-	char       err[1024] = "";
-	int        rc        = config_load(path, &cfg, err, sizeof(err));
-	if (rc != SL_OK) {
-		fprintf(stderr, "%s\nrc %d: %s\n", yaml, rc, err);
-		exit(1);
-	}
-	free(path);
-	return cfg;
-}
-
-static void
-expect_err(const char *yaml, const char *where, const char *what)
-{
-	char      *path = write_fixture(yaml);
-	char       prefix[4200], err[1024] = "";
-	sl_config *cfg = NULL;
-	int        rc  = config_load(path, &cfg, err, sizeof(err));
-	snprintf(prefix, sizeof(prefix), "%s:%s: ", path, where);
-	if (rc != SL_ECONFIG || cfg != NULL
-	    || strncmp(err, prefix, strlen(prefix)) != 0
-	    || strstr(err + strlen(prefix), what) == NULL) {
-		fprintf(stderr,
-		    "fixture:\n%s\nrc %d\ngot:  %s\nwant: %s...%s\n", yaml, rc,
-		    err, prefix, what);
-		exit(1);
-	}
-	free(path);
-}
+#include "config_testutil.h"
 
 int
 main(void)
 {
 	/* defaults */
-	sl_config *cfg = load_ok("tenants: [{id: demo}]\n");
+	sl_config *cfg = ct_load_ok("tenants: [{id: demo}]\n");
 	char      *want;
 	CHECK(asprintf(&want, "ipc://%s/remote", cfg->data_dir) >= 0);
 	CHECK_STREQ(cfg->remote_url, want);
@@ -70,7 +21,7 @@ main(void)
 	config_free(cfg);
 
 	/* every key set */
-	cfg = load_ok("tenants: [{id: demo}]\n"
+	cfg = ct_load_ok("tenants: [{id: demo}]\n"
 	              "remote:\n"
 	              "  endpoint: tcp://127.0.0.1:0\n"
 	              "  keepalive_ms: 250\n"
@@ -83,32 +34,32 @@ main(void)
 	CHECK_EQ(cfg->remote_window, 1);
 	CHECK_EQ(cfg->remote_max_registrations, 5);
 	config_free(cfg);
-	cfg = load_ok("tenants: [{id: demo}]\nremote:\n"
+	cfg = ct_load_ok("tenants: [{id: demo}]\nremote:\n"
 	              "  endpoint: inproc://calls\n");
 	CHECK_STREQ(cfg->remote_url, "inproc://calls");
 	config_free(cfg);
-	cfg = load_ok("tenants: [{id: demo}]\nremote:\n"
+	cfg = ct_load_ok("tenants: [{id: demo}]\nremote:\n"
 	              "  endpoint: tcp://[::1]:0\n");
 	config_free(cfg);
 
 	/* refusals */
-	expect_err("tenants: [{id: demo}]\nremote:\n  windw: 3\n", "3:3",
+	ct_expect_err("tenants: [{id: demo}]\nremote:\n  windw: 3\n", "3:3",
 	    "unknown key 'remote.windw'");
-	expect_err("tenants: [{id: demo}]\nremote:\n  window: 0\n", "3:11",
+	ct_expect_err("tenants: [{id: demo}]\nremote:\n  window: 0\n", "3:11",
 	    "key 'remote.window': 0 is out of range 1..1024");
-	expect_err("tenants: [{id: demo}]\nremote:\n  keepalive_ms: 5\n",
+	ct_expect_err("tenants: [{id: demo}]\nremote:\n  keepalive_ms: 5\n",
 	    "3:17", "key 'remote.keepalive_ms': 5 is out of range 10..600000");
-	expect_err("tenants: [{id: demo}]\nremote:\n  timeout_ms: soon\n",
+	ct_expect_err("tenants: [{id: demo}]\nremote:\n  timeout_ms: soon\n",
 	    "3:15",
 	    "key 'remote.timeout_ms': expected an integer, got 'soon'");
-	expect_err(
+	ct_expect_err(
 	    "tenants: [{id: demo}]\nremote:\n  max_registrations: 5000\n",
 	    "3:22", "out of range 1..4096");
-	expect_err("tenants: [{id: demo}]\nremote: 5\n", "2:9",
+	ct_expect_err("tenants: [{id: demo}]\nremote: 5\n", "2:9",
 	    "key 'remote': expected a mapping");
-	expect_err("tenants: [{id: demo}]\nremote:\n  endpoint: http://x\n",
+	ct_expect_err("tenants: [{id: demo}]\nremote:\n  endpoint: http://x\n",
 	    "3:13", "must start with ipc://, tcp:// or inproc://");
-	expect_err("tenants: [{id: demo}]\nremote:\n"
+	ct_expect_err("tenants: [{id: demo}]\nremote:\n"
 	           "  endpoint: tcp://127.0.0.1:5555\n",
 	    "3:13", "must have port 0");
 	char *longp = malloc(200), *yaml;
@@ -119,7 +70,7 @@ main(void)
 	          "tenants: [{id: demo}]\nremote:\n  endpoint: ipc:///%s\n",
 	          longp)
 	    >= 0);
-	expect_err(yaml, "3:13", "too long for the registrations' sockets");
+	ct_expect_err(yaml, "3:13", "too long for the registrations' sockets");
 	free(yaml);
 	free(longp);
 	printf("remote_config_test: ok\n");
