@@ -262,33 +262,8 @@ test_concurrent(store *s)
 
 /* ---- 3. a refused commit inside a group ---- */
 
-/*
- * The first commit's done() holds the writer until the test has queued the
- * group behind it, so that group is certainly one transaction.
- */
-typedef struct gate {
-	pthread_mutex_t mu;
-	pthread_cond_t  cv;
-	bool            in_done;
-	bool            released;
-	int             finished;
-} gate;
-
-static void
-gate_hold(store_commit *c, void *arg)
-{
-	gate *g = arg;
-
-	CHECK_EQ(c->rc, SL_OK);
-	pthread_mutex_lock(&g->mu);
-	g->in_done = true;
-	pthread_cond_broadcast(&g->cv);
-	while (!g->released)
-		pthread_cond_wait(&g->cv, &g->mu);
-	g->finished++;
-	pthread_mutex_unlock(&g->mu);
-}
-
+/* The gate (store_testutil.h) holds the writer in the first commit's
+ * done() until the group behind it is queued. */
 static void
 gate_count(store_commit *c, void *arg)
 {

@@ -248,29 +248,6 @@ link_ev(const char *target)
 
 /* ---- a group of writes held behind a gate ---- */
 
-typedef struct gate {
-	pthread_mutex_t mu;
-	pthread_cond_t  cv;
-	bool            in_done;
-	bool            released;
-	int             finished;
-} gate;
-
-static void
-gate_hold(store_commit *c, void *arg)
-{
-	gate *g = arg;
-
-	CHECK_EQ(c->rc, SL_OK);
-	pthread_mutex_lock(&g->mu);
-	g->in_done = true;
-	pthread_cond_broadcast(&g->cv);
-	while (!g->released)
-		pthread_cond_wait(&g->cv, &g->mu);
-	g->finished++;
-	pthread_mutex_unlock(&g->mu);
-}
-
 static void
 gate_bump(gate *g)
 {

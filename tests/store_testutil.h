@@ -7,6 +7,8 @@
 #define SL_STORE_TESTUTIL_H
 
 #include <json.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <sluice/errors.h>
 #include <store.h>
 
@@ -64,6 +66,34 @@ tev_commit_init(store_commit *c, const char *tenant, const char *stream,
 	c->expected   = expected;
 	c->events     = events;
 	c->n_events   = n;
+}
+
+/*
+ * A gate for group commit tests: a first commit's done() (gate_hold) holds
+ * the writer until the test has queued the group behind it (released), so
+ * that group is certainly one transaction.
+ */
+typedef struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	bool            in_done;
+	bool            released;
+	int             finished;
+} gate;
+
+__attribute__((unused)) static void
+gate_hold(store_commit *c, void *arg)
+{
+	gate *g = arg;
+
+	CHECK_EQ(c->rc, SL_OK);
+	pthread_mutex_lock(&g->mu);
+	g->in_done = true;
+	pthread_cond_broadcast(&g->cv);
+	while (!g->released)
+		pthread_cond_wait(&g->cv, &g->mu);
+	g->finished++;
+	pthread_mutex_unlock(&g->mu);
 }
 
 #endif
