@@ -1240,16 +1240,18 @@ scenario_emitting(void)
 	json_decref(q);
 	json_decref(all);
 
-	/* a client's commit to its stream: EOWNED naming the owner */
-	json_t *r = commit_to_ledger(s);
+	/* a client's commit to its stream: EOWNED naming the owner, and
+	 * nothing written there (the head itself may still move: the
+	 * system projections link the emitter's events) */
+	size_t  ledger = stream_size(s, "ledger-acct-1");
+	json_t *r      = commit_to_ledger(s);
 	if (is_ok(r) || jint(r, "code") != SL_EOWNED
 	    || strstr(jstr(r, "message"), EMITTER) == NULL)
 		FAIL("commit to an owned stream: %s",
 		    json_dumps(r, JSON_COMPACT));
 	json_decref(r);
-	st = status(s);
-	CHECK_EQ(jint(st, "head"), h0);
-	json_decref(st);
+	CHECK(ledger > 0);
+	CHECK_EQ(stream_size(s, "ledger-acct-1"), ledger);
 
 	/* A reset removes the streams it wrote and writes them again: the
 	 * links $by_event_type made to its first Ledger events are
