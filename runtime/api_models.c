@@ -1,0 +1,443 @@
+/*
+ * The wire protocol's read model ops (docs/protocol.md): read_filter over
+ * a filter's partitioned streams, and get_one / get_all over a
+ * projection's states. Requests are decoded and dispatched in api.c.
+ */
+#include "api_internal.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sluice/errors.h>
+
+#include "emitter.h"
+#include "event.h"
+#include "log.h"
+#include "mp.h"
+
+/* get_all's default and largest page. */
+#define API_GET_ALL_MAX 1000
+
+/* ---- filter streams ---- */
+
+/* The longest partition id (readmodels.h). */
+#define API_MAX_PARTITION_LEN 255
+/* filter_fetch_one's "got it, stop" (sl_err codes are positive). */
+#define API_FETCH_DONE (-2)
+
+const char *
+api_filter_kind_name(sl_filter_kind k)
+{
+	switch (k) {
+	case SL_FILTER_UNPARTITIONED:
+		return "unpartitioned";
+	case SL_FILTER_PARTITIONED:
+		return "partitioned";
+	case SL_FILTER_PUBLIC:
+		return "public";
+	}
+	return "unknown";
+}
+
+/* What a definition runs, as status and plugins name it. */
+const char *
+api_kind_name(const proj_def *d)
+{
+	return def_is_filter(d) ? "filter" : "projection";
+}
+
+typedef struct filter_read_ctx {
+	runtime        *rt;
+	const char     *tenant;      /* the tenant's id (NUL-terminated) */
+	bool            partitioned; /* entries carry a partition */
+	msgpack_sbuffer events;      /* the reply's events, packed */
+	msgpack_packer  pk;
+	msgpack_zone    zone;
+	uint32_t        count;
+	uint64_t        next; /* stream position after the last event */
+	/* the entry being fetched */
+	uint64_t    stream_pos, log_pos;
+	uint64_t    generation; /* of the stream read */
+	const char *partition;
+	size_t      plen;
+	bool        found;
+} filter_read_ctx;
+
+/* store_scan callback: the event at fr->log_pos, packed with its extras. */
+static int
+filter_fetch_one(void *arg, uint64_t position, const void *data, size_t len)
+{
+	filter_read_ctx *fr = arg;
+	ev_view          ev;
+
+	if (position != fr->log_pos)
+		return SL_OK; /* not there: reported by the caller */
+	msgpack_zone_clear(&fr->zone);
+	if (ev_decode(data, len, position, &fr->zone, &ev) != SL_OK) {
+		log_error("api",
+		    "event at position %" PRIu64 " cannot be decoded",
+		    position);
+		return SL_ESTORAGE;
+	}
+	/* A tenant's stream only indexes its own events; never show
+	 * another tenant's, whatever the index says. */
+	if (strcmp(ev.tenant, fr->tenant) != 0) {
+		log_error("api",
+		    "tenant %s: a filter stream names position %" PRIu64
+		    " of tenant %s",
+		    fr->tenant, position, ev.tenant);
+		return SL_EINTERNAL;
+	}
+	ev_pack_wire_extra(&fr->pk, &ev, fr->partitioned ? 3 : 2);
+	mp_pack_kv_u64(&fr->pk, "stream_position", fr->stream_pos);
+	mp_pack_kv_u64(&fr->pk, "stream_generation", fr->generation);
+	if (fr->partitioned) {
+		mp_pack_cstr(&fr->pk, "partition");
+		mp_pack_strn(&fr->pk, fr->partition, fr->plen);
+	}
+	fr->found = true;
+	return API_FETCH_DONE;
+}
+
+/* rm_stream_read callback: fetch one indexed event from the log. */
+static int
+filter_read_one(void *arg, uint64_t stream_pos, uint64_t log_pos,
+    uint64_t other_pos, const char *partition, size_t plen)
+{
+	(void) other_pos;
+	filter_read_ctx *fr = arg;
+	int              rc;
+
+	fr->stream_pos = stream_pos;
+	fr->log_pos    = log_pos;
+	fr->partition  = partition;
+	fr->plen       = plen;
+	fr->found      = false;
+	rc = store_scan(fr->rt->store, log_pos, 1, filter_fetch_one, fr, NULL);
+	if (rc == API_FETCH_DONE)
+		rc = SL_OK;
+	if (rc == SL_OK && !fr->found) {
+		log_error("api",
+		    "tenant %s: a filter stream names log position %" PRIu64
+		    ", which the log does not hold",
+		    fr->tenant, log_pos);
+		rc = SL_EINTERNAL;
+	}
+	if (rc != SL_OK)
+		return rc;
+	fr->count++;
+	fr->next = stream_pos + 1;
+	/* -1 stops the read; the client pages on from next. */
+	return fr->events.size >= API_REPLY_SOFT_BYTES ? -1 : 0;
+}
+
+void
+api_read_filter(request *r)
+{
+	const sl_config *cfg = r->rt->cfg;
+	rt_tenant       *t;
+	const proj_def  *def;
+	const char      *fid, *part;
+	size_t           fid_len, part_len;
+	uint64_t         from, max, next = 0;
+	bool             more = false;
+	filter_read_ctx  fr;
+	int              rc;
+
+	if (api_tenant(r, &t) != SL_OK
+	    || api_str(r, "filter", true, &fid, &fid_len) != SL_OK
+	    || api_str(r, "partition", false, &part, &part_len) != SL_OK
+	    || api_u64(r, "from", 0, &from) != SL_OK
+	    || api_u64(r, "max", cfg->max_read_events, &max) != SL_OK)
+		return;
+	if (max == 0 || max > cfg->max_read_events)
+		max = cfg->max_read_events;
+	def = fid_len > 0 && fid_len <= SL_MAX_ID_LEN
+	    ? runtime_find_def(r->rt, fid, fid_len)
+	    : NULL;
+	if (def == NULL) {
+		api_fail(r, SL_ENOTFOUND, "unknown filter '%.*s'",
+		    (int) (fid_len > SL_MAX_ID_LEN ? SL_MAX_ID_LEN : fid_len),
+		    fid);
+		return;
+	}
+	if (!def_is_filter(def)) {
+		api_fail(r, SL_EINVAL,
+		    "field 'filter': '%.*s' is a projection, not a filter "
+		    "(query its read models with get_one / get_all)",
+		    (int) fid_len, fid);
+		return;
+	}
+	if (part != NULL) {
+		if (part_len == 0) {
+			api_fail(r, SL_EINVAL,
+			    "field 'partition' must not be empty");
+			return;
+		}
+		if (part_len > API_MAX_PARTITION_LEN) {
+			api_fail(r, SL_ETOOBIG,
+			    "field 'partition' is %zu bytes (limit %d)",
+			    part_len, API_MAX_PARTITION_LEN);
+			return;
+		}
+		if (memchr(part, '\0', part_len) != NULL) {
+			api_fail(r, SL_EINVAL,
+			    "field 'partition' contains a NUL byte");
+			return;
+		}
+		if (def->filter_kind == SL_FILTER_UNPARTITIONED) {
+			api_fail(r, SL_EINVAL,
+			    "field 'partition': filter '%s' (%s) is "
+			    "unpartitioned",
+			    def->name, def->id);
+			return;
+		}
+	}
+
+	memset(&fr, 0, sizeof(fr));
+	fr.rt          = r->rt;
+	fr.tenant      = t->cfg->id;
+	fr.partitioned = def->filter_kind != SL_FILTER_UNPARTITIONED;
+	fr.next        = from;
+	msgpack_sbuffer_init(&fr.events);
+	msgpack_packer_init(&fr.pk, &fr.events, msgpack_sbuffer_write);
+	if (!msgpack_zone_init(&fr.zone, 4096)) {
+		msgpack_sbuffer_destroy(&fr.events);
+		api_fail(r, SL_ENOMEM, "out of memory");
+		return;
+	}
+	/* the generation is set before the first entry is visited */
+	rc = rm_stream_read(t->rm, def->id, part, part_len, from, (size_t) max,
+	    filter_read_one, &fr, &next, &more, &fr.generation);
+	if (rc == -1)
+		rc = SL_OK; /* cut at the reply's size; more is set */
+	if (rc != SL_OK) {
+		api_fail(r, rc, "reading the stream of filter '%s' failed: %s",
+		    def->id, sl_strerror(rc));
+	} else {
+		mp_reply_ok(&r->pk, 4);
+		mp_pack_cstr(&r->pk, "events");
+		msgpack_pack_array(&r->pk, fr.count);
+		msgpack_sbuffer_write(&r->out, fr.events.data, fr.events.size);
+		mp_pack_kv_u64(&r->pk, "next", fr.next);
+		mp_pack_kv_bool(&r->pk, "more", more);
+		mp_pack_kv_u64(&r->pk, "stream_generation", fr.generation);
+		api_send(r);
+	}
+	msgpack_zone_destroy(&fr.zone);
+	msgpack_sbuffer_destroy(&fr.events);
+}
+
+/* ---- read models ---- */
+
+/* Whether def keeps its states in the log env (runtime/emitter.h). A
+ * definition whose plugin version is closed (p NULL: dropped by a reload)
+ * is one if the daemon ran it as one; its states are still served. */
+bool
+api_emitting(runtime *rt, const proj_def *def)
+{
+	if (def_is_filter(def))
+		return false;
+	if (def->p != NULL)
+		return eproj_is_emitting(def);
+	size_t n = __atomic_load_n(&rt->n_eprojs, __ATOMIC_ACQUIRE);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(eproj_id(rt->eprojs[i]), def->id) == 0)
+			return true;
+	return false;
+}
+
+/* eproj_state_fn for get_one: a copy of the one state. */
+typedef struct one_state {
+	char  *data;
+	size_t len;
+} one_state;
+
+static int
+get_one_state(void *arg, const char *key, size_t key_len, const void *state,
+    size_t state_len, const void *result, size_t result_len)
+{
+	one_state *o = arg;
+	(void) key, (void) key_len, (void) result, (void) result_len;
+	free(o->data);
+	o->data = malloc(state_len > 0 ? state_len : 1);
+	if (o->data == NULL)
+		return SL_ENOMEM;
+	memcpy(o->data, state, state_len);
+	o->len = state_len;
+	return SL_OK;
+}
+
+void
+api_get_one(request *r)
+{
+	rt_tenant      *t;
+	const proj_def *def;
+	const char     *key;
+	size_t          key_len, len = 0;
+	char           *data = NULL;
+	int             rc;
+
+	if (api_tenant(r, &t) != SL_OK || api_projection(r, &def) != SL_OK
+	    || api_key(r, "key", true, &key, &key_len) != SL_OK)
+		return;
+	if (api_emitting(r->rt, def)) {
+		one_state o = { NULL, 0 };
+		rc = eproj_read_states(r->rt->store, t->cfg->id, def, key,
+		    key_len, get_one_state, &o);
+		if (rc == SL_OK && o.data == NULL)
+			rc = SL_ENOTFOUND;
+		data = o.data;
+		len  = o.len;
+	} else {
+		rc = rm_get(t->rm, def->id, key, key_len, &data, &len);
+	}
+	if (rc != SL_OK && rc != SL_ENOTFOUND) {
+		api_fail(r, rc, "reading the read model failed");
+		return;
+	}
+	mp_reply_ok(&r->pk, 2);
+	mp_pack_kv_bool(&r->pk, "found", rc == SL_OK);
+	mp_pack_cstr(&r->pk, "state");
+	/* Stored states (and the initial state) are msgpack maps already. */
+	if (rc == SL_OK)
+		msgpack_sbuffer_write(&r->out, data, len);
+	else
+		msgpack_sbuffer_write(&r->out, def->initial, def->initial_len);
+	free(data);
+	api_send(r);
+}
+
+typedef struct scan_ctx {
+	msgpack_sbuffer items;
+	msgpack_packer  pk;
+	uint32_t        count;
+	bool            cut; /* stopped at the byte budget */
+	/* an emitting projection's states: paged here */
+	const char *after;
+	size_t      after_len;
+	uint64_t    limit;
+	bool        more;
+} scan_ctx;
+
+/* One {key, state[, result]} item of get_all / query: the map header and
+ * key go through pk (which writes to items), the packed state and result
+ * are copied as they are. */
+void
+api_pack_state_item(msgpack_packer *pk, msgpack_sbuffer *items,
+    const char *key, size_t key_len, const void *state, size_t state_len,
+    const void *result, size_t result_len)
+{
+	msgpack_pack_map(pk, result != NULL ? 3 : 2);
+	mp_pack_cstr(pk, "key");
+	mp_pack_strn(pk, key, key_len);
+	mp_pack_cstr(pk, "state");
+	msgpack_sbuffer_write(items, state, state_len);
+	if (result != NULL) {
+		mp_pack_cstr(pk, "result");
+		msgpack_sbuffer_write(items, result, result_len);
+	}
+}
+
+/* LMDB's key order: bytes, then the shorter first. */
+static int
+api_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c != 0 ? c : (alen > blen) - (alen < blen);
+}
+
+/* eproj_state_fn for get_all: keys after `after`, at most limit. */
+static int
+get_all_state(void *arg, const char *key, size_t key_len, const void *state,
+    size_t state_len, const void *result, size_t result_len)
+{
+	scan_ctx *sc = arg;
+
+	if (sc->after != NULL
+	    && api_key_cmp(key, key_len, sc->after, sc->after_len) <= 0)
+		return 0;
+	if (sc->count >= sc->limit) {
+		sc->more = true;
+		return -1;
+	}
+	api_pack_state_item(&sc->pk, &sc->items, key, key_len, state,
+	    state_len, result, result_len);
+	sc->count++;
+	if (sc->items.size >= API_REPLY_SOFT_BYTES) {
+		sc->cut = true;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+get_all_one(
+    void *arg, const char *key, size_t key_len, const void *data, size_t len)
+{
+	scan_ctx *sc = arg;
+
+	msgpack_pack_map(&sc->pk, 2);
+	mp_pack_cstr(&sc->pk, "key");
+	mp_pack_strn(&sc->pk, key, key_len);
+	mp_pack_cstr(&sc->pk, "state");
+	msgpack_sbuffer_write(&sc->items, data, len);
+	sc->count++;
+	if (sc->items.size >= API_REPLY_SOFT_BYTES) {
+		sc->cut = true;
+		return -1;
+	}
+	return 0;
+}
+
+void
+api_get_all(request *r)
+{
+	rt_tenant      *t;
+	const proj_def *def;
+	const char     *after;
+	size_t          after_len;
+	uint64_t        limit;
+	scan_ctx        sc;
+	bool            more = false;
+	int             rc;
+
+	if (api_tenant(r, &t) != SL_OK || api_projection(r, &def) != SL_OK
+	    || api_key(r, "after", false, &after, &after_len) != SL_OK
+	    || api_u64(r, "limit", API_GET_ALL_MAX, &limit) != SL_OK)
+		return;
+	if (limit == 0 || limit > API_GET_ALL_MAX)
+		limit = API_GET_ALL_MAX;
+
+	memset(&sc, 0, sizeof(sc));
+	msgpack_sbuffer_init(&sc.items);
+	msgpack_packer_init(&sc.pk, &sc.items, msgpack_sbuffer_write);
+	if (api_emitting(r->rt, def)) {
+		/* the states live in the log env, in key order */
+		sc.after     = after;
+		sc.after_len = after_len;
+		sc.limit     = limit;
+		rc = eproj_read_states(r->rt->store, t->cfg->id, def, NULL, 0,
+		    get_all_state, &sc);
+		more = sc.more;
+	} else {
+		rc = rm_scan(t->rm, def->id, after, after_len, limit,
+		    get_all_one, &sc, &more);
+	}
+	if (rc == -1 || rc == SL_ENOTFOUND)
+		rc = SL_OK; /* cut short, or the projection never stored */
+	if (rc != SL_OK) {
+		api_fail(r, rc, "reading the read models failed");
+	} else {
+		mp_reply_ok(&r->pk, 2);
+		mp_pack_cstr(&r->pk, "items");
+		msgpack_pack_array(&r->pk, sc.count);
+		msgpack_sbuffer_write(&r->out, sc.items.data, sc.items.size);
+		mp_pack_kv_bool(&r->pk, "more", more || sc.cut);
+		api_send(r);
+	}
+	msgpack_sbuffer_destroy(&sc.items);
+}

@@ -1,0 +1,646 @@
+/*
+ * The wire protocol's operator ops (docs/protocol.md): status, the
+ * processor commands (reset, retry, pause, resume, start, stop), plugins
+ * and remote registrations. Requests are decoded and dispatched in api.c.
+ */
+#include "api_internal.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sluice/errors.h>
+
+#include "emitter.h"
+#include "event.h"
+#include "mp.h"
+#include "sysproj.h"
+
+/* ---- status ---- */
+
+/* Failing units listed per processor (failing_count has them all). */
+#define API_STATUS_MAX_FAILING 100
+
+/* key, then the string or nil when NULL */
+static void
+api_kv_cstr(msgpack_packer *pk, const char *key, const char *val)
+{
+	mp_pack_cstr(pk, key);
+	mp_pack_cstr(pk, val);
+}
+
+/*
+ * The current projections, copied once: a hot reload may change the list
+ * between counting and reading it. malloc'ed (NULL when none or no memory).
+ */
+static const proj_def **
+api_projections(runtime *rt, size_t *n)
+{
+	size_t           cap  = registry_projection_count(rt->plugins);
+	const proj_def **defs = cap > 0 ? calloc(cap, sizeof(*defs)) : NULL;
+	*n                    = 0;
+	for (size_t i = 0; defs != NULL && i < cap; i++) {
+		const proj_def *d = registry_projection(rt->plugins, i);
+		if (d != NULL)
+			defs[(*n)++] = d;
+	}
+	return defs;
+}
+
+/* One failing unit of a processor, as status shows it. */
+static void
+api_pack_failing(msgpack_packer *pk, const proc_failing *pf)
+{
+	msgpack_pack_map(pk, 6);
+	mp_pack_cstr(pk, "partition");
+	mp_pack_strn(
+	    pk, pf->partition, strnlen(pf->partition, sizeof(pf->partition)));
+	mp_pack_kv_u64(pk, "position", pf->position);
+	mp_pack_kv_u64(pk, "attempts", pf->attempts);
+	mp_pack_kv_bool(pk, "retry", pf->retry);
+	mp_pack_cstr(pk, "next_try");
+	if (pf->retry && pf->next_try_ns > 0)
+		msgpack_pack_int64(pk, pf->next_try_ns / 1000000);
+	else
+		msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "reason");
+	mp_pack_strn(pk, pf->reason, strnlen(pf->reason, sizeof(pf->reason)));
+}
+
+/* One remote registration, as status shows it (docs/remote.md). */
+static void
+api_pack_remote(runtime *rt, size_t i, msgpack_packer *pk)
+{
+	remote_info ri;
+	char        hash[17];
+	if (!remotes_info(rt->remotes, i, &ri)) {
+		msgpack_pack_nil(pk);
+		return;
+	}
+	bool f = def_is_filter(ri.def);
+	snprintf(hash, sizeof(hash), "%016" PRIx64, ri.def->def_hash);
+	msgpack_pack_map(pk, 17 + f);
+	api_kv_cstr(pk, "id", ri.def->id);
+	api_kv_cstr(pk, "name", ri.def->name);
+	api_kv_cstr(pk, "kind", api_kind_name(ri.def));
+	if (f)
+		api_kv_cstr(pk, "filter_kind",
+		    api_filter_kind_name(ri.def->filter_kind));
+	mp_pack_kv_u64(pk, "version", ri.def->version);
+	api_kv_cstr(pk, "definition", hash);
+	api_kv_cstr(pk, "url", ri.url);
+	mp_pack_kv_bool(pk, "connected", ri.connected);
+	api_kv_cstr(pk, "client", ri.client[0] != '\0' ? ri.client : NULL);
+	mp_pack_kv_u64(pk, "in_flight", ri.in_flight);
+	mp_pack_kv_u64(pk, "calls", ri.calls);
+	mp_pack_kv_u64(pk, "failed_calls", ri.failed_calls);
+	mp_pack_kv_u64(pk, "connects", ri.connects);
+	mp_pack_kv_u64(pk, "registrations", ri.registrations);
+	mp_pack_kv_i64(pk, "registered_at_ns", ri.registered_at_ns);
+	mp_pack_kv_i64(pk, "changed_at_ns", ri.changed_at_ns);
+	api_kv_cstr(pk, "last_error", ri.last_error);
+	mp_pack_kv_u64(pk, "window", ri.window);
+}
+
+static const char *
+api_mode_name(cfg_mode m)
+{
+	switch (m) {
+	case CFG_MODE_CONTINUOUS:
+		return "continuous";
+	case CFG_MODE_ONE_TIME:
+		return "one_time";
+	case CFG_MODE_TRANSIENT:
+		return "transient";
+	}
+	return "unknown";
+}
+
+static const char *
+api_run_name(cfg_run r)
+{
+	switch (r) {
+	case CFG_RUN_NONE:
+		return "none";
+	case CFG_RUN_SYSTEM:
+		return "system";
+	case CFG_RUN_ALL:
+		return "all";
+	}
+	return "unknown";
+}
+
+static double
+api_progress(uint64_t position, uint64_t head)
+{
+	if (head == 0 || position >= head)
+		return 100.0;
+	return 100.0 * (double) position / (double) head;
+}
+
+static void
+api_kv_double(msgpack_packer *pk, const char *key, double v)
+{
+	mp_pack_cstr(pk, key);
+	msgpack_pack_double(pk, v);
+}
+
+/*
+ * A processor's state in EventStoreDB's words (status, status_reason):
+ * live / catching up: running; paused: stopped; failing / failed:
+ * faulted with the reason; rebuilding: running, "rebuilding"; a remote
+ * client gone: waiting.
+ */
+static const char *
+api_proc_status(const proc_status *st, char *reason, size_t len)
+{
+	reason[0] = '\0';
+	switch (st->state) {
+	case PROC_STARTING:
+	case PROC_CATCHING_UP:
+	case PROC_LIVE:
+		if (st->n_failing > 0)
+			snprintf(reason, len,
+			    "%zu partition%s failing, the others go on",
+			    st->n_failing, st->n_failing == 1 ? "" : "s");
+		return "running";
+	case PROC_REBUILDING:
+		snprintf(reason, len, "rebuilding");
+		return "running";
+	case PROC_PAUSED:
+		return "stopped";
+	case PROC_STOPPED:
+		snprintf(reason, len, "its definition was dropped");
+		return "stopped";
+	case PROC_FAILING:
+		snprintf(reason, len, "%s (retrying)", st->reason);
+		return "faulted";
+	case PROC_FAILED:
+		snprintf(reason, len, "%s", st->reason);
+		return "faulted";
+	case PROC_DISCONNECTED:
+		snprintf(reason, len, "%s",
+		    st->reason[0] != '\0'
+		        ? st->reason
+		        : "the remote client is disconnected");
+		return "waiting";
+	}
+	return "running";
+}
+
+/* Whether def is emitting, safe on a closed version (p NULL). */
+static bool
+api_def_emitting(runtime *rt, const proj_def *d)
+{
+	return d != NULL && api_emitting(rt, d);
+}
+
+/* One emitting run (of the daemon, or a transient run: handle != 0). */
+static void
+api_pack_eproj(msgpack_packer *pk, eproj *e, uint64_t handle, uint64_t head)
+{
+	eproj_status st;
+	memset(&st, 0, sizeof(st));
+	eproj_get_status(e, &st);
+	const proj_def *d = st.def;
+	uint64_t        h = head > st.head ? head : st.head;
+	msgpack_pack_map(pk, 21);
+	api_kv_cstr(pk, "tenant", st.tenant);
+	api_kv_cstr(pk, "projection", eproj_id(e));
+	api_kv_cstr(pk, "name", d != NULL ? d->name : NULL);
+	api_kv_cstr(pk, "mode", api_mode_name(st.mode));
+	api_kv_cstr(pk, "status", st.status);
+	api_kv_cstr(pk, "status_reason", st.reason);
+	mp_pack_kv_u64(pk, "position", st.position);
+	mp_pack_kv_u64(pk, "head", h);
+	api_kv_double(pk, "progress", api_progress(st.position, h));
+	mp_pack_kv_u64(pk, "events_processed", st.events_processed);
+	api_kv_double(pk, "events_per_sec", st.events_per_sec);
+	mp_pack_kv_u64(pk, "buffered_events", st.buffered_events);
+	mp_pack_kv_u64(pk, "partitions_cached", st.partitions_cached);
+	mp_pack_kv_u64(pk, "writes_in_flight", st.writes_in_flight);
+	mp_pack_kv_u64(pk, "emitted", st.emitted);
+	mp_pack_kv_u64(pk, "attempts", st.attempts);
+	mp_pack_kv_bool(pk, "system", d != NULL && sysproj_is_system(d));
+	mp_pack_kv_bool(pk, "emitting", true);
+	mp_pack_kv_bool(pk, "stopped",
+	    st.status != NULL && strcmp(st.status, "stopped") == 0);
+	mp_pack_kv_bool(pk, "transient", handle != 0);
+	mp_pack_cstr(pk, "handle");
+	if (handle != 0)
+		msgpack_pack_uint64(pk, handle);
+	else
+		msgpack_pack_nil(pk);
+}
+
+void
+api_status(request *r)
+{
+	runtime         *rt        = r->rt;
+	msgpack_packer  *pk        = &r->pk;
+	size_t           n_plugins = registry_plugin_count(rt->plugins);
+	size_t           n_proj;
+	const proj_def **defs = api_projections(rt, &n_proj);
+	/* processors only ever get appended (hot reload) */
+	size_t  n_procs = __atomic_load_n(&rt->n_procs, __ATOMIC_ACQUIRE);
+	int64_t up      = ev_now_ns() - rt->started_ns;
+	proc_failing *failing
+	    = malloc(API_STATUS_MAX_FAILING * sizeof(*failing));
+
+	if (failing == NULL) {
+		free(defs);
+		api_fail(r, SL_ENOMEM, "out of memory");
+		return;
+	}
+	uint64_t head = store_next_position(rt->store);
+	mp_reply_ok(pk, 10);
+	mp_pack_kv_u64(pk, "head", head);
+	api_kv_cstr(
+	    pk, "run_projections", api_run_name(rt->cfg->run_projections));
+	mp_pack_kv_u64(pk, "uptime_ms", up > 0 ? (uint64_t) up / 1000000 : 0);
+	/* Where subscribers dial the live feed (docs/protocol.md). */
+	api_kv_cstr(pk, "pub", rt->cfg->pub_url);
+
+	mp_pack_cstr(pk, "tenants");
+	msgpack_pack_array(pk, rt->n_tenants);
+	for (size_t i = 0; i < rt->n_tenants; i++)
+		mp_pack_cstr(pk, rt->tenants[i].cfg->id);
+
+	mp_pack_cstr(pk, "plugins");
+	msgpack_pack_array(pk, n_plugins);
+	for (size_t i = 0; i < n_plugins; i++) {
+		plugin_info pi;
+		memset(&pi, 0, sizeof(pi));
+		registry_plugin_info(rt->plugins, i, &pi);
+		msgpack_pack_map(pk, 6);
+		api_kv_cstr(pk, "file", pi.file);
+		api_kv_cstr(pk, "name", pi.name);
+		api_kv_cstr(pk, "version", pi.version);
+		mp_pack_kv_bool(pk, "loaded", pi.loaded);
+		api_kv_cstr(pk, "error", pi.error);
+		mp_pack_kv_u64(pk, "projections", pi.n_projections);
+	}
+
+	/* Registrations are only ever added: count once, show that many. */
+	size_t n_remote = remotes_count(rt->remotes);
+	size_t n_sys    = sysproj_count();
+	mp_pack_cstr(pk, "projections");
+	msgpack_pack_array(pk, n_sys + n_proj + n_remote);
+	for (size_t i = 0; i < n_sys + n_proj + n_remote; i++) {
+		remote_info ri;
+		size_t      k = i - n_sys;
+		if (i >= n_sys + n_proj)
+			remotes_info(rt->remotes, k - n_proj, &ri);
+		const proj_def *d = i < n_sys ? sysproj_def(i)
+		    : k < n_proj              ? defs[k]
+		                              : ri.def;
+		bool            f = def_is_filter(d);
+		cfg_mode        m = CFG_MODE_CONTINUOUS;
+		config_projection(rt->cfg, d->id, d->name, &m);
+		msgpack_pack_map(pk, 8 + f);
+		api_kv_cstr(pk, "id", d->id);
+		api_kv_cstr(pk, "name", d->name);
+		api_kv_cstr(pk, "scope", d->scope);
+		api_kv_cstr(pk, "kind", api_kind_name(d));
+		if (f)
+			api_kv_cstr(pk, "filter_kind",
+			    api_filter_kind_name(d->filter_kind));
+		mp_pack_kv_bool(pk, "remote", d->remote != NULL);
+		api_kv_cstr(pk, "mode", api_mode_name(m));
+		mp_pack_kv_bool(pk, "system", sysproj_is_system(d));
+		mp_pack_kv_bool(pk, "emitting", api_def_emitting(rt, d));
+	}
+
+	free(defs);
+
+	mp_pack_cstr(pk, "remotes");
+	msgpack_pack_array(pk, n_remote);
+	for (size_t i = 0; i < n_remote; i++)
+		api_pack_remote(rt, i, pk);
+
+	mp_pack_cstr(pk, "processors");
+	msgpack_pack_array(pk, n_procs);
+	for (size_t i = 0; i < n_procs; i++) {
+		proc_status st;
+		size_t      n_failing, n_shown;
+		bool        f;
+		memset(&st, 0, sizeof(st));
+		proc_get_status(rt->procs[i], &st);
+		/* The array and its count from one snapshot. */
+		n_failing = proc_get_failing(
+		    rt->procs[i], failing, API_STATUS_MAX_FAILING);
+		n_shown = n_failing < API_STATUS_MAX_FAILING
+		    ? n_failing
+		    : API_STATUS_MAX_FAILING;
+		f       = st.def != NULL && def_is_filter(st.def);
+		char        why[300];
+		const char *status = api_proc_status(&st, why, sizeof(why));
+		cfg_mode    m      = CFG_MODE_CONTINUOUS;
+		if (st.def != NULL)
+			config_projection(
+			    rt->cfg, st.def->id, st.def->name, &m);
+		msgpack_pack_map(pk, 28 + f);
+		api_kv_cstr(pk, "tenant", st.tenant);
+		api_kv_cstr(pk, "projection", st.def ? st.def->id : NULL);
+		api_kv_cstr(pk, "name", st.def ? st.def->name : NULL);
+		api_kv_cstr(pk, "kind", st.def ? api_kind_name(st.def) : NULL);
+		if (f)
+			api_kv_cstr(pk, "filter_kind",
+			    api_filter_kind_name(st.def->filter_kind));
+		api_kv_cstr(pk, "state", proc_state_name(st.state));
+		mp_pack_kv_u64(pk, "position", st.position);
+		mp_pack_kv_u64(pk, "events_handled", st.events_handled);
+		mp_pack_kv_u64(pk, "attempts", st.attempts);
+		api_kv_cstr(pk, "reason", st.reason);
+		mp_pack_kv_i64(pk, "next_retry_ns",
+		    st.state == PROC_FAILING ? st.next_retry_ns : 0);
+		mp_pack_kv_bool(pk, "rebuilding", st.rebuilding);
+		mp_pack_kv_u64(pk, "served_position", st.served_position);
+		mp_pack_kv_u64(pk, "generation", st.generation);
+		mp_pack_kv_bool(pk, "paused", st.paused);
+		mp_pack_kv_bool(
+		    pk, "remote", st.def != NULL && st.def->remote != NULL);
+		mp_pack_kv_u64(pk, "failing_count", n_failing);
+		mp_pack_cstr(pk, "failing");
+		msgpack_pack_array(pk, n_shown);
+		for (size_t k = 0; k < n_shown; k++)
+			api_pack_failing(pk, &failing[k]);
+		/* EventStoreDB's status words (issue 8) */
+		api_kv_cstr(pk, "mode", api_mode_name(m));
+		api_kv_cstr(pk, "status", status);
+		api_kv_cstr(pk, "status_reason", why);
+		api_kv_double(pk, "progress", api_progress(st.position, head));
+		mp_pack_kv_u64(pk, "events_processed", st.events_handled);
+		api_kv_double(pk, "events_per_sec", st.events_per_sec);
+		mp_pack_kv_u64(pk, "buffered_events", 0);
+		mp_pack_kv_u64(pk, "partitions_cached", 0);
+		mp_pack_kv_u64(pk, "writes_in_flight", 0);
+		mp_pack_kv_bool(pk, "system", false);
+		mp_pack_kv_bool(pk, "emitting", false);
+	}
+	free(failing);
+
+	/* Emitting runs (only ever appended), then transient runs: the
+	 * handles first, each run held while it is looked at. */
+	size_t   n_eprojs = __atomic_load_n(&rt->n_eprojs, __ATOMIC_ACQUIRE);
+	uint64_t handles[RT_MAX_TRANSIENT];
+	size_t   n_tr = 0;
+	pthread_mutex_lock(&rt->transient_mu);
+	for (size_t i = 0; i < RT_MAX_TRANSIENT; i++)
+		if (rt->transients[i].handle != 0
+		    && !rt->transients[i].closing)
+			handles[n_tr++] = rt->transients[i].handle;
+	pthread_mutex_unlock(&rt->transient_mu);
+	eproj *truns[RT_MAX_TRANSIENT];
+	size_t n_held = 0;
+	for (size_t i = 0; i < n_tr; i++) {
+		truns[n_held] = runtime_transient_get(rt, handles[i]);
+		if (truns[n_held] != NULL)
+			handles[n_held++] = handles[i];
+	}
+	mp_pack_cstr(pk, "emitting_projections");
+	msgpack_pack_array(pk, n_eprojs + n_held);
+	for (size_t i = 0; i < n_eprojs; i++)
+		api_pack_eproj(pk, rt->eprojs[i], 0, head);
+	for (size_t i = 0; i < n_held; i++) {
+		api_pack_eproj(pk, truns[i], handles[i], head);
+		runtime_transient_put(rt, handles[i]);
+	}
+	api_send(r);
+}
+
+/* ---- operator commands ---- */
+
+/* How long a command waits for the processors to take it, in all. */
+#define API_COMMAND_TIMEOUT_MS 5000
+
+static int64_t
+api_now_ms(void)
+{
+	return ev_now_ns() / 1000000;
+}
+
+/*
+ * reset / retry / pause / resume {id, tenant?}: run the command on the
+ * processors of one projection or filter, of one tenant or of all.
+ */
+void
+api_command(request *r, proc_cmd cmd, const char *op)
+{
+	runtime        *rt = r->rt;
+	const char     *id, *tenant;
+	size_t          id_len, tenant_len;
+	rt_tenant      *t = NULL;
+	const proj_def *def;
+	processor     **hits;
+	eproj         **ehits;
+	size_t          n_procs, n_eprojs, n = 0, ne = 0, n_timeout = 0;
+	int64_t         deadline;
+	int             rc = SL_OK;
+
+	if (api_id(r, "id", &id, &id_len) != SL_OK
+	    || api_str(r, "tenant", false, &tenant, &tenant_len) != SL_OK)
+		return;
+	if (tenant != NULL && api_tenant(r, &t) != SL_OK)
+		return;
+	def = runtime_find_def(rt, id, id_len);
+	if (def == NULL) {
+		api_fail(r, SL_ENOTFOUND,
+		    "unknown projection or filter '%.*s'", (int) id_len, id);
+		return;
+	}
+	/* processors and emitting runs only ever get appended */
+	n_procs  = __atomic_load_n(&rt->n_procs, __ATOMIC_ACQUIRE);
+	n_eprojs = __atomic_load_n(&rt->n_eprojs, __ATOMIC_ACQUIRE);
+	hits     = calloc(n_procs + 1, sizeof(*hits));
+	ehits    = calloc(n_eprojs + 1, sizeof(*ehits));
+	if (hits == NULL || ehits == NULL) {
+		free(hits);
+		free(ehits);
+		api_fail(r, SL_ENOMEM, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n_procs; i++) {
+		processor *p = rt->procs[i];
+		if (strcmp(proc_projection_id(p), def->id) == 0
+		    && (t == NULL || strcmp(proc_tenant(p), t->cfg->id) == 0))
+			hits[n++] = p;
+	}
+	for (size_t i = 0; i < n_eprojs; i++) {
+		eproj *e = rt->eprojs[i];
+		if (strcmp(eproj_id(e), def->id) == 0
+		    && (t == NULL || strcmp(eproj_tenant(e), t->cfg->id) == 0))
+			ehits[ne++] = e;
+	}
+	if (n + ne == 0) {
+		const char *why = rt->cfg->run_projections == CFG_RUN_NONE
+		    ? " (run_projections is none)"
+		    : rt->cfg->run_projections == CFG_RUN_SYSTEM
+		        && !sysproj_is_system(def)
+		    ? " (run_projections is system)"
+		    : "";
+		if (t != NULL)
+			api_fail(r, SL_ENOTFOUND,
+			    "%s '%s' (%s) does not run for tenant '%s'%s",
+			    api_kind_name(def), def->name, def->id, t->cfg->id,
+			    why);
+		else
+			api_fail(r, SL_ENOTFOUND,
+			    "%s '%s' (%s) does not run%s", api_kind_name(def),
+			    def->name, def->id, why);
+		free(hits);
+		free(ehits);
+		return;
+	}
+	/* One budget for all, so many tenants cannot hold the reply for
+	 * n times the timeout; a command not taken in time still will be. */
+	deadline = api_now_ms() + API_COMMAND_TIMEOUT_MS;
+	for (size_t i = 0; i < n + ne; i++) {
+		int64_t left = deadline - api_now_ms();
+		int     ms   = left > 0 ? (int) left : 1;
+		int     prc  = i < n ? proc_command(hits[i], cmd, ms)
+		                     : eproj_command(ehits[i - n], cmd, ms);
+		if (prc == SL_ETIMEDOUT)
+			n_timeout++;
+		else if (prc != SL_OK && rc == SL_OK)
+			rc = prc;
+	}
+	free(hits);
+	free(ehits);
+	if (rc != SL_OK)
+		api_fail(r, rc, "op '%s' on %s '%s' failed: %s", op,
+		    api_kind_name(def), def->id, sl_strerror(rc));
+	else if (n_timeout > 0)
+		api_fail(r, SL_ETIMEDOUT,
+		    "op '%s' on %s '%s': %zu of %zu processors did not take "
+		    "it within %d ms (they will when they get to it)",
+		    op, api_kind_name(def), def->id, n_timeout, n + ne,
+		    API_COMMAND_TIMEOUT_MS);
+	else {
+		mp_reply_ok(&r->pk, 1);
+		mp_pack_kv_u64(&r->pk, "processors", n + ne);
+		api_send(r);
+	}
+}
+
+/* ---- plugins ---- */
+
+/* Every plugin file with its running version, load history, error and
+ * the projections it registered. */
+void
+api_plugins(request *r)
+{
+	runtime         *rt = r->rt;
+	msgpack_packer  *pk = &r->pk;
+	size_t           n_proj, n = 0;
+	size_t           cap   = registry_plugin_count(rt->plugins);
+	plugin_info     *infos = calloc(cap + 1, sizeof(*infos));
+	const proj_def **defs  = api_projections(rt, &n_proj);
+	if (infos == NULL || (n_proj > 0 && defs == NULL)) {
+		free(infos);
+		free(defs);
+		api_fail(r, SL_ENOMEM, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < cap; i++) {
+		registry_plugin_info(rt->plugins, i, &infos[n]);
+		if (infos[n].file != NULL) /* not unloaded meanwhile */
+			n++;
+	}
+	mp_reply_ok(pk, 1);
+	mp_pack_cstr(pk, "plugins");
+	msgpack_pack_array(pk, n);
+	for (size_t i = 0; i < n; i++) {
+		const plugin_info *pi = &infos[i];
+		size_t             np = 0;
+		for (size_t k = 0; k < n_proj; k++)
+			np += defs[k]->owner == pi->owner;
+		msgpack_pack_map(pk, 10);
+		api_kv_cstr(pk, "file", pi->file);
+		api_kv_cstr(pk, "name", pi->name);
+		api_kv_cstr(pk, "version", pi->version);
+		mp_pack_kv_bool(pk, "loaded", pi->loaded);
+		mp_pack_kv_i64(pk, "loaded_at_ns", pi->loaded_at_ns);
+		mp_pack_kv_u64(pk, "loads", pi->loads);
+		mp_pack_kv_u64(pk, "versions_open", pi->versions_open);
+		api_kv_cstr(pk, "error", pi->error);
+		mp_pack_kv_i64(pk, "error_at_ns", pi->error_at_ns);
+		mp_pack_cstr(pk, "projections");
+		msgpack_pack_array(pk, np);
+		for (size_t k = 0; k < n_proj; k++) {
+			const proj_def *d = defs[k];
+			char            hash[17];
+			if (d->owner != pi->owner)
+				continue;
+			snprintf(
+			    hash, sizeof(hash), "%016" PRIx64, d->def_hash);
+			msgpack_pack_map(pk, 5 + def_is_filter(d));
+			api_kv_cstr(pk, "id", d->id);
+			api_kv_cstr(pk, "name", d->name);
+			mp_pack_kv_u64(pk, "version", d->version);
+			api_kv_cstr(pk, "definition", hash);
+			api_kv_cstr(pk, "kind", api_kind_name(d));
+			if (def_is_filter(d))
+				api_kv_cstr(pk, "filter_kind",
+				    api_filter_kind_name(d->filter_kind));
+		}
+	}
+	free(infos);
+	free(defs);
+	api_send(r);
+}
+
+/* ---- remote registrations (docs/remote.md) ---- */
+
+static const char *
+api_reg_kind_name(remote_reg_kind k)
+{
+	switch (k) {
+	case REMOTE_REG_NEW:
+		return "new";
+	case REMOTE_REG_SAME:
+		return "same";
+	case REMOTE_REG_CHANGED:
+		return "changed";
+	}
+	return "unknown";
+}
+
+/*
+ * register {protocol, kind, id, scope?, name, version?, initial_state?,
+ * selectors | filter_kind}: a client's projection or filter; the reply
+ * says where the client dials to be called back.
+ */
+void
+api_register(request *r)
+{
+	remote_spec      *spec;
+	remote_reg_result res;
+	char              err[512], hash[17];
+	int rc = remote_spec_parse(&r->root, &spec, err, sizeof(err));
+
+	if (rc != SL_OK) {
+		api_fail(r, rc, "%s", err[0] != '\0' ? err : sl_strerror(rc));
+		return;
+	}
+	rc = runtime_register(r->rt, spec, &res, err, sizeof(err));
+	remote_spec_free(spec);
+	if (rc != SL_OK) {
+		api_fail(r, rc, "%s", err[0] != '\0' ? err : sl_strerror(rc));
+		return;
+	}
+	snprintf(hash, sizeof(hash), "%016" PRIx64, res.def->def_hash);
+	mp_reply_ok(&r->pk, 8);
+	api_kv_cstr(&r->pk, "url", res.url);
+	mp_pack_kv_u64(&r->pk, "session", res.session);
+	mp_pack_kv_u64(&r->pk, "window", res.window);
+	mp_pack_kv_u64(&r->pk, "keepalive_ms", res.keepalive_ms);
+	mp_pack_kv_u64(&r->pk, "timeout_ms", res.timeout_ms);
+	mp_pack_kv_u64(&r->pk, "protocol", 1);
+	api_kv_cstr(&r->pk, "registration", api_reg_kind_name(res.kind));
+	api_kv_cstr(&r->pk, "definition", hash);
+	api_send(r);
+}
