@@ -364,28 +364,15 @@ test_full_in_group(void)
 	store           *s;
 	store_commit     cs[4];
 	msgpack_sbuffer  big;
-	msgpack_packer   pk;
 	msgpack_unpacked up;
 	ev_new           huge;
-	size_t           off = 0, bin = 4u << 20;
-	char            *pad;
+	size_t           bin = 4u << 20;
 	uint64_t         pos, txn0, nr;
 	int              n = 0;
 
 	/* one event with 4 MiB of content, for a 2 MiB map */
-	msgpack_sbuffer_init(&big);
-	msgpack_packer_init(&pk, &big, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 1);
-	msgpack_pack_str_with_body(&pk, "pad", 3);
-	pad = calloc(1, bin);
-	CHECK(pad != NULL);
-	msgpack_pack_bin_with_body(&pk, pad, bin);
-	free(pad);
-	msgpack_unpacked_init(&up);
-	CHECK(msgpack_unpack_next(&up, big.data, big.size, &off)
-	    == MSGPACK_UNPACK_SUCCESS);
 	huge         = evs[0];
-	huge.content = &up.data;
+	huge.content = tev_padded(&big, &up, bin);
 
 	snprintf(path, sizeof(path), "%s/small", tu_tmpdir());
 	CHECK_EQ(store_open(path, 2u << 20, false, &s), SL_OK);

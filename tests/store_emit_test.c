@@ -1016,29 +1016,16 @@ test_full(void)
 	store_append     a[4];
 	store_kv         st[1];
 	msgpack_sbuffer  big;
-	msgpack_packer   pk;
 	msgpack_unpacked up;
 	ev_new           fat;
 	kvs              o;
-	size_t           off = 0, bin = 700u << 10;
-	char            *pad;
+	size_t           bin = 700u << 10;
 	uint64_t         pos;
 
 	/* events of 700 KiB each (under the event limit), 4 of them for a
 	 * 2 MiB map */
-	msgpack_sbuffer_init(&big);
-	msgpack_packer_init(&pk, &big, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 1);
-	msgpack_pack_str_with_body(&pk, "pad", 3);
-	pad = calloc(1, bin);
-	CHECK(pad != NULL);
-	msgpack_pack_bin_with_body(&pk, pad, bin);
-	free(pad);
-	msgpack_unpacked_init(&up);
-	CHECK(msgpack_unpack_next(&up, big.data, big.size, &off)
-	    == MSGPACK_UNPACK_SUCCESS);
 	fat         = evs[0];
-	fat.content = &up.data;
+	fat.content = tev_padded(&big, &up, bin);
 
 	snprintf(path, sizeof(path), "%s/small", tu_tmpdir());
 	CHECK_EQ(store_open(path, 2u << 20, false, &s), SL_OK);
@@ -1065,20 +1052,10 @@ test_full(void)
 
 	/* one event over the event size limit: SL_ETOOBIG, not the map */
 	msgpack_unpacked_destroy(&up);
-	msgpack_sbuffer_clear(&big);
-	msgpack_pack_map(&pk, 1);
-	msgpack_pack_str_with_body(&pk, "pad", 3);
-	pad = calloc(1, 3u << 20);
-	CHECK(pad != NULL);
-	msgpack_pack_bin_with_body(&pk, pad, 3u << 20);
-	free(pad);
-	msgpack_unpacked_init(&up);
-	off = 0;
-	CHECK(msgpack_unpack_next(&up, big.data, big.size, &off)
-	    == MSGPACK_UNPACK_SUCCESS);
+	msgpack_sbuffer_destroy(&big);
 	a[0]            = app("f-c", 0);
 	a[0].ev         = fat;
-	a[0].ev.content = &up.data;
+	a[0].ev.content = tev_padded(&big, &up, 3u << 20);
 	emit_init(&e, "t", "pf", a, 1, NULL, 0, NULL);
 	CHECK_EQ(store_emit_wait(s, &e), SL_ETOOBIG);
 

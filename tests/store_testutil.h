@@ -96,4 +96,26 @@ gate_hold(store_commit *c, void *arg)
 	pthread_mutex_unlock(&g->mu);
 }
 
+/* A content map {"pad": bin zero bytes}, packed into big and unpacked
+ * into up (the caller destroys both); returns the map. */
+__attribute__((unused)) static const msgpack_object *
+tev_padded(msgpack_sbuffer *big, msgpack_unpacked *up, size_t bin)
+{
+	msgpack_packer pk;
+	size_t         off = 0;
+	char          *pad = calloc(1, bin);
+
+	CHECK(pad != NULL);
+	msgpack_sbuffer_init(big);
+	msgpack_packer_init(&pk, big, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "pad", 3);
+	msgpack_pack_bin_with_body(&pk, pad, bin);
+	free(pad);
+	msgpack_unpacked_init(up);
+	CHECK(msgpack_unpack_next(up, big->data, big->size, &off)
+	    == MSGPACK_UNPACK_SUCCESS);
+	return &up->data;
+}
+
 #endif
