@@ -5,6 +5,7 @@
  * next batch. Used by the handling in emitter_run.c.
  */
 #include "emitter_internal.h"
+#include "fnv.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +13,7 @@
 static uint64_t
 key_hash(const char *k, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char) k[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+	return fnv1a(FNV1A_OFFSET, k, n);
 }
 
 static void

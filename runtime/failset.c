@@ -9,7 +9,12 @@
 #include <sluice/errors.h>
 
 #include "bytes.h"
+#include "fnv.h"
 #include "log.h"
+
+/* The basis long units' keys were first hashed from (one digit short of
+ * FNV1A_OFFSET): kept, since those keys are stored in the checkpoints db. */
+#define FAILSET_HASH_BASIS 1469598103934665603ULL
 
 #define FAILSET_KEY_UNIT 380 /* unit bytes kept in a record's key */
 #define REC_FIXED        (8 + 8 + 4 + 1 + 2)
@@ -138,17 +143,6 @@ mem_put(failset *fs, const fail_unit *u)
 	return SL_OK;
 }
 
-/* FNV-1a, to key a long unit by its first bytes and a hash. */
-static uint64_t
-fnv1a(const char *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char) p[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
 
 static size_t
 record_key(const failset *fs, const char *unit, size_t ulen, char *key,
@@ -163,7 +157,7 @@ record_key(const failset *fs, const char *unit, size_t ulen, char *key,
 	memcpy(key + plen, unit, FAILSET_KEY_UNIT);
 	size_t n = plen + FAILSET_KEY_UNIT;
 	n += (size_t) snprintf(
-	    key + n, klen - n, "#%016" PRIx64, fnv1a(unit, ulen));
+	    key + n, klen - n, "#%016" PRIx64, fnv1a(FAILSET_HASH_BASIS, unit, ulen));
 	return n;
 }
 

@@ -37,6 +37,7 @@
 #include <msgpack.h>
 
 #include "elfcheck.h"
+#include "fnv.h"
 #include "fsutil.h"
 #include "host.h"
 #include "json.h"
@@ -217,11 +218,7 @@ typedef struct {
 static void
 fnv_bytes(fnv *f, const void *p, size_t n)
 {
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++) {
-		f->h ^= b[i];
-		f->h *= 0x100000001b3ULL;
-	}
+	f->h = fnv1a(f->h, p, n);
 }
 
 /* A string and its terminator, so ("ab","c") and ("a","bc") differ; NULL
@@ -256,7 +253,7 @@ static char *
 make_copy(const registry *r, const char *src, uint64_t *hash, uint64_t *size,
     char *err, size_t errlen)
 {
-	fnv f             = { 0xcbf29ce484222325ULL };
+	fnv f             = { FNV1A_OFFSET };
 	*size             = 0;
 	const char *slash = strrchr(src, '/');
 	const char *base  = slash != NULL ? slash + 1 : src;
@@ -347,7 +344,7 @@ uint64_t
 defhash_filter(const char *id, const char *scope, sl_filter_kind kind,
     uint32_t version)
 {
-	fnv f = { 0xcbf29ce484222325ULL };
+	fnv f = { FNV1A_OFFSET };
 	fnv_str(&f, "$filter");
 	fnv_str(&f, id);
 	fnv_str(&f, scope);
@@ -369,7 +366,7 @@ defhash_projection(const char *id, const char *scope, uint32_t version,
     const void *initial, size_t initial_len, const sl_selector *sels,
     size_t n_sels)
 {
-	fnv f = { 0xcbf29ce484222325ULL };
+	fnv f = { FNV1A_OFFSET };
 	fnv_str(&f, id);
 	fnv_str(&f, scope);
 	fnv_u64(&f, version);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
 #include "host.h"
 #include "log.h"
 
@@ -91,11 +92,7 @@ sysproj_category(
 static uint64_t
 fold(uint64_t h, const char *s)
 {
-	do {
-		h ^= (unsigned char) *s;
-		h *= 0x100000001b3ULL;
-	} while (*s++ != '\0');
-	return h;
+	return fnv1a(h, s, strlen(s) + 1);
 }
 
 /*
