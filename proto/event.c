@@ -422,3 +422,32 @@ ev_now_ns(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+bool
+ev_parse_link(const char *link, size_t len, uint64_t *rev,
+    const char **stream, size_t *stream_len)
+{
+	const char *at;
+	uint64_t    n = 0;
+	size_t      digits;
+
+	if (link == NULL || len == 0)
+		return false;
+	at = memchr(link, '@', len);
+	if (at == NULL)
+		return false;
+	digits = (size_t) (at - link);
+	if (digits == 0 || (digits > 1 && link[0] == '0'))
+		return false;
+	for (size_t i = 0; i < digits; i++) {
+		unsigned d = (unsigned char) link[i] - '0';
+
+		if (d > 9 || n > (UINT64_MAX - 2 - d) / 10)
+			return false;
+		n = n * 10 + d;
+	}
+	*rev        = n;
+	*stream     = at + 1;
+	*stream_len = len - digits - 1;
+	return true;
+}

@@ -36,6 +36,15 @@ typedef struct ev_new {
  * (the target: revision N of stream), as EventStoreDB writes them. */
 #define EV_LINK_TYPE "$>"
 
+/**
+ * Parse a link's content "N@stream" (len bytes, not NUL-terminated):
+ * N decimal without sign or leading zeros, below UINT64_MAX - 1; the
+ * stream is the rest (not checked here: may be empty or too long).
+ * @return whether it has that form; *stream points into link.
+ */
+bool ev_parse_link(const char *link, size_t len, uint64_t *rev,
+    const char **stream, size_t *stream_len);
+
 
 /**
  * A decoded committed event. Strings are NUL-terminated, allocated in the

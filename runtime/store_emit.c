@@ -841,35 +841,13 @@ store_scan_owned(
 	    fn, arg, "scan owned streams");
 }
 
-/* Parse a link's content "N@stream" strictly: N decimal without sign or
- * leading zeros (up to UINT64_MAX - 2), stream a valid id. */
+/* Parse a link's content strictly: ev_parse_link, and a valid stream id. */
 static bool
 store_parse_link(const char *link, size_t len, uint64_t *rev,
     const char **stream, size_t *stream_len)
 {
-	const char *at;
-	uint64_t    n = 0;
-	size_t      digits;
-
-	if (link == NULL || len == 0)
-		return false;
-	at = memchr(link, '@', len);
-	if (at == NULL)
-		return false;
-	digits = (size_t) (at - link);
-	if (digits == 0 || (digits > 1 && link[0] == '0'))
-		return false;
-	for (size_t i = 0; i < digits; i++) {
-		unsigned d = (unsigned char) link[i] - '0';
-
-		if (d > 9 || n > (UINT64_MAX - 2 - d) / 10)
-			return false;
-		n = n * 10 + d;
-	}
-	*rev        = n;
-	*stream     = at + 1;
-	*stream_len = len - digits - 1;
-	return store_id_ok(*stream, *stream_len);
+	return ev_parse_link(link, len, rev, stream, stream_len)
+	    && store_id_ok(*stream, *stream_len);
 }
 
 int

@@ -132,21 +132,19 @@ static bool
 link_target(const sl_event *ev, ev_view *tv, char *buf, size_t len)
 {
 	const msgpack_object *o = &ev->v->content;
-	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= len)
+	const char           *stream;
+	size_t                sl;
+	uint64_t              rev;
+	if (o->type != MSGPACK_OBJECT_STR
+	    || !ev_parse_link(o->via.str.ptr, o->via.str.size, &rev, &stream,
+	        &sl)
+	    || sl == 0 || sl >= len)
 		return false;
-	memcpy(buf, o->via.str.ptr, o->via.str.size);
-	buf[o->via.str.size] = '\0';
-	char *end;
-	char *at = strchr(buf, '@');
-	if (at == NULL || at == buf || at[1] == '\0' || buf[0] < '0'
-	    || buf[0] > '9')
-		return false;
-	unsigned long long rev = strtoull(buf, &end, 10);
-	if (end != at)
-		return false;
+	memcpy(buf, stream, sl); /* NUL-terminated for the view */
+	buf[sl] = '\0';
 	memset(tv, 0, sizeof(*tv));
 	tv->tenant   = ev->v->tenant;
-	tv->stream   = at + 1;
+	tv->stream   = buf;
 	tv->revision = rev;
 	return true;
 }
