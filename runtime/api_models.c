@@ -171,6 +171,17 @@ api_read_filter(request *r)
 		    (int) fid_len, fid);
 		return;
 	}
+	/* the served generation's shape: the definition's kind may be one
+	 * a rebuild has not served yet */
+	sl_filter_kind kind = def->filter_kind;
+	uint64_t       served;
+	if ((rc = rm_served_kind(t->rm, def->id, &served)) == SL_OK)
+		kind = (sl_filter_kind) served;
+	else if (rc != SL_ENOTFOUND) {
+		api_fail(r, rc, "reading the stream of filter '%s' failed: %s",
+		    def->id, sl_strerror(rc));
+		return;
+	}
 	if (part != NULL) {
 		if (part_len == 0) {
 			api_fail(r, SL_EINVAL,
@@ -188,7 +199,7 @@ api_read_filter(request *r)
 			    "field 'partition' contains a NUL byte");
 			return;
 		}
-		if (def->filter_kind == SL_FILTER_UNPARTITIONED) {
+		if (kind == SL_FILTER_UNPARTITIONED) {
 			api_fail(r, SL_EINVAL,
 			    "field 'partition': filter '%s' (%s) is "
 			    "unpartitioned",
@@ -200,7 +211,7 @@ api_read_filter(request *r)
 	memset(&fr, 0, sizeof(fr));
 	fr.rt          = r->rt;
 	fr.tenant      = t->cfg->id;
-	fr.partitioned = def->filter_kind != SL_FILTER_UNPARTITIONED;
+	fr.partitioned = kind != SL_FILTER_UNPARTITIONED;
 	fr.next        = from;
 	msgpack_sbuffer_init(&fr.events);
 	msgpack_packer_init(&fr.pk, &fr.events, msgpack_sbuffer_write);

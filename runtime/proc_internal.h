@@ -40,6 +40,7 @@ struct processor {
 	char      id[48];     /* checkpoint key: "proj:<name>" */
 	char      rb_key[56]; /* rebuild record: "rebuild:<name>" */
 	char      pause_key[56]; /* "paused:<name>" while paused */
+	char      shape_key[56]; /* RM_SHAPE_PREFIX "<name>": served kind */
 	pthread_t thr;
 
 	/* the generation being written (thread-owned) */

@@ -10,12 +10,13 @@
  * An unchanged definition continues from the checkpoint with the new code; a
  * changed one rebuilds into the other generation (readmodels.h) while
  * queries read the current one, and the batch that catches up with the log
- * switches them over and empties the old generation in one transaction.
+ * switches them over and empties the old generation in one transaction,
+ * whether or not units fail in the new one (they carry over).
  *
  * Records (checkpoints db): "proj:<id>" position + def_hash of the served
  * generation; "active:<id>" the served generation; "rebuild:<id>"
  * generation + position + def_hash of a rebuild in progress, so a rebuild
- * resumes after a restart.
+ * resumes after a restart; "shape:<id>" a filter's served kind.
  */
 #include "projection.h"
 
@@ -118,6 +119,8 @@ set_names(processor *p)
 	snprintf(p->id, sizeof(p->id), "proj:%s", p->name);
 	snprintf(p->rb_key, sizeof(p->rb_key), "rebuild:%s", p->name);
 	snprintf(p->pause_key, sizeof(p->pause_key), "paused:%s", p->name);
+	snprintf(p->shape_key, sizeof(p->shape_key), RM_SHAPE_PREFIX "%s",
+	    p->name);
 }
 
 /* What setup found and decided. */
@@ -133,6 +136,17 @@ storage_reason(char *reason, size_t rlen, const char *what, int rc)
 {
 	snprintf(reason, rlen, "%s: %s", what, sl_strerror(rc));
 	return rc;
+}
+
+/* The served generation's kind (a filter's shape: whether its entries
+ * carry partitions), written with the switch to that generation, so reads
+ * keep the old shape while a filter that changed kind rebuilds. */
+static int
+write_shape(processor *p, MDB_txn *txn)
+{
+	uint64_t kind = (uint64_t) p->def->filter_kind;
+	return p->is_filter ? rm_record_write(p->rm, txn, p->shape_key, &kind, 1)
+	                    : SL_OK;
 }
 
 /*
@@ -179,14 +193,16 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 	} else if (reset) {
 		plan = PLAN_REBUILD;
 		gen  = act + 1;
+	} else if (rrc == SL_OK && rb[2] == H && (rb[0] & 1) != (act & 1)) {
+		/* before CONTINUE: after a reset the served checkpoint has
+		 * this definition's hash too, and the rebuild must go on */
+		plan = PLAN_RESUME;
+		gen  = rb[0];
+		pos  = rb[1];
 	} else if (crc == SL_OK && cp.def_hash == H) {
 		plan = PLAN_CONTINUE;
 		gen  = act;
 		pos  = cp.position;
-	} else if (rrc == SL_OK && rb[2] == H && (rb[0] & 1) != (act & 1)) {
-		plan = PLAN_RESUME;
-		gen  = rb[0];
-		pos  = rb[1];
 	} else {
 		plan = PLAN_REBUILD;
 		gen  = act + 1;
@@ -218,11 +234,14 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 			rc = rm_checkpoint_write(p->rm, txn, p->id, &start);
 		if (rc == SL_OK)
 			rc = rm_record_del(p->rm, txn, p->rb_key);
+		if (rc == SL_OK)
+			rc = write_shape(p, txn);
 		break;
 	case PLAN_CONTINUE:
-		/* a rebuild of another definition was abandoned */
-		rc = SL_OK;
-		if (rrc == SL_OK) {
+		/* a rebuild of another definition was abandoned; the shape
+		 * record may predate this version (the hash covers the kind) */
+		rc = write_shape(p, txn);
+		if (rc == SL_OK && rrc == SL_OK) {
 			if ((rb[0] & 1) != (act & 1))
 				rc = rm_gen_clear(p->rm, txn, p->name, rb[0]);
 			if (rc == SL_OK && rb[0] != act)
@@ -337,6 +356,8 @@ write_progress(processor *p, batch_ctx *b, bool caught_up)
 	if (rc == SL_OK)
 		rc = rm_record_del(p->rm, b->txn, p->rb_key);
 	if (rc == SL_OK)
+		rc = write_shape(p, b->txn);
+	if (rc == SL_OK)
 		rc = rm_gen_clear(p->rm, b->txn, p->name, p->active_gen);
 	if (rc == SL_OK)
 		rc = failset_clear_gen(p->rm, b->txn, p->name, p->active_gen);
@@ -434,10 +455,10 @@ run_batch(processor *p, uint64_t pos, batch_ctx *b)
 		rc = retry_progress(p, b, scanned_to);
 	} else {
 		/* fewer events than asked for: the scan saw the end of the
-		 * log; a rebuild with failing units is not done, it would
-		 * serve stale read models for them */
-		bool caught_up = !b->failed && scanned_to - pos < p->batch
-		    && p->fails.n == 0;
+		 * log. A rebuild with failing units is served all the same:
+		 * they carry over into the served generation (status lists
+		 * them, retries go on there), and every other key is new */
+		bool caught_up = !b->failed && scanned_to - pos < p->batch;
 		rc             = write_progress(p, b, caught_up);
 	}
 	if (rc != SL_OK) {
