@@ -77,7 +77,7 @@ cache_each(const cache *ch, const proj_def *def, proj_result_fn result,
 {
 	rs_ctx c = { .def = def, .result = result, .fn = fn, .arg = arg };
 	if (key != NULL) {
-		centry *x = eproj_cache_find((cache *) ch, key, key_len);
+		centry *x = scache_find((cache *) ch, key, key_len);
 		if (x != NULL && x->state != NULL)
 			return call_with_result(
 			    &c, key, key_len, x->state, x->state_len);
@@ -95,7 +95,7 @@ cache_each(const cache *ch, const proj_def *def, proj_result_fn result,
 			if (x->state != NULL)
 				v[n++] = x;
 	if (n > 1)
-		qsort(v, n, sizeof(*v), eproj_cmp_entries);
+		qsort(v, n, sizeof(*v), scache_cmp_entries);
 	int rc = SL_OK;
 	for (size_t i = 0; i < n && rc == SL_OK; i++)
 		rc = call_with_result(&c, v[i]->key, v[i]->key_len,
