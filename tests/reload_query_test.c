@@ -113,11 +113,18 @@ connect_client(void)
 	return c;
 }
 
-static bool
-daemon_alive(void)
+/* Fail if sluiced has exited (waiting up to ms for it to), saying how. */
+static void
+check_alive(int ms, const char *when)
 {
 	int st;
-	return dt_waitpid(daemon_pid, &st, WNOHANG) == 0;
+	if (!dt_wait_exit(daemon_pid, ms, &st))
+		return;
+	daemon_pid = -1;
+	if (WIFSIGNALED(st))
+		FAIL("sluiced was killed by signal %d (%s) %s", WTERMSIG(st),
+		    strsignal(WTERMSIG(st)), when);
+	FAIL("sluiced exited with status %d %s", WEXITSTATUS(st), when);
 }
 
 /* count of a state's JSON text, -1 if it has none */
@@ -352,10 +359,8 @@ main(void)
 		last = i % 3 + 1;
 		install(last);
 		dt_sleep_ms(4 + (int) (i % 5));
-		if (i % 25 == 0 && !daemon_alive()) {
-			daemon_pid = -1;
-			FAIL("sluiced died after %d swaps", i);
-		}
+		if (i % 25 == 0)
+			check_alive(0, "during the swaps");
 	}
 	int64_t swaps_ms = dt_now_ms() - t_swaps;
 
@@ -378,11 +383,12 @@ main(void)
 	atomic_store(&stop, true);
 	for (int i = 0; i < N_THREADS; i++)
 		pthread_join(thr[i], NULL);
-	if (!daemon_alive()) {
-		daemon_pid = -1;
-		FAIL("sluiced died during the swaps (%s)",
-		    failed ? failure : "no request failed");
+	if (atomic_load(&failed)) {
+		char when[1200];
+		snprintf(when, sizeof(when), "during the swaps (%s)", failure);
+		check_alive(2000, when);
 	}
+	check_alive(0, "during the swaps");
 	if (atomic_load(&failed))
 		FAIL("a request failed during the swaps: %s", failure);
 	long total = 0;
