@@ -82,6 +82,8 @@ rt_tenant *runtime_tenant(runtime *rt, const char *id, size_t len);
  * A projection or filter by id (UUID text, any case) or name: a plugin's
  * (also one its plugin dropped, whose read models are still served), else
  * a remote registration's. NULL if none. Valid until runtime_stop.
+ * Nothing is held: use its id, name, kind and initial state only; a
+ * caller that runs its code or reads its vtable uses runtime_find_def_held.
  */
 const proj_def *runtime_find_def(runtime *rt, const char *id_or_name,
     size_t len);
