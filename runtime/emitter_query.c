@@ -55,14 +55,12 @@ read_cb(void *arg, const void *key, size_t key_len, const void *val,
 
 int
 eproj_read_states(store *s, const char *tenant, const proj_def *def,
-    const char *key, size_t key_len, eproj_state_fn fn, void *arg)
+    proj_result_fn result, const char *key, size_t key_len, eproj_state_fn fn,
+    void *arg)
 {
 	if (s == NULL || tenant == NULL || def == NULL || fn == NULL)
 		return SL_EINVAL;
-	rs_ctx c = { .def = def,
-		.result   = def->p != NULL ? proj_def_result(def) : NULL,
-		.fn       = fn,
-		.arg      = arg };
+	rs_ctx c = { .def = def, .result = result, .fn = fn, .arg = arg };
 	if (key != NULL)
 		return store_get_pstate(
 		    s, tenant, def->id, key, key_len, read_cb, &c);
