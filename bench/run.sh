@@ -98,7 +98,7 @@ else
 	cmake --build "$build" -j "$(nproc)" --target sluiced account_details \
 		bench_sluice bench_lmdb bench_nng bench_sqlite bench_live \
 		bench_remote remote_account_details bench_emit bench_emitter \
-		>/dev/null
+		bench_slow_neighbour >/dev/null
 fi
 BS=$build/bench/bench_sluice
 BL=$build/bench/bench_lmdb
@@ -111,8 +111,9 @@ PLUGIN=$build/plugins/account_details.so
 REMOTE_CLIENT=$build/remote_account_details
 BE=$build/bench/bench_emit
 EMITTER=$build/bench/plugins/bench_emitter.so
+NEIGHBOUR=$build/bench/plugins/bench_slow_neighbour.so
 for f in "$BS" "$BL" "$BN" "$BQ" "$BF" "$BR" "$SLUICED" "$PLUGIN" \
-	"$REMOTE_CLIENT" "$BE" "$EMITTER"; do
+	"$REMOTE_CLIENT" "$BE" "$EMITTER" "$NEIGHBOUR"; do
 	[ -e "$f" ] || { echo "run.sh: $f is missing (build first)" >&2; exit 1; }
 done
 
@@ -251,12 +252,15 @@ done
 
 # ---- commit to read model (sync false) ----
 for r in $(seq "$RUNS"); do
-	say "run $r/$RUNS: commit to read model, 1,000 events/s and saturated"
+	say "run $r/$RUNS: commit to read model, 1,000 events/s, saturated, beside a slow neighbour"
 	run c2rm.steady "$BS" c2rm --sluiced "$SLUICED" --dir "$WORK" \
 		--plugin "$PLUGIN" --sync 0 --rate 1000 --seconds $T_C2RM
 	run c2rm.sat "$BS" c2rm --sluiced "$SLUICED" --dir "$WORK" \
 		--plugin "$PLUGIN" --sync 0 --rate 1000 --background 4 \
 		--seconds $T_C2RM
+	run c2rm.neighbour "$BS" c2rm --sluiced "$SLUICED" --dir "$WORK" \
+		--plugin "$PLUGIN" --sync 0 --rate 1000 --seconds $T_C2RM \
+		--neighbour "$NEIGHBOUR"
 done
 
 # ---- live feed: subscribers following the log while appenders commit ----
