@@ -4,6 +4,7 @@
  * the path defaults that hang off data_dir are filled in after parsing.
  */
 #include "config.h"
+#include "event.h"
 #include "log.h"
 
 #include <sluice/errors.h>
@@ -826,18 +827,6 @@ is_sys_id(const char *s)
 	    && s[sizeof(zero)] == '\0';
 }
 
-/* UUID text (8-4-4-4-12 hex digits, any case). */
-static bool
-is_uuid(const char *s)
-{
-	for (int i = 0; i < 36; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-		if (dash ? s[i] != '-' : !isxdigit((unsigned char) s[i]))
-			return false;
-	}
-	return s[36] == '\0';
-}
-
 /* One `projections:` entry; ps: the slots of the entries before it. */
 static int
 parse_projection(cfgp *p, yaml_node_t *n, size_t i, sl_config *cfg, slot *ps)
@@ -858,7 +847,7 @@ parse_projection(cfgp *p, yaml_node_t *n, size_t i, sl_config *cfg, slot *ps)
 	if ((cp->name = strdup(text(nn))) == NULL)
 		return nomem(p);
 	cfg->n_projections = i + 1;
-	if (is_uuid(cp->name)) /* ids are matched as canonical lower case */
+	if (ev_uuid_canon(cp->name, strlen(cp->name), NULL)) /* ids are matched as canonical lower case */
 		for (char *c = cp->name; *c != '\0'; c++)
 			*c = (char) tolower((unsigned char) *c);
 	cp->mode = (cfg_mode) s[P_MODE].num;
