@@ -16,6 +16,7 @@
 
 #include "emitter.h"
 #include "event.h"
+#include "guard.h"
 #include "mp.h"
 #include "sysproj.h"
 
@@ -345,11 +346,20 @@ api_status(request *r)
 		f       = st.def != NULL && def_is_filter(st.def);
 		char        why[300];
 		const char *status = api_proc_status(&st, why, sizeof(why));
+		/* a plugin call past limits.handler_timeout_ms */
+		uint64_t stuck_pos = 0;
+		int64_t  stuck_ms  = 0;
+		bool     stuck     = st.def != NULL
+		    && guard_stuck(st.tenant, st.def->id, &stuck_pos, &stuck_ms);
+		if (stuck)
+			snprintf(why, sizeof(why),
+			    "handler stuck on event %" PRIu64 " for %" PRId64
+			    " ms", stuck_pos, stuck_ms);
 		cfg_mode    m      = CFG_MODE_CONTINUOUS;
 		if (st.def != NULL)
 			config_projection(
 			    rt->cfg, st.def->id, st.def->name, &m);
-		msgpack_pack_map(pk, 28 + f);
+		msgpack_pack_map(pk, 28 + f + stuck);
 		api_kv_cstr(pk, "tenant", st.tenant);
 		api_kv_cstr(pk, "projection", st.def ? st.def->id : NULL);
 		api_kv_cstr(pk, "name", st.def ? st.def->name : NULL);
@@ -357,7 +367,10 @@ api_status(request *r)
 		if (f)
 			api_kv_cstr(pk, "filter_kind",
 			    api_filter_kind_name(st.def->filter_kind));
-		api_kv_cstr(pk, "state", proc_state_name(st.state));
+		api_kv_cstr(pk, "state",
+		    stuck ? "stuck" : proc_state_name(st.state));
+		if (stuck)
+			mp_pack_kv_u64(pk, "stuck_position", stuck_pos);
 		mp_pack_kv_u64(pk, "position", st.position);
 		mp_pack_kv_u64(pk, "events_handled", st.events_handled);
 		mp_pack_kv_u64(pk, "attempts", st.attempts);
