@@ -1,0 +1,129 @@
+/*
+ * Test plugin for crash and hang containment (crash_guard_test), one build
+ * per case, every build with the same ids and definitions:
+ *   CRASH_KIND 1: projection "crash_counts" (key = stream, state
+ *                 {"n":events,"sum":sum of content "i"}, Tick events);
+ *   CRASH_KIND 2: partitioned filter "crash_filter" (every Tick event,
+ *                 partition = stream).
+ * An event with content "boom": 1 makes CRASH_HOW 1 segfault, 2 abort();
+ * one with "loop": 1 makes CRASH_HOW 3 loop forever. CRASH_HOW 0 is the
+ * fixed build: it handles them as any other.
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sluice/plugin.h>
+
+#ifndef CRASH_KIND
+#define CRASH_KIND 1
+#endif
+#ifndef CRASH_HOW
+#define CRASH_HOW 0
+#endif
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+
+static void
+maybe_crash(const sl_event *ev)
+{
+	int64_t v = 0;
+	if (CRASH_HOW == 1 && sl_get_i64(ev, "boom", &v) == SL_OK && v == 1) {
+		volatile int *volatile nowhere = NULL; /* a real fault */
+		*nowhere               = 1;
+	}
+	if (CRASH_HOW == 2 && sl_get_i64(ev, "boom", &v) == SL_OK && v == 1)
+		abort();
+	if (CRASH_HOW == 3 && sl_get_i64(ev, "loop", &v) == SL_OK && v == 1) {
+		/* a handler that never returns (sleeping, not spinning: the
+		 * test machine is shared) */
+		for (;;) {
+			struct timespec ts = { 0, 10000000L };
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+#if CRASH_KIND == 1
+static const sl_selector selectors[] = {
+	{ "Tick", SL_KEY_EVENT_SOURCE, NULL },
+};
+
+static sl_outcome
+on_event(void *user, const sl_event *ev, const char *key, sl_state *st,
+    sl_context *ctx)
+{
+	(void) user;
+	(void) key;
+	maybe_crash(ev);
+	int64_t i = 0;
+	(void) sl_get_i64(ev, "i", &i);
+	if (sl_set_i64(st, "n", sl_state_i64(st, "n", 0) + 1) != SL_OK
+	    || sl_set_i64(st, "sum", sl_state_i64(st, "sum", 0) + i) != SL_OK)
+		return sl_failf(ctx, "cannot update the state");
+	return SL_REPLACE;
+}
+
+static const sl_projection projection = {
+	.struct_size        = sizeof(sl_projection),
+	.abi_version        = SL_ABI_VERSION,
+	.id                 = "c4a5b0b0-3e1d-4c2b-9a7e-0b00b0b0c4a5",
+	.name               = "crash_counts",
+	.version            = 1,
+	.initial_state_json = "{\"n\":0,\"sum\":0}",
+	.selectors          = selectors,
+	.n_selectors        = 1,
+	.on                 = on_event,
+};
+static const sl_projection *const projections[] = { &projection };
+#else
+static sl_verdict
+on_filter(
+    void *user, const sl_event *ev, const char **partition, sl_context *ctx)
+{
+	(void) user;
+	(void) ctx;
+	maybe_crash(ev);
+	if (strcmp(sl_ev_type(ev), "Tick") != 0)
+		return SL_EXCLUDED;
+	*partition = sl_ev_stream(ev);
+	return SL_INCLUDED;
+}
+
+static const sl_filter filter = {
+	.struct_size = sizeof(sl_filter),
+	.abi_version = SL_ABI_VERSION,
+	.id          = "f11e7000-3e1d-4c2b-9a7e-0b00b0b0f11e",
+	.name        = "crash_filter",
+	.version     = 1,
+	.kind        = SL_FILTER_PARTITIONED,
+	.filter      = on_filter,
+};
+static const sl_filter *const filters[] = { &filter };
+#endif
+
+static const sl_plugin_desc descriptor = {
+	.struct_size   = sizeof(sl_plugin_desc),
+	.abi_version   = SL_ABI_VERSION,
+	.name          = "crash_on_boom",
+	.version       = "1.0." STR(CRASH_HOW),
+#if CRASH_KIND == 1
+	.projections   = projections,
+	.n_projections = 1,
+#else
+	.filters       = filters,
+	.n_filters     = 1,
+#endif
+};
+
+SL_EXPORT int
+sluice_plugin_init(const sl_host_api *host, const sl_plugin_desc **out)
+{
+	int rc = sl_bind(host);
+	if (rc != SL_OK)
+		return rc;
+	*out = &descriptor;
+	return SL_OK;
+}
