@@ -378,6 +378,14 @@ recover(rmstore *(*rm_of)(void *arg, const char *tenant), void *arg)
 		char label[300];
 		snprintf(label, sizeof(label), "%.250s",
 		    s->ulen > 0 && s->unit[0] == '\x01' ? s->unit + 1 : s->unit);
+		if (s->kind == GUARD_QUERY) {
+			log_error("guard",
+			    "tenant %s query of projection %s: %s in the last "
+			    "run",
+			    s->tenant, s->def_id, why);
+			memset(s, 0, sizeof(*s));
+			continue;
+		}
 		if (s->kind == GUARD_EMITTER) {
 			log_error("guard",
 			    "tenant %s emitting projection %s: %s in the last "

@@ -9,11 +9,15 @@
  *     partition) is exact, and the crashed key keeps its events before the
  *     crash. A fixed build of the plugin (same ids and definitions) and
  *     `retry` then make everything equal a recomputation from the log.
+ *   emitter_segv: an emitting projection that segfaults: the whole
+ *     projection is faulted at that event (its failure model), with the
+ *     same reason, after the events before it; fixed build + retry.
  *   stuck: a projection handler that never returns shows "stuck" with the
  *     event; SIGTERM ends the daemon within the stop's bound (nothing of
  *     the stuck batch committed); after a start the stuck key waits
  *     (marked failing) and every other key goes on; fixed build + retry.
- * Usage: crash_guard_test proj_segv|proj_abort|filter_segv|stuck
+ * Usage: crash_guard_test proj_segv|proj_abort|filter_segv|emitter_segv|
+ *        stuck
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -35,6 +39,7 @@
 #define BAD_STREAM 2 /* the stream whose event crashes (or loops) */
 #define PROJ_NAME  "crash_counts"
 #define FILT_NAME  "crash_filter"
+#define EMIT_NAME  "crash_emitter"
 #define WAIT_MS    15000
 #define TIMEOUT_MS 3000
 #define MAX_EVENTS 256
@@ -45,17 +50,19 @@ static char       plugin_dir[4128], plugin[4200];
 static pid_t      sup_pid = -1; /* the supervisor */
 static pid_t      test_pid;
 static sl_client *cl;
-static bool       is_filter, is_stuck;
+static bool       is_filter, is_stuck, is_emitter;
 static const char *bad_build, *signal_name;
 
 /* What the log holds (one tenant): per event its stream, i and whether it
  * is the bad one. */
 static struct {
-	int  stream;
-	int  i;
-	bool bad;
+	uint64_t pos;
+	int      stream;
+	int      i;
+	bool     bad;
 } evs[MAX_EVENTS];
 static uint64_t n_evs;
+static uint64_t log_end; /* after the last event committed here */
 static uint64_t bad_pos = UINT64_MAX;
 
 #define FAIL(...) DT_FAIL_LOG(daemon_log, __VA_ARGS__)
@@ -205,16 +212,24 @@ dump(json_t *j)
 	return last != NULL ? last : "(null)";
 }
 
-/* Our processor in a status (NULL: not there yet). */
+static const char *
+our_name(void)
+{
+	return is_filter ? FILT_NAME : is_emitter ? EMIT_NAME : PROJ_NAME;
+}
+
+/* Our processor (or emitting run) in a status (NULL: not there yet). */
 static json_t *
 our_proc(json_t *st)
 {
 	size_t  i;
 	json_t *p;
-	json_array_foreach(json_object_get(st, "processors"), i, p)
+	json_array_foreach(json_object_get(st,
+	                       is_emitter ? "emitting_projections"
+	                                  : "processors"),
+	    i, p)
 	{
-		if (strcmp(jstr(p, "name"), is_filter ? FILT_NAME : PROJ_NAME)
-		    == 0)
+		if (strcmp(jstr(p, "name"), our_name()) == 0)
 			return p;
 	}
 	return NULL;
@@ -252,8 +267,12 @@ static int want_failing;
 static bool
 caught_up(json_t *st, json_t *p)
 {
+	if (is_emitter)
+		return jint(p, "position") == jint(st, "head")
+		    && jint(st, "head") >= (long long) log_end
+		    && strcmp(jstr(p, "status"), "running") == 0;
 	return jint(p, "position") == jint(st, "head")
-	    && jint(st, "head") == (long long) n_evs
+	    && jint(st, "head") == (long long) log_end
 	    && jint(p, "failing_count") == want_failing
 	    && strcmp(jstr(p, "state"), "live") == 0;
 }
@@ -262,6 +281,8 @@ static bool
 has_failing(json_t *st, json_t *p)
 {
 	(void) st;
+	if (is_emitter)
+		return strcmp(jstr(p, "status"), "faulted") == 0;
 	return jint(p, "failing_count") == 1;
 }
 
@@ -272,10 +293,18 @@ is_stuck_at(json_t *st, json_t *p)
 	return strcmp(jstr(p, "state"), "stuck") == 0;
 }
 
-/* The failing unit is the bad stream at the bad event, with the reason. */
+/* The failing unit is the bad stream at the bad event, with the reason
+ * (an emitting projection: the whole, faulted at the event). */
 static void
 check_failing_unit(json_t *p, const char *reason_has)
 {
+	if (is_emitter) {
+		if (strcmp(jstr(p, "status"), "faulted") != 0
+		    || strstr(jstr(p, "status_reason"), reason_has) == NULL)
+			FAIL("want faulted with '%s': %s", reason_has,
+			    dump(p));
+		return;
+	}
 	json_t *f = json_array_get(json_object_get(p, "failing"), 0);
 	char    stream[16];
 	snprintf(stream, sizeof(stream), "s-%d", BAD_STREAM);
@@ -313,17 +342,23 @@ commit(int s, int n, int bad_k)
 		evs[n_evs + (uint64_t) k].stream = s;
 		evs[n_evs + (uint64_t) k].i      = i;
 		evs[n_evs + (uint64_t) k].bad    = k == bad_k;
-		if (k == bad_k)
-			bad_pos = n_evs + (uint64_t) k;
 	}
 	int rc = sl_client_commit(
 	    cl, TENANT, stream, SL_EXPECT_ANY, ev, (size_t) n, &res);
-	if (rc != SL_OK || res.first_position != n_evs)
+	/* only an emitting projection writes to the log besides us */
+	if (rc != SL_OK || res.count != (uint64_t) n
+	    || (!is_emitter && res.first_position != log_end))
 		FAIL("commit to %s: %s: %s (first %" PRIu64 ", want %" PRIu64
 		     ")",
 		    stream, sl_errname(rc), sl_client_last_error(cl),
-		    res.first_position, n_evs);
+		    res.first_position, log_end);
+	for (int k = 0; k < n; k++) {
+		evs[n_evs + (uint64_t) k].pos = res.first_position + (uint64_t) k;
+		if (k == bad_k)
+			bad_pos = res.first_position + (uint64_t) k;
+	}
 	n_evs += (uint64_t) n;
+	log_end = res.first_position + (uint64_t) n;
 }
 
 /* Commits to every stream but the bad one. */
@@ -337,45 +372,69 @@ commit_others(int n)
 
 /* ---- what the read models / partitions must be ---- */
 
-/* Stream s's events up to (excluding) `upto` for the bad stream. */
+/* Whether our k-th event is in stream s's read model (partition): all of
+ * them, or those the crash lets through (an emitting projection stops
+ * as a whole at the bad event, the others at the bad stream's). */
 static bool
-counted(uint64_t pos, int s, bool all)
+counted(uint64_t k, int s, bool all)
 {
-	return evs[pos].stream == s
-	    && (all || s != BAD_STREAM || pos < bad_pos);
+	return evs[k].stream == s
+	    && (all || (s != BAD_STREAM && !is_emitter)
+	        || evs[k].pos < bad_pos);
 }
 
-static void
-check_projection(const char *when, bool all)
+/* The read models against the log: NULL, or what differs (static). */
+static const char *
+diff_projection(bool all)
 {
+	static char    why[1024];
 	sl_read_models m;
-	int rc = sl_client_get_all(cl, TENANT, PROJ_NAME, NULL, 0, &m);
-	if (rc != SL_OK)
-		FAIL("%s: get_all: %s: %s", when, sl_errname(rc),
+	int rc = sl_client_get_all(cl, TENANT, our_name(), NULL, 0, &m);
+	if (rc != SL_OK) {
+		snprintf(why, sizeof(why), "get_all: %s: %s", sl_errname(rc),
 		    sl_client_last_error(cl));
+		return why;
+	}
+	why[0] = '\0';
 	if (m.n_items != N_STREAMS)
-		FAIL("%s: %zu read models, want %d", when, m.n_items,
-		    N_STREAMS);
-	for (size_t k = 0; k < m.n_items; k++) {
+		snprintf(why, sizeof(why), "%zu read models, want %d",
+		    m.n_items, N_STREAMS);
+	for (size_t k = 0; k < m.n_items && why[0] == '\0'; k++) {
 		int s = -1;
 		if (sscanf(m.items[k].key, "s-%d", &s) != 1 || s < 0
-		    || s >= N_STREAMS)
-			FAIL("%s: unexpected key %s", when, m.items[k].key);
+		    || s >= N_STREAMS) {
+			snprintf(why, sizeof(why), "unexpected key %s",
+			    m.items[k].key);
+			break;
+		}
 		long long n = 0, sum = 0;
-		for (uint64_t pos = 0; pos < n_evs; pos++)
-			if (counted(pos, s, all)) {
+		for (uint64_t e = 0; e < n_evs; e++)
+			if (counted(e, s, all)) {
 				n++;
-				sum += evs[pos].i;
+				sum += evs[e].i;
 			}
 		json_t *st = json_loads(m.items[k].state_json, 0, NULL);
 		if (st == NULL || jint(st, "n") != n || jint(st, "sum") != sum)
-			FAIL("%s: %s is %s, the log says "
-			     "{\"n\":%lld,\"sum\":%lld}",
-			    when, m.items[k].key, m.items[k].state_json, n,
-			    sum);
+			snprintf(why, sizeof(why),
+			    "%s is %s, the log says {\"n\":%lld,\"sum\":%lld}",
+			    m.items[k].key, m.items[k].state_json, n, sum);
 		json_decref(st);
 	}
 	sl_read_models_free(&m);
+	return why[0] != '\0' ? why : NULL;
+}
+
+/* An emitting projection commits through the log's writer: what it
+ * handled before its fault may show a moment later. */
+static void
+check_projection(const char *when, bool all)
+{
+	int64_t     end = dt_now_ms() + (is_emitter ? WAIT_MS : 0);
+	const char *why;
+	while ((why = diff_projection(all)) != NULL && dt_now_ms() < end)
+		dt_sleep_ms(20);
+	if (why != NULL)
+		FAIL("%s: %s", when, why);
 }
 
 static void
@@ -391,14 +450,14 @@ check_filter(const char *when, bool all)
 			FAIL("%s: read_filter %s: %s: %s", when, part,
 			    sl_errname(rc), sl_client_last_error(cl));
 		size_t k = 0;
-		for (uint64_t pos = 0; pos < n_evs; pos++) {
-			if (!counted(pos, s, all))
+		for (uint64_t e = 0; e < n_evs; e++) {
+			if (!counted(e, s, all))
 				continue;
 			if (k >= pg.n_events
-			    || pg.events[k].event.position != pos)
+			    || pg.events[k].event.position != evs[e].pos)
 				FAIL("%s: partition %s entry %zu: want "
 				     "position %" PRIu64 " (has %zu entries)",
-				    when, part, k, pos, pg.n_events);
+				    when, part, k, evs[e].pos, pg.n_events);
 			k++;
 		}
 		if (k != pg.n_events || pg.more)
@@ -448,15 +507,16 @@ runs_version(json_t *st, json_t *p)
 static void
 fix_and_retry(void)
 {
-	install(is_filter ? "crash_filter_fixed" : "crash_proj_fixed");
+	install(is_filter        ? "crash_filter_fixed"
+	        : is_emitter ? "crash_emit_fixed"
+	                     : "crash_proj_fixed");
 	want_version = "1.0.0";
 	json_decref(wait_status("the fixed build loaded", runs_version));
 	/* the same definition: no rebuild, the unit still waits */
 	json_t *st = wait_status("still failing", has_failing);
 	json_decref(st);
 	size_t n  = 0;
-	int    rc = sl_client_command(
-            cl, "retry", is_filter ? FILT_NAME : PROJ_NAME, TENANT, &n);
+	int    rc = sl_client_command(cl, "retry", our_name(), TENANT, &n);
 	if (rc != SL_OK)
 		FAIL("retry: %s: %s", sl_errname(rc), sl_client_last_error(cl));
 	want_failing = 0;
@@ -528,7 +588,8 @@ crash_case(void)
 	commit_others(3);
 	commit(BAD_STREAM, 2, -1);
 	want_failing = 1;
-	json_decref(wait_status("caught up with the unit failing", caught_up));
+	json_decref(wait_status("caught up with the unit failing",
+	    is_emitter ? has_failing : caught_up));
 	check_models("with the crashed key waiting", false);
 	if (log_count("died of signal") != 1)
 		FAIL("the daemon crashed again (%d restarts)",
@@ -552,7 +613,7 @@ stuck_case(void)
 	commit_others(2);
 	commit(BAD_STREAM, 2, -1);
 	json_decref(wait_status("the first events handled", caught_up));
-	uint64_t before = n_evs;
+	uint64_t before = log_end;
 
 	commit(BAD_STREAM, 3, 1);
 	commit_others(2); /* behind the stuck batch */
@@ -608,6 +669,10 @@ main(int argc, char **argv)
 	} else if (strcmp(c, "filter_segv") == 0) {
 		is_filter   = true;
 		bad_build   = "crash_filter_segv";
+		signal_name = "SIGSEGV";
+	} else if (strcmp(c, "emitter_segv") == 0) {
+		is_emitter  = true;
+		bad_build   = "crash_emit_segv";
 		signal_name = "SIGSEGV";
 	} else if (strcmp(c, "stuck") == 0) {
 		is_stuck = true;

@@ -4,7 +4,9 @@
  *   CRASH_KIND 1: projection "crash_counts" (key = stream, state
  *                 {"n":events,"sum":sum of content "i"}, Tick events);
  *   CRASH_KIND 2: partitioned filter "crash_filter" (every Tick event,
- *                 partition = stream).
+ *                 partition = stream);
+ *   CRASH_KIND 3: emitting projection "crash_emitter": as crash_counts,
+ *                 and it links every event into "crash-all".
  * An event with content "boom": 1 makes CRASH_HOW 1 segfault, 2 abort();
  * one with "loop": 1 makes CRASH_HOW 3 loop forever. CRASH_HOW 0 is the
  * fixed build: it handles them as any other.
@@ -46,7 +48,7 @@ maybe_crash(const sl_event *ev)
 	}
 }
 
-#if CRASH_KIND == 1
+#if CRASH_KIND == 1 || CRASH_KIND == 3
 static const sl_selector selectors[] = {
 	{ "Tick", SL_KEY_EVENT_SOURCE, NULL },
 };
@@ -63,14 +65,29 @@ on_event(void *user, const sl_event *ev, const char *key, sl_state *st,
 	if (sl_set_i64(st, "n", sl_state_i64(st, "n", 0) + 1) != SL_OK
 	    || sl_set_i64(st, "sum", sl_state_i64(st, "sum", 0) + i) != SL_OK)
 		return sl_failf(ctx, "cannot update the state");
+#if CRASH_KIND == 3
+	if (sl_host()->link_to(ctx, "crash-all", ev) != SL_OK)
+		return SL_FAIL; /* the host said why */
+#endif
 	return SL_REPLACE;
 }
+
+#if CRASH_KIND == 3
+static const char *const emits[] = { "crash-all" };
+#endif
 
 static const sl_projection projection = {
 	.struct_size        = sizeof(sl_projection),
 	.abi_version        = SL_ABI_VERSION,
+#if CRASH_KIND == 3
+	.id                 = "e3a5b0b0-3e1d-4c2b-9a7e-0b00b0b0e3a5",
+	.name               = "crash_emitter",
+	.emits              = emits,
+	.n_emits            = 1,
+#else
 	.id                 = "c4a5b0b0-3e1d-4c2b-9a7e-0b00b0b0c4a5",
 	.name               = "crash_counts",
+#endif
 	.version            = 1,
 	.initial_state_json = "{\"n\":0,\"sum\":0}",
 	.selectors          = selectors,
@@ -109,7 +126,7 @@ static const sl_plugin_desc descriptor = {
 	.abi_version   = SL_ABI_VERSION,
 	.name          = "crash_on_boom",
 	.version       = "1.0." STR(CRASH_HOW),
-#if CRASH_KIND == 1
+#if CRASH_KIND != 2
 	.projections   = projections,
 	.n_projections = 1,
 #else
