@@ -28,13 +28,22 @@
 #define STR_(x) #x
 #define STR(x)  STR_(x)
 
+/* A real fault, also in a sanitizer build (whose checks would end the
+ * process another way first). */
+__attribute__((no_sanitize("address", "undefined"))) static void
+segfault(void)
+{
+	volatile uintptr_t   where   = 8;
+	volatile int *volatile nowhere = (volatile int *) where;
+	*nowhere                       = 1;
+}
+
 static void
 maybe_crash(const sl_event *ev)
 {
 	int64_t v = 0;
 	if (CRASH_HOW == 1 && sl_get_i64(ev, "boom", &v) == SL_OK && v == 1) {
-		volatile int *volatile nowhere = NULL; /* a real fault */
-		*nowhere               = 1;
+		segfault();
 	}
 	if (CRASH_HOW == 2 && sl_get_i64(ev, "boom", &v) == SL_OK && v == 1)
 		abort();
