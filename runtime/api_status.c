@@ -215,13 +215,24 @@ api_pack_eproj(msgpack_packer *pk, eproj *e, uint64_t handle, uint64_t head)
 	eproj_get_status(e, &st);
 	const proj_def *d = st.def;
 	uint64_t        h = head > st.head ? head : st.head;
-	msgpack_pack_map(pk, 21);
+	/* a plugin call past limits.handler_timeout_ms (the daemon's run) */
+	uint64_t stuck_pos = 0;
+	int64_t  stuck_ms  = 0;
+	bool     stuck     = handle == 0
+	    && guard_stuck(GUARD_EMITTER, st.tenant, eproj_id(e), &stuck_pos,
+	        &stuck_ms);
+	char     why[300];
+	snprintf(why, sizeof(why), "handler stuck on event %" PRIu64
+	    " for %" PRId64 " ms", stuck_pos, stuck_ms);
+	msgpack_pack_map(pk, 21 + stuck);
 	api_kv_cstr(pk, "tenant", st.tenant);
 	api_kv_cstr(pk, "projection", eproj_id(e));
 	api_kv_cstr(pk, "name", d != NULL ? d->name : NULL);
 	api_kv_cstr(pk, "mode", api_mode_name(st.mode));
-	api_kv_cstr(pk, "status", st.status);
-	api_kv_cstr(pk, "status_reason", st.reason);
+	api_kv_cstr(pk, "status", stuck ? "stuck" : st.status);
+	api_kv_cstr(pk, "status_reason", stuck ? why : st.reason);
+	if (stuck)
+		mp_pack_kv_u64(pk, "stuck_position", stuck_pos);
 	mp_pack_kv_u64(pk, "position", st.position);
 	mp_pack_kv_u64(pk, "head", h);
 	api_kv_double(pk, "progress", api_progress(st.position, h));
@@ -350,7 +361,8 @@ api_status(request *r)
 		uint64_t stuck_pos = 0;
 		int64_t  stuck_ms  = 0;
 		bool     stuck     = st.def != NULL
-		    && guard_stuck(st.tenant, st.def->id, &stuck_pos, &stuck_ms);
+		    && guard_stuck(GUARD_PROC, st.tenant, st.def->id, &stuck_pos,
+		        &stuck_ms);
 		if (stuck)
 			snprintf(why, sizeof(why),
 			    "handler stuck on event %" PRIu64 " for %" PRId64

@@ -262,8 +262,8 @@ guard_leave(void)
 }
 
 bool
-guard_stuck(
-    const char *tenant, const char *def_id, uint64_t *position, int64_t *ms)
+guard_stuck(guard_kind kind, const char *tenant, const char *def_id,
+    uint64_t *position, int64_t *ms)
 {
 	if (slots == NULL || tenant == NULL || def_id == NULL)
 		return false;
@@ -277,6 +277,7 @@ guard_stuck(
 		int64_t  t0  = atomic_load(&s->start_mono_ms);
 		uint64_t pos = atomic_load(&s->position);
 		if (now - t0 <= (int64_t) timeout_ms
+		    || s->kind != (uint32_t) kind
 		    || strcmp(s->tenant, tenant) != 0
 		    || strcmp(s->def_id, def_id) != 0)
 			continue;
@@ -289,6 +290,38 @@ guard_stuck(
 		return true;
 	}
 	return false;
+}
+
+/* Log each stuck call once (status shows it meanwhile). */
+static void *
+stuck_watch(void *arg)
+{
+	(void) arg;
+	int64_t logged[GUARD_NSLOTS] = { 0 }; /* start of the call logged */
+	for (;;) {
+		uint32_t        ms = timeout_ms / 2;
+		ms                 = ms < 100 ? 100 : ms > 5000 ? 5000 : ms;
+		struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+		int64_t now = clock_ms(CLOCK_MONOTONIC);
+		for (size_t i = 0; slots != NULL && i < GUARD_NSLOTS; i++) {
+			guard_slot *s = &slots[i];
+			if (!atomic_load(&taken[i])
+			    || atomic_load(&s->state) != SLOT_RUNNING)
+				continue;
+			int64_t t0 = atomic_load(&s->start_mono_ms);
+			if (now - t0 <= (int64_t) timeout_ms || logged[i] == t0)
+				continue;
+			logged[i] = t0;
+			log_warn("guard",
+			    "tenant %s processor %s: a plugin call on event "
+			    "%" PRIu64 " has run for %" PRId64
+			    " ms (limits.handler_timeout_ms %u): stuck",
+			    s->tenant, s->name, atomic_load(&s->position),
+			    now - t0, timeout_ms);
+		}
+	}
+	return NULL;
 }
 
 /* ---- the next start ---- */
@@ -420,6 +453,13 @@ static void
 make_key(void)
 {
 	pthread_key_create(&slot_key, release_slot);
+	pthread_t      t;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &a, stuck_watch, NULL) != 0)
+		log_warn("guard", "no watch thread: stuck calls are not logged");
+	pthread_attr_destroy(&a);
 }
 
 int

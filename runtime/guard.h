@@ -49,12 +49,12 @@ void guard_enter(guard_kind kind, const char *tenant, const char *def_id,
 void guard_leave(void);
 
 /**
- * Whether a thread has been inside a plugin call for tenant's def_id for
- * longer than limits.handler_timeout_ms: *position is the event, *ms how
- * long it has run.
+ * Whether a thread has been inside a plugin call of kind for tenant's
+ * def_id for longer than limits.handler_timeout_ms: *position is the
+ * event, *ms how long it has run.
  */
-bool guard_stuck(
-    const char *tenant, const char *def_id, uint64_t *position, int64_t *ms);
+bool guard_stuck(guard_kind kind, const char *tenant, const char *def_id,
+    uint64_t *position, int64_t *ms);
 
 /**
  * Whether the emitting projection def_id of tenant crashed on the event at
