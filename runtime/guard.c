@@ -43,7 +43,7 @@ typedef struct guard_slot {
 	uint64_t         gen;
 	_Atomic uint64_t position;
 	_Atomic int64_t  start_mono_ms;
-	int64_t          start_wall_ms;
+	int64_t          start_wall_ms; /* for people reading the file */
 	char             tenant[GUARD_TENANT];
 	char             name[GUARD_NAME];
 	char             def_id[40];
@@ -235,16 +235,22 @@ guard_enter(guard_kind kind, const char *tenant, const char *def_id,
 	s->magic = GUARD_MAGIC;
 	s->kind  = (uint32_t) kind;
 	s->gen   = gen;
-	snprintf(s->tenant, sizeof(s->tenant), "%s", tenant);
-	snprintf(s->def_id, sizeof(s->def_id), "%s", def_id);
-	snprintf(s->name, sizeof(s->name), "%s", name);
+	/* a thread's processor rarely changes: copied when it does */
+	if (strcmp(s->tenant, tenant) != 0)
+		snprintf(s->tenant, sizeof(s->tenant), "%s", tenant);
+	if (strcmp(s->def_id, def_id) != 0)
+		snprintf(s->def_id, sizeof(s->def_id), "%s", def_id);
+	if (strcmp(s->name, name) != 0)
+		snprintf(s->name, sizeof(s->name), "%s", name);
 	memcpy(s->unit, unit, ulen);
-	s->unit[ulen]    = '\0';
-	s->ulen          = (uint32_t) ulen;
-	s->start_wall_ms = clock_ms(CLOCK_REALTIME);
+	s->unit[ulen] = '\0';
+	s->ulen       = (uint32_t) ulen;
+	/* coarse clocks: a few ns, and a stuck call is counted in seconds */
+	int64_t now      = clock_ms(CLOCK_MONOTONIC_COARSE);
+	s->start_wall_ms = clock_ms(CLOCK_REALTIME_COARSE);
 	atomic_store(&s->signal, 0);
 	atomic_store(&s->position, position);
-	atomic_store(&s->start_mono_ms, clock_ms(CLOCK_MONOTONIC));
+	atomic_store(&s->start_mono_ms, now);
 	atomic_store_explicit(&s->state, SLOT_RUNNING, memory_order_release);
 }
 
@@ -267,7 +273,7 @@ guard_stuck(guard_kind kind, const char *tenant, const char *def_id,
 {
 	if (slots == NULL || tenant == NULL || def_id == NULL)
 		return false;
-	int64_t now = clock_ms(CLOCK_MONOTONIC);
+	int64_t now = clock_ms(CLOCK_MONOTONIC_COARSE);
 	for (size_t i = 0; i < GUARD_NSLOTS; i++) {
 		guard_slot *s = &slots[i];
 		if (!atomic_load(&taken[i])
@@ -303,7 +309,7 @@ stuck_watch(void *arg)
 		ms                 = ms < 100 ? 100 : ms > 5000 ? 5000 : ms;
 		struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
 		nanosleep(&ts, NULL);
-		int64_t now = clock_ms(CLOCK_MONOTONIC);
+		int64_t now = clock_ms(CLOCK_MONOTONIC_COARSE);
 		for (size_t i = 0; slots != NULL && i < GUARD_NSLOTS; i++) {
 			guard_slot *s = &slots[i];
 			if (!atomic_load(&taken[i])
@@ -543,7 +549,7 @@ stop_watch(void *arg)
 		;
 	/* still here: the stop waits for threads inside plugins */
 	atomic_store(&abandoning, true);
-	int64_t now  = clock_ms(CLOCK_MONOTONIC);
+	int64_t now  = clock_ms(CLOCK_MONOTONIC_COARSE);
 	size_t  left = 0;
 	for (size_t i = 0; slots != NULL && i < GUARD_NSLOTS; i++) {
 		guard_slot *s = &slots[i];
