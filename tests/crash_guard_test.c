@@ -40,6 +40,7 @@
 #define PROJ_NAME  "crash_counts"
 #define FILT_NAME  "crash_filter"
 #define EMIT_NAME  "crash_emitter"
+#define SIDE_NAME  "side_counts" /* crash_counts' neighbour: never fails */
 #define WAIT_MS    15000
 #define TIMEOUT_MS 3000
 #define MAX_EVENTS 256
@@ -290,6 +291,55 @@ is_stuck_at(json_t *st, json_t *p)
 {
 	(void) st;
 	return strcmp(jstr(p, "state"), "stuck") == 0;
+}
+
+/* The neighbour projection has every event (stuck: while crash_counts
+ * is stuck: no write transaction or lock is held for a plugin call). */
+static void
+check_side(const char *when)
+{
+	int64_t end = dt_now_ms() + WAIT_MS;
+	for (;;) {
+		json_t *st = status_try();
+		json_t *p  = NULL;
+		size_t  i;
+		json_t *q;
+		json_array_foreach(json_object_get(st, "processors"), i, q)
+		{
+			if (strcmp(jstr(q, "name"), SIDE_NAME) == 0)
+				p = q;
+		}
+		bool ok = p != NULL && jint(p, "position") == (long long) log_end
+		    && jint(p, "failing_count") == 0;
+		if (!ok && dt_now_ms() > end)
+			FAIL("%s: %s not at %" PRIu64 ": %s", when, SIDE_NAME,
+			    log_end, dump(st));
+		json_decref(st);
+		if (ok)
+			break;
+		dt_sleep_ms(20);
+	}
+	sl_read_models m;
+	if (sl_client_get_all(cl, TENANT, SIDE_NAME, NULL, 0, &m) != SL_OK
+	    || m.n_items != N_STREAMS)
+		FAIL("%s: %s: not %d read models", when, SIDE_NAME, N_STREAMS);
+	for (size_t k = 0; k < m.n_items; k++) {
+		int s = -1;
+		CHECK(sscanf(m.items[k].key, "s-%d", &s) == 1);
+		long long n = 0, sum = 0;
+		for (uint64_t e = 0; e < n_evs; e++)
+			if (evs[e].stream == s) {
+				n++;
+				sum += evs[e].i;
+			}
+		json_t *j = json_loads(m.items[k].state_json, 0, NULL);
+		if (j == NULL || jint(j, "n") != n || jint(j, "sum") != sum)
+			FAIL("%s: %s %s is %s, want n %lld sum %lld", when,
+			    SIDE_NAME, m.items[k].key, m.items[k].state_json,
+			    n, sum);
+		json_decref(j);
+	}
+	sl_read_models_free(&m);
 }
 
 /* The failing unit is the bad stream at the bad event, with the reason
@@ -630,6 +680,8 @@ crash_case(void)
 	json_decref(wait_status("caught up with the unit failing",
 	    is_emitter ? has_failing : caught_up));
 	check_models("with the crashed key waiting", false);
+	if (!is_filter && !is_emitter)
+		check_side("after the crash");
 	if (log_count("died of signal") != 1)
 		FAIL("the daemon crashed again (%d restarts)",
 		    log_count("died of signal"));
@@ -668,6 +720,7 @@ stuck_case(void)
 	if (strstr(jstr(p, "status_reason"), want) == NULL)
 		FAIL("status_reason without '%s': %s", want, dump(p));
 	json_decref(st);
+	check_side("while crash_counts is stuck");
 
 	/* the stop is bounded (limits.shutdown_timeout_ms, 10 s) */
 	int64_t ms;

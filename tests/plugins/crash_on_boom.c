@@ -2,7 +2,9 @@
  * Test plugin for crash and hang containment (crash_guard_test), one build
  * per case, every build with the same ids and definitions:
  *   CRASH_KIND 1: projection "crash_counts" (key = stream, state
- *                 {"n":events,"sum":sum of content "i"}, Tick events);
+ *                 {"n":events,"sum":sum of content "i"}, Tick events),
+ *                 and its neighbour "side_counts", the same fold that
+ *                 never crashes;
  *   CRASH_KIND 2: partitioned filter "crash_filter" (every Tick event,
  *                 partition = stream);
  *   CRASH_KIND 3: emitting projection "crash_emitter": as crash_counts,
@@ -85,6 +87,34 @@ on_event(void *user, const sl_event *ev, const char *key, sl_state *st,
 static const char *const emits[] = { "crash-all" };
 #endif
 
+#if CRASH_KIND == 1
+static sl_outcome
+on_side(void *user, const sl_event *ev, const char *key, sl_state *st,
+    sl_context *ctx)
+{
+	(void) user;
+	(void) key;
+	int64_t i = 0;
+	(void) sl_get_i64(ev, "i", &i);
+	if (sl_set_i64(st, "n", sl_state_i64(st, "n", 0) + 1) != SL_OK
+	    || sl_set_i64(st, "sum", sl_state_i64(st, "sum", 0) + i) != SL_OK)
+		return sl_failf(ctx, "cannot update the state");
+	return SL_REPLACE;
+}
+
+static const sl_projection side = {
+	.struct_size        = sizeof(sl_projection),
+	.abi_version        = SL_ABI_VERSION,
+	.id                 = "51de0000-3e1d-4c2b-9a7e-0b00b0b051de",
+	.name               = "side_counts",
+	.version            = 1,
+	.initial_state_json = "{\"n\":0,\"sum\":0}",
+	.selectors          = selectors,
+	.n_selectors        = 1,
+	.on                 = on_side,
+};
+#endif
+
 static const sl_projection projection = {
 	.struct_size        = sizeof(sl_projection),
 	.abi_version        = SL_ABI_VERSION,
@@ -103,7 +133,11 @@ static const sl_projection projection = {
 	.n_selectors        = 1,
 	.on                 = on_event,
 };
+#if CRASH_KIND == 1
+static const sl_projection *const projections[] = { &projection, &side };
+#else
 static const sl_projection *const projections[] = { &projection };
+#endif
 #else
 static sl_verdict
 on_filter(
@@ -137,7 +171,7 @@ static const sl_plugin_desc descriptor = {
 	.version       = "1.0." STR(CRASH_HOW),
 #if CRASH_KIND != 2
 	.projections   = projections,
-	.n_projections = 1,
+	.n_projections = sizeof(projections) / sizeof(projections[0]),
 #else
 	.filters       = filters,
 	.n_filters     = 1,
