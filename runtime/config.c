@@ -83,6 +83,8 @@ enum {
 	S_MAXREAD,
 	S_WORKERS,
 	S_QUERYMS,
+	S_HANDLERMS,
+	S_SHUTDOWNMS,
 	S_BATCH,
 	S_HOTRELOAD,
 	S_QUIETMS,
@@ -148,6 +150,10 @@ static const cfg_key limit_keys[] = {
 	{ "max_read_events", K_INT, S_MAXREAD, 1, 100000, 1000, NULL },
 	{ "api_workers", K_INT, S_WORKERS, 1, 256, 16, NULL },
 	{ "query_timeout_ms", K_INT, S_QUERYMS, 100, 3600000, 10000, NULL },
+	{ "handler_timeout_ms", K_INT, S_HANDLERMS, 10, 86400000, 30000,
+	    NULL },
+	{ "shutdown_timeout_ms", K_INT, S_SHUTDOWNMS, 100, 600000, 10000,
+	    NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -941,6 +947,8 @@ parse_root(cfgp *p, sl_config *cfg)
 	cfg->max_read_events          = s[S_MAXREAD].num;
 	cfg->api_workers              = (uint32_t) s[S_WORKERS].num;
 	cfg->query_timeout_ms         = (uint32_t) s[S_QUERYMS].num;
+	cfg->handler_timeout_ms       = (uint32_t) s[S_HANDLERMS].num;
+	cfg->shutdown_timeout_ms      = (uint32_t) s[S_SHUTDOWNMS].num;
 	cfg->checkpoint_batch         = (uint32_t) s[S_BATCH].num;
 	cfg->hot_reload               = s[S_HOTRELOAD].num != 0;
 	cfg->hot_reload_quiet_ms      = (uint32_t) s[S_QUIETMS].num;
