@@ -33,6 +33,7 @@
 #include <sluice/client.h>
 
 #include "daemon_testutil.h"
+#include "json_testutil.h"
 
 #define TENANT     "t1"
 #define N_STREAMS  5
@@ -84,31 +85,7 @@ cleanup(void)
 static pid_t
 spawn_supervised(void)
 {
-	pid_t parent = getpid(), pid;
-	int   logfd  = open(
-            daemon_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	CHECK(logfd >= 0);
-	fflush(NULL);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		dt_child_setup(parent);
-		int nul = open("/dev/null", O_RDONLY);
-		dup2(nul, STDIN_FILENO);
-		dup2(logfd, STDOUT_FILENO);
-		dup2(logfd, STDERR_FILENO);
-		/* ASan's own SEGV handler would report the plugin's fault
-		 * instead of the guard (sanitizer builds) */
-		setenv("ASAN_OPTIONS",
-		    "handle_segv=0:handle_abort=0:handle_sigbus=0:"
-		    "handle_sigill=0:handle_sigfpe=0:allow_user_segv_handler=1",
-		    1);
-		execl(SL_BUILD_DIR "/sluiced", "sluiced", "--supervise", "-c",
-		    cfg_path, (char *) NULL);
-		_exit(127);
-	}
-	close(logfd);
-	return pid;
+	return dt_daemon_spawn_ex(cfg_path, daemon_log, true);
 }
 
 static void
@@ -188,29 +165,6 @@ log_count(const char *s)
 }
 
 /* ---- status ---- */
-
-static const char *
-jstr(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_string(v) ? json_string_value(v) : "";
-}
-
-static long long
-jint(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_integer(v) ? (long long) json_integer_value(v) : -1;
-}
-
-static char *
-dump(json_t *j)
-{
-	static char *last;
-	free(last);
-	last = json_dumps(j, JSON_COMPACT);
-	return last != NULL ? last : "(null)";
-}
 
 static const char *
 our_name(void)

@@ -84,10 +84,15 @@ dt_kill_and_reap(pid_t *pid)
 	}
 }
 
-/* Start sluiced -c cfg_path as a child that dies with the test, stdin from
- * /dev/null, stdout and stderr appended to log_path. @return its pid. */
+/*
+ * Start sluiced -c cfg_path as a child that dies with the test, stdin from
+ * /dev/null, stdout and stderr appended to log_path; with `supervise`, as
+ * `sluiced --supervise`, and in a sanitizer build with ASan's own handlers
+ * of fatal signals off (the daemon's guard reports a plugin's fault, and
+ * the supervisor restarts it). @return its pid.
+ */
 __attribute__((unused)) static pid_t
-dt_daemon_spawn(const char *cfg_path, const char *log_path)
+dt_daemon_spawn_ex(const char *cfg_path, const char *log_path, bool supervise)
 {
 	pid_t parent = getpid(), pid;
 	int   logfd
@@ -103,12 +108,29 @@ dt_daemon_spawn(const char *cfg_path, const char *log_path)
 		dup2(nul, STDIN_FILENO);
 		dup2(logfd, STDOUT_FILENO);
 		dup2(logfd, STDERR_FILENO);
-		execl(SL_BUILD_DIR "/sluiced", "sluiced", "-c", cfg_path,
-		    (char *) NULL);
+		if (supervise) {
+			setenv("ASAN_OPTIONS",
+			    "handle_segv=0:handle_abort=0:handle_sigbus=0:"
+			    "handle_sigill=0:handle_sigfpe=0:"
+			    "allow_user_segv_handler=1",
+			    1);
+			execl(SL_BUILD_DIR "/sluiced", "sluiced", "--supervise",
+			    "-c", cfg_path, (char *) NULL);
+		} else {
+			execl(SL_BUILD_DIR "/sluiced", "sluiced", "-c",
+			    cfg_path, (char *) NULL);
+		}
 		_exit(127);
 	}
 	close(logfd);
 	return pid;
+}
+
+/* dt_daemon_spawn_ex, not supervised. */
+__attribute__((unused)) static pid_t
+dt_daemon_spawn(const char *cfg_path, const char *log_path)
+{
+	return dt_daemon_spawn_ex(cfg_path, log_path, false);
 }
 
 /* xorshift64*: deterministic per seed, no shared state. */

@@ -22,6 +22,7 @@
 #include <sluice/client.h>
 
 #include "daemon_testutil.h"
+#include "json_testutil.h"
 
 #define N_TENANTS    2
 #define N_STREAMS    10 /* per tenant; the last has only Other events */
@@ -161,29 +162,6 @@ status(void)
 		FAIL("status is not JSON: %.300s", text);
 	sl_client_free(text);
 	return j;
-}
-
-static const char *
-jstr(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_string(v) ? json_string_value(v) : "";
-}
-
-static long long
-jint(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_integer(v) ? (long long) json_integer_value(v) : -1;
-}
-
-static char *
-dump(json_t *j)
-{
-	static char *last;
-	free(last);
-	last = json_dumps(j, JSON_COMPACT);
-	return last != NULL ? last : "(null)";
 }
 
 /* The processors, checked to be ours: N_PROCS of them. */
