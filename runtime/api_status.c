@@ -440,7 +440,7 @@ api_status(request *r)
 		mp_pack_kv_u64(pk, "events_processed", st.events_handled);
 		api_kv_double(pk, "events_per_sec", st.events_per_sec);
 		mp_pack_kv_u64(pk, "buffered_events", 0);
-		mp_pack_kv_u64(pk, "partitions_cached", 0);
+		mp_pack_kv_u64(pk, "partitions_cached", st.cached);
 		mp_pack_kv_u64(pk, "writes_in_flight", 0);
 		mp_pack_kv_bool(pk, "system", false);
 		mp_pack_kv_bool(pk, "emitting", false);

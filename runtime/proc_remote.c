@@ -423,6 +423,8 @@ proc_remote_scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 		return 1;
 	if (b->limit != 0 && position >= b->limit)
 		return 1; /* a retry reached the processor's own position */
+	if (proc_cut(b, position))
+		return 1; /* the answers in flight are still collected */
 	msgpack_zone_clear(&p->zone);
 	int rc = ev_decode(data, len, position, &p->zone, &ev);
 	if (rc != SL_OK) {

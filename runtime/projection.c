@@ -751,6 +751,7 @@ show_progress(processor *p, uint64_t pos, const batch_ctx *b)
 	if (!p->rebuilding)
 		p->st.served_position = pos;
 	p->st.events_handled += b->handled;
+	p->st.cached = p->states.n;
 	update_rate(&p->st, true);
 	show_failing(p);
 	p->fail_pos     = UINT64_MAX;

@@ -75,6 +75,7 @@ typedef struct proc_status {
 	double   events_per_sec;  /* events handled per second, recently */
 	int64_t  rate_at_ns;      /* internal: start of the rate's window */
 	uint64_t rate_base;       /* internal: events_handled at rate_at_ns */
+	size_t   cached;          /* states in its fold's cache */
 } proc_status;
 
 const char *proc_state_name(proc_state s);
