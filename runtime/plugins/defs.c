@@ -1,0 +1,132 @@
+/*
+ * Plugin definitions (proj_def) and their hashes: the FNV-1a 64 hashes of
+ * a projection's or a filter's definition, stored with its checkpoints,
+ * and what a projection declares under ABI 1.2 (emits, result).
+ */
+#include "plugins_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A string and its terminator, so ("ab","c") and ("a","bc") differ; NULL
+ * hashes as one 0xff byte, distinct from "". */
+static void
+fnv_str(fnv *f, const char *s)
+{
+	if (s == NULL) {
+		unsigned char ff = 0xff;
+		fnv_bytes(f, &ff, 1);
+		return;
+	}
+	fnv_bytes(f, s, strlen(s) + 1);
+}
+
+static void
+fnv_u64(fnv *f, uint64_t v)
+{
+	unsigned char b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char) (v >> (8 * i)); /* fixed byte order */
+	fnv_bytes(f, b, 8);
+}
+
+/*
+ * A filter's definition: id, scope, kind and declared version. The hashed
+ * bytes start with a tag that no projection's can start with (those start
+ * with the id, a UUID), so a filter and a projection never share an input.
+ */
+uint64_t
+defhash_filter(const char *id, const char *scope, sl_filter_kind kind,
+    uint32_t version)
+{
+	fnv f = { FNV1A_OFFSET };
+	fnv_str(&f, "$filter");
+	fnv_str(&f, id);
+	fnv_str(&f, scope);
+	fnv_u64(&f, (uint64_t) kind);
+	fnv_u64(&f, version);
+	return f.h;
+}
+
+uint64_t
+filter_hash(const proj_def *d)
+{
+	return defhash_filter(d->id, d->scope, d->filter_kind, d->version);
+}
+
+/* A projection's definition. Stored with its checkpoints: keep the bytes
+ * hashed here as they are, or every read model would be rebuilt. */
+uint64_t
+defhash_projection(const char *id, const char *scope, uint32_t version,
+    const void *initial, size_t initial_len, const sl_selector *sels,
+    size_t n_sels)
+{
+	fnv f = { FNV1A_OFFSET };
+	fnv_str(&f, id);
+	fnv_str(&f, scope);
+	fnv_u64(&f, version);
+	fnv_u64(&f, initial_len);
+	fnv_bytes(&f, initial, initial_len);
+	fnv_u64(&f, n_sels);
+	for (size_t i = 0; i < n_sels; i++) {
+		fnv_str(&f, sels[i].event_type);
+		fnv_u64(&f, (uint64_t) sels[i].key);
+		fnv_str(&f, sels[i].arg);
+	}
+	return f.h;
+}
+
+uint64_t
+defhash_emits(
+    uint64_t base, const char *const *emits, size_t n, bool has_result)
+{
+	if (n == 0 && !has_result)
+		return base;
+	fnv f = { base };
+	fnv_str(&f, "$emits");
+	fnv_u64(&f, n);
+	for (size_t i = 0; i < n; i++)
+		fnv_str(&f, emits[i]);
+	fnv_u64(&f, has_result ? 1 : 0);
+	return f.h;
+}
+
+const char *const *
+proj_def_emits(const proj_def *def, size_t *n)
+{
+	*n = 0;
+	if (def == NULL || def_is_filter(def) || def->p == NULL
+	    || def->p->struct_size < PROJ_V12_SIZE || def->p->emits == NULL)
+		return NULL;
+	*n = def->p->n_emits;
+	return def->p->emits;
+}
+
+proj_result_fn
+proj_def_result(const proj_def *def)
+{
+	if (def == NULL || def_is_filter(def) || def->p == NULL
+	    || def->p->struct_size < PROJ_V12_SIZE)
+		return NULL;
+	return def->p->result;
+}
+
+uint64_t
+def_hash(const proj_def *d)
+{
+	uint64_t           h = defhash_projection(d->id, d->scope, d->version,
+	              d->initial, d->initial_len, d->p->selectors, d->p->n_selectors);
+	size_t             n;
+	const char *const *emits = proj_def_emits(d, &n);
+	return defhash_emits(h, emits, n, proj_def_result(d) != NULL);
+}
+
+void
+proj_def_free(proj_def *d)
+{
+	if (d == NULL)
+		return;
+	free(d->initial);
+	free((char *) d->name);
+	free(d);
+}

@@ -1,0 +1,309 @@
+/*
+ * Loading one version of a plugin file: a private copy of the .so, checked
+ * to be a whole ELF object exporting the init function, dlopen, init and
+ * the descriptor's checks (validate.c); and closing a version once its
+ * last hold goes (fini, dlclose, the copy's removal).
+ */
+#include "plugins_internal.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "elfcheck.h"
+#include "host.h"
+#include "log.h"
+
+/* Copy numbers are unique within the process even across registries that
+ * share a cache directory, so a copy never overwrites a file in use. */
+static atomic_uint copy_counter;
+
+/* "name.<digits>.so": a private copy made by some registry. */
+static bool
+is_copy_name(const char *name)
+{
+	size_t n = strlen(name);
+	if (n < 5 || strcmp(name + n - 3, ".so") != 0)
+		return false;
+	size_t end = n - 3, i = end;
+	while (i > 0 && isdigit((unsigned char) name[i - 1]))
+		i--;
+	return i < end && i > 1 && name[i - 1] == '.';
+}
+
+/* Copies left by an earlier run (a crash skips unload) are never reused. */
+void
+remove_stale_copies(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (!is_copy_name(de->d_name))
+			continue;
+		char path[4096];
+		if ((size_t) snprintf(
+		        path, sizeof(path), "%s/%s", dir, de->d_name)
+		    >= sizeof(path))
+			continue;
+		if (unlink(path) == 0)
+			log_debug("plugins", "removed stale copy %s", path);
+	}
+	closedir(d);
+}
+
+/*
+ * Copy src to a new file "<cache>/<base>.<n>.so" created exclusively (a file
+ * some loaded plugin runs from is never written), hashing the bytes on the
+ * way (a reload of identical bytes is skipped). Returns the malloc'ed path
+ * or NULL with a reason in err.
+ */
+char *
+make_copy(const registry *r, const char *src, uint64_t *hash, uint64_t *size,
+    char *err, size_t errlen)
+{
+	fnv f             = { FNV1A_OFFSET };
+	*size             = 0;
+	const char *slash = strrchr(src, '/');
+	const char *base  = slash != NULL ? slash + 1 : src;
+	size_t      blen  = strlen(base);
+	if (blen > 3 && strcmp(base + blen - 3, ".so") == 0)
+		blen -= 3;
+
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		snprintf(err, errlen, "cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	char *path = NULL;
+	int   out  = -1;
+	for (int tries = 0; tries < 1000 && out < 0; tries++) {
+		free(path);
+		unsigned n = atomic_fetch_add(&copy_counter, 1) + 1;
+		if (asprintf(&path, "%s/%.*s.%u.so", r->cache_dir, (int) blen,
+		        base, n)
+		    < 0) {
+			path = NULL;
+			break;
+		}
+		out = open(
+		    path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (out < 0 && errno != EEXIST)
+			break;
+	}
+	if (out < 0) {
+		snprintf(err, errlen, "cannot create a private copy in %s: %s",
+		    r->cache_dir,
+		    path != NULL ? strerror(errno) : "out of memory");
+		free(path);
+		close(in);
+		return NULL;
+	}
+	char    buf[65536];
+	ssize_t got;
+	int     rc = 0;
+	while ((got = read(in, buf, sizeof(buf))) != 0) {
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(
+			    err, errlen, "cannot read: %s", strerror(errno));
+			rc = -1;
+			break;
+		}
+		fnv_bytes(&f, buf, (size_t) got);
+		*size += (uint64_t) got;
+		for (ssize_t off = 0; off < got;) {
+			ssize_t w
+			    = write(out, buf + off, (size_t) (got - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				snprintf(err, errlen, "cannot write %s: %s",
+				    path, strerror(errno));
+				rc = -1;
+				break;
+			}
+			off += w;
+		}
+		if (rc != 0)
+			break;
+	}
+	close(in);
+	if (close(out) != 0 && rc == 0) {
+		snprintf(
+		    err, errlen, "cannot write %s: %s", path, strerror(errno));
+		rc = -1;
+	}
+	if (rc != 0) {
+		unlink(path);
+		free(path);
+		return NULL;
+	}
+	*hash = f.h;
+	return path;
+}
+
+void
+ver_free(plugin_ver *v)
+{
+	for (size_t i = 0; i < v->n_defs; i++)
+		proj_def_free(v->defs[i]);
+	free(v->defs);
+	free(v->copy);
+	free(v->name);
+	free(v->version);
+	free(v);
+}
+
+/*
+ * Undo a load: fini runs whenever init succeeded and the descriptor passed
+ * the ABI and size checks (desc is only set then), also for a version
+ * refused later, so that it can release what init acquired.
+ */
+void
+ver_unload(plugin_ver *v)
+{
+	if (v->desc != NULL && v->desc->fini != NULL)
+		v->desc->fini();
+	if (v->dl != NULL)
+		dlclose(v->dl);
+	v->dl   = NULL;
+	v->desc = NULL;
+	if (v->copy != NULL) {
+		unlink(v->copy);
+		free(v->copy);
+		v->copy = NULL;
+	}
+}
+
+/*
+ * The last hold is gone: close the version. Its defs stay (readers may hold
+ * them) but first stop pointing into the code about to be unloaded: p and f
+ * are cleared under the registry's write lock, so that a reader that looks
+ * at them under the read lock never sees a pointer into unmapped memory.
+ * Then fini, dlclose and the copy's removal run with no lock held (fini is
+ * the plugin's code: it may take its time, and must not stall readers or
+ * loaders). No one can hold the version again: proj_def_try_hold refuses a
+ * version whose count reached 0.
+ */
+void
+ver_close(plugin_ver *v)
+{
+	registry *r = v->r;
+	pthread_mutex_lock(&r->ver_mu);
+	if (v->closing) {
+		pthread_mutex_unlock(&r->ver_mu);
+		return;
+	}
+	v->closing = true;
+	pthread_mutex_unlock(&r->ver_mu);
+	pthread_rwlock_wrlock(&r->lock);
+	for (size_t i = 0; i < v->n_defs; i++) {
+		__atomic_store_n(&v->defs[i]->p, NULL, __ATOMIC_RELEASE);
+		__atomic_store_n(&v->defs[i]->f, NULL, __ATOMIC_RELEASE);
+	}
+	pthread_rwlock_unlock(&r->lock);
+	log_info("plugins", "closed plugin '%s' %s (loaded from %s)",
+	    v->name != NULL ? v->name : "?",
+	    v->version != NULL ? v->version : "", v->owner->file);
+	ver_unload(v);
+	/* status counts it open until its copy is gone */
+	pthread_mutex_lock(&r->ver_mu);
+	v->closed = true;
+	pthread_mutex_unlock(&r->ver_mu);
+}
+
+/*
+ * Check the copy, open it, call init and check the descriptor. On success
+ * v->defs holds the projections and filters (not yet published); on failure
+ * the caller unloads v.
+ */
+int
+ver_open(registry *r, plugin_ver *v, refusal *rf)
+{
+	char why[512] = "";
+	int  rc       = elf_check_plugin(
+	           v->copy, SL_PLUGIN_INIT_SYMBOL, why, sizeof(why));
+	if (rc != SL_OK)
+		return refuse(
+		    rf, rc == SL_ENOMEM ? SL_ENOMEM : SL_EPLUGIN, "%s", why);
+
+	dlerror();
+	v->dl = dlopen(v->copy, RTLD_NOW | RTLD_LOCAL);
+	if (v->dl == NULL) {
+		const char *e = dlerror();
+		return refuse(rf, SL_EPLUGIN, "dlopen failed: %s",
+		    e != NULL ? e : "unknown error");
+	}
+	/* POSIX guarantees a function pointer round-trips through void * */
+	sl_plugin_init_fn init
+	    = (sl_plugin_init_fn) dlsym(v->dl, SL_PLUGIN_INIT_SYMBOL);
+	if (init == NULL)
+		return refuse(rf, SL_EPLUGIN,
+		    "not a Sluice plugin: it does not export %s()",
+		    SL_PLUGIN_INIT_SYMBOL);
+
+	const sl_plugin_desc *desc = NULL;
+	rc                         = init(host_api(), &desc);
+	if (rc != SL_OK)
+		return refuse(rf, SL_EPLUGIN, "%s() failed: %s (%s)",
+		    SL_PLUGIN_INIT_SYMBOL, sl_strerror(rc), sl_errname(rc));
+	if (desc == NULL)
+		return refuse(rf, SL_EPLUGIN, "%s() returned no descriptor",
+		    SL_PLUGIN_INIT_SYMBOL);
+	if (SL_ABI_MAJOR_OF(desc->abi_version) != SL_ABI_MAJOR)
+		return refuse(rf, SL_EVERSION,
+		    "plugin ABI version %u.%u is not supported (host ABI "
+		    "%u.%u)",
+		    SL_ABI_MAJOR_OF(desc->abi_version),
+		    desc->abi_version & 0xffffu, SL_ABI_MAJOR, SL_ABI_MINOR);
+	if (desc->struct_size < DESC_V1_SIZE)
+		return refuse(rf, SL_EVERSION,
+		    "descriptor struct_size %u is smaller than sl_plugin_desc "
+		    "of ABI 1.0 (%zu)",
+		    desc->struct_size, (size_t) DESC_V1_SIZE);
+	v->desc = desc; /* from here on, its fields (and fini) can be read */
+	if (desc->name == NULL || desc->name[0] == '\0')
+		return refuse(rf, SL_EPLUGIN, "descriptor has no plugin name");
+	if ((v->name = strdup(desc->name)) == NULL
+	    || (v->version
+	           = strdup(desc->version != NULL ? desc->version : ""))
+	        == NULL)
+		return refuse(rf, SL_ENOMEM, "out of memory");
+	if (desc->n_projections > 0 && desc->projections == NULL)
+		return refuse(rf, SL_EPLUGIN,
+		    "plugin '%s': %zu projections declared but the array is "
+		    "NULL",
+		    v->name, desc->n_projections);
+
+	size_t nf = 0;
+	if (desc->struct_size >= DESC_V11_SIZE) {
+		nf = desc->n_filters;
+		if (nf > 0 && desc->filters == NULL)
+			return refuse(rf, SL_EPLUGIN,
+			    "plugin '%s': %zu filters declared but the array "
+			    "is NULL",
+			    v->name, nf);
+	}
+	size_t n = desc->n_projections;
+	if (n > SIZE_MAX / sizeof(*v->defs)
+	    || nf > SIZE_MAX / sizeof(*v->defs) - n)
+		return refuse(rf, SL_EPLUGIN,
+		    "plugin '%s': %zu projections and %zu filters declared",
+		    v->name, n, nf);
+	n += nf;
+	v->defs = n > 0 ? calloc(n, sizeof(*v->defs)) : NULL;
+	if (n > 0 && v->defs == NULL)
+		return refuse(rf, SL_ENOMEM, "out of memory");
+	v->n_defs    = n;
+	v->n_filters = nf;
+	return check_desc(r, v, v->defs, rf);
+}

@@ -1,0 +1,124 @@
+/*
+ * The plugin registry's insides, shared by its files: defs.c (definitions
+ * and their hashes), loader.c (private copies, dlopen, init and fini, a
+ * version's close), validate.c (checking a descriptor, its projections and
+ * filters) and registry.c (the lists, holds, loads, reloads and lookups).
+ * Not for other parts of the runtime: they use plugins.h.
+ */
+#ifndef SL_PLUGINS_INTERNAL_H
+#define SL_PLUGINS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fnv.h"
+#include "plugins.h"
+
+/*
+ * The sizes of the ABI 1.0 structs. A plugin built against a later 1.x
+ * header passes bigger structs; one built against an older or broken header
+ * passes smaller ones, which the host refuses (it would read past them).
+ */
+#define DESC_V1_SIZE (offsetof(sl_plugin_desc, fini) + sizeof(void (*)(void)))
+#define PROJ_V1_SIZE (offsetof(sl_projection, user) + sizeof(void *))
+/* ABI 1.1: the descriptor's filters are read only when its struct_size
+ * covers them (a 1.0 plugin has none); sl_filter first came with 1.1. */
+#define DESC_V11_SIZE   (offsetof(sl_plugin_desc, n_filters) + sizeof(size_t))
+#define FILTER_V11_SIZE (offsetof(sl_filter, user) + sizeof(void *))
+/* ABI 1.2: emits, n_emits and result are read only when a projection's
+ * struct_size covers all three. */
+#define PROJ_V12_SIZE                                                         \
+	(offsetof(sl_projection, result) + sizeof(void (*)(void)))
+
+/* One load of a plugin file: its private copy, handle and definitions. */
+struct plugin_ver {
+	registry             *r;
+	plugin               *owner;
+	char                 *copy; /* private copy; NULL once removed */
+	void                 *dl;   /* dlopen handle; NULL if refused/closed */
+	const sl_plugin_desc *desc; /* plugin-owned; NULL if refused/closed */
+	char                 *name; /* host copies (NULL before desc read) */
+	char                 *version;
+	int64_t               loaded_at_ns;
+	uint64_t              file_hash, file_size; /* of the bytes loaded */
+	atomic_uint           refs;   /* registry (while current) + holders */
+	bool                  closing; /* ver_close began; under r->ver_mu */
+	bool                  closed;  /* unloaded; under r->ver_mu */
+	proj_def            **defs;   /* projections first, then filters */
+	size_t                n_defs;
+	size_t                n_filters; /* of n_defs */
+	plugin_ver           *next; /* every published version, newest first */
+};
+
+/* A plugin file, across its versions. */
+struct plugin {
+	char       *file;  /* path as given */
+	plugin_ver *cur;   /* the running version; NULL if none */
+	char       *error; /* last refusal, NULL once a good build loads */
+	int64_t     error_at_ns;
+	char       *tried_name; /* name/version of a refused first load */
+	char       *tried_version;
+	int64_t     tried_at_ns;
+	uint32_t    loads;
+	plugin     *next_all; /* every entry ever, for registry_destroy */
+};
+
+struct registry {
+	char            *cache_dir;
+	pthread_rwlock_t lock;    /* the lists below, for readers */
+	pthread_mutex_t  load_mu; /* one loader at a time */
+	pthread_mutex_t  ver_mu;  /* closing versions, the versions list */
+	plugin         **plugins; /* listed, in load order */
+	size_t           n_plugins, cap_plugins;
+	plugin          *all_plugins;
+	proj_def       **projs; /* of current versions */
+	size_t           n_projs, cap_projs;
+	proj_def       **dropped; /* last def of ids no longer loaded */
+	size_t           n_dropped, cap_dropped;
+	plugin_ver      *versions;
+	char           **kept; /* retired strings readers may still hold */
+	size_t           n_kept, cap_kept;
+};
+
+/* ---- FNV-1a 64 over the definition ---- */
+
+typedef struct {
+	uint64_t h;
+} fnv;
+
+static inline void
+fnv_bytes(fnv *f, const void *p, size_t n)
+{
+	f->h = fnv1a(f->h, p, n);
+}
+
+/* A failed check: a code and a reason (without the file prefix). */
+typedef struct {
+	int  code;
+	char why[768];
+} refusal;
+
+int refuse(refusal *rf, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* defs.c */
+void     proj_def_free(proj_def *d);
+uint64_t filter_hash(const proj_def *d);
+uint64_t def_hash(const proj_def *d);
+
+/* loader.c */
+void  remove_stale_copies(const char *dir);
+char *make_copy(const registry *r, const char *src, uint64_t *hash,
+    uint64_t *size, char *err, size_t errlen);
+void  ver_free(plugin_ver *v);
+void  ver_unload(plugin_ver *v);
+void  ver_close(plugin_ver *v);
+int   ver_open(registry *r, plugin_ver *v, refusal *rf);
+
+/* validate.c */
+int check_desc(registry *r, plugin_ver *v, proj_def **defs, refusal *rf);
+
+#endif
