@@ -6,6 +6,7 @@
  * live in api_events.c, api_models.c, api_query.c and api_status.c.
  */
 #include "api_internal.h"
+#include "api.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -220,6 +221,54 @@ api_key(
 		return SL_ETOOBIG;
 	}
 	return SL_OK;
+}
+
+/* ---- lanes ---- */
+
+/* Headers the classifier may walk: a client puts "v" and "op" first, so
+ * this only runs out for a request that hides its op behind big values. */
+#define API_CLASSIFY_BUDGET 64
+
+static bool
+api_raw_op_is(const char *s, size_t n, const char *name)
+{
+	return strlen(name) == n && memcmp(s, name, n) == 0;
+}
+
+server_lane
+api_classify(const void *data, size_t len)
+{
+	static const char *const slow_ops[] = { "query", "reset", "retry",
+		"pause", "resume", "start", "stop", "register", NULL };
+	const unsigned char *v;
+	size_t               vlen, n;
+	const char          *op;
+	uint64_t             limit;
+	int                  found;
+
+	found = mpraw_map_find(data, len, "op", API_CLASSIFY_BUDGET, &v, &vlen);
+	if (found == 0 || (found == 1 && !mpraw_str(v, vlen, &op, &n)))
+		return SERVER_LANE_FAST; /* answered EPROTO at once */
+	if (found < 0) {
+		/* not a map, or malformed: EPROTO at once; a map whose op
+		 * the budget did not reach may be anything */
+		const unsigned char *p = data;
+		bool map = len > 0 && ((p[0] >= 0x80 && p[0] <= 0x8f)
+		               || p[0] == 0xde || p[0] == 0xdf);
+		return map && len > API_CLASSIFY_BUDGET ? SERVER_LANE_SLOW
+		                                        : SERVER_LANE_FAST;
+	}
+	for (size_t i = 0; slow_ops[i] != NULL; i++)
+		if (api_raw_op_is(op, n, slow_ops[i]))
+			return SERVER_LANE_SLOW;
+	if (!api_raw_op_is(op, n, "get_all"))
+		return SERVER_LANE_FAST;
+	found = mpraw_map_find(
+	    data, len, "limit", API_CLASSIFY_BUDGET, &v, &vlen);
+	if (found == 1 && mpraw_uint(v, vlen, &limit) && limit > 0
+	    && limit <= API_FAST_GET_ALL)
+		return SERVER_LANE_FAST;
+	return SERVER_LANE_SLOW;
 }
 
 /* ---- dispatch ---- */
