@@ -7,6 +7,8 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +20,7 @@ struct lane {
 	char            name[32];
 	lane_fn         fn;
 	void           *arg;
+	int             nice;
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;
 	void          **ring;
@@ -34,6 +37,15 @@ lane_worker(void *p)
 {
 	lane *l = p;
 
+	/* Linux: a thread's own nice value (setpriority on its tid) */
+	if (l->nice != 0) {
+		int base = getpriority(PRIO_PROCESS, 0);
+		if (setpriority(PRIO_PROCESS, (id_t) gettid(), base + l->nice)
+		    != 0)
+			log_warn("lane", "%s: cannot lower the workers' "
+			                 "priority",
+			    l->name);
+	}
 	pthread_mutex_lock(&l->mu);
 	for (;;) {
 		while (l->n == 0 && !l->stopping)
@@ -66,7 +78,7 @@ lane_free(lane *l)
 
 int
 lane_start(const char *name, uint32_t workers, uint32_t capacity,
-    lane_fn fn, void *arg, lane **out)
+    int nice, lane_fn fn, void *arg, lane **out)
 {
 	lane *l;
 
@@ -78,6 +90,7 @@ lane_start(const char *name, uint32_t workers, uint32_t capacity,
 		return SL_ENOMEM;
 	snprintf(l->name, sizeof(l->name), "%s", name);
 	l->fn      = fn;
+	l->nice    = nice;
 	l->arg     = arg;
 	l->cap     = capacity;
 	l->ring    = calloc(capacity, sizeof(*l->ring));

@@ -26,14 +26,16 @@ typedef struct lane_stats {
 } lane_stats;
 
 /**
- * Start workers threads that run fn(arg, item) for each pushed item, in
+ * Start `workers` threads that run fn(arg, item) for each pushed item, in
  * the order pushed.
  * @param name      for logs and thread names ("api-fast")
  * @param capacity  items that may wait (1 or more)
+ * @param nice      the workers' nice value relative to the process (0:
+ *                  the same; > 0: they yield the CPU to other threads)
  * @return SL_OK, SL_EINVAL, SL_ENOMEM (nothing left running).
  */
 int lane_start(const char *name, uint32_t workers, uint32_t capacity,
-    lane_fn fn, void *arg, lane **out);
+    int nice, lane_fn fn, void *arg, lane **out);
 
 /**
  * Queue item. Never blocks: safe on NNG's callback threads.

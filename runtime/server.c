@@ -77,6 +77,9 @@ struct server {
 #define SERVER_CLOSE_TIMEOUT_MS 2000
 #define SERVER_CLOSE_WEDGED_MS  100
 
+/* The slow lane's workers' nice value above the daemon's. */
+#define SERVER_SLOW_NICE 10
+
 /* At shutdown, new requests are answered ECLOSED for this long before the
  * socket closes, so that clients stop sending (see server_close_socket). */
 #define SERVER_DRAIN_MS 100
@@ -518,11 +521,13 @@ server_start(const server_settings *set, server **out)
 	srv->n_calls     = n;
 	srv->max_request = set->max_request;
 
-	if ((rc = lane_start("api-fast", set->workers, n, server_run, srv,
+	/* Slow workers run at a lower priority: on a busy machine a
+	 * one-time query's scan gives the CPU to fast ops first. */
+	if ((rc = lane_start("api-fast", set->workers, n, 0, server_run, srv,
 	         &srv->lanes[SERVER_LANE_FAST]))
 	        != SL_OK
 	    || (rc = lane_start("api-slow", set->slow_workers,
-	            set->slow_queue, server_run, srv,
+	            set->slow_queue, SERVER_SLOW_NICE, server_run, srv,
 	            &srv->lanes[SERVER_LANE_SLOW]))
 	        != SL_OK) {
 		log_error("server", "cannot start the API's workers: %s",
