@@ -23,8 +23,10 @@ struct lane {
 	int             nice;
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;
+	/* n items from ring[head]; cap may wait beyond the idle workers,
+	 * so the ring holds cap + workers */
 	void          **ring;
-	uint32_t        cap, head, n; /* n items from ring[head] */
+	uint32_t        cap, size, head, n;
 	bool            stopping;
 	uint32_t        busy;
 	uint64_t        done, refused;
@@ -53,7 +55,7 @@ lane_worker(void *p)
 		if (l->n == 0)
 			break; /* stopping, and nothing left */
 		void *item = l->ring[l->head];
-		l->head    = (l->head + 1) % l->cap;
+		l->head    = (l->head + 1) % l->size;
 		l->n--;
 		l->busy++;
 		pthread_mutex_unlock(&l->mu);
@@ -93,7 +95,8 @@ lane_start(const char *name, uint32_t workers, uint32_t capacity,
 	l->nice    = nice;
 	l->arg     = arg;
 	l->cap     = capacity;
-	l->ring    = calloc(capacity, sizeof(*l->ring));
+	l->size    = capacity + workers;
+	l->ring    = calloc(l->size, sizeof(*l->ring));
 	l->threads = calloc(workers, sizeof(*l->threads));
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
@@ -123,9 +126,11 @@ lane_push(lane *l, void *item)
 	bool ok;
 
 	pthread_mutex_lock(&l->mu);
-	ok = !l->stopping && l->n < l->cap;
+	/* an idle worker that has not woken yet takes one item: only
+	 * what waits beyond the idle workers counts against capacity */
+	ok = !l->stopping && l->n < l->cap + (l->n_threads - l->busy);
 	if (ok) {
-		l->ring[(l->head + l->n) % l->cap] = item;
+		l->ring[(l->head + l->n) % l->size] = item;
 		l->n++;
 		pthread_cond_signal(&l->cv);
 	} else {

@@ -40,7 +40,8 @@ int lane_start(const char *name, uint32_t workers, uint32_t capacity,
 /**
  * Queue item. Never blocks: safe on NNG's callback threads.
  * @return true if queued (a worker will run it); false if capacity items
- * wait already or the lane is stopping (the caller keeps the item).
+ * wait already beyond the idle workers, or the lane is stopping (the
+ * caller keeps the item).
  */
 bool lane_push(lane *l, void *item);
 
