@@ -14,9 +14,10 @@
  * timing status, get_one and commit in turn for T seconds (default 2);
  * "loaded", the same while K client threads (default 8) each send
  * one-time queries of account_details (one key; each a scan of the whole
- * log) one after another. Keys: lanes.<idle|loaded>.<op>.p50_us / .p99_us,
- * lanes.<op>.p99_ratio (loaded / idle), lanes.loaded.queries_per_s,
- * lanes.loaded.busy (EBUSY answers).
+ * log) one after another. Keys (run.sh prefixes "lanes."):
+ * <idle|loaded>.<op>.p50_us / .p99_us,
+ * <op>.p99_ratio (loaded / idle), loaded.queries_per_s,
+ * loaded.busy (EBUSY answers), queriers, events.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -168,10 +169,10 @@ report(const char *phase, bench_lat lat[3], double p99[3])
 {
 	for (int i = 0; i < 3; i++) {
 		bench_outf((double) bench_lat_pct(&lat[i], 50) / 1e3,
-		    "lanes.%s.%s.p50_us", phase, op_names[i]);
+		    "%s.%s.p50_us", phase, op_names[i]);
 		p99[i] = (double) bench_lat_pct(&lat[i], 99) / 1e3;
-		bench_outf(p99[i], "lanes.%s.%s.p99_us", phase, op_names[i]);
-		bench_outf((double) lat[i].n, "lanes.%s.%s.samples", phase,
+		bench_outf(p99[i], "%s.%s.p99_us", phase, op_names[i]);
+		bench_outf((double) lat[i].n, "%s.%s.samples", phase,
 		    op_names[i]);
 	}
 }
@@ -225,11 +226,11 @@ run(const opts *o)
 	report("loaded", loaded, p_loaded);
 	for (int i = 0; i < 3; i++)
 		bench_outf(p_idle[i] > 0 ? p_loaded[i] / p_idle[i] : 0,
-		    "lanes.%s.p99_ratio", op_names[i]);
-	bench_out("lanes.loaded.queries_per_s", (double) done / took);
-	bench_out("lanes.loaded.busy", (double) busy);
-	bench_out("lanes.queriers", o->queriers);
-	bench_out("lanes.events", (double) o->events);
+		    "%s.p99_ratio", op_names[i]);
+	bench_out("loaded.queries_per_s", (double) done / took);
+	bench_out("loaded.busy", (double) busy);
+	bench_out("queriers", o->queriers);
+	bench_out("events", (double) o->events);
 
 	sl_client_close(c);
 	daemon_stop(&d);
