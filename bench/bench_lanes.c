@@ -33,8 +33,8 @@
 #include "daemon.h"
 #include "workload.h"
 
-#define N_ACCOUNTS 1000
-#define BATCH      500
+#define N_ACCOUNTS   1000
+#define BATCH        500
 #define MAX_QUERIERS 64
 
 typedef struct opts {
@@ -49,10 +49,10 @@ typedef struct opts {
 static const char *const op_names[] = { "status", "get_one", "commit" };
 
 typedef struct querier {
-	pthread_t   th;
-	const char *url;
+	pthread_t    th;
+	const char  *url;
 	atomic_bool *stop;
-	uint64_t    done, busy, failed;
+	uint64_t     done, busy, failed;
 } querier;
 
 static void
@@ -134,9 +134,9 @@ querier_main(void *arg)
 static void
 measure(sl_client *c, double seconds, bench_lat lat[3])
 {
-	sl_new_event ev   = { .type = "AccountOpened",
-		  .content_json     = "{\"owner\":\"probe\"}" };
-	uint64_t     end  = bench_now_ns() + (uint64_t) (seconds * 1e9);
+	sl_new_event ev  = { .type = "AccountOpened",
+		 .content_json     = "{\"owner\":\"probe\"}" };
+	uint64_t     end = bench_now_ns() + (uint64_t) (seconds * 1e9);
 	char         key[32];
 
 	wl_account_id(key, sizeof(key), 7);
@@ -149,15 +149,15 @@ measure(sl_client *c, double seconds, bench_lat lat[3])
 		sl_client_free(text);
 		text = NULL;
 		t0   = bench_now_ns();
-		if (sl_client_get_one(c, WL_TENANT, WL_PROJECTION, key, &text,
-		        NULL)
+		if (sl_client_get_one(
+		        c, WL_TENANT, WL_PROJECTION, key, &text, NULL)
 		    != SL_OK)
 			bench_die("get_one: %s", sl_client_last_error(c));
 		bench_lat_add(&lat[1], bench_now_ns() - t0);
 		sl_client_free(text);
 		t0 = bench_now_ns();
-		if (sl_client_commit(c, WL_TENANT, "probe-1", SL_EXPECT_ANY,
-		        &ev, 1, NULL)
+		if (sl_client_commit(
+		        c, WL_TENANT, "probe-1", SL_EXPECT_ANY, &ev, 1, NULL)
 		    != SL_OK)
 			bench_die("commit: %s", sl_client_last_error(c));
 		bench_lat_add(&lat[2], bench_now_ns() - t0);
@@ -172,8 +172,8 @@ report(const char *phase, bench_lat lat[3], double p99[3])
 		    "%s.%s.p50_us", phase, op_names[i]);
 		p99[i] = (double) bench_lat_pct(&lat[i], 99) / 1e3;
 		bench_outf(p99[i], "%s.%s.p99_us", phase, op_names[i]);
-		bench_outf((double) lat[i].n, "%s.%s.samples", phase,
-		    op_names[i]);
+		bench_outf(
+		    (double) lat[i].n, "%s.%s.samples", phase, op_names[i]);
 	}
 }
 
@@ -263,18 +263,32 @@ main(int argc, char **argv)
 	optind = 2;
 	while ((ch = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
 		switch (ch) {
-		case 's': o.sluiced = optarg; break;
-		case 'd': o.dir = optarg; break;
-		case 'p': o.plugin = optarg; break;
-		case 'n': o.events = strtoull(optarg, NULL, 10); break;
-		case 'q': o.queriers = atoi(optarg); break;
-		case 't': o.seconds = atof(optarg); break;
-		default: bench_die("bad argument");
+		case 's':
+			o.sluiced = optarg;
+			break;
+		case 'd':
+			o.dir = optarg;
+			break;
+		case 'p':
+			o.plugin = optarg;
+			break;
+		case 'n':
+			o.events = strtoull(optarg, NULL, 10);
+			break;
+		case 'q':
+			o.queriers = atoi(optarg);
+			break;
+		case 't':
+			o.seconds = atof(optarg);
+			break;
+		default:
+			bench_die("bad argument");
 		}
 	}
 	if (o.sluiced == NULL || o.dir == NULL || o.plugin == NULL
 	    || o.queriers < 1 || o.queriers > MAX_QUERIERS || o.events == 0)
-		bench_die("bench_lanes run: --sluiced, --dir, --plugin needed");
+		bench_die(
+		    "bench_lanes run: --sluiced, --dir, --plugin needed");
 	bench_handle_signals();
 	run(&o);
 	return 0;

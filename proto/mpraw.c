@@ -39,7 +39,7 @@ header(const unsigned char *p, size_t len, size_t *i, int *kind, uint64_t *n,
 		/* d9 str */ 1, 2, 4, /* dc array */ 2, 4, /* de map */ 2, 4 };
 	static const uint8_t fixed[] = { 0, 0, 0, 0, 0, 0, 4, 8, 1, 2, 4, 8, 1,
 		2, 4, 8, 2, 3, 5, 9, 17, 0, 0, 0, 0, 0, 0, 0 };
-	uint8_t b;
+	uint8_t              b;
 
 	if (*i >= len)
 		return -1;
@@ -175,8 +175,8 @@ skip_object(const unsigned char *p, size_t len, size_t *i, size_t *budget)
 }
 
 int
-mpraw_map_find(const void *data, size_t len, const char *key,
-    size_t budget, const unsigned char **val, size_t *val_len)
+mpraw_map_find(const void *data, size_t len, const char *key, size_t budget,
+    const unsigned char **val, size_t *val_len)
 {
 	const unsigned char *p      = data;
 	size_t               i      = 0;
@@ -220,7 +220,8 @@ mpraw_str(const unsigned char *v, size_t len, const char **s, size_t *n)
 	    || kind != K_SCALAR || len - i < skip)
 		return false;
 	/* fixstr, str8/16/32 */
-	if (!((v[0] >= 0xa0 && v[0] <= 0xbf) || (v[0] >= 0xd9 && v[0] <= 0xdb)))
+	if (!((v[0] >= 0xa0 && v[0] <= 0xbf)
+	        || (v[0] >= 0xd9 && v[0] <= 0xdb)))
 		return false;
 	*s = (const char *) v + i;
 	*n = (size_t) skip;

@@ -33,8 +33,8 @@ bool mpraw_check(const void *p, size_t len, int max_depth, const char *what,
  * @return 1 found; 0 not in the map; -1 not a map, malformed or over the
  * budget (the caller decides what an unknown means).
  */
-int mpraw_map_find(const void *p, size_t len, const char *key,
-    size_t budget, const unsigned char **val, size_t *val_len);
+int mpraw_map_find(const void *p, size_t len, const char *key, size_t budget,
+    const unsigned char **val, size_t *val_len);
 
 /** A raw value as a string (borrowed). @return false if it is none. */
 bool mpraw_str(const unsigned char *v, size_t len, const char **s, size_t *n);

@@ -1,9 +1,11 @@
 /*
  * The wire protocol's requests (docs/protocol.md): decode a msgpack map,
- * check the envelope, and run the op. Commits go to the store's writer and
- * are answered from its thread; reads run here, on the NNG callback thread.
- * This file holds the replies, the request checks and the dispatch; the ops
- * live in api_events.c, api_models.c, api_query.c and api_status.c.
+ * check the envelope, and run the op on the server's lane worker (server.h)
+ * that api_classify picked from the raw bytes. Commits go to the store's
+ * writer and are answered from its thread; the other ops answer here.
+ * This file holds the replies, the request checks, the lanes and the
+ * dispatch; the ops live in api_events.c, api_models.c, api_query.c and
+ * api_status.c.
  */
 #include "api_internal.h"
 #include "api.h"
@@ -240,21 +242,23 @@ api_classify(const void *data, size_t len)
 {
 	static const char *const slow_ops[] = { "query", "reset", "retry",
 		"pause", "resume", "start", "stop", "register", NULL };
-	const unsigned char *v;
-	size_t               vlen, n;
-	const char          *op;
-	uint64_t             limit;
-	int                  found;
+	const unsigned char     *v;
+	size_t                   vlen, n;
+	const char              *op;
+	uint64_t                 limit;
+	int                      found;
 
-	found = mpraw_map_find(data, len, "op", API_CLASSIFY_BUDGET, &v, &vlen);
+	found
+	    = mpraw_map_find(data, len, "op", API_CLASSIFY_BUDGET, &v, &vlen);
 	if (found == 0 || (found == 1 && !mpraw_str(v, vlen, &op, &n)))
 		return SERVER_LANE_FAST; /* answered EPROTO at once */
 	if (found < 0) {
 		/* not a map, or malformed: EPROTO at once; a map whose op
 		 * the budget did not reach may be anything */
-		const unsigned char *p = data;
-		bool map = len > 0 && ((p[0] >= 0x80 && p[0] <= 0x8f)
-		               || p[0] == 0xde || p[0] == 0xdf);
+		const unsigned char *p   = data;
+		bool                 map = len > 0
+		    && ((p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde
+		        || p[0] == 0xdf);
 		return map && len > API_CLASSIFY_BUDGET ? SERVER_LANE_SLOW
 		                                        : SERVER_LANE_FAST;
 	}
@@ -293,8 +297,8 @@ api_handle(runtime *rt, api_call *call, const void *data, size_t len)
 		goto out;
 	}
 	/* msgpack-c would allocate what a lying header claims */
-	if (!mpraw_check(data, len, API_MAX_DEPTH, "request map", err,
-	        sizeof(err))) {
+	if (!mpraw_check(
+	        data, len, API_MAX_DEPTH, "request map", err, sizeof(err))) {
 		api_fail(&r, SL_EPROTO, "%s", err);
 		goto out;
 	}

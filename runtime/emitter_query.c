@@ -163,8 +163,7 @@ query_cb(void *arg, uint64_t position, const void *data, size_t len)
 int
 eproj_query(store *s, const char *tenant, const proj_def *def, const char *key,
     size_t key_len, int timeout_ms, eproj_cancel_fn cancel, void *cancel_arg,
-    eproj_state_fn fn, void *arg, uint64_t *position, char *err,
-    size_t errlen)
+    eproj_state_fn fn, void *arg, uint64_t *position, char *err, size_t errlen)
 {
 	char dummy[1];
 	if (err == NULL || errlen == 0) {
@@ -193,9 +192,8 @@ eproj_query(store *s, const char *tenant, const proj_def *def, const char *key,
 	if (position != NULL)
 		*position = head;
 	while (pos < head && rc == SL_OK) {
-		qscan    q = {
-			   .r = &r, .cancel = cancel, .cancel_arg = cancel_arg
-		};
+		qscan q
+		    = { .r = &r, .cancel = cancel, .cancel_arg = cancel_arg };
 		uint64_t next;
 		size_t max = head - pos < 4096 ? (size_t) (head - pos) : 4096;
 		rc         = store_scan(s, pos, max, query_cb, &q, &next);

@@ -25,13 +25,13 @@ struct lane {
 	pthread_cond_t  cv;
 	/* n items from ring[head]; cap may wait beyond the idle workers,
 	 * so the ring holds cap + workers */
-	void          **ring;
-	uint32_t        cap, size, head, n;
-	bool            stopping;
-	uint32_t        busy;
-	uint64_t        done, refused;
-	pthread_t      *threads;
-	uint32_t        n_threads;
+	void     **ring;
+	uint32_t   cap, size, head, n;
+	bool       stopping;
+	uint32_t   busy;
+	uint64_t   done, refused;
+	pthread_t *threads;
+	uint32_t   n_threads;
 };
 
 static void *
@@ -44,8 +44,9 @@ lane_worker(void *p)
 		int base = getpriority(PRIO_PROCESS, 0);
 		if (setpriority(PRIO_PROCESS, (id_t) gettid(), base + l->nice)
 		    != 0)
-			log_warn("lane", "%s: cannot lower the workers' "
-			                 "priority",
+			log_warn("lane",
+			    "%s: cannot lower the workers' "
+			    "priority",
 			    l->name);
 	}
 	pthread_mutex_lock(&l->mu);
@@ -79,8 +80,8 @@ lane_free(lane *l)
 }
 
 int
-lane_start(const char *name, uint32_t workers, uint32_t capacity,
-    int nice, lane_fn fn, void *arg, lane **out)
+lane_start(const char *name, uint32_t workers, uint32_t capacity, int nice,
+    lane_fn fn, void *arg, lane **out)
 {
 	lane *l;
 

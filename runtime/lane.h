@@ -34,8 +34,8 @@ typedef struct lane_stats {
  *                  the same; > 0: they yield the CPU to other threads)
  * @return SL_OK, SL_EINVAL, SL_ENOMEM (nothing left running).
  */
-int lane_start(const char *name, uint32_t workers, uint32_t capacity,
-    int nice, lane_fn fn, void *arg, lane **out);
+int lane_start(const char *name, uint32_t workers, uint32_t capacity, int nice,
+    lane_fn fn, void *arg, lane **out);
 
 /**
  * Queue item. Never blocks: safe on NNG's callback threads.

@@ -127,8 +127,8 @@ decode_answer(const slot *s, const void *body, size_t len, remote_resp *r)
 		return false;
 	}
 	/* msgpack-c would allocate what a lying header claims */
-	if (!mpraw_check(body, len, REMOTE_MAX_DEPTH, "answer map", bad,
-	        sizeof(bad))) {
+	if (!mpraw_check(
+	        body, len, REMOTE_MAX_DEPTH, "answer map", bad, sizeof(bad))) {
 		malformed(r, "%s", bad);
 		return false;
 	}

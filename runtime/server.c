@@ -526,8 +526,8 @@ server_start(const server_settings *set, server **out)
 	if ((rc = lane_start("api-fast", set->workers, n, 0, server_run, srv,
 	         &srv->lanes[SERVER_LANE_FAST]))
 	        != SL_OK
-	    || (rc = lane_start("api-slow", set->slow_workers,
-	            set->slow_queue, SERVER_SLOW_NICE, server_run, srv,
+	    || (rc = lane_start("api-slow", set->slow_workers, set->slow_queue,
+	            SERVER_SLOW_NICE, server_run, srv,
 	            &srv->lanes[SERVER_LANE_SLOW]))
 	        != SL_OK) {
 		log_error("server", "cannot start the API's workers: %s",

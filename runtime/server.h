@@ -46,7 +46,7 @@ typedef struct server_settings {
 	size_t      max_request;  /* larger requests get ETOOBIG */
 	uint32_t    workers;      /* fast lane's threads */
 	uint32_t    slow_workers; /* slow lane's threads */
-	uint32_t    slow_queue;   /* slow requests that may wait; more: EBUSY */
+	uint32_t    slow_queue; /* slow requests that may wait; more: EBUSY */
 	server_handle_fn   handle;      /* required */
 	server_classify_fn classify;    /* NULL: every request is fast */
 	server_pipe_fn     pipe_closed; /* may be NULL */

@@ -149,10 +149,11 @@ test_check(void)
 {
 	char err[160];
 	op_lane("status");
-	CHECK(mpraw_check(sb.data, sb.size, 32, "request map", err,
-	    sizeof(err)));
+	CHECK(mpraw_check(
+	    sb.data, sb.size, 32, "request map", err, sizeof(err)));
 	check_refused(sb.data, sb.size - 1, "truncated msgpack at byte");
-	check_refused("\x81\xc1\x01", 3, "invalid msgpack byte 0xc1 at byte 1");
+	check_refused(
+	    "\x81\xc1\x01", 3, "invalid msgpack byte 0xc1 at byte 1");
 	check_refused("\xdd\xff\xff\xff\xff\x01", 6,
 	    "msgpack array at byte 5 claims more elements");
 	check_refused("\x81\x01\x02\x03", 4, "1 bytes after the request map");
@@ -162,8 +163,8 @@ test_check(void)
 	memset(deep, 0x91, 40);
 	deep[40] = 0x01;
 	check_refused(deep, sizeof(deep), "msgpack nested deeper than 32");
-	CHECK(mpraw_check(deep + 10, sizeof(deep) - 10, 32, "x", err,
-	    sizeof(err)));
+	CHECK(mpraw_check(
+	    deep + 10, sizeof(deep) - 10, 32, "x", err, sizeof(err)));
 }
 
 int

@@ -24,13 +24,13 @@
 
 #include "mpraw.h"
 
-#define TENANT      FT_TENANT
-#define SLOW        "query_slow"
-#define N_EVENTS    2500 /* a query of SLOW runs ~2.5 s */
-#define N_SAMPLES   300
-#define P99_MAX_MS  50.0
-#define N_QUERIES   8
-#define CANCEL_MS   2000
+#define TENANT     FT_TENANT
+#define SLOW       "query_slow"
+#define N_EVENTS   2500 /* a query of SLOW runs ~2.5 s */
+#define N_SAMPLES  300
+#define P99_MAX_MS 50.0
+#define N_QUERIES  8
+#define CANCEL_MS  2000
 
 /* A raw req0 socket with one request in flight. */
 typedef struct rawq {
@@ -86,7 +86,7 @@ rawq_reply(rawq *q, char *msg, size_t msglen)
 	const unsigned char *v;
 	size_t               vlen;
 	uint64_t             code = 0;
-	int                  rv = nng_recv(q->s, &buf, &len, NNG_FLAG_ALLOC);
+	int                  rv   = nng_recv(q->s, &buf, &len, NNG_FLAG_ALLOC);
 
 	if (rv != 0)
 		FT_FAIL("no reply to a query: %s", nng_strerror(rv));
@@ -140,9 +140,11 @@ wait_slow(long long busy, long long queued, int max_ms)
 			return;
 		}
 		if (dt_now_ms() > end)
-			FT_FAIL("the slow lane did not reach busy %lld, queued "
-			        "%lld within %d ms: %s",
-			    busy, queued, max_ms, et_dump(json_object_get(st, "api")));
+			FT_FAIL(
+			    "the slow lane did not reach busy %lld, queued "
+			    "%lld within %d ms: %s",
+			    busy, queued, max_ms,
+			    et_dump(json_object_get(st, "api")));
 		json_decref(st);
 		dt_sleep_ms(10);
 	}
@@ -180,7 +182,7 @@ commit_events(size_t n)
 		size_t k = n - i < 500 ? n - i : 500;
 		for (size_t j = 0; j < k; j++)
 			evs[j] = (sl_new_event) { .type = "E",
-				.content_json = "{\"n\":1}" };
+				.content_json           = "{\"n\":1}" };
 		int rc = sl_client_commit(
 		    et_cl, TENANT, "load-1", SL_EXPECT_ANY, evs, k, NULL);
 		if (rc != SL_OK)
@@ -217,14 +219,14 @@ setup(const char *limits)
 static void
 fast_round(double *st_ms, double *get_ms, double *commit_ms)
 {
-	sl_new_event ev = { .type = "AccountOpened",
-		.content_json = "{\"owner\":\"x\"}" };
-	char        *text = NULL;
-	double       t0;
-	int          rc;
+	sl_new_event ev
+	    = { .type = "AccountOpened", .content_json = "{\"owner\":\"x\"}" };
+	char  *text = NULL;
+	double t0;
+	int    rc;
 
-	t0 = now_ms();
-	rc = sl_client_status(et_cl, &text);
+	t0     = now_ms();
+	rc     = sl_client_status(et_cl, &text);
 	*st_ms = now_ms() - t0;
 	sl_client_free(text);
 	if (rc != SL_OK)
@@ -232,7 +234,7 @@ fast_round(double *st_ms, double *get_ms, double *commit_ms)
 	text = NULL;
 	t0   = now_ms();
 	rc   = sl_client_get_one(
-            et_cl, TENANT, "account_details", "acc-1", &text, NULL);
+	      et_cl, TENANT, "account_details", "acc-1", &text, NULL);
 	*get_ms = now_ms() - t0;
 	sl_client_free(text);
 	if (rc != SL_OK)
@@ -295,8 +297,9 @@ test_lanes(void)
 		rawq_close(&q[i]);
 	double t0 = now_ms();
 	wait_slow(0, 0, CANCEL_MS);
-	fprintf(stderr, "8 abandoned queries ended %.0f ms after their "
-	                "clients closed\n",
+	fprintf(stderr,
+	    "8 abandoned queries ended %.0f ms after their "
+	    "clients closed\n",
 	    now_ms() - t0);
 
 	/* and the daemon serves on: fast ops, and the slow lane */

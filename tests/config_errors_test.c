@@ -80,12 +80,11 @@ test_bad_values(void)
 	ct_expect_err("tenants:\n  - id: demo\nlimits:\n  api_workers: 0\n",
 	    "4:16", "key 'limits.api_workers': 0 is out of range 1..256");
 	ct_expect_err(
-	    "tenants:\n  - id: demo\nlimits:\n  api_slow_workers: 0\n",
-	    "4:21", "key 'limits.api_slow_workers': 0 is out of range 1..64");
+	    "tenants:\n  - id: demo\nlimits:\n  api_slow_workers: 0\n", "4:21",
+	    "key 'limits.api_slow_workers': 0 is out of range 1..64");
 	ct_expect_err(
 	    "tenants:\n  - id: demo\nlimits:\n  api_slow_workers: 65\n",
-	    "4:21",
-	    "key 'limits.api_slow_workers': 65 is out of range 1..64");
+	    "4:21", "key 'limits.api_slow_workers': 65 is out of range 1..64");
 	ct_expect_err("tenants:\n  - id: demo\nlimits:\n  api_queue: 0\n",
 	    "4:14", "key 'limits.api_queue': 0 is out of range 1..4096");
 	ct_expect_err("tenants:\n  - id: demo\nlimits:\n  api_queue: 5000\n",

@@ -377,8 +377,8 @@ test_counter(void)
 	kst      qv[8];
 	kread    qr = { qv, 0, 8 };
 	uint64_t qpos;
-	CHECK_EQ(eproj_query(s, TENANT, def, NULL, 0, 5000, NULL, NULL, state_cb, &qr,
-	             &qpos, err, sizeof(err)),
+	CHECK_EQ(eproj_query(s, TENANT, def, NULL, 0, 5000, NULL, NULL,
+	             state_cb, &qr, &qpos, err, sizeof(err)),
 	    SL_OK);
 	CHECK_EQ(qpos, store_next_position(s));
 	CHECK_EQ(qr.n, 2);
@@ -389,14 +389,14 @@ test_counter(void)
 	CHECK_STREQ(qv[1].state, "{\"count\":4}");
 	CHECK_STREQ(qv[1].result, "{\"fives\":0}");
 	qr.n = 0;
-	CHECK_EQ(eproj_query(s, TENANT, def, "account-2", 9, 5000, NULL, NULL, state_cb,
-	             &qr, &qpos, err, sizeof(err)),
+	CHECK_EQ(eproj_query(s, TENANT, def, "account-2", 9, 5000, NULL, NULL,
+	             state_cb, &qr, &qpos, err, sizeof(err)),
 	    SL_OK);
 	CHECK_EQ(qr.n, 1);
 	CHECK_STREQ(qv[0].state, "{\"count\":4}");
 	qr.n = 0;
-	CHECK_EQ(eproj_query(s, TENANT, def, "nobody", 6, 5000, NULL, NULL, state_cb, &qr,
-	             &qpos, err, sizeof(err)),
+	CHECK_EQ(eproj_query(s, TENANT, def, "nobody", 6, 5000, NULL, NULL,
+	             state_cb, &qr, &qpos, err, sizeof(err)),
 	    SL_OK);
 	CHECK_EQ(qr.n, 1);
 	CHECK_STREQ(qv[0].state, "{\"count\":0}"); /* the initial state */

@@ -29,8 +29,7 @@ on_event(void *user, const sl_event *ev, const char *key, sl_state *st,
 	(void) ev;
 	(void) key;
 	nanosleep(&ts, NULL);
-	if (sl_set_i64(st, "count", sl_state_i64(st, "count", 0) + 1)
-	    != SL_OK)
+	if (sl_set_i64(st, "count", sl_state_i64(st, "count", 0) + 1) != SL_OK)
 		return sl_failf(ctx, "cannot update the state");
 	return SL_REPLACE;
 }
