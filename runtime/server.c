@@ -69,6 +69,7 @@ struct server {
 	uint32_t       *pipes;
 	size_t          n_pipes, cap_pipes;
 	uint32_t        pipe_cbs;  /* pipe callbacks running (pipes_mu) */
+	bool            pipes_lost; /* a connection found no room in pipes */
 	bool            pipes_off; /* stopping: callbacks do nothing */
 };
 
@@ -308,8 +309,11 @@ server_call_pipe(server *srv, api_call *call)
 	int id = nng_pipe_id(nng_msg_get_pipe(call->req));
 	pthread_mutex_lock(&srv->pipes_mu);
 	call->pipe = id > 0 ? (uint32_t) id : 0;
+	/* gone already (unless it never got into the set) */
 	atomic_store(&call->cancelled,
-	    call->pipe == 0 || !server_pipe_alive_locked(srv, call->pipe));
+	    call->pipe == 0
+	        || (!server_pipe_alive_locked(srv, call->pipe)
+	            && !srv->pipes_lost));
 	pthread_mutex_unlock(&srv->pipes_mu);
 }
 
@@ -344,6 +348,8 @@ server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		 * projections (their start is refused) */
 		if (srv->n_pipes < srv->cap_pipes)
 			srv->pipes[srv->n_pipes++] = id;
+		else
+			srv->pipes_lost = true;
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		for (size_t i = 0; i < srv->n_pipes; i++) {
 			if (srv->pipes[i] == id) {
