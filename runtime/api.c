@@ -175,17 +175,18 @@ api_tenant(request *r, rt_tenant **out)
 }
 
 int
-api_projection(request *r, const proj_def **out)
+api_projection(request *r, const proj_def **out, bool *live)
 {
 	const char *s;
 	size_t      len;
 	int         rc = api_str(r, "projection", true, &s, &len);
 
+	*out  = NULL;
+	*live = false;
 	if (rc != SL_OK)
 		return rc;
-	*out = len > 0 && len <= SL_MAX_ID_LEN
-	    ? runtime_find_def(r->rt, s, len)
-	    : NULL;
+	if (len > 0 && len <= SL_MAX_ID_LEN)
+		*out = runtime_find_def_held(r->rt, s, len, live);
 	if (*out == NULL) {
 		api_fail(r, SL_ENOTFOUND, "unknown projection '%.*s'",
 		    (int) (len > SL_MAX_ID_LEN ? SL_MAX_ID_LEN : len), s);
@@ -198,7 +199,10 @@ api_projection(request *r, const proj_def **out)
 		    "field 'projection': '%.*s' is a filter, not a projection "
 		    "(read its stream with op read_filter)",
 		    (int) len, s);
-		*out = NULL;
+		if (*live)
+			proj_def_release(*out);
+		*out  = NULL;
+		*live = false;
 		return SL_EINVAL;
 	}
 	return SL_OK;

@@ -59,8 +59,10 @@ int api_bool(request *r, const char *key, bool dflt, bool *out);
 int api_id(request *r, const char *key, const char **s, size_t *len);
 /* The request's "tenant", which must exist. */
 int api_tenant(request *r, rt_tenant **out);
-/* The request's "projection": defined, and not a filter. */
-int api_projection(request *r, const proj_def **out);
+/* The request's "projection": defined, and not a filter; found with
+ * runtime_find_def_held. On SL_OK *live tells whether its code may run and
+ * then the caller owes proj_def_release(*out); on an error nothing is held. */
+int api_projection(request *r, const proj_def **out, bool *live);
 /* A read model key: 1..API_MAX_KEY_LEN bytes. */
 int api_key(
     request *r, const char *field, bool required, const char **s, size_t *len);
@@ -71,8 +73,9 @@ int api_key(
 const char *api_filter_kind_name(sl_filter_kind k);
 /* What a definition runs, as status and plugins name it (api_models.c). */
 const char *api_kind_name(const proj_def *d);
-/* Whether def keeps its states in the log env (api_models.c). */
-bool api_emitting(runtime *rt, const proj_def *def);
+/* Whether def keeps its states in the log env (api_models.c); live: def is
+ * held (its vtable may be read), else the emitting runs tell. */
+bool api_emitting(runtime *rt, const proj_def *def, bool live);
 /* One {key, state[, result]} item of get_all / query (api_models.c). */
 void api_pack_state_item(msgpack_packer *pk, msgpack_sbuffer *items,
     const char *key, size_t key_len, const void *state, size_t state_len,

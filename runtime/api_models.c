@@ -171,6 +171,17 @@ api_read_filter(request *r)
 		    (int) fid_len, fid);
 		return;
 	}
+	/* the served generation's shape: the definition's kind may be one
+	 * a rebuild has not served yet */
+	sl_filter_kind kind = def->filter_kind;
+	uint64_t       served;
+	if ((rc = rm_served_kind(t->rm, def->id, &served)) == SL_OK)
+		kind = (sl_filter_kind) served;
+	else if (rc != SL_ENOTFOUND) {
+		api_fail(r, rc, "reading the stream of filter '%s' failed: %s",
+		    def->id, sl_strerror(rc));
+		return;
+	}
 	if (part != NULL) {
 		if (part_len == 0) {
 			api_fail(r, SL_EINVAL,
@@ -188,7 +199,7 @@ api_read_filter(request *r)
 			    "field 'partition' contains a NUL byte");
 			return;
 		}
-		if (def->filter_kind == SL_FILTER_UNPARTITIONED) {
+		if (kind == SL_FILTER_UNPARTITIONED) {
 			api_fail(r, SL_EINVAL,
 			    "field 'partition': filter '%s' (%s) is "
 			    "unpartitioned",
@@ -200,7 +211,7 @@ api_read_filter(request *r)
 	memset(&fr, 0, sizeof(fr));
 	fr.rt          = r->rt;
 	fr.tenant      = t->cfg->id;
-	fr.partitioned = def->filter_kind != SL_FILTER_UNPARTITIONED;
+	fr.partitioned = kind != SL_FILTER_UNPARTITIONED;
 	fr.next        = from;
 	msgpack_sbuffer_init(&fr.events);
 	msgpack_packer_init(&fr.pk, &fr.events, msgpack_sbuffer_write);
@@ -234,14 +245,15 @@ api_read_filter(request *r)
 /* ---- read models ---- */
 
 /* Whether def keeps its states in the log env (runtime/emitter.h). A
- * definition whose plugin version is closed (p NULL: dropped by a reload)
- * is one if the daemon ran it as one; its states are still served. */
+ * definition whose plugin version is closed (not live: dropped by a
+ * reload) is one if the daemon ran it as one; its states are still
+ * served. Its vtable (plugin memory) is read only while it is held. */
 bool
-api_emitting(runtime *rt, const proj_def *def)
+api_emitting(runtime *rt, const proj_def *def, bool live)
 {
 	if (def_is_filter(def))
 		return false;
-	if (def->p != NULL)
+	if (live && def->p != NULL)
 		return eproj_is_emitting(def);
 	size_t n = __atomic_load_n(&rt->n_eprojs, __ATOMIC_ACQUIRE);
 	for (size_t i = 0; i < n; i++)
@@ -279,15 +291,18 @@ api_get_one(request *r)
 	const char     *key;
 	size_t          key_len, len = 0;
 	char           *data = NULL;
+	bool            live;
 	int             rc;
 
-	if (api_tenant(r, &t) != SL_OK || api_projection(r, &def) != SL_OK
-	    || api_key(r, "key", true, &key, &key_len) != SL_OK)
+	if (api_tenant(r, &t) != SL_OK
+	    || api_key(r, "key", true, &key, &key_len) != SL_OK
+	    || api_projection(r, &def, &live) != SL_OK)
 		return;
-	if (api_emitting(r->rt, def)) {
+	if (api_emitting(r->rt, def, live)) {
+		/* get_one answers the state only: no result transform runs */
 		one_state o = { NULL, 0 };
-		rc = eproj_read_states(r->rt->store, t->cfg->id, def, key,
-		    key_len, get_one_state, &o);
+		rc = eproj_read_states(r->rt->store, t->cfg->id, def, NULL,
+		    key, key_len, get_one_state, &o);
 		if (rc == SL_OK && o.data == NULL)
 			rc = SL_ENOTFOUND;
 		data = o.data;
@@ -297,18 +312,21 @@ api_get_one(request *r)
 	}
 	if (rc != SL_OK && rc != SL_ENOTFOUND) {
 		api_fail(r, rc, "reading the read model failed");
-		return;
+	} else {
+		mp_reply_ok(&r->pk, 2);
+		mp_pack_kv_bool(&r->pk, "found", rc == SL_OK);
+		mp_pack_cstr(&r->pk, "state");
+		/* Stored states (and the initial state) are msgpack maps. */
+		if (rc == SL_OK)
+			msgpack_sbuffer_write(&r->out, data, len);
+		else
+			msgpack_sbuffer_write(
+			    &r->out, def->initial, def->initial_len);
+		api_send(r);
 	}
-	mp_reply_ok(&r->pk, 2);
-	mp_pack_kv_bool(&r->pk, "found", rc == SL_OK);
-	mp_pack_cstr(&r->pk, "state");
-	/* Stored states (and the initial state) are msgpack maps already. */
-	if (rc == SL_OK)
-		msgpack_sbuffer_write(&r->out, data, len);
-	else
-		msgpack_sbuffer_write(&r->out, def->initial, def->initial_len);
 	free(data);
-	api_send(r);
+	if (live)
+		proj_def_release(def);
 }
 
 typedef struct scan_ctx {
@@ -402,12 +420,13 @@ api_get_all(request *r)
 	size_t          after_len;
 	uint64_t        limit;
 	scan_ctx        sc;
-	bool            more = false;
+	bool            more = false, live;
 	int             rc;
 
-	if (api_tenant(r, &t) != SL_OK || api_projection(r, &def) != SL_OK
+	if (api_tenant(r, &t) != SL_OK
 	    || api_key(r, "after", false, &after, &after_len) != SL_OK
-	    || api_u64(r, "limit", API_GET_ALL_MAX, &limit) != SL_OK)
+	    || api_u64(r, "limit", API_GET_ALL_MAX, &limit) != SL_OK
+	    || api_projection(r, &def, &live) != SL_OK)
 		return;
 	if (limit == 0 || limit > API_GET_ALL_MAX)
 		limit = API_GET_ALL_MAX;
@@ -415,13 +434,15 @@ api_get_all(request *r)
 	memset(&sc, 0, sizeof(sc));
 	msgpack_sbuffer_init(&sc.items);
 	msgpack_packer_init(&sc.pk, &sc.items, msgpack_sbuffer_write);
-	if (api_emitting(r->rt, def)) {
-		/* the states live in the log env, in key order */
+	if (api_emitting(r->rt, def, live)) {
+		/* the states live in the log env, in key order; the result
+		 * transform is the plugin's code: only while def is held */
 		sc.after     = after;
 		sc.after_len = after_len;
 		sc.limit     = limit;
-		rc = eproj_read_states(r->rt->store, t->cfg->id, def, NULL, 0,
-		    get_all_state, &sc);
+		rc           = eproj_read_states(r->rt->store, t->cfg->id, def,
+                    live ? proj_def_result(def) : NULL, NULL, 0, get_all_state,
+		              &sc);
 		more = sc.more;
 	} else {
 		rc = rm_scan(t->rm, def->id, after, after_len, limit,
@@ -440,4 +461,6 @@ api_get_all(request *r)
 		api_send(r);
 	}
 	msgpack_sbuffer_destroy(&sc.items);
+	if (live)
+		proj_def_release(def);
 }

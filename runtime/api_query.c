@@ -158,6 +158,7 @@ api_query(request *r)
 	uint64_t              handle;
 	const proj_def       *def = NULL;
 	rt_tenant            *t   = NULL;
+	bool                  live = false; /* def held */
 	char                  err[512];
 	int                   rc;
 
@@ -203,8 +204,10 @@ api_query(request *r)
 		return;
 	}
 	if (id != NULL) {
+		/* held from here: a reload must not unload the code this
+		 * thread runs (the query) or reads (the vtable) */
 		def = id_len <= SL_MAX_ID_LEN
-		    ? runtime_find_def(rt, id, id_len)
+		    ? runtime_find_def_held(rt, id, id_len, &live)
 		    : NULL;
 		if (def == NULL) {
 			api_fail(r, SL_ENOTFOUND, "unknown projection '%.*s'",
@@ -218,7 +221,7 @@ api_query(request *r)
 			    "field 'id': '%s' is a filter: only projections "
 			    "can be queried",
 			    def->name);
-			return;
+			goto done;
 		}
 	}
 	if (handle != 0) {
@@ -235,36 +238,36 @@ api_query(request *r)
 					    " is a run of another projection "
 					    "than '%s'",
 					    handle, def->name);
-					return;
+					goto done;
 				}
 			}
 			if (runtime_transient_close(rt, handle) != SL_OK) {
 				api_fail(r, SL_ENOTFOUND,
 				    "unknown transient handle %" PRIu64,
 				    handle);
-				return;
+				goto done;
 			}
 			mp_reply_ok(&r->pk, 2);
 			mp_pack_kv_u64(&r->pk, "handle", handle);
 			mp_pack_kv_bool(&r->pk, "closed", true);
 			api_send(r);
-			return;
+			goto done;
 		}
 		api_query_poll(r, handle, def, key, key_len);
-		return;
+		goto done;
 	}
 	if (def->remote != NULL) {
 		api_fail(r, SL_EINVAL,
 		    "projection '%s' (%s) is a remote client's: only plugin "
 		    "and system projections can be queried",
 		    def->name, def->id);
-		return;
+		goto done;
 	}
-	if (def->p == NULL) {
+	if (!live || def->p == NULL) {
 		api_fail(r, SL_ENOTFOUND,
 		    "projection '%s' (%s) is not loaded any more", def->name,
 		    def->id);
-		return;
+		goto done;
 	}
 	/* the tenant: given, or the only one */
 	if (api_field(&r->root, "tenant") != NULL || rt->n_tenants != 1) {
@@ -273,10 +276,10 @@ api_query(request *r)
 			    "field 'tenant' is missing (the daemon serves "
 			    "%zu tenants)",
 			    rt->n_tenants);
-			return;
+			goto done;
 		}
 		if (api_tenant(r, &t) != SL_OK)
-			return;
+			goto done;
 	} else {
 		t = &rt->tenants[0];
 	}
@@ -287,19 +290,19 @@ api_query(request *r)
 			api_fail(r, SL_EINVAL,
 			    "field 'key' goes with polling a transient run "
 			    "(with its 'handle'), not with starting one");
-			return;
+			goto done;
 		}
 		rc = runtime_transient_open(rt, api_call_pipe(r->call), t, def,
 		    &handle, err, sizeof(err));
 		if (rc != SL_OK) {
 			api_fail(r, rc, "%s",
 			    err[0] != '\0' ? err : sl_strerror(rc));
-			return;
+			goto done;
 		}
 		mp_reply_ok(&r->pk, 1);
 		mp_pack_kv_u64(&r->pk, "handle", handle);
 		api_send(r);
-		return;
+		goto done;
 	}
 
 	query_ctx q;
@@ -327,4 +330,7 @@ api_query(request *r)
 		api_send(r);
 	}
 	msgpack_sbuffer_destroy(&q.states);
+done:
+	if (live)
+		proj_def_release(def);
 }

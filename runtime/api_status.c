@@ -221,11 +221,18 @@ api_proc_status(const proc_status *st, char *reason, size_t len)
 	return "running";
 }
 
-/* Whether def is emitting, safe on a closed version (p NULL). */
+/* Whether def is emitting, safe while a reload closes its version: its
+ * vtable is read only under a hold. */
 static bool
 api_def_emitting(runtime *rt, const proj_def *d)
 {
-	return d != NULL && api_emitting(rt, d);
+	if (d == NULL)
+		return false;
+	bool live = proj_def_try_hold(d);
+	bool e    = api_emitting(rt, d, live);
+	if (live)
+		proj_def_release(d);
+	return e;
 }
 
 /* One emitting run (of the daemon, or a transient run: handle != 0). */

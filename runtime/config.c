@@ -86,6 +86,7 @@ enum {
 	S_QUERYMS,
 	S_BATCH,
 	S_HOTRELOAD,
+	S_QUIETMS,
 	S_REMURL,
 	S_REMKEEP,
 	S_REMTIMEOUT,
@@ -205,6 +206,10 @@ static const cfg_key top_keys[] = {
 	{ "data_dir", K_PATH, S_DATA, 0, 0, 0, NULL },
 	{ "plugin_dir", K_PATH, S_PLUGINS, 0, 0, 0, NULL },
 	{ "hot_reload", K_BOOL, S_HOTRELOAD, 0, 0, true, NULL },
+	/* how long a changed plugin file must be left alone before it is
+	 * loaded; a file written in place is refused (not an ELF object
+	 * yet) until its writes stop, so this only spares those retries */
+	{ "hot_reload_quiet_ms", K_INT, S_QUIETMS, 1, 60000, 150, NULL },
 	{ "log_level", K_LEVEL, S_LEVEL, 0, 0, SL_LOG_INFO, NULL },
 	{ "endpoints", K_MAP, 0, 0, 0, 0, endpoint_keys },
 	{ "event_store", K_MAP, 0, 0, 0, 0, store_keys },
@@ -955,6 +960,7 @@ parse_root(cfgp *p, sl_config *cfg)
 	cfg->query_timeout_ms         = (uint32_t) s[S_QUERYMS].num;
 	cfg->checkpoint_batch         = (uint32_t) s[S_BATCH].num;
 	cfg->hot_reload               = s[S_HOTRELOAD].num != 0;
+	cfg->hot_reload_quiet_ms      = (uint32_t) s[S_QUIETMS].num;
 	cfg->remote_keepalive_ms      = (uint32_t) s[S_REMKEEP].num;
 	cfg->remote_timeout_ms        = (uint32_t) s[S_REMTIMEOUT].num;
 	cfg->remote_window            = (uint32_t) s[S_REMWINDOW].num;

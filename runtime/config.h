@@ -71,6 +71,7 @@ typedef struct sl_config {
 	uint32_t checkpoint_batch; /* processing.batch: events per txn */
 	int log_level;            /* SL_LOG_* */
 	bool hot_reload;          /* watch plugin_dir and reload plugins */
+	uint32_t hot_reload_quiet_ms; /* a changed file's quiet time: 150 */
 	/* remote processors (runtime/remote.h, docs/remote.md) */
 	char *remote_url; /* remote.endpoint: base of each registration's URL */
 	uint32_t remote_keepalive_ms;   /* remote.keepalive_ms */

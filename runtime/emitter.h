@@ -111,10 +111,15 @@ typedef int (*eproj_state_fn)(void *arg, const char *key, size_t key_len,
  * Committed states of a continuous emitting projection of tenant (from the
  * log env), in key order; with key != NULL only that key (SL_ENOTFOUND if
  * it has none: the caller answers the initial state). For a transient run
- * use eproj_snapshot. @return SL_OK, fn's nonzero value, SL_ESTORAGE.
+ * use eproj_snapshot.
+ * @param result  the result transform to run per state (proj_def_result),
+ *                or NULL: no result. It is plugin code: the caller holds
+ *                def (proj_def_try_hold) until this returns.
+ * @return SL_OK, fn's nonzero value, SL_ESTORAGE.
  */
 int eproj_read_states(store *s, const char *tenant, const proj_def *def,
-    const char *key, size_t key_len, eproj_state_fn fn, void *arg);
+    proj_result_fn result, const char *key, size_t key_len, eproj_state_fn fn,
+    void *arg);
 
 /**
  * A transient run's current states (in memory), key order; *position gets
@@ -132,9 +137,11 @@ typedef bool (*eproj_cancel_fn)(void *arg);
  * call fn per key (key order; only key when given) with state and result.
  * *position gets the head it ran to. Stops early (SL_ETIMEDOUT) after
  * timeout_ms, and (SL_ECLOSED) as soon as cancel (may be NULL), asked
- * before each event, says so. @return SL_OK, SL_EPLUGIN (a handler
- * failed: err says where), SL_ETIMEDOUT, SL_ECLOSED, SL_ENOMEM,
- * SL_ESTORAGE, or fn's nonzero value.
+ * before each event, says so. The caller holds def (proj_def_try_hold, or
+ * runtime_find_def_held) until this returns: it runs the plugin's code in
+ * the caller's thread. @return SL_OK, SL_EPLUGIN (a handler failed: err
+ * says where), SL_ETIMEDOUT, SL_ECLOSED, SL_ENOMEM, SL_ESTORAGE, or fn's
+ * nonzero value.
  */
 int eproj_query(store *s, const char *tenant, const proj_def *def,
     const char *key, size_t key_len, int timeout_ms, eproj_cancel_fn cancel,

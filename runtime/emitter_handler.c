@@ -187,7 +187,7 @@ restart_at(eproj *e, uint64_t pos)
 	drop_queue(e, pos);
 	e->clean_pos = 0;
 	pthread_mutex_lock(&e->cmu);
-	eproj_cache_clear(&e->r.c);
+	scache_clear(&e->r.c);
 	pthread_mutex_unlock(&e->cmu);
 	eproj_batch_free(e->r.b);
 	e->r.b    = NULL;
@@ -294,7 +294,7 @@ trim_cache(eproj *e, hstate *h)
 	if (e->mode == CFG_MODE_TRANSIENT)
 		return; /* its states live only here */
 	pthread_mutex_lock(&e->cmu);
-	eproj_cache_evict(&e->r.c, e->done_seq, eproj_cache_lru_max);
+	scache_evict(&e->r.c, e->done_seq, eproj_cache_lru_max);
 	pthread_mutex_unlock(&e->cmu);
 	e->cached = e->r.c.n;
 }

@@ -3,13 +3,14 @@
  * emitter.c (claims; the continuous / transient run: reader thread,
  * lifecycle, commands, status), emitter_handler.c (the handler thread and
  * its batches), emitter_run.c (batches, checkpoint records, the handling
- * shared by every mode), emitter_cache.c (the state cache) and
+ * shared by every mode), statecache.c (the state cache) and
  * emitter_query.c (reading states, snapshots, one-time queries). Not for
  * other parts of the runtime.
  */
 #ifndef SL_EMITTER_INTERNAL_H
 #define SL_EMITTER_INTERNAL_H
 
+#include "statecache.h"
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,46 +33,7 @@ typedef enum run_kind {
 	RUN_QUERY,
 } run_kind;
 
-/* ---- the state cache (emitter_cache.c) ---- */
-
-/*
- * A key's state as the run knows it: the packed state (NULL: none, the
- * initial state applies), its result when known, and whether it waits for
- * a batch (dirty) or is in one not yet durable (pin_seq > done_seq).
- */
-typedef struct centry {
-	char          *key; /* NUL-terminated */
-	size_t         key_len;
-	void          *state; /* NULL: no state (deleted or never set) */
-	size_t         state_len;
-	bool           result_known;
-	void          *result; /* NULL with result_known: no result */
-	size_t         result_len;
-	bool           dirty;
-	uint64_t       pin_seq;
-	struct centry *hnext;         /* hash chain */
-	struct centry *lprev, *lnext; /* LRU, most recent first */
-	struct centry *dnext;         /* dirty list */
-} centry;
-
-typedef struct cache {
-	centry **tab;
-	size_t   cap, n;
-	centry  *lru_head, *lru_tail;
-	centry  *dirty;
-} cache;
-
-void    eproj_lru_unlink(cache *c, centry *x);
-void    eproj_lru_front(cache *c, centry *x);
-centry *eproj_cache_find(cache *c, const char *key, size_t n);
-/* A new entry with no state (the caller fills it). NULL on OOM. */
-centry *eproj_cache_add(cache *c, const char *key, size_t n);
-void    eproj_cache_remove(cache *c, centry *x);
-void    eproj_cache_clear(cache *c);
-/* Drop clean entries no batch in flight needs, past the LRU bound. */
-void eproj_cache_evict(cache *c, uint64_t done_seq, size_t keep);
-/* qsort order of centry pointers: by key. */
-int eproj_cmp_entries(const void *a, const void *b);
+/* ---- the state cache: statecache.h ---- */
 
 /* ---- batches, checkpoint records, runs (emitter_run.c) ---- */
 

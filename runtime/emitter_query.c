@@ -55,14 +55,12 @@ read_cb(void *arg, const void *key, size_t key_len, const void *val,
 
 int
 eproj_read_states(store *s, const char *tenant, const proj_def *def,
-    const char *key, size_t key_len, eproj_state_fn fn, void *arg)
+    proj_result_fn result, const char *key, size_t key_len, eproj_state_fn fn,
+    void *arg)
 {
 	if (s == NULL || tenant == NULL || def == NULL || fn == NULL)
 		return SL_EINVAL;
-	rs_ctx c = { .def = def,
-		.result   = def->p != NULL ? proj_def_result(def) : NULL,
-		.fn       = fn,
-		.arg      = arg };
+	rs_ctx c = { .def = def, .result = result, .fn = fn, .arg = arg };
 	if (key != NULL)
 		return store_get_pstate(
 		    s, tenant, def->id, key, key_len, read_cb, &c);
@@ -77,7 +75,7 @@ cache_each(const cache *ch, const proj_def *def, proj_result_fn result,
 {
 	rs_ctx c = { .def = def, .result = result, .fn = fn, .arg = arg };
 	if (key != NULL) {
-		centry *x = eproj_cache_find((cache *) ch, key, key_len);
+		centry *x = scache_find((cache *) ch, key, key_len);
 		if (x != NULL && x->state != NULL)
 			return call_with_result(
 			    &c, key, key_len, x->state, x->state_len);
@@ -95,7 +93,7 @@ cache_each(const cache *ch, const proj_def *def, proj_result_fn result,
 			if (x->state != NULL)
 				v[n++] = x;
 	if (n > 1)
-		qsort(v, n, sizeof(*v), eproj_cmp_entries);
+		qsort(v, n, sizeof(*v), scache_cmp_entries);
 	int rc = SL_OK;
 	for (size_t i = 0; i < n && rc == SL_OK; i++)
 		rc = call_with_result(&c, v[i]->key, v[i]->key_len,

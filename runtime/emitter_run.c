@@ -264,7 +264,7 @@ eproj_run_init(
 void
 eproj_run_fini(run *r)
 {
-	eproj_cache_clear(&r->c);
+	scache_clear(&r->c);
 	eproj_batch_free(r->b);
 	r->b = NULL;
 	if (r->zone != NULL)
@@ -363,20 +363,20 @@ copy_cb(void *arg, const void *key, size_t key_len, const void *val,
 static int
 run_entry(run *r, const char *key, size_t n, centry **out)
 {
-	centry *x = eproj_cache_find(&r->c, key, n);
+	centry *x = scache_find(&r->c, key, n);
 	if (x != NULL) {
-		eproj_lru_unlink(&r->c, x);
-		eproj_lru_front(&r->c, x);
+		scache_lru_unlink(&r->c, x);
+		scache_lru_front(&r->c, x);
 		*out = x;
 		return SL_OK;
 	}
-	if ((x = eproj_cache_add(&r->c, key, n)) == NULL)
+	if ((x = scache_add(&r->c, key, n)) == NULL)
 		return SL_ENOMEM;
 	if (r->kind == RUN_CONTINUOUS) {
 		int rc = store_get_pstate(
 		    r->s, r->tenant, r->def->id, key, n, copy_cb, x);
 		if (rc != SL_OK && rc != SL_ENOTFOUND) {
-			eproj_cache_remove(&r->c, x);
+			scache_remove(&r->c, x);
 			return rc == SL_ENOMEM ? rc : SL_ESTORAGE;
 		}
 	}

@@ -27,6 +27,14 @@ failset_init(failset *fs, const char *name, uint64_t gen)
 	    gen);
 }
 
+static void
+dirty_forget(failset *fs)
+{
+	for (size_t i = 0; i < fs->n_dirty; i++)
+		free(fs->dirty[i]);
+	fs->n_dirty = 0;
+}
+
 void
 failset_free(failset *fs)
 {
@@ -35,6 +43,38 @@ failset_free(failset *fs)
 	free(fs->v);
 	fs->v = NULL;
 	fs->n = fs->cap = 0;
+	dirty_forget(fs);
+	free(fs->dirty);
+	free(fs->dirty_len);
+	fs->dirty     = NULL;
+	fs->dirty_len = NULL;
+	fs->dirty_cap = 0;
+}
+
+/* Remember a unit changed in memory only. */
+static int
+dirty_add(failset *fs, const char *unit, size_t ulen)
+{
+	if (fs->n_dirty == fs->dirty_cap) {
+		size_t  cap = fs->dirty_cap ? fs->dirty_cap * 2 : 8;
+		char  **d   = realloc(fs->dirty, cap * sizeof(*d));
+		if (d == NULL)
+			return SL_ENOMEM;
+		fs->dirty   = d;
+		size_t *l   = realloc(fs->dirty_len, cap * sizeof(*l));
+		if (l == NULL)
+			return SL_ENOMEM;
+		fs->dirty_len = l;
+		fs->dirty_cap = cap;
+	}
+	char *copy = malloc(ulen + 1);
+	if (copy == NULL)
+		return SL_ENOMEM;
+	memcpy(copy, unit, ulen);
+	copy[ulen]                  = '\0';
+	fs->dirty[fs->n_dirty]      = copy;
+	fs->dirty_len[fs->n_dirty++] = ulen;
+	return SL_OK;
 }
 
 static int
@@ -161,8 +201,8 @@ record_key(const failset *fs, const char *unit, size_t ulen, char *key,
 	return n;
 }
 
-int
-failset_put(failset *fs, rmstore *rm, MDB_txn *txn, const fail_unit *u)
+static int
+write_record(failset *fs, rmstore *rm, MDB_txn *txn, const fail_unit *u)
 {
 	char          key[600];
 	size_t        klen = record_key(fs, u->unit, u->ulen, key, sizeof(key));
@@ -177,17 +217,50 @@ failset_put(failset *fs, rmstore *rm, MDB_txn *txn, const fail_unit *u)
 	put_be(rec + 21, u->ulen, 2);
 	memcpy(rec + REC_FIXED, u->unit, u->ulen);
 	memcpy(rec + REC_FIXED + u->ulen, u->reason, rlen);
-	int rc = rm_blob_write(rm, txn, key, klen, rec, REC_FIXED + u->ulen + rlen);
+	return rm_blob_write(rm, txn, key, klen, rec, REC_FIXED + u->ulen + rlen);
+}
+
+static int
+delete_record(
+    failset *fs, rmstore *rm, MDB_txn *txn, const char *unit, size_t ulen)
+{
+	char   key[600];
+	size_t klen = record_key(fs, unit, ulen, key, sizeof(key));
+	return rm_blob_del(rm, txn, key, klen);
+}
+
+int
+failset_put(failset *fs, rmstore *rm, MDB_txn *txn, const fail_unit *u)
+{
+	if (u->ulen > FAILSET_UNIT_MAX)
+		return SL_EINVAL;
+	int rc = txn != NULL ? write_record(fs, rm, txn, u)
+	                     : dirty_add(fs, u->unit, u->ulen);
 	return rc == SL_OK ? mem_put(fs, u) : rc;
+}
+
+int
+failset_flush(failset *fs, rmstore *rm, MDB_txn *txn)
+{
+	int rc = SL_OK;
+	for (size_t i = 0; i < fs->n_dirty && rc == SL_OK; i++) {
+		const fail_unit *u
+		    = failset_find(fs, fs->dirty[i], fs->dirty_len[i]);
+		rc = u != NULL ? write_record(fs, rm, txn, u)
+		               : delete_record(fs, rm, txn, fs->dirty[i],
+		                     fs->dirty_len[i]);
+	}
+	if (rc == SL_OK)
+		dirty_forget(fs);
+	return rc;
 }
 
 int
 failset_del(
     failset *fs, rmstore *rm, MDB_txn *txn, const char *unit, size_t ulen)
 {
-	char   key[600];
-	size_t klen = record_key(fs, unit, ulen, key, sizeof(key));
-	int    rc   = rm_blob_del(rm, txn, key, klen);
+	int rc = txn != NULL ? delete_record(fs, rm, txn, unit, ulen)
+	                     : dirty_add(fs, unit, ulen);
 	if (rc != SL_OK)
 		return rc;
 	bool   found;
@@ -234,6 +307,7 @@ failset_load(failset *fs, rmstore *rm, MDB_txn *txn)
 	for (size_t i = 0; i < fs->n; i++)
 		free(fs->v[i].unit);
 	fs->n = 0;
+	dirty_forget(fs);
 	fs->version = next_version();
 	int rc = rm_blob_scan(rm, txn, fs->prefix, load_one, fs);
 	if (rc != SL_OK)

@@ -42,6 +42,10 @@ typedef struct failset {
 	size_t     n, cap;
 	uint64_t   version; /* bumped by every change */
 	char       prefix[128]; /* "fail:<name>:<gen>:" */
+	/* units changed in memory only (txn NULL), for failset_flush */
+	char     **dirty;
+	size_t    *dirty_len;
+	size_t     n_dirty, dirty_cap;
 } failset;
 
 /** An empty set for generation gen of the processor writing as name. */
@@ -56,11 +60,17 @@ int failset_copy(failset *dst, const failset *src);
 fail_unit *failset_find(failset *fs, const char *unit, size_t ulen);
 /** Replace the set with the records in txn. */
 int failset_load(failset *fs, rmstore *rm, MDB_txn *txn);
-/** Insert or update u (copied) in memory and as a record in txn. */
+/** Insert or update u (copied) in memory and as a record in txn; with txn
+ * NULL in memory only, the record written by the next failset_flush. */
 int failset_put(failset *fs, rmstore *rm, MDB_txn *txn, const fail_unit *u);
-/** Remove the unit from memory and its record in txn (absent: SL_OK). */
+/** Remove the unit from memory and its record in txn (absent: SL_OK); with
+ * txn NULL in memory only, the record deleted by the next failset_flush. */
 int failset_del(
     failset *fs, rmstore *rm, MDB_txn *txn, const char *unit, size_t ulen);
+/** Write (or delete) the records of the units changed in memory only, in
+ * txn, and forget them. On SL_OK they are stored once txn commits; when it
+ * does not, reload the set (failset_load), which forgets them too. */
+int failset_flush(failset *fs, rmstore *rm, MDB_txn *txn);
 /** Delete every record of generation gen of name in txn. */
 int failset_clear_gen(
     rmstore *rm, MDB_txn *txn, const char *name, uint64_t gen);

@@ -76,7 +76,8 @@ struct plugin_ver {
 	int64_t               loaded_at_ns;
 	uint64_t              file_hash, file_size; /* of the bytes loaded */
 	atomic_uint           refs;   /* registry (while current) + holders */
-	bool                  closed; /* under r->ver_mu */
+	bool                  closing; /* ver_close began; under r->ver_mu */
+	bool                  closed;  /* unloaded; under r->ver_mu */
 	proj_def            **defs;   /* projections first, then filters */
 	size_t                n_defs;
 	size_t                n_filters; /* of n_defs */
@@ -483,34 +484,70 @@ ver_unload(plugin_ver *v)
 	}
 }
 
-/* The last hold is gone: close the version. Its defs stay (readers may hold
- * them) but no longer point into the unloaded code. */
+/*
+ * The last hold is gone: close the version. Its defs stay (readers may hold
+ * them) but first stop pointing into the code about to be unloaded: p and f
+ * are cleared under the registry's write lock, so that a reader that looks
+ * at them under the read lock never sees a pointer into unmapped memory.
+ * Then fini, dlclose and the copy's removal run with no lock held (fini is
+ * the plugin's code: it may take its time, and must not stall readers or
+ * loaders). No one can hold the version again: proj_def_try_hold refuses a
+ * version whose count reached 0.
+ */
 static void
 ver_close(plugin_ver *v)
 {
 	registry *r = v->r;
 	pthread_mutex_lock(&r->ver_mu);
-	if (v->closed) {
+	if (v->closing) {
 		pthread_mutex_unlock(&r->ver_mu);
 		return;
 	}
-	v->closed = true;
+	v->closing = true;
+	pthread_mutex_unlock(&r->ver_mu);
+	pthread_rwlock_wrlock(&r->lock);
+	for (size_t i = 0; i < v->n_defs; i++) {
+		__atomic_store_n(&v->defs[i]->p, NULL, __ATOMIC_RELEASE);
+		__atomic_store_n(&v->defs[i]->f, NULL, __ATOMIC_RELEASE);
+	}
+	pthread_rwlock_unlock(&r->lock);
 	log_info("plugins", "closed plugin '%s' %s (loaded from %s)",
 	    v->name != NULL ? v->name : "?",
 	    v->version != NULL ? v->version : "", v->owner->file);
 	ver_unload(v);
-	for (size_t i = 0; i < v->n_defs; i++) {
-		v->defs[i]->p = NULL;
-		v->defs[i]->f = NULL;
-	}
+	/* status counts it open until its copy is gone */
+	pthread_mutex_lock(&r->ver_mu);
+	v->closed = true;
 	pthread_mutex_unlock(&r->ver_mu);
 }
 
 void
 proj_def_hold(const proj_def *def)
 {
-	if (def != NULL && def->ver != NULL)
-		atomic_fetch_add(&def->ver->refs, 1);
+	if (def == NULL || def->ver == NULL)
+		return;
+	/* Only for a version known to be open (see plugins.h): a count at 0
+	 * means its code is being unloaded, and this hold cannot stop that. */
+	if (atomic_fetch_add(&def->ver->refs, 1) == 0)
+		log_error("plugins",
+		    "projection %s (%s): held after its plugin version was "
+		    "released (a bug: use proj_def_try_hold)",
+		    def->id, def->name);
+}
+
+bool
+proj_def_try_hold(const proj_def *def)
+{
+	if (def == NULL)
+		return false;
+	if (def->ver == NULL)
+		return true; /* host-owned vtable: nothing to unload */
+	unsigned n = atomic_load(&def->ver->refs);
+	do {
+		if (n == 0)
+			return false; /* closing or closed */
+	} while (!atomic_compare_exchange_weak(&def->ver->refs, &n, n + 1));
+	return true;
 }
 
 void
@@ -1623,6 +1660,25 @@ find_in(proj_def *const *list, size_t n, const char *id_or_name, size_t len)
 		if (proj_def_has_name(list[i], id_or_name, len))
 			return list[i];
 	return NULL;
+}
+
+const proj_def *
+registry_find_held(registry *r, const char *id_or_name, size_t len, bool *held)
+{
+	*held = false;
+	if (r == NULL || id_or_name == NULL)
+		return NULL;
+	pthread_rwlock_rdlock(&r->lock);
+	const proj_def *d = find_in(r->projs, r->n_projs, id_or_name, len);
+	if (d == NULL)
+		d = find_in(r->dropped, r->n_dropped, id_or_name, len);
+	/* A current def's version has the registry's hold until a publish,
+	 * which waits for this lock: the hold cannot fail for it. A dropped
+	 * def's version may be closed (or closing): then no hold. */
+	if (d != NULL)
+		*held = proj_def_try_hold(d);
+	pthread_rwlock_unlock(&r->lock);
+	return d;
 }
 
 const proj_def *

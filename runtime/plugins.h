@@ -9,8 +9,11 @@
  * Reloading: a file loaded again becomes a new version of its plugin, from a
  * new private copy. A failed reload leaves the previous version running.
  * Each version is reference-counted: the registry holds it while it is
- * current, and every processor running one of its projections holds it
- * (proj_def_hold); it is closed (fini, dlclose) when the last hold goes.
+ * current, and every thread that calls into it holds it: processors and
+ * emitting runs (proj_def_hold), API threads answering a query, get_one or
+ * get_all (registry_find_held / proj_def_try_hold). It is closed when the
+ * last hold goes: its defs' vtable pointers are cleared, then fini and
+ * dlclose run.
  *
  * Threads: the registry may be read (find, info, projection) from any
  * thread while another one loads, reloads or unloads. proj_def pointers and
@@ -155,6 +158,17 @@ const proj_def *registry_projection(registry *r, size_t i);
  * longer among registry_projection().
  */
 const proj_def *registry_find(registry *r, const char *id_or_name, size_t len);
+/**
+ * registry_find, and a hold on what it found, taken under the registry's
+ * lock so that no reload can close the version in between. *held: true
+ * when the hold was taken (or def has no version to hold: nothing to
+ * unload), and then the caller may call def's code until its
+ * proj_def_release; false when def's version is closed or closing (a
+ * dropped def): its id, name and initial state may be used, never its
+ * code or vtables, and nothing is released.
+ */
+const proj_def *registry_find_held(
+    registry *r, const char *id_or_name, size_t len, bool *held);
 /** The matches registry_find (and remotes_find) use: a 36-byte id in any
  * case, or the exact name; id_or_name need not be NUL-terminated. Ids are
  * looked for first. */
@@ -170,14 +184,27 @@ void registry_plugin_info(registry *r, size_t i, plugin_info *out);
 
 /**
  * Keep the plugin version of def loaded until the matching release.
- * Thread-safe; a def without a version (ver NULL) is ignored. Hold only
- * defs the registry hands out while their version is current (from
- * registry_find / registry_projection / a change list, by the thread that
- * loads), or that the caller already holds.
+ * Thread-safe; a def without a version (ver NULL) is ignored. Only for a
+ * def whose version is known to be open: one the caller already holds, or
+ * one the loading thread got from a change list (or registry_projection)
+ * while it is current. Any other thread (an API thread, with a def from
+ * registry_find) uses proj_def_try_hold or registry_find_held, since a
+ * reload may close the version at any moment.
  */
 void proj_def_hold(const proj_def *def);
-/** Drop a hold; the last one closes the version (fini, dlclose, copy
- * removed). */
+/**
+ * Hold def's version if it is still open (its count not yet 0), atomically.
+ * @return true: held (release it with proj_def_release), or def has no
+ * version (nothing to unload; the release is a no-op); false: def is NULL
+ * or its version is closed or closing; its code must not be called and
+ * nothing is to be released.
+ */
+bool proj_def_try_hold(const proj_def *def);
+/**
+ * Drop a hold; the last one closes the version: the defs' p and f are
+ * cleared first (under the registry's lock), then fini, dlclose and the
+ * copy's removal run, with no lock held, in the releasing thread.
+ */
 void proj_def_release(const proj_def *def);
 
 /** What a reload did to one projection id. */

@@ -92,19 +92,6 @@ proc_retry_state(batch_ctx *b, uint64_t position, sl_context *ctx)
 	}
 }
 
-static int
-store_put(batch_ctx *b, const char *key, size_t klen, const sl_state *state)
-{
-	processor     *p = b->p;
-	msgpack_packer pk;
-	p->buf.size = 0;
-	msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
-	state_pack(state, &pk);
-	MDB_val k = { klen, (void *) key };
-	MDB_val v = { p->buf.size, p->buf.data };
-	return mdb_put(b->txn, p->dbi, &k, &v, 0);
-}
-
 int
 proc_storage_failed(batch_ctx *b, int mrc, const char *what, const char *key)
 {
@@ -113,6 +100,112 @@ proc_storage_failed(batch_ctx *b, int mrc, const char *what, const char *key)
 	/* a failed put leaves the LMDB txn unusable */
 	b->storage = true;
 	return mrc == MDB_MAP_FULL ? SL_EFULL : SL_ESTORAGE;
+}
+
+/* ---- the fold: states in the cache, stored by the batch's write ---- */
+
+static int
+out_of_memory(batch_ctx *b, const char *what)
+{
+	snprintf(b->reason, sizeof(b->reason), "%s: out of memory", what);
+	b->storage = true;
+	return SL_ENOMEM;
+}
+
+int
+proc_state_get(batch_ctx *b, const char *key, size_t klen, const void **data,
+    size_t *len)
+{
+	processor *p = b->p;
+	centry    *x = scache_find(&p->states, key, klen);
+	if (x != NULL) {
+		scache_lru_unlink(&p->states, x);
+		scache_lru_front(&p->states, x);
+	} else {
+		MDB_val k = { klen, (void *) key }, v;
+		int     mrc = mdb_get(b->rtxn, p->dbi, &k, &v);
+		if (mrc != 0 && mrc != MDB_NOTFOUND)
+			return proc_storage_failed(
+			    b, mrc, "read model get", key);
+		if ((x = scache_add(&p->states, key, klen)) == NULL)
+			return out_of_memory(b, "caching a state");
+		if (mrc == 0) {
+			if ((x->state = malloc(v.mv_size + 1)) == NULL) {
+				scache_remove(&p->states, x);
+				return out_of_memory(b, "caching a state");
+			}
+			memcpy(x->state, v.mv_data, v.mv_size);
+			x->state_len = v.mv_size;
+		}
+	}
+	if (x->state == NULL)
+		return SL_ENOTFOUND;
+	*data = x->state;
+	*len  = x->state_len;
+	return SL_OK;
+}
+
+int
+proc_state_set(batch_ctx *b, const char *key, size_t klen, const void *data,
+    size_t len)
+{
+	processor *p    = b->p;
+	void      *copy = NULL;
+	if (data != NULL) {
+		if ((copy = malloc(len + 1)) == NULL)
+			return out_of_memory(b, "storing a state");
+		memcpy(copy, data, len);
+	}
+	centry *x = scache_find(&p->states, key, klen);
+	if (x == NULL && (x = scache_add(&p->states, key, klen)) == NULL) {
+		free(copy);
+		return out_of_memory(b, "storing a state");
+	}
+	free(x->state);
+	x->state     = copy;
+	x->state_len = data != NULL ? len : 0;
+	if (!x->dirty) {
+		x->dirty         = true;
+		x->dnext         = p->states.dirty;
+		p->states.dirty  = x;
+	}
+	return SL_OK;
+}
+
+static int64_t
+mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+bool
+proc_cut(batch_ctx *b, uint64_t position)
+{
+	processor *p = b->p;
+	/* read without the lock: set under it by commands, proc_set_def and
+	 * proc_stop, which also wake the thread; seen at the next event */
+	bool wake = __atomic_load_n(&p->stop, __ATOMIC_RELAXED)
+	    || __atomic_load_n(&p->has_pending, __ATOMIC_RELAXED)
+	    || __atomic_load_n(&p->cmds, __ATOMIC_RELAXED) != 0;
+	if (!wake && (b->deadline_ns == 0 || mono_ns() < b->deadline_ns))
+		return false;
+	b->cut    = true;
+	b->cut_at = position;
+	return true;
+}
+
+/* The state packed into p->buf, into the fold. */
+static int
+store_put(batch_ctx *b, const char *key, size_t klen, const sl_state *state)
+{
+	processor     *p = b->p;
+	msgpack_packer pk;
+	p->buf.size = 0;
+	msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
+	state_pack(state, &pk);
+	return proc_state_set(b, key, klen, p->buf.data, p->buf.size);
 }
 
 int
@@ -154,18 +247,20 @@ project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	if (rc != SL_OK)
 		return rc == PROC_SKIP ? SL_OK : rc;
 
-	/* The state: the stored one (seeing this txn's writes), or initial. */
-	MDB_val  k = { strlen(key), key }, v;
-	sl_state state;
+	/* The state: the fold's (the stored one, or as this batch left
+	 * it), or the initial one. */
+	size_t      klen = strlen(key), len;
+	const void *data;
+	sl_state    state;
 	state_init(&state);
-	int mrc = mdb_get(b->txn, p->dbi, &k, &v);
-	if (mrc == 0) {
-		rc = state_load(&state, v.mv_data, v.mv_size);
-	} else if (mrc == MDB_NOTFOUND) {
+	rc = proc_state_get(b, key, klen, &data, &len);
+	if (rc == SL_OK) {
+		rc = state_load(&state, data, len);
+	} else if (rc == SL_ENOTFOUND) {
 		rc = state_load(&state, p->def->initial, p->def->initial_len);
 	} else {
 		state_free(&state);
-		return proc_storage_failed(b, mrc, "read model get", key);
+		return rc;
 	}
 	if (rc != SL_OK) {
 		state_free(&state);
@@ -179,12 +274,10 @@ project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	sl_outcome out = proc_handler_call(p, &sev, key, &state, &ctx);
 	switch (out) {
 	case SL_REPLACE:
-		mrc = store_put(b, key, k.mv_size, &state);
+		rc = store_put(b, key, klen, &state);
 		break;
 	case SL_DELETE:
-		mrc = mdb_del(b->txn, p->dbi, &k, NULL);
-		if (mrc == MDB_NOTFOUND)
-			mrc = 0;
+		rc = proc_state_set(b, key, klen, NULL, 0);
 		break;
 	case SL_FAIL:
 		state_free(&state);
@@ -197,8 +290,8 @@ project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 		    "handler returned an unknown outcome %d", (int) out);
 	}
 	state_free(&state);
-	if (mrc != 0)
-		return proc_storage_failed(b, mrc, "storing key", key);
+	if (rc != SL_OK)
+		return rc;
 	b->handled++;
 	return SL_OK;
 }
@@ -246,21 +339,22 @@ proc_filter_include(batch_ctx *b, const sl_context *ctx,
 			    "filter included the event without a partition "
 			    "id of 1..255 bytes");
 	}
-	int rc = rm_stream_append(p->rm, b->txn, p->dbi,
-	    p->partitioned ? partition : NULL, plen, position, NULL);
-	if (rc != SL_OK) {
-		snprintf(b->reason, sizeof(b->reason),
-		    "appending to the stream: %s", sl_strerror(rc));
-		b->storage = true;
-		return rc;
-	}
+	unsigned char head[10];
+	for (int i = 0; i < 8; i++)
+		head[i] = (unsigned char) (position >> (56 - 8 * i));
+	head[8] = (unsigned char) (plen >> 8);
+	head[9] = (unsigned char) plen;
+	if (msgpack_sbuffer_write(&p->appends, (const char *) head, 10) != 0
+	    || (plen > 0
+	        && msgpack_sbuffer_write(&p->appends, partition, plen) != 0))
+		return out_of_memory(b, "appending to the stream");
 	b->handled++;
 	b->appended++;
 	return SL_OK;
 }
 
 /*
- * Handle one event in b->txn: SL_OK on success or skip;
+ * Handle one event into the fold: SL_OK on success or skip;
  * HANDLE_UNIT_FAILED with b->uf and b->reason; else a storage error
  * (b->storage, the txn must be aborted).
  */
@@ -309,7 +403,8 @@ proc_unit_label(const char *unit, size_t ulen, char *out, size_t olen)
 		snprintf(out, olen, "%.*s", (int) ulen, unit);
 }
 
-/* Store the failure of the event at position in b->txn (and in memory). */
+/* Record the failure of the event at position in memory, stored by the
+ * batch's write. */
 int
 proc_record_failure(batch_ctx *b, uint64_t position)
 {
@@ -326,7 +421,8 @@ proc_record_failure(batch_ctx *b, uint64_t position)
 	u.next_try_ns = u.retry ? ev_now_ns() + delay : 0;
 	snprintf(u.reason, sizeof(u.reason), "%.*s",
 	    (int) sizeof(u.reason) - 1, b->reason);
-	int rc = failset_put(&p->fails, p->rm, b->txn, &u);
+	int rc = failset_put(&p->fails, p->rm, NULL, &u); /* stored with
+	                                                   * the batch */
 	pthread_mutex_unlock(&p->mu);
 	if (rc != SL_OK) {
 		snprintf(b->reason, sizeof(b->reason),
@@ -359,6 +455,8 @@ proc_scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 	batch_ctx *b = arg;
 	if (b->limit != 0 && position >= b->limit)
 		return 1; /* a retry reached the processor's own position */
+	if (proc_cut(b, position))
+		return 1;
 	int rc = proc_handle_event(b, position, data, len);
 	if (rc == SL_OK) {
 		b->next = position + 1;
@@ -377,7 +475,7 @@ proc_handled(batch_ctx *b, uint64_t position)
 		return SL_OK;
 	processor *p = b->p;
 	pthread_mutex_lock(&p->mu);
-	int rc = failset_del(&p->fails, p->rm, b->txn, b->ru.unit, b->ru.ulen);
+	int rc = failset_del(&p->fails, p->rm, NULL, b->ru.unit, b->ru.ulen);
 	pthread_mutex_unlock(&p->mu);
 	if (rc != SL_OK) {
 		b->storage = true;

@@ -19,8 +19,14 @@
 #include "host.h"
 #include "projection.h"
 #include "remote.h"
+#include "statecache.h"
 
 #define PROC_WAIT_MS        500           /* store_wait timeout when live */
+/* A batch's handling ends after this long (then its write), so that a slow
+ * handler's read models show and its commands are taken in time. */
+#define PROC_BATCH_NS       100000000LL   /* 100 ms */
+/* Clean states kept in a processor's cache between batches. */
+#define PROC_CACHE_KEEP     20000
 #define PROC_RETRY_FIRST_NS 50000000LL    /* 50 ms, doubling */
 #define PROC_RETRY_MAX_NS   10000000000LL /* 10 s */
 
@@ -40,6 +46,7 @@ struct processor {
 	char      id[48];     /* checkpoint key: "proj:<name>" */
 	char      rb_key[56]; /* rebuild record: "rebuild:<name>" */
 	char      pause_key[56]; /* "paused:<name>" while paused */
+	char      shape_key[56]; /* RM_SHAPE_PREFIX "<name>": served kind */
 	pthread_t thr;
 
 	/* the generation being written (thread-owned) */
@@ -74,6 +81,11 @@ struct processor {
 	/* thread-only state */
 	msgpack_zone    zone;
 	msgpack_sbuffer buf;
+	/* the fold: states as the handlers left them (the dirty ones not
+	 * stored yet), and the stream entries a filter's batch appends:
+	 * be64 log position, be16 partition length, partition */
+	cache           states;
+	msgpack_sbuffer appends;
 	char            last_reason[256]; /* handed to the plugin on retry */
 	uint64_t        fail_pos; /* storage failures: position, or MAX */
 };
@@ -89,7 +101,11 @@ typedef struct unit_failure {
 /* What one batch did, filled while scanning. */
 typedef struct batch_ctx {
 	processor *p;
-	MDB_txn   *txn;
+	MDB_txn   *rtxn; /* read: the states not in the cache, while handling */
+	MDB_txn   *txn;  /* write: the batch's result, after handling */
+	int64_t    deadline_ns; /* monotonic: when handling stops (0: never) */
+	bool       cut; /* handling stopped early (time, a command, stop) */
+	uint64_t   cut_at; /* the first event not visited when cut */
 	uint64_t   next;    /* position after the last event fully handled */
 	uint64_t   handled; /* selected events handled in this batch */
 	bool       failed;  /* the scan stopped at the failing event `next` */
@@ -118,6 +134,18 @@ void proc_set_state(processor *p, proc_state s);
 bool proc_stopping(processor *p);
 
 /* proc_events.c */
+/* The state of key in the fold: SL_OK with *data, *len (valid until the
+ * key's next change), SL_ENOTFOUND (the initial state applies), or a storage
+ * error (b->storage set). */
+int  proc_state_get(batch_ctx *b, const char *key, size_t klen,
+     const void **data, size_t *len);
+/* Change key's state in the fold (data NULL: delete it); stored by the
+ * batch's write. SL_OK or SL_ENOMEM (b->storage set). */
+int  proc_state_set(batch_ctx *b, const char *key, size_t klen,
+     const void *data, size_t len);
+/* Whether handling must stop before the event at position: the batch's
+ * time is up, or a command, a definition or the stop waits (b->cut). */
+bool proc_cut(batch_ctx *b, uint64_t position);
 int  proc_scan_cb(void *arg, uint64_t position, const void *data, size_t len);
 int  proc_handle_event(
      batch_ctx *b, uint64_t position, const void *data, size_t len);
@@ -137,8 +165,8 @@ int64_t proc_retry_delay_ns(uint32_t attempt, uint32_t handler_ms);
 int  proc_project_unit(batch_ctx *b, const ev_view *ev, char *key);
 /* The unit of a filter's event (b->uf): SL_OK to handle it, or PROC_SKIP. */
 int  proc_filter_unit(batch_ctx *b, const ev_view *ev);
-/* A filter included the event: append it to the stream (b->txn). SL_OK,
- * HANDLE_UNIT_FAILED (bad partition), or a storage error. */
+/* A filter included the event: append it to the stream (by the batch's
+ * write). SL_OK, HANDLE_UNIT_FAILED (bad partition), or a storage error. */
 int  proc_filter_include(batch_ctx *b, const sl_context *ctx,
      const char *partition, uint64_t position);
 /* After the event at position was handled: an unpartitioned processor's

@@ -136,7 +136,7 @@ is_map(const void *data, size_t len)
 	return len > 0 && ((c[0] & 0xf0) == 0x80 || c[0] == 0xde || c[0] == 0xdf);
 }
 
-/* Apply one answer in b->txn. */
+/* Apply one answer to the fold. */
 static void
 apply(batch_ctx *b, remote_slot *s)
 {
@@ -159,9 +159,7 @@ apply(batch_ctx *b, remote_slot *s)
 		    r->reason[0] ? r->reason : "handler failed (no reason given)");
 		return;
 	}
-	int     rc  = SL_OK;
-	MDB_val k   = { s->ulen, s->unit };
-	int     mrc = 0;
+	int rc = SL_OK;
 	switch (p->is_filter ? r->outcome + 10 : r->outcome) {
 	case REMOTE_REPLACE:
 		if (!is_map(r->state, r->state_len)) {
@@ -169,15 +167,10 @@ apply(batch_ctx *b, remote_slot *s)
 			    "the client's new state is not a map");
 			return;
 		}
-		{
-			MDB_val v = { r->state_len, r->state };
-			mrc       = mdb_put(b->txn, p->dbi, &k, &v, 0);
-		}
+		rc = proc_state_set(b, s->unit, s->ulen, r->state, r->state_len);
 		break;
 	case REMOTE_DELETE:
-		mrc = mdb_del(b->txn, p->dbi, &k, NULL);
-		if (mrc == MDB_NOTFOUND)
-			mrc = 0;
+		rc = proc_state_set(b, s->unit, s->ulen, NULL, 0);
 		break;
 	case REMOTE_INCLUDED + 10: {
 		sl_context ctx = { 0 };
@@ -201,10 +194,8 @@ apply(batch_ctx *b, remote_slot *s)
 		                 : "a filter's outcome to a projection");
 		return;
 	}
-	if (mrc != 0) {
-		proc_storage_failed(b, mrc, "storing key", s->unit);
-		return;
-	}
+	if (rc != SL_OK)
+		return; /* b->storage set */
 	b->handled++;
 	proc_handled(b, s->pos);
 }
@@ -318,17 +309,17 @@ send_call(batch_ctx *b, uint64_t position, const void *data, size_t len,
 	req.attempt     = ctx.attempt;
 	req.last_reason = ctx.last_reason;
 	if (!p->is_filter) {
-		MDB_val k = { ulen, (void *) unit }, v;
-		int     mrc = mdb_get(b->txn, p->dbi, &k, &v);
-		if (mrc == 0) {
-			req.state     = v.mv_data;
-			req.state_len = v.mv_size;
-		} else if (mrc == MDB_NOTFOUND) {
+		const void *data;
+		size_t      dlen;
+		int         grc = proc_state_get(b, unit, ulen, &data, &dlen);
+		if (grc == SL_OK) {
+			req.state     = data;
+			req.state_len = dlen;
+		} else if (grc == SL_ENOTFOUND) {
 			req.state     = p->def->initial;
 			req.state_len = p->def->initial_len;
 		} else {
-			proc_storage_failed(b, mrc, "read model get", unit);
-			return 1;
+			return 1; /* b->storage set */
 		}
 		req.key = unit;
 	}

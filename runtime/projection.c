@@ -10,12 +10,13 @@
  * An unchanged definition continues from the checkpoint with the new code; a
  * changed one rebuilds into the other generation (readmodels.h) while
  * queries read the current one, and the batch that catches up with the log
- * switches them over and empties the old generation in one transaction.
+ * switches them over and empties the old generation in one transaction,
+ * whether or not units fail in the new one (they carry over).
  *
  * Records (checkpoints db): "proj:<id>" position + def_hash of the served
  * generation; "active:<id>" the served generation; "rebuild:<id>"
  * generation + position + def_hash of a rebuild in progress, so a rebuild
- * resumes after a restart.
+ * resumes after a restart; "shape:<id>" a filter's served kind.
  */
 #include "projection.h"
 
@@ -118,6 +119,16 @@ set_names(processor *p)
 	snprintf(p->id, sizeof(p->id), "proj:%s", p->name);
 	snprintf(p->rb_key, sizeof(p->rb_key), "rebuild:%s", p->name);
 	snprintf(p->pause_key, sizeof(p->pause_key), "paused:%s", p->name);
+	snprintf(p->shape_key, sizeof(p->shape_key), RM_SHAPE_PREFIX "%s",
+	    p->name);
+}
+
+/* Forget what the fold holds: a batch not stored, or another generation. */
+static void
+fold_discard(processor *p)
+{
+	scache_clear(&p->states);
+	p->appends.size = 0;
 }
 
 /* What setup found and decided. */
@@ -135,6 +146,17 @@ storage_reason(char *reason, size_t rlen, const char *what, int rc)
 	return rc;
 }
 
+/* The served generation's kind (a filter's shape: whether its entries
+ * carry partitions), written with the switch to that generation, so reads
+ * keep the old shape while a filter that changed kind rebuilds. */
+static int
+write_shape(processor *p, MDB_txn *txn)
+{
+	uint64_t kind = (uint64_t) p->def->filter_kind;
+	return p->is_filter ? rm_record_write(p->rm, txn, p->shape_key, &kind, 1)
+	                    : SL_OK;
+}
+
 /*
  * Read the checkpoint, the active generation and any rebuild record, decide
  * how this definition goes on, create the generation's db and write the
@@ -146,6 +168,7 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 {
 	const proj_def *d = p->def;
 	set_names(p);
+	fold_discard(p); /* states of another generation, or definition */
 	uint64_t        H = d->def_hash;
 	MDB_txn        *txn;
 	rm_checkpoint   cp  = { 0, 0 };
@@ -179,14 +202,16 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 	} else if (reset) {
 		plan = PLAN_REBUILD;
 		gen  = act + 1;
+	} else if (rrc == SL_OK && rb[2] == H && (rb[0] & 1) != (act & 1)) {
+		/* before CONTINUE: after a reset the served checkpoint has
+		 * this definition's hash too, and the rebuild must go on */
+		plan = PLAN_RESUME;
+		gen  = rb[0];
+		pos  = rb[1];
 	} else if (crc == SL_OK && cp.def_hash == H) {
 		plan = PLAN_CONTINUE;
 		gen  = act;
 		pos  = cp.position;
-	} else if (rrc == SL_OK && rb[2] == H && (rb[0] & 1) != (act & 1)) {
-		plan = PLAN_RESUME;
-		gen  = rb[0];
-		pos  = rb[1];
 	} else {
 		plan = PLAN_REBUILD;
 		gen  = act + 1;
@@ -218,11 +243,14 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 			rc = rm_checkpoint_write(p->rm, txn, p->id, &start);
 		if (rc == SL_OK)
 			rc = rm_record_del(p->rm, txn, p->rb_key);
+		if (rc == SL_OK)
+			rc = write_shape(p, txn);
 		break;
 	case PLAN_CONTINUE:
-		/* a rebuild of another definition was abandoned */
-		rc = SL_OK;
-		if (rrc == SL_OK) {
+		/* a rebuild of another definition was abandoned; the shape
+		 * record may predate this version (the hash covers the kind) */
+		rc = write_shape(p, txn);
+		if (rc == SL_OK && rrc == SL_OK) {
 			if ((rb[0] & 1) != (act & 1))
 				rc = rm_gen_clear(p->rm, txn, p->name, rb[0]);
 			if (rc == SL_OK && rb[0] != act)
@@ -337,6 +365,8 @@ write_progress(processor *p, batch_ctx *b, bool caught_up)
 	if (rc == SL_OK)
 		rc = rm_record_del(p->rm, b->txn, p->rb_key);
 	if (rc == SL_OK)
+		rc = write_shape(p, b->txn);
+	if (rc == SL_OK)
 		rc = rm_gen_clear(p->rm, b->txn, p->name, p->active_gen);
 	if (rc == SL_OK)
 		rc = failset_clear_gen(p->rm, b->txn, p->name, p->active_gen);
@@ -359,13 +389,19 @@ reload_failures(processor *p)
 	mdb_txn_abort(txn);
 }
 
+/* A batch not stored: nothing of it stays, in memory or on disk. */
 static int
 batch_abort(processor *p, batch_ctx *b, int rc)
 {
-	mdb_txn_abort(b->txn);
+	if (b->rtxn != NULL)
+		mdb_txn_abort(b->rtxn);
+	b->rtxn = NULL;
+	if (b->txn != NULL)
+		mdb_txn_abort(b->txn);
+	b->txn     = NULL;
 	b->swapped = false;
-	if (b->new_failures > 0 || b->cleared)
-		reload_failures(p);
+	fold_discard(p);
+	reload_failures(p); /* also forgets the failures not stored */
 	return rc;
 }
 
@@ -373,7 +409,8 @@ batch_abort(processor *p, batch_ctx *b, int rc)
  * After a retry of one unit (b->retrying, up to b->limit): the unit is no
  * longer failing when the scan reached the limit; it failed again (its
  * record updated by proc_record_failure); or the batch ended before the limit,
- * and the unit's position moves past what it handled.
+ * and the unit's position moves past what it handled. In memory, stored by
+ * the batch's write.
  */
 static int
 retry_progress(processor *p, batch_ctx *b, uint64_t scanned_to)
@@ -383,33 +420,88 @@ retry_progress(processor *p, batch_ctx *b, uint64_t scanned_to)
 		return SL_OK;
 	pthread_mutex_lock(&p->mu);
 	if (scanned_to >= b->limit || b->next >= b->limit) {
-		rc = failset_del(
-		    &p->fails, p->rm, b->txn, b->ru.unit, b->ru.ulen);
+		rc = failset_del(&p->fails, p->rm, NULL, b->ru.unit, b->ru.ulen);
 		b->cleared = true;
 	} else {
 		fail_unit u   = b->ru;
 		u.pos         = scanned_to;
 		u.attempts    = 0;
 		u.next_try_ns = 0; /* go on at once */
-		rc            = failset_put(&p->fails, p->rm, b->txn, &u);
+		rc            = failset_put(&p->fails, p->rm, NULL, &u);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return rc;
 }
 
+/* The fold's changed states and stream entries, in b->txn. */
+static int
+write_fold(processor *p, batch_ctx *b)
+{
+	for (centry *x = p->states.dirty; x != NULL; x = x->dnext) {
+		MDB_val k = { x->key_len, x->key };
+		MDB_val v = { x->state_len, x->state };
+		int     mrc = x->state != NULL
+		        ? mdb_put(b->txn, p->dbi, &k, &v, 0)
+		        : mdb_del(b->txn, p->dbi, &k, NULL);
+		if (mrc != 0 && !(mrc == MDB_NOTFOUND && x->state == NULL))
+			return proc_storage_failed(b, mrc, "storing key", x->key);
+	}
+	const unsigned char *a = (const unsigned char *) p->appends.data;
+	for (size_t off = 0; off < p->appends.size;) {
+		uint64_t lpos = 0;
+		for (int i = 0; i < 8; i++)
+			lpos = lpos << 8 | a[off + i];
+		size_t      plen = (size_t) a[off + 8] << 8 | a[off + 9];
+		const char *part = (const char *) a + off + 10;
+		off += 10 + plen;
+		int rc = rm_stream_append(p->rm, b->txn, p->dbi,
+		    plen > 0 ? part : NULL, plen, lpos, NULL);
+		if (rc != SL_OK) {
+			snprintf(b->reason, sizeof(b->reason),
+			    "appending to the stream: %s", sl_strerror(rc));
+			return rc;
+		}
+	}
+	return SL_OK;
+}
+
+/* After the write committed: the fold's states are the stored ones. */
+static void
+fold_stored(processor *p)
+{
+	for (centry *x = p->states.dirty, *next; x != NULL; x = next) {
+		next     = x->dnext;
+		x->dirty = false;
+		x->dnext = NULL;
+	}
+	p->states.dirty = NULL;
+	p->appends.size = 0;
+	scache_evict(&p->states, 0, PROC_CACHE_KEEP);
+}
+
 /*
- * One batch from pos: handle up to p->batch events in one transaction and
- * move the checkpoint past what was handled (or, retrying a unit, that
- * unit's record). @return SL_OK (maybe with b->failed: stopped at the
- * failing event), or an error with nothing committed (reason in b).
+ * One batch from pos: fold up to p->batch events through the handler in
+ * memory (the states read in a read transaction, PROC_BATCH_NS at most, cut
+ * short by a command or the stop), then store the changed states, the
+ * stream entries, the failing units and the checkpoint past what was
+ * handled (or, retrying a unit, that unit's record) in one short write
+ * transaction: none is open while a handler runs. @return SL_OK (maybe
+ * with b->failed: stopped at the failing event), or an error with nothing
+ * stored (reason in b).
  */
 static int
 run_batch(processor *p, uint64_t pos, batch_ctx *b)
 {
 	b->p       = p;
 	b->next    = pos;
-	int mrc    = mdb_txn_begin(rm_env(p->rm), NULL, 0, &b->txn);
+	b->txn     = NULL;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	b->deadline_ns = (int64_t) now.tv_sec * 1000000000LL + now.tv_nsec
+	    + PROC_BATCH_NS;
+	int mrc = mdb_txn_begin(rm_env(p->rm), NULL, MDB_RDONLY, &b->rtxn);
 	if (mrc != 0) {
+		b->rtxn = NULL;
 		snprintf(b->reason, sizeof(b->reason), "begin: %s",
 		    mdb_strerror(mrc));
 		return SL_ESTORAGE;
@@ -421,38 +513,58 @@ run_batch(processor *p, uint64_t pos, batch_ctx *b)
 	         &scanned_to);
 	if (p->caller != NULL)
 		proc_remote_drain(b);
+	mdb_txn_abort(b->rtxn); /* a thread has one transaction at a time */
+	b->rtxn = NULL;
+	if (b->cut)
+		scanned_to = b->cut_at; /* that event was not handled */
 	if (b->storage)
 		return batch_abort(p, b, SL_ESTORAGE);
 	if (b->disconnected)
 		return batch_abort(p, b, SL_ECLOSED);
-	if (!b->failed && rc != SL_OK && rc != 1) {
+	if (!b->failed && !b->cut && rc != SL_OK && rc != 1) {
 		snprintf(b->reason, sizeof(b->reason), "reading the log: %s",
 		    sl_strerror(rc));
 		return batch_abort(p, b, rc);
 	}
+
+	if ((mrc = mdb_txn_begin(rm_env(p->rm), NULL, 0, &b->txn)) != 0) {
+		b->txn = NULL;
+		snprintf(b->reason, sizeof(b->reason), "begin: %s",
+		    mdb_strerror(mrc));
+		return batch_abort(p, b, SL_ESTORAGE);
+	}
+	if ((rc = write_fold(p, b)) != SL_OK)
+		return batch_abort(p, b, rc);
 	if (retry_unit) {
 		rc = retry_progress(p, b, scanned_to);
 	} else {
 		/* fewer events than asked for: the scan saw the end of the
-		 * log; a rebuild with failing units is not done, it would
-		 * serve stale read models for them */
-		bool caught_up = !b->failed && scanned_to - pos < p->batch
-		    && p->fails.n == 0;
+		 * log. A rebuild with failing units is served all the same:
+		 * they carry over into the served generation (status lists
+		 * them, retries go on there), and every other key is new */
+		bool caught_up = !b->failed && !b->cut
+		    && scanned_to - pos < p->batch;
 		rc             = write_progress(p, b, caught_up);
+	}
+	if (rc == SL_OK) {
+		pthread_mutex_lock(&p->mu);
+		rc = failset_flush(&p->fails, p->rm, b->txn);
+		pthread_mutex_unlock(&p->mu);
 	}
 	if (rc != SL_OK) {
 		snprintf(b->reason, sizeof(b->reason),
 		    "writing the checkpoint: %s", sl_strerror(rc));
 		return batch_abort(p, b, rc);
 	}
-	if ((mrc = mdb_txn_commit(b->txn)) != 0) {
+	mrc    = mdb_txn_commit(b->txn);
+	b->txn = NULL;
+	if (mrc != 0) {
 		snprintf(b->reason, sizeof(b->reason), "commit: %s",
 		    mdb_strerror(mrc));
-		b->txn = NULL;
-		b->swapped = false;
-		reload_failures(p);
+		batch_abort(p, b, SL_ESTORAGE);
 		return mrc == MDB_MAP_FULL ? SL_EFULL : SL_ESTORAGE;
 	}
+	fold_stored(p);
 	if (b->appended > 0 || b->swapped) {
 		pthread_mutex_lock(&p->mu);
 		proc_notify_fn fn  = p->notify;
@@ -767,7 +879,7 @@ process(processor *p)
 		uint64_t head = store_next_position(p->s);
 		/* a rebuild that has caught up still runs one (empty) batch:
 		 * that is where it switches over */
-		if (head <= pos && (!p->rebuilding || p->fails.n > 0)) {
+		if (head <= pos && !p->rebuilding) {
 			proc_set_state(p, p->rebuilding ? PROC_REBUILDING : PROC_LIVE);
 			int64_t wait_ms = PROC_WAIT_MS;
 			if (next_try != INT64_MAX) {
@@ -934,6 +1046,7 @@ proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
 		return SL_ENOMEM;
 	}
 	msgpack_sbuffer_init(&p->buf);
+	msgpack_sbuffer_init(&p->appends);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -955,6 +1068,7 @@ proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
 		pthread_cond_destroy(&p->cv);
 		pthread_mutex_destroy(&p->mu);
 		msgpack_sbuffer_destroy(&p->buf);
+		msgpack_sbuffer_destroy(&p->appends);
 		msgpack_zone_destroy(&p->zone);
 		free(p->tenant);
 		free(p);
@@ -1006,6 +1120,8 @@ proc_stop(processor *p)
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	msgpack_sbuffer_destroy(&p->buf);
+	msgpack_sbuffer_destroy(&p->appends);
+	scache_clear(&p->states);
 	msgpack_zone_destroy(&p->zone);
 	free(p->tenant);
 	free(p);

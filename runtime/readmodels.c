@@ -587,6 +587,24 @@ rm_record_write(
 }
 
 int
+rm_served_kind(rmstore *rm, const char *filter_id, uint64_t *kind)
+{
+	char     key[300];
+	MDB_txn *txn;
+	int      len = snprintf(key, sizeof(key),
+	         RM_SHAPE_PREFIX RM_FILTER_PREFIX "%s", filter_id);
+	if (len < 0 || (size_t) len >= sizeof(key))
+		return SL_EINVAL;
+	int rc = map_mdb(mdb_txn_begin(rm->env, NULL, MDB_RDONLY, &txn),
+	    "begin read", rm->path);
+	if (rc != SL_OK)
+		return rc;
+	rc = rm_record_read(rm, txn, key, kind, 1);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int
 rm_record_del(rmstore *rm, MDB_txn *txn, const char *key)
 {
 	MDB_val k  = { strlen(key), (void *) key };

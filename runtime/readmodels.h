@@ -134,6 +134,18 @@ int rm_blob_scan(rmstore *rm, MDB_txn *txn, const char *prefix,
 /** The stream name a filter's processor writes through ("f:<id>"). */
 #define RM_FILTER_PREFIX "f:"
 
+/** The record (rm_record_*) of the served generation's filter kind: the
+ * prefix, then the processor's name (RM_FILTER_PREFIX "<id>"). */
+#define RM_SHAPE_PREFIX "shape:"
+
+/**
+ * The kind (sl_filter_kind) of filter filter_id's served generation, which
+ * differs from the loaded definition's while a filter that changed kind
+ * rebuilds. @return SL_OK; SL_ENOTFOUND when no generation recorded one
+ * (written before shapes were recorded, or never); SL_ESTORAGE.
+ */
+int rm_served_kind(rmstore *rm, const char *filter_id, uint64_t *kind);
+
 /**
  * Append log_pos to the stream in generation db dbi, in txn: to the whole
  * stream and, when partition is not NULL, to that partition.

@@ -251,8 +251,8 @@ on_change(void *arg, const char *path)
 int
 reload_start(runtime *rt)
 {
-	return watch_start(
-	    rt->cfg->plugin_dir, RELOAD_QUIET_MS, on_change, rt, &rt->watch);
+	return watch_start(rt->cfg->plugin_dir,
+	    (int) rt->cfg->hot_reload_quiet_ms, on_change, rt, &rt->watch);
 }
 
 void

@@ -13,12 +13,10 @@
 /** Processors per tenant the runtime makes room for (rt->cap_procs):
  * the read model store holds two dbs per projection, 1024 at most. */
 #define RELOAD_MAX_PROJECTIONS 512
-/** The watcher's quiet time before a changed file is looked at. */
-#define RELOAD_QUIET_MS 150
-
 /**
  * Watch cfg->plugin_dir (rt->watch) and apply its changes on the watcher's
- * thread. Call once the processors run.
+ * thread, each file once it has been quiet for cfg->hot_reload_quiet_ms.
+ * Call once the processors run.
  * @return SL_OK, or the error of watch_start (logged).
  */
 int reload_start(runtime *rt);

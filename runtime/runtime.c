@@ -370,6 +370,28 @@ runtime_find_def(runtime *rt, const char *id_or_name, size_t len)
 	return d != NULL ? d : remotes_find(rt->remotes, id_or_name, len);
 }
 
+const proj_def *
+runtime_find_def_held(
+    runtime *rt, const char *id_or_name, size_t len, bool *live)
+{
+	const proj_def *d = NULL;
+	/* system and remote definitions: host-owned vtables, no version */
+	for (size_t i = 0; i < sysproj_count() && d == NULL; i++)
+		if (proj_def_has_id(sysproj_def(i), id_or_name, len))
+			d = sysproj_def(i);
+	for (size_t i = 0; i < sysproj_count() && d == NULL; i++)
+		if (proj_def_has_name(sysproj_def(i), id_or_name, len))
+			d = sysproj_def(i);
+	if (d == NULL) {
+		d = registry_find_held(rt->plugins, id_or_name, len, live);
+		if (d != NULL)
+			return d;
+		d = remotes_find(rt->remotes, id_or_name, len);
+	}
+	*live = d != NULL;
+	return d;
+}
+
 bool
 runtime_runs(runtime *rt, const proj_def *def, cfg_mode *mode,
     const proj_settings **set)

@@ -82,9 +82,22 @@ rt_tenant *runtime_tenant(runtime *rt, const char *id, size_t len);
  * A projection or filter by id (UUID text, any case) or name: a plugin's
  * (also one its plugin dropped, whose read models are still served), else
  * a remote registration's. NULL if none. Valid until runtime_stop.
+ * Nothing is held: use its id, name, kind and initial state only; a
+ * caller that runs its code or reads its vtable uses runtime_find_def_held.
  */
 const proj_def *runtime_find_def(runtime *rt, const char *id_or_name,
     size_t len);
+/**
+ * runtime_find_def for a caller about to run the definition's code (an API
+ * thread: query, get_one, get_all's result transform): a plugin's def comes
+ * with its version held (registry_find_held). *live: true when the code may
+ * be called until proj_def_release(def), which the caller then owes (a
+ * no-op for system and remote definitions); false when the plugin version
+ * is closed (a dropped def): serve its stored states and initial state
+ * only, and release nothing.
+ */
+const proj_def *runtime_find_def_held(
+    runtime *rt, const char *id_or_name, size_t len, bool *live);
 
 /**
  * Start a processor of def for tenant t and append it to rt->procs, which

@@ -68,6 +68,7 @@ check_minimal(sl_config *cfg, const char *file, const char *dir)
 	CHECK_EQ(cfg->checkpoint_batch, 1000);
 	CHECK_EQ(cfg->log_level, SL_LOG_INFO);
 	CHECK(cfg->hot_reload);
+	CHECK_EQ(cfg->hot_reload_quiet_ms, 150);
 	free(data);
 }
 
@@ -113,6 +114,7 @@ static const char full_yaml[] = "# every key set\n"
                                 "data_dir: ./state/\n"
                                 "plugin_dir: /opt/sluice//plugins/\n"
                                 "hot_reload: false\n"
+                                "hot_reload_quiet_ms: 20\n"
                                 "log_level: debug\n"
                                 "endpoints:\n"
                                 "  api: tcp://127.0.0.1:5555\n"
@@ -154,6 +156,7 @@ test_full(void)
 	CHECK_STREQ(cfg->data_dir, data);
 	CHECK_STREQ(cfg->plugin_dir, "/opt/sluice/plugins");
 	CHECK(!cfg->hot_reload);
+	CHECK_EQ(cfg->hot_reload_quiet_ms, 20);
 	CHECK_EQ(cfg->log_level, SL_LOG_DEBUG);
 	CHECK_STREQ(cfg->api_url, "tcp://127.0.0.1:5555");
 	CHECK_STREQ(cfg->pub_url, "inproc://feed");

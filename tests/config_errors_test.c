@@ -89,6 +89,11 @@ test_bad_values(void)
 	    "4:14", "key 'limits.api_queue': 0 is out of range 1..4096");
 	ct_expect_err("tenants:\n  - id: demo\nlimits:\n  api_queue: 5000\n",
 	    "4:14", "key 'limits.api_queue': 5000 is out of range 1..4096");
+	ct_expect_err("hot_reload_quiet_ms: 0\ntenants: [{id: demo}]\n",
+	    "1:22", "key 'hot_reload_quiet_ms': 0 is out of range 1..60000");
+	ct_expect_err("hot_reload_quiet_ms: 60001\ntenants: [{id: demo}]\n",
+	    "1:22",
+	    "key 'hot_reload_quiet_ms': 60001 is out of range 1..60000");
 	ct_expect_err("tenants:\n  - id: demo\nlimits:\n  query_timeout_ms: 5\n",
 	    "4:21",
 	    "key 'limits.query_timeout_ms': 5 is out of range 100..3600000");

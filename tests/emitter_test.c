@@ -295,8 +295,9 @@ check_counter_states(store *s, const proj_def *def, const expect *x)
 {
 	kst   v[8];
 	kread r = { v, 0, 8 };
-	CHECK_EQ(
-	    eproj_read_states(s, TENANT, def, NULL, 0, state_cb, &r), SL_OK);
+	CHECK_EQ(eproj_read_states(s, TENANT, def, proj_def_result(def), NULL,
+	             0, state_cb, &r),
+	    SL_OK);
 	CHECK_EQ(r.n, 2);
 	for (size_t a = 0; a < 2; a++) {
 		int count = 0;
@@ -412,11 +413,12 @@ test_counter(void)
 
 	/* one key's committed state; a key without one */
 	qr.n = 0;
-	CHECK_EQ(
-	    eproj_read_states(s, TENANT, def, "account-1", 9, state_cb, &qr),
+	CHECK_EQ(eproj_read_states(s, TENANT, def, proj_def_result(def),
+	             "account-1", 9, state_cb, &qr),
 	    SL_OK);
 	CHECK_STREQ(qv[0].state, "{\"count\":12}");
-	CHECK_EQ(eproj_read_states(s, TENANT, def, "nobody", 6, state_cb, &qr),
+	CHECK_EQ(eproj_read_states(s, TENANT, def, proj_def_result(def),
+	             "nobody", 6, state_cb, &qr),
 	    SL_ENOTFOUND);
 
 	/* an emit to an undeclared stream fails the event, with the reason,
@@ -569,8 +571,9 @@ test_many_keys(void)
 	wait_done(e, head);
 	CHECK_EQ(wait_cached(e, 4096), 4096);
 	size_t n = 0;
-	CHECK_EQ(
-	    eproj_read_states(s, TENANT, def, NULL, 0, count_cb, &n), SL_OK);
+	CHECK_EQ(eproj_read_states(s, TENANT, def, proj_def_result(def), NULL,
+	             0, count_cb, &n),
+	    SL_OK);
 	CHECK_EQ(n, 6000);
 	/* acc-0 left the cache long ago: its state comes from the store */
 	pt_commit1(s, TENANT, "acc-0", "Deposited", "{}");
@@ -578,7 +581,8 @@ test_many_keys(void)
 	wait_done(e, head);
 	kst   v[2];
 	kread kr = { v, 0, 2 };
-	CHECK_EQ(eproj_read_states(s, TENANT, def, "acc-0", 5, state_cb, &kr),
+	CHECK_EQ(eproj_read_states(s, TENANT, def, proj_def_result(def),
+	             "acc-0", 5, state_cb, &kr),
 	    SL_OK);
 	CHECK_STREQ(v[0].state, "{\"count\":2}");
 	sev lv[2];
@@ -616,7 +620,8 @@ test_cache_trim(void)
 	wait_done(e, store_next_position(s));
 	kst   v[2];
 	kread kr = { v, 0, 2 };
-	CHECK_EQ(eproj_read_states(s, TENANT, def, "acc-0", 5, state_cb, &kr),
+	CHECK_EQ(eproj_read_states(s, TENANT, def, proj_def_result(def),
+	             "acc-0", 5, state_cb, &kr),
 	    SL_OK);
 	CHECK_STREQ(v[0].state, "{\"count\":2}");
 	eproj_stop(e);
@@ -646,8 +651,9 @@ check_count(store *s, const proj_def *def, int count)
 	kst   v[2];
 	kread r = { v, 0, 2 };
 	char  want[64];
-	CHECK_EQ(
-	    eproj_read_states(s, TENANT, def, "all", 3, state_cb, &r), SL_OK);
+	CHECK_EQ(eproj_read_states(s, TENANT, def, proj_def_result(def), "all",
+	             3, state_cb, &r),
+	    SL_OK);
 	snprintf(want, sizeof(want), "{\"count\":%d}", count);
 	CHECK_STREQ(v[0].state, want);
 }
@@ -789,8 +795,8 @@ check_key_count(store *s, const proj_def *def, const char *key, int count)
 	kst   v[2];
 	kread r = { v, 0, 2 };
 	char  want[64];
-	CHECK_EQ(
-	    eproj_read_states(s, TENANT, def, key, strlen(key), state_cb, &r),
+	CHECK_EQ(eproj_read_states(s, TENANT, def, proj_def_result(def), key,
+	             strlen(key), state_cb, &r),
 	    SL_OK);
 	snprintf(want, sizeof(want), "{\"count\":%d}", count);
 	CHECK_STREQ(v[0].state, want);

@@ -248,16 +248,89 @@ test_partitioned(void)
 	uint64_t gen = st.generation;
 	CHECK_EQ(proc_command(p, PROC_CMD_RESET, 5000), SL_OK);
 	pt_wait_unit(p, "s7", 1, PT_WAIT_MS, &f);
-	st = pt_wait_failing_units(p, head, PT_WAIT_MS);
 	CHECK_EQ(f.attempts, 1);
-	CHECK_EQ(st.state, PROC_REBUILDING);
-	/* a rebuild with a failing partition does not replace the served
-	 * stream; it stays a rebuild */
-	CHECK(st.rebuilding);
-	CHECK_EQ(st.generation, gen);
+	/* a rebuild with a failing partition replaces the served stream
+	 * once it reaches the head, s7 failing in it as it did before */
+	int64_t end = pt_now_ms() + PT_WAIT_MS;
+	do {
+		proc_get_status(p, &st);
+		CHECK(pt_now_ms() < end);
+		pt_sleep_ms(2);
+	} while (st.rebuilding || st.position < head);
+	CHECK_EQ(st.generation, gen + 1);
+	CHECK(st.n_failing >= 1);
+	wait_n_failing(p, 1); /* s3 and s5 recover by retries, s7 not */
+	pt_wait_unit(p, "s7", 1, PT_WAIT_MS, &f);
+	CHECK_EQ(f.position, fatal7);
 	check_partitioned(e.rm, FLAKY, rc);
 	proc_stop(p);
 	free(rc);
+	pt_env_close(&e);
+}
+
+static bool
+served_kind_is(rmstore *rm, const char *filter, sl_filter_kind k)
+{
+	uint64_t kind;
+	CHECK_EQ(rm_served_kind(rm, filter, &kind), SL_OK);
+	return kind == (uint64_t) k;
+}
+
+/* A filter that changed kind (partitioned -> unpartitioned) rebuilds; until
+ * the switch its served stream keeps the old shape (partitions readable,
+ * the served kind says partitioned), then the new one. */
+static void
+test_kind_change(void)
+{
+	pt_env e;
+	pt_env_open(&e, "kind", SL_TEST_PLUGIN_DIR "/filter_flaky.so");
+	const proj_def *def = pt_find(e.r, "flaky");
+	uint64_t        rng = 99;
+	commit_mixed(e.s, &rng, 200);
+	uint64_t head = store_next_position(e.s);
+
+	processor *p;
+	CHECK_EQ(proc_start(e.s, e.rm, "t1", def, 50, &p), SL_OK);
+	pt_wait_position(p, head, PT_WAIT_MS);
+	CHECK(served_kind_is(e.rm, FLAKY, SL_FILTER_PARTITIONED));
+	static entries part, whole;
+	read_stream(e.rm, FLAKY, "s1", &part);
+	CHECK(part.n > 0);
+	CHECK_EQ(proc_command(p, PROC_CMD_PAUSE, 5000), SL_OK);
+	proc_stop(p);
+
+	proj_def changed    = *def;
+	changed.filter_kind = SL_FILTER_UNPARTITIONED;
+	changed.def_hash ^= 0x9e3779b97f4a7c15ULL;
+	CHECK_EQ(proc_start(e.s, e.rm, "t1", &changed, 50, &p), SL_OK);
+	proc_status st;
+	int64_t     end = pt_now_ms() + PT_WAIT_MS;
+	do {
+		proc_get_status(p, &st);
+		CHECK(pt_now_ms() < end);
+		pt_sleep_ms(2);
+	} while (!st.paused || !st.rebuilding);
+	/* paused mid-rebuild: the old shape is served */
+	CHECK(served_kind_is(e.rm, FLAKY, SL_FILTER_PARTITIONED));
+	size_t before = part.n;
+	read_stream(e.rm, FLAKY, "s1", &part);
+	CHECK_EQ(part.n, before);
+
+	CHECK_EQ(proc_command(p, PROC_CMD_RESUME, 5000), SL_OK);
+	end = pt_now_ms() + PT_WAIT_MS;
+	do {
+		proc_get_status(p, &st);
+		CHECK(pt_now_ms() < end);
+		pt_sleep_ms(2);
+	} while (st.rebuilding || st.position < head);
+	CHECK(served_kind_is(e.rm, FLAKY, SL_FILTER_UNPARTITIONED));
+	read_stream(e.rm, FLAKY, "s1", &part);
+	CHECK_EQ(part.n, 0); /* no partitions in the new shape */
+	read_stream(e.rm, FLAKY, NULL, &whole);
+	CHECK(whole.n > 0);
+	for (size_t i = 0; i < whole.n; i++)
+		CHECK_STREQ(whole.v[i].part, "");
+	proc_stop(p);
 	pt_env_close(&e);
 }
 
@@ -483,6 +556,7 @@ main(void)
 {
 	log_set_level(SL_LOG_ERROR);
 	test_partitioned();
+	test_kind_change();
 	test_projection_retry_state();
 	test_unpartitioned();
 	test_commands();

@@ -261,6 +261,67 @@ test_failing_key_waits_alone(void)
 	pt_env_close(&e);
 }
 
+/* A poison event met during a rebuild (here: an operator's reset): the
+ * new generation is served once it reaches the head all the same, with
+ * the failing key carried over and listed; every other key shows the
+ * events committed since. */
+static void
+test_poison_during_rebuild(void)
+{
+	pt_env e;
+	pt_env_open(&e, "poison", SL_TEST_PLUGIN_DIR "/fail_on_type.so");
+	const proj_def *def = pt_find(e.r, "fail_on_type");
+
+	pt_commit1(e.s, "t1", "a", "Tick", "{}");
+	pt_commit1(e.s, "t1", "b", "Tick", "{}");
+	uint64_t    head = store_next_position(e.s);
+	processor  *p;
+	CHECK_EQ(proc_start(e.s, e.rm, "t1", def, 2, &p), SL_OK);
+	proc_status st   = pt_wait_position(p, head, PT_WAIT_MS);
+	uint64_t    gen0 = st.generation;
+
+	CHECK_EQ(proc_command(p, PROC_CMD_PAUSE, PT_WAIT_MS), SL_OK);
+	CHECK_EQ(proc_command(p, PROC_CMD_RESET, PT_WAIT_MS), SL_OK);
+	uint64_t bad = pt_commit1(e.s, "t1", "b", "Tock", "{\"fail\":true}");
+	for (int i = 0; i < 4; i++) {
+		pt_commit1(e.s, "t1", "a", "Tick", "{}");
+		pt_commit1(e.s, "t1", "b", "Tick", "{}");
+	}
+	head = store_next_position(e.s);
+	CHECK_EQ(proc_command(p, PROC_CMD_RESUME, PT_WAIT_MS), SL_OK);
+
+	proc_failing f;
+	pt_wait_unit(p, "b", 1, PT_WAIT_MS, &f);
+	CHECK_EQ(f.position, bad);
+	int64_t end = pt_now_ms() + PT_WAIT_MS;
+	for (;;) {
+		proc_get_status(p, &st);
+		if (!st.rebuilding && st.position >= head)
+			break;
+		CHECK(pt_now_ms() < end); /* the rebuild never switched */
+		pt_sleep_ms(2);
+	}
+	CHECK_EQ(st.generation, gen0 + 1);
+	CHECK_EQ(st.served_position, head);
+	CHECK_EQ(st.n_failing, 1);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "a", "count"), 5);
+	/* b: its state before the poison event, in the new generation */
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "b", "count"), 1);
+	CHECK(pt_unit_failing(p, "b"));
+	proc_stop(p);
+
+	/* after a restart: the new generation still served, b still listed */
+	CHECK_EQ(proc_start(e.s, e.rm, "t1", def, 2, &p), SL_OK);
+	pt_wait_unit(p, "b", 1, PT_WAIT_MS, &f);
+	CHECK_EQ(f.position, bad);
+	proc_get_status(p, &st);
+	CHECK(!st.rebuilding);
+	CHECK_EQ(st.generation, gen0 + 1);
+	proc_stop(p);
+	CHECK_EQ(pt_state_i64(e.rm, FAIL_PROJ, "a", "count"), 5);
+	pt_env_close(&e);
+}
+
 /* A property key selector on a missing or non-scalar property: the event
  * waits, not retried (only a new definition can find its key), and the
  * other keys go on. */
@@ -315,6 +376,7 @@ main(void)
 	test_keys();
 	test_fail_then_succeed();
 	test_failing_key_waits_alone();
+	test_poison_during_rebuild();
 	test_missing_key_property();
 	return 0;
 }

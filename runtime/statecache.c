@@ -1,10 +1,10 @@
 /*
- * The state cache of an emitting projection's run (emitter_internal.h): the
- * states it knows by key (hash table), the clean ones in LRU order so a
- * continuous run keeps a bounded number, and the dirty ones waiting for the
- * next batch. Used by the handling in emitter_run.c.
+ * The state cache (statecache.h).
  */
-#include "emitter_internal.h"
+#include "statecache.h"
+
+#include <sluice/errors.h>
+
 #include "fnv.h"
 
 #include <stdlib.h>
@@ -26,7 +26,7 @@ centry_free(centry *c)
 }
 
 void
-eproj_lru_unlink(cache *c, centry *x)
+scache_lru_unlink(cache *c, centry *x)
 {
 	if (x->lprev != NULL)
 		x->lprev->lnext = x->lnext;
@@ -40,7 +40,7 @@ eproj_lru_unlink(cache *c, centry *x)
 }
 
 void
-eproj_lru_front(cache *c, centry *x)
+scache_lru_front(cache *c, centry *x)
 {
 	x->lprev = NULL;
 	x->lnext = c->lru_head;
@@ -52,7 +52,7 @@ eproj_lru_front(cache *c, centry *x)
 }
 
 centry *
-eproj_cache_find(cache *c, const char *key, size_t n)
+scache_find(cache *c, const char *key, size_t n)
 {
 	if (c->cap == 0)
 		return NULL;
@@ -85,7 +85,7 @@ cache_grow(cache *c)
 
 /* A new entry with no state (the caller fills it). NULL on OOM. */
 centry *
-eproj_cache_add(cache *c, const char *key, size_t n)
+scache_add(cache *c, const char *key, size_t n)
 {
 	if (c->n + 1 > c->cap / 2 * 1 + c->cap / 4 && cache_grow(c) != SL_OK)
 		return NULL;
@@ -101,24 +101,24 @@ eproj_cache_add(cache *c, const char *key, size_t n)
 	x->hnext   = c->tab[h];
 	c->tab[h]  = x;
 	c->n++;
-	eproj_lru_front(c, x);
+	scache_lru_front(c, x);
 	return x;
 }
 
 void
-eproj_cache_remove(cache *c, centry *x)
+scache_remove(cache *c, centry *x)
 {
 	centry **pp = &c->tab[key_hash(x->key, x->key_len) & (c->cap - 1)];
 	while (*pp != x)
 		pp = &(*pp)->hnext;
 	*pp = x->hnext;
-	eproj_lru_unlink(c, x);
+	scache_lru_unlink(c, x);
 	c->n--;
 	centry_free(x);
 }
 
 void
-eproj_cache_clear(cache *c)
+scache_clear(cache *c)
 {
 	for (size_t i = 0; i < c->cap; i++)
 		for (centry *x = c->tab[i], *next; x != NULL; x = next) {
@@ -131,7 +131,7 @@ eproj_cache_clear(cache *c)
 
 /* Drop clean entries no batch in flight needs, past the LRU bound. */
 void
-eproj_cache_evict(cache *c, uint64_t done_seq, size_t keep)
+scache_evict(cache *c, uint64_t done_seq, size_t keep)
 {
 	size_t skipped = 0;
 	for (centry *x                                    = c->lru_tail, *prev;
@@ -141,12 +141,12 @@ eproj_cache_evict(cache *c, uint64_t done_seq, size_t keep)
 			skipped++;
 			continue;
 		}
-		eproj_cache_remove(c, x);
+		scache_remove(c, x);
 	}
 }
 
 int
-eproj_cmp_entries(const void *a, const void *b)
+scache_cmp_entries(const void *a, const void *b)
 {
 	const centry *x = *(centry *const *) a, *y = *(centry *const *) b;
 	size_t        n = x->key_len < y->key_len ? x->key_len : y->key_len;
