@@ -9,7 +9,9 @@
  *   load     grow the Account Details log to N events (no projection)
  *   catchup  load the projection on that log, time it to the head
  *   query    get_one round trips with C clients, get_all of every model
- *   c2rm     commit ack -> get_one shows it, at a steady rate or under load
+ *   c2rm     commit ack -> get_one shows it, at a steady rate or under load,
+ *            or beside a slow neighbour projection (--neighbour: then also
+ *            how long `pause` of that neighbour takes to be answered)
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -27,6 +29,9 @@
 #include "daemon.h"
 #include "mp.h"
 #include "workload.h"
+
+/* The slow neighbour's projection id (tests/plugins/slow_neighbour.c). */
+#define NEIGHBOUR_ID "5e1d0b0e-7c4a-4f2e-9b3d-1a2b3c4d5e6f"
 
 /* Options shared by the subcommands; each uses the ones it needs. */
 typedef struct opts {
@@ -50,6 +55,7 @@ typedef struct opts {
 	int         rm_batch;
 	int         index;
 	bool        get_all;
+	const char *neighbour; /* c2rm: a slow projection's plugin beside */
 } opts;
 
 /* What a worker leaves in its result file for the parent. */
@@ -669,6 +675,8 @@ cmd_c2rm(const opts *o, const char *self)
 	bench_rmrf(dir);
 	daemon_init(&d, o->sluiced, dir, o->sync != 0);
 	daemon_set_plugin(&d, o->plugin);
+	if (o->neighbour != NULL)
+		daemon_add_plugin(&d, o->neighbour, "neighbour.so");
 	daemon_start(&d);
 	sl_client *c = daemon_client(&d);
 
@@ -741,6 +749,16 @@ cmd_c2rm(const opts *o, const char *self)
 	bench_out("p50_us", (double) bench_lat_pct(&lat, 50) / 1e3);
 	bench_out("p99_us", (double) bench_lat_pct(&lat, 99) / 1e3);
 	bench_lat_free(&lat);
+	if (o->neighbour != NULL) {
+		/* the neighbour is behind by now (each probe costs it its
+		 * handler time): pause is taken between two of its events */
+		size_t   n;
+		uint64_t t0 = bench_now_ns();
+		if (sl_client_command(c, "pause", NEIGHBOUR_ID, WL_TENANT, &n)
+		    != SL_OK)
+			bench_die("pause: %s", sl_client_last_error(c));
+		bench_out("pause_ms", (double) (bench_now_ns() - t0) / 1e6);
+	}
 	if (nbg > 0) {
 		bench_workers_wait(&w);
 		worker_result sum = { 0 };
@@ -769,6 +787,7 @@ usage(void)
 	    "  --clients N --batch N --seconds S --events N --accounts N\n"
 	    "  --rate R --load-procs N --background N --get-all --perf FILE\n"
 	    "  --perf-stat FILE --rm-batch N (catchup: processing.batch)\n"
+	    "  --neighbour SO (c2rm: a slow projection in the same tenant)\n"
 	    "Prints \"key value\" lines. See bench/run.sh.\n");
 	exit(2);
 }
@@ -813,7 +832,8 @@ main(int argc, char **argv)
 		O_SEED,
 		O_BG,
 		O_PSTAT,
-		O_RMB
+		O_RMB,
+		O_NEIGHBOUR
 	};
 	static const struct option lo[] = {
 		{ "sluiced", required_argument, NULL, O_SLUICED },
@@ -836,6 +856,7 @@ main(int argc, char **argv)
 		{ "background", required_argument, NULL, O_BG },
 		{ "perf-stat", required_argument, NULL, O_PSTAT },
 		{ "rm-batch", required_argument, NULL, O_RMB },
+		{ "neighbour", required_argument, NULL, O_NEIGHBOUR },
 		{ NULL, 0, NULL, 0 },
 	};
 	optind = first;
@@ -901,6 +922,9 @@ main(int argc, char **argv)
 			break;
 		case O_RMB:
 			o.rm_batch = atoi(optarg);
+			break;
+		case O_NEIGHBOUR:
+			o.neighbour = optarg;
 			break;
 		default:
 			usage();

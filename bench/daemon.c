@@ -114,8 +114,15 @@ daemon_set_plugin(bench_daemon *d, const char *so_path)
 	char dst[1200];
 	snprintf(dst, sizeof(dst), "%s/account_details.so", d->plugin_dir);
 	unlink(dst);
-	if (so_path == NULL)
-		return;
+	if (so_path != NULL)
+		daemon_add_plugin(d, so_path, "account_details.so");
+}
+
+void
+daemon_add_plugin(bench_daemon *d, const char *so_path, const char *name)
+{
+	char dst[1200];
+	snprintf(dst, sizeof(dst), "%s/%s", d->plugin_dir, name);
 	FILE *in = fopen(so_path, "rb"), *out = fopen(dst, "wb");
 	if (in == NULL || out == NULL)
 		bench_die("copy %s: %s", so_path, strerror(errno));

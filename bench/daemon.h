@@ -40,6 +40,8 @@ void daemon_start(bench_daemon *d);
 void daemon_stop(bench_daemon *d);
 /** Copy a plugin .so into the plugin dir (or remove them all if NULL). */
 void daemon_set_plugin(bench_daemon *d, const char *so_path);
+/** Copy a plugin .so into the plugin dir as name (beside the others). */
+void daemon_add_plugin(bench_daemon *d, const char *so_path, const char *name);
 
 /** Open a client on the daemon (dies on failure). */
 sl_client *daemon_client(bench_daemon *d);

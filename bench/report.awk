@@ -271,7 +271,23 @@ END {
 	    cell("c2rm.sat.p50_us"), cell("c2rm.sat.p99_us"),
 	    times(med("c2rm.sat.p50_us"), rtt), num(med("c2rm.sat.probe_rate")),
 	    num(med("c2rm.sat.polls_per_probe")), cell("c2rm.sat.load_eps")
+	if (has("c2rm.neighbour.p99_us"))
+		printf "| steady, beside a 20 ms/event neighbour projection | %s | %s | %s | %s | %s | — |\n",
+		    cell("c2rm.neighbour.p50_us"), cell("c2rm.neighbour.p99_us"),
+		    times(med("c2rm.neighbour.p50_us"), rtt),
+		    num(med("c2rm.neighbour.probe_rate")),
+		    num(med("c2rm.neighbour.polls_per_probe"))
 	print ""
+	if (has("c2rm.neighbour.p99_us")) {
+		print "Isolation: beside a neighbour projection of the same tenant " \
+		    "that takes 20 ms per event (`slow_neighbour`, selecting the " \
+		    "probes' `DebitPerformed`), account_details' p99 is " \
+		    times(med("c2rm.neighbour.p99_us"), med("c2rm.steady.p99_us")) \
+		    " its p99 alone (target: at most 2×), and `pause` of the busy " \
+		    "neighbour is answered in " cell("c2rm.neighbour.pause_ms") \
+		    " ms (target: under 100 ms)."
+		print ""
+	}
 
 	# ---- queries ----
 	print "## Queries"

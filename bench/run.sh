@@ -97,8 +97,8 @@ else
 		-DCMAKE_C_FLAGS=-fno-omit-frame-pointer >/dev/null
 	cmake --build "$build" -j "$(nproc)" --target sluiced account_details \
 		bench_sluice bench_lmdb bench_nng bench_sqlite bench_live \
-		bench_remote remote_account_details bench_emit bench_emitter bench_lanes \
-		>/dev/null
+		bench_remote remote_account_details bench_emit bench_emitter \
+		bench_slow_neighbour bench_lanes >/dev/null
 fi
 BS=$build/bench/bench_sluice
 BL=$build/bench/bench_lmdb
@@ -112,8 +112,9 @@ REMOTE_CLIENT=$build/remote_account_details
 BE=$build/bench/bench_emit
 BLN=$build/bench/bench_lanes
 EMITTER=$build/bench/plugins/bench_emitter.so
+NEIGHBOUR=$build/bench/plugins/bench_slow_neighbour.so
 for f in "$BS" "$BL" "$BN" "$BQ" "$BF" "$BR" "$SLUICED" "$PLUGIN" \
-	"$REMOTE_CLIENT" "$BE" "$BLN" "$EMITTER"; do
+	"$REMOTE_CLIENT" "$BE" "$BLN" "$EMITTER" "$NEIGHBOUR"; do
 	[ -e "$f" ] || { echo "run.sh: $f is missing (build first)" >&2; exit 1; }
 done
 
@@ -255,12 +256,15 @@ done
 
 # ---- commit to read model (sync false) ----
 for r in $(seq "$RUNS"); do
-	say "run $r/$RUNS: commit to read model, 1,000 events/s and saturated"
+	say "run $r/$RUNS: commit to read model, 1,000 events/s, saturated, beside a slow neighbour"
 	run c2rm.steady "$BS" c2rm --sluiced "$SLUICED" --dir "$WORK" \
 		--plugin "$PLUGIN" --sync 0 --rate 1000 --seconds $T_C2RM
 	run c2rm.sat "$BS" c2rm --sluiced "$SLUICED" --dir "$WORK" \
 		--plugin "$PLUGIN" --sync 0 --rate 1000 --background 4 \
 		--seconds $T_C2RM
+	run c2rm.neighbour "$BS" c2rm --sluiced "$SLUICED" --dir "$WORK" \
+		--plugin "$PLUGIN" --sync 0 --rate 1000 --seconds $T_C2RM \
+		--neighbour "$NEIGHBOUR"
 done
 
 # ---- live feed: subscribers following the log while appenders commit ----

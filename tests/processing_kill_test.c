@@ -59,6 +59,19 @@ cleanup(void)
 
 #define FAIL(...) DT_FAIL_LOG(daemon_log, __VA_ARGS__)
 
+/*
+ * A mismatch found by a comparison that may have read across a switch-over:
+ * with soft not NULL it is kept there (the first one) for the caller to
+ * judge, else it fails the test.
+ */
+#define MISMATCH(soft, soft_len, ...)                                        \
+	do {                                                                 \
+		if ((soft) == NULL)                                          \
+			FAIL(__VA_ARGS__);                                   \
+		if ((soft)[0] == '\0')                                       \
+			snprintf((soft), (soft_len), __VA_ARGS__);           \
+	} while (0)
+
 static int64_t
 wall_ms(void)
 {
@@ -480,7 +493,7 @@ read_log_and_recompute(void)
  * skipped), last_attempt = the attempt its last one succeeded on.
  */
 static void
-compare_counts(const char *when)
+compare_counts(const char *when, char *soft, size_t soft_len)
 {
 	for (int t = 0; t < N_TENANTS; t++) {
 		bool           seen[N_STREAMS] = { false };
@@ -497,16 +510,21 @@ compare_counts(const char *when)
 			int     s = parse_stream(m.items[k].key);
 			json_t *st
 			    = json_loads(m.items[k].state_json, 0, NULL);
-			if (s < 0 || seen[s] || want[t][s].n == 0)
-				FAIL("%s: %s: unexpected read model '%s'",
-				    when, tenants[t], m.items[k].key);
+			if (s < 0 || seen[s] || want[t][s].n == 0) {
+				MISMATCH(soft, soft_len,
+				    "%s: %s: unexpected read model '%s'", when,
+				    tenants[t], m.items[k].key);
+				json_decref(st);
+				continue;
+			}
 			seen[s] = true;
 			if (jint(st, "n") != want[t][s].n
 			    || jint(st, "last_attempt")
 			        != want[t][s].last_attempt
 			    || json_object_size(st) != 2)
-				FAIL("%s: %s/%s is %s, the log says "
-				     "{\"n\":%lld,\"last_attempt\":%lld}",
+				MISMATCH(soft, soft_len,
+				    "%s: %s/%s is %s, the log says "
+				    "{\"n\":%lld,\"last_attempt\":%lld}",
 				    when, tenants[t], m.items[k].key,
 				    m.items[k].state_json, want[t][s].n,
 				    want[t][s].last_attempt);
@@ -514,7 +532,8 @@ compare_counts(const char *when)
 		}
 		for (int s = 0; s < N_STREAMS; s++)
 			if (want[t][s].n > 0 && !seen[s])
-				FAIL("%s: %s: read model s-%02d missing", when,
+				MISMATCH(soft, soft_len,
+				    "%s: %s: read model s-%02d missing", when,
 				    tenants[t], s);
 		sl_read_models_free(&m);
 	}
@@ -590,21 +609,26 @@ read_stream(const char *when, int t, int s, uint64_t **out, size_t *n_out)
 /* Each partition of tenant t's stream of "flaky": exactly its stream's
  * Tick/Tock events, in log order (in every generation). */
 static void
-compare_partitions(const char *when, int t)
+compare_partitions(const char *when, int t, char *soft, size_t soft_len)
 {
 	for (int s = 0; s < N_STREAMS; s++) {
 		uint64_t *v;
 		size_t    n;
 		read_stream(when, t, s, &v, &n);
-		if (n != (size_t) want[t][s].n)
-			FAIL("%s: %s partition s-%02d has %zu entries, the "
-			     "log %lld",
+		if (n != (size_t) want[t][s].n) {
+			MISMATCH(soft, soft_len,
+			    "%s: %s partition s-%02d has %zu entries, the "
+			    "log %lld",
 			    when, tenants[t], s, n, want[t][s].n);
+			free(v);
+			continue;
+		}
 		for (size_t k = 0; k < n; k++)
 			if (v[k] != want[t][s].pos[k])
-				FAIL("%s: %s partition s-%02d entry %zu is "
-				     "position %" PRIu64 ", the log says "
-				     "%" PRIu64,
+				MISMATCH(soft, soft_len,
+				    "%s: %s partition s-%02d entry %zu is "
+				    "position %" PRIu64 ", the log says "
+				    "%" PRIu64,
 				    when, tenants[t], s, k, v[k],
 				    want[t][s].pos[k]);
 		free(v);
@@ -617,9 +641,11 @@ compare_partitions(const char *when, int t)
  *
  * A rebuild renumbers the whole stream (a failing unit's entries come
  * later than its log order), so a whole stream read in pages across a
- * switch-over may hold an entry twice: with msg not NULL, an entry twice
- * or out of order is not a failure but reported there (the first problem;
- * untouched if none) for the caller to judge.
+ * switch-over may hold an entry twice, and a new generation lacks its
+ * failing units' entries until they are retried: with msg not NULL, a
+ * count that differs, an entry twice or out of order is not a failure but
+ * reported there (the first problem; untouched if none) for the caller to
+ * judge.
  */
 static void
 compare_whole(const char *when, int t, char *msg, size_t msg_len)
@@ -629,7 +655,8 @@ compare_whole(const char *when, int t, char *msg, size_t msg_len)
 	char      bad[512] = "";
 	read_stream(when, t, -1, &v, &n);
 	if (n != want_total[t])
-		FAIL("%s: %s whole stream has %zu entries, the log %" PRIu64,
+		snprintf(bad, sizeof(bad),
+		    "%s: %s whole stream has %zu entries, the log %" PRIu64,
 		    when, tenants[t], n, want_total[t]);
 	/* in partition order: the k-th entry of a partition is its k-th */
 	size_t   next[N_STREAMS] = { 0 };
@@ -661,10 +688,10 @@ compare_whole(const char *when, int t, char *msg, size_t msg_len)
 static void
 compare_all(const char *when)
 {
-	compare_counts(when);
+	compare_counts(when, NULL, 0);
 	for (int t = 0; t < N_TENANTS; t++) {
 		compare_whole(when, t, NULL, 0);
-		compare_partitions(when, t);
+		compare_partitions(when, t, NULL, 0);
 	}
 }
 
@@ -964,7 +991,7 @@ wait_rebuilding(const char *what, double min_frac, int give_up_ms,
 			seen          = true;
 			out->first_ms = dt_now_ms() - t0;
 			if (check_counts) {
-				compare_counts("during the rebuild");
+				compare_counts("during the rebuild", NULL, 0);
 				continue; /* look again: still rebuilding? */
 			}
 		}
@@ -999,29 +1026,32 @@ all_rebuilding(void)
 /*
  * While every processor rebuilds (before and after), queries answer from
  * the old generation, which is caught up with the whole log (nothing is
- * committed meanwhile): compare everything, the whole streams first (only
- * they can differ between generations). @return whether they were read
+ * committed meanwhile): compare everything. @return whether they were read
  * from the old generation (false: a switch-over came first, or during the
- * reads; the rest is equal in both generations, so checked anyway).
+ * reads: a new generation differs where it renumbered the whole stream and
+ * where units still fail, so what was read is only reported then).
  */
 static bool
 check_old_generation(const char *what)
 {
-	char whole[512] = "";
+	char whole[512] = "", soft[512] = "";
 	if (!all_rebuilding())
 		return false;
 	for (int t = 0; t < N_TENANTS; t++)
 		compare_whole(what, t, whole, sizeof(whole));
-	bool still = all_rebuilding();
-	if (still && whole[0] != '\0')
-		FAIL("%s", whole);
-	if (whole[0] != '\0')
-		fprintf(stderr,
-		    "%s: a whole stream read across the switch-over: %s\n",
-		    what, whole);
-	compare_counts(what);
+	compare_counts(what, soft, sizeof(soft));
 	for (int t = 0; t < N_TENANTS; t++)
-		compare_partitions(what, t);
+		compare_partitions(what, t, soft, sizeof(soft));
+	bool still = all_rebuilding();
+	const char *bad = whole[0] != '\0' ? whole : soft;
+	if (still && bad[0] != '\0')
+		FAIL("%s", bad);
+	if (bad[0] != '\0')
+		fprintf(stderr,
+		    "%s: read across the switch-over (a new generation "
+		    "serves its failing units at their failing event until "
+		    "they are retried): %s\n",
+		    what, bad);
 	return still;
 }
 
@@ -1206,6 +1236,11 @@ main(void)
 
 	test_pid = getpid();
 	CHECK(access(SL_BUILD_DIR "/sluiced", X_OK) == 0);
+	/* 20 µs per plugin call: a rebuild of the 63,000 events lasts over a
+	 * second, so the second kill lands in the resumed rebuild (a batch
+	 * no longer waits on LMDB puts, and a rebuild no longer waits for its
+	 * failing units, so without it one could finish before it is seen) */
+	CHECK(setenv("FLAKY_DELAY_US", "20", 1) == 0);
 	write_config();
 	atexit(cleanup); /* after tu_tmpdir's: runs before the removal */
 	dt_install(SL_TEST_PLUGIN_DIR "/filter_flaky.so", NULL, plugin);

@@ -9,21 +9,47 @@
  *                          success on attempt N)
  *   "retry_after_ms": M    with fail_times: fail through fail_with(retry
  *                          true, M) instead of fail (host's growing delay)
- * "fatal" wins over "fail_times".
+ * "fatal" wins over "fail_times". FLAKY_DELAY_US in the daemon's
+ * environment makes every call busy for that long first (a rebuild that
+ * lasts long enough to be interrupted).
  */
 #ifndef SL_TEST_FLAKY_FAIL_H
 #define SL_TEST_FLAKY_FAIL_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include <sluice/plugin.h>
+
+static void
+flaky_delay(void)
+{
+	static long delay_us = -1;
+	if (delay_us < 0) {
+		const char *env = getenv("FLAKY_DELAY_US");
+		delay_us        = env != NULL ? atol(env) : 0;
+		if (delay_us < 0)
+			delay_us = 0;
+	}
+	if (delay_us == 0)
+		return;
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &b);
+	while ((b.tv_sec - a.tv_sec) * 1000000L
+	        + (b.tv_nsec - a.tv_nsec) / 1000L
+	    < delay_us);
+}
 
 /* Whether ev fails on this attempt; if so the failure is recorded in ctx. */
 static bool
 flaky_fails(const sl_event *ev, sl_context *ctx)
 {
 	const sl_host_api *host  = sl_host();
+	flaky_delay();
 	bool               fatal = false;
 	if (host->content_bool(ev, "fatal", &fatal) == SL_OK && fatal) {
 		sl_fail_with(ctx, false, 0, "fatal: %s at position %llu",
