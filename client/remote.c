@@ -26,6 +26,7 @@
 #include <sluice/remote.h>
 
 #include "client_internal.h"
+#include "event.h"
 #include "json.h"
 #include "mp.h"
 
@@ -126,16 +127,7 @@ logf_(sl_remote *r, int level, const char *fmt, ...)
 static bool
 is_uuid(const char *s)
 {
-	if (s == NULL || strlen(s) != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		char c = s[i];
-		bool h = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
-		    || (c >= 'A' && c <= 'F');
-		if ((i == 8 || i == 13 || i == 18 || i == 23) ? c != '-' : !h)
-			return false;
-	}
-	return true;
+	return s != NULL && ev_uuid_canon(s, strlen(s), NULL);
 }
 
 static char *

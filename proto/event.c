@@ -414,6 +414,17 @@ ev_uuid_parse(const char *text, size_t len, uint8_t id[16])
 	return SL_OK;
 }
 
+bool
+ev_uuid_canon(const char *text, size_t len, char out[37])
+{
+	uint8_t id[16];
+	char    canon[37];
+	if (ev_uuid_parse(text, len, id) != SL_OK)
+		return false;
+	ev_uuid_text(id, out != NULL ? out : canon);
+	return true;
+}
+
 int64_t
 ev_now_ns(void)
 {

@@ -109,6 +109,12 @@ int ev_parse_new(const msgpack_object *o, ev_new *out, char *err,
 void ev_uuid_generate(uint8_t id[16]);
 void ev_uuid_text(const uint8_t id[16], char out[37]);
 int ev_uuid_parse(const char *text, size_t len, uint8_t id[16]);
+/**
+ * Whether text (len bytes) is a UUID (8-4-4-4-12 hex digits, any case, as
+ * libuuid reads it); if so out gets its canonical lower-case form (out may
+ * be NULL).
+ */
+bool ev_uuid_canon(const char *text, size_t len, char out[37]);
 
 /** Current UTC time in ns since the epoch. */
 int64_t ev_now_ns(void);

@@ -16,6 +16,7 @@
 
 #include "emitter.h"
 #include "event.h"
+#include "guard.h"
 #include "mp.h"
 #include "sysproj.h"
 
@@ -244,13 +245,24 @@ api_pack_eproj(msgpack_packer *pk, eproj *e, uint64_t handle, uint64_t head)
 	eproj_get_status(e, &st);
 	const proj_def *d = st.def;
 	uint64_t        h = head > st.head ? head : st.head;
-	msgpack_pack_map(pk, 21);
+	/* a plugin call past limits.handler_timeout_ms (the daemon's run) */
+	uint64_t stuck_pos = 0;
+	int64_t  stuck_ms  = 0;
+	bool     stuck     = handle == 0
+	    && guard_stuck(GUARD_EMITTER, st.tenant, eproj_id(e), &stuck_pos,
+	        &stuck_ms);
+	char     why[300];
+	snprintf(why, sizeof(why), "handler stuck on event %" PRIu64
+	    " for %" PRId64 " ms", stuck_pos, stuck_ms);
+	msgpack_pack_map(pk, 21 + stuck);
 	api_kv_cstr(pk, "tenant", st.tenant);
 	api_kv_cstr(pk, "projection", eproj_id(e));
 	api_kv_cstr(pk, "name", d != NULL ? d->name : NULL);
 	api_kv_cstr(pk, "mode", api_mode_name(st.mode));
-	api_kv_cstr(pk, "status", st.status);
-	api_kv_cstr(pk, "status_reason", st.reason);
+	api_kv_cstr(pk, "status", stuck ? "stuck" : st.status);
+	api_kv_cstr(pk, "status_reason", stuck ? why : st.reason);
+	if (stuck)
+		mp_pack_kv_u64(pk, "stuck_position", stuck_pos);
 	mp_pack_kv_u64(pk, "position", st.position);
 	mp_pack_kv_u64(pk, "head", h);
 	api_kv_double(pk, "progress", api_progress(st.position, h));
@@ -376,11 +388,21 @@ api_status(request *r)
 		f       = st.def != NULL && def_is_filter(st.def);
 		char        why[300];
 		const char *status = api_proc_status(&st, why, sizeof(why));
+		/* a plugin call past limits.handler_timeout_ms */
+		uint64_t stuck_pos = 0;
+		int64_t  stuck_ms  = 0;
+		bool     stuck     = st.def != NULL
+		    && guard_stuck(GUARD_PROC, st.tenant, st.def->id, &stuck_pos,
+		        &stuck_ms);
+		if (stuck)
+			snprintf(why, sizeof(why),
+			    "handler stuck on event %" PRIu64 " for %" PRId64
+			    " ms", stuck_pos, stuck_ms);
 		cfg_mode    m      = CFG_MODE_CONTINUOUS;
 		if (st.def != NULL)
 			config_projection(
 			    rt->cfg, st.def->id, st.def->name, &m);
-		msgpack_pack_map(pk, 28 + f);
+		msgpack_pack_map(pk, 28 + f + stuck);
 		api_kv_cstr(pk, "tenant", st.tenant);
 		api_kv_cstr(pk, "projection", st.def ? st.def->id : NULL);
 		api_kv_cstr(pk, "name", st.def ? st.def->name : NULL);
@@ -388,7 +410,10 @@ api_status(request *r)
 		if (f)
 			api_kv_cstr(pk, "filter_kind",
 			    api_filter_kind_name(st.def->filter_kind));
-		api_kv_cstr(pk, "state", proc_state_name(st.state));
+		api_kv_cstr(pk, "state",
+		    stuck ? "stuck" : proc_state_name(st.state));
+		if (stuck)
+			mp_pack_kv_u64(pk, "stuck_position", stuck_pos);
 		mp_pack_kv_u64(pk, "position", st.position);
 		mp_pack_kv_u64(pk, "events_handled", st.events_handled);
 		mp_pack_kv_u64(pk, "attempts", st.attempts);

@@ -4,6 +4,7 @@
  * the path defaults that hang off data_dir are filled in after parsing.
  */
 #include "config.h"
+#include "event.h"
 #include "log.h"
 
 #include <sluice/errors.h>
@@ -84,6 +85,8 @@ enum {
 	S_SLOWWORKERS,
 	S_APIQUEUE,
 	S_QUERYMS,
+	S_HANDLERMS,
+	S_SHUTDOWNMS,
 	S_BATCH,
 	S_HOTRELOAD,
 	S_QUIETMS,
@@ -151,6 +154,10 @@ static const cfg_key limit_keys[] = {
 	{ "api_slow_workers", K_INT, S_SLOWWORKERS, 1, 64, 4, NULL },
 	{ "api_queue", K_INT, S_APIQUEUE, 1, 4096, 64, NULL },
 	{ "query_timeout_ms", K_INT, S_QUERYMS, 100, 3600000, 10000, NULL },
+	{ "handler_timeout_ms", K_INT, S_HANDLERMS, 10, 86400000, 30000,
+	    NULL },
+	{ "shutdown_timeout_ms", K_INT, S_SHUTDOWNMS, 100, 600000, 10000,
+	    NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -830,18 +837,6 @@ is_sys_id(const char *s)
 	    && s[sizeof(zero)] == '\0';
 }
 
-/* UUID text (8-4-4-4-12 hex digits, any case). */
-static bool
-is_uuid(const char *s)
-{
-	for (int i = 0; i < 36; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-		if (dash ? s[i] != '-' : !isxdigit((unsigned char) s[i]))
-			return false;
-	}
-	return s[36] == '\0';
-}
-
 /* One `projections:` entry; ps: the slots of the entries before it. */
 static int
 parse_projection(cfgp *p, yaml_node_t *n, size_t i, sl_config *cfg, slot *ps)
@@ -862,7 +857,7 @@ parse_projection(cfgp *p, yaml_node_t *n, size_t i, sl_config *cfg, slot *ps)
 	if ((cp->name = strdup(text(nn))) == NULL)
 		return nomem(p);
 	cfg->n_projections = i + 1;
-	if (is_uuid(cp->name)) /* ids are matched as canonical lower case */
+	if (ev_uuid_canon(cp->name, strlen(cp->name), NULL)) /* ids are matched as canonical lower case */
 		for (char *c = cp->name; *c != '\0'; c++)
 			*c = (char) tolower((unsigned char) *c);
 	cp->mode = (cfg_mode) s[P_MODE].num;
@@ -958,6 +953,8 @@ parse_root(cfgp *p, sl_config *cfg)
 	cfg->api_slow_workers         = (uint32_t) s[S_SLOWWORKERS].num;
 	cfg->api_queue                = (uint32_t) s[S_APIQUEUE].num;
 	cfg->query_timeout_ms         = (uint32_t) s[S_QUERYMS].num;
+	cfg->handler_timeout_ms       = (uint32_t) s[S_HANDLERMS].num;
+	cfg->shutdown_timeout_ms      = (uint32_t) s[S_SHUTDOWNMS].num;
 	cfg->checkpoint_batch         = (uint32_t) s[S_BATCH].num;
 	cfg->hot_reload               = s[S_HOTRELOAD].num != 0;
 	cfg->hot_reload_quiet_ms      = (uint32_t) s[S_QUIETMS].num;

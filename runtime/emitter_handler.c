@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "guard.h"
 #include "log.h"
 
 /* Clean states kept in memory (continuous runs) beyond the pinned ones. */
@@ -381,8 +382,10 @@ take_command(eproj *e, hstate *h)
 	switch (cmd) {
 	case PROC_CMD_RESET:
 		h->need_reset = true;
+		guard_clear_emitter(e->tenant, e->id); /* a crash's mark */
 		break;
 	case PROC_CMD_RETRY:
+		guard_clear_emitter(e->tenant, e->id);
 		if (e->faulted) {
 			h->fault_retry = true;
 			h->next_try    = 0;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guard.h"
 #include "host.h"
 #include "mp.h"
 #include "sysproj.h"
@@ -460,7 +461,21 @@ run_event(run *r, const ev_view *v, uint32_t attempt, const char *last_reason,
 	r->cur             = v;
 	struct sl_event ev = { .v = v, .partition = v->stream };
 	host_scratch_reset();
+	/* the event this projection crashed on in the last run waits for
+	 * an operator (guard.h) */
+	if (r->kind == RUN_CONTINUOUS
+	    && guard_emitter_crashed(
+	        r->tenant, r->def->id, v->position, f->why, sizeof(f->why))) {
+		r->cur = NULL;
+		state_free(&st);
+		f->no_retry = true;
+		return H_FAILED;
+	}
+	guard_enter(r->kind == RUN_CONTINUOUS ? GUARD_EMITTER : GUARD_QUERY,
+	    r->tenant, r->def->id, r->def->id, 0, key, strlen(key),
+	    v->position);
 	sl_outcome out = r->def->p->on(r->def->p->user, &ev, key, &st, &ctx);
+	guard_leave();
 	r->cur         = NULL;
 	if (out != SL_REPLACE && out != SL_DELETE && !ctx.failed)
 		(void) fail_with(f, false,

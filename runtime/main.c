@@ -19,8 +19,10 @@
 
 #include "config.h"
 #include "fsutil.h"
+#include "guard.h"
 #include "log.h"
 #include "runtime.h"
+#include "supervise.h"
 
 #ifndef SLUICE_VERSION
 #define SLUICE_VERSION "0.1.0"
@@ -30,11 +32,15 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: sluiced [-c|--config FILE] [--check-config] [--version] "
-	    "[-h|--help]\n"
+	    "usage: sluiced [-c|--config FILE] [--check-config] [--supervise] "
+	    "[--version] [-h|--help]\n"
 	    "  -c, --config FILE  configuration (default ./resources.yaml)\n"
 	    "      --check-config load and check the configuration, then "
 	    "exit\n"
+	    "      --supervise    run the daemon as a child and start it "
+	    "again when\n"
+	    "                     it dies of a signal (SIGTERM/SIGINT are "
+	    "passed on)\n"
 	    "      --version      print the version and exit\n"
 	    "  -h, --help         this help\n");
 }
@@ -90,12 +96,13 @@ int
 main(int argc, char **argv)
 {
 	const char *file  = "resources.yaml";
-	bool        check = false;
-	enum { OPT_CHECK = 256, OPT_VERSION };
+	bool        check = false, supervised = false;
+	enum { OPT_CHECK = 256, OPT_VERSION, OPT_SUPERVISE };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "supervise", no_argument, NULL, OPT_SUPERVISE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -107,6 +114,9 @@ main(int argc, char **argv)
 			break;
 		case OPT_CHECK:
 			check = true;
+			break;
+		case OPT_SUPERVISE:
+			supervised = true;
 			break;
 		case OPT_VERSION:
 			printf("sluiced %s\n", SLUICE_VERSION);
@@ -124,6 +134,13 @@ main(int argc, char **argv)
 		    argv[optind]);
 		usage(stderr);
 		return 2;
+	}
+
+	/* before any thread: the supervisor forks the daemon */
+	if (supervised && !check) {
+		int code = supervise();
+		if (code >= 0)
+			return code;
 	}
 
 	sl_config *cfg;
@@ -175,6 +192,7 @@ main(int argc, char **argv)
 	while (sigwait(&stop_set, &sig) != 0)
 		;
 	log_info("main", "%s received, stopping", strsignal(sig));
+	guard_stop_within(cfg->shutdown_timeout_ms);
 	runtime_stop(rt);
 	log_info("main", "stopped");
 	close(lock_fd);

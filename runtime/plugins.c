@@ -37,6 +37,7 @@
 #include <msgpack.h>
 
 #include "elfcheck.h"
+#include "event.h"
 #include "fnv.h"
 #include "fsutil.h"
 #include "host.h"
@@ -140,26 +141,6 @@ grow(void **arr, size_t *cap, size_t n, size_t elem)
 	*arr = p;
 	*cap = ncap;
 	return SL_OK;
-}
-
-/* Canonical lower-case form of a UUID text (8-4-4-4-12 hex). */
-static bool
-uuid_canon(const char *s, char out[37])
-{
-	if (s == NULL || strlen(s) != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		unsigned char c = (unsigned char) s[i];
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (c != '-')
-				return false;
-		} else if (!isxdigit(c)) {
-			return false;
-		}
-		out[i] = (char) tolower(c);
-	}
-	out[36] = '\0';
-	return true;
 }
 
 /* mkdir -p; the cache must be a directory. 0, or -1 with errno. */
@@ -863,14 +844,14 @@ check_ident(proj_def *d, const char *what, size_t i, const char *id,
     const char *scope, const char *name, const char *pname, char *label,
     size_t label_len, refusal *rf)
 {
-	if (!uuid_canon(id, d->id))
+	if (id == NULL || !ev_uuid_canon(id, strlen(id), d->id))
 		return refuse(rf, SL_EPLUGIN,
 		    "%s %s in plugin '%s': id '%s' is not a UUID", what, label,
 		    pname, id != NULL ? id : "(null)");
 	proj_label(label, label_len, i, d->id, NULL);
 	if (scope == NULL) {
 		memcpy(d->scope, zero_uuid, sizeof(zero_uuid));
-	} else if (!uuid_canon(scope, d->scope)) {
+	} else if (!ev_uuid_canon(scope, strlen(scope), d->scope)) {
 		return refuse(rf, SL_EPLUGIN,
 		    "%s %s in plugin '%s': scope '%s' is not a UUID", what,
 		    label, pname, scope);

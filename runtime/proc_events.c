@@ -15,6 +15,7 @@
 
 #include <sluice/errors.h>
 
+#include "guard.h"
 #include "log.h"
 #include "proc_internal.h"
 
@@ -29,7 +30,11 @@ proc_handler_call(processor *p, const sl_event *ev, const char *key,
     sl_state *state, sl_context *ctx)
 {
 	host_scratch_reset();
-	return p->def->p->on(p->def->p->user, ev, key, state, ctx);
+	guard_enter(GUARD_PROC, p->tenant, p->proj_id, p->name, p->gen, key,
+	    strlen(key), ev->v->position);
+	sl_outcome out = p->def->p->on(p->def->p->user, ev, key, state, ctx);
+	guard_leave();
+	return out;
 }
 
 sl_verdict
@@ -37,7 +42,12 @@ proc_filter_call(processor *p, const sl_event *ev, const char **partition,
     sl_context *ctx)
 {
 	host_scratch_reset();
-	return p->def->f->filter(p->def->f->user, ev, partition, ctx);
+	const char *unit = p->partitioned ? ev->v->stream : "";
+	guard_enter(GUARD_PROC, p->tenant, p->proj_id, p->name, p->gen, unit,
+	    strlen(unit), ev->v->position);
+	sl_verdict v = p->def->f->filter(p->def->f->user, ev, partition, ctx);
+	guard_leave();
+	return v;
 }
 
 /* Record a failure of the event's unit: a reason and the retry decision. */
@@ -68,17 +78,22 @@ proc_set_unit(batch_ctx *b, const char *prefix, const char *s)
 	b->uf.unit[b->uf.ulen] = '\0';
 }
 
-/* Whether the event of unit b->uf is to be handled in this batch. */
+/* Whether the event at position of unit b->uf is to be handled in this
+ * batch. A failing unit's events from its failing one on wait; those
+ * before it are handled (a crash marks a unit at an event of a batch that
+ * was not committed). */
 bool
-proc_unit_selected(batch_ctx *b)
+proc_unit_selected(batch_ctx *b, uint64_t position)
 {
 	processor *p = b->p;
 	if (b->retrying)
 		return b->uf.ulen == b->ru.ulen
 		    && memcmp(b->uf.unit, b->ru.unit, b->ru.ulen) == 0;
 	/* a partitioned processor's failing units wait for their retry */
-	return !p->partitioned
-	    || failset_find(&p->fails, b->uf.unit, b->uf.ulen) == NULL;
+	if (!p->partitioned)
+		return true;
+	const fail_unit *u = failset_find(&p->fails, b->uf.unit, b->uf.ulen);
+	return u == NULL || position < u->pos;
 }
 
 /* The retry state of the event at position: only the failing one has it. */
@@ -218,13 +233,13 @@ proc_project_unit(batch_ctx *b, const ev_view *ev, char *key)
 		/* No key: the event waits in a unit of its stream. Only a
 		 * new definition (which rebuilds) can find its key. */
 		proc_set_unit(b, "\x01", ev->stream);
-		if (!proc_unit_selected(b))
+		if (!proc_unit_selected(b, ev->position))
 			return PROC_SKIP;
 		sl_context nr = { .no_retry = true };
 		return proc_unit_fail(b, &nr, "%s", key);
 	}
 	proc_set_unit(b, "", key);
-	return proc_unit_selected(b) ? SL_OK : PROC_SKIP;
+	return proc_unit_selected(b, ev->position) ? SL_OK : PROC_SKIP;
 }
 
 int
@@ -234,7 +249,7 @@ proc_filter_unit(batch_ctx *b, const ev_view *ev)
 	if (p->public_only && !ev->is_public)
 		return PROC_SKIP;
 	proc_set_unit(b, "", p->partitioned ? ev->stream : "");
-	return proc_unit_selected(b) ? SL_OK : PROC_SKIP;
+	return proc_unit_selected(b, ev->position) ? SL_OK : PROC_SKIP;
 }
 
 /* A projection's event: the key's state through the handler. */

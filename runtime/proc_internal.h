@@ -155,7 +155,7 @@ int  proc_record_failure(batch_ctx *b, uint64_t position);
 int  proc_unit_fail(batch_ctx *b, const sl_context *ctx, const char *fmt, ...)
      __attribute__((format(printf, 3, 4)));
 void proc_set_unit(batch_ctx *b, const char *prefix, const char *s);
-bool proc_unit_selected(batch_ctx *b);
+bool proc_unit_selected(batch_ctx *b, uint64_t position);
 void proc_retry_state(batch_ctx *b, uint64_t position, sl_context *ctx);
 int  proc_storage_failed(
      batch_ctx *b, int mrc, const char *what, const char *key);

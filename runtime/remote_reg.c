@@ -51,26 +51,6 @@ fail_msg(char *err, size_t errlen, int code, const char *fmt, ...)
 	return code;
 }
 
-/* Canonical lower-case form of a UUID text (8-4-4-4-12 hex). */
-static bool
-uuid_canon(const char *s, size_t len, char out[37])
-{
-	if (s == NULL || len != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		unsigned char c = (unsigned char) s[i];
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (c != '-')
-				return false;
-		} else if (!isxdigit(c)) {
-			return false;
-		}
-		out[i] = (char) tolower(c);
-	}
-	out[36] = '\0';
-	return true;
-}
-
 static char *
 strndup_obj(const msgpack_object *o)
 {
@@ -292,7 +272,7 @@ remote_spec_parse(
 	if ((rc = str_field(req, "id", "id", true, SIZE_MAX, &o, err, errlen))
 	    != SL_OK)
 		goto fail;
-	if (!uuid_canon(o->via.str.ptr, o->via.str.size, s->id)) {
+	if (!ev_uuid_canon(o->via.str.ptr, o->via.str.size, s->id)) {
 		rc = fail_msg(err, errlen, SL_EINVAL,
 		    "field 'id': '%.*s' is not a UUID", (int) o->via.str.size,
 		    o->via.str.ptr);
@@ -304,7 +284,7 @@ remote_spec_parse(
 		goto fail;
 	if (o == NULL) {
 		memcpy(s->scope, zero_uuid, sizeof(zero_uuid));
-	} else if (!uuid_canon(o->via.str.ptr, o->via.str.size, s->scope)) {
+	} else if (!ev_uuid_canon(o->via.str.ptr, o->via.str.size, s->scope)) {
 		rc = fail_msg(err, errlen, SL_EINVAL,
 		    "field 'scope': '%.*s' is not a UUID", SHOWN(o),
 		    o->via.str.ptr);

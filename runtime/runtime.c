@@ -19,6 +19,7 @@
 #include "event.h"
 #include "fsutil.h"
 #include "filterfeed.h"
+#include "guard.h"
 #include "log.h"
 #include "publisher.h"
 #include "reload.h"
@@ -134,6 +135,8 @@ runtime_start(sl_config *cfg, runtime **out)
 		rt->tenants[i].cfg = t;
 		rt->n_tenants++;
 	}
+	/* what a crashed run left, marked before any processor starts */
+	(void) guard_open(cfg->data_dir, cfg->handler_timeout_ms, tenant_rm, rt);
 
 	char cache[4096];
 	if (snprintf(cache, sizeof(cache), "%s/plugin-cache", cfg->data_dir)

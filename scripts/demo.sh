@@ -15,7 +15,9 @@ T=demo
 P=account_details
 
 mkdir -p data
-./build/sluiced -c resources.yaml 2>data/sluiced.log &
+# --supervise: a plugin that crashes the daemon costs its key, not the demo
+# (the daemon starts again and marks that key failing).
+./build/sluiced --supervise -c resources.yaml 2>data/sluiced.log &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true' EXIT INT TERM
 

@@ -65,6 +65,8 @@ check_minimal(sl_config *cfg, const char *file, const char *dir)
 	CHECK_EQ(cfg->api_slow_workers, 4);
 	CHECK_EQ(cfg->api_queue, 64);
 	CHECK_EQ(cfg->query_timeout_ms, 10000);
+	CHECK_EQ(cfg->handler_timeout_ms, 30000);
+	CHECK_EQ(cfg->shutdown_timeout_ms, 10000);
 	CHECK_EQ(cfg->checkpoint_batch, 1000);
 	CHECK_EQ(cfg->log_level, SL_LOG_INFO);
 	CHECK(cfg->hot_reload);
@@ -141,6 +143,8 @@ static const char full_yaml[] = "# every key set\n"
                                 "  api_slow_workers: 2\n"
                                 "  api_queue: 4096\n"
                                 "  query_timeout_ms: 60000\n"
+                                "  handler_timeout_ms: 300\n"
+                                "  shutdown_timeout_ms: 2000\n"
                                 "processing:\n"
                                 "  batch: 250\n";
 
@@ -183,6 +187,8 @@ test_full(void)
 	CHECK_EQ(cfg->api_slow_workers, 2);
 	CHECK_EQ(cfg->api_queue, 4096);
 	CHECK_EQ(cfg->query_timeout_ms, 60000);
+	CHECK_EQ(cfg->handler_timeout_ms, 300);
+	CHECK_EQ(cfg->shutdown_timeout_ms, 2000);
 	CHECK_EQ(cfg->checkpoint_batch, 250);
 	config_free(cfg);
 	free(data);

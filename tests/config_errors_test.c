@@ -97,6 +97,15 @@ test_bad_values(void)
 	ct_expect_err("tenants:\n  - id: demo\nlimits:\n  query_timeout_ms: 5\n",
 	    "4:21",
 	    "key 'limits.query_timeout_ms': 5 is out of range 100..3600000");
+	ct_expect_err(
+	    "tenants:\n  - id: demo\nlimits:\n  handler_timeout_ms: 5\n",
+	    "4:23",
+	    "key 'limits.handler_timeout_ms': 5 is out of range 10..86400000");
+	ct_expect_err("tenants:\n  - id: demo\nlimits:\n"
+	              "  shutdown_timeout_ms: 600001\n",
+	    "4:24",
+	    "key 'limits.shutdown_timeout_ms': 600001 is out of range "
+	    "100..600000");
 	ct_expect_err("tenants:\n  - id: demo\nprocessing:\n  batch: -5\n",
 	    "4:10", "key 'processing.batch': -5 is out of range 1..1000000");
 	ct_expect_err("tenants:\n  - id: demo\nlimits:\n"
