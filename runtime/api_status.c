@@ -236,6 +236,29 @@ api_def_emitting(runtime *rt, const proj_def *d)
 	return e;
 }
 
+/*
+ * An emitting run's status (EventStoreDB's words) in the processors'
+ * vocabulary (proc_state_name): running at the head is live, behind (or
+ * waiting for writes or its handler) catching_up; stopped or stopping by
+ * a command paused; stopped as unloaded stopped; faulted failed (it waits
+ * for `retry` or `reset`).
+ */
+static const char *
+api_eproj_state(const eproj_status *st, uint64_t head)
+{
+	if (st->status == NULL)
+		return proc_state_name(PROC_STARTING);
+	if (strcmp(st->status, "faulted") == 0)
+		return proc_state_name(PROC_FAILED);
+	if (strcmp(st->status, "stopped") == 0 && st->def == NULL)
+		return proc_state_name(PROC_STOPPED);
+	if (strcmp(st->status, "stopped") == 0
+	    || strcmp(st->status, "stopping") == 0)
+		return proc_state_name(PROC_PAUSED);
+	return proc_state_name(
+	    st->position >= head ? PROC_LIVE : PROC_CATCHING_UP);
+}
+
 /* One emitting run (of the daemon, or a transient run: handle != 0). */
 static void
 api_pack_eproj(msgpack_packer *pk, eproj *e, uint64_t handle, uint64_t head)
@@ -254,10 +277,19 @@ api_pack_eproj(msgpack_packer *pk, eproj *e, uint64_t handle, uint64_t head)
 	char     why[300];
 	snprintf(why, sizeof(why), "handler stuck on event %" PRIu64
 	    " for %" PRId64 " ms", stuck_pos, stuck_ms);
-	msgpack_pack_map(pk, 21 + stuck);
+	msgpack_pack_map(pk, 24 + stuck);
 	api_kv_cstr(pk, "tenant", st.tenant);
 	api_kv_cstr(pk, "projection", eproj_id(e));
 	api_kv_cstr(pk, "name", d != NULL ? d->name : NULL);
+	/* the processors' words too, so one vocabulary reads every entry */
+	api_kv_cstr(pk, "kind", "projection");
+	api_kv_cstr(pk, "state",
+	    stuck ? "stuck" : api_eproj_state(&st, h));
+	mp_pack_kv_bool(pk, "paused",
+	    st.status != NULL
+	        && (strcmp(st.status, "stopped") == 0
+	            || strcmp(st.status, "stopping") == 0)
+	        && d != NULL);
 	api_kv_cstr(pk, "mode", api_mode_name(st.mode));
 	api_kv_cstr(pk, "status", stuck ? "stuck" : st.status);
 	api_kv_cstr(pk, "status_reason", stuck ? why : st.reason);

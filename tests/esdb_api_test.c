@@ -772,6 +772,10 @@ check_start_stop(nng_socket s)
 	CHECK(e != NULL);
 	CHECK_STREQ(jstr(e, "status"), "stopped");
 	CHECK(json_is_true(json_object_get(e, "stopped")));
+	/* the processors' vocabulary too */
+	CHECK_STREQ(jstr(e, "state"), "paused");
+	CHECK(json_is_true(json_object_get(e, "paused")));
+	CHECK_STREQ(jstr(e, "kind"), "projection");
 	json_decref(st);
 
 	commit(s, "zed-1", "Zed", "{}", NULL);
@@ -790,6 +794,13 @@ check_start_stop(nng_socket s)
 	wait_caught_up(s);
 	st = status(s);
 	CHECK_STREQ(jstr(eproj_of(st, "$by_event_type"), "status"), "running");
+	CHECK(!json_is_true(json_object_get(eproj_of(st, "$by_event_type"),
+	    "paused")));
+	CHECK(strcmp(jstr(eproj_of(st, "$by_event_type"), "state"), "live")
+	        == 0
+	    || strcmp(jstr(eproj_of(st, "$by_event_type"), "state"),
+	           "catching_up")
+	        == 0);
 	json_decref(st);
 	const want_link zed[] = { { "zed-1", 0, "Zed" } };
 	check_links(s, "$et-Zed", zed, 1);
