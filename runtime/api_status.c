@@ -22,6 +22,36 @@
 
 /* ---- status ---- */
 
+/* One lane of the API server, as status's "api" shows it. */
+static void
+api_pack_lane(msgpack_packer *pk, const char *name, const lane_stats *ls)
+{
+	mp_pack_cstr(pk, name);
+	msgpack_pack_map(pk, 6);
+	mp_pack_kv_u64(pk, "workers", ls->workers);
+	mp_pack_kv_u64(pk, "busy", ls->busy);
+	mp_pack_kv_u64(pk, "queued", ls->queued);
+	mp_pack_kv_u64(pk, "queue_limit", ls->capacity);
+	mp_pack_kv_u64(pk, "done", ls->done);
+	mp_pack_kv_u64(pk, "refused", ls->refused);
+}
+
+/* The API server's lanes: "api": {contexts, in_flight, fast, slow}. */
+static void
+api_pack_server(msgpack_packer *pk, server *srv)
+{
+	server_stats st;
+	memset(&st, 0, sizeof(st));
+	if (srv != NULL)
+		server_stats_get(srv, &st);
+	mp_pack_cstr(pk, "api");
+	msgpack_pack_map(pk, 4);
+	mp_pack_kv_u64(pk, "contexts", st.contexts);
+	mp_pack_kv_u64(pk, "in_flight", st.in_flight);
+	api_pack_lane(pk, "fast", &st.lanes[SERVER_LANE_FAST]);
+	api_pack_lane(pk, "slow", &st.lanes[SERVER_LANE_SLOW]);
+}
+
 /* Failing units listed per processor (failing_count has them all). */
 #define API_STATUS_MAX_FAILING 100
 
@@ -307,13 +337,14 @@ api_status(request *r)
 		return;
 	}
 	uint64_t head = store_next_position(rt->store);
-	mp_reply_ok(pk, 10);
+	mp_reply_ok(pk, 11);
 	mp_pack_kv_u64(pk, "head", head);
 	api_kv_cstr(
 	    pk, "run_projections", api_run_name(rt->cfg->run_projections));
 	mp_pack_kv_u64(pk, "uptime_ms", up > 0 ? (uint64_t) up / 1000000 : 0);
 	/* Where subscribers dial the live feed (docs/protocol.md). */
 	api_kv_cstr(pk, "pub", rt->cfg->pub_url);
+	api_pack_server(pk, rt->srv);
 
 	mp_pack_cstr(pk, "tenants");
 	msgpack_pack_array(pk, rt->n_tenants);
