@@ -445,6 +445,33 @@ END {
 	}
 	print ""
 
+	# ---- the API's lanes (issue 14) ----
+	print "## The API's lanes (issue 14)"
+	print ""
+	print "One client times `status`, `get_one` (account_details, one key) " \
+	    "and a 1-event commit in turn (`sync: false`, default limits: 16 " \
+	    "fast workers, 4 slow ones at nice +10, 64 slow requests may " \
+	    "wait), first with nothing else running (idle), then while " \
+	    num(med("lanes.queriers")) " client threads each send one-time " \
+	    "queries of account_details (one key; each scans the whole log of " \
+	    num(med("lanes.events")) " Account Details events) one after " \
+	    "another, keeping the slow lane full (loaded: " \
+	    num(med("lanes.loaded.queries_per_s")) " queries/s, " \
+	    num(med("lanes.loaded.busy")) " `EBUSY`). × idle: loaded p99 over " \
+	    "idle p99 in the same run."
+	print ""
+	print "| op | idle p50 µs | idle p99 µs | loaded p50 µs | loaded p99 µs | loaded p99 × idle p99 |"
+	print "|---|---|---|---|---|---|"
+	split("status get_one commit", lop, " ")
+	for (i = 1; i <= 3; i++)
+		printf "| %s | %s | %s | %s | %s | %s |\n", lop[i],
+		    cell("lanes.idle." lop[i] ".p50_us"),
+		    cell("lanes.idle." lop[i] ".p99_us"),
+		    cell("lanes.loaded." lop[i] ".p50_us"),
+		    cell("lanes.loaded." lop[i] ".p99_us"),
+		    rcell("lanes." lop[i] ".p99_ratio")
+	print ""
+
 	# ---- targets ----
 	print "## Targets (issue 9)"
 	print ""

@@ -98,7 +98,7 @@ else
 	cmake --build "$build" -j "$(nproc)" --target sluiced account_details \
 		bench_sluice bench_lmdb bench_nng bench_sqlite bench_live \
 		bench_remote remote_account_details bench_emit bench_emitter \
-		bench_slow_neighbour >/dev/null
+		bench_slow_neighbour bench_lanes >/dev/null
 fi
 BS=$build/bench/bench_sluice
 BL=$build/bench/bench_lmdb
@@ -110,10 +110,11 @@ SLUICED=$build/sluiced
 PLUGIN=$build/plugins/account_details.so
 REMOTE_CLIENT=$build/remote_account_details
 BE=$build/bench/bench_emit
+BLN=$build/bench/bench_lanes
 EMITTER=$build/bench/plugins/bench_emitter.so
 NEIGHBOUR=$build/bench/plugins/bench_slow_neighbour.so
 for f in "$BS" "$BL" "$BN" "$BQ" "$BF" "$BR" "$SLUICED" "$PLUGIN" \
-	"$REMOTE_CLIENT" "$BE" "$EMITTER" "$NEIGHBOUR"; do
+	"$REMOTE_CLIENT" "$BE" "$BLN" "$EMITTER" "$NEIGHBOUR"; do
 	[ -e "$f" ] || { echo "run.sh: $f is missing (build first)" >&2; exit 1; }
 done
 
@@ -123,16 +124,19 @@ full)
 	RUNS=5 T_APPEND=2 T_RAW=1 T_NNG=2 T_SQL=1.5 T_C2RM=6 T_QUERY=2
 	SIZES="100000 1000000 4000000" ACCOUNTS=10000 N_LIVE=300000
 	N_REMOTE=50000 REMOTE_RUNS=5 N_EMIT=200000 W_EMIT=6000
+	N_LANES=100000 T_LANES=3
 	;;
 quick)
 	RUNS=1 T_APPEND=0.5 T_RAW=0.5 T_NNG=0.5 T_SQL=0.5 T_C2RM=2 T_QUERY=0.5
 	SIZES="100000 250000 500000" ACCOUNTS=10000 N_LIVE=100000
 	N_REMOTE=20000 REMOTE_RUNS=3 N_EMIT=50000 W_EMIT=6000
+	N_LANES=50000 T_LANES=1
 	;;
 smoke)
 	RUNS=1 T_APPEND=0.1 T_RAW=0.1 T_NNG=0.1 T_SQL=0.1 T_C2RM=0.2
 	T_QUERY=0.1 SIZES="1000 2000 4000" ACCOUNTS=200 N_LIVE=2000
 	N_REMOTE=1000 REMOTE_RUNS=1 N_EMIT=2000 W_EMIT=200
+	N_LANES=2000 T_LANES=0.2
 	;;
 esac
 if [ -z "$out" ]; then
@@ -317,6 +321,16 @@ for r in $(seq "$RUNS"); do
 	done
 done
 rm -rf "$EM"
+
+# ---- the API's lanes (issue 14) ----
+# Fast ops (status, get_one, commit) timed with nothing else running, then
+# while 8 client threads keep the slow lane full of one-time queries; a log
+# of N_LANES Account Details events of its own.
+for r in $(seq "$RUNS"); do
+	say "run $r/$RUNS: API lanes: fast ops idle and beside one-time queries"
+	run lanes "$BLN" run --sluiced "$SLUICED" --dir "$WORK/lanes" \
+		--plugin "$PLUGIN" --events $N_LANES --queriers 8 --seconds $T_LANES
+done
 
 # ---- report ----
 meta() {

@@ -33,6 +33,7 @@ static const err_entry err_table[SL_ERR_COUNT] = {
 	[SL_EUNKNOWNOP] = { "EUNKNOWNOP", "unknown operation" },
 	[SL_EINTERNAL]  = { "EINTERNAL", "internal error" },
 	[SL_EOWNED]     = { "EOWNED", "stream is owned by a projection" },
+	[SL_EBUSY]      = { "EBUSY", "server busy: retry later" },
 };
 
 static const err_entry *

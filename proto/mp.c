@@ -207,6 +207,84 @@ mp_reply_ok(msgpack_packer *pk, size_t n_extra)
 }
 
 void
+mp_map_open(mp_map *m, msgpack_packer *pk)
+{
+	static const char header[5] = { (char) 0xdf, 0, 0, 0, 0 };
+	msgpack_sbuffer  *sb       = pk->data;
+	m->pk                      = pk;
+	m->at                      = sb->size;
+	m->n                       = 0;
+	msgpack_sbuffer_write(sb, header, sizeof(header));
+}
+
+void
+mp_map_key(mp_map *m, const char *key)
+{
+	m->n++;
+	mp_pack_cstr(m->pk, key);
+}
+
+void
+mp_map_str(mp_map *m, const char *key, const char *val)
+{
+	mp_map_key(m, key);
+	mp_pack_cstr(m->pk, val);
+}
+
+void
+mp_map_u64(mp_map *m, const char *key, uint64_t val)
+{
+	mp_map_key(m, key);
+	msgpack_pack_uint64(m->pk, val);
+}
+
+void
+mp_map_i64(mp_map *m, const char *key, int64_t val)
+{
+	mp_map_key(m, key);
+	msgpack_pack_int64(m->pk, val);
+}
+
+void
+mp_map_bool(mp_map *m, const char *key, bool val)
+{
+	mp_map_key(m, key);
+	if (val)
+		msgpack_pack_true(m->pk);
+	else
+		msgpack_pack_false(m->pk);
+}
+
+void
+mp_map_double(mp_map *m, const char *key, double val)
+{
+	mp_map_key(m, key);
+	msgpack_pack_double(m->pk, val);
+}
+
+void
+mp_map_close(mp_map *m)
+{
+	msgpack_sbuffer *sb = m->pk->data;
+	unsigned char   *h  = (unsigned char *) sb->data + m->at;
+	/* a failed write (out of memory) left no header to fill */
+	if (sb->size < m->at + 5 || h[0] != 0xdf)
+		return;
+	h[1] = (unsigned char) (m->n >> 24);
+	h[2] = (unsigned char) (m->n >> 16);
+	h[3] = (unsigned char) (m->n >> 8);
+	h[4] = (unsigned char) m->n;
+}
+
+void
+mp_reply_ok_open(mp_map *m, msgpack_packer *pk)
+{
+	mp_map_open(m, pk);
+	mp_map_u64(m, "v", SL_PROTOCOL_VERSION);
+	mp_map_bool(m, "ok", true);
+}
+
+void
 mp_reply_err(msgpack_packer *pk, int code, const char *message)
 {
 	msgpack_pack_map(pk, 5);

@@ -53,6 +53,29 @@ void mp_pack_kv_bool(msgpack_packer *pk, const char *key, bool val);
  */
 #define SL_PROTOCOL_VERSION 1
 void mp_reply_ok(msgpack_packer *pk, size_t n_extra);
+
+/*
+ * A map packed before its length is known, into a packer writing to a
+ * msgpack_sbuffer: mp_map_open reserves a map32 header, each mp_map_key
+ * (or mp_map_* pair) counts a pair, and mp_map_close writes the count into
+ * the header. Nothing else may be packed into the map (a value packed
+ * after mp_map_key belongs to its pair).
+ */
+typedef struct mp_map {
+	msgpack_packer *pk;
+	size_t          at; /* the header's offset in the sbuffer */
+	uint32_t        n;
+} mp_map;
+void mp_map_open(mp_map *m, msgpack_packer *pk);
+void mp_map_key(mp_map *m, const char *key);
+void mp_map_str(mp_map *m, const char *key, const char *val); /* NULL: nil */
+void mp_map_u64(mp_map *m, const char *key, uint64_t val);
+void mp_map_i64(mp_map *m, const char *key, int64_t val);
+void mp_map_bool(mp_map *m, const char *key, bool val);
+void mp_map_double(mp_map *m, const char *key, double val);
+void mp_map_close(mp_map *m);
+/** An ok reply's map ("v", "ok" counted), to be closed by mp_map_close. */
+void mp_reply_ok_open(mp_map *m, msgpack_packer *pk);
 void mp_reply_err(msgpack_packer *pk, int code, const char *message);
 
 #endif

@@ -82,6 +82,8 @@ enum {
 	S_MAXEV,
 	S_MAXREAD,
 	S_WORKERS,
+	S_SLOWWORKERS,
+	S_APIQUEUE,
 	S_QUERYMS,
 	S_HANDLERMS,
 	S_SHUTDOWNMS,
@@ -149,6 +151,8 @@ static const cfg_key limit_keys[] = {
 	{ "max_events_per_commit", K_INT, S_MAXEV, 1, 1000000, 10000, NULL },
 	{ "max_read_events", K_INT, S_MAXREAD, 1, 100000, 1000, NULL },
 	{ "api_workers", K_INT, S_WORKERS, 1, 256, 16, NULL },
+	{ "api_slow_workers", K_INT, S_SLOWWORKERS, 1, 64, 4, NULL },
+	{ "api_queue", K_INT, S_APIQUEUE, 1, 4096, 64, NULL },
 	{ "query_timeout_ms", K_INT, S_QUERYMS, 100, 3600000, 10000, NULL },
 	{ "handler_timeout_ms", K_INT, S_HANDLERMS, 10, 86400000, 30000,
 	    NULL },
@@ -946,6 +950,8 @@ parse_root(cfgp *p, sl_config *cfg)
 	cfg->max_events_per_commit    = s[S_MAXEV].num;
 	cfg->max_read_events          = s[S_MAXREAD].num;
 	cfg->api_workers              = (uint32_t) s[S_WORKERS].num;
+	cfg->api_slow_workers         = (uint32_t) s[S_SLOWWORKERS].num;
+	cfg->api_queue                = (uint32_t) s[S_APIQUEUE].num;
 	cfg->query_timeout_ms         = (uint32_t) s[S_QUERYMS].num;
 	cfg->handler_timeout_ms       = (uint32_t) s[S_HANDLERMS].num;
 	cfg->shutdown_timeout_ms      = (uint32_t) s[S_SHUTDOWNMS].num;

@@ -64,7 +64,9 @@ typedef struct sl_config {
 	size_t max_request_bytes; /* limits.max_request_bytes */
 	size_t max_events_per_commit; /* limits.max_events_per_commit */
 	size_t max_read_events;   /* limits.max_read_events: per read reply */
-	uint32_t api_workers;     /* limits.api_workers: concurrent requests */
+	uint32_t api_workers;     /* limits.api_workers: fast lane's threads */
+	uint32_t api_slow_workers; /* limits.api_slow_workers: slow lane's */
+	uint32_t api_queue;       /* limits.api_queue: slow requests waiting */
 	uint32_t query_timeout_ms; /* limits.query_timeout_ms: one-time query */
 	uint32_t handler_timeout_ms; /* limits.handler_timeout_ms: "stuck" */
 	uint32_t shutdown_timeout_ms; /* limits.shutdown_timeout_ms: SIGTERM */

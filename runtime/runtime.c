@@ -15,6 +15,7 @@
 
 #include <sluice/errors.h>
 
+#include "api.h"
 #include "event.h"
 #include "fsutil.h"
 #include "filterfeed.h"
@@ -57,6 +58,26 @@ follow_filter(runtime *rt, processor *p, const proj_def *def)
 		return;
 	proc_set_notify(p, ff_notify, rt->ff);
 	ff_notify(rt->ff, proc_tenant(p), def->id);
+}
+
+/* The API server's callbacks (server.h): it knows nothing of the API. */
+static void
+runtime_api_handle(void *rt, api_call *call, const void *data, size_t len)
+{
+	api_handle(rt, call, data, len);
+}
+
+static server_lane
+runtime_api_classify(void *rt, const void *data, size_t len)
+{
+	(void) rt;
+	return api_classify(data, len);
+}
+
+static void
+runtime_api_pipe_closed(void *rt, uint32_t pipe)
+{
+	runtime_pipe_closed(rt, pipe);
 }
 
 int
@@ -256,7 +277,18 @@ runtime_start(sl_config *cfg, runtime **out)
 		goto fail;
 	}
 
-	if ((rc = server_start(rt, &rt->srv)) != SL_OK) {
+	server_settings sset = {
+		.url          = cfg->api_url,
+		.max_request  = cfg->max_request_bytes,
+		.workers      = cfg->api_workers,
+		.slow_workers = cfg->api_slow_workers,
+		.slow_queue   = cfg->api_queue,
+		.handle       = runtime_api_handle,
+		.classify     = runtime_api_classify,
+		.pipe_closed  = runtime_api_pipe_closed,
+		.arg          = rt,
+	};
+	if ((rc = server_start(&sset, &rt->srv)) != SL_OK) {
 		log_error("runtime", "cannot start the API server on %s: %s",
 		    cfg->api_url, sl_strerror(rc));
 		rt->srv = NULL;

@@ -62,6 +62,8 @@ check_minimal(sl_config *cfg, const char *file, const char *dir)
 	CHECK_EQ(cfg->max_events_per_commit, 10000);
 	CHECK_EQ(cfg->max_read_events, 1000);
 	CHECK_EQ(cfg->api_workers, 16);
+	CHECK_EQ(cfg->api_slow_workers, 4);
+	CHECK_EQ(cfg->api_queue, 64);
 	CHECK_EQ(cfg->query_timeout_ms, 10000);
 	CHECK_EQ(cfg->handler_timeout_ms, 30000);
 	CHECK_EQ(cfg->shutdown_timeout_ms, 10000);
@@ -138,6 +140,8 @@ static const char full_yaml[] = "# every key set\n"
                                 "  max_events_per_commit: 500\n"
                                 "  max_read_events: 100000\n"
                                 "  api_workers: 1\n"
+                                "  api_slow_workers: 2\n"
+                                "  api_queue: 4096\n"
                                 "  query_timeout_ms: 60000\n"
                                 "  handler_timeout_ms: 300\n"
                                 "  shutdown_timeout_ms: 2000\n"
@@ -180,6 +184,8 @@ test_full(void)
 	CHECK_EQ(cfg->max_events_per_commit, 500);
 	CHECK_EQ(cfg->max_read_events, 100000);
 	CHECK_EQ(cfg->api_workers, 1);
+	CHECK_EQ(cfg->api_slow_workers, 2);
+	CHECK_EQ(cfg->api_queue, 4096);
 	CHECK_EQ(cfg->query_timeout_ms, 60000);
 	CHECK_EQ(cfg->handler_timeout_ms, 300);
 	CHECK_EQ(cfg->shutdown_timeout_ms, 2000);

@@ -79,6 +79,16 @@ test_bad_values(void)
 {
 	ct_expect_err("tenants:\n  - id: demo\nlimits:\n  api_workers: 0\n",
 	    "4:16", "key 'limits.api_workers': 0 is out of range 1..256");
+	ct_expect_err(
+	    "tenants:\n  - id: demo\nlimits:\n  api_slow_workers: 0\n", "4:21",
+	    "key 'limits.api_slow_workers': 0 is out of range 1..64");
+	ct_expect_err(
+	    "tenants:\n  - id: demo\nlimits:\n  api_slow_workers: 65\n",
+	    "4:21", "key 'limits.api_slow_workers': 65 is out of range 1..64");
+	ct_expect_err("tenants:\n  - id: demo\nlimits:\n  api_queue: 0\n",
+	    "4:14", "key 'limits.api_queue': 0 is out of range 1..4096");
+	ct_expect_err("tenants:\n  - id: demo\nlimits:\n  api_queue: 5000\n",
+	    "4:14", "key 'limits.api_queue': 5000 is out of range 1..4096");
 	ct_expect_err("hot_reload_quiet_ms: 0\ntenants: [{id: demo}]\n",
 	    "1:22", "key 'hot_reload_quiet_ms': 0 is out of range 1..60000");
 	ct_expect_err("hot_reload_quiet_ms: 60001\ntenants: [{id: demo}]\n",

@@ -203,6 +203,14 @@ json_of(const void *data, size_t len, char *out, size_t cap)
 	msgpack_unpacked_destroy(&up);
 }
 
+/* eproj_cancel_fn: cancels the query at its fourth event */
+static bool
+cancel_after_3(void *arg)
+{
+	int *n = arg;
+	return ++*n > 3;
+}
+
 static int
 state_cb(void *arg, const char *key, size_t key_len, const void *state,
     size_t state_len, const void *result, size_t result_len)
@@ -370,8 +378,8 @@ test_counter(void)
 	kst      qv[8];
 	kread    qr = { qv, 0, 8 };
 	uint64_t qpos;
-	CHECK_EQ(eproj_query(s, TENANT, def, NULL, 0, 5000, state_cb, &qr,
-	             &qpos, err, sizeof(err)),
+	CHECK_EQ(eproj_query(s, TENANT, def, NULL, 0, 5000, NULL, NULL,
+	             state_cb, &qr, &qpos, err, sizeof(err)),
 	    SL_OK);
 	CHECK_EQ(qpos, store_next_position(s));
 	CHECK_EQ(qr.n, 2);
@@ -382,17 +390,24 @@ test_counter(void)
 	CHECK_STREQ(qv[1].state, "{\"count\":4}");
 	CHECK_STREQ(qv[1].result, "{\"fives\":0}");
 	qr.n = 0;
-	CHECK_EQ(eproj_query(s, TENANT, def, "account-2", 9, 5000, state_cb,
-	             &qr, &qpos, err, sizeof(err)),
+	CHECK_EQ(eproj_query(s, TENANT, def, "account-2", 9, 5000, NULL, NULL,
+	             state_cb, &qr, &qpos, err, sizeof(err)),
 	    SL_OK);
 	CHECK_EQ(qr.n, 1);
 	CHECK_STREQ(qv[0].state, "{\"count\":4}");
 	qr.n = 0;
-	CHECK_EQ(eproj_query(s, TENANT, def, "nobody", 6, 5000, state_cb, &qr,
-	             &qpos, err, sizeof(err)),
+	CHECK_EQ(eproj_query(s, TENANT, def, "nobody", 6, 5000, NULL, NULL,
+	             state_cb, &qr, &qpos, err, sizeof(err)),
 	    SL_OK);
 	CHECK_EQ(qr.n, 1);
 	CHECK_STREQ(qv[0].state, "{\"count\":0}"); /* the initial state */
+	/* a cancelled query (its client is gone) stops: ECLOSED, no states */
+	qr.n = 0;
+	CHECK_EQ(eproj_query(s, TENANT, def, NULL, 0, 5000, cancel_after_3,
+	             &(int) { 0 }, state_cb, &qr, &qpos, err, sizeof(err)),
+	    SL_ECLOSED);
+	CHECK_EQ(qr.n, 0);
+	CHECK(strstr(err, "cancelled") != NULL);
 	/* the query wrote nothing */
 	CHECK_EQ(qpos, store_next_position(s));
 

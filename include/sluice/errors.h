@@ -33,10 +33,13 @@ typedef enum sl_err {
 	/** the stream is written by a projection (it owns it): clients and
 	 * other projections may not write there */
 	SL_EOWNED = 18,
+	/** the server is too busy to take the request (a queue of slow
+	 * requests is full); nothing was done: retry later */
+	SL_EBUSY = 19,
 } sl_err;
 
 /** Number of defined codes (one past the largest). */
-#define SL_ERR_COUNT 19
+#define SL_ERR_COUNT 20
 
 /**
  * A human-readable message for an error code.

@@ -1,11 +1,14 @@
 /*
  * The wire protocol's requests (docs/protocol.md): decode a msgpack map,
- * check the envelope, and run the op. Commits go to the store's writer and
- * are answered from its thread; reads run here, on the NNG callback thread.
- * This file holds the replies, the request checks and the dispatch; the ops
- * live in api_events.c, api_models.c, api_query.c and api_status.c.
+ * check the envelope, and run the op on the server's lane worker (server.h)
+ * that api_classify picked from the raw bytes. Commits go to the store's
+ * writer and are answered from its thread; the other ops answer here.
+ * This file holds the replies, the request checks, the lanes and the
+ * dispatch; the ops live in api_events.c, api_models.c, api_query.c and
+ * api_status.c.
  */
 #include "api_internal.h"
+#include "api.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -17,6 +20,7 @@
 #include <sluice/errors.h>
 
 #include "mp.h"
+#include "mpraw.h"
 
 /* Deepest nesting of arrays and maps in a request. */
 #define API_MAX_DEPTH 32
@@ -58,131 +62,7 @@ api_fail(request *r, int code, const char *fmt, ...)
 	api_send(r);
 }
 
-/* ---- request checks ---- */
-
-static uint64_t
-api_be(const unsigned char *p, size_t n)
-{
-	uint64_t v = 0;
-	for (size_t i = 0; i < n; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-/*
- * Walk the raw bytes once before msgpack_unpack: every length must fit in
- * what is left, every container count must be coverable by the remaining
- * bytes (an element takes at least one), nesting stays under API_MAX_DEPTH
- * and nothing trails the top object. msgpack-c would otherwise allocate a
- * claimed 4-billion-element array before finding the message short.
- */
-static int
-api_check_msgpack(const unsigned char *p, size_t len, char *err, size_t errlen)
-{
-	uint64_t pending[API_MAX_DEPTH + 1];
-	int      depth = 0;
-	size_t   i     = 0;
-
-	pending[0] = 1;
-	while (depth >= 0) {
-		uint64_t n = 0, skip = 0;
-		int      kind = 0; /* 0 scalar, 1 array, 2 map */
-		uint8_t  b;
-
-		if (pending[depth] == 0) {
-			depth--;
-			continue;
-		}
-		if (i >= len) {
-			snprintf(
-			    err, errlen, "truncated msgpack at byte %zu", i);
-			return SL_EPROTO;
-		}
-		pending[depth]--;
-		b = p[i++];
-		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2
-		    || b == 0xc3) {
-			skip = 0;
-		} else if (b >= 0x80 && b <= 0x8f) {
-			kind = 2, n = b & 0x0f;
-		} else if (b >= 0x90 && b <= 0x9f) {
-			kind = 1, n = b & 0x0f;
-		} else if (b >= 0xa0 && b <= 0xbf) {
-			skip = b & 0x1f;
-		} else {
-			static const uint8_t lenbytes[] = { /* c4 bin8 */ 1, 2,
-				4, /* c7 ext8 */ 1, 2, 4,
-				/* ca float */ 0, 0, /* cc uint */ 0, 0, 0, 0,
-				/* d0 int */ 0, 0, 0, 0, /* d4 fixext */ 0, 0,
-				0, 0, 0, /* d9 str */ 1, 2, 4,
-				/* dc array */ 2, 4, /* de map */ 2, 4 };
-			static const uint8_t fixed[]
-			    = { 0, 0, 0, 0, 0, 0, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8,
-				      2, 3, 5, 9, 17, 0, 0, 0, 0, 0, 0, 0 };
-			unsigned k;
-			if (b == 0xc1) {
-				snprintf(err, errlen,
-				    "invalid msgpack byte 0xc1 at byte %zu",
-				    i - 1);
-				return SL_EPROTO;
-			}
-			k = b - 0xc4;
-			if (lenbytes[k] > 0) {
-				if (len - i < lenbytes[k]) {
-					snprintf(err, errlen,
-					    "truncated msgpack at byte %zu",
-					    i);
-					return SL_EPROTO;
-				}
-				n = api_be(p + i, lenbytes[k]);
-				i += lenbytes[k];
-			}
-			if (b >= 0xdc && b <= 0xdd)
-				kind = 1;
-			else if (b >= 0xde)
-				kind = 2;
-			else if (b >= 0xc7 && b <= 0xc9)
-				skip = n + 1; /* type byte + data */
-			else if (lenbytes[k] > 0)
-				skip = n;
-			else
-				skip = fixed[k];
-		}
-		if (kind == 0) {
-			if (len - i < skip) {
-				snprintf(err, errlen,
-				    "truncated msgpack at byte %zu", i);
-				return SL_EPROTO;
-			}
-			i += skip;
-			continue;
-		}
-		if (kind == 2)
-			n *= 2;
-		if (n > len - i) {
-			snprintf(err, errlen,
-			    "msgpack %s at byte %zu claims more elements than "
-			    "the message holds",
-			    kind == 1 ? "array" : "map", i);
-			return SL_EPROTO;
-		}
-		if (n > 0) {
-			if (depth == API_MAX_DEPTH) {
-				snprintf(err, errlen,
-				    "msgpack nested deeper than %d levels",
-				    API_MAX_DEPTH);
-				return SL_EPROTO;
-			}
-			pending[++depth] = n;
-		}
-	}
-	if (i != len) {
-		snprintf(
-		    err, errlen, "%zu bytes after the request map", len - i);
-		return SL_EPROTO;
-	}
-	return SL_OK;
-}
+/* ---- request fields ---- */
 
 /* Field getters: nil counts as absent. A missing required field is
  * SL_EINVAL, a wrong type SL_EPROTO, each naming the field; the error reply
@@ -349,6 +229,56 @@ api_key(
 	return SL_OK;
 }
 
+/* ---- lanes ---- */
+
+/* Headers the classifier may walk: a client puts "v" and "op" first, so
+ * this only runs out for a request that hides its op behind big values. */
+#define API_CLASSIFY_BUDGET 64
+
+static bool
+api_raw_op_is(const char *s, size_t n, const char *name)
+{
+	return strlen(name) == n && memcmp(s, name, n) == 0;
+}
+
+server_lane
+api_classify(const void *data, size_t len)
+{
+	static const char *const slow_ops[] = { "query", "reset", "retry",
+		"pause", "resume", "start", "stop", "register", NULL };
+	const unsigned char     *v;
+	size_t                   vlen, n;
+	const char              *op;
+	uint64_t                 limit;
+	int                      found;
+
+	found
+	    = mpraw_map_find(data, len, "op", API_CLASSIFY_BUDGET, &v, &vlen);
+	if (found == 0 || (found == 1 && !mpraw_str(v, vlen, &op, &n)))
+		return SERVER_LANE_FAST; /* answered EPROTO at once */
+	if (found < 0) {
+		/* not a map, or malformed: EPROTO at once; a map whose op
+		 * the budget did not reach may be anything */
+		const unsigned char *p   = data;
+		bool                 map = len > 0
+		    && ((p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde
+		        || p[0] == 0xdf);
+		return map && len > API_CLASSIFY_BUDGET ? SERVER_LANE_SLOW
+		                                        : SERVER_LANE_FAST;
+	}
+	for (size_t i = 0; slow_ops[i] != NULL; i++)
+		if (api_raw_op_is(op, n, slow_ops[i]))
+			return SERVER_LANE_SLOW;
+	if (!api_raw_op_is(op, n, "get_all"))
+		return SERVER_LANE_FAST;
+	found = mpraw_map_find(
+	    data, len, "limit", API_CLASSIFY_BUDGET, &v, &vlen);
+	if (found == 1 && mpraw_uint(v, vlen, &limit) && limit > 0
+	    && limit <= API_FAST_GET_ALL)
+		return SERVER_LANE_FAST;
+	return SERVER_LANE_SLOW;
+}
+
 /* ---- dispatch ---- */
 
 void
@@ -370,8 +300,10 @@ api_handle(runtime *rt, api_call *call, const void *data, size_t len)
 		api_fail(&r, SL_EPROTO, "empty request");
 		goto out;
 	}
-	if ((rc = api_check_msgpack(data, len, err, sizeof(err))) != SL_OK) {
-		api_fail(&r, rc, "%s", err);
+	/* msgpack-c would allocate what a lying header claims */
+	if (!mpraw_check(
+	        data, len, API_MAX_DEPTH, "request map", err, sizeof(err))) {
+		api_fail(&r, SL_EPROTO, "%s", err);
 		goto out;
 	}
 	r.zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);

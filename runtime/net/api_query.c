@@ -17,6 +17,14 @@
 
 /* ---- query: one-time and transient runs (EventStoreDB's modes) ---- */
 
+/* eproj_cancel_fn: a one-time query stops when its client is gone or the
+ * daemon stops. */
+static bool
+query_cancelled(void *call)
+{
+	return api_call_cancelled(call);
+}
+
 /* A one-time query runs at most limits.query_timeout_ms (ETIMEDOUT).
  * A query's reply cannot be paged: past this size it is refused. */
 #define API_QUERY_MAX_BYTES API_REPLY_SOFT_BYTES
@@ -303,8 +311,8 @@ api_query(request *r)
 	msgpack_sbuffer_init(&q.states);
 	msgpack_packer_init(&q.pk, &q.states, msgpack_sbuffer_write);
 	rc = eproj_query(rt->store, t->cfg->id, def, key, key_len,
-	    (int) rt->cfg->query_timeout_ms, query_state, &q, &position, err,
-	    sizeof(err));
+	    (int) rt->cfg->query_timeout_ms, query_cancelled, r->call,
+	    query_state, &q, &position, err, sizeof(err));
 	if (q.too_big)
 		query_fail_too_big(r, def, key != NULL);
 	else if (rc == SL_ETIMEDOUT)

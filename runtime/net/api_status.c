@@ -22,16 +22,42 @@
 
 /* ---- status ---- */
 
+/* One lane of the API server, as status's "api" shows it. */
+static void
+api_pack_lane(mp_map *parent, const char *name, const lane_stats *ls)
+{
+	mp_map m;
+	mp_map_key(parent, name);
+	mp_map_open(&m, parent->pk);
+	mp_map_u64(&m, "workers", ls->workers);
+	mp_map_u64(&m, "busy", ls->busy);
+	mp_map_u64(&m, "queued", ls->queued);
+	mp_map_u64(&m, "queue_limit", ls->capacity);
+	mp_map_u64(&m, "done", ls->done);
+	mp_map_u64(&m, "refused", ls->refused);
+	mp_map_close(&m);
+}
+
+/* The API server's lanes: "api": {contexts, in_flight, fast, slow}. */
+static void
+api_pack_server(mp_map *parent, server *srv)
+{
+	server_stats st;
+	mp_map       m;
+	memset(&st, 0, sizeof(st));
+	if (srv != NULL)
+		server_stats_get(srv, &st);
+	mp_map_key(parent, "api");
+	mp_map_open(&m, parent->pk);
+	mp_map_u64(&m, "contexts", st.contexts);
+	mp_map_u64(&m, "in_flight", st.in_flight);
+	api_pack_lane(&m, "fast", &st.lanes[SERVER_LANE_FAST]);
+	api_pack_lane(&m, "slow", &st.lanes[SERVER_LANE_SLOW]);
+	mp_map_close(&m);
+}
+
 /* Failing units listed per processor (failing_count has them all). */
 #define API_STATUS_MAX_FAILING 100
-
-/* key, then the string or nil when NULL */
-static void
-api_kv_cstr(msgpack_packer *pk, const char *key, const char *val)
-{
-	mp_pack_cstr(pk, key);
-	mp_pack_cstr(pk, val);
-}
 
 /*
  * The current projections, copied once: a hot reload may change the list
@@ -55,20 +81,22 @@ api_projections(runtime *rt, size_t *n)
 static void
 api_pack_failing(msgpack_packer *pk, const proc_failing *pf)
 {
-	msgpack_pack_map(pk, 6);
-	mp_pack_cstr(pk, "partition");
+	mp_map m;
+	mp_map_open(&m, pk);
+	mp_map_key(&m, "partition");
 	mp_pack_strn(
 	    pk, pf->partition, strnlen(pf->partition, sizeof(pf->partition)));
-	mp_pack_kv_u64(pk, "position", pf->position);
-	mp_pack_kv_u64(pk, "attempts", pf->attempts);
-	mp_pack_kv_bool(pk, "retry", pf->retry);
-	mp_pack_cstr(pk, "next_try");
+	mp_map_u64(&m, "position", pf->position);
+	mp_map_u64(&m, "attempts", pf->attempts);
+	mp_map_bool(&m, "retry", pf->retry);
+	mp_map_key(&m, "next_try");
 	if (pf->retry && pf->next_try_ns > 0)
 		msgpack_pack_int64(pk, pf->next_try_ns / 1000000);
 	else
 		msgpack_pack_nil(pk);
-	mp_pack_cstr(pk, "reason");
+	mp_map_key(&m, "reason");
 	mp_pack_strn(pk, pf->reason, strnlen(pf->reason, sizeof(pf->reason)));
+	mp_map_close(&m);
 }
 
 /* One remote registration, as status shows it (docs/remote.md). */
@@ -83,27 +111,29 @@ api_pack_remote(runtime *rt, size_t i, msgpack_packer *pk)
 	}
 	bool f = def_is_filter(ri.def);
 	snprintf(hash, sizeof(hash), "%016" PRIx64, ri.def->def_hash);
-	msgpack_pack_map(pk, 17 + f);
-	api_kv_cstr(pk, "id", ri.def->id);
-	api_kv_cstr(pk, "name", ri.def->name);
-	api_kv_cstr(pk, "kind", api_kind_name(ri.def));
+	mp_map m;
+	mp_map_open(&m, pk);
+	mp_map_str(&m, "id", ri.def->id);
+	mp_map_str(&m, "name", ri.def->name);
+	mp_map_str(&m, "kind", api_kind_name(ri.def));
 	if (f)
-		api_kv_cstr(pk, "filter_kind",
+		mp_map_str(&m, "filter_kind",
 		    api_filter_kind_name(ri.def->filter_kind));
-	mp_pack_kv_u64(pk, "version", ri.def->version);
-	api_kv_cstr(pk, "definition", hash);
-	api_kv_cstr(pk, "url", ri.url);
-	mp_pack_kv_bool(pk, "connected", ri.connected);
-	api_kv_cstr(pk, "client", ri.client[0] != '\0' ? ri.client : NULL);
-	mp_pack_kv_u64(pk, "in_flight", ri.in_flight);
-	mp_pack_kv_u64(pk, "calls", ri.calls);
-	mp_pack_kv_u64(pk, "failed_calls", ri.failed_calls);
-	mp_pack_kv_u64(pk, "connects", ri.connects);
-	mp_pack_kv_u64(pk, "registrations", ri.registrations);
-	mp_pack_kv_i64(pk, "registered_at_ns", ri.registered_at_ns);
-	mp_pack_kv_i64(pk, "changed_at_ns", ri.changed_at_ns);
-	api_kv_cstr(pk, "last_error", ri.last_error);
-	mp_pack_kv_u64(pk, "window", ri.window);
+	mp_map_u64(&m, "version", ri.def->version);
+	mp_map_str(&m, "definition", hash);
+	mp_map_str(&m, "url", ri.url);
+	mp_map_bool(&m, "connected", ri.connected);
+	mp_map_str(&m, "client", ri.client[0] != '\0' ? ri.client : NULL);
+	mp_map_u64(&m, "in_flight", ri.in_flight);
+	mp_map_u64(&m, "calls", ri.calls);
+	mp_map_u64(&m, "failed_calls", ri.failed_calls);
+	mp_map_u64(&m, "connects", ri.connects);
+	mp_map_u64(&m, "registrations", ri.registrations);
+	mp_map_i64(&m, "registered_at_ns", ri.registered_at_ns);
+	mp_map_i64(&m, "changed_at_ns", ri.changed_at_ns);
+	mp_map_str(&m, "last_error", ri.last_error);
+	mp_map_u64(&m, "window", ri.window);
+	mp_map_close(&m);
 }
 
 static const char *
@@ -140,13 +170,6 @@ api_progress(uint64_t position, uint64_t head)
 	if (head == 0 || position >= head)
 		return 100.0;
 	return 100.0 * (double) position / (double) head;
-}
-
-static void
-api_kv_double(msgpack_packer *pk, const char *key, double v)
-{
-	mp_pack_cstr(pk, key);
-	msgpack_pack_double(pk, v);
 }
 
 /*
@@ -247,44 +270,46 @@ api_pack_eproj(msgpack_packer *pk, eproj *e, uint64_t handle, uint64_t head)
 	char     why[300];
 	snprintf(why, sizeof(why), "handler stuck on event %" PRIu64
 	    " for %" PRId64 " ms", stuck_pos, stuck_ms);
-	msgpack_pack_map(pk, 24 + stuck);
-	api_kv_cstr(pk, "tenant", st.tenant);
-	api_kv_cstr(pk, "projection", eproj_id(e));
-	api_kv_cstr(pk, "name", d != NULL ? d->name : NULL);
+	mp_map m;
+	mp_map_open(&m, pk);
+	mp_map_str(&m, "tenant", st.tenant);
+	mp_map_str(&m, "projection", eproj_id(e));
+	mp_map_str(&m, "name", d != NULL ? d->name : NULL);
 	/* the processors' words too, so one vocabulary reads every entry */
-	api_kv_cstr(pk, "kind", "projection");
-	api_kv_cstr(pk, "state",
+	mp_map_str(&m, "kind", "projection");
+	mp_map_str(&m, "state",
 	    stuck ? "stuck" : api_eproj_state(&st, h));
-	mp_pack_kv_bool(pk, "paused",
+	mp_map_bool(&m, "paused",
 	    st.status != NULL
 	        && (strcmp(st.status, "stopped") == 0
 	            || strcmp(st.status, "stopping") == 0)
 	        && d != NULL);
-	api_kv_cstr(pk, "mode", api_mode_name(st.mode));
-	api_kv_cstr(pk, "status", stuck ? "stuck" : st.status);
-	api_kv_cstr(pk, "status_reason", stuck ? why : st.reason);
+	mp_map_str(&m, "mode", api_mode_name(st.mode));
+	mp_map_str(&m, "status", stuck ? "stuck" : st.status);
+	mp_map_str(&m, "status_reason", stuck ? why : st.reason);
 	if (stuck)
-		mp_pack_kv_u64(pk, "stuck_position", stuck_pos);
-	mp_pack_kv_u64(pk, "position", st.position);
-	mp_pack_kv_u64(pk, "head", h);
-	api_kv_double(pk, "progress", api_progress(st.position, h));
-	mp_pack_kv_u64(pk, "events_processed", st.events_processed);
-	api_kv_double(pk, "events_per_sec", st.events_per_sec);
-	mp_pack_kv_u64(pk, "buffered_events", st.buffered_events);
-	mp_pack_kv_u64(pk, "partitions_cached", st.partitions_cached);
-	mp_pack_kv_u64(pk, "writes_in_flight", st.writes_in_flight);
-	mp_pack_kv_u64(pk, "emitted", st.emitted);
-	mp_pack_kv_u64(pk, "attempts", st.attempts);
-	mp_pack_kv_bool(pk, "system", d != NULL && sysproj_is_system(d));
-	mp_pack_kv_bool(pk, "emitting", true);
-	mp_pack_kv_bool(pk, "stopped",
+		mp_map_u64(&m, "stuck_position", stuck_pos);
+	mp_map_u64(&m, "position", st.position);
+	mp_map_u64(&m, "head", h);
+	mp_map_double(&m, "progress", api_progress(st.position, h));
+	mp_map_u64(&m, "events_processed", st.events_processed);
+	mp_map_double(&m, "events_per_sec", st.events_per_sec);
+	mp_map_u64(&m, "buffered_events", st.buffered_events);
+	mp_map_u64(&m, "partitions_cached", st.partitions_cached);
+	mp_map_u64(&m, "writes_in_flight", st.writes_in_flight);
+	mp_map_u64(&m, "emitted", st.emitted);
+	mp_map_u64(&m, "attempts", st.attempts);
+	mp_map_bool(&m, "system", d != NULL && sysproj_is_system(d));
+	mp_map_bool(&m, "emitting", true);
+	mp_map_bool(&m, "stopped",
 	    st.status != NULL && strcmp(st.status, "stopped") == 0);
-	mp_pack_kv_bool(pk, "transient", handle != 0);
-	mp_pack_cstr(pk, "handle");
+	mp_map_bool(&m, "transient", handle != 0);
+	mp_map_key(&m, "handle");
 	if (handle != 0)
 		msgpack_pack_uint64(pk, handle);
 	else
 		msgpack_pack_nil(pk);
+	mp_map_close(&m);
 }
 
 void
@@ -307,38 +332,42 @@ api_status(request *r)
 		return;
 	}
 	uint64_t head = store_next_position(rt->store);
-	mp_reply_ok(pk, 10);
-	mp_pack_kv_u64(pk, "head", head);
-	api_kv_cstr(
-	    pk, "run_projections", api_run_name(rt->cfg->run_projections));
-	mp_pack_kv_u64(pk, "uptime_ms", up > 0 ? (uint64_t) up / 1000000 : 0);
+	mp_map reply;
+	mp_reply_ok_open(&reply, pk);
+	mp_map_u64(&reply, "head", head);
+	mp_map_str(&reply, "run_projections",
+	    api_run_name(rt->cfg->run_projections));
+	mp_map_u64(&reply, "uptime_ms", up > 0 ? (uint64_t) up / 1000000 : 0);
 	/* Where subscribers dial the live feed (docs/protocol.md). */
-	api_kv_cstr(pk, "pub", rt->cfg->pub_url);
+	mp_map_str(&reply, "pub", rt->cfg->pub_url);
+	api_pack_server(&reply, rt->srv);
 
-	mp_pack_cstr(pk, "tenants");
+	mp_map_key(&reply, "tenants");
 	msgpack_pack_array(pk, rt->n_tenants);
 	for (size_t i = 0; i < rt->n_tenants; i++)
 		mp_pack_cstr(pk, rt->tenants[i].cfg->id);
 
-	mp_pack_cstr(pk, "plugins");
+	mp_map_key(&reply, "plugins");
 	msgpack_pack_array(pk, n_plugins);
 	for (size_t i = 0; i < n_plugins; i++) {
 		plugin_info pi;
 		memset(&pi, 0, sizeof(pi));
 		registry_plugin_info(rt->plugins, i, &pi);
-		msgpack_pack_map(pk, 6);
-		api_kv_cstr(pk, "file", pi.file);
-		api_kv_cstr(pk, "name", pi.name);
-		api_kv_cstr(pk, "version", pi.version);
-		mp_pack_kv_bool(pk, "loaded", pi.loaded);
-		api_kv_cstr(pk, "error", pi.error);
-		mp_pack_kv_u64(pk, "projections", pi.n_projections);
+		mp_map e;
+		mp_map_open(&e, pk);
+		mp_map_str(&e, "file", pi.file);
+		mp_map_str(&e, "name", pi.name);
+		mp_map_str(&e, "version", pi.version);
+		mp_map_bool(&e, "loaded", pi.loaded);
+		mp_map_str(&e, "error", pi.error);
+		mp_map_u64(&e, "projections", pi.n_projections);
+		mp_map_close(&e);
 	}
 
 	/* Registrations are only ever added: count once, show that many. */
 	size_t n_remote = remotes_count(rt->remotes);
 	size_t n_sys    = sysproj_count();
-	mp_pack_cstr(pk, "projections");
+	mp_map_key(&reply, "projections");
 	msgpack_pack_array(pk, n_sys + n_proj + n_remote);
 	for (size_t i = 0; i < n_sys + n_proj + n_remote; i++) {
 		remote_info ri;
@@ -351,28 +380,30 @@ api_status(request *r)
 		bool            f = def_is_filter(d);
 		cfg_mode        m = CFG_MODE_CONTINUOUS;
 		config_projection(rt->cfg, d->id, d->name, &m);
-		msgpack_pack_map(pk, 8 + f);
-		api_kv_cstr(pk, "id", d->id);
-		api_kv_cstr(pk, "name", d->name);
-		api_kv_cstr(pk, "scope", d->scope);
-		api_kv_cstr(pk, "kind", api_kind_name(d));
+		mp_map e;
+		mp_map_open(&e, pk);
+		mp_map_str(&e, "id", d->id);
+		mp_map_str(&e, "name", d->name);
+		mp_map_str(&e, "scope", d->scope);
+		mp_map_str(&e, "kind", api_kind_name(d));
 		if (f)
-			api_kv_cstr(pk, "filter_kind",
+			mp_map_str(&e, "filter_kind",
 			    api_filter_kind_name(d->filter_kind));
-		mp_pack_kv_bool(pk, "remote", d->remote != NULL);
-		api_kv_cstr(pk, "mode", api_mode_name(m));
-		mp_pack_kv_bool(pk, "system", sysproj_is_system(d));
-		mp_pack_kv_bool(pk, "emitting", api_def_emitting(rt, d));
+		mp_map_bool(&e, "remote", d->remote != NULL);
+		mp_map_str(&e, "mode", api_mode_name(m));
+		mp_map_bool(&e, "system", sysproj_is_system(d));
+		mp_map_bool(&e, "emitting", api_def_emitting(rt, d));
+		mp_map_close(&e);
 	}
 
 	free(defs);
 
-	mp_pack_cstr(pk, "remotes");
+	mp_map_key(&reply, "remotes");
 	msgpack_pack_array(pk, n_remote);
 	for (size_t i = 0; i < n_remote; i++)
 		api_pack_remote(rt, i, pk);
 
-	mp_pack_cstr(pk, "processors");
+	mp_map_key(&reply, "processors");
 	msgpack_pack_array(pk, n_procs);
 	for (size_t i = 0; i < n_procs; i++) {
 		proc_status st;
@@ -403,47 +434,49 @@ api_status(request *r)
 		if (st.def != NULL)
 			config_projection(
 			    rt->cfg, st.def->id, st.def->name, &m);
-		msgpack_pack_map(pk, 28 + f + stuck);
-		api_kv_cstr(pk, "tenant", st.tenant);
-		api_kv_cstr(pk, "projection", st.def ? st.def->id : NULL);
-		api_kv_cstr(pk, "name", st.def ? st.def->name : NULL);
-		api_kv_cstr(pk, "kind", st.def ? api_kind_name(st.def) : NULL);
+		mp_map e;
+		mp_map_open(&e, pk);
+		mp_map_str(&e, "tenant", st.tenant);
+		mp_map_str(&e, "projection", st.def ? st.def->id : NULL);
+		mp_map_str(&e, "name", st.def ? st.def->name : NULL);
+		mp_map_str(&e, "kind", st.def ? api_kind_name(st.def) : NULL);
 		if (f)
-			api_kv_cstr(pk, "filter_kind",
+			mp_map_str(&e, "filter_kind",
 			    api_filter_kind_name(st.def->filter_kind));
-		api_kv_cstr(pk, "state",
+		mp_map_str(&e, "state",
 		    stuck ? "stuck" : proc_state_name(st.state));
 		if (stuck)
-			mp_pack_kv_u64(pk, "stuck_position", stuck_pos);
-		mp_pack_kv_u64(pk, "position", st.position);
-		mp_pack_kv_u64(pk, "events_handled", st.events_handled);
-		mp_pack_kv_u64(pk, "attempts", st.attempts);
-		api_kv_cstr(pk, "reason", st.reason);
-		mp_pack_kv_i64(pk, "next_retry_ns",
+			mp_map_u64(&e, "stuck_position", stuck_pos);
+		mp_map_u64(&e, "position", st.position);
+		mp_map_u64(&e, "events_handled", st.events_handled);
+		mp_map_u64(&e, "attempts", st.attempts);
+		mp_map_str(&e, "reason", st.reason);
+		mp_map_i64(&e, "next_retry_ns",
 		    st.state == PROC_FAILING ? st.next_retry_ns : 0);
-		mp_pack_kv_bool(pk, "rebuilding", st.rebuilding);
-		mp_pack_kv_u64(pk, "served_position", st.served_position);
-		mp_pack_kv_u64(pk, "generation", st.generation);
-		mp_pack_kv_bool(pk, "paused", st.paused);
-		mp_pack_kv_bool(
-		    pk, "remote", st.def != NULL && st.def->remote != NULL);
-		mp_pack_kv_u64(pk, "failing_count", n_failing);
-		mp_pack_cstr(pk, "failing");
+		mp_map_bool(&e, "rebuilding", st.rebuilding);
+		mp_map_u64(&e, "served_position", st.served_position);
+		mp_map_u64(&e, "generation", st.generation);
+		mp_map_bool(&e, "paused", st.paused);
+		mp_map_bool(
+		    &e, "remote", st.def != NULL && st.def->remote != NULL);
+		mp_map_u64(&e, "failing_count", n_failing);
+		mp_map_key(&e, "failing");
 		msgpack_pack_array(pk, n_shown);
 		for (size_t k = 0; k < n_shown; k++)
 			api_pack_failing(pk, &failing[k]);
 		/* EventStoreDB's status words (issue 8) */
-		api_kv_cstr(pk, "mode", api_mode_name(m));
-		api_kv_cstr(pk, "status", status);
-		api_kv_cstr(pk, "status_reason", why);
-		api_kv_double(pk, "progress", api_progress(st.position, head));
-		mp_pack_kv_u64(pk, "events_processed", st.events_handled);
-		api_kv_double(pk, "events_per_sec", st.events_per_sec);
-		mp_pack_kv_u64(pk, "buffered_events", 0);
-		mp_pack_kv_u64(pk, "partitions_cached", st.cached);
-		mp_pack_kv_u64(pk, "writes_in_flight", 0);
-		mp_pack_kv_bool(pk, "system", false);
-		mp_pack_kv_bool(pk, "emitting", false);
+		mp_map_str(&e, "mode", api_mode_name(m));
+		mp_map_str(&e, "status", status);
+		mp_map_str(&e, "status_reason", why);
+		mp_map_double(&e, "progress", api_progress(st.position, head));
+		mp_map_u64(&e, "events_processed", st.events_handled);
+		mp_map_double(&e, "events_per_sec", st.events_per_sec);
+		mp_map_u64(&e, "buffered_events", 0);
+		mp_map_u64(&e, "partitions_cached", st.cached);
+		mp_map_u64(&e, "writes_in_flight", 0);
+		mp_map_bool(&e, "system", false);
+		mp_map_bool(&e, "emitting", false);
+		mp_map_close(&e);
 	}
 	free(failing);
 
@@ -465,7 +498,7 @@ api_status(request *r)
 		if (truns[n_held] != NULL)
 			handles[n_held++] = handles[i];
 	}
-	mp_pack_cstr(pk, "emitting_projections");
+	mp_map_key(&reply, "emitting_projections");
 	msgpack_pack_array(pk, n_eprojs + n_held);
 	for (size_t i = 0; i < n_eprojs; i++)
 		api_pack_eproj(pk, rt->eprojs[i], 0, head);
@@ -473,6 +506,7 @@ api_status(request *r)
 		api_pack_eproj(pk, truns[i], handles[i], head);
 		runtime_transient_put(rt, handles[i]);
 	}
+	mp_map_close(&reply);
 	api_send(r);
 }
 
@@ -622,17 +656,18 @@ api_plugins(request *r)
 		size_t             np = 0;
 		for (size_t k = 0; k < n_proj; k++)
 			np += defs[k]->owner == pi->owner;
-		msgpack_pack_map(pk, 10);
-		api_kv_cstr(pk, "file", pi->file);
-		api_kv_cstr(pk, "name", pi->name);
-		api_kv_cstr(pk, "version", pi->version);
-		mp_pack_kv_bool(pk, "loaded", pi->loaded);
-		mp_pack_kv_i64(pk, "loaded_at_ns", pi->loaded_at_ns);
-		mp_pack_kv_u64(pk, "loads", pi->loads);
-		mp_pack_kv_u64(pk, "versions_open", pi->versions_open);
-		api_kv_cstr(pk, "error", pi->error);
-		mp_pack_kv_i64(pk, "error_at_ns", pi->error_at_ns);
-		mp_pack_cstr(pk, "projections");
+		mp_map e;
+		mp_map_open(&e, pk);
+		mp_map_str(&e, "file", pi->file);
+		mp_map_str(&e, "name", pi->name);
+		mp_map_str(&e, "version", pi->version);
+		mp_map_bool(&e, "loaded", pi->loaded);
+		mp_map_i64(&e, "loaded_at_ns", pi->loaded_at_ns);
+		mp_map_u64(&e, "loads", pi->loads);
+		mp_map_u64(&e, "versions_open", pi->versions_open);
+		mp_map_str(&e, "error", pi->error);
+		mp_map_i64(&e, "error_at_ns", pi->error_at_ns);
+		mp_map_key(&e, "projections");
 		msgpack_pack_array(pk, np);
 		for (size_t k = 0; k < n_proj; k++) {
 			const proj_def *d = defs[k];
@@ -641,16 +676,19 @@ api_plugins(request *r)
 				continue;
 			snprintf(
 			    hash, sizeof(hash), "%016" PRIx64, d->def_hash);
-			msgpack_pack_map(pk, 5 + def_is_filter(d));
-			api_kv_cstr(pk, "id", d->id);
-			api_kv_cstr(pk, "name", d->name);
-			mp_pack_kv_u64(pk, "version", d->version);
-			api_kv_cstr(pk, "definition", hash);
-			api_kv_cstr(pk, "kind", api_kind_name(d));
+			mp_map p;
+			mp_map_open(&p, pk);
+			mp_map_str(&p, "id", d->id);
+			mp_map_str(&p, "name", d->name);
+			mp_map_u64(&p, "version", d->version);
+			mp_map_str(&p, "definition", hash);
+			mp_map_str(&p, "kind", api_kind_name(d));
 			if (def_is_filter(d))
-				api_kv_cstr(pk, "filter_kind",
+				mp_map_str(&p, "filter_kind",
 				    api_filter_kind_name(d->filter_kind));
+			mp_map_close(&p);
 		}
+		mp_map_close(&e);
 	}
 	free(infos);
 	free(defs);
@@ -697,14 +735,16 @@ api_register(request *r)
 		return;
 	}
 	snprintf(hash, sizeof(hash), "%016" PRIx64, res.def->def_hash);
-	mp_reply_ok(&r->pk, 8);
-	api_kv_cstr(&r->pk, "url", res.url);
-	mp_pack_kv_u64(&r->pk, "session", res.session);
-	mp_pack_kv_u64(&r->pk, "window", res.window);
-	mp_pack_kv_u64(&r->pk, "keepalive_ms", res.keepalive_ms);
-	mp_pack_kv_u64(&r->pk, "timeout_ms", res.timeout_ms);
-	mp_pack_kv_u64(&r->pk, "protocol", 1);
-	api_kv_cstr(&r->pk, "registration", api_reg_kind_name(res.kind));
-	api_kv_cstr(&r->pk, "definition", hash);
+	mp_map reply;
+	mp_reply_ok_open(&reply, &r->pk);
+	mp_map_str(&reply, "url", res.url);
+	mp_map_u64(&reply, "session", res.session);
+	mp_map_u64(&reply, "window", res.window);
+	mp_map_u64(&reply, "keepalive_ms", res.keepalive_ms);
+	mp_map_u64(&reply, "timeout_ms", res.timeout_ms);
+	mp_map_u64(&reply, "protocol", 1);
+	mp_map_str(&reply, "registration", api_reg_kind_name(res.kind));
+	mp_map_str(&reply, "definition", hash);
+	mp_map_close(&reply);
 	api_send(r);
 }

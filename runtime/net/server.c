@@ -1,7 +1,10 @@
 /*
  * The req/rep API server: one NNG rep0 socket, a pool of contexts (one per
- * concurrent request), each a small state machine: receive -> api_handle ->
- * api_reply sends on the same context -> receive again.
+ * request in flight), each a small state machine: receive -> queue on a
+ * lane -> a lane's worker runs the handler -> api_reply sends on the same
+ * context -> receive again. NNG's receive callback only classifies and
+ * queues, so no op runs on NNG's threads and slow ops (their own lane, a
+ * bounded queue) never hold the workers or contexts of fast ones.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,10 +24,10 @@
 
 #include <sluice/errors.h>
 
+#include "lane.h"
 #include "log.h"
-#include "nngclose.h"
 #include "mp.h"
-#include "runtime.h"
+#include "nngclose.h"
 #include "server.h"
 
 /*
@@ -39,10 +42,15 @@ struct api_call {
 	nng_aio *recv_aio;
 	nng_aio *send_aio;
 	nng_msg *req; /* the request being handled; freed by api_reply */
+	/* the connection req came on, and whether it is gone (or the server
+	 * stopping): both set under pipes_mu, cancelled read anywhere */
+	uint32_t    pipe;
+	atomic_bool cancelled;
 };
 
 struct server {
-	runtime        *rt;
+	server_settings set;
+	char           *url;
 	nng_socket      sock;
 	bool            sock_open;
 	size_t          max_request;
@@ -53,6 +61,7 @@ struct server {
 	bool            draining;  /* new requests are answered ECLOSED */
 	bool            closing;   /* no new receives are posted once set */
 	uint32_t        in_flight; /* calls received and not yet replied */
+	lane           *lanes[SERVER_LANES];
 	/* open connections (NNG pipe ids), under pipes_mu: a transient
 	 * projection is only started for a client still connected, and
 	 * ends when its connection does */
@@ -60,6 +69,7 @@ struct server {
 	uint32_t       *pipes;
 	size_t          n_pipes, cap_pipes;
 	uint32_t        pipe_cbs;  /* pipe callbacks running (pipes_mu) */
+	bool            pipes_lost; /* a connection found no room in pipes */
 	bool            pipes_off; /* stopping: callbacks do nothing */
 };
 
@@ -67,6 +77,9 @@ struct server {
  * once NNG's reaper is known to be stuck. */
 #define SERVER_CLOSE_TIMEOUT_MS 2000
 #define SERVER_CLOSE_WEDGED_MS  100
+
+/* The slow lane's workers' nice value above the daemon's. */
+#define SERVER_SLOW_NICE 10
 
 /* At shutdown, new requests are answered ECLOSED for this long before the
  * socket closes, so that clients stop sending (see server_close_socket). */
@@ -109,6 +122,8 @@ server_post_recv(api_call *call)
 		nng_ctx_recv(call->ctx, call->recv_aio);
 	pthread_mutex_unlock(&srv->mtx);
 }
+
+static void server_call_pipe(server *srv, api_call *call);
 
 static void
 server_reply_error(api_call *call, int code, const char *message)
@@ -165,9 +180,45 @@ server_recv_cb(void *arg)
 		server_reply_error(call, SL_ETOOBIG, text);
 		return;
 	}
-	/* Nothing of call may be touched after this: the reply may already
-	 * have been sent and the next request received. */
-	api_handle(srv->rt, call, nng_msg_body(msg), len);
+	server_call_pipe(srv, call);
+	server_lane lane = srv->set.classify != NULL
+	    ? srv->set.classify(srv->set.arg, nng_msg_body(msg), len)
+	    : SERVER_LANE_FAST;
+	if (lane != SERVER_LANE_SLOW)
+		lane = SERVER_LANE_FAST;
+	/* Never waits: a full slow lane is answered at once. Nothing of
+	 * call may be touched after a push: a worker may have replied and
+	 * the next request come in already. */
+	if (!lane_push(srv->lanes[lane], call)) {
+		char text[160];
+		if (lane == SERVER_LANE_SLOW)
+			snprintf(text, sizeof(text),
+			    "the server is busy: %u slow requests wait "
+			    "already (limits.api_queue); retry later",
+			    srv->set.slow_queue);
+		else
+			snprintf(text, sizeof(text),
+			    "the server is busy; retry later");
+		server_reply_error(call, SL_EBUSY, text);
+	}
+}
+
+/* A lane's worker: run one queued call, unless its client is gone or the
+ * server is stopping. */
+static void
+server_run(void *arg, void *item)
+{
+	server   *srv  = arg;
+	api_call *call = item;
+
+	if (api_call_cancelled(call)) {
+		server_reply_error(call, SL_ECLOSED,
+		    "the request was cancelled: its client is gone or the "
+		    "server is shutting down");
+		return;
+	}
+	srv->set.handle(srv->set.arg, call, nng_msg_body(call->req),
+	    nng_msg_len(call->req));
 }
 
 static void
@@ -218,27 +269,52 @@ api_reply(api_call *call, const void *data, size_t len)
 	pthread_mutex_unlock(&srv->mtx);
 }
 
-/* ---- connections (transient projections live as long as theirs) ---- */
+/* ---- connections (a call is cancelled when its connection goes) ---- */
 
 uint32_t
 api_call_pipe(api_call *call)
 {
-	if (call->req == NULL)
-		return 0;
-	nng_pipe p  = nng_msg_get_pipe(call->req);
-	int      id = nng_pipe_id(p);
-	return id > 0 ? (uint32_t) id : 0;
+	return call->pipe;
+}
+
+bool
+api_call_cancelled(api_call *call)
+{
+	return atomic_load_explicit(&call->cancelled, memory_order_relaxed);
+}
+
+static bool
+server_pipe_alive_locked(server *srv, uint32_t pipe)
+{
+	for (size_t i = 0; i < srv->n_pipes; i++)
+		if (srv->pipes[i] == pipe)
+			return true;
+	return false;
 }
 
 bool
 server_pipe_alive(server *srv, uint32_t pipe)
 {
-	bool alive = false;
 	pthread_mutex_lock(&srv->pipes_mu);
-	for (size_t i = 0; i < srv->n_pipes && !alive; i++)
-		alive = srv->pipes[i] == pipe;
+	bool alive = server_pipe_alive_locked(srv, pipe);
 	pthread_mutex_unlock(&srv->pipes_mu);
 	return alive;
+}
+
+/* Note the connection of a call's request; under the lock that a removed
+ * connection's callback takes, so no call of a gone one is missed. */
+static void
+server_call_pipe(server *srv, api_call *call)
+{
+	int id = nng_pipe_id(nng_msg_get_pipe(call->req));
+	pthread_mutex_lock(&srv->pipes_mu);
+	call->pipe = id > 0 ? (uint32_t) id : 0;
+	/* gone already (unless it never got into the set) */
+	atomic_store(&call->cancelled,
+	    call->pipe == 0
+	        || (!server_pipe_alive_locked(srv, call->pipe)
+	            && !srv->pipes_lost));
+	pthread_mutex_unlock(&srv->pipes_mu);
 }
 
 /* NNG's pipe events: keep the set of open connections; a removed one
@@ -272,6 +348,8 @@ server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		 * projections (their start is refused) */
 		if (srv->n_pipes < srv->cap_pipes)
 			srv->pipes[srv->n_pipes++] = id;
+		else
+			srv->pipes_lost = true;
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		for (size_t i = 0; i < srv->n_pipes; i++) {
 			if (srv->pipes[i] == id) {
@@ -280,11 +358,15 @@ server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 				break;
 			}
 		}
+		/* its calls stop (a one-time query checks per event) */
+		for (uint32_t i = 0; i < srv->n_calls; i++)
+			if (srv->calls[i].pipe == id)
+				atomic_store(&srv->calls[i].cancelled, true);
 	}
 	pthread_mutex_unlock(&srv->pipes_mu);
 	/* after it left the set: no transient starts for it from now on */
-	if (was)
-		runtime_pipe_closed(srv->rt, id);
+	if (was && srv->set.pipe_closed != NULL)
+		srv->set.pipe_closed(srv->set.arg, id);
 	pthread_mutex_lock(&srv->pipes_mu);
 	srv->pipe_cbs--;
 	pthread_mutex_unlock(&srv->pipes_mu);
@@ -380,6 +462,9 @@ server_close_socket(nng_socket sock)
 static void
 server_free(server *srv, bool bounded)
 {
+	/* their workers end (every call was answered, or none came) */
+	for (int i = 0; i < SERVER_LANES; i++)
+		lane_stop(srv->lanes[i]);
 	server_pipes_off(srv);
 	if (srv->sock_open && bounded) {
 		server_close_socket(srv->sock);
@@ -401,6 +486,7 @@ server_free(server *srv, bool bounded)
 	}
 	free(srv->calls);
 	free(srv->pipes);
+	free(srv->url);
 	pthread_mutex_destroy(&srv->pipes_mu);
 	pthread_cond_destroy(&srv->cv);
 	pthread_mutex_destroy(&srv->mtx);
@@ -408,29 +494,53 @@ server_free(server *srv, bool bounded)
 }
 
 int
-server_start(runtime *rt, server **out)
+server_start(const server_settings *set, server **out)
 {
-	const sl_config *cfg = rt->cfg;
-	server          *srv;
-	size_t           recv_max;
-	uint32_t         n = cfg->api_workers > 0 ? cfg->api_workers : 1;
-	int              rv, rc;
+	server  *srv;
+	size_t   recv_max;
+	uint32_t n;
+	int      rv, rc;
 
 	*out = NULL;
-	srv  = calloc(1, sizeof(*srv));
+	if (set->url == NULL || set->handle == NULL || set->workers == 0
+	    || set->slow_workers == 0 || set->slow_queue == 0)
+		return SL_EINVAL;
+	/* Contexts for every request a lane may hold: the slow lane's
+	 * running and waiting ones can never take the fast lane's. */
+	n   = set->workers + set->slow_workers + set->slow_queue;
+	srv = calloc(1, sizeof(*srv));
 	if (srv == NULL)
 		return SL_ENOMEM;
 	srv->calls = calloc(n, sizeof(*srv->calls));
-	if (srv->calls == NULL) {
+	srv->url   = strdup(set->url);
+	if (srv->calls == NULL || srv->url == NULL) {
+		free(srv->calls);
+		free(srv->url);
 		free(srv);
 		return SL_ENOMEM;
 	}
 	pthread_mutex_init(&srv->mtx, NULL);
 	pthread_cond_init(&srv->cv, NULL);
 	pthread_mutex_init(&srv->pipes_mu, NULL);
-	srv->rt          = rt;
+	srv->set         = *set;
+	srv->set.url     = srv->url;
 	srv->n_calls     = n;
-	srv->max_request = cfg->max_request_bytes;
+	srv->max_request = set->max_request;
+
+	/* Slow workers run at a lower priority: on a busy machine a
+	 * one-time query's scan gives the CPU to fast ops first. */
+	if ((rc = lane_start("api-fast", set->workers, n, 0, server_run, srv,
+	         &srv->lanes[SERVER_LANE_FAST]))
+	        != SL_OK
+	    || (rc = lane_start("api-slow", set->slow_workers, set->slow_queue,
+	            SERVER_SLOW_NICE, server_run, srv,
+	            &srv->lanes[SERVER_LANE_SLOW]))
+	        != SL_OK) {
+		log_error("server", "cannot start the API's workers: %s",
+		    sl_strerror(rc));
+		server_free(srv, false);
+		return rc;
+	}
 
 	if ((rv = nng_rep0_open(&srv->sock)) != 0) {
 		log_error(
@@ -468,19 +578,22 @@ server_start(runtime *rt, server **out)
 		call->ctx_open = true;
 	}
 
-	if ((rc = server_clear_stale_ipc(cfg->api_url)) != SL_OK) {
+	if ((rc = server_clear_stale_ipc(srv->url)) != SL_OK) {
 		server_free(srv, false);
 		return rc;
 	}
-	if ((rv = nng_listen(srv->sock, cfg->api_url, NULL, 0)) != 0) {
-		log_error("server", "cannot listen on %s: %s", cfg->api_url,
+	if ((rv = nng_listen(srv->sock, srv->url, NULL, 0)) != 0) {
+		log_error("server", "cannot listen on %s: %s", srv->url,
 		    nng_strerror(rv));
 		server_free(srv, false);
 		return server_nng_err(rv);
 	}
 	for (uint32_t i = 0; i < n; i++)
 		server_post_recv(&srv->calls[i]);
-	log_info("server", "listening on %s (%u workers)", cfg->api_url, n);
+	log_info("server",
+	    "listening on %s (%u workers, %u slow workers, %u slow requests "
+	    "may wait)",
+	    srv->url, set->workers, set->slow_workers, set->slow_queue);
 	*out = srv;
 	return SL_OK;
 }
@@ -508,6 +621,11 @@ server_stop(server *srv)
 	for (uint32_t i = 0; i < srv->n_calls; i++)
 		nng_aio_stop(srv->calls[i].recv_aio);
 
+	/* Queued calls are answered ECLOSED, running one-time queries stop
+	 * at their next event. */
+	for (uint32_t i = 0; i < srv->n_calls; i++)
+		atomic_store(&srv->calls[i].cancelled, true);
+
 	/* Calls in progress (commits waiting for the store) get their
 	 * reply: the store is still open, so each ends soon. */
 	pthread_mutex_lock(&srv->mtx);
@@ -518,4 +636,17 @@ server_stop(server *srv)
 	for (uint32_t i = 0; i < srv->n_calls; i++)
 		nng_aio_stop(srv->calls[i].send_aio);
 	server_free(srv, true);
+}
+
+void
+server_stats_get(server *srv, server_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->contexts = srv->n_calls;
+	pthread_mutex_lock(&srv->mtx);
+	out->in_flight = srv->in_flight;
+	pthread_mutex_unlock(&srv->mtx);
+	for (int i = 0; i < SERVER_LANES; i++)
+		if (srv->lanes[i] != NULL)
+			lane_stats_get(srv->lanes[i], &out->lanes[i]);
 }

@@ -1,6 +1,9 @@
 /*
- * The req/rep API server: an NNG rep socket with a pool of contexts, each
- * receiving a request, handing it to api_handle, and sending the reply.
+ * The req/rep API server: an NNG rep socket with a pool of contexts. Each
+ * request is classified and queued on a lane (lane.h) from NNG's receive
+ * callback; a lane's worker runs the handler, which replies with
+ * api_reply. The server knows nothing of the ops it serves: the handler,
+ * the classifier and the connection-closed callback are passed in.
  */
 #ifndef SL_SERVER_H
 #define SL_SERVER_H
@@ -9,29 +12,87 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct runtime runtime;
+#include "lane.h"
+
 typedef struct server server;
 typedef struct api_call api_call;
 
-/** Listen on rt->cfg->api_url with rt->cfg->api_workers contexts. */
-int server_start(runtime *rt, server **out);
+/** The lanes: fast ops (status, get_one, commit, reads) and slow ones
+ * (one-time queries, commands, registrations, big get_all pages). */
+typedef enum server_lane {
+	SERVER_LANE_FAST = 0,
+	SERVER_LANE_SLOW = 1,
+} server_lane;
+#define SERVER_LANES 2
+
+/**
+ * Handle one request on a lane's worker; data (the request's bytes) is
+ * valid until api_reply, which the handler (or what it hands the call to)
+ * calls exactly once.
+ */
+typedef void (*server_handle_fn)(
+    void *arg, api_call *call, const void *data, size_t len);
+/**
+ * Pick a request's lane from its raw bytes, on NNG's receive thread: must
+ * be quick and never block. data may be anything (not yet checked).
+ */
+typedef server_lane (*server_classify_fn)(
+    void *arg, const void *data, size_t len);
+/** A client's connection (NNG pipe id) closed. */
+typedef void (*server_pipe_fn)(void *arg, uint32_t pipe);
+
+typedef struct server_settings {
+	const char *url;          /* listen here (copied) */
+	size_t      max_request;  /* larger requests get ETOOBIG */
+	uint32_t    workers;      /* fast lane's threads */
+	uint32_t    slow_workers; /* slow lane's threads */
+	uint32_t    slow_queue; /* slow requests that may wait; more: EBUSY */
+	server_handle_fn   handle;      /* required */
+	server_classify_fn classify;    /* NULL: every request is fast */
+	server_pipe_fn     pipe_closed; /* may be NULL */
+	void              *arg;         /* for the three callbacks */
+} server_settings;
+
+/**
+ * Listen on set->url with workers + slow_workers + slow_queue contexts
+ * (so slow requests can never take the contexts fast ones need).
+ * @return SL_OK; SL_EINVAL (a required setting missing); SL_ENOMEM;
+ * SL_ECONFIG (bad url); SL_ENET (cannot listen).
+ */
+int server_start(const server_settings *set, server **out);
+/**
+ * Stop: new requests get ECLOSED for a moment, queued ones ECLOSED,
+ * running ones are cancelled (api_call_cancelled) and answered; then the
+ * workers end and the socket closes. NULL is a no-op.
+ */
 void server_stop(server *srv);
+
+/** The server's counters at one moment (status's "api"). */
+typedef struct server_stats {
+	uint32_t   contexts;  /* requests that may be in flight */
+	uint32_t   in_flight; /* received and not yet answered */
+	lane_stats lanes[SERVER_LANES];
+} server_stats;
+void server_stats_get(server *srv, server_stats *out);
 
 /**
  * Send the reply for a call (bytes are copied). Must be called exactly once
- * per call, from any thread, possibly after api_handle returned.
+ * per call, from any thread, possibly after the handler returned.
  */
 void api_reply(api_call *call, const void *data, size_t len);
-
-/** Handle one request (implemented in api.c); data valid until api_reply. */
-void api_handle(runtime *rt, api_call *call, const void *data, size_t len);
 
 /**
  * The id of the connection (NNG pipe) a call's request came on, 0 if
  * unknown. Call before api_reply. Transient projections (op query) live
- * as long as that connection: when it closes, runtime_pipe_closed runs.
+ * as long as that connection: when it closes, pipe_closed runs.
  */
 uint32_t api_call_pipe(api_call *call);
+/**
+ * Whether a call should stop: its client's connection is gone or the
+ * server is stopping. Cheap (one atomic load): long ops check it often.
+ * Call before api_reply.
+ */
+bool api_call_cancelled(api_call *call);
 /** Whether connection pipe is still open (it was added and not removed). */
 bool server_pipe_alive(server *srv, uint32_t pipe);
 

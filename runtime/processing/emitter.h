@@ -128,18 +128,24 @@ int eproj_read_states(store *s, const char *tenant, const proj_def *def,
 int eproj_snapshot(eproj *e, const char *key, size_t key_len,
     eproj_state_fn fn, void *arg, uint64_t *position);
 
+/** Whether a one-time query should stop (its client is gone...). */
+typedef bool (*eproj_cancel_fn)(void *arg);
+
 /**
  * One-time query: run def over tenant's events from 0 to the log head as
  * it is now, in memory (nothing written; emits are not written), then
  * call fn per key (key order; only key when given) with state and result.
  * *position gets the head it ran to. Stops early (SL_ETIMEDOUT) after
- * timeout_ms. The caller holds def (proj_def_try_hold, or
+ * timeout_ms, and (SL_ECLOSED) as soon as cancel (may be NULL), asked
+ * before each event, says so. The caller holds def (proj_def_try_hold, or
  * runtime_find_def_held) until this returns: it runs the plugin's code in
- * the caller's thread. @return SL_OK, SL_EPLUGIN (a handler failed: err says
- * where), SL_ETIMEDOUT, SL_ENOMEM, SL_ESTORAGE, or fn's nonzero value.
+ * the caller's thread. @return SL_OK, SL_EPLUGIN (a handler failed: err
+ * says where), SL_ETIMEDOUT, SL_ECLOSED, SL_ENOMEM, SL_ESTORAGE, or fn's
+ * nonzero value.
  */
 int eproj_query(store *s, const char *tenant, const proj_def *def,
-    const char *key, size_t key_len, int timeout_ms, eproj_state_fn fn,
-    void *arg, uint64_t *position, char *err, size_t errlen);
+    const char *key, size_t key_len, int timeout_ms, eproj_cancel_fn cancel,
+    void *cancel_arg, eproj_state_fn fn, void *arg, uint64_t *position,
+    char *err, size_t errlen);
 
 #endif

@@ -129,31 +129,39 @@ eproj_snapshot(eproj *e, const char *key, size_t key_len, eproj_state_fn fn,
 /* ---- one-time queries ---- */
 
 typedef struct qscan {
-	run     *r;
-	hfail    f;
-	uint64_t failed_at;
-	hres     res;
-	uint64_t seen;
+	run            *r;
+	hfail           f;
+	uint64_t        failed_at;
+	hres            res;
+	uint64_t        seen;
+	eproj_cancel_fn cancel;
+	void           *cancel_arg;
 } qscan;
+
+/* query_cb's stops: a handler failed, or the query was cancelled */
+#define QSCAN_FAILED    1
+#define QSCAN_CANCELLED 2
 
 static int
 query_cb(void *arg, uint64_t position, const void *data, size_t len)
 {
 	qscan *q = arg;
+	if (q->cancel != NULL && q->cancel(q->cancel_arg))
+		return QSCAN_CANCELLED;
 	q->seen++;
 	hres res = eproj_run_record(q->r, position, data, len, 0, NULL, &q->f);
 	if (res == H_FAILED || res == H_ERROR) {
 		q->res       = res;
 		q->failed_at = position;
-		return 1;
+		return QSCAN_FAILED;
 	}
 	return 0;
 }
 
 int
 eproj_query(store *s, const char *tenant, const proj_def *def, const char *key,
-    size_t key_len, int timeout_ms, eproj_state_fn fn, void *arg,
-    uint64_t *position, char *err, size_t errlen)
+    size_t key_len, int timeout_ms, eproj_cancel_fn cancel, void *cancel_arg,
+    eproj_state_fn fn, void *arg, uint64_t *position, char *err, size_t errlen)
 {
 	char dummy[1];
 	if (err == NULL || errlen == 0) {
@@ -182,11 +190,20 @@ eproj_query(store *s, const char *tenant, const proj_def *def, const char *key,
 	if (position != NULL)
 		*position = head;
 	while (pos < head && rc == SL_OK) {
-		qscan    q = { .r = &r };
+		qscan q
+		    = { .r = &r, .cancel = cancel, .cancel_arg = cancel_arg };
 		uint64_t next;
 		size_t max = head - pos < 4096 ? (size_t) (head - pos) : 4096;
 		rc         = store_scan(s, pos, max, query_cb, &q, &next);
-		if (rc == 1) {
+		if (rc == QSCAN_CANCELLED) {
+			snprintf(err, errlen,
+			    "projection '%s': the query was cancelled at "
+			    "position %" PRIu64,
+			    def->name, pos);
+			rc = SL_ECLOSED;
+			break;
+		}
+		if (rc == QSCAN_FAILED) {
 			snprintf(err, errlen,
 			    "projection '%s', event at position %" PRIu64
 			    ": %s",

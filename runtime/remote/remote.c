@@ -33,6 +33,7 @@
 #include "event.h"
 #include "log.h"
 #include "mp.h"
+#include "mpraw.h"
 #include "remote_internal.h"
 
 /* ---- small helpers ---- */
@@ -53,113 +54,6 @@ cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline)
 	ts.tv_sec  = deadline / 1000;
 	ts.tv_nsec = (long) (deadline % 1000) * 1000000L;
 	return pthread_cond_timedwait(cv, mu, &ts) != ETIMEDOUT;
-}
-
-/* ---- bounded msgpack check (answers come from another process) ---- */
-
-static uint64_t
-be_uint(const unsigned char *p, size_t n)
-{
-	uint64_t v = 0;
-	for (size_t i = 0; i < n; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-/*
- * One msgpack object, nothing after it; every length within the bytes,
- * every container count coverable by them, nesting bounded: msgpack-c
- * would otherwise allocate what a lying header claims. (The API checks its
- * requests the same way, runtime/api.c.)
- */
-static bool
-mp_bounded(const unsigned char *p, size_t len, const char **why)
-{
-	uint64_t pending[REMOTE_MAX_DEPTH + 1];
-	int      depth = 0;
-	size_t   i     = 0;
-	pending[0]     = 1;
-	while (depth >= 0) {
-		if (pending[depth] == 0) {
-			depth--;
-			continue;
-		}
-		if (i >= len) {
-			*why = "truncated msgpack";
-			return false;
-		}
-		pending[depth]--;
-		uint8_t  b = p[i++];
-		uint64_t n = 0, skip = 0;
-		int      kind = 0; /* 0 scalar, 1 array, 2 map */
-		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2
-		    || b == 0xc3) {
-			skip = 0;
-		} else if (b >= 0x80 && b <= 0x8f) {
-			kind = 2, n = b & 0x0f;
-		} else if (b >= 0x90 && b <= 0x9f) {
-			kind = 1, n = b & 0x0f;
-		} else if (b >= 0xa0 && b <= 0xbf) {
-			skip = b & 0x1f;
-		} else if (b == 0xc1) {
-			*why = "invalid msgpack byte 0xc1";
-			return false;
-		} else {
-			/* 0xc4.. : length bytes, or fixed sizes */
-			static const uint8_t lenbytes[]
-			    = { 1, 2, 4, 1, 2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-				      0, 0, 0, 0, 0, 1, 2, 4, 2, 4, 2, 4 };
-			static const uint8_t fixed[]
-			    = { 0, 0, 0, 0, 0, 0, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8,
-				      2, 3, 5, 9, 17, 0, 0, 0, 0, 0, 0, 0 };
-			unsigned k = b - 0xc4;
-			if (lenbytes[k] > 0) {
-				if (len - i < lenbytes[k]) {
-					*why = "truncated msgpack";
-					return false;
-				}
-				n = be_uint(p + i, lenbytes[k]);
-				i += lenbytes[k];
-			}
-			if (b == 0xdc || b == 0xdd)
-				kind = 1;
-			else if (b == 0xde || b == 0xdf)
-				kind = 2;
-			else if (b >= 0xc7 && b <= 0xc9)
-				skip = n + 1;
-			else if (lenbytes[k] > 0)
-				skip = n;
-			else
-				skip = fixed[k];
-		}
-		if (kind == 0) {
-			if (len - i < skip) {
-				*why = "truncated msgpack";
-				return false;
-			}
-			i += skip;
-			continue;
-		}
-		if (kind == 2)
-			n *= 2;
-		if (n > len - i) {
-			*why = "a msgpack container claims more elements than "
-			       "the message holds";
-			return false;
-		}
-		if (n > 0) {
-			if (depth == REMOTE_MAX_DEPTH) {
-				*why = "msgpack nested too deep";
-				return false;
-			}
-			pending[++depth] = n;
-		}
-	}
-	if (i != len) {
-		*why = "bytes after the answer map";
-		return false;
-	}
-	return true;
 }
 
 /* ---- answers ---- */
@@ -216,7 +110,7 @@ outcome_is(const msgpack_object *o, const char *s)
 static bool
 decode_answer(const slot *s, const void *body, size_t len, remote_resp *r)
 {
-	const char           *why = NULL;
+	char                  bad[160];
 	msgpack_zone          zone;
 	msgpack_object        root;
 	const msgpack_object *o, *outcome;
@@ -232,8 +126,10 @@ decode_answer(const slot *s, const void *body, size_t len, remote_resp *r)
 		    REMOTE_MAX_ANSWER);
 		return false;
 	}
-	if (!mp_bounded(body, len, &why)) {
-		malformed(r, "%s", why);
+	/* msgpack-c would allocate what a lying header claims */
+	if (!mpraw_check(
+	        body, len, REMOTE_MAX_DEPTH, "answer map", bad, sizeof(bad))) {
+		malformed(r, "%s", bad);
 		return false;
 	}
 	if (!msgpack_zone_init(&zone, 4096)) {

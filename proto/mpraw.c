@@ -1,0 +1,248 @@
+/*
+ * Raw msgpack, read without msgpack-c (mpraw.h): the bounded checker that
+ * requests and remote answers pass before they are unpacked, and the
+ * top-level key look-up of the API's lane classifier.
+ */
+#include "mpraw.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Deepest nesting any caller may ask for. */
+#define MPRAW_MAX_DEPTH 64
+
+enum { K_SCALAR, K_ARRAY, K_MAP };
+
+static uint64_t
+be_uint(const unsigned char *p, size_t n)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/*
+ * Read one object's header at p[*i]: *kind and, for a container, *n its
+ * elements (a map's pairs count twice); for a scalar, *skip the bytes of
+ * its body. *i moves past the header. 0 on success, else -1 (truncated)
+ * or -2 (the invalid byte 0xc1).
+ */
+static int
+header(const unsigned char *p, size_t len, size_t *i, int *kind, uint64_t *n,
+    uint64_t *skip)
+{
+	/* 0xc4..0xdf: bytes of a length field, or the fixed body size */
+	static const uint8_t lenbytes[] = { /* c4 bin */ 1, 2, 4,
+		/* c7 ext */ 1, 2, 4, /* ca float */ 0, 0, /* cc uint */ 0, 0,
+		0, 0, /* d0 int */ 0, 0, 0, 0, /* d4 fixext */ 0, 0, 0, 0, 0,
+		/* d9 str */ 1, 2, 4, /* dc array */ 2, 4, /* de map */ 2, 4 };
+	static const uint8_t fixed[] = { 0, 0, 0, 0, 0, 0, 4, 8, 1, 2, 4, 8, 1,
+		2, 4, 8, 2, 3, 5, 9, 17, 0, 0, 0, 0, 0, 0, 0 };
+	uint8_t              b;
+
+	if (*i >= len)
+		return -1;
+	b     = p[(*i)++];
+	*kind = K_SCALAR;
+	*n    = 0;
+	*skip = 0;
+	if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+		return 0;
+	if (b >= 0x80 && b <= 0x8f) {
+		*kind = K_MAP, *n = (uint64_t) (b & 0x0f) * 2;
+		return 0;
+	}
+	if (b >= 0x90 && b <= 0x9f) {
+		*kind = K_ARRAY, *n = b & 0x0f;
+		return 0;
+	}
+	if (b >= 0xa0 && b <= 0xbf) {
+		*skip = b & 0x1f;
+		return 0;
+	}
+	if (b == 0xc1)
+		return -2;
+	unsigned k = b - 0xc4;
+	uint64_t v = 0;
+	if (lenbytes[k] > 0) {
+		if (len - *i < lenbytes[k])
+			return -1;
+		v = be_uint(p + *i, lenbytes[k]);
+		*i += lenbytes[k];
+	}
+	if (b == 0xdc || b == 0xdd)
+		*kind = K_ARRAY, *n = v;
+	else if (b == 0xde || b == 0xdf)
+		*kind = K_MAP, *n = v * 2;
+	else if (b >= 0xc7 && b <= 0xc9)
+		*skip = v + 1; /* type byte + data */
+	else if (lenbytes[k] > 0)
+		*skip = v;
+	else
+		*skip = fixed[k];
+	return 0;
+}
+
+bool
+mpraw_check(const void *data, size_t len, int max_depth, const char *what,
+    char *err, size_t errlen)
+{
+	const unsigned char *p = data;
+	uint64_t             pending[MPRAW_MAX_DEPTH + 1];
+	int                  depth = 0;
+	size_t               i     = 0;
+
+	if (max_depth > MPRAW_MAX_DEPTH)
+		max_depth = MPRAW_MAX_DEPTH;
+	pending[0] = 1;
+	while (depth >= 0) {
+		uint64_t n, skip;
+		int      kind, rc;
+
+		if (pending[depth] == 0) {
+			depth--;
+			continue;
+		}
+		pending[depth]--;
+		size_t at = i;
+		rc        = header(p, len, &i, &kind, &n, &skip);
+		if (rc == -2) {
+			snprintf(err, errlen,
+			    "invalid msgpack byte 0xc1 at byte %zu", at);
+			return false;
+		}
+		if (rc != 0 || (kind == K_SCALAR && len - i < skip)) {
+			snprintf(err, errlen, "truncated msgpack at byte %zu",
+			    rc != 0 ? at : i);
+			return false;
+		}
+		if (kind == K_SCALAR) {
+			i += skip;
+			continue;
+		}
+		if (n > len - i) {
+			snprintf(err, errlen,
+			    "msgpack %s at byte %zu claims more elements than "
+			    "the message holds",
+			    kind == K_ARRAY ? "array" : "map", i);
+			return false;
+		}
+		if (n > 0) {
+			if (depth == max_depth) {
+				snprintf(err, errlen,
+				    "msgpack nested deeper than %d levels",
+				    max_depth);
+				return false;
+			}
+			pending[++depth] = n;
+		}
+	}
+	if (i != len) {
+		snprintf(err, errlen, "%zu bytes after the %s", len - i, what);
+		return false;
+	}
+	return true;
+}
+
+/* Skip one object at p[*i], visiting at most *budget headers. */
+static bool
+skip_object(const unsigned char *p, size_t len, size_t *i, size_t *budget)
+{
+	uint64_t pending = 1;
+
+	while (pending > 0) {
+		uint64_t n, skip;
+		int      kind;
+
+		if (*budget == 0)
+			return false;
+		(*budget)--;
+		pending--;
+		if (header(p, len, i, &kind, &n, &skip) != 0)
+			return false;
+		if (kind == K_SCALAR) {
+			if (len - *i < skip)
+				return false;
+			*i += skip;
+		} else {
+			if (n > len - *i)
+				return false;
+			pending += n;
+		}
+	}
+	return true;
+}
+
+int
+mpraw_map_find(const void *data, size_t len, const char *key, size_t budget,
+    const unsigned char **val, size_t *val_len)
+{
+	const unsigned char *p      = data;
+	size_t               i      = 0;
+	size_t               keylen = strlen(key);
+	uint64_t             n, skip;
+	int                  kind;
+
+	*val     = NULL;
+	*val_len = 0;
+	if (header(p, len, &i, &kind, &n, &skip) != 0 || kind != K_MAP
+	    || n > len - i)
+		return -1;
+	for (uint64_t pair = 0; pair < n / 2; pair++) {
+		size_t      k = i;
+		const char *s;
+		size_t      slen;
+		if (!skip_object(p, len, &i, &budget))
+			return -1;
+		bool match = mpraw_str(p + k, i - k, &s, &slen)
+		    && slen == keylen && memcmp(s, key, keylen) == 0;
+		size_t v = i;
+		if (!skip_object(p, len, &i, &budget))
+			return -1;
+		if (match) {
+			*val     = p + v;
+			*val_len = i - v;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+bool
+mpraw_str(const unsigned char *v, size_t len, const char **s, size_t *n)
+{
+	size_t   i = 0;
+	uint64_t cn, skip;
+	int      kind;
+
+	if (len == 0 || header(v, len, &i, &kind, &cn, &skip) != 0
+	    || kind != K_SCALAR || len - i < skip)
+		return false;
+	/* fixstr, str8/16/32 */
+	if (!((v[0] >= 0xa0 && v[0] <= 0xbf)
+	        || (v[0] >= 0xd9 && v[0] <= 0xdb)))
+		return false;
+	*s = (const char *) v + i;
+	*n = (size_t) skip;
+	return true;
+}
+
+bool
+mpraw_uint(const unsigned char *v, size_t len, uint64_t *out)
+{
+	if (len == 0)
+		return false;
+	if (v[0] <= 0x7f) {
+		*out = v[0];
+		return true;
+	}
+	if (v[0] >= 0xcc && v[0] <= 0xcf) {
+		size_t nb = (size_t) 1 << (v[0] - 0xcc);
+		if (len < 1 + nb)
+			return false;
+		*out = be_uint(v + 1, nb);
+		return true;
+	}
+	return false;
+}

@@ -1,0 +1,44 @@
+/*
+ * Raw msgpack, read without msgpack-c: one bounded checker that every
+ * message from outside (API requests, remote processors' answers) passes
+ * before msgpack-c unpacks it, and a look-up of one top-level key that the
+ * API's lane classifier runs on NNG's receive thread.
+ */
+#ifndef SL_MPRAW_H
+#define SL_MPRAW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/**
+ * Check that p[0..len) holds exactly one msgpack object: every length fits
+ * in what is left, every container count is coverable by the remaining
+ * bytes (an element takes at least one), nesting stays within max_depth and
+ * nothing trails the object. msgpack-c would otherwise allocate what a
+ * lying header claims before finding the message short.
+ * @param what  names the object in a trailing-bytes message ("request map")
+ * @param err   receives why on failure ("truncated msgpack at byte 12")
+ * @return true if the bytes pass.
+ */
+bool mpraw_check(const void *p, size_t len, int max_depth, const char *what,
+    char *err, size_t errlen);
+
+/**
+ * Find key in the top-level map of p[0..len) without unpacking it: the
+ * first key that equals it. Values are skipped by walking their headers,
+ * at most budget headers in all (values of other keys first in the map
+ * cost their size).
+ * @param val, val_len  receive the raw value (borrowed from p) when found
+ * @return 1 found; 0 not in the map; -1 not a map, malformed or over the
+ * budget (the caller decides what an unknown means).
+ */
+int mpraw_map_find(const void *p, size_t len, const char *key, size_t budget,
+    const unsigned char **val, size_t *val_len);
+
+/** A raw value as a string (borrowed). @return false if it is none. */
+bool mpraw_str(const unsigned char *v, size_t len, const char **s, size_t *n);
+/** A raw value as an unsigned integer. @return false if it is none. */
+bool mpraw_uint(const unsigned char *v, size_t len, uint64_t *out);
+
+#endif
