@@ -404,7 +404,7 @@ check_endpoint(
 }
 
 /*
- * remote.endpoint is the base of one URL per registration (runtime/remote.c):
+ * remote.endpoint is the base of one URL per registration (runtime/remote/remote.c):
  * ipc://PATH gives PATH-<n>.ipc, which must still fit in sockaddr_un;
  * inproc://NAME gives NAME-<n>; tcp://HOST:0 gives a port per registration,
  * so the port must be 0.
@@ -821,7 +821,7 @@ settings_put(const proj_settings *in, slot *s)
 }
 
 /*
- * The system projections' names and fixed ids (runtime/sysproj.h; config.c
+ * The system projections' names and fixed ids (runtime/processing/sysproj.h; config.c
  * does not link sysproj.c, so that the config tests stay small).
  */
 static const char *const sys_names[] = { "$by_category", "$by_event_type",

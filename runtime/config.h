@@ -31,7 +31,7 @@ typedef enum cfg_mode {
 
 /**
  * EventStoreDB's projection settings, by their names, for emitting and
- * system projections (runtime/emitter.h; docs/projections.md says what
+ * system projections (runtime/processing/emitter.h; docs/projections.md says what
  * each means when state, checkpoint and emitted events share a txn).
  */
 typedef struct proj_settings {
@@ -74,7 +74,7 @@ typedef struct sl_config {
 	int log_level;            /* SL_LOG_* */
 	bool hot_reload;          /* watch plugin_dir and reload plugins */
 	uint32_t hot_reload_quiet_ms; /* a changed file's quiet time: 150 */
-	/* remote processors (runtime/remote.h, docs/remote.md) */
+	/* remote processors (runtime/remote/remote.h, docs/remote.md) */
 	char *remote_url; /* remote.endpoint: base of each registration's URL */
 	uint32_t remote_keepalive_ms;   /* remote.keepalive_ms */
 	uint32_t remote_timeout_ms;     /* remote.timeout_ms: per call, ping */

@@ -48,13 +48,13 @@ typedef struct runtime {
 	int64_t started_ns;
 	struct publisher *pub; /* the live feed on cfg->pub_url */
 	struct filterfeed *ff; /* filter streams on the same feed */
-	struct watch *watch;   /* hot reload (runtime/reload.h); NULL: off */
+	struct watch *watch;   /* hot reload (runtime/plugins/reload.h); NULL: off */
 	size_t cap_procs;      /* procs never moves: room for reloads */
-	/* remote processors (runtime/remote.h): registrations over the API */
+	/* remote processors (runtime/remote/remote.h): registrations over the API */
 	remotes        *remotes;
 	pthread_mutex_t procs_mu; /* appends to procs (reload, register) */
 	pthread_mutex_t register_mu; /* one registration at a time */
-	/* emitting projections (runtime/emitter.h): system and plugin ones,
+	/* emitting projections (runtime/processing/emitter.h): system and plugin ones,
 	 * one run per tenant; like procs, only ever appended (under
 	 * procs_mu), never moved: readers load n_eprojs with acquire */
 	eproj **eprojs;

@@ -1,5 +1,5 @@
 /*
- * The API's lane classifier (api_classify, runtime/api.c) on raw request
+ * The API's lane classifier (api_classify, runtime/net/api.c) on raw request
  * bytes: fast ops fast, slow ops slow, get_all by its limit, an op hidden
  * behind big values slow, garbage fast (its error reply is quick). And the
  * bounded raw-msgpack checker both the API and the remote calls use

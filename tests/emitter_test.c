@@ -1,5 +1,5 @@
 /*
- * emitter_test: the emitting projection engine (runtime/emitter.c) on a
+ * emitter_test: the emitting projection engine (runtime/processing/emitter.c) on a
  * real log (store_open in a temp dir) with real ABI 1.2 plugins
  * (tests/plugins/emit_*.c): what it writes, event by event; the result
  * stream; restart from the checkpoint without duplicates; a definition

@@ -1,5 +1,5 @@
 /*
- * Proves the filter stream index of runtime/readmodels.c on a real LMDB
+ * Proves the filter stream index of runtime/models/readmodels.c on a real LMDB
  * env: appends across partitions and transactions number the whole stream
  * and each partition from 0 without gaps (found by cursor seeks, nothing
  * kept in memory), whole and partition reads from a position with max,

@@ -1,7 +1,7 @@
 # Issue 8, the emitting projection engine (helper area "engine"): included
 # by tests/CMakeLists.txt.
 
-# emitter_test: runtime/emitter.c on a real log with real ABI 1.2 plugins
+# emitter_test: runtime/processing/emitter.c on a real log with real ABI 1.2 plugins
 # (tests/plugins/emit_*.c): the streams written event by event, the result
 # stream, restart without duplicates, reset on a changed definition,
 # one-time query, transient run, status and back-pressure, failures and

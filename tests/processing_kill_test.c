@@ -695,7 +695,7 @@ be64(const void *p)
 }
 
 /* The records of processor `name` (projection id, or "f:<filter id>") in
- * tenant t's read model env (layout: runtime/readmodels.h, failset.h). */
+ * tenant t's read model env (layout: runtime/models/readmodels.h, failset.h). */
 static void
 read_records(int t, const char *name, records *out)
 {

@@ -1,5 +1,5 @@
 /*
- * The reverse calls of a registration (runtime/remote.h) over real NNG
+ * The reverse calls of a registration (runtime/remote/remote.h) over real NNG
  * sockets, driven from the test the way a processor drives them, against a
  * fake client (a raw rep0 socket) that answers well, with garbage, with
  * another call id, late, never, or not even pings: each call gets its

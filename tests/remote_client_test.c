@@ -11,7 +11,7 @@
  *    same stream as the plugin's "customer events";
  *  - a client answering garbage, or never, gets failures and retries while
  *    the other registrations go on; once it answers well it catches up.
- * Needs the processor side of remote definitions (runtime/proc_remote.c).
+ * Needs the processor side of remote definitions (runtime/processing/proc_remote.c).
  */
 #include <inttypes.h>
 

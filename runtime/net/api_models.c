@@ -244,7 +244,7 @@ api_read_filter(request *r)
 
 /* ---- read models ---- */
 
-/* Whether def keeps its states in the log env (runtime/emitter.h). A
+/* Whether def keeps its states in the log env (runtime/processing/emitter.h). A
  * definition whose plugin version is closed (not live: dropped by a
  * reload) is one if the daemon ran it as one; its states are still
  * served. Its vtable (plugin memory) is read only while it is held. */

@@ -2,7 +2,7 @@
  * The host side of the plugin ABI: the static sl_host_api table that every
  * plugin receives, and the event, state and context objects a processor
  * hands to a projection's on() or a filter's filter() callback (see
- * runtime/host.h).
+ * runtime/plugins/host.h).
  */
 #include "host.h"
 

@@ -68,7 +68,7 @@ struct sl_context {
 	 * always 0 when no_retry) */
 	uint32_t retry_after_ms;
 	/* appended for ABI 1.2: where host->emit / link_to write, set by the
-	 * emitting projection engine (runtime/emitter.c); NULL elsewhere
+	 * emitting projection engine (runtime/processing/emitter.c); NULL elsewhere
 	 * (ordinary processors), which makes them fail with SL_EINVAL */
 	emit_sink *sink;
 };

@@ -60,7 +60,7 @@ typedef struct proj_def {
 	def_kind         kind;
 	const sl_filter *f;           /* plugin-owned vtable; NULL for a projection */
 	sl_filter_kind   filter_kind; /* filters only */
-	/* appended for remote processors (runtime/remote.h): a client's
+	/* appended for remote processors (runtime/remote/remote.h): a client's
 	 * registration. Its p (or f) is a host-owned vtable holding the
 	 * selectors and initial state, with on (filter) NULL; ver is NULL. */
 	struct remote_proc *remote;

@@ -2,7 +2,7 @@
  * Watching the plugin directory (hot reload): inotify reports finished
  * writes, renames and removals of *.so files; after a quiet time with no
  * further event for a file, the watcher hands its path to a callback, which
- * reloads or unloads the plugin (runtime/reload.c).
+ * reloads or unloads the plugin (runtime/plugins/reload.c).
  */
 #ifndef SL_WATCH_H
 #define SL_WATCH_H

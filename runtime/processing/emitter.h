@@ -6,7 +6,7 @@
  * store's writer (store_submit_emit): exactly once, also across SIGKILL.
  *
  * Runs: a plugin projection that declares emits or a result transform, and
- * the five system projections (runtime/sysproj.h), one per tenant. Also
+ * the five system projections (runtime/processing/sysproj.h), one per tenant. Also
  * one-time queries and transient projections of any plugin projection,
  * which keep their states in memory and write nothing.
  *

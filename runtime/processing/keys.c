@@ -10,7 +10,7 @@
 #include "host.h"
 #include "projection.h"
 
-/* The selector event type that selects every event (runtime/sysproj.h). */
+/* The selector event type that selects every event (runtime/processing/sysproj.h). */
 #define SELECT_ANY "$any"
 
 /* ---- keys ---- */

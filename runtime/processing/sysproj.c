@@ -1,7 +1,7 @@
 /*
  * The five system projections of EventStoreDB as built-in projection
  * vtables: each on() looks at one event of the log and links it with
- * host->link_to; the emitting projection engine (runtime/emitter.c) runs
+ * host->link_to; the emitting projection engine (runtime/processing/emitter.c) runs
  * them and commits the links with their checkpoint. Their state is never
  * touched ("{}"), so the engine never writes one.
  */

@@ -1,6 +1,6 @@
 /*
  * The five system projections of EventStoreDB, built into the runtime as
- * emitting projections (runtime/emitter.h) that link events with
+ * emitting projections (runtime/processing/emitter.h) that link events with
  * host->link_to, configured by resources.yaml (system_projections:):
  *
  *   $by_category         each event of stream "<category><sep>..." linked

@@ -1,7 +1,7 @@
 /*
- * Shared by the two halves of the remote processors: runtime/remote.c (the
+ * Shared by the two halves of the remote processors: runtime/remote/remote.c (the
  * calls: connection, NNG contexts, keep-alive, the processors' callers) and
- * runtime/remote_reg.c (registrations: requests, definitions, takeover,
+ * runtime/remote/remote_reg.c (registrations: requests, definitions, takeover,
  * status). Not for other modules: they use remote.h.
  */
 #ifndef SL_REMOTE_INTERNAL_H

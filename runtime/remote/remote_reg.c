@@ -448,7 +448,7 @@ fail:
 /*
  * An ipc:// socket file left by a process that died is removed; one a live
  * process answers on is kept (listening then fails with the reason). The
- * API server does the same for its endpoint (runtime/server.c).
+ * API server does the same for its endpoint (runtime/net/server.c).
  */
 static void
 clear_stale_ipc(const char *url)

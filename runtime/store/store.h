@@ -10,7 +10,7 @@
  *   "streams" key tenant \0 stream \0 rev(be64) -> position (be64)
  *   "heads"   key tenant \0 stream              -> next revision (be64)
  *
- * Emitting projections (runtime/emitter.h) keep their state here too, so
+ * Emitting projections (runtime/processing/emitter.h) keep their state here too, so
  * that what they write, their states and their checkpoint commit in one
  * write transaction (store_submit_emit):
  *   "owners"  key tenant \0 stream              -> owner id (who wrote it)
