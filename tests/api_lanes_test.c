@@ -123,8 +123,8 @@ lane_field(json_t *st, const char *lane, const char *field)
 	json_t *api = json_object_get(st, "api");
 	json_t *l   = api != NULL ? json_object_get(api, lane) : NULL;
 	if (l == NULL)
-		FT_FAIL("no api.%s in status: %s", lane, et_dump(st));
-	return et_jint(l, field);
+		FT_FAIL("no api.%s in status: %s", lane, dump(st));
+	return jint(l, field);
 }
 
 /* Wait until the slow lane has busy running and queued waiting. */
@@ -145,7 +145,7 @@ wait_slow(long long busy, long long queued, int max_ms)
 			    "the slow lane did not reach busy %lld, queued "
 			    "%lld within %d ms: %s",
 			    busy, queued, max_ms,
-			    et_dump(json_object_get(st, "api")));
+			    dump(json_object_get(st, "api")));
 		json_decref(st);
 		dt_sleep_ms(10);
 	}

@@ -126,36 +126,36 @@ main(void)
 		if (p == NULL) {
 			if (dt_now_ms() - t0 > 30000)
 				FT_FAIL(
-				    "no %s in status: %s", PROJ, et_dump(st));
+				    "no %s in status: %s", PROJ, dump(st));
 			json_decref(st);
 			dt_sleep_ms(20);
 			continue;
 		}
-		if (strcmp(et_jstr(p, "status"), "faulted") == 0)
-			FT_FAIL("%s faulted: %s", PROJ, et_dump(p));
-		pos  = et_jint(p, "position");
-		head = et_jint(st, "head");
-		buf  = et_jint(p, "buffered_events");
+		if (strcmp(jstr(p, "status"), "faulted") == 0)
+			FT_FAIL("%s faulted: %s", PROJ, dump(p));
+		pos  = jint(p, "position");
+		head = jint(st, "head");
+		buf  = jint(p, "buffered_events");
 		mem  = rss_anon(ft_daemon);
 		n_samples++;
 		if (buf < 0)
 			FT_FAIL(
-			    "no buffered_events in status: %s", et_dump(p));
+			    "no buffered_events in status: %s", dump(p));
 		if (buf > THRESHOLD)
 			FT_FAIL("buffered_events %lld over the threshold %d: "
 			        "%s",
-			    buf, THRESHOLD, et_dump(p));
+			    buf, THRESHOLD, dump(p));
 		if (buf > max_buffered)
 			max_buffered = buf;
-		if (strcmp(et_jstr(p, "status"), "waiting") == 0) {
-			const char *why = et_jstr(p, "status_reason");
+		if (strcmp(jstr(p, "status"), "waiting") == 0) {
+			const char *why = jstr(p, "status_reason");
 			if (strstr(why, "pending_events_threshold") == NULL)
 				FT_FAIL("waiting without naming "
 				        "pending_events_threshold: %s",
-				    et_dump(p));
+				    dump(p));
 			if (n_waiting++ == 0) {
 				snprintf(reason, sizeof(reason), "%s", why);
-				fprintf(stderr, "waiting: %s\n", et_dump(p));
+				fprintf(stderr, "waiting: %s\n", dump(p));
 			}
 		}
 		if (base_mem < 0 && pos >= BASE_AT && mem > 0) {
@@ -171,7 +171,7 @@ main(void)
 		last_pos = pos;
 		if (dt_now_ms() > end)
 			FT_FAIL("not caught up within %d ms: %s", RUN_MAX_MS,
-			    et_dump(p));
+			    dump(p));
 		json_decref(st);
 		dt_sleep_ms(100);
 	}
@@ -179,7 +179,7 @@ main(void)
 	    "handled %lld events in %lld ms (%.0f events/s in status); "
 	    "%lld samples, %lld waiting, buffered at most %lld; RssAnon "
 	    "%lld KiB at %d, at most %lld KiB after\n",
-	    et_jint(p, "position"), (long long) (dt_now_ms() - t0),
+	    jint(p, "position"), (long long) (dt_now_ms() - t0),
 	    json_number_value(json_object_get(p, "events_per_sec")), n_samples,
 	    n_waiting, max_buffered, base_mem / 1024, BASE_AT, max_mem / 1024);
 	json_decref(st);
@@ -209,7 +209,7 @@ main(void)
 			CHECK(j != NULL);
 			CHECK_STREQ(r.events[i].type, "Tick");
 			CHECK_EQ(
-			    et_jint(j, "count"), (long long) (i + 1) * 100000);
+			    jint(j, "count"), (long long) (i + 1) * 100000);
 			json_decref(j);
 		}
 		sl_read_result_free(&r);
@@ -218,7 +218,7 @@ main(void)
 		    == SL_OK);
 		j = json_loads(state, 0, NULL);
 		CHECK(j != NULL);
-		CHECK_EQ(et_jint(j, "count"), (long long) N_EVENTS);
+		CHECK_EQ(jint(j, "count"), (long long) N_EVENTS);
 		json_decref(j);
 		sl_client_free(state);
 	}

@@ -111,7 +111,7 @@ wait_proj(void)
 	while (!proj_position(&pos, &head)) {
 		if (dt_now_ms() > end)
 			FT_FAIL("no %s in status: %s", PROJ_NAME,
-			    et_dump(et_status()));
+			    dump(et_status()));
 		dt_sleep_ms(20);
 	}
 	return pos;
@@ -340,8 +340,8 @@ check_ledger_event(void *arg, size_t i, const sl_read_event *e)
 		    k, src_pos[k].n, k, e->json);
 	j = json_loads(e->content_json, 0, NULL);
 	if (strcmp(e->type, "Ledger") != 0 || j == NULL
-	    || et_jint(j, "source") != (long long) src_pos[k].v[i]
-	    || et_jint(j, "revision") != (long long) src_rev[k].v[i]
+	    || jint(j, "source") != (long long) src_pos[k].v[i]
+	    || jint(j, "revision") != (long long) src_rev[k].v[i]
 	    || e->revision != i)
 		FT_FAIL("ledger-account-%d[%zu] should be the Ledger event of "
 		        "position %" PRIu64 ": %s",
@@ -388,8 +388,8 @@ check_result_event(void *arg, size_t i, const sl_read_event *e)
 
 	snprintf(acc, sizeof(acc), "account-%d", k);
 	if (strcmp(e->type, "Result") != 0 || j == NULL
-	    || et_jint(j, "count") != (long long) i + 1
-	    || strcmp(et_jstr(j, "account"), acc) != 0)
+	    || jint(j, "count") != (long long) i + 1
+	    || strcmp(jstr(j, "account"), acc) != 0)
 		FT_FAIL("the result stream of %s at %zu should be Result "
 		        "{count: %zu}: %s",
 		    acc, i, i + 1, e->json);
@@ -435,13 +435,13 @@ check_states(void)
 		    ? json_loads(q.states[i].result_json, 0, NULL)
 		    : NULL;
 		if (k < 0 || st == NULL
-		    || et_jint(st, "count") != (long long) src_pos[k].n)
+		    || jint(st, "count") != (long long) src_pos[k].n)
 			FT_FAIL("state of %s: %s, expected count %zu",
 			    m.items[i].key, m.items[i].state_json,
 			    k >= 0 ? src_pos[k].n : 0);
 		if (strcmp(q.states[i].key, m.items[i].key) != 0
 		    || !json_equal(st, qs) || qr == NULL
-		    || et_jint(qr, "count") != et_jint(st, "count"))
+		    || jint(qr, "count") != jint(st, "count"))
 			FT_FAIL("query of %s: %s / %s, get_all: %s",
 			    m.items[i].key, q.states[i].state_json,
 			    q.states[i].result_json != NULL

@@ -14,6 +14,8 @@
 
 #include <jansson.h>
 
+#include "json_testutil.h"
+
 #include "feed_testutil.h"
 
 /* tests/plugins/e2e_emitter.c: per AccountOpened / Deposited a Ledger
@@ -137,32 +139,6 @@ et_status(void)
 	return j;
 }
 
-/* A string member, "" if there is none. */
-__attribute__((unused)) static const char *
-et_jstr(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_string(v) ? json_string_value(v) : "";
-}
-
-/* An integer member, -1 if there is none. */
-__attribute__((unused)) static long long
-et_jint(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_integer(v) ? (long long) json_integer_value(v) : -1;
-}
-
-/* j as compact JSON with sorted keys, for messages: valid until the next
- * call. */
-__attribute__((unused)) static char *
-et_dump(json_t *j)
-{
-	static char *last;
-	free(last);
-	last = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	return last != NULL ? last : "(null)";
-}
 
 /* The entry of a projection (by id or name) of tenant in status, borrowed
  * from st, or NULL. */
@@ -178,9 +154,9 @@ et_proj_entry(json_t *st, const char *tenant, const char *id, const char *name)
 	for (size_t l = 0; l < 2; l++) {
 		json_array_foreach(json_object_get(st, lists[l]), i, p)
 		{
-			if ((strcmp(et_jstr(p, "projection"), id) == 0
-			        || strcmp(et_jstr(p, "name"), name) == 0)
-			    && strcmp(et_jstr(p, "tenant"), tenant) == 0)
+			if ((strcmp(jstr(p, "projection"), id) == 0
+			        || strcmp(jstr(p, "name"), name) == 0)
+			    && strcmp(jstr(p, "tenant"), tenant) == 0)
 				return p;
 		}
 	}
@@ -195,10 +171,10 @@ et_proj_position(const char *tenant, const char *id, const char *name,
 {
 	json_t *st = et_status(), *p = et_proj_entry(st, tenant, id, name);
 
-	if (p != NULL && strcmp(et_jstr(p, "status"), "faulted") == 0)
-		FT_FAIL("%s faulted: %s", name, et_dump(p));
-	*pos  = p != NULL ? et_jint(p, "position") : -1;
-	*head = et_jint(st, "head");
+	if (p != NULL && strcmp(jstr(p, "status"), "faulted") == 0)
+		FT_FAIL("%s faulted: %s", name, dump(p));
+	*pos  = p != NULL ? jint(p, "position") : -1;
+	*head = jint(st, "head");
 	json_decref(st);
 	return p != NULL;
 }
@@ -265,7 +241,7 @@ et_wait_caught_up(const char *tenant, const char *id, const char *name,
 		if (dt_now_ms() > end) {
 			json_t *st = et_status();
 			FT_FAIL("%s not caught up within %d ms: %s", name, ms,
-			    et_dump(st));
+			    dump(st));
 		}
 		dt_sleep_ms(20);
 	}

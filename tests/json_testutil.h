@@ -2,7 +2,7 @@
  * Reading the daemon's JSON (status, plugins) in the tests that run it as
  * a process: a field as a string ("" when absent or not a string), as an
  * integer (-1 when absent or not an integer), and an object as compact
- * text for a failure message.
+ * text with sorted keys for a failure message.
  */
 #ifndef SL_JSON_TESTUTIL_H
 #define SL_JSON_TESTUTIL_H
@@ -31,7 +31,7 @@ dump(json_t *j)
 {
 	static char *last;
 	free(last);
-	last = json_dumps(j, JSON_COMPACT);
+	last = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	return last != NULL ? last : "(null)";
 }
 

@@ -40,7 +40,7 @@ plugin_entry(json_t *st, const char *so)
 
 	json_array_foreach(json_object_get(st, "plugins"), i, p)
 	{
-		const char *f = et_jstr(p, "file");
+		const char *f = jstr(p, "file");
 		size_t      n = strlen(f), m = strlen(so);
 		if (n >= m && strcmp(f + n - m, so) == 0)
 			return p;
@@ -60,7 +60,7 @@ static uint64_t
 head(void)
 {
 	json_t   *st = et_status();
-	long long h  = et_jint(st, "head");
+	long long h  = jint(st, "head");
 	json_decref(st);
 	CHECK(h >= 0);
 	return (uint64_t) h;
@@ -121,7 +121,7 @@ check_system_refused(const char *stream)
 	CHECK_EQ(head(), h);
 	if (stream_len(stream) != 0)
 		FT_FAIL("%s has events (the client's?); status: %s", stream,
-		    et_dump(et_status()));
+		    dump(et_status()));
 }
 
 int
@@ -181,7 +181,7 @@ main(void)
 	for (;;) {
 		json_t *st      = et_status(),
 		       *p       = plugin_entry(st, "/e2e_conflict.so");
-		const char *err = p != NULL ? et_jstr(p, "error") : "";
+		const char *err = p != NULL ? jstr(p, "error") : "";
 		if (err[0] != '\0') {
 			if ((strstr(err, CONFLICT) == NULL
 			        && strstr(err, CONFLICT_ID) == NULL)
@@ -192,17 +192,17 @@ main(void)
 				    err);
 			if (json_is_true(json_object_get(p, "loaded")))
 				FT_FAIL("e2e_conflict refused but loaded: %s",
-				    et_dump(p));
+				    dump(p));
 			if (proj_entry(st, CONFLICT_ID, CONFLICT) != NULL)
 				FT_FAIL("a refused projection runs: %s",
-				    et_dump(st));
+				    dump(st));
 			fprintf(stderr, "e2e_conflict refused: %s\n", err);
 			json_decref(st);
 			break;
 		}
 		if (dt_now_ms() > end)
 			FT_FAIL("e2e_conflict not refused within %d ms: %s",
-			    WAIT_MS, et_dump(st));
+			    WAIT_MS, dump(st));
 		json_decref(st);
 		dt_sleep_ms(50);
 	}
@@ -224,9 +224,9 @@ main(void)
 	for (;;) {
 		json_t *st      = et_status(),
 		       *p       = proj_entry(st, CONFLICT_ID, CONFLICT);
-		const char *why = p != NULL ? et_jstr(p, "status_reason") : "";
+		const char *why = p != NULL ? jstr(p, "status_reason") : "";
 		if (p != NULL
-		    && strcmp(et_jstr(p, "status"), "faulted") == 0) {
+		    && strcmp(jstr(p, "status"), "faulted") == 0) {
 			/* the code's name, or its message naming the
 			 * owner (the batch was refused by the store) */
 			if (strstr(why, "EOWNED") == NULL
@@ -234,19 +234,19 @@ main(void)
 			        || strstr(why, EMITTER_ID) == NULL))
 				FT_FAIL("faulted without EOWNED in the "
 				        "reason: %s",
-				    et_dump(p));
+				    dump(p));
 			fprintf(stderr, "e2e_conflict faulted: %s\n", why);
 			json_decref(st);
 			break;
 		}
-		if (p != NULL && et_jint(p, "position") == et_jint(st, "head")
-		    && et_jint(st, "head") > 0)
+		if (p != NULL && jint(p, "position") == jint(st, "head")
+		    && jint(st, "head") > 0)
 			FT_FAIL("e2e_conflict ran through without a fault: "
 			        "%s",
-			    et_dump(p));
+			    dump(p));
 		if (dt_now_ms() > end)
 			FT_FAIL("e2e_conflict did not fault within %d ms: %s",
-			    WAIT_MS, et_dump(st));
+			    WAIT_MS, dump(st));
 		json_decref(st);
 		dt_sleep_ms(50);
 	}
@@ -262,11 +262,11 @@ main(void)
 		json_t *st   = et_status(),
 		       *p    = proj_entry(st, CONFLICT_ID, CONFLICT);
 		bool faulted = p != NULL
-		    && strcmp(et_jstr(p, "status"), "faulted") == 0;
+		    && strcmp(jstr(p, "status"), "faulted") == 0;
 		if (!faulted && dt_now_ms() > end)
 			FT_FAIL("e2e_conflict not faulted after a restart: "
 			        "%s",
-			    et_dump(st));
+			    dump(st));
 		json_decref(st);
 		if (faulted)
 			break;

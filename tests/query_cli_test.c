@@ -168,12 +168,12 @@ states_of(json_t *q)
 	json_t *sts = json_object_get(q, "states"), *s;
 	size_t  i;
 	if (!json_is_array(sts))
-		FT_FAIL("no states array: %s", et_dump(q));
+		FT_FAIL("no states array: %s", dump(q));
 	json_array_foreach(sts, i, s)
 	{
 		if (json_object_get(s, "result") != NULL)
 			FT_FAIL(
-			    "a result without a transform: %s", et_dump(s));
+			    "a result without a transform: %s", dump(s));
 	}
 	return sts;
 }
@@ -193,12 +193,12 @@ check_one_time(void)
 	q = out_json();
 	if (!json_equal(states_of(q), all))
 		FT_FAIL("query %s differs from get-all:\n%s\n%s", PROJ_ID,
-		    et_dump(states_of(q)), et_dump(all));
+		    dump(states_of(q)), dump(all));
 	{
 		json_t *st = et_status();
 		snprintf(
-		    head_text, sizeof(head_text), "%lld", et_jint(st, "head"));
-		CHECK_EQ(et_jint(q, "position"), et_jint(st, "head"));
+		    head_text, sizeof(head_text), "%lld", jint(st, "head"));
+		CHECK_EQ(jint(q, "position"), jint(st, "head"));
 		json_decref(st);
 	}
 	json_decref(q);
@@ -217,10 +217,10 @@ check_one_time(void)
 	    0);
 	one  = out_json();
 	want = json_array_get(states_of(q), 0);
-	CHECK_STREQ(et_jstr(want, "key"), "acc-0001");
+	CHECK_STREQ(jstr(want, "key"), "acc-0001");
 	if (!json_equal(json_object_get(want, "state"), one))
 		FT_FAIL("query --key differs from get-one: %s vs %s",
-		    et_dump(want), et_dump(one));
+		    dump(want), dump(one));
 	json_decref(one);
 	json_decref(q);
 	/* a key without a read model: its initial state */
@@ -293,7 +293,7 @@ transients(void)
 	json_array_foreach(json_object_get(st, "emitting_projections"), i, p)
 	{
 		n += json_is_true(json_object_get(p, "transient"))
-		    && strcmp(et_jstr(p, "name"), PROJ) == 0;
+		    && strcmp(jstr(p, "name"), PROJ) == 0;
 	}
 	json_decref(st);
 	return n;
@@ -345,11 +345,11 @@ check_follow(void)
 		if (dt_now_ms() > end)
 			FT_FAIL("query --follow did not come to get-all's "
 			        "states in %d ms: %s",
-			    WAIT_MS, last != NULL ? et_dump(last) : "nothing");
+			    WAIT_MS, last != NULL ? dump(last) : "nothing");
 		dt_sleep_ms(20);
 	}
 	json_decref(all);
-	CHECK(et_jint(last, "head") >= et_jint(last, "position"));
+	CHECK(jint(last, "head") >= jint(last, "position"));
 	/* a change: a third account */
 	commit("acc-0003", "DebitAccountOpened",
 	    "{\"account_id\":\"acc-0003\",\"customer_id\":\"cust-03\","
@@ -358,11 +358,11 @@ check_follow(void)
 		follow_lines(path, &last);
 		json_array_foreach(json_object_get(last, "states"), i, s)
 		{
-			seen |= strcmp(et_jstr(s, "key"), "acc-0003") == 0;
+			seen |= strcmp(jstr(s, "key"), "acc-0003") == 0;
 		}
 		if (!seen && dt_now_ms() > end)
 			FT_FAIL("query --follow did not print the change: %s",
-			    et_dump(last));
+			    dump(last));
 		if (!seen)
 			dt_sleep_ms(20);
 	}
@@ -443,15 +443,15 @@ check_start_stop(void)
 
 	CHECK_EQ(SL("stop", PROJ, "--tenant", TENANT), 0);
 	j = out_json();
-	CHECK(et_jint(j, "processors") >= 1);
+	CHECK(jint(j, "processors") >= 1);
 	json_decref(j);
 	st = et_status();
 	p  = et_proj_entry(st, TENANT, PROJ_ID, PROJ);
 	CHECK(p != NULL);
 	if (!json_is_true(json_object_get(p, "paused"))
-	    && strcmp(et_jstr(p, "status"), "stopped") != 0)
+	    && strcmp(jstr(p, "status"), "stopped") != 0)
 		FT_FAIL(
-		    "stopped projection not shown stopped: %s", et_dump(p));
+		    "stopped projection not shown stopped: %s", dump(p));
 	json_decref(st);
 	commit("acc-0002", "WithdrawalPerformed",
 	    "{\"account_id\":\"acc-0002\",\"customer_id\":\"cust-02\","
@@ -459,7 +459,7 @@ check_start_stop(void)
 	dt_sleep_ms(300);
 	st = et_status();
 	p  = et_proj_entry(st, TENANT, PROJ_ID, PROJ);
-	CHECK(et_jint(p, "position") < et_jint(st, "head"));
+	CHECK(jint(p, "position") < jint(st, "head"));
 	json_decref(st);
 	CHECK_EQ(SL("start", PROJ, "--tenant", TENANT), 0);
 	wait_head();
@@ -507,11 +507,11 @@ check_category_links(void)
 		json_t *e = json_loads(line, 0, NULL), *l;
 		CHECK(e != NULL);
 		l = json_object_get(e, "link");
-		if (et_jint(e, "position") != (long long) want[n]
-		    || strncmp(et_jstr(e, "stream"), "acc-", 4) != 0
+		if (jint(e, "position") != (long long) want[n]
+		    || strncmp(jstr(e, "stream"), "acc-", 4) != 0
 		    || !json_is_object(l)
-		    || strcmp(et_jstr(l, "stream"), "$ce-acc") != 0
-		    || et_jint(l, "revision") != (long long) n)
+		    || strcmp(jstr(l, "stream"), "$ce-acc") != 0
+		    || jint(l, "revision") != (long long) n)
 			FT_FAIL("$ce-acc[%zu] resolved should be position "
 			        "%" PRIu64 " with its link: %s",
 			    n, want[n], line);

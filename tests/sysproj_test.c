@@ -162,10 +162,10 @@ entry(json_t *st, const char *name, const char *tenant)
 		json_t *p;
 		json_array_foreach(json_object_get(st, arrays[a]), i, p)
 		{
-			if (strcmp(et_jstr(p, "name"), name) != 0)
+			if (strcmp(jstr(p, "name"), name) != 0)
 				continue;
 			if (json_object_get(p, "tenant") != NULL
-			    && strcmp(et_jstr(p, "tenant"), tenant) != 0)
+			    && strcmp(jstr(p, "tenant"), tenant) != 0)
 				continue;
 			if (json_object_get(p, "position") != NULL)
 				return p;
@@ -210,14 +210,14 @@ wait_caught_up(const char *tenant, const char *only, const char *want_status)
 				done = false;
 				continue;
 			}
-			if (strcmp(et_jstr(p, "status"), "faulted") == 0)
+			if (strcmp(jstr(p, "status"), "faulted") == 0)
 				FT_FAIL("%s (%s) faulted: %s", sys_names[i],
 				    tenant, json_dumps(p, JSON_COMPACT));
-			if (et_jint(p, "position")
+			if (jint(p, "position")
 			        < (long long) *tenant_next(tenant)
-			    || et_jint(p, "position") > et_jint(st, "head")
+			    || jint(p, "position") > jint(st, "head")
 			    || (want_status != NULL
-			        && strcmp(et_jstr(p, "status"), want_status)
+			        && strcmp(jstr(p, "status"), want_status)
 			            != 0))
 				done = false;
 		}
@@ -242,8 +242,8 @@ wait_status(const char *name, const char *tenant, const char *want)
 	for (;;) {
 		json_t   *st  = et_status();
 		json_t   *p   = entry(st, name, tenant);
-		long long pos = p != NULL ? et_jint(p, "position") : -1;
-		if (p != NULL && strcmp(et_jstr(p, "status"), want) == 0) {
+		long long pos = p != NULL ? jint(p, "position") : -1;
+		if (p != NULL && strcmp(jstr(p, "status"), want) == 0) {
 			json_decref(st);
 			return pos;
 		}
