@@ -19,6 +19,8 @@
 
 /* Events read per read transaction: the plugin runs inside it. */
 #define RETRY_CHUNK 256
+/* retry_cb's "stop here" (no sl_err code) */
+#define RETRY_STOP 0x7ffe
 
 typedef struct rscan {
 	run             *r;
@@ -42,7 +44,7 @@ retry_cb(void *arg, uint64_t pos, const void *data, size_t len)
 	if (res == H_FAILED || res == H_ERROR) {
 		q->res  = res;
 		q->fpos = pos;
-		return 1;
+		return RETRY_STOP;
 	}
 	return 0;
 }
@@ -63,7 +65,7 @@ eproj_retry_unit(run *r, const fail_unit *u, uint64_t upto, hfail *f,
 		rc = store_scan(r->s, from, n < RETRY_CHUNK ? (size_t) n
 		                                            : RETRY_CHUNK,
 		    retry_cb, &q, &next);
-		if (rc != SL_OK && rc != 1) {
+		if (rc != SL_OK && rc != RETRY_STOP) {
 			snprintf(f->why, sizeof(f->why),
 			    "retry: cannot read the log: %s", sl_strerror(rc));
 			break;
