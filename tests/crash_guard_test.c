@@ -629,8 +629,7 @@ crash_case(void)
 	commit_others(3);
 	commit(BAD_STREAM, 2, -1);
 	want_failing = 1;
-	json_decref(wait_status("caught up with the unit failing",
-	    caught_up));
+	json_decref(wait_status("caught up with the unit failing", caught_up));
 	check_models("with the crashed key waiting", false);
 	if (!is_filter && !is_emitter)
 		check_side("after the crash");

@@ -141,10 +141,10 @@ main(void)
 	/* account-1 fails, not retried; the others go on, its later
 	 * events wait */
 	sl_commit_result res;
-	sl_new_event     bad = { .type         = "Deposited",
-		    .content_json = "{\"fail_times\":1,\"hard\":true}" };
-	CHECK_EQ(sl_client_commit(et_cl, TENANT, "account-1", SL_EXPECT_ANY,
-	             &bad, 1, &res),
+	sl_new_event     bad = { .type = "Deposited",
+		    .content_json      = "{\"fail_times\":1,\"hard\":true}" };
+	CHECK_EQ(sl_client_commit(
+	             et_cl, TENANT, "account-1", SL_EXPECT_ANY, &bad, 1, &res),
 	    SL_OK);
 	n_src[BAD]++;
 	uint64_t bad_pos = res.first_position;
@@ -167,7 +167,7 @@ main(void)
 	CHECK_EQ(ledger_len(BAD), 2);
 
 	/* the operator's retry: account-1 catches up */
-	size_t n = 0;
+	size_t n  = 0;
 	int    rc = sl_client_command(et_cl, "retry", ET_EMITTER, TENANT, &n);
 	if (rc != SL_OK)
 		FT_FAIL("retry: %s: %s", sl_errname(rc),

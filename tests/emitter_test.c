@@ -1117,8 +1117,8 @@ check_count_of(store *s, const proj_def *def, const char *key, int count)
 	kst   v[2];
 	kread r = { v, 0, 2 };
 	char  want[64];
-	CHECK_EQ(eproj_read_states(s, TENANT, def, NULL, key, strlen(key),
-	             state_cb, &r),
+	CHECK_EQ(eproj_read_states(
+	             s, TENANT, def, NULL, key, strlen(key), state_cb, &r),
 	    SL_OK);
 	snprintf(want, sizeof(want), "{\"count\":%d}", count);
 	CHECK_STREQ(v[0].state, want);
@@ -1157,8 +1157,8 @@ test_failing_keys(void)
 	/* account-1 fails three times, retried 300 ms apart; meanwhile
 	 * account-2 goes on, account-1's later events wait */
 	uint64_t bad = store_next_position(s);
-	deposit(s, &x, "account-1",
-	    "{\"fail_times\":3,\"retry_after_ms\":300}");
+	deposit(
+	    s, &x, "account-1", "{\"fail_times\":3,\"retry_after_ms\":300}");
 	for (int i = 0; i < 4; i++)
 		deposit(s, &x, "account-2", "{}");
 	for (int i = 0; i < 3; i++)

@@ -53,18 +53,18 @@ int
 eproj_retry_unit(run *r, const fail_unit *u, uint64_t upto, hfail *f,
     uint64_t *fpos, uint64_t *handled)
 {
-	rscan q = { .r = r, .u = u, .f = f, .res = H_HANDLED };
-	r->only_key = u->unit;
-	r->only_len = u->ulen;
-	r->retrying = true;
-	int      rc = SL_OK;
+	rscan q       = { .r = r, .u = u, .f = f, .res = H_HANDLED };
+	r->only_key   = u->unit;
+	r->only_len   = u->ulen;
+	r->retrying   = true;
+	int      rc   = SL_OK;
 	uint64_t from = u->pos;
 	while (from < upto && q.res == H_HANDLED) {
 		uint64_t next = from;
 		uint64_t n    = upto - from;
-		rc = store_scan(r->s, from, n < RETRY_CHUNK ? (size_t) n
-		                                            : RETRY_CHUNK,
-		    retry_cb, &q, &next);
+		rc            = store_scan(r->s, from,
+                    n < RETRY_CHUNK ? (size_t) n : RETRY_CHUNK, retry_cb, &q,
+		               &next);
 		if (rc != SL_OK && rc != RETRY_STOP) {
 			snprintf(f->why, sizeof(f->why),
 			    "retry: cannot read the log: %s", sl_strerror(rc));
@@ -94,7 +94,7 @@ eproj_failing_reload(eproj *e)
 	failset_init(&e->failing, "emit", 0);
 	if (e->mode == CFG_MODE_TRANSIENT)
 		return SL_OK;
-	ckpt c = { .failing = &e->failing };
+	ckpt c  = { .failing = &e->failing };
 	int  rc = eproj_ckpt_read(e->s, e->tenant, e->id, &c);
 	if (rc != SL_OK) {
 		failset_free(&e->failing);

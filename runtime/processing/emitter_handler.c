@@ -122,11 +122,11 @@ seal(eproj *e, uint64_t pos, bool stopped)
 		return rc;
 	}
 	e->fail_dirty = false; /* this batch holds them */
-	ckpt c = { .position = pos,
-		.def_hash    = r->def != NULL ? r->def->def_hash : 0,
-		.stopped     = stopped,
-		.failing     = &e->failing };
-	size_t clen = 0;
+	ckpt   c      = { .position = pos,
+		       .def_hash    = r->def != NULL ? r->def->def_hash : 0,
+		       .stopped     = stopped,
+		       .failing     = &e->failing };
+	size_t clen   = 0;
 	if (eproj_ckpt_pack(&c, &b->ckpt, &clen) != SL_OK) {
 		eproj_batch_free(b);
 		return SL_ENOMEM;
@@ -215,14 +215,14 @@ do_reset(eproj *e)
 		e->position = 0;
 		return SL_OK;
 	}
-	ckpt       c = { .position = 0,
-		      .def_hash    = e->r.def != NULL ? e->r.def->def_hash : 0,
-		      .stopped     = e->paused };
-	char      *buf = NULL;
+	ckpt       c    = { .position = 0,
+		         .def_hash    = e->r.def != NULL ? e->r.def->def_hash : 0,
+		         .stopped     = e->paused };
+	char      *buf  = NULL;
 	size_t     blen = 0;
 	store_emit em = { .tenant = e->tenant, .owner = e->id, .reset = true };
-	int        rc   = eproj_ckpt_pack(&c, &buf, &blen);
-	em.checkpoint     = buf;
+	int        rc = eproj_ckpt_pack(&c, &buf, &blen);
+	em.checkpoint = buf;
 	em.checkpoint_len = blen;
 	if (rc == SL_OK) {
 		pthread_mutex_unlock(&e->mu);
@@ -238,7 +238,7 @@ do_reset(eproj *e)
 	}
 	e->position    = 0;
 	e->ckpt_stored = true;
-	e->stop_seq    = 0; /* the reset's checkpoint holds the stop */
+	e->stop_seq    = 0;        /* the reset's checkpoint holds the stop */
 	failset_free(&e->failing); /* the reset's checkpoint holds none */
 	pthread_cond_broadcast(&e->cmd_cv);
 	log_info("emitter",
@@ -577,6 +577,12 @@ retry_due(eproj *e, hstate *h)
 	fail_unit *u   = failset_next(&e->failing, wall_ns(), &due);
 	if (u == NULL || !due)
 		return false;
+	if (u->pos >= h->hpos) {
+		/* nothing of it handled yet (cannot be: a unit is found as
+		 * its event is passed): later */
+		u->next_try_ns = wall_ns() + (int64_t) RETRY_MAX_MS * 1000000;
+		return false;
+	}
 	fail_unit c = *u; /* only this thread changes the set */
 	if ((c.unit = strdup(u->unit)) == NULL) {
 		e->batch_rc = SL_ENOMEM;
@@ -605,8 +611,8 @@ retry_due(eproj *e, hstate *h)
 		failset_forget(&e->failing);
 		e->fail_dirty = true;
 		log_info("emitter",
-		    "%s/%s: key '%.100s' retried: caught up (events from %" PRIu64
-		    " to %" PRIu64 ")",
+		    "%s/%s: key '%.100s' retried: caught up (events from "
+		    "%" PRIu64 " to %" PRIu64 ")",
 		    e->tenant, e->id, c.unit, c.pos, upto);
 	} else if (rc == SL_EPLUGIN) {
 		if (!f.key_known) { /* cannot be: it failed as this key */
@@ -690,7 +696,7 @@ eproj_handler_main(void *arg)
 				    "%s/%s: cannot read the failing keys of "
 				    "the checkpoint",
 				    e->tenant, e->id);
-			e->fail_dirty = false;
+			e->fail_dirty       = false;
 			h.hpos              = e->position;
 			e->faulted          = false;
 			e->attempts         = 0;
@@ -725,7 +731,8 @@ eproj_handler_main(void *arg)
 			handler_wait(e, &h, 0);
 			continue;
 		}
-		/* a failing key due for its retry: from its event up to here */
+		/* a failing key due for its retry: from its event up to here
+		 */
 		if (retry_due(e, &h)) {
 			int64_t wake;
 			maybe_commit(e, &h, e->qhead == NULL, &wake);

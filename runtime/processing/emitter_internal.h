@@ -3,7 +3,8 @@
  * emitter.c (claims; the continuous / transient run: reader thread,
  * lifecycle, commands, status), emitter_handler.c (the handler thread and
  * its batches), emitter_run.c (batches, checkpoint records, the handling
- * shared by every mode), statecache.c (the state cache) and
+ * shared by every mode), emitter_fail.c (failing keys: their retry),
+ * statecache.c (the state cache) and
  * emitter_query.c (reading states, snapshots, one-time queries). Not for
  * other parts of the runtime.
  */

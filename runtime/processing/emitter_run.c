@@ -196,10 +196,10 @@ eproj_ckpt_pack(const ckpt *c, char **out, size_t *len)
 static int
 ckpt_unit(failset *fs, const msgpack_object *o)
 {
-	const char *key, *why = "";
+	const char *key, *why  = "";
 	size_t      klen, wlen = 0;
-	uint64_t    pos, att = 0;
-	int64_t     next = 0;
+	uint64_t    pos, att   = 0;
+	int64_t     next  = 0;
 	bool        retry = false;
 	if (o->type != MSGPACK_OBJECT_MAP
 	    || mp_get_str(o, "key", &key, &klen) != SL_OK
@@ -253,9 +253,10 @@ ckpt_cb(void *arg, const void *key, size_t key_len, const void *val,
 		const msgpack_object *fa;
 		if (c->failing != NULL
 		    && mp_get_array(&up.data, "failing", &fa) == SL_OK)
-			for (uint32_t i = 0; i < fa->via.array.size && rc == SL_OK;
-			     i++)
-				rc = ckpt_unit(c->failing, &fa->via.array.ptr[i]);
+			for (uint32_t i = 0;
+			     i < fa->via.array.size && rc == SL_OK; i++)
+				rc = ckpt_unit(
+				    c->failing, &fa->via.array.ptr[i]);
 	}
 	msgpack_unpacked_destroy(&up);
 	return rc == SL_OK ? 0 : 1;

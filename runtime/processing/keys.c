@@ -151,7 +151,6 @@ proc_key(const proj_def *def, const ev_view *ev, char *buf, size_t len)
 	return SL_EINVAL;
 }
 
-
 bool
 proc_key_is_static(const proj_def *def, const ev_view *ev)
 {

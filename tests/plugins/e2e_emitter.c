@@ -60,8 +60,8 @@ on_event(void *user, const sl_event *ev, const char *key, sl_state *st,
 	if (host->content_i64(ev, "fail_times", &ft) == SL_OK
 	    && (int64_t) host->retry_attempt(ctx) < ft) {
 		(void) host->content_bool(ev, "hard", &hard);
-		return sl_fail_with(ctx, !hard, 0, "refused: fail_times %" PRId64,
-		    ft);
+		return sl_fail_with(
+		    ctx, !hard, 0, "refused: fail_times %" PRId64, ft);
 	}
 	snprintf(stream, sizeof(stream), "ledger-%s", key);
 	snprintf(content, sizeof(content),
