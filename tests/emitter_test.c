@@ -154,6 +154,45 @@ wait_status(eproj *e, const char *status, uint32_t min_attempts)
 	}
 }
 
+/* Wait until n keys are failing, the run is at pos or beyond and nothing
+ * is in flight. */
+static eproj_status
+wait_failing(eproj *e, size_t n, uint64_t pos)
+{
+	eproj_status st;
+	int64_t      end = pt_now_ms() + PT_WAIT_MS;
+	for (;;) {
+		eproj_get_status(e, &st);
+		if (st.n_failing == n && st.position >= pos
+		    && st.writes_in_flight == 0 && st.buffered_events == 0)
+			return st;
+		if (pt_now_ms() > end) {
+			fprintf(stderr,
+			    "timeout waiting for %zu failing at %" PRIu64
+			    ": %zu failing, at %" PRIu64 " (%s: %s)\n",
+			    n, pos, st.n_failing, st.position, st.status,
+			    st.reason);
+			exit(1);
+		}
+		pt_sleep_ms(2);
+	}
+}
+
+/* The failing key (the only one): its event, attempts, retry, reason. */
+static void
+check_unit(eproj *e, const char *key, uint64_t pos, uint32_t min_attempts,
+    bool retry, const char *reason_has)
+{
+	proc_failing f[2];
+	CHECK_EQ(eproj_get_failing(e, f, 2), 1);
+	CHECK_STREQ(f[0].partition, key);
+	CHECK_EQ(f[0].position, pos);
+	CHECK(f[0].attempts >= min_attempts);
+	CHECK_EQ(f[0].retry, retry);
+	CHECK(retry ? f[0].next_try_ns > 0 : f[0].next_try_ns == 0);
+	CHECK(strstr(f[0].reason, reason_has) != NULL);
+}
+
 /* Wait until the run holds at most max states in memory; their number. */
 static uint64_t
 wait_cached(eproj *e, uint64_t max)
@@ -245,21 +284,38 @@ deposit(store *s, expect *x, const char *account, const char *json)
 	x->rev[x->n++] = rev;
 }
 
-/* Check every stream the counter wrote against x, recomputed here. */
+/*
+ * Check every stream the counter wrote against x, recomputed here. by_key:
+ * the links of "all-accounts" in log order per account only (a retried
+ * key's writes come after what other keys wrote meanwhile).
+ */
 static void
-check_counter_streams(store *s, const expect *x)
+check_counter_streams_by(store *s, const expect *x, bool by_key)
 {
 	static sev v[64];
 	char       want[256], stream[128];
-	/* every deposit linked, in log order */
+	/* every deposit linked, in log order (per key) */
 	size_t n = read_stream(s, TENANT, "all-accounts", v, 64);
 	CHECK_EQ(n, x->n);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !by_key; i++) {
 		CHECK_STREQ(v[i].type, "$>");
 		snprintf(want, sizeof(want), "\"%" PRIu64 "@%s\"", x->rev[i],
 		    x->stream[i]);
 		CHECK_STREQ(v[i].content, want);
 		CHECK_STREQ(v[i].correlation, "test");
+	}
+	for (size_t i = 0, k[2] = { 0, 0 }; i < n && by_key; i++) {
+		CHECK_STREQ(v[i].type, "$>");
+		CHECK_STREQ(v[i].correlation, "test");
+		size_t a = strstr(v[i].content, "@account-1") != NULL ? 0 : 1;
+		const char *acc = a == 0 ? "account-1" : "account-2";
+		while (k[a] < x->n && strcmp(x->stream[k[a]], acc) != 0)
+			k[a]++;
+		CHECK(k[a] < x->n);
+		snprintf(want, sizeof(want), "\"%" PRIu64 "@%s\"",
+		    x->rev[k[a]], acc);
+		CHECK_STREQ(v[i].content, want);
+		k[a]++;
 	}
 	/* per account: Counted every 3rd, a result every 5th */
 	const char *accounts[] = { "account-1", "account-2" };
@@ -288,6 +344,12 @@ check_counter_streams(store *s, const expect *x)
 			CHECK_STREQ(v[i].content, want);
 		}
 	}
+}
+
+static void
+check_counter_streams(store *s, const expect *x)
+{
+	check_counter_streams_by(s, x, false);
 }
 
 static void
@@ -422,11 +484,12 @@ test_counter(void)
 	    SL_ENOTFOUND);
 
 	/* an emit to an undeclared stream fails the event, with the reason,
-	 * and is not retried; nothing of it is written. It comes right after
-	 * events the run skips (not selected), in the same commit, so the
-	 * reader hands them over together: status counts them as handled
-	 * (position: the failed event), though no batch was written for
-	 * them. Before that the run skipped its own writes: caught up. */
+	 * and is not retried; nothing of it is written. Its key (account-1)
+	 * is marked failing at that event and the run goes on past it (the
+	 * other keys would go on): status "running", one partition failing.
+	 * It comes right after events the run skips (not selected), in the
+	 * same commit. Before that the run skipped its own writes: caught
+	 * up. */
 	uint64_t before = store_next_position(s);
 	wait_done(e, before);
 	pt_event bad[3] = { { .type = "Renamed", .json = "{}" },
@@ -434,14 +497,13 @@ test_counter(void)
 		{ .type = "Deposited", .json = "{\"to\":\"elsewhere\"}" } };
 	uint64_t fault  = pt_commit(s, TENANT, "account-1", bad, 3) + 2;
 	CHECK_EQ(fault, before + 2);
-	st = wait_status(e, "faulted", 1);
-	CHECK(strstr(st.reason, "elsewhere") != NULL);
-	CHECK(strstr(st.reason, "not declared") != NULL);
-	CHECK_EQ(st.position, fault);
+	st = wait_failing(e, 1, fault + 1);
+	CHECK_STREQ(st.status, "running");
+	CHECK(strstr(st.reason, "1 partition failing") != NULL);
+	check_unit(e, "account-1", fault, 1, false, "elsewhere");
+	check_unit(e, "account-1", fault, 1, false, "not declared");
 	pt_sleep_ms(200);
-	eproj_get_status(e, &st);
-	CHECK_STREQ(st.status, "faulted");
-	CHECK_EQ(st.attempts, 1);
+	check_unit(e, "account-1", fault, 1, false, "not declared");
 	CHECK_EQ(read_stream(s, TENANT, "elsewhere", v, 4), 0);
 	CHECK_EQ(store_next_position(s), fault + 1);
 	eproj_stop(e);
@@ -456,8 +518,8 @@ test_counter(void)
 	CHECK_EQ(
 	    eproj_start(s, TENANT, def2, CFG_MODE_CONTINUOUS, &set, false, &e),
 	    SL_OK);
-	st = wait_status(e, "faulted", 1);
-	CHECK_EQ(st.position, fault);
+	st = wait_failing(e, 1, fault + 1);
+	check_unit(e, "account-1", fault, 1, false, "not declared");
 	check_counter_streams(s, &x);
 	check_counter_states(s, def2, &x);
 	eproj_stop(e);
@@ -1046,11 +1108,137 @@ test_load_checks(void)
 	registry_destroy(r);
 }
 
+/* ---- failing keys (issue 14) ---- */
+
+/* The committed count of key is count. */
+static void
+check_count_of(store *s, const proj_def *def, const char *key, int count)
+{
+	kst   v[2];
+	kread r = { v, 0, 2 };
+	char  want[64];
+	CHECK_EQ(eproj_read_states(
+	             s, TENANT, def, NULL, key, strlen(key), state_cb, &r),
+	    SL_OK);
+	snprintf(want, sizeof(want), "{\"count\":%d}", count);
+	CHECK_STREQ(v[0].state, want);
+}
+
+/*
+ * A failing event holds up its key alone: the other key's states and
+ * emitted events go on to the head while the failing key's later events
+ * wait; status lists the key. A failure retried after a delay catches up
+ * by itself; one that says "do not retry" survives a stop and start (its
+ * unit is in the checkpoint record) and catches up after `retry`. Both
+ * then equal a recomputation (links per key in order: a retried key's
+ * writes come later in the log).
+ */
+static void
+test_failing_keys(void)
+{
+	store          *s   = open_store("log-failing");
+	registry       *r   = load(COUNTER_SO, "cache-failing");
+	const proj_def *def = pt_find(r, "emit_counter");
+	char            err[512];
+	proj_settings   set = defaults();
+	expect          x;
+	eproj          *e;
+	memset(&x, 0, sizeof(x));
+	CHECK_EQ(eproj_claim(s, def, err, sizeof(err)), SL_OK);
+	CHECK_EQ(
+	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
+	    SL_OK);
+	for (int i = 0; i < 2; i++) {
+		deposit(s, &x, "account-1", "{}");
+		deposit(s, &x, "account-2", "{}");
+	}
+	wait_done(e, store_next_position(s));
+
+	/* account-1 fails three times, retried 300 ms apart; meanwhile
+	 * account-2 goes on, account-1's later events wait */
+	uint64_t bad = store_next_position(s);
+	deposit(
+	    s, &x, "account-1", "{\"fail_times\":3,\"retry_after_ms\":300}");
+	for (int i = 0; i < 4; i++)
+		deposit(s, &x, "account-2", "{}");
+	for (int i = 0; i < 3; i++)
+		deposit(s, &x, "account-1", "{}");
+	eproj_status st = wait_failing(e, 1, store_next_position(s));
+	CHECK_STREQ(st.status, "running");
+	CHECK(strstr(st.reason, "1 partition failing") != NULL);
+	check_unit(e, "account-1", bad, 1, true, "refused: fail_times");
+	check_count_of(s, def, "account-2", 6);
+	check_count_of(s, def, "account-1", 2);
+	static sev v[16];
+	CHECK_EQ(read_stream(s, TENANT, "counts-account-2", v, 16), 2);
+	CHECK_EQ(read_stream(s, TENANT, "counts-account-1", v, 16), 0);
+	/* retried by itself: caught up, as if it never failed */
+	int64_t end = pt_now_ms() + PT_WAIT_MS;
+	do {
+		CHECK(pt_now_ms() < end);
+		pt_sleep_ms(10);
+		st = wait_done(e, store_next_position(s));
+	} while (st.n_failing != 0);
+	CHECK_STREQ(st.reason, "");
+	check_counter_states(s, def, &x);
+	check_counter_streams_by(s, &x, true);
+
+	/* a failure that is not retried: account-2 waits, account-1 goes
+	 * on; it holds over a stop and start (the checkpoint has it) */
+	bad = store_next_position(s);
+	deposit(s, &x, "account-2", "{\"fail_times\":1,\"hard\":true}");
+	deposit(s, &x, "account-1", "{}");
+	deposit(s, &x, "account-2", "{}");
+	deposit(s, &x, "account-1", "{}");
+	wait_failing(e, 1, store_next_position(s));
+	check_unit(e, "account-2", bad, 1, false, "refused: fail_times");
+	check_count_of(s, def, "account-1", 8);
+	check_count_of(s, def, "account-2", 6);
+	eproj_stop(e);
+	CHECK_EQ(
+	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
+	    SL_OK);
+	eproj_get_status(e, &st);
+	CHECK_EQ(st.n_failing, 1); /* read with the checkpoint */
+	deposit(s, &x, "account-1", "{}");
+	deposit(s, &x, "account-2", "{}");
+	wait_failing(e, 1, store_next_position(s));
+	pt_sleep_ms(200);
+	check_unit(e, "account-2", bad, 1, false, "refused: fail_times");
+	check_count_of(s, def, "account-1", 9);
+	check_count_of(s, def, "account-2", 6);
+	/* the operator's retry: the key catches up */
+	CHECK_EQ(eproj_command(e, PROC_CMD_RETRY, 5000), SL_OK);
+	end = pt_now_ms() + PT_WAIT_MS;
+	do {
+		CHECK(pt_now_ms() < end);
+		pt_sleep_ms(10);
+		st = wait_done(e, store_next_position(s));
+	} while (st.n_failing != 0);
+	CHECK_STREQ(st.status, "running");
+	check_counter_states(s, def, &x);
+	check_counter_streams_by(s, &x, true);
+	/* and after a restart nothing is failing any more */
+	eproj_stop(e);
+	CHECK_EQ(
+	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
+	    SL_OK);
+	eproj_get_status(e, &st);
+	CHECK_EQ(st.n_failing, 0);
+	eproj_stop(e);
+	check_counter_states(s, def, &x);
+	check_counter_streams_by(s, &x, true);
+
+	registry_destroy(r);
+	store_close(s);
+}
+
 int
 main(void)
 {
 	test_load_checks();
 	test_counter();
+	test_failing_keys();
 	test_slow();
 	test_batch_refused();
 	test_many_keys();

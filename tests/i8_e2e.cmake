@@ -26,3 +26,9 @@ add_dependencies(query_cli_test sluiced sluice account_details)
 sl_test(backpressure_test backpressure_test.c
         LIBS sluice_client PkgConfig::JANSSON TIMEOUT 300)
 add_dependencies(backpressure_test sluiced e2e_slow)
+# emit_failing_kill_test: an emitting projection's failing key (issue 14)
+# waits alone, holds over SIGKILL (in its checkpoint record) and catches up
+# after `retry`; the other keys' emitted streams go on to the head.
+sl_test(emit_failing_kill_test emit_failing_kill_test.c
+        LIBS sluice_client PkgConfig::JANSSON TIMEOUT 180)
+add_dependencies(emit_failing_kill_test sluiced e2e_emitter)

@@ -299,6 +299,20 @@ api_pack_eproj(msgpack_packer *pk, eproj *e, uint64_t handle, uint64_t head)
 	mp_map_u64(&m, "writes_in_flight", st.writes_in_flight);
 	mp_map_u64(&m, "emitted", st.emitted);
 	mp_map_u64(&m, "attempts", st.attempts);
+	/* failing keys, as the processors show their failing units */
+	proc_failing *fl    = malloc(API_STATUS_MAX_FAILING * sizeof(*fl));
+	size_t        nf    = fl != NULL
+	              ? eproj_get_failing(e, fl, API_STATUS_MAX_FAILING)
+	              : st.n_failing;
+	size_t        shown = fl == NULL         ? 0
+	           : nf < API_STATUS_MAX_FAILING ? nf
+	                                         : API_STATUS_MAX_FAILING;
+	mp_map_u64(&m, "failing_count", nf);
+	mp_map_key(&m, "failing");
+	msgpack_pack_array(pk, shown);
+	for (size_t k = 0; k < shown; k++)
+		api_pack_failing(pk, &fl[k]);
+	free(fl);
 	mp_map_bool(&m, "system", d != NULL && sysproj_is_system(d));
 	mp_map_bool(&m, "emitting", true);
 	mp_map_bool(&m, "stopped",

@@ -15,10 +15,11 @@
  * holds what they share.
  *
  * Persisted per (tenant, projection id), in the log env:
- *   "pcheck": a msgpack map {position, def_hash, stopped}: the next
- *             position to handle, the definition it was built with, and
+ *   "pcheck": a msgpack map {position, def_hash, stopped, failing}: the
+ *             next position to handle, the definition it was built with,
  *             whether an operator stopped it (PAUSE / `stop`, persisted
- *             here, so it survives a restart);
+ *             here, so it survives a restart), and the failing keys
+ *             (emitter_fail.c; absent: none);
  *   "pstate": the states (msgpack maps) by key.
  */
 #include "emitter_internal.h"
@@ -329,17 +330,20 @@ eproj_start(store *s, const char *tenant, const proj_def *def, cfg_mode mode,
 	if (mode == CFG_MODE_TRANSIENT)
 		e->r.cmu = &e->cmu;
 	e->paused = stopped;
+	failset_init(&e->failing, "emit", 0);
 	if (rc == SL_OK && mode != CFG_MODE_TRANSIENT) {
-		ckpt c;
-		rc = eproj_ckpt_read(s, tenant, def->id, &c);
+		ckpt c = { .failing = &e->failing };
+		rc     = eproj_ckpt_read(s, tenant, def->id, &c);
 		if (rc == SL_OK) {
 			e->paused      = c.stopped;
 			e->ckpt_stored = true;
 			if (c.def_hash == def->def_hash)
 				e->position = c.position;
-			else
+			else {
 				e->batch_rc
 				    = -1; /* the handler resets first */
+				failset_free(&e->failing);
+			}
 		} else if (rc == SL_ENOTFOUND || rc == SL_EPROTO) {
 			if (rc == SL_EPROTO) {
 				log_error("emitter",
@@ -347,16 +351,19 @@ eproj_start(store *s, const char *tenant, const proj_def *def, cfg_mode mode,
 				    "corrupt: resetting",
 				    tenant, def->id);
 				e->batch_rc = -1;
+				failset_free(&e->failing);
 			}
 			rc = SL_OK;
 		}
 	}
 	if (rc != SL_OK) {
 		eproj_run_fini(&e->r);
+		failset_free(&e->failing);
 		free(e->tenant);
 		free(e);
 		return rc == SL_ENOMEM ? rc : SL_ESTORAGE;
 	}
+	e->r.failing = &e->failing;
 	proj_def_hold(def);
 	e->def      = def;
 	e->read_pos = e->position;
@@ -364,6 +371,7 @@ eproj_start(store *s, const char *tenant, const proj_def *def, cfg_mode mode,
 	if (pthread_create(&e->handler, NULL, eproj_handler_main, e) != 0) {
 		proj_def_release(def);
 		eproj_run_fini(&e->r);
+		failset_free(&e->failing);
 		free(e->tenant);
 		free(e);
 		return SL_ENOMEM;
@@ -396,6 +404,7 @@ eproj_stop(eproj *e)
 		pthread_join(e->handler, NULL);
 	eproj_qrec_free_list(e->qhead);
 	eproj_run_fini(&e->r);
+	failset_free(&e->failing);
 	proj_def_release(e->def);
 	if (e->def_pending)
 		proj_def_release(e->next_def);
@@ -506,6 +515,10 @@ eproj_get_status(eproj *e, eproj_status *out)
 		    e->set.pending_events_threshold);
 	} else {
 		out->status = "running";
+		if (e->failing.n > 0) /* as the processors say it */
+			snprintf(out->reason, sizeof(out->reason),
+			    "%zu partition%s failing, the others go on",
+			    e->failing.n, e->failing.n == 1 ? "" : "s");
 	}
 	/* clean_pos counts once the batches sealed before it are durable */
 	out->position
@@ -523,5 +536,29 @@ eproj_get_status(eproj *e, eproj_status *out)
 	out->writes_in_flight  = e->in_flight;
 	out->emitted           = e->emitted;
 	out->attempts          = e->attempts;
+	out->n_failing         = e->failing.n;
 	pthread_mutex_unlock(&e->mu);
+}
+
+size_t
+eproj_get_failing(eproj *e, proc_failing *out, size_t max)
+{
+	pthread_mutex_lock(&e->mu);
+	size_t n = e->failing.n;
+	for (size_t i = 0; i < n && i < max; i++) {
+		const fail_unit *u = &e->failing.v[i];
+		proc_failing    *o = &out[i];
+		memset(o, 0, sizeof(*o));
+		size_t kl = u->ulen < sizeof(o->partition) - 1
+		    ? u->ulen
+		    : sizeof(o->partition) - 1;
+		memcpy(o->partition, u->unit, kl);
+		o->position    = u->pos;
+		o->attempts    = u->attempts;
+		o->retry       = u->retry;
+		o->next_try_ns = u->retry ? u->next_try_ns : 0;
+		snprintf(o->reason, sizeof(o->reason), "%s", u->reason);
+	}
+	pthread_mutex_unlock(&e->mu);
+	return n;
 }

@@ -15,10 +15,16 @@
  * pending_events_threshold events wait: status "waiting" says why; a
  * stopped run reads nothing and holds no events until started), and a
  * handler that calls the projection and commits a batch when a checkpoint
- * threshold is reached or the queue runs dry. A handler failure faults the
- * projection (status "faulted" with the reason); it is retried with a
- * growing delay (50 ms doubling to 10 s) unless it said "do not retry",
- * then it waits for `retry` or `reset`.
+ * threshold is reached or the queue runs dry. A handler failure marks the
+ * event's key failing (emitter_fail.c): that key's later events wait while
+ * every other key goes on; the key is retried with a growing delay (50 ms
+ * doubling to 10 s, or the handler's retry_after_ms) unless it said "do
+ * not retry", then it waits for `retry` or `reset`. The failing keys are
+ * kept in the checkpoint record, with the batch that found or cleared
+ * them. A failure without such a key (a static key's event: one key for
+ * the whole, an event that cannot be decoded) faults the projection
+ * (status "faulted" with the reason) and every later event waits, retried
+ * the same way.
  *
  * A definition change (hot reload) or `reset` soft-deletes every stream the
  * projection wrote for the tenant, drops its states and runs again from 0.
@@ -98,9 +104,16 @@ typedef struct eproj_status {
 	uint64_t    writes_in_flight;  /* batches submitted, not yet durable */
 	uint64_t    emitted;          /* events written since start */
 	uint32_t    attempts;         /* failed attempts on the faulted event */
+	size_t      n_failing;        /* failing keys (eproj_get_failing) */
 } eproj_status;
 
 void eproj_get_status(eproj *e, eproj_status *out);
+
+/**
+ * Copy at most max of e's failing keys (key order) into out.
+ * @return how many keys are failing (may be more than max).
+ */
+size_t eproj_get_failing(eproj *e, proc_failing *out, size_t max);
 
 /** A key's state (msgpack map) and result (msgpack map, or NULL). */
 typedef int (*eproj_state_fn)(void *arg, const char *key, size_t key_len,

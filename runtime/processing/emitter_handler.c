@@ -121,9 +121,16 @@ seal(eproj *e, uint64_t pos, bool stopped)
 		eproj_batch_free(b);
 		return rc;
 	}
-	ckpt c               = { .position = pos,
-		              .def_hash    = r->def != NULL ? r->def->def_hash : 0,
-		              .stopped     = stopped };
+	e->fail_dirty = false; /* this batch holds them */
+	ckpt   c      = { .position = pos,
+		       .def_hash    = r->def != NULL ? r->def->def_hash : 0,
+		       .stopped     = stopped,
+		       .failing     = &e->failing };
+	size_t clen   = 0;
+	if (eproj_ckpt_pack(&c, &b->ckpt, &clen) != SL_OK) {
+		eproj_batch_free(b);
+		return SL_ENOMEM;
+	}
 	b->end_pos           = pos;
 	b->em.tenant         = e->tenant;
 	b->em.owner          = e->id;
@@ -132,7 +139,7 @@ seal(eproj *e, uint64_t pos, bool stopped)
 	b->em.states         = b->states;
 	b->em.n_states       = b->n_states;
 	b->em.checkpoint     = b->ckpt;
-	b->em.checkpoint_len = eproj_ckpt_pack(&c, b->ckpt, sizeof(b->ckpt));
+	b->em.checkpoint_len = clen;
 	b->em.done           = batch_done;
 	b->em.arg            = b;
 	if (e->sealed_tail != NULL)
@@ -208,16 +215,21 @@ do_reset(eproj *e)
 		e->position = 0;
 		return SL_OK;
 	}
-	ckpt       c = { .position = 0,
-		      .def_hash    = e->r.def != NULL ? e->r.def->def_hash : 0,
-		      .stopped     = e->paused };
-	char       buf[64];
+	ckpt       c    = { .position = 0,
+		         .def_hash    = e->r.def != NULL ? e->r.def->def_hash : 0,
+		         .stopped     = e->paused };
+	char      *buf  = NULL;
+	size_t     blen = 0;
 	store_emit em = { .tenant = e->tenant, .owner = e->id, .reset = true };
+	int        rc = eproj_ckpt_pack(&c, &buf, &blen);
 	em.checkpoint = buf;
-	em.checkpoint_len = eproj_ckpt_pack(&c, buf, sizeof(buf));
-	pthread_mutex_unlock(&e->mu);
-	int rc = store_emit_wait(e->s, &em);
-	pthread_mutex_lock(&e->mu);
+	em.checkpoint_len = blen;
+	if (rc == SL_OK) {
+		pthread_mutex_unlock(&e->mu);
+		rc = store_emit_wait(e->s, &em);
+		pthread_mutex_lock(&e->mu);
+	}
+	free(buf);
 	if (rc != SL_OK) {
 		e->batch_rc = rc;
 		snprintf(e->batch_msg, sizeof(e->batch_msg), "reset: %s",
@@ -226,7 +238,8 @@ do_reset(eproj *e)
 	}
 	e->position    = 0;
 	e->ckpt_stored = true;
-	e->stop_seq    = 0; /* the reset's checkpoint holds the stop */
+	e->stop_seq    = 0;        /* the reset's checkpoint holds the stop */
+	failset_free(&e->failing); /* the reset's checkpoint holds none */
 	pthread_cond_broadcast(&e->cmd_cv);
 	log_info("emitter",
 	    "%s/%s: reset: streams soft-deleted, states "
@@ -260,6 +273,31 @@ typedef struct hstate {
 	uint64_t trimmed_seq; /* done_seq when the cache was last trimmed */
 } hstate;
 
+/* Wall clock ns (failing units keep their next try in it: it is stored). */
+static int64_t
+wall_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* When (mono ns) a failing key is due next; 0: none can be retried now
+ * (mu held). */
+static int64_t
+fail_wake(eproj *e)
+{
+	if (e->paused || e->def == NULL || e->def->p == NULL)
+		return 0;
+	bool             due;
+	int64_t          now = wall_ns();
+	const fail_unit *u   = failset_next(&e->failing, now, &due);
+	if (u == NULL)
+		return 0;
+	int64_t m = mono_ns();
+	return due ? m : m + (u->next_try_ns - now);
+}
+
 /*
  * Wait (mu held) for something to happen, until at (mono ns; 0: no
  * limit). Not when something is pending already: the handler lets go of
@@ -272,6 +310,9 @@ handler_wait(eproj *e, const hstate *h, int64_t at)
 	if (e->stopping || e->cmd_taken != e->cmd_seq || e->def_pending
 	    || e->done_seq != h->trimmed_seq)
 		return;
+	int64_t fw = fail_wake(e); /* a failing key's retry */
+	if (fw != 0 && (at == 0 || fw < at))
+		at = fw;
 	if (at == 0) {
 		pthread_cond_wait(&e->cv, &e->mu);
 		return;
@@ -326,6 +367,8 @@ want_commit(eproj *e, const hstate *h, bool caught_up)
 	size_t   a = b != NULL ? b->n_appends : 0;
 	if (e->mode == CFG_MODE_TRANSIENT)
 		return false;
+	if (e->fail_dirty)
+		return true; /* stored soon: a restart then knows */
 	if (h->hpos <= e->position && e->in_flight == 0 && a == 0)
 		return false;
 	return n >= e->set.checkpoint_handled_threshold
@@ -386,6 +429,13 @@ take_command(eproj *e, hstate *h)
 		break;
 	case PROC_CMD_RETRY:
 		guard_clear_emitter(e->tenant, e->id);
+		/* every failing key is due now */
+		for (size_t i = 0; i < e->failing.n; i++) {
+			e->failing.v[i].retry       = true;
+			e->failing.v[i].next_try_ns = 0;
+		}
+		if (e->failing.n > 0)
+			e->fail_dirty = true;
 		if (e->faulted) {
 			h->fault_retry = true;
 			h->next_try    = 0;
@@ -473,6 +523,112 @@ set_fault(eproj *e, hstate *h, const hfail *f, uint64_t pos)
 	    h->fault_retry ? "" : ", not retried until retry or reset");
 }
 
+/*
+ * Mark the key of f failing at the event at pos (mu held): its later
+ * events wait, the others go on. A key failing again at the same event
+ * counts one more attempt; at a later one (a retry got that far) starts
+ * counting again.
+ */
+static void
+set_failing(eproj *e, const hfail *f, uint64_t pos)
+{
+	fail_unit *old = failset_find(&e->failing, f->key, f->key_len);
+	fail_unit  u;
+	memset(&u, 0, sizeof(u));
+	u.unit     = (char *) f->key;
+	u.ulen     = f->key_len;
+	u.pos      = pos;
+	u.attempts = old != NULL && old->pos == pos ? old->attempts + 1 : 1;
+	u.retry    = !f->no_retry;
+	uint32_t delay = f->retry_after_ms > 0 ? f->retry_after_ms
+	                                       : retry_delay_ms(u.attempts);
+	u.next_try_ns  = u.retry ? wall_ns() + (int64_t) delay * 1000000 : 0;
+	snprintf(u.reason, sizeof(u.reason), "%.*s",
+	    (int) sizeof(u.reason) - 1, f->why);
+	int rc = failset_put(&e->failing, NULL, NULL, &u);
+	failset_forget(&e->failing);
+	if (rc != SL_OK) {
+		/* cannot keep it apart: the run restarts from its checkpoint
+		 * and meets the event again */
+		e->batch_rc = rc;
+		snprintf(e->batch_msg, sizeof(e->batch_msg),
+		    "cannot mark key '%.100s' failing: %s", f->key,
+		    sl_strerror(rc));
+		return;
+	}
+	e->fail_dirty = true;
+	log_warn("emitter",
+	    "%s/%s '%s': key '%.100s' failing at event %" PRIu64
+	    ": %.200s (attempt %u%s); its later events wait, the other keys "
+	    "go on",
+	    e->tenant, e->id, e->def != NULL ? e->def->name : "?", f->key, pos,
+	    f->why, u.attempts,
+	    u.retry ? "" : ", not retried until retry or reset");
+}
+
+/*
+ * Retry the failing key due first if one is due (mu held; let go of
+ * while the plugin runs). Returns whether it did.
+ */
+static bool
+retry_due(eproj *e, hstate *h)
+{
+	bool       due = false;
+	fail_unit *u   = failset_next(&e->failing, wall_ns(), &due);
+	if (u == NULL || !due)
+		return false;
+	if (u->pos >= h->hpos) {
+		/* nothing of it handled yet (cannot be: a unit is found as
+		 * its event is passed): later */
+		u->next_try_ns = wall_ns() + (int64_t) RETRY_MAX_MS * 1000000;
+		return false;
+	}
+	fail_unit c = *u; /* only this thread changes the set */
+	if ((c.unit = strdup(u->unit)) == NULL) {
+		e->batch_rc = SL_ENOMEM;
+		snprintf(e->batch_msg, sizeof(e->batch_msg), "out of memory");
+		return true;
+	}
+	uint64_t upto = h->hpos;
+	pthread_mutex_unlock(&e->mu);
+	if (e->r.b == NULL && e->mode != CFG_MODE_TRANSIENT)
+		e->r.b = eproj_batch_new();
+	hfail    f;
+	uint64_t fpos = 0, handled = 0;
+	int      rc;
+	memset(&f, 0, sizeof(f));
+	if (e->r.b == NULL && e->mode != CFG_MODE_TRANSIENT) {
+		snprintf(f.why, sizeof(f.why), "out of memory");
+		rc = SL_ENOMEM;
+	} else {
+		rc = eproj_retry_unit(&e->r, &c, upto, &f, &fpos, &handled);
+	}
+	pthread_mutex_lock(&e->mu);
+	if (e->r.b != NULL)
+		e->r.b->handled += handled;
+	if (rc == SL_OK) {
+		failset_del(&e->failing, NULL, NULL, c.unit, c.ulen);
+		failset_forget(&e->failing);
+		e->fail_dirty = true;
+		log_info("emitter",
+		    "%s/%s: key '%.100s' retried: caught up (events from "
+		    "%" PRIu64 " to %" PRIu64 ")",
+		    e->tenant, e->id, c.unit, c.pos, upto);
+	} else if (rc == SL_EPLUGIN) {
+		if (!f.key_known) { /* cannot be: it failed as this key */
+			f.key_len = c.ulen;
+			memcpy(f.key, c.unit, c.ulen + 1);
+		}
+		set_failing(e, &f, fpos);
+	} else {
+		e->batch_rc = rc == SL_ENOMEM ? SL_ENOMEM : SL_ESTORAGE;
+		snprintf(e->batch_msg, sizeof(e->batch_msg), "%.190s", f.why);
+	}
+	free(c.unit);
+	e->cached = e->r.c.n;
+	return true;
+}
+
 static void
 clear_fault(eproj *e, hstate *h)
 {
@@ -534,6 +690,13 @@ eproj_handler_main(void *arg)
 			e->batch_rc  = SL_OK;
 			h.restart_at = 0;
 			restart_at(e, e->position);
+			/* the failing keys as that checkpoint holds them */
+			if (eproj_failing_reload(e) != SL_OK)
+				log_error("emitter",
+				    "%s/%s: cannot read the failing keys of "
+				    "the checkpoint",
+				    e->tenant, e->id);
+			e->fail_dirty       = false;
 			h.hpos              = e->position;
 			e->faulted          = false;
 			e->attempts         = 0;
@@ -566,6 +729,13 @@ eproj_handler_main(void *arg)
 		}
 		if (e->def == NULL || e->def->p == NULL || e->paused) {
 			handler_wait(e, &h, 0);
+			continue;
+		}
+		/* a failing key due for its retry: from its event up to here
+		 */
+		if (retry_due(e, &h)) {
+			int64_t wake;
+			maybe_commit(e, &h, e->qhead == NULL, &wake);
 			continue;
 		}
 		if (e->faulted && (!h.fault_retry || mono_ns() < h.next_try)) {
@@ -616,7 +786,12 @@ eproj_handler_main(void *arg)
 		if (gen != e->read_gen)
 			continue; /* restarted meanwhile (cannot happen: the
 			             handler restarts) */
-		if (res == H_FAILED) {
+		if (res == H_FAILED && f.key_known) {
+			/* its key waits from here on; the event is passed
+			 * like a skipped one */
+			set_failing(e, &f, q->position);
+			res = H_SKIPPED;
+		} else if (res == H_FAILED) {
 			/* what lies before it is other tenants' (the reader
 			 * passed it): handled */
 			if (q->position > h.hpos)
@@ -667,7 +842,7 @@ eproj_handler_main(void *arg)
 	/* stopping: commit what was handled, wait for the store */
 	if (e->mode != CFG_MODE_TRANSIENT && e->batch_rc == SL_OK
 	    && e->def != NULL
-	    && (h.hpos > e->position
+	    && (h.hpos > e->position || e->fail_dirty
 	        || (e->r.b != NULL && e->r.b->n_appends > 0)))
 		(void) seal(e, h.hpos, e->paused);
 	drain(e);

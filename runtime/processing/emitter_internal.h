@@ -3,7 +3,8 @@
  * emitter.c (claims; the continuous / transient run: reader thread,
  * lifecycle, commands, status), emitter_handler.c (the handler thread and
  * its batches), emitter_run.c (batches, checkpoint records, the handling
- * shared by every mode), statecache.c (the state cache) and
+ * shared by every mode), emitter_fail.c (failing keys: their retry),
+ * statecache.c (the state cache) and
  * emitter_query.c (reading states, snapshots, one-time queries). Not for
  * other parts of the runtime.
  */
@@ -20,6 +21,7 @@
 #include <msgpack.h>
 
 #include "emitter.h"
+#include "failset.h"
 #include "monotime.h"
 #include "host.h"
 #include "store.h"
@@ -50,13 +52,15 @@ typedef struct batch {
 	uint64_t      unhandled_bytes;
 	uint64_t      end_pos; /* the checkpoint's position */
 	struct batch *next;
-	char          ckpt[64];
+	char         *ckpt; /* the packed checkpoint record (malloc'ed) */
 } batch;
 
 typedef struct ckpt {
 	uint64_t position;
 	uint64_t def_hash;
 	bool     stopped;
+	/* the failing units (NULL: none); eproj_ckpt_read fills it when set */
+	failset *failing;
 } ckpt;
 
 typedef struct run {
@@ -75,8 +79,13 @@ typedef struct run {
 	emit_sink          sink;
 	const ev_view     *cur;      /* the event being handled */
 	int                sink_rc;  /* first failure of the sink */
-	const char        *only_key; /* query: just this key (NULL: all) */
+	const char        *only_key; /* query, retry: just this key */
 	size_t             only_len;
+	/* the failing units: their keys' events at or after the unit's
+	 * position are skipped (they wait), unless retrying (the unit of
+	 * only_key is being retried); NULL: none */
+	const failset     *failing;
+	bool               retrying;
 	pthread_mutex_t   *cmu; /* transient: the cache, for snapshots */
 } run;
 
@@ -92,14 +101,19 @@ typedef struct hfail {
 	char     why[512];
 	bool     no_retry;
 	uint32_t retry_after_ms;
+	/* the key of the failed event, when it can fail alone (not a static
+	 * key: then the whole projection waits) */
+	bool     key_known;
+	size_t   key_len;
+	char     key[PROC_KEY_MAX];
 } hfail;
 
 batch *eproj_batch_new(void);
 void   eproj_batch_free(batch *b);
 /* Add x's state (or its deletion) to b. SL_OK or SL_ENOMEM. */
 int eproj_batch_state(batch *b, const centry *x);
-/* Pack c into buf; returns its length (0: it does not fit). */
-size_t eproj_ckpt_pack(const ckpt *c, char *buf, size_t cap);
+/* Pack c into *out (malloc'ed), its length in *len. SL_OK, SL_ENOMEM. */
+int eproj_ckpt_pack(const ckpt *c, char **out, size_t *len);
 /* SL_OK, SL_ENOTFOUND, SL_ESTORAGE, SL_EPROTO (a corrupt record). */
 int eproj_ckpt_read(
     store *s, const char *tenant, const char *owner, ckpt *out);
@@ -176,6 +190,11 @@ struct eproj {
 	 * command waits) until it is durable (done_seq); 0: none */
 	uint64_t stop_seq;
 
+	/* failing keys (emitter_fail.c): written by the handler with mu
+	 * held, read by status with mu held */
+	failset failing;
+	bool    fail_dirty; /* changed since the last batch was sealed */
+
 	/* status */
 	char     status_reason[256];
 	bool     paused, faulted, waiting_writes;
@@ -199,6 +218,20 @@ void eproj_rate_add(eproj *e, uint64_t n);
 void eproj_qrec_free_list(qrec *q);
 /* The handler thread (arg: the eproj). */
 void *eproj_handler_main(void *arg);
+/* ---- failing keys (emitter_fail.c) ---- */
+
+/*
+ * Handle the events of key (the unit u) from u->pos up to (not including)
+ * upto again, from the log, in r (its batch gets what they emit). SL_OK:
+ * all handled (*handled counts them); SL_EPLUGIN: the event at *fpos
+ * failed, f says why; SL_ESTORAGE / SL_ENOMEM (f->why): the run restarts.
+ */
+int eproj_retry_unit(run *r, const fail_unit *u, uint64_t upto, hfail *f,
+    uint64_t *fpos, uint64_t *handled);
+/* Read the failing units of the stored checkpoint into fs (none when there
+ * is no record). SL_OK, SL_ESTORAGE, SL_EPROTO. */
+int eproj_failing_reload(eproj *e);
+
 /* Clean states a continuous run keeps in memory (4096; tests lower it
  * before starting a run). */
 extern size_t eproj_cache_lru_max;

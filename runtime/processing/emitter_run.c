@@ -41,6 +41,7 @@ eproj_batch_free(batch *b)
 		return;
 	free(b->appends);
 	free(b->states);
+	free(b->ckpt);
 	msgpack_zone_free(b->zone);
 	free(b);
 }
@@ -139,14 +140,20 @@ eproj_batch_state(batch *b, const centry *x)
 
 /* ---- checkpoint records ---- */
 
-size_t
-eproj_ckpt_pack(const ckpt *c, char *buf, size_t cap)
+/*
+ * The record: a msgpack map {position, def_hash, stopped, failing}, where
+ * "failing" (absent: none; records before it read as none) is an array of
+ * {key, position, attempts, retry, next_try (wall ns), reason}.
+ */
+int
+eproj_ckpt_pack(const ckpt *c, char **out, size_t *len)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer  pk;
+	size_t          nf = c->failing != NULL ? c->failing->n : 0;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 3);
+	msgpack_pack_map(&pk, nf > 0 ? 4 : 3);
 	msgpack_pack_str_with_body(&pk, "position", 8);
 	msgpack_pack_uint64(&pk, c->position);
 	msgpack_pack_str_with_body(&pk, "def_hash", 8);
@@ -156,11 +163,71 @@ eproj_ckpt_pack(const ckpt *c, char *buf, size_t cap)
 		msgpack_pack_true(&pk);
 	else
 		msgpack_pack_false(&pk);
-	size_t n = sb.size <= cap ? sb.size : 0;
-	if (n > 0)
-		memcpy(buf, sb.data, n);
-	msgpack_sbuffer_destroy(&sb);
-	return n;
+	if (nf > 0) {
+		msgpack_pack_str_with_body(&pk, "failing", 7);
+		msgpack_pack_array(&pk, nf);
+		for (size_t i = 0; i < nf; i++) {
+			const fail_unit *u = &c->failing->v[i];
+			msgpack_pack_map(&pk, 6);
+			msgpack_pack_str_with_body(&pk, "key", 3);
+			msgpack_pack_str_with_body(&pk, u->unit, u->ulen);
+			msgpack_pack_str_with_body(&pk, "position", 8);
+			msgpack_pack_uint64(&pk, u->pos);
+			msgpack_pack_str_with_body(&pk, "attempts", 8);
+			msgpack_pack_uint32(&pk, u->attempts);
+			msgpack_pack_str_with_body(&pk, "retry", 5);
+			if (u->retry)
+				msgpack_pack_true(&pk);
+			else
+				msgpack_pack_false(&pk);
+			msgpack_pack_str_with_body(&pk, "next_try", 8);
+			msgpack_pack_int64(&pk, u->next_try_ns);
+			msgpack_pack_str_with_body(&pk, "reason", 6);
+			msgpack_pack_str_with_body(
+			    &pk, u->reason, strlen(u->reason));
+		}
+	}
+	*out = sb.data; /* the sbuffer's malloc'ed bytes, now the caller's */
+	*len = sb.size;
+	return sb.data != NULL ? SL_OK : SL_ENOMEM;
+}
+
+/* One failing unit of a checkpoint record into fs. */
+static int
+ckpt_unit(failset *fs, const msgpack_object *o)
+{
+	const char *key, *why  = "";
+	size_t      klen, wlen = 0;
+	uint64_t    pos, att   = 0;
+	int64_t     next  = 0;
+	bool        retry = false;
+	if (o->type != MSGPACK_OBJECT_MAP
+	    || mp_get_str(o, "key", &key, &klen) != SL_OK
+	    || mp_get_u64(o, "position", &pos) != SL_OK
+	    || klen > FAILSET_UNIT_MAX)
+		return SL_EPROTO;
+	(void) mp_get_u64(o, "attempts", &att);
+	(void) mp_get_bool(o, "retry", &retry);
+	(void) mp_get_i64(o, "next_try", &next);
+	(void) mp_get_str(o, "reason", &why, &wlen);
+	fail_unit u;
+	memset(&u, 0, sizeof(u));
+	char kbuf[FAILSET_UNIT_MAX + 1];
+	memcpy(kbuf, key, klen);
+	kbuf[klen]    = '\0';
+	u.unit        = kbuf;
+	u.ulen        = klen;
+	u.pos         = pos;
+	u.attempts    = att > UINT32_MAX ? UINT32_MAX : (uint32_t) att;
+	u.retry       = retry;
+	u.next_try_ns = next;
+	if (wlen >= sizeof(u.reason))
+		wlen = sizeof(u.reason) - 1;
+	memcpy(u.reason, why, wlen);
+	u.reason[wlen] = '\0';
+	int rc         = failset_put(fs, NULL, NULL, &u);
+	failset_forget(fs);
+	return rc;
 }
 
 static int
@@ -183,6 +250,13 @@ ckpt_cb(void *arg, const void *key, size_t key_len, const void *val,
 		(void) mp_get_bool(&up.data, "stopped", &stopped);
 		c->stopped = stopped;
 		rc         = SL_OK;
+		const msgpack_object *fa;
+		if (c->failing != NULL
+		    && mp_get_array(&up.data, "failing", &fa) == SL_OK)
+			for (uint32_t i = 0;
+			     i < fa->via.array.size && rc == SL_OK; i++)
+				rc = ckpt_unit(
+				    c->failing, &fa->via.array.ptr[i]);
 	}
 	msgpack_unpacked_destroy(&up);
 	return rc == SL_OK ? 0 : 1;
@@ -192,7 +266,9 @@ ckpt_cb(void *arg, const void *key, size_t key_len, const void *val,
 int
 eproj_ckpt_read(store *s, const char *tenant, const char *owner, ckpt *out)
 {
+	failset *fs = out->failing;
 	memset(out, 0, sizeof(*out));
+	out->failing = fs;
 	int rc = store_get_checkpoint(s, tenant, owner, ckpt_cb, out);
 	return rc == 1 ? SL_EPROTO : rc;
 }
@@ -428,6 +504,18 @@ run_event(run *r, const ev_view *v, uint32_t attempt, const char *last_reason,
 	if (r->only_key != NULL
 	    && (kn != r->only_len || memcmp(key, r->only_key, kn) != 0))
 		return H_SKIPPED;
+	/* a failing key's later events wait for its retry */
+	if (r->failing != NULL && !r->retrying) {
+		const fail_unit *u
+		    = failset_find((failset *) r->failing, key, kn);
+		if (u != NULL && v->position >= u->pos)
+			return H_SKIPPED;
+	}
+	/* a failure of this event holds up its key alone, unless the key is
+	 * static (one key for the whole) */
+	f->key_known = kn > 0 && !proc_key_is_static(r->def, v);
+	f->key_len   = kn;
+	memcpy(f->key, key, kn + 1);
 
 	if (r->cmu != NULL)
 		pthread_mutex_lock(r->cmu);

@@ -255,6 +255,12 @@ failset_flush(failset *fs, rmstore *rm, MDB_txn *txn)
 	return rc;
 }
 
+void
+failset_forget(failset *fs)
+{
+	dirty_forget(fs);
+}
+
 int
 failset_del(
     failset *fs, rmstore *rm, MDB_txn *txn, const char *unit, size_t ulen)

@@ -71,6 +71,9 @@ int failset_del(
  * txn, and forget them. On SL_OK they are stored once txn commits; when it
  * does not, reload the set (failset_load), which forgets them too. */
 int failset_flush(failset *fs, rmstore *rm, MDB_txn *txn);
+/** Forget the units changed in memory only: for a set stored otherwise
+ * (an emitting projection's, in its checkpoint record). */
+void failset_forget(failset *fs);
 /** Delete every record of generation gen of name in txn. */
 int failset_clear_gen(
     rmstore *rm, MDB_txn *txn, const char *name, uint64_t gen);

@@ -428,8 +428,10 @@ recover(rmstore *(*rm_of)(void *arg, const char *tenant), void *arg)
 		if (s->kind == GUARD_EMITTER) {
 			log_error("guard",
 			    "tenant %s emitting projection %s: %s in the last "
-			    "run; it stays faulted at that event until "
-			    "`sluice retry` or `reset`",
+			    "run; the next start marks its key failing at that "
+			    "event (the whole projection faulted when it has "
+			    "no key of its own), not retried until `sluice "
+			    "retry` or `reset`",
 			    s->tenant, s->def_id, why);
 			atomic_store(&s->state, SLOT_CRASHED);
 			atomic_store(&taken[i], 1);

@@ -20,7 +20,7 @@
 /* What a slot's processor is (how its unit is marked at the next start). */
 typedef enum guard_kind {
 	GUARD_PROC    = 1, /* a projection or filter processor: failset */
-	GUARD_EMITTER = 2, /* an emitting projection: faulted at the event */
+	GUARD_EMITTER = 2, /* an emitting projection: its key failing */
 	GUARD_QUERY   = 3, /* a one-time or transient query: logged only */
 } guard_kind;
 

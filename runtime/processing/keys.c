@@ -151,3 +151,9 @@ proc_key(const proj_def *def, const ev_view *ev, char *buf, size_t len)
 	return SL_EINVAL;
 }
 
+bool
+proc_key_is_static(const proj_def *def, const ev_view *ev)
+{
+	const sl_selector *sel = find_selector(def, ev->type);
+	return sel != NULL && sel->key == SL_KEY_STATIC;
+}

@@ -90,6 +90,9 @@ const char *proc_state_name(proc_state s);
  * cannot be found (missing or non-scalar property).
  */
 int proc_key(const proj_def *def, const ev_view *ev, char *buf, size_t len);
+/* Whether ev's selector in def is a static key (one key for every event of
+ * its type: an emitting projection's failure there holds up the whole). */
+bool proc_key_is_static(const proj_def *def, const ev_view *ev);
 
 /**
  * Start a processor thread. batch = max events per transaction. The

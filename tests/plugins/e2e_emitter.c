@@ -7,12 +7,15 @@
  * "ledger-*", so it owns those streams. State: {"count": events handled}.
  * Result transform: {"count": N, "account": key}, which changes with every
  * handled event, so "$projections-e2e_emitter-<stream>-result" gets one
- * "Result" per source event too.
+ * "Result" per source event too. An event whose content has "fail_times":
+ * N fails while the retry attempt is below N, not retried when "hard" is
+ * true (tests/emit_failing_kill_test.c).
  *
  * e2e_conflict.c builds the same code as another projection (E2E_ID,
  * E2E_NAME) that declares the same streams.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -52,6 +55,14 @@ on_event(void *user, const sl_event *ev, const char *key, sl_state *st,
 	int     rc;
 
 	(void) user;
+	int64_t ft   = 0;
+	bool    hard = false;
+	if (host->content_i64(ev, "fail_times", &ft) == SL_OK
+	    && (int64_t) host->retry_attempt(ctx) < ft) {
+		(void) host->content_bool(ev, "hard", &hard);
+		return sl_fail_with(
+		    ctx, !hard, 0, "refused: fail_times %" PRId64, ft);
+	}
 	snprintf(stream, sizeof(stream), "ledger-%s", key);
 	snprintf(content, sizeof(content),
 	    "{\"source\":%" PRIu64 ",\"stream\":\"%s\",\"revision\":%" PRIu64

@@ -6,9 +6,14 @@
  * event of a key, and has a result transform {"fives": count / 5} that
  * changes only on every 5th event. An event whose content has "to" emits
  * a "Counted" event to that stream instead (undeclared streams fail).
+ * An event whose content has "fail_times": N fails while the retry attempt
+ * is below N ("refused: fail_times"), retried after "retry_after_ms" (the
+ * host's delay when absent), not retried when "hard" is true.
  * Built twice: EMIT_COUNTER_VERSION 2 is the same code with another
  * declared version (a changed definition: reset and rebuild).
  */
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <sluice/plugin.h>
@@ -30,7 +35,15 @@ on_event(void *user, const sl_event *ev, const char *key, sl_state *st,
     sl_context *ctx)
 {
 	(void) user;
-	int64_t n = 0;
+	int64_t n = 0, fail_times = 0, after = 0;
+	bool    hard = false;
+	if (host->content_i64(ev, "fail_times", &fail_times) == SL_OK
+	    && (int64_t) host->retry_attempt(ctx) < fail_times) {
+		(void) host->content_i64(ev, "retry_after_ms", &after);
+		(void) host->content_bool(ev, "hard", &hard);
+		return host->fail_with(ctx, "refused: fail_times", !hard,
+		    after > 0 ? (uint32_t) after : 0);
+	}
 	(void) host->state_i64(st, "count", &n);
 	n++;
 	if (host->state_set_i64(st, "count", n) != SL_OK)
