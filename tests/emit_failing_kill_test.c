@@ -49,7 +49,7 @@ entry(json_t *st)
 {
 	json_t *p = et_proj_entry(st, TENANT, ET_EMITTER_ID, ET_EMITTER);
 	if (p == NULL)
-		FT_FAIL("e2e_emitter not in status: %s", et_dump(st));
+		FT_FAIL("e2e_emitter not in status: %s", dump(st));
 	return p;
 }
 
@@ -66,7 +66,7 @@ ledger_len(int a)
 	int n = rc == SL_OK ? (int) r.n_events : 0;
 	for (int i = 0; i < n; i++) {
 		json_t *j = json_loads(r.events[i].content_json, 0, NULL);
-		if (j == NULL || et_jint(j, "revision") != i)
+		if (j == NULL || jint(j, "revision") != i)
 			FT_FAIL("%s entry %d: %s", stream, i,
 			    r.events[i].content_json);
 		json_decref(j);
@@ -84,8 +84,8 @@ wait_ledgers(const int *want, long long n_failing, const char *when)
 	for (;;) {
 		json_t *st = et_status();
 		json_t *p  = entry(st);
-		bool    ok = et_jint(p, "failing_count") == n_failing
-		    && strcmp(et_jstr(p, "status"), "running") == 0;
+		bool    ok = jint(p, "failing_count") == n_failing
+		    && strcmp(jstr(p, "status"), "running") == 0;
 		for (int a = 0; a < N_ACCOUNTS && ok; a++)
 			ok = ledger_len(a) == want[a];
 		if (ok) {
@@ -94,7 +94,7 @@ wait_ledgers(const int *want, long long n_failing, const char *when)
 		}
 		if (dt_now_ms() > end)
 			FT_FAIL("%s: ledgers not as wanted (%d %d %d): %s",
-			    when, want[0], want[1], want[2], et_dump(p));
+			    when, want[0], want[1], want[2], dump(p));
 		json_decref(st);
 		dt_sleep_ms(20);
 	}
@@ -107,16 +107,16 @@ check_unit(uint64_t bad_pos)
 	json_t *st = et_status();
 	json_t *p  = entry(st);
 	json_t *f  = json_array_get(json_object_get(p, "failing"), 0);
-	if (et_jint(p, "failing_count") != 1 || f == NULL
-	    || strcmp(et_jstr(f, "partition"), "account-1") != 0
-	    || et_jint(f, "position") != (long long) bad_pos
+	if (jint(p, "failing_count") != 1 || f == NULL
+	    || strcmp(jstr(f, "partition"), "account-1") != 0
+	    || jint(f, "position") != (long long) bad_pos
 	    || !json_is_false(json_object_get(f, "retry"))
 	    || !json_is_null(json_object_get(f, "next_try"))
-	    || strstr(et_jstr(f, "reason"), "refused: fail_times") == NULL
-	    || strstr(et_jstr(p, "status_reason"), "1 partition failing")
+	    || strstr(jstr(f, "reason"), "refused: fail_times") == NULL
+	    || strstr(jstr(p, "status_reason"), "1 partition failing")
 	        == NULL)
 		FT_FAIL("want account-1 failing at %" PRIu64 ": %s", bad_pos,
-		    et_dump(p));
+		    dump(p));
 	json_decref(st);
 }
 

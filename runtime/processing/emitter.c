@@ -10,7 +10,7 @@
  * / transient run: its reader thread, lifecycle, operator commands and
  * status. The handler thread and its batches are in emitter_handler.c, the
  * handling shared by every mode (batches, checkpoint records, one event) in
- * emitter_run.c, the state cache in emitter_cache.c, reading states,
+ * emitter_run.c, the state cache in statecache.c, reading states,
  * snapshots and one-time queries in emitter_query.c; emitter_internal.h
  * holds what they share.
  *
