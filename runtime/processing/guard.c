@@ -53,6 +53,9 @@ typedef struct guard_slot {
 
 static guard_slot     *slots; /* NULL: no guard */
 static _Atomic uint8_t taken[GUARD_NSLOTS];
+/* slots in SLOT_CRASHED (emitters' marks): none, the usual case, spares
+ * every emitter call a scan of the slots */
+static _Atomic size_t crash_marks;
 static uint32_t        timeout_ms = 30000;
 static _Atomic bool    abandoning;
 static pthread_key_t   slot_key;
@@ -402,6 +405,7 @@ recover(rmstore *(*rm_of)(void *arg, const char *tenant), void *arg)
 		s->unit[s->ulen] = '\0';
 		if (st == SLOT_CRASHED) { /* an emitter's, kept until retry */
 			atomic_store(&taken[i], 1);
+			atomic_fetch_add(&crash_marks, 1);
 			continue;
 		}
 		/* a call the process did not return from: only a fatal
@@ -435,6 +439,7 @@ recover(rmstore *(*rm_of)(void *arg, const char *tenant), void *arg)
 			    s->tenant, s->def_id, why);
 			atomic_store(&s->state, SLOT_CRASHED);
 			atomic_store(&taken[i], 1);
+			atomic_fetch_add(&crash_marks, 1);
 			continue;
 		}
 		rmstore *rm = rm_of(arg, s->tenant);
@@ -498,6 +503,7 @@ guard_open(const char *data_dir, uint32_t handler_timeout_ms,
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, make_key);
 	slots = m;
+	atomic_store(&crash_marks, 0); /* recover counts this file's */
 	recover(rm_of, arg);
 	install_handler();
 	return SL_OK;
@@ -509,7 +515,8 @@ bool
 guard_emitter_crashed(const char *tenant, const char *def_id,
     uint64_t position, char *why, size_t wlen)
 {
-	if (slots == NULL)
+	if (slots == NULL
+	    || atomic_load_explicit(&crash_marks, memory_order_acquire) == 0)
 		return false;
 	for (size_t i = 0; i < GUARD_NSLOTS; i++) {
 		guard_slot *s = &slots[i];
@@ -537,6 +544,7 @@ guard_clear_emitter(const char *tenant, const char *def_id)
 			continue;
 		memset(s, 0, sizeof(*s));
 		atomic_store(&taken[i], 0);
+		atomic_fetch_sub(&crash_marks, 1);
 	}
 }
 
