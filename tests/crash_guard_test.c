@@ -578,24 +578,16 @@ write_config(void)
 	snprintf(plugin_dir, sizeof(plugin_dir), "%s/plugins", dir);
 	snprintf(plugin, sizeof(plugin), "%s/crash.so", plugin_dir);
 	CHECK(mkdir(plugin_dir, 0755) == 0);
-	snprintf(text, sizeof(text),
-	    "data_dir: %s/data\n"
-	    "plugin_dir: %s\n"
+	size_t n = dt_config_head(
+	    text, sizeof(text), dir, plugin_dir, url, "64MiB");
+	snprintf(text + n, sizeof(text) - n,
 	    "hot_reload: true\n"
-	    "log_level: info\n"
-	    "endpoints:\n"
-	    "  api: %s\n"
-	    "  pub: ipc://%s/pub.ipc\n"
-	    "event_store:\n"
-	    "  map_size: 64MiB\n"
-	    "  sync: false\n"
 	    "limits:\n"
 	    "  handler_timeout_ms: 300\n"
 	    "tenants:\n"
 	    "  - id: " TENANT "\n"
 	    "    read_models:\n"
-	    "      map_size: 64MiB\n",
-	    dir, plugin_dir, url, dir);
+	    "      map_size: 64MiB\n");
 	tu_write_file(cfg_path, text);
 }
 

@@ -133,6 +133,32 @@ dt_daemon_spawn(const char *cfg_path, const char *log_path)
 	return dt_daemon_spawn_ex(cfg_path, log_path, false);
 }
 
+/*
+ * The head of a daemon test's resources.yaml into out: data in dir/data,
+ * plugins from plugin_dir, the API on api_url and the feed on
+ * ipc://dir/pub.ipc, log_level info, an event store of log_map with sync
+ * off. The caller appends its own keys (tenants, limits ...) from the
+ * returned length.
+ */
+__attribute__((unused)) static size_t
+dt_config_head(char *out, size_t len, const char *dir,
+    const char *plugin_dir, const char *api_url, const char *log_map)
+{
+	int n = snprintf(out, len,
+	    "data_dir: %s/data\n"
+	    "plugin_dir: %s\n"
+	    "log_level: info\n"
+	    "endpoints:\n"
+	    "  api: %s\n"
+	    "  pub: ipc://%s/pub.ipc\n"
+	    "event_store:\n"
+	    "  map_size: %s\n"
+	    "  sync: false\n",
+	    dir, plugin_dir, api_url, dir, log_map);
+	CHECK(n > 0 && (size_t) n < len);
+	return (size_t) n;
+}
+
 /* xorshift64*: deterministic per seed, no shared state. */
 __attribute__((unused)) static uint32_t
 dt_rnd(uint64_t *s)

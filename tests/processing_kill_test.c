@@ -1185,17 +1185,10 @@ write_config(void)
 	snprintf(plugin_dir, sizeof(plugin_dir), "%s/plugins", dir);
 	snprintf(plugin, sizeof(plugin), "%s/filter_flaky.so", plugin_dir);
 	CHECK(mkdir(plugin_dir, 0755) == 0);
-	snprintf(text, sizeof(text),
-	    "data_dir: %s/data\n"
-	    "plugin_dir: %s\n"
+	size_t n = dt_config_head(
+	    text, sizeof(text), dir, plugin_dir, url, "256MiB");
+	snprintf(text + n, sizeof(text) - n,
 	    "hot_reload: true\n"
-	    "log_level: info\n"
-	    "endpoints:\n"
-	    "  api: %s\n"
-	    "  pub: ipc://%s/pub.ipc\n"
-	    "event_store:\n"
-	    "  map_size: 256MiB\n"
-	    "  sync: false\n"
 	    "tenants:\n"
 	    "  - id: %s\n"
 	    "    read_models:\n"
@@ -1203,7 +1196,7 @@ write_config(void)
 	    "  - id: %s\n"
 	    "    read_models:\n"
 	    "      map_size: 256MiB\n",
-	    dir, plugin_dir, url, dir, tenants[0], tenants[1]);
+	    tenants[0], tenants[1]);
 	tu_write_file(cfg_path, text);
 }
 

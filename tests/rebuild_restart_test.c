@@ -159,21 +159,13 @@ main(void)
 	char dst[4400];
 	snprintf(dst, sizeof(dst), "%s/filter_flaky.so", plugins);
 	dt_install(SL_TEST_PLUGIN_DIR "/filter_flaky.so", NULL, dst);
-	snprintf(text, sizeof(text),
-	    "data_dir: %s/data\n"
-	    "plugin_dir: %s\n"
-	    "log_level: info\n"
-	    "endpoints:\n"
-	    "  api: %s\n"
-	    "  pub: ipc://%s/pub.ipc\n"
-	    "event_store:\n"
-	    "  map_size: 128MiB\n"
-	    "  sync: false\n"
+	size_t head = dt_config_head(
+	    text, sizeof(text), dir, plugins, url, "128MiB");
+	snprintf(text + head, sizeof(text) - head,
 	    "tenants:\n"
 	    "  - id: " TENANT "\n"
 	    "    read_models:\n"
-	    "      map_size: 128MiB\n",
-	    dir, plugins, url, dir);
+	    "      map_size: 128MiB\n");
 	tu_write_file(cfg_path, text);
 	atexit(cleanup);
 	CHECK(setenv("FLAKY_DELAY_US", "50", 1) == 0);

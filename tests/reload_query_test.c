@@ -79,23 +79,16 @@ write_config(void)
 	snprintf(url, sizeof(url), "ipc://%s/api.ipc", dir);
 	snprintf(plugin, sizeof(plugin), "%s/plugins/reload_query.so", dir);
 	snprintf(cache, sizeof(cache), "%s/data/plugin-cache", dir);
-	snprintf(text, sizeof(text),
-	    "data_dir: %s/data\n"
-	    "plugin_dir: %s/plugins\n"
+	char plugins[4200];
+	snprintf(plugins, sizeof(plugins), "%s/plugins", dir);
+	size_t n = dt_config_head(text, sizeof(text), dir, plugins, url, "64MiB");
+	snprintf(text + n, sizeof(text) - n,
 	    "hot_reload_quiet_ms: 1\n"
-	    "log_level: info\n"
-	    "endpoints:\n"
-	    "  api: %s\n"
-	    "  pub: ipc://%s/pub.ipc\n"
-	    "event_store:\n"
-	    "  map_size: 64MiB\n"
-	    "  sync: false\n"
 	    "tenants:\n"
 	    "  - id: " TENANT "\n"
 	    "    read_models:\n"
 	    "      map_size: 32MiB\n"
-	    "run_projections: all\n",
-	    dir, dir, url, dir);
+	    "run_projections: all\n");
 	tu_write_file(cfg_path, text);
 }
 
