@@ -17,6 +17,7 @@
 
 #include "guard.h"
 #include "log.h"
+#include "monotime.h"
 #include "proc_internal.h"
 
 /* ---- handling one event ---- */
@@ -185,14 +186,6 @@ proc_state_set(batch_ctx *b, const char *key, size_t klen, const void *data,
 		p->states.dirty  = x;
 	}
 	return SL_OK;
-}
-
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 bool

@@ -32,6 +32,7 @@
 #include <sluice/errors.h>
 
 #include "log.h"
+#include "monotime.h"
 #include "proc_internal.h"
 
 const char *
@@ -495,10 +496,7 @@ run_batch(processor *p, uint64_t pos, batch_ctx *b)
 	b->p       = p;
 	b->next    = pos;
 	b->txn     = NULL;
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	b->deadline_ns = (int64_t) now.tv_sec * 1000000000LL + now.tv_nsec
-	    + PROC_BATCH_NS;
+	b->deadline_ns = mono_ns() + PROC_BATCH_NS;
 	int mrc = mdb_txn_begin(rm_env(p->rm), NULL, MDB_RDONLY, &b->rtxn);
 	if (mrc != 0) {
 		b->rtxn = NULL;
