@@ -1233,12 +1233,62 @@ test_failing_keys(void)
 	store_close(s);
 }
 
+/*
+ * An event whose key cannot be found (a property missing from its content)
+ * waits in a unit of its stream, "(no key) stream S", not retried (only a
+ * new definition can find its key), as a processor's does; every key goes
+ * on, and an operator's retry tries it again (and fails again).
+ */
+static void
+test_keyless_event(void)
+{
+	store          *s   = open_store("log-keyless");
+	registry       *r   = load(COUNTER_SO, "cache-keyless");
+	const proj_def *def = pt_find(r, "emit_counter");
+	char            err[512];
+	proj_settings   set = defaults();
+	expect          x;
+	eproj          *e;
+	memset(&x, 0, sizeof(x));
+	CHECK_EQ(eproj_claim(s, def, err, sizeof(err)), SL_OK);
+	CHECK_EQ(
+	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
+	    SL_OK);
+	deposit(s, &x, "account-1", "{}");
+	uint64_t bad = pt_commit1(s, TENANT, "mover-1", "Moved", "{}");
+	deposit(s, &x, "account-1", "{}");
+	deposit(s, &x, "account-2", "{}");
+	eproj_status st = wait_failing(e, 1, store_next_position(s));
+	CHECK_STREQ(st.status, "running");
+	check_unit(e, "(no key) stream mover-1", bad, 1, false, "account");
+	check_count_of(s, def, "account-1", 2);
+	check_count_of(s, def, "account-2", 1);
+	/* retried by the operator: fails again, the others still go on */
+	CHECK_EQ(eproj_command(e, PROC_CMD_RETRY, 5000), SL_OK);
+	deposit(s, &x, "account-2", "{}");
+	int64_t end = pt_now_ms() + PT_WAIT_MS;
+	proc_failing f[2];
+	do {
+		CHECK(pt_now_ms() < end);
+		pt_sleep_ms(10);
+		wait_failing(e, 1, store_next_position(s));
+		CHECK_EQ(eproj_get_failing(e, f, 2), 1);
+	} while (f[0].attempts < 2);
+	check_unit(e, "(no key) stream mover-1", bad, 2, false, "account");
+	check_count_of(s, def, "account-2", 2);
+	eproj_stop(e);
+	check_counter_states(s, def, &x);
+	registry_destroy(r);
+	store_close(s);
+}
+
 int
 main(void)
 {
 	test_load_checks();
 	test_counter();
 	test_failing_keys();
+	test_keyless_event();
 	test_slow();
 	test_batch_refused();
 	test_many_keys();

@@ -549,10 +549,8 @@ eproj_get_failing(eproj *e, proc_failing *out, size_t max)
 		const fail_unit *u = &e->failing.v[i];
 		proc_failing    *o = &out[i];
 		memset(o, 0, sizeof(*o));
-		size_t kl = u->ulen < sizeof(o->partition) - 1
-		    ? u->ulen
-		    : sizeof(o->partition) - 1;
-		memcpy(o->partition, u->unit, kl);
+		proc_unit_label(
+		    u->unit, u->ulen, o->partition, sizeof(o->partition));
 		o->position    = u->pos;
 		o->attempts    = u->attempts;
 		o->retry       = u->retry;

@@ -498,8 +498,28 @@ run_event(run *r, const ev_view *v, uint32_t attempt, const char *last_reason,
 	int rc = proc_key(r->def, v, key, sizeof(key));
 	if (rc == SL_ENOTFOUND)
 		return H_SKIPPED;
-	if (rc != SL_OK)
+	if (rc != SL_OK) {
+		/* no key: the event waits in a unit of its stream, as a
+		 * processor's does, not retried (only a new definition can
+		 * find its key); the stream's keyed events go on */
+		int un = snprintf(f->key, sizeof(f->key), PROC_NO_KEY "%s",
+		    v->stream);
+		if (un < 0 || (size_t) un >= sizeof(f->key))
+			return fail_with(f, true, "%s", key);
+		if (r->only_key != NULL
+		    && ((size_t) un != r->only_len
+		        || memcmp(f->key, r->only_key, (size_t) un) != 0))
+			return H_SKIPPED;
+		if (r->failing != NULL && !r->retrying) {
+			const fail_unit *u = failset_find(
+			    (failset *) r->failing, f->key, (size_t) un);
+			if (u != NULL && v->position >= u->pos)
+				return H_SKIPPED;
+		}
+		f->key_known = true;
+		f->key_len   = (size_t) un;
 		return fail_with(f, true, "%s", key);
+	}
 	size_t kn = strlen(key);
 	if (r->only_key != NULL
 	    && (kn != r->only_len || memcmp(key, r->only_key, kn) != 0))

@@ -225,7 +225,7 @@ proc_project_unit(batch_ctx *b, const ev_view *ev, char *key)
 	if (rc != SL_OK) {
 		/* No key: the event waits in a unit of its stream. Only a
 		 * new definition (which rebuilds) can find its key. */
-		proc_set_unit(b, "\x01", ev->stream);
+		proc_set_unit(b, PROC_NO_KEY, ev->stream);
 		if (!proc_unit_selected(b, ev->position))
 			return PROC_SKIP;
 		sl_context nr = { .no_retry = true };

@@ -175,7 +175,6 @@ int  proc_handled(batch_ctx *b, uint64_t position);
 /* After the event at position failed (b->uf, b->reason): record it;
  * @return whether the scan must stop (storage, or a stopping failure). */
 bool proc_failed(batch_ctx *b, uint64_t position);
-void proc_unit_label(const char *unit, size_t ulen, char *out, size_t olen);
 
 /* proc_remote.c: a remote definition's events, pipelined */
 int  proc_remote_open(processor *p);  /* at setup: the caller and ring */

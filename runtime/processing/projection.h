@@ -90,6 +90,13 @@ const char *proc_state_name(proc_state s);
  * cannot be found (missing or non-scalar property).
  */
 int proc_key(const proj_def *def, const ev_view *ev, char *buf, size_t len);
+
+/** The failing unit of an event whose key cannot be found: PROC_NO_KEY
+ * then its stream id (the event waits in a unit of its stream). */
+#define PROC_NO_KEY "\x01"
+/** A unit as status and logs name it: "(no key) stream S" for a
+ * PROC_NO_KEY unit, else the key or partition itself. */
+void proc_unit_label(const char *unit, size_t ulen, char *out, size_t olen);
 /* Whether ev's selector in def is a static key (one key for every event of
  * its type: an emitting projection's failure there holds up the whole). */
 bool proc_key_is_static(const proj_def *def, const ev_view *ev);

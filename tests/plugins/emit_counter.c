@@ -9,6 +9,8 @@
  * An event whose content has "fail_times": N fails while the retry attempt
  * is below N ("refused: fail_times"), retried after "retry_after_ms" (the
  * host's delay when absent), not retried when "hard" is true.
+ * "Moved" events are counted under their content's "account" (the
+ * tests commit them without one: an event whose key cannot be found).
  * Built twice: EMIT_COUNTER_VERSION 2 is the same code with another
  * declared version (a changed definition: reset and rebuild).
  */
@@ -26,6 +28,7 @@ static const sl_host_api *host;
 
 static const sl_selector selectors[] = {
 	{ "Deposited", SL_KEY_EVENT_SOURCE, NULL },
+	{ "Moved", SL_KEY_PROPERTY, "account" },
 };
 
 static const char *const emits[] = { "counts-*", "all-accounts" };
@@ -84,7 +87,7 @@ static const sl_projection projection = {
 	.version            = EMIT_COUNTER_VERSION,
 	.initial_state_json = "{\"count\":0}",
 	.selectors          = selectors,
-	.n_selectors        = 1,
+	.n_selectors        = 2,
 	.on                 = on_event,
 	.emits              = emits,
 	.n_emits            = 2,
