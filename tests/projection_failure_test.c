@@ -322,6 +322,77 @@ test_poison_during_rebuild(void)
 	pt_env_close(&e);
 }
 
+/* Whether the read model of acc-<i> holds the name it was opened with. */
+static bool
+has_account(rmstore *rm, int i)
+{
+	char  key[32], *data = NULL;
+	size_t len;
+	snprintf(key, sizeof(key), "acc-%05d", i);
+	int rc = rm_get(rm, ACC_PROJ, key, strlen(key), &data, &len);
+	CHECK(rc == SL_OK || rc == SL_ENOTFOUND);
+	free(data);
+	return rc == SL_OK;
+}
+
+/*
+ * The read-model map fills up in the middle of a catch-up: the batch's
+ * write fails as a whole (storage trouble, retried, the processor says
+ * failing), what the earlier batches stored is intact and exactly up to the
+ * checkpoint, and once the map is larger (reopened) the processor goes on
+ * from that checkpoint to a complete set, nothing handled twice.
+ */
+static void
+test_map_full(void)
+{
+	char     path[4200];
+	store   *s;
+	rmstore *rm;
+	snprintf(path, sizeof(path), "%s/full-log", tu_tmpdir());
+	CHECK_EQ(store_open(path, 64u << 20, false, &s), SL_OK);
+	snprintf(path, sizeof(path), "%s/full-rm", tu_tmpdir());
+	CHECK_EQ(rm_open(path, 256u << 10, false, &rm), SL_OK);
+	registry *r = pt_load(SL_PLUGIN_DIR "/account_details.so");
+	const proj_def *def = pt_find(r, "account_details");
+
+	enum { N = 3000 };
+	char name[200];
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	for (int i = 0; i < N; i++) {
+		char stream[32], json[256];
+		snprintf(stream, sizeof(stream), "acc-%05d", i);
+		snprintf(json, sizeof(json), "{\"name\":\"%.180s\"}", name);
+		pt_commit1(s, "t1", stream, "DebitAccountOpened", json);
+	}
+	uint64_t head = store_next_position(s);
+
+	processor *p;
+	CHECK_EQ(proc_start(s, rm, "t1", def, 100, &p), SL_OK);
+	proc_status st = pt_wait_failing(p, 1, PT_WAIT_MS);
+	CHECK(strstr(st.reason, "MDB_MAP_FULL") != NULL
+	    || strstr(st.reason, "full") != NULL);
+	proc_stop(p);
+	uint64_t at = read_checkpoint(rm, ACC_PROJ);
+	CHECK(at > 0 && at < head);
+	/* exactly what the committed batches handled, no more */
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(has_account(rm, i), (uint64_t) i < at);
+
+	/* a larger map: on from the checkpoint to the head */
+	rm_close(rm);
+	CHECK_EQ(rm_open(path, 64u << 20, false, &rm), SL_OK);
+	CHECK_EQ(proc_start(s, rm, "t1", def, 100, &p), SL_OK);
+	st = pt_wait_position(p, head, PT_WAIT_MS);
+	CHECK_EQ(st.events_handled, head - at);
+	proc_stop(p);
+	for (int i = 0; i < N; i++)
+		CHECK(has_account(rm, i));
+	registry_destroy(r);
+	rm_close(rm);
+	store_close(s);
+}
+
 /* A property key selector on a missing or non-scalar property: the event
  * waits, not retried (only a new definition can find its key), and the
  * other keys go on. */
@@ -377,6 +448,7 @@ main(void)
 	test_fail_then_succeed();
 	test_failing_key_waits_alone();
 	test_poison_during_rebuild();
+	test_map_full();
 	test_missing_key_property();
 	return 0;
 }
