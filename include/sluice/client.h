@@ -396,7 +396,8 @@ int sl_client_query(sl_client *c, const char *tenant, const char *projection,
  * it runs from position 0 and follows the log, in memory, for as long as
  * this client is connected or until sl_client_query_close.
  * @param handle  receives the run's handle
- * @return as sl_client_query (SL_EFULL: too many runs).
+ * @return as sl_client_query (SL_ETOOBIG: the daemon runs its limit of
+ *         transient runs already; close one first).
  * @note The run belongs to this client's connection: it ends when the
  *       client is closed or the daemon loses the connection.
  */
