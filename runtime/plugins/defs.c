@@ -49,7 +49,7 @@ defhash_filter(const char *id, const char *scope, sl_filter_kind kind,
 }
 
 uint64_t
-filter_hash(const proj_def *d)
+plug_filter_hash(const proj_def *d)
 {
 	return defhash_filter(d->id, d->scope, d->filter_kind, d->version);
 }
@@ -112,7 +112,7 @@ proj_def_result(const proj_def *def)
 }
 
 uint64_t
-def_hash(const proj_def *d)
+plug_def_hash(const proj_def *d)
 {
 	uint64_t           h = defhash_projection(d->id, d->scope, d->version,
 	              d->initial, d->initial_len, d->p->selectors, d->p->n_selectors);

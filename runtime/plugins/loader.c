@@ -39,7 +39,7 @@ is_copy_name(const char *name)
 
 /* Copies left by an earlier run (a crash skips unload) are never reused. */
 void
-remove_stale_copies(const char *dir)
+plug_remove_stale_copies(const char *dir)
 {
 	DIR *d = opendir(dir);
 	if (d == NULL)
@@ -66,7 +66,7 @@ remove_stale_copies(const char *dir)
  * or NULL with a reason in err.
  */
 char *
-make_copy(const registry *r, const char *src, uint64_t *hash, uint64_t *size,
+plug_make_copy(const registry *r, const char *src, uint64_t *hash, uint64_t *size,
     char *err, size_t errlen)
 {
 	fnv f             = { FNV1A_OFFSET };
@@ -152,7 +152,7 @@ make_copy(const registry *r, const char *src, uint64_t *hash, uint64_t *size,
 }
 
 void
-ver_free(plugin_ver *v)
+plug_ver_free(plugin_ver *v)
 {
 	for (size_t i = 0; i < v->n_defs; i++)
 		proj_def_free(v->defs[i]);
@@ -169,7 +169,7 @@ ver_free(plugin_ver *v)
  * refused later, so that it can release what init acquired.
  */
 void
-ver_unload(plugin_ver *v)
+plug_ver_unload(plugin_ver *v)
 {
 	if (v->desc != NULL && v->desc->fini != NULL)
 		v->desc->fini();
@@ -195,7 +195,7 @@ ver_unload(plugin_ver *v)
  * version whose count reached 0.
  */
 void
-ver_close(plugin_ver *v)
+plug_ver_close(plugin_ver *v)
 {
 	registry *r = v->r;
 	pthread_mutex_lock(&r->ver_mu);
@@ -214,7 +214,7 @@ ver_close(plugin_ver *v)
 	log_info("plugins", "closed plugin '%s' %s (loaded from %s)",
 	    v->name != NULL ? v->name : "?",
 	    v->version != NULL ? v->version : "", v->owner->file);
-	ver_unload(v);
+	plug_ver_unload(v);
 	/* status counts it open until its copy is gone */
 	pthread_mutex_lock(&r->ver_mu);
 	v->closed = true;
@@ -227,59 +227,59 @@ ver_close(plugin_ver *v)
  * the caller unloads v.
  */
 int
-ver_open(registry *r, plugin_ver *v, refusal *rf)
+plug_ver_open(registry *r, plugin_ver *v, refusal *rf)
 {
 	char why[512] = "";
 	int  rc       = elf_check_plugin(
 	           v->copy, SL_PLUGIN_INIT_SYMBOL, why, sizeof(why));
 	if (rc != SL_OK)
-		return refuse(
+		return plug_refuse(
 		    rf, rc == SL_ENOMEM ? SL_ENOMEM : SL_EPLUGIN, "%s", why);
 
 	dlerror();
 	v->dl = dlopen(v->copy, RTLD_NOW | RTLD_LOCAL);
 	if (v->dl == NULL) {
 		const char *e = dlerror();
-		return refuse(rf, SL_EPLUGIN, "dlopen failed: %s",
+		return plug_refuse(rf, SL_EPLUGIN, "dlopen failed: %s",
 		    e != NULL ? e : "unknown error");
 	}
 	/* POSIX guarantees a function pointer round-trips through void * */
 	sl_plugin_init_fn init
 	    = (sl_plugin_init_fn) dlsym(v->dl, SL_PLUGIN_INIT_SYMBOL);
 	if (init == NULL)
-		return refuse(rf, SL_EPLUGIN,
+		return plug_refuse(rf, SL_EPLUGIN,
 		    "not a Sluice plugin: it does not export %s()",
 		    SL_PLUGIN_INIT_SYMBOL);
 
 	const sl_plugin_desc *desc = NULL;
 	rc                         = init(host_api(), &desc);
 	if (rc != SL_OK)
-		return refuse(rf, SL_EPLUGIN, "%s() failed: %s (%s)",
+		return plug_refuse(rf, SL_EPLUGIN, "%s() failed: %s (%s)",
 		    SL_PLUGIN_INIT_SYMBOL, sl_strerror(rc), sl_errname(rc));
 	if (desc == NULL)
-		return refuse(rf, SL_EPLUGIN, "%s() returned no descriptor",
+		return plug_refuse(rf, SL_EPLUGIN, "%s() returned no descriptor",
 		    SL_PLUGIN_INIT_SYMBOL);
 	if (SL_ABI_MAJOR_OF(desc->abi_version) != SL_ABI_MAJOR)
-		return refuse(rf, SL_EVERSION,
+		return plug_refuse(rf, SL_EVERSION,
 		    "plugin ABI version %u.%u is not supported (host ABI "
 		    "%u.%u)",
 		    SL_ABI_MAJOR_OF(desc->abi_version),
 		    desc->abi_version & 0xffffu, SL_ABI_MAJOR, SL_ABI_MINOR);
 	if (desc->struct_size < DESC_V1_SIZE)
-		return refuse(rf, SL_EVERSION,
+		return plug_refuse(rf, SL_EVERSION,
 		    "descriptor struct_size %u is smaller than sl_plugin_desc "
 		    "of ABI 1.0 (%zu)",
 		    desc->struct_size, (size_t) DESC_V1_SIZE);
 	v->desc = desc; /* from here on, its fields (and fini) can be read */
 	if (desc->name == NULL || desc->name[0] == '\0')
-		return refuse(rf, SL_EPLUGIN, "descriptor has no plugin name");
+		return plug_refuse(rf, SL_EPLUGIN, "descriptor has no plugin name");
 	if ((v->name = strdup(desc->name)) == NULL
 	    || (v->version
 	           = strdup(desc->version != NULL ? desc->version : ""))
 	        == NULL)
-		return refuse(rf, SL_ENOMEM, "out of memory");
+		return plug_refuse(rf, SL_ENOMEM, "out of memory");
 	if (desc->n_projections > 0 && desc->projections == NULL)
-		return refuse(rf, SL_EPLUGIN,
+		return plug_refuse(rf, SL_EPLUGIN,
 		    "plugin '%s': %zu projections declared but the array is "
 		    "NULL",
 		    v->name, desc->n_projections);
@@ -288,7 +288,7 @@ ver_open(registry *r, plugin_ver *v, refusal *rf)
 	if (desc->struct_size >= DESC_V11_SIZE) {
 		nf = desc->n_filters;
 		if (nf > 0 && desc->filters == NULL)
-			return refuse(rf, SL_EPLUGIN,
+			return plug_refuse(rf, SL_EPLUGIN,
 			    "plugin '%s': %zu filters declared but the array "
 			    "is NULL",
 			    v->name, nf);
@@ -296,14 +296,14 @@ ver_open(registry *r, plugin_ver *v, refusal *rf)
 	size_t n = desc->n_projections;
 	if (n > SIZE_MAX / sizeof(*v->defs)
 	    || nf > SIZE_MAX / sizeof(*v->defs) - n)
-		return refuse(rf, SL_EPLUGIN,
+		return plug_refuse(rf, SL_EPLUGIN,
 		    "plugin '%s': %zu projections and %zu filters declared",
 		    v->name, n, nf);
 	n += nf;
 	v->defs = n > 0 ? calloc(n, sizeof(*v->defs)) : NULL;
 	if (n > 0 && v->defs == NULL)
-		return refuse(rf, SL_ENOMEM, "out of memory");
+		return plug_refuse(rf, SL_ENOMEM, "out of memory");
 	v->n_defs    = n;
 	v->n_filters = nf;
-	return check_desc(r, v, v->defs, rf);
+	return plug_check_desc(r, v, v->defs, rf);
 }

@@ -45,7 +45,7 @@ struct plugin_ver {
 	int64_t               loaded_at_ns;
 	uint64_t              file_hash, file_size; /* of the bytes loaded */
 	atomic_uint           refs;   /* registry (while current) + holders */
-	bool                  closing; /* ver_close began; under r->ver_mu */
+	bool                  closing; /* plug_ver_close began; under r->ver_mu */
 	bool                  closed;  /* unloaded; under r->ver_mu */
 	proj_def            **defs;   /* projections first, then filters */
 	size_t                n_defs;
@@ -101,24 +101,24 @@ typedef struct {
 	char why[768];
 } refusal;
 
-int refuse(refusal *rf, int code, const char *fmt, ...)
+int plug_refuse(refusal *rf, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* defs.c */
 void     proj_def_free(proj_def *d);
-uint64_t filter_hash(const proj_def *d);
-uint64_t def_hash(const proj_def *d);
+uint64_t plug_filter_hash(const proj_def *d);
+uint64_t plug_def_hash(const proj_def *d);
 
 /* loader.c */
-void  remove_stale_copies(const char *dir);
-char *make_copy(const registry *r, const char *src, uint64_t *hash,
+void  plug_remove_stale_copies(const char *dir);
+char *plug_make_copy(const registry *r, const char *src, uint64_t *hash,
     uint64_t *size, char *err, size_t errlen);
-void  ver_free(plugin_ver *v);
-void  ver_unload(plugin_ver *v);
-void  ver_close(plugin_ver *v);
-int   ver_open(registry *r, plugin_ver *v, refusal *rf);
+void  plug_ver_free(plugin_ver *v);
+void  plug_ver_unload(plugin_ver *v);
+void  plug_ver_close(plugin_ver *v);
+int   plug_ver_open(registry *r, plugin_ver *v, refusal *rf);
 
 /* validate.c */
-int check_desc(registry *r, plugin_ver *v, proj_def **defs, refusal *rf);
+int plug_check_desc(registry *r, plugin_ver *v, proj_def **defs, refusal *rf);
 
 #endif

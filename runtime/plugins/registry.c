@@ -119,14 +119,14 @@ proj_def_release(const proj_def *def)
 	if (def == NULL || def->ver == NULL)
 		return;
 	if (atomic_fetch_sub(&def->ver->refs, 1) == 1)
-		ver_close(def->ver);
+		plug_ver_close(def->ver);
 }
 
 static void
 ver_release(plugin_ver *v)
 {
 	if (v != NULL && atomic_fetch_sub(&v->refs, 1) == 1)
-		ver_close(v);
+		plug_ver_close(v);
 }
 
 int
@@ -156,7 +156,7 @@ registry_create(const char *cache_dir, registry **out)
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&r->load_mu, NULL);
 	pthread_mutex_init(&r->ver_mu, NULL);
-	remove_stale_copies(cache_dir);
+	plug_remove_stale_copies(cache_dir);
 	*out = r;
 	return SL_OK;
 }
@@ -181,9 +181,9 @@ registry_destroy(registry *r)
 			    "shutdown; closing it",
 			    v->name != NULL ? v->name : "?", v->owner->file,
 			    atomic_load(&v->refs));
-			ver_close(v);
+			plug_ver_close(v);
 		}
-		ver_free(v);
+		plug_ver_free(v);
 	}
 	for (plugin *p = r->all_plugins, *next; p != NULL; p = next) {
 		next = p->next_all;
@@ -439,10 +439,10 @@ load_version(registry *r, const char *path, bool skip_same, bool *same,
 
 	char cerr[512] = "";
 	int  rc;
-	v->copy = make_copy(
+	v->copy = plug_make_copy(
 	    r, path, &v->file_hash, &v->file_size, cerr, sizeof(cerr));
 	if (v->copy == NULL) {
-		rc = refuse(&rf, SL_EPLUGIN, "%s", cerr);
+		rc = plug_refuse(&rf, SL_EPLUGIN, "%s", cerr);
 	} else if (skip_same && pl->cur != NULL
 	    && pl->cur->file_hash == v->file_hash
 	    && pl->cur->file_size == v->file_size) {
@@ -450,13 +450,13 @@ load_version(registry *r, const char *path, bool skip_same, bool *same,
 		 * to load, and the file is good again. */
 		log_debug(
 		    "plugins", "%s: same bytes as the running version", path);
-		ver_unload(v);
-		ver_free(v);
+		plug_ver_unload(v);
+		plug_ver_free(v);
 		set_error(r, pl, NULL);
 		*same = true;
 		return SL_OK;
 	} else {
-		rc = ver_open(r, v, &rf);
+		rc = plug_ver_open(r, v, &rf);
 	}
 	if (rc == SL_OK)
 		rc = reserve(
@@ -481,8 +481,8 @@ load_version(registry *r, const char *path, bool skip_same, bool *same,
 		}
 		pthread_rwlock_unlock(&r->lock);
 		set_error(r, pl, strdup(err));
-		ver_unload(v);
-		ver_free(v);
+		plug_ver_unload(v);
+		plug_ver_free(v);
 		return rc;
 	}
 	pthread_mutex_lock(&r->ver_mu);

@@ -36,7 +36,7 @@ find_id(registry *r, const char *canon_id, const plugin *except)
 /* ---- checking a descriptor ---- */
 
 int
-refuse(refusal *rf, int code, const char *fmt, ...)
+plug_refuse(refusal *rf, int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -70,7 +70,7 @@ check_selectors(
     const sl_projection *p, const char *label, const char *pname, refusal *rf)
 {
 	if (p->n_selectors < 1 || p->selectors == NULL)
-		return refuse(rf, SL_EPLUGIN,
+		return plug_refuse(rf, SL_EPLUGIN,
 		    "projection %s in plugin '%s': no selectors (need at "
 		    "least "
 		    "one)",
@@ -78,7 +78,7 @@ check_selectors(
 	for (size_t j = 0; j < p->n_selectors; j++) {
 		const sl_selector *s = &p->selectors[j];
 		if (s->event_type == NULL || s->event_type[0] == '\0')
-			return refuse(rf, SL_EPLUGIN,
+			return plug_refuse(rf, SL_EPLUGIN,
 			    "projection %s in plugin '%s': selector %zu has "
 			    "no "
 			    "event type",
@@ -86,7 +86,7 @@ check_selectors(
 		for (size_t k = 0; k < j; k++)
 			if (strcmp(p->selectors[k].event_type, s->event_type)
 			    == 0)
-				return refuse(rf, SL_EPLUGIN,
+				return plug_refuse(rf, SL_EPLUGIN,
 				    "projection %s in plugin '%s': event type "
 				    "'%s' is selected twice (selectors %zu "
 				    "and "
@@ -94,13 +94,13 @@ check_selectors(
 				    label, pname, s->event_type, k, j);
 		if ((int) s->key < SL_KEY_EVENT_SOURCE
 		    || (int) s->key > SL_KEY_OCCURRED)
-			return refuse(rf, SL_EPLUGIN,
+			return plug_refuse(rf, SL_EPLUGIN,
 			    "projection %s in plugin '%s': selector for '%s' "
 			    "has unknown key kind %d",
 			    label, pname, s->event_type, (int) s->key);
 		if (arg_required(s->key)
 		    && (s->arg == NULL || s->arg[0] == '\0'))
-			return refuse(rf, SL_EPLUGIN,
+			return plug_refuse(rf, SL_EPLUGIN,
 			    "projection %s in plugin '%s': selector for '%s' "
 			    "needs an arg (%s)",
 			    label, pname, s->event_type,
@@ -123,7 +123,7 @@ check_emits(
 	if (p->struct_size < PROJ_V12_SIZE || p->n_emits == 0)
 		return SL_OK;
 	if (p->emits == NULL)
-		return refuse(rf, SL_EPLUGIN,
+		return plug_refuse(rf, SL_EPLUGIN,
 		    "projection %s in plugin '%s': %zu emits declared but "
 		    "the array is NULL",
 		    label, pname, p->n_emits);
@@ -143,7 +143,7 @@ check_emits(
 		else if (n == 1)
 			why = "is '*' alone (every stream)";
 		if (why != NULL)
-			return refuse(rf, SL_EPLUGIN,
+			return plug_refuse(rf, SL_EPLUGIN,
 			    "projection %s in plugin '%s': emits[%zu] '%.64s' "
 			    "%s",
 			    label, pname, j, e != NULL ? e : "(null)", why);
@@ -174,7 +174,7 @@ check_emits_overlap(
 		for (size_t a = 0; a < n; a++)
 			for (size_t b = 0; b < m; b++)
 				if (store_pattern_overlap(mine[a], theirs[b]))
-					return refuse(rf, SL_EEXIST,
+					return plug_refuse(rf, SL_EEXIST,
 					    "projection '%s' (%s) in plugin "
 					    "'%s': declared stream '%s' "
 					    "overlaps '%s' of projection '%s' "
@@ -193,7 +193,7 @@ parse_initial(const sl_projection *p, proj_def *d, const char *label,
     const char *pname, refusal *rf)
 {
 	if (p->initial_state_json == NULL)
-		return refuse(rf, SL_EPLUGIN,
+		return plug_refuse(rf, SL_EPLUGIN,
 		    "projection %s in plugin '%s': initial_state_json is "
 		    "missing",
 		    label, pname);
@@ -205,7 +205,7 @@ parse_initial(const sl_projection *p, proj_def *d, const char *label,
 	if (json_text_to_mp(p->initial_state_json, 1, &pk, jerr, sizeof(jerr))
 	    != SL_OK) {
 		msgpack_sbuffer_destroy(&sb);
-		return refuse(rf, SL_EPLUGIN,
+		return plug_refuse(rf, SL_EPLUGIN,
 		    "projection %s in plugin '%s': initial state is not a "
 		    "JSON "
 		    "object: %s",
@@ -234,23 +234,23 @@ check_ident(proj_def *d, const char *what, size_t i, const char *id,
     size_t label_len, refusal *rf)
 {
 	if (id == NULL || !ev_uuid_canon(id, strlen(id), d->id))
-		return refuse(rf, SL_EPLUGIN,
+		return plug_refuse(rf, SL_EPLUGIN,
 		    "%s %s in plugin '%s': id '%s' is not a UUID", what, label,
 		    pname, id != NULL ? id : "(null)");
 	proj_label(label, label_len, i, d->id, NULL);
 	if (scope == NULL) {
 		memcpy(d->scope, zero_uuid, sizeof(zero_uuid));
 	} else if (!ev_uuid_canon(scope, strlen(scope), d->scope)) {
-		return refuse(rf, SL_EPLUGIN,
+		return plug_refuse(rf, SL_EPLUGIN,
 		    "%s %s in plugin '%s': scope '%s' is not a UUID", what,
 		    label, pname, scope);
 	}
 	if (name == NULL || name[0] == '\0')
-		return refuse(rf, SL_EPLUGIN,
+		return plug_refuse(rf, SL_EPLUGIN,
 		    "%s %s in plugin '%s': name is missing", what, label,
 		    pname);
 	if ((d->name = strdup(name)) == NULL)
-		return refuse(rf, SL_ENOMEM, "out of memory");
+		return plug_refuse(rf, SL_ENOMEM, "out of memory");
 	proj_label(label, label_len, i, d->id, name);
 	return SL_OK;
 }
@@ -264,7 +264,7 @@ check_unique(registry *r, const plugin_ver *v, const proj_def *d,
 	const proj_def *other = find_id(r, d->id, v->owner);
 	if (other == NULL)
 		return SL_OK;
-	return refuse(rf, SL_EEXIST,
+	return plug_refuse(rf, SL_EEXIST,
 	    "%s %s in plugin '%s': id already loaded by %s '%s' from %s",
 	    def_word(d), label, v->name, def_word(other), other->name,
 	    other->owner->file);
@@ -281,23 +281,23 @@ check_projection(
 	*out = NULL;
 	proj_label(label, sizeof(label), i, NULL, NULL);
 	if (p == NULL)
-		return refuse(rf, SL_EPLUGIN,
+		return plug_refuse(rf, SL_EPLUGIN,
 		    "projection %s in plugin '%s' is NULL", label, pname);
 	if (SL_ABI_MAJOR_OF(p->abi_version) != SL_ABI_MAJOR)
-		return refuse(rf, SL_EVERSION,
+		return plug_refuse(rf, SL_EVERSION,
 		    "projection %s in plugin '%s': ABI version %u.%u is not "
 		    "supported (host ABI %u.%u)",
 		    label, pname, SL_ABI_MAJOR_OF(p->abi_version),
 		    p->abi_version & 0xffffu, SL_ABI_MAJOR, SL_ABI_MINOR);
 	if (p->struct_size < PROJ_V1_SIZE)
-		return refuse(rf, SL_EVERSION,
+		return plug_refuse(rf, SL_EVERSION,
 		    "projection %s in plugin '%s': struct_size %u is smaller "
 		    "than sl_projection of ABI 1.0 (%zu)",
 		    label, pname, p->struct_size, (size_t) PROJ_V1_SIZE);
 
 	proj_def *d = calloc(1, sizeof(*d));
 	if (d == NULL)
-		return refuse(rf, SL_ENOMEM, "out of memory");
+		return plug_refuse(rf, SL_ENOMEM, "out of memory");
 	d->kind    = DEF_PROJECTION;
 	d->p       = p;
 	d->owner   = v->owner;
@@ -308,7 +308,7 @@ check_projection(
 	if (rc != SL_OK)
 		goto fail;
 	if (p->on == NULL) {
-		rc = refuse(rf, SL_EPLUGIN,
+		rc = plug_refuse(rf, SL_EPLUGIN,
 		    "projection %s in plugin '%s': required callback 'on' is "
 		    "missing",
 		    label, pname);
@@ -322,7 +322,7 @@ check_projection(
 		goto fail;
 	if ((rc = check_unique(r, v, d, label, rf)) != SL_OK)
 		goto fail;
-	d->def_hash = def_hash(d);
+	d->def_hash = plug_def_hash(d);
 	*out        = d;
 	return SL_OK;
 fail:
@@ -340,23 +340,23 @@ check_filter(registry *r, plugin_ver *v, size_t i, proj_def **out, refusal *rf)
 	*out = NULL;
 	proj_label(label, sizeof(label), i, NULL, NULL);
 	if (f == NULL)
-		return refuse(rf, SL_EPLUGIN,
+		return plug_refuse(rf, SL_EPLUGIN,
 		    "filter %s in plugin '%s' is NULL", label, pname);
 	if (SL_ABI_MAJOR_OF(f->abi_version) != SL_ABI_MAJOR)
-		return refuse(rf, SL_EVERSION,
+		return plug_refuse(rf, SL_EVERSION,
 		    "filter %s in plugin '%s': ABI version %u.%u is not "
 		    "supported (host ABI %u.%u)",
 		    label, pname, SL_ABI_MAJOR_OF(f->abi_version),
 		    f->abi_version & 0xffffu, SL_ABI_MAJOR, SL_ABI_MINOR);
 	if (f->struct_size < FILTER_V11_SIZE)
-		return refuse(rf, SL_EVERSION,
+		return plug_refuse(rf, SL_EVERSION,
 		    "filter %s in plugin '%s': struct_size %u is smaller "
 		    "than sl_filter of ABI 1.1 (%zu)",
 		    label, pname, f->struct_size, (size_t) FILTER_V11_SIZE);
 
 	proj_def *d = calloc(1, sizeof(*d));
 	if (d == NULL)
-		return refuse(rf, SL_ENOMEM, "out of memory");
+		return plug_refuse(rf, SL_ENOMEM, "out of memory");
 	d->kind    = DEF_FILTER;
 	d->f       = f;
 	d->owner   = v->owner;
@@ -367,7 +367,7 @@ check_filter(registry *r, plugin_ver *v, size_t i, proj_def **out, refusal *rf)
 	if (rc != SL_OK)
 		goto fail;
 	if (f->filter == NULL) {
-		rc = refuse(rf, SL_EPLUGIN,
+		rc = plug_refuse(rf, SL_EPLUGIN,
 		    "filter %s in plugin '%s': required callback 'filter' is "
 		    "missing",
 		    label, pname);
@@ -377,7 +377,7 @@ check_filter(registry *r, plugin_ver *v, size_t i, proj_def **out, refusal *rf)
 	int kind = (int) f->kind;
 	if (kind != SL_FILTER_UNPARTITIONED && kind != SL_FILTER_PARTITIONED
 	    && kind != SL_FILTER_PUBLIC) {
-		rc = refuse(rf, SL_EPLUGIN,
+		rc = plug_refuse(rf, SL_EPLUGIN,
 		    "filter %s in plugin '%s': unknown kind %d (unpartitioned "
 		    "%d, partitioned %d or public %d)",
 		    label, pname, kind, SL_FILTER_UNPARTITIONED,
@@ -387,7 +387,7 @@ check_filter(registry *r, plugin_ver *v, size_t i, proj_def **out, refusal *rf)
 	d->filter_kind = f->kind;
 	if ((rc = check_unique(r, v, d, label, rf)) != SL_OK)
 		goto fail;
-	d->def_hash = filter_hash(d);
+	d->def_hash = plug_filter_hash(d);
 	*out        = d;
 	return SL_OK;
 fail:
@@ -400,7 +400,7 @@ fail:
  * projection, then one for each filter.
  */
 int
-check_desc(registry *r, plugin_ver *v, proj_def **defs, refusal *rf)
+plug_check_desc(registry *r, plugin_ver *v, proj_def **defs, refusal *rf)
 {
 	size_t np = v->n_defs - v->n_filters;
 	for (size_t i = 0; i < v->n_defs; i++) {
@@ -412,7 +412,7 @@ check_desc(registry *r, plugin_ver *v, proj_def **defs, refusal *rf)
 			return rc;
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(defs[k]->id, defs[i]->id) == 0)
-				return refuse(rf, SL_EEXIST,
+				return plug_refuse(rf, SL_EEXIST,
 				    "%s '%s' (%s) in plugin '%s': id is used "
 				    "twice in this plugin (also by %s '%s')",
 				    def_word(defs[i]), defs[i]->name,
