@@ -284,6 +284,31 @@ deposit(store *s, expect *x, const char *account, const char *json)
 	x->rev[x->n++] = rev;
 }
 
+/* A continuous run of def on s's log (not stopped at start). */
+static eproj *
+start_continuous(store *s, const proj_def *def, proj_settings *set)
+{
+	eproj *e;
+	CHECK_EQ(eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, set, false, &e),
+	    SL_OK);
+	return e;
+}
+
+/* A fresh log named log-<name> with emit_counter loaded (plugin cache
+ * cache-<name>) and its streams claimed: its definition. */
+static const proj_def *
+counter_setup(const char *name, store **s, registry **r)
+{
+	char path[64], err[512];
+	snprintf(path, sizeof(path), "log-%s", name);
+	*s = open_store(path);
+	snprintf(path, sizeof(path), "cache-%s", name);
+	*r                  = load(COUNTER_SO, path);
+	const proj_def *def = pt_find(*r, "emit_counter");
+	CHECK_EQ(eproj_claim(*s, def, err, sizeof(err)), SL_OK);
+	return def;
+}
+
 /*
  * Check every stream the counter wrote against x, recomputed here. by_key:
  * the links of "all-accounts" in log order per account only (a retried
@@ -404,9 +429,7 @@ test_counter(void)
 	uint64_t head = store_next_position(s);
 
 	eproj *e;
-	CHECK_EQ(
-	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
-	    SL_OK);
+	e = start_continuous(s, def, &set);
 	eproj_status st = wait_done(e, head);
 	CHECK_STREQ(st.status, "running");
 	CHECK_EQ(st.emitted, 11 + 3 + 1); /* links, Counted, results */
@@ -429,9 +452,7 @@ test_counter(void)
 		deposit(s, &x, "account-1", "{\"amount\":2}");
 	deposit(s, &x, "account-2", "{\"amount\":2}");
 	head = store_next_position(s);
-	CHECK_EQ(
-	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
-	    SL_OK);
+	e = start_continuous(s, def, &set);
 	st = wait_done(e, head);
 	check_counter_streams(s, &x);
 	check_counter_states(s, def, &x);
@@ -572,9 +593,7 @@ test_batch_refused(void)
 	for (int i = 0; i < 3; i++)
 		deposit(s, &x, "account-1", "{}");
 	eproj *e;
-	CHECK_EQ(
-	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
-	    SL_OK);
+	e = start_continuous(s, def, &set);
 	eproj_status st = wait_status(e, "faulted", 2);
 	/* the error's name, then the store's reason naming the owner */
 	CHECK(strstr(st.reason,
@@ -624,9 +643,7 @@ test_many_keys(void)
 		pt_commit1(s, TENANT, stream, "Deposited", "{}");
 	}
 	uint64_t head = store_next_position(s);
-	CHECK_EQ(
-	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
-	    SL_OK);
+	e = start_continuous(s, def, &set);
 	/* the bound the engine keeps: once no batch is in flight, the
 	 * handler trims the cache to 4096 clean states (every batch of this
 	 * catch-up pinned its keys until it was durable) */
@@ -672,9 +689,7 @@ test_cache_trim(void)
 	}
 	uint64_t head       = store_next_position(s);
 	eproj_cache_lru_max = 100;
-	CHECK_EQ(
-	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
-	    SL_OK);
+	e = start_continuous(s, def, &set);
 	wait_done(e, head);
 	CHECK_EQ(wait_cached(e, 100), 100);
 	/* a key that left the cache: its state comes from the store */
@@ -707,17 +722,26 @@ commit_ticks(store *s, int n, const char *json)
 	free(evs);
 }
 
+
+/* Key's state is {"count": count} (read with the result transform, when
+ * def has one). */
 static void
-check_count(store *s, const proj_def *def, int count)
+check_count_of(store *s, const proj_def *def, const char *key, int count)
 {
 	kst   v[2];
 	kread r = { v, 0, 2 };
 	char  want[64];
-	CHECK_EQ(eproj_read_states(s, TENANT, def, proj_def_result(def), "all",
-	             3, state_cb, &r),
+	CHECK_EQ(eproj_read_states(s, TENANT, def, proj_def_result(def), key,
+	             strlen(key), state_cb, &r),
 	    SL_OK);
 	snprintf(want, sizeof(want), "{\"count\":%d}", count);
 	CHECK_STREQ(v[0].state, want);
+}
+
+static void
+check_count(store *s, const proj_def *def, int count)
+{
+	check_count_of(s, def, "all", count);
 }
 
 static void
@@ -732,9 +756,7 @@ test_slow(void)
 	uint64_t head = store_next_position(s);
 
 	eproj *e;
-	CHECK_EQ(
-	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
-	    SL_OK);
+	e = start_continuous(s, def, &set);
 	/* the reader fills the queue to the threshold and says why it waits */
 	eproj_status st;
 	int64_t      end = pt_now_ms() + PT_WAIT_MS;
@@ -764,9 +786,7 @@ test_slow(void)
 	eproj_stop(e);
 	commit_ticks(s, 3, "{\"sleep_us\":0}");
 	head = store_next_position(s);
-	CHECK_EQ(
-	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
-	    SL_OK);
+	e = start_continuous(s, def, &set);
 	pt_sleep_ms(200);
 	eproj_get_status(e, &st);
 	CHECK_STREQ(st.status, "stopped");
@@ -976,9 +996,7 @@ test_stop_start_persisted(void)
 	eproj_get_status(e, &st);
 	CHECK_STREQ(st.status, "stopped");
 	eproj_stop(e);
-	CHECK_EQ(
-	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
-	    SL_OK);
+	e = start_continuous(s, def, &set);
 	pt_sleep_ms(100);
 	eproj_get_status(e, &st);
 	CHECK_STREQ(st.status, "stopped");
@@ -989,9 +1007,7 @@ test_stop_start_persisted(void)
 	/* started running on an empty log (nothing to checkpoint): a start
 	 * is kept */
 	s = open_store("log-persist2");
-	CHECK_EQ(
-	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
-	    SL_OK);
+	e = start_continuous(s, def, &set);
 	CHECK_EQ(eproj_command(e, PROC_CMD_RESUME, 5000), SL_OK);
 	eproj_stop(e);
 	CHECK_EQ(
@@ -1020,9 +1036,7 @@ test_stop_answer(void)
 	proj_settings   set = defaults();
 	eproj          *e;
 	eproj_status    st;
-	CHECK_EQ(
-	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
-	    SL_OK);
+	e = start_continuous(s, def, &set);
 	for (int i = 0; i < 200; i++) {
 		commit_ticks(s, 20, "{\"sleep_us\":0}");
 		CHECK_EQ(eproj_command(e, PROC_CMD_PAUSE, 5000), SL_OK);
@@ -1111,18 +1125,6 @@ test_load_checks(void)
 /* ---- failing keys (issue 14) ---- */
 
 /* The committed count of key is count. */
-static void
-check_count_of(store *s, const proj_def *def, const char *key, int count)
-{
-	kst   v[2];
-	kread r = { v, 0, 2 };
-	char  want[64];
-	CHECK_EQ(eproj_read_states(
-	             s, TENANT, def, NULL, key, strlen(key), state_cb, &r),
-	    SL_OK);
-	snprintf(want, sizeof(want), "{\"count\":%d}", count);
-	CHECK_STREQ(v[0].state, want);
-}
 
 /*
  * A failing event holds up its key alone: the other key's states and
@@ -1136,18 +1138,14 @@ check_count_of(store *s, const proj_def *def, const char *key, int count)
 static void
 test_failing_keys(void)
 {
-	store          *s   = open_store("log-failing");
-	registry       *r   = load(COUNTER_SO, "cache-failing");
-	const proj_def *def = pt_find(r, "emit_counter");
-	char            err[512];
+	store          *s;
+	registry       *r;
+	const proj_def *def = counter_setup("failing", &s, &r);
 	proj_settings   set = defaults();
 	expect          x;
 	eproj          *e;
 	memset(&x, 0, sizeof(x));
-	CHECK_EQ(eproj_claim(s, def, err, sizeof(err)), SL_OK);
-	CHECK_EQ(
-	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
-	    SL_OK);
+	e = start_continuous(s, def, &set);
 	for (int i = 0; i < 2; i++) {
 		deposit(s, &x, "account-1", "{}");
 		deposit(s, &x, "account-2", "{}");
@@ -1195,9 +1193,7 @@ test_failing_keys(void)
 	check_count_of(s, def, "account-1", 8);
 	check_count_of(s, def, "account-2", 6);
 	eproj_stop(e);
-	CHECK_EQ(
-	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
-	    SL_OK);
+	e = start_continuous(s, def, &set);
 	eproj_get_status(e, &st);
 	CHECK_EQ(st.n_failing, 1); /* read with the checkpoint */
 	deposit(s, &x, "account-1", "{}");
@@ -1220,9 +1216,7 @@ test_failing_keys(void)
 	check_counter_streams_by(s, &x, true);
 	/* and after a restart nothing is failing any more */
 	eproj_stop(e);
-	CHECK_EQ(
-	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
-	    SL_OK);
+	e = start_continuous(s, def, &set);
 	eproj_get_status(e, &st);
 	CHECK_EQ(st.n_failing, 0);
 	eproj_stop(e);
@@ -1242,18 +1236,14 @@ test_failing_keys(void)
 static void
 test_keyless_event(void)
 {
-	store          *s   = open_store("log-keyless");
-	registry       *r   = load(COUNTER_SO, "cache-keyless");
-	const proj_def *def = pt_find(r, "emit_counter");
-	char            err[512];
+	store          *s;
+	registry       *r;
+	const proj_def *def = counter_setup("keyless", &s, &r);
 	proj_settings   set = defaults();
 	expect          x;
 	eproj          *e;
 	memset(&x, 0, sizeof(x));
-	CHECK_EQ(eproj_claim(s, def, err, sizeof(err)), SL_OK);
-	CHECK_EQ(
-	    eproj_start(s, TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &e),
-	    SL_OK);
+	e = start_continuous(s, def, &set);
 	deposit(s, &x, "account-1", "{}");
 	uint64_t bad = pt_commit1(s, TENANT, "mover-1", "Moved", "{}");
 	deposit(s, &x, "account-1", "{}");
