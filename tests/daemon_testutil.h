@@ -133,6 +133,17 @@ dt_daemon_spawn(const char *cfg_path, const char *log_path)
 	return dt_daemon_spawn_ex(cfg_path, log_path, false);
 }
 
+/* A daemon test's places: dir (the test's temp dir), its resources.yaml
+ * (cfg), the daemon's log and the API's ipc:// url in it. */
+__attribute__((unused)) static void
+dt_test_paths(char dir[4096], char cfg[4200], char log[4200], char url[4200])
+{
+	snprintf(dir, 4096, "%s", tu_tmpdir());
+	snprintf(cfg, 4200, "%s/resources.yaml", dir);
+	snprintf(log, 4200, "%s/sluiced.log", dir);
+	snprintf(url, 4200, "ipc://%s/api.ipc", dir);
+}
+
 /*
  * The head of a daemon test's resources.yaml into out: data in dir/data,
  * plugins from plugin_dir, the API on api_url and the feed on

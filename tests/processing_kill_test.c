@@ -1178,10 +1178,7 @@ static void
 write_config(void)
 {
 	char text[32768];
-	snprintf(dir, sizeof(dir), "%s", tu_tmpdir());
-	snprintf(cfg_path, sizeof(cfg_path), "%s/resources.yaml", dir);
-	snprintf(daemon_log, sizeof(daemon_log), "%s/sluiced.log", dir);
-	snprintf(url, sizeof(url), "ipc://%s/api.ipc", dir);
+	dt_test_paths(dir, cfg_path, daemon_log, url);
 	snprintf(plugin_dir, sizeof(plugin_dir), "%s/plugins", dir);
 	snprintf(plugin, sizeof(plugin), "%s/filter_flaky.so", plugin_dir);
 	CHECK(mkdir(plugin_dir, 0755) == 0);

@@ -150,10 +150,7 @@ int
 main(void)
 {
 	char plugins[4300], text[24576];
-	snprintf(dir, sizeof(dir), "%s", tu_tmpdir());
-	snprintf(cfg_path, sizeof(cfg_path), "%s/resources.yaml", dir);
-	snprintf(daemon_log, sizeof(daemon_log), "%s/sluiced.log", dir);
-	snprintf(url, sizeof(url), "ipc://%s/api.ipc", dir);
+	dt_test_paths(dir, cfg_path, daemon_log, url);
 	snprintf(plugins, sizeof(plugins), "%s/plugins", dir);
 	CHECK(mkdir(plugins, 0755) == 0);
 	char dst[4400];

@@ -73,10 +73,7 @@ static void
 write_config(void)
 {
 	char text[20000];
-	snprintf(dir, sizeof(dir), "%s", tu_tmpdir());
-	snprintf(cfg_path, sizeof(cfg_path), "%s/resources.yaml", dir);
-	snprintf(daemon_log, sizeof(daemon_log), "%s/sluiced.log", dir);
-	snprintf(url, sizeof(url), "ipc://%s/api.ipc", dir);
+	dt_test_paths(dir, cfg_path, daemon_log, url);
 	snprintf(plugin, sizeof(plugin), "%s/plugins/reload_query.so", dir);
 	snprintf(cache, sizeof(cache), "%s/data/plugin-cache", dir);
 	char plugins[4200];
