@@ -330,7 +330,7 @@ eproj_start(store *s, const char *tenant, const proj_def *def, cfg_mode mode,
 	if (mode == CFG_MODE_TRANSIENT)
 		e->r.cmu = &e->cmu;
 	e->paused = stopped;
-	failset_init(&e->failing, "emit", 0);
+	failset_init_memory(&e->failing);
 	if (rc == SL_OK && mode != CFG_MODE_TRANSIENT) {
 		ckpt c = { .failing = &e->failing };
 		rc     = eproj_ckpt_read(s, tenant, def->id, &c);

@@ -91,14 +91,14 @@ int
 eproj_failing_reload(eproj *e)
 {
 	failset_free(&e->failing);
-	failset_init(&e->failing, "emit", 0);
+	failset_init_memory(&e->failing);
 	if (e->mode == CFG_MODE_TRANSIENT)
 		return SL_OK;
 	ckpt c  = { .failing = &e->failing };
 	int  rc = eproj_ckpt_read(e->s, e->tenant, e->id, &c);
 	if (rc != SL_OK) {
 		failset_free(&e->failing);
-		failset_init(&e->failing, "emit", 0);
+		failset_init_memory(&e->failing);
 	}
 	return rc == SL_ENOTFOUND ? SL_OK : rc;
 }

@@ -546,7 +546,6 @@ set_failing(eproj *e, const hfail *f, uint64_t pos)
 	snprintf(u.reason, sizeof(u.reason), "%.*s",
 	    (int) sizeof(u.reason) - 1, f->why);
 	int rc = failset_put(&e->failing, NULL, NULL, &u);
-	failset_forget(&e->failing);
 	if (rc != SL_OK) {
 		/* cannot keep it apart: the run restarts from its checkpoint
 		 * and meets the event again */
@@ -608,7 +607,6 @@ retry_due(eproj *e, hstate *h)
 		e->r.b->handled += handled;
 	if (rc == SL_OK) {
 		failset_del(&e->failing, NULL, NULL, c.unit, c.ulen);
-		failset_forget(&e->failing);
 		e->fail_dirty = true;
 		log_info("emitter",
 		    "%s/%s: key '%.100s' retried: caught up (events from "

@@ -226,7 +226,6 @@ ckpt_unit(failset *fs, const msgpack_object *o)
 	memcpy(u.reason, why, wlen);
 	u.reason[wlen] = '\0';
 	int rc         = failset_put(fs, NULL, NULL, &u);
-	failset_forget(fs);
 	return rc;
 }
 

@@ -27,6 +27,13 @@ failset_init(failset *fs, const char *name, uint64_t gen)
 	    gen);
 }
 
+void
+failset_init_memory(failset *fs)
+{
+	failset_init(fs, "memory", 0);
+	fs->memory_only = true;
+}
+
 static void
 dirty_forget(failset *fs)
 {
@@ -234,8 +241,9 @@ failset_put(failset *fs, rmstore *rm, MDB_txn *txn, const fail_unit *u)
 {
 	if (u->ulen > FAILSET_UNIT_MAX)
 		return SL_EINVAL;
-	int rc = txn != NULL ? write_record(fs, rm, txn, u)
-	                     : dirty_add(fs, u->unit, u->ulen);
+	int rc = txn != NULL    ? write_record(fs, rm, txn, u)
+	    : fs->memory_only ? SL_OK
+	                      : dirty_add(fs, u->unit, u->ulen);
 	return rc == SL_OK ? mem_put(fs, u) : rc;
 }
 
@@ -255,18 +263,13 @@ failset_flush(failset *fs, rmstore *rm, MDB_txn *txn)
 	return rc;
 }
 
-void
-failset_forget(failset *fs)
-{
-	dirty_forget(fs);
-}
-
 int
 failset_del(
     failset *fs, rmstore *rm, MDB_txn *txn, const char *unit, size_t ulen)
 {
-	int rc = txn != NULL ? delete_record(fs, rm, txn, unit, ulen)
-	                     : dirty_add(fs, unit, ulen);
+	int rc = txn != NULL    ? delete_record(fs, rm, txn, unit, ulen)
+	    : fs->memory_only ? SL_OK
+	                      : dirty_add(fs, unit, ulen);
 	if (rc != SL_OK)
 		return rc;
 	bool   found;

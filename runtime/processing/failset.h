@@ -42,6 +42,9 @@ typedef struct failset {
 	size_t     n, cap;
 	uint64_t   version; /* bumped by every change */
 	char       prefix[128]; /* "fail:<name>:<gen>:" */
+	/* never written as records: its owner stores the whole set (an
+	 * emitting projection's, in its checkpoint record) */
+	bool       memory_only;
 	/* units changed in memory only (txn NULL), for failset_flush */
 	char     **dirty;
 	size_t    *dirty_len;
@@ -50,6 +53,9 @@ typedef struct failset {
 
 /** An empty set for generation gen of the processor writing as name. */
 void failset_init(failset *fs, const char *name, uint64_t gen);
+/** An empty set kept in memory only (its owner stores it whole): put and
+ * del are called with txn NULL and remember nothing for failset_flush. */
+void failset_init_memory(failset *fs);
 void failset_free(failset *fs);
 
 /** Make dst a copy of src (units copied); dst's old contents freed.
@@ -71,9 +77,6 @@ int failset_del(
  * txn, and forget them. On SL_OK they are stored once txn commits; when it
  * does not, reload the set (failset_load), which forgets them too. */
 int failset_flush(failset *fs, rmstore *rm, MDB_txn *txn);
-/** Forget the units changed in memory only: for a set stored otherwise
- * (an emitting projection's, in its checkpoint record). */
-void failset_forget(failset *fs);
 /** Delete every record of generation gen of name in txn. */
 int failset_clear_gen(
     rmstore *rm, MDB_txn *txn, const char *name, uint64_t gen);
