@@ -489,7 +489,6 @@ proc_handled(batch_ctx *b, uint64_t position)
 		b->storage = true;
 		return rc;
 	}
-	b->cleared  = true;
 	b->retrying = false;
 	return SL_OK;
 }
@@ -499,7 +498,6 @@ proc_failed(batch_ctx *b, uint64_t position)
 {
 	if (proc_record_failure(b, position) != SL_OK)
 		return true; /* storage: the batch is aborted */
-	b->new_failures++;
 	if (!b->retrying && b->p->partitioned) {
 		/* the others go on (a remote answer may come after later
 		 * events were sent: never move back) */

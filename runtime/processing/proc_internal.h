@@ -117,8 +117,6 @@ typedef struct batch_ctx {
 	fail_unit  ru;
 	bool       retrying;
 	uint64_t   limit;
-	bool       cleared; /* the retried unit is no longer failing */
-	size_t     new_failures;
 	size_t     appended; /* filter stream entries written */
 	bool       disconnected; /* a remote client went away: abort */
 	unit_failure uf;

@@ -422,7 +422,6 @@ retry_progress(processor *p, batch_ctx *b, uint64_t scanned_to)
 	pthread_mutex_lock(&p->mu);
 	if (scanned_to >= b->limit || b->next >= b->limit) {
 		rc = failset_del(&p->fails, p->rm, NULL, b->ru.unit, b->ru.ulen);
-		b->cleared = true;
 	} else {
 		fail_unit u   = b->ru;
 		u.pos         = scanned_to;
