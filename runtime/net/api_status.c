@@ -230,26 +230,19 @@ api_def_emitting(runtime *rt, const proj_def *d)
 }
 
 /*
- * An emitting run's status (EventStoreDB's words) in the processors'
- * vocabulary (proc_state_name): running at the head is live, behind (or
- * waiting for writes or its handler) catching_up; stopped or stopping by
- * a command paused; stopped as unloaded stopped; faulted failed (it waits
- * for `retry` or `reset`).
+ * An emitting run's state: its processor's (one engine, one vocabulary),
+ * except that a run EventStoreDB would call faulted (its keys all static,
+ * one failing) is failed.
  */
 static const char *
-api_eproj_state(const eproj_status *st, uint64_t head)
+api_eproj_state(eproj *e, const eproj_status *st)
 {
-	if (st->status == NULL)
-		return proc_state_name(PROC_STARTING);
-	if (strcmp(st->status, "faulted") == 0)
+	proc_status ps;
+	proc_get_status(eproj_processor(e), &ps);
+	if (st->status != NULL && strcmp(st->status, "faulted") == 0
+	    && ps.state != PROC_FAILING)
 		return proc_state_name(PROC_FAILED);
-	if (strcmp(st->status, "stopped") == 0 && st->def == NULL)
-		return proc_state_name(PROC_STOPPED);
-	if (strcmp(st->status, "stopped") == 0
-	    || strcmp(st->status, "stopping") == 0)
-		return proc_state_name(PROC_PAUSED);
-	return proc_state_name(
-	    st->position >= head ? PROC_LIVE : PROC_CATCHING_UP);
+	return proc_state_name(ps.state);
 }
 
 /* One emitting run (of the daemon, or a transient run: handle != 0). */
@@ -278,11 +271,9 @@ api_pack_eproj(msgpack_packer *pk, eproj *e, uint64_t handle, uint64_t head)
 	/* the processors' words too, so one vocabulary reads every entry */
 	mp_map_str(&m, "kind", "projection");
 	mp_map_str(&m, "state",
-	    stuck ? "stuck" : api_eproj_state(&st, h));
+	    stuck ? "stuck" : api_eproj_state(e, &st));
 	mp_map_bool(&m, "paused",
-	    st.status != NULL
-	        && (strcmp(st.status, "stopped") == 0
-	            || strcmp(st.status, "stopping") == 0)
+	    st.status != NULL && strcmp(st.status, "stopped") == 0
 	        && d != NULL);
 	mp_map_str(&m, "mode", api_mode_name(st.mode));
 	mp_map_str(&m, "status", stuck ? "stuck" : st.status);

@@ -3,28 +3,36 @@
  * whose state and checkpoint live in the event log's environment, so that
  * the events they write (host->emit / link_to, result streams), their
  * states and their checkpoint commit in one write transaction through the
- * store's writer (store_submit_emit): exactly once, also across SIGKILL.
+ * store's writer (store_emit): exactly once, also across SIGKILL.
  *
  * Runs: a plugin projection that declares emits or a result transform, and
- * the five system projections (runtime/processing/sysproj.h), one per tenant. Also
- * one-time queries and transient projections of any plugin projection,
- * which keep their states in memory and write nothing.
+ * the five system projections (runtime/processing/sysproj.h), one per
+ * tenant. Also one-time queries and transient projections of any plugin
+ * projection, which keep their states in memory and write nothing.
  *
- * Each continuous or transient run has two threads: a reader that copies
- * the tenant's events from the log into a bounded queue (it pauses while
- * pending_events_threshold events wait: status "waiting" says why; a
- * stopped run reads nothing and holds no events until started), and a
- * handler that calls the projection and commits a batch when a checkpoint
- * threshold is reached or the queue runs dry. A handler failure marks the
- * event's key failing (emitter_fail.c): that key's later events wait while
- * every other key goes on; the key is retried with a growing delay (50 ms
- * doubling to 10 s, or the handler's retry_after_ms) unless it said "do
- * not retry", then it waits for `retry` or `reset`. The failing keys are
- * kept in the checkpoint record, with the batch that found or cleared
- * them. A failure without such a key (a static key's event: one key for
- * the whole, an event that cannot be decoded) faults the projection
- * (status "faulted" with the reason) and every later event waits, retried
- * the same way.
+ * One engine (issue 14): a continuous or transient run is a processor
+ * (projection.h, proc_emit.c) like a read-model projection's, with its
+ * thread, its batches (the handlers fold in memory, then one write), its
+ * per-key failing units with retries, its commands and its status; a
+ * one-time query is a processor without a thread, in the caller's. This
+ * header keeps EventStoreDB's words for them: status "running",
+ * "stopped", "faulted" (the projection's keys are all static, so a
+ * failing key holds up all of it; or its batch cannot be written).
+ *
+ * A failure of one event marks its key failing: that key's later events
+ * wait while every other key goes on; the key is retried with a growing
+ * delay (50 ms doubling to 10 s, or the handler's retry_after_ms) unless
+ * it said "do not retry", then it waits for `retry` or `reset`. The
+ * failing keys are kept in the checkpoint record, with the batch that
+ * found or cleared them.
+ *
+ * Checkpoint thresholds (projection_settings): a batch ends after
+ * checkpoint_handled_threshold handled events, max_write_batch_length
+ * emitted events, or 100 ms; a batch that handled nothing stores its
+ * checkpoint once checkpoint_unhandled_bytes_threshold bytes have passed.
+ * pending_events_threshold, max_allowed_writes_in_flight and
+ * checkpoint_after_ms are accepted and have no effect: there is no queue
+ * of read events and one batch is written at a time.
  *
  * A definition change (hot reload) or `reset` soft-deletes every stream the
  * projection wrote for the tenant, drops its states and runs again from 0.
@@ -49,6 +57,9 @@ typedef struct eproj eproj;
  * result transform, or is a system projection). */
 bool eproj_is_emitting(const proj_def *def);
 
+/** "$projections-<name>-" (result streams start with it; malloc'ed). */
+char *eproj_result_prefix(const proj_def *def);
+
 /**
  * Claim def's declared streams (and "$projections-<name>-*") in the store
  * for def's id. @return SL_OK; SL_EEXIST with err naming both projections
@@ -58,13 +69,14 @@ int eproj_claim(store *s, const proj_def *def, char *err, size_t errlen);
 
 /**
  * Start a continuous (or transient: nothing stored, nothing written, emits
- * refused) run of def for tenant. stopped: start in state "stopped" (also
- * when a persisted stop record says so). The run holds def.
- * @return SL_OK, SL_ENOMEM, SL_ESTORAGE.
+ * refused) run of def for tenant (proc_start_emitting). stopped: start in
+ * state "stopped" (unless a stored operator's start says otherwise). The
+ * run holds def. Its status is NULL until it has read its checkpoint.
+ * @return SL_OK, SL_ENOMEM, SL_EINVAL.
  */
 int eproj_start(store *s, const char *tenant, const proj_def *def,
     cfg_mode mode, const proj_settings *set, bool stopped, eproj **out);
-/** Stop the threads (the batch being built is committed first) and free. */
+/** Stop the thread (the batch being built is committed first) and free. */
 void eproj_stop(eproj *e);
 /** Hand over a reloaded definition (NULL: dropped, stop processing);
  * a changed def_hash resets (see above). Thread-safe. */
@@ -82,15 +94,16 @@ int eproj_command(eproj *e, proc_cmd cmd, int timeout_ms);
 const char *eproj_id(const eproj *e);
 const char *eproj_tenant(const eproj *e);
 const proj_def *eproj_def(eproj *e); /* current definition (may be NULL) */
+/** The processor that runs e (one engine: projection.h). */
+processor *eproj_processor(eproj *e);
 
 /** Status as EventStoreDB's UI shows it. */
 typedef struct eproj_status {
 	const char *tenant;       /* borrowed */
 	const proj_def *def;      /* borrowed; NULL when dropped */
 	cfg_mode    mode;
-	/* "running", "stopping" (a stop's checkpoint is not durable yet),
-	 * "stopped", "faulted", "waiting" (with reason), or for a one-time
-	 * query "completed" */
+	/* "running", "stopped", "faulted" (with reason); NULL while it
+	 * starts */
 	const char *status;
 	char        reason[256];  /* faulted / waiting: why; else "" */
 	uint64_t    position;     /* committed checkpoint: next to handle */
@@ -99,9 +112,10 @@ typedef struct eproj_status {
 	uint64_t    events_processed; /* events of the tenant handled or
 	                                 skipped since start */
 	double      events_per_sec;   /* over the last seconds */
-	uint64_t    buffered_events;  /* read by the reader, not yet handled */
+	uint64_t    buffered_events;  /* always 0: no queue (kept for API) */
 	uint64_t    partitions_cached; /* states held in memory */
-	uint64_t    writes_in_flight;  /* batches submitted, not yet durable */
+	uint64_t    writes_in_flight;  /* always 0: a batch is written before
+	                                  the next is built (kept for API) */
 	uint64_t    emitted;          /* events written since start */
 	uint32_t    attempts;         /* failed attempts on the faulted event */
 	size_t      n_failing;        /* failing keys (eproj_get_failing) */

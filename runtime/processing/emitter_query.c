@@ -1,10 +1,11 @@
 /*
  * Reading an emitting projection's states: the committed ones from the log
- * env (get_one / get_all), a transient run's from its cache (snapshots),
- * and one-time queries, which run the handling of emitter_run.c over the
- * log in the caller's thread, in memory.
+ * env (get_one / get_all), a transient run's from its fold (snapshots),
+ * and one-time queries: a processor without a thread (proc_emit.c, mode
+ * one-time) run over the log to its head in the caller's thread, in
+ * memory, stopping at the first failure.
  */
-#include "emitter_internal.h"
+#include "emitter.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -13,6 +14,8 @@
 #include <string.h>
 
 #include "log.h"
+#include "monotime.h"
+#include "proc_internal.h"
 
 /* ---- reading states ---- */
 
@@ -36,7 +39,7 @@ call_with_result(rs_ctx *c, const char *key, size_t key_len, const void *state,
 	if (c->result != NULL && key_len < sizeof(k)) {
 		memcpy(k, key, key_len);
 		k[key_len] = '\0';
-		if (eproj_compute_result(c->result, c->def, k, state,
+		if (proc_emit_result(c->result, c->def, k, state,
 		        state_len, &res, &rlen, why, sizeof(why))
 		    != SL_OK)
 			log_warn("emitter", "'%s': %s", c->def->name, why);
@@ -108,55 +111,26 @@ eproj_snapshot(eproj *e, const char *key, size_t key_len, eproj_state_fn fn,
 {
 	if (e == NULL || fn == NULL)
 		return SL_EINVAL;
-	pthread_mutex_lock(&e->mu);
-	const proj_def *def = e->def;
+	processor *p = eproj_processor(e);
+	pthread_mutex_lock(&p->mu);
+	const proj_def *def = p->def;
 	proj_def_hold(def);
 	if (position != NULL)
-		*position = e->position;
-	pthread_mutex_unlock(&e->mu);
+		*position = p->st.position;
+	pthread_mutex_unlock(&p->mu);
 	if (def == NULL || def->p == NULL) {
 		proj_def_release(def);
 		return SL_ENOTFOUND;
 	}
-	pthread_mutex_lock(&e->cmu);
-	int rc = cache_each(
-	    &e->r.c, def, proj_def_result(def), key, key_len, fn, arg, true);
-	pthread_mutex_unlock(&e->cmu);
+	pthread_mutex_lock(&p->em->cmu);
+	int rc = cache_each(&p->states, def, proj_def_result(def), key,
+	    key_len, fn, arg, true);
+	pthread_mutex_unlock(&p->em->cmu);
 	proj_def_release(def);
 	return rc;
 }
 
 /* ---- one-time queries ---- */
-
-typedef struct qscan {
-	run            *r;
-	hfail           f;
-	uint64_t        failed_at;
-	hres            res;
-	uint64_t        seen;
-	eproj_cancel_fn cancel;
-	void           *cancel_arg;
-} qscan;
-
-/* query_cb's stops: a handler failed, or the query was cancelled */
-#define QSCAN_FAILED    1
-#define QSCAN_CANCELLED 2
-
-static int
-query_cb(void *arg, uint64_t position, const void *data, size_t len)
-{
-	qscan *q = arg;
-	if (q->cancel != NULL && q->cancel(q->cancel_arg))
-		return QSCAN_CANCELLED;
-	q->seen++;
-	hres res = eproj_run_record(q->r, position, data, len, 0, NULL, &q->f);
-	if (res == H_FAILED || res == H_ERROR) {
-		q->res       = res;
-		q->failed_at = position;
-		return QSCAN_FAILED;
-	}
-	return 0;
-}
 
 int
 eproj_query(store *s, const char *tenant, const proj_def *def, const char *key,
@@ -174,63 +148,76 @@ eproj_query(store *s, const char *tenant, const proj_def *def, const char *key,
 		snprintf(err, errlen, "not a loaded projection");
 		return SL_EINVAL;
 	}
-	run r;
-	int rc = eproj_run_init(&r, RUN_QUERY, s, tenant, def);
-	if (rc != SL_OK) {
-		eproj_run_fini(&r);
-		return rc;
+	proc_emit *em = calloc(1, sizeof(*em));
+	batch_ctx *b  = malloc(sizeof(*b));
+	processor *p  = NULL;
+	if (em != NULL) {
+		em->mode       = CFG_MODE_ONE_TIME;
+		em->only_key   = key;
+		em->only_len   = key_len;
+		em->cancel     = cancel;
+		em->cancel_arg = cancel_arg;
+		p              = proc_new(s, NULL, tenant, def, 4096, em);
+		if (p == NULL)
+			proc_emit_free(em);
 	}
-	r.only_key        = key;
-	r.only_len        = key_len;
+	if (p == NULL || b == NULL) {
+		if (p != NULL)
+			proc_free(p);
+		free(b);
+		return SL_ENOMEM;
+	}
 	uint64_t head     = store_next_position(s);
 	uint64_t pos      = 0;
 	int64_t  deadline = timeout_ms >= 0
 	     ? mono_ns() + (int64_t) timeout_ms * 1000000
 	     : INT64_MAX;
+	int      rc       = SL_OK;
 	if (position != NULL)
 		*position = head;
-	while (pos < head && rc == SL_OK) {
-		qscan q
-		    = { .r = &r, .cancel = cancel, .cancel_arg = cancel_arg };
-		uint64_t next;
-		size_t max = head - pos < 4096 ? (size_t) (head - pos) : 4096;
-		rc         = store_scan(s, pos, max, query_cb, &q, &next);
-		if (rc == QSCAN_CANCELLED) {
-			snprintf(err, errlen,
-			    "projection '%s': the query was cancelled at "
-			    "position %" PRIu64,
-			    def->name, pos);
-			rc = SL_ECLOSED;
+	while (pos < head) {
+		memset(b, 0, sizeof(*b));
+		b->limit = head;
+		rc       = proc_run_batch(p, pos, b);
+		if (rc != SL_OK) {
+			snprintf(err, errlen, "projection '%s': %s",
+			    def->name, b->reason);
+			rc = rc == SL_ENOMEM ? rc : SL_ESTORAGE;
 			break;
 		}
-		if (rc == QSCAN_FAILED) {
+		if (p->fails.n > 0) {
+			const fail_unit *u = &p->fails.v[0];
 			snprintf(err, errlen,
 			    "projection '%s', event at position %" PRIu64
 			    ": %s",
-			    def->name, q.failed_at, q.f.why);
-			rc = q.res == H_ERROR ? SL_ESTORAGE : SL_EPLUGIN;
+			    def->name, u->pos, u->reason);
+			rc = SL_EPLUGIN;
 			break;
 		}
-		if (rc != SL_OK) {
-			snprintf(err, errlen, "reading the log: %s",
-			    sl_strerror(rc));
+		if (cancel != NULL && cancel(cancel_arg)) {
+			snprintf(err, errlen,
+			    "projection '%s': the query was cancelled at "
+			    "position %" PRIu64,
+			    def->name, b->next);
+			rc = SL_ECLOSED;
 			break;
 		}
-		if (next == pos)
+		if (b->next == pos && !b->cut)
 			break; /* nothing more */
-		pos = next;
-		if (mono_ns() > deadline) {
+		pos = b->next;
+		if (pos < head && mono_ns() > deadline) {
 			snprintf(err, errlen,
 			    "projection '%s': the query did not reach the "
-			    "head "
-			    "(%" PRIu64 ") in %d ms (at %" PRIu64 ")",
+			    "head (%" PRIu64 ") in %d ms (at %" PRIu64 ")",
 			    def->name, head, timeout_ms, pos);
 			rc = SL_ETIMEDOUT;
+			break;
 		}
 	}
 	if (rc == SL_OK)
-		rc = cache_each(
-		    &r.c, def, r.result, key, key_len, fn, arg, true);
-	eproj_run_fini(&r);
+		rc = cache_each(&p->states, def, em->result, key, key_len, fn,
+		    arg, true);
+	free(b);
+	proc_free(p);
 	return rc;
 }

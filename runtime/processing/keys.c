@@ -157,3 +157,14 @@ proc_key_is_static(const proj_def *def, const ev_view *ev)
 	const sl_selector *sel = find_selector(def, ev->type);
 	return sel != NULL && sel->key == SL_KEY_STATIC;
 }
+
+bool
+proc_keys_static(const proj_def *def)
+{
+	if (def == NULL || def->p == NULL || def->p->n_selectors == 0)
+		return false;
+	for (size_t i = 0; i < def->p->n_selectors; i++)
+		if (def->p->selectors[i].key != SL_KEY_STATIC)
+			return false;
+	return true;
+}

@@ -197,6 +197,8 @@ proc_cut(batch_ctx *b, uint64_t position)
 	bool wake = __atomic_load_n(&p->stop, __ATOMIC_RELAXED)
 	    || __atomic_load_n(&p->has_pending, __ATOMIC_RELAXED)
 	    || __atomic_load_n(&p->cmds, __ATOMIC_RELAXED) != 0;
+	if (p->em != NULL)
+		wake = wake || proc_emit_cut(b);
 	if (!wake && (b->deadline_ns == 0 || mono_ns() < b->deadline_ns))
 		return false;
 	b->cut    = true;
@@ -384,7 +386,8 @@ proc_handle_event(batch_ctx *b, uint64_t position, const void *data, size_t len)
 	}
 	if (strcmp(ev.tenant, p->tenant) != 0)
 		return SL_OK;
-	return p->is_filter ? filter_event(b, &ev, position)
+	return p->is_filter  ? filter_event(b, &ev, position)
+	    : p->em != NULL ? proc_emit_event(b, &ev, position)
 	                    : project_event(b, &ev, position);
 }
 
@@ -465,6 +468,7 @@ proc_scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 		return 1; /* a retry reached the processor's own position */
 	if (proc_cut(b, position))
 		return 1;
+	b->bytes += len;
 	int rc = proc_handle_event(b, position, data, len);
 	if (rc == SL_OK) {
 		b->next = position + 1;

@@ -15,6 +15,7 @@
 #include <msgpack.h>
 #include <sluice/plugin.h>
 
+#include "config.h"
 #include "failset.h"
 #include "host.h"
 #include "projection.h"
@@ -30,6 +31,41 @@
 #define PROC_RETRY_FIRST_NS 50000000LL    /* 50 ms, doubling */
 #define PROC_RETRY_MAX_NS   10000000000LL /* 10 s */
 
+/*
+ * An emitting projection's part of a processor (proc_emit.c): its states,
+ * checkpoint and failing keys live in the log's env, and what it emits
+ * (host->emit / link_to, result streams) is written with them, one batch
+ * per store_emit through the log's writer. A transient run keeps all of it
+ * in memory and writes nothing; a one-time query (proc_query) is a
+ * processor without a thread, run to the head in the caller's.
+ */
+typedef struct proc_emit {
+	cfg_mode           mode;    /* continuous, transient or one-time */
+	proj_settings      set;
+	bool               stopped; /* the config's word, until an operator's */
+	bool               system;
+	const char *const *emits;
+	size_t             n_emits;
+	proj_result_fn     result;
+	char              *rprefix; /* "$projections-<name>-" */
+	emit_sink          sink;
+	const ev_view     *cur;  /* the event being handled (emits' cause) */
+	struct ebatch     *eb;   /* what the batch being built emits */
+	uint64_t committed;      /* the stored checkpoint's position */
+	uint64_t fails_version;  /* the failing set as last stored */
+	uint64_t unhandled;      /* bytes passed since, nothing to store */
+	uint64_t emitted;        /* events written since start */
+	int64_t  last_write_ns;  /* monotonic: the last batch stored */
+	/* the fold, for a transient run's snapshots (the thread changes it
+	 * under this lock; others read it under it) */
+	pthread_mutex_t cmu;
+	/* a one-time query: only this key (NULL: all), and its cancel */
+	const char *only_key;
+	size_t      only_len;
+	bool      (*cancel)(void *arg);
+	void       *cancel_arg;
+} proc_emit;
+
 /* A command bit per proc_cmd. */
 #define CMD_BIT(c) (1u << (unsigned) (c))
 
@@ -44,6 +80,7 @@ struct processor {
 	 * filter; the records are named after it */
 	char      name[40];
 	char      id[48];     /* checkpoint key: "proj:<name>" */
+	proc_emit *em;        /* an emitting projection's (NULL: read models) */
 	char      rb_key[56]; /* rebuild record: "rebuild:<name>" */
 	char      pause_key[56]; /* "paused:<name>" while paused */
 	char      shape_key[56]; /* RM_SHAPE_PREFIX "<name>": served kind */
@@ -118,6 +155,7 @@ typedef struct batch_ctx {
 	bool       retrying;
 	uint64_t   limit;
 	size_t     appended; /* filter stream entries written */
+	uint64_t   bytes;    /* of the events scanned */
 	bool       disconnected; /* a remote client went away: abort */
 	unit_failure uf;
 } batch_ctx;
@@ -130,6 +168,53 @@ typedef struct batch_ctx {
 
 void proc_set_state(processor *p, proc_state s);
 bool proc_stopping(processor *p);
+/* A processor (no thread yet) of def for tenant; with em (taken over,
+ * freed with it) an emitting one, rm NULL. */
+processor *proc_new(store *s, rmstore *rm, const char *tenant,
+    const proj_def *def, uint32_t batch, proc_emit *em);
+/* Free what proc_new made (the thread, if any, has ended). */
+void proc_free(processor *p);
+/* How the definition runs (p->def set): names, kind, the emitting part's
+ * view of the definition. SL_OK or SL_ENOMEM. */
+int  proc_set_names(processor *p);
+/* Forget what the fold holds. */
+void proc_fold_discard(processor *p);
+/* One batch from pos (see projection.c). */
+int  proc_run_batch(processor *p, uint64_t pos, batch_ctx *b);
+/* The failing units as status shows them (p->mu held). */
+void proc_show_failing(processor *p);
+
+/* proc_emit.c: the emitting projections' side */
+/* Read or reset the checkpoint in the log env: the position in
+ * p->st.position, the failing keys, the stop. */
+int  proc_emit_setup(processor *p, bool reset, char *reason, size_t rlen);
+/* Handle an event of the tenant (see proc_handle_event). */
+int  proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position);
+/* Store the batch (b->next, or a retried unit's progress, is in the
+ * fold and the failing set): states, emitted events, checkpoint in one
+ * store_emit; nothing when there is nothing to store yet. */
+int  proc_emit_commit(processor *p, batch_ctx *b, uint64_t position);
+/* The failing keys as the stored checkpoint holds them. */
+void proc_emit_reload(processor *p);
+/* Store the checkpoint again (a stop, a start, a retry). */
+int  proc_emit_persist(processor *p);
+/* Whether the batch must end here: a checkpoint threshold reached, or a
+ * query cancelled. */
+bool proc_emit_cut(const batch_ctx *b);
+/* Point the emit sink at p (after proc_new). */
+void proc_emit_bind(processor *p);
+/*
+ * The result of a state (NULL: the initial state) by the result transform
+ * fn: a packed map in *out (malloc'ed; NULL: no result). SL_OK, SL_ENOMEM,
+ * or SL_EPLUGIN with a reason in why.
+ */
+int  proc_emit_result(proj_result_fn fn, const proj_def *def,
+     const char *key, const void *state, size_t len, void **out,
+     size_t *out_len, char *why, size_t whylen);
+/* Clean states a processor keeps between batches (PROC_CACHE_KEEP; tests
+ * lower it). */
+extern size_t proc_cache_keep;
+void proc_emit_free(proc_emit *em);
 
 /* proc_events.c */
 /* The state of key in the fold: SL_OK with *data, *len (valid until the

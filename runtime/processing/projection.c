@@ -31,9 +31,14 @@
 
 #include <sluice/errors.h>
 
+#include "emitter.h"
+#include "guard.h"
 #include "log.h"
 #include "monotime.h"
 #include "proc_internal.h"
+#include "sysproj.h"
+
+size_t proc_cache_keep = PROC_CACHE_KEEP;
 
 const char *
 proc_state_name(proc_state s)
@@ -85,8 +90,8 @@ proc_stopping(processor *p)
  * records) left them: the set itself changes while a batch runs, before
  * its transaction commits. Called with mu held.
  */
-static void
-show_failing(processor *p)
+void
+proc_show_failing(processor *p)
 {
 	if (p->shown.version != p->fails.version || p->shown.n != p->fails.n)
 		if (failset_copy(&p->shown, &p->fails) != SL_OK)
@@ -107,13 +112,15 @@ interrupted(processor *p)
 /* ---- the thread ---- */
 
 /* The names it writes through, from the kind of its definition. */
-static void
-set_names(processor *p)
+int
+proc_set_names(processor *p)
 {
 	const proj_def *d = p->def;
 	p->is_filter      = def_is_filter(d);
-	p->partitioned    = !p->is_filter
-	    || d->filter_kind != SL_FILTER_UNPARTITIONED;
+	/* a one-time query stops at its first failure */
+	p->partitioned = p->em != NULL ? p->em->mode != CFG_MODE_ONE_TIME
+	                               : !p->is_filter
+	        || d->filter_kind != SL_FILTER_UNPARTITIONED;
 	p->public_only    = p->is_filter && d->filter_kind == SL_FILTER_PUBLIC;
 	snprintf(p->name, sizeof(p->name), "%s%s",
 	    p->is_filter ? RM_FILTER_PREFIX : "", p->proj_id);
@@ -122,13 +129,28 @@ set_names(processor *p)
 	snprintf(p->pause_key, sizeof(p->pause_key), "paused:%s", p->name);
 	snprintf(p->shape_key, sizeof(p->shape_key), RM_SHAPE_PREFIX "%s",
 	    p->name);
+	proc_emit *em = p->em;
+	if (em == NULL)
+		return SL_OK;
+	free(em->rprefix);
+	em->system     = sysproj_is_system(d);
+	em->emits      = proj_def_emits(d, &em->n_emits);
+	em->result     = proj_def_result(d);
+	em->sink.def    = d;
+	em->sink.system = em->system;
+	em->rprefix     = eproj_result_prefix(d);
+	return em->rprefix != NULL ? SL_OK : SL_ENOMEM;
 }
 
 /* Forget what the fold holds: a batch not stored, or another generation. */
-static void
-fold_discard(processor *p)
+void
+proc_fold_discard(processor *p)
 {
+	if (p->em != NULL)
+		pthread_mutex_lock(&p->em->cmu);
 	scache_clear(&p->states);
+	if (p->em != NULL)
+		pthread_mutex_unlock(&p->em->cmu);
 	p->appends.size = 0;
 }
 
@@ -168,8 +190,13 @@ static int
 setup(processor *p, bool reset, char *reason, size_t rlen)
 {
 	const proj_def *d = p->def;
-	set_names(p);
-	fold_discard(p); /* states of another generation, or definition */
+	if (proc_set_names(p) != SL_OK) {
+		snprintf(reason, rlen, "out of memory");
+		return SL_ENOMEM;
+	}
+	proc_fold_discard(p); /* states of another generation, or definition */
+	if (p->em != NULL)
+		return proc_emit_setup(p, reset, reason, rlen);
 	uint64_t        H = d->def_hash;
 	MDB_txn        *txn;
 	rm_checkpoint   cp  = { 0, 0 };
@@ -294,7 +321,7 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 	}
 	pthread_mutex_lock(&p->mu);
 	rc = failset_load(&p->fails, p->rm, txn);
-	show_failing(p);
+	proc_show_failing(p);
 	pthread_mutex_unlock(&p->mu);
 	mdb_txn_abort(txn);
 	if (rc != SL_OK)
@@ -381,11 +408,15 @@ static void
 reload_failures(processor *p)
 {
 	MDB_txn *txn;
+	if (p->em != NULL) {
+		proc_emit_reload(p);
+		return;
+	}
 	if (mdb_txn_begin(rm_env(p->rm), NULL, MDB_RDONLY, &txn) != 0)
 		return;
 	pthread_mutex_lock(&p->mu);
 	failset_load(&p->fails, p->rm, txn);
-	show_failing(p);
+	proc_show_failing(p);
 	pthread_mutex_unlock(&p->mu);
 	mdb_txn_abort(txn);
 }
@@ -401,7 +432,7 @@ batch_abort(processor *p, batch_ctx *b, int rc)
 		mdb_txn_abort(b->txn);
 	b->txn     = NULL;
 	b->swapped = false;
-	fold_discard(p);
+	proc_fold_discard(p);
 	reload_failures(p); /* also forgets the failures not stored */
 	return rc;
 }
@@ -469,6 +500,9 @@ write_fold(processor *p, batch_ctx *b)
 static void
 fold_stored(processor *p)
 {
+	proc_emit *em = p->em;
+	if (em != NULL)
+		pthread_mutex_lock(&em->cmu);
 	for (centry *x = p->states.dirty, *next; x != NULL; x = next) {
 		next     = x->dnext;
 		x->dirty = false;
@@ -476,7 +510,11 @@ fold_stored(processor *p)
 	}
 	p->states.dirty = NULL;
 	p->appends.size = 0;
-	scache_evict(&p->states, 0, PROC_CACHE_KEEP);
+	/* a transient run's states live only here */
+	if (em == NULL || em->mode == CFG_MODE_CONTINUOUS)
+		scache_evict(&p->states, 0, proc_cache_keep);
+	if (em != NULL)
+		pthread_mutex_unlock(&em->cmu);
 }
 
 /*
@@ -489,14 +527,18 @@ fold_stored(processor *p)
  * with b->failed: stopped at the failing event), or an error with nothing
  * stored (reason in b).
  */
-static int
-run_batch(processor *p, uint64_t pos, batch_ctx *b)
+int
+proc_run_batch(processor *p, uint64_t pos, batch_ctx *b)
 {
 	b->p       = p;
 	b->next    = pos;
 	b->txn     = NULL;
+	b->rtxn    = NULL;
 	b->deadline_ns = mono_ns() + PROC_BATCH_NS;
-	int mrc = mdb_txn_begin(rm_env(p->rm), NULL, MDB_RDONLY, &b->rtxn);
+	/* an emitting projection reads its states from the log's env */
+	int mrc = p->em != NULL
+	    ? 0
+	    : mdb_txn_begin(rm_env(p->rm), NULL, MDB_RDONLY, &b->rtxn);
 	if (mrc != 0) {
 		b->rtxn = NULL;
 		snprintf(b->reason, sizeof(b->reason), "begin: %s",
@@ -510,7 +552,8 @@ run_batch(processor *p, uint64_t pos, batch_ctx *b)
 	         &scanned_to);
 	if (p->caller != NULL)
 		proc_remote_drain(b);
-	mdb_txn_abort(b->rtxn); /* a thread has one transaction at a time */
+	if (b->rtxn != NULL)
+		mdb_txn_abort(b->rtxn); /* one transaction at a time */
 	b->rtxn = NULL;
 	if (b->cut)
 		scanned_to = b->cut_at; /* that event was not handled */
@@ -524,6 +567,17 @@ run_batch(processor *p, uint64_t pos, batch_ctx *b)
 		return batch_abort(p, b, rc);
 	}
 
+	if (p->em != NULL) {
+		/* retrying a unit: the processor is at the retry's limit */
+		rc = retry_unit ? retry_progress(p, b, scanned_to) : SL_OK;
+		if (rc == SL_OK)
+			rc = proc_emit_commit(
+			    p, b, retry_unit ? b->limit : b->next);
+		if (rc != SL_OK)
+			return batch_abort(p, b, rc);
+		fold_stored(p);
+		return SL_OK;
+	}
 	if ((mrc = mdb_txn_begin(rm_env(p->rm), NULL, 0, &b->txn)) != 0) {
 		b->txn = NULL;
 		snprintf(b->reason, sizeof(b->reason), "begin: %s",
@@ -639,7 +693,9 @@ fail_and_wait(processor *p, uint64_t position, const char *reason)
 	wait_until(p, ev_now_ns() + delay);
 }
 
-/* Commands that do not need a new setup: pause, resume, retry. */
+/* Commands that do not need a new setup: pause, resume, retry. Stored
+ * before they count as taken: the read-model records, or an emitting
+ * projection's checkpoint record (with its position and failing keys). */
 static void
 take_commands(processor *p)
 {
@@ -649,21 +705,25 @@ take_commands(processor *p)
 	pthread_mutex_unlock(&p->mu);
 	if (cmds == 0)
 		return;
-	MDB_txn *txn;
-	int      rc = mdb_txn_begin(rm_env(p->rm), NULL, 0, &txn);
-	if (rc != 0) {
-		log_error("proc", "tenant %s %s: command: begin: %s",
-		    p->tenant, p->proj_id, mdb_strerror(rc));
-		return;
-	}
 	bool pause = p->paused;
 	if (cmds & CMD_BIT(PROC_CMD_PAUSE))
 		pause = true;
 	if (cmds & CMD_BIT(PROC_CMD_RESUME))
 		pause = false;
-	uint64_t one = 1;
-	rc = pause ? rm_record_write(p->rm, txn, p->pause_key, &one, 1)
-	           : rm_record_del(p->rm, txn, p->pause_key);
+	MDB_txn *txn = NULL;
+	int      rc  = SL_OK;
+	if (p->em == NULL) {
+		if ((rc = mdb_txn_begin(rm_env(p->rm), NULL, 0, &txn)) != 0) {
+			log_error("proc", "tenant %s %s: command: begin: %s",
+			    p->tenant, p->proj_id, mdb_strerror(rc));
+			return;
+		}
+		uint64_t one = 1;
+		rc = pause ? rm_record_write(p->rm, txn, p->pause_key, &one, 1)
+		           : rm_record_del(p->rm, txn, p->pause_key);
+	} else if (cmds & CMD_BIT(PROC_CMD_RETRY)) {
+		guard_clear_emitter(p->tenant, p->proj_id); /* a crash's mark */
+	}
 	pthread_mutex_lock(&p->mu);
 	if (rc == SL_OK && (cmds & CMD_BIT(PROC_CMD_RETRY))) {
 		/* every failing unit: try again now, whatever it said */
@@ -677,24 +737,31 @@ take_commands(processor *p)
 		p->fail_pos = UINT64_MAX;
 	}
 	pthread_mutex_unlock(&p->mu);
-	if (rc == SL_OK)
+	bool was = p->paused;
+	if (p->em != NULL) {
+		p->paused = pause; /* the record says it */
+		if (rc == SL_OK)
+			rc = proc_emit_persist(p);
+	} else if (rc == SL_OK) {
 		rc = mdb_txn_commit(txn) == 0 ? SL_OK : SL_ESTORAGE;
-	else
+	} else {
 		mdb_txn_abort(txn);
+	}
 	if (rc != SL_OK) {
+		p->paused = was;
 		log_error("proc", "tenant %s %s: command not stored: %s",
 		    p->tenant, p->proj_id, sl_strerror(rc));
 		reload_failures(p);
 		return;
 	}
-	if (pause != p->paused)
+	if (pause != was)
 		log_info("proc", "tenant %s %s %s: %s by an operator",
 		    p->tenant, p->is_filter ? "filter" : "projection",
 		    p->proj_id, pause ? "paused" : "resumed");
 	p->paused = pause;
 	pthread_mutex_lock(&p->mu);
 	p->st.paused = pause;
-	show_failing(p); /* a retry changed them, committed */
+	proc_show_failing(p); /* a retry changed them, committed */
 	if (p->cmds == 0)
 		p->cmd_done = p->cmd_seq;
 	pthread_cond_broadcast(&p->done_cv);
@@ -727,11 +794,14 @@ update_rate(proc_status *st, bool restart)
 		return;
 	}
 	int64_t el = now - st->rate_at_ns;
-	if (el < PROC_RATE_WINDOW_NS)
+	if (el <= 0)
+		return;
+	/* a window shorter than a second counts while it is the first */
+	if (el < PROC_RATE_WINDOW_NS && st->events_per_sec != 0)
 		return;
 	st->events_per_sec = (double) (st->events_handled - st->rate_base)
 	    * 1e9 / (double) el;
-	if (restart) {
+	if (restart && el >= PROC_RATE_WINDOW_NS) {
 		st->rate_at_ns = now;
 		st->rate_base  = st->events_handled;
 	}
@@ -749,8 +819,10 @@ show_progress(processor *p, uint64_t pos, const batch_ctx *b)
 		p->st.served_position = pos;
 	p->st.events_handled += b->handled;
 	p->st.cached = p->states.n;
+	if (p->em != NULL)
+		p->st.emitted = p->em->emitted;
 	update_rate(&p->st, true);
-	show_failing(p);
+	proc_show_failing(p);
 	p->fail_pos     = UINT64_MAX;
 	/* an unpartitioned processor stopped by its failing event */
 	const fail_unit *u = !p->partitioned && p->fails.n > 0 ? &p->fails.v[0]
@@ -821,12 +893,14 @@ retry_due(processor *p, uint64_t *pos, int64_t *next_try)
 	b->retrying = true;
 	b->limit    = p->partitioned ? *pos : 0;
 	uint64_t from = p->partitioned ? b->ru.pos : *pos;
-	int      rc   = run_batch(p, from, b);
+	int      rc   = proc_run_batch(p, from, b);
 	if (rc == SL_ECLOSED)
 		wait_connected(p);
-	else if (rc != SL_OK)
+	else if (rc != SL_OK) {
 		fail_and_wait(p, from, b->reason);
-	else if (!p->partitioned) {
+		if (p->em != NULL && p->em->mode == CFG_MODE_TRANSIENT)
+			*pos = 0; /* its states were only the fold */
+	} else if (!p->partitioned) {
 		*pos = b->next;
 		if (b->swapped)
 			rebuild_done(p, *pos);
@@ -888,13 +962,15 @@ process(processor *p)
 			continue;
 		}
 		memset(b, 0, sizeof(*b));
-		int rc = run_batch(p, pos, b);
+		int rc = proc_run_batch(p, pos, b);
 		if (rc == SL_ECLOSED) {
 			wait_connected(p);
 			continue;
 		}
 		if (rc != SL_OK) {
 			fail_and_wait(p, pos, b->reason);
+			if (p->em != NULL && p->em->mode == CFG_MODE_TRANSIENT)
+				pos = 0; /* its states were only the fold */
 			continue;
 		}
 		pos = b->next;
@@ -1015,6 +1091,92 @@ proc_thread(void *arg)
 	return NULL;
 }
 
+processor *
+proc_new(store *s, rmstore *rm, const char *tenant, const proj_def *def,
+    uint32_t batch, proc_emit *em)
+{
+	processor *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	p->s        = s;
+	p->rm       = rm;
+	p->em       = em;
+	p->def      = def;
+	p->batch    = batch > 0 ? batch : 1000;
+	p->tenant   = strdup(tenant);
+	p->fail_pos = UINT64_MAX;
+	snprintf(p->proj_id, sizeof(p->proj_id), "%s", def->id);
+	if (p->tenant == NULL || !msgpack_zone_init(&p->zone, 4096)) {
+		free(p->tenant);
+		free(p);
+		return NULL;
+	}
+	msgpack_sbuffer_init(&p->buf);
+	msgpack_sbuffer_init(&p->appends);
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cv, &ca);
+	pthread_cond_init(&p->done_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (em != NULL) {
+		pthread_mutex_init(&em->cmu, NULL);
+		proc_emit_bind(p);
+	}
+	if (proc_set_names(p) != SL_OK) {
+		proc_free(p);
+		return NULL;
+	}
+	if (em != NULL)
+		failset_init_memory(&p->fails);
+	else
+		failset_init(&p->fails, p->name, 0);
+	failset_init(&p->shown, p->name, 0);
+	p->st.tenant = p->tenant;
+	p->st.def    = def;
+	p->st.state  = PROC_STARTING;
+	return p;
+}
+
+void
+proc_free(processor *p)
+{
+	failset_free(&p->fails);
+	failset_free(&p->shown);
+	pthread_cond_destroy(&p->done_cv);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	msgpack_sbuffer_destroy(&p->buf);
+	msgpack_sbuffer_destroy(&p->appends);
+	scache_clear(&p->states);
+	msgpack_zone_destroy(&p->zone);
+	if (p->em != NULL) {
+		pthread_mutex_destroy(&p->em->cmu);
+		proc_emit_free(p->em);
+	}
+	free(p->tenant);
+	free(p);
+}
+
+/* Start p's thread; it holds def from here on. */
+static int
+proc_launch(processor *p, processor **out)
+{
+	proj_def_hold(p->def);
+	int rc = pthread_create(&p->thr, NULL, proc_thread, p);
+	if (rc != 0) {
+		log_error("proc", "pthread_create: %s", strerror(rc));
+		proj_def_release(p->def);
+		proc_free(p);
+		return SL_ENOMEM;
+	}
+	log_debug("proc", "started tenant %s projection %s (%s)", p->tenant,
+	    p->def->id, p->def->name != NULL ? p->def->name : "");
+	*out = p;
+	return SL_OK;
+}
+
 int
 proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
     uint32_t batch, processor **out)
@@ -1027,55 +1189,32 @@ proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
 	            : def->p == NULL
 	                || (def->p->on == NULL && def->remote == NULL)))
 		return SL_EINVAL;
-	processor *p = calloc(1, sizeof(*p));
-	if (p == NULL)
+	processor *p = proc_new(s, rm, tenant, def, batch, NULL);
+	return p != NULL ? proc_launch(p, out) : SL_ENOMEM;
+}
+
+int
+proc_start_emitting(store *s, const char *tenant, const proj_def *def,
+    cfg_mode mode, const proj_settings *set, bool stopped, processor **out)
+{
+	*out = NULL;
+	if (s == NULL || tenant == NULL || def == NULL || set == NULL
+	    || def_is_filter(def) || def->p == NULL || def->p->on == NULL
+	    || mode == CFG_MODE_ONE_TIME)
+		return SL_EINVAL;
+	proc_emit *em = calloc(1, sizeof(*em));
+	if (em == NULL)
 		return SL_ENOMEM;
-	p->s        = s;
-	p->rm       = rm;
-	p->def      = def;
-	p->batch    = batch > 0 ? batch : 1000;
-	p->tenant   = strdup(tenant);
-	p->fail_pos = UINT64_MAX;
-	snprintf(p->proj_id, sizeof(p->proj_id), "%s", def->id);
-	set_names(p);
-	if (p->tenant == NULL || !msgpack_zone_init(&p->zone, 4096)) {
-		free(p->tenant);
-		free(p);
-		return SL_ENOMEM;
-	}
-	msgpack_sbuffer_init(&p->buf);
-	msgpack_sbuffer_init(&p->appends);
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->cv, &ca);
-	pthread_cond_init(&p->done_cv, &ca);
-	pthread_condattr_destroy(&ca);
-	failset_init(&p->fails, p->name, 0);
-	failset_init(&p->shown, p->name, 0);
-	p->st.tenant = p->tenant;
-	p->st.def    = def;
-	p->st.state  = PROC_STARTING;
-	proj_def_hold(def);
-	int rc = pthread_create(&p->thr, NULL, proc_thread, p);
-	if (rc != 0) {
-		log_error("proc", "pthread_create: %s", strerror(rc));
-		proj_def_release(def);
-		pthread_cond_destroy(&p->done_cv);
-		pthread_cond_destroy(&p->cv);
-		pthread_mutex_destroy(&p->mu);
-		msgpack_sbuffer_destroy(&p->buf);
-		msgpack_sbuffer_destroy(&p->appends);
-		msgpack_zone_destroy(&p->zone);
-		free(p->tenant);
-		free(p);
+	em->mode    = mode;
+	em->set     = *set;
+	em->stopped = stopped;
+	/* a batch ends at the first threshold (proc_emit_full) */
+	processor *p = proc_new(s, NULL, tenant, def, 1000, em);
+	if (p == NULL) {
+		proc_emit_free(em);
 		return SL_ENOMEM;
 	}
-	log_debug("proc", "started tenant %s projection %s (%s)", tenant,
-	    def->id, def->name != NULL ? def->name : "");
-	*out = p;
-	return SL_OK;
+	return proc_launch(p, out);
 }
 
 void
@@ -1112,17 +1251,7 @@ proc_stop(processor *p)
 	proj_def_release(p->def);
 	if (p->has_pending)
 		proj_def_release(p->pending);
-	failset_free(&p->fails);
-	failset_free(&p->shown);
-	pthread_cond_destroy(&p->done_cv);
-	pthread_cond_destroy(&p->cv);
-	pthread_mutex_destroy(&p->mu);
-	msgpack_sbuffer_destroy(&p->buf);
-	msgpack_sbuffer_destroy(&p->appends);
-	scache_clear(&p->states);
-	msgpack_zone_destroy(&p->zone);
-	free(p->tenant);
-	free(p);
+	proc_free(p);
 }
 
 void

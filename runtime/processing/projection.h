@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "event.h"
 #include "plugins.h"
 #include "readmodels.h"
@@ -76,6 +77,8 @@ typedef struct proc_status {
 	int64_t  rate_at_ns;      /* internal: start of the rate's window */
 	uint64_t rate_base;       /* internal: events_handled at rate_at_ns */
 	size_t   cached;          /* states in its fold's cache */
+	/* appended for the emitting projections (issue 14: one engine) */
+	uint64_t emitted;         /* events written since start */
 } proc_status;
 
 const char *proc_state_name(proc_state s);
@@ -100,6 +103,9 @@ void proc_unit_label(const char *unit, size_t ulen, char *out, size_t olen);
 /* Whether ev's selector in def is a static key (one key for every event of
  * its type: an emitting projection's failure there holds up the whole). */
 bool proc_key_is_static(const proj_def *def, const ev_view *ev);
+/* Whether every selector of def has a static key: one state for the whole
+ * (a failing key then holds up all of it: EventStoreDB's "faulted"). */
+bool proc_keys_static(const proj_def *def);
 
 /**
  * Start a processor thread. batch = max events per transaction. The
@@ -114,6 +120,16 @@ bool proc_key_is_static(const proj_def *def, const ev_view *ev);
  */
 int proc_start(store *s, rmstore *rm, const char *tenant, const proj_def *def,
     uint32_t batch, processor **out);
+/**
+ * Start the processor of an emitting projection (eproj_is_emitting: its
+ * states, checkpoint and what it emits are written together in the log's
+ * env, see emitter.h), or with mode CFG_MODE_TRANSIENT a run of any
+ * projection that keeps its states in memory and writes nothing. set: its
+ * checkpoint thresholds. stopped: the config's word (a stored operator's
+ * stop or start wins). The processor holds def while it runs it.
+ */
+int proc_start_emitting(store *s, const char *tenant, const proj_def *def,
+    cfg_mode mode, const proj_settings *set, bool stopped, processor **out);
 /** Stop the thread (finishing the current transaction) and free. */
 void proc_stop(processor *p);
 void proc_get_status(processor *p, proc_status *out);
