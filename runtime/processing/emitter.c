@@ -190,6 +190,7 @@ eproj_get_status(eproj *e, eproj_status *out)
 	out->events_per_sec    = st.events_per_sec;
 	out->partitions_cached = st.cached;
 	out->emitted           = st.emitted;
+	out->writes_in_flight  = st.writes_in_flight;
 	out->attempts          = st.attempts;
 	out->n_failing         = st.n_failing;
 }

@@ -80,11 +80,14 @@ ebatch_free(ebatch *b)
 	free(b);
 }
 
+static void flight_free(struct eflight *fl);
+
 void
 proc_emit_free(proc_emit *em)
 {
 	if (em == NULL)
 		return;
+	flight_free(em->fl);
 	ebatch_free(em->eb);
 	free(em->rprefix);
 	free(em);
@@ -166,11 +169,21 @@ ebatch_state(ebatch *b, const centry *x)
 		b->states     = ns;
 		b->cap_states = cap;
 	}
+	/* copies: the next batch changes the fold while this one is
+	 * written */
 	store_kv *kv = &b->states[b->n_states];
-	kv->key      = x->key; /* the fold's, unchanged until the write */
+	kv->key      = zdup(b->zone, x->key, x->key_len);
 	kv->key_len  = x->key_len;
-	kv->val      = x->state;
-	kv->val_len  = x->state != NULL ? x->state_len : 0;
+	kv->val      = NULL;
+	kv->val_len  = 0;
+	if (x->state != NULL) {
+		kv->val     = zdup(b->zone, x->state, x->state_len);
+		kv->val_len = x->state_len;
+		if (kv->val == NULL)
+			return SL_ENOMEM;
+	}
+	if (kv->key == NULL)
+		return SL_ENOMEM;
 	b->n_states++;
 	return SL_OK;
 }
@@ -298,52 +311,159 @@ ckpt_read(processor *p, ckpt *out)
 }
 
 /*
- * Write the batch: reset (soft-delete what it wrote), the batch's appends
- * and the fold's changed states (em->eb, may be NULL), and the checkpoint
- * at position; wait until durable. SL_OK, or the store's error with
- * "why" in reason.
+ * The batch at the store: one at a time, built while the one before is
+ * written (its fsync overlaps the next batch's handling). Its states are
+ * the fold's, clean but kept in the cache until it is durable (evicted
+ * only after proc_emit_sync); a failed one takes the batches after it
+ * down too: the fold is discarded and the run goes on from the stored
+ * checkpoint (em->committed).
  */
-static int
-emit_write(processor *p, bool reset, uint64_t position, char *reason,
-    size_t rlen)
+typedef struct eflight {
+	store_emit      w;
+	ebatch         *eb;
+	char           *ck;
+	uint64_t        position;
+	bool            busy, done;
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+} eflight;
+
+static void
+flight_done(store_emit *w, void *arg)
+{
+	(void) w;
+	eflight *fl = arg;
+	pthread_mutex_lock(&fl->mu);
+	fl->done = true;
+	pthread_cond_signal(&fl->cv);
+	pthread_mutex_unlock(&fl->mu);
+}
+
+static eflight *
+flight_get(proc_emit *em)
+{
+	if (em->fl != NULL)
+		return em->fl;
+	eflight *fl = calloc(1, sizeof(*fl));
+	if (fl == NULL)
+		return NULL;
+	pthread_mutex_init(&fl->mu, NULL);
+	pthread_cond_init(&fl->cv, NULL);
+	return em->fl = fl;
+}
+
+static void
+flight_free(eflight *fl)
+{
+	if (fl == NULL)
+		return;
+	ebatch_free(fl->eb);
+	free(fl->ck);
+	pthread_cond_destroy(&fl->cv);
+	pthread_mutex_destroy(&fl->mu);
+	free(fl);
+}
+
+int
+proc_emit_sync(processor *p, char *reason, size_t rlen)
 {
 	proc_emit *em = p->em;
-	ebatch    *b  = em->eb;
+	eflight   *fl = em->fl;
+	if (fl == NULL || !fl->busy)
+		return SL_OK;
+	pthread_mutex_lock(&fl->mu);
+	while (!fl->done)
+		pthread_cond_wait(&fl->cv, &fl->mu);
+	pthread_mutex_unlock(&fl->mu);
+	fl->busy = false;
+	int rc   = fl->w.rc;
+	pthread_mutex_lock(&p->mu);
+	p->st.writes_in_flight = 0;
+	if (rc == SL_OK) {
+		p->st.emitted = em->emitted + fl->w.n_appends;
+		if (fl->position > p->st.position)
+			p->st.position = p->st.served_position = fl->position;
+		if (p->st.state == PROC_FAILING) { /* a failed write's */
+			p->st.state         = PROC_CATCHING_UP;
+			p->st.attempts      = 0;
+			p->st.next_retry_ns = 0;
+			p->st.reason[0]     = '\0';
+			p->fail_pos         = UINT64_MAX;
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (rc == SL_OK) {
+		em->committed = fl->position;
+		em->emitted += fl->w.n_appends;
+	} else {
+		snprintf(reason, rlen, "writing a batch failed: %s: %s",
+		    sl_errname(rc),
+		    fl->w.message[0] != '\0' ? fl->w.message
+		                             : sl_strerror(rc));
+	}
+	free(fl->ck);
+	fl->ck = NULL;
+	/* its appends' memory serves the next batch */
+	ebatch_clear(fl->eb);
+	if (em->eb == NULL) {
+		em->eb = fl->eb;
+		fl->eb = NULL;
+	}
+	return rc;
+}
+
+/*
+ * Hand the batch to the store: reset (soft-delete what it wrote), the
+ * batch's appends and states (em->eb, may be NULL), and the checkpoint at
+ * position; the one before must be done (proc_emit_sync). With wait, until
+ * it is durable. SL_OK, or an error with why in reason.
+ */
+static int
+emit_submit(processor *p, bool reset, uint64_t position, bool wait,
+    char *reason, size_t rlen)
+{
+	proc_emit *em = p->em;
+	eflight   *fl = flight_get(em);
 	char      *ck = NULL;
 	size_t     cklen;
-	int rc = ckpt_pack(position, p->def->def_hash, p->paused, &p->fails,
-	    &ck, &cklen);
+	int        rc = fl != NULL ? ckpt_pack(position, p->def->def_hash,
+	                          p->paused, &p->fails, &ck, &cklen)
+	                           : SL_ENOMEM;
 	if (rc != SL_OK) {
 		free(ck);
 		snprintf(reason, rlen, "out of memory");
 		return rc;
 	}
-	store_emit w;
-	memset(&w, 0, sizeof(w));
-	w.tenant         = p->tenant;
-	w.owner          = p->proj_id;
-	w.reset          = reset;
-	w.appends        = b != NULL ? b->appends : NULL;
-	w.n_appends      = b != NULL ? b->n_appends : 0;
-	w.states         = b != NULL ? b->states : NULL;
-	w.n_states       = b != NULL ? b->n_states : 0;
-	w.checkpoint     = ck;
-	w.checkpoint_len = cklen;
-	rc               = store_emit_wait(p->s, &w);
-	free(ck);
-	if (rc != SL_OK) {
-		snprintf(reason, rlen, "writing a batch failed: %s: %s",
-		    sl_errname(rc),
-		    w.message[0] != '\0' ? w.message : sl_strerror(rc));
-		return rc;
+	ebatch_free(fl->eb);
+	fl->eb = em->eb; /* the next batch builds into another */
+	em->eb = NULL;
+	ebatch *b = fl->eb;
+	memset(&fl->w, 0, sizeof(fl->w));
+	fl->w.tenant         = p->tenant;
+	fl->w.owner          = p->proj_id;
+	fl->w.reset          = reset;
+	fl->w.appends        = b != NULL ? b->appends : NULL;
+	fl->w.n_appends      = b != NULL ? b->n_appends : 0;
+	fl->w.states         = b != NULL ? b->states : NULL;
+	fl->w.n_states       = b != NULL ? b->n_states : 0;
+	fl->w.checkpoint     = ck;
+	fl->w.checkpoint_len = cklen;
+	fl->w.done           = flight_done;
+	fl->w.arg            = fl;
+	fl->ck               = ck;
+	fl->position         = position;
+	fl->done             = false;
+	fl->busy             = true;
+	em->fails_version    = p->fails.version;
+	em->unhandled        = 0;
+	pthread_mutex_lock(&p->mu);
+	p->st.writes_in_flight = 1;
+	pthread_mutex_unlock(&p->mu);
+	if ((rc = store_submit_emit(p->s, &fl->w)) != SL_OK) {
+		fl->w.rc = rc; /* done() will not run */
+		fl->done = true;
 	}
-	em->committed     = position;
-	em->fails_version = p->fails.version;
-	em->unhandled     = 0;
-	em->emitted += w.n_appends;
-	em->last_write_ns = mono_ns();
-	ebatch_clear(b);
-	return SL_OK;
+	return wait ? proc_emit_sync(p, reason, rlen) : SL_OK;
 }
 
 /* ---- setup: the checkpoint, or a reset ---- */
@@ -355,6 +475,10 @@ proc_emit_setup(processor *p, bool reset, char *reason, size_t rlen)
 	uint64_t   H  = p->def->def_hash;
 	bool       paused = em->stopped;
 	uint64_t   pos    = 0;
+	/* a batch of the definition before, if any, is done first (the
+	 * checkpoint read below then knows it) */
+	if (proc_emit_sync(p, reason, rlen) != SL_OK)
+		log_warn("emitter", "%s/%s: %s", p->tenant, p->proj_id, reason);
 	ebatch_clear(em->eb);
 	pthread_mutex_lock(&p->mu);
 	failset_free(&p->fails);
@@ -391,7 +515,7 @@ proc_emit_setup(processor *p, bool reset, char *reason, size_t rlen)
 			failset_free(&read);
 			guard_clear_emitter(p->tenant, p->proj_id);
 			p->paused = paused; /* kept by the reset's record */
-			if ((rc = emit_write(p, true, 0, reason, rlen))
+			if ((rc = emit_submit(p, true, 0, true, reason, rlen))
 			    != SL_OK)
 				return rc;
 			pos = 0;
@@ -429,8 +553,12 @@ proc_emit_setup(processor *p, bool reset, char *reason, size_t rlen)
 void
 proc_emit_reload(processor *p)
 {
+	char    why[256];
 	failset read;
 	failset_init_memory(&read);
+	(void) proc_emit_sync(p, why, sizeof(why)); /* its error: known */
+	if (p->em->mode != CFG_MODE_CONTINUOUS)
+		p->em->committed = 0; /* its states were only the fold */
 	if (p->em->mode == CFG_MODE_CONTINUOUS) {
 		ckpt c = { .failing = &read };
 		int  rc = ckpt_read(p, &c);
@@ -463,7 +591,9 @@ proc_emit_persist(processor *p)
 	pthread_mutex_lock(&p->mu);
 	uint64_t pos = p->st.position; /* the fold is stored: between batches */
 	pthread_mutex_unlock(&p->mu);
-	int rc = emit_write(p, false, pos, reason, sizeof(reason));
+	int rc = proc_emit_sync(p, reason, sizeof(reason));
+	if (rc == SL_OK)
+		rc = emit_submit(p, false, pos, true, reason, sizeof(reason));
 	if (rc != SL_OK)
 		log_error("emitter", "%s/%s: %s", p->tenant, p->proj_id, reason);
 	return rc;
@@ -493,6 +623,13 @@ proc_emit_commit(processor *p, batch_ctx *b, uint64_t position)
 		em->committed = position;
 		return SL_OK;
 	}
+	/* the batch before is durable: its states may leave the cache */
+	int rc = proc_emit_sync(p, b->reason, sizeof(b->reason));
+	if (rc != SL_OK)
+		return rc;
+	pthread_mutex_lock(&em->cmu);
+	scache_evict(&p->states, 0, proc_cache_keep);
+	pthread_mutex_unlock(&em->cmu);
 	ebatch *eb = em->eb;
 	em->unhandled += b->bytes;
 	bool nothing = p->states.dirty == NULL
@@ -514,7 +651,9 @@ proc_emit_commit(processor *p, batch_ctx *b, uint64_t position)
 			snprintf(b->reason, sizeof(b->reason), "out of memory");
 			return SL_ENOMEM;
 		}
-	return emit_write(p, false, position, b->reason, sizeof(b->reason));
+	/* written while the next batch is handled */
+	return emit_submit(
+	    p, false, position, false, b->reason, sizeof(b->reason));
 }
 
 /* ---- one event ---- */

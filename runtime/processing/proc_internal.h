@@ -51,11 +51,11 @@ typedef struct proc_emit {
 	emit_sink          sink;
 	const ev_view     *cur;  /* the event being handled (emits' cause) */
 	struct ebatch     *eb;   /* what the batch being built emits */
+	struct eflight    *fl;   /* the batch at the store (one at a time) */
 	uint64_t committed;      /* the stored checkpoint's position */
 	uint64_t fails_version;  /* the failing set as last stored */
 	uint64_t unhandled;      /* bytes passed since, nothing to store */
 	uint64_t emitted;        /* events written since start */
-	int64_t  last_write_ns;  /* monotonic: the last batch stored */
 	/* the fold, for a transient run's snapshots (the thread changes it
 	 * under this lock; others read it under it) */
 	pthread_mutex_t cmu;
@@ -194,8 +194,12 @@ int  proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position);
  * fold and the failing set): states, emitted events, checkpoint in one
  * store_emit; nothing when there is nothing to store yet. */
 int  proc_emit_commit(processor *p, batch_ctx *b, uint64_t position);
-/* The failing keys as the stored checkpoint holds them. */
+/* The failing keys as the stored checkpoint holds them (after a failed
+ * batch: the run goes on from em->committed). */
 void proc_emit_reload(processor *p);
+/* Wait for the batch at the store: SL_OK when none or durable (then
+ * em->committed is its position), else its error with why in reason. */
+int  proc_emit_sync(processor *p, char *reason, size_t rlen);
 /* Store the checkpoint again (a stop, a start, a retry). */
 int  proc_emit_persist(processor *p);
 /* Whether the batch must end here: a checkpoint threshold reached, or a

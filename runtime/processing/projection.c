@@ -510,8 +510,9 @@ fold_stored(processor *p)
 	}
 	p->states.dirty = NULL;
 	p->appends.size = 0;
-	/* a transient run's states live only here */
-	if (em == NULL || em->mode == CFG_MODE_CONTINUOUS)
+	/* an emitting run's evicts once its batch is durable
+	 * (proc_emit_commit); a transient run's states live only here */
+	if (em == NULL)
 		scache_evict(&p->states, 0, proc_cache_keep);
 	if (em != NULL)
 		pthread_mutex_unlock(&em->cmu);
@@ -813,21 +814,29 @@ show_progress(processor *p, uint64_t pos, const batch_ctx *b)
 {
 	uint64_t head = store_next_position(p->s);
 	pthread_mutex_lock(&p->mu);
-	p->st.position = pos;
+	/* an emitting run's batch at the store: what is durable */
+	p->st.position = p->em != NULL && p->st.writes_in_flight > 0
+	    ? p->em->committed
+	    : pos;
 	p->st.head     = head;
 	if (!p->rebuilding)
 		p->st.served_position = pos;
 	p->st.events_handled += b->handled;
 	p->st.cached = p->states.n;
-	if (p->em != NULL)
-		p->st.emitted = p->em->emitted;
 	update_rate(&p->st, true);
 	proc_show_failing(p);
-	p->fail_pos     = UINT64_MAX;
+	/* an emitting run's failed write counts as failing until a batch
+	 * after it is durable (proc_emit_sync) */
+	bool unsettled = p->em != NULL && p->st.writes_in_flight > 0
+	    && p->st.state == PROC_FAILING;
+	if (!unsettled)
+		p->fail_pos = UINT64_MAX;
 	/* an unpartitioned processor stopped by its failing event */
 	const fail_unit *u = !p->partitioned && p->fails.n > 0 ? &p->fails.v[0]
 	                                                      : NULL;
-	if (u != NULL) {
+	if (unsettled) {
+		/* as it was */
+	} else if (u != NULL) {
 		p->st.state = u->retry ? PROC_FAILING : PROC_FAILED;
 		p->st.attempts      = u->attempts;
 		p->st.next_retry_ns = u->next_try_ns;
@@ -897,9 +906,10 @@ retry_due(processor *p, uint64_t *pos, int64_t *next_try)
 	if (rc == SL_ECLOSED)
 		wait_connected(p);
 	else if (rc != SL_OK) {
-		fail_and_wait(p, from, b->reason);
-		if (p->em != NULL && p->em->mode == CFG_MODE_TRANSIENT)
-			*pos = 0; /* its states were only the fold */
+		fail_and_wait(
+		    p, p->em != NULL ? p->em->committed : from, b->reason);
+		if (p->em != NULL) /* from what is stored */
+			*pos = p->em->committed;
 	} else if (!p->partitioned) {
 		*pos = b->next;
 		if (b->swapped)
@@ -909,6 +919,32 @@ retry_due(processor *p, uint64_t *pos, int64_t *next_try)
 		show_progress(p, *pos, b);
 	free(b->ru.unit);
 	free(b);
+	return true;
+}
+
+/*
+ * Caught up: an emitting run's batch at the store is waited for, so that
+ * its failure shows now, not with the next event. @return whether it
+ * failed (the run then goes on from what is stored: *pos).
+ */
+static bool
+emit_settle(processor *p, uint64_t *pos)
+{
+	char why[256];
+	if (p->em == NULL)
+		return false;
+	if (proc_emit_sync(p, why, sizeof(why)) == SL_OK) {
+		pthread_mutex_lock(&p->mu);
+		p->st.position = *pos; /* all of it durable, or skipped */
+		if (!p->rebuilding)
+			p->st.served_position = *pos;
+		pthread_mutex_unlock(&p->mu);
+		return false;
+	}
+	proc_fold_discard(p);
+	reload_failures(p);
+	fail_and_wait(p, p->em->committed, why);
+	*pos = p->em->committed;
 	return true;
 }
 
@@ -951,6 +987,8 @@ process(processor *p)
 		uint64_t head = store_next_position(p->s);
 		/* a rebuild that has caught up still runs one (empty) batch:
 		 * that is where it switches over */
+		if (head <= pos && !p->rebuilding && emit_settle(p, &pos))
+			continue;
 		if (head <= pos && !p->rebuilding) {
 			proc_set_state(p, p->rebuilding ? PROC_REBUILDING : PROC_LIVE);
 			int64_t wait_ms = PROC_WAIT_MS;
@@ -968,9 +1006,10 @@ process(processor *p)
 			continue;
 		}
 		if (rc != SL_OK) {
-			fail_and_wait(p, pos, b->reason);
-			if (p->em != NULL && p->em->mode == CFG_MODE_TRANSIENT)
-				pos = 0; /* its states were only the fold */
+			fail_and_wait(p, p->em != NULL ? p->em->committed : pos,
+			    b->reason);
+			if (p->em != NULL) /* from what is stored */
+				pos = p->em->committed;
 			continue;
 		}
 		pos = b->next;
@@ -979,6 +1018,9 @@ process(processor *p)
 		show_progress(p, pos, b);
 	}
 	free(b);
+	char why[256];
+	if (p->em != NULL && proc_emit_sync(p, why, sizeof(why)) != SL_OK)
+		log_warn("emitter", "%s/%s: %s", p->tenant, p->proj_id, why);
 }
 
 /*

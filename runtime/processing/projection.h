@@ -79,6 +79,8 @@ typedef struct proc_status {
 	size_t   cached;          /* states in its fold's cache */
 	/* appended for the emitting projections (issue 14: one engine) */
 	uint64_t emitted;         /* events written since start */
+	uint32_t writes_in_flight; /* its batch at the store, not yet durable
+	                              (0 or 1) */
 } proc_status;
 
 const char *proc_state_name(proc_state s);
