@@ -69,10 +69,11 @@ pt_json_obj(msgpack_zone *z, const char *json)
 	return o;
 }
 
-/* One event to commit: content as JSON text. */
+/* One event to commit: content (and metadata) as JSON text. */
 typedef struct pt_event {
 	const char *type;
 	char        json[256];
+	const char *metadata; /* a JSON object, or NULL for {} */
 } pt_event;
 
 /*
@@ -102,6 +103,12 @@ pt_commit_ex(store *s, const char *tenant, const char *stream,
 		msgpack_object *o = msgpack_zone_malloc(&z, sizeof(*o));
 		CHECK(o != NULL);
 		*o = pt_json_obj(&z, evs[i].json);
+		if (evs[i].metadata != NULL) {
+			msgpack_object *m = msgpack_zone_malloc(&z, sizeof(*m));
+			CHECK(m != NULL);
+			*m              = pt_json_obj(&z, evs[i].metadata);
+			en[i].metadata = m;
+		}
 
 		en[i].type       = evs[i].type;
 		en[i].type_len   = strlen(evs[i].type);
