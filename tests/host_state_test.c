@@ -26,7 +26,7 @@ typedef struct {
 
 /* Parse JSON (an object) into a msgpack document. */
 static void
-doc_json(mp_doc *d, const char *json)
+mpdoc_json(mp_doc *d, const char *json)
 {
 	char           jerr[256];
 	msgpack_packer pk;
@@ -43,7 +43,7 @@ doc_json(mp_doc *d, const char *json)
 
 /* Decode the bytes already in d->sb. */
 static void
-doc_decode(mp_doc *d)
+mpdoc_decode(mp_doc *d)
 {
 	msgpack_unpacked_init(&d->up);
 	CHECK(msgpack_unpack_next(&d->up, d->sb.data, d->sb.size, NULL)
@@ -51,7 +51,7 @@ doc_decode(mp_doc *d)
 }
 
 static void
-doc_free(mp_doc *d)
+mpdoc_free(mp_doc *d)
 {
 	msgpack_unpacked_destroy(&d->up);
 	msgpack_sbuffer_destroy(&d->sb);
@@ -68,8 +68,8 @@ event_make(test_event *t, uint64_t pos, const char *type, const char *stream,
     const char *content_json)
 {
 	memset(t, 0, sizeof(*t));
-	doc_json(&t->content, content_json);
-	doc_json(&t->metadata, "{\"source\":\"host_state_test\"}");
+	mpdoc_json(&t->content, content_json);
+	mpdoc_json(&t->metadata, "{\"source\":\"host_state_test\"}");
 	t->v.position       = pos;
 	t->v.tenant         = "demo";
 	t->v.stream         = stream;
@@ -91,8 +91,8 @@ event_make(test_event *t, uint64_t pos, const char *type, const char *stream,
 static void
 event_free(test_event *t)
 {
-	doc_free(&t->content);
-	doc_free(&t->metadata);
+	mpdoc_free(&t->content);
+	mpdoc_free(&t->metadata);
 }
 
 static void
@@ -158,7 +158,7 @@ test_state_round_trip(void)
 	sl_state st;
 	state_init(&st);
 	CHECK_EQ(state_load(&st, in.data, in.size), SL_OK);
-	CHECK_EQ(st.n, 10);
+	CHECK_EQ(st.root.u.m.n, 10);
 
 	const char *s;
 	int64_t     i;
@@ -180,11 +180,11 @@ test_state_round_trip(void)
 	CHECK_EQ(H->state_str(&st, "nested", &s), SL_EINVAL);
 	CHECK_EQ(H->state_i64(&st, "huge", &i), SL_EINVAL);
 	CHECK_EQ(H->state_bool(&st, "n", &b), SL_EINVAL);
-	CHECK_EQ(st.fields[6].kind, ST_RAW);
-	CHECK_EQ(st.fields[7].kind, ST_RAW);
-	CHECK_EQ(st.fields[8].kind, ST_RAW);
-	CHECK_EQ(st.fields[9].kind, ST_STR);
-	CHECK_EQ(st.fields[9].u.s.len, 3);
+	CHECK_EQ(st.root.u.m.e[6].val.kind, DOC_RAW);
+	CHECK_EQ(st.root.u.m.e[7].val.kind, DOC_RAW);
+	CHECK_EQ(st.root.u.m.e[8].val.kind, DOC_RAW);
+	CHECK_EQ(st.root.u.m.e[9].val.kind, DOC_STR);
+	CHECK_EQ(st.root.u.m.e[9].val.u.s.len, 3);
 
 	/* pack gives back the very same bytes */
 	msgpack_sbuffer out;
@@ -212,7 +212,7 @@ test_state_round_trip(void)
 	/* an empty map empties the state */
 	static const char empty[] = { (char) 0x80 };
 	CHECK_EQ(state_load(&st, empty, 1), SL_OK);
-	CHECK_EQ(st.n, 0);
+	CHECK_EQ(st.root.u.m.n, 0);
 	state_free(&st);
 	state_free(&st); /* idempotent */
 	msgpack_sbuffer_destroy(&in);
@@ -224,7 +224,7 @@ state_keys(const sl_state *st, char *buf, size_t len)
 {
 	mp_doc d;
 	pack_state(st, &d.sb);
-	doc_decode(&d);
+	mpdoc_decode(&d);
 	CHECK_EQ(d.up.data.type, MSGPACK_OBJECT_MAP);
 	buf[0] = '\0';
 	for (uint32_t i = 0; i < d.up.data.via.map.size; i++) {
@@ -233,7 +233,7 @@ state_keys(const sl_state *st, char *buf, size_t len)
 		snprintf(buf + n, len - n, "%s%.*s", i > 0 ? "," : "",
 		    (int) k->via.str.size, k->via.str.ptr);
 	}
-	doc_free(&d);
+	mpdoc_free(&d);
 }
 
 static void
@@ -298,7 +298,7 @@ test_state_setters(void)
 		snprintf(key, sizeof(key), "k%d", k);
 		CHECK_EQ(H->state_set_i64(&st, key, k), SL_OK);
 	}
-	CHECK_EQ(st.n, 105);
+	CHECK_EQ(st.root.u.m.n, 105);
 	CHECK_EQ(H->state_i64(&st, "k99", &i), SL_OK);
 	CHECK_EQ(i, 99);
 
@@ -318,7 +318,7 @@ test_state_setters(void)
 	CHECK_EQ(H->state_set_nil(NULL, "x"), SL_EINVAL);
 	CHECK_EQ(H->state_remove(&st, NULL), SL_EINVAL);
 	CHECK_EQ(H->state_remove(NULL, "x"), SL_EINVAL);
-	CHECK_EQ(st.n, 105);
+	CHECK_EQ(st.root.u.m.n, 105);
 
 	/* the state packs and loads back to the same values */
 	msgpack_sbuffer sb;
@@ -326,7 +326,7 @@ test_state_setters(void)
 	sl_state st2;
 	state_init(&st2);
 	CHECK_EQ(state_load(&st2, sb.data, sb.size), SL_OK);
-	CHECK_EQ(st2.n, 105);
+	CHECK_EQ(st2.root.u.m.n, 105);
 	CHECK_EQ(H->state_str(&st2, "name", &s), SL_OK);
 	CHECK_STREQ(s, "Ann");
 	CHECK_EQ(H->state_f64(&st2, "rate", &f), SL_OK);
@@ -349,7 +349,7 @@ static void
 test_host_path(void)
 {
 	mp_doc d;
-	doc_json(&d,
+	mpdoc_json(&d,
 	    "{\"account\":{\"id\":\"acc-1\",\"owner\":{\"name\":"
 	    "\"Ann\"}},\"list\":[1,2],\"a.b\":1,\"x\":5}");
 	const msgpack_object *m = &d.up.data, *o;
@@ -372,7 +372,7 @@ test_host_path(void)
 	CHECK(host_path(m, NULL) == NULL);
 	CHECK(host_path(NULL, "x") == NULL);
 	CHECK(host_path(&m->via.map.ptr[1].val, "x") == NULL); /* not a map */
-	doc_free(&d);
+	mpdoc_free(&d);
 }
 
 static void
