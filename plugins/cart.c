@@ -10,7 +10,7 @@
  *              "unit_price":50,"amount":150}],
  *    "coupons":{"SPRING.10":10},
  *    "totals":{"lines":1,"items":3,"amount":150,"discount":15,"due":135},
- *    "events":4,"channel":"web","opened_by":42}
+ *    "events":3,"channel":"web","opened_by":42}
  *
  * Events (content; metadata where read):
  *   CartOpened     {"customer":{...}}; metadata channel (string) and
