@@ -72,11 +72,11 @@ main(void)
 	                           "\"n\":7}";
 	pt_event          evs[3];
 	for (int i = 0; i < 3; i++) {
-		evs[i] = (pt_event) { .type = "Flat", .metadata = meta };
+		evs[i] = (pt_event) { .type = "Flat" };
 		snprintf(evs[i].json, sizeof(evs[i].json), "%s", content);
 	}
-	pt_commit(e.s, "t1", "flat-1", evs, 3);
-	pt_commit(e.s, "t1", "flat-2", evs, 1);
+	pt_commit_meta(e.s, "t1", "flat-1", evs, 3, false, meta);
+	pt_commit_meta(e.s, "t1", "flat-2", evs, 1, false, meta);
 	uint64_t head = store_next_position(e.s);
 
 	processor *p;
