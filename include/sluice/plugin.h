@@ -29,7 +29,9 @@
  * host returned for them). The plugin's globals and user pointers are
  * shared by all those threads: keep them read-only, or lock. Every host
  * function may be called from any callback at the same time as from
- * others; log also from threads of the plugin's own.
+ * others; log also from threads of the plugin's own. sluice_plugin_init
+ * runs once per load of the file, before any callback of that load, and
+ * fini once, after the last of them has returned.
  *
  * ABI 1.3 adds documents: a state is a tree of maps, arrays and scalars
  * (not only a map of scalars), and content and metadata are read whole or
@@ -286,7 +288,8 @@ enum { SL_LOG_ERROR = 0, SL_LOG_WARN = 1, SL_LOG_INFO = 2, SL_LOG_DEBUG = 3 };
  * JSON text and msgpack given to put, append and insert must be one whole
  * value (JSON objects without duplicate keys; msgpack maps keyed by
  * distinct strings without NUL) and fit at the path within
- * SL_DOC_MAX_DEPTH: else SL_EINVAL (or SL_ETOOBIG for the depth).
+ * SL_DOC_MAX_DEPTH: else SL_EINVAL (or SL_ETOOBIG for the depth). Any
+ * write may also fail with SL_ENOMEM (nothing changed).
  *
  * Lifetimes: strings and bytes returned for an event are owned by the
  * host and valid until the callback returns. Those returned for a state:
