@@ -9,108 +9,11 @@
 #include <limits.h>
 #include <pthread.h>
 
-#include "host.h"
-#include "json.h"
+#include "host_testutil.h"
 #include "log.h"
 #include "plugins.h"
-#include "testutil.h"
 
 static const sl_host_api *H;
-
-/* ---- building msgpack and events ---- */
-
-typedef struct {
-	msgpack_sbuffer  sb;
-	msgpack_unpacked up;
-} mp_doc;
-
-/* Parse JSON (an object) into a msgpack document. */
-static void
-doc_json(mp_doc *d, const char *json)
-{
-	char           jerr[256];
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&d->sb);
-	msgpack_packer_init(&pk, &d->sb, msgpack_sbuffer_write);
-	if (json_text_to_mp(json, 1, &pk, jerr, sizeof(jerr)) != SL_OK) {
-		fprintf(stderr, "bad test JSON %s: %s\n", json, jerr);
-		exit(1);
-	}
-	msgpack_unpacked_init(&d->up);
-	CHECK(msgpack_unpack_next(&d->up, d->sb.data, d->sb.size, NULL)
-	    == MSGPACK_UNPACK_SUCCESS);
-}
-
-/* Decode the bytes already in d->sb. */
-static void
-doc_decode(mp_doc *d)
-{
-	msgpack_unpacked_init(&d->up);
-	CHECK(msgpack_unpack_next(&d->up, d->sb.data, d->sb.size, NULL)
-	    == MSGPACK_UNPACK_SUCCESS);
-}
-
-static void
-doc_free(mp_doc *d)
-{
-	msgpack_unpacked_destroy(&d->up);
-	msgpack_sbuffer_destroy(&d->sb);
-}
-
-typedef struct {
-	mp_doc   content, metadata;
-	ev_view  v;
-	sl_event ev;
-} test_event;
-
-static void
-event_make(test_event *t, uint64_t pos, const char *type, const char *stream,
-    const char *content_json)
-{
-	memset(t, 0, sizeof(*t));
-	doc_json(&t->content, content_json);
-	doc_json(&t->metadata, "{\"source\":\"host_state_test\"}");
-	t->v.position       = pos;
-	t->v.tenant         = "demo";
-	t->v.stream         = stream;
-	t->v.revision       = pos;
-	t->v.type           = type;
-	t->v.generation     = 1;
-	t->v.occurred_ns    = 1700000000000000000LL;
-	t->v.correlation_id = "corr-1";
-	t->v.causation_id   = "";
-	t->v.is_public      = false;
-	t->v.content        = t->content.up.data;
-	t->v.metadata       = t->metadata.up.data;
-	snprintf(t->v.id_text, sizeof(t->v.id_text),
-	    "00000000-0000-4000-8000-%012llu", (unsigned long long) pos);
-	t->ev.v         = &t->v;
-	t->ev.partition = stream; /* the log's partition is the stream id */
-}
-
-static void
-event_free(test_event *t)
-{
-	doc_free(&t->content);
-	doc_free(&t->metadata);
-}
-
-static void
-pack_key(msgpack_packer *pk, const char *k)
-{
-	msgpack_pack_str(pk, strlen(k));
-	msgpack_pack_str_body(pk, k, strlen(k));
-}
-
-/* Pack a state and return the bytes (caller destroys sb). */
-static void
-pack_state(const sl_state *st, msgpack_sbuffer *sb)
-{
-	msgpack_packer pk;
-	msgpack_sbuffer_init(sb);
-	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	state_pack(st, &pk);
-}
 
 /* ---- state ---- */
 
@@ -158,7 +61,7 @@ test_state_round_trip(void)
 	sl_state st;
 	state_init(&st);
 	CHECK_EQ(state_load(&st, in.data, in.size), SL_OK);
-	CHECK_EQ(st.n, 10);
+	CHECK_EQ(st.root.u.m.n, 10);
 
 	const char *s;
 	int64_t     i;
@@ -180,11 +83,11 @@ test_state_round_trip(void)
 	CHECK_EQ(H->state_str(&st, "nested", &s), SL_EINVAL);
 	CHECK_EQ(H->state_i64(&st, "huge", &i), SL_EINVAL);
 	CHECK_EQ(H->state_bool(&st, "n", &b), SL_EINVAL);
-	CHECK_EQ(st.fields[6].kind, ST_RAW);
-	CHECK_EQ(st.fields[7].kind, ST_RAW);
-	CHECK_EQ(st.fields[8].kind, ST_RAW);
-	CHECK_EQ(st.fields[9].kind, ST_STR);
-	CHECK_EQ(st.fields[9].u.s.len, 3);
+	CHECK_EQ(st.root.u.m.e[6].val.kind, DOC_RAW);
+	CHECK_EQ(st.root.u.m.e[7].val.kind, DOC_RAW);
+	CHECK_EQ(st.root.u.m.e[8].val.kind, DOC_RAW);
+	CHECK_EQ(st.root.u.m.e[9].val.kind, DOC_STR);
+	CHECK_EQ(st.root.u.m.e[9].val.u.s.len, 3);
 
 	/* pack gives back the very same bytes */
 	msgpack_sbuffer out;
@@ -212,7 +115,7 @@ test_state_round_trip(void)
 	/* an empty map empties the state */
 	static const char empty[] = { (char) 0x80 };
 	CHECK_EQ(state_load(&st, empty, 1), SL_OK);
-	CHECK_EQ(st.n, 0);
+	CHECK_EQ(st.root.u.m.n, 0);
 	state_free(&st);
 	state_free(&st); /* idempotent */
 	msgpack_sbuffer_destroy(&in);
@@ -224,7 +127,7 @@ state_keys(const sl_state *st, char *buf, size_t len)
 {
 	mp_doc d;
 	pack_state(st, &d.sb);
-	doc_decode(&d);
+	mpdoc_decode(&d);
 	CHECK_EQ(d.up.data.type, MSGPACK_OBJECT_MAP);
 	buf[0] = '\0';
 	for (uint32_t i = 0; i < d.up.data.via.map.size; i++) {
@@ -233,7 +136,7 @@ state_keys(const sl_state *st, char *buf, size_t len)
 		snprintf(buf + n, len - n, "%s%.*s", i > 0 ? "," : "",
 		    (int) k->via.str.size, k->via.str.ptr);
 	}
-	doc_free(&d);
+	mpdoc_free(&d);
 }
 
 static void
@@ -298,7 +201,7 @@ test_state_setters(void)
 		snprintf(key, sizeof(key), "k%d", k);
 		CHECK_EQ(H->state_set_i64(&st, key, k), SL_OK);
 	}
-	CHECK_EQ(st.n, 105);
+	CHECK_EQ(st.root.u.m.n, 105);
 	CHECK_EQ(H->state_i64(&st, "k99", &i), SL_OK);
 	CHECK_EQ(i, 99);
 
@@ -318,7 +221,7 @@ test_state_setters(void)
 	CHECK_EQ(H->state_set_nil(NULL, "x"), SL_EINVAL);
 	CHECK_EQ(H->state_remove(&st, NULL), SL_EINVAL);
 	CHECK_EQ(H->state_remove(NULL, "x"), SL_EINVAL);
-	CHECK_EQ(st.n, 105);
+	CHECK_EQ(st.root.u.m.n, 105);
 
 	/* the state packs and loads back to the same values */
 	msgpack_sbuffer sb;
@@ -326,7 +229,7 @@ test_state_setters(void)
 	sl_state st2;
 	state_init(&st2);
 	CHECK_EQ(state_load(&st2, sb.data, sb.size), SL_OK);
-	CHECK_EQ(st2.n, 105);
+	CHECK_EQ(st2.root.u.m.n, 105);
 	CHECK_EQ(H->state_str(&st2, "name", &s), SL_OK);
 	CHECK_STREQ(s, "Ann");
 	CHECK_EQ(H->state_f64(&st2, "rate", &f), SL_OK);
@@ -349,7 +252,7 @@ static void
 test_host_path(void)
 {
 	mp_doc d;
-	doc_json(&d,
+	mpdoc_json(&d,
 	    "{\"account\":{\"id\":\"acc-1\",\"owner\":{\"name\":"
 	    "\"Ann\"}},\"list\":[1,2],\"a.b\":1,\"x\":5}");
 	const msgpack_object *m = &d.up.data, *o;
@@ -372,7 +275,7 @@ test_host_path(void)
 	CHECK(host_path(m, NULL) == NULL);
 	CHECK(host_path(NULL, "x") == NULL);
 	CHECK(host_path(&m->via.map.ptr[1].val, "x") == NULL); /* not a map */
-	doc_free(&d);
+	mpdoc_free(&d);
 }
 
 static void

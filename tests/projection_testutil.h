@@ -81,6 +81,9 @@ typedef struct pt_event {
  */
 static inline uint64_t pt_commit_ex(store *s, const char *tenant,
     const char *stream, const pt_event *evs, size_t n, bool is_public);
+static inline uint64_t pt_commit_meta(store *s, const char *tenant,
+    const char *stream, const pt_event *evs, size_t n, bool is_public,
+    const char *metadata);
 
 static inline uint64_t
 pt_commit(store *s, const char *tenant, const char *stream,
@@ -94,10 +97,24 @@ static inline uint64_t
 pt_commit_ex(store *s, const char *tenant, const char *stream,
     const pt_event *evs, size_t n, bool is_public)
 {
+	return pt_commit_meta(s, tenant, stream, evs, n, is_public, NULL);
+}
+
+/* pt_commit_ex, every event with the metadata of a JSON object (NULL:
+ * none). */
+static inline uint64_t
+pt_commit_meta(store *s, const char *tenant, const char *stream,
+    const pt_event *evs, size_t n, bool is_public, const char *metadata)
+{
 	msgpack_zone z;
 	CHECK(msgpack_zone_init(&z, 4096));
 	ev_new *en = calloc(n, sizeof(*en));
 	CHECK(en != NULL);
+	msgpack_object *meta = NULL;
+	if (metadata != NULL) {
+		CHECK((meta = msgpack_zone_malloc(&z, sizeof(*meta))) != NULL);
+		*meta = pt_json_obj(&z, metadata);
+	}
 	for (size_t i = 0; i < n; i++) {
 		msgpack_object *o = msgpack_zone_malloc(&z, sizeof(*o));
 		CHECK(o != NULL);
@@ -113,6 +130,7 @@ pt_commit_ex(store *s, const char *tenant, const char *stream,
 		en[i].causation_id    = "";
 		en[i].causation_len   = 0;
 		en[i].is_public       = is_public;
+		en[i].metadata        = meta;
 		en[i].content         = o;
 	}
 	store_commit c;

@@ -14,7 +14,29 @@
  *
  * Compatibility: every struct crossing the ABI starts with struct_size and
  * abi_version, and only grows by appending fields. The host refuses another
- * major ABI version and a struct_size smaller than it needs.
+ * major ABI version and a struct_size smaller than it needs. A plugin built
+ * for an older 1.x loads and behaves as it did: what it stores and reads
+ * is unchanged (a 1.2 plugin's states are the same bytes under a 1.3 host).
+ *
+ * Threads: the host calls a plugin's callbacks on the runtime's threads,
+ * never on NNG's. One thread runs a given processor (one projection or
+ * filter for one tenant) and calls it one event at a time; the same
+ * callback may run at the same time on other threads: other tenants'
+ * processors, one-time queries (`sluice query`, run on a worker thread of
+ * the API) and result transforms answering get_all. Each call gets its own
+ * event, state and context: use them only on the calling thread and only
+ * until the callback returns (never keep a pointer to them or to what the
+ * host returned for them). The plugin's globals and user pointers are
+ * shared by all those threads: keep them read-only, or lock. Every host
+ * function may be called from any callback at the same time as from
+ * others; log also from threads of the plugin's own. sluice_plugin_init
+ * runs once per load of the file, before any callback of that load, and
+ * fini once, after the last of them has returned.
+ *
+ * ABI 1.3 adds documents: a state is a tree of maps, arrays and scalars
+ * (not only a map of scalars), and content and metadata are read whole or
+ * by path, with array indexes and keys that contain dots. See "Documents
+ * and paths" before sl_host_api.
  */
 #ifndef SLUICE_PLUGIN_H
 #define SLUICE_PLUGIN_H
@@ -30,7 +52,7 @@ extern "C" {
 #endif
 
 #define SL_ABI_MAJOR 1
-#define SL_ABI_MINOR 2
+#define SL_ABI_MINOR 3
 /** The ABI version a plugin is compiled against: major << 16 | minor. */
 #define SL_ABI_VERSION ((uint32_t) ((SL_ABI_MAJOR << 16) | SL_ABI_MINOR))
 #define SL_ABI_MAJOR_OF(v) ((uint32_t) (v) >> 16)
@@ -47,6 +69,40 @@ typedef struct sl_event sl_event;
 typedef struct sl_state sl_state;
 /** The call context: retry state and failure reporting. */
 typedef struct sl_context sl_context;
+
+/** Which document of an event a 1.3 event call reads. */
+typedef enum sl_part {
+	SL_CONTENT  = 0, /**< the content (a map; a link's: a string) */
+	SL_METADATA = 1, /**< the metadata (a map, maybe empty) */
+} sl_part;
+
+/** The kind of a value in a document (ABI 1.3). */
+typedef enum sl_kind {
+	SL_KIND_NONE  = 0, /**< no value there (only the sl_ helpers say so) */
+	SL_KIND_NIL   = 1, /**< null */
+	SL_KIND_BOOL  = 2,
+	SL_KIND_INT   = 3, /**< an integer (above INT64_MAX: not an i64) */
+	SL_KIND_FLOAT = 4,
+	SL_KIND_STR   = 5,
+	SL_KIND_BIN   = 6, /**< msgpack binary (JSON: hex text) */
+	SL_KIND_ARRAY = 7,
+	SL_KIND_MAP   = 8,
+	SL_KIND_EXT   = 9, /**< a msgpack extension type (JSON: null) */
+} sl_kind;
+
+/**
+ * Limits of documents (ABI 1.3). A state nests at most SL_DOC_MAX_DEPTH
+ * maps and arrays, its own map counting as one (so that it always fits in
+ * replies and the remote protocol, which msgpack-c decodes 32 levels
+ * deep); a path has at most SL_DOC_MAX_DEPTH steps and SL_PATH_MAX bytes;
+ * a 1.3 call that would grow a state past SL_STATE_MAX_BYTES packed bytes
+ * (counted as an upper bound), or takes JSON text or msgpack longer than
+ * that, is refused with SL_ETOOBIG and changes nothing. The 1.0 state
+ * setters are not limited (as before 1.3).
+ */
+#define SL_DOC_MAX_DEPTH   16
+#define SL_PATH_MAX        1024
+#define SL_STATE_MAX_BYTES (4u << 20)
 
 /** How a projection finds the read model key of an event. */
 typedef enum sl_key_kind {
@@ -187,14 +243,78 @@ typedef struct sl_plugin_desc {
 enum { SL_LOG_ERROR = 0, SL_LOG_WARN = 1, SL_LOG_INFO = 2, SL_LOG_DEBUG = 3 };
 
 /**
- * Services the host offers a plugin. Appended to only; check struct_size
- * before using a field added after ABI 1.0.
+ * Documents and paths (ABI 1.3).
  *
- * Getters return SL_OK, SL_ENOTFOUND when the field or path is absent, or
- * SL_EINVAL when it has another type. Returned strings are borrowed from the
- * host, NUL-terminated, and valid until the callback returns.
+ * A read model's state is a document: a map whose values are scalars
+ * (null, bool, integer, float, string), maps (string keys, kept in
+ * insertion order) and arrays, nested up to SL_DOC_MAX_DEPTH. It is stored
+ * as msgpack in LMDB and get_one / get_all return it as stored. An event's
+ * content and metadata are documents too (read only).
+ *
+ * A path names a value in a document, step by step from the top:
+ *
+ *   ""                    the whole document (NULL too)
+ *   name                  the value of key "name" in the top map
+ *   customer.name         key "name" in the map at key "customer"
+ *   lines[0]              the first item of the array at "lines"
+ *   lines[-1].qty         "qty" of the last item (negative: from the end)
+ *   coupons["SPRING.10"]  a key in brackets and quotes: any bytes but NUL,
+ *                         with '"' written \" and '\' written \\
+ *   ["a.b"]               key "a.b" of the top map (not b in map a)
+ *
+ * A plain key is one or more bytes other than '.' and '['; '.' starts the
+ * next plain key, '[' an index ([N], [-N], decimal) or a quoted key. An
+ * index names an array item and a key a map entry, nothing else. A path
+ * that breaks these rules is SL_EINVAL; one over SL_PATH_MAX bytes or
+ * SL_DOC_MAX_DEPTH steps is SL_ETOOBIG. sl_path_key() appends a key to a
+ * path, quoting it when needed.
+ *
+ * Reading (event_* and state_get_*, _kind, _len, _key): SL_OK; SL_ENOTFOUND
+ * when the path names no value (also when a step meets a value of another
+ * kind: a key on an array, an index past the end); SL_EINVAL for a bad
+ * path or argument, or when a typed getter finds another kind. An i64
+ * getter takes integers that fit int64_t; an f64 getter integers and
+ * floats. Strings containing NUL read cut at the first NUL (read them as
+ * JSON or msgpack instead). JSON is compact UTF-8 text (binary as hex
+ * text, extension types and non-finite floats as null); msgpack is the
+ * value's encoding.
+ *
+ * Writing (state_put_*, _delete, _array_*): the state changes completely
+ * or not at all. Putting at a path creates the maps missing on the way
+ * ("totals.amount" on a state without "totals" creates it) but never an
+ * array item: SL_ENOTFOUND. A step that meets another kind of value
+ * ("name.first" where "name" is a string) is SL_EINVAL: the value is not
+ * replaced. Putting at "" replaces the whole state (it must be a map).
+ * JSON text and msgpack given to put, append and insert must be one whole
+ * value (JSON objects without duplicate keys; msgpack maps keyed by
+ * distinct strings without NUL) and fit at the path within
+ * SL_DOC_MAX_DEPTH: else SL_EINVAL (or SL_ETOOBIG for the depth). Any
+ * write may also fail with SL_ENOMEM (nothing changed).
+ *
+ * Lifetimes: strings and bytes returned for an event are owned by the
+ * host and valid until the callback returns. Those returned for a state:
+ * a string or key until that value (or a map or array holding it) is
+ * replaced or removed, or the callback returns, whichever is first; JSON
+ * and msgpack until the callback returns. Never free them. Reading a
+ * state may decode parts of it (hence the threads rule above); it never
+ * changes what the state holds.
+ *
+ * The 1.0 calls (content_str ... state_remove) keep their 1.0 meaning:
+ * their content and metadata paths are dotted and walk maps only ("a.b"
+ * is key b in map a; "tags[0]" is one key), and their state keys are top
+ * level keys taken as they are ("a.b" is one key, the same as the 1.3
+ * path ["a.b"]).
+ */
+
+/**
+ * Services the host offers a plugin. Appended to only; check struct_size
+ * before using a field added after ABI 1.0 (the sl_ helpers do).
+ *
+ * 1.0 getters return SL_OK, SL_ENOTFOUND when the field or path is absent,
+ * or SL_EINVAL when it has another type. Returned strings are borrowed from
+ * the host, NUL-terminated, and valid until the callback returns.
  * Integer getters accept msgpack integers; float getters accept integers and
- * floats. Paths are dotted ("account.id") and walk nested maps.
+ * floats. 1.0 paths are dotted ("account.id") and walk nested maps.
  */
 typedef struct sl_host_api {
 	uint32_t struct_size;
@@ -272,6 +392,95 @@ typedef struct sl_host_api {
 	 * @return as emit.
 	 */
 	int (*link_to)(sl_context *ctx, const char *stream, const sl_event *ev);
+
+	/* ABI 1.3: events as documents ("Documents and paths" above). part
+	 * is SL_CONTENT or SL_METADATA (another value: SL_EINVAL). */
+	/** The kind of the value at path into *out. */
+	int (*event_kind)(
+	    const sl_event *ev, sl_part part, const char *path, sl_kind *out);
+	/** The number of items (array) or keys (map) at path; SL_EINVAL for
+	 * another kind. */
+	int (*event_len)(
+	    const sl_event *ev, sl_part part, const char *path, size_t *out);
+	/** Key i (from 0, in stored order) of the map at path; SL_ENOTFOUND
+	 * past the last, SL_EINVAL when path names no map. */
+	int (*event_key)(const sl_event *ev, sl_part part, const char *path,
+	    size_t i, const char **out);
+	int (*event_get_str)(const sl_event *ev, sl_part part,
+	    const char *path, const char **out);
+	int (*event_get_i64)(
+	    const sl_event *ev, sl_part part, const char *path, int64_t *out);
+	int (*event_get_f64)(
+	    const sl_event *ev, sl_part part, const char *path, double *out);
+	int (*event_get_bool)(
+	    const sl_event *ev, sl_part part, const char *path, bool *out);
+	/** The value at path ("": the whole content or metadata) as JSON
+	 * text. @return also SL_ENOMEM. */
+	int (*event_get_json)(const sl_event *ev, sl_part part,
+	    const char *path, const char **out);
+	/** The value at path ("": whole) as msgpack: *len bytes at *out. */
+	int (*event_get_msgpack)(const sl_event *ev, sl_part part,
+	    const char *path, const void **out, size_t *len);
+
+	/* ABI 1.3: the state as a document. Getters as the event's. */
+	int (*state_kind)(const sl_state *st, const char *path, sl_kind *out);
+	int (*state_len)(const sl_state *st, const char *path, size_t *out);
+	int (*state_key)(
+	    const sl_state *st, const char *path, size_t i, const char **out);
+	int (*state_get_str)(
+	    const sl_state *st, const char *path, const char **out);
+	int (*state_get_i64)(
+	    const sl_state *st, const char *path, int64_t *out);
+	int (*state_get_f64)(
+	    const sl_state *st, const char *path, double *out);
+	int (*state_get_bool)(const sl_state *st, const char *path, bool *out);
+	/** The value at path ("": the whole state) as JSON text. */
+	int (*state_get_json)(
+	    const sl_state *st, const char *path, const char **out);
+	/** The value at path ("": the whole state, as it would be stored) as
+	 * msgpack: *len bytes at *out. */
+	int (*state_get_msgpack)(const sl_state *st, const char *path,
+	    const void **out, size_t *len);
+	/**
+	 * Put a value at path, replacing what is there (a new map key goes
+	 * last; a replaced one keeps its place). The host copies val.
+	 * @return SL_OK; SL_EINVAL (bad path, NULL, a step through another
+	 *         kind, "" for a scalar); SL_ENOTFOUND (an array item that
+	 *         does not exist); SL_ETOOBIG; SL_ENOMEM.
+	 */
+	int (*state_put_str)(sl_state *st, const char *path, const char *val);
+	int (*state_put_i64)(sl_state *st, const char *path, int64_t val);
+	int (*state_put_f64)(sl_state *st, const char *path, double val);
+	int (*state_put_bool)(sl_state *st, const char *path, bool val);
+	int (*state_put_nil)(sl_state *st, const char *path);
+	/** Put the value of JSON text (any JSON value; "" takes an object:
+	 * the whole state is replaced). @return as state_put_str. */
+	int (*state_put_json)(
+	    sl_state *st, const char *path, const char *json);
+	/** Put the value of len msgpack bytes (as state_put_json). */
+	int (*state_put_msgpack)(
+	    sl_state *st, const char *path, const void *data, size_t len);
+	/** Remove the map key or array item at path (later items move
+	 * down). @return SL_OK; SL_ENOTFOUND; SL_EINVAL (bad path, ""). */
+	int (*state_delete)(sl_state *st, const char *path);
+	/**
+	 * Append the value of JSON text to the array at path, creating the
+	 * array (and missing maps) when there is none.
+	 * @return as state_put_str; SL_EINVAL when path names a non-array.
+	 */
+	int (*state_array_append)(
+	    sl_state *st, const char *path, const char *json);
+	/** Insert the value of JSON text before item index of the array at
+	 * path (index == length appends; an absent array is created for
+	 * index 0). @return as state_array_append; SL_ENOTFOUND when index
+	 * is past the end. */
+	int (*state_array_insert)(
+	    sl_state *st, const char *path, size_t index, const char *json);
+	/** Remove item index of the array at path (later items move down).
+	 * @return SL_OK; SL_ENOTFOUND (no array there, or index past the
+	 * end); SL_EINVAL (a value of another kind, a bad path). */
+	int (*state_array_remove)(
+	    sl_state *st, const char *path, size_t index);
 } sl_host_api;
 
 /**
@@ -324,6 +533,83 @@ sl_outcome sl_fail_with(sl_context *ctx, bool retry, uint32_t retry_after_ms,
 /** Log through the host (printf-style). */
 void sl_logf(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/** Remove a top-level state key (1.0 state_remove): SL_OK, SL_ENOTFOUND. */
+int sl_state_remove(sl_state *st, const char *key);
+
+/*
+ * ABI 1.3 helpers over the document calls (see "Documents and paths").
+ * On a host older than 1.3 the int ones return SL_EVERSION and the others
+ * their "absent" value. Lifetimes are the host calls'.
+ */
+
+/** The kind of the event value at path; SL_KIND_NONE when absent. */
+sl_kind sl_ev_kind(const sl_event *ev, sl_part part, const char *path);
+/** Items or keys at path; 0 when absent or not an array or map. */
+size_t sl_ev_len(const sl_event *ev, sl_part part, const char *path);
+/** Key i of the map at path, or NULL. */
+const char *sl_ev_key(
+    const sl_event *ev, sl_part part, const char *path, size_t i);
+/** The string at path, or NULL when absent or not a string. */
+const char *sl_ev_str(const sl_event *ev, sl_part part, const char *path);
+/** Typed values at path into *out: SL_OK, SL_ENOTFOUND or SL_EINVAL. */
+int sl_ev_i64(
+    const sl_event *ev, sl_part part, const char *path, int64_t *out);
+int sl_ev_f64(const sl_event *ev, sl_part part, const char *path, double *out);
+int sl_ev_bool(const sl_event *ev, sl_part part, const char *path, bool *out);
+/** The value at path ("": whole) as JSON text, or NULL. */
+const char *sl_ev_json(const sl_event *ev, sl_part part, const char *path);
+/** The value at path ("": whole) as msgpack into *out, *len. */
+int sl_ev_msgpack(const sl_event *ev, sl_part part, const char *path,
+    const void **out, size_t *len);
+
+/** The kind of the state value at path; SL_KIND_NONE when absent. */
+sl_kind sl_st_kind(const sl_state *st, const char *path);
+/** Items or keys at path; 0 when absent or not an array or map. */
+size_t sl_st_len(const sl_state *st, const char *path);
+/** Key i of the map at path, or NULL. */
+const char *sl_st_key(const sl_state *st, const char *path, size_t i);
+/** The string at path, or NULL when absent or not a string. */
+const char *sl_st_str(const sl_state *st, const char *path);
+/** The number or bool at path, or dflt when absent or of another kind. */
+int64_t sl_st_i64(const sl_state *st, const char *path, int64_t dflt);
+double  sl_st_f64(const sl_state *st, const char *path, double dflt);
+bool    sl_st_bool(const sl_state *st, const char *path, bool dflt);
+/** The value at path ("": the whole state) as JSON text, or NULL. */
+const char *sl_st_json(const sl_state *st, const char *path);
+/** The value at path ("": whole) as msgpack into *out, *len. */
+int sl_st_msgpack(
+    const sl_state *st, const char *path, const void **out, size_t *len);
+/** Put a value at path (state_put_*): SL_OK or an error code. */
+int sl_st_set_str(sl_state *st, const char *path, const char *val);
+int sl_st_set_i64(sl_state *st, const char *path, int64_t val);
+int sl_st_set_f64(sl_state *st, const char *path, double val);
+int sl_st_set_bool(sl_state *st, const char *path, bool val);
+int sl_st_set_nil(sl_state *st, const char *path);
+/** Put the value of JSON text at path ("" and an object: the whole
+ * state). */
+int sl_st_set_json(sl_state *st, const char *path, const char *json);
+/** Put the value of msgpack bytes at path ("" and a map: the whole
+ * state). */
+int sl_st_set_msgpack(
+    sl_state *st, const char *path, const void *data, size_t len);
+/** Remove the map key or array item at path. */
+int sl_st_remove(sl_state *st, const char *path);
+/** Append the value of JSON text to the array at path (created if
+ * absent). */
+int sl_st_append(sl_state *st, const char *path, const char *json);
+/** Insert the value of JSON text before item index of the array at path. */
+int sl_st_insert(
+    sl_state *st, const char *path, size_t index, const char *json);
+/** Remove item index of the array at path. */
+int sl_st_array_remove(sl_state *st, const char *path, size_t index);
+/**
+ * Write into buf the path base (NULL or "": the top) followed by key: as
+ * ".key" (or "key" at the top) when key is a plain key, else as
+ * ["key"] with '"' and '\' escaped. Needs no host.
+ * @return SL_OK; SL_EINVAL (NULL key or buf); SL_ETOOBIG (buf too small:
+ *         buf is then "").
+ */
+int sl_path_key(char *buf, size_t size, const char *base, const char *key);
 
 #ifdef __cplusplus
 }

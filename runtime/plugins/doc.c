@@ -1,0 +1,689 @@
+/*
+ * Document nodes (doc.h): free, size, pack, and conversion from and to
+ * msgpack and JSON. The edits by path are in docedit.c; the plugin-facing
+ * calls in host_state.c.
+ */
+#include "doc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "json.h"
+
+/* ---- nodes ---- */
+
+void
+doc_free(doc_node *n)
+{
+	switch (n->kind) {
+	case DOC_STR:
+	case DOC_RAW:
+		free(n->u.s.p);
+		break;
+	case DOC_MAP:
+		for (size_t i = 0; i < n->u.m.n; i++) {
+			free(n->u.m.e[i].key);
+			doc_free(&n->u.m.e[i].val);
+		}
+		free(n->u.m.e);
+		break;
+	case DOC_ARR:
+		for (size_t i = 0; i < n->u.a.n; i++)
+			doc_free(&n->u.a.v[i]);
+		free(n->u.a.v);
+		break;
+	default:
+		break;
+	}
+	memset(n, 0, sizeof(*n));
+	n->kind = DOC_NIL;
+}
+
+void
+doc_pack(const doc_node *n, msgpack_packer *pk)
+{
+	switch (n->kind) {
+	case DOC_NIL:
+		msgpack_pack_nil(pk);
+		break;
+	case DOC_BOOL:
+		if (n->u.b)
+			msgpack_pack_true(pk);
+		else
+			msgpack_pack_false(pk);
+		break;
+	case DOC_I64:
+		msgpack_pack_int64(pk, n->u.i);
+		break;
+	case DOC_F64:
+		msgpack_pack_double(pk, n->u.f);
+		break;
+	case DOC_STR:
+		msgpack_pack_str(pk, n->u.s.len);
+		msgpack_pack_str_body(pk, n->u.s.p, n->u.s.len);
+		break;
+	case DOC_RAW:
+		/* already encoded: append the bytes as they are */
+		pk->callback(pk->data, n->u.s.p, n->u.s.len);
+		break;
+	case DOC_MAP:
+		msgpack_pack_map(pk, n->u.m.n);
+		for (size_t i = 0; i < n->u.m.n; i++) {
+			const doc_entry *e = &n->u.m.e[i];
+			msgpack_pack_str(pk, e->klen);
+			msgpack_pack_str_body(pk, e->key, e->klen);
+			doc_pack(&e->val, pk);
+		}
+		break;
+	case DOC_ARR:
+		msgpack_pack_array(pk, n->u.a.n);
+		for (size_t i = 0; i < n->u.a.n; i++)
+			doc_pack(&n->u.a.v[i], pk);
+		break;
+	}
+}
+
+sl_kind
+doc_kind_of(const doc_node *n)
+{
+	switch (n->kind) {
+	case DOC_NIL:
+		return SL_KIND_NIL;
+	case DOC_BOOL:
+		return SL_KIND_BOOL;
+	case DOC_I64:
+		return SL_KIND_INT;
+	case DOC_F64:
+		return SL_KIND_FLOAT;
+	case DOC_STR:
+		return SL_KIND_STR;
+	case DOC_MAP:
+		return SL_KIND_MAP;
+	case DOC_ARR:
+		return SL_KIND_ARRAY;
+	case DOC_RAW:
+		break;
+	}
+	/* the first byte of the encoding tells the type */
+	unsigned char b = n->u.s.len > 0 ? (unsigned char) n->u.s.p[0] : 0xc1;
+	if ((b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf)
+		return SL_KIND_MAP;
+	if ((b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd)
+		return SL_KIND_ARRAY;
+	if (b >= 0xc4 && b <= 0xc6)
+		return SL_KIND_BIN;
+	if (b == 0xcf || b == 0xd3)
+		return SL_KIND_INT;
+	return SL_KIND_EXT; /* c7..c9, d4..d8 */
+}
+
+/* n becomes a copy of p[0..len) as a string (NUL-terminated) or raw. */
+static int
+node_bytes(doc_node *n, doc_kind kind, const char *p, size_t len)
+{
+	char *copy = malloc(len + 1);
+	if (copy == NULL)
+		return SL_ENOMEM;
+	if (len > 0)
+		memcpy(copy, p, len);
+	copy[len]  = '\0';
+	n->kind    = kind;
+	n->u.s.p   = copy;
+	n->u.s.len = len;
+	return SL_OK;
+}
+
+int
+doc_str(doc_node *out, const char *p, size_t len)
+{
+	memset(out, 0, sizeof(*out));
+	return node_bytes(out, DOC_STR, p, len);
+}
+
+/* n becomes the encoded bytes of o. */
+static int
+node_raw(doc_node *n, const msgpack_object *o)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (msgpack_pack_object(&pk, *o) != 0 || sb.data == NULL) {
+		msgpack_sbuffer_destroy(&sb);
+		return SL_ENOMEM;
+	}
+	n->kind    = DOC_RAW;
+	n->u.s.p   = sb.data; /* the sbuffer's malloc'ed buffer, now ours */
+	n->u.s.len = sb.size;
+	return SL_OK;
+}
+
+int
+doc_from_mp(const msgpack_object *o, doc_node *out)
+{
+	memset(out, 0, sizeof(*out));
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		out->kind = DOC_NIL;
+		return SL_OK;
+	case MSGPACK_OBJECT_BOOLEAN:
+		out->kind = DOC_BOOL;
+		out->u.b  = o->via.boolean;
+		return SL_OK;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		out->kind = DOC_I64;
+		out->u.i  = o->via.i64;
+		return SL_OK;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		if (o->via.u64 > (uint64_t) INT64_MAX)
+			return node_raw(out, o); /* keep it exact */
+		out->kind = DOC_I64;
+		out->u.i  = (int64_t) o->via.u64;
+		return SL_OK;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		out->kind = DOC_F64;
+		out->u.f  = o->via.f64;
+		return SL_OK;
+	case MSGPACK_OBJECT_STR:
+		return node_bytes(
+		    out, DOC_STR, o->via.str.ptr, o->via.str.size);
+	default:
+		return node_raw(out, o);
+	}
+}
+
+/* An empty map or array with room for n children. */
+static int
+node_container(doc_node *out, doc_kind kind, size_t n)
+{
+	memset(out, 0, sizeof(*out));
+	out->kind = kind;
+	if (n == 0)
+		return SL_OK;
+	if (kind == DOC_MAP) {
+		out->u.m.e   = calloc(n, sizeof(doc_entry));
+		out->u.m.cap = n;
+		return out->u.m.e != NULL ? SL_OK : SL_ENOMEM;
+	}
+	out->u.a.v   = calloc(n, sizeof(doc_node));
+	out->u.a.cap = n;
+	return out->u.a.v != NULL ? SL_OK : SL_ENOMEM;
+}
+
+/* The next entry of a map built by node_container: key copied; its value
+ * is left nil for the caller to fill. */
+static doc_entry *
+node_entry(doc_node *m, const char *key, size_t klen)
+{
+	doc_entry *e = &m->u.m.e[m->u.m.n];
+	if ((e->key = malloc(klen + 1)) == NULL)
+		return NULL;
+	memcpy(e->key, key, klen);
+	e->key[klen] = '\0';
+	e->klen      = klen;
+	e->val.kind  = DOC_NIL;
+	m->u.m.n++;
+	return e;
+}
+
+static int
+key_cmp(const void *a, const void *b)
+{
+	const doc_entry *x = *(const doc_entry *const *) a;
+	const doc_entry *y = *(const doc_entry *const *) b;
+	if (x->klen != y->klen)
+		return x->klen < y->klen ? -1 : 1;
+	return memcmp(x->key, y->key, x->klen);
+}
+
+/* Whether a map has a key twice: SL_OK, SL_EINVAL or SL_ENOMEM. */
+static int
+check_unique(const doc_node *m)
+{
+	size_t n = m->u.m.n;
+	if (n < 2)
+		return SL_OK;
+	const doc_entry **v = malloc(n * sizeof(*v));
+	if (v == NULL)
+		return SL_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		v[i] = &m->u.m.e[i];
+	qsort(v, n, sizeof(*v), key_cmp);
+	int rc = SL_OK;
+	for (size_t i = 1; i < n && rc == SL_OK; i++)
+		if (key_cmp(&v[i - 1], &v[i]) == 0)
+			rc = SL_EINVAL;
+	free(v);
+	return rc;
+}
+
+size_t
+doc_size(const doc_node *n)
+{
+	size_t t = DOC_HDR;
+	switch (n->kind) {
+	case DOC_NIL:
+	case DOC_BOOL:
+		return 1;
+	case DOC_I64:
+	case DOC_F64:
+		return 9;
+	case DOC_STR:
+		return DOC_HDR + n->u.s.len;
+	case DOC_RAW:
+		return n->u.s.len;
+	case DOC_MAP:
+		for (size_t i = 0; i < n->u.m.n; i++)
+			t += DOC_HDR + n->u.m.e[i].klen
+			    + doc_size(&n->u.m.e[i].val);
+		return t;
+	case DOC_ARR:
+		for (size_t i = 0; i < n->u.a.n; i++)
+			t += doc_size(&n->u.a.v[i]);
+		return t;
+	}
+	return t;
+}
+
+/* ---- maps and arrays ---- */
+
+doc_entry *
+doc_map_find(const doc_node *m, const char *key, size_t klen)
+{
+	for (size_t i = 0; i < m->u.m.n; i++) {
+		doc_entry *e = &m->u.m.e[i];
+		if (e->klen == klen
+		    && (klen == 0 || memcmp(e->key, key, klen) == 0))
+			return e;
+	}
+	return NULL;
+}
+
+/* Room for one more child in a map or array. */
+static int
+grow(void **items, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return SL_OK;
+	size_t c = *cap != 0 ? *cap * 2 : 4;
+	void  *p = realloc(*items, c * size);
+	if (p == NULL)
+		return SL_ENOMEM;
+	*items = p;
+	*cap   = c;
+	return SL_OK;
+}
+
+int
+doc_map_add(doc_node *m, const char *key, size_t klen, doc_node *v)
+{
+	char *k = malloc(klen + 1);
+	if (k == NULL
+	    || grow((void **) &m->u.m.e, &m->u.m.cap, m->u.m.n,
+	           sizeof(doc_entry))
+	        != SL_OK) {
+		free(k);
+		return SL_ENOMEM;
+	}
+	if (klen > 0)
+		memcpy(k, key, klen);
+	k[klen]      = '\0';
+	doc_entry *e = &m->u.m.e[m->u.m.n++];
+	e->key       = k;
+	e->klen      = klen;
+	e->val       = *v;
+	v->kind      = DOC_NIL;
+	return SL_OK;
+}
+
+void
+doc_map_del(doc_node *m, size_t i)
+{
+	doc_entry *e = &m->u.m.e[i];
+	free(e->key);
+	doc_free(&e->val);
+	memmove(e, e + 1, (m->u.m.n - i - 1) * sizeof(*e));
+	m->u.m.n--;
+}
+
+int
+doc_arr_insert(doc_node *a, size_t i, doc_node *v)
+{
+	if (grow((void **) &a->u.a.v, &a->u.a.cap, a->u.a.n, sizeof(doc_node))
+	    != SL_OK)
+		return SL_ENOMEM;
+	memmove(
+	    &a->u.a.v[i + 1], &a->u.a.v[i], (a->u.a.n - i) * sizeof(doc_node));
+	a->u.a.v[i] = *v;
+	a->u.a.n++;
+	v->kind = DOC_NIL;
+	return SL_OK;
+}
+
+void
+doc_arr_del(doc_node *a, size_t i)
+{
+	doc_free(&a->u.a.v[i]);
+	memmove(&a->u.a.v[i], &a->u.a.v[i + 1],
+	    (a->u.a.n - i - 1) * sizeof(doc_node));
+	a->u.a.n--;
+}
+
+/* A raw map or array decoded one level: its children typed or raw. */
+static int
+node_open(const msgpack_object *o, doc_node *out)
+{
+	int rc;
+	if (o->type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object_map *m = &o->via.map;
+		if ((rc = node_container(out, DOC_MAP, m->size)) != SL_OK)
+			return rc;
+		for (uint32_t i = 0; i < m->size; i++) {
+			const msgpack_object *k = &m->ptr[i].key;
+			doc_entry            *e;
+			if (k->type != MSGPACK_OBJECT_STR)
+				return SL_EINVAL;
+			e = node_entry(out, k->via.str.ptr, k->via.str.size);
+			if (e == NULL)
+				return SL_ENOMEM;
+			if ((rc = doc_from_mp(&m->ptr[i].val, &e->val))
+			    != SL_OK)
+				return rc;
+		}
+		return SL_OK;
+	}
+	const msgpack_object_array *a = &o->via.array;
+	if ((rc = node_container(out, DOC_ARR, a->size)) != SL_OK)
+		return rc;
+	for (uint32_t i = 0; i < a->size; i++) {
+		if ((rc = doc_from_mp(&a->ptr[i], &out->u.a.v[i])) != SL_OK)
+			return rc;
+		out->u.a.n++;
+	}
+	return SL_OK;
+}
+
+int
+doc_open(sl_state *st, doc_node *n)
+{
+	if (n->kind != DOC_RAW)
+		return SL_OK;
+	sl_kind k = doc_kind_of(n);
+	if (k != SL_KIND_MAP && k != SL_KIND_ARRAY)
+		return SL_OK; /* a leaf */
+	msgpack_unpacked up;
+	doc_node         out;
+	size_t           off = 0;
+	int              rc;
+	memset(&out, 0, sizeof(out));
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, n->u.s.p, n->u.s.len, &off)
+	        != MSGPACK_UNPACK_SUCCESS
+	    || off != n->u.s.len)
+		rc = SL_EPROTO;
+	else
+		rc = node_open(&up.data, &out);
+	msgpack_unpacked_destroy(&up);
+	if (rc != SL_OK) {
+		doc_free(&out);
+		return rc;
+	}
+	size_t before = n->u.s.len;
+	doc_free(n);
+	*n        = out;
+	st->bytes = st->bytes - before + doc_size(n);
+	return SL_OK;
+}
+
+/* ---- from JSON ---- */
+
+static int
+node_from_json(const json_t *j, int room, doc_node *out)
+{
+	int rc;
+	memset(out, 0, sizeof(*out));
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		if (room < 1)
+			return SL_ETOOBIG;
+		if ((rc = node_container(out, DOC_MAP, json_object_size(j)))
+		    != SL_OK)
+			return rc;
+		/* iterate by hand: json_object_foreach wants a non-const */
+		for (void *it = json_object_iter((json_t *) j); it != NULL;
+		     it       = json_object_iter_next((json_t *) j, it)) {
+			const char *k    = json_object_iter_key(it);
+			size_t      klen = json_object_iter_key_len(it);
+			doc_entry  *e;
+			if (memchr(k, '\0', klen) != NULL)
+				return SL_EINVAL; /* the caller frees out */
+			if ((e = node_entry(out, k, klen)) == NULL)
+				return SL_ENOMEM;
+			rc = node_from_json(
+			    json_object_iter_value(it), room - 1, &e->val);
+			if (rc != SL_OK)
+				return rc;
+		}
+		return SL_OK;
+	}
+	case JSON_ARRAY: {
+		size_t n = json_array_size(j);
+		if (room < 1)
+			return SL_ETOOBIG;
+		if ((rc = node_container(out, DOC_ARR, n)) != SL_OK)
+			return rc;
+		for (size_t i = 0; i < n; i++) {
+			rc = node_from_json(
+			    json_array_get(j, i), room - 1, &out->u.a.v[i]);
+			out->u.a.n++;
+			if (rc != SL_OK)
+				return rc;
+		}
+		return SL_OK;
+	}
+	case JSON_STRING:
+		return node_bytes(
+		    out, DOC_STR, json_string_value(j), json_string_length(j));
+	case JSON_INTEGER:
+		out->kind = DOC_I64;
+		out->u.i  = (int64_t) json_integer_value(j);
+		return SL_OK;
+	case JSON_REAL:
+		out->kind = DOC_F64;
+		out->u.f  = json_real_value(j);
+		return SL_OK;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		out->kind = DOC_BOOL;
+		out->u.b  = json_is_true(j);
+		return SL_OK;
+	case JSON_NULL:
+		out->kind = DOC_NIL;
+		return SL_OK;
+	}
+	return SL_EINVAL;
+}
+
+int
+doc_from_json(const char *text, int room, doc_node *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (text == NULL)
+		return SL_EINVAL;
+	if (strnlen(text, SL_STATE_MAX_BYTES + 1) > SL_STATE_MAX_BYTES)
+		return SL_ETOOBIG;
+	json_error_t je;
+	json_t      *j
+	    = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+	if (j == NULL)
+		return SL_EINVAL;
+	int rc = node_from_json(j, room, out);
+	json_decref(j);
+	if (rc != SL_OK)
+		doc_free(out);
+	return rc;
+}
+
+/* ---- from msgpack ---- */
+
+static int
+node_from_object(const msgpack_object *o, int room, doc_node *out)
+{
+	int rc;
+	if (o->type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object_map *m = &o->via.map;
+		if (room < 1)
+			return SL_ETOOBIG;
+		if ((rc = node_container(out, DOC_MAP, m->size)) != SL_OK)
+			return rc;
+		for (uint32_t i = 0; i < m->size; i++) {
+			const msgpack_object *k = &m->ptr[i].key;
+			doc_entry            *e;
+			if (k->type != MSGPACK_OBJECT_STR
+			    || memchr(k->via.str.ptr, '\0', k->via.str.size)
+			        != NULL)
+				return SL_EINVAL;
+			e = node_entry(out, k->via.str.ptr, k->via.str.size);
+			if (e == NULL)
+				return SL_ENOMEM;
+			rc = node_from_object(
+			    &m->ptr[i].val, room - 1, &e->val);
+			if (rc != SL_OK)
+				return rc;
+		}
+		return check_unique(out);
+	}
+	if (o->type == MSGPACK_OBJECT_ARRAY) {
+		const msgpack_object_array *a = &o->via.array;
+		if (room < 1)
+			return SL_ETOOBIG;
+		if ((rc = node_container(out, DOC_ARR, a->size)) != SL_OK)
+			return rc;
+		for (uint32_t i = 0; i < a->size; i++) {
+			rc = node_from_object(
+			    &a->ptr[i], room - 1, &out->u.a.v[i]);
+			out->u.a.n++;
+			if (rc != SL_OK)
+				return rc;
+		}
+		return SL_OK;
+	}
+	return doc_from_mp(o, out);
+}
+
+int
+doc_from_msgpack(const void *data, size_t len, int room, doc_node *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (data == NULL || len == 0)
+		return SL_EINVAL;
+	if (len > SL_STATE_MAX_BYTES)
+		return SL_ETOOBIG;
+	msgpack_unpacked up;
+	size_t           off = 0;
+	msgpack_unpacked_init(&up);
+	msgpack_unpack_return r = msgpack_unpack_next(&up, data, len, &off);
+	int                   rc;
+	if (r == MSGPACK_UNPACK_NOMEM_ERROR)
+		rc = SL_ETOOBIG; /* msgpack-c's own nesting limit (32) */
+	else if (r != MSGPACK_UNPACK_SUCCESS || off != len)
+		rc = SL_EINVAL;
+	else
+		rc = node_from_object(&up.data, room, out);
+	msgpack_unpacked_destroy(&up);
+	if (rc != SL_OK)
+		doc_free(out);
+	return rc;
+}
+
+char *
+doc_to_json(const doc_node *n)
+{
+	msgpack_sbuffer  sb;
+	msgpack_packer   pk;
+	msgpack_unpacked up;
+	char            *text = NULL;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	doc_pack(n, &pk);
+	msgpack_unpacked_init(&up);
+	if (sb.data != NULL
+	    && msgpack_unpack_next(&up, sb.data, sb.size, NULL)
+	        == MSGPACK_UNPACK_SUCCESS)
+		text = mp_to_json_text(&up.data);
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+	return text;
+}
+
+/* ---- a state: the processor's side ---- */
+
+void
+state_init(sl_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->root.kind = DOC_MAP;
+	st->bytes     = DOC_HDR;
+}
+
+void
+state_free(sl_state *st)
+{
+	if (st == NULL)
+		return;
+	doc_free(&st->root);
+	state_init(st);
+}
+
+int
+state_load(sl_state *st, const void *data, size_t len)
+{
+	if (st == NULL || (data == NULL && len > 0))
+		return SL_EINVAL;
+	msgpack_unpacked up;
+	size_t           off = 0;
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS
+	    || off != len || up.data.type != MSGPACK_OBJECT_MAP) {
+		msgpack_unpacked_destroy(&up);
+		return SL_EPROTO;
+	}
+	/* Build aside and swap, so st is unchanged on error. As the 1.2
+	 * host did, a key given twice keeps its first place and last value. */
+	sl_state                  tmp;
+	const msgpack_object_map *m  = &up.data.via.map;
+	int                       rc = SL_OK;
+	state_init(&tmp);
+	for (uint32_t i = 0; i < m->size && rc == SL_OK; i++) {
+		const msgpack_object_kv *kv = &m->ptr[i];
+		doc_node                 v;
+		if (kv->key.type != MSGPACK_OBJECT_STR) {
+			rc = SL_EPROTO;
+			break;
+		}
+		if ((rc = doc_from_mp(&kv->val, &v)) == SL_OK)
+			rc = doc_root_set(&tmp, kv->key.via.str.ptr,
+			    kv->key.via.str.size, &v);
+	}
+	msgpack_unpacked_destroy(&up);
+	if (rc != SL_OK) {
+		state_free(&tmp);
+		return rc;
+	}
+	state_free(st);
+	*st = tmp;
+	return SL_OK;
+}
+
+void
+state_pack(const sl_state *st, msgpack_packer *pk)
+{
+	if (st == NULL) {
+		msgpack_pack_map(pk, 0);
+		return;
+	}
+	doc_pack(&st->root, pk);
+}
