@@ -365,8 +365,11 @@ tenant_of(const opts *o)
 static char *
 json_object_text(const char *text, const char *what, int *status)
 {
+	/* a key twice would reach the daemon once (jansson keeps the
+	 * last): refused, as the daemon refuses it */
 	json_error_t je;
-	json_t      *j = json_loads(text, JSON_DECODE_ANY, &je);
+	json_t      *j
+	    = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
 	char        *s;
 
 	if (j == NULL) {
@@ -431,7 +434,7 @@ cmd_commit(sl_client *c, const opts *o)
 	}
 	if (o->batch) {
 		json_error_t je;
-		batch = json_loads(input, 0, &je);
+		batch = json_loads(input, JSON_REJECT_DUPLICATES, &je);
 		if (batch == NULL || !json_is_array(batch)
 		    || json_array_size(batch) == 0) {
 			status = batch == NULL
