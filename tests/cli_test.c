@@ -200,6 +200,27 @@ main(void)
 	CHECK_EQ(SL("commit", "--tenant", FX_TENANT, "--stream", "s", "--type",
 	             "T", "--expect", "soon", "{}"),
 	    1);
+	/* a key twice in JSON input: refused here, as the daemon refuses
+	 * it in msgpack (jansson would keep the last) */
+	CHECK_EQ(
+	    SL("commit", "--tenant", FX_TENANT, "--stream", "acc-1", "--type",
+	        "DebitPerformed", "{\"amount\":1,\"amount\":1000000}"),
+	    1);
+	CHECK(strncmp(err, "sluice: EINVAL: ", 16) == 0);
+	CHECK(strstr(err, "duplicate") != NULL && strstr(err, "amount"));
+	CHECK_EQ(
+	    SL("commit", "--tenant", FX_TENANT, "--stream", "acc-1", "--type",
+	        "DebitPerformed", "--metadata", "{\"m\":1,\"m\":2}", "{}"),
+	    1);
+	CHECK(strstr(err, "duplicate") != NULL);
+	snprintf(path, sizeof(path), "%s/dup-batch.json", dir);
+	tu_write_file(path,
+	    "[{\"type\":\"DebitPerformed\",\"content\":{\"amount\":5}},"
+	    " {\"type\":\"DebitPerformed\",\"type\":\"X\",\"content\":{}}]");
+	CHECK_EQ(SL("commit", "--tenant", FX_TENANT, "--stream", "acc-1",
+	             "--batch", path),
+	    1);
+	CHECK(strstr(err, "duplicate") != NULL && strstr(err, "type"));
 	CHECK_EQ(SL("get-one", "--tenant", FX_TENANT), 1);
 	CHECK_EQ(SL("read", "--bogus"), 1);
 	CHECK_EQ(
