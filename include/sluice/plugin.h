@@ -48,7 +48,13 @@ typedef struct sl_state sl_state;
 /** The call context: retry state and failure reporting. */
 typedef struct sl_context sl_context;
 
-/** How a projection finds the read model key of an event. */
+/**
+ * How a projection finds the read model key of an event. An occurred
+ * selector's strftime pattern must make keys: the plugin is refused at
+ * load when it has a conversion strftime does not know ("%Q"), ends inside
+ * one, gives an empty key or one over 511 bytes, or gives the same key for
+ * every time ("daily", "%Z").
+ */
 typedef enum sl_key_kind {
 	SL_KEY_EVENT_SOURCE = 1, /**< the event's stream id (event source id) */
 	SL_KEY_PARTITION    = 2, /**< the partition id; for the log, the stream id */

@@ -101,6 +101,18 @@ const char *const *proj_def_emits(const proj_def *def, size_t *n);
 /** The result transform, or NULL (as proj_def_emits). */
 proj_result_fn proj_def_result(const proj_def *def);
 
+/**
+ * Whether pattern, the strftime format of an occurred key selector, makes
+ * read model keys: only conversions strftime knows (C and POSIX, with
+ * glibc's flags and width; glibc would copy an unknown one as text), a
+ * text for every time that is neither empty nor longer than a key, and not
+ * the same text for every time (it is tried on three times that differ in
+ * every field). Plugins are refused such a selector at load, remote
+ * registrations at register.
+ * @param why  receives why not ("'%Q' is not a strftime conversion")
+ */
+bool def_time_pattern_ok(const char *pattern, char *why, size_t len);
+
 /** Whether def is a filter (the vtable pointers go NULL when closed). */
 static inline bool
 def_is_filter(const proj_def *def)
