@@ -124,7 +124,10 @@ typedef struct sl_projection {
 	 * and return SL_REPLACE, or return SL_DELETE for "no result". When
 	 * the result differs from the one before the event, the host writes
 	 * it as a "Result" event to stream "$projections-<name>-<key>-result".
-	 * One-time queries return it with the state.
+	 * One-time queries return it with the state. Result streams are owned
+	 * like declared ones: of two projections whose result streams overlap
+	 * (names "cart" and "cart-lines"), the second does not run; status
+	 * and plugins show it as "refused", with why.
 	 */
 	sl_outcome (*result)(void *user, const char *key, const sl_state *state,
 	    sl_state *result);

@@ -126,7 +126,9 @@ typedef struct plugin_info {
 	const char *name;    /* NULL if refused before the descriptor was read */
 	const char *version;
 	bool loaded;
-	const char *error;   /* refusal reason, NULL if loaded */
+	const char *error; /* refusal reason; if loaded, why one of its
+	                      projections does not run (registry_refused),
+	                      else NULL */
 	size_t n_projections;
 	int64_t loaded_at_ns;
 	/* appended for hot reload */
@@ -255,6 +257,23 @@ int registry_unload_file(
  * listed as refused.
  */
 void registry_set_error(registry *r, const char *path, const char *reason);
+
+/**
+ * Record that the definition with this id loaded but does not run, and why
+ * (e.g. its output streams overlap another projection's); reason NULL
+ * clears it. The runtime sets it when a claim is refused and clears it
+ * when the definition claims its streams, stops being emitting or goes.
+ * `plugins` and `status` show it on the definition and, while the file has
+ * no error of its own, as its plugin's error (registry_plugin_info); a
+ * reload of the same bytes keeps it.
+ */
+void registry_set_refused(registry *r, const char *id, const char *reason);
+/**
+ * Why the definition with this id does not run, or NULL (and *at_ns, if
+ * not NULL, gets when that was recorded). Borrowed: valid until
+ * registry_destroy.
+ */
+const char *registry_refused(registry *r, const char *id, int64_t *at_ns);
 
 /** Whether path is a plugin file the registry lists (loaded or refused). */
 bool registry_has_file(registry *r, const char *path);
