@@ -68,6 +68,9 @@ static const char usage_text[]
       "it) from stream position N, each line with its stream_position; a\n"
       "rebuilt whole stream ends it (ECLOSED: subscribe again from 0).\n"
       "\n"
+      "get-one prints {key, found, state}: found is false when KEY has no\n"
+      "read model, and state is then the projection's initial state.\n"
+      "\n"
       "read --resolve-links answers each link event (type \"$>\", as the\n"
       "system projections write into $ce-..., $et-... streams) as the event\n"
       "it points at, with \"link\": {position, stream, revision} of the\n"
@@ -641,19 +644,27 @@ cmd_get_one(sl_client *c, const opts *o)
 	char        *state;
 	json_t      *j;
 	json_error_t je;
+	bool         found;
 	int          rc;
 
 	if (tenant == NULL || o->projection == NULL || o->n_pos != 1)
 		return usage_error("get-one needs --tenant, --projection and "
 		                   "a KEY");
 	rc = sl_client_get_one(
-	    c, tenant, o->projection, o->pos[0], &state, NULL);
+	    c, tenant, o->projection, o->pos[0], &state, &found);
 	if (rc != SL_OK)
 		return call_failed(c, rc);
 	j = json_loads(state, 0, &je);
 	sl_client_free(state);
 	if (j == NULL)
 		return fail(EXIT_REPLY, SL_EPROTO, "bad state in the reply");
+	/* a key with no read model answers the initial state: found says
+	 * which it is */
+	j = json_pack(
+	    "{s:s, s:b, s:o}", "key", o->pos[0], "found", found, "state", j);
+	if (j == NULL)
+		return fail(EXIT_USAGE, SL_EINVAL,
+		    "cannot print the read model (is KEY UTF-8?)");
 	print_json(j, JSON_INDENT(2));
 	json_decref(j);
 	return 0;
