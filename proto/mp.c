@@ -253,19 +253,27 @@ mp_key_text(const msgpack_object *k, char *out, size_t cap)
 
 #define MP_PATH_MAX 160
 
+/*
+ * Look for a key twice in o's maps, depth-first. With path NULL only
+ * whether (the fast pass every request takes); with a path, the message
+ * in err names the map's place (path holds the place of o).
+ */
 static int
 mp_unique_walk(const msgpack_object *o, char *path, char *err, size_t errlen)
 {
-	size_t at = strlen(path);
+	size_t at = path != NULL ? strlen(path) : 0;
 	int    rc = SL_OK;
 
 	if (o->type == MSGPACK_OBJECT_ARRAY) {
 		for (uint32_t i = 0; i < o->via.array.size && rc == SL_OK;
 		     i++) {
-			mp_path_add(path, MP_PATH_MAX, "[%" PRIu32 "]", i);
+			if (path != NULL)
+				mp_path_add(
+				    path, MP_PATH_MAX, "[%" PRIu32 "]", i);
 			rc = mp_unique_walk(
 			    &o->via.array.ptr[i], path, err, errlen);
-			path[at] = '\0';
+			if (path != NULL)
+				path[at] = '\0';
 		}
 		return rc;
 	}
@@ -280,21 +288,22 @@ mp_unique_walk(const msgpack_object *o, char *path, char *err, size_t errlen)
 	if (dup != NULL) {
 		char key[68];
 		mp_key_text(dup, key, sizeof(key));
-		snprintf(err, errlen, "%s: key '%s' appears twice", path, key);
+		snprintf(err, errlen, "%s: key '%s' appears twice",
+		    path != NULL ? path : "", key);
 		return SL_EPROTO;
 	}
 	for (uint32_t i = 0; i < o->via.map.size && rc == SL_OK; i++) {
-		const msgpack_object *k = &o->via.map.ptr[i].key;
-		char                  key[68];
-		if (k->type != MSGPACK_OBJECT_STR
-		    && k->type != MSGPACK_OBJECT_POSITIVE_INTEGER
-		    && k->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
-			snprintf(key, sizeof(key), "?");
-		else
-			mp_key_text(k, key, sizeof(key));
-		mp_path_add(path, MP_PATH_MAX, at == 0 ? "%s" : ".%s", key);
+		if (path != NULL) {
+			const msgpack_object *k       = &o->via.map.ptr[i].key;
+			char                  key[68] = "?";
+			if (mp_key_class(k) != 0)
+				mp_key_text(k, key, sizeof(key));
+			mp_path_add(
+			    path, MP_PATH_MAX, at == 0 ? "%s" : ".%s", key);
+		}
 		rc = mp_unique_walk(&o->via.map.ptr[i].val, path, err, errlen);
-		path[at] = '\0';
+		if (path != NULL)
+			path[at] = '\0';
 	}
 	return rc;
 }
@@ -305,10 +314,17 @@ mp_check_unique_keys(
 {
 	char path[MP_PATH_MAX] = "";
 	char inner[300]        = "";
-	int  rc                = mp_unique_walk(o, path, inner, sizeof(inner));
-	if (rc == SL_EPROTO && inner[0] == ':')
+	int  rc                = mp_unique_walk(o, NULL, inner, sizeof(inner));
+	if (rc != SL_EPROTO) {
+		if (rc != SL_OK)
+			snprintf(err, errlen, "%s", inner);
+		return rc;
+	}
+	/* found: again, naming where (requests that fail are rare) */
+	rc = mp_unique_walk(o, path, inner, sizeof(inner));
+	if (inner[0] == ':')
 		snprintf(err, errlen, "%s%s", what, inner); /* at the top */
-	else if (rc != SL_OK)
+	else
 		snprintf(err, errlen, "%s", inner);
 	return rc;
 }
