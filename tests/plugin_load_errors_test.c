@@ -237,15 +237,18 @@ test_refusals(void)
 
 	/* the same projection with a good pattern loads */
 	{
-		char path[4096];
+		char         path[4096];
+		proj_change *changes;
+		size_t       n_changes;
 		snprintf(path, sizeof(path), "%s/occurred_good.so",
 		    SL_TEST_PLUGIN_DIR);
 		CHECK_EQ(registry_load_file(r, path, err, sizeof(err)), SL_OK);
 		CHECK(registry_find(r, OCC_ID, 36) != NULL);
 		CHECK_EQ(registry_projection_count(r), 2);
-		CHECK_EQ(registry_unload_file(r, path,
-		             &(proj_change *) { NULL }, &(size_t) { 0 }),
+		CHECK_EQ(registry_unload_file(r, path, &changes, &n_changes),
 		    SL_OK);
+		CHECK_EQ(n_changes, 1);
+		free(changes);
 	}
 
 	/* a missing file is refused like the others */
