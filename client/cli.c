@@ -68,6 +68,9 @@ static const char usage_text[]
       "it) from stream position N, each line with its stream_position; a\n"
       "rebuilt whole stream ends it (ECLOSED: subscribe again from 0).\n"
       "\n"
+      "get-one prints {key, found, state}: found is false when KEY has no\n"
+      "read model, and state is then the projection's initial state.\n"
+      "\n"
       "read --resolve-links answers each link event (type \"$>\", as the\n"
       "system projections write into $ce-..., $et-... streams) as the event\n"
       "it points at, with \"link\": {position, stream, revision} of the\n"
@@ -365,8 +368,11 @@ tenant_of(const opts *o)
 static char *
 json_object_text(const char *text, const char *what, int *status)
 {
+	/* a key twice would reach the daemon once (jansson keeps the
+	 * last): refused, as the daemon refuses it */
 	json_error_t je;
-	json_t      *j = json_loads(text, JSON_DECODE_ANY, &je);
+	json_t      *j
+	    = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
 	char        *s;
 
 	if (j == NULL) {
@@ -431,7 +437,7 @@ cmd_commit(sl_client *c, const opts *o)
 	}
 	if (o->batch) {
 		json_error_t je;
-		batch = json_loads(input, 0, &je);
+		batch = json_loads(input, JSON_REJECT_DUPLICATES, &je);
 		if (batch == NULL || !json_is_array(batch)
 		    || json_array_size(batch) == 0) {
 			status = batch == NULL
@@ -638,19 +644,27 @@ cmd_get_one(sl_client *c, const opts *o)
 	char        *state;
 	json_t      *j;
 	json_error_t je;
+	bool         found;
 	int          rc;
 
 	if (tenant == NULL || o->projection == NULL || o->n_pos != 1)
 		return usage_error("get-one needs --tenant, --projection and "
 		                   "a KEY");
 	rc = sl_client_get_one(
-	    c, tenant, o->projection, o->pos[0], &state, NULL);
+	    c, tenant, o->projection, o->pos[0], &state, &found);
 	if (rc != SL_OK)
 		return call_failed(c, rc);
 	j = json_loads(state, 0, &je);
 	sl_client_free(state);
 	if (j == NULL)
 		return fail(EXIT_REPLY, SL_EPROTO, "bad state in the reply");
+	/* a key with no read model answers the initial state: found says
+	 * which it is */
+	j = json_pack(
+	    "{s:s, s:b, s:o}", "key", o->pos[0], "found", found, "state", j);
+	if (j == NULL)
+		return fail(EXIT_USAGE, SL_EINVAL,
+		    "cannot print the read model (is KEY UTF-8?)");
 	print_json(j, JSON_INDENT(2));
 	json_decref(j);
 	return 0;

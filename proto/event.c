@@ -28,6 +28,24 @@ ev_is_link_type(const char *type, size_t len)
 	return type != NULL && len == 2 && memcmp(type, EV_LINK_TYPE, 2) == 0;
 }
 
+static bool
+ev_has_nul(const char *s, size_t len)
+{
+	return s != NULL && len > 0 && memchr(s, '\0', len) != NULL;
+}
+
+const char *
+ev_new_nul_field(const ev_new *e)
+{
+	if (ev_has_nul(e->type, e->type_len))
+		return "type";
+	if (ev_has_nul(e->correlation_id, e->correlation_len))
+		return "correlation_id";
+	if (ev_has_nul(e->causation_id, e->causation_len))
+		return "causation_id";
+	return NULL;
+}
+
 int
 ev_encode(msgpack_packer *pk, const char *tenant, size_t tenant_len,
     const char *stream, size_t stream_len, uint64_t revision, const ev_new *e)
@@ -38,8 +56,9 @@ ev_encode(msgpack_packer *pk, const char *tenant, size_t tenant_len,
 	    || (e->content->type != MSGPACK_OBJECT_MAP
 	        && !(e->content->type == MSGPACK_OBJECT_STR
 	            && ev_is_link_type(e->type, e->type_len)))
-	    || (e->metadata != NULL
-	        && e->metadata->type != MSGPACK_OBJECT_MAP))
+	    || (e->metadata != NULL && e->metadata->type != MSGPACK_OBJECT_MAP)
+	    || ev_has_nul(tenant, tenant_len) || ev_has_nul(stream, stream_len)
+	    || ev_new_nul_field(e) != NULL)
 		return SL_EINVAL;
 	msgpack_pack_array(pk, EV_FIELDS);
 	mp_pack_strn(pk, tenant, tenant_len);
@@ -377,6 +396,13 @@ ev_parse_new(const msgpack_object *o, ev_new *out, char *err, size_t errlen)
 	if (rc == SL_EPROTO)
 		return ev_fail(err, errlen, SL_EPROTO,
 		    "field 'public' must be a boolean");
+
+	/* stored as is, but read back NUL-terminated: "A\0B" would be
+	 * read as "A" */
+	const char *nul = ev_new_nul_field(out);
+	if (nul != NULL)
+		return ev_fail(err, errlen, SL_EINVAL,
+		    "field '%s' contains a NUL byte", nul);
 
 	size = ev_mp_size(out->content)
 	    + (out->metadata != NULL ? ev_mp_size(out->metadata) : 1);

@@ -69,10 +69,19 @@ typedef struct ev_view {
 } ev_view;
 
 /**
+ * The first string field of e ("type", "correlation_id", "causation_id")
+ * holding a NUL byte, or NULL if none does. Readers see the stored strings
+ * NUL-terminated, so such a string would be read cut short: every path that
+ * writes an event refuses it.
+ */
+const char *ev_new_nul_field(const ev_new *e);
+
+/**
  * Encode a new event for storage: [tenant, stream, revision, id(bin16),
  * type, generation, occurred_ns, correlation, causation, public, metadata,
  * content]. Appends to the packer's buffer. content must be a map, or a
- * str when the type is EV_LINK_TYPE. @return SL_OK, SL_EINVAL.
+ * str when the type is EV_LINK_TYPE; no string (tenant and stream too) may
+ * hold a NUL byte (see ev_new_nul_field). @return SL_OK, SL_EINVAL.
  */
 int ev_encode(msgpack_packer *pk, const char *tenant, size_t tenant_len,
     const char *stream, size_t stream_len, uint64_t revision,
@@ -100,6 +109,7 @@ void ev_pack_wire_extra(msgpack_packer *pk, const ev_view *ev,
  * Parse a new event from its wire form (a map with type, content and the
  * optional generation, id, occurred, correlation_id, causation_id, public,
  * metadata). Fills defaults (id generated, occurred = now, generation 1).
+ * A string field holding a NUL byte is SL_EINVAL.
  * @return SL_OK; SL_EINVAL/SL_EPROTO with a message in err; SL_ETOOBIG.
  */
 int ev_parse_new(const msgpack_object *o, ev_new *out, char *err,

@@ -32,6 +32,20 @@ int mp_get_map(const msgpack_object *map, const char *key,
 int mp_get_array(const msgpack_object *map, const char *key,
     const msgpack_object **out);
 
+/**
+ * Check that no map in o (o itself or one nested in it) holds a key twice:
+ * a reader taking the first would see another value than one taking the
+ * last. Keys compare by value: strings by their bytes, integers by their
+ * number; keys of other types are not compared. The caller bounds o's
+ * nesting (mpraw_check).
+ * @param what  names o in the message ("request map")
+ * @param err   receives where and which key: "events[0].content: key
+ *              'amount' appears twice"
+ * @return SL_OK; SL_EPROTO (a key twice); SL_ENOMEM.
+ */
+int mp_check_unique_keys(
+    const msgpack_object *o, const char *what, char *err, size_t errlen);
+
 /** True if o is a str equal to s. */
 bool mp_str_eq(const msgpack_object *o, const char *s);
 /** malloc'ed NUL-terminated copy of a str object; NULL if not a str / OOM. */

@@ -417,44 +417,25 @@ runtime_runs(runtime *rt, const proj_def *def, cfg_mode *mode,
 	return m == CFG_MODE_CONTINUOUS;
 }
 
-/* The plugin file of def, for its status; NULL if none (system, remote). */
-static const char *
-def_file(runtime *rt, const proj_def *def)
-{
-	size_t np = registry_plugin_count(rt->plugins);
-	if (def->owner == NULL)
-		return NULL;
-	for (size_t i = 0; i < np; i++) {
-		plugin_info pi;
-		memset(&pi, 0, sizeof(pi));
-		registry_plugin_info(rt->plugins, i, &pi);
-		if (pi.owner == def->owner)
-			return pi.file;
-	}
-	return NULL;
-}
-
 int
 runtime_claim(runtime *rt, const proj_def *def)
 {
 	char err[512];
 	int  rc = eproj_claim(rt->store, def, err, sizeof(err));
-	if (rc == SL_OK)
+	if (rc == SL_OK) {
+		registry_set_refused(rt->plugins, def->id, NULL);
 		return rc;
+	}
 	if (err[0] == '\0')
 		snprintf(err, sizeof(err), "%s", sl_strerror(rc));
 	log_error("runtime",
 	    "projection %s (%s) does not run: its output streams cannot be "
 	    "claimed: %s",
 	    def->id, def->name, err);
-	const char *file = def_file(rt, def);
-	if (file != NULL) {
-		char reason[700];
-		snprintf(reason, sizeof(reason),
-		    "projection '%s' (%s) does not run: %s", def->name,
-		    def->id, err);
-		registry_set_error(rt->plugins, file, reason);
-	}
+	char reason[700];
+	snprintf(reason, sizeof(reason),
+	    "projection '%s' (%s) does not run: %s", def->name, def->id, err);
+	registry_set_refused(rt->plugins, def->id, reason);
 	return rc;
 }
 

@@ -130,8 +130,9 @@ int runtime_add_eproj(runtime *rt, rt_tenant *t, const proj_def *def);
 eproj *runtime_find_eproj(runtime *rt, const char *tenant, const char *id);
 
 /**
- * Claim def's streams for it (eproj_claim); a refusal is logged and shown
- * as the plugin's error (status, plugins). @return eproj_claim's code.
+ * Claim def's streams for it (eproj_claim); a refusal is logged and
+ * recorded for status and plugins (registry_set_refused), a claim clears
+ * it. @return eproj_claim's code.
  */
 int runtime_claim(runtime *rt, const proj_def *def);
 

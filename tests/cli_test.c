@@ -1,8 +1,9 @@
 /*
  * Proves the `sluice` CLI end to end: the built binary against a real
- * runtime for commit (one event, batch, stdin), read (log, stream, paging),
- * get-one, get-all and status, the endpoint lookup (--url, SLUICE_URL,
- * --config) and the exit statuses 1, 2 and 3.
+ * runtime for commit (one event, batch, stdin; JSON with a key twice
+ * refused), read (log, stream, paging), get-one (found or not), get-all
+ * and status, the endpoint lookup (--url, SLUICE_URL, --config) and the
+ * exit statuses 1, 2 and 3.
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -200,6 +201,27 @@ main(void)
 	CHECK_EQ(SL("commit", "--tenant", FX_TENANT, "--stream", "s", "--type",
 	             "T", "--expect", "soon", "{}"),
 	    1);
+	/* a key twice in JSON input: refused here, as the daemon refuses
+	 * it in msgpack (jansson would keep the last) */
+	CHECK_EQ(
+	    SL("commit", "--tenant", FX_TENANT, "--stream", "acc-1", "--type",
+	        "DebitPerformed", "{\"amount\":1,\"amount\":1000000}"),
+	    1);
+	CHECK(strncmp(err, "sluice: EINVAL: ", 16) == 0);
+	CHECK(strstr(err, "duplicate") != NULL && strstr(err, "amount"));
+	CHECK_EQ(
+	    SL("commit", "--tenant", FX_TENANT, "--stream", "acc-1", "--type",
+	        "DebitPerformed", "--metadata", "{\"m\":1,\"m\":2}", "{}"),
+	    1);
+	CHECK(strstr(err, "duplicate") != NULL);
+	snprintf(path, sizeof(path), "%s/dup-batch.json", dir);
+	tu_write_file(path,
+	    "[{\"type\":\"DebitPerformed\",\"content\":{\"amount\":5}},"
+	    " {\"type\":\"DebitPerformed\",\"type\":\"X\",\"content\":{}}]");
+	CHECK_EQ(SL("commit", "--tenant", FX_TENANT, "--stream", "acc-1",
+	             "--batch", path),
+	    1);
+	CHECK(strstr(err, "duplicate") != NULL && strstr(err, "type"));
 	CHECK_EQ(SL("get-one", "--tenant", FX_TENANT), 1);
 	CHECK_EQ(SL("read", "--bogus"), 1);
 	CHECK_EQ(
@@ -270,20 +292,27 @@ main(void)
 		CHECK(i < 500);
 		nanosleep(&(struct timespec) { 0, 20 * 1000 * 1000 }, NULL);
 	}
+	/* get-one: {key, found, state} */
 	CHECK_EQ(SL("get-one", "--tenant", FX_TENANT, "--projection",
 	             FX_PROJECTION, "acc-1"),
 	    0);
 	j = out_json();
-	CHECK_EQ(geti(j, "balance"), 950);
+	CHECK_STREQ(json_string_value(json_object_get(j, "key")), "acc-1");
+	CHECK(json_is_true(json_object_get(j, "found")));
+	e = json_object_get(j, "state");
+	CHECK_EQ(geti(e, "balance"), 950);
 	CHECK_STREQ(
-	    json_string_value(json_object_get(j, "customer")), "Ann Smith");
+	    json_string_value(json_object_get(e, "customer")), "Ann Smith");
 	json_decref(j);
 	CHECK_EQ(SL("get-one", "--tenant", FX_TENANT, "--projection",
 	             FX_PROJECTION, "acc-999"),
 	    0);
 	j = out_json();
-	CHECK_EQ(geti(j, "balance"), 0); /* the initial state */
-	CHECK_STREQ(json_string_value(json_object_get(j, "account_id")), "");
+	CHECK_STREQ(json_string_value(json_object_get(j, "key")), "acc-999");
+	CHECK(json_is_false(json_object_get(j, "found")));
+	e = json_object_get(j, "state");
+	CHECK_EQ(geti(e, "balance"), 0); /* the initial state */
+	CHECK_STREQ(json_string_value(json_object_get(e, "account_id")), "");
 	json_decref(j);
 
 	CHECK_EQ(SL("get-all", "--tenant", FX_TENANT, "--projection",

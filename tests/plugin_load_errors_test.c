@@ -22,6 +22,8 @@
 #define T_EVENTS_ID     "67e19a59-fde4-445e-9080-d11446024b91"
 #define CUSTOMER_ID     "a468a0ac-3f00-4a28-ac0e-e4a0e8400cb3"
 #define OPENINGS_ID     "76b549ab-de36-4185-8ed1-2a92ed32b7b0"
+/* bad_occurred.c's projection */
+#define OCC_ID "0cc0e4ed-0000-4000-8000-00000000000c"
 
 #define STR_(x)  #x
 #define STR(x)   STR_(x)
@@ -137,6 +139,26 @@ static const negative negatives[] = {
 	    "id already loaded by projection "
 	    "'account_details'",
 	    "dup_account_details", true },
+	/* an occurred key selector's pattern that makes no keys */
+	{ "occurred_unknown.so", SL_EPLUGIN,
+	    "projection 'ticks_per_day' (" OCC_ID ") in plugin "
+	    "'bad_occurred': selector for 'Tick': occurred key pattern "
+	    "'%Y-%Q' '%Q' is not a strftime conversion",
+	    NULL, true },
+	{ "occurred_constant.so", SL_EPLUGIN,
+	    "projection 'ticks_per_day' (" OCC_ID ")",
+	    "pattern 'daily' gives the same key 'daily' for every time",
+	    true },
+	{ "occurred_unfinished.so", SL_EPLUGIN,
+	    "projection 'ticks_per_day' (" OCC_ID ")",
+	    "pattern '%Y-%m-%' ends in an unfinished conversion '%'", true },
+	{ "occurred_utc.so", SL_EPLUGIN,
+	    "projection 'ticks_per_day' (" OCC_ID ")",
+	    "pattern '%Z %z' gives the same key 'GMT +0000' for every time",
+	    true },
+	{ "occurred_emod.so", SL_EPLUGIN,
+	    "projection 'ticks_per_day' (" OCC_ID ")",
+	    "pattern '%Eq' '%Eq' is not a strftime conversion", true },
 };
 
 static void
@@ -213,6 +235,22 @@ test_refusals(void)
 		CHECK_EQ(registry_plugin_count(r), nplug + 1);
 	}
 
+	/* the same projection with a good pattern loads */
+	{
+		char         path[4096];
+		proj_change *changes;
+		size_t       n_changes;
+		snprintf(path, sizeof(path), "%s/occurred_good.so",
+		    SL_TEST_PLUGIN_DIR);
+		CHECK_EQ(registry_load_file(r, path, err, sizeof(err)), SL_OK);
+		CHECK(registry_find(r, OCC_ID, 36) != NULL);
+		CHECK_EQ(registry_projection_count(r), 2);
+		CHECK_EQ(registry_unload_file(r, path, &changes, &n_changes),
+		    SL_OK);
+		CHECK_EQ(n_changes, 1);
+		free(changes);
+	}
+
 	/* a missing file is refused like the others */
 	char missing[4096];
 	snprintf(missing, sizeof(missing), "%s/nope.so", tu_tmpdir());
@@ -241,6 +279,45 @@ test_refusals(void)
 
 	registry_destroy(r);
 	CHECK_EQ(count_files(cache, NULL), 0); /* copies deleted on unload */
+}
+
+/* Which occurred key patterns make keys (def_time_pattern_ok). */
+static void
+test_time_patterns(void)
+{
+	static const char *const good[]
+	    = { "%Y-%m-%d", "%G-W%V", "%s", "%-d.%-m.%Y", "%10Y", "%EY", "%Od",
+		      "day %j %%", "%p", "%C", "%H:%M", "%a" };
+	static const struct {
+		const char *pattern, *why;
+	} bad[] = {
+		{ "", "is empty" },
+		{ "%Q", "'%Q' is not a strftime conversion" },
+		{ "%Y%", "ends in an unfinished conversion '%'" },
+		{ "%Y-%_", "ends in an unfinished conversion '%_'" },
+		{ "%Oq", "'%Oq' is not a strftime conversion" },
+		{ "%EH", "'%EH' is not a strftime conversion" },
+		{ "%+", "'%+' is not a strftime conversion" },
+		{ "all", "gives the same key 'all' for every time" },
+		{ "%%%n%t", "for every time" },
+		{ "%Z", "gives the same key 'GMT' for every time" },
+		{ "%600Y", "gives an empty key or one longer than 511 bytes" },
+	};
+	char why[200];
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (!def_time_pattern_ok(good[i], why, sizeof(why))) {
+			fprintf(stderr, "'%s' refused: %s\n", good[i], why);
+			exit(1);
+		}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = '\0';
+		if (def_time_pattern_ok(bad[i].pattern, why, sizeof(why))
+		    || strstr(why, bad[i].why) == NULL) {
+			fprintf(stderr, "'%s': want refused (%s), got %s\n",
+			    bad[i].pattern, bad[i].why, why);
+			exit(1);
+		}
+	}
 }
 
 /* A directory of good and bad plugins: the good ones load. */
@@ -685,6 +762,7 @@ main(void)
 {
 	log_set_level(-1); /* the refusals are expected; keep ctest quiet */
 	test_refusals();
+	test_time_patterns();
 	test_load_dir();
 	test_hash_stable();
 	test_filter_refusals();

@@ -274,6 +274,19 @@ test_refusals(void)
 	    "]");
 	refused(req, SL_EINVAL, "must not be empty");
 	free(req);
+	/* an occurred pattern that makes no keys, as a plugin's at load */
+	req = proj_req(ID2,
+	    "\"selectors\":[{\"type\":\"A\",\"key\":\"occurred\",\"arg\":"
+	    "\"%Y-%Q\"}]");
+	refused(req, SL_EINVAL,
+	    "'selectors[0].arg': occurred key pattern '%Y-%Q' '%Q' is not a "
+	    "strftime conversion");
+	free(req);
+	req = proj_req(ID2,
+	    "\"selectors\":[{\"type\":\"A\",\"key\":\"occurred\",\"arg\":"
+	    "\"monthly\"}]");
+	refused(req, SL_EINVAL, "gives the same key 'monthly' for every time");
+	free(req);
 
 	/* nothing was registered by any of them */
 	CHECK_EQ(n_remotes(), before);

@@ -104,7 +104,13 @@ typedef enum sl_kind {
 #define SL_PATH_MAX        1024
 #define SL_STATE_MAX_BYTES (4u << 20)
 
-/** How a projection finds the read model key of an event. */
+/**
+ * How a projection finds the read model key of an event. An occurred
+ * selector's strftime pattern must make keys: the plugin is refused at
+ * load when it has a conversion strftime does not know ("%Q"), ends inside
+ * one, gives an empty key or one over 511 bytes, or gives the same key for
+ * every time ("daily", "%Z").
+ */
 typedef enum sl_key_kind {
 	SL_KEY_EVENT_SOURCE = 1, /**< the event's stream id (event source id) */
 	SL_KEY_PARTITION    = 2, /**< the partition id; for the log, the stream id */
@@ -174,7 +180,10 @@ typedef struct sl_projection {
 	 * and return SL_REPLACE, or return SL_DELETE for "no result". When
 	 * the result differs from the one before the event, the host writes
 	 * it as a "Result" event to stream "$projections-<name>-<key>-result".
-	 * One-time queries return it with the state.
+	 * One-time queries return it with the state. Result streams are owned
+	 * like declared ones: of two projections whose result streams overlap
+	 * (names "cart" and "cart-lines"), the second does not run; status
+	 * and plugins show it as "refused", with why.
 	 */
 	sl_outcome (*result)(void *user, const char *key, const sl_state *state,
 	    sl_state *result);

@@ -285,7 +285,7 @@ void
 api_handle(runtime *rt, api_call *call, const void *data, size_t len)
 {
 	request               r;
-	char                  err[160];
+	char                  err[320];
 	size_t                off = 0;
 	const msgpack_object *v, *op;
 	int                   rc;
@@ -321,6 +321,13 @@ api_handle(runtime *rt, api_call *call, const void *data, size_t len)
 	}
 	if (r.root.type != MSGPACK_OBJECT_MAP) {
 		api_fail(&r, SL_EPROTO, "request must be a msgpack map");
+		goto out;
+	}
+	/* every op reads its fields with mp_get, which takes the first of
+	 * two equal keys; another reader may take the last */
+	rc = mp_check_unique_keys(&r.root, "request map", err, sizeof(err));
+	if (rc != SL_OK) {
+		api_fail(&r, rc, "%s", err);
 		goto out;
 	}
 	v = mp_get(&r.root, "v");

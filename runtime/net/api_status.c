@@ -398,6 +398,9 @@ api_status(request *r)
 		mp_map_str(&e, "mode", api_mode_name(m));
 		mp_map_bool(&e, "system", sysproj_is_system(d));
 		mp_map_bool(&e, "emitting", api_def_emitting(rt, d));
+		/* loaded but not run, and why (e.g. overlapping streams) */
+		mp_map_str(
+		    &e, "refused", registry_refused(rt->plugins, d->id, NULL));
 		mp_map_close(&e);
 	}
 
@@ -691,6 +694,8 @@ api_plugins(request *r)
 			if (def_is_filter(d))
 				mp_map_str(&p, "filter_kind",
 				    api_filter_kind_name(d->filter_kind));
+			mp_map_str(&p, "refused",
+			    registry_refused(rt->plugins, d->id, NULL));
 			mp_map_close(&p);
 		}
 		mp_map_close(&e);

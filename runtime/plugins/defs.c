@@ -1,12 +1,17 @@
 /*
  * Plugin definitions (proj_def) and their hashes: the FNV-1a 64 hashes of
  * a projection's or a filter's definition, stored with its checkpoints,
- * and what a projection declares under ABI 1.2 (emits, result).
+ * what a projection declares under ABI 1.2 (emits, result), and whether an
+ * occurred key selector's pattern can make keys.
  */
 #include "plugins_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "projection.h"
 
 /* A string and its terminator, so ("ab","c") and ("a","bc") differ; NULL
  * hashes as one 0xff byte, distinct from "". */
@@ -129,4 +134,93 @@ proj_def_free(proj_def *d)
 	free(d->initial);
 	free((char *) d->name);
 	free(d);
+}
+
+/* ---- occurred key patterns ---- */
+
+/* strftime's conversions (C99, POSIX and glibc's), and those that take
+ * the E or O modifier. */
+#define TIME_CONVERSIONS   "aAbBcCdDeFgGhHIjklmMnpPrRsStTuUVwWxXyYzZ%"
+#define TIME_E_CONVERSIONS "cCxXyY"
+#define TIME_O_CONVERSIONS "bBdeHImMSuUVwWy"
+
+/* Three times that differ in every field strftime shows: century, year,
+ * month, day, weekday, hour (AM and PM), minute and second. */
+static const time_t time_samples[] = {
+	0,          /* Thu 1970-01-01 00:00:00 */
+	1000000000, /* Sun 2001-09-09 01:46:40 */
+	2131454242, /* Fri 2037-07-17 14:37:22 */
+};
+
+/* The first conversion of pattern strftime does not know, or NULL; *n
+ * gets its length, 0 when the pattern ends inside it. */
+static const char *
+time_bad_conversion(const char *pattern, size_t *n)
+{
+	for (const char *p = pattern; *p != '\0'; p++) {
+		if (*p != '%')
+			continue;
+		const char *c = p + 1;
+		c += strspn(c, "_-0^#");      /* glibc's flags */
+		c += strspn(c, "0123456789"); /* and width */
+		char        mod = *c == 'E' || *c == 'O' ? *c++ : '\0';
+		const char *set = mod == 'E' ? TIME_E_CONVERSIONS
+		    : mod == 'O'             ? TIME_O_CONVERSIONS
+		                             : TIME_CONVERSIONS;
+		if (*c == '\0') {
+			*n = 0;
+			return p;
+		}
+		if (strchr(set, *c) == NULL) {
+			*n = (size_t) (c - p) + 1;
+			return p;
+		}
+		p = c;
+	}
+	return NULL;
+}
+
+bool
+def_time_pattern_ok(const char *pattern, char *why, size_t len)
+{
+	char   text[3][PROC_KEY_MAX];
+	size_t n;
+
+	if (pattern == NULL || pattern[0] == '\0') {
+		snprintf(why, len, "is empty");
+		return false;
+	}
+	const char *bad = time_bad_conversion(pattern, &n);
+	if (bad != NULL) {
+		if (n == 0)
+			snprintf(why, len,
+			    "ends in an unfinished conversion '%s'", bad);
+		else
+			snprintf(why, len,
+			    "'%.*s' is not a strftime conversion", (int) n,
+			    bad);
+		return false;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		struct tm tm;
+		if (gmtime_r(&time_samples[i], &tm) == NULL) {
+			snprintf(why, len, "cannot be tried");
+			return false;
+		}
+		/* 0: empty, or longer than a key */
+		if (strftime(text[i], sizeof(text[i]), pattern, &tm) == 0) {
+			snprintf(why, len,
+			    "gives an empty key or one longer than %d bytes",
+			    PROC_KEY_MAX - 1);
+			return false;
+		}
+	}
+	if (strcmp(text[0], text[1]) == 0 && strcmp(text[1], text[2]) == 0) {
+		snprintf(why, len,
+		    "gives the same key '%.64s' for every time (no time "
+		    "conversion such as %%Y or %%m-%%d)",
+		    text[0]);
+		return false;
+	}
+	return true;
 }

@@ -101,6 +101,18 @@ const char *const *proj_def_emits(const proj_def *def, size_t *n);
 /** The result transform, or NULL (as proj_def_emits). */
 proj_result_fn proj_def_result(const proj_def *def);
 
+/**
+ * Whether pattern, the strftime format of an occurred key selector, makes
+ * read model keys: only conversions strftime knows (C and POSIX, with
+ * glibc's flags and width; glibc would copy an unknown one as text), a
+ * text for every time that is neither empty nor longer than a key, and not
+ * the same text for every time (it is tried on three times that differ in
+ * every field). Plugins are refused such a selector at load, remote
+ * registrations at register.
+ * @param why  receives why not ("'%Q' is not a strftime conversion")
+ */
+bool def_time_pattern_ok(const char *pattern, char *why, size_t len);
+
 /** Whether def is a filter (the vtable pointers go NULL when closed). */
 static inline bool
 def_is_filter(const proj_def *def)
@@ -114,7 +126,9 @@ typedef struct plugin_info {
 	const char *name;    /* NULL if refused before the descriptor was read */
 	const char *version;
 	bool loaded;
-	const char *error;   /* refusal reason, NULL if loaded */
+	const char *error; /* refusal reason; if loaded, why one of its
+	                      projections does not run (registry_refused),
+	                      else NULL */
 	size_t n_projections;
 	int64_t loaded_at_ns;
 	/* appended for hot reload */
@@ -243,6 +257,23 @@ int registry_unload_file(
  * listed as refused.
  */
 void registry_set_error(registry *r, const char *path, const char *reason);
+
+/**
+ * Record that the definition with this id loaded but does not run, and why
+ * (e.g. its output streams overlap another projection's); reason NULL
+ * clears it. The runtime sets it when a claim is refused and clears it
+ * when the definition claims its streams, stops being emitting or goes.
+ * `plugins` and `status` show it on the definition and, while the file has
+ * no error of its own, as its plugin's error (registry_plugin_info); a
+ * reload of the same bytes keeps it.
+ */
+void registry_set_refused(registry *r, const char *id, const char *reason);
+/**
+ * Why the definition with this id does not run, or NULL (and *at_ns, if
+ * not NULL, gets when that was recorded). Borrowed: valid until
+ * registry_destroy.
+ */
+const char *registry_refused(registry *r, const char *id, int64_t *at_ns);
 
 /** Whether path is a plugin file the registry lists (loaded or refused). */
 bool registry_has_file(registry *r, const char *path);

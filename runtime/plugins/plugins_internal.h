@@ -66,6 +66,13 @@ struct plugin {
 	plugin     *next_all; /* every entry ever, for registry_destroy */
 };
 
+/* A definition that loads but does not run (registry_set_refused). */
+typedef struct def_refusal {
+	char    id[37];
+	char   *why;
+	int64_t at_ns;
+} def_refusal;
+
 struct registry {
 	char            *cache_dir;
 	pthread_rwlock_t lock;    /* the lists below, for readers */
@@ -81,6 +88,8 @@ struct registry {
 	plugin_ver      *versions;
 	char           **kept; /* retired strings readers may still hold */
 	size_t           n_kept, cap_kept;
+	def_refusal     *refused; /* by id, under lock */
+	size_t           n_refused, cap_refused;
 };
 
 /* ---- FNV-1a 64 over the definition ---- */

@@ -193,6 +193,9 @@ registry_destroy(registry *r)
 		free(p->tried_version);
 		free(p);
 	}
+	for (size_t i = 0; i < r->n_refused; i++)
+		free(r->refused[i].why);
+	free(r->refused);
 	for (size_t i = 0; i < r->n_kept; i++)
 		free(r->kept[i]);
 	free(r->kept);
@@ -614,6 +617,70 @@ registry_set_error(registry *r, const char *path, const char *reason)
 	pthread_mutex_unlock(&r->load_mu);
 }
 
+/* The refusal of id (lock held), or NULL. */
+static def_refusal *
+refusal_of(registry *r, const char *id)
+{
+	for (size_t i = 0; i < r->n_refused; i++)
+		if (strcmp(r->refused[i].id, id) == 0)
+			return &r->refused[i];
+	return NULL;
+}
+
+void
+registry_set_refused(registry *r, const char *id, const char *reason)
+{
+	if (r == NULL || id == NULL || strlen(id) >= sizeof(r->refused->id))
+		return;
+	char *why = reason != NULL ? strdup(reason) : NULL;
+	if (reason != NULL && why == NULL)
+		return; /* out of memory: left as it was */
+	pthread_rwlock_wrlock(&r->lock);
+	def_refusal *f = refusal_of(r, id);
+	if (f != NULL && why != NULL && strcmp(f->why, why) == 0) {
+		free(why); /* the same again: keep its time */
+	} else if (f != NULL) {
+		keep(r, f->why);
+		if (why != NULL) {
+			f->why   = why;
+			f->at_ns = now_ns();
+		} else {
+			*f = r->refused[--r->n_refused];
+		}
+	} else if (why != NULL) {
+		if (grow((void **) &r->refused, &r->cap_refused, r->n_refused,
+		        sizeof(*r->refused))
+		    != SL_OK) {
+			free(why);
+		} else {
+			f = &r->refused[r->n_refused++];
+			snprintf(f->id, sizeof(f->id), "%s", id);
+			f->why   = why;
+			f->at_ns = now_ns();
+		}
+	}
+	pthread_rwlock_unlock(&r->lock);
+}
+
+const char *
+registry_refused(registry *r, const char *id, int64_t *at_ns)
+{
+	const char *why = NULL;
+	if (at_ns != NULL)
+		*at_ns = 0;
+	if (r == NULL || id == NULL)
+		return NULL;
+	pthread_rwlock_rdlock(&r->lock);
+	const def_refusal *f = refusal_of(r, id);
+	if (f != NULL) {
+		why = f->why;
+		if (at_ns != NULL)
+			*at_ns = f->at_ns;
+	}
+	pthread_rwlock_unlock(&r->lock);
+	return why;
+}
+
 bool
 registry_has_file(registry *r, const char *path)
 {
@@ -790,6 +857,15 @@ registry_plugin_info(registry *r, size_t i, plugin_info *out)
 		out->error          = p->error;
 		out->error_at_ns    = p->error_at_ns;
 		out->loads          = p->loads;
+		/* loaded, but a projection of it does not run: say so */
+		for (size_t k = 0;
+		     v != NULL && out->error == NULL && k < v->n_defs; k++) {
+			const def_refusal *f = refusal_of(r, v->defs[k]->id);
+			if (f != NULL) {
+				out->error       = f->why;
+				out->error_at_ns = f->at_ns;
+			}
+		}
 		if (v != NULL) {
 			out->name          = v->name;
 			out->version       = v->version;

@@ -115,6 +115,9 @@ apply(runtime *rt, const proj_change *c, size_t n)
 		if (nd == NULL && od != NULL && !def_is_filter(od)
 		    && eproj_is_emitting(od))
 			store_unclaim(rt->store, od->id);
+		/* a refused claim is only news while it is tried again */
+		if (nd == NULL || !emitting)
+			registry_set_refused(rt->plugins, d->id, NULL);
 		bool run = nd != NULL && runtime_runs(rt, nd, NULL, NULL);
 		if (nd != NULL && emitting && !claim_new(rt, od, nd))
 			run = false;

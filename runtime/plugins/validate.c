@@ -107,6 +107,13 @@ check_selectors(
 			    s->key == SL_KEY_PROPERTY     ? "a property path"
 			        : s->key == SL_KEY_STATIC ? "a static key"
 			                                  : "a time pattern");
+		char why[200];
+		if (s->key == SL_KEY_OCCURRED
+		    && !def_time_pattern_ok(s->arg, why, sizeof(why)))
+			return plug_refuse(rf, SL_EPLUGIN,
+			    "projection %s in plugin '%s': selector for '%s': "
+			    "occurred key pattern '%.64s' %s",
+			    label, pname, s->event_type, s->arg, why);
 	}
 	return SL_OK;
 }

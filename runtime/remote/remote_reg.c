@@ -221,6 +221,13 @@ parse_selectors(
 		if (sel->event_type == NULL || (needs_arg && sel->arg == NULL))
 			return fail_msg(
 			    err, errlen, SL_ENOMEM, "out of memory");
+		char why[200];
+		if (sel->key == SL_KEY_OCCURRED
+		    && !def_time_pattern_ok(sel->arg, why, sizeof(why)))
+			return fail_msg(err, errlen, SL_EINVAL,
+			    "field 'selectors[%u].arg': occurred key pattern "
+			    "'%.64s' %s",
+			    i, sel->arg, why);
 	}
 	return SL_OK;
 }

@@ -164,7 +164,15 @@ store_write_one(store *s, MDB_txn *parent, store_commit *c, uint64_t *pos)
 		rc = ev_encode(&pk, c->tenant, c->tenant_len, c->stream,
 		    c->stream_len, next_rev + i, &c->events[i]);
 		if (rc != SL_OK) {
-			store_fail(c, rc, "events[%zu] cannot be encoded", i);
+			const char *nul = ev_new_nul_field(&c->events[i]);
+			if (nul != NULL)
+				store_fail(c, rc,
+				    "events[%zu]: field '%s' contains a NUL "
+				    "byte",
+				    i, nul);
+			else
+				store_fail(
+				    c, rc, "events[%zu] cannot be encoded", i);
 			goto abort;
 		}
 		store_put_be64(pkey, *pos + i);

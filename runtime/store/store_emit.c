@@ -222,6 +222,10 @@ store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
 	msgpack_sbuffer_clear(&s->enc);
 	msgpack_packer_init(&pk, &s->enc, msgpack_sbuffer_write);
 	rc = ev_encode(&pk, e->tenant, tl, a->stream, sl, next_rev, &a->ev);
+	if (rc != SL_OK && ev_new_nul_field(&a->ev) != NULL)
+		return store_emit_fail(e, rc,
+		    "appends[%zu]: field '%s' contains a NUL byte", i,
+		    ev_new_nul_field(&a->ev));
 	if (rc != SL_OK)
 		return store_emit_fail(e, rc,
 		    "appends[%zu] cannot be encoded (content must be a map, "
