@@ -109,6 +109,73 @@ ev_zone_str(msgpack_zone *zone, const msgpack_object *o)
 	return s;
 }
 
+/* A msgpack str at *i of p (n bytes): its bytes and length; *i past it. */
+static bool
+peek_str(const unsigned char *p, size_t n, size_t *i, const char **s,
+    size_t *slen)
+{
+	size_t k = *i, l;
+	if (k >= n)
+		return false;
+	unsigned char h = p[k];
+	if ((h & 0xe0) == 0xa0) {
+		l = h & 0x1f;
+		k += 1;
+	} else if (h == 0xd9 && k + 1 < n) {
+		l = p[k + 1];
+		k += 2;
+	} else if (h == 0xda && k + 2 < n) {
+		l = (size_t) p[k + 1] << 8 | p[k + 2];
+		k += 3;
+	} else if (h == 0xdb && k + 4 < n) {
+		l = (size_t) p[k + 1] << 24 | (size_t) p[k + 2] << 16
+		    | (size_t) p[k + 3] << 8 | p[k + 4];
+		k += 5;
+	} else {
+		return false;
+	}
+	if (l > n - k)
+		return false;
+	*s    = (const char *) p + k;
+	*slen = l;
+	*i    = k + l;
+	return true;
+}
+
+int
+ev_peek(const void *data, size_t len, ev_head *out)
+{
+	const unsigned char *p = data;
+	size_t               i;
+	if (len < 1)
+		return SL_EPROTO;
+	if (p[0] == 0x90 + EV_FIELDS)
+		i = 1;
+	else if (p[0] == 0xdc && len > 3
+	    && ((size_t) p[1] << 8 | p[2]) == EV_FIELDS)
+		i = 3;
+	else
+		return SL_EPROTO;
+	if (!peek_str(p, len, &i, &out->tenant, &out->tenant_len)
+	    || !peek_str(p, len, &i, &out->stream, &out->stream_len))
+		return SL_EPROTO;
+	/* the revision: a positive fixint or uint 8..64 */
+	if (i >= len)
+		return SL_EPROTO;
+	if (p[i] <= 0x7f)
+		i += 1;
+	else if (p[i] >= 0xcc && p[i] <= 0xcf)
+		i += 1 + ((size_t) 1 << (p[i] - 0xcc));
+	else
+		return SL_EPROTO;
+	/* the id: bin 8 of 16 bytes */
+	if (i + 2 > len || p[i] != 0xc4 || p[i + 1] != 16)
+		return SL_EPROTO;
+	i += 18;
+	return peek_str(p, len, &i, &out->type, &out->type_len) ? SL_OK
+	                                                        : SL_EPROTO;
+}
+
 int
 ev_decode(const void *data, size_t len, uint64_t position, msgpack_zone *zone,
     ev_view *out)

@@ -87,6 +87,21 @@ int ev_encode(msgpack_packer *pk, const char *tenant, size_t tenant_len,
     const char *stream, size_t stream_len, uint64_t revision,
     const ev_new *e);
 
+/** The first fields of a stored event, read without decoding it: the
+ * strings point into the record (not NUL-terminated). */
+typedef struct ev_head {
+	const char *tenant, *stream, *type;
+	size_t      tenant_len, stream_len, type_len;
+} ev_head;
+
+/**
+ * Read a stored event's tenant, stream and type (ev_encode's first
+ * fields) in place: no allocation, no decoding of the rest. @return SL_OK,
+ * or SL_EPROTO when the record does not start as ev_encode writes (decode
+ * it to find out why).
+ */
+int ev_peek(const void *data, size_t len, ev_head *out);
+
 /**
  * Decode a stored event. @return SL_OK or SL_EPROTO (corrupt record).
  * Only allocates from zone; data must outlive the view.

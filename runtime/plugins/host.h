@@ -22,6 +22,11 @@ typedef struct emit_sink emit_sink;
 struct sl_event {
 	const ev_view *v;
 	const char *partition; /* partition id; for the log, the stream id */
+	/* host->event_link_target's: the target of link event v into *out
+	 * (valid until the callback returns), set by the processor that
+	 * delivers links; NULL: SL_ENOTFOUND */
+	int (*resolve)(void *arg, const ev_view *link, const sl_event **out);
+	void *resolve_arg;
 };
 
 /*

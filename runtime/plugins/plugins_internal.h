@@ -32,6 +32,11 @@
  * struct_size covers all three. */
 #define PROJ_V12_SIZE                                                         \
 	(offsetof(sl_projection, result) + sizeof(void (*)(void)))
+/* ABI 1.3: sources, n_sources and source_flags, read only when the struct
+ * covers them and says 1.3 or later (sources_of in defs.c). */
+#define PROJ_V13_SIZE                                                         \
+	(offsetof(sl_projection, source_flags) + sizeof(uint32_t))
+#define FILTER_V13_SIZE (offsetof(sl_filter, source_flags) + sizeof(uint32_t))
 
 /* One load of a plugin file: its private copy, handle and definitions. */
 struct plugin_ver {

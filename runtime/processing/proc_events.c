@@ -373,8 +373,13 @@ proc_handle_event(batch_ctx *b, uint64_t position, const void *data, size_t len)
 {
 	processor *p = b->p;
 	ev_view    ev;
+	ev_head    h;
 	int        rc;
 
+	/* what it cannot select is not decoded (a record that does not
+	 * peek is decoded: that reports it) */
+	if (ev_peek(data, len, &h) == SL_OK && !proc_selects(p, &h))
+		return SL_OK;
 	msgpack_zone_clear(&p->zone);
 	if ((rc = ev_decode(data, len, position, &p->zone, &ev)) != SL_OK) {
 		/* a log that cannot be read stops the processor, not a unit */

@@ -66,6 +66,15 @@ typedef struct proc_emit {
 	void       *cancel_arg;
 } proc_emit;
 
+/* What a processor reads (proc_sources.c), from its definition. */
+typedef struct proc_src {
+	bool             v13; /* the 1.3 rules: system streams, links asked */
+	uint32_t         flags;
+	const sl_source *v; /* the definition's (held with it); NULL: all */
+	size_t           n;
+	size_t           tenant_len;
+} proc_src;
+
 /* A command bit per proc_cmd. */
 #define CMD_BIT(c) (1u << (unsigned) (c))
 
@@ -81,6 +90,7 @@ struct processor {
 	char      name[40];
 	char      id[48];     /* checkpoint key: "proj:<name>" */
 	proc_emit *em;        /* an emitting projection's (NULL: read models) */
+	proc_src   src;       /* what it reads (set with the definition) */
 	char      rb_key[56]; /* rebuild record: "rebuild:<name>" */
 	char      pause_key[56]; /* "paused:<name>" while paused */
 	char      shape_key[56]; /* RM_SHAPE_PREFIX "<name>": served kind */
@@ -183,6 +193,13 @@ void proc_fold_discard(processor *p);
 int  proc_run_batch(processor *p, uint64_t pos, batch_ctx *b);
 /* The failing units as status shows them (p->mu held). */
 void proc_show_failing(processor *p);
+
+/* proc_sources.c: what it reads */
+/* Read p->def's sources (after the definition changed). */
+void proc_sources_init(processor *p);
+/* Whether an event with head h (ev_peek) can be selected by p: its
+ * tenant's, from a source, of a type a selector names (a projection). */
+bool proc_selects(const processor *p, const ev_head *h);
 
 /* proc_emit.c: the emitting projections' side */
 /* Read or reset the checkpoint in the log env: the position in

@@ -129,6 +129,7 @@ proc_set_names(processor *p)
 	snprintf(p->pause_key, sizeof(p->pause_key), "paused:%s", p->name);
 	snprintf(p->shape_key, sizeof(p->shape_key), RM_SHAPE_PREFIX "%s",
 	    p->name);
+	proc_sources_init(p);
 	proc_emit *em = p->em;
 	if (em == NULL)
 		return SL_OK;
