@@ -924,7 +924,7 @@ proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	memset(&ctx, 0, sizeof(ctx));
 	proc_retry_state(b, position, &ctx);
 	ctx.sink            = &em->sink;
-	struct sl_event sev = { .v = ev, .partition = ev->stream };
+	struct sl_event sev = proc_sl_event(p, ev);
 	em->cur             = ev;
 	host_scratch_reset();
 	guard_enter(em->mode == CFG_MODE_CONTINUOUS ? GUARD_EMITTER

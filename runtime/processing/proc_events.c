@@ -278,7 +278,7 @@ project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 		    key, sl_strerror(rc));
 	}
 
-	struct sl_event sev = { .v = ev, .partition = ev->stream };
+	struct sl_event sev = proc_sl_event(p, ev);
 	sl_context      ctx = { 0 };
 	proc_retry_state(b, position, &ctx);
 	sl_outcome out = proc_handler_call(p, &sev, key, &state, &ctx);
@@ -314,7 +314,7 @@ filter_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	if (proc_filter_unit(b, ev) != SL_OK)
 		return SL_OK;
 
-	struct sl_event sev       = { .v = ev, .partition = ev->stream };
+	struct sl_event sev       = proc_sl_event(p, ev);
 	sl_context      ctx       = { 0 };
 	const char     *partition = NULL;
 	proc_retry_state(b, position, &ctx);

@@ -91,6 +91,15 @@ struct processor {
 	char      id[48];     /* checkpoint key: "proj:<name>" */
 	proc_emit *em;        /* an emitting projection's (NULL: read models) */
 	proc_src   src;       /* what it reads (set with the definition) */
+	/* a link's target, for host->event_link_target (proc_sources.c):
+	 * valid until the handler returns (thread-owned) */
+	struct {
+		msgpack_zone   *zone;
+		unsigned char  *buf;
+		size_t          cap;
+		ev_view         v;
+		struct sl_event ev;
+	} link;
 	char      rb_key[56]; /* rebuild record: "rebuild:<name>" */
 	char      pause_key[56]; /* "paused:<name>" while paused */
 	char      shape_key[56]; /* RM_SHAPE_PREFIX "<name>": served kind */
@@ -200,6 +209,10 @@ void proc_sources_init(processor *p);
 /* Whether an event with head h (ev_peek) can be selected by p: its
  * tenant's, from a source, of a type a selector names (a projection). */
 bool proc_selects(const processor *p, const ev_head *h);
+/* The handler's event for ev: host->event_link_target resolves links
+ * through p. */
+struct sl_event proc_sl_event(processor *p, const ev_view *ev);
+void proc_link_free(processor *p);
 
 /* proc_emit.c: the emitting projections' side */
 /* Read or reset the checkpoint in the log env: the position in

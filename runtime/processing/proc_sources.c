@@ -6,6 +6,7 @@
  * whole tenant log, system streams and links included; 1.3 ones get `$`
  * streams and links only when they ask.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "proc_internal.h"
@@ -80,4 +81,56 @@ proc_selects(const processor *p, const ev_head *h)
 	}
 	/* a projection's events: of a type a selector names */
 	return p->is_filter || proc_type_selected(p->def, h->type, h->type_len);
+}
+
+/* store_resolve_link's: a copy of the target (the record is the read
+ * transaction's), decoded. */
+static int
+target_cb(void *arg, uint64_t position, const void *data, size_t len)
+{
+	processor *p = arg;
+	if (len > p->link.cap) {
+		unsigned char *nb = realloc(p->link.buf, len);
+		if (nb == NULL)
+			return SL_ENOMEM;
+		p->link.buf = nb;
+		p->link.cap = len;
+	}
+	memcpy(p->link.buf, data, len);
+	msgpack_zone_clear(p->link.zone);
+	return ev_decode(p->link.buf, len, position, p->link.zone, &p->link.v);
+}
+
+static int
+resolve(void *arg, const ev_view *link, const sl_event **out)
+{
+	processor *p = arg;
+	if (p->link.zone == NULL
+	    && (p->link.zone = msgpack_zone_new(4096)) == NULL)
+		return SL_ENOMEM;
+	int rc = store_resolve_link(p->s, p->tenant, link->content.via.str.ptr,
+	    link->content.via.str.size, target_cb, p);
+	if (rc != SL_OK)
+		return rc == SL_EINVAL ? SL_ENOTFOUND : rc;
+	p->link.ev = (struct sl_event) { .v = &p->link.v,
+		.partition                   = p->link.v.stream };
+	*out       = &p->link.ev;
+	return SL_OK;
+}
+
+struct sl_event
+proc_sl_event(processor *p, const ev_view *ev)
+{
+	return (struct sl_event) { .v = ev,
+		.partition                = ev->stream,
+		.resolve                  = resolve,
+		.resolve_arg              = p };
+}
+
+void
+proc_link_free(processor *p)
+{
+	if (p->link.zone != NULL)
+		msgpack_zone_free(p->link.zone);
+	free(p->link.buf);
 }

@@ -1194,6 +1194,7 @@ proc_free(processor *p)
 	msgpack_sbuffer_destroy(&p->appends);
 	scache_clear(&p->states);
 	msgpack_zone_destroy(&p->zone);
+	proc_link_free(p);
 	if (p->em != NULL) {
 		pthread_mutex_destroy(&p->em->cmu);
 		proc_emit_free(p->em);
