@@ -21,11 +21,14 @@
  * corrupt (a new field would come with a new count and a decoder for it). */
 #define EV_FIELDS 12
 
-/* A link event's type: its content is a str "N@stream", not a map. */
+/* A link event's type ("$>": its content is a str "N@stream"; "$@": a
+ * str, the linked stream), not a map. */
 static bool
 ev_is_link_type(const char *type, size_t len)
 {
-	return type != NULL && len == 2 && memcmp(type, EV_LINK_TYPE, 2) == 0;
+	return type != NULL && len == 2
+	    && (memcmp(type, EV_LINK_TYPE, 2) == 0
+	        || memcmp(type, EV_STREAM_LINK_TYPE, 2) == 0);
 }
 
 static bool

@@ -35,6 +35,9 @@ typedef struct ev_new {
 /** The type of a link event, whose content is a msgpack str "N@stream"
  * (the target: revision N of stream), as EventStoreDB writes them. */
 #define EV_LINK_TYPE "$>"
+/** The type of a stream link (EventStoreDB's linkStreamTo), whose content
+ * is a msgpack str: the linked stream's id. */
+#define EV_STREAM_LINK_TYPE "$@"
 
 /**
  * Parse a link's content "N@stream" (len bytes, not NUL-terminated):

@@ -228,6 +228,16 @@ typedef struct sl_projection {
 	const sl_source *sources;
 	size_t           n_sources;
 	uint32_t         source_flags; /**< SL_SOURCE_SYSTEM_STREAMS, _LINKS */
+	/**
+	 * Optional (EventStoreDB's $init per partition and $created): called
+	 * once for a key that has no state yet, before on() gets its first
+	 * event (that event is passed), with the initial state to complete.
+	 * Return SL_REPLACE, or fail as on() does (the event then fails).
+	 * Same threads and lifetimes as on(). Not part of the definition's
+	 * hash: what it computes is code, as on()'s is.
+	 */
+	sl_outcome (*created)(void *user, const sl_event *event,
+	    const char *key, sl_state *state, sl_context *ctx);
 } sl_projection;
 
 /** The three kinds of filter (Dolittle's). */
@@ -546,6 +556,21 @@ typedef struct sl_host_api {
 	 * SL_ENOTFOUND (its target is deleted or was never written).
 	 */
 	int (*event_link_target)(const sl_event *ev, const sl_event **out);
+
+	/* ABI 1.3: writing, as EventStoreDB's emit and linkStreamTo */
+	/**
+	 * emit with metadata: metadata_json a JSON object text (NULL: none)
+	 * stored as the event's metadata. @return as emit.
+	 */
+	int (*emit_meta)(sl_context *ctx, const char *stream, const char *type,
+	    const char *content_json, const char *metadata_json);
+	/**
+	 * Write to stream a link to the stream linked_stream (EventStoreDB's
+	 * linkStreamTo: an event of type "$@" whose content is the linked
+	 * stream's id). @return as emit.
+	 */
+	int (*link_stream_to)(
+	    sl_context *ctx, const char *stream, const char *linked_stream);
 } sl_host_api;
 
 /**

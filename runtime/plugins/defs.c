@@ -105,6 +105,16 @@ plug_filter_hash(const proj_def *d)
 	    defhash_filter(d->id, d->scope, d->filter_kind, d->version), d);
 }
 
+proj_created_fn
+proj_def_created(const proj_def *def)
+{
+	if (def == NULL || def_is_filter(def) || def->p == NULL
+	    || def->p->struct_size < PROJ_V13C_SIZE
+	    || (def->p->abi_version & 0xffffu) < 3)
+		return NULL;
+	return def->p->created;
+}
+
 bool
 proj_def_sources(const proj_def *def, const sl_source **src, size_t *n,
     uint32_t *flags)

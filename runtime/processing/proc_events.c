@@ -38,6 +38,27 @@ proc_handler_call(processor *p, const sl_event *ev, const char *key,
 	return out;
 }
 
+int
+proc_created(batch_ctx *b, int gk, const sl_event *ev,
+    const char *key, sl_state *state, sl_context *ctx)
+{
+	processor      *p  = b->p;
+	proj_created_fn fn = proj_def_created(p->def);
+	if (fn == NULL)
+		return SL_OK;
+	host_scratch_reset();
+	guard_enter((guard_kind) gk, p->tenant, p->proj_id, p->name,
+	    p->gen, key, strlen(key), ev->v->position);
+	sl_outcome out = fn(p->def->p->user, ev, key, state, ctx);
+	guard_leave();
+	if (out == SL_REPLACE && !ctx->failed)
+		return SL_OK;
+	return proc_unit_fail(b, ctx, "created: %s",
+	    ctx->failed && ctx->reason[0] != '\0' ? ctx->reason
+	    : out == SL_FAIL ? "failed (no reason given)"
+	                     : "returned an outcome other than SL_REPLACE");
+}
+
 sl_verdict
 proc_filter_call(processor *p, const sl_event *ev, const char **partition,
     sl_context *ctx)
@@ -264,6 +285,7 @@ project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	sl_state    state;
 	state_init(&state);
 	rc = proc_state_get(b, key, klen, &data, &len);
+	bool created = rc == SL_ENOTFOUND;
 	if (rc == SL_OK) {
 		rc = state_load(&state, data, len);
 	} else if (rc == SL_ENOTFOUND) {
@@ -281,6 +303,12 @@ project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	struct sl_event sev = proc_sl_event(p, ev);
 	sl_context      ctx = { 0 };
 	proc_retry_state(b, position, &ctx);
+	if (created
+	    && (rc = proc_created(b, GUARD_PROC, &sev, key, &state, &ctx))
+	        != SL_OK) {
+		state_free(&state);
+		return rc;
+	}
 	sl_outcome out = proc_handler_call(p, &sev, key, &state, &ctx);
 	switch (out) {
 	case SL_REPLACE:

@@ -48,6 +48,7 @@ typedef struct proc_emit {
 	size_t             n_emits;
 	proj_result_fn     result;
 	char              *rprefix; /* "$projections-<name>-" */
+	bool               root_result; /* keys all static: one result */
 	emit_sink          sink;
 	const ev_view     *cur;  /* the event being handled (emits' cause) */
 	struct ebatch     *eb;   /* what the batch being built emits */
@@ -251,6 +252,11 @@ extern size_t proc_cache_keep;
 void proc_emit_free(proc_emit *em);
 
 /* proc_events.c */
+/* A key with no state yet: the definition's created callback (ABI 1.3)
+ * completes its initial state. SL_OK (also when there is none), or
+ * HANDLE_UNIT_FAILED. gk: guard.h's guard_kind, for the call. */
+int  proc_created(batch_ctx *b, int gk, const sl_event *ev,
+     const char *key, sl_state *state, sl_context *ctx);
 /* The state of key in the fold: SL_OK with *data, *len (valid until the
  * key's next change), SL_ENOTFOUND (the initial state applies), or a storage
  * error (b->storage set). */

@@ -140,6 +140,7 @@ proc_set_names(processor *p)
 	em->sink.def    = d;
 	em->sink.system = em->system;
 	em->rprefix     = eproj_result_prefix(d);
+	em->root_result = proc_keys_static(d);
 	return em->rprefix != NULL ? SL_OK : SL_ENOMEM;
 }
 
