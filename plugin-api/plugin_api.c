@@ -15,7 +15,7 @@
 #define HOST_V11_SIZE (offsetof(sl_host_api, fail_with) + sizeof(void *))
 /* A host table this big has the document and link calls (ABI 1.3). */
 #define HOST_V13_SIZE                                                         \
-	(offsetof(sl_host_api, link_stream_to) + sizeof(void *))
+	(offsetof(sl_host_api, shared_state) + sizeof(void *))
 
 static const sl_host_api *bound;
 

@@ -157,7 +157,8 @@ typedef struct sl_source {
 
 /** source_flags (ABI 1.3). */
 #define SL_SOURCE_SYSTEM_STREAMS 0x1u /**< `$` streams too */
-/** link events too (type "$>"; host->event_link_target resolves one) */
+/** link events too (type "$>", host->event_link_target resolves one;
+ * and "$@", stream links: the content names the stream) */
 #define SL_SOURCE_LINKS 0x2u
 
 /** What a projection's on() callback decided. */
@@ -238,6 +239,15 @@ typedef struct sl_projection {
 	 */
 	sl_outcome (*created)(void *user, const sl_event *event,
 	    const char *key, sl_state *state, sl_context *ctx);
+	/**
+	 * Optional (EventStoreDB's $initShared / bi-state): the initial state
+	 * shared by every key, a JSON object text; NULL: none. on() and
+	 * created() read and change it through host->shared_state(ctx); it
+	 * is stored with the keys' states and the checkpoint (exactly once),
+	 * and what a failed event did to it is undone. Part of the
+	 * definition.
+	 */
+	const char *shared_initial_state_json;
 } sl_projection;
 
 /** The three kinds of filter (Dolittle's). */
@@ -571,6 +581,13 @@ typedef struct sl_host_api {
 	 */
 	int (*link_stream_to)(
 	    sl_context *ctx, const char *stream, const char *linked_stream);
+	/**
+	 * The state shared by every key of the projection being called
+	 * (sl_projection.shared_initial_state_json), a document like a key's
+	 * state, valid until the callback returns; NULL when the projection
+	 * has none (or outside on() and created()).
+	 */
+	sl_state *(*shared_state)(sl_context *ctx);
 } sl_host_api;
 
 /**

@@ -208,8 +208,15 @@ plug_def_hash(const proj_def *d)
 	              d->initial, d->initial_len, d->p->selectors, d->p->n_selectors);
 	size_t             n;
 	const char *const *emits = proj_def_emits(d, &n);
-	return defhash_sources(
+	h = defhash_sources(
 	    defhash_emits(h, emits, n, proj_def_result(d) != NULL), d);
+	if (d->shared_initial == NULL)
+		return h;
+	fnv f = { h };
+	fnv_str(&f, "$shared");
+	fnv_u64(&f, d->shared_initial_len);
+	fnv_bytes(&f, d->shared_initial, d->shared_initial_len);
+	return f.h;
 }
 
 void
@@ -218,6 +225,7 @@ proj_def_free(proj_def *d)
 	if (d == NULL)
 		return;
 	free(d->initial);
+	free(d->shared_initial);
 	free((char *) d->name);
 	free(d);
 }

@@ -387,6 +387,12 @@ h_link_to(sl_context *ctx, const char *stream, const sl_event *ev)
 	return emit_link(ctx, "link_to", stream, EV_LINK_TYPE, link, (size_t) n);
 }
 
+static sl_state *
+h_shared_state(sl_context *ctx)
+{
+	return ctx != NULL ? ctx->shared : NULL;
+}
+
 /* ---- the table ---- */
 
 static sl_host_api    host_table;
@@ -413,6 +419,7 @@ host_table_fill(void)
 	/* ABI 1.3 */
 	t->emit_meta      = h_emit_meta;
 	t->link_stream_to = h_link_stream_to;
+	t->shared_state   = h_shared_state;
 }
 
 const sl_host_api *

@@ -49,6 +49,9 @@ struct sl_context {
 	 * emitting projection engine (runtime/processing/emitter.c); NULL elsewhere
 	 * (ordinary processors), which makes them fail with SL_EINVAL */
 	emit_sink *sink;
+	/* appended for ABI 1.3: the projection's shared state (NULL: none),
+	 * set by the processor for on() and created() */
+	sl_state *shared;
 };
 
 /*

@@ -64,6 +64,10 @@ typedef struct proj_def {
 	 * registration. Its p (or f) is a host-owned vtable holding the
 	 * selectors and initial state, with on (filter) NULL; ver is NULL. */
 	struct remote_proc *remote;
+	/* appended for ABI 1.3: the shared initial state (a msgpack map,
+	 * host-owned; NULL: the projection has no shared state) */
+	char  *shared_initial;
+	size_t shared_initial_len;
 } proj_def;
 
 /*

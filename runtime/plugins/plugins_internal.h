@@ -40,6 +40,8 @@
 /* ABI 1.3: created, read when the struct covers it (and says 1.3). */
 #define PROJ_V13C_SIZE                                                        \
 	(offsetof(sl_projection, created) + sizeof(void (*)(void)))
+#define PROJ_V13S_SIZE                                                        \
+	(offsetof(sl_projection, shared_initial_state_json) + sizeof(char *))
 
 /* One load of a plugin file: its private copy, handle and definitions. */
 struct plugin_ver {

@@ -249,7 +249,31 @@ check_emits_overlap(
 	return SL_OK;
 }
 
-/* Parse the initial state JSON into d->initial (a msgpack map). */
+/* A JSON object text (what: its name in the refusal) into *out, *len (a
+ * msgpack map, malloc'ed). */
+static int
+parse_object(const char *json, const char *what, char **out, size_t *len,
+    const char *label, const char *pname, refusal *rf)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	char            jerr[256] = "";
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (json_text_to_mp(json, 1, &pk, jerr, sizeof(jerr)) != SL_OK) {
+		msgpack_sbuffer_destroy(&sb);
+		return plug_refuse(rf, SL_EPLUGIN,
+		    "projection %s in plugin '%s': %s is not a JSON object: "
+		    "%s",
+		    label, pname, what, jerr[0] != '\0' ? jerr : "invalid JSON");
+	}
+	*out = sb.data; /* the sbuffer's malloc'ed bytes, now ours */
+	*len = sb.size;
+	return SL_OK;
+}
+
+/* Parse the initial state JSON into d->initial (a msgpack map), and a 1.3
+ * projection's shared initial state into d->shared_initial. */
 static int
 parse_initial(const sl_projection *p, proj_def *d, const char *label,
     const char *pname, refusal *rf)
@@ -259,23 +283,15 @@ parse_initial(const sl_projection *p, proj_def *d, const char *label,
 		    "projection %s in plugin '%s': initial_state_json is "
 		    "missing",
 		    label, pname);
-	msgpack_sbuffer sb;
-	msgpack_packer  pk;
-	char            jerr[256] = "";
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	if (json_text_to_mp(p->initial_state_json, 1, &pk, jerr, sizeof(jerr))
-	    != SL_OK) {
-		msgpack_sbuffer_destroy(&sb);
-		return plug_refuse(rf, SL_EPLUGIN,
-		    "projection %s in plugin '%s': initial state is not a "
-		    "JSON "
-		    "object: %s",
-		    label, pname, jerr[0] != '\0' ? jerr : "invalid JSON");
-	}
-	d->initial     = sb.data; /* the sbuffer's malloc'ed bytes, now ours */
-	d->initial_len = sb.size;
-	return SL_OK;
+	int rc = parse_object(p->initial_state_json, "initial state",
+	    &d->initial, &d->initial_len, label, pname, rf);
+	if (rc != SL_OK || p->struct_size < PROJ_V13S_SIZE
+	    || (p->abi_version & 0xffffu) < 3
+	    || p->shared_initial_state_json == NULL)
+		return rc;
+	return parse_object(p->shared_initial_state_json,
+	    "shared initial state", &d->shared_initial,
+	    &d->shared_initial_len, label, pname, rf);
 }
 
 /* How messages call a definition: "projection" or "filter". */

@@ -202,13 +202,15 @@ ebatch_state(ebatch *b, const centry *x)
 /* ---- the checkpoint record ---- */
 
 /*
- * {position, def_hash, stopped, failing}, where "failing" (absent: none)
- * is an array of {key, position, attempts, retry, next_try (wall ns),
- * reason}. Into *out (malloc'ed), its length in *len.
+ * {position, def_hash, stopped, failing, shared}, where "failing"
+ * (absent: none) is an array of {key, position, attempts, retry, next_try
+ * (wall ns), reason}, and "shared" (absent: none yet) the shared state's
+ * packed bytes. Into *out (malloc'ed), its length in *len.
  */
 static int
 ckpt_pack(uint64_t position, uint64_t def_hash, bool stopped,
-    const failset *failing, char **out, size_t *len)
+    const failset *failing, const void *shared, size_t shared_len,
+    char **out, size_t *len)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer  pk;
@@ -234,6 +236,11 @@ ckpt_pack(uint64_t position, uint64_t def_hash, bool stopped,
 			mp_map_str(&f, "reason", u->reason);
 			mp_map_close(&f);
 		}
+	}
+	if (shared != NULL) { /* the shared state (ABI 1.3), packed */
+		mp_map_key(&m, "shared");
+		msgpack_pack_bin(&pk, shared_len);
+		msgpack_pack_bin_body(&pk, shared, shared_len);
 	}
 	mp_map_close(&m);
 	*out = sb.data; /* the sbuffer's malloc'ed bytes, now the caller's */
@@ -278,9 +285,10 @@ ckpt_unit(failset *fs, const msgpack_object *o)
 }
 
 typedef struct ckpt {
-	uint64_t position, def_hash;
-	bool     stopped;
-	failset *failing; /* filled when not NULL */
+	uint64_t  position, def_hash;
+	bool      stopped;
+	failset  *failing; /* filled when not NULL */
+	processor *shared; /* its shared state set when not NULL */
 } ckpt;
 
 static int
@@ -301,6 +309,15 @@ ckpt_cb(void *arg, const void *key, size_t key_len, const void *val,
 	    && mp_get_u64(&up.data, "def_hash", &c->def_hash) == SL_OK) {
 		(void) mp_get_bool(&up.data, "stopped", &c->stopped);
 		rc = SL_OK;
+		const msgpack_object *sh = mp_get(&up.data, "shared");
+		if (c->shared != NULL)
+			proc_shared_set(c->shared,
+			    sh != NULL && sh->type == MSGPACK_OBJECT_BIN
+			        ? sh->via.bin.ptr
+			        : NULL,
+			    sh != NULL && sh->type == MSGPACK_OBJECT_BIN
+			        ? sh->via.bin.size
+			        : 0);
 		const msgpack_object *fa;
 		if (c->failing != NULL
 		    && mp_get_array(&up.data, "failing", &fa) == SL_OK)
@@ -438,7 +455,8 @@ emit_submit(processor *p, bool reset, uint64_t position, bool wait,
 	char      *ck = NULL;
 	size_t     cklen;
 	int        rc = fl != NULL ? ckpt_pack(position, p->def->def_hash,
-	                          p->paused, &p->fails, &ck, &cklen)
+	                          p->paused, &p->fails, p->shared,
+	                          p->shared_len, &ck, &cklen)
 	                           : SL_ENOMEM;
 	if (rc != SL_OK) {
 		free(ck);
@@ -498,7 +516,7 @@ proc_emit_setup(processor *p, bool reset, char *reason, size_t rlen)
 	if (em->mode == CFG_MODE_CONTINUOUS) {
 		failset read;
 		failset_init_memory(&read);
-		ckpt c  = { .failing = &read };
+		ckpt c  = { .failing = &read, .shared = p };
 		int  rc = ckpt_read(p, &c);
 		if (rc == SL_OK) {
 			paused = c.stopped;
@@ -524,6 +542,7 @@ proc_emit_setup(processor *p, bool reset, char *reason, size_t rlen)
 		}
 		if (reset) {
 			failset_free(&read);
+			proc_shared_set(p, NULL, 0);
 			guard_clear_emitter(p->tenant, p->proj_id);
 			p->paused = paused; /* kept by the reset's record */
 			if ((rc = emit_submit(p, true, 0, true, reason, rlen))
@@ -571,7 +590,7 @@ proc_emit_reload(processor *p)
 	if (p->em->mode != CFG_MODE_CONTINUOUS)
 		p->em->committed = 0; /* its states were only the fold */
 	if (p->em->mode == CFG_MODE_CONTINUOUS) {
-		ckpt c = { .failing = &read };
+		ckpt c = { .failing = &read, .shared = p };
 		int  rc = ckpt_read(p, &c);
 		if (rc != SL_OK && rc != SL_ENOTFOUND) {
 			log_error("emitter",
@@ -643,7 +662,7 @@ proc_emit_commit(processor *p, batch_ctx *b, uint64_t position)
 	pthread_mutex_unlock(&em->cmu);
 	ebatch *eb = em->eb;
 	em->unhandled += b->bytes;
-	bool nothing = p->states.dirty == NULL
+	bool nothing = p->states.dirty == NULL && !p->shared_dirty
 	    && (eb == NULL || eb->n_appends == 0)
 	    && p->fails.version == em->fails_version;
 	/* events passed, nothing handled: the checkpoint can wait (a
@@ -953,15 +972,18 @@ proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	ebatch    *eb   = em->eb;
 	size_t     mark = eb != NULL ? eb->n_appends : 0;
 	sl_context ctx;
+	sl_state   shared;
 	memset(&ctx, 0, sizeof(ctx));
 	proc_retry_state(b, position, &ctx);
 	ctx.sink            = &em->sink;
+	proc_shared_begin(p, &shared, &ctx);
 	struct sl_event sev = proc_sl_event(p, ev);
 	int gk = em->mode == CFG_MODE_CONTINUOUS ? GUARD_EMITTER : GUARD_QUERY;
 	em->cur = ev;
 	if (x->state == NULL
 	    && (rc = proc_created(b, gk, &sev, key, &st, &ctx)) != SL_OK) {
 		em->cur = NULL;
+		proc_shared_end(b, &shared, &ctx, false);
 		state_free(&st);
 		if (em->eb != NULL)
 			em->eb->n_appends = mark;
@@ -974,6 +996,8 @@ proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	guard_leave();
 	em->cur = NULL;
 	if (ctx.failed || (out != SL_REPLACE && out != SL_DELETE)) {
+		/* what a failed event did to the shared state is dropped */
+		proc_shared_end(b, &shared, &ctx, false);
 		state_free(&st);
 		if (em->eb != NULL)
 			em->eb->n_appends = mark; /* what it emitted: dropped */
@@ -988,22 +1012,25 @@ proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	void  *nstate = NULL;
 	size_t nlen   = 0;
 	if (out == SL_REPLACE && (nstate = pack_state(&st, &nlen)) == NULL) {
+		proc_shared_end(b, &shared, &ctx, false);
 		state_free(&st);
 		snprintf(b->reason, sizeof(b->reason), "out of memory");
 		b->storage = true;
 		return SL_ENOMEM;
 	}
 	state_free(&st);
-	b->handled++;
-	if (same_bytes(x->state, x->state_len, nstate, nlen)) {
-		free(nstate);
-		return SL_OK;
-	}
-	rc = emit_new_state(b, x, key, ev, nstate, nlen);
+	rc = same_bytes(x->state, x->state_len, nstate, nlen)
+	    ? (free(nstate), SL_OK)
+	    : emit_new_state(b, x, key, ev, nstate, nlen);
 	if (rc == HANDLE_UNIT_FAILED && em->eb != NULL)
 		em->eb->n_appends = mark;
-	if (rc == HANDLE_UNIT_FAILED)
-		b->handled--;
+	/* the shared state as the handler left it, unless the event failed
+	 * after all (its result transform) */
+	int src = proc_shared_end(b, &shared, &ctx, rc == SL_OK);
+	if (rc == SL_OK && src != SL_OK)
+		return src;
+	if (rc == SL_OK)
+		b->handled++;
 	return rc;
 }
 

@@ -302,14 +302,24 @@ project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 
 	struct sl_event sev = proc_sl_event(p, ev);
 	sl_context      ctx = { 0 };
+	sl_state        shared;
 	proc_retry_state(b, position, &ctx);
+	proc_shared_begin(p, &shared, &ctx);
 	if (created
 	    && (rc = proc_created(b, GUARD_PROC, &sev, key, &state, &ctx))
 	        != SL_OK) {
+		proc_shared_end(b, &shared, &ctx, false);
 		state_free(&state);
 		return rc;
 	}
 	sl_outcome out = proc_handler_call(p, &sev, key, &state, &ctx);
+	/* what a failed event did to the shared state is dropped */
+	rc = proc_shared_end(
+	    b, &shared, &ctx, out == SL_REPLACE || out == SL_DELETE);
+	if (rc != SL_OK) {
+		state_free(&state);
+		return rc;
+	}
 	switch (out) {
 	case SL_REPLACE:
 		rc = store_put(b, key, klen, &state);

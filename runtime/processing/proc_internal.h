@@ -92,6 +92,11 @@ struct processor {
 	char      id[48];     /* checkpoint key: "proj:<name>" */
 	proc_emit *em;        /* an emitting projection's (NULL: read models) */
 	proc_src   src;       /* what it reads (set with the definition) */
+	/* the shared state (proc_shared.c), packed; NULL: the definition's
+	 * initial one; dirty: changed since stored (thread-owned) */
+	char      *shared;
+	size_t     shared_len;
+	bool       shared_dirty;
 	/* a link's target, for host->event_link_target (proc_sources.c):
 	 * valid until the handler returns (thread-owned) */
 	struct {
@@ -214,6 +219,21 @@ bool proc_selects(const processor *p, const ev_head *h);
  * through p. */
 struct sl_event proc_sl_event(processor *p, const ev_view *ev);
 void proc_link_free(processor *p);
+
+/* proc_shared.c: the shared state */
+/* Load it into st for a handler (ctx->shared = st); false when the
+ * definition has none. */
+bool proc_shared_begin(processor *p, sl_state *st, sl_context *ctx);
+/* After the handler: keep st as the shared state (changed: dirty) or
+ * drop it; frees st. SL_OK or SL_ENOMEM (b->storage). */
+int  proc_shared_end(batch_ctx *b, sl_state *st, sl_context *ctx, bool keep);
+/* Replace it with len packed bytes (data NULL: the initial one). */
+void proc_shared_set(processor *p, const void *data, size_t len);
+/* A read-model projection's record of it in generation p->gen: read
+ * (setup, after an aborted batch), written when dirty, dropped. */
+int  proc_shared_load_rm(processor *p, MDB_txn *txn);
+int  proc_shared_write_rm(processor *p, MDB_txn *txn);
+int  proc_shared_drop_rm(processor *p, MDB_txn *txn, uint64_t gen);
 
 /* proc_emit.c: the emitting projections' side */
 /* Read or reset the checkpoint in the log env: the position in

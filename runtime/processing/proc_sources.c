@@ -65,8 +65,10 @@ proc_selects(const processor *p, const ev_head *h)
 	    || memcmp(h->tenant, p->tenant, s->tenant_len) != 0)
 		return false;
 	if (s->v13) {
-		bool is_link = h->type_len == sizeof(EV_LINK_TYPE) - 1
-		    && memcmp(h->type, EV_LINK_TYPE, h->type_len) == 0;
+		/* links to events ("$>") and to streams ("$@") */
+		bool is_link = h->type_len == 2
+		    && (memcmp(h->type, EV_LINK_TYPE, 2) == 0
+		        || memcmp(h->type, EV_STREAM_LINK_TYPE, 2) == 0);
 		bool is_sys  = h->stream_len > 0 && h->stream[0] == '$';
 		if (is_link && !(s->flags & SL_SOURCE_LINKS))
 			return false;

@@ -268,6 +268,8 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 		if (rc == SL_OK)
 			rc = failset_clear_gen(p->rm, txn, p->name, gen);
 		if (rc == SL_OK)
+			rc = proc_shared_drop_rm(p, txn, gen);
+		if (rc == SL_OK)
 			rc = rm_active_write(p->rm, txn, p->name, gen);
 		if (rc == SL_OK)
 			rc = rm_checkpoint_write(p->rm, txn, p->id, &start);
@@ -286,6 +288,8 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 			if (rc == SL_OK && rb[0] != act)
 				rc = failset_clear_gen(
 				    p->rm, txn, p->name, rb[0]);
+			if (rc == SL_OK && rb[0] != act)
+				rc = proc_shared_drop_rm(p, txn, rb[0]);
 			if (rc == SL_OK)
 				rc = rm_record_del(p->rm, txn, p->rb_key);
 		}
@@ -294,6 +298,8 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 		rc = rm_gen_clear(p->rm, txn, p->name, gen);
 		if (rc == SL_OK)
 			rc = failset_clear_gen(p->rm, txn, p->name, gen);
+		if (rc == SL_OK)
+			rc = proc_shared_drop_rm(p, txn, gen);
 		if (rc == SL_OK)
 			rc = rm_record_write(p->rm, txn, p->rb_key, rec, 3);
 		break;
@@ -325,6 +331,9 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 	rc = failset_load(&p->fails, p->rm, txn);
 	proc_show_failing(p);
 	pthread_mutex_unlock(&p->mu);
+	p->gen = gen;
+	if (rc == SL_OK)
+		rc = proc_shared_load_rm(p, txn);
 	mdb_txn_abort(txn);
 	if (rc != SL_OK)
 		return storage_reason(
@@ -401,6 +410,8 @@ write_progress(processor *p, batch_ctx *b, bool caught_up)
 	if (rc == SL_OK)
 		rc = failset_clear_gen(p->rm, b->txn, p->name, p->active_gen);
 	if (rc == SL_OK)
+		rc = proc_shared_drop_rm(p, b->txn, p->active_gen);
+	if (rc == SL_OK)
 		b->swapped = true;
 	return rc;
 }
@@ -420,6 +431,7 @@ reload_failures(processor *p)
 	failset_load(&p->fails, p->rm, txn);
 	proc_show_failing(p);
 	pthread_mutex_unlock(&p->mu);
+	(void) proc_shared_load_rm(p, txn); /* as stored */
 	mdb_txn_abort(txn);
 }
 
@@ -512,6 +524,7 @@ fold_stored(processor *p)
 	}
 	p->states.dirty = NULL;
 	p->appends.size = 0;
+	p->shared_dirty = false;
 	/* an emitting run's evicts once its batch is durable
 	 * (proc_emit_commit); a transient run's states live only here */
 	if (em == NULL)
@@ -587,7 +600,8 @@ proc_run_batch(processor *p, uint64_t pos, batch_ctx *b)
 		    mdb_strerror(mrc));
 		return batch_abort(p, b, SL_ESTORAGE);
 	}
-	if ((rc = write_fold(p, b)) != SL_OK)
+	if ((rc = write_fold(p, b)) != SL_OK
+	    || (rc = proc_shared_write_rm(p, b->txn)) != SL_OK)
 		return batch_abort(p, b, rc);
 	if (retry_unit) {
 		rc = retry_progress(p, b, scanned_to);
@@ -1196,6 +1210,7 @@ proc_free(processor *p)
 	scache_clear(&p->states);
 	msgpack_zone_destroy(&p->zone);
 	proc_link_free(p);
+	free(p->shared);
 	if (p->em != NULL) {
 		pthread_mutex_destroy(&p->em->cmu);
 		proc_emit_free(p->em);

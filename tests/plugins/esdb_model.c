@@ -5,7 +5,11 @@
  * links each opened account's stream into account-index (linkStreamTo),
  * and deletes the state on Closed; its result transform gives the balance,
  * so the host writes Result and, after the delete, ResultRemoved.
- * esdb_total (one static key) has one root result stream.
+ * esdb_total (one static key) has one root result stream. esdb_shared (a
+ * read-model projection) numbers the events it sees in its shared state
+ * ($initShared) and keeps each key's last number; a "Boom" event adds to
+ * the shared count and then fails for good, so its change must vanish.
+ * esdb_model numbers its keys in its shared state too (created()).
  */
 #include <stdio.h>
 #include <string.h>
@@ -30,7 +34,10 @@ created(void *user, const sl_event *ev, const char *key, sl_state *st,
 {
 	(void) user;
 	(void) key;
-	(void) ctx;
+	sl_state *sh = H->shared_state(ctx);
+	int64_t   no = sl_st_i64(sh, "keys", 0) + 1;
+	sl_st_set_i64(sh, "keys", no);
+	sl_st_set_i64(st, "key_no", no);
 	sl_st_set_i64(st, "created", sl_st_i64(st, "created", 0) + 1);
 	sl_st_set_str(st, "first_type", H->event_type(ev));
 	return SL_REPLACE;
@@ -108,6 +115,40 @@ static const sl_projection model = {
 	.n_emits            = 2,
 	.result             = result,
 	.created            = created,
+	.shared_initial_state_json = "{\"keys\":0}",
+};
+
+static const sl_selector shared_sel[] = {
+	{ "$any", SL_KEY_EVENT_SOURCE, NULL },
+};
+
+static sl_outcome
+on_shared(void *user, const sl_event *ev, const char *key, sl_state *st,
+    sl_context *ctx)
+{
+	(void) user;
+	(void) key;
+	sl_state *sh = H->shared_state(ctx);
+	int64_t   n  = sl_st_i64(sh, "seen", 0) + 1;
+	if (sh == NULL || sl_st_set_i64(sh, "seen", n) != SL_OK)
+		return SL_FAIL;
+	if (strcmp(H->event_type(ev), "Boom") == 0)
+		return H->fail_with(ctx, "boom", false, 0);
+	sl_st_set_i64(st, "n", n);
+	return SL_REPLACE;
+}
+
+static const sl_projection shared = {
+	.struct_size        = sizeof(sl_projection),
+	.abi_version        = SL_ABI_VERSION,
+	.id                 = "e5db0000-0000-4000-8000-000000000003",
+	.name               = "esdb_shared",
+	.version            = 1,
+	.initial_state_json = "{}",
+	.selectors          = shared_sel,
+	.n_selectors        = 1,
+	.on                 = on_shared,
+	.shared_initial_state_json = "{\"seen\":0}",
 };
 
 static const sl_projection total = {
@@ -123,7 +164,8 @@ static const sl_projection total = {
 	.result             = result_total,
 };
 
-static const sl_projection *const projections[] = { &model, &total };
+static const sl_projection *const projections[] = { &model, &total,
+	&shared };
 
 static const sl_plugin_desc desc = {
 	.struct_size   = sizeof(sl_plugin_desc),
@@ -131,7 +173,7 @@ static const sl_plugin_desc desc = {
 	.name          = "esdb_model",
 	.version       = "1.0.0",
 	.projections   = projections,
-	.n_projections = 2,
+	.n_projections = 3,
 };
 
 SL_EXPORT int
