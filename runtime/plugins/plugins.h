@@ -100,6 +100,14 @@ typedef sl_outcome (*proj_result_fn)(
 const char *const *proj_def_emits(const proj_def *def, size_t *n);
 /** The result transform, or NULL (as proj_def_emits). */
 proj_result_fn proj_def_result(const proj_def *def);
+/**
+ * What a filter asks for when its code changed without a version bump and
+ * the validation finds its stream differs (sl_filter.on_code_change, read
+ * only when its struct_size covers the ABI 1.3 field; checked at load).
+ * SL_CODE_CHANGE_REBUILD for an older filter, a projection, or a closed
+ * version: read it while def is held.
+ */
+sl_code_change proj_def_on_code_change(const proj_def *def);
 
 /**
  * Whether pattern, the strftime format of an occurred key selector, makes

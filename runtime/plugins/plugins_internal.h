@@ -28,6 +28,10 @@
  * covers them (a 1.0 plugin has none); sl_filter first came with 1.1. */
 #define DESC_V11_SIZE   (offsetof(sl_plugin_desc, n_filters) + sizeof(size_t))
 #define FILTER_V11_SIZE (offsetof(sl_filter, user) + sizeof(void *))
+/* ABI 1.3: a filter's on_code_change is read only when its struct_size
+ * covers it (a filter built for 1.1 or 1.2 rebuilds). */
+#define FILTER_V13_SIZE                                                       \
+	(offsetof(sl_filter, on_code_change) + sizeof(sl_code_change))
 /* ABI 1.2: emits, n_emits and result are read only when a projection's
  * struct_size covers all three. */
 #define PROJ_V12_SIZE                                                         \
