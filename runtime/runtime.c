@@ -18,6 +18,7 @@
 #include "api.h"
 #include "event.h"
 #include "fsutil.h"
+#include "filter_validate.h"
 #include "filterfeed.h"
 #include "guard.h"
 #include "log.h"
@@ -294,6 +295,8 @@ runtime_start(sl_config *cfg, runtime **out)
 		rt->srv = NULL;
 		goto fail;
 	}
+	if ((rc = fval_create(&rt->fval)) != SL_OK)
+		goto fail;
 	/* Without a watchable plugin_dir the daemon runs on, unreloadable. */
 	if (cfg->hot_reload && reload_start(rt) != SL_OK)
 		log_warn("runtime", "hot reload is off: cannot watch %s",
@@ -315,6 +318,10 @@ runtime_stop(runtime *rt)
 		reload_stop(rt); /* no reload once stopping begins */
 	if (rt->srv != NULL)
 		server_stop(rt->srv); /* no registration comes any more */
+	/* Validations call plugins and command processors: they end first
+	 * (each within one plugin call; status no longer reads them). */
+	fval_destroy(rt->fval);
+	rt->fval = NULL;
 	for (size_t i = 0; i < rt->n_procs; i++)
 		proc_set_notify(rt->procs[i], NULL, NULL);
 	ff_stop(rt->ff);   /* sends through the publisher */
