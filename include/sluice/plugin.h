@@ -23,13 +23,14 @@
  * filter for one tenant) and calls it one event at a time; the same
  * callback may run at the same time on other threads: other tenants'
  * processors, one-time queries (`sluice query`, run on a worker thread of
- * the API) and result transforms answering get_all. Each call gets its own
- * event, state and context: use them only on the calling thread and only
- * until the callback returns (never keep a pointer to them or to what the
- * host returned for them). The plugin's globals and user pointers are
- * shared by all those threads: keep them read-only, or lock. Every host
- * function may be called from any callback at the same time as from
- * others; log also from threads of the plugin's own. sluice_plugin_init
+ * the API), result transforms answering get_all, and a filter's
+ * validation after its code changed (see sl_code_change). Each call gets
+ * its own event, state and context: use them only on the calling thread
+ * and only until the callback returns (never keep a pointer to them or to
+ * what the host returned for them). The plugin's globals and user
+ * pointers are shared by all those threads: keep them read-only, or lock.
+ * Every host function may be called from any callback at the same time as
+ * from others; log also from threads of the plugin's own. sluice_plugin_init
  * runs once per load of the file, before any callback of that load, and
  * fini once, after the last of them has returned.
  *
