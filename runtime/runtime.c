@@ -151,6 +151,8 @@ runtime_start(sl_config *cfg, runtime **out)
 		    sl_strerror(rc));
 		goto fail;
 	}
+	if ((rc = fval_create(&rt->fval)) != SL_OK)
+		goto fail;
 	if (registry_load_dir(rt->plugins, cfg->plugin_dir) != SL_OK)
 		log_warn("runtime",
 		    "plugin directory %s cannot be read: no plugins loaded",
@@ -295,8 +297,6 @@ runtime_start(sl_config *cfg, runtime **out)
 		rt->srv = NULL;
 		goto fail;
 	}
-	if ((rc = fval_create(&rt->fval)) != SL_OK)
-		goto fail;
 	/* Without a watchable plugin_dir the daemon runs on, unreloadable. */
 	if (cfg->hot_reload && reload_start(rt) != SL_OK)
 		log_warn("runtime", "hot reload is off: cannot watch %s",
