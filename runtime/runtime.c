@@ -18,6 +18,7 @@
 #include "api.h"
 #include "event.h"
 #include "fsutil.h"
+#include "filter_validate.h"
 #include "filterfeed.h"
 #include "guard.h"
 #include "log.h"
@@ -150,6 +151,8 @@ runtime_start(sl_config *cfg, runtime **out)
 		    sl_strerror(rc));
 		goto fail;
 	}
+	if ((rc = fval_create(&rt->fval)) != SL_OK)
+		goto fail;
 	if (registry_load_dir(rt->plugins, cfg->plugin_dir) != SL_OK)
 		log_warn("runtime",
 		    "plugin directory %s cannot be read: no plugins loaded",
@@ -315,6 +318,10 @@ runtime_stop(runtime *rt)
 		reload_stop(rt); /* no reload once stopping begins */
 	if (rt->srv != NULL)
 		server_stop(rt->srv); /* no registration comes any more */
+	/* Validations call plugins and command processors: they end first
+	 * (each within one plugin call; status no longer reads them). */
+	fval_destroy(rt->fval);
+	rt->fval = NULL;
 	for (size_t i = 0; i < rt->n_procs; i++)
 		proc_set_notify(rt->procs[i], NULL, NULL);
 	ff_stop(rt->ff);   /* sends through the publisher */

@@ -66,6 +66,9 @@ typedef struct runtime {
 	rt_transient    transients[RT_MAX_TRANSIENT];
 	uint64_t        next_handle;
 	unsigned        closers; /* threads stopping a transient run */
+	/* validations of filters whose code changed without a version bump
+	 * (runtime/processing/filter_validate.h), started by hot reload */
+	struct fval *fval;
 } runtime;
 
 /**

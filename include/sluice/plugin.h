@@ -23,13 +23,14 @@
  * filter for one tenant) and calls it one event at a time; the same
  * callback may run at the same time on other threads: other tenants'
  * processors, one-time queries (`sluice query`, run on a worker thread of
- * the API) and result transforms answering get_all. Each call gets its own
- * event, state and context: use them only on the calling thread and only
- * until the callback returns (never keep a pointer to them or to what the
- * host returned for them). The plugin's globals and user pointers are
- * shared by all those threads: keep them read-only, or lock. Every host
- * function may be called from any callback at the same time as from
- * others; log also from threads of the plugin's own. sluice_plugin_init
+ * the API), result transforms answering get_all, and a filter's
+ * validation after its code changed (see sl_code_change). Each call gets
+ * its own event, state and context: use them only on the calling thread
+ * and only until the callback returns (never keep a pointer to them or to
+ * what the host returned for them). The plugin's globals and user
+ * pointers are shared by all those threads: keep them read-only, or lock.
+ * Every host function may be called from any callback at the same time as
+ * from others; log also from threads of the plugin's own. sluice_plugin_init
  * runs once per load of the file, before any callback of that load, and
  * fini once, after the last of them has returned.
  *
@@ -267,10 +268,45 @@ typedef enum sl_verdict {
 } sl_verdict;
 
 /**
+ * What the host does when a filter's code changed but its definition did
+ * not (ABI 1.3, sl_filter.on_code_change). A reload of a plugin file
+ * whose bytes changed while a filter's id, scope, kind and version stayed
+ * the same starts a validation per tenant, Dolittle's way: on a thread of
+ * its own, the new filter() is run over the log from position 0 up to the
+ * checkpoint of the stream being served, and the (position, partition)
+ * entries it would include are compared with the stored stream. Equal:
+ * nothing changes. Different (some event is included, left out or put in
+ * another partition by the new code), the first such log position N is
+ * logged and this field decides. Meanwhile the processor goes on with the
+ * new code; a newer reload cancels a validation still running.
+ *
+ * The validation calls filter() as the processor does (once per event of
+ * the tenant, public events only for a public filter), at the same time
+ * as the processors of other tenants and that tenant's own processor, with
+ * attempt 0. A filter() that fails (SL_FAILED, a bad partition) makes the
+ * validation inconclusive: nothing is done.
+ */
+typedef enum sl_code_change {
+	/** Rebuild the stream from position 0 with the new code, as `sluice
+	 * reset` does (queries read the old one until it has caught up).
+	 * The default, also for a filter built for ABI 1.1 or 1.2. */
+	SL_CODE_CHANGE_REBUILD = 0,
+	/** Stop the filter and show it failed, with the reason "code
+	 * changed without a version bump: stream differs at position N";
+	 * its old stream is still served. `sluice retry` goes on with the
+	 * new code from the checkpoint, `sluice reset` rebuilds, a build
+	 * with another definition version rebuilds, and a later reload
+	 * whose validation finds the stream equal goes on. Kept across
+	 * restarts. */
+	SL_CODE_CHANGE_FAIL = 1,
+} sl_code_change;
+
+/**
  * A filter (ABI 1.1): builds a stream, an index of the log positions of the
  * events it includes, per tenant (and per partition when partitioned). The
  * definition (id, scope, kind, version) is hashed by the host; when it
- * changes, the stream is rebuilt from position 0.
+ * changes, the stream is rebuilt from position 0. When only its code
+ * changes, the stream is validated (see sl_code_change).
  */
 typedef struct sl_filter {
 	uint32_t struct_size; /**< sizeof(sl_filter) as compiled */
@@ -298,6 +334,11 @@ typedef struct sl_filter {
 	const sl_source *sources;
 	size_t           n_sources;
 	uint32_t         source_flags;
+	/** What a code change without a version bump does to the stream
+	 * when the validation finds it differs (see sl_code_change). Not
+	 * part of the definition: changing it rebuilds nothing. Another
+	 * value refuses the plugin. */
+	sl_code_change on_code_change;
 } sl_filter;
 
 /** The descriptor a plugin returns from sluice_plugin_init. */

@@ -624,6 +624,20 @@ rm_blob_write(rmstore *rm, MDB_txn *txn, const char *key, size_t klen,
 }
 
 int
+rm_blob_read(rmstore *rm, MDB_txn *txn, const char *key, size_t klen,
+    void *buf, size_t cap, size_t *len)
+{
+	MDB_val k  = { klen, (void *) key }, d;
+	int     rc = map_mdb(
+	        mdb_get(txn, rm->cp_dbi, &k, &d), "read record", rm->path);
+	if (rc != SL_OK)
+		return rc;
+	*len = d.mv_size < cap ? d.mv_size : cap;
+	memcpy(buf, d.mv_data, *len);
+	return SL_OK;
+}
+
+int
 rm_blob_del(rmstore *rm, MDB_txn *txn, const char *key, size_t klen)
 {
 	MDB_val k  = { klen, (void *) key };
@@ -892,42 +906,25 @@ rm_stream_append(rmstore *rm, MDB_txn *txn, MDB_dbi dbi, const char *partition,
 	return rc;
 }
 
-int
-rm_stream_read(rmstore *rm, const char *filter_id, const char *partition,
-    size_t plen, uint64_t from, size_t max, rm_stream_fn fn, void *arg,
-    uint64_t *next, bool *more, uint64_t *generation)
+/*
+ * The cursor walk of rm_stream_read and rm_stream_walk over db dbi of the
+ * stream name, in txn: the whole stream (partition NULL) or a partition,
+ * from position from, at most max entries (0: no limit).
+ */
+static int
+stream_walk(rmstore *rm, MDB_txn *txn, MDB_dbi dbi, const char *name,
+    const char *partition, size_t plen, uint64_t from, size_t max,
+    rm_stream_fn fn, void *arg, uint64_t *next, bool *more)
 {
 	unsigned char key[RM_STREAM_KEY_MAX];
-	char          name[300];
 	size_t        prefix_len;
-	MDB_dbi       dbi;
-	MDB_txn      *txn;
 	MDB_cursor   *cur;
 	MDB_val       k, d;
 	size_t        n  = 0;
 	int           rc = SL_OK, mrc;
 
-	if (next != NULL)
-		*next = from;
-	if (more != NULL)
-		*more = false;
-	if (partition != NULL && !stream_partition_ok(partition, plen))
-		return SL_EINVAL; /* no partition can have such an id */
-	int len
-	    = snprintf(name, sizeof(name), RM_FILTER_PREFIX "%s", filter_id);
-	if (len < 0 || (size_t) len >= sizeof(name))
-		return SL_EINVAL;
-	if (generation != NULL)
-		*generation = 0;
-	rc = begin_read(rm, name, &dbi, &txn, generation);
-	if (rc == SL_ENOTFOUND)
-		return SL_OK; /* the filter never wrote: an empty stream */
-	if (rc != SL_OK)
-		return rc;
-	if ((mrc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
-		mdb_txn_abort(txn);
+	if ((mrc = mdb_cursor_open(txn, dbi, &cur)) != 0)
 		return map_mdb(mrc, "cursor", rm->path);
-	}
 	if (partition == NULL) {
 		key[0] = RM_STREAM_ALL;
 		put_be64(key + 1, from);
@@ -981,8 +978,64 @@ rm_stream_read(rmstore *rm, const char *filter_id, const char *partition,
 	if (rc == SL_OK && mrc != 0 && mrc != MDB_NOTFOUND)
 		rc = map_mdb(mrc, "read stream", rm->path);
 	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* "f:<id>", the name a filter's processor writes through. */
+static int
+filter_name(const char *filter_id, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, RM_FILTER_PREFIX "%s", filter_id);
+	return n > 0 && (size_t) n < len ? SL_OK : SL_EINVAL;
+}
+
+int
+rm_stream_read(rmstore *rm, const char *filter_id, const char *partition,
+    size_t plen, uint64_t from, size_t max, rm_stream_fn fn, void *arg,
+    uint64_t *next, bool *more, uint64_t *generation)
+{
+	char     name[300];
+	MDB_dbi  dbi;
+	MDB_txn *txn;
+
+	if (next != NULL)
+		*next = from;
+	if (more != NULL)
+		*more = false;
+	if (partition != NULL && !stream_partition_ok(partition, plen))
+		return SL_EINVAL; /* no partition can have such an id */
+	if (filter_name(filter_id, name, sizeof(name)) != SL_OK)
+		return SL_EINVAL;
+	if (generation != NULL)
+		*generation = 0;
+	int rc = begin_read(rm, name, &dbi, &txn, generation);
+	if (rc == SL_ENOTFOUND)
+		return SL_OK; /* the filter never wrote: an empty stream */
+	if (rc != SL_OK)
+		return rc;
+	rc = stream_walk(rm, txn, dbi, name, partition, plen, from, max, fn,
+	    arg, next, more);
 	mdb_txn_abort(txn);
 	return rc;
+}
+
+int
+rm_stream_walk(rmstore *rm, MDB_txn *txn, const char *filter_id, uint64_t gen,
+    uint64_t from, size_t max, rm_stream_fn fn, void *arg, uint64_t *next)
+{
+	char    name[300];
+	MDB_dbi dbi;
+	if (next != NULL)
+		*next = from;
+	if (filter_name(filter_id, name, sizeof(name)) != SL_OK)
+		return SL_EINVAL;
+	int rc = rm_gen_dbi(rm, name, gen, false, &dbi);
+	if (rc == SL_ENOTFOUND)
+		return SL_OK; /* never written */
+	if (rc != SL_OK)
+		return rc;
+	return stream_walk(
+	    rm, txn, dbi, name, NULL, 0, from, max, fn, arg, next, NULL);
 }
 
 int
@@ -996,9 +1049,7 @@ rm_stream_head(rmstore *rm, const char *filter_id, uint64_t *next,
 	MDB_cursor   *cur;
 	*next       = 0;
 	*generation = 0;
-	int len
-	    = snprintf(name, sizeof(name), RM_FILTER_PREFIX "%s", filter_id);
-	if (len < 0 || (size_t) len >= sizeof(name))
+	if (filter_name(filter_id, name, sizeof(name)) != SL_OK)
 		return SL_EINVAL;
 	int rc = begin_read(rm, name, &dbi, &txn, generation);
 	if (rc == SL_ENOTFOUND)

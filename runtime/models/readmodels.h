@@ -109,6 +109,10 @@ int rm_record_del(rmstore *rm, MDB_txn *txn, const char *key);
 int rm_blob_write(rmstore *rm, MDB_txn *txn, const char *key, size_t klen,
     const void *data, size_t len);
 int rm_blob_del(rmstore *rm, MDB_txn *txn, const char *key, size_t klen);
+/** Copy the record at key (at most cap bytes) into buf, its copied length
+ * into *len. @return SL_OK, SL_ENOTFOUND, SL_ESTORAGE. */
+int rm_blob_read(rmstore *rm, MDB_txn *txn, const char *key, size_t klen,
+    void *buf, size_t cap, size_t *len);
 typedef int (*rm_blob_fn)(void *arg, const char *key, size_t klen,
     const void *data, size_t len);
 int rm_blob_scan(rmstore *rm, MDB_txn *txn, const char *prefix,
@@ -177,6 +181,18 @@ typedef int (*rm_stream_fn)(void *arg, uint64_t stream_pos, uint64_t log_pos,
 int rm_stream_read(rmstore *rm, const char *filter_id, const char *partition,
     size_t plen, uint64_t from, size_t max, rm_stream_fn fn, void *arg,
     uint64_t *next, bool *more, uint64_t *generation);
+
+/**
+ * Walk the whole stream of filter filter_id's generation gen (the served
+ * one, or one being rebuilt) in the caller's txn, as rm_stream_read reads
+ * the served one: from stream position from, at most max entries (0: no
+ * limit), *next (may be NULL) getting the position after the last entry
+ * visited. A generation never written: SL_OK with no calls.
+ * @return SL_OK, fn's nonzero value, SL_EINVAL, SL_ESTORAGE.
+ */
+int rm_stream_walk(rmstore *rm, MDB_txn *txn, const char *filter_id,
+    uint64_t gen, uint64_t from, size_t max, rm_stream_fn fn, void *arg,
+    uint64_t *next);
 
 /**
  * The whole stream's next position (its length) in the served generation,

@@ -16,6 +16,7 @@
 
 #include "emitter.h"
 #include "event.h"
+#include "filter_validate.h"
 #include "guard.h"
 #include "mp.h"
 #include "sysproj.h"
@@ -484,6 +485,8 @@ api_status(request *r)
 		mp_map_u64(&e, "writes_in_flight", 0);
 		mp_map_bool(&e, "system", false);
 		mp_map_bool(&e, "emitting", false);
+		if (f) /* a code change's check (filter_validate.h) */
+			fval_pack_status(rt->fval, &e, st.tenant, st.def->id);
 		mp_map_close(&e);
 	}
 	free(failing);

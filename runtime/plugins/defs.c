@@ -2,7 +2,8 @@
  * Plugin definitions (proj_def) and their hashes: the FNV-1a 64 hashes of
  * a projection's or a filter's definition, stored with its checkpoints,
  * what a projection declares under ABI 1.2 (emits, result), and whether an
- * occurred key selector's pattern can make keys.
+ * occurred key selector's pattern can make keys; what a filter's code
+ * change does (ABI 1.3).
  */
 #include "plugins_internal.h"
 
@@ -199,6 +200,15 @@ proj_def_result(const proj_def *def)
 	    || def->p->struct_size < PROJ_V12_SIZE)
 		return NULL;
 	return def->p->result;
+}
+
+sl_code_change
+proj_def_on_code_change(const proj_def *def)
+{
+	if (def == NULL || !def_is_filter(def) || def->f == NULL
+	    || def->f->struct_size < FILTER_V13_SIZE)
+		return SL_CODE_CHANGE_REBUILD;
+	return def->f->on_code_change;
 }
 
 uint64_t

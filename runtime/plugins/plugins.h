@@ -116,6 +116,14 @@ proj_created_fn proj_def_created(const proj_def *def);
  */
 bool proj_def_sources(const proj_def *def, const sl_source **src,
     size_t *n, uint32_t *flags);
+/**
+ * What a filter asks for when its code changed without a version bump and
+ * the validation finds its stream differs (sl_filter.on_code_change, read
+ * only when its struct_size covers the ABI 1.3 field; checked at load).
+ * SL_CODE_CHANGE_REBUILD for an older filter, a projection, or a closed
+ * version: read it while def is held.
+ */
+sl_code_change proj_def_on_code_change(const proj_def *def);
 
 /**
  * Whether pattern, the strftime format of an occurred key selector, makes

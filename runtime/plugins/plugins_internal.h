@@ -28,6 +28,11 @@
  * covers them (a 1.0 plugin has none); sl_filter first came with 1.1. */
 #define DESC_V11_SIZE   (offsetof(sl_plugin_desc, n_filters) + sizeof(size_t))
 #define FILTER_V11_SIZE (offsetof(sl_filter, user) + sizeof(void *))
+/* ABI 1.3: a filter's sources, source_flags and on_code_change are read
+ * only when its struct_size covers them all (a filter built for 1.1 or
+ * 1.2 reads the whole log and rebuilds on a code change). */
+#define FILTER_V13_SIZE                                                       \
+	(offsetof(sl_filter, on_code_change) + sizeof(sl_code_change))
 /* ABI 1.2: emits, n_emits and result are read only when a projection's
  * struct_size covers all three. */
 #define PROJ_V12_SIZE                                                         \
@@ -36,7 +41,6 @@
  * covers them and says 1.3 or later (sources_of in defs.c). */
 #define PROJ_V13_SIZE                                                         \
 	(offsetof(sl_projection, source_flags) + sizeof(uint32_t))
-#define FILTER_V13_SIZE (offsetof(sl_filter, source_flags) + sizeof(uint32_t))
 /* ABI 1.3: created, read when the struct covers it (and says 1.3). */
 #define PROJ_V13C_SIZE                                                        \
 	(offsetof(sl_projection, created) + sizeof(void (*)(void)))

@@ -4,6 +4,10 @@
  * processors and emitting runs. Runs on the watcher's thread only, so
  * reloads never overlap; processors and API threads go on meanwhile.
  *
+ * Filters: a definition that stays the same while the code changes is
+ * validated per tenant (filter_validate.h); any change of a filter ends
+ * the validation of its older code first.
+ *
  * Emitting projections: a changed or added definition claims its streams
  * anew (a refusal stops its runs and shows as the plugin's error); a
  * dropped one gives up its claims on declared streams, while the "owners"
@@ -21,6 +25,7 @@
 
 #include <sluice/errors.h>
 
+#include "filter_validate.h"
 #include "log.h"
 #include "watch.h"
 
@@ -39,6 +44,19 @@ start_proc(runtime *rt, rt_tenant *t, const proj_def *def)
 		    def->id, def->name,
 		    rc == SL_ETOOBIG ? "too many processors"
 		                     : sl_strerror(rc));
+}
+
+/* Start validating a filter's new code against its stream (logged when
+ * it cannot). */
+static void
+validate_filter(runtime *rt, rt_tenant *t, processor *p, const proj_def *def)
+{
+	int rc = fval_start(rt->fval, rt->store, t->rm, p, def);
+	if (rc != SL_OK)
+		log_warn("reload",
+		    "tenant %s filter %s (%s): its stream is not validated "
+		    "against the new code: %s",
+		    t->cfg->id, def->id, def->name, sl_strerror(rc));
 }
 
 static void
@@ -88,11 +106,17 @@ apply(runtime *rt, const proj_change *c, size_t n)
 		const proj_def *nd = c[i].new_def, *od = c[i].old_def;
 		const proj_def *d = nd != NULL ? nd : od;
 		bool emitting     = !def_is_filter(d) && eproj_is_emitting(d);
+		/* new code, same definition: its stream is validated */
+		bool validate = nd != NULL && od != NULL && def_is_filter(nd)
+		    && nd->def_hash == od->def_hash;
 		log_info("reload", "%s %s (%s): %s",
 		    def_is_filter(d) ? "filter" : "projection", d->id, d->name,
 		    od == NULL       ? "added: builds from position 0"
 		        : nd == NULL ? "dropped: its processors stop, what "
 		                       "it built stays and is served"
+		        : validate
+		        ? "same definition: new code continues from the "
+		          "checkpoint; its stream is validated against it"
 		        : nd->def_hash == od->def_hash
 		        ? "same definition: new code continues from the "
 		          "checkpoint"
@@ -118,6 +142,8 @@ apply(runtime *rt, const proj_change *c, size_t n)
 		/* a refused claim is only news while it is tried again */
 		if (nd == NULL || !emitting)
 			registry_set_refused(rt->plugins, d->id, NULL);
+		if (def_is_filter(d)) /* what it checked is moot now */
+			fval_cancel(rt->fval, d->id);
 		bool run = nd != NULL && runtime_runs(rt, nd, NULL, NULL);
 		if (nd != NULL && emitting && !claim_new(rt, od, nd))
 			run = false;
@@ -141,6 +167,8 @@ apply(runtime *rt, const proj_change *c, size_t n)
 				    p, run ? nd : NULL); /* NULL: stop */
 			else if (run)
 				start_proc(rt, t, nd);
+			if (p != NULL && run && validate)
+				validate_filter(rt, t, p, nd);
 		}
 	}
 }

@@ -467,6 +467,18 @@ check_filter(registry *r, plugin_ver *v, size_t i, proj_def **out, refusal *rf)
 	d->filter_kind = f->kind;
 	if ((rc = check_sources(d, "filter", label, pname, rf)) != SL_OK)
 		goto fail;
+	int change     = f->struct_size >= FILTER_V13_SIZE
+	        ? (int) f->on_code_change
+	        : SL_CODE_CHANGE_REBUILD;
+	if (change != SL_CODE_CHANGE_REBUILD
+	    && change != SL_CODE_CHANGE_FAIL) {
+		rc = plug_refuse(rf, SL_EPLUGIN,
+		    "filter %s in plugin '%s': unknown on_code_change %d "
+		    "(rebuild %d or fail %d)",
+		    label, pname, change, SL_CODE_CHANGE_REBUILD,
+		    SL_CODE_CHANGE_FAIL);
+		goto fail;
+	}
 	if ((rc = check_unique(r, v, d, label, rf)) != SL_OK)
 		goto fail;
 	d->def_hash = plug_filter_hash(d);

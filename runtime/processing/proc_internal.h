@@ -134,6 +134,12 @@ struct processor {
 	failset         fails;    /* written by the thread under mu */
 	failset         shown;    /* fails as last committed: status */
 	bool            paused;
+	/* proc_halt: why the processor is stopped as failed ("" if not;
+	 * thread-owned), the next such reason to take (under mu), and the
+	 * record that keeps it, "halted:<name>" */
+	char halt[256];
+	char halt_next[256];
+	char halt_key[56];
 	/* a remote definition's calls (thread-owned; proc_remote.c) */
 	remote_caller      *caller;
 	struct remote_ring *ring;

@@ -16,7 +16,8 @@
  * Records (checkpoints db): "proj:<id>" position + def_hash of the served
  * generation; "active:<id>" the served generation; "rebuild:<id>"
  * generation + position + def_hash of a rebuild in progress, so a rebuild
- * resumes after a restart; "shape:<id>" a filter's served kind.
+ * resumes after a restart; "shape:<id>" a filter's served kind;
+ * "halted:<id>" the reason of a proc_halt.
  */
 #include "projection.h"
 
@@ -39,6 +40,9 @@
 #include "sysproj.h"
 
 size_t proc_cache_keep = PROC_CACHE_KEEP;
+
+/* The command bit of proc_halt (after the proc_cmd values). */
+#define CMD_HALT 5
 
 const char *
 proc_state_name(proc_state s)
@@ -130,6 +134,7 @@ proc_set_names(processor *p)
 	snprintf(p->shape_key, sizeof(p->shape_key), RM_SHAPE_PREFIX "%s",
 	    p->name);
 	proc_sources_init(p);
+	snprintf(p->halt_key, sizeof(p->halt_key), "halted:%s", p->name);
 	proc_emit *em = p->em;
 	if (em == NULL)
 		return SL_OK;
@@ -213,9 +218,16 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 	int rrc = rm_record_read(p->rm, txn, p->rb_key, rb, 3);
 	uint64_t paused = 0;
 	int prc = rm_record_read(p->rm, txn, p->pause_key, &paused, 1);
+	char     halt[sizeof(p->halt)];
+	size_t   hlen = 0;
+	int hrc = rm_blob_read(p->rm, txn, p->halt_key, strlen(p->halt_key),
+	    halt, sizeof(halt) - 1, &hlen);
+	halt[hrc == SL_OK ? hlen : 0] = '\0';
 	mdb_txn_abort(txn);
 	if (prc != SL_OK && prc != SL_ENOTFOUND)
 		return storage_reason(reason, rlen, "reading the pause", prc);
+	if (hrc != SL_OK && hrc != SL_ENOTFOUND)
+		return storage_reason(reason, rlen, "reading the halt", hrc);
 	if ((crc != SL_OK && crc != SL_ENOTFOUND)
 	    || (arc != SL_OK && arc != SL_ENOTFOUND)
 	    || (rrc != SL_OK && rrc != SL_ENOTFOUND))
@@ -307,6 +319,11 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 		rc = SL_OK;
 		break;
 	}
+	/* a halt is about what was built: a rebuild ends it */
+	if (rc == SL_OK && (plan == PLAN_FRESH || plan == PLAN_REBUILD)) {
+		halt[0] = '\0';
+		rc = rm_blob_del(p->rm, txn, p->halt_key, strlen(p->halt_key));
+	}
 	if (rc == SL_OK) {
 		mrc = mdb_txn_commit(txn);
 		if (mrc != 0)
@@ -377,6 +394,7 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 	p->paused    = prc == SL_OK;
 	p->st.paused = p->paused;
 	pthread_mutex_unlock(&p->mu);
+	memcpy(p->halt, halt, sizeof(halt));
 	return SL_OK;
 }
 
@@ -719,9 +737,14 @@ take_commands(processor *p)
 	pthread_mutex_lock(&p->mu);
 	unsigned cmds = p->cmds & ~CMD_BIT(PROC_CMD_RESET);
 	p->cmds &= CMD_BIT(PROC_CMD_RESET);
+	char halt[sizeof(p->halt)];
+	memcpy(halt, cmds & CMD_BIT(CMD_HALT) ? p->halt_next : p->halt,
+	    sizeof(halt));
 	pthread_mutex_unlock(&p->mu);
 	if (cmds == 0)
 		return;
+	if (cmds & CMD_BIT(PROC_CMD_RETRY))
+		halt[0] = '\0'; /* an operator goes on with this code */
 	bool pause = p->paused;
 	if (cmds & CMD_BIT(PROC_CMD_PAUSE))
 		pause = true;
@@ -736,8 +759,14 @@ take_commands(processor *p)
 			return;
 		}
 		uint64_t one = 1;
+		size_t   hk  = strlen(p->halt_key);
 		rc = pause ? rm_record_write(p->rm, txn, p->pause_key, &one, 1)
 		           : rm_record_del(p->rm, txn, p->pause_key);
+		if (rc == SL_OK && strcmp(halt, p->halt) != 0)
+			rc = halt[0] != '\0'
+			    ? rm_blob_write(p->rm, txn, p->halt_key, hk, halt,
+			        strlen(halt))
+			    : rm_blob_del(p->rm, txn, p->halt_key, hk);
 	} else if (cmds & CMD_BIT(PROC_CMD_RETRY)) {
 		guard_clear_emitter(p->tenant, p->proj_id); /* a crash's mark */
 	}
@@ -775,6 +804,12 @@ take_commands(processor *p)
 		log_info("proc", "tenant %s %s %s: %s by an operator",
 		    p->tenant, p->is_filter ? "filter" : "projection",
 		    p->proj_id, pause ? "paused" : "resumed");
+	if (strcmp(halt, p->halt) != 0)
+		log_info("proc", "tenant %s %s %s: %s%s", p->tenant,
+		    p->is_filter ? "filter" : "projection", p->proj_id,
+		    halt[0] != '\0' ? "stopped as failed: " : "goes on again",
+		    halt);
+	memcpy(p->halt, halt, sizeof(halt));
 	p->paused = pause;
 	pthread_mutex_lock(&p->mu);
 	p->st.paused = pause;
@@ -983,6 +1018,15 @@ process(processor *p)
 		take_commands(p);
 		if (p->paused) {
 			proc_set_state(p, PROC_PAUSED);
+			wait_until(p, INT64_MAX);
+			continue;
+		}
+		if (p->halt[0] != '\0') {
+			pthread_mutex_lock(&p->mu);
+			p->st.state = PROC_FAILED;
+			snprintf(
+			    p->st.reason, sizeof(p->st.reason), "%s", p->halt);
+			pthread_mutex_unlock(&p->mu);
 			wait_until(p, INT64_MAX);
 			continue;
 		}
@@ -1335,11 +1379,11 @@ proc_set_notify(processor *p, proc_notify_fn fn, void *arg)
 	pthread_mutex_unlock(&p->mu);
 }
 
-int
-proc_command(processor *p, proc_cmd cmd, int timeout_ms)
+/* Post command bit cmd (a proc_cmd, or CMD_HALT) and wait (at most
+ * timeout_ms) until the thread has taken it. */
+static int
+post_command(processor *p, unsigned cmd, int timeout_ms)
 {
-	if (cmd < PROC_CMD_RESET || cmd > PROC_CMD_RESUME)
-		return SL_EINVAL;
 	pthread_mutex_lock(&p->mu);
 	if (cmd == PROC_CMD_PAUSE)
 		p->cmds &= ~CMD_BIT(PROC_CMD_RESUME);
@@ -1370,6 +1414,26 @@ proc_command(processor *p, proc_cmd cmd, int timeout_ms)
 	}
 	pthread_mutex_unlock(&p->mu);
 	return rc;
+}
+
+int
+proc_command(processor *p, proc_cmd cmd, int timeout_ms)
+{
+	if (cmd < PROC_CMD_RESET || cmd > PROC_CMD_RESUME)
+		return SL_EINVAL;
+	return post_command(p, cmd, timeout_ms);
+}
+
+int
+proc_halt(processor *p, const char *reason, int timeout_ms)
+{
+	if (p->em != NULL)
+		return SL_EINVAL;
+	pthread_mutex_lock(&p->mu);
+	snprintf(p->halt_next, sizeof(p->halt_next), "%s",
+	    reason != NULL ? reason : "");
+	pthread_mutex_unlock(&p->mu);
+	return post_command(p, CMD_HALT, timeout_ms);
 }
 
 static int

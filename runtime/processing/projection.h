@@ -155,6 +155,18 @@ void proc_set_def(processor *p, const proj_def *def);
  */
 int proc_command(processor *p, proc_cmd cmd, int timeout_ms);
 /**
+ * Stop a read-model processor (a filter's or a projection's, not an
+ * emitting one) as failed, with reason as status shows it, when a check
+ * outside it found what it built wrong (a filter's code changed without a
+ * version bump: filter_validate.h); reason NULL or "" ends such a stop.
+ * Stored, so it lasts across restarts, until this call ends it, an
+ * operator's retry (which goes on from the checkpoint) or reset, or a
+ * changed definition (which rebuilds). Queries still read what it built.
+ * Waits as proc_command. @return as proc_command; SL_EINVAL for an
+ * emitting processor.
+ */
+int proc_halt(processor *p, const char *reason, int timeout_ms);
+/**
  * Copy up to max failing units (ordered by position) into out.
  * @return how many units are failing in all (may exceed max).
  */
