@@ -16,6 +16,7 @@
 #include <sluice/errors.h>
 
 #include "mp.h"
+#include "mpraw.h"
 
 /* Number of fields in the stored array; a record with another count is
  * corrupt (a new field would come with a new count and a decoder for it). */
@@ -159,6 +160,30 @@ ev_decode(const void *data, size_t len, uint64_t position, msgpack_zone *zone,
 	out->is_public   = f[9].via.boolean;
 	out->metadata    = f[10];
 	out->content     = f[11];
+	return SL_OK;
+}
+
+int
+ev_peek(const void *data, size_t len, const char **tenant,
+    size_t *tenant_len, const char **stream, size_t *stream_len,
+    uint64_t *revision)
+{
+	const unsigned char *p = data;
+	size_t               i;
+
+	/* A fixarray of EV_FIELDS: tenant and stream (strs), then the
+	 * revision (uint). */
+	if (len < 1 || p[0] != 0x90 + EV_FIELDS)
+		return SL_EPROTO;
+	i = 1;
+	if (!mpraw_str(p + i, len - i, tenant, tenant_len))
+		return SL_EPROTO;
+	i = (size_t) ((const unsigned char *) *tenant - p) + *tenant_len;
+	if (!mpraw_str(p + i, len - i, stream, stream_len))
+		return SL_EPROTO;
+	i = (size_t) ((const unsigned char *) *stream - p) + *stream_len;
+	if (!mpraw_uint(p + i, len - i, revision))
+		return SL_EPROTO;
 	return SL_OK;
 }
 

@@ -95,6 +95,16 @@ int ev_decode(const void *data, size_t len, uint64_t position,
     msgpack_zone *zone, ev_view *out);
 
 /**
+ * The tenant, stream and revision of a stored event (its first three
+ * fields) without decoding the rest: what a scan needs to tell whose event
+ * a record is. Strings are borrowed from data, not NUL-terminated.
+ * @return SL_OK or SL_EPROTO (not a stored event's first fields).
+ */
+int ev_peek(const void *data, size_t len, const char **tenant,
+    size_t *tenant_len, const char **stream, size_t *stream_len,
+    uint64_t *revision);
+
+/**
  * Pack the wire form of a committed event: a map with keys position,
  * tenant, stream, revision, id (UUID text), type, generation, occurred (ns),
  * correlation_id, causation_id, public, metadata, content.

@@ -117,6 +117,34 @@ test_round_trip(void)
 	check_json_eq(&v.metadata, "{\"user\":\"u1\"}");
 	check_json_eq(&v.content, content);
 
+	/* ev_peek reads whose event it is without decoding the rest */
+	{
+		const char *t, *s;
+		size_t      tl, sl;
+		uint64_t    rev;
+
+		CHECK_EQ(ev_peek(st.sb.data, st.sb.size, &t, &tl, &s, &sl,
+		             &rev),
+		    SL_OK);
+		CHECK(tl == 8 && memcmp(t, "tenant-a", 8) == 0);
+		CHECK(sl == 11 && memcmp(s, "account-456", 11) == 0);
+		CHECK_EQ(rev, 7);
+		/* cut anywhere in its first fields, or not a record */
+		for (size_t n = 0; n < 1 + 9 + 12 + 1; n++)
+			CHECK_EQ(ev_peek(st.sb.data, n, &t, &tl, &s, &sl,
+			             &rev),
+			    SL_EPROTO);
+		CHECK_EQ(ev_peek("\x93\xa1t\xa1s\x01", 7, &t, &tl, &s, &sl,
+		             &rev),
+		    SL_EPROTO);
+		CHECK_EQ(ev_peek("\x9c\x01\xa1s\x01", 5, &t, &tl, &s, &sl,
+		             &rev),
+		    SL_EPROTO);
+		CHECK_EQ(ev_peek("\x9c\xa1t\xa1s\xa1r", 7, &t, &tl, &s, &sl,
+		             &rev),
+		    SL_EPROTO);
+	}
+
 	/* A truncated or garbled record is refused, not misread. */
 	CHECK_EQ(
 	    ev_decode(st.sb.data, st.sb.size - 1, 0, &zone, &v), SL_EPROTO);
