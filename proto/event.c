@@ -164,9 +164,8 @@ ev_decode(const void *data, size_t len, uint64_t position, msgpack_zone *zone,
 }
 
 int
-ev_peek(const void *data, size_t len, const char **tenant,
-    size_t *tenant_len, const char **stream, size_t *stream_len,
-    uint64_t *revision)
+ev_peek(const void *data, size_t len, const char **tenant, size_t *tenant_len,
+    const char **stream, size_t *stream_len, uint64_t *revision)
 {
 	const unsigned char *p = data;
 	size_t               i;

@@ -26,9 +26,8 @@ static ev_new evs[N_EV];
 static uint64_t
 fingerprint(store *s)
 {
-	MDB_dbi dbis[] = { s->db_log, s->db_streams, s->db_heads,
-		s->db_owners, s->db_owned, s->db_pstate, s->db_pcheck,
-		s->db_trunc };
+	MDB_dbi dbis[] = { s->db_log, s->db_streams, s->db_heads, s->db_owners,
+		s->db_owned, s->db_pstate, s->db_pcheck, s->db_trunc };
 	MDB_txn *txn;
 	uint64_t h = FNV1A_OFFSET;
 
@@ -128,8 +127,7 @@ commit(store *s, const char *tenant, const char *stream, uint64_t expected,
 {
 	store_commit c;
 
-	tev_commit_init(
-	    &c, tenant, stream, strlen(stream), expected, evs, n);
+	tev_commit_init(&c, tenant, stream, strlen(stream), expected, evs, n);
 	CHECK_EQ(store_commit_wait(s, &c), want);
 }
 
@@ -151,8 +149,8 @@ stream_revs(store *s, const char *tenant, const char *stream, uint64_t from,
 	size_t  n;
 
 	collect_init(&col);
-	CHECK_EQ(store_scan_stream(s, tenant, stream, from, 1000, collect_cb,
-	             &col),
+	CHECK_EQ(
+	    store_scan_stream(s, tenant, stream, from, 1000, collect_cb, &col),
 	    SL_OK);
 	for (size_t i = 0; i < col.n && i < max; i++)
 		revs[i] = col.items[i].revision;
@@ -169,8 +167,8 @@ visible_log(store *s, collect *col, size_t page)
 
 	collect_init(col);
 	while (from < head) {
-		CHECK_EQ(store_scan_visible(
-		             s, from, page, collect_cb, col, &next),
+		CHECK_EQ(
+		    store_scan_visible(s, from, page, collect_cb, col, &next),
 		    SL_OK);
 		CHECK(next > from);
 		from = next;
@@ -179,8 +177,8 @@ visible_log(store *s, collect *col, size_t page)
 }
 
 static bool
-visible_has(const collect *col, const char *tenant, const char *stream,
-    uint64_t rev)
+visible_has(
+    const collect *col, const char *tenant, const char *stream, uint64_t rev)
 {
 	for (size_t i = 0; i < col->n; i++)
 		if (strcmp(col->items[i].tenant, tenant) == 0
@@ -256,8 +254,8 @@ test_soft_delete(store *s)
 	CHECK_EQ(store_commit_wait(s, &c), SL_EREVISION);
 	CHECK_EQ(c.stream_revision, 2);
 	CHECK(strstr(c.message, "revision 2") != NULL);
-	del_init(&c, "t", "a", 1, STORE_EXPECT_NO_STREAM, STORE_TRUNC_DELETE,
-	    0);
+	del_init(
+	    &c, "t", "a", 1, STORE_EXPECT_NO_STREAM, STORE_TRUNC_DELETE, 0);
 	CHECK_EQ(store_commit_wait(s, &c), SL_EREVISION);
 	CHECK_EQ(fingerprint(s), fp);
 
@@ -282,8 +280,10 @@ test_soft_delete(store *s)
 	    SL_ENOTFOUND);
 	visible_log(s, &col, 1000);
 	CHECK_EQ(col.n, 4); /* b 0..1, u/a 0, the notification */
-	CHECK(!visible_has(&col, "t", "a", 0) && !visible_has(&col, "t", "a", 2));
-	CHECK(visible_has(&col, "t", "b", 1) && visible_has(&col, "u", "a", 0));
+	CHECK(!visible_has(&col, "t", "a", 0)
+	    && !visible_has(&col, "t", "a", 2));
+	CHECK(
+	    visible_has(&col, "t", "b", 1) && visible_has(&col, "u", "a", 0));
 	CHECK(visible_has(&col, "t", STORE_DELETED_STREAM, 0));
 	collect_free(&col);
 	/* one at a time: pages skip what is hidden, next moves past it */
@@ -316,7 +316,8 @@ test_soft_delete(store *s)
 	CHECK_EQ(first_rev(s, "t", "a"), 3);
 	visible_log(s, &col, 1000);
 	CHECK_EQ(col.n, 6);
-	CHECK(visible_has(&col, "t", "a", 3) && visible_has(&col, "t", "a", 4));
+	CHECK(
+	    visible_has(&col, "t", "a", 3) && visible_has(&col, "t", "a", 4));
 	CHECK(!visible_has(&col, "t", "a", 2));
 	collect_free(&col);
 	CHECK_EQ(
@@ -367,8 +368,8 @@ test_truncate(store *s)
 	del_init(&c, "t", "c", 1, STORE_EXPECT_ANY, STORE_TRUNC_BEFORE, 5);
 	CHECK_EQ(store_commit_wait(s, &c), SL_EINVAL);
 	CHECK(strstr(c.message, "1..4") != NULL);
-	del_init(&c, "t", "c", 1, STORE_EXPECT_ANY, STORE_TRUNC_BEFORE,
-	    UINT64_MAX);
+	del_init(
+	    &c, "t", "c", 1, STORE_EXPECT_ANY, STORE_TRUNC_BEFORE, UINT64_MAX);
 	CHECK_EQ(store_commit_wait(s, &c), SL_EINVAL);
 	CHECK_EQ(fingerprint(s), fp);
 
@@ -389,7 +390,7 @@ static void
 test_refused(store *s)
 {
 	store_commit c;
-	uint64_t     fp = fingerprint(s);
+	uint64_t     fp    = fingerprint(s);
 	const char   nul[] = "b\0x";
 
 	/* a stream without events, here or in this tenant */
@@ -412,8 +413,8 @@ test_refused(store *s)
 	{
 		char long_id[SL_MAX_ID_LEN + 2];
 		memset(long_id, 'x', sizeof(long_id));
-		del_init(&c, "t", long_id, sizeof(long_id),
-		    STORE_EXPECT_ANY, STORE_TRUNC_DELETE, 0);
+		del_init(&c, "t", long_id, sizeof(long_id), STORE_EXPECT_ANY,
+		    STORE_TRUNC_DELETE, 0);
 		CHECK_EQ(store_commit_wait(s, &c), SL_EINVAL);
 	}
 	/* system streams: written and deleted by the runtime only */
@@ -451,8 +452,8 @@ test_owned(store *s)
 	uint64_t     fp, head, dhead, revs[4];
 	collect      col;
 
-	CHECK_EQ(store_claim(s, "own-*", "p1", "Owner", err, sizeof(err)),
-	    SL_OK);
+	CHECK_EQ(
+	    store_claim(s, "own-*", "p1", "Owner", err, sizeof(err)), SL_OK);
 	memset(a, 0, sizeof(a));
 	a[0].stream = "own-1";
 	a[0].ev     = evs[0];
@@ -518,8 +519,8 @@ test_owned(store *s)
 static void
 test_group(store *s)
 {
-	gate         g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                false, false, 0 };
+	gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false,
+		false, 0 };
 	store_commit first, before, del, after, stale;
 	uint64_t     txns, revs[8];
 
@@ -535,9 +536,9 @@ test_group(store *s)
 
 	/* queued behind the held writer: one transaction */
 	txns = store_txn_count(s);
-	tev_commit_init(&before, "t", "g", 1, 1, evs, 1);     /* g 2 */
-	del_init(&del, "t", "g", 1, 2, STORE_TRUNC_DELETE, 0); /* sees g 2 */
-	tev_commit_init(&after, "t", "g", 1, 2, evs, 2);      /* g 3..4 */
+	tev_commit_init(&before, "t", "g", 1, 1, evs, 1);        /* g 2 */
+	del_init(&del, "t", "g", 1, 2, STORE_TRUNC_DELETE, 0);   /* sees g 2 */
+	tev_commit_init(&after, "t", "g", 1, 2, evs, 2);         /* g 3..4 */
 	del_init(&stale, "t", "g", 1, 2, STORE_TRUNC_BEFORE, 1); /* g at 4 */
 	CHECK_EQ(store_submit(s, &before), SL_OK);
 	CHECK_EQ(store_submit(s, &del), SL_OK);

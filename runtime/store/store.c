@@ -72,8 +72,8 @@ store_id_ok(const char *id, size_t len)
 }
 
 int
-store_get_be64_txn(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key,
-    size_t klen, uint64_t *out, const char *what)
+store_get_be64_txn(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen,
+    uint64_t *out, const char *what)
 {
 	MDB_val k = { klen, (void *) key }, v;
 	int     mrc;
@@ -119,8 +119,8 @@ store_put_encoded(store *s, MDB_txn *txn, uint8_t *key, size_t hlen,
 }
 
 int
-store_put_head(store *s, MDB_txn *txn, const uint8_t *key, size_t hlen,
-    uint64_t next_rev)
+store_put_head(
+    store *s, MDB_txn *txn, const uint8_t *key, size_t hlen, uint64_t next_rev)
 {
 	uint8_t hval[8];
 	MDB_val k = { hlen, (void *) key }, v = { 8, hval };
@@ -128,7 +128,6 @@ store_put_head(store *s, MDB_txn *txn, const uint8_t *key, size_t hlen,
 	store_put_be64(hval, next_rev);
 	return mdb_put(txn, s->db_heads, &k, &v, 0);
 }
-
 
 /* The expected revision against the stream's next revision: SL_OK, or
  * SL_EREVISION with c's stream_revision and message set. */
@@ -143,8 +142,9 @@ store_check_expected(store_commit *c, uint64_t next_rev)
 	c->stream_revision
 	    = next_rev == 0 ? STORE_EXPECT_NO_STREAM : next_rev - 1;
 	if (next_rev == 0)
-		return store_fail(c, SL_EREVISION, "stream '%.*s' has no events",
-		    (int) c->stream_len, c->stream);
+		return store_fail(c, SL_EREVISION,
+		    "stream '%.*s' has no events", (int) c->stream_len,
+		    c->stream);
 	return store_fail(c, SL_EREVISION,
 	    "stream '%.*s' is at revision %" PRIu64, (int) c->stream_len,
 	    c->stream, next_rev - 1);
@@ -239,10 +239,11 @@ store_write_one(store *s, MDB_txn *parent, store_commit *c, uint64_t *pos)
 		c->rc = rc;
 		goto abort;
 	}
-	if (store_get_be64_txn(txn, s->db_heads, key, hlen, &next_rev,
-	        "read stream head")
+	if (store_get_be64_txn(
+	        txn, s->db_heads, key, hlen, &next_rev, "read stream head")
 	    != SL_OK) {
-		store_fail(c, SL_ESTORAGE, "lmdb: cannot read the stream head");
+		store_fail(
+		    c, SL_ESTORAGE, "lmdb: cannot read the stream head");
 		goto abort;
 	}
 	/* Expected revision: the revision of the stream's last event. */
@@ -259,7 +260,8 @@ store_write_one(store *s, MDB_txn *parent, store_commit *c, uint64_t *pos)
 			        next_rev + i, *pos + i)
 			    != SL_OK)
 				goto abort;
-		mrc = store_put_head(s, txn, key, hlen, next_rev + c->n_events);
+		mrc = store_put_head(
+		    s, txn, key, hlen, next_rev + c->n_events);
 		if (mrc != MDB_SUCCESS)
 			goto lmdb_fail;
 	}
@@ -768,8 +770,8 @@ store_scan_log(store *s, uint64_t from, size_t max, bool visible,
 		}
 		pos   = store_get_be64(k.mv_data);
 		after = pos + 1;
-		rc    = store_vis_hidden(s, txn, &vis, v.mv_data, v.mv_size,
-		       &hidden);
+		rc    = store_vis_hidden(
+		       s, txn, &vis, v.mv_data, v.mv_size, &hidden);
 		if (rc != SL_OK)
 			break;
 		if (hidden) {

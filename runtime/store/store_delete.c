@@ -15,8 +15,8 @@
 #include "store_internal.h"
 
 int
-store_trunc_put(store *s, MDB_txn *txn, const uint8_t *key, size_t hlen,
-    uint64_t tb)
+store_trunc_put(
+    store *s, MDB_txn *txn, const uint8_t *key, size_t hlen, uint64_t tb)
 {
 	uint8_t val[8];
 	MDB_val k = { hlen, (void *) key }, v = { 8, val };
@@ -26,8 +26,8 @@ store_trunc_put(store *s, MDB_txn *txn, const uint8_t *key, size_t hlen,
 }
 
 int
-store_trunc_get(store *s, MDB_txn *txn, const uint8_t *key, size_t hlen,
-    uint64_t *tb)
+store_trunc_get(
+    store *s, MDB_txn *txn, const uint8_t *key, size_t hlen, uint64_t *tb)
 {
 	return store_get_be64_txn(
 	    txn, s->db_trunc, key, hlen, tb, "read stream truncation");
@@ -58,8 +58,8 @@ store_obj_u64(uint64_t u)
 
 /* The mark a deletion sets: SL_OK with *tb, or c failed with why. */
 static int
-store_delete_mark(store_commit *c, uint64_t next_rev, uint64_t old_tb,
-    uint64_t *tb)
+store_delete_mark(
+    store_commit *c, uint64_t next_rev, uint64_t old_tb, uint64_t *tb)
 {
 	int sl = (int) c->stream_len;
 
@@ -94,15 +94,15 @@ void
 store_write_delete(store *s, MDB_txn *txn, store_commit *c, uint8_t *key,
     size_t hlen, uint64_t next_rev, uint64_t pos)
 {
-	static const char  dstream[] = STORE_DELETED_STREAM;
-	uint8_t            dkey[STORE_KEY_MAX];
-	size_t             dlen;
-	uint64_t           old_tb, tb = 0, drev;
-	msgpack_object_kv  kv[3];
-	msgpack_object     content;
-	msgpack_packer     pk;
-	ev_new             ev;
-	int                mrc;
+	static const char dstream[] = STORE_DELETED_STREAM;
+	uint8_t           dkey[STORE_KEY_MAX];
+	size_t            dlen;
+	uint64_t          old_tb, tb = 0, drev;
+	msgpack_object_kv kv[3];
+	msgpack_object    content;
+	msgpack_packer    pk;
+	ev_new            ev;
+	int               mrc;
 
 	if (store_trunc_get(s, txn, key, hlen, &old_tb) != SL_OK) {
 		store_fail(c, SL_ESTORAGE,
@@ -115,13 +115,13 @@ store_write_delete(store *s, MDB_txn *txn, store_commit *c, uint8_t *key,
 		goto lmdb_fail;
 
 	/* The notification, the next revision of the tenant's deletions. */
-	dlen = store_head_key(dkey, c->tenant, c->tenant_len, dstream,
-	    sizeof(dstream) - 1);
+	dlen = store_head_key(
+	    dkey, c->tenant, c->tenant_len, dstream, sizeof(dstream) - 1);
 	if (store_get_be64_txn(
 	        txn, s->db_heads, dkey, dlen, &drev, "read stream head")
 	    != SL_OK) {
-		store_fail(c, SL_ESTORAGE, "lmdb: cannot read the head of '%s'",
-		    dstream);
+		store_fail(c, SL_ESTORAGE,
+		    "lmdb: cannot read the head of '%s'", dstream);
 		return;
 	}
 	kv[0].key = store_obj_str("stream", 6);
@@ -135,9 +135,9 @@ store_write_delete(store *s, MDB_txn *txn, store_commit *c, uint8_t *key,
 	content.via.map.size = 3;
 	content.via.map.ptr  = kv;
 	memset(&ev, 0, sizeof(ev));
-	ev.type = c->trunc == STORE_TRUNC_DELETE ? STORE_EV_STREAM_DELETED
-	                                         : STORE_EV_STREAM_TRUNCATED;
-	ev.type_len   = strlen(ev.type);
+	ev.type     = c->trunc == STORE_TRUNC_DELETE ? STORE_EV_STREAM_DELETED
+	                                             : STORE_EV_STREAM_TRUNCATED;
+	ev.type_len = strlen(ev.type);
 	ev.generation = 1;
 	ev_uuid_generate(ev.id);
 	ev.occurred_ns = ev_now_ns();
@@ -148,7 +148,8 @@ store_write_delete(store *s, MDB_txn *txn, store_commit *c, uint8_t *key,
 	if (ev_encode(&pk, c->tenant, c->tenant_len, dstream,
 	        sizeof(dstream) - 1, drev, &ev)
 	    != SL_OK) {
-		store_fail(c, SL_EINTERNAL, "the notification cannot be encoded");
+		store_fail(
+		    c, SL_EINTERNAL, "the notification cannot be encoded");
 		return;
 	}
 	if ((mrc = store_put_encoded(s, txn, dkey, dlen, drev, pos)) != 0
@@ -178,8 +179,8 @@ store_vis_init(store *s, MDB_txn *txn, store_vis *v)
 	v->tb   = 0;
 	v->any  = false;
 	if (mrc != MDB_SUCCESS) {
-		log_error("store", "scan: stat truncated: %s",
-		    mdb_strerror(mrc));
+		log_error(
+		    "store", "scan: stat truncated: %s", mdb_strerror(mrc));
 		return SL_ESTORAGE;
 	}
 	v->any = st.ms_entries > 0;

@@ -543,8 +543,8 @@ store_owner_check_txn(store *s, MDB_txn *txn, const char *tenant,
 	if (store_pattern_match(STORE_DELETED_STREAM, stream, stream_len)) {
 		if (err != NULL && errlen > 0)
 			snprintf(err, errlen,
-			    "stream '%s' is written by the event log only (its "
-			    "record of stream deletions)",
+			    "stream '%s' is written by the event log only: "
+			    "its record of stream deletions",
 			    STORE_DELETED_STREAM);
 		return SL_EOWNED;
 	}
@@ -880,8 +880,7 @@ store_resolve_link(store *s, const char *tenant, const char *link,
 	}
 	k.mv_data = key;
 	k.mv_size = hlen + 1 + 8;
-	mrc       = rev < first ? MDB_NOTFOUND
-	                        : mdb_get(txn, s->db_streams, &k, &v);
+	mrc = rev < first ? MDB_NOTFOUND : mdb_get(txn, s->db_streams, &k, &v);
 	if (mrc == MDB_NOTFOUND) {
 		rc = SL_ENOTFOUND; /* deleted, or never written */
 	} else if (mrc != MDB_SUCCESS || v.mv_size != 8) {
