@@ -13,9 +13,9 @@
 #define HOST_V1_SIZE (offsetof(sl_host_api, fail) + sizeof(void *))
 /* A host table this big has fail_with (ABI 1.1). */
 #define HOST_V11_SIZE (offsetof(sl_host_api, fail_with) + sizeof(void *))
-/* A host table this big has the document calls (ABI 1.3). */
+/* A host table this big has the document and link calls (ABI 1.3). */
 #define HOST_V13_SIZE                                                         \
-	(offsetof(sl_host_api, state_array_remove) + sizeof(void *))
+	(offsetof(sl_host_api, link_stream_to) + sizeof(void *))
 
 static const sl_host_api *bound;
 
@@ -240,6 +240,14 @@ sl_ev_msgpack(const sl_event *ev, sl_part part, const char *path,
 	return h13() != NULL
 	    ? bound->event_get_msgpack(ev, part, path, out, len)
 	    : SL_EVERSION;
+}
+
+int
+sl_ev_link_target(const sl_event *ev, const sl_event **out)
+{
+	*out = NULL;
+	return h13() != NULL ? bound->event_link_target(ev, out)
+	                     : SL_EVERSION;
 }
 
 sl_kind

@@ -16,17 +16,19 @@
 #include <sluice/errors.h>
 
 #include "mp.h"
-#include "mpraw.h"
 
 /* Number of fields in the stored array; a record with another count is
  * corrupt (a new field would come with a new count and a decoder for it). */
 #define EV_FIELDS 12
 
-/* A link event's type: its content is a str "N@stream", not a map. */
+/* A link event's type ("$>": its content is a str "N@stream"; "$@": a
+ * str, the linked stream), not a map. */
 static bool
 ev_is_link_type(const char *type, size_t len)
 {
-	return type != NULL && len == 2 && memcmp(type, EV_LINK_TYPE, 2) == 0;
+	return type != NULL && len == 2
+	    && (memcmp(type, EV_LINK_TYPE, 2) == 0
+	        || memcmp(type, EV_STREAM_LINK_TYPE, 2) == 0);
 }
 
 static bool
@@ -110,6 +112,82 @@ ev_zone_str(msgpack_zone *zone, const msgpack_object *o)
 	return s;
 }
 
+/* A msgpack str at *i of p (n bytes): its bytes and length; *i past it. */
+static bool
+peek_str(const unsigned char *p, size_t n, size_t *i, const char **s,
+    size_t *slen)
+{
+	size_t k = *i, l;
+	if (k >= n)
+		return false;
+	unsigned char h = p[k];
+	if ((h & 0xe0) == 0xa0) {
+		l = h & 0x1f;
+		k += 1;
+	} else if (h == 0xd9 && k + 1 < n) {
+		l = p[k + 1];
+		k += 2;
+	} else if (h == 0xda && k + 2 < n) {
+		l = (size_t) p[k + 1] << 8 | p[k + 2];
+		k += 3;
+	} else if (h == 0xdb && k + 4 < n) {
+		l = (size_t) p[k + 1] << 24 | (size_t) p[k + 2] << 16
+		    | (size_t) p[k + 3] << 8 | p[k + 4];
+		k += 5;
+	} else {
+		return false;
+	}
+	if (l > n - k)
+		return false;
+	*s    = (const char *) p + k;
+	*slen = l;
+	*i    = k + l;
+	return true;
+}
+
+int
+ev_peek(const void *data, size_t len, ev_head *out)
+{
+	const unsigned char *p = data;
+	size_t               i;
+	if (len < 1)
+		return SL_EPROTO;
+	if (p[0] == 0x90 + EV_FIELDS)
+		i = 1;
+	else if (p[0] == 0xdc && len > 3
+	    && ((size_t) p[1] << 8 | p[2]) == EV_FIELDS)
+		i = 3;
+	else
+		return SL_EPROTO;
+	if (!peek_str(p, len, &i, &out->tenant, &out->tenant_len)
+	    || !peek_str(p, len, &i, &out->stream, &out->stream_len))
+		return SL_EPROTO;
+	/* the revision: a positive fixint or uint 8..64 */
+	if (i >= len)
+		return SL_EPROTO;
+	if (p[i] <= 0x7f) {
+		out->revision = p[i];
+		i += 1;
+	} else if (p[i] >= 0xcc && p[i] <= 0xcf) {
+		size_t nb = (size_t) 1 << (p[i] - 0xcc);
+
+		if (nb > len - i - 1)
+			return SL_EPROTO;
+		out->revision = 0;
+		for (size_t b = 1; b <= nb; b++)
+			out->revision = out->revision << 8 | p[i + b];
+		i += 1 + nb;
+	} else {
+		return SL_EPROTO;
+	}
+	/* the id: bin 8 of 16 bytes */
+	if (i + 2 > len || p[i] != 0xc4 || p[i + 1] != 16)
+		return SL_EPROTO;
+	i += 18;
+	return peek_str(p, len, &i, &out->type, &out->type_len) ? SL_OK
+	                                                        : SL_EPROTO;
+}
+
 int
 ev_decode(const void *data, size_t len, uint64_t position, msgpack_zone *zone,
     ev_view *out)
@@ -160,29 +238,6 @@ ev_decode(const void *data, size_t len, uint64_t position, msgpack_zone *zone,
 	out->is_public   = f[9].via.boolean;
 	out->metadata    = f[10];
 	out->content     = f[11];
-	return SL_OK;
-}
-
-int
-ev_peek(const void *data, size_t len, const char **tenant, size_t *tenant_len,
-    const char **stream, size_t *stream_len, uint64_t *revision)
-{
-	const unsigned char *p = data;
-	size_t               i;
-
-	/* A fixarray of EV_FIELDS: tenant and stream (strs), then the
-	 * revision (uint). */
-	if (len < 1 || p[0] != 0x90 + EV_FIELDS)
-		return SL_EPROTO;
-	i = 1;
-	if (!mpraw_str(p + i, len - i, tenant, tenant_len))
-		return SL_EPROTO;
-	i = (size_t) ((const unsigned char *) *tenant - p) + *tenant_len;
-	if (!mpraw_str(p + i, len - i, stream, stream_len))
-		return SL_EPROTO;
-	i = (size_t) ((const unsigned char *) *stream - p) + *stream_len;
-	if (!mpraw_uint(p + i, len - i, revision))
-		return SL_EPROTO;
 	return SL_OK;
 }
 

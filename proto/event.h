@@ -35,6 +35,9 @@ typedef struct ev_new {
 /** The type of a link event, whose content is a msgpack str "N@stream"
  * (the target: revision N of stream), as EventStoreDB writes them. */
 #define EV_LINK_TYPE "$>"
+/** The type of a stream link (EventStoreDB's linkStreamTo), whose content
+ * is a msgpack str: the linked stream's id. */
+#define EV_STREAM_LINK_TYPE "$@"
 
 /**
  * Parse a link's content "N@stream" (len bytes, not NUL-terminated):
@@ -87,22 +90,30 @@ int ev_encode(msgpack_packer *pk, const char *tenant, size_t tenant_len,
     const char *stream, size_t stream_len, uint64_t revision,
     const ev_new *e);
 
+/** The first fields of a stored event, read without decoding it: the
+ * strings point into the record (not NUL-terminated). */
+typedef struct ev_head {
+	const char *tenant, *stream, *type;
+	size_t      tenant_len, stream_len, type_len;
+	uint64_t    revision; /* in its stream */
+} ev_head;
+
+/**
+ * Read a stored event's tenant, stream, revision and type (ev_encode's
+ * first fields) in place: no allocation, no decoding of the rest (what a
+ * processor needs to select an event, and a read to tell whether a
+ * stream deletion hides it). @return SL_OK,
+ * or SL_EPROTO when the record does not start as ev_encode writes (decode
+ * it to find out why).
+ */
+int ev_peek(const void *data, size_t len, ev_head *out);
+
 /**
  * Decode a stored event. @return SL_OK or SL_EPROTO (corrupt record).
  * Only allocates from zone; data must outlive the view.
  */
 int ev_decode(const void *data, size_t len, uint64_t position,
     msgpack_zone *zone, ev_view *out);
-
-/**
- * The tenant, stream and revision of a stored event (its first three
- * fields) without decoding the rest: what a scan needs to tell whose event
- * a record is. Strings are borrowed from data, not NUL-terminated.
- * @return SL_OK or SL_EPROTO (not a stored event's first fields).
- */
-int ev_peek(const void *data, size_t len, const char **tenant,
-    size_t *tenant_len, const char **stream, size_t *stream_len,
-    uint64_t *revision);
 
 /**
  * Pack the wire form of a committed event: a map with keys position,

@@ -354,7 +354,7 @@ test_event_getters(void)
 	CHECK_EQ(H->content_f64(NULL, "amount", &f), SL_EINVAL);
 	CHECK_EQ(H->content_bool(ev, NULL, &b), SL_EINVAL);
 	CHECK_EQ(H->metadata_str(ev, "source", NULL), SL_EINVAL);
-	sl_event no_view = { NULL, NULL };
+	sl_event no_view = { .v = NULL };
 	CHECK_EQ(H->content_i64(&no_view, "amount", &i), SL_EINVAL);
 	event_free(&t);
 

@@ -92,7 +92,7 @@ check_usable(const proj_def *d, int64_t amount)
 	v.causation_id   = "";
 	v.metadata.type  = MSGPACK_OBJECT_NIL;
 	v.content        = up.data;
-	sl_event ev      = { &v, "acc-0001" };
+	sl_event ev      = { .v = &v, .partition = "acc-0001" };
 
 	sl_state st;
 	state_init(&st);

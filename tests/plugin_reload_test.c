@@ -72,7 +72,7 @@ fold_one(const proj_def *d)
 	v.causation_id   = "";
 	v.metadata.type  = MSGPACK_OBJECT_NIL;
 	v.content        = up.data;
-	sl_event ev      = { &v, "acc-0001" };
+	sl_event ev      = { .v = &v, .partition = "acc-0001" };
 	sl_state st;
 	state_init(&st);
 	CHECK_EQ(state_load(&st, d->initial, d->initial_len), SL_OK);

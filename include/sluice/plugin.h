@@ -126,6 +126,40 @@ typedef struct sl_selector {
 	const char *arg; /**< property path, static key or time pattern; else NULL */
 } sl_selector;
 
+/**
+ * Where a projection or filter reads from (ABI 1.3: sl_projection.sources,
+ * sl_filter.sources). Without sources a 1.3 definition reads the whole
+ * tenant log ($any). Either way, events of `$`-prefixed (system) streams
+ * and link events are delivered only when source_flags asks for them
+ * (SL_SOURCE_SYSTEM_STREAMS, SL_SOURCE_LINKS), except that a source naming
+ * a `$` stream, prefix or category reads it. Definitions built for ABI 1.0
+ * to 1.2 read the whole tenant log, system streams and links included, as
+ * before. The host skips an event no source selects (and, for a
+ * projection, whose type no selector names) without decoding it.
+ */
+typedef enum sl_source_kind {
+	SL_SOURCE_ALL      = 1, /**< the whole tenant log; name NULL */
+	SL_SOURCE_STREAM   = 2, /**< one stream: name is its id */
+	SL_SOURCE_PREFIX   = 3, /**< streams whose id starts with name */
+	/** streams of category name: the part of the id before the
+	 * system projections' separator (system_projections.category_separator,
+	 * "-" by default: "account-1" is of category "account") */
+	SL_SOURCE_CATEGORY = 4,
+} sl_source_kind;
+
+/** One source, optionally of some event types only. */
+typedef struct sl_source {
+	sl_source_kind     kind;
+	const char        *name;  /**< stream, prefix or category; see kind */
+	const char *const *types; /**< event types (NULL: all) */
+	size_t             n_types;
+} sl_source;
+
+/** source_flags (ABI 1.3). */
+#define SL_SOURCE_SYSTEM_STREAMS 0x1u /**< `$` streams too */
+/** link events too (type "$>"; host->event_link_target resolves one) */
+#define SL_SOURCE_LINKS 0x2u
+
 /** What a projection's on() callback decided. */
 typedef enum sl_outcome {
 	SL_REPLACE = 0, /**< store the (modified) state */
@@ -187,6 +221,23 @@ typedef struct sl_projection {
 	 */
 	sl_outcome (*result)(void *user, const char *key, const sl_state *state,
 	    sl_state *result);
+
+	/* ABI 1.3 (read only when struct_size covers them) */
+	/** Where it reads from (see sl_source_kind); NULL with n_sources 0:
+	 * the whole tenant log. Part of the definition: a change rebuilds. */
+	const sl_source *sources;
+	size_t           n_sources;
+	uint32_t         source_flags; /**< SL_SOURCE_SYSTEM_STREAMS, _LINKS */
+	/**
+	 * Optional (EventStoreDB's $init per partition and $created): called
+	 * once for a key that has no state yet, before on() gets its first
+	 * event (that event is passed), with the initial state to complete.
+	 * Return SL_REPLACE, or fail as on() does (the event then fails).
+	 * Same threads and lifetimes as on(). Not part of the definition's
+	 * hash: what it computes is code, as on()'s is.
+	 */
+	sl_outcome (*created)(void *user, const sl_event *event,
+	    const char *key, sl_state *state, sl_context *ctx);
 } sl_projection;
 
 /** The three kinds of filter (Dolittle's). */
@@ -231,6 +282,12 @@ typedef struct sl_filter {
 	sl_verdict (*filter)(void *user, const sl_event *event,
 	    const char **partition, sl_context *ctx);
 	void *user; /**< passed to filter() */
+
+	/* ABI 1.3 (read only when struct_size covers them) */
+	/** Where it reads from, as a projection's (sl_source_kind). */
+	const sl_source *sources;
+	size_t           n_sources;
+	uint32_t         source_flags;
 } sl_filter;
 
 /** The descriptor a plugin returns from sluice_plugin_init. */
@@ -490,6 +547,30 @@ typedef struct sl_host_api {
 	 * end); SL_EINVAL (a value of another kind, a bad path). */
 	int (*state_array_remove)(
 	    sl_state *st, const char *path, size_t index);
+
+	/* ABI 1.3: links (a definition with SL_SOURCE_LINKS gets them) */
+	/**
+	 * The event a link event ev points to (EventStoreDB's
+	 * resolveLinkTos), read from the log: *out is valid until the
+	 * callback returns. @return SL_OK; SL_EINVAL (ev is not a link);
+	 * SL_ENOTFOUND (its target is deleted or was never written).
+	 */
+	int (*event_link_target)(const sl_event *ev, const sl_event **out);
+
+	/* ABI 1.3: writing, as EventStoreDB's emit and linkStreamTo */
+	/**
+	 * emit with metadata: metadata_json a JSON object text (NULL: none)
+	 * stored as the event's metadata. @return as emit.
+	 */
+	int (*emit_meta)(sl_context *ctx, const char *stream, const char *type,
+	    const char *content_json, const char *metadata_json);
+	/**
+	 * Write to stream a link to the stream linked_stream (EventStoreDB's
+	 * linkStreamTo: an event of type "$@" whose content is the linked
+	 * stream's id). @return as emit.
+	 */
+	int (*link_stream_to)(
+	    sl_context *ctx, const char *stream, const char *linked_stream);
 } sl_host_api;
 
 /**
@@ -570,6 +651,10 @@ const char *sl_ev_json(const sl_event *ev, sl_part part, const char *path);
 /** The value at path ("": whole) as msgpack into *out, *len. */
 int sl_ev_msgpack(const sl_event *ev, sl_part part, const char *path,
     const void **out, size_t *len);
+
+/** The event link event ev points to (host->event_link_target): SL_OK,
+ * SL_EINVAL (not a link), SL_ENOTFOUND, SL_EVERSION (a host before 1.3). */
+int sl_ev_link_target(const sl_event *ev, const sl_event **out);
 
 /** The kind of the state value at path; SL_KIND_NONE when absent. */
 sl_kind sl_st_kind(const sl_state *st, const char *path);

@@ -53,10 +53,95 @@ defhash_filter(const char *id, const char *scope, sl_filter_kind kind,
 	return f.h;
 }
 
+/*
+ * Whether the 1.3 rules (no system streams, no links unless asked) can
+ * select other events than 1.2 did for d without sources: a filter sees
+ * every event; a projection only those of its selectors' types, and the
+ * system streams hold only links ("$>"), '$' types and result streams'
+ * "Result" events. A plugin rebuilt against 1.3 keeps its hash (and read
+ * models) unless its selection changed.
+ */
+static bool
+v13_rules_matter(const proj_def *d)
+{
+	if (def_is_filter(d))
+		return true;
+	for (size_t i = 0; i < d->p->n_selectors; i++) {
+		const char *t = d->p->selectors[i].event_type;
+		if (t != NULL && (t[0] == '$' || strcmp(t, "Result") == 0))
+			return true;
+	}
+	return false;
+}
+
+/* A 1.3 definition's sources (none before 1.3: the hash stays). */
+static uint64_t
+defhash_sources(uint64_t base, const proj_def *d)
+{
+	const sl_source *src;
+	size_t           n;
+	uint32_t         flags;
+	if (!proj_def_sources(d, &src, &n, &flags)
+	    || (n == 0 && flags == 0 && !v13_rules_matter(d)))
+		return base;
+	fnv f = { base };
+	fnv_str(&f, "$sources");
+	fnv_u64(&f, n);
+	for (size_t i = 0; i < n; i++) {
+		fnv_u64(&f, (uint64_t) src[i].kind);
+		fnv_str(&f, src[i].name);
+		fnv_u64(&f, src[i].n_types);
+		for (size_t k = 0; k < src[i].n_types; k++)
+			fnv_str(&f, src[i].types[k]);
+	}
+	fnv_u64(&f, flags);
+	return f.h;
+}
+
 uint64_t
 plug_filter_hash(const proj_def *d)
 {
-	return defhash_filter(d->id, d->scope, d->filter_kind, d->version);
+	return defhash_sources(
+	    defhash_filter(d->id, d->scope, d->filter_kind, d->version), d);
+}
+
+proj_created_fn
+proj_def_created(const proj_def *def)
+{
+	if (def == NULL || def_is_filter(def) || def->p == NULL
+	    || def->p->struct_size < PROJ_V13C_SIZE
+	    || (def->p->abi_version & 0xffffu) < 3)
+		return NULL;
+	return def->p->created;
+}
+
+bool
+proj_def_sources(const proj_def *def, const sl_source **src, size_t *n,
+    uint32_t *flags)
+{
+	*src   = NULL;
+	*n     = 0;
+	*flags = 0;
+	if (def == NULL)
+		return false;
+	if (def_is_filter(def)) {
+		const sl_filter *f = def->f;
+		if (f == NULL || f->struct_size < FILTER_V13_SIZE
+		    || (f->abi_version & 0xffffu) < 3)
+			return false;
+		*src   = f->n_sources > 0 ? f->sources : NULL;
+		*n     = *src != NULL ? f->n_sources : 0;
+		*flags = f->source_flags;
+		return true;
+	}
+	const sl_projection *p = def->p;
+	if (p == NULL || p->struct_size < PROJ_V13_SIZE
+	    || (p->abi_version & 0xffffu) < 3)
+		return false;
+	*src   = p->n_sources > 0 ? p->sources : NULL;
+	*n     = *src != NULL ? p->n_sources : 0;
+	*flags = p->source_flags;
+	return true;
 }
 
 /* A projection's definition. Stored with its checkpoints: keep the bytes
@@ -123,7 +208,8 @@ plug_def_hash(const proj_def *d)
 	              d->initial, d->initial_len, d->p->selectors, d->p->n_selectors);
 	size_t             n;
 	const char *const *emits = proj_def_emits(d, &n);
-	return defhash_emits(h, emits, n, proj_def_result(d) != NULL);
+	return defhash_sources(
+	    defhash_emits(h, emits, n, proj_def_result(d) != NULL), d);
 }
 
 void

@@ -256,11 +256,12 @@ emit_check(sl_context *ctx, const char *what, const char *stream)
 /* Hand one packed event to the sink; a refusal fails the event. */
 static int
 emit_write(sl_context *ctx, const char *what, const char *stream,
-    const char *type, const void *content, size_t len)
+    const char *type, const void *content, size_t len, const void *meta,
+    size_t meta_len)
 {
 	char err[400] = "";
-	int  rc       = ctx->sink->write(
-	           ctx->sink, stream, type, content, len, err, sizeof(err));
+	int  rc       = ctx->sink->write(ctx->sink, stream, type, content, len,
+	           meta, meta_len, err, sizeof(err));
 	if (rc == SL_OK)
 		return SL_OK;
 	return emit_refuse(ctx, true, rc,
@@ -270,9 +271,33 @@ emit_write(sl_context *ctx, const char *what, const char *stream,
 	    err[0] != '\0' ? err : sl_strerror(rc));
 }
 
+/* A JSON object text packed into sb, at most SL_MAX_EVENT_BYTES; what
+ * ("content", "metadata") names it in the refusal. */
 static int
-h_emit(sl_context *ctx, const char *stream, const char *type,
-    const char *content_json)
+emit_pack(sl_context *ctx, const char *stream, const char *what,
+    const char *json, msgpack_sbuffer *sb)
+{
+	const char    *name = ctx->sink->def != NULL ? ctx->sink->def->name : "?";
+	msgpack_packer pk;
+	char           jerr[256] = "";
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	if (json == NULL
+	    || json_text_to_mp(json, 1, &pk, jerr, sizeof(jerr)) != SL_OK)
+		return emit_refuse(ctx, true, SL_EINVAL,
+		    "emit to stream '%.256s' by projection '%s': the %s is "
+		    "not a JSON object: %s",
+		    stream, name, what, jerr[0] != '\0' ? jerr : "none given");
+	if (sb->size > SL_MAX_EVENT_BYTES)
+		return emit_refuse(ctx, true, SL_ETOOBIG,
+		    "emit to stream '%.256s' by projection '%s': the %s is "
+		    "larger than %u bytes",
+		    stream, name, what, SL_MAX_EVENT_BYTES);
+	return SL_OK;
+}
+
+static int
+h_emit_meta(sl_context *ctx, const char *stream, const char *type,
+    const char *content_json, const char *metadata_json)
 {
 	int rc = emit_check(ctx, "emit", stream);
 	if (rc != SL_OK)
@@ -284,30 +309,59 @@ h_emit(sl_context *ctx, const char *stream, const char *type,
 		    "emit to stream '%.256s' by projection '%s': the event "
 		    "type must be 1..%d bytes, not starting with '$'",
 		    stream, name, SL_MAX_ID_LEN);
+	msgpack_sbuffer sb, mb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_sbuffer_init(&mb);
+	rc = emit_pack(ctx, stream, "content", content_json, &sb);
+	if (rc == SL_OK && metadata_json != NULL)
+		rc = emit_pack(ctx, stream, "metadata", metadata_json, &mb);
+	if (rc == SL_OK)
+		rc = emit_write(ctx, "emit", stream, type, sb.data, sb.size,
+		    metadata_json != NULL ? mb.data : NULL, mb.size);
+	msgpack_sbuffer_destroy(&sb);
+	msgpack_sbuffer_destroy(&mb);
+	return rc;
+}
+
+static int
+h_emit(sl_context *ctx, const char *stream, const char *type,
+    const char *content_json)
+{
+	return h_emit_meta(ctx, stream, type, content_json, NULL);
+}
+
+/* A link's content (a msgpack str) of type to stream. */
+static int
+emit_link(sl_context *ctx, const char *what, const char *stream,
+    const char *type, const char *text, size_t n)
+{
 	msgpack_sbuffer sb;
 	msgpack_packer  pk;
-	char            jerr[256] = "";
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	if (content_json == NULL
-	    || json_text_to_mp(content_json, 1, &pk, jerr, sizeof(jerr))
-	        != SL_OK) {
-		msgpack_sbuffer_destroy(&sb);
-		return emit_refuse(ctx, true, SL_EINVAL,
-		    "emit to stream '%.256s' by projection '%s': the content "
-		    "is not a JSON object: %s",
-		    stream, name, jerr[0] != '\0' ? jerr : "no content");
-	}
-	if (sb.size > SL_MAX_EVENT_BYTES) {
-		msgpack_sbuffer_destroy(&sb);
-		return emit_refuse(ctx, true, SL_ETOOBIG,
-		    "emit to stream '%.256s' by projection '%s': the content "
-		    "is larger than %u bytes",
-		    stream, name, SL_MAX_EVENT_BYTES);
-	}
-	rc = emit_write(ctx, "emit", stream, type, sb.data, sb.size);
+	msgpack_pack_str(&pk, n);
+	msgpack_pack_str_body(&pk, text, n);
+	int rc = emit_write(ctx, what, stream, type, sb.data, sb.size, NULL, 0);
 	msgpack_sbuffer_destroy(&sb);
 	return rc;
+}
+
+static int
+h_link_stream_to(sl_context *ctx, const char *stream, const char *linked)
+{
+	int rc = emit_check(ctx, "link_stream_to", stream);
+	if (rc != SL_OK)
+		return rc;
+	size_t n = linked != NULL ? strnlen(linked, SL_MAX_ID_LEN + 1) : 0;
+	if (n == 0 || n > SL_MAX_ID_LEN)
+		return emit_refuse(ctx, true, SL_EINVAL,
+		    "link_stream_to stream '%.256s' by projection '%s': the "
+		    "linked stream id must be 1..%d bytes",
+		    stream,
+		    ctx->sink->def != NULL ? ctx->sink->def->name : "?",
+		    SL_MAX_ID_LEN);
+	return emit_link(
+	    ctx, "link_stream_to", stream, EV_STREAM_LINK_TYPE, linked, n);
 }
 
 static int
@@ -330,15 +384,7 @@ h_link_to(sl_context *ctx, const char *stream, const sl_event *ev)
 		    "link_to stream '%.256s': the linked event's stream id "
 		    "is too long",
 		    stream);
-	msgpack_sbuffer sb;
-	msgpack_packer  pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_str(&pk, (size_t) n);
-	msgpack_pack_str_body(&pk, link, (size_t) n);
-	rc = emit_write(ctx, "link_to", stream, "$>", sb.data, sb.size);
-	msgpack_sbuffer_destroy(&sb);
-	return rc;
+	return emit_link(ctx, "link_to", stream, EV_LINK_TYPE, link, (size_t) n);
 }
 
 /* ---- the table ---- */
@@ -364,6 +410,9 @@ host_table_fill(void)
 	/* ABI 1.2 */
 	t->emit    = h_emit;
 	t->link_to = h_link_to;
+	/* ABI 1.3 */
+	t->emit_meta      = h_emit_meta;
+	t->link_stream_to = h_link_stream_to;
 }
 
 const sl_host_api *

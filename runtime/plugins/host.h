@@ -22,6 +22,11 @@ typedef struct emit_sink emit_sink;
 struct sl_event {
 	const ev_view *v;
 	const char *partition; /* partition id; for the log, the stream id */
+	/* host->event_link_target's: the target of link event v into *out
+	 * (valid until the callback returns), set by the processor that
+	 * delivers links; NULL: SL_ENOTFOUND */
+	int (*resolve)(void *arg, const ev_view *link, const sl_event **out);
+	void *resolve_arg;
 };
 
 /*
@@ -61,9 +66,11 @@ struct emit_sink {
 	/* non-NULL: every call is refused with this reason (transient runs) */
 	const char *refuse;
 	/* SL_OK, or an error code with a reason in err; content is one
-	 * packed msgpack value (copy it: valid only during the call) */
+	 * packed msgpack value, metadata a packed map or NULL (copy them:
+	 * valid only during the call) */
 	int (*write)(emit_sink *sink, const char *stream, const char *type,
-	    const void *content, size_t content_len, char *err, size_t errlen);
+	    const void *content, size_t content_len, const void *metadata,
+	    size_t metadata_len, char *err, size_t errlen);
 	void *arg; /* the engine's */
 };
 

@@ -443,6 +443,21 @@ h_event_get_msgpack(const sl_event *ev, sl_part part, const char *path,
 
 /* ---- the table's event calls ---- */
 
+static int
+h_event_link_target(const sl_event *ev, const sl_event **out)
+{
+	if (out != NULL)
+		*out = NULL;
+	if (ev == NULL || ev->v == NULL || out == NULL)
+		return SL_EINVAL;
+	if (strcmp(ev->v->type, EV_LINK_TYPE) != 0
+	    || ev->v->content.type != MSGPACK_OBJECT_STR)
+		return SL_EINVAL;
+	if (ev->resolve == NULL)
+		return SL_ENOTFOUND;
+	return ev->resolve(ev->resolve_arg, ev->v, out);
+}
+
 void
 host_event_calls(sl_host_api *t)
 {
@@ -473,4 +488,5 @@ host_event_calls(sl_host_api *t)
 	t->event_get_bool    = h_event_get_bool;
 	t->event_get_json    = h_event_get_json;
 	t->event_get_msgpack = h_event_get_msgpack;
+	t->event_link_target = h_event_link_target;
 }

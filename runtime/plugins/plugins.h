@@ -100,6 +100,18 @@ typedef sl_outcome (*proj_result_fn)(
 const char *const *proj_def_emits(const proj_def *def, size_t *n);
 /** The result transform, or NULL (as proj_def_emits). */
 proj_result_fn proj_def_result(const proj_def *def);
+typedef sl_outcome (*proj_created_fn)(void *user, const sl_event *event,
+    const char *key, sl_state *state, sl_context *ctx);
+/** A 1.3 projection's created callback (NULL: none). */
+proj_created_fn proj_def_created(const proj_def *def);
+/**
+ * Where def reads from (ABI 1.3, sl_source_kind): *src and *n (NULL, 0:
+ * the whole tenant log) and *flags (SL_SOURCE_*). @return whether the 1.3
+ * rules apply (system streams and links only when asked); false for a
+ * definition built for 1.0-1.2 (the whole log, everything in it).
+ */
+bool proj_def_sources(const proj_def *def, const sl_source **src,
+    size_t *n, uint32_t *flags);
 
 /**
  * Whether pattern, the strftime format of an occurred key selector, makes

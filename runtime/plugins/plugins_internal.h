@@ -32,6 +32,14 @@
  * struct_size covers all three. */
 #define PROJ_V12_SIZE                                                         \
 	(offsetof(sl_projection, result) + sizeof(void (*)(void)))
+/* ABI 1.3: sources, n_sources and source_flags, read only when the struct
+ * covers them and says 1.3 or later (sources_of in defs.c). */
+#define PROJ_V13_SIZE                                                         \
+	(offsetof(sl_projection, source_flags) + sizeof(uint32_t))
+#define FILTER_V13_SIZE (offsetof(sl_filter, source_flags) + sizeof(uint32_t))
+/* ABI 1.3: created, read when the struct covers it (and says 1.3). */
+#define PROJ_V13C_SIZE                                                        \
+	(offsetof(sl_projection, created) + sizeof(void (*)(void)))
 
 /* One load of a plugin file: its private copy, handle and definitions. */
 struct plugin_ver {

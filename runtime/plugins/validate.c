@@ -158,6 +158,61 @@ check_emits(
 	return SL_OK;
 }
 
+/* The longest source name (a stream id, a prefix or a category). */
+#define SOURCE_NAME_MAX 1024
+
+/*
+ * ABI 1.3: each source a known kind, with a name (none for SL_SOURCE_ALL)
+ * of 1..SOURCE_NAME_MAX bytes and its types non-empty; known flags only.
+ */
+static int
+check_sources(const proj_def *d, const char *what, const char *label,
+    const char *pname, refusal *rf)
+{
+	const sl_source *src;
+	size_t           n;
+	uint32_t         flags;
+	if (!proj_def_sources(d, &src, &n, &flags))
+		return SL_OK;
+	const sl_source *raw = def_is_filter(d) ? d->f->sources : d->p->sources;
+	size_t raw_n = def_is_filter(d) ? d->f->n_sources : d->p->n_sources;
+	if (raw == NULL && raw_n > 0)
+		return plug_refuse(rf, SL_EPLUGIN,
+		    "%s %s in plugin '%s': %zu sources declared but the array "
+		    "is NULL",
+		    what, label, pname, raw_n);
+	if ((flags & ~(SL_SOURCE_SYSTEM_STREAMS | SL_SOURCE_LINKS)) != 0)
+		return plug_refuse(rf, SL_EPLUGIN,
+		    "%s %s in plugin '%s': unknown source_flags 0x%x", what,
+		    label, pname, flags);
+	for (size_t j = 0; j < n; j++) {
+		const sl_source *x    = &src[j];
+		int              kind = (int) x->kind; /* any value, as int */
+		size_t           len  = x->name != NULL
+		             ? strnlen(x->name, SOURCE_NAME_MAX + 1)
+		             : 0;
+		const char      *why  = NULL;
+		if (kind < SL_SOURCE_ALL || kind > SL_SOURCE_CATEGORY)
+			why = "has an unknown kind";
+		else if (kind == SL_SOURCE_ALL && x->name != NULL)
+			why = "is SL_SOURCE_ALL with a name";
+		else if (kind != SL_SOURCE_ALL && len == 0)
+			why = "has no name";
+		else if (len > SOURCE_NAME_MAX)
+			why = "has a name longer than 1024 bytes";
+		else if (x->n_types > 0 && x->types == NULL)
+			why = "declares types but the array is NULL";
+		for (size_t k = 0; why == NULL && k < x->n_types; k++)
+			if (x->types[k] == NULL || x->types[k][0] == '\0')
+				why = "has an empty event type";
+		if (why != NULL)
+			return plug_refuse(rf, SL_EPLUGIN,
+			    "%s %s in plugin '%s': sources[%zu] %s", what,
+			    label, pname, j, why);
+	}
+	return SL_OK;
+}
+
 /*
  * Two projections may not declare overlapping streams: the second one
  * loaded is refused. A projection of this file's previous version is being
@@ -327,6 +382,8 @@ check_projection(
 		goto fail;
 	if ((rc = check_emits(p, label, pname, rf)) != SL_OK)
 		goto fail;
+	if ((rc = check_sources(d, "projection", label, pname, rf)) != SL_OK)
+		goto fail;
 	if ((rc = check_unique(r, v, d, label, rf)) != SL_OK)
 		goto fail;
 	d->def_hash = plug_def_hash(d);
@@ -392,6 +449,8 @@ check_filter(registry *r, plugin_ver *v, size_t i, proj_def **out, refusal *rf)
 		goto fail;
 	}
 	d->filter_kind = f->kind;
+	if ((rc = check_sources(d, "filter", label, pname, rf)) != SL_OK)
+		goto fail;
 	if ((rc = check_unique(r, v, d, label, rf)) != SL_OK)
 		goto fail;
 	d->def_hash = plug_filter_hash(d);

@@ -168,3 +168,18 @@ proc_keys_static(const proj_def *def)
 			return false;
 	return true;
 }
+
+bool
+proc_type_selected(const proj_def *def, const char *type, size_t len)
+{
+	for (size_t i = 0; i < def->p->n_selectors; i++) {
+		const char *t = def->p->selectors[i].event_type;
+		if (t == NULL)
+			continue;
+		size_t n = strlen(t);
+		if ((n == len && memcmp(t, type, len) == 0)
+		    || strcmp(t, SELECT_ANY) == 0)
+			return true;
+	}
+	return false;
+}

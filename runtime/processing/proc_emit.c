@@ -111,7 +111,8 @@ zdup(msgpack_zone *z, const void *p, size_t n)
  */
 static int
 ebatch_append(ebatch *b, const char *stream, const char *type,
-    const void *content, size_t len, const ev_view *cause)
+    const void *content, size_t len, const void *meta, size_t meta_len,
+    const ev_view *cause)
 {
 	if (b->n_appends == b->cap_appends) {
 		size_t cap = b->cap_appends != 0 ? b->cap_appends * 2 : 32;
@@ -140,6 +141,16 @@ ebatch_append(ebatch *b, const char *stream, const char *type,
 	ev_uuid_generate(a->ev.id);
 	a->ev.occurred_ns = ev_now_ns();
 	a->ev.content     = obj;
+	if (meta != NULL) {
+		void           *md = zdup(z, meta, meta_len);
+		msgpack_object *mo = msgpack_zone_malloc(z, sizeof(*mo));
+		size_t          mo_off = 0;
+		if (md == NULL || mo == NULL
+		    || msgpack_unpack(md, meta_len, &mo_off, z, mo)
+		        != MSGPACK_UNPACK_SUCCESS)
+			return SL_ENOMEM;
+		a->ev.metadata = mo;
+	}
 	if (cause != NULL) {
 		const char *corr      = cause->correlation_id != NULL
 		         ? cause->correlation_id
@@ -661,7 +672,8 @@ proc_emit_commit(processor *p, batch_ctx *b, uint64_t position)
 /* What host->emit / link_to write: the batch being built. */
 static int
 sink_write(emit_sink *k, const char *stream, const char *type,
-    const void *content, size_t len, char *err, size_t errlen)
+    const void *content, size_t len, const void *meta, size_t meta_len,
+    char *err, size_t errlen)
 {
 	processor *p  = k->arg;
 	proc_emit *em = p->em;
@@ -674,7 +686,8 @@ sink_write(emit_sink *k, const char *stream, const char *type,
 	}
 	ebatch *b  = ebatch_get(em);
 	int     rc = b != NULL
-	        ? ebatch_append(b, stream, type, content, len, em->cur)
+	        ? ebatch_append(
+	              b, stream, type, content, len, meta, meta_len, em->cur)
 	        : SL_ENOMEM;
 	if (rc != SL_OK)
 		snprintf(err, errlen, "out of memory");
@@ -806,6 +819,32 @@ proc_emit_result(proj_result_fn fn, const proj_def *def, const char *key,
 }
 
 /*
+ * Write key's result res (NULL: it went away: ResultRemoved, content {})
+ * to its result stream: "$projections-<name>-<key>-result", or for a
+ * projection whose keys are all static (one state: EventStoreDB's
+ * unpartitioned projection) "$projections-<name>-result".
+ */
+static int
+emit_result(proc_emit *em, const char *key, const void *res, size_t len,
+    const ev_view *ev)
+{
+	static const unsigned char empty_map = 0x80;
+	ebatch *eb     = ebatch_get(em);
+	char   *stream = NULL;
+	int     n      = em->root_result
+	         ? asprintf(&stream, "%sresult", em->rprefix)
+	         : asprintf(&stream, "%s%s-result", em->rprefix, key);
+	int rc = eb == NULL || n < 0 ? SL_ENOMEM
+	    : res != NULL
+	    ? ebatch_append(eb, stream, "Result", res, len, NULL, 0, ev)
+	    : ebatch_append(
+	          eb, stream, "ResultRemoved", &empty_map, 1, NULL, 0, ev);
+	if (n >= 0)
+		free(stream);
+	return rc;
+}
+
+/*
  * The key's new state nstate (nlen; NULL: deleted) replaces x's: its
  * result, when it changed too, is emitted to the key's result stream.
  * Takes nstate. SL_OK, HANDLE_UNIT_FAILED (the transform failed), or
@@ -841,18 +880,11 @@ emit_new_state(batch_ctx *b, centry *x, const char *key, const ev_view *ev,
 			ores_len  = x->result_len;
 			x->result = NULL;
 		}
-		ebatch *eb = ebatch_get(em);
-		char   *stream = NULL;
-		if (nres != NULL && em->mode != CFG_MODE_ONE_TIME
-		    && !same_bytes(ores, ores_len, nres, nres_len)
-		    && (eb == NULL
-		        || asprintf(&stream, "%s%s-result", em->rprefix, key)
-		            < 0
-		        || ebatch_append(eb, stream, "Result", nres, nres_len,
-		               ev)
-		            != SL_OK))
-			rc = SL_ENOMEM;
-		free(stream);
+		/* a result written, or removed (EventStoreDB's Result and
+		 * ResultRemoved) */
+		if (em->mode != CFG_MODE_ONE_TIME
+		    && !same_bytes(ores, ores_len, nres, nres_len))
+			rc = emit_result(em, key, nres, nres_len, ev);
 		free(ores);
 	}
 	if (rc != SL_OK) {
@@ -924,12 +956,20 @@ proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	memset(&ctx, 0, sizeof(ctx));
 	proc_retry_state(b, position, &ctx);
 	ctx.sink            = &em->sink;
-	struct sl_event sev = { .v = ev, .partition = ev->stream };
-	em->cur             = ev;
+	struct sl_event sev = proc_sl_event(p, ev);
+	int gk = em->mode == CFG_MODE_CONTINUOUS ? GUARD_EMITTER : GUARD_QUERY;
+	em->cur = ev;
+	if (x->state == NULL
+	    && (rc = proc_created(b, gk, &sev, key, &st, &ctx)) != SL_OK) {
+		em->cur = NULL;
+		state_free(&st);
+		if (em->eb != NULL)
+			em->eb->n_appends = mark;
+		return rc;
+	}
 	host_scratch_reset();
-	guard_enter(em->mode == CFG_MODE_CONTINUOUS ? GUARD_EMITTER
-	                                            : GUARD_QUERY,
-	    p->tenant, p->proj_id, p->proj_id, 0, key, kn, position);
+	guard_enter((guard_kind) gk, p->tenant, p->proj_id, p->proj_id, 0, key,
+	    kn, position);
 	sl_outcome out = p->def->p->on(p->def->p->user, &sev, key, &st, &ctx);
 	guard_leave();
 	em->cur = NULL;

@@ -38,6 +38,27 @@ proc_handler_call(processor *p, const sl_event *ev, const char *key,
 	return out;
 }
 
+int
+proc_created(batch_ctx *b, int gk, const sl_event *ev,
+    const char *key, sl_state *state, sl_context *ctx)
+{
+	processor      *p  = b->p;
+	proj_created_fn fn = proj_def_created(p->def);
+	if (fn == NULL)
+		return SL_OK;
+	host_scratch_reset();
+	guard_enter((guard_kind) gk, p->tenant, p->proj_id, p->name,
+	    p->gen, key, strlen(key), ev->v->position);
+	sl_outcome out = fn(p->def->p->user, ev, key, state, ctx);
+	guard_leave();
+	if (out == SL_REPLACE && !ctx->failed)
+		return SL_OK;
+	return proc_unit_fail(b, ctx, "created: %s",
+	    ctx->failed && ctx->reason[0] != '\0' ? ctx->reason
+	    : out == SL_FAIL ? "failed (no reason given)"
+	                     : "returned an outcome other than SL_REPLACE");
+}
+
 sl_verdict
 proc_filter_call(processor *p, const sl_event *ev, const char **partition,
     sl_context *ctx)
@@ -264,6 +285,7 @@ project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	sl_state    state;
 	state_init(&state);
 	rc = proc_state_get(b, key, klen, &data, &len);
+	bool created = rc == SL_ENOTFOUND;
 	if (rc == SL_OK) {
 		rc = state_load(&state, data, len);
 	} else if (rc == SL_ENOTFOUND) {
@@ -278,9 +300,15 @@ project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 		    key, sl_strerror(rc));
 	}
 
-	struct sl_event sev = { .v = ev, .partition = ev->stream };
+	struct sl_event sev = proc_sl_event(p, ev);
 	sl_context      ctx = { 0 };
 	proc_retry_state(b, position, &ctx);
+	if (created
+	    && (rc = proc_created(b, GUARD_PROC, &sev, key, &state, &ctx))
+	        != SL_OK) {
+		state_free(&state);
+		return rc;
+	}
 	sl_outcome out = proc_handler_call(p, &sev, key, &state, &ctx);
 	switch (out) {
 	case SL_REPLACE:
@@ -314,7 +342,7 @@ filter_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	if (proc_filter_unit(b, ev) != SL_OK)
 		return SL_OK;
 
-	struct sl_event sev       = { .v = ev, .partition = ev->stream };
+	struct sl_event sev       = proc_sl_event(p, ev);
 	sl_context      ctx       = { 0 };
 	const char     *partition = NULL;
 	proc_retry_state(b, position, &ctx);
@@ -373,8 +401,13 @@ proc_handle_event(batch_ctx *b, uint64_t position, const void *data, size_t len)
 {
 	processor *p = b->p;
 	ev_view    ev;
+	ev_head    h;
 	int        rc;
 
+	/* what it cannot select is not decoded (a record that does not
+	 * peek is decoded: that reports it) */
+	if (ev_peek(data, len, &h) == SL_OK && !proc_selects(p, &h))
+		return SL_OK;
 	msgpack_zone_clear(&p->zone);
 	if ((rc = ev_decode(data, len, position, &p->zone, &ev)) != SL_OK) {
 		/* a log that cannot be read stops the processor, not a unit */

@@ -48,6 +48,7 @@ typedef struct proc_emit {
 	size_t             n_emits;
 	proj_result_fn     result;
 	char              *rprefix; /* "$projections-<name>-" */
+	bool               root_result; /* keys all static: one result */
 	emit_sink          sink;
 	const ev_view     *cur;  /* the event being handled (emits' cause) */
 	struct ebatch     *eb;   /* what the batch being built emits */
@@ -66,6 +67,15 @@ typedef struct proc_emit {
 	void       *cancel_arg;
 } proc_emit;
 
+/* What a processor reads (proc_sources.c), from its definition. */
+typedef struct proc_src {
+	bool             v13; /* the 1.3 rules: system streams, links asked */
+	uint32_t         flags;
+	const sl_source *v; /* the definition's (held with it); NULL: all */
+	size_t           n;
+	size_t           tenant_len;
+} proc_src;
+
 /* A command bit per proc_cmd. */
 #define CMD_BIT(c) (1u << (unsigned) (c))
 
@@ -81,6 +91,16 @@ struct processor {
 	char      name[40];
 	char      id[48];     /* checkpoint key: "proj:<name>" */
 	proc_emit *em;        /* an emitting projection's (NULL: read models) */
+	proc_src   src;       /* what it reads (set with the definition) */
+	/* a link's target, for host->event_link_target (proc_sources.c):
+	 * valid until the handler returns (thread-owned) */
+	struct {
+		msgpack_zone   *zone;
+		unsigned char  *buf;
+		size_t          cap;
+		ev_view         v;
+		struct sl_event ev;
+	} link;
 	char      rb_key[56]; /* rebuild record: "rebuild:<name>" */
 	char      pause_key[56]; /* "paused:<name>" while paused */
 	char      shape_key[56]; /* RM_SHAPE_PREFIX "<name>": served kind */
@@ -184,6 +204,17 @@ int  proc_run_batch(processor *p, uint64_t pos, batch_ctx *b);
 /* The failing units as status shows them (p->mu held). */
 void proc_show_failing(processor *p);
 
+/* proc_sources.c: what it reads */
+/* Read p->def's sources (after the definition changed). */
+void proc_sources_init(processor *p);
+/* Whether an event with head h (ev_peek) can be selected by p: its
+ * tenant's, from a source, of a type a selector names (a projection). */
+bool proc_selects(const processor *p, const ev_head *h);
+/* The handler's event for ev: host->event_link_target resolves links
+ * through p. */
+struct sl_event proc_sl_event(processor *p, const ev_view *ev);
+void proc_link_free(processor *p);
+
 /* proc_emit.c: the emitting projections' side */
 /* Read or reset the checkpoint in the log env: the position in
  * p->st.position, the failing keys, the stop. */
@@ -221,6 +252,11 @@ extern size_t proc_cache_keep;
 void proc_emit_free(proc_emit *em);
 
 /* proc_events.c */
+/* A key with no state yet: the definition's created callback (ABI 1.3)
+ * completes its initial state. SL_OK (also when there is none), or
+ * HANDLE_UNIT_FAILED. gk: guard.h's guard_kind, for the call. */
+int  proc_created(batch_ctx *b, int gk, const sl_event *ev,
+     const char *key, sl_state *state, sl_context *ctx);
 /* The state of key in the fold: SL_OK with *data, *len (valid until the
  * key's next change), SL_ENOTFOUND (the initial state applies), or a storage
  * error (b->storage set). */

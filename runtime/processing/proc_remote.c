@@ -425,6 +425,9 @@ proc_remote_scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 		return 1; /* a retry reached the processor's own position */
 	if (proc_cut(b, position))
 		return 1; /* the answers in flight are still collected */
+	ev_head h;
+	if (ev_peek(data, len, &h) == SL_OK && !proc_selects(p, &h))
+		goto passed;
 	msgpack_zone_clear(&p->zone);
 	int rc = ev_decode(data, len, position, &p->zone, &ev);
 	if (rc != SL_OK) {
@@ -442,6 +445,7 @@ proc_remote_scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 		if (rc == SL_OK && dispatch(b, position, data, len) != 0)
 			return 1;
 	}
+passed:
 	if (!stopped(b))
 		b->next = position + 1;
 	return stopped(b) ? 1 : 0;

@@ -129,6 +129,7 @@ proc_set_names(processor *p)
 	snprintf(p->pause_key, sizeof(p->pause_key), "paused:%s", p->name);
 	snprintf(p->shape_key, sizeof(p->shape_key), RM_SHAPE_PREFIX "%s",
 	    p->name);
+	proc_sources_init(p);
 	proc_emit *em = p->em;
 	if (em == NULL)
 		return SL_OK;
@@ -139,6 +140,7 @@ proc_set_names(processor *p)
 	em->sink.def    = d;
 	em->sink.system = em->system;
 	em->rprefix     = eproj_result_prefix(d);
+	em->root_result = proc_keys_static(d);
 	return em->rprefix != NULL ? SL_OK : SL_ENOMEM;
 }
 
@@ -1193,6 +1195,7 @@ proc_free(processor *p)
 	msgpack_sbuffer_destroy(&p->appends);
 	scache_clear(&p->states);
 	msgpack_zone_destroy(&p->zone);
+	proc_link_free(p);
 	if (p->em != NULL) {
 		pthread_mutex_destroy(&p->em->cmu);
 		proc_emit_free(p->em);

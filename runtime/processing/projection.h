@@ -105,6 +105,9 @@ void proc_unit_label(const char *unit, size_t ulen, char *out, size_t olen);
 /* Whether ev's selector in def is a static key (one key for every event of
  * its type: an emitting projection's failure there holds up the whole). */
 bool proc_key_is_static(const proj_def *def, const ev_view *ev);
+/* Whether a selector of def names the event type (len bytes), or is
+ * "$any". */
+bool proc_type_selected(const proj_def *def, const char *type, size_t len);
 /* Whether every selector of def has a static key: one state for the whole
  * (a failing key then holds up all of it: EventStoreDB's "faulted"). */
 bool proc_keys_static(const proj_def *def);

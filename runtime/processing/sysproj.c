@@ -88,6 +88,20 @@ sysproj_category(
 	return (int) n;
 }
 
+bool
+sysproj_in_category(const char *stream, size_t len, const char *cat)
+{
+	char id[1025], got[1025];
+	if (len >= sizeof(id))
+		return false;
+	memcpy(id, stream, len);
+	id[len] = '\0';
+	return sysproj_category(id, cat_sep != NULL ? cat_sep : "-", cat_last,
+	           got, sizeof(got))
+	        > 0
+	    && strcmp(got, cat) == 0;
+}
+
 /* FNV-1a 64 continued over a string and its terminating NUL. */
 static uint64_t
 fold(uint64_t h, const char *s)
@@ -227,7 +241,7 @@ sysproj_init(const sl_config *cfg)
 		emits[i][0]      = sys_info[i].emits;
 		*p               = (sl_projection) {
 			              .struct_size        = sizeof(sl_projection),
-			              .abi_version        = SL_ABI_VERSION,
+			              .abi_version        = (SL_ABI_MAJOR << 16) | 2, /* whole log */
 			              .id                 = sys_info[i].id,
 			              .scope              = SYS_SCOPE,
 			              .name               = sys_info[i].name,

@@ -53,6 +53,9 @@ bool sysproj_is_system(const proj_def *def);
  * @return the category's length (> 0, copied to out with a NUL); 0 when
  * there is none; -1 when it does not fit in len bytes.
  */
+/** Whether the stream id (len bytes, no NUL needed) is of category cat,
+ * cut with the configured separator (system_projections). */
+bool sysproj_in_category(const char *stream, size_t len, const char *cat);
 int sysproj_category(
     const char *stream, const char *sep, bool last, char *out, size_t len);
 

@@ -410,7 +410,8 @@ rdef_new(const remote_spec *s, remote_proc *rp)
 		goto fail;
 	if (s->kind == DEF_FILTER) {
 		d->filt.struct_size = sizeof(d->filt);
-		d->filt.abi_version = SL_ABI_VERSION;
+		/* read as 1.2: the whole log (sources are not registered) */
+		d->filt.abi_version = (SL_ABI_MAJOR << 16) | 2;
 		d->filt.id          = d->def.id;
 		d->filt.scope       = d->def.scope;
 		d->filt.name        = d->def.name;
@@ -436,7 +437,8 @@ rdef_new(const remote_spec *s, remote_proc *rp)
 			goto fail;
 	}
 	d->proj.struct_size = sizeof(d->proj);
-	d->proj.abi_version = SL_ABI_VERSION;
+	/* read as 1.2: the whole log (sources are not registered) */
+	d->proj.abi_version = (SL_ABI_MAJOR << 16) | 2;
 	d->proj.id          = d->def.id;
 	d->proj.scope       = d->def.scope;
 	d->proj.name        = d->def.name;

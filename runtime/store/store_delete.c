@@ -191,28 +191,29 @@ int
 store_vis_hidden(store *s, MDB_txn *txn, store_vis *v, const void *data,
     size_t len, bool *hidden)
 {
-	const char *tenant, *stream;
-	size_t      tl, sl, klen;
-	uint64_t    rev;
-	uint8_t     key[STORE_KEY_MAX];
+	ev_head h;
+	size_t  klen;
+	uint8_t key[STORE_KEY_MAX];
 
 	*hidden = false;
 	if (!v->any)
 		return SL_OK;
-	if (ev_peek(data, len, &tenant, &tl, &stream, &sl, &rev) != SL_OK) {
+	if (ev_peek(data, len, &h) != SL_OK) {
 		log_error("store", "scan: a log record that is no event");
 		return SL_ESTORAGE;
 	}
-	if (!store_id_ok(tenant, tl) || !store_id_ok(stream, sl))
+	if (!store_id_ok(h.tenant, h.tenant_len)
+	    || !store_id_ok(h.stream, h.stream_len))
 		return SL_OK; /* no deletion can name it */
-	klen = store_head_key(key, tenant, tl, stream, sl);
+	klen = store_head_key(
+	    key, h.tenant, h.tenant_len, h.stream, h.stream_len);
 	if (klen != v->klen || memcmp(key, v->key, klen) != 0) {
 		if (store_trunc_get(s, txn, key, klen, &v->tb) != SL_OK)
 			return SL_ESTORAGE;
 		memcpy(v->key, key, klen);
 		v->klen = klen;
 	}
-	*hidden = rev < v->tb;
+	*hidden = h.revision < v->tb;
 	return SL_OK;
 }
 

@@ -1,0 +1,160 @@
+/*
+ * EventStoreDB's handler model in C (issue 15, ABI 1.3), through the one
+ * engine over a real log: created() runs once per new key ($init per
+ * partition), emit with metadata, linkStreamTo ("$@" events naming the
+ * stream), per-key result streams with Result and, when the state goes
+ * away, ResultRemoved; a projection with one static key writes its
+ * results to the root stream $projections-<name>-result.
+ */
+#include "emitter.h"
+#include "projection_testutil.h"
+
+typedef struct rev {
+	char type[64];
+	char content[256];
+	char meta[256];
+} rev;
+
+typedef struct rlist {
+	rev   *v;
+	size_t n, max;
+} rlist;
+
+static int
+collect(void *arg, uint64_t position, const void *data, size_t len)
+{
+	rlist       *r = arg;
+	msgpack_zone z;
+	ev_view      v;
+	CHECK(msgpack_zone_init(&z, 1024));
+	CHECK_EQ(ev_decode(data, len, position, &z, &v), SL_OK);
+	CHECK(r->n < r->max);
+	rev  *o = &r->v[r->n++];
+	char *c = mp_to_json_text(&v.content), *m = mp_to_json_text(&v.metadata);
+	snprintf(o->type, sizeof(o->type), "%s", v.type);
+	snprintf(o->content, sizeof(o->content), "%s", c);
+	snprintf(o->meta, sizeof(o->meta), "%s", m);
+	free(c);
+	free(m);
+	msgpack_zone_destroy(&z);
+	return 0;
+}
+
+static size_t
+read_stream(store *s, const char *stream, rev *out, size_t max)
+{
+	rlist r = { out, 0, max };
+	CHECK_EQ(store_scan_stream(s, "t1", stream, 0, max, collect, &r), SL_OK);
+	return r.n;
+}
+
+/* eproj_state_fn: the state as JSON into arg (256 bytes). */
+static int
+state_json(void *arg, const char *key, size_t key_len, const void *state,
+    size_t state_len, const void *result, size_t result_len)
+{
+	(void) key;
+	(void) key_len;
+	(void) result;
+	(void) result_len;
+	msgpack_unpacked u;
+	char *j = mp_to_json_text(pt_decode(&u, state, state_len));
+	snprintf(arg, 256, "%s", j);
+	free(j);
+	msgpack_unpacked_destroy(&u);
+	return 0;
+}
+
+static proj_settings
+settings(void)
+{
+	proj_settings set = {
+		.checkpoint_handled_threshold         = 4000,
+		.checkpoint_unhandled_bytes_threshold = 10u << 20,
+		.pending_events_threshold             = 5000,
+		.max_write_batch_length               = 500,
+	};
+	return set;
+}
+
+static eproj *
+run(pt_env *e, const char *name, uint64_t head)
+{
+	const proj_def *def = pt_find(e->r, name);
+	char            err[256];
+	proj_settings   set = settings();
+	eproj          *ep;
+	CHECK_EQ(eproj_claim(e->s, def, err, sizeof(err)), SL_OK);
+	CHECK_EQ(eproj_start(e->s, "t1", def, CFG_MODE_CONTINUOUS, &set, false,
+	             &ep),
+	    SL_OK);
+	int64_t end = pt_now_ms() + PT_WAIT_MS;
+	for (;;) {
+		eproj_status st;
+		eproj_get_status(ep, &st);
+		if (st.status != NULL && st.position >= head
+		    && st.writes_in_flight == 0)
+			break;
+		CHECK(pt_now_ms() < end);
+		pt_sleep_ms(2);
+	}
+	return ep;
+}
+
+int
+main(void)
+{
+	pt_env e;
+	pt_env_open(&e, "esdb", SL_TEST_PLUGIN_DIR "/esdb_model.so");
+	pt_commit1(e.s, "t1", "acc-1", "Opened", "{}");
+	pt_commit1(e.s, "t1", "acc-1", "Deposited", "{\"amount\":5}");
+	pt_commit1(e.s, "t1", "acc-2", "Opened", "{}");
+	pt_commit1(e.s, "t1", "acc-1", "Deposited", "{\"amount\":7}");
+	pt_commit1(e.s, "t1", "acc-2", "Deposited", "{\"amount\":1}");
+	pt_commit1(e.s, "t1", "acc-2", "Closed", "{}");
+	uint64_t head = store_next_position(e.s);
+
+	eproj *m = run(&e, "esdb_model", head);
+	eproj *t = run(&e, "esdb_total", head);
+	eproj_stop(m);
+	eproj_stop(t);
+
+	static rev v[16];
+	/* created once per key, before its first event, which it saw */
+	char json[256] = "";
+	CHECK_EQ(eproj_read_states(e.s, "t1", pt_find(e.r, "esdb_model"), NULL,
+	             "acc-1", 5, state_json, json),
+	    SL_OK);
+	CHECK_STREQ(json, "{\"created\":1,\"first_type\":\"Opened\","
+	                  "\"balance\":12}");
+
+	/* emit with metadata */
+	CHECK_EQ(read_stream(e.s, "audit-acc-1", v, 16), 2);
+	CHECK_STREQ(v[0].type, "Seen");
+	CHECK_STREQ(v[0].meta, "{\"source\":\"acc-1\",\"n\":5}");
+	CHECK_STREQ(v[1].meta, "{\"source\":\"acc-1\",\"n\":7}");
+	/* linkStreamTo: "$@" events whose content is the stream's id */
+	CHECK_EQ(read_stream(e.s, "account-index", v, 16), 2);
+	CHECK_STREQ(v[0].type, "$@");
+	CHECK_STREQ(v[0].content, "\"acc-1\"");
+	CHECK_STREQ(v[1].content, "\"acc-2\"");
+	/* per-key results; the deleted key's result removed */
+	size_t k = read_stream(e.s, "$projections-esdb_model-acc-1-result", v, 16);
+	CHECK_EQ(k, 2);
+	CHECK_STREQ(v[0].type, "Result");
+	CHECK_STREQ(v[0].content, "{\"balance\":5}");
+	CHECK_STREQ(v[1].content, "{\"balance\":12}");
+	k = read_stream(e.s, "$projections-esdb_model-acc-2-result", v, 16);
+	CHECK_EQ(k, 2);
+	CHECK_STREQ(v[0].content, "{\"balance\":1}");
+	CHECK_STREQ(v[1].type, "ResultRemoved");
+	/* one static key: the root result stream */
+	k = read_stream(e.s, "$projections-esdb_total-result", v, 16);
+	CHECK_EQ(k, 3);
+	CHECK_STREQ(v[2].content, "{\"sum\":13}");
+	CHECK_EQ(read_stream(e.s, "$projections-esdb_total-total-result", v, 16),
+	    0);
+	pt_env_close(&e);
+	printf("esdb_model_test: ok\n");
+	return 0;
+}

@@ -1,0 +1,145 @@
+/*
+ * Test plugin (ABI 1.3): EventStoreDB's handler model in C. esdb_model
+ * (key: the stream) completes a new key's state in created() ($init per
+ * partition), keeps a balance, emits "Seen" to audit-<key> with metadata,
+ * links each opened account's stream into account-index (linkStreamTo),
+ * and deletes the state on Closed; its result transform gives the balance,
+ * so the host writes Result and, after the delete, ResultRemoved.
+ * esdb_total (one static key) has one root result stream.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <sluice/plugin.h>
+
+static const sl_host_api *H;
+
+static const sl_selector by_stream[] = {
+	{ "Opened", SL_KEY_EVENT_SOURCE, NULL },
+	{ "Deposited", SL_KEY_EVENT_SOURCE, NULL },
+	{ "Closed", SL_KEY_EVENT_SOURCE, NULL },
+};
+static const sl_selector total_sel[] = {
+	{ "Deposited", SL_KEY_STATIC, "total" },
+};
+static const char *const emits[] = { "audit-*", "account-index" };
+
+static sl_outcome
+created(void *user, const sl_event *ev, const char *key, sl_state *st,
+    sl_context *ctx)
+{
+	(void) user;
+	(void) key;
+	(void) ctx;
+	sl_st_set_i64(st, "created", sl_st_i64(st, "created", 0) + 1);
+	sl_st_set_str(st, "first_type", H->event_type(ev));
+	return SL_REPLACE;
+}
+
+static sl_outcome
+on(void *user, const sl_event *ev, const char *key, sl_state *st,
+    sl_context *ctx)
+{
+	(void) user;
+	const char *type = H->event_type(ev);
+	char        stream[300], meta[400];
+	if (strcmp(type, "Closed") == 0)
+		return SL_DELETE;
+	if (strcmp(type, "Opened") == 0) {
+		if (H->link_stream_to(ctx, "account-index", key) != SL_OK)
+			return SL_FAIL;
+		return SL_REPLACE;
+	}
+	int64_t amount = 0;
+	sl_ev_i64(ev, SL_CONTENT, "amount", &amount);
+	sl_st_set_i64(st, "balance", sl_st_i64(st, "balance", 0) + amount);
+	snprintf(stream, sizeof(stream), "audit-%s", key);
+	snprintf(meta, sizeof(meta), "{\"source\":\"%s\",\"n\":%lld}", key,
+	    (long long) amount);
+	if (H->emit_meta(ctx, stream, "Seen", "{}", meta) != SL_OK)
+		return SL_FAIL;
+	return SL_REPLACE;
+}
+
+static sl_outcome
+result(void *user, const char *key, const sl_state *st, sl_state *res)
+{
+	(void) user;
+	(void) key;
+	if (sl_st_kind(st, "balance") == SL_KIND_NONE)
+		return SL_DELETE;
+	sl_st_set_i64(res, "balance", sl_st_i64(st, "balance", 0));
+	return SL_REPLACE;
+}
+
+static sl_outcome
+on_total(void *user, const sl_event *ev, const char *key, sl_state *st,
+    sl_context *ctx)
+{
+	(void) user;
+	(void) key;
+	(void) ctx;
+	int64_t amount = 0;
+	sl_ev_i64(ev, SL_CONTENT, "amount", &amount);
+	sl_st_set_i64(st, "sum", sl_st_i64(st, "sum", 0) + amount);
+	return SL_REPLACE;
+}
+
+static sl_outcome
+result_total(void *user, const char *key, const sl_state *st, sl_state *res)
+{
+	(void) user;
+	(void) key;
+	sl_st_set_i64(res, "sum", sl_st_i64(st, "sum", 0));
+	return SL_REPLACE;
+}
+
+static const sl_projection model = {
+	.struct_size        = sizeof(sl_projection),
+	.abi_version        = SL_ABI_VERSION,
+	.id                 = "e5db0000-0000-4000-8000-000000000001",
+	.name               = "esdb_model",
+	.version            = 1,
+	.initial_state_json = "{}",
+	.selectors          = by_stream,
+	.n_selectors        = 3,
+	.on                 = on,
+	.emits              = emits,
+	.n_emits            = 2,
+	.result             = result,
+	.created            = created,
+};
+
+static const sl_projection total = {
+	.struct_size        = sizeof(sl_projection),
+	.abi_version        = SL_ABI_VERSION,
+	.id                 = "e5db0000-0000-4000-8000-000000000002",
+	.name               = "esdb_total",
+	.version            = 1,
+	.initial_state_json = "{}",
+	.selectors          = total_sel,
+	.n_selectors        = 1,
+	.on                 = on_total,
+	.result             = result_total,
+};
+
+static const sl_projection *const projections[] = { &model, &total };
+
+static const sl_plugin_desc desc = {
+	.struct_size   = sizeof(sl_plugin_desc),
+	.abi_version   = SL_ABI_VERSION,
+	.name          = "esdb_model",
+	.version       = "1.0.0",
+	.projections   = projections,
+	.n_projections = 2,
+};
+
+SL_EXPORT int
+sluice_plugin_init(const sl_host_api *host, const sl_plugin_desc **out)
+{
+	if (sl_bind(host) != SL_OK || host->struct_size < sizeof(sl_host_api))
+		return SL_EVERSION;
+	H    = host;
+	*out = &desc;
+	return SL_OK;
+}
