@@ -1,9 +1,9 @@
 /*
- * The `sluice` command: commit, read (the log, a stream, a filter's stream),
- * get-one, get-all, query (one-time, or transient with --follow), status,
- * subscribe and the operator commands (reset, retry, pause, resume, start,
- * stop) against a running sluiced, through the client library; JSON out on
- * stdout.
+ * The `sluice` command: commit, delete-stream, read (the log, a stream, a
+ * filter's stream), get-one, get-all, query (one-time, or transient with
+ * --follow), status, subscribe and the operator commands (reset, retry,
+ * pause, resume, start, stop) against a running sluiced, through the
+ * client library; JSON out on stdout.
  * The endpoint comes from --url, $SLUICE_URL or the config file's
  * endpoints.api.
  */
@@ -39,6 +39,8 @@ static const char usage_text[]
       "         [--public] [--metadata JSON] [--correlation-id ID]\n"
       "         [CONTENT_JSON | -]\n"
       "  commit --tenant T --stream S [--expect ...] --batch [FILE | -]\n"
+      "  delete-stream --tenant T --stream S [--expect any|N]\n"
+      "         [--truncate-before R]\n"
       "  read [--from P] [--max N] [--tenant T --stream S "
       "[--from-revision R]]\n"
       "         [--resolve-links]\n"
@@ -67,6 +69,13 @@ static const char usage_text[]
       "With --filter it follows a filter's stream (or one --partition of\n"
       "it) from stream position N, each line with its stream_position; a\n"
       "rebuilt whole stream ends it (ECLOSED: subscribe again from 0).\n"
+      "\n"
+      "delete-stream soft-deletes a stream: reads no longer show its\n"
+      "events (they stay in the log); a later commit continues its\n"
+      "revisions (--expect the last one). With --truncate-before R it\n"
+      "hides only the revisions below R. It prints {position (of the\n"
+      "$streamDeleted or $streamTruncated event in stream $deleted),\n"
+      "revision (the stream's last), truncate_before}.\n"
       "\n"
       "get-one prints {key, found, state}: found is false when KEY has no\n"
       "read model, and state is then the projection's initial state.\n"
@@ -103,7 +112,7 @@ typedef struct opts {
 	const char *tenant, *stream, *expect, *type, *metadata, *correlation;
 	const char *from, *max, *from_revision, *projection;
 	const char *count, *idle_ms, *pub_url;
-	const char *filter, *partition, *key;
+	const char *filter, *partition, *key, *truncate_before;
 	const char *command; /* the command's name (argv) */
 	bool        is_public, batch, follow, resolve_links;
 	const char *pos[4];
@@ -250,6 +259,7 @@ static const optdef optdefs[] = {
 	OPT("filter", filter),
 	OPT("partition", partition),
 	OPT("key", key),
+	OPT("truncate-before", truncate_before),
 	FLAG("public", is_public),
 	FLAG("batch", batch),
 	FLAG("follow", follow),
@@ -392,6 +402,22 @@ json_object_text(const char *text, const char *what, int *status)
 	return s;
 }
 
+/* --expect: any (default), none, or a revision; false for anything else. */
+static bool
+parse_expect(const opts *o, bool none_ok, uint64_t *expected)
+{
+	*expected = SL_EXPECT_ANY;
+	if (o->expect == NULL || strcmp(o->expect, "any") == 0)
+		return true;
+	if (strcmp(o->expect, "none") == 0
+	    || strcmp(o->expect, "no_stream") == 0) {
+		*expected = SL_EXPECT_NO_STREAM;
+		return none_ok;
+	}
+	return parse_u64(o->expect, expected)
+	    && *expected < SL_EXPECT_NO_STREAM;
+}
+
 static int
 cmd_commit(sl_client *c, const opts *o)
 {
@@ -408,13 +434,7 @@ cmd_commit(sl_client *c, const opts *o)
 
 	if (tenant == NULL || o->stream == NULL)
 		return usage_error("commit needs --tenant and --stream");
-	if (o->expect == NULL || strcmp(o->expect, "any") == 0)
-		expected = SL_EXPECT_ANY;
-	else if (strcmp(o->expect, "none") == 0
-	    || strcmp(o->expect, "no_stream") == 0)
-		expected = SL_EXPECT_NO_STREAM;
-	else if (!parse_u64(o->expect, &expected)
-	    || expected >= SL_EXPECT_NO_STREAM)
+	if (!parse_expect(o, true, &expected))
 		return usage_error("--expect takes any, none or a revision, "
 		                   "not '%s'",
 		    o->expect);
@@ -532,6 +552,44 @@ out:
 	return status;
 }
 
+/* delete-stream: a soft delete, or with --truncate-before a
+ * truncate-before. */
+static int
+cmd_delete_stream(sl_client *c, const opts *o)
+{
+	const char      *tenant = tenant_of(o);
+	uint64_t         expected, before = 0;
+	sl_delete_result res;
+	int              rc;
+
+	if (tenant == NULL || o->stream == NULL)
+		return usage_error(
+		    "delete-stream needs --tenant and --stream");
+	if (o->n_pos > 0)
+		return usage_error(
+		    "delete-stream takes no argument '%s'", o->pos[0]);
+	/* "none" would expect a stream without events: nothing to delete */
+	if (!parse_expect(o, false, &expected))
+		return usage_error("--expect takes any or the stream's last "
+		                   "revision, not '%s'",
+		    o->expect);
+	if (o->truncate_before != NULL
+	    && !parse_u64(o->truncate_before, &before))
+		return usage_error("--truncate-before takes a revision, not "
+		                   "'%s'",
+		    o->truncate_before);
+	rc = o->truncate_before != NULL
+	    ? sl_client_truncate_stream(
+	        c, tenant, o->stream, expected, before, &res)
+	    : sl_client_delete_stream(c, tenant, o->stream, expected, &res);
+	if (rc != SL_OK)
+		return call_failed(c, rc);
+	printf("{\"position\":%" PRIu64 ",\"revision\":%" PRIu64
+	       ",\"truncate_before\":%" PRIu64 "}\n",
+	    res.position, res.revision, res.truncate_before);
+	return 0;
+}
+
 /* read --filter: a filter's stream, one JSON line per event. */
 static int
 cmd_read_filter(sl_client *c, const opts *o)
@@ -625,8 +683,13 @@ cmd_read(sl_client *c, const opts *o)
 			return call_failed(c, rc);
 		for (size_t i = 0; i < r.n_events && left > 0; i++, left--)
 			puts(r.events[i].json);
-		from = r.next;
-		if (r.n_events == 0 || (!by_stream && r.next >= r.head)) {
+		/* A log page may be empty while next moves past the events
+		 * of deleted streams: only a read that moves no further, or
+		 * reaches the head, ends the log. */
+		bool end = by_stream ? r.n_events == 0
+		                     : r.next <= from || r.next >= r.head;
+		from     = r.next;
+		if (end) {
 			sl_read_result_free(&r);
 			break;
 		}
@@ -1052,6 +1115,7 @@ main(int argc, char **argv)
 		int (*fn)(sl_client *, const opts *);
 	} cmds[] = {
 		{ "commit", cmd_commit },
+		{ "delete-stream", cmd_delete_stream },
 		{ "read", cmd_read },
 		{ "get-one", cmd_get_one },
 		{ "get-all", cmd_get_all },

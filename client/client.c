@@ -336,6 +336,28 @@ reply_u64(const reply *rep, const char *key)
 	return v;
 }
 
+static void
+pack_expected(msgpack_packer *pk, uint64_t expected)
+{
+	if (expected == SL_EXPECT_ANY)
+		mp_pack_kv_str(pk, "expected", "any");
+	else if (expected == SL_EXPECT_NO_STREAM)
+		mp_pack_kv_str(pk, "expected", "no_stream");
+	else
+		mp_pack_kv_u64(pk, "expected", expected);
+}
+
+/* The actual revision an EREVISION reply carries. */
+static uint64_t
+reply_actual_revision(const reply *rep)
+{
+	const msgpack_object *a = mp_get(&rep->root, "actual_revision");
+
+	return a != NULL && a->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+	    ? a->via.u64
+	    : SL_EXPECT_NO_STREAM;
+}
+
 int
 sl_client_commit(sl_client *c, const char *tenant, const char *stream,
     uint64_t expected, const sl_new_event *events, size_t n,
@@ -364,12 +386,7 @@ sl_client_commit(sl_client *c, const char *tenant, const char *stream,
 	client_begin(&sb, &pk, "commit", 4);
 	mp_pack_kv_str(&pk, "tenant", tenant);
 	mp_pack_kv_str(&pk, "stream", stream);
-	if (expected == SL_EXPECT_ANY)
-		mp_pack_kv_str(&pk, "expected", "any");
-	else if (expected == SL_EXPECT_NO_STREAM)
-		mp_pack_kv_str(&pk, "expected", "no_stream");
-	else
-		mp_pack_kv_u64(&pk, "expected", expected);
+	pack_expected(&pk, expected);
 	mp_pack_cstr(&pk, "events");
 	msgpack_pack_array(&pk, n);
 	for (size_t i = 0; i < n; i++) {
@@ -418,15 +435,68 @@ sl_client_commit(sl_client *c, const char *tenant, const char *stream,
 		result->first_revision = reply_u64(&rep, "first_revision");
 		result->count          = reply_u64(&rep, "count");
 	} else if (rc == SL_EREVISION && result != NULL) {
-		const msgpack_object *a = mp_get(&rep.root, "actual_revision");
-		if (a != NULL && a->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-			result->actual_revision = a->via.u64;
-		else
-			result->actual_revision = SL_EXPECT_NO_STREAM;
+		result->actual_revision = reply_actual_revision(&rep);
 	}
 	if (rep.msg != NULL)
 		reply_free(&rep);
 	return rc;
+}
+
+/* delete_stream: a soft delete, or with truncate a truncate-before. */
+static int
+client_delete(sl_client *c, const char *tenant, const char *stream,
+    uint64_t expected, bool truncate, uint64_t before,
+    sl_delete_result *result)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	reply           rep;
+	int             rc;
+
+	if (c == NULL)
+		return SL_EINVAL;
+	c->err[0] = '\0';
+	if (result != NULL) {
+		memset(result, 0, sizeof(*result));
+		result->actual_revision = SL_EXPECT_ANY;
+	}
+	if (tenant == NULL || stream == NULL) {
+		client_seterr(c, "tenant and stream are required");
+		return SL_EINVAL;
+	}
+	client_begin(&sb, &pk, "delete_stream", 3 + truncate);
+	mp_pack_kv_str(&pk, "tenant", tenant);
+	mp_pack_kv_str(&pk, "stream", stream);
+	pack_expected(&pk, expected);
+	if (truncate)
+		mp_pack_kv_u64(&pk, "truncate_before", before);
+	rc = client_call(c, &sb, &rep);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc == SL_OK && result != NULL) {
+		result->position        = reply_u64(&rep, "position");
+		result->revision        = reply_u64(&rep, "revision");
+		result->truncate_before = reply_u64(&rep, "truncate_before");
+	} else if (rc == SL_EREVISION && result != NULL) {
+		result->actual_revision = reply_actual_revision(&rep);
+	}
+	if (rep.msg != NULL)
+		reply_free(&rep);
+	return rc;
+}
+
+int
+sl_client_delete_stream(sl_client *c, const char *tenant, const char *stream,
+    uint64_t expected, sl_delete_result *result)
+{
+	return client_delete(c, tenant, stream, expected, false, 0, result);
+}
+
+int
+sl_client_truncate_stream(sl_client *c, const char *tenant, const char *stream,
+    uint64_t expected, uint64_t before, sl_delete_result *result)
+{
+	return client_delete(
+	    c, tenant, stream, expected, true, before, result);
 }
 
 /* ---- reads ---- */

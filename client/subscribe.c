@@ -249,6 +249,7 @@ sub_catch_up(sub *s)
 {
 	for (;;) {
 		sl_read_result r;
+		uint64_t       from = s->next;
 		int            rc;
 
 		s->st->reads++;
@@ -272,23 +273,20 @@ sub_catch_up(sub *s)
 			if (key < s->next)
 				continue; /* cannot happen: reads start there
 				           */
-			if (key > s->next) {
-				rc = sub_fail(s, SL_EPROTO,
-				    "the read from %s %" PRIu64
-				    " skipped to %" PRIu64,
-				    s->by_stream ? "revision" : "position",
-				    s->next, key);
-				break;
-			}
+			/* key > next: the read left out what stream
+			 * deletions hide in between */
 			rc = sub_deliver(s, ev, false);
 		}
+		/* Hidden events after the last one shown: next is past. */
+		if (rc == SL_OK && !s->by_stream && r.next > s->next)
+			s->next = r.next;
 		if (rc == SL_OK && s->by_stream && r.n_events == 0
 		    && r.head > s->known_head)
 			s->known_head = r.head;
-		/* The log ends where next == head; a stream where a page
-		 * comes back empty. */
+		/* The log ends where next == head (or where a read moves no
+		 * further); a stream where a page comes back empty. */
 		bool done = s->by_stream ? r.n_events == 0
-		                         : r.next >= r.head || r.n_events == 0;
+		                         : r.next >= r.head || r.next <= from;
 		sl_read_result_free(&r);
 		if (rc != SL_OK || done)
 			return rc;

@@ -165,12 +165,21 @@ ev_peek(const void *data, size_t len, ev_head *out)
 	/* the revision: a positive fixint or uint 8..64 */
 	if (i >= len)
 		return SL_EPROTO;
-	if (p[i] <= 0x7f)
+	if (p[i] <= 0x7f) {
+		out->revision = p[i];
 		i += 1;
-	else if (p[i] >= 0xcc && p[i] <= 0xcf)
-		i += 1 + ((size_t) 1 << (p[i] - 0xcc));
-	else
+	} else if (p[i] >= 0xcc && p[i] <= 0xcf) {
+		size_t nb = (size_t) 1 << (p[i] - 0xcc);
+
+		if (nb > len - i - 1)
+			return SL_EPROTO;
+		out->revision = 0;
+		for (size_t b = 1; b <= nb; b++)
+			out->revision = out->revision << 8 | p[i + b];
+		i += 1 + nb;
+	} else {
 		return SL_EPROTO;
+	}
 	/* the id: bin 8 of 16 bytes */
 	if (i + 2 > len || p[i] != 0xc4 || p[i + 1] != 16)
 		return SL_EPROTO;

@@ -95,11 +95,14 @@ int ev_encode(msgpack_packer *pk, const char *tenant, size_t tenant_len,
 typedef struct ev_head {
 	const char *tenant, *stream, *type;
 	size_t      tenant_len, stream_len, type_len;
+	uint64_t    revision; /* in its stream */
 } ev_head;
 
 /**
- * Read a stored event's tenant, stream and type (ev_encode's first
- * fields) in place: no allocation, no decoding of the rest. @return SL_OK,
+ * Read a stored event's tenant, stream, revision and type (ev_encode's
+ * first fields) in place: no allocation, no decoding of the rest (what a
+ * processor needs to select an event, and a read to tell whether a
+ * stream deletion hides it). @return SL_OK,
  * or SL_EPROTO when the record does not start as ev_encode writes (decode
  * it to find out why).
  */

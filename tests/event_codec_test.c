@@ -117,6 +117,41 @@ test_round_trip(void)
 	check_json_eq(&v.metadata, "{\"user\":\"u1\"}");
 	check_json_eq(&v.content, content);
 
+	/* ev_peek reads whose event it is without decoding the rest */
+	{
+		ev_head  h;
+		uint64_t revs[] = { 7, 300, 70000, (uint64_t) 1 << 40 };
+
+		CHECK_EQ(ev_peek(st.sb.data, st.sb.size, &h), SL_OK);
+		CHECK(
+		    h.tenant_len == 8 && memcmp(h.tenant, "tenant-a", 8) == 0);
+		CHECK(h.stream_len == 11
+		    && memcmp(h.stream, "account-456", 11) == 0);
+		CHECK_EQ(h.revision, 7);
+		CHECK(h.type_len == 13
+		    && memcmp(h.type, "AccountOpened", 13) == 0);
+		/* cut anywhere in its first fields: refused */
+		for (size_t n = 0; n < 1 + 9 + 12 + 1 + 18 + 14; n++)
+			CHECK_EQ(ev_peek(st.sb.data, n, &h), SL_EPROTO);
+		/* every width of the revision */
+		for (size_t k = 0; k < sizeof(revs) / sizeof(revs[0]); k++) {
+			msgpack_sbuffer_clear(&st.sb);
+			CHECK_EQ(
+			    ev_encode(&st.pk, "t", 1, "s", 1, revs[k], &e),
+			    SL_OK);
+			CHECK_EQ(ev_peek(st.sb.data, st.sb.size, &h), SL_OK);
+			CHECK_EQ(h.revision, revs[k]);
+			CHECK_EQ(ev_peek(st.sb.data, 6, &h), SL_EPROTO);
+		}
+		CHECK_EQ(ev_peek("\x93\xa1t\xa1s\x01", 7, &h), SL_EPROTO);
+		CHECK_EQ(ev_peek("\x9c\x01\xa1s\x01", 5, &h), SL_EPROTO);
+		CHECK_EQ(ev_peek("\x9c\xa1t\xa1s\xa1r", 7, &h), SL_EPROTO);
+		msgpack_sbuffer_clear(&st.sb);
+		CHECK_EQ(
+		    ev_encode(&st.pk, "tenant-a", 8, "account-456", 11, 7, &e),
+		    SL_OK);
+	}
+
 	/* A truncated or garbled record is refused, not misread. */
 	CHECK_EQ(
 	    ev_decode(st.sb.data, st.sb.size - 1, 0, &zone, &v), SL_EPROTO);

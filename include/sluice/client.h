@@ -167,6 +167,60 @@ int sl_client_commit(sl_client *c, const char *tenant, const char *stream,
     uint64_t expected, const sl_new_event *events, size_t n,
     sl_commit_result *result);
 
+/** What a stream deletion did. */
+typedef struct sl_delete_result {
+	/**
+	 * Log position of the notification written with it, in the same
+	 * transaction: an event of type "$streamDeleted" (or
+	 * "$streamTruncated") in the tenant's stream "$deleted", content
+	 * {"stream", "revision", "truncate_before"} (docs/protocol.md).
+	 */
+	uint64_t position;
+	/** The stream's last revision: a later commit expects it, as the
+	 * stream keeps counting its revisions. */
+	uint64_t revision;
+	/** Reads show the stream's events from this revision on. */
+	uint64_t truncate_before;
+	/** Set on SL_EREVISION as sl_commit_result's; SL_EXPECT_ANY
+	 * otherwise. */
+	uint64_t actual_revision;
+} sl_delete_result;
+
+/**
+ * Soft-delete a stream (EventStoreDB's soft delete): its events are
+ * hidden from reads of the stream and of the log (and so from
+ * subscriptions' reads) but stay in the log, whose positions do not move.
+ * A later commit continues the stream's revisions; only the events
+ * committed after the delete show.
+ * @param tenant    tenant id
+ * @param stream    stream id (not a '$' system stream)
+ * @param expected  SL_EXPECT_ANY, or the revision of the stream's last
+ *                  event (a mismatch deletes nothing)
+ * @param result    receives what was done on SL_OK and actual_revision on
+ *                  SL_EREVISION; may be NULL
+ * @return SL_OK (durable); SL_EREVISION; SL_ENOTFOUND (unknown tenant, a
+ *         stream without events, or deleted with nothing committed
+ *         since); SL_EOWNED (a projection owns the stream); SL_EINVAL (a
+ *         '$' stream, a NUL byte; NULL tenant or stream: nothing sent);
+ *         SL_ETOOBIG (an id over 256 bytes); SL_EFULL; SL_ESTORAGE;
+ *         SL_ENET, SL_ETIMEDOUT (it may or may not have happened).
+ */
+int sl_client_delete_stream(sl_client *c, const char *tenant,
+    const char *stream, uint64_t expected, sl_delete_result *result);
+
+/**
+ * Truncate a stream before a revision (EventStoreDB's $tb): the revisions
+ * below `before` are hidden as sl_client_delete_stream hides them, and a
+ * "$streamTruncated" notification is written.
+ * @param before  1 .. the stream's next revision (which hides them all),
+ *                above what is hidden already
+ * @return as sl_client_delete_stream; SL_EINVAL also for a `before`
+ *         outside that range.
+ */
+int sl_client_truncate_stream(sl_client *c, const char *tenant,
+    const char *stream, uint64_t expected, uint64_t before,
+    sl_delete_result *result);
+
 /**
  * Read the log from a position.
  * @param from  first position to read
@@ -174,7 +228,9 @@ int sl_client_commit(sl_client *c, const char *tenant, const char *stream,
  *              max_read_events means that limit
  * @param out   receives the page on SL_OK (free with sl_read_result_free);
  *              fewer events than max does not mean the end: the log ends
- *              where out->next == out->head
+ *              where out->next == out->head. Events of deleted streams
+ *              are left out (positions then skip them), and a page may
+ *              even be empty with out->next moved on: read on from it
  * @return SL_OK; SL_ENET; SL_ETIMEDOUT; SL_ESTORAGE; SL_ENOMEM.
  */
 int sl_client_read(
@@ -186,7 +242,9 @@ int sl_client_read(
  * @param max            as for sl_client_read
  * @param out            receives the page (free with sl_read_result_free);
  *                       out->next is the revision to read next; an empty
- *                       page is the end of the stream
+ *                       page is the end of the stream. Revisions a
+ *                       deletion hides are left out: the page starts at
+ *                       the first one shown when from_revision is below
  * @return SL_OK (also for a stream with no events); SL_ENOTFOUND (unknown
  *         tenant); SL_EINVAL; SL_ENET; SL_ETIMEDOUT.
  */

@@ -125,8 +125,13 @@ typedef struct sl_subscribe_opts {
  *         SL_ENOTFOUND (unknown tenant or filter); SL_ECLOSED (a whole
  *         filter stream subscription: the stream was rebuilt, see below);
  *         SL_ENET (retry_ms passed, or the feed socket failed); SL_EPROTO
- *         (a reply broke the protocol, e.g. a position skipped in a read);
- *         SL_ENOMEM; another error code of a read reply.
+ *         (a reply broke the protocol, e.g. a filter stream position
+ *         skipped in a read); SL_ENOMEM; another error code of a read
+ *         reply.
+ * @note Deleted streams. The reads leave out the events a stream
+ *       deletion hides (sl_client_delete_stream, truncate), so the
+ *       positions (or revisions) handed to fn may jump over them; an
+ *       event delivered before its deletion is not taken back.
  * @note Filter subscriptions. Each event handed to fn is the event
  *       member of an sl_filter_event (sl_subscribe_filter_event(ev) gives
  *       its stream position and partition), and ev->json is the event as

@@ -359,6 +359,8 @@ api_handle(runtime *rt, api_call *call, const void *data, size_t len)
 	}
 	if (mp_str_eq(op, "commit"))
 		api_commit(&r);
+	else if (mp_str_eq(op, "delete_stream"))
+		api_delete_stream(&r);
 	else if (mp_str_eq(op, "read"))
 		api_read(&r);
 	else if (mp_str_eq(op, "get_one"))

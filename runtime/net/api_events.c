@@ -1,7 +1,8 @@
 /*
- * The wire protocol's log ops (docs/protocol.md): commit, answered from the
- * store's writer thread, and read of a stream, run on the NNG callback
- * thread. Requests are decoded and dispatched in api.c.
+ * The wire protocol's log ops (docs/protocol.md): commit and delete_stream,
+ * answered from the store's writer thread once durable, and read of the
+ * log or a stream, run on a lane worker. Requests are decoded and
+ * dispatched in api.c.
  */
 #include "api_internal.h"
 
@@ -36,40 +37,111 @@ commit_job_free(commit_job *job)
 	free(job);
 }
 
+/* The error reply of a refused commit or deletion: EREVISION carries
+ * actual_revision. */
+static void
+store_pack_err(msgpack_packer *pk, const store_commit *sc)
+{
+	const char *msg
+	    = sc->message[0] != '\0' ? sc->message : sl_strerror(sc->rc);
+
+	if (sc->rc != SL_EREVISION) {
+		api_pack_err(pk, sc->rc, msg, 0);
+		return;
+	}
+	api_pack_err(pk, sc->rc, msg, 1);
+	mp_pack_cstr(pk, "actual_revision");
+	if (sc->stream_revision == STORE_EXPECT_NO_STREAM)
+		msgpack_pack_nil(pk);
+	else
+		msgpack_pack_uint64(pk, sc->stream_revision);
+}
+
+/* The store's done(): the reply of a commit or a deletion, sent from the
+ * writer thread once the transaction is durable (or refused). */
 static void
 commit_done(store_commit *sc, void *arg)
 {
 	commit_job     *job = arg;
 	msgpack_sbuffer sb;
 	msgpack_packer  pk;
+	mp_map          m;
 	api_call       *call = job->call;
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	if (sc->rc == SL_OK) {
-		mp_reply_ok(&pk, 4);
-		mp_pack_kv_u64(&pk, "first_position", sc->first_position);
-		mp_pack_kv_u64(&pk, "last_position",
-		    sc->first_position + sc->n_events - 1);
-		mp_pack_kv_u64(&pk, "first_revision", sc->first_revision);
-		mp_pack_kv_u64(&pk, "count", sc->n_events);
-	} else if (sc->rc == SL_EREVISION) {
-		api_pack_err(&pk, sc->rc,
-		    sc->message[0] != '\0' ? sc->message : sl_strerror(sc->rc),
-		    1);
-		mp_pack_cstr(&pk, "actual_revision");
-		if (sc->stream_revision == STORE_EXPECT_NO_STREAM)
-			msgpack_pack_nil(&pk);
-		else
-			msgpack_pack_uint64(&pk, sc->stream_revision);
+	if (sc->rc != SL_OK) {
+		store_pack_err(&pk, sc);
+	} else if (sc->trunc != STORE_TRUNC_NONE) {
+		mp_reply_ok_open(&m, &pk);
+		mp_map_u64(&m, "position", sc->first_position);
+		mp_map_u64(&m, "revision", sc->stream_revision);
+		mp_map_u64(&m, "truncate_before", sc->truncate_before);
+		mp_map_close(&m);
 	} else {
-		api_pack_err(&pk, sc->rc,
-		    sc->message[0] != '\0' ? sc->message : sl_strerror(sc->rc),
-		    0);
+		mp_reply_ok_open(&m, &pk);
+		mp_map_u64(&m, "first_position", sc->first_position);
+		mp_map_u64(&m, "last_position",
+		    sc->first_position + sc->n_events - 1);
+		mp_map_u64(&m, "first_revision", sc->first_revision);
+		mp_map_u64(&m, "count", sc->n_events);
+		mp_map_close(&m);
 	}
 	commit_job_free(job);
 	api_reply(call, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
+}
+
+/* The request's "expected": "any" (default), "no_stream" or the revision
+ * of the stream's last event. The error reply is sent here. */
+static int
+api_expected(request *r, uint64_t *out)
+{
+	const msgpack_object *exp = api_field(&r->root, "expected");
+
+	*out = STORE_EXPECT_ANY;
+	if (exp == NULL || mp_str_eq(exp, "any"))
+		return SL_OK;
+	if (mp_str_eq(exp, "no_stream")) {
+		*out = STORE_EXPECT_NO_STREAM;
+		return SL_OK;
+	}
+	if (exp->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		api_fail(r, SL_EPROTO,
+		    "field 'expected' must be \"any\", \"no_stream\" or a "
+		    "non-negative integer (the stream's last revision)");
+		return SL_EPROTO;
+	}
+	if (exp->via.u64 >= STORE_EXPECT_NO_STREAM) {
+		api_fail(r, SL_EINVAL,
+		    "field 'expected': revision %" PRIu64 " is out of range",
+		    exp->via.u64);
+		return SL_EINVAL;
+	}
+	*out = exp->via.u64;
+	return SL_OK;
+}
+
+/* Hand job (its store_commit filled but for done) to the store; the
+ * reply comes from commit_done. The job owns the request's zone then. */
+static void
+commit_submit(request *r, commit_job *job)
+{
+	int rc;
+
+	job->call    = r->call;
+	job->zone    = r->zone;
+	job->sc.done = commit_done;
+	job->sc.arg  = job;
+	rc           = store_submit(r->rt->store, &job->sc);
+	if (rc != SL_OK) {
+		free(job->events);
+		free(job);
+		api_fail(r, rc, "not accepted by the event log: %s",
+		    sl_strerror(rc));
+		return;
+	}
+	r->zone = NULL;
 }
 
 void
@@ -79,8 +151,8 @@ api_commit(request *r)
 	rt_tenant            *t;
 	const char           *stream;
 	size_t                stream_len;
-	const msgpack_object *exp, *evs;
-	uint64_t              expected = STORE_EXPECT_ANY;
+	const msgpack_object *evs;
+	uint64_t              expected;
 	commit_job           *job;
 	char                  err[256];
 	int                   rc;
@@ -95,27 +167,8 @@ api_commit(request *r)
 		    "written only by projections");
 		return;
 	}
-
-	exp = api_field(&r->root, "expected");
-	if (exp == NULL || mp_str_eq(exp, "any")) {
-		expected = STORE_EXPECT_ANY;
-	} else if (mp_str_eq(exp, "no_stream")) {
-		expected = STORE_EXPECT_NO_STREAM;
-	} else if (exp->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-		expected = exp->via.u64;
-		if (expected >= STORE_EXPECT_NO_STREAM) {
-			api_fail(r, SL_EINVAL,
-			    "field 'expected': revision %" PRIu64
-			    " is out of range",
-			    expected);
-			return;
-		}
-	} else {
-		api_fail(r, SL_EPROTO,
-		    "field 'expected' must be \"any\", \"no_stream\" or a "
-		    "non-negative integer (the stream's last revision)");
+	if (api_expected(r, &expected) != SL_OK)
 		return;
-	}
 
 	evs = mp_get(&r->root, "events");
 	if (evs == NULL) {
@@ -165,8 +218,6 @@ api_commit(request *r)
 		}
 	}
 
-	job->call          = r->call;
-	job->zone          = r->zone;
 	job->sc.tenant     = t->cfg->id;
 	job->sc.tenant_len = strlen(t->cfg->id);
 	job->sc.stream     = stream;
@@ -174,17 +225,43 @@ api_commit(request *r)
 	job->sc.expected   = expected;
 	job->sc.events     = job->events;
 	job->sc.n_events   = evs->via.array.size;
-	job->sc.done       = commit_done;
-	job->sc.arg        = job;
-	rc                 = store_submit(r->rt->store, &job->sc);
-	if (rc != SL_OK) {
-		free(job->events);
-		free(job);
-		api_fail(r, rc, "commit not accepted: %s", sl_strerror(rc));
+	commit_submit(r, job);
+}
+
+/* ---- delete_stream ---- */
+
+void
+api_delete_stream(request *r)
+{
+	rt_tenant  *t;
+	const char *stream;
+	size_t      stream_len;
+	uint64_t    expected, before;
+	bool        truncate;
+	commit_job *job;
+
+	if (api_tenant(r, &t) != SL_OK
+	    || api_id(r, "stream", &stream, &stream_len) != SL_OK
+	    || api_expected(r, &expected) != SL_OK)
+		return;
+	truncate = api_field(&r->root, "truncate_before") != NULL;
+	if (api_u64(r, "truncate_before", 0, &before) != SL_OK)
+		return;
+	/* The store refuses the rest (a '$' stream, an owned one, nothing
+	 * to hide, a revision outside the stream), naming why. */
+	job = calloc(1, sizeof(*job));
+	if (job == NULL) {
+		api_fail(r, SL_ENOMEM, "out of memory");
 		return;
 	}
-	/* The job owns the zone now; done() replies and frees it. */
-	r->zone = NULL;
+	job->sc.tenant     = t->cfg->id;
+	job->sc.tenant_len = strlen(t->cfg->id);
+	job->sc.stream     = stream;
+	job->sc.stream_len = stream_len;
+	job->sc.expected   = expected;
+	job->sc.trunc = truncate ? STORE_TRUNC_BEFORE : STORE_TRUNC_DELETE;
+	job->sc.truncate_before = before;
+	commit_submit(r, job);
 }
 
 /* ---- read ---- */
@@ -346,8 +423,10 @@ api_read(request *r)
 		err            = store_scan_stream(
 		               r->rt->store, t, s, from_rev, max, read_one, &rc);
 	} else {
-		rc.next = from;
-		err = store_scan(r->rt->store, from, max, read_one, &rc, NULL);
+		/* Events of deleted streams are skipped; next goes past them
+		 * (a page may come back empty with next moved on). */
+		err = store_scan_visible(
+		    r->rt->store, from, max, read_one, &rc, &rc.next);
 	}
 	if (err == -1)
 		err = SL_OK;
@@ -359,12 +438,17 @@ api_read(request *r)
 	if (!rc.by_revision && head < rc.next)
 		head = rc.next; /* commits landed during the scan */
 
-	mp_reply_ok(&r->pk, 3);
-	mp_pack_cstr(&r->pk, "events");
-	msgpack_pack_array(&r->pk, rc.count);
-	msgpack_sbuffer_write(&r->out, rc.events.data, rc.events.size);
-	mp_pack_kv_u64(&r->pk, "next", rc.next);
-	mp_pack_kv_u64(&r->pk, "head", head);
+	{
+		mp_map m;
+
+		mp_reply_ok_open(&m, &r->pk);
+		mp_map_key(&m, "events");
+		msgpack_pack_array(&r->pk, rc.count);
+		msgpack_sbuffer_write(&r->out, rc.events.data, rc.events.size);
+		mp_map_u64(&m, "next", rc.next);
+		mp_map_u64(&m, "head", head);
+		mp_map_close(&m);
+	}
 	api_send(r);
 done:
 	msgpack_zone_destroy(&rc.tzone);

@@ -1,9 +1,9 @@
 /*
  * The wire protocol's insides, shared by its files: api.c (replies, request
- * checks, dispatch), api_events.c (commit, read), api_models.c (read_filter,
- * get_one, get_all), api_query.c (query) and api_status.c (status, operator
- * commands, plugins, remote registrations). Not for other parts of the
- * runtime.
+ * checks, dispatch), api_events.c (commit, delete_stream, read),
+ * api_models.c (read_filter, get_one, get_all), api_query.c (query) and
+ * api_status.c (status, operator commands, plugins, remote registrations).
+ * Not for other parts of the runtime.
  */
 #ifndef SL_API_INTERNAL_H
 #define SL_API_INTERNAL_H
@@ -83,8 +83,10 @@ void api_pack_state_item(msgpack_packer *pk, msgpack_sbuffer *items,
 
 /* ---- the ops; each replies exactly once ---- */
 
-/* api_events.c; api_commit replies later, from the store's writer */
+/* api_events.c; api_commit and api_delete_stream reply later, from the
+ * store's writer */
 void api_commit(request *r);
+void api_delete_stream(request *r);
 void api_read(request *r);
 /* api_models.c */
 void api_read_filter(request *r);

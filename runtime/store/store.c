@@ -38,10 +38,7 @@ store_map_err(int mrc)
 	}
 }
 
-static int store_fail(store_commit *c, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
+int
 store_fail(store_commit *c, int code, const char *fmt, ...)
 {
 	va_list ap;
@@ -74,42 +71,158 @@ store_id_ok(const char *id, size_t len)
 	    && memchr(id, '\0', len) == NULL;
 }
 
+int
+store_get_be64_txn(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen,
+    uint64_t *out, const char *what)
+{
+	MDB_val k = { klen, (void *) key }, v;
+	int     mrc;
+
+	*out = 0;
+	mrc  = mdb_get(txn, dbi, &k, &v);
+	if (mrc == MDB_NOTFOUND)
+		return SL_OK;
+	if (mrc == MDB_SUCCESS && v.mv_size == 8) {
+		*out = store_get_be64(v.mv_data);
+		return SL_OK;
+	}
+	log_error("store", "%s: %s", what,
+	    mrc == MDB_SUCCESS ? "corrupt value" : mdb_strerror(mrc));
+	return SL_ESTORAGE;
+}
+
+int
+store_put_encoded(store *s, MDB_txn *txn, uint8_t *key, size_t hlen,
+    uint64_t rev, uint64_t pos)
+{
+	uint8_t pkey[8], pval[8];
+	MDB_val k, v;
+	int     mrc;
+
+	store_put_be64(pkey, pos);
+	k.mv_data = pkey;
+	k.mv_size = 8;
+	v.mv_data = s->enc.data;
+	v.mv_size = s->enc.size;
+	/* Positions only grow, so APPEND: no page splits in the middle, and
+	 * a duplicate position fails loudly. */
+	if ((mrc = mdb_put(txn, s->db_log, &k, &v, MDB_APPEND)) != 0)
+		return mrc;
+	key[hlen] = 0;
+	store_put_be64(key + hlen + 1, rev);
+	store_put_be64(pval, pos);
+	k.mv_data = key;
+	k.mv_size = hlen + 1 + 8;
+	v.mv_data = pval;
+	v.mv_size = 8;
+	return mdb_put(txn, s->db_streams, &k, &v, 0);
+}
+
+int
+store_put_head(
+    store *s, MDB_txn *txn, const uint8_t *key, size_t hlen, uint64_t next_rev)
+{
+	uint8_t hval[8];
+	MDB_val k = { hlen, (void *) key }, v = { 8, hval };
+
+	store_put_be64(hval, next_rev);
+	return mdb_put(txn, s->db_heads, &k, &v, 0);
+}
+
+/* The expected revision against the stream's next revision: SL_OK, or
+ * SL_EREVISION with c's stream_revision and message set. */
+static int
+store_check_expected(store_commit *c, uint64_t next_rev)
+{
+	if (c->expected == STORE_EXPECT_ANY
+	    || (c->expected == STORE_EXPECT_NO_STREAM && next_rev == 0)
+	    || (c->expected != STORE_EXPECT_NO_STREAM && next_rev > 0
+	        && c->expected == next_rev - 1))
+		return SL_OK;
+	c->stream_revision
+	    = next_rev == 0 ? STORE_EXPECT_NO_STREAM : next_rev - 1;
+	if (next_rev == 0)
+		return store_fail(c, SL_EREVISION,
+		    "stream '%.*s' has no events", (int) c->stream_len,
+		    c->stream);
+	return store_fail(c, SL_EREVISION,
+	    "stream '%.*s' is at revision %" PRIu64, (int) c->stream_len,
+	    c->stream, next_rev - 1);
+}
+
+/* Refuse a commit or deletion that cannot be written whatever the log
+ * holds. */
+static int
+store_commit_check(store *s, store_commit *c)
+{
+	if (!store_id_ok(c->tenant, c->tenant_len)
+	    || !store_id_ok(c->stream, c->stream_len))
+		return store_fail(c, SL_EINVAL,
+		    "tenant and stream ids must be 1..%d bytes without NUL",
+		    SL_MAX_ID_LEN);
+	if (c->tenant_len + c->stream_len + 10 > s->max_key)
+		return store_fail(c, SL_EINVAL,
+		    "tenant and stream ids take %zu bytes together (limit "
+		    "%zu)",
+		    c->tenant_len + c->stream_len, s->max_key - 10);
+	if (c->trunc != STORE_TRUNC_NONE && c->owner == NULL
+	    && c->stream[0] == '$')
+		return store_fail(c, SL_EINVAL,
+		    "stream '%.*s' is a system stream ('$'), written and "
+		    "deleted only by the runtime",
+		    (int) c->stream_len, c->stream);
+	return SL_OK;
+}
+
+/* Encode and put events[i] of a commit as revision rev at position pos. */
+static int
+store_write_event(store *s, MDB_txn *txn, store_commit *c, uint8_t *key,
+    size_t hlen, size_t i, uint64_t rev, uint64_t pos)
+{
+	msgpack_packer pk;
+	int            rc, mrc;
+
+	msgpack_sbuffer_clear(&s->enc);
+	msgpack_packer_init(&pk, &s->enc, msgpack_sbuffer_write);
+	rc = ev_encode(&pk, c->tenant, c->tenant_len, c->stream, c->stream_len,
+	    rev, &c->events[i]);
+	if (rc != SL_OK) {
+		const char *nul = ev_new_nul_field(&c->events[i]);
+		if (nul != NULL)
+			return store_fail(c, rc,
+			    "events[%zu]: field '%s' contains a NUL byte", i,
+			    nul);
+		return store_fail(c, rc, "events[%zu] cannot be encoded", i);
+	}
+	mrc = store_put_encoded(s, txn, key, hlen, rev, pos);
+	if (mrc != MDB_SUCCESS)
+		return store_fail(
+		    c, store_map_err(mrc), "lmdb: %s", mdb_strerror(mrc));
+	return SL_OK;
+}
 
 /*
- * Write one commit inside the group transaction `parent`, in a nested
- * transaction of its own. Why nested: a commit that fails half way (map
- * full after some events were put) must leave no trace while the commits
- * before it in the group stay written; aborting the child restores the
- * parent exactly, which is simpler and cheaper than aborting and replaying
- * the whole group. The child also sees the earlier commits of the group,
- * so their new heads count in this commit's revision check.
- * On success advances *pos and fills the commit's results.
+ * Write one commit (or deletion) inside the group transaction `parent`,
+ * in a nested transaction of its own. Why nested: a commit that fails
+ * half way (map full after some events were put) must leave no trace
+ * while the commits before it in the group stay written; aborting the
+ * child restores the parent exactly, which is simpler and cheaper than
+ * aborting and replaying the whole group. The child also sees the earlier
+ * commits of the group, so their new heads count in this commit's
+ * revision check. On success advances *pos and fills the commit's
+ * results.
  */
 static void
 store_write_one(store *s, MDB_txn *parent, store_commit *c, uint64_t *pos)
 {
 	uint8_t  key[STORE_KEY_MAX];
-	uint8_t  pkey[8], pval[8], hval[8];
 	size_t   hlen;
-	MDB_txn *txn = NULL;
-	MDB_val  k, v;
+	MDB_txn *txn      = NULL;
 	uint64_t next_rev = 0;
 	int      mrc, rc;
 
-	if (!store_id_ok(c->tenant, c->tenant_len)
-	    || !store_id_ok(c->stream, c->stream_len)) {
-		store_fail(c, SL_EINVAL,
-		    "tenant and stream ids must be 1..%d bytes without NUL",
-		    SL_MAX_ID_LEN);
+	if (store_commit_check(s, c) != SL_OK)
 		return;
-	}
-	if (c->tenant_len + c->stream_len + 10 > s->max_key) {
-		store_fail(c, SL_EINVAL,
-		    "tenant and stream ids take %zu bytes together (limit "
-		    "%zu)",
-		    c->tenant_len + c->stream_len, s->max_key - 10);
-		return;
-	}
 	hlen = store_head_key(
 	    key, c->tenant, c->tenant_len, c->stream, c->stream_len);
 
@@ -126,89 +239,41 @@ store_write_one(store *s, MDB_txn *parent, store_commit *c, uint64_t *pos)
 		c->rc = rc;
 		goto abort;
 	}
-	k.mv_data = key;
-	k.mv_size = hlen;
-	mrc       = mdb_get(txn, s->db_heads, &k, &v);
-	if (mrc == MDB_SUCCESS && v.mv_size == 8) {
-		next_rev = store_get_be64(v.mv_data);
-	} else if (mrc != MDB_NOTFOUND) {
-		store_fail(c, SL_ESTORAGE, "lmdb: read stream head: %s",
-		    mrc == MDB_SUCCESS ? "corrupt value" : mdb_strerror(mrc));
+	if (store_get_be64_txn(
+	        txn, s->db_heads, key, hlen, &next_rev, "read stream head")
+	    != SL_OK) {
+		store_fail(
+		    c, SL_ESTORAGE, "lmdb: cannot read the stream head");
 		goto abort;
 	}
-
 	/* Expected revision: the revision of the stream's last event. */
-	if (c->expected != STORE_EXPECT_ANY
-	    && ((c->expected == STORE_EXPECT_NO_STREAM && next_rev != 0)
-	        || (c->expected != STORE_EXPECT_NO_STREAM
-	            && (next_rev == 0 || c->expected != next_rev - 1)))) {
-		c->stream_revision
-		    = next_rev == 0 ? STORE_EXPECT_NO_STREAM : next_rev - 1;
-		if (next_rev == 0)
-			store_fail(c, SL_EREVISION,
-			    "stream '%.*s' has no events", (int) c->stream_len,
-			    c->stream);
-		else
-			store_fail(c, SL_EREVISION,
-			    "stream '%.*s' is at revision %" PRIu64,
-			    (int) c->stream_len, c->stream, next_rev - 1);
+	if (store_check_expected(c, next_rev) != SL_OK)
 		goto abort;
-	}
 
-	key[hlen] = 0;
-	for (size_t i = 0; i < c->n_events; i++) {
-		msgpack_packer pk;
-
-		msgpack_sbuffer_clear(&s->enc);
-		msgpack_packer_init(&pk, &s->enc, msgpack_sbuffer_write);
-		rc = ev_encode(&pk, c->tenant, c->tenant_len, c->stream,
-		    c->stream_len, next_rev + i, &c->events[i]);
-		if (rc != SL_OK) {
-			const char *nul = ev_new_nul_field(&c->events[i]);
-			if (nul != NULL)
-				store_fail(c, rc,
-				    "events[%zu]: field '%s' contains a NUL "
-				    "byte",
-				    i, nul);
-			else
-				store_fail(
-				    c, rc, "events[%zu] cannot be encoded", i);
+	if (c->trunc != STORE_TRUNC_NONE) {
+		store_write_delete(s, txn, c, key, hlen, next_rev, *pos);
+		if (c->rc != SL_OK)
 			goto abort;
-		}
-		store_put_be64(pkey, *pos + i);
-		k.mv_data = pkey;
-		k.mv_size = 8;
-		v.mv_data = s->enc.data;
-		v.mv_size = s->enc.size;
-		/* Positions only grow, so APPEND: no page splits in the
-		 * middle, and a duplicate position fails loudly. */
-		mrc = mdb_put(txn, s->db_log, &k, &v, MDB_APPEND);
-		if (mrc != MDB_SUCCESS)
-			goto lmdb_fail;
-
-		store_put_be64(key + hlen + 1, next_rev + i);
-		store_put_be64(pval, *pos + i);
-		k.mv_data = key;
-		k.mv_size = hlen + 1 + 8;
-		v.mv_data = pval;
-		v.mv_size = 8;
-		mrc       = mdb_put(txn, s->db_streams, &k, &v, 0);
+	} else {
+		for (size_t i = 0; i < c->n_events; i++)
+			if (store_write_event(s, txn, c, key, hlen, i,
+			        next_rev + i, *pos + i)
+			    != SL_OK)
+				goto abort;
+		mrc = store_put_head(
+		    s, txn, key, hlen, next_rev + c->n_events);
 		if (mrc != MDB_SUCCESS)
 			goto lmdb_fail;
 	}
-	store_put_be64(hval, next_rev + c->n_events);
-	k.mv_data = key;
-	k.mv_size = hlen;
-	v.mv_data = hval;
-	v.mv_size = 8;
-	mrc       = mdb_put(txn, s->db_heads, &k, &v, 0);
-	if (mrc != MDB_SUCCESS)
-		goto lmdb_fail;
 	mrc = mdb_txn_commit(txn); /* into the parent; frees txn */
 	txn = NULL;
 	if (mrc != MDB_SUCCESS)
 		goto lmdb_fail;
 
+	if (c->trunc != STORE_TRUNC_NONE) {
+		*pos += 1; /* the notification */
+		return;
+	}
 	c->rc             = SL_OK;
 	c->first_position = *pos;
 	c->first_revision = next_rev;
@@ -384,6 +449,8 @@ store_init_dbs(store *s)
 	        != 0
 	    || (mrc = mdb_dbi_open(txn, "pcheck", MDB_CREATE, &s->db_pcheck))
 	        != 0
+	    || (mrc = mdb_dbi_open(txn, "truncated", MDB_CREATE, &s->db_trunc))
+	        != 0
 	    || (mrc = mdb_cursor_open(txn, s->db_log, &cur)) != 0) {
 		mdb_txn_abort(txn);
 		goto fail;
@@ -516,7 +583,12 @@ store_close(store *s)
 int
 store_submit(store *s, store_commit *c)
 {
-	if (s == NULL || c == NULL || c->n_events == 0 || c->events == NULL)
+	if (s == NULL || c == NULL)
+		return SL_EINVAL;
+	/* a commit has events, a deletion none (it writes its own) */
+	if (c->trunc == STORE_TRUNC_NONE
+	        ? (c->n_events == 0 || c->events == NULL)
+	        : (c->n_events != 0 || c->trunc > STORE_TRUNC_BEFORE))
 		return SL_EINVAL;
 	c->rc              = SL_OK;
 	c->first_position  = 0;
@@ -653,22 +725,29 @@ store_read_begin(store *s, MDB_txn **txn, const char *what)
 	return SL_OK;
 }
 
-int
-store_scan(store *s, uint64_t from, size_t max, store_scan_fn fn, void *arg,
-    uint64_t *next)
+/* store_scan and, with visible, store_scan_visible. */
+static int
+store_scan_log(store *s, uint64_t from, size_t max, bool visible,
+    store_scan_fn fn, void *arg, uint64_t *next)
 {
 	MDB_txn    *txn;
 	MDB_cursor *cur;
 	MDB_val     k, v;
 	uint8_t     key[8];
 	uint64_t    after = from;
-	size_t      n     = 0;
+	size_t      n = 0, n_hidden = 0;
+	store_vis   vis;
 	int         mrc, rc;
 
 	if (next != NULL)
 		*next = from;
 	if ((rc = store_read_begin(s, &txn, "scan")) != SL_OK)
 		return rc;
+	vis.any = false;
+	if (visible && (rc = store_vis_init(s, txn, &vis)) != SL_OK) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
 	if ((mrc = mdb_cursor_open(txn, s->db_log, &cur)) != MDB_SUCCESS) {
 		mdb_txn_abort(txn);
 		log_error("store", "scan: cursor: %s", mdb_strerror(mrc));
@@ -679,9 +758,10 @@ store_scan(store *s, uint64_t from, size_t max, store_scan_fn fn, void *arg,
 	k.mv_size = 8;
 	rc        = SL_OK;
 	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	     mrc == MDB_SUCCESS && n < max;
+	     mrc == MDB_SUCCESS && n < max && n_hidden < STORE_SCAN_HIDDEN_MAX;
 	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		uint64_t pos;
+		bool     hidden;
 
 		if (k.mv_size != 8) {
 			log_error("store", "scan: corrupt log key");
@@ -690,6 +770,14 @@ store_scan(store *s, uint64_t from, size_t max, store_scan_fn fn, void *arg,
 		}
 		pos   = store_get_be64(k.mv_data);
 		after = pos + 1;
+		rc    = store_vis_hidden(
+		       s, txn, &vis, v.mv_data, v.mv_size, &hidden);
+		if (rc != SL_OK)
+			break;
+		if (hidden) {
+			n_hidden++;
+			continue;
+		}
 		n++;
 		if ((rc = fn(arg, pos, v.mv_data, v.mv_size)) != 0)
 			break;
@@ -706,6 +794,20 @@ store_scan(store *s, uint64_t from, size_t max, store_scan_fn fn, void *arg,
 }
 
 int
+store_scan(store *s, uint64_t from, size_t max, store_scan_fn fn, void *arg,
+    uint64_t *next)
+{
+	return store_scan_log(s, from, max, false, fn, arg, next);
+}
+
+int
+store_scan_visible(store *s, uint64_t from, size_t max, store_scan_fn fn,
+    void *arg, uint64_t *next)
+{
+	return store_scan_log(s, from, max, true, fn, arg, next);
+}
+
+int
 store_scan_stream(store *s, const char *tenant, const char *stream,
     uint64_t from_rev, size_t max, store_scan_fn fn, void *arg)
 {
@@ -714,6 +816,7 @@ store_scan_stream(store *s, const char *tenant, const char *stream,
 	MDB_val     k, v;
 	uint8_t     key[STORE_KEY_MAX];
 	size_t      tl, sl, plen, n = 0;
+	uint64_t    first;
 	int         mrc, rc;
 
 	if (tenant == NULL || stream == NULL)
@@ -727,13 +830,18 @@ store_scan_stream(store *s, const char *tenant, const char *stream,
 	key[plen - 1] = 0;
 	if ((rc = store_read_begin(s, &txn, "stream scan")) != SL_OK)
 		return rc;
+	/* A deletion hides the revisions below its mark. */
+	if ((rc = store_trunc_get(s, txn, key, plen - 1, &first)) != SL_OK) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
 	if ((mrc = mdb_cursor_open(txn, s->db_streams, &cur)) != MDB_SUCCESS) {
 		mdb_txn_abort(txn);
 		log_error(
 		    "store", "stream scan: cursor: %s", mdb_strerror(mrc));
 		return SL_ESTORAGE;
 	}
-	store_put_be64(key + plen, from_rev);
+	store_put_be64(key + plen, from_rev > first ? from_rev : first);
 	k.mv_data = key;
 	k.mv_size = plen + 8;
 	rc        = SL_OK;
@@ -777,10 +885,9 @@ store_stream_next_revision(
     store *s, const char *tenant, const char *stream, uint64_t *out)
 {
 	MDB_txn *txn;
-	MDB_val  k, v;
 	uint8_t  key[STORE_KEY_MAX];
 	size_t   tl, sl;
-	int      mrc, rc;
+	int      rc;
 
 	*out = 0;
 	if (tenant == NULL || stream == NULL)
@@ -791,19 +898,8 @@ store_stream_next_revision(
 		return SL_OK;
 	if ((rc = store_read_begin(s, &txn, "stream head")) != SL_OK)
 		return rc;
-	k.mv_data = key;
-	k.mv_size = store_head_key(key, tenant, tl, stream, sl);
-	mrc       = mdb_get(txn, s->db_heads, &k, &v);
-	if (mrc == MDB_SUCCESS && v.mv_size == 8) {
-		*out = store_get_be64(v.mv_data);
-		rc   = SL_OK;
-	} else if (mrc == MDB_NOTFOUND) {
-		rc = SL_OK;
-	} else {
-		log_error("store", "stream head: %s",
-		    mrc == MDB_SUCCESS ? "corrupt value" : mdb_strerror(mrc));
-		rc = SL_ESTORAGE;
-	}
+	rc = store_get_be64_txn(txn, s->db_heads, key,
+	    store_head_key(key, tenant, tl, stream, sl), out, "stream head");
 	mdb_txn_abort(txn);
 	return rc;
 }

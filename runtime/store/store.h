@@ -17,9 +17,16 @@
  *   "owned"   key tenant \0 owner \0 stream     -> "" (streams per owner)
  *   "pstate"  key tenant \0 owner \0 key        -> state (msgpack map)
  *   "pcheck"  key tenant \0 owner               -> checkpoint (opaque bytes)
- * A stream's "first" revision after a reset: "heads" keeps counting, the
- * "streams" entries before it are gone (a soft delete, as EventStoreDB's
- * truncate-before); the events stay in the log.
+ *
+ * Stream deletion (a soft delete, or EventStoreDB's truncate-before $tb):
+ *   "truncated" key tenant \0 stream -> first revision reads show (be64)
+ * The revisions below it are hidden from every read here but store_scan
+ * (the raw log, which processors follow); the events stay in the log, so
+ * positions stay gap-free, and "heads" keeps counting: a later commit
+ * continues the stream's revisions. A client's deletion (store_commit with
+ * trunc) writes one notification event to the tenant's
+ * STORE_DELETED_STREAM in the same transaction; an emitting projection's
+ * reset hides its streams the same way, without notifications.
  */
 #ifndef SL_STORE_H
 #define SL_STORE_H
@@ -35,6 +42,22 @@ typedef struct store store;
 /** Expected revision: any, no stream yet, or the revision of the last event. */
 #define STORE_EXPECT_ANY UINT64_MAX
 #define STORE_EXPECT_NO_STREAM (UINT64_MAX - 1)
+
+/** The stream, in each tenant, that records every deletion: written by
+ * the log only (a claim or write of it is refused). */
+#define STORE_DELETED_STREAM "$deleted"
+/** Its event types: content {"stream": str, "revision": uint (the
+ * stream's last revision then), "truncate_before": uint (the first
+ * revision reads show from then on)}. */
+#define STORE_EV_STREAM_DELETED   "$streamDeleted"
+#define STORE_EV_STREAM_TRUNCATED "$streamTruncated"
+
+/** What a store_commit does: append events, or hide a stream's. */
+typedef enum store_trunc {
+	STORE_TRUNC_NONE = 0, /* a commit of events */
+	STORE_TRUNC_DELETE,   /* soft delete: hide every revision so far */
+	STORE_TRUNC_BEFORE,   /* hide the revisions before truncate_before */
+} store_trunc;
 
 typedef struct store_commit store_commit;
 /** Called on the writer thread once the commit is durable or refused. */
@@ -68,6 +91,21 @@ struct store_commit {
 	 * is refused with SL_EOWNED on a stream that a projection owns (a
 	 * claim matches it, or an "owners" record names another owner) */
 	const char *owner;
+	/*
+	 * Appended for stream deletion. A deletion (trunc not NONE) has no
+	 * events; it checks expected and the owner as a commit does, then
+	 * hides the stream's revisions and writes its notification (type
+	 * STORE_EV_STREAM_DELETED or _TRUNCATED) as the next revision of
+	 * STORE_DELETED_STREAM. Refused: a '$' stream by a client (SL_EINVAL),
+	 * a stream without events or with nothing left to hide
+	 * (SL_ENOTFOUND), truncate_before 0, at or below what is hidden
+	 * already, or past the stream's next revision (SL_EINVAL).
+	 * Results on SL_OK: first_position and first_revision are the
+	 * notification's, stream_revision the stream's last revision and
+	 * truncate_before the first revision reads show from now on.
+	 */
+	store_trunc trunc;
+	uint64_t    truncate_before;
 };
 
 /**
@@ -116,7 +154,18 @@ typedef int (*store_scan_fn)(void *arg, uint64_t position, const void *data,
 int store_scan(store *s, uint64_t from, size_t max, store_scan_fn fn,
     void *arg, uint64_t *next);
 /**
- * Scan one stream of one tenant from revision from_rev, at most max events.
+ * store_scan without the events that stream deletions hide: at most max
+ * shown events, and at most STORE_SCAN_HIDDEN_MAX hidden ones skipped per
+ * call. *next (may be NULL) receives the position after the last event
+ * visited, shown or hidden: a page may be empty while *next moves.
+ */
+int store_scan_visible(store *s, uint64_t from, size_t max, store_scan_fn fn,
+    void *arg, uint64_t *next);
+/** Most hidden events one store_scan_visible skips before it returns. */
+#define STORE_SCAN_HIDDEN_MAX 65536
+/**
+ * Scan one stream of one tenant from revision from_rev (or the stream's
+ * first shown revision, if later), at most max events.
  * @return as store_scan; SL_OK with no calls for an unknown stream.
  */
 int store_scan_stream(store *s, const char *tenant, const char *stream,
@@ -125,6 +174,13 @@ int store_scan_stream(store *s, const char *tenant, const char *stream,
  * The next revision of a stream (0 if it has no events).
  */
 int store_stream_next_revision(store *s, const char *tenant,
+    const char *stream, uint64_t *out);
+/**
+ * The first revision of a stream that reads show: 0, or where a deletion
+ * or truncation left it (equal to the next revision when the stream is
+ * deleted and nothing was committed since). SL_OK, SL_ESTORAGE.
+ */
+int store_stream_first_revision(store *s, const char *tenant,
     const char *stream, uint64_t *out);
 
 /* ---- ownership and emitting projections ---- */
@@ -174,7 +230,8 @@ typedef void (*store_emit_done_fn)(store_emit *e, void *arg);
 /**
  * One batch of an emitting projection, written in one transaction with
  * the group's other commits, all or nothing, in this order: reset (soft
- * delete of every stream the owner wrote for the tenant, and its states),
+ * delete of every stream the owner wrote for the tenant, as a deletion
+ * hides a stream but without a notification, and its states),
  * appends (owner records written for new streams; a stream another owner
  * holds refuses the whole batch with SL_EOWNED), states, checkpoint.
  * The caller owns everything until done() runs (on the writer thread).

@@ -133,8 +133,9 @@ store_emit_check(store *s, store_emit *e, size_t tl, size_t ol)
 }
 
 /*
- * Soft-delete every stream owner wrote for tenant (index entries and owner
- * records go, "heads" and the log stay), then its states and checkpoint.
+ * Soft-delete every stream owner wrote for tenant as a deletion does (its
+ * revisions so far hidden; owner records go, "heads" and the log stay),
+ * then its states and checkpoint.
  */
 static int
 store_emit_reset(store *s, MDB_txn *txn, const char *tenant, size_t tl,
@@ -145,6 +146,7 @@ store_emit_reset(store *s, MDB_txn *txn, const char *tenant, size_t tl,
 	MDB_cursor *cur;
 	MDB_val     k, v;
 	size_t      plen, sl, hlen;
+	uint64_t    next_rev;
 	int         mrc;
 
 	plen = store_owner_key(prefix, tenant, tl, owner, ol, "", 0);
@@ -171,8 +173,15 @@ store_emit_reset(store *s, MDB_txn *txn, const char *tenant, size_t tl,
 		mrc       = mdb_del(txn, s->db_owners, &k, NULL);
 		if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
 			break;
-		hkey[hlen] = 0;
-		mrc = store_del_prefix(txn, s->db_streams, hkey, hlen + 1);
+		mrc = mdb_get(txn, s->db_heads, &k, &v);
+		if (mrc == MDB_NOTFOUND)
+			continue; /* no events: nothing to hide */
+		if (mrc == MDB_SUCCESS && v.mv_size != 8)
+			mrc = MDB_CORRUPTED;
+		if (mrc != MDB_SUCCESS)
+			break;
+		next_rev = store_get_be64(v.mv_data);
+		mrc      = store_trunc_put(s, txn, hkey, hlen, next_rev);
 		if (mrc != MDB_SUCCESS)
 			break;
 	}
@@ -195,7 +204,6 @@ store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
 {
 	const store_append *a = &e->appends[i];
 	uint8_t             key[STORE_OKEY_MAX];
-	uint8_t             pkey[8], pval[8], hval[8];
 	size_t              sl       = strlen(a->stream), hlen;
 	uint64_t            next_rev = 0;
 	msgpack_packer      pk;
@@ -208,16 +216,12 @@ store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
 		e->rc = rc;
 		return rc;
 	}
-	hlen      = store_head_key(key, e->tenant, tl, a->stream, sl);
-	k.mv_data = key;
-	k.mv_size = hlen;
-	mrc       = mdb_get(txn, s->db_heads, &k, &v);
-	if (mrc == MDB_SUCCESS && v.mv_size == 8)
-		next_rev = store_get_be64(v.mv_data);
-	else if (mrc != MDB_NOTFOUND)
+	hlen = store_head_key(key, e->tenant, tl, a->stream, sl);
+	if (store_get_be64_txn(
+	        txn, s->db_heads, key, hlen, &next_rev, "read stream head")
+	    != SL_OK)
 		return store_emit_fail(e, SL_ESTORAGE,
-		    "lmdb: read stream head: %s",
-		    mrc == MDB_SUCCESS ? "corrupt value" : mdb_strerror(mrc));
+		    "lmdb: cannot read the head of '%s'", a->stream);
 
 	msgpack_sbuffer_clear(&s->enc);
 	msgpack_packer_init(&pk, &s->enc, msgpack_sbuffer_write);
@@ -235,31 +239,14 @@ store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
 		return store_emit_fail(e, SL_ETOOBIG,
 		    "appends[%zu] takes %zu bytes (limit %u)", i, s->enc.size,
 		    SL_MAX_EVENT_BYTES);
-	store_put_be64(pkey, pos);
-	k.mv_data = pkey;
-	k.mv_size = 8;
-	v.mv_data = s->enc.data;
-	v.mv_size = s->enc.size;
-	if ((mrc = mdb_put(txn, s->db_log, &k, &v, MDB_APPEND)) != 0)
-		goto lmdb_fail;
-
-	key[hlen] = 0;
-	store_put_be64(key + hlen + 1, next_rev);
-	store_put_be64(pval, pos);
-	k.mv_data = key;
-	k.mv_size = hlen + 1 + 8;
-	v.mv_data = pval;
-	v.mv_size = 8;
-	if ((mrc = mdb_put(txn, s->db_streams, &k, &v, 0)) != 0)
-		goto lmdb_fail;
-	store_put_be64(hval, next_rev + 1);
-	k.mv_size = hlen;
-	v.mv_data = hval;
-	if ((mrc = mdb_put(txn, s->db_heads, &k, &v, 0)) != 0)
+	if ((mrc = store_put_encoded(s, txn, key, hlen, next_rev, pos)) != 0
+	    || (mrc = store_put_head(s, txn, key, hlen, next_rev + 1)) != 0)
 		goto lmdb_fail;
 
 	/* Owner records: the check above passed, so an existing record
 	 * names this owner already. */
+	k.mv_data = key;
+	k.mv_size = hlen;
 	v.mv_data = (void *) e->owner;
 	v.mv_size = ol;
 	mrc       = mdb_put(txn, s->db_owners, &k, &v, MDB_NOOVERWRITE);
@@ -551,6 +538,16 @@ store_owner_check_txn(store *s, MDB_txn *txn, const char *tenant,
 	MDB_val k, v;
 	int     mrc, rc;
 
+	/* Before the claims: a claim of every stream ("*") does not take
+	 * this one. */
+	if (store_pattern_match(STORE_DELETED_STREAM, stream, stream_len)) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen,
+			    "stream '%s' is written by the event log only: "
+			    "its record of stream deletions",
+			    STORE_DELETED_STREAM);
+		return SL_EOWNED;
+	}
 	rc = store_claims_check(s, stream, stream_len, writer, err, errlen);
 	if (rc != SL_OK)
 		return rc;
@@ -861,7 +858,7 @@ store_resolve_link(store *s, const char *tenant, const char *link,
 	uint8_t     key[STORE_KEY_MAX], pkey[8];
 	const char *stream;
 	size_t      sl, tl, hlen;
-	uint64_t    rev, pos;
+	uint64_t    rev, pos, first;
 	MDB_txn    *txn;
 	MDB_val     k, v;
 	int         mrc, rc;
@@ -877,11 +874,15 @@ store_resolve_link(store *s, const char *tenant, const char *link,
 	store_put_be64(key + hlen + 1, rev);
 	if ((rc = store_read_begin(s, &txn, "resolve link")) != SL_OK)
 		return rc;
+	if ((rc = store_trunc_get(s, txn, key, hlen, &first)) != SL_OK) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
 	k.mv_data = key;
 	k.mv_size = hlen + 1 + 8;
-	mrc       = mdb_get(txn, s->db_streams, &k, &v);
+	mrc = rev < first ? MDB_NOTFOUND : mdb_get(txn, s->db_streams, &k, &v);
 	if (mrc == MDB_NOTFOUND) {
-		rc = SL_ENOTFOUND;
+		rc = SL_ENOTFOUND; /* deleted, or never written */
 	} else if (mrc != MDB_SUCCESS || v.mv_size != 8) {
 		log_error("store", "resolve link: %s",
 		    mrc == MDB_SUCCESS ? "corrupt index value"

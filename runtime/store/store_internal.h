@@ -1,7 +1,8 @@
 /*
- * The event log's insides, shared by store.c (the log, the writer, scans)
- * and store_emit.c (ownership, emitting projections' batches and records).
- * Not for other parts of the runtime.
+ * The event log's insides, shared by store.c (the log, the writer, scans),
+ * store_emit.c (ownership, emitting projections' batches and records) and
+ * store_delete.c (stream deletion and what it hides). Not for other parts
+ * of the runtime.
  */
 #ifndef SL_STORE_INTERNAL_H
 #define SL_STORE_INTERNAL_H
@@ -15,7 +16,7 @@
  * dirty pages and the latency of the first commit in a long queue. */
 #define STORE_GROUP_MAX        4096
 #define STORE_MAX_READERS      512
-#define STORE_MAX_DBS          8
+#define STORE_MAX_DBS          16
 #define STORE_DEFAULT_MAP_SIZE ((size_t) 1 << 30)
 /* Longest "streams" key: tenant \0 stream \0 rev(be64). */
 #define STORE_KEY_MAX (2 * SL_MAX_ID_LEN + 2 + 8)
@@ -35,6 +36,7 @@ struct store {
 	MDB_dbi  db_owned;
 	MDB_dbi  db_pstate;
 	MDB_dbi  db_pcheck;
+	MDB_dbi  db_trunc; /* "truncated", see store.h */
 	size_t   max_key; /* mdb_env_get_maxkeysize() */
 
 	pthread_mutex_t mu;
@@ -101,6 +103,57 @@ int  store_owner_check_txn(store *s, MDB_txn *txn, const char *tenant,
 void store_write_emit(store *s, MDB_txn *parent, store_emit *e,
      uint64_t *pos);
 void store_claim_free(store_claim_t *c);
+
+/* ---- one stream's records (store.c) ---- */
+
+/* A be64 value of dbi under key into *out, 0 when there is none.
+ * SL_OK; SL_ESTORAGE (logged, what names it) for a failure or a value
+ * that is not 8 bytes. */
+int store_get_be64_txn(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key,
+    size_t klen, uint64_t *out, const char *what);
+/* Put the event encoded in s->enc at position pos (APPEND: positions only
+ * grow) and index it as revision rev of the stream whose head key is
+ * key[0..hlen) (key has room for the index suffix). LMDB's code. */
+int store_put_encoded(store *s, MDB_txn *txn, uint8_t *key, size_t hlen,
+    uint64_t rev, uint64_t pos);
+/* Set the stream's next revision ("heads"). LMDB's code. */
+int store_put_head(store *s, MDB_txn *txn, const uint8_t *key, size_t hlen,
+    uint64_t next_rev);
+
+/* ---- deletion (store_delete.c) ---- */
+
+/* Hide the revisions below tb of the stream whose head key is
+ * key[0..hlen). LMDB's code. */
+int store_trunc_put(store *s, MDB_txn *txn, const uint8_t *key, size_t hlen,
+    uint64_t tb);
+/* The stream's first shown revision (0: nothing hidden). As
+ * store_get_be64_txn. */
+int store_trunc_get(store *s, MDB_txn *txn, const uint8_t *key, size_t hlen,
+    uint64_t *tb);
+/* Write a deletion (c->trunc) inside the commit's nested txn, after
+ * store_write_one checked the ids, the owner and expected: next_rev is the
+ * stream's next revision, key[0..hlen) its head key, pos where its
+ * notification goes. Sets c's rc and results (the caller moves the log's
+ * position on once the nested txn committed). */
+void store_write_delete(store *s, MDB_txn *txn, store_commit *c, uint8_t *key,
+    size_t hlen, uint64_t next_rev, uint64_t pos);
+/* Whether a scan must look for hidden events, and the last stream it
+ * looked up (runs of one stream's events cost one look-up). */
+typedef struct store_vis {
+	bool     any; /* the "truncated" db has records */
+	uint8_t  key[STORE_KEY_MAX];
+	size_t   klen; /* 0: none looked up yet */
+	uint64_t tb;
+} store_vis;
+/* Set v up for a scan in txn. SL_OK, SL_ESTORAGE. */
+int  store_vis_init(store *s, MDB_txn *txn, store_vis *v);
+/* Whether the stored event data[0..len) is hidden: SL_OK with *hidden set,
+ * SL_ESTORAGE (a record that is no event, or a failed look-up). */
+int  store_vis_hidden(store *s, MDB_txn *txn, store_vis *v, const void *data,
+     size_t len, bool *hidden);
+/* Set c's rc and message; returns code (store.c). */
+int  store_fail(store_commit *c, int code, const char *fmt, ...)
+     __attribute__((format(printf, 3, 4)));
 /* Set e's rc and message; returns code. */
 int  store_emit_fail(store_emit *e, int code, const char *fmt, ...)
      __attribute__((format(printf, 3, 4)));
