@@ -67,6 +67,20 @@ state_json(void *arg, const char *key, size_t key_len, const void *state,
 	return 0;
 }
 
+static void
+delete_stream(store *s, const char *stream)
+{
+	store_commit c;
+	memset(&c, 0, sizeof(c));
+	c.tenant     = "t1";
+	c.tenant_len = 2;
+	c.stream     = stream;
+	c.stream_len = strlen(stream);
+	c.expected   = STORE_EXPECT_ANY;
+	c.trunc      = STORE_TRUNC_DELETE;
+	CHECK_EQ(store_commit_wait(s, &c), SL_OK);
+}
+
 static proj_settings
 settings(void)
 {
@@ -189,6 +203,31 @@ main(void)
 	CHECK_EQ(proc_start(e.s, e.rm, "t1", sd, 16, &p), SL_OK);
 	pt_wait_position(p, head, PT_WAIT_MS);
 	proc_stop(p);
+	CHECK_EQ(pt_state_i64(e.rm, "e5db0000-0000-4000-8000-000000000003",
+	             "x-3", "n"),
+	    12);
+
+	/* $deleted: a deleted stream's key goes to the deleted callback:
+	 * esdb_model marks acc-1's state, esdb_shared drops x-2's read model;
+	 * keys without a state (acc-9 never existed) are not called */
+	delete_stream(e.s, "acc-1");
+	delete_stream(e.s, "x-2");
+	head = store_next_position(e.s);
+	m    = run(&e, "esdb_model", head);
+	eproj_stop(m);
+	CHECK_EQ(eproj_read_states(e.s, "t1", pt_find(e.r, "esdb_model"),
+	             NULL, "acc-1", 5, state_json, json),
+	    SL_OK);
+	CHECK(strstr(json, "\"deleted\":true") != NULL);
+	CHECK(strstr(json, "\"balance\":12") != NULL);
+	CHECK_EQ(proc_start(e.s, e.rm, "t1", sd, 16, &p), SL_OK);
+	pt_wait_position(p, head, PT_WAIT_MS);
+	proc_stop(p);
+	char  *data;
+	size_t dlen;
+	CHECK_EQ(rm_get(e.rm, "e5db0000-0000-4000-8000-000000000003", "x-2", 3,
+	             &data, &dlen),
+	    SL_ENOTFOUND);
 	CHECK_EQ(pt_state_i64(e.rm, "e5db0000-0000-4000-8000-000000000003",
 	             "x-3", "n"),
 	    12);

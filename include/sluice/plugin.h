@@ -249,6 +249,17 @@ typedef struct sl_projection {
 	 * definition.
 	 */
 	const char *shared_initial_state_json;
+	/**
+	 * Optional (EventStoreDB's $deleted): called when a stream this
+	 * projection reads is deleted (the log's "$streamDeleted" notice in
+	 * "$deleted"), for the key that is the stream's id, when that key
+	 * has a state. Return SL_REPLACE (keep the changed state), SL_DELETE,
+	 * or fail as on() does. The projection's events of that stream were
+	 * folded before; a rebuild folds them again (the processors read the
+	 * log as it was written, deleted events too), then this call.
+	 */
+	sl_outcome (*deleted)(void *user, const char *stream, const char *key,
+	    sl_state *state, sl_context *ctx);
 } sl_projection;
 
 /** The three kinds of filter (Dolittle's). */

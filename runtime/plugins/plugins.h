@@ -108,6 +108,10 @@ typedef sl_outcome (*proj_created_fn)(void *user, const sl_event *event,
     const char *key, sl_state *state, sl_context *ctx);
 /** A 1.3 projection's created callback (NULL: none). */
 proj_created_fn proj_def_created(const proj_def *def);
+typedef sl_outcome (*proj_deleted_fn)(void *user, const char *stream,
+    const char *key, sl_state *state, sl_context *ctx);
+/** A 1.3 projection's deleted callback (NULL: none). */
+proj_deleted_fn proj_def_deleted(const proj_def *def);
 /**
  * Where def reads from (ABI 1.3, sl_source_kind): *src and *n (NULL, 0:
  * the whole tenant log) and *flags (SL_SOURCE_*). @return whether the 1.3

@@ -938,7 +938,11 @@ proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	char       key[PROC_KEY_MAX];
 	if (own_stream(em, ev->stream))
 		return SL_OK;
-	int rc = proc_project_unit(b, ev, key);
+	/* a deleted stream's key goes to the deleted callback */
+	int  rc       = proc_deletion_unit(b, ev, key);
+	bool deleting = rc == SL_OK;
+	if (rc == SL_ENOTFOUND)
+		rc = proc_project_unit(b, ev, key);
 	if (rc != SL_OK)
 		return rc == PROC_SKIP ? SL_OK : rc;
 	size_t kn = strlen(key);
@@ -957,6 +961,8 @@ proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	centry *x;
 	if ((rc = emit_entry(b, key, kn, &x)) != SL_OK)
 		return rc;
+	if (deleting && x->state == NULL)
+		return SL_OK; /* no state: nothing to tell it */
 	sl_state st;
 	state_init(&st);
 	rc = x->state != NULL
@@ -989,11 +995,16 @@ proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 			em->eb->n_appends = mark;
 		return rc;
 	}
-	host_scratch_reset();
-	guard_enter((guard_kind) gk, p->tenant, p->proj_id, p->proj_id, 0, key,
-	    kn, position);
-	sl_outcome out = p->def->p->on(p->def->p->user, &sev, key, &st, &ctx);
-	guard_leave();
+	sl_outcome out;
+	if (deleting) {
+		proc_deleted_call(b, gk, key, position, &st, &ctx, &out);
+	} else {
+		host_scratch_reset();
+		guard_enter((guard_kind) gk, p->tenant, p->proj_id, p->proj_id,
+		    0, key, kn, position);
+		out = p->def->p->on(p->def->p->user, &sev, key, &st, &ctx);
+		guard_leave();
+	}
 	em->cur = NULL;
 	if (ctx.failed || (out != SL_REPLACE && out != SL_DELETE)) {
 		/* what a failed event did to the shared state is dropped */

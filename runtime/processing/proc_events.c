@@ -274,7 +274,11 @@ project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 {
 	processor *p = b->p;
 	char       key[PROC_KEY_MAX];
-	int        rc = proc_project_unit(b, ev, key);
+	/* a deleted stream's key goes to the deleted callback */
+	int  rc       = proc_deletion_unit(b, ev, key);
+	bool deleting = rc == SL_OK;
+	if (rc == SL_ENOTFOUND)
+		rc = proc_project_unit(b, ev, key);
 	if (rc != SL_OK)
 		return rc == PROC_SKIP ? SL_OK : rc;
 
@@ -286,6 +290,8 @@ project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	state_init(&state);
 	rc = proc_state_get(b, key, klen, &data, &len);
 	bool created = rc == SL_ENOTFOUND;
+	if (deleting && created)
+		return SL_OK; /* no state: nothing to tell it */
 	if (rc == SL_OK) {
 		rc = state_load(&state, data, len);
 	} else if (rc == SL_ENOTFOUND) {
@@ -312,7 +318,12 @@ project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 		state_free(&state);
 		return rc;
 	}
-	sl_outcome out = proc_handler_call(p, &sev, key, &state, &ctx);
+	sl_outcome out;
+	if (deleting)
+		proc_deleted_call(
+		    b, GUARD_PROC, key, position, &state, &ctx, &out);
+	else
+		out = proc_handler_call(p, &sev, key, &state, &ctx);
 	/* what a failed event did to the shared state is dropped */
 	rc = proc_shared_end(
 	    b, &shared, &ctx, out == SL_REPLACE || out == SL_DELETE);

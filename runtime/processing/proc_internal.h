@@ -74,6 +74,7 @@ typedef struct proc_src {
 	const sl_source *v; /* the definition's (held with it); NULL: all */
 	size_t           n;
 	size_t           tenant_len;
+	bool             deleted; /* a deleted callback: deletion notices */
 } proc_src;
 
 /* A command bit per proc_cmd. */
@@ -225,6 +226,14 @@ bool proc_selects(const processor *p, const ev_head *h);
  * through p. */
 struct sl_event proc_sl_event(processor *p, const ev_view *ev);
 void proc_link_free(processor *p);
+/* ev is the log's deletion notice of a stream p reads, and p has a
+ * deleted callback: SL_OK with the stream's id in key (PROC_KEY_MAX
+ * bytes) and its unit in b; PROC_SKIP (not for p, or its unit waits);
+ * SL_ENOTFOUND: not a deletion notice (handle ev as any event). */
+int  proc_deletion_unit(batch_ctx *b, const ev_view *ev, char *key);
+/* Call the deleted callback for key's state (gk: guard.h's kind). */
+int  proc_deleted_call(batch_ctx *b, int gk, const char *key,
+     uint64_t position, sl_state *state, sl_context *ctx, sl_outcome *out);
 
 /* proc_shared.c: the shared state */
 /* Load it into st for a handler (ctx->shared = st); false when the

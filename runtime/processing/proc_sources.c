@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guard.h"
+#include "mp.h"
 #include "proc_internal.h"
 #include "sysproj.h"
 
@@ -18,12 +20,13 @@ proc_sources_init(processor *p)
 	proc_src *s = &p->src;
 	s->v13        = proj_def_sources(p->def, &s->v, &s->n, &s->flags);
 	s->tenant_len = strlen(p->tenant);
+	s->deleted    = proj_def_deleted(p->def) != NULL;
 }
 
 static bool
 type_listed(const sl_source *x, const ev_head *h)
 {
-	if (x->n_types == 0)
+	if (x->n_types == 0 || h->type == NULL)
 		return true;
 	for (size_t k = 0; k < x->n_types; k++)
 		if (strlen(x->types[k]) == h->type_len
@@ -64,6 +67,12 @@ proc_selects(const processor *p, const ev_head *h)
 	if (h->tenant_len != s->tenant_len
 	    || memcmp(h->tenant, p->tenant, s->tenant_len) != 0)
 		return false;
+	/* the log's deletion notices, for a deleted callback */
+	if (s->deleted && h->stream_len == sizeof(STORE_DELETED_STREAM) - 1
+	    && memcmp(h->stream, STORE_DELETED_STREAM, h->stream_len) == 0)
+		return h->type_len == sizeof(STORE_EV_STREAM_DELETED) - 1
+		    && memcmp(h->type, STORE_EV_STREAM_DELETED, h->type_len)
+		    == 0;
 	if (s->v13) {
 		/* links to events ("$>") and to streams ("$@") */
 		bool is_link = h->type_len == 2
@@ -135,4 +144,57 @@ proc_link_free(processor *p)
 	if (p->link.zone != NULL)
 		msgpack_zone_free(p->link.zone);
 	free(p->link.buf);
+}
+
+/* Whether stream (a deleted one) is read by p's sources. */
+static bool
+reads_stream(const processor *p, const char *stream)
+{
+	const proc_src *s = &p->src;
+	ev_head         h = { .tenant = p->tenant,
+		        .tenant_len           = s->tenant_len,
+		        .stream               = stream,
+		        .stream_len           = strlen(stream) };
+	bool            is_sys = stream[0] == '$';
+	if (!s->v13 || s->n == 0)
+		return !s->v13 || !is_sys || (s->flags & SL_SOURCE_SYSTEM_STREAMS);
+	for (size_t i = 0; i < s->n; i++)
+		if (source_matches(s, &s->v[i], &h, is_sys))
+			return true;
+	return false;
+}
+
+int
+proc_deletion_unit(batch_ctx *b, const ev_view *ev, char *key)
+{
+	processor *p = b->p;
+	if (!p->src.deleted || strcmp(ev->stream, STORE_DELETED_STREAM) != 0
+	    || strcmp(ev->type, STORE_EV_STREAM_DELETED) != 0)
+		return SL_ENOTFOUND;
+	const char *stream;
+	size_t      len;
+	if (ev->content.type != MSGPACK_OBJECT_MAP
+	    || mp_get_str(&ev->content, "stream", &stream, &len) != SL_OK
+	    || len == 0 || len >= PROC_KEY_MAX)
+		return PROC_SKIP; /* not a notice this host wrote */
+	memcpy(key, stream, len);
+	key[len] = '\0';
+	if (!reads_stream(p, key))
+		return PROC_SKIP;
+	proc_set_unit(b, "", key);
+	return proc_unit_selected(b, ev->position) ? SL_OK : PROC_SKIP;
+}
+
+int
+proc_deleted_call(batch_ctx *b, int gk, const char *key, uint64_t position,
+    sl_state *state, sl_context *ctx, sl_outcome *out)
+{
+	processor      *p  = b->p;
+	proj_deleted_fn fn = proj_def_deleted(p->def);
+	host_scratch_reset();
+	guard_enter((guard_kind) gk, p->tenant, p->proj_id, p->name, p->gen,
+	    key, strlen(key), position);
+	*out = fn(p->def->p->user, key, key, state, ctx);
+	guard_leave();
+	return SL_OK;
 }

@@ -68,6 +68,32 @@ on(void *user, const sl_event *ev, const char *key, sl_state *st,
 	return SL_REPLACE;
 }
 
+/* A deleted account: its state says so (esdb_model); esdb_shared drops
+ * the key's read model. */
+static sl_outcome
+deleted(void *user, const char *stream, const char *key, sl_state *st,
+    sl_context *ctx)
+{
+	(void) user;
+	(void) ctx;
+	if (strcmp(stream, key) != 0)
+		return SL_FAIL;
+	sl_st_set_bool(st, "deleted", true);
+	return SL_REPLACE;
+}
+
+static sl_outcome
+deleted_drop(void *user, const char *stream, const char *key, sl_state *st,
+    sl_context *ctx)
+{
+	(void) user;
+	(void) stream;
+	(void) key;
+	(void) st;
+	(void) ctx;
+	return SL_DELETE;
+}
+
 static sl_outcome
 result(void *user, const char *key, const sl_state *st, sl_state *res)
 {
@@ -116,6 +142,7 @@ static const sl_projection model = {
 	.result             = result,
 	.created            = created,
 	.shared_initial_state_json = "{\"keys\":0}",
+	.deleted            = deleted,
 };
 
 static const sl_selector shared_sel[] = {
@@ -149,6 +176,7 @@ static const sl_projection shared = {
 	.n_selectors        = 1,
 	.on                 = on_shared,
 	.shared_initial_state_json = "{\"seen\":0}",
+	.deleted            = deleted_drop,
 };
 
 static const sl_projection total = {
