@@ -34,6 +34,7 @@
 #include "guard.h"
 #include "host.h"
 #include "log.h"
+#include "proc_internal.h"
 
 /* Log events per chunk: a chunk's entries are compared in one read
  * transaction of the read model store, between two of the log's. */
@@ -89,6 +90,7 @@ typedef struct work {
 	char             cp_key[48];
 	char             rb_key[56];
 	bool             partitioned, public_only;
+	proc_src         src; /* what the filter reads, as its processor */
 	uint64_t         gen, until, length; /* the snapshot */
 	failset          fails;
 	fvec             late;   /* sorted by position */
@@ -322,6 +324,12 @@ scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 	if (atomic_load_explicit(&j->cancel, memory_order_relaxed)) {
 		w->cancelled = true;
 		return FVAL_STOP;
+	}
+	/* what the processor passes without decoding (its sources) */
+	ev_head h;
+	if (ev_peek(data, len, &h) == SL_OK && !proc_src_selects(&w->src, &h)) {
+		w->next = position + 1;
+		return 0;
 	}
 	ev_view ev;
 	msgpack_zone_clear(&w->zone);
@@ -712,6 +720,7 @@ fval_thread(void *arg)
 	w->f           = j->def->f;
 	w->partitioned = j->def->filter_kind != SL_FILTER_UNPARTITIONED;
 	w->public_only = j->def->filter_kind == SL_FILTER_PUBLIC;
+	proc_src_init(&w->src, j->def, j->tenant);
 	snprintf(w->name, sizeof(w->name), RM_FILTER_PREFIX "%s", j->id);
 	snprintf(w->cp_key, sizeof(w->cp_key), "proj:%s", w->name);
 	snprintf(w->rb_key, sizeof(w->rb_key), "rebuild:%s", w->name);

@@ -938,11 +938,8 @@ proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	char       key[PROC_KEY_MAX];
 	if (own_stream(em, ev->stream))
 		return SL_OK;
-	/* a deleted stream's key goes to the deleted callback */
-	int  rc       = proc_deletion_unit(b, ev, key);
-	bool deleting = rc == SL_OK;
-	if (rc == SL_ENOTFOUND)
-		rc = proc_project_unit(b, ev, key);
+	bool deleting;
+	int  rc = proc_event_unit(b, ev, key, &deleting);
 	if (rc != SL_OK)
 		return rc == PROC_SKIP ? SL_OK : rc;
 	size_t kn = strlen(key);

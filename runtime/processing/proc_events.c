@@ -259,6 +259,15 @@ proc_project_unit(batch_ctx *b, const ev_view *ev, char *key)
 }
 
 int
+proc_event_unit(batch_ctx *b, const ev_view *ev, char *key, bool *deleting)
+{
+	/* a deleted stream's key goes to the deleted callback */
+	int rc    = proc_deletion_unit(b, ev, key);
+	*deleting = rc == SL_OK;
+	return rc == SL_ENOTFOUND ? proc_project_unit(b, ev, key) : rc;
+}
+
+int
 proc_filter_unit(batch_ctx *b, const ev_view *ev)
 {
 	processor *p = b->p;
@@ -274,11 +283,8 @@ project_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 {
 	processor *p = b->p;
 	char       key[PROC_KEY_MAX];
-	/* a deleted stream's key goes to the deleted callback */
-	int  rc       = proc_deletion_unit(b, ev, key);
-	bool deleting = rc == SL_OK;
-	if (rc == SL_ENOTFOUND)
-		rc = proc_project_unit(b, ev, key);
+	bool deleting;
+	int  rc = proc_event_unit(b, ev, key, &deleting);
 	if (rc != SL_OK)
 		return rc == PROC_SKIP ? SL_OK : rc;
 

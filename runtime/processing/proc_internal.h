@@ -69,11 +69,13 @@ typedef struct proc_emit {
 
 /* What a processor reads (proc_sources.c), from its definition. */
 typedef struct proc_src {
+	const proj_def  *def;    /* held by the src's owner */
+	const char      *tenant; /* the owner's */
+	size_t           tenant_len;
 	bool             v13; /* the 1.3 rules: system streams, links asked */
 	uint32_t         flags;
-	const sl_source *v; /* the definition's (held with it); NULL: all */
+	const sl_source *v; /* the definition's; NULL: all */
 	size_t           n;
-	size_t           tenant_len;
 	bool             deleted; /* a deleted callback: deletion notices */
 } proc_src;
 
@@ -217,10 +219,14 @@ int  proc_run_batch(processor *p, uint64_t pos, batch_ctx *b);
 void proc_show_failing(processor *p);
 
 /* proc_sources.c: what it reads */
-/* Read p->def's sources (after the definition changed). */
+/* What def reads for tenant (both held by the caller while s is used). */
+void proc_src_init(proc_src *s, const proj_def *def, const char *tenant);
+/* Whether an event with head h (ev_peek) can be selected: the tenant's,
+ * from a source, of a type a selector names (a projection). */
+bool proc_src_selects(const proc_src *s, const ev_head *h);
+/* p->src for p->def (after the definition changed). */
 void proc_sources_init(processor *p);
-/* Whether an event with head h (ev_peek) can be selected by p: its
- * tenant's, from a source, of a type a selector names (a projection). */
+/* proc_src_selects for p. */
 bool proc_selects(const processor *p, const ev_head *h);
 /* The handler's event for ev: host->event_link_target resolves links
  * through p. */
@@ -321,6 +327,10 @@ int64_t proc_retry_delay_ns(uint32_t attempt, uint32_t handler_ms);
 /* The unit of a projection's event (b->uf) and its key (PROC_KEY_MAX
  * bytes): SL_OK to handle it, PROC_SKIP, or HANDLE_UNIT_FAILED (no key). */
 int  proc_project_unit(batch_ctx *b, const ev_view *ev, char *key);
+/* As proc_project_unit, or for the log's deletion notice of a stream the
+ * projection reads (proc_deletion_unit) that stream's key, *deleting set. */
+int  proc_event_unit(batch_ctx *b, const ev_view *ev, char *key,
+     bool *deleting);
 /* The unit of a filter's event (b->uf): SL_OK to handle it, or PROC_SKIP. */
 int  proc_filter_unit(batch_ctx *b, const ev_view *ev);
 /* A filter included the event: append it to the stream (by the batch's

@@ -15,12 +15,25 @@
 #include "sysproj.h"
 
 void
+proc_src_init(proc_src *s, const proj_def *def, const char *tenant)
+{
+	s->def        = def;
+	s->tenant     = tenant;
+	s->tenant_len = strlen(tenant);
+	s->v13        = proj_def_sources(def, &s->v, &s->n, &s->flags);
+	s->deleted    = proj_def_deleted(def) != NULL;
+}
+
+void
 proc_sources_init(processor *p)
 {
-	proc_src *s = &p->src;
-	s->v13        = proj_def_sources(p->def, &s->v, &s->n, &s->flags);
-	s->tenant_len = strlen(p->tenant);
-	s->deleted    = proj_def_deleted(p->def) != NULL;
+	proc_src_init(&p->src, p->def, p->tenant);
+}
+
+bool
+proc_selects(const processor *p, const ev_head *h)
+{
+	return proc_src_selects(&p->src, h);
 }
 
 static bool
@@ -61,11 +74,10 @@ source_matches(const proc_src *s, const sl_source *x, const ev_head *h,
 }
 
 bool
-proc_selects(const processor *p, const ev_head *h)
+proc_src_selects(const proc_src *s, const ev_head *h)
 {
-	const proc_src *s = &p->src;
 	if (h->tenant_len != s->tenant_len
-	    || memcmp(h->tenant, p->tenant, s->tenant_len) != 0)
+	    || memcmp(h->tenant, s->tenant, s->tenant_len) != 0)
 		return false;
 	/* the log's deletion notices, for a deleted callback */
 	if (s->deleted && h->stream_len == sizeof(STORE_DELETED_STREAM) - 1
@@ -91,7 +103,8 @@ proc_selects(const processor *p, const ev_head *h)
 			return false;
 	}
 	/* a projection's events: of a type a selector names */
-	return p->is_filter || proc_type_selected(p->def, h->type, h->type_len);
+	return def_is_filter(s->def)
+	    || proc_type_selected(s->def, h->type, h->type_len);
 }
 
 /* store_resolve_link's: a copy of the target (the record is the read
@@ -151,7 +164,7 @@ static bool
 reads_stream(const processor *p, const char *stream)
 {
 	const proc_src *s = &p->src;
-	ev_head         h = { .tenant = p->tenant,
+	ev_head         h = { .tenant = s->tenant,
 		        .tenant_len           = s->tenant_len,
 		        .stream               = stream,
 		        .stream_len           = strlen(stream) };
