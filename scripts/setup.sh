@@ -4,7 +4,8 @@
 set -eu
 
 PKGS="build-essential cmake pkg-config libnng-dev liblmdb-dev libyaml-dev
-uuid-dev libjansson-dev nng-utils libsqlite3-dev python3 python3-msgpack"
+uuid-dev libjansson-dev nng-utils libsqlite3-dev python3 python3-msgpack
+duktape-dev libmujs-dev"
 # python3 and python3-msgpack: the Python remote client (client/python/) and
 # its test, which runs Debian's /usr/bin/python3 over libnng.so.1 (libnng-dev).
 
