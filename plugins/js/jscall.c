@@ -1,0 +1,406 @@
+/*
+ * The JavaScript host's side of a call: the globals a script sees
+ * (fromAll() ... options(), emit, linkTo, linkStreamTo, log), the event
+ * object handed to a handler, and the sl_projection callbacks (on,
+ * created, deleted, result) that move a key's state between the host's
+ * document (as JSON text, through sl_host_api) and a JS object.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "jsproj_internal.h"
+
+/*
+ * What the definition functions record, in __sl (jsproj.c reads it), and
+ * the dispatch: the handler of the event's type, else $any; a handler
+ * returning undefined keeps the state it was given (and changed).
+ */
+static const char prelude_js[] =
+    "var __sl = { sources: null, handlers: null, foreachStream: false,\n"
+    "  partitionBy: null, outputState: false, options: {} };\n"
+    "(function (g) {\n"
+    "  function unsupported(what) { return function () {\n"
+    "    throw new Error(what + ' is not supported yet'); }; }\n"
+    "  function q() { return {\n"
+    "    when: function (h) {\n"
+    "      if (typeof h !== 'object' || h === null)\n"
+    "        throw new TypeError('when() takes an object of handlers');\n"
+    "      __sl.handlers = h; return this; },\n"
+    "    foreachStream: function () { __sl.foreachStream = true; return this; },\n"
+    "    partitionBy: function (f) {\n"
+    "      if (typeof f !== 'function')\n"
+    "        throw new TypeError('partitionBy() takes a function');\n"
+    "      __sl.partitionBy = f; return this; },\n"
+    "    outputState: function () { __sl.outputState = true; return this; },\n"
+    "    transformBy: unsupported('transformBy()'),\n"
+    "    filterBy: unsupported('filterBy()'),\n"
+    "    outputTo: unsupported('outputTo()')\n"
+    "  }; }\n"
+    "  function from(src) {\n"
+    "    if (__sl.sources !== null)\n"
+    "      throw new Error('a projection reads from one from...() only');\n"
+    "    __sl.sources = src; return q(); }\n"
+    "  function name(s, f) {\n"
+    "    if (typeof s !== 'string' || s === '')\n"
+    "      throw new TypeError(f + '() takes a non-empty string');\n"
+    "    return s; }\n"
+    "  g.fromAll = function () { return from([]); };\n"
+    "  g.fromStream = function (s) {\n"
+    "    return from([{ kind: 2, name: name(s, 'fromStream') }]); };\n"
+    "  g.fromStreams = function (a) {\n"
+    "    var l = Array.isArray(a) ? a : Array.prototype.slice.call(arguments);\n"
+    "    if (l.length === 0) throw new TypeError('fromStreams() takes streams');\n"
+    "    return from(l.map(function (s) {\n"
+    "      return { kind: 2, name: name(s, 'fromStreams') }; })); };\n"
+    "  g.fromCategory = function (c) {\n"
+    "    return from([{ kind: 4, name: name(c, 'fromCategory') }]); };\n"
+    "  g.fromCategories = unsupported('fromCategories()');\n"
+    "  g.options = function (o) {\n"
+    "    if (typeof o !== 'object' || o === null)\n"
+    "      throw new TypeError('options() takes an object');\n"
+    "    __sl.options = o; };\n"
+    "})(this);\n"
+    "function __sl_on(s, e) {\n"
+    "  var h = __sl.handlers, f = h[e.eventType];\n"
+    "  if (typeof f !== 'function' || e.eventType.charAt(0) === '$') f = h.$any;\n"
+    "  var r = f(s, e);\n"
+    "  return r === undefined ? s : r;\n"
+    "}\n"
+    "function __sl_init(e) {\n"
+    "  var h = __sl.handlers, s = h.$init ? h.$init() : {};\n"
+    "  if (h.$created && s !== null && typeof s === 'object') {\n"
+    "    var r = h.$created(s, e);\n"
+    "    if (r !== undefined) s = r;\n"
+    "  }\n"
+    "  return s;\n"
+    "}\n"
+    "function __sl_deleted(s, e) {\n"
+    "  var r = __sl.handlers.$deleted(s, e, true);\n"
+    "  return r === undefined ? s : r;\n"
+    "}\n";
+
+/* ---- natives ---- */
+
+/* Throw from a native, naming the line of the script that called it. */
+static duk_ret_t
+native_error(duk_context *ctx, const char *fmt, const char *a, int code)
+{
+	char    msg[400];
+	jscall *c = jsheap_call();
+	int     line = 0;
+	snprintf(msg, sizeof(msg), fmt, a, code);
+	duk_inspect_callstack_entry(ctx, -2); /* the caller of the native */
+	if (duk_is_object(ctx, -1)) {
+		duk_get_prop_string(ctx, -1, "lineNumber");
+		line = duk_get_int(ctx, -1);
+		duk_pop(ctx);
+	}
+	duk_pop(ctx);
+	duk_push_error_object(ctx, DUK_ERR_ERROR, "%s", msg);
+	char where[300];
+	snprintf(where, sizeof(where), "%s:%d", c ? c->p->file : "?", line);
+	duk_push_string(ctx, where);
+	duk_put_prop_string(ctx, -2, "__sl_where");
+	return duk_throw(ctx);
+}
+
+static jscall *
+native_call(duk_context *ctx, const char *what)
+{
+	jscall *c = jsheap_call();
+	if (c == NULL || c->ctx == NULL) {
+		native_error(ctx, "%s() is only for handlers", what, 0);
+		return NULL;
+	}
+	return c;
+}
+
+/* emit(stream, eventType, body, metadata) */
+static duk_ret_t
+n_emit(duk_context *ctx)
+{
+	jscall     *c      = native_call(ctx, "emit");
+	const char *stream = duk_to_string(ctx, 0);
+	const char *type   = duk_to_string(ctx, 1);
+	if (duk_is_undefined(ctx, 2))
+		duk_push_object(ctx), duk_replace(ctx, 2);
+	const char *body = duk_json_encode(ctx, 2);
+	const char *meta = NULL;
+	if (!duk_is_undefined(ctx, 3) && !duk_is_null(ctx, 3))
+		meta = duk_json_encode(ctx, 3);
+	jsheap_guard_begin();
+	int rc = c->p->host->emit_meta(c->ctx, stream, type, body, meta);
+	jsheap_guard_end();
+	if (rc != SL_OK)
+		return native_error(ctx, "emit to '%s' refused (error %d)",
+		    stream, rc);
+	return 0;
+}
+
+/* linkTo(stream, event): the event being handled */
+static duk_ret_t
+n_link_to(duk_context *ctx)
+{
+	jscall     *c      = native_call(ctx, "linkTo");
+	const char *stream = duk_to_string(ctx, 0);
+	duk_get_prop_string(ctx, 1, "sequenceNumber");
+	double seq = duk_get_number_default(ctx, -1, -1);
+	duk_get_prop_string(ctx, 1, "streamId");
+	const char *sid = duk_get_string_default(ctx, -1, "");
+	if (strcmp(sid, c->p->host->event_stream(c->ev)) != 0 ||
+	    seq != (double) c->p->host->event_revision(c->ev))
+		return native_error(ctx,
+		    "linkTo('%s', e) links only the event being handled", stream,
+		    0);
+	jsheap_guard_begin();
+	int rc = c->p->host->link_to(c->ctx, stream, c->ev);
+	jsheap_guard_end();
+	if (rc != SL_OK)
+		return native_error(ctx, "linkTo '%s' refused (error %d)",
+		    stream, rc);
+	return 0;
+}
+
+/* linkStreamTo(stream, linkedStream) */
+static duk_ret_t
+n_link_stream_to(duk_context *ctx)
+{
+	jscall     *c      = native_call(ctx, "linkStreamTo");
+	const char *stream = duk_to_string(ctx, 0);
+	const char *linked = duk_to_string(ctx, 1);
+	jsheap_guard_begin();
+	int rc = c->p->host->link_stream_to(c->ctx, stream, linked);
+	jsheap_guard_end();
+	if (rc != SL_OK)
+		return native_error(ctx, "linkStreamTo '%s' refused (error %d)",
+		    stream, rc);
+	return 0;
+}
+
+/* log(...): one line through the host */
+static duk_ret_t
+n_log(duk_context *ctx)
+{
+	jscall *c = jsheap_call();
+	duk_idx_t n = duk_get_top(ctx);
+	duk_push_string(ctx, " ");
+	duk_insert(ctx, 0);
+	duk_join(ctx, n);
+	if (c != NULL) {
+		char line[1024];
+		snprintf(line, sizeof(line), "%s: %s", c->p->file,
+		    duk_get_string(ctx, -1));
+		jsheap_guard_begin();
+		c->p->host->log(SL_LOG_INFO, line);
+		jsheap_guard_end();
+	}
+	return 0;
+}
+
+void
+jscall_define_globals(duk_context *ctx)
+{
+	static const duk_function_list_entry fns[] = {
+		{ "emit", n_emit, 4 },
+		{ "linkTo", n_link_to, 3 },
+		{ "linkStreamTo", n_link_stream_to, 3 },
+		{ "log", n_log, DUK_VARARGS },
+		{ NULL, NULL, 0 },
+	};
+	duk_push_global_object(ctx);
+	duk_put_function_list(ctx, -1, fns);
+	duk_pop(ctx);
+	duk_push_string(ctx, "<sluice prelude>");
+	duk_compile_lstring_filename(
+	    ctx, 0, prelude_js, sizeof(prelude_js) - 1);
+	duk_call(ctx, 0);
+	duk_pop(ctx);
+}
+
+/* ---- the callbacks ---- */
+
+enum which { ON, CREATED, DELETED };
+
+typedef struct statecall {
+	enum which      which;
+	jsproj         *p;
+	const sl_event *ev;
+	const char     *stream; /* DELETED */
+	const char     *key;
+	sl_state       *st;
+	char            why[512]; /* a host-side failure, or "" */
+} statecall;
+
+/* e: the event object a handler gets (EventStoreDB's names). */
+static int
+push_event(duk_context *ctx, statecall *a)
+{
+	const sl_host_api *H = a->p->host;
+	const char        *json;
+	duk_push_object(ctx);
+	duk_push_string(ctx, H->event_type(a->ev));
+	duk_put_prop_string(ctx, -2, "eventType");
+	duk_push_string(ctx, H->event_stream(a->ev));
+	duk_put_prop_string(ctx, -2, "streamId");
+	duk_push_number(ctx, (double) H->event_revision(a->ev));
+	duk_put_prop_string(ctx, -2, "sequenceNumber");
+	duk_push_string(ctx, a->key);
+	duk_put_prop_string(ctx, -2, "partition");
+	duk_push_string(ctx, H->event_id(a->ev));
+	duk_put_prop_string(ctx, -2, "eventId");
+	duk_push_true(ctx);
+	duk_put_prop_string(ctx, -2, "isJson");
+	if (H->event_get_json(a->ev, SL_CONTENT, "", &json) != SL_OK) {
+		snprintf(a->why, sizeof(a->why), "%s: cannot read the content",
+		    a->p->file);
+		return -1;
+	}
+	duk_push_string(ctx, json);
+	duk_dup_top(ctx);
+	duk_put_prop_string(ctx, -3, "bodyRaw");
+	duk_json_decode(ctx, -1);
+	duk_dup_top(ctx);
+	duk_put_prop_string(ctx, -3, "data");
+	duk_put_prop_string(ctx, -2, "body");
+	if (H->event_get_json(a->ev, SL_METADATA, "", &json) == SL_OK) {
+		duk_push_string(ctx, json);
+		duk_json_decode(ctx, -1);
+		duk_put_prop_string(ctx, -2, "metadata");
+	}
+	return 0;
+}
+
+static const char *
+kind_of(duk_context *ctx, duk_idx_t i)
+{
+	if (duk_is_array(ctx, i))
+		return "an array";
+	if (duk_is_null(ctx, i))
+		return "null";
+	if (duk_is_function(ctx, i))
+		return "a function";
+	switch (duk_get_type(ctx, i)) {
+	case DUK_TYPE_UNDEFINED: return "undefined";
+	case DUK_TYPE_BOOLEAN: return "a boolean";
+	case DUK_TYPE_NUMBER: return "a number";
+	case DUK_TYPE_STRING: return "a string";
+	default: return "not an object";
+	}
+}
+
+static duk_ret_t
+state_body(duk_context *ctx, void *arg)
+{
+	statecall         *a = arg;
+	const sl_host_api *H = a->p->host;
+	const char        *json;
+	const char        *fn = a->which == ON ? "__sl_on"
+	           : a->which == CREATED    ? "__sl_init"
+	                                    : "__sl_deleted";
+	duk_get_global_string(ctx, fn);
+	if (a->which != CREATED) {
+		if (H->state_get_json(a->st, "", &json) != SL_OK) {
+			snprintf(a->why, sizeof(a->why),
+			    "%s: cannot read the state", a->p->file);
+			return 0;
+		}
+		duk_push_string(ctx, json);
+		duk_json_decode(ctx, -1);
+	}
+	if (a->which == DELETED) {
+		duk_push_object(ctx);
+		duk_push_string(ctx, a->stream);
+		duk_put_prop_string(ctx, -2, "streamId");
+		duk_push_string(ctx, a->key);
+		duk_put_prop_string(ctx, -2, "partition");
+	} else if (push_event(ctx, a) != 0)
+		return 0;
+	jsheap_script_begin();
+	duk_call(ctx, a->which == CREATED ? 1 : 2);
+	jsheap_script_end();
+	if (!duk_is_object(ctx, -1) || duk_is_array(ctx, -1) ||
+	    duk_is_function(ctx, -1)) {
+		snprintf(a->why, sizeof(a->why),
+		    "%s: %s gave %s as the state of '%s': a state is an object",
+		    a->p->file,
+		    a->which == CREATED ? "$init" : a->which == DELETED
+		        ? "$deleted"
+		        : H->event_type(a->ev),
+		    kind_of(ctx, -1), a->key);
+		return 0;
+	}
+	const char *out = duk_json_encode(ctx, -1);
+	int         rc  = H->state_put_json(a->st, "", out);
+	if (rc != SL_OK)
+		snprintf(a->why, sizeof(a->why),
+		    "%s: the state of '%s' was refused (error %d: too big or "
+		    "too deep?)",
+		    a->p->file, a->key, rc);
+	return 0;
+}
+
+static sl_outcome
+run_state(statecall *a, sl_context *ctx)
+{
+	jsproj *p = a->p;
+	char    why[512];
+	a->why[0] = '\0';
+	jsheap *h = jsheap_take(p, why, sizeof(why));
+	if (h == NULL)
+		return p->host->fail_with(ctx, why, false, 0);
+	jscall call = { p, a->ev, ctx };
+	bool   dead;
+	int    rc = jsheap_run(h, state_body, a, &call, &dead, why, sizeof(why));
+	if (dead)
+		jsheap_drop(h);
+	else
+		jsheap_give(h);
+	/* a script's failure is in its code: a retry gives the same, so the
+	 * key waits for an operator (`sluice retry` after a fix) */
+	if (rc != SL_OK)
+		return p->host->fail_with(ctx, why, false, 0);
+	if (a->why[0] != '\0')
+		return p->host->fail_with(ctx, a->why, false, 0);
+	return SL_REPLACE;
+}
+
+sl_outcome
+jscall_on(void *user, const sl_event *ev, const char *key, sl_state *st,
+    sl_context *ctx)
+{
+	statecall a = { .which = ON, .p = user, .ev = ev, .key = key,
+		.st = st };
+	return run_state(&a, ctx);
+}
+
+sl_outcome
+jscall_created(void *user, const sl_event *ev, const char *key,
+    sl_state *st, sl_context *ctx)
+{
+	statecall a = { .which = CREATED, .p = user, .ev = ev, .key = key,
+		.st = st };
+	return run_state(&a, ctx);
+}
+
+sl_outcome
+jscall_deleted(void *user, const char *stream, const char *key,
+    sl_state *st, sl_context *ctx)
+{
+	statecall a = { .which = DELETED, .p = user, .stream = stream,
+		.key = key, .st = st };
+	return run_state(&a, ctx);
+}
+
+/* outputState(): the result is the state itself. */
+sl_outcome
+jscall_result(void *user, const char *key, const sl_state *state,
+    sl_state *result)
+{
+	jsproj     *p = user;
+	const char *json;
+	(void) key;
+	if (p->host->state_get_json(state, "", &json) != SL_OK ||
+	    p->host->state_put_json(result, "", json) != SL_OK)
+		return SL_DELETE;
+	return SL_REPLACE;
+}

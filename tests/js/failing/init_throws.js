@@ -1,0 +1,6 @@
+fromCategory('account').foreachStream().when({
+  $init: function () {
+    return { n: 0, bad: undefinedName.x };
+  },
+  Deposited: function (s, e) { s.n++; }
+});

@@ -1,0 +1,8 @@
+// One state over a category: a total and deposits per stream (nested).
+fromCategory('account').when({
+  $init: function () { return { total: 0, streams: {} }; },
+  Deposited: function (s, e) {
+    s.total += e.data.amount;
+    s.streams[e.streamId] = (s.streams[e.streamId] || 0) + 1;
+  }
+});

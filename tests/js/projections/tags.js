@@ -1,0 +1,9 @@
+// Metadata, isJson and bodyRaw.
+fromStream('user-1').when({
+  $init: function () { return { tags: [] }; },
+  Tagged: function (s, e) {
+    s.tags.push(e.metadata.tag);
+    s.json = e.isJson;
+    s.raw = e.bodyRaw;
+  }
+});

@@ -1,0 +1,2 @@
+options({ resultStreamName: "r" });
+fromAll().when({ $any: function (s, e) {} });

@@ -1,0 +1,2 @@
+fromAll().when({ $initShared: function () { return {}; },
+  $any: function (s, e) {} });

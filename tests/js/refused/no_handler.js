@@ -1,0 +1,1 @@
+fromAll().when({ $init: function () { return {}; } });

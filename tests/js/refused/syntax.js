@@ -1,0 +1,5 @@
+fromAll().when({
+  $any: function (s, e) {
+    s.x = ;
+  }
+});

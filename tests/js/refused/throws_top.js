@@ -1,0 +1,2 @@
+// top level
+throw new Error("boom");

@@ -1,0 +1,2 @@
+fromAll().when({ $any: function (s, e) {} });
+while (true) {}

@@ -1,0 +1,518 @@
+/*
+ * JavaScript projections (issue 16) over the real processor: the js_host
+ * plugin serves the EventStoreDB-style projections of tests/js/projections
+ * (fromAll, fromStream, fromStreams, fromCategory, foreachStream, $init,
+ * $created, $any, typed handlers, a handler returning a new state,
+ * undefined that vanishes, metadata, emit, linkTo, outputState), each
+ * checked against the same fold written here in C. The scripts of
+ * tests/js/failing fail one key each (a throw, a loop over the CPU budget,
+ * memory over the cap, a non-object state, an emit to an undeclared
+ * stream, a throwing $init) with a reason naming file:line where the
+ * engine knows it, while the other keys go on; those of tests/js/refused
+ * are refused at load with their reason.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "emitter.h"
+#include "host.h"
+#include "jsproj.h"
+#include "projection_testutil.h"
+
+#define NACC 6
+
+typedef struct jacct {
+	char    name[16];
+	int64_t balance, ops, rejected, deposits, events;
+	int64_t last_amount, last_seq;
+	int64_t revision; /* next revision of the stream */
+} jacct;
+
+static jacct    accs[NACC + 1];
+static int64_t t1_events, category_total;
+static json_t *by_type;
+
+static void
+commit_acct(store *s, int a, const char *type, int64_t amount)
+{
+	char stream[32], json[64];
+	snprintf(stream, sizeof(stream), "account-%d", a);
+	if (strcmp(type, "AccountOpened") == 0)
+		snprintf(json, sizeof(json), "{\"name\":\"%s\"}", accs[a].name);
+	else
+		snprintf(json, sizeof(json), "{\"amount\":%lld}",
+		    (long long) amount);
+	pt_commit1(s, "t1", stream, type, json);
+	jacct *c = &accs[a];
+	if (strcmp(type, "Deposited") == 0) {
+		c->balance += amount;
+		c->ops++;
+		c->deposits++;
+		c->last_amount = amount;
+		c->last_seq    = c->revision;
+		category_total += amount;
+	} else if (strcmp(type, "Withdrawn") == 0) {
+		if (c->balance >= amount)
+			c->balance -= amount;
+		else
+			c->rejected++;
+		c->ops++;
+	}
+	c->events++;
+	c->revision++;
+}
+
+static void
+count_type(const char *type)
+{
+	json_t *v = json_object_get(by_type, type);
+	json_object_set_new(
+	    by_type, type, json_integer(v ? json_integer_value(v) + 1 : 1));
+	t1_events++;
+}
+
+/* The log: six accounts, a bank stream, two order streams, a user stream
+ * with metadata, a stream of another category, and tenant t2. */
+static void
+commit_all(store *s)
+{
+	uint64_t r = 7;
+	by_type    = json_object();
+	for (int a = 1; a <= NACC; a++) {
+		snprintf(accs[a].name, sizeof(accs[a].name), "N%d", a);
+		commit_acct(s, a, "AccountOpened", 0);
+		count_type("AccountOpened");
+	}
+	for (int i = 0; i < 60; i++) {
+		r = r * 6364136223846793005ull + 1442695040888963407ull;
+		int         a    = 1 + (int) ((r >> 33) % NACC);
+		int64_t     amt  = 1 + (int64_t) ((r >> 40) % 120);
+		const char *type = (r >> 20) % 3 ? "Deposited" : "Withdrawn";
+		commit_acct(s, a, type, amt);
+		count_type(type);
+	}
+	static const char *const notes[] = { "a", "b", "c" };
+	for (int i = 0; i < 3; i++) {
+		char json[32];
+		snprintf(json, sizeof(json), "{\"note\":\"%s\"}", notes[i]);
+		pt_commit1(s, "t1", "bank-1", "Audit", json);
+		count_type("Audit");
+	}
+	pt_commit1(s, "t1", "orders-1", "OrderPlaced",
+	    "{\"total\":10,\"items\":[{\"sku\":\"x\",\"qty\":2},"
+	    "{\"sku\":\"y\",\"qty\":1}]}");
+	pt_commit1(s, "t1", "orders-2", "OrderPlaced",
+	    "{\"total\":7,\"items\":[{\"sku\":\"x\",\"qty\":1}]}");
+	pt_commit1(s, "t1", "orders-2", "OrderCancelled", "{}");
+	count_type("OrderPlaced");
+	count_type("OrderPlaced");
+	count_type("OrderCancelled");
+	pt_event tag = { .type = "Tagged", .json = "{\"v\":1}" };
+	pt_commit_meta(s, "t1", "user-1", &tag, 1, false, "{\"tag\":\"vip\"}");
+	snprintf(tag.json, sizeof(tag.json), "{\"v\":2}");
+	pt_commit_meta(s, "t1", "user-1", &tag, 1, false, "{\"tag\":\"new\"}");
+	count_type("Tagged");
+	count_type("Tagged");
+	/* not of category account (accounting), nor of tenant t1 */
+	/* every account gets deposits (account-2 fails in failing()) */
+	for (int a = 1; a <= NACC; a++) {
+		commit_acct(s, a, "Deposited", 90 + a);
+		count_type("Deposited");
+	}
+	pt_commit1(s, "t1", "accounting-1", "Deposited", "{\"amount\":999}");
+	count_type("Deposited");
+	pt_commit1(s, "t2", "account-1", "Deposited", "{\"amount\":5}");
+}
+
+/* ---- comparing states ---- */
+
+static json_t *
+stored(pt_env *e, const proj_def *d, const char *key)
+{
+	char  *data;
+	size_t len;
+	int    rc = rm_get(e->rm, d->id, key, strlen(key), &data, &len);
+	if (rc == SL_ENOTFOUND)
+		return NULL;
+	CHECK_EQ(rc, SL_OK);
+	msgpack_unpacked u;
+	char            *j = mp_to_json_text(pt_decode(&u, data, len));
+	json_t          *o = json_loads(j, 0, NULL);
+	CHECK(o != NULL);
+	free(j);
+	free(data);
+	msgpack_unpacked_destroy(&u);
+	return o;
+}
+
+/* The stored state of key equals expected (JSON text; NULL: no state). */
+static void
+check_state(pt_env *e, const char *name, const char *key, json_t *expected)
+{
+	json_t *got = stored(e, pt_find(e->r, name), key);
+	if (expected == NULL && got == NULL)
+		return;
+	if (expected == NULL || got == NULL || !json_equal(got, expected)) {
+		char *g = got ? json_dumps(got, JSON_SORT_KEYS) : NULL;
+		char *x = expected ? json_dumps(expected, JSON_SORT_KEYS)
+		                   : NULL;
+		fprintf(stderr, "%s '%s': got %s, expected %s\n", name, key,
+		    g ? g : "(none)", x ? x : "(none)");
+		exit(1);
+	}
+	json_decref(got);
+	json_decref(expected);
+}
+
+static json_t *
+J(const char *text)
+{
+	json_error_t err;
+	json_t      *o = json_loads(text, 0, &err);
+	if (o == NULL) {
+		fprintf(stderr, "bad expected JSON %s: %s\n", text, err.text);
+		exit(1);
+	}
+	return o;
+}
+
+static processor *
+fold(pt_env *e, const char *name, uint64_t head)
+{
+	processor *p;
+	CHECK_EQ(proc_start(e->s, e->rm, "t1", pt_find(e->r, name), 64, &p),
+	    SL_OK);
+	pt_wait_position(p, head, PT_WAIT_MS);
+	return p;
+}
+
+static void
+read_models(pt_env *e, uint64_t head)
+{
+	static const char *const names[] = { "count_all", "account_details",
+		"category_total", "bank_notes", "orders", "by_type",
+		"last_deposit", "tags", "vanish", "created",
+		"strict_getters" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		processor  *p  = fold(e, names[i], head);
+		proc_status st;
+		proc_get_status(p, &st);
+		if (st.n_failing != 0) {
+			proc_failing f;
+			proc_get_failing(p, &f, 1);
+			fprintf(stderr, "%s: failing %s: %s\n", names[i],
+			    f.partition, f.reason);
+			exit(1);
+		}
+		proc_stop(p);
+	}
+
+	char buf[512];
+	snprintf(buf, sizeof(buf), "{\"count\":%lld}", (long long) t1_events);
+	check_state(e, "count_all", "root", J(buf));
+
+	json_t *streams = json_object();
+	for (int a = 1; a <= NACC; a++) {
+		jacct *c = &accs[a];
+		char  key[32];
+		snprintf(key, sizeof(key), "account-%d", a);
+		json_t *x = json_pack("{sIsIsssb}", "balance",
+		    (json_int_t) c->balance, "ops", (json_int_t) c->ops, "name",
+		    c->name, "open", 1);
+		if (c->rejected)
+			json_object_set_new(
+			    x, "rejected", json_integer(c->rejected));
+		check_state(e, "account_details", key, x);
+		if (c->deposits) {
+			json_object_set_new(
+			    streams, key, json_integer(c->deposits));
+			check_state(e, "last_deposit", key,
+			    json_pack("{sIsIssss}", "last",
+			        (json_int_t) c->last_amount, "seq",
+			        (json_int_t) c->last_seq, "stream", key,
+			        "partition", key));
+		} else
+			check_state(e, "last_deposit", key, NULL);
+		check_state(e, "created", key,
+		    json_pack("{sIsssI}", "n", (json_int_t) c->events, "first",
+		        "AccountOpened", "at", (json_int_t) 0));
+	}
+	check_state(e, "category_total", "root",
+	    json_pack("{sIso}", "total", (json_int_t) category_total,
+	        "streams", streams));
+	check_state(e, "bank_notes", "root", J("{\"notes\":[\"a\",\"b\",\"c\"]}"));
+	check_state(e, "orders", "root",
+	    J("{\"orders\":2,\"total\":17,\"qty\":{\"x\":3,\"y\":1},"
+	      "\"cancelled\":1}"));
+	json_t   *bt = json_deep_copy(by_type);
+	const char *k;
+	json_t     *v;
+	char        types[256] = "";
+	/* jansson iterates in insertion order: sort the names as JS does */
+	const char *names_sorted[16];
+	size_t      nn = 0;
+	json_object_foreach(by_type, k, v) names_sorted[nn++] = k;
+	for (size_t i = 0; i < nn; i++)
+		for (size_t j = i + 1; j < nn; j++)
+			if (strcmp(names_sorted[j], names_sorted[i]) < 0) {
+				const char *t   = names_sorted[i];
+				names_sorted[i] = names_sorted[j];
+				names_sorted[j] = t;
+			}
+	for (size_t i = 0; i < nn; i++) {
+		strcat(types, i ? "," : "");
+		strcat(types, names_sorted[i]);
+	}
+	json_object_set_new(bt, "types", json_string(types));
+	check_state(e, "by_type", "root", bt);
+	check_state(e, "tags", "root",
+	    J("{\"tags\":[\"vip\",\"new\"],\"json\":true,"
+	      "\"raw\":\"{\\\"v\\\":2}\"}"));
+	check_state(e, "vanish", "root",
+	    J("{\"kept\":\"c\",\"epoch\":\"1970-01-01T00:00:00.000Z\"}"));
+	check_state(e, "strict_getters", "orders-1",
+	    J("{\"big\":true,\"skus\":[\"x\",\"y\"],\"qty\":3}"));
+	check_state(e, "strict_getters", "orders-2",
+	    J("{\"big\":false,\"skus\":[\"x\"],\"qty\":1}"));
+	/* tenant t2's deposit is another tenant's: no read model here */
+	check_state(e, "count_all", "account-1", NULL);
+}
+
+/* ---- emitting projections ---- */
+
+typedef struct rev {
+	char type[64];
+	char content[256];
+	char meta[256];
+} rev;
+
+typedef struct rlist {
+	rev   *v;
+	size_t n, max;
+} rlist;
+
+static int
+collect(void *arg, uint64_t position, const void *data, size_t len)
+{
+	rlist       *r = arg;
+	msgpack_zone z;
+	ev_view      v;
+	CHECK(msgpack_zone_init(&z, 1024));
+	CHECK_EQ(ev_decode(data, len, position, &z, &v), SL_OK);
+	CHECK(r->n < r->max);
+	rev  *o = &r->v[r->n++];
+	char *c = mp_to_json_text(&v.content), *m = mp_to_json_text(&v.metadata);
+	snprintf(o->type, sizeof(o->type), "%s", v.type);
+	snprintf(o->content, sizeof(o->content), "%s", c);
+	snprintf(o->meta, sizeof(o->meta), "%s", m);
+	free(c);
+	free(m);
+	msgpack_zone_destroy(&z);
+	return 0;
+}
+
+static size_t
+read_stream(store *s, const char *stream, rev *out, size_t max)
+{
+	rlist r = { out, 0, max };
+	CHECK_EQ(store_scan_stream(s, "t1", stream, 0, max, collect, &r), SL_OK);
+	return r.n;
+}
+
+static void
+run_emitting(pt_env *e, const char *name, uint64_t head)
+{
+	const proj_def *def = pt_find(e->r, name);
+	char            err[256];
+	proj_settings   set = {
+		  .checkpoint_handled_threshold         = 4000,
+		  .checkpoint_unhandled_bytes_threshold = 10u << 20,
+		  .pending_events_threshold             = 5000,
+		  .max_write_batch_length               = 500,
+	};
+	eproj *ep;
+	if (eproj_claim(e->s, def, err, sizeof(err)) != SL_OK) {
+		fprintf(stderr, "claim %s: %s\n", name, err);
+		exit(1);
+	}
+	CHECK_EQ(eproj_start(e->s, "t1", def, CFG_MODE_CONTINUOUS, &set, false,
+	             &ep),
+	    SL_OK);
+	int64_t end = pt_now_ms() + PT_WAIT_MS;
+	for (;;) {
+		eproj_status st;
+		eproj_get_status(ep, &st);
+		if (st.status != NULL && st.position >= head
+		    && st.writes_in_flight == 0)
+			break;
+		CHECK(pt_now_ms() < end);
+		pt_sleep_ms(2);
+	}
+	proc_failing f;
+	if (eproj_get_failing(ep, &f, 1) != 0) {
+		fprintf(stderr, "%s: failing %s: %s\n", name, f.partition,
+		    f.reason);
+		exit(1);
+	}
+	eproj_stop(ep);
+}
+
+static void
+emitting(pt_env *e, uint64_t head)
+{
+	static rev v[128];
+	run_emitting(e, "emit_audit", head);
+	run_emitting(e, "link_big", head);
+	run_emitting(e, "output_state", head);
+	for (int a = 1; a <= NACC; a++) {
+		char stream[32], meta[64];
+		snprintf(stream, sizeof(stream), "audit-account-%d", a);
+		size_t n = read_stream(e->s, stream, v, 128);
+		CHECK_EQ((int64_t) n, accs[a].deposits);
+		snprintf(meta, sizeof(meta), "{\"source\":\"account-%d\"}", a);
+		for (size_t i = 0; i < n; i++) {
+			CHECK_STREQ(v[i].type, "Seen");
+			CHECK_STREQ(v[i].meta, meta);
+		}
+		if (n > 0) {
+			char c[64];
+			snprintf(c, sizeof(c), "{\"amount\":%lld}",
+			    (long long) accs[a].last_amount);
+			CHECK_STREQ(v[n - 1].content, c);
+		}
+	}
+	/* links: "$>" events "<revision>@<stream>", every one a big deposit */
+	size_t n = read_stream(e->s, "big-deposits", v, 128);
+	CHECK(n > 0);
+	for (size_t i = 0; i < n; i++) {
+		CHECK_STREQ(v[i].type, "$>");
+		CHECK(strstr(v[i].content, "@account-") != NULL);
+	}
+	/* outputState: one Result per change, in the root result stream */
+	n = read_stream(e->s, "$projections-output_state-result", v, 128);
+	CHECK_EQ(n, 3);
+	CHECK_STREQ(v[0].type, "Result");
+	CHECK_STREQ(v[2].content, "{\"n\":3,\"last\":\"c\"}");
+}
+
+/* ---- failing keys ---- */
+
+static void
+failing(uint64_t head)
+{
+	static const struct {
+		const char *name, *reason;
+	} cases[] = {
+		{ "throws", "throws.js:4: Error: no deposits on account-2" },
+		{ "loop", "loop.js: over its CPU budget of 20 ms" },
+		{ "memory", "memory.js: over its memory cap of 4194304 bytes" },
+		{ "nonobject",
+		    "nonobject.js: Deposited gave a number as the state of "
+		    "'account-2': a state is an object" },
+		{ "undeclared_emit",
+		    "undeclared_emit.js:5: Error: emit to 'elsewhere' "
+		    "refused" },
+		{ "init_throws", "init_throws.js:3: ReferenceError" },
+	};
+	pt_env e;
+	char   path[4200];
+	snprintf(path, sizeof(path), "%s/js-log", tu_tmpdir());
+	CHECK_EQ(store_open(path, 64u << 20, false, &e.s), SL_OK);
+	snprintf(path, sizeof(path), "%s/js-fail-rm", tu_tmpdir());
+	CHECK_EQ(rm_open(path, 32u << 20, false, &e.rm), SL_OK);
+	setenv("SLUICE_JS_DIR", SL_SOURCE_DIR "/tests/js/failing", 1);
+	e.r = pt_load(SL_BUILD_DIR "/examples/js_host.so");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		processor *p;
+		CHECK_EQ(proc_start(e.s, e.rm, "t1", pt_find(e.r, cases[i].name),
+		             64, &p),
+		    SL_OK);
+		proc_failing f;
+		pt_wait_unit(p, "account-2", 1, PT_WAIT_MS, &f);
+		if (strstr(f.reason, cases[i].reason) == NULL) {
+			fprintf(stderr, "%s: reason '%s', wanted '%s'\n",
+			    cases[i].name, f.reason, cases[i].reason);
+			exit(1);
+		}
+		CHECK(!f.retry); /* a script's failure waits for an operator */
+		/* the other keys went on to the head */
+		bool every = strcmp(cases[i].name, "init_throws") == 0;
+		proc_status st = pt_wait_failing_units(p, head, PT_WAIT_MS);
+		CHECK_EQ(st.n_failing, every ? (size_t) NACC : 1);
+		proc_stop(p);
+		const proj_def *d = pt_find(e.r, cases[i].name);
+		for (int a = 1; a <= NACC; a++) {
+			char key[32];
+			snprintf(key, sizeof(key), "account-%d", a);
+			json_t *got = stored(&e, d, key);
+			if (a == 2 || every) {
+				/* init_throws fails every key's first event */
+				CHECK(got == NULL);
+				continue;
+			}
+			CHECK(got != NULL);
+			CHECK_EQ(json_integer_value(json_object_get(got, "n")),
+			    accs[a].deposits);
+			json_decref(got);
+		}
+	}
+	pt_env_close(&e);
+}
+
+/* ---- refused at load ---- */
+
+static void
+refused(void)
+{
+	static const struct {
+		const char *file, *reason;
+	} cases[] = {
+		{ "syntax.js", "syntax.js:3: SyntaxError" },
+		{ "unknown_fn.js", "unknown_fn.js:2: ReferenceError" },
+		{ "throws_top.js", "throws_top.js:2: Error: boom" },
+		{ "partition_by.js", "partitionBy() is not supported yet" },
+		{ "init_shared.js", "'$initShared' is not supported" },
+		{ "no_when.js", "no .when({...})" },
+		{ "bad_option.js", "options.resultStreamName is not supported" },
+		{ "top_loop.js", "top_loop.js: over its CPU budget of 100 ms" },
+		{ "no_handler.js", "when() has no event handler" },
+		{ "missing.js", "No such file" },
+	};
+	CHECK_EQ(jsproj_init(), SL_OK);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char    path[4200], err[1024] = "";
+		jsproj *p = NULL;
+		snprintf(path, sizeof(path), "%s/tests/js/refused/%s",
+		    SL_SOURCE_DIR, cases[i].file);
+		int rc = jsproj_open(host_api(), path, NULL, &p, err,
+		    sizeof(err));
+		CHECK(rc != SL_OK);
+		CHECK(p == NULL);
+		if (strstr(err, cases[i].reason) == NULL) {
+			fprintf(stderr, "%s: '%s', wanted '%s'\n",
+			    cases[i].file, err, cases[i].reason);
+			exit(1);
+		}
+	}
+	jsproj_fini();
+}
+
+int
+main(void)
+{
+	refused();
+
+	pt_env e;
+	setenv("SLUICE_JS_DIR", SL_SOURCE_DIR "/tests/js/projections", 1);
+	pt_env_open(&e, "js", SL_BUILD_DIR "/examples/js_host.so");
+	commit_all(e.s);
+	uint64_t head = store_next_position(e.s);
+	read_models(&e, head);
+	emitting(&e, head);
+	pt_env_close(&e);
+
+	failing(head);
+	json_decref(by_type);
+	printf("js_projection_test: ok\n");
+	return 0;
+}
