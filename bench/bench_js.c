@@ -27,8 +27,8 @@
 #include "common.h"
 
 enum { EV_OPENED, EV_DEPOSITED, EV_WITHDRAWN, EV_COUNTED };
-static const char *const type_names[] = { "AccountOpened", "Deposited",
-	"Withdrawn", "Counted" };
+static const char *const type_names[]
+    = { "AccountOpened", "Deposited", "Withdrawn", "Counted" };
 
 typedef struct bev {
 	int   type;
@@ -43,109 +43,131 @@ typedef struct bev {
 
 /* The host glue every mode shares: a dispatcher as a projection host
  * would have it (handler by type, else $any; undefined keeps the state). */
-static const char glue_js[] =
-    "var states = {};\n"
-    "function handle(s, e) {\n"
-    "  var h = proj[e.eventType] || proj.$any;\n"
-    "  if (!h) return s;\n"
-    "  var r = h(s, e);\n"
-    "  return r === undefined ? s : r;\n"
-    "}\n"
-    "function init() { return proj.$init ? proj.$init() : {}; }\n"
-    "function step_rt(st, ev) {\n"
-    "  var s = st === null ? init() : JSON.parse(st);\n"
-    "  return JSON.stringify(handle(s, JSON.parse(ev)));\n"
-    "}\n"
-    "function step_obj(key, e) {\n"
-    "  var s = states[key];\n"
-    "  if (s === undefined) s = init();\n"
-    "  states[key] = handle(s, e);\n"
-    "}\n"
-    "function step_json(key, ev) { step_obj(key, JSON.parse(ev)); }\n"
-    "function get_state(key) { return JSON.stringify(states[key]); }\n";
+static const char glue_js[]
+    = "var states = {};\n"
+      "function handle(s, e) {\n"
+      "  var h = proj[e.eventType] || proj.$any;\n"
+      "  if (!h) return s;\n"
+      "  var r = h(s, e);\n"
+      "  return r === undefined ? s : r;\n"
+      "}\n"
+      "function init() { return proj.$init ? proj.$init() : {}; }\n"
+      "function step_rt(st, ev) {\n"
+      "  var s = st === null ? init() : JSON.parse(st);\n"
+      "  return JSON.stringify(handle(s, JSON.parse(ev)));\n"
+      "}\n"
+      "function step_obj(key, e) {\n"
+      "  var s = states[key];\n"
+      "  if (s === undefined) s = init();\n"
+      "  states[key] = handle(s, e);\n"
+      "}\n"
+      "function step_json(key, ev) { step_obj(key, JSON.parse(ev)); }\n"
+      "function get_state(key) { return JSON.stringify(states[key]); }\n";
 
-static const char count_js[] =
-    "var proj = {\n"
-    "  $init: function () { return { count: 0 }; },\n"
-    "  $any: function (s, e) { s.count += 1; }\n"
-    "};\n";
+static const char count_js[]
+    = "var proj = {\n"
+      "  $init: function () { return { count: 0 }; },\n"
+      "  $any: function (s, e) { s.count += 1; }\n"
+      "};\n";
 
-static const char account_js[] =
-    "var proj = {\n"
-    "  $init: function () { return { balance: 0, ops: 0 }; },\n"
-    "  AccountOpened: function (s, e) {\n"
-    "    s.account = e.data.account; s.name = e.data.name;\n"
-    "    s.open = true; s.balance = 0;\n"
-    "  },\n"
-    "  Deposited: function (s, e) { s.balance += e.data.amount; s.ops++; },\n"
-    "  Withdrawn: function (s, e) {\n"
-    "    if (s.balance >= e.data.amount) s.balance -= e.data.amount;\n"
-    "    else s.rejected = (s.rejected || 0) + 1;\n"
-    "    s.ops++;\n"
-    "  }\n"
-    "};\n";
+static const char account_js[]
+    = "var proj = {\n"
+      "  $init: function () { return { balance: 0, ops: 0 }; },\n"
+      "  AccountOpened: function (s, e) {\n"
+      "    s.account = e.data.account; s.name = e.data.name;\n"
+      "    s.open = true; s.balance = 0;\n"
+      "  },\n"
+      "  Deposited: function (s, e) { s.balance += e.data.amount; s.ops++; "
+      "},\n"
+      "  Withdrawn: function (s, e) {\n"
+      "    if (s.balance >= e.data.amount) s.balance -= e.data.amount;\n"
+      "    else s.rejected = (s.rejected || 0) + 1;\n"
+      "    s.ops++;\n"
+      "  }\n"
+      "};\n";
 
 /* Each test returns true or throws; the result is one line per test. */
-static const char conform_js[] =
-    "var conform_result = (function () {\n"
-    "var t = {\n"
-    " json: function () { var o = JSON.parse('{\"a\":[1,2,{\"b\":null}],\"c\":\"x\\\\u00e9\"}');"
-    "   return JSON.stringify(o) === '{\"a\":[1,2,{\"b\":null}],\"c\":\"x\\u00e9\"}'"
-    "     && JSON.stringify({u: undefined, d: 1}) === '{\"d\":1}'; },\n"
-    " json_reviver_indent: function () { return JSON.parse('{\"a\":1}', function (k, v) {"
-    "   return k === 'a' ? v + 1 : v; }).a === 2 && JSON.stringify([1], null, 1) === '[\\n 1\\n]'; },\n"
-    " array_iter: function () { var a = [1, 2, 3], s = 0; a.forEach(function (x) { s += x; });"
-    "   return s === 6 && a.map(function (x) { return x * 2; })[2] === 6"
-    "     && a.filter(function (x) { return x > 1; }).length === 2"
-    "     && a.reduce(function (p, x) { return p + x; }, 0) === 6"
-    "     && a.reduceRight(function (p, x) { return p + x; }) === 6"
-    "     && a.some(function (x) { return x === 2; }) && a.every(function (x) { return x > 0; })"
-    "     && a.indexOf(3) === 2 && a.lastIndexOf(1) === 0 && Array.isArray(a); },\n"
-    " object: function () { var o = Object.create({p: 1}); o.q = 2;"
-    "   Object.defineProperty(o, 'h', {value: 3, enumerable: false});"
-    "   var f = Object.freeze({z: 1});"
-    "   return Object.keys(o).join() === 'q' && Object.getOwnPropertyNames(o).length === 2"
-    "     && o.p === 1 && Object.isFrozen(f) && Object.getPrototypeOf(o).p === 1; },\n"
-    " getters: function () { var o = { _v: 1, get v() { return this._v * 10; },"
-    "   set v(x) { this._v = x; } }; o.v = 4; return o.v === 40; },\n"
-    " strict: function () { 'use strict'; var thisv = (function () { return this; })();"
-    "   var threw = false; try { undeclared_x = 1; } catch (e) { threw = e instanceof ReferenceError; }"
-    "   return thisv === undefined && threw; },\n"
-    " date: function () { var d = new Date(Date.UTC(2024, 1, 29, 12, 30, 0));"
-    "   return d.toISOString() === '2024-02-29T12:30:00.000Z' && typeof Date.now() === 'number'"
-    "     && new Date('2024-02-29T12:30:00Z').getTime() === d.getTime()"
-    "     && JSON.stringify(d) === '\"2024-02-29T12:30:00.000Z\"'; },\n"
-    " string: function () { return '  x '.trim() === 'x' && 'a,b'.split(',').length === 2"
-    "   && 'abc'.charAt(1) === 'b' && 'x'.concat('y') === 'xy'; },\n"
-    " annexb_substr: function () { return 'abc'.substr(1, 1) === 'b'; },\n"
-    " bind: function () { var f = function (a, b) { return this.k + a + b; }.bind({k: 1}, 2);"
-    "   return f(3) === 6; },\n"
-    " regexp: function () { var m = /(\\d+)-(\\w+)/.exec('acc 42-xyz');"
-    "   return m[1] === '42' && 'a1b2'.replace(/\\d/g, '#') === 'a#b#'; },\n"
-    " numbers: function () { return (1.005).toFixed(1) === '1.0' && parseInt('ff', 16) === 255"
-    "   && (255).toString(16) === 'ff' && isNaN(NaN) && Math.max(1, 3) === 3; },\n"
-    " errors: function () { try { null.x; } catch (e) { return e instanceof TypeError; } },\n"
-    " es2015_arrow_let: function () { return eval('(function(){ let a = [1].map(x => x + 1); return a[0]; })()') === 2; },\n"
-    " es2015_template: function () { return eval('`a${1}`') === 'a1'; }\n"
-    "};\n"
-    "var out = [];\n"
-    "for (var k in t) { var r; try { r = t[k]() ? 'ok' : 'wrong'; }"
-    "  catch (e) { r = 'throws ' + String(e).split('\\n')[0]; } out.push(k + ': ' + r); }\n"
-    "return out.join('\\n');\n"
-    "})()";
+static const char conform_js[]
+    = "var conform_result = (function () {\n"
+      "var t = {\n"
+      " json: function () { var o = "
+      "JSON.parse('{\"a\":[1,2,{\"b\":null}],\"c\":\"x\\\\u00e9\"}');"
+      "   return JSON.stringify(o) === "
+      "'{\"a\":[1,2,{\"b\":null}],\"c\":\"x\\u00e9\"}'"
+      "     && JSON.stringify({u: undefined, d: 1}) === '{\"d\":1}'; },\n"
+      " json_reviver_indent: function () { return JSON.parse('{\"a\":1}', "
+      "function (k, v) {"
+      "   return k === 'a' ? v + 1 : v; }).a === 2 && JSON.stringify([1], "
+      "null, 1) === '[\\n 1\\n]'; },\n"
+      " array_iter: function () { var a = [1, 2, 3], s = 0; "
+      "a.forEach(function (x) { s += x; });"
+      "   return s === 6 && a.map(function (x) { return x * 2; })[2] === 6"
+      "     && a.filter(function (x) { return x > 1; }).length === 2"
+      "     && a.reduce(function (p, x) { return p + x; }, 0) === 6"
+      "     && a.reduceRight(function (p, x) { return p + x; }) === 6"
+      "     && a.some(function (x) { return x === 2; }) && a.every(function "
+      "(x) { return x > 0; })"
+      "     && a.indexOf(3) === 2 && a.lastIndexOf(1) === 0 && "
+      "Array.isArray(a); },\n"
+      " object: function () { var o = Object.create({p: 1}); o.q = 2;"
+      "   Object.defineProperty(o, 'h', {value: 3, enumerable: false});"
+      "   var f = Object.freeze({z: 1});"
+      "   return Object.keys(o).join() === 'q' && "
+      "Object.getOwnPropertyNames(o).length === 2"
+      "     && o.p === 1 && Object.isFrozen(f) && Object.getPrototypeOf(o).p "
+      "=== 1; },\n"
+      " getters: function () { var o = { _v: 1, get v() { return this._v * "
+      "10; },"
+      "   set v(x) { this._v = x; } }; o.v = 4; return o.v === 40; },\n"
+      " strict: function () { 'use strict'; var thisv = (function () { return "
+      "this; })();"
+      "   var threw = false; try { undeclared_x = 1; } catch (e) { threw = e "
+      "instanceof ReferenceError; }"
+      "   return thisv === undefined && threw; },\n"
+      " date: function () { var d = new Date(Date.UTC(2024, 1, 29, 12, 30, "
+      "0));"
+      "   return d.toISOString() === '2024-02-29T12:30:00.000Z' && typeof "
+      "Date.now() === 'number'"
+      "     && new Date('2024-02-29T12:30:00Z').getTime() === d.getTime()"
+      "     && JSON.stringify(d) === '\"2024-02-29T12:30:00.000Z\"'; },\n"
+      " string: function () { return '  x '.trim() === 'x' && "
+      "'a,b'.split(',').length === 2"
+      "   && 'abc'.charAt(1) === 'b' && 'x'.concat('y') === 'xy'; },\n"
+      " annexb_substr: function () { return 'abc'.substr(1, 1) === 'b'; },\n"
+      " bind: function () { var f = function (a, b) { return this.k + a + b; "
+      "}.bind({k: 1}, 2);"
+      "   return f(3) === 6; },\n"
+      " regexp: function () { var m = /(\\d+)-(\\w+)/.exec('acc 42-xyz');"
+      "   return m[1] === '42' && 'a1b2'.replace(/\\d/g, '#') === 'a#b#'; },\n"
+      " numbers: function () { return (1.005).toFixed(1) === '1.0' && "
+      "parseInt('ff', 16) === 255"
+      "   && (255).toString(16) === 'ff' && isNaN(NaN) && Math.max(1, 3) === "
+      "3; },\n"
+      " errors: function () { try { null.x; } catch (e) { return e instanceof "
+      "TypeError; } },\n"
+      " es2015_arrow_let: function () { return eval('(function(){ let a = "
+      "[1].map(x => x + 1); return a[0]; })()') === 2; },\n"
+      " es2015_template: function () { return eval('`a${1}`') === 'a1'; }\n"
+      "};\n"
+      "var out = [];\n"
+      "for (var k in t) { var r; try { r = t[k]() ? 'ok' : 'wrong'; }"
+      "  catch (e) { r = 'throws ' + String(e).split('\\n')[0]; } out.push(k "
+      "+ ': ' + r); }\n"
+      "return out.join('\\n');\n"
+      "})()";
 
 /* ---- events ---- */
 
 static void
 gen_events(bev *evs, size_t n, size_t accounts, bool counting)
 {
-	int *seq = calloc(accounts, sizeof(int));
-	uint32_t r = 12345;
+	int     *seq = calloc(accounts, sizeof(int));
+	uint32_t r   = 12345;
 	for (size_t i = 0; i < n; i++) {
-		bev *e = &evs[i];
-		r = r * 1103515245u + 12345u;
+		bev *e  = &evs[i];
+		r       = r * 1103515245u + 12345u;
 		e->acct = counting ? 0 : (int) ((r >> 8) % accounts);
-		e->seq = seq[e->acct]++;
+		e->seq  = seq[e->acct]++;
 		if (counting)
 			e->type = EV_COUNTED;
 		else if (e->seq == 0)
@@ -161,10 +183,10 @@ gen_events(bev *evs, size_t n, size_t accounts, bool counting)
 			    "{\"account\":\"%s\",\"name\":\"Account %d\"}",
 			    e->stream, e->acct);
 		else
-			snprintf(data, sizeof(data), "{\"amount\":%d}",
-			    e->amount);
+			snprintf(
+			    data, sizeof(data), "{\"amount\":%d}", e->amount);
 		size_t len = strlen(data) + 160;
-		e->json = malloc(len);
+		e->json    = malloc(len);
 		snprintf(e->json, len,
 		    "{\"eventType\":\"%s\",\"streamId\":\"%s\","
 		    "\"sequenceNumber\":%d,\"data\":%s}",
@@ -178,7 +200,7 @@ static void
 set_text(char **slot, const char *s)
 {
 	size_t len = strlen(s) + 1;
-	*slot = realloc(*slot, len);
+	*slot      = realloc(*slot, len);
 	memcpy(*slot, s, len);
 }
 
@@ -194,10 +216,10 @@ duk_fatal_cb(void *udata, const char *msg)
 static duk_context *
 duk_open(const char *proj)
 {
-	duk_context *ctx = duk_create_heap(NULL, NULL, NULL, NULL,
-	    duk_fatal_cb);
-	if (duk_peval_string(ctx, proj) != 0 ||
-	    duk_peval_string(ctx, glue_js) != 0)
+	duk_context *ctx
+	    = duk_create_heap(NULL, NULL, NULL, NULL, duk_fatal_cb);
+	if (duk_peval_string(ctx, proj) != 0
+	    || duk_peval_string(ctx, glue_js) != 0)
 		bench_die("duktape: %s", duk_safe_to_string(ctx, -1));
 	duk_pop(ctx);
 	return ctx;
@@ -238,9 +260,9 @@ static uint64_t
 run_duk(const char *proj, const char *mode, const bev *evs, size_t n,
     size_t keys, char **st0)
 {
-	duk_context *ctx = duk_open(proj);
-	char **texts = calloc(keys, sizeof(char *));
-	uint64_t t0 = bench_now_ns();
+	duk_context *ctx   = duk_open(proj);
+	char       **texts = calloc(keys, sizeof(char *));
+	uint64_t     t0    = bench_now_ns();
 	for (size_t i = 0; i < n; i++) {
 		const bev *e = &evs[i];
 		if (mode[0] == 'r') {
@@ -329,9 +351,9 @@ static uint64_t
 run_mujs(const char *proj, const char *mode, const bev *evs, size_t n,
     size_t keys, char **st0)
 {
-	js_State *J = mujs_open(proj);
-	char **texts = calloc(keys, sizeof(char *));
-	uint64_t t0 = bench_now_ns();
+	js_State *J     = mujs_open(proj);
+	char    **texts = calloc(keys, sizeof(char *));
+	uint64_t  t0    = bench_now_ns();
 	for (size_t i = 0; i < n; i++) {
 		const bev *e = &evs[i];
 		if (mode[0] == 'r') {
@@ -386,8 +408,8 @@ typedef struct cstate {
 } cstate;
 
 static void
-c_fold(cstate *s, int type, const char *account, const char *name,
-    int64_t amount)
+c_fold(
+    cstate *s, int type, const char *account, const char *name, int64_t amount)
 {
 	switch (type) {
 	case EV_COUNTED:
@@ -397,7 +419,7 @@ c_fold(cstate *s, int type, const char *account, const char *name,
 		snprintf(s->account, sizeof(s->account), "%s", account);
 		snprintf(s->name, sizeof(s->name), "%s", name);
 		s->open = s->opened = true;
-		s->balance = 0;
+		s->balance          = 0;
 		break;
 	case EV_DEPOSITED:
 		s->balance += amount;
@@ -423,13 +445,13 @@ type_of(const char *t)
 
 /* The event as a host would hand it to a C fold: parsed from JSON. */
 static void
-c_event(const char *json, int *type, char *account, char *name,
-    int64_t *amount)
+c_event(
+    const char *json, int *type, char *account, char *name, int64_t *amount)
 {
-	json_t *ev = json_loads(json, 0, NULL);
+	json_t *ev   = json_loads(json, 0, NULL);
 	json_t *data = json_object_get(ev, "data");
 	*type = type_of(json_string_value(json_object_get(ev, "eventType")));
-	const char *a = json_string_value(json_object_get(data, "account"));
+	const char *a  = json_string_value(json_object_get(data, "account"));
 	const char *nm = json_string_value(json_object_get(data, "name"));
 	snprintf(account, 32, "%s", a ? a : "");
 	snprintf(name, 32, "%s", nm ? nm : "");
@@ -450,8 +472,7 @@ c_state_json(const cstate *s, bool counting)
 		json_object_set_new(o, "open", json_true());
 	}
 	if (s->rejected)
-		json_object_set_new(o, "rejected",
-		    json_integer(s->rejected));
+		json_object_set_new(o, "rejected", json_integer(s->rejected));
 	return o;
 }
 
@@ -461,12 +482,12 @@ c_state_load(cstate *s, const char *text)
 	memset(s, 0, sizeof(*s));
 	if (!text)
 		return;
-	json_t *o = json_loads(text, 0, NULL);
-	s->count = json_integer_value(json_object_get(o, "count"));
-	s->balance = json_integer_value(json_object_get(o, "balance"));
-	s->ops = json_integer_value(json_object_get(o, "ops"));
-	s->rejected = json_integer_value(json_object_get(o, "rejected"));
-	const char *a = json_string_value(json_object_get(o, "account"));
+	json_t *o      = json_loads(text, 0, NULL);
+	s->count       = json_integer_value(json_object_get(o, "count"));
+	s->balance     = json_integer_value(json_object_get(o, "balance"));
+	s->ops         = json_integer_value(json_object_get(o, "ops"));
+	s->rejected    = json_integer_value(json_object_get(o, "rejected"));
+	const char *a  = json_string_value(json_object_get(o, "account"));
 	const char *nm = json_string_value(json_object_get(o, "name"));
 	if (a) {
 		s->opened = s->open = true;
@@ -477,17 +498,17 @@ c_state_load(cstate *s, const char *text)
 }
 
 static uint64_t
-run_c(bool counting, const char *mode, const bev *evs, size_t n,
-    size_t keys, char **st0)
+run_c(bool counting, const char *mode, const bev *evs, size_t n, size_t keys,
+    char **st0)
 {
-	cstate *states = calloc(keys, sizeof(cstate));
-	char **texts = calloc(keys, sizeof(char *));
-	uint64_t t0 = bench_now_ns();
+	cstate  *states = calloc(keys, sizeof(cstate));
+	char   **texts  = calloc(keys, sizeof(char *));
+	uint64_t t0     = bench_now_ns();
 	for (size_t i = 0; i < n; i++) {
 		const bev *e = &evs[i];
-		int type;
-		char account[32], name[32];
-		int64_t amount;
+		int        type;
+		char       account[32], name[32];
+		int64_t    amount;
 		if (mode[0] == 'o') {
 			/* decoded fields, state kept as a struct */
 			snprintf(name, sizeof(name), "Account %d", e->acct);
@@ -503,8 +524,8 @@ run_c(bool counting, const char *mode, const bev *evs, size_t n,
 		cstate s;
 		c_state_load(&s, texts[e->acct]);
 		c_fold(&s, type, account, name, amount);
-		json_t *o = c_state_json(&s, counting);
-		char *text = json_dumps(o, JSON_COMPACT);
+		json_t *o    = c_state_json(&s, counting);
+		char   *text = json_dumps(o, JSON_COMPACT);
 		free(texts[e->acct]);
 		texts[e->acct] = text;
 		json_decref(o);
@@ -514,7 +535,7 @@ run_c(bool counting, const char *mode, const bev *evs, size_t n,
 		*st0 = texts[0] ? strdup(texts[0]) : NULL;
 	} else {
 		json_t *o = c_state_json(&states[0], counting);
-		*st0 = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+		*st0      = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 		json_decref(o);
 	}
 	for (size_t k = 0; k < keys; k++)
@@ -548,7 +569,7 @@ int
 main(int argc, char **argv)
 {
 	size_t n = 200000, runs = 5, accounts = 1000;
-	bool conform = false;
+	bool   conform = false;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--events") == 0 && i + 1 < argc)
 			n = strtoull(argv[++i], NULL, 10);
@@ -564,8 +585,8 @@ main(int argc, char **argv)
 		bench_die("bench_js: bad --events or --runs");
 
 	if (conform) {
-		duk_context *ctx = duk_create_heap(NULL, NULL, NULL, NULL,
-		    duk_fatal_cb);
+		duk_context *ctx
+		    = duk_create_heap(NULL, NULL, NULL, NULL, duk_fatal_cb);
 		if (duk_peval_string(ctx, conform_js) != 0)
 			bench_die("duktape: %s", duk_safe_to_string(ctx, -1));
 		duk_pop(ctx);
@@ -584,37 +605,38 @@ main(int argc, char **argv)
 
 	static const char *const modes[] = { "rt", "json", "obj" };
 	for (int p = 0; p < 2; p++) {
-		bool counting = p == 0;
-		const char *pname = counting ? "count" : "account";
-		size_t keys = counting ? 1 : accounts;
-		bev *evs = calloc(n, sizeof(bev));
+		bool        counting = p == 0;
+		const char *pname    = counting ? "count" : "account";
+		size_t      keys     = counting ? 1 : accounts;
+		bev        *evs      = calloc(n, sizeof(bev));
 		gen_events(evs, n, keys, counting);
 		char proj[2048];
 		snprintf(proj, sizeof(proj), "%s",
 		    counting ? count_js : account_js);
 		for (int m = 0; m < 3; m++) {
 			const char *engines[] = { "c", "duktape", "mujs" };
-			double rate[3];
-			long long check[3];
+			double      rate[3];
+			long long   check[3];
 			for (int en = 0; en < 3; en++) {
 				uint64_t t[99];
-				char *st0 = NULL;
+				char    *st0 = NULL;
 				for (size_t r = 0; r < runs; r++) {
 					free(st0);
-					st0 = NULL;
-					t[r] = en == 0 ? run_c(counting, modes[m],
-					                     evs, n, keys, &st0)
+					st0  = NULL;
+					t[r] = en == 0
+					    ? run_c(counting, modes[m], evs, n,
+					        keys, &st0)
 					    : en == 1
 					    ? run_duk(proj, modes[m], evs, n,
-					          keys, &st0)
+					        keys, &st0)
 					    : run_mujs(proj, modes[m], evs, n,
-					          keys, &st0);
+					        keys, &st0);
 				}
 				qsort(t, runs, sizeof(t[0]), cmp_u64);
-				rate[en] = (double) n * 1e9 /
-				    (double) t[runs / 2];
-				check[en] = num_of(st0,
-				    counting ? "count" : "balance");
+				rate[en]
+				    = (double) n * 1e9 / (double) t[runs / 2];
+				check[en] = num_of(
+				    st0, counting ? "count" : "balance");
 				free(st0);
 				bench_outf(rate[en], "%s_%s_%s_events_per_s",
 				    pname, modes[m], engines[en]);

@@ -28,7 +28,7 @@ typedef struct jacct {
 	int64_t revision; /* next revision of the stream */
 } jacct;
 
-static jacct    accs[NACC + 1];
+static jacct   accs[NACC + 1];
 static int64_t t1_events, category_total;
 static json_t *by_type;
 
@@ -38,7 +38,8 @@ commit_acct(store *s, int a, const char *type, int64_t amount)
 	char stream[32], json[64];
 	snprintf(stream, sizeof(stream), "account-%d", a);
 	if (strcmp(type, "AccountOpened") == 0)
-		snprintf(json, sizeof(json), "{\"name\":\"%s\"}", accs[a].name);
+		snprintf(
+		    json, sizeof(json), "{\"name\":\"%s\"}", accs[a].name);
 	else
 		snprintf(json, sizeof(json), "{\"amount\":%lld}",
 		    (long long) amount);
@@ -154,8 +155,8 @@ check_state(pt_env *e, const char *name, const char *key, json_t *expected)
 		return;
 	if (expected == NULL || got == NULL || !json_equal(got, expected)) {
 		char *g = got ? json_dumps(got, JSON_SORT_KEYS) : NULL;
-		char *x = expected ? json_dumps(expected, JSON_SORT_KEYS)
-		                   : NULL;
+		char *x
+		    = expected ? json_dumps(expected, JSON_SORT_KEYS) : NULL;
 		fprintf(stderr, "%s '%s': got %s, expected %s\n", name, key,
 		    g ? g : "(none)", x ? x : "(none)");
 		exit(1);
@@ -180,8 +181,8 @@ static processor *
 fold(pt_env *e, const char *name, uint64_t head)
 {
 	processor *p;
-	CHECK_EQ(proc_start(e->s, e->rm, "t1", pt_find(e->r, name), 64, &p),
-	    SL_OK);
+	CHECK_EQ(
+	    proc_start(e->s, e->rm, "t1", pt_find(e->r, name), 64, &p), SL_OK);
 	pt_wait_position(p, head, PT_WAIT_MS);
 	return p;
 }
@@ -189,12 +190,12 @@ fold(pt_env *e, const char *name, uint64_t head)
 static void
 read_models(pt_env *e, uint64_t head)
 {
-	static const char *const names[] = { "count_all", "account_details",
-		"category_total", "bank_notes", "orders", "by_type",
-		"last_deposit", "tags", "vanish", "created",
-		"strict_getters" };
+	static const char *const names[]
+	    = { "count_all", "account_details", "category_total", "bank_notes",
+		      "orders", "by_type", "last_deposit", "tags", "vanish",
+		      "created", "strict_getters" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		processor  *p  = fold(e, names[i], head);
+		processor  *p = fold(e, names[i], head);
 		proc_status st;
 		proc_get_status(p, &st);
 		if (st.n_failing != 0) {
@@ -214,11 +215,11 @@ read_models(pt_env *e, uint64_t head)
 	json_t *streams = json_object();
 	for (int a = 1; a <= NACC; a++) {
 		jacct *c = &accs[a];
-		char  key[32];
+		char   key[32];
 		snprintf(key, sizeof(key), "account-%d", a);
 		json_t *x = json_pack("{sIsIsssb}", "balance",
-		    (json_int_t) c->balance, "ops", (json_int_t) c->ops, "name",
-		    c->name, "open", 1);
+		    (json_int_t) c->balance, "ops", (json_int_t) c->ops,
+		    "name", c->name, "open", 1);
 		if (c->rejected)
 			json_object_set_new(
 			    x, "rejected", json_integer(c->rejected));
@@ -240,17 +241,18 @@ read_models(pt_env *e, uint64_t head)
 	check_state(e, "category_total", "root",
 	    json_pack("{sIso}", "total", (json_int_t) category_total,
 	        "streams", streams));
-	check_state(e, "bank_notes", "root", J("{\"notes\":[\"a\",\"b\",\"c\"]}"));
+	check_state(
+	    e, "bank_notes", "root", J("{\"notes\":[\"a\",\"b\",\"c\"]}"));
 	check_state(e, "orders", "root",
 	    J("{\"orders\":2,\"total\":17,\"qty\":{\"x\":3,\"y\":1},"
 	      "\"cancelled\":1}"));
-	json_t   *bt = json_deep_copy(by_type);
+	json_t     *bt = json_deep_copy(by_type);
 	const char *k;
 	json_t     *v;
 	char        types[256] = "";
 	/* jansson iterates in insertion order: sort the names as JS does */
 	const char *names_sorted[16];
-	size_t      nn = 0;
+	size_t      nn                                        = 0;
 	json_object_foreach(by_type, k, v) names_sorted[nn++] = k;
 	for (size_t i = 0; i < nn; i++)
 		for (size_t j = i + 1; j < nn; j++)
@@ -301,7 +303,8 @@ collect(void *arg, uint64_t position, const void *data, size_t len)
 	CHECK_EQ(ev_decode(data, len, position, &z, &v), SL_OK);
 	CHECK(r->n < r->max);
 	rev  *o = &r->v[r->n++];
-	char *c = mp_to_json_text(&v.content), *m = mp_to_json_text(&v.metadata);
+	char *c = mp_to_json_text(&v.content),
+	     *m = mp_to_json_text(&v.metadata);
 	snprintf(o->type, sizeof(o->type), "%s", v.type);
 	snprintf(o->content, sizeof(o->content), "%s", c);
 	snprintf(o->meta, sizeof(o->meta), "%s", m);
@@ -315,7 +318,8 @@ static size_t
 read_stream(store *s, const char *stream, rev *out, size_t max)
 {
 	rlist r = { out, 0, max };
-	CHECK_EQ(store_scan_stream(s, "t1", stream, 0, max, collect, &r), SL_OK);
+	CHECK_EQ(
+	    store_scan_stream(s, "t1", stream, 0, max, collect, &r), SL_OK);
 	return r.n;
 }
 
@@ -335,8 +339,8 @@ run_emitting(pt_env *e, const char *name, uint64_t head)
 		fprintf(stderr, "claim %s: %s\n", name, err);
 		exit(1);
 	}
-	CHECK_EQ(eproj_start(e->s, "t1", def, CFG_MODE_CONTINUOUS, &set, false,
-	             &ep),
+	CHECK_EQ(eproj_start(
+	             e->s, "t1", def, CFG_MODE_CONTINUOUS, &set, false, &ep),
 	    SL_OK);
 	int64_t end = pt_now_ms() + PT_WAIT_MS;
 	for (;;) {
@@ -405,7 +409,8 @@ failing(uint64_t head)
 	} cases[] = {
 		{ "throws", "throws.js:4: Error: no deposits on account-2" },
 		{ "loop", "loop.js: over its CPU budget of 20 ms" },
-		{ "memory", "memory.js: over its memory cap of 4194304 bytes" },
+		{ "memory",
+		    "memory.js: over its memory cap of 4194304 bytes" },
 		{ "nonobject",
 		    "nonobject.js: Deposited gave a number as the state of "
 		    "'account-2': a state is an object" },
@@ -424,8 +429,8 @@ failing(uint64_t head)
 	e.r = pt_load(SL_BUILD_DIR "/examples/js_host.so");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		processor *p;
-		CHECK_EQ(proc_start(e.s, e.rm, "t1", pt_find(e.r, cases[i].name),
-		             64, &p),
+		CHECK_EQ(proc_start(e.s, e.rm, "t1",
+		             pt_find(e.r, cases[i].name), 64, &p),
 		    SL_OK);
 		proc_failing f;
 		pt_wait_unit(p, "account-2", 1, PT_WAIT_MS, &f);
@@ -436,8 +441,8 @@ failing(uint64_t head)
 		}
 		CHECK(!f.retry); /* a script's failure waits for an operator */
 		/* the other keys went on to the head */
-		bool every = strcmp(cases[i].name, "init_throws") == 0;
-		proc_status st = pt_wait_failing_units(p, head, PT_WAIT_MS);
+		bool        every = strcmp(cases[i].name, "init_throws") == 0;
+		proc_status st    = pt_wait_failing_units(p, head, PT_WAIT_MS);
 		CHECK_EQ(st.n_failing, every ? (size_t) NACC : 1);
 		proc_stop(p);
 		const proj_def *d = pt_find(e.r, cases[i].name);
@@ -473,8 +478,10 @@ refused(void)
 		{ "partition_by.js", "partitionBy() is not supported yet" },
 		{ "init_shared.js", "'$initShared' is not supported" },
 		{ "no_when.js", "no .when({...})" },
-		{ "bad_option.js", "options.resultStreamName is not supported" },
-		{ "top_loop.js", "top_loop.js: over its CPU budget of 100 ms" },
+		{ "bad_option.js",
+		    "options.resultStreamName is not supported" },
+		{ "top_loop.js",
+		    "top_loop.js: over its CPU budget of 100 ms" },
 		{ "no_handler.js", "when() has no event handler" },
 		{ "missing.js", "No such file" },
 	};
@@ -484,8 +491,8 @@ refused(void)
 		jsproj *p = NULL;
 		snprintf(path, sizeof(path), "%s/tests/js/refused/%s",
 		    SL_SOURCE_DIR, cases[i].file);
-		int rc = jsproj_open(host_api(), path, NULL, &p, err,
-		    sizeof(err));
+		int rc = jsproj_open(
+		    host_api(), path, NULL, &p, err, sizeof(err));
 		CHECK(rc != SL_OK);
 		CHECK(p == NULL);
 		if (strstr(err, cases[i].reason) == NULL) {

@@ -65,8 +65,8 @@ sluice_plugin_init(const sl_host_api *host, const sl_plugin_desc **out)
 		host->log(SL_LOG_ERROR, msg);
 		return SL_EPLUGIN;
 	}
-	char        **names = NULL;
-	size_t        n = 0;
+	char         **names = NULL;
+	size_t         n     = 0;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
@@ -90,14 +90,14 @@ sluice_plugin_init(const sl_host_api *host, const sl_plugin_desc **out)
 		char path[4200], err[1024];
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		jsproj *p;
-		if (names[i] != NULL && loaded != NULL && projs != NULL &&
-		    jsproj_open(host, path, NULL, &p, err, sizeof(err)) ==
-		        SL_OK) {
-			loaded[n_loaded] = p;
+		if (names[i] != NULL && loaded != NULL && projs != NULL
+		    && jsproj_open(host, path, NULL, &p, err, sizeof(err))
+		        == SL_OK) {
+			loaded[n_loaded]  = p;
 			projs[n_loaded++] = jsproj_projection(p);
 		} else if (names[i] != NULL) {
-			snprintf(msg, sizeof(msg), "js_host: not loaded: %s",
-			    err);
+			snprintf(
+			    msg, sizeof(msg), "js_host: not loaded: %s", err);
 			host->log(SL_LOG_ERROR, msg);
 		}
 		free(names[i]);

@@ -15,69 +15,74 @@
  * the dispatch: the handler of the event's type, else $any; a handler
  * returning undefined keeps the state it was given (and changed).
  */
-static const char prelude_js[] =
-    "var __sl = { sources: null, handlers: null, foreachStream: false,\n"
-    "  partitionBy: null, outputState: false, options: {} };\n"
-    "(function (g) {\n"
-    "  function unsupported(what) { return function () {\n"
-    "    throw new Error(what + ' is not supported yet'); }; }\n"
-    "  function q() { return {\n"
-    "    when: function (h) {\n"
-    "      if (typeof h !== 'object' || h === null)\n"
-    "        throw new TypeError('when() takes an object of handlers');\n"
-    "      __sl.handlers = h; return this; },\n"
-    "    foreachStream: function () { __sl.foreachStream = true; return this; },\n"
-    "    partitionBy: function (f) {\n"
-    "      if (typeof f !== 'function')\n"
-    "        throw new TypeError('partitionBy() takes a function');\n"
-    "      __sl.partitionBy = f; return this; },\n"
-    "    outputState: function () { __sl.outputState = true; return this; },\n"
-    "    transformBy: unsupported('transformBy()'),\n"
-    "    filterBy: unsupported('filterBy()'),\n"
-    "    outputTo: unsupported('outputTo()')\n"
-    "  }; }\n"
-    "  function from(src) {\n"
-    "    if (__sl.sources !== null)\n"
-    "      throw new Error('a projection reads from one from...() only');\n"
-    "    __sl.sources = src; return q(); }\n"
-    "  function name(s, f) {\n"
-    "    if (typeof s !== 'string' || s === '')\n"
-    "      throw new TypeError(f + '() takes a non-empty string');\n"
-    "    return s; }\n"
-    "  g.fromAll = function () { return from([]); };\n"
-    "  g.fromStream = function (s) {\n"
-    "    return from([{ kind: 2, name: name(s, 'fromStream') }]); };\n"
-    "  g.fromStreams = function (a) {\n"
-    "    var l = Array.isArray(a) ? a : Array.prototype.slice.call(arguments);\n"
-    "    if (l.length === 0) throw new TypeError('fromStreams() takes streams');\n"
-    "    return from(l.map(function (s) {\n"
-    "      return { kind: 2, name: name(s, 'fromStreams') }; })); };\n"
-    "  g.fromCategory = function (c) {\n"
-    "    return from([{ kind: 4, name: name(c, 'fromCategory') }]); };\n"
-    "  g.fromCategories = unsupported('fromCategories()');\n"
-    "  g.options = function (o) {\n"
-    "    if (typeof o !== 'object' || o === null)\n"
-    "      throw new TypeError('options() takes an object');\n"
-    "    __sl.options = o; };\n"
-    "})(this);\n"
-    "function __sl_on(s, e) {\n"
-    "  var h = __sl.handlers, f = h[e.eventType];\n"
-    "  if (typeof f !== 'function' || e.eventType.charAt(0) === '$') f = h.$any;\n"
-    "  var r = f(s, e);\n"
-    "  return r === undefined ? s : r;\n"
-    "}\n"
-    "function __sl_init(e) {\n"
-    "  var h = __sl.handlers, s = h.$init ? h.$init() : {};\n"
-    "  if (h.$created && s !== null && typeof s === 'object') {\n"
-    "    var r = h.$created(s, e);\n"
-    "    if (r !== undefined) s = r;\n"
-    "  }\n"
-    "  return s;\n"
-    "}\n"
-    "function __sl_deleted(s, e) {\n"
-    "  var r = __sl.handlers.$deleted(s, e, true);\n"
-    "  return r === undefined ? s : r;\n"
-    "}\n";
+static const char prelude_js[]
+    = "var __sl = { sources: null, handlers: null, foreachStream: false,\n"
+      "  partitionBy: null, outputState: false, options: {} };\n"
+      "(function (g) {\n"
+      "  function unsupported(what) { return function () {\n"
+      "    throw new Error(what + ' is not supported yet'); }; }\n"
+      "  function q() { return {\n"
+      "    when: function (h) {\n"
+      "      if (typeof h !== 'object' || h === null)\n"
+      "        throw new TypeError('when() takes an object of handlers');\n"
+      "      __sl.handlers = h; return this; },\n"
+      "    foreachStream: function () { __sl.foreachStream = true; return "
+      "this; },\n"
+      "    partitionBy: function (f) {\n"
+      "      if (typeof f !== 'function')\n"
+      "        throw new TypeError('partitionBy() takes a function');\n"
+      "      __sl.partitionBy = f; return this; },\n"
+      "    outputState: function () { __sl.outputState = true; return this; "
+      "},\n"
+      "    transformBy: unsupported('transformBy()'),\n"
+      "    filterBy: unsupported('filterBy()'),\n"
+      "    outputTo: unsupported('outputTo()')\n"
+      "  }; }\n"
+      "  function from(src) {\n"
+      "    if (__sl.sources !== null)\n"
+      "      throw new Error('a projection reads from one from...() only');\n"
+      "    __sl.sources = src; return q(); }\n"
+      "  function name(s, f) {\n"
+      "    if (typeof s !== 'string' || s === '')\n"
+      "      throw new TypeError(f + '() takes a non-empty string');\n"
+      "    return s; }\n"
+      "  g.fromAll = function () { return from([]); };\n"
+      "  g.fromStream = function (s) {\n"
+      "    return from([{ kind: 2, name: name(s, 'fromStream') }]); };\n"
+      "  g.fromStreams = function (a) {\n"
+      "    var l = Array.isArray(a) ? a : "
+      "Array.prototype.slice.call(arguments);\n"
+      "    if (l.length === 0) throw new TypeError('fromStreams() takes "
+      "streams');\n"
+      "    return from(l.map(function (s) {\n"
+      "      return { kind: 2, name: name(s, 'fromStreams') }; })); };\n"
+      "  g.fromCategory = function (c) {\n"
+      "    return from([{ kind: 4, name: name(c, 'fromCategory') }]); };\n"
+      "  g.fromCategories = unsupported('fromCategories()');\n"
+      "  g.options = function (o) {\n"
+      "    if (typeof o !== 'object' || o === null)\n"
+      "      throw new TypeError('options() takes an object');\n"
+      "    __sl.options = o; };\n"
+      "})(this);\n"
+      "function __sl_on(s, e) {\n"
+      "  var h = __sl.handlers, f = h[e.eventType];\n"
+      "  if (typeof f !== 'function' || e.eventType.charAt(0) === '$') f = "
+      "h.$any;\n"
+      "  var r = f(s, e);\n"
+      "  return r === undefined ? s : r;\n"
+      "}\n"
+      "function __sl_init(e) {\n"
+      "  var h = __sl.handlers, s = h.$init ? h.$init() : {};\n"
+      "  if (h.$created && s !== null && typeof s === 'object') {\n"
+      "    var r = h.$created(s, e);\n"
+      "    if (r !== undefined) s = r;\n"
+      "  }\n"
+      "  return s;\n"
+      "}\n"
+      "function __sl_deleted(s, e) {\n"
+      "  var r = __sl.handlers.$deleted(s, e, true);\n"
+      "  return r === undefined ? s : r;\n"
+      "}\n";
 
 /* ---- natives ---- */
 
@@ -86,7 +91,7 @@ static duk_ret_t
 native_error(duk_context *ctx, const char *fmt, const char *a, int code)
 {
 	char    msg[400];
-	jscall *c = jsheap_call();
+	jscall *c    = jsheap_call();
 	int     line = 0;
 	snprintf(msg, sizeof(msg), fmt, a, code);
 	duk_inspect_callstack_entry(ctx, -2); /* the caller of the native */
@@ -132,8 +137,8 @@ n_emit(duk_context *ctx)
 	int rc = c->p->host->emit_meta(c->ctx, stream, type, body, meta);
 	jsheap_guard_end();
 	if (rc != SL_OK)
-		return native_error(ctx, "emit to '%s' refused (error %d)",
-		    stream, rc);
+		return native_error(
+		    ctx, "emit to '%s' refused (error %d)", stream, rc);
 	return 0;
 }
 
@@ -147,17 +152,17 @@ n_link_to(duk_context *ctx)
 	double seq = duk_get_number_default(ctx, -1, -1);
 	duk_get_prop_string(ctx, 1, "streamId");
 	const char *sid = duk_get_string_default(ctx, -1, "");
-	if (strcmp(sid, c->p->host->event_stream(c->ev)) != 0 ||
-	    seq != (double) c->p->host->event_revision(c->ev))
+	if (strcmp(sid, c->p->host->event_stream(c->ev)) != 0
+	    || seq != (double) c->p->host->event_revision(c->ev))
 		return native_error(ctx,
-		    "linkTo('%s', e) links only the event being handled", stream,
-		    0);
+		    "linkTo('%s', e) links only the event being handled",
+		    stream, 0);
 	jsheap_guard_begin();
 	int rc = c->p->host->link_to(c->ctx, stream, c->ev);
 	jsheap_guard_end();
 	if (rc != SL_OK)
-		return native_error(ctx, "linkTo '%s' refused (error %d)",
-		    stream, rc);
+		return native_error(
+		    ctx, "linkTo '%s' refused (error %d)", stream, rc);
 	return 0;
 }
 
@@ -172,8 +177,8 @@ n_link_stream_to(duk_context *ctx)
 	int rc = c->p->host->link_stream_to(c->ctx, stream, linked);
 	jsheap_guard_end();
 	if (rc != SL_OK)
-		return native_error(ctx, "linkStreamTo '%s' refused (error %d)",
-		    stream, rc);
+		return native_error(
+		    ctx, "linkStreamTo '%s' refused (error %d)", stream, rc);
 	return 0;
 }
 
@@ -181,7 +186,7 @@ n_link_stream_to(duk_context *ctx)
 static duk_ret_t
 n_log(duk_context *ctx)
 {
-	jscall *c = jsheap_call();
+	jscall   *c = jsheap_call();
 	duk_idx_t n = duk_get_top(ctx);
 	duk_push_string(ctx, " ");
 	duk_insert(ctx, 0);
@@ -280,11 +285,16 @@ kind_of(duk_context *ctx, duk_idx_t i)
 	if (duk_is_function(ctx, i))
 		return "a function";
 	switch (duk_get_type(ctx, i)) {
-	case DUK_TYPE_UNDEFINED: return "undefined";
-	case DUK_TYPE_BOOLEAN: return "a boolean";
-	case DUK_TYPE_NUMBER: return "a number";
-	case DUK_TYPE_STRING: return "a string";
-	default: return "not an object";
+	case DUK_TYPE_UNDEFINED:
+		return "undefined";
+	case DUK_TYPE_BOOLEAN:
+		return "a boolean";
+	case DUK_TYPE_NUMBER:
+		return "a number";
+	case DUK_TYPE_STRING:
+		return "a string";
+	default:
+		return "not an object";
 	}
 }
 
@@ -295,8 +305,8 @@ state_body(duk_context *ctx, void *arg)
 	const sl_host_api *H = a->p->host;
 	const char        *json;
 	const char        *fn = a->which == ON ? "__sl_on"
-	           : a->which == CREATED    ? "__sl_init"
-	                                    : "__sl_deleted";
+	           : a->which == CREATED       ? "__sl_init"
+	                                       : "__sl_deleted";
 	duk_get_global_string(ctx, fn);
 	if (a->which != CREATED) {
 		if (H->state_get_json(a->st, "", &json) != SL_OK) {
@@ -318,14 +328,15 @@ state_body(duk_context *ctx, void *arg)
 	jsheap_script_begin();
 	duk_call(ctx, a->which == CREATED ? 1 : 2);
 	jsheap_script_end();
-	if (!duk_is_object(ctx, -1) || duk_is_array(ctx, -1) ||
-	    duk_is_function(ctx, -1)) {
+	if (!duk_is_object(ctx, -1) || duk_is_array(ctx, -1)
+	    || duk_is_function(ctx, -1)) {
 		snprintf(a->why, sizeof(a->why),
-		    "%s: %s gave %s as the state of '%s': a state is an object",
+		    "%s: %s gave %s as the state of '%s': a state is an "
+		    "object",
 		    a->p->file,
-		    a->which == CREATED ? "$init" : a->which == DELETED
-		        ? "$deleted"
-		        : H->event_type(a->ev),
+		    a->which == CREATED       ? "$init"
+		        : a->which == DELETED ? "$deleted"
+		                              : H->event_type(a->ev),
 		    kind_of(ctx, -1), a->key);
 		return 0;
 	}
@@ -350,7 +361,7 @@ run_state(statecall *a, sl_context *ctx)
 		return p->host->fail_with(ctx, why, false, 0);
 	jscall call = { p, a->ev, ctx };
 	bool   dead;
-	int    rc = jsheap_run(h, state_body, a, &call, &dead, why, sizeof(why));
+	int rc = jsheap_run(h, state_body, a, &call, &dead, why, sizeof(why));
 	if (dead)
 		jsheap_drop(h);
 	else
@@ -368,39 +379,42 @@ sl_outcome
 jscall_on(void *user, const sl_event *ev, const char *key, sl_state *st,
     sl_context *ctx)
 {
-	statecall a = { .which = ON, .p = user, .ev = ev, .key = key,
-		.st = st };
+	statecall a
+	    = { .which = ON, .p = user, .ev = ev, .key = key, .st = st };
 	return run_state(&a, ctx);
 }
 
 sl_outcome
-jscall_created(void *user, const sl_event *ev, const char *key,
-    sl_state *st, sl_context *ctx)
+jscall_created(void *user, const sl_event *ev, const char *key, sl_state *st,
+    sl_context *ctx)
 {
-	statecall a = { .which = CREATED, .p = user, .ev = ev, .key = key,
-		.st = st };
+	statecall a
+	    = { .which = CREATED, .p = user, .ev = ev, .key = key, .st = st };
 	return run_state(&a, ctx);
 }
 
 sl_outcome
-jscall_deleted(void *user, const char *stream, const char *key,
-    sl_state *st, sl_context *ctx)
+jscall_deleted(void *user, const char *stream, const char *key, sl_state *st,
+    sl_context *ctx)
 {
-	statecall a = { .which = DELETED, .p = user, .stream = stream,
-		.key = key, .st = st };
+	statecall a = { .which = DELETED,
+		.p             = user,
+		.stream        = stream,
+		.key           = key,
+		.st            = st };
 	return run_state(&a, ctx);
 }
 
 /* outputState(): the result is the state itself. */
 sl_outcome
-jscall_result(void *user, const char *key, const sl_state *state,
-    sl_state *result)
+jscall_result(
+    void *user, const char *key, const sl_state *state, sl_state *result)
 {
 	jsproj     *p = user;
 	const char *json;
 	(void) key;
-	if (p->host->state_get_json(state, "", &json) != SL_OK ||
-	    p->host->state_put_json(result, "", json) != SL_OK)
+	if (p->host->state_get_json(state, "", &json) != SL_OK
+	    || p->host->state_put_json(result, "", json) != SL_OK)
 		return SL_DELETE;
 	return SL_REPLACE;
 }

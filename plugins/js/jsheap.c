@@ -26,22 +26,23 @@ struct jsblk {
 
 /* ---- the budget: one CPU-time timer per thread, one signal ---- */
 
-static int              js_sig;
-static struct sigaction js_old_sa;
-static bool             js_sa_set;
+static int  js_sig;
+static bool js_sa_set;
 
 static pthread_mutex_t tm_mu = PTHREAD_MUTEX_INITIALIZER;
 static timer_t        *tm_all; /* every thread's timer, deleted at fini */
 static size_t          tm_n, tm_cap;
+static atomic_uint     tm_gen; /* fini deletes the timers: a new start */
 
 static __thread volatile sig_atomic_t t_script;  /* script is running */
 static __thread volatile sig_atomic_t t_guard;   /* in host code */
 static __thread volatile sig_atomic_t t_expired; /* the timer fired */
 static __thread sigjmp_buf *volatile t_jmp;
-static __thread jscall *t_call;
-static __thread bool    t_timer_ok;
-static __thread timer_t t_timer;
-static __thread char    t_fatal[256];
+static __thread jscall  *t_call;
+static __thread bool     t_timer_ok;
+static __thread unsigned t_timer_gen;
+static __thread timer_t  t_timer;
+static __thread char     t_fatal[256];
 
 enum { JMP_BUDGET = 1, JMP_FATAL = 2 };
 
@@ -56,20 +57,30 @@ on_budget(int sig)
 	siglongjmp(*t_jmp, JMP_BUDGET);
 }
 
+/* Each loaded copy of the host (a hot reload has two for a while) claims a
+ * real-time signal of its own, the first one nobody handles, so that a
+ * copy's timers never reach another copy's handler. */
 int
 jsproj_init(void)
 {
-	struct sigaction sa;
+	struct sigaction sa, cur;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_budget;
 	/* NODEFER: the jump leaves the handler without restoring the mask */
 	sa.sa_flags = SA_RESTART | SA_NODEFER;
 	sigemptyset(&sa.sa_mask);
-	js_sig = SIGRTMIN + 7;
-	if (sigaction(js_sig, &sa, &js_old_sa) != 0)
-		return SL_EPLUGIN;
-	js_sa_set = true;
-	return SL_OK;
+	for (int sig = SIGRTMIN + 7; sig <= SIGRTMAX; sig++) {
+		if (sigaction(sig, NULL, &cur) != 0
+		    || (cur.sa_flags & SA_SIGINFO)
+		    || cur.sa_handler != SIG_DFL)
+			continue;
+		if (sigaction(sig, &sa, NULL) != 0)
+			return SL_EPLUGIN;
+		js_sig    = sig;
+		js_sa_set = true;
+		return SL_OK;
+	}
+	return SL_EPLUGIN;
 }
 
 void
@@ -81,22 +92,29 @@ jsproj_fini(void)
 	free(tm_all);
 	tm_all = NULL;
 	tm_n = tm_cap = 0;
+	atomic_fetch_add(&tm_gen, 1);
 	pthread_mutex_unlock(&tm_mu);
-	if (js_sa_set)
-		sigaction(js_sig, &js_old_sa, NULL);
+	/* no timer of this copy is left: the signal is free again */
+	if (js_sa_set) {
+		struct sigaction dfl;
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		sigemptyset(&dfl.sa_mask);
+		sigaction(js_sig, &dfl, NULL);
+	}
 	js_sa_set = false;
 }
 
 static int
 thread_timer(void)
 {
-	if (t_timer_ok)
+	if (t_timer_ok && t_timer_gen == atomic_load(&tm_gen))
 		return 0;
 	struct sigevent sev;
 	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify          = SIGEV_THREAD_ID;
-	sev.sigev_signo           = js_sig;
-	sev._sigev_un._tid        = gettid();
+	sev.sigev_notify   = SIGEV_THREAD_ID;
+	sev.sigev_signo    = js_sig;
+	sev._sigev_un._tid = gettid();
 	if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &t_timer) != 0)
 		return -1;
 	pthread_mutex_lock(&tm_mu);
@@ -113,7 +131,8 @@ thread_timer(void)
 	}
 	tm_all[tm_n++] = t_timer;
 	pthread_mutex_unlock(&tm_mu);
-	t_timer_ok = true;
+	t_timer_ok  = true;
+	t_timer_gen = atomic_load(&tm_gen);
 	return 0;
 }
 
@@ -209,7 +228,7 @@ over_cap(jsheap *h, size_t more)
 static void *
 js_alloc(void *udata, duk_size_t size)
 {
-	jsheap *h = udata;
+	jsheap *h   = udata;
 	void   *out = NULL;
 	jsheap_guard_begin();
 	if (!over_cap(h, size)) {
@@ -253,7 +272,7 @@ js_realloc(void *udata, void *ptr, duk_size_t size)
 	}
 	void *out = NULL;
 	jsheap_guard_begin();
-	jsblk *b = (jsblk *) ptr - 1;
+	jsblk *b   = (jsblk *) ptr - 1;
 	size_t old = b->size;
 	if (size <= old || !over_cap(h, size - old)) {
 		blk_unlink(h, b);
@@ -398,11 +417,11 @@ jsheap_run(jsheap *h, jsbody body, void *arg, jscall *call, bool *dead,
 	}
 	t_jmp = &jb;
 	arm(p->lim.budget_ms);
-	runarg   ra = { body, arg };
+	runarg    ra = { body, arg };
 	duk_int_t rc = duk_safe_call(h->ctx, tramp, &ra, 0, 1);
 	disarm();
-	t_jmp  = NULL;
-	t_call = NULL;
+	t_jmp   = NULL;
+	t_call  = NULL;
 	int out = SL_OK;
 	if (rc != DUK_EXEC_SUCCESS) {
 		jsheap_error_text(p, h->ctx, why, len);
@@ -457,7 +476,7 @@ jsheap_take(jsproj *p, char *why, size_t len)
 		return NULL;
 	}
 	h->owner = p;
-	h->ctx = duk_create_heap(js_alloc, js_realloc, js_free, h, js_fatal);
+	h->ctx   = duk_create_heap(js_alloc, js_realloc, js_free, h, js_fatal);
 	if (h->ctx == NULL) {
 		snprintf(why, len, "%s: cannot create a heap%s", p->file,
 		    h->refused ? " (memory cap)" : "");

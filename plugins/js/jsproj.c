@@ -44,17 +44,17 @@ typedef struct defarg {
 	char    why[512];
 } defarg;
 
-#define DEF_FAIL(...)                                                    \
-	do {                                                             \
-		snprintf(d->why, sizeof(d->why), __VA_ARGS__);           \
-		return 0;                                                \
+#define DEF_FAIL(...)                                                         \
+	do {                                                                  \
+		snprintf(d->why, sizeof(d->why), __VA_ARGS__);                \
+		return 0;                                                     \
 	} while (0)
 
 static bool
 allowed_special(const char *k)
 {
-	return strcmp(k, "$init") == 0 || strcmp(k, "$any") == 0 ||
-	    strcmp(k, "$created") == 0 || strcmp(k, "$deleted") == 0;
+	return strcmp(k, "$init") == 0 || strcmp(k, "$any") == 0
+	    || strcmp(k, "$created") == 0 || strcmp(k, "$deleted") == 0;
 }
 
 /* options({...}): what Sluice reads; anything else is refused, so that a
@@ -70,8 +70,8 @@ read_options(duk_context *ctx, defarg *d)
 		if (strcmp(k, "$includeLinks") == 0) {
 			if (duk_to_boolean(ctx, -1))
 				p->proj.source_flags |= SL_SOURCE_LINKS;
-		} else if (strcmp(k, "reorderEvents") == 0 ||
-		    strcmp(k, "processingLag") == 0) {
+		} else if (strcmp(k, "reorderEvents") == 0
+		    || strcmp(k, "processingLag") == 0) {
 			/* one ordered log: nothing to reorder or wait for */
 		} else if (strcmp(k, "emits") == 0) {
 			if (!duk_is_array(ctx, -1))
@@ -101,7 +101,8 @@ read_options(duk_context *ctx, defarg *d)
 			if (v >= 1048576.0 && v < (double) p->lim.memory_bytes)
 				p->lim.memory_bytes = (size_t) v;
 		} else
-			DEF_FAIL("%s: options.%s is not supported", p->file, k);
+			DEF_FAIL(
+			    "%s: options.%s is not supported", p->file, k);
 		duk_pop_2(ctx);
 	}
 	duk_pop_2(ctx);
@@ -147,11 +148,11 @@ read_handlers(duk_context *ctx, defarg *d)
 	while (duk_next(ctx, -1, 1)) {
 		const char *k = duk_get_string(ctx, -2);
 		if (!duk_is_function(ctx, -1))
-			DEF_FAIL("%s: when(): '%s' is not a function",
-			    p->file, k);
+			DEF_FAIL(
+			    "%s: when(): '%s' is not a function", p->file, k);
 		if (k[0] == '$' && !allowed_special(k))
-			DEF_FAIL("%s: when(): '%s' is not supported", p->file,
-			    k);
+			DEF_FAIL(
+			    "%s: when(): '%s' is not supported", p->file, k);
 		if (strcmp(k, "$init") == 0)
 			p->has_init = true;
 		else if (strcmp(k, "$created") == 0)
@@ -159,14 +160,14 @@ read_handlers(duk_context *ctx, defarg *d)
 		else if (strcmp(k, "$deleted") == 0)
 			p->has_deleted = true;
 		else {
-			sl_selector *s = realloc(
-			    p->sel, (p->n_sel + 1) * sizeof(*s));
+			sl_selector *s
+			    = realloc(p->sel, (p->n_sel + 1) * sizeof(*s));
 			if (s == NULL)
 				DEF_FAIL("%s: out of memory", p->file);
-			p->sel                = s;
+			p->sel                 = s;
 			s[p->n_sel].event_type = keep(p, k);
-			s[p->n_sel].key = per_stream ? SL_KEY_EVENT_SOURCE
-			                             : SL_KEY_STATIC;
+			s[p->n_sel].key
+			    = per_stream ? SL_KEY_EVENT_SOURCE : SL_KEY_STATIC;
 			s[p->n_sel].arg = per_stream ? NULL : ROOT_KEY;
 			p->n_sel++;
 		}
@@ -219,7 +220,7 @@ read_file(const char *path, char *err, size_t errlen)
 	size_t n = 0, cap = 0, got;
 	do {
 		if (cap - n < 4096) {
-			cap = cap ? cap * 2 : 8192;
+			cap     = cap ? cap * 2 : 8192;
 			char *b = realloc(buf, cap + 1);
 			if (b == NULL || cap > (SL_STATE_MAX_BYTES)) {
 				free(b ? b : buf);
@@ -252,8 +253,7 @@ uuid_of(const char *name)
 	char     buf[40];
 	snprintf(buf, sizeof(buf), "%08x-%04x-8%03x-%04x-%012llx",
 	    (unsigned) (a >> 32), (unsigned) (a >> 16) & 0xffffu,
-	    (unsigned) a & 0xfffu,
-	    (unsigned) ((b >> 48) & 0x3fffu) | 0x8000u,
+	    (unsigned) a & 0xfffu, (unsigned) ((b >> 48) & 0x3fffu) | 0x8000u,
 	    (unsigned long long) (b & 0xffffffffffffull));
 	return strdup(buf);
 }
@@ -267,8 +267,8 @@ jsproj_open(const sl_host_api *host, const char *path,
 	if (p == NULL)
 		return SL_ENOMEM;
 	p->host = host;
-	p->lim  = lim ? *lim
-	              : (jsproj_limits) { JSPROJ_BUDGET_MS, JSPROJ_MEMORY };
+	p->lim
+	    = lim ? *lim : (jsproj_limits) { JSPROJ_BUDGET_MS, JSPROJ_MEMORY };
 	pthread_mutex_init(&p->mu, NULL);
 	p->path = strdup(path);
 	if (p->path == NULL) {

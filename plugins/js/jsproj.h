@@ -40,7 +40,7 @@ int jsproj_open(const sl_host_api *host, const char *path,
     const jsproj_limits *lim, jsproj **out, char *err, size_t errlen);
 /** The projection (owned by p, alive until jsproj_close). */
 const sl_projection *jsproj_projection(const jsproj *p);
-void jsproj_close(jsproj *p);
+void                 jsproj_close(jsproj *p);
 
 /** Install the budget's signal handler (once per load of the plugin);
  * @return SL_OK or SL_EPLUGIN. jsproj_fini restores the previous one. */

@@ -100,7 +100,7 @@ sl_outcome jscall_created(void *user, const sl_event *ev, const char *key,
     sl_state *st, sl_context *ctx);
 sl_outcome jscall_deleted(void *user, const char *stream, const char *key,
     sl_state *st, sl_context *ctx);
-sl_outcome jscall_result(void *user, const char *key, const sl_state *state,
-    sl_state *result);
+sl_outcome jscall_result(
+    void *user, const char *key, const sl_state *state, sl_state *result);
 
 #endif
