@@ -2,8 +2,9 @@
  * JavaScript projections (issue 16) over the real processor: the js_host
  * plugin serves the EventStoreDB-style projections of tests/js/projections
  * (fromAll, fromStream, fromStreams, fromCategory, foreachStream, $init,
- * $created, $any, typed handlers, a handler returning a new state,
- * undefined that vanishes, metadata, emit, linkTo, outputState), each
+ * $created, $any, $deleted, typed handlers, a handler returning a new
+ * state, undefined that vanishes, metadata, emit, linkTo, linkStreamTo,
+ * outputState), each
  * checked against the same fold written here in C. The scripts of
  * tests/js/failing fail one key each (a throw, a loop over the CPU budget,
  * memory over the cap, a non-object state, an emit to an undeclared
@@ -123,6 +124,17 @@ commit_all(store *s)
 	pt_commit1(s, "t1", "accounting-1", "Deposited", "{\"amount\":999}");
 	count_type("Deposited");
 	pt_commit1(s, "t2", "account-1", "Deposited", "{\"amount\":5}");
+	/* a soft delete: account-6's events stay in the log (the processors
+	 * read it as written), $deleted is called for its key */
+	store_commit c;
+	memset(&c, 0, sizeof(c));
+	c.tenant     = "t1";
+	c.tenant_len = 2;
+	c.stream     = "account-6";
+	c.stream_len = strlen(c.stream);
+	c.expected   = STORE_EXPECT_ANY;
+	c.trunc      = STORE_TRUNC_DELETE;
+	CHECK_EQ(store_commit_wait(s, &c), SL_OK);
 }
 
 /* ---- comparing states ---- */
@@ -193,11 +205,15 @@ read_models(pt_env *e, uint64_t head)
 	static const char *const names[]
 	    = { "count_all", "account_details", "category_total", "bank_notes",
 		      "orders", "by_type", "last_deposit", "tags", "vanish",
-		      "created", "strict_getters" };
+		      "created", "strict_getters", "deleted" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		processor  *p = fold(e, names[i], head);
 		proc_status st;
 		proc_get_status(p, &st);
+		if (getenv("JS_TEST_DEBUG"))
+			fprintf(stderr, "%s: handled %llu position %llu\n",
+			    names[i], (unsigned long long) st.events_handled,
+			    (unsigned long long) st.position);
 		if (st.n_failing != 0) {
 			proc_failing f;
 			proc_get_failing(p, &f, 1);
@@ -234,6 +250,12 @@ read_models(pt_env *e, uint64_t head)
 			        "partition", key));
 		} else
 			check_state(e, "last_deposit", key, NULL);
+		json_t *d = json_pack("{sI}", "n", (json_int_t) c->events);
+		if (a == NACC) {
+			json_object_set_new(d, "deleted", json_true());
+			json_object_set_new(d, "by", json_string(key));
+		}
+		check_state(e, "deleted", key, d);
 		check_state(e, "created", key,
 		    json_pack("{sIsssI}", "n", (json_int_t) c->events, "first",
 		        "AccountOpened", "at", (json_int_t) 0));
@@ -388,9 +410,16 @@ emitting(pt_env *e, uint64_t head)
 	/* links: "$>" events "<revision>@<stream>", every one a big deposit */
 	size_t n = read_stream(e->s, "big-deposits", v, 128);
 	CHECK(n > 0);
+	size_t big = n;
 	for (size_t i = 0; i < n; i++) {
 		CHECK_STREQ(v[i].type, "$>");
 		CHECK(strstr(v[i].content, "@account-") != NULL);
+	}
+	/* linkStreamTo: "$@" events naming the stream, one per big deposit */
+	CHECK_EQ(read_stream(e->s, "big-index", v, 128), big);
+	for (size_t i = 0; i < big; i++) {
+		CHECK_STREQ(v[i].type, "$@");
+		CHECK(strncmp(v[i].content, "\"account-", 9) == 0);
 	}
 	/* outputState: one Result per change, in the root result stream */
 	n = read_stream(e->s, "$projections-output_state-result", v, 128);
