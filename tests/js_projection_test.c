@@ -521,7 +521,7 @@ refused(void)
 		snprintf(path, sizeof(path), "%s/tests/js/refused/%s",
 		    SL_SOURCE_DIR, cases[i].file);
 		int rc = jsproj_open(
-		    host_api(), path, NULL, &p, err, sizeof(err));
+		    host_api(), path, NULL, NULL, &p, err, sizeof(err));
 		CHECK(rc != SL_OK);
 		CHECK(p == NULL);
 		if (strstr(err, cases[i].reason) == NULL) {

@@ -1,10 +1,10 @@
 /*
- * The js_host plugin: every *.js file of the directory $SLUICE_JS_DIR is
- * one projection (jsproj.h), served through the plugin ABI like a C
- * plugin's. A file that does not load is logged with its reason
- * (file:line) and left out; the others load. Until plugin_dir serves .js
- * files itself (issue 16, step 3), the directory comes from the
- * environment.
+ * The js_host plugin, two ways in. The registry loads each *.js file of
+ * plugin_dir through a private copy of this .so of its own, calling
+ * sluice_js_load (the file's one projection; a refusal names file:line).
+ * Loaded as an ordinary plugin, sluice_plugin_init serves every *.js file
+ * of the directory $SLUICE_JS_DIR (a file that does not load is logged
+ * and left out).
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -44,6 +44,46 @@ static int
 cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * Load one .js file (path: the registry's private copy; file: the name it
+ * has in plugin_dir) as this copy's one projection. @return SL_OK with
+ * *out; else an error code and err ("count.js:3: SyntaxError: ...").
+ */
+SL_EXPORT int
+sluice_js_load(const sl_host_api *host, const char *path, const char *file,
+    const sl_plugin_desc **out, char *err, size_t errlen)
+{
+	if (host->struct_size < sizeof(sl_host_api)) {
+		snprintf(err, errlen, "js_host needs an ABI 1.3 host");
+		return SL_EVERSION;
+	}
+	if (n_loaded != 0 || jsproj_init() != SL_OK) {
+		snprintf(err, errlen,
+		    "%s: cannot install its CPU budget: every real-time signal "
+		    "from SIGRTMIN+7 on is taken (one per loaded .js file)",
+		    file);
+		return SL_EPLUGIN;
+	}
+	loaded = calloc(1, sizeof(*loaded));
+	projs  = calloc(1, sizeof(*projs));
+	jsproj *p;
+	int     rc = loaded == NULL || projs == NULL
+	        ? SL_ENOMEM
+	        : jsproj_open(host, path, file, NULL, &p, err, errlen);
+	if (rc != SL_OK) {
+		js_fini();
+		return rc;
+	}
+	loaded[0]          = p;
+	projs[0]           = jsproj_projection(p);
+	n_loaded           = 1;
+	desc.name          = jsproj_projection(p)->name;
+	desc.projections   = projs;
+	desc.n_projections = 1;
+	*out               = &desc;
+	return SL_OK;
 }
 
 SL_EXPORT int
@@ -91,7 +131,8 @@ sluice_plugin_init(const sl_host_api *host, const sl_plugin_desc **out)
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		jsproj *p;
 		if (names[i] != NULL && loaded != NULL && projs != NULL
-		    && jsproj_open(host, path, NULL, &p, err, sizeof(err))
+		    && jsproj_open(
+		           host, path, NULL, NULL, &p, err, sizeof(err))
 		        == SL_OK) {
 			loaded[n_loaded]  = p;
 			projs[n_loaded++] = jsproj_projection(p);

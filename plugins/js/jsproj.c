@@ -259,7 +259,7 @@ uuid_of(const char *name)
 }
 
 int
-jsproj_open(const sl_host_api *host, const char *path,
+jsproj_open(const sl_host_api *host, const char *path, const char *file,
     const jsproj_limits *lim, jsproj **out, char *err, size_t errlen)
 {
 	*out      = NULL;
@@ -270,13 +270,16 @@ jsproj_open(const sl_host_api *host, const char *path,
 	p->lim
 	    = lim ? *lim : (jsproj_limits) { JSPROJ_BUDGET_MS, JSPROJ_MEMORY };
 	pthread_mutex_init(&p->mu, NULL);
-	p->path = strdup(path);
+	if (file == NULL) {
+		const char *slash = strrchr(path, '/');
+		file              = slash ? slash + 1 : path;
+	}
+	p->path = strdup(file);
 	if (p->path == NULL) {
 		jsproj_close(p);
 		return SL_ENOMEM;
 	}
-	const char *slash = strrchr(p->path, '/');
-	p->file           = slash ? slash + 1 : p->path;
+	p->file = p->path;
 	if ((p->text = read_file(path, err, errlen)) == NULL) {
 		jsproj_close(p);
 		return SL_ENOTFOUND;

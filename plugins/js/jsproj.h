@@ -28,7 +28,9 @@ typedef struct jsproj jsproj;
 
 /**
  * Load the projection of one .js file: run the script once (bounded), read
- * its definition, and build the sl_projection.
+ * its definition, and build the sl_projection. file is the name reasons
+ * and the projection's name come from ("count.js"; NULL: path's
+ * basename), when path is a private copy.
  * @return SL_OK; SL_EPLUGIN (the script throws, loops, calls what does not
  *         exist, or defines no valid projection: err names file:line when
  *         the engine knows it); SL_ENOTFOUND (cannot read the file);
@@ -36,7 +38,7 @@ typedef struct jsproj jsproj;
  * @note *out is the caller's, freed with jsproj_close after the host's last
  *       callback into it.
  */
-int jsproj_open(const sl_host_api *host, const char *path,
+int jsproj_open(const sl_host_api *host, const char *path, const char *file,
     const jsproj_limits *lim, jsproj **out, char *err, size_t errlen);
 /** The projection (owned by p, alive until jsproj_close). */
 const sl_projection *jsproj_projection(const jsproj *p);

@@ -66,8 +66,8 @@ plug_remove_stale_copies(const char *dir)
  * or NULL with a reason in err.
  */
 char *
-plug_make_copy(const registry *r, const char *src, uint64_t *hash, uint64_t *size,
-    char *err, size_t errlen)
+plug_make_copy(const registry *r, const char *src, uint64_t *hash,
+    uint64_t *size, char *err, size_t errlen)
 {
 	fnv f             = { FNV1A_OFFSET };
 	*size             = 0;
@@ -158,6 +158,7 @@ plug_ver_free(plugin_ver *v)
 		proj_def_free(v->defs[i]);
 	free(v->defs);
 	free(v->copy);
+	free(v->host_copy);
 	free(v->name);
 	free(v->version);
 	free(v);
@@ -181,6 +182,11 @@ plug_ver_unload(plugin_ver *v)
 		unlink(v->copy);
 		free(v->copy);
 		v->copy = NULL;
+	}
+	if (v->host_copy != NULL) {
+		unlink(v->host_copy);
+		free(v->host_copy);
+		v->host_copy = NULL;
 	}
 }
 
@@ -226,9 +232,80 @@ plug_ver_close(plugin_ver *v)
  * v->defs holds the projections and filters (not yet published); on failure
  * the caller unloads v.
  */
+static int plug_ver_desc(
+    registry *r, plugin_ver *v, const sl_plugin_desc *desc, refusal *rf);
+
+/* What js_host.so exports for the registry (plugins/js/js_host.c). */
+#define JS_LOAD_SYMBOL "sluice_js_load"
+typedef int (*js_load_fn)(const sl_host_api *host, const char *path,
+    const char *file, const sl_plugin_desc **out, char *err, size_t errlen);
+
+/*
+ * A .js file (issue 16): v->copy is the script's private copy; it is
+ * loaded by a private copy of the JavaScript host of its own (so that a
+ * reload's two versions never share the host's state), whose refusal
+ * names the file and line.
+ */
+static int
+plug_js_open(registry *r, plugin_ver *v, refusal *rf)
+{
+	char     why[1024] = "";
+	uint64_t hash, size;
+	if (r->js_host == NULL)
+		return plug_refuse(rf, SL_EPLUGIN,
+		    "no JavaScript host to run it (js_host.so: set "
+		    "SLUICE_JS_HOST)");
+	v->host_copy
+	    = plug_make_copy(r, r->js_host, &hash, &size, why, sizeof(why));
+	if (v->host_copy == NULL)
+		return plug_refuse(
+		    rf, SL_EPLUGIN, "JavaScript host %s: %s", r->js_host, why);
+	int rc
+	    = elf_check_plugin(v->host_copy, JS_LOAD_SYMBOL, why, sizeof(why));
+	if (rc != SL_OK)
+		return plug_refuse(rf,
+		    rc == SL_ENOMEM ? SL_ENOMEM : SL_EPLUGIN,
+		    "JavaScript host %s: %s", r->js_host, why);
+	dlerror();
+	v->dl = dlopen(v->host_copy, RTLD_NOW | RTLD_LOCAL);
+	if (v->dl == NULL) {
+		const char *e = dlerror();
+		return plug_refuse(rf, SL_EPLUGIN,
+		    "JavaScript host: dlopen failed: %s",
+		    e != NULL ? e : "unknown error");
+	}
+	js_load_fn load = (js_load_fn) dlsym(v->dl, JS_LOAD_SYMBOL);
+	if (load == NULL)
+		return plug_refuse(rf, SL_EPLUGIN,
+		    "JavaScript host %s does not export %s()", r->js_host,
+		    JS_LOAD_SYMBOL);
+	const char *slash = strrchr(v->owner->file, '/');
+	const char *file  = slash != NULL ? slash + 1 : v->owner->file;
+	const sl_plugin_desc *desc = NULL;
+	why[0]                     = '\0';
+	rc = load(host_api(), v->copy, file, &desc, why, sizeof(why));
+	if (rc != SL_OK)
+		return plug_refuse(rf,
+		    rc == SL_ENOMEM ? SL_ENOMEM : SL_EPLUGIN, "%s",
+		    why[0] != '\0' ? why : sl_strerror(rc));
+	if (desc == NULL)
+		return plug_refuse(rf, SL_EPLUGIN,
+		    "%s() returned no descriptor", JS_LOAD_SYMBOL);
+	return plug_ver_desc(r, v, desc, rf);
+}
+
+static bool
+is_js(const char *path)
+{
+	size_t n = strlen(path);
+	return n > 3 && strcmp(path + n - 3, ".js") == 0;
+}
+
 int
 plug_ver_open(registry *r, plugin_ver *v, refusal *rf)
 {
+	if (is_js(v->owner->file))
+		return plug_js_open(r, v, rf);
 	char why[512] = "";
 	int  rc       = elf_check_plugin(
 	           v->copy, SL_PLUGIN_INIT_SYMBOL, why, sizeof(why));
@@ -257,8 +334,16 @@ plug_ver_open(registry *r, plugin_ver *v, refusal *rf)
 		return plug_refuse(rf, SL_EPLUGIN, "%s() failed: %s (%s)",
 		    SL_PLUGIN_INIT_SYMBOL, sl_strerror(rc), sl_errname(rc));
 	if (desc == NULL)
-		return plug_refuse(rf, SL_EPLUGIN, "%s() returned no descriptor",
-		    SL_PLUGIN_INIT_SYMBOL);
+		return plug_refuse(rf, SL_EPLUGIN,
+		    "%s() returned no descriptor", SL_PLUGIN_INIT_SYMBOL);
+	return plug_ver_desc(r, v, desc, rf);
+}
+
+/* Check a descriptor init returned and read its definitions. */
+static int
+plug_ver_desc(
+    registry *r, plugin_ver *v, const sl_plugin_desc *desc, refusal *rf)
+{
 	if (SL_ABI_MAJOR_OF(desc->abi_version) != SL_ABI_MAJOR)
 		return plug_refuse(rf, SL_EVERSION,
 		    "plugin ABI version %u.%u is not supported (host ABI "
@@ -272,7 +357,8 @@ plug_ver_open(registry *r, plugin_ver *v, refusal *rf)
 		    desc->struct_size, (size_t) DESC_V1_SIZE);
 	v->desc = desc; /* from here on, its fields (and fini) can be read */
 	if (desc->name == NULL || desc->name[0] == '\0')
-		return plug_refuse(rf, SL_EPLUGIN, "descriptor has no plugin name");
+		return plug_refuse(
+		    rf, SL_EPLUGIN, "descriptor has no plugin name");
 	if ((v->name = strdup(desc->name)) == NULL
 	    || (v->version
 	           = strdup(desc->version != NULL ? desc->version : ""))

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <sluice/plugin.h>
 
@@ -170,11 +171,30 @@ typedef struct plugin_info {
 
 /** @param cache_dir  where private copies go (created if missing) */
 int registry_create(const char *cache_dir, registry **out);
+/**
+ * The JavaScript host a .js file in the plugin directory is loaded with
+ * (js_host.so; each .js file gets a private copy of it). Default:
+ * $SLUICE_JS_HOST, else the build's examples/js_host.so when it exists;
+ * without one a .js file is refused, saying so. @return SL_OK, SL_ENOMEM.
+ */
+int registry_set_js_host(registry *r, const char *path);
+
+/** Whether a file name is a plugin's: "*.so", or "*.js" (one JavaScript
+ * projection, issue 16). */
+static inline bool
+plugin_file_name(const char *name)
+{
+	size_t len = strlen(name);
+	return len > 3
+	    && (strcmp(name + len - 3, ".so") == 0
+	        || strcmp(name + len - 3, ".js") == 0);
+}
 /** Unload every plugin (calls fini) and free. */
 void registry_destroy(registry *r);
 
 /**
- * Load every regular file ending in ".so" in dir (sorted by name).
+ * Load every regular file ending in ".so" or ".js" in dir (sorted by
+ * name).
  * Refusals are logged and kept for status; they are not errors here.
  * @return SL_OK, or SL_ENOTFOUND if dir cannot be read.
  */

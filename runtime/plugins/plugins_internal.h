@@ -54,6 +54,7 @@ struct plugin_ver {
 	registry             *r;
 	plugin               *owner;
 	char                 *copy; /* private copy; NULL once removed */
+	char *host_copy; /* a .js file's copy of js_host.so, or NULL */
 	void                 *dl;   /* dlopen handle; NULL if refused/closed */
 	const sl_plugin_desc *desc; /* plugin-owned; NULL if refused/closed */
 	char                 *name; /* host copies (NULL before desc read) */
@@ -106,6 +107,7 @@ struct registry {
 	size_t           n_kept, cap_kept;
 	def_refusal     *refused; /* by id, under lock */
 	size_t           n_refused, cap_refused;
+	char            *js_host; /* js_host.so for .js files, or NULL */
 };
 
 /* ---- FNV-1a 64 over the definition ---- */

@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fsutil.h"
 #include "log.h"
@@ -157,7 +158,27 @@ registry_create(const char *cache_dir, registry **out)
 	pthread_mutex_init(&r->load_mu, NULL);
 	pthread_mutex_init(&r->ver_mu, NULL);
 	plug_remove_stale_copies(cache_dir);
+	const char *js = getenv("SLUICE_JS_HOST");
+#ifdef SL_JS_HOST_DEFAULT
+	if (js == NULL || *js == '\0')
+		js = SL_JS_HOST_DEFAULT;
+#endif
+	if (js != NULL && *js != '\0' && access(js, R_OK) == 0)
+		registry_set_js_host(r, js);
 	*out = r;
+	return SL_OK;
+}
+
+int
+registry_set_js_host(registry *r, const char *path)
+{
+	char *c = path != NULL ? strdup(path) : NULL;
+	if (path != NULL && c == NULL)
+		return SL_ENOMEM;
+	pthread_mutex_lock(&r->load_mu);
+	free(r->js_host);
+	r->js_host = c;
+	pthread_mutex_unlock(&r->load_mu);
 	return SL_OK;
 }
 
@@ -206,6 +227,7 @@ registry_destroy(registry *r)
 	pthread_mutex_destroy(&r->load_mu);
 	pthread_mutex_destroy(&r->ver_mu);
 	free(r->cache_dir);
+	free(r->js_host);
 	free(r);
 }
 
@@ -715,7 +737,7 @@ registry_load_dir(registry *r, const char *dir)
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
-		if (len < 4 || strcmp(de->d_name + len - 3, ".so") != 0)
+		if (len < 4 || !plugin_file_name(de->d_name))
 			continue;
 		char *path;
 		if (asprintf(&path, "%s/%s", dir, de->d_name) < 0) {

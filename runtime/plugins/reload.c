@@ -245,7 +245,7 @@ reload_rescan(runtime *rt)
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
-		if (len < 4 || strcmp(de->d_name + len - 3, ".so") != 0)
+		if (len < 4 || !plugin_file_name(de->d_name))
 			continue;
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 16;

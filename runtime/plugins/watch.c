@@ -60,7 +60,11 @@ mono_ms(void)
 static bool
 is_plugin_name(const char *name, size_t len)
 {
-	return len > 3 && memcmp(name + len - 3, ".so", 3) == 0;
+	/* "*.so", or "*.js" (plugins.h's plugin_file_name; the name here is
+	 * not NUL-terminated) */
+	return len > 3
+	    && (memcmp(name + len - 3, ".so", 3) == 0
+	        || memcmp(name + len - 3, ".js", 3) == 0);
 }
 
 /* (Re)start the quiet time of name. */

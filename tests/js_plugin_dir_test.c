@@ -1,0 +1,142 @@
+/*
+ * JavaScript projections in a plugin directory (issue 16): the registry
+ * loads each *.js file with a private copy of js_host.so, shows a file that
+ * does not load with file:line in its plugin info, reloads a changed file
+ * (the definition follows the text: a new hash), skips the same bytes,
+ * keeps the previous version running when a new one is broken, and the
+ * loaded projection folds events through the processor.
+ */
+#include <sys/stat.h>
+
+#include "projection_testutil.h"
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	CHECK(f != NULL);
+	CHECK(fputs(text, f) >= 0);
+	CHECK(fclose(f) == 0);
+}
+
+/* The plugin info of file name (basename); exits if none. */
+static plugin_info
+info_of(registry *r, const char *name)
+{
+	for (size_t i = 0; i < registry_plugin_count(r); i++) {
+		plugin_info pi;
+		registry_plugin_info(r, i, &pi);
+		const char *slash = strrchr(pi.file, '/');
+		if (strcmp(slash ? slash + 1 : pi.file, name) == 0)
+			return pi;
+	}
+	fprintf(stderr, "no plugin info for %s\n", name);
+	exit(1);
+}
+
+static const char count_v1[]
+    = "fromAll().when({\n"
+      "  $init: function () { return { count: 0 }; },\n"
+      "  $any: function (s, e) { s.count += 1; }\n"
+      "});\n";
+static const char count_v2[]
+    = "fromAll().when({\n"
+      "  $init: function () { return { count: 0, v: 2 }; },\n"
+      "  $any: function (s, e) { s.count += 10; }\n"
+      "});\n";
+static const char broken[] = "fromAll().when({\n"
+                             "  $any: function (s, e) { s.x = ; }\n"
+                             "});\n";
+
+static void
+reload(registry *r, const char *path, int want)
+{
+	proj_change *ch = NULL;
+	size_t       n  = 0;
+	char         err[1024];
+	CHECK_EQ(
+	    registry_reload_file(r, path, &ch, &n, err, sizeof(err)), want);
+	free(ch);
+}
+
+int
+main(void)
+{
+	char dir[4200], count[4300], bad[4300], cache[4300], path[4300];
+	snprintf(dir, sizeof(dir), "%s/js", tu_tmpdir());
+	CHECK(mkdir(dir, 0700) == 0);
+	snprintf(count, sizeof(count), "%s/count.js", dir);
+	snprintf(bad, sizeof(bad), "%s/bad.js", dir);
+	write_file(count, count_v1);
+	write_file(bad, broken);
+
+	registry *r;
+	snprintf(cache, sizeof(cache), "%s/plugin-cache", tu_tmpdir());
+	CHECK_EQ(registry_create(cache, &r), SL_OK);
+	CHECK_EQ(registry_set_js_host(r, SL_BUILD_DIR "/examples/js_host.so"),
+	    SL_OK);
+	CHECK_EQ(registry_load_dir(r, dir), SL_OK);
+
+	/* the good file loads: its projection is named for the file */
+	const proj_def *d1 = pt_find(r, "count");
+	uint64_t        h1 = d1->def_hash;
+	plugin_info     pi = info_of(r, "count.js");
+	CHECK(pi.loaded);
+	CHECK_STREQ(pi.name, "count");
+	CHECK_EQ(pi.n_projections, 1);
+	/* the broken one is shown with file:line */
+	pi = info_of(r, "bad.js");
+	CHECK(!pi.loaded);
+	CHECK(pi.error != NULL);
+	if (strstr(pi.error, "bad.js:2: SyntaxError") == NULL) {
+		fprintf(stderr, "error: %s\n", pi.error);
+		exit(1);
+	}
+	CHECK(registry_find(r, "bad", 3) == NULL);
+
+	/* the same bytes again: nothing loaded */
+	reload(r, count, SL_OK);
+	CHECK(pt_find(r, "count") == d1);
+	/* changed text: a new version whose definition hash differs */
+	write_file(count, count_v2);
+	reload(r, count, SL_OK);
+	const proj_def *d2 = pt_find(r, "count");
+	CHECK(d2 != d1);
+	CHECK(d2->def_hash != h1);
+	CHECK_STREQ(d2->id, d1->id); /* the same file keeps its id */
+	/* broken: refused with file:line, the previous version keeps running
+	 */
+	write_file(count, broken);
+	reload(r, count, SL_EPLUGIN);
+	CHECK(pt_find(r, "count") == d2);
+	pi = info_of(r, "count.js");
+	CHECK(pi.loaded);
+	CHECK(pi.error != NULL && strstr(pi.error, "count.js:2:") != NULL);
+	/* the fixed bad.js loads */
+	write_file(bad, count_v1);
+	reload(r, bad, SL_OK);
+	CHECK(pt_find(r, "bad") != NULL);
+	CHECK(info_of(r, "bad.js").error == NULL);
+
+	/* the running version folds events through the processor */
+	store   *s;
+	rmstore *rm;
+	snprintf(path, sizeof(path), "%s/log", tu_tmpdir());
+	CHECK_EQ(store_open(path, 16u << 20, false, &s), SL_OK);
+	snprintf(path, sizeof(path), "%s/rm", tu_tmpdir());
+	CHECK_EQ(rm_open(path, 16u << 20, false, &rm), SL_OK);
+	pt_commit1(s, "t1", "a-1", "Ping", "{}");
+	pt_commit1(s, "t1", "a-2", "Ping", "{}");
+	pt_commit1(s, "t1", "a-1", "Pong", "{}");
+	processor *p;
+	CHECK_EQ(proc_start(s, rm, "t1", d2, 16, &p), SL_OK);
+	pt_wait_position(p, store_next_position(s), PT_WAIT_MS);
+	proc_stop(p);
+	CHECK_EQ(pt_state_i64(rm, d2->id, "root", "count"), 30);
+	CHECK_EQ(pt_state_i64(rm, d2->id, "root", "v"), 2);
+	rm_close(rm);
+	store_close(s);
+	registry_destroy(r);
+	printf("js_plugin_dir_test: ok\n");
+	return 0;
+}
