@@ -291,6 +291,17 @@ int  proc_emit_result(proj_result_fn fn, const proj_def *def,
  * lower it). */
 extern size_t proc_cache_keep;
 void proc_emit_free(proc_emit *em);
+/* The batch being built (created when there is none; NULL: no memory). */
+struct ebatch *proc_ebatch_get(proc_emit *em);
+/* Append an event (content: one packed msgpack value; meta a packed map
+ * or NULL) caused by ev (may be NULL). SL_OK or SL_ENOMEM. */
+int proc_ebatch_append(struct ebatch *b, const char *stream,
+    const char *type, const void *content, size_t len, const void *meta,
+    size_t meta_len, const ev_view *cause);
+/* The batch's appends so far, and back to such a mark (a failed event's
+ * are dropped). */
+size_t proc_ebatch_mark(const proc_emit *em);
+void   proc_ebatch_rewind(proc_emit *em, size_t mark);
 
 /* proc_events.c */
 /* A key with no state yet: the definition's created callback (ABI 1.3)
