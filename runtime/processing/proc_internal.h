@@ -202,6 +202,16 @@ typedef struct batch_ctx {
 
 void proc_set_state(processor *p, proc_state s);
 bool proc_stopping(processor *p);
+/* The command bit of proc_halt (after the proc_cmd values). */
+#define CMD_HALT 5
+/* A window of at least this long makes events_per_sec. */
+#define PROC_RATE_WINDOW_NS 1000000000LL
+
+/* The thread (projection.c); arg: the processor. */
+void *proc_thread(void *arg);
+/* events_per_sec over the window since rate_at_ns (p->mu held); a window
+ * of a second or more starts a new one when `restart`. */
+void proc_update_rate(proc_status *st, bool restart);
 /* A processor (no thread yet) of def for tenant; with em (taken over,
  * freed with it) an emitting one, rm NULL. */
 processor *proc_new(store *s, rmstore *rm, const char *tenant,
