@@ -98,7 +98,8 @@ else
 	cmake --build "$build" -j "$(nproc)" --target sluiced account_details \
 		bench_sluice bench_lmdb bench_nng bench_sqlite bench_live \
 		bench_remote remote_account_details bench_emit bench_emitter \
-		bench_slow_neighbour bench_lanes >/dev/null
+		bench_slow_neighbour bench_lanes bench_sources \
+		bench_sources_plugin >/dev/null
 fi
 BS=$build/bench/bench_sluice
 BL=$build/bench/bench_lmdb
@@ -112,9 +113,12 @@ REMOTE_CLIENT=$build/remote_account_details
 BE=$build/bench/bench_emit
 BLN=$build/bench/bench_lanes
 EMITTER=$build/bench/plugins/bench_emitter.so
+BSRC=$build/bench/bench_sources
+SOURCES=$build/bench/plugins/bench_sources_plugin.so
 NEIGHBOUR=$build/bench/plugins/bench_slow_neighbour.so
 for f in "$BS" "$BL" "$BN" "$BQ" "$BF" "$BR" "$SLUICED" "$PLUGIN" \
-	"$REMOTE_CLIENT" "$BE" "$BLN" "$EMITTER" "$NEIGHBOUR"; do
+	"$REMOTE_CLIENT" "$BE" "$BLN" "$EMITTER" "$NEIGHBOUR" "$BSRC" \
+	"$SOURCES"; do
 	[ -e "$f" ] || { echo "run.sh: $f is missing (build first)" >&2; exit 1; }
 done
 
@@ -319,6 +323,14 @@ for r in $(seq "$RUNS"); do
 			--dir "$WORK" --emitter "$EMITTER" --batch $b \
 			--seconds $T_APPEND --sync 0 --warmup $W_EMIT
 	done
+	# ABI 1.3 sources (issue 15): a selective projection against a
+	# whole-log one, in process, on a copy of the same log
+	say "run $r/$RUNS: sources: whole log, one category, one stream"
+	rm -rf "$WORK/src" && mkdir -p "$WORK/src/t"
+	cp -r "$EM/data/events" "$WORK/src/log"
+	run sources "$BSRC" --log "$WORK/src/log" --plugin "$SOURCES" \
+		--tmp "$WORK/src/t"
+	rm -rf "$WORK/src"
 done
 rm -rf "$EM"
 

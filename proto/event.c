@@ -5,10 +5,13 @@
  */
 #include "event.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <uuid/uuid.h>
@@ -492,10 +495,89 @@ ev_parse_new(const msgpack_object *o, ev_new *out, char *err, size_t errlen)
 	return SL_OK;
 }
 
+/*
+ * Event ids: version 4 UUIDs from a generator per thread (xoshiro256**),
+ * seeded with 256 bits from getrandom when a thread first needs one and
+ * again in a forked child (which would otherwise repeat its parent's
+ * ids). libuuid's uuid_generate read the kernel's random source for every
+ * id: 1.7 us each on the writer's path (issue 17). The ids need to be
+ * unique, not secret: a client that cares picks its own.
+ */
+typedef struct idgen {
+	uint64_t s[4];
+	uint64_t epoch; /* the fork epoch it was seeded in; 0: not yet */
+} idgen;
+
+static _Thread_local idgen  gen;
+static uint64_t             fork_epoch = 1; /* bumped in a forked child */
+static pthread_once_t       fork_once  = PTHREAD_ONCE_INIT;
+
+static void
+after_fork_child(void)
+{
+	__atomic_add_fetch(&fork_epoch, 1, __ATOMIC_RELAXED);
+}
+
+static void
+watch_forks(void)
+{
+	pthread_atfork(NULL, NULL, after_fork_child);
+}
+
+static inline uint64_t
+rotl64(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t
+idgen_next(idgen *g)
+{
+	uint64_t *s = g->s;
+	uint64_t  r = rotl64(s[1] * 5, 7) * 9;
+	uint64_t  t = s[1] << 17;
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl64(s[3], 45);
+	return r;
+}
+
+static void
+idgen_seed(idgen *g, uint64_t epoch)
+{
+	uint8_t buf[sizeof(g->s)];
+	size_t  got = 0;
+	while (got < sizeof(buf)) {
+		ssize_t n = getrandom(buf + got, sizeof(buf) - got, 0);
+		if (n > 0)
+			got += (size_t) n;
+		else if (errno != EINTR)
+			break;
+	}
+	if (got < sizeof(buf)) /* no getrandom: libuuid's source */
+		for (size_t i = 0; i < sizeof(buf); i += 16)
+			uuid_generate(buf + i);
+	memcpy(g->s, buf, sizeof(buf));
+	if ((g->s[0] | g->s[1] | g->s[2] | g->s[3]) == 0)
+		g->s[0] = 1; /* the one state it must not have */
+	g->epoch = epoch;
+}
+
 void
 ev_uuid_generate(uint8_t id[16])
 {
-	uuid_generate(id);
+	pthread_once(&fork_once, watch_forks);
+	uint64_t epoch = __atomic_load_n(&fork_epoch, __ATOMIC_RELAXED);
+	if (gen.epoch != epoch)
+		idgen_seed(&gen, epoch);
+	uint64_t a = idgen_next(&gen), b = idgen_next(&gen);
+	memcpy(id, &a, 8);
+	memcpy(id + 8, &b, 8);
+	id[6] = (uint8_t) ((id[6] & 0x0f) | 0x40); /* version 4 */
+	id[8] = (uint8_t) ((id[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 }
 
 void

@@ -136,7 +136,9 @@ void ev_pack_wire_extra(msgpack_packer *pk, const ev_view *ev,
 int ev_parse_new(const msgpack_object *o, ev_new *out, char *err,
     size_t errlen);
 
-/** UUID helpers (libuuid). Text is 36 chars + NUL. */
+/** UUID helpers (libuuid). Text is 36 chars + NUL. ev_uuid_generate makes
+ * a version 4 UUID from a per-thread generator seeded from getrandom
+ * (unique, not secret; reseeded in a forked child). */
 void ev_uuid_generate(uint8_t id[16]);
 void ev_uuid_text(const uint8_t id[16], char out[37]);
 int ev_uuid_parse(const char *text, size_t len, uint8_t id[16]);

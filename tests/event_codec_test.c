@@ -3,6 +3,11 @@
  * field, ev_parse_new defaults and each refusal, the wire form's names, the
  * reply envelope, and JSON <-> msgpack conversion with error positions.
  */
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <event.h>
 #include <json.h>
 #include <mp.h>
@@ -456,6 +461,84 @@ test_envelope(void)
 	packed_free(&p);
 }
 
+/* ---- event ids (ev_uuid_generate) ---- */
+
+#define IDS_PER_THREAD 100000
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	return memcmp(a, b, 16);
+}
+
+static void *
+make_ids(void *arg)
+{
+	uint8_t(*ids)[16] = arg;
+	for (size_t i = 0; i < IDS_PER_THREAD; i++)
+		ev_uuid_generate(ids[i]);
+	return NULL;
+}
+
+/* Version 4 and the RFC 4122 variant on every id; no id twice across
+ * two threads; a forked child does not repeat its parent's next ids. */
+static void
+test_uuid_generate(void)
+{
+	uint8_t(*ids)[16] = malloc(3 * IDS_PER_THREAD * 16);
+	CHECK(ids != NULL);
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, make_ids, ids + IDS_PER_THREAD) == 0);
+	make_ids(ids);
+	CHECK(pthread_join(t, NULL) == 0);
+
+	int fd[2];
+	CHECK(pipe(fd) == 0);
+	pid_t child = fork();
+	CHECK(child >= 0);
+	if (child == 0) { /* the child's next ids, to the parent */
+		uint8_t id[16];
+		for (size_t i = 0; i < IDS_PER_THREAD / 2; i++) {
+			ev_uuid_generate(id);
+			if (write(fd[1], id, 16) != 16)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	close(fd[1]);
+	size_t base = 2 * IDS_PER_THREAD;
+	for (size_t i = 0; i < IDS_PER_THREAD / 2; i++)
+		ev_uuid_generate(ids[base + i]); /* the parent's next ones */
+	size_t got = 0;
+	while (got < (IDS_PER_THREAD / 2) * 16) {
+		ssize_t n = read(fd[0], (uint8_t *) ids[base + IDS_PER_THREAD / 2]
+		        + got,
+		    (IDS_PER_THREAD / 2) * 16 - got);
+		CHECK(n > 0);
+		got += (size_t) n;
+	}
+	close(fd[0]);
+	int st;
+	CHECK(waitpid(child, &st, 0) == child && WIFEXITED(st)
+	    && WEXITSTATUS(st) == 0);
+
+	size_t n = 3 * IDS_PER_THREAD;
+	for (size_t i = 0; i < n; i++) {
+		CHECK_EQ(ids[i][6] >> 4, 4);
+		CHECK_EQ(ids[i][8] >> 6, 2);
+	}
+	qsort(ids, n, 16, cmp_id);
+	for (size_t i = 1; i < n; i++)
+		CHECK(memcmp(ids[i - 1], ids[i], 16) != 0);
+	/* and the text form parses back */
+	char text[37];
+	uint8_t back[16];
+	ev_uuid_text(ids[0], text);
+	CHECK_EQ(ev_uuid_parse(text, 36, back), SL_OK);
+	CHECK(memcmp(back, ids[0], 16) == 0);
+	free(ids);
+}
+
 int
 main(void)
 {
@@ -464,5 +547,6 @@ main(void)
 	test_parse_errors();
 	test_json();
 	test_envelope();
+	test_uuid_generate();
 	return 0;
 }

@@ -202,6 +202,16 @@ typedef struct batch_ctx {
 
 void proc_set_state(processor *p, proc_state s);
 bool proc_stopping(processor *p);
+/* The command bit of proc_halt (after the proc_cmd values). */
+#define CMD_HALT 5
+/* A window of at least this long makes events_per_sec. */
+#define PROC_RATE_WINDOW_NS 1000000000LL
+
+/* The thread (projection.c); arg: the processor. */
+void *proc_thread(void *arg);
+/* events_per_sec over the window since rate_at_ns (p->mu held); a window
+ * of a second or more starts a new one when `restart`. */
+void proc_update_rate(proc_status *st, bool restart);
 /* A processor (no thread yet) of def for tenant; with em (taken over,
  * freed with it) an emitting one, rm NULL. */
 processor *proc_new(store *s, rmstore *rm, const char *tenant,
@@ -291,6 +301,17 @@ int  proc_emit_result(proj_result_fn fn, const proj_def *def,
  * lower it). */
 extern size_t proc_cache_keep;
 void proc_emit_free(proc_emit *em);
+/* The batch being built (created when there is none; NULL: no memory). */
+struct ebatch *proc_ebatch_get(proc_emit *em);
+/* Append an event (content: one packed msgpack value; meta a packed map
+ * or NULL) caused by ev (may be NULL). SL_OK or SL_ENOMEM. */
+int proc_ebatch_append(struct ebatch *b, const char *stream,
+    const char *type, const void *content, size_t len, const void *meta,
+    size_t meta_len, const ev_view *cause);
+/* The batch's appends so far, and back to such a mark (a failed event's
+ * are dropped). */
+size_t proc_ebatch_mark(const proc_emit *em);
+void   proc_ebatch_rewind(proc_emit *em, size_t mark);
 
 /* proc_events.c */
 /* A key with no state yet: the definition's created callback (ABI 1.3)
