@@ -11,45 +11,6 @@
 #include "emitter.h"
 #include "projection_testutil.h"
 
-typedef struct rev {
-	char type[64];
-	char content[256];
-	char meta[256];
-} rev;
-
-typedef struct rlist {
-	rev   *v;
-	size_t n, max;
-} rlist;
-
-static int
-collect(void *arg, uint64_t position, const void *data, size_t len)
-{
-	rlist       *r = arg;
-	msgpack_zone z;
-	ev_view      v;
-	CHECK(msgpack_zone_init(&z, 1024));
-	CHECK_EQ(ev_decode(data, len, position, &z, &v), SL_OK);
-	CHECK(r->n < r->max);
-	rev  *o = &r->v[r->n++];
-	char *c = mp_to_json_text(&v.content), *m = mp_to_json_text(&v.metadata);
-	snprintf(o->type, sizeof(o->type), "%s", v.type);
-	snprintf(o->content, sizeof(o->content), "%s", c);
-	snprintf(o->meta, sizeof(o->meta), "%s", m);
-	free(c);
-	free(m);
-	msgpack_zone_destroy(&z);
-	return 0;
-}
-
-static size_t
-read_stream(store *s, const char *stream, rev *out, size_t max)
-{
-	rlist r = { out, 0, max };
-	CHECK_EQ(store_scan_stream(s, "t1", stream, 0, max, collect, &r), SL_OK);
-	return r.n;
-}
-
 /* eproj_state_fn: the state as JSON into arg (256 bytes). */
 static int
 state_json(void *arg, const char *key, size_t key_len, const void *state,
@@ -135,7 +96,7 @@ main(void)
 	eproj_stop(m);
 	eproj_stop(t);
 
-	static rev v[16];
+	static pt_sev v[16];
 	/* created once per key, before its first event, which it saw */
 	char json[256] = "";
 	CHECK_EQ(eproj_read_states(e.s, "t1", pt_find(e.r, "esdb_model"), NULL,
@@ -145,30 +106,30 @@ main(void)
 	                  "\"first_type\":\"Opened\",\"balance\":12}");
 
 	/* emit with metadata */
-	CHECK_EQ(read_stream(e.s, "audit-acc-1", v, 16), 2);
+	CHECK_EQ(pt_read_stream(e.s, "audit-acc-1", v, 16), 2);
 	CHECK_STREQ(v[0].type, "Seen");
 	CHECK_STREQ(v[0].meta, "{\"source\":\"acc-1\",\"n\":5}");
 	CHECK_STREQ(v[1].meta, "{\"source\":\"acc-1\",\"n\":7}");
 	/* linkStreamTo: "$@" events whose content is the stream's id */
-	CHECK_EQ(read_stream(e.s, "account-index", v, 16), 2);
+	CHECK_EQ(pt_read_stream(e.s, "account-index", v, 16), 2);
 	CHECK_STREQ(v[0].type, "$@");
 	CHECK_STREQ(v[0].content, "\"acc-1\"");
 	CHECK_STREQ(v[1].content, "\"acc-2\"");
 	/* per-key results; the deleted key's result removed */
-	size_t k = read_stream(e.s, "$projections-esdb_model-acc-1-result", v, 16);
+	size_t k = pt_read_stream(e.s, "$projections-esdb_model-acc-1-result", v, 16);
 	CHECK_EQ(k, 2);
 	CHECK_STREQ(v[0].type, "Result");
 	CHECK_STREQ(v[0].content, "{\"balance\":5}");
 	CHECK_STREQ(v[1].content, "{\"balance\":12}");
-	k = read_stream(e.s, "$projections-esdb_model-acc-2-result", v, 16);
+	k = pt_read_stream(e.s, "$projections-esdb_model-acc-2-result", v, 16);
 	CHECK_EQ(k, 2);
 	CHECK_STREQ(v[0].content, "{\"balance\":1}");
 	CHECK_STREQ(v[1].type, "ResultRemoved");
 	/* one static key: the root result stream */
-	k = read_stream(e.s, "$projections-esdb_total-result", v, 16);
+	k = pt_read_stream(e.s, "$projections-esdb_total-result", v, 16);
 	CHECK_EQ(k, 3);
 	CHECK_STREQ(v[2].content, "{\"sum\":13}");
-	CHECK_EQ(read_stream(e.s, "$projections-esdb_total-total-result", v, 16),
+	CHECK_EQ(pt_read_stream(e.s, "$projections-esdb_total-total-result", v, 16),
 	    0);
 
 	/* the shared state of an emitting projection outlives a restart:

@@ -304,47 +304,6 @@ read_models(pt_env *e, uint64_t head)
 
 /* ---- emitting projections ---- */
 
-typedef struct rev {
-	char type[64];
-	char content[256];
-	char meta[256];
-} rev;
-
-typedef struct rlist {
-	rev   *v;
-	size_t n, max;
-} rlist;
-
-static int
-collect(void *arg, uint64_t position, const void *data, size_t len)
-{
-	rlist       *r = arg;
-	msgpack_zone z;
-	ev_view      v;
-	CHECK(msgpack_zone_init(&z, 1024));
-	CHECK_EQ(ev_decode(data, len, position, &z, &v), SL_OK);
-	CHECK(r->n < r->max);
-	rev  *o = &r->v[r->n++];
-	char *c = mp_to_json_text(&v.content),
-	     *m = mp_to_json_text(&v.metadata);
-	snprintf(o->type, sizeof(o->type), "%s", v.type);
-	snprintf(o->content, sizeof(o->content), "%s", c);
-	snprintf(o->meta, sizeof(o->meta), "%s", m);
-	free(c);
-	free(m);
-	msgpack_zone_destroy(&z);
-	return 0;
-}
-
-static size_t
-read_stream(store *s, const char *stream, rev *out, size_t max)
-{
-	rlist r = { out, 0, max };
-	CHECK_EQ(
-	    store_scan_stream(s, "t1", stream, 0, max, collect, &r), SL_OK);
-	return r.n;
-}
-
 static void
 run_emitting(pt_env *e, const char *name, uint64_t head)
 {
@@ -386,14 +345,14 @@ run_emitting(pt_env *e, const char *name, uint64_t head)
 static void
 emitting(pt_env *e, uint64_t head)
 {
-	static rev v[128];
+	static pt_sev v[128];
 	run_emitting(e, "emit_audit", head);
 	run_emitting(e, "link_big", head);
 	run_emitting(e, "output_state", head);
 	for (int a = 1; a <= NACC; a++) {
 		char stream[32], meta[64];
 		snprintf(stream, sizeof(stream), "audit-account-%d", a);
-		size_t n = read_stream(e->s, stream, v, 128);
+		size_t n = pt_read_stream(e->s, stream, v, 128);
 		CHECK_EQ((int64_t) n, accs[a].deposits);
 		snprintf(meta, sizeof(meta), "{\"source\":\"account-%d\"}", a);
 		for (size_t i = 0; i < n; i++) {
@@ -408,7 +367,7 @@ emitting(pt_env *e, uint64_t head)
 		}
 	}
 	/* links: "$>" events "<revision>@<stream>", every one a big deposit */
-	size_t n = read_stream(e->s, "big-deposits", v, 128);
+	size_t n = pt_read_stream(e->s, "big-deposits", v, 128);
 	CHECK(n > 0);
 	size_t big = n;
 	for (size_t i = 0; i < n; i++) {
@@ -416,13 +375,13 @@ emitting(pt_env *e, uint64_t head)
 		CHECK(strstr(v[i].content, "@account-") != NULL);
 	}
 	/* linkStreamTo: "$@" events naming the stream, one per big deposit */
-	CHECK_EQ(read_stream(e->s, "big-index", v, 128), big);
+	CHECK_EQ(pt_read_stream(e->s, "big-index", v, 128), big);
 	for (size_t i = 0; i < big; i++) {
 		CHECK_STREQ(v[i].type, "$@");
 		CHECK(strncmp(v[i].content, "\"account-", 9) == 0);
 	}
 	/* outputState: one Result per change, in the root result stream */
-	n = read_stream(e->s, "$projections-output_state-result", v, 128);
+	n = pt_read_stream(e->s, "$projections-output_state-result", v, 128);
 	CHECK_EQ(n, 3);
 	CHECK_STREQ(v[0].type, "Result");
 	CHECK_STREQ(v[2].content, "{\"n\":3,\"last\":\"c\"}");

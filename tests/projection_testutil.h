@@ -580,6 +580,50 @@ pt_find(registry *r, const char *name)
 
 /* ---- a log, a tenant's read model store and a loaded plugin ---- */
 
+/* ---- reading a stream back (what an emitting projection wrote) ---- */
+
+typedef struct pt_sev {
+	char type[64];
+	char content[256]; /* JSON */
+	char meta[256];    /* JSON */
+} pt_sev;
+
+typedef struct pt_slist {
+	pt_sev *v;
+	size_t  n, max;
+} pt_slist;
+
+static inline int
+pt_sev_cb(void *arg, uint64_t position, const void *data, size_t len)
+{
+	pt_slist    *r = arg;
+	msgpack_zone z;
+	ev_view      v;
+	CHECK(msgpack_zone_init(&z, 1024));
+	CHECK_EQ(ev_decode(data, len, position, &z, &v), SL_OK);
+	CHECK(r->n < r->max);
+	pt_sev *o = &r->v[r->n++];
+	char   *c = mp_to_json_text(&v.content);
+	char   *m = mp_to_json_text(&v.metadata);
+	snprintf(o->type, sizeof(o->type), "%s", v.type);
+	snprintf(o->content, sizeof(o->content), "%s", c);
+	snprintf(o->meta, sizeof(o->meta), "%s", m);
+	free(c);
+	free(m);
+	msgpack_zone_destroy(&z);
+	return 0;
+}
+
+/* The events of tenant t1's stream (at most max) into out; how many. */
+static inline size_t
+pt_read_stream(store *s, const char *stream, pt_sev *out, size_t max)
+{
+	pt_slist r = { out, 0, max };
+	CHECK_EQ(store_scan_stream(s, "t1", stream, 0, max, pt_sev_cb, &r),
+	    SL_OK);
+	return r.n;
+}
+
 typedef struct pt_env {
 	store    *s;
 	rmstore  *rm;
