@@ -311,42 +311,30 @@ make_changes(const plugin_ver *from, const plugin_ver *to, proj_change **out,
  * Make room for a new version's defs and the old one's dropped ids before
  * taking the write lock, so that publishing cannot fail half-way.
  */
+/* Room for need elements in *arr (capacity *cap), grown under the write
+ * lock: readers walk these arrays. */
+static int
+room_locked(registry *r, void **arr, size_t *cap, size_t need, size_t elem)
+{
+	int rc = SL_OK;
+	if (need <= *cap)
+		return SL_OK;
+	pthread_rwlock_wrlock(&r->lock);
+	while (rc == SL_OK && need > *cap)
+		rc = grow(arr, cap, *cap, elem);
+	pthread_rwlock_unlock(&r->lock);
+	return rc;
+}
+
 static int
 reserve(registry *r, size_t n_new, size_t n_old)
 {
-	size_t need = r->n_projs + n_new;
-	if (need > r->cap_projs) {
-		size_t     cap = r->cap_projs != 0 ? r->cap_projs : 8;
-		proj_def **np;
-		while (cap < need)
-			cap *= 2;
-		pthread_rwlock_wrlock(&r->lock);
-		np = realloc(r->projs, cap * sizeof(*np));
-		if (np != NULL) {
-			r->projs     = np;
-			r->cap_projs = cap;
-		}
-		pthread_rwlock_unlock(&r->lock);
-		if (np == NULL)
-			return SL_ENOMEM;
-	}
-	need = r->n_dropped + n_old;
-	if (need > r->cap_dropped) {
-		size_t     cap = r->cap_dropped != 0 ? r->cap_dropped : 8;
-		proj_def **np;
-		while (cap < need)
-			cap *= 2;
-		pthread_rwlock_wrlock(&r->lock);
-		np = realloc(r->dropped, cap * sizeof(*np));
-		if (np != NULL) {
-			r->dropped     = np;
-			r->cap_dropped = cap;
-		}
-		pthread_rwlock_unlock(&r->lock);
-		if (np == NULL)
-			return SL_ENOMEM;
-	}
-	return SL_OK;
+	int rc = room_locked(r, (void **) &r->projs, &r->cap_projs,
+	    r->n_projs + n_new, sizeof(*r->projs));
+	return rc == SL_OK ? room_locked(r, (void **) &r->dropped,
+	                         &r->cap_dropped, r->n_dropped + n_old,
+	                         sizeof(*r->dropped))
+	                   : rc;
 }
 
 /*

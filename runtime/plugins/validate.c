@@ -348,6 +348,33 @@ check_unique(registry *r, const plugin_ver *v, const proj_def *d,
 	    other->owner->file);
 }
 
+/*
+ * What is checked of a projection's or filter's struct (what: its word,
+ * oldest: the smallest struct accepted) before any field past its header
+ * is read: it is there, of this ABI major, and big enough.
+ */
+static int
+check_struct(bool present, uint32_t abi, uint32_t size, size_t min,
+    const char *what, const char *oldest, const char *label,
+    const char *pname, refusal *rf)
+{
+	if (!present)
+		return plug_refuse(rf, SL_EPLUGIN, "%s %s in plugin '%s' is NULL",
+		    what, label, pname);
+	if (SL_ABI_MAJOR_OF(abi) != SL_ABI_MAJOR)
+		return plug_refuse(rf, SL_EVERSION,
+		    "%s %s in plugin '%s': ABI version %u.%u is not supported "
+		    "(host ABI %u.%u)",
+		    what, label, pname, SL_ABI_MAJOR_OF(abi), abi & 0xffffu,
+		    SL_ABI_MAJOR, SL_ABI_MINOR);
+	if (size < min)
+		return plug_refuse(rf, SL_EVERSION,
+		    "%s %s in plugin '%s': struct_size %u is smaller than %s "
+		    "(%zu)",
+		    what, label, pname, size, oldest, min);
+	return SL_OK;
+}
+
 /* Check one projection and fill a new proj_def for it. */
 static int
 check_projection(
@@ -358,20 +385,11 @@ check_projection(
 	char                 label[400];
 	*out = NULL;
 	proj_label(label, sizeof(label), i, NULL, NULL);
-	if (p == NULL)
-		return plug_refuse(rf, SL_EPLUGIN,
-		    "projection %s in plugin '%s' is NULL", label, pname);
-	if (SL_ABI_MAJOR_OF(p->abi_version) != SL_ABI_MAJOR)
-		return plug_refuse(rf, SL_EVERSION,
-		    "projection %s in plugin '%s': ABI version %u.%u is not "
-		    "supported (host ABI %u.%u)",
-		    label, pname, SL_ABI_MAJOR_OF(p->abi_version),
-		    p->abi_version & 0xffffu, SL_ABI_MAJOR, SL_ABI_MINOR);
-	if (p->struct_size < PROJ_V1_SIZE)
-		return plug_refuse(rf, SL_EVERSION,
-		    "projection %s in plugin '%s': struct_size %u is smaller "
-		    "than sl_projection of ABI 1.0 (%zu)",
-		    label, pname, p->struct_size, (size_t) PROJ_V1_SIZE);
+	int rc = check_struct(p != NULL, p != NULL ? p->abi_version : 0,
+	    p != NULL ? p->struct_size : 0, PROJ_V1_SIZE, "projection",
+	    "sl_projection of ABI 1.0", label, pname, rf);
+	if (rc != SL_OK)
+		return rc;
 
 	proj_def *d = calloc(1, sizeof(*d));
 	if (d == NULL)
@@ -381,7 +399,7 @@ check_projection(
 	d->owner   = v->owner;
 	d->ver     = v;
 	d->version = p->version;
-	int rc     = check_ident(d, "projection", i, p->id, p->scope, p->name,
+	rc         = check_ident(d, "projection", i, p->id, p->scope, p->name,
 	        pname, label, sizeof(label), rf);
 	if (rc != SL_OK)
 		goto fail;
@@ -419,20 +437,11 @@ check_filter(registry *r, plugin_ver *v, size_t i, proj_def **out, refusal *rf)
 	char             label[400];
 	*out = NULL;
 	proj_label(label, sizeof(label), i, NULL, NULL);
-	if (f == NULL)
-		return plug_refuse(rf, SL_EPLUGIN,
-		    "filter %s in plugin '%s' is NULL", label, pname);
-	if (SL_ABI_MAJOR_OF(f->abi_version) != SL_ABI_MAJOR)
-		return plug_refuse(rf, SL_EVERSION,
-		    "filter %s in plugin '%s': ABI version %u.%u is not "
-		    "supported (host ABI %u.%u)",
-		    label, pname, SL_ABI_MAJOR_OF(f->abi_version),
-		    f->abi_version & 0xffffu, SL_ABI_MAJOR, SL_ABI_MINOR);
-	if (f->struct_size < FILTER_V11_SIZE)
-		return plug_refuse(rf, SL_EVERSION,
-		    "filter %s in plugin '%s': struct_size %u is smaller "
-		    "than sl_filter of ABI 1.1 (%zu)",
-		    label, pname, f->struct_size, (size_t) FILTER_V11_SIZE);
+	int rc = check_struct(f != NULL, f != NULL ? f->abi_version : 0,
+	    f != NULL ? f->struct_size : 0, FILTER_V11_SIZE, "filter",
+	    "sl_filter of ABI 1.1", label, pname, rf);
+	if (rc != SL_OK)
+		return rc;
 
 	proj_def *d = calloc(1, sizeof(*d));
 	if (d == NULL)
@@ -442,7 +451,7 @@ check_filter(registry *r, plugin_ver *v, size_t i, proj_def **out, refusal *rf)
 	d->owner   = v->owner;
 	d->ver     = v;
 	d->version = f->version;
-	int rc = check_ident(d, "filter", i, f->id, f->scope, f->name, pname,
+	rc = check_ident(d, "filter", i, f->id, f->scope, f->name, pname,
 	    label, sizeof(label), rf);
 	if (rc != SL_OK)
 		goto fail;
