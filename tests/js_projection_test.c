@@ -26,11 +26,12 @@ typedef struct jacct {
 	char    name[16];
 	int64_t balance, ops, rejected, deposits, events;
 	int64_t last_amount, last_seq;
+	int64_t running, w; /* shared_total: the totals when last seen */
 	int64_t revision; /* next revision of the stream */
 } jacct;
 
 static jacct   accs[NACC + 1];
-static int64_t t1_events, category_total;
+static int64_t t1_events, category_total, withdrawals;
 static json_t *by_type;
 
 static void
@@ -53,7 +54,9 @@ commit_acct(store *s, int a, const char *type, int64_t amount)
 		c->last_amount = amount;
 		c->last_seq    = c->revision;
 		category_total += amount;
+		c->running = category_total;
 	} else if (strcmp(type, "Withdrawn") == 0) {
+		c->w = ++withdrawals;
 		if (c->balance >= amount)
 			c->balance -= amount;
 		else
@@ -205,7 +208,8 @@ read_models(pt_env *e, uint64_t head)
 	static const char *const names[]
 	    = { "count_all", "account_details", "category_total", "bank_notes",
 		      "orders", "by_type", "last_deposit", "tags", "vanish",
-		      "created", "strict_getters", "deleted" };
+		      "created", "strict_getters", "deleted", "shared_total",
+		      "bi_state" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		processor  *p = fold(e, names[i], head);
 		proc_status st;
@@ -256,6 +260,11 @@ read_models(pt_env *e, uint64_t head)
 			json_object_set_new(d, "by", json_string(key));
 		}
 		check_state(e, "deleted", key, d);
+		json_t *sh = json_pack("{sIsIsI}", "n", (json_int_t) c->deposits,
+		    "no", (json_int_t) a, "running", (json_int_t) c->running);
+		if (c->w)
+			json_object_set_new(sh, "w", json_integer(c->w));
+		check_state(e, "shared_total", key, sh);
 		check_state(e, "created", key,
 		    json_pack("{sIsssI}", "n", (json_int_t) c->events, "first",
 		        "AccountOpened", "at", (json_int_t) 0));
@@ -263,6 +272,7 @@ read_models(pt_env *e, uint64_t head)
 	check_state(e, "category_total", "root",
 	    json_pack("{sIso}", "total", (json_int_t) category_total,
 	        "streams", streams));
+	check_state(e, "bi_state", "root", J("{\"mine\":30}"));
 	check_state(
 	    e, "bank_notes", "root", J("{\"notes\":[\"a\",\"b\",\"c\"]}"));
 	check_state(e, "orders", "root",
@@ -464,7 +474,8 @@ refused(void)
 		{ "unknown_fn.js", "unknown_fn.js:2: ReferenceError" },
 		{ "throws_top.js", "throws_top.js:2: Error: boom" },
 		{ "partition_by.js", "partitionBy() is not supported yet" },
-		{ "init_shared.js", "'$initShared' is not supported" },
+		{ "shared_deleted.js",
+		    "$deleted in a bi-state projection is not supported" },
 		{ "no_when.js", "no .when({...})" },
 		{ "bad_option.js",
 		    "options.resultStreamName is not supported" },

@@ -71,13 +71,18 @@ static const char prelude_js[]
       "  var r = f(s, e);\n"
       "  return r === undefined ? s : r;\n"
       "}\n"
-      "function __sl_init(e) {\n"
+      "function __sl_init(e, sh) {\n"
       "  var h = __sl.handlers, s = h.$init ? h.$init() : {};\n"
+      "  if (sh !== undefined) s = [s, sh];\n"
       "  if (h.$created && s !== null && typeof s === 'object') {\n"
       "    var r = h.$created(s, e);\n"
       "    if (r !== undefined) s = r;\n"
       "  }\n"
       "  return s;\n"
+      "}\n"
+      "function __sl_init_shared() {\n"
+      "  var h = __sl.handlers;\n"
+      "  return h.$initShared ? h.$initShared() : {};\n"
       "}\n"
       "function __sl_deleted(s, e) {\n"
       "  var r = __sl.handlers.$deleted(s, e, true);\n"
@@ -233,6 +238,7 @@ typedef struct statecall {
 	const char     *stream; /* DELETED */
 	const char     *key;
 	sl_state       *st;
+	sl_context     *ctx;
 	char            why[512]; /* a host-side failure, or "" */
 } statecall;
 
@@ -298,24 +304,84 @@ kind_of(duk_context *ctx, duk_idx_t i)
 	}
 }
 
+/* Store the object at idx as st (the key's state, or the shared one);
+ * what names it in the reason. 0, or -1 with a->why set. */
+static int
+put_state(duk_context *ctx, duk_idx_t idx, statecall *a, sl_state *st,
+    const char *what)
+{
+	const sl_host_api *H = a->p->host;
+	if (!duk_is_object(ctx, idx) || duk_is_array(ctx, idx)
+	    || duk_is_function(ctx, idx)) {
+		snprintf(a->why, sizeof(a->why),
+		    "%s: %s gave %s as %s'%s': a state is an object",
+		    a->p->file,
+		    a->which == CREATED       ? "$init"
+		        : a->which == DELETED ? "$deleted"
+		                              : H->event_type(a->ev),
+		    kind_of(ctx, idx), what, a->key);
+		return -1;
+	}
+	duk_dup(ctx, idx);
+	const char *out = duk_json_encode(ctx, -1);
+	int         rc  = H->state_put_json(st, "", out);
+	duk_pop(ctx);
+	if (rc != SL_OK) {
+		snprintf(a->why, sizeof(a->why),
+		    "%s: %s'%s' was refused (error %d: too big or too deep?)",
+		    a->p->file, what, a->key, rc);
+		return -1;
+	}
+	return 0;
+}
+
+/* Push the host document st decoded; 0, or -1 with a->why set. */
+static int
+push_doc(duk_context *ctx, statecall *a, const sl_state *st)
+{
+	const char *json;
+	if (a->p->host->state_get_json(st, "", &json) != SL_OK) {
+		snprintf(a->why, sizeof(a->why), "%s: cannot read the state",
+		    a->p->file);
+		return -1;
+	}
+	duk_push_string(ctx, json);
+	duk_json_decode(ctx, -1);
+	return 0;
+}
+
 static duk_ret_t
 state_body(duk_context *ctx, void *arg)
 {
-	statecall         *a = arg;
-	const sl_host_api *H = a->p->host;
-	const char        *json;
+	statecall         *a  = arg;
+	const sl_host_api *H  = a->p->host;
+	sl_state          *sh = NULL;
 	const char        *fn = a->which == ON ? "__sl_on"
 	           : a->which == CREATED       ? "__sl_init"
 	                                       : "__sl_deleted";
-	duk_get_global_string(ctx, fn);
-	if (a->which != CREATED) {
-		if (H->state_get_json(a->st, "", &json) != SL_OK) {
+	/* bi-state ($initShared): handlers get [state, shared] */
+	if (a->p->bistate && a->which != DELETED) {
+		sh = H->shared_state(a->ctx);
+		if (sh == NULL) {
 			snprintf(a->why, sizeof(a->why),
-			    "%s: cannot read the state", a->p->file);
+			    "%s: no shared state here ($initShared is for "
+			    "a running projection)",
+			    a->p->file);
 			return 0;
 		}
-		duk_push_string(ctx, json);
-		duk_json_decode(ctx, -1);
+	}
+	duk_get_global_string(ctx, fn);
+	if (a->which != CREATED) {
+		if (sh != NULL)
+			duk_push_array(ctx);
+		if (push_doc(ctx, a, a->st) != 0)
+			return 0;
+		if (sh != NULL) {
+			duk_put_prop_index(ctx, -2, 0);
+			if (push_doc(ctx, a, sh) != 0)
+				return 0;
+			duk_put_prop_index(ctx, -2, 1);
+		}
 	}
 	if (a->which == DELETED) {
 		duk_push_object(ctx);
@@ -325,28 +391,32 @@ state_body(duk_context *ctx, void *arg)
 		duk_put_prop_string(ctx, -2, "partition");
 	} else if (push_event(ctx, a) != 0)
 		return 0;
+	duk_idx_t nargs = a->which == CREATED ? 1 : 2;
+	if (a->which == CREATED && sh != NULL) {
+		if (push_doc(ctx, a, sh) != 0)
+			return 0;
+		nargs = 2;
+	}
 	jsheap_script_begin();
-	duk_call(ctx, a->which == CREATED ? 1 : 2);
+	duk_call(ctx, nargs);
 	jsheap_script_end();
-	if (!duk_is_object(ctx, -1) || duk_is_array(ctx, -1)
-	    || duk_is_function(ctx, -1)) {
+	if (sh == NULL) {
+		put_state(ctx, -1, a, a->st, "the state of ");
+		return 0;
+	}
+	if (!duk_is_array(ctx, -1) || duk_get_length(ctx, -1) != 2) {
 		snprintf(a->why, sizeof(a->why),
-		    "%s: %s gave %s as the state of '%s': a state is an "
-		    "object",
+		    "%s: %s gave %s for '%s' where a bi-state projection "
+		    "keeps [state, shared]",
 		    a->p->file,
-		    a->which == CREATED       ? "$init"
-		        : a->which == DELETED ? "$deleted"
-		                              : H->event_type(a->ev),
+		    a->which == CREATED ? "$init" : H->event_type(a->ev),
 		    kind_of(ctx, -1), a->key);
 		return 0;
 	}
-	const char *out = duk_json_encode(ctx, -1);
-	int         rc  = H->state_put_json(a->st, "", out);
-	if (rc != SL_OK)
-		snprintf(a->why, sizeof(a->why),
-		    "%s: the state of '%s' was refused (error %d: too big or "
-		    "too deep?)",
-		    a->p->file, a->key, rc);
+	duk_get_prop_index(ctx, -1, 0);
+	duk_get_prop_index(ctx, -2, 1);
+	if (put_state(ctx, -2, a, a->st, "the state of ") == 0)
+		put_state(ctx, -1, a, sh, "the shared state at ");
 	return 0;
 }
 
@@ -356,6 +426,7 @@ run_state(statecall *a, sl_context *ctx)
 	jsproj *p = a->p;
 	char    why[512];
 	a->why[0] = '\0';
+	a->ctx    = ctx;
 	jsheap *h = jsheap_take(p, why, sizeof(why));
 	if (h == NULL)
 		return p->host->fail_with(ctx, why, false, 0);

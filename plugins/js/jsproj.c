@@ -54,7 +54,8 @@ static bool
 allowed_special(const char *k)
 {
 	return strcmp(k, "$init") == 0 || strcmp(k, "$any") == 0
-	    || strcmp(k, "$created") == 0 || strcmp(k, "$deleted") == 0;
+	    || strcmp(k, "$created") == 0 || strcmp(k, "$deleted") == 0
+	    || strcmp(k, "$initShared") == 0;
 }
 
 /* options({...}): what Sluice reads; anything else is refused, so that a
@@ -70,6 +71,9 @@ read_options(duk_context *ctx, defarg *d)
 		if (strcmp(k, "$includeLinks") == 0) {
 			if (duk_to_boolean(ctx, -1))
 				p->proj.source_flags |= SL_SOURCE_LINKS;
+		} else if (strcmp(k, "biState") == 0) {
+			if (duk_to_boolean(ctx, -1))
+				p->bistate = true;
 		} else if (strcmp(k, "reorderEvents") == 0
 		    || strcmp(k, "processingLag") == 0) {
 			/* one ordered log: nothing to reorder or wait for */
@@ -159,6 +163,8 @@ read_handlers(duk_context *ctx, defarg *d)
 			p->has_created = true;
 		else if (strcmp(k, "$deleted") == 0)
 			p->has_deleted = true;
+		else if (strcmp(k, "$initShared") == 0)
+			p->bistate = true;
 		else {
 			sl_selector *s
 			    = realloc(p->sel, (p->n_sel + 1) * sizeof(*s));
@@ -180,6 +186,32 @@ read_handlers(duk_context *ctx, defarg *d)
 	return 0;
 }
 
+/* Bi-state ($initShared, or options({biState: true})): the shared
+ * state's initial value is what $initShared returns (else {}), computed
+ * once at load; the host keeps the shared state from there. */
+static duk_ret_t
+read_shared(duk_context *ctx, defarg *d)
+{
+	jsproj *p = d->p;
+	if (p->has_deleted)
+		DEF_FAIL("%s: $deleted in a bi-state projection is not "
+		         "supported (the host hands the shared state only to "
+		         "event handlers)",
+		    p->file);
+	duk_get_global_string(ctx, "__sl_init_shared");
+	jsheap_script_begin();
+	duk_call(ctx, 0);
+	jsheap_script_end();
+	if (!duk_is_object(ctx, -1) || duk_is_array(ctx, -1)
+	    || duk_is_function(ctx, -1))
+		DEF_FAIL("%s: $initShared must return an object", p->file);
+	p->shared_json = keep(p, duk_json_encode(ctx, -1));
+	duk_pop(ctx);
+	if (p->shared_json == NULL)
+		DEF_FAIL("%s: out of memory", p->file);
+	return 0;
+}
+
 static duk_ret_t
 def_body(duk_context *ctx, void *arg)
 {
@@ -198,6 +230,8 @@ def_body(duk_context *ctx, void *arg)
 		read_handlers(ctx, d);
 	if (d->why[0] == '\0')
 		read_options(ctx, d);
+	if (d->why[0] == '\0' && p->bistate)
+		read_shared(ctx, d);
 	if (d->why[0] == '\0') {
 		duk_get_prop_string(ctx, -1, "outputState");
 		if (duk_to_boolean(ctx, -1))
@@ -338,6 +372,11 @@ jsproj_open(const sl_host_api *host, const char *path, const char *file,
 		j->created = jscall_created;
 	if (p->has_deleted)
 		j->deleted = jscall_deleted;
+	if (p->bistate) {
+		j->shared_initial_state_json = p->shared_json;
+		/* each new key's [state, shared] goes through __sl_init */
+		j->created = jscall_created;
+	}
 	*out = p;
 	return SL_OK;
 }

@@ -47,6 +47,8 @@ struct jsproj {
 	const char  **emits;
 	size_t        n_emits;
 	bool          has_init, has_created, has_deleted;
+	bool          bistate;     /* $initShared / options.biState */
+	const char   *shared_json; /* its initial shared state */
 };
 
 /* A call's host side, for the natives (emit, linkTo) on this thread. */
