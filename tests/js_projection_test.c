@@ -27,6 +27,9 @@ typedef struct jacct {
 	int64_t balance, ops, rejected, deposits, events;
 	int64_t last_amount, last_seq;
 	int64_t running, w; /* shared_total: the totals when last seen */
+	/* rich.js: its results, in order: the balance, or -1 for removed */
+	int64_t rich[128];
+	size_t  n_rich;
 	int64_t revision; /* next revision of the stream */
 } jacct;
 
@@ -62,6 +65,14 @@ commit_acct(store *s, int a, const char *type, int64_t amount)
 		else
 			c->rejected++;
 		c->ops++;
+	}
+	if (strcmp(type, "AccountOpened") != 0) {
+		/* filterBy(balance >= 100).transformBy({rich: balance}): a
+		 * result when it changed */
+		int64_t r    = c->balance >= 100 ? c->balance : -1;
+		int64_t last = c->n_rich ? c->rich[c->n_rich - 1] : -1;
+		if (r != last && c->n_rich < 128)
+			c->rich[c->n_rich++] = r;
 	}
 	c->events++;
 	c->revision++;
@@ -359,6 +370,8 @@ emitting(pt_env *e, uint64_t head)
 	run_emitting(e, "emit_audit", head);
 	run_emitting(e, "link_big", head);
 	run_emitting(e, "output_state", head);
+	run_emitting(e, "transform", head);
+	run_emitting(e, "rich", head);
 	for (int a = 1; a <= NACC; a++) {
 		char stream[32], meta[64];
 		snprintf(stream, sizeof(stream), "audit-account-%d", a);
@@ -395,6 +408,40 @@ emitting(pt_env *e, uint64_t head)
 	CHECK_EQ(n, 3);
 	CHECK_STREQ(v[0].type, "Result");
 	CHECK_STREQ(v[2].content, "{\"n\":3,\"last\":\"c\"}");
+	/* transformBy().filterBy(): the filtered second result removed */
+	n = pt_read_stream(e->s, "$projections-transform-result", v, 128);
+	CHECK_EQ(n, 3);
+	CHECK_STREQ(v[0].type, "Result");
+	CHECK_STREQ(v[0].content, "{\"count\":1,\"note\":\"A\"}");
+	CHECK_STREQ(v[1].type, "ResultRemoved");
+	CHECK_STREQ(v[2].type, "Result");
+	CHECK_STREQ(v[2].content, "{\"count\":3,\"note\":\"C\"}");
+	/* per key: each change of the filtered, transformed result */
+	size_t removed = 0;
+	for (int a = 1; a <= NACC; a++) {
+		char stream[64];
+		snprintf(stream, sizeof(stream),
+		    "$projections-rich-account-%d-result", a);
+		n = pt_read_stream(e->s, stream, v, 128);
+		if (n != accs[a].n_rich) {
+			fprintf(stderr, "%s: %zu results, expected %zu\n",
+			    stream, n, accs[a].n_rich);
+			exit(1);
+		}
+		for (size_t i = 0; i < n; i++) {
+			char c[64];
+			if (accs[a].rich[i] < 0) {
+				CHECK_STREQ(v[i].type, "ResultRemoved");
+				removed++;
+				continue;
+			}
+			snprintf(c, sizeof(c), "{\"rich\":%lld}",
+			    (long long) accs[a].rich[i]);
+			CHECK_STREQ(v[i].type, "Result");
+			CHECK_STREQ(v[i].content, c);
+		}
+	}
+	CHECK(removed > 0); /* the log has a balance falling below 100 */
 }
 
 /* ---- failing keys ---- */

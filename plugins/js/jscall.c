@@ -17,7 +17,8 @@
  */
 static const char prelude_js[]
     = "var __sl = { sources: null, handlers: null, foreachStream: false,\n"
-      "  partitionBy: null, outputState: false, options: {} };\n"
+      "  partitionBy: null, outputState: false, transforms: [], options: {} "
+      "};\n"
       "(function (g) {\n"
       "  function unsupported(what) { return function () {\n"
       "    throw new Error(what + ' is not supported yet'); }; }\n"
@@ -34,10 +35,17 @@ static const char prelude_js[]
       "      __sl.partitionBy = f; return this; },\n"
       "    outputState: function () { __sl.outputState = true; return this; "
       "},\n"
-      "    transformBy: unsupported('transformBy()'),\n"
-      "    filterBy: unsupported('filterBy()'),\n"
+      "    transformBy: function (f) { return step(this, f, false, "
+      "'transformBy'); },\n"
+      "    filterBy: function (f) { return step(this, f, true, 'filterBy'); "
+      "},\n"
       "    outputTo: unsupported('outputTo()')\n"
       "  }; }\n"
+      "  function step(q, f, filter, what) {\n"
+      "    if (typeof f !== 'function')\n"
+      "      throw new TypeError(what + '() takes a function');\n"
+      "    __sl.transforms.push({ f: f, filter: filter });\n"
+      "    __sl.outputState = true; return q; }\n"
       "  function from(src) {\n"
       "    if (__sl.sources !== null)\n"
       "      throw new Error('a projection reads from one from...() only');\n"
@@ -83,6 +91,15 @@ static const char prelude_js[]
       "function __sl_init_shared() {\n"
       "  var h = __sl.handlers;\n"
       "  return h.$initShared ? h.$initShared() : {};\n"
+      "}\n"
+      "function __sl_result(s) {\n"
+      "  var t = __sl.transforms;\n"
+      "  for (var i = 0; i < t.length; i++) {\n"
+      "    if (t[i].filter) { if (!t[i].f(s)) return null; }\n"
+      "    else s = t[i].f(s);\n"
+      "    if (s === null || s === undefined) return null;\n"
+      "  }\n"
+      "  return s;\n"
       "}\n"
       "function __sl_deleted(s, e) {\n"
       "  var r = __sl.handlers.$deleted(s, e, true);\n"
@@ -476,16 +493,103 @@ jscall_deleted(void *user, const char *stream, const char *key, sl_state *st,
 	return run_state(&a, ctx);
 }
 
-/* outputState(): the result is the state itself. */
+typedef struct resultcall {
+	jsproj         *p;
+	const char     *key;
+	const sl_state *state;
+	sl_state       *result;
+	bool            none;     /* filtered out, or a null result */
+	char            why[512]; /* a host-side failure, or "" */
+} resultcall;
+
+static duk_ret_t
+result_body(duk_context *ctx, void *arg)
+{
+	resultcall        *a = arg;
+	const sl_host_api *H = a->p->host;
+	const char        *json;
+	duk_get_global_string(ctx, "__sl_result");
+	if (H->state_get_json(a->state, "", &json) != SL_OK) {
+		snprintf(a->why, sizeof(a->why), "%s: cannot read the state",
+		    a->p->file);
+		return 0;
+	}
+	duk_push_string(ctx, json);
+	duk_json_decode(ctx, -1);
+	jsheap_script_begin();
+	duk_call(ctx, 1);
+	jsheap_script_end();
+	if (duk_is_null_or_undefined(ctx, -1)) {
+		a->none = true;
+		return 0;
+	}
+	if (!duk_is_object(ctx, -1) || duk_is_array(ctx, -1)
+	    || duk_is_function(ctx, -1)) {
+		snprintf(a->why, sizeof(a->why),
+		    "%s: transformBy gave %s as the result of '%s': a result "
+		    "is an object",
+		    a->p->file, kind_of(ctx, -1), a->key);
+		return 0;
+	}
+	int rc = H->state_put_json(a->result, "", duk_json_encode(ctx, -1));
+	if (rc != SL_OK)
+		snprintf(a->why, sizeof(a->why),
+		    "%s: the result of '%s' was refused (error %d: too big "
+		    "or too deep?)",
+		    a->p->file, a->key, rc);
+	return 0;
+}
+
+/*
+ * outputState(), transformBy(), filterBy(): the result is the state put
+ * through the chain of transforms and filters in their order; a filter
+ * that says no, or a transform giving null, means no result (the host
+ * writes ResultRemoved after one). The result callback has no context to
+ * fail with a reason: a script's failure is logged with its reason, and
+ * the key fails as "result transform ... returned 2".
+ */
 sl_outcome
 jscall_result(
     void *user, const char *key, const sl_state *state, sl_state *result)
 {
 	jsproj     *p = user;
 	const char *json;
-	(void) key;
-	if (p->host->state_get_json(state, "", &json) != SL_OK
-	    || p->host->state_put_json(result, "", json) != SL_OK)
+	if (p->n_transforms == 0) {
+		if (p->host->state_get_json(state, "", &json) != SL_OK
+		    || p->host->state_put_json(result, "", json) != SL_OK)
+			return SL_DELETE;
+		return SL_REPLACE;
+	}
+	/* the host asks for the result before a key's first event too, of
+	 * the initial state {}: a key not created yet has no result (its
+	 * script's transforms expect what $init gives) */
+	size_t n;
+	if (p->host->state_len(state, "", &n) == SL_OK && n == 0)
 		return SL_DELETE;
-	return SL_REPLACE;
+	resultcall a
+	    = { .p = p, .key = key, .state = state, .result = result };
+	char    why[512];
+	jsheap *h = jsheap_take(p, why, sizeof(why));
+	if (h == NULL) {
+		p->host->log(SL_LOG_ERROR, why);
+		return SL_FAIL;
+	}
+	jscall call = { p, NULL, NULL };
+	bool   dead;
+	int rc = jsheap_run(h, result_body, &a, &call, &dead, why, sizeof(why));
+	if (dead)
+		jsheap_drop(h);
+	else
+		jsheap_give(h);
+	if (rc == SL_OK && a.why[0] != '\0') {
+		snprintf(why, sizeof(why), "%s", a.why);
+		rc = SL_EPLUGIN;
+	}
+	if (rc != SL_OK) {
+		char line[600];
+		snprintf(line, sizeof(line), "%s (key '%s')", why, key);
+		p->host->log(SL_LOG_ERROR, line);
+		return SL_FAIL;
+	}
+	return a.none ? SL_DELETE : SL_REPLACE;
 }

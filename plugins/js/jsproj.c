@@ -237,6 +237,9 @@ def_body(duk_context *ctx, void *arg)
 		if (duk_to_boolean(ctx, -1))
 			p->proj.result = jscall_result;
 		duk_pop(ctx);
+		duk_get_prop_string(ctx, -1, "transforms");
+		p->n_transforms = duk_get_length(ctx, -1);
+		duk_pop(ctx);
 	}
 	duk_pop(ctx);
 	return 0;

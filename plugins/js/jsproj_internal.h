@@ -49,6 +49,7 @@ struct jsproj {
 	bool          has_init, has_created, has_deleted;
 	bool          bistate;     /* $initShared / options.biState */
 	const char   *shared_json; /* its initial shared state */
+	size_t        n_transforms; /* transformBy() and filterBy() calls */
 };
 
 /* A call's host side, for the natives (emit, linkTo) on this thread. */
