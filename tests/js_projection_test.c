@@ -137,6 +137,12 @@ commit_all(store *s)
 	}
 	pt_commit1(s, "t1", "accounting-1", "Deposited", "{\"amount\":999}");
 	count_type("Deposited");
+	/* a link with metadata (read only with $includeLinks), then an
+	 * ordinary event, in one stream */
+	pt_event link = { .type = "$>", .json = "\"0@account-1\"" };
+	pt_commit_meta(s, "t1", "vip-links", &link, 1, false, "{\"why\":\"vip\"}");
+	pt_commit1(s, "t1", "vip-links", "Note", "{}");
+	count_type("Note");
 	pt_commit1(s, "t2", "account-1", "Deposited", "{\"amount\":5}");
 	/* a soft delete: account-6's events stay in the log (the processors
 	 * read it as written), $deleted is called for its key */
@@ -220,7 +226,7 @@ read_models(pt_env *e, uint64_t head)
 	    = { "count_all", "account_details", "category_total", "bank_notes",
 		      "orders", "by_type", "last_deposit", "tags", "vanish",
 		      "created", "strict_getters", "deleted", "shared_total",
-		      "bi_state" };
+		      "bi_state", "categories", "link_meta" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		processor  *p = fold(e, names[i], head);
 		proc_status st;
@@ -284,6 +290,11 @@ read_models(pt_env *e, uint64_t head)
 	    json_pack("{sIso}", "total", (json_int_t) category_total,
 	        "streams", streams));
 	check_state(e, "bi_state", "root", J("{\"mine\":30}"));
+	check_state(e, "categories", "root",
+	    J("{\"n\":6,\"streams\":{\"bank-1\":true,\"orders-1\":true,"
+	      "\"orders-2\":true}}"));
+	check_state(e, "link_meta", "root",
+	    J("{\"n\":2,\"type\":\"Note\",\"why\":[\"vip\",null]}"));
 	check_state(
 	    e, "bank_notes", "root", J("{\"notes\":[\"a\",\"b\",\"c\"]}"));
 	check_state(e, "orders", "root",
@@ -525,7 +536,8 @@ refused(void)
 		    "$deleted in a bi-state projection is not supported" },
 		{ "no_when.js", "no .when({...})" },
 		{ "bad_option.js",
-		    "options.resultStreamName is not supported" },
+		    "options.resultStreamName is not supported (the host "
+		    "names result streams $projections-<name>[-<key>]-result)" },
 		{ "top_loop.js",
 		    "top_loop.js: over its CPU budget of 100 ms" },
 		{ "no_handler.js", "when() has no event handler" },

@@ -66,7 +66,13 @@ static const char prelude_js[]
       "      return { kind: 2, name: name(s, 'fromStreams') }; })); };\n"
       "  g.fromCategory = function (c) {\n"
       "    return from([{ kind: 4, name: name(c, 'fromCategory') }]); };\n"
-      "  g.fromCategories = unsupported('fromCategories()');\n"
+      "  g.fromCategories = function (a) {\n"
+      "    var l = Array.isArray(a) ? a : "
+      "Array.prototype.slice.call(arguments);\n"
+      "    if (l.length === 0) throw new TypeError('fromCategories() takes "
+      "categories');\n"
+      "    return from(l.map(function (c) {\n"
+      "      return { kind: 4, name: name(c, 'fromCategories') }; })); };\n"
       "  g.options = function (o) {\n"
       "    if (typeof o !== 'object' || o === null)\n"
       "      throw new TypeError('options() takes an object');\n"
@@ -295,6 +301,16 @@ push_event(duk_context *ctx, statecall *a)
 		duk_json_decode(ctx, -1);
 		duk_put_prop_string(ctx, -2, "metadata");
 	}
+	/* a link event ($includeLinks): its own metadata as linkMetadata
+	 * too; null for other events */
+	const char *type = H->event_type(a->ev);
+	if ((strcmp(type, "$>") == 0 || strcmp(type, "$@") == 0)
+	    && H->event_get_json(a->ev, SL_METADATA, "", &json) == SL_OK) {
+		duk_push_string(ctx, json);
+		duk_json_decode(ctx, -1);
+	} else
+		duk_push_null(ctx);
+	duk_put_prop_string(ctx, -2, "linkMetadata");
 	return 0;
 }
 

@@ -104,7 +104,12 @@ read_options(duk_context *ctx, defarg *d)
 			double v = duk_to_number(ctx, -1) * 1048576.0;
 			if (v >= 1048576.0 && v < (double) p->lim.memory_bytes)
 				p->lim.memory_bytes = (size_t) v;
-		} else
+		} else if (strcmp(k, "resultStreamName") == 0)
+			DEF_FAIL("%s: options.resultStreamName is not supported "
+			         "(the host names result streams "
+			         "$projections-<name>[-<key>]-result)",
+			    p->file);
+		else
 			DEF_FAIL(
 			    "%s: options.%s is not supported", p->file, k);
 		duk_pop_2(ctx);
@@ -119,8 +124,8 @@ read_sources(duk_context *ctx, defarg *d)
 	jsproj *p = d->p;
 	duk_get_prop_string(ctx, -1, "sources");
 	if (!duk_is_array(ctx, -1))
-		DEF_FAIL("%s: no fromAll(), fromStream(), fromStreams() or "
-		         "fromCategory()",
+		DEF_FAIL("%s: no fromAll(), fromStream(), fromStreams(), "
+		         "fromCategory() or fromCategories()",
 		    p->file);
 	size_t n = duk_get_length(ctx, -1);
 	if (n > 0 && (p->src = calloc(n, sizeof(sl_source))) == NULL)
