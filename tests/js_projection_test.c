@@ -35,6 +35,8 @@ typedef struct jacct {
 
 static jacct   accs[NACC + 1];
 static int64_t t1_events, category_total, withdrawals;
+/* partitioned.js: deposits of 60 and more ("big"), and the others */
+static int64_t part_n[2], part_sum[2];
 static json_t *by_type;
 
 static void
@@ -58,6 +60,8 @@ commit_acct(store *s, int a, const char *type, int64_t amount)
 		c->last_seq    = c->revision;
 		category_total += amount;
 		c->running = category_total;
+		part_n[amount >= 60]++;
+		part_sum[amount >= 60] += amount;
 	} else if (strcmp(type, "Withdrawn") == 0) {
 		c->w = ++withdrawals;
 		if (c->balance >= amount)
@@ -226,7 +230,7 @@ read_models(pt_env *e, uint64_t head)
 	    = { "count_all", "account_details", "category_total", "bank_notes",
 		      "orders", "by_type", "last_deposit", "tags", "vanish",
 		      "created", "strict_getters", "deleted", "shared_total",
-		      "bi_state", "categories", "link_meta" };
+		      "bi_state", "categories", "link_meta", "partitioned" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		processor  *p = fold(e, names[i], head);
 		proc_status st;
@@ -290,6 +294,12 @@ read_models(pt_env *e, uint64_t head)
 	    json_pack("{sIso}", "total", (json_int_t) category_total,
 	        "streams", streams));
 	check_state(e, "bi_state", "root", J("{\"mine\":30}"));
+	for (int b = 0; b < 2; b++)
+		check_state(e, "partitioned", b ? "big" : "small",
+		    json_pack("{sIsIss}", "n", (json_int_t) part_n[b], "sum",
+		        (json_int_t) part_sum[b], "p", b ? "big" : "small"));
+	check_state(e, "partitioned", "account-1", NULL);
+	check_state(e, "partitioned", "root", NULL);
 	check_state(e, "categories", "root",
 	    J("{\"n\":6,\"streams\":{\"bank-1\":true,\"orders-1\":true,"
 	      "\"orders-2\":true}}"));
@@ -517,6 +527,31 @@ failing(uint64_t head)
 			json_decref(got);
 		}
 	}
+	/* partitionBy() that throws: account-2's events have no key and
+	 * wait, failed with the script's reason; the others go on */
+	processor *p;
+	CHECK_EQ(proc_start(e.s, e.rm, "t1", pt_find(e.r, "partition_throws"),
+	             64, &p),
+	    SL_OK);
+	proc_status st = pt_wait_failing_units(p, head, PT_WAIT_MS);
+	CHECK_EQ(st.n_failing, 1);
+	proc_failing f;
+	proc_get_failing(p, &f, 1);
+	if (strstr(f.reason, "partition_throws.js:3: Error: no key for "
+	                     "account-2")
+	    == NULL) {
+		fprintf(stderr, "partition_throws: reason '%s'\n", f.reason);
+		exit(1);
+	}
+	CHECK(!f.retry);
+	proc_stop(p);
+	int64_t others = 0;
+	for (int a = 1; a <= NACC; a++)
+		others += a == 2 ? 0 : accs[a].deposits;
+	json_t *all = stored(&e, pt_find(e.r, "partition_throws"), "all");
+	CHECK(all != NULL);
+	CHECK_EQ(json_integer_value(json_object_get(all, "n")), others);
+	json_decref(all);
 	pt_env_close(&e);
 }
 
@@ -531,7 +566,8 @@ refused(void)
 		{ "syntax.js", "syntax.js:3: SyntaxError" },
 		{ "unknown_fn.js", "unknown_fn.js:2: ReferenceError" },
 		{ "throws_top.js", "throws_top.js:2: Error: boom" },
-		{ "partition_by.js", "partitionBy() is not supported yet" },
+		{ "partition_by.js",
+		    "partitionBy() and foreachStream() both choose the key" },
 		{ "shared_deleted.js",
 		    "$deleted in a bi-state projection is not supported" },
 		{ "no_when.js", "no .when({...})" },

@@ -278,8 +278,10 @@ push_event(duk_context *ctx, statecall *a)
 	duk_put_prop_string(ctx, -2, "streamId");
 	duk_push_number(ctx, (double) H->event_revision(a->ev));
 	duk_put_prop_string(ctx, -2, "sequenceNumber");
-	duk_push_string(ctx, a->key);
-	duk_put_prop_string(ctx, -2, "partition");
+	if (a->key != NULL) { /* NULL: partitionBy() is finding it */
+		duk_push_string(ctx, a->key);
+		duk_put_prop_string(ctx, -2, "partition");
+	}
 	duk_push_string(ctx, H->event_id(a->ev));
 	duk_put_prop_string(ctx, -2, "eventId");
 	duk_push_true(ctx);
@@ -507,6 +509,79 @@ jscall_deleted(void *user, const char *stream, const char *key, sl_state *st,
 		.key           = key,
 		.st            = st };
 	return run_state(&a, ctx);
+}
+
+typedef struct keycall {
+	statecall sc; /* the event (key NULL) and why */
+	char     *buf;
+	size_t    len;
+	bool      skip; /* partitionBy gave null or undefined */
+} keycall;
+
+static duk_ret_t
+key_body(duk_context *ctx, void *arg)
+{
+	keycall *k = arg;
+	duk_get_global_string(ctx, "__sl");
+	duk_get_prop_string(ctx, -1, "partitionBy");
+	if (push_event(ctx, &k->sc) != 0)
+		return 0;
+	jsheap_script_begin();
+	duk_call(ctx, 1);
+	jsheap_script_end();
+	if (duk_is_null_or_undefined(ctx, -1)) {
+		k->skip = true;
+		return 0;
+	}
+	if (!duk_is_string(ctx, -1) && !duk_is_number(ctx, -1)) {
+		snprintf(k->sc.why, sizeof(k->sc.why),
+		    "%s: partitionBy gave %s for %s: a key is a string",
+		    k->sc.p->file, kind_of(ctx, -1),
+		    k->sc.p->host->event_type(k->sc.ev));
+		return 0;
+	}
+	const char *key = duk_to_string(ctx, -1);
+	size_t      n   = strlen(key);
+	if (n == 0 || n >= k->len)
+		snprintf(k->sc.why, sizeof(k->sc.why),
+		    "%s: partitionBy gave %s key for %s", k->sc.p->file,
+		    n == 0 ? "an empty" : "a too long",
+		    k->sc.p->host->event_type(k->sc.ev));
+	else
+		memcpy(k->buf, key, n + 1);
+	return 0;
+}
+
+/* partitionBy(f): sl_projection.key. */
+int
+jscall_key(void *user, const sl_event *ev, char *buf, size_t len)
+{
+	jsproj *p = user;
+	keycall k = { .sc = { .which = ON, .p = p, .ev = ev },
+		.buf      = buf,
+		.len      = len };
+	char    why[512];
+	jsheap *h = jsheap_take(p, why, sizeof(why));
+	if (h == NULL) {
+		snprintf(buf, len, "%s", why);
+		return SL_EPLUGIN;
+	}
+	jscall call = { p, ev, NULL };
+	bool   dead;
+	int    rc = jsheap_run(h, key_body, &k, &call, &dead, why, sizeof(why));
+	if (dead)
+		jsheap_drop(h);
+	else
+		jsheap_give(h);
+	if (rc == SL_OK && k.sc.why[0] != '\0') {
+		snprintf(why, sizeof(why), "%s", k.sc.why);
+		rc = SL_EPLUGIN;
+	}
+	if (rc != SL_OK) {
+		snprintf(buf, len, "%s", why);
+		return SL_EPLUGIN;
+	}
+	return k.skip ? SL_ENOTFOUND : SL_OK;
 }
 
 typedef struct resultcall {

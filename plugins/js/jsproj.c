@@ -150,6 +150,10 @@ read_handlers(duk_context *ctx, defarg *d)
 	duk_get_prop_string(ctx, -1, "foreachStream");
 	bool per_stream = duk_to_boolean(ctx, -1);
 	duk_pop(ctx);
+	if (per_stream && p->partition_fn)
+		DEF_FAIL("%s: partitionBy() and foreachStream() both choose "
+		         "the key: use one",
+		    p->file);
 	duk_get_prop_string(ctx, -1, "handlers");
 	if (!duk_is_object(ctx, -1))
 		DEF_FAIL("%s: no .when({...})", p->file);
@@ -177,9 +181,13 @@ read_handlers(duk_context *ctx, defarg *d)
 				DEF_FAIL("%s: out of memory", p->file);
 			p->sel                 = s;
 			s[p->n_sel].event_type = keep(p, k);
-			s[p->n_sel].key
-			    = per_stream ? SL_KEY_EVENT_SOURCE : SL_KEY_STATIC;
-			s[p->n_sel].arg = per_stream ? NULL : ROOT_KEY;
+			/* partitionBy(): sl_projection.key gives the key; the
+			 * selector only says the type is handled */
+			s[p->n_sel].key = per_stream || p->partition_fn
+			    ? SL_KEY_EVENT_SOURCE
+			    : SL_KEY_STATIC;
+			s[p->n_sel].arg
+			    = per_stream || p->partition_fn ? NULL : ROOT_KEY;
 			p->n_sel++;
 		}
 		duk_pop_2(ctx);
@@ -224,17 +232,18 @@ def_body(duk_context *ctx, void *arg)
 	jsproj *p = d->p;
 	duk_get_global_string(ctx, "__sl");
 	duk_get_prop_string(ctx, -1, "partitionBy");
-	bool partition_fn = !duk_is_null(ctx, -1);
+	p->partition_fn = !duk_is_null(ctx, -1);
 	duk_pop(ctx);
-	if (partition_fn)
-		DEF_FAIL("%s: partitionBy() is not supported yet (ABI 1.3 "
-		         "has no key function)",
-		    p->file);
 	read_sources(ctx, d);
 	if (d->why[0] == '\0')
 		read_handlers(ctx, d);
 	if (d->why[0] == '\0')
 		read_options(ctx, d);
+	if (d->why[0] == '\0' && p->has_deleted && p->partition_fn)
+		DEF_FAIL("%s: $deleted with partitionBy() is not supported "
+		         "(the host calls $deleted for the key that is the "
+		         "deleted stream's id)",
+		    p->file);
 	if (d->why[0] == '\0' && p->bistate)
 		read_shared(ctx, d);
 	if (d->why[0] == '\0') {
@@ -380,6 +389,8 @@ jsproj_open(const sl_host_api *host, const char *path, const char *file,
 		j->created = jscall_created;
 	if (p->has_deleted)
 		j->deleted = jscall_deleted;
+	if (p->partition_fn)
+		j->key = jscall_key;
 	if (p->bistate) {
 		j->shared_initial_state_json = p->shared_json;
 		/* each new key's [state, shared] goes through __sl_init */
