@@ -144,7 +144,8 @@ commit_all(store *s)
 	/* a link with metadata (read only with $includeLinks), then an
 	 * ordinary event, in one stream */
 	pt_event link = { .type = "$>", .json = "\"0@account-1\"" };
-	pt_commit_meta(s, "t1", "vip-links", &link, 1, false, "{\"why\":\"vip\"}");
+	pt_commit_meta(
+	    s, "t1", "vip-links", &link, 1, false, "{\"why\":\"vip\"}");
 	pt_commit1(s, "t1", "vip-links", "Note", "{}");
 	count_type("Note");
 	pt_commit1(s, "t2", "account-1", "Deposited", "{\"amount\":5}");
@@ -281,8 +282,9 @@ read_models(pt_env *e, uint64_t head)
 			json_object_set_new(d, "by", json_string(key));
 		}
 		check_state(e, "deleted", key, d);
-		json_t *sh = json_pack("{sIsIsI}", "n", (json_int_t) c->deposits,
-		    "no", (json_int_t) a, "running", (json_int_t) c->running);
+		json_t *sh = json_pack("{sIsIsI}", "n",
+		    (json_int_t) c->deposits, "no", (json_int_t) a, "running",
+		    (json_int_t) c->running);
 		if (c->w)
 			json_object_set_new(sh, "w", json_integer(c->w));
 		check_state(e, "shared_total", key, sh);
@@ -537,8 +539,9 @@ failing(uint64_t head)
 	CHECK_EQ(st.n_failing, 1);
 	proc_failing f;
 	proc_get_failing(p, &f, 1);
-	if (strstr(f.reason, "partition_throws.js:3: Error: no key for "
-	                     "account-2")
+	if (strstr(f.reason,
+	        "partition_throws.js:3: Error: no key for "
+	        "account-2")
 	    == NULL) {
 		fprintf(stderr, "partition_throws: reason '%s'\n", f.reason);
 		exit(1);
@@ -573,7 +576,8 @@ refused(void)
 		{ "no_when.js", "no .when({...})" },
 		{ "bad_option.js",
 		    "options.resultStreamName is not supported (the host "
-		    "names result streams $projections-<name>[-<key>]-result)" },
+		    "names result streams "
+		    "$projections-<name>[-<key>]-result)" },
 		{ "top_loop.js",
 		    "top_loop.js: over its CPU budget of 100 ms" },
 		{ "no_handler.js", "when() has no event handler" },

@@ -557,9 +557,9 @@ int
 jscall_key(void *user, const sl_event *ev, char *buf, size_t len)
 {
 	jsproj *p = user;
-	keycall k = { .sc = { .which = ON, .p = p, .ev = ev },
-		.buf      = buf,
-		.len      = len };
+	keycall k = {
+		.sc = { .which = ON, .p = p, .ev = ev }, .buf = buf, .len = len
+	};
 	char    why[512];
 	jsheap *h = jsheap_take(p, why, sizeof(why));
 	if (h == NULL) {
@@ -568,7 +568,7 @@ jscall_key(void *user, const sl_event *ev, char *buf, size_t len)
 	}
 	jscall call = { p, ev, NULL };
 	bool   dead;
-	int    rc = jsheap_run(h, key_body, &k, &call, &dead, why, sizeof(why));
+	int rc = jsheap_run(h, key_body, &k, &call, &dead, why, sizeof(why));
 	if (dead)
 		jsheap_drop(h);
 	else
@@ -667,7 +667,8 @@ jscall_result(
 	}
 	jscall call = { p, NULL, NULL };
 	bool   dead;
-	int rc = jsheap_run(h, result_body, &a, &call, &dead, why, sizeof(why));
+	int    rc
+	    = jsheap_run(h, result_body, &a, &call, &dead, why, sizeof(why));
 	if (dead)
 		jsheap_drop(h);
 	else

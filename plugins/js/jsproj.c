@@ -105,9 +105,10 @@ read_options(duk_context *ctx, defarg *d)
 			if (v >= 1048576.0 && v < (double) p->lim.memory_bytes)
 				p->lim.memory_bytes = (size_t) v;
 		} else if (strcmp(k, "resultStreamName") == 0)
-			DEF_FAIL("%s: options.resultStreamName is not supported "
-			         "(the host names result streams "
-			         "$projections-<name>[-<key>]-result)",
+			DEF_FAIL(
+			    "%s: options.resultStreamName is not supported "
+			    "(the host names result streams "
+			    "$projections-<name>[-<key>]-result)",
 			    p->file);
 		else
 			DEF_FAIL(
