@@ -9,6 +9,9 @@
  *     partition) is exact, and the crashed key keeps its events before the
  *     crash. A fixed build of the plugin (same ids and definitions) and
  *     `retry` then make everything equal a recomputation from the log.
+ *   key_segv: a projection whose key function (ABI 1.3) segfaults: as
+ *     proj_segv, the failing unit the event's stream's without a key,
+ *     "(no key) stream s-N", and after the fix the retry finds the keys;
  *   emitter_segv: an emitting projection that segfaults: as proj_segv,
  *     its key is marked failing at that event (not retried) and every
  *     other key goes on, status "running" with "1 partition failing";
@@ -17,7 +20,7 @@
  *     event; SIGTERM ends the daemon within the stop's bound (nothing of
  *     the stuck batch committed); after a start the stuck key waits
  *     (marked failing) and every other key goes on; fixed build + retry.
- * Usage: crash_guard_test proj_segv|proj_abort|filter_segv|emitter_segv|
+ * Usage: crash_guard_test proj_segv|proj_abort|filter_segv|key_segv|emitter_segv|
  *        stuck
  */
 #include <inttypes.h>
@@ -54,6 +57,9 @@ static pid_t      sup_pid = -1; /* the supervisor */
 static pid_t      test_pid;
 static sl_client *cl;
 static bool       is_filter, is_stuck, is_emitter;
+/* key_segv: the crash is in the projection's key function (ABI 1.3), so
+ * the failing unit is the event's stream's, keyless */
+static bool        in_key;
 static const char *bad_build, *signal_name;
 
 /* What the log holds (one tenant): per event its stream, i and whether it
@@ -308,8 +314,9 @@ check_failing_unit(json_t *p, const char *reason_has)
 	            == NULL))
 		FAIL("want running with 1 partition failing: %s", dump(p));
 	json_t *f = json_array_get(json_object_get(p, "failing"), 0);
-	char    stream[16];
-	snprintf(stream, sizeof(stream), "s-%d", BAD_STREAM);
+	char    stream[40];
+	snprintf(stream, sizeof(stream), "%ss-%d",
+	    in_key ? "(no key) stream " : "", BAD_STREAM);
 	if (f == NULL || strcmp(jstr(f, "partition"), stream) != 0
 	    || jint(f, "position") != (long long) bad_pos
 	    || !json_is_false(json_object_get(f, "retry"))
@@ -550,6 +557,7 @@ fix_and_retry(void)
 {
 	install(is_filter        ? "crash_filter_fixed"
 	        : is_emitter ? "crash_emit_fixed"
+	        : in_key     ? "crash_key_fixed"
 	                     : "crash_proj_fixed");
 	want_version = "1.0.0";
 	json_decref(wait_status("the fixed build loaded", runs_version));
@@ -701,6 +709,10 @@ main(int argc, char **argv)
 	} else if (strcmp(c, "filter_segv") == 0) {
 		is_filter   = true;
 		bad_build   = "crash_filter_segv";
+		signal_name = "SIGSEGV";
+	} else if (strcmp(c, "key_segv") == 0) {
+		in_key      = true;
+		bad_build   = "crash_key_segv";
 		signal_name = "SIGSEGV";
 	} else if (strcmp(c, "emitter_segv") == 0) {
 		is_emitter  = true;

@@ -268,6 +268,20 @@ proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	char       key[PROC_KEY_MAX];
 	if (own_stream(em, ev->stream))
 		return SL_OK;
+	/* the event this projection crashed on in the last run waits for
+	 * an operator (guard.h); with a key function, which may be what
+	 * crashed, in its stream's unit and without calling it again */
+	char why[256];
+	bool crashed = em->mode == CFG_MODE_CONTINUOUS
+	    && guard_emitter_crashed(
+	        p->tenant, p->proj_id, position, why, sizeof(why));
+	sl_context nr = { .no_retry = true };
+	if (crashed && proj_def_key(p->def) != NULL) {
+		proc_set_unit(b, PROC_NO_KEY, ev->stream);
+		return proc_unit_selected(b, position)
+		    ? proc_unit_fail(b, &nr, "%s", why)
+		    : SL_OK;
+	}
 	bool deleting;
 	int  rc = proc_event_unit(b, ev, key, &deleting);
 	if (rc != SL_OK)
@@ -276,15 +290,8 @@ proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	if (em->only_key != NULL
 	    && (kn != em->only_len || memcmp(key, em->only_key, kn) != 0))
 		return SL_OK;
-	/* the event this projection crashed on in the last run waits for
-	 * an operator (guard.h) */
-	char why[256];
-	if (em->mode == CFG_MODE_CONTINUOUS
-	    && guard_emitter_crashed(
-	        p->tenant, p->proj_id, position, why, sizeof(why))) {
-		sl_context nr = { .no_retry = true };
+	if (crashed)
 		return proc_unit_fail(b, &nr, "%s", why);
-	}
 	centry *x;
 	if ((rc = emit_entry(b, key, kn, &x)) != SL_OK)
 		return rc;
@@ -297,7 +304,6 @@ proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	    : state_load(&st, p->def->initial, p->def->initial_len);
 	if (rc != SL_OK) {
 		state_free(&st);
-		sl_context nr = { .no_retry = true };
 		return proc_unit_fail(
 		    b, &nr, "the state of key '%.100s' is corrupt", key);
 	}

@@ -242,10 +242,24 @@ store_put(batch_ctx *b, const char *key, size_t klen, const sl_state *state)
 int
 proc_project_unit(batch_ctx *b, const ev_view *ev, char *key)
 {
-	int rc;
-	if (proj_def_key(b->p->def) != NULL) {
-		struct sl_event sev = proc_sl_event(b->p, ev);
-		rc = proc_key_fn_call(b->p->def, &sev, key, PROC_KEY_MAX);
+	int        rc;
+	processor *p = b->p;
+	if (proj_def_key(p->def) != NULL) {
+		/* plugin code: the crash guard names the event's unit while
+		 * it has no key (its stream's), and a unit a crash marked
+		 * waits without calling it again */
+		proc_set_unit(b, PROC_NO_KEY, ev->stream);
+		if (!b->retrying && !proc_unit_selected(b, ev->position))
+			return PROC_SKIP;
+		struct sl_event sev = proc_sl_event(p, ev);
+		int             gk  = p->em == NULL ? GUARD_PROC
+		                 : p->em->mode == CFG_MODE_CONTINUOUS
+		                 ? GUARD_EMITTER
+		                 : GUARD_QUERY;
+		guard_enter((guard_kind) gk, p->tenant, p->proj_id, p->name,
+		    p->gen, b->uf.unit, b->uf.ulen, ev->position);
+		rc = proc_key_fn_call(p->def, &sev, key, PROC_KEY_MAX);
+		guard_leave();
 	} else
 		rc = proc_key(b->p->def, ev, key, PROC_KEY_MAX);
 	if (rc == SL_ENOTFOUND)
@@ -260,6 +274,11 @@ proc_project_unit(batch_ctx *b, const ev_view *ev, char *key)
 		return proc_unit_fail(b, &nr, "%s", key);
 	}
 	proc_set_unit(b, "", key);
+	/* retrying the no-key unit of this event's stream, whose key a
+	 * fixed key function now finds: its events are the retry's */
+	if (b->retrying && b->ru.ulen > 1 && b->ru.unit[0] == PROC_NO_KEY[0]
+	    && strcmp(b->ru.unit + 1, ev->stream) == 0)
+		return SL_OK;
 	return proc_unit_selected(b, ev->position) ? SL_OK : PROC_SKIP;
 }
 

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <stdio.h>
+
 #include <sluice/plugin.h>
 
 #ifndef CRASH_KIND
@@ -70,7 +72,9 @@ on_event(void *user, const sl_event *ev, const char *key, sl_state *st,
 {
 	(void) user;
 	(void) key;
+#ifndef CRASH_IN_KEY
 	maybe_crash(ev);
+#endif
 	int64_t i = 0;
 	(void) sl_get_i64(ev, "i", &i);
 	if (sl_set_i64(st, "n", sl_state_i64(st, "n", 0) + 1) != SL_OK
@@ -85,6 +89,19 @@ on_event(void *user, const sl_event *ev, const char *key, sl_state *st,
 
 #if CRASH_KIND == 3
 static const char *const emits[] = { "crash-all" };
+#endif
+
+#ifdef CRASH_IN_KEY
+/* The key (the stream, as the selector's) from a key function (ABI 1.3,
+ * partitionBy), which is where it crashes. */
+static int
+key_of(void *user, const sl_event *ev, char *buf, size_t len)
+{
+	(void) user;
+	maybe_crash(ev);
+	snprintf(buf, len, "%s", sl_host()->event_stream(ev));
+	return SL_OK;
+}
 #endif
 
 #if CRASH_KIND == 1
@@ -132,6 +149,9 @@ static const sl_projection projection = {
 	.selectors          = selectors,
 	.n_selectors        = 1,
 	.on                 = on_event,
+#ifdef CRASH_IN_KEY
+	.key                = key_of,
+#endif
 };
 #if CRASH_KIND == 1
 static const sl_projection *const projections[] = { &projection, &side };
