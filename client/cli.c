@@ -57,7 +57,7 @@ static const char usage_text[]
       "         [--count N] [--idle-ms MS] [--pub-url URL]\n"
       "  subscribe --tenant T --filter ID_OR_NAME [--partition P] [--from N]\n"
       "         [--count N] [--idle-ms MS] [--pub-url URL]\n"
-      "  spec FILE [--projection NAME] [--js-host PATH]\n"
+      "  spec FILE [--plugin FILE] [--projection NAME] [--js-host PATH]\n"
       "\n"
       "The endpoint is --url, else $SLUICE_URL, else endpoints.api of the\n"
       "config file (--config, default ./resources.yaml). $SLUICE_TENANT can\n"
@@ -109,7 +109,8 @@ static const char usage_text[]
       "daemon: a temporary log) and compares the states, results and\n"
       "emitted streams with the spec's output; it prints each difference\n"
       "and exits 4 on one, 1 on a bad spec or a projection that does not\n"
-      "load, 0 when all match (docs/javascript.md, Specs).\n"
+      "load, 0 when all match (docs/javascript.md, Specs). --plugin runs\n"
+      "FILE (a .js or .so) instead of the spec's \"projection\".\n"
       "status lists each processor's failing partitions with reason,\n"
       "attempts and next try, and each projection's mode, status (running,\n"
       "stopped, faulted, waiting: with status_reason), progress and buffer.\n";
@@ -121,7 +122,7 @@ typedef struct opts {
 	const char *from, *max, *from_revision, *projection;
 	const char *count, *idle_ms, *pub_url;
 	const char *filter, *partition, *key, *truncate_before;
-	const char *js_host;
+	const char *js_host, *plugin;
 	const char *command; /* the command's name (argv) */
 	bool        is_public, batch, follow, resolve_links;
 	const char *pos[4];
@@ -270,6 +271,7 @@ static const optdef optdefs[] = {
 	OPT("key", key),
 	OPT("truncate-before", truncate_before),
 	OPT("js-host", js_host),
+	OPT("plugin", plugin),
 	FLAG("public", is_public),
 	FLAG("batch", batch),
 	FLAG("follow", follow),
@@ -1130,9 +1132,9 @@ cmd_spec(const opts *o)
 	    || o->filter != NULL || o->partition != NULL || o->key != NULL
 	    || o->truncate_before != NULL || o->is_public || o->batch
 	    || o->follow || o->resolve_links)
-		return usage_error("spec takes only --projection and "
-		                   "--js-host");
-	return spec_run(o->pos[0], o->projection, o->js_host);
+		return usage_error("spec takes only --plugin, --projection "
+		                   "and --js-host");
+	return spec_run(o->pos[0], o->plugin, o->projection, o->js_host);
 }
 
 int

@@ -622,10 +622,14 @@ pick(spec_ctx *c, const char *name)
 }
 
 static int
-run(spec_ctx *c, const json_t *spec, const char *dir, const char *name,
-    const char *js_host)
+run(spec_ctx *c, const json_t *spec, const char *dir, const char *plugin,
+    const char *name, const char *js_host)
 {
 	const char *proj = json_string_value(json_object_get(spec, "projection"));
+	if (plugin != NULL) {
+		proj = plugin; /* relative to the working directory */
+		dir  = ".";
+	}
 	if (proj == NULL || *proj == '\0')
 		return bad(c->file, "no \"projection\" (the projection's file)");
 	if (name == NULL)
@@ -665,7 +669,8 @@ run(spec_ctx *c, const json_t *spec, const char *dir, const char *name,
 }
 
 int
-spec_run(const char *file, const char *projection, const char *js_host)
+spec_run(const char *file, const char *plugin, const char *projection,
+    const char *js_host)
 {
 	json_error_t je;
 	json_t      *spec = json_load_file(file, 0, &je);
@@ -710,7 +715,7 @@ spec_run(const char *file, const char *projection, const char *js_host)
 		bad(file, "registry_create: %s", sl_errname(rc));
 		goto out;
 	}
-	status = run(&c, spec, dir, projection, js_host);
+	status = run(&c, spec, dir, plugin, projection, js_host);
 	if (status == 0 && c.diffs > 0)
 		status = SPEC_EXIT_DIFF;
 	if (status == 0)

@@ -10,7 +10,8 @@
 #define SPEC_EXIT_DIFF 4
 
 /**
- * Run the spec at path. projection: the projection's name in a .so (NULL:
+ * Run the spec at path. plugin: the projection's file (.js or .so) to run
+ * instead of the spec's "projection" (NULL: the spec's). projection: the projection's name in a .so (NULL:
  * the spec's "projectionName", else the plugin's only projection);
  * js_host: the js_host.so to load a .js with (NULL: $SLUICE_JS_HOST, else
  * the build's). Prints the differences on stdout, errors on stderr.
@@ -18,6 +19,7 @@
  * a bad spec, a projection that does not load or a run that does not
  * reach the end of the input.
  */
-int spec_run(const char *path, const char *projection, const char *js_host);
+int spec_run(const char *path, const char *plugin, const char *projection,
+    const char *js_host);
 
 #endif
