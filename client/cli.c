@@ -3,7 +3,8 @@
  * filter's stream), get-one, get-all, query (one-time, or transient with
  * --follow), status, subscribe and the operator commands (reset, retry,
  * pause, resume, start, stop) against a running sluiced, through the
- * client library; JSON out on stdout.
+ * client library; JSON out on stdout. `spec` runs a projection against a
+ * spec file in process, without a daemon (spec.c).
  * The endpoint comes from --url, $SLUICE_URL or the config file's
  * endpoints.api.
  */
@@ -1159,7 +1160,8 @@ main(int argc, char **argv)
 		{ "start", cmd_command },
 		{ "stop", cmd_command },
 		{ "query", cmd_query },
-		{ "spec", NULL }, /* in process: no daemon (cmd_spec) */
+		/* in process, no daemon: cmd_spec */
+		{ "spec", NULL },
 	};
 	opts       o;
 	uint64_t   timeout = 10000;

@@ -28,12 +28,12 @@
 #include "spec.h"
 #include "store.h"
 
-#define SPEC_TENANT "spec"
-#define SPEC_WAIT_MS 20000
+#define SPEC_TENANT      "spec"
+#define SPEC_WAIT_MS     20000
 #define SPEC_MAX_EMITTED 10000
 
 typedef struct spec_run_ctx {
-	const char *file;   /* the spec, for messages */
+	const char *file; /* the spec, for messages */
 	store      *s;
 	rmstore    *rm;
 	registry   *r;
@@ -41,8 +41,8 @@ typedef struct spec_run_ctx {
 	int         diffs;
 } spec_ctx;
 
-static void
-diff(spec_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void diff(spec_ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 diff(spec_ctx *c, const char *fmt, ...)
@@ -56,8 +56,7 @@ diff(spec_ctx *c, const char *fmt, ...)
 	c->diffs++;
 }
 
-static int
-bad(const char *file, const char *fmt, ...)
+static int bad(const char *file, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static int
@@ -111,13 +110,14 @@ text(const json_t *v)
 {
 	if (v == NULL)
 		return strdup("(none)");
-	char *t = json_dumps(v, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+	char *t
+	    = json_dumps(v, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
 	return t != NULL ? t : strdup("(?)");
 }
 
 static void
-diff_value(spec_ctx *c, const char *what, const json_t *want,
-    const json_t *got)
+diff_value(
+    spec_ctx *c, const char *what, const json_t *want, const json_t *got)
 {
 	char *w = text(want), *g = text(got);
 	diff(c, "%s differs\n  expected: %s\n  actual:   %s", what, w, g);
@@ -157,7 +157,7 @@ to_mp(msgpack_zone *z, const json_t *v, msgpack_object *out)
 	msgpack_sbuffer sb;
 	msgpack_packer  pk;
 	char            err[200];
-	char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	char           *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (t == NULL)
 		return SL_ENOMEM;
 	msgpack_sbuffer_init(&sb);
@@ -184,16 +184,16 @@ to_mp(msgpack_zone *z, const json_t *v, msgpack_object *out)
 
 /* Commit one spec event to stream (expected revision: any). */
 static int
-commit_event(spec_ctx *c, const char *stream, const json_t *ev, size_t si,
-    size_t ei)
+commit_event(
+    spec_ctx *c, const char *stream, const json_t *ev, size_t si, size_t ei)
 {
 	const char *type = json_string_value(json_object_get(ev, "eventType"));
 	json_t     *data = json_object_get(ev, "data");
 	json_t     *meta = json_object_get(ev, "metadata");
 	const char *id   = json_string_value(json_object_get(ev, "eventId"));
 	if (type == NULL || *type == '\0')
-		return bad(c->file, "input[%zu].events[%zu]: no eventType",
-		    si, ei);
+		return bad(
+		    c->file, "input[%zu].events[%zu]: no eventType", si, ei);
 	if (data != NULL && !json_is_object(data))
 		return bad(c->file,
 		    "input[%zu].events[%zu]: data is not an object (Sluice "
@@ -255,8 +255,9 @@ commit_event(spec_ctx *c, const char *stream, const json_t *ev, size_t si,
 	rc            = store_commit_wait(c->s, &sc);
 	msgpack_zone_destroy(&z);
 	if (rc != SL_OK)
-		return bad(c->file, "input[%zu].events[%zu]: commit to '%s': "
-		                    "%s %s",
+		return bad(c->file,
+		    "input[%zu].events[%zu]: commit to '%s': "
+		    "%s %s",
 		    si, ei, stream, sl_errname(rc), sc.message);
 	return 0;
 }
@@ -330,8 +331,7 @@ state_cb(void *arg, const char *key, size_t key_len, const void *state,
 }
 
 static int
-rm_cb(void *arg, const char *key, size_t key_len, const void *data,
-    size_t len)
+rm_cb(void *arg, const char *key, size_t key_len, const void *data, size_t len)
 {
 	return state_cb(arg, key, key_len, data, len, NULL, 0);
 }
@@ -366,7 +366,7 @@ run_plain(spec_ctx *c, const proj_def *def, uint64_t head)
 	report_failing(c, f, n < 16 ? n : 16, n);
 	proc_stop(p);
 	bool more = false;
-	rc = rm_scan(c->rm, def->id, NULL, 0, 0, rm_cb, c, &more);
+	rc        = rm_scan(c->rm, def->id, NULL, 0, 0, rm_cb, c, &more);
 	if (rc != SL_OK)
 		return bad(c->file, "reading the states: %s", sl_errname(rc));
 	return 0;
@@ -442,9 +442,9 @@ check_states(spec_ctx *c, const json_t *want)
 	}
 	json_t *seen = json_object();
 	for (size_t i = 0; i < json_array_size(want); i++) {
-		json_t     *w    = json_array_get(want, i);
-		const char *part = json_string_value(
-		    json_object_get(w, "partition"));
+		json_t     *w = json_array_get(want, i);
+		const char *part
+		    = json_string_value(json_object_get(w, "partition"));
 		if (part == NULL) {
 			diff(c, "output.states[%zu] has no partition", i);
 			continue;
@@ -452,29 +452,31 @@ check_states(spec_ctx *c, const json_t *want)
 		const char *key = key_of(part);
 		json_t     *got = json_object_get(c->states, key);
 		json_object_set_new(seen, key, json_true());
-		char what[600];
+		char    what[600];
 		json_t *ws = json_object_get(w, "state");
 		if (ws != NULL) {
-			json_t *gs = got ? json_object_get(got, "state") : NULL;
+			json_t *gs
+			    = got ? json_object_get(got, "state") : NULL;
 			if (json_is_null(ws) ? gs != NULL
 			                     : gs == NULL || !same(ws, gs)) {
 				snprintf(what, sizeof(what),
 				    "state of partition '%s'", part);
-				diff_value(c, what, json_is_null(ws) ? NULL : ws,
-				    gs);
+				diff_value(
+				    c, what, json_is_null(ws) ? NULL : ws, gs);
 			}
 		}
 		json_t *wr = json_object_get(w, "result");
 		if (wr != NULL) {
-			json_t *gr = got ? json_object_get(got, "result") : NULL;
+			json_t *gr
+			    = got ? json_object_get(got, "result") : NULL;
 			if (json_is_null(gr))
 				gr = NULL;
 			if (json_is_null(wr) ? gr != NULL
 			                     : gr == NULL || !same(wr, gr)) {
 				snprintf(what, sizeof(what),
 				    "result of partition '%s'", part);
-				diff_value(c, what, json_is_null(wr) ? NULL : wr,
-				    gr);
+				diff_value(
+				    c, what, json_is_null(wr) ? NULL : wr, gr);
 			}
 		}
 	}
@@ -485,7 +487,7 @@ check_states(spec_ctx *c, const json_t *want)
 	{
 		if (json_object_get(seen, k) != NULL)
 			continue;
-		char  *t = text(json_object_get(v, "state"));
+		char *t = text(json_object_get(v, "state"));
 		diff(c, "unexpected partition '%s' with state %s",
 		    strcmp(k, "root") == 0 ? "" : k, t);
 		free(t);
@@ -530,7 +532,7 @@ check_emitted(spec_ctx *c, const json_t *want)
 	{
 		json_t *got = json_array();
 		int     rc  = store_scan_stream(c->s, SPEC_TENANT, stream, 0,
-		           SPEC_MAX_EMITTED, stream_cb, got);
+		         SPEC_MAX_EMITTED, stream_cb, got);
 		if (rc != SL_OK && rc != SL_ENOTFOUND) {
 			diff(c, "reading stream '%s': %s", stream,
 			    sl_errname(rc));
@@ -538,26 +540,29 @@ check_emitted(spec_ctx *c, const json_t *want)
 			continue;
 		}
 		if (!json_is_array(evs)) {
-			diff(c, "output.emitted['%s'] is not an array", stream);
+			diff(
+			    c, "output.emitted['%s'] is not an array", stream);
 			json_decref(got);
 			continue;
 		}
 		size_t nw = json_array_size(evs), ng = json_array_size(got);
 		char   what[600];
 		for (size_t i = 0; i < nw && i < ng; i++) {
-			json_t *w = json_array_get(evs, i);
-			json_t *g = json_array_get(got, i);
+			json_t *w   = json_array_get(evs, i);
+			json_t *g   = json_array_get(got, i);
 			json_t *cmp = json_object();
-			json_object_set(cmp, "eventType",
-			    json_object_get(g, "eventType"));
-			json_object_set(cmp, "data", json_object_get(g, "data"));
+			json_object_set(
+			    cmp, "eventType", json_object_get(g, "eventType"));
+			json_object_set(
+			    cmp, "data", json_object_get(g, "data"));
 			if (json_object_get(w, "metadata") != NULL)
 				json_object_set(cmp, "metadata",
 				    json_object_get(g, "metadata"));
 			json_t *wc = json_object();
-			json_object_set(wc, "eventType",
-			    json_object_get(w, "eventType"));
-			json_object_set(wc, "data", json_object_get(w, "data"));
+			json_object_set(
+			    wc, "eventType", json_object_get(w, "eventType"));
+			json_object_set(
+			    wc, "data", json_object_get(w, "data"));
 			if (json_object_get(w, "metadata") != NULL)
 				json_object_set(wc, "metadata",
 				    json_object_get(w, "metadata"));
@@ -625,24 +630,26 @@ static int
 run(spec_ctx *c, const json_t *spec, const char *dir, const char *plugin,
     const char *name, const char *js_host)
 {
-	const char *proj = json_string_value(json_object_get(spec, "projection"));
+	const char *proj
+	    = json_string_value(json_object_get(spec, "projection"));
 	if (plugin != NULL) {
 		proj = plugin; /* relative to the working directory */
 		dir  = ".";
 	}
 	if (proj == NULL || *proj == '\0')
-		return bad(c->file, "no \"projection\" (the projection's file)");
+		return bad(
+		    c->file, "no \"projection\" (the projection's file)");
 	if (name == NULL)
 		name = json_string_value(
 		    json_object_get(spec, "projectionName"));
 	char path[4200];
 	/* the projection's file is relative to the spec's directory */
-	int  pn = proj[0] == '/'
-	     ? snprintf(path, sizeof(path), "%s", proj)
-	     : snprintf(path, sizeof(path), "%s/%s", dir, proj);
+	int pn = proj[0] == '/'
+	    ? snprintf(path, sizeof(path), "%s", proj)
+	    : snprintf(path, sizeof(path), "%s/%s", dir, proj);
 	if (pn < 0 || (size_t) pn >= sizeof(path))
 		return bad(c->file, "the projection's path is too long");
-	size_t plen = strlen(path);
+	size_t plen  = strlen(path);
 	bool   is_js = plen > 3 && strcmp(path + plen - 3, ".js") == 0;
 	if (is_js && js_host != NULL && registry_set_js_host(c->r, js_host))
 		return bad(c->file, "out of memory");
@@ -656,8 +663,8 @@ run(spec_ctx *c, const json_t *spec, const char *dir, const char *plugin,
 	if (commit_input(c, json_object_get(spec, "input")))
 		return 1;
 	uint64_t head = store_next_position(c->s);
-	rc = eproj_is_emitting(def) ? run_emitting(c, def, head)
-	                            : run_plain(c, def, head);
+	rc            = eproj_is_emitting(def) ? run_emitting(c, def, head)
+	                                       : run_plain(c, def, head);
 	if (rc)
 		return rc;
 	json_t *out = json_object_get(spec, "output");
@@ -698,7 +705,7 @@ spec_run(const char *file, const char *plugin, const char *projection,
 		return bad(file, "cannot create a temporary directory in %s",
 		    tmp != NULL ? tmp : "/tmp");
 	}
-	spec_ctx c = { .file = file, .states = json_object() };
+	spec_ctx c      = { .file = file, .states = json_object() };
 	int      status = 1, rc;
 	snprintf(path, sizeof(path), "%s/log", work);
 	if ((rc = store_open(path, 64u << 20, false, &c.s)) != SL_OK) {

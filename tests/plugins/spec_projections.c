@@ -1,7 +1,7 @@
 /*
- * Test plugin (ABI 1.3): the projections of the tests/specs JS files written in C,
- * so that the same spec files run through `sluice spec --plugin` for a .so
- * (tests/CMakeLists.txt). Each keeps its JS twin's name, sources, keys
+ * Test plugin (ABI 1.3): the projections of the tests/specs JS files written
+ * in C, so that the same spec files run through `sluice spec --plugin` for a
+ * .so (tests/CMakeLists.txt). Each keeps its JS twin's name, sources, keys
  * ("root" for one state over its sources, the stream for foreachStream)
  * and state; $any becomes the list of the types the specs commit.
  */
@@ -12,16 +12,23 @@
 
 static const sl_host_api *H;
 
-#define ROOT(t) { t, SL_KEY_STATIC, "root" }
-#define STREAM(t) { t, SL_KEY_EVENT_SOURCE, NULL }
+#define ROOT(t)                                                               \
+	{                                                                     \
+		t, SL_KEY_STATIC, "root"                                      \
+	}
+#define STREAM(t)                                                             \
+	{                                                                     \
+		t, SL_KEY_EVENT_SOURCE, NULL                                  \
+	}
 
-static const sl_source account_cat[] = { { SL_SOURCE_CATEGORY, "account", NULL, 0 } };
-static const sl_source bank_1[]      = { { SL_SOURCE_STREAM, "bank-1", NULL, 0 } };
+static const sl_source account_cat[]
+    = { { SL_SOURCE_CATEGORY, "account", NULL, 0 } };
+static const sl_source bank_1[] = { { SL_SOURCE_STREAM, "bank-1", NULL, 0 } };
 
 /* ---- count_all: fromAll, $init, $any ---- */
 
-static const sl_selector count_sel[] = { ROOT("AccountOpened"),
-	ROOT("Deposited"), ROOT("Audit") };
+static const sl_selector count_sel[]
+    = { ROOT("AccountOpened"), ROOT("Deposited"), ROOT("Audit") };
 
 static sl_outcome
 count_on(void *user, const sl_event *ev, const char *key, sl_state *st,
@@ -34,15 +41,15 @@ count_on(void *user, const sl_event *ev, const char *key, sl_state *st,
 
 /* ---- account_details: fromCategory('account').foreachStream() ---- */
 
-static const sl_selector details_sel[] = { STREAM("AccountOpened"),
-	STREAM("Deposited"), STREAM("Withdrawn") };
+static const sl_selector details_sel[]
+    = { STREAM("AccountOpened"), STREAM("Deposited"), STREAM("Withdrawn") };
 
 static sl_outcome
 details_on(void *user, const sl_event *ev, const char *key, sl_state *st,
     sl_context *ctx)
 {
 	(void) user, (void) key, (void) ctx;
-	const char *type = sl_ev_type(ev);
+	const char *type   = sl_ev_type(ev);
 	int64_t     amount = 0;
 	if (strcmp(type, "AccountOpened") == 0) {
 		const char *name = sl_ev_str(ev, SL_CONTENT, "name");
@@ -146,9 +153,9 @@ out_result(void *user, const char *key, const sl_state *st, sl_state *res)
 }
 
 #define PROJ(var, uuid, nm, init, sel, fn)                                    \
-	.struct_size = sizeof(sl_projection), .abi_version = SL_ABI_VERSION, \
-	.id = uuid, .name = nm, .version = 1, .initial_state_json = init,    \
-	.selectors = sel, .n_selectors = sizeof(sel) / sizeof(sel[0]),       \
+	.struct_size = sizeof(sl_projection), .abi_version = SL_ABI_VERSION,  \
+	.id = uuid, .name = nm, .version = 1, .initial_state_json = init,     \
+	.selectors = sel, .n_selectors = sizeof(sel) / sizeof(sel[0]),        \
 	.on = fn
 
 static const sl_projection count_all = {
@@ -178,8 +185,8 @@ static const sl_projection emit_audit = {
 	.n_sources = 1,
 };
 static const sl_projection link_big = {
-	PROJ(link_big, "5bd1c6f0-0005-4c1e-9a1e-5e7a1c000005", "link_big", "{}",
-	    big_sel, big_on),
+	PROJ(link_big, "5bd1c6f0-0005-4c1e-9a1e-5e7a1c000005", "link_big",
+	    "{}", big_sel, big_on),
 	.emits     = big_emits,
 	.n_emits   = 1,
 	.sources   = account_cat,
@@ -193,9 +200,9 @@ static const sl_projection output_state = {
 	.n_sources = 1,
 };
 
-static const sl_projection *const projections[] = { &count_all,
-	&account_details, &category_total, &emit_audit, &link_big,
-	&output_state };
+static const sl_projection *const projections[]
+    = { &count_all, &account_details, &category_total, &emit_audit, &link_big,
+	      &output_state };
 
 static const sl_plugin_desc descriptor = {
 	.struct_size   = sizeof(sl_plugin_desc),
