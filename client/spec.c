@@ -39,6 +39,7 @@ typedef struct spec_run_ctx {
 	registry   *r;
 	json_t     *states; /* key -> {state, result?} as the run left them */
 	int         diffs;
+	char        when[256]; /* "after input[i].events[k]: ", or "" */
 } spec_ctx;
 
 static void diff(spec_ctx *c, const char *fmt, ...)
@@ -48,7 +49,7 @@ static void
 diff(spec_ctx *c, const char *fmt, ...)
 {
 	va_list ap;
-	printf("%s: ", c->file);
+	printf("%s: %s", c->file, c->when);
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
 	va_end(ap);
@@ -262,30 +263,6 @@ commit_event(
 	return 0;
 }
 
-/* Commit the spec's input: streams in order, each stream's events in
- * order (a stream may appear more than once, to interleave). */
-static int
-commit_input(spec_ctx *c, const json_t *input)
-{
-	if (input == NULL)
-		return 0;
-	if (!json_is_array(input))
-		return bad(c->file, "input is not an array of streams");
-	for (size_t i = 0; i < json_array_size(input); i++) {
-		json_t     *st = json_array_get(input, i);
-		const char *id
-		    = json_string_value(json_object_get(st, "streamId"));
-		json_t *evs = json_object_get(st, "events");
-		if (id == NULL || *id == '\0' || !json_is_array(evs))
-			return bad(c->file,
-			    "input[%zu] needs streamId and events", i);
-		for (size_t k = 0; k < json_array_size(evs); k++)
-			if (commit_event(c, id, json_array_get(evs, k), i, k))
-				return 1;
-	}
-	return 0;
-}
-
 /* ---- running ---- */
 
 static void
@@ -336,90 +313,111 @@ rm_cb(void *arg, const char *key, size_t key_len, const void *data, size_t len)
 	return state_cb(arg, key, key_len, data, len, NULL, 0);
 }
 
-static int
-run_plain(spec_ctx *c, const proj_def *def, uint64_t head)
-{
-	processor   *p;
-	proc_status  st;
-	proc_failing f[16];
-	int          rc = proc_start(c->s, c->rm, SPEC_TENANT, def, 64, &p);
-	if (rc != SL_OK)
-		return bad(c->file, "cannot start the projection: %s",
-		    sl_errname(rc));
-	int64_t end = now_ms() + SPEC_WAIT_MS;
-	for (;;) {
-		proc_get_status(p, &st);
-		if (st.position >= head
-		    && (st.state == PROC_LIVE || st.n_failing > 0))
-			break;
-		if (now_ms() > end) {
-			proc_stop(p);
-			return bad(c->file,
-			    "the projection did not reach the end of the "
-			    "input: %s at %" PRIu64 " of %" PRIu64 " (%s)",
-			    proc_state_name(st.state), st.position, head,
-			    st.reason);
-		}
-		sleep_ms(2);
-	}
-	size_t n = proc_get_failing(p, f, 16);
-	report_failing(c, f, n < 16 ? n : 16, n);
-	proc_stop(p);
-	bool more = false;
-	rc        = rm_scan(c->rm, def->id, NULL, 0, 0, rm_cb, c, &more);
-	if (rc != SL_OK)
-		return bad(c->file, "reading the states: %s", sl_errname(rc));
-	return 0;
-}
+/* A run of the projection: a processor for a read-model projection, an
+ * emitting run for one that emits (or has a result transform). */
+typedef struct runner {
+	const proj_def *def;
+	processor      *p;
+	eproj          *ep;
+} runner;
 
 static int
-run_emitting(spec_ctx *c, const proj_def *def, uint64_t head)
+runner_start(spec_ctx *c, runner *r, const proj_def *def)
 {
 	char          err[512];
-	eproj        *ep;
-	eproj_status  st;
-	proc_failing  f[16];
 	proj_settings set = {
 		.checkpoint_handled_threshold         = 4000,
 		.checkpoint_unhandled_bytes_threshold = 10u << 20,
 		.pending_events_threshold             = 5000,
 		.max_write_batch_length               = 500,
 	};
-	if (eproj_claim(c->s, def, err, sizeof(err)) != SL_OK)
+	int rc;
+	memset(r, 0, sizeof(*r));
+	r->def = def;
+	if (!eproj_is_emitting(def))
+		rc = proc_start(c->s, c->rm, SPEC_TENANT, def, 64, &r->p);
+	else if (eproj_claim(c->s, def, err, sizeof(err)) != SL_OK)
 		return bad(c->file, "%s", err);
-	int rc = eproj_start(
-	    c->s, SPEC_TENANT, def, CFG_MODE_CONTINUOUS, &set, false, &ep);
+	else
+		rc = eproj_start(c->s, SPEC_TENANT, def, CFG_MODE_CONTINUOUS,
+		    &set, false, &r->ep);
 	if (rc != SL_OK)
 		return bad(c->file, "cannot start the projection: %s",
 		    sl_errname(rc));
+	return 0;
+}
+
+/* Whether the run has handled everything below head (or is stuck on a
+ * failure); *where says where it is, for a timeout's message. */
+static bool
+runner_at(runner *r, uint64_t head, char *where, size_t len)
+{
+	if (r->p != NULL) {
+		proc_status st;
+		proc_get_status(r->p, &st);
+		snprintf(where, len, "%s at %" PRIu64 " (%s)",
+		    proc_state_name(st.state), st.position, st.reason);
+		return st.position >= head
+		    && (st.state == PROC_LIVE || st.n_failing > 0);
+	}
+	eproj_status st;
+	eproj_get_status(r->ep, &st);
+	snprintf(where, len, "%s at %" PRIu64 " (%s)",
+	    st.status != NULL ? st.status : "starting", st.position,
+	    st.reason);
+	if (st.status == NULL)
+		return false;
+	return (st.position >= head && st.writes_in_flight == 0)
+	    || strcmp(st.status, "faulted") == 0;
+}
+
+/* Wait until the run passed head, then read its states into c->states.
+ * @return 0, or 1 when it does not get there. */
+static int
+runner_sync(spec_ctx *c, runner *r, uint64_t head)
+{
+	char    where[512];
 	int64_t end = now_ms() + SPEC_WAIT_MS;
-	for (;;) {
-		eproj_get_status(ep, &st);
-		if (st.status != NULL && st.position >= head
-		    && st.writes_in_flight == 0)
-			break;
-		if (st.status != NULL && strcmp(st.status, "faulted") == 0)
-			break;
-		if (now_ms() > end) {
-			eproj_stop(ep);
+	while (!runner_at(r, head, where, sizeof(where))) {
+		if (now_ms() > end)
 			return bad(c->file,
-			    "the projection did not reach the end of the "
-			    "input: %s at %" PRIu64 " of %" PRIu64 " (%s)",
-			    st.status ? st.status : "starting", st.position,
-			    head, st.reason);
-		}
+			    "the projection did not reach position %" PRIu64
+			    ": %s",
+			    head, where);
 		sleep_ms(2);
 	}
-	if (strcmp(st.status, "faulted") == 0 && st.n_failing == 0)
-		diff(c, "the projection faulted: %s", st.reason);
-	size_t n = eproj_get_failing(ep, f, 16);
-	report_failing(c, f, n < 16 ? n : 16, n);
-	eproj_stop(ep);
-	rc = eproj_read_states(c->s, SPEC_TENANT, def, proj_def_result(def),
-	    NULL, 0, state_cb, c);
+	json_object_clear(c->states);
+	bool more = false;
+	int  rc   = r->p != NULL
+	       ? rm_scan(c->rm, r->def->id, NULL, 0, 0, rm_cb, c, &more)
+	       : eproj_read_states(c->s, SPEC_TENANT, r->def,
+	           proj_def_result(r->def), NULL, 0, state_cb, c);
 	if (rc != SL_OK)
 		return bad(c->file, "reading the states: %s", sl_errname(rc));
 	return 0;
+}
+
+/* Report the failing keys (and a faulted run) as differences, and stop. */
+static void
+runner_stop(spec_ctx *c, runner *r)
+{
+	proc_failing f[16];
+	size_t       n;
+	if (r->p != NULL) {
+		n = proc_get_failing(r->p, f, 16);
+		report_failing(c, f, n < 16 ? n : 16, n);
+		proc_stop(r->p);
+	} else if (r->ep != NULL) {
+		eproj_status st;
+		eproj_get_status(r->ep, &st);
+		n = eproj_get_failing(r->ep, f, 16);
+		if (st.status != NULL && strcmp(st.status, "faulted") == 0
+		    && n == 0)
+			diff(c, "the projection faulted: %s", st.reason);
+		report_failing(c, f, n < 16 ? n : 16, n);
+		eproj_stop(r->ep);
+	}
+	memset(r, 0, sizeof(*r));
 }
 
 /* ---- comparing ---- */
@@ -437,7 +435,7 @@ check_states(spec_ctx *c, const json_t *want)
 	if (want == NULL)
 		return;
 	if (!json_is_array(want)) {
-		diff(c, "output.states is not an array");
+		diff(c, "states is not an array");
 		return;
 	}
 	json_t *seen = json_object();
@@ -446,7 +444,7 @@ check_states(spec_ctx *c, const json_t *want)
 		const char *part
 		    = json_string_value(json_object_get(w, "partition"));
 		if (part == NULL) {
-			diff(c, "output.states[%zu] has no partition", i);
+			diff(c, "states[%zu] has no partition", i);
 			continue;
 		}
 		const char *key = key_of(part);
@@ -586,6 +584,42 @@ check_emitted(spec_ctx *c, const json_t *want)
 	}
 }
 
+/* Commit the spec's input: streams in order, each stream's events in
+ * order (a stream may appear more than once, to interleave). After an
+ * event with "states", the run catches up and its states are checked. */
+static int
+commit_input(spec_ctx *c, runner *r, const json_t *input)
+{
+	if (input == NULL)
+		return 0;
+	if (!json_is_array(input))
+		return bad(c->file, "input is not an array of streams");
+	for (size_t i = 0; i < json_array_size(input); i++) {
+		json_t     *st = json_array_get(input, i);
+		const char *id
+		    = json_string_value(json_object_get(st, "streamId"));
+		json_t *evs = json_object_get(st, "events");
+		if (id == NULL || *id == '\0' || !json_is_array(evs))
+			return bad(c->file,
+			    "input[%zu] needs streamId and events", i);
+		for (size_t k = 0; k < json_array_size(evs); k++) {
+			json_t *ev   = json_array_get(evs, k);
+			json_t *want = json_object_get(ev, "states");
+			if (commit_event(c, id, ev, i, k))
+				return 1;
+			if (want == NULL)
+				continue;
+			if (runner_sync(c, r, store_next_position(c->s)))
+				return 1;
+			snprintf(c->when, sizeof(c->when),
+			    "after input[%zu].events[%zu] (%s): ", i, k, id);
+			check_states(c, want);
+			c->when[0] = '\0';
+		}
+	}
+	return 0;
+}
+
 /* ---- the whole run ---- */
 
 static int
@@ -660,16 +694,18 @@ run(spec_ctx *c, const json_t *spec, const char *dir, const char *plugin,
 	const proj_def *def = pick(c, is_js ? NULL : name);
 	if (def == NULL)
 		return 1;
-	if (commit_input(c, json_object_get(spec, "input")))
-		return 1;
-	uint64_t head = store_next_position(c->s);
-	rc            = eproj_is_emitting(def) ? run_emitting(c, def, head)
-	                                       : run_plain(c, def, head);
-	if (rc)
-		return rc;
 	json_t *out = json_object_get(spec, "output");
 	if (out == NULL || !json_is_object(out))
 		return bad(c->file, "no \"output\" object");
+	runner r;
+	if (runner_start(c, &r, def))
+		return 1;
+	rc = commit_input(c, &r, json_object_get(spec, "input"));
+	if (rc == 0)
+		rc = runner_sync(c, &r, store_next_position(c->s));
+	runner_stop(c, &r);
+	if (rc)
+		return rc;
 	check_states(c, json_object_get(out, "states"));
 	check_emitted(c, json_object_get(out, "emitted"));
 	return 0;
