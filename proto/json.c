@@ -5,6 +5,7 @@
  */
 #include "json.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -167,6 +168,8 @@ json_from_bytes(const char *p, size_t n)
 	char   *tmp;
 	size_t  o = 0;
 
+	if (n == 0) /* msgpack-c leaves an empty string's pointer NULL */
+		return json_string("");
 	if (json_utf8_valid((const unsigned char *) p, n))
 		return json_stringn(p, n);
 	tmp = malloc(n * 3 + 1);
@@ -273,8 +276,9 @@ mp_to_json(const msgpack_object *o)
 			    && json_utf8_valid(
 			        (const unsigned char *) k->via.str.ptr,
 			        k->via.str.size)) {
-				rc = json_object_setn_new(
-				    m, k->via.str.ptr, k->via.str.size, v);
+				rc = json_object_setn_new(m,
+				    k->via.str.size > 0 ? k->via.str.ptr : "",
+				    k->via.str.size, v);
 			} else {
 				/* Non-string keys: their JSON text is the key.
 				 */
@@ -299,8 +303,10 @@ mp_to_json(const msgpack_object *o)
 	return json_null();
 }
 
-char *
-mp_to_json_text(const msgpack_object *o)
+/* Through jansson's tree: the reference for what the direct writer
+ * below produces, and its fallback. */
+static char *
+mp_to_json_text_tree(const msgpack_object *o)
 {
 	json_t *j = mp_to_json(o);
 	char   *s;
@@ -311,4 +317,227 @@ mp_to_json_text(const msgpack_object *o)
 	    j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	return s;
+}
+
+/*
+ * The direct writer: msgpack to JSON text without building jansson's tree
+ * (issue 17: a get_all page's states spent most of the client's time
+ * there), byte for byte what mp_to_json_text_tree writes. Maps it cannot
+ * write the same way (a key that is not a UTF-8 string, a key twice:
+ * jansson keeps the first place and the last value) make it give up:
+ * jt_write returns false and the tree writes the whole.
+ */
+typedef struct jtext {
+	char  *p;
+	size_t n, cap;
+	bool   oom;
+} jtext;
+
+static void
+jt_put(jtext *t, const char *s, size_t n)
+{
+	if (t->oom || n == 0)
+		return;
+	if (t->n + n + 1 > t->cap) {
+		size_t cap = t->cap != 0 ? t->cap * 2 : 256;
+		while (cap < t->n + n + 1)
+			cap *= 2;
+		char *np = realloc(t->p, cap);
+		if (np == NULL) {
+			t->oom = true;
+			return;
+		}
+		t->p   = np;
+		t->cap = cap;
+	}
+	memcpy(t->p + t->n, s, n);
+	t->n += n;
+}
+
+/* A JSON string of n UTF-8 bytes, escaped as jansson escapes them (no
+ * ASCII-only output, '/' as it is). */
+static void
+jt_string(jtext *t, const char *p, size_t n)
+{
+	size_t run = 0;
+	if (n == 0) { /* (msgpack-c's pointer may be NULL) */
+		jt_put(t, "\"\"", 2);
+		return;
+	}
+	jt_put(t, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char) p[i];
+		const char   *esc = NULL;
+		char          u[8];
+		switch (c) {
+		case '"': esc = "\\\""; break;
+		case '\\': esc = "\\\\"; break;
+		case '\b': esc = "\\b"; break;
+		case '\f': esc = "\\f"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
+		default:
+			if (c < 0x20) {
+				snprintf(u, sizeof(u), "\\u%04X", c);
+				esc = u;
+			}
+		}
+		if (esc == NULL) {
+			run++;
+			continue;
+		}
+		jt_put(t, p + i - run, run);
+		run = 0;
+		jt_put(t, esc, strlen(esc));
+	}
+	jt_put(t, p + n - run, run);
+	jt_put(t, "\"", 1);
+}
+
+/* A real as jansson writes it: %.17g, with ".0" when it would read back
+ * as an integer, and no '+' or leading zeros in the exponent. */
+static void
+jt_real(jtext *t, double d)
+{
+	char b[64];
+	int  n = snprintf(b, sizeof(b) - 3, "%.17g", d);
+	if (n < 0 || (size_t) n >= sizeof(b) - 3) {
+		t->oom = true;
+		return;
+	}
+	if (strchr(b, '.') == NULL && strchr(b, 'e') == NULL) {
+		b[n++] = '.';
+		b[n++] = '0';
+		b[n]   = '\0';
+	}
+	char *e = strchr(b, 'e');
+	if (e != NULL) {
+		char *start = e + 1, *end = e + 2;
+		if (*start == '-')
+			start++;
+		while (*end == '0')
+			end++;
+		if (end != start) {
+			memmove(start, end, strlen(end) + 1);
+			n = (int) strlen(b);
+		}
+	}
+	jt_put(t, b, (size_t) n);
+}
+
+static bool
+jt_write(jtext *t, const msgpack_object *o, int depth)
+{
+	char b[32];
+	if (depth > 64)
+		return false; /* the tree decides */
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+	case MSGPACK_OBJECT_EXT:
+		jt_put(t, "null", 4);
+		return true;
+	case MSGPACK_OBJECT_BOOLEAN:
+		if (o->via.boolean)
+			jt_put(t, "true", 4);
+		else
+			jt_put(t, "false", 5);
+		return true;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		if (o->via.u64 > (uint64_t) INT64_MAX) {
+			jt_real(t, (double) o->via.u64);
+			return true;
+		}
+		jt_put(t, b,
+		    (size_t) snprintf(b, sizeof(b), "%" PRIu64, o->via.u64));
+		return true;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		jt_put(t, b,
+		    (size_t) snprintf(b, sizeof(b), "%" PRId64, o->via.i64));
+		return true;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		if (!isfinite(o->via.f64))
+			jt_put(t, "null", 4);
+		else
+			jt_real(t, o->via.f64);
+		return true;
+	case MSGPACK_OBJECT_STR:
+		if (!json_utf8_valid((const unsigned char *) o->via.str.ptr,
+		        o->via.str.size))
+			return false; /* shown lossy: the tree does that */
+		jt_string(t, o->via.str.ptr, o->via.str.size);
+		return true;
+	case MSGPACK_OBJECT_BIN: {
+		static const char hex[] = "0123456789abcdef";
+		jt_put(t, "\"", 1);
+		for (uint32_t i = 0; i < o->via.bin.size; i++) {
+			unsigned char c = (unsigned char) o->via.bin.ptr[i];
+			char          h[2] = { hex[c >> 4], hex[c & 0xF] };
+			jt_put(t, h, 2);
+		}
+		jt_put(t, "\"", 1);
+		return true;
+	}
+	case MSGPACK_OBJECT_ARRAY:
+		jt_put(t, "[", 1);
+		for (uint32_t i = 0; i < o->via.array.size; i++) {
+			if (i > 0)
+				jt_put(t, ",", 1);
+			if (!jt_write(t, &o->via.array.ptr[i], depth + 1))
+				return false;
+		}
+		jt_put(t, "]", 1);
+		return true;
+	case MSGPACK_OBJECT_MAP: {
+		const msgpack_object_kv *kv = o->via.map.ptr;
+		uint32_t                 n  = o->via.map.size;
+		if (n > 64)
+			return false; /* keys twice are looked for pairwise */
+		jt_put(t, "{", 1);
+		for (uint32_t i = 0; i < n; i++) {
+			const msgpack_object *k = &kv[i].key;
+			if (k->type != MSGPACK_OBJECT_STR
+			    || !json_utf8_valid(
+			        (const unsigned char *) k->via.str.ptr,
+			        k->via.str.size))
+				return false;
+			for (uint32_t j = 0; j < i; j++)
+				if (kv[j].key.via.str.size == k->via.str.size
+				    && (k->via.str.size == 0
+				        || memcmp(kv[j].key.via.str.ptr,
+				               k->via.str.ptr, k->via.str.size)
+				            == 0))
+					return false;
+			if (i > 0)
+				jt_put(t, ",", 1);
+			jt_string(t, k->via.str.ptr, k->via.str.size);
+			jt_put(t, ":", 1);
+			if (!jt_write(t, &kv[i].val, depth + 1))
+				return false;
+		}
+		jt_put(t, "}", 1);
+		return true;
+	}
+	}
+	jt_put(t, "null", 4);
+	return true;
+}
+
+char *
+mp_to_json_text(const msgpack_object *o)
+{
+	jtext t = { 0 };
+	if (jt_write(&t, o, 0) && !t.oom) {
+		t.p[t.n] = '\0';
+		return t.p;
+	}
+	free(t.p);
+	return mp_to_json_text_tree(o);
+}
+
+char *
+mp_to_json_text_jansson(const msgpack_object *o)
+{
+	return mp_to_json_text_tree(o);
 }

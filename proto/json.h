@@ -28,5 +28,8 @@ int json_to_mp(const json_t *j, msgpack_packer *pk);
 json_t *mp_to_json(const msgpack_object *o);
 /** msgpack object to compact JSON text (malloc'ed, caller frees). */
 char *mp_to_json_text(const msgpack_object *o);
+/* The same through jansson's tree (what mp_to_json_text must equal; for
+ * tests). */
+char *mp_to_json_text_jansson(const msgpack_object *o);
 
 #endif

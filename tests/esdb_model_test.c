@@ -192,6 +192,30 @@ main(void)
 	CHECK_EQ(pt_state_i64(e.rm, "e5db0000-0000-4000-8000-000000000003",
 	             "x-3", "n"),
 	    12);
+
+	/* sl_projection.key (partitionBy): keys from the function, an
+	 * event it skips, one it finds no key for (failed, its reason) */
+	pt_commit1(e.s, "t1", "k-1", "Keyed", "{\"owner\":\"ann\"}");
+	pt_commit1(e.s, "t1", "k-2", "Keyed", "{\"owner\":\"ann\"}");
+	pt_commit1(e.s, "t1", "k-3", "Keyed", "{\"owner\":\"bob\"}");
+	pt_commit1(e.s, "t1", "k-4", "Keyed", "{}");
+	pt_commit1(e.s, "t1", "k-5", "Keyed", "{\"owner\":\"bad\"}");
+	head = store_next_position(e.s);
+	CHECK_EQ(proc_start(e.s, e.rm, "t1", pt_find(e.r, "esdb_keyed"), 16,
+	             &p),
+	    SL_OK);
+	pst = pt_wait_failing_units(p, head, PT_WAIT_MS);
+	CHECK_EQ(pst.n_failing, 1);
+	proc_failing pf;
+	proc_get_failing(p, &pf, 1);
+	CHECK(strstr(pf.reason, "owner bad in k-5") != NULL);
+	CHECK(!pf.retry);
+	proc_stop(p);
+	static const char keyed_id[] = "e5db0000-0000-4000-8000-000000000004";
+	CHECK_EQ(pt_state_i64(e.rm, keyed_id, "owner-ann", "n"), 2);
+	CHECK_EQ(pt_state_i64(e.rm, keyed_id, "owner-bob", "n"), 1);
+	CHECK_EQ(rm_get(e.rm, keyed_id, "k-1", 3, &data, &dlen), SL_ENOTFOUND);
+	CHECK_EQ(rm_get(e.rm, keyed_id, "k-4", 3, &data, &dlen), SL_ENOTFOUND);
 	pt_env_close(&e);
 	printf("esdb_model_test: ok\n");
 	return 0;

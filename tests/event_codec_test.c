@@ -461,6 +461,102 @@ test_envelope(void)
 	packed_free(&p);
 }
 
+/* ---- msgpack to JSON text: the direct writer equals jansson's ---- */
+
+static uint64_t jrng = 88172645463325252ULL;
+
+static uint64_t
+jrand(void)
+{
+	jrng ^= jrng << 13;
+	jrng ^= jrng >> 7;
+	jrng ^= jrng << 17;
+	return jrng;
+}
+
+/* A random value (depth levels at most) packed into pk. */
+static void
+pack_random(msgpack_packer *pk, int depth)
+{
+	static const char *const strs[] = { "", "a", "key", "a.b", "\"q\"",
+		"back\\slash", "tab\there", "nl\n", "\x01\x1f\x7f", "/slash",
+		"caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+		"\xff\xfe bad", "\xc3", "long string of some length ......" };
+	static const double reals[] = { 0.0, -0.0, 0.5, 1.0, -1.5, 1e20, 1e-5,
+		1.5e300, 123456789.123, 3.141592653589793, 1e21, 2.5e-310,
+		100.0, 1e100 };
+	unsigned k = (unsigned) (jrand() % (depth > 0 ? 11 : 8));
+	switch (k) {
+	case 0: msgpack_pack_nil(pk); break;
+	case 1: jrand() & 1 ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+	case 2: msgpack_pack_int64(pk, (int64_t) jrand()); break;
+	case 3: msgpack_pack_uint64(pk, jrand()); break;
+	case 4: msgpack_pack_double(pk, reals[jrand() % 14]); break;
+	case 5: msgpack_pack_float(pk, (float) reals[jrand() % 14]); break;
+	case 6: {
+		const char *t = strs[jrand() % 16];
+		msgpack_pack_str_with_body(pk, t, strlen(t));
+		break;
+	}
+	case 7: msgpack_pack_bin_with_body(pk, "\x00\xab\x10", 3); break;
+	case 8: {
+		uint32_t n = (uint32_t) (jrand() % 5);
+		msgpack_pack_array(pk, n);
+		for (uint32_t i = 0; i < n; i++)
+			pack_random(pk, depth - 1);
+		break;
+	}
+	default: { /* maps: string keys (maybe twice), sometimes others */
+		uint32_t n = (uint32_t) (jrand() % (k == 10 ? 80 : 6));
+		msgpack_pack_map(pk, n);
+		for (uint32_t i = 0; i < n; i++) {
+			if (jrand() % 9 == 0)
+				msgpack_pack_int64(pk, (int64_t) (jrand() % 5));
+			else {
+				char key[16];
+				int  kl = snprintf(key, sizeof(key), "k%u",
+				     (unsigned) (jrand() % (n + 3)));
+				msgpack_pack_str_with_body(pk, key, (size_t) kl);
+			}
+			pack_random(pk, depth - 1);
+		}
+	}
+	}
+}
+
+static void
+test_json_text(void)
+{
+	for (int round = 0; round < 20000; round++) {
+		msgpack_sbuffer sb;
+		msgpack_packer  pk;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		pack_random(&pk, 3);
+		msgpack_unpacked u;
+		size_t           off = 0;
+		msgpack_unpacked_init(&u);
+		CHECK(msgpack_unpack_next(&u, sb.data, sb.size, &off)
+		    == MSGPACK_UNPACK_SUCCESS);
+		char *a = mp_to_json_text(&u.data);
+		char *b = mp_to_json_text_jansson(&u.data);
+		if (a == NULL || b == NULL) {
+			fprintf(stderr, "round %d: direct %s, jansson %s\n",
+			    round, a ? a : "NULL", b ? b : "NULL");
+			exit(1);
+		}
+		if (strcmp(a, b) != 0) {
+			fprintf(stderr, "round %d:\n direct  %s\n jansson %s\n",
+			    round, a, b);
+			exit(1);
+		}
+		free(a);
+		free(b);
+		msgpack_unpacked_destroy(&u);
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
 /* ---- event ids (ev_uuid_generate) ---- */
 
 #define IDS_PER_THREAD 100000
@@ -548,5 +644,6 @@ main(void)
 	test_json();
 	test_envelope();
 	test_uuid_generate();
+	test_json_text();
 	return 0;
 }

@@ -26,11 +26,17 @@ typedef struct jacct {
 	char    name[16];
 	int64_t balance, ops, rejected, deposits, events;
 	int64_t last_amount, last_seq;
+	int64_t running, w; /* shared_total: the totals when last seen */
+	/* rich.js: its results, in order: the balance, or -1 for removed */
+	int64_t rich[128];
+	size_t  n_rich;
 	int64_t revision; /* next revision of the stream */
 } jacct;
 
 static jacct   accs[NACC + 1];
-static int64_t t1_events, category_total;
+static int64_t t1_events, category_total, withdrawals;
+/* partitioned.js: deposits of 60 and more ("big"), and the others */
+static int64_t part_n[2], part_sum[2];
 static json_t *by_type;
 
 static void
@@ -53,12 +59,24 @@ commit_acct(store *s, int a, const char *type, int64_t amount)
 		c->last_amount = amount;
 		c->last_seq    = c->revision;
 		category_total += amount;
+		c->running = category_total;
+		part_n[amount >= 60]++;
+		part_sum[amount >= 60] += amount;
 	} else if (strcmp(type, "Withdrawn") == 0) {
+		c->w = ++withdrawals;
 		if (c->balance >= amount)
 			c->balance -= amount;
 		else
 			c->rejected++;
 		c->ops++;
+	}
+	if (strcmp(type, "AccountOpened") != 0) {
+		/* filterBy(balance >= 100).transformBy({rich: balance}): a
+		 * result when it changed */
+		int64_t r    = c->balance >= 100 ? c->balance : -1;
+		int64_t last = c->n_rich ? c->rich[c->n_rich - 1] : -1;
+		if (r != last && c->n_rich < 128)
+			c->rich[c->n_rich++] = r;
 	}
 	c->events++;
 	c->revision++;
@@ -123,6 +141,13 @@ commit_all(store *s)
 	}
 	pt_commit1(s, "t1", "accounting-1", "Deposited", "{\"amount\":999}");
 	count_type("Deposited");
+	/* a link with metadata (read only with $includeLinks), then an
+	 * ordinary event, in one stream */
+	pt_event link = { .type = "$>", .json = "\"0@account-1\"" };
+	pt_commit_meta(
+	    s, "t1", "vip-links", &link, 1, false, "{\"why\":\"vip\"}");
+	pt_commit1(s, "t1", "vip-links", "Note", "{}");
+	count_type("Note");
 	pt_commit1(s, "t2", "account-1", "Deposited", "{\"amount\":5}");
 	/* a soft delete: account-6's events stay in the log (the processors
 	 * read it as written), $deleted is called for its key */
@@ -205,7 +230,8 @@ read_models(pt_env *e, uint64_t head)
 	static const char *const names[]
 	    = { "count_all", "account_details", "category_total", "bank_notes",
 		      "orders", "by_type", "last_deposit", "tags", "vanish",
-		      "created", "strict_getters", "deleted" };
+		      "created", "strict_getters", "deleted", "shared_total",
+		      "bi_state", "categories", "link_meta", "partitioned" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		processor  *p = fold(e, names[i], head);
 		proc_status st;
@@ -256,6 +282,12 @@ read_models(pt_env *e, uint64_t head)
 			json_object_set_new(d, "by", json_string(key));
 		}
 		check_state(e, "deleted", key, d);
+		json_t *sh = json_pack("{sIsIsI}", "n",
+		    (json_int_t) c->deposits, "no", (json_int_t) a, "running",
+		    (json_int_t) c->running);
+		if (c->w)
+			json_object_set_new(sh, "w", json_integer(c->w));
+		check_state(e, "shared_total", key, sh);
 		check_state(e, "created", key,
 		    json_pack("{sIsssI}", "n", (json_int_t) c->events, "first",
 		        "AccountOpened", "at", (json_int_t) 0));
@@ -263,6 +295,18 @@ read_models(pt_env *e, uint64_t head)
 	check_state(e, "category_total", "root",
 	    json_pack("{sIso}", "total", (json_int_t) category_total,
 	        "streams", streams));
+	check_state(e, "bi_state", "root", J("{\"mine\":30}"));
+	for (int b = 0; b < 2; b++)
+		check_state(e, "partitioned", b ? "big" : "small",
+		    json_pack("{sIsIss}", "n", (json_int_t) part_n[b], "sum",
+		        (json_int_t) part_sum[b], "p", b ? "big" : "small"));
+	check_state(e, "partitioned", "account-1", NULL);
+	check_state(e, "partitioned", "root", NULL);
+	check_state(e, "categories", "root",
+	    J("{\"n\":6,\"streams\":{\"bank-1\":true,\"orders-1\":true,"
+	      "\"orders-2\":true}}"));
+	check_state(e, "link_meta", "root",
+	    J("{\"n\":2,\"type\":\"Note\",\"why\":[\"vip\",null]}"));
 	check_state(
 	    e, "bank_notes", "root", J("{\"notes\":[\"a\",\"b\",\"c\"]}"));
 	check_state(e, "orders", "root",
@@ -349,6 +393,8 @@ emitting(pt_env *e, uint64_t head)
 	run_emitting(e, "emit_audit", head);
 	run_emitting(e, "link_big", head);
 	run_emitting(e, "output_state", head);
+	run_emitting(e, "transform", head);
+	run_emitting(e, "rich", head);
 	for (int a = 1; a <= NACC; a++) {
 		char stream[32], meta[64];
 		snprintf(stream, sizeof(stream), "audit-account-%d", a);
@@ -385,6 +431,40 @@ emitting(pt_env *e, uint64_t head)
 	CHECK_EQ(n, 3);
 	CHECK_STREQ(v[0].type, "Result");
 	CHECK_STREQ(v[2].content, "{\"n\":3,\"last\":\"c\"}");
+	/* transformBy().filterBy(): the filtered second result removed */
+	n = pt_read_stream(e->s, "$projections-transform-result", v, 128);
+	CHECK_EQ(n, 3);
+	CHECK_STREQ(v[0].type, "Result");
+	CHECK_STREQ(v[0].content, "{\"count\":1,\"note\":\"A\"}");
+	CHECK_STREQ(v[1].type, "ResultRemoved");
+	CHECK_STREQ(v[2].type, "Result");
+	CHECK_STREQ(v[2].content, "{\"count\":3,\"note\":\"C\"}");
+	/* per key: each change of the filtered, transformed result */
+	size_t removed = 0;
+	for (int a = 1; a <= NACC; a++) {
+		char stream[64];
+		snprintf(stream, sizeof(stream),
+		    "$projections-rich-account-%d-result", a);
+		n = pt_read_stream(e->s, stream, v, 128);
+		if (n != accs[a].n_rich) {
+			fprintf(stderr, "%s: %zu results, expected %zu\n",
+			    stream, n, accs[a].n_rich);
+			exit(1);
+		}
+		for (size_t i = 0; i < n; i++) {
+			char c[64];
+			if (accs[a].rich[i] < 0) {
+				CHECK_STREQ(v[i].type, "ResultRemoved");
+				removed++;
+				continue;
+			}
+			snprintf(c, sizeof(c), "{\"rich\":%lld}",
+			    (long long) accs[a].rich[i]);
+			CHECK_STREQ(v[i].type, "Result");
+			CHECK_STREQ(v[i].content, c);
+		}
+	}
+	CHECK(removed > 0); /* the log has a balance falling below 100 */
 }
 
 /* ---- failing keys ---- */
@@ -449,6 +529,32 @@ failing(uint64_t head)
 			json_decref(got);
 		}
 	}
+	/* partitionBy() that throws: account-2's events have no key and
+	 * wait, failed with the script's reason; the others go on */
+	processor *p;
+	CHECK_EQ(proc_start(e.s, e.rm, "t1", pt_find(e.r, "partition_throws"),
+	             64, &p),
+	    SL_OK);
+	proc_status st = pt_wait_failing_units(p, head, PT_WAIT_MS);
+	CHECK_EQ(st.n_failing, 1);
+	proc_failing f;
+	proc_get_failing(p, &f, 1);
+	if (strstr(f.reason,
+	        "partition_throws.js:3: Error: no key for "
+	        "account-2")
+	    == NULL) {
+		fprintf(stderr, "partition_throws: reason '%s'\n", f.reason);
+		exit(1);
+	}
+	CHECK(!f.retry);
+	proc_stop(p);
+	int64_t others = 0;
+	for (int a = 1; a <= NACC; a++)
+		others += a == 2 ? 0 : accs[a].deposits;
+	json_t *all = stored(&e, pt_find(e.r, "partition_throws"), "all");
+	CHECK(all != NULL);
+	CHECK_EQ(json_integer_value(json_object_get(all, "n")), others);
+	json_decref(all);
 	pt_env_close(&e);
 }
 
@@ -463,11 +569,15 @@ refused(void)
 		{ "syntax.js", "syntax.js:3: SyntaxError" },
 		{ "unknown_fn.js", "unknown_fn.js:2: ReferenceError" },
 		{ "throws_top.js", "throws_top.js:2: Error: boom" },
-		{ "partition_by.js", "partitionBy() is not supported yet" },
-		{ "init_shared.js", "'$initShared' is not supported" },
+		{ "partition_by.js",
+		    "partitionBy() and foreachStream() both choose the key" },
+		{ "shared_deleted.js",
+		    "$deleted in a bi-state projection is not supported" },
 		{ "no_when.js", "no .when({...})" },
 		{ "bad_option.js",
-		    "options.resultStreamName is not supported" },
+		    "options.resultStreamName is not supported (the host "
+		    "names result streams "
+		    "$projections-<name>[-<key>]-result)" },
 		{ "top_loop.js",
 		    "top_loop.js: over its CPU budget of 100 ms" },
 		{ "no_handler.js", "when() has no event handler" },

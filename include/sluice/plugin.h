@@ -260,6 +260,21 @@ typedef struct sl_projection {
 	 */
 	sl_outcome (*deleted)(void *user, const char *stream, const char *key,
 	    sl_state *state, sl_context *ctx);
+	/**
+	 * Optional (EventStoreDB's partitionBy): the read model key of a
+	 * selected event, computed by the plugin instead of the selector's
+	 * key kind (the selectors still say which event types are handled).
+	 * Called by the processor once per selected event before on(), on
+	 * its thread (threads and lifetimes as on()). Write the key (1 to
+	 * len - 1 bytes, NUL-terminated) into buf and return SL_OK; return
+	 * SL_ENOTFOUND to skip the event (no key: it is not handled); any
+	 * other code is "no key": buf may hold the reason, and the event
+	 * fails (not retried: only a new definition, which rebuilds, can
+	 * find its key). NULL: the selectors' key kinds. Not part of the
+	 * definition's hash: bump version when the keys it gives change.
+	 * Read only when struct_size covers it.
+	 */
+	int (*key)(void *user, const sl_event *event, char *buf, size_t len);
 } sl_projection;
 
 /** The three kinds of filter (Dolittle's). */

@@ -17,7 +17,8 @@
  */
 static const char prelude_js[]
     = "var __sl = { sources: null, handlers: null, foreachStream: false,\n"
-      "  partitionBy: null, outputState: false, options: {} };\n"
+      "  partitionBy: null, outputState: false, transforms: [], options: {} "
+      "};\n"
       "(function (g) {\n"
       "  function unsupported(what) { return function () {\n"
       "    throw new Error(what + ' is not supported yet'); }; }\n"
@@ -34,10 +35,17 @@ static const char prelude_js[]
       "      __sl.partitionBy = f; return this; },\n"
       "    outputState: function () { __sl.outputState = true; return this; "
       "},\n"
-      "    transformBy: unsupported('transformBy()'),\n"
-      "    filterBy: unsupported('filterBy()'),\n"
+      "    transformBy: function (f) { return step(this, f, false, "
+      "'transformBy'); },\n"
+      "    filterBy: function (f) { return step(this, f, true, 'filterBy'); "
+      "},\n"
       "    outputTo: unsupported('outputTo()')\n"
       "  }; }\n"
+      "  function step(q, f, filter, what) {\n"
+      "    if (typeof f !== 'function')\n"
+      "      throw new TypeError(what + '() takes a function');\n"
+      "    __sl.transforms.push({ f: f, filter: filter });\n"
+      "    __sl.outputState = true; return q; }\n"
       "  function from(src) {\n"
       "    if (__sl.sources !== null)\n"
       "      throw new Error('a projection reads from one from...() only');\n"
@@ -58,7 +66,13 @@ static const char prelude_js[]
       "      return { kind: 2, name: name(s, 'fromStreams') }; })); };\n"
       "  g.fromCategory = function (c) {\n"
       "    return from([{ kind: 4, name: name(c, 'fromCategory') }]); };\n"
-      "  g.fromCategories = unsupported('fromCategories()');\n"
+      "  g.fromCategories = function (a) {\n"
+      "    var l = Array.isArray(a) ? a : "
+      "Array.prototype.slice.call(arguments);\n"
+      "    if (l.length === 0) throw new TypeError('fromCategories() takes "
+      "categories');\n"
+      "    return from(l.map(function (c) {\n"
+      "      return { kind: 4, name: name(c, 'fromCategories') }; })); };\n"
       "  g.options = function (o) {\n"
       "    if (typeof o !== 'object' || o === null)\n"
       "      throw new TypeError('options() takes an object');\n"
@@ -71,11 +85,25 @@ static const char prelude_js[]
       "  var r = f(s, e);\n"
       "  return r === undefined ? s : r;\n"
       "}\n"
-      "function __sl_init(e) {\n"
+      "function __sl_init(e, sh) {\n"
       "  var h = __sl.handlers, s = h.$init ? h.$init() : {};\n"
+      "  if (sh !== undefined) s = [s, sh];\n"
       "  if (h.$created && s !== null && typeof s === 'object') {\n"
       "    var r = h.$created(s, e);\n"
       "    if (r !== undefined) s = r;\n"
+      "  }\n"
+      "  return s;\n"
+      "}\n"
+      "function __sl_init_shared() {\n"
+      "  var h = __sl.handlers;\n"
+      "  return h.$initShared ? h.$initShared() : {};\n"
+      "}\n"
+      "function __sl_result(s) {\n"
+      "  var t = __sl.transforms;\n"
+      "  for (var i = 0; i < t.length; i++) {\n"
+      "    if (t[i].filter) { if (!t[i].f(s)) return null; }\n"
+      "    else s = t[i].f(s);\n"
+      "    if (s === null || s === undefined) return null;\n"
       "  }\n"
       "  return s;\n"
       "}\n"
@@ -233,6 +261,7 @@ typedef struct statecall {
 	const char     *stream; /* DELETED */
 	const char     *key;
 	sl_state       *st;
+	sl_context     *ctx;
 	char            why[512]; /* a host-side failure, or "" */
 } statecall;
 
@@ -249,8 +278,10 @@ push_event(duk_context *ctx, statecall *a)
 	duk_put_prop_string(ctx, -2, "streamId");
 	duk_push_number(ctx, (double) H->event_revision(a->ev));
 	duk_put_prop_string(ctx, -2, "sequenceNumber");
-	duk_push_string(ctx, a->key);
-	duk_put_prop_string(ctx, -2, "partition");
+	if (a->key != NULL) { /* NULL: partitionBy() is finding it */
+		duk_push_string(ctx, a->key);
+		duk_put_prop_string(ctx, -2, "partition");
+	}
 	duk_push_string(ctx, H->event_id(a->ev));
 	duk_put_prop_string(ctx, -2, "eventId");
 	duk_push_true(ctx);
@@ -272,6 +303,16 @@ push_event(duk_context *ctx, statecall *a)
 		duk_json_decode(ctx, -1);
 		duk_put_prop_string(ctx, -2, "metadata");
 	}
+	/* a link event ($includeLinks): its own metadata as linkMetadata
+	 * too; null for other events */
+	const char *type = H->event_type(a->ev);
+	if ((strcmp(type, "$>") == 0 || strcmp(type, "$@") == 0)
+	    && H->event_get_json(a->ev, SL_METADATA, "", &json) == SL_OK) {
+		duk_push_string(ctx, json);
+		duk_json_decode(ctx, -1);
+	} else
+		duk_push_null(ctx);
+	duk_put_prop_string(ctx, -2, "linkMetadata");
 	return 0;
 }
 
@@ -298,24 +339,84 @@ kind_of(duk_context *ctx, duk_idx_t i)
 	}
 }
 
+/* Store the object at idx as st (the key's state, or the shared one);
+ * what names it in the reason. 0, or -1 with a->why set. */
+static int
+put_state(duk_context *ctx, duk_idx_t idx, statecall *a, sl_state *st,
+    const char *what)
+{
+	const sl_host_api *H = a->p->host;
+	if (!duk_is_object(ctx, idx) || duk_is_array(ctx, idx)
+	    || duk_is_function(ctx, idx)) {
+		snprintf(a->why, sizeof(a->why),
+		    "%s: %s gave %s as %s'%s': a state is an object",
+		    a->p->file,
+		    a->which == CREATED       ? "$init"
+		        : a->which == DELETED ? "$deleted"
+		                              : H->event_type(a->ev),
+		    kind_of(ctx, idx), what, a->key);
+		return -1;
+	}
+	duk_dup(ctx, idx);
+	const char *out = duk_json_encode(ctx, -1);
+	int         rc  = H->state_put_json(st, "", out);
+	duk_pop(ctx);
+	if (rc != SL_OK) {
+		snprintf(a->why, sizeof(a->why),
+		    "%s: %s'%s' was refused (error %d: too big or too deep?)",
+		    a->p->file, what, a->key, rc);
+		return -1;
+	}
+	return 0;
+}
+
+/* Push the host document st decoded; 0, or -1 with a->why set. */
+static int
+push_doc(duk_context *ctx, statecall *a, const sl_state *st)
+{
+	const char *json;
+	if (a->p->host->state_get_json(st, "", &json) != SL_OK) {
+		snprintf(a->why, sizeof(a->why), "%s: cannot read the state",
+		    a->p->file);
+		return -1;
+	}
+	duk_push_string(ctx, json);
+	duk_json_decode(ctx, -1);
+	return 0;
+}
+
 static duk_ret_t
 state_body(duk_context *ctx, void *arg)
 {
-	statecall         *a = arg;
-	const sl_host_api *H = a->p->host;
-	const char        *json;
+	statecall         *a  = arg;
+	const sl_host_api *H  = a->p->host;
+	sl_state          *sh = NULL;
 	const char        *fn = a->which == ON ? "__sl_on"
 	           : a->which == CREATED       ? "__sl_init"
 	                                       : "__sl_deleted";
-	duk_get_global_string(ctx, fn);
-	if (a->which != CREATED) {
-		if (H->state_get_json(a->st, "", &json) != SL_OK) {
+	/* bi-state ($initShared): handlers get [state, shared] */
+	if (a->p->bistate && a->which != DELETED) {
+		sh = H->shared_state(a->ctx);
+		if (sh == NULL) {
 			snprintf(a->why, sizeof(a->why),
-			    "%s: cannot read the state", a->p->file);
+			    "%s: no shared state here ($initShared is for "
+			    "a running projection)",
+			    a->p->file);
 			return 0;
 		}
-		duk_push_string(ctx, json);
-		duk_json_decode(ctx, -1);
+	}
+	duk_get_global_string(ctx, fn);
+	if (a->which != CREATED) {
+		if (sh != NULL)
+			duk_push_array(ctx);
+		if (push_doc(ctx, a, a->st) != 0)
+			return 0;
+		if (sh != NULL) {
+			duk_put_prop_index(ctx, -2, 0);
+			if (push_doc(ctx, a, sh) != 0)
+				return 0;
+			duk_put_prop_index(ctx, -2, 1);
+		}
 	}
 	if (a->which == DELETED) {
 		duk_push_object(ctx);
@@ -325,28 +426,32 @@ state_body(duk_context *ctx, void *arg)
 		duk_put_prop_string(ctx, -2, "partition");
 	} else if (push_event(ctx, a) != 0)
 		return 0;
+	duk_idx_t nargs = a->which == CREATED ? 1 : 2;
+	if (a->which == CREATED && sh != NULL) {
+		if (push_doc(ctx, a, sh) != 0)
+			return 0;
+		nargs = 2;
+	}
 	jsheap_script_begin();
-	duk_call(ctx, a->which == CREATED ? 1 : 2);
+	duk_call(ctx, nargs);
 	jsheap_script_end();
-	if (!duk_is_object(ctx, -1) || duk_is_array(ctx, -1)
-	    || duk_is_function(ctx, -1)) {
+	if (sh == NULL) {
+		put_state(ctx, -1, a, a->st, "the state of ");
+		return 0;
+	}
+	if (!duk_is_array(ctx, -1) || duk_get_length(ctx, -1) != 2) {
 		snprintf(a->why, sizeof(a->why),
-		    "%s: %s gave %s as the state of '%s': a state is an "
-		    "object",
+		    "%s: %s gave %s for '%s' where a bi-state projection "
+		    "keeps [state, shared]",
 		    a->p->file,
-		    a->which == CREATED       ? "$init"
-		        : a->which == DELETED ? "$deleted"
-		                              : H->event_type(a->ev),
+		    a->which == CREATED ? "$init" : H->event_type(a->ev),
 		    kind_of(ctx, -1), a->key);
 		return 0;
 	}
-	const char *out = duk_json_encode(ctx, -1);
-	int         rc  = H->state_put_json(a->st, "", out);
-	if (rc != SL_OK)
-		snprintf(a->why, sizeof(a->why),
-		    "%s: the state of '%s' was refused (error %d: too big or "
-		    "too deep?)",
-		    a->p->file, a->key, rc);
+	duk_get_prop_index(ctx, -1, 0);
+	duk_get_prop_index(ctx, -2, 1);
+	if (put_state(ctx, -2, a, a->st, "the state of ") == 0)
+		put_state(ctx, -1, a, sh, "the shared state at ");
 	return 0;
 }
 
@@ -356,6 +461,7 @@ run_state(statecall *a, sl_context *ctx)
 	jsproj *p = a->p;
 	char    why[512];
 	a->why[0] = '\0';
+	a->ctx    = ctx;
 	jsheap *h = jsheap_take(p, why, sizeof(why));
 	if (h == NULL)
 		return p->host->fail_with(ctx, why, false, 0);
@@ -405,16 +511,177 @@ jscall_deleted(void *user, const char *stream, const char *key, sl_state *st,
 	return run_state(&a, ctx);
 }
 
-/* outputState(): the result is the state itself. */
+typedef struct keycall {
+	statecall sc; /* the event (key NULL) and why */
+	char     *buf;
+	size_t    len;
+	bool      skip; /* partitionBy gave null or undefined */
+} keycall;
+
+static duk_ret_t
+key_body(duk_context *ctx, void *arg)
+{
+	keycall *k = arg;
+	duk_get_global_string(ctx, "__sl");
+	duk_get_prop_string(ctx, -1, "partitionBy");
+	if (push_event(ctx, &k->sc) != 0)
+		return 0;
+	jsheap_script_begin();
+	duk_call(ctx, 1);
+	jsheap_script_end();
+	if (duk_is_null_or_undefined(ctx, -1)) {
+		k->skip = true;
+		return 0;
+	}
+	if (!duk_is_string(ctx, -1) && !duk_is_number(ctx, -1)) {
+		snprintf(k->sc.why, sizeof(k->sc.why),
+		    "%s: partitionBy gave %s for %s: a key is a string",
+		    k->sc.p->file, kind_of(ctx, -1),
+		    k->sc.p->host->event_type(k->sc.ev));
+		return 0;
+	}
+	const char *key = duk_to_string(ctx, -1);
+	size_t      n   = strlen(key);
+	if (n == 0 || n >= k->len)
+		snprintf(k->sc.why, sizeof(k->sc.why),
+		    "%s: partitionBy gave %s key for %s", k->sc.p->file,
+		    n == 0 ? "an empty" : "a too long",
+		    k->sc.p->host->event_type(k->sc.ev));
+	else
+		memcpy(k->buf, key, n + 1);
+	return 0;
+}
+
+/* partitionBy(f): sl_projection.key. */
+int
+jscall_key(void *user, const sl_event *ev, char *buf, size_t len)
+{
+	jsproj *p = user;
+	keycall k = {
+		.sc = { .which = ON, .p = p, .ev = ev }, .buf = buf, .len = len
+	};
+	char    why[512];
+	jsheap *h = jsheap_take(p, why, sizeof(why));
+	if (h == NULL) {
+		snprintf(buf, len, "%s", why);
+		return SL_EPLUGIN;
+	}
+	jscall call = { p, ev, NULL };
+	bool   dead;
+	int rc = jsheap_run(h, key_body, &k, &call, &dead, why, sizeof(why));
+	if (dead)
+		jsheap_drop(h);
+	else
+		jsheap_give(h);
+	if (rc == SL_OK && k.sc.why[0] != '\0') {
+		snprintf(why, sizeof(why), "%s", k.sc.why);
+		rc = SL_EPLUGIN;
+	}
+	if (rc != SL_OK) {
+		snprintf(buf, len, "%s", why);
+		return SL_EPLUGIN;
+	}
+	return k.skip ? SL_ENOTFOUND : SL_OK;
+}
+
+typedef struct resultcall {
+	jsproj         *p;
+	const char     *key;
+	const sl_state *state;
+	sl_state       *result;
+	bool            none;     /* filtered out, or a null result */
+	char            why[512]; /* a host-side failure, or "" */
+} resultcall;
+
+static duk_ret_t
+result_body(duk_context *ctx, void *arg)
+{
+	resultcall        *a = arg;
+	const sl_host_api *H = a->p->host;
+	const char        *json;
+	duk_get_global_string(ctx, "__sl_result");
+	if (H->state_get_json(a->state, "", &json) != SL_OK) {
+		snprintf(a->why, sizeof(a->why), "%s: cannot read the state",
+		    a->p->file);
+		return 0;
+	}
+	duk_push_string(ctx, json);
+	duk_json_decode(ctx, -1);
+	jsheap_script_begin();
+	duk_call(ctx, 1);
+	jsheap_script_end();
+	if (duk_is_null_or_undefined(ctx, -1)) {
+		a->none = true;
+		return 0;
+	}
+	if (!duk_is_object(ctx, -1) || duk_is_array(ctx, -1)
+	    || duk_is_function(ctx, -1)) {
+		snprintf(a->why, sizeof(a->why),
+		    "%s: transformBy gave %s as the result of '%s': a result "
+		    "is an object",
+		    a->p->file, kind_of(ctx, -1), a->key);
+		return 0;
+	}
+	int rc = H->state_put_json(a->result, "", duk_json_encode(ctx, -1));
+	if (rc != SL_OK)
+		snprintf(a->why, sizeof(a->why),
+		    "%s: the result of '%s' was refused (error %d: too big "
+		    "or too deep?)",
+		    a->p->file, a->key, rc);
+	return 0;
+}
+
+/*
+ * outputState(), transformBy(), filterBy(): the result is the state put
+ * through the chain of transforms and filters in their order; a filter
+ * that says no, or a transform giving null, means no result (the host
+ * writes ResultRemoved after one). The result callback has no context to
+ * fail with a reason: a script's failure is logged with its reason, and
+ * the key fails as "result transform ... returned 2".
+ */
 sl_outcome
 jscall_result(
     void *user, const char *key, const sl_state *state, sl_state *result)
 {
 	jsproj     *p = user;
 	const char *json;
-	(void) key;
-	if (p->host->state_get_json(state, "", &json) != SL_OK
-	    || p->host->state_put_json(result, "", json) != SL_OK)
+	if (p->n_transforms == 0) {
+		if (p->host->state_get_json(state, "", &json) != SL_OK
+		    || p->host->state_put_json(result, "", json) != SL_OK)
+			return SL_DELETE;
+		return SL_REPLACE;
+	}
+	/* the host asks for the result before a key's first event too, of
+	 * the initial state {}: a key not created yet has no result (its
+	 * script's transforms expect what $init gives) */
+	size_t n;
+	if (p->host->state_len(state, "", &n) == SL_OK && n == 0)
 		return SL_DELETE;
-	return SL_REPLACE;
+	resultcall a
+	    = { .p = p, .key = key, .state = state, .result = result };
+	char    why[512];
+	jsheap *h = jsheap_take(p, why, sizeof(why));
+	if (h == NULL) {
+		p->host->log(SL_LOG_ERROR, why);
+		return SL_FAIL;
+	}
+	jscall call = { p, NULL, NULL };
+	bool   dead;
+	int    rc
+	    = jsheap_run(h, result_body, &a, &call, &dead, why, sizeof(why));
+	if (dead)
+		jsheap_drop(h);
+	else
+		jsheap_give(h);
+	if (rc == SL_OK && a.why[0] != '\0') {
+		snprintf(why, sizeof(why), "%s", a.why);
+		rc = SL_EPLUGIN;
+	}
+	if (rc != SL_OK) {
+		char line[600];
+		snprintf(line, sizeof(line), "%s (key '%s')", why, key);
+		p->host->log(SL_LOG_ERROR, line);
+		return SL_FAIL;
+	}
+	return a.none ? SL_DELETE : SL_REPLACE;
 }

@@ -54,7 +54,8 @@ static bool
 allowed_special(const char *k)
 {
 	return strcmp(k, "$init") == 0 || strcmp(k, "$any") == 0
-	    || strcmp(k, "$created") == 0 || strcmp(k, "$deleted") == 0;
+	    || strcmp(k, "$created") == 0 || strcmp(k, "$deleted") == 0
+	    || strcmp(k, "$initShared") == 0;
 }
 
 /* options({...}): what Sluice reads; anything else is refused, so that a
@@ -70,6 +71,9 @@ read_options(duk_context *ctx, defarg *d)
 		if (strcmp(k, "$includeLinks") == 0) {
 			if (duk_to_boolean(ctx, -1))
 				p->proj.source_flags |= SL_SOURCE_LINKS;
+		} else if (strcmp(k, "biState") == 0) {
+			if (duk_to_boolean(ctx, -1))
+				p->bistate = true;
 		} else if (strcmp(k, "reorderEvents") == 0
 		    || strcmp(k, "processingLag") == 0) {
 			/* one ordered log: nothing to reorder or wait for */
@@ -100,7 +104,13 @@ read_options(duk_context *ctx, defarg *d)
 			double v = duk_to_number(ctx, -1) * 1048576.0;
 			if (v >= 1048576.0 && v < (double) p->lim.memory_bytes)
 				p->lim.memory_bytes = (size_t) v;
-		} else
+		} else if (strcmp(k, "resultStreamName") == 0)
+			DEF_FAIL(
+			    "%s: options.resultStreamName is not supported "
+			    "(the host names result streams "
+			    "$projections-<name>[-<key>]-result)",
+			    p->file);
+		else
 			DEF_FAIL(
 			    "%s: options.%s is not supported", p->file, k);
 		duk_pop_2(ctx);
@@ -115,8 +125,8 @@ read_sources(duk_context *ctx, defarg *d)
 	jsproj *p = d->p;
 	duk_get_prop_string(ctx, -1, "sources");
 	if (!duk_is_array(ctx, -1))
-		DEF_FAIL("%s: no fromAll(), fromStream(), fromStreams() or "
-		         "fromCategory()",
+		DEF_FAIL("%s: no fromAll(), fromStream(), fromStreams(), "
+		         "fromCategory() or fromCategories()",
 		    p->file);
 	size_t n = duk_get_length(ctx, -1);
 	if (n > 0 && (p->src = calloc(n, sizeof(sl_source))) == NULL)
@@ -141,6 +151,10 @@ read_handlers(duk_context *ctx, defarg *d)
 	duk_get_prop_string(ctx, -1, "foreachStream");
 	bool per_stream = duk_to_boolean(ctx, -1);
 	duk_pop(ctx);
+	if (per_stream && p->partition_fn)
+		DEF_FAIL("%s: partitionBy() and foreachStream() both choose "
+		         "the key: use one",
+		    p->file);
 	duk_get_prop_string(ctx, -1, "handlers");
 	if (!duk_is_object(ctx, -1))
 		DEF_FAIL("%s: no .when({...})", p->file);
@@ -159,6 +173,8 @@ read_handlers(duk_context *ctx, defarg *d)
 			p->has_created = true;
 		else if (strcmp(k, "$deleted") == 0)
 			p->has_deleted = true;
+		else if (strcmp(k, "$initShared") == 0)
+			p->bistate = true;
 		else {
 			sl_selector *s
 			    = realloc(p->sel, (p->n_sel + 1) * sizeof(*s));
@@ -166,9 +182,13 @@ read_handlers(duk_context *ctx, defarg *d)
 				DEF_FAIL("%s: out of memory", p->file);
 			p->sel                 = s;
 			s[p->n_sel].event_type = keep(p, k);
-			s[p->n_sel].key
-			    = per_stream ? SL_KEY_EVENT_SOURCE : SL_KEY_STATIC;
-			s[p->n_sel].arg = per_stream ? NULL : ROOT_KEY;
+			/* partitionBy(): sl_projection.key gives the key; the
+			 * selector only says the type is handled */
+			s[p->n_sel].key = per_stream || p->partition_fn
+			    ? SL_KEY_EVENT_SOURCE
+			    : SL_KEY_STATIC;
+			s[p->n_sel].arg
+			    = per_stream || p->partition_fn ? NULL : ROOT_KEY;
 			p->n_sel++;
 		}
 		duk_pop_2(ctx);
@@ -180,6 +200,32 @@ read_handlers(duk_context *ctx, defarg *d)
 	return 0;
 }
 
+/* Bi-state ($initShared, or options({biState: true})): the shared
+ * state's initial value is what $initShared returns (else {}), computed
+ * once at load; the host keeps the shared state from there. */
+static duk_ret_t
+read_shared(duk_context *ctx, defarg *d)
+{
+	jsproj *p = d->p;
+	if (p->has_deleted)
+		DEF_FAIL("%s: $deleted in a bi-state projection is not "
+		         "supported (the host hands the shared state only to "
+		         "event handlers)",
+		    p->file);
+	duk_get_global_string(ctx, "__sl_init_shared");
+	jsheap_script_begin();
+	duk_call(ctx, 0);
+	jsheap_script_end();
+	if (!duk_is_object(ctx, -1) || duk_is_array(ctx, -1)
+	    || duk_is_function(ctx, -1))
+		DEF_FAIL("%s: $initShared must return an object", p->file);
+	p->shared_json = keep(p, duk_json_encode(ctx, -1));
+	duk_pop(ctx);
+	if (p->shared_json == NULL)
+		DEF_FAIL("%s: out of memory", p->file);
+	return 0;
+}
+
 static duk_ret_t
 def_body(duk_context *ctx, void *arg)
 {
@@ -187,21 +233,27 @@ def_body(duk_context *ctx, void *arg)
 	jsproj *p = d->p;
 	duk_get_global_string(ctx, "__sl");
 	duk_get_prop_string(ctx, -1, "partitionBy");
-	bool partition_fn = !duk_is_null(ctx, -1);
+	p->partition_fn = !duk_is_null(ctx, -1);
 	duk_pop(ctx);
-	if (partition_fn)
-		DEF_FAIL("%s: partitionBy() is not supported yet (ABI 1.3 "
-		         "has no key function)",
-		    p->file);
 	read_sources(ctx, d);
 	if (d->why[0] == '\0')
 		read_handlers(ctx, d);
 	if (d->why[0] == '\0')
 		read_options(ctx, d);
+	if (d->why[0] == '\0' && p->has_deleted && p->partition_fn)
+		DEF_FAIL("%s: $deleted with partitionBy() is not supported "
+		         "(the host calls $deleted for the key that is the "
+		         "deleted stream's id)",
+		    p->file);
+	if (d->why[0] == '\0' && p->bistate)
+		read_shared(ctx, d);
 	if (d->why[0] == '\0') {
 		duk_get_prop_string(ctx, -1, "outputState");
 		if (duk_to_boolean(ctx, -1))
 			p->proj.result = jscall_result;
+		duk_pop(ctx);
+		duk_get_prop_string(ctx, -1, "transforms");
+		p->n_transforms = duk_get_length(ctx, -1);
 		duk_pop(ctx);
 	}
 	duk_pop(ctx);
@@ -338,6 +390,13 @@ jsproj_open(const sl_host_api *host, const char *path, const char *file,
 		j->created = jscall_created;
 	if (p->has_deleted)
 		j->deleted = jscall_deleted;
+	if (p->partition_fn)
+		j->key = jscall_key;
+	if (p->bistate) {
+		j->shared_initial_state_json = p->shared_json;
+		/* each new key's [state, shared] goes through __sl_init */
+		j->created = jscall_created;
+	}
 	*out = p;
 	return SL_OK;
 }

@@ -47,6 +47,10 @@ struct jsproj {
 	const char  **emits;
 	size_t        n_emits;
 	bool          has_init, has_created, has_deleted;
+	bool          bistate;     /* $initShared / options.biState */
+	const char   *shared_json; /* its initial shared state */
+	size_t        n_transforms; /* transformBy() and filterBy() calls */
+	bool          partition_fn; /* partitionBy(f): sl_projection.key */
 };
 
 /* A call's host side, for the natives (emit, linkTo) on this thread. */
@@ -100,6 +104,7 @@ sl_outcome jscall_created(void *user, const sl_event *ev, const char *key,
     sl_state *st, sl_context *ctx);
 sl_outcome jscall_deleted(void *user, const char *stream, const char *key,
     sl_state *st, sl_context *ctx);
+int        jscall_key(void *user, const sl_event *ev, char *buf, size_t len);
 sl_outcome jscall_result(
     void *user, const char *key, const sl_state *state, sl_state *result);
 

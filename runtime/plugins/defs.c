@@ -126,6 +126,16 @@ proj_def_deleted(const proj_def *def)
 	return def->p->deleted;
 }
 
+proj_key_fn
+proj_def_key(const proj_def *def)
+{
+	if (def == NULL || def_is_filter(def) || def->p == NULL
+	    || def->p->struct_size < PROJ_V13K_SIZE
+	    || (def->p->abi_version & 0xffffu) < 3)
+		return NULL;
+	return def->p->key;
+}
+
 bool
 proj_def_sources(const proj_def *def, const sl_source **src, size_t *n,
     uint32_t *flags)

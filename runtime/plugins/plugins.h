@@ -113,6 +113,10 @@ typedef sl_outcome (*proj_deleted_fn)(void *user, const char *stream,
     const char *key, sl_state *state, sl_context *ctx);
 /** A 1.3 projection's deleted callback (NULL: none). */
 proj_deleted_fn proj_def_deleted(const proj_def *def);
+typedef int (*proj_key_fn)(
+    void *user, const sl_event *event, char *buf, size_t len);
+/** A 1.3 projection's key function (sl_projection.key; NULL: none). */
+proj_key_fn proj_def_key(const proj_def *def);
 /**
  * Where def reads from (ABI 1.3, sl_source_kind): *src and *n (NULL, 0:
  * the whole tenant log) and *flags (SL_SOURCE_*). @return whether the 1.3

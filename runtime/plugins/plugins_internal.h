@@ -48,6 +48,8 @@
 	(offsetof(sl_projection, shared_initial_state_json) + sizeof(char *))
 #define PROJ_V13D_SIZE                                                        \
 	(offsetof(sl_projection, deleted) + sizeof(void (*)(void)))
+#define PROJ_V13K_SIZE                                                        \
+	(offsetof(sl_projection, key) + sizeof(void (*)(void)))
 
 /* One load of a plugin file: its private copy, handle and definitions. */
 struct plugin_ver {

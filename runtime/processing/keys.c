@@ -151,6 +151,36 @@ proc_key(const proj_def *def, const ev_view *ev, char *buf, size_t len)
 	return SL_EINVAL;
 }
 
+int
+proc_key_fn_call(const proj_def *def, const sl_event *sev, char *buf,
+    size_t len)
+{
+	if (len == 0)
+		return SL_EINVAL;
+	buf[0]          = '\0';
+	proj_key_fn key = proj_def_key(def);
+	if (key == NULL || find_selector(def, sev->v->type) == NULL)
+		return SL_ENOTFOUND;
+	host_scratch_reset();
+	int rc = key(def->p->user, sev, buf, len);
+	if (rc == SL_ENOTFOUND)
+		return SL_ENOTFOUND;
+	size_t n = strnlen(buf, len);
+	if (rc != SL_OK) {
+		if (n == 0 || n == len)
+			snprintf(buf, len, "the key function failed (%s)",
+			    sl_errname(rc));
+		return SL_EINVAL;
+	}
+	if (n == len) {
+		snprintf(buf, len, "the key function's key is too long");
+		return SL_EINVAL;
+	}
+	char tmp[PROC_KEY_MAX];
+	snprintf(tmp, sizeof(tmp), "%s", buf);
+	return key_copy(tmp, n, buf, len, "the key function's key");
+}
+
 bool
 proc_key_is_static(const proj_def *def, const ev_view *ev)
 {

@@ -242,7 +242,12 @@ store_put(batch_ctx *b, const char *key, size_t klen, const sl_state *state)
 int
 proc_project_unit(batch_ctx *b, const ev_view *ev, char *key)
 {
-	int rc = proc_key(b->p->def, ev, key, PROC_KEY_MAX);
+	int rc;
+	if (proj_def_key(b->p->def) != NULL) {
+		struct sl_event sev = proc_sl_event(b->p, ev);
+		rc = proc_key_fn_call(b->p->def, &sev, key, PROC_KEY_MAX);
+	} else
+		rc = proc_key(b->p->def, ev, key, PROC_KEY_MAX);
 	if (rc == SL_ENOTFOUND)
 		return PROC_SKIP; /* type not selected */
 	if (rc != SL_OK) {

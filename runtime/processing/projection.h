@@ -95,6 +95,14 @@ const char *proc_state_name(proc_state s);
  * cannot be found (missing or non-scalar property).
  */
 int proc_key(const proj_def *def, const ev_view *ev, char *buf, size_t len);
+/*
+ * The key of a selected event from the definition's key function
+ * (sl_projection.key) into buf: SL_OK; SL_ENOTFOUND (no key function, the
+ * type is not selected, or the function skips the event); SL_EINVAL with
+ * the reason in buf.
+ */
+int proc_key_fn_call(
+    const proj_def *def, const sl_event *sev, char *buf, size_t len);
 
 /** The failing unit of an event whose key cannot be found: PROC_NO_KEY
  * then its stream id (the event waits in a unit of its stream). */

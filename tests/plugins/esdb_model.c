@@ -192,8 +192,55 @@ static const sl_projection total = {
 	.result             = result_total,
 };
 
+/* partitionBy in C (sl_projection.key): "Keyed" events go to the key
+ * "owner-<owner>"; an event without an owner is skipped, owner "bad" has
+ * no key (the event fails with the function's reason). */
+static const sl_selector keyed_sel[] = {
+	{ "Keyed", SL_KEY_EVENT_SOURCE, NULL },
+};
+
+static int
+key_owner(void *user, const sl_event *ev, char *buf, size_t len)
+{
+	(void) user;
+	const char *owner = sl_ev_str(ev, SL_CONTENT, "owner");
+	if (owner == NULL)
+		return SL_ENOTFOUND;
+	if (strcmp(owner, "bad") == 0) {
+		snprintf(buf, len, "owner bad in %s", H->event_stream(ev));
+		return SL_EINVAL;
+	}
+	snprintf(buf, len, "owner-%s", owner);
+	return SL_OK;
+}
+
+static sl_outcome
+on_keyed(void *user, const sl_event *ev, const char *key, sl_state *st,
+    sl_context *ctx)
+{
+	(void) user;
+	(void) ev;
+	(void) ctx;
+	sl_st_set_i64(st, "n", sl_st_i64(st, "n", 0) + 1);
+	sl_st_set_str(st, "key", key);
+	return SL_REPLACE;
+}
+
+static const sl_projection keyed = {
+	.struct_size        = sizeof(sl_projection),
+	.abi_version        = SL_ABI_VERSION,
+	.id                 = "e5db0000-0000-4000-8000-000000000004",
+	.name               = "esdb_keyed",
+	.version            = 1,
+	.initial_state_json = "{}",
+	.selectors          = keyed_sel,
+	.n_selectors        = 1,
+	.on                 = on_keyed,
+	.key                = key_owner,
+};
+
 static const sl_projection *const projections[] = { &model, &total,
-	&shared };
+	&shared, &keyed };
 
 static const sl_plugin_desc desc = {
 	.struct_size   = sizeof(sl_plugin_desc),
@@ -201,7 +248,7 @@ static const sl_plugin_desc desc = {
 	.name          = "esdb_model",
 	.version       = "1.0.0",
 	.projections   = projections,
-	.n_projections = 3,
+	.n_projections = 4,
 };
 
 SL_EXPORT int

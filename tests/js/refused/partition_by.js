@@ -1,2 +1,3 @@
-fromAll().partitionBy(function (e) { return e.body.region; })
+// partitionBy() and foreachStream() both choose the key: refused.
+fromAll().foreachStream().partitionBy(function (e) { return e.body.region; })
   .when({ $any: function (s, e) {} });

@@ -1,2 +1,0 @@
-fromAll().when({ $initShared: function () { return {}; },
-  $any: function (s, e) {} });
