@@ -3,7 +3,8 @@
  * filter's stream), get-one, get-all, query (one-time, or transient with
  * --follow), status, subscribe and the operator commands (reset, retry,
  * pause, resume, start, stop) against a running sluiced, through the
- * client library; JSON out on stdout.
+ * client library; JSON out on stdout. `spec` runs a projection against a
+ * spec file in process, without a daemon (spec.c).
  * The endpoint comes from --url, $SLUICE_URL or the config file's
  * endpoints.api.
  */
@@ -25,6 +26,7 @@
 #include <sluice/subscribe.h>
 
 #include "config.h"
+#include "spec.h"
 
 enum {
 	EXIT_USAGE = 1, /* bad arguments or input */
@@ -56,6 +58,7 @@ static const char usage_text[]
       "         [--count N] [--idle-ms MS] [--pub-url URL]\n"
       "  subscribe --tenant T --filter ID_OR_NAME [--partition P] [--from N]\n"
       "         [--count N] [--idle-ms MS] [--pub-url URL]\n"
+      "  spec FILE [--plugin FILE] [--projection NAME] [--js-host PATH]\n"
       "\n"
       "The endpoint is --url, else $SLUICE_URL, else endpoints.api of the\n"
       "config file (--config, default ./resources.yaml). $SLUICE_TENANT can\n"
@@ -102,6 +105,13 @@ static const char usage_text[]
       "goes on; stop and start are EventStoreDB's names for pause and\n"
       "resume (also for the system projections: sluice start "
       "'$by_category').\n"
+      "spec runs a projection (a .js, or a .so's projection NAME) over the\n"
+      "events of an EventStoreDB-style spec file in this process (no\n"
+      "daemon: a temporary log) and compares the states, results and\n"
+      "emitted streams with the spec's output; it prints each difference\n"
+      "and exits 4 on one, 1 on a bad spec or a projection that does not\n"
+      "load, 0 when all match (docs/javascript.md, Specs). --plugin runs\n"
+      "FILE (a .js or .so) instead of the spec's \"projection\".\n"
       "status lists each processor's failing partitions with reason,\n"
       "attempts and next try, and each projection's mode, status (running,\n"
       "stopped, faulted, waiting: with status_reason), progress and buffer.\n";
@@ -113,6 +123,7 @@ typedef struct opts {
 	const char *from, *max, *from_revision, *projection;
 	const char *count, *idle_ms, *pub_url;
 	const char *filter, *partition, *key, *truncate_before;
+	const char *js_host, *plugin;
 	const char *command; /* the command's name (argv) */
 	bool        is_public, batch, follow, resolve_links;
 	const char *pos[4];
@@ -260,6 +271,8 @@ static const optdef optdefs[] = {
 	OPT("partition", partition),
 	OPT("key", key),
 	OPT("truncate-before", truncate_before),
+	OPT("js-host", js_host),
+	OPT("plugin", plugin),
 	FLAG("public", is_public),
 	FLAG("batch", batch),
 	FLAG("follow", follow),
@@ -1107,6 +1120,24 @@ cmd_subscribe(sl_client *c, const opts *o)
 	return 0;
 }
 
+/* spec runs without a daemon: only its own options apply. */
+static int
+cmd_spec(const opts *o)
+{
+	if (o->n_pos != 1)
+		return usage_error("spec takes one spec file");
+	if (o->tenant != NULL || o->stream != NULL || o->expect != NULL
+	    || o->type != NULL || o->metadata != NULL || o->correlation != NULL
+	    || o->from != NULL || o->max != NULL || o->from_revision != NULL
+	    || o->count != NULL || o->idle_ms != NULL || o->pub_url != NULL
+	    || o->filter != NULL || o->partition != NULL || o->key != NULL
+	    || o->truncate_before != NULL || o->is_public || o->batch
+	    || o->follow || o->resolve_links)
+		return usage_error("spec takes only --plugin, --projection "
+		                   "and --js-host");
+	return spec_run(o->pos[0], o->plugin, o->projection, o->js_host);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1129,6 +1160,8 @@ main(int argc, char **argv)
 		{ "start", cmd_command },
 		{ "stop", cmd_command },
 		{ "query", cmd_query },
+		/* in process, no daemon: cmd_spec */
+		{ "spec", NULL },
 	};
 	opts       o;
 	uint64_t   timeout = 10000;
@@ -1157,6 +1190,8 @@ main(int argc, char **argv)
 	o.command = cmds[k].name;
 	if (parse_args(argc, argv, i + 1, false, &o) < 0)
 		return EXIT_USAGE;
+	if (cmds[k].fn == NULL)
+		return cmd_spec(&o);
 	/* A one-time query answers within the daemon's
 	 * limits.query_timeout_ms (10 s unless configured): wait longer. */
 	if (strcmp(o.command, "query") == 0)
