@@ -241,20 +241,9 @@ step(cart *carts, uint64_t *rng, int n)
 static void
 start(void)
 {
-	daemon_pid  = dt_daemon_spawn(cfg_path, daemon_log);
-	int64_t end = dt_now_ms() + WAIT_MS;
-	for (;;) {
-		char *st = NULL;
-		if (cl == NULL && sl_client_open(url, 10000, &cl) != SL_OK)
-			cl = NULL;
-		if (cl != NULL && sl_client_status(cl, &st) == SL_OK) {
-			sl_client_free(st);
-			return;
-		}
-		if (dt_now_ms() > end)
-			FAIL("sluiced did not answer within %d ms", WAIT_MS);
-		dt_sleep_ms(20);
-	}
+	daemon_pid = dt_daemon_spawn(cfg_path, daemon_log);
+	if (!dt_wait_answer(url, &cl, WAIT_MS))
+		FAIL("sluiced did not answer within %d ms", WAIT_MS);
 }
 
 /* Wait until the cart processor has handled the whole log (in generation

@@ -133,6 +133,28 @@ dt_daemon_spawn(const char *cfg_path, const char *log_path)
 	return dt_daemon_spawn_ex(cfg_path, log_path, false);
 }
 
+#ifdef SLUICE_CLIENT_H /* for the tests that use the client library */
+/* Open *cl on url (when it is not open yet) and wait, at most ms, until
+ * the daemon answers status. @return false when it did not. */
+__attribute__((unused)) static bool
+dt_wait_answer(const char *url, sl_client **cl, int ms)
+{
+	int64_t end = dt_now_ms() + ms;
+	for (;;) {
+		char *st = NULL;
+		if (*cl == NULL && sl_client_open(url, 10000, cl) != SL_OK)
+			*cl = NULL;
+		if (*cl != NULL && sl_client_status(*cl, &st) == SL_OK) {
+			sl_client_free(st);
+			return true;
+		}
+		if (dt_now_ms() > end)
+			return false;
+		dt_sleep_ms(20);
+	}
+}
+#endif
+
 /* A daemon test's places: dir (the test's temp dir), its resources.yaml
  * (cfg), the daemon's log and the API's ipc:// url in it. */
 __attribute__((unused)) static void
