@@ -3,13 +3,20 @@
  * per process, one CPU-time timer per thread, whatever the number of
  * loaded copies of js_host.so.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
+
+#include <duktape.h>
 
 #include "jsbudget.h"
 
@@ -23,15 +30,69 @@ static __thread volatile sig_atomic_t t_expired; /* the timer fired */
 static __thread sigjmp_buf *volatile t_jmp;
 static __thread timer_t *t_timer; /* this thread's, made at its first run */
 
+/* The engine's code (libduktape's executable segments, found at install;
+ * this library links it and is never unloaded, so it stays where it is).
+ * Only there may a cut jump out: elsewhere, in the C library above all
+ * (Date's time-zone code holds a lock, malloc its arenas'), a jump would
+ * leave a lock held for good; the cut then comes back 1 ms later. */
+#define MAX_SEGS 4
+static uintptr_t seg_lo[MAX_SEGS], seg_hi[MAX_SEGS];
+static int       n_segs;
+
+static bool
+in_engine(const void *uc)
+{
+	if (n_segs == 0)
+		return true; /* not found at install: the old way */
+	const ucontext_t *u = uc;
+#if defined(__x86_64__)
+	uintptr_t pc = (uintptr_t) u->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+	uintptr_t pc = (uintptr_t) u->uc_mcontext.pc;
+#else
+	(void) u;
+	return true;
+#endif
+	for (int i = 0; i < n_segs; i++)
+		if (pc >= seg_lo[i] && pc < seg_hi[i])
+			return true;
+	return false;
+}
+
+static void set_timer(uint32_t ms);
+
 static void
-on_budget(int sig)
+on_budget(int sig, siginfo_t *si, void *uc)
 {
 	(void) sig;
+	(void) si;
 	t_expired = 1;
 	if (!t_script || t_guard || t_jmp == NULL)
 		return; /* at the next jsb_script_begin or jsb_guard_end */
+	if (!in_engine(uc)) {
+		set_timer(1); /* timer_settime is async-signal-safe */
+		return;
+	}
 	t_script = 0;
 	siglongjmp(*t_jmp, JSB_JMP_BUDGET);
+}
+
+static int
+find_segs(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void) size;
+	const char *name = arg;
+	if (info->dlpi_name == NULL || strcmp(info->dlpi_name, name) != 0)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum && n_segs < MAX_SEGS; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+			continue;
+		seg_lo[n_segs] = info->dlpi_addr + ph->p_vaddr;
+		seg_hi[n_segs] = seg_lo[n_segs] + ph->p_memsz;
+		n_segs++;
+	}
+	return 1;
 }
 
 /* A thread that ran script ends: its timer goes with it. */
@@ -48,10 +109,13 @@ install(void)
 	struct sigaction sa, cur;
 	if (pthread_key_create(&timer_key, timer_gone) != 0)
 		return;
+	Dl_info di;
+	if (dladdr((void *) duk_create_heap, &di) != 0 && di.dli_fname != NULL)
+		dl_iterate_phdr(find_segs, (void *) di.dli_fname);
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_budget;
+	sa.sa_sigaction = on_budget;
 	/* NODEFER: the jump leaves the handler without restoring the mask */
-	sa.sa_flags = SA_RESTART | SA_NODEFER;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER;
 	sigemptyset(&sa.sa_mask);
 	for (int sig = SIGRTMIN + 7; sig <= SIGRTMAX; sig++) {
 		if (sigaction(sig, NULL, &cur) != 0
