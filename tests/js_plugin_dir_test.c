@@ -4,7 +4,11 @@
  * does not load with file:line in its plugin info, reloads a changed file
  * (the definition follows the text: a new hash), skips the same bytes,
  * keeps the previous version running when a new one is broken, and the
- * loaded projection folds events through the processor.
+ * loaded projection folds events through the processor. Then many: more
+ * scripts than there are real-time signals (the CPU budget is one signal
+ * for all, libsluice_jsbudget) load and fold side by side, a looping one
+ * among them fails its key by the budget, also after copies of the host
+ * were unloaded by reloads.
  */
 #include <sys/stat.h>
 
@@ -57,6 +61,101 @@ reload(registry *r, const char *path, int want)
 	CHECK_EQ(
 	    registry_reload_file(r, path, &ch, &n, err, sizeof(err)), want);
 	free(ch);
+}
+
+/* More scripts than real-time signals (SIGRTMIN+7 .. SIGRTMAX: 24). */
+#define N_MANY 40
+
+static const char spin[]
+    = "options({ $budgetMs: 20 });\n"
+      "fromAll().foreachStream().when({\n"
+      "  $any: function (s, e) {\n"
+      "    while (e.streamId === 'a-2') { s.n = 1; }\n"
+      "    s.n = (s.n || 0) + 1;\n"
+      "  }\n"
+      "});\n";
+
+/* Run every many_i.js and spin.js over the log at once: many_i counts
+ * i + 1 per event (v: the version it was written with); spin fails a-2
+ * by its budget and folds the rest. */
+static void
+run_many(registry *r, store *s, rmstore *rm, int version)
+{
+	processor      *ps[N_MANY + 1];
+	const proj_def *ds[N_MANY + 1];
+	uint64_t        head = store_next_position(s);
+	for (int i = 0; i <= N_MANY; i++) {
+		char name[32];
+		if (i < N_MANY)
+			snprintf(name, sizeof(name), "many_%02d", i);
+		else
+			snprintf(name, sizeof(name), "spin");
+		ds[i] = pt_find(r, name);
+		CHECK(ds[i] != NULL);
+		CHECK_EQ(proc_start(s, rm, "t1", ds[i], 16, &ps[i]), SL_OK);
+	}
+	proc_failing f;
+	pt_wait_unit(ps[N_MANY], "a-2", 1, PT_WAIT_MS, &f);
+	if (strstr(f.reason, "spin.js: over its CPU budget of 20 ms") == NULL) {
+		fprintf(stderr, "spin: reason '%s'\n", f.reason);
+		exit(1);
+	}
+	pt_wait_failing_units(ps[N_MANY], head, PT_WAIT_MS);
+	for (int i = 0; i < N_MANY; i++)
+		pt_wait_position(ps[i], head, PT_WAIT_MS);
+	for (int i = 0; i <= N_MANY; i++)
+		proc_stop(ps[i]);
+	for (int i = 0; i < N_MANY; i++) {
+		CHECK_EQ(pt_state_i64(rm, ds[i]->id, "root", "count"),
+		    3 * (i + 1));
+		CHECK_EQ(pt_state_i64(rm, ds[i]->id, "root", "v"), version);
+	}
+	CHECK_EQ(pt_state_i64(rm, ds[N_MANY]->id, "a-1", "n"), 2);
+}
+
+static void
+write_many(const char *dir, int version)
+{
+	for (int i = 0; i < N_MANY; i++) {
+		char path[4300], text[300];
+		snprintf(path, sizeof(path), "%s/many_%02d.js", dir, i);
+		snprintf(text, sizeof(text),
+		    "fromAll().when({\n"
+		    "  $init: function () { return { count: 0, v: %d }; },\n"
+		    "  $any: function (s, e) { s.count += %d; }\n"
+		    "});\n",
+		    version, i + 1);
+		write_file(path, text);
+	}
+}
+
+static void
+many(registry *r, const char *dir, store *s, rmstore *rm)
+{
+	char path[4300];
+	write_many(dir, 1);
+	snprintf(path, sizeof(path), "%s/spin.js", dir);
+	write_file(path, spin);
+	CHECK_EQ(registry_load_dir(r, dir), SL_OK);
+	for (int i = 0; i < N_MANY; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "many_%02d.js", i);
+		plugin_info pi = info_of(r, name);
+		if (!pi.loaded || pi.error != NULL) {
+			fprintf(stderr, "%s: %s\n", name,
+			    pi.error ? pi.error : "not loaded");
+			exit(1);
+		}
+	}
+	run_many(r, s, rm, 1);
+	/* new versions: every old copy of the host is unloaded; the budget
+	 * (its handler in the shared library) still cuts the loop */
+	write_many(dir, 2);
+	for (int i = 0; i < N_MANY; i++) {
+		snprintf(path, sizeof(path), "%s/many_%02d.js", dir, i);
+		reload(r, path, SL_OK);
+	}
+	run_many(r, s, rm, 2);
 }
 
 int
@@ -134,6 +233,7 @@ main(void)
 	proc_stop(p);
 	CHECK_EQ(pt_state_i64(rm, d2->id, "root", "count"), 30);
 	CHECK_EQ(pt_state_i64(rm, d2->id, "root", "v"), 2);
+	many(r, dir, s, rm);
 	rm_close(rm);
 	store_close(s);
 	registry_destroy(r);

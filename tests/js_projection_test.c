@@ -13,7 +13,10 @@
  * are refused at load with their reason.
  */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "emitter.h"
 #include "host.h"
@@ -467,6 +470,63 @@ emitting(pt_env *e, uint64_t head)
 	CHECK(removed > 0); /* the log has a balance falling below 100 */
 }
 
+/* ---- a cut inside the C library ---- */
+
+static void *
+tz_call(void *arg)
+{
+	struct tm tm;
+	time_t    now = time(NULL);
+	localtime_r(&now, &tm);
+	gmtime_r(&now, &tm);
+	*(volatile int *) arg = 1;
+	return NULL;
+}
+
+/* The C library's time-zone lock is free: another thread's localtime_r
+ * returns (a cut inside it would have left the lock held for good). */
+static void
+check_tz_alive(void)
+{
+	volatile int done = 0;
+	pthread_t    t;
+	CHECK(pthread_create(&t, NULL, tz_call, (void *) &done) == 0);
+	for (int i = 0; i < 2000 && !done; i++)
+		pt_sleep_ms(1);
+	if (!done) {
+		fprintf(stderr, "date_loop: the time-zone lock is held\n");
+		_exit(1);
+	}
+	pthread_join(t, NULL);
+}
+
+/*
+ * date_loop.js loops over local-time Date methods, most of its time in the
+ * C library's time-zone code, which holds a lock: each budget cut (one per
+ * retry) must leave it free, and the key fail with the budget's reason.
+ */
+static void
+date_cuts(pt_env *e)
+{
+	processor *p;
+	CHECK_EQ(proc_start(e->s, e->rm, "t1", pt_find(e->r, "date_loop"), 64,
+	             &p),
+	    SL_OK);
+	for (uint32_t k = 1; k <= 12; k++) {
+		proc_failing f;
+		pt_wait_unit(p, "account-2", k, PT_WAIT_MS, &f);
+		if (strstr(f.reason, "date_loop.js: over its CPU budget of "
+		                     "20 ms")
+		    == NULL) {
+			fprintf(stderr, "date_loop: reason '%s'\n", f.reason);
+			exit(1);
+		}
+		check_tz_alive();
+		CHECK_EQ(proc_command(p, PROC_CMD_RETRY, PT_WAIT_MS), SL_OK);
+	}
+	proc_stop(p);
+}
+
 /* ---- failing keys ---- */
 
 static void
@@ -529,6 +589,7 @@ failing(uint64_t head)
 			json_decref(got);
 		}
 	}
+	date_cuts(&e);
 	/* partitionBy() that throws: account-2's events have no key and
 	 * wait, failed with the script's reason; the others go on */
 	processor *p;

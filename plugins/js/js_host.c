@@ -61,8 +61,8 @@ sluice_js_load(const sl_host_api *host, const char *path, const char *file,
 	}
 	if (n_loaded != 0 || jsproj_init() != SL_OK) {
 		snprintf(err, errlen,
-		    "%s: cannot install its CPU budget: every real-time signal "
-		    "from SIGRTMIN+7 on is taken (one per loaded .js file)",
+		    "%s: cannot install the CPU budget: every real-time "
+		    "signal from SIGRTMIN+7 on is taken by someone else",
 		    file);
 		return SL_EPLUGIN;
 	}

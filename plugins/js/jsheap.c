@@ -24,165 +24,24 @@ struct jsblk {
 	size_t pad; /* keeps the payload 16-byte aligned */
 };
 
-/* ---- the budget: one CPU-time timer per thread, one signal ---- */
+/* ---- the budget (jsbudget.c, shared by every copy of the host) ---- */
 
-static int  js_sig;
-static bool js_sa_set;
+static __thread jscall *t_call;
+static __thread char    t_fatal[256];
 
-static pthread_mutex_t tm_mu = PTHREAD_MUTEX_INITIALIZER;
-static timer_t        *tm_all; /* every thread's timer, deleted at fini */
-static size_t          tm_n, tm_cap;
-static atomic_uint     tm_gen; /* fini deletes the timers: a new start */
+enum { JMP_BUDGET = JSB_JMP_BUDGET, JMP_FATAL = 2 };
 
-static __thread volatile sig_atomic_t t_script;  /* script is running */
-static __thread volatile sig_atomic_t t_guard;   /* in host code */
-static __thread volatile sig_atomic_t t_expired; /* the timer fired */
-static __thread sigjmp_buf *volatile t_jmp;
-static __thread jscall  *t_call;
-static __thread bool     t_timer_ok;
-static __thread unsigned t_timer_gen;
-static __thread timer_t  t_timer;
-static __thread char     t_fatal[256];
-
-enum { JMP_BUDGET = 1, JMP_FATAL = 2 };
-
-static void
-on_budget(int sig)
-{
-	(void) sig;
-	t_expired = 1;
-	if (!t_script || t_guard || t_jmp == NULL)
-		return; /* at the next script_begin or guard_end */
-	t_script = 0;
-	siglongjmp(*t_jmp, JMP_BUDGET);
-}
-
-/* Each loaded copy of the host (a hot reload has two for a while) claims a
- * real-time signal of its own, the first one nobody handles, so that a
- * copy's timers never reach another copy's handler. */
 int
 jsproj_init(void)
 {
-	struct sigaction sa, cur;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_budget;
-	/* NODEFER: the jump leaves the handler without restoring the mask */
-	sa.sa_flags = SA_RESTART | SA_NODEFER;
-	sigemptyset(&sa.sa_mask);
-	for (int sig = SIGRTMIN + 7; sig <= SIGRTMAX; sig++) {
-		if (sigaction(sig, NULL, &cur) != 0
-		    || (cur.sa_flags & SA_SIGINFO)
-		    || cur.sa_handler != SIG_DFL)
-			continue;
-		if (sigaction(sig, &sa, NULL) != 0)
-			return SL_EPLUGIN;
-		js_sig    = sig;
-		js_sa_set = true;
-		return SL_OK;
-	}
-	return SL_EPLUGIN;
+	return jsb_init() == 0 ? SL_OK : SL_EPLUGIN;
 }
 
 void
 jsproj_fini(void)
 {
-	pthread_mutex_lock(&tm_mu);
-	for (size_t i = 0; i < tm_n; i++)
-		timer_delete(tm_all[i]);
-	free(tm_all);
-	tm_all = NULL;
-	tm_n = tm_cap = 0;
-	atomic_fetch_add(&tm_gen, 1);
-	pthread_mutex_unlock(&tm_mu);
-	/* no timer of this copy is left: the signal is free again */
-	if (js_sa_set) {
-		struct sigaction dfl;
-		memset(&dfl, 0, sizeof(dfl));
-		dfl.sa_handler = SIG_DFL;
-		sigemptyset(&dfl.sa_mask);
-		sigaction(js_sig, &dfl, NULL);
-	}
-	js_sa_set = false;
-}
-
-static int
-thread_timer(void)
-{
-	if (t_timer_ok && t_timer_gen == atomic_load(&tm_gen))
-		return 0;
-	struct sigevent sev;
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify   = SIGEV_THREAD_ID;
-	sev.sigev_signo    = js_sig;
-	sev._sigev_un._tid = gettid();
-	if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &t_timer) != 0)
-		return -1;
-	pthread_mutex_lock(&tm_mu);
-	if (tm_n == tm_cap) {
-		size_t   cap = tm_cap ? tm_cap * 2 : 8;
-		timer_t *a   = realloc(tm_all, cap * sizeof(*a));
-		if (a == NULL) {
-			pthread_mutex_unlock(&tm_mu);
-			timer_delete(t_timer);
-			return -1;
-		}
-		tm_all = a;
-		tm_cap = cap;
-	}
-	tm_all[tm_n++] = t_timer;
-	pthread_mutex_unlock(&tm_mu);
-	t_timer_ok  = true;
-	t_timer_gen = atomic_load(&tm_gen);
-	return 0;
-}
-
-static void
-arm(uint32_t ms)
-{
-	struct itimerspec it;
-	memset(&it, 0, sizeof(it));
-	it.it_value.tv_sec  = ms / 1000;
-	it.it_value.tv_nsec = (long) (ms % 1000) * 1000000L;
-	timer_settime(t_timer, 0, &it, NULL);
-}
-
-static void
-disarm(void)
-{
-	struct itimerspec it;
-	memset(&it, 0, sizeof(it));
-	timer_settime(t_timer, 0, &it, NULL);
-}
-
-void
-jsheap_script_begin(void)
-{
-	t_script = 1;
-	if (t_expired && !t_guard && t_jmp != NULL) {
-		t_script = 0;
-		siglongjmp(*t_jmp, JMP_BUDGET);
-	}
-}
-
-void
-jsheap_script_end(void)
-{
-	t_script = 0;
-}
-
-void
-jsheap_guard_begin(void)
-{
-	t_guard++;
-}
-
-void
-jsheap_guard_end(void)
-{
-	if (--t_guard == 0 && t_expired && t_script && t_jmp != NULL) {
-		t_script = 0;
-		siglongjmp(*t_jmp, JMP_BUDGET);
-	}
+	/* the signal and the threads' timers belong to libsluice_jsbudget,
+	 * which stays */
 }
 
 jscall *
@@ -299,8 +158,9 @@ js_fatal(void *udata, const char *msg)
 {
 	(void) udata;
 	snprintf(t_fatal, sizeof(t_fatal), "%s", msg ? msg : "?");
-	if (t_jmp != NULL)
-		siglongjmp(*t_jmp, JMP_FATAL);
+	sigjmp_buf *jmp = jsb_jmp();
+	if (jmp != NULL)
+		siglongjmp(*jmp, JMP_FATAL);
 	/* outside a call the engine is never used: cannot happen */
 	abort();
 }
@@ -389,21 +249,16 @@ jsheap_run(jsheap *h, jsbody body, void *arg, jscall *call, bool *dead,
 	sigjmp_buf jb;
 	*dead      = false;
 	h->refused = false;
-	if (thread_timer() != 0) {
+	if (jsb_run_begin(&jb) != 0) {
 		snprintf(why, len, "%s: cannot start the CPU budget: %s",
 		    p->file, strerror(errno));
 		return SL_EPLUGIN;
 	}
-	t_call    = call;
-	t_expired = 0;
-	t_script  = 0;
-	t_guard   = 0;
-	int jr    = sigsetjmp(jb, 0);
+	t_call = call;
+	int jr = sigsetjmp(jb, 0);
 	if (jr != 0) {
-		t_jmp    = NULL;
-		t_script = 0;
-		t_guard  = 0;
-		disarm();
+		jsb_disarm();
+		jsb_run_end();
 		t_call = NULL;
 		*dead  = true;
 		if (jr == JMP_BUDGET)
@@ -415,12 +270,11 @@ jsheap_run(jsheap *h, jsbody body, void *arg, jscall *call, bool *dead,
 			    t_fatal);
 		return SL_EPLUGIN;
 	}
-	t_jmp = &jb;
-	arm(p->lim.budget_ms);
+	jsb_arm(p->lim.budget_ms);
 	runarg    ra = { body, arg };
 	duk_int_t rc = duk_safe_call(h->ctx, tramp, &ra, 0, 1);
-	disarm();
-	t_jmp   = NULL;
+	jsb_disarm();
+	jsb_run_end();
 	t_call  = NULL;
 	int out = SL_OK;
 	if (rc != DUK_EXEC_SUCCESS) {

@@ -44,8 +44,10 @@ int jsproj_open(const sl_host_api *host, const char *path, const char *file,
 const sl_projection *jsproj_projection(const jsproj *p);
 void                 jsproj_close(jsproj *p);
 
-/** Install the budget's signal handler (once per load of the plugin);
- * @return SL_OK or SL_EPLUGIN. jsproj_fini restores the previous one. */
+/** Make sure the budget's signal handler is installed (libsluice_jsbudget:
+ * once per process, shared by every copy of the host); @return SL_OK, or
+ * SL_EPLUGIN when no real-time signal from SIGRTMIN+7 on is free.
+ * jsproj_fini: nothing to undo (kept for the copies' symmetry). */
 int  jsproj_init(void);
 void jsproj_fini(void);
 

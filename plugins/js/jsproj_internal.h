@@ -8,6 +8,7 @@
 
 #include <duktape.h>
 
+#include "jsbudget.h"
 #include "jsproj.h"
 
 typedef struct jsblk jsblk;
@@ -80,11 +81,27 @@ void jsheap_drop(jsheap *h);
 int jsheap_run(jsheap *h, jsbody body, void *arg, jscall *call, bool *dead,
     char *why, size_t len);
 /* Around the parts of a body that run script (the budget counts these). */
-void jsheap_script_begin(void);
-void jsheap_script_end(void);
+static inline void
+jsheap_script_begin(void)
+{
+	jsb_script_begin();
+}
+static inline void
+jsheap_script_end(void)
+{
+	jsb_script_end();
+}
 /* Around host calls from natives: a budget signal waits until the end. */
-void jsheap_guard_begin(void);
-void jsheap_guard_end(void);
+static inline void
+jsheap_guard_begin(void)
+{
+	jsb_guard_begin();
+}
+static inline void
+jsheap_guard_end(void)
+{
+	jsb_guard_end();
+}
 /* The call running on this thread (for natives). */
 jscall *jsheap_call(void);
 
