@@ -65,7 +65,7 @@ get_all_lane(long long limit)
 static void
 test_ops(void)
 {
-	static const char *const fast[] = { "commit", "read", "read_filter",
+	static const char *const fast[] = { "read", "read_filter",
 		"get_one", "status", "plugins", "no_such_op", NULL };
 	static const char *const slow[] = { "query", "reset", "retry", "pause",
 		"resume", "start", "stop", "register", NULL };
@@ -73,6 +73,10 @@ test_ops(void)
 		CHECK_EQ(op_lane(fast[i]), SERVER_LANE_FAST);
 	for (size_t i = 0; slow[i] != NULL; i++)
 		CHECK_EQ(op_lane(slow[i]), SERVER_LANE_SLOW);
+	/* small commits and deletions: on the receive thread */
+	CHECK_EQ(op_lane("commit"), SERVER_LANE_INLINE);
+	CHECK_EQ(op_lane("delete_stream"), SERVER_LANE_INLINE);
+	CHECK_EQ(op_lane("commi"), SERVER_LANE_FAST);
 	/* a prefix or a longer name is another op */
 	CHECK_EQ(op_lane("quer"), SERVER_LANE_FAST);
 	CHECK_EQ(op_lane("queryx"), SERVER_LANE_FAST);
@@ -102,7 +106,8 @@ test_ops(void)
 	}
 	kv_str("op", "commit");
 	CHECK_EQ(api_classify(sb.data, sb.size), SERVER_LANE_SLOW);
-	/* ... but a big string is skipped in one step */
+	/* ... but a big string is skipped in one step (a commit over the
+	 * inline size goes to the fast lane's workers) */
 	begin(3);
 	kv_u64("v", 1);
 	static char big[100000];

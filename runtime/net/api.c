@@ -231,6 +231,10 @@ api_key(
 
 /* ---- lanes ---- */
 
+/* The largest commit decoded on NNG's receive thread (bigger ones go to
+ * the fast lane's workers, so that decoding never holds up the I/O). */
+#define API_INLINE_MAX (64u * 1024)
+
 /* Headers the classifier may walk: a client puts "v" and "op" first, so
  * this only runs out for a request that hides its op behind big values. */
 #define API_CLASSIFY_BUDGET 64
@@ -269,6 +273,12 @@ api_classify(const void *data, size_t len)
 	for (size_t i = 0; slow_ops[i] != NULL; i++)
 		if (api_raw_op_is(op, n, slow_ops[i]))
 			return SERVER_LANE_SLOW;
+	/* a small commit or deletion is decoded and queued for the store's
+	 * writer on the receive thread: it never waits there */
+	if (len <= API_INLINE_MAX
+	    && (api_raw_op_is(op, n, "commit")
+	        || api_raw_op_is(op, n, "delete_stream")))
+		return SERVER_LANE_INLINE;
 	if (!api_raw_op_is(op, n, "get_all"))
 		return SERVER_LANE_FAST;
 	found = mpraw_map_find(

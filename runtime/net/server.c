@@ -138,6 +138,8 @@ server_reply_error(api_call *call, int code, const char *message)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+static void server_run(void *arg, void *item);
+
 static void
 server_recv_cb(void *arg)
 {
@@ -184,6 +186,10 @@ server_recv_cb(void *arg)
 	server_lane lane = srv->set.classify != NULL
 	    ? srv->set.classify(srv->set.arg, nng_msg_body(msg), len)
 	    : SERVER_LANE_FAST;
+	if (lane == SERVER_LANE_INLINE) {
+		server_run(srv, call);
+		return;
+	}
 	if (lane != SERVER_LANE_SLOW)
 		lane = SERVER_LANE_FAST;
 	/* Never waits: a full slow lane is answered at once. Nothing of

@@ -22,6 +22,10 @@ typedef struct api_call api_call;
 typedef enum server_lane {
 	SERVER_LANE_FAST = 0,
 	SERVER_LANE_SLOW = 1,
+	/** Not a lane: handled on NNG's receive thread at once, for small
+	 * requests whose handler never blocks (a commit hands itself to the
+	 * store's writer): one thread hand-off less per request. */
+	SERVER_LANE_INLINE = 2,
 } server_lane;
 #define SERVER_LANES 2
 
