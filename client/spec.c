@@ -378,10 +378,10 @@ read_stream(void *arg, spec_cmp *cmp, const char *stream)
 	spec_ctx *c   = arg;
 	json_t   *got = json_array();
 	int       rc  = store_scan_stream(
-            c->s, SPEC_TENANT, stream, 0, SPEC_MAX_EMITTED, stream_cb, got);
+	           c->s, SPEC_TENANT, stream, 0, SPEC_MAX_EMITTED, stream_cb, got);
 	if (rc != SL_OK && rc != SL_ENOTFOUND) {
-		spec_diff(cmp, "reading stream '%s': %s", stream,
-		    sl_errname(rc));
+		spec_diff(
+		    cmp, "reading stream '%s': %s", stream, sl_errname(rc));
 		json_decref(got);
 		return NULL;
 	}
@@ -395,17 +395,16 @@ commit_input(spec_ctx *c, runner *r, const spec_file *f)
 {
 	for (size_t i = 0; i < f->n_steps; i++) {
 		const spec_step *st = &f->steps[i];
-		int              rc = st->kind == SPEC_STEP_DELETE
-		             ? delete_stream(c, st)
-		             : commit_event(c, st);
+		int rc = st->kind == SPEC_STEP_DELETE ? delete_stream(c, st)
+		                                      : commit_event(c, st);
 		if (rc)
 			return 1;
 		if (st->states == NULL && st->emitted == NULL)
 			continue;
 		if (runner_sync(c, r, store_next_position(c->s)))
 			return 1;
-		snprintf(c->cmp.when, sizeof(c->cmp.when), "after %s: ",
-		    st->where);
+		snprintf(
+		    c->cmp.when, sizeof(c->cmp.when), "after %s: ", st->where);
 		spec_check_states(&c->cmp, st->states, c->states);
 		spec_check_emitted(&c->cmp, st->emitted, read_stream, c);
 		c->cmp.when[0] = '\0';
@@ -519,9 +518,9 @@ spec_run(const char *file, const char *plugin, const char *projection,
 		return bad(file, "cannot create a temporary directory in %s",
 		    tmp != NULL ? tmp : "/tmp");
 	}
-	spec_ctx c = { .file = file,
-		.cmp             = { .file = file },
-		.states          = json_object() };
+	spec_ctx c = {
+		.file = file, .cmp = { .file = file }, .states = json_object()
+	};
 	int status = 1, rc;
 	snprintf(path, sizeof(path), "%s/log", work);
 	if ((rc = store_open(path, 64u << 20, false, &c.s)) != SL_OK) {

@@ -52,15 +52,15 @@ spec_key_of(const char *partition)
 
 /* One entry of a stream's events into st; where names it. */
 static int
-load_step(const char *file, const char *stream, const json_t *ev,
-    spec_step *st)
+load_step(
+    const char *file, const char *stream, const json_t *ev, spec_step *st)
 {
 	const char *w    = st->where;
 	json_t     *data = json_object_get(ev, "data");
 	json_t     *meta = json_object_get(ev, "metadata");
 	json_t     *id   = json_object_get(ev, "eventId");
 	st->stream       = stream;
-	st->type = json_string_value(json_object_get(ev, "eventType"));
+	st->type         = json_string_value(json_object_get(ev, "eventType"));
 	if (!json_is_object(ev))
 		return bad(file, "%s: an event is an object", w);
 	if (st->type == NULL || *st->type == '\0')
@@ -100,8 +100,7 @@ load_step(const char *file, const char *stream, const json_t *ev,
 		uuid_t u;
 		st->event_id = json_string_value(id);
 		if (st->event_id == NULL || uuid_parse(st->event_id, u) != 0)
-			return bad(
-			    file, "%s: eventId is not a UUID", w);
+			return bad(file, "%s: eventId is not a UUID", w);
 	}
 	return 0;
 }
@@ -120,8 +119,8 @@ load_input(const char *file, spec_file *f, const json_t *input)
 		    = json_string_value(json_object_get(st, "streamId"));
 		json_t *evs = json_object_get(st, "events");
 		if (id == NULL || *id == '\0' || !json_is_array(evs))
-			return bad(file, "input[%zu] needs streamId and events",
-			    i);
+			return bad(
+			    file, "input[%zu] needs streamId and events", i);
 		n += json_array_size(evs);
 	}
 	f->steps = calloc(n ? n : 1, sizeof(*f->steps));

@@ -22,24 +22,24 @@ typedef enum spec_step_kind {
 typedef struct spec_step {
 	spec_step_kind kind;
 	const char    *stream;
-	const char    *type;     /**< events: the event type */
-	const json_t  *data;     /**< object; a string for a link ($>, $@) */
-	const json_t  *metadata; /**< object, or NULL for none */
-	const char    *event_id; /**< UUID text, or NULL: generate one */
-	const json_t  *states;   /**< checked after this step, or NULL */
-	const json_t  *emitted;  /**< checked after this step, or NULL */
+	const char    *type;       /**< events: the event type */
+	const json_t  *data;       /**< object; a string for a link ($>, $@) */
+	const json_t  *metadata;   /**< object, or NULL for none */
+	const char    *event_id;   /**< UUID text, or NULL: generate one */
+	const json_t  *states;     /**< checked after this step, or NULL */
+	const json_t  *emitted;    /**< checked after this step, or NULL */
 	char           where[320]; /**< "input[i].events[k] (stream)" */
 } spec_step;
 
 /** A loaded spec. */
 typedef struct spec_file {
-	json_t      *root;
-	const char  *path;       /**< as given to spec_file_load */
-	char         dir[4096];  /**< the spec's directory */
-	const char  *projection; /**< "projection": a file relative to dir */
-	const char  *name;       /**< "projectionName", or NULL */
-	spec_step   *steps;
-	size_t       n_steps;
+	json_t       *root;
+	const char   *path;       /**< as given to spec_file_load */
+	char          dir[4096];  /**< the spec's directory */
+	const char   *projection; /**< "projection": a file relative to dir */
+	const char   *name;       /**< "projectionName", or NULL */
+	spec_step    *steps;
+	size_t        n_steps;
 	const json_t *states;  /**< output.states, or NULL */
 	const json_t *emitted; /**< output.emitted, or NULL */
 } spec_file;
@@ -94,7 +94,7 @@ typedef json_t *(*spec_read_stream_fn)(
  * streams read through read: each named stream's events exactly, in
  * order; metadata only where the spec gives it.
  */
-void spec_check_emitted(spec_cmp *c, const json_t *want,
-    spec_read_stream_fn read, void *arg);
+void spec_check_emitted(
+    spec_cmp *c, const json_t *want, spec_read_stream_fn read, void *arg);
 
 #endif

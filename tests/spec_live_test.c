@@ -36,13 +36,13 @@
 #define WAIT_MS          60000
 
 typedef struct live_spec {
-	char      name[128]; /* the spec file's name without -spec.json */
-	char      path[4300];
-	char      js[128];      /* the projection's file name */
-	char      proj[128];    /* its projection's name (js without .js) */
-	char      tenant[160];  /* "t-" name */
-	const char *skip;       /* why it cannot run live, or NULL */
-	spec_file f;
+	char        name[128]; /* the spec file's name without -spec.json */
+	char        path[4300];
+	char        js[128];     /* the projection's file name */
+	char        proj[128];   /* its projection's name (js without .js) */
+	char        tenant[160]; /* "t-" name */
+	const char *skip;        /* why it cannot run live, or NULL */
+	spec_file   f;
 } live_spec;
 
 static char       dir[4096], daemon_log[4400];
@@ -63,8 +63,8 @@ cleanup(void)
 static int
 by_name(const void *a, const void *b)
 {
-	return strcmp(((const live_spec *) a)->name,
-	    ((const live_spec *) b)->name);
+	return strcmp(
+	    ((const live_spec *) a)->name, ((const live_spec *) b)->name);
 }
 
 /* Why spec s cannot run live (NULL: it can). */
@@ -97,8 +97,8 @@ load_specs(live_spec *v)
 		memset(s, 0, sizeof(*s));
 		snprintf(s->name, sizeof(s->name), "%.*s", (int) (len - suf),
 		    de->d_name);
-		snprintf(s->path, sizeof(s->path), "%s/%s", SPECS_DIR,
-		    de->d_name);
+		snprintf(
+		    s->path, sizeof(s->path), "%s/%s", SPECS_DIR, de->d_name);
 	}
 	closedir(d);
 	qsort(v, n, sizeof(*v), by_name);
@@ -257,11 +257,11 @@ commit_input(live_spec *s)
 			rc = sl_client_delete_stream(
 			    cl, s->tenant, st->stream, SL_EXPECT_ANY, NULL);
 		} else {
-			char *data = st->data != NULL ? json_text(st->data)
-			                              : strdup("{}");
-			char *meta = st->metadata != NULL
-			    ? json_text(st->metadata)
-			    : NULL;
+			char *data     = st->data != NULL ? json_text(st->data)
+			                                  : strdup("{}");
+			char *meta     = st->metadata != NULL
+			        ? json_text(st->metadata)
+			        : NULL;
 			sl_new_event e = { .type = st->type,
 				.content_json    = data,
 				.metadata_json   = meta };
@@ -318,7 +318,8 @@ read_stream(void *arg, spec_cmp *c, const char *stream)
 	uint64_t   rev = 0;
 	for (;;) {
 		sl_read_result r;
-		int rc = sl_client_read_stream(cl, s->tenant, stream, rev, 0, &r);
+		int            rc
+		    = sl_client_read_stream(cl, s->tenant, stream, rev, 0, &r);
 		if (rc != SL_OK) {
 			spec_diff(c, "reading stream '%s': %s %s", stream,
 			    sl_errname(rc), sl_client_last_error(cl));
@@ -328,11 +329,14 @@ read_stream(void *arg, spec_cmp *c, const char *stream)
 		for (size_t i = 0; i < r.n_events; i++) {
 			sl_read_event *e = &r.events[i];
 			json_t        *j = json_object();
-			json_object_set_new(j, "eventType", json_string(e->type));
+			json_object_set_new(
+			    j, "eventType", json_string(e->type));
 			json_object_set_new(j, "data",
-			    json_loads(e->content_json, JSON_DECODE_ANY, NULL));
+			    json_loads(
+			        e->content_json, JSON_DECODE_ANY, NULL));
 			json_object_set_new(j, "metadata",
-			    json_loads(e->metadata_json, JSON_DECODE_ANY, NULL));
+			    json_loads(
+			        e->metadata_json, JSON_DECODE_ANY, NULL));
 			json_array_append_new(out, j);
 		}
 		bool end = r.n_events == 0 || r.next <= rev;
@@ -350,8 +354,8 @@ result_of(live_spec *s, spec_cmp *c, const char *key)
 {
 	char stream[600];
 	if (strcmp(key, "root") == 0)
-		snprintf(stream, sizeof(stream), "$projections-%s-result",
-		    s->proj);
+		snprintf(
+		    stream, sizeof(stream), "$projections-%s-result", s->proj);
 	else
 		snprintf(stream, sizeof(stream), "$projections-%s-%s-result",
 		    s->proj, key);
@@ -376,7 +380,8 @@ actual_states(live_spec *s, spec_cmp *c)
 	char   *after = NULL;
 	for (;;) {
 		sl_read_models m;
-		int rc = sl_client_get_all(cl, s->tenant, s->proj, after, 0, &m);
+		int            rc
+		    = sl_client_get_all(cl, s->tenant, s->proj, after, 0, &m);
 		if (rc != SL_OK)
 			FAIL("%s: get_all %s: %s %s", s->name, s->proj,
 			    sl_errname(rc), sl_client_last_error(cl));
@@ -387,8 +392,8 @@ actual_states(live_spec *s, spec_cmp *c)
 			json_object_set_new(out, m.items[i].key, e);
 		}
 		free(after);
-		after = m.n_items > 0 ? strdup(m.items[m.n_items - 1].key)
-		                      : NULL;
+		after     = m.n_items > 0 ? strdup(m.items[m.n_items - 1].key)
+		                          : NULL;
 		bool more = m.more;
 		sl_read_models_free(&m);
 		if (!more)
