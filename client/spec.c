@@ -26,6 +26,7 @@
 #include "projection.h"
 #include "readmodels.h"
 #include "spec.h"
+#include "spec_file.h"
 #include "store.h"
 
 #define SPEC_TENANT      "spec"
@@ -34,28 +35,14 @@
 
 typedef struct spec_run_ctx {
 	const char *file; /* the spec, for messages */
+	spec_cmp    cmp;  /* the differences found */
 	store      *s;
 	rmstore    *rm;
 	registry   *r;
 	json_t     *states; /* key -> {state, result?} as the run left them */
-	int         diffs;
-	char        when[256]; /* "after input[i].events[k]: ", or "" */
 } spec_ctx;
 
-static void diff(spec_ctx *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-diff(spec_ctx *c, const char *fmt, ...)
-{
-	va_list ap;
-	printf("%s: %s", c->file, c->when);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	c->diffs++;
-}
+#define diff(c, ...) spec_diff(&(c)->cmp, __VA_ARGS__)
 
 static int bad(const char *file, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -73,58 +60,6 @@ bad(const char *file, const char *fmt, ...)
 }
 
 /* ---- JSON ---- */
-
-/* Equal as JSON values: object keys in any order, numbers by value (a
- * state's 3 may come back as 3.0). */
-static bool
-same(const json_t *a, const json_t *b)
-{
-	if (json_is_number(a) && json_is_number(b))
-		return json_number_value(a) == json_number_value(b);
-	if (json_is_array(a) && json_is_array(b)) {
-		if (json_array_size(a) != json_array_size(b))
-			return false;
-		for (size_t i = 0; i < json_array_size(a); i++)
-			if (!same(json_array_get(a, i), json_array_get(b, i)))
-				return false;
-		return true;
-	}
-	if (json_is_object(a) && json_is_object(b)) {
-		const char *k;
-		json_t     *v;
-		if (json_object_size(a) != json_object_size(b))
-			return false;
-		json_object_foreach((json_t *) a, k, v)
-		{
-			json_t *w = json_object_get(b, k);
-			if (w == NULL || !same(v, w))
-				return false;
-		}
-		return true;
-	}
-	return json_equal((json_t *) a, (json_t *) b);
-}
-
-/* JSON text of v for a message (malloc'ed; "(none)" for NULL). */
-static char *
-text(const json_t *v)
-{
-	if (v == NULL)
-		return strdup("(none)");
-	char *t
-	    = json_dumps(v, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
-	return t != NULL ? t : strdup("(?)");
-}
-
-static void
-diff_value(
-    spec_ctx *c, const char *what, const json_t *want, const json_t *got)
-{
-	char *w = text(want), *g = text(got);
-	diff(c, "%s differs\n  expected: %s\n  actual:   %s", what, w, g);
-	free(w);
-	free(g);
-}
 
 /* A msgpack object as JSON (NULL if it cannot be read). */
 static json_t *
@@ -183,27 +118,11 @@ to_mp(msgpack_zone *z, const json_t *v, msgpack_object *out)
 
 /* ---- input ---- */
 
-/* Commit one spec event to stream (expected revision: any). */
+/* Commit one spec event (expected revision: any); a link's data is its
+ * text, stored as a string as the runtime's links are. */
 static int
-commit_event(
-    spec_ctx *c, const char *stream, const json_t *ev, size_t si, size_t ei)
+commit_event(spec_ctx *c, const spec_step *st)
 {
-	const char *type = json_string_value(json_object_get(ev, "eventType"));
-	json_t     *data = json_object_get(ev, "data");
-	json_t     *meta = json_object_get(ev, "metadata");
-	const char *id   = json_string_value(json_object_get(ev, "eventId"));
-	if (type == NULL || *type == '\0')
-		return bad(
-		    c->file, "input[%zu].events[%zu]: no eventType", si, ei);
-	if (data != NULL && !json_is_object(data))
-		return bad(c->file,
-		    "input[%zu].events[%zu]: data is not an object (Sluice "
-		    "stores JSON objects)",
-		    si, ei);
-	if (meta != NULL && !json_is_object(meta) && !json_is_null(meta))
-		return bad(c->file,
-		    "input[%zu].events[%zu]: metadata is not an object", si,
-		    ei);
 	msgpack_zone   z;
 	msgpack_object content, metadata;
 	json_t        *empty = json_object();
@@ -212,29 +131,22 @@ commit_event(
 		json_decref(empty);
 		return bad(c->file, "out of memory");
 	}
-	rc = to_mp(&z, data != NULL ? data : empty, &content);
-	if (rc == SL_OK && json_is_object(meta))
-		rc = to_mp(&z, meta, &metadata);
+	rc = to_mp(&z, st->data != NULL ? st->data : empty, &content);
+	if (rc == SL_OK && st->metadata != NULL)
+		rc = to_mp(&z, st->metadata, &metadata);
 	json_decref(empty);
 	if (rc != SL_OK) {
 		msgpack_zone_destroy(&z);
-		return bad(c->file, "input[%zu].events[%zu]: %s", si, ei,
-		    sl_errname(rc));
+		return bad(c->file, "%s: %s", st->where, sl_errname(rc));
 	}
 	ev_new en;
 	memset(&en, 0, sizeof(en));
-	en.type       = type;
-	en.type_len   = strlen(type);
+	en.type       = st->type;
+	en.type_len   = strlen(st->type);
 	en.generation = 1;
-	if (id != NULL) {
+	if (st->event_id != NULL) {
 		uuid_t u;
-		if (uuid_parse(id, u) != 0) {
-			msgpack_zone_destroy(&z);
-			return bad(c->file,
-			    "input[%zu].events[%zu]: eventId '%s' is not a "
-			    "UUID",
-			    si, ei, id);
-		}
+		uuid_parse(st->event_id, u); /* checked by spec_file_load */
 		memcpy(en.id, u, 16);
 	} else
 		ev_uuid_generate(en.id);
@@ -242,24 +154,41 @@ commit_event(
 	en.correlation_id  = "spec";
 	en.correlation_len = 4;
 	en.causation_id    = "";
-	en.metadata        = json_is_object(meta) ? &metadata : NULL;
+	en.metadata        = st->metadata != NULL ? &metadata : NULL;
 	en.content         = &content;
 	store_commit sc;
 	memset(&sc, 0, sizeof(sc));
 	sc.tenant     = SPEC_TENANT;
 	sc.tenant_len = strlen(SPEC_TENANT);
-	sc.stream     = stream;
-	sc.stream_len = strlen(stream);
+	sc.stream     = st->stream;
+	sc.stream_len = strlen(st->stream);
 	sc.expected   = STORE_EXPECT_ANY;
 	sc.events     = &en;
 	sc.n_events   = 1;
 	rc            = store_commit_wait(c->s, &sc);
 	msgpack_zone_destroy(&z);
 	if (rc != SL_OK)
-		return bad(c->file,
-		    "input[%zu].events[%zu]: commit to '%s': "
-		    "%s %s",
-		    si, ei, stream, sl_errname(rc), sc.message);
+		return bad(c->file, "%s: commit to '%s': %s %s", st->where,
+		    st->stream, sl_errname(rc), sc.message);
+	return 0;
+}
+
+/* Soft-delete a stream, as the API's delete_stream does. */
+static int
+delete_stream(spec_ctx *c, const spec_step *st)
+{
+	store_commit sc;
+	memset(&sc, 0, sizeof(sc));
+	sc.tenant     = SPEC_TENANT;
+	sc.tenant_len = strlen(SPEC_TENANT);
+	sc.stream     = st->stream;
+	sc.stream_len = strlen(st->stream);
+	sc.expected   = STORE_EXPECT_ANY;
+	sc.trunc      = STORE_TRUNC_DELETE;
+	int rc        = store_commit_wait(c->s, &sc);
+	if (rc != SL_OK)
+		return bad(c->file, "%s: delete '%s': %s %s", st->where,
+		    st->stream, sl_errname(rc), sc.message);
 	return 0;
 }
 
@@ -422,77 +351,6 @@ runner_stop(spec_ctx *c, runner *r)
 
 /* ---- comparing ---- */
 
-/* Sluice's key of a spec partition: EventStoreDB's root partition is "". */
-static const char *
-key_of(const char *partition)
-{
-	return *partition == '\0' ? "root" : partition;
-}
-
-static void
-check_states(spec_ctx *c, const json_t *want)
-{
-	if (want == NULL)
-		return;
-	if (!json_is_array(want)) {
-		diff(c, "states is not an array");
-		return;
-	}
-	json_t *seen = json_object();
-	for (size_t i = 0; i < json_array_size(want); i++) {
-		json_t     *w = json_array_get(want, i);
-		const char *part
-		    = json_string_value(json_object_get(w, "partition"));
-		if (part == NULL) {
-			diff(c, "states[%zu] has no partition", i);
-			continue;
-		}
-		const char *key = key_of(part);
-		json_t     *got = json_object_get(c->states, key);
-		json_object_set_new(seen, key, json_true());
-		char    what[600];
-		json_t *ws = json_object_get(w, "state");
-		if (ws != NULL) {
-			json_t *gs
-			    = got ? json_object_get(got, "state") : NULL;
-			if (json_is_null(ws) ? gs != NULL
-			                     : gs == NULL || !same(ws, gs)) {
-				snprintf(what, sizeof(what),
-				    "state of partition '%s'", part);
-				diff_value(
-				    c, what, json_is_null(ws) ? NULL : ws, gs);
-			}
-		}
-		json_t *wr = json_object_get(w, "result");
-		if (wr != NULL) {
-			json_t *gr
-			    = got ? json_object_get(got, "result") : NULL;
-			if (json_is_null(gr))
-				gr = NULL;
-			if (json_is_null(wr) ? gr != NULL
-			                     : gr == NULL || !same(wr, gr)) {
-				snprintf(what, sizeof(what),
-				    "result of partition '%s'", part);
-				diff_value(
-				    c, what, json_is_null(wr) ? NULL : wr, gr);
-			}
-		}
-	}
-	/* states the spec does not list are differences too */
-	const char *k;
-	json_t     *v;
-	json_object_foreach(c->states, k, v)
-	{
-		if (json_object_get(seen, k) != NULL)
-			continue;
-		char *t = text(json_object_get(v, "state"));
-		diff(c, "unexpected partition '%s' with state %s",
-		    strcmp(k, "root") == 0 ? "" : k, t);
-		free(t);
-	}
-	json_decref(seen);
-}
-
 static int
 stream_cb(void *arg, uint64_t position, const void *data, size_t len)
 {
@@ -513,109 +371,43 @@ stream_cb(void *arg, uint64_t position, const void *data, size_t len)
 	return rc;
 }
 
-/* output.emitted: {stream: [{eventType, data, metadata?}]}, each stream's
- * events exactly (metadata compared only where the spec gives it). */
-static void
-check_emitted(spec_ctx *c, const json_t *want)
+/* spec_read_stream_fn over the temporary log. */
+static json_t *
+read_stream(void *arg, spec_cmp *cmp, const char *stream)
 {
-	const char *stream;
-	json_t     *evs;
-	if (want == NULL)
-		return;
-	if (!json_is_object(want)) {
-		diff(c, "output.emitted is not an object of streams");
-		return;
-	}
-	json_object_foreach((json_t *) want, stream, evs)
-	{
-		json_t *got = json_array();
-		int     rc  = store_scan_stream(c->s, SPEC_TENANT, stream, 0,
-		         SPEC_MAX_EMITTED, stream_cb, got);
-		if (rc != SL_OK && rc != SL_ENOTFOUND) {
-			diff(c, "reading stream '%s': %s", stream,
-			    sl_errname(rc));
-			json_decref(got);
-			continue;
-		}
-		if (!json_is_array(evs)) {
-			diff(
-			    c, "output.emitted['%s'] is not an array", stream);
-			json_decref(got);
-			continue;
-		}
-		size_t nw = json_array_size(evs), ng = json_array_size(got);
-		char   what[600];
-		for (size_t i = 0; i < nw && i < ng; i++) {
-			json_t *w   = json_array_get(evs, i);
-			json_t *g   = json_array_get(got, i);
-			json_t *cmp = json_object();
-			json_object_set(
-			    cmp, "eventType", json_object_get(g, "eventType"));
-			json_object_set(
-			    cmp, "data", json_object_get(g, "data"));
-			if (json_object_get(w, "metadata") != NULL)
-				json_object_set(cmp, "metadata",
-				    json_object_get(g, "metadata"));
-			json_t *wc = json_object();
-			json_object_set(
-			    wc, "eventType", json_object_get(w, "eventType"));
-			json_object_set(
-			    wc, "data", json_object_get(w, "data"));
-			if (json_object_get(w, "metadata") != NULL)
-				json_object_set(wc, "metadata",
-				    json_object_get(w, "metadata"));
-			if (!same(wc, cmp)) {
-				snprintf(what, sizeof(what),
-				    "event %zu emitted to '%s'", i, stream);
-				diff_value(c, what, wc, cmp);
-			}
-			json_decref(cmp);
-			json_decref(wc);
-		}
-		if (nw != ng) {
-			char *t = text(got);
-			diff(c,
-			    "stream '%s' has %zu emitted events, the spec "
-			    "expects %zu\n  actual: %s",
-			    stream, ng, nw, t);
-			free(t);
-		}
+	spec_ctx *c   = arg;
+	json_t   *got = json_array();
+	int       rc  = store_scan_stream(
+	           c->s, SPEC_TENANT, stream, 0, SPEC_MAX_EMITTED, stream_cb, got);
+	if (rc != SL_OK && rc != SL_ENOTFOUND) {
+		spec_diff(
+		    cmp, "reading stream '%s': %s", stream, sl_errname(rc));
 		json_decref(got);
+		return NULL;
 	}
+	return got;
 }
 
-/* Commit the spec's input: streams in order, each stream's events in
- * order (a stream may appear more than once, to interleave). After an
- * event with "states", the run catches up and its states are checked. */
+/* Commit the spec's input, step by step. After a step with "states" or
+ * "emitted", the run catches up and those are checked. */
 static int
-commit_input(spec_ctx *c, runner *r, const json_t *input)
+commit_input(spec_ctx *c, runner *r, const spec_file *f)
 {
-	if (input == NULL)
-		return 0;
-	if (!json_is_array(input))
-		return bad(c->file, "input is not an array of streams");
-	for (size_t i = 0; i < json_array_size(input); i++) {
-		json_t     *st = json_array_get(input, i);
-		const char *id
-		    = json_string_value(json_object_get(st, "streamId"));
-		json_t *evs = json_object_get(st, "events");
-		if (id == NULL || *id == '\0' || !json_is_array(evs))
-			return bad(c->file,
-			    "input[%zu] needs streamId and events", i);
-		for (size_t k = 0; k < json_array_size(evs); k++) {
-			json_t *ev   = json_array_get(evs, k);
-			json_t *want = json_object_get(ev, "states");
-			if (commit_event(c, id, ev, i, k))
-				return 1;
-			if (want == NULL)
-				continue;
-			if (runner_sync(c, r, store_next_position(c->s)))
-				return 1;
-			snprintf(c->when, sizeof(c->when),
-			    "after input[%zu].events[%zu] (%s): ", i, k, id);
-			check_states(c, want);
-			c->when[0] = '\0';
-		}
+	for (size_t i = 0; i < f->n_steps; i++) {
+		const spec_step *st = &f->steps[i];
+		int rc = st->kind == SPEC_STEP_DELETE ? delete_stream(c, st)
+		                                      : commit_event(c, st);
+		if (rc)
+			return 1;
+		if (st->states == NULL && st->emitted == NULL)
+			continue;
+		if (runner_sync(c, r, store_next_position(c->s)))
+			return 1;
+		snprintf(
+		    c->cmp.when, sizeof(c->cmp.when), "after %s: ", st->where);
+		spec_check_states(&c->cmp, st->states, c->states);
+		spec_check_emitted(&c->cmp, st->emitted, read_stream, c);
+		c->cmp.when[0] = '\0';
 	}
 	return 0;
 }
@@ -661,11 +453,11 @@ pick(spec_ctx *c, const char *name)
 }
 
 static int
-run(spec_ctx *c, const json_t *spec, const char *dir, const char *plugin,
-    const char *name, const char *js_host)
+run(spec_ctx *c, const spec_file *f, const char *plugin, const char *name,
+    const char *js_host)
 {
-	const char *proj
-	    = json_string_value(json_object_get(spec, "projection"));
+	const char *proj = f->projection;
+	const char *dir  = f->dir;
 	if (plugin != NULL) {
 		proj = plugin; /* relative to the working directory */
 		dir  = ".";
@@ -674,8 +466,7 @@ run(spec_ctx *c, const json_t *spec, const char *dir, const char *plugin,
 		return bad(
 		    c->file, "no \"projection\" (the projection's file)");
 	if (name == NULL)
-		name = json_string_value(
-		    json_object_get(spec, "projectionName"));
+		name = f->name;
 	char path[4200];
 	/* the projection's file is relative to the spec's directory */
 	int pn = proj[0] == '/'
@@ -694,20 +485,17 @@ run(spec_ctx *c, const json_t *spec, const char *dir, const char *plugin,
 	const proj_def *def = pick(c, is_js ? NULL : name);
 	if (def == NULL)
 		return 1;
-	json_t *out = json_object_get(spec, "output");
-	if (out == NULL || !json_is_object(out))
-		return bad(c->file, "no \"output\" object");
 	runner r;
 	if (runner_start(c, &r, def))
 		return 1;
-	rc = commit_input(c, &r, json_object_get(spec, "input"));
+	rc = commit_input(c, &r, f);
 	if (rc == 0)
 		rc = runner_sync(c, &r, store_next_position(c->s));
 	runner_stop(c, &r);
 	if (rc)
 		return rc;
-	check_states(c, json_object_get(out, "states"));
-	check_emitted(c, json_object_get(out, "emitted"));
+	spec_check_states(&c->cmp, f->states, c->states);
+	spec_check_emitted(&c->cmp, f->emitted, read_stream, c);
 	return 0;
 }
 
@@ -715,34 +503,25 @@ int
 spec_run(const char *file, const char *plugin, const char *projection,
     const char *js_host)
 {
-	json_error_t je;
-	json_t      *spec = json_load_file(file, 0, &je);
-	if (spec == NULL)
-		return bad(file, "line %d: %s", je.line, je.text);
-	if (!json_is_object(spec)) {
-		json_decref(spec);
-		return bad(file, "a spec is a JSON object");
+	spec_file f;
+	if (spec_file_load(file, &f)) {
+		spec_file_free(&f);
+		return 1;
 	}
 	log_set_level(SL_LOG_ERROR);
-	char dir[4200];
-	snprintf(dir, sizeof(dir), "%s", file);
-	char *slash = strrchr(dir, '/');
-	if (slash != NULL)
-		*slash = '\0';
-	else
-		snprintf(dir, sizeof(dir), ".");
-
 	const char *tmp = getenv("TMPDIR");
 	char        work[4096], path[4200];
 	snprintf(work, sizeof(work) - 100, "%s/sluice-spec-XXXXXX",
 	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
 	if (mkdtemp(work) == NULL) {
-		json_decref(spec);
+		spec_file_free(&f);
 		return bad(file, "cannot create a temporary directory in %s",
 		    tmp != NULL ? tmp : "/tmp");
 	}
-	spec_ctx c      = { .file = file, .states = json_object() };
-	int      status = 1, rc;
+	spec_ctx c = {
+		.file = file, .cmp = { .file = file }, .states = json_object()
+	};
+	int status = 1, rc;
 	snprintf(path, sizeof(path), "%s/log", work);
 	if ((rc = store_open(path, 64u << 20, false, &c.s)) != SL_OK) {
 		bad(file, "store_open %s: %s", path, sl_errname(rc));
@@ -758,15 +537,15 @@ spec_run(const char *file, const char *plugin, const char *projection,
 		bad(file, "registry_create: %s", sl_errname(rc));
 		goto out;
 	}
-	status = run(&c, spec, dir, plugin, projection, js_host);
-	if (status == 0 && c.diffs > 0)
+	status = run(&c, &f, plugin, projection, js_host);
+	if (status == 0 && c.cmp.diffs > 0)
 		status = SPEC_EXIT_DIFF;
 	if (status == 0)
 		printf("%s: ok (%zu partitions)\n", file,
 		    json_object_size(c.states));
 	else if (status == SPEC_EXIT_DIFF)
-		printf("%s: %d difference%s\n", file, c.diffs,
-		    c.diffs == 1 ? "" : "s");
+		printf("%s: %d difference%s\n", file, c.cmp.diffs,
+		    c.cmp.diffs == 1 ? "" : "s");
 out:
 	if (c.r != NULL)
 		registry_destroy(c.r);
@@ -776,6 +555,6 @@ out:
 		store_close(c.s);
 	nftw(work, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	json_decref(c.states);
-	json_decref(spec);
+	spec_file_free(&f);
 	return status;
 }
