@@ -22,6 +22,7 @@
 /* ---- commit ---- */
 
 typedef struct commit_job {
+	api_deferred  reply; /* first: run() gets the job */
 	store_commit  sc;
 	api_call     *call;
 	msgpack_zone *zone; /* the request's objects; strings are in the
@@ -57,12 +58,13 @@ store_pack_err(msgpack_packer *pk, const store_commit *sc)
 		msgpack_pack_uint64(pk, sc->stream_revision);
 }
 
-/* The store's done(): the reply of a commit or a deletion, sent from the
- * writer thread once the transaction is durable (or refused). */
+/* The reply of a commit or a deletion, built and sent on the server's
+ * reply thread (commit_done queued it). */
 static void
-commit_done(store_commit *sc, void *arg)
+commit_reply(api_deferred *d)
 {
-	commit_job     *job = arg;
+	commit_job     *job = (commit_job *) d;
+	store_commit   *sc  = &job->sc;
 	msgpack_sbuffer sb;
 	msgpack_packer  pk;
 	mp_map          m;
@@ -90,6 +92,17 @@ commit_done(store_commit *sc, void *arg)
 	commit_job_free(job);
 	api_reply(call, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
+}
+
+/* The store's done(), on the writer thread once the transaction is
+ * durable (or refused): the reply leaves the writer's path. */
+static void
+commit_done(store_commit *sc, void *arg)
+{
+	commit_job *job = arg;
+	(void) sc;
+	job->reply.run = commit_reply;
+	api_defer(job->call, &job->reply);
 }
 
 /* The request's "expected": "any" (default), "no_stream" or the revision

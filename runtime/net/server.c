@@ -71,6 +71,14 @@ struct server {
 	uint32_t        pipe_cbs;  /* pipe callbacks running (pipes_mu) */
 	bool            pipes_lost; /* a connection found no room in pipes */
 	bool            pipes_off; /* stopping: callbacks do nothing */
+	/* deferred replies (api_defer), run in order by the reply thread */
+	pthread_mutex_t rq_mu;
+	pthread_cond_t  rq_cv;
+	api_deferred   *rq_head, **rq_tail;
+	bool            rq_waiting; /* the thread sleeps on rq_cv */
+	bool            rq_stop;
+	bool            rq_started;
+	pthread_t       rq_thread;
 };
 
 /* How long a close waits for NNG (see server_close_socket), and how long
@@ -465,12 +473,74 @@ server_close_socket(nng_socket sock)
  * bounded, the socket is closed by server_close_socket; it closes the
  * contexts too.
  */
+/* ---- deferred replies ---- */
+
+void
+api_defer(api_call *call, api_deferred *d)
+{
+	server *srv = call->srv;
+	d->next     = NULL;
+	pthread_mutex_lock(&srv->rq_mu);
+	*srv->rq_tail = d;
+	srv->rq_tail  = &d->next;
+	if (srv->rq_waiting) {
+		srv->rq_waiting = false;
+		pthread_cond_signal(&srv->rq_cv);
+	}
+	pthread_mutex_unlock(&srv->rq_mu);
+}
+
+/* The reply thread: takes the whole queue at a time and runs it in
+ * order. Ends once stopped and empty (server_free, after every call was
+ * answered). */
+static void *
+server_replier(void *arg)
+{
+	server *srv = arg;
+	pthread_mutex_lock(&srv->rq_mu);
+	for (;;) {
+		while (srv->rq_head == NULL && !srv->rq_stop) {
+			srv->rq_waiting = true;
+			pthread_cond_wait(&srv->rq_cv, &srv->rq_mu);
+		}
+		srv->rq_waiting = false;
+		api_deferred *d = srv->rq_head;
+		if (d == NULL)
+			break; /* stopped and drained */
+		srv->rq_head = NULL;
+		srv->rq_tail = &srv->rq_head;
+		pthread_mutex_unlock(&srv->rq_mu);
+		while (d != NULL) {
+			api_deferred *next = d->next;
+			d->run(d); /* may free d */
+			d = next;
+		}
+		pthread_mutex_lock(&srv->rq_mu);
+	}
+	pthread_mutex_unlock(&srv->rq_mu);
+	return NULL;
+}
+
+static void
+server_replier_stop(server *srv)
+{
+	if (!srv->rq_started)
+		return;
+	pthread_mutex_lock(&srv->rq_mu);
+	srv->rq_stop = true;
+	pthread_cond_signal(&srv->rq_cv);
+	pthread_mutex_unlock(&srv->rq_mu);
+	pthread_join(srv->rq_thread, NULL);
+	srv->rq_started = false;
+}
+
 static void
 server_free(server *srv, bool bounded)
 {
 	/* their workers end (every call was answered, or none came) */
 	for (int i = 0; i < SERVER_LANES; i++)
 		lane_stop(srv->lanes[i]);
+	server_replier_stop(srv);
 	server_pipes_off(srv);
 	if (srv->sock_open && bounded) {
 		server_close_socket(srv->sock);
@@ -494,6 +564,8 @@ server_free(server *srv, bool bounded)
 	free(srv->pipes);
 	free(srv->url);
 	pthread_mutex_destroy(&srv->pipes_mu);
+	pthread_mutex_destroy(&srv->rq_mu);
+	pthread_cond_destroy(&srv->rq_cv);
 	pthread_cond_destroy(&srv->cv);
 	pthread_mutex_destroy(&srv->mtx);
 	free(srv);
@@ -528,6 +600,9 @@ server_start(const server_settings *set, server **out)
 	pthread_mutex_init(&srv->mtx, NULL);
 	pthread_cond_init(&srv->cv, NULL);
 	pthread_mutex_init(&srv->pipes_mu, NULL);
+	pthread_mutex_init(&srv->rq_mu, NULL);
+	pthread_cond_init(&srv->rq_cv, NULL);
+	srv->rq_tail     = &srv->rq_head;
 	srv->set         = *set;
 	srv->set.url     = srv->url;
 	srv->n_calls     = n;
@@ -547,6 +622,13 @@ server_start(const server_settings *set, server **out)
 		server_free(srv, false);
 		return rc;
 	}
+	if (pthread_create(&srv->rq_thread, NULL, server_replier, srv) != 0) {
+		log_error("server", "cannot start the API's reply thread");
+		server_free(srv, false);
+		return SL_ENOMEM;
+	}
+	srv->rq_started = true;
+	pthread_setname_np(srv->rq_thread, "api-reply");
 
 	if ((rv = nng_rep0_open(&srv->sock)) != 0) {
 		log_error(

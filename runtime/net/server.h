@@ -86,6 +86,24 @@ void server_stats_get(server *srv, server_stats *out);
 void api_reply(api_call *call, const void *data, size_t len);
 
 /**
+ * A reply to build and send on the server's reply thread instead of the
+ * caller's (api_defer). Embed it in what the reply needs; run() is
+ * called once, on that thread, and must end with api_reply for the call.
+ */
+typedef struct api_deferred {
+	struct api_deferred *next;
+	void (*run)(struct api_deferred *d);
+} api_deferred;
+/**
+ * Queue d for the reply thread and return at once (no allocation; a
+ * wake-up only when that thread waits). For the log's writer: its
+ * replies (packing, NNG's send, the wake-ups a send makes) leave its
+ * path, which goes on to the next group meanwhile. The call counts as
+ * in flight until run() replies, so server_stop waits for it.
+ */
+void api_defer(api_call *call, api_deferred *d);
+
+/**
  * The id of the connection (NNG pipe) a call's request came on, 0 if
  * unknown. Call before api_reply. Transient projections (op query) live
  * as long as that connection: when it closes, pipe_closed runs.
