@@ -39,6 +39,10 @@
 #include "mp.h"
 #include "proc_internal.h"
 
+/* How far past its thresholds a batch grows while the one before is still
+ * at the store (proc_emit_cut). */
+#define PROC_EMIT_GROW 8
+
 /* ---- what a batch emits ---- */
 
 typedef struct ebatch {
@@ -648,6 +652,19 @@ proc_emit_persist(processor *p)
 
 /* ---- a batch ---- */
 
+/* Whether the batch before is still at the store (its fsync not done). */
+static bool
+flight_writing(const proc_emit *em)
+{
+	eflight *fl = em->fl;
+	if (fl == NULL || !fl->busy)
+		return false;
+	pthread_mutex_lock(&fl->mu);
+	bool done = fl->done;
+	pthread_mutex_unlock(&fl->mu);
+	return !done;
+}
+
 bool
 proc_emit_cut(const batch_ctx *b)
 {
@@ -655,11 +672,20 @@ proc_emit_cut(const batch_ctx *b)
 	const proj_settings *set = &em->set;
 	if (em->cancel != NULL && em->cancel(em->cancel_arg))
 		return true;
-	if (set->checkpoint_handled_threshold > 0
-	    && b->handled >= set->checkpoint_handled_threshold)
-		return true;
-	return em->eb != NULL && set->max_write_batch_length > 0
-	    && em->eb->n_appends >= set->max_write_batch_length;
+	uint64_t handled = set->checkpoint_handled_threshold;
+	uint64_t appends = set->max_write_batch_length;
+	size_t   n_app   = em->eb != NULL ? em->eb->n_appends : 0;
+	bool     reached = (handled > 0 && b->handled >= handled)
+	    || (appends > 0 && n_app >= appends);
+	if (!reached)
+		return false;
+	/* While the batch before is still being written (a disk slower than
+	 * the handlers), this one grows on up to PROC_EMIT_GROW times both
+	 * thresholds rather than wait for it: fewer, bigger transactions,
+	 * and the handlers never idle behind an fsync. */
+	bool capped = (handled > 0 && b->handled >= handled * PROC_EMIT_GROW)
+	    || (appends > 0 && n_app >= appends * PROC_EMIT_GROW);
+	return capped || !flight_writing(em);
 }
 
 int
