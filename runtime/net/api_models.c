@@ -25,8 +25,6 @@
 
 /* The longest partition id (readmodels.h). */
 #define API_MAX_PARTITION_LEN 255
-/* filter_fetch_one's "got it, stop" (sl_err codes are positive). */
-#define API_FETCH_DONE (-2)
 
 const char *
 api_filter_kind_name(sl_filter_kind k)
@@ -56,25 +54,24 @@ typedef struct filter_read_ctx {
 	msgpack_sbuffer events;      /* the reply's events, packed */
 	msgpack_packer  pk;
 	msgpack_zone    zone;
+	store_reader   *log; /* opened at the first entry, inside the stream's
+	                        read: it sees every position the stream names */
 	uint32_t        count;
 	uint64_t        next; /* stream position after the last event */
 	/* the entry being fetched */
-	uint64_t    stream_pos, log_pos;
+	uint64_t    stream_pos;
 	uint64_t    generation; /* of the stream read */
 	const char *partition;
 	size_t      plen;
-	bool        found;
 } filter_read_ctx;
 
-/* store_scan callback: the event at fr->log_pos, packed with its extras. */
+/* The event at position (data, len), packed with its extras. */
 static int
-filter_fetch_one(void *arg, uint64_t position, const void *data, size_t len)
+filter_pack_one(
+    filter_read_ctx *fr, uint64_t position, const void *data, size_t len)
 {
-	filter_read_ctx *fr = arg;
-	ev_view          ev;
+	ev_view ev;
 
-	if (position != fr->log_pos)
-		return SL_OK; /* not there: reported by the caller */
 	msgpack_zone_clear(&fr->zone);
 	if (ev_decode(data, len, position, &fr->zone, &ev) != SL_OK) {
 		log_error("api",
@@ -98,8 +95,7 @@ filter_fetch_one(void *arg, uint64_t position, const void *data, size_t len)
 		mp_pack_cstr(&fr->pk, "partition");
 		mp_pack_strn(&fr->pk, fr->partition, fr->plen);
 	}
-	fr->found = true;
-	return API_FETCH_DONE;
+	return SL_OK;
 }
 
 /* rm_stream_read callback: fetch one indexed event from the log. */
@@ -111,21 +107,25 @@ filter_read_one(void *arg, uint64_t stream_pos, uint64_t log_pos,
 	filter_read_ctx *fr = arg;
 	int              rc;
 
+	const void *data;
+	size_t      len;
+
 	fr->stream_pos = stream_pos;
-	fr->log_pos    = log_pos;
 	fr->partition  = partition;
 	fr->plen       = plen;
-	fr->found      = false;
-	rc = store_scan(fr->rt->store, log_pos, 1, filter_fetch_one, fr, NULL);
-	if (rc == API_FETCH_DONE)
-		rc = SL_OK;
-	if (rc == SL_OK && !fr->found) {
+	if (fr->log == NULL
+	    && (rc = store_reader_open(fr->rt->store, &fr->log)) != SL_OK)
+		return rc;
+	rc = store_reader_get(fr->log, log_pos, &data, &len);
+	if (rc == SL_ENOTFOUND) {
 		log_error("api",
 		    "tenant %s: a filter stream names log position %" PRIu64
 		    ", which the log does not hold",
 		    fr->tenant, log_pos);
 		rc = SL_EINTERNAL;
 	}
+	if (rc == SL_OK)
+		rc = filter_pack_one(fr, log_pos, data, len);
 	if (rc != SL_OK)
 		return rc;
 	fr->count++;
@@ -238,6 +238,7 @@ api_read_filter(request *r)
 		mp_pack_kv_u64(&r->pk, "stream_generation", fr.generation);
 		api_send(r);
 	}
+	store_reader_close(fr.log);
 	msgpack_zone_destroy(&fr.zone);
 	msgpack_sbuffer_destroy(&fr.events);
 }

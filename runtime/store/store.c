@@ -725,6 +725,57 @@ store_read_begin(store *s, MDB_txn **txn, const char *what)
 	return SL_OK;
 }
 
+struct store_reader {
+	store   *s;
+	MDB_txn *txn;
+};
+
+int
+store_reader_open(store *s, store_reader **out)
+{
+	store_reader *rd = malloc(sizeof(*rd));
+	*out             = NULL;
+	if (rd == NULL)
+		return SL_ENOMEM;
+	int rc = store_read_begin(s, &rd->txn, "reader");
+	if (rc != SL_OK) {
+		free(rd);
+		return rc;
+	}
+	rd->s = s;
+	*out  = rd;
+	return SL_OK;
+}
+
+int
+store_reader_get(store_reader *rd, uint64_t position, const void **data,
+    size_t *len)
+{
+	uint8_t key[8];
+	MDB_val k = { 8, key }, v;
+	store_put_be64(key, position);
+	int mrc = mdb_get(rd->txn, rd->s->db_log, &k, &v);
+	if (mrc == MDB_NOTFOUND)
+		return SL_ENOTFOUND;
+	if (mrc != MDB_SUCCESS) {
+		log_error("store", "reader: get %" PRIu64 ": %s", position,
+		    mdb_strerror(mrc));
+		return SL_ESTORAGE;
+	}
+	*data = v.mv_data;
+	*len  = v.mv_size;
+	return SL_OK;
+}
+
+void
+store_reader_close(store_reader *rd)
+{
+	if (rd == NULL)
+		return;
+	mdb_txn_abort(rd->txn);
+	free(rd);
+}
+
 /* store_scan and, with visible, store_scan_visible. */
 static int
 store_scan_log(store *s, uint64_t from, size_t max, bool visible,

@@ -154,6 +154,19 @@ typedef int (*store_scan_fn)(void *arg, uint64_t position, const void *data,
 int store_scan(store *s, uint64_t from, size_t max, store_scan_fn fn,
     void *arg, uint64_t *next);
 /**
+ * A read transaction on the log for fetching events by position, many in
+ * one transaction (a read_filter reply's). Open it after whatever named
+ * the positions was read, so that it sees them. One thread at a time.
+ */
+typedef struct store_reader store_reader;
+int store_reader_open(store *s, store_reader **out);
+/** The event at position: data valid until the reader closes.
+ * @return SL_OK; SL_ENOTFOUND (the log does not hold it); SL_ESTORAGE. */
+int  store_reader_get(store_reader *rd, uint64_t position, const void **data,
+     size_t *len);
+void store_reader_close(store_reader *rd);
+
+/**
  * store_scan without the events that stream deletions hide: at most max
  * shown events, and at most STORE_SCAN_HIDDEN_MAX hidden ones skipped per
  * call. *next (may be NULL) receives the position after the last event
