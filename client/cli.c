@@ -949,8 +949,8 @@ query_json(const sl_query_result *r, bool with_head)
 	return j;
 }
 
-/* A failed query; with --js the message names the script's file (the
- * daemon's reasons about the script name it already). */
+/* A failed query; with --js the message names the script's file (most
+ * of the daemon's reasons about the script name it already). */
 static int
 query_failed(sl_client *c, int rc, const query_script *js)
 {
@@ -960,7 +960,7 @@ query_failed(sl_client *c, int rc, const query_script *js)
 	    : EXIT_REPLY;
 
 	if (js == NULL || js->file == NULL
-	    || strncmp(msg, js->file, strlen(js->file)) == 0)
+	    || strstr(msg, js->file) != NULL)
 		return call_failed(c, rc);
 	if (rc == SL_ETOOBIG)
 		return fail(status, rc,
