@@ -17,6 +17,8 @@
  *    query; neither writes to the log;
  *  - a slow query runs while status, commits and another script's query
  *    are answered;
+ *  - a loaded accounts.js (another text) keeps its read models and its
+ *    own answers while scripts named accounts.js are queried;
  *  - after every query, the script's private copies (of the script and of
  *    js_host.so) are gone from the plugin cache.
  */
@@ -32,6 +34,7 @@ static char err[8192];    /* stderr of the last run */
 static char out_path[4200], err_path[4200];
 static char scripts[4200]; /* <tmp>/scripts */
 static char cache[4200];   /* the daemon's plugin cache */
+static int  loaded_copies; /* in it for the loaded accounts.js */
 
 /* ---- running the CLI ---- */
 
@@ -123,8 +126,8 @@ head(void)
 	return h;
 }
 
-/* Private copies in the plugin cache (the plugin directory is empty:
- * every copy there is a query's). */
+/* Private copies in the plugin cache (loaded_copies of them are the
+ * loaded accounts.js's, the others a query's). */
 static int
 copies(void)
 {
@@ -140,16 +143,16 @@ copies(void)
 	return n;
 }
 
-/* Wait until the cache holds no copy (a query's copies go after its
- * reply, as the thread that ran it lets go). */
+/* Wait until the cache holds no query's copy (they go after its reply,
+ * as the thread that ran it lets go). */
 static void
 wait_no_copies(const char *after)
 {
 	int64_t end = dt_now_ms() + WAIT_MS;
-	while (copies() != 0) {
+	while (copies() != loaded_copies) {
 		if (dt_now_ms() > end)
 			FT_FAIL("%d private copies left in %s after %s",
-			    copies(), cache, after);
+			    copies() - loaded_copies, cache, after);
 		dt_sleep_ms(20);
 	}
 }
@@ -202,6 +205,14 @@ static const char count_js[]
       "  $any: function (s, e) {\n"
       "    s.n++; s.types[e.eventType] = (s.types[e.eventType] || 0) + 1;\n"
       "  }\n"
+      "});\n";
+
+/* The accounts.js loaded from plugin_dir: another text, the same name
+ * (and so the same id) as the queries' accounts.js. */
+static const char loaded_js[]
+    = "fromCategory('acc').foreachStream().when({\n"
+      "  $init: function () { return { opened: 0 }; },\n"
+      "  AccountOpened: function (s, e) { s.opened++; }\n"
       "});\n";
 
 /* The demo events, and what accounts_js and count_js make of them, by
@@ -424,7 +435,7 @@ check_follow(void)
 	follow_until(pid, path, want, "the committed states");
 	json_decref(want);
 	CHECK_EQ(transients(), 1);
-	CHECK(copies() > 0); /* the run holds its script */
+	CHECK(copies() > loaded_copies); /* the run holds its script */
 	commit("acc-3", "AccountOpened", "{\"name\":\"Cy\"}");
 	want = expect_accounts(true);
 	follow_until(pid, path, want, "the new account");
@@ -600,6 +611,42 @@ check_too_big(void)
 
 /* A slow query (about 2 s) runs while fast requests and another script's
  * query are answered. */
+/* The loaded accounts.js: its read models and its one-time query are
+ * its own, whatever scripts of its name were queried. */
+static void
+check_loaded_untouched(void)
+{
+	json_t *want = json_pack("[{s:s,s:{s:i}},{s:s,s:{s:i}},{s:s,s:{s:i}}]",
+	    "key", "acc-1", "state", "opened", 1, "key", "acc-2", "state",
+	    "opened", 1, "key", "acc-3", "state", "opened", 1);
+	json_t *j, *st, *p;
+	size_t  i;
+	int     n = 0;
+
+	CHECK(want != NULL);
+	et_wait_caught_up(TENANT, "", "accounts", NULL, WAIT_MS);
+	CHECK_EQ(
+	    SL("get-all", "--tenant", TENANT, "--projection", "accounts"), 0);
+	j = out_json();
+	check_states(j, want, "the loaded accounts.js's read models");
+	json_decref(j);
+	CHECK_EQ(SL("query", "accounts", "--tenant", TENANT), 0);
+	j = out_json();
+	check_states(json_object_get(j, "states"), want,
+	    "a query of the loaded accounts.js");
+	json_decref(j);
+	json_decref(want);
+	/* listed once, as the plugin_dir file's */
+	st = et_status();
+	json_array_foreach(json_object_get(st, "projections"), i, p)
+	{
+		n += strcmp(jstr(p, "name"), "accounts") == 0;
+	}
+	CHECK_EQ(n, 1);
+	json_decref(st);
+	fprintf(stderr, "the loaded accounts.js kept its own states\n");
+}
+
 static void
 check_serving_meanwhile(void)
 {
@@ -686,15 +733,24 @@ main(void)
 	    "start_standard_projections: false\n"
 	    "limits:\n"
 	    "  max_request_bytes: 64KiB\n");
+	{
+		char path[4400];
+		snprintf(
+		    path, sizeof(path), "%s/accounts.js", et_plugin_dir());
+		dt_put_file(path, NULL, loaded_js, strlen(loaded_js));
+	}
 	et_daemon_up(10000);
+	loaded_copies = copies();
+	CHECK_EQ(loaded_copies, 2); /* the script and js_host.so */
 	commit_demo();
 
 	check_one_time();
 	check_failures();
 	check_too_big();
 	check_follow();
+	check_loaded_untouched();
 	check_serving_meanwhile();
-	CHECK_EQ(copies(), 0);
+	CHECK_EQ(copies(), loaded_copies);
 
 	et_daemon_down();
 	return 0;
