@@ -560,9 +560,17 @@ check_failures(void)
 	    "  }\n"
 	    "});\n",
 	    "EPLUGIN", "emit_undeclared.js", "refused");
-	/* not a .js name (the library sends the basename) */
+	check_refused("empty.js", "", "EPLUGIN", "empty.js", NULL);
+	/* not a .js name (the library sends the basename); a NUL byte */
 	{
 		sl_query_result r;
+		CHECK_EQ(sl_client_query_js(et_cl, TENANT, "nul.js",
+		             "fromAll()\0;", 11, NULL, &r),
+		    SL_EINVAL);
+		CHECK(strstr(sl_client_last_error(et_cl),
+		          "nul.js: the script "
+		          "holds a NUL byte")
+		    != NULL);
 		CHECK_EQ(sl_client_query_js(et_cl, TENANT, "dir/q.txt",
 		             count_js, strlen(count_js), NULL, &r),
 		    SL_EINVAL);

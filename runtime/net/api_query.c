@@ -180,6 +180,11 @@ query_script(request *r, const char *js, size_t js_len, const proj_def **def)
 	}
 	memcpy(file, f, f_len);
 	file[f_len] = '\0';
+	if (memchr(js, '\0', js_len) != NULL) {
+		api_fail(
+		    r, SL_EINVAL, "%s: the script holds a NUL byte", file);
+		return SL_EINVAL;
+	}
 	rc          = registry_load_js_text(
 	             r->rt->plugins, file, js, js_len, def, err, sizeof(err));
 	if (rc != SL_OK) {
