@@ -604,11 +604,13 @@ runtime_transient_open(runtime *rt, uint32_t pipe, rt_tenant *t,
 	slot->e      = e;
 	slot->owned  = take_hold ? def : NULL;
 	*handle      = slot->handle;
-	pthread_mutex_unlock(&rt->transient_mu);
+	/* under the lock: once it is let go, the connection may end the run,
+	 * and with it an owned def */
 	log_info("runtime",
 	    "tenant %s projection %s (%s): transient run %llu "
 	    "started",
 	    t->cfg->id, def->id, def->name, (unsigned long long) *handle);
+	pthread_mutex_unlock(&rt->transient_mu);
 	return SL_OK;
 }
 

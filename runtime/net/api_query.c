@@ -185,8 +185,8 @@ query_script(request *r, const char *js, size_t js_len, const proj_def **def)
 		    r, SL_EINVAL, "%s: the script holds a NUL byte", file);
 		return SL_EINVAL;
 	}
-	rc          = registry_load_js_text(
-	             r->rt->plugins, file, js, js_len, def, err, sizeof(err));
+	rc = registry_load_js_text(
+	    r->rt->plugins, file, js, js_len, def, err, sizeof(err));
 	if (rc != SL_OK) {
 		api_fail(r, rc, "%s", err);
 		return rc;
@@ -198,8 +198,7 @@ query_script(request *r, const char *js, size_t js_len, const proj_def **def)
 		    "%s: declares the streams it emits to (options({emits: "
 		    "[...]})): a query writes nothing to the log; query it "
 		    "without them (an emit then fails the query), or put it "
-		    "in "
-		    "plugin_dir to run it",
+		    "in plugin_dir to run it",
 		    file);
 		proj_def_release(*def); /* the last hold: unloads it */
 		*def = NULL;
