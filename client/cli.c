@@ -96,7 +96,7 @@ static const char usage_text[]
       "change, until SIGINT or SIGTERM, then ends the run. The daemon\n"
       "stops a one-time query after limits.query_timeout_ms (10 s); query\n"
       "waits 120 s for its answer unless --timeout says otherwise. With\n"
-      "--js FILE (- : stdin) the projection is a JavaScript file that is\n"
+      "--js FILE (- for stdin) the projection is a JavaScript file that is\n"
       "not loaded (docs/javascript.md, Queries): the daemon loads it for\n"
       "this query only, named for FILE, and unloads it afterwards; a\n"
       "script that does not load (\"file.js:3: SyntaxError: ...\") or\n"
