@@ -477,7 +477,8 @@ int sl_client_query_start(sl_client *c, const char *tenant,
  * @return as sl_client_query, and SL_EPLUGIN also when the script does
  *         not load (the message says why, "file.js:3: SyntaxError: ..."),
  *         or declares the streams it emits to (a query writes nothing);
- *         SL_EINVAL also for a file name not ending in ".js";
+ *         SL_EINVAL also for a file name not ending in ".js" and a
+ *         script holding a NUL byte;
  *         SL_ETOOBIG also for a request over the daemon's size limit (a
  *         request more than twice that size is dropped by the transport:
  *         SL_ETIMEDOUT or SL_ENET).
