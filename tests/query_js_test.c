@@ -1,10 +1,12 @@
 /*
  * One-time and transient queries of JavaScript projections that are not
  * loaded (issue 16: `sluice query --js FILE`), against sluiced as a process
- * with an empty plugin directory (tenant demo):
+ * whose plugin directory holds one accounts.js (tenant demo):
  *  - a one-time query over committed events answers the states computed
- *    by hand here (foreachStream, and one root state), --key one key (and
- *    {} for a key without a state), through the CLI and the C client;
+ *    by hand here (foreachStream, one root state, a result transform's
+ *    results beside the states, no result stream written), --key one key
+ *    (and {} for a key without a state), through the CLI and the C
+ *    client;
  *  - --follow prints the states, again when a commit changes them, and
  *    ends on SIGINT closing its run; a SIGKILLed --follow's run ends with
  *    its connection; the library's start / poll / close;
@@ -302,6 +304,30 @@ check_one_time(void)
 	check_states(json_object_get(q, "states"), want, "--key acc-9");
 	json_decref(want);
 	json_decref(q);
+
+	/* a result transform: each state's result beside it */
+	{
+		char res[4400];
+		script(res, sizeof(res), "result.js",
+		    "fromCategory('acc').foreachStream().when({\n"
+		    "  $init: function () { return { b: 0 }; },\n"
+		    "  Deposited: function (s, e) { s.b += e.data.amount; }\n"
+		    "}).transformBy(function (s) { return { twice: 2 * s.b }; "
+		    "})"
+		    ".outputState();\n");
+		long long h0 = head();
+		CHECK_EQ(SL("query", "--js", res, "--tenant", TENANT), 0);
+		CHECK_EQ(head(), h0); /* no result stream written */
+		q    = out_json();
+		want = json_pack(
+		    "[{s:s,s:{s:i},s:{s:i}},{s:s,s:{s:i},s:{s:i}}]", "key",
+		    "acc-1", "state", "b", 100, "result", "twice", 200, "key",
+		    "acc-2", "state", "b", 50, "result", "twice", 100);
+		CHECK(want != NULL);
+		check_states(json_object_get(q, "states"), want, "result.js");
+		json_decref(want);
+		json_decref(q);
+	}
 
 	/* from stdin: named query.js */
 	{
