@@ -51,6 +51,7 @@ static const char usage_text[]
       "  get-one --tenant T --projection ID_OR_NAME KEY\n"
       "  get-all --tenant T --projection ID_OR_NAME\n"
       "  query ID_OR_NAME --tenant T [--key K] [--follow]\n"
+      "  query --js FILE --tenant T [--key K] [--follow]\n"
       "  status\n"
       "  plugins\n"
       "  reset|retry|pause|resume|start|stop ID_OR_NAME [--tenant T]\n"
@@ -94,7 +95,13 @@ static const char usage_text[]
       "prints {position, head, states} as one JSON line whenever the states\n"
       "change, until SIGINT or SIGTERM, then ends the run. The daemon\n"
       "stops a one-time query after limits.query_timeout_ms (10 s); query\n"
-      "waits 120 s for its answer unless --timeout says otherwise.\n"
+      "waits 120 s for its answer unless --timeout says otherwise. With\n"
+      "--js FILE (- for stdin) the projection is a JavaScript file that is\n"
+      "not loaded (docs/javascript.md, Queries): the daemon loads it for\n"
+      "this query only, named for FILE, and unloads it afterwards; a\n"
+      "script that does not load (\"file.js:3: SyntaxError: ...\") or\n"
+      "declares emits is refused, exit 2. The script must fit one request\n"
+      "(limits.max_request_bytes, 4 MiB by default).\n"
       "\n"
       "read --filter prints a filter's stream (or one --partition of it)\n"
       "from stream position N on, one JSON line per event with its\n"
@@ -123,7 +130,7 @@ typedef struct opts {
 	const char *from, *max, *from_revision, *projection;
 	const char *count, *idle_ms, *pub_url;
 	const char *filter, *partition, *key, *truncate_before;
-	const char *js_host, *plugin;
+	const char *js_host, *plugin, *js;
 	const char *command; /* the command's name (argv) */
 	bool        is_public, batch, follow, resolve_links;
 	const char *pos[4];
@@ -184,9 +191,10 @@ parse_u64(const char *s, uint64_t *out)
 	return errno == 0 && *end == '\0';
 }
 
-/* Read a whole file (or stdin for NULL / "-") into a string. */
+/* Read a whole file (or stdin for NULL / "-") into a string; its length
+ * (which a NUL byte in it does not end) in *len_out when not NULL. */
 static char *
-read_all(const char *path)
+read_all_n(const char *path, size_t *len_out)
 {
 	FILE  *f   = (path == NULL || strcmp(path, "-") == 0) ? stdin
 	                                                      : fopen(path, "r");
@@ -216,11 +224,19 @@ read_all(const char *path)
 			buf = NULL;
 		} else {
 			buf[len] = '\0';
+			if (len_out != NULL)
+				*len_out = len;
 		}
 	}
 	if (f != stdin)
 		fclose(f);
 	return buf;
+}
+
+static char *
+read_all(const char *path)
+{
+	return read_all_n(path, NULL);
 }
 
 static void
@@ -273,6 +289,7 @@ static const optdef optdefs[] = {
 	OPT("truncate-before", truncate_before),
 	OPT("js-host", js_host),
 	OPT("plugin", plugin),
+	OPT("js", js),
 	FLAG("public", is_public),
 	FLAG("batch", batch),
 	FLAG("follow", follow),
@@ -902,6 +919,13 @@ cmd_command(sl_client *c, const opts *o)
 
 /* ---- query ---- */
 
+/* query --js: the script and the name it is sent under. */
+typedef struct query_script {
+	const char *file; /* NULL: no --js */
+	char       *text;
+	size_t      len;
+} query_script;
+
 /* {position, [head,] states: [{key, state, result?}]} of a query. */
 static json_t *
 query_json(const sl_query_result *r, bool with_head)
@@ -925,6 +949,71 @@ query_json(const sl_query_result *r, bool with_head)
 	return j;
 }
 
+/* A failed query; with --js the message names the script's file (most
+ * of the daemon's reasons about the script name it already). */
+static int
+query_failed(sl_client *c, int rc, const query_script *js)
+{
+	const char *msg = sl_client_last_error(c);
+	int status = (rc == SL_ENET || rc == SL_ETIMEDOUT || rc == SL_ECLOSED)
+	    ? EXIT_NET
+	    : EXIT_REPLY;
+
+	if (js == NULL || js->file == NULL
+	    || strstr(msg, js->file) != NULL)
+		return call_failed(c, rc);
+	if (rc == SL_ETOOBIG)
+		return fail(status, rc,
+		    "%s: the script is %zu bytes: %s (the daemon's "
+		    "limits.max_request_bytes bounds a request)",
+		    js->file, js->len, msg);
+	return fail(status, rc, "%s: %s", js->file, msg);
+}
+
+/*
+ * query --js FILE: read the script, named for FILE's basename ("query.js"
+ * for stdin). A script that cannot fit one request is refused here: the
+ * daemon answers a request over its limit, but one more than twice that
+ * size is dropped by the transport without a word (docs/protocol.md).
+ */
+static int
+query_read_script(sl_client *c, const opts *o, query_script *js)
+{
+	const char *slash = strrchr(o->js, '/');
+	char       *st    = NULL;
+
+	js->file = strcmp(o->js, "-") == 0 ? "query.js"
+	    : slash != NULL                ? slash + 1
+	                                   : o->js;
+	js->text = read_all_n(o->js, &js->len);
+	if (js->text == NULL)
+		return fail(EXIT_USAGE, SL_EINVAL, "cannot read %s: %s", o->js,
+		    strerror(errno));
+	if (js->len > 1024 && sl_client_status(c, &st) == SL_OK) {
+		json_t *j   = json_loads(st, 0, NULL);
+		json_t *max = json_object_get(
+		    json_object_get(j, "api"), "max_request_bytes");
+		/* room for the request's other fields */
+		if (json_is_integer(max)
+		    && (json_int_t) js->len + 1024 > json_integer_value(max)) {
+			int status = fail(EXIT_REPLY, SL_ETOOBIG,
+			    "%s: the script is %zu bytes: over the daemon's "
+			    "request size limit of %lld bytes "
+			    "(limits.max_request_bytes)",
+			    js->file, js->len,
+			    (long long) json_integer_value(max));
+			json_decref(j);
+			sl_client_free(st);
+			free(js->text);
+			js->text = NULL;
+			return status;
+		}
+		json_decref(j);
+		sl_client_free(st);
+	}
+	return 0;
+}
+
 static volatile sig_atomic_t query_stop;
 
 static void
@@ -940,7 +1029,8 @@ query_on_signal(int sig)
  * connection would end it too, but a clean close says so at once).
  */
 static int
-query_follow(sl_client *c, const char *tenant, const opts *o)
+query_follow(
+    sl_client *c, const char *tenant, const opts *o, const query_script *js)
 {
 	struct sigaction sa;
 	uint64_t         handle;
@@ -953,9 +1043,12 @@ query_follow(sl_client *c, const char *tenant, const opts *o)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	rc = sl_client_query_start(c, tenant, o->pos[0], &handle);
+	rc = js->file != NULL
+	    ? sl_client_query_js_start(
+	        c, tenant, js->file, js->text, js->len, &handle)
+	    : sl_client_query_start(c, tenant, o->pos[0], &handle);
 	if (rc != SL_OK)
-		return call_failed(c, rc);
+		return query_failed(c, rc, js);
 	while (!query_stop) {
 		sl_query_result r;
 		struct timespec ts = { 0, 200 * 1000000L };
@@ -1006,20 +1099,33 @@ cmd_query(sl_client *c, const opts *o)
 {
 	const char     *tenant = tenant_of(o);
 	sl_query_result r;
+	query_script    js = { NULL, NULL, 0 };
 	json_t         *j;
-	int             rc;
+	int             rc, status;
 
-	if (o->n_pos != 1)
+	if (o->js != NULL && o->n_pos != 0)
+		return usage_error("query takes a projection id or name, or "
+		                   "--js FILE, not both");
+	if (o->js == NULL && o->n_pos != 1)
 		return usage_error("query needs one projection id or name");
 	if (tenant == NULL)
 		return usage_error("query needs --tenant");
 	if (o->key != NULL && o->key[0] == '\0')
 		return usage_error("--key must not be empty");
-	if (o->follow)
-		return query_follow(c, tenant, o);
-	rc = sl_client_query(c, tenant, o->pos[0], o->key, &r);
+	if (o->js != NULL && (status = query_read_script(c, o, &js)) != 0)
+		return status;
+	if (o->follow) {
+		status = query_follow(c, tenant, o, &js);
+		free(js.text);
+		return status;
+	}
+	rc = js.file != NULL
+	    ? sl_client_query_js(
+	        c, tenant, js.file, js.text, js.len, o->key, &r)
+	    : sl_client_query(c, tenant, o->pos[0], o->key, &r);
+	free(js.text);
 	if (rc != SL_OK)
-		return call_failed(c, rc);
+		return query_failed(c, rc, &js);
 	j = query_json(&r, false);
 	sl_query_result_free(&r);
 	if (j == NULL)

@@ -1077,6 +1077,72 @@ sl_client_query_start(
 	return query_call(c, &sb, NULL, handle);
 }
 
+/* The script fields of a query: {js, file} (file: its basename). */
+static int
+query_script_begin(sl_client *c, msgpack_sbuffer *sb, msgpack_packer *pk,
+    const char *tenant, const char *file, const char *script,
+    size_t script_len, const char *mode, bool has_key)
+{
+	const char *base;
+
+	if (tenant == NULL || (script == NULL && script_len > 0)) {
+		client_seterr(c, "tenant and the script are required");
+		return SL_EINVAL;
+	}
+	if (file == NULL)
+		file = "query.js";
+	base = strrchr(file, '/');
+	base = base != NULL ? base + 1 : file;
+	client_begin(sb, pk, "query", 4 + has_key);
+	mp_pack_cstr(pk, "js");
+	mp_pack_strn(pk, script != NULL ? script : "", script_len);
+	mp_pack_kv_str(pk, "file", base);
+	mp_pack_kv_str(pk, "tenant", tenant);
+	mp_pack_kv_str(pk, "mode", mode);
+	return SL_OK;
+}
+
+int
+sl_client_query_js(sl_client *c, const char *tenant, const char *file,
+    const char *script, size_t script_len, const char *key,
+    sl_query_result *out)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	int             rc;
+
+	if (c == NULL || out == NULL)
+		return SL_EINVAL;
+	c->err[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	rc = query_script_begin(c, &sb, &pk, tenant, file, script, script_len,
+	    "one_time", key != NULL);
+	if (rc != SL_OK)
+		return rc;
+	if (key != NULL)
+		mp_pack_kv_str(&pk, "key", key);
+	return query_call(c, &sb, out, NULL);
+}
+
+int
+sl_client_query_js_start(sl_client *c, const char *tenant, const char *file,
+    const char *script, size_t script_len, uint64_t *handle)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	int             rc;
+
+	if (c == NULL || handle == NULL)
+		return SL_EINVAL;
+	c->err[0] = '\0';
+	*handle   = 0;
+	rc        = query_script_begin(
+	           c, &sb, &pk, tenant, file, script, script_len, "transient", false);
+	if (rc != SL_OK)
+		return rc;
+	return query_call(c, &sb, NULL, handle);
+}
+
 int
 sl_client_query_poll(
     sl_client *c, uint64_t handle, const char *key, sl_query_result *out)

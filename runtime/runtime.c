@@ -489,11 +489,13 @@ runtime_find_eproj(runtime *rt, const char *tenant, const char *id)
 static void *
 transient_closer(void *arg)
 {
-	void   **a  = arg;
-	runtime *rt = a[0];
-	eproj   *e  = a[1];
+	void          **a     = arg;
+	runtime        *rt    = a[0];
+	eproj          *e     = a[1];
+	const proj_def *owned = a[2];
 	free(a);
 	eproj_stop(e);
+	proj_def_release(owned); /* after the run's own release: unloads */
 	pthread_mutex_lock(&rt->transient_mu);
 	rt->closers--;
 	pthread_cond_broadcast(&rt->transient_cv);
@@ -509,14 +511,16 @@ transient_closer(void *arg)
 static void
 transient_release_locked(runtime *rt, rt_transient *tr)
 {
-	eproj *e = tr->e;
+	eproj          *e     = tr->e;
+	const proj_def *owned = tr->owned;
 	memset(tr, 0, sizeof(*tr));
-	void **a = malloc(2 * sizeof(*a));
+	void **a = malloc(3 * sizeof(*a));
 	if (a != NULL) {
 		pthread_t      th;
 		pthread_attr_t at;
 		a[0] = rt;
 		a[1] = e;
+		a[2] = (void *) owned;
 		pthread_attr_init(&at);
 		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 		rt->closers++;
@@ -531,6 +535,7 @@ transient_release_locked(runtime *rt, rt_transient *tr)
 	/* no thread: stop it here */
 	pthread_mutex_unlock(&rt->transient_mu);
 	eproj_stop(e);
+	proj_def_release(owned);
 	pthread_mutex_lock(&rt->transient_mu);
 }
 
@@ -554,7 +559,8 @@ transient_close_locked(runtime *rt, rt_transient *tr)
 
 int
 runtime_transient_open(runtime *rt, uint32_t pipe, rt_tenant *t,
-    const proj_def *def, uint64_t *handle, char *err, size_t errlen)
+    const proj_def *def, bool take_hold, uint64_t *handle, char *err,
+    size_t errlen)
 {
 	rt_transient *slot = NULL;
 	eproj        *e;
@@ -596,12 +602,15 @@ runtime_transient_open(runtime *rt, uint32_t pipe, rt_tenant *t,
 	slot->handle = rt->next_handle++;
 	slot->pipe   = pipe;
 	slot->e      = e;
+	slot->owned  = take_hold ? def : NULL;
 	*handle      = slot->handle;
-	pthread_mutex_unlock(&rt->transient_mu);
+	/* under the lock: once it is let go, the connection may end the run,
+	 * and with it an owned def */
 	log_info("runtime",
 	    "tenant %s projection %s (%s): transient run %llu "
 	    "started",
 	    t->cfg->id, def->id, def->name, (unsigned long long) *handle);
+	pthread_mutex_unlock(&rt->transient_mu);
 	return SL_OK;
 }
 

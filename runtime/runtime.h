@@ -34,6 +34,9 @@ typedef struct rt_transient {
 	eproj   *e;
 	unsigned refs;    /* API calls using e now (runtime_transient_get) */
 	bool     closing; /* stopped when the last ref goes */
+	/* a query's script (registry_load_js_text) whose hold the run took
+	 * over: released once e is stopped, which unloads it; or NULL */
+	const proj_def *owned;
 } rt_transient;
 
 typedef struct runtime {
@@ -141,12 +144,16 @@ int runtime_claim(runtime *rt, const proj_def *def);
 
 /**
  * Start a transient run of def for tenant t on behalf of the client on
- * connection pipe (api_call_pipe). *handle gets its handle.
+ * connection pipe (api_call_pipe). *handle gets its handle. With
+ * take_hold, on SL_OK the run takes over the caller's hold on def (a
+ * query's script) and releases it after it stopped; on failure the
+ * caller keeps it.
  * @return SL_OK; SL_ETOOBIG (RT_MAX_TRANSIENT run already); SL_ECLOSED
  * (the connection is gone); eproj_start's codes. err says why.
  */
 int runtime_transient_open(runtime *rt, uint32_t pipe, rt_tenant *t,
-    const proj_def *def, uint64_t *handle, char *err, size_t errlen);
+    const proj_def *def, bool take_hold, uint64_t *handle, char *err,
+    size_t errlen);
 /** The run of handle, held until runtime_transient_put; NULL if none. */
 eproj *runtime_transient_get(runtime *rt, uint64_t handle);
 void   runtime_transient_put(runtime *rt, uint64_t handle);

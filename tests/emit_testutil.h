@@ -247,6 +247,46 @@ et_wait_caught_up(const char *tenant, const char *id, const char *name,
 	}
 }
 
+/* ---- the CLI ---- */
+
+/* Start sluice --url <the daemon's> ARGS... (ap: NULL-terminated) as a
+ * child that dies with the test, stdin from /dev/null, stdout to path,
+ * stderr to errp: its pid. */
+__attribute__((unused)) static pid_t
+et_spawn_cli(const char *path, const char *errp, va_list ap)
+{
+	const char *argv[32];
+	int         n      = 0;
+	pid_t       parent = getpid(), pid;
+	const char *a;
+
+	argv[n++] = "sluice";
+	argv[n++] = "--url";
+	argv[n++] = ft_api_url;
+	while ((a = va_arg(ap, const char *)) != NULL) {
+		CHECK(n < 31);
+		argv[n++] = a;
+	}
+	argv[n] = NULL;
+	fflush(NULL);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		dt_child_setup(parent);
+		int o = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int i = open("/dev/null", O_RDONLY);
+		if (o < 0 || e < 0 || i < 0)
+			_exit(126);
+		dup2(i, 0);
+		dup2(o, 1);
+		dup2(e, 2);
+		execv(ft_sluice, (char *const *) argv);
+		_exit(127);
+	}
+	return pid;
+}
+
 /* ---- files ---- */
 
 /* The text of a file (truncated to cap - 1), "" if it cannot be read. */

@@ -27,43 +27,6 @@ static char out_path[4200], err_path[4200];
 
 /* ---- running the CLI ---- */
 
-/* Start sluice --url URL ARGS... (NULL-terminated) with stdout to path,
- * stderr to errp: its pid. */
-static pid_t
-spawn_cli(const char *path, const char *errp, va_list ap)
-{
-	const char *argv[32];
-	int         n      = 0;
-	pid_t       parent = getpid(), pid;
-	const char *a;
-
-	argv[n++] = "sluice";
-	argv[n++] = "--url";
-	argv[n++] = ft_api_url;
-	while ((a = va_arg(ap, const char *)) != NULL) {
-		CHECK(n < 31);
-		argv[n++] = a;
-	}
-	argv[n] = NULL;
-	fflush(NULL);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		dt_child_setup(parent);
-		int o = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int i = open("/dev/null", O_RDONLY);
-		if (o < 0 || e < 0 || i < 0)
-			_exit(126);
-		dup2(i, 0);
-		dup2(o, 1);
-		dup2(e, 2);
-		execv(ft_sluice, (char *const *) argv);
-		_exit(127);
-	}
-	return pid;
-}
-
 /* Start the CLI with stdout to path, stderr to path.err: its pid. */
 static pid_t
 spawn_bg(const char *path, ...)
@@ -74,7 +37,7 @@ spawn_bg(const char *path, ...)
 
 	snprintf(errp, sizeof(errp), "%s.err", path);
 	va_start(ap, path);
-	pid = spawn_cli(path, errp, ap);
+	pid = et_spawn_cli(path, errp, ap);
 	va_end(ap);
 	return pid;
 }
@@ -89,7 +52,7 @@ run(const char *first, ...)
 
 	(void) first;
 	va_start(ap, first);
-	pid = spawn_cli(out_path, err_path, ap);
+	pid = et_spawn_cli(out_path, err_path, ap);
 	va_end(ap);
 	if (!dt_wait_exit(pid, WAIT_MS, &st)) {
 		kill(pid, SIGKILL);

@@ -463,6 +463,42 @@ int sl_client_query_start(sl_client *c, const char *tenant,
     const char *projection, uint64_t *handle);
 
 /**
+ * One-time query of a JavaScript projection that is not loaded: the daemon
+ * loads the script (EventStoreDB style, docs/javascript.md) for this query
+ * only, runs it as sl_client_query runs a loaded projection, answers its
+ * states and unloads it.
+ * @param file        the script's file name as reasons show it (its
+ *                    basename is sent; it must end in ".js"; the
+ *                    projection is named for it); NULL: "query.js"
+ * @param script      the script's text, script_len bytes (borrowed for
+ *                    the call); the whole request must fit the daemon's
+ *                    limits.max_request_bytes (4 MiB by default)
+ * @param key, out    as sl_client_query
+ * @return as sl_client_query, and SL_EPLUGIN also when the script does
+ *         not load (the message says why, "file.js:3: SyntaxError: ..."),
+ *         or declares the streams it emits to (a query writes nothing);
+ *         SL_EINVAL also for a file name not ending in ".js" and a
+ *         script holding a NUL byte;
+ *         SL_ETOOBIG also for a request over the daemon's size limit (a
+ *         request more than twice that size is dropped by the transport:
+ *         SL_ETIMEDOUT or SL_ENET).
+ */
+int sl_client_query_js(sl_client *c, const char *tenant, const char *file,
+    const char *script, size_t script_len, const char *key,
+    sl_query_result *out);
+
+/**
+ * Start a transient run of a JavaScript projection that is not loaded (as
+ * sl_client_query_js loads it): poll it with sl_client_query_poll and end
+ * it with sl_client_query_close, as a run of sl_client_query_start; the
+ * daemon unloads the script when the run ends (also when this client's
+ * connection goes).
+ * @return as sl_client_query_js and sl_client_query_start.
+ */
+int sl_client_query_js_start(sl_client *c, const char *tenant,
+    const char *file, const char *script, size_t script_len, uint64_t *handle);
+
+/**
  * A transient run's current states.
  * @param key  only this key (its initial state when it has none), or NULL
  * @param out  receives position, head and states (free with

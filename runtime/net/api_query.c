@@ -142,17 +142,83 @@ api_query_poll(request *r, uint64_t handle, const proj_def *def,
 	runtime_transient_put(rt, handle);
 }
 
+/* A query's script is named for its file (basename) in every reason. */
+#define API_QUERY_FILE_DEFAULT "query.js"
+#define API_QUERY_FILE_MAX     255
+
+/*
+ * The request's script ("js", named by "file") loaded as a projection of
+ * its own (registry_load_js_text), held for the caller: *def, SL_OK. On
+ * an error the reply is sent and nothing is held. A script that declares
+ * the streams it emits to is refused: a query writes nothing to the log.
+ */
+static int
+query_script(request *r, const char *js, size_t js_len, const proj_def **def)
+{
+	const char *f;
+	size_t      f_len;
+	char        file[API_QUERY_FILE_MAX + 1];
+	char        err[1024];
+	int         rc;
+
+	*def = NULL;
+	if (api_str(r, "file", false, &f, &f_len) != SL_OK)
+		return SL_EPROTO;
+	if (f == NULL) {
+		f     = API_QUERY_FILE_DEFAULT;
+		f_len = strlen(f);
+	}
+	if (f_len < 4 || f_len > API_QUERY_FILE_MAX
+	    || memcmp(f + f_len - 3, ".js", 3) != 0
+	    || memchr(f, '/', f_len) != NULL
+	    || memchr(f, '\0', f_len) != NULL) {
+		api_fail(r, SL_EINVAL,
+		    "field 'file' must be a script's file name: a name ending "
+		    "in .js, at most %d bytes, without '/'",
+		    API_QUERY_FILE_MAX);
+		return SL_EINVAL;
+	}
+	memcpy(file, f, f_len);
+	file[f_len] = '\0';
+	if (memchr(js, '\0', js_len) != NULL) {
+		api_fail(
+		    r, SL_EINVAL, "%s: the script holds a NUL byte", file);
+		return SL_EINVAL;
+	}
+	rc = registry_load_js_text(
+	    r->rt->plugins, file, js, js_len, def, err, sizeof(err));
+	if (rc != SL_OK) {
+		api_fail(r, rc, "%s", err);
+		return rc;
+	}
+	size_t n_emits;
+	(void) proj_def_emits(*def, &n_emits);
+	if (n_emits > 0) {
+		api_fail(r, SL_EPLUGIN,
+		    "%s: declares the streams it emits to (options({emits: "
+		    "[...]})): a query writes nothing to the log; query it "
+		    "without them (an emit then fails the query), or put it "
+		    "in plugin_dir to run it",
+		    file);
+		proj_def_release(*def); /* the last hold: unloads it */
+		*def = NULL;
+		return SL_EPLUGIN;
+	}
+	return SL_OK;
+}
+
 /*
  * query {id, tenant?, key?, mode?: "one_time" | "transient", handle?,
  * close?}: run a projection to the head now and answer its states
- * (one_time), or start / poll / close a transient run.
+ * (one_time), or start / poll / close a transient run. {js, file?} instead
+ * of id: the projection is the script js, loaded for this query only.
  */
 void
 api_query(request *r)
 {
 	runtime              *rt = r->rt;
-	const char           *id, *key;
-	size_t                id_len = 0, key_len;
+	const char           *id, *key, *js;
+	size_t                id_len = 0, key_len, js_len = 0;
 	const msgpack_object *mode;
 	bool                  transient = false, close;
 	uint64_t              handle;
@@ -163,6 +229,7 @@ api_query(request *r)
 	int                   rc;
 
 	if (api_str(r, "id", false, &id, &id_len) != SL_OK
+	    || api_str(r, "js", false, &js, &js_len) != SL_OK
 	    || api_key(r, "key", false, &key, &key_len) != SL_OK
 	    || api_u64(r, "handle", 0, &handle) != SL_OK
 	    || api_bool(r, "close", false, &close) != SL_OK)
@@ -194,7 +261,15 @@ api_query(request *r)
 		    "end");
 		return;
 	}
-	if (id == NULL && handle == 0) {
+	if (js != NULL && (id != NULL || handle != 0)) {
+		api_fail(r, SL_EINVAL,
+		    "field 'js' (a script to run) goes without %s",
+		    id != NULL ? "'id': give one of them"
+		               : "'handle': poll or close a transient run by "
+		                 "its handle alone");
+		return;
+	}
+	if (id == NULL && js == NULL && handle == 0) {
 		api_fail(r, SL_EINVAL,
 		    "field 'id' is missing (the projection's id or name)");
 		return;
@@ -223,6 +298,11 @@ api_query(request *r)
 			    def->name);
 			goto done;
 		}
+	}
+	if (js != NULL) {
+		if (query_script(r, js, js_len, &def) != SL_OK)
+			return;
+		live = true; /* held: released at done (or by its run) */
 	}
 	if (handle != 0) {
 		if (close) {
@@ -293,12 +373,14 @@ api_query(request *r)
 			goto done;
 		}
 		rc = runtime_transient_open(rt, api_call_pipe(r->call), t, def,
-		    &handle, err, sizeof(err));
+		    js != NULL, &handle, err, sizeof(err));
 		if (rc != SL_OK) {
 			api_fail(r, rc, "%s",
 			    err[0] != '\0' ? err : sl_strerror(rc));
 			goto done;
 		}
+		if (js != NULL)
+			live = false; /* the run holds the script now */
 		mp_reply_ok(&r->pk, 1);
 		mp_pack_kv_u64(&r->pk, "handle", handle);
 		api_send(r);

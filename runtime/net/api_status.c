@@ -41,7 +41,7 @@ api_pack_lane(mp_map *parent, const char *name, const lane_stats *ls)
 
 /* The API server's lanes: "api": {contexts, in_flight, fast, slow}. */
 static void
-api_pack_server(mp_map *parent, server *srv)
+api_pack_server(mp_map *parent, server *srv, size_t max_request)
 {
 	server_stats st;
 	mp_map       m;
@@ -52,6 +52,8 @@ api_pack_server(mp_map *parent, server *srv)
 	mp_map_open(&m, parent->pk);
 	mp_map_u64(&m, "contexts", st.contexts);
 	mp_map_u64(&m, "in_flight", st.in_flight);
+	/* a client sizes its requests by it (a query's script) */
+	mp_map_u64(&m, "max_request_bytes", max_request);
 	api_pack_lane(&m, "fast", &st.lanes[SERVER_LANE_FAST]);
 	api_pack_lane(&m, "slow", &st.lanes[SERVER_LANE_SLOW]);
 	mp_map_close(&m);
@@ -346,7 +348,7 @@ api_status(request *r)
 	mp_map_u64(&reply, "uptime_ms", up > 0 ? (uint64_t) up / 1000000 : 0);
 	/* Where subscribers dial the live feed (docs/protocol.md). */
 	mp_map_str(&reply, "pub", rt->cfg->pub_url);
-	api_pack_server(&reply, rt->srv);
+	api_pack_server(&reply, rt->srv, rt->cfg->max_request_bytes);
 
 	mp_map_key(&reply, "tenants");
 	msgpack_pack_array(pk, rt->n_tenants);

@@ -60,8 +60,79 @@ plug_remove_stale_copies(const char *dir)
 }
 
 /*
- * Copy src to a new file "<cache>/<base>.<n>.so" created exclusively (a file
- * some loaded plugin runs from is never written), hashing the bytes on the
+ * Create a new file "<cache>/<base>.<n>.so" exclusively (a file some loaded
+ * plugin runs from is never written). @return its descriptor with the
+ * malloc'ed path in *path, or -1 with a reason in err.
+ */
+static int
+copy_create(const registry *r, const char *base, size_t blen, char **path,
+    char *err, size_t errlen)
+{
+	int out = -1;
+	*path   = NULL;
+	for (int tries = 0; tries < 1000 && out < 0; tries++) {
+		free(*path);
+		unsigned n = atomic_fetch_add(&copy_counter, 1) + 1;
+		if (asprintf(path, "%s/%.*s.%u.so", r->cache_dir, (int) blen,
+		        base, n)
+		    < 0) {
+			*path = NULL;
+			break;
+		}
+		out = open(
+		    *path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (out < 0 && errno != EEXIST)
+			break;
+	}
+	if (out < 0) {
+		snprintf(err, errlen, "cannot create a private copy in %s: %s",
+		    r->cache_dir,
+		    *path != NULL ? strerror(errno) : "out of memory");
+		free(*path);
+		*path = NULL;
+	}
+	return out;
+}
+
+/* Write all of buf to fd (path names it in err). 0, or -1 with err. */
+static int
+copy_write(int fd, const char *path, const void *buf, size_t len, char *err,
+    size_t errlen)
+{
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, (const char *) buf + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			snprintf(err, errlen, "cannot write %s: %s", path,
+			    strerror(errno));
+			return -1;
+		}
+		off += (size_t) w;
+	}
+	return 0;
+}
+
+/* Close a copy being written: on failure (rc != 0, or the close fails)
+ * remove it and free path. @return path, or NULL. */
+static char *
+copy_finish(int fd, char *path, int rc, char *err, size_t errlen)
+{
+	if (close(fd) != 0 && rc == 0) {
+		snprintf(
+		    err, errlen, "cannot write %s: %s", path, strerror(errno));
+		rc = -1;
+	}
+	if (rc != 0) {
+		unlink(path);
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+/*
+ * Copy src to a new private copy (copy_create), hashing the bytes on the
  * way (a reload of identical bytes is skipped). Returns the malloc'ed path
  * or NULL with a reason in err.
  */
@@ -82,27 +153,9 @@ plug_make_copy(const registry *r, const char *src, uint64_t *hash,
 		snprintf(err, errlen, "cannot open: %s", strerror(errno));
 		return NULL;
 	}
-	char *path = NULL;
-	int   out  = -1;
-	for (int tries = 0; tries < 1000 && out < 0; tries++) {
-		free(path);
-		unsigned n = atomic_fetch_add(&copy_counter, 1) + 1;
-		if (asprintf(&path, "%s/%.*s.%u.so", r->cache_dir, (int) blen,
-		        base, n)
-		    < 0) {
-			path = NULL;
-			break;
-		}
-		out = open(
-		    path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (out < 0 && errno != EEXIST)
-			break;
-	}
+	char *path;
+	int   out = copy_create(r, base, blen, &path, err, errlen);
 	if (out < 0) {
-		snprintf(err, errlen, "cannot create a private copy in %s: %s",
-		    r->cache_dir,
-		    path != NULL ? strerror(errno) : "out of memory");
-		free(path);
 		close(in);
 		return NULL;
 	}
@@ -120,35 +173,28 @@ plug_make_copy(const registry *r, const char *src, uint64_t *hash,
 		}
 		fnv_bytes(&f, buf, (size_t) got);
 		*size += (uint64_t) got;
-		for (ssize_t off = 0; off < got;) {
-			ssize_t w
-			    = write(out, buf + off, (size_t) (got - off));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				snprintf(err, errlen, "cannot write %s: %s",
-				    path, strerror(errno));
-				rc = -1;
-				break;
-			}
-			off += w;
-		}
-		if (rc != 0)
+		if ((rc = copy_write(
+		         out, path, buf, (size_t) got, err, errlen))
+		    != 0)
 			break;
 	}
 	close(in);
-	if (close(out) != 0 && rc == 0) {
-		snprintf(
-		    err, errlen, "cannot write %s: %s", path, strerror(errno));
-		rc = -1;
-	}
-	if (rc != 0) {
-		unlink(path);
-		free(path);
-		return NULL;
-	}
-	*hash = f.h;
+	path = copy_finish(out, path, rc, err, errlen);
+	if (path != NULL)
+		*hash = f.h;
 	return path;
+}
+
+char *
+plug_write_copy(const registry *r, const char *name, const void *data,
+    size_t len, char *err, size_t errlen)
+{
+	char *path;
+	int   out = copy_create(r, name, strlen(name), &path, err, errlen);
+	if (out < 0)
+		return NULL;
+	int rc = copy_write(out, path, data, len, err, errlen);
+	return copy_finish(out, path, rc, err, errlen);
 }
 
 void
@@ -204,6 +250,17 @@ void
 plug_ver_close(plugin_ver *v)
 {
 	registry *r = v->r;
+	if (v->detached) {
+		/* a query's script: nobody else ever saw it, nothing keeps
+		 * its defs; unloaded, its copies removed, then freed */
+		plugin *owner = v->owner;
+		log_debug("plugins", "closed query script %s", owner->file);
+		plug_ver_unload(v);
+		plug_ver_free(v);
+		free(owner->file);
+		free(owner);
+		return;
+	}
 	pthread_mutex_lock(&r->ver_mu);
 	if (v->closing) {
 		pthread_mutex_unlock(&r->ver_mu);
@@ -246,26 +303,26 @@ typedef int (*js_load_fn)(const sl_host_api *host, const char *path,
  * reload's two versions never share the host's state), whose refusal
  * names the file and line.
  */
-static int
-plug_js_open(registry *r, plugin_ver *v, refusal *rf)
+int
+plug_js_open(registry *r, plugin_ver *v, const char *js_host, refusal *rf)
 {
 	char     why[1024] = "";
 	uint64_t hash, size;
-	if (r->js_host == NULL)
+	if (js_host == NULL)
 		return plug_refuse(rf, SL_EPLUGIN,
 		    "no JavaScript host to run it (js_host.so: set "
 		    "SLUICE_JS_HOST)");
 	v->host_copy
-	    = plug_make_copy(r, r->js_host, &hash, &size, why, sizeof(why));
+	    = plug_make_copy(r, js_host, &hash, &size, why, sizeof(why));
 	if (v->host_copy == NULL)
 		return plug_refuse(
-		    rf, SL_EPLUGIN, "JavaScript host %s: %s", r->js_host, why);
+		    rf, SL_EPLUGIN, "JavaScript host %s: %s", js_host, why);
 	int rc
 	    = elf_check_plugin(v->host_copy, JS_LOAD_SYMBOL, why, sizeof(why));
 	if (rc != SL_OK)
 		return plug_refuse(rf,
 		    rc == SL_ENOMEM ? SL_ENOMEM : SL_EPLUGIN,
-		    "JavaScript host %s: %s", r->js_host, why);
+		    "JavaScript host %s: %s", js_host, why);
 	dlerror();
 	v->dl = dlopen(v->host_copy, RTLD_NOW | RTLD_LOCAL);
 	if (v->dl == NULL) {
@@ -277,7 +334,7 @@ plug_js_open(registry *r, plugin_ver *v, refusal *rf)
 	js_load_fn load = (js_load_fn) dlsym(v->dl, JS_LOAD_SYMBOL);
 	if (load == NULL)
 		return plug_refuse(rf, SL_EPLUGIN,
-		    "JavaScript host %s does not export %s()", r->js_host,
+		    "JavaScript host %s does not export %s()", js_host,
 		    JS_LOAD_SYMBOL);
 	const char *slash = strrchr(v->owner->file, '/');
 	const char *file  = slash != NULL ? slash + 1 : v->owner->file;
@@ -305,7 +362,7 @@ int
 plug_ver_open(registry *r, plugin_ver *v, refusal *rf)
 {
 	if (is_js(v->owner->file))
-		return plug_js_open(r, v, rf);
+		return plug_js_open(r, v, r->js_host, rf); /* load_mu held */
 	char why[512] = "";
 	int  rc       = elf_check_plugin(
 	           v->copy, SL_PLUGIN_INIT_SYMBOL, why, sizeof(why));

@@ -183,6 +183,27 @@ int registry_create(const char *cache_dir, registry **out);
  */
 int registry_set_js_host(registry *r, const char *path);
 
+/**
+ * Load a JavaScript projection from its text for one query (issue 16):
+ * as a *.js file of the plugin directory is (a private copy of the text
+ * in the cache directory, loaded by a private copy of the JavaScript
+ * host), but not registered: no lookup finds it, no reload touches it,
+ * and its id may be a loaded projection's (a script named as one).
+ * @param file  the script's file name ("count.js", no '/'): its name in
+ *              every reason, and without ".js" the projection's name
+ * @param text  the script (len bytes; a NUL byte in it is refused)
+ * @param out   receives the projection, held once for the caller
+ * @return SL_OK; SL_EPLUGIN (it does not load: err says why, with
+ *         "count.js:3: SyntaxError: ..." where the engine knows the
+ *         line, or no JavaScript host, or every budget signal is taken);
+ *         SL_EINVAL (a file name with '/'); SL_ENOMEM.
+ * @note The last proj_def_release of *out (the caller's, or that of a
+ *       run that held it too) unloads it, removes both copies and frees
+ *       it: *out must not be used after the caller's release.
+ */
+int registry_load_js_text(registry *r, const char *file, const void *text,
+    size_t len, const proj_def **out, char *err, size_t errlen);
+
 /** Whether a file name is a plugin's: "*.so", or "*.js" (one JavaScript
  * projection, issue 16). */
 static inline bool

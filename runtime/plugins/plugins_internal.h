@@ -70,6 +70,9 @@ struct plugin_ver {
 	size_t                n_defs;
 	size_t                n_filters; /* of n_defs */
 	plugin_ver           *next; /* every published version, newest first */
+	/* a query's script (registry_load_js_text): never published; its
+	 * close frees it and its owner */
+	bool detached;
 };
 
 /* A plugin file, across its versions. */
@@ -142,10 +145,16 @@ uint64_t plug_def_hash(const proj_def *d);
 void  plug_remove_stale_copies(const char *dir);
 char *plug_make_copy(const registry *r, const char *src, uint64_t *hash,
     uint64_t *size, char *err, size_t errlen);
+/* A new private copy "<cache>/<name>.<n>.so" holding data[0..len). */
+char *plug_write_copy(const registry *r, const char *name, const void *data,
+    size_t len, char *err, size_t errlen);
 void  plug_ver_free(plugin_ver *v);
 void  plug_ver_unload(plugin_ver *v);
 void  plug_ver_close(plugin_ver *v);
 int   plug_ver_open(registry *r, plugin_ver *v, refusal *rf);
+/* Load v->copy, a script, through a private copy of js_host (the path of
+ * js_host.so, or NULL: none); the script is named for v->owner->file. */
+int plug_js_open(registry *r, plugin_ver *v, const char *js_host, refusal *rf);
 
 /* validate.c */
 int plug_check_desc(registry *r, plugin_ver *v, proj_def **defs, refusal *rf);

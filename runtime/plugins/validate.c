@@ -224,6 +224,8 @@ check_emits_overlap(
 {
 	const proj_def    *d = defs[i];
 	size_t             n, m;
+	if (v->detached)
+		return SL_OK; /* a query's script: runs beside no one */
 	const char *const *mine  = proj_def_emits(d, &n);
 	size_t             total = r->n_projs + i;
 	for (size_t k = 0; k < total && n > 0; k++) {
@@ -339,6 +341,8 @@ static int
 check_unique(registry *r, const plugin_ver *v, const proj_def *d,
     const char *label, refusal *rf)
 {
+	if (v->detached)
+		return SL_OK; /* a query's script: not registered */
 	const proj_def *other = find_id(r, d->id, v->owner);
 	if (other == NULL)
 		return SL_OK;
