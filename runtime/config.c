@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +50,9 @@ enum {
 	K_STR,  /* a non-empty string of lo..hi bytes */
 	K_RUN,  /* run_projections: one of run_words (dflt: an index) */
 	K_TAKE, /* by_category.take: first or last */
-	K_MODE  /* a projection's mode: one of mode_words */
+	K_MODE, /* a projection's mode: one of mode_words */
+	K_PERM, /* file permission bits in octal, 0..0777 ("0660") */
+	K_GROUP /* a group name (or number) that exists on this host */
 };
 
 typedef struct cfg_key {
@@ -97,6 +100,8 @@ enum {
 	S_REMMAX,
 	S_RUNPROJ,
 	S_STARTSTD,
+	S_GROUP,
+	S_SOCKMODE,
 	S_CATSEP,
 	S_CATTAKE,
 	S_CORRPROP,
@@ -176,6 +181,13 @@ static const cfg_key remote_keys[] = {
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
+/* Who may read the data and connect (docs/security.md). */
+static const cfg_key access_keys[] = {
+	{ "group", K_GROUP, S_GROUP, 0, 0, 0, NULL },
+	{ "socket_mode", K_PERM, S_SOCKMODE, 0, 0, 0660, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
 /* EventStoreDB's projection model (docs/projections.md). */
 static const cfg_key category_keys[] = {
 	{ "separator", K_STR, S_CATSEP, 1, 16, 0, NULL },
@@ -224,6 +236,7 @@ static const cfg_key top_keys[] = {
 	{ "limits", K_MAP, 0, 0, 0, 0, limit_keys },
 	{ "processing", K_MAP, 0, 0, 0, 0, processing_keys },
 	{ "remote", K_MAP, 0, 0, 0, 0, remote_keys },
+	{ "access", K_MAP, 0, 0, 0, 0, access_keys },
 	{ "run_projections", K_RUN, S_RUNPROJ, 0, 0, CFG_RUN_ALL, NULL },
 	{ "start_standard_projections", K_BOOL, S_STARTSTD, 0, 0, false,
 	    NULL },
@@ -252,7 +265,9 @@ static const char *const expected[] = { "a scalar", "a scalar", "a scalar",
 	"or TiB)",
 	"a mapping", "a sequence", "a non-empty string",
 	"one of none, system, all", "first or last",
-	"one of continuous, one_time, transient" };
+	"one of continuous, one_time, transient",
+	"permission bits in octal, 0000..0777 (\"0660\")",
+	"a group name or number" };
 
 static const char *const *
 words_of(int kind)
@@ -505,6 +520,34 @@ leaf(cfgp *p, yaml_node_t *n, const char *path, const cfg_key *k, size_t *num)
 				return SL_OK;
 			}
 		return want(p, n, path, expected[k->kind]);
+	case K_PERM:
+		if (*s != '0' || strlen(s) > 4 || strlen(s) < 2
+		    || strspn(s, "01234567") != strlen(s))
+			return want(p, n, path, expected[k->kind]);
+		*num = (size_t) strtoul(s, NULL, 8);
+		if ((*num & 0600) != 0600)
+			return fail(p, n->start_mark,
+			    "key '%s': %s must let the daemon's user read and "
+			    "write (0600)",
+			    path, s);
+		return SL_OK;
+	case K_GROUP: {
+		if (*s == '\0' || strlen(s) != n->data.scalar.length)
+			return want(p, n, path, expected[k->kind]);
+		struct group  gr, *g = NULL;
+		char          buf[4096];
+		unsigned long id;
+		char         *end;
+		if (getgrnam_r(s, &gr, buf, sizeof(buf), &g) == 0 && g != NULL)
+			*num = (size_t) g->gr_gid;
+		else if ((id = strtoul(s, &end, 10), *end == '\0')
+		    && *s >= '0' && *s <= '9' && id < (unsigned long) INT32_MAX)
+			*num = (size_t) id;
+		else
+			return fail(p, n->start_mark,
+			    "key '%s': no group '%s' on this host", path, s);
+		return SL_OK;
+	}
 	case K_LEVEL:
 		if ((rc = log_level_parse(s)) < 0)
 			return want(p, n, path, expected[k->kind]);
@@ -962,6 +1005,8 @@ parse_root(cfgp *p, sl_config *cfg)
 	cfg->remote_timeout_ms        = (uint32_t) s[S_REMTIMEOUT].num;
 	cfg->remote_window            = (uint32_t) s[S_REMWINDOW].num;
 	cfg->remote_max_registrations = (uint32_t) s[S_REMMAX].num;
+	cfg->access_gid  = s[S_GROUP].node != NULL ? (long) s[S_GROUP].num : -1;
+	cfg->socket_mode = (uint32_t) s[S_SOCKMODE].num;
 	if ((rc = resolve(p, cfg, s)) != SL_OK)
 		return rc;
 	if ((rc = parse_tenants(p, s[S_TENANTS].node, cfg)) != SL_OK)

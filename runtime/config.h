@@ -80,6 +80,9 @@ typedef struct sl_config {
 	uint32_t remote_timeout_ms;     /* remote.timeout_ms: per call, ping */
 	uint32_t remote_window;         /* remote.window: calls in flight */
 	uint32_t remote_max_registrations; /* remote.max_registrations */
+	/* who may read the data and connect (docs/security.md) */
+	long     access_gid;  /* access.group: -1 none (the daemon's user only) */
+	uint32_t socket_mode; /* access.socket_mode: ipc sockets, 0660 */
 	/* EventStoreDB's projection model (issue 8, docs/projections.md) */
 	cfg_run run_projections;         /* run_projections: all */
 	bool start_standard_projections; /* false: system ones start stopped */

@@ -1,7 +1,7 @@
 /*
  * Small file system helpers the runtime's modules share: creating a
  * directory and its parents (the data dir, read model dirs, the plugin
- * cache).
+ * cache), and the modes of what the daemon creates.
  */
 #ifndef SL_FSUTIL_H
 #define SL_FSUTIL_H
@@ -14,5 +14,30 @@
  * @return 0, or -1 with errno set (ENOMEM if out of memory).
  */
 int fs_mkdirs(const char *path);
+
+/*
+ * What the daemon creates is its user's only (docs/security.md): the
+ * process umask 077 makes directories 0700 and files 0600. With a group
+ * (access.group) for read-only tools: umask 027, directories 02750 (the
+ * setgid bit: what is created inside takes the group), files 0640, LMDB
+ * lock files 0660 (a reader writes its slot there). Call once, before
+ * anything is created.
+ */
+void fs_access_init(long gid);
+/* The group given to fs_access_init, or -1. */
+long fs_access_gid(void);
+/* An existing directory made the daemon's (0700, or 02750 and the group):
+ * one made by an older version, or under a looser umask. 0, or -1 with
+ * errno. */
+int fs_secure_dir(const char *path);
+/* Everything under path (itself too): directories and regular files as
+ * above (files named lock.mdb as LMDB lock files), symbolic links and
+ * sockets left alone. For data_dir at start: what an older version or a
+ * looser umask made, or made for another group. 0, or -1 with errno
+ * (the first failure; the walk goes on). */
+int fs_secure_tree(const char *path);
+/* An open LMDB environment's files in dir (data.mdb, lock.mdb): modes and
+ * group as above, whatever made them. 0, or -1 with errno. */
+int fs_secure_lmdb(const char *dir);
 
 #endif

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "guard.h"
+#include "listen.h"
 #include "log.h"
 #include "runtime.h"
 #include "supervise.h"
@@ -65,7 +66,7 @@ lock_data_dir(const char *data_dir)
 		    data_dir, strerror(errno));
 		return -1;
 	}
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		fprintf(stderr, "sluiced: cannot open %s: %s\n", path,
 		    strerror(errno));
@@ -159,11 +160,19 @@ main(int argc, char **argv)
 	}
 	log_set_level(cfg->log_level);
 
+	/* before anything is created: modes and group (docs/security.md) */
+	fs_access_init(cfg->access_gid);
+	net_access_init(cfg->socket_mode, cfg->access_gid);
 	int lock_fd = lock_data_dir(cfg->data_dir);
 	if (lock_fd < 0) {
 		config_free(cfg);
 		return 1;
 	}
+	/* the daemon's user's only, or its access group's: also what an
+	 * older version, a looser umask or another group made */
+	if (fs_secure_tree(cfg->data_dir) != 0)
+		log_warn("main", "cannot restrict the modes under data_dir %s: %s",
+		    cfg->data_dir, strerror(errno));
 
 	/* Block the stop signals in every thread (threads inherit the mask),
 	 * and take them synchronously with sigwait below. */

@@ -6,6 +6,6 @@
 # link resolution, reopen, a batch over the map size (store.c + log.c only,
 # like the other store tests).
 sl_test(store_emit_test store_emit_test.c ../runtime/store/store.c ../runtime/store/store_emit.c
-          ../runtime/store/store_delete.c ../runtime/log.c
+          ../runtime/store/store_delete.c ../runtime/log.c ../runtime/fsutil.c
         LIBS sl_proto PkgConfig::LMDB Threads::Threads)
 target_include_directories(store_emit_test PRIVATE ../runtime ../runtime/store)

@@ -275,6 +275,9 @@ rm_open(const char *path, size_t map_size, bool sync, rmstore **out)
 		rm_close(rm);
 		return rc;
 	}
+	if (fs_secure_dir(path) != 0 || fs_secure_lmdb(path) != 0)
+		log_warn("readmodels", "cannot restrict the modes of %s: %s",
+		    path, strerror(errno));
 	if ((rc = open_existing(rm)) != SL_OK) {
 		rm_close(rm);
 		return rc;

@@ -25,6 +25,7 @@
 
 #include "event.h"
 #include "feed.h"
+#include "listen.h"
 #include "log.h"
 #include "mp.h"
 #include "server.h"
@@ -261,7 +262,7 @@ pub_start(const char *url, store *s, publisher **out)
 	nng_socket_set_int(p->sock, NNG_OPT_SENDBUF, PUB_SENDBUF);
 	/* NNG removes an ipc:// file left by a daemon that died, and refuses
 	 * one that a live process listens on. */
-	if ((rv = nng_listen(p->sock, url, NULL, 0)) != 0) {
+	if ((rv = net_listen(p->sock, url, NULL)) != 0) {
 		log_error("publisher", "cannot listen on %s: %s", url,
 		    nng_strerror(rv));
 		pub_free(p);

@@ -25,10 +25,12 @@
 #include <sluice/errors.h>
 
 #include "lane.h"
+#include "listen.h"
 #include "log.h"
 #include "mp.h"
 #include "nngclose.h"
 #include "server.h"
+#include "listen.h"
 
 /*
  * One worker context. Two aios, so that each only ever carries one kind of
@@ -670,7 +672,7 @@ server_start(const server_settings *set, server **out)
 		server_free(srv, false);
 		return rc;
 	}
-	if ((rv = nng_listen(srv->sock, srv->url, NULL, 0)) != 0) {
+	if ((rv = net_listen(srv->sock, srv->url, NULL)) != 0) {
 		log_error("server", "cannot listen on %s: %s", srv->url,
 		    nng_strerror(rv));
 		server_free(srv, false);

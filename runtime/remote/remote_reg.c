@@ -27,6 +27,7 @@
 #include <sluice/errors.h>
 
 #include "event.h"
+#include "listen.h"
 #include "log.h"
 #include "mp.h"
 #include "remote_internal.h"
@@ -503,10 +504,7 @@ rp_listen(remotes *rs, remote_proc *rp, nng_listener *l, char *url,
 	} else {
 		snprintf(url, url_len, "%s", base);
 	}
-	if ((rv = nng_listener_create(l, rp->sock, url)) != 0
-	    || (rv = nng_listener_start(*l, 0)) != 0) {
-		if (rv != 0 && nng_listener_id(*l) > 0)
-			nng_listener_close(*l);
+	if ((rv = net_listen(rp->sock, url, l)) != 0) {
 		return fail_msg(err, errlen,
 		    rv == NNG_ENOMEM ? SL_ENOMEM : SL_ENET,
 		    "cannot listen on %s: %s", url, nng_strerror(rv));

@@ -18,6 +18,7 @@
 
 #include <sluice/errors.h>
 
+#include "fsutil.h"
 #include "log.h"
 #include "store_internal.h"
 
@@ -520,6 +521,11 @@ store_open(const char *path, size_t map_size, bool sync, store **out)
 	        != 0
 	    || (mrc = mdb_env_open(s->env, path, flags, 0644)) != 0)
 		goto lmdb_fail;
+	/* the daemon's user's only (or its access group's), also when an
+	 * older version or a looser umask made them */
+	if (fs_secure_dir(path) != 0 || fs_secure_lmdb(path) != 0)
+		log_warn("store", "cannot restrict the modes of %s: %s", path,
+		    strerror(errno));
 	/* Free reader slots left by processes that died holding them. */
 	mdb_reader_check(s->env, &dead);
 	if (dead > 0)

@@ -1,0 +1,50 @@
+/*
+ * Listening with the daemon's socket access (listen.h).
+ */
+#include "listen.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static uint32_t sock_mode = 0660;
+static long     sock_gid  = -1;
+
+void
+net_access_init(uint32_t socket_mode, long gid)
+{
+	sock_mode = socket_mode;
+	sock_gid  = gid;
+}
+
+int
+net_listen(nng_socket s, const char *url, nng_listener *out)
+{
+	nng_listener l;
+	bool         ipc = strncmp(url, "ipc://", 6) == 0;
+	int          rv  = nng_listener_create(&l, s, url);
+	if (rv != 0)
+		return rv;
+	/* NNG sets the mode right after bind(), before any peer connects */
+	if ((ipc
+	        && (rv = nng_listener_set_int(
+	                l, NNG_OPT_IPC_PERMISSIONS, (int) sock_mode))
+	            != 0)
+	    || (rv = nng_listener_start(l, 0)) != 0) {
+		nng_listener_close(l);
+		return rv;
+	}
+	if (ipc && sock_gid >= 0
+	    && chown(url + 6, (uid_t) -1, (gid_t) sock_gid) != 0) {
+		log_error("listen", "cannot give %s to group %ld: %s", url + 6,
+		    sock_gid, strerror(errno));
+		nng_listener_close(l);
+		return NNG_EPERM;
+	}
+	if (out != NULL)
+		*out = l;
+	return 0;
+}

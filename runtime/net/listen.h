@@ -1,0 +1,23 @@
+/*
+ * Listening on an NNG URL with the daemon's socket access (docs/security.md):
+ * an ipc:// socket file gets access.socket_mode (0660 by default) and, with
+ * access.group, that group, whatever the process umask.
+ */
+#ifndef SL_LISTEN_H
+#define SL_LISTEN_H
+
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+/* Mode and group (-1: the daemon's) of the ipc sockets listened on from
+ * now on. */
+void net_access_init(uint32_t socket_mode, long gid);
+
+/*
+ * nng_listen with the access above; *out (may be NULL) receives the
+ * started listener. @return 0 or NNG's error (nothing left listening).
+ */
+int net_listen(nng_socket s, const char *url, nng_listener *out);
+
+#endif
