@@ -20,62 +20,9 @@
 #define PROJ_ID "8a2f3c1e-5b7d-4e9a-9c11-2d4e6f8a0b13"
 #define PROJ    "account_details"
 #define WAIT_MS 30000
+#define CT_TRANSIENT_NAME PROJ
 
-static char out[1 << 18]; /* stdout of the last run */
-static char err[8192];    /* stderr of the last run */
-static char out_path[4200], err_path[4200];
-
-/* ---- running the CLI ---- */
-
-/* Start the CLI with stdout to path, stderr to path.err: its pid. */
-static pid_t
-spawn_bg(const char *path, ...)
-{
-	va_list ap;
-	pid_t   pid;
-	char    errp[4400];
-
-	snprintf(errp, sizeof(errp), "%s.err", path);
-	va_start(ap, path);
-	pid = et_spawn_cli(path, errp, ap);
-	va_end(ap);
-	return pid;
-}
-
-/* Run the CLI to its end; out and err filled; its exit status. */
-static int
-run(const char *first, ...)
-{
-	va_list ap;
-	pid_t   pid;
-	int     st;
-
-	(void) first;
-	va_start(ap, first);
-	pid = et_spawn_cli(out_path, err_path, ap);
-	va_end(ap);
-	if (!dt_wait_exit(pid, WAIT_MS, &st)) {
-		kill(pid, SIGKILL);
-		dt_waitpid(pid, NULL, 0);
-		FT_FAIL("sluice did not finish within %d ms", WAIT_MS);
-	}
-	et_load_file(out_path, out, sizeof(out));
-	et_load_file(err_path, err, sizeof(err));
-	CHECK(WIFEXITED(st));
-	return WEXITSTATUS(st);
-}
-
-#define SL(...) run(NULL, __VA_ARGS__, (const char *) NULL)
-
-static json_t *
-out_json(void)
-{
-	json_error_t je;
-	json_t      *j = json_loads(out, 0, &je);
-	if (j == NULL)
-		FT_FAIL("not JSON (%s): %s (stderr: %s)", je.text, out, err);
-	return j;
-}
+#include "cli_testutil.h"
 
 /* ---- daemon ---- */
 
@@ -84,17 +31,6 @@ static void
 wait_head(void)
 {
 	et_wait_caught_up(TENANT, PROJ_ID, PROJ, NULL, WAIT_MS);
-}
-
-static void
-commit(const char *stream, const char *type, const char *content)
-{
-	sl_new_event ev = { .type = type, .content_json = content };
-	int          rc = sl_client_commit(
-	             et_cl, TENANT, stream, SL_EXPECT_ANY, &ev, 1, NULL);
-	if (rc != SL_OK)
-		FT_FAIL("commit: %s: %s", sl_errname(rc),
-		    sl_client_last_error(et_cl));
 }
 
 static void
@@ -224,62 +160,6 @@ check_one_time(void)
 	CHECK(strstr(err, "--tenant") != NULL);
 	CHECK_EQ(SL("query", "--tenant", TENANT), 1); /* no id */
 	CHECK_EQ(SL("query", PROJ_ID, "--tenant", TENANT, "--key", ""), 1);
-}
-
-/* Lines in the follow output so far. */
-static size_t
-follow_lines(const char *path, json_t **last)
-{
-	char   buf[1 << 16];
-	size_t n = 0;
-	char  *line, *save = NULL;
-
-	et_load_file(path, buf, sizeof(buf));
-	for (line = strtok_r(buf, "\n", &save); line != NULL;
-	     line = strtok_r(NULL, "\n", &save)) {
-		json_t *j = json_loads(line, 0, NULL);
-		if (j == NULL)
-			FT_FAIL("a --follow line is not JSON: %s", line);
-		if (last != NULL) {
-			json_decref(*last);
-			*last = j;
-		} else {
-			json_decref(j);
-		}
-		n++;
-	}
-	return n;
-}
-
-/* Transient runs of PROJ in status (emitting_projections). */
-static int
-transients(void)
-{
-	json_t *st = et_status(), *p;
-	size_t  i;
-	int     n = 0;
-
-	json_array_foreach(json_object_get(st, "emitting_projections"), i, p)
-	{
-		n += json_is_true(json_object_get(p, "transient"))
-		    && strcmp(jstr(p, "name"), PROJ) == 0;
-	}
-	json_decref(st);
-	return n;
-}
-
-/* Wait until n transient runs are in status. */
-static void
-wait_transients(int n, const char *why)
-{
-	int64_t end = dt_now_ms() + WAIT_MS;
-	int     now;
-	while ((now = transients()) != n) {
-		if (dt_now_ms() > end)
-			FT_FAIL("%d transient runs in status, not %d, %s", now,
-			    n, why);
-		dt_sleep_ms(20);
-	}
 }
 
 static void

@@ -31,72 +31,11 @@
 #define TENANT  "demo"
 #define WAIT_MS 30000
 
-static char out[1 << 18]; /* stdout of the last run */
-static char err[8192];    /* stderr of the last run */
-static char out_path[4200], err_path[4200];
+#include "cli_testutil.h"
+
 static char scripts[4200]; /* <tmp>/scripts */
 static char cache[4200];   /* the daemon's plugin cache */
 static int  loaded_copies; /* in it for the loaded accounts.js */
-
-/* ---- running the CLI ---- */
-
-/* Start the CLI with stdout to path, stderr to path.err: its pid. */
-static pid_t
-spawn_bg(const char *path, ...)
-{
-	va_list ap;
-	pid_t   pid;
-	char    errp[4400];
-
-	snprintf(errp, sizeof(errp), "%s.err", path);
-	va_start(ap, path);
-	pid = et_spawn_cli(path, errp, ap);
-	va_end(ap);
-	return pid;
-}
-
-/* Wait for a CLI run; out and err filled from path (and path.err). */
-static int
-finish(pid_t pid, const char *path, const char *errp)
-{
-	int st;
-
-	if (!dt_wait_exit(pid, WAIT_MS, &st)) {
-		kill(pid, SIGKILL);
-		dt_waitpid(pid, NULL, 0);
-		FT_FAIL("sluice did not finish within %d ms", WAIT_MS);
-	}
-	et_load_file(path, out, sizeof(out));
-	et_load_file(errp, err, sizeof(err));
-	CHECK(WIFEXITED(st));
-	return WEXITSTATUS(st);
-}
-
-/* Run the CLI to its end; out and err filled; its exit status. */
-static int
-run(const char *first, ...)
-{
-	va_list ap;
-	pid_t   pid;
-
-	(void) first;
-	va_start(ap, first);
-	pid = et_spawn_cli(out_path, err_path, ap);
-	va_end(ap);
-	return finish(pid, out_path, err_path);
-}
-
-#define SL(...) run(NULL, __VA_ARGS__, (const char *) NULL)
-
-static json_t *
-out_json(void)
-{
-	json_error_t je;
-	json_t      *j = json_loads(out, 0, &je);
-	if (j == NULL)
-		FT_FAIL("not JSON (%s): %s (stderr: %s)", je.text, out, err);
-	return j;
-}
 
 /* ---- scripts, events, the cache ---- */
 
@@ -106,17 +45,6 @@ script(char *path, size_t cap, const char *name, const char *text)
 {
 	CHECK(snprintf(path, cap, "%s/%s", scripts, name) < (int) cap);
 	tu_write_file(path, text);
-}
-
-static void
-commit(const char *stream, const char *type, const char *content)
-{
-	sl_new_event ev = { .type = type, .content_json = content };
-	int          rc = sl_client_commit(
-	             et_cl, TENANT, stream, SL_EXPECT_ANY, &ev, 1, NULL);
-	if (rc != SL_OK)
-		FT_FAIL("commit: %s: %s", sl_errname(rc),
-		    sl_client_last_error(et_cl));
 }
 
 static long long
@@ -155,35 +83,6 @@ wait_no_copies(const char *after)
 		if (dt_now_ms() > end)
 			FT_FAIL("%d private copies left in %s after %s",
 			    copies() - loaded_copies, cache, after);
-		dt_sleep_ms(20);
-	}
-}
-
-/* Transient runs in status. */
-static int
-transients(void)
-{
-	json_t *st = et_status(), *p;
-	size_t  i;
-	int     n = 0;
-
-	json_array_foreach(json_object_get(st, "emitting_projections"), i, p)
-	{
-		n += json_is_true(json_object_get(p, "transient"));
-	}
-	json_decref(st);
-	return n;
-}
-
-static void
-wait_transients(int n, const char *why)
-{
-	int64_t end = dt_now_ms() + WAIT_MS;
-	int     now;
-	while ((now = transients()) != n) {
-		if (dt_now_ms() > end)
-			FT_FAIL("%d transient runs in status, not %d, %s", now,
-			    n, why);
 		dt_sleep_ms(20);
 	}
 }
@@ -387,31 +286,6 @@ check_one_time(void)
 	CHECK(strstr(err, "cannot read") != NULL);
 	wait_no_copies("the one-time queries");
 	fprintf(stderr, "one-time --js queries: states as computed\n");
-}
-
-/* Lines in the follow output so far; the last one parsed into *last. */
-static size_t
-follow_lines(const char *path, json_t **last)
-{
-	char   buf[1 << 16];
-	size_t n = 0;
-	char  *line, *save = NULL;
-
-	et_load_file(path, buf, sizeof(buf));
-	for (line = strtok_r(buf, "\n", &save); line != NULL;
-	     line = strtok_r(NULL, "\n", &save)) {
-		json_t *j = json_loads(line, 0, NULL);
-		if (j == NULL)
-			FT_FAIL("a --follow line is not JSON: %s", line);
-		if (last != NULL) {
-			json_decref(*last);
-			*last = j;
-		} else {
-			json_decref(j);
-		}
-		n++;
-	}
-	return n;
 }
 
 /* Wait until the last --follow line's states equal want. */
