@@ -44,20 +44,6 @@ typedef struct spec_run_ctx {
 
 #define diff(c, ...) spec_diff(&(c)->cmp, __VA_ARGS__)
 
-static int bad(const char *file, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int
-bad(const char *file, const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "sluice spec: %s: ", file);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return 1;
-}
 
 /* ---- JSON ---- */
 
@@ -129,7 +115,7 @@ commit_event(spec_ctx *c, const spec_step *st)
 	int            rc;
 	if (!msgpack_zone_init(&z, 1024)) {
 		json_decref(empty);
-		return bad(c->file, "out of memory");
+		return spec_bad(c->file, "out of memory");
 	}
 	rc = to_mp(&z, st->data != NULL ? st->data : empty, &content);
 	if (rc == SL_OK && st->metadata != NULL)
@@ -137,7 +123,7 @@ commit_event(spec_ctx *c, const spec_step *st)
 	json_decref(empty);
 	if (rc != SL_OK) {
 		msgpack_zone_destroy(&z);
-		return bad(c->file, "%s: %s", st->where, sl_errname(rc));
+		return spec_bad(c->file, "%s: %s", st->where, sl_errname(rc));
 	}
 	ev_new en;
 	memset(&en, 0, sizeof(en));
@@ -168,7 +154,7 @@ commit_event(spec_ctx *c, const spec_step *st)
 	rc            = store_commit_wait(c->s, &sc);
 	msgpack_zone_destroy(&z);
 	if (rc != SL_OK)
-		return bad(c->file, "%s: commit to '%s': %s %s", st->where,
+		return spec_bad(c->file, "%s: commit to '%s': %s %s", st->where,
 		    st->stream, sl_errname(rc), sc.message);
 	return 0;
 }
@@ -187,7 +173,7 @@ delete_stream(spec_ctx *c, const spec_step *st)
 	sc.trunc      = STORE_TRUNC_DELETE;
 	int rc        = store_commit_wait(c->s, &sc);
 	if (rc != SL_OK)
-		return bad(c->file, "%s: delete '%s': %s %s", st->where,
+		return spec_bad(c->file, "%s: delete '%s': %s %s", st->where,
 		    st->stream, sl_errname(rc), sc.message);
 	return 0;
 }
@@ -266,12 +252,12 @@ runner_start(spec_ctx *c, runner *r, const proj_def *def)
 	if (!eproj_is_emitting(def))
 		rc = proc_start(c->s, c->rm, SPEC_TENANT, def, 64, &r->p);
 	else if (eproj_claim(c->s, def, err, sizeof(err)) != SL_OK)
-		return bad(c->file, "%s", err);
+		return spec_bad(c->file, "%s", err);
 	else
 		rc = eproj_start(c->s, SPEC_TENANT, def, CFG_MODE_CONTINUOUS,
 		    &set, false, &r->ep);
 	if (rc != SL_OK)
-		return bad(c->file, "cannot start the projection: %s",
+		return spec_bad(c->file, "cannot start the projection: %s",
 		    sl_errname(rc));
 	return 0;
 }
@@ -309,7 +295,7 @@ runner_sync(spec_ctx *c, runner *r, uint64_t head)
 	int64_t end = now_ms() + SPEC_WAIT_MS;
 	while (!runner_at(r, head, where, sizeof(where))) {
 		if (now_ms() > end)
-			return bad(c->file,
+			return spec_bad(c->file,
 			    "the projection did not reach position %" PRIu64
 			    ": %s",
 			    head, where);
@@ -322,7 +308,7 @@ runner_sync(spec_ctx *c, runner *r, uint64_t head)
 	       : eproj_read_states(c->s, SPEC_TENANT, r->def,
 	           proj_def_result(r->def), NULL, 0, state_cb, c);
 	if (rc != SL_OK)
-		return bad(c->file, "reading the states: %s", sl_errname(rc));
+		return spec_bad(c->file, "reading the states: %s", sl_errname(rc));
 	return 0;
 }
 
@@ -430,7 +416,7 @@ pick(spec_ctx *c, const char *name)
 	if (name != NULL) {
 		const proj_def *d = registry_find(c->r, name, strlen(name));
 		if (d == NULL)
-			bad(c->file, "no projection '%s' in the plugin", name);
+			spec_bad(c->file, "no projection '%s' in the plugin", name);
 		return d;
 	}
 	const proj_def *only = NULL;
@@ -443,7 +429,7 @@ pick(spec_ctx *c, const char *name)
 		}
 	}
 	if (n != 1) {
-		bad(c->file,
+		spec_bad(c->file,
 		    "the plugin has %zu projections: name one with "
 		    "--projection or \"projectionName\"",
 		    n);
@@ -463,7 +449,7 @@ run(spec_ctx *c, const spec_file *f, const char *plugin, const char *name,
 		dir  = ".";
 	}
 	if (proj == NULL || *proj == '\0')
-		return bad(
+		return spec_bad(
 		    c->file, "no \"projection\" (the projection's file)");
 	if (name == NULL)
 		name = f->name;
@@ -473,15 +459,15 @@ run(spec_ctx *c, const spec_file *f, const char *plugin, const char *name,
 	    ? snprintf(path, sizeof(path), "%s", proj)
 	    : snprintf(path, sizeof(path), "%s/%s", dir, proj);
 	if (pn < 0 || (size_t) pn >= sizeof(path))
-		return bad(c->file, "the projection's path is too long");
+		return spec_bad(c->file, "the projection's path is too long");
 	size_t plen  = strlen(path);
 	bool   is_js = plen > 3 && strcmp(path + plen - 3, ".js") == 0;
 	if (is_js && js_host != NULL && registry_set_js_host(c->r, js_host))
-		return bad(c->file, "out of memory");
+		return spec_bad(c->file, "out of memory");
 	char err[1024];
 	int  rc = registry_load_file(c->r, path, err, sizeof(err));
 	if (rc != SL_OK)
-		return bad(c->file, "the projection does not load: %s", err);
+		return spec_bad(c->file, "the projection does not load: %s", err);
 	const proj_def *def = pick(c, is_js ? NULL : name);
 	if (def == NULL)
 		return 1;
@@ -515,7 +501,7 @@ spec_run(const char *file, const char *plugin, const char *projection,
 	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
 	if (mkdtemp(work) == NULL) {
 		spec_file_free(&f);
-		return bad(file, "cannot create a temporary directory in %s",
+		return spec_bad(file, "cannot create a temporary directory in %s",
 		    tmp != NULL ? tmp : "/tmp");
 	}
 	spec_ctx c = {
@@ -524,17 +510,17 @@ spec_run(const char *file, const char *plugin, const char *projection,
 	int status = 1, rc;
 	snprintf(path, sizeof(path), "%s/log", work);
 	if ((rc = store_open(path, 64u << 20, false, &c.s)) != SL_OK) {
-		bad(file, "store_open %s: %s", path, sl_errname(rc));
+		spec_bad(file, "store_open %s: %s", path, sl_errname(rc));
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s/rm", work);
 	if ((rc = rm_open(path, 32u << 20, false, &c.rm)) != SL_OK) {
-		bad(file, "rm_open %s: %s", path, sl_errname(rc));
+		spec_bad(file, "rm_open %s: %s", path, sl_errname(rc));
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s/plugin-cache", work);
 	if ((rc = registry_create(path, &c.r)) != SL_OK) {
-		bad(file, "registry_create: %s", sl_errname(rc));
+		spec_bad(file, "registry_create: %s", sl_errname(rc));
 		goto out;
 	}
 	status = run(&c, &f, plugin, projection, js_host);

@@ -17,11 +17,8 @@
  * Sluice's log writes for one. */
 #define SPEC_DELETE_TYPE "$streamDeleted"
 
-static int bad(const char *file, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int
-bad(const char *file, const char *fmt, ...)
+int
+spec_bad(const char *file, const char *fmt, ...)
 {
 	va_list ap;
 	fprintf(stderr, "sluice spec: %s: ", file);
@@ -31,6 +28,7 @@ bad(const char *file, const char *fmt, ...)
 	fputc('\n', stderr);
 	return 1;
 }
+
 
 static bool
 is_link_type(const char *type)
@@ -62,19 +60,19 @@ load_step(
 	st->stream       = stream;
 	st->type         = json_string_value(json_object_get(ev, "eventType"));
 	if (!json_is_object(ev))
-		return bad(file, "%s: an event is an object", w);
+		return spec_bad(file, "%s: an event is an object", w);
 	if (st->type == NULL || *st->type == '\0')
-		return bad(file, "%s: no eventType", w);
+		return spec_bad(file, "%s: no eventType", w);
 	st->states  = json_object_get(ev, "states");
 	st->emitted = json_object_get(ev, "emitted");
 	if (st->states != NULL && !json_is_array(st->states))
-		return bad(file, "%s: states is not an array", w);
+		return spec_bad(file, "%s: states is not an array", w);
 	if (st->emitted != NULL && !json_is_object(st->emitted))
-		return bad(file, "%s: emitted is not an object of streams", w);
+		return spec_bad(file, "%s: emitted is not an object of streams", w);
 	if (strcmp(st->type, SPEC_DELETE_TYPE) == 0) {
 		st->kind = SPEC_STEP_DELETE;
 		if (data != NULL || meta != NULL || id != NULL)
-			return bad(file,
+			return spec_bad(file,
 			    "%s: a %s (a stream deletion) has no data, "
 			    "metadata nor eventId",
 			    w, SPEC_DELETE_TYPE);
@@ -83,24 +81,24 @@ load_step(
 	st->kind = SPEC_STEP_EVENT;
 	if (is_link_type(st->type)) {
 		if (!json_is_string(data))
-			return bad(file,
+			return spec_bad(file,
 			    "%s: a link event's data is a string "
 			    "(\"<revision>@<stream>\" for $>, a stream id for "
 			    "$@)",
 			    w);
 	} else if (data != NULL && !json_is_object(data))
-		return bad(file,
+		return spec_bad(file,
 		    "%s: data is not an object (Sluice stores JSON objects)",
 		    w);
 	if (meta != NULL && !json_is_object(meta) && !json_is_null(meta))
-		return bad(file, "%s: metadata is not an object", w);
+		return spec_bad(file, "%s: metadata is not an object", w);
 	st->data     = data;
 	st->metadata = json_is_object(meta) ? meta : NULL;
 	if (id != NULL) {
 		uuid_t u;
 		st->event_id = json_string_value(id);
 		if (st->event_id == NULL || uuid_parse(st->event_id, u) != 0)
-			return bad(file, "%s: eventId is not a UUID", w);
+			return spec_bad(file, "%s: eventId is not a UUID", w);
 	}
 	return 0;
 }
@@ -112,20 +110,20 @@ load_input(const char *file, spec_file *f, const json_t *input)
 	if (input == NULL)
 		return 0;
 	if (!json_is_array(input))
-		return bad(file, "input is not an array of streams");
+		return spec_bad(file, "input is not an array of streams");
 	for (size_t i = 0; i < json_array_size(input); i++) {
 		json_t     *st = json_array_get(input, i);
 		const char *id
 		    = json_string_value(json_object_get(st, "streamId"));
 		json_t *evs = json_object_get(st, "events");
 		if (id == NULL || *id == '\0' || !json_is_array(evs))
-			return bad(
+			return spec_bad(
 			    file, "input[%zu] needs streamId and events", i);
 		n += json_array_size(evs);
 	}
 	f->steps = calloc(n ? n : 1, sizeof(*f->steps));
 	if (f->steps == NULL)
-		return bad(file, "out of memory");
+		return spec_bad(file, "out of memory");
 	for (size_t i = 0; i < json_array_size(input); i++) {
 		json_t     *st = json_array_get(input, i);
 		const char *id
@@ -150,9 +148,9 @@ spec_file_load(const char *path, spec_file *f)
 	f->path = path;
 	f->root = json_load_file(path, 0, &je);
 	if (f->root == NULL)
-		return bad(path, "line %d: %s", je.line, je.text);
+		return spec_bad(path, "line %d: %s", je.line, je.text);
 	if (!json_is_object(f->root))
-		return bad(path, "a spec is a JSON object");
+		return spec_bad(path, "a spec is a JSON object");
 	snprintf(f->dir, sizeof(f->dir), "%s", path);
 	char *slash = strrchr(f->dir, '/');
 	if (slash != NULL)
@@ -165,13 +163,13 @@ spec_file_load(const char *path, spec_file *f)
 	    = json_string_value(json_object_get(f->root, "projectionName"));
 	json_t *out = json_object_get(f->root, "output");
 	if (out == NULL || !json_is_object(out))
-		return bad(path, "no \"output\" object");
+		return spec_bad(path, "no \"output\" object");
 	f->states  = json_object_get(out, "states");
 	f->emitted = json_object_get(out, "emitted");
 	if (f->states != NULL && !json_is_array(f->states))
-		return bad(path, "output.states is not an array");
+		return spec_bad(path, "output.states is not an array");
 	if (f->emitted != NULL && !json_is_object(f->emitted))
-		return bad(path, "output.emitted is not an object of streams");
+		return spec_bad(path, "output.emitted is not an object of streams");
 	return load_input(path, f, json_object_get(f->root, "input"));
 }
 

@@ -97,4 +97,9 @@ typedef json_t *(*spec_read_stream_fn)(
 void spec_check_emitted(
     spec_cmp *c, const json_t *want, spec_read_stream_fn read, void *arg);
 
+/* "sluice spec: file: why" on stderr (a spec that cannot be run);
+ * @return 1, the exit status for it. */
+int spec_bad(const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 #endif
