@@ -564,23 +564,31 @@ cmd_query_worker(const opts *o)
 	return 0;
 }
 
+/* Start sluiced with o->plugin on the loaded log; return a client once
+ * the (first) processor is at the head. */
+static sl_client *
+start_at_head(const opts *o, bench_daemon *d)
+{
+	daemon_init(d, o->sluiced, o->dir, o->sync != 0);
+	daemon_set_plugin(d, o->plugin);
+	daemon_start(d);
+	sl_client    *c = daemon_client(d);
+	daemon_status st;
+	for (;;) {
+		daemon_get_status(c, &st);
+		if (st.n_processors > 0 && st.position >= st.head)
+			return c;
+		bench_sleep_ns(5000000);
+	}
+}
+
 static int
 cmd_query(const opts *o, const char *self)
 {
 	bench_daemon d;
-	daemon_init(&d, o->sluiced, o->dir, o->sync != 0);
-	daemon_set_plugin(&d, o->plugin);
-	daemon_start(&d);
-	sl_client    *c = daemon_client(&d);
-	daemon_status st;
 	/* The read models are there already; wait for the processor's
 	 * checkpoint check so it does not compete with the queries. */
-	for (;;) {
-		daemon_get_status(c, &st);
-		if (st.n_processors > 0 && st.position >= st.head)
-			break;
-		bench_sleep_ns(5000000);
-	}
+	sl_client *c = start_at_head(o, &d);
 	uint64_t models = count_models(c);
 	if (models == 0)
 		bench_die("query: no read models (run catchup first)");
@@ -654,17 +662,7 @@ cmd_filter(const opts *o)
 {
 	static const char filter[] = "customer events";
 	bench_daemon      d;
-	daemon_init(&d, o->sluiced, o->dir, o->sync != 0);
-	daemon_set_plugin(&d, o->plugin);
-	daemon_start(&d);
-	sl_client    *c = daemon_client(&d);
-	daemon_status st;
-	for (;;) {
-		daemon_get_status(c, &st);
-		if (st.n_processors > 0 && st.position >= st.head)
-			break;
-		bench_sleep_ns(5000000);
-	}
+	sl_client        *c = start_at_head(o, &d);
 	/* every filter's processor at the head: the stream no longer grows */
 	uint64_t n = 0, prev = UINT64_MAX;
 	while ((n = read_filter_all(c, filter, 0)) != prev) {
