@@ -275,6 +275,32 @@ typedef struct sl_projection {
 	 * Read only when struct_size covers it.
 	 */
 	int (*key)(void *user, const sl_event *event, char *buf, size_t len);
+	/**
+	 * Optional (EventStoreDB's outputTo(resultStream, pattern) and
+	 * options({resultStreamName})): where the host writes the results
+	 * of the result transform. result_stream is the result stream of a
+	 * projection whose keys are all static (one state; EventStoreDB's
+	 * root partition); NULL: "$projections-<name>-result".
+	 * partition_result_stream is the result stream of each key, "{0}"
+	 * standing for the key (it must hold "{0}" once); NULL:
+	 * "$projections-<name>-{0}-result". A name is 1..256 bytes, holds no
+	 * '*', and starts with '$' only as "$projections-<name>-" does. The
+	 * projection owns them as it owns its declared streams (a pattern:
+	 * every stream that starts with the part before "{0}"); a projection
+	 * whose result streams overlap another's is refused. Part of the
+	 * definition when set. Read only when struct_size covers them.
+	 */
+	const char *result_stream;
+	const char *partition_result_stream;
+	/**
+	 * Optional: the result transform with a reason, used instead of
+	 * result when set (keep result set too for older hosts). As result;
+	 * on SL_FAIL write why the transform failed (NUL-terminated, at most
+	 * whylen bytes) into why: the key fails with that reason. Threads
+	 * and lifetimes as result. Read only when struct_size covers it.
+	 */
+	sl_outcome (*result_reason)(void *user, const char *key,
+	    const sl_state *state, sl_state *result, char *why, size_t whylen);
 } sl_projection;
 
 /** The three kinds of filter (Dolittle's). */

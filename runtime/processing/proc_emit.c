@@ -107,6 +107,8 @@ proc_emit_free(proc_emit *em)
 	flight_free(em->fl);
 	ebatch_free(em->eb);
 	free(em->rprefix);
+	free(em->rroot);
+	free(em->rpat);
 	free(em);
 }
 

@@ -48,6 +48,7 @@ typedef struct proc_emit {
 	size_t             n_emits;
 	proj_result_fn     result;
 	char              *rprefix; /* "$projections-<name>-" */
+	char *rroot, *rpat; /* the result streams (eproj_result_names) */
 	bool               root_result; /* keys all static: one result */
 	emit_sink          sink;
 	const ev_view     *cur;  /* the event being handled (emits' cause) */
