@@ -395,6 +395,9 @@ emitting(pt_env *e, uint64_t head)
 	run_emitting(e, "output_state", head);
 	run_emitting(e, "transform", head);
 	run_emitting(e, "rich", head);
+	run_emitting(e, "output_to", head);
+	run_emitting(e, "result_name", head);
+	run_emitting(e, "copy_to", head);
 	for (int a = 1; a <= NACC; a++) {
 		char stream[32], meta[64];
 		snprintf(stream, sizeof(stream), "audit-account-%d", a);
@@ -465,6 +468,41 @@ emitting(pt_env *e, uint64_t head)
 		}
 	}
 	CHECK(removed > 0); /* the log has a balance falling below 100 */
+
+	/* outputTo('balances', 'balance-{0}'): each key's results in its
+	 * stream, the last one its balance; none under the default names,
+	 * none in the root stream (EventStoreDB links them there) */
+	for (int a = 1; a <= NACC; a++) {
+		char stream[64], c[64];
+		snprintf(stream, sizeof(stream), "balance-account-%d", a);
+		n = pt_read_stream(e->s, stream, v, 128);
+		CHECK(n > 0);
+		snprintf(
+		    c, sizeof(c), "{\"b\":%lld}", (long long) accs[a].balance);
+		CHECK_STREQ(v[n - 1].type, "Result");
+		CHECK_STREQ(v[n - 1].content, c);
+		snprintf(stream, sizeof(stream),
+		    "$projections-output_to-account-%d-result", a);
+		CHECK_EQ(pt_read_stream(e->s, stream, v, 128), 0);
+	}
+	CHECK_EQ(pt_read_stream(e->s, "balances", v, 128), 0);
+	/* options({resultStreamName}): the root result stream named */
+	n = pt_read_stream(e->s, "bank-notes-result", v, 128);
+	CHECK_EQ(n, 3);
+	CHECK_STREQ(v[2].type, "Result");
+	CHECK_STREQ(v[2].content, "{\"n\":3,\"last\":\"c\"}");
+	CHECK_EQ(
+	    pt_read_stream(e->s, "$projections-result_name-result", v, 128),
+	    0);
+	/* copyTo: the events' type and body, their metadata with the given
+	 * one's (without its '$' names) */
+	n = pt_read_stream(e->s, "copies-user-1", v, 128);
+	CHECK_EQ(n, 2);
+	CHECK_STREQ(v[0].type, "Tagged");
+	CHECK_STREQ(v[0].content, "{\"v\":1}");
+	CHECK_STREQ(v[0].meta, "{\"tag\":\"vip\",\"copied\":true}");
+	CHECK_STREQ(v[1].content, "{\"v\":2}");
+	CHECK_STREQ(v[1].meta, "{\"tag\":\"new\",\"copied\":true}");
 }
 
 /* ---- failing keys ---- */
@@ -555,6 +593,41 @@ failing(uint64_t head)
 	CHECK(all != NULL);
 	CHECK_EQ(json_integer_value(json_object_get(all, "n")), others);
 	json_decref(all);
+
+	/* a result transform that throws: the key fails with the script's
+	 * file:line and message, the other keys reach the head */
+	const proj_def *td = pt_find(e.r, "transform_throws");
+	char            err[256];
+	eproj          *ep;
+	proj_settings   set = {
+		  .checkpoint_handled_threshold         = 4000,
+		  .checkpoint_unhandled_bytes_threshold = 10u << 20,
+		  .pending_events_threshold             = 5000,
+		  .max_write_batch_length               = 500,
+	};
+	CHECK_EQ(eproj_claim(e.s, td, err, sizeof(err)), SL_OK);
+	CHECK_EQ(
+	    eproj_start(e.s, "t1", td, CFG_MODE_CONTINUOUS, &set, false, &ep),
+	    SL_OK);
+	pt_wait_unit(eproj_processor(ep), "account-2", 1, PT_WAIT_MS, &f);
+	if (strstr(f.reason,
+	        "transform_throws.js:5: Error: no result for account-2 (the "
+	        "result of key 'account-2')")
+	    == NULL) {
+		fprintf(stderr, "transform_throws: reason '%s'\n", f.reason);
+		exit(1);
+	}
+	st = pt_wait_failing_units(eproj_processor(ep), head, PT_WAIT_MS);
+	CHECK_EQ(st.n_failing, 1);
+	eproj_stop(ep);
+	static pt_sev tv[128];
+	CHECK(pt_read_stream(e.s,
+	          "$projections-transform_throws-account-1-result", tv, 128)
+	    > 0);
+	CHECK_EQ(
+	    pt_read_stream(e.s,
+	        "$projections-transform_throws-account-2-result", tv, 128),
+	    0);
 	pt_env_close(&e);
 }
 
@@ -574,10 +647,7 @@ refused(void)
 		{ "shared_deleted.js",
 		    "$deleted in a bi-state projection is not supported" },
 		{ "no_when.js", "no .when({...})" },
-		{ "bad_option.js",
-		    "options.resultStreamName is not supported (the host "
-		    "names result streams "
-		    "$projections-<name>[-<key>]-result)" },
+		{ "bad_option.js", "options.$someOption is not supported" },
 		{ "top_loop.js",
 		    "top_loop.js: over its CPU budget of 100 ms" },
 		{ "no_handler.js", "when() has no event handler" },

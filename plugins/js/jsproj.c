@@ -104,13 +104,20 @@ read_options(duk_context *ctx, defarg *d)
 			double v = duk_to_number(ctx, -1) * 1048576.0;
 			if (v >= 1048576.0 && v < (double) p->lim.memory_bytes)
 				p->lim.memory_bytes = (size_t) v;
-		} else if (strcmp(k, "resultStreamName") == 0)
-			DEF_FAIL(
-			    "%s: options.resultStreamName is not supported "
-			    "(the host names result streams "
-			    "$projections-<name>[-<key>]-result)",
-			    p->file);
-		else
+		} else if (strcmp(k, "resultStreamName") == 0
+		    || strcmp(k, "partitionResultStreamNamePattern") == 0) {
+			bool root = k[0] == 'r';
+			if (!duk_is_string(ctx, -1))
+				DEF_FAIL("%s: options.%s is a stream name",
+				    p->file, k);
+			/* outputTo() wins: ESDB applies it after */
+			const char **to
+			    = root ? &p->result_stream : &p->partition_pattern;
+			if (*to == NULL
+			    && (*to = keep(p, duk_get_string(ctx, -1)))
+			        == NULL)
+				DEF_FAIL("%s: out of memory", p->file);
+		} else
 			DEF_FAIL(
 			    "%s: options.%s is not supported", p->file, k);
 		duk_pop_2(ctx);
@@ -235,6 +242,14 @@ def_body(duk_context *ctx, void *arg)
 	duk_get_prop_string(ctx, -1, "partitionBy");
 	p->partition_fn = !duk_is_null(ctx, -1);
 	duk_pop(ctx);
+	/* outputTo(stream, pattern) */
+	duk_get_prop_string(ctx, -1, "resultStream");
+	if (duk_is_string(ctx, -1))
+		p->result_stream = keep(p, duk_get_string(ctx, -1));
+	duk_get_prop_string(ctx, -2, "partitionPattern");
+	if (duk_is_string(ctx, -1))
+		p->partition_pattern = keep(p, duk_get_string(ctx, -1));
+	duk_pop_2(ctx);
 	read_sources(ctx, d);
 	if (d->why[0] == '\0')
 		read_handlers(ctx, d);
@@ -249,8 +264,10 @@ def_body(duk_context *ctx, void *arg)
 		read_shared(ctx, d);
 	if (d->why[0] == '\0') {
 		duk_get_prop_string(ctx, -1, "outputState");
-		if (duk_to_boolean(ctx, -1))
-			p->proj.result = jscall_result;
+		if (duk_to_boolean(ctx, -1)) {
+			p->proj.result        = jscall_result;
+			p->proj.result_reason = jscall_result_reason;
+		}
 		duk_pop(ctx);
 		duk_get_prop_string(ctx, -1, "transforms");
 		p->n_transforms = duk_get_length(ctx, -1);
@@ -392,6 +409,8 @@ jsproj_open(const sl_host_api *host, const char *path, const char *file,
 		j->deleted = jscall_deleted;
 	if (p->partition_fn)
 		j->key = jscall_key;
+	j->result_stream           = p->result_stream;
+	j->partition_result_stream = p->partition_pattern;
 	if (p->bistate) {
 		j->shared_initial_state_json = p->shared_json;
 		/* each new key's [state, shared] goes through __sl_init */
