@@ -164,6 +164,15 @@ int eproj_read_states(store *s, const char *tenant, const proj_def *def,
     void *arg);
 
 /**
+ * The committed shared state (ABI 1.3, bi-state) of a continuous emitting
+ * projection of tenant, from its checkpoint record: a msgpack map copied
+ * into *data (malloc'ed). @return SL_OK; SL_ENOTFOUND (none stored yet);
+ * SL_ESTORAGE; SL_EPROTO (a corrupt checkpoint); SL_ENOMEM.
+ */
+int eproj_read_shared(store *s, const char *tenant, const proj_def *def,
+    char **data, size_t *len);
+
+/**
  * A transient run's current states (in memory), key order; *position gets
  * its position. @return SL_OK, fn's nonzero value.
  */

@@ -350,6 +350,60 @@ ckpt_cb(void *arg, const void *key, size_t key_len, const void *val,
 }
 
 /* SL_OK, SL_ENOTFOUND, SL_ESTORAGE, SL_EPROTO (a corrupt record). */
+typedef struct shared_out {
+	char  *data;
+	size_t len;
+} shared_out;
+
+static int
+shared_out_cb(void *arg, const void *key, size_t key_len, const void *val,
+    size_t val_len)
+{
+	(void) key;
+	(void) key_len;
+	shared_out      *o = arg;
+	msgpack_unpacked up;
+	size_t           off = 0;
+	int              rc  = SL_EPROTO;
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, val, val_len, &off)
+	        == MSGPACK_UNPACK_SUCCESS
+	    && up.data.type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object *sh = mp_get(&up.data, "shared");
+		rc                       = SL_OK;
+		if (sh != NULL && sh->type == MSGPACK_OBJECT_BIN) {
+			o->data = malloc(sh->via.bin.size + 1);
+			if (o->data == NULL)
+				rc = SL_ENOMEM;
+			else {
+				memcpy(o->data, sh->via.bin.ptr,
+				    sh->via.bin.size);
+				o->len = sh->via.bin.size;
+			}
+		}
+	}
+	msgpack_unpacked_destroy(&up);
+	return rc;
+}
+
+int
+eproj_read_shared(store *s, const char *tenant, const proj_def *def,
+    char **data, size_t *len)
+{
+	shared_out o = { NULL, 0 };
+	int rc = store_get_checkpoint(s, tenant, def->id, shared_out_cb, &o);
+	if (rc == SL_OK && o.data == NULL)
+		rc = SL_ENOTFOUND;
+	if (rc != SL_OK) {
+		free(o.data);
+		o.data = NULL;
+		o.len  = 0;
+	}
+	*data = o.data;
+	*len  = o.len;
+	return rc;
+}
+
 static int
 ckpt_read(processor *p, ckpt *out)
 {
