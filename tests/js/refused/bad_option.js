@@ -1,3 +1,3 @@
 // an option Sluice does not know is refused, never silently ignored.
-options({ $someOption : true });
+options({ $someOption: true });
 fromAll().when({ $any: function (s, e) {} });
