@@ -242,8 +242,9 @@ typedef struct sl_projection {
 	    const char *key, sl_state *state, sl_context *ctx);
 	/**
 	 * Optional (EventStoreDB's $initShared / bi-state): the initial state
-	 * shared by every key, a JSON object text; NULL: none. on() and
-	 * created() read and change it through host->shared_state(ctx); it
+	 * shared by every key, a JSON object text; NULL: none. on(),
+	 * created() and deleted() read and change it through
+	 * host->shared_state(ctx); it
 	 * is stored with the keys' states and the checkpoint (exactly once),
 	 * and what a failed event did to it is undone. Part of the
 	 * definition.
@@ -296,8 +297,11 @@ typedef struct sl_projection {
 	 * Optional: the result transform with a reason, used instead of
 	 * result when set (keep result set too for older hosts). As result;
 	 * on SL_FAIL write why the transform failed (NUL-terminated, at most
-	 * whylen bytes) into why: the key fails with that reason. Threads
-	 * and lifetimes as result. Read only when struct_size covers it.
+	 * whylen bytes) into why: the key fails with that reason and is not
+	 * retried by itself (the transform sees only the state: a retry
+	 * gives the same), it waits for `sluice retry` or a new definition.
+	 * Threads and lifetimes as result. Read only when struct_size covers
+	 * it.
 	 */
 	sl_outcome (*result_reason)(void *user, const char *key,
 	    const sl_state *state, sl_state *result, char *why, size_t whylen);
@@ -678,7 +682,7 @@ typedef struct sl_host_api {
 	 * The state shared by every key of the projection being called
 	 * (sl_projection.shared_initial_state_json), a document like a key's
 	 * state, valid until the callback returns; NULL when the projection
-	 * has none (or outside on() and created()).
+	 * has none (or outside on(), created() and deleted()).
 	 */
 	sl_state *(*shared_state)(sl_context *ctx);
 } sl_host_api;

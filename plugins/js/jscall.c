@@ -460,8 +460,9 @@ state_body(duk_context *ctx, void *arg)
 	const char        *fn = a->which == ON ? "__sl_on"
 	           : a->which == CREATED       ? "__sl_init"
 	                                       : "__sl_deleted";
-	/* bi-state ($initShared): handlers get [state, shared] */
-	if (a->p->bistate && a->which != DELETED) {
+	/* bi-state ($initShared): handlers and $deleted get [state,
+	 * shared] */
+	if (a->p->bistate) {
 		sh = H->shared_state(a->ctx);
 		if (sh == NULL) {
 			snprintf(a->why, sizeof(a->why),
@@ -510,7 +511,9 @@ state_body(duk_context *ctx, void *arg)
 		    "%s: %s gave %s for '%s' where a bi-state projection "
 		    "keeps [state, shared]",
 		    a->p->file,
-		    a->which == CREATED ? "$init" : H->event_type(a->ev),
+		    a->which == CREATED       ? "$init"
+		        : a->which == DELETED ? "$deleted"
+		                              : H->event_type(a->ev),
 		    kind_of(ctx, -1), a->key);
 		return 0;
 	}

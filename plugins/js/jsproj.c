@@ -158,6 +158,7 @@ read_handlers(duk_context *ctx, defarg *d)
 	duk_get_prop_string(ctx, -1, "foreachStream");
 	bool per_stream = duk_to_boolean(ctx, -1);
 	duk_pop(ctx);
+	p->per_stream = per_stream;
 	if (per_stream && p->partition_fn)
 		DEF_FAIL("%s: partitionBy() and foreachStream() both choose "
 		         "the key: use one",
@@ -214,11 +215,6 @@ static duk_ret_t
 read_shared(duk_context *ctx, defarg *d)
 {
 	jsproj *p = d->p;
-	if (p->has_deleted)
-		DEF_FAIL("%s: $deleted in a bi-state projection is not "
-		         "supported (the host hands the shared state only to "
-		         "event handlers)",
-		    p->file);
 	duk_get_global_string(ctx, "__sl_init_shared");
 	jsheap_script_begin();
 	duk_call(ctx, 0);
@@ -255,11 +251,16 @@ def_body(duk_context *ctx, void *arg)
 		read_handlers(ctx, d);
 	if (d->why[0] == '\0')
 		read_options(ctx, d);
-	if (d->why[0] == '\0' && p->has_deleted && p->partition_fn)
-		DEF_FAIL("%s: $deleted with partitionBy() is not supported "
-		         "(the host calls $deleted for the key that is the "
-		         "deleted stream's id)",
-		    p->file);
+	/* as EventStoreDB ("Deleted stream notifications are only supported
+	 * with foreachStream()"): the notice names a stream, and only
+	 * foreachStream() makes the stream its key */
+	if (d->why[0] == '\0' && p->has_deleted && !p->per_stream)
+		DEF_FAIL("%s: $deleted is only supported with foreachStream() "
+		         "(as in EventStoreDB: a deleted stream's notice goes "
+		         "to the key that is the stream's id%s)",
+		    p->file,
+		    p->partition_fn ? "; partitionBy() keys are not streams"
+		                    : "");
 	if (d->why[0] == '\0' && p->bistate)
 		read_shared(ctx, d);
 	if (d->why[0] == '\0') {

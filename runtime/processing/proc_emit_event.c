@@ -233,7 +233,13 @@ emit_new_state(batch_ctx *b, centry *x, const char *key, const ev_view *ev,
 			free(ores);
 			free(nres);
 			free(nstate);
-			return proc_unit_fail(b, NULL, "%s", why);
+			/* result_reason's failure is the transform's verdict
+			 * on the state: a retry gives the same */
+			sl_context nr = { .no_retry = true };
+			return proc_unit_fail(b,
+			    proj_def_result_reason(p->def) != NULL ? &nr
+			                                           : NULL,
+			    "%s", why);
 		}
 		if (x->result_known) {
 			ores      = x->result;
