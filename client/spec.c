@@ -38,6 +38,7 @@ typedef struct spec_run_ctx {
 	rmstore    *rm;
 	registry   *r;
 	json_t     *states; /* key -> {state, result?} as the run left them */
+	json_t     *shared; /* the stored shared state (bi-state), or NULL */
 	int         diffs;
 	char        when[256]; /* "after input[i].events[k]: ", or "" */
 } spec_ctx;
@@ -263,6 +264,26 @@ commit_event(
 	return 0;
 }
 
+/* Delete stream (a soft delete: the log writes EventStoreDB's
+ * "$streamDeleted" notice in "$deleted", which calls $deleted). */
+static int
+delete_stream(spec_ctx *c, const char *stream, size_t si)
+{
+	store_commit sc;
+	memset(&sc, 0, sizeof(sc));
+	sc.tenant     = SPEC_TENANT;
+	sc.tenant_len = strlen(SPEC_TENANT);
+	sc.stream     = stream;
+	sc.stream_len = strlen(stream);
+	sc.expected   = STORE_EXPECT_ANY;
+	sc.trunc      = STORE_TRUNC_DELETE;
+	int rc        = store_commit_wait(c->s, &sc);
+	if (rc != SL_OK)
+		return bad(c->file, "input[%zu]: deleting '%s': %s %s", si,
+		    stream, sl_errname(rc), sc.message);
+	return 0;
+}
+
 /* ---- running ---- */
 
 static void
@@ -394,6 +415,24 @@ runner_sync(spec_ctx *c, runner *r, uint64_t head)
 	           proj_def_result(r->def), NULL, 0, state_cb, c);
 	if (rc != SL_OK)
 		return bad(c->file, "reading the states: %s", sl_errname(rc));
+	/* a bi-state projection's shared state, as get_one "$shared"
+	 * reads it */
+	json_decref(c->shared);
+	c->shared = NULL;
+	if (r->def->shared_initial == NULL)
+		return 0;
+	char  *sh;
+	size_t shlen;
+	rc = r->p != NULL
+	    ? proc_shared_read_rm(c->rm, r->def->id, &sh, &shlen)
+	    : eproj_read_shared(c->s, SPEC_TENANT, r->def, &sh, &shlen);
+	if (rc == SL_ENOTFOUND)
+		return 0;
+	if (rc != SL_OK)
+		return bad(
+		    c->file, "reading the shared state: %s", sl_errname(rc));
+	c->shared = mp_bytes_json(sh, shlen);
+	free(sh);
 	return 0;
 }
 
@@ -427,6 +466,18 @@ static const char *
 key_of(const char *partition)
 {
 	return *partition == '\0' ? "root" : partition;
+}
+
+/* "shared": a bi-state projection's shared state (null: none stored). */
+static void
+check_shared(spec_ctx *c, const json_t *want)
+{
+	if (want == NULL)
+		return;
+	if (json_is_null(want) ? c->shared != NULL
+	                       : c->shared == NULL || !same(want, c->shared))
+		diff_value(c, "the shared state",
+		    json_is_null(want) ? NULL : want, c->shared);
 }
 
 static void
@@ -585,8 +636,9 @@ check_emitted(spec_ctx *c, const json_t *want)
 }
 
 /* Commit the spec's input: streams in order, each stream's events in
- * order (a stream may appear more than once, to interleave). After an
- * event with "states", the run catches up and its states are checked. */
+ * order (a stream may appear more than once, to interleave), then, with
+ * "deleted": true, the stream's deletion. After an event (or a deletion)
+ * with "states", the run catches up and its states are checked. */
 static int
 commit_input(spec_ctx *c, runner *r, const json_t *input)
 {
@@ -599,23 +651,57 @@ commit_input(spec_ctx *c, runner *r, const json_t *input)
 		const char *id
 		    = json_string_value(json_object_get(st, "streamId"));
 		json_t *evs = json_object_get(st, "events");
-		if (id == NULL || *id == '\0' || !json_is_array(evs))
+		json_t *del = json_object_get(st, "deleted");
+		if (del != NULL && !json_is_boolean(del))
 			return bad(c->file,
-			    "input[%zu] needs streamId and events", i);
+			    "input[%zu]: deleted is not a "
+			    "boolean",
+			    i);
+		if (evs == NULL && json_is_true(del))
+			evs = json_array(); /* a deletion only */
+		else
+			json_incref(evs);
+		if (id == NULL || *id == '\0' || !json_is_array(evs)) {
+			json_decref(evs);
+			return bad(c->file,
+			    "input[%zu] needs streamId and events (or "
+			    "deleted)",
+			    i);
+		}
 		for (size_t k = 0; k < json_array_size(evs); k++) {
 			json_t *ev   = json_array_get(evs, k);
 			json_t *want = json_object_get(ev, "states");
-			if (commit_event(c, id, ev, i, k))
+			if (commit_event(c, id, ev, i, k)) {
+				json_decref(evs);
 				return 1;
+			}
 			if (want == NULL)
 				continue;
-			if (runner_sync(c, r, store_next_position(c->s)))
+			if (runner_sync(c, r, store_next_position(c->s))) {
+				json_decref(evs);
 				return 1;
+			}
 			snprintf(c->when, sizeof(c->when),
 			    "after input[%zu].events[%zu] (%s): ", i, k, id);
 			check_states(c, want);
+			check_shared(c, json_object_get(ev, "shared"));
 			c->when[0] = '\0';
 		}
+		json_decref(evs);
+		if (!json_is_true(del))
+			continue;
+		if (delete_stream(c, id, i))
+			return 1;
+		json_t *want = json_object_get(st, "states");
+		if (want == NULL)
+			continue;
+		if (runner_sync(c, r, store_next_position(c->s)))
+			return 1;
+		snprintf(c->when, sizeof(c->when),
+		    "after deleting input[%zu] (%s): ", i, id);
+		check_states(c, want);
+		check_shared(c, json_object_get(st, "shared"));
+		c->when[0] = '\0';
 	}
 	return 0;
 }
@@ -707,6 +793,7 @@ run(spec_ctx *c, const json_t *spec, const char *dir, const char *plugin,
 	if (rc)
 		return rc;
 	check_states(c, json_object_get(out, "states"));
+	check_shared(c, json_object_get(out, "shared"));
 	check_emitted(c, json_object_get(out, "emitted"));
 	return 0;
 }
@@ -776,6 +863,7 @@ out:
 		store_close(c.s);
 	nftw(work, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	json_decref(c.states);
+	json_decref(c.shared);
 	json_decref(spec);
 	return status;
 }
