@@ -130,6 +130,16 @@ main(void)
 	CHECK_EQ(k, 2);
 	CHECK_STREQ(v[0].content, "{\"balance\":1}");
 	CHECK_STREQ(v[1].type, "ResultRemoved");
+	/* each result (and removal) linked into the root result stream, in
+	 * the order written, as EventStoreDB's ResultEventEmitter */
+	k = pt_read_stream(e.s, "$projections-esdb_model-result", v, 16);
+	CHECK_EQ(k, 4);
+	for (size_t i = 0; i < k; i++)
+		CHECK_STREQ(v[i].type, "$>");
+	CHECK_STREQ(
+	    v[0].content, "\"0@$projections-esdb_model-acc-1-result\"");
+	CHECK_STREQ(
+	    v[3].content, "\"1@$projections-esdb_model-acc-2-result\"");
 	/* one static key: the root result stream */
 	k = pt_read_stream(e.s, "$projections-esdb_total-result", v, 16);
 	CHECK_EQ(k, 3);
@@ -248,7 +258,11 @@ main(void)
 	CHECK_EQ(
 	    pt_read_stream(e.s, "$projections-esdb_named-acc-1-result", v, 16),
 	    0);
-	CHECK_EQ(pt_read_stream(e.s, "named-all", v, 16), 0);
+	/* the root result stream: a link to each key's result */
+	CHECK_EQ(pt_read_stream(e.s, "named-all", v, 16), 2);
+	CHECK_STREQ(v[0].type, "$>");
+	CHECK_STREQ(v[0].content, "\"0@named-acc-1-out\"");
+	CHECK_STREQ(v[1].content, "\"1@named-acc-1-out\"");
 	sl_projection other           = *nd->p;
 	proj_def      od              = *nd;
 	od.p                          = &other;

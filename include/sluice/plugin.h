@@ -215,11 +215,15 @@ typedef struct sl_projection {
 	 * called after a key's state changed; fill result (empty on entry)
 	 * and return SL_REPLACE, or return SL_DELETE for "no result". When
 	 * the result differs from the one before the event, the host writes
-	 * it as a "Result" event to stream "$projections-<name>-<key>-result".
-	 * One-time queries return it with the state. Result streams are owned
-	 * like declared ones: of two projections whose result streams overlap
-	 * (names "cart" and "cart-lines"), the second does not run; status
-	 * and plugins show it as "refused", with why.
+	 * it as a "Result" event to stream "$projections-<name>-<key>-result"
+	 * ("ResultRemoved" when it went away) and, as EventStoreDB does,
+	 * links it ("$>") into "$projections-<name>-result"; a projection
+	 * whose keys are all static writes its results to that root stream
+	 * itself (see also result_stream). One-time queries return it with the
+	 * state. Result streams are owned like declared ones: of two
+	 * projections whose result streams overlap (names "cart" and
+	 * "cart-lines"), the second does not run; status and plugins show it
+	 * as "refused", with why.
 	 */
 	sl_outcome (*result)(void *user, const char *key, const sl_state *state,
 	    sl_state *result);

@@ -187,6 +187,24 @@ proc_ebatch_append(ebatch *b, const char *stream, const char *type,
 	return SL_OK;
 }
 
+/*
+ * Append to the batch a link ("$>") in stream to the event appended just
+ * before it, whose revision the log's writer gives (store_append's
+ * link_prev). SL_OK, SL_EINVAL (nothing before it), SL_ENOMEM.
+ */
+int
+proc_ebatch_link_prev(ebatch *b, const char *stream, const ev_view *cause)
+{
+	static const unsigned char empty_str = 0xa0; /* the writer's to fill */
+	if (b->n_appends == 0)
+		return SL_EINVAL;
+	int rc = proc_ebatch_append(
+	    b, stream, EV_LINK_TYPE, &empty_str, 1, NULL, 0, cause);
+	if (rc == SL_OK)
+		b->appends[b->n_appends - 1].link_prev = true;
+	return rc;
+}
+
 /* Add x's state (or its deletion) to b. SL_OK or SL_ENOMEM. */
 static int
 ebatch_state(ebatch *b, const centry *x)

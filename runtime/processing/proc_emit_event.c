@@ -180,12 +180,12 @@ proc_emit_result(proj_result_fn fn, const proj_def *def, const char *key,
 
 /*
  * Write key's result res (NULL: it went away: ResultRemoved, content {})
- * to its result stream: the partition pattern with the key
- * ("$projections-<name>-<key>-result" by default), or for a projection
- * whose keys are all static (one state: EventStoreDB's unpartitioned
- * projection) the root one ("$projections-<name>-result"). EventStoreDB
- * also links each partition's result into the root result stream; Sluice
- * does not (a link needs the revision the writer gives the result).
+ * to its result stream: for a projection whose keys are all static (one
+ * state: EventStoreDB's unpartitioned projection) the root one
+ * ("$projections-<name>-result" by default); else the partition pattern
+ * with the key ("$projections-<name>-<key>-result"), and, as
+ * EventStoreDB's ResultEventEmitter does, a link to it in the root one
+ * (its revision is the writer's: proc_ebatch_link_prev).
  */
 static int
 emit_result(proc_emit *em, const char *key, const void *res, size_t len,
@@ -201,6 +201,8 @@ emit_result(proc_emit *em, const char *key, const void *res, size_t len,
 	    : proc_ebatch_append(
 	        eb, stream, "ResultRemoved", &empty_map, 1, NULL, 0, ev);
 	free(stream);
+	if (rc == SL_OK && !em->root_result)
+		rc = proc_ebatch_link_prev(eb, em->rroot, ev);
 	return rc;
 }
 
