@@ -154,9 +154,11 @@ proc_emit_result(proj_result_fn fn, const proj_def *def, const char *key,
 	host_scratch_reset();
 	proj_result_reason_fn rf        = proj_def_result_reason(def);
 	char                  pwhy[400] = "";
-	sl_outcome            o         = rf != NULL
-	                       ? rf(def->p->user, key, &st, &res, pwhy, sizeof(pwhy))
-	                       : fn(def->p->user, key, &st, &res);
+	sl_outcome            o;
+	if (rf != NULL)
+		o = rf(def->p->user, key, &st, &res, pwhy, sizeof(pwhy));
+	else
+		o = fn(def->p->user, key, &st, &res);
 	if (o == SL_REPLACE) {
 		*out = pack_state(&res, out_len);
 		if (*out == NULL)
@@ -193,8 +195,11 @@ emit_result(proc_emit *em, const char *key, const void *res, size_t len,
 {
 	static const unsigned char empty_map = 0x80;
 	struct ebatch *eb = proc_ebatch_get(em);
-	char                      *stream = em->root_result ? strdup(em->rroot)
-	                                                    : eproj_partition_stream(em->rpat, key);
+	char          *stream;
+	if (em->root_result)
+		stream = strdup(em->rroot);
+	else
+		stream = eproj_partition_stream(em->rpat, key);
 	int rc = eb == NULL || stream == NULL ? SL_ENOMEM
 	    : res != NULL
 	    ? proc_ebatch_append(eb, stream, "Result", res, len, NULL, 0, ev)
