@@ -40,6 +40,7 @@ typedef struct spec_run_ctx {
 	rmstore    *rm;
 	registry   *r;
 	json_t     *states; /* key -> {state, result?} as the run left them */
+	json_t     *shared; /* the stored shared state (bi-state), or NULL */
 } spec_ctx;
 
 #define diff(c, ...) spec_diff(&(c)->cmp, __VA_ARGS__)
@@ -309,6 +310,24 @@ runner_sync(spec_ctx *c, runner *r, uint64_t head)
 	           proj_def_result(r->def), NULL, 0, state_cb, c);
 	if (rc != SL_OK)
 		return spec_bad(c->file, "reading the states: %s", sl_errname(rc));
+	/* a bi-state projection's shared state, as get_one "$shared"
+	 * reads it */
+	json_decref(c->shared);
+	c->shared = NULL;
+	if (r->def->shared_initial == NULL)
+		return 0;
+	char  *sh;
+	size_t shlen;
+	rc = r->p != NULL
+	    ? proc_shared_read_rm(c->rm, r->def->id, &sh, &shlen)
+	    : eproj_read_shared(c->s, SPEC_TENANT, r->def, &sh, &shlen);
+	if (rc == SL_ENOTFOUND)
+		return 0;
+	if (rc != SL_OK)
+		return spec_bad(
+		    c->file, "reading the shared state: %s", sl_errname(rc));
+	c->shared = mp_bytes_json(sh, shlen);
+	free(sh);
 	return 0;
 }
 
@@ -385,13 +404,15 @@ commit_input(spec_ctx *c, runner *r, const spec_file *f)
 		                                      : commit_event(c, st);
 		if (rc)
 			return 1;
-		if (st->states == NULL && st->emitted == NULL)
+		if (st->states == NULL && st->emitted == NULL
+		    && st->shared == NULL)
 			continue;
 		if (runner_sync(c, r, store_next_position(c->s)))
 			return 1;
 		snprintf(
 		    c->cmp.when, sizeof(c->cmp.when), "after %s: ", st->where);
 		spec_check_states(&c->cmp, st->states, c->states);
+		spec_check_shared(&c->cmp, st->shared, c->shared);
 		spec_check_emitted(&c->cmp, st->emitted, read_stream, c);
 		c->cmp.when[0] = '\0';
 	}
@@ -481,6 +502,7 @@ run(spec_ctx *c, const spec_file *f, const char *plugin, const char *name,
 	if (rc)
 		return rc;
 	spec_check_states(&c->cmp, f->states, c->states);
+	spec_check_shared(&c->cmp, f->shared, c->shared);
 	spec_check_emitted(&c->cmp, f->emitted, read_stream, c);
 	return 0;
 }
@@ -541,6 +563,7 @@ out:
 		store_close(c.s);
 	nftw(work, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	json_decref(c.states);
+	json_decref(c.shared);
 	spec_file_free(&f);
 	return status;
 }

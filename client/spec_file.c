@@ -65,6 +65,7 @@ load_step(
 		return spec_bad(file, "%s: no eventType", w);
 	st->states  = json_object_get(ev, "states");
 	st->emitted = json_object_get(ev, "emitted");
+	st->shared  = json_object_get(ev, "shared");
 	if (st->states != NULL && !json_is_array(st->states))
 		return spec_bad(file, "%s: states is not an array", w);
 	if (st->emitted != NULL && !json_is_object(st->emitted))
@@ -166,6 +167,7 @@ spec_file_load(const char *path, spec_file *f)
 		return spec_bad(path, "no \"output\" object");
 	f->states  = json_object_get(out, "states");
 	f->emitted = json_object_get(out, "emitted");
+	f->shared  = json_object_get(out, "shared");
 	if (f->states != NULL && !json_is_array(f->states))
 		return spec_bad(path, "output.states is not an array");
 	if (f->emitted != NULL && !json_is_object(f->emitted))
@@ -260,6 +262,18 @@ check_value(spec_cmp *c, const char *what, const char *part,
 		return;
 	snprintf(msg, sizeof(msg), "%s of partition '%s'", what, part);
 	diff_value(c, msg, json_is_null(want) ? NULL : want, got);
+}
+
+void
+spec_check_shared(spec_cmp *c, const json_t *want, const json_t *actual)
+{
+	if (want == NULL)
+		return;
+	if (json_is_null(want) ? actual == NULL
+	                       : actual != NULL && spec_same(want, actual))
+		return;
+	diff_value(c, "the shared state", json_is_null(want) ? NULL : want,
+	    actual);
 }
 
 void

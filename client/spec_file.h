@@ -28,6 +28,7 @@ typedef struct spec_step {
 	const char    *event_id;   /**< UUID text, or NULL: generate one */
 	const json_t  *states;     /**< checked after this step, or NULL */
 	const json_t  *emitted;    /**< checked after this step, or NULL */
+	const json_t  *shared;     /**< checked after this step, or NULL */
 	char           where[320]; /**< "input[i].events[k] (stream)" */
 } spec_step;
 
@@ -42,6 +43,7 @@ typedef struct spec_file {
 	size_t        n_steps;
 	const json_t *states;  /**< output.states, or NULL */
 	const json_t *emitted; /**< output.emitted, or NULL */
+	const json_t *shared;  /**< output.shared, or NULL */
 } spec_file;
 
 /**
@@ -96,6 +98,13 @@ typedef json_t *(*spec_read_stream_fn)(
  */
 void spec_check_emitted(
     spec_cmp *c, const json_t *want, spec_read_stream_fn read, void *arg);
+
+/**
+ * A bi-state projection's shared state (as get_one "$shared" answers it;
+ * actual NULL: none stored) against want ("shared" of a step or the
+ * output; JSON null: none stored; want NULL: not checked).
+ */
+void spec_check_shared(spec_cmp *c, const json_t *want, const json_t *actual);
 
 /* "sluice spec: file: why" on stderr (a spec that cannot be run);
  * @return 1, the exit status for it. */

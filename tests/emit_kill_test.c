@@ -9,7 +9,8 @@
  * exactly one Ledger event and one link, in order, none missing: the
  * expected streams are recomputed from the log and compared with the
  * streams read back (links also resolved), and so is its result stream
- * per account (one Result per source event) and its states; a one-time
+ * per account (one Result per source event, each linked once into the
+ * root result stream) and its states; a one-time
  * query answers the same states, with results, and writes nothing.
  */
 #include "emit_testutil.h"
@@ -247,6 +248,8 @@ static vec      src_pos[N_ACCOUNTS]; /* their positions, per account */
 static vec      src_acc;             /* account of each in src_all */
 static vec      src_allrev;          /* revision of each in src_all */
 static uint64_t n_ledger_in_log, n_links_in_log, n_results_in_log;
+/* links to the results in the root result stream (EventStoreDB's) */
+static uint64_t n_root_links_in_log;
 
 static int
 account_of(const char *stream)
@@ -284,6 +287,11 @@ scan_log(void)
 				vec_push(&src_rev[k], e->revision);
 			} else if (strcmp(e->type, "Ledger") == 0) {
 				n_ledger_in_log++;
+			} else if (strcmp(e->type, "$>") == 0
+			    && strcmp(e->stream,
+			           "$projections-" PROJ_NAME "-result")
+			        == 0) {
+				n_root_links_in_log++;
 			} else if (strcmp(e->type, "$>") == 0) {
 				n_links_in_log++;
 			} else if (strcmp(e->type, "Result") == 0) {
@@ -492,6 +500,9 @@ check_streams(void)
 	n = read_stream("ledger-all", false, check_link, NULL);
 	CHECK_EQ(n, src_all.n);
 	CHECK_EQ(n_links_in_log, src_all.n);
+	/* each result linked once into the root result stream, across the
+	 * kills too */
+	CHECK_EQ(n_root_links_in_log, n_results_in_log);
 	n = read_stream("ledger-all", true, check_resolved, NULL);
 	CHECK_EQ(n, src_all.n);
 }

@@ -356,8 +356,10 @@ check_counter_streams_by(store *s, const expect *x, bool by_key)
 		CHECK_STREQ(v[i].content, want);
 		k[a]++;
 	}
-	/* per account: Counted every 3rd, a result every 5th */
+	/* per account: Counted every 3rd, a result every 5th, each linked
+	 * into the root result stream (as EventStoreDB) */
 	const char *accounts[] = { "account-1", "account-2" };
+	size_t      results    = 0;
 	for (size_t a = 0; a < 2; a++) {
 		int count = 0;
 		for (size_t i = 0; i < x->n; i++)
@@ -382,6 +384,15 @@ check_counter_streams_by(store *s, const expect *x, bool by_key)
 			snprintf(want, sizeof(want), "{\"fives\":%zu}", i + 1);
 			CHECK_STREQ(v[i].content, want);
 		}
+		results += n;
+	}
+	n = read_stream(s, TENANT, "$projections-emit_counter-result", v, 64);
+	CHECK_EQ(n, results);
+	for (size_t i = 0; i < n; i++) {
+		CHECK_STREQ(v[i].type, "$>");
+		CHECK(
+		    strstr(v[i].content, "@$projections-emit_counter-account-")
+		    != NULL);
 	}
 }
 
@@ -446,7 +457,8 @@ test_counter(void)
 	e = start_continuous(s, def, &set);
 	eproj_status st = wait_done(e, head);
 	CHECK_STREQ(st.status, "running");
-	CHECK_EQ(st.emitted, 11 + 3 + 1); /* links, Counted, results */
+	/* links, Counted, a result and its link in the root result stream */
+	CHECK_EQ(st.emitted, 11 + 3 + 1 + 1);
 	if (!(st.progress > 99.0 && st.progress <= 100.0))
 		fprintf(stderr,
 		    "progress %f pos %" PRIu64 " head %" PRIu64 "\n",

@@ -6,9 +6,14 @@
  * away, ResultRemoved; a projection with one static key writes its
  * results to the root stream $projections-<name>-result; a shared state
  * ($initShared) across keys, kept across a restart, untouched by a failed
- * event, for a read-model projection and an emitting one.
+ * event, for a read-model projection and an emitting one; named result
+ * streams (outputTo), hashed into the definition, and a result transform
+ * failing its key with its reason (result_reason).
  */
+#include <stddef.h>
+
 #include "emitter.h"
+#include "plugins_internal.h"
 #include "projection_testutil.h"
 
 /* eproj_state_fn: the state as JSON into arg (256 bytes). */
@@ -125,6 +130,16 @@ main(void)
 	CHECK_EQ(k, 2);
 	CHECK_STREQ(v[0].content, "{\"balance\":1}");
 	CHECK_STREQ(v[1].type, "ResultRemoved");
+	/* each result (and removal) linked into the root result stream, in
+	 * the order written, as EventStoreDB's ResultEventEmitter */
+	k = pt_read_stream(e.s, "$projections-esdb_model-result", v, 16);
+	CHECK_EQ(k, 4);
+	for (size_t i = 0; i < k; i++)
+		CHECK_STREQ(v[i].type, "$>");
+	CHECK_STREQ(
+	    v[0].content, "\"0@$projections-esdb_model-acc-1-result\"");
+	CHECK_STREQ(
+	    v[3].content, "\"1@$projections-esdb_model-acc-2-result\"");
 	/* one static key: the root result stream */
 	k = pt_read_stream(e.s, "$projections-esdb_total-result", v, 16);
 	CHECK_EQ(k, 3);
@@ -216,6 +231,51 @@ main(void)
 	CHECK_EQ(pt_state_i64(e.rm, keyed_id, "owner-bob", "n"), 1);
 	CHECK_EQ(rm_get(e.rm, keyed_id, "k-1", 3, &data, &dlen), SL_ENOTFOUND);
 	CHECK_EQ(rm_get(e.rm, keyed_id, "k-4", 3, &data, &dlen), SL_ENOTFOUND);
+
+	/* named result streams (outputTo): each key's results in
+	 * "named-<key>-out", none under the default names; result_reason's
+	 * failure fails acc-2 with its reason, not retried; the names are
+	 * part of the definition */
+	const proj_def *nd = pt_find(e.r, "esdb_named");
+	pt_commit1(e.s, "t1", "acc-1", "Named", "{}");
+	pt_commit1(e.s, "t1", "acc-2", "Named", "{}");
+	pt_commit1(e.s, "t1", "acc-1", "Named", "{}");
+	head            = store_next_position(e.s);
+	eproj       *ne = run(&e, "esdb_named", head);
+	proc_failing nf;
+	CHECK_EQ(eproj_get_failing(ne, &nf, 1), 1);
+	CHECK_STREQ(nf.partition, "acc-2");
+	CHECK(strstr(nf.reason,
+	          "no result for acc-2 (the result of key "
+	          "'acc-2')")
+	    != NULL);
+	CHECK(!nf.retry);
+	eproj_stop(ne);
+	CHECK_EQ(pt_read_stream(e.s, "named-acc-1-out", v, 16), 2);
+	CHECK_STREQ(v[1].type, "Result");
+	CHECK_STREQ(v[1].content, "{\"count\":2}");
+	CHECK_EQ(pt_read_stream(e.s, "named-acc-2-out", v, 16), 0);
+	CHECK_EQ(
+	    pt_read_stream(e.s, "$projections-esdb_named-acc-1-result", v, 16),
+	    0);
+	/* the root result stream: a link to each key's result */
+	CHECK_EQ(pt_read_stream(e.s, "named-all", v, 16), 2);
+	CHECK_STREQ(v[0].type, "$>");
+	CHECK_STREQ(v[0].content, "\"0@named-acc-1-out\"");
+	CHECK_STREQ(v[1].content, "\"1@named-acc-1-out\"");
+	sl_projection other           = *nd->p;
+	proj_def      od              = *nd;
+	od.p                          = &other;
+	other.partition_result_stream = "named-{0}-other";
+	CHECK(plug_def_hash(&od) != nd->def_hash);
+	other.result_stream           = NULL;
+	other.partition_result_stream = NULL;
+	uint64_t unnamed              = plug_def_hash(&od);
+	CHECK(unnamed != nd->def_hash);
+	/* without the 1.3 names (a shorter struct): the hash of no names */
+	other             = *nd->p;
+	other.struct_size = (uint32_t) offsetof(sl_projection, result_stream);
+	CHECK_EQ(plug_def_hash(&od), unnamed);
 	pt_env_close(&e);
 	printf("esdb_model_test: ok\n");
 	return 0;

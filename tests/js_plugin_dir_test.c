@@ -12,6 +12,7 @@
  */
 #include <sys/stat.h>
 
+#include "emitter.h"
 #include "projection_testutil.h"
 
 static void
@@ -51,6 +52,18 @@ static const char count_v2[]
 static const char broken[] = "fromAll().when({\n"
                              "  $any: function (s, e) { s.x = ; }\n"
                              "});\n";
+
+/* outputTo(): a pattern without {0} is refused by the host; two
+ * projections whose result streams overlap cannot both claim them */
+static const char out_nokey[] = "fromAll().foreachStream().when({\n"
+                                "  $any: function (s, e) { s.n = 1; }\n"
+                                "}).outputTo('all-balances', 'balance');\n";
+static const char out_a[]     = "fromAll().foreachStream().when({\n"
+                                "  $any: function (s, e) { s.n = 1; }\n"
+                                "}).outputTo('res-all', 'res-{0}');\n";
+static const char out_b[]     = "fromAll().when({\n"
+                                "  $any: function (s, e) { s.n = 1; }\n"
+                                "}).outputTo('res-x-total');\n";
 
 static void
 reload(registry *r, const char *path, int want)
@@ -168,6 +181,12 @@ main(void)
 	snprintf(bad, sizeof(bad), "%s/bad.js", dir);
 	write_file(count, count_v1);
 	write_file(bad, broken);
+	snprintf(path, sizeof(path), "%s/out_nokey.js", dir);
+	write_file(path, out_nokey);
+	snprintf(path, sizeof(path), "%s/out_a.js", dir);
+	write_file(path, out_a);
+	snprintf(path, sizeof(path), "%s/out_b.js", dir);
+	write_file(path, out_b);
 
 	registry *r;
 	snprintf(cache, sizeof(cache), "%s/plugin-cache", tu_tmpdir());
@@ -192,6 +211,14 @@ main(void)
 		exit(1);
 	}
 	CHECK(registry_find(r, "bad", 3) == NULL);
+	pi = info_of(r, "out_nokey.js");
+	CHECK(!pi.loaded);
+	if (pi.error == NULL
+	    || strstr(pi.error, "partition_result_stream 'balance' has no {0}")
+	        == NULL) {
+		fprintf(stderr, "error: %s\n", pi.error ? pi.error : "none");
+		exit(1);
+	}
 
 	/* the same bytes again: nothing loaded */
 	reload(r, count, SL_OK);
@@ -227,6 +254,16 @@ main(void)
 	pt_commit1(s, "t1", "a-1", "Ping", "{}");
 	pt_commit1(s, "t1", "a-2", "Ping", "{}");
 	pt_commit1(s, "t1", "a-1", "Pong", "{}");
+	/* result streams are owned: out_a claims res-all and res-*, so
+	 * out_b's res-x-total is refused, naming both */
+	char err[512];
+	CHECK_EQ(eproj_claim(s, pt_find(r, "out_a"), err, sizeof(err)), SL_OK);
+	CHECK_EQ(
+	    eproj_claim(s, pt_find(r, "out_b"), err, sizeof(err)), SL_EEXIST);
+	if (strstr(err, "out_a") == NULL) {
+		fprintf(stderr, "claim: %s\n", err);
+		exit(1);
+	}
 	processor *p;
 	CHECK_EQ(proc_start(s, rm, "t1", d2, 16, &p), SL_OK);
 	pt_wait_position(p, store_next_position(s), PT_WAIT_MS);

@@ -230,11 +230,11 @@ fold(pt_env *e, const char *name, uint64_t head)
 static void
 read_models(pt_env *e, uint64_t head)
 {
-	static const char *const names[]
-	    = { "count_all", "account_details", "category_total", "bank_notes",
-		      "orders", "by_type", "last_deposit", "tags", "vanish",
-		      "created", "strict_getters", "deleted", "shared_total",
-		      "bi_state", "categories", "link_meta", "partitioned" };
+	static const char *const names[] = { "count_all", "account_details",
+		"category_total", "bank_notes", "orders", "by_type",
+		"last_deposit", "tags", "vanish", "created", "strict_getters",
+		"deleted", "shared_total", "bi_state", "categories",
+		"link_meta", "partitioned", "shared_deleted" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		processor  *p = fold(e, names[i], head);
 		proc_status st;
@@ -285,6 +285,13 @@ read_models(pt_env *e, uint64_t head)
 			json_object_set_new(d, "by", json_string(key));
 		}
 		check_state(e, "deleted", key, d);
+		/* bi-state: $deleted got [state, shared] */
+		d = json_pack("{sI}", "n", (json_int_t) c->events);
+		if (a == NACC) {
+			json_object_set_new(d, "gone", json_string(key));
+			json_object_set_new(d, "seen", json_integer(1));
+		}
+		check_state(e, "shared_deleted", key, d);
 		json_t *sh = json_pack("{sIsIsI}", "n",
 		    (json_int_t) c->deposits, "no", (json_int_t) a, "running",
 		    (json_int_t) c->running);
@@ -299,6 +306,21 @@ read_models(pt_env *e, uint64_t head)
 	    json_pack("{sIso}", "total", (json_int_t) category_total,
 	        "streams", streams));
 	check_state(e, "bi_state", "root", J("{\"mine\":30}"));
+	/* the shared state $deleted changed, as get_one "$shared" reads it */
+	char  *sd;
+	size_t sdl;
+	CHECK_EQ(proc_shared_read_rm(
+	             e->rm, pt_find(e->r, "shared_deleted")->id, &sd, &sdl),
+	    SL_OK);
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	CHECK(
+	    msgpack_unpack_next(&up, sd, sdl, NULL) == MSGPACK_UNPACK_SUCCESS);
+	int64_t ndel = -1;
+	CHECK_EQ(mp_get_i64(&up.data, "deleted", &ndel), SL_OK);
+	CHECK_EQ(ndel, 1);
+	msgpack_unpacked_destroy(&up);
+	free(sd);
 	for (int b = 0; b < 2; b++)
 		check_state(e, "partitioned", b ? "big" : "small",
 		    json_pack("{sIsIss}", "n", (json_int_t) part_n[b], "sum",
@@ -398,6 +420,9 @@ emitting(pt_env *e, uint64_t head)
 	run_emitting(e, "output_state", head);
 	run_emitting(e, "transform", head);
 	run_emitting(e, "rich", head);
+	run_emitting(e, "output_to", head);
+	run_emitting(e, "result_name", head);
+	run_emitting(e, "copy_to", head);
 	for (int a = 1; a <= NACC; a++) {
 		char stream[32], meta[64];
 		snprintf(stream, sizeof(stream), "audit-account-%d", a);
@@ -468,6 +493,53 @@ emitting(pt_env *e, uint64_t head)
 		}
 	}
 	CHECK(removed > 0); /* the log has a balance falling below 100 */
+
+	/* outputTo('balances', 'balance-{0}'): each key's results in its
+	 * stream, the last one its balance; none under the default names */
+	for (int a = 1; a <= NACC; a++) {
+		char stream[64], c[64];
+		snprintf(stream, sizeof(stream), "balance-account-%d", a);
+		n = pt_read_stream(e->s, stream, v, 128);
+		CHECK(n > 0);
+		snprintf(
+		    c, sizeof(c), "{\"b\":%lld}", (long long) accs[a].balance);
+		CHECK_STREQ(v[n - 1].type, "Result");
+		CHECK_STREQ(v[n - 1].content, c);
+		snprintf(stream, sizeof(stream),
+		    "$projections-output_to-account-%d-result", a);
+		CHECK_EQ(pt_read_stream(e->s, stream, v, 128), 0);
+	}
+	/* the root result stream "balances": a link to each result, as
+	 * EventStoreDB writes */
+	size_t results = 0;
+	for (int a = 1; a <= NACC; a++) {
+		char stream[64];
+		snprintf(stream, sizeof(stream), "balance-account-%d", a);
+		results += pt_read_stream(e->s, stream, v, 128);
+	}
+	n = pt_read_stream(e->s, "balances", v, 128);
+	CHECK_EQ(n, results);
+	for (size_t i = 0; i < n; i++) {
+		CHECK_STREQ(v[i].type, "$>");
+		CHECK(strstr(v[i].content, "@balance-account-") != NULL);
+	}
+	/* options({resultStreamName}): the root result stream named */
+	n = pt_read_stream(e->s, "bank-notes-result", v, 128);
+	CHECK_EQ(n, 3);
+	CHECK_STREQ(v[2].type, "Result");
+	CHECK_STREQ(v[2].content, "{\"n\":3,\"last\":\"c\"}");
+	CHECK_EQ(
+	    pt_read_stream(e->s, "$projections-result_name-result", v, 128),
+	    0);
+	/* copyTo: the events' type and body, their metadata with the given
+	 * one's (without its '$' names) */
+	n = pt_read_stream(e->s, "copies-user-1", v, 128);
+	CHECK_EQ(n, 2);
+	CHECK_STREQ(v[0].type, "Tagged");
+	CHECK_STREQ(v[0].content, "{\"v\":1}");
+	CHECK_STREQ(v[0].meta, "{\"tag\":\"vip\",\"copied\":true}");
+	CHECK_STREQ(v[1].content, "{\"v\":2}");
+	CHECK_STREQ(v[1].meta, "{\"tag\":\"new\",\"copied\":true}");
 }
 
 /* ---- a cut inside the C library ---- */
@@ -616,6 +688,42 @@ failing(uint64_t head)
 	CHECK(all != NULL);
 	CHECK_EQ(json_integer_value(json_object_get(all, "n")), others);
 	json_decref(all);
+
+	/* a result transform that throws: the key fails with the script's
+	 * file:line and message, the other keys reach the head */
+	const proj_def *td = pt_find(e.r, "transform_throws");
+	char            err[256];
+	eproj          *ep;
+	proj_settings   set = {
+		  .checkpoint_handled_threshold         = 4000,
+		  .checkpoint_unhandled_bytes_threshold = 10u << 20,
+		  .pending_events_threshold             = 5000,
+		  .max_write_batch_length               = 500,
+	};
+	CHECK_EQ(eproj_claim(e.s, td, err, sizeof(err)), SL_OK);
+	CHECK_EQ(
+	    eproj_start(e.s, "t1", td, CFG_MODE_CONTINUOUS, &set, false, &ep),
+	    SL_OK);
+	pt_wait_unit(eproj_processor(ep), "account-2", 1, PT_WAIT_MS, &f);
+	if (strstr(f.reason,
+	        "transform_throws.js:5: Error: no result for account-2 (the "
+	        "result of key 'account-2')")
+	    == NULL) {
+		fprintf(stderr, "transform_throws: reason '%s'\n", f.reason);
+		exit(1);
+	}
+	CHECK(!f.retry); /* waits for an operator, as a handler's throw */
+	st = pt_wait_failing_units(eproj_processor(ep), head, PT_WAIT_MS);
+	CHECK_EQ(st.n_failing, 1);
+	eproj_stop(ep);
+	static pt_sev tv[128];
+	CHECK(pt_read_stream(e.s,
+	          "$projections-transform_throws-account-1-result", tv, 128)
+	    > 0);
+	CHECK_EQ(
+	    pt_read_stream(e.s,
+	        "$projections-transform_throws-account-2-result", tv, 128),
+	    0);
 	pt_env_close(&e);
 }
 
@@ -632,13 +740,16 @@ refused(void)
 		{ "throws_top.js", "throws_top.js:2: Error: boom" },
 		{ "partition_by.js",
 		    "partitionBy() and foreachStream() both choose the key" },
-		{ "shared_deleted.js",
-		    "$deleted in a bi-state projection is not supported" },
+		{ "deleted_partition.js",
+		    "deleted_partition.js: $deleted is only supported with "
+		    "foreachStream() (as in EventStoreDB: a deleted stream's "
+		    "notice goes to the key that is the stream's id; "
+		    "partitionBy() keys are not streams)" },
+		{ "deleted_root.js",
+		    "deleted_root.js: $deleted is only supported with "
+		    "foreachStream()" },
 		{ "no_when.js", "no .when({...})" },
-		{ "bad_option.js",
-		    "options.resultStreamName is not supported (the host "
-		    "names result streams "
-		    "$projections-<name>[-<key>]-result)" },
+		{ "bad_option.js", "options.$someOption is not supported" },
 		{ "top_loop.js",
 		    "top_loop.js: over its CPU budget of 100 ms" },
 		{ "no_handler.js", "when() has no event handler" },

@@ -3,7 +3,8 @@
  * sluiced's plugin directory, each spec's input committed through the
  * client to a tenant of its own (a deletion through delete_stream), and
  * each spec's final `output` compared with what the daemon answers: every
- * partition's state from get_all, results from the partitions' result
+ * partition's state from get_all, the shared state from get_one
+ * "$shared", results from the partitions' result
  * streams, emitted streams read back. The specs are read and compared by
  * the code `sluice spec` uses (client/spec_file.c), so a difference here
  * is one between the in-process run and the daemon.
@@ -347,18 +348,34 @@ read_stream(void *arg, spec_cmp *c, const char *stream)
 	}
 }
 
+/* The result stream of key, as status names it for the spec's
+ * projection in its tenant (result_stream for the one state,
+ * partition_result_stream with "{0}" for the key otherwise). */
+static void
+result_stream(live_spec *s, const char *key, char *out, size_t len)
+{
+	json_t     *st   = status();
+	json_t     *e    = entry_of(st, s->tenant, s->proj);
+	const char *root = e != NULL ? jstr(e, "result_stream") : "";
+	const char *pat  = e != NULL ? jstr(e, "partition_result_stream") : "";
+	const char *at   = strstr(pat, "{0}");
+	if (*root == '\0' || at == NULL)
+		FAIL("%s: status names no result streams", s->name);
+	if (strcmp(key, "root") == 0)
+		snprintf(out, len, "%s", root);
+	else
+		snprintf(out, len, "%.*s%s%s", (int) (at - pat), pat, key,
+		    at + 3);
+	json_decref(st);
+}
+
 /* The result of key: the last event of its result stream (Result: its
  * data; ResultRemoved or none: null). */
 static json_t *
 result_of(live_spec *s, spec_cmp *c, const char *key)
 {
 	char stream[600];
-	if (strcmp(key, "root") == 0)
-		snprintf(
-		    stream, sizeof(stream), "$projections-%s-result", s->proj);
-	else
-		snprintf(stream, sizeof(stream), "$projections-%s-%s-result",
-		    s->proj, key);
+	result_stream(s, key, stream, sizeof(stream));
 	json_t *evs = read_stream(s, c, stream);
 	json_t *res = json_null();
 	size_t  n   = evs != NULL ? json_array_size(evs) : 0;
@@ -424,6 +441,20 @@ check(live_spec *s)
 	snprintf(c.when, sizeof(c.when), "live (tenant %s): ", s->tenant);
 	json_t *actual = actual_states(s, &c);
 	spec_check_states(&c, s->f.states, actual);
+	if (s->f.shared != NULL) {
+		/* a bi-state projection's shared state: get_one "$shared" */
+		char  *text  = NULL;
+		bool   found = false;
+		json_t *got  = NULL;
+		CHECK_EQ(sl_client_get_one(
+		             cl, s->tenant, s->proj, "$shared", &text, &found),
+		    SL_OK);
+		if (found)
+			got = json_loads(text, 0, NULL);
+		sl_client_free(text);
+		spec_check_shared(&c, s->f.shared, got);
+		json_decref(got);
+	}
 	spec_check_emitted(&c, s->f.emitted, read_stream, s);
 	json_decref(actual);
 	return c.diffs;

@@ -43,10 +43,7 @@ emit_init(store_emit *e, const char *tenant, const char *owner,
 static store_append
 app(const char *stream, int i)
 {
-	store_append a;
-
-	a.stream = stream;
-	a.ev     = evs[i];
+	store_append a = { .stream = stream, .ev = evs[i] };
 	return a;
 }
 
@@ -879,6 +876,51 @@ test_reset(store *s)
 	CHECK_EQ(o.n, 0);
 }
 
+/* link_prev: a link to the append before it, its revision the writer's
+ * (a partition's result linked into the root result stream); refused
+ * as the first append, with nothing written */
+static void
+test_link_prev(store *s)
+{
+	static const unsigned char empty = 0xa0;
+	msgpack_object             ph;
+	store_emit                 e;
+	store_append               a[4];
+	collect                    col;
+	size_t                     off = 0;
+	msgpack_zone               z;
+	CHECK(msgpack_zone_init(&z, 256));
+	CHECK(msgpack_unpack((const char *) &empty, 1, &off, &z, &ph)
+	    == MSGPACK_UNPACK_SUCCESS);
+	a[0]             = app("lp-1", 0);
+	a[1]             = app("lp-all", 1);
+	a[1].ev.type     = EV_LINK_TYPE;
+	a[1].ev.type_len = 2;
+	a[1].ev.content  = &ph;
+	a[1].link_prev   = true;
+	a[2]             = app("lp-1", 2);
+	a[3]             = a[1];
+	emit_init(&e, "t", "plp", a, 4, NULL, 0, NULL);
+	CHECK_EQ(store_emit_wait(s, &e), SL_OK);
+	collect_init(&col);
+	CHECK_EQ(store_scan_stream(s, "t", "lp-all", 0, 10, collect_cb, &col),
+	    SL_OK);
+	CHECK_EQ(col.n, 2);
+	CHECK_STREQ(col.items[0].type, EV_LINK_TYPE);
+	CHECK_STREQ(col.items[0].content_str, "0@lp-1");
+	CHECK_STREQ(col.items[1].content_str, "1@lp-1");
+	collect_free(&col);
+	CHECK_EQ(
+	    store_resolve_link(s, "t", "1@lp-1", 6, count_cb, &(int) { 0 }),
+	    SL_OK);
+	uint64_t pos = store_next_position(s);
+	emit_init(&e, "t", "plp", &a[1], 1, NULL, 0, NULL);
+	CHECK_EQ(store_emit_wait(s, &e), SL_EINVAL);
+	CHECK(strstr(e.message, "link to the append before") != NULL);
+	CHECK_EQ(store_next_position(s), pos);
+	msgpack_zone_destroy(&z);
+}
+
 /* ---- 7. link parsing ---- */
 
 static void
@@ -1097,6 +1139,7 @@ main(void)
 	test_refused_in_group(s);
 	test_mixed_threads(s);
 	test_reset(s);
+	test_link_prev(s);
 	test_links_malformed(s);
 	pos = store_next_position(s);
 	store_close(s);

@@ -215,11 +215,15 @@ typedef struct sl_projection {
 	 * called after a key's state changed; fill result (empty on entry)
 	 * and return SL_REPLACE, or return SL_DELETE for "no result". When
 	 * the result differs from the one before the event, the host writes
-	 * it as a "Result" event to stream "$projections-<name>-<key>-result".
-	 * One-time queries return it with the state. Result streams are owned
-	 * like declared ones: of two projections whose result streams overlap
-	 * (names "cart" and "cart-lines"), the second does not run; status
-	 * and plugins show it as "refused", with why.
+	 * it as a "Result" event to stream "$projections-<name>-<key>-result"
+	 * ("ResultRemoved" when it went away) and, as EventStoreDB does,
+	 * links it ("$>") into "$projections-<name>-result"; a projection
+	 * whose keys are all static writes its results to that root stream
+	 * itself (see also result_stream). One-time queries return it with the
+	 * state. Result streams are owned like declared ones: of two
+	 * projections whose result streams overlap (names "cart" and
+	 * "cart-lines"), the second does not run; status and plugins show it
+	 * as "refused", with why.
 	 */
 	sl_outcome (*result)(void *user, const char *key, const sl_state *state,
 	    sl_state *result);
@@ -242,8 +246,9 @@ typedef struct sl_projection {
 	    const char *key, sl_state *state, sl_context *ctx);
 	/**
 	 * Optional (EventStoreDB's $initShared / bi-state): the initial state
-	 * shared by every key, a JSON object text; NULL: none. on() and
-	 * created() read and change it through host->shared_state(ctx); it
+	 * shared by every key, a JSON object text; NULL: none. on(),
+	 * created() and deleted() read and change it through
+	 * host->shared_state(ctx); it
 	 * is stored with the keys' states and the checkpoint (exactly once),
 	 * and what a failed event did to it is undone. Part of the
 	 * definition.
@@ -275,6 +280,35 @@ typedef struct sl_projection {
 	 * Read only when struct_size covers it.
 	 */
 	int (*key)(void *user, const sl_event *event, char *buf, size_t len);
+	/**
+	 * Optional (EventStoreDB's outputTo(resultStream, pattern) and
+	 * options({resultStreamName})): where the host writes the results
+	 * of the result transform. result_stream is the result stream of a
+	 * projection whose keys are all static (one state; EventStoreDB's
+	 * root partition); NULL: "$projections-<name>-result".
+	 * partition_result_stream is the result stream of each key, "{0}"
+	 * standing for the key (it must hold "{0}" once); NULL:
+	 * "$projections-<name>-{0}-result". A name is 1..256 bytes, holds no
+	 * '*', and starts with '$' only as "$projections-<name>-" does. The
+	 * projection owns them as it owns its declared streams (a pattern:
+	 * every stream that starts with the part before "{0}"); a projection
+	 * whose result streams overlap another's is refused. Part of the
+	 * definition when set. Read only when struct_size covers them.
+	 */
+	const char *result_stream;
+	const char *partition_result_stream;
+	/**
+	 * Optional: the result transform with a reason, used instead of
+	 * result when set (keep result set too for older hosts). As result;
+	 * on SL_FAIL write why the transform failed (NUL-terminated, at most
+	 * whylen bytes) into why: the key fails with that reason and is not
+	 * retried by itself (the transform sees only the state: a retry
+	 * gives the same), it waits for `sluice retry` or a new definition.
+	 * Threads and lifetimes as result. Read only when struct_size covers
+	 * it.
+	 */
+	sl_outcome (*result_reason)(void *user, const char *key,
+	    const sl_state *state, sl_state *result, char *why, size_t whylen);
 } sl_projection;
 
 /** The three kinds of filter (Dolittle's). */
@@ -652,7 +686,7 @@ typedef struct sl_host_api {
 	 * The state shared by every key of the projection being called
 	 * (sl_projection.shared_initial_state_json), a document like a key's
 	 * state, valid until the callback returns; NULL when the projection
-	 * has none (or outside on() and created()).
+	 * has none (or outside on(), created() and deleted()).
 	 */
 	sl_state *(*shared_state)(sl_context *ctx);
 } sl_host_api;

@@ -17,11 +17,10 @@
  */
 static const char prelude_js[]
     = "var __sl = { sources: null, handlers: null, foreachStream: false,\n"
-      "  partitionBy: null, outputState: false, transforms: [], options: {} "
-      "};\n"
+      "  partitionBy: null, outputState: false, transforms: [], options: {},\n"
+      "  resultStream: null, partitionPattern: null };\n"
       "(function (g) {\n"
-      "  function unsupported(what) { return function () {\n"
-      "    throw new Error(what + ' is not supported yet'); }; }\n"
+
       "  function q() { return {\n"
       "    when: function (h) {\n"
       "      if (typeof h !== 'object' || h === null)\n"
@@ -39,7 +38,13 @@ static const char prelude_js[]
       "'transformBy'); },\n"
       "    filterBy: function (f) { return step(this, f, true, 'filterBy'); "
       "},\n"
-      "    outputTo: unsupported('outputTo()')\n"
+      "    outputTo: function (r, p) {\n"
+      "      if (typeof r !== 'string' || r === '')\n"
+      "        throw new TypeError('outputTo() takes a stream name');\n"
+      "      if (p !== undefined && p !== null && typeof p !== 'string')\n"
+      "        throw new TypeError('outputTo(): the pattern is a string');\n"
+      "      __sl.outputState = true; __sl.resultStream = r;\n"
+      "      if (typeof p === 'string') __sl.partitionPattern = p; }\n"
       "  }; }\n"
       "  function step(q, f, filter, what) {\n"
       "    if (typeof f !== 'function')\n"
@@ -170,6 +175,66 @@ n_emit(duk_context *ctx)
 	return 0;
 }
 
+/* Copy the properties of the object at obj into the one at to, but those
+ * whose name starts with '$' (keep_corr: except "$correlationId"). */
+static void
+merge_meta(duk_context *ctx, duk_idx_t to, duk_idx_t obj, bool keep_corr)
+{
+	to  = duk_normalize_index(ctx, to);
+	obj = duk_normalize_index(ctx, obj);
+	if (!duk_is_object(ctx, obj) || duk_is_array(ctx, obj))
+		return;
+	duk_enum(ctx, obj, DUK_ENUM_OWN_PROPERTIES_ONLY);
+	while (duk_next(ctx, -1, 1)) {
+		const char *k = duk_get_string(ctx, -2);
+		if (k != NULL
+		    && (k[0] != '$'
+		        || (keep_corr && strcmp(k, "$correlationId") == 0)))
+			duk_put_prop_string(ctx, to, k);
+		else
+			duk_pop(ctx);
+		duk_pop(ctx);
+	}
+	duk_pop(ctx);
+}
+
+/*
+ * copyTo(stream, e, metadata): a copy of e (its type and body) written to
+ * stream, as EventStoreDB's prelude does: the metadata is e's (without
+ * '$' names but $correlationId) and then the given one's (without '$'
+ * names).
+ */
+static duk_ret_t
+n_copy_to(duk_context *ctx)
+{
+	jscall     *c      = native_call(ctx, "copyTo");
+	const char *stream = duk_to_string(ctx, 0);
+	if (!duk_is_object(ctx, 1))
+		return native_error(
+		    ctx, "copyTo('%s', e): e is not an event", stream, 0);
+	duk_get_prop_string(ctx, 1, "eventType");
+	const char *type = duk_get_string(ctx, -1);
+	duk_get_prop_string(ctx, 1, "bodyRaw");
+	const char *body = duk_get_string(ctx, -1);
+	if (type == NULL || type[0] == '\0' || body == NULL)
+		return native_error(ctx,
+		    "copyTo('%s', e): e has no eventType or bodyRaw", stream,
+		    0);
+	duk_push_object(ctx);
+	duk_get_prop_string(ctx, 1, "metadata");
+	merge_meta(ctx, -2, -1, true);
+	duk_pop(ctx);
+	merge_meta(ctx, -1, 2, false);
+	const char *meta = duk_json_encode(ctx, -1);
+	jsheap_guard_begin();
+	int rc = c->p->host->emit_meta(c->ctx, stream, type, body, meta);
+	jsheap_guard_end();
+	if (rc != SL_OK)
+		return native_error(
+		    ctx, "copyTo '%s' refused (error %d)", stream, rc);
+	return 0;
+}
+
 /* linkTo(stream, event): the event being handled */
 static duk_ret_t
 n_link_to(duk_context *ctx)
@@ -236,6 +301,7 @@ jscall_define_globals(duk_context *ctx)
 	static const duk_function_list_entry fns[] = {
 		{ "emit", n_emit, 4 },
 		{ "linkTo", n_link_to, 3 },
+		{ "copyTo", n_copy_to, 3 },
 		{ "linkStreamTo", n_link_stream_to, 3 },
 		{ "log", n_log, DUK_VARARGS },
 		{ NULL, NULL, 0 },
@@ -394,8 +460,9 @@ state_body(duk_context *ctx, void *arg)
 	const char        *fn = a->which == ON ? "__sl_on"
 	           : a->which == CREATED       ? "__sl_init"
 	                                       : "__sl_deleted";
-	/* bi-state ($initShared): handlers get [state, shared] */
-	if (a->p->bistate && a->which != DELETED) {
+	/* bi-state ($initShared): handlers and $deleted get [state,
+	 * shared] */
+	if (a->p->bistate) {
 		sh = H->shared_state(a->ctx);
 		if (sh == NULL) {
 			snprintf(a->why, sizeof(a->why),
@@ -444,7 +511,9 @@ state_body(duk_context *ctx, void *arg)
 		    "%s: %s gave %s for '%s' where a bi-state projection "
 		    "keeps [state, shared]",
 		    a->p->file,
-		    a->which == CREATED ? "$init" : H->event_type(a->ev),
+		    a->which == CREATED       ? "$init"
+		        : a->which == DELETED ? "$deleted"
+		                              : H->event_type(a->ev),
 		    kind_of(ctx, -1), a->key);
 		return 0;
 	}
@@ -635,13 +704,13 @@ result_body(duk_context *ctx, void *arg)
  * outputState(), transformBy(), filterBy(): the result is the state put
  * through the chain of transforms and filters in their order; a filter
  * that says no, or a transform giving null, means no result (the host
- * writes ResultRemoved after one). The result callback has no context to
- * fail with a reason: a script's failure is logged with its reason, and
- * the key fails as "result transform ... returned 2".
+ * writes ResultRemoved after one). A script's failure is SL_FAIL with
+ * why ("file:line: Error: ..."): sl_projection.result_reason hands it to
+ * the host, which fails the key with it.
  */
 sl_outcome
-jscall_result(
-    void *user, const char *key, const sl_state *state, sl_state *result)
+jscall_result_reason(void *user, const char *key, const sl_state *state,
+    sl_state *result, char *why, size_t whylen)
 {
 	jsproj     *p = user;
 	const char *json;
@@ -659,29 +728,39 @@ jscall_result(
 		return SL_DELETE;
 	resultcall a
 	    = { .p = p, .key = key, .state = state, .result = result };
-	char    why[512];
-	jsheap *h = jsheap_take(p, why, sizeof(why));
-	if (h == NULL) {
-		p->host->log(SL_LOG_ERROR, why);
+	jsheap *h = jsheap_take(p, why, whylen);
+	if (h == NULL)
 		return SL_FAIL;
-	}
 	jscall call = { p, NULL, NULL };
 	bool   dead;
-	int    rc
-	    = jsheap_run(h, result_body, &a, &call, &dead, why, sizeof(why));
+	int    rc = jsheap_run(h, result_body, &a, &call, &dead, why, whylen);
 	if (dead)
 		jsheap_drop(h);
 	else
 		jsheap_give(h);
 	if (rc == SL_OK && a.why[0] != '\0') {
-		snprintf(why, sizeof(why), "%s", a.why);
+		snprintf(why, whylen, "%s", a.why);
 		rc = SL_EPLUGIN;
 	}
-	if (rc != SL_OK) {
+	if (rc != SL_OK)
+		return SL_FAIL;
+	return a.none ? SL_DELETE : SL_REPLACE;
+}
+
+/* The result transform for a host without result_reason: the script's
+ * reason only in the log, the key fails as "... returned 2". */
+sl_outcome
+jscall_result(
+    void *user, const char *key, const sl_state *state, sl_state *result)
+{
+	jsproj    *p        = user;
+	char       why[512] = "";
+	sl_outcome o
+	    = jscall_result_reason(user, key, state, result, why, sizeof(why));
+	if (o == SL_FAIL) {
 		char line[600];
 		snprintf(line, sizeof(line), "%s (key '%s')", why, key);
 		p->host->log(SL_LOG_ERROR, line);
-		return SL_FAIL;
 	}
-	return a.none ? SL_DELETE : SL_REPLACE;
+	return o;
 }

@@ -104,13 +104,20 @@ read_options(duk_context *ctx, defarg *d)
 			double v = duk_to_number(ctx, -1) * 1048576.0;
 			if (v >= 1048576.0 && v < (double) p->lim.memory_bytes)
 				p->lim.memory_bytes = (size_t) v;
-		} else if (strcmp(k, "resultStreamName") == 0)
-			DEF_FAIL(
-			    "%s: options.resultStreamName is not supported "
-			    "(the host names result streams "
-			    "$projections-<name>[-<key>]-result)",
-			    p->file);
-		else
+		} else if (strcmp(k, "resultStreamName") == 0
+		    || strcmp(k, "partitionResultStreamNamePattern") == 0) {
+			bool root = k[0] == 'r';
+			if (!duk_is_string(ctx, -1))
+				DEF_FAIL("%s: options.%s is a stream name",
+				    p->file, k);
+			/* outputTo() wins: ESDB applies it after */
+			const char **to
+			    = root ? &p->result_stream : &p->partition_pattern;
+			if (*to == NULL
+			    && (*to = keep(p, duk_get_string(ctx, -1)))
+			        == NULL)
+				DEF_FAIL("%s: out of memory", p->file);
+		} else
 			DEF_FAIL(
 			    "%s: options.%s is not supported", p->file, k);
 		duk_pop_2(ctx);
@@ -151,6 +158,7 @@ read_handlers(duk_context *ctx, defarg *d)
 	duk_get_prop_string(ctx, -1, "foreachStream");
 	bool per_stream = duk_to_boolean(ctx, -1);
 	duk_pop(ctx);
+	p->per_stream = per_stream;
 	if (per_stream && p->partition_fn)
 		DEF_FAIL("%s: partitionBy() and foreachStream() both choose "
 		         "the key: use one",
@@ -207,11 +215,6 @@ static duk_ret_t
 read_shared(duk_context *ctx, defarg *d)
 {
 	jsproj *p = d->p;
-	if (p->has_deleted)
-		DEF_FAIL("%s: $deleted in a bi-state projection is not "
-		         "supported (the host hands the shared state only to "
-		         "event handlers)",
-		    p->file);
 	duk_get_global_string(ctx, "__sl_init_shared");
 	jsheap_script_begin();
 	duk_call(ctx, 0);
@@ -235,22 +238,37 @@ def_body(duk_context *ctx, void *arg)
 	duk_get_prop_string(ctx, -1, "partitionBy");
 	p->partition_fn = !duk_is_null(ctx, -1);
 	duk_pop(ctx);
+	/* outputTo(stream, pattern) */
+	duk_get_prop_string(ctx, -1, "resultStream");
+	if (duk_is_string(ctx, -1))
+		p->result_stream = keep(p, duk_get_string(ctx, -1));
+	duk_get_prop_string(ctx, -2, "partitionPattern");
+	if (duk_is_string(ctx, -1))
+		p->partition_pattern = keep(p, duk_get_string(ctx, -1));
+	duk_pop_2(ctx);
 	read_sources(ctx, d);
 	if (d->why[0] == '\0')
 		read_handlers(ctx, d);
 	if (d->why[0] == '\0')
 		read_options(ctx, d);
-	if (d->why[0] == '\0' && p->has_deleted && p->partition_fn)
-		DEF_FAIL("%s: $deleted with partitionBy() is not supported "
-		         "(the host calls $deleted for the key that is the "
-		         "deleted stream's id)",
-		    p->file);
+	/* as EventStoreDB ("Deleted stream notifications are only supported
+	 * with foreachStream()"): the notice names a stream, and only
+	 * foreachStream() makes the stream its key */
+	if (d->why[0] == '\0' && p->has_deleted && !p->per_stream)
+		DEF_FAIL("%s: $deleted is only supported with foreachStream() "
+		         "(as in EventStoreDB: a deleted stream's notice goes "
+		         "to the key that is the stream's id%s)",
+		    p->file,
+		    p->partition_fn ? "; partitionBy() keys are not streams"
+		                    : "");
 	if (d->why[0] == '\0' && p->bistate)
 		read_shared(ctx, d);
 	if (d->why[0] == '\0') {
 		duk_get_prop_string(ctx, -1, "outputState");
-		if (duk_to_boolean(ctx, -1))
-			p->proj.result = jscall_result;
+		if (duk_to_boolean(ctx, -1)) {
+			p->proj.result        = jscall_result;
+			p->proj.result_reason = jscall_result_reason;
+		}
 		duk_pop(ctx);
 		duk_get_prop_string(ctx, -1, "transforms");
 		p->n_transforms = duk_get_length(ctx, -1);
@@ -392,6 +410,8 @@ jsproj_open(const sl_host_api *host, const char *path, const char *file,
 		j->deleted = jscall_deleted;
 	if (p->partition_fn)
 		j->key = jscall_key;
+	j->result_stream           = p->result_stream;
+	j->partition_result_stream = p->partition_pattern;
 	if (p->bistate) {
 		j->shared_initial_state_json = p->shared_json;
 		/* each new key's [state, shared] goes through __sl_init */

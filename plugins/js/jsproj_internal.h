@@ -52,6 +52,10 @@ struct jsproj {
 	const char   *shared_json; /* its initial shared state */
 	size_t        n_transforms; /* transformBy() and filterBy() calls */
 	bool          partition_fn; /* partitionBy(f): sl_projection.key */
+	bool          per_stream;   /* foreachStream() */
+	/* outputTo() / options.resultStreamName: the result streams (kept
+	 * strings; NULL: the host's default) */
+	const char *result_stream, *partition_pattern;
 };
 
 /* A call's host side, for the natives (emit, linkTo) on this thread. */
@@ -124,5 +128,7 @@ sl_outcome jscall_deleted(void *user, const char *stream, const char *key,
 int        jscall_key(void *user, const sl_event *ev, char *buf, size_t len);
 sl_outcome jscall_result(
     void *user, const char *key, const sl_state *state, sl_state *result);
+sl_outcome jscall_result_reason(void *user, const char *key,
+    const sl_state *state, sl_state *result, char *why, size_t whylen);
 
 #endif

@@ -299,7 +299,17 @@ api_get_one(request *r)
 	    || api_key(r, "key", true, &key, &key_len) != SL_OK
 	    || api_projection(r, &def, &live) != SL_OK)
 		return;
-	if (api_emitting(r->rt, def, live)) {
+	/* "$shared": a bi-state projection's shared state (its initial one
+	 * when none is stored yet) */
+	bool shared = def->shared_initial != NULL
+	    && key_len == strlen(PROC_SHARED_KEY)
+	    && memcmp(key, PROC_SHARED_KEY, key_len) == 0;
+	if (shared && api_emitting(r->rt, def, live)) {
+		rc = eproj_read_shared(
+		    r->rt->store, t->cfg->id, def, &data, &len);
+	} else if (shared) {
+		rc = proc_shared_read_rm(t->rm, def->id, &data, &len);
+	} else if (api_emitting(r->rt, def, live)) {
 		/* get_one answers the state only: no result transform runs */
 		one_state o = { NULL, 0 };
 		rc = eproj_read_states(r->rt->store, t->cfg->id, def, NULL,
@@ -320,6 +330,9 @@ api_get_one(request *r)
 		/* Stored states (and the initial state) are msgpack maps. */
 		if (rc == SL_OK)
 			msgpack_sbuffer_write(&r->out, data, len);
+		else if (shared)
+			msgpack_sbuffer_write(&r->out, def->shared_initial,
+			    def->shared_initial_len);
 		else
 			msgpack_sbuffer_write(
 			    &r->out, def->initial, def->initial_len);

@@ -312,6 +312,16 @@ api_pack_eproj(msgpack_packer *pk, eproj *e, uint64_t handle, uint64_t head)
 	mp_map_bool(&m, "stopped",
 	    st.status != NULL && strcmp(st.status, "stopped") == 0);
 	mp_map_bool(&m, "transient", handle != 0);
+	/* where its results go (named by outputTo / resultStreamName, or
+	 * EventStoreDB's names); "{0}" stands for the key */
+	char *rroot = NULL, *rpat = NULL;
+	if (d != NULL && proj_def_result(d) != NULL
+	    && eproj_result_names(d, &rroot, &rpat) == SL_OK) {
+		mp_map_str(&m, "result_stream", rroot);
+		mp_map_str(&m, "partition_result_stream", rpat);
+	}
+	free(rroot);
+	free(rpat);
 	mp_map_key(&m, "handle");
 	if (handle != 0)
 		msgpack_pack_uint64(pk, handle);

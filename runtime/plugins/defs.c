@@ -136,6 +136,32 @@ proj_def_key(const proj_def *def)
 	return def->p->key;
 }
 
+static bool
+has_v13r(const proj_def *def)
+{
+	return def != NULL && !def_is_filter(def) && def->p != NULL
+	    && def->p->struct_size >= PROJ_V13R_SIZE
+	    && (def->p->abi_version & 0xffffu) >= 3;
+}
+
+void
+proj_def_result_streams(
+    const proj_def *def, const char **root, const char **pattern)
+{
+	*root    = NULL;
+	*pattern = NULL;
+	if (!has_v13r(def))
+		return;
+	*root    = def->p->result_stream;
+	*pattern = def->p->partition_result_stream;
+}
+
+proj_result_reason_fn
+proj_def_result_reason(const proj_def *def)
+{
+	return has_v13r(def) ? def->p->result_reason : NULL;
+}
+
 bool
 proj_def_sources(const proj_def *def, const sl_source **src, size_t *n,
     uint32_t *flags)
@@ -240,6 +266,17 @@ plug_def_hash(const proj_def *d)
 	const char *const *emits = proj_def_emits(d, &n);
 	h = defhash_sources(
 	    defhash_emits(h, emits, n, proj_def_result(d) != NULL), d);
+	/* named result streams change what is written (hashed only when
+	 * set, so that every other hash stays) */
+	const char *rroot, *rpat;
+	proj_def_result_streams(d, &rroot, &rpat);
+	if (rroot != NULL || rpat != NULL) {
+		fnv r = { h };
+		fnv_str(&r, "$results");
+		fnv_str(&r, rroot);
+		fnv_str(&r, rpat);
+		h = r.h;
+	}
 	if (d->shared_initial == NULL)
 		return h;
 	fnv f = { h };

@@ -118,6 +118,18 @@ typedef int (*proj_key_fn)(
 /** A 1.3 projection's key function (sl_projection.key; NULL: none). */
 proj_key_fn proj_def_key(const proj_def *def);
 /**
+ * A 1.3 projection's result stream names (sl_projection.result_stream,
+ * partition_result_stream; checked at load): NULL each when not set, for
+ * an older plugin, or a closed version. Borrowed: valid while def is held.
+ */
+void proj_def_result_streams(
+    const proj_def *def, const char **root, const char **pattern);
+/** The result transform with a reason (sl_projection.result_reason). */
+typedef sl_outcome (*proj_result_reason_fn)(void *user, const char *key,
+    const sl_state *state, sl_state *result, char *why, size_t whylen);
+/** A 1.3 projection's result_reason, or NULL. */
+proj_result_reason_fn proj_def_result_reason(const proj_def *def);
+/**
  * Where def reads from (ABI 1.3, sl_source_kind): *src and *n (NULL, 0:
  * the whole tenant log) and *flags (SL_SOURCE_*). @return whether the 1.3
  * rules apply (system streams and links only when asked); false for a

@@ -50,6 +50,10 @@
 	(offsetof(sl_projection, deleted) + sizeof(void (*)(void)))
 #define PROJ_V13K_SIZE                                                        \
 	(offsetof(sl_projection, key) + sizeof(void (*)(void)))
+/* ABI 1.3: result_stream, partition_result_stream and result_reason, read
+ * when the struct covers all three (and says 1.3). */
+#define PROJ_V13R_SIZE                                                        \
+	(offsetof(sl_projection, result_reason) + sizeof(void (*)(void)))
 
 /* One load of a plugin file: its private copy, handle and definitions. */
 struct plugin_ver {

@@ -158,6 +158,59 @@ check_emits(
 	return SL_OK;
 }
 
+/*
+ * ABI 1.3: a named result stream (what: "result_stream" or
+ * "partition_result_stream") is 1..EMITS_MAX_LEN bytes without '*', in the
+ * '$' namespace only under the projection's own "$projections-<name>-";
+ * a pattern holds "{0}" (the key) once, after some text (the part before
+ * it is the prefix the projection owns).
+ */
+static int
+check_result_name(const sl_projection *p, const char *s, const char *what,
+    bool pattern, const char *label, const char *pname, refusal *rf)
+{
+	size_t      n   = strnlen(s, EMITS_MAX_LEN + 1);
+	const char *why = NULL;
+	const char *arg = strstr(s, "{0}");
+	char        own[300];
+	snprintf(own, sizeof(own), "$projections-%s-", p->name);
+	if (n == 0)
+		why = "is empty";
+	else if (n > EMITS_MAX_LEN)
+		why = "is longer than 256 bytes";
+	else if (memchr(s, '*', n) != NULL)
+		why = "holds a '*'";
+	else if (s[0] == '$' && strncmp(s, own, strlen(own)) != 0)
+		why = "starts with '$' but not with $projections-<name>- "
+		      "(reserved for system streams)";
+	else if (pattern && arg == NULL)
+		why = "has no {0} (where the key goes)";
+	else if (pattern && strstr(arg + 3, "{0}") != NULL)
+		why = "has {0} more than once";
+	else if (pattern && arg == s)
+		why = "starts with {0} (it needs a prefix to own)";
+	if (why == NULL)
+		return SL_OK;
+	return plug_refuse(rf, SL_EPLUGIN,
+	    "projection %s in plugin '%s': %s '%.64s' %s", label, pname, what,
+	    s, why);
+}
+
+static int
+check_result_streams(
+    const proj_def *d, const char *label, const char *pname, refusal *rf)
+{
+	const char *root, *pat;
+	proj_def_result_streams(d, &root, &pat);
+	int rc = root != NULL ? check_result_name(
+	             d->p, root, "result_stream", false, label, pname, rf)
+	                      : SL_OK;
+	if (rc == SL_OK && pat != NULL)
+		rc = check_result_name(d->p, pat, "partition_result_stream",
+		    true, label, pname, rf);
+	return rc;
+}
+
 /* The longest source name (a stream id, a prefix or a category). */
 #define SOURCE_NAME_MAX 1024
 
@@ -421,6 +474,8 @@ check_projection(
 	if ((rc = check_emits(p, label, pname, rf)) != SL_OK)
 		goto fail;
 	if ((rc = check_sources(d, "projection", label, pname, rf)) != SL_OK)
+		goto fail;
+	if ((rc = check_result_streams(d, label, pname, rf)) != SL_OK)
 		goto fail;
 	if ((rc = check_unique(r, v, d, label, rf)) != SL_OK)
 		goto fail;

@@ -40,6 +40,77 @@ eproj_result_prefix(const proj_def *def)
 }
 
 int
+eproj_result_names(const proj_def *def, char **root, char **pattern)
+{
+	const char *r, *pt;
+	proj_def_result_streams(def, &r, &pt);
+	*root    = r != NULL ? strdup(r) : NULL;
+	*pattern = pt != NULL ? strdup(pt) : NULL;
+	if (r == NULL
+	    && asprintf(root, "$projections-%s-result", def->name) < 0)
+		*root = NULL;
+	if (pt == NULL
+	    && asprintf(pattern, "$projections-%s-{0}-result", def->name) < 0)
+		*pattern = NULL;
+	if (*root == NULL || *pattern == NULL) {
+		free(*root);
+		free(*pattern);
+		*root = *pattern = NULL;
+		return SL_ENOMEM;
+	}
+	return SL_OK;
+}
+
+char *
+eproj_partition_stream(const char *pattern, const char *key)
+{
+	const char *arg = strstr(pattern, "{0}");
+	char       *s;
+	if (arg == NULL)
+		return strdup(pattern);
+	if (asprintf(
+	        &s, "%.*s%s%s", (int) (arg - pattern), pattern, key, arg + 3)
+	    < 0)
+		return NULL;
+	return s;
+}
+
+bool
+eproj_is_result_stream(
+    const char *root, const char *pattern, const char *stream)
+{
+	if (root != NULL && strcmp(stream, root) == 0)
+		return true;
+	const char *arg = pattern != NULL ? strstr(pattern, "{0}") : NULL;
+	if (arg == NULL)
+		return false;
+	size_t pre = (size_t) (arg - pattern), post = strlen(arg + 3);
+	size_t n = strlen(stream);
+	return n > pre + post && strncmp(stream, pattern, pre) == 0
+	    && strcmp(stream + n - post, arg + 3) == 0;
+}
+
+/* Claim a named result stream: root exactly, a pattern's prefix. */
+static int
+claim_named(store *s, const proj_def *def, const char *name, bool pattern,
+    char *err, size_t errlen)
+{
+	char *pat = NULL;
+	if (name == NULL)
+		return SL_OK;
+	const char *arg = pattern ? strstr(name, "{0}") : NULL;
+	int n = arg != NULL ? asprintf(&pat, "%.*s*", (int) (arg - name), name)
+	                    : asprintf(&pat, "%s", name);
+	if (n < 0) {
+		snprintf(err, errlen, "out of memory");
+		return SL_ENOMEM;
+	}
+	int rc = store_claim(s, pat, def->id, def->name, err, errlen);
+	free(pat);
+	return rc;
+}
+
+int
 eproj_claim(store *s, const proj_def *def, char *err, size_t errlen)
 {
 	if (s == NULL || def == NULL || def_is_filter(def)) {
@@ -64,6 +135,12 @@ eproj_claim(store *s, const proj_def *def, char *err, size_t errlen)
 	free(rp);
 	int rc = store_claim(s, pat, def->id, def->name, err, errlen);
 	free(pat);
+	const char *root, *ppat;
+	proj_def_result_streams(def, &root, &ppat);
+	if (rc == SL_OK)
+		rc = claim_named(s, def, root, false, err, errlen);
+	if (rc == SL_OK)
+		rc = claim_named(s, def, ppat, true, err, errlen);
 	return rc;
 }
 

@@ -61,7 +61,22 @@ bool eproj_is_emitting(const proj_def *def);
 char *eproj_result_prefix(const proj_def *def);
 
 /**
- * Claim def's declared streams (and "$projections-<name>-*") in the store
+ * def's result streams (sl_projection.result_stream and
+ * partition_result_stream, EventStoreDB's outputTo), defaults filled in:
+ * *root (the one state's: "$projections-<name>-result") and *pattern
+ * (each key's, "{0}" standing for the key:
+ * "$projections-<name>-{0}-result"), malloc'ed. SL_OK or SL_ENOMEM.
+ */
+int eproj_result_names(const proj_def *def, char **root, char **pattern);
+/** The result stream of key under pattern (malloc'ed; NULL: no memory). */
+char *eproj_partition_stream(const char *pattern, const char *key);
+/** Whether stream is root, or a stream pattern names for some key. */
+bool eproj_is_result_stream(
+    const char *root, const char *pattern, const char *stream);
+
+/**
+ * Claim def's declared streams (and "$projections-<name>-*", and its named
+ * result streams: the root one exactly, a pattern's prefix) in the store
  * for def's id. @return SL_OK; SL_EEXIST with err naming both projections
  * when another projection claims an overlapping stream; SL_EINVAL.
  */
@@ -147,6 +162,15 @@ typedef int (*eproj_state_fn)(void *arg, const char *key, size_t key_len,
 int eproj_read_states(store *s, const char *tenant, const proj_def *def,
     proj_result_fn result, const char *key, size_t key_len, eproj_state_fn fn,
     void *arg);
+
+/**
+ * The committed shared state (ABI 1.3, bi-state) of a continuous emitting
+ * projection of tenant, from its checkpoint record: a msgpack map copied
+ * into *data (malloc'ed). @return SL_OK; SL_ENOTFOUND (none stored yet);
+ * SL_ESTORAGE; SL_EPROTO (a corrupt checkpoint); SL_ENOMEM.
+ */
+int eproj_read_shared(store *s, const char *tenant, const proj_def *def,
+    char **data, size_t *len);
 
 /**
  * A transient run's current states (in memory), key order; *position gets

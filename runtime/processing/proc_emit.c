@@ -111,6 +111,8 @@ proc_emit_free(proc_emit *em)
 	flight_free(em->fl);
 	ebatch_free(em->eb);
 	free(em->rprefix);
+	free(em->rroot);
+	free(em->rpat);
 	free(em);
 }
 
@@ -187,6 +189,24 @@ proc_ebatch_append(ebatch *b, const char *stream, const char *type,
 	}
 	b->n_appends++;
 	return SL_OK;
+}
+
+/*
+ * Append to the batch a link ("$>") in stream to the event appended just
+ * before it, whose revision the log's writer gives (store_append's
+ * link_prev). SL_OK, SL_EINVAL (nothing before it), SL_ENOMEM.
+ */
+int
+proc_ebatch_link_prev(ebatch *b, const char *stream, const ev_view *cause)
+{
+	static const unsigned char empty_str = 0xa0; /* the writer's to fill */
+	if (b->n_appends == 0)
+		return SL_EINVAL;
+	int rc = proc_ebatch_append(
+	    b, stream, EV_LINK_TYPE, &empty_str, 1, NULL, 0, cause);
+	if (rc == SL_OK)
+		b->appends[b->n_appends - 1].link_prev = true;
+	return rc;
 }
 
 /* Add x's state (or its deletion) to b. SL_OK or SL_ENOMEM. */
@@ -352,6 +372,60 @@ ckpt_cb(void *arg, const void *key, size_t key_len, const void *val,
 }
 
 /* SL_OK, SL_ENOTFOUND, SL_ESTORAGE, SL_EPROTO (a corrupt record). */
+typedef struct shared_out {
+	char  *data;
+	size_t len;
+} shared_out;
+
+static int
+shared_out_cb(void *arg, const void *key, size_t key_len, const void *val,
+    size_t val_len)
+{
+	(void) key;
+	(void) key_len;
+	shared_out      *o = arg;
+	msgpack_unpacked up;
+	size_t           off = 0;
+	int              rc  = SL_EPROTO;
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, val, val_len, &off)
+	        == MSGPACK_UNPACK_SUCCESS
+	    && up.data.type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object *sh = mp_get(&up.data, "shared");
+		rc                       = SL_OK;
+		if (sh != NULL && sh->type == MSGPACK_OBJECT_BIN) {
+			o->data = malloc(sh->via.bin.size + 1);
+			if (o->data == NULL)
+				rc = SL_ENOMEM;
+			else {
+				memcpy(o->data, sh->via.bin.ptr,
+				    sh->via.bin.size);
+				o->len = sh->via.bin.size;
+			}
+		}
+	}
+	msgpack_unpacked_destroy(&up);
+	return rc;
+}
+
+int
+eproj_read_shared(store *s, const char *tenant, const proj_def *def,
+    char **data, size_t *len)
+{
+	shared_out o = { NULL, 0 };
+	int rc = store_get_checkpoint(s, tenant, def->id, shared_out_cb, &o);
+	if (rc == SL_OK && o.data == NULL)
+		rc = SL_ENOTFOUND;
+	if (rc != SL_OK) {
+		free(o.data);
+		o.data = NULL;
+		o.len  = 0;
+	}
+	*data = o.data;
+	*len  = o.len;
+	return rc;
+}
+
 static int
 ckpt_read(processor *p, ckpt *out)
 {

@@ -28,7 +28,8 @@ sink_write(emit_sink *k, const char *stream, const char *type,
 	proc_emit *em = p->em;
 	if (em->mode == CFG_MODE_ONE_TIME)
 		return SL_OK; /* a query writes nothing */
-	if (strncmp(stream, em->rprefix, strlen(em->rprefix)) == 0) {
+	if (strncmp(stream, em->rprefix, strlen(em->rprefix)) == 0
+	    || eproj_is_result_stream(em->rroot, em->rpat, stream)) {
 		snprintf(
 		    err, errlen, "result streams are written by the host");
 		return SL_EINVAL;
@@ -48,7 +49,8 @@ sink_write(emit_sink *k, const char *stream, const char *type,
 static bool
 own_stream(const proc_emit *em, const char *stream)
 {
-	if (strncmp(stream, em->rprefix, strlen(em->rprefix)) == 0)
+	if (strncmp(stream, em->rprefix, strlen(em->rprefix)) == 0
+	    || eproj_is_result_stream(em->rroot, em->rpat, stream))
 		return true;
 	for (size_t i = 0; i < em->n_emits; i++)
 		if (host_stream_matches(em->emits[i], stream))
@@ -150,11 +152,22 @@ proc_emit_result(proj_result_fn fn, const proj_def *def, const char *key,
 		return SL_EPLUGIN;
 	}
 	host_scratch_reset();
-	sl_outcome o = fn(def->p->user, key, &st, &res);
+	proj_result_reason_fn rf        = proj_def_result_reason(def);
+	char                  pwhy[400] = "";
+	sl_outcome            o;
+	if (rf != NULL)
+		o = rf(def->p->user, key, &st, &res, pwhy, sizeof(pwhy));
+	else
+		o = fn(def->p->user, key, &st, &res);
 	if (o == SL_REPLACE) {
 		*out = pack_state(&res, out_len);
 		if (*out == NULL)
 			rc = SL_ENOMEM;
+	} else if (o == SL_FAIL && pwhy[0] != '\0') {
+		pwhy[sizeof(pwhy) - 1] = '\0'; /* the plugin's text */
+		snprintf(
+		    why, whylen, "%s (the result of key '%.100s')", pwhy, key);
+		rc = SL_EPLUGIN;
 	} else if (o != SL_DELETE) {
 		snprintf(why, whylen,
 		    "result transform of key '%.100s' returned %d (not "
@@ -169,9 +182,12 @@ proc_emit_result(proj_result_fn fn, const proj_def *def, const char *key,
 
 /*
  * Write key's result res (NULL: it went away: ResultRemoved, content {})
- * to its result stream: "$projections-<name>-<key>-result", or for a
- * projection whose keys are all static (one state: EventStoreDB's
- * unpartitioned projection) "$projections-<name>-result".
+ * to its result stream: for a projection whose keys are all static (one
+ * state: EventStoreDB's unpartitioned projection) the root one
+ * ("$projections-<name>-result" by default); else the partition pattern
+ * with the key ("$projections-<name>-<key>-result"), and, as
+ * EventStoreDB's ResultEventEmitter does, a link to it in the root one
+ * (its revision is the writer's: proc_ebatch_link_prev).
  */
 static int
 emit_result(proc_emit *em, const char *key, const void *res, size_t len,
@@ -179,17 +195,19 @@ emit_result(proc_emit *em, const char *key, const void *res, size_t len,
 {
 	static const unsigned char empty_map = 0x80;
 	struct ebatch *eb = proc_ebatch_get(em);
-	char   *stream = NULL;
-	int     n      = em->root_result
-	         ? asprintf(&stream, "%sresult", em->rprefix)
-	         : asprintf(&stream, "%s%s-result", em->rprefix, key);
-	int rc = eb == NULL || n < 0 ? SL_ENOMEM
+	char          *stream;
+	if (em->root_result)
+		stream = strdup(em->rroot);
+	else
+		stream = eproj_partition_stream(em->rpat, key);
+	int rc = eb == NULL || stream == NULL ? SL_ENOMEM
 	    : res != NULL
 	    ? proc_ebatch_append(eb, stream, "Result", res, len, NULL, 0, ev)
 	    : proc_ebatch_append(
-	          eb, stream, "ResultRemoved", &empty_map, 1, NULL, 0, ev);
-	if (n >= 0)
-		free(stream);
+	        eb, stream, "ResultRemoved", &empty_map, 1, NULL, 0, ev);
+	free(stream);
+	if (rc == SL_OK && !em->root_result)
+		rc = proc_ebatch_link_prev(eb, em->rroot, ev);
 	return rc;
 }
 
@@ -222,7 +240,13 @@ emit_new_state(batch_ctx *b, centry *x, const char *key, const ev_view *ev,
 			free(ores);
 			free(nres);
 			free(nstate);
-			return proc_unit_fail(b, NULL, "%s", why);
+			/* result_reason's failure is the transform's verdict
+			 * on the state: a retry gives the same */
+			sl_context nr = { .no_retry = true };
+			return proc_unit_fail(b,
+			    proj_def_result_reason(p->def) != NULL ? &nr
+			                                           : NULL,
+			    "%s", why);
 		}
 		if (x->result_known) {
 			ores      = x->result;

@@ -48,6 +48,7 @@ typedef struct proc_emit {
 	size_t             n_emits;
 	proj_result_fn     result;
 	char              *rprefix; /* "$projections-<name>-" */
+	char *rroot, *rpat; /* the result streams (eproj_result_names) */
 	bool               root_result; /* keys all static: one result */
 	emit_sink          sink;
 	const ev_view     *cur;  /* the event being handled (emits' cause) */
@@ -308,6 +309,10 @@ struct ebatch *proc_ebatch_get(proc_emit *em);
 int proc_ebatch_append(struct ebatch *b, const char *stream,
     const char *type, const void *content, size_t len, const void *meta,
     size_t meta_len, const ev_view *cause);
+/* Append a link ("$>") in stream to the append just before it (its
+ * revision is the writer's). SL_OK, SL_EINVAL (none before), SL_ENOMEM. */
+int proc_ebatch_link_prev(
+    struct ebatch *b, const char *stream, const ev_view *cause);
 /* The batch's appends so far, and back to such a mark (a failed event's
  * are dropped). */
 size_t proc_ebatch_mark(const proc_emit *em);

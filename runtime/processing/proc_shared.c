@@ -97,6 +97,52 @@ shared_cb(void *arg, const char *key, size_t klen, const void *data,
 	return 0;
 }
 
+typedef struct shared_copy {
+	char  *data;
+	size_t len;
+} shared_copy;
+
+static int
+copy_shared_cb(
+    void *arg, const char *key, size_t klen, const void *data, size_t len)
+{
+	(void) key;
+	(void) klen;
+	shared_copy *c = arg;
+	if ((c->data = malloc(len + 1)) == NULL)
+		return SL_ENOMEM;
+	memcpy(c->data, data, len);
+	c->len = len;
+	return 0;
+}
+
+int
+proc_shared_read_rm(
+    rmstore *rm, const char *projection_id, char **data, size_t *len)
+{
+	char     key[96];
+	uint64_t gen;
+	MDB_txn *txn;
+	*data = NULL;
+	*len  = 0;
+	if (mdb_txn_begin(rm_env(rm), NULL, MDB_RDONLY, &txn) != 0)
+		return SL_ESTORAGE;
+	/* the served generation's record (a rebuild writes the next one's) */
+	int rc = rm_active_read(rm, txn, projection_id, &gen);
+	if (rc == SL_OK) {
+		snprintf(key, sizeof(key), "shared:%s:%020" PRIu64,
+		    projection_id, gen);
+		shared_copy c = { NULL, 0 };
+		rc            = rm_blob_scan(rm, txn, key, copy_shared_cb, &c);
+		if (rc == SL_OK && c.data == NULL)
+			rc = SL_ENOTFOUND;
+		*data = c.data;
+		*len  = c.len;
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
 int
 proc_shared_load_rm(processor *p, MDB_txn *txn)
 {

@@ -77,6 +77,9 @@ proc_set_names(processor *p)
 	if (em == NULL)
 		return SL_OK;
 	free(em->rprefix);
+	free(em->rroot);
+	free(em->rpat);
+	em->rroot = em->rpat = NULL;
 	em->system     = sysproj_is_system(d);
 	em->emits      = proj_def_emits(d, &em->n_emits);
 	em->result     = proj_def_result(d);
@@ -84,6 +87,8 @@ proc_set_names(processor *p)
 	em->sink.system = em->system;
 	em->rprefix     = eproj_result_prefix(d);
 	em->root_result = proc_keys_static(d);
+	if (eproj_result_names(d, &em->rroot, &em->rpat) != SL_OK)
+		return SL_ENOMEM;
 	return em->rprefix != NULL ? SL_OK : SL_ENOMEM;
 }
 

@@ -120,6 +120,17 @@ bool proc_type_selected(const proj_def *def, const char *type, size_t len);
  * (a failing key then holds up all of it: EventStoreDB's "faulted"). */
 bool proc_keys_static(const proj_def *def);
 
+/** The key get_one takes for a projection's shared state (ABI 1.3,
+ * EventStoreDB's bi-state): "$shared". */
+#define PROC_SHARED_KEY "$shared"
+/**
+ * The stored shared state of read-model projection projection_id (of the
+ * generation served), a msgpack map copied into *data (malloc'ed).
+ * @return SL_OK; SL_ENOTFOUND (none stored yet); SL_ESTORAGE; SL_ENOMEM.
+ */
+int proc_shared_read_rm(
+    rmstore *rm, const char *projection_id, char **data, size_t *len);
+
 /**
  * Start a processor thread. batch = max events per transaction. The
  * processor holds def (proj_def_hold) while it runs it.

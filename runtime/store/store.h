@@ -227,6 +227,11 @@ int store_check_owner(store *s, const char *tenant, const char *stream,
 typedef struct store_append {
 	const char *stream;
 	ev_new      ev; /* content may be any msgpack value (a link: a str) */
+	/* a link ("$>") to the append just before it in the batch, whose
+	 * revision only the writer knows: the writer sets the content to
+	 * "<revision>@<stream>" of appends[i - 1] (ev.content is a
+	 * placeholder str; appends[0] may not have it) */
+	bool link_prev;
 } store_append;
 
 /** A state put (val != NULL) or delete (val == NULL) under the owner. */

@@ -109,6 +109,13 @@ store_emit_check(store *s, store_emit *e, size_t tl, size_t ol)
 			    "appends[%zu]: stream ids must be 1..%d bytes "
 			    "without NUL",
 			    i, SL_MAX_ID_LEN);
+		if (a->link_prev
+		    && (i == 0 || a->ev.type == NULL || a->ev.type_len != 2
+		        || memcmp(a->ev.type, EV_LINK_TYPE, 2) != 0))
+			return store_emit_fail(e, SL_EINVAL,
+			    "appends[%zu]: a link to the append before needs "
+			    "one before it and a link type",
+			    i);
 		if (tl + sl + 10 > s->max_key || tl + ol + sl + 2 > s->max_key)
 			return store_emit_fail(e, SL_EINVAL,
 			    "appends[%zu]: stream '%s' is too long for the "
@@ -197,12 +204,31 @@ store_emit_reset(store *s, MDB_txn *txn, const char *tenant, size_t tl,
 }
 
 /* Append one event of a batch to its stream, recording owner as the
- * stream's writer the first time. */
+ * stream's writer the first time. *rev: in, the revision appends[i - 1]
+ * got (for link_prev); out, the one this append got. */
 static int
 store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
-    size_t i, uint64_t pos)
+    size_t i, uint64_t pos, uint64_t *rev)
 {
 	const store_append *a = &e->appends[i];
+	store_append        linked;
+	msgpack_object      target;
+	char                text[SL_MAX_ID_LEN + 32];
+	if (a->link_prev) {
+		/* "<revision>@<stream>" of the append before (checked: i >
+		 * 0), as EventStoreDB's links */
+		int n = snprintf(text, sizeof(text), "%" PRIu64 "@%s", *rev,
+		    e->appends[i - 1].stream);
+		if (n < 0 || (size_t) n >= sizeof(text))
+			return store_emit_fail(e, SL_EINVAL,
+			    "appends[%zu]: link target too long", i);
+		target.type         = MSGPACK_OBJECT_STR;
+		target.via.str.ptr  = text;
+		target.via.str.size = (uint32_t) n;
+		linked              = *a;
+		linked.ev.content   = &target;
+		a                   = &linked;
+	}
 	uint8_t             key[STORE_OKEY_MAX];
 	size_t              sl       = strlen(a->stream), hlen;
 	uint64_t            next_rev = 0;
@@ -242,6 +268,7 @@ store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
 	if ((mrc = store_put_encoded(s, txn, key, hlen, next_rev, pos)) != 0
 	    || (mrc = store_put_head(s, txn, key, hlen, next_rev + 1)) != 0)
 		goto lmdb_fail;
+	*rev = next_rev;
 
 	/* Owner records: the check above passed, so an existing record
 	 * names this owner already. */
@@ -296,8 +323,10 @@ store_write_emit(store *s, MDB_txn *parent, store_emit *e, uint64_t *pos)
 	    && (mrc = store_emit_reset(s, txn, e->tenant, tl, e->owner, ol))
 	        != MDB_SUCCESS)
 		goto lmdb_fail;
+	uint64_t rev = 0;
 	for (size_t i = 0; i < e->n_appends; i++)
-		if (store_emit_append(s, txn, e, tl, ol, i, *pos + i) != SL_OK)
+		if (store_emit_append(s, txn, e, tl, ol, i, *pos + i, &rev)
+		    != SL_OK)
 			goto abort;
 	for (size_t i = 0; i < e->n_states; i++) {
 		const store_kv *kv = &e->states[i];

@@ -239,8 +239,67 @@ static const sl_projection keyed = {
 	.key                = key_owner,
 };
 
-static const sl_projection *const projections[] = { &model, &total,
-	&shared, &keyed };
+/* outputTo in C (sl_projection.result_stream, partition_result_stream)
+ * and a result transform with a reason (result_reason): per stream the
+ * number of "Named" events, its results in "named-<key>-out"; acc-2's
+ * transform fails with a reason. */
+static const sl_selector named_sel[] = {
+	{ "Named", SL_KEY_EVENT_SOURCE, NULL },
+};
+
+static sl_outcome
+on_named(void *user, const sl_event *ev, const char *key, sl_state *st,
+    sl_context *ctx)
+{
+	(void) user;
+	(void) ev;
+	(void) key;
+	(void) ctx;
+	sl_st_set_i64(st, "n", sl_st_i64(st, "n", 0) + 1);
+	return SL_REPLACE;
+}
+
+static sl_outcome
+result_named_why(void *user, const char *key, const sl_state *st,
+    sl_state *res, char *why, size_t whylen)
+{
+	(void) user;
+	if (sl_st_kind(st, "n") == SL_KIND_NONE)
+		return SL_DELETE;
+	if (strcmp(key, "acc-2") == 0) {
+		snprintf(why, whylen, "no result for %s", key);
+		return SL_FAIL;
+	}
+	sl_st_set_i64(res, "count", sl_st_i64(st, "n", 0));
+	return SL_REPLACE;
+}
+
+/* for a host without result_reason */
+static sl_outcome
+result_named(void *user, const char *key, const sl_state *st, sl_state *res)
+{
+	char why[128];
+	return result_named_why(user, key, st, res, why, sizeof(why));
+}
+
+static const sl_projection named = {
+	.struct_size             = sizeof(sl_projection),
+	.abi_version             = SL_ABI_VERSION,
+	.id                      = "e5db0000-0000-4000-8000-000000000005",
+	.name                    = "esdb_named",
+	.version                 = 1,
+	.initial_state_json      = "{}",
+	.selectors               = named_sel,
+	.n_selectors             = 1,
+	.on                      = on_named,
+	.result                  = result_named,
+	.result_stream           = "named-all",
+	.partition_result_stream = "named-{0}-out",
+	.result_reason           = result_named_why,
+};
+
+static const sl_projection *const projections[]
+    = { &model, &total, &shared, &keyed, &named };
 
 static const sl_plugin_desc desc = {
 	.struct_size   = sizeof(sl_plugin_desc),
@@ -248,7 +307,7 @@ static const sl_plugin_desc desc = {
 	.name          = "esdb_model",
 	.version       = "1.0.0",
 	.projections   = projections,
-	.n_projections = 4,
+	.n_projections = 5,
 };
 
 SL_EXPORT int
