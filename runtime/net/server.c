@@ -470,11 +470,6 @@ server_close_socket(nng_socket sock)
 	return false;
 }
 
-/*
- * Free everything. The aios must be stopped (or never started). With
- * bounded, the socket is closed by server_close_socket; it closes the
- * contexts too.
- */
 /* ---- deferred replies ---- */
 
 void
@@ -536,6 +531,13 @@ server_replier_stop(server *srv)
 	srv->rq_started = false;
 }
 
+/* ---- start and stop ---- */
+
+/*
+ * Free everything. The aios must be stopped (or never started). With
+ * bounded, the socket is closed by server_close_socket; it closes the
+ * contexts too.
+ */
 static void
 server_free(server *srv, bool bounded)
 {
