@@ -79,6 +79,7 @@ typedef struct sl_config {
 	uint32_t remote_keepalive_ms;   /* remote.keepalive_ms */
 	uint32_t remote_timeout_ms;     /* remote.timeout_ms: per call, ping */
 	uint32_t remote_window;         /* remote.window: calls in flight */
+	uint32_t remote_batch; /* remote.batch: events per call (protocol 2) */
 	uint32_t remote_max_registrations; /* remote.max_registrations */
 	/* EventStoreDB's projection model (issue 8, docs/projections.md) */
 	cfg_run run_projections;         /* run_projections: all */
