@@ -69,6 +69,7 @@ struct remote_ring {
 	size_t       n_wait;
 	rkey       **open; /* keys with events in the open batch */
 	size_t       n_open, cap_open;
+	bool         one_by_one; /* the client speaks protocol 1 */
 };
 
 static size_t
@@ -90,9 +91,10 @@ proc_remote_open(processor *p)
 	p->ring        = calloc(1, sizeof(*p->ring));
 	if (p->ring == NULL)
 		return SL_ENOMEM;
-	size_t w     = ring_want(p);
-	p->ring->v   = calloc(w, sizeof(*p->ring->v));
-	p->ring->cap = w;
+	size_t w            = ring_want(p);
+	p->ring->v          = calloc(w, sizeof(*p->ring->v));
+	p->ring->cap        = w;
+	p->ring->one_by_one = remote_batch(r) <= 1;
 	int rc = p->ring->v != NULL ? remote_caller_open(r, &p->caller)
 	                            : SL_ENOMEM;
 	if (rc != SL_OK) {
@@ -541,8 +543,7 @@ send_call(batch_ctx *b, uint64_t position, const void *data, size_t len,
 	}
 	/* a protocol 1 client answers each event alone: an open batch
 	 * (a takeover by a protocol 2 client meanwhile) goes at once */
-	if (remote_batch(p->def->remote) <= 1
-	    && remote_call_open(p->caller) > 0)
+	if (q->one_by_one && remote_call_open(p->caller) > 0)
 		return flush(b);
 	return 0;
 }
@@ -644,7 +645,8 @@ dispatch(batch_ctx *b, uint64_t position, const void *data, size_t len)
 
 	/* between batches: fit the ring to the client's protocol */
 	if (q->n == 0 && q->n_wait == 0 && remote_call_open(p->caller) == 0) {
-		size_t want = ring_want(p);
+		size_t want   = ring_want(p);
+		q->one_by_one = remote_batch(p->def->remote) <= 1;
 		if (want != q->cap) {
 			remote_slot *nv = calloc(want, sizeof(*nv));
 			if (nv != NULL) {

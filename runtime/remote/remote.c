@@ -991,6 +991,15 @@ remote_caller_free(remote_caller *c)
 	free(c->ob.tenant);
 	msgpack_sbuffer_destroy(&c->ob.evs);
 	msgpack_sbuffer_destroy(&c->ob.retries);
+	for (answer *a = c->pool, *next; a != NULL; a = next) {
+		next = a->next;
+		free(a);
+	}
+	for (answer *a = c->mine, *next; a != NULL; a = next) {
+		next = a->next;
+		remote_resp_free(&a->resp);
+		free(a);
+	}
 	for (answer *a = c->head, *next; a != NULL; a = next) {
 		next = a->next;
 		remote_resp_free(&a->resp);
@@ -1083,6 +1092,49 @@ pack_call(remote_caller *c, const remote_req *req, uint64_t id,
 	mp_pack_kv_str(
 	    pk, "reason", req->last_reason != NULL ? req->last_reason : "");
 	return c->buf.data != NULL;
+}
+
+/* ---- answer nodes: a pool per caller (its thread's alone) ---- */
+
+#define ANS_POOL_MAX 4096
+
+/* A cleared answer node for the request tag; NULL when out of memory. */
+static answer *
+ans_new(remote_caller *c, uint64_t tag)
+{
+	answer *a = c->pool;
+	if (a == NULL) {
+		if ((a = calloc(1, sizeof(*a))) != NULL)
+			a->resp.tag = tag;
+		return a;
+	}
+	c->pool = a->next;
+	c->n_pool--;
+	remote_resp *r    = &a->resp;
+	r->call           = 0;
+	r->tag            = tag;
+	r->outcome        = REMOTE_REPLACE;
+	r->state          = NULL;
+	r->state_len      = 0;
+	r->partition[0]   = '\0';
+	r->reason[0]      = '\0';
+	r->retry          = false;
+	r->retry_after_ms = 0;
+	a->next           = NULL;
+	return a;
+}
+
+/* Back to the pool (its resp handed on: nothing of it is freed). */
+static void
+ans_put(remote_caller *c, answer *a)
+{
+	if (c->n_pool >= ANS_POOL_MAX) {
+		free(a);
+		return;
+	}
+	a->next = c->pool;
+	c->pool = a;
+	c->n_pool++;
 }
 
 /* ---- protocol 2: the open batch ---- */
@@ -1205,10 +1257,9 @@ batch_add(remote_caller *c, const remote_req *req, uint32_t epoch,
 		ob->index     = ix;
 		ob->index_cap = cap;
 	}
-	answer *a = calloc(1, sizeof(*a));
+	answer *a = ans_new(c, req->tag);
 	if (a == NULL)
 		return SL_ENOMEM;
-	a->resp.tag = req->tag;
 
 	if (rp->kind == DEF_PROJECTION) {
 		const char *key  = req->key != NULL ? req->key : "";
@@ -1561,6 +1612,7 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 	if (rp->protocol >= 2) {
 		uint32_t epoch = rp->connects, batch = rp->batch;
 		pthread_mutex_unlock(&rp->mu);
+		/* in_flight and the open batch are this thread's alone */
 		if (c->ob.n == 0 && c->ob.tenant == NULL
 		    && (c->ob.tenant = strdup(req->tenant)) == NULL)
 			return SL_ENOMEM;
@@ -1583,11 +1635,8 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 			pthread_mutex_unlock(&rp->mu);
 			return SL_OK;
 		}
-		if (rc == SL_OK) {
-			pthread_mutex_lock(&rp->mu);
+		if (rc == SL_OK)
 			c->in_flight++; /* answered per event */
-			pthread_mutex_unlock(&rp->mu);
-		}
 		return rc;
 	}
 	if (c->in_flight >= rp->window) {
@@ -1599,10 +1648,9 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 	sl_filter_kind fkind   = rp->cur->def.filter_kind;
 	pthread_mutex_unlock(&rp->mu);
 
-	answer *a = calloc(1, sizeof(*a));
+	answer *a = ans_new(c, req->tag);
 	if (a == NULL)
 		return SL_ENOMEM;
-	a->resp.tag = req->tag;
 	if (!pack_call(c, req, id, session, rp->kind)) {
 		/* A record the log cannot decode: no client can help. */
 		a->resp.call    = id;
@@ -1681,38 +1729,40 @@ remote_call_next(remote_caller *c, int timeout_ms, remote_resp *out)
 	int64_t      deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	answer      *a;
 
-	pthread_mutex_lock(&rp->mu);
-	while ((a = c->head) == NULL) {
-		if (c->in_flight == 0) {
-			pthread_mutex_unlock(&rp->mu);
-			return SL_ENOTFOUND;
+	/* Answers are taken from the shared queue all at once (a protocol 2
+	 * call's come together), then handed out one by one without the
+	 * lock: in_flight and mine are the caller's thread's alone. */
+	if (c->mine == NULL) {
+		pthread_mutex_lock(&rp->mu);
+		while (c->head == NULL) {
+			if (c->in_flight == 0) {
+				pthread_mutex_unlock(&rp->mu);
+				return SL_ENOTFOUND;
+			}
+			if (timeout_ms < 0) {
+				pthread_cond_wait(&c->cv, &rp->mu);
+			} else if (!cond_wait_until(&c->cv, &rp->mu, deadline)
+			    && c->head == NULL) {
+				pthread_mutex_unlock(&rp->mu);
+				return SL_ETIMEDOUT;
+			}
 		}
-		if (timeout_ms < 0) {
-			pthread_cond_wait(&c->cv, &rp->mu);
-		} else if (!cond_wait_until(&c->cv, &rp->mu, deadline)
-		    && c->head == NULL) {
-			pthread_mutex_unlock(&rp->mu);
-			return SL_ETIMEDOUT;
-		}
+		c->mine = c->head;
+		c->head = c->tail = NULL;
+		pthread_mutex_unlock(&rp->mu);
 	}
-	c->head = a->next;
-	if (c->head == NULL)
-		c->tail = NULL;
+	a       = c->mine;
+	c->mine = a->next;
 	c->in_flight--;
-	pthread_mutex_unlock(&rp->mu);
 	*out = a->resp;
-	free(a);
+	ans_put(c, a);
 	return SL_OK;
 }
 
 size_t
 remote_calls_in_flight(const remote_caller *c)
 {
-	remote_proc *rp = c->rp;
-	pthread_mutex_lock(&rp->mu);
-	size_t n = c->in_flight;
-	pthread_mutex_unlock(&rp->mu);
-	return n;
+	return c->in_flight; /* the caller's thread's own */
 }
 
 uint32_t

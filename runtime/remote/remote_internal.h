@@ -110,7 +110,12 @@ struct remote_caller {
 	remote_proc   *rp;
 	pthread_cond_t cv;
 	answer        *head, *tail; /* answers not yet collected */
-	size_t         in_flight;   /* started, not collected */
+	/* the caller's thread's own: answers taken from head..tail, not
+	 * handed out yet; nodes to use again */
+	answer        *mine, *pool;
+	size_t         n_pool;
+	size_t         in_flight;   /* started, not collected (the caller's
+	                               thread's own) */
 	size_t         busy_slots;  /* slots carrying its calls */
 	bool           closing;
 	remote_caller *next;
