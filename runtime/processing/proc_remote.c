@@ -47,14 +47,15 @@ typedef struct rwait {
 	struct rwait *next;
 } rwait;
 
+/* An event in flight. Small: with protocol 2 thousands are. */
 typedef struct remote_slot {
-	uint64_t    tag;
-	uint64_t    pos;
-	bool        done;
-	remote_resp resp;
-	rkey       *k; /* a projection's key */
-	char        unit[FAILSET_UNIT_MAX + 2];
-	size_t      ulen;
+	uint64_t     tag;
+	uint64_t     pos;
+	bool         done;
+	rkey        *k;    /* a projection's key */
+	char        *unit; /* k->unit, or a filter's (malloc'ed) */
+	size_t       ulen;
+	remote_resp *resp; /* a filter's answer, applied in log order */
 } remote_slot;
 
 /* The events in flight in dispatch order (a ring indexed by tag), and a
@@ -71,6 +72,8 @@ struct remote_ring {
 	size_t       n_open, cap_open;
 	bool         one_by_one; /* the client speaks protocol 1 */
 };
+
+static remote_slot *slot_at(struct remote_ring *q, size_t i);
 
 static size_t
 ring_want(const processor *p)
@@ -136,8 +139,15 @@ proc_remote_close(processor *p)
 		p->caller = NULL;
 	}
 	if (p->ring != NULL) {
-		for (size_t i = 0; i < p->ring->cap; i++)
-			remote_resp_free(&p->ring->v[i].resp);
+		for (size_t i = 0; i < p->ring->n; i++) {
+			remote_slot *s = slot_at(p->ring, i);
+			if (s->resp != NULL) {
+				remote_resp_free(s->resp);
+				free(s->resp);
+			}
+			if (s->k == NULL)
+				free(s->unit);
+		}
 		keys_clear(p->ring);
 		free(p->ring->keys);
 		free(p->ring->open);
@@ -215,7 +225,7 @@ slot_at(struct remote_ring *q, size_t i)
 
 /* A failure of the slot's event, as a unit's failure. */
 static void
-slot_fail(batch_ctx *b, remote_slot *s, bool retry, uint32_t delay_ms,
+slot_fail(batch_ctx *b, const remote_slot *s, bool retry, uint32_t delay_ms,
     const char *fmt, const char *what)
 {
 	memcpy(b->uf.unit, s->unit, s->ulen + 1);
@@ -234,12 +244,11 @@ is_map(const void *data, size_t len)
 	return len > 0 && ((c[0] & 0xf0) == 0x80 || c[0] == 0xde || c[0] == 0xdf);
 }
 
-/* Apply one answer to the fold. */
+/* Apply the answer r of slot s's event to the fold. */
 static void
-apply(batch_ctx *b, remote_slot *s)
+apply(batch_ctx *b, const remote_slot *s, const remote_resp *r)
 {
-	processor   *p = b->p;
-	remote_resp *r = &s->resp;
+	processor *p = b->p;
 	if (stopped(b))
 		return;
 	if (r->outcome == REMOTE_DISCONNECTED) {
@@ -314,10 +323,15 @@ pop_done(batch_ctx *b)
 	struct remote_ring *q = b->p->ring;
 	while (q->n > 0 && slot_at(q, 0)->done) {
 		remote_slot *s = slot_at(q, 0);
-		if (b->p->is_filter)
-			apply(b, s);
-		remote_resp_free(&s->resp);
-		memset(&s->resp, 0, sizeof(s->resp));
+		if (s->resp != NULL) {
+			apply(b, s, s->resp);
+			remote_resp_free(s->resp);
+			free(s->resp);
+			s->resp = NULL;
+		}
+		if (s->k == NULL)
+			free(s->unit);
+		s->unit = NULL;
 		q->head = (q->head + 1) % q->cap;
 		q->base++;
 		q->n--;
@@ -383,11 +397,19 @@ wait_answer(batch_ctx *b)
 	if (r.tag >= q->base && i < q->n) {
 		remote_slot *s = slot_at(q, (size_t) i);
 		if (!s->done && s->tag == r.tag) {
-			s->resp = r;
 			s->done = true;
 			key_answered(q, s->k);
-			if (!p->is_filter)
-				apply(b, s);
+			if (!p->is_filter) {
+				apply(b, s, &r);
+				remote_resp_free(&r);
+			} else if ((s->resp = malloc(sizeof(r))) != NULL) {
+				*s->resp = r;
+			} else {
+				remote_resp_free(&r);
+				snprintf(b->reason, sizeof(b->reason),
+				    "out of memory");
+				b->storage = true;
+			}
 			pop_done(b);
 			return;
 		}
@@ -508,13 +530,25 @@ send_call(batch_ctx *b, uint64_t position, const void *data, size_t len,
 		return 1;
 	}
 	remote_slot *s = slot_at(q, q->n++);
-	memset(s, 0, sizeof(*s));
-	s->tag = req.tag;
-	s->pos = position;
-	memcpy(s->unit, unit, ulen);
-	s->unit[ulen] = '\0';
-	s->ulen       = ulen;
-	s->k          = k;
+	s->tag         = req.tag;
+	s->pos         = position;
+	s->done        = false;
+	s->resp        = NULL;
+	s->ulen        = ulen;
+	s->k           = k;
+	if (k != NULL) {
+		s->unit = k->unit;
+	} else if ((s->unit = malloc(ulen + 1)) != NULL) {
+		memcpy(s->unit, unit, ulen);
+		s->unit[ulen] = '\0';
+	} else {
+		/* its answer comes; the batch is aborted before */
+		snprintf(b->reason, sizeof(b->reason), "out of memory");
+		b->storage = true;
+		s->unit = NULL;
+		s->ulen = 0;
+		return 1;
+	}
 	if (k != NULL) {
 		if (remote_call_open(p->caller) > open_before) {
 			k->n_open++;
@@ -753,9 +787,15 @@ proc_remote_drain(batch_ctx *b)
 				break;
 		}
 		for (size_t i = 0; i < q->n; i++) {
-			remote_resp_free(&slot_at(q, i)->resp);
-			memset(&slot_at(q, i)->resp, 0,
-			    sizeof(slot_at(q, i)->resp));
+			remote_slot *s = slot_at(q, i);
+			if (s->resp != NULL) {
+				remote_resp_free(s->resp);
+				free(s->resp);
+				s->resp = NULL;
+			}
+			if (s->k == NULL)
+				free(s->unit);
+			s->unit = NULL;
 		}
 		q->base += q->n;
 		q->head = 0;
