@@ -1243,17 +1243,16 @@ batch_add(remote_caller *c, const remote_req *req, uint32_t epoch,
 	if (ob->n > 0 && ob->epoch != epoch)
 		return SL_EFULL; /* the flush drops it */
 	if (ob->index_cap < 2 * (size_t) batch) {
+		/* a larger batch (a new client's): only while none is open */
+		if (ob->n_runs > 0)
+			return SL_EFULL;
 		size_t cap = 16;
 		while (cap < 2 * (size_t) batch)
 			cap *= 2;
 		int32_t *ix = calloc(cap, sizeof(*ix));
 		if (ix == NULL)
 			return SL_ENOMEM;
-		free(ob->index); /* only while the batch is empty */
-		if (ob->n_runs > 0) {
-			free(ix);
-			return SL_EFULL;
-		}
+		free(ob->index);
 		ob->index     = ix;
 		ob->index_cap = cap;
 	}
@@ -1468,8 +1467,10 @@ remote_call_flush(remote_caller *c)
 	nng_msg     *msg = NULL;
 	slot        *s;
 
-	if (ob->n == 0)
+	if (ob->n == 0) {
+		ob_reset(ob, false); /* a run left empty (out of memory) */
 		return SL_OK;
+	}
 	pthread_mutex_lock(&rp->mu);
 	if (rp->closing || !rp->connected || c->closing
 	    || rp->connects != ob->epoch) {
