@@ -71,6 +71,9 @@ struct remote_ring {
 	rkey       **open; /* keys with events in the open batch */
 	size_t       n_open, cap_open;
 	bool         one_by_one; /* the client speaks protocol 1 */
+	/* the event being scanned, decoded (not to decode it again) */
+	const ev_view *view;
+	uint64_t       view_pos;
 };
 
 static remote_slot *slot_at(struct remote_ring *q, size_t i);
@@ -492,6 +495,8 @@ send_call(batch_ctx *b, uint64_t position, const void *data, size_t len,
 		.event_len = len,
 		.position  = position,
 		.tag       = q->base + q->n,
+		.view      = q->view != NULL && q->view_pos == position ? q->view
+		                                                       : NULL,
 	};
 	sl_context ctx = { 0 };
 	proc_retry_state(b, position, &ctx);
@@ -747,8 +752,13 @@ proc_remote_scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 		                  : proc_project_unit(b, &ev, key);
 		if (rc == HANDLE_UNIT_FAILED && proc_failed(b, position))
 			return 1;
-		if (rc == SL_OK && dispatch(b, position, data, len) != 0)
+		p->ring->view     = &ev;
+		p->ring->view_pos = position;
+		if (rc == SL_OK && dispatch(b, position, data, len) != 0) {
+			p->ring->view = NULL;
 			return 1;
+		}
+		p->ring->view = NULL;
 	}
 passed:
 	if (!stopped(b))

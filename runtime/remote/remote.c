@@ -1203,12 +1203,15 @@ pack_event(remote_caller *c, const remote_req *req, msgpack_sbuffer *sb)
 {
 	ev_view        ev;
 	msgpack_packer pk;
-	msgpack_zone_clear(&c->zone);
-	if (ev_decode(req->event, req->event_len, req->position, &c->zone, &ev)
-	    != SL_OK)
-		return false;
+	if (req->view == NULL) {
+		msgpack_zone_clear(&c->zone);
+		if (ev_decode(req->event, req->event_len, req->position,
+		        &c->zone, &ev)
+		    != SL_OK)
+			return false;
+	}
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	ev_pack_wire(&pk, &ev);
+	ev_pack_wire(&pk, req->view != NULL ? req->view : &ev);
 	return true;
 }
 

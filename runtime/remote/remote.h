@@ -54,6 +54,8 @@ typedef struct remote_req {
 	uint32_t    attempt;     /* retry state: 0 on the first try */
 	const char *last_reason; /* "" if none */
 	uint64_t    tag;         /* the caller's: given back in the answer */
+	/* the event already decoded from event (ev_decode), or NULL */
+	const struct ev_view *view;
 } remote_req;
 
 typedef enum remote_outcome {
