@@ -173,7 +173,7 @@ static const cfg_key remote_keys[] = {
 	{ "keepalive_ms", K_INT, S_REMKEEP, 10, 600000, 1000, NULL },
 	{ "timeout_ms", K_INT, S_REMTIMEOUT, 10, 3600000, 5000, NULL },
 	{ "window", K_INT, S_REMWINDOW, 1, 1024, 32, NULL },
-	{ "batch", K_INT, S_REMBATCH, 1, 1024, 64, NULL },
+	{ "batch", K_INT, S_REMBATCH, 1, 1024, 256, NULL },
 	{ "max_registrations", K_INT, S_REMMAX, 1, 4096, 64, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };

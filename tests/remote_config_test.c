@@ -17,7 +17,7 @@ main(void)
 	CHECK_EQ(cfg->remote_keepalive_ms, 1000);
 	CHECK_EQ(cfg->remote_timeout_ms, 5000);
 	CHECK_EQ(cfg->remote_window, 32);
-	CHECK_EQ(cfg->remote_batch, 64);
+	CHECK_EQ(cfg->remote_batch, 256);
 	CHECK_EQ(cfg->remote_max_registrations, 64);
 	config_free(cfg);
 
