@@ -14,7 +14,9 @@
  *    failure), a call never answered (timeout): each fails the units of
  *    the call with a clear reason and changes nothing; answered well
  *    afterwards, each event takes effect once;
- *  - calls are cut before 4 MiB.
+ *  - calls are cut before 4 MiB;
+ *  - a takeover by a client of protocol 1 (same definition): it gets
+ *    version 1 calls, an event each, from the checkpoint; and back.
  */
 #include <inttypes.h>
 
@@ -96,9 +98,9 @@ pack_sum_state(msgpack_packer *pk, int64_t sum, int64_t n)
 static void
 answer_run(bfake *f, const msgpack_object *run, int mode, msgpack_packer *pk)
 {
-	const msgpack_object *key = mp_get(run, "key");
-	const msgpack_object *evs = mp_get(run, "events");
-	const msgpack_object *st  = mp_get(run, "state");
+	const msgpack_object *key     = mp_get(run, "key");
+	const msgpack_object *evs     = mp_get(run, "events");
+	const msgpack_object *st      = mp_get(run, "state");
 	uint64_t              attempt = 0;
 	int64_t               sum = 0, n = 0;
 	CHECK(key != NULL && key->type == MSGPACK_OBJECT_STR);
@@ -113,7 +115,8 @@ answer_run(bfake *f, const msgpack_object *run, int mode, msgpack_packer *pk)
 
 	kstate *k = kfind(f, key->via.str.ptr, key->via.str.size);
 	if (atomic_load(&f->check_states)
-	    && (k->exists ? (k->sum != sum || k->n != n) : (sum != 0 || n != 0)))
+	    && (k->exists ? (k->sum != sum || k->n != n)
+	                  : (sum != 0 || n != 0)))
 		f->bad_states++;
 
 	size_t   applied = 0;
@@ -121,9 +124,9 @@ answer_run(bfake *f, const msgpack_object *run, int mode, msgpack_packer *pk)
 	char     reason[128];
 	uint64_t prev = 0;
 	for (size_t j = 0; j < ne; j++) {
-		const msgpack_object *ev = &evs->via.array.ptr[j];
-		const msgpack_object *c  = mp_get(ev, "content");
-		uint64_t              pos = 0;
+		const msgpack_object *ev   = &evs->via.array.ptr[j];
+		const msgpack_object *c    = mp_get(ev, "content");
+		uint64_t              pos  = 0;
 		bool                  fail = false;
 		int64_t               v    = 0;
 		mp_get_u64(ev, "position", &pos);
@@ -144,7 +147,8 @@ answer_run(bfake *f, const msgpack_object *run, int mode, msgpack_packer *pk)
 			applied++;
 		} else if (fail && !(j == 0 && attempt > 0)) {
 			failed = true;
-			snprintf(reason, sizeof(reason), "fail at %" PRIu64, pos);
+			snprintf(
+			    reason, sizeof(reason), "fail at %" PRIu64, pos);
 		} else {
 			sum += v;
 			n++;
@@ -157,11 +161,11 @@ answer_run(bfake *f, const msgpack_object *run, int mode, msgpack_packer *pk)
 		k->sum    = sum;
 		k->n      = n;
 	}
-	size_t a = mode == B_BAD_APPLIED ? ne + 1
-	    : mode == B_NO_FAILED && ne > 0 && applied == ne ? ne - 1
-	                                                     : applied;
-	bool with_state  = a > 0 && mode != B_NO_STATE;
-	bool with_failed = failed && mode != B_NO_FAILED;
+	size_t a           = mode == B_BAD_APPLIED                     ? ne + 1
+	              : mode == B_NO_FAILED && ne > 0 && applied == ne ? ne - 1
+	                                                               : applied;
+	bool   with_state  = a > 0 && mode != B_NO_STATE;
+	bool   with_failed = failed && mode != B_NO_FAILED;
 	msgpack_pack_map(pk, 1 + with_state + with_failed);
 	mp_pack_kv_u64(pk, "applied", a);
 	if (with_state && deleted && !failed) {
@@ -175,7 +179,8 @@ answer_run(bfake *f, const msgpack_object *run, int mode, msgpack_packer *pk)
 		msgpack_pack_map(pk, 3);
 		mp_pack_kv_str(pk, "reason", reason);
 		mp_pack_kv_bool(pk, "retry", true);
-		mp_pack_kv_u64(pk, "retry_after_ms", (uint64_t) f->fail_after_ms);
+		mp_pack_kv_u64(
+		    pk, "retry_after_ms", (uint64_t) f->fail_after_ms);
 	}
 }
 
@@ -211,22 +216,25 @@ bfake_main(void *arg)
 			mp_pack_kv_str(&pk, "outcome", "pong");
 		} else {
 			CHECK(mp_str_eq(mp_get(&req, "op"), "project"));
-			CHECK(mp_get(&req, "event") == NULL); /* not protocol 1 */
+			CHECK(mp_get(&req, "event")
+			    == NULL); /* not protocol 1 */
 			const msgpack_object *runs = mp_get(&req, "runs");
-			CHECK(runs != NULL && runs->type == MSGPACK_OBJECT_ARRAY);
+			CHECK(runs != NULL
+			    && runs->type == MSGPACK_OBJECT_ARRAY);
 			pthread_mutex_lock(&f->mu);
 			f->calls++;
 			size_t nr = runs->via.array.size, total = 0;
 			for (size_t i = 0; i < nr; i++) {
 				const msgpack_object *ki
 				    = mp_get(&runs->via.array.ptr[i], "key");
-				const msgpack_object *ei
-				    = mp_get(&runs->via.array.ptr[i], "events");
+				const msgpack_object *ei = mp_get(
+				    &runs->via.array.ptr[i], "events");
 				total += ei != NULL ? ei->via.array.size : 0;
 				for (size_t j = 0; j < i; j++) {
 					const msgpack_object *kj = mp_get(
 					    &runs->via.array.ptr[j], "key");
-					if (kj->via.str.size == ki->via.str.size
+					if (kj->via.str.size
+					        == ki->via.str.size
 					    && memcmp(kj->via.str.ptr,
 					           ki->via.str.ptr,
 					           ki->via.str.size)
@@ -297,6 +305,34 @@ bfake_stop(bfake *f)
 	server_close_socket(f->sock);
 }
 
+/* Register the projection (again) with protocol; its URL in url. */
+static void
+register_as(int protocol, const char *want_registration)
+{
+	char    req[600];
+	json_t *rep;
+	snprintf(req, sizeof(req),
+	    "{\"v\":1,\"op\":\"register\",\"protocol\":%d,\"kind\":"
+	    "\"projection\",\"id\":\"" PID "\",\"name\":\"" PNAME
+	    "\",\"initial_state\":{\"sum\":0,\"n\":0},\"selectors\":["
+	    "{\"type\":\"Add\",\"key\":\"property\",\"arg\":\"k\"},"
+	    "{\"type\":\"Del\",\"key\":\"property\",\"arg\":\"k\"}]}",
+	    protocol);
+	CHECK_EQ(ru_request(cl, req, &rep), SL_OK);
+	CHECK_EQ(
+	    json_integer_value(json_object_get(rep, "protocol")), protocol);
+	if (protocol == 2)
+		CHECK_EQ(
+		    json_integer_value(json_object_get(rep, "batch")), BATCH);
+	else
+		CHECK(json_object_get(rep, "batch") == NULL);
+	CHECK_STREQ(json_string_value(json_object_get(rep, "registration")),
+	    want_registration);
+	snprintf(url, sizeof(url), "%s",
+	    json_string_value(json_object_get(rep, "url")));
+	json_decref(rep);
+}
+
 static void
 write_config(void)
 {
@@ -330,17 +366,11 @@ static void
 add(const char *key, int64_t v, bool fail)
 {
 	char content[160];
-	snprintf(content, sizeof(content), "{\"k\":\"%s\",\"v\":%" PRId64 "%s}",
-	    key, v, fail ? ",\"fail\":true" : "");
-	ru_commit1(&wcl, P.api_url, TENANT, key, SL_EXPECT_ANY, "Add", content);
-}
-
-static void
-del(const char *key)
-{
-	char content[160];
-	snprintf(content, sizeof(content), "{\"k\":\"%s\"}", key);
-	ru_commit1(&wcl, P.api_url, TENANT, key, SL_EXPECT_ANY, "Del", content);
+	snprintf(content, sizeof(content),
+	    "{\"k\":\"%s\",\"v\":%" PRId64 "%s}", key, v,
+	    fail ? ",\"fail\":true" : "");
+	ru_commit1(
+	    &wcl, P.api_url, TENANT, key, SL_EXPECT_ANY, "Add", content);
 }
 
 /* The processor: at the head with nothing failing. */
@@ -364,8 +394,8 @@ get(const char *key, int64_t *sum, int64_t *n)
 	CHECK_EQ(ru_request(cl, req, &rep), SL_OK);
 	bool    found = json_is_true(json_object_get(rep, "found"));
 	json_t *st    = json_object_get(rep, "state");
-	*sum = json_integer_value(json_object_get(st, "sum"));
-	*n   = json_integer_value(json_object_get(st, "n"));
+	*sum          = json_integer_value(json_object_get(st, "sum"));
+	*n            = json_integer_value(json_object_get(st, "n"));
 	json_decref(rep);
 	return found;
 }
@@ -376,8 +406,9 @@ expect_state(const char *key, bool found, int64_t sum, int64_t n)
 	int64_t s, c;
 	bool    f = get(key, &s, &c);
 	if (f != found || s != sum || c != n) {
-		fprintf(stderr, "key %s: found %d sum %" PRId64 " n %" PRId64
-		                ", want %d %" PRId64 " %" PRId64 "\n",
+		fprintf(stderr,
+		    "key %s: found %d sum %" PRId64 " n %" PRId64
+		    ", want %d %" PRId64 " %" PRId64 "\n",
 		    key, f, s, c, found, sum, n);
 		CHECK(false);
 	}
@@ -436,20 +467,7 @@ main(void)
 	daemon_pid = ru_daemon_start(&P);
 	CHECK_EQ(sl_client_open(P.api_url, 15000, &cl), SL_OK);
 
-	json_t *rep;
-	CHECK_EQ(ru_request(cl,
-	             "{\"v\":1,\"op\":\"register\",\"protocol\":2,\"kind\":"
-	             "\"projection\",\"id\":\"" PID "\",\"name\":\"" PNAME
-	             "\",\"initial_state\":{\"sum\":0,\"n\":0},\"selectors\":["
-	             "{\"type\":\"Add\",\"key\":\"property\",\"arg\":\"k\"},"
-	             "{\"type\":\"Del\",\"key\":\"property\",\"arg\":\"k\"}]}",
-	             &rep),
-	    SL_OK);
-	CHECK_EQ(json_integer_value(json_object_get(rep, "protocol")), 2);
-	CHECK_EQ(json_integer_value(json_object_get(rep, "batch")), BATCH);
-	snprintf(url, sizeof(url), "%s",
-	    json_string_value(json_object_get(rep, "url")));
-	json_decref(rep);
+	register_as(2, "new");
 
 	/* 1. runs: many keys, many calls in flight, deletes inside runs */
 	int64_t want[10] = { 0 };
@@ -460,15 +478,34 @@ main(void)
 			add(key, i * 10 + k, false);
 			want[k] += i * 10 + k;
 		}
-	add("d", 1, false);
-	add("d", 2, false);
-	del("d");
-	add("d", 5, false);
-	add("e", 1, false);
-	del("e");
 	bfake *f = bfake_start(NULL);
 	atomic_store(&f->check_states, true);
 	wait_caught_up(30000);
+	/* each key's events in one commit, the client idle: one run each */
+	{
+		sl_new_event d[4] = {
+			{ .type           = "Add",
+			    .content_json = "{\"k\":\"d\",\"v\":1}" },
+			{ .type           = "Add",
+			    .content_json = "{\"k\":\"d\",\"v\":2}" },
+			{ .type = "Del", .content_json = "{\"k\":\"d\"}" },
+			{ .type           = "Add",
+			    .content_json = "{\"k\":\"d\",\"v\":5}" },
+		};
+		sl_new_event e[2] = {
+			{ .type           = "Add",
+			    .content_json = "{\"k\":\"e\",\"v\":1}" },
+			{ .type = "Del", .content_json = "{\"k\":\"e\"}" },
+		};
+		sl_commit_result r;
+		CHECK_EQ(sl_client_commit(
+		             wcl, TENANT, "d", SL_EXPECT_ANY, d, 4, &r),
+		    SL_OK);
+		CHECK_EQ(sl_client_commit(
+		             wcl, TENANT, "e", SL_EXPECT_ANY, e, 2, &r),
+		    SL_OK);
+	}
+	wait_caught_up(10000);
 	for (int k = 0; k < 10; k++) {
 		char key[16];
 		snprintf(key, sizeof(key), "k%d", k);
@@ -477,8 +514,9 @@ main(void)
 	expect_state("d", true, 5, 1);
 	expect_state("e", false, 0, 0);
 	pthread_mutex_lock(&f->mu);
-	printf("phase 1: %" PRIu64 " calls, %" PRIu64 " events, at most %" PRIu64
-	       " per call, runs up to %" PRIu64 "\n",
+	printf("phase 1: %" PRIu64 " calls, %" PRIu64
+	       " events, at most %" PRIu64 " per call, runs up to %" PRIu64
+	       "\n",
 	    f->calls, f->events, f->max_events, f->max_run);
 	CHECK_EQ(f->events, 306);
 	CHECK(f->multi_calls > 0);
@@ -497,16 +535,19 @@ main(void)
 	 * the fourth wait, then are retried from the third (attempt 1) */
 	{
 		sl_new_event e[4] = {
-			{ .type = "Add", .content_json = "{\"k\":\"f\",\"v\":1}" },
-			{ .type = "Add", .content_json = "{\"k\":\"f\",\"v\":2}" },
+			{ .type           = "Add",
+			    .content_json = "{\"k\":\"f\",\"v\":1}" },
+			{ .type           = "Add",
+			    .content_json = "{\"k\":\"f\",\"v\":2}" },
 			{ .type = "Add",
 			    .content_json
 			    = "{\"k\":\"f\",\"v\":4,\"fail\":true}" },
-			{ .type = "Add", .content_json = "{\"k\":\"f\",\"v\":8}" },
+			{ .type           = "Add",
+			    .content_json = "{\"k\":\"f\",\"v\":8}" },
 		};
 		sl_commit_result r;
-		CHECK_EQ(sl_client_commit(wcl, TENANT, "f", SL_EXPECT_ANY, e, 4,
-		             &r),
+		CHECK_EQ(sl_client_commit(
+		             wcl, TENANT, "f", SL_EXPECT_ANY, e, 4, &r),
 		    SL_OK);
 		uint64_t pos = wait_failing("f", "fail at", 5000);
 		CHECK_EQ(pos, (uint64_t) head() - 2);
@@ -539,12 +580,13 @@ main(void)
 		atomic_store(&f->mode, bad[i].mode);
 		add("m", 100 + (int64_t) i, false);
 		wait_failing("m", bad[i].reason, 5000);
-		st = ru_status(cl);
+		st        = ru_status(cl);
 		json_t *r = ru_remote(st, PID);
 		CHECK(json_integer_value(json_object_get(r, "failed_calls"))
 		    > fails);
-		CHECK(strstr(json_string_value(json_object_get(r, "last_error")),
-		          bad[i].reason)
+		CHECK(
+		    strstr(json_string_value(json_object_get(r, "last_error")),
+		        bad[i].reason)
 		    != NULL);
 		json_decref(st);
 		expect_state("m", m > 0, m, (int64_t) i);
@@ -569,14 +611,14 @@ main(void)
 	 * client is away, then caught up in calls of at most 4 MiB */
 	bfake_stop(f);
 	CHECK(ru_wait_connected(cl, PID, false, 5000));
-	size_t big = 600 * 1024;
+	size_t big     = 600 * 1024;
 	char  *content = malloc(big + 100);
 	CHECK(content != NULL);
 	for (int i = 0; i < 10; i++) {
 		char key[16];
 		snprintf(key, sizeof(key), "big%d", i);
-		int n = snprintf(content, 100, "{\"k\":\"%s\",\"v\":1,\"pad\":\"",
-		    key);
+		int n = snprintf(
+		    content, 100, "{\"k\":\"%s\",\"v\":1,\"pad\":\"", key);
 		memset(content + n, 'x', big);
 		strcpy(content + n + big, "\"}");
 		ru_commit1(&wcl, P.api_url, TENANT, key, SL_EXPECT_ANY, "Add",
@@ -598,6 +640,41 @@ main(void)
 	CHECK(f->max_bytes_multi <= (size_t) 4 << 20);
 	CHECK(f->max_bytes_multi > (size_t) 2 << 20);
 	pthread_mutex_unlock(&f->mu);
+
+	/* 6. a takeover by a protocol 1 client of the same definition: it
+	 * goes on from the checkpoint with version 1 calls (an event each,
+	 * with its key and state), then a protocol 2 client takes it back */
+	bfake_stop(f);
+	CHECK(ru_wait_connected(cl, PID, false, 5000));
+	add("v1a", 3, false); /* waits for a client */
+	register_as(1, "same");
+	json_t *st = ru_status(cl);
+	CHECK_EQ(json_integer_value(
+	             json_object_get(ru_remote(st, PID), "protocol")),
+	    1);
+	CHECK_EQ(
+	    json_integer_value(json_object_get(ru_remote(st, PID), "batch")),
+	    1);
+	json_decref(st);
+	ru_fake *v1 = ru_fake_start(url, RU_GOOD);
+	wait_caught_up(10000);
+	pthread_mutex_lock(&v1->mu);
+	CHECK_EQ(v1->n_calls, 1); /* v1a's event alone: nothing redone */
+	CHECK_STREQ(v1->last_op, "project");
+	CHECK_STREQ(v1->last_key, "v1a");
+	CHECK(v1->last_event != NULL
+	    && strstr(v1->last_event, "\"v1a\"") != NULL);
+	pthread_mutex_unlock(&v1->mu);
+	int64_t s1, n1;
+	CHECK(get("v1a", &s1, &n1)); /* RU_GOOD's state: {n: 1, key} */
+	CHECK_EQ(n1, 1);
+	ru_fake_stop(v1);
+	CHECK(ru_wait_connected(cl, PID, false, 5000));
+	register_as(2, "same");
+	bfake_start(f);
+	add("v2a", 4, false);
+	wait_caught_up(10000);
+	expect_state("v2a", true, 4, 1);
 
 	bfake_stop(f);
 	pthread_mutex_destroy(&f->mu);
