@@ -174,7 +174,7 @@ measure(const opts *o, int window, int protocol, int batch, result *res)
 	if (remote) {
 		char *argv[] = { (char *) o->client, "--url", d.url,
 			"--protocol", proto, "--quiet", NULL };
-		client = bench_spawn(argv, clog);
+		client       = bench_spawn(argv, clog);
 	}
 	sl_client  *c    = daemon_client(&d);
 	const char *name = remote ? REMOTE_NAME : WL_PROJECTION;

@@ -30,7 +30,7 @@
 #include "json.h"
 #include "mp.h"
 
-#define REMOTE_PROTOCOL       2 /* the default; 1 on request */
+#define REMOTE_PROTOCOL       2    /* the default; 1 on request */
 #define REMOTE_RECV_SLICE_MS  100  /* how often run looks at the stop flag */
 #define REMOTE_SILENCE_FACTOR 3    /* keep-alive periods without a call */
 #define REMOTE_BACKOFF_MAX_MS 5000 /* between failed registrations */
@@ -47,7 +47,7 @@ struct sl_remote {
 	sl_remote_filter_kind fkind;
 	sl_remote_handler     handler;
 	void                 *user;
-	msgpack_sbuffer       reg; /* the register request, packed once */
+	msgpack_sbuffer       reg;      /* the register request, packed once */
 	uint32_t              protocol; /* 1: an event per call; 2: runs */
 	/* projections: the initial state, where a run goes on after a
 	 * delete (protocol 2) */
@@ -55,7 +55,7 @@ struct sl_remote {
 	msgpack_zone    izone;
 	msgpack_object  initial_obj;
 	bool            has_initial;
-	int                   api_timeout_ms;
+	int             api_timeout_ms;
 	void (*log)(void *user, int level, const char *msg);
 	void           *log_user;
 	nng_socket      api;      /* req0 to the daemon's API, for register */
@@ -548,8 +548,8 @@ sl_remote_register_projection(const char *api_url,
 			r->initial_obj.type = MSGPACK_OBJECT_NIL;
 	}
 	msgpack_packer_init(&pk, &r->reg, msgpack_sbuffer_write);
-	pack_head(&pk, r->protocol, 2, "projection", def->id, def->scope, def->name,
-	    def->version);
+	pack_head(&pk, r->protocol, 2, "projection", def->id, def->scope,
+	    def->name, def->version);
 	mp_pack_cstr(&pk, "initial_state");
 	if (json_text_to_mp(def->initial_state_json != NULL
 	            ? def->initial_state_json
@@ -688,7 +688,8 @@ pack_state(const sl_remote_call *c, msgpack_packer *pk)
 {
 	if (c->state != NULL)
 		json_to_mp(c->state, pk);
-	else if (c->state_in != NULL && c->state_in->type == MSGPACK_OBJECT_MAP)
+	else if (c->state_in != NULL
+	    && c->state_in->type == MSGPACK_OBJECT_MAP)
 		msgpack_pack_object(pk, *c->state_in);
 	else
 		msgpack_pack_map(pk, 0);
@@ -757,11 +758,11 @@ call_setup(sl_remote_call *c, sl_remote *r, const msgpack_object *req,
 	mp_get_u64(retry, "attempt", &attempt);
 	c->attempt = attempt > UINT32_MAX ? UINT32_MAX : (uint32_t) attempt;
 	c->tenant  = obj_strdup(mp_get(req, "tenant"));
-	c->reason  = retry != NULL ? obj_strdup(mp_get(retry, "reason"))
-	                           : strdup("");
-	c->type    = obj_strdup(mp_get(event, "type"));
-	c->stream  = obj_strdup(mp_get(event, "stream"));
-	c->key     = r->is_filter ? NULL : obj_strdup(key);
+	c->reason
+	    = retry != NULL ? obj_strdup(mp_get(retry, "reason")) : strdup("");
+	c->type   = obj_strdup(mp_get(event, "type"));
+	c->stream = obj_strdup(mp_get(event, "stream"));
+	c->key    = r->is_filter ? NULL : obj_strdup(key);
 	return event != NULL && event->type == MSGPACK_OBJECT_MAP
 	    && c->tenant != NULL && c->reason != NULL && c->type != NULL
 	    && c->stream != NULL && (r->is_filter || c->key != NULL);
@@ -774,7 +775,7 @@ call_run(sl_remote *r, sl_remote_call *c, bool complete)
 	sl_remote_result res = complete
 	    ? r->handler(r->user, c)
 	    : sl_remote_fail(c, true, 0,
-	          "the call has no event (or the client ran out of memory)");
+	        "the call has no event (or the client ran out of memory)");
 	pthread_mutex_lock(&r->mu);
 	r->stats.calls++;
 	if (res == SL_REMOTE_FAILED)
@@ -823,10 +824,10 @@ fold_run(sl_remote *r, const msgpack_object *req, const msgpack_object *run,
 	f->cur_in = mp_get(run, "state");
 	f->retry  = true;
 	for (size_t j = 0; j < upto && !f->failed; j++) {
-		sl_remote_call c;
+		sl_remote_call        c;
 		const msgpack_object *ev = array_at(evs, j);
-		bool ok = call_setup(&c, r, req, ev, f->cur_in, key,
-		    j == 0 ? retry : NULL);
+		bool                  ok = call_setup(
+		                     &c, r, req, ev, f->cur_in, key, j == 0 ? retry : NULL);
 		c.state = f->cur; /* handed on: c owns it now */
 		f->cur  = NULL;
 		sl_remote_result res;
@@ -870,14 +871,13 @@ fold_run(sl_remote *r, const msgpack_object *req, const msgpack_object *run,
  * with how many events took effect, the state after them (or that the key
  * is deleted) and the first failure. */
 static void
-answer_runs(sl_remote *r, const msgpack_object *req, uint64_t call,
-    msgpack_packer *pk)
+answer_runs(
+    sl_remote *r, const msgpack_object *req, uint64_t call, msgpack_packer *pk)
 {
 	const msgpack_object *runs = mp_get(req, "runs");
-	size_t                n    = runs != NULL
-	            && runs->type == MSGPACK_OBJECT_ARRAY
-	        ? runs->via.array.size
-	        : 0;
+	size_t n = runs != NULL && runs->type == MSGPACK_OBJECT_ARRAY
+	    ? runs->via.array.size
+	    : 0;
 	msgpack_pack_map(pk, 2);
 	mp_pack_kv_u64(pk, "call", call);
 	mp_pack_cstr(pk, "runs");
@@ -885,9 +885,9 @@ answer_runs(sl_remote *r, const msgpack_object *req, uint64_t call,
 	for (size_t i = 0; i < n; i++) {
 		const msgpack_object *run = &runs->via.array.ptr[i];
 		const msgpack_object *evs = mp_get(run, "events");
-		size_t ne = evs != NULL && evs->type == MSGPACK_OBJECT_ARRAY
-		    ? evs->via.array.size
-		    : 0;
+		size_t   ne = evs != NULL && evs->type == MSGPACK_OBJECT_ARRAY
+		      ? evs->via.array.size
+		      : 0;
 		run_fold f;
 		fold_run(r, req, run, ne, true, &f);
 		if (f.failed && f.applied > 0) {
@@ -932,8 +932,8 @@ answer_runs(sl_remote *r, const msgpack_object *req, uint64_t call,
 
 /* Protocol 2, a filter: one outcome per event. */
 static void
-answer_events(sl_remote *r, const msgpack_object *req, uint64_t call,
-    msgpack_packer *pk)
+answer_events(
+    sl_remote *r, const msgpack_object *req, uint64_t call, msgpack_packer *pk)
 {
 	const msgpack_object *evs = mp_get(req, "events");
 	const msgpack_object *rts = mp_get(req, "retries");
@@ -996,9 +996,9 @@ handle(sl_remote *r, const msgpack_object *req, msgpack_packer *pk)
 			answer_runs(r, req, call, pk);
 		return true;
 	}
-	sl_remote_call c;
-	bool ok = call_setup(&c, r, req, mp_get(req, "event"),
-	    mp_get(req, "state"), mp_get(req, "key"), mp_get(req, "retry"));
+	sl_remote_call   c;
+	bool             ok  = call_setup(&c, r, req, mp_get(req, "event"),
+	                 mp_get(req, "state"), mp_get(req, "key"), mp_get(req, "retry"));
 	sl_remote_result res = call_run(r, &c, ok);
 	pack_answer(r, &c, true, call, res, pk);
 	call_free(&c);

@@ -153,9 +153,9 @@ main(int argc, char **argv)
 	};
 	const char *url = NULL, *config = NULL;
 	const char *id = DEFAULT_ID, *name = DEFAULT_NAME;
-	int         level   = SL_REMOTE_LOG_INFO, opt;
+	int         level    = SL_REMOTE_LOG_INFO, opt;
 	uint32_t    protocol = 0; /* the library's default: 2 */
-	char       *cfg_url = NULL;
+	char       *cfg_url  = NULL;
 
 	while ((opt = getopt_long(argc, argv, "u:c:i:n:p:qh", longopts, NULL))
 	    != -1) {
@@ -215,8 +215,8 @@ main(int argc, char **argv)
 	};
 	sl_remote_options opts
 	    = { .log = log_stderr, .log_user = &level, .protocol = protocol };
-	sl_remote        *r;
-	int rc = sl_remote_register_projection(url, &def, &opts, &r);
+	sl_remote *r;
+	int        rc = sl_remote_register_projection(url, &def, &opts, &r);
 	if (rc != SL_OK) {
 		fprintf(stderr, "remote_account_details: %s: %s\n",
 		    sl_errname(rc), sl_remote_open_error());

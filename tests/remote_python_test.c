@@ -30,10 +30,10 @@
 #define PYF_NAME "python customer events"
 #define SCRIPT   SL_SOURCE_DIR "/client/python/remote_account_details.py"
 
-static ru_paths   P; /* its files and the daemon's URL */
-static const char *protocol = "2"; /* the client's remote protocol */
-static pid_t      daemon_pid = -1, client_pid = -1;
-static sl_client *cl;
+static ru_paths    P;                /* its files and the daemon's URL */
+static const char *protocol   = "2"; /* the client's remote protocol */
+static pid_t       daemon_pid = -1, client_pid = -1;
+static sl_client  *cl;
 
 static void
 write_config(void)
@@ -229,7 +229,7 @@ test_same_models(void)
 	CHECK_EQ(json_integer_value(
 	             json_object_get(ru_remote(st, PY_ID), "protocol")),
 	    atoi(protocol));
-	json_t *p  = ru_proc_named(st, PY_NAME);
+	json_t *p = ru_proc_named(st, PY_NAME);
 	CHECK(json_is_true(json_object_get(p, "remote")));
 	char *f = ru_failing_text(p);
 	CHECK(strstr(f, "\"partition\":\"acc-poison\"") != NULL);

@@ -124,7 +124,6 @@ test_success(void)
 	CHECK_EQ(strlen(jstr(rep, "definition")), 16);
 	json_decref(rep);
 
-
 	/* status: a registration, a projection marked remote, a processor
 	 * per tenant */
 	json_t *st = ru_status(cl), *p;
@@ -436,7 +435,8 @@ test_limit(void)
 	    json_integer_value(json_object_get(ru_remote(st, ID1), "batch")),
 	    1);
 	json_decref(st);
-	char *req = proj_req("41111111-2222-4333-8444-555555555555", SELECTORS);
+	char *req
+	    = proj_req("41111111-2222-4333-8444-555555555555", SELECTORS);
 	refused(req, SL_ETOOBIG, "max_registrations (3)");
 	free(req);
 	CHECK_EQ(n_remotes(), 3);

@@ -31,8 +31,8 @@ typedef struct rkey {
 	char         *unit;
 	size_t        ulen;
 	uint64_t      hash;
-	uint32_t      n_sent; /* in calls sent, not answered yet */
-	uint32_t      n_open; /* in the open batch (protocol 2) */
+	uint32_t      n_sent;  /* in calls sent, not answered yet */
+	uint32_t      n_open;  /* in the open batch (protocol 2) */
 	struct rwait *wh, *wt; /* events waiting for the key, in log order */
 	bool          ready;   /* on the ready list */
 	bool          opened;  /* on the open list */
@@ -66,11 +66,11 @@ struct remote_ring {
 	uint64_t     base; /* the tag of the head */
 	rkey       **keys; /* open addressing; cleared when all is done */
 	size_t       kcap, nkeys;
-	rkey        *ready_h, *ready_t; /* keys free again with waiting events */
-	size_t       n_wait;
-	rkey       **open; /* keys with events in the open batch */
-	size_t       n_open, cap_open;
-	bool         one_by_one; /* the client speaks protocol 1 */
+	rkey  *ready_h, *ready_t; /* keys free again with waiting events */
+	size_t n_wait;
+	rkey **open; /* keys with events in the open batch */
+	size_t n_open, cap_open;
+	bool   one_by_one; /* the client speaks protocol 1 */
 	/* the event being scanned, decoded (not to decode it again) */
 	const ev_view *view;
 	uint64_t       view_pos;
@@ -131,7 +131,7 @@ keys_clear(struct remote_ring *q)
 	q->nkeys   = 0;
 	q->n_wait  = 0;
 	q->ready_h = q->ready_t = NULL;
-	q->n_open  = 0;
+	q->n_open               = 0;
 }
 
 void
@@ -219,7 +219,6 @@ stopped(const batch_ctx *b)
 	return b->failed || b->storage || b->disconnected;
 }
 
-
 static remote_slot *
 slot_at(struct remote_ring *q, size_t i)
 {
@@ -244,7 +243,8 @@ static bool
 is_map(const void *data, size_t len)
 {
 	const unsigned char *c = data;
-	return len > 0 && ((c[0] & 0xf0) == 0x80 || c[0] == 0xde || c[0] == 0xdf);
+	return len > 0
+	    && ((c[0] & 0xf0) == 0x80 || c[0] == 0xde || c[0] == 0xdf);
 }
 
 /* Apply the answer r of slot s's event to the fold. */
@@ -270,7 +270,8 @@ apply(batch_ctx *b, const remote_slot *s, const remote_resp *r)
 		return;
 	if (r->outcome == REMOTE_FAILED) {
 		slot_fail(b, s, r->retry, r->retry_after_ms, "%s",
-		    r->reason[0] ? r->reason : "handler failed (no reason given)");
+		    r->reason[0] ? r->reason
+		                 : "handler failed (no reason given)");
 		return;
 	}
 	int rc = SL_OK;
@@ -281,7 +282,8 @@ apply(batch_ctx *b, const remote_slot *s, const remote_resp *r)
 			    "the client's new state is not a map");
 			return;
 		}
-		rc = proc_state_set(b, s->unit, s->ulen, r->state, r->state_len);
+		rc = proc_state_set(
+		    b, s->unit, s->ulen, r->state, r->state_len);
 		break;
 	case REMOTE_DELETE:
 		rc = proc_state_set(b, s->unit, s->ulen, NULL, 0);
@@ -294,8 +296,8 @@ apply(batch_ctx *b, const remote_slot *s, const remote_resp *r)
 		sl_context ctx = { 0 };
 		memcpy(b->uf.unit, s->unit, s->ulen + 1);
 		b->uf.ulen = s->ulen;
-		rc = proc_filter_include(b, &ctx,
-		    p->partitioned ? r->partition : NULL, s->pos);
+		rc         = proc_filter_include(
+		            b, &ctx, p->partitioned ? r->partition : NULL, s->pos);
 		if (rc == HANDLE_UNIT_FAILED)
 			proc_failed(b, s->pos);
 		if (rc != SL_OK)
@@ -306,8 +308,7 @@ apply(batch_ctx *b, const remote_slot *s, const remote_resp *r)
 	case REMOTE_EXCLUDED + 10:
 		break;
 	default:
-		slot_fail(b, s, true, 0,
-		    "the client answered %s",
+		slot_fail(b, s, true, 0, "the client answered %s",
 		    p->is_filter ? "a projection's outcome to a filter"
 		                 : "a filter's outcome to a projection");
 		return;
@@ -384,8 +385,8 @@ wait_answer(batch_ctx *b)
 	if (rc != SL_OK) {
 		/* no call in flight although the ring holds some: they are
 		 * lost; the batch is done again */
-		snprintf(b->reason, sizeof(b->reason),
-		    "remote calls lost: %s", sl_strerror(rc));
+		snprintf(b->reason, sizeof(b->reason), "remote calls lost: %s",
+		    sl_strerror(rc));
 		b->disconnected = true;
 		for (size_t i = 0; i < q->n; i++) {
 			remote_slot *s = slot_at(q, i);
@@ -417,8 +418,9 @@ wait_answer(batch_ctx *b)
 			return;
 		}
 	}
-	log_warn("proc", "tenant %s %s: an answer to no call of ours (%" PRIu64
-	    ")", p->tenant, p->proj_id, r.call);
+	log_warn("proc",
+	    "tenant %s %s: an answer to no call of ours (%" PRIu64 ")",
+	    p->tenant, p->proj_id, r.call);
 	remote_resp_free(&r);
 }
 
@@ -495,8 +497,8 @@ send_call(batch_ctx *b, uint64_t position, const void *data, size_t len,
 		.event_len = len,
 		.position  = position,
 		.tag       = q->base + q->n,
-		.view      = q->view != NULL && q->view_pos == position ? q->view
-		                                                       : NULL,
+		.view
+		= q->view != NULL && q->view_pos == position ? q->view : NULL,
 	};
 	sl_context ctx = { 0 };
 	proc_retry_state(b, position, &ctx);
@@ -550,8 +552,8 @@ send_call(batch_ctx *b, uint64_t position, const void *data, size_t len,
 		/* its answer comes; the batch is aborted before */
 		snprintf(b->reason, sizeof(b->reason), "out of memory");
 		b->storage = true;
-		s->unit = NULL;
-		s->ulen = 0;
+		s->unit    = NULL;
+		s->ulen    = 0;
 		return 1;
 	}
 	if (k != NULL) {
@@ -559,10 +561,11 @@ send_call(batch_ctx *b, uint64_t position, const void *data, size_t len,
 			k->n_open++;
 			if (!k->opened) {
 				if (q->n_open == q->cap_open) {
-					size_t ncap = q->cap_open ? q->cap_open * 2
-					                          : 64;
+					size_t ncap = q->cap_open
+					    ? q->cap_open * 2
+					    : 64;
 					rkey **no   = realloc(
-                                            q->open, ncap * sizeof(*no));
+					      q->open, ncap * sizeof(*no));
 					if (no == NULL) {
 						snprintf(b->reason,
 						    sizeof(b->reason),
@@ -617,8 +620,8 @@ send_room(batch_ctx *b, uint64_t position, const void *data, size_t len,
 
 /* Queue the event at position behind its key's events in flight. */
 static int
-key_wait(batch_ctx *b, rkey *k, uint64_t position, const void *data,
-    size_t len)
+key_wait(
+    batch_ctx *b, rkey *k, uint64_t position, const void *data, size_t len)
 {
 	rwait *w = malloc(sizeof(*w));
 	if (w == NULL || (w->data = malloc(len)) == NULL) {
@@ -653,10 +656,9 @@ send_ready(batch_ctx *b)
 			q->ready_t = NULL;
 		k->ready = false;
 		while (k->wh != NULL && k->n_sent == 0 && !stopped(b)) {
-			rwait *w = k->wh;
-			int    rc
-			    = send_room(b, w->pos, w->data, w->len, k->unit,
-			        k->ulen, k);
+			rwait *w  = k->wh;
+			int    rc = send_room(
+			       b, w->pos, w->data, w->len, k->unit, k->ulen, k);
 			if (rc < 0)
 				break; /* busy again: readied when answered */
 			k->wh = w->next;
@@ -772,7 +774,8 @@ proc_remote_drain(batch_ctx *b)
 	struct remote_ring *q = b->p->ring;
 	send_ready(b);
 	while (!stopped(b)
-	    && (q->n > 0 || q->n_wait > 0 || remote_call_open(b->p->caller) > 0)) {
+	    && (q->n > 0 || q->n_wait > 0
+	        || remote_call_open(b->p->caller) > 0)) {
 		if (q->n == 0 && remote_call_open(b->p->caller) == 0) {
 			/* (cannot be) waiting events with no call in flight:
 			 * they are done again by the next batch */

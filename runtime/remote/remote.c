@@ -289,8 +289,8 @@ decode_answer(const slot *s, const void *body, size_t len, remote_resp *r)
 	if (s->is_ping) {
 		const msgpack_object *outcome = field(&root, "outcome");
 		if (outcome == NULL || outcome->type != MSGPACK_OBJECT_STR)
-			malformed(r,
-			    "field 'outcome' is missing or not a string");
+			malformed(
+			    r, "field 'outcome' is missing or not a string");
 		else if (!outcome_is(outcome, "pong"))
 			malformed(r, "a ping is answered with outcome 'pong'");
 		else {
@@ -315,21 +315,21 @@ static void
 batch_fail_all(slot *s, const remote_resp *t)
 {
 	size_t i = 0;
-	for (size_t run = 0; run < (s->kind == DEF_PROJECTION ? s->n_runs
-	                                                       : s->n_evs);
-	     run++) {
+	for (size_t run = 0;
+	     run < (s->kind == DEF_PROJECTION ? s->n_runs : s->n_evs); run++) {
 		size_t n = s->kind == DEF_PROJECTION ? s->run_len[run] : 1;
 		for (size_t j = 0; j < n && i < s->n_evs; j++, i++) {
-			remote_resp *r = &s->evs[i]->resp;
+			remote_resp *r   = &s->evs[i]->resp;
 			uint64_t     tag = r->tag;
 			remote_resp_free(r);
-			*r     = *t;
-			r->tag = tag;
+			*r      = *t;
+			r->tag  = tag;
 			r->call = s->call;
 			if (j > 0 && t->outcome != REMOTE_DISCONNECTED) {
 				r->outcome = REMOTE_SKIPPED;
-				resp_reason(r, "an earlier event of its run "
-				               "failed");
+				resp_reason(r,
+				    "an earlier event of its run "
+				    "failed");
 			}
 		}
 	}
@@ -361,7 +361,8 @@ decode_runs(slot *s, const msgpack_object *root, remote_resp *bad)
 		if (ap == NULL || ap->type != MSGPACK_OBJECT_POSITIVE_INTEGER
 		    || ap->via.u64 > n) {
 			malformed(bad,
-			    "run %zu: 'applied' is missing, not a uint or over "
+			    "run %zu: 'applied' is missing, not a uint or "
+			    "over "
 			    "its %u events",
 			    k, n);
 			return false;
@@ -369,8 +370,8 @@ decode_runs(slot *s, const msgpack_object *root, remote_resp *bad)
 		uint32_t              applied = (uint32_t) ap->via.u64;
 		const msgpack_object *st      = field(m, "state");
 		const msgpack_object *del     = field(m, "deleted");
-		bool deleted = del != NULL && del->type == MSGPACK_OBJECT_BOOLEAN
-		    && del->via.boolean;
+		bool                  deleted = del != NULL
+		    && del->type == MSGPACK_OBJECT_BOOLEAN && del->via.boolean;
 		if (del != NULL && del->type != MSGPACK_OBJECT_BOOLEAN) {
 			malformed(bad, "run %zu: 'deleted' is not a bool", k);
 			return false;
@@ -413,8 +414,9 @@ decode_runs(slot *s, const msgpack_object *root, remote_resp *bad)
 				}
 			} else {
 				r->outcome = REMOTE_SKIPPED;
-				resp_reason(r, "an earlier event of its run "
-				               "failed");
+				resp_reason(r,
+				    "an earlier event of its run "
+				    "failed");
 			}
 		}
 	}
@@ -468,8 +470,9 @@ decode_batch(slot *s, const void *body, size_t len, remote_resp *bad)
 		return false;
 	}
 	if (decode_root(s, body, len, &zone, &root, bad) != NULL)
-		ok = s->kind == DEF_PROJECTION ? decode_runs(s, &root, bad)
-		                               : decode_outcomes(s, &root, bad);
+		ok = s->kind == DEF_PROJECTION
+		    ? decode_runs(s, &root, bad)
+		    : decode_outcomes(s, &root, bad);
 	msgpack_zone_destroy(&zone);
 	if (!ok)
 		batch_fail_all(s, bad);
@@ -618,8 +621,8 @@ batch_cb(slot *s, int rv, nng_msg *msg)
 	remote_resp  bad;
 	bool         wellformed = true;
 	if (msg != NULL) {
-		wellformed
-		    = decode_batch(s, nng_msg_body(msg), nng_msg_len(msg), &bad);
+		wellformed = decode_batch(
+		    s, nng_msg_body(msg), nng_msg_len(msg), &bad);
 		nng_msg_free(msg);
 	}
 	pthread_mutex_lock(&rp->mu);
@@ -634,8 +637,8 @@ batch_cb(slot *s, int rv, nng_msg *msg)
 	}
 	if (!wellformed) {
 		rp->failed_calls++;
-		set_last_error(rp, "call %" PRIu64 " (%zu events): %s", s->call,
-		    s->n_evs, bad.reason);
+		set_last_error(rp, "call %" PRIu64 " (%zu events): %s",
+		    s->call, s->n_evs, bad.reason);
 		log_debug("remote", "%s call %" PRIu64 ": %s", rp->id, s->call,
 		    bad.reason);
 	}
@@ -1018,7 +1021,7 @@ remote_caller_close(remote_caller *c)
 		return;
 	remote_proc *rp = c->rp;
 	pthread_mutex_lock(&rp->mu);
-	c->closing  = true;
+	c->closing = true;
 	pthread_mutex_unlock(&rp->mu);
 	if (c->ob.n > 0)
 		ob_drop(c, "the runtime is stopping");
@@ -1232,8 +1235,8 @@ ans_push(answer ***arr, size_t *cap, size_t n, answer *a)
 
 /* Add req's event to the open batch (protocol 2). */
 static int
-batch_add(remote_caller *c, const remote_req *req, uint32_t epoch,
-    uint32_t batch)
+batch_add(
+    remote_caller *c, const remote_req *req, uint32_t epoch, uint32_t batch)
 {
 	remote_proc *rp = c->rp;
 	obatch      *ob = &c->ob;
@@ -1267,12 +1270,13 @@ batch_add(remote_caller *c, const remote_req *req, uint32_t epoch,
 		const char *key  = req->key != NULL ? req->key : "";
 		size_t      klen = strlen(key);
 		u                = ob_find(ob, key, klen, &at);
-		size_t extra = u == NULL ? klen + req->state_len + 64 : 0;
+		size_t extra     = u == NULL ? klen + req->state_len + 64 : 0;
 		msgpack_sbuffer *sb;
 		if (u == NULL) {
 			if (ob->n_runs == ob->cap_runs) {
-				size_t ncap = ob->cap_runs ? ob->cap_runs * 2 : 16;
-				brun  *nr
+				size_t ncap
+				    = ob->cap_runs ? ob->cap_runs * 2 : 16;
+				brun *nr
 				    = realloc(ob->runs, ncap * sizeof(*nr));
 				if (nr == NULL) {
 					free(a);
@@ -1321,9 +1325,9 @@ batch_add(remote_caller *c, const remote_req *req, uint32_t epoch,
 			u->klen = klen;
 			if (req->state_len > 0)
 				memcpy(u->state, req->state, req->state_len);
-			u->state_len    = req->state_len;
-			u->attempt      = req->attempt;
-			ob->index[at]   = (int32_t) (ob->n_runs + 1);
+			u->state_len  = req->state_len;
+			u->attempt    = req->attempt;
+			ob->index[at] = (int32_t) (ob->n_runs + 1);
 			ob->n_runs++;
 		}
 		if (!ans_push(&u->ans, &u->cap, u->n, a)) {
@@ -1402,7 +1406,8 @@ pack_batch(remote_caller *c, uint64_t id, uint64_t session, def_kind kind,
 			mp_pack_kv_str(pk, "reason", u->reason);
 			mp_pack_cstr(pk, "events");
 			msgpack_pack_array(pk, u->n);
-			msgpack_sbuffer_write(&c->buf, u->evs.data, u->evs.size);
+			msgpack_sbuffer_write(
+			    &c->buf, u->evs.data, u->evs.size);
 		}
 	} else {
 		mp_pack_cstr(pk, "events");
@@ -1426,8 +1431,8 @@ ob_drop(remote_caller *c, const char *why)
 	pthread_mutex_lock(&rp->mu);
 	for (size_t i = 0; i < (rp->kind == DEF_PROJECTION ? ob->n_runs : 1);
 	     i++) {
-		answer **v = rp->kind == DEF_PROJECTION ? ob->runs[i].ans
-		                                        : ob->ans;
+		answer **v
+		    = rp->kind == DEF_PROJECTION ? ob->runs[i].ans : ob->ans;
 		size_t n = rp->kind == DEF_PROJECTION ? ob->runs[i].n : ob->n;
 		for (size_t j = 0; j < n; j++) {
 			v[j]->resp.outcome = REMOTE_DISCONNECTED;
@@ -1465,8 +1470,8 @@ slot_get(remote_proc *rp)
 int
 remote_call_flush(remote_caller *c)
 {
-	remote_proc *rp = c->rp;
-	obatch      *ob = &c->ob;
+	remote_proc *rp  = c->rp;
+	obatch      *ob  = &c->ob;
 	nng_msg     *msg = NULL;
 	slot        *s;
 
@@ -1490,15 +1495,15 @@ remote_call_flush(remote_caller *c)
 	sl_filter_kind fkind   = rp->cur->def.filter_kind;
 	pthread_mutex_unlock(&rp->mu);
 
-	size_t    n_runs = 0;
+	size_t n_runs = 0;
 	if (rp->kind == DEF_PROJECTION)
 		for (size_t i = 0; i < ob->n_runs; i++)
 			n_runs += ob->runs[i].n > 0;
 	answer  **evs = malloc(ob->n * sizeof(*evs));
 	uint32_t *rl  = n_runs ? malloc(n_runs * sizeof(*rl)) : NULL;
 	if (evs == NULL || (n_runs > 0 && rl == NULL)
-	    || !pack_batch(c, id, session, rp->kind,
-	        ob->tenant != NULL ? ob->tenant : "")
+	    || !pack_batch(
+	        c, id, session, rp->kind, ob->tenant != NULL ? ob->tenant : "")
 	    || nng_msg_alloc(&msg, c->buf.size) != 0
 	    || (s = slot_get(rp)) == NULL) {
 		free(evs);

@@ -650,9 +650,8 @@ remotes_create(const remote_config *cfg, remotes **out)
 {
 	*out = NULL;
 	if (cfg == NULL || cfg->endpoint == NULL || cfg->window < 1
-	    || cfg->batch < 1 || cfg->batch > 1024
-	    || cfg->keepalive_ms < 1 || cfg->timeout_ms < 1
-	    || cfg->max_registrations < 1
+	    || cfg->batch < 1 || cfg->batch > 1024 || cfg->keepalive_ms < 1
+	    || cfg->timeout_ms < 1 || cfg->max_registrations < 1
 	    || (strncmp(cfg->endpoint, "ipc://", 6) != 0
 	        && strncmp(cfg->endpoint, "inproc://", 9) != 0
 	        && strncmp(cfg->endpoint, "tcp://", 6) != 0))
