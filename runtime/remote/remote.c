@@ -1099,7 +1099,11 @@ pack_call(remote_caller *c, const remote_req *req, uint64_t id,
 
 /* ---- answer nodes: a pool per caller (its thread's alone) ---- */
 
-#define ANS_POOL_MAX 4096
+#define ANS_POOL_MAX 1024
+/* Buffers kept between batches up to this size: a run's (there are up to
+ * `batch` of them) and the one a call is packed in. */
+#define SBUF_KEEP      (16u << 10)
+#define SBUF_KEEP_CALL (1u << 20)
 
 /* A cleared answer node for the request tag; NULL when out of memory. */
 static answer *
@@ -1142,6 +1146,19 @@ ans_put(remote_caller *c, answer *a)
 
 /* ---- protocol 2: the open batch ---- */
 
+/* Empty a buffer for the next batch; one that a large event grew is given
+ * back rather than kept for good. */
+static void
+sbuf_reuse(msgpack_sbuffer *sb, size_t keep)
+{
+	if (sb->alloc > keep) {
+		msgpack_sbuffer_destroy(sb);
+		msgpack_sbuffer_init(sb);
+	} else {
+		msgpack_sbuffer_clear(sb);
+	}
+}
+
 /* Empty the open batch (its answer nodes freed when free_answers; else
  * they were handed on). Keeps the runs' buffers for the next batch. */
 static void
@@ -1159,7 +1176,7 @@ ob_reset(obatch *ob, bool free_answers)
 		u->state  = NULL;
 		u->reason = NULL;
 		u->n      = 0;
-		msgpack_sbuffer_clear(&u->evs);
+		sbuf_reuse(&u->evs, SBUF_KEEP);
 	}
 	if (free_answers && ob->n_runs == 0)
 		for (size_t j = 0; j < ob->n; j++)
@@ -1167,8 +1184,8 @@ ob_reset(obatch *ob, bool free_answers)
 	ob->n_runs = 0;
 	ob->n      = 0;
 	ob->bytes  = 0;
-	msgpack_sbuffer_clear(&ob->evs);
-	msgpack_sbuffer_clear(&ob->retries);
+	sbuf_reuse(&ob->evs, SBUF_KEEP_CALL);
+	sbuf_reuse(&ob->retries, SBUF_KEEP);
 	if (ob->index != NULL)
 		memset(ob->index, 0, ob->index_cap * sizeof(*ob->index));
 }
@@ -1532,6 +1549,7 @@ remote_call_flush(remote_caller *c)
 	for (size_t i = 0; i < n; i++)
 		evs[i]->resp.call = id;
 	ob_reset(ob, false); /* the answers are the slot's now */
+	sbuf_reuse(&c->buf, SBUF_KEEP_CALL);
 
 	pthread_mutex_lock(&rp->mu);
 	if (rp->closing || !rp->connected || c->closing) {
