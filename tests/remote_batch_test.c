@@ -16,7 +16,10 @@
  *    afterwards, each event takes effect once;
  *  - calls are cut before 4 MiB;
  *  - a takeover by a client of protocol 1 (same definition): it gets
- *    version 1 calls, an event each, from the checkpoint; and back.
+ *    version 1 calls, an event each, from the checkpoint; and back;
+ *  - a partitioned filter: calls of events with their retry states, one
+ *    outcome each; a wrong count of outcomes fails the call, changing
+ *    nothing.
  */
 #include <inttypes.h>
 
@@ -26,6 +29,8 @@
 #define TENANT     "demo"
 #define PID        "b1111111-2222-4333-8444-555555555555"
 #define PNAME      "sums"
+#define FID        "c1111111-2222-4333-8444-555555555555"
+#define FNAME      "all by stream"
 #define BATCH      8
 #define TIMEOUT_MS 400
 #define MAX_KEYS   256
@@ -184,6 +189,42 @@ answer_run(bfake *f, const msgpack_object *run, int mode, msgpack_packer *pk)
 	}
 }
 
+/* A filter's call: every event included in the partition of its stream
+ * (B_BAD_COUNT: one outcome short). */
+static void
+answer_filter(
+    bfake *f, const msgpack_object *req, int mode, msgpack_packer *pk)
+{
+	const msgpack_object *evs = mp_get(req, "events");
+	const msgpack_object *rts = mp_get(req, "retries");
+	CHECK(evs != NULL && evs->type == MSGPACK_OBJECT_ARRAY);
+	CHECK(rts != NULL && rts->type == MSGPACK_OBJECT_ARRAY);
+	CHECK_EQ(evs->via.array.size, rts->via.array.size);
+	pthread_mutex_lock(&f->mu);
+	f->calls++;
+	f->events += evs->via.array.size;
+	if (evs->via.array.size > 1)
+		f->multi_calls++;
+	pthread_mutex_unlock(&f->mu);
+	size_t n = evs->via.array.size;
+	if (mode == B_BAD_COUNT && n > 0)
+		n--;
+	mp_pack_cstr(pk, "outcomes");
+	msgpack_pack_array(pk, n);
+	for (size_t i = 0; i < n; i++) {
+		const char *stream;
+		size_t      len;
+		CHECK_EQ(mp_get_str(
+		             &evs->via.array.ptr[i], "stream", &stream, &len),
+		    SL_OK);
+		msgpack_pack_map(pk, 2);
+		mp_pack_kv_str(pk, "outcome", "included");
+		mp_pack_cstr(pk, "partition");
+		msgpack_pack_str(pk, len);
+		msgpack_pack_str_body(pk, stream, len);
+	}
+}
+
 static void *
 bfake_main(void *arg)
 {
@@ -215,6 +256,10 @@ bfake_main(void *arg)
 		if (ping) {
 			mp_pack_kv_str(&pk, "outcome", "pong");
 		} else {
+			if (mp_str_eq(mp_get(&req, "op"), "filter")) {
+				answer_filter(f, &req, mode, &pk);
+				goto send;
+			}
 			CHECK(mp_str_eq(mp_get(&req, "op"), "project"));
 			CHECK(mp_get(&req, "event")
 			    == NULL); /* not protocol 1 */
@@ -261,6 +306,7 @@ bfake_main(void *arg)
 					    mode, &pk);
 			pthread_mutex_unlock(&f->mu);
 		}
+	send:
 		msgpack_zone_destroy(&zone);
 		nng_msg_free(msg);
 		if (ping || mode != B_SILENT) {
@@ -417,12 +463,12 @@ expect_state(const char *key, bool found, int64_t sum, int64_t n)
 /* Wait until the processor's failing units include key with a reason
  * containing what; @return its position. */
 static uint64_t
-wait_failing(const char *key, const char *what, int ms)
+wait_failing_in(const char *name, const char *key, const char *what, int ms)
 {
 	int64_t end = dt_now_ms() + ms;
 	for (;;) {
 		json_t  *st  = ru_status(cl);
-		json_t  *p   = ru_proc_named(st, PNAME), *u;
+		json_t  *p   = ru_proc_named(st, name), *u;
 		uint64_t pos = UINT64_MAX;
 		size_t   i;
 		json_array_foreach(json_object_get(p, "failing"), i, u)
@@ -431,7 +477,8 @@ wait_failing(const char *key, const char *what, int ms)
 			    json_object_get(u, "partition"));
 			const char *reason
 			    = json_string_value(json_object_get(u, "reason"));
-			if (part != NULL && strcmp(part, key) == 0
+			if (part != NULL
+			    && (key == NULL || strcmp(part, key) == 0)
 			    && reason != NULL && strstr(reason, what) != NULL)
 				pos = (uint64_t) json_integer_value(
 				    json_object_get(u, "position"));
@@ -448,6 +495,12 @@ wait_failing(const char *key, const char *what, int ms)
 			return pos;
 		dt_sleep_ms(20);
 	}
+}
+
+static uint64_t
+wait_failing(const char *key, const char *what, int ms)
+{
+	return wait_failing_in(PNAME, key, what, ms);
 }
 
 static int64_t
@@ -675,6 +728,42 @@ main(void)
 	add("v2a", 4, false);
 	wait_caught_up(10000);
 	expect_state("v2a", true, 4, 1);
+
+	/* 7. a partitioned filter of protocol 2: every event in the
+	 * partition of its stream; one outcome short fails the call */
+	json_t *frep;
+	CHECK_EQ(ru_request(cl,
+	             "{\"v\":1,\"op\":\"register\",\"protocol\":2,"
+	             "\"kind\":\"filter\",\"id\":\"" FID "\",\"name\":\"" FNAME
+	             "\",\"filter_kind\":\"partitioned\"}",
+	             &frep),
+	    SL_OK);
+	snprintf(url, sizeof(url), "%s",
+	    json_string_value(json_object_get(frep, "url")));
+	json_decref(frep);
+	bfake      *ff       = bfake_start(NULL);
+	const char *fnames[] = { FNAME };
+	ru_wait_caught_up(cl, fnames, 1, 0, false, 20000, &P, "(none)");
+	size_t count;
+	free(ru_filter_text(cl, TENANT, FNAME, NULL, false, &count));
+	CHECK_EQ((int64_t) count, head());
+	pthread_mutex_lock(&ff->mu);
+	CHECK_EQ((int64_t) ff->events, head());
+	CHECK(ff->multi_calls > 0);
+	pthread_mutex_unlock(&ff->mu);
+	atomic_store(&ff->mode, B_BAD_COUNT);
+	add("fz", 1, false);
+	add("fz", 2, false);
+	wait_failing_in(FNAME, NULL, "outcomes answered, the call had", 5000);
+	free(ru_filter_text(cl, TENANT, FNAME, NULL, false, &count));
+	CHECK_EQ((int64_t) count, head() - 2);
+	atomic_store(&ff->mode, B_GOOD);
+	ru_wait_caught_up(cl, fnames, 1, 0, false, 10000, &P, "(none)");
+	free(ru_filter_text(cl, TENANT, FNAME, NULL, false, &count));
+	CHECK_EQ((int64_t) count, head());
+	bfake_stop(ff);
+	pthread_mutex_destroy(&ff->mu);
+	free(ff);
 
 	bfake_stop(f);
 	pthread_mutex_destroy(&f->mu);
