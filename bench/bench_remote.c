@@ -6,13 +6,18 @@
  *   - the Account Details plugin catching up from position 0;
  *   - the same projection as a remote client process (the
  *     remote_account_details example, on the C client library
- *     include/sluice/remote.h) with remote.window 1, then with the daemon's
- *     default window (32);
+ *     include/sluice/remote.h) speaking protocol 1 (an event per call) with
+ *     remote.window 1, then with the daemon's default window (32) (keys
+ *     w1, wdef);
+ *   - the same client speaking protocol 2 (runs of events per call) with
+ *     the default window and remote.batch (--batch, default the daemon's
+ *     64) (key b);
  * and prints "key value" lines: events/s of each, each remote one as a
  * ratio to the plugin's, and CPU per event of sluiced and of the client.
+ * --protocol 1 or 2 runs only that protocol's rows.
  *
  *   bench_remote catchup --sluiced PATH --dir DIR --plugin SO --client PATH
- *                        [--sync 0|1]
+ *                        [--sync 0|1] [--protocol 1|2] [--batch N]
  */
 #include <getopt.h>
 #include <signal.h>
@@ -39,6 +44,8 @@ typedef struct opts {
 	const char *plugin;
 	const char *client;
 	int         sync;
+	int         protocol; /* 0: both */
+	int         batch;    /* protocol 2's remote.batch; 0: default */
 } opts;
 
 /* One catch-up's figures. */
@@ -49,6 +56,7 @@ typedef struct result {
 	double   client_cpu_s;
 	uint64_t models;
 	int      window;        /* remote: the window status reports */
+	int      batch;         /* remote: the batch status reports */
 	int      in_flight_max; /* remote: most calls in flight status saw */
 } result;
 
@@ -118,6 +126,8 @@ caught_up(sl_client *c, const char *name, result *res)
 			continue;
 		res->window
 		    = (int) json_integer_value(json_object_get(r, "window"));
+		res->batch
+		    = (int) json_integer_value(json_object_get(r, "batch"));
 		int in_flight = (int) json_integer_value(
 		    json_object_get(r, "in_flight"));
 		if (in_flight > res->in_flight_max)
@@ -132,24 +142,27 @@ caught_up(sl_client *c, const char *name, result *res)
  * starting sluiced (and, for a remote one, the client right after) until
  * status shows the processor at the head. window < 0: the plugin; 0: a
  * remote client with the daemon's default window; else remote.window.
+ * protocol: the client's (1 or 2); batch: remote.batch (0: default).
  */
 static void
-measure(const opts *o, int window, result *res)
+measure(const opts *o, int window, int protocol, int batch, result *res)
 {
 	bench_daemon d;
-	char         rm[1200], clog[1200];
+	char         rm[1200], clog[1200], proto[16];
 	bool         remote = window >= 0;
 	memset(res, 0, sizeof(*res));
 	daemon_init(&d, o->sluiced, o->dir, o->sync != 0);
-	if (window > 0) {
+	if (window > 0 || batch > 0) {
 		/* daemon.c writes top-level keys only: a section appended
 		 * after them is the file's own. */
 		FILE *f = fopen(d.cfg, "a");
-		if (f == NULL
-		    || fprintf(f, "remote:\n  window: %d\n", window) < 0
+		if (f == NULL || fprintf(f, "remote:\n") < 0
+		    || (window > 0 && fprintf(f, "  window: %d\n", window) < 0)
+		    || (batch > 0 && fprintf(f, "  batch: %d\n", batch) < 0)
 		    || fclose(f) != 0)
 			bench_die("append to %s failed", d.cfg);
 	}
+	snprintf(proto, sizeof(proto), "%d", protocol);
 	snprintf(rm, sizeof(rm), "%s/data/tenants", o->dir);
 	bench_rmrf(rm);
 	daemon_set_plugin(&d, remote ? NULL : o->plugin);
@@ -159,9 +172,9 @@ measure(const opts *o, int window, result *res)
 	daemon_start(&d);
 	pid_t client = -1;
 	if (remote) {
-		char *argv[]
-		    = { (char *) o->client, "--url", d.url, "--quiet", NULL };
-		client = bench_spawn(argv, clog);
+		char *argv[] = { (char *) o->client, "--url", d.url,
+			"--protocol", proto, "--quiet", NULL };
+		client       = bench_spawn(argv, clog);
 	}
 	sl_client  *c    = daemon_client(&d);
 	const char *name = remote ? REMOTE_NAME : WL_PROJECTION;
@@ -202,6 +215,7 @@ print_remote(const char *key, const result *r, const result *plugin)
 	double eps  = (double) r->events / r->seconds;
 	double peps = (double) plugin->events / plugin->seconds;
 	bench_outf((double) r->window, "%s.window", key);
+	bench_outf((double) r->batch, "%s.batch", key);
 	bench_outf((double) r->in_flight_max, "%s.in_flight_max", key);
 	bench_outf(r->seconds, "%s.seconds", key);
 	bench_outf(eps, "%s.eps", key);
@@ -215,29 +229,49 @@ print_remote(const char *key, const result *r, const result *plugin)
 static int
 cmd_catchup(const opts *o)
 {
-	result plugin, w1, wdef;
-	measure(o, -1, &plugin);
-	measure(o, 1, &w1);
-	measure(o, 0, &wdef);
-	if (w1.window != 1)
-		bench_die("remote.window 1 not in effect (status says %d)",
-		    w1.window);
+	result plugin, w1, wdef, bt;
+	bool   v1 = o->protocol != 2, v2 = o->protocol != 1;
+	measure(o, -1, 0, 0, &plugin);
+	if (v1) {
+		measure(o, 1, 1, 0, &w1);
+		measure(o, 0, 1, 0, &wdef);
+		if (w1.window != 1 || w1.batch != 1)
+			bench_die("remote.window 1 not in effect (status says "
+			          "window %d, batch %d)",
+			    w1.window, w1.batch);
+	}
+	if (v2) {
+		measure(o, 0, 2, o->batch, &bt);
+		if (o->batch > 0 && bt.batch != o->batch)
+			bench_die("remote.batch %d not in effect (status says "
+			          "%d)",
+			    o->batch, bt.batch);
+	}
 	/* The same log gives the same read models, as many. */
-	if (w1.models != plugin.models || wdef.models != plugin.models
-	    || w1.events != plugin.events || wdef.events != plugin.events)
+	if ((v1
+	        && (w1.models != plugin.models || wdef.models != plugin.models
+	            || w1.events != plugin.events
+	            || wdef.events != plugin.events))
+	    || (v2
+	        && (bt.models != plugin.models || bt.events != plugin.events)))
 		bench_die("read models differ: plugin %llu, window 1 %llu, "
-		          "default %llu",
+		          "default %llu, protocol 2 %llu",
 		    (unsigned long long) plugin.models,
-		    (unsigned long long) w1.models,
-		    (unsigned long long) wdef.models);
+		    (unsigned long long) (v1 ? w1.models : 0),
+		    (unsigned long long) (v1 ? wdef.models : 0),
+		    (unsigned long long) (v2 ? bt.models : 0));
 	bench_out("events", (double) plugin.events);
 	bench_out("models", (double) plugin.models);
 	bench_out("plugin.seconds", plugin.seconds);
 	bench_out("plugin.eps", (double) plugin.events / plugin.seconds);
 	bench_out("plugin.daemon_cpu_us_per_event",
 	    plugin.daemon_cpu_s * 1e6 / (double) plugin.events);
-	print_remote("w1", &w1, &plugin);
-	print_remote("wdef", &wdef, &plugin);
+	if (v1) {
+		print_remote("w1", &w1, &plugin);
+		print_remote("wdef", &wdef, &plugin);
+	}
+	if (v2)
+		print_remote("b", &bt, &plugin);
 	return 0;
 }
 
@@ -248,6 +282,7 @@ usage(void)
 	    "usage: bench_remote catchup --sluiced PATH --dir DIR --plugin "
 	    "SO\n"
 	    "                            --client PATH [--sync 0|1]\n"
+	    "                            [--protocol 1|2] [--batch N]\n"
 	    "DIR holds a log grown by `bench_sluice load`; --client is the\n"
 	    "remote_account_details example. Prints \"key value\" lines.\n");
 	exit(2);
@@ -259,13 +294,23 @@ main(int argc, char **argv)
 	if (argc < 2 || strcmp(argv[1], "catchup") != 0)
 		usage();
 	opts o = { .sync = 1 };
-	enum { O_SLUICED = 256, O_DIR, O_PLUGIN, O_CLIENT, O_SYNC };
+	enum {
+		O_SLUICED = 256,
+		O_DIR,
+		O_PLUGIN,
+		O_CLIENT,
+		O_SYNC,
+		O_PROTOCOL,
+		O_BATCH
+	};
 	static const struct option lo[] = {
 		{ "sluiced", required_argument, NULL, O_SLUICED },
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "plugin", required_argument, NULL, O_PLUGIN },
 		{ "client", required_argument, NULL, O_CLIENT },
 		{ "sync", required_argument, NULL, O_SYNC },
+		{ "protocol", required_argument, NULL, O_PROTOCOL },
+		{ "batch", required_argument, NULL, O_BATCH },
 		{ NULL, 0, NULL, 0 },
 	};
 	optind = 2;
@@ -286,6 +331,12 @@ main(int argc, char **argv)
 			break;
 		case O_SYNC:
 			o.sync = atoi(optarg);
+			break;
+		case O_PROTOCOL:
+			o.protocol = atoi(optarg);
+			break;
+		case O_BATCH:
+			o.batch = atoi(optarg);
 			break;
 		default:
 			usage();

@@ -349,13 +349,15 @@ END {
 	    "`sync: true`) of the `account_details.so` plugin, and of the same " \
 	    "projection run by a client process, the `remote_account_details` " \
 	    "example (C client library `include/sluice/remote.h`, calls over " \
-	    "`ipc://`, docs/remote.md), with `remote.window: 1` and with the " \
-	    "default window. × plugin: the remote events/s over the plugin's " \
+	    "`ipc://`, docs/remote.md), speaking protocol 1 (an event per " \
+	    "call) with `remote.window: 1` and with the default window, and " \
+	    "protocol 2 (runs of up to `remote.batch` events per call) with " \
+	    "the defaults. × plugin: the remote events/s over the plugin's " \
 	    "in the same run, median of " meta["remote_runs"] " run(s). CPU: " \
 	    "user + system time of sluiced (from its start) and of the client " \
 	    "process, per event. In flight: the most calls `status` showed in " \
-	    "flight while sampling every 2 ms (median over runs). Each remote " \
-	    "event is one call, a req/rep " \
+	    "flight while sampling every 2 ms (median over runs). Under " \
+	    "protocol 1 each remote event is one call, a req/rep " \
 	    "round trip: compare µs/event with the raw NNG echo above (1 " \
 	    "client, p50 " num(med("raw.nng.c1.p50_us")) " µs)."
 	print ""
@@ -364,11 +366,11 @@ END {
 	e = med("remote.plugin.eps")
 	printf "| plugin, in process | %s | 1× | %s | %s | — | — |\n", cell("remote.plugin.eps"),
 	    num(e != "" && e > 0 ? 1e6 / e : ""), num(med("remote.plugin.daemon_cpu_us_per_event"))
-	for (w = 1; w <= 2; w++) {
-		k = w == 1 ? "remote.w1" : "remote.wdef"
+	for (w = 1; w <= 3; w++) {
+		k = w == 1 ? "remote.w1" : w == 2 ? "remote.wdef" : "remote.b"
 		e = med(k ".eps")
-		printf "| remote, window %s | %s | %s | %s | %s | %s | %s |\n",
-		    (w == 1 ? "1" : (med(k ".window") == "" ? "MISSING" : sprintf("%d", med(k ".window"))) " (default)"), cell(k ".eps"),
+		printf "| remote, %s | %s | %s | %s | %s | %s | %s |\n",
+		    (w == 1 ? "protocol 1, window 1" : w == 2 ? "protocol 1, window " (med(k ".window") == "" ? "MISSING" : sprintf("%d", med(k ".window"))) " (default)" : "protocol 2, window " (med(k ".window") == "" ? "MISSING" : sprintf("%d", med(k ".window"))) ", batch " (med(k ".batch") == "" ? "MISSING" : sprintf("%d", med(k ".batch"))) " (defaults)"), cell(k ".eps"),
 		    rcell(k ".ratio"), num(e != "" && e > 0 ? 1e6 / e : ""),
 		    num(med(k ".daemon_cpu_us_per_event")),
 		    num(med(k ".client_cpu_us_per_event")),

@@ -283,8 +283,9 @@ done
 # ---- remote catch-up: the plugin vs a remote client process ----
 # A log of its own (a remote catch-up takes a round trip per event): one
 # account per 10 events. Each run times, back to back on that log, the
-# plugin, then the remote_account_details example (C client library) with
-# remote.window 1 and with the default window; the ratios are per run.
+# plugin, then the remote_account_details example (C client library)
+# speaking protocol 1 with remote.window 1 and with the default window, and
+# protocol 2 with the defaults; the ratios are per run.
 RC=$WORK/remote
 REMOTE_ACCOUNTS=$((N_REMOTE / 10))
 say "remote catch-up: loading the log to $N_REMOTE events (no projection)"
@@ -292,7 +293,7 @@ say "remote catch-up: loading the log to $N_REMOTE events (no projection)"
 	--events $N_REMOTE --load-procs 4 2>>"$WORK/load.log" ||
 	{ cat "$WORK/load.log" >&2; exit 1; }
 for r in $(seq "$REMOTE_RUNS"); do
-	say "run $r/$REMOTE_RUNS: remote catch-up: plugin, window 1, default window"
+	say "run $r/$REMOTE_RUNS: remote catch-up: plugin, protocol 1 (window 1, default window), protocol 2"
 	run remote "$BR" catchup --sluiced "$SLUICED" --dir "$RC" \
 		--plugin "$PLUGIN" --client "$REMOTE_CLIENT" --sync 1
 done

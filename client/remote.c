@@ -30,7 +30,7 @@
 #include "json.h"
 #include "mp.h"
 
-#define REMOTE_PROTOCOL       1
+#define REMOTE_PROTOCOL       2    /* the default; 1 on request */
 #define REMOTE_RECV_SLICE_MS  100  /* how often run looks at the stop flag */
 #define REMOTE_SILENCE_FACTOR 3    /* keep-alive periods without a call */
 #define REMOTE_BACKOFF_MAX_MS 5000 /* between failed registrations */
@@ -47,8 +47,15 @@ struct sl_remote {
 	sl_remote_filter_kind fkind;
 	sl_remote_handler     handler;
 	void                 *user;
-	msgpack_sbuffer       reg; /* the register request, packed once */
-	int                   api_timeout_ms;
+	msgpack_sbuffer       reg;      /* the register request, packed once */
+	uint32_t              protocol; /* 1: an event per call; 2: runs */
+	/* projections: the initial state, where a run goes on after a
+	 * delete (protocol 2) */
+	msgpack_sbuffer initial;
+	msgpack_zone    izone;
+	msgpack_object  initial_obj;
+	bool            has_initial;
+	int             api_timeout_ms;
 	void (*log)(void *user, int level, const char *msg);
 	void           *log_user;
 	nng_socket      api;      /* req0 to the daemon's API, for register */
@@ -142,13 +149,14 @@ obj_strdup(const msgpack_object *o)
 
 /* Pack the common part of a register request. */
 static void
-pack_head(msgpack_packer *pk, size_t n_fields, const char *kind,
-    const char *id, const char *scope, const char *name, uint32_t version)
+pack_head(msgpack_packer *pk, uint32_t protocol, size_t n_fields,
+    const char *kind, const char *id, const char *scope, const char *name,
+    uint32_t version)
 {
 	msgpack_pack_map(pk, 7 + n_fields + (scope != NULL));
 	mp_pack_kv_u64(pk, "v", SL_PROTOCOL_VERSION);
 	mp_pack_kv_str(pk, "op", "register");
-	mp_pack_kv_u64(pk, "protocol", REMOTE_PROTOCOL);
+	mp_pack_kv_u64(pk, "protocol", protocol);
 	mp_pack_kv_str(pk, "kind", kind);
 	mp_pack_kv_str(pk, "id", id);
 	if (scope != NULL)
@@ -168,6 +176,10 @@ remote_new(const char *api_url, const sl_remote_options *opts)
 		return NULL;
 	}
 	msgpack_sbuffer_init(&r->reg);
+	msgpack_sbuffer_init(&r->initial);
+	r->protocol = REMOTE_PROTOCOL;
+	if (opts != NULL && opts->protocol != 0)
+		r->protocol = opts->protocol;
 	pthread_mutex_init(&r->mu, NULL);
 	atomic_init(&r->stop, false);
 	atomic_init(&r->connected, false);
@@ -513,9 +525,31 @@ sl_remote_register_projection(const char *api_url,
 		return SL_ENOMEM;
 	r->handler = def->on;
 	r->user    = def->user;
+	if (r->protocol < 1 || r->protocol > 2) {
+		sl_remote_close(r);
+		return bad_def("protocol %u is not 1 or 2",
+		    opts != NULL ? opts->protocol : 0);
+	}
+	/* the initial state, unpacked once: a run goes on from it after a
+	 * delete */
+	msgpack_packer ipk;
+	size_t         ioff = 0;
+	msgpack_packer_init(&ipk, &r->initial, msgpack_sbuffer_write);
+	if (json_text_to_mp(def->initial_state_json != NULL
+	            ? def->initial_state_json
+	            : "{}",
+	        1, &ipk, jerr, sizeof(jerr))
+	        == SL_OK
+	    && msgpack_zone_init(&r->izone, 1024)) {
+		r->has_initial = true;
+		if (msgpack_unpack(r->initial.data, r->initial.size, &ioff,
+		        &r->izone, &r->initial_obj)
+		    != MSGPACK_UNPACK_SUCCESS)
+			r->initial_obj.type = MSGPACK_OBJECT_NIL;
+	}
 	msgpack_packer_init(&pk, &r->reg, msgpack_sbuffer_write);
-	pack_head(&pk, 2, "projection", def->id, def->scope, def->name,
-	    def->version);
+	pack_head(&pk, r->protocol, 2, "projection", def->id, def->scope,
+	    def->name, def->version);
 	mp_pack_cstr(&pk, "initial_state");
 	if (json_text_to_mp(def->initial_state_json != NULL
 	            ? def->initial_state_json
@@ -569,8 +603,13 @@ sl_remote_register_filter(const char *api_url, const sl_remote_filter *def,
 	r->handler   = def->filter;
 	r->user      = def->user;
 	msgpack_packer_init(&pk, &r->reg, msgpack_sbuffer_write);
-	pack_head(
-	    &pk, 1, "filter", def->id, def->scope, def->name, def->version);
+	if (r->protocol < 1 || r->protocol > 2) {
+		sl_remote_close(r);
+		return bad_def("protocol %u is not 1 or 2",
+		    opts != NULL ? opts->protocol : 0);
+	}
+	pack_head(&pk, r->protocol, 1, "filter", def->id, def->scope,
+	    def->name, def->version);
 	mp_pack_kv_str(&pk, "filter_kind", filter_kind_names[def->kind]);
 	return finish_open(r, out);
 }
@@ -621,26 +660,49 @@ scratch(sl_remote_call *c, char *s)
 	return s;
 }
 
+/* An outcome map; with_call: the protocol 1 answer, which starts with the
+ * call's id (a protocol 2 filter's outcomes have none). */
 static void
-pack_failed(msgpack_packer *pk, uint64_t call, const char *reason, bool retry,
-    uint32_t after)
+pack_outcome_head(msgpack_packer *pk, bool with_call, uint64_t call,
+    size_t n_fields, const char *outcome)
 {
-	msgpack_pack_map(pk, 5);
-	mp_pack_kv_u64(pk, "call", call);
-	mp_pack_kv_str(pk, "outcome", "failed");
+	msgpack_pack_map(pk, n_fields + 1 + with_call);
+	if (with_call)
+		mp_pack_kv_u64(pk, "call", call);
+	mp_pack_kv_str(pk, "outcome", outcome);
+}
+
+static void
+pack_failed(msgpack_packer *pk, bool with_call, uint64_t call,
+    const char *reason, bool retry, uint32_t after)
+{
+	pack_outcome_head(pk, with_call, call, 3, "failed");
 	mp_pack_kv_str(pk, "reason", reason);
 	mp_pack_kv_bool(pk, "retry", retry);
 	mp_pack_kv_u64(pk, "retry_after_ms", after);
 }
 
+/* The state the call leaves: the edited one, else the one it got. */
+static void
+pack_state(const sl_remote_call *c, msgpack_packer *pk)
+{
+	if (c->state != NULL)
+		json_to_mp(c->state, pk);
+	else if (c->state_in != NULL
+	    && c->state_in->type == MSGPACK_OBJECT_MAP)
+		msgpack_pack_object(pk, *c->state_in);
+	else
+		msgpack_pack_map(pk, 0);
+}
+
 /* Pack the answer for what the handler returned. */
 static void
-pack_answer(sl_remote *r, sl_remote_call *c, uint64_t call,
+pack_answer(sl_remote *r, sl_remote_call *c, bool with_call, uint64_t call,
     sl_remote_result res, msgpack_packer *pk)
 {
 	char why[200];
 	if (res == SL_REMOTE_FAILED) {
-		pack_failed(pk, call,
+		pack_failed(pk, with_call, call,
 		    c->failed_set ? c->fail_reason
 		                  : "the handler failed (no reason given)",
 		    c->failed_set ? c->fail_retry : true,
@@ -648,57 +710,255 @@ pack_answer(sl_remote *r, sl_remote_call *c, uint64_t call,
 		return;
 	}
 	if (!r->is_filter && res == SL_REMOTE_REPLACE) {
-		msgpack_pack_map(pk, 3);
-		mp_pack_kv_u64(pk, "call", call);
-		mp_pack_kv_str(pk, "outcome", "replace");
+		pack_outcome_head(pk, with_call, call, 1, "replace");
 		mp_pack_cstr(pk, "state");
-		if (c->state != NULL)
-			json_to_mp(c->state, pk);
-		else if (c->state_in != NULL
-		    && c->state_in->type == MSGPACK_OBJECT_MAP)
-			msgpack_pack_object(pk, *c->state_in);
-		else
-			msgpack_pack_map(pk, 0);
+		pack_state(c, pk);
 		return;
 	}
 	if (!r->is_filter && res == SL_REMOTE_DELETE) {
-		msgpack_pack_map(pk, 2);
-		mp_pack_kv_u64(pk, "call", call);
-		mp_pack_kv_str(pk, "outcome", "delete");
+		pack_outcome_head(pk, with_call, call, 0, "delete");
 		return;
 	}
 	if (r->is_filter && res == SL_REMOTE_EXCLUDED) {
-		msgpack_pack_map(pk, 2);
-		mp_pack_kv_u64(pk, "call", call);
-		mp_pack_kv_str(pk, "outcome", "excluded");
+		pack_outcome_head(pk, with_call, call, 0, "excluded");
 		return;
 	}
 	if (r->is_filter && res == SL_REMOTE_INCLUDED) {
 		bool part = r->fkind != SL_REMOTE_UNPARTITIONED;
 		if (part && !c->partition_set) {
-			pack_failed(pk, call,
+			pack_failed(pk, with_call, call,
 			    "the handler included the event without a "
 			    "partition (use sl_remote_include)",
 			    true, 0);
 			return;
 		}
-		msgpack_pack_map(pk, 2 + part);
-		mp_pack_kv_u64(pk, "call", call);
-		mp_pack_kv_str(pk, "outcome", "included");
+		pack_outcome_head(pk, with_call, call, part, "included");
 		if (part)
 			mp_pack_kv_str(pk, "partition", c->partition);
 		return;
 	}
 	snprintf(why, sizeof(why), "the %s handler returned %d",
 	    r->is_filter ? "filter" : "projection", (int) res);
-	pack_failed(pk, call, why, true, 0);
+	pack_failed(pk, with_call, call, why, true, 0);
+}
+
+/* Set up c for one event (req: the call, for sl_remote_tenant & co).
+ * @return whether it has all it needs (else the handler is not run). */
+static bool
+call_setup(sl_remote_call *c, sl_remote *r, const msgpack_object *req,
+    const msgpack_object *event, const msgpack_object *state_in,
+    const msgpack_object *key, const msgpack_object *retry)
+{
+	uint64_t attempt = 0;
+	memset(c, 0, sizeof(*c));
+	c->r        = r;
+	c->req      = req;
+	c->event    = event;
+	c->state_in = r->is_filter ? NULL : state_in;
+	mp_get_u64(retry, "attempt", &attempt);
+	c->attempt = attempt > UINT32_MAX ? UINT32_MAX : (uint32_t) attempt;
+	c->tenant  = obj_strdup(mp_get(req, "tenant"));
+	c->reason
+	    = retry != NULL ? obj_strdup(mp_get(retry, "reason")) : strdup("");
+	c->type   = obj_strdup(mp_get(event, "type"));
+	c->stream = obj_strdup(mp_get(event, "stream"));
+	c->key    = r->is_filter ? NULL : obj_strdup(key);
+	return event != NULL && event->type == MSGPACK_OBJECT_MAP
+	    && c->tenant != NULL && c->reason != NULL && c->type != NULL
+	    && c->stream != NULL && (r->is_filter || c->key != NULL);
+}
+
+/* Run the handler on c (set up), counting it. */
+static sl_remote_result
+call_run(sl_remote *r, sl_remote_call *c, bool complete)
+{
+	sl_remote_result res = complete
+	    ? r->handler(r->user, c)
+	    : sl_remote_fail(c, true, 0,
+	        "the call has no event (or the client ran out of memory)");
+	pthread_mutex_lock(&r->mu);
+	r->stats.calls++;
+	if (res == SL_REMOTE_FAILED)
+		r->stats.failed++;
+	pthread_mutex_unlock(&r->mu);
+	return res;
+}
+
+static const msgpack_object *
+array_at(const msgpack_object *a, size_t i)
+{
+	return a != NULL && a->type == MSGPACK_OBJECT_ARRAY
+	        && i < a->via.array.size
+	    ? &a->via.array.ptr[i]
+	    : NULL;
+}
+
+/* A run's fold: how many events took effect and the state after them. */
+typedef struct run_fold {
+	size_t                applied;
+	bool                  deleted;
+	json_t               *cur;    /* the state as edited (owned), or */
+	const msgpack_object *cur_in; /* ... the state as received */
+	bool                  failed;
+	char                  reason[512];
+	bool                  retry;
+	uint32_t              after;
+} run_fold;
+
+/*
+ * Fold events [0, upto) of a run through the handler, one at a time, each
+ * getting the state the previous one left (the initial state after a
+ * delete), up to the first failure. The handler edits the state it is
+ * given, so a failing one may have spoilt the state before it: the caller
+ * folds the events before a failure again (handlers compute their answer
+ * and nothing else, docs/remote.md).
+ */
+static void
+fold_run(sl_remote *r, const msgpack_object *req, const msgpack_object *run,
+    size_t upto, bool count, run_fold *f)
+{
+	const msgpack_object *evs   = mp_get(run, "events");
+	const msgpack_object *retry = mp_get(run, "retry");
+	const msgpack_object *key   = mp_get(run, "key");
+	memset(f, 0, sizeof(*f));
+	f->cur_in = mp_get(run, "state");
+	f->retry  = true;
+	for (size_t j = 0; j < upto && !f->failed; j++) {
+		sl_remote_call        c;
+		const msgpack_object *ev = array_at(evs, j);
+		bool                  ok = call_setup(
+		                     &c, r, req, ev, f->cur_in, key, j == 0 ? retry : NULL);
+		c.state = f->cur; /* handed on: c owns it now */
+		f->cur  = NULL;
+		sl_remote_result res;
+		if (count)
+			res = call_run(r, &c, ok);
+		else
+			res = ok ? r->handler(r->user, &c) : SL_REMOTE_FAILED;
+		if (res == SL_REMOTE_REPLACE) {
+			f->applied++;
+			f->deleted = false;
+			f->cur     = c.state; /* NULL: state_in unchanged */
+			c.state    = NULL;
+			f->cur_in  = c.state_in;
+		} else if (res == SL_REMOTE_DELETE) {
+			f->applied++;
+			f->deleted = true;
+			f->cur_in  = r->has_initial ? &r->initial_obj : NULL;
+		} else {
+			f->failed = true;
+			if (res == SL_REMOTE_FAILED && c.failed_set) {
+				snprintf(f->reason, sizeof(f->reason), "%s",
+				    c.fail_reason);
+				f->retry = c.fail_retry;
+				f->after = c.fail_after_ms;
+			} else if (res == SL_REMOTE_FAILED) {
+				snprintf(f->reason, sizeof(f->reason), "%s",
+				    ok ? "the handler failed (no reason given)"
+				       : "the call has no event (or the "
+				         "client ran out of memory)");
+			} else {
+				snprintf(f->reason, sizeof(f->reason),
+				    "the projection handler returned %d",
+				    (int) res);
+			}
+		}
+		call_free(&c);
+	}
+}
+
+/* Protocol 2, a projection: each run folded (fold_run); answered per run
+ * with how many events took effect, the state after them (or that the key
+ * is deleted) and the first failure. */
+static void
+answer_runs(
+    sl_remote *r, const msgpack_object *req, uint64_t call, msgpack_packer *pk)
+{
+	const msgpack_object *runs = mp_get(req, "runs");
+	size_t n = runs != NULL && runs->type == MSGPACK_OBJECT_ARRAY
+	    ? runs->via.array.size
+	    : 0;
+	msgpack_pack_map(pk, 2);
+	mp_pack_kv_u64(pk, "call", call);
+	mp_pack_cstr(pk, "runs");
+	msgpack_pack_array(pk, n);
+	for (size_t i = 0; i < n; i++) {
+		const msgpack_object *run = &runs->via.array.ptr[i];
+		const msgpack_object *evs = mp_get(run, "events");
+		size_t   ne = evs != NULL && evs->type == MSGPACK_OBJECT_ARRAY
+		      ? evs->via.array.size
+		      : 0;
+		run_fold f;
+		fold_run(r, req, run, ne, true, &f);
+		if (f.failed && f.applied > 0) {
+			/* the state before the failing event, afresh */
+			run_fold g;
+			if (f.cur != NULL)
+				json_decref(f.cur);
+			fold_run(r, req, run, f.applied, false, &g);
+			if (!g.failed) {
+				g.failed = true;
+				memcpy(g.reason, f.reason, sizeof(g.reason));
+				g.retry = f.retry;
+				g.after = f.after;
+			}
+			f = g;
+		}
+		msgpack_pack_map(pk, 1 + (f.applied > 0) + f.failed);
+		mp_pack_kv_u64(pk, "applied", f.applied);
+		if (f.applied > 0 && f.deleted) {
+			mp_pack_kv_bool(pk, "deleted", true);
+		} else if (f.applied > 0) {
+			mp_pack_cstr(pk, "state");
+			if (f.cur != NULL)
+				json_to_mp(f.cur, pk);
+			else if (f.cur_in != NULL
+			    && f.cur_in->type == MSGPACK_OBJECT_MAP)
+				msgpack_pack_object(pk, *f.cur_in);
+			else
+				msgpack_pack_map(pk, 0);
+		}
+		if (f.failed) {
+			mp_pack_cstr(pk, "failed");
+			msgpack_pack_map(pk, 3);
+			mp_pack_kv_str(pk, "reason", f.reason);
+			mp_pack_kv_bool(pk, "retry", f.retry);
+			mp_pack_kv_u64(pk, "retry_after_ms", f.after);
+		}
+		if (f.cur != NULL)
+			json_decref(f.cur);
+	}
+}
+
+/* Protocol 2, a filter: one outcome per event. */
+static void
+answer_events(
+    sl_remote *r, const msgpack_object *req, uint64_t call, msgpack_packer *pk)
+{
+	const msgpack_object *evs = mp_get(req, "events");
+	const msgpack_object *rts = mp_get(req, "retries");
+	size_t n = evs != NULL && evs->type == MSGPACK_OBJECT_ARRAY
+	    ? evs->via.array.size
+	    : 0;
+	msgpack_pack_map(pk, 2);
+	mp_pack_kv_u64(pk, "call", call);
+	mp_pack_cstr(pk, "outcomes");
+	msgpack_pack_array(pk, n);
+	for (size_t i = 0; i < n; i++) {
+		sl_remote_call c;
+		bool ok = call_setup(&c, r, req, &evs->via.array.ptr[i], NULL,
+		    NULL, array_at(rts, i));
+		sl_remote_result res = call_run(r, &c, ok);
+		pack_answer(r, &c, false, 0, res, pk);
+		call_free(&c);
+	}
 }
 
 /* Handle one request; the reply is packed into pk (false: no reply). */
 static bool
 handle(sl_remote *r, const msgpack_object *req, msgpack_packer *pk)
 {
-	uint64_t              call = 0, session = 0, attempt = 0;
+	uint64_t              call = 0, session = 0;
 	const msgpack_object *op = mp_get(req, "op");
 	if (req->type != MSGPACK_OBJECT_MAP
 	    || mp_get_u64(req, "call", &call) != SL_OK || op == NULL) {
@@ -725,41 +985,22 @@ handle(sl_remote *r, const msgpack_object *req, msgpack_packer *pk)
 		return true;
 	}
 	if (!mp_str_eq(op, r->is_filter ? "filter" : "project")) {
-		pack_failed(
-		    pk, call, "this client does not handle that op", true, 0);
+		pack_failed(pk, true, call,
+		    "this client does not handle that op", true, 0);
 		return true;
 	}
-	sl_remote_call c;
-	memset(&c, 0, sizeof(c));
-	c.r     = r;
-	c.req   = req;
-	c.event = mp_get(req, "event");
-	if (!r->is_filter)
-		c.state_in = mp_get(req, "state");
-	const msgpack_object *retry = mp_get(req, "retry");
-	mp_get_u64(retry, "attempt", &attempt);
-	c.attempt = attempt > UINT32_MAX ? UINT32_MAX : (uint32_t) attempt;
-	c.tenant  = obj_strdup(mp_get(req, "tenant"));
-	c.reason  = obj_strdup(mp_get(retry, "reason"));
-	c.type    = obj_strdup(mp_get(c.event, "type"));
-	c.stream  = obj_strdup(mp_get(c.event, "stream"));
-	c.key     = r->is_filter ? NULL : obj_strdup(mp_get(req, "key"));
-	sl_remote_result res;
-	if (c.event == NULL || c.event->type != MSGPACK_OBJECT_MAP
-	    || c.tenant == NULL || c.reason == NULL || c.type == NULL
-	    || c.stream == NULL || (!r->is_filter && c.key == NULL)) {
-		res = sl_remote_fail(&c, true, 0,
-		    "the call has no event (or the client ran out of "
-		    "memory)");
-	} else {
-		res = r->handler(r->user, &c);
+	if (r->protocol >= 2) {
+		if (r->is_filter)
+			answer_events(r, req, call, pk);
+		else
+			answer_runs(r, req, call, pk);
+		return true;
 	}
-	pack_answer(r, &c, call, res, pk);
-	pthread_mutex_lock(&r->mu);
-	r->stats.calls++;
-	if (res == SL_REMOTE_FAILED)
-		r->stats.failed++;
-	pthread_mutex_unlock(&r->mu);
+	sl_remote_call   c;
+	bool             ok  = call_setup(&c, r, req, mp_get(req, "event"),
+	                 mp_get(req, "state"), mp_get(req, "key"), mp_get(req, "retry"));
+	sl_remote_result res = call_run(r, &c, ok);
+	pack_answer(r, &c, true, call, res, pk);
 	call_free(&c);
 	return true;
 }
@@ -926,6 +1167,9 @@ sl_remote_close(sl_remote *r)
 	if (nng_socket_id(r->api) > 0)
 		nng_close(r->api);
 	msgpack_sbuffer_destroy(&r->reg);
+	msgpack_sbuffer_destroy(&r->initial);
+	if (r->has_initial)
+		msgpack_zone_destroy(&r->izone);
 	pthread_mutex_destroy(&r->mu);
 	free(r->api_url);
 	free(r);

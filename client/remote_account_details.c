@@ -133,7 +133,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: remote_account_details [--url URL | --config FILE] "
-	    "[--id UUID] [--name NAME] [--quiet]\n"
+	    "[--id UUID] [--name NAME] [--protocol 1|2] [--quiet]\n"
 	    "The endpoint is --url, else $SLUICE_URL, else endpoints.api of "
 	    "the\nconfig file (--config, default ./resources.yaml).\n");
 }
@@ -146,16 +146,18 @@ main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "id", required_argument, NULL, 'i' },
 		{ "name", required_argument, NULL, 'n' },
+		{ "protocol", required_argument, NULL, 'p' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *url = NULL, *config = NULL;
 	const char *id = DEFAULT_ID, *name = DEFAULT_NAME;
-	int         level   = SL_REMOTE_LOG_INFO, opt;
-	char       *cfg_url = NULL;
+	int         level    = SL_REMOTE_LOG_INFO, opt;
+	uint32_t    protocol = 0; /* the library's default: 2 */
+	char       *cfg_url  = NULL;
 
-	while ((opt = getopt_long(argc, argv, "u:c:i:n:qh", longopts, NULL))
+	while ((opt = getopt_long(argc, argv, "u:c:i:n:p:qh", longopts, NULL))
 	    != -1) {
 		switch (opt) {
 		case 'u':
@@ -169,6 +171,9 @@ main(int argc, char **argv)
 			break;
 		case 'n':
 			name = optarg;
+			break;
+		case 'p':
+			protocol = (uint32_t) strtoul(optarg, NULL, 10);
 			break;
 		case 'q':
 			level = SL_REMOTE_LOG_WARN;
@@ -208,9 +213,10 @@ main(int argc, char **argv)
 		.on                 = on_event,
 		.user               = NULL,
 	};
-	sl_remote_options opts = { .log = log_stderr, .log_user = &level };
-	sl_remote        *r;
-	int rc = sl_remote_register_projection(url, &def, &opts, &r);
+	sl_remote_options opts
+	    = { .log = log_stderr, .log_user = &level, .protocol = protocol };
+	sl_remote *r;
+	int        rc = sl_remote_register_projection(url, &def, &opts, &r);
 	if (rc != SL_OK) {
 		fprintf(stderr, "remote_account_details: %s: %s\n",
 		    sl_errname(rc), sl_remote_open_error());

@@ -97,6 +97,7 @@ enum {
 	S_REMKEEP,
 	S_REMTIMEOUT,
 	S_REMWINDOW,
+	S_REMBATCH,
 	S_REMMAX,
 	S_RUNPROJ,
 	S_STARTSTD,
@@ -177,6 +178,7 @@ static const cfg_key remote_keys[] = {
 	{ "keepalive_ms", K_INT, S_REMKEEP, 10, 600000, 1000, NULL },
 	{ "timeout_ms", K_INT, S_REMTIMEOUT, 10, 3600000, 5000, NULL },
 	{ "window", K_INT, S_REMWINDOW, 1, 1024, 32, NULL },
+	{ "batch", K_INT, S_REMBATCH, 1, 1024, 256, NULL },
 	{ "max_registrations", K_INT, S_REMMAX, 1, 4096, 64, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
@@ -1004,6 +1006,7 @@ parse_root(cfgp *p, sl_config *cfg)
 	cfg->remote_keepalive_ms      = (uint32_t) s[S_REMKEEP].num;
 	cfg->remote_timeout_ms        = (uint32_t) s[S_REMTIMEOUT].num;
 	cfg->remote_window            = (uint32_t) s[S_REMWINDOW].num;
+	cfg->remote_batch             = (uint32_t) s[S_REMBATCH].num;
 	cfg->remote_max_registrations = (uint32_t) s[S_REMMAX].num;
 	cfg->access_gid  = s[S_GROUP].node != NULL ? (long) s[S_GROUP].num : -1;
 	cfg->socket_mode = (uint32_t) s[S_SOCKMODE].num;

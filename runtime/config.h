@@ -79,6 +79,7 @@ typedef struct sl_config {
 	uint32_t remote_keepalive_ms;   /* remote.keepalive_ms */
 	uint32_t remote_timeout_ms;     /* remote.timeout_ms: per call, ping */
 	uint32_t remote_window;         /* remote.window: calls in flight */
+	uint32_t remote_batch; /* remote.batch: events per call (protocol 2) */
 	uint32_t remote_max_registrations; /* remote.max_registrations */
 	/* who may read the data and connect (docs/security.md) */
 	long     access_gid;  /* access.group: -1 none (the daemon's user only) */

@@ -270,6 +270,7 @@ runtime_start(sl_config *cfg, runtime **out)
 		.keepalive_ms      = cfg->remote_keepalive_ms,
 		.timeout_ms        = cfg->remote_timeout_ms,
 		.window            = cfg->remote_window,
+		.batch             = cfg->remote_batch,
 		.max_registrations = cfg->remote_max_registrations,
 	};
 	if ((rc = remotes_create(&rcfg, &rt->remotes)) != SL_OK) {

@@ -12,6 +12,10 @@
  *  - a client answering garbage, or never, gets failures and retries while
  *    the other registrations go on; once it answers well it catches up.
  * Needs the processor side of remote definitions (runtime/processing/proc_remote.c).
+ * Run with argument "1", the clients speak remote protocol 1 (one event
+ * per call: the protocol older clients speak) instead of the default 2,
+ * over the same kind of log: both end with the plugins' read models and
+ * stream.
  */
 #include <inttypes.h>
 
@@ -26,6 +30,7 @@
 #define BAD_ID    "e1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6"
 
 static ru_paths   P; /* its files and the daemon's URL */
+static const char *protocol = "2"; /* the clients' remote protocol */
 static pid_t      daemon_pid = -1, client_pid = -1;
 static sl_client *cl;
 
@@ -46,8 +51,8 @@ start_daemon(void)
 static void
 start_client(void)
 {
-	char *const argv[]
-	    = { "remote_account_details", "--url", P.api_url, NULL };
+	char *const argv[] = { "remote_account_details", "--url", P.api_url,
+		"--protocol", (char *) protocol, NULL };
 	client_pid = ru_spawn_logged(
 	    P.client_log, SL_BUILD_DIR "/remote_account_details", argv);
 }
@@ -159,6 +164,12 @@ test_same_models(void)
 		one_account(2);
 	wait_caught_up(both, 2, 30000);
 	check_same_models(150);
+	/* the protocol the client asked for is the one spoken */
+	json_t *st = ru_status(cl);
+	CHECK_EQ(json_integer_value(
+	             json_object_get(ru_remote(st, REMOTE_ID), "protocol")),
+	    atoi(protocol));
+	json_decref(st);
 }
 
 /* The client is SIGKILLed three times while a writer commits. */
@@ -249,7 +260,8 @@ test_remote_filter(void)
 		.filter = customer_events,
 	};
 	sl_remote *r;
-	CHECK_EQ(sl_remote_register_filter(P.api_url, &def, NULL, &r), SL_OK);
+	sl_remote_options opts = { .protocol = (uint32_t) atoi(protocol) };
+	CHECK_EQ(sl_remote_register_filter(P.api_url, &def, &opts, &r), SL_OK);
 	/* a second client of the same id is refused while it is connected */
 	CHECK_EQ(sl_remote_start(r), SL_OK);
 	CHECK(ru_wait_connected(cl, FILTER_ID, true, 10000));
@@ -379,8 +391,10 @@ test_bad_client(void)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+	if (argc > 1)
+		protocol = argv[1];
 	ru_paths_init(&P);
 	write_config();
 	start_daemon();
@@ -395,6 +409,7 @@ main(void)
 	sl_client_close(wcl);
 	sl_client_close(cl);
 	ru_daemon_stop(daemon_pid, P.log_path);
-	printf("remote_client_test: ok (%d accounts)\n", acc_next);
+	printf("remote_client_test: ok (protocol %s, %d accounts)\n", protocol,
+	    acc_next);
 	return 0;
 }

@@ -1,6 +1,6 @@
 /*
  * The `remote:` section of resources.yaml: its defaults (an endpoint under
- * data_dir, keep-alive, timeout, window, registrations), values read as
+ * data_dir, keep-alive, timeout, window, batch, registrations), values read as
  * written, and refusals naming file:line:column and the key.
  */
 #include "config_testutil.h"
@@ -17,6 +17,7 @@ main(void)
 	CHECK_EQ(cfg->remote_keepalive_ms, 1000);
 	CHECK_EQ(cfg->remote_timeout_ms, 5000);
 	CHECK_EQ(cfg->remote_window, 32);
+	CHECK_EQ(cfg->remote_batch, 256);
 	CHECK_EQ(cfg->remote_max_registrations, 64);
 	config_free(cfg);
 
@@ -27,11 +28,13 @@ main(void)
 	              "  keepalive_ms: 250\n"
 	              "  timeout_ms: 900\n"
 	              "  window: 1\n"
+	              "  batch: 1024\n"
 	              "  max_registrations: 5\n");
 	CHECK_STREQ(cfg->remote_url, "tcp://127.0.0.1:0");
 	CHECK_EQ(cfg->remote_keepalive_ms, 250);
 	CHECK_EQ(cfg->remote_timeout_ms, 900);
 	CHECK_EQ(cfg->remote_window, 1);
+	CHECK_EQ(cfg->remote_batch, 1024);
 	CHECK_EQ(cfg->remote_max_registrations, 5);
 	config_free(cfg);
 	cfg = ct_load_ok("tenants: [{id: demo}]\nremote:\n"
@@ -47,6 +50,12 @@ main(void)
 	    "unknown key 'remote.windw'");
 	ct_expect_err("tenants: [{id: demo}]\nremote:\n  window: 0\n", "3:11",
 	    "key 'remote.window': 0 is out of range 1..1024");
+	ct_expect_err("tenants: [{id: demo}]\nremote:\n  batch: 0\n", "3:10",
+	    "key 'remote.batch': 0 is out of range 1..1024");
+	ct_expect_err("tenants: [{id: demo}]\nremote:\n  batch: 1025\n",
+	    "3:10", "key 'remote.batch': 1025 is out of range 1..1024");
+	ct_expect_err("tenants: [{id: demo}]\nremote:\n  batch: many\n",
+	    "3:10", "key 'remote.batch': expected an integer, got 'many'");
 	ct_expect_err("tenants: [{id: demo}]\nremote:\n  keepalive_ms: 5\n",
 	    "3:17", "key 'remote.keepalive_ms': 5 is out of range 10..600000");
 	ct_expect_err("tenants: [{id: demo}]\nremote:\n  timeout_ms: soon\n",

@@ -13,6 +13,8 @@
  *    definition), it ends with exactly the plugin's read models;
  *  - sluiced SIGKILLed and restarted: it registers again by itself;
  *  - SIGTERM stops it with status 0.
+ * Run with argument "1", the client speaks remote protocol 1 (one event
+ * per call) instead of the default 2.
  * Not skipped when Python is missing: scripts/setup.sh installs python3
  * and python3-msgpack.
  */
@@ -28,9 +30,10 @@
 #define PYF_NAME "python customer events"
 #define SCRIPT   SL_SOURCE_DIR "/client/python/remote_account_details.py"
 
-static ru_paths   P; /* its files and the daemon's URL */
-static pid_t      daemon_pid = -1, client_pid = -1;
-static sl_client *cl;
+static ru_paths    P;                /* its files and the daemon's URL */
+static const char *protocol   = "2"; /* the client's remote protocol */
+static pid_t       daemon_pid = -1, client_pid = -1;
+static sl_client  *cl;
 
 static void
 write_config(void)
@@ -74,7 +77,8 @@ start_client(void)
 {
 	char *const argv[] = { "python3", "-B", SCRIPT, "--url", P.api_url,
 		"--id", PY_ID, "--name", PY_NAME, "--filter-id", PYF_ID,
-		"--filter-name", PYF_NAME, NULL };
+		"--filter-name", PYF_NAME, "--protocol", (char *) protocol,
+		NULL };
 	client_pid         = ru_spawn_logged(P.client_log, SL_PYTHON3, argv);
 }
 
@@ -222,7 +226,10 @@ test_same_models(void)
 	check_same(120);
 
 	json_t *st = ru_status(cl);
-	json_t *p  = ru_proc_named(st, PY_NAME);
+	CHECK_EQ(json_integer_value(
+	             json_object_get(ru_remote(st, PY_ID), "protocol")),
+	    atoi(protocol));
+	json_t *p = ru_proc_named(st, PY_NAME);
 	CHECK(json_is_true(json_object_get(p, "remote")));
 	char *f = ru_failing_text(p);
 	CHECK(strstr(f, "\"partition\":\"acc-poison\"") != NULL);
@@ -320,8 +327,10 @@ test_client_stops(void)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+	if (argc > 1)
+		protocol = argv[1];
 	ru_paths_init(&P);
 	check_python();
 	write_config();
@@ -335,6 +344,7 @@ main(void)
 	sl_client_close(wcl);
 	sl_client_close(cl);
 	ru_daemon_stop(daemon_pid, P.log_path);
-	printf("remote_python_test: ok (%d accounts)\n", acc_next);
+	printf("remote_python_test: ok (protocol %s, %d accounts)\n", protocol,
+	    acc_next);
 	return 0;
 }

@@ -118,6 +118,8 @@ test_success(void)
 	    json_integer_value(json_object_get(rep, "keepalive_ms")), 100);
 	CHECK_EQ(json_integer_value(json_object_get(rep, "timeout_ms")), 600);
 	CHECK_EQ(json_integer_value(json_object_get(rep, "protocol")), 1);
+	/* a protocol 1 reply is as it was: no batch */
+	CHECK(json_object_get(rep, "batch") == NULL);
 	CHECK_STREQ(jstr(rep, "registration"), "new");
 	CHECK_EQ(strlen(jstr(rep, "definition")), 16);
 	json_decref(rep);
@@ -179,10 +181,14 @@ test_refusals(void)
 	refused(req, SL_EEXIST, "plugin");
 	free(req);
 	/* protocol version */
-	refused("{\"v\":1,\"op\":\"register\",\"protocol\":2,\"kind\":"
+	refused("{\"v\":1,\"op\":\"register\",\"protocol\":3,\"kind\":"
 	        "\"projection\",\"id\":\"" ID2 "\",\"name\":\"x\"," SELECTORS
 	        "}",
-	    SL_EVERSION, "remote protocol version 2");
+	    SL_EVERSION, "remote protocol version 3");
+	refused("{\"v\":1,\"op\":\"register\",\"protocol\":0,\"kind\":"
+	        "\"projection\",\"id\":\"" ID2 "\",\"name\":\"x\"," SELECTORS
+	        "}",
+	    SL_EVERSION, "remote protocol version 0");
 	refused("{\"v\":1,\"op\":\"register\",\"kind\":\"projection\",\"id\":"
 	        "\"" ID2 "\",\"name\":\"x\"," SELECTORS "}",
 	    SL_EINVAL, "'protocol' is missing");
@@ -405,11 +411,32 @@ test_filter(void)
 static void
 test_limit(void)
 {
-	/* max_registrations is 3: ID1 and FID, then one more */
-	char *req = proj_req(ID2, SELECTORS);
-	refused(req, SL_OK, NULL);
-	free(req);
-	req = proj_req("41111111-2222-4333-8444-555555555555", SELECTORS);
+	/* max_registrations is 3: ID1 and FID, then one more, of protocol
+	 * 2: its reply names the batch (remote.batch) and status shows both */
+	json_t *rep = expect("{\"v\":1,\"op\":\"register\",\"protocol\":2,"
+	                     "\"kind\":\"projection\",\"id\":\"" ID2
+	                     "\",\"name\":\"remote v2\"," SELECTORS "}",
+	    SL_OK, NULL);
+	CHECK_EQ(json_integer_value(json_object_get(rep, "protocol")), 2);
+	CHECK_EQ(json_integer_value(json_object_get(rep, "batch")), 16);
+	CHECK_EQ(json_integer_value(json_object_get(rep, "window")), 4);
+	json_decref(rep);
+	json_t *st = ru_status(cl);
+	CHECK_EQ(json_integer_value(
+	             json_object_get(ru_remote(st, ID2), "protocol")),
+	    2);
+	CHECK_EQ(
+	    json_integer_value(json_object_get(ru_remote(st, ID2), "batch")),
+	    16);
+	CHECK_EQ(json_integer_value(
+	             json_object_get(ru_remote(st, ID1), "protocol")),
+	    1);
+	CHECK_EQ(
+	    json_integer_value(json_object_get(ru_remote(st, ID1), "batch")),
+	    1);
+	json_decref(st);
+	char *req
+	    = proj_req("41111111-2222-4333-8444-555555555555", SELECTORS);
 	refused(req, SL_ETOOBIG, "max_registrations (3)");
 	free(req);
 	CHECK_EQ(n_remotes(), 3);
@@ -422,7 +449,8 @@ main(void)
 	         "  keepalive_ms: 100\n"
 	         "  timeout_ms: 600\n"
 	         "  window: 4\n"
-	         "  max_registrations: 3\n");
+	         "  max_registrations: 3\n"
+	         "  batch: 16\n");
 	CHECK_EQ(sl_client_open(fx_url, 10000, &cl), SL_OK);
 	test_success();
 	test_refusals();

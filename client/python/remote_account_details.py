@@ -6,7 +6,7 @@ this process through sluice_remote.py. With --filter-id, also the
 
     remote_account_details.py [--url URL] [--id UUID] [--name NAME]
                               [--filter-id UUID] [--filter-name NAME]
-                              [--quiet]
+                              [--protocol 1|2] [--quiet]
 
 The endpoint is --url, else $SLUICE_URL. Stops on SIGINT or SIGTERM;
 registers again by itself when the daemon restarts. Needs Debian's
@@ -121,6 +121,10 @@ def main():
     ap.add_argument("--filter-id", default=None,
                     help="also run the 'customer events' filter, this id")
     ap.add_argument("--filter-name", default=DEFAULT_FILTER_NAME)
+    ap.add_argument("--protocol", type=int, default=sr.PROTOCOL,
+                    choices=sr.PROTOCOLS,
+                    help="remote protocol: 2 (runs of events per call, "
+                    "the default) or 1 (an event per call)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
     if not args.url:
@@ -132,11 +136,12 @@ def main():
     remotes = [sr.Remote(args.url, sr.Projection(
         id=args.id, name=args.name, version=VERSION,
         initial_state=INITIAL_STATE, selectors=SELECTORS,
-        handler=on_event))]
+        handler=on_event), protocol=args.protocol)]
     if args.filter_id:
         remotes.append(sr.Remote(args.url, sr.Filter(
             id=args.filter_id, name=args.filter_name, version=VERSION,
-            filter_kind="partitioned", handler=customer_events)))
+            filter_kind="partitioned", handler=customer_events),
+            protocol=args.protocol))
 
     def on_signal(signum, frame):
         for r in remotes:

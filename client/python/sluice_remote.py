@@ -1,8 +1,10 @@
 """Remote projections and filters for Sluice, in Python.
 
 A process registers a projection's or a filter's definition with sluiced
-and then answers the daemon's calls, one per event (docs/remote.md, remote
-protocol version 1). The daemon keeps the log, the checkpoints, retries and
+and then answers the daemon's calls (docs/remote.md): remote protocol
+version 2 by default, where a call carries runs of events (many keys per
+call, each key's events in log order) and the handler is still called once
+per event; version 1 (an event per call) with Remote(..., protocol=1). The daemon keeps the log, the checkpoints, retries and
 read models; this module only speaks the protocol. Written from
 docs/remote.md and docs/protocol.md alone, over Debian's python3-msgpack
 and libnng.so.1 (through ctypes); no other dependency.
@@ -30,6 +32,7 @@ on until stop() is called (from a signal handler or another thread).
 Run one Remote per definition, each in its own thread if need be.
 """
 
+import copy
 import ctypes
 import logging
 import os
@@ -46,7 +49,8 @@ __all__ = [
     "Included", "Excluded", "Failed", "Remote", "api_request",
 ]
 
-PROTOCOL = 1  # the remote protocol version this module speaks
+PROTOCOL = 2  # the remote protocol version this module speaks by default
+PROTOCOLS = (1, 2)  # and those it can speak
 API_VERSION = 1  # protocol.md's envelope version
 
 # protocol.md, "Error codes"
@@ -446,13 +450,24 @@ class Call:
                  "reason")
 
     def __init__(self, m):
-        retry = m.get("retry") or {}
-        self.id = m.get("call")
-        self.op = m.get("op")
-        self.tenant = m.get("tenant")
-        self.event = m.get("event") or {}
-        self.key = m.get("key")
-        state = m.get("state")
+        self._set(m.get("call"), m.get("op"), m.get("tenant"),
+                  m.get("event"), m.get("key"), m.get("state"),
+                  m.get("retry"))
+
+    @classmethod
+    def of(cls, call_id, op, tenant, event, key, state, retry):
+        """One event of a protocol 2 call."""
+        c = cls.__new__(cls)
+        c._set(call_id, op, tenant, event, key, state, retry)
+        return c
+
+    def _set(self, call_id, op, tenant, event, key, state, retry):
+        retry = retry if isinstance(retry, dict) else {}
+        self.id = call_id
+        self.op = op
+        self.tenant = tenant
+        self.event = event if isinstance(event, dict) else {}
+        self.key = key
         self.state = state if isinstance(state, dict) else {}
         self.attempt = retry.get("attempt", 0)
         self.reason = retry.get("reason", "")
@@ -543,7 +558,11 @@ class Remote:
     """
 
     def __init__(self, api_url, definition, api_timeout_ms=5000,
-                 retry_delay_ms=500):
+                 retry_delay_ms=500, protocol=PROTOCOL):
+        if protocol not in PROTOCOLS:
+            raise ValueError("remote protocol %r: this module speaks %s"
+                             % (protocol, PROTOCOLS))
+        self.protocol = protocol
         self.api_url = api_url
         self.definition = definition
         self.api_timeout_ms = api_timeout_ms
@@ -568,7 +587,7 @@ class Remote:
             self._api = _Api(self.api_url, self.api_timeout_ms)
         fields = self.definition.register_fields()
         try:
-            reply = self._api.request("register", protocol=PROTOCOL,
+            reply = self._api.request("register", protocol=self.protocol,
                                       **fields)
         except SluiceError as e:
             if e.code in FINAL_CODES:
@@ -631,8 +650,9 @@ class Remote:
 
     # -- calls
 
-    def _answer(self, m):
-        """The answer map to the call m (a decoded map)."""
+    def _answer(self, m, data=None):
+        """The answer map to the call m (a decoded map; data: its bytes,
+        to fold a run again after a failure)."""
         call_id = m.get("call")
         op = m.get("op")
         if op == "ping":
@@ -643,14 +663,88 @@ class Remote:
             return {"call": call_id, **Failed(
                 "this client answers '%s' calls, not '%s'" % (want, op),
                 retry=False).wire()}
-        call = Call(m)
+        if self.protocol >= 2:
+            if want == "filter":
+                return self._answer_events(m)
+            return self._answer_runs(m, data)
+        return {"call": call_id, **self._handle(Call(m)).wire()}
+
+    def _handle(self, call):
+        """The handler's outcome for one event (a raise is a failure)."""
         self.calls += 1
         try:
-            out = self.definition.answer(call)
+            return self.definition.answer(call)
         except Exception as e:  # noqa: BLE001 - a handler's failure
             log.debug("handler raised", exc_info=True)
-            out = Failed("%s: %s" % (type(e).__name__, e))
-        return {"call": call_id, **out.wire()}
+            return Failed("%s: %s" % (type(e).__name__, e))
+
+    def _answer_events(self, m):
+        """Protocol 2, a filter: one outcome per event."""
+        events = m.get("events") or []
+        retries = m.get("retries") or []
+        outcomes = []
+        for i, ev in enumerate(events):
+            retry = retries[i] if i < len(retries) else None
+            call = Call.of(m.get("call"), "filter", m.get("tenant"), ev,
+                           None, None, retry)
+            outcomes.append(self._handle(call).wire())
+        return {"call": m.get("call"), "outcomes": outcomes}
+
+    def _fold(self, m, run, upto):
+        """Fold events [0, upto) of a run: each gets the state the one
+        before left (a fresh initial state after a delete), up to the first
+        failure. Returns (applied, state or None when deleted, Failed or
+        None)."""
+        state = run.get("state")
+        state = state if isinstance(state, dict) else {}
+        events = run.get("events") or []
+        applied, deleted = 0, False
+        for j, ev in enumerate(events[:upto]):
+            call = Call.of(m.get("call"), "project", m.get("tenant"), ev,
+                           run.get("key"), state,
+                           run.get("retry") if j == 0 else None)
+            out = self._handle(call)
+            if isinstance(out, Replace) and isinstance(out.state, dict):
+                applied, deleted, state = applied + 1, False, out.state
+            elif isinstance(out, Delete):
+                applied, deleted = applied + 1, True
+                state = copy.deepcopy(self.definition.initial_state)
+            elif isinstance(out, Replace):
+                return applied, (None if deleted else state), Failed(
+                    "Replace needs a dict, got %s"
+                    % type(out.state).__name__, retry=False)
+            else:
+                return applied, (None if deleted else state), out
+        return applied, (None if deleted else state), None
+
+    def _answer_runs(self, m, data=None):
+        """Protocol 2, a projection: each run folded (_fold) and answered
+        with how many events took effect, the state after them (or that
+        the key is deleted) and the first failure. A handler edits the
+        state it gets, so a failing one may have spoilt the state before
+        it: the events before a failure are folded again from the call's
+        bytes (handlers compute their answer and nothing else)."""
+        answers = []
+        for i, run in enumerate(m.get("runs") or []):
+            applied, state, failed = self._fold(m, run, len(
+                run.get("events") or []))
+            if failed is not None and applied > 0 and data is not None:
+                fresh = (_unpack(data).get("runs") or [])[i]
+                applied2, state, failed2 = self._fold(m, fresh, applied)
+                if failed2 is not None:
+                    applied, failed = applied2, failed2
+            a = {"applied": applied}
+            if applied > 0:
+                if state is None:
+                    a["deleted"] = True
+                else:
+                    a["state"] = state
+            if failed is not None:
+                f = failed.wire()
+                f.pop("outcome", None)
+                a["failed"] = f
+            answers.append(a)
+        return {"call": m.get("call"), "runs": answers}
 
     def _serve_one(self):
         """Take one call (or a receive timeout). Returns False when the
@@ -685,7 +779,7 @@ class Remote:
                      self.definition.name, m.get("session"),
                      reply.get("session"))
             return False
-        ans = self._answer(m)
+        ans = self._answer(m, data)
         try:
             self._conn.send(_pack(ans))
         except NngError as e:

@@ -11,6 +11,13 @@
  * keep-alive periods. A handler is called once per event, on the running
  * thread, one call at a time; it reads the event and the read model state
  * through the sl_remote_* helpers below and returns what to do.
+ * Under protocol 2 (the default) a call of the daemon carries runs of
+ * events; the library folds each run by calling the handler once per event
+ * with the state the previous event left, and answers the whole call. A
+ * failing event ends its run (the events after it wait with the key, as
+ * they do after any failure); to answer with the state before it, the
+ * library folds the run's earlier events again, so handlers must compute
+ * their answer and do nothing else.
  *
  * A call may reach the handler again after a reconnect (the daemon never
  * took its first answer); only the answer the daemon takes has an effect,
@@ -129,6 +136,11 @@ typedef struct sl_remote_options {
 	 * NULL: nowhere. Called on the running thread. */
 	void (*log)(void *user, int level, const char *msg);
 	void *log_user;
+	/** the remote protocol to speak (docs/remote.md): 0 or 2, many
+	 * events per call (the default); 1, one event per call (for a daemon
+	 * older than protocol 2). The handler is called once per event
+	 * either way. */
+	uint32_t protocol;
 } sl_remote_options;
 
 /**
@@ -181,7 +193,7 @@ void sl_remote_close(sl_remote *r);
 /** What a registration has done so far. */
 typedef struct sl_remote_stats {
 	bool     connected;       /**< connected to the daemon's call URL */
-	uint64_t calls;           /**< calls answered (pings not counted) */
+	uint64_t calls;           /**< events handled (pings not counted) */
 	uint64_t failed;          /**< answered "failed" */
 	uint64_t pings;           /**< keep-alive pings answered */
 	uint32_t registrations;   /**< accepted register requests */

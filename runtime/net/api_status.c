@@ -136,6 +136,8 @@ api_pack_remote(runtime *rt, size_t i, msgpack_packer *pk)
 	mp_map_i64(&m, "changed_at_ns", ri.changed_at_ns);
 	mp_map_str(&m, "last_error", ri.last_error);
 	mp_map_u64(&m, "window", ri.window);
+	mp_map_u64(&m, "protocol", ri.protocol);
+	mp_map_u64(&m, "batch", ri.batch);
 	mp_map_close(&m);
 }
 
@@ -767,7 +769,9 @@ api_register(request *r)
 	mp_map_u64(&reply, "window", res.window);
 	mp_map_u64(&reply, "keepalive_ms", res.keepalive_ms);
 	mp_map_u64(&reply, "timeout_ms", res.timeout_ms);
-	mp_map_u64(&reply, "protocol", 1);
+	mp_map_u64(&reply, "protocol", res.protocol);
+	if (res.protocol >= 2) /* a protocol 1 reply stays as it was */
+		mp_map_u64(&reply, "batch", res.batch);
 	mp_map_str(&reply, "registration", api_reg_kind_name(res.kind));
 	mp_map_str(&reply, "definition", hash);
 	mp_map_close(&reply);

@@ -105,161 +105,378 @@ outcome_is(const msgpack_object *o, const char *s)
 	return mp_str_eq(o, s);
 }
 
-/* Decode the answer to slot s's call into r (r->call is set).
- * @return false when it was malformed (r: REMOTE_FAILED, retry). */
+/* A failure's fields (outcome "failed") into r. @return false when they
+ * are of the wrong types (r: malformed). */
 static bool
-decode_answer(const slot *s, const void *body, size_t len, remote_resp *r)
+decode_failure(const msgpack_object *m, remote_resp *r)
 {
-	char                  bad[160];
-	msgpack_zone          zone;
-	msgpack_object        root;
-	const msgpack_object *o, *outcome;
-	size_t                off          = 0;
-	bool                  client_fails = false; /* outcome "failed" */
+	const msgpack_object *reason = field(m, "reason");
+	const msgpack_object *retry  = field(m, "retry");
+	const msgpack_object *after  = field(m, "retry_after_ms");
+	if ((reason != NULL && reason->type != MSGPACK_OBJECT_STR)
+	    || (retry != NULL && retry->type != MSGPACK_OBJECT_BOOLEAN)
+	    || (after != NULL
+	        && after->type != MSGPACK_OBJECT_POSITIVE_INTEGER)) {
+		malformed(r,
+		    "a failure has reason (string), retry (bool) and "
+		    "retry_after_ms (uint)");
+		return false;
+	}
+	r->outcome        = REMOTE_FAILED;
+	r->retry          = retry == NULL || retry->via.boolean;
+	r->retry_after_ms = after == NULL ? 0
+	    : after->via.u64 > UINT32_MAX ? UINT32_MAX
+	                                  : (uint32_t) after->via.u64;
+	if (reason == NULL || reason->via.str.size == 0)
+		resp_reason(r, "the client failed (no reason given)");
+	else
+		resp_reason(r, "%.*s",
+		    (int) (reason->via.str.size < sizeof(r->reason)
+		            ? reason->via.str.size
+		            : sizeof(r->reason) - 1),
+		    reason->via.str.ptr);
+	return true;
+}
 
-	if (len == 0) {
-		malformed(r, "empty message");
-		return false;
-	}
-	if (len > REMOTE_MAX_ANSWER) {
-		malformed(r, "%zu bytes, over the limit of %u", len,
-		    REMOTE_MAX_ANSWER);
-		return false;
-	}
-	/* msgpack-c would allocate what a lying header claims */
-	if (!mpraw_check(
-	        body, len, REMOTE_MAX_DEPTH, "answer map", bad, sizeof(bad))) {
-		malformed(r, "%s", bad);
-		return false;
-	}
-	if (!msgpack_zone_init(&zone, 4096)) {
+/* A packed copy of a map the answer holds, into r->state (REPLACE).
+ * @return false when out of memory (r: malformed). */
+static bool
+take_state(const msgpack_object *o, remote_resp *r)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_object(&pk, *o);
+	if (sb.data == NULL) {
 		malformed(r, "out of memory");
 		return false;
 	}
-	if (msgpack_unpack(body, len, &off, &zone, &root)
-	        != MSGPACK_UNPACK_SUCCESS
-	    || root.type != MSGPACK_OBJECT_MAP) {
-		malformed(r, "not a msgpack map");
-		goto out;
-	}
-	o = field(&root, "call");
-	if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-		malformed(r, "field 'call' is missing or not an integer");
-		goto out;
-	}
-	if (o->via.u64 != s->call) {
-		malformed(r,
-		    "field 'call' is %" PRIu64 ", the call was %" PRIu64,
-		    o->via.u64, s->call);
-		goto out;
-	}
-	outcome = field(&root, "outcome");
+	r->outcome   = REMOTE_REPLACE;
+	r->state     = sb.data;
+	r->state_len = sb.size;
+	return true;
+}
+
+/* One outcome map (a protocol 1 answer, or an element of a protocol 2
+ * filter answer's outcomes) of a call of kind into r.
+ * @return false when it was malformed (r: REMOTE_FAILED, retry). */
+static bool
+decode_outcome(def_kind kind, sl_filter_kind fkind, const msgpack_object *m,
+    remote_resp *r)
+{
+	const msgpack_object *o, *outcome = field(m, "outcome");
 	if (outcome == NULL || outcome->type != MSGPACK_OBJECT_STR) {
 		malformed(r, "field 'outcome' is missing or not a string");
-		goto out;
+		return false;
 	}
-	if (s->is_ping) {
-		if (!outcome_is(outcome, "pong"))
-			malformed(r, "a ping is answered with outcome 'pong'");
-		else
-			r->outcome = REMOTE_REPLACE; /* unused: alive */
-		goto out;
-	}
-	if (outcome_is(outcome, "failed")) {
-		const msgpack_object *reason = field(&root, "reason");
-		const msgpack_object *retry  = field(&root, "retry");
-		const msgpack_object *after  = field(&root, "retry_after_ms");
-		if ((reason != NULL && reason->type != MSGPACK_OBJECT_STR)
-		    || (retry != NULL && retry->type != MSGPACK_OBJECT_BOOLEAN)
-		    || (after != NULL
-		        && after->type != MSGPACK_OBJECT_POSITIVE_INTEGER)) {
-			malformed(r,
-			    "a failure has reason (string), retry (bool) and "
-			    "retry_after_ms (uint)");
-			goto out;
-		}
-		client_fails      = true;
-		r->outcome        = REMOTE_FAILED;
-		r->retry          = retry == NULL || retry->via.boolean;
-		r->retry_after_ms = after == NULL ? 0
-		    : after->via.u64 > UINT32_MAX ? UINT32_MAX
-		                                  : (uint32_t) after->via.u64;
-		if (reason == NULL || reason->via.str.size == 0)
-			resp_reason(r, "the client failed (no reason given)");
-		else
-			resp_reason(r, "%.*s",
-			    (int) (reason->via.str.size < sizeof(r->reason)
-			            ? reason->via.str.size
-			            : sizeof(r->reason) - 1),
-			    reason->via.str.ptr);
-		goto out;
-	}
-	if (s->kind == DEF_PROJECTION) {
+	if (outcome_is(outcome, "failed"))
+		return decode_failure(m, r);
+	if (kind == DEF_PROJECTION) {
 		if (outcome_is(outcome, "delete")) {
 			r->outcome = REMOTE_DELETE;
-		} else if (outcome_is(outcome, "replace")) {
-			o = field(&root, "state");
+			return true;
+		}
+		if (outcome_is(outcome, "replace")) {
+			o = field(m, "state");
 			if (o == NULL || o->type != MSGPACK_OBJECT_MAP) {
 				malformed(r,
 				    "outcome 'replace' needs a 'state' map");
-				goto out;
+				return false;
 			}
-			msgpack_sbuffer sb;
-			msgpack_packer  pk;
-			msgpack_sbuffer_init(&sb);
-			msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-			msgpack_pack_object(&pk, *o);
-			if (sb.data == NULL) {
-				malformed(r, "out of memory");
-				goto out;
-			}
-			r->outcome   = REMOTE_REPLACE;
-			r->state     = sb.data;
-			r->state_len = sb.size;
-		} else {
-			malformed(r,
-			    "outcome '%.*s' does not answer a projection call "
-			    "(replace, delete or failed)",
-			    (int) (outcome->via.str.size > 64
-			            ? 64
-			            : outcome->via.str.size),
-			    outcome->via.str.ptr);
+			return take_state(o, r);
 		}
-		goto out;
+		malformed(r,
+		    "outcome '%.*s' does not answer a projection call "
+		    "(replace, delete or failed)",
+		    (int) (outcome->via.str.size > 64 ? 64
+		                                      : outcome->via.str.size),
+		    outcome->via.str.ptr);
+		return false;
 	}
 	if (outcome_is(outcome, "excluded")) {
 		r->outcome = REMOTE_EXCLUDED;
-	} else if (outcome_is(outcome, "included")) {
-		r->outcome = REMOTE_INCLUDED;
-		if (s->fkind == SL_FILTER_UNPARTITIONED)
-			goto out; /* a partition is ignored */
-		o = field(&root, "partition");
-		if (o == NULL || o->type != MSGPACK_OBJECT_STR
-		    || o->via.str.size == 0) {
-			malformed(r,
-			    "a partitioned filter's 'included' needs a "
-			    "'partition' string");
-		} else if (o->via.str.size > REMOTE_MAX_PARTITION) {
-			malformed(r, "partition of %u bytes (limit %d)",
-			    o->via.str.size, REMOTE_MAX_PARTITION);
-		} else if (memchr(o->via.str.ptr, '\0', o->via.str.size)
-		    != NULL) {
-			malformed(r, "partition contains a NUL byte");
-		} else {
-			memcpy(r->partition, o->via.str.ptr, o->via.str.size);
-			r->partition[o->via.str.size] = '\0';
-		}
-	} else {
+		return true;
+	}
+	if (!outcome_is(outcome, "included")) {
 		malformed(r,
 		    "outcome '%.*s' does not answer a filter call (included, "
 		    "excluded or failed)",
 		    (int) (outcome->via.str.size > 64 ? 64
 		                                      : outcome->via.str.size),
 		    outcome->via.str.ptr);
+		return false;
 	}
+	r->outcome = REMOTE_INCLUDED;
+	if (fkind == SL_FILTER_UNPARTITIONED)
+		return true; /* a partition is ignored */
+	o = field(m, "partition");
+	if (o == NULL || o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0)
+		malformed(r,
+		    "a partitioned filter's 'included' needs a 'partition' "
+		    "string");
+	else if (o->via.str.size > REMOTE_MAX_PARTITION)
+		malformed(r, "partition of %u bytes (limit %d)",
+		    o->via.str.size, REMOTE_MAX_PARTITION);
+	else if (memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+		malformed(r, "partition contains a NUL byte");
+	else {
+		memcpy(r->partition, o->via.str.ptr, o->via.str.size);
+		r->partition[o->via.str.size] = '\0';
+		return true;
+	}
+	return false;
+}
+
+/* Check an answer's envelope: a bounded msgpack map whose call is the
+ * slot's. @return the root (in zone) or NULL (r: malformed). */
+static const msgpack_object *
+decode_root(const slot *s, const void *body, size_t len, msgpack_zone *zone,
+    msgpack_object *root, remote_resp *r)
+{
+	char                  bad[160];
+	const msgpack_object *o;
+	size_t                off = 0;
+	if (len == 0) {
+		malformed(r, "empty message");
+		return NULL;
+	}
+	if (len > REMOTE_MAX_ANSWER) {
+		malformed(r, "%zu bytes, over the limit of %u", len,
+		    REMOTE_MAX_ANSWER);
+		return NULL;
+	}
+	/* msgpack-c would allocate what a lying header claims */
+	if (!mpraw_check(
+	        body, len, REMOTE_MAX_DEPTH, "answer map", bad, sizeof(bad))) {
+		malformed(r, "%s", bad);
+		return NULL;
+	}
+	if (msgpack_unpack(body, len, &off, zone, root)
+	        != MSGPACK_UNPACK_SUCCESS
+	    || root->type != MSGPACK_OBJECT_MAP) {
+		malformed(r, "not a msgpack map");
+		return NULL;
+	}
+	o = field(root, "call");
+	if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		malformed(r, "field 'call' is missing or not an integer");
+		return NULL;
+	}
+	if (o->via.u64 != s->call) {
+		malformed(r,
+		    "field 'call' is %" PRIu64 ", the call was %" PRIu64,
+		    o->via.u64, s->call);
+		return NULL;
+	}
+	return root;
+}
+
+/* Decode the answer to slot s's (protocol 1) call into r (r->call is set).
+ * @return false when it was malformed (r: REMOTE_FAILED, retry). */
+static bool
+decode_answer(const slot *s, const void *body, size_t len, remote_resp *r)
+{
+	msgpack_zone   zone;
+	msgpack_object root;
+	bool           ok = false;
+	if (!msgpack_zone_init(&zone, 4096)) {
+		malformed(r, "out of memory");
+		return false;
+	}
+	if (decode_root(s, body, len, &zone, &root, r) == NULL)
+		goto out;
+	if (s->is_ping) {
+		const msgpack_object *outcome = field(&root, "outcome");
+		if (outcome == NULL || outcome->type != MSGPACK_OBJECT_STR)
+			malformed(
+			    r, "field 'outcome' is missing or not a string");
+		else if (!outcome_is(outcome, "pong"))
+			malformed(r, "a ping is answered with outcome 'pong'");
+		else {
+			r->outcome = REMOTE_REPLACE; /* unused: alive */
+			ok         = true;
+		}
+		goto out;
+	}
+	ok = decode_outcome(s->kind, s->fkind, &root, r);
 out:
 	msgpack_zone_destroy(&zone);
-	return r->outcome != REMOTE_FAILED || client_fails;
+	return ok;
+}
+
+/* ---- protocol 2: the answers of a call of many events ---- */
+
+/* Give every event of s's call the same end: DISCONNECTED to all; else
+ * (a timeout, a malformed answer) the template's failure to a filter's
+ * every event and to each projection run's first, the run's others
+ * SKIPPED (they wait with the unit the failure stops). */
+static void
+batch_fail_all(slot *s, const remote_resp *t)
+{
+	size_t i = 0;
+	for (size_t run = 0;
+	     run < (s->kind == DEF_PROJECTION ? s->n_runs : s->n_evs); run++) {
+		size_t n = s->kind == DEF_PROJECTION ? s->run_len[run] : 1;
+		for (size_t j = 0; j < n && i < s->n_evs; j++, i++) {
+			remote_resp *r   = &s->evs[i]->resp;
+			uint64_t     tag = r->tag;
+			remote_resp_free(r);
+			*r      = *t;
+			r->tag  = tag;
+			r->call = s->call;
+			if (j > 0 && t->outcome != REMOTE_DISCONNECTED) {
+				r->outcome = REMOTE_SKIPPED;
+				resp_reason(r,
+				    "an earlier event of its run "
+				    "failed");
+			}
+		}
+	}
+}
+
+/* A projection's answer: runs[i] = {applied, state | deleted, failed}. */
+static bool
+decode_runs(slot *s, const msgpack_object *root, remote_resp *bad)
+{
+	const msgpack_object *runs = field(root, "runs");
+	if (runs == NULL || runs->type != MSGPACK_OBJECT_ARRAY) {
+		malformed(bad, "field 'runs' is missing or not an array");
+		return false;
+	}
+	if (runs->via.array.size != s->n_runs) {
+		malformed(bad, "%u runs answered, the call had %zu",
+		    runs->via.array.size, s->n_runs);
+		return false;
+	}
+	size_t i = 0;
+	for (size_t k = 0; k < s->n_runs; k++) {
+		const msgpack_object *m = &runs->via.array.ptr[k];
+		uint32_t              n = s->run_len[k];
+		if (m->type != MSGPACK_OBJECT_MAP) {
+			malformed(bad, "run %zu is not a map", k);
+			return false;
+		}
+		const msgpack_object *ap = field(m, "applied");
+		if (ap == NULL || ap->type != MSGPACK_OBJECT_POSITIVE_INTEGER
+		    || ap->via.u64 > n) {
+			malformed(bad,
+			    "run %zu: 'applied' is missing, not a uint or "
+			    "over "
+			    "its %u events",
+			    k, n);
+			return false;
+		}
+		uint32_t              applied = (uint32_t) ap->via.u64;
+		const msgpack_object *st      = field(m, "state");
+		const msgpack_object *del     = field(m, "deleted");
+		bool                  deleted = del != NULL
+		    && del->type == MSGPACK_OBJECT_BOOLEAN && del->via.boolean;
+		if (del != NULL && del->type != MSGPACK_OBJECT_BOOLEAN) {
+			malformed(bad, "run %zu: 'deleted' is not a bool", k);
+			return false;
+		}
+		if (applied > 0 && !deleted
+		    && (st == NULL || st->type != MSGPACK_OBJECT_MAP)) {
+			malformed(bad,
+			    "run %zu: %u events applied, but no 'state' map "
+			    "(or 'deleted': true)",
+			    k, applied);
+			return false;
+		}
+		const msgpack_object *fl = field(m, "failed");
+		if (applied < n
+		    && (fl == NULL || fl->type != MSGPACK_OBJECT_MAP)) {
+			malformed(bad,
+			    "run %zu: %u of %u events applied, but no "
+			    "'failed' map",
+			    k, applied, n);
+			return false;
+		}
+		for (uint32_t j = 0; j < n; j++, i++) {
+			remote_resp *r = &s->evs[i]->resp;
+			r->call        = s->call;
+			if (j + 1 < applied) {
+				r->outcome = REMOTE_APPLIED;
+			} else if (j + 1 == applied) {
+				if (deleted)
+					r->outcome = REMOTE_DELETE;
+				else if (!take_state(st, r)) {
+					malformed(bad, "out of memory");
+					return false;
+				}
+			} else if (j == applied) {
+				if (!decode_failure(fl, r)) {
+					resp_reason(bad, "%s", r->reason);
+					bad->outcome = REMOTE_FAILED;
+					bad->retry   = true;
+					return false;
+				}
+			} else {
+				r->outcome = REMOTE_SKIPPED;
+				resp_reason(r,
+				    "an earlier event of its run "
+				    "failed");
+			}
+		}
+	}
+	return true;
+}
+
+/* A filter's answer: outcomes[i], one per event. */
+static bool
+decode_outcomes(slot *s, const msgpack_object *root, remote_resp *bad)
+{
+	const msgpack_object *outs = field(root, "outcomes");
+	if (outs == NULL || outs->type != MSGPACK_OBJECT_ARRAY) {
+		malformed(bad, "field 'outcomes' is missing or not an array");
+		return false;
+	}
+	if (outs->via.array.size != s->n_evs) {
+		malformed(bad, "%u outcomes answered, the call had %zu events",
+		    outs->via.array.size, s->n_evs);
+		return false;
+	}
+	for (size_t i = 0; i < s->n_evs; i++) {
+		const msgpack_object *m = &outs->via.array.ptr[i];
+		remote_resp          *r = &s->evs[i]->resp;
+		r->call                 = s->call;
+		if (m->type != MSGPACK_OBJECT_MAP) {
+			malformed(bad, "outcome %zu is not a map", i);
+			return false;
+		}
+		if (!decode_outcome(s->kind, s->fkind, m, r)) {
+			malformed(bad, "outcome %zu: %s", i,
+			    r->reason + strlen("malformed answer: "));
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Decode the answer to s's protocol 2 call into its events' answers.
+ * @return false when it was malformed: every event ends as
+ * batch_fail_all says, with the reason in *bad. */
+static bool
+decode_batch(slot *s, const void *body, size_t len, remote_resp *bad)
+{
+	msgpack_zone   zone;
+	msgpack_object root;
+	bool           ok = false;
+	memset(bad, 0, sizeof(*bad));
+	if (!msgpack_zone_init(&zone, 4096)) {
+		malformed(bad, "out of memory");
+		batch_fail_all(s, bad);
+		return false;
+	}
+	if (decode_root(s, body, len, &zone, &root, bad) != NULL)
+		ok = s->kind == DEF_PROJECTION
+		    ? decode_runs(s, &root, bad)
+		    : decode_outcomes(s, &root, bad);
+	msgpack_zone_destroy(&zone);
+	if (!ok)
+		batch_fail_all(s, bad);
+	return ok;
 }
 
 /* ---- slots: one call at a time on an NNG context ---- */
@@ -395,6 +612,63 @@ no_answer(const slot *s, int rv, uint32_t timeout_ms, remote_resp *r)
 	}
 }
 
+/* A protocol 2 call ended (msg: its answer, or NULL with rv): every
+ * event's answer goes to the caller's queue. */
+static void
+batch_cb(slot *s, int rv, nng_msg *msg)
+{
+	remote_proc *rp = s->rp;
+	remote_resp  bad;
+	bool         wellformed = true;
+	if (msg != NULL) {
+		wellformed = decode_batch(
+		    s, nng_msg_body(msg), nng_msg_len(msg), &bad);
+		nng_msg_free(msg);
+	}
+	pthread_mutex_lock(&rp->mu);
+	if (msg == NULL) {
+		memset(&bad, 0, sizeof(bad));
+		bad.call = s->call;
+		no_answer(s, rv, rp->timeout_ms, &bad);
+		batch_fail_all(s, &bad);
+		wellformed = bad.outcome != REMOTE_FAILED;
+	} else {
+		rp->last_activity_ms = mono_ms();
+	}
+	if (!wellformed) {
+		rp->failed_calls++;
+		set_last_error(rp, "call %" PRIu64 " (%zu events): %s",
+		    s->call, s->n_evs, bad.reason);
+		log_debug("remote", "%s call %" PRIu64 ": %s", rp->id, s->call,
+		    bad.reason);
+	}
+	remote_caller *c = s->owner;
+	for (size_t i = 0; i < s->n_evs; i++) {
+		answer *a = s->evs[i];
+		a->next   = NULL;
+		if (c->tail != NULL)
+			c->tail->next = a;
+		else
+			c->head = a;
+		c->tail = a;
+	}
+	c->busy_slots--;
+	rp->busy_calls--;
+	pthread_cond_broadcast(&c->cv);
+	free(s->evs);
+	free(s->run_len);
+	s->evs                       = NULL;
+	s->n_evs                     = 0;
+	s->run_len                   = NULL;
+	s->n_runs                    = 0;
+	s->owner                     = NULL;
+	s->busy                      = false;
+	s->recv_phase                = false;
+	s->abort                     = ABORT_NONE;
+	rp->free_slots[rp->n_free++] = s;
+	pthread_mutex_unlock(&rp->mu);
+}
+
 static void
 slot_cb(void *arg)
 {
@@ -436,6 +710,10 @@ slot_cb(void *arg)
 	msg             = rv == 0 ? nng_aio_get_msg(s->aio) : NULL;
 	bool wellformed = true;
 	nng_aio_set_msg(s->aio, NULL);
+	if (s->evs != NULL) {
+		batch_cb(s, rv, msg);
+		return;
+	}
 	if (msg != NULL) {
 		wellformed = decode_answer(
 		    s, nng_msg_body(msg), nng_msg_len(msg), &r);
@@ -477,6 +755,7 @@ slot_cb(void *arg)
 			log_debug("remote", "%s call %" PRIu64 ": %s", rp->id,
 			    r.call, r.reason);
 		}
+		r.tag   = a->resp.tag; /* the request's */
 		a->resp = r;
 		a->next = NULL;
 		if (c->tail != NULL)
@@ -698,9 +977,32 @@ remote_caller_open(remote_proc *r, remote_caller **out)
 	return SL_OK;
 }
 
+static void ob_reset(obatch *ob, bool free_answers);
+static void ob_drop(remote_caller *c, const char *why);
+
 void
 remote_caller_free(remote_caller *c)
 {
+	ob_reset(&c->ob, true);
+	for (size_t i = 0; i < c->ob.cap_runs; i++) {
+		msgpack_sbuffer_destroy(&c->ob.runs[i].evs);
+		free(c->ob.runs[i].ans);
+	}
+	free(c->ob.runs);
+	free(c->ob.index);
+	free(c->ob.ans);
+	free(c->ob.tenant);
+	msgpack_sbuffer_destroy(&c->ob.evs);
+	msgpack_sbuffer_destroy(&c->ob.retries);
+	for (answer *a = c->pool, *next; a != NULL; a = next) {
+		next = a->next;
+		free(a);
+	}
+	for (answer *a = c->mine, *next; a != NULL; a = next) {
+		next = a->next;
+		remote_resp_free(&a->resp);
+		free(a);
+	}
 	for (answer *a = c->head, *next; a != NULL; a = next) {
 		next = a->next;
 		remote_resp_free(&a->resp);
@@ -719,7 +1021,11 @@ remote_caller_close(remote_caller *c)
 		return;
 	remote_proc *rp = c->rp;
 	pthread_mutex_lock(&rp->mu);
-	c->closing  = true;
+	c->closing = true;
+	pthread_mutex_unlock(&rp->mu);
+	if (c->ob.n > 0)
+		ob_drop(c, "the runtime is stopping");
+	pthread_mutex_lock(&rp->mu);
 	slot **list = rp->n_slots ? malloc(rp->n_slots * sizeof(*list)) : NULL;
 	size_t n = list != NULL ? slots_abort(rp, c, ABORT_CLOSED, list) : 0;
 	pthread_mutex_unlock(&rp->mu);
@@ -791,6 +1097,532 @@ pack_call(remote_caller *c, const remote_req *req, uint64_t id,
 	return c->buf.data != NULL;
 }
 
+/* ---- answer nodes: a pool per caller (its thread's alone) ---- */
+
+#define ANS_POOL_MAX 1024
+/* Buffers kept between batches up to this size: a run's (there are up to
+ * `batch` of them) and the one a call is packed in. */
+#define SBUF_KEEP      (16u << 10)
+#define SBUF_KEEP_CALL (1u << 20)
+
+/* A cleared answer node for the request tag; NULL when out of memory. */
+static answer *
+ans_new(remote_caller *c, uint64_t tag)
+{
+	answer *a = c->pool;
+	if (a == NULL) {
+		if ((a = calloc(1, sizeof(*a))) != NULL)
+			a->resp.tag = tag;
+		return a;
+	}
+	c->pool = a->next;
+	c->n_pool--;
+	remote_resp *r    = &a->resp;
+	r->call           = 0;
+	r->tag            = tag;
+	r->outcome        = REMOTE_REPLACE;
+	r->state          = NULL;
+	r->state_len      = 0;
+	r->partition[0]   = '\0';
+	r->reason[0]      = '\0';
+	r->retry          = false;
+	r->retry_after_ms = 0;
+	a->next           = NULL;
+	return a;
+}
+
+/* Back to the pool (its resp handed on: nothing of it is freed). */
+static void
+ans_put(remote_caller *c, answer *a)
+{
+	if (c->n_pool >= ANS_POOL_MAX) {
+		free(a);
+		return;
+	}
+	a->next = c->pool;
+	c->pool = a;
+	c->n_pool++;
+}
+
+/* ---- protocol 2: the open batch ---- */
+
+/* Empty a buffer for the next batch; one that a large event grew is given
+ * back rather than kept for good. */
+static void
+sbuf_reuse(msgpack_sbuffer *sb, size_t keep)
+{
+	if (sb->alloc > keep) {
+		msgpack_sbuffer_destroy(sb);
+		msgpack_sbuffer_init(sb);
+	} else {
+		msgpack_sbuffer_clear(sb);
+	}
+}
+
+/* Empty the open batch (its answer nodes freed when free_answers; else
+ * they were handed on). Keeps the runs' buffers for the next batch. */
+static void
+ob_reset(obatch *ob, bool free_answers)
+{
+	for (size_t i = 0; i < ob->n_runs; i++) {
+		brun *u = &ob->runs[i];
+		if (free_answers)
+			for (size_t j = 0; j < u->n; j++)
+				free(u->ans[j]);
+		free(u->key);
+		free(u->state);
+		free(u->reason);
+		u->key    = NULL;
+		u->state  = NULL;
+		u->reason = NULL;
+		u->n      = 0;
+		sbuf_reuse(&u->evs, SBUF_KEEP);
+	}
+	if (free_answers && ob->n_runs == 0)
+		for (size_t j = 0; j < ob->n; j++)
+			free(ob->ans[j]);
+	ob->n_runs = 0;
+	ob->n      = 0;
+	ob->bytes  = 0;
+	sbuf_reuse(&ob->evs, SBUF_KEEP_CALL);
+	sbuf_reuse(&ob->retries, SBUF_KEEP);
+	if (ob->index != NULL)
+		memset(ob->index, 0, ob->index_cap * sizeof(*ob->index));
+}
+
+static uint64_t
+key_hash(const char *k, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char) k[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+/* The run of key in the open batch, or where a new one goes (*slot_i). */
+static brun *
+ob_find(obatch *ob, const char *key, size_t klen, size_t *slot_i)
+{
+	size_t m = ob->index_cap - 1;
+	for (size_t i = key_hash(key, klen) & m;; i = (i + 1) & m) {
+		int32_t v = ob->index[i];
+		if (v == 0) {
+			*slot_i = i;
+			return NULL;
+		}
+		brun *u = &ob->runs[v - 1];
+		if (u->klen == klen && memcmp(u->key, key, klen) == 0)
+			return u;
+	}
+}
+
+/* Pack the event of req as the wire shows it into sb. @return false if
+ * the stored event cannot be decoded. */
+static bool
+pack_event(remote_caller *c, const remote_req *req, msgpack_sbuffer *sb)
+{
+	ev_view        ev;
+	msgpack_packer pk;
+	if (req->view == NULL) {
+		msgpack_zone_clear(&c->zone);
+		if (ev_decode(req->event, req->event_len, req->position,
+		        &c->zone, &ev)
+		    != SL_OK)
+			return false;
+	}
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	ev_pack_wire(&pk, req->view != NULL ? req->view : &ev);
+	return true;
+}
+
+static bool
+ans_push(answer ***arr, size_t *cap, size_t n, answer *a)
+{
+	if (n == *cap) {
+		size_t   ncap = *cap ? *cap * 2 : 16;
+		answer **na   = realloc(*arr, ncap * sizeof(*na));
+		if (na == NULL)
+			return false;
+		*arr = na;
+		*cap = ncap;
+	}
+	(*arr)[n] = a;
+	return true;
+}
+
+/* Add req's event to the open batch (protocol 2). */
+static int
+batch_add(
+    remote_caller *c, const remote_req *req, uint32_t epoch, uint32_t batch)
+{
+	remote_proc *rp = c->rp;
+	obatch      *ob = &c->ob;
+	size_t       before;
+	brun        *u  = NULL;
+	size_t       at = 0;
+
+	if (ob->n >= batch)
+		return SL_EFULL;
+	if (ob->n > 0 && ob->epoch != epoch)
+		return SL_EFULL; /* the flush drops it */
+	if (ob->index_cap < 2 * (size_t) batch) {
+		/* a larger batch (a new client's): only while none is open */
+		if (ob->n_runs > 0)
+			return SL_EFULL;
+		size_t cap = 16;
+		while (cap < 2 * (size_t) batch)
+			cap *= 2;
+		int32_t *ix = calloc(cap, sizeof(*ix));
+		if (ix == NULL)
+			return SL_ENOMEM;
+		free(ob->index);
+		ob->index     = ix;
+		ob->index_cap = cap;
+	}
+	answer *a = ans_new(c, req->tag);
+	if (a == NULL)
+		return SL_ENOMEM;
+
+	if (rp->kind == DEF_PROJECTION) {
+		const char *key  = req->key != NULL ? req->key : "";
+		size_t      klen = strlen(key);
+		u                = ob_find(ob, key, klen, &at);
+		size_t extra     = u == NULL ? klen + req->state_len + 64 : 0;
+		msgpack_sbuffer *sb;
+		if (u == NULL) {
+			if (ob->n_runs == ob->cap_runs) {
+				size_t ncap
+				    = ob->cap_runs ? ob->cap_runs * 2 : 16;
+				brun *nr
+				    = realloc(ob->runs, ncap * sizeof(*nr));
+				if (nr == NULL) {
+					free(a);
+					return SL_ENOMEM;
+				}
+				memset(nr + ob->cap_runs, 0,
+				    (ncap - ob->cap_runs) * sizeof(*nr));
+				for (size_t i = ob->cap_runs; i < ncap; i++)
+					msgpack_sbuffer_init(&nr[i].evs);
+				ob->runs     = nr;
+				ob->cap_runs = ncap;
+			}
+			sb = &ob->runs[ob->n_runs].evs;
+		} else {
+			sb = &u->evs;
+		}
+		before = sb->size;
+		if (!pack_event(c, req, sb)) {
+			free(a);
+			return SL_EINVAL;
+		}
+		size_t grew = sb->size - before + extra;
+		if (ob->n > 0 && ob->bytes + grew > REMOTE_MAX_CALL_BYTES) {
+			sb->size = before; /* not this batch's */
+			free(a);
+			return SL_EFULL;
+		}
+		if (u == NULL) {
+			u = &ob->runs[ob->n_runs];
+			if ((u->key = malloc(klen + 1)) == NULL
+			    || (req->state_len > 0
+			        && (u->state = malloc(req->state_len)) == NULL)
+			    || (u->reason = strdup(req->last_reason != NULL
+			                ? req->last_reason
+			                : ""))
+			        == NULL) {
+				free(u->key);
+				free(u->state);
+				u->key   = NULL;
+				u->state = NULL;
+				sb->size = before;
+				free(a);
+				return SL_ENOMEM;
+			}
+			memcpy(u->key, key, klen + 1);
+			u->klen = klen;
+			if (req->state_len > 0)
+				memcpy(u->state, req->state, req->state_len);
+			u->state_len  = req->state_len;
+			u->attempt    = req->attempt;
+			ob->index[at] = (int32_t) (ob->n_runs + 1);
+			ob->n_runs++;
+		}
+		if (!ans_push(&u->ans, &u->cap, u->n, a)) {
+			sb->size = before;
+			free(a);
+			return SL_ENOMEM; /* the run stays, maybe empty */
+		}
+		u->n++;
+		ob->bytes += grew;
+	} else {
+		before = ob->evs.size;
+		if (!pack_event(c, req, &ob->evs)) {
+			free(a);
+			return SL_EINVAL;
+		}
+		size_t grew = ob->evs.size - before + 64;
+		if ((ob->n > 0 && ob->bytes + grew > REMOTE_MAX_CALL_BYTES)
+		    || !ans_push(&ob->ans, &ob->cap_ans, ob->n, a)) {
+			bool full = ob->n > 0
+			    && ob->bytes + grew > REMOTE_MAX_CALL_BYTES;
+			ob->evs.size = before;
+			free(a);
+			return full ? SL_EFULL : SL_ENOMEM;
+		}
+		msgpack_packer pk;
+		msgpack_packer_init(&pk, &ob->retries, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 2);
+		mp_pack_kv_u64(&pk, "attempt", req->attempt);
+		mp_pack_kv_str(&pk, "reason",
+		    req->last_reason != NULL ? req->last_reason : "");
+		ob->bytes += grew;
+	}
+	if (ob->n == 0)
+		ob->epoch = epoch;
+	ob->n++;
+	return SL_OK;
+}
+
+/* Pack the open batch as call id into c->buf. */
+static bool
+pack_batch(remote_caller *c, uint64_t id, uint64_t session, def_kind kind,
+    const char *tenant)
+{
+	obatch         *ob = &c->ob;
+	msgpack_packer *pk = &c->pk;
+	msgpack_sbuffer_clear(&c->buf);
+	msgpack_pack_map(pk, kind == DEF_PROJECTION ? 5 : 6);
+	mp_pack_kv_u64(pk, "call", id);
+	mp_pack_kv_u64(pk, "session", session);
+	mp_pack_kv_str(
+	    pk, "op", kind == DEF_PROJECTION ? "project" : "filter");
+	mp_pack_kv_str(pk, "tenant", tenant);
+	if (kind == DEF_PROJECTION) {
+		size_t n_runs = 0;
+		for (size_t i = 0; i < ob->n_runs; i++)
+			n_runs += ob->runs[i].n > 0;
+		mp_pack_cstr(pk, "runs");
+		msgpack_pack_array(pk, n_runs);
+		for (size_t i = 0; i < ob->n_runs; i++) {
+			brun *u = &ob->runs[i];
+			if (u->n == 0)
+				continue;
+			msgpack_pack_map(pk, 4);
+			mp_pack_cstr(pk, "key");
+			msgpack_pack_str(pk, u->klen);
+			msgpack_pack_str_body(pk, u->key, u->klen);
+			mp_pack_cstr(pk, "state");
+			if (u->state != NULL && u->state_len > 0)
+				msgpack_sbuffer_write(
+				    &c->buf, u->state, u->state_len);
+			else
+				msgpack_pack_map(pk, 0);
+			mp_pack_cstr(pk, "retry");
+			msgpack_pack_map(pk, 2);
+			mp_pack_kv_u64(pk, "attempt", u->attempt);
+			mp_pack_kv_str(pk, "reason", u->reason);
+			mp_pack_cstr(pk, "events");
+			msgpack_pack_array(pk, u->n);
+			msgpack_sbuffer_write(
+			    &c->buf, u->evs.data, u->evs.size);
+		}
+	} else {
+		mp_pack_cstr(pk, "events");
+		msgpack_pack_array(pk, ob->n);
+		msgpack_sbuffer_write(&c->buf, ob->evs.data, ob->evs.size);
+		mp_pack_cstr(pk, "retries");
+		msgpack_pack_array(pk, ob->n);
+		msgpack_sbuffer_write(
+		    &c->buf, ob->retries.data, ob->retries.size);
+	}
+	return c->buf.data != NULL;
+}
+
+/* Answer every event of the open batch REMOTE_DISCONNECTED (it cannot be
+ * sent) and empty it. */
+static void
+ob_drop(remote_caller *c, const char *why)
+{
+	remote_proc *rp = c->rp;
+	obatch      *ob = &c->ob;
+	pthread_mutex_lock(&rp->mu);
+	for (size_t i = 0; i < (rp->kind == DEF_PROJECTION ? ob->n_runs : 1);
+	     i++) {
+		answer **v
+		    = rp->kind == DEF_PROJECTION ? ob->runs[i].ans : ob->ans;
+		size_t n = rp->kind == DEF_PROJECTION ? ob->runs[i].n : ob->n;
+		for (size_t j = 0; j < n; j++) {
+			v[j]->resp.outcome = REMOTE_DISCONNECTED;
+			resp_reason(&v[j]->resp, "%s", why);
+			queue_answer(c, v[j]);
+			c->in_flight--; /* counted when added */
+		}
+	}
+	pthread_mutex_unlock(&rp->mu);
+	ob_reset(ob, false);
+}
+
+/* A free slot of rp, or a new one; NULL when out of memory. */
+static slot *
+slot_get(remote_proc *rp)
+{
+	pthread_mutex_lock(&rp->mu);
+	slot *s = rp->n_free > 0 ? rp->free_slots[--rp->n_free] : NULL;
+	pthread_mutex_unlock(&rp->mu);
+	if (s != NULL)
+		return s;
+	s = remote_slot_alloc(rp);
+	pthread_mutex_lock(&rp->mu);
+	bool ok = s != NULL && remote_slot_track(rp, s);
+	pthread_mutex_unlock(&rp->mu);
+	if (!ok && s != NULL) {
+		nng_ctx_close(s->ctx);
+		nng_aio_free(s->aio);
+		free(s);
+		s = NULL;
+	}
+	return s;
+}
+
+int
+remote_call_flush(remote_caller *c)
+{
+	remote_proc *rp  = c->rp;
+	obatch      *ob  = &c->ob;
+	nng_msg     *msg = NULL;
+	slot        *s;
+
+	if (ob->n == 0) {
+		ob_reset(ob, false); /* a run left empty (out of memory) */
+		return SL_OK;
+	}
+	pthread_mutex_lock(&rp->mu);
+	if (rp->closing || !rp->connected || c->closing
+	    || rp->connects != ob->epoch) {
+		pthread_mutex_unlock(&rp->mu);
+		ob_drop(c, "the client disconnected");
+		return SL_ECLOSED;
+	}
+	if (c->busy_slots >= rp->window) {
+		pthread_mutex_unlock(&rp->mu);
+		return SL_EFULL;
+	}
+	uint64_t       id      = ++rp->next_call;
+	uint64_t       session = rp->session;
+	sl_filter_kind fkind   = rp->cur->def.filter_kind;
+	pthread_mutex_unlock(&rp->mu);
+
+	size_t n_runs = 0;
+	if (rp->kind == DEF_PROJECTION)
+		for (size_t i = 0; i < ob->n_runs; i++)
+			n_runs += ob->runs[i].n > 0;
+	answer  **evs = malloc(ob->n * sizeof(*evs));
+	uint32_t *rl  = n_runs ? malloc(n_runs * sizeof(*rl)) : NULL;
+	if (evs == NULL || (n_runs > 0 && rl == NULL)
+	    || !pack_batch(
+	        c, id, session, rp->kind, ob->tenant != NULL ? ob->tenant : "")
+	    || nng_msg_alloc(&msg, c->buf.size) != 0
+	    || (s = slot_get(rp)) == NULL) {
+		free(evs);
+		free(rl);
+		if (msg != NULL)
+			nng_msg_free(msg);
+		ob_drop(c, "out of memory");
+		return SL_ENOMEM;
+	}
+	memcpy(nng_msg_body(msg), c->buf.data, c->buf.size);
+	size_t n = 0;
+	if (rp->kind == DEF_PROJECTION) {
+		size_t k = 0;
+		for (size_t i = 0; i < ob->n_runs; i++) {
+			brun *u = &ob->runs[i];
+			if (u->n == 0)
+				continue;
+			rl[k++] = (uint32_t) u->n;
+			memcpy(evs + n, u->ans, u->n * sizeof(*evs));
+			n += u->n;
+		}
+	} else {
+		memcpy(evs, ob->ans, ob->n * sizeof(*evs));
+		n = ob->n;
+	}
+	for (size_t i = 0; i < n; i++)
+		evs[i]->resp.call = id;
+	ob_reset(ob, false); /* the answers are the slot's now */
+	sbuf_reuse(&c->buf, SBUF_KEEP_CALL);
+
+	pthread_mutex_lock(&rp->mu);
+	if (rp->closing || !rp->connected || c->closing) {
+		/* gone meanwhile: nothing sent */
+		rp->free_slots[rp->n_free++] = s;
+		for (size_t i = 0; i < n; i++) {
+			evs[i]->resp.outcome = REMOTE_DISCONNECTED;
+			resp_reason(&evs[i]->resp, "the client disconnected");
+			queue_answer(c, evs[i]);
+			c->in_flight--;
+		}
+		pthread_mutex_unlock(&rp->mu);
+		nng_msg_free(msg);
+		free(evs);
+		free(rl);
+		return SL_ECLOSED;
+	}
+	s->busy              = true;
+	s->recv_phase        = false;
+	s->abort             = ABORT_NONE;
+	s->owner             = c;
+	s->ans               = NULL;
+	s->evs               = evs;
+	s->n_evs             = n;
+	s->run_len           = rl;
+	s->n_runs            = n_runs;
+	s->call              = id;
+	s->kind              = rp->kind;
+	s->fkind             = fkind;
+	s->deadline_ms       = mono_ms() + rp->timeout_ms;
+	rp->last_activity_ms = mono_ms();
+	rp->calls++;
+	rp->busy_calls++;
+	c->busy_slots++;
+	uint32_t timeout = rp->timeout_ms;
+	pthread_mutex_unlock(&rp->mu);
+	slot_send(s, msg, timeout);
+	return SL_OK;
+}
+
+void
+remote_call_discard(remote_caller *c)
+{
+	if (c->ob.n > 0)
+		ob_drop(c, "the batch was given up");
+}
+
+size_t
+remote_call_open(const remote_caller *c)
+{
+	return c->ob.n;
+}
+
+uint32_t
+remote_protocol(const remote_proc *r)
+{
+	remote_proc *rp = (remote_proc *) r; /* the lock is not state */
+	pthread_mutex_lock(&rp->mu);
+	uint32_t v = rp->protocol;
+	pthread_mutex_unlock(&rp->mu);
+	return v;
+}
+
+uint32_t
+remote_batch(const remote_proc *r)
+{
+	remote_proc *rp = (remote_proc *) r;
+	pthread_mutex_lock(&rp->mu);
+	uint32_t v = rp->protocol >= 2 ? rp->batch : 1;
+	pthread_mutex_unlock(&rp->mu);
+	return v;
+}
+
 int
 remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 {
@@ -798,10 +1630,41 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 	nng_msg     *msg;
 	slot        *s;
 
+	*call = 0;
 	pthread_mutex_lock(&rp->mu);
 	if (rp->closing || !rp->connected || c->closing) {
 		pthread_mutex_unlock(&rp->mu);
 		return SL_ECLOSED;
+	}
+	if (rp->protocol >= 2) {
+		uint32_t epoch = rp->connects, batch = rp->batch;
+		pthread_mutex_unlock(&rp->mu);
+		/* in_flight and the open batch are this thread's alone */
+		if (c->ob.n == 0 && c->ob.tenant == NULL
+		    && (c->ob.tenant = strdup(req->tenant)) == NULL)
+			return SL_ENOMEM;
+		int rc = batch_add(c, req, epoch, batch);
+		if (rc == SL_EINVAL) {
+			/* A record the log cannot decode: no client can
+			 * help. */
+			answer *a = calloc(1, sizeof(*a));
+			if (a == NULL)
+				return SL_ENOMEM;
+			a->resp.tag     = req->tag;
+			a->resp.outcome = REMOTE_FAILED;
+			a->resp.retry   = false;
+			resp_reason(&a->resp,
+			    "the event at position %" PRIu64
+			    " cannot be decoded from the log",
+			    req->position);
+			pthread_mutex_lock(&rp->mu);
+			queue_answer(c, a);
+			pthread_mutex_unlock(&rp->mu);
+			return SL_OK;
+		}
+		if (rc == SL_OK)
+			c->in_flight++; /* answered per event */
+		return rc;
 	}
 	if (c->in_flight >= rp->window) {
 		pthread_mutex_unlock(&rp->mu);
@@ -812,7 +1675,7 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 	sl_filter_kind fkind   = rp->cur->def.filter_kind;
 	pthread_mutex_unlock(&rp->mu);
 
-	answer *a = calloc(1, sizeof(*a));
+	answer *a = ans_new(c, req->tag);
 	if (a == NULL)
 		return SL_ENOMEM;
 	if (!pack_call(c, req, id, session, rp->kind)) {
@@ -869,6 +1732,7 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 	s->abort             = ABORT_NONE;
 	s->owner             = c;
 	s->ans               = a;
+	s->evs               = NULL;
 	s->call              = id;
 	s->kind              = rp->kind;
 	s->fkind             = fkind;
@@ -892,38 +1756,40 @@ remote_call_next(remote_caller *c, int timeout_ms, remote_resp *out)
 	int64_t      deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	answer      *a;
 
-	pthread_mutex_lock(&rp->mu);
-	while ((a = c->head) == NULL) {
-		if (c->in_flight == 0) {
-			pthread_mutex_unlock(&rp->mu);
-			return SL_ENOTFOUND;
+	/* Answers are taken from the shared queue all at once (a protocol 2
+	 * call's come together), then handed out one by one without the
+	 * lock: in_flight and mine are the caller's thread's alone. */
+	if (c->mine == NULL) {
+		pthread_mutex_lock(&rp->mu);
+		while (c->head == NULL) {
+			if (c->in_flight == 0) {
+				pthread_mutex_unlock(&rp->mu);
+				return SL_ENOTFOUND;
+			}
+			if (timeout_ms < 0) {
+				pthread_cond_wait(&c->cv, &rp->mu);
+			} else if (!cond_wait_until(&c->cv, &rp->mu, deadline)
+			    && c->head == NULL) {
+				pthread_mutex_unlock(&rp->mu);
+				return SL_ETIMEDOUT;
+			}
 		}
-		if (timeout_ms < 0) {
-			pthread_cond_wait(&c->cv, &rp->mu);
-		} else if (!cond_wait_until(&c->cv, &rp->mu, deadline)
-		    && c->head == NULL) {
-			pthread_mutex_unlock(&rp->mu);
-			return SL_ETIMEDOUT;
-		}
+		c->mine = c->head;
+		c->head = c->tail = NULL;
+		pthread_mutex_unlock(&rp->mu);
 	}
-	c->head = a->next;
-	if (c->head == NULL)
-		c->tail = NULL;
+	a       = c->mine;
+	c->mine = a->next;
 	c->in_flight--;
-	pthread_mutex_unlock(&rp->mu);
 	*out = a->resp;
-	free(a);
+	ans_put(c, a);
 	return SL_OK;
 }
 
 size_t
 remote_calls_in_flight(const remote_caller *c)
 {
-	remote_proc *rp = c->rp;
-	pthread_mutex_lock(&rp->mu);
-	size_t n = c->in_flight;
-	pthread_mutex_unlock(&rp->mu);
-	return n;
+	return c->in_flight; /* the caller's thread's own */
 }
 
 uint32_t

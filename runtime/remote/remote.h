@@ -11,6 +11,16 @@
  * calling the plugin, the processor starts calls on the remote_proc and
  * collects their answers, up to `window` in flight.
  *
+ * Protocol 2 (a registration's choice) carries many events per call: the
+ * processor still starts one remote_req per event and gets one remote_resp
+ * per event back (by its tag), but remote_call_start only adds the event
+ * to the caller's open batch (a run per key) and remote_call_flush sends
+ * that batch as one call. The answer to a run is split back into per-event
+ * answers: REMOTE_APPLIED for the run's events before its last applied one,
+ * REPLACE or DELETE for that one, FAILED for the first failing one and
+ * REMOTE_SKIPPED for the events after it (not applied: they wait with the
+ * unit, as after any failure).
+ *
  * Threads: remote_call_start / remote_call_next are called by the one
  * processor thread of each (tenant, registration); the connection's own
  * I/O runs on NNG's threads. Several tenants' processors share one
@@ -43,6 +53,9 @@ typedef struct remote_req {
 	size_t      state_len;
 	uint32_t    attempt;     /* retry state: 0 on the first try */
 	const char *last_reason; /* "" if none */
+	uint64_t    tag;         /* the caller's: given back in the answer */
+	/* the event already decoded from event (ev_decode), or NULL */
+	const struct ev_view *view;
 } remote_req;
 
 typedef enum remote_outcome {
@@ -54,12 +67,19 @@ typedef enum remote_outcome {
 	/* not the handler's answer: the client is gone (or never came); the
 	 * processor waits, without counting an attempt, until it is back */
 	REMOTE_DISCONNECTED = 5,
+	/* protocol 2, projections: the event took effect; the state of its
+	 * run's last applied event (REPLACE or DELETE) carries it */
+	REMOTE_APPLIED = 6,
+	/* protocol 2: an event after the failing one of its run (or of a call
+	 * that failed whole): not applied, it waits with its unit */
+	REMOTE_SKIPPED = 7,
 } remote_outcome;
 
 /** An answer. Owned by the caller of remote_call_next until
  * remote_resp_free. */
 typedef struct remote_resp {
-	uint64_t       call; /* as remote_call_start returned */
+	uint64_t       call; /* the call that carried it (protocol 2: shared) */
+	uint64_t       tag;  /* the request's tag */
 	remote_outcome outcome;
 	void          *state; /* REPLACE: msgpack map (malloc'ed) */
 	size_t         state_len;
@@ -76,12 +96,36 @@ int  remote_caller_open(remote_proc *r, remote_caller **out);
 void remote_caller_close(remote_caller *c);
 
 /**
- * Send one call. Never blocks on the network.
- * @return SL_OK with *call set; SL_EFULL when this caller already has
- * `window` calls in flight (collect an answer first); SL_ECLOSED when the
- * client is not connected (nothing sent).
+ * Protocol 1: send one call. Protocol 2: add the event to this caller's
+ * open batch (a projection's event to its key's run: req->state counts
+ * only for the run's first event), sent by remote_call_flush. Never blocks
+ * on the network.
+ * @return SL_OK with *call set (protocol 2: 0, the call is not made yet);
+ * SL_EFULL when this caller already has `window` calls in flight (protocol
+ * 1: collect an answer first) or the open batch is full (protocol 2:
+ * `batch` events, or the event would take the call over
+ * REMOTE_MAX_CALL_BYTES: flush first); SL_ECLOSED when the client is not
+ * connected (nothing sent).
  */
 int remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call);
+/**
+ * Protocol 2: send the open batch as one call (nothing to do when it is
+ * empty, or under protocol 1).
+ * @return SL_OK; SL_EFULL (`window` calls in flight: collect first);
+ * SL_ECLOSED (the client is gone, or another connection than the batch's
+ * first event saw: the batch is dropped, its events are answered
+ * REMOTE_DISCONNECTED); SL_ENOMEM (likewise dropped).
+ */
+int remote_call_flush(remote_caller *c);
+/** Drop this caller's open batch: its events are answered
+ * REMOTE_DISCONNECTED (a batch given up). */
+void remote_call_discard(remote_caller *c);
+/** Events in this caller's open batch (protocol 2). */
+size_t remote_call_open(const remote_caller *c);
+/** The protocol (1 or 2) and the most events per call (1 under protocol
+ * 1) of the registration's current client. */
+uint32_t remote_protocol(const remote_proc *r);
+uint32_t remote_batch(const remote_proc *r);
 /**
  * The next answer to one of this caller's calls, in any order, waiting at
  * most timeout_ms. A call the client does not answer within the
@@ -124,6 +168,7 @@ typedef struct remote_config {
 	uint32_t    keepalive_ms; /* ping after this long without traffic */
 	uint32_t    timeout_ms;   /* a call (or ping) not answered: failed */
 	uint32_t    window;       /* calls in flight per processor */
+	uint32_t    batch;        /* protocol 2: most events per call */
 	uint32_t    max_registrations;
 } remote_config;
 
@@ -151,7 +196,7 @@ typedef struct remote_spec remote_spec;
  * @return SL_OK with *out (free with remote_spec_free); SL_EINVAL (a missing
  * field, a bad value: ids, name, kind, filter_kind, selectors), SL_EPROTO (a
  * field of the wrong type), SL_ETOOBIG (a field over its limit), SL_EVERSION
- * (field protocol is not 1), SL_ENOMEM; err names the field.
+ * (field protocol is not 1 or 2), SL_ENOMEM; err names the field.
  */
 int remote_spec_parse(const msgpack_object *req, remote_spec **out,
     char *err, size_t errlen);
@@ -173,6 +218,7 @@ typedef struct remote_reg_result {
 	char     url[320];       /* where the client dials */
 	uint64_t session;        /* sent in every call of this registration */
 	uint32_t window, keepalive_ms, timeout_ms;
+	uint32_t protocol, batch; /* the client's protocol; its batch (2) */
 } remote_reg_result;
 
 /**
@@ -211,6 +257,7 @@ typedef struct remote_info {
 	char     last_error[256];  /* last timeout, malformed answer or
 	                              disconnect; "" if none */
 	uint32_t window, keepalive_ms, timeout_ms;
+	uint32_t protocol, batch;
 } remote_info;
 
 /** Info on registration i (0 .. remotes_count - 1). @return false if none.

@@ -19,8 +19,13 @@
 #include "mp.h"
 #include "remote.h"
 
-/* The remote protocol version a register request names (field protocol). */
-#define REMOTE_PROTOCOL 1
+/* The remote protocol versions a register request may name (field
+ * protocol): 1, one event per call; 2, many (docs/remote.md). */
+#define REMOTE_PROTOCOL     2
+#define REMOTE_PROTOCOL_MIN 1
+/* Protocol 2: a call is cut before its body would pass this (an event
+ * that passes it alone goes alone). */
+#define REMOTE_MAX_CALL_BYTES (4u << 20)
 /* Answers over this size fail the call; over twice it NNG drops the
  * connection (its receive limit). */
 #define REMOTE_MAX_ANSWER    (16u << 20)
@@ -65,13 +70,52 @@ typedef struct slot {
 	int64_t        deadline_ms; /* monotonic */
 	def_kind       kind;        /* of the registration */
 	sl_filter_kind fkind;       /* filters: partitioned answers */
+	/* protocol 2: the call's events' answers in call order, and (a
+	 * projection's) the number of events of each run */
+	struct answer **evs;
+	size_t          n_evs;
+	uint32_t       *run_len;
+	size_t          n_runs;
 } slot;
+
+/* Protocol 2: a projection's run of one key in the open batch. */
+typedef struct brun {
+	char           *key;
+	size_t          klen;
+	char           *state; /* packed map (NULL: {}) */
+	size_t          state_len;
+	uint32_t        attempt;
+	char           *reason;
+	msgpack_sbuffer evs; /* the events, packed as the wire shows them */
+	struct answer **ans; /* their answer nodes, in order */
+	size_t          n, cap;
+} brun;
+
+/* Protocol 2: the events a caller has added and not sent yet. */
+typedef struct obatch {
+	brun           *runs; /* projections: one per key */
+	size_t          n_runs, cap_runs;
+	int32_t        *index; /* open addressing over runs: key -> i + 1 */
+	size_t          index_cap;
+	msgpack_sbuffer evs, retries; /* filters: events and retry states */
+	struct answer **ans;          /* filters: answer nodes, in order */
+	size_t          cap_ans;
+	size_t          n;     /* events */
+	size_t          bytes; /* their packed size, about */
+	uint32_t        epoch; /* rp->connects when the first was added */
+	char           *tenant; /* the caller's (copied once) */
+} obatch;
 
 struct remote_caller {
 	remote_proc   *rp;
 	pthread_cond_t cv;
 	answer        *head, *tail; /* answers not yet collected */
-	size_t         in_flight;   /* started, not collected */
+	/* the caller's thread's own: answers taken from head..tail, not
+	 * handed out yet; nodes to use again */
+	answer        *mine, *pool;
+	size_t         n_pool;
+	size_t         in_flight;   /* started, not collected (the caller's
+	                               thread's own) */
 	size_t         busy_slots;  /* slots carrying its calls */
 	bool           closing;
 	remote_caller *next;
@@ -79,6 +123,7 @@ struct remote_caller {
 	msgpack_zone    zone;
 	msgpack_sbuffer buf;
 	msgpack_packer  pk;
+	obatch          ob; /* protocol 2 (thread-owned) */
 };
 
 struct remote_proc {
@@ -87,6 +132,8 @@ struct remote_proc {
 	def_kind        kind;
 	rdef           *cur; /* current definition; older ones via next */
 	uint32_t        window, keepalive_ms, timeout_ms;
+	uint32_t        protocol; /* the current client's (1 or 2) */
+	uint32_t        batch;    /* protocol 2: most events per call */
 	nng_socket      sock;
 	nng_listener    listener; /* the current URL's */
 	bool            listening;
@@ -127,6 +174,7 @@ struct remotes {
 };
 
 struct remote_spec {
+	uint32_t       protocol;
 	def_kind       kind;
 	sl_filter_kind fkind;
 	char           id[37];

@@ -249,20 +249,21 @@ remote_spec_parse(
 	if (o == NULL)
 		return fail_msg(err, errlen, SL_EINVAL,
 		    "field 'protocol' is missing (the remote protocol "
-		    "version, %d)",
-		    REMOTE_PROTOCOL);
+		    "version, %d or %d)",
+		    REMOTE_PROTOCOL_MIN, REMOTE_PROTOCOL);
 	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
 		return fail_msg(err, errlen, SL_EPROTO,
 		    "field 'protocol' must be a non-negative integer");
-	if (o->via.u64 != REMOTE_PROTOCOL)
+	if (o->via.u64 < REMOTE_PROTOCOL_MIN || o->via.u64 > REMOTE_PROTOCOL)
 		return fail_msg(err, errlen, SL_EVERSION,
 		    "remote protocol version %" PRIu64
-		    " is not supported (this runtime speaks %d)",
-		    o->via.u64, REMOTE_PROTOCOL);
+		    " is not supported (this runtime speaks %d and %d)",
+		    o->via.u64, REMOTE_PROTOCOL_MIN, REMOTE_PROTOCOL);
 
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return fail_msg(err, errlen, SL_ENOMEM, "out of memory");
+	s->protocol = (uint32_t) o->via.u64;
 	if ((rc = str_field(
 	         req, "kind", "kind", true, SIZE_MAX, &o, err, errlen))
 	    != SL_OK)
@@ -591,6 +592,8 @@ rp_new(remotes *rs, const remote_spec *spec, remote_proc **out, char *err,
 	rp->rs           = rs;
 	rp->kind         = spec->kind;
 	rp->window       = rs->cfg.window;
+	rp->protocol     = spec->protocol;
+	rp->batch        = spec->protocol >= 2 ? rs->cfg.batch : 1;
 	rp->keepalive_ms = rs->cfg.keepalive_ms;
 	rp->timeout_ms   = rs->cfg.timeout_ms;
 	memcpy(rp->id, spec->id, sizeof(rp->id));
@@ -645,8 +648,8 @@ remotes_create(const remote_config *cfg, remotes **out)
 {
 	*out = NULL;
 	if (cfg == NULL || cfg->endpoint == NULL || cfg->window < 1
-	    || cfg->keepalive_ms < 1 || cfg->timeout_ms < 1
-	    || cfg->max_registrations < 1
+	    || cfg->batch < 1 || cfg->batch > 1024 || cfg->keepalive_ms < 1
+	    || cfg->timeout_ms < 1 || cfg->max_registrations < 1
 	    || (strncmp(cfg->endpoint, "ipc://", 6) != 0
 	        && strncmp(cfg->endpoint, "inproc://", 9) != 0
 	        && strncmp(cfg->endpoint, "tcp://", 6) != 0))
@@ -807,7 +810,9 @@ remote_register(remotes *rs, const remote_spec *spec, registry *plugins,
 		nng_listener old_l = rp->listener;
 		rp->listener       = l;
 		snprintf(rp->url, sizeof(rp->url), "%s", url);
-		rp->session = new_session();
+		rp->session  = new_session();
+		rp->protocol = spec->protocol; /* the new client's */
+		rp->batch    = spec->protocol >= 2 ? rs->cfg.batch : 1;
 		if (nd != NULL) {
 			nd->next = old;
 			rp->cur  = nd;
@@ -831,7 +836,9 @@ remote_register(remotes *rs, const remote_spec *spec, registry *plugins,
 	}
 	pthread_mutex_lock(&rp->mu);
 	snprintf(out->url, sizeof(out->url), "%s", rp->url);
-	out->session = rp->session;
+	out->session  = rp->session;
+	out->protocol = rp->protocol;
+	out->batch    = rp->batch;
 	pthread_mutex_unlock(&rp->mu);
 	out->window       = rp->window;
 	out->keepalive_ms = rp->keepalive_ms;
@@ -899,6 +906,8 @@ remotes_info(remotes *rs, size_t i, remote_info *out)
 	out->window       = rp->window;
 	out->keepalive_ms = rp->keepalive_ms;
 	out->timeout_ms   = rp->timeout_ms;
+	out->protocol     = rp->protocol;
+	out->batch        = rp->batch;
 	pthread_mutex_unlock(&rp->mu);
 	pthread_mutex_unlock(&rs->mu);
 	return true;
