@@ -338,6 +338,8 @@ runtime_stop(runtime *rt)
 	for (size_t i = rt->n_eprojs; i > 0; i--)
 		eproj_stop(rt->eprojs[i - 1]);
 	free(rt->eprojs);
+	for (size_t i = 0; i < rt->n_procs; i++)
+		proc_stop_signal(rt->procs[i]); /* all at once, then each */
 	for (size_t i = rt->n_procs; i > 0; i--)
 		proc_stop(rt->procs[i - 1]);
 	free(rt->procs);

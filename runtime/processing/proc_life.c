@@ -224,7 +224,7 @@ proc_set_def(processor *p, const proj_def *def)
 }
 
 void
-proc_stop(processor *p)
+proc_stop_signal(processor *p)
 {
 	if (p == NULL)
 		return;
@@ -236,6 +236,14 @@ proc_stop(processor *p)
 	store_wake_all(p->s);
 	if (rproc != NULL)
 		remote_wake(rproc); /* one waiting for its client */
+}
+
+void
+proc_stop(processor *p)
+{
+	if (p == NULL)
+		return;
+	proc_stop_signal(p);
 	pthread_join(p->thr, NULL);
 	proj_def_release(p->def);
 	if (p->has_pending)

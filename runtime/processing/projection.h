@@ -156,6 +156,9 @@ int proc_start_emitting(store *s, const char *tenant, const proj_def *def,
     cfg_mode mode, const proj_settings *set, bool stopped, processor **out);
 /** Stop the thread (finishing the current transaction) and free. */
 void proc_stop(processor *p);
+/** Ask a processor to stop and return at once (proc_stop then waits for
+ * it): many stop side by side rather than one after another. */
+void proc_stop_signal(processor *p);
 void proc_get_status(processor *p, proc_status *out);
 
 /**

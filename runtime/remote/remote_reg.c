@@ -693,14 +693,38 @@ remotes_shutdown(remotes *rs)
 	}
 }
 
+static void *
+rp_free_main(void *arg)
+{
+	rp_free(arg);
+	return NULL;
+}
+
 void
 remotes_destroy(remotes *rs)
 {
 	if (rs == NULL)
 		return;
 	remotes_shutdown(rs);
+	/* Each close may wait for NNG (server_close_socket's bound): all at
+	 * once, so that the stop takes one such wait, not one per
+	 * registration. A registration whose thread cannot start is freed
+	 * here. */
+	pthread_t *th = calloc(rs->n_regs ? rs->n_regs : 1, sizeof(*th));
+	bool      *up = calloc(rs->n_regs ? rs->n_regs : 1, sizeof(*up));
+	for (size_t i = 0; i < rs->n_regs; i++) {
+		if (th != NULL && up != NULL
+		    && pthread_create(&th[i], NULL, rp_free_main, rs->regs[i])
+		        == 0)
+			up[i] = true;
+		else
+			rp_free(rs->regs[i]);
+	}
 	for (size_t i = 0; i < rs->n_regs; i++)
-		rp_free(rs->regs[i]);
+		if (up != NULL && up[i])
+			pthread_join(th[i], NULL);
+	free(th);
+	free(up);
 	free(rs->regs);
 	free((char *) rs->cfg.endpoint);
 	pthread_mutex_destroy(&rs->mu);
