@@ -1484,6 +1484,28 @@ slot_get(remote_proc *rp)
 	return s;
 }
 
+/* Slot s carries call id of caller c from now on (rp->mu held): its
+ * deadline, the registration's and the caller's counts. @return the
+ * call's timeout. The caller sets what the call holds. */
+static uint32_t
+slot_start_locked(remote_proc *rp, slot *s, remote_caller *c, uint64_t id,
+    sl_filter_kind fkind)
+{
+	s->busy              = true;
+	s->recv_phase        = false;
+	s->abort             = ABORT_NONE;
+	s->owner             = c;
+	s->call              = id;
+	s->kind              = rp->kind;
+	s->fkind             = fkind;
+	s->deadline_ms       = mono_ms() + rp->timeout_ms;
+	rp->last_activity_ms = mono_ms();
+	rp->calls++;
+	rp->busy_calls++;
+	c->busy_slots++;
+	return rp->timeout_ms;
+}
+
 int
 remote_call_flush(remote_caller *c)
 {
@@ -1567,24 +1589,12 @@ remote_call_flush(remote_caller *c)
 		free(rl);
 		return SL_ECLOSED;
 	}
-	s->busy              = true;
-	s->recv_phase        = false;
-	s->abort             = ABORT_NONE;
-	s->owner             = c;
-	s->ans               = NULL;
-	s->evs               = evs;
-	s->n_evs             = n;
-	s->run_len           = rl;
-	s->n_runs            = n_runs;
-	s->call              = id;
-	s->kind              = rp->kind;
-	s->fkind             = fkind;
-	s->deadline_ms       = mono_ms() + rp->timeout_ms;
-	rp->last_activity_ms = mono_ms();
-	rp->calls++;
-	rp->busy_calls++;
-	c->busy_slots++;
-	uint32_t timeout = rp->timeout_ms;
+	uint32_t timeout = slot_start_locked(rp, s, c, id, fkind);
+	s->ans           = NULL;
+	s->evs           = evs;
+	s->n_evs         = n;
+	s->run_len       = rl;
+	s->n_runs        = n_runs;
 	pthread_mutex_unlock(&rp->mu);
 	slot_send(s, msg, timeout);
 	return SL_OK;
@@ -1727,22 +1737,10 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 		free(a);
 		return SL_ECLOSED;
 	}
-	s->busy              = true;
-	s->recv_phase        = false;
-	s->abort             = ABORT_NONE;
-	s->owner             = c;
-	s->ans               = a;
-	s->evs               = NULL;
-	s->call              = id;
-	s->kind              = rp->kind;
-	s->fkind             = fkind;
-	s->deadline_ms       = mono_ms() + rp->timeout_ms;
-	rp->last_activity_ms = mono_ms();
-	rp->calls++;
-	rp->busy_calls++;
-	c->busy_slots++;
+	uint32_t timeout = slot_start_locked(rp, s, c, id, fkind);
+	s->ans           = a;
+	s->evs           = NULL;
 	c->in_flight++;
-	uint32_t timeout = rp->timeout_ms;
 	pthread_mutex_unlock(&rp->mu);
 	slot_send(s, msg, timeout);
 	*call = id;
