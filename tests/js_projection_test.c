@@ -753,6 +753,8 @@ refused(void)
 		{ "top_loop.js",
 		    "top_loop.js: over its CPU budget of 100 ms" },
 		{ "no_handler.js", "when() has no event handler" },
+		{ "bad_id.js", "options.$id is a UUID" },
+		{ "bad_name.js", "options.$name is a name of 1..256 bytes" },
 		{ "missing.js", "No such file" },
 	};
 	CHECK_EQ(jsproj_init(), SL_OK);
@@ -774,10 +776,66 @@ refused(void)
 	jsproj_fini();
 }
 
+/* The id and the name from options ($id, $name), or the id from a
+ * $name, else both from the file's name. */
+static void
+named(void)
+{
+	static const struct {
+		const char *file, *id, *name;
+	} cases[] = {
+		{ "named_by_options.js", "a1b2c3d4-0000-4000-8000-00000000c0de",
+		    "ledger" },
+		{ "name_only.js", NULL, "ledger" },
+	};
+	CHECK_EQ(jsproj_init(), SL_OK);
+	char ledger_id[40] = "";
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char    path[4200], err[1024] = "";
+		jsproj *p = NULL;
+		snprintf(path, sizeof(path), "%s/tests/js/named/%s",
+		    SL_SOURCE_DIR, cases[i].file);
+		if (jsproj_open(host_api(), path, NULL, NULL, &p, err,
+		        sizeof(err))
+		    != SL_OK) {
+			fprintf(stderr, "%s: %s\n", cases[i].file, err);
+			exit(1);
+		}
+		const sl_projection *j = jsproj_projection(p);
+		CHECK_STREQ(j->name, cases[i].name);
+		if (cases[i].id != NULL)
+			CHECK_STREQ(j->id, cases[i].id);
+		else
+			snprintf(ledger_id, sizeof(ledger_id), "%s", j->id);
+		jsproj_close(p);
+	}
+	/* a $name alone gives the id a file named ledger.js has, not the
+	 * id of its own file's name */
+	CHECK(strlen(ledger_id) == 36);
+	static const struct {
+		const char *as;
+		bool        same;
+	} plain[] = { { "ledger.js", true }, { "name_only.js", false } };
+	for (size_t i = 0; i < 2; i++) {
+		jsproj *p = NULL;
+		char    path[4200], err[1024] = "";
+		snprintf(path, sizeof(path), "%s/tests/js/projections/bank_notes.js",
+		    SL_SOURCE_DIR);
+		CHECK_EQ(jsproj_open(host_api(), path, plain[i].as, NULL, &p,
+		             err, sizeof(err)),
+		    SL_OK);
+		CHECK_EQ(strcmp(jsproj_projection(p)->id, ledger_id) == 0,
+		    plain[i].same);
+		jsproj_close(p);
+	}
+	jsproj_fini();
+}
+
 int
 main(void)
 {
 	refused();
+	named();
 
 	pt_env e;
 	setenv("SLUICE_JS_DIR", SL_SOURCE_DIR "/tests/js/projections", 1);

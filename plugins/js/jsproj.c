@@ -5,6 +5,7 @@
  * selector per handler ("$any" too), the key selector (the stream with
  * foreachStream(), else one static key), created/deleted/result.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,24 @@ fnv64(const char *s, uint64_t h)
 		h *= 0x100000001b3ull;
 	}
 	return h;
+}
+
+/* "8-4-4-4-12" hex digits, either case. */
+static bool
+uuid_text_ok(const char *s)
+{
+	static const int dash[] = { 8, 13, 18, 23 };
+	if (strlen(s) != 36)
+		return false;
+	for (int i = 0, d = 0; i < 36; i++) {
+		if (d < 4 && i == dash[d]) {
+			if (s[i] != '-')
+				return false;
+			d++;
+		} else if (!isxdigit((unsigned char) s[i]))
+			return false;
+	}
+	return true;
 }
 
 static char *
@@ -96,6 +115,35 @@ read_options(duk_context *ctx, defarg *d)
 				duk_pop(ctx);
 			}
 			p->n_emits = n;
+		} else if (strcmp(k, "$id") == 0) {
+			const char *v = duk_get_string(ctx, -1);
+			char       *id;
+			if (v == NULL || !uuid_text_ok(v))
+				DEF_FAIL("%s: options.$id is a UUID "
+				         "(8-4-4-4-12 hex digits)",
+				    p->file);
+			if ((id = strdup(v)) == NULL)
+				DEF_FAIL("%s: out of memory", p->file);
+			for (char *c = id; *c; c++)
+				*c = (char) tolower((unsigned char) *c);
+			free(p->id);
+			p->id       = id;
+			p->id_given = true;
+		} else if (strcmp(k, "$name") == 0) {
+			const char *v = duk_get_string(ctx, -1);
+			char       *n;
+			duk_size_t  len = 0;
+			if (v != NULL)
+				(void) duk_get_lstring(ctx, -1, &len);
+			if (v == NULL || len == 0 || len > 256
+			    || strlen(v) != len)
+				DEF_FAIL("%s: options.$name is a name of "
+				         "1..256 bytes",
+				    p->file);
+			if ((n = strdup(v)) == NULL)
+				DEF_FAIL("%s: out of memory", p->file);
+			free(p->name);
+			p->name = n;
 		} else if (strcmp(k, "$budgetMs") == 0) {
 			double v = duk_to_number(ctx, -1);
 			if (v >= 1 && v < p->lim.budget_ms)
@@ -386,6 +434,16 @@ jsproj_open(const sl_host_api *host, const char *path, const char *file,
 	if (rc != SL_OK) {
 		jsproj_close(p);
 		return rc;
+	}
+	/* options.$name without $id: the id follows the name */
+	if (!p->id_given) {
+		char *id = uuid_of(p->name);
+		if (id == NULL) {
+			jsproj_close(p);
+			return SL_ENOMEM;
+		}
+		free(p->id);
+		p->id = id;
 	}
 
 	sl_projection *j = &p->proj;

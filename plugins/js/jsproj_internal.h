@@ -52,6 +52,7 @@ struct jsproj {
 	const char   *shared_json; /* its initial shared state */
 	size_t        n_transforms; /* transformBy() and filterBy() calls */
 	bool          partition_fn; /* partitionBy(f): sl_projection.key */
+	bool          id_given;     /* options.$id (else from the name) */
 	bool          per_stream;   /* foreachStream() */
 	/* outputTo() / options.resultStreamName: the result streams (kept
 	 * strings; NULL: the host's default) */
