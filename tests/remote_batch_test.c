@@ -485,8 +485,9 @@ wait_failing_in(const char *name, const char *key, const char *what, int ms)
 		}
 		if (pos == UINT64_MAX && dt_now_ms() > end) {
 			char *t = json_dumps(p, JSON_INDENT(1));
-			fprintf(stderr, "no failing key %s (%s):\n%s\n", key,
-			    what, t);
+			fprintf(stderr, "no failing key %s (%s):\n%s\n",
+			    key != NULL ? key : "(any)", what,
+			    t != NULL ? t : "(no status)");
 			free(t);
 			DT_FAIL_LOG(P.log_path, "not failing as expected");
 		}
