@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -93,6 +94,25 @@ lock_data_dir(const char *data_dir)
 	return fd;
 }
 
+/*
+ * Every connection, LMDB environment, plugin copy and watch takes a file
+ * descriptor: the soft limit (often 1024) goes up to the hard one, so that
+ * many clients or half-open connections do not starve hot reload and the
+ * stores first.
+ */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		log_info("main", "open files limit raised from %llu to %llu",
+		    (unsigned long long) was, (unsigned long long) rl.rlim_cur);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -159,6 +179,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(cfg->log_level);
+	raise_fd_limit();
 
 	/* before anything is created: modes and group (docs/security.md) */
 	fs_access_init(cfg->access_gid);

@@ -12,6 +12,7 @@
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
 #include <grp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -161,6 +162,28 @@ stop(pid_t *pid)
 	*pid = 0;
 }
 
+/* The daemon's soft open files limit is want (from /proc/PID/limits). */
+static void
+check_fd_limit(pid_t pid, rlim_t want)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int) pid);
+	FILE *f = fopen(path, "r"); /* /proc files have no size: read lines */
+	CHECK(f != NULL);
+	unsigned long long soft  = 0;
+	bool               found = false;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strncmp(line, "Max open files", 14) == 0
+		    && sscanf(line + 14, "%llu", &soft) == 1;
+	fclose(f);
+	CHECK(found);
+	if (want != RLIM_INFINITY && soft != (unsigned long long) want) {
+		fprintf(stderr, "open files limit %llu, wanted %llu\n", soft,
+		    (unsigned long long) want);
+		exit(1);
+	}
+}
+
 /* A bad access: section: sluiced --check-config refuses it, naming the
  * key. */
 static void
@@ -203,9 +226,17 @@ main(void)
 	refused("access:\n  group: no-such-group-here\n",
 	    "no group 'no-such-group-here'");
 
-	/* the defaults */
+	/* the defaults; started with a low open files limit, which the
+	 * daemon raises to the hard one */
 	write_config("");
+	struct rlimit rl, low;
+	CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+	low          = rl;
+	low.rlim_cur = rl.rlim_max > 256 ? 256 : rl.rlim_max;
+	CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
 	pid_t pid = start();
+	CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+	check_fd_limit(pid, low.rlim_max);
 	want_gid  = -1;
 	check_tree();
 	check_sock(sock, 0660);
