@@ -898,21 +898,19 @@ sl_read_models_free(sl_read_models *m)
 	memset(m, 0, sizeof(*m));
 }
 
-int
-sl_client_get_all(sl_client *c, const char *tenant, const char *projection,
-    const char *after, size_t limit, sl_read_models *out)
+/* The get_all request: on SL_OK *items is the reply's "items" array (in
+ * rep, which the caller frees) and *more its flag. */
+static int
+get_all_call(sl_client *c, const char *tenant, const char *projection,
+    const char *after, size_t limit, reply *rep,
+    const msgpack_object **items, bool *more)
 {
-	msgpack_sbuffer       sb;
-	msgpack_packer        pk;
-	reply                 rep;
-	const msgpack_object *items;
-	bool                  more = false;
-	int                   rc;
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
 
-	if (c == NULL || out == NULL)
-		return SL_EINVAL;
+	memset(rep, 0, sizeof(*rep));
 	c->err[0] = '\0';
-	memset(out, 0, sizeof(*out));
+	*more     = false;
 	if (tenant == NULL || projection == NULL) {
 		client_seterr(c, "tenant and projection are required");
 		return SL_EINVAL;
@@ -923,15 +921,38 @@ sl_client_get_all(sl_client *c, const char *tenant, const char *projection,
 	mp_pack_kv_u64(&pk, "limit", limit);
 	if (after != NULL)
 		mp_pack_kv_str(&pk, "after", after);
-	rc = client_call(c, &sb, &rep);
+	int rc = client_call(c, &sb, rep);
 	msgpack_sbuffer_destroy(&sb);
+	if (rc != SL_OK)
+		return rc;
+	if (mp_get_array(&rep->root, "items", items) != SL_OK) {
+		client_seterr(c, "the reply has no 'items' array");
+		return SL_EPROTO;
+	}
+	mp_get_bool(&rep->root, "more", more);
+	return SL_OK;
+}
+
+int
+sl_client_get_all(sl_client *c, const char *tenant, const char *projection,
+    const char *after, size_t limit, sl_read_models *out)
+{
+	reply                 rep;
+	const msgpack_object *items;
+	bool                  more = false;
+	int                   rc;
+
+	if (c == NULL || out == NULL)
+		return SL_EINVAL;
+	memset(out, 0, sizeof(*out));
+	rc = get_all_call(c, tenant, projection, after, limit, &rep, &items,
+	    &more);
 	if (rc != SL_OK)
 		goto out;
 	rc = reply_array(c, &rep, "items", &items, sizeof(*out->items),
 	    (void **) &out->items);
 	if (rc != SL_OK)
 		goto out;
-	mp_get_bool(&rep.root, "more", &more);
 	out->more = more;
 	for (uint32_t i = 0; i < items->via.array.size; i++) {
 		const msgpack_object *it = &items->via.array.ptr[i], *st;
@@ -949,6 +970,80 @@ sl_client_get_all(sl_client *c, const char *tenant, const char *projection,
 out:
 	if (rc != SL_OK)
 		sl_read_models_free(out);
+	if (rep.msg != NULL)
+		reply_free(&rep);
+	return rc;
+}
+
+void
+sl_read_models_mp_free(sl_read_models_mp *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < m->n_items; i++)
+		free(m->items[i].key);
+	free(m->items);
+	free(m->buf);
+	memset(m, 0, sizeof(*m));
+}
+
+int
+sl_client_get_all_mp(sl_client *c, const char *tenant,
+    const char *projection, const char *after, size_t limit,
+    sl_read_models_mp *out)
+{
+	reply                 rep;
+	const msgpack_object *items;
+	msgpack_sbuffer       sb;
+	msgpack_packer        pk;
+	bool                  more = false;
+	int                   rc;
+
+	if (c == NULL || out == NULL)
+		return SL_EINVAL;
+	memset(out, 0, sizeof(*out));
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	rc = get_all_call(c, tenant, projection, after, limit, &rep, &items,
+	    &more);
+	if (rc != SL_OK)
+		goto out;
+	rc = reply_array(c, &rep, "items", &items, sizeof(*out->items),
+	    (void **) &out->items);
+	if (rc != SL_OK)
+		goto out;
+	out->more = more;
+	/* the states packed one after another; offsets until the buffer
+	 * stops moving */
+	for (uint32_t i = 0; i < items->via.array.size; i++) {
+		const msgpack_object *it = &items->via.array.ptr[i], *st;
+		sl_read_model_mp     *m  = &out->items[i];
+		out->n_items++;
+		m->key = field_strdup(it, "key");
+		if (m->key == NULL || mp_get_map(it, "state", &st) != SL_OK) {
+			client_seterr(
+			    c, "items[%u] of the reply is malformed", i);
+			rc = SL_EPROTO;
+			goto out;
+		}
+		size_t at = sb.size;
+		if (msgpack_pack_object(&pk, *st) != 0) {
+			client_seterr(c, "out of memory");
+			rc = SL_ENOMEM;
+			goto out;
+		}
+		m->state     = (const void *) (uintptr_t) at;
+		m->state_len = sb.size - at;
+	}
+	for (size_t i = 0; i < out->n_items; i++)
+		out->items[i].state
+		    = sb.data + (uintptr_t) out->items[i].state;
+	out->buf = sb.data;
+	sb.data  = NULL;
+out:
+	msgpack_sbuffer_destroy(&sb);
+	if (rc != SL_OK)
+		sl_read_models_mp_free(out);
 	if (rep.msg != NULL)
 		reply_free(&rep);
 	return rc;

@@ -110,6 +110,49 @@ commit_worker(void *arg)
 	return NULL;
 }
 
+/* get_all_mp: the same pages as get_all, each state the msgpack whose
+ * JSON text get_all answers; paging and errors alike. */
+static void
+check_get_all_mp(sl_client *c)
+{
+	sl_read_models    js;
+	sl_read_models_mp mp;
+	CHECK_EQ(sl_client_get_all(c, FX_TENANT, FX_PROJECTION, NULL, 0, &js),
+	    SL_OK);
+	CHECK_EQ(
+	    sl_client_get_all_mp(c, FX_TENANT, FX_PROJECTION, NULL, 0, &mp),
+	    SL_OK);
+	CHECK(mp.n_items == js.n_items && mp.n_items == 3);
+	CHECK(mp.more == js.more);
+	for (size_t i = 0; i < mp.n_items; i++) {
+		msgpack_unpacked u;
+		size_t           off = 0;
+		msgpack_unpacked_init(&u);
+		CHECK_STREQ(mp.items[i].key, js.items[i].key);
+		CHECK(msgpack_unpack_next(&u, mp.items[i].state,
+		          mp.items[i].state_len, &off)
+		    == MSGPACK_UNPACK_SUCCESS);
+		CHECK(off == mp.items[i].state_len); /* one map, nothing more */
+		CHECK(u.data.type == MSGPACK_OBJECT_MAP);
+		char *text = mp_to_json_text(&u.data);
+		CHECK_STREQ(text, js.items[i].state_json);
+		free(text);
+		msgpack_unpacked_destroy(&u);
+	}
+	sl_read_models_free(&js);
+	sl_read_models_mp_free(&mp);
+	CHECK_EQ(
+	    sl_client_get_all_mp(c, FX_TENANT, FX_PROJECTION, NULL, 2, &mp),
+	    SL_OK);
+	CHECK(mp.n_items == 2 && mp.more);
+	CHECK_STREQ(mp.items[1].key, "acc-2");
+	sl_read_models_mp_free(&mp);
+	CHECK_EQ(sl_client_get_all_mp(c, "nobody", FX_PROJECTION, NULL, 0, &mp),
+	    SL_ENOTFOUND);
+	CHECK(mp.n_items == 0 && mp.items == NULL && mp.buf == NULL);
+	sl_read_models_mp_free(&mp);
+}
+
 /*
  * Load mode (run by the shutdown check): three clients commit until the
  * daemon goes away; print how many events were acknowledged. Ends with
@@ -362,6 +405,7 @@ main(int argc, char **argv)
 	sl_read_models_free(&rms);
 	CHECK_EQ(sl_client_get_all(c, "nobody", FX_PROJECTION, NULL, 0, &rms),
 	    SL_ENOTFOUND);
+	check_get_all_mp(c);
 
 	/* --- status --- */
 	st = wait_caught_up(c);

@@ -318,6 +318,34 @@ int sl_client_get_all(sl_client *c, const char *tenant, const char *projection,
 /** Free what sl_client_get_all returned and zero *m. NULL is ignored. */
 void sl_read_models_free(sl_read_models *m);
 
+/** A read model with its state as msgpack (the wire's bytes, a map). */
+typedef struct sl_read_model_mp {
+	char       *key;       /**< read model key */
+	const void *state;     /**< the state: one msgpack map */
+	size_t      state_len; /**< its bytes */
+} sl_read_model_mp;
+
+/** One page of read models with msgpack states, in key order. */
+typedef struct sl_read_models_mp {
+	sl_read_model_mp *items;
+	size_t            n_items;
+	bool  more; /**< more read models follow the last key of this page */
+	void *buf;  /**< holds the states' bytes (freed with the page) */
+} sl_read_models_mp;
+
+/**
+ * sl_client_get_all, with each state as msgpack instead of JSON text: for
+ * a program that reads states itself (with msgpack-c, say), no JSON is
+ * made on the way. Same arguments, paging and errors as
+ * sl_client_get_all; free the page with sl_read_models_mp_free.
+ */
+int sl_client_get_all_mp(sl_client *c, const char *tenant,
+    const char *projection, const char *after, size_t limit,
+    sl_read_models_mp *out);
+
+/** Free what sl_client_get_all_mp returned and zero *m. NULL is ignored. */
+void sl_read_models_mp_free(sl_read_models_mp *m);
+
 /** An event of a filter's stream, as read back. */
 typedef struct sl_filter_event {
 	/**
