@@ -407,9 +407,10 @@ server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		srv->refused++;
 		if (now - srv->refused_warn_ns >= 1000000000LL) {
 			log_warn("server",
-			    "refused %llu connection(s): %zu open, the limit "
-			    "(limits.max_connections)",
-			    (unsigned long long) srv->refused, srv->n_pipes);
+			    "refused %llu connection(s) since the last "
+			    "warning: %zu open, limits.max_connections is %u",
+			    (unsigned long long) srv->refused, srv->n_pipes,
+			    srv->set.max_connections);
 			srv->refused         = 0;
 			srv->refused_warn_ns = now;
 		}
