@@ -865,11 +865,15 @@ server_start(const server_settings *set, server **out)
 	}
 	for (uint32_t i = 0; i < n; i++)
 		server_post_recv(&srv->calls[i]);
+	char idle[48] = "never";
+	if (set->idle_timeout_ms > 0)
+		snprintf(
+		    idle, sizeof(idle), "after %u ms", set->idle_timeout_ms);
 	log_info("server",
 	    "listening on %s (%u workers, %u slow workers, %u slow requests "
-	    "may wait, at most %u connections, idle ones closed after %u ms)",
+	    "may wait, at most %u connections, idle ones closed %s)",
 	    srv->url, set->workers, set->slow_workers, set->slow_queue,
-	    set->max_connections, set->idle_timeout_ms);
+	    set->max_connections, idle);
 	*out = srv;
 	return SL_OK;
 }
