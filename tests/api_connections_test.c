@@ -5,7 +5,9 @@
  *  1. limits.idle_timeout_ms 300: a connection with no request is closed
  *     after about 300 ms, one that sends a request every 100 ms is not
  *     (until it stops), and a client library connection that sat idle
- *     past it answers its next request (req0 redials);
+ *     past it answers its next request (req0 redials), and a transient
+ *     run lives while polled every 100 ms and ends with its connection
+ *     once left idle;
  *  2. limits.max_connections 4: a 5th connection is closed as it comes,
  *     the first 4 are still served, and once one of them goes a new one
  *     is served again;
@@ -30,6 +32,9 @@
 static char  dir[4096], cfg[4200], logf[4200], api[4400];
 static char  sock[4300], pdir[4300], plugin[4400];
 static pid_t daemon_pid = -1;
+
+/* account_details' projection (plugins/account_details.c) */
+#define PROJ_ID "8a2f3c1e-5b7d-4e9a-9c11-2d4e6f8a0b13"
 
 static void
 cleanup(void)
@@ -274,6 +279,21 @@ test_idle(void)
 	sl_client_free(st);
 	fprintf(stderr, "status after an idle close: %lld ms\n",
 	    (long long) (dt_now_ms() - t0));
+
+	/* a transient run lives while it is polled more often than the
+	 * timeout, and ends with its connection when it is not */
+	uint64_t        h;
+	sl_query_result r;
+	CHECK_EQ(sl_client_query_start(c, "t1", PROJ_ID, &h), SL_OK);
+	t0 = dt_now_ms();
+	while (dt_now_ms() - t0 < 1000) {
+		dt_sleep_ms(100);
+		if (sl_client_query_poll(c, h, NULL, &r) != SL_OK)
+			DT_FAIL_LOG(logf, "a polled transient run ended");
+		sl_query_result_free(&r);
+	}
+	dt_sleep_ms(900);
+	CHECK_EQ(sl_client_query_poll(c, h, NULL, &r), SL_ENOTFOUND);
 	sl_client_close(c);
 	if (!log_has("no request for 300 ms (limits.idle_timeout_ms)"))
 		DT_FAIL_LOG(logf, "no log line for an idle close");
