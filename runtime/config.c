@@ -90,6 +90,8 @@ enum {
 	S_QUERYMS,
 	S_HANDLERMS,
 	S_SHUTDOWNMS,
+	S_IDLEMS,
+	S_MAXCONN,
 	S_BATCH,
 	S_HOTRELOAD,
 	S_QUIETMS,
@@ -164,6 +166,9 @@ static const cfg_key limit_keys[] = {
 	    NULL },
 	{ "shutdown_timeout_ms", K_INT, S_SHUTDOWNMS, 100, 600000, 10000,
 	    NULL },
+	/* 0: off; otherwise at least 100 ms (checked in load) */
+	{ "idle_timeout_ms", K_INT, S_IDLEMS, 0, 86400000, 600000, NULL },
+	{ "max_connections", K_INT, S_MAXCONN, 1, 65536, 1024, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -1000,6 +1005,13 @@ parse_root(cfgp *p, sl_config *cfg)
 	cfg->query_timeout_ms         = (uint32_t) s[S_QUERYMS].num;
 	cfg->handler_timeout_ms       = (uint32_t) s[S_HANDLERMS].num;
 	cfg->shutdown_timeout_ms      = (uint32_t) s[S_SHUTDOWNMS].num;
+	if (s[S_IDLEMS].num != 0 && s[S_IDLEMS].num < 100)
+		return fail(p, s[S_IDLEMS].node->start_mark,
+		    "key 'limits.idle_timeout_ms': %zu is too short: 0 (no "
+		    "timeout) or 100..86400000",
+		    s[S_IDLEMS].num);
+	cfg->idle_timeout_ms          = (uint32_t) s[S_IDLEMS].num;
+	cfg->max_connections          = (uint32_t) s[S_MAXCONN].num;
 	cfg->checkpoint_batch         = (uint32_t) s[S_BATCH].num;
 	cfg->hot_reload               = s[S_HOTRELOAD].num != 0;
 	cfg->hot_reload_quiet_ms      = (uint32_t) s[S_QUIETMS].num;

@@ -70,6 +70,8 @@ typedef struct sl_config {
 	uint32_t query_timeout_ms; /* limits.query_timeout_ms: one-time query */
 	uint32_t handler_timeout_ms; /* limits.handler_timeout_ms: "stuck" */
 	uint32_t shutdown_timeout_ms; /* limits.shutdown_timeout_ms: SIGTERM */
+	uint32_t idle_timeout_ms;  /* limits.idle_timeout_ms: 0 never closes */
+	uint32_t max_connections;  /* limits.max_connections: API pipes */
 	uint32_t checkpoint_batch; /* processing.batch: events per txn */
 	int log_level;            /* SL_LOG_* */
 	bool hot_reload;          /* watch plugin_dir and reload plugins */

@@ -282,15 +282,17 @@ runtime_start(sl_config *cfg, runtime **out)
 	}
 
 	server_settings sset = {
-		.url          = cfg->api_url,
-		.max_request  = cfg->max_request_bytes,
-		.workers      = cfg->api_workers,
-		.slow_workers = cfg->api_slow_workers,
-		.slow_queue   = cfg->api_queue,
-		.handle       = runtime_api_handle,
-		.classify     = runtime_api_classify,
-		.pipe_closed  = runtime_api_pipe_closed,
-		.arg          = rt,
+		.url             = cfg->api_url,
+		.max_request     = cfg->max_request_bytes,
+		.workers         = cfg->api_workers,
+		.slow_workers    = cfg->api_slow_workers,
+		.slow_queue      = cfg->api_queue,
+		.handle          = runtime_api_handle,
+		.classify        = runtime_api_classify,
+		.pipe_closed     = runtime_api_pipe_closed,
+		.arg             = rt,
+		.idle_timeout_ms = cfg->idle_timeout_ms,
+		.max_connections = cfg->max_connections,
 	};
 	if ((rc = server_start(&sset, &rt->srv)) != SL_OK) {
 		log_error("runtime", "cannot start the API server on %s: %s",

@@ -67,6 +67,8 @@ check_minimal(sl_config *cfg, const char *file, const char *dir)
 	CHECK_EQ(cfg->query_timeout_ms, 10000);
 	CHECK_EQ(cfg->handler_timeout_ms, 30000);
 	CHECK_EQ(cfg->shutdown_timeout_ms, 10000);
+	CHECK_EQ(cfg->idle_timeout_ms, 600000);
+	CHECK_EQ(cfg->max_connections, 1024);
 	CHECK_EQ(cfg->checkpoint_batch, 1000);
 	CHECK_EQ(cfg->log_level, SL_LOG_INFO);
 	CHECK(cfg->hot_reload);
@@ -145,6 +147,8 @@ static const char full_yaml[] = "# every key set\n"
                                 "  query_timeout_ms: 60000\n"
                                 "  handler_timeout_ms: 300\n"
                                 "  shutdown_timeout_ms: 2000\n"
+                                "  idle_timeout_ms: 0\n"
+                                "  max_connections: 65536\n"
                                 "processing:\n"
                                 "  batch: 250\n";
 
@@ -189,6 +193,8 @@ test_full(void)
 	CHECK_EQ(cfg->query_timeout_ms, 60000);
 	CHECK_EQ(cfg->handler_timeout_ms, 300);
 	CHECK_EQ(cfg->shutdown_timeout_ms, 2000);
+	CHECK_EQ(cfg->idle_timeout_ms, 0);
+	CHECK_EQ(cfg->max_connections, 65536);
 	CHECK_EQ(cfg->checkpoint_batch, 250);
 	config_free(cfg);
 	free(data);

@@ -106,6 +106,24 @@ test_bad_values(void)
 	    "4:24",
 	    "key 'limits.shutdown_timeout_ms': 600001 is out of range "
 	    "100..600000");
+	ct_expect_err("tenants:\n  - id: demo\nlimits:\n"
+	              "  idle_timeout_ms: 50\n",
+	    "4:20",
+	    "key 'limits.idle_timeout_ms': 50 is too short: 0 (no timeout) "
+	    "or 100..86400000");
+	ct_expect_err("tenants:\n  - id: demo\nlimits:\n"
+	              "  idle_timeout_ms: 86400001\n",
+	    "4:20",
+	    "key 'limits.idle_timeout_ms': 86400001 is out of range "
+	    "0..86400000");
+	ct_expect_err("tenants:\n  - id: demo\nlimits:\n"
+	              "  max_connections: 0\n",
+	    "4:20",
+	    "key 'limits.max_connections': 0 is out of range 1..65536");
+	ct_expect_err("tenants:\n  - id: demo\nlimits:\n"
+	              "  max_connections: 65537\n",
+	    "4:20",
+	    "key 'limits.max_connections': 65537 is out of range 1..65536");
 	ct_expect_err("tenants:\n  - id: demo\nprocessing:\n  batch: -5\n",
 	    "4:10", "key 'processing.batch': -5 is out of range 1..1000000");
 	ct_expect_err("tenants:\n  - id: demo\nlimits:\n"

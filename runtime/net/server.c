@@ -27,10 +27,10 @@
 #include "lane.h"
 #include "listen.h"
 #include "log.h"
+#include "monotime.h"
 #include "mp.h"
 #include "nngclose.h"
 #include "server.h"
-#include "listen.h"
 
 /*
  * One worker context. Two aios, so that each only ever carries one kind of
@@ -48,7 +48,17 @@ struct api_call {
 	 * stopping): both set under pipes_mu, cancelled read anywhere */
 	uint32_t    pipe;
 	atomic_bool cancelled;
+	bool        pipe_busy; /* counted in its pipe's busy (pipes_mu) */
 };
+
+/* One open connection: the idle reaper closes it once it had no request
+ * for limits.idle_timeout_ms and none of its requests is being handled. */
+typedef struct server_pipe {
+	uint32_t id;
+	uint32_t busy;    /* its requests received and not yet answered */
+	int64_t  last_ns; /* connected, last request received or reply sent */
+	bool     closing; /* the reaper closed it (once) */
+} server_pipe;
 
 struct server {
 	server_settings set;
@@ -68,8 +78,18 @@ struct server {
 	 * projection is only started for a client still connected, and
 	 * ends when its connection does */
 	pthread_mutex_t pipes_mu;
-	uint32_t       *pipes;
+	server_pipe    *pipes;
 	size_t          n_pipes, cap_pipes;
+	/* limits.max_connections: refused connections since the last
+	 * warning, and when that was */
+	uint64_t refused;
+	int64_t  refused_warn_ns;
+	/* the idle reaper (limits.idle_timeout_ms), waits on reap_cv under
+	 * pipes_mu */
+	pthread_cond_t  reap_cv;
+	bool            reap_stop;
+	bool            reap_started;
+	pthread_t       reap_thread;
 	uint32_t        pipe_cbs;  /* pipe callbacks running (pipes_mu) */
 	bool            pipes_lost; /* a connection found no room in pipes */
 	bool            pipes_off; /* stopping: callbacks do nothing */
@@ -134,6 +154,7 @@ server_post_recv(api_call *call)
 }
 
 static void server_call_pipe(server *srv, api_call *call);
+static server_pipe *server_pipe_find_locked(server *srv, uint32_t pipe);
 
 static void
 server_reply_error(api_call *call, int code, const char *message)
@@ -261,6 +282,18 @@ api_reply(api_call *call, const void *data, size_t len)
 	nng_msg *rep = NULL;
 	int      rv  = nng_msg_alloc(&rep, len);
 
+	/* Before the send: once it is done the call serves another pipe. */
+	if (call->pipe_busy) {
+		server_pipe *sp;
+		pthread_mutex_lock(&srv->pipes_mu);
+		if ((sp = server_pipe_find_locked(srv, call->pipe)) != NULL) {
+			sp->busy--;
+			sp->last_ns = mono_ns();
+		}
+		call->pipe_busy = false;
+		pthread_mutex_unlock(&srv->pipes_mu);
+	}
+
 	if (rv == 0 && len > 0)
 		memcpy(nng_msg_body(rep), data, len);
 	/* The request (and everything api_handle borrowed from it) ends
@@ -299,13 +332,19 @@ api_call_cancelled(api_call *call)
 	return atomic_load_explicit(&call->cancelled, memory_order_relaxed);
 }
 
+static server_pipe *
+server_pipe_find_locked(server *srv, uint32_t pipe)
+{
+	for (size_t i = 0; i < srv->n_pipes; i++)
+		if (srv->pipes[i].id == pipe)
+			return &srv->pipes[i];
+	return NULL;
+}
+
 static bool
 server_pipe_alive_locked(server *srv, uint32_t pipe)
 {
-	for (size_t i = 0; i < srv->n_pipes; i++)
-		if (srv->pipes[i] == pipe)
-			return true;
-	return false;
+	return server_pipe_find_locked(srv, pipe) != NULL;
 }
 
 bool
@@ -322,9 +361,17 @@ server_pipe_alive(server *srv, uint32_t pipe)
 static void
 server_call_pipe(server *srv, api_call *call)
 {
-	int id = nng_pipe_id(nng_msg_get_pipe(call->req));
+	int          id = nng_pipe_id(nng_msg_get_pipe(call->req));
+	server_pipe *sp;
 	pthread_mutex_lock(&srv->pipes_mu);
 	call->pipe = id > 0 ? (uint32_t) id : 0;
+	/* busy until its reply: the reaper leaves the connection alone */
+	if (call->pipe != 0
+	    && (sp = server_pipe_find_locked(srv, call->pipe)) != NULL) {
+		sp->busy++;
+		sp->last_ns     = mono_ns();
+		call->pipe_busy = true;
+	}
 	/* gone already (unless it never got into the set) */
 	atomic_store(&call->cancelled,
 	    call->pipe == 0
@@ -341,7 +388,7 @@ server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	server  *srv = arg;
 	int      sid = nng_pipe_id(p);
 	uint32_t id  = sid > 0 ? (uint32_t) sid : 0;
-	bool     was = false;
+	bool     was = false, refuse = false;
 
 	if (id == 0)
 		return;
@@ -351,24 +398,44 @@ server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		return;
 	}
 	srv->pipe_cbs++;
-	if (ev == NNG_PIPE_EV_ADD_PRE) {
+	if (ev == NNG_PIPE_EV_ADD_PRE
+	    && srv->n_pipes >= srv->set.max_connections) {
+		/* limits.max_connections: the ones connected keep being
+		 * served; a warning at most once a second */
+		int64_t now = mono_ns();
+		refuse      = true;
+		srv->refused++;
+		if (now - srv->refused_warn_ns >= 1000000000LL) {
+			log_warn("server",
+			    "refused %llu connection(s) since the last "
+			    "warning: %zu open, limits.max_connections is %u",
+			    (unsigned long long) srv->refused, srv->n_pipes,
+			    srv->set.max_connections);
+			srv->refused         = 0;
+			srv->refused_warn_ns = now;
+		}
+	} else if (ev == NNG_PIPE_EV_ADD_PRE) {
 		if (srv->n_pipes == srv->cap_pipes) {
 			size_t ncap = srv->cap_pipes ? srv->cap_pipes * 2 : 16;
-			uint32_t *np = realloc(srv->pipes, ncap * sizeof(*np));
+			server_pipe *np
+			    = realloc(srv->pipes, ncap * sizeof(*np));
 			if (np != NULL) {
 				srv->pipes     = np;
 				srv->cap_pipes = ncap;
 			}
 		}
 		/* without room the connection just cannot hold transient
-		 * projections (their start is refused) */
+		 * projections (their start is refused) nor time out */
 		if (srv->n_pipes < srv->cap_pipes)
-			srv->pipes[srv->n_pipes++] = id;
+			srv->pipes[srv->n_pipes++] = (server_pipe) {
+				.id      = id,
+				.last_ns = mono_ns(),
+			};
 		else
 			srv->pipes_lost = true;
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		for (size_t i = 0; i < srv->n_pipes; i++) {
-			if (srv->pipes[i] == id) {
+			if (srv->pipes[i].id == id) {
 				srv->pipes[i] = srv->pipes[--srv->n_pipes];
 				was           = true;
 				break;
@@ -380,12 +447,114 @@ server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 				atomic_store(&srv->calls[i].cancelled, true);
 	}
 	pthread_mutex_unlock(&srv->pipes_mu);
+	/* NNG allows closing a pipe in ADD_PRE: it is never started */
+	if (refuse)
+		nng_pipe_close(p);
 	/* after it left the set: no transient starts for it from now on */
 	if (was && srv->set.pipe_closed != NULL)
 		srv->set.pipe_closed(srv->set.arg, id);
 	pthread_mutex_lock(&srv->pipes_mu);
 	srv->pipe_cbs--;
 	pthread_mutex_unlock(&srv->pipes_mu);
+}
+
+/* ---- the idle reaper (limits.idle_timeout_ms) ---- */
+
+/* Lines logged per second for closed idle connections; more are counted
+ * and summed up in one line. */
+#define SERVER_REAP_LOG_PER_S 10
+
+/* Close the connections idle for the timeout; their REM_POST callback
+ * (on NNG's reaper) removes them and ends their transient runs. */
+static void *
+server_reaper(void *arg)
+{
+	server *srv     = arg;
+	int64_t timeout = (int64_t) srv->set.idle_timeout_ms * 1000000LL;
+	/* a quarter of the timeout, within 25 ms .. 1 s */
+	int64_t   period = timeout / 4;
+	uint32_t *ids    = NULL;
+	size_t    cap    = 0;
+	int64_t   win_ns = 0; /* the log's one-second window */
+	unsigned  logged = 0;
+	uint64_t  quiet  = 0; /* closes not logged in the window */
+
+	if (period < 25000000LL)
+		period = 25000000LL;
+	if (period > 1000000000LL)
+		period = 1000000000LL;
+	pthread_mutex_lock(&srv->pipes_mu);
+	while (!srv->reap_stop) {
+		struct timespec ts;
+		abs_deadline(&ts, mono_ns() + period);
+		pthread_cond_timedwait(&srv->reap_cv, &srv->pipes_mu, &ts);
+		if (srv->reap_stop)
+			break;
+		int64_t now = mono_ns();
+		size_t  n   = 0;
+		for (size_t i = 0; i < srv->n_pipes; i++) {
+			server_pipe *sp = &srv->pipes[i];
+			if (sp->closing || sp->busy > 0
+			    || now - sp->last_ns < timeout)
+				continue;
+			if (n == cap) {
+				size_t    ncap = cap ? cap * 2 : 16;
+				uint32_t *ni
+				    = realloc(ids, ncap * sizeof(*ni));
+				if (ni == NULL)
+					break; /* the next round */
+				ids = ni;
+				cap = ncap;
+			}
+			sp->closing = true;
+			ids[n++]    = sp->id;
+		}
+		pthread_mutex_unlock(&srv->pipes_mu);
+		if (now - win_ns >= 1000000000LL) {
+			if (quiet > 0)
+				log_info("server",
+				    "closed %llu more idle connection(s) "
+				    "(limits.idle_timeout_ms)",
+				    (unsigned long long) quiet);
+			win_ns = now;
+			logged = 0;
+			quiet  = 0;
+		}
+		for (size_t i = 0; i < n; i++) {
+			nng_pipe p = NNG_PIPE_INITIALIZER;
+			p.id       = ids[i];
+			/* NNG_ENOENT: it closed meanwhile, nothing to do */
+			if (nng_pipe_close(p) != 0)
+				continue;
+			if (logged < SERVER_REAP_LOG_PER_S) {
+				logged++;
+				log_info("server",
+				    "closed connection %u: no request for %u "
+				    "ms "
+				    "(limits.idle_timeout_ms)",
+				    ids[i], srv->set.idle_timeout_ms);
+			} else {
+				quiet++;
+			}
+		}
+		pthread_mutex_lock(&srv->pipes_mu);
+	}
+	pthread_mutex_unlock(&srv->pipes_mu);
+	free(ids);
+	return NULL;
+}
+
+static void
+server_reaper_stop(server *srv)
+{
+	if (!srv->reap_started)
+		return;
+	pthread_mutex_lock(&srv->pipes_mu);
+	srv->reap_stop = true;
+	pthread_cond_signal(&srv->reap_cv);
+	pthread_mutex_unlock(&srv->pipes_mu);
+	pthread_join(srv->reap_thread, NULL);
+	srv->reap_started = false;
 }
 
 /* No pipe callback runs after this (the socket may outlive srv when its
@@ -545,6 +714,7 @@ server_free(server *srv, bool bounded)
 	for (int i = 0; i < SERVER_LANES; i++)
 		lane_stop(srv->lanes[i]);
 	server_replier_stop(srv);
+	server_reaper_stop(srv);
 	server_pipes_off(srv);
 	if (srv->sock_open && bounded) {
 		server_close_socket(srv->sock);
@@ -567,6 +737,7 @@ server_free(server *srv, bool bounded)
 	free(srv->calls);
 	free(srv->pipes);
 	free(srv->url);
+	pthread_cond_destroy(&srv->reap_cv);
 	pthread_mutex_destroy(&srv->pipes_mu);
 	pthread_mutex_destroy(&srv->rq_mu);
 	pthread_cond_destroy(&srv->rq_cv);
@@ -585,7 +756,8 @@ server_start(const server_settings *set, server **out)
 
 	*out = NULL;
 	if (set->url == NULL || set->handle == NULL || set->workers == 0
-	    || set->slow_workers == 0 || set->slow_queue == 0)
+	    || set->slow_workers == 0 || set->slow_queue == 0
+	    || set->max_connections == 0)
 		return SL_EINVAL;
 	/* Contexts for every request a lane may hold: the slow lane's
 	 * running and waiting ones can never take the fast lane's. */
@@ -604,6 +776,7 @@ server_start(const server_settings *set, server **out)
 	pthread_mutex_init(&srv->mtx, NULL);
 	pthread_cond_init(&srv->cv, NULL);
 	pthread_mutex_init(&srv->pipes_mu, NULL);
+	cond_init_mono(&srv->reap_cv);
 	pthread_mutex_init(&srv->rq_mu, NULL);
 	pthread_cond_init(&srv->rq_cv, NULL);
 	srv->rq_tail     = &srv->rq_head;
@@ -680,12 +853,27 @@ server_start(const server_settings *set, server **out)
 		server_free(srv, false);
 		return server_nng_err(rv);
 	}
+	if (set->idle_timeout_ms > 0) {
+		if (pthread_create(&srv->reap_thread, NULL, server_reaper, srv)
+		    != 0) {
+			log_error("server", "cannot start the idle reaper");
+			server_free(srv, false);
+			return SL_ENOMEM;
+		}
+		srv->reap_started = true;
+		pthread_setname_np(srv->reap_thread, "api-idle");
+	}
 	for (uint32_t i = 0; i < n; i++)
 		server_post_recv(&srv->calls[i]);
+	char idle[48] = "never";
+	if (set->idle_timeout_ms > 0)
+		snprintf(
+		    idle, sizeof(idle), "after %u ms", set->idle_timeout_ms);
 	log_info("server",
 	    "listening on %s (%u workers, %u slow workers, %u slow requests "
-	    "may wait)",
-	    srv->url, set->workers, set->slow_workers, set->slow_queue);
+	    "may wait, at most %u connections, idle ones closed %s)",
+	    srv->url, set->workers, set->slow_workers, set->slow_queue,
+	    set->max_connections, idle);
 	*out = srv;
 	return SL_OK;
 }

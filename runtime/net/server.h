@@ -55,6 +55,12 @@ typedef struct server_settings {
 	server_classify_fn classify;    /* NULL: every request is fast */
 	server_pipe_fn     pipe_closed; /* may be NULL */
 	void              *arg;         /* for the three callbacks */
+	/* close a connection with no request for this long and none being
+	 * handled (nng_pipe_close, pipe_closed runs); 0: never */
+	uint32_t idle_timeout_ms;
+	/* connections beyond this are closed as they come (NNG's ADD_PRE);
+	 * at least 1 */
+	uint32_t max_connections;
 } server_settings;
 
 /**

@@ -18,10 +18,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sluice/errors.h>
 
@@ -184,7 +186,23 @@ unload(runtime *rt, const char *path)
 	}
 }
 
-void
+/* Whether the process is out of file descriptors now, or err says it
+ * was (they may have come back since the load failed). */
+static bool
+out_of_fds(const char *err)
+{
+	if (strstr(err, strerror(EMFILE)) != NULL
+	    || strstr(err, strerror(ENFILE)) != NULL)
+		return true;
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return false;
+	}
+	return errno == EMFILE || errno == ENFILE;
+}
+
+bool
 reload_file(runtime *rt, const char *path)
 {
 	struct stat sb;
@@ -192,7 +210,7 @@ reload_file(runtime *rt, const char *path)
 		/* removed, renamed away, or replaced by a non-file */
 		if (registry_has_file(rt->plugins, path))
 			unload(rt, path);
-		return;
+		return false;
 	}
 	proj_change *c;
 	size_t       n;
@@ -202,7 +220,9 @@ reload_file(runtime *rt, const char *path)
 	    == SL_OK) {
 		apply(rt, c, n);
 		free(c);
+		return false;
 	}
+	return out_of_fds(err);
 }
 
 static int
@@ -269,14 +289,22 @@ reload_rescan(runtime *rt)
 	free(names);
 }
 
-static void
+static int
 on_change(void *arg, const char *path)
 {
 	runtime *rt = arg;
-	if (path == NULL)
+	if (path == NULL) {
 		reload_rescan(rt);
-	else
-		reload_file(rt, path);
+		return 0;
+	}
+	/* e.g. a flood of connections holds every descriptor: NNG closes
+	 * those that never finish the SP header after 10 s */
+	if (reload_file(rt, path)) {
+		log_warn("reload",
+		    "%s: out of file descriptors; trying again later", path);
+		return 1;
+	}
+	return 0;
 }
 
 int

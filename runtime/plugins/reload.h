@@ -8,6 +8,8 @@
 #ifndef SL_RELOAD_H
 #define SL_RELOAD_H
 
+#include <stdbool.h>
+
 #include "runtime.h"
 
 /** Processors per tenant the runtime makes room for (rt->cap_procs):
@@ -26,8 +28,11 @@ void reload_stop(runtime *rt);
 /**
  * Apply what is now at path: (re)load it, or unload it if it is gone.
  * Not thread-safe: one caller at a time (the watcher's thread).
+ * @return true if it was refused for want of file descriptors (EMFILE,
+ *         ENFILE: many connections, see docs/security.md), which come
+ *         back: worth trying again later.
  */
-void reload_file(runtime *rt, const char *path);
+bool reload_file(runtime *rt, const char *path);
 /** Compare the plugin directory with the registry and apply each file. */
 void reload_rescan(runtime *rt);
 

@@ -33,7 +33,12 @@
 typedef struct pending {
 	char   *name;
 	int64_t due_ms;
+	int     retry_ms; /* 0, or the last wait before handing it again */
 } pending;
+
+/* Waits between hand-overs of a file the callback wants again. */
+#define WATCH_RETRY_FIRST_MS 500
+#define WATCH_RETRY_MAX_MS   8000
 
 struct watch {
 	char     *dir;
@@ -74,7 +79,8 @@ pend_touch(watch *w, const char *name)
 	int64_t due = mono_ms() + w->quiet_ms;
 	for (size_t i = 0; i < w->n_pend; i++)
 		if (strcmp(w->pend[i].name, name) == 0) {
-			w->pend[i].due_ms = due;
+			w->pend[i].due_ms   = due;
+			w->pend[i].retry_ms = 0;
 			return;
 		}
 	if (w->n_pend == w->cap_pend) {
@@ -93,7 +99,37 @@ pend_touch(watch *w, const char *name)
 		return;
 	}
 	w->pend[w->n_pend].name     = copy;
+	w->pend[w->n_pend].retry_ms = 0;
 	w->pend[w->n_pend++].due_ms = due;
+}
+
+/* Hand name over again later (its callback asked), unless a new event
+ * queued it already. */
+static void
+pend_retry(watch *w, char *name, int last_ms)
+{
+	int wait = last_ms == 0 ? WATCH_RETRY_FIRST_MS : last_ms * 2;
+	if (wait > WATCH_RETRY_MAX_MS)
+		wait = WATCH_RETRY_MAX_MS;
+	for (size_t i = 0; i < w->n_pend; i++)
+		if (strcmp(w->pend[i].name, name) == 0) {
+			free(name);
+			return;
+		}
+	if (w->n_pend == w->cap_pend) {
+		size_t   cap = w->cap_pend ? w->cap_pend * 2 : 8;
+		pending *np  = realloc(w->pend, cap * sizeof(*np));
+		if (np == NULL) {
+			free(name);
+			w->rescan = true;
+			return;
+		}
+		w->pend     = np;
+		w->cap_pend = cap;
+	}
+	w->pend[w->n_pend].name     = name;
+	w->pend[w->n_pend].retry_ms = wait;
+	w->pend[w->n_pend++].due_ms = mono_ms() + wait;
 }
 
 /* Read and sort every queued event; w->alive turns false when the
@@ -153,15 +189,21 @@ report_due(watch *w)
 			i++;
 			continue;
 		}
-		char *name = w->pend[i].name;
-		w->pend[i] = w->pend[--w->n_pend];
-		char *path = NULL;
+		char *name  = w->pend[i].name;
+		int   last  = w->pend[i].retry_ms;
+		int   again = 0;
+		w->pend[i]  = w->pend[--w->n_pend];
+		char *path  = NULL;
 		if (asprintf(&path, "%s/%s", w->dir, name) >= 0) {
 			log_debug("watch", "%s changed", path);
-			w->fn(w->arg, path);
+			again = w->fn(w->arg, path);
 			free(path);
 		}
-		free(name);
+		if (again != 0)
+			pend_retry(w, name, last); /* takes name; at the
+			                            * end, looked at below */
+		else
+			free(name);
 		now = mono_ms(); /* a reload takes time */
 	}
 	if (w->rescan) {

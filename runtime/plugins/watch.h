@@ -17,8 +17,12 @@ typedef struct watch watch;
  * now. path NULL: compare the whole directory with what is loaded; the
  * first call is always that one (so a change made before the watch began
  * is not missed), and it follows an inotify queue overflow.
+ * @return 0; or, for a path whose load failed for want of a resource that
+ *         comes back (open files, issue 18), non-zero: the watcher hands
+ *         it over again later (after 0.5 s, doubling up to 8 s), until
+ *         it returns 0 or a new event for the file comes.
  */
-typedef void (*watch_fn)(void *arg, const char *path);
+typedef int (*watch_fn)(void *arg, const char *path);
 
 /**
  * Start watching dir on a new thread.
