@@ -434,25 +434,33 @@ cmd_load(const opts *o, const char *self)
 
 /* ---- catch-up ---- */
 
-/* Count read models by paging through get_all_mp (msgpack states, no
- * JSON on the client's side). */
+
+/* Count read models by paging through get_all (mp: get_all_mp, the
+ * states as msgpack, no JSON on the client's side). */
 static uint64_t
-count_models_mp(sl_client *c)
+count_models_as(sl_client *c, bool mp)
 {
 	uint64_t n     = 0;
 	char    *after = NULL;
 	for (;;) {
-		sl_read_models_mp m;
-		int               rc = sl_client_get_all_mp(
-                    c, WL_TENANT, WL_PROJECTION, after, 1000, &m);
+		sl_read_models    m  = { 0 };
+		sl_read_models_mp mm = { 0 };
+		int               rc = mp ? sl_client_get_all_mp(c, WL_TENANT,
+                                   WL_PROJECTION, after, 1000, &mm)
+		                          : sl_client_get_all(c, WL_TENANT,
+		                              WL_PROJECTION, after, 1000, &m);
 		if (rc != SL_OK)
-			bench_die("get_all_mp: %s", sl_client_last_error(c));
-		n += m.n_items;
+			bench_die("get_all: %s", sl_client_last_error(c));
+		size_t      k    = mp ? mm.n_items : m.n_items;
+		const char *last = k == 0 ? NULL
+		    : mp                  ? mm.items[k - 1].key
+		                          : m.items[k - 1].key;
+		bool        more = mp ? mm.more : m.more;
+		n += k;
 		free(after);
-		after     = m.n_items > 0 ? strdup(m.items[m.n_items - 1].key)
-		                          : NULL;
-		bool more = m.more;
-		sl_read_models_mp_free(&m);
+		after = last != NULL ? strdup(last) : NULL;
+		sl_read_models_free(&m);
+		sl_read_models_mp_free(&mm);
 		if (!more || after == NULL)
 			break;
 	}
@@ -460,29 +468,10 @@ count_models_mp(sl_client *c)
 	return n;
 }
 
-/* Count read models by paging through get_all. */
 static uint64_t
 count_models(sl_client *c)
 {
-	uint64_t n     = 0;
-	char    *after = NULL;
-	for (;;) {
-		sl_read_models m;
-		int            rc = sl_client_get_all(
-		               c, WL_TENANT, WL_PROJECTION, after, 1000, &m);
-		if (rc != SL_OK)
-			bench_die("get_all: %s", sl_client_last_error(c));
-		n += m.n_items;
-		free(after);
-		after     = m.n_items > 0 ? strdup(m.items[m.n_items - 1].key)
-		                          : NULL;
-		bool more = m.more;
-		sl_read_models_free(&m);
-		if (!more || after == NULL)
-			break;
-	}
-	free(after);
-	return n;
+	return count_models_as(c, false);
 }
 
 static int
@@ -652,7 +641,7 @@ cmd_query(const opts *o, const char *self)
 		best = UINT64_MAX;
 		for (int i = 0; i < 5; i++) {
 			uint64_t t = bench_now_ns();
-			if (count_models_mp(c) != models)
+			if (count_models_as(c, true) != models)
 				bench_die("get_all_mp: another count");
 			t = bench_now_ns() - t;
 			if (t < best)

@@ -933,6 +933,20 @@ get_all_call(sl_client *c, const char *tenant, const char *projection,
 	return SL_OK;
 }
 
+/* Item i of a get_all reply: its key (copied) and its state map. */
+static int
+get_all_item(sl_client *c, const msgpack_object *items, uint32_t i,
+    char **key, const msgpack_object **state)
+{
+	const msgpack_object *it = &items->via.array.ptr[i];
+	*key                     = field_strdup(it, "key");
+	if (*key == NULL || mp_get_map(it, "state", state) != SL_OK) {
+		client_seterr(c, "items[%u] of the reply is malformed", i);
+		return SL_EPROTO;
+	}
+	return SL_OK;
+}
+
 int
 sl_client_get_all(sl_client *c, const char *tenant, const char *projection,
     const char *after, size_t limit, sl_read_models *out)
@@ -955,15 +969,14 @@ sl_client_get_all(sl_client *c, const char *tenant, const char *projection,
 		goto out;
 	out->more = more;
 	for (uint32_t i = 0; i < items->via.array.size; i++) {
-		const msgpack_object *it = &items->via.array.ptr[i], *st;
-		sl_read_model        *m  = &out->items[i];
+		const msgpack_object *st;
+		sl_read_model        *m = &out->items[i];
 		out->n_items++;
-		m->key = field_strdup(it, "key");
-		if (m->key == NULL || mp_get_map(it, "state", &st) != SL_OK
-		    || (m->state_json = mp_to_json_text(st)) == NULL) {
-			client_seterr(
-			    c, "items[%u] of the reply is malformed", i);
-			rc = SL_EPROTO;
+		if ((rc = get_all_item(c, items, i, &m->key, &st)) != SL_OK)
+			goto out;
+		if ((m->state_json = mp_to_json_text(st)) == NULL) {
+			client_seterr(c, "out of memory");
+			rc = SL_ENOMEM;
 			goto out;
 		}
 	}
@@ -1016,16 +1029,11 @@ sl_client_get_all_mp(sl_client *c, const char *tenant,
 	/* the states packed one after another; offsets until the buffer
 	 * stops moving */
 	for (uint32_t i = 0; i < items->via.array.size; i++) {
-		const msgpack_object *it = &items->via.array.ptr[i], *st;
-		sl_read_model_mp     *m  = &out->items[i];
+		const msgpack_object *st;
+		sl_read_model_mp     *m = &out->items[i];
 		out->n_items++;
-		m->key = field_strdup(it, "key");
-		if (m->key == NULL || mp_get_map(it, "state", &st) != SL_OK) {
-			client_seterr(
-			    c, "items[%u] of the reply is malformed", i);
-			rc = SL_EPROTO;
+		if ((rc = get_all_item(c, items, i, &m->key, &st)) != SL_OK)
 			goto out;
-		}
 		size_t at = sb.size;
 		if (msgpack_pack_object(&pk, *st) != 0) {
 			client_seterr(c, "out of memory");
