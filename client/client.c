@@ -899,11 +899,12 @@ sl_read_models_free(sl_read_models *m)
 }
 
 /* The get_all request: on SL_OK *items is the reply's "items" array (in
- * rep, which the caller frees) and *more its flag. */
+ * rep, which the caller frees), *more its flag and *out an array of as
+ * many zeroed entries of out_size bytes. */
 static int
 get_all_call(sl_client *c, const char *tenant, const char *projection,
     const char *after, size_t limit, reply *rep,
-    const msgpack_object **items, bool *more)
+    const msgpack_object **items, bool *more, size_t out_size, void **out)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer  pk;
@@ -925,12 +926,8 @@ get_all_call(sl_client *c, const char *tenant, const char *projection,
 	msgpack_sbuffer_destroy(&sb);
 	if (rc != SL_OK)
 		return rc;
-	if (mp_get_array(&rep->root, "items", items) != SL_OK) {
-		client_seterr(c, "the reply has no 'items' array");
-		return SL_EPROTO;
-	}
 	mp_get_bool(&rep->root, "more", more);
-	return SL_OK;
+	return reply_array(c, rep, "items", items, out_size, out);
 }
 
 /* Item i of a get_all reply: its key (copied) and its state map. */
@@ -960,11 +957,7 @@ sl_client_get_all(sl_client *c, const char *tenant, const char *projection,
 		return SL_EINVAL;
 	memset(out, 0, sizeof(*out));
 	rc = get_all_call(c, tenant, projection, after, limit, &rep, &items,
-	    &more);
-	if (rc != SL_OK)
-		goto out;
-	rc = reply_array(c, &rep, "items", &items, sizeof(*out->items),
-	    (void **) &out->items);
+	    &more, sizeof(*out->items), (void **) &out->items);
 	if (rc != SL_OK)
 		goto out;
 	out->more = more;
@@ -1018,11 +1011,7 @@ sl_client_get_all_mp(sl_client *c, const char *tenant,
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	rc = get_all_call(c, tenant, projection, after, limit, &rep, &items,
-	    &more);
-	if (rc != SL_OK)
-		goto out;
-	rc = reply_array(c, &rep, "items", &items, sizeof(*out->items),
-	    (void **) &out->items);
+	    &more, sizeof(*out->items), (void **) &out->items);
 	if (rc != SL_OK)
 		goto out;
 	out->more = more;
