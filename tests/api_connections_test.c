@@ -231,6 +231,23 @@ log_has(const char *what)
 
 /* ---- 1. idle connections ---- */
 
+static json_t *status_json(sl_client *c);
+
+/* status's api.<key> through a new client. */
+static long long
+api_stat(const char *key)
+{
+	sl_client *c = NULL;
+	CHECK_EQ(sl_client_open(api, 10000, &c), SL_OK);
+	json_t *st = status_json(c);
+	CHECK(st != NULL);
+	json_t   *v = json_object_get(json_object_get(st, "api"), key);
+	long long n = json_is_integer(v) ? json_integer_value(v) : -1;
+	json_decref(st);
+	sl_client_close(c);
+	return n;
+}
+
 static void
 test_idle(void)
 {
@@ -297,6 +314,9 @@ test_idle(void)
 	sl_client_close(c);
 	if (!log_has("no request for 300 ms (limits.idle_timeout_ms)"))
 		DT_FAIL_LOG(logf, "no log line for an idle close");
+	/* status counts them */
+	CHECK_EQ(api_stat("idle_timeout_ms"), 300);
+	CHECK(api_stat("idle_closed") >= 3);
 	daemon_stop();
 }
 
@@ -332,6 +352,15 @@ test_max(void)
 		CHECK(raw_request(fds[i], 40 + (uint32_t) i));
 		close(fds[i]);
 	}
+	/* status counts the refused one (once the 4 are gone: a client of
+	 * its own is a connection too) */
+	int64_t end = dt_now_ms() + 5000;
+	long long refused;
+	while ((refused = api_stat("connections_refused")) < 1
+	    && dt_now_ms() < end)
+		dt_sleep_ms(50);
+	CHECK(refused >= 1);
+	CHECK_EQ(api_stat("max_connections"), 4);
 	daemon_stop();
 }
 

@@ -39,7 +39,8 @@ api_pack_lane(mp_map *parent, const char *name, const lane_stats *ls)
 	mp_map_close(&m);
 }
 
-/* The API server's lanes: "api": {contexts, in_flight, fast, slow}. */
+/* The API server: "api": {contexts, in_flight, max_request_bytes, the
+ * connections, fast, slow}. */
 static void
 api_pack_server(mp_map *parent, server *srv, size_t max_request)
 {
@@ -54,6 +55,11 @@ api_pack_server(mp_map *parent, server *srv, size_t max_request)
 	mp_map_u64(&m, "in_flight", st.in_flight);
 	/* a client sizes its requests by it (a query's script) */
 	mp_map_u64(&m, "max_request_bytes", max_request);
+	mp_map_u64(&m, "connections", st.connections);
+	mp_map_u64(&m, "max_connections", st.max_connections);
+	mp_map_u64(&m, "connections_refused", st.refused_connections);
+	mp_map_u64(&m, "idle_timeout_ms", st.idle_timeout_ms);
+	mp_map_u64(&m, "idle_closed", st.idle_closed);
 	api_pack_lane(&m, "fast", &st.lanes[SERVER_LANE_FAST]);
 	api_pack_lane(&m, "slow", &st.lanes[SERVER_LANE_SLOW]);
 	mp_map_close(&m);

@@ -84,6 +84,8 @@ struct server {
 	 * warning, and when that was */
 	uint64_t refused;
 	int64_t  refused_warn_ns;
+	/* since the start, for status (refused: pipes_mu; idle: atomic) */
+	uint64_t refused_total, idle_closed_total;
 	/* the idle reaper (limits.idle_timeout_ms), waits on reap_cv under
 	 * pipes_mu */
 	pthread_cond_t  reap_cv;
@@ -405,6 +407,7 @@ server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		int64_t now = mono_ns();
 		refuse      = true;
 		srv->refused++;
+		srv->refused_total++;
 		if (now - srv->refused_warn_ns >= 1000000000LL) {
 			log_warn("server",
 			    "refused %llu connection(s) since the last "
@@ -526,6 +529,8 @@ server_reaper(void *arg)
 			/* NNG_ENOENT: it closed meanwhile, nothing to do */
 			if (nng_pipe_close(p) != 0)
 				continue;
+			__atomic_fetch_add(
+			    &srv->idle_closed_total, 1, __ATOMIC_RELAXED);
 			if (logged < SERVER_REAP_LOG_PER_S) {
 				logged++;
 				log_info("server",
@@ -926,6 +931,14 @@ server_stats_get(server *srv, server_stats *out)
 	pthread_mutex_lock(&srv->mtx);
 	out->in_flight = srv->in_flight;
 	pthread_mutex_unlock(&srv->mtx);
+	pthread_mutex_lock(&srv->pipes_mu);
+	out->connections         = (uint32_t) srv->n_pipes;
+	out->refused_connections = srv->refused_total;
+	out->idle_closed         = __atomic_load_n(
+                &srv->idle_closed_total, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&srv->pipes_mu);
+	out->max_connections = srv->set.max_connections;
+	out->idle_timeout_ms = srv->set.idle_timeout_ms;
 	for (int i = 0; i < SERVER_LANES; i++)
 		if (srv->lanes[i] != NULL)
 			lane_stats_get(srv->lanes[i], &out->lanes[i]);

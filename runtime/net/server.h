@@ -82,6 +82,11 @@ typedef struct server_stats {
 	uint32_t   contexts;  /* requests that may be in flight */
 	uint32_t   in_flight; /* received and not yet answered */
 	lane_stats lanes[SERVER_LANES];
+	uint32_t   connections;         /* open now */
+	uint32_t   max_connections;     /* limits.max_connections */
+	uint32_t   idle_timeout_ms;     /* limits.idle_timeout_ms (0: none) */
+	uint64_t   refused_connections; /* over max_connections, since start */
+	uint64_t   idle_closed;         /* closed for idleness, since start */
 } server_stats;
 void server_stats_get(server *srv, server_stats *out);
 
