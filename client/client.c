@@ -405,7 +405,9 @@ sl_client_commit(sl_client *c, const char *tenant, const char *stream,
 		mp_pack_kv_str(&pk, "type", e->type);
 		mp_pack_kv_bool(&pk, "public", e->is_public);
 		mp_pack_cstr(&pk, "content");
-		if (json_text_to_mp(e->content_json, 1, &pk, err, sizeof(err))
+		/* a link event's content may be its "<revision>@<stream>" */
+		if (json_text_to_mp(e->content_json,
+		        strcmp(e->type, "$>") != 0, &pk, err, sizeof(err))
 		    != SL_OK) {
 			client_seterr(c, "events[%zu].content: %s", i, err);
 			msgpack_sbuffer_destroy(&sb);

@@ -404,14 +404,31 @@ ev_parse_new(const msgpack_object *o, ev_new *out, char *err, size_t errlen)
 	out->type     = v->via.str.ptr;
 	out->type_len = v->via.str.size;
 
-	/* content: required map */
+	/* content: required map; a link event's ("$>") may be its target,
+	 * "<revision>@<stream>", as EventStoreDB's clients write links */
 	v = mp_get(o, "content");
 	if (v == NULL)
 		return ev_fail(
 		    err, errlen, SL_EINVAL, "field 'content' is missing");
-	if (v->type != MSGPACK_OBJECT_MAP)
-		return ev_fail(
-		    err, errlen, SL_EPROTO, "field 'content' must be a map");
+	bool link = out->type_len == strlen(EV_LINK_TYPE)
+	    && memcmp(out->type, EV_LINK_TYPE, out->type_len) == 0;
+	if (link && v->type == MSGPACK_OBJECT_STR) {
+		uint64_t    rev;
+		const char *stream;
+		size_t      sl;
+		if (!ev_parse_link(v->via.str.ptr, v->via.str.size, &rev,
+		        &stream, &sl)
+		    || sl == 0 || sl > SL_MAX_ID_LEN
+		    || memchr(stream, '\0', sl) != NULL)
+			return ev_fail(err, errlen, SL_EINVAL,
+			    "field 'content' of a link event (type '%s') is "
+			    "\"<revision>@<stream>\" (a stream of 1..%d bytes)",
+			    EV_LINK_TYPE, SL_MAX_ID_LEN);
+	} else if (v->type != MSGPACK_OBJECT_MAP)
+		return ev_fail(err, errlen, SL_EPROTO,
+		    link ? "field 'content' must be a map, or the link's "
+		           "\"<revision>@<stream>\""
+		         : "field 'content' must be a map");
 	out->content = v;
 
 	/* metadata: optional map (nil = none) */

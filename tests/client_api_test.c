@@ -110,6 +110,60 @@ commit_worker(void *arg)
 	return NULL;
 }
 
+/* A client commits a link event ("$>", content "<revision>@<stream>", as
+ * EventStoreDB's clients do): read back as a link, resolved to acc-1's
+ * first event, dangling when the target is not there; a malformed link
+ * is refused with nothing written, as is a string for another type. */
+static void
+check_link_commits(sl_client *c)
+{
+	sl_commit_result res;
+	sl_new_event     links[2] = {
+                { .type = "$>", .content_json = "\"0@acc-1\"",
+		    .metadata_json = "{\"why\":\"first\"}" },
+                { .type = "$>", .content_json = "\"7@nowhere\"" },
+	};
+	CHECK_EQ(sl_client_commit(
+	             c, FX_TENANT, "links", SL_EXPECT_ANY, links, 2, &res),
+	    SL_OK);
+	uint64_t       head = res.first_position + 2;
+	sl_read_result r;
+	sl_read_opts   o = { .tenant = FX_TENANT, .stream = "links" };
+	CHECK_EQ(sl_client_read_ex(c, &o, &r), SL_OK);
+	CHECK_EQ(r.n_events, 2);
+	CHECK_STREQ(r.events[0].type, "$>");
+	CHECK_STREQ(r.events[0].content_json, "\"0@acc-1\"");
+	sl_read_result_free(&r);
+	o.resolve_links = true;
+	CHECK_EQ(sl_client_read_ex(c, &o, &r), SL_OK);
+	CHECK_EQ(r.n_events, 2);
+	CHECK(r.events[0].is_link && !r.events[0].unresolved);
+	CHECK_STREQ(r.events[0].stream, "acc-1");
+	CHECK_EQ(r.events[0].revision, 0);
+	CHECK_STREQ(r.events[0].link_stream, "links");
+	CHECK(r.events[1].unresolved);
+	sl_read_result_free(&r);
+	static const char *const bad[]
+	    = { "\"acc-1\"", "\"x@acc-1\"", "\"01@acc-1\"", "\"0@\"" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		sl_new_event e = { .type = "$>", .content_json = bad[i] };
+		CHECK_EQ(sl_client_commit(
+		             c, FX_TENANT, "links", SL_EXPECT_ANY, &e, 1, NULL),
+		    SL_EINVAL);
+		CHECK(strstr(sl_client_last_error(c), "<revision>@<stream>")
+		    != NULL);
+	}
+	sl_new_event e = { .type = "Note", .content_json = "\"0@acc-1\"" };
+	CHECK_EQ(sl_client_commit(
+	             c, FX_TENANT, "links", SL_EXPECT_ANY, &e, 1, NULL),
+	    SL_EINVAL);
+	/* nothing of the refused ones was written */
+	json_t *st = wait_caught_up(c);
+	CHECK_EQ((uint64_t) json_integer_value(json_object_get(st, "head")),
+	    head);
+	json_decref(st);
+}
+
 /* get_all_mp: the same pages as get_all, each state the msgpack whose
  * JSON text get_all answers; paging and errors alike. */
 static void
@@ -483,6 +537,7 @@ main(int argc, char **argv)
 		}
 		CHECK_EQ(log_head(c), h + 4 * 25 * 2);
 	}
+	check_link_commits(c);
 	sl_client_close(c);
 
 	/* --- shutdown with commits in flight: a separate process (this

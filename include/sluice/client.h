@@ -39,7 +39,9 @@ typedef struct sl_client sl_client;
 /** A new event to commit. Every pointer is borrowed for the call only. */
 typedef struct sl_new_event {
 	const char *type;           /**< event type name, 1..256 bytes */
-	const char *content_json;   /**< JSON object text, required */
+	const char *content_json;   /**< JSON object text, required; for a link
+	                               (type "$>") also the JSON string
+	                               "<revision>@<stream>" */
 	const char *metadata_json;  /**< JSON object text, or NULL for {} */
 	bool        is_public;      /**< visible to public filters */
 	const char *correlation_id; /**< NULL: the daemon uses the event id */
