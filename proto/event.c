@@ -19,6 +19,7 @@
 #include <sluice/errors.h>
 
 #include "mp.h"
+#include "mpraw.h"
 
 /* Number of fields in the stored array; a record with another count is
  * corrupt (a new field would come with a new count and a decoder for it). */
@@ -269,6 +270,152 @@ ev_pack_wire_extra(msgpack_packer *pk, const ev_view *ev, uint32_t n_extra)
 	msgpack_pack_object(pk, ev->metadata);
 	mp_pack_cstr(pk, "content");
 	msgpack_pack_object(pk, ev->content);
+}
+
+/* An unsigned integer at p[*i] (fixint or uint 8..64). */
+static bool
+raw_uint(const unsigned char *p, size_t n, size_t *i, uint64_t *v)
+{
+	size_t k = *i;
+	if (k >= n)
+		return false;
+	if (p[k] <= 0x7f) {
+		*v = p[k];
+		*i = k + 1;
+		return true;
+	}
+	if (p[k] < 0xcc || p[k] > 0xcf)
+		return false;
+	size_t nb = (size_t) 1 << (p[k] - 0xcc);
+	if (nb > n - k - 1)
+		return false;
+	*v = 0;
+	for (size_t b = 1; b <= nb; b++)
+		*v = *v << 8 | p[k + b];
+	*i = k + 1 + nb;
+	return true;
+}
+
+/* A signed integer at p[*i] (any msgpack integer that fits int64). */
+static bool
+raw_int(const unsigned char *p, size_t n, size_t *i, int64_t *v)
+{
+	uint64_t u;
+	size_t   k = *i;
+	if (k >= n)
+		return false;
+	if (p[k] <= 0x7f || (p[k] >= 0xcc && p[k] <= 0xcf)) {
+		if (!raw_uint(p, n, i, &u) || u > (uint64_t) INT64_MAX)
+			return false;
+		*v = (int64_t) u;
+		return true;
+	}
+	if (p[k] >= 0xe0) {
+		*v = (int8_t) p[k];
+		*i = k + 1;
+		return true;
+	}
+	if (p[k] < 0xd0 || p[k] > 0xd3)
+		return false;
+	size_t nb = (size_t) 1 << (p[k] - 0xd0);
+	if (nb > n - k - 1)
+		return false;
+	u = 0;
+	for (size_t b = 1; b <= nb; b++)
+		u = u << 8 | p[k + b];
+	/* sign-extend from nb bytes */
+	if (nb < 8 && (u >> (nb * 8 - 1)) != 0)
+		u |= ~(uint64_t) 0 << (nb * 8);
+	*v = (int64_t) u;
+	*i = k + 1 + nb;
+	return true;
+}
+
+/* The value at p[*i] and its span, when it is a map (or, with str_ok, a
+ * str). */
+static bool
+raw_span(const unsigned char *p, size_t n, size_t *i, bool str_ok,
+    const unsigned char **v, size_t *vlen)
+{
+	size_t k = *i;
+	if (k >= n)
+		return false;
+	bool map = (p[k] >= 0x80 && p[k] <= 0x8f) || p[k] == 0xde
+	    || p[k] == 0xdf;
+	bool str = (p[k] >= 0xa0 && p[k] <= 0xbf)
+	    || (p[k] >= 0xd9 && p[k] <= 0xdb);
+	if (!map && !(str_ok && str))
+		return false;
+	if (!mpraw_skip(p, n, i))
+		return false;
+	*v    = p + k;
+	*vlen = *i - k;
+	return true;
+}
+
+static void
+pack_kv_strn(msgpack_packer *pk, const char *key, const char *s, size_t n)
+{
+	mp_pack_cstr(pk, key);
+	mp_pack_strn(pk, s, n);
+}
+
+int
+ev_pack_wire_raw(msgpack_packer *pk, const void *data, size_t len,
+    uint64_t position, uint32_t n_extra)
+{
+	const unsigned char *p = data, *meta, *content;
+	const char          *tenant, *stream, *type, *corr, *caus;
+	size_t tl, sl, yl, cl, al, ml, nl, i;
+	uint64_t             rev, gen;
+	int64_t              occurred;
+	char                 id_text[37];
+
+	if (len >= 1 && p[0] == 0x90 + EV_FIELDS)
+		i = 1;
+	else if (len > 3 && p[0] == 0xdc && ((size_t) p[1] << 8 | p[2]) == EV_FIELDS)
+		i = 3;
+	else
+		return SL_EPROTO;
+	if (!peek_str(p, len, &i, &tenant, &tl)
+	    || !peek_str(p, len, &i, &stream, &sl) || !raw_uint(p, len, &i, &rev)
+	    || i + 18 > len || p[i] != 0xc4 || p[i + 1] != 16)
+		return SL_EPROTO;
+	ev_uuid_text(p + i + 2, id_text);
+	i += 18;
+	if (!peek_str(p, len, &i, &type, &yl) || !raw_uint(p, len, &i, &gen)
+	    || gen > UINT32_MAX || !raw_int(p, len, &i, &occurred)
+	    || !peek_str(p, len, &i, &corr, &cl)
+	    || !peek_str(p, len, &i, &caus, &al) || i >= len
+	    || (p[i] != 0xc2 && p[i] != 0xc3))
+		return SL_EPROTO;
+	bool pub = p[i++] == 0xc3;
+	if (!raw_span(p, len, &i, false, &meta, &ml)
+	    || !raw_span(p, len, &i, ev_is_link_type(type, yl), &content, &nl))
+		return SL_EPROTO;
+	/* the decoded path's strings end at a NUL byte (they are copied as
+	 * C strings): such a record goes that way */
+	if (memchr(tenant, 0, tl) || memchr(stream, 0, sl)
+	    || memchr(type, 0, yl) || memchr(corr, 0, cl)
+	    || memchr(caus, 0, al))
+		return SL_EPROTO;
+	msgpack_pack_map(pk, 13 + n_extra);
+	mp_pack_kv_u64(pk, "position", position);
+	pack_kv_strn(pk, "tenant", tenant, tl);
+	pack_kv_strn(pk, "stream", stream, sl);
+	mp_pack_kv_u64(pk, "revision", rev);
+	mp_pack_kv_str(pk, "id", id_text);
+	pack_kv_strn(pk, "type", type, yl);
+	mp_pack_kv_u64(pk, "generation", gen);
+	mp_pack_kv_i64(pk, "occurred", occurred);
+	pack_kv_strn(pk, "correlation_id", corr, cl);
+	pack_kv_strn(pk, "causation_id", caus, al);
+	mp_pack_kv_bool(pk, "public", pub);
+	mp_pack_cstr(pk, "metadata");
+	pk->callback(pk->data, (const char *) meta, ml);
+	mp_pack_cstr(pk, "content");
+	pk->callback(pk->data, (const char *) content, nl);
+	return SL_OK;
 }
 
 /* Exact msgpack-encoded size of an object (as msgpack_pack_object writes

@@ -141,6 +141,17 @@ int ev_parse_new(const msgpack_object *o, ev_new *out, char *err,
  * (unique, not secret; reseeded in a forked child). */
 void ev_uuid_generate(uint8_t id[16]);
 void ev_uuid_text(const uint8_t id[16], char out[37]);
+
+/**
+ * A stored event straight to its wire map (ev_pack_wire_extra's bytes),
+ * without decoding it: metadata and content are copied as stored. The map
+ * is sized for n_extra more pairs, which the caller packs after it.
+ * @return SL_OK; SL_EPROTO for a record it does not take (malformed, or
+ * an unusual encoding), with nothing packed: decode it (ev_decode) and
+ * use ev_pack_wire_extra instead, which says what is wrong.
+ */
+int ev_pack_wire_raw(msgpack_packer *pk, const void *data, size_t len,
+    uint64_t position, uint32_t n_extra);
 int ev_uuid_parse(const char *text, size_t len, uint8_t id[16]);
 /**
  * Whether text (len bytes) is a UUID (8-4-4-4-12 hex digits, any case, as

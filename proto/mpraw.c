@@ -246,3 +246,30 @@ mpraw_uint(const unsigned char *v, size_t len, uint64_t *out)
 	}
 	return false;
 }
+
+bool
+mpraw_skip(const void *data, size_t len, size_t *at)
+{
+	const unsigned char *p       = data;
+	size_t               i       = *at;
+	uint64_t             pending = 1; /* values still to pass */
+	while (pending > 0) {
+		int      kind;
+		uint64_t n, skip;
+		if (header(p, len, &i, &kind, &n, &skip) != 0)
+			return false;
+		pending--;
+		if (kind != K_SCALAR) {
+			/* each element takes at least one byte */
+			if (n > len - i)
+				return false;
+			pending += n;
+		} else {
+			if (skip > len - i)
+				return false;
+			i += (size_t) skip;
+		}
+	}
+	*at = i;
+	return true;
+}

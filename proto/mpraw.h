@@ -36,6 +36,13 @@ bool mpraw_check(const void *p, size_t len, int max_depth, const char *what,
 int mpraw_map_find(const void *p, size_t len, const char *key, size_t budget,
     const unsigned char **val, size_t *val_len);
 
+/**
+ * Step over the one value at p[*at] (nested containers too, without
+ * recursion): *at moves past it. @return false if it is truncated or holds
+ * the invalid byte 0xc1 (*at unchanged).
+ */
+bool mpraw_skip(const void *p, size_t len, size_t *at);
+
 /** A raw value as a string (borrowed). @return false if it is none. */
 bool mpraw_str(const unsigned char *v, size_t len, const char **s, size_t *n);
 /** A raw value as an unsigned integer. @return false if it is none. */

@@ -132,23 +132,34 @@ pub_one(void *arg, uint64_t position, const void *data, size_t len)
 {
 	publisher     *p = arg;
 	ev_view        ev;
+	ev_head        h;
 	msgpack_packer pk;
 	char           topic[PUB_TOPIC_MAX];
 	size_t         tlen;
+	/* the wire map straight from the stored bytes (ev_pack_wire_raw);
+	 * decoded only when it does not take the record */
+	bool raw = ev_peek(data, len, &h) == SL_OK;
 
-	msgpack_zone_clear(&p->zone);
-	if (ev_decode(data, len, position, &p->zone, &ev) != SL_OK) {
-		/* Not sent: subscribers see the gap, and their read reports
-		 * the damage. */
-		log_error("publisher",
-		    "event at position %" PRIu64 " cannot be decoded",
-		    position);
-		pub_flush(p);
-		p->next = position + 1;
-		return atomic_load(&p->stop) ? 1 : 0;
+	if (!raw) {
+		msgpack_zone_clear(&p->zone);
+		if (ev_decode(data, len, position, &p->zone, &ev) != SL_OK) {
+			/* Not sent: subscribers see the gap, and their read
+			 * reports the damage. */
+			log_error("publisher",
+			    "event at position %" PRIu64
+			    " cannot be decoded",
+			    position);
+			pub_flush(p);
+			p->next = position + 1;
+			return atomic_load(&p->stop) ? 1 : 0;
+		}
+		h.tenant     = ev.tenant;
+		h.tenant_len = strlen(ev.tenant);
+		h.stream     = ev.stream;
+		h.stream_len = strlen(ev.stream);
 	}
-	tlen = feed_topic(topic, sizeof(topic), ev.tenant, strlen(ev.tenant),
-	    ev.stream, strlen(ev.stream), 1);
+	tlen = feed_topic(topic, sizeof(topic), h.tenant, h.tenant_len,
+	    h.stream, h.stream_len, 1);
 	if (p->n_batch > 0
 	    && (position != p->next || tlen != p->topic_len
 	        || memcmp(topic, p->topic, tlen) != 0
@@ -160,7 +171,21 @@ pub_one(void *arg, uint64_t position, const void *data, size_t len)
 		p->topic_len = tlen;
 	}
 	msgpack_packer_init(&pk, &p->batch, msgpack_sbuffer_write);
-	ev_pack_wire(&pk, &ev);
+	if (raw && ev_pack_wire_raw(&pk, data, len, position, 0) != SL_OK) {
+		msgpack_zone_clear(&p->zone);
+		raw = false;
+		if (ev_decode(data, len, position, &p->zone, &ev) != SL_OK) {
+			log_error("publisher",
+			    "event at position %" PRIu64
+			    " cannot be decoded",
+			    position);
+			pub_flush(p);
+			p->next = position + 1;
+			return atomic_load(&p->stop) ? 1 : 0;
+		}
+	}
+	if (!raw)
+		ev_pack_wire(&pk, &ev);
 	p->n_batch++;
 	p->next = position + 1;
 	return atomic_load(&p->stop) ? 1 : 0;
