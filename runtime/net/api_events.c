@@ -366,8 +366,19 @@ read_one(void *arg, uint64_t position, const void *data, size_t len)
 {
 	read_ctx *rc = arg;
 	ev_view   ev;
+	ev_head   h;
 	int       err;
 
+	/* not a link to resolve: the wire map straight from the stored
+	 * bytes; decoded only when ev_pack_wire_raw does not take them */
+	if (ev_peek(data, len, &h) == SL_OK
+	    && (!rc->resolve || h.type_len != strlen(API_LINK_TYPE)
+	        || memcmp(h.type, API_LINK_TYPE, h.type_len) != 0)
+	    && ev_pack_wire_raw(&rc->pk, data, len, position, 0) == SL_OK) {
+		rc->count++;
+		rc->next = rc->by_revision ? h.revision + 1 : position + 1;
+		return rc->events.size >= API_REPLY_SOFT_BYTES ? -1 : 0;
+	}
 	msgpack_zone_clear(&rc->zone);
 	if (ev_decode(data, len, position, &rc->zone, &ev) != SL_OK) {
 		log_error("api",

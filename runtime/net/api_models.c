@@ -70,25 +70,43 @@ static int
 filter_pack_one(
     filter_read_ctx *fr, uint64_t position, const void *data, size_t len)
 {
-	ev_view ev;
+	ev_view  ev;
+	ev_head  h;
+	uint32_t extra = fr->partitioned ? 3 : 2;
+	size_t   tl    = strlen(fr->tenant);
 
-	msgpack_zone_clear(&fr->zone);
-	if (ev_decode(data, len, position, &fr->zone, &ev) != SL_OK) {
-		log_error("api",
-		    "event at position %" PRIu64 " cannot be decoded",
-		    position);
-		return SL_ESTORAGE;
-	}
 	/* A tenant's stream only indexes its own events; never show
-	 * another tenant's, whatever the index says. */
-	if (strcmp(ev.tenant, fr->tenant) != 0) {
+	 * another tenant's, whatever the index says. The wire map comes
+	 * straight from the stored bytes, decoded only when
+	 * ev_pack_wire_raw does not take them. */
+	bool raw = ev_peek(data, len, &h) == SL_OK;
+	if (raw
+	    && (h.tenant_len != tl || memcmp(h.tenant, fr->tenant, tl) != 0)) {
 		log_error("api",
 		    "tenant %s: a filter stream names position %" PRIu64
-		    " of tenant %s",
-		    fr->tenant, position, ev.tenant);
+		    " of tenant %.*s",
+		    fr->tenant, position, (int) h.tenant_len, h.tenant);
 		return SL_EINTERNAL;
 	}
-	ev_pack_wire_extra(&fr->pk, &ev, fr->partitioned ? 3 : 2);
+	if (!raw
+	    || ev_pack_wire_raw(&fr->pk, data, len, position, extra)
+	        != SL_OK) {
+		msgpack_zone_clear(&fr->zone);
+		if (ev_decode(data, len, position, &fr->zone, &ev) != SL_OK) {
+			log_error("api",
+			    "event at position %" PRIu64 " cannot be decoded",
+			    position);
+			return SL_ESTORAGE;
+		}
+		if (strcmp(ev.tenant, fr->tenant) != 0) {
+			log_error("api",
+			    "tenant %s: a filter stream names position %" PRIu64
+			    " of tenant %s",
+			    fr->tenant, position, ev.tenant);
+			return SL_EINTERNAL;
+		}
+		ev_pack_wire_extra(&fr->pk, &ev, extra);
+	}
 	mp_pack_kv_u64(&fr->pk, "stream_position", fr->stream_pos);
 	mp_pack_kv_u64(&fr->pk, "stream_generation", fr->generation);
 	if (fr->partitioned) {
