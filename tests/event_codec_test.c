@@ -580,7 +580,7 @@ test_wire_raw(void)
 		uint32_t nm = (uint32_t) (jrand() % 4);
 		msgpack_pack_map(&mpk, nm);
 		for (uint32_t i = 0; i < nm; i++) {
-			char k[8];
+			char k[16];
 			snprintf(k, sizeof(k), "m%u", i);
 			mp_pack_cstr(&mpk, k);
 			pack_random(&mpk, 2);
@@ -591,7 +591,7 @@ test_wire_raw(void)
 			uint32_t nc = (uint32_t) (jrand() % 6);
 			msgpack_pack_map(&cpk, nc);
 			for (uint32_t i = 0; i < nc; i++) {
-				char k[8];
+				char k[16];
 				snprintf(k, sizeof(k), "c%u", i);
 				mp_pack_cstr(&cpk, k);
 				pack_random(&cpk, 3);
