@@ -127,6 +127,26 @@ pub_flush(publisher *p)
  * stream (one commit, usually), so that one topic names all its events;
  * anything else starts a new message.
  */
+static bool
+pub_decode(publisher *p, const void *data, size_t len, uint64_t position,
+    ev_view *ev)
+{
+	msgpack_zone_clear(&p->zone);
+	return ev_decode(data, len, position, &p->zone, ev) == SL_OK;
+}
+
+/* An event that cannot be decoded is not sent: subscribers see the gap,
+ * and their read reports the damage. */
+static int
+pub_undecodable(publisher *p, uint64_t position)
+{
+	log_error("publisher", "event at position %" PRIu64
+	    " cannot be decoded", position);
+	pub_flush(p);
+	p->next = position + 1;
+	return atomic_load(&p->stop) ? 1 : 0;
+}
+
 static int
 pub_one(void *arg, uint64_t position, const void *data, size_t len)
 {
@@ -141,18 +161,8 @@ pub_one(void *arg, uint64_t position, const void *data, size_t len)
 	bool raw = ev_peek(data, len, &h) == SL_OK;
 
 	if (!raw) {
-		msgpack_zone_clear(&p->zone);
-		if (ev_decode(data, len, position, &p->zone, &ev) != SL_OK) {
-			/* Not sent: subscribers see the gap, and their read
-			 * reports the damage. */
-			log_error("publisher",
-			    "event at position %" PRIu64
-			    " cannot be decoded",
-			    position);
-			pub_flush(p);
-			p->next = position + 1;
-			return atomic_load(&p->stop) ? 1 : 0;
-		}
+		if (!pub_decode(p, data, len, position, &ev))
+			return pub_undecodable(p, position);
 		h.tenant     = ev.tenant;
 		h.tenant_len = strlen(ev.tenant);
 		h.stream     = ev.stream;
@@ -172,17 +182,9 @@ pub_one(void *arg, uint64_t position, const void *data, size_t len)
 	}
 	msgpack_packer_init(&pk, &p->batch, msgpack_sbuffer_write);
 	if (raw && ev_pack_wire_raw(&pk, data, len, position, 0) != SL_OK) {
-		msgpack_zone_clear(&p->zone);
 		raw = false;
-		if (ev_decode(data, len, position, &p->zone, &ev) != SL_OK) {
-			log_error("publisher",
-			    "event at position %" PRIu64
-			    " cannot be decoded",
-			    position);
-			pub_flush(p);
-			p->next = position + 1;
-			return atomic_load(&p->stop) ? 1 : 0;
-		}
+		if (!pub_decode(p, data, len, position, &ev))
+			return pub_undecodable(p, position);
 	}
 	if (!raw)
 		ev_pack_wire(&pk, &ev);
