@@ -313,6 +313,12 @@ END {
 	    cell("query.c1.get_all_ms"), num(ga != "" && ga > 0 ? med("query.c1.get_all_models") * 1000 / ga : ""),
 	    pages, num(pages * med("raw.nng.page.p50_us") / 1000),
 	    times(ga, pages * med("raw.nng.page.p50_us") / 1000)
+	gm = med("query.c1.get_all_mp_ms")
+	if (gm != "")
+		printf "With `sl_client_get_all_mp` (states as msgpack, no JSON " \
+		    "on the client): **%s ms** (Sluice takes %s).\n\n",
+		    cell("query.c1.get_all_mp_ms"),
+		    times(gm, pages * med("raw.nng.page.p50_us") / 1000)
 
 	# ---- live feed ----
 	print "## Live feed"
