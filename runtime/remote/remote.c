@@ -307,6 +307,34 @@ out:
 
 /* ---- protocol 2: the answers of a call of many events ---- */
 
+/* An event of a run after the run's failing one: it waits with the unit. */
+static void
+skipped(remote_resp *r)
+{
+	r->outcome = REMOTE_SKIPPED;
+	resp_reason(r, "an earlier event of its run failed");
+}
+
+/* The answer's array key of n entries (what they are, with unit naming
+ * the call's count: "runs" of n, "outcomes" of n "events"); NULL with
+ * bad saying why. */
+static const msgpack_object *
+answer_array(const msgpack_object *root, const char *key, size_t n,
+    const char *unit, remote_resp *bad)
+{
+	const msgpack_object *a = field(root, key);
+	if (a == NULL || a->type != MSGPACK_OBJECT_ARRAY) {
+		malformed(bad, "field '%s' is missing or not an array", key);
+		return NULL;
+	}
+	if (a->via.array.size != n) {
+		malformed(bad, "%u %s answered, the call had %zu%s",
+		    a->via.array.size, key, n, unit);
+		return NULL;
+	}
+	return a;
+}
+
 /* Give every event of s's call the same end: DISCONNECTED to all; else
  * (a timeout, a malformed answer) the template's failure to a filter's
  * every event and to each projection run's first, the run's others
@@ -325,12 +353,8 @@ batch_fail_all(slot *s, const remote_resp *t)
 			*r      = *t;
 			r->tag  = tag;
 			r->call = s->call;
-			if (j > 0 && t->outcome != REMOTE_DISCONNECTED) {
-				r->outcome = REMOTE_SKIPPED;
-				resp_reason(r,
-				    "an earlier event of its run "
-				    "failed");
-			}
+			if (j > 0 && t->outcome != REMOTE_DISCONNECTED)
+				skipped(r);
 		}
 	}
 }
@@ -339,16 +363,10 @@ batch_fail_all(slot *s, const remote_resp *t)
 static bool
 decode_runs(slot *s, const msgpack_object *root, remote_resp *bad)
 {
-	const msgpack_object *runs = field(root, "runs");
-	if (runs == NULL || runs->type != MSGPACK_OBJECT_ARRAY) {
-		malformed(bad, "field 'runs' is missing or not an array");
+	const msgpack_object *runs
+	    = answer_array(root, "runs", s->n_runs, "", bad);
+	if (runs == NULL)
 		return false;
-	}
-	if (runs->via.array.size != s->n_runs) {
-		malformed(bad, "%u runs answered, the call had %zu",
-		    runs->via.array.size, s->n_runs);
-		return false;
-	}
 	size_t i = 0;
 	for (size_t k = 0; k < s->n_runs; k++) {
 		const msgpack_object *m = &runs->via.array.ptr[k];
@@ -413,10 +431,7 @@ decode_runs(slot *s, const msgpack_object *root, remote_resp *bad)
 					return false;
 				}
 			} else {
-				r->outcome = REMOTE_SKIPPED;
-				resp_reason(r,
-				    "an earlier event of its run "
-				    "failed");
+				skipped(r);
 			}
 		}
 	}
@@ -427,16 +442,10 @@ decode_runs(slot *s, const msgpack_object *root, remote_resp *bad)
 static bool
 decode_outcomes(slot *s, const msgpack_object *root, remote_resp *bad)
 {
-	const msgpack_object *outs = field(root, "outcomes");
-	if (outs == NULL || outs->type != MSGPACK_OBJECT_ARRAY) {
-		malformed(bad, "field 'outcomes' is missing or not an array");
+	const msgpack_object *outs
+	    = answer_array(root, "outcomes", s->n_evs, " events", bad);
+	if (outs == NULL)
 		return false;
-	}
-	if (outs->via.array.size != s->n_evs) {
-		malformed(bad, "%u outcomes answered, the call had %zu events",
-		    outs->via.array.size, s->n_evs);
-		return false;
-	}
 	for (size_t i = 0; i < s->n_evs; i++) {
 		const msgpack_object *m = &outs->via.array.ptr[i];
 		remote_resp          *r = &s->evs[i]->resp;
