@@ -153,6 +153,24 @@ native_call(duk_context *ctx, const char *what)
 	return c;
 }
 
+/* An event to stream through the host (emit, copyTo); a refusal throws
+ * "<what> '<stream>' refused (error N)". */
+static duk_ret_t
+emit_event(duk_context *ctx, jscall *c, const char *what, const char *stream,
+    const char *type, const char *body, const char *meta)
+{
+	jsheap_guard_begin();
+	int rc = c->p->host->emit_meta(c->ctx, stream, type, body, meta);
+	jsheap_guard_end();
+	if (rc != SL_OK) {
+		char msg[400];
+		snprintf(msg, sizeof(msg), "%s '%s' refused (error %d)", what,
+		    stream, rc);
+		return native_error(ctx, "%s", msg, 0);
+	}
+	return 0;
+}
+
 /* emit(stream, eventType, body, metadata) */
 static duk_ret_t
 n_emit(duk_context *ctx)
@@ -166,13 +184,7 @@ n_emit(duk_context *ctx)
 	const char *meta = NULL;
 	if (!duk_is_undefined(ctx, 3) && !duk_is_null(ctx, 3))
 		meta = duk_json_encode(ctx, 3);
-	jsheap_guard_begin();
-	int rc = c->p->host->emit_meta(c->ctx, stream, type, body, meta);
-	jsheap_guard_end();
-	if (rc != SL_OK)
-		return native_error(
-		    ctx, "emit to '%s' refused (error %d)", stream, rc);
-	return 0;
+	return emit_event(ctx, c, "emit to", stream, type, body, meta);
 }
 
 /* Copy the properties of the object at obj into the one at to, but those
@@ -226,13 +238,7 @@ n_copy_to(duk_context *ctx)
 	duk_pop(ctx);
 	merge_meta(ctx, -1, 2, false);
 	const char *meta = duk_json_encode(ctx, -1);
-	jsheap_guard_begin();
-	int rc = c->p->host->emit_meta(c->ctx, stream, type, body, meta);
-	jsheap_guard_end();
-	if (rc != SL_OK)
-		return native_error(
-		    ctx, "copyTo '%s' refused (error %d)", stream, rc);
-	return 0;
+	return emit_event(ctx, c, "copyTo", stream, type, body, meta);
 }
 
 /* linkTo(stream, event): the event being handled */
