@@ -29,6 +29,7 @@
 #include "event.h"
 #include "json.h"
 #include "mp.h"
+#include "mpraw.h"
 
 #define REMOTE_PROTOCOL       2    /* the default; 1 on request */
 #define REMOTE_RECV_SLICE_MS  100  /* how often run looks at the stop flag */
@@ -84,6 +85,12 @@ struct sl_remote_call {
 	char                 *tenant, *key, *reason, *type, *stream;
 	uint32_t              attempt;
 	json_t               *state; /* the state being edited (lazy) */
+	/* or the state as msgpack bytes a handler set (owned; at most one
+	 * of state and state_raw is set: sl_remote_set_state_msgpack) */
+	char  *state_raw;
+	size_t state_raw_len;
+	/* the raw accessors' bytes, packed on first use */
+	msgpack_sbuffer ev_bytes, st_bytes;
 	char                 *state_text;
 	sl_read_event         ev;
 	bool                  ev_built;
@@ -633,6 +640,9 @@ call_free(sl_remote_call *c)
 	if (c->state != NULL)
 		json_decref(c->state);
 	free(c->state_text);
+	free(c->state_raw);
+	msgpack_sbuffer_destroy(&c->ev_bytes);
+	msgpack_sbuffer_destroy(&c->st_bytes);
 	if (c->ev_built)
 		client_event_free(&c->ev);
 	for (size_t i = 0; i < c->n_scratch; i++)
@@ -682,11 +692,20 @@ pack_failed(msgpack_packer *pk, bool with_call, uint64_t call,
 	mp_pack_kv_u64(pk, "retry_after_ms", after);
 }
 
+/* Append len packed bytes as they are (one whole value). */
+static void
+pack_raw(msgpack_packer *pk, const void *data, size_t len)
+{
+	pk->callback(pk->data, (const char *) data, len);
+}
+
 /* The state the call leaves: the edited one, else the one it got. */
 static void
 pack_state(const sl_remote_call *c, msgpack_packer *pk)
 {
-	if (c->state != NULL)
+	if (c->state_raw != NULL)
+		pack_raw(pk, c->state_raw, c->state_raw_len);
+	else if (c->state != NULL)
 		json_to_mp(c->state, pk);
 	else if (c->state_in != NULL
 	    && c->state_in->type == MSGPACK_OBJECT_MAP)
@@ -798,6 +817,8 @@ typedef struct run_fold {
 	size_t                applied;
 	bool                  deleted;
 	json_t               *cur;    /* the state as edited (owned), or */
+	char                 *cur_raw; /* ... as msgpack a handler set, or */
+	size_t                cur_raw_len;
 	const msgpack_object *cur_in; /* ... the state as received */
 	bool                  failed;
 	char                  reason[512];
@@ -828,8 +849,11 @@ fold_run(sl_remote *r, const msgpack_object *req, const msgpack_object *run,
 		const msgpack_object *ev = array_at(evs, j);
 		bool                  ok = call_setup(
 		                     &c, r, req, ev, f->cur_in, key, j == 0 ? retry : NULL);
-		c.state = f->cur; /* handed on: c owns it now */
-		f->cur  = NULL;
+		c.state         = f->cur; /* handed on: c owns it now */
+		c.state_raw     = f->cur_raw;
+		c.state_raw_len = f->cur_raw_len;
+		f->cur          = NULL;
+		f->cur_raw      = NULL;
 		sl_remote_result res;
 		if (count)
 			res = call_run(r, &c, ok);
@@ -840,6 +864,9 @@ fold_run(sl_remote *r, const msgpack_object *req, const msgpack_object *run,
 			f->deleted = false;
 			f->cur     = c.state; /* NULL: state_in unchanged */
 			c.state    = NULL;
+			f->cur_raw     = c.state_raw;
+			f->cur_raw_len = c.state_raw_len;
+			c.state_raw    = NULL;
 			f->cur_in  = c.state_in;
 		} else if (res == SL_REMOTE_DELETE) {
 			f->applied++;
@@ -895,6 +922,7 @@ answer_runs(
 			run_fold g;
 			if (f.cur != NULL)
 				json_decref(f.cur);
+			free(f.cur_raw);
 			fold_run(r, req, run, f.applied, false, &g);
 			if (!g.failed) {
 				g.failed = true;
@@ -910,7 +938,9 @@ answer_runs(
 			mp_pack_kv_bool(pk, "deleted", true);
 		} else if (f.applied > 0) {
 			mp_pack_cstr(pk, "state");
-			if (f.cur != NULL)
+			if (f.cur_raw != NULL)
+				pack_raw(pk, f.cur_raw, f.cur_raw_len);
+			else if (f.cur != NULL)
 				json_to_mp(f.cur, pk);
 			else if (f.cur_in != NULL
 			    && f.cur_in->type == MSGPACK_OBJECT_MAP)
@@ -927,6 +957,7 @@ answer_runs(
 		}
 		if (f.cur != NULL)
 			json_decref(f.cur);
+		free(f.cur_raw);
 	}
 }
 
@@ -1361,6 +1392,22 @@ state(sl_remote_call *c)
 {
 	if (c->r->is_filter)
 		return NULL;
+	if (c->state == NULL && c->state_raw != NULL) {
+		/* set as msgpack, edited now through JSON */
+		msgpack_zone   z;
+		msgpack_object o;
+		size_t         off = 0;
+		if (!msgpack_zone_init(&z, 1024))
+			return NULL;
+		if (msgpack_unpack(c->state_raw, c->state_raw_len, &off, &z, &o)
+		    == MSGPACK_UNPACK_SUCCESS)
+			c->state = mp_to_json(&o);
+		msgpack_zone_destroy(&z);
+		if (c->state == NULL)
+			return NULL;
+		free(c->state_raw);
+		c->state_raw = NULL;
+	}
 	if (c->state == NULL) {
 		c->state = c->state_in != NULL
 		        && c->state_in->type == MSGPACK_OBJECT_MAP
@@ -1491,6 +1538,72 @@ sl_remote_set_state_json(sl_remote_call *c, const char *json)
 	if (c->state != NULL)
 		json_decref(c->state);
 	c->state = v;
+	free(c->state_raw);
+	c->state_raw = NULL;
+	return SL_OK;
+}
+
+/* ---- raw msgpack ---- */
+
+int
+sl_remote_event_msgpack(sl_remote_call *c, const void **out, size_t *len)
+{
+	if (c == NULL || c->event == NULL || out == NULL || len == NULL)
+		return SL_EINVAL;
+	if (c->ev_bytes.size == 0) {
+		msgpack_packer pk;
+		msgpack_packer_init(&pk, &c->ev_bytes, msgpack_sbuffer_write);
+		if (msgpack_pack_object(&pk, *c->event) != 0)
+			return SL_ENOMEM;
+	}
+	*out = c->ev_bytes.data;
+	*len = c->ev_bytes.size;
+	return SL_OK;
+}
+
+int
+sl_remote_state_msgpack(sl_remote_call *c, const void **out, size_t *len)
+{
+	if (c == NULL || c->r->is_filter || out == NULL || len == NULL)
+		return SL_EINVAL;
+	if (c->state_raw != NULL) {
+		*out = c->state_raw;
+		*len = c->state_raw_len;
+		return SL_OK;
+	}
+	msgpack_packer pk;
+	msgpack_sbuffer_clear(&c->st_bytes);
+	msgpack_packer_init(&pk, &c->st_bytes, msgpack_sbuffer_write);
+	pack_state(c, &pk);
+	if (c->st_bytes.data == NULL)
+		return SL_ENOMEM;
+	*out = c->st_bytes.data;
+	*len = c->st_bytes.size;
+	return SL_OK;
+}
+
+int
+sl_remote_set_state_msgpack(sl_remote_call *c, const void *data, size_t len)
+{
+	if (c == NULL || c->r->is_filter || data == NULL || len == 0)
+		return SL_EINVAL;
+	/* one whole map, nothing after it (the daemon checks it again) */
+	const unsigned char *b = data;
+	size_t               at = 0;
+	if (!((b[0] >= 0x80 && b[0] <= 0x8f) || b[0] == 0xde || b[0] == 0xdf)
+	    || !mpraw_skip(data, len, &at) || at != len)
+		return SL_EINVAL;
+	char *copy = malloc(len);
+	if (copy == NULL)
+		return SL_ENOMEM;
+	memcpy(copy, data, len);
+	free(c->state_raw);
+	c->state_raw     = copy;
+	c->state_raw_len = len;
+	if (c->state != NULL) {
+		json_decref(c->state);
+		c->state = NULL;
+	}
 	return SL_OK;
 }
 

@@ -272,6 +272,53 @@ ev_pack_wire_extra(msgpack_packer *pk, const ev_view *ev, uint32_t n_extra)
 	msgpack_pack_object(pk, ev->content);
 }
 
+int
+ev_from_wire(const msgpack_object *map, msgpack_zone *zone, ev_view *out)
+{
+	static const msgpack_object empty = { .type = MSGPACK_OBJECT_MAP };
+	const msgpack_object *f[6];
+	const char *const     names[6] = { "tenant", "stream", "type",
+		    "correlation_id", "causation_id", "id" };
+	uint64_t              u;
+	memset(out, 0, sizeof(*out));
+	if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
+		return SL_EPROTO;
+	for (size_t i = 0; i < 6; i++)
+		if ((f[i] = mp_get(map, names[i])) == NULL
+		    || f[i]->type != MSGPACK_OBJECT_STR)
+			return SL_EPROTO;
+	out->tenant         = ev_zone_str(zone, f[0]);
+	out->stream         = ev_zone_str(zone, f[1]);
+	out->type           = ev_zone_str(zone, f[2]);
+	out->correlation_id = ev_zone_str(zone, f[3]);
+	out->causation_id   = ev_zone_str(zone, f[4]);
+	if (out->tenant == NULL || out->stream == NULL || out->type == NULL
+	    || out->correlation_id == NULL || out->causation_id == NULL)
+		return SL_EPROTO;
+	if (ev_uuid_parse(f[5]->via.str.ptr, f[5]->via.str.size, out->id)
+	    != SL_OK)
+		return SL_EPROTO;
+	ev_uuid_text(out->id, out->id_text);
+	if (mp_get_u64(map, "position", &out->position) != SL_OK
+	    || mp_get_u64(map, "revision", &out->revision) != SL_OK
+	    || mp_get_u64(map, "generation", &u) != SL_OK || u > UINT32_MAX
+	    || mp_get_i64(map, "occurred", &out->occurred_ns) != SL_OK
+	    || mp_get_bool(map, "public", &out->is_public) != SL_OK)
+		return SL_EPROTO;
+	out->generation             = (uint32_t) u;
+	const msgpack_object *meta  = mp_get(map, "metadata");
+	const msgpack_object *cont  = mp_get(map, "content");
+	if (cont == NULL
+	    || (meta != NULL && meta->type != MSGPACK_OBJECT_MAP
+	        && meta->type != MSGPACK_OBJECT_NIL))
+		return SL_EPROTO;
+	out->metadata = meta != NULL && meta->type == MSGPACK_OBJECT_MAP
+	    ? *meta
+	    : empty;
+	out->content = *cont;
+	return SL_OK;
+}
+
 /* An unsigned integer at p[*i] (fixint or uint 8..64). */
 static bool
 raw_uint(const unsigned char *p, size_t n, size_t *i, uint64_t *v)

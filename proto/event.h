@@ -121,6 +121,16 @@ int ev_decode(const void *data, size_t len, uint64_t position,
  * correlation_id, causation_id, public, metadata, content.
  */
 void ev_pack_wire(msgpack_packer *pk, const ev_view *ev);
+/**
+ * Read back a committed event's wire map (ev_pack_wire's; a remote call's
+ * `event`) into a view, as ev_decode does a stored record: strings are
+ * NUL-terminated copies in zone; metadata and content point into map
+ * (which must outlive the view). An absent metadata is an empty map.
+ * @return SL_OK, or SL_EPROTO (not such a map: a field missing or of
+ * another type).
+ */
+int ev_from_wire(const msgpack_object *map, msgpack_zone *zone,
+    ev_view *out);
 /** ev_pack_wire with room for n_extra more pairs, which the caller packs
  * right after (e.g. a filter stream's stream_position). */
 void ev_pack_wire_extra(msgpack_packer *pk, const ev_view *ev,

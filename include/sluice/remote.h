@@ -254,6 +254,28 @@ const char *sl_remote_state_json(sl_remote_call *c);
  * or not a projection call). */
 int sl_remote_set_state_json(sl_remote_call *c, const char *json);
 
+/* ---- raw msgpack: the bytes the daemon sent, without JSON ----
+ * For a handler that works on msgpack itself (sluice-host, which hands a
+ * plugin the same event and state bytes the daemon's in-process path
+ * does). Bytes returned are valid until the handler returns or, for the
+ * state, until the state is changed.
+ */
+
+/** The event: one msgpack map, the committed event of docs/remote.md
+ * (protocol.md's "A committed event"). @return SL_OK; SL_EINVAL (NULL
+ * arguments); SL_ENOMEM. */
+int sl_remote_event_msgpack(sl_remote_call *c, const void **out, size_t *len);
+/** Projections: the state now (as the call brought it, or as the handler
+ * set it) as one msgpack map. @return SL_OK; SL_EINVAL (a filter's call,
+ * NULL arguments); SL_ENOMEM. */
+int sl_remote_state_msgpack(sl_remote_call *c, const void **out, size_t *len);
+/** Projections: replace the whole state with len bytes of one msgpack map
+ * (copied; nothing may follow the map). The JSON state calls above see it
+ * too. @return SL_OK; SL_EINVAL (not one map, a filter's call); SL_ENOMEM.
+ */
+int sl_remote_set_state_msgpack(
+    sl_remote_call *c, const void *data, size_t len);
+
 /* ---- outcomes ---- */
 
 /**
