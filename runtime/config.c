@@ -52,7 +52,8 @@ enum {
 	K_TAKE, /* by_category.take: first or last */
 	K_MODE, /* a projection's mode: one of mode_words */
 	K_PERM, /* file permission bits in octal, 0..0777 ("0660") */
-	K_GROUP /* a group name (or number) that exists on this host */
+	K_GROUP, /* a group name (or number) that exists on this host */
+	K_ISO    /* a plugin's isolation: one of iso_words */
 };
 
 typedef struct cfg_key {
@@ -110,17 +111,21 @@ enum {
 	S_CORRPROP,
 	S_SET, /* the six projection_settings, in SETTING_KEYS order */
 	S_PROJS = S_SET + 6,
+	S_PLUGLIST,
 	S_N
 };
 enum { T_ID, T_PATH, T_MAP, T_N };
 /* Slots of one `projections:` entry. */
 enum { P_NAME, P_MODE, P_SET, P_N = P_SET + 6 };
+/* Slots of one `plugins:` entry. */
+enum { G_FILE, G_ISO, G_N };
 
 /* Words of the word kinds, indexed by the value they stand for. */
 static const char *const run_words[]  = { "none", "system", "all", NULL };
 static const char *const take_words[] = { "first", "last", NULL };
 static const char *const mode_words[]
     = { "continuous", "one_time", "transient", NULL };
+static const char *const iso_words[] = { "in_process", "process", NULL };
 
 /*
  * EventStoreDB's projection settings (ProjectionConsts.cs; see
@@ -250,6 +255,14 @@ static const cfg_key top_keys[] = {
 	{ "system_projections", K_MAP, 0, 0, 0, 0, sysproj_keys },
 	{ "projection_settings", K_MAP, 0, 0, 0, 0, setting_keys },
 	{ "projections", K_SEQ, S_PROJS, 0, 0, 0, NULL },
+	{ "plugins", K_SEQ, S_PLUGLIST, 0, 0, 0, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
+/* One `plugins:` entry: a file of plugin_dir and how it runs. */
+static const cfg_key plugin_keys[] = {
+	{ "file", K_STR, G_FILE, 1, 255, 0, NULL },
+	{ "isolation", K_ISO, G_ISO, 0, 0, CFG_ISOLATION_IN_PROCESS, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -274,13 +287,14 @@ static const char *const expected[] = { "a scalar", "a scalar", "a scalar",
 	"one of none, system, all", "first or last",
 	"one of continuous, one_time, transient",
 	"permission bits in octal, 0000..0777 (\"0660\")",
-	"a group name or number" };
+	"a group name or number", "one of in_process, process" };
 
 static const char *const *
 words_of(int kind)
 {
 	return kind == K_RUN ? run_words
 	    : kind == K_TAKE ? take_words
+	    : kind == K_ISO  ? iso_words
 	                     : mode_words;
 }
 
@@ -521,6 +535,7 @@ leaf(cfgp *p, yaml_node_t *n, const char *path, const cfg_key *k, size_t *num)
 	case K_RUN:
 	case K_TAKE:
 	case K_MODE:
+	case K_ISO:
 		for (size_t i = 0; words_of(k->kind)[i] != NULL; i++)
 			if (strcmp(s, words_of(k->kind)[i]) == 0) {
 				*num = i;
@@ -981,6 +996,60 @@ parse_projection_model(cfgp *p, sl_config *cfg, slot *s)
 	    : SL_OK;
 }
 
+/* One `plugins:` entry; gs: the slots of the entries before it. */
+static int
+parse_plugin(cfgp *p, yaml_node_t *n, size_t i, sl_config *cfg, slot *gs)
+{
+	slot       *s  = gs + i * G_N;
+	cfg_plugin *cp = &cfg->plugins[i];
+	char        path[40];
+	int         rc;
+	snprintf(path, sizeof(path), "plugins[%zu]", i);
+	set_defaults(plugin_keys, s);
+	if ((rc = walk(p, n, path, plugin_keys, s)) != SL_OK)
+		return rc;
+	yaml_node_t *fn = s[G_FILE].node;
+	if (fn == NULL)
+		return fail(
+		    p, n->start_mark, "missing required key '%s.file'", path);
+	const char *f   = text(fn);
+	size_t      len = strlen(f);
+	if (strchr(f, '/') != NULL || len < 4 || strcmp(f + len - 3, ".so") != 0)
+		return fail(p, fn->start_mark,
+		    "key '%s.file': '%s' is not the name of a .so file in "
+		    "plugin_dir (no '/')",
+		    path, f);
+	if ((cp->file = strdup(f)) == NULL)
+		return nomem(p);
+	cp->isolation   = (cfg_isolation) s[G_ISO].num;
+	cfg->n_plugins = i + 1;
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(cfg->plugins[j].file, cp->file) == 0)
+			return fail(p, fn->start_mark,
+			    "key '%s.file': duplicate plugin '%s' (first at "
+			    "plugins[%zu], line %zu)",
+			    path, f, j,
+			    gs[j * G_N + G_FILE].node->start_mark.line + 1);
+	return SL_OK;
+}
+
+static int
+parse_plugins(cfgp *p, yaml_node_t *seq, sl_config *cfg)
+{
+	yaml_node_item_t *items = seq->data.sequence.items.start;
+	size_t count = (size_t) (seq->data.sequence.items.top - items);
+	if (count == 0)
+		return SL_OK;
+	slot *gs     = calloc(count * G_N, sizeof(*gs));
+	cfg->plugins = calloc(count, sizeof(*cfg->plugins));
+	int rc = gs == NULL || cfg->plugins == NULL ? nomem(p) : SL_OK;
+	for (size_t i = 0; i < count && rc == SL_OK; i++)
+		rc = parse_plugin(
+		    p, yaml_document_get_node(p->doc, items[i]), i, cfg, gs);
+	free(gs);
+	return rc;
+}
+
 static int
 parse_root(cfgp *p, sl_config *cfg)
 {
@@ -1025,6 +1094,9 @@ parse_root(cfgp *p, sl_config *cfg)
 	if ((rc = resolve(p, cfg, s)) != SL_OK)
 		return rc;
 	if ((rc = parse_tenants(p, s[S_TENANTS].node, cfg)) != SL_OK)
+		return rc;
+	if (s[S_PLUGLIST].node != NULL
+	    && (rc = parse_plugins(p, s[S_PLUGLIST].node, cfg)) != SL_OK)
 		return rc;
 	return parse_projection_model(p, cfg, s);
 }
@@ -1192,6 +1264,9 @@ config_free(sl_config *cfg)
 	for (size_t i = 0; i < cfg->n_projections; i++)
 		free(cfg->projections[i].name);
 	free(cfg->projections);
+	for (size_t i = 0; i < cfg->n_plugins; i++)
+		free(cfg->plugins[i].file);
+	free(cfg->plugins);
 	free(cfg);
 }
 

@@ -50,6 +50,19 @@ typedef struct cfg_projection {
 	proj_settings set;   /* defaults filled from projection_settings */
 } cfg_projection;
 
+/** How a plugin runs (`plugins:` isolation). */
+typedef enum cfg_isolation {
+	CFG_ISOLATION_IN_PROCESS = 0, /* loaded by the daemon (default) */
+	/* in a child sluice-host process (runtime/host/hostsup.h) */
+	CFG_ISOLATION_PROCESS = 1,
+} cfg_isolation;
+
+/** One entry of `plugins:`: a file of plugin_dir and how it runs. */
+typedef struct cfg_plugin {
+	char         *file; /* a file name in plugin_dir ("x.so", no '/') */
+	cfg_isolation isolation;
+} cfg_plugin;
+
 typedef struct sl_config {
 	char *file;          /* the config file's path as given */
 	char *data_dir;      /* absolute */
@@ -95,6 +108,8 @@ typedef struct sl_config {
 	proj_settings   proj_defaults;   /* projection_settings: */
 	cfg_projection *projections;     /* projections: (per id or name) */
 	size_t          n_projections;
+	cfg_plugin     *plugins;         /* plugins: (per file) */
+	size_t          n_plugins;
 } sl_config;
 
 /**

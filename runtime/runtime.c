@@ -23,6 +23,7 @@
 #include "guard.h"
 #include "log.h"
 #include "publisher.h"
+#include "hostsup.h"
 #include "reload.h"
 #include "server.h"
 #include "sysproj.h"
@@ -52,6 +53,12 @@ tenant_rm(void *ctx, const char *tenant)
 
 /* A filter's processor tells the feed when its stream changes; the feed
  * follows the stream from where it is now. */
+static bool
+hosted_file(void *arg, const char *path)
+{
+	return hostsup_owns(arg, path);
+}
+
 static void
 follow_filter(runtime *rt, processor *p, const proj_def *def)
 {
@@ -153,6 +160,10 @@ runtime_start(sl_config *cfg, runtime **out)
 	}
 	if ((rc = fval_create(&rt->fval)) != SL_OK)
 		goto fail;
+	/* plugins with isolation: process run in hosts, not in here */
+	if ((rc = hostsup_start(cfg, NULL, &rt->hosts)) != SL_OK)
+		goto fail;
+	registry_set_skip(rt->plugins, hosted_file, rt->hosts);
 	if (registry_load_dir(rt->plugins, cfg->plugin_dir) != SL_OK)
 		log_warn("runtime",
 		    "plugin directory %s cannot be read: no plugins loaded",
@@ -300,6 +311,9 @@ runtime_start(sl_config *cfg, runtime **out)
 		rt->srv = NULL;
 		goto fail;
 	}
+	/* the hosts register on the API, which serves now */
+	if ((rc = hostsup_run(rt->hosts)) != SL_OK)
+		goto fail;
 	/* Without a watchable plugin_dir the daemon runs on, unreloadable. */
 	if (cfg->hot_reload && reload_start(rt) != SL_OK)
 		log_warn("runtime", "hot reload is off: cannot watch %s",
@@ -319,6 +333,10 @@ runtime_stop(runtime *rt)
 		return;
 	if (rt->watch != NULL)
 		reload_stop(rt); /* no reload once stopping begins */
+	/* the plugin hosts end (bounded: SIGKILL after HOSTSUP_STOP_MS);
+	 * their registrations show disconnected */
+	hostsup_stop(rt->hosts);
+	rt->hosts = NULL;
 	if (rt->srv != NULL)
 		server_stop(rt->srv); /* no registration comes any more */
 	/* Validations call plugins and command processors: they end first

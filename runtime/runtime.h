@@ -72,6 +72,9 @@ typedef struct runtime {
 	/* validations of filters whose code changed without a version bump
 	 * (runtime/processing/filter_validate.h), started by hot reload */
 	struct fval *fval;
+	/* plugins with isolation: process, each in a sluice-host child
+	 * (runtime/host/hostsup.h); NULL until set up */
+	struct hostsup *hosts;
 } runtime;
 
 /**

@@ -18,6 +18,7 @@
 #include "event.h"
 #include "filter_validate.h"
 #include "guard.h"
+#include "hostsup.h"
 #include "mp.h"
 #include "sysproj.h"
 
@@ -431,6 +432,27 @@ api_status(request *r)
 	msgpack_pack_array(pk, n_remote);
 	for (size_t i = 0; i < n_remote; i++)
 		api_pack_remote(rt, i, pk);
+
+	/* plugins with isolation: process (runtime/host/hostsup.h) */
+	size_t n_hosts = hostsup_count(rt->hosts);
+	mp_map_key(&reply, "hosts");
+	msgpack_pack_array(pk, n_hosts);
+	for (size_t i = 0; i < n_hosts; i++) {
+		hostsup_info hi;
+		hostsup_info_get(rt->hosts, i, &hi);
+		mp_map e;
+		mp_map_open(&e, pk);
+		mp_map_str(&e, "file", hi.file);
+		mp_map_str(&e, "state", hi.state);
+		mp_map_i64(&e, "pid", hi.pid);
+		mp_map_u64(&e, "starts", hi.starts);
+		mp_map_u64(&e, "restarts", hi.restarts);
+		mp_map_str(&e, "last_exit", hi.last_exit);
+		mp_map_i64(&e, "last_exit_at_ns", hi.last_exit_at_ns);
+		mp_map_str(&e, "error", hi.error);
+		mp_map_u64(&e, "backoff_ms", hi.backoff_ms);
+		mp_map_close(&e);
+	}
 
 	mp_map_key(&reply, "processors");
 	msgpack_pack_array(pk, n_procs);

@@ -226,6 +226,13 @@ plugin_file_name(const char *name)
 	    && (strcmp(name + len - 3, ".so") == 0
 	        || strcmp(name + len - 3, ".js") == 0);
 }
+/**
+ * Files that registry_load_dir leaves alone (plugins run elsewhere:
+ * `isolation: process`): skip(arg, path) true. Set before loading.
+ */
+void registry_set_skip(
+    registry *r, bool (*skip)(void *arg, const char *path), void *arg);
+
 /** Unload every plugin (calls fini) and free. */
 void registry_destroy(registry *r);
 

@@ -117,6 +117,9 @@ struct registry {
 	def_refusal     *refused; /* by id, under lock */
 	size_t           n_refused, cap_refused;
 	char            *js_host; /* js_host.so for .js files, or NULL */
+	/* files registry_load_dir leaves alone (registry_set_skip) */
+	bool (*skip)(void *arg, const char *path);
+	void *skip_arg;
 };
 
 /* ---- FNV-1a 64 over the definition ---- */

@@ -183,6 +183,14 @@ registry_set_js_host(registry *r, const char *path)
 }
 
 void
+registry_set_skip(
+    registry *r, bool (*skip)(void *arg, const char *path), void *arg)
+{
+	r->skip     = skip;
+	r->skip_arg = arg;
+}
+
+void
 registry_destroy(registry *r)
 {
 	if (r == NULL)
@@ -733,7 +741,8 @@ registry_load_dir(registry *r, const char *dir)
 			break;
 		}
 		struct stat sb;
-		if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)
+		    || (r->skip != NULL && r->skip(r->skip_arg, path))) {
 			free(path);
 			continue;
 		}

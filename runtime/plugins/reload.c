@@ -28,6 +28,7 @@
 #include <sluice/errors.h>
 
 #include "filter_validate.h"
+#include "hostsup.h"
 #include "log.h"
 #include "watch.h"
 
@@ -205,6 +206,11 @@ out_of_fds(const char *err)
 bool
 reload_file(runtime *rt, const char *path)
 {
+	/* a plugin with isolation: process: its host starts again */
+	if (hostsup_owns(rt->hosts, path)) {
+		hostsup_file_changed(rt->hosts, path);
+		return false;
+	}
 	struct stat sb;
 	if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
 		/* removed, renamed away, or replaced by a non-file */
