@@ -287,6 +287,44 @@ check_nothing_created(void)
 	CHECK_EQ(n, ct_n_fixtures);
 }
 
+/* plugins: (isolation: process, docs/plugins.md) */
+static void
+test_plugins(void)
+{
+	ct_expect_err("tenants: [{id: demo}]\nplugins:\n  - file: a.so\n"
+	              "    isolation: separate\n",
+	    "4:16",
+	    "key 'plugins[0].isolation': expected one of in_process, "
+	    "process, got 'separate'");
+	ct_expect_err("tenants: [{id: demo}]\nplugins:\n  - isolation: "
+	              "process\n",
+	    "3:5", "missing required key 'plugins[0].file'");
+	ct_expect_err("tenants: [{id: demo}]\nplugins:\n  - file: x/a.so\n",
+	    "3:11",
+	    "key 'plugins[0].file': 'x/a.so' is not the name of a .so file "
+	    "in plugin_dir (no '/')");
+	ct_expect_err("tenants: [{id: demo}]\nplugins:\n  - file: a.js\n",
+	    "3:11", "key 'plugins[0].file': 'a.js' is not the name of a .so");
+	ct_expect_err("tenants: [{id: demo}]\nplugins:\n  - file: a.so\n"
+	              "  - file: a.so\n    isolation: process\n",
+	    "4:11",
+	    "key 'plugins[1].file': duplicate plugin 'a.so' (first at "
+	    "plugins[0], line 3)");
+	ct_expect_err("tenants: [{id: demo}]\nplugins:\n  - file: a.so\n"
+	              "    isolate: process\n",
+	    "4:5", "unknown key 'plugins[0].isolate'");
+	ct_expect_err("tenants: [{id: demo}]\nplugins: a.so\n", "2:10",
+	    "key 'plugins': expected a sequence");
+	sl_config *cfg = ct_load_ok("tenants: [{id: demo}]\nplugins:\n"
+	                            "  - file: a.so\n    isolation: process\n"
+	                            "  - file: b.so\n");
+	CHECK_EQ(cfg->n_plugins, 2);
+	CHECK(strcmp(cfg->plugins[0].file, "a.so") == 0);
+	CHECK_EQ(cfg->plugins[0].isolation, CFG_ISOLATION_PROCESS);
+	CHECK_EQ(cfg->plugins[1].isolation, CFG_ISOLATION_IN_PROCESS);
+	config_free(cfg);
+}
+
 int
 main(void)
 {
@@ -298,6 +336,7 @@ main(void)
 	test_tenant_ids();
 	test_syntax_and_file();
 	test_endpoints();
+	test_plugins();
 	check_nothing_created();
 	printf("config_errors_test: %d fixtures OK\n", ct_n_fixtures);
 	return 0;
