@@ -103,40 +103,11 @@ static int acc_next;
  * thread-safe). */
 static _Thread_local sl_client *wcl;
 
-static void
-commit1(
-    const char *stream, uint64_t expect, const char *type, const char *content)
-{
-	ru_commit1(&wcl, P.api_url, TENANT, stream, expect, type, content);
-}
-
 /* One account: opened, its customer registered, debits, a withdrawal. */
 static void
 one_account(int debits)
 {
-	char acc[32], cust[32], content[256];
-	int  i = acc_next++;
-	snprintf(acc, sizeof(acc), "acc-%05d", i);
-	snprintf(cust, sizeof(cust), "cust-%03d", i % 50);
-	snprintf(content, sizeof(content),
-	    "{\"account_id\":\"%s\",\"customer_id\":\"%s\",\"name\":"
-	    "\"Account %d\"}",
-	    acc, cust, i);
-	commit1(acc, SL_EXPECT_ANY, "DebitAccountOpened", content);
-	snprintf(content, sizeof(content),
-	    "{\"customer_id\":\"%s\",\"name\":\"Customer %d\","
-	    "\"account\":{\"id\":\"%s\"}}",
-	    cust, i % 50, acc);
-	commit1(cust, SL_EXPECT_ANY, "CustomerRegistered", content);
-	for (int d = 0; d < debits; d++) {
-		snprintf(content, sizeof(content),
-		    "{\"customer_id\":\"%s\",\"amount\":%d}", cust, 100 + d);
-		commit1(acc, SL_EXPECT_ANY, "DebitPerformed", content);
-	}
-	snprintf(content, sizeof(content),
-	    "{\"account_id\":\"%s\",\"customer_id\":\"%s\",\"amount\":%d}",
-	    acc, cust, i % 7);
-	commit1(acc, SL_EXPECT_ANY, "WithdrawalPerformed", content);
+	ru_one_account(&wcl, P.api_url, TENANT, acc_next++, debits);
 }
 
 static void *

@@ -257,6 +257,40 @@ ru_commit1(sl_client **wcl, const char *api_url, const char *tenant,
 	CHECK_EQ(rc, SL_OK);
 }
 
+/* Account number i of the Account Details workload: opened, its customer
+ * registered, debits, a withdrawal, committed through *wcl. */
+__attribute__((unused)) static void
+ru_one_account(sl_client **wcl, const char *api_url, const char *tenant,
+    int i, int debits)
+{
+	char acc[32], cust[32], content[256];
+	snprintf(acc, sizeof(acc), "acc-%05d", i);
+	snprintf(cust, sizeof(cust), "cust-%03d", i % 50);
+	snprintf(content, sizeof(content),
+	    "{\"account_id\":\"%s\",\"customer_id\":\"%s\",\"name\":"
+	    "\"Account %d\"}",
+	    acc, cust, i);
+	ru_commit1(wcl, api_url, tenant, acc, SL_EXPECT_ANY,
+	    "DebitAccountOpened", content);
+	snprintf(content, sizeof(content),
+	    "{\"customer_id\":\"%s\",\"name\":\"Customer %d\","
+	    "\"account\":{\"id\":\"%s\"}}",
+	    cust, i % 50, acc);
+	ru_commit1(wcl, api_url, tenant, cust, SL_EXPECT_ANY,
+	    "CustomerRegistered", content);
+	for (int d = 0; d < debits; d++) {
+		snprintf(content, sizeof(content),
+		    "{\"customer_id\":\"%s\",\"amount\":%d}", cust, 100 + d);
+		ru_commit1(wcl, api_url, tenant, acc, SL_EXPECT_ANY,
+		    "DebitPerformed", content);
+	}
+	snprintf(content, sizeof(content),
+	    "{\"account_id\":\"%s\",\"customer_id\":\"%s\",\"amount\":%d}",
+	    acc, cust, i % 7);
+	ru_commit1(wcl, api_url, tenant, acc, SL_EXPECT_ANY,
+	    "WithdrawalPerformed", content);
+}
+
 /* The processor of name in status (borrowed from st), or NULL. */
 __attribute__((unused)) static json_t *
 ru_proc_named(json_t *st, const char *name)

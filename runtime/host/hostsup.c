@@ -327,8 +327,7 @@ hostsup_start(const sl_config *cfg, const char *sluice_host, hostsup **out)
 		    cp->file);
 		snprintf(e->dir, sizeof(e->dir), "%s/hosts/%zu", cfg->data_dir,
 		    h->n);
-		struct stat sb;
-		e->gone = stat(e->file, &sb) != 0;
+		e->gone = stat(e->file, &e->started_sb) != 0;
 		if (e->gone)
 			log_warn("host", "%s (isolation: process) is not there "
 			                 "yet: its host starts once it is",
@@ -445,8 +444,8 @@ hostsup_file_changed(hostsup *h, const char *path)
 				    path);
 			e->gone = true;
 			stop_child(h, e);
-		} else if (e->gone || e->state != H_RUNNING
-		    || !same_file(&sb, &e->started_sb)) {
+		} else if (e->gone || !same_file(&sb, &e->started_sb)) {
+			/* (a rescan reports files that did not change) */
 			log_info("host", "%s changed: starting its plugin "
 			                 "host again",
 			    path);
