@@ -12,12 +12,18 @@
  *   - the same client speaking protocol 2 (runs of events per call) with
  *     the default window and remote.batch (--batch, default the daemon's
  *     64) (key b);
+ *   - with --host, the same plugin with `isolation: process`: run by a
+ *     sluice-host child of sluiced (runtime/host/hostsup.h), which
+ *     registers it over protocol 2 with the defaults (key h; its "client"
+ *     CPU is the host's); with --protocol none, only the plugin and this
+ *     row;
  * and prints "key value" lines: events/s of each, each remote one as a
  * ratio to the plugin's, and CPU per event of sluiced and of the client.
- * --protocol 1 or 2 runs only that protocol's rows.
+ * --protocol 1 or 2 runs only that protocol's rows, none neither.
  *
  *   bench_remote catchup --sluiced PATH --dir DIR --plugin SO --client PATH
- *                        [--sync 0|1] [--protocol 1|2] [--batch N]
+ *                        [--sync 0|1] [--protocol 1|2|none] [--batch N]
+ *                        [--host]
  */
 #include <getopt.h>
 #include <signal.h>
@@ -46,6 +52,7 @@ typedef struct opts {
 	int         sync;
 	int         protocol; /* 0: both */
 	int         batch;    /* protocol 2's remote.batch; 0: default */
+	bool        host;     /* also the plugin under isolation: process */
 } opts;
 
 /* One catch-up's figures. */
@@ -144,14 +151,41 @@ caught_up(sl_client *c, const char *name, result *res)
  * remote client with the daemon's default window; else remote.window.
  * protocol: the client's (1 or 2); batch: remote.batch (0: default).
  */
+/* The pid of the first plugin host in status (0: none). */
+static pid_t
+host_pid(sl_client *c)
+{
+	char *text = NULL;
+	if (sl_client_status(c, &text) != SL_OK)
+		bench_die("status: %s", sl_client_last_error(c));
+	json_t *st = json_loads(text, 0, NULL);
+	sl_client_free(text);
+	pid_t pid = (pid_t) json_integer_value(json_object_get(
+	    json_array_get(json_object_get(st, "hosts"), 0), "pid"));
+	json_decref(st);
+	return pid;
+}
+
+/* hosted: the plugin under isolation: process (window, protocol and
+ * batch are then not used) */
 static void
-measure(const opts *o, int window, int protocol, int batch, result *res)
+measure_ex(const opts *o, int window, int protocol, int batch, bool hosted,
+    result *res)
 {
 	bench_daemon d;
 	char         rm[1200], clog[1200], proto[16];
-	bool         remote = window >= 0;
+	bool         remote = window >= 0 && !hosted;
 	memset(res, 0, sizeof(*res));
 	daemon_init(&d, o->sluiced, o->dir, o->sync != 0);
+	if (hosted) {
+		FILE *f = fopen(d.cfg, "a");
+		if (f == NULL
+		    || fprintf(f, "plugins:\n  - file: account_details.so\n"
+		                  "    isolation: process\n")
+		        < 0
+		    || fclose(f) != 0)
+			bench_die("append to %s failed", d.cfg);
+	}
 	if (window > 0 || batch > 0) {
 		/* daemon.c writes top-level keys only: a section appended
 		 * after them is the file's own. */
@@ -192,6 +226,11 @@ measure(const opts *o, int window, int protocol, int batch, result *res)
 	res->daemon_cpu_s = (double) bench_proc_cpu_ns(d.pid) / 1e9;
 	if (client > 0)
 		res->client_cpu_s = (double) bench_proc_cpu_ns(client) / 1e9;
+	pid_t hp = hosted ? host_pid(c) : 0;
+	if (hp > 0)
+		res->client_cpu_s = (double) bench_proc_cpu_ns(hp) / 1e9;
+	else if (hosted)
+		bench_die("no plugin host in status; see %s", d.log);
 	daemon_status st;
 	daemon_get_status(c, &st);
 	res->events = st.head;
@@ -207,6 +246,12 @@ measure(const opts *o, int window, int protocol, int batch, result *res)
 	}
 	daemon_stop(&d);
 	daemon_set_plugin(&d, NULL);
+}
+
+static void
+measure(const opts *o, int window, int protocol, int batch, result *res)
+{
+	measure_ex(o, window, protocol, batch, false, res);
 }
 
 static void
@@ -229,9 +274,17 @@ print_remote(const char *key, const result *r, const result *plugin)
 static int
 cmd_catchup(const opts *o)
 {
-	result plugin, w1, wdef, bt;
-	bool   v1 = o->protocol != 2, v2 = o->protocol != 1;
+	result plugin, w1, wdef, bt, ht;
+	bool   v1 = o->protocol == 0 || o->protocol == 1;
+	bool   v2 = o->protocol == 0 || o->protocol == 2;
 	measure(o, -1, 0, 0, &plugin);
+	if (o->host) {
+		measure_ex(o, -1, 2, 0, true, &ht);
+		if (ht.models != plugin.models || ht.events != plugin.events)
+			bench_die("read models differ: plugin %llu, host %llu",
+			    (unsigned long long) plugin.models,
+			    (unsigned long long) ht.models);
+	}
 	if (v1) {
 		measure(o, 1, 1, 0, &w1);
 		measure(o, 0, 1, 0, &wdef);
@@ -272,6 +325,8 @@ cmd_catchup(const opts *o)
 	}
 	if (v2)
 		print_remote("b", &bt, &plugin);
+	if (o->host)
+		print_remote("h", &ht, &plugin);
 	return 0;
 }
 
@@ -282,7 +337,8 @@ usage(void)
 	    "usage: bench_remote catchup --sluiced PATH --dir DIR --plugin "
 	    "SO\n"
 	    "                            --client PATH [--sync 0|1]\n"
-	    "                            [--protocol 1|2] [--batch N]\n"
+	    "                            [--protocol 1|2|none] [--batch N] "
+	    "[--host]\n"
 	    "DIR holds a log grown by `bench_sluice load`; --client is the\n"
 	    "remote_account_details example. Prints \"key value\" lines.\n");
 	exit(2);
@@ -301,7 +357,8 @@ main(int argc, char **argv)
 		O_CLIENT,
 		O_SYNC,
 		O_PROTOCOL,
-		O_BATCH
+		O_BATCH,
+		O_HOST
 	};
 	static const struct option lo[] = {
 		{ "sluiced", required_argument, NULL, O_SLUICED },
@@ -311,6 +368,7 @@ main(int argc, char **argv)
 		{ "sync", required_argument, NULL, O_SYNC },
 		{ "protocol", required_argument, NULL, O_PROTOCOL },
 		{ "batch", required_argument, NULL, O_BATCH },
+		{ "host", no_argument, NULL, O_HOST },
 		{ NULL, 0, NULL, 0 },
 	};
 	optind = 2;
@@ -333,10 +391,14 @@ main(int argc, char **argv)
 			o.sync = atoi(optarg);
 			break;
 		case O_PROTOCOL:
-			o.protocol = atoi(optarg);
+			o.protocol = strcmp(optarg, "none") == 0 ? -1
+			                                         : atoi(optarg);
 			break;
 		case O_BATCH:
 			o.batch = atoi(optarg);
+			break;
+		case O_HOST:
+			o.host = true;
 			break;
 		default:
 			usage();

@@ -382,6 +382,12 @@ END {
 		    num(med(k ".client_cpu_us_per_event")),
 		    (med(k ".in_flight_max") == "" ? "MISSING" : sprintf("%d", med(k ".in_flight_max")))
 	}
+	e = med("remote.h.eps")
+	printf "| plugin host (`isolation: process`, sluice-host), protocol 2 defaults | %s | %s | %s | %s | %s (the host) | — |\n",
+	    cell("remote.h.eps"), rcell("remote.h.ratio"),
+	    num(e != "" && e > 0 ? 1e6 / e : ""),
+	    num(med("remote.h.daemon_cpu_us_per_event")),
+	    num(med("remote.h.client_cpu_us_per_event"))
 	print ""
 
 	# ---- emitting projections (issue 8) ----
@@ -541,6 +547,9 @@ END {
 	target("every append and catch-up figure ahead of SQLite",
 	    ahead " of " total " ahead" (behind == "" ? "" : "; behind: " behind),
 	    "all", ahead == total)
+	hr = med("remote.h.ratio")
+	target("catch-up through a plugin host (isolation: process) vs the plugin in process",
+	    num(hr) "×", "≥ 0.5×", hr != "" && hr >= 0.5)
 	pm = med("catchup.2.anon_mib")
 	target("private memory of sluiced during the " num(size[2]) " catch-up",
 	    num(pm) " MiB", "< 64 MiB", pm != "" && pm < 64)

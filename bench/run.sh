@@ -97,7 +97,8 @@ else
 		-DCMAKE_C_FLAGS=-fno-omit-frame-pointer >/dev/null
 	cmake --build "$build" -j "$(nproc)" --target sluiced account_details \
 		bench_sluice bench_lmdb bench_nng bench_sqlite bench_live \
-		bench_remote remote_account_details bench_emit bench_emitter \
+		bench_remote remote_account_details sluice-host bench_emit \
+		bench_emitter \
 		bench_slow_neighbour bench_lanes bench_sources \
 		bench_sources_plugin >/dev/null
 fi
@@ -284,8 +285,9 @@ done
 # A log of its own (a remote catch-up takes a round trip per event): one
 # account per 10 events. Each run times, back to back on that log, the
 # plugin, then the remote_account_details example (C client library)
-# speaking protocol 1 with remote.window 1 and with the default window, and
-# protocol 2 with the defaults; the ratios are per run.
+# speaking protocol 1 with remote.window 1 and with the default window,
+# protocol 2 with the defaults, and the plugin under `isolation: process`
+# (a sluice-host child of sluiced); the ratios are per run.
 RC=$WORK/remote
 REMOTE_ACCOUNTS=$((N_REMOTE / 10))
 say "remote catch-up: loading the log to $N_REMOTE events (no projection)"
@@ -293,9 +295,9 @@ say "remote catch-up: loading the log to $N_REMOTE events (no projection)"
 	--events $N_REMOTE --load-procs 4 2>>"$WORK/load.log" ||
 	{ cat "$WORK/load.log" >&2; exit 1; }
 for r in $(seq "$REMOTE_RUNS"); do
-	say "run $r/$REMOTE_RUNS: remote catch-up: plugin, protocol 1 (window 1, default window), protocol 2"
+	say "run $r/$REMOTE_RUNS: remote catch-up: plugin, protocol 1 (window 1, default window), protocol 2, plugin host"
 	run remote "$BR" catchup --sluiced "$SLUICED" --dir "$RC" \
-		--plugin "$PLUGIN" --client "$REMOTE_CLIENT" --sync 1
+		--plugin "$PLUGIN" --client "$REMOTE_CLIENT" --sync 1 --host
 done
 rm -rf "$RC"
 

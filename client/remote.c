@@ -75,6 +75,12 @@ struct sl_remote {
 	bool            thread_started;
 	pthread_mutex_t mu; /* stats and last_error */
 	sl_remote_stats stats;
+	/* the raw accessors' scratch (sl_remote_event_msgpack ...), reused
+	 * from call to call */
+	msgpack_sbuffer ev_bytes, st_bytes;
+	/* the call being served as it came (for the events' raw bytes) */
+	const unsigned char *req_raw;
+	size_t               req_raw_len;
 };
 
 struct sl_remote_call {
@@ -89,8 +95,15 @@ struct sl_remote_call {
 	 * of state and state_raw is set: sl_remote_set_state_msgpack) */
 	char  *state_raw;
 	size_t state_raw_len;
-	/* the raw accessors' bytes, packed on first use */
-	msgpack_sbuffer ev_bytes, st_bytes;
+	/* the raw accessors' bytes are packed into r->ev_bytes and
+	 * r->st_bytes (one call at a time per sl_remote) */
+	bool ev_packed;
+	/* the event's bytes in the call as it came, when found; else NULL */
+	const unsigned char *ev_raw;
+	size_t               ev_raw_len;
+	/* state_in's bytes when known (the run's, or the initial state) */
+	const unsigned char *state_in_raw;
+	size_t               state_in_raw_len;
 	char                 *state_text;
 	sl_read_event         ev;
 	bool                  ev_built;
@@ -641,8 +654,6 @@ call_free(sl_remote_call *c)
 		json_decref(c->state);
 	free(c->state_text);
 	free(c->state_raw);
-	msgpack_sbuffer_destroy(&c->ev_bytes);
-	msgpack_sbuffer_destroy(&c->st_bytes);
 	if (c->ev_built)
 		client_event_free(&c->ev);
 	for (size_t i = 0; i < c->n_scratch; i++)
@@ -812,6 +823,77 @@ array_at(const msgpack_object *a, size_t i)
 	    : NULL;
 }
 
+/* The raw items of an array: its bytes and where its first item starts. */
+typedef struct raw_items {
+	const unsigned char *p;
+	size_t               len, at, n;
+} raw_items;
+
+/* v[0..len) as an array (false: not one) */
+static bool
+raw_array(const unsigned char *v, size_t len, raw_items *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (len < 1)
+		return false;
+	if (v[0] >= 0x90 && v[0] <= 0x9f) {
+		out->n  = v[0] & 0x0f;
+		out->at = 1;
+	} else if (v[0] == 0xdc && len >= 3) {
+		out->n  = (size_t) v[1] << 8 | v[2];
+		out->at = 3;
+	} else if (v[0] == 0xdd && len >= 5) {
+		out->n  = (size_t) v[1] << 24 | (size_t) v[2] << 16
+		    | (size_t) v[3] << 8 | v[4];
+		out->at = 5;
+	} else {
+		return false;
+	}
+	out->p   = v;
+	out->len = len;
+	return true;
+}
+
+/* Whether v[0..len) starts with a map header. */
+static bool
+raw_is_map(const unsigned char *v, size_t len)
+{
+	return v != NULL && len > 0
+	    && ((v[0] >= 0x80 && v[0] <= 0x8f) || v[0] == 0xde || v[0] == 0xdf);
+}
+
+/* The next item of it (false: none left, or malformed). */
+static bool
+raw_next(raw_items *it, const unsigned char **v, size_t *len)
+{
+	size_t start = it->at;
+	if (it->p == NULL || it->n == 0 || !mpraw_skip(it->p, it->len, &it->at))
+		return false;
+	it->n--;
+	*v   = it->p + start;
+	*len = it->at - start;
+	return true;
+}
+
+/* The array at key of the map at v[0..len) (false: none). */
+static bool
+raw_map_array(const unsigned char *v, size_t len, const char *key,
+    raw_items *out)
+{
+	const unsigned char *a;
+	size_t               alen;
+	memset(out, 0, sizeof(*out));
+	return v != NULL && mpraw_map_find(v, len, key, SIZE_MAX, &a, &alen) == 1
+	    && raw_array(a, alen, out);
+}
+
+/* A run as it came: its events' and its state's bytes (NULL: unknown). */
+typedef struct raw_run {
+	raw_items            evs;
+	const unsigned char *state;
+	size_t               state_len;
+} raw_run;
+
 /* A run's fold: how many events took effect and the state after them. */
 typedef struct run_fold {
 	size_t                applied;
@@ -820,6 +902,8 @@ typedef struct run_fold {
 	char                 *cur_raw; /* ... as msgpack a handler set, or */
 	size_t                cur_raw_len;
 	const msgpack_object *cur_in; /* ... the state as received */
+	const unsigned char  *cur_in_raw; /* its bytes, when known */
+	size_t                cur_in_raw_len;
 	bool                  failed;
 	char                  reason[512];
 	bool                  retry;
@@ -836,19 +920,29 @@ typedef struct run_fold {
  */
 static void
 fold_run(sl_remote *r, const msgpack_object *req, const msgpack_object *run,
-    size_t upto, bool count, run_fold *f)
+    raw_run raw, size_t upto, bool count, run_fold *f)
 {
 	const msgpack_object *evs   = mp_get(run, "events");
 	const msgpack_object *retry = mp_get(run, "retry");
 	const msgpack_object *key   = mp_get(run, "key");
 	memset(f, 0, sizeof(*f));
-	f->cur_in = mp_get(run, "state");
-	f->retry  = true;
+	f->cur_in         = mp_get(run, "state");
+	f->cur_in_raw     = raw.state;
+	f->cur_in_raw_len = raw.state_len;
+	f->retry          = true;
 	for (size_t j = 0; j < upto && !f->failed; j++) {
 		sl_remote_call        c;
 		const msgpack_object *ev = array_at(evs, j);
 		bool                  ok = call_setup(
 		                     &c, r, req, ev, f->cur_in, key, j == 0 ? retry : NULL);
+		const unsigned char *ev_raw;
+		size_t               ev_raw_len;
+		if (raw_next(&raw.evs, &ev_raw, &ev_raw_len)) {
+			c.ev_raw     = ev_raw;
+			c.ev_raw_len = ev_raw_len;
+		}
+		c.state_in_raw     = f->cur_in_raw;
+		c.state_in_raw_len = f->cur_in_raw_len;
 		c.state         = f->cur; /* handed on: c owns it now */
 		c.state_raw     = f->cur_raw;
 		c.state_raw_len = f->cur_raw_len;
@@ -872,6 +966,10 @@ fold_run(sl_remote *r, const msgpack_object *req, const msgpack_object *run,
 			f->applied++;
 			f->deleted = true;
 			f->cur_in  = r->has_initial ? &r->initial_obj : NULL;
+			f->cur_in_raw = r->has_initial
+			    ? (const unsigned char *) r->initial.data
+			    : NULL;
+			f->cur_in_raw_len = r->has_initial ? r->initial.size : 0;
 		} else {
 			f->failed = true;
 			if (res == SL_REMOTE_FAILED && c.failed_set) {
@@ -909,21 +1007,40 @@ answer_runs(
 	mp_pack_kv_u64(pk, "call", call);
 	mp_pack_cstr(pk, "runs");
 	msgpack_pack_array(pk, n);
+	/* the runs as they came: the events' own bytes for
+	 * sl_remote_event_msgpack (NULL p: packed again from the objects) */
+	raw_items raw_runs;
+	if (!raw_map_array(r->req_raw, r->req_raw_len, "runs", &raw_runs)
+	    || raw_runs.n != n)
+		memset(&raw_runs, 0, sizeof(raw_runs));
 	for (size_t i = 0; i < n; i++) {
 		const msgpack_object *run = &runs->via.array.ptr[i];
+		const unsigned char  *run_raw = NULL;
+		size_t                run_raw_len = 0;
+		raw_run               rr;
+		memset(&rr, 0, sizeof(rr));
+		if (raw_next(&raw_runs, &run_raw, &run_raw_len)
+		    && raw_map_array(run_raw, run_raw_len, "events", &rr.evs)
+		    && (mpraw_map_find(run_raw, run_raw_len, "state", SIZE_MAX,
+		            &rr.state, &rr.state_len)
+		            != 1
+		        || !raw_is_map(rr.state, rr.state_len)))
+			rr.state = NULL;
 		const msgpack_object *evs = mp_get(run, "events");
 		size_t   ne = evs != NULL && evs->type == MSGPACK_OBJECT_ARRAY
 		      ? evs->via.array.size
 		      : 0;
+		if (rr.evs.n != ne)
+			memset(&rr, 0, sizeof(rr));
 		run_fold f;
-		fold_run(r, req, run, ne, true, &f);
+		fold_run(r, req, run, rr, ne, true, &f);
 		if (f.failed && f.applied > 0) {
 			/* the state before the failing event, afresh */
 			run_fold g;
 			if (f.cur != NULL)
 				json_decref(f.cur);
 			free(f.cur_raw);
-			fold_run(r, req, run, f.applied, false, &g);
+			fold_run(r, req, run, rr, f.applied, false, &g);
 			if (!g.failed) {
 				g.failed = true;
 				memcpy(g.reason, f.reason, sizeof(g.reason));
@@ -1036,6 +1153,19 @@ handle(sl_remote *r, const msgpack_object *req, msgpack_packer *pk)
 	return true;
 }
 
+/* handle, with the call's bytes at hand (sl_remote_event_msgpack) */
+static bool
+serve_one(sl_remote *r, nng_msg *msg, const msgpack_object *req,
+    msgpack_packer *pk)
+{
+	r->req_raw     = nng_msg_body(msg);
+	r->req_raw_len = nng_msg_len(msg);
+	bool reply     = handle(r, req, pk);
+	r->req_raw     = NULL;
+	r->req_raw_len = 0;
+	return reply;
+}
+
 static void
 serve(sl_remote *r, nng_msg *msg)
 {
@@ -1052,7 +1182,7 @@ serve(sl_remote *r, nng_msg *msg)
 	        nng_msg_body(msg), nng_msg_len(msg), &off, &zone, &req)
 	    != MSGPACK_UNPACK_SUCCESS) {
 		logf_(r, SL_REMOTE_LOG_WARN, "a request that is not msgpack");
-	} else if (handle(r, &req, &pk) && sb.data != NULL) {
+	} else if (serve_one(r, msg, &req, &pk) && sb.data != NULL) {
 		nng_msg *rep;
 		if (nng_msg_alloc(&rep, sb.size) == 0) {
 			memcpy(nng_msg_body(rep), sb.data, sb.size);
@@ -1199,6 +1329,8 @@ sl_remote_close(sl_remote *r)
 		nng_close(r->api);
 	msgpack_sbuffer_destroy(&r->reg);
 	msgpack_sbuffer_destroy(&r->initial);
+	msgpack_sbuffer_destroy(&r->ev_bytes);
+	msgpack_sbuffer_destroy(&r->st_bytes);
 	if (r->has_initial)
 		msgpack_zone_destroy(&r->izone);
 	pthread_mutex_destroy(&r->mu);
@@ -1550,14 +1682,22 @@ sl_remote_event_msgpack(sl_remote_call *c, const void **out, size_t *len)
 {
 	if (c == NULL || c->event == NULL || out == NULL || len == NULL)
 		return SL_EINVAL;
-	if (c->ev_bytes.size == 0) {
+	if (c->ev_raw != NULL) {
+		*out = c->ev_raw;
+		*len = c->ev_raw_len;
+		return SL_OK;
+	}
+	msgpack_sbuffer *sb = &c->r->ev_bytes;
+	if (!c->ev_packed) {
 		msgpack_packer pk;
-		msgpack_packer_init(&pk, &c->ev_bytes, msgpack_sbuffer_write);
+		msgpack_sbuffer_clear(sb);
+		msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 		if (msgpack_pack_object(&pk, *c->event) != 0)
 			return SL_ENOMEM;
+		c->ev_packed = true;
 	}
-	*out = c->ev_bytes.data;
-	*len = c->ev_bytes.size;
+	*out = sb->data;
+	*len = sb->size;
 	return SL_OK;
 }
 
@@ -1571,14 +1711,20 @@ sl_remote_state_msgpack(sl_remote_call *c, const void **out, size_t *len)
 		*len = c->state_raw_len;
 		return SL_OK;
 	}
-	msgpack_packer pk;
-	msgpack_sbuffer_clear(&c->st_bytes);
-	msgpack_packer_init(&pk, &c->st_bytes, msgpack_sbuffer_write);
+	if (c->state == NULL && c->state_in_raw != NULL) {
+		*out = c->state_in_raw;
+		*len = c->state_in_raw_len;
+		return SL_OK;
+	}
+	msgpack_packer   pk;
+	msgpack_sbuffer *sb = &c->r->st_bytes;
+	msgpack_sbuffer_clear(sb);
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	pack_state(c, &pk);
-	if (c->st_bytes.data == NULL)
+	if (sb->data == NULL)
 		return SL_ENOMEM;
-	*out = c->st_bytes.data;
-	*len = c->st_bytes.size;
+	*out = sb->data;
+	*len = sb->size;
 	return SL_OK;
 }
 
@@ -1588,10 +1734,8 @@ sl_remote_set_state_msgpack(sl_remote_call *c, const void *data, size_t len)
 	if (c == NULL || c->r->is_filter || data == NULL || len == 0)
 		return SL_EINVAL;
 	/* one whole map, nothing after it (the daemon checks it again) */
-	const unsigned char *b = data;
-	size_t               at = 0;
-	if (!((b[0] >= 0x80 && b[0] <= 0x8f) || b[0] == 0xde || b[0] == 0xdf)
-	    || !mpraw_skip(data, len, &at) || at != len)
+	size_t at = 0;
+	if (!raw_is_map(data, len) || !mpraw_skip(data, len, &at) || at != len)
 		return SL_EINVAL;
 	char *copy = malloc(len);
 	if (copy == NULL)

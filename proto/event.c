@@ -272,50 +272,102 @@ ev_pack_wire_extra(msgpack_packer *pk, const ev_view *ev, uint32_t n_extra)
 	msgpack_pack_object(pk, ev->content);
 }
 
+/* A UUID's text (8-4-4-4-12 hex digits, any case: what uuid_parse takes)
+ * into its bytes and lower-case text, without uuid_parse's strtoul per
+ * byte (a plugin host reads one per event). */
+static bool
+uuid_hex(const char *t, size_t len, uint8_t id[16], char text[37])
+{
+	if (len != 36)
+		return false;
+	size_t b = 0;
+	for (size_t i = 0; i < 36;) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (t[i] != '-')
+				return false;
+			text[i++] = '-';
+			continue;
+		}
+		int v[2];
+		for (int k = 0; k < 2; k++, i++) {
+			char c = t[i];
+			v[k]   = c >= '0' && c <= '9' ? c - '0'
+			      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+			      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+			                             : -1;
+			if (v[k] < 0)
+				return false;
+			text[i] = (char) (v[k] < 10 ? '0' + v[k] : 'a' + v[k] - 10);
+		}
+		id[b++] = (uint8_t) (v[0] << 4 | v[1]);
+	}
+	text[36] = '\0';
+	return true;
+}
+
 int
 ev_from_wire(const msgpack_object *map, msgpack_zone *zone, ev_view *out)
 {
+	/* the wire map's keys, found in one pass over it */
+	enum { W_TENANT, W_STREAM, W_TYPE, W_CORR, W_CAUS, W_ID, W_POS,
+		W_REV, W_GEN, W_OCC, W_PUB, W_META, W_CONT, W_N };
+	static const char *const names[W_N] = { "tenant", "stream", "type",
+		"correlation_id", "causation_id", "id", "position", "revision",
+		"generation", "occurred", "public", "metadata", "content" };
+	static const uint8_t lens[W_N] = { 6, 6, 4, 14, 12, 2, 8, 8, 10, 8, 6,
+		8, 7 };
 	static const msgpack_object empty = { .type = MSGPACK_OBJECT_MAP };
-	const msgpack_object *f[6];
-	const char *const     names[6] = { "tenant", "stream", "type",
-		    "correlation_id", "causation_id", "id" };
+	const msgpack_object *f[W_N] = { NULL };
 	uint64_t              u;
 	memset(out, 0, sizeof(*out));
 	if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
 		return SL_EPROTO;
-	for (size_t i = 0; i < 6; i++)
-		if ((f[i] = mp_get(map, names[i])) == NULL
-		    || f[i]->type != MSGPACK_OBJECT_STR)
+	for (uint32_t i = 0; i < map->via.map.size; i++) {
+		const msgpack_object *k = &map->via.map.ptr[i].key;
+		if (k->type != MSGPACK_OBJECT_STR)
+			continue;
+		for (int j = 0; j < W_N; j++)
+			if (f[j] == NULL && lens[j] == k->via.str.size
+			    && memcmp(names[j], k->via.str.ptr, k->via.str.size)
+			        == 0) {
+				f[j] = &map->via.map.ptr[i].val;
+				break;
+			}
+	}
+	for (int j = W_TENANT; j <= W_ID; j++)
+		if (f[j] == NULL || f[j]->type != MSGPACK_OBJECT_STR)
 			return SL_EPROTO;
-	out->tenant         = ev_zone_str(zone, f[0]);
-	out->stream         = ev_zone_str(zone, f[1]);
-	out->type           = ev_zone_str(zone, f[2]);
-	out->correlation_id = ev_zone_str(zone, f[3]);
-	out->causation_id   = ev_zone_str(zone, f[4]);
+	out->tenant         = ev_zone_str(zone, f[W_TENANT]);
+	out->stream         = ev_zone_str(zone, f[W_STREAM]);
+	out->type           = ev_zone_str(zone, f[W_TYPE]);
+	out->correlation_id = ev_zone_str(zone, f[W_CORR]);
+	out->causation_id   = ev_zone_str(zone, f[W_CAUS]);
 	if (out->tenant == NULL || out->stream == NULL || out->type == NULL
 	    || out->correlation_id == NULL || out->causation_id == NULL)
 		return SL_EPROTO;
-	if (ev_uuid_parse(f[5]->via.str.ptr, f[5]->via.str.size, out->id)
-	    != SL_OK)
+	if (!uuid_hex(f[W_ID]->via.str.ptr, f[W_ID]->via.str.size, out->id,
+	        out->id_text))
 		return SL_EPROTO;
-	ev_uuid_text(out->id, out->id_text);
-	if (mp_get_u64(map, "position", &out->position) != SL_OK
-	    || mp_get_u64(map, "revision", &out->revision) != SL_OK
-	    || mp_get_u64(map, "generation", &u) != SL_OK || u > UINT32_MAX
-	    || mp_get_i64(map, "occurred", &out->occurred_ns) != SL_OK
-	    || mp_get_bool(map, "public", &out->is_public) != SL_OK)
+	if (f[W_POS] == NULL || f[W_POS]->type != MSGPACK_OBJECT_POSITIVE_INTEGER
+	    || f[W_REV] == NULL
+	    || f[W_REV]->type != MSGPACK_OBJECT_POSITIVE_INTEGER
+	    || f[W_GEN] == NULL
+	    || f[W_GEN]->type != MSGPACK_OBJECT_POSITIVE_INTEGER
+	    || (u = f[W_GEN]->via.u64) > UINT32_MAX || f[W_OCC] == NULL
+	    || !mp_as_i64(f[W_OCC], &out->occurred_ns) || f[W_PUB] == NULL
+	    || f[W_PUB]->type != MSGPACK_OBJECT_BOOLEAN || f[W_CONT] == NULL
+	    || (f[W_META] != NULL && f[W_META]->type != MSGPACK_OBJECT_MAP
+	        && f[W_META]->type != MSGPACK_OBJECT_NIL))
 		return SL_EPROTO;
-	out->generation             = (uint32_t) u;
-	const msgpack_object *meta  = mp_get(map, "metadata");
-	const msgpack_object *cont  = mp_get(map, "content");
-	if (cont == NULL
-	    || (meta != NULL && meta->type != MSGPACK_OBJECT_MAP
-	        && meta->type != MSGPACK_OBJECT_NIL))
-		return SL_EPROTO;
-	out->metadata = meta != NULL && meta->type == MSGPACK_OBJECT_MAP
-	    ? *meta
-	    : empty;
-	out->content = *cont;
+	out->position   = f[W_POS]->via.u64;
+	out->revision   = f[W_REV]->via.u64;
+	out->generation = (uint32_t) u;
+	out->is_public  = f[W_PUB]->via.boolean;
+	out->metadata   = f[W_META] != NULL
+	        && f[W_META]->type == MSGPACK_OBJECT_MAP
+	      ? *f[W_META]
+	      : empty;
+	out->content = *f[W_CONT];
 	return SL_OK;
 }
 
