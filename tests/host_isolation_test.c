@@ -204,21 +204,33 @@ accounts(int from, int to)
 		ru_one_account(&wcl, P.api_url, TENANT, i, 2);
 }
 
-/* reset (rebuild from 0) and wait until the new generation caught up */
+#define FILTER "customer events" /* account_filters.so, partitioned */
+
+/* reset name (rebuild from 0) and wait until the new generation caught
+ * up */
 static void
-rebuild(void)
+rebuild_one(const char *name)
 {
-	int64_t gen = proc_int("account_details", "generation");
+	int64_t gen = proc_int(name, "generation");
 	size_t  n;
-	CHECK_EQ(sl_client_command(cl, "reset", "account_details", TENANT, &n),
-	    SL_OK);
+	CHECK_EQ(sl_client_command(cl, "reset", name, TENANT, &n), SL_OK);
 	int64_t end = dt_now_ms() + WAIT_MS;
-	while (proc_int("account_details", "generation") == gen) {
+	while (proc_int(name, "generation") == gen) {
 		if (dt_now_ms() > end)
-			FAIL("reset did not start a rebuild");
+			FAIL("reset of %s did not start a rebuild", name);
 		dt_sleep_ms(20);
 	}
-	wait_caught_up("account_details", 0);
+	wait_caught_up(name, 0);
+}
+
+/* the projection and the filter rebuilt; the filter's stream (with
+ * partitions) into *stream */
+static void
+rebuild(char **stream, size_t *n)
+{
+	rebuild_one("account_details");
+	rebuild_one(FILTER);
+	*stream = ru_filter_text(cl, TENANT, FILTER, NULL, true, n);
 }
 
 static void
@@ -226,14 +238,17 @@ test_same(void)
 {
 	static const char hosted[]
 	    = "plugins:\n  - file: account_details.so\n"
+	      "    isolation: process\n"
+	      "  - file: account_filters.so\n"
 	      "    isolation: process\n";
-	size_t na, nb, nc, nd;
+	size_t na, nb, nc, nd, nfc, nfd;
+	char  *fc, *fd;
 	write_config(SL_PLUGIN_DIR, 5000, "");
 	daemon_start();
 	accounts(0, 60);
 	wait_caught_up("account_details", 0);
 	char *a = all_models(&na);
-	CHECK(host_of("account_details.so") == NULL);
+	CHECK(host_of("account_details.so") == NULL); /* in process */
 	daemon_stop();
 
 	/* the same plugin in a host goes on from the checkpoint */
@@ -259,7 +274,10 @@ test_same(void)
 	char *b = all_models(&nb);
 
 	/* every event through the host: the same read models */
-	rebuild();
+	json_t *hf = host_of("account_filters.so");
+	CHECK(hf != NULL && host_int(hf, "pid") > 0);
+	json_decref(hf);
+	rebuild(&fc, &nfc);
 	char *c = all_models(&nc);
 	daemon_stop();
 	CHECK(gone(host_pid));
@@ -267,13 +285,15 @@ test_same(void)
 	/* and every event in process */
 	write_config(SL_PLUGIN_DIR, 5000, "");
 	daemon_start();
-	rebuild();
+	rebuild(&fd, &nfd);
 	char *d = all_models(&nd);
 	daemon_stop();
 	char *c2 = strdup(c);
 	ru_check_same_text("read models", "host (rebuilt)", b, nb, c, nc, 100);
 	ru_check_same_text("read models", "in process (rebuilt)", c2, nc, d,
 	    nd, 100);
+	ru_check_same_text("filter streams", "in process (rebuilt)", fc, nfc,
+	    fd, nfd, 100);
 }
 
 /* ---- crash_on_boom: segv, abort, loop, stop ---- */

@@ -41,6 +41,9 @@
 typedef struct hosted {
 	const proj_def *def;
 	size_t          slot;
+	/* a 1.3 definition (without sources: the rest is refused): it gets
+	 * no events of `$` streams and no links, as in process */
+	bool v13;
 	sl_remote      *remote;
 	msgpack_zone    zone;   /* the event view's strings, per call */
 	msgpack_sbuffer packed; /* the state after a call */
@@ -264,6 +267,12 @@ on_filter(void *user, sl_remote_call *c)
 	const char     *tenant = sl_remote_tenant(c);
 	if (call_event(h, c, &root, &v) != SL_OK)
 		return SL_REMOTE_FAILED;
+	/* what the daemon's 1.3 rules would not have handed it (remote
+	 * registrations get the whole log) */
+	if (h->v13
+	    && (v.stream[0] == '$' || strcmp(v.type, EV_LINK_TYPE) == 0
+	        || strcmp(v.type, EV_STREAM_LINK_TYPE) == 0))
+		return SL_REMOTE_EXCLUDED;
 	const char *unit = h->def->filter_kind == SL_FILTER_UNPARTITIONED
 	    ? ""
 	    : v.stream;
@@ -530,8 +539,12 @@ main(int argc, char **argv)
 	size_t  started = 0;
 	for (size_t i = 0; i < n_defs && rc == SL_OK && !stopping; i++) {
 		hosted *h = &hs[i];
+		const sl_source *src;
+		size_t           n_src;
+		uint32_t         flags;
 		h->def    = registry_projection(reg, i);
 		h->slot   = i;
+		h->v13    = proj_def_sources(h->def, &src, &n_src, &flags);
 		msgpack_zone_init(&h->zone, 4096);
 		msgpack_sbuffer_init(&h->packed);
 		rc = register_retrying(h, api, &stopping, err, sizeof(err));
