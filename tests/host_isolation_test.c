@@ -56,27 +56,12 @@ cleanup(void)
 	dt_kill_and_reap(&daemon_pid);
 }
 
-/* resources.yaml: plugins from pdir, remote calls timing out after
- * timeout_ms, then the extra text (a plugins: section). */
+/* resources.yaml: plugins from pdir (hot reload on), remote calls timing
+ * out after timeout_ms, then the extra text (a plugins: section). */
 static void
 write_config(const char *pdir, int timeout_ms, const char *extra)
 {
-	char   text[8192];
-	size_t n = dt_config_head(
-	    text, sizeof(text), P.dir, pdir, P.api_url, "256MiB");
-	snprintf(text + n, sizeof(text) - n,
-	    "tenants:\n"
-	    "  - id: " TENANT "\n"
-	    "    read_models:\n"
-	    "      map_size: 256MiB\n"
-	    "processing:\n"
-	    "  batch: 200\n"
-	    "remote:\n"
-	    "  keepalive_ms: 200\n"
-	    "  timeout_ms: %d\n"
-	    "%s",
-	    timeout_ms, extra);
-	tu_write_file(P.cfg_path, text);
+	ru_write_config_ex(&P, pdir, true, TENANT, timeout_ms, extra);
 }
 
 static void

@@ -382,30 +382,10 @@ register_as(int protocol, const char *want_registration)
 static void
 write_config(void)
 {
-	char text[8192];
-	snprintf(text, sizeof(text),
-	    "data_dir: data\n"
-	    "plugin_dir: %s\n"
-	    "hot_reload: false\n"
-	    "log_level: info\n"
-	    "endpoints:\n"
-	    "  api: %s\n"
-	    "event_store:\n"
-	    "  map_size: 256MiB\n"
-	    "  sync: false\n"
-	    "tenants:\n"
-	    "  - id: " TENANT "\n"
-	    "    read_models:\n"
-	    "      map_size: 256MiB\n"
-	    "processing:\n"
-	    "  batch: 200\n"
-	    "remote:\n"
-	    "  keepalive_ms: 200\n"
-	    "  timeout_ms: %d\n"
-	    "  window: 4\n"
-	    "  batch: %d\n",
-	    SL_PLUGIN_DIR, P.api_url, TIMEOUT_MS, BATCH);
-	tu_write_file(P.cfg_path, text);
+	char extra[64];
+	snprintf(extra, sizeof(extra), "  window: 4\n  batch: %d\n", BATCH);
+	ru_write_config_ex(
+	    &P, SL_PLUGIN_DIR, false, TENANT, TIMEOUT_MS, extra);
 }
 
 static void

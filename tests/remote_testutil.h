@@ -150,16 +150,18 @@ ru_paths_init(ru_paths *p)
 	snprintf(p->api_url, sizeof(p->api_url), "ipc://%s/api.ipc", p->dir);
 }
 
-/* The config of the end to end tests: the plugins, one tenant, remote
- * calls timing out after timeout_ms. */
+/* The config of the end to end tests: plugins from plugin_dir, hot reload
+ * on or off, one tenant, remote calls timing out after timeout_ms, then
+ * extra (more keys, e.g. a plugins: section; "" for none). */
 __attribute__((unused)) static void
-ru_write_config(const ru_paths *p, const char *tenant, int timeout_ms)
+ru_write_config_ex(const ru_paths *p, const char *plugin_dir,
+    bool hot_reload, const char *tenant, int timeout_ms, const char *extra)
 {
 	char text[8192];
 	snprintf(text, sizeof(text),
 	    "data_dir: data\n"
 	    "plugin_dir: %s\n"
-	    "hot_reload: false\n"
+	    "hot_reload: %s\n"
 	    "log_level: info\n"
 	    "endpoints:\n"
 	    "  api: %s\n"
@@ -174,9 +176,18 @@ ru_write_config(const ru_paths *p, const char *tenant, int timeout_ms)
 	    "  batch: 200\n"
 	    "remote:\n"
 	    "  keepalive_ms: 200\n"
-	    "  timeout_ms: %d\n",
-	    SL_PLUGIN_DIR, p->api_url, tenant, timeout_ms);
+	    "  timeout_ms: %d\n"
+	    "%s",
+	    plugin_dir, hot_reload ? "true" : "false", p->api_url, tenant,
+	    timeout_ms, extra);
 	tu_write_file(p->cfg_path, text);
+}
+
+/* ru_write_config_ex with the build's plugins, no hot reload. */
+__attribute__((unused)) static void
+ru_write_config(const ru_paths *p, const char *tenant, int timeout_ms)
+{
+	ru_write_config_ex(p, SL_PLUGIN_DIR, false, tenant, timeout_ms, "");
 }
 
 /* Spawn sluiced and wait (15 s at most) until it answers status.

@@ -139,13 +139,30 @@ take_left(const char *tenant, const char *def_id, const char *key,
 		if (l->position == position && strcmp(l->tenant, tenant) == 0
 		    && strcmp(l->def_id, def_id) == 0
 		    && strcmp(l->key, key) == 0) {
-			*p          = *l;
-			g.left[i] = g.left[--g.n_left];
-			hit         = true;
+			*p        = *l;
+			g.left[i] = g.left[g.n_left - 1];
+			__atomic_store_n(&g.n_left, g.n_left - 1, __ATOMIC_RELEASE);
+			hit = true;
 		}
 	}
 	pthread_mutex_unlock(&g.left_mu);
 	return hit;
+}
+
+static sl_remote_result fail_left(sl_remote_call *c, const hostrec_poison *p);
+
+/* Whether the previous host died on this event (of unit: the key, or a
+ * filter's partition); if so *res is the failure to answer. */
+static bool
+died_on(const hosted *h, sl_remote_call *c, const char *unit,
+    uint64_t position, sl_remote_result *res)
+{
+	hostrec_poison p;
+	if (__atomic_load_n(&g.n_left, __ATOMIC_ACQUIRE) == 0
+	    || !take_left(sl_remote_tenant(c), h->def->id, unit, position, &p))
+		return false;
+	*res = fail_left(c, &p);
+	return true;
 }
 
 static sl_remote_result
@@ -199,16 +216,16 @@ failed(sl_remote_call *c, const sl_context *ctx, const char *dflt)
 static sl_remote_result
 on_project(void *user, sl_remote_call *c)
 {
-	hosted         *h = user;
-	msgpack_object  root;
-	ev_view         v;
-	hostrec_poison  p;
-	const char     *key    = sl_remote_key(c);
-	const char     *tenant = sl_remote_tenant(c);
+	hosted          *h = user;
+	msgpack_object   root;
+	ev_view          v;
+	sl_remote_result res;
+	const char      *key    = sl_remote_key(c);
+	const char      *tenant = sl_remote_tenant(c);
 	if (call_event(h, c, &root, &v) != SL_OK)
 		return SL_REMOTE_FAILED;
-	if (g.n_left > 0 && take_left(tenant, h->def->id, key, v.position, &p))
-		return fail_left(c, &p);
+	if (died_on(h, c, key, v.position, &res))
+		return res;
 
 	const void *sdata;
 	size_t      slen;
@@ -228,7 +245,6 @@ on_project(void *user, sl_remote_call *c)
 	hostrec_enter(g.rec, h->slot, tenant, h->def->id, key, v.position);
 	sl_outcome out = pj->on(pj->user, &sev, key, &st, &ctx);
 	hostrec_leave(g.rec, h->slot);
-	sl_remote_result res;
 	switch (out) {
 	case SL_REPLACE: {
 		msgpack_packer pk;
@@ -260,11 +276,11 @@ on_project(void *user, sl_remote_call *c)
 static sl_remote_result
 on_filter(void *user, sl_remote_call *c)
 {
-	hosted         *h = user;
-	msgpack_object  root;
-	ev_view         v;
-	hostrec_poison  p;
-	const char     *tenant = sl_remote_tenant(c);
+	hosted          *h = user;
+	msgpack_object   root;
+	ev_view          v;
+	sl_remote_result res;
+	const char      *tenant = sl_remote_tenant(c);
 	if (call_event(h, c, &root, &v) != SL_OK)
 		return SL_REMOTE_FAILED;
 	/* what the daemon's 1.3 rules would not have handed it (remote
@@ -276,8 +292,8 @@ on_filter(void *user, sl_remote_call *c)
 	const char *unit = h->def->filter_kind == SL_FILTER_UNPARTITIONED
 	    ? ""
 	    : v.stream;
-	if (g.n_left > 0 && take_left(tenant, h->def->id, unit, v.position, &p))
-		return fail_left(c, &p);
+	if (died_on(h, c, unit, v.position, &res))
+		return res;
 	struct sl_event sev = { .v = &v, .partition = v.stream };
 	sl_context      ctx;
 	const char     *partition = NULL;
