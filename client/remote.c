@@ -36,6 +36,7 @@
 #define REMOTE_SILENCE_FACTOR 3    /* keep-alive periods without a call */
 #define REMOTE_BACKOFF_MAX_MS 5000 /* between failed registrations */
 #define REMOTE_MAX_PARTITION  255
+#define REMOTE_ZONE_CHUNK     (256 * 1024) /* a call's objects, usually */
 
 static const char *const key_names[]
     = { NULL, "event_source", "partition", "property", "static", "occurred" };
@@ -81,6 +82,12 @@ struct sl_remote {
 	/* the call being served as it came (for the events' raw bytes) */
 	const unsigned char *req_raw;
 	size_t               req_raw_len;
+	size_t              *ev_off; /* a run's events' offsets in it */
+	size_t               ev_off_cap;
+	/* serve's, kept from call to call */
+	msgpack_zone    zone;
+	bool            zone_ready;
+	msgpack_sbuffer answer;
 };
 
 struct sl_remote_call {
@@ -823,34 +830,29 @@ array_at(const msgpack_object *a, size_t i)
 	    : NULL;
 }
 
-/* The raw items of an array: its bytes and where its first item starts. */
-typedef struct raw_items {
-	const unsigned char *p;
-	size_t               len, at, n;
-} raw_items;
-
-/* v[0..len) as an array (false: not one) */
+/* A map's (or an array's) header at v[*at]: *n pairs (items); *at moves
+ * past it. */
 static bool
-raw_array(const unsigned char *v, size_t len, raw_items *out)
+raw_header(const unsigned char *v, size_t len, size_t *at, bool map, size_t *n)
 {
-	memset(out, 0, sizeof(*out));
-	if (len < 1)
+	size_t        i   = *at;
+	unsigned char fix = map ? 0x80 : 0x90, c16 = map ? 0xde : 0xdc,
+	              c32 = map ? 0xdf : 0xdd;
+	if (i >= len)
 		return false;
-	if (v[0] >= 0x90 && v[0] <= 0x9f) {
-		out->n  = v[0] & 0x0f;
-		out->at = 1;
-	} else if (v[0] == 0xdc && len >= 3) {
-		out->n  = (size_t) v[1] << 8 | v[2];
-		out->at = 3;
-	} else if (v[0] == 0xdd && len >= 5) {
-		out->n  = (size_t) v[1] << 24 | (size_t) v[2] << 16
-		    | (size_t) v[3] << 8 | v[4];
-		out->at = 5;
+	if (v[i] >= fix && v[i] <= fix + 0x0f) {
+		*n  = v[i] & 0x0f;
+		*at = i + 1;
+	} else if (v[i] == c16 && len - i >= 3) {
+		*n  = (size_t) v[i + 1] << 8 | v[i + 2];
+		*at = i + 3;
+	} else if (v[i] == c32 && len - i >= 5) {
+		*n = (size_t) v[i + 1] << 24 | (size_t) v[i + 2] << 16
+		    | (size_t) v[i + 3] << 8 | v[i + 4];
+		*at = i + 5;
 	} else {
 		return false;
 	}
-	out->p   = v;
-	out->len = len;
 	return true;
 }
 
@@ -862,37 +864,104 @@ raw_is_map(const unsigned char *v, size_t len)
 	    && ((v[0] >= 0x80 && v[0] <= 0x8f) || v[0] == 0xde || v[0] == 0xdf);
 }
 
-/* The next item of it (false: none left, or malformed). */
+/* Step over the key at v[*at]; *is: whether it is the string key. */
 static bool
-raw_next(raw_items *it, const unsigned char **v, size_t *len)
+raw_key(const unsigned char *v, size_t len, size_t *at, const char *key,
+    bool *is)
 {
-	size_t start = it->at;
-	if (it->p == NULL || it->n == 0 || !mpraw_skip(it->p, it->len, &it->at))
+	size_t      k = *at, n;
+	const char *s;
+	if (!mpraw_skip(v, len, at))
 		return false;
-	it->n--;
-	*v   = it->p + start;
-	*len = it->at - start;
+	*is = mpraw_str(v + k, *at - k, &s, &n) && n == strlen(key)
+	    && memcmp(s, key, n) == 0;
 	return true;
 }
 
-/* The array at key of the map at v[0..len) (false: none). */
+/* Where the value of key starts in the map v[0..len) (its end is not
+ * sought: it may be the whole rest). */
 static bool
-raw_map_array(const unsigned char *v, size_t len, const char *key,
-    raw_items *out)
+raw_value_at(const unsigned char *v, size_t len, const char *key, size_t *at)
 {
-	const unsigned char *a;
-	size_t               alen;
-	memset(out, 0, sizeof(*out));
-	return v != NULL && mpraw_map_find(v, len, key, SIZE_MAX, &a, &alen) == 1
-	    && raw_array(a, alen, out);
+	size_t n;
+	bool   is;
+	*at = 0;
+	if (!raw_header(v, len, at, true, &n))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!raw_key(v, len, at, key, &is))
+			return false;
+		if (is)
+			return true;
+		if (!mpraw_skip(v, len, at))
+			return false;
+	}
+	return false;
 }
 
-/* A run as it came: its events' and its state's bytes (NULL: unknown). */
+/* A run as it came: its state's bytes, and where each of its events
+ * starts in p (ev_off[n_ev]: past the last). p NULL: not known. */
 typedef struct raw_run {
-	raw_items            evs;
+	const unsigned char *p;
 	const unsigned char *state;
 	size_t               state_len;
+	const size_t        *ev_off;
+	size_t               n_ev;
 } raw_run;
+
+/* Read the run map at p[*at] in one walk (*at moves past it), the events'
+ * offsets into r->ev_off. */
+static bool
+raw_run_read(
+    sl_remote *r, const unsigned char *p, size_t len, size_t *at, raw_run *out)
+{
+	size_t n;
+	bool   events = false, is;
+	memset(out, 0, sizeof(*out));
+	if (!raw_header(p, len, at, true, &n))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = *at;
+		if (!raw_key(p, len, at, "events", &is))
+			return false;
+		if (is) {
+			size_t ne;
+			if (!raw_header(p, len, at, false, &ne) || ne > len)
+				return false;
+			if (ne + 1 > r->ev_off_cap) {
+				size_t *o = realloc(
+				    r->ev_off, (ne + 1) * sizeof(*o));
+				if (o == NULL)
+					return false;
+				r->ev_off     = o;
+				r->ev_off_cap = ne + 1;
+			}
+			for (size_t j = 0; j < ne; j++) {
+				r->ev_off[j] = *at;
+				if (!mpraw_skip(p, len, at))
+					return false;
+			}
+			r->ev_off[ne] = *at;
+			out->n_ev     = ne;
+			events        = true;
+			continue;
+		}
+		bool is_state = false;
+		raw_key(p, len, &k, "state", &is_state);
+		size_t v = *at;
+		if (!mpraw_skip(p, len, at))
+			return false;
+		if (is_state && raw_is_map(p + v, *at - v)) {
+			out->state     = p + v;
+			out->state_len = *at - v;
+		}
+	}
+	if (events) {
+		out->p      = p;
+		out->ev_off = r->ev_off;
+	}
+	return events;
+}
 
 /* A run's fold: how many events took effect and the state after them. */
 typedef struct run_fold {
@@ -935,11 +1004,9 @@ fold_run(sl_remote *r, const msgpack_object *req, const msgpack_object *run,
 		const msgpack_object *ev = array_at(evs, j);
 		bool                  ok = call_setup(
 		                     &c, r, req, ev, f->cur_in, key, j == 0 ? retry : NULL);
-		const unsigned char *ev_raw;
-		size_t               ev_raw_len;
-		if (raw_next(&raw.evs, &ev_raw, &ev_raw_len)) {
-			c.ev_raw     = ev_raw;
-			c.ev_raw_len = ev_raw_len;
+		if (raw.p != NULL && j < raw.n_ev) {
+			c.ev_raw     = raw.p + raw.ev_off[j];
+			c.ev_raw_len = raw.ev_off[j + 1] - raw.ev_off[j];
 		}
 		c.state_in_raw     = f->cur_in_raw;
 		c.state_in_raw_len = f->cur_in_raw_len;
@@ -1009,28 +1076,22 @@ answer_runs(
 	msgpack_pack_array(pk, n);
 	/* the runs as they came: the events' own bytes for
 	 * sl_remote_event_msgpack (NULL p: packed again from the objects) */
-	raw_items raw_runs;
-	if (!raw_map_array(r->req_raw, r->req_raw_len, "runs", &raw_runs)
-	    || raw_runs.n != n)
-		memset(&raw_runs, 0, sizeof(raw_runs));
+	size_t rat = 0, nr = 0;
+	bool   raw_ok = r->req_raw != NULL
+	    && raw_value_at(r->req_raw, r->req_raw_len, "runs", &rat)
+	    && raw_header(r->req_raw, r->req_raw_len, &rat, false, &nr)
+	    && nr == n;
 	for (size_t i = 0; i < n; i++) {
 		const msgpack_object *run = &runs->via.array.ptr[i];
-		const unsigned char  *run_raw = NULL;
-		size_t                run_raw_len = 0;
-		raw_run               rr;
-		memset(&rr, 0, sizeof(rr));
-		if (raw_next(&raw_runs, &run_raw, &run_raw_len)
-		    && raw_map_array(run_raw, run_raw_len, "events", &rr.evs)
-		    && (mpraw_map_find(run_raw, run_raw_len, "state", SIZE_MAX,
-		            &rr.state, &rr.state_len)
-		            != 1
-		        || !raw_is_map(rr.state, rr.state_len)))
-			rr.state = NULL;
 		const msgpack_object *evs = mp_get(run, "events");
 		size_t   ne = evs != NULL && evs->type == MSGPACK_OBJECT_ARRAY
 		      ? evs->via.array.size
 		      : 0;
-		if (rr.evs.n != ne)
+		raw_run rr;
+		if (raw_ok)
+			raw_ok = raw_run_read(
+			    r, r->req_raw, r->req_raw_len, &rat, &rr);
+		if (!raw_ok || rr.n_ev != ne)
 			memset(&rr, 0, sizeof(rr));
 		run_fold f;
 		fold_run(r, req, run, rr, ne, true, &f);
@@ -1169,23 +1230,28 @@ serve_one(sl_remote *r, nng_msg *msg, const msgpack_object *req,
 static void
 serve(sl_remote *r, nng_msg *msg)
 {
-	msgpack_zone    zone;
-	msgpack_object  req;
-	msgpack_sbuffer sb;
-	msgpack_packer  pk;
-	size_t          off = 0;
-	if (!msgpack_zone_init(&zone, 4096))
-		return;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_object   req;
+	msgpack_sbuffer *sb = &r->answer;
+	msgpack_packer   pk;
+	size_t           off = 0;
+	/* kept from call to call: a call's objects and answer take tens of
+	 * KiB, which malloc would take back and hand out again each time */
+	if (!r->zone_ready) {
+		if (!msgpack_zone_init(&r->zone, REMOTE_ZONE_CHUNK))
+			return;
+		r->zone_ready = true;
+	}
+	msgpack_zone_clear(&r->zone);
+	msgpack_sbuffer_clear(sb);
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	if (msgpack_unpack(
-	        nng_msg_body(msg), nng_msg_len(msg), &off, &zone, &req)
+	        nng_msg_body(msg), nng_msg_len(msg), &off, &r->zone, &req)
 	    != MSGPACK_UNPACK_SUCCESS) {
 		logf_(r, SL_REMOTE_LOG_WARN, "a request that is not msgpack");
-	} else if (serve_one(r, msg, &req, &pk) && sb.data != NULL) {
+	} else if (serve_one(r, msg, &req, &pk) && sb->data != NULL) {
 		nng_msg *rep;
-		if (nng_msg_alloc(&rep, sb.size) == 0) {
-			memcpy(nng_msg_body(rep), sb.data, sb.size);
+		if (nng_msg_alloc(&rep, sb->size) == 0) {
+			memcpy(nng_msg_body(rep), sb->data, sb->size);
 			int rv = nng_sendmsg(r->sock, rep, 0);
 			if (rv != 0) {
 				nng_msg_free(rep);
@@ -1195,8 +1261,6 @@ serve(sl_remote *r, nng_msg *msg)
 			}
 		}
 	}
-	msgpack_sbuffer_destroy(&sb);
-	msgpack_zone_destroy(&zone);
 }
 
 /* Sleep up to ms, waking for stop. */
@@ -1330,6 +1394,10 @@ sl_remote_close(sl_remote *r)
 	msgpack_sbuffer_destroy(&r->reg);
 	msgpack_sbuffer_destroy(&r->initial);
 	msgpack_sbuffer_destroy(&r->ev_bytes);
+	free(r->ev_off);
+	msgpack_sbuffer_destroy(&r->answer);
+	if (r->zone_ready)
+		msgpack_zone_destroy(&r->zone);
 	msgpack_sbuffer_destroy(&r->st_bytes);
 	if (r->has_initial)
 		msgpack_zone_destroy(&r->izone);

@@ -305,72 +305,6 @@ uuid_hex(const char *t, size_t len, uint8_t id[16], char text[37])
 	return true;
 }
 
-int
-ev_from_wire(const msgpack_object *map, msgpack_zone *zone, ev_view *out)
-{
-	/* the wire map's keys, found in one pass over it */
-	enum { W_TENANT, W_STREAM, W_TYPE, W_CORR, W_CAUS, W_ID, W_POS,
-		W_REV, W_GEN, W_OCC, W_PUB, W_META, W_CONT, W_N };
-	static const char *const names[W_N] = { "tenant", "stream", "type",
-		"correlation_id", "causation_id", "id", "position", "revision",
-		"generation", "occurred", "public", "metadata", "content" };
-	static const uint8_t lens[W_N] = { 6, 6, 4, 14, 12, 2, 8, 8, 10, 8, 6,
-		8, 7 };
-	static const msgpack_object empty = { .type = MSGPACK_OBJECT_MAP };
-	const msgpack_object *f[W_N] = { NULL };
-	uint64_t              u;
-	memset(out, 0, sizeof(*out));
-	if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
-		return SL_EPROTO;
-	for (uint32_t i = 0; i < map->via.map.size; i++) {
-		const msgpack_object *k = &map->via.map.ptr[i].key;
-		if (k->type != MSGPACK_OBJECT_STR)
-			continue;
-		for (int j = 0; j < W_N; j++)
-			if (f[j] == NULL && lens[j] == k->via.str.size
-			    && memcmp(names[j], k->via.str.ptr, k->via.str.size)
-			        == 0) {
-				f[j] = &map->via.map.ptr[i].val;
-				break;
-			}
-	}
-	for (int j = W_TENANT; j <= W_ID; j++)
-		if (f[j] == NULL || f[j]->type != MSGPACK_OBJECT_STR)
-			return SL_EPROTO;
-	out->tenant         = ev_zone_str(zone, f[W_TENANT]);
-	out->stream         = ev_zone_str(zone, f[W_STREAM]);
-	out->type           = ev_zone_str(zone, f[W_TYPE]);
-	out->correlation_id = ev_zone_str(zone, f[W_CORR]);
-	out->causation_id   = ev_zone_str(zone, f[W_CAUS]);
-	if (out->tenant == NULL || out->stream == NULL || out->type == NULL
-	    || out->correlation_id == NULL || out->causation_id == NULL)
-		return SL_EPROTO;
-	if (!uuid_hex(f[W_ID]->via.str.ptr, f[W_ID]->via.str.size, out->id,
-	        out->id_text))
-		return SL_EPROTO;
-	if (f[W_POS] == NULL || f[W_POS]->type != MSGPACK_OBJECT_POSITIVE_INTEGER
-	    || f[W_REV] == NULL
-	    || f[W_REV]->type != MSGPACK_OBJECT_POSITIVE_INTEGER
-	    || f[W_GEN] == NULL
-	    || f[W_GEN]->type != MSGPACK_OBJECT_POSITIVE_INTEGER
-	    || (u = f[W_GEN]->via.u64) > UINT32_MAX || f[W_OCC] == NULL
-	    || !mp_as_i64(f[W_OCC], &out->occurred_ns) || f[W_PUB] == NULL
-	    || f[W_PUB]->type != MSGPACK_OBJECT_BOOLEAN || f[W_CONT] == NULL
-	    || (f[W_META] != NULL && f[W_META]->type != MSGPACK_OBJECT_MAP
-	        && f[W_META]->type != MSGPACK_OBJECT_NIL))
-		return SL_EPROTO;
-	out->position   = f[W_POS]->via.u64;
-	out->revision   = f[W_REV]->via.u64;
-	out->generation = (uint32_t) u;
-	out->is_public  = f[W_PUB]->via.boolean;
-	out->metadata   = f[W_META] != NULL
-	        && f[W_META]->type == MSGPACK_OBJECT_MAP
-	      ? *f[W_META]
-	      : empty;
-	out->content = *f[W_CONT];
-	return SL_OK;
-}
-
 /* An unsigned integer at p[*i] (fixint or uint 8..64). */
 static bool
 raw_uint(const unsigned char *p, size_t n, size_t *i, uint64_t *v)
@@ -450,6 +384,134 @@ raw_span(const unsigned char *p, size_t n, size_t *i, bool str_ok,
 	*v    = p + k;
 	*vlen = *i - k;
 	return true;
+}
+
+/* A NUL-terminated copy of s[0..n) in zone, or NULL. */
+static const char *
+zone_strn(msgpack_zone *zone, const char *s, size_t n)
+{
+	char *c = msgpack_zone_malloc(zone, n + 1);
+	if (c != NULL) {
+		if (n > 0)
+			memcpy(c, s, n);
+		c[n] = '\0';
+	}
+	return c;
+}
+
+int
+ev_from_wire(const void *data, size_t len, msgpack_zone *zone, ev_view *out)
+{
+	/* the wire map's keys; ev_pack_wire's order is tried first */
+	enum { W_POS, W_TENANT, W_STREAM, W_REV, W_ID, W_TYPE, W_GEN, W_OCC,
+		W_CORR, W_CAUS, W_PUB, W_META, W_CONT, W_N };
+	static const char *const names[W_N] = { "position", "tenant",
+		"stream", "revision", "id", "type", "generation", "occurred",
+		"correlation_id", "causation_id", "public", "metadata",
+		"content" };
+	static const uint8_t lens[W_N] = { 8, 6, 6, 8, 2, 4, 10, 8, 14, 12,
+		6, 8, 7 };
+	static const msgpack_object empty = { .type = MSGPACK_OBJECT_MAP };
+	const unsigned char *p = data;
+	const char          *sv[W_N];
+	size_t               sl[W_N], i = 0, n;
+	bool                 seen[W_N] = { false };
+	uint64_t             u;
+	memset(out, 0, sizeof(*out));
+	out->metadata = empty;
+	if (len == 0)
+		return SL_EPROTO;
+	if (p[0] >= 0x80 && p[0] <= 0x8f) {
+		n = p[0] & 0x0f;
+		i = 1;
+	} else if (p[0] == 0xde && len >= 3) {
+		n = (size_t) p[1] << 8 | p[2];
+		i = 3;
+	} else {
+		return SL_EPROTO;
+	}
+	for (size_t pair = 0; pair < n; pair++) {
+		const char *k;
+		size_t      kl;
+		int         j = -1;
+		if (!peek_str(p, len, &i, &k, &kl))
+			return SL_EPROTO;
+		if (pair < W_N && lens[pair] == kl
+		    && memcmp(names[pair], k, kl) == 0)
+			j = (int) pair;
+		for (int w = 0; j < 0 && w < W_N; w++)
+			if (lens[w] == kl && memcmp(names[w], k, kl) == 0)
+				j = w;
+		if (j < 0 || seen[j]) {
+			if (!mpraw_skip(p, len, &i))
+				return SL_EPROTO;
+			continue;
+		}
+		seen[j] = true;
+		switch (j) {
+		case W_TENANT:
+		case W_STREAM:
+		case W_ID:
+		case W_TYPE:
+		case W_CORR:
+		case W_CAUS:
+			if (!peek_str(p, len, &i, &sv[j], &sl[j]))
+				return SL_EPROTO;
+			break;
+		case W_POS:
+		case W_REV:
+		case W_GEN:
+			if (!raw_uint(p, len, &i, &u))
+				return SL_EPROTO;
+			if (j == W_POS)
+				out->position = u;
+			else if (j == W_REV)
+				out->revision = u;
+			else if (u > UINT32_MAX)
+				return SL_EPROTO;
+			else
+				out->generation = (uint32_t) u;
+			break;
+		case W_OCC:
+			if (!raw_int(p, len, &i, &out->occurred_ns))
+				return SL_EPROTO;
+			break;
+		case W_PUB:
+			if (i >= len || (p[i] != 0xc2 && p[i] != 0xc3))
+				return SL_EPROTO;
+			out->is_public = p[i++] == 0xc3;
+			break;
+		default: { /* metadata, content: decoded, as ev_decode's */
+			msgpack_object o;
+			size_t         off = i;
+			msgpack_unpack_return ur
+			    = msgpack_unpack(data, len, &off, zone, &o);
+			if (ur != MSGPACK_UNPACK_SUCCESS
+			    && ur != MSGPACK_UNPACK_EXTRA_BYTES)
+				return SL_EPROTO;
+			i = off;
+			if (j == W_CONT)
+				out->content = o;
+			else if (o.type == MSGPACK_OBJECT_MAP)
+				out->metadata = o;
+			else if (o.type != MSGPACK_OBJECT_NIL)
+				return SL_EPROTO;
+		}
+		}
+	}
+	for (int j = 0; j < W_N; j++)
+		if (!seen[j] && j != W_META)
+			return SL_EPROTO;
+	out->tenant         = zone_strn(zone, sv[W_TENANT], sl[W_TENANT]);
+	out->stream         = zone_strn(zone, sv[W_STREAM], sl[W_STREAM]);
+	out->type           = zone_strn(zone, sv[W_TYPE], sl[W_TYPE]);
+	out->correlation_id = zone_strn(zone, sv[W_CORR], sl[W_CORR]);
+	out->causation_id   = zone_strn(zone, sv[W_CAUS], sl[W_CAUS]);
+	if (out->tenant == NULL || out->stream == NULL || out->type == NULL
+	    || out->correlation_id == NULL || out->causation_id == NULL
+	    || !uuid_hex(sv[W_ID], sl[W_ID], out->id, out->id_text))
+		return SL_EPROTO;
+	return SL_OK;
 }
 
 static void

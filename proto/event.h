@@ -122,15 +122,17 @@ int ev_decode(const void *data, size_t len, uint64_t position,
  */
 void ev_pack_wire(msgpack_packer *pk, const ev_view *ev);
 /**
- * Read back a committed event's wire map (ev_pack_wire's; a remote call's
- * `event`) into a view, as ev_decode does a stored record: strings are
- * NUL-terminated copies in zone; metadata and content point into map
- * (which must outlive the view). An absent metadata is an empty map.
+ * Read back a committed event's wire map (ev_pack_wire's bytes; a remote
+ * call's `event`), len bytes at data, into a view, as ev_decode does a
+ * stored record: strings are NUL-terminated copies in zone; metadata and
+ * content are decoded into zone (their strings point into data, which
+ * must outlive the view). An absent or nil metadata is an empty map;
+ * unknown keys are skipped.
  * @return SL_OK, or SL_EPROTO (not such a map: a field missing or of
- * another type).
+ * another type, truncated).
  */
-int ev_from_wire(const msgpack_object *map, msgpack_zone *zone,
-    ev_view *out);
+int ev_from_wire(
+    const void *data, size_t len, msgpack_zone *zone, ev_view *out);
 /** ev_pack_wire with room for n_extra more pairs, which the caller packs
  * right after (e.g. a filter stream's stream_position). */
 void ev_pack_wire_extra(msgpack_packer *pk, const ev_view *ev,

@@ -183,15 +183,13 @@ fail_left(sl_remote_call *c, const hostrec_poison *p)
 /* The call's event as the in-process path sees it; SL_OK or a failure
  * already recorded on c. */
 static int
-call_event(hosted *h, sl_remote_call *c, msgpack_object *root, ev_view *v)
+call_event(hosted *h, sl_remote_call *c, ev_view *v)
 {
 	const void *data;
-	size_t      len, off = 0;
+	size_t      len;
 	msgpack_zone_clear(&h->zone);
 	if (sl_remote_event_msgpack(c, &data, &len) != SL_OK
-	    || msgpack_unpack(data, len, &off, &h->zone, root)
-	        != MSGPACK_UNPACK_SUCCESS
-	    || ev_from_wire(root, &h->zone, v) != SL_OK) {
+	    || ev_from_wire(data, len, &h->zone, v) != SL_OK) {
 		sl_remote_fail(c, true, 0, "the call's event cannot be read");
 		return SL_EPROTO;
 	}
@@ -217,12 +215,11 @@ static sl_remote_result
 on_project(void *user, sl_remote_call *c)
 {
 	hosted          *h = user;
-	msgpack_object   root;
 	ev_view          v;
 	sl_remote_result res;
 	const char      *key    = sl_remote_key(c);
 	const char      *tenant = sl_remote_tenant(c);
-	if (call_event(h, c, &root, &v) != SL_OK)
+	if (call_event(h, c, &v) != SL_OK)
 		return SL_REMOTE_FAILED;
 	if (died_on(h, c, key, v.position, &res))
 		return res;
@@ -277,11 +274,10 @@ static sl_remote_result
 on_filter(void *user, sl_remote_call *c)
 {
 	hosted          *h = user;
-	msgpack_object   root;
 	ev_view          v;
 	sl_remote_result res;
 	const char      *tenant = sl_remote_tenant(c);
-	if (call_event(h, c, &root, &v) != SL_OK)
+	if (call_event(h, c, &v) != SL_OK)
 		return SL_REMOTE_FAILED;
 	/* what the daemon's 1.3 rules would not have handed it (remote
 	 * registrations get the whole log) */
