@@ -272,34 +272,37 @@ ev_pack_wire_extra(msgpack_packer *pk, const ev_view *ev, uint32_t n_extra)
 	msgpack_pack_object(pk, ev->content);
 }
 
+/* A hex digit's value, or -1 (what uuid_hex reads a digit with). */
+static const int8_t hexval[256] = {
+	['0'] = 0 + 1, ['1'] = 1 + 1, ['2'] = 2 + 1, ['3'] = 3 + 1,
+	['4'] = 4 + 1, ['5'] = 5 + 1, ['6'] = 6 + 1, ['7'] = 7 + 1,
+	['8'] = 8 + 1, ['9'] = 9 + 1, ['a'] = 10 + 1, ['b'] = 11 + 1,
+	['c'] = 12 + 1, ['d'] = 13 + 1, ['e'] = 14 + 1, ['f'] = 15 + 1,
+	['A'] = 10 + 1, ['B'] = 11 + 1, ['C'] = 12 + 1, ['D'] = 13 + 1,
+	['E'] = 14 + 1, ['F'] = 15 + 1,
+}; /* stored + 1: 0 is "not a digit" */
+
 /* A UUID's text (8-4-4-4-12 hex digits, any case: what uuid_parse takes)
  * into its bytes and lower-case text, without uuid_parse's strtoul per
  * byte (a plugin host reads one per event). */
 static bool
 uuid_hex(const char *t, size_t len, uint8_t id[16], char text[37])
 {
-	if (len != 36)
+	static const char digits[] = "0123456789abcdef";
+	if (len != 36 || t[8] != '-' || t[13] != '-' || t[18] != '-'
+	    || t[23] != '-')
 		return false;
 	size_t b = 0;
-	for (size_t i = 0; i < 36;) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (t[i] != '-')
-				return false;
+	for (size_t i = 0; i < 36; i += 2) {
+		if (i == 8 || i == 13 || i == 18 || i == 23)
 			text[i++] = '-';
-			continue;
-		}
-		int v[2];
-		for (int k = 0; k < 2; k++, i++) {
-			char c = t[i];
-			v[k]   = c >= '0' && c <= '9' ? c - '0'
-			      : c >= 'a' && c <= 'f' ? c - 'a' + 10
-			      : c >= 'A' && c <= 'F' ? c - 'A' + 10
-			                             : -1;
-			if (v[k] < 0)
-				return false;
-			text[i] = (char) (v[k] < 10 ? '0' + v[k] : 'a' + v[k] - 10);
-		}
-		id[b++] = (uint8_t) (v[0] << 4 | v[1]);
+		int hi = hexval[(unsigned char) t[i]] - 1;
+		int lo = hexval[(unsigned char) t[i + 1]] - 1;
+		if (hi < 0 || lo < 0)
+			return false;
+		text[i]     = digits[hi];
+		text[i + 1] = digits[lo];
+		id[b++]     = (uint8_t) (hi << 4 | lo);
 	}
 	text[36] = '\0';
 	return true;

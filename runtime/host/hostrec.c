@@ -7,11 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sluice/errors.h>
-
-#include <time.h>
 
 #define HOSTREC_MAGIC 0x534c4852u /* "SLHR" */
 
