@@ -98,8 +98,7 @@ else
 	cmake --build "$build" -j "$(nproc)" --target sluiced account_details \
 		bench_sluice bench_lmdb bench_nng bench_sqlite bench_live \
 		bench_remote remote_account_details sluice-host bench_emit \
-		bench_emitter \
-		bench_slow_neighbour bench_lanes bench_sources \
+		bench_emitter bench_slow_neighbour bench_lanes bench_sources \
 		bench_sources_plugin >/dev/null
 fi
 BS=$build/bench/bench_sluice
