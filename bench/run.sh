@@ -118,7 +118,7 @@ SOURCES=$build/bench/plugins/bench_sources_plugin.so
 NEIGHBOUR=$build/bench/plugins/bench_slow_neighbour.so
 for f in "$BS" "$BL" "$BN" "$BQ" "$BF" "$BR" "$SLUICED" "$PLUGIN" \
 	"$REMOTE_CLIENT" "$BE" "$BLN" "$EMITTER" "$NEIGHBOUR" "$BSRC" \
-	"$SOURCES"; do
+	"$SOURCES" "$build/sluice-host"; do
 	[ -e "$f" ] || { echo "run.sh: $f is missing (build first)" >&2; exit 1; }
 done
 
