@@ -20,7 +20,10 @@
  *            symbol, an emitting projection a host cannot run) are shown
  *            refused in status with why, and are not restarted until the
  *            file changes (then the new file runs).
- * Usage: host_isolation_test same|segv|abort|loop|stop|refused
+ *   backoff: a plugin whose init aborts every time: its host is started
+ *            again with a growing delay (no restart storm), each death
+ *            logged, while the daemon serves; a good file stops it.
+ * Usage: host_isolation_test same|segv|abort|loop|stop|refused|backoff
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -532,6 +535,52 @@ test_refused(void)
 	daemon_stop();
 }
 
+/* ---- backoff ---- */
+
+static void
+test_backoff(void)
+{
+	snprintf(plugin_dir, sizeof(plugin_dir), "%s/plugins", P.dir);
+	CHECK(mkdir(plugin_dir, 0755) == 0);
+	char src[4400], tmp[4500], dst[4500];
+	snprintf(src, sizeof(src), "%s/init_crash.so", SL_TEST_PLUGIN_DIR);
+	snprintf(tmp, sizeof(tmp), "%s/.tmp", plugin_dir);
+	snprintf(dst, sizeof(dst), "%s/crash.so", plugin_dir);
+	dt_install(src, tmp, dst);
+	write_config(plugin_dir, 5000,
+	    "plugins:\n  - file: crash.so\n    isolation: process\n");
+	int64_t t0 = dt_now_ms();
+	daemon_start();
+	/* delays 100, 200, 400, 800 ms ...: a handful of starts in 2.5 s,
+	 * not hundreds */
+	dt_sleep_ms(2500);
+	check_daemon_alive();
+	json_t *h       = host_of("crash.so");
+	int64_t starts  = host_int(h, "starts");
+	int64_t elapsed = dt_now_ms() - t0;
+	printf("backoff: %" PRId64 " starts in %" PRId64 " ms, backoff now "
+	       "%" PRId64 " ms, last exit %s\n",
+	    starts, elapsed, host_int(h, "backoff_ms"),
+	    host_str(h, "last_exit"));
+	CHECK(starts >= 3 && starts <= 7);
+	CHECK_EQ(host_int(h, "restarts"), starts - (host_int(h, "pid") > 0));
+	CHECK(host_int(h, "backoff_ms") >= 200);
+	CHECK(strstr(host_str(h, "last_exit"), "SIGABRT") != NULL);
+	json_decref(h);
+	size_t loglen;
+	char  *log = dt_slurp(P.log_path, &loglen);
+	CHECK(strstr(log, "starting it again in 200 ms") != NULL);
+	free(log);
+	/* a good build: it runs, the delay starts over */
+	snprintf(src, sizeof(src), "%s/crash_proj_fixed.so", SL_TEST_PLUGIN_DIR);
+	dt_install(src, tmp, dst);
+	h = wait_host("crash.so", "running", starts + 1);
+	CHECK_EQ(host_int(h, "backoff_ms"), 0);
+	json_decref(h);
+	CHECK(ru_wait_connected(cl, PROJ_ID, true, WAIT_MS));
+	daemon_stop();
+}
+
 int
 main(int argc, char **argv)
 {
@@ -560,6 +609,8 @@ main(int argc, char **argv)
 		test_stop();
 	else if (strcmp(c, "refused") == 0)
 		test_refused();
+	else if (strcmp(c, "backoff") == 0)
+		test_backoff();
 	else {
 		fprintf(stderr, "unknown case %s\n", c);
 		return 2;

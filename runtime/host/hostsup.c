@@ -217,6 +217,8 @@ host_main(void *arg)
 			wait_ms(h, -1);
 			continue;
 		}
+		if (e->restart_now) /* a new file: the delays start over */
+			e->backoff_ms = 0;
 		e->restart_now = false;
 		stat(e->file, &e->started_sb);
 		e->state  = H_STARTING;
