@@ -106,7 +106,7 @@ host_of(const char *name)
 	size_t  i, nl = strlen(name);
 	json_array_foreach(json_object_get(st, "hosts"), i, h)
 	{
-		const char *f = json_string_value(json_object_get(h, "file"));
+		const char *f  = json_string_value(json_object_get(h, "file"));
 		size_t      fl = f != NULL ? strlen(f) : 0;
 		if (fl >= nl && strcmp(f + fl - nl, name) == 0)
 			out = json_deep_copy(h);
@@ -224,13 +224,12 @@ rebuild(char **stream, size_t *n)
 static void
 test_same(void)
 {
-	static const char hosted[]
-	    = "plugins:\n  - file: account_details.so\n"
-	      "    isolation: process\n"
-	      "  - file: account_filters.so\n"
-	      "    isolation: process\n";
-	size_t na, nb, nc, nd, nfc, nfd;
-	char  *fc, *fd;
+	static const char hosted[] = "plugins:\n  - file: account_details.so\n"
+	                             "    isolation: process\n"
+	                             "  - file: account_filters.so\n"
+	                             "    isolation: process\n";
+	size_t            na, nb, nc, nd, nfc, nfd;
+	char             *fc, *fd;
 	write_config(SL_PLUGIN_DIR, 5000, "");
 	daemon_start();
 	accounts(0, 60);
@@ -242,7 +241,7 @@ test_same(void)
 	/* the same plugin in a host goes on from the checkpoint */
 	write_config(SL_PLUGIN_DIR, 5000, hosted);
 	daemon_start();
-	json_t *h = wait_host("account_details.so", "running", 1);
+	json_t *h        = wait_host("account_details.so", "running", 1);
 	pid_t   host_pid = (pid_t) host_int(h, "pid");
 	CHECK(host_pid > 0 && !gone(host_pid));
 	CHECK_EQ(host_int(h, "restarts"), 0);
@@ -278,17 +277,17 @@ test_same(void)
 	daemon_stop();
 	char *c2 = strdup(c);
 	ru_check_same_text("read models", "host (rebuilt)", b, nb, c, nc, 100);
-	ru_check_same_text("read models", "in process (rebuilt)", c2, nc, d,
-	    nd, 100);
-	ru_check_same_text("filter streams", "in process (rebuilt)", fc, nfc,
-	    fd, nfd, 100);
+	ru_check_same_text(
+	    "read models", "in process (rebuilt)", c2, nc, d, nd, 100);
+	ru_check_same_text(
+	    "filter streams", "in process (rebuilt)", fc, nfc, fd, nfd, 100);
 }
 
 /* ---- crash_on_boom: segv, abort, loop, stop ---- */
 
 #define PROJ    "crash_counts"
 #define PROJ_ID "c4a5b0b0-3e1d-4c2b-9a7e-0b00b0b0c4a5"
-#define SIDE "side_counts"
+#define SIDE    "side_counts"
 
 static void
 install(const char *build)
@@ -329,8 +328,8 @@ model_i64(const char *proj, int stream, const char *field)
 	snprintf(key, sizeof(key), "s-%d", stream);
 	char *text  = NULL;
 	bool  found = false;
-	CHECK_EQ(sl_client_get_one(cl, TENANT, proj, key, &text, &found),
-	    SL_OK);
+	CHECK_EQ(
+	    sl_client_get_one(cl, TENANT, proj, key, &text, &found), SL_OK);
 	json_t *s = json_loads(text, 0, NULL);
 	CHECK(s != NULL);
 	int64_t v = json_integer_value(json_object_get(s, field));
@@ -387,14 +386,13 @@ test_crash(const char *build, const char *bad, const char *want_reason,
     const char *want_exit, int timeout_ms)
 {
 	crash_setup(build, timeout_ms);
-	json_t *h0 = wait_host("crash.so", "running", 1);
+	json_t *h0    = wait_host("crash.so", "running", 1);
 	pid_t   first = (pid_t) host_int(h0, "pid");
 	json_decref(h0);
 	ticks(8, 4, bad);
 
 	json_t *f = wait_failing(want_reason);
-	CHECK(strcmp(json_string_value(json_object_get(f, "partition")),
-	          "s-2")
+	CHECK(strcmp(json_string_value(json_object_get(f, "partition")), "s-2")
 	    == 0);
 	CHECK(json_is_false(json_object_get(f, "retry")));
 	json_decref(f);
@@ -423,8 +421,7 @@ test_crash(const char *build, const char *bad, const char *want_reason,
 	json_decref(hb);
 	install("crash_proj_fixed");
 	json_decref(wait_host("crash.so", "running", starts + 1));
-	CHECK(ru_wait_connected(cl, PROJ_ID,
-	    true, WAIT_MS));
+	CHECK(ru_wait_connected(cl, PROJ_ID, true, WAIT_MS));
 	size_t n;
 	CHECK_EQ(sl_client_command(cl, "retry", PROJ, TENANT, &n), SL_OK);
 	wait_caught_up(PROJ, 0);
@@ -448,8 +445,7 @@ test_stop(void)
 	int64_t end = dt_now_ms() + WAIT_MS;
 	for (;;) {
 		json_t *st = ru_status(cl);
-		json_t *r
-		    = ru_remote(st, PROJ_ID);
+		json_t *r  = ru_remote(st, PROJ_ID);
 		int64_t inflight
 		    = json_integer_value(json_object_get(r, "in_flight"));
 		json_decref(st);
@@ -479,10 +475,10 @@ test_stop(void)
 static void
 test_refused(void)
 {
-	static const char *const files[] = { "bad_abi", "no_symbol",
-		"crash_emit_fixed" };
-	static const char *const why[] = { "ABI", "sluice_plugin_init",
-		"emits" };
+	static const char *const files[]
+	    = { "bad_abi", "no_symbol", "crash_emit_fixed" };
+	static const char *const why[]
+	    = { "ABI", "sluice_plugin_init", "emits" };
 	snprintf(plugin_dir, sizeof(plugin_dir), "%s/plugins", P.dir);
 	CHECK(mkdir(plugin_dir, 0755) == 0);
 	char extra[1024] = "plugins:\n";
@@ -520,18 +516,17 @@ test_refused(void)
 	}
 	size_t loglen;
 	char  *log = dt_slurp(P.log_path, &loglen);
-	CHECK(strstr(log, "not started again until the file changes")
-	    != NULL);
+	CHECK(strstr(log, "not started again until the file changes") != NULL);
 	free(log);
 	/* a good build in place of one: it runs */
 	char src[4400], tmp[4500], dst[4500];
-	snprintf(src, sizeof(src), "%s/crash_proj_fixed.so", SL_TEST_PLUGIN_DIR);
+	snprintf(
+	    src, sizeof(src), "%s/crash_proj_fixed.so", SL_TEST_PLUGIN_DIR);
 	snprintf(tmp, sizeof(tmp), "%s/.tmp", plugin_dir);
 	snprintf(dst, sizeof(dst), "%s/no_symbol.so", plugin_dir);
 	dt_install(src, tmp, dst);
 	json_decref(wait_host("no_symbol.so", "running", 2));
-	CHECK(ru_wait_connected(
-	    cl, PROJ_ID, true, WAIT_MS));
+	CHECK(ru_wait_connected(cl, PROJ_ID, true, WAIT_MS));
 	daemon_stop();
 }
 
@@ -572,7 +567,8 @@ test_backoff(void)
 	CHECK(strstr(log, "starting it again in 200 ms") != NULL);
 	free(log);
 	/* a good build: it runs, the delay starts over */
-	snprintf(src, sizeof(src), "%s/crash_proj_fixed.so", SL_TEST_PLUGIN_DIR);
+	snprintf(
+	    src, sizeof(src), "%s/crash_proj_fixed.so", SL_TEST_PLUGIN_DIR);
 	dt_install(src, tmp, dst);
 	h = wait_host("crash.so", "running", starts + 1);
 	CHECK_EQ(host_int(h, "backoff_ms"), 0);

@@ -34,8 +34,8 @@ typedef struct hostrec hostrec;
  * *left (up to max; *n_left gets how many), then clear it.
  * @return SL_OK; SL_ESTORAGE (the host then runs without a record).
  */
-int hostrec_open(const char *path, hostrec_poison *left, size_t max,
-    size_t *n_left, hostrec **out);
+int  hostrec_open(const char *path, hostrec_poison *left, size_t max,
+     size_t *n_left, hostrec **out);
 void hostrec_close(hostrec *r);
 
 /** The calling thread's slot i (0 .. HOSTREC_SLOTS-1) is about to call the

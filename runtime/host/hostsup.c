@@ -38,20 +38,20 @@ static const char *const state_names[]
     = { "starting", "running", "backoff", "refused", "stopped" };
 
 typedef struct hent {
-	hostsup *h;
-	char     file[512];
-	char     dir[4200]; /* data_dir/hosts/<n>: cache, record, error */
+	hostsup  *h;
+	char      file[512];
+	char      dir[4200]; /* data_dir/hosts/<n>: cache, record, error */
 	pthread_t th;
-	bool     th_started;
-	hstate   state;
-	pid_t    pid;
-	uint32_t starts, restarts, backoff_ms;
-	bool     restart_now; /* the file changed: start again, no delay */
-	bool     gone;        /* the file is gone: run nothing */
-	bool     reaped;      /* the last child was waited for */
-	char     last_exit[160];
-	int64_t  last_exit_at_ns;
-	char     error[1024];
+	bool      th_started;
+	hstate    state;
+	pid_t     pid;
+	uint32_t  starts, restarts, backoff_ms;
+	bool      restart_now; /* the file changed: start again, no delay */
+	bool      gone;        /* the file is gone: run nothing */
+	bool      reaped;      /* the last child was waited for */
+	char      last_exit[160];
+	int64_t   last_exit_at_ns;
+	char      error[1024];
 	/* what the file was when the running host started */
 	struct stat started_sb;
 } hent;
@@ -108,8 +108,7 @@ find_exe(const char *given)
 	if (slash != NULL)
 		slash[1] = '\0';
 	char *out;
-	return asprintf(&out, "%ssluice-host", slash != NULL ? self : "")
-	        >= 0
+	return asprintf(&out, "%ssluice-host", slash != NULL ? self : "") >= 0
 	    ? out
 	    : NULL;
 }
@@ -119,14 +118,14 @@ read_error(hent *e)
 {
 	char path[4300];
 	snprintf(path, sizeof(path), "%s/error", e->dir);
-	FILE *f = fopen(path, "r");
+	FILE *f     = fopen(path, "r");
 	e->error[0] = '\0';
 	if (f == NULL) {
 		snprintf(e->error, sizeof(e->error),
 		    "the plugin host refused %s (no reason written)", e->file);
 		return;
 	}
-	size_t n = fread(e->error, 1, sizeof(e->error) - 1, f);
+	size_t n    = fread(e->error, 1, sizeof(e->error) - 1, f);
 	e->error[n] = '\0';
 	fclose(f);
 }
@@ -282,13 +281,14 @@ host_main(void *arg)
 		if (ran_ms >= HOSTSUP_STABLE_MS || e->backoff_ms == 0)
 			e->backoff_ms = HOSTSUP_BACKOFF_FIRST_MS;
 		else if (e->backoff_ms < HOSTSUP_BACKOFF_MAX_MS)
-			e->backoff_ms = e->backoff_ms * 2 > HOSTSUP_BACKOFF_MAX_MS
+			e->backoff_ms
+			    = e->backoff_ms * 2 > HOSTSUP_BACKOFF_MAX_MS
 			    ? HOSTSUP_BACKOFF_MAX_MS
 			    : e->backoff_ms * 2;
 		e->state = H_BACKOFF;
 		log_warn("host",
-		    "%s: the plugin host (pid %ld) ended with %s after %" PRId64
-		    " ms; starting it again in %" PRIu32 " ms",
+		    "%s: the plugin host (pid %ld) ended with %s after "
+		    "%" PRId64 " ms; starting it again in %" PRIu32 " ms",
 		    e->file, (long) pid, e->last_exit, ran_ms, e->backoff_ms);
 		int64_t until = mono_ns() + (int64_t) e->backoff_ms * 1000000;
 		while (!h->stopping && !e->restart_now && mono_ns() < until)
@@ -331,8 +331,9 @@ hostsup_start(const sl_config *cfg, const char *sluice_host, hostsup **out)
 		    h->n);
 		e->gone = stat(e->file, &e->started_sb) != 0;
 		if (e->gone)
-			log_warn("host", "%s (isolation: process) is not there "
-			                 "yet: its host starts once it is",
+			log_warn("host",
+			    "%s (isolation: process) is not there "
+			    "yet: its host starts once it is",
 			    e->file);
 		h->n++;
 		if (fs_mkdirs(e->dir) != 0)
@@ -371,8 +372,9 @@ stop_child(hostsup *h, hent *e)
 	while (e->pid == pid && mono_ns() < end)
 		wait_ms(h, (end - mono_ns()) / 1000000 + 1);
 	if (e->pid == pid) {
-		log_warn("host", "%s: the plugin host (pid %ld) did not stop "
-		                 "within %d ms: killing it",
+		log_warn("host",
+		    "%s: the plugin host (pid %ld) did not stop "
+		    "within %d ms: killing it",
 		    e->file, (long) pid, HOSTSUP_STOP_MS);
 		kill(pid, SIGKILL);
 		while (e->pid == pid)
@@ -441,15 +443,17 @@ hostsup_file_changed(hostsup *h, const char *path)
 	if (!h->stopping) {
 		if (!there) {
 			if (!e->gone)
-				log_info("host", "%s is gone: stopping its "
-				                 "plugin host",
+				log_info("host",
+				    "%s is gone: stopping its "
+				    "plugin host",
 				    path);
 			e->gone = true;
 			stop_child(h, e);
 		} else if (e->gone || !same_file(&sb, &e->started_sb)) {
 			/* (a rescan reports files that did not change) */
-			log_info("host", "%s changed: starting its plugin "
-			                 "host again",
+			log_info("host",
+			    "%s changed: starting its plugin "
+			    "host again",
 			    path);
 			e->gone        = false;
 			e->restart_now = true;
@@ -475,8 +479,8 @@ hostsup_info_get(hostsup *h, size_t i, hostsup_info *out)
 	pthread_mutex_lock(&h->mu);
 	const hent *e = &h->ents[i];
 	snprintf(out->file, sizeof(out->file), "%s", e->file);
-	out->state = e->gone ? "stopped" : state_names[e->state];
-	out->pid   = e->pid;
+	out->state           = e->gone ? "stopped" : state_names[e->state];
+	out->pid             = e->pid;
 	out->starts          = e->starts;
 	out->restarts        = e->restarts;
 	out->backoff_ms      = e->backoff_ms;

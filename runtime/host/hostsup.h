@@ -37,16 +37,16 @@ typedef struct hostsup hostsup;
 
 /** What status shows for one hosted plugin. */
 typedef struct hostsup_info {
-	char     file[512];     /* the plugin file (absolute) */
-	const char *state;      /* "starting", "running", "backoff",
-	                           "refused", "stopped" */
-	int64_t  pid;           /* 0 when none runs */
-	uint32_t starts;        /* processes started */
-	uint32_t restarts;      /* started again after a death */
-	char     last_exit[160]; /* "" when none exited yet */
+	char        file[512];    /* the plugin file (absolute) */
+	const char *state;        /* "starting", "running", "backoff",
+	                             "refused", "stopped" */
+	int64_t  pid;             /* 0 when none runs */
+	uint32_t starts;          /* processes started */
+	uint32_t restarts;        /* started again after a death */
+	char     last_exit[160];  /* "" when none exited yet */
 	int64_t  last_exit_at_ns; /* wall clock; 0: none */
-	char     error[1024];   /* why it is refused ("" if not) */
-	uint32_t backoff_ms;    /* the delay before the next start */
+	char     error[1024];     /* why it is refused ("" if not) */
+	uint32_t backoff_ms;      /* the delay before the next start */
 } hostsup_info;
 
 /**
@@ -56,8 +56,8 @@ typedef struct hostsup_info {
  * sluice_host: the program (NULL: $SLUICE_HOST, else sluice-host beside
  * this executable). @return SL_OK, SL_ENOMEM.
  */
-int hostsup_start(const sl_config *cfg, const char *sluice_host,
-    hostsup **out);
+int hostsup_start(
+    const sl_config *cfg, const char *sluice_host, hostsup **out);
 /** Start the hosts (once the API serves: they register there).
  * @return SL_OK, SL_ENOMEM. */
 int hostsup_run(hostsup *h);

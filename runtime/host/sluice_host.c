@@ -34,8 +34,8 @@
 #include "log.h"
 #include "plugins.h"
 
-#define HOST_MAX_DEFS  HOSTREC_SLOTS
-#define HOST_MAX_LEFT  HOSTREC_SLOTS
+#define HOST_MAX_DEFS HOSTREC_SLOTS
+#define HOST_MAX_LEFT HOSTREC_SLOTS
 
 /* One registered definition: its remote registration and record slot. */
 typedef struct hosted {
@@ -43,19 +43,19 @@ typedef struct hosted {
 	size_t          slot;
 	/* a 1.3 definition (without sources: the rest is refused): it gets
 	 * no events of `$` streams and no links, as in process */
-	bool v13;
+	bool            v13;
 	sl_remote      *remote;
 	msgpack_zone    zone;   /* the event view's strings, per call */
 	msgpack_sbuffer packed; /* the state after a call */
 } hosted;
 
 static struct {
-	hostrec       *rec;
-	hostrec_poison left[HOST_MAX_LEFT]; /* events not to run again */
-	size_t         n_left;
+	hostrec        *rec;
+	hostrec_poison  left[HOST_MAX_LEFT]; /* events not to run again */
+	size_t          n_left;
 	pthread_mutex_t left_mu;
-	const char    *crashed; /* how the previous host died (--crashed) */
-	long           prev_pid;
+	const char     *crashed; /* how the previous host died (--crashed) */
+	long            prev_pid;
 } g = { .left_mu = PTHREAD_MUTEX_INITIALIZER };
 
 static void
@@ -105,7 +105,8 @@ unsupported(const proj_def *def)
 	proj_def_emits(def, &n_emits);
 	if (n_emits > 0)
 		return "emits (an emitting projection, ABI 1.2)";
-	if (proj_def_result(def) != NULL || proj_def_result_reason(def) != NULL)
+	if (proj_def_result(def) != NULL
+	    || proj_def_result_reason(def) != NULL)
 		return "a result transform (ABI 1.2)";
 	proj_def_sources(def, &src, &n_src, &flags);
 	if (n_src > 0 || flags != 0)
@@ -141,7 +142,8 @@ take_left(const char *tenant, const char *def_id, const char *key,
 		    && strcmp(l->key, key) == 0) {
 			*p        = *l;
 			g.left[i] = g.left[g.n_left - 1];
-			__atomic_store_n(&g.n_left, g.n_left - 1, __ATOMIC_RELEASE);
+			__atomic_store_n(
+			    &g.n_left, g.n_left - 1, __ATOMIC_RELEASE);
 			hit = true;
 		}
 	}
@@ -231,8 +233,8 @@ on_project(void *user, sl_remote_call *c)
 	if (sl_remote_state_msgpack(c, &sdata, &slen) != SL_OK
 	    || state_load(&st, sdata, slen) != SL_OK) {
 		state_free(&st);
-		return sl_remote_fail(c, true, 0,
-		    "cannot load the state of key '%.100s'", key);
+		return sl_remote_fail(
+		    c, true, 0, "cannot load the state of key '%.100s'", key);
 	}
 	struct sl_event sev = { .v = &v, .partition = v.stream };
 	sl_context      ctx;
@@ -285,9 +287,8 @@ on_filter(void *user, sl_remote_call *c)
 	    && (v.stream[0] == '$' || strcmp(v.type, EV_LINK_TYPE) == 0
 	        || strcmp(v.type, EV_STREAM_LINK_TYPE) == 0))
 		return SL_REMOTE_EXCLUDED;
-	const char *unit = h->def->filter_kind == SL_FILTER_UNPARTITIONED
-	    ? ""
-	    : v.stream;
+	const char *unit
+	    = h->def->filter_kind == SL_FILTER_UNPARTITIONED ? "" : v.stream;
 	if (died_on(h, c, unit, v.position, &res))
 		return res;
 	struct sl_event sev = { .v = &v, .partition = v.stream };
@@ -304,8 +305,9 @@ on_filter(void *user, sl_remote_call *c)
 		return SL_REMOTE_EXCLUDED;
 	case SL_INCLUDED:
 		return sl_remote_include(c,
-		    h->def->filter_kind == SL_FILTER_UNPARTITIONED ? NULL
-		                                                   : partition);
+		    h->def->filter_kind == SL_FILTER_UNPARTITIONED
+		        ? NULL
+		        : partition);
 	case SL_FAILED:
 		return failed(c, &ctx, "filter failed (no reason given)");
 	default:
@@ -342,7 +344,8 @@ register_def(hosted *h, const char *api, char *err, size_t errlen)
 		rc = sl_remote_register_filter(api, &f, &opts, &h->remote);
 	} else {
 		const sl_projection *p = d->p;
-		sl_remote_selector   sels[p->n_selectors > 0 ? p->n_selectors : 1];
+		sl_remote_selector
+		    sels[p->n_selectors > 0 ? p->n_selectors : 1];
 		for (size_t i = 0; i < p->n_selectors; i++) {
 			sels[i].event_type = p->selectors[i].event_type;
 			sels[i].key = (sl_remote_key_kind) p->selectors[i].key;
@@ -359,7 +362,8 @@ register_def(hosted *h, const char *api, char *err, size_t errlen)
 			.on                 = on_project,
 			.user               = h,
 		};
-		rc = sl_remote_register_projection(api, &rp, &opts, &h->remote);
+		rc = sl_remote_register_projection(
+		    api, &rp, &opts, &h->remote);
 	}
 	if (rc != SL_OK)
 		snprintf(err, errlen, "%s '%s' (%s): registration refused: %s",
@@ -436,33 +440,53 @@ int
 main(int argc, char **argv)
 {
 	const char *plugin = NULL, *api = NULL, *cache = NULL, *record = NULL,
-	           *errfile = NULL;
-	long        timeout_ms = 5000;
-	static const struct option longs[] = {
-		{ "plugin", required_argument, NULL, 'p' },
-		{ "api", required_argument, NULL, 'a' },
-		{ "cache", required_argument, NULL, 'C' },
-		{ "record", required_argument, NULL, 'r' },
-		{ "error-file", required_argument, NULL, 'e' },
-		{ "timeout-ms", required_argument, NULL, 't' },
-		{ "crashed", required_argument, NULL, 'x' },
-		{ "prev-pid", required_argument, NULL, 'P' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	           *errfile                   = NULL;
+	long                       timeout_ms = 5000;
+	static const struct option longs[]    = {
+		   { "plugin", required_argument, NULL, 'p' },
+		   { "api", required_argument, NULL, 'a' },
+		   { "cache", required_argument, NULL, 'C' },
+		   { "record", required_argument, NULL, 'r' },
+		   { "error-file", required_argument, NULL, 'e' },
+		   { "timeout-ms", required_argument, NULL, 't' },
+		   { "crashed", required_argument, NULL, 'x' },
+		   { "prev-pid", required_argument, NULL, 'P' },
+		   { "help", no_argument, NULL, 'h' },
+		   { NULL, 0, NULL, 0 },
 	};
 	int o;
 	while ((o = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
 		switch (o) {
-		case 'p': plugin = optarg; break;
-		case 'a': api = optarg; break;
-		case 'C': cache = optarg; break;
-		case 'r': record = optarg; break;
-		case 'e': errfile = optarg; break;
-		case 't': timeout_ms = strtol(optarg, NULL, 10); break;
-		case 'x': g.crashed = optarg; break;
-		case 'P': g.prev_pid = strtol(optarg, NULL, 10); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'p':
+			plugin = optarg;
+			break;
+		case 'a':
+			api = optarg;
+			break;
+		case 'C':
+			cache = optarg;
+			break;
+		case 'r':
+			record = optarg;
+			break;
+		case 'e':
+			errfile = optarg;
+			break;
+		case 't':
+			timeout_ms = strtol(optarg, NULL, 10);
+			break;
+		case 'x':
+			g.crashed = optarg;
+			break;
+		case 'P':
+			g.prev_pid = strtol(optarg, NULL, 10);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (plugin == NULL || api == NULL || cache == NULL || timeout_ms < 1) {
@@ -482,8 +506,9 @@ main(int argc, char **argv)
 		size_t         n = 0;
 		if (hostrec_open(record, left, HOST_MAX_LEFT, &n, &g.rec)
 		    != SL_OK)
-			log_warn("host", "cannot map %s: crashes of this host "
-			                 "will not be traced to an event",
+			log_warn("host",
+			    "cannot map %s: crashes of this host "
+			    "will not be traced to an event",
 			    record);
 		/* only a death in a call is held against that call: a host
 		 * stopped on purpose (reload, stop) passes no --crashed */
@@ -496,16 +521,18 @@ main(int argc, char **argv)
 				    "in a call of %s for tenant '%s', key "
 				    "'%s', at position %" PRIu64
 				    ": that event fails, not run again",
-				    g.prev_pid, left[i].cut ? "a cut" : g.crashed,
-				    left[i].def_id, left[i].tenant, left[i].key,
-				    left[i].position);
+				    g.prev_pid,
+				    left[i].cut ? "a cut" : g.crashed,
+				    left[i].def_id, left[i].tenant,
+				    left[i].key, left[i].position);
 		}
 	}
 
 	registry *reg;
 	char      err[1024];
 	if (registry_create(cache, &reg) != SL_OK) {
-		snprintf(err, sizeof(err), "cannot create the cache %s", cache);
+		snprintf(
+		    err, sizeof(err), "cannot create the cache %s", cache);
 		write_error(errfile, err);
 		log_error("host", "%s", err);
 		return 1;
@@ -546,17 +573,17 @@ main(int argc, char **argv)
 		return HOST_EXIT_REFUSED;
 	}
 
-	hosted *hs = calloc(n_defs > 0 ? n_defs : 1, sizeof(*hs));
-	int     rc = hs != NULL ? SL_OK : SL_ENOMEM;
+	hosted *hs      = calloc(n_defs > 0 ? n_defs : 1, sizeof(*hs));
+	int     rc      = hs != NULL ? SL_OK : SL_ENOMEM;
 	size_t  started = 0;
 	for (size_t i = 0; i < n_defs && rc == SL_OK && !stopping; i++) {
-		hosted *h = &hs[i];
+		hosted          *h = &hs[i];
 		const sl_source *src;
 		size_t           n_src;
 		uint32_t         flags;
-		h->def    = registry_projection(reg, i);
-		h->slot   = i;
-		h->v13    = proj_def_sources(h->def, &src, &n_src, &flags);
+		h->def  = registry_projection(reg, i);
+		h->slot = i;
+		h->v13  = proj_def_sources(h->def, &src, &n_src, &flags);
 		msgpack_zone_init(&h->zone, 4096);
 		msgpack_sbuffer_init(&h->packed);
 		rc = register_retrying(h, api, &stopping, err, sizeof(err));
@@ -575,11 +602,12 @@ main(int argc, char **argv)
 		log_error("host", "%s", err);
 		status = permanent ? HOST_EXIT_REFUSED : 1;
 	} else if (!stopping) {
-		log_info("host", "%s: %zu projection(s) and filter(s) "
-		                 "registered",
+		log_info("host",
+		    "%s: %zu projection(s) and filter(s) "
+		    "registered",
 		    plugin, started);
 		watchdog w = { .limit_ms = timeout_ms };
-		bool     wd = pthread_create(&w.th, NULL, watchdog_main, &w) == 0;
+		bool wd = pthread_create(&w.th, NULL, watchdog_main, &w) == 0;
 		while (!wait_stop(1000))
 			;
 		if (wd)
