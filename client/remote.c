@@ -95,7 +95,9 @@ struct sl_remote_call {
 	const msgpack_object *req;
 	const msgpack_object *event;
 	const msgpack_object *state_in; /* NULL for filters */
+	/* copied on first use (lazy_str) */
 	char                 *tenant, *key, *reason, *type, *stream;
+	const msgpack_object *key_o, *retry_o;
 	uint32_t              attempt;
 	json_t               *state; /* the state being edited (lazy) */
 	/* or the state as msgpack bytes a handler set (owned; at most one
@@ -794,15 +796,22 @@ call_setup(sl_remote_call *c, sl_remote *r, const msgpack_object *req,
 	c->state_in = r->is_filter ? NULL : state_in;
 	mp_get_u64(retry, "attempt", &attempt);
 	c->attempt = attempt > UINT32_MAX ? UINT32_MAX : (uint32_t) attempt;
-	c->tenant  = obj_strdup(mp_get(req, "tenant"));
-	c->reason
-	    = retry != NULL ? obj_strdup(mp_get(retry, "reason")) : strdup("");
-	c->type   = obj_strdup(mp_get(event, "type"));
-	c->stream = obj_strdup(mp_get(event, "stream"));
-	c->key    = r->is_filter ? NULL : obj_strdup(key);
-	return event != NULL && event->type == MSGPACK_OBJECT_MAP
-	    && c->tenant != NULL && c->reason != NULL && c->type != NULL
-	    && c->stream != NULL && (r->is_filter || c->key != NULL);
+	/* the strings are copied when a handler asks (lazy_str) */
+	c->retry_o = retry;
+	c->key_o   = r->is_filter ? NULL : key;
+	return event != NULL && event->type == MSGPACK_OBJECT_MAP;
+}
+
+/* A call's string, copied (NUL-terminated) on first use into *slot: ""
+ * when absent, or when out of memory. */
+static const char *
+lazy_str(const sl_remote_call *c, char *const *slot, const msgpack_object *o)
+{
+	char **s = (char **) slot; /* the library's own call object */
+	(void) c;
+	if (*s == NULL)
+		*s = obj_strdup(o);
+	return *s != NULL ? *s : "";
 }
 
 /* Run the handler on c (set up), counting it. */
@@ -1420,13 +1429,13 @@ sl_remote_get_stats(sl_remote *r, sl_remote_stats *out)
 const char *
 sl_remote_tenant(const sl_remote_call *c)
 {
-	return c->tenant;
+	return lazy_str(c, &c->tenant, mp_get(c->req, "tenant"));
 }
 
 const char *
 sl_remote_key(const sl_remote_call *c)
 {
-	return c->key;
+	return c->r->is_filter ? NULL : lazy_str(c, &c->key, c->key_o);
 }
 
 uint32_t
@@ -1438,19 +1447,19 @@ sl_remote_attempt(const sl_remote_call *c)
 const char *
 sl_remote_retry_reason(const sl_remote_call *c)
 {
-	return c->reason;
+	return lazy_str(c, &c->reason, mp_get(c->retry_o, "reason"));
 }
 
 const char *
 sl_remote_event_type(const sl_remote_call *c)
 {
-	return c->type;
+	return lazy_str(c, &c->type, mp_get(c->event, "type"));
 }
 
 const char *
 sl_remote_event_stream(const sl_remote_call *c)
 {
-	return c->stream;
+	return lazy_str(c, &c->stream, mp_get(c->event, "stream"));
 }
 
 uint64_t
