@@ -68,7 +68,7 @@ usage(FILE *f)
 	    "[--crashed TEXT] [--prev-pid N]\n"
 	    "Runs one plugin out of the daemon's process (isolation: "
 	    "process);\n"
-	    "sluiced starts it (docs/plugins.md, \"Process isolation\").\n");
+	    "sluiced starts it (README.md, \"Process isolation\").\n");
 }
 
 /* ---- refusing what a host cannot run ---- */
