@@ -23,7 +23,10 @@
  *   backoff: a plugin whose init aborts every time: its host is started
  *            again with a growing delay (no restart storm), each death
  *            logged, while the daemon serves; a good file stops it.
- * Usage: host_isolation_test same|segv|abort|loop|stop|refused|backoff
+ *   nohost:  no sluice-host program ($SLUICE_HOST names none): refused
+ *            with why, not started again.
+ * Usage: host_isolation_test same|segv|abort|loop|stop|refused|backoff|
+ *        nohost
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -577,6 +580,31 @@ test_backoff(void)
 	daemon_stop();
 }
 
+/* ---- nohost ---- */
+
+static void
+test_nohost(void)
+{
+	setenv("SLUICE_HOST", "/nonexistent/sluice-host", 1); /* inherited */
+	write_config(SL_PLUGIN_DIR, 5000,
+	    "plugins:\n  - file: account_details.so\n"
+	    "    isolation: process\n");
+	daemon_start();
+	json_t *h = wait_host("account_details.so", "refused", 1);
+	CHECK(strstr(host_str(h, "error"), "cannot run the plugin host")
+	    != NULL);
+	json_decref(h);
+	dt_sleep_ms(500);
+	h = host_of("account_details.so");
+	CHECK_EQ(host_int(h, "starts"), 1);
+	json_decref(h);
+	/* the daemon serves on */
+	json_t *st = ru_status(cl);
+	CHECK(json_object_get(st, "head") != NULL);
+	json_decref(st);
+	daemon_stop();
+}
+
 int
 main(int argc, char **argv)
 {
@@ -607,6 +635,8 @@ main(int argc, char **argv)
 		test_refused();
 	else if (strcmp(c, "backoff") == 0)
 		test_backoff();
+	else if (strcmp(c, "nohost") == 0)
+		test_nohost();
 	else {
 		fprintf(stderr, "unknown case %s\n", c);
 		return 2;

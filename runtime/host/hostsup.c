@@ -259,6 +259,16 @@ host_main(void *arg)
 			e->error[0]   = '\0';
 			continue;
 		}
+		if (pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+			/* the child's exec failed: no program to run */
+			snprintf(e->error, sizeof(e->error),
+			    "cannot run the plugin host %s (not there, or not "
+			    "executable; $SLUICE_HOST names another)",
+			    h->exe);
+			e->state = H_REFUSED;
+			log_error("host", "%s: %s", e->file, e->error);
+			continue;
+		}
 		if (pid > 0 && WIFEXITED(status)
 		    && WEXITSTATUS(status) == HOST_EXIT_REFUSED) {
 			read_error(e);
