@@ -36,6 +36,7 @@ enum {
 
 static const char usage_text[]
     = "usage: sluice [--url URL] [--config FILE] [--timeout MS] COMMAND ...\n"
+      "       sluice --version\n"
       "\n"
       "  commit --tenant T --stream S [--expect any|none|N] --type TYPE\n"
       "         [--public] [--metadata JSON] [--correlation-id ID]\n"
@@ -1277,6 +1278,10 @@ main(int argc, char **argv)
 	int        i, k, rc, status;
 
 	memset(&o, 0, sizeof(o));
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("sluice %s\n", SLUICE_VERSION);
+		return 0;
+	}
 	for (i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--help") == 0
 		    || strcmp(argv[i], "-h") == 0) {
