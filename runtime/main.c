@@ -41,7 +41,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: sluiced [-c|--config FILE] [--check-config] [--supervise] "
-	    "[--version] [-h|--help]\n"
+	    "[--log-format text|json] [--version] [-h|--help]\n"
 	    "  -c, --config FILE  configuration (default ./resources.yaml)\n"
 	    "      --check-config load and check the configuration, then "
 	    "exit\n"
@@ -49,6 +49,9 @@ usage(FILE *f)
 	    "again when\n"
 	    "                     it dies of a signal (SIGTERM/SIGINT are "
 	    "passed on)\n"
+	    "      --log-format F text (the default) or json: one JSON "
+	    "object per\n"
+	    "                     log line {ts, level, subsys, msg}\n"
 	    "      --version      print the version and exit\n"
 	    "  -h, --help         this help\n");
 }
@@ -208,12 +211,13 @@ main(int argc, char **argv)
 {
 	const char *file  = "resources.yaml";
 	bool        check = false, supervised = false;
-	enum { OPT_CHECK = 256, OPT_VERSION, OPT_SUPERVISE };
+	enum { OPT_CHECK = 256, OPT_VERSION, OPT_SUPERVISE, OPT_LOGFMT };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "supervise", no_argument, NULL, OPT_SUPERVISE },
+		{ "log-format", required_argument, NULL, OPT_LOGFMT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -229,6 +233,18 @@ main(int argc, char **argv)
 		case OPT_SUPERVISE:
 			supervised = true;
 			break;
+		case OPT_LOGFMT: {
+			int f = log_format_parse(optarg);
+			if (f < 0) {
+				fprintf(stderr,
+				    "sluiced: --log-format takes text or json, "
+				    "not '%s'\n",
+				    optarg);
+				return 2;
+			}
+			log_set_format(f);
+			break;
+		}
 		case OPT_VERSION:
 			printf("sluiced %s\n", SLUICE_VERSION);
 			return 0;

@@ -12,12 +12,15 @@
  *  3. a SIGHUP with a file that does not load changes nothing: logged,
  *     the daemon serves on with the limits it had;
  *  4. under --supervise, SIGHUP reaches the daemon (it reconfigures, it
- *     is not restarted), and SIGTERM still stops both with status 0.
+ *     is not restarted), and SIGTERM still stops both with status 0;
+ *  5. --log-format json: every line of the log is a JSON object with
+ *     ts, level, subsys and msg; --log-format xml is a usage error (2).
  */
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <jansson.h>
 #include <sluice/client.h>
 
 #include "daemon_testutil.h"
@@ -211,6 +214,73 @@ test_supervised_sighup(void)
 	free(log);
 }
 
+/* sluiced with extra arguments before -c cfg, its output into logf. */
+static pid_t
+spawn_args(const char *a1, const char *a2)
+{
+	pid_t parent = getpid();
+	int   fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		dt_child_setup(parent);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		execl(SL_BUILD_DIR "/sluiced", "sluiced", a1, a2, "-c", cfg,
+		    (char *) NULL);
+		_exit(127);
+	}
+	close(fd);
+	return pid;
+}
+
+static void
+test_json_log(void)
+{
+	int status;
+	daemon_pid = spawn_args("--log-format", "xml");
+	CHECK(dt_wait_exit(daemon_pid, 10000, &status));
+	daemon_pid = -1;
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+
+	write_config("info", "4MiB", api);
+	daemon_pid = spawn_args("--log-format", "json");
+	sl_client *c = NULL;
+	CHECK(dt_wait_answer(api, &c, 15000));
+	sl_client_close(c);
+	CHECK(kill(daemon_pid, SIGTERM) == 0);
+	CHECK(dt_wait_exit(daemon_pid, 20000, &status));
+	daemon_pid = -1;
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	FILE *f = fopen(logf, "r");
+	CHECK(f != NULL);
+	char line[4096];
+	int  n = 0;
+	bool ready = false;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		json_error_t e;
+		json_t      *j = json_loads(line, 0, &e);
+		if (j == NULL)
+			fprintf(stderr, "not JSON: %s", line);
+		CHECK(j != NULL && json_is_object(j));
+		CHECK(json_is_string(json_object_get(j, "ts")));
+		CHECK(json_is_string(json_object_get(j, "level")));
+		CHECK(json_is_string(json_object_get(j, "subsys")));
+		const char *msg = json_string_value(json_object_get(j, "msg"));
+		CHECK(msg != NULL);
+		if (strncmp(msg, "sluiced ready", 13) == 0)
+			ready = true;
+		json_decref(j);
+		n++;
+	}
+	fclose(f);
+	CHECK(n >= 5);
+	CHECK(ready);
+}
+
 int
 main(void)
 {
@@ -231,6 +301,7 @@ main(void)
 
 	test_notify_and_sighup();
 	test_supervised_sighup();
+	test_json_log();
 	close(nfd);
 	printf("daemon_signals_test: ok\n");
 	return 0;

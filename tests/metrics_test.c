@@ -325,7 +325,7 @@ main(void)
 	CHECK(r[0] == '\0' || strncmp(r, "HTTP/1.1 400", 12) == 0);
 	free(r);
 	t = scrape();
-	CHECK(sample(t, "sluice_commits_total") == 3);
+	CHECK(sample(t, "sluice_commits_total") == 4);
 	free(t);
 	commit(c, "acc-5", 1);
 	sl_client_close(c);
