@@ -241,9 +241,88 @@ read_all(const char *path)
 	return read_all_n(path, NULL);
 }
 
+/* ---- timestamps: RFC 3339 UTC next to nanoseconds ---- */
+
+/* Nanoseconds since the epoch between 2000 and 2200: a wall-clock time
+ * (monotonic ones, e.g. since boot, are far smaller). */
+static bool
+wall_ns(long long ns)
+{
+	return ns >= 946684800000000000LL && ns < 7258118400000000000LL;
+}
+
+/* ns as "2026-12-07T02:04:38.633211456Z" into out (size >= 40). */
+static void
+rfc3339(long long ns, char *out, size_t size)
+{
+	time_t    sec = (time_t) (ns / 1000000000LL);
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, ns % 1000000000LL);
+}
+
+/* Beside each wall-clock nanosecond field of j ("occurred", "*_ns"), its
+ * RFC 3339 UTC string: "occurred_utc", "registered_at_utc". */
+static void
+add_utc(json_t *j)
+{
+	if (json_is_array(j)) {
+		for (size_t i = 0; i < json_array_size(j); i++)
+			add_utc(json_array_get(j, i));
+		return;
+	}
+	if (!json_is_object(j))
+		return;
+	const char *key;
+	json_t     *v;
+	void       *tmp;
+	json_t     *add = json_object();
+	json_object_foreach_safe(j, tmp, key, v)
+	{
+		size_t kl = strlen(key);
+		bool   ns = strcmp(key, "occurred") == 0
+		    || (kl > 3 && strcmp(key + kl - 3, "_ns") == 0);
+		if (ns && json_is_integer(v) && wall_ns(json_integer_value(v))) {
+			char name[256], when[48];
+			snprintf(name, sizeof(name), "%.*s_utc",
+			    (int) (strcmp(key, "occurred") == 0 ? kl : kl - 3),
+			    key);
+			rfc3339(json_integer_value(v), when, sizeof(when));
+			json_object_set_new(add, name, json_string(when));
+		} else {
+			add_utc(v);
+		}
+	}
+	json_object_update(j, add);
+	json_decref(add);
+}
+
+/* An event's JSON line (as the client library gives it: the wire form's
+ * keys in order, "occurred" before metadata and content, so the first
+ * "occurred" key is the event's) with "occurred_utc" after it. */
+static int
+print_event(const char *json)
+{
+	const char *k = strstr(json, "\"occurred\":");
+	if (k == NULL)
+		return puts(json);
+	const char *num = k + 11;
+	char       *end;
+	long long   ns = strtoll(num, &end, 10);
+	if (end == num || !wall_ns(ns))
+		return puts(json);
+	char when[48];
+	rfc3339(ns, when, sizeof(when));
+	return printf("%.*s,\"occurred_utc\":\"%s\"%s\n",
+	    (int) (end - json), json, when, end);
+}
+
 static void
 print_json(json_t *j, size_t flags)
 {
+	add_utc(j);
 	char *s = json_dumps(j, flags | JSON_ENCODE_ANY);
 	if (s != NULL) {
 		puts(s);
@@ -654,7 +733,7 @@ cmd_read_filter(sl_client *c, const opts *o)
 		if (rc != SL_OK)
 			return call_failed(c, rc);
 		for (size_t i = 0; i < p.n_events && left > 0; i++, left--)
-			puts(p.events[i].event.json);
+			print_event(p.events[i].event.json);
 		from = p.next;
 		if (p.n_events == 0 || !p.more) {
 			sl_filter_page_free(&p);
@@ -714,7 +793,7 @@ cmd_read(sl_client *c, const opts *o)
 		if (rc != SL_OK)
 			return call_failed(c, rc);
 		for (size_t i = 0; i < r.n_events && left > 0; i++, left--)
-			puts(r.events[i].json);
+			print_event(r.events[i].json);
 		/* A log page may be empty while next moves past the events
 		 * of deleted streams: only a read that moves no further, or
 		 * reaches the head, ends the log. */
@@ -1151,7 +1230,7 @@ sub_print_event(void *arg, const sl_read_event *ev)
 {
 	sub_print *p = arg;
 
-	if (puts(ev->json) == EOF || fflush(stdout) != 0) {
+	if (print_event(ev->json) < 0 || fflush(stdout) != 0) {
 		p->write_failed = true;
 		return 1;
 	}

@@ -248,6 +248,23 @@ main(void)
 			CHECK(json_is_string(json_object_get(e, "id")));
 			CHECK(json_is_object(json_object_get(e, "content")));
 			CHECK(json_is_object(json_object_get(e, "metadata")));
+			/* RFC 3339 UTC beside the nanoseconds, the same time */
+			{
+				const char *utc = json_string_value(
+				    json_object_get(e, "occurred_utc"));
+				json_int_t ns = geti(e, "occurred");
+				struct tm  tm;
+				time_t     sec = (time_t) (ns / 1000000000);
+				char       want[48];
+				CHECK(utc != NULL);
+				gmtime_r(&sec, &tm);
+				strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S",
+				    &tm);
+				CHECK(strncmp(utc, want, strlen(want)) == 0);
+				CHECK_EQ(strlen(utc), 30);
+				CHECK_EQ(atoll(utc + 20), ns % 1000000000);
+				CHECK(utc[29] == 'Z');
+			}
 			if (i == 1) {
 				CHECK(json_is_true(
 				    json_object_get(e, "public")));
