@@ -75,6 +75,12 @@ static const char usage_text[]
       "it) from stream position N, each line with its stream_position; a\n"
       "rebuilt whole stream ends it (ECLOSED: subscribe again from 0).\n"
       "\n"
+      "commit --batch reads the events from FILE (or stdin): a JSON\n"
+      "array, or JSON Lines (one event per line), each event\n"
+      "{\"type\": T, \"content\": {...}, \"metadata\": {...}?,\n"
+      "\"public\": bool?, \"correlation_id\": ID?}; all of them commit\n"
+      "in one transaction, or none (an error names the line).\n"
+      "\n"
       "delete-stream soft-deletes a stream: reads no longer show its\n"
       "events (they stay in the log); a later commit continues its\n"
       "revisions (--expect the last one). With --truncate-before R it\n"
@@ -529,6 +535,60 @@ parse_expect(const opts *o, bool none_ok, uint64_t *expected)
 	    && *expected < SL_EXPECT_NO_STREAM;
 }
 
+/*
+ * commit --batch's input: a JSON array of events, or JSON Lines (one event
+ * object per line; blank lines skipped). Each event is {"type": string,
+ * "content": {...}, "metadata": {...}?, "public": bool?,
+ * "correlation_id": string?}, checked by the caller.
+ * @return a non-empty array, or NULL with *status set (the error printed,
+ * naming the line).
+ */
+static json_t *
+parse_batch(const char *input, int *status)
+{
+	json_error_t je;
+	const char  *p = input + strspn(input, " \t\r\n");
+	json_t      *batch;
+	if (*p == '[') {
+		batch = json_loads(input, JSON_REJECT_DUPLICATES, &je);
+		if (batch == NULL) {
+			*status = fail(EXIT_USAGE, SL_EINVAL,
+			    "batch: line %d, column %d: %s", je.line,
+			    je.column, je.text);
+			return NULL;
+		}
+	} else {
+		batch    = json_array();
+		int line = 1;
+		for (const char *l = input; batch != NULL && *l != '\0';
+		     line++) {
+			size_t len = strcspn(l, "\n");
+			if (strspn(l, " \t\r") < len) {
+				json_t *ev = json_loadb(
+				    l, len, JSON_REJECT_DUPLICATES, &je);
+				if (ev == NULL) {
+					*status = fail(EXIT_USAGE, SL_EINVAL,
+					    "batch: line %d, column %d: %s",
+					    line, je.column, je.text);
+					json_decref(batch);
+					return NULL;
+				}
+				json_array_append_new(batch, ev);
+			}
+			l += len + (l[len] == '\n');
+		}
+	}
+	if (batch == NULL || !json_is_array(batch)
+	    || json_array_size(batch) == 0) {
+		*status = fail(EXIT_USAGE, SL_EINVAL,
+		    "batch must be a non-empty JSON array, or JSON Lines of "
+		    "one event object each");
+		json_decref(batch);
+		return NULL;
+	}
+	return batch;
+}
+
 static int
 cmd_commit(sl_client *c, const opts *o)
 {
@@ -567,18 +627,8 @@ cmd_commit(sl_client *c, const opts *o)
 		input = strdup(arg); /* the argument is the content itself */
 	}
 	if (o->batch) {
-		json_error_t je;
-		batch = json_loads(input, JSON_REJECT_DUPLICATES, &je);
-		if (batch == NULL || !json_is_array(batch)
-		    || json_array_size(batch) == 0) {
-			status = batch == NULL
-			    ? fail(EXIT_USAGE, SL_EINVAL,
-			        "batch: line %d, column %d: %s", je.line,
-			        je.column, je.text)
-			    : fail(EXIT_USAGE, SL_EINVAL,
-			        "batch must be a non-empty JSON array");
+		if ((batch = parse_batch(input, &status)) == NULL)
 			goto out;
-		}
 		n = json_array_size(batch);
 	} else {
 		n = 1;

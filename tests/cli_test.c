@@ -362,6 +362,32 @@ main(void)
 	CHECK_EQ(SL("read"), 0);
 	CHECK_EQ(count_lines(out), head);
 
+	/* commit --batch as JSON Lines: a bad line is named, nothing is
+	 * written; good lines (a blank one skipped) commit together */
+	snprintf(path, sizeof(path), "%s/batch.jsonl", dir);
+	tu_write_file(path,
+	    "{\"type\":\"DebitPerformed\",\"content\":{\"amount\":5}}\n"
+	    "{\"type\":\"DebitPerformed\",\"content\":{\"amount\":\n");
+	CHECK_EQ(SL("commit", "--tenant", FX_TENANT, "--stream", "jl",
+	             "--batch", path),
+	    1);
+	CHECK(strstr(err, "batch: line 2,") != NULL);
+	tu_write_file(path,
+	    "{\"type\":\"DebitPerformed\",\"content\":{\"amount\":5}}\n"
+	    "\n"
+	    "{\"type\":\"DebitPerformed\",\"content\":{\"amount\":6},"
+	    "\"public\":true}\n");
+	CHECK_EQ(SL("commit", "--tenant", FX_TENANT, "--stream", "jl",
+	             "--expect", "none", "--batch", path),
+	    0);
+	j = out_json();
+	CHECK_EQ(geti(j, "first_position"), head);
+	CHECK_EQ(geti(j, "count"), 2);
+	json_decref(j);
+	CHECK_EQ(SL("read", "--tenant", FX_TENANT, "--stream", "jl"), 0);
+	CHECK_EQ(count_lines(out), 2);
+	CHECK(strstr(out, "\"amount\":6") != NULL);
+
 	fx_stop();
 	return 0;
 }
