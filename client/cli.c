@@ -56,6 +56,7 @@ static const char usage_text[]
       "  status\n"
       "  plugins\n"
       "  reset|retry|pause|resume|start|stop ID_OR_NAME [--tenant T]\n"
+      "         [--wait]\n"
       "  subscribe [--from P | --tenant T --stream S [--from-revision R]]\n"
       "         [--count N] [--idle-ms MS] [--pub-url URL]\n"
       "  subscribe --tenant T --filter ID_OR_NAME [--partition P] [--from N]\n"
@@ -117,7 +118,11 @@ static const char usage_text[]
       "processors of a projection or filter, of one tenant (--tenant) or\n"
       "of all: reset rebuilds from position 0, retry retries failing\n"
       "events now, pause stops processing (kept across restarts), resume\n"
-      "goes on; stop and start are EventStoreDB's names for pause and\n"
+      "goes on; --wait (reset, start, resume, retry) then waits until\n"
+      "they reach the log's head as it was, with a progress line on a\n"
+      "terminal (position / head, events/s, ETA) and a final JSON line\n"
+      "{waited, position, head, processors, seconds, events_per_sec};\n"
+      "stop and start are EventStoreDB's names for pause and\n"
       "resume (also for the system projections: sluice start "
       "'$by_category').\n"
       "spec runs a projection (a .js, or a .so's projection NAME) over the\n"
@@ -140,7 +145,7 @@ typedef struct opts {
 	const char *filter, *partition, *key, *truncate_before;
 	const char *js_host, *plugin, *js;
 	const char *command; /* the command's name (argv) */
-	bool        is_public, batch, follow, resolve_links;
+	bool        is_public, batch, follow, resolve_links, wait;
 	const char *pos[4];
 	int         n_pos;
 } opts;
@@ -381,6 +386,7 @@ static const optdef optdefs[] = {
 	FLAG("batch", batch),
 	FLAG("follow", follow),
 	FLAG("resolve-links", resolve_links),
+	FLAG("wait", wait),
 };
 
 /*
@@ -1022,6 +1028,143 @@ cmd_plugins(sl_client *c, const opts *o)
 
 /* reset|retry|pause|resume|start|stop ID [--tenant T]: an operator
  * command. */
+/* ---- --wait: until the processors caught up, with progress ---- */
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The processors (and emitting runs) of id (an id or a name), of tenant
+ * or of all, in a status reply: their lowest position, whether any
+ * rebuilds or is paused, and how many there are. */
+typedef struct procs_seen {
+	size_t     n;
+	json_int_t min_pos;
+	bool       rebuilding, paused;
+	char       state[32];
+} procs_seen;
+
+static void
+procs_of(json_t *st, const char *id, const char *tenant, procs_seen *out)
+{
+	static const char *const lists[] = { "processors",
+		"emitting_projections" };
+	memset(out, 0, sizeof(*out));
+	for (size_t l = 0; l < 2; l++) {
+		json_t *arr = json_object_get(st, lists[l]);
+		for (size_t i = 0; i < json_array_size(arr); i++) {
+			json_t     *p  = json_array_get(arr, i);
+			const char *pi = json_string_value(
+			    json_object_get(p, "projection"));
+			const char *pn
+			    = json_string_value(json_object_get(p, "name"));
+			const char *pt
+			    = json_string_value(json_object_get(p, "tenant"));
+			if (!((pi != NULL && strcmp(pi, id) == 0)
+			        || (pn != NULL && strcmp(pn, id) == 0))
+			    || (tenant != NULL
+			        && (pt == NULL || strcmp(pt, tenant) != 0)))
+				continue;
+			json_int_t pos = json_integer_value(
+			    json_object_get(p, "position"));
+			if (out->n == 0 || pos < out->min_pos)
+				out->min_pos = pos;
+			out->rebuilding
+			    |= json_is_true(json_object_get(p, "rebuilding"));
+			out->paused
+			    |= json_is_true(json_object_get(p, "paused"));
+			const char *state
+			    = json_string_value(json_object_get(p, "status"));
+			if (state != NULL)
+				snprintf(out->state, sizeof(out->state), "%s",
+				    state);
+			out->n++;
+		}
+	}
+}
+
+/*
+ * After reset, start, resume or retry --wait: wait until every processor
+ * of id has reached the log's head as it was when the wait began. On a
+ * terminal, a progress line on stderr (position / head, events/s, ETA);
+ * always a final JSON line on stdout.
+ */
+static int
+wait_caught_up(sl_client *c, const char *id, const char *tenant)
+{
+	bool       tty = isatty(STDOUT_FILENO) && isatty(STDERR_FILENO);
+	int64_t    t0 = now_ms(), shown = 0;
+	json_int_t target = -1, start = -1;
+	procs_seen ps;
+	for (;;) {
+		char *text = NULL;
+		int   rc   = sl_client_status(c, &text);
+		if (rc != SL_OK)
+			return call_failed(c, rc);
+		json_t *st = json_loads(text, 0, NULL);
+		sl_client_free(text);
+		if (st == NULL)
+			return fail(EXIT_REPLY, SL_EPROTO, "status is not JSON");
+		if (target < 0)
+			target = json_integer_value(json_object_get(st, "head"));
+		procs_of(st, id, tenant, &ps);
+		json_decref(st);
+		if (ps.n == 0)
+			return fail(EXIT_REPLY, SL_ENOTFOUND,
+			    "no processor of '%s'%s%s to wait for", id,
+			    tenant != NULL ? " in tenant " : "",
+			    tenant != NULL ? tenant : "");
+		if (start < 0)
+			start = ps.min_pos;
+		if (!ps.rebuilding && ps.min_pos >= target)
+			break;
+		if (ps.paused)
+			return fail(EXIT_REPLY, SL_EINVAL,
+			    "'%s' is paused at %lld of %lld: resume it", id,
+			    (long long) ps.min_pos, (long long) target);
+		int64_t el = now_ms() - t0;
+		if (tty && now_ms() - shown >= 200) {
+			double rate = el > 0
+			    ? (double) (ps.min_pos - start) * 1000.0 / (double) el
+			    : 0;
+			double left = (double) (target - ps.min_pos);
+			char   eta[32] = "-";
+			if (rate > 0)
+				snprintf(eta, sizeof(eta), "%.0f s", left / rate);
+			fprintf(stderr,
+			    "\r%s: %lld / %lld (%.0f%%), %.0f events/s, ETA %s"
+			    " [%s]   ",
+			    id, (long long) ps.min_pos, (long long) target,
+			    target > 0 ? 100.0 * (double) ps.min_pos
+			            / (double) target
+			               : 100.0,
+			    rate, eta, ps.state);
+			fflush(stderr);
+			shown = now_ms();
+		}
+		nanosleep(&(struct timespec) { 0, 50 * 1000 * 1000 }, NULL);
+	}
+	double secs = (double) (now_ms() - t0) / 1000.0;
+	if (tty)
+		fprintf(stderr, "\r%s: caught up at %lld in %.1f s%30s\n", id,
+		    (long long) ps.min_pos, secs, "");
+	json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:f,s:f}", "waited", id,
+	    "position", ps.min_pos, "head", target, "processors",
+	    (json_int_t) ps.n, "seconds", secs, "events_per_sec",
+	    secs > 0 ? (double) (ps.min_pos - start) / secs : 0.0);
+	if (j == NULL)
+		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+	print_json(j, JSON_COMPACT);
+	json_decref(j);
+	return fflush(stdout) == 0 ? 0
+	                           : fail(EXIT_USAGE, SL_EINVAL,
+	                                 "cannot write the output");
+}
+
 static int
 cmd_command(sl_client *c, const opts *o)
 {
@@ -1034,6 +1177,14 @@ cmd_command(sl_client *c, const opts *o)
 		return usage_error("%s needs one projection or filter id or "
 		                   "name (and takes --tenant T)",
 		    o->command);
+	bool wait_ok = strcmp(o->command, "reset") == 0
+	    || strcmp(o->command, "start") == 0
+	    || strcmp(o->command, "resume") == 0
+	    || strcmp(o->command, "retry") == 0;
+	if (o->wait && !wait_ok)
+		return usage_error("--wait goes with reset, start, resume and "
+		                   "retry, not %s",
+		    o->command);
 	rc = sl_client_command(c, o->command, o->pos[0], tenant, &n);
 	if (rc != SL_OK)
 		return call_failed(c, rc);
@@ -1045,7 +1196,7 @@ cmd_command(sl_client *c, const opts *o)
 	json_decref(j);
 	if (fflush(stdout) != 0)
 		return fail(EXIT_USAGE, SL_EINVAL, "cannot write the output");
-	return 0;
+	return o->wait ? wait_caught_up(c, o->pos[0], tenant) : 0;
 }
 
 /* ---- query ---- */

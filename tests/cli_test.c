@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <pty.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -80,6 +82,42 @@ run(const char *env, const char *stdin_file, ...)
 }
 
 #define SL(...) run(NULL, NULL, "--url", fx_url, __VA_ARGS__, NULL)
+
+/* Run sluice with a terminal (a pty) as stdout and stderr, NULL-ended
+ * args; what it wrote there into out; its exit status. */
+static int
+run_tty(const char *first, ...)
+{
+	const char *argv[32] = { "sluice" };
+	int         argc     = 1;
+	va_list     ap;
+	va_start(ap, first);
+	for (const char *a = first; a != NULL && argc < 31;
+	     a = va_arg(ap, const char *))
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc] = NULL;
+	int   master;
+	pid_t pid = forkpty(&master, NULL, NULL, NULL);
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		execv(SL_BUILD_DIR "/sluice", (char *const *) argv);
+		_exit(127);
+	}
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = read(master, out + n, sizeof(out) - 1 - n);
+		if (r <= 0) /* EIO once the child closed the pty */
+			break;
+		n += (size_t) r;
+	}
+	out[n] = '\0';
+	close(master);
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
 
 static json_t *
 out_json(void)
@@ -357,6 +395,36 @@ main(void)
 	CHECK(strstr(out, "account_details") != NULL);
 	CHECK(json_object_get(j, "v") == NULL);
 	json_decref(j);
+
+	/* reset --wait: the command's line, then the wait's once the
+	 * rebuild reached the head; no progress line off a terminal */
+	CHECK_EQ(SL("reset", FX_PROJECTION, "--tenant", FX_TENANT, "--wait"),
+	    0);
+	CHECK_EQ(count_lines(out), 2);
+	CHECK(err[0] == '\0');
+	{
+		char *second = strchr(out, '\n') + 1;
+		json_t *w    = json_loads(second, 0, NULL);
+		CHECK(w != NULL);
+		CHECK_STREQ(json_string_value(json_object_get(w, "waited")),
+		    FX_PROJECTION);
+		CHECK_EQ(geti(w, "head"), head);
+		CHECK_EQ(geti(w, "position"), head);
+		CHECK_EQ(geti(w, "processors"), 1);
+		json_decref(w);
+	}
+	CHECK_EQ(SL("get-one", "--tenant", FX_TENANT, "--projection",
+	             FX_PROJECTION, "acc-1"),
+	    0);
+	CHECK(strstr(out, "\"found\": true") != NULL);
+	/* on a terminal, a progress line ends "caught up" */
+	CHECK_EQ(run_tty("--url", fx_url, "reset", FX_PROJECTION, "--tenant",
+	             FX_TENANT, "--wait", NULL),
+	    0);
+	CHECK(strstr(out, FX_PROJECTION ": caught up at ") != NULL);
+	CHECK(strstr(out, "\"waited\"") != NULL);
+	CHECK_EQ(SL("pause", FX_PROJECTION, "--wait"), 1);
+	CHECK(strstr(err, "--wait goes with reset") != NULL);
 
 	/* the log is what the successful commits wrote, nothing more */
 	CHECK_EQ(SL("read"), 0);
