@@ -26,6 +26,7 @@
 #include <sluice/subscribe.h>
 
 #include "config.h"
+#include "cli_help.h"
 #include "spec.h"
 
 enum {
@@ -33,108 +34,6 @@ enum {
 	EXIT_REPLY = 2, /* the daemon answered with an error */
 	EXIT_NET   = 3, /* cannot reach the daemon, or it timed out */
 };
-
-static const char usage_text[]
-    = "usage: sluice [--url URL] [--config FILE] [--timeout MS] COMMAND ...\n"
-      "       sluice --version\n"
-      "\n"
-      "  commit --tenant T --stream S [--expect any|none|N] --type TYPE\n"
-      "         [--public] [--metadata JSON] [--correlation-id ID]\n"
-      "         [CONTENT_JSON | -]\n"
-      "  commit --tenant T --stream S [--expect ...] --batch [FILE | -]\n"
-      "  delete-stream --tenant T --stream S [--expect any|N]\n"
-      "         [--truncate-before R]\n"
-      "  read [--from P] [--max N] [--tenant T --stream S "
-      "[--from-revision R]]\n"
-      "         [--resolve-links]\n"
-      "  read --filter ID_OR_NAME --tenant T [--partition P] [--from N]\n"
-      "         [--max N]\n"
-      "  get-one --tenant T --projection ID_OR_NAME KEY\n"
-      "  get-all --tenant T --projection ID_OR_NAME\n"
-      "  query ID_OR_NAME --tenant T [--key K] [--follow]\n"
-      "  query --js FILE --tenant T [--key K] [--follow]\n"
-      "  status\n"
-      "  plugins\n"
-      "  reset|retry|pause|resume|start|stop ID_OR_NAME [--tenant T]\n"
-      "         [--wait]\n"
-      "  subscribe [--from P | --tenant T --stream S [--from-revision R]]\n"
-      "         [--count N] [--idle-ms MS] [--pub-url URL]\n"
-      "  subscribe --tenant T --filter ID_OR_NAME [--partition P] [--from N]\n"
-      "         [--count N] [--idle-ms MS] [--pub-url URL]\n"
-      "  spec FILE [--plugin FILE] [--projection NAME] [--js-host PATH]\n"
-      "\n"
-      "The endpoint is --url, else $SLUICE_URL, else endpoints.api of the\n"
-      "config file (--config, default ./resources.yaml). $SLUICE_TENANT can\n"
-      "stand in for --tenant. Exit status: 0 ok, 1 usage, 2 error reply,\n"
-      "3 cannot reach the daemon.\n"
-      "\n"
-      "subscribe prints the events from P (or revision R) on, then follows\n"
-      "the live feed (the daemon's status names it; or --pub-url), one JSON\n"
-      "line per event, each exactly once, also across daemon restarts. It\n"
-      "ends after N events (--count) or MS quiet milliseconds (--idle-ms).\n"
-      "With --filter it follows a filter's stream (or one --partition of\n"
-      "it) from stream position N, each line with its stream_position; a\n"
-      "rebuilt whole stream ends it (ECLOSED: subscribe again from 0).\n"
-      "\n"
-      "commit --batch reads the events from FILE (or stdin): a JSON\n"
-      "array, or JSON Lines (one event per line), each event\n"
-      "{\"type\": T, \"content\": {...}, \"metadata\": {...}?,\n"
-      "\"public\": bool?, \"correlation_id\": ID?}; all of them commit\n"
-      "in one transaction, or none (an error names the line).\n"
-      "\n"
-      "delete-stream soft-deletes a stream: reads no longer show its\n"
-      "events (they stay in the log); a later commit continues its\n"
-      "revisions (--expect the last one). With --truncate-before R it\n"
-      "hides only the revisions below R. It prints {position (of the\n"
-      "$streamDeleted or $streamTruncated event in stream $deleted),\n"
-      "revision (the stream's last), truncate_before}.\n"
-      "\n"
-      "get-one prints {key, found, state}: found is false when KEY has no\n"
-      "read model, and state is then the projection's initial state. KEY\n"
-      "'$shared' reads a bi-state projection's shared state.\n"
-      "\n"
-      "read --resolve-links answers each link event (type \"$>\", as the\n"
-      "system projections write into $ce-..., $et-... streams) as the event\n"
-      "it points at, with \"link\": {position, stream, revision} of the\n"
-      "link itself (\"unresolved\": true if its target is gone).\n"
-      "\n"
-      "query runs a projection over the tenant's log once, to its head, and\n"
-      "prints {position, states: [{key, state, result?}]} (with --key only\n"
-      "that key). --follow runs it as a transient projection instead: it\n"
-      "prints {position, head, states} as one JSON line whenever the states\n"
-      "change, until SIGINT or SIGTERM, then ends the run. The daemon\n"
-      "stops a one-time query after limits.query_timeout_ms (10 s); query\n"
-      "waits 120 s for its answer unless --timeout says otherwise. With\n"
-      "--js FILE (- for stdin) the projection is a JavaScript file that is\n"
-      "not loaded (docs/javascript.md, Queries): the daemon loads it for\n"
-      "this query only, named for FILE, and unloads it afterwards; a\n"
-      "script that does not load (\"file.js:3: SyntaxError: ...\") or\n"
-      "declares emits is refused, exit 2. The script must fit one request\n"
-      "(limits.max_request_bytes, 4 MiB by default).\n"
-      "\n"
-      "read --filter prints a filter's stream (or one --partition of it)\n"
-      "from stream position N on, one JSON line per event with its\n"
-      "stream_position (and partition). The operator commands act on the\n"
-      "processors of a projection or filter, of one tenant (--tenant) or\n"
-      "of all: reset rebuilds from position 0, retry retries failing\n"
-      "events now, pause stops processing (kept across restarts), resume\n"
-      "goes on; --wait (reset, start, resume, retry) then waits until\n"
-      "they reach the log's head as it was, with a progress line on a\n"
-      "terminal (position / head, events/s, ETA) and a final JSON line\n"
-      "{waited, position, head, processors, seconds, events_per_sec};\n"
-      "stop and start are EventStoreDB's names for pause and\n"
-      "resume (also for the system projections: sluice start "
-      "'$by_category').\n"
-      "spec runs a projection (a .js, or a .so's projection NAME) over the\n"
-      "events of an EventStoreDB-style spec file in this process (no\n"
-      "daemon: a temporary log) and compares the states, results and\n"
-      "emitted streams with the spec's output; it prints each difference\n"
-      "and exits 4 on one, 1 on a bad spec or a projection that does not\n"
-      "load, 0 when all match (docs/javascript.md, Specs). --plugin runs\n"
-      "FILE (a .js or .so) instead of the spec's \"projection\".\n"
-      "status lists each processor's failing partitions with reason,\n"
-      "attempts and next try, and each projection's mode, status (running,\n"
-      "stopped, faulted, waiting: with status_reason), progress and buffer.\n";
 
 /* Options of all commands; which apply is checked per command. */
 typedef struct opts {
@@ -345,23 +244,28 @@ print_json(json_t *j, size_t flags)
 
 typedef struct optdef {
 	const char *name;
-	size_t      off;  /* of the const char * field, or of the bool */
-	bool        flag; /* takes no value */
+	size_t      off;    /* of the const char * field, or of the bool */
+	bool        flag;   /* takes no value */
+	bool        global; /* goes with every command, also before it */
 } optdef;
 
 #define OPT(n, f)                                                             \
 	{                                                                     \
-		n, offsetof(opts, f), false                                   \
+		n, offsetof(opts, f), false, false                            \
 	}
 #define FLAG(n, f)                                                            \
 	{                                                                     \
-		n, offsetof(opts, f), true                                    \
+		n, offsetof(opts, f), true, false                             \
+	}
+#define GLOBAL(n, f)                                                          \
+	{                                                                     \
+		n, offsetof(opts, f), false, true                             \
 	}
 
 static const optdef optdefs[] = {
-	OPT("url", url),
-	OPT("config", config),
-	OPT("timeout", timeout),
+	GLOBAL("url", url),
+	GLOBAL("config", config),
+	GLOBAL("timeout", timeout),
 	OPT("tenant", tenant),
 	OPT("stream", stream),
 	OPT("expect", expect),
@@ -429,10 +333,11 @@ parse_args(int argc, char **argv, int i, bool globals_only, opts *o)
 			if (strlen(optdefs[k].name) == n
 			    && strncmp(optdefs[k].name, a, n) == 0)
 				break;
-		/* The first three are the global options, also accepted
-		 * after the command. */
+		/* The global options are also accepted after the
+		 * command; whether a command takes the others is checked
+		 * once they are all parsed (options_belong). */
 		if (k == sizeof(optdefs) / sizeof(optdefs[0])
-		    || (globals_only && k > 2)) {
+		    || (globals_only && !optdefs[k].global)) {
 			usage_error("unknown option '%s'%s", argv[i],
 			    globals_only ? " before the command" : "");
 			return -1;
@@ -455,6 +360,27 @@ parse_args(int argc, char **argv, int i, bool globals_only, opts *o)
 		    = eq != NULL ? eq + 1 : argv[++i];
 	}
 	return i;
+}
+
+/* Every option given that is not global must be one of the command's.
+ * @return 0, or EXIT_USAGE after printing which does not belong. */
+static int
+options_belong(const opts *o, const cli_help *h)
+{
+	for (size_t k = 0; k < sizeof(optdefs) / sizeof(optdefs[0]); k++) {
+		const optdef *d = &optdefs[k];
+		const char   *f = (const char *) o + d->off;
+		bool set = d->flag ? *(const bool *) f
+		                   : *(const char *const *) f != NULL;
+		if (set && !d->global && !cli_help_allows(h, d->name)) {
+			fprintf(stderr,
+			    "sluice: EINVAL: option '--%s' does not go with "
+			    "%s\n(sluice help %s for its options)\n",
+			    d->name, h->name, h->name);
+			return EXIT_USAGE;
+		}
+	}
+	return 0;
 }
 
 /* ---- endpoint ---- */
@@ -1514,15 +1440,6 @@ cmd_spec(const opts *o)
 {
 	if (o->n_pos != 1)
 		return usage_error("spec takes one spec file");
-	if (o->tenant != NULL || o->stream != NULL || o->expect != NULL
-	    || o->type != NULL || o->metadata != NULL || o->correlation != NULL
-	    || o->from != NULL || o->max != NULL || o->from_revision != NULL
-	    || o->count != NULL || o->idle_ms != NULL || o->pub_url != NULL
-	    || o->filter != NULL || o->partition != NULL || o->key != NULL
-	    || o->truncate_before != NULL || o->is_public || o->batch
-	    || o->follow || o->resolve_links)
-		return usage_error("spec takes only --plugin, --projection "
-		                   "and --js-host");
 	return spec_run(o->pos[0], o->plugin, o->projection, o->js_host);
 }
 
@@ -1562,16 +1479,38 @@ main(int argc, char **argv)
 		printf("sluice %s\n", SLUICE_VERSION);
 		return 0;
 	}
-	for (i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--help") == 0
-		    || strcmp(argv[i], "-h") == 0) {
-			fputs(usage_text, stdout);
+	/* sluice help [COMMAND], sluice [COMMAND] --help */
+	const cli_help *h = NULL;
+	bool            want_help = false;
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			want_help = true;
+		else if (h == NULL && argv[i][0] != '-'
+		    && (i == 1 || argv[i - 1][0] != '-'
+		        || strchr(argv[i - 1], '=') != NULL))
+			h = cli_help_find(argv[i]);
+	}
+	if (argc >= 2 && strcmp(argv[1], "help") == 0) {
+		if (argc == 2) {
+			cli_help_all(stdout);
 			return 0;
 		}
+		if ((h = cli_help_find(argv[2])) == NULL)
+			return usage_error("no command '%s'", argv[2]);
+		cli_help_one(stdout, h);
+		return 0;
+	}
+	if (want_help) {
+		if (h != NULL)
+			cli_help_one(stdout, h);
+		else
+			cli_help_all(stdout);
+		return 0;
+	}
 	if ((i = parse_args(argc, argv, 1, true, &o)) < 0)
 		return EXIT_USAGE;
 	if (i >= argc) {
-		fputs(usage_text, stderr);
+		cli_help_all(stderr);
 		return EXIT_USAGE;
 	}
 	for (k = 0; k < (int) (sizeof(cmds) / sizeof(cmds[0])); k++)
@@ -1582,6 +1521,8 @@ main(int argc, char **argv)
 	o.command = cmds[k].name;
 	if (parse_args(argc, argv, i + 1, false, &o) < 0)
 		return EXIT_USAGE;
+	if ((status = options_belong(&o, cli_help_find(o.command))) != 0)
+		return status;
 	if (cmds[k].fn == NULL)
 		return cmd_spec(&o);
 	/* A one-time query answers within the daemon's

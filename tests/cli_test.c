@@ -232,6 +232,26 @@ main(void)
 	/* 1 for usage errors, checked before anything is sent */
 	CHECK_EQ(SL("frobnicate"), 1);
 	CHECK(strstr(err, "unknown command") != NULL);
+	/* an option of another command is an error, naming both */
+	CHECK_EQ(SL("get-one", "--tenant", FX_TENANT, "--projection",
+	             FX_PROJECTION, "--stream", "acc-1", "acc-1"),
+	    1);
+	CHECK(strstr(err, "option '--stream' does not go with get-one")
+	    != NULL);
+	CHECK_EQ(SL("status", "--follow"), 1);
+	CHECK(strstr(err, "'--follow' does not go with status") != NULL);
+	/* help: a command's own options only; the whole list; --version */
+	CHECK_EQ(run(NULL, NULL, "help", "get-one", NULL), 0);
+	CHECK(strstr(out, "sluice get-one --tenant T --projection") != NULL);
+	CHECK(strstr(out, "commit") == NULL && strstr(out, "--batch") == NULL);
+	CHECK_EQ(run(NULL, NULL, "delete-stream", "--help", NULL), 0);
+	CHECK(strstr(out, "--truncate-before R") != NULL);
+	CHECK(strstr(out, "get-one") == NULL);
+	CHECK_EQ(run(NULL, NULL, "--help", NULL), 0);
+	CHECK(strstr(out, "  get-one") != NULL && strstr(out, "  commit"));
+	CHECK_EQ(run(NULL, NULL, "help", "nope", NULL), 1);
+	CHECK_EQ(run(NULL, NULL, "--version", NULL), 0);
+	CHECK(strncmp(out, "sluice ", 7) == 0);
 	CHECK_EQ(SL("commit", "--tenant", FX_TENANT, "--stream", "s", "--type",
 	             "T", "[1]"),
 	    1);
@@ -424,7 +444,7 @@ main(void)
 	CHECK(strstr(out, FX_PROJECTION ": caught up at ") != NULL);
 	CHECK(strstr(out, "\"waited\"") != NULL);
 	CHECK_EQ(SL("pause", FX_PROJECTION, "--wait"), 1);
-	CHECK(strstr(err, "--wait goes with reset") != NULL);
+	CHECK(strstr(err, "'--wait' does not go with pause") != NULL);
 
 	/* the log is what the successful commits wrote, nothing more */
 	CHECK_EQ(SL("read"), 0);
