@@ -109,6 +109,7 @@ enum {
 	S_CATTAKE,
 	S_CORRPROP,
 	S_METRICS,
+	S_ADMIN,
 	S_SET, /* the six projection_settings, in SETTING_KEYS order */
 	S_PROJS = S_SET + 6,
 	S_N
@@ -146,6 +147,7 @@ static const cfg_key endpoint_keys[] = {
 	{ "api", K_URL, S_API, 0, 0, 0, NULL },
 	{ "pub", K_URL, S_PUB, 0, 0, 0, NULL },
 	{ "metrics", K_STR, S_METRICS, 0, 1024, 0, NULL },
+	{ "admin", K_STR, S_ADMIN, 0, 1024, 0, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -860,13 +862,18 @@ resolve(cfgp *p, sl_config *cfg, slot *s)
 		    "key 'endpoints.pub': same address as endpoints.api (%s)",
 		    cfg->pub_url);
 
-	yaml_node_t *mn = s[S_METRICS].node;
-	if (mn != NULL) {
-		int rc = check_http(p, mn->start_mark, "endpoints.metrics",
-		    text(mn));
+	/* the HTTP endpoints: metrics and the admin page (one listener
+	 * when they share HOST:PORT) */
+	const char *hkeys[2] = { "endpoints.metrics", "endpoints.admin" };
+	char      **hurls[2] = { &cfg->metrics_url, &cfg->admin_url };
+	for (int i = 0; i < 2; i++) {
+		yaml_node_t *hn = s[S_METRICS + i].node;
+		if (hn == NULL)
+			continue;
+		int rc = check_http(p, hn->start_mark, hkeys[i], text(hn));
 		if (rc != SL_OK)
 			return rc;
-		if ((cfg->metrics_url = strdup(text(mn))) == NULL)
+		if ((*hurls[i] = strdup(text(hn))) == NULL)
 			return nomem(p);
 	}
 
@@ -1225,6 +1232,7 @@ config_free(sl_config *cfg)
 	free(cfg->api_url);
 	free(cfg->pub_url);
 	free(cfg->metrics_url);
+	free(cfg->admin_url);
 	free(cfg->remote_url);
 	free(cfg->store_path);
 	free(cfg->category_separator);

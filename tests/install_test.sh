@@ -79,6 +79,7 @@ plugin_dir: plugins
 endpoints:
   api: ipc://$tmp/api.ipc
   pub: ipc://$tmp/pub.ipc
+  admin: http://127.0.0.1:0/admin
 tenants:
   - id: t1
 YAML
@@ -101,6 +102,14 @@ stop() {
 }
 
 start
+# the admin page, from the installed files
+grep -q "serving the admin page from $P/share/sluice/admin on" \
+	"$tmp/sluiced.log" || fail "the installed admin page is not served"
+admin=$(sed -n 's/.*serving the admin page from .* on \(http[^ ]*\).*/\1/p' \
+	"$tmp/sluiced.log" | head -1)
+python3 -c "import sys, urllib.request as u
+sys.exit(0 if b'Sluice admin' in u.urlopen(sys.argv[1]).read() else 1)" \
+	"$admin" || fail "GET $admin"
 plugins=$("$P/bin/sluice" --url "$url" plugins)
 echo "$plugins" | grep -q '"account_details"' ||
 	fail "the pkg-config plugin is not loaded: $plugins"

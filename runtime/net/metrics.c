@@ -23,6 +23,7 @@
 #include "api.h"
 #include "config.h"
 #include "event.h"
+#include "listen.h"
 #include "log.h"
 #include "mp.h"
 #include "publisher.h"
@@ -501,17 +502,7 @@ metrics_start(runtime *rt, const char *url, metrics **out)
 		metrics_stop(m);
 		return SL_ENET;
 	}
-	nng_sockaddr sa;
-	uint16_t     port = 0;
-	if (nng_http_server_get_addr(m->srv, &sa) == 0) {
-		if (sa.s_family == NNG_AF_INET)
-			port = sa.s_in.sa_port;
-		else if (sa.s_family == NNG_AF_INET6)
-			port = sa.s_in6.sa_port;
-	}
-	port = (uint16_t) ((port >> 8) | (port << 8)); /* network order */
-	snprintf(m->bound, sizeof(m->bound), "http://%s:%u%s",
-	    m->url->u_hostname, (unsigned) port, m->url->u_path);
+	net_http_bound(m->srv, m->url, "http", "", m->bound, sizeof(m->bound));
 	log_info("metrics", "serving metrics on %s", m->bound);
 	*out = m;
 	return SL_OK;
