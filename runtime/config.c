@@ -272,8 +272,8 @@ static const cfg_key tenant_keys[] = {
 /* By kind: what the message says was expected. */
 static const char *const expected[] = { "a scalar", "a scalar", "a scalar",
 	"one of error, warn, info, debug", "true or false", "an integer",
-	"a size (a byte count, or a number with K, KiB, M, MiB, G, GiB, T "
-	"or TiB)",
+	("a size (a byte count, or a number with K, KiB, M, MiB, G, GiB, T "
+	 "or TiB)"),
 	"a mapping", "a sequence", "a non-empty string",
 	"one of none, system, all", "first or last",
 	"one of continuous, one_time, transient",
