@@ -109,6 +109,8 @@ enum {
 	S_CATSEP,
 	S_CATTAKE,
 	S_CORRPROP,
+	S_METRICS,
+	S_ADMIN,
 	S_SET, /* the six projection_settings, in SETTING_KEYS order */
 	S_PROJS = S_SET + 6,
 	S_PLUGLIST,
@@ -149,6 +151,8 @@ static const char *const iso_words[] = { "in_process", "process", NULL };
 static const cfg_key endpoint_keys[] = {
 	{ "api", K_URL, S_API, 0, 0, 0, NULL },
 	{ "pub", K_URL, S_PUB, 0, 0, 0, NULL },
+	{ "metrics", K_STR, S_METRICS, 0, 1024, 0, NULL },
+	{ "admin", K_STR, S_ADMIN, 0, 1024, 0, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -281,8 +285,8 @@ static const cfg_key tenant_keys[] = {
 /* By kind: what the message says was expected. */
 static const char *const expected[] = { "a scalar", "a scalar", "a scalar",
 	"one of error, warn, info, debug", "true or false", "an integer",
-	"a size (a byte count, or a number with K, KiB, M, MiB, G, GiB, T "
-	"or TiB)",
+	("a size (a byte count, or a number with K, KiB, M, MiB, G, GiB, T "
+	 "or TiB)"),
 	"a mapping", "a sequence", "a non-empty string",
 	"one of none, system, all", "first or last",
 	"one of continuous, one_time, transient",
@@ -436,6 +440,33 @@ check_endpoint(
 		return fail(p, m,
 		    "key '%s': ipc path too long (%zu bytes, max %d): %s%s",
 		    key, strlen(url + n), CFG_IPC_PATH_MAX, url + n, hint);
+	return SL_OK;
+}
+
+/* An HTTP URL NNG's server can serve: http://HOST:PORT/PATH. */
+static int
+check_http(cfgp *p, yaml_mark_t m, const char *key, const char *url)
+{
+	const char *host = url + 7, *colon, *slash;
+	if (strncmp(url, "http://", 7) != 0)
+		return fail(p, m, "key '%s': '%s' must start with http://", key,
+		    url);
+	slash = strchr(host, '/');
+	colon = strchr(host, ':');
+	if (slash == NULL || slash[1] == '\0')
+		return fail(p, m,
+		    "key '%s': '%s' has no path (e.g. http://127.0.0.1:9464"
+		    "/metrics)",
+		    key, url);
+	if (colon == NULL || colon > slash || colon == host
+	    || colon + 1 == slash)
+		return fail(p, m, "key '%s': '%s' needs a host and a port", key,
+		    url);
+	for (const char *c = colon + 1; c < slash; c++)
+		if (*c < '0' || *c > '9')
+			return fail(p, m, "key '%s': '%s': the port is not a "
+			                  "number",
+			    key, url);
 	return SL_OK;
 }
 
@@ -845,6 +876,21 @@ resolve(cfgp *p, sl_config *cfg, slot *s)
 		return fail(p, s[S_PUB].node ? s[S_PUB].node->start_mark : dm,
 		    "key 'endpoints.pub': same address as endpoints.api (%s)",
 		    cfg->pub_url);
+
+	/* the HTTP endpoints: metrics and the admin page (one listener
+	 * when they share HOST:PORT) */
+	const char *hkeys[2] = { "endpoints.metrics", "endpoints.admin" };
+	char      **hurls[2] = { &cfg->metrics_url, &cfg->admin_url };
+	for (int i = 0; i < 2; i++) {
+		yaml_node_t *hn = s[S_METRICS + i].node;
+		if (hn == NULL)
+			continue;
+		int rc = check_http(p, hn->start_mark, hkeys[i], text(hn));
+		if (rc != SL_OK)
+			return rc;
+		if ((*hurls[i] = strdup(text(hn))) == NULL)
+			return nomem(p);
+	}
 
 	yaml_node_t *rn = s[S_REMURL].node;
 	if (rn != NULL)
@@ -1257,6 +1303,8 @@ config_free(sl_config *cfg)
 	free(cfg->plugin_dir);
 	free(cfg->api_url);
 	free(cfg->pub_url);
+	free(cfg->metrics_url);
+	free(cfg->admin_url);
 	free(cfg->remote_url);
 	free(cfg->store_path);
 	free(cfg->category_separator);

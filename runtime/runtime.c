@@ -26,6 +26,8 @@
 #include "hostsup.h"
 #include "reload.h"
 #include "server.h"
+#include "admin.h"
+#include "metrics.h"
 #include "sysproj.h"
 
 static void transients_stop_all(runtime *rt);
@@ -311,6 +313,15 @@ runtime_start(sl_config *cfg, runtime **out)
 		rt->srv = NULL;
 		goto fail;
 	}
+	/* endpoints.metrics: a daemon asked to serve them that cannot does
+	 * not start (the port is taken, or the host is wrong) */
+	if (cfg->metrics_url != NULL
+	    && (rc = metrics_start(rt, cfg->metrics_url, &rt->metrics))
+	        != SL_OK)
+		goto fail;
+	if (cfg->admin_url != NULL
+	    && (rc = admin_start(rt, cfg->admin_url, &rt->admin)) != SL_OK)
+		goto fail;
 	/* the hosts register on the API, which serves now */
 	if ((rc = hostsup_run(rt->hosts)) != SL_OK)
 		goto fail;
@@ -334,9 +345,13 @@ runtime_stop(runtime *rt)
 	if (rt->watch != NULL)
 		reload_stop(rt); /* no reload once stopping begins */
 	/* the plugin hosts end (bounded: SIGKILL after HOSTSUP_STOP_MS);
-	 * their registrations show disconnected */
+	 * their registrations show disconnected; status reads them until the
+	 * server and metrics stop */
 	hostsup_stop(rt->hosts);
-	rt->hosts = NULL;
+	admin_stop(rt->admin);
+	rt->admin = NULL;
+	metrics_stop(rt->metrics); /* reads status: while all is there */
+	rt->metrics = NULL;
 	if (rt->srv != NULL)
 		server_stop(rt->srv); /* no registration comes any more */
 	/* Validations call plugins and command processors: they end first
@@ -364,6 +379,8 @@ runtime_stop(runtime *rt)
 		proc_stop(rt->procs[i - 1]);
 	free(rt->procs);
 	remotes_destroy(rt->remotes);
+	hostsup_free(rt->hosts);
+	rt->hosts = NULL;
 	if (rt->plugins != NULL)
 		registry_destroy(rt->plugins);
 	for (size_t i = rt->n_tenants; i > 0; i--)

@@ -326,7 +326,7 @@ hostsup_start(const sl_config *cfg, const char *sluice_host, hostsup **out)
 		n += cfg->plugins[i].isolation == CFG_ISOLATION_PROCESS;
 	h->ents = calloc(n > 0 ? n : 1, sizeof(*h->ents));
 	if (h->exe == NULL || h->api == NULL || h->ents == NULL) {
-		hostsup_stop(h);
+		hostsup_free(h);
 		return SL_ENOMEM;
 	}
 	for (size_t i = 0; i < cfg->n_plugins; i++) {
@@ -398,6 +398,10 @@ hostsup_stop(hostsup *h)
 	if (h == NULL)
 		return;
 	pthread_mutex_lock(&h->mu);
+	if (h->stopping) {
+		pthread_mutex_unlock(&h->mu);
+		return;
+	}
 	h->stopping = true;
 	pthread_cond_broadcast(&h->cv);
 	for (size_t i = 0; i < h->n; i++)
@@ -407,8 +411,18 @@ hostsup_stop(hostsup *h)
 		stop_child(h, &h->ents[i]);
 	pthread_mutex_unlock(&h->mu);
 	for (size_t i = 0; i < h->n; i++)
-		if (h->ents[i].th_started)
+		if (h->ents[i].th_started) {
 			pthread_join(h->ents[i].th, NULL);
+			h->ents[i].th_started = false;
+		}
+}
+
+void
+hostsup_free(hostsup *h)
+{
+	if (h == NULL)
+		return;
+	hostsup_stop(h);
 	free(h->ents);
 	free(h->exe);
 	free(h->api);

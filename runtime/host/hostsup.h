@@ -61,8 +61,11 @@ int hostsup_start(
 /** Start the hosts (once the API serves: they register there).
  * @return SL_OK, SL_ENOMEM. */
 int hostsup_run(hostsup *h);
-/** Stop every host (SIGTERM, SIGKILL after HOSTSUP_STOP_MS) and free. */
+/** Stop every host (SIGTERM, SIGKILL after HOSTSUP_STOP_MS); none starts
+ * again. Status may still read h (the hosts show stopped). */
 void hostsup_stop(hostsup *h);
+/** hostsup_stop, then free: once nothing reads h any more. */
+void hostsup_free(hostsup *h);
 
 /** Whether path (a file of plugin_dir) runs in a host (and so is not
  * loaded by the daemon). Thread-safe; h may be NULL (then false). */

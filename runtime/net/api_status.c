@@ -14,6 +14,7 @@
 
 #include <sluice/errors.h>
 
+#include "api.h"
 #include "emitter.h"
 #include "event.h"
 #include "filter_validate.h"
@@ -342,8 +343,15 @@ api_pack_eproj(msgpack_packer *pk, eproj *e, uint64_t handle, uint64_t head)
 void
 api_status(request *r)
 {
-	runtime         *rt        = r->rt;
-	msgpack_packer  *pk        = &r->pk;
+	if (api_status_pack(r->rt, &r->pk) != SL_OK)
+		api_fail(r, SL_ENOMEM, "out of memory");
+	else
+		api_send(r);
+}
+
+int
+api_status_pack(runtime *rt, msgpack_packer *pk)
+{
 	size_t           n_plugins = registry_plugin_count(rt->plugins);
 	size_t           n_proj;
 	const proj_def **defs = api_projections(rt, &n_proj);
@@ -355,8 +363,7 @@ api_status(request *r)
 
 	if (failing == NULL) {
 		free(defs);
-		api_fail(r, SL_ENOMEM, "out of memory");
-		return;
+		return SL_ENOMEM;
 	}
 	uint64_t head = store_next_position(rt->store);
 	mp_map reply;
@@ -560,7 +567,7 @@ api_status(request *r)
 		runtime_transient_put(rt, handles[i]);
 	}
 	mp_map_close(&reply);
-	api_send(r);
+	return SL_OK;
 }
 
 /* ---- operator commands ---- */
