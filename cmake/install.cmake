@@ -37,7 +37,10 @@ set_target_properties(sluice_client_shared PROPERTIES
 target_link_options(sluice_client_shared PRIVATE -Wl,--no-undefined
   -Wl,--version-script=${PROJECT_SOURCE_DIR}/client/libsluice-client.map)
 
-install(TARGETS sluiced sluice RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# sluice-host beside sluiced: the daemon runs it from its own directory
+# (isolation: process)
+install(TARGETS sluiced sluice sluice-host
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY include/sluice DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS sluice_client_shared sluice_client_static sluice_plugin
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
