@@ -436,44 +436,50 @@ watchdog_main(void *arg)
 	return NULL;
 }
 
-int
-main(int argc, char **argv)
+/* The command line. */
+typedef struct host_opts {
+	const char *plugin, *api, *cache, *record, *errfile;
+	long        timeout_ms;
+} host_opts;
+
+/* @return -1 to go on, else the exit status */
+static int
+parse_args(int argc, char **argv, host_opts *o)
 {
-	const char *plugin = NULL, *api = NULL, *cache = NULL, *record = NULL,
-	           *errfile                   = NULL;
-	long                       timeout_ms = 5000;
-	static const struct option longs[]    = {
-		   { "plugin", required_argument, NULL, 'p' },
-		   { "api", required_argument, NULL, 'a' },
-		   { "cache", required_argument, NULL, 'C' },
-		   { "record", required_argument, NULL, 'r' },
-		   { "error-file", required_argument, NULL, 'e' },
-		   { "timeout-ms", required_argument, NULL, 't' },
-		   { "crashed", required_argument, NULL, 'x' },
-		   { "prev-pid", required_argument, NULL, 'P' },
-		   { "help", no_argument, NULL, 'h' },
-		   { NULL, 0, NULL, 0 },
+	static const struct option longs[] = {
+		{ "plugin", required_argument, NULL, 'p' },
+		{ "api", required_argument, NULL, 'a' },
+		{ "cache", required_argument, NULL, 'C' },
+		{ "record", required_argument, NULL, 'r' },
+		{ "error-file", required_argument, NULL, 'e' },
+		{ "timeout-ms", required_argument, NULL, 't' },
+		{ "crashed", required_argument, NULL, 'x' },
+		{ "prev-pid", required_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	int o;
-	while ((o = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
-		switch (o) {
+	int opt;
+	memset(o, 0, sizeof(*o));
+	o->timeout_ms = 5000;
+	while ((opt = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+		switch (opt) {
 		case 'p':
-			plugin = optarg;
+			o->plugin = optarg;
 			break;
 		case 'a':
-			api = optarg;
+			o->api = optarg;
 			break;
 		case 'C':
-			cache = optarg;
+			o->cache = optarg;
 			break;
 		case 'r':
-			record = optarg;
+			o->record = optarg;
 			break;
 		case 'e':
-			errfile = optarg;
+			o->errfile = optarg;
 			break;
 		case 't':
-			timeout_ms = strtol(optarg, NULL, 10);
+			o->timeout_ms = strtol(optarg, NULL, 10);
 			break;
 		case 'x':
 			g.crashed = optarg;
@@ -489,93 +495,89 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (plugin == NULL || api == NULL || cache == NULL || timeout_ms < 1) {
+	if (o->plugin == NULL || o->api == NULL || o->cache == NULL
+	    || o->timeout_ms < 1) {
 		usage(stderr);
 		return 2;
 	}
-	/* a host never outlives the daemon that started it */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	sigemptyset(&stop_set);
-	sigaddset(&stop_set, SIGTERM);
-	sigaddset(&stop_set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &stop_set, NULL); /* before any thread */
-	signal(SIGPIPE, SIG_IGN);
+	return -1;
+}
 
-	if (record != NULL) {
-		hostrec_poison left[HOST_MAX_LEFT];
-		size_t         n = 0;
-		if (hostrec_open(record, left, HOST_MAX_LEFT, &n, &g.rec)
-		    != SL_OK)
-			log_warn("host",
-			    "cannot map %s: crashes of this host "
-			    "will not be traced to an event",
-			    record);
-		/* only a death in a call is held against that call: a host
-		 * stopped on purpose (reload, stop) passes no --crashed */
-		if (g.crashed != NULL) {
-			memcpy(g.left, left, n * sizeof(left[0]));
-			g.n_left = n;
-			for (size_t i = 0; i < n; i++)
-				log_warn("host",
-				    "the previous host (pid %ld) died of %s "
-				    "in a call of %s for tenant '%s', key "
-				    "'%s', at position %" PRIu64
-				    ": that event fails, not run again",
-				    g.prev_pid,
-				    left[i].cut ? "a cut" : g.crashed,
-				    left[i].def_id, left[i].tenant,
-				    left[i].key, left[i].position);
-		}
-	}
+/* Map the record; after a death in a call (--crashed), what the previous
+ * host was running becomes an event not to run again. */
+static void
+open_record(const char *record)
+{
+	hostrec_poison left[HOST_MAX_LEFT];
+	size_t         n = 0;
+	if (record == NULL)
+		return;
+	if (hostrec_open(record, left, HOST_MAX_LEFT, &n, &g.rec) != SL_OK)
+		log_warn("host",
+		    "cannot map %s: crashes of this host will not be traced "
+		    "to an event",
+		    record);
+	/* a host stopped on purpose (reload, stop) gets no --crashed */
+	if (g.crashed == NULL)
+		return;
+	memcpy(g.left, left, n * sizeof(left[0]));
+	g.n_left = n;
+	for (size_t i = 0; i < n; i++)
+		log_warn("host",
+		    "the previous host (pid %ld) died of %s in a call of %s "
+		    "for tenant '%s', key '%s', at position %" PRIu64
+		    ": that event fails, not run again",
+		    g.prev_pid, left[i].cut ? "a cut" : g.crashed,
+		    left[i].def_id, left[i].tenant, left[i].key,
+		    left[i].position);
+}
 
-	registry *reg;
-	char      err[1024];
-	if (registry_create(cache, &reg) != SL_OK) {
-		snprintf(
-		    err, sizeof(err), "cannot create the cache %s", cache);
-		write_error(errfile, err);
-		log_error("host", "%s", err);
-		return 1;
+/* Load the plugin with the daemon's loader and check that a host can run
+ * every definition. @return SL_OK; else err says why (SL_EPLUGIN: refused,
+ * SL_ENOMEM / SL_ESTORAGE: could not try). */
+static int
+load_plugin(const host_opts *o, registry **reg, char *err, size_t errlen)
+{
+	if (registry_create(o->cache, reg) != SL_OK) {
+		snprintf(err, errlen, "cannot create the cache %s", o->cache);
+		*reg = NULL;
+		return SL_ESTORAGE;
 	}
-	if (registry_load_file(reg, plugin, err, sizeof(err)) != SL_OK) {
-		write_error(errfile, err);
-		log_error("host", "%s", err);
-		registry_destroy(reg);
-		hostrec_close(g.rec);
-		return HOST_EXIT_REFUSED;
-	}
-	size_t n_defs = registry_projection_count(reg);
-	if (n_defs > HOST_MAX_DEFS) {
-		snprintf(err, sizeof(err),
+	if (registry_load_file(*reg, o->plugin, err, errlen) != SL_OK)
+		return SL_EPLUGIN;
+	size_t n = registry_projection_count(*reg);
+	if (n > HOST_MAX_DEFS) {
+		snprintf(err, errlen,
 		    "%s: %zu projections and filters; a plugin host runs at "
 		    "most %d",
-		    plugin, n_defs, HOST_MAX_DEFS);
-		n_defs = 0;
-	} else {
-		err[0] = '\0';
+		    o->plugin, n, HOST_MAX_DEFS);
+		return SL_EPLUGIN;
 	}
-	for (size_t i = 0; i < n_defs && err[0] == '\0'; i++) {
-		const proj_def *d   = registry_projection(reg, i);
+	for (size_t i = 0; i < n; i++) {
+		const proj_def *d   = registry_projection(*reg, i);
 		const char     *why = unsupported(d);
-		if (why != NULL)
-			snprintf(err, sizeof(err),
+		if (why != NULL) {
+			snprintf(err, errlen,
 			    "%s: %s '%s' (%s) uses %s, which a plugin host "
 			    "(isolation: process) cannot run: run it "
 			    "in_process",
-			    plugin, def_is_filter(d) ? "filter" : "projection",
+			    o->plugin,
+			    def_is_filter(d) ? "filter" : "projection",
 			    d->name, d->id, why);
+			return SL_EPLUGIN;
+		}
 	}
-	if (err[0] != '\0') {
-		write_error(errfile, err);
-		log_error("host", "%s", err);
-		registry_destroy(reg);
-		hostrec_close(g.rec);
-		return HOST_EXIT_REFUSED;
-	}
+	return SL_OK;
+}
 
-	hosted *hs      = calloc(n_defs > 0 ? n_defs : 1, sizeof(*hs));
-	int     rc      = hs != NULL ? SL_OK : SL_ENOMEM;
-	size_t  started = 0;
+/* Register every definition and answer calls until stopped.
+ * @return the exit status */
+static int
+serve_defs(const host_opts *o, registry *reg, hosted *hs, size_t n_defs)
+{
+	char   err[1024] = "";
+	int    rc        = SL_OK;
+	size_t started   = 0;
 	for (size_t i = 0; i < n_defs && rc == SL_OK && !stopping; i++) {
 		hosted          *h = &hs[i];
 		const sl_source *src;
@@ -586,43 +588,73 @@ main(int argc, char **argv)
 		h->v13  = proj_def_sources(h->def, &src, &n_src, &flags);
 		msgpack_zone_init(&h->zone, 4096);
 		msgpack_sbuffer_init(&h->packed);
-		rc = register_retrying(h, api, &stopping, err, sizeof(err));
+		rc = register_retrying(h, o->api, &stopping, err, sizeof(err));
 		if (rc == SL_OK)
 			rc = sl_remote_start(h->remote);
 		if (rc == SL_OK)
 			started++;
 	}
-	int status = 0;
-	if (rc != SL_OK && !stopping) {
+	if (stopping)
+		return 0;
+	if (rc != SL_OK) {
 		/* a definition the daemon refuses will not change by itself */
 		bool permanent = rc == SL_EINVAL || rc == SL_EPROTO
 		    || rc == SL_EVERSION || rc == SL_ETOOBIG
 		    || (rc == SL_EEXIST && strstr(err, "connected") == NULL);
-		write_error(errfile, err);
+		write_error(o->errfile, err);
 		log_error("host", "%s", err);
-		status = permanent ? HOST_EXIT_REFUSED : 1;
-	} else if (!stopping) {
-		log_info("host",
-		    "%s: %zu projection(s) and filter(s) "
-		    "registered",
-		    plugin, started);
-		watchdog w = { .limit_ms = timeout_ms };
-		bool wd = pthread_create(&w.th, NULL, watchdog_main, &w) == 0;
-		while (!wait_stop(1000))
-			;
-		if (wd)
-			pthread_join(w.th, NULL);
+		return permanent ? HOST_EXIT_REFUSED : 1;
 	}
-	for (size_t i = 0; hs != NULL && i < n_defs; i++) {
-		if (hs[i].remote != NULL)
-			sl_remote_close(hs[i].remote);
-		if (hs[i].def != NULL) {
-			msgpack_zone_destroy(&hs[i].zone);
-			msgpack_sbuffer_destroy(&hs[i].packed);
+	log_info("host", "%s: %zu projection(s) and filter(s) registered",
+	    o->plugin, started);
+	watchdog w  = { .limit_ms = o->timeout_ms };
+	bool     wd = pthread_create(&w.th, NULL, watchdog_main, &w) == 0;
+	while (!wait_stop(1000))
+		;
+	if (wd)
+		pthread_join(w.th, NULL);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	host_opts o;
+	int       status = parse_args(argc, argv, &o);
+	if (status >= 0)
+		return status;
+	/* a host never outlives the daemon that started it */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	sigemptyset(&stop_set);
+	sigaddset(&stop_set, SIGTERM);
+	sigaddset(&stop_set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop_set, NULL); /* before any thread */
+	signal(SIGPIPE, SIG_IGN);
+	open_record(o.record);
+
+	registry *reg;
+	char      err[1024];
+	int       rc = load_plugin(&o, &reg, err, sizeof(err));
+	if (rc != SL_OK) {
+		write_error(o.errfile, err);
+		log_error("host", "%s", err);
+		status = rc == SL_EPLUGIN ? HOST_EXIT_REFUSED : 1;
+	} else {
+		size_t  n_defs = registry_projection_count(reg);
+		hosted *hs     = calloc(n_defs > 0 ? n_defs : 1, sizeof(*hs));
+		status = hs != NULL ? serve_defs(&o, reg, hs, n_defs) : 1;
+		for (size_t i = 0; hs != NULL && i < n_defs; i++) {
+			if (hs[i].remote != NULL)
+				sl_remote_close(hs[i].remote);
+			if (hs[i].def != NULL) {
+				msgpack_zone_destroy(&hs[i].zone);
+				msgpack_sbuffer_destroy(&hs[i].packed);
+			}
 		}
+		free(hs);
 	}
-	free(hs);
-	registry_destroy(reg);
+	if (reg != NULL)
+		registry_destroy(reg);
 	hostrec_close(g.rec);
 	return status;
 }
