@@ -80,6 +80,19 @@ same_tenants(const sl_config *a, const sl_config *b)
 	return true;
 }
 
+/* The same plugins: entries (file and isolation), in the same order. */
+static bool
+same_plugins(const sl_config *a, const sl_config *b)
+{
+	if (a->n_plugins != b->n_plugins)
+		return false;
+	for (size_t i = 0; i < a->n_plugins; i++)
+		if (strcmp(a->plugins[i].file, b->plugins[i].file) != 0
+		    || a->plugins[i].isolation != b->plugins[i].isolation)
+			return false;
+	return true;
+}
+
 void
 runtime_reconfigure(runtime *rt, const sl_config *n)
 {
@@ -122,6 +135,11 @@ runtime_reconfigure(runtime *rt, const sl_config *n)
 	RESTART_NUM(store_sync, "event_store.sync");
 	if (!same_tenants(n, o)) {
 		restart_needed("tenants");
+		later++;
+	}
+	/* which plugins run in a sluice-host (runtime/host/hostsup.h) */
+	if (!same_plugins(n, o)) {
+		restart_needed("plugins");
 		later++;
 	}
 	RESTART_NUM(api_workers, "limits.api_workers");

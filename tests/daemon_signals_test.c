@@ -39,7 +39,8 @@ cleanup(void)
 /* resources.yaml: hot reload off (only SIGHUP rescans), the given
  * log level, request limit and API url. */
 static void
-write_config(const char *level, const char *max_request, const char *url)
+write_config(const char *level, const char *max_request, const char *url,
+    const char *extra)
 {
 	char   text[8192];
 	size_t n = dt_config_head(text, sizeof(text), dir, pdir, url, "64MiB");
@@ -49,8 +50,9 @@ write_config(const char *level, const char *max_request, const char *url)
 	       "limits:\n"
 	       "  max_request_bytes: %s\n"
 	       "tenants:\n"
-	       "  - id: t1\n",
-	       level, max_request);
+	       "  - id: t1\n"
+	       "%s",
+	       level, max_request, extra);
 	CHECK(m > 0 && (size_t) m < sizeof(text) - n);
 	/* dt_config_head wrote log_level: info first: drop that line */
 	char *dup = strstr(text, "log_level: info\n");
@@ -126,7 +128,7 @@ test_notify_and_sighup(void)
 {
 	char other[4400];
 	snprintf(other, sizeof(other), "ipc://%s/elsewhere.ipc", dir);
-	write_config("info", "4MiB", api);
+	write_config("info", "4MiB", api, "");
 	setenv("NOTIFY_SOCKET", nsock, 1);
 	setenv("WATCHDOG_USEC", "300000", 1);
 	unsetenv("WATCHDOG_PID");
@@ -148,7 +150,8 @@ test_notify_and_sighup(void)
 	snprintf(dst, sizeof(dst), "%s/account_details.so", pdir);
 	snprintf(tmp, sizeof(tmp), "%s/.account_details.tmp", dir);
 	dt_install(src, tmp, dst);
-	write_config("debug", "1KiB", other);
+	write_config("debug", "1KiB", other,
+	    "plugins:\n  - file: elsewhere.so\n    isolation: process\n");
 	CHECK(kill(daemon_pid, SIGHUP) == 0);
 	CHECK(notified("RELOADING=1", 5000));
 	CHECK(notified("READY=1", 5000));
@@ -157,7 +160,9 @@ test_notify_and_sighup(void)
 	CHECK(log_has("endpoints.api changed: it takes effect at the next "
 	              "start",
 	    5000));
-	CHECK(log_has("1 at the next start", 5000));
+	CHECK(log_has("plugins changed: it takes effect at the next start",
+	    5000));
+	CHECK(log_has("2 at the next start", 5000));
 	CHECK_EQ(commit_bytes(c, 3000), SL_ETOOBIG);
 	CHECK_EQ(commit_bytes(c, 100), SL_OK);
 	int64_t end = dt_now_ms() + 10000;
@@ -189,11 +194,11 @@ test_notify_and_sighup(void)
 static void
 test_supervised_sighup(void)
 {
-	write_config("info", "4MiB", api);
+	write_config("info", "4MiB", api, "");
 	daemon_pid = dt_daemon_spawn_ex(cfg, logf, true);
 	sl_client *c = NULL;
 	CHECK(dt_wait_answer(api, &c, 15000));
-	write_config("info", "1KiB", api);
+	write_config("info", "1KiB", api, "");
 	CHECK(kill(daemon_pid, SIGHUP) == 0);
 	int64_t end = dt_now_ms() + 10000;
 	while (commit_bytes(c, 3000) != SL_ETOOBIG && dt_now_ms() < end)
@@ -241,7 +246,7 @@ test_json_log(void)
 	daemon_pid = -1;
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2);
 
-	write_config("info", "4MiB", api);
+	write_config("info", "4MiB", api, "");
 	daemon_pid = spawn_args("--log-format", "json");
 	sl_client *c = NULL;
 	CHECK(dt_wait_answer(api, &c, 15000));
