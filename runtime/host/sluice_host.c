@@ -127,11 +127,18 @@ unsupported(const proj_def *def)
 
 /* ---- the calls ---- */
 
-/* Whether this event killed the previous host: if so it is taken off the
- * list and *p gets it. */
+/* Every failure a host answers for an event a previous host died on
+ * starts with this: a call that brings it back as its retry reason is an
+ * operator's `sluice retry`, which runs the event again. */
+#define LEFT_PREFIX "plugin host: "
+
+/* Whether this event killed the previous host (*p gets it). With drop,
+ * it is taken off the list. An entry stays until then: the request a dead
+ * host never answered may reach the next one twice (NNG's req0 sends a
+ * request again on a new connection), and each must fail. */
 static bool
-take_left(const char *tenant, const char *def_id, const char *key,
-    uint64_t position, hostrec_poison *p)
+find_left(const char *tenant, const char *def_id, const char *key,
+    uint64_t position, bool drop, hostrec_poison *p)
 {
 	bool hit = false;
 	pthread_mutex_lock(&g.left_mu);
@@ -140,11 +147,13 @@ take_left(const char *tenant, const char *def_id, const char *key,
 		if (l->position == position && strcmp(l->tenant, tenant) == 0
 		    && strcmp(l->def_id, def_id) == 0
 		    && strcmp(l->key, key) == 0) {
-			*p        = *l;
-			g.left[i] = g.left[g.n_left - 1];
-			__atomic_store_n(
-			    &g.n_left, g.n_left - 1, __ATOMIC_RELEASE);
+			*p  = *l;
 			hit = true;
+			if (drop) {
+				g.left[i] = g.left[g.n_left - 1];
+				__atomic_store_n(
+				    &g.n_left, g.n_left - 1, __ATOMIC_RELEASE);
+			}
 		}
 	}
 	pthread_mutex_unlock(&g.left_mu);
@@ -160,8 +169,15 @@ died_on(const hosted *h, sl_remote_call *c, const char *unit,
     uint64_t position, sl_remote_result *res)
 {
 	hostrec_poison p;
-	if (__atomic_load_n(&g.n_left, __ATOMIC_ACQUIRE) == 0
-	    || !take_left(sl_remote_tenant(c), h->def->id, unit, position, &p))
+	if (__atomic_load_n(&g.n_left, __ATOMIC_ACQUIRE) == 0)
+		return false;
+	/* the daemon has our failure: an operator retries the event */
+	bool retried = strncmp(sl_remote_retry_reason(c), LEFT_PREFIX,
+	                   strlen(LEFT_PREFIX))
+	    == 0;
+	if (!find_left(
+	        sl_remote_tenant(c), h->def->id, unit, position, retried, &p)
+	    || retried)
 		return false;
 	*res = fail_left(c, &p);
 	return true;
@@ -172,13 +188,14 @@ fail_left(sl_remote_call *c, const hostrec_poison *p)
 {
 	if (p->cut)
 		return sl_remote_fail(c, false, 0,
+		    LEFT_PREFIX
 		    "the handler did not return within %" PRId64
-		    " ms: its plugin host (pid %ld) was ended on this event, "
-		    "which is not run again until `sluice retry`",
+		    " ms: its host (pid %ld) was ended on this event, which "
+		    "is not run again until `sluice retry`",
 		    p->ran_ms, g.prev_pid);
 	return sl_remote_fail(c, false, 0,
-	    "the plugin host (pid %ld) died of %s on this event, which is "
-	    "not run again until `sluice retry`",
+	    LEFT_PREFIX "the host (pid %ld) died of %s on this event, which "
+	                "is not run again until `sluice retry`",
 	    g.prev_pid, g.crashed != NULL ? g.crashed : "a crash");
 }
 
