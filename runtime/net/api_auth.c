@@ -1,0 +1,89 @@
+/*
+ * The API's side of authentication (docs/security.md): every request of a
+ * daemon with an auth: section carries a token; the caller it names must
+ * have the op's role, and each op checks the tenants it touches with
+ * api_may_tenant. A refusal is EACCES naming the op (and the tenant), the
+ * same whether the tenant exists or not, and is logged (auth.c limits the
+ * rate).
+ */
+#include "api_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <sluice/errors.h>
+
+#include "mp.h"
+
+/* " on tenant 'T'" when the request names one (as it is: an unknown one
+ * is shown as well as a known one, so the text tells nothing). */
+static void
+api_tenant_part(request *r, char *buf, size_t len)
+{
+	const msgpack_object *t = api_field(&r->root, "tenant");
+	buf[0]                  = '\0';
+	if (t != NULL && t->type == MSGPACK_OBJECT_STR)
+		snprintf(buf, len, " on tenant '%.*s'",
+		    (int) (t->via.str.size > 64 ? 64 : t->via.str.size),
+		    t->via.str.ptr);
+}
+
+static int
+api_refuse(request *r, const char *why)
+{
+	char tenant[96], msg[400];
+	api_tenant_part(r, tenant, sizeof(tenant));
+	snprintf(msg, sizeof(msg), "op '%s'%s refused: %s", r->op, tenant, why);
+	auth_log_refusal(r->cred != NULL ? r->cred->name : NULL, msg);
+	api_fail(r, SL_EACCES, "%s", msg);
+	return SL_EACCES;
+}
+
+int
+api_authenticate(request *r, const char *op, size_t op_len)
+{
+	const msgpack_object *tok;
+	unsigned              role;
+	char                  why[160];
+
+	snprintf(r->op, sizeof(r->op), "%.*s",
+	    (int) (op_len < sizeof(r->op) ? op_len : sizeof(r->op) - 1), op);
+	if (!r->rt->cfg->auth_on)
+		return SL_OK;
+	tok = api_field(&r->root, "token");
+	if (tok == NULL || tok->type != MSGPACK_OBJECT_STR
+	    || tok->via.str.size == 0)
+		return api_refuse(r,
+		    "no token (this daemon requires field 'token', a string)");
+	r->cred = auth_identify(r->rt->cfg, tok->via.str.ptr, tok->via.str.size);
+	if (r->cred == NULL)
+		return api_refuse(r, "the token is not valid");
+	role = auth_op_role(op, op_len);
+	if (!auth_has_role(r->cred, role)) {
+		snprintf(why, sizeof(why), "credential '%s' lacks role '%s'",
+		    r->cred->name, auth_role_name(role));
+		return api_refuse(r, why);
+	}
+	return SL_OK;
+}
+
+bool
+api_may_tenant(request *r, const char *tenant, size_t len)
+{
+	char why[400];
+	if (auth_tenant_ok(r->cred, tenant, len))
+		return true;
+	snprintf(why, sizeof(why),
+	    "op '%s' on tenant '%.*s' refused: credential '%s' may not use "
+	    "that tenant",
+	    r->op, (int) (len > 64 ? 64 : len), tenant, r->cred->name);
+	auth_log_refusal(r->cred->name, why);
+	api_fail(r, SL_EACCES, "%s", why);
+	return false;
+}
+
+bool
+api_cred_tenant(const request *r, const char *tenant)
+{
+	return tenant != NULL && auth_tenant_ok(r->cred, tenant, strlen(tenant));
+}
