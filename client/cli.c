@@ -25,6 +25,7 @@
 #include <sluice/client.h>
 #include <sluice/subscribe.h>
 
+#include "auth.h"
 #include "config.h"
 #include "spec.h"
 
@@ -35,7 +36,8 @@ enum {
 };
 
 static const char usage_text[]
-    = "usage: sluice [--url URL] [--config FILE] [--timeout MS] COMMAND ...\n"
+    = "usage: sluice [--url URL] [--config FILE] [--timeout MS]\n"
+      "              [--token TOKEN | --token-file FILE] COMMAND ...\n"
       "\n"
       "  commit --tenant T --stream S [--expect any|none|N] --type TYPE\n"
       "         [--public] [--metadata JSON] [--correlation-id ID]\n"
@@ -60,11 +62,20 @@ static const char usage_text[]
       "  subscribe --tenant T --filter ID_OR_NAME [--partition P] [--from N]\n"
       "         [--count N] [--idle-ms MS] [--pub-url URL]\n"
       "  spec FILE [--plugin FILE] [--projection NAME] [--js-host PATH]\n"
+      "  auth hash-token [TOKEN | -]\n"
+      "  auth new-token\n"
       "\n"
       "The endpoint is --url, else $SLUICE_URL, else endpoints.api of the\n"
       "config file (--config, default ./resources.yaml). $SLUICE_TENANT can\n"
       "stand in for --tenant. Exit status: 0 ok, 1 usage, 2 error reply,\n"
       "3 cannot reach the daemon.\n"
+      "\n"
+      "A daemon with an auth: section wants a token in every request: it\n"
+      "is --token, else the first line of --token-file, else\n"
+      "$SLUICE_TOKEN (docs/security.md). auth new-token prints a random\n"
+      "token and the token_sha256 to put in resources.yaml; auth\n"
+      "hash-token prints the token_sha256 of TOKEN (of the first line of\n"
+      "stdin without TOKEN or with -). Neither needs a daemon.\n"
       "\n"
       "subscribe prints the events from P (or revision R) on, then follows\n"
       "the live feed (the daemon's status names it; or --pub-url), one JSON\n"
@@ -126,7 +137,7 @@ static const char usage_text[]
 
 /* Options of all commands; which apply is checked per command. */
 typedef struct opts {
-	const char *url, *config, *timeout;
+	const char *url, *config, *timeout, *token, *token_file;
 	const char *tenant, *stream, *expect, *type, *metadata, *correlation;
 	const char *from, *max, *from_revision, *projection;
 	const char *count, *idle_ms, *pub_url;
@@ -271,6 +282,8 @@ static const optdef optdefs[] = {
 	OPT("url", url),
 	OPT("config", config),
 	OPT("timeout", timeout),
+	OPT("token", token),
+	OPT("token-file", token_file),
 	OPT("tenant", tenant),
 	OPT("stream", stream),
 	OPT("expect", expect),
@@ -337,10 +350,10 @@ parse_args(int argc, char **argv, int i, bool globals_only, opts *o)
 			if (strlen(optdefs[k].name) == n
 			    && strncmp(optdefs[k].name, a, n) == 0)
 				break;
-		/* The first three are the global options, also accepted
+		/* The first five are the global options, also accepted
 		 * after the command. */
 		if (k == sizeof(optdefs) / sizeof(optdefs[0])
-		    || (globals_only && k > 2)) {
+		    || (globals_only && k > 4)) {
 			usage_error("unknown option '%s'%s", argv[i],
 			    globals_only ? " before the command" : "");
 			return -1;
@@ -392,6 +405,89 @@ find_url(const opts *o, char **url)
 		return fail(EXIT_USAGE, SL_ECONFIG, "%s", err);
 	*url = strdup(cfg->api_url);
 	config_free(cfg);
+	return 0;
+}
+
+/* ---- the token (docs/security.md) ---- */
+
+/* The first line of text, without its line end. */
+static void
+first_line(char *text)
+{
+	text[strcspn(text, "\r\n")] = '\0';
+}
+
+/* --token, else --token-file's first line, else $SLUICE_TOKEN; NULL if
+ * none. *out malloc'ed. */
+static int
+find_token(const opts *o, char **out)
+{
+	*out = NULL;
+	if (o->token != NULL && o->token_file != NULL)
+		return usage_error("--token and --token-file exclude each other");
+	if (o->token != NULL)
+		*out = strdup(o->token);
+	else if (o->token_file != NULL) {
+		if ((*out = read_all(o->token_file)) == NULL)
+			return fail(EXIT_USAGE, SL_EINVAL,
+			    "cannot read the token file %s: %s", o->token_file,
+			    strerror(errno));
+		first_line(*out);
+	} else if (getenv("SLUICE_TOKEN") != NULL)
+		*out = strdup(getenv("SLUICE_TOKEN"));
+	else
+		return 0;
+	if (*out == NULL)
+		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+	if ((*out)[0] == '\0') {
+		free(*out);
+		*out = NULL;
+		return usage_error("the token is empty");
+	}
+	return 0;
+}
+
+/* auth hash-token [TOKEN | -] | auth new-token: no daemon needed. */
+static int
+cmd_auth(const opts *o)
+{
+	char  hex[65], *tok = NULL;
+	bool  fresh = o->n_pos == 1 && strcmp(o->pos[0], "new-token") == 0;
+	if (!fresh
+	    && (o->n_pos < 1 || o->n_pos > 2
+	        || strcmp(o->pos[0], "hash-token") != 0))
+		return usage_error("auth takes hash-token [TOKEN | -] or "
+		                   "new-token");
+	if (fresh) {
+		unsigned char rnd[32];
+		FILE         *f = fopen("/dev/urandom", "rb");
+		size_t        n = f != NULL ? fread(rnd, 1, sizeof(rnd), f) : 0;
+		if (f != NULL)
+			fclose(f);
+		if (n != sizeof(rnd))
+			return fail(EXIT_USAGE, SL_EINTERNAL,
+			    "cannot read /dev/urandom");
+		if ((tok = malloc(4 + 2 * sizeof(rnd) + 1)) == NULL)
+			return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+		strcpy(tok, "slt_");
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			sprintf(tok + 4 + 2 * i, "%02x", rnd[i]);
+	} else if (o->n_pos == 2 && strcmp(o->pos[1], "-") != 0) {
+		tok = strdup(o->pos[1]);
+	} else if ((tok = read_all(NULL)) != NULL) {
+		first_line(tok);
+	}
+	if (tok == NULL || tok[0] == '\0') {
+		free(tok);
+		return usage_error("auth hash-token: the token is empty");
+	}
+	auth_hash_hex(tok, strlen(tok), hex);
+	if (fresh)
+		printf("{\"token\":\"%s\",\"token_sha256\":\"%s\"}\n", tok,
+		    hex);
+	else
+		printf("%s\n", hex);
+	free(tok);
 	return 0;
 }
 
@@ -1292,6 +1388,12 @@ main(int argc, char **argv)
 	for (k = 0; k < (int) (sizeof(cmds) / sizeof(cmds[0])); k++)
 		if (strcmp(argv[i], cmds[k].name) == 0)
 			break;
+	if (strcmp(argv[i], "auth") == 0) {
+		o.command = "auth";
+		if (parse_args(argc, argv, i + 1, false, &o) < 0)
+			return EXIT_USAGE;
+		return cmd_auth(&o);
+	}
 	if (k == (int) (sizeof(cmds) / sizeof(cmds[0])))
 		return usage_error("unknown command '%s'", argv[i]);
 	o.command = cmds[k].name;
@@ -1308,12 +1410,23 @@ main(int argc, char **argv)
 		return usage_error(
 		    "--timeout takes milliseconds, not '%s'", o.timeout);
 
-	if ((status = find_url(&o, &url)) != 0)
+	char *token;
+	if ((status = find_token(&o, &token)) != 0)
 		return status;
-	if (url == NULL)
+	if ((status = find_url(&o, &url)) != 0) {
+		free(token);
+		return status;
+	}
+	if (url == NULL) {
+		free(token);
 		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+	}
 	rc = sl_client_open(url, (int) timeout, &c);
 	free(url);
+	if (rc == SL_OK && token != NULL
+	    && (rc = sl_client_set_token(c, token)) != SL_OK)
+		sl_client_close(c);
+	free(token);
 	if (rc != SL_OK)
 		return fail(rc == SL_EINVAL ? EXIT_USAGE : EXIT_NET, rc, "%s",
 		    sl_client_open_error());
