@@ -1221,14 +1221,20 @@ check_network(cfgp *p, const sl_config *cfg, const slot *s)
 		if (!tcp || (cfg->auth_on && i < 2))
 			continue;
 		yaml_node_t *n = s[i == 0 ? S_API : i == 1 ? S_PUB : S_REMURL].node;
-		return fail(p, n != NULL ? n->start_mark : p->root->start_mark,
-		    "key '%s': %s listens on the network, %s: add an 'auth:' "
-		    "section (docs/security.md), or say 'insecure: true' to "
-		    "let anyone who can connect do anything",
-		    keys[i], urls[i],
-		    i < 2 ? "and there is no 'auth:' section"
-		          : "and hands a registration's events to whoever "
-		            "dials it first");
+		yaml_mark_t  m = n != NULL ? n->start_mark : p->root->start_mark;
+		if (i == 2)
+			return fail(p, m,
+			    "key '%s': %s listens on the network and hands a "
+			    "registration's events to whoever dials it first: "
+			    "use ipc:// (the default), or say 'insecure: true' "
+			    "(docs/security.md)",
+			    keys[i], urls[i]);
+		return fail(p, m,
+		    "key '%s': %s listens on the network, and there is no "
+		    "'auth:' section: add one (docs/security.md), or say "
+		    "'insecure: true' to let anyone who can connect do "
+		    "anything",
+		    keys[i], urls[i]);
 	}
 	return SL_OK;
 }
