@@ -16,6 +16,12 @@
 #include "auth.h"
 #include "remote_testutil.h"
 
+/* the CLI as a process (cli_testutil.h) */
+#define TENANT  "t1"
+#define WAIT_MS 20000
+#include "emit_testutil.h"
+#include "cli_testutil.h"
+
 #include <nng/protocol/pubsub0/sub.h>
 
 #define PROJ "account_details"
@@ -478,6 +484,64 @@ check_registrations(void)
 	json_decref(st);
 }
 
+/* ---- the CLI: --token, --token-file, SLUICE_TOKEN, auth ---- */
+
+static void
+check_cli(void)
+{
+	char tok[128], file[4300];
+	snprintf(ft_api_url, sizeof(ft_api_url), "%s", url);
+	snprintf(ft_sluice, sizeof(ft_sluice), "%s/sluice", SL_BUILD_DIR);
+	snprintf(ft_log_path, sizeof(ft_log_path), "%s", log_path);
+	snprintf(out_path, sizeof(out_path), "%s/cli.out", dir);
+	snprintf(err_path, sizeof(err_path), "%s/cli.err", dir);
+	unsetenv("SLUICE_TOKEN");
+
+	/* no token: the daemon's refusal, exit 2 */
+	CHECK_EQ(SL("status"), 2);
+	CHECK(strstr(err, "EACCES") != NULL || strstr(err, "no token") != NULL);
+	token_of(READER, tok, sizeof(tok));
+	CHECK_EQ(SL("--token", tok, "status"), 0);
+	json_t *st = out_json();
+	CHECK_STREQ(json_string_value(json_object_get(
+	                json_object_get(st, "caller"), "credential")),
+	    "reader");
+	json_decref(st);
+	/* the token as a file's first line */
+	snprintf(file, sizeof(file), "%s/reader.token", dir);
+	char line[160];
+	snprintf(line, sizeof(line), "%s\n", tok);
+	tu_write_file(file, line);
+	CHECK_EQ(SL("read", "--tenant", "t1", "--stream", "late-0",
+	             "--token-file", file),
+	    0);
+	CHECK_EQ(SL("read", "--tenant", "t2", "--stream", "late",
+	             "--token-file", file),
+	    2);
+	CHECK(strstr(err, "op 'read' on tenant 't2' refused") != NULL);
+	/* from the environment */
+	setenv("SLUICE_TOKEN", tok, 1);
+	CHECK_EQ(SL("get-one", "--tenant", "t1", "--projection", PROJ, "k"), 0);
+	CHECK_EQ(SL("pause", PROJ, "--tenant", "t1"), 2);
+	CHECK(strstr(err, "lacks role 'operate'") != NULL);
+	unsetenv("SLUICE_TOKEN");
+	CHECK_EQ(SL("--token", tok, "--token-file", file, "status"), 1);
+	/* tokens and their hashes, no daemon needed */
+	CHECK_EQ(SL("auth", "hash-token", "abc"), 0);
+	CHECK_STREQ(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb4"
+	                 "10ff61f20015ad\n");
+	CHECK_EQ(SL("auth", "new-token"), 0);
+	json_t     *nt = out_json();
+	const char *t  = json_string_value(json_object_get(nt, "token"));
+	char        hex[65];
+	CHECK(t != NULL && strlen(t) >= 32);
+	auth_hash_hex(t, strlen(t), hex);
+	CHECK_STREQ(json_string_value(json_object_get(nt, "token_sha256")),
+	    hex);
+	json_decref(nt);
+	CHECK_EQ(SL("auth", "hash-token", ""), 1);
+}
+
 /* ---- tcp without auth ---- */
 
 static void
@@ -533,6 +597,7 @@ main(void)
 	check_table();
 	check_scoping();
 	check_registrations();
+	check_cli();
 
 	/* refusals are logged, at most 10 lines a second: the table's
 	 * hundreds in a few seconds are not all there, and the next second's
