@@ -542,6 +542,29 @@ check_cli(void)
 	CHECK_EQ(SL("auth", "hash-token", ""), 1);
 }
 
+/* ---- the Python client: token=, $SLUICE_TOKEN ---- */
+
+static void
+check_python(void)
+{
+	char reader[128], registrar[128], pylog[4300];
+	int  status;
+	token_of(READER, reader, sizeof(reader));
+	token_of(REGISTRAR_B, registrar, sizeof(registrar));
+	snprintf(pylog, sizeof(pylog), "%s/python.log", dir);
+	setenv("PYTHONPATH", SL_SOURCE_DIR "/client/python", 1);
+	char *const argv[] = { "python3", "-B",
+		SL_SOURCE_DIR "/tests/auth_python.py", url, reader, registrar,
+		NULL };
+	pid_t pid = ru_spawn_logged(pylog, SL_PYTHON3, argv);
+	if (!dt_wait_exit(pid, 30000, &status)) {
+		dt_kill_and_reap(&pid);
+		DT_FAIL_LOG(pylog, "the Python client did not finish");
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		DT_FAIL_LOG(pylog, "the Python client's checks failed");
+}
+
 /* ---- tcp without auth ---- */
 
 static void
@@ -598,6 +621,7 @@ main(void)
 	check_scoping();
 	check_registrations();
 	check_cli();
+	check_python();
 
 	/* refusals are logged, at most 10 lines a second: the table's
 	 * hundreds in a few seconds are not all there, and the next second's
