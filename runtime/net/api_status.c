@@ -460,16 +460,17 @@ api_status(request *r)
 	/* registrations: the caller's own (every one for an admin) */
 	bool *mine = calloc(n_remote + 1, sizeof(*mine));
 	n_seen     = 0;
-	for (size_t i = 0; i < n_remote; i++) {
+	for (size_t i = 0; mine != NULL && i < n_remote; i++) {
 		remote_info ri;
-		mine[i] = mine != NULL && remotes_info(rt->remotes, i, &ri)
+		mine[i] = remotes_info(rt->remotes, i, &ri)
 		    && (r->cred == NULL || (r->cred->roles & CFG_ROLE_ADMIN)
 		        || strcmp(ri.owner, r->cred->name) == 0);
-		n_seen += mine != NULL && mine[i];
+		n_seen += mine[i];
 	}
+	/* out of memory: none shown rather than another's */
 	mp_map_key(&reply, "remotes");
 	msgpack_pack_array(pk, n_seen);
-	for (size_t i = 0; i < n_remote; i++)
+	for (size_t i = 0; mine != NULL && i < n_remote; i++)
 		if (mine[i])
 			api_pack_remote(rt, i, pk);
 	free(mine);
