@@ -128,6 +128,18 @@ req(int who, const char *json, char *msg, size_t len)
 	return rc;
 }
 
+/* Commit one event to tenant's stream as who; must succeed. */
+static void
+commit_as(int who, const char *tenant, const char *stream)
+{
+	char json[512];
+	snprintf(json, sizeof(json),
+	    "{\"v\":1,\"op\":\"commit\",\"tenant\":\"%s\",\"stream\":\"%s\","
+	    "\"events\":[{\"type\":\"X\",\"content\":{}}]}",
+	    tenant, stream);
+	CHECK_EQ(req(who, json, NULL, 0), SL_OK);
+}
+
 /* ---- the table: every op, every role, own tenant and another ---- */
 
 typedef struct op_case {
@@ -294,14 +306,9 @@ check_scoping(void)
 	int  n1, n2;
 
 	/* the log without a tenant: the caller's tenants' events only */
-	for (int i = 0; i < 3; i++) {
-		char json[512];
-		snprintf(json, sizeof(json),
-		    "{\"v\":1,\"op\":\"commit\",\"tenant\":\"t2\",\"stream\":"
-		    "\"other-%d\",\"events\":[{\"type\":\"X\",\"content\":{}}]}",
-		    i);
-		CHECK_EQ(req(WRITER2, json, NULL, 0), SL_OK);
-	}
+	commit_as(WRITER2, "t2", "other-0");
+	commit_as(WRITER2, "t2", "other-1");
+	commit_as(WRITER2, "t2", "other-2");
 	read_log_tenants(READER, &n1, &n2);
 	CHECK(n1 > 0);
 	CHECK_EQ(n2, 0);
@@ -395,19 +402,9 @@ check_scoping(void)
 	so.idle_ms = 10000;
 	read_log_tenants(READER, &n1, &n2);
 	got[1] = n1 + 2;
-	CHECK_EQ(req(WRITER2,
-	             "{\"v\":1,\"op\":\"commit\",\"tenant\":\"t2\",\"stream\":"
-	             "\"late\",\"events\":[{\"type\":\"X\",\"content\":{}}]}",
-	             NULL, 0),
-	    SL_OK);
-	for (int k = 0; k < 2; k++) {
-		char json[512];
-		snprintf(json, sizeof(json),
-		    "{\"v\":1,\"op\":\"commit\",\"tenant\":\"t1\",\"stream\":"
-		    "\"late-%d\",\"events\":[{\"type\":\"X\",\"content\":{}}]}",
-		    k);
-		CHECK_EQ(req(WRITER, json, NULL, 0), SL_OK);
-	}
+	commit_as(WRITER2, "t2", "late");
+	commit_as(WRITER, "t1", "late-0");
+	commit_as(WRITER, "t1", "late-1");
 	CHECK_EQ(sl_client_subscribe(creds[READER].c, &so, count_sub, got),
 	    SL_OK);
 	CHECK_EQ(got[0], got[1]);
