@@ -140,6 +140,8 @@ commit_as(int who, const char *tenant, const char *stream)
 	CHECK_EQ(req(who, json, NULL, 0), SL_OK);
 }
 
+static void read_log_tenants(int who, int *n1, int *n2);
+
 /* ---- the table: every op, every role, own tenant and another ---- */
 
 typedef struct op_case {
@@ -216,7 +218,7 @@ static void
 check_table(void)
 {
 	static const char *const tenants[] = { "t1", "t2" };
-	int                      n = 0, refusals = 0;
+	int                      n = 0, refusals = 0, commits = 0;
 	for (size_t k = 0; k < sizeof(ops) / sizeof(ops[0]); k++)
 		for (int who = 0; who < N_CREDS; who++)
 			for (int t = 0; t < (ops[k].tenant ? 2 : 1); t++) {
@@ -230,6 +232,8 @@ check_table(void)
 					    ops[k].fmt, seq);
 				int  rc   = req(who, json, msg, sizeof(msg));
 				bool want = may(who, &ops[k], tenants[t]);
+				commits += want
+				    && strcmp(ops[k].op, "commit") == 0;
 				/* allowed: never EACCES; the op's own
 				 * answer otherwise (delete_stream of
 				 * nothing is ENOTFOUND) */
@@ -264,6 +268,12 @@ check_table(void)
 			}
 	fprintf(stderr, "table: %d cases, %d refused\n", n, refusals);
 	CHECK(refusals > n / 2);
+	/* a refused request wrote nothing: the log holds the allowed
+	 * commits' events only */
+	int n1, n2;
+	read_log_tenants(ADMIN, &n1, &n2);
+	CHECK(commits > 0);
+	CHECK_EQ(n1 + n2, commits);
 }
 
 /* ---- scoping ---- */
@@ -626,6 +636,12 @@ main(void)
 	dt_sleep_ms(1100);
 	CHECK_EQ(req(NOTOKEN, "{\"v\":1,\"op\":\"status\"}", NULL, 0),
 	    SL_EACCES);
+	/* a tenant with a line end cannot write a line of its own */
+	CHECK_EQ(req(READER,
+	             "{\"v\":1,\"op\":\"get_one\",\"tenant\":\"x\\nFAKE "
+	             "line\",\"projection\":\"" PROJ "\",\"key\":\"k\"}",
+	             NULL, 0),
+	    SL_EACCES);
 	dt_sleep_ms(200); /* the log line is written after the reply */
 	size_t len, lines = 0;
 	char  *logtext = dt_slurp(log_path, &len);
@@ -635,6 +651,8 @@ main(void)
 	                    "no token")
 	        == NULL
 	    || strstr(logtext, "more refusals not logged") == NULL
+	    || strstr(logtext, "tenant 'x?FAKE line'") == NULL
+	    || strstr(logtext, "\nFAKE line") != NULL
 	    || lines > 10 * (size_t) ((dt_now_ms() - t0) / 1000 + 2)
 	    || lines < 11)
 		DT_FAIL_LOG(log_path, "refusals not logged as they should be "

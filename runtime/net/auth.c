@@ -174,8 +174,16 @@ auth_log_refusal(const char *who, const char *what)
 	pthread_mutex_unlock(&auth_log_mu);
 	if (dropped > 0)
 		log_warn("auth", "%lu more refusals not logged", dropped);
-	if (show)
-		log_warn("auth", "refused (%s%s%s): %s",
-		    who != NULL ? "credential '" : "no credential",
-		    who != NULL ? who : "", who != NULL ? "'" : "", what);
+	if (!show)
+		return;
+	/* what echoes the request (its tenant, its op): no control bytes,
+	 * so a request cannot write a line of its own into the log */
+	char line[512];
+	snprintf(line, sizeof(line), "%s", what);
+	for (char *c = line; *c != '\0'; c++)
+		if ((unsigned char) *c < 0x20 || *c == 0x7f)
+			*c = '?';
+	log_warn("auth", "refused (%s%s%s): %s",
+	    who != NULL ? "credential '" : "no credential",
+	    who != NULL ? who : "", who != NULL ? "'" : "", line);
 }
