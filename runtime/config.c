@@ -118,7 +118,16 @@ enum {
 };
 enum { T_ID, T_PATH, T_MAP, T_N };
 /* Slots of one auth.tokens / auth.subjects entry. */
-enum { C_NAME, C_TOKEN, C_SUBJECT, C_TENANTS, C_ROLES, C_MAXREG, C_N };
+enum {
+	C_NAME,
+	C_TOKEN,
+	C_SUBJECT,
+	C_TENANTS,
+	C_ROLES,
+	C_MAXREG,
+	C_MAXCONN,
+	C_N
+};
 /* Slots of one `projections:` entry. */
 enum { P_NAME, P_MODE, P_SET, P_N = P_SET + 6 };
 
@@ -216,6 +225,8 @@ static const cfg_key cred_keys[] = {
 	{ "tenants", K_NODE, C_TENANTS, 0, 0, 0, NULL },
 	{ "roles", K_SEQ, C_ROLES, 0, 0, 0, NULL },
 	{ "max_registrations", K_INT, C_MAXREG, 0, 4096, 16, NULL },
+	/* 0: only limits.max_connections bounds them */
+	{ "max_connections", K_INT, C_MAXCONN, 0, 65536, 0, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -1136,6 +1147,7 @@ parse_cred(cfgp *p, yaml_node_t *n, const char *list, size_t i,
 	if ((rc = parse_roles(p, s[C_ROLES].node, path, &c->roles)) != SL_OK)
 		return rc;
 	c->max_registrations = (uint32_t) s[C_MAXREG].num;
+	c->max_connections   = (uint32_t) s[C_MAXCONN].num;
 	if (c->roles & CFG_ROLE_ADMIN) {
 		yaml_node_t *t = s[C_TENANTS].node;
 		if (t != NULL

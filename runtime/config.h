@@ -36,6 +36,7 @@ typedef struct cfg_cred {
 	size_t   n_tenants;
 	unsigned roles;      /* CFG_ROLE_* */
 	uint32_t max_registrations; /* remote registrations it may hold */
+	uint32_t max_connections;   /* API connections it may use; 0: any */
 } cfg_cred;
 
 /** run_projections: which projections the daemon runs (EventStoreDB's). */

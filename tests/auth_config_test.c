@@ -54,6 +54,7 @@ test_loads(void)
 	    "    tenants: \"*\"\n"
 	    "    roles: [operate, write]\n"
 	    "    max_registrations: 3\n"
+	    "    max_connections: 5\n"
 	    "  - name: root\n"
 	    "    token_sha256: " H_EMPTY "\n"
 	    "    roles: [admin]\n"
@@ -81,6 +82,8 @@ test_loads(void)
 	CHECK(!auth_has_role(o, CFG_ROLE_READ));
 	CHECK(auth_tenant_ok(o, "t1", 2) && auth_tenant_ok(o, "t2", 2));
 	CHECK_EQ(o->max_registrations, 3);
+	CHECK_EQ(o->max_connections, 5);
+	CHECK_EQ(r->max_connections, 0); /* the default: no cap of its own */
 	/* an empty token names nobody, even when a hash of "" is listed */
 	CHECK(auth_identify(cfg, "", 0) == NULL);
 	CHECK(auth_identify(cfg, "abd", 3) == NULL);

@@ -34,7 +34,7 @@ typedef struct cred {
 } cred;
 
 enum { ADMIN, READER, WRITER, OPERATOR, REGISTRAR, REGISTRAR_B, ALLREAD,
-	WRITER2, NOTOKEN, BADTOKEN, N_CREDS };
+	WRITER2, LIMITED, NOTOKEN, BADTOKEN, N_CREDS };
 
 static cred creds[N_CREDS] = {
 	[ADMIN]       = { "admin", NULL, "[admin]", "", NULL },
@@ -47,6 +47,8 @@ static cred creds[N_CREDS] = {
 		NULL },
 	[ALLREAD]     = { "all-reader", "\"*\"", "[read]", "", NULL },
 	[WRITER2]     = { "writer2", "[t2]", "[write, read]", "", NULL },
+	[LIMITED]     = { "limited", "[t1]", "[read]",
+		    "    max_connections: 2\n", NULL },
 	[NOTOKEN]     = { NULL, NULL, NULL, NULL, NULL },
 	[BADTOKEN]    = { NULL, NULL, NULL, NULL, NULL },
 };
@@ -491,6 +493,50 @@ check_registrations(void)
 	json_decref(st);
 }
 
+/* ---- connections per credential ---- */
+
+static void
+check_connections(void)
+{
+	char       tok[128];
+	sl_client *x[2], *y;
+	json_t    *rep = NULL;
+	token_of(LIMITED, tok, sizeof(tok));
+	for (int i = 0; i < 2; i++) {
+		CHECK_EQ(sl_client_open(url, 20000, &x[i]), SL_OK);
+		CHECK_EQ(sl_client_set_token(x[i], tok), SL_OK);
+	}
+	/* its first connection (the table's) and one more: served */
+	CHECK_EQ(ru_request(x[0], "{\"v\":1,\"op\":\"status\"}", NULL), SL_OK);
+	/* a third: refused, and nothing else is */
+	CHECK_EQ(ru_request(x[1], "{\"v\":1,\"op\":\"status\"}", &rep),
+	    SL_ETOOBIG);
+	CHECK(strstr(json_string_value(json_object_get(rep, "message")),
+	          "credential 'limited' has its max_connections (2) open")
+	    != NULL);
+	json_decref(rep);
+	CHECK_EQ(req(LIMITED, "{\"v\":1,\"op\":\"status\"}", NULL, 0), SL_OK);
+	/* another credential's new connection is not blocked by it */
+	token_of(READER, tok, sizeof(tok));
+	CHECK_EQ(sl_client_open(url, 20000, &y), SL_OK);
+	CHECK_EQ(sl_client_set_token(y, tok), SL_OK);
+	CHECK_EQ(ru_request(y, "{\"v\":1,\"op\":\"status\"}", NULL), SL_OK);
+	sl_client_close(y);
+	/* one closed: the third is served */
+	sl_client_close(creds[LIMITED].c);
+	creds[LIMITED].c = NULL;
+	int64_t end      = dt_now_ms() + 5000;
+	while (ru_request(x[1], "{\"v\":1,\"op\":\"status\"}", NULL)
+	    != SL_OK) {
+		if (dt_now_ms() > end)
+			DT_FAIL_LOG(log_path,
+			    "a closed connection still counts for its credential");
+		dt_sleep_ms(20);
+	}
+	sl_client_close(x[0]);
+	sl_client_close(x[1]);
+}
+
 /* ---- the CLI: --token, --token-file, SLUICE_TOKEN, auth ---- */
 
 static void
@@ -627,6 +673,7 @@ main(void)
 	check_table();
 	check_scoping();
 	check_registrations();
+	check_connections();
 	check_cli();
 	check_python();
 

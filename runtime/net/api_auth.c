@@ -39,6 +39,32 @@ api_refuse(request *r, const char *why)
 	return SL_EACCES;
 }
 
+/*
+ * The connection counts against the credential's max_connections from its
+ * first request with it on (the server tags it; the tag goes when it
+ * closes). One over: ETOOBIG, and the connection may try again later.
+ */
+static int
+api_count_connection(request *r)
+{
+	const sl_config *cfg = r->rt->cfg;
+	uint32_t         pipe = api_call_pipe(r->call);
+	char             why[200];
+	if (r->cred->max_connections == 0 || r->rt->srv == NULL || pipe == 0)
+		return SL_OK;
+	uint32_t tag = (uint32_t) (r->cred - cfg->creds) + 1;
+	if (server_pipe_tag(r->rt->srv, pipe, tag, r->cred->max_connections)
+	    != SL_EFULL)
+		return SL_OK;
+	snprintf(why, sizeof(why),
+	    "op '%s' refused: credential '%s' has its max_connections (%u) "
+	    "open; close one",
+	    r->op, r->cred->name, r->cred->max_connections);
+	auth_log_refusal(r->cred->name, why);
+	api_fail(r, SL_ETOOBIG, "%s", why);
+	return SL_ETOOBIG;
+}
+
 int
 api_authenticate(request *r, const char *op, size_t op_len)
 {
@@ -64,7 +90,7 @@ api_authenticate(request *r, const char *op, size_t op_len)
 		    r->cred->name, auth_role_name(role));
 		return api_refuse(r, why);
 	}
-	return SL_OK;
+	return api_count_connection(r);
 }
 
 bool
