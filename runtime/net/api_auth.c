@@ -72,8 +72,9 @@ api_authenticate(request *r, const char *op, size_t op_len)
 	unsigned              role;
 	char                  why[160];
 
-	snprintf(r->op, sizeof(r->op), "%.*s",
-	    (int) (op_len < sizeof(r->op) ? op_len : sizeof(r->op) - 1), op);
+	size_t n = op_len < sizeof(r->op) ? op_len : sizeof(r->op) - 1;
+	memcpy(r->op, op, n);
+	r->op[n] = '\0';
 	if (!r->rt->cfg->auth_on)
 		return SL_OK;
 	tok = api_field(&r->root, "token");
