@@ -32,11 +32,12 @@ add_auth(bench_daemon *d, int n)
 	fprintf(f, "auth:\n  tokens:\n");
 	for (int i = 0; i < n; i++) {
 		char tok[64], hex[65];
-		snprintf(tok, sizeof(tok), "bench-token-%04d-xxxxxxxxxxxxxxxx", i);
+		snprintf(
+		    tok, sizeof(tok), "bench-token-%04d-xxxxxxxxxxxxxxxx", i);
 		auth_hash_hex(tok, strlen(tok), hex);
 		fprintf(f,
-		    "  - name: c%d\n    token_sha256: %s\n    tenants: [" WL_TENANT
-		    "]\n    roles: [read, write]\n",
+		    "  - name: c%d\n    token_sha256: %s\n    tenants: "
+		    "[" WL_TENANT "]\n    roles: [read, write]\n",
 		    i, hex);
 		if (i == n - 1)
 			snprintf(d->token, sizeof(d->token), "%s", tok);
@@ -58,8 +59,8 @@ round_trip(sl_client *c, int n, double *commit_ns, double *read_ns)
 			bench_die("commit: %s", sl_client_last_error(c));
 	uint64_t t1 = bench_now_ns();
 	for (int i = 0; i < n; i++) {
-		if (sl_client_read_stream(c, WL_TENANT, "auth-bench",
-		        (uint64_t) i, 1, &res)
+		if (sl_client_read_stream(
+		        c, WL_TENANT, "auth-bench", (uint64_t) i, 1, &res)
 		    != SL_OK)
 			bench_die("read: %s", sl_client_last_error(c));
 		sl_read_result_free(&res);
@@ -86,11 +87,11 @@ median(double *v, int n)
 int
 main(int argc, char **argv)
 {
-	static const struct option lo[] = { { "sluiced", 1, NULL, 's' },
-		{ "dir", 1, NULL, 'd' }, { "runs", 1, NULL, 'r' },
-		{ "n", 1, NULL, 'n' }, { NULL, 0, NULL, 0 } };
-	const char  *sluiced = NULL, *dir = NULL;
-	int          runs = 7, n = 2000, ch;
+	static const struct option lo[]    = { { "sluiced", 1, NULL, 's' },
+		   { "dir", 1, NULL, 'd' }, { "runs", 1, NULL, 'r' },
+		   { "n", 1, NULL, 'n' }, { NULL, 0, NULL, 0 } };
+	const char                *sluiced = NULL, *dir = NULL;
+	int                        runs = 7, n = 2000, ch;
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch == 's')
 			sluiced = optarg;
@@ -105,8 +106,9 @@ main(int argc, char **argv)
 	}
 	if (sluiced == NULL || dir == NULL || runs < 1 || runs > 100
 	    || n < 1) {
-		fprintf(stderr, "usage: bench_auth --sluiced PATH --dir DIR "
-		                "[--runs R] [--n N]\n");
+		fprintf(stderr,
+		    "usage: bench_auth --sluiced PATH --dir DIR "
+		    "[--runs R] [--n N]\n");
 		return 1;
 	}
 	bench_handle_signals();
@@ -163,9 +165,9 @@ main(int argc, char **argv)
 			auth_sha256(tok, strlen(tok), creds[i].token_hash);
 			creds[i].has_token = true;
 		}
-		cfg.creds   = creds;
-		cfg.n_creds = 100;
-		uint64_t t0 = bench_now_ns();
+		cfg.creds    = creds;
+		cfg.n_creds  = 100;
+		uint64_t t0  = bench_now_ns();
 		int      hit = 0;
 		for (int i = 0; i < 200000; i++)
 			hit += auth_identify(&cfg, "t99", 3) != NULL;

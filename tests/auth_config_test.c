@@ -9,7 +9,8 @@
 #include "config_testutil.h"
 
 /* SHA-256("abc") and of the empty string, FIPS 180-2 / NIST vectors */
-#define H_ABC "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+#define H_ABC                                                                 \
+	"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 #define H_EMPTY                                                               \
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define H_448                                                                 \
@@ -41,28 +42,27 @@ test_loads(void)
 	CHECK_EQ(cfg->n_creds, 0);
 	config_free(cfg);
 
-	cfg = ct_load_ok(TENANTS
-	    "endpoints: {api: 'tcp://127.0.0.1:5555'}\n"
-	    "auth:\n"
-	    "  tokens:\n"
-	    "  - name: reader\n"
-	    "    token_sha256: " H_ABC "\n"
-	    "    tenants: [t2]\n"
-	    "    roles: [read]\n"
-	    "  - name: ops\n"
-	    "    token_sha256: " H_448 "\n"
-	    "    tenants: \"*\"\n"
-	    "    roles: [operate, write]\n"
-	    "    max_registrations: 3\n"
-	    "    max_connections: 5\n"
-	    "  - name: root\n"
-	    "    token_sha256: " H_EMPTY "\n"
-	    "    roles: [admin]\n"
-	    "  subjects:\n"
-	    "  - name: mtls-client\n"
-	    "    subject: CN=reporting,O=Example\n"
-	    "    tenants: [t1]\n"
-	    "    roles: [read, register]\n");
+	cfg = ct_load_ok(TENANTS "endpoints: {api: 'tcp://127.0.0.1:5555'}\n"
+	                         "auth:\n"
+	                         "  tokens:\n"
+	                         "  - name: reader\n"
+	                         "    token_sha256: " H_ABC "\n"
+	                         "    tenants: [t2]\n"
+	                         "    roles: [read]\n"
+	                         "  - name: ops\n"
+	                         "    token_sha256: " H_448 "\n"
+	                         "    tenants: \"*\"\n"
+	                         "    roles: [operate, write]\n"
+	                         "    max_registrations: 3\n"
+	                         "    max_connections: 5\n"
+	                         "  - name: root\n"
+	                         "    token_sha256: " H_EMPTY "\n"
+	                         "    roles: [admin]\n"
+	                         "  subjects:\n"
+	                         "  - name: mtls-client\n"
+	                         "    subject: CN=reporting,O=Example\n"
+	                         "    tenants: [t1]\n"
+	                         "    roles: [read, register]\n");
 	CHECK(cfg->auth_on);
 	CHECK_EQ(cfg->n_creds, 4);
 	const cfg_cred *r = auth_identify(cfg, "abc", 3);
@@ -89,7 +89,8 @@ test_loads(void)
 	CHECK(auth_identify(cfg, "abd", 3) == NULL);
 	CHECK(auth_identify(cfg, "ab", 2) == NULL);
 	/* a subject entry is no token */
-	const cfg_cred *s = auth_identify_subject(cfg, "CN=reporting,O=Example");
+	const cfg_cred *s
+	    = auth_identify_subject(cfg, "CN=reporting,O=Example");
 	CHECK(s != NULL && strcmp(s->name, "mtls-client") == 0);
 	CHECK(!s->has_token);
 	CHECK(auth_has_role(s, CFG_ROLE_REGISTER));
@@ -108,11 +109,12 @@ test_loads(void)
 	config_free(cfg);
 
 	/* upper-case hex is the same hash */
-	cfg = ct_load_ok(TENANTS "auth:\n  tokens:\n  - {name: a, "
-	                         "token_sha256: "
-	                         "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9"
-	                         "CB410FF61F20015AD, tenants: [t1], roles: "
-	                         "[read]}\n");
+	cfg = ct_load_ok(
+	    TENANTS "auth:\n  tokens:\n  - {name: a, "
+	            "token_sha256: "
+	            "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9"
+	            "CB410FF61F20015AD, tenants: [t1], roles: "
+	            "[read]}\n");
 	CHECK(auth_identify(cfg, "abc", 3) != NULL);
 	config_free(cfg);
 
@@ -144,8 +146,12 @@ test_refusals(void)
 	    "4:13", "key 'remote.endpoint'");
 	/* with auth the API may listen on tcp, a registration's socket
 	 * not (it would hand events to whoever dials first) */
-	ct_expect_err(ONE_TOKEN("    tenants: [t1]\n    roles: [read]\n")
-	    "remote:\n  endpoint: tcp://127.0.0.1:0\n",
+	ct_expect_err(
+	    ONE_TOKEN(
+	        "    tenants: [t1]\n    roles: [read]\n") "remote:\n  "
+	                                                  "endpoint: "
+	                                                  "tcp://"
+	                                                  "127.0.0.1:0\n",
 	    "9:13", "hands a registration's events to whoever dials");
 	ct_expect_err(TENANTS "insecure: yes\n", "2:11",
 	    "key 'insecure': expected true or false");
@@ -155,8 +161,8 @@ test_refusals(void)
 	    "key 'auth': needs at least one credential");
 	ct_expect_err(TENANTS "auth:\n  tokens: []\n", "1:1",
 	    "needs at least one credential");
-	ct_expect_err(TENANTS "auth:\n  users: []\n", "3:3",
-	    "unknown key 'auth.users'");
+	ct_expect_err(
+	    TENANTS "auth:\n  users: []\n", "3:3", "unknown key 'auth.users'");
 	ct_expect_err(TENANTS "auth:\n  tokens: {name: a}\n", "3:11",
 	    "key 'auth.tokens': expected a sequence");
 
@@ -169,18 +175,20 @@ test_refusals(void)
 	                      "token_sha256: " H_ABC "0\n    tenants: [t1]\n"
 	                      "    roles: [read]\n",
 	    "5:19", "is 65 bytes, max 64");
-	ct_expect_err(TENANTS "auth:\n  tokens:\n  - name: a\n    "
-	                      "token_sha256: "
-	                      "xa7816bf8f01cfea414140de5dae2223b00361a396177a9c"
-	                      "b410ff61f20015ad\n    tenants: [t1]\n"
-	                      "    roles: [read]\n",
+	ct_expect_err(TENANTS
+	    "auth:\n  tokens:\n  - name: a\n    "
+	    "token_sha256: "
+	    "xa7816bf8f01cfea414140de5dae2223b00361a396177a9c"
+	    "b410ff61f20015ad\n    tenants: [t1]\n"
+	    "    roles: [read]\n",
 	    "5:19", "64 hex digits");
 	ct_expect_err(TENANTS "auth:\n  tokens:\n  - name: a\n    "
 	                      "tenants: [t1]\n    roles: [read]\n",
 	    "4:5", "needs 'name', 'token_sha256' and 'roles'");
 	ct_expect_err(ONE_TOKEN("    subject: CN=x\n    tenants: [t1]\n"
 	                        "    roles: [read]\n"),
-	    "6:14", "key 'auth.tokens[0].subject': not allowed in auth.tokens");
+	    "6:14",
+	    "key 'auth.tokens[0].subject': not allowed in auth.tokens");
 	ct_expect_err(ONE_TOKEN("    tenants: [t1]\n    roles: [read]\n"
 	                        "  - name: b\n    token_sha256: " H_ABC "\n"
 	                        "    tenants: [t1]\n    roles: [read]\n"),
@@ -191,33 +199,36 @@ test_refusals(void)
 	    "8:11", "credential 'a' is named twice");
 
 	/* roles */
-	ct_expect_err(ONE_TOKEN("    tenants: [t1]\n    roles: [read, root]\n"),
-	    "7:19",
+	ct_expect_err(
+	    ONE_TOKEN("    tenants: [t1]\n    roles: [read, root]\n"), "7:19",
 	    "expected a role: read, write, operate, register or admin, got "
 	    "'root'");
 	ct_expect_err(ONE_TOKEN("    tenants: [t1]\n    roles: []\n"), "7:12",
 	    "needs at least one role");
-	ct_expect_err(ONE_TOKEN("    tenants: [t1]\n    roles: read\n"), "7:12",
-	    "expected a sequence");
-	ct_expect_err(ONE_TOKEN("    tenants: [t1]\n    roles: [read, read]\n"),
-	    "7:19", "role 'read' is given twice");
+	ct_expect_err(ONE_TOKEN("    tenants: [t1]\n    roles: read\n"),
+	    "7:12", "expected a sequence");
+	ct_expect_err(
+	    ONE_TOKEN("    tenants: [t1]\n    roles: [read, read]\n"), "7:19",
+	    "role 'read' is given twice");
 
 	/* tenants */
-	ct_expect_err(ONE_TOKEN("    tenants: [t3]\n    roles: [read]\n"), "6:15",
+	ct_expect_err(ONE_TOKEN("    tenants: [t3]\n    roles: [read]\n"),
+	    "6:15",
 	    "key 'auth.tokens[0].tenants': no tenant 't3' in 'tenants'");
-	ct_expect_err(ONE_TOKEN("    tenants: all\n    roles: [read]\n"), "6:14",
+	ct_expect_err(ONE_TOKEN("    tenants: all\n    roles: [read]\n"),
+	    "6:14",
 	    "expected \"*\" (every tenant) or a sequence of tenant ids, got "
 	    "'all'");
 	ct_expect_err(ONE_TOKEN("    tenants: {t1: yes}\n    roles: [read]\n"),
 	    "6:14", "got a mapping");
-	ct_expect_err(ONE_TOKEN("    tenants: []\n    roles: [read]\n"), "6:14",
-	    "needs at least one tenant");
+	ct_expect_err(ONE_TOKEN("    tenants: []\n    roles: [read]\n"),
+	    "6:14", "needs at least one tenant");
 	ct_expect_err(ONE_TOKEN("    tenants: [t1, t1]\n    roles: [read]\n"),
 	    "6:19", "tenant 't1' is given twice");
 	ct_expect_err(ONE_TOKEN("    roles: [read]\n"), "4:5",
 	    "key 'auth.tokens[0]': needs 'tenants'");
-	ct_expect_err(ONE_TOKEN("    tenants: [t1]\n    roles: [admin]\n"), "6:14",
-	    "an admin has every tenant");
+	ct_expect_err(ONE_TOKEN("    tenants: [t1]\n    roles: [admin]\n"),
+	    "6:14", "an admin has every tenant");
 	ct_expect_err(ONE_TOKEN("    tenants: [t1]\n    roles: [read]\n"
 	                        "    max_registrations: -1\n"),
 	    "8:24", "out of range 0..4096");

@@ -33,24 +33,36 @@ typedef struct cred {
 	sl_client  *c;
 } cred;
 
-enum { ADMIN, READER, WRITER, OPERATOR, REGISTRAR, REGISTRAR_B, ALLREAD,
-	WRITER2, LIMITED, NOTOKEN, BADTOKEN, N_CREDS };
+enum {
+	ADMIN,
+	READER,
+	WRITER,
+	OPERATOR,
+	REGISTRAR,
+	REGISTRAR_B,
+	ALLREAD,
+	WRITER2,
+	LIMITED,
+	NOTOKEN,
+	BADTOKEN,
+	N_CREDS
+};
 
 static cred creds[N_CREDS] = {
-	[ADMIN]       = { "admin", NULL, "[admin]", "", NULL },
-	[READER]      = { "reader", "[t1]", "[read]", "", NULL },
-	[WRITER]      = { "writer", "[t1]", "[write]", "", NULL },
-	[OPERATOR]    = { "operator", "[t1]", "[operate]", "", NULL },
-	[REGISTRAR]   = { "registrar", "[t1]", "[register]",
-		  "    max_registrations: 2\n", NULL },
-	[REGISTRAR_B] = { "registrar-b", "[t1]", "[register, read]", "",
-		NULL },
-	[ALLREAD]     = { "all-reader", "\"*\"", "[read]", "", NULL },
-	[WRITER2]     = { "writer2", "[t2]", "[write, read]", "", NULL },
-	[LIMITED]     = { "limited", "[t1]", "[read]",
-		    "    max_connections: 2\n", NULL },
-	[NOTOKEN]     = { NULL, NULL, NULL, NULL, NULL },
-	[BADTOKEN]    = { NULL, NULL, NULL, NULL, NULL },
+	[ADMIN]     = { "admin", NULL, "[admin]", "", NULL },
+	[READER]    = { "reader", "[t1]", "[read]", "", NULL },
+	[WRITER]    = { "writer", "[t1]", "[write]", "", NULL },
+	[OPERATOR]  = { "operator", "[t1]", "[operate]", "", NULL },
+	[REGISTRAR] = { "registrar", "[t1]", "[register]",
+	    "    max_registrations: 2\n", NULL },
+	[REGISTRAR_B]
+	= { "registrar-b", "[t1]", "[register, read]", "", NULL },
+	[ALLREAD] = { "all-reader", "\"*\"", "[read]", "", NULL },
+	[WRITER2] = { "writer2", "[t2]", "[write, read]", "", NULL },
+	[LIMITED]
+	= { "limited", "[t1]", "[read]", "    max_connections: 2\n", NULL },
+	[NOTOKEN]  = { NULL, NULL, NULL, NULL, NULL },
+	[BADTOKEN] = { NULL, NULL, NULL, NULL, NULL },
 };
 
 static char dir[4096], cfg_path[4200], log_path[4200], url[4200];
@@ -84,7 +96,8 @@ write_config(void)
 		    "%s%s%s"
 		    "    roles: %s\n"
 		    "%s",
-		    creds[i].name, hex, creds[i].tenants ? "    tenants: " : "",
+		    creds[i].name, hex,
+		    creds[i].tenants ? "    tenants: " : "",
 		    creds[i].tenants ? creds[i].tenants : "",
 		    creds[i].tenants ? "\n" : "", creds[i].roles,
 		    creds[i].extra);
@@ -148,7 +161,7 @@ static void read_log_tenants(int who, int *n1, int *n2);
 
 typedef struct op_case {
 	const char *op;
-	unsigned    role; /* CFG_ROLE_*; 0: any valid credential */
+	unsigned    role;   /* CFG_ROLE_*; 0: any valid credential */
 	bool        tenant; /* takes a tenant (%s in fmt) */
 	const char *fmt;
 } op_case;
@@ -162,7 +175,8 @@ static const op_case ops[] = {
 	    "{\"v\":1,\"op\":\"delete_stream\",\"tenant\":\"%s\",\"stream\":"
 	    "\"nothing-%d\"}" },
 	{ "read", CFG_ROLE_READ, true,
-	    "{\"v\":1,\"op\":\"read\",\"tenant\":\"%s\",\"stream\":\"acc-%d\"}" },
+	    "{\"v\":1,\"op\":\"read\",\"tenant\":\"%s\",\"stream\":\"acc-%"
+	    "d\"}" },
 	{ "read_filter", CFG_ROLE_READ, true,
 	    "{\"v\":1,\"op\":\"read_filter\",\"tenant\":\"%s\",\"filter\":"
 	    "\"" FILT "\",\"max\":%d}" },
@@ -239,13 +253,12 @@ check_table(void)
 				/* allowed: never EACCES; the op's own
 				 * answer otherwise (delete_stream of
 				 * nothing is ENOTFOUND) */
-				bool ok = want
-				    ? rc == SL_OK
+				bool ok = want ? rc == SL_OK
 				        || (rc == SL_ENOTFOUND
-				            && strcmp(ops[k].op,
-				                   "delete_stream")
+				            && strcmp(
+				                   ops[k].op, "delete_stream")
 				                == 0)
-				    : rc == SL_EACCES;
+				               : rc == SL_EACCES;
 				if (!ok)
 					DT_FAIL_LOG(log_path,
 					    "op %s by %s on %s: got %d (%s), "
@@ -288,14 +301,15 @@ read_log_tenants(int who, int *n1, int *n2)
 	uint64_t       from = 0;
 	*n1 = *n2 = 0;
 	for (;;) {
-		CHECK_EQ(sl_client_read(creds[who].c, from, 1000, &res), SL_OK);
+		CHECK_EQ(
+		    sl_client_read(creds[who].c, from, 1000, &res), SL_OK);
 		for (size_t i = 0; i < res.n_events; i++) {
 			if (strcmp(res.events[i].tenant, "t1") == 0)
 				(*n1)++;
 			else if (strcmp(res.events[i].tenant, "t2") == 0)
 				(*n2)++;
 		}
-		from = res.next;
+		from      = res.next;
 		bool done = res.next >= res.head;
 		sl_read_result_free(&res);
 		if (done)
@@ -336,8 +350,8 @@ check_scoping(void)
 	json_t *st = ru_status(creds[READER].c), *p;
 	size_t  i;
 	CHECK_EQ(json_array_size(json_object_get(st, "tenants")), 1);
-	CHECK_STREQ(json_string_value(json_array_get(
-	                json_object_get(st, "tenants"), 0)),
+	CHECK_STREQ(json_string_value(
+	                json_array_get(json_object_get(st, "tenants"), 0)),
 	    "t1");
 	CHECK(json_array_size(json_object_get(st, "processors")) > 0);
 	json_array_foreach(json_object_get(st, "processors"), i, p)
@@ -389,21 +403,24 @@ check_scoping(void)
 	    SL_ENOTFOUND);
 
 	/* commands without a tenant act on the caller's tenants only */
-	CHECK_EQ(req(OPERATOR, "{\"v\":1,\"op\":\"pause\",\"id\":\"" PROJ "\"}",
-	             msg, sizeof(msg)),
+	CHECK_EQ(
+	    req(OPERATOR, "{\"v\":1,\"op\":\"pause\",\"id\":\"" PROJ "\"}",
+	        msg, sizeof(msg)),
 	    SL_OK);
 	st = ru_status(creds[ADMIN].c);
 	json_array_foreach(json_object_get(st, "processors"), i, p)
 	{
-		const char *t = json_string_value(json_object_get(p, "tenant"));
+		const char *t
+		    = json_string_value(json_object_get(p, "tenant"));
 		if (strcmp(json_string_value(json_object_get(p, "name")), PROJ)
 		    == 0)
 			CHECK_EQ(json_is_true(json_object_get(p, "paused")),
 			    strcmp(t, "t1") == 0);
 	}
 	json_decref(st);
-	CHECK_EQ(req(OPERATOR, "{\"v\":1,\"op\":\"resume\",\"id\":\"" PROJ "\"}",
-	             NULL, 0),
+	CHECK_EQ(
+	    req(OPERATOR, "{\"v\":1,\"op\":\"resume\",\"id\":\"" PROJ "\"}",
+	        NULL, 0),
 	    SL_OK);
 
 	/* the subscriber: no feed under auth; it follows by reads and gets
@@ -417,8 +434,8 @@ check_scoping(void)
 	commit_as(WRITER2, "t2", "late");
 	commit_as(WRITER, "t1", "late-0");
 	commit_as(WRITER, "t1", "late-1");
-	CHECK_EQ(sl_client_subscribe(creds[READER].c, &so, count_sub, got),
-	    SL_OK);
+	CHECK_EQ(
+	    sl_client_subscribe(creds[READER].c, &so, count_sub, got), SL_OK);
 	CHECK_EQ(got[0], got[1]);
 	/* and the pub endpoint is not there to dial */
 	nng_socket sub;
@@ -456,12 +473,12 @@ check_registrations(void)
 	    SL_ETOOBIG);
 	CHECK(strstr(msg, "credential 'registrar'") != NULL);
 	/* another credential is not blocked by it */
-	CHECK_EQ(reg(REGISTRAR_B, "b0000000-2222-4333-8444-555555555555",
-	             msg, sizeof(msg)),
+	CHECK_EQ(reg(REGISTRAR_B, "b0000000-2222-4333-8444-555555555555", msg,
+	             sizeof(msg)),
 	    SL_OK);
 	/* a takeover (the client never came) needs the same credential */
-	CHECK_EQ(reg(REGISTRAR_B, "a0000000-2222-4333-8444-555555555555",
-	             msg, sizeof(msg)),
+	CHECK_EQ(reg(REGISTRAR_B, "a0000000-2222-4333-8444-555555555555", msg,
+	             sizeof(msg)),
 	    SL_EACCES);
 	CHECK(strstr(msg, "another credential") != NULL);
 	CHECK_EQ(reg(ADMIN, "a0000000-2222-4333-8444-555555555555", msg,
@@ -478,8 +495,8 @@ check_registrations(void)
 		if (strcmp(json_string_value(json_object_get(p, "projection")),
 		        "a0000000-2222-4333-8444-555555555555")
 		    == 0) {
-			CHECK_STREQ(json_string_value(
-			                json_object_get(p, "tenant")),
+			CHECK_STREQ(
+			    json_string_value(json_object_get(p, "tenant")),
 			    "t1");
 			n++;
 		}
@@ -509,8 +526,8 @@ check_connections(void)
 	/* its first connection (the table's) and one more: served */
 	CHECK_EQ(ru_request(x[0], "{\"v\":1,\"op\":\"status\"}", NULL), SL_OK);
 	/* a third: refused, and nothing else is */
-	CHECK_EQ(ru_request(x[1], "{\"v\":1,\"op\":\"status\"}", &rep),
-	    SL_ETOOBIG);
+	CHECK_EQ(
+	    ru_request(x[1], "{\"v\":1,\"op\":\"status\"}", &rep), SL_ETOOBIG);
 	CHECK(strstr(json_string_value(json_object_get(rep, "message")),
 	          "credential 'limited' has its max_connections (2) open")
 	    != NULL);
@@ -526,11 +543,12 @@ check_connections(void)
 	sl_client_close(creds[LIMITED].c);
 	creds[LIMITED].c = NULL;
 	int64_t end      = dt_now_ms() + 5000;
-	while (ru_request(x[1], "{\"v\":1,\"op\":\"status\"}", NULL)
-	    != SL_OK) {
+	while (
+	    ru_request(x[1], "{\"v\":1,\"op\":\"status\"}", NULL) != SL_OK) {
 		if (dt_now_ms() > end)
 			DT_FAIL_LOG(log_path,
-			    "a closed connection still counts for its credential");
+			    "a closed connection still counts for its "
+			    "credential");
 		dt_sleep_ms(20);
 	}
 	sl_client_close(x[0]);
@@ -552,7 +570,8 @@ check_cli(void)
 
 	/* no token: the daemon's refusal, exit 2 */
 	CHECK_EQ(SL("status"), 2);
-	CHECK(strstr(err, "EACCES") != NULL || strstr(err, "no token") != NULL);
+	CHECK(
+	    strstr(err, "EACCES") != NULL || strstr(err, "no token") != NULL);
 	token_of(READER, tok, sizeof(tok));
 	CHECK_EQ(SL("--token", tok, "status"), 0);
 	json_t *st = out_json();
@@ -574,23 +593,25 @@ check_cli(void)
 	CHECK(strstr(err, "op 'read' on tenant 't2' refused") != NULL);
 	/* from the environment */
 	setenv("SLUICE_TOKEN", tok, 1);
-	CHECK_EQ(SL("get-one", "--tenant", "t1", "--projection", PROJ, "k"), 0);
+	CHECK_EQ(
+	    SL("get-one", "--tenant", "t1", "--projection", PROJ, "k"), 0);
 	CHECK_EQ(SL("pause", PROJ, "--tenant", "t1"), 2);
 	CHECK(strstr(err, "lacks role 'operate'") != NULL);
 	unsetenv("SLUICE_TOKEN");
 	CHECK_EQ(SL("--token", tok, "--token-file", file, "status"), 1);
 	/* tokens and their hashes, no daemon needed */
 	CHECK_EQ(SL("auth", "hash-token", "abc"), 0);
-	CHECK_STREQ(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb4"
-	                 "10ff61f20015ad\n");
+	CHECK_STREQ(out,
+	    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb4"
+	    "10ff61f20015ad\n");
 	CHECK_EQ(SL("auth", "new-token"), 0);
 	json_t     *nt = out_json();
 	const char *t  = json_string_value(json_object_get(nt, "token"));
 	char        hex[65];
 	CHECK(t != NULL && strlen(t) >= 32);
 	auth_hash_hex(t, strlen(t), hex);
-	CHECK_STREQ(json_string_value(json_object_get(nt, "token_sha256")),
-	    hex);
+	CHECK_STREQ(
+	    json_string_value(json_object_get(nt, "token_sha256")), hex);
 	json_decref(nt);
 	CHECK_EQ(SL("auth", "hash-token", ""), 1);
 }
@@ -606,9 +627,9 @@ check_python(void)
 	token_of(REGISTRAR_B, registrar, sizeof(registrar));
 	snprintf(pylog, sizeof(pylog), "%s/python.log", dir);
 	setenv("PYTHONPATH", SL_SOURCE_DIR "/client/python", 1);
-	char *const argv[] = { "python3", "-B",
-		SL_SOURCE_DIR "/tests/auth_python.py", url, reader, registrar,
-		NULL };
+	char *const argv[]
+	    = { "python3", "-B", SL_SOURCE_DIR "/tests/auth_python.py", url,
+		      reader, registrar, NULL };
 	pid_t pid = ru_spawn_logged(pylog, SL_PYTHON3, argv);
 	if (!dt_wait_exit(pid, 30000, &status)) {
 		dt_kill_and_reap(&pid);
@@ -623,8 +644,8 @@ check_python(void)
 static void
 check_tcp_refused(void)
 {
-	char   text[8192], tcp_url[64], sub_dir[4200], cfg2[4300], log2[4300];
-	int    status;
+	char text[8192], tcp_url[64], sub_dir[4200], cfg2[4300], log2[4300];
+	int  status;
 	snprintf(sub_dir, sizeof(sub_dir), "%s/open", dir);
 	CHECK_EQ(mkdir(sub_dir, 0700), 0);
 	snprintf(cfg2, sizeof(cfg2), "%s/resources.yaml", sub_dir);
@@ -648,7 +669,7 @@ check_tcp_refused(void)
 	snprintf(text + n, sizeof(text) - n,
 	    "tenants: [{id: t1}]\ninsecure: true\n");
 	tu_write_file(cfg2, text);
-	pid = dt_daemon_spawn(cfg2, log2);
+	pid          = dt_daemon_spawn(cfg2, log2);
 	sl_client *c = NULL;
 	if (!dt_wait_answer(tcp_url, &c, 20000))
 		DT_FAIL_LOG(log2, "the insecure daemon does not answer");
@@ -681,8 +702,8 @@ main(void)
 	 * hundreds in a few seconds are not all there, and the next second's
 	 * first refusal says how many were left out */
 	dt_sleep_ms(1100);
-	CHECK_EQ(req(NOTOKEN, "{\"v\":1,\"op\":\"status\"}", NULL, 0),
-	    SL_EACCES);
+	CHECK_EQ(
+	    req(NOTOKEN, "{\"v\":1,\"op\":\"status\"}", NULL, 0), SL_EACCES);
 	/* a tenant with a line end cannot write a line of its own */
 	CHECK_EQ(req(READER,
 	             "{\"v\":1,\"op\":\"get_one\",\"tenant\":\"x\\nFAKE "
@@ -694,16 +715,18 @@ main(void)
 	char  *logtext = dt_slurp(log_path, &len);
 	for (char *q = logtext; (q = strstr(q, "refused (")) != NULL; q++)
 		lines++;
-	if (strstr(logtext, "refused (no credential): op 'status' refused: "
-	                    "no token")
+	if (strstr(logtext,
+	        "refused (no credential): op 'status' refused: "
+	        "no token")
 	        == NULL
 	    || strstr(logtext, "more refusals not logged") == NULL
 	    || strstr(logtext, "tenant 'x?FAKE line'") == NULL
 	    || strstr(logtext, "\nFAKE line") != NULL
 	    || lines > 10 * (size_t) ((dt_now_ms() - t0) / 1000 + 2)
 	    || lines < 11)
-		DT_FAIL_LOG(log_path, "refusals not logged as they should be "
-		                      "(%zu lines)",
+		DT_FAIL_LOG(log_path,
+		    "refusals not logged as they should be "
+		    "(%zu lines)",
 		    lines);
 	free(logtext);
 

@@ -33,7 +33,8 @@ api_refuse(request *r, const char *why)
 {
 	char tenant[96], msg[400];
 	api_tenant_part(r, tenant, sizeof(tenant));
-	snprintf(msg, sizeof(msg), "op '%s'%s refused: %s", r->op, tenant, why);
+	snprintf(
+	    msg, sizeof(msg), "op '%s'%s refused: %s", r->op, tenant, why);
 	auth_log_refusal(r->cred != NULL ? r->cred->name : NULL, msg);
 	api_fail(r, SL_EACCES, "%s", msg);
 	return SL_EACCES;
@@ -47,7 +48,7 @@ api_refuse(request *r, const char *why)
 static int
 api_count_connection(request *r)
 {
-	const sl_config *cfg = r->rt->cfg;
+	const sl_config *cfg  = r->rt->cfg;
 	uint32_t         pipe = api_call_pipe(r->call);
 	char             why[200];
 	if (r->cred->max_connections == 0 || r->rt->srv == NULL || pipe == 0)
@@ -82,7 +83,8 @@ api_authenticate(request *r, const char *op, size_t op_len)
 	    || tok->via.str.size == 0)
 		return api_refuse(r,
 		    "no token (this daemon requires field 'token', a string)");
-	r->cred = auth_identify(r->rt->cfg, tok->via.str.ptr, tok->via.str.size);
+	r->cred
+	    = auth_identify(r->rt->cfg, tok->via.str.ptr, tok->via.str.size);
 	if (r->cred == NULL)
 		return api_refuse(r, "the token is not valid");
 	role = auth_op_role(op, op_len);
@@ -112,5 +114,6 @@ api_may_tenant(request *r, const char *tenant, size_t len)
 bool
 api_cred_tenant(const request *r, const char *tenant)
 {
-	return tenant != NULL && auth_tenant_ok(r->cred, tenant, strlen(tenant));
+	return tenant != NULL
+	    && auth_tenant_ok(r->cred, tenant, strlen(tenant));
 }

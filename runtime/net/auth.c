@@ -138,7 +138,8 @@ auth_op_role(const char *op, size_t len)
 		{ "register", CFG_ROLE_REGISTER },
 	};
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-		if (strlen(ops[i].op) == len && memcmp(ops[i].op, op, len) == 0)
+		if (strlen(ops[i].op) == len
+		    && memcmp(ops[i].op, op, len) == 0)
 			return ops[i].role;
 	return 0;
 }

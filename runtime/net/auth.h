@@ -31,7 +31,8 @@ const cfg_cred *auth_identify(
 
 /** The credential whose TLS client certificate subject this is (an
  * auth.subjects entry), or NULL: for mutual TLS endpoints. */
-const cfg_cred *auth_identify_subject(const sl_config *cfg, const char *subject);
+const cfg_cred *auth_identify_subject(
+    const sl_config *cfg, const char *subject);
 
 /** Whether c has role (a CFG_ROLE_*; admin has them all). NULL (auth
  * off): true. */
