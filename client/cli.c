@@ -424,7 +424,8 @@ find_token(const opts *o, char **out)
 {
 	*out = NULL;
 	if (o->token != NULL && o->token_file != NULL)
-		return usage_error("--token and --token-file exclude each other");
+		return usage_error(
+		    "--token and --token-file exclude each other");
 	if (o->token != NULL)
 		*out = strdup(o->token);
 	else if (o->token_file != NULL) {
@@ -451,8 +452,8 @@ find_token(const opts *o, char **out)
 static int
 cmd_auth(const opts *o)
 {
-	char  hex[65], *tok = NULL;
-	bool  fresh = o->n_pos == 1 && strcmp(o->pos[0], "new-token") == 0;
+	char hex[65], *tok = NULL;
+	bool fresh = o->n_pos == 1 && strcmp(o->pos[0], "new-token") == 0;
 	if (!fresh
 	    && (o->n_pos < 1 || o->n_pos > 2
 	        || strcmp(o->pos[0], "hash-token") != 0))
@@ -461,7 +462,7 @@ cmd_auth(const opts *o)
 	if (fresh) {
 		unsigned char rnd[32];
 		FILE         *f = fopen("/dev/urandom", "rb");
-		size_t        n = f != NULL ? fread(rnd, 1, sizeof(rnd), f) : 0;
+		size_t n = f != NULL ? fread(rnd, 1, sizeof(rnd), f) : 0;
 		if (f != NULL)
 			fclose(f);
 		if (n != sizeof(rnd))
@@ -483,8 +484,8 @@ cmd_auth(const opts *o)
 	}
 	auth_hash_hex(tok, strlen(tok), hex);
 	if (fresh)
-		printf("{\"token\":\"%s\",\"token_sha256\":\"%s\"}\n", tok,
-		    hex);
+		printf(
+		    "{\"token\":\"%s\",\"token_sha256\":\"%s\"}\n", tok, hex);
 	else
 		printf("%s\n", hex);
 	free(tok);

@@ -162,8 +162,8 @@ sl_client_set_token(sl_client *c, const char *token)
  * map (the daemon answers EPROTO), or it carries a token of its own.
  */
 static bool
-client_add_token(const sl_client *c, const void *req, size_t len,
-    msgpack_sbuffer *out)
+client_add_token(
+    const sl_client *c, const void *req, size_t len, msgpack_sbuffer *out)
 {
 	const unsigned char *p = req;
 	const unsigned char *v;
@@ -180,14 +180,15 @@ client_add_token(const sl_client *c, const void *req, size_t len,
 		n  = (uint32_t) p[1] << 8 | p[2];
 		hl = 3;
 	} else if (p[0] == 0xdf && len >= 5) {
-		n  = (uint32_t) p[1] << 24 | (uint32_t) p[2] << 16
+		n = (uint32_t) p[1] << 24 | (uint32_t) p[2] << 16
 		    | (uint32_t) p[3] << 8 | p[4];
 		hl = 5;
 	} else {
 		return false;
 	}
 	if (n == UINT32_MAX
-	    || mpraw_map_find(req, len, "token", CLIENT_TOKEN_BUDGET, &v, &vlen)
+	    || mpraw_map_find(
+	           req, len, "token", CLIENT_TOKEN_BUDGET, &v, &vlen)
 	        != 0)
 		return false;
 	msgpack_sbuffer_init(out);

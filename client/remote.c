@@ -556,8 +556,8 @@ sl_remote_register_projection(const char *api_url,
 			r->initial_obj.type = MSGPACK_OBJECT_NIL;
 	}
 	msgpack_packer_init(&pk, &r->reg, msgpack_sbuffer_write);
-	pack_head(&pk, r, 2, "projection", def->id, def->scope,
-	    def->name, def->version);
+	pack_head(&pk, r, 2, "projection", def->id, def->scope, def->name,
+	    def->version);
 	mp_pack_cstr(&pk, "initial_state");
 	if (json_text_to_mp(def->initial_state_json != NULL
 	            ? def->initial_state_json
@@ -616,8 +616,8 @@ sl_remote_register_filter(const char *api_url, const sl_remote_filter *def,
 		return bad_def("protocol %u is not 1 or 2",
 		    opts != NULL ? opts->protocol : 0);
 	}
-	pack_head(&pk, r, 1, "filter", def->id, def->scope,
-	    def->name, def->version);
+	pack_head(
+	    &pk, r, 1, "filter", def->id, def->scope, def->name, def->version);
 	mp_pack_kv_str(&pk, "filter_kind", filter_kind_names[def->kind]);
 	return finish_open(r, out);
 }

@@ -1013,9 +1013,9 @@ sub_run(sub *s)
 			    s->o->idle_ms);
 		if (s->no_feed) {
 			/* no feed to wait on: read again after a while */
-			sub_sleep_ms((int) (idle_left < SUB_POLL_MS
-			        ? idle_left
-			        : SUB_POLL_MS));
+			sub_sleep_ms(
+			    (int) (idle_left < SUB_POLL_MS ? idle_left
+			                                   : SUB_POLL_MS));
 			need_read = true;
 			continue;
 		}

@@ -1092,8 +1092,8 @@ parse_cred_tenants(cfgp *p, yaml_node_t *n, const char *path,
 
 /* One auth.tokens (subject false) or auth.subjects entry. */
 static int
-parse_cred(cfgp *p, yaml_node_t *n, const char *list, size_t i,
-    bool subject, sl_config *cfg, cfg_cred *c)
+parse_cred(cfgp *p, yaml_node_t *n, const char *list, size_t i, bool subject,
+    sl_config *cfg, cfg_cred *c)
 {
 	slot s[C_N];
 	char path[48];
@@ -1103,9 +1103,10 @@ parse_cred(cfgp *p, yaml_node_t *n, const char *list, size_t i,
 	set_defaults(cred_keys, s);
 	if ((rc = walk(p, n, path, cred_keys, s)) != SL_OK)
 		return rc;
-	const char *need = subject ? "subject" : "token_sha256";
+	const char  *need  = subject ? "subject" : "token_sha256";
 	yaml_node_t *other = subject ? s[C_TOKEN].node : s[C_SUBJECT].node;
-	if (s[C_NAME].node == NULL || s[subject ? C_SUBJECT : C_TOKEN].node == NULL
+	if (s[C_NAME].node == NULL
+	    || s[subject ? C_SUBJECT : C_TOKEN].node == NULL
 	    || s[C_ROLES].node == NULL)
 		return fail(p, n->start_mark,
 		    "key '%s': needs 'name', '%s' and 'roles'", path, need);
@@ -1124,11 +1125,12 @@ parse_cred(cfgp *p, yaml_node_t *n, const char *list, size_t i,
 	cfg->n_creds++; /* from here config_free frees it */
 	if (!subject) {
 		const char *h = text(s[C_TOKEN].node);
-		if (strlen(h) != 64 || strspn(h, "0123456789abcdefABCDEF") != 64)
+		if (strlen(h) != 64
+		    || strspn(h, "0123456789abcdefABCDEF") != 64)
 			return fail(p, s[C_TOKEN].node->start_mark,
-			    "key '%s.token_sha256': must be the token's SHA-256 "
-			    "as 64 hex digits (sluice auth hash-token makes it; "
-			    "never the token itself)",
+			    "key '%s.token_sha256': must be the token's "
+			    "SHA-256 as 64 hex digits (sluice auth "
+			    "hash-token makes it; never the token itself)",
 			    path);
 		for (size_t k = 0; k < 32; k++)
 			c->token_hash[k] = (uint8_t) (hex_digit(h[2 * k]) * 16
@@ -1136,7 +1138,8 @@ parse_cred(cfgp *p, yaml_node_t *n, const char *list, size_t i,
 		c->has_token = true;
 		for (size_t j = 0; j + 1 < cfg->n_creds; j++)
 			if (cfg->creds[j].has_token
-			    && memcmp(cfg->creds[j].token_hash, c->token_hash, 32)
+			    && memcmp(
+			           cfg->creds[j].token_hash, c->token_hash, 32)
 			        == 0)
 				return fail(p, s[C_TOKEN].node->start_mark,
 				    "key '%s.token_sha256': the same token as "
@@ -1151,7 +1154,8 @@ parse_cred(cfgp *p, yaml_node_t *n, const char *list, size_t i,
 	if (c->roles & CFG_ROLE_ADMIN) {
 		yaml_node_t *t = s[C_TENANTS].node;
 		if (t != NULL
-		    && (t->type != YAML_SCALAR_NODE || strcmp(text(t), "*") != 0))
+		    && (t->type != YAML_SCALAR_NODE
+		        || strcmp(text(t), "*") != 0))
 			return fail(p, t->start_mark,
 			    "key '%s.tenants': an admin has every tenant: "
 			    "leave it out or give \"*\"",
@@ -1175,7 +1179,8 @@ auth_given(cfgp *p)
 	yaml_node_pair_t *pr = p->root->data.mapping.pairs.start;
 	for (; pr < p->root->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = yaml_document_get_node(p->doc, pr->key);
-		if (k->type == YAML_SCALAR_NODE && strcmp(text(k), "auth") == 0)
+		if (k->type == YAML_SCALAR_NODE
+		    && strcmp(text(k), "auth") == 0)
 			return true;
 	}
 	return false;
@@ -1185,8 +1190,9 @@ auth_given(cfgp *p)
 static int
 parse_auth(cfgp *p, sl_config *cfg, slot *s)
 {
-	yaml_node_t *lists[2] = { s[S_AUTHTOKENS].node, s[S_AUTHSUBJECTS].node };
-	size_t       total    = 0;
+	yaml_node_t *lists[2]
+	    = { s[S_AUTHTOKENS].node, s[S_AUTHSUBJECTS].node };
+	size_t total = 0;
 	for (int l = 0; l < 2; l++)
 		if (lists[l] != NULL)
 			total += (size_t) (lists[l]->data.sequence.items.top
@@ -1223,8 +1229,8 @@ static int
 check_network(cfgp *p, const sl_config *cfg, const slot *s)
 {
 	const char *urls[3] = { cfg->api_url, cfg->pub_url, cfg->remote_url };
-	const char *keys[3] = { "endpoints.api", "endpoints.pub",
-		"remote.endpoint" };
+	const char *keys[3]
+	    = { "endpoints.api", "endpoints.pub", "remote.endpoint" };
 	if (cfg->insecure)
 		return SL_OK;
 	for (int i = 0; i < 3; i++) {
@@ -1232,13 +1238,18 @@ check_network(cfgp *p, const sl_config *cfg, const slot *s)
 		    || strncmp(urls[i], "tls+tcp://", 10) == 0;
 		if (!tcp || (cfg->auth_on && i < 2))
 			continue;
-		yaml_node_t *n = s[i == 0 ? S_API : i == 1 ? S_PUB : S_REMURL].node;
-		yaml_mark_t  m = n != NULL ? n->start_mark : p->root->start_mark;
+		yaml_node_t *n = s[i == 0 ? S_API
+		        : i == 1          ? S_PUB
+		                          : S_REMURL]
+		                     .node;
+		yaml_mark_t m
+		    = n != NULL ? n->start_mark : p->root->start_mark;
 		if (i == 2)
 			return fail(p, m,
 			    "key '%s': %s listens on the network and hands a "
 			    "registration's events to whoever dials it first: "
-			    "use ipc:// (the default), or say 'insecure: true' "
+			    "use ipc:// (the default), or say 'insecure: "
+			    "true' "
 			    "(docs/security.md)",
 			    keys[i], urls[i]);
 		return fail(p, m,

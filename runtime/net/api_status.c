@@ -677,9 +677,10 @@ api_command(request *r, proc_cmd cmd, const char *op)
 			    why);
 		else
 			api_fail(r, SL_ENOTFOUND,
-			    "%s '%s' (%s) does not run%s%s", api_kind_name(def),
-			    def->name, def->id,
-			    auth_all_tenants(r->cred) ? "" : " for your tenants",
+			    "%s '%s' (%s) does not run%s%s",
+			    api_kind_name(def), def->name, def->id,
+			    auth_all_tenants(r->cred) ? ""
+			                              : " for your tenants",
 			    why);
 		free(hits);
 		free(ehits);

@@ -354,7 +354,7 @@ int
 server_pipe_tag(server *srv, uint32_t pipe, uint32_t tag, uint32_t max)
 {
 	server_pipe *sp;
-	uint32_t     n = 0;
+	uint32_t     n  = 0;
 	int          rc = SL_OK;
 	pthread_mutex_lock(&srv->pipes_mu);
 	if ((sp = server_pipe_find_locked(srv, pipe)) == NULL)
