@@ -112,6 +112,7 @@ enum {
 	S_AUTHTOKENS,
 	S_AUTHSUBJECTS,
 	S_INSECURE,
+	S_METRICS,
 	S_SET, /* the six projection_settings, in SETTING_KEYS order */
 	S_PROJS = S_SET + 6,
 	S_N
@@ -159,6 +160,7 @@ static const char *const mode_words[]
 static const cfg_key endpoint_keys[] = {
 	{ "api", K_URL, S_API, 0, 0, 0, NULL },
 	{ "pub", K_URL, S_PUB, 0, 0, 0, NULL },
+	{ "metrics", K_STR, S_METRICS, 0, 1024, 0, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -460,6 +462,33 @@ check_endpoint(
 		return fail(p, m,
 		    "key '%s': ipc path too long (%zu bytes, max %d): %s%s",
 		    key, strlen(url + n), CFG_IPC_PATH_MAX, url + n, hint);
+	return SL_OK;
+}
+
+/* An HTTP URL NNG's server can serve: http://HOST:PORT/PATH. */
+static int
+check_http(cfgp *p, yaml_mark_t m, const char *key, const char *url)
+{
+	const char *host = url + 7, *colon, *slash;
+	if (strncmp(url, "http://", 7) != 0)
+		return fail(p, m, "key '%s': '%s' must start with http://", key,
+		    url);
+	slash = strchr(host, '/');
+	colon = strchr(host, ':');
+	if (slash == NULL || slash[1] == '\0')
+		return fail(p, m,
+		    "key '%s': '%s' has no path (e.g. http://127.0.0.1:9464"
+		    "/metrics)",
+		    key, url);
+	if (colon == NULL || colon > slash || colon == host
+	    || colon + 1 == slash)
+		return fail(p, m, "key '%s': '%s' needs a host and a port", key,
+		    url);
+	for (const char *c = colon + 1; c < slash; c++)
+		if (*c < '0' || *c > '9')
+			return fail(p, m, "key '%s': '%s': the port is not a "
+			                  "number",
+			    key, url);
 	return SL_OK;
 }
 
@@ -870,6 +899,16 @@ resolve(cfgp *p, sl_config *cfg, slot *s)
 		return fail(p, s[S_PUB].node ? s[S_PUB].node->start_mark : dm,
 		    "key 'endpoints.pub': same address as endpoints.api (%s)",
 		    cfg->pub_url);
+
+	yaml_node_t *mn = s[S_METRICS].node;
+	if (mn != NULL) {
+		int rc = check_http(p, mn->start_mark, "endpoints.metrics",
+		    text(mn));
+		if (rc != SL_OK)
+			return rc;
+		if ((cfg->metrics_url = strdup(text(mn))) == NULL)
+			return nomem(p);
+	}
 
 	yaml_node_t *rn = s[S_REMURL].node;
 	if (rn != NULL)
@@ -1501,6 +1540,7 @@ config_free(sl_config *cfg)
 	free(cfg->plugin_dir);
 	free(cfg->api_url);
 	free(cfg->pub_url);
+	free(cfg->metrics_url);
 	free(cfg->remote_url);
 	free(cfg->store_path);
 	free(cfg->category_separator);

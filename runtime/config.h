@@ -80,6 +80,8 @@ typedef struct sl_config {
 	char *plugin_dir;    /* absolute */
 	char *api_url;       /* NNG req/rep endpoint */
 	char *pub_url;       /* NNG pub endpoint */
+	char *metrics_url;   /* endpoints.metrics: http://HOST:PORT/PATH, or
+	                        NULL (off, the default) */
 	char *store_path;    /* event log directory (absolute) */
 	size_t store_map_size;
 	bool store_sync;

@@ -26,6 +26,7 @@
 #include "publisher.h"
 #include "reload.h"
 #include "server.h"
+#include "metrics.h"
 #include "sysproj.h"
 
 static void transients_stop_all(runtime *rt);
@@ -310,6 +311,12 @@ runtime_start(sl_config *cfg, runtime **out)
 		rt->srv = NULL;
 		goto fail;
 	}
+	/* endpoints.metrics: a daemon asked to serve them that cannot does
+	 * not start (the port is taken, or the host is wrong) */
+	if (cfg->metrics_url != NULL
+	    && (rc = metrics_start(rt, cfg->metrics_url, &rt->metrics))
+	        != SL_OK)
+		goto fail;
 	/* Without a watchable plugin_dir the daemon runs on, unreloadable. */
 	if (cfg->hot_reload && reload_start(rt) != SL_OK)
 		log_warn("runtime", "hot reload is off: cannot watch %s",
@@ -329,6 +336,8 @@ runtime_stop(runtime *rt)
 		return;
 	if (rt->watch != NULL)
 		reload_stop(rt); /* no reload once stopping begins */
+	metrics_stop(rt->metrics); /* reads status: while all is there */
+	rt->metrics = NULL;
 	if (rt->srv != NULL)
 		server_stop(rt->srv); /* no registration comes any more */
 	/* Validations call plugins and command processors: they end first

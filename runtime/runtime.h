@@ -51,6 +51,7 @@ typedef struct runtime {
 	int64_t started_ns;
 	struct publisher *pub; /* the live feed on cfg->pub_url */
 	struct filterfeed *ff; /* filter streams on the same feed */
+	struct metrics *metrics; /* endpoints.metrics; NULL: off */
 	struct watch *watch;   /* hot reload (runtime/plugins/reload.h); NULL: off */
 	size_t cap_procs;      /* procs never moves: room for reloads */
 	/* remote processors (runtime/remote/remote.h): registrations over the API */
@@ -81,6 +82,13 @@ typedef struct runtime {
 int runtime_start(sl_config *cfg, runtime **out);
 /** Stop the server, the processors and close everything. */
 void runtime_stop(runtime *rt);
+/**
+ * SIGHUP (runtime/reconfigure.c): apply what n changes that can change
+ * while running (log_level, the limits requests and connections read) into
+ * rt->cfg, log every other change as taking effect at the next start, and
+ * rescan the plugin directory. n stays the caller's.
+ */
+void runtime_reconfigure(runtime *rt, const sl_config *n);
 
 rt_tenant *runtime_tenant(runtime *rt, const char *id, size_t len);
 

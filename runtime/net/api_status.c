@@ -14,6 +14,7 @@
 
 #include <sluice/errors.h>
 
+#include "api.h"
 #include "emitter.h"
 #include "event.h"
 #include "filter_validate.h"
@@ -363,8 +364,22 @@ api_pack_caller(mp_map *reply, const cfg_cred *c)
 void
 api_status(request *r)
 {
-	runtime         *rt        = r->rt;
-	msgpack_packer  *pk        = &r->pk;
+	if (api_status_pack(r->rt, r->cred, &r->pk) != SL_OK)
+		api_fail(r, SL_ENOMEM, "out of memory");
+	else
+		api_send(r);
+}
+
+/* Whether cred sees tenant (NUL-terminated; NULL: no). */
+static bool
+api_sees(const cfg_cred *cred, const char *tenant)
+{
+	return tenant != NULL && auth_tenant_ok(cred, tenant, strlen(tenant));
+}
+
+int
+api_status_pack(runtime *rt, const cfg_cred *cred, msgpack_packer *pk)
+{
 	size_t           n_plugins = registry_plugin_count(rt->plugins);
 	size_t           n_proj;
 	const proj_def **defs = api_projections(rt, &n_proj);
@@ -376,8 +391,7 @@ api_status(request *r)
 
 	if (failing == NULL) {
 		free(defs);
-		api_fail(r, SL_ENOMEM, "out of memory");
-		return;
+		return SL_ENOMEM;
 	}
 	uint64_t head = store_next_position(rt->store);
 	mp_map reply;
@@ -390,17 +404,17 @@ api_status(request *r)
 	 * under auth, which has no feed (docs/security.md). */
 	mp_map_str(&reply, "pub", rt->pub != NULL ? rt->cfg->pub_url : NULL);
 	api_pack_server(&reply, rt->srv, rt->cfg->max_request_bytes);
-	if (r->cred != NULL)
-		api_pack_caller(&reply, r->cred);
+	if (cred != NULL)
+		api_pack_caller(&reply, cred);
 
 	/* the caller's tenants only, and what runs for them */
 	size_t n_seen = 0;
 	for (size_t i = 0; i < rt->n_tenants; i++)
-		n_seen += api_cred_tenant(r, rt->tenants[i].cfg->id);
+		n_seen += api_sees(cred, rt->tenants[i].cfg->id);
 	mp_map_key(&reply, "tenants");
 	msgpack_pack_array(pk, n_seen);
 	for (size_t i = 0; i < rt->n_tenants; i++)
-		if (api_cred_tenant(r, rt->tenants[i].cfg->id))
+		if (api_sees(cred, rt->tenants[i].cfg->id))
 			mp_pack_cstr(pk, rt->tenants[i].cfg->id);
 
 	mp_map_key(&reply, "plugins");
@@ -463,8 +477,8 @@ api_status(request *r)
 	for (size_t i = 0; mine != NULL && i < n_remote; i++) {
 		remote_info ri;
 		mine[i] = remotes_info(rt->remotes, i, &ri)
-		    && (r->cred == NULL || (r->cred->roles & CFG_ROLE_ADMIN)
-		        || strcmp(ri.owner, r->cred->name) == 0);
+		    && (cred == NULL || (cred->roles & CFG_ROLE_ADMIN)
+		        || strcmp(ri.owner, cred->name) == 0);
 		n_seen += mine[i];
 	}
 	/* out of memory: none shown rather than another's */
@@ -477,14 +491,14 @@ api_status(request *r)
 
 	n_seen = 0;
 	for (size_t i = 0; i < n_procs; i++)
-		n_seen += api_cred_tenant(r, proc_tenant(rt->procs[i]));
+		n_seen += api_sees(cred, proc_tenant(rt->procs[i]));
 	mp_map_key(&reply, "processors");
 	msgpack_pack_array(pk, n_seen);
 	for (size_t i = 0; i < n_procs; i++) {
 		proc_status st;
 		size_t      n_failing, n_shown;
 		bool        f;
-		if (!api_cred_tenant(r, proc_tenant(rt->procs[i])))
+		if (!api_sees(cred, proc_tenant(rt->procs[i])))
 			continue;
 		memset(&st, 0, sizeof(st));
 		proc_get_status(rt->procs[i], &st);
@@ -576,7 +590,7 @@ api_status(request *r)
 		truns[n_held] = runtime_transient_get(rt, handles[i]);
 		if (truns[n_held] == NULL)
 			continue;
-		if (!api_cred_tenant(r, eproj_tenant(truns[n_held]))) {
+		if (!api_sees(cred, eproj_tenant(truns[n_held]))) {
 			runtime_transient_put(rt, handles[i]);
 			continue;
 		}
@@ -584,18 +598,18 @@ api_status(request *r)
 	}
 	n_seen = 0;
 	for (size_t i = 0; i < n_eprojs; i++)
-		n_seen += api_cred_tenant(r, eproj_tenant(rt->eprojs[i]));
+		n_seen += api_sees(cred, eproj_tenant(rt->eprojs[i]));
 	mp_map_key(&reply, "emitting_projections");
 	msgpack_pack_array(pk, n_seen + n_held);
 	for (size_t i = 0; i < n_eprojs; i++)
-		if (api_cred_tenant(r, eproj_tenant(rt->eprojs[i])))
+		if (api_sees(cred, eproj_tenant(rt->eprojs[i])))
 			api_pack_eproj(pk, rt->eprojs[i], 0, head);
 	for (size_t i = 0; i < n_held; i++) {
 		api_pack_eproj(pk, truns[i], handles[i], head);
 		runtime_transient_put(rt, handles[i]);
 	}
 	mp_map_close(&reply);
-	api_send(r);
+	return SL_OK;
 }
 
 /* ---- operator commands ---- */

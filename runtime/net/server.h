@@ -76,6 +76,15 @@ int server_start(const server_settings *set, server **out);
  * workers end and the socket closes. NULL is a no-op.
  */
 void server_stop(server *srv);
+/**
+ * Change limits.max_request_bytes, limits.max_connections and
+ * limits.idle_timeout_ms of a running server (SIGHUP): new requests and
+ * connections see them at once; connections over a lowered cap stay.
+ * @return SL_OK; SL_EINVAL (a zero limit); SL_ENOMEM (cannot start the
+ * idle reaper: the other limits are set).
+ */
+int server_set_limits(server *srv, size_t max_request,
+    uint32_t max_connections, uint32_t idle_timeout_ms);
 
 /** The server's counters at one moment (status's "api"). */
 typedef struct server_stats {
