@@ -78,6 +78,10 @@ api_authenticate(request *r, const char *op, size_t op_len)
 	r->op[n] = '\0';
 	if (!r->rt->cfg->auth_on)
 		return SL_OK;
+	/* Mutual TLS (auth.subjects): a request without a token on a
+	 * connection with a verified client certificate is its subject's
+	 * (auth_identify_subject), once the TLS transport tells the pipe's
+	 * subject. */
 	tok = api_field(&r->root, "token");
 	if (tok == NULL || tok->type != MSGPACK_OBJECT_STR
 	    || tok->via.str.size == 0)
