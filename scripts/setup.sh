@@ -13,6 +13,8 @@ duktape-dev libmujs-dev libsystemd-dev dpkg-dev libmbedtls-dev"
 # for the systemd unit (Type=notify); dpkg-dev: `cpack -G DEB` reads the
 # package dependencies with dpkg-shlibdeps. libmbedtls-dev: SHA-256 of API
 # tokens (runtime/net/auth.c).
+# Not installed here: clang, only for the optional libFuzzer build
+# (-DSLUICE_FUZZ=ON, tests/auth_fuzz.c; apt-get install clang).
 
 # msgpack-c's C library is libmsgpack-dev on Debian 12, libmsgpack-c-dev later.
 missing=""
