@@ -13,8 +13,11 @@ include(CMakePackageConfigHelpers)
 set(SLUICE_PKGLIBDIR ${CMAKE_INSTALL_LIBDIR}/sluice)
 file(RELATIVE_PATH SLUICE_BIN_TO_PKGLIB
      /p/${CMAKE_INSTALL_BINDIR} /p/${SLUICE_PKGLIBDIR})
+file(RELATIVE_PATH SLUICE_BIN_TO_ADMIN
+     /p/${CMAKE_INSTALL_BINDIR} /p/${CMAKE_INSTALL_DATADIR}/sluice/admin)
 target_compile_definitions(sl_runtime PRIVATE
-  SL_PKGLIB_FROM_BIN="${SLUICE_BIN_TO_PKGLIB}")
+  SL_PKGLIB_FROM_BIN="${SLUICE_BIN_TO_PKGLIB}"
+  SL_ADMIN_FROM_BIN="${SLUICE_BIN_TO_ADMIN}")
 
 # The client library for out-of-tree programs: one library with the wire
 # code (proto/) in it; the internal static libraries stay for the build.
@@ -49,6 +52,7 @@ if(TARGET js_host)
   install(TARGETS js_host sluice_jsbudget
     LIBRARY DESTINATION ${SLUICE_PKGLIBDIR})
 endif()
+install(DIRECTORY admin/ DESTINATION ${CMAKE_INSTALL_DATADIR}/sluice/admin)
 install(FILES client/python/sluice_remote.py
   DESTINATION lib/python3/dist-packages)
 install(FILES docs/man/sluice.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)

@@ -113,6 +113,7 @@ enum {
 	S_AUTHSUBJECTS,
 	S_INSECURE,
 	S_METRICS,
+	S_ADMIN,
 	S_SET, /* the six projection_settings, in SETTING_KEYS order */
 	S_PROJS = S_SET + 6,
 	S_N
@@ -161,6 +162,7 @@ static const cfg_key endpoint_keys[] = {
 	{ "api", K_URL, S_API, 0, 0, 0, NULL },
 	{ "pub", K_URL, S_PUB, 0, 0, 0, NULL },
 	{ "metrics", K_STR, S_METRICS, 0, 1024, 0, NULL },
+	{ "admin", K_STR, S_ADMIN, 0, 1024, 0, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -308,8 +310,8 @@ static const cfg_key tenant_keys[] = {
 /* By kind: what the message says was expected. */
 static const char *const expected[] = { "a scalar", "a scalar", "a scalar",
 	"one of error, warn, info, debug", "true or false", "an integer",
-	"a size (a byte count, or a number with K, KiB, M, MiB, G, GiB, T "
-	"or TiB)",
+	("a size (a byte count, or a number with K, KiB, M, MiB, G, GiB, T "
+	 "or TiB)"),
 	"a mapping", "a sequence", "a non-empty string",
 	"one of none, system, all", "first or last",
 	"one of continuous, one_time, transient",
@@ -900,13 +902,18 @@ resolve(cfgp *p, sl_config *cfg, slot *s)
 		    "key 'endpoints.pub': same address as endpoints.api (%s)",
 		    cfg->pub_url);
 
-	yaml_node_t *mn = s[S_METRICS].node;
-	if (mn != NULL) {
-		int rc = check_http(p, mn->start_mark, "endpoints.metrics",
-		    text(mn));
+	/* the HTTP endpoints: metrics and the admin page (one listener
+	 * when they share HOST:PORT) */
+	const char *hkeys[2] = { "endpoints.metrics", "endpoints.admin" };
+	char      **hurls[2] = { &cfg->metrics_url, &cfg->admin_url };
+	for (int i = 0; i < 2; i++) {
+		yaml_node_t *hn = s[S_METRICS + i].node;
+		if (hn == NULL)
+			continue;
+		int rc = check_http(p, hn->start_mark, hkeys[i], text(hn));
 		if (rc != SL_OK)
 			return rc;
-		if ((cfg->metrics_url = strdup(text(mn))) == NULL)
+		if ((*hurls[i] = strdup(text(hn))) == NULL)
 			return nomem(p);
 	}
 
@@ -1260,43 +1267,43 @@ parse_auth(cfgp *p, sl_config *cfg, slot *s)
 	return SL_OK;
 }
 
-/* A tcp listener (api, pub, remote) is open to the network: only with
- * auth:, or when the file says insecure: true. A registration's socket
- * (remote.endpoint) carries events to whoever dials it first, so over
- * tcp it needs insecure: true even with auth. */
+/* A tcp listener (api, pub, remote) and the admin page (the API over
+ * WebSocket) are open to the network: only with auth:, or when the file
+ * says insecure: true. A registration's socket (remote.endpoint) carries
+ * events to whoever dials it first, so over tcp it needs insecure: true
+ * even with auth. */
 static int
 check_network(cfgp *p, const sl_config *cfg, const slot *s)
 {
-	const char *urls[3] = { cfg->api_url, cfg->pub_url, cfg->remote_url };
-	const char *keys[3]
-	    = { "endpoints.api", "endpoints.pub", "remote.endpoint" };
+	const char *urls[4]
+	    = { cfg->api_url, cfg->pub_url, cfg->remote_url, cfg->admin_url };
+	const char *keys[4] = { "endpoints.api", "endpoints.pub",
+		"remote.endpoint", "endpoints.admin" };
+	const int   slots[4] = { S_API, S_PUB, S_REMURL, S_ADMIN };
 	if (cfg->insecure)
 		return SL_OK;
-	for (int i = 0; i < 3; i++) {
-		bool tcp = strncmp(urls[i], "tcp://", 6) == 0
-		    || strncmp(urls[i], "tls+tcp://", 10) == 0;
-		if (!tcp || (cfg->auth_on && i < 2))
+	for (int i = 0; i < 4; i++) {
+		bool net = urls[i] != NULL
+		    && (strncmp(urls[i], "tcp://", 6) == 0
+		        || strncmp(urls[i], "tls+tcp://", 10) == 0
+		        || i == 3);
+		if (!net || (cfg->auth_on && i != 2))
 			continue;
-		yaml_node_t *n = s[i == 0 ? S_API
-		        : i == 1          ? S_PUB
-		                          : S_REMURL]
-		                     .node;
-		yaml_mark_t m
-		    = n != NULL ? n->start_mark : p->root->start_mark;
+		yaml_node_t *n = s[slots[i]].node;
+		yaml_mark_t  m = n != NULL ? n->start_mark : p->root->start_mark;
 		if (i == 2)
 			return fail(p, m,
 			    "key '%s': %s listens on the network and hands a "
 			    "registration's events to whoever dials it first: "
-			    "use ipc:// (the default), or say 'insecure: "
-			    "true' "
+			    "use ipc:// (the default), or say 'insecure: true' "
 			    "(docs/security.md)",
 			    keys[i], urls[i]);
 		return fail(p, m,
-		    "key '%s': %s listens on the network, and there is no "
-		    "'auth:' section: add one (docs/security.md), or say "
-		    "'insecure: true' to let anyone who can connect do "
-		    "anything",
-		    keys[i], urls[i]);
+		    "key '%s': %s %s on the network, and there is no 'auth:' "
+		    "section: add one (docs/security.md), or say 'insecure: "
+		    "true' to let anyone who can connect do anything",
+		    keys[i], urls[i],
+		    i == 3 ? "serves the API (the admin page's)" : "listens");
 	}
 	return SL_OK;
 }
@@ -1541,6 +1548,7 @@ config_free(sl_config *cfg)
 	free(cfg->api_url);
 	free(cfg->pub_url);
 	free(cfg->metrics_url);
+	free(cfg->admin_url);
 	free(cfg->remote_url);
 	free(cfg->store_path);
 	free(cfg->category_separator);

@@ -82,6 +82,7 @@ typedef struct sl_config {
 	char *pub_url;       /* NNG pub endpoint */
 	char *metrics_url;   /* endpoints.metrics: http://HOST:PORT/PATH, or
 	                        NULL (off, the default) */
+	char *admin_url;     /* endpoints.admin: the admin page, likewise */
 	char *store_path;    /* event log directory (absolute) */
 	size_t store_map_size;
 	bool store_sync;

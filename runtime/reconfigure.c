@@ -142,6 +142,7 @@ runtime_reconfigure(runtime *rt, const sl_config *n)
 	RESTART_STR(pub_url, "endpoints.pub");
 	RESTART_STR(remote_url, "remote.endpoint");
 	RESTART_STR(metrics_url, "endpoints.metrics");
+	RESTART_STR(admin_url, "endpoints.admin");
 	RESTART_NUM(store_map_size, "event_store.map_size");
 	RESTART_NUM(store_sync, "event_store.sync");
 	if (!same_tenants(n, o)) {

@@ -26,6 +26,7 @@
 #include "publisher.h"
 #include "reload.h"
 #include "server.h"
+#include "admin.h"
 #include "metrics.h"
 #include "sysproj.h"
 
@@ -317,6 +318,9 @@ runtime_start(sl_config *cfg, runtime **out)
 	    && (rc = metrics_start(rt, cfg->metrics_url, &rt->metrics))
 	        != SL_OK)
 		goto fail;
+	if (cfg->admin_url != NULL
+	    && (rc = admin_start(rt, cfg->admin_url, &rt->admin)) != SL_OK)
+		goto fail;
 	/* Without a watchable plugin_dir the daemon runs on, unreloadable. */
 	if (cfg->hot_reload && reload_start(rt) != SL_OK)
 		log_warn("runtime", "hot reload is off: cannot watch %s",
@@ -336,6 +340,8 @@ runtime_stop(runtime *rt)
 		return;
 	if (rt->watch != NULL)
 		reload_stop(rt); /* no reload once stopping begins */
+	admin_stop(rt->admin);
+	rt->admin = NULL;
 	metrics_stop(rt->metrics); /* reads status: while all is there */
 	rt->metrics = NULL;
 	if (rt->srv != NULL)

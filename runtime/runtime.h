@@ -52,6 +52,7 @@ typedef struct runtime {
 	struct publisher *pub; /* the live feed on cfg->pub_url */
 	struct filterfeed *ff; /* filter streams on the same feed */
 	struct metrics *metrics; /* endpoints.metrics; NULL: off */
+	struct admin   *admin;   /* endpoints.admin; NULL: off */
 	struct watch *watch;   /* hot reload (runtime/plugins/reload.h); NULL: off */
 	size_t cap_procs;      /* procs never moves: room for reloads */
 	/* remote processors (runtime/remote/remote.h): registrations over the API */

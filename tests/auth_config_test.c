@@ -153,6 +153,18 @@ test_refusals(void)
 	                                                  "tcp://"
 	                                                  "127.0.0.1:0\n",
 	    "9:13", "hands a registration's events to whoever dials");
+	/* the admin page serves the API over WebSocket */
+	ct_expect_err(TENANTS "endpoints:\n  admin: http://127.0.0.1:1/admin\n",
+	    "3:10",
+	    "key 'endpoints.admin': http://127.0.0.1:1/admin serves the API "
+	    "(the admin page's) on the network, and there is no 'auth:'");
+	sl_config *ok = ct_load_ok(
+	    ONE_TOKEN("    tenants: [t1]\n    roles: [read]\n")
+	    "endpoints:\n  admin: http://127.0.0.1:1/admin\n");
+	config_free(ok);
+	/* metrics show counts and names, no data: no auth needed */
+	ok = ct_load_ok(TENANTS "endpoints:\n  metrics: http://127.0.0.1:1/m\n");
+	config_free(ok);
 	ct_expect_err(TENANTS "insecure: yes\n", "2:11",
 	    "key 'insecure': expected true or false");
 

@@ -266,6 +266,10 @@ test_endpoints(void)
 	ct_expect_err("endpoints:\n  metrics: http://h:x1/metrics\n"
 	              "tenants: [{id: a}]\n",
 	    "2:12", "the port is not a number");
+	ct_expect_err("endpoints:\n  admin: ws://127.0.0.1:9464/admin\n"
+	              "tenants: [{id: a}]\n",
+	    "2:10", "key 'endpoints.admin': 'ws://127.0.0.1:9464/admin' "
+	            "must start with http://");
 
 	/* 108 bytes does not fit in sockaddr_un.sun_path. */
 	char *name = repeat('s', 108 - 5), yaml[1024];

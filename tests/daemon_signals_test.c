@@ -200,11 +200,7 @@ test_supervised_sighup(void)
 		dt_sleep_ms(50);
 	CHECK_EQ(commit_bytes(c, 3000), SL_ETOOBIG);
 	sl_client_close(c);
-	CHECK(kill(daemon_pid, SIGTERM) == 0);
-	int status;
-	CHECK(dt_wait_exit(daemon_pid, 20000, &status));
-	daemon_pid = -1;
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	dt_daemon_stop(&daemon_pid, 20000);
 	size_t len;
 	char  *log = dt_slurp(logf, &len);
 	CHECK(log != NULL);
@@ -250,10 +246,7 @@ test_json_log(void)
 	sl_client *c = NULL;
 	CHECK(dt_wait_answer(api, &c, 15000));
 	sl_client_close(c);
-	CHECK(kill(daemon_pid, SIGTERM) == 0);
-	CHECK(dt_wait_exit(daemon_pid, 20000, &status));
-	daemon_pid = -1;
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	dt_daemon_stop(&daemon_pid, 20000);
 
 	FILE *f = fopen(logf, "r");
 	CHECK(f != NULL);

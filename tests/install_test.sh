@@ -5,10 +5,13 @@
 # pkg-config (sluice-client) and one with Sluice::client; the installed
 # sluiced loads each plugin (and a .js file, through the installed
 # js_host.so) and the clients' commits fold into read models.
-#   usage: install_test.sh BUILD_DIR SOURCE_DIR
+#   usage: install_test.sh BUILD_DIR SOURCE_DIR [CFLAGS]
+# CFLAGS: what out-of-tree code is compiled and linked with as well (a
+# sanitizer build passes -fsanitize=...: its SDK is instrumented).
 set -eu
 build=$1
 src=$2
+cflags=${3:-}
 tmp=$(mktemp -d /tmp/sl_install.XXXXXX)
 pid=""
 cleanup() {
@@ -45,23 +48,25 @@ export PKG_CONFIG_PATH=$libdir/pkgconfig
 # the plugin with pkg-config, as docs/plugins.md shows
 mkdir -p "$tmp/plugins" "$tmp/cm"
 # shellcheck disable=SC2046
-cc -shared -o "$tmp/plugins/account_details.so" \
+cc $cflags -shared -o "$tmp/plugins/account_details.so" \
 	"$src/plugins/account_details.c" \
 	$(pkg-config --cflags --libs sluice-plugin) -Wl,--no-undefined ||
 	fail "plugin build with pkg-config"
 # and with the CMake package
 cmake -S "$src/tests/outoftree/plugin" -B "$tmp/cm/plugin" \
 	-DCMAKE_PREFIX_PATH="$P" \
+	-DCMAKE_C_FLAGS="$cflags" -DCMAKE_MODULE_LINKER_FLAGS="$cflags" \
 	-DPLUGIN_SOURCE="$src/plugins/account_details.c" >/dev/null ||
 	fail "find_package(Sluice) for a plugin"
 cmake --build "$tmp/cm/plugin" >/dev/null || fail "plugin build with CMake"
 # the client, both ways
 # shellcheck disable=SC2046
-cc -o "$tmp/client_pc" "$src/tests/outoftree/client.c" \
+cc $cflags -o "$tmp/client_pc" "$src/tests/outoftree/client.c" \
 	$(pkg-config --cflags --libs sluice-client) ||
 	fail "client build with pkg-config"
 cmake -S "$src/tests/outoftree/client" -B "$tmp/cm/client" \
 	-DCMAKE_PREFIX_PATH="$P" \
+	-DCMAKE_C_FLAGS="$cflags" -DCMAKE_EXE_LINKER_FLAGS="$cflags" \
 	-DCLIENT_SOURCE="$src/tests/outoftree/client.c" >/dev/null ||
 	fail "find_package(Sluice) for a client"
 cmake --build "$tmp/cm/client" >/dev/null || fail "client build with CMake"
@@ -76,9 +81,11 @@ JS
 cat >"$tmp/resources.yaml" <<YAML
 data_dir: data
 plugin_dir: plugins
+insecure: true
 endpoints:
   api: ipc://$tmp/api.ipc
   pub: ipc://$tmp/pub.ipc
+  admin: http://127.0.0.1:0/admin
 tenants:
   - id: t1
 YAML
@@ -101,6 +108,14 @@ stop() {
 }
 
 start
+# the admin page, from the installed files
+grep -q "serving the admin page from $P/share/sluice/admin on" \
+	"$tmp/sluiced.log" || fail "the installed admin page is not served"
+admin=$(sed -n 's/.*serving the admin page from .* on \(http[^ ]*\).*/\1/p' \
+	"$tmp/sluiced.log" | head -1)
+python3 -c "import sys, urllib.request as u
+sys.exit(0 if b'Sluice admin' in u.urlopen(sys.argv[1]).read() else 1)" \
+	"$admin" || fail "GET $admin"
 plugins=$("$P/bin/sluice" --url "$url" plugins)
 echo "$plugins" | grep -q '"account_details"' ||
 	fail "the pkg-config plugin is not loaded: $plugins"

@@ -330,11 +330,7 @@ main(void)
 	commit(c, "acc-5", 1);
 	sl_client_close(c);
 
-	CHECK(kill(daemon_pid, SIGTERM) == 0);
-	int status;
-	CHECK(dt_wait_exit(daemon_pid, 20000, &status));
-	daemon_pid = -1;
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	dt_daemon_stop(&daemon_pid, 20000);
 	printf("metrics_test: ok\n");
 	return 0;
 }

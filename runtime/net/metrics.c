@@ -23,6 +23,7 @@
 #include "api.h"
 #include "config.h"
 #include "event.h"
+#include "listen.h"
 #include "log.h"
 #include "mp.h"
 #include "publisher.h"
@@ -355,6 +356,25 @@ render_status(text *t, runtime *rt, const msgpack_object *st)
 	    sizeof(rcols) / sizeof(rcols[0]), NULL);
 }
 
+/* An LMDB figure: the log's (events_value) and each tenant's read
+ * models' (used or size, by rm_map_use). */
+static void
+tx_map_use(text *t, runtime *rt, const char *name, const char *help,
+    uint64_t events_value, bool used)
+{
+	tx_head(t, name, "gauge", help);
+	tx_printf(t, "%s{environment=\"events\",tenant=\"\"} %" PRIu64 "\n",
+	    name, events_value);
+	for (size_t i = 0; i < rt->n_tenants; i++) {
+		uint64_t size, in_use;
+		const char *id = rt->tenants[i].cfg->id;
+		rm_map_use(rt->tenants[i].rm, &size, &in_use);
+		tx_printf(t, "%s{environment=\"read_models\",tenant=\"", name);
+		tx_label(t, id, strlen(id));
+		tx_printf(t, "\"} %" PRIu64 "\n", used ? in_use : size);
+	}
+}
+
 /* ---- the whole page ---- */
 
 static void
@@ -388,32 +408,11 @@ render(metrics *m, text *t)
 		    "Messages published on the live feed.",
 		    (double) pub_sent(rt->pub));
 
-	tx_head(t, "sluice_lmdb_map_size_bytes", "gauge",
-	    "An LMDB environment's map size.");
-	tx_printf(t, "sluice_lmdb_map_size_bytes{environment=\"events\","
-	             "tenant=\"\"} %" PRIu64 "\n",
-	    ss.map_size);
-	for (size_t i = 0; i < rt->n_tenants; i++) {
-		uint64_t size, used;
-		rm_map_use(rt->tenants[i].rm, &size, &used);
-		tx_printf(t, "sluice_lmdb_map_size_bytes{environment=\"read_models"
-		             "\",tenant=\"");
-		tx_label(t, rt->tenants[i].cfg->id, strlen(rt->tenants[i].cfg->id));
-		tx_printf(t, "\"} %" PRIu64 "\n", size);
-	}
-	tx_head(t, "sluice_lmdb_map_used_bytes", "gauge",
-	    "Bytes of an LMDB environment's map in use (its last page).");
-	tx_printf(t, "sluice_lmdb_map_used_bytes{environment=\"events\","
-	             "tenant=\"\"} %" PRIu64 "\n",
-	    ss.map_used);
-	for (size_t i = 0; i < rt->n_tenants; i++) {
-		uint64_t size, used;
-		rm_map_use(rt->tenants[i].rm, &size, &used);
-		tx_printf(t, "sluice_lmdb_map_used_bytes{environment=\"read_models"
-		             "\",tenant=\"");
-		tx_label(t, rt->tenants[i].cfg->id, strlen(rt->tenants[i].cfg->id));
-		tx_printf(t, "\"} %" PRIu64 "\n", used);
-	}
+	tx_map_use(t, rt, "sluice_lmdb_map_size_bytes",
+	    "An LMDB environment's map size.", ss.map_size, false);
+	tx_map_use(t, rt, "sluice_lmdb_map_used_bytes",
+	    "Bytes of an LMDB environment's map in use (its last page).",
+	    ss.map_used, true);
 
 	/* the rest, from the status reply */
 	msgpack_sbuffer sb;
@@ -501,17 +500,7 @@ metrics_start(runtime *rt, const char *url, metrics **out)
 		metrics_stop(m);
 		return SL_ENET;
 	}
-	nng_sockaddr sa;
-	uint16_t     port = 0;
-	if (nng_http_server_get_addr(m->srv, &sa) == 0) {
-		if (sa.s_family == NNG_AF_INET)
-			port = sa.s_in.sa_port;
-		else if (sa.s_family == NNG_AF_INET6)
-			port = sa.s_in6.sa_port;
-	}
-	port = (uint16_t) ((port >> 8) | (port << 8)); /* network order */
-	snprintf(m->bound, sizeof(m->bound), "http://%s:%u%s",
-	    m->url->u_hostname, (unsigned) port, m->url->u_path);
+	net_http_bound(m->srv, m->url, "http", "", m->bound, sizeof(m->bound));
 	log_info("metrics", "serving metrics on %s", m->bound);
 	*out = m;
 	return SL_OK;

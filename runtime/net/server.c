@@ -618,6 +618,19 @@ server_set_limits(server *srv, size_t max_request, uint32_t max_connections,
 	return SL_OK;
 }
 
+int
+server_listen_also(server *srv, const char *url)
+{
+	int rv = net_listen(srv->sock, url, NULL);
+	if (rv != 0) {
+		log_error("server", "cannot listen on %s: %s", url,
+		    nng_strerror(rv));
+		return server_nng_err(rv);
+	}
+	log_info("server", "also listening on %s", url);
+	return SL_OK;
+}
+
 static void
 server_reaper_stop(server *srv)
 {

@@ -83,6 +83,12 @@ void server_stop(server *srv);
  * @return SL_OK; SL_EINVAL (a zero limit); SL_ENOMEM (cannot start the
  * idle reaper: the other limits are set).
  */
+/**
+ * Serve the same API on one more URL as well (the admin page's
+ * ws://HOST:PORT/PATH/api: the browser speaks req over WebSocket).
+ * @return SL_OK; SL_ENET, SL_ECONFIG (cannot listen: logged).
+ */
+int server_listen_also(server *srv, const char *url);
 int server_set_limits(server *srv, size_t max_request,
     uint32_t max_connections, uint32_t idle_timeout_ms);
 

@@ -2,9 +2,9 @@
  * A fuzz target for what every request goes through before its op: the
  * bounded msgpack check, the decode, the duplicate-key check, and the
  * auth checks on its token, op and tenant (runtime/net/auth.c). Built with
- * clang and -DSLUICE_FUZZ=ON it is a libFuzzer target (auth_fuzz
- * -max_total_time=30); in every other build main() runs it over seeds and
- * 20,000 deterministic mutations of them (auth_fuzz_test).
+ * clang and -DSLUICE_FUZZ=ON it is a libFuzzer target (fuzz/run.sh runs
+ * it); in every other build main() runs it over seeds and 20,000
+ * deterministic mutations of them (tests: auth_fuzz_test).
  * Invariants: only the exact tokens identify their credentials, never a
  * prefix, an extension or another byte; nothing crashes or leaks.
  */
