@@ -512,6 +512,10 @@ check_registrations(void)
 	/* status shows a credential its own registrations only */
 	st = ru_status(creds[REGISTRAR_B].c);
 	CHECK(ru_remote(st, "b0000000-2222-4333-8444-555555555555") != NULL);
+	CHECK_STREQ(json_string_value(json_object_get(
+	                ru_remote(st, "b0000000-2222-4333-8444-555555555555"),
+	                "credential")),
+	    "registrar-b");
 	CHECK(ru_remote(st, "a0000000-2222-4333-8444-555555555555") == NULL);
 	json_decref(st);
 }

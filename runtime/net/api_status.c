@@ -134,6 +134,9 @@ api_pack_remote(runtime *rt, size_t i, msgpack_packer *pk)
 	mp_map_str(&m, "url", ri.url);
 	mp_map_bool(&m, "connected", ri.connected);
 	mp_map_str(&m, "client", ri.client[0] != '\0' ? ri.client : NULL);
+	/* the credential that registered it (auth on; docs/security.md) */
+	if (ri.owner[0] != '\0')
+		mp_map_str(&m, "credential", ri.owner);
 	mp_map_u64(&m, "in_flight", ri.in_flight);
 	mp_map_u64(&m, "calls", ri.calls);
 	mp_map_u64(&m, "failed_calls", ri.failed_calls);
