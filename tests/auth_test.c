@@ -740,6 +740,30 @@ main(void)
 		    lines);
 	free(logtext);
 
+	/* SIGHUP with a changed auth: named as needing a restart; the
+	 * running credentials stay as they were */
+	write_config();
+	FILE *cf = fopen(cfg_path, "a");
+	CHECK(cf != NULL);
+	fprintf(cf, "  - {name: late, token_sha256: %064d, roles: [admin]}\n",
+	    0);
+	fclose(cf);
+	kill(pid, SIGHUP);
+	int64_t until = dt_now_ms() + 10000;
+	for (;;) {
+		char *lt = dt_slurp(log_path, &len);
+		bool  seen = strstr(lt, "auth / insecure changed: it takes "
+		                        "effect at the next start")
+		    != NULL;
+		free(lt);
+		if (seen)
+			break;
+		if (dt_now_ms() > until)
+			DT_FAIL_LOG(log_path, "SIGHUP did not name the auth change");
+		dt_sleep_ms(50);
+	}
+	CHECK_EQ(req(READER, "{\"v\":1,\"op\":\"status\"}", NULL, 0), SL_OK);
+
 	for (int i = 0; i < N_CREDS; i++)
 		sl_client_close(creds[i].c);
 	kill(pid, SIGTERM);
