@@ -15,6 +15,7 @@
 #include "emitter.h"
 #include "guard.h"
 #include "proc_internal.h"
+#include "sysproj.h"
 
 /* ---- one event ---- */
 
@@ -397,6 +398,61 @@ proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	if (rc == SL_OK)
 		b->handled++;
 	return rc;
+}
+
+/*
+ * A system projection's event, from the stored bytes: the link its on()
+ * would write (sysproj_peek), appended to the batch without decoding the
+ * event, calling on() or touching its state (always "{}", never stored).
+ * What it does not decide here goes the decoded way (PROC_SLOW): an odd
+ * record, a crash mark, what on() logs or refuses.
+ */
+int
+proc_emit_sys_raw(
+    batch_ctx *b, const void *data, size_t len, uint64_t position)
+{
+	processor   *p  = b->p;
+	proc_emit   *em = p->em;
+	ev_raw       r;
+	sysproj_link l;
+	char         why[256];
+	if (ev_peek_raw(data, len, &r) != SL_OK)
+		return PROC_SLOW;
+	const ev_head *h = &r.h;
+	if (h->stream_len > 0 && h->stream[0] == '$') {
+		/* what it writes is not handled; the other system streams
+		 * are, without a link (sys_decide) */
+		char st[SL_MAX_ID_LEN + 1];
+		if (h->stream_len >= sizeof(st))
+			return PROC_SLOW;
+		memcpy(st, h->stream, h->stream_len);
+		st[h->stream_len] = '\0';
+		if (own_stream(em, st))
+			return SL_OK;
+	}
+	if (guard_emitter_crashed(
+	        p->tenant, p->proj_id, position, why, sizeof(why)))
+		return PROC_SLOW;
+	proc_set_unit(b, "", ""); /* its one key, static "" */
+	if (!proc_unit_selected(b, position))
+		return SL_OK;
+	int rc = sysproj_peek(p->def, &r, &l);
+	if (rc < 0)
+		return PROC_SLOW;
+	if (rc > 0) {
+		struct ebatch *eb = proc_ebatch_get(em);
+		if (eb == NULL
+		    || proc_ebatch_link(eb, l.stream, l.target, l.target_len,
+		           l.revision, r.id, r.correlation_id,
+		           r.correlation_len)
+		        != SL_OK) {
+			snprintf(b->reason, sizeof(b->reason), "out of memory");
+			b->storage = true;
+			return SL_ENOMEM;
+		}
+	}
+	b->handled++;
+	return SL_OK;
 }
 
 /* The sink's engine side (proc_new's caller sets arg). */

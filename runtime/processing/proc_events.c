@@ -457,8 +457,14 @@ proc_handle_event(batch_ctx *b, uint64_t position, const void *data, size_t len)
 
 	/* what it cannot select is not decoded (a record that does not
 	 * peek is decoded: that reports it) */
-	if (ev_peek(data, len, &h) == SL_OK && !proc_selects(p, &h))
+	bool peeked = ev_peek(data, len, &h) == SL_OK;
+	if (peeked && !proc_selects(p, &h))
 		return SL_OK;
+	/* a system projection's links are made from the stored bytes */
+	if (peeked && p->em != NULL && p->em->system
+	    && p->em->mode == CFG_MODE_CONTINUOUS && p->em->only_key == NULL
+	    && (rc = proc_emit_sys_raw(b, data, len, position)) != PROC_SLOW)
+		return rc;
 	msgpack_zone_clear(&p->zone);
 	if ((rc = ev_decode(data, len, position, &p->zone, &ev)) != SL_OK) {
 		/* a log that cannot be read stops the processor, not a unit */

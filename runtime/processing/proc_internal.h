@@ -313,6 +313,18 @@ int proc_ebatch_append(struct ebatch *b, const char *stream,
  * revision is the writer's). SL_OK, SL_EINVAL (none before), SL_ENOMEM. */
 int proc_ebatch_link_prev(
     struct ebatch *b, const char *stream, const ev_view *cause);
+/* Append a link ("$>", "<revision>@<target>") into stream caused by the
+ * event of cause_id and corr (its correlation id), built in place (the
+ * system projections' links). SL_OK or SL_ENOMEM. */
+int proc_ebatch_link(struct ebatch *b, const char *stream,
+    const char *target, size_t tlen, uint64_t revision,
+    const uint8_t cause_id[16], const char *corr, size_t corr_len);
+/* A system projection's event from its stored bytes (h: its ev_peek):
+ * SL_OK (handled or skipped), PROC_SLOW (handle the decoded event), or a
+ * storage error (b->storage). */
+#define PROC_SLOW 1002
+int proc_emit_sys_raw(batch_ctx *b, const void *data, size_t len,
+    uint64_t position);
 /* The batch's appends so far, and back to such a mark (a failed event's
  * are dropped). */
 size_t proc_ebatch_mark(const proc_emit *em);
