@@ -237,12 +237,13 @@ u64_text(uint64_t v, char *out)
  * Append a link ("$>", content "<revision>@<target>") into stream, caused
  * by the event whose id and correlation id are given (as
  * proc_ebatch_append with a cause), built in place: one block of the
- * batch's zone for its strings, no msgpack to unpack. SL_OK, SL_ENOMEM.
+ * batch's zone for its strings, no msgpack to unpack, no clock read (the
+ * caller's occurred_ns). SL_OK, SL_ENOMEM.
  */
 int
 proc_ebatch_link(ebatch *b, const char *stream, const char *target,
     size_t tlen, uint64_t revision, const uint8_t cause_id[16],
-    const char *corr, size_t corr_len)
+    const char *corr, size_t corr_len, int64_t occurred_ns)
 {
 	store_append *a = ebatch_slot(b);
 	size_t        sl = strlen(stream);
@@ -271,7 +272,7 @@ proc_ebatch_link(ebatch *b, const char *stream, const char *target,
 	a->ev.type_len   = sizeof(EV_LINK_TYPE) - 1;
 	a->ev.generation = 1;
 	ev_uuid_generate(a->ev.id);
-	a->ev.occurred_ns     = ev_now_ns();
+	a->ev.occurred_ns     = occurred_ns;
 	a->ev.content         = obj;
 	a->ev.correlation_id  = co;
 	a->ev.correlation_len = corr_len;

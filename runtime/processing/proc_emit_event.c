@@ -408,17 +408,13 @@ proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position)
  * record, a crash mark, what on() logs or refuses.
  */
 int
-proc_emit_sys_raw(
-    batch_ctx *b, const void *data, size_t len, uint64_t position)
+proc_emit_sys_raw(batch_ctx *b, const ev_raw *r, uint64_t position)
 {
-	processor   *p  = b->p;
-	proc_emit   *em = p->em;
-	ev_raw       r;
-	sysproj_link l;
-	char         why[256];
-	if (ev_peek_raw(data, len, &r) != SL_OK)
-		return PROC_SLOW;
-	const ev_head *h = &r.h;
+	processor     *p  = b->p;
+	proc_emit     *em = p->em;
+	const ev_head *h  = &r->h;
+	sysproj_link   l;
+	char           why[256];
 	if (h->stream_len > 0 && h->stream[0] == '$') {
 		/* what it writes is not handled; the other system streams
 		 * are, without a link (sys_decide) */
@@ -436,15 +432,17 @@ proc_emit_sys_raw(
 	proc_set_unit(b, "", ""); /* its one key, static "" */
 	if (!proc_unit_selected(b, position))
 		return SL_OK;
-	int rc = sysproj_peek(p->def, &r, &l);
+	int rc = sysproj_peek(p->def, r, &l);
 	if (rc < 0)
 		return PROC_SLOW;
 	if (rc > 0) {
 		struct ebatch *eb = proc_ebatch_get(em);
+		if (b->sys_now_ns == 0)
+			b->sys_now_ns = ev_now_ns();
 		if (eb == NULL
 		    || proc_ebatch_link(eb, l.stream, l.target, l.target_len,
-		           l.revision, r.id, r.correlation_id,
-		           r.correlation_len)
+		           l.revision, r->id, r->correlation_id,
+		           r->correlation_len, b->sys_now_ns)
 		        != SL_OK) {
 			snprintf(b->reason, sizeof(b->reason), "out of memory");
 			b->storage = true;

@@ -203,9 +203,13 @@ sys_decide(const sys_conf *c, const sys_in *in, sys_out *o)
 static bool
 sys_stream(const sys_conf *c, const char *name, size_t n, char *out)
 {
-	int k = snprintf(out, SL_MAX_ID_LEN + 1, "%s%.*s", c->prefix, (int) n,
-	    name);
-	return k >= 0 && k <= SL_MAX_ID_LEN;
+	size_t pl = strlen(c->prefix);
+	if (pl + n > SL_MAX_ID_LEN)
+		return false;
+	memcpy(out, c->prefix, pl);
+	memcpy(out + pl, name, n);
+	out[pl + n] = '\0';
+	return true;
 }
 
 static sl_outcome
