@@ -38,6 +38,7 @@
 #include "monotime.h"
 #include "mp.h"
 #include "proc_internal.h"
+#include "sysfeed.h"
 
 /* How far past its thresholds a batch grows while the one before is still
  * at the store (proc_emit_cut). */
@@ -110,6 +111,7 @@ proc_emit_free(proc_emit *em)
 		return;
 	flight_free(em->fl);
 	ebatch_free(em->eb);
+	sysfeed_put(em->feed);
 	free(em->rprefix);
 	free(em->rroot);
 	free(em->rpat);

@@ -44,6 +44,10 @@ typedef struct proc_emit {
 	proj_settings      set;
 	bool               stopped; /* the config's word, until an operator's */
 	bool               system;
+	/* a continuous system projection's: its tenant's shared reader
+	 * (sysfeed.h) and its index there (-1: none) */
+	struct sysfeed    *feed;
+	int                sys_index;
 	const char *const *emits;
 	size_t             n_emits;
 	proj_result_fn     result;
@@ -335,6 +339,11 @@ int proc_ebatch_link(struct ebatch *b, const char *stream,
  * storage error (b->storage). */
 #define PROC_SLOW 1002
 int proc_emit_sys_raw(batch_ctx *b, const ev_raw *r, uint64_t position);
+/* A system projection's batch from pos through its tenant's shared
+ * reader: SL_OK (b->next where it ended, maybe cut), PROC_SLOW (read the
+ * log: outside the reader's window, a unit failing or retried, an event
+ * for the decoder first), or a storage error (b->storage). */
+int proc_emit_sys_feed(batch_ctx *b, uint64_t pos);
 /* The batch's appends so far, and back to such a mark (a failed event's
  * are dropped). */
 size_t proc_ebatch_mark(const proc_emit *em);

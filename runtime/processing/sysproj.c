@@ -457,3 +457,28 @@ sysproj_is_system(const proj_def *def)
 			return true;
 	return false;
 }
+
+int
+sysproj_index(const proj_def *def)
+{
+	for (size_t i = 0; i < SYSPROJ_COUNT; i++)
+		if (def == &defs[i])
+			return (int) i;
+	return -1;
+}
+
+bool
+sysproj_owns(size_t i, const char *stream, size_t len)
+{
+	/* "$projections-<name>-": its result streams' prefix */
+	static const char rp[] = "$projections-";
+	size_t            nl = strlen(sys_info[i].name), rl = sizeof(rp) - 1;
+	size_t            el = strlen(sys_info[i].emits);
+	if (len >= rl + nl + 1 && memcmp(stream, rp, rl) == 0
+	    && memcmp(stream + rl, sys_info[i].name, nl) == 0
+	    && stream[rl + nl] == '-')
+		return true;
+	if (sys_info[i].emits[el - 1] == '*')
+		return len >= el - 1 && memcmp(stream, sys_info[i].emits, el - 1) == 0;
+	return len == el && memcmp(stream, sys_info[i].emits, el) == 0;
+}

@@ -73,6 +73,15 @@ typedef struct sysproj_link {
  */
 int sysproj_peek(const proj_def *def, const ev_raw *ev, sysproj_link *out);
 
+/** def's index (0..SYSPROJ_COUNT - 1), or -1 when it is not one of them. */
+int sysproj_index(const proj_def *def);
+/**
+ * Whether system projection i writes stream (len bytes): what it emits
+ * (e.g. "$ce-*") or its result streams ("$projections-<name>-..."); the
+ * engine does not hand it those events (proc_emit_event.c's own_stream).
+ */
+bool sysproj_owns(size_t i, const char *stream, size_t len);
+
 /** Whether the stream id (len bytes, no NUL needed) is of category cat,
  * cut with the configured separator (system_projections). */
 bool sysproj_in_category(const char *stream, size_t len, const char *cat);
