@@ -788,10 +788,14 @@ proc_emit_persist(processor *p)
 		return SL_OK;
 	if (p->def == NULL)
 		return SL_OK; /* dropped: its next definition's setup decides */
+	/* The batch at the store first: until it is durable, status shows
+	 * the checkpoint before it, and storing that one again would move
+	 * the checkpoint back behind what the batch wrote (a kill then
+	 * writes its events twice). */
+	int rc = proc_emit_sync(p, reason, sizeof(reason));
 	pthread_mutex_lock(&p->mu);
 	uint64_t pos = p->st.position; /* the fold is stored: between batches */
 	pthread_mutex_unlock(&p->mu);
-	int rc = proc_emit_sync(p, reason, sizeof(reason));
 	if (rc == SL_OK)
 		rc = emit_submit(p, false, pos, true, reason, sizeof(reason));
 	if (rc != SL_OK)
