@@ -56,6 +56,7 @@ struct sysfeed {
 	chunk          *ring[SYSFEED_CHUNKS]; /* oldest first, contiguous */
 	size_t          n;
 	bool            reading; /* a thread reads the next chunk */
+	uint64_t        reads;   /* chunks read so far */
 	/* each projection's last walk: where from (or up to), and when */
 	uint64_t        cpos[SYSPROJ_COUNT];
 	int64_t         seen_ns[SYSPROJ_COUNT];
@@ -67,7 +68,7 @@ struct sysfeed {
 /* How far behind the window a projection may be for the window to wait
  * for it (it reads the log itself until it is in); one further back (a
  * reset, a rebuild) catches up on its own. */
-#define SYSFEED_BEHIND (2 * SYSFEED_CHUNKS * SYSFEED_SPAN)
+#define SYSFEED_BEHIND SYSFEED_SPAN
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static sysfeed        *reg;
@@ -373,6 +374,7 @@ acquire(sysfeed *f, size_t i, uint64_t pos)
 		c = read_chunk(f, from); /* without the lock */
 		pthread_mutex_lock(&f->mu);
 		f->reading = false;
+		f->reads += c != NULL;
 		pthread_cond_broadcast(&f->cv);
 		if (c == NULL) {
 			pthread_mutex_unlock(&f->mu);
@@ -459,10 +461,11 @@ sysfeed_walk(sysfeed *f, size_t i, uint64_t def_hash, uint64_t pos,
 }
 
 void
-sysfeed_window(sysfeed *f, uint64_t *lo, uint64_t *hi)
+sysfeed_window(sysfeed *f, uint64_t *lo, uint64_t *hi, uint64_t *reads)
 {
 	pthread_mutex_lock(&f->mu);
-	*lo = f->n > 0 ? f->ring[0]->lo : 0;
-	*hi = f->n > 0 ? f->ring[f->n - 1]->hi : 0;
+	*lo    = f->n > 0 ? f->ring[0]->lo : 0;
+	*hi    = f->n > 0 ? f->ring[f->n - 1]->hi : 0;
+	*reads = f->reads;
 	pthread_mutex_unlock(&f->mu);
 }

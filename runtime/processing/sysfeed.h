@@ -73,7 +73,8 @@ void sysfeed_put(sysfeed *f);
 int sysfeed_walk(sysfeed *f, size_t i, uint64_t def_hash, uint64_t pos,
     uint64_t limit, sysfeed_fn fn, void *arg, uint64_t *next);
 
-/** Positions the window holds now: [*lo, *hi) (equal: none). */
-void sysfeed_window(sysfeed *f, uint64_t *lo, uint64_t *hi);
+/** Positions the window holds now, [*lo, *hi) (equal: none), and how
+ * many chunks were read so far. */
+void sysfeed_window(sysfeed *f, uint64_t *lo, uint64_t *hi, uint64_t *reads);
 
 #endif
