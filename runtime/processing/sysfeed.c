@@ -53,7 +53,7 @@ struct sysfeed {
 	int             users;
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;
-	chunk          *ring[SYSFEED_CHUNKS]; /* oldest first, contiguous */
+	chunk          *ring[SYSFEED_RING]; /* oldest first, contiguous */
 	size_t          n;
 	bool            reading; /* a thread reads the next chunk */
 	uint64_t        reads;   /* chunks read so far */
@@ -305,17 +305,40 @@ active(const sysfeed *f, size_t j, int64_t now)
 	return f->seen_ns[j] != 0 && now - f->seen_ns[j] < SYSFEED_IDLE_NS;
 }
 
-/* Whether another active projection than i would be left behind by the
- * oldest chunk leaving (f->mu held): in it, or a little behind it. */
+/* Whether another active projection than i still needs chunk o (f->mu
+ * held): it is in it, or a little behind it. */
 static bool
-held_up(const sysfeed *f, size_t i, int64_t now)
+needed(const sysfeed *f, size_t i, const chunk *o, int64_t now)
 {
-	const chunk *o = f->ring[0];
 	for (size_t j = 0; j < SYSPROJ_COUNT; j++)
 		if (j != i && active(f, j, now) && f->cpos[j] < o->hi
 		    && f->cpos[j] + SYSFEED_BEHIND >= o->lo)
 			return true;
 	return false;
+}
+
+/*
+ * Room for a chunk up to position upto (f->mu held): the oldest chunks
+ * that no other active projection needs go; one that is needed goes only
+ * when the window would hold more than SYSFEED_CHUNKS spans of positions
+ * or SYSFEED_RING chunks. @return false when such a one is needed: the
+ * caller waits for its projection to move on (or to become idle).
+ */
+static bool
+make_room(sysfeed *f, size_t i, uint64_t upto, int64_t now)
+{
+	while (f->n > 0) {
+		chunk *o      = f->ring[0];
+		bool   forced = f->n == SYSFEED_RING
+		    || upto - o->lo > (uint64_t) SYSFEED_CHUNKS * SYSFEED_SPAN;
+		bool   need   = needed(f, i, o, now);
+		if (need)
+			return !forced;
+		retire(o);
+		memmove(f->ring, f->ring + 1, (f->n - 1) * sizeof(f->ring[0]));
+		f->n--;
+	}
+	return true;
 }
 
 /* Whether another active projection than i walks the window (f->mu
@@ -334,11 +357,10 @@ in_use(const sysfeed *f, size_t i, int64_t now)
 /*
  * The chunk holding pos, for projection i, counted: from the window, or
  * read now when pos is at or within a chunk's span past its end (the
- * window grows; the oldest chunk leaves once no active projection is in
- * it or a little behind it: until then, this one waits), or anywhere
- * ahead of it when no other projection walks it (the window starts again
- * at pos). NULL: pos is behind the window, or far ahead of the others,
- * or nothing could be read.
+ * window grows, make_room; this one waits while a chunk that must go is
+ * still needed), or anywhere ahead of it when no other projection walks
+ * it (the window starts again at pos). NULL: pos is behind the window,
+ * or far ahead of the others, or nothing could be read.
  */
 static chunk *
 acquire(sysfeed *f, size_t i, uint64_t pos)
@@ -362,7 +384,11 @@ acquire(sysfeed *f, size_t i, uint64_t pos)
 			pthread_mutex_unlock(&f->mu);
 			return NULL;
 		}
-		if (on && f->n == SYSFEED_CHUNKS && held_up(f, i, now)) {
+		uint64_t head = store_next_position(f->s);
+		if (on
+		    && !make_room(f, i,
+		        hi + SYSFEED_SPAN < head ? hi + SYSFEED_SPAN : head,
+		        now)) {
 			struct timespec until;
 			abs_deadline(&until, now + 20000000LL);
 			pthread_cond_timedwait(&f->cv, &f->mu, &until);
@@ -383,13 +409,8 @@ acquire(sysfeed *f, size_t i, uint64_t pos)
 		if (!on) {
 			while (f->n > 0)
 				retire(f->ring[--f->n]);
-		} else if (f->n == SYSFEED_CHUNKS) {
-			retire(f->ring[0]);
-			memmove(f->ring, f->ring + 1,
-			    (SYSFEED_CHUNKS - 1) * sizeof(f->ring[0]));
-			f->n--;
 		}
-		f->ring[f->n++] = c;
+		f->ring[f->n++] = c; /* make_room left room */
 		if (c->hi <= pos) { /* the log ends before pos */
 			pthread_mutex_unlock(&f->mu);
 			return NULL;

@@ -22,9 +22,12 @@
 
 typedef struct sysfeed sysfeed;
 
-/* Log positions one chunk covers at most, and chunks kept. */
+/* Log positions one chunk covers at most; the window holds at most
+ * SYSFEED_CHUNKS such spans of positions, in at most SYSFEED_RING chunks
+ * (live, a chunk holds what one commit added). */
 #define SYSFEED_SPAN   4096
 #define SYSFEED_CHUNKS 4
+#define SYSFEED_RING   64
 
 /** What a walk shows of one of the tenant's events, for projection i. */
 typedef struct sysfeed_event {
