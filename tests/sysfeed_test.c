@@ -5,7 +5,9 @@
  * Walked by the five projections in step, chunk by chunk: each chunk is
  * read once, a walk shows only that tenant's events, every one of them,
  * and each projection's link is what the decoded event calls for (worked
- * out here from ev_decode, independently of sysproj.c's decision). Then
+ * out here from ev_decode, independently of sysproj.c's decision), and
+ * every byte of the log passed is counted once, the other tenant's too
+ * (a checkpoint's unhandled bytes threshold). Then
  * the window: behind it, another definition, far ahead of a projection
  * still walking it; and the five walking at once from five threads.
  */
@@ -109,8 +111,9 @@ typedef struct want {
 	char     target[SYSPROJ_COUNT][300]; /* "rev@stream" */
 } want;
 
-static want  *wants;
-static size_t n_wants;
+static want    *wants;
+static size_t   n_wants;
+static uint64_t log_bytes; /* of every record, both tenants' */
 
 static int
 expect_cb(void *arg, uint64_t position, const void *data, size_t len)
@@ -119,6 +122,7 @@ expect_cb(void *arg, uint64_t position, const void *data, size_t len)
 	ev_view       v;
 	msgpack_zone_clear(z);
 	CHECK_EQ(ev_decode(data, len, position, z, &v), SL_OK);
+	log_bytes += len;
 	if (strcmp(v.tenant, "t1") != 0)
 		return 0;
 	want *w = &wants[n_wants++];
@@ -185,7 +189,8 @@ typedef struct seen {
 	size_t   i;    /* the projection */
 	size_t   at;   /* the next want */
 	uint64_t links;
-	bool     skip; /* may skip wants (a thread behind the window) */
+	uint64_t bytes; /* of the log passed, as the walks count them */
+	bool     skip;  /* may skip wants (a thread behind the window) */
 } seen;
 
 static int
@@ -205,6 +210,7 @@ seen_cb(void *arg, const sysfeed_event *e)
 	}
 	const want *w = &wants[sn->at++];
 	CHECK(!e->slow && !e->own);
+	sn->bytes += e->bytes;
 	CHECK(e->corr != NULL && e->id != NULL);
 	if (w->stream[sn->i][0] == '\0') {
 		CHECK(e->stream == NULL);
@@ -240,13 +246,14 @@ walk_in_step(void)
 	for (size_t i = 0; i < SYSPROJ_COUNT; i++)
 		sn[i] = (seen) { .i = i };
 	while (pos < head) {
-		uint64_t next[SYSPROJ_COUNT];
+		uint64_t next[SYSPROJ_COUNT], tail;
 		for (size_t i = 0; i < SYSPROJ_COUNT; i++)
 			CHECK_EQ(sysfeed_walk(f, i, sysproj_def(i)->def_hash,
-			             pos, UINT64_MAX, seen_cb, &sn[i], &next[i]),
+			             pos, UINT64_MAX, seen_cb, &sn[i], &next[i], &tail),
 			    SL_OK);
 		for (size_t i = 1; i < SYSPROJ_COUNT; i++)
 			CHECK_EQ(next[i], next[0]);
+		sn[0].bytes += tail; /* the other tenant's at the end */
 		CHECK(next[0] > pos && next[0] - pos <= SYSFEED_SPAN);
 		pos = next[0];
 		chunks++;
@@ -256,25 +263,28 @@ walk_in_step(void)
 	}
 	for (size_t i = 0; i < SYSPROJ_COUNT; i++)
 		CHECK_EQ(sn[i].at, n_wants); /* every t1 event, in order */
+	/* every byte of the log passed counted once (the unhandled bytes
+	 * threshold of a checkpoint), the other tenant's too */
+	CHECK_EQ(sn[0].bytes, log_bytes);
 	/* $by_category and $by_event_type link nearly every event */
 	CHECK(sn[0].links > n_wants / 2 && sn[1].links == n_wants - 1);
 	CHECK(chunks >= head / SYSFEED_SPAN);
 
 	/* behind the window: the log is for the caller to read */
-	uint64_t next;
+	uint64_t next, tail;
 	seen     x = { .i = 0 };
 	CHECK(lo > 0);
 	CHECK_EQ(sysfeed_walk(f, 0, sysproj_def(0)->def_hash, lo - 1,
-	             UINT64_MAX, seen_cb, &x, &next),
+	             UINT64_MAX, seen_cb, &x, &next, &tail),
 	    SL_ENOTFOUND);
 	/* another definition (a changed configuration) */
 	CHECK_EQ(sysfeed_walk(f, 1, sysproj_def(1)->def_hash + 1, lo,
-	             UINT64_MAX, seen_cb, &x, &next),
+	             UINT64_MAX, seen_cb, &x, &next, &tail),
 	    SL_ENOTFOUND);
 	/* far ahead of the window while the others walk it: not restarted
 	 * (the position is past the log's end: nothing to read anyway) */
 	CHECK_EQ(sysfeed_walk(f, 4, sysproj_def(4)->def_hash,
-	             hi + 3 * SYSFEED_SPAN, UINT64_MAX, seen_cb, &x, &next),
+	             hi + 3 * SYSFEED_SPAN, UINT64_MAX, seen_cb, &x, &next, &tail),
 	    SL_ENOTFOUND);
 	uint64_t lo2, hi2;
 	sysfeed_window(f, &lo2, &hi2, &reads);
@@ -297,10 +307,10 @@ run_one(void *arg)
 	runner  *r   = arg;
 	uint64_t pos = 0;
 	while (pos < head) {
-		uint64_t next, lo, hi, reads;
+		uint64_t next, tail, lo, hi, reads;
 		int rc = sysfeed_walk(r->f, r->sn.i,
 		    sysproj_def(r->sn.i)->def_hash, pos, pos + 1000, seen_cb,
-		    &r->sn, &next);
+		    &r->sn, &next, &tail);
 		if (rc == SL_OK) {
 			pos = next;
 			continue;
@@ -365,15 +375,15 @@ static void
 other_tenant(void)
 {
 	sysfeed *f = sysfeed_get(s, "t2");
-	uint64_t next, first = UINT64_MAX;
+	uint64_t next, tail, first = UINT64_MAX;
 	CHECK(f != NULL);
 	CHECK_EQ(sysfeed_walk(f, 1, sysproj_def(1)->def_hash, 0, UINT64_MAX,
-	             t2_cb, NULL, &next),
+	             t2_cb, NULL, &next, &tail),
 	    SL_OK);
 	CHECK(next > 0);
 	/* a callback's stop is the walk's result */
 	CHECK_EQ(sysfeed_walk(f, 1, sysproj_def(1)->def_hash, 0, UINT64_MAX,
-	             stop_cb, &first, &next),
+	             stop_cb, &first, &next, &tail),
 	    7);
 	CHECK_EQ(first, 5); /* t1's first commit is 0..4 */
 	sysfeed_put(f);

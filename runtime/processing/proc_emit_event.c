@@ -481,7 +481,7 @@ feed_cb(void *arg, const sysfeed_event *e)
 	        p->tenant, p->proj_id, e->position, why, sizeof(why)))
 		return 2;
 	w->took = true;
-	b->bytes += e->len;
+	b->bytes += e->bytes; /* the other tenants' before it too */
 	if (!e->own) {
 		struct ebatch *eb = e->stream != NULL ? proc_ebatch_get(p->em)
 		                                      : NULL;
@@ -508,7 +508,7 @@ proc_emit_sys_feed(batch_ctx *b, uint64_t pos)
 {
 	processor *p  = b->p;
 	proc_emit *em = p->em;
-	uint64_t   next;
+	uint64_t   next, tail;
 	feed_walk  w = { b, false };
 	/* a failing unit (the one static key) or its retry: the log */
 	if (em->feed == NULL || em->sys_index < 0 || b->retrying
@@ -521,9 +521,11 @@ proc_emit_sys_feed(batch_ctx *b, uint64_t pos)
 	int      rc    = SL_OK;
 	while (rc == SL_OK && pos < limit) {
 		rc = sysfeed_walk(em->feed, (size_t) em->sys_index,
-		    p->def->def_hash, pos, limit, feed_cb, &w, &next);
-		if (rc == SL_OK)
+		    p->def->def_hash, pos, limit, feed_cb, &w, &next, &tail);
+		if (rc == SL_OK) {
 			b->next = pos = next; /* the tenant's events up to it */
+			b->bytes += tail;
+		}
 	}
 	if (rc == 3)
 		return SL_ENOMEM;

@@ -18,7 +18,7 @@
  * projection i, its link's index in the chunk's links (-1: none). */
 typedef struct fevent {
 	uint64_t position;
-	uint32_t len;
+	uint64_t bytes; /* read since the tenant's event before it, its own */
 	uint16_t own, slow;
 	int32_t  link[SYSPROJ_COUNT];
 	uint8_t  id[16];
@@ -34,6 +34,7 @@ typedef struct flink {
 /* Positions [lo, hi) of the log, read once. */
 typedef struct chunk {
 	uint64_t lo, hi;
+	uint64_t tail; /* bytes read after the tenant's last event in it */
 	uint64_t hash[SYSPROJ_COUNT]; /* the definitions it was decided by */
 	fevent  *ev;
 	size_t   n, cap;
@@ -188,6 +189,7 @@ read_cb(void *arg, uint64_t position, const void *data, size_t len)
 	chunk   *c  = rd->c;
 	ev_head  h;
 	ev_raw   r;
+	c->tail += len; /* passed, counted with the tenant's next event */
 	if (ev_peek(data, len, &h) == SL_OK
 	    && (h.tenant_len != rd->f->tenant_len
 	        || memcmp(h.tenant, rd->f->tenant, h.tenant_len) != 0))
@@ -199,7 +201,8 @@ read_cb(void *arg, uint64_t position, const void *data, size_t len)
 	fevent *x = &c->ev[c->n];
 	memset(x, 0, sizeof(*x));
 	x->position = position;
-	x->len      = len > UINT32_MAX ? UINT32_MAX : (uint32_t) len;
+	x->bytes    = c->tail;
+	c->tail     = 0;
 	for (size_t i = 0; i < SYSPROJ_COUNT; i++)
 		x->link[i] = -1;
 	/* a record not read in place (or another tenant's that does not
@@ -433,7 +436,8 @@ release(sysfeed *f, chunk *c, size_t i, uint64_t reached)
 
 int
 sysfeed_walk(sysfeed *f, size_t i, uint64_t def_hash, uint64_t pos,
-    uint64_t limit, sysfeed_fn fn, void *arg, uint64_t *next)
+    uint64_t limit, sysfeed_fn fn, void *arg, uint64_t *next,
+    uint64_t *tail)
 {
 	if (i >= SYSPROJ_COUNT)
 		return SL_ENOTFOUND;
@@ -458,7 +462,7 @@ sysfeed_walk(sysfeed *f, size_t i, uint64_t def_hash, uint64_t pos,
 	for (size_t k = lo; k < c->n && c->ev[k].position < limit; k++) {
 		const fevent *x = &c->ev[k];
 		sysfeed_event e = { .position = x->position,
-			.len                  = x->len,
+			.bytes                = x->bytes,
 			.own                  = (x->own >> i) & 1,
 			.slow                 = (x->slow >> i) & 1,
 			.id                   = x->id,
@@ -475,8 +479,10 @@ sysfeed_walk(sysfeed *f, size_t i, uint64_t def_hash, uint64_t pos,
 			break;
 		reached = x->position + 1;
 	}
-	if (rc == SL_OK)
+	if (rc == SL_OK) {
 		*next = reached = c->hi < limit ? c->hi : limit;
+		*tail = c->hi <= limit ? c->tail : 0;
+	}
 	release(f, c, i, reached);
 	return rc;
 }

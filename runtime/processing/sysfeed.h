@@ -32,7 +32,9 @@ typedef struct sysfeed sysfeed;
 /** What a walk shows of one of the tenant's events, for projection i. */
 typedef struct sysfeed_event {
 	uint64_t position;
-	uint32_t len; /* of the stored record */
+	/* bytes of the log read for it: its record, and those of the other
+	 * tenants' events since the tenant's event before it */
+	uint64_t bytes;
 	/* in a stream projection i writes: not handled (own_stream) */
 	bool own;
 	/* not decided from the stored bytes: handle the decoded event */
@@ -69,12 +71,16 @@ void sysfeed_put(sysfeed *f);
  *                  another (a changed configuration) is not walked
  * @param next      receives where the walk's span ends (the position
  *                  after the chunk, or limit) when fn never stopped it
+ * @param tail      then receives the bytes of the other tenants' events
+ *                  after the tenant's last one up to the chunk's end, when
+ *                  the span ends there (else 0)
  * @return SL_OK; fn's nonzero value; SL_ENOTFOUND when the window does
  * not hold pos (behind it, another definition, a chunk that could not
  * be read): read the log instead.
  */
 int sysfeed_walk(sysfeed *f, size_t i, uint64_t def_hash, uint64_t pos,
-    uint64_t limit, sysfeed_fn fn, void *arg, uint64_t *next);
+    uint64_t limit, sysfeed_fn fn, void *arg, uint64_t *next,
+    uint64_t *tail);
 
 /** Positions the window holds now, [*lo, *hi) (equal: none), and how
  * many chunks were read so far. */
