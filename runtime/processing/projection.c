@@ -763,6 +763,10 @@ take_commands(processor *p)
 	p->paused = pause;
 	pthread_mutex_lock(&p->mu);
 	p->st.paused = pause;
+	/* shown with the answer, not after it (process() goes on to wait
+	 * as paused; a dropped definition stays "stopped") */
+	if (pause && p->def != NULL)
+		p->st.state = PROC_PAUSED;
 	proc_show_failing(p); /* a retry changed them, committed */
 	if (p->cmds == 0)
 		p->cmd_done = p->cmd_seq;
