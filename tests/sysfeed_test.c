@@ -54,7 +54,9 @@ fill_log(void)
 		const char *tenant = k % 2 == 0 ? "t1" : "t2";
 		char        stream[32], corr[16];
 		snprintf(stream, sizeof(stream), "%s%d",
-		    k % 3 == 0 ? "cust-" : k % 3 == 1 ? "acc-" : "nocat",
+		    k % 3 == 0       ? "cust-"
+		        : k % 3 == 1 ? "acc-"
+		                     : "nocat",
 		    (k / 6) % 50);
 		snprintf(corr, sizeof(corr), "c%d", k % 5);
 		tev    t[PER];
@@ -70,10 +72,10 @@ fill_log(void)
 				e[j].correlation_len = strlen(corr);
 			}
 		}
-		msgpack_sbuffer meta;
-		msgpack_packer  pk;
+		msgpack_sbuffer  meta;
+		msgpack_packer   pk;
 		msgpack_unpacked mu;
-		size_t          off = 0;
+		size_t           off = 0;
 		msgpack_sbuffer_init(&meta);
 		msgpack_packer_init(&pk, &meta, msgpack_sbuffer_write);
 		msgpack_pack_map(&pk, 1);
@@ -129,9 +131,9 @@ expect_cb(void *arg, uint64_t position, const void *data, size_t len)
 	memset(w, 0, sizeof(*w));
 	w->position = position;
 	char cat[64];
-	bool link   = strcmp(v.type, "$>") == 0;
-	bool has    = sysproj_category(v.stream, "-", false, cat, sizeof(cat))
-	    > 0;
+	bool link = strcmp(v.type, "$>") == 0;
+	bool has
+	    = sysproj_category(v.stream, "-", false, cat, sizeof(cat)) > 0;
 	/* $by_category: a link event to its target */
 	if (has) {
 		snprintf(w->stream[0], 300, "$ce-%s", cat);
@@ -153,7 +155,8 @@ expect_cb(void *arg, uint64_t position, const void *data, size_t len)
 	for (uint32_t i = 0; !link && i < v.metadata.via.map.size; i++) {
 		const msgpack_object_kv *kv = &v.metadata.via.map.ptr[i];
 		if (kv->key.via.str.size == 14
-		    && memcmp(kv->key.via.str.ptr, "$correlationId", 14) == 0) {
+		    && memcmp(kv->key.via.str.ptr, "$correlationId", 14)
+		        == 0) {
 			snprintf(w->stream[2], 300, "$bc-%.*s",
 			    (int) kv->val.via.str.size, kv->val.via.str.ptr);
 			snprintf(w->target[2], 300, "%s", self);
@@ -186,8 +189,8 @@ expect_all(void)
 
 /* What one projection's walks showed, checked against wants as they go. */
 typedef struct seen {
-	size_t   i;    /* the projection */
-	size_t   at;   /* the next want */
+	size_t   i;  /* the projection */
+	size_t   at; /* the next want */
 	uint64_t links;
 	uint64_t bytes; /* of the log passed, as the walks count them */
 	bool     skip;  /* may skip wants (a thread behind the window) */
@@ -248,8 +251,9 @@ walk_in_step(void)
 	while (pos < head) {
 		uint64_t next[SYSPROJ_COUNT], tail;
 		for (size_t i = 0; i < SYSPROJ_COUNT; i++)
-			CHECK_EQ(sysfeed_walk(f, i, sysproj_def(i)->def_hash,
-			             pos, UINT64_MAX, seen_cb, &sn[i], &next[i], &tail),
+			CHECK_EQ(
+			    sysfeed_walk(f, i, sysproj_def(i)->def_hash, pos,
+			        UINT64_MAX, seen_cb, &sn[i], &next[i], &tail),
 			    SL_OK);
 		for (size_t i = 1; i < SYSPROJ_COUNT; i++)
 			CHECK_EQ(next[i], next[0]);
@@ -283,8 +287,9 @@ walk_in_step(void)
 	    SL_ENOTFOUND);
 	/* far ahead of the window while the others walk it: not restarted
 	 * (the position is past the log's end: nothing to read anyway) */
-	CHECK_EQ(sysfeed_walk(f, 4, sysproj_def(4)->def_hash,
-	             hi + 3 * SYSFEED_SPAN, UINT64_MAX, seen_cb, &x, &next, &tail),
+	CHECK_EQ(
+	    sysfeed_walk(f, 4, sysproj_def(4)->def_hash, hi + 3 * SYSFEED_SPAN,
+	        UINT64_MAX, seen_cb, &x, &next, &tail),
 	    SL_ENOTFOUND);
 	uint64_t lo2, hi2;
 	sysfeed_window(f, &lo2, &hi2, &reads);
@@ -308,9 +313,9 @@ run_one(void *arg)
 	uint64_t pos = 0;
 	while (pos < head) {
 		uint64_t next, tail, lo, hi, reads;
-		int rc = sysfeed_walk(r->f, r->sn.i,
-		    sysproj_def(r->sn.i)->def_hash, pos, pos + 1000, seen_cb,
-		    &r->sn, &next, &tail);
+		int      rc = sysfeed_walk(r->f, r->sn.i,
+		         sysproj_def(r->sn.i)->def_hash, pos, pos + 1000, seen_cb,
+		         &r->sn, &next, &tail);
 		if (rc == SL_OK) {
 			pos = next;
 			continue;

@@ -59,8 +59,8 @@ struct sysfeed {
 	bool            reading; /* a thread reads the next chunk */
 	uint64_t        reads;   /* chunks read so far */
 	/* each projection's last walk: where from (or up to), and when */
-	uint64_t        cpos[SYSPROJ_COUNT];
-	int64_t         seen_ns[SYSPROJ_COUNT];
+	uint64_t cpos[SYSPROJ_COUNT];
+	int64_t  seen_ns[SYSPROJ_COUNT];
 };
 
 /* A projection that has not walked for this long (stopped, paused,
@@ -236,8 +236,8 @@ read_cb(void *arg, uint64_t position, const void *data, size_t len)
 		if (k == 0)
 			continue;
 		int64_t so = arena_put(c, l.stream, strlen(l.stream));
-		int64_t to = so >= 0 ? arena_put(c, l.target, l.target_len)
-		                     : -1;
+		int64_t to
+		    = so >= 0 ? arena_put(c, l.target, l.target_len) : -1;
 		if (to < 0
 		    || !grow((void **) &c->links, &c->cap_links, c->n_links,
 		        sizeof(flink))) {
@@ -245,10 +245,10 @@ read_cb(void *arg, uint64_t position, const void *data, size_t len)
 			return 1;
 		}
 		c->links[c->n_links] = (flink) { .stream_off = (uint32_t) so,
-			.target_off = (uint32_t) to,
+			.target_off                          = (uint32_t) to,
 			.target_len = (uint32_t) l.target_len,
 			.revision   = l.revision };
-		x->link[i] = (int32_t) c->n_links++;
+		x->link[i]           = (int32_t) c->n_links++;
 	}
 	c->n++;
 	return 0;
@@ -334,7 +334,7 @@ make_room(sysfeed *f, size_t i, uint64_t upto, int64_t now)
 		chunk *o      = f->ring[0];
 		bool   forced = f->n == SYSFEED_RING
 		    || upto - o->lo > (uint64_t) SYSFEED_CHUNKS * SYSFEED_SPAN;
-		bool   need   = needed(f, i, o, now);
+		bool need = needed(f, i, o, now);
 		if (need)
 			return !forced;
 		retire(o);
@@ -414,7 +414,7 @@ acquire(sysfeed *f, size_t i, uint64_t pos)
 				retire(f->ring[--f->n]);
 		}
 		f->ring[f->n++] = c; /* make_room left room */
-		if (c->hi <= pos) { /* the log ends before pos */
+		if (c->hi <= pos) {  /* the log ends before pos */
 			pthread_mutex_unlock(&f->mu);
 			return NULL;
 		}
@@ -436,8 +436,7 @@ release(sysfeed *f, chunk *c, size_t i, uint64_t reached)
 
 int
 sysfeed_walk(sysfeed *f, size_t i, uint64_t def_hash, uint64_t pos,
-    uint64_t limit, sysfeed_fn fn, void *arg, uint64_t *next,
-    uint64_t *tail)
+    uint64_t limit, sysfeed_fn fn, void *arg, uint64_t *next, uint64_t *tail)
 {
 	if (i >= SYSPROJ_COUNT)
 		return SL_ENOTFOUND;
@@ -481,7 +480,7 @@ sysfeed_walk(sysfeed *f, size_t i, uint64_t def_hash, uint64_t pos,
 	}
 	if (rc == SL_OK) {
 		*next = reached = c->hi < limit ? c->hi : limit;
-		*tail = c->hi <= limit ? c->tail : 0;
+		*tail           = c->hi <= limit ? c->tail : 0;
 	}
 	release(f, c, i, reached);
 	return rc;

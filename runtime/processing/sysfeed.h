@@ -79,8 +79,7 @@ void sysfeed_put(sysfeed *f);
  * be read): read the log instead.
  */
 int sysfeed_walk(sysfeed *f, size_t i, uint64_t def_hash, uint64_t pos,
-    uint64_t limit, sysfeed_fn fn, void *arg, uint64_t *next,
-    uint64_t *tail);
+    uint64_t limit, sysfeed_fn fn, void *arg, uint64_t *next, uint64_t *tail);
 
 /** Positions the window holds now, [*lo, *hi) (equal: none), and how
  * many chunks were read so far. */
