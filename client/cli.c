@@ -25,6 +25,7 @@
 #include <sluice/client.h>
 #include <sluice/subscribe.h>
 
+#include "auth.h"
 #include "config.h"
 #include "cli_help.h"
 #include "spec.h"
@@ -37,7 +38,7 @@ enum {
 
 /* Options of all commands; which apply is checked per command. */
 typedef struct opts {
-	const char *url, *config, *timeout;
+	const char *url, *config, *timeout, *token, *token_file;
 	const char *tenant, *stream, *expect, *type, *metadata, *correlation;
 	const char *from, *max, *from_revision, *projection;
 	const char *count, *idle_ms, *pub_url;
@@ -266,6 +267,8 @@ static const optdef optdefs[] = {
 	GLOBAL("url", url),
 	GLOBAL("config", config),
 	GLOBAL("timeout", timeout),
+	GLOBAL("token", token),
+	GLOBAL("token-file", token_file),
 	OPT("tenant", tenant),
 	OPT("stream", stream),
 	OPT("expect", expect),
@@ -410,6 +413,90 @@ find_url(const opts *o, char **url)
 		return fail(EXIT_USAGE, SL_ECONFIG, "%s", err);
 	*url = strdup(cfg->api_url);
 	config_free(cfg);
+	return 0;
+}
+
+/* ---- the token (docs/security.md) ---- */
+
+/* The first line of text, without its line end. */
+static void
+first_line(char *text)
+{
+	text[strcspn(text, "\r\n")] = '\0';
+}
+
+/* --token, else --token-file's first line, else $SLUICE_TOKEN; NULL if
+ * none. *out malloc'ed. */
+static int
+find_token(const opts *o, char **out)
+{
+	*out = NULL;
+	if (o->token != NULL && o->token_file != NULL)
+		return usage_error(
+		    "--token and --token-file exclude each other");
+	if (o->token != NULL)
+		*out = strdup(o->token);
+	else if (o->token_file != NULL) {
+		if ((*out = read_all(o->token_file)) == NULL)
+			return fail(EXIT_USAGE, SL_EINVAL,
+			    "cannot read the token file %s: %s", o->token_file,
+			    strerror(errno));
+		first_line(*out);
+	} else if (getenv("SLUICE_TOKEN") != NULL)
+		*out = strdup(getenv("SLUICE_TOKEN"));
+	else
+		return 0;
+	if (*out == NULL)
+		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+	if ((*out)[0] == '\0') {
+		free(*out);
+		*out = NULL;
+		return usage_error("the token is empty");
+	}
+	return 0;
+}
+
+/* auth hash-token [TOKEN | -] | auth new-token: no daemon needed. */
+static int
+cmd_auth(const opts *o)
+{
+	char hex[65], *tok = NULL;
+	bool fresh = o->n_pos == 1 && strcmp(o->pos[0], "new-token") == 0;
+	if (!fresh
+	    && (o->n_pos < 1 || o->n_pos > 2
+	        || strcmp(o->pos[0], "hash-token") != 0))
+		return usage_error("auth takes hash-token [TOKEN | -] or "
+		                   "new-token");
+	if (fresh) {
+		unsigned char rnd[32];
+		FILE         *f = fopen("/dev/urandom", "rb");
+		size_t n = f != NULL ? fread(rnd, 1, sizeof(rnd), f) : 0;
+		if (f != NULL)
+			fclose(f);
+		if (n != sizeof(rnd))
+			return fail(EXIT_USAGE, SL_EINTERNAL,
+			    "cannot read /dev/urandom");
+		if ((tok = malloc(4 + 2 * sizeof(rnd) + 1)) == NULL)
+			return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+		strcpy(tok, "slt_");
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			sprintf(tok + 4 + 2 * i, "%02x", rnd[i]);
+	} else if (o->n_pos == 2 && strcmp(o->pos[1], "-") != 0) {
+		tok = strdup(o->pos[1]);
+	} else if ((tok = read_all(NULL)) != NULL) {
+		first_line(tok);
+	}
+	if (tok == NULL || tok[0] == '\0') {
+		free(tok);
+		return usage_error("auth hash-token: the token is empty");
+	}
+	auth_hash_hex(tok, strlen(tok), hex);
+	if (fresh)
+		printf(
+		    "{\"token\":\"%s\",\"token_sha256\":\"%s\"}\n", tok, hex);
+	else
+		printf("%s\n", hex);
+	free(tok);
 	return 0;
 }
 
@@ -1516,6 +1603,14 @@ main(int argc, char **argv)
 	for (k = 0; k < (int) (sizeof(cmds) / sizeof(cmds[0])); k++)
 		if (strcmp(argv[i], cmds[k].name) == 0)
 			break;
+	if (strcmp(argv[i], "auth") == 0) {
+		o.command = "auth";
+		if (parse_args(argc, argv, i + 1, false, &o) < 0)
+			return EXIT_USAGE;
+		if ((status = options_belong(&o, cli_help_find("auth"))) != 0)
+			return status;
+		return cmd_auth(&o);
+	}
 	if (k == (int) (sizeof(cmds) / sizeof(cmds[0])))
 		return usage_error("unknown command '%s'", argv[i]);
 	o.command = cmds[k].name;
@@ -1534,12 +1629,23 @@ main(int argc, char **argv)
 		return usage_error(
 		    "--timeout takes milliseconds, not '%s'", o.timeout);
 
-	if ((status = find_url(&o, &url)) != 0)
+	char *token;
+	if ((status = find_token(&o, &token)) != 0)
 		return status;
-	if (url == NULL)
+	if ((status = find_url(&o, &url)) != 0) {
+		free(token);
+		return status;
+	}
+	if (url == NULL) {
+		free(token);
 		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+	}
 	rc = sl_client_open(url, (int) timeout, &c);
 	free(url);
+	if (rc == SL_OK && token != NULL
+	    && (rc = sl_client_set_token(c, token)) != SL_OK)
+		sl_client_close(c);
+	free(token);
 	if (rc != SL_OK)
 		return fail(rc == SL_EINVAL ? EXIT_USAGE : EXIT_NET, rc, "%s",
 		    sl_client_open_error());

@@ -133,17 +133,31 @@ OPERATOR("stop", "EventStoreDB's name for pause, of", "", "tenant", "\n"),
   "1 on a bad spec or a projection that does not load, 0 when all match\n"
   "(docs/javascript.md, Specs). --plugin runs FILE (a .js or .so)\n"
   "instead of the spec's \"projection\".\n" },
+{ "auth",
+  "auth hash-token [TOKEN | -]\n"
+  "auth new-token\n",
+  "",
+  "Tokens for a daemon with an auth: section (docs/security.md), no\n"
+  "daemon needed. new-token prints {token, token_sha256}: a random token\n"
+  "(32 random bytes) and the SHA-256 to put in resources.yaml as\n"
+  "auth.tokens[].token_sha256. hash-token prints the token_sha256 of\n"
+  "TOKEN, or of the first line of stdin (without TOKEN, or with -, which\n"
+  "keeps the token out of the process list).\n" },
 };
 /* clang-format on */
 
 #define N_HELPS (sizeof(helps) / sizeof(helps[0]))
 
 static const char globals[]
-    = "Options of every command: --url URL, --config FILE, --timeout MS.\n"
+    = "Options of every command: --url URL, --config FILE, --timeout MS,\n"
+      "--token TOKEN, --token-file FILE.\n"
       "The endpoint is --url, else $SLUICE_URL, else endpoints.api of the\n"
       "config file (--config, default ./resources.yaml). $SLUICE_TENANT\n"
-      "can stand in for --tenant. Exit status: 0 ok, 1 usage, 2 error\n"
-      "reply, 3 cannot reach the daemon (spec: 4, a difference).\n";
+      "can stand in for --tenant. A daemon with an auth: section wants a\n"
+      "token in every request (docs/security.md): --token, else the first\n"
+      "line of --token-file, else $SLUICE_TOKEN. Exit status: 0 ok, 1\n"
+      "usage, 2 error reply (EACCES: the token may not), 3 cannot reach\n"
+      "the daemon (spec: 4, a difference).\n";
 
 const cli_help *
 cli_help_find(const char *name)
@@ -184,8 +198,8 @@ print_synopsis(FILE *f, const cli_help *h, const char *lead)
 void
 cli_help_all(FILE *f)
 {
-	fputs("usage: sluice [--url URL] [--config FILE] [--timeout MS] "
-	      "COMMAND ...\n"
+	fputs("usage: sluice [--url URL] [--config FILE] [--timeout MS]\n"
+	      "              [--token TOKEN | --token-file FILE] COMMAND ...\n"
 	      "       sluice --version\n"
 	      "       sluice help COMMAND   (or sluice COMMAND --help)\n\n",
 	    f);
@@ -199,7 +213,9 @@ cli_help_all(FILE *f)
 void
 cli_help_one(FILE *f, const cli_help *h)
 {
-	fputs("usage (and --url URL, --config FILE, --timeout MS):\n", f);
+	fputs("usage (and --url URL, --config FILE, --timeout MS, --token "
+	      "TOKEN,\n--token-file FILE):\n",
+	    f);
 	print_synopsis(f, h, "  sluice ");
 	fputc('\n', f);
 	fputs(h->text, f);

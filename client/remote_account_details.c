@@ -135,7 +135,8 @@ usage(FILE *f)
 	    "usage: remote_account_details [--url URL | --config FILE] "
 	    "[--id UUID] [--name NAME] [--protocol 1|2] [--quiet]\n"
 	    "The endpoint is --url, else $SLUICE_URL, else endpoints.api of "
-	    "the\nconfig file (--config, default ./resources.yaml).\n");
+	    "the\nconfig file (--config, default ./resources.yaml). A daemon "
+	    "with auth: takes\nthe token from $SLUICE_TOKEN.\n");
 }
 
 int
@@ -213,8 +214,11 @@ main(int argc, char **argv)
 		.on                 = on_event,
 		.user               = NULL,
 	};
-	sl_remote_options opts
-	    = { .log = log_stderr, .log_user = &level, .protocol = protocol };
+	/* a daemon with auth: wants a token (docs/security.md) */
+	sl_remote_options opts = { .log = log_stderr,
+		.log_user               = &level,
+		.protocol               = protocol,
+		.token                  = getenv("SLUICE_TOKEN") };
 	sl_remote *r;
 	int        rc = sl_remote_register_projection(url, &def, &opts, &r);
 	if (rc != SL_OK) {

@@ -12,13 +12,13 @@ if ! command -v clang >/dev/null; then
 fi
 CC=clang cmake -S . -B build-fuzz -DSLUICE_FUZZ=ON \
 	-DCMAKE_BUILD_TYPE=Debug >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target fuzz_api fuzz_config \
+cmake --build build-fuzz -j "$(nproc)" --target fuzz_api fuzz_config fuzz_auth \
 	>/dev/null
 corpus=$(mktemp -d /tmp/sl_fuzz.XXXXXX)
 trap 'rm -rf "$corpus"' EXIT INT TERM
 /usr/bin/python3 fuzz/seeds.py "$corpus" # Debian's, with python3-msgpack
 mkdir -p build-fuzz/crashes
-for t in api config; do
+for t in api config auth; do
 	echo "fuzz: fuzz_$t for $secs s"
 	ASAN_OPTIONS=detect_leaks=0 ./build-fuzz/fuzz/fuzz_$t \
 		-max_total_time="$secs" -max_len=65536 -timeout=60 \

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Seed corpora for the fuzz targets: a request of every op (msgpack, as
 docs/protocol.md gives them) and a few configurations.
-    usage: seeds.py DIR     (writes DIR/api/* and DIR/config/*)"""
+    usage: seeds.py DIR     (writes DIR/api/*, DIR/config/* and DIR/auth/*)"""
 import os
 import sys
 
@@ -45,6 +45,14 @@ for i, r in enumerate(requests):
     r = dict({"v": 1}, **r)
     with open(os.path.join(out, "api", "seed%02d" % i), "wb") as f:
         f.write(msgpack.packb(r))
+# fuzz_auth.c's credentials: alpha-token (read, t1), root-token (admin)
+os.makedirs(os.path.join(out, "auth"), exist_ok=True)
+for i, (op, tok, t) in enumerate([
+        ("read", "alpha-token", "t1"), ("commit", "alpha-token", "t2"),
+        ("reset", "root-token", "t9"), ("status", "alpha-tokem", "t1"),
+        ("register", "root-toke", "t1")]):
+    with open(os.path.join(out, "auth", "seed%02d" % i), "wb") as f:
+        f.write(msgpack.packb({"v": 1, "op": op, "token": tok, "tenant": t}))
 os.makedirs(os.path.join(out, "config"), exist_ok=True)
 with open(os.path.join(root, "resources.yaml"), "rb") as src:
     open(os.path.join(out, "config", "resources.yaml"), "wb").write(src.read())
@@ -52,6 +60,7 @@ with open(os.path.join(out, "config", "full.yaml"), "w") as f:
     f.write("""data_dir: d
 plugin_dir: p
 log_level: debug
+insecure: true
 endpoints: {api: "tcp://127.0.0.1:5555", pub: "ipc:///tmp/x.ipc",
             metrics: "http://127.0.0.1:0/metrics", admin: "http://127.0.0.1:0/admin"}
 event_store: {map_size: 64MiB, sync: false}
@@ -66,4 +75,16 @@ projections:
 tenants:
   - id: a
     read_models: {map_size: 1MiB}
+""")
+with open(os.path.join(out, "config", "auth.yaml"), "w") as f:
+    f.write("""endpoints: {api: "tcp://127.0.0.1:5555"}
+tenants: [{id: t1}, {id: t2}]
+auth:
+  tokens:
+    - {name: a, token_sha256: ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad,
+       tenants: [t1], roles: [read, write], max_registrations: 2, max_connections: 3}
+    - {name: root, token_sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855,
+       roles: [admin]}
+  subjects:
+    - {name: s, subject: "CN=x", tenants: "*", roles: [register]}
 """)

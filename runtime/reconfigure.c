@@ -93,6 +93,31 @@ same_plugins(const sl_config *a, const sl_config *b)
 	return true;
 }
 
+/* The auth: sections, credential by credential (requests hold pointers
+ * into the running config's: a change takes a restart). */
+static bool
+same_auth(const sl_config *a, const sl_config *b)
+{
+	if (a->auth_on != b->auth_on || a->n_creds != b->n_creds
+	    || a->insecure != b->insecure)
+		return false;
+	for (size_t i = 0; i < a->n_creds; i++) {
+		const cfg_cred *x = &a->creds[i], *y = &b->creds[i];
+		if (strcmp(x->name, y->name) != 0 || x->has_token != y->has_token
+		    || memcmp(x->token_hash, y->token_hash, 32) != 0
+		    || !same_str(x->subject, y->subject)
+		    || x->all_tenants != y->all_tenants
+		    || x->n_tenants != y->n_tenants || x->roles != y->roles
+		    || x->max_registrations != y->max_registrations
+		    || x->max_connections != y->max_connections)
+			return false;
+		for (size_t k = 0; k < x->n_tenants; k++)
+			if (strcmp(x->tenants[k], y->tenants[k]) != 0)
+				return false;
+	}
+	return true;
+}
+
 void
 runtime_reconfigure(runtime *rt, const sl_config *n)
 {
@@ -140,6 +165,10 @@ runtime_reconfigure(runtime *rt, const sl_config *n)
 	/* which plugins run in a sluice-host (runtime/host/hostsup.h) */
 	if (!same_plugins(n, o)) {
 		restart_needed("plugins");
+		later++;
+	}
+	if (!same_auth(n, o)) {
+		restart_needed("auth / insecure");
 		later++;
 	}
 	RESTART_NUM(api_workers, "limits.api_workers");

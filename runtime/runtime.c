@@ -19,6 +19,7 @@
 #include "event.h"
 #include "fsutil.h"
 #include "filter_validate.h"
+#include "auth.h"
 #include "filterfeed.h"
 #include "guard.h"
 #include "log.h"
@@ -186,13 +187,22 @@ runtime_start(sl_config *cfg, runtime **out)
 	}
 	/* Before the server: every commit it acknowledges is published;
 	 * before the processors: every filter stream entry too. */
-	if ((rc = pub_start(cfg->pub_url, rt->store, &rt->pub)) != SL_OK) {
+	/* Under auth no feed: pub/sub cannot tell one subscriber from
+	 * another, and the feed carries every tenant's events; subscribers
+	 * follow by reads instead (docs/security.md, "The live feed"). */
+	if (cfg->auth_on)
+		log_info("runtime",
+		    "auth: is on: no live feed on %s (subscribers read)",
+		    cfg->pub_url);
+	else if ((rc = pub_start(cfg->pub_url, rt->store, &rt->pub))
+	    != SL_OK) {
 		log_error("runtime", "cannot start the live feed on %s: %s",
 		    cfg->pub_url, sl_strerror(rc));
 		goto fail;
 	}
-	if ((rc = ff_start(rt->pub, rt->store, tenant_rm, rt, &rt->ff))
-	    != SL_OK) {
+	if (rt->pub != NULL
+	    && (rc = ff_start(rt->pub, rt->store, tenant_rm, rt, &rt->ff))
+	        != SL_OK) {
 		log_error("runtime", "cannot start the filter stream feed: %s",
 		    sl_strerror(rc));
 		goto fail;
@@ -766,14 +776,18 @@ runtime_add_proc(runtime *rt, rt_tenant *t, const proj_def *def)
 }
 
 int
-runtime_register(runtime *rt, const remote_spec *spec, remote_reg_result *out,
-    char *err, size_t errlen)
+runtime_register(runtime *rt, const remote_spec *spec, const cfg_cred *cred,
+    remote_reg_result *out, char *err, size_t errlen)
 {
 	int rc;
 	pthread_mutex_lock(&rt->register_mu);
 	rc = remote_register(rt->remotes, spec, rt->plugins, out, err, errlen);
 	for (size_t i = 0; rc == SL_OK && i < rt->n_tenants; i++) {
 		rt_tenant *t = &rt->tenants[i];
+		/* only the registering credential's tenants' events go to
+		 * its client (a takeover is the same credential's) */
+		if (!auth_tenant_ok(cred, t->cfg->id, strlen(t->cfg->id)))
+			continue;
 		processor *p = runtime_find_proc(rt, t->cfg->id, out->def->id);
 		if (p != NULL) {
 			/* a takeover: same definition, or rebuild */

@@ -176,10 +176,12 @@ void runtime_pipe_closed(runtime *rt, uint32_t pipe);
 
 /**
  * Register a remote projection or filter (op "register", docs/remote.md)
- * and start (or hand the new definition to) its processor of every tenant.
+ * and start (or hand the new definition to) its processor of every tenant
+ * cred may read (every tenant when cred is NULL: auth off). A takeover
+ * needs the same credential (remote_spec_set_owner).
  * @return remote_register's codes, or a processor start's; err says why.
  */
 int runtime_register(runtime *rt, const remote_spec *spec,
-    remote_reg_result *out, char *err, size_t errlen);
+    const cfg_cred *cred, remote_reg_result *out, char *err, size_t errlen);
 
 #endif

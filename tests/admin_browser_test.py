@@ -66,6 +66,7 @@ cfg = os.path.join(tmp, "resources.yaml")
 with open(cfg, "w") as f:
     f.write("""data_dir: data
 plugin_dir: %s/plugins
+insecure: true  # the admin page serves the API on tcp, without auth:
 endpoints:
   api: %s
   pub: ipc://%s/pub.ipc

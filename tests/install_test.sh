@@ -81,6 +81,7 @@ JS
 cat >"$tmp/resources.yaml" <<YAML
 data_dir: data
 plugin_dir: plugins
+insecure: true
 endpoints:
   api: ipc://$tmp/api.ipc
   pub: ipc://$tmp/pub.ipc

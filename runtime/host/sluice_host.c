@@ -615,8 +615,10 @@ serve_defs(const host_opts *o, registry *reg, hosted *hs, size_t n_defs)
 		return 0;
 	if (rc != SL_OK) {
 		/* a definition the daemon refuses will not change by itself */
+		/* (SL_EACCES: a daemon with auth: takes no registration
+		 * without a token, and a host has none) */
 		bool permanent = rc == SL_EINVAL || rc == SL_EPROTO
-		    || rc == SL_EVERSION || rc == SL_ETOOBIG
+		    || rc == SL_EVERSION || rc == SL_ETOOBIG || rc == SL_EACCES
 		    || (rc == SL_EEXIST && strstr(err, "connected") == NULL);
 		write_error(o->errfile, err);
 		log_error("host", "%s", err);

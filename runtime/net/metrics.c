@@ -419,7 +419,7 @@ render(metrics *m, text *t)
 	msgpack_packer  pk;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	if (api_status_pack(rt, &pk) == SL_OK && sb.data != NULL) {
+	if (api_status_pack(rt, NULL, &pk) == SL_OK && sb.data != NULL) {
 		msgpack_unpacked up;
 		msgpack_unpacked_init(&up);
 		if (msgpack_unpack_next(&up, sb.data, sb.size, NULL)

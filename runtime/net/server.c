@@ -58,6 +58,7 @@ typedef struct server_pipe {
 	uint32_t busy;    /* its requests received and not yet answered */
 	int64_t  last_ns; /* connected, last request received or reply sent */
 	bool     closing; /* the reaper closed it (once) */
+	uint32_t tag;     /* server_pipe_tag's (0: none) */
 } server_pipe;
 
 struct server {
@@ -348,6 +349,28 @@ static bool
 server_pipe_alive_locked(server *srv, uint32_t pipe)
 {
 	return server_pipe_find_locked(srv, pipe) != NULL;
+}
+
+int
+server_pipe_tag(server *srv, uint32_t pipe, uint32_t tag, uint32_t max)
+{
+	server_pipe *sp;
+	uint32_t     n  = 0;
+	int          rc = SL_OK;
+	pthread_mutex_lock(&srv->pipes_mu);
+	if ((sp = server_pipe_find_locked(srv, pipe)) == NULL)
+		rc = SL_ENOTFOUND;
+	else if (sp->tag != tag) {
+		/* once per connection (and tag): the table is short */
+		for (size_t i = 0; i < srv->n_pipes; i++)
+			n += srv->pipes[i].tag == tag;
+		if (n >= max)
+			rc = SL_EFULL;
+		else
+			sp->tag = tag;
+	}
+	pthread_mutex_unlock(&srv->pipes_mu);
+	return rc;
 }
 
 bool

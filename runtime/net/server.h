@@ -141,6 +141,14 @@ uint32_t api_call_pipe(api_call *call);
  * Call before api_reply.
  */
 bool api_call_cancelled(api_call *call);
+/**
+ * Tag connection pipe (e.g. with the credential that uses it), unless it
+ * has that tag already, so that at most max open connections carry one
+ * tag; a connection's tag goes with it when it closes.
+ * @return SL_OK (tagged now or before); SL_EFULL (max connections carry
+ * tag already: pipe keeps its tag); SL_ENOTFOUND (no such connection).
+ */
+int server_pipe_tag(server *srv, uint32_t pipe, uint32_t tag, uint32_t max);
 /** Whether connection pipe is still open (it was added and not removed). */
 bool server_pipe_alive(server *srv, uint32_t pipe);
 
