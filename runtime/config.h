@@ -37,6 +37,8 @@ typedef struct cfg_cred {
 	unsigned roles;      /* CFG_ROLE_* */
 	uint32_t max_registrations; /* remote registrations it may hold */
 	uint32_t max_connections;   /* API connections it may use; 0: any */
+	bool     internal; /* the daemon's own (its sluice-host children's),
+	                      not in the file (auth_add_internal) */
 } cfg_cred;
 
 /** run_projections: which projections the daemon runs (EventStoreDB's). */

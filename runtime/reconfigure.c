@@ -95,13 +95,23 @@ same_plugins(const sl_config *a, const sl_config *b)
 
 /* The auth: sections, credential by credential (requests hold pointers
  * into the running config's: a change takes a restart). */
+/* The credentials of the file (the daemon's own come after them). */
+static size_t
+file_creds(const sl_config *c)
+{
+	size_t n = c->n_creds;
+	while (n > 0 && c->creds[n - 1].internal)
+		n--;
+	return n;
+}
+
 static bool
 same_auth(const sl_config *a, const sl_config *b)
 {
-	if (a->auth_on != b->auth_on || a->n_creds != b->n_creds
+	if (a->auth_on != b->auth_on || file_creds(a) != file_creds(b)
 	    || a->insecure != b->insecure)
 		return false;
-	for (size_t i = 0; i < a->n_creds; i++) {
+	for (size_t i = 0; i < file_creds(a); i++) {
 		const cfg_cred *x = &a->creds[i], *y = &b->creds[i];
 		if (strcmp(x->name, y->name) != 0 || x->has_token != y->has_token
 		    || memcmp(x->token_hash, y->token_hash, 32) != 0

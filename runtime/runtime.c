@@ -166,6 +166,18 @@ runtime_start(sl_config *cfg, runtime **out)
 	/* plugins with isolation: process run in hosts, not in here */
 	if ((rc = hostsup_start(cfg, NULL, &rt->hosts)) != SL_OK)
 		goto fail;
+	/* under auth the hosts register with a credential of the daemon's
+	 * own: register and read, every tenant, its token in their
+	 * environment only (docs/security.md) */
+	if (cfg->auth_on && hostsup_count(rt->hosts) > 0) {
+		char token[65];
+		if ((rc = auth_add_internal(cfg, "sluice-host",
+		         CFG_ROLE_REGISTER | CFG_ROLE_READ, token))
+		        != SL_OK
+		    || (rc = hostsup_set_token(rt->hosts, token)) != SL_OK)
+			goto fail;
+		explicit_bzero(token, sizeof(token));
+	}
 	registry_set_skip(rt->plugins, hosted_file, rt->hosts);
 	if (registry_load_dir(rt->plugins, cfg->plugin_dir) != SL_OK)
 		log_warn("runtime",

@@ -35,6 +35,7 @@
 #include <signal.h>
 
 #include "daemon_testutil.h"
+#include "auth.h"
 #include "remote_testutil.h"
 
 #define TENANT     "demo"
@@ -634,6 +635,62 @@ test_nohost(void)
 	daemon_stop();
 }
 
+/* ---- auth: the hosts register with the daemon's own credential ---- */
+
+static void
+test_auth(void)
+{
+	static const char token[] = "host-isolation-test-token";
+	char              hash[65], extra[1024];
+	auth_hash_hex(token, strlen(token), hash);
+	snprintf(extra, sizeof(extra),
+	    "plugins:\n  - file: account_details.so\n"
+	    "    isolation: process\n"
+	    "auth:\n  tokens:\n    - name: tester\n"
+	    "      token_sha256: %s\n      tenants: \"*\"\n"
+	    "      roles: [admin]\n",
+	    hash);
+	write_config(SL_PLUGIN_DIR, 5000, extra);
+	daemon_pid  = dt_daemon_spawn(P.cfg_path, P.log_path);
+	int64_t end = dt_now_ms() + WAIT_MS;
+	while (sl_client_open(P.api_url, 15000, &cl) != SL_OK) {
+		check_daemon_alive();
+		if (dt_now_ms() > end)
+			FAIL("sluiced did not start");
+		dt_sleep_ms(20);
+	}
+	CHECK_EQ(sl_client_set_token(cl, token), SL_OK);
+	CHECK_EQ(sl_client_open(P.api_url, 15000, &wcl), SL_OK);
+	CHECK_EQ(sl_client_set_token(wcl, token), SL_OK);
+	json_t *h = wait_host("account_details.so", "running", 1);
+	pid_t   host_pid = (pid_t) host_int(h, "pid");
+	json_decref(h);
+	CHECK(ru_wait_connected(cl, AD_ID, true, WAIT_MS));
+	accounts(0, 30);
+	wait_caught_up("account_details", 0);
+	size_t n;
+	free(all_models(&n));
+	CHECK_EQ(n, 30);
+	/* the host's token is in no command line and no log line */
+	char   path[64];
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long) host_pid);
+	char *cmd = dt_slurp(path, &len);
+	CHECK(cmd != NULL);
+	for (size_t i = 0; i < len; i++)
+		if (cmd[i] == '\0')
+			cmd[i] = ' ';
+	CHECK(strstr(cmd, "SLUICE_TOKEN") == NULL && strstr(cmd, "--token") == NULL);
+	free(cmd);
+	h = host_of("account_details.so");
+	CHECK_EQ(host_int(h, "restarts"), 0);
+	json_decref(h);
+	daemon_stop();
+	char *log = dt_slurp(P.log_path, &len);
+	CHECK(log != NULL && strstr(log, "EACCES") == NULL);
+	free(log);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -666,6 +723,8 @@ main(int argc, char **argv)
 		test_backoff();
 	else if (strcmp(c, "nohost") == 0)
 		test_nohost();
+	else if (strcmp(c, "auth") == 0)
+		test_auth();
 	else {
 		fprintf(stderr, "unknown case %s\n", c);
 		return 2;

@@ -62,6 +62,7 @@ struct hostsup {
 	bool            stopping;
 	char           *exe;
 	char           *api;
+	char          **envp; /* the children's: ours and SLUICE_TOKEN */
 	uint32_t        timeout_ms;
 	hent           *ents;
 	size_t          n;
@@ -182,7 +183,10 @@ spawn(hent *e, const char *crashed, pid_t prev)
 			if (s != SIGKILL && s != SIGSTOP)
 				signal(s, SIG_DFL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		execv(h->exe, (char *const *) argv);
+		if (h->envp != NULL)
+			execve(h->exe, (char *const *) argv, h->envp);
+		else
+			execv(h->exe, (char *const *) argv);
 		_exit(127);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -426,9 +430,46 @@ hostsup_free(hostsup *h)
 	free(h->ents);
 	free(h->exe);
 	free(h->api);
+	for (size_t i = 0; h->envp != NULL && h->envp[i] != NULL; i++)
+		free(h->envp[i]);
+	free(h->envp);
 	pthread_cond_destroy(&h->cv);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
+}
+
+int
+hostsup_set_token(hostsup *h, const char *token)
+{
+	extern char **environ;
+	size_t        n = 0;
+	while (environ[n] != NULL)
+		n++;
+	char **envp = calloc(n + 2, sizeof(*envp));
+	if (envp == NULL)
+		return SL_ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "SLUICE_TOKEN=", 13) != 0
+		    && (envp[k++] = strdup(environ[i])) == NULL)
+			goto nomem;
+	if (asprintf(&envp[k++], "SLUICE_TOKEN=%s", token) < 0) {
+		envp[--k] = NULL;
+		goto nomem;
+	}
+	pthread_mutex_lock(&h->mu);
+	char **old = h->envp;
+	h->envp    = envp;
+	pthread_mutex_unlock(&h->mu);
+	for (size_t i = 0; old != NULL && old[i] != NULL; i++)
+		free(old[i]);
+	free(old);
+	return SL_OK;
+nomem:
+	for (size_t i = 0; i < k; i++)
+		free(envp[i]);
+	free(envp);
+	return SL_ENOMEM;
 }
 
 static hent *

@@ -61,6 +61,12 @@ int hostsup_start(
 /** Start the hosts (once the API serves: they register there).
  * @return SL_OK, SL_ENOMEM. */
 int hostsup_run(hostsup *h);
+/**
+ * With auth: on, the credential the hosts register with: each child gets
+ * $SLUICE_TOKEN = token in its environment (never on its command line).
+ * Call before hostsup_run. @return SL_OK, SL_ENOMEM.
+ */
+int hostsup_set_token(hostsup *h, const char *token);
 /** Stop every host (SIGTERM, SIGKILL after HOSTSUP_STOP_MS); none starts
  * again. Status may still read h (the hosts show stopped). */
 void hostsup_stop(hostsup *h);

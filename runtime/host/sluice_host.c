@@ -335,6 +335,9 @@ on_filter(void *user, sl_remote_call *c)
 
 /* ---- registering ---- */
 
+/* $SLUICE_TOKEN as the host was started with (NULL: none). */
+static char *host_token;
+
 static void
 remote_log(void *user, int level, const char *msg)
 {
@@ -345,7 +348,8 @@ remote_log(void *user, int level, const char *msg)
 static int
 register_def(hosted *h, const char *api, char *err, size_t errlen)
 {
-	sl_remote_options opts = { .log = remote_log, .log_user = h };
+	sl_remote_options opts
+	    = { .log = remote_log, .log_user = h, .token = host_token };
 	const proj_def   *d    = h->def;
 	int               rc;
 	if (def_is_filter(d)) {
@@ -642,6 +646,11 @@ main(int argc, char **argv)
 	int       status = parse_args(argc, argv, &o);
 	if (status >= 0)
 		return status;
+	/* the daemon's credential under auth: (hostsup_set_token), kept out
+	 * of what the plugin's children would inherit */
+	const char *tok = getenv("SLUICE_TOKEN");
+	if (tok != NULL && (host_token = strdup(tok)) != NULL)
+		unsetenv("SLUICE_TOKEN");
 	/* a host never outlives the daemon that started it */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	sigemptyset(&stop_set);

@@ -37,6 +37,14 @@ const cfg_cred *auth_identify_subject(
 /** Whether c has role (a CFG_ROLE_*; admin has them all). NULL (auth
  * off): true. */
 bool auth_has_role(const cfg_cred *c, unsigned role);
+/**
+ * Add a credential of the daemon's own to cfg (before anything reads
+ * cfg->creds: at start): name, roles, every tenant, a fresh random token
+ * written into token (65 bytes: 64 hex digits and a NUL), known to this
+ * process only. @return SL_OK, SL_ENOMEM, SL_ESTORAGE (no randomness).
+ */
+int auth_add_internal(
+    sl_config *cfg, const char *name, unsigned roles, char token[65]);
 /** Whether c may use tenant (len bytes). NULL (auth off): true. */
 bool auth_tenant_ok(const cfg_cred *c, const char *tenant, size_t len);
 /** Whether c sees every tenant (admin, tenants: "*", or auth off). */
