@@ -6,7 +6,7 @@
  * client library; JSON out on stdout. `spec` runs a projection against a
  * spec file in process, without a daemon (spec.c).
  * The endpoint comes from --url, $SLUICE_URL or the config file's
- * endpoints.api.
+ * endpoints.api; TLS (a tls+tcp:// endpoint) from --tls-* or $SLUICE_TLS_*.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -35,7 +35,8 @@ enum {
 };
 
 static const char usage_text[]
-    = "usage: sluice [--url URL] [--config FILE] [--timeout MS] COMMAND ...\n"
+    = "usage: sluice [--url URL] [--config FILE] [--timeout MS] [TLS] "
+      "COMMAND ...\n"
       "\n"
       "  commit --tenant T --stream S [--expect any|none|N] --type TYPE\n"
       "         [--public] [--metadata JSON] [--correlation-id ID]\n"
@@ -65,6 +66,14 @@ static const char usage_text[]
       "config file (--config, default ./resources.yaml). $SLUICE_TENANT can\n"
       "stand in for --tenant. Exit status: 0 ok, 1 usage, 2 error reply,\n"
       "3 cannot reach the daemon.\n"
+      "\n"
+      "TLS, for a tls+tcp:// endpoint (docs/security.md): --tls-ca FILE\n"
+      "(the CA of the daemon's certificate; required), --tls-server-name\n"
+      "NAME (default: the URL's host), and for mutual TLS --tls-cert FILE\n"
+      "--tls-key FILE; or $SLUICE_TLS_CA, $SLUICE_TLS_SERVER_NAME,\n"
+      "$SLUICE_TLS_CERT, $SLUICE_TLS_KEY. An encrypted key's password is\n"
+      "read from $SLUICE_TLS_KEY_PASSWORD only (not a flag: ps shows\n"
+      "flags).\n"
       "\n"
       "subscribe prints the events from P (or revision R) on, then follows\n"
       "the live feed (the daemon's status names it; or --pub-url), one JSON\n"
@@ -127,6 +136,7 @@ static const char usage_text[]
 /* Options of all commands; which apply is checked per command. */
 typedef struct opts {
 	const char *url, *config, *timeout;
+	const char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
 	const char *tenant, *stream, *expect, *type, *metadata, *correlation;
 	const char *from, *max, *from_revision, *projection;
 	const char *count, *idle_ms, *pub_url;
@@ -267,10 +277,17 @@ typedef struct optdef {
 		n, offsetof(opts, f), true                                    \
 	}
 
+/* The first N_GLOBAL are the global options, also accepted after the
+ * command. */
+#define N_GLOBAL 7
 static const optdef optdefs[] = {
 	OPT("url", url),
 	OPT("config", config),
 	OPT("timeout", timeout),
+	OPT("tls-ca", tls_ca),
+	OPT("tls-cert", tls_cert),
+	OPT("tls-key", tls_key),
+	OPT("tls-server-name", tls_server_name),
 	OPT("tenant", tenant),
 	OPT("stream", stream),
 	OPT("expect", expect),
@@ -337,10 +354,8 @@ parse_args(int argc, char **argv, int i, bool globals_only, opts *o)
 			if (strlen(optdefs[k].name) == n
 			    && strncmp(optdefs[k].name, a, n) == 0)
 				break;
-		/* The first three are the global options, also accepted
-		 * after the command. */
 		if (k == sizeof(optdefs) / sizeof(optdefs[0])
-		    || (globals_only && k > 2)) {
+		    || (globals_only && k >= N_GLOBAL)) {
 			usage_error("unknown option '%s'%s", argv[i],
 			    globals_only ? " before the command" : "");
 			return -1;
@@ -393,6 +408,29 @@ find_url(const opts *o, char **url)
 	*url = strdup(cfg->api_url);
 	config_free(cfg);
 	return 0;
+}
+
+/* A flag, else the environment variable; NULL if neither (or ""). */
+static const char *
+opt_or_env(const char *opt, const char *env)
+{
+	const char *v = opt != NULL ? opt : getenv(env);
+	return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/* The TLS options of --tls-* or $SLUICE_TLS_*; false if there are none. */
+static bool
+find_tls(const opts *o, sl_tls_options *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->ca_file      = opt_or_env(o->tls_ca, "SLUICE_TLS_CA");
+	t->cert_file    = opt_or_env(o->tls_cert, "SLUICE_TLS_CERT");
+	t->key_file     = opt_or_env(o->tls_key, "SLUICE_TLS_KEY");
+	t->server_name  = opt_or_env(o->tls_server_name,
+	     "SLUICE_TLS_SERVER_NAME");
+	t->key_password = opt_or_env(NULL, "SLUICE_TLS_KEY_PASSWORD");
+	return t->ca_file != NULL || t->cert_file != NULL
+	    || t->key_file != NULL || t->server_name != NULL;
 }
 
 /* ---- commands ---- */
@@ -1312,7 +1350,9 @@ main(int argc, char **argv)
 		return status;
 	if (url == NULL)
 		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
-	rc = sl_client_open(url, (int) timeout, &c);
+	sl_tls_options tls;
+	bool           has_tls = find_tls(&o, &tls);
+	rc = sl_client_open_tls(url, (int) timeout, has_tls ? &tls : NULL, &c);
 	free(url);
 	if (rc != SL_OK)
 		return fail(rc == SL_EINVAL ? EXIT_USAGE : EXIT_NET, rc, "%s",

@@ -50,6 +50,17 @@ typedef struct cfg_projection {
 	proj_settings set;   /* defaults filled from projection_settings */
 } cfg_projection;
 
+/** tls: the daemon's certificate for its tls+tcp:// endpoints
+ * (docs/security.md); cert_file NULL: no tls: section. Paths absolute. */
+typedef struct cfg_tls {
+	char *cert_file;    /* tls.cert_file: PEM certificate (chain) */
+	char *key_file;     /* tls.key_file: PEM private key, not o+r */
+	char *key_password; /* tls.key_password: NULL if not encrypted */
+	char *ca_file;      /* tls.ca_file: CAs of client certificates */
+	int   verify;       /* tls.verify_clients: NNG_TLS_AUTH_MODE_*;
+	                       default required with ca_file, else none */
+} cfg_tls;
+
 typedef struct sl_config {
 	char *file;          /* the config file's path as given */
 	char *data_dir;      /* absolute */
@@ -86,6 +97,7 @@ typedef struct sl_config {
 	/* who may read the data and connect (docs/security.md) */
 	long     access_gid;  /* access.group: -1 none (the daemon's user only) */
 	uint32_t socket_mode; /* access.socket_mode: ipc sockets, 0660 */
+	cfg_tls  tls;         /* tls: (docs/security.md) */
 	/* EventStoreDB's projection model (issue 8, docs/projections.md) */
 	cfg_run run_projections;         /* run_projections: all */
 	bool start_standard_projections; /* false: system ones start stopped */

@@ -141,6 +141,9 @@ typedef struct sl_remote_options {
 	 * older than protocol 2). The handler is called once per event
 	 * either way. */
 	uint32_t protocol;
+	/** TLS for tls+tcp:// (the API's and the registration's endpoint,
+	 * docs/security.md); NULL: none. Copied at registration. */
+	const sl_tls_options *tls;
 } sl_remote_options;
 
 /**
