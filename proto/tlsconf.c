@@ -15,6 +15,7 @@
 
 #include <mbedtls/error.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/pkcs5.h>
 #include <mbedtls/x509_crt.h>
 
 #include <sluice/errors.h>
@@ -119,6 +120,13 @@ pem_key(const char *path, const char *pem, size_t len, const char *pass,
 	} else if (rc == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
 		*what = "key_password";
 		snprintf(err, errlen, "the password does not open %s", path);
+	} else if (rc == MBEDTLS_ERR_PKCS5_FEATURE_UNAVAILABLE) {
+		snprintf(err, errlen,
+		    "%s is encrypted in a way mbedtls 2.28 cannot read "
+		    "(OpenSSL 3's default, PKCS#8 with AES): write it as a "
+		    "traditional encrypted PEM key ('openssl ec -aes256' or "
+		    "'openssl rsa -aes256')",
+		    path);
 	} else if (rc != 0) {
 		snprintf(err, errlen, "%s: not a PEM private key: %s", path,
 		    mbed_err(rc, m, sizeof(m)));

@@ -9,7 +9,8 @@
  *     serving. A client certificate of the CA ("alice") is logged with
  *     its subject; one of another CA ("mallory") is let in unverified and
  *     logged as such.
- *  2. verify_clients: required. A client without a certificate and one
+ *  2. verify_clients: required, the daemon's key encrypted (with
+ *     tls.key_password). A client without a certificate and one
  *     with mallory's are refused; alice's is accepted, served, and its
  *     subject is in the log; the daemon serves on after the refusals.
  *  3. The CLI's --tls-ca / --tls-cert / --tls-key / --tls-server-name
@@ -59,9 +60,10 @@ opts(const char *ca, const char *cert, const char *key)
 }
 
 /* Start sluiced with the API and feed on TLS, clients verified as
- * verify says; wait until a client with the right CA is answered. */
+ * verify says, its key encrypted (enc) or not; wait until a client with
+ * the right CA is answered. */
 static void
-start_daemon(const char *verify)
+start_daemon(const char *verify, bool enc)
 {
 	char text[8192];
 	snprintf(api, sizeof(api), "tls+tcp://127.0.0.1:%d", tt_free_port());
@@ -79,10 +81,11 @@ start_daemon(const char *verify)
 	    "tls:\n"
 	    "  cert_file: %s\n"
 	    "  key_file: %s\n"
+	    "%s"
 	    "  ca_file: %s\n"
 	    "  verify_clients: %s\n",
-	    pub, pkif("server.crt"), pkif("server.key"), pkif("ca.crt"),
-	    verify);
+	    pub, pkif("server.crt"), pkif(enc ? "server-enc.key" : "server.key"),
+	    enc ? "  key_password: s3cret\n" : "", pkif("ca.crt"), verify);
 	tu_write_file(cfgp, text);
 	daemon_pid = dt_daemon_spawn(cfgp, logp);
 	sl_client     *c = NULL;
@@ -451,13 +454,13 @@ main(void)
 	dt_test_paths(dir, cfgp, logp, url_unused);
 	tt_make_pki(dir, pki);
 
-	start_daemon("optional");
+	start_daemon("optional", false);
 	test_api_over_tls();
 	test_feed_over_tls();
 	test_refusals();
 	stop_daemon();
 
-	start_daemon("required");
+	start_daemon("required", true);
 	test_mutual_required();
 	test_cli();
 	stop_daemon();

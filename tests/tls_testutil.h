@@ -4,7 +4,9 @@
  * for "localhost" and "127.0.0.1" (as DNS names too: mbedtls 2.28 matches
  * no IP address entries), a client certificate "alice" of that CA, and
  * another CA with its own client "mallory", which the first does not
- * know; also the daemon's key encrypted with the password "s3cret".
+ * know; also the daemon's key encrypted with the password "s3cret" (as
+ * mbedtls 2.28 reads it, and as OpenSSL 3 writes it by default, which
+ * mbedtls cannot read).
  */
 #ifndef SL_TLS_TESTUTIL_H
 #define SL_TLS_TESTUTIL_H
@@ -51,8 +53,12 @@ tt_make_pki(const char *dir, char pki[4200])
 	    "openssl x509 -req -in other.csr -CA other-ca.crt "
 	    "  -CAkey other-ca.key -CAcreateserial -days 2 "
 	    "  -extfile client.ext -out other.crt 2>/dev/null\n"
-	    "openssl pkey -in server.key -aes256 -passout pass:s3cret "
-	    "  -out server-enc.key\n"
+	    /* the traditional encrypted PEM: what mbedtls 2.28 reads
+	     * (OpenSSL 3's default, PKCS#8 with AES, it does not) */
+	    "openssl ec -in server.key -aes256 -passout pass:s3cret "
+	    "  -out server-enc.key 2>/dev/null\n"
+	    "openssl pkcs8 -topk8 -in server.key -v2 aes-256-cbc "
+	    "  -passout pass:s3cret -out server-sha256.key\n"
 	    "printf -- '-----BEGIN CERTIFICATE-----\\nnot base64\\n"
 	    "-----END CERTIFICATE-----\\n' > bad.pem\n",
 	    pki, pki);
