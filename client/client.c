@@ -168,7 +168,9 @@ sl_client_open_tls(const char *url, int timeout_ms,
 		snprintf(open_err, sizeof(open_err),
 		    "cannot connect to %s: %s%s", url, nng_strerror(rv),
 		    client_tls_hint(url, rv));
-		nng_close(c->sock);
+		/* bounded: a failed TLS dial leaves NNG's reaper busy, and
+		 * NNG 1.5.2 can hang in nng_close (nngclose.h) */
+		sl_nng_close_bounded(c->sock, CLIENT_CLOSE_MS);
 		client_free(c);
 		return client_nng_err(rv);
 	}
