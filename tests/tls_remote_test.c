@@ -9,7 +9,8 @@
  *  2. The same library with another CA's certificate (mallory) cannot
  *     register (ENET, saying TLS), and without TLS options for a
  *     tls+tcp:// endpoint is refused at once (EINVAL); the daemon serves on.
- *  3. The Python client (client/python/remote_account_details.py, run by
+ *  3. The C example (remote_account_details --tls-ca/--tls-cert/--tls-key)
+ *     and the Python client (client/python/remote_account_details.py, run by
  *     Debian's python3 with --tls-ca/--tls-cert/--tls-key) registers the
  *     Account Details projection over TLS and its read models appear.
  */
@@ -22,6 +23,7 @@
 #define TENANT  "demo"
 #define C_ID    "3c1d9e0a-6b2f-4a7d-8e5c-9f0a1b2c3d4e"
 #define PY_ID   "5b0de2a4-7c1e-4f59-9a3d-2e8c4b6f1a07" /* the example's */
+#define EX_ID   "c5a0e7d2-4b1f-4c3e-8d2a-6f9b0e1d2c34" /* the C example's */
 #define SCRIPT  SL_SOURCE_DIR "/client/python/remote_account_details.py"
 
 static char  dir[4096], cfgp[4200], logp[4200], url_unused[4200];
@@ -207,12 +209,16 @@ test_c_refused(sl_client *c)
 	sl_client_free(st);
 }
 
+/* Run an Account Details example (the C one, or python's with
+ * python3 != NULL) with alice's certificate until acc-7's read model of
+ * projection id is there, then SIGTERM it (status 0). */
 static void
-test_python(sl_client *c)
+run_example(sl_client *c, const char *python3, const char *prog,
+    const char *id)
 {
 	pid_t parent = getpid();
-	snprintf(pylog, sizeof(pylog), "%s/python.log", dir);
-	int fd = open(pylog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int   fd     = open(pylog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	              0600);
 	CHECK(fd >= 0);
 	fflush(NULL);
 	py_pid = fork();
@@ -221,28 +227,41 @@ test_python(sl_client *c)
 		dt_child_setup(parent);
 		dup2(fd, STDOUT_FILENO);
 		dup2(fd, STDERR_FILENO);
-		execl(SL_PYTHON3, "python3", SCRIPT, "--url", api, "--tls-ca",
-		    pkif("ca.crt"), "--tls-cert", pkif("client.crt"),
-		    "--tls-key", pkif("client.key"), (char *) NULL);
+		const char *argv[] = { python3 != NULL ? python3 : prog, prog,
+			"--url", api, "--tls-ca", pkif("ca.crt"), "--tls-cert",
+			pkif("client.crt"), "--tls-key", pkif("client.key"),
+			NULL };
+		execv(argv[0],
+		    (char *const *) (python3 != NULL ? argv : argv + 1));
 		_exit(127);
 	}
 	close(fd);
-	CHECK_EQ(commit_one(c, "acc-7", "DebitAccountOpened",
-	             "{\"account_id\":\"acc-7\",\"name\":\"Travel\"}"),
-	    SL_OK);
-	CHECK_EQ(commit_one(c, "acc-7", "DebitPerformed", "{\"amount\":40}"),
-	    SL_OK);
-	if (!wait_state(c, PY_ID, "acc-7", "\"balance\":40", 20000)) {
-		dt_dump_file(pylog, "python client");
-		CHECK(!"the Python client's read model");
+	if (!wait_state(c, id, "acc-7", "\"balance\":40", 20000)) {
+		dt_dump_file(pylog, prog);
+		CHECK(!"the example's read model");
 	}
-	CHECK(wait_state(c, PY_ID, "acc-7", "\"Travel\"", 0));
+	CHECK(wait_state(c, id, "acc-7", "\"Travel\"", 0));
 	/* SIGTERM stops it with status 0 */
 	CHECK(kill(py_pid, SIGTERM) == 0);
 	int st;
 	CHECK(dt_wait_exit(py_pid, 10000, &st));
 	py_pid = -1;
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void
+test_examples(sl_client *c)
+{
+	pid_t parent = getpid();
+	int   st;
+	snprintf(pylog, sizeof(pylog), "%s/example.log", dir);
+	CHECK_EQ(commit_one(c, "acc-7", "DebitAccountOpened",
+	             "{\"account_id\":\"acc-7\",\"name\":\"Travel\"}"),
+	    SL_OK);
+	CHECK_EQ(commit_one(c, "acc-7", "DebitPerformed", "{\"amount\":40}"),
+	    SL_OK);
+	run_example(c, NULL, SL_BUILD_DIR "/remote_account_details", EX_ID);
+	run_example(c, SL_PYTHON3, SCRIPT, PY_ID);
 
 	/* without --tls-ca: refused before it connects, saying so */
 	fflush(NULL);
@@ -275,7 +294,7 @@ main(void)
 	CHECK_EQ(sl_client_open_tls(api, 10000, &o, &c), SL_OK);
 	test_c_remote(c);
 	test_c_refused(c);
-	test_python(c);
+	test_examples(c);
 	sl_client_close(c);
 	CHECK(kill(daemon_pid, SIGTERM) == 0);
 	int st;
