@@ -5,11 +5,14 @@ set -eu
 
 PKGS="build-essential cmake pkg-config libnng-dev liblmdb-dev libyaml-dev
 uuid-dev libjansson-dev nng-utils libsqlite3-dev python3 python3-msgpack
-duktape-dev libmujs-dev"
+duktape-dev libmujs-dev libmbedtls-dev openssl"
 # python3 and python3-msgpack: the Python remote client (client/python/) and
 # its test, which runs Debian's /usr/bin/python3 over libnng.so.1 (libnng-dev).
 # duktape-dev: the JavaScript projection host (plugins/js/); libmujs-dev:
 # the other engine bench_js measures against it.
+# libmbedtls-dev: TLS (tls+tcp://, docs/security.md): the files are checked
+# and the daemon's TLS engine built with mbedtls, which NNG runs on;
+# openssl: the TLS tests make their certificates with the openssl command.
 
 # msgpack-c's C library is libmsgpack-dev on Debian 12, libmsgpack-c-dev later.
 missing=""
