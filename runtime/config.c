@@ -862,13 +862,8 @@ parse_tls(cfgp *p, sl_config *cfg, slot *s)
 		    "key 'tls.verify_clients': %s needs 'tls.ca_file' (the CA "
 		    "that signs the clients' certificates)",
 		    verify_words[cfg->tls.verify]);
-	sl_tls_server ts = {
-		.cert_file    = cfg->tls.cert_file,
-		.key_file     = cfg->tls.key_file,
-		.key_password = cfg->tls.key_password,
-		.ca_file      = cfg->tls.ca_file,
-		.verify       = cfg->tls.verify,
-	};
+	sl_tls_server ts;
+	config_tls_server(cfg, &ts);
 	const char *what = "cert_file";
 	char        msg[384];
 	int         rc = sl_tls_server_config(&ts, NULL, &what, msg,
@@ -885,6 +880,18 @@ parse_tls(cfgp *p, sl_config *cfg, slot *s)
 	yaml_node_t *n = s[slot].node != NULL ? s[slot].node : s[S_TLSKEY].node;
 	return fail(p, n->start_mark, "key 'tls.%s': %s",
 	    n == s[slot].node ? what : "key_file", msg);
+}
+
+void
+config_tls_server(const sl_config *cfg, struct sl_tls_server *out)
+{
+	*out = (sl_tls_server) {
+		.cert_file    = cfg->tls.cert_file,
+		.key_file     = cfg->tls.key_file,
+		.key_password = cfg->tls.key_password,
+		.ca_file      = cfg->tls.ca_file,
+		.verify       = cfg->tls.verify,
+	};
 }
 
 /* Paths and endpoints, whose defaults hang off data_dir. */

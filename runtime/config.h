@@ -123,6 +123,11 @@ void config_free(sl_config *cfg);
 const proj_settings *config_projection(const sl_config *cfg, const char *id,
     const char *name, cfg_mode *mode);
 
+struct sl_tls_server;
+/** The tls: section as the TLS code takes it (tlsconf.h): the strings
+ * are cfg's. */
+void config_tls_server(const sl_config *cfg, struct sl_tls_server *out);
+
 /** Parse a size: bytes, or a number with K/KiB, M/MiB, G/GiB, T/TiB
  * ("64MiB", "1GiB", "4096", "10 MiB"). -1 on error. */
 int config_parse_size(const char *text, size_t *out);

@@ -273,6 +273,23 @@ dt_slurp(const char *path, size_t *len)
 }
 
 /* Write exactly data[0..len) to path, truncating it. */
+/* Whether the file at path holds text, waiting up to ms for it (a log
+ * line written a moment after what caused it). */
+__attribute__((unused)) static bool
+dt_wait_file_has(const char *path, const char *text, int ms)
+{
+	int64_t end = dt_now_ms() + ms;
+	for (;;) {
+		size_t len;
+		char  *s     = dt_slurp(path, &len);
+		bool   found = s != NULL && strstr(s, text) != NULL;
+		free(s);
+		if (found || dt_now_ms() > end)
+			return found;
+		dt_sleep_ms(20);
+	}
+}
+
 __attribute__((unused)) static void
 dt_write_bytes(const char *path, const void *data, size_t len)
 {

@@ -17,16 +17,6 @@
 
 static char pki[4200];
 
-static const char *
-pkif(const char *name)
-{
-	static char buf[8][4400];
-	static int  i;
-	char       *b = buf[i++ % 8];
-	snprintf(b, sizeof(buf[0]), "%s/%s", pki, name);
-	return b;
-}
-
 /* Answers "V|CN|SUBJECT" of the request's connection. */
 static void
 handle(void *arg, api_call *call, const void *data, size_t len)
@@ -66,9 +56,9 @@ ask(const char *url, const char *cert, const char *key, char *out,
 	nng_socket      s;
 	nng_tls_config *tls = NULL;
 	char            err[256];
-	sl_tls_options  o = { .ca_file = pkif("ca.crt"),
-		 .cert_file           = cert != NULL ? pkif(cert) : NULL,
-		 .key_file            = key != NULL ? pkif(key) : NULL };
+	sl_tls_options  o = { .ca_file = tt_pki("ca.crt"),
+		 .cert_file           = cert != NULL ? tt_pki(cert) : NULL,
+		 .key_file            = key != NULL ? tt_pki(key) : NULL };
 	CHECK_EQ(nng_req0_open(&s), 0);
 	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000);
 	if (sl_tls_url(url))
@@ -92,9 +82,9 @@ main(void)
 	tt_make_pki(tu_tmpdir(), pki);
 	sl_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.tls.cert_file = (char *) pkif("server.crt");
-	cfg.tls.key_file  = (char *) pkif("server.key");
-	cfg.tls.ca_file   = (char *) pkif("ca.crt");
+	cfg.tls.cert_file = (char *) tt_pki("server.crt");
+	cfg.tls.key_file  = (char *) tt_pki("server.key");
+	cfg.tls.ca_file   = (char *) tt_pki("ca.crt");
 	cfg.tls.verify    = NNG_TLS_AUTH_MODE_OPTIONAL;
 	CHECK_EQ(net_tls_init(&cfg), SL_OK);
 

@@ -37,22 +37,12 @@ cleanup(void)
 	dt_kill_and_reap(&daemon_pid);
 }
 
-static const char *
-pkif(const char *name)
-{
-	static char buf[8][4400];
-	static int  i;
-	char       *b = buf[i++ % 8];
-	snprintf(b, sizeof(buf[0]), "%s/%s", pki, name);
-	return b;
-}
-
 static sl_tls_options
 alice(void)
 {
-	sl_tls_options o = { .ca_file = pkif("ca.crt"),
-		.cert_file             = pkif("client.crt"),
-		.key_file              = pkif("client.key") };
+	sl_tls_options o = { .ca_file = tt_pki("ca.crt"),
+		.cert_file             = tt_pki("client.crt"),
+		.key_file              = tt_pki("client.key") };
 	return o;
 }
 
@@ -69,7 +59,7 @@ start_daemon(void)
 	    "tls:\n"
 	    "  cert_file: %s\n  key_file: %s\n  ca_file: %s\n"
 	    "  verify_clients: required\n",
-	    pkif("server.crt"), pkif("server.key"), pkif("ca.crt"));
+	    tt_pki("server.crt"), tt_pki("server.key"), tt_pki("ca.crt"));
 	tu_write_file(cfgp, text);
 	daemon_pid     = dt_daemon_spawn(cfgp, logp);
 	sl_client     *c = NULL;
@@ -79,21 +69,6 @@ start_daemon(void)
 		CHECK(!"the daemon answers over TLS");
 	}
 	sl_client_close(c);
-}
-
-static bool
-log_has(const char *path, const char *text, int ms)
-{
-	int64_t end = dt_now_ms() + ms;
-	for (;;) {
-		size_t len;
-		char  *log   = dt_slurp(path, &len);
-		bool   found = log != NULL && strstr(log, text) != NULL;
-		free(log);
-		if (found || dt_now_ms() > end)
-			return found;
-		dt_sleep_ms(20);
-	}
 }
 
 /* get_one until the state holds want (ms at most). */
@@ -119,14 +94,6 @@ wait_state(sl_client *c, const char *proj, const char *key,
 			return false;
 		dt_sleep_ms(50);
 	}
-}
-
-static int
-commit_one(sl_client *c, const char *stream, const char *type,
-    const char *content)
-{
-	sl_new_event ev = { .type = type, .content_json = content };
-	return sl_client_commit(c, TENANT, stream, SL_EXPECT_ANY, &ev, 1, NULL);
 }
 
 /* The C remote projection: counts each stream's Deposited events. */
@@ -173,13 +140,13 @@ test_c_remote(sl_client *c)
 	sl_remote_get_stats(r, &st);
 	CHECK(strncmp(st.url, "tls+tcp://127.0.0.1:", 20) == 0);
 	for (int i = 0; i < 3; i++)
-		CHECK_EQ(commit_one(c, "acc-1", "Deposited", "{\"amount\":5}"),
+		CHECK_EQ(tt_commit(c, TENANT, "acc-1", "Deposited", "{\"amount\":5}"),
 		    SL_OK);
 	CHECK(wait_state(c, C_ID, "acc-1", "\"deposits\":3", 15000));
 	/* the registration's connection, named in the log */
-	CHECK(log_has(logp,
+	CHECK(dt_wait_file_has(logp,
 	    "remote: TLS connection", 3000));
-	CHECK(log_has(logp,
+	CHECK(dt_wait_file_has(logp,
 	    "client certificate verified, subject \"O=Sluice tests, "
 	    "CN=alice\"",
 	    0));
@@ -189,9 +156,9 @@ test_c_remote(sl_client *c)
 static void
 test_c_refused(sl_client *c)
 {
-	sl_tls_options       o   = { .ca_file = pkif("ca.crt"),
-		          .cert_file = pkif("other.crt"),
-		          .key_file  = pkif("other.key") };
+	sl_tls_options       o   = { .ca_file = tt_pki("ca.crt"),
+		          .cert_file = tt_pki("other.crt"),
+		          .key_file  = tt_pki("other.key") };
 	sl_remote_options    ro  = { .api_timeout_ms = 2000, .tls = &o };
 	sl_remote_projection def = c_projection();
 	sl_remote           *r   = NULL;
@@ -203,7 +170,7 @@ test_c_refused(sl_client *c)
 	CHECK_EQ(sl_remote_register_projection(api, &def, &ro, &r), SL_EINVAL);
 	CHECK(strstr(sl_remote_open_error(), "CA") != NULL);
 	/* served on */
-	CHECK_EQ(commit_one(c, "acc-1", "Deposited", "{\"amount\":5}"), SL_OK);
+	CHECK_EQ(tt_commit(c, TENANT, "acc-1", "Deposited", "{\"amount\":5}"), SL_OK);
 	char *st = NULL;
 	CHECK_EQ(sl_client_status(c, &st), SL_OK);
 	sl_client_free(st);
@@ -228,8 +195,8 @@ run_example(sl_client *c, const char *python3, const char *prog,
 		dup2(fd, STDOUT_FILENO);
 		dup2(fd, STDERR_FILENO);
 		const char *argv[] = { python3 != NULL ? python3 : prog, prog,
-			"--url", api, "--tls-ca", pkif("ca.crt"), "--tls-cert",
-			pkif("client.crt"), "--tls-key", pkif("client.key"),
+			"--url", api, "--tls-ca", tt_pki("ca.crt"), "--tls-cert",
+			tt_pki("client.crt"), "--tls-key", tt_pki("client.key"),
 			NULL };
 		execv(argv[0],
 		    (char *const *) (python3 != NULL ? argv : argv + 1));
@@ -255,10 +222,10 @@ test_examples(sl_client *c)
 	pid_t parent = getpid();
 	int   st;
 	snprintf(pylog, sizeof(pylog), "%s/example.log", dir);
-	CHECK_EQ(commit_one(c, "acc-7", "DebitAccountOpened",
+	CHECK_EQ(tt_commit(c, TENANT, "acc-7", "DebitAccountOpened",
 	             "{\"account_id\":\"acc-7\",\"name\":\"Travel\"}"),
 	    SL_OK);
-	CHECK_EQ(commit_one(c, "acc-7", "DebitPerformed", "{\"amount\":40}"),
+	CHECK_EQ(tt_commit(c, TENANT, "acc-7", "DebitPerformed", "{\"amount\":40}"),
 	    SL_OK);
 	run_example(c, NULL, SL_BUILD_DIR "/remote_account_details", EX_ID);
 	run_example(c, SL_PYTHON3, SCRIPT, PY_ID);
@@ -279,7 +246,7 @@ test_examples(sl_client *c)
 	}
 	CHECK(dt_wait_exit(p, 10000, &st));
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
-	CHECK(log_has(pylog, "needs --tls-ca", 0));
+	CHECK(dt_wait_file_has(pylog, "needs --tls-ca", 0));
 }
 
 int

@@ -19,6 +19,20 @@
 
 #include "testutil.h"
 
+static char tt_pki_[4200]; /* where tt_make_pki made them */
+
+/* The path of one of tt_make_pki's files (one of 8 buffers in turn: as
+ * many may be used at once). */
+__attribute__((unused)) static const char *
+tt_pki(const char *name)
+{
+	static char buf[8][4400];
+	static int  i;
+	char       *b = buf[i++ % 8];
+	snprintf(b, sizeof(buf[0]), "%s/%s", tt_pki_, name);
+	return b;
+}
+
 /* Make the files under dir/pki (ca.crt, server.crt, server.key,
  * server-enc.key, client.crt, client.key, other-ca.crt, other.crt,
  * other.key, bad.pem). Skips the whole test (exit 77 is not used by our
@@ -28,6 +42,7 @@ tt_make_pki(const char *dir, char pki[4200])
 {
 	char cmd[16384];
 	snprintf(pki, 4200, "%s/pki", dir);
+	snprintf(tt_pki_, sizeof(tt_pki_), "%s", pki);
 	snprintf(cmd, sizeof(cmd),
 	    "set -e; mkdir -p '%s'; cd '%s'; umask 077\n"
 	    "K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'\n"
@@ -69,6 +84,17 @@ tt_make_pki(const char *dir, char pki[4200])
 	}
 	CHECK(system(cmd) == 0);
 }
+
+#ifdef SLUICE_CLIENT_H /* for the tests that use the client library */
+/* Commit one event (content: JSON object text) to tenant's stream. */
+__attribute__((unused)) static int
+tt_commit(sl_client *c, const char *tenant, const char *stream,
+    const char *type, const char *content)
+{
+	sl_new_event ev = { .type = type, .content_json = content };
+	return sl_client_commit(c, tenant, stream, SL_EXPECT_ANY, &ev, 1, NULL);
+}
+#endif
 
 /* A TCP port free on 127.0.0.1 now (bound and released). */
 __attribute__((unused)) static int

@@ -28,13 +28,8 @@ net_tls_init(const sl_config *cfg)
 	}
 	if (cfg->tls.cert_file == NULL)
 		return SL_OK;
-	sl_tls_server s = {
-		.cert_file    = cfg->tls.cert_file,
-		.key_file     = cfg->tls.key_file,
-		.key_password = cfg->tls.key_password,
-		.ca_file      = cfg->tls.ca_file,
-		.verify       = cfg->tls.verify,
-	};
+	sl_tls_server s;
+	config_tls_server(cfg, &s);
 	if ((rc = sl_tls_server_config(&s, &server_cfg, &what, err,
 	         sizeof(err)))
 	    != SL_OK) {
