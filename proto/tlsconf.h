@@ -83,10 +83,13 @@ int sl_tls_peer(nng_pipe p, sl_tls_peer_info *out);
 
 /**
  * Use Sluice's TLS engine (mbedtls, as NNG's own, but it keeps each
- * connection's peer certificate subject for sl_tls_peer). Once per
- * process, before any TLS configuration is made; the daemon calls it.
+ * connection's peer certificate subject for sl_tls_peer). Before any TLS
+ * configuration is made; the daemon calls it.
+ * @param on_handshake_failed  may be NULL; called (on NNG's thread, with
+ *        a connection's lock held: be quick) with mbedtls's reason when a
+ *        client's handshake with a server configuration fails
  * @return 0 or NNG's error.
  */
-int sl_tls_engine_init(void);
+int sl_tls_engine_init(void (*on_handshake_failed)(const char *why));
 
 #endif

@@ -47,6 +47,7 @@ typedef struct own {
 } own;
 
 struct nng_tls_engine_config {
+	bool               server;
 	mbedtls_ssl_config conf;
 	mbedtls_x509_crt   ca;
 	mbedtls_x509_crl   crl;
@@ -143,11 +144,22 @@ conn_close(nng_tls_engine_conn *c)
 	(void) mbedtls_ssl_close_notify(&c->ctx);
 }
 
+/* Told of each server handshake that failed (sl_tls_engine_init). */
+static void (*handshake_failed)(const char *why);
+
 static int
 conn_handshake(nng_tls_engine_conn *c)
 {
 	int rc = mbedtls_ssl_handshake(&c->ctx);
-	return rc == 0 ? 0 : nng_of(rc);
+	if (rc == 0)
+		return 0;
+	int rv = nng_of(rc);
+	if (rv != NNG_EAGAIN && c->cfg->server && handshake_failed != NULL) {
+		char why[160];
+		mbedtls_strerror(rc, why, sizeof(why));
+		handshake_failed(why);
+	}
+	return rv;
 }
 
 static int
@@ -205,6 +217,7 @@ cfg_init(nng_tls_engine_config *cfg, nng_tls_mode mode)
 	int ep = mode == NNG_TLS_MODE_SERVER ? MBEDTLS_SSL_IS_SERVER
 	                                     : MBEDTLS_SSL_IS_CLIENT;
 	int rc;
+	cfg->server = mode == NNG_TLS_MODE_SERVER;
 	/* as NNG: servers ask no certificate, clients verify the server */
 	cfg->authmode = mode == NNG_TLS_MODE_SERVER
 	    ? MBEDTLS_SSL_VERIFY_NONE
@@ -392,8 +405,9 @@ engine_register(void)
 }
 
 int
-sl_tls_engine_init(void)
+sl_tls_engine_init(void (*on_handshake_failed)(const char *why))
 {
+	handshake_failed = on_handshake_failed;
 	pthread_once(&engine_once, engine_register);
 	return engine_rv;
 }

@@ -11,7 +11,7 @@
  *     logged as such.
  *  2. verify_clients: required, the daemon's key encrypted (with
  *     tls.key_password). A client without a certificate and one
- *     with mallory's are refused; alice's is accepted, served, and its
+ *     with mallory's are refused (the daemon logs why); alice's is accepted, served, and its
  *     subject is in the log; the daemon serves on after the refusals.
  *  3. The CLI's --tls-ca / --tls-cert / --tls-key / --tls-server-name
  *     and SLUICE_TLS_* variables against that daemon.
@@ -295,10 +295,17 @@ test_mutual_required(void)
 	fprintf(stderr, "no client certificate: %s\n",
 	    sl_client_open_error());
 	CHECK(strstr(sl_client_open_error(), "TLS") != NULL);
+	/* ... and the daemon says why */
+	CHECK(log_has("tls: a client's TLS handshake failed: SSL - No client "
+	              "certification received",
+	    3000));
 	/* a certificate of another CA */
 	o = opts("ca.crt", "other.crt", "other.key");
 	CHECK_EQ(open_with(&o, &c), SL_ENET);
 	CHECK(c == NULL);
+	CHECK(log_has("handshake failed: X509 - Certificate verification "
+	              "failed",
+	    3000));
 	/* alice's: in, served, and named in the log */
 	o = opts("ca.crt", "client.crt", "client.key");
 	CHECK_EQ(open_with(&o, &c), SL_OK);

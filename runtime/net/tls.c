@@ -6,13 +6,53 @@
 #include "tls.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #include <sluice/errors.h>
 
 #include "log.h"
+#include "monotime.h"
 
 static nng_tls_config *server_cfg;
+
+/* Failed handshakes logged per second; more are counted and summed up in
+ * the next second's first line. */
+#define TLS_FAIL_LOG_PER_S 10
+
+static pthread_mutex_t fail_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t         fail_win_ns;
+static unsigned        fail_logged;
+static uint64_t        fail_quiet;
+
+/* A client's handshake failed: no connection was made (a client with
+ * another CA, or without a certificate under verify_clients: required). */
+static void
+handshake_failed(const char *why)
+{
+	int64_t  now = mono_ns();
+	bool     log = false;
+	uint64_t quiet = 0;
+	pthread_mutex_lock(&fail_mu);
+	if (now - fail_win_ns >= 1000000000LL) {
+		quiet       = fail_quiet;
+		fail_quiet  = 0;
+		fail_logged = 0;
+		fail_win_ns = now;
+	}
+	if (fail_logged < TLS_FAIL_LOG_PER_S) {
+		fail_logged++;
+		log = true;
+	} else {
+		fail_quiet++;
+	}
+	pthread_mutex_unlock(&fail_mu);
+	if (quiet > 0)
+		log_warn("tls", "%llu more TLS handshake(s) failed",
+		    (unsigned long long) quiet);
+	if (log)
+		log_warn("tls", "a client's TLS handshake failed: %s", why);
+}
 
 int
 net_tls_init(const sl_config *cfg)
@@ -21,7 +61,7 @@ net_tls_init(const sl_config *cfg)
 	const char *what = NULL;
 	int         rv, rc;
 	/* every connection's peer subject (sl_tls_peer) needs our engine */
-	if ((rv = sl_tls_engine_init()) != 0) {
+	if ((rv = sl_tls_engine_init(handshake_failed)) != 0) {
 		log_error("tls", "cannot register the TLS engine: %s",
 		    nng_strerror(rv));
 		return rv == NNG_ENOMEM ? SL_ENOMEM : SL_ECONFIG;
