@@ -80,6 +80,8 @@ daemon_start(bench_daemon *d)
 		sl_client *c;
 		if (sl_client_open(d->url, 2000, &c) == SL_OK) {
 			char *json = NULL;
+			if (d->token[0] != '\0')
+				sl_client_set_token(c, d->token);
 			int   rc   = sl_client_status(c, &json);
 			sl_client_free(json);
 			sl_client_close(c);
@@ -142,6 +144,8 @@ daemon_client(bench_daemon *d)
 	sl_client *c;
 	if (sl_client_open(d->url, 60000, &c) != SL_OK)
 		bench_die("connect %s: %s", d->url, sl_client_open_error());
+	if (d->token[0] != '\0' && sl_client_set_token(c, d->token) != SL_OK)
+		bench_die("token: out of memory");
 	return c;
 }
 

@@ -19,6 +19,7 @@ typedef struct bench_daemon {
 	char  url[1100];
 	char  log[1100];
 	char  plugin_dir[1100];
+	char  token[128]; /* sent by daemon_start and daemon_client; "" none */
 	pid_t pid;
 } bench_daemon;
 

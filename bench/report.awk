@@ -549,6 +549,10 @@ END {
 	target("private memory flat as the log grows (" num(size[1]) " → " num(size[3]) " events)",
 	    num(p1) " → " num(p3) " MiB", "≤ +25 % or ≤ +4 MiB",
 	    p1 != "" && p3 != "" && (p3 <= 1.25 * p1 || p3 - p1 <= 4))
+	sr = med("emit.sys.ratio")
+	target("the five system projections' catch-up vs account_details, same run (issue 17)",
+	    (sr != "" ? sprintf("%.2f×", sr) : "MISSING"), "≥ 0.5×",
+	    sr != "" && sr >= 0.5)
 	print ""
 
 	nm = 0

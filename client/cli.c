@@ -25,7 +25,9 @@
 #include <sluice/client.h>
 #include <sluice/subscribe.h>
 
+#include "auth.h"
 #include "config.h"
+#include "cli_help.h"
 #include "spec.h"
 
 enum {
@@ -34,108 +36,9 @@ enum {
 	EXIT_NET   = 3, /* cannot reach the daemon, or it timed out */
 };
 
-static const char usage_text[]
-    = "usage: sluice [--url URL] [--config FILE] [--timeout MS] [TLS] "
-      "COMMAND ...\n"
-      "\n"
-      "  commit --tenant T --stream S [--expect any|none|N] --type TYPE\n"
-      "         [--public] [--metadata JSON] [--correlation-id ID]\n"
-      "         [CONTENT_JSON | -]\n"
-      "  commit --tenant T --stream S [--expect ...] --batch [FILE | -]\n"
-      "  delete-stream --tenant T --stream S [--expect any|N]\n"
-      "         [--truncate-before R]\n"
-      "  read [--from P] [--max N] [--tenant T --stream S "
-      "[--from-revision R]]\n"
-      "         [--resolve-links]\n"
-      "  read --filter ID_OR_NAME --tenant T [--partition P] [--from N]\n"
-      "         [--max N]\n"
-      "  get-one --tenant T --projection ID_OR_NAME KEY\n"
-      "  get-all --tenant T --projection ID_OR_NAME\n"
-      "  query ID_OR_NAME --tenant T [--key K] [--follow]\n"
-      "  query --js FILE --tenant T [--key K] [--follow]\n"
-      "  status\n"
-      "  plugins\n"
-      "  reset|retry|pause|resume|start|stop ID_OR_NAME [--tenant T]\n"
-      "  subscribe [--from P | --tenant T --stream S [--from-revision R]]\n"
-      "         [--count N] [--idle-ms MS] [--pub-url URL]\n"
-      "  subscribe --tenant T --filter ID_OR_NAME [--partition P] [--from N]\n"
-      "         [--count N] [--idle-ms MS] [--pub-url URL]\n"
-      "  spec FILE [--plugin FILE] [--projection NAME] [--js-host PATH]\n"
-      "\n"
-      "The endpoint is --url, else $SLUICE_URL, else endpoints.api of the\n"
-      "config file (--config, default ./resources.yaml). $SLUICE_TENANT can\n"
-      "stand in for --tenant. Exit status: 0 ok, 1 usage, 2 error reply,\n"
-      "3 cannot reach the daemon.\n"
-      "\n"
-      "TLS, for a tls+tcp:// endpoint (docs/security.md): --tls-ca FILE\n"
-      "(the CA of the daemon's certificate; required), --tls-server-name\n"
-      "NAME (default: the URL's host), and for mutual TLS --tls-cert FILE\n"
-      "--tls-key FILE; or $SLUICE_TLS_CA, $SLUICE_TLS_SERVER_NAME,\n"
-      "$SLUICE_TLS_CERT, $SLUICE_TLS_KEY. An encrypted key's password is\n"
-      "read from $SLUICE_TLS_KEY_PASSWORD only (not a flag: ps shows\n"
-      "flags).\n"
-      "\n"
-      "subscribe prints the events from P (or revision R) on, then follows\n"
-      "the live feed (the daemon's status names it; or --pub-url), one JSON\n"
-      "line per event, each exactly once, also across daemon restarts. It\n"
-      "ends after N events (--count) or MS quiet milliseconds (--idle-ms).\n"
-      "With --filter it follows a filter's stream (or one --partition of\n"
-      "it) from stream position N, each line with its stream_position; a\n"
-      "rebuilt whole stream ends it (ECLOSED: subscribe again from 0).\n"
-      "\n"
-      "delete-stream soft-deletes a stream: reads no longer show its\n"
-      "events (they stay in the log); a later commit continues its\n"
-      "revisions (--expect the last one). With --truncate-before R it\n"
-      "hides only the revisions below R. It prints {position (of the\n"
-      "$streamDeleted or $streamTruncated event in stream $deleted),\n"
-      "revision (the stream's last), truncate_before}.\n"
-      "\n"
-      "get-one prints {key, found, state}: found is false when KEY has no\n"
-      "read model, and state is then the projection's initial state. KEY\n"
-      "'$shared' reads a bi-state projection's shared state.\n"
-      "\n"
-      "read --resolve-links answers each link event (type \"$>\", as the\n"
-      "system projections write into $ce-..., $et-... streams) as the event\n"
-      "it points at, with \"link\": {position, stream, revision} of the\n"
-      "link itself (\"unresolved\": true if its target is gone).\n"
-      "\n"
-      "query runs a projection over the tenant's log once, to its head, and\n"
-      "prints {position, states: [{key, state, result?}]} (with --key only\n"
-      "that key). --follow runs it as a transient projection instead: it\n"
-      "prints {position, head, states} as one JSON line whenever the states\n"
-      "change, until SIGINT or SIGTERM, then ends the run. The daemon\n"
-      "stops a one-time query after limits.query_timeout_ms (10 s); query\n"
-      "waits 120 s for its answer unless --timeout says otherwise. With\n"
-      "--js FILE (- for stdin) the projection is a JavaScript file that is\n"
-      "not loaded (docs/javascript.md, Queries): the daemon loads it for\n"
-      "this query only, named for FILE, and unloads it afterwards; a\n"
-      "script that does not load (\"file.js:3: SyntaxError: ...\") or\n"
-      "declares emits is refused, exit 2. The script must fit one request\n"
-      "(limits.max_request_bytes, 4 MiB by default).\n"
-      "\n"
-      "read --filter prints a filter's stream (or one --partition of it)\n"
-      "from stream position N on, one JSON line per event with its\n"
-      "stream_position (and partition). The operator commands act on the\n"
-      "processors of a projection or filter, of one tenant (--tenant) or\n"
-      "of all: reset rebuilds from position 0, retry retries failing\n"
-      "events now, pause stops processing (kept across restarts), resume\n"
-      "goes on; stop and start are EventStoreDB's names for pause and\n"
-      "resume (also for the system projections: sluice start "
-      "'$by_category').\n"
-      "spec runs a projection (a .js, or a .so's projection NAME) over the\n"
-      "events of an EventStoreDB-style spec file in this process (no\n"
-      "daemon: a temporary log) and compares the states, results and\n"
-      "emitted streams with the spec's output; it prints each difference\n"
-      "and exits 4 on one, 1 on a bad spec or a projection that does not\n"
-      "load, 0 when all match (docs/javascript.md, Specs). --plugin runs\n"
-      "FILE (a .js or .so) instead of the spec's \"projection\".\n"
-      "status lists each processor's failing partitions with reason,\n"
-      "attempts and next try, and each projection's mode, status (running,\n"
-      "stopped, faulted, waiting: with status_reason), progress and buffer.\n";
-
 /* Options of all commands; which apply is checked per command. */
 typedef struct opts {
-	const char *url, *config, *timeout;
+	const char *url, *config, *timeout, *token, *token_file;
 	const char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
 	const char *tenant, *stream, *expect, *type, *metadata, *correlation;
 	const char *from, *max, *from_revision, *projection;
@@ -143,7 +46,7 @@ typedef struct opts {
 	const char *filter, *partition, *key, *truncate_before;
 	const char *js_host, *plugin, *js;
 	const char *command; /* the command's name (argv) */
-	bool        is_public, batch, follow, resolve_links;
+	bool        is_public, batch, follow, resolve_links, wait;
 	const char *pos[4];
 	int         n_pos;
 } opts;
@@ -250,9 +153,88 @@ read_all(const char *path)
 	return read_all_n(path, NULL);
 }
 
+/* ---- timestamps: RFC 3339 UTC next to nanoseconds ---- */
+
+/* Nanoseconds since the epoch between 2000 and 2200: a wall-clock time
+ * (monotonic ones, e.g. since boot, are far smaller). */
+static bool
+wall_ns(long long ns)
+{
+	return ns >= 946684800000000000LL && ns < 7258118400000000000LL;
+}
+
+/* ns as "2026-12-07T02:04:38.633211456Z" into out (size >= 40). */
+static void
+rfc3339(long long ns, char *out, size_t size)
+{
+	time_t    sec = (time_t) (ns / 1000000000LL);
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, ns % 1000000000LL);
+}
+
+/* Beside each wall-clock nanosecond field of j ("occurred", "*_ns"), its
+ * RFC 3339 UTC string: "occurred_utc", "registered_at_utc". */
+static void
+add_utc(json_t *j)
+{
+	if (json_is_array(j)) {
+		for (size_t i = 0; i < json_array_size(j); i++)
+			add_utc(json_array_get(j, i));
+		return;
+	}
+	if (!json_is_object(j))
+		return;
+	const char *key;
+	json_t     *v;
+	void       *tmp;
+	json_t     *add = json_object();
+	json_object_foreach_safe(j, tmp, key, v)
+	{
+		size_t kl = strlen(key);
+		bool   ns = strcmp(key, "occurred") == 0
+		    || (kl > 3 && strcmp(key + kl - 3, "_ns") == 0);
+		if (ns && json_is_integer(v) && wall_ns(json_integer_value(v))) {
+			char name[256], when[48];
+			snprintf(name, sizeof(name), "%.*s_utc",
+			    (int) (strcmp(key, "occurred") == 0 ? kl : kl - 3),
+			    key);
+			rfc3339(json_integer_value(v), when, sizeof(when));
+			json_object_set_new(add, name, json_string(when));
+		} else {
+			add_utc(v);
+		}
+	}
+	json_object_update(j, add);
+	json_decref(add);
+}
+
+/* An event's JSON line (as the client library gives it: the wire form's
+ * keys in order, "occurred" before metadata and content, so the first
+ * "occurred" key is the event's) with "occurred_utc" after it. */
+static int
+print_event(const char *json)
+{
+	const char *k = strstr(json, "\"occurred\":");
+	if (k == NULL)
+		return puts(json);
+	const char *num = k + 11;
+	char       *end;
+	long long   ns = strtoll(num, &end, 10);
+	if (end == num || !wall_ns(ns))
+		return puts(json);
+	char when[48];
+	rfc3339(ns, when, sizeof(when));
+	return printf("%.*s,\"occurred_utc\":\"%s\"%s\n",
+	    (int) (end - json), json, when, end);
+}
+
 static void
 print_json(json_t *j, size_t flags)
 {
+	add_utc(j);
 	char *s = json_dumps(j, flags | JSON_ENCODE_ANY);
 	if (s != NULL) {
 		puts(s);
@@ -264,30 +246,34 @@ print_json(json_t *j, size_t flags)
 
 typedef struct optdef {
 	const char *name;
-	size_t      off;  /* of the const char * field, or of the bool */
-	bool        flag; /* takes no value */
+	size_t      off;    /* of the const char * field, or of the bool */
+	bool        flag;   /* takes no value */
+	bool        global; /* goes with every command, also before it */
 } optdef;
 
 #define OPT(n, f)                                                             \
 	{                                                                     \
-		n, offsetof(opts, f), false                                   \
+		n, offsetof(opts, f), false, false                            \
 	}
 #define FLAG(n, f)                                                            \
 	{                                                                     \
-		n, offsetof(opts, f), true                                    \
+		n, offsetof(opts, f), true, false                             \
+	}
+#define GLOBAL(n, f)                                                          \
+	{                                                                     \
+		n, offsetof(opts, f), false, true                             \
 	}
 
-/* The first N_GLOBAL are the global options, also accepted after the
- * command. */
-#define N_GLOBAL 7
 static const optdef optdefs[] = {
-	OPT("url", url),
-	OPT("config", config),
-	OPT("timeout", timeout),
-	OPT("tls-ca", tls_ca),
-	OPT("tls-cert", tls_cert),
-	OPT("tls-key", tls_key),
-	OPT("tls-server-name", tls_server_name),
+	GLOBAL("url", url),
+	GLOBAL("config", config),
+	GLOBAL("timeout", timeout),
+	GLOBAL("token", token),
+	GLOBAL("token-file", token_file),
+	GLOBAL("tls-ca", tls_ca),
+	GLOBAL("tls-cert", tls_cert),
+	GLOBAL("tls-key", tls_key),
+	GLOBAL("tls-server-name", tls_server_name),
 	OPT("tenant", tenant),
 	OPT("stream", stream),
 	OPT("expect", expect),
@@ -312,6 +298,7 @@ static const optdef optdefs[] = {
 	FLAG("batch", batch),
 	FLAG("follow", follow),
 	FLAG("resolve-links", resolve_links),
+	FLAG("wait", wait),
 };
 
 /*
@@ -354,8 +341,11 @@ parse_args(int argc, char **argv, int i, bool globals_only, opts *o)
 			if (strlen(optdefs[k].name) == n
 			    && strncmp(optdefs[k].name, a, n) == 0)
 				break;
+		/* The global options are also accepted after the
+		 * command; whether a command takes the others is checked
+		 * once they are all parsed (options_belong). */
 		if (k == sizeof(optdefs) / sizeof(optdefs[0])
-		    || (globals_only && k >= N_GLOBAL)) {
+		    || (globals_only && !optdefs[k].global)) {
 			usage_error("unknown option '%s'%s", argv[i],
 			    globals_only ? " before the command" : "");
 			return -1;
@@ -378,6 +368,27 @@ parse_args(int argc, char **argv, int i, bool globals_only, opts *o)
 		    = eq != NULL ? eq + 1 : argv[++i];
 	}
 	return i;
+}
+
+/* Every option given that is not global must be one of the command's.
+ * @return 0, or EXIT_USAGE after printing which does not belong. */
+static int
+options_belong(const opts *o, const cli_help *h)
+{
+	for (size_t k = 0; k < sizeof(optdefs) / sizeof(optdefs[0]); k++) {
+		const optdef *d = &optdefs[k];
+		const char   *f = (const char *) o + d->off;
+		bool set = d->flag ? *(const bool *) f
+		                   : *(const char *const *) f != NULL;
+		if (set && !d->global && !cli_help_allows(h, d->name)) {
+			fprintf(stderr,
+			    "sluice: EINVAL: option '--%s' does not go with "
+			    "%s\n(sluice help %s for its options)\n",
+			    d->name, h->name, h->name);
+			return EXIT_USAGE;
+		}
+	}
+	return 0;
 }
 
 /* ---- endpoint ---- */
@@ -431,6 +442,90 @@ find_tls(const opts *o, sl_tls_options *t)
 	t->key_password = opt_or_env(NULL, "SLUICE_TLS_KEY_PASSWORD");
 	return t->ca_file != NULL || t->cert_file != NULL
 	    || t->key_file != NULL || t->server_name != NULL;
+}
+
+/* ---- the token (docs/security.md) ---- */
+
+/* The first line of text, without its line end. */
+static void
+first_line(char *text)
+{
+	text[strcspn(text, "\r\n")] = '\0';
+}
+
+/* --token, else --token-file's first line, else $SLUICE_TOKEN; NULL if
+ * none. *out malloc'ed. */
+static int
+find_token(const opts *o, char **out)
+{
+	*out = NULL;
+	if (o->token != NULL && o->token_file != NULL)
+		return usage_error(
+		    "--token and --token-file exclude each other");
+	if (o->token != NULL)
+		*out = strdup(o->token);
+	else if (o->token_file != NULL) {
+		if ((*out = read_all(o->token_file)) == NULL)
+			return fail(EXIT_USAGE, SL_EINVAL,
+			    "cannot read the token file %s: %s", o->token_file,
+			    strerror(errno));
+		first_line(*out);
+	} else if (getenv("SLUICE_TOKEN") != NULL)
+		*out = strdup(getenv("SLUICE_TOKEN"));
+	else
+		return 0;
+	if (*out == NULL)
+		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+	if ((*out)[0] == '\0') {
+		free(*out);
+		*out = NULL;
+		return usage_error("the token is empty");
+	}
+	return 0;
+}
+
+/* auth hash-token [TOKEN | -] | auth new-token: no daemon needed. */
+static int
+cmd_auth(const opts *o)
+{
+	char hex[65], *tok = NULL;
+	bool fresh = o->n_pos == 1 && strcmp(o->pos[0], "new-token") == 0;
+	if (!fresh
+	    && (o->n_pos < 1 || o->n_pos > 2
+	        || strcmp(o->pos[0], "hash-token") != 0))
+		return usage_error("auth takes hash-token [TOKEN | -] or "
+		                   "new-token");
+	if (fresh) {
+		unsigned char rnd[32];
+		FILE         *f = fopen("/dev/urandom", "rb");
+		size_t n = f != NULL ? fread(rnd, 1, sizeof(rnd), f) : 0;
+		if (f != NULL)
+			fclose(f);
+		if (n != sizeof(rnd))
+			return fail(EXIT_USAGE, SL_EINTERNAL,
+			    "cannot read /dev/urandom");
+		if ((tok = malloc(4 + 2 * sizeof(rnd) + 1)) == NULL)
+			return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+		strcpy(tok, "slt_");
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			sprintf(tok + 4 + 2 * i, "%02x", rnd[i]);
+	} else if (o->n_pos == 2 && strcmp(o->pos[1], "-") != 0) {
+		tok = strdup(o->pos[1]);
+	} else if ((tok = read_all(NULL)) != NULL) {
+		first_line(tok);
+	}
+	if (tok == NULL || tok[0] == '\0') {
+		free(tok);
+		return usage_error("auth hash-token: the token is empty");
+	}
+	auth_hash_hex(tok, strlen(tok), hex);
+	if (fresh)
+		printf(
+		    "{\"token\":\"%s\",\"token_sha256\":\"%s\"}\n", tok, hex);
+	else
+		printf("%s\n", hex);
+	free(tok);
+	return 0;
 }
 
 /* ---- commands ---- */
@@ -487,6 +582,60 @@ parse_expect(const opts *o, bool none_ok, uint64_t *expected)
 	    && *expected < SL_EXPECT_NO_STREAM;
 }
 
+/*
+ * commit --batch's input: a JSON array of events, or JSON Lines (one event
+ * object per line; blank lines skipped). Each event is {"type": string,
+ * "content": {...}, "metadata": {...}?, "public": bool?,
+ * "correlation_id": string?}, checked by the caller.
+ * @return a non-empty array, or NULL with *status set (the error printed,
+ * naming the line).
+ */
+static json_t *
+parse_batch(const char *input, int *status)
+{
+	json_error_t je;
+	const char  *p = input + strspn(input, " \t\r\n");
+	json_t      *batch;
+	if (*p == '[') {
+		batch = json_loads(input, JSON_REJECT_DUPLICATES, &je);
+		if (batch == NULL) {
+			*status = fail(EXIT_USAGE, SL_EINVAL,
+			    "batch: line %d, column %d: %s", je.line,
+			    je.column, je.text);
+			return NULL;
+		}
+	} else {
+		batch    = json_array();
+		int line = 1;
+		for (const char *l = input; batch != NULL && *l != '\0';
+		     line++) {
+			size_t len = strcspn(l, "\n");
+			if (strspn(l, " \t\r") < len) {
+				json_t *ev = json_loadb(
+				    l, len, JSON_REJECT_DUPLICATES, &je);
+				if (ev == NULL) {
+					*status = fail(EXIT_USAGE, SL_EINVAL,
+					    "batch: line %d, column %d: %s",
+					    line, je.column, je.text);
+					json_decref(batch);
+					return NULL;
+				}
+				json_array_append_new(batch, ev);
+			}
+			l += len + (l[len] == '\n');
+		}
+	}
+	if (batch == NULL || !json_is_array(batch)
+	    || json_array_size(batch) == 0) {
+		*status = fail(EXIT_USAGE, SL_EINVAL,
+		    "batch must be a non-empty JSON array, or JSON Lines of "
+		    "one event object each");
+		json_decref(batch);
+		return NULL;
+	}
+	return batch;
+}
+
 static int
 cmd_commit(sl_client *c, const opts *o)
 {
@@ -525,18 +674,8 @@ cmd_commit(sl_client *c, const opts *o)
 		input = strdup(arg); /* the argument is the content itself */
 	}
 	if (o->batch) {
-		json_error_t je;
-		batch = json_loads(input, JSON_REJECT_DUPLICATES, &je);
-		if (batch == NULL || !json_is_array(batch)
-		    || json_array_size(batch) == 0) {
-			status = batch == NULL
-			    ? fail(EXIT_USAGE, SL_EINVAL,
-			        "batch: line %d, column %d: %s", je.line,
-			        je.column, je.text)
-			    : fail(EXIT_USAGE, SL_EINVAL,
-			        "batch must be a non-empty JSON array");
+		if ((batch = parse_batch(input, &status)) == NULL)
 			goto out;
-		}
 		n = json_array_size(batch);
 	} else {
 		n = 1;
@@ -691,7 +830,7 @@ cmd_read_filter(sl_client *c, const opts *o)
 		if (rc != SL_OK)
 			return call_failed(c, rc);
 		for (size_t i = 0; i < p.n_events && left > 0; i++, left--)
-			puts(p.events[i].event.json);
+			print_event(p.events[i].event.json);
 		from = p.next;
 		if (p.n_events == 0 || !p.more) {
 			sl_filter_page_free(&p);
@@ -751,7 +890,7 @@ cmd_read(sl_client *c, const opts *o)
 		if (rc != SL_OK)
 			return call_failed(c, rc);
 		for (size_t i = 0; i < r.n_events && left > 0; i++, left--)
-			puts(r.events[i].json);
+			print_event(r.events[i].json);
 		/* A log page may be empty while next moves past the events
 		 * of deleted streams: only a read that moves no further, or
 		 * reaches the head, ends the log. */
@@ -930,6 +1069,143 @@ cmd_plugins(sl_client *c, const opts *o)
 
 /* reset|retry|pause|resume|start|stop ID [--tenant T]: an operator
  * command. */
+/* ---- --wait: until the processors caught up, with progress ---- */
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The processors (and emitting runs) of id (an id or a name), of tenant
+ * or of all, in a status reply: their lowest position, whether any
+ * rebuilds or is paused, and how many there are. */
+typedef struct procs_seen {
+	size_t     n;
+	json_int_t min_pos;
+	bool       rebuilding, paused;
+	char       state[32];
+} procs_seen;
+
+static void
+procs_of(json_t *st, const char *id, const char *tenant, procs_seen *out)
+{
+	static const char *const lists[] = { "processors",
+		"emitting_projections" };
+	memset(out, 0, sizeof(*out));
+	for (size_t l = 0; l < 2; l++) {
+		json_t *arr = json_object_get(st, lists[l]);
+		for (size_t i = 0; i < json_array_size(arr); i++) {
+			json_t     *p  = json_array_get(arr, i);
+			const char *pi = json_string_value(
+			    json_object_get(p, "projection"));
+			const char *pn
+			    = json_string_value(json_object_get(p, "name"));
+			const char *pt
+			    = json_string_value(json_object_get(p, "tenant"));
+			if (!((pi != NULL && strcmp(pi, id) == 0)
+			        || (pn != NULL && strcmp(pn, id) == 0))
+			    || (tenant != NULL
+			        && (pt == NULL || strcmp(pt, tenant) != 0)))
+				continue;
+			json_int_t pos = json_integer_value(
+			    json_object_get(p, "position"));
+			if (out->n == 0 || pos < out->min_pos)
+				out->min_pos = pos;
+			out->rebuilding
+			    |= json_is_true(json_object_get(p, "rebuilding"));
+			out->paused
+			    |= json_is_true(json_object_get(p, "paused"));
+			const char *state
+			    = json_string_value(json_object_get(p, "status"));
+			if (state != NULL)
+				snprintf(out->state, sizeof(out->state), "%s",
+				    state);
+			out->n++;
+		}
+	}
+}
+
+/*
+ * After reset, start, resume or retry --wait: wait until every processor
+ * of id has reached the log's head as it was when the wait began. On a
+ * terminal, a progress line on stderr (position / head, events/s, ETA);
+ * always a final JSON line on stdout.
+ */
+static int
+wait_caught_up(sl_client *c, const char *id, const char *tenant)
+{
+	bool       tty = isatty(STDOUT_FILENO) && isatty(STDERR_FILENO);
+	int64_t    t0 = now_ms(), shown = 0;
+	json_int_t target = -1, start = -1;
+	procs_seen ps;
+	for (;;) {
+		char *text = NULL;
+		int   rc   = sl_client_status(c, &text);
+		if (rc != SL_OK)
+			return call_failed(c, rc);
+		json_t *st = json_loads(text, 0, NULL);
+		sl_client_free(text);
+		if (st == NULL)
+			return fail(EXIT_REPLY, SL_EPROTO, "status is not JSON");
+		if (target < 0)
+			target = json_integer_value(json_object_get(st, "head"));
+		procs_of(st, id, tenant, &ps);
+		json_decref(st);
+		if (ps.n == 0)
+			return fail(EXIT_REPLY, SL_ENOTFOUND,
+			    "no processor of '%s'%s%s to wait for", id,
+			    tenant != NULL ? " in tenant " : "",
+			    tenant != NULL ? tenant : "");
+		if (start < 0)
+			start = ps.min_pos;
+		if (!ps.rebuilding && ps.min_pos >= target)
+			break;
+		if (ps.paused)
+			return fail(EXIT_REPLY, SL_EINVAL,
+			    "'%s' is paused at %lld of %lld: resume it", id,
+			    (long long) ps.min_pos, (long long) target);
+		int64_t el = now_ms() - t0;
+		if (tty && now_ms() - shown >= 200) {
+			double rate = el > 0
+			    ? (double) (ps.min_pos - start) * 1000.0 / (double) el
+			    : 0;
+			double left = (double) (target - ps.min_pos);
+			char   eta[32] = "-";
+			if (rate > 0)
+				snprintf(eta, sizeof(eta), "%.0f s", left / rate);
+			fprintf(stderr,
+			    "\r%s: %lld / %lld (%.0f%%), %.0f events/s, ETA %s"
+			    " [%s]   ",
+			    id, (long long) ps.min_pos, (long long) target,
+			    target > 0 ? 100.0 * (double) ps.min_pos
+			            / (double) target
+			               : 100.0,
+			    rate, eta, ps.state);
+			fflush(stderr);
+			shown = now_ms();
+		}
+		nanosleep(&(struct timespec) { 0, 50 * 1000 * 1000 }, NULL);
+	}
+	double secs = (double) (now_ms() - t0) / 1000.0;
+	if (tty)
+		fprintf(stderr, "\r%s: caught up at %lld in %.1f s%30s\n", id,
+		    (long long) ps.min_pos, secs, "");
+	json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:f,s:f}", "waited", id,
+	    "position", ps.min_pos, "head", target, "processors",
+	    (json_int_t) ps.n, "seconds", secs, "events_per_sec",
+	    secs > 0 ? (double) (ps.min_pos - start) / secs : 0.0);
+	if (j == NULL)
+		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+	print_json(j, JSON_COMPACT);
+	json_decref(j);
+	return fflush(stdout) == 0 ? 0
+	                           : fail(EXIT_USAGE, SL_EINVAL,
+	                                 "cannot write the output");
+}
+
 static int
 cmd_command(sl_client *c, const opts *o)
 {
@@ -942,6 +1218,14 @@ cmd_command(sl_client *c, const opts *o)
 		return usage_error("%s needs one projection or filter id or "
 		                   "name (and takes --tenant T)",
 		    o->command);
+	bool wait_ok = strcmp(o->command, "reset") == 0
+	    || strcmp(o->command, "start") == 0
+	    || strcmp(o->command, "resume") == 0
+	    || strcmp(o->command, "retry") == 0;
+	if (o->wait && !wait_ok)
+		return usage_error("--wait goes with reset, start, resume and "
+		                   "retry, not %s",
+		    o->command);
 	rc = sl_client_command(c, o->command, o->pos[0], tenant, &n);
 	if (rc != SL_OK)
 		return call_failed(c, rc);
@@ -953,7 +1237,7 @@ cmd_command(sl_client *c, const opts *o)
 	json_decref(j);
 	if (fflush(stdout) != 0)
 		return fail(EXIT_USAGE, SL_EINVAL, "cannot write the output");
-	return 0;
+	return o->wait ? wait_caught_up(c, o->pos[0], tenant) : 0;
 }
 
 /* ---- query ---- */
@@ -1188,7 +1472,7 @@ sub_print_event(void *arg, const sl_read_event *ev)
 {
 	sub_print *p = arg;
 
-	if (puts(ev->json) == EOF || fflush(stdout) != 0) {
+	if (print_event(ev->json) < 0 || fflush(stdout) != 0) {
 		p->write_failed = true;
 		return 1;
 	}
@@ -1271,15 +1555,6 @@ cmd_spec(const opts *o)
 {
 	if (o->n_pos != 1)
 		return usage_error("spec takes one spec file");
-	if (o->tenant != NULL || o->stream != NULL || o->expect != NULL
-	    || o->type != NULL || o->metadata != NULL || o->correlation != NULL
-	    || o->from != NULL || o->max != NULL || o->from_revision != NULL
-	    || o->count != NULL || o->idle_ms != NULL || o->pub_url != NULL
-	    || o->filter != NULL || o->partition != NULL || o->key != NULL
-	    || o->truncate_before != NULL || o->is_public || o->batch
-	    || o->follow || o->resolve_links)
-		return usage_error("spec takes only --plugin, --projection "
-		                   "and --js-host");
 	return spec_run(o->pos[0], o->plugin, o->projection, o->js_host);
 }
 
@@ -1315,26 +1590,62 @@ main(int argc, char **argv)
 	int        i, k, rc, status;
 
 	memset(&o, 0, sizeof(o));
-	for (i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--help") == 0
-		    || strcmp(argv[i], "-h") == 0) {
-			fputs(usage_text, stdout);
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("sluice %s\n", SLUICE_VERSION);
+		return 0;
+	}
+	/* sluice help [COMMAND], sluice [COMMAND] --help */
+	const cli_help *h = NULL;
+	bool            want_help = false;
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			want_help = true;
+		else if (h == NULL && argv[i][0] != '-'
+		    && (i == 1 || argv[i - 1][0] != '-'
+		        || strchr(argv[i - 1], '=') != NULL))
+			h = cli_help_find(argv[i]);
+	}
+	if (argc >= 2 && strcmp(argv[1], "help") == 0) {
+		if (argc == 2) {
+			cli_help_all(stdout);
 			return 0;
 		}
+		if ((h = cli_help_find(argv[2])) == NULL)
+			return usage_error("no command '%s'", argv[2]);
+		cli_help_one(stdout, h);
+		return 0;
+	}
+	if (want_help) {
+		if (h != NULL)
+			cli_help_one(stdout, h);
+		else
+			cli_help_all(stdout);
+		return 0;
+	}
 	if ((i = parse_args(argc, argv, 1, true, &o)) < 0)
 		return EXIT_USAGE;
 	if (i >= argc) {
-		fputs(usage_text, stderr);
+		cli_help_all(stderr);
 		return EXIT_USAGE;
 	}
 	for (k = 0; k < (int) (sizeof(cmds) / sizeof(cmds[0])); k++)
 		if (strcmp(argv[i], cmds[k].name) == 0)
 			break;
+	if (strcmp(argv[i], "auth") == 0) {
+		o.command = "auth";
+		if (parse_args(argc, argv, i + 1, false, &o) < 0)
+			return EXIT_USAGE;
+		if ((status = options_belong(&o, cli_help_find("auth"))) != 0)
+			return status;
+		return cmd_auth(&o);
+	}
 	if (k == (int) (sizeof(cmds) / sizeof(cmds[0])))
 		return usage_error("unknown command '%s'", argv[i]);
 	o.command = cmds[k].name;
 	if (parse_args(argc, argv, i + 1, false, &o) < 0)
 		return EXIT_USAGE;
+	if ((status = options_belong(&o, cli_help_find(o.command))) != 0)
+		return status;
 	if (cmds[k].fn == NULL)
 		return cmd_spec(&o);
 	/* A one-time query answers within the daemon's
@@ -1346,14 +1657,25 @@ main(int argc, char **argv)
 		return usage_error(
 		    "--timeout takes milliseconds, not '%s'", o.timeout);
 
-	if ((status = find_url(&o, &url)) != 0)
+	char *token;
+	if ((status = find_token(&o, &token)) != 0)
 		return status;
-	if (url == NULL)
+	if ((status = find_url(&o, &url)) != 0) {
+		free(token);
+		return status;
+	}
+	if (url == NULL) {
+		free(token);
 		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+	}
 	sl_tls_options tls;
 	bool           has_tls = find_tls(&o, &tls);
 	rc = sl_client_open_tls(url, (int) timeout, has_tls ? &tls : NULL, &c);
 	free(url);
+	if (rc == SL_OK && token != NULL
+	    && (rc = sl_client_set_token(c, token)) != SL_OK)
+		sl_client_close(c);
+	free(token);
 	if (rc != SL_OK)
 		return fail(rc == SL_EINVAL ? EXIT_USAGE : EXIT_NET, rc, "%s",
 		    sl_client_open_error());

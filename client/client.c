@@ -21,6 +21,7 @@
 #include "tlsconf.h"
 #include "json.h"
 #include "mp.h"
+#include "mpraw.h"
 
 /* How long closing a socket may take (see nngclose.h). */
 #define CLIENT_CLOSE_MS 2000
@@ -28,8 +29,9 @@
 struct sl_client {
 	nng_socket      sock;
 	nng_dialer      dialer;
-	char           *url; /* to dial again, see client_redial */
-	nng_tls_config *tls; /* tls+tcp:// only */
+	char           *url;   /* to dial again, see client_redial */
+	char           *token; /* sent in every request (sl_client_set_token) */
+	nng_tls_config *tls;   /* tls+tcp:// only */
 	/* the options, copied: a subscription's feed dials with them */
 	sl_tls_options tls_opts;
 	bool           has_tls;
@@ -105,6 +107,7 @@ client_free(sl_client *c)
 		nng_tls_config_free(c->tls);
 	sl_tls_options_free(&c->tls_opts);
 	free(c->url);
+	free(c->token);
 	free(c);
 }
 
@@ -194,6 +197,65 @@ sl_client_close(sl_client *c)
 	client_free(c);
 }
 
+int
+sl_client_set_token(sl_client *c, const char *token)
+{
+	char *t = NULL;
+	if (c == NULL || (token != NULL && token[0] == '\0'))
+		return SL_EINVAL;
+	if (token != NULL && (t = strdup(token)) == NULL)
+		return SL_ENOMEM;
+	free(c->token);
+	c->token = t;
+	return SL_OK;
+}
+
+/* Headers mpraw_map_find may walk looking for a token already there. */
+#define CLIENT_TOKEN_BUDGET 4096
+
+/*
+ * req with "token" added to its map: a new map header, the same pairs,
+ * then the token. false (send req as it is): no token set, req is not a
+ * map (the daemon answers EPROTO), or it carries a token of its own.
+ */
+static bool
+client_add_token(
+    const sl_client *c, const void *req, size_t len, msgpack_sbuffer *out)
+{
+	const unsigned char *p = req;
+	const unsigned char *v;
+	size_t               vlen, hl;
+	uint32_t             n;
+	msgpack_packer       pk;
+
+	if (c->token == NULL || len == 0)
+		return false;
+	if (p[0] >= 0x80 && p[0] <= 0x8f) {
+		n  = p[0] & 0x0f;
+		hl = 1;
+	} else if (p[0] == 0xde && len >= 3) {
+		n  = (uint32_t) p[1] << 8 | p[2];
+		hl = 3;
+	} else if (p[0] == 0xdf && len >= 5) {
+		n = (uint32_t) p[1] << 24 | (uint32_t) p[2] << 16
+		    | (uint32_t) p[3] << 8 | p[4];
+		hl = 5;
+	} else {
+		return false;
+	}
+	if (n == UINT32_MAX
+	    || mpraw_map_find(
+	           req, len, "token", CLIENT_TOKEN_BUDGET, &v, &vlen)
+	        != 0)
+		return false;
+	msgpack_sbuffer_init(out);
+	msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, n + 1);
+	msgpack_sbuffer_write(out, (const char *) p + hl, len - hl);
+	mp_pack_kv_str(&pk, "token", c->token);
+	return true;
+}
+
 const char *
 sl_client_last_error(const sl_client *c)
 {
@@ -250,12 +312,21 @@ client_roundtrip(sl_client *c, const void *req, size_t len, nng_msg **out)
 	int      rv;
 
 	*out = NULL;
-	if ((rv = nng_msg_alloc(&m, len)) != 0) {
+	msgpack_sbuffer withtok;
+	bool            tok = client_add_token(c, req, len, &withtok);
+	if (tok) {
+		req = withtok.data;
+		len = withtok.size;
+	}
+	rv = nng_msg_alloc(&m, len);
+	if (rv == 0 && len > 0)
+		memcpy(nng_msg_body(m), req, len);
+	if (tok)
+		msgpack_sbuffer_destroy(&withtok);
+	if (rv != 0) {
 		client_seterr(c, "out of memory");
 		return SL_ENOMEM;
 	}
-	if (len > 0)
-		memcpy(nng_msg_body(m), req, len);
 	if ((rv = nng_sendmsg(c->sock, m, 0)) != 0) {
 		nng_msg_free(m);
 		if (rv == NNG_ETIMEDOUT)

@@ -44,6 +44,7 @@ static const char *const filter_kind_names[]
 
 struct sl_remote {
 	char                 *api_url;
+	char                 *token; /* sl_remote_options.token, or NULL */
 	sl_tls_options        tls; /* copied from the options */
 	bool                  has_tls;
 	bool                  is_filter;
@@ -152,13 +153,17 @@ obj_strdup(const msgpack_object *o)
 
 /* Pack the common part of a register request. */
 static void
-pack_head(msgpack_packer *pk, uint32_t protocol, size_t n_fields,
+pack_head(msgpack_packer *pk, const sl_remote *r, size_t n_fields,
     const char *kind, const char *id, const char *scope, const char *name,
     uint32_t version)
 {
-	msgpack_pack_map(pk, 7 + n_fields + (scope != NULL));
+	uint32_t protocol = r->protocol;
+	msgpack_pack_map(
+	    pk, 7 + n_fields + (scope != NULL) + (r->token != NULL));
 	mp_pack_kv_u64(pk, "v", SL_PROTOCOL_VERSION);
 	mp_pack_kv_str(pk, "op", "register");
+	if (r->token != NULL) /* docs/security.md */
+		mp_pack_kv_str(pk, "token", r->token);
 	mp_pack_kv_u64(pk, "protocol", protocol);
 	mp_pack_kv_str(pk, "kind", kind);
 	mp_pack_kv_str(pk, "id", id);
@@ -174,7 +179,10 @@ remote_new(const char *api_url, const sl_remote_options *opts)
 	sl_remote *r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return NULL;
-	if ((r->api_url = strdup(api_url)) == NULL) {
+	if ((r->api_url = strdup(api_url)) == NULL
+	    || (opts != NULL && opts->token != NULL && opts->token[0] != '\0'
+	        && (r->token = strdup(opts->token)) == NULL)) {
+		free(r->api_url);
 		free(r);
 		return NULL;
 	}
@@ -583,8 +591,8 @@ sl_remote_register_projection(const char *api_url,
 			r->initial_obj.type = MSGPACK_OBJECT_NIL;
 	}
 	msgpack_packer_init(&pk, &r->reg, msgpack_sbuffer_write);
-	pack_head(&pk, r->protocol, 2, "projection", def->id, def->scope,
-	    def->name, def->version);
+	pack_head(&pk, r, 2, "projection", def->id, def->scope, def->name,
+	    def->version);
 	mp_pack_cstr(&pk, "initial_state");
 	if (json_text_to_mp(def->initial_state_json != NULL
 	            ? def->initial_state_json
@@ -643,8 +651,8 @@ sl_remote_register_filter(const char *api_url, const sl_remote_filter *def,
 		return bad_def("protocol %u is not 1 or 2",
 		    opts != NULL ? opts->protocol : 0);
 	}
-	pack_head(&pk, r->protocol, 1, "filter", def->id, def->scope,
-	    def->name, def->version);
+	pack_head(
+	    &pk, r, 1, "filter", def->id, def->scope, def->name, def->version);
 	mp_pack_kv_str(&pk, "filter_kind", filter_kind_names[def->kind]);
 	return finish_open(r, out);
 }
@@ -1208,6 +1216,7 @@ sl_remote_close(sl_remote *r)
 	pthread_mutex_destroy(&r->mu);
 	sl_tls_options_free(&r->tls);
 	free(r->api_url);
+	free(r->token);
 	free(r);
 }
 

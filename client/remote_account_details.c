@@ -137,9 +137,10 @@ usage(FILE *f)
 	    "       [--tls-ca FILE] [--tls-server-name NAME] "
 	    "[--tls-cert FILE --tls-key FILE]\n"
 	    "The endpoint is --url, else $SLUICE_URL, else endpoints.api of "
-	    "the\nconfig file (--config, default ./resources.yaml). TLS "
-	    "(tls+tcp://) as the sluice\nCLI: --tls-* or $SLUICE_TLS_CA, "
-	    "_SERVER_NAME, _CERT, _KEY, _KEY_PASSWORD.\n");
+	    "the\nconfig file (--config, default ./resources.yaml). A daemon "
+	    "with auth: takes\nthe token from $SLUICE_TOKEN. TLS (tls+tcp://) "
+	    "as the sluice CLI:\n--tls-* or $SLUICE_TLS_CA, _SERVER_NAME, "
+	    "_CERT, _KEY, _KEY_PASSWORD.\n");
 }
 
 int
@@ -241,10 +242,12 @@ main(int argc, char **argv)
 		.on                 = on_event,
 		.user               = NULL,
 	};
+	/* a daemon with auth: wants a token (docs/security.md) */
 	sl_remote_options opts = { .log = log_stderr,
-		.log_user                = &level,
-		.protocol                = protocol,
-		.tls                     = &tls };
+		.log_user               = &level,
+		.protocol               = protocol,
+		.token                  = getenv("SLUICE_TOKEN"),
+		.tls                    = &tls };
 	sl_remote *r;
 	int        rc = sl_remote_register_projection(url, &def, &opts, &r);
 	if (rc != SL_OK) {

@@ -48,6 +48,9 @@
 /* A whole filter stream subscription met a rebuilt stream: it ends with
  * SL_ECLOSED (not retried like a daemon's ECLOSED reply). */
 #define SUB_REBUILT (-3)
+/* A daemon without a live feed (auth on, status "pub": nil): read this
+ * often (ms) once caught up (docs/security.md, "The live feed"). */
+#define SUB_POLL_MS 100
 /* Partition ids are 1..255 bytes (read_filter). */
 #define SUB_MAX_PARTITION 255
 
@@ -65,6 +68,7 @@ typedef struct sub {
 	nng_tls_config          *tls;       /* tls+tcp:// feeds only */
 	nng_socket               sock;
 	bool                     sock_open;
+	bool                     no_feed; /* the daemon has none: poll */
 	nng_dialer               dialer;
 	bool                     dialer_open;
 	/* The next position (log) or revision (stream) to deliver. */
@@ -779,9 +783,11 @@ sub_ask_pub_url(sub *s, char **out)
 	pub = json_object_get(j, "pub");
 	if (json_is_string(pub))
 		*out = strdup(json_string_value(pub));
+	/* nil: no feed (auth on): follow by reads */
+	s->no_feed = json_is_null(pub);
 	json_decref(j);
 	sl_client_free(text);
-	if (*out == NULL)
+	if (*out == NULL && !s->no_feed)
 		return sub_fail(s, SL_EINVAL,
 		    "the daemon's status does not name its pub endpoint: "
 		    "give it (pub_url, --pub-url)");
@@ -1008,6 +1014,14 @@ sub_run(sub *s)
 		if (idle_left <= 0)
 			return sub_fail(s, SL_ETIMEDOUT, "no event for %d ms",
 			    s->o->idle_ms);
+		if (s->no_feed) {
+			/* no feed to wait on: read again after a while */
+			sub_sleep_ms(
+			    (int) (idle_left < SUB_POLL_MS ? idle_left
+			                                   : SUB_POLL_MS));
+			need_read = true;
+			continue;
+		}
 		wait = idle_left < SUB_SILENCE_MS ? idle_left : SUB_SILENCE_MS;
 		nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, (int) wait);
 		rv = nng_recvmsg(s->sock, &msg, 0);
@@ -1110,14 +1124,14 @@ sl_client_subscribe(
 	 * already holds what is committed meanwhile. */
 	s.url = url;
 	/* a tls+tcp:// feed: with the options the client was opened with */
-	if (rc == SL_OK && sl_tls_url(url)) {
+	if (rc == SL_OK && !s.no_feed && sl_tls_url(url)) {
 		char err[256];
 		rc = sl_tls_client_config(
 		    client_tls_options(c), url, &s.tls, err, sizeof(err));
 		if (rc != SL_OK)
 			sub_fail(&s, rc, "the feed %s: %s", url, err);
 	}
-	if (rc == SL_OK)
+	if (rc == SL_OK && !s.no_feed)
 		rc = sub_open_feed(&s);
 	if (rc == SL_OK)
 		rc = sub_run(&s);

@@ -34,6 +34,7 @@ static const err_entry err_table[SL_ERR_COUNT] = {
 	[SL_EINTERNAL]  = { "EINTERNAL", "internal error" },
 	[SL_EOWNED]     = { "EOWNED", "stream is owned by a projection" },
 	[SL_EBUSY]      = { "EBUSY", "server busy: retry later" },
+	[SL_EACCES]     = { "EACCES", "permission denied" },
 };
 
 static const err_entry *

@@ -361,15 +361,11 @@ pack_kv_strn(msgpack_packer *pk, const char *key, const char *s, size_t n)
 }
 
 int
-ev_pack_wire_raw(msgpack_packer *pk, const void *data, size_t len,
-    uint64_t position, uint32_t n_extra)
+ev_peek_raw(const void *data, size_t len, ev_raw *out)
 {
-	const unsigned char *p = data, *meta, *content;
-	const char          *tenant, *stream, *type, *corr, *caus;
-	size_t tl, sl, yl, cl, al, ml, nl, i;
-	uint64_t             rev, gen;
-	int64_t              occurred;
-	char                 id_text[37];
+	const unsigned char *p = data;
+	size_t               i;
+	uint64_t             gen;
 
 	if (len >= 1 && p[0] == 0x90 + EV_FIELDS)
 		i = 1;
@@ -377,44 +373,66 @@ ev_pack_wire_raw(msgpack_packer *pk, const void *data, size_t len,
 		i = 3;
 	else
 		return SL_EPROTO;
-	if (!peek_str(p, len, &i, &tenant, &tl)
-	    || !peek_str(p, len, &i, &stream, &sl) || !raw_uint(p, len, &i, &rev)
-	    || i + 18 > len || p[i] != 0xc4 || p[i + 1] != 16)
+	ev_head *h = &out->h;
+	if (!peek_str(p, len, &i, &h->tenant, &h->tenant_len)
+	    || !peek_str(p, len, &i, &h->stream, &h->stream_len)
+	    || !raw_uint(p, len, &i, &h->revision) || i + 18 > len
+	    || p[i] != 0xc4 || p[i + 1] != 16)
 		return SL_EPROTO;
-	ev_uuid_text(p + i + 2, id_text);
+	out->id = p + i + 2;
 	i += 18;
-	if (!peek_str(p, len, &i, &type, &yl) || !raw_uint(p, len, &i, &gen)
-	    || gen > UINT32_MAX || !raw_int(p, len, &i, &occurred)
-	    || !peek_str(p, len, &i, &corr, &cl)
-	    || !peek_str(p, len, &i, &caus, &al) || i >= len
-	    || (p[i] != 0xc2 && p[i] != 0xc3))
+	if (!peek_str(p, len, &i, &h->type, &h->type_len)
+	    || !raw_uint(p, len, &i, &gen) || gen > UINT32_MAX
+	    || !raw_int(p, len, &i, &out->occurred_ns)
+	    || !peek_str(p, len, &i, &out->correlation_id,
+	        &out->correlation_len)
+	    || !peek_str(p, len, &i, &out->causation_id, &out->causation_len)
+	    || i >= len || (p[i] != 0xc2 && p[i] != 0xc3))
 		return SL_EPROTO;
-	bool pub = p[i++] == 0xc3;
-	if (!raw_span(p, len, &i, false, &meta, &ml)
-	    || !raw_span(p, len, &i, ev_is_link_type(type, yl), &content, &nl))
+	out->generation = (uint32_t) gen;
+	out->is_public  = p[i++] == 0xc3;
+	if (!raw_span(p, len, &i, false, &out->metadata, &out->metadata_len)
+	    || !raw_span(p, len, &i, ev_is_link_type(h->type, h->type_len),
+	        &out->content, &out->content_len))
 		return SL_EPROTO;
 	/* the decoded path's strings end at a NUL byte (they are copied as
-	 * C strings): such a record goes that way */
-	if (memchr(tenant, 0, tl) || memchr(stream, 0, sl)
-	    || memchr(type, 0, yl) || memchr(corr, 0, cl)
-	    || memchr(caus, 0, al))
+	 * C strings): such a record is the decoder's */
+	if (memchr(h->tenant, 0, h->tenant_len)
+	    || memchr(h->stream, 0, h->stream_len)
+	    || memchr(h->type, 0, h->type_len)
+	    || memchr(out->correlation_id, 0, out->correlation_len)
+	    || memchr(out->causation_id, 0, out->causation_len))
 		return SL_EPROTO;
+	return SL_OK;
+}
+
+int
+ev_pack_wire_raw(msgpack_packer *pk, const void *data, size_t len,
+    uint64_t position, uint32_t n_extra)
+{
+	ev_raw         r;
+	const ev_head *h = &r.h;
+	char           id_text[37];
+
+	if (ev_peek_raw(data, len, &r) != SL_OK)
+		return SL_EPROTO;
+	ev_uuid_text(r.id, id_text);
 	msgpack_pack_map(pk, 13 + n_extra);
 	mp_pack_kv_u64(pk, "position", position);
-	pack_kv_strn(pk, "tenant", tenant, tl);
-	pack_kv_strn(pk, "stream", stream, sl);
-	mp_pack_kv_u64(pk, "revision", rev);
+	pack_kv_strn(pk, "tenant", h->tenant, h->tenant_len);
+	pack_kv_strn(pk, "stream", h->stream, h->stream_len);
+	mp_pack_kv_u64(pk, "revision", h->revision);
 	mp_pack_kv_str(pk, "id", id_text);
-	pack_kv_strn(pk, "type", type, yl);
-	mp_pack_kv_u64(pk, "generation", gen);
-	mp_pack_kv_i64(pk, "occurred", occurred);
-	pack_kv_strn(pk, "correlation_id", corr, cl);
-	pack_kv_strn(pk, "causation_id", caus, al);
-	mp_pack_kv_bool(pk, "public", pub);
+	pack_kv_strn(pk, "type", h->type, h->type_len);
+	mp_pack_kv_u64(pk, "generation", r.generation);
+	mp_pack_kv_i64(pk, "occurred", r.occurred_ns);
+	pack_kv_strn(pk, "correlation_id", r.correlation_id, r.correlation_len);
+	pack_kv_strn(pk, "causation_id", r.causation_id, r.causation_len);
+	mp_pack_kv_bool(pk, "public", r.is_public);
 	mp_pack_cstr(pk, "metadata");
-	pk->callback(pk->data, (const char *) meta, ml);
+	pk->callback(pk->data, (const char *) r.metadata, r.metadata_len);
 	mp_pack_cstr(pk, "content");
-	pk->callback(pk->data, (const char *) content, nl);
+	pk->callback(pk->data, (const char *) r.content, r.content_len);
 	return SL_OK;
 }
 

@@ -108,6 +108,30 @@ typedef struct ev_head {
  */
 int ev_peek(const void *data, size_t len, ev_head *out);
 
+/** Every field of a stored event read in place (ev_peek_raw): strings
+ * point into the record (not NUL-terminated, and holding no NUL byte),
+ * metadata and content are their raw msgpack bytes. */
+typedef struct ev_raw {
+	ev_head              h; /* tenant, stream, revision, type */
+	const uint8_t       *id; /* 16 bytes */
+	uint32_t             generation;
+	int64_t              occurred_ns;
+	const char          *correlation_id, *causation_id;
+	size_t               correlation_len, causation_len;
+	bool                 is_public;
+	const unsigned char *metadata, *content;
+	size_t               metadata_len, content_len;
+} ev_raw;
+
+/**
+ * Read every field of a stored event in place: no allocation, no
+ * decoding (what the live feed and the system projections take from an
+ * event). @return SL_OK; SL_EPROTO for a record it does not take
+ * (malformed, an unusual encoding, or a string holding a NUL byte, which
+ * the decoder cuts there): decode it (ev_decode) instead.
+ */
+int ev_peek_raw(const void *data, size_t len, ev_raw *out);
+
 /**
  * Decode a stored event. @return SL_OK or SL_EPROTO (corrupt record).
  * Only allocates from zone; data must outlive the view.

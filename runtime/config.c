@@ -54,7 +54,8 @@ enum {
 	K_MODE, /* a projection's mode: one of mode_words */
 	K_PERM, /* file permission bits in octal, 0..0777 ("0660") */
 	K_GROUP, /* a group name (or number) that exists on this host */
-	K_VERIFY /* tls.verify_clients: one of verify_words */
+	K_VERIFY, /* tls.verify_clients: one of verify_words */
+	K_NODE    /* any node: its parser checks it (auth's tenants) */
 };
 
 typedef struct cfg_key {
@@ -115,11 +116,27 @@ enum {
 	S_TLSPASS,
 	S_TLSCA,
 	S_TLSVERIFY,
+	S_AUTHTOKENS,
+	S_AUTHSUBJECTS,
+	S_INSECURE,
+	S_METRICS,
+	S_ADMIN,
 	S_SET, /* the six projection_settings, in SETTING_KEYS order */
 	S_PROJS = S_SET + 6,
 	S_N
 };
 enum { T_ID, T_PATH, T_MAP, T_N };
+/* Slots of one auth.tokens / auth.subjects entry. */
+enum {
+	C_NAME,
+	C_TOKEN,
+	C_SUBJECT,
+	C_TENANTS,
+	C_ROLES,
+	C_MAXREG,
+	C_MAXCONN,
+	C_N
+};
 /* Slots of one `projections:` entry. */
 enum { P_NAME, P_MODE, P_SET, P_N = P_SET + 6 };
 
@@ -154,6 +171,8 @@ static const char *const verify_words[]
 static const cfg_key endpoint_keys[] = {
 	{ "api", K_URL, S_API, 0, 0, 0, NULL },
 	{ "pub", K_URL, S_PUB, 0, 0, 0, NULL },
+	{ "metrics", K_STR, S_METRICS, 0, 1024, 0, NULL },
+	{ "admin", K_STR, S_ADMIN, 0, 1024, 0, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -216,6 +235,26 @@ static const cfg_key tls_keys[] = {
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
+/* Authentication (docs/security.md): credentials by token or by TLS
+ * client certificate subject; parse_auth checks each entry. */
+static const cfg_key auth_keys[] = {
+	{ "tokens", K_SEQ, S_AUTHTOKENS, 0, 0, 0, NULL },
+	{ "subjects", K_SEQ, S_AUTHSUBJECTS, 0, 0, 0, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
+static const cfg_key cred_keys[] = {
+	{ "name", K_STR, C_NAME, 1, 64, 0, NULL },
+	{ "token_sha256", K_STR, C_TOKEN, 1, 64, 0, NULL },
+	{ "subject", K_STR, C_SUBJECT, 1, 1024, 0, NULL },
+	{ "tenants", K_NODE, C_TENANTS, 0, 0, 0, NULL },
+	{ "roles", K_SEQ, C_ROLES, 0, 0, 0, NULL },
+	{ "max_registrations", K_INT, C_MAXREG, 0, 4096, 16, NULL },
+	/* 0: only limits.max_connections bounds them */
+	{ "max_connections", K_INT, C_MAXCONN, 0, 65536, 0, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
 /* EventStoreDB's projection model (docs/projections.md). */
 static const cfg_key category_keys[] = {
 	{ "separator", K_STR, S_CATSEP, 1, 16, 0, NULL },
@@ -266,6 +305,9 @@ static const cfg_key top_keys[] = {
 	{ "remote", K_MAP, 0, 0, 0, 0, remote_keys },
 	{ "access", K_MAP, 0, 0, 0, 0, access_keys },
 	{ "tls", K_MAP, 0, 0, 0, 0, tls_keys },
+	{ "auth", K_MAP, 0, 0, 0, 0, auth_keys },
+	/* tcp listeners without auth: (docs/security.md) */
+	{ "insecure", K_BOOL, S_INSECURE, 0, 0, false, NULL },
 	{ "run_projections", K_RUN, S_RUNPROJ, 0, 0, CFG_RUN_ALL, NULL },
 	{ "start_standard_projections", K_BOOL, S_STARTSTD, 0, 0, false,
 	    NULL },
@@ -290,13 +332,14 @@ static const cfg_key tenant_keys[] = {
 /* By kind: what the message says was expected. */
 static const char *const expected[] = { "a scalar", "a scalar", "a scalar",
 	"one of error, warn, info, debug", "true or false", "an integer",
-	"a size (a byte count, or a number with K, KiB, M, MiB, G, GiB, T "
-	"or TiB)",
+	("a size (a byte count, or a number with K, KiB, M, MiB, G, GiB, T "
+	 "or TiB)"),
 	"a mapping", "a sequence", "a non-empty string",
 	"one of none, system, all", "first or last",
 	"one of continuous, one_time, transient",
 	"permission bits in octal, 0000..0777 (\"0660\")",
-	"a group name or number", "one of none, optional, required" };
+	"a group name or number", "one of none, optional, required",
+	"a value" };
 
 static const char *const *
 words_of(int kind)
@@ -445,6 +488,33 @@ check_endpoint(
 		return fail(p, m,
 		    "key '%s': ipc path too long (%zu bytes, max %d): %s%s",
 		    key, strlen(url + n), CFG_IPC_PATH_MAX, url + n, hint);
+	return SL_OK;
+}
+
+/* An HTTP URL NNG's server can serve: http://HOST:PORT/PATH. */
+static int
+check_http(cfgp *p, yaml_mark_t m, const char *key, const char *url)
+{
+	const char *host = url + 7, *colon, *slash;
+	if (strncmp(url, "http://", 7) != 0)
+		return fail(p, m, "key '%s': '%s' must start with http://", key,
+		    url);
+	slash = strchr(host, '/');
+	colon = strchr(host, ':');
+	if (slash == NULL || slash[1] == '\0')
+		return fail(p, m,
+		    "key '%s': '%s' has no path (e.g. http://127.0.0.1:9464"
+		    "/metrics)",
+		    key, url);
+	if (colon == NULL || colon > slash || colon == host
+	    || colon + 1 == slash)
+		return fail(p, m, "key '%s': '%s' needs a host and a port", key,
+		    url);
+	for (const char *c = colon + 1; c < slash; c++)
+		if (*c < '0' || *c > '9')
+			return fail(p, m, "key '%s': '%s': the port is not a "
+			                  "number",
+			    key, url);
 	return SL_OK;
 }
 
@@ -676,6 +746,8 @@ walk(cfgp *p, yaml_node_t *n, const char *path, const cfg_key *keys,
 			return fail(p, kn->start_mark, "unknown key '%s'", kp);
 		if (k->kind == K_MAP)
 			rc = walk(p, v, kp, k->sub, slots);
+		else if (k->kind == K_NODE)
+			rc = SL_OK;
 		else if (k->kind == K_SEQ)
 			rc = v->type == YAML_SEQUENCE_NODE
 			    ? SL_OK
@@ -955,6 +1027,21 @@ resolve(cfgp *p, sl_config *cfg, slot *s)
 		    "key 'endpoints.pub': same address as endpoints.api (%s)",
 		    cfg->pub_url);
 
+	/* the HTTP endpoints: metrics and the admin page (one listener
+	 * when they share HOST:PORT) */
+	const char *hkeys[2] = { "endpoints.metrics", "endpoints.admin" };
+	char      **hurls[2] = { &cfg->metrics_url, &cfg->admin_url };
+	for (int i = 0; i < 2; i++) {
+		yaml_node_t *hn = s[S_METRICS + i].node;
+		if (hn == NULL)
+			continue;
+		int rc = check_http(p, hn->start_mark, hkeys[i], text(hn));
+		if (rc != SL_OK)
+			return rc;
+		if ((*hurls[i] = strdup(text(hn))) == NULL)
+			return nomem(p);
+	}
+
 	yaml_node_t *rn = s[S_REMURL].node;
 	if (rn != NULL)
 		cfg->remote_url = strdup(text(rn));
@@ -1085,6 +1172,267 @@ parse_projections(cfgp *p, yaml_node_t *seq, sl_config *cfg)
 	return rc;
 }
 
+/* ---- auth: (docs/security.md) ---- */
+
+static const char *const role_words[]
+    = { "read", "write", "operate", "register", "admin", NULL };
+
+static int
+hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0'
+	    : c >= 'a' && c <= 'f'  ? c - 'a' + 10
+	    : c >= 'A' && c <= 'F'  ? c - 'A' + 10
+	                            : -1;
+}
+
+/* roles: a non-empty sequence of role_words, each once. */
+static int
+parse_roles(cfgp *p, yaml_node_t *seq, const char *path, unsigned *out)
+{
+	yaml_node_item_t *it = seq->data.sequence.items.start;
+	*out                 = 0;
+	if (it == seq->data.sequence.items.top)
+		return fail(p, seq->start_mark,
+		    "key '%s.roles': needs at least one role (read, write, "
+		    "operate, register, admin)",
+		    path);
+	for (; it < seq->data.sequence.items.top; it++) {
+		yaml_node_t *n = yaml_document_get_node(p->doc, *it);
+		size_t       i = 0;
+		while (n->type == YAML_SCALAR_NODE && role_words[i] != NULL
+		    && strcmp(text(n), role_words[i]) != 0)
+			i++;
+		if (n->type != YAML_SCALAR_NODE || role_words[i] == NULL)
+			return want(p, n, path,
+			    "a role: read, write, operate, register or admin");
+		if (*out & (1u << i))
+			return fail(p, n->start_mark,
+			    "key '%s.roles': role '%s' is given twice", path,
+			    role_words[i]);
+		*out |= 1u << i;
+	}
+	return SL_OK;
+}
+
+/* tenants: "*" or a sequence of ids of tenants:, each once. */
+static int
+parse_cred_tenants(cfgp *p, yaml_node_t *n, const char *path,
+    const sl_config *cfg, cfg_cred *c)
+{
+	static const char what[]
+	    = "\"*\" (every tenant) or a sequence of tenant ids";
+	if (n->type == YAML_SCALAR_NODE) {
+		if (strcmp(text(n), "*") != 0)
+			return want(p, n, path, what);
+		c->all_tenants = true;
+		return SL_OK;
+	}
+	if (n->type != YAML_SEQUENCE_NODE)
+		return want(p, n, path, what);
+	yaml_node_item_t *it    = n->data.sequence.items.start;
+	size_t            count = (size_t) (n->data.sequence.items.top - it);
+	if (count == 0)
+		return fail(p, n->start_mark,
+		    "key '%s': needs at least one tenant (or \"*\")", path);
+	if ((c->tenants = calloc(count, sizeof(*c->tenants))) == NULL)
+		return nomem(p);
+	for (size_t i = 0; i < count; i++) {
+		yaml_node_t *t  = yaml_document_get_node(p->doc, it[i]);
+		bool         ok = false;
+		if (t->type != YAML_SCALAR_NODE)
+			return want(p, t, path, "a tenant id");
+		for (size_t j = 0; j < cfg->n_tenants && !ok; j++)
+			ok = strcmp(cfg->tenants[j].id, text(t)) == 0;
+		if (!ok)
+			return fail(p, t->start_mark,
+			    "key '%s': no tenant '%s' in 'tenants' (or \"*\" "
+			    "for every tenant)",
+			    path, text(t));
+		for (size_t j = 0; j < c->n_tenants; j++)
+			if (strcmp(c->tenants[j], text(t)) == 0)
+				return fail(p, t->start_mark,
+				    "key '%s': tenant '%s' is given twice",
+				    path, text(t));
+		if ((c->tenants[c->n_tenants] = strdup(text(t))) == NULL)
+			return nomem(p);
+		c->n_tenants++;
+	}
+	return SL_OK;
+}
+
+/* One auth.tokens (subject false) or auth.subjects entry. */
+static int
+parse_cred(cfgp *p, yaml_node_t *n, const char *list, size_t i, bool subject,
+    sl_config *cfg, cfg_cred *c)
+{
+	slot s[C_N];
+	char path[48];
+	int  rc;
+	memset(s, 0, sizeof(s));
+	snprintf(path, sizeof(path), "auth.%s[%zu]", list, i);
+	set_defaults(cred_keys, s);
+	if ((rc = walk(p, n, path, cred_keys, s)) != SL_OK)
+		return rc;
+	const char  *need  = subject ? "subject" : "token_sha256";
+	yaml_node_t *other = subject ? s[C_TOKEN].node : s[C_SUBJECT].node;
+	if (s[C_NAME].node == NULL
+	    || s[subject ? C_SUBJECT : C_TOKEN].node == NULL
+	    || s[C_ROLES].node == NULL)
+		return fail(p, n->start_mark,
+		    "key '%s': needs 'name', '%s' and 'roles'", path, need);
+	if (other != NULL)
+		return fail(p, other->start_mark,
+		    "key '%s.%s': not allowed in auth.%s (only '%s')", path,
+		    subject ? "token_sha256" : "subject", list, need);
+	const char *name = text(s[C_NAME].node);
+	for (size_t j = 0; j < cfg->n_creds; j++)
+		if (strcmp(cfg->creds[j].name, name) == 0)
+			return fail(p, s[C_NAME].node->start_mark,
+			    "key '%s.name': credential '%s' is named twice",
+			    path, name);
+	if ((c->name = strdup(name)) == NULL)
+		return nomem(p);
+	cfg->n_creds++; /* from here config_free frees it */
+	if (!subject) {
+		const char *h = text(s[C_TOKEN].node);
+		if (strlen(h) != 64
+		    || strspn(h, "0123456789abcdefABCDEF") != 64)
+			return fail(p, s[C_TOKEN].node->start_mark,
+			    "key '%s.token_sha256': must be the token's "
+			    "SHA-256 as 64 hex digits (sluice auth "
+			    "hash-token makes it; never the token itself)",
+			    path);
+		for (size_t k = 0; k < 32; k++)
+			c->token_hash[k] = (uint8_t) (hex_digit(h[2 * k]) * 16
+			    + hex_digit(h[2 * k + 1]));
+		c->has_token = true;
+		for (size_t j = 0; j + 1 < cfg->n_creds; j++)
+			if (cfg->creds[j].has_token
+			    && memcmp(
+			           cfg->creds[j].token_hash, c->token_hash, 32)
+			        == 0)
+				return fail(p, s[C_TOKEN].node->start_mark,
+				    "key '%s.token_sha256': the same token as "
+				    "credential '%s'",
+				    path, cfg->creds[j].name);
+	} else if ((c->subject = strdup(text(s[C_SUBJECT].node))) == NULL)
+		return nomem(p);
+	if ((rc = parse_roles(p, s[C_ROLES].node, path, &c->roles)) != SL_OK)
+		return rc;
+	c->max_registrations = (uint32_t) s[C_MAXREG].num;
+	c->max_connections   = (uint32_t) s[C_MAXCONN].num;
+	if (c->roles & CFG_ROLE_ADMIN) {
+		yaml_node_t *t = s[C_TENANTS].node;
+		if (t != NULL
+		    && (t->type != YAML_SCALAR_NODE
+		        || strcmp(text(t), "*") != 0))
+			return fail(p, t->start_mark,
+			    "key '%s.tenants': an admin has every tenant: "
+			    "leave it out or give \"*\"",
+			    path);
+		c->all_tenants = true;
+		return SL_OK;
+	}
+	if (s[C_TENANTS].node == NULL)
+		return fail(p, n->start_mark,
+		    "key '%s': needs 'tenants' (a list of tenant ids, or "
+		    "\"*\")",
+		    path);
+	snprintf(path + strlen(path), sizeof(path) - strlen(path), ".tenants");
+	return parse_cred_tenants(p, s[C_TENANTS].node, path, cfg, c);
+}
+
+/* Whether the file has an auth: key (auth: {} holds no leaf to show it). */
+static bool
+auth_given(cfgp *p)
+{
+	yaml_node_pair_t *pr = p->root->data.mapping.pairs.start;
+	for (; pr < p->root->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = yaml_document_get_node(p->doc, pr->key);
+		if (k->type == YAML_SCALAR_NODE
+		    && strcmp(text(k), "auth") == 0)
+			return true;
+	}
+	return false;
+}
+
+/* auth: given means every request needs a credential. */
+static int
+parse_auth(cfgp *p, sl_config *cfg, slot *s)
+{
+	yaml_node_t *lists[2]
+	    = { s[S_AUTHTOKENS].node, s[S_AUTHSUBJECTS].node };
+	size_t total = 0;
+	for (int l = 0; l < 2; l++)
+		if (lists[l] != NULL)
+			total += (size_t) (lists[l]->data.sequence.items.top
+			    - lists[l]->data.sequence.items.start);
+	if (total == 0)
+		return fail(p, p->root->start_mark,
+		    "key 'auth': needs at least one credential in "
+		    "auth.tokens (or auth.subjects)");
+	if ((cfg->creds = calloc(total, sizeof(*cfg->creds))) == NULL)
+		return nomem(p);
+	cfg->auth_on = true;
+	for (int l = 0; l < 2; l++) {
+		if (lists[l] == NULL)
+			continue;
+		yaml_node_item_t *it = lists[l]->data.sequence.items.start;
+		for (size_t i = 0; it + i < lists[l]->data.sequence.items.top;
+		     i++) {
+			int rc = parse_cred(p,
+			    yaml_document_get_node(p->doc, it[i]),
+			    l == 0 ? "tokens" : "subjects", i, l == 1, cfg,
+			    &cfg->creds[cfg->n_creds]);
+			if (rc != SL_OK)
+				return rc;
+		}
+	}
+	return SL_OK;
+}
+
+/* A tcp listener (api, pub, remote) and the admin page (the API over
+ * WebSocket) are open to the network: only with auth:, or when the file
+ * says insecure: true. A registration's socket (remote.endpoint) carries
+ * events to whoever dials it first, so over tcp it needs insecure: true
+ * even with auth. */
+static int
+check_network(cfgp *p, const sl_config *cfg, const slot *s)
+{
+	const char *urls[4]
+	    = { cfg->api_url, cfg->pub_url, cfg->remote_url, cfg->admin_url };
+	const char *keys[4] = { "endpoints.api", "endpoints.pub",
+		"remote.endpoint", "endpoints.admin" };
+	const int   slots[4] = { S_API, S_PUB, S_REMURL, S_ADMIN };
+	if (cfg->insecure)
+		return SL_OK;
+	for (int i = 0; i < 4; i++) {
+		bool net = urls[i] != NULL
+		    && (strncmp(urls[i], "tcp://", 6) == 0
+		        || strncmp(urls[i], "tls+tcp://", 10) == 0
+		        || i == 3);
+		if (!net || (cfg->auth_on && i != 2))
+			continue;
+		yaml_node_t *n = s[slots[i]].node;
+		yaml_mark_t  m = n != NULL ? n->start_mark : p->root->start_mark;
+		if (i == 2)
+			return fail(p, m,
+			    "key '%s': %s listens on the network and hands a "
+			    "registration's events to whoever dials it first: "
+			    "use ipc:// (the default), or say 'insecure: true' "
+			    "(docs/security.md)",
+			    keys[i], urls[i]);
+		return fail(p, m,
+		    "key '%s': %s %s on the network, and there is no 'auth:' "
+		    "section: add one (docs/security.md), or say 'insecure: "
+		    "true' to let anyone who can connect do anything",
+		    keys[i], urls[i],
+		    i == 3 ? "serves the API (the admin page's)" : "listens");
+	}
+	return SL_OK;
+}
+
 /* run_projections, system_projections, projection_settings, projections. */
 static int
 parse_projection_model(cfgp *p, sl_config *cfg, slot *s)
@@ -1150,6 +1498,13 @@ parse_root(cfgp *p, sl_config *cfg)
 	    || (rc = parse_tls(p, cfg, s)) != SL_OK)
 		return rc;
 	if ((rc = parse_tenants(p, s[S_TENANTS].node, cfg)) != SL_OK)
+		return rc;
+	cfg->insecure = s[S_INSECURE].num != 0;
+	if ((s[S_AUTHTOKENS].node != NULL || s[S_AUTHSUBJECTS].node != NULL
+	        || auth_given(p))
+	    && (rc = parse_auth(p, cfg, s)) != SL_OK)
+		return rc;
+	if ((rc = check_network(p, cfg, s)) != SL_OK)
 		return rc;
 	return parse_projection_model(p, cfg, s);
 }
@@ -1305,11 +1660,21 @@ config_free(sl_config *cfg)
 		free(cfg->tenants[i].rm_path);
 	}
 	free(cfg->tenants);
+	for (size_t i = 0; i < cfg->n_creds; i++) {
+		for (size_t j = 0; j < cfg->creds[i].n_tenants; j++)
+			free(cfg->creds[i].tenants[j]);
+		free(cfg->creds[i].tenants);
+		free(cfg->creds[i].name);
+		free(cfg->creds[i].subject);
+	}
+	free(cfg->creds);
 	free(cfg->file);
 	free(cfg->data_dir);
 	free(cfg->plugin_dir);
 	free(cfg->api_url);
 	free(cfg->pub_url);
+	free(cfg->metrics_url);
+	free(cfg->admin_url);
 	free(cfg->remote_url);
 	free(cfg->store_path);
 	free(cfg->tls.cert_file);

@@ -15,6 +15,30 @@ typedef struct cfg_tenant {
 	size_t rm_map_size; /* LMDB map size in bytes */
 } cfg_tenant;
 
+/** The roles of a credential (auth.tokens[].roles, docs/security.md). */
+enum {
+	CFG_ROLE_READ     = 1 << 0, /* read, read_filter, get_one, get_all, query */
+	CFG_ROLE_WRITE    = 1 << 1, /* commit, delete_stream */
+	CFG_ROLE_OPERATE  = 1 << 2, /* reset, retry, pause, resume, start, stop */
+	CFG_ROLE_REGISTER = 1 << 3, /* register (remote processors) */
+	CFG_ROLE_ADMIN    = 1 << 4, /* everything, every tenant */
+};
+
+/** Who may use the API (auth: in resources.yaml, runtime/net/auth.h). */
+typedef struct cfg_cred {
+	char    *name;       /* unique; names the caller in logs and errors */
+	bool     has_token;  /* auth.tokens entry: token_hash is set */
+	uint8_t  token_hash[32]; /* SHA-256 of the token */
+	char    *subject;    /* auth.subjects entry: a TLS client certificate
+	                        subject (for mutual TLS); NULL for tokens */
+	bool     all_tenants; /* tenants: "*" (and every admin) */
+	char   **tenants;    /* else these (ids of tenants:) */
+	size_t   n_tenants;
+	unsigned roles;      /* CFG_ROLE_* */
+	uint32_t max_registrations; /* remote registrations it may hold */
+	uint32_t max_connections;   /* API connections it may use; 0: any */
+} cfg_cred;
+
 /** run_projections: which projections the daemon runs (EventStoreDB's). */
 typedef enum cfg_run {
 	CFG_RUN_NONE   = 0, /* none: no projection runs (filters still do) */
@@ -67,6 +91,9 @@ typedef struct sl_config {
 	char *plugin_dir;    /* absolute */
 	char *api_url;       /* NNG req/rep endpoint */
 	char *pub_url;       /* NNG pub endpoint */
+	char *metrics_url;   /* endpoints.metrics: http://HOST:PORT/PATH, or
+	                        NULL (off, the default) */
+	char *admin_url;     /* endpoints.admin: the admin page, likewise */
 	char *store_path;    /* event log directory (absolute) */
 	size_t store_map_size;
 	bool store_sync;
@@ -95,6 +122,12 @@ typedef struct sl_config {
 	uint32_t remote_batch; /* remote.batch: events per call (protocol 2) */
 	uint32_t remote_max_registrations; /* remote.max_registrations */
 	/* who may read the data and connect (docs/security.md) */
+	/* authentication (docs/security.md): auth_on when resources.yaml
+	 * has an auth: section; insecure: tcp listeners without it */
+	bool      auth_on;
+	cfg_cred *creds; /* auth.tokens, then auth.subjects */
+	size_t    n_creds;
+	bool      insecure;
 	long     access_gid;  /* access.group: -1 none (the daemon's user only) */
 	uint32_t socket_mode; /* access.socket_mode: ipc sockets, 0660 */
 	cfg_tls  tls;         /* tls: (docs/security.md) */

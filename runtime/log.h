@@ -8,6 +8,13 @@
 #include <sluice/plugin.h> /* SL_LOG_* levels */
 
 void log_set_level(int level);
+
+/** Line formats: text ("TIME LEVEL subsys: message"), or one JSON object
+ * per line {"ts", "level", "subsys", "msg"} for log collectors. */
+enum { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON = 1 };
+void log_set_format(int format);
+/** Parse "text" | "json"; -1 if unknown. */
+int log_format_parse(const char *name);
 /** Parse "error" | "warn" | "info" | "debug"; -1 if unknown. */
 int log_level_parse(const char *name);
 void log_msg(int level, const char *subsys, const char *fmt, ...)

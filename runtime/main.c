@@ -1,7 +1,9 @@
 /*
  * sluiced: the daemon. Loads resources.yaml, takes the data directory's
  * lock, starts the runtime and serves until SIGINT or SIGTERM, then stops
- * everything cleanly.
+ * everything cleanly. SIGHUP reads the file again (runtime_reconfigure).
+ * Exit status: 0 stopped, 1 cannot start, 2 usage or configuration
+ * (sluiced(8)).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +16,11 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+#ifdef SL_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include <sluice/errors.h>
 
@@ -35,7 +41,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: sluiced [-c|--config FILE] [--check-config] [--supervise] "
-	    "[--version] [-h|--help]\n"
+	    "[--log-format text|json] [--version] [-h|--help]\n"
 	    "  -c, --config FILE  configuration (default ./resources.yaml)\n"
 	    "      --check-config load and check the configuration, then "
 	    "exit\n"
@@ -43,6 +49,9 @@ usage(FILE *f)
 	    "again when\n"
 	    "                     it dies of a signal (SIGTERM/SIGINT are "
 	    "passed on)\n"
+	    "      --log-format F text (the default) or json: one JSON "
+	    "object per\n"
+	    "                     log line {ts, level, subsys, msg}\n"
 	    "      --version      print the version and exit\n"
 	    "  -h, --help         this help\n");
 }
@@ -113,17 +122,102 @@ raise_fd_limit(void)
 		    (unsigned long long) was, (unsigned long long) rl.rlim_cur);
 }
 
+/*
+ * systemd (Type=notify): READY, RELOADING, STOPPING and the watchdog's
+ * WATCHDOG=1, when the daemon runs under it ($NOTIFY_SOCKET); nothing
+ * otherwise, or when built without libsystemd.
+ */
+static void
+notify(const char *state)
+{
+#ifdef SL_HAVE_SYSTEMD
+	sd_notify(0, state);
+#else
+	(void) state;
+#endif
+}
+
+static void
+notify_ready(const sl_config *cfg)
+{
+#ifdef SL_HAVE_SYSTEMD
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s", cfg->api_url);
+#else
+	(void) cfg;
+#endif
+}
+
+/* The watchdog's period (half of WatchdogSec), or -1 without one. */
+static int64_t
+watchdog_ms(void)
+{
+#ifdef SL_HAVE_SYSTEMD
+	uint64_t usec = 0;
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0)
+		return (int64_t) (usec / 2000);
+#endif
+	return -1;
+}
+
+/* SIGHUP: load the file again; what it changes that can change now is
+ * applied, the rest logged. A file that does not load changes nothing. */
+static void
+reconfigure(const char *file, runtime *rt)
+{
+	sl_config *n;
+	char       err[1024];
+	notify("RELOADING=1");
+	log_info("main", "SIGHUP received: reading %s again", file);
+	int rc = config_load(file, &n, err, sizeof(err));
+	if (rc != SL_OK) {
+		log_error("main", "%s: nothing changed: %s", file,
+		    rc == SL_ECONFIG ? err : sl_strerror(rc));
+	} else {
+		runtime_reconfigure(rt, n);
+		config_free(n);
+	}
+	notify("READY=1");
+}
+
+/* Serve until SIGTERM or SIGINT (returned); SIGHUP reconfigures, and the
+ * systemd watchdog is fed on the way. */
+static int
+wait_stop(const sigset_t *set, const char *file, runtime *rt)
+{
+	int64_t wd = watchdog_ms();
+	for (;;) {
+		int sig;
+		if (wd > 0) {
+			struct timespec ts = { (time_t) (wd / 1000),
+				(long) (wd % 1000) * 1000000L };
+			sig = sigtimedwait(set, NULL, &ts);
+			if (sig < 0) {
+				if (errno == EAGAIN)
+					notify("WATCHDOG=1");
+				continue;
+			}
+		} else if (sigwait(set, &sig) != 0) {
+			continue;
+		}
+		if (sig == SIGHUP)
+			reconfigure(file, rt);
+		else
+			return sig;
+	}
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *file  = "resources.yaml";
 	bool        check = false, supervised = false;
-	enum { OPT_CHECK = 256, OPT_VERSION, OPT_SUPERVISE };
+	enum { OPT_CHECK = 256, OPT_VERSION, OPT_SUPERVISE, OPT_LOGFMT };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "supervise", no_argument, NULL, OPT_SUPERVISE },
+		{ "log-format", required_argument, NULL, OPT_LOGFMT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -139,6 +233,18 @@ main(int argc, char **argv)
 		case OPT_SUPERVISE:
 			supervised = true;
 			break;
+		case OPT_LOGFMT: {
+			int f = log_format_parse(optarg);
+			if (f < 0) {
+				fprintf(stderr,
+				    "sluiced: --log-format takes text or json, "
+				    "not '%s'\n",
+				    optarg);
+				return 2;
+			}
+			log_set_format(f);
+			break;
+		}
 		case OPT_VERSION:
 			printf("sluiced %s\n", SLUICE_VERSION);
 			return 0;
@@ -201,6 +307,7 @@ main(int argc, char **argv)
 	sigemptyset(&stop_set);
 	sigaddset(&stop_set, SIGINT);
 	sigaddset(&stop_set, SIGTERM);
+	sigaddset(&stop_set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -218,10 +325,10 @@ main(int argc, char **argv)
 	    cfg->api_url, store_next_position(rt->store), rt->n_tenants,
 	    registry_projection_count(rt->plugins));
 
-	int sig = 0;
-	while (sigwait(&stop_set, &sig) != 0)
-		;
+	notify_ready(cfg);
+	int sig = wait_stop(&stop_set, file, rt);
 	log_info("main", "%s received, stopping", strsignal(sig));
+	notify("STOPPING=1");
 	guard_stop_within(cfg->shutdown_timeout_ms);
 	runtime_stop(rt);
 	log_info("main", "stopped");

@@ -19,12 +19,15 @@
 #include "event.h"
 #include "fsutil.h"
 #include "filter_validate.h"
+#include "auth.h"
 #include "filterfeed.h"
 #include "guard.h"
 #include "log.h"
 #include "publisher.h"
 #include "reload.h"
 #include "server.h"
+#include "admin.h"
+#include "metrics.h"
 #include "sysproj.h"
 #include "tls.h"
 
@@ -177,13 +180,22 @@ runtime_start(sl_config *cfg, runtime **out)
 	}
 	/* Before the server: every commit it acknowledges is published;
 	 * before the processors: every filter stream entry too. */
-	if ((rc = pub_start(cfg->pub_url, rt->store, &rt->pub)) != SL_OK) {
+	/* Under auth no feed: pub/sub cannot tell one subscriber from
+	 * another, and the feed carries every tenant's events; subscribers
+	 * follow by reads instead (docs/security.md, "The live feed"). */
+	if (cfg->auth_on)
+		log_info("runtime",
+		    "auth: is on: no live feed on %s (subscribers read)",
+		    cfg->pub_url);
+	else if ((rc = pub_start(cfg->pub_url, rt->store, &rt->pub))
+	    != SL_OK) {
 		log_error("runtime", "cannot start the live feed on %s: %s",
 		    cfg->pub_url, sl_strerror(rc));
 		goto fail;
 	}
-	if ((rc = ff_start(rt->pub, rt->store, tenant_rm, rt, &rt->ff))
-	    != SL_OK) {
+	if (rt->pub != NULL
+	    && (rc = ff_start(rt->pub, rt->store, tenant_rm, rt, &rt->ff))
+	        != SL_OK) {
 		log_error("runtime", "cannot start the filter stream feed: %s",
 		    sl_strerror(rc));
 		goto fail;
@@ -304,6 +316,15 @@ runtime_start(sl_config *cfg, runtime **out)
 		rt->srv = NULL;
 		goto fail;
 	}
+	/* endpoints.metrics: a daemon asked to serve them that cannot does
+	 * not start (the port is taken, or the host is wrong) */
+	if (cfg->metrics_url != NULL
+	    && (rc = metrics_start(rt, cfg->metrics_url, &rt->metrics))
+	        != SL_OK)
+		goto fail;
+	if (cfg->admin_url != NULL
+	    && (rc = admin_start(rt, cfg->admin_url, &rt->admin)) != SL_OK)
+		goto fail;
 	/* Without a watchable plugin_dir the daemon runs on, unreloadable. */
 	if (cfg->hot_reload && reload_start(rt) != SL_OK)
 		log_warn("runtime", "hot reload is off: cannot watch %s",
@@ -323,6 +344,10 @@ runtime_stop(runtime *rt)
 		return;
 	if (rt->watch != NULL)
 		reload_stop(rt); /* no reload once stopping begins */
+	admin_stop(rt->admin);
+	rt->admin = NULL;
+	metrics_stop(rt->metrics); /* reads status: while all is there */
+	rt->metrics = NULL;
 	if (rt->srv != NULL)
 		server_stop(rt->srv); /* no registration comes any more */
 	/* Validations call plugins and command processors: they end first
@@ -736,14 +761,18 @@ runtime_add_proc(runtime *rt, rt_tenant *t, const proj_def *def)
 }
 
 int
-runtime_register(runtime *rt, const remote_spec *spec, remote_reg_result *out,
-    char *err, size_t errlen)
+runtime_register(runtime *rt, const remote_spec *spec, const cfg_cred *cred,
+    remote_reg_result *out, char *err, size_t errlen)
 {
 	int rc;
 	pthread_mutex_lock(&rt->register_mu);
 	rc = remote_register(rt->remotes, spec, rt->plugins, out, err, errlen);
 	for (size_t i = 0; rc == SL_OK && i < rt->n_tenants; i++) {
 		rt_tenant *t = &rt->tenants[i];
+		/* only the registering credential's tenants' events go to
+		 * its client (a takeover is the same credential's) */
+		if (!auth_tenant_ok(cred, t->cfg->id, strlen(t->cfg->id)))
+			continue;
 		processor *p = runtime_find_proc(rt, t->cfg->id, out->def->id);
 		if (p != NULL) {
 			/* a takeover: same definition, or rebuild */

@@ -51,6 +51,8 @@ typedef struct runtime {
 	int64_t started_ns;
 	struct publisher *pub; /* the live feed on cfg->pub_url */
 	struct filterfeed *ff; /* filter streams on the same feed */
+	struct metrics *metrics; /* endpoints.metrics; NULL: off */
+	struct admin   *admin;   /* endpoints.admin; NULL: off */
 	struct watch *watch;   /* hot reload (runtime/plugins/reload.h); NULL: off */
 	size_t cap_procs;      /* procs never moves: room for reloads */
 	/* remote processors (runtime/remote/remote.h): registrations over the API */
@@ -81,6 +83,13 @@ typedef struct runtime {
 int runtime_start(sl_config *cfg, runtime **out);
 /** Stop the server, the processors and close everything. */
 void runtime_stop(runtime *rt);
+/**
+ * SIGHUP (runtime/reconfigure.c): apply what n changes that can change
+ * while running (log_level, the limits requests and connections read) into
+ * rt->cfg, log every other change as taking effect at the next start, and
+ * rescan the plugin directory. n stays the caller's.
+ */
+void runtime_reconfigure(runtime *rt, const sl_config *n);
 
 rt_tenant *runtime_tenant(runtime *rt, const char *id, size_t len);
 
@@ -164,10 +173,12 @@ void runtime_pipe_closed(runtime *rt, uint32_t pipe);
 
 /**
  * Register a remote projection or filter (op "register", docs/remote.md)
- * and start (or hand the new definition to) its processor of every tenant.
+ * and start (or hand the new definition to) its processor of every tenant
+ * cred may read (every tenant when cred is NULL: auth off). A takeover
+ * needs the same credential (remote_spec_set_owner).
  * @return remote_register's codes, or a processor start's; err says why.
  */
 int runtime_register(runtime *rt, const remote_spec *spec,
-    remote_reg_result *out, char *err, size_t errlen);
+    const cfg_cred *cred, remote_reg_result *out, char *err, size_t errlen);
 
 #endif

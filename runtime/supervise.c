@@ -54,6 +54,7 @@ supervise(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, &old);
 	pid_t   me       = getpid();
@@ -86,6 +87,10 @@ supervise(void)
 			if (sig == SIGTERM || sig == SIGINT) {
 				stopping = true;
 				kill(child, sig);
+				continue;
+			}
+			if (sig == SIGHUP) {
+				kill(child, sig); /* the daemon reconfigures */
 				continue;
 			}
 			pid_t r = waitpid(child, &status, WNOHANG);

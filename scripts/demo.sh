@@ -8,7 +8,8 @@ set -eu
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$(nproc)"
+# only what the demo runs (scripts/test.sh builds everything)
+cmake --build build -j "$(nproc)" --target demo
 
 SLUICE="./build/sluice --config resources.yaml"
 T=demo

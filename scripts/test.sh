@@ -14,5 +14,9 @@ fi
 # shellcheck disable=SC2086
 cmake -S . -B "$dir" $flags >/dev/null
 cmake --build "$dir" -j "$(nproc)"
-cd "$dir"
-ctest --output-on-failure -j "$(nproc)"
+(cd "$dir" && ctest --output-on-failure -j "$(nproc)")
+# The libFuzzer targets, briefly: the request path and resources.yaml
+# (fuzz/run.sh SECONDS runs them longer).
+if [ "${SLUICE_SANITIZE:-0}" != 1 ]; then
+	./fuzz/run.sh "${SLUICE_FUZZ_SECONDS:-20}"
+fi

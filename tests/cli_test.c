@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <pty.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -80,6 +82,42 @@ run(const char *env, const char *stdin_file, ...)
 }
 
 #define SL(...) run(NULL, NULL, "--url", fx_url, __VA_ARGS__, NULL)
+
+/* Run sluice with a terminal (a pty) as stdout and stderr, NULL-ended
+ * args; what it wrote there into out; its exit status. */
+static int
+run_tty(const char *first, ...)
+{
+	const char *argv[32] = { "sluice" };
+	int         argc     = 1;
+	va_list     ap;
+	va_start(ap, first);
+	for (const char *a = first; a != NULL && argc < 31;
+	     a = va_arg(ap, const char *))
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc] = NULL;
+	int   master;
+	pid_t pid = forkpty(&master, NULL, NULL, NULL);
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		execv(SL_BUILD_DIR "/sluice", (char *const *) argv);
+		_exit(127);
+	}
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = read(master, out + n, sizeof(out) - 1 - n);
+		if (r <= 0) /* EIO once the child closed the pty */
+			break;
+		n += (size_t) r;
+	}
+	out[n] = '\0';
+	close(master);
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
 
 static json_t *
 out_json(void)
@@ -194,6 +232,26 @@ main(void)
 	/* 1 for usage errors, checked before anything is sent */
 	CHECK_EQ(SL("frobnicate"), 1);
 	CHECK(strstr(err, "unknown command") != NULL);
+	/* an option of another command is an error, naming both */
+	CHECK_EQ(SL("get-one", "--tenant", FX_TENANT, "--projection",
+	             FX_PROJECTION, "--stream", "acc-1", "acc-1"),
+	    1);
+	CHECK(strstr(err, "option '--stream' does not go with get-one")
+	    != NULL);
+	CHECK_EQ(SL("status", "--follow"), 1);
+	CHECK(strstr(err, "'--follow' does not go with status") != NULL);
+	/* help: a command's own options only; the whole list; --version */
+	CHECK_EQ(run(NULL, NULL, "help", "get-one", NULL), 0);
+	CHECK(strstr(out, "sluice get-one --tenant T --projection") != NULL);
+	CHECK(strstr(out, "commit") == NULL && strstr(out, "--batch") == NULL);
+	CHECK_EQ(run(NULL, NULL, "delete-stream", "--help", NULL), 0);
+	CHECK(strstr(out, "--truncate-before R") != NULL);
+	CHECK(strstr(out, "get-one") == NULL);
+	CHECK_EQ(run(NULL, NULL, "--help", NULL), 0);
+	CHECK(strstr(out, "  get-one") != NULL && strstr(out, "  commit"));
+	CHECK_EQ(run(NULL, NULL, "help", "nope", NULL), 1);
+	CHECK_EQ(run(NULL, NULL, "--version", NULL), 0);
+	CHECK(strncmp(out, "sluice ", 7) == 0);
 	CHECK_EQ(SL("commit", "--tenant", FX_TENANT, "--stream", "s", "--type",
 	             "T", "[1]"),
 	    1);
@@ -248,6 +306,23 @@ main(void)
 			CHECK(json_is_string(json_object_get(e, "id")));
 			CHECK(json_is_object(json_object_get(e, "content")));
 			CHECK(json_is_object(json_object_get(e, "metadata")));
+			/* RFC 3339 UTC beside the nanoseconds, the same time */
+			{
+				const char *utc = json_string_value(
+				    json_object_get(e, "occurred_utc"));
+				json_int_t ns = geti(e, "occurred");
+				struct tm  tm;
+				time_t     sec = (time_t) (ns / 1000000000);
+				char       want[48];
+				CHECK(utc != NULL);
+				gmtime_r(&sec, &tm);
+				strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S",
+				    &tm);
+				CHECK(strncmp(utc, want, strlen(want)) == 0);
+				CHECK_EQ(strlen(utc), 30);
+				CHECK_EQ(atoll(utc + 20), ns % 1000000000);
+				CHECK(utc[29] == 'Z');
+			}
 			if (i == 1) {
 				CHECK(json_is_true(
 				    json_object_get(e, "public")));
@@ -341,9 +416,65 @@ main(void)
 	CHECK(json_object_get(j, "v") == NULL);
 	json_decref(j);
 
+	/* reset --wait: the command's line, then the wait's once the
+	 * rebuild reached the head; no progress line off a terminal */
+	CHECK_EQ(SL("reset", FX_PROJECTION, "--tenant", FX_TENANT, "--wait"),
+	    0);
+	CHECK_EQ(count_lines(out), 2);
+	CHECK(err[0] == '\0');
+	{
+		char *second = strchr(out, '\n') + 1;
+		json_t *w    = json_loads(second, 0, NULL);
+		CHECK(w != NULL);
+		CHECK_STREQ(json_string_value(json_object_get(w, "waited")),
+		    FX_PROJECTION);
+		CHECK_EQ(geti(w, "head"), head);
+		CHECK_EQ(geti(w, "position"), head);
+		CHECK_EQ(geti(w, "processors"), 1);
+		json_decref(w);
+	}
+	CHECK_EQ(SL("get-one", "--tenant", FX_TENANT, "--projection",
+	             FX_PROJECTION, "acc-1"),
+	    0);
+	CHECK(strstr(out, "\"found\": true") != NULL);
+	/* on a terminal, a progress line ends "caught up" */
+	CHECK_EQ(run_tty("--url", fx_url, "reset", FX_PROJECTION, "--tenant",
+	             FX_TENANT, "--wait", NULL),
+	    0);
+	CHECK(strstr(out, FX_PROJECTION ": caught up at ") != NULL);
+	CHECK(strstr(out, "\"waited\"") != NULL);
+	CHECK_EQ(SL("pause", FX_PROJECTION, "--wait"), 1);
+	CHECK(strstr(err, "'--wait' does not go with pause") != NULL);
+
 	/* the log is what the successful commits wrote, nothing more */
 	CHECK_EQ(SL("read"), 0);
 	CHECK_EQ(count_lines(out), head);
+
+	/* commit --batch as JSON Lines: a bad line is named, nothing is
+	 * written; good lines (a blank one skipped) commit together */
+	snprintf(path, sizeof(path), "%s/batch.jsonl", dir);
+	tu_write_file(path,
+	    "{\"type\":\"DebitPerformed\",\"content\":{\"amount\":5}}\n"
+	    "{\"type\":\"DebitPerformed\",\"content\":{\"amount\":\n");
+	CHECK_EQ(SL("commit", "--tenant", FX_TENANT, "--stream", "jl",
+	             "--batch", path),
+	    1);
+	CHECK(strstr(err, "batch: line 2,") != NULL);
+	tu_write_file(path,
+	    "{\"type\":\"DebitPerformed\",\"content\":{\"amount\":5}}\n"
+	    "\n"
+	    "{\"type\":\"DebitPerformed\",\"content\":{\"amount\":6},"
+	    "\"public\":true}\n");
+	CHECK_EQ(SL("commit", "--tenant", FX_TENANT, "--stream", "jl",
+	             "--expect", "none", "--batch", path),
+	    0);
+	j = out_json();
+	CHECK_EQ(geti(j, "first_position"), head);
+	CHECK_EQ(geti(j, "count"), 2);
+	json_decref(j);
+	CHECK_EQ(SL("read", "--tenant", FX_TENANT, "--stream", "jl"), 0);
+	CHECK_EQ(count_lines(out), 2);
+	CHECK(strstr(out, "\"amount\":6") != NULL);
 
 	fx_stop();
 	return 0;

@@ -250,6 +250,26 @@ test_endpoints(void)
 	ct_expect_err("endpoints: {api: 'ipc:///x', pub: 'ipc:///x'}\n"
 	           "tenants: [{id: a}]\n",
 	    "1:35", "key 'endpoints.pub': same address as endpoints.api");
+	/* endpoints.metrics: an HTTP URL with host, port and path */
+	ct_expect_err("endpoints:\n  metrics: tcp://127.0.0.1:9464/m\n"
+	              "tenants: [{id: a}]\n",
+	    "2:12",
+	    "key 'endpoints.metrics': 'tcp://127.0.0.1:9464/m' must start "
+	    "with http://");
+	ct_expect_err("endpoints:\n  metrics: http://127.0.0.1:9464\n"
+	              "tenants: [{id: a}]\n",
+	    "2:12", "key 'endpoints.metrics': 'http://127.0.0.1:9464' has no "
+	            "path");
+	ct_expect_err("endpoints:\n  metrics: http://127.0.0.1/metrics\n"
+	              "tenants: [{id: a}]\n",
+	    "2:12", "needs a host and a port");
+	ct_expect_err("endpoints:\n  metrics: http://h:x1/metrics\n"
+	              "tenants: [{id: a}]\n",
+	    "2:12", "the port is not a number");
+	ct_expect_err("endpoints:\n  admin: ws://127.0.0.1:9464/admin\n"
+	              "tenants: [{id: a}]\n",
+	    "2:10", "key 'endpoints.admin': 'ws://127.0.0.1:9464/admin' "
+	            "must start with http://");
 
 	/* 108 bytes does not fit in sockaddr_un.sun_path. */
 	char *name = repeat('s', 108 - 5), yaml[1024];

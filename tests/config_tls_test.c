@@ -56,7 +56,7 @@ test_loads(void)
 	config_free(cfg);
 
 	/* every endpoint on TLS; a CA makes client certificates required */
-	cfg = ct_load_ok("tenants: [{id: demo}]\n"
+	cfg = ct_load_ok("tenants: [{id: demo}]\ninsecure: true\n"
 	                 "endpoints:\n"
 	                 "  api: tls+tcp://127.0.0.1:5555\n"
 	                 "  pub: tls+tcp://127.0.0.1:5556\n"

@@ -63,6 +63,17 @@ dt_wait_exit(pid_t pid, int ms, int *status)
 	}
 }
 
+/* SIGTERM *pid; it must exit with status 0 within ms (reaped, *pid -1). */
+__attribute__((unused)) static void
+dt_daemon_stop(pid_t *pid, int ms)
+{
+	int status;
+	CHECK(kill(*pid, SIGTERM) == 0);
+	CHECK(dt_wait_exit(*pid, ms, &status));
+	*pid = -1;
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 /* In a forked child: die with the parent, so that a test killed by ctest's
  * timeout leaves nothing running. */
 __attribute__((unused)) static void

@@ -21,3 +21,11 @@ sl_test(sysproj_test sysproj_test.c
         LIBS sl_runtime sluice_client PkgConfig::JANSSON TIMEOUT 180)
 target_include_directories(sysproj_test PRIVATE ../runtime)
 add_dependencies(sysproj_test sluiced e2e_emitter)
+
+# sysfeed_test: the system projections' shared reader over a real log of
+# two tenants: each chunk read once for the five, a walk shows one
+# tenant's events only and all of them, each link as the decoded event
+# calls for; the window (behind it, another definition, far ahead); the
+# five walking from five threads at once.
+sl_test(sysfeed_test sysfeed_test.c TIMEOUT 60)
+target_include_directories(sysfeed_test PRIVATE ../runtime)

@@ -23,6 +23,7 @@ main(void)
 
 	/* every key set */
 	cfg = ct_load_ok("tenants: [{id: demo}]\n"
+	              "insecure: true\n"
 	              "remote:\n"
 	              "  endpoint: tcp://127.0.0.1:0\n"
 	              "  keepalive_ms: 250\n"
@@ -41,7 +42,7 @@ main(void)
 	              "  endpoint: inproc://calls\n");
 	CHECK_STREQ(cfg->remote_url, "inproc://calls");
 	config_free(cfg);
-	cfg = ct_load_ok("tenants: [{id: demo}]\nremote:\n"
+	cfg = ct_load_ok("tenants: [{id: demo}]\ninsecure: true\nremote:\n"
 	              "  endpoint: tcp://[::1]:0\n");
 	config_free(cfg);
 

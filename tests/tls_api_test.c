@@ -68,6 +68,8 @@ start_daemon(const char *verify, bool enc)
 	    "  pub: %s\n"
 	    "event_store:\n  map_size: 64MiB\n  sync: false\n"
 	    "tenants:\n  - id: " TENANT "\n"
+	    /* no auth: here (TLS alone; tests/auth_test.c has auth) */
+	    "insecure: true\n"
 	    "tls:\n"
 	    "  cert_file: %s\n"
 	    "  key_file: %s\n"

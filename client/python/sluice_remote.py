@@ -63,15 +63,17 @@ ERROR_NAMES = {
     6: "EPLUGIN", 7: "ENOMEM", 8: "ESTORAGE", 9: "ENET", 10: "ETIMEDOUT",
     11: "ECONFIG", 12: "EVERSION", 13: "EEXIST", 14: "ECLOSED",
     15: "EFULL", 16: "EUNKNOWNOP", 17: "EINTERNAL", 18: "EOWNED",
-    19: "EBUSY",
+    19: "EBUSY", 20: "EACCES",
 }
 EINVAL, ETOOBIG, EPROTO, ENET, ETIMEDOUT = 1, 4, 5, 9, 10
-EVERSION, EEXIST, ECLOSED, EUNKNOWNOP = 12, 13, 14, 16
+EVERSION, EEXIST, ECLOSED, EUNKNOWNOP, EACCES = 12, 13, 14, 16, 20
 
 # Refusals of a registration that no retry can change (docs/remote.md,
 # "Errors" and "The daemon restarted"); an older daemon without the op
 # (EUNKNOWNOP) will not learn it either.
-FINAL_CODES = frozenset((EINVAL, EPROTO, EVERSION, ETOOBIG, EUNKNOWNOP))
+# EACCES: the token may not register (or take over) this; docs/security.md.
+FINAL_CODES = frozenset((EINVAL, EPROTO, EVERSION, ETOOBIG, EUNKNOWNOP,
+                         EACCES))
 
 log = logging.getLogger("sluice_remote")
 
@@ -360,7 +362,8 @@ def _unpack(data):
 class _Api:
     """A req0 socket to endpoints.api: one request at a time."""
 
-    def __init__(self, url, timeout_ms, tls=None):
+    def __init__(self, url, timeout_ms, token=None, tls=None):
+        self.token = token  # sent in every request (docs/security.md)
         self.sock = _Sock("req0")
         # Never resend by timer: protocol.md, "Retries".
         self.sock.set_ms("req:resend-time", _NNG_DURATION_INFINITE)
@@ -377,6 +380,8 @@ class _Api:
     def request(self, op, **fields):
         """Send {v, op, fields...}; the ok reply's map, or SluiceError."""
         req = {"v": API_VERSION, "op": op}
+        if self.token is not None:
+            req["token"] = self.token
         req.update({k: v for k, v in fields.items() if v is not None})
         try:
             self.sock.send(_pack(req))
@@ -402,12 +407,13 @@ class _Api:
         self.sock.close()
 
 
-def api_request(url, op, timeout_ms=5000, tls=None, **fields):
+def api_request(url, op, timeout_ms=5000, token=None, tls=None, **fields):
     """One request of the ordinary API (protocol.md), e.g.
     api_request(url, "get_one", tenant="demo", projection="x", key="k").
-    Returns the ok reply's map; raises SluiceError on an error reply.
-    tls: a TLS, for a tls+tcp:// url."""
-    api = _Api(url, timeout_ms, tls)
+    token: for a daemon with an auth: section (default $SLUICE_TOKEN);
+    tls: a TLS, for a tls+tcp:// url.
+    Returns the ok reply's map; raises SluiceError on an error reply."""
+    api = _Api(url, timeout_ms, _token(token), tls)
     try:
         return api.request(op, **fields)
     finally:
@@ -652,6 +658,13 @@ def _dial_url(url, api_url):
     return "%s://%s:%s" % (m.group(1), host, m.group(3))
 
 
+def _token(token):
+    """The token given, else $SLUICE_TOKEN, else None."""
+    if token is not None:
+        return token
+    return os.environ.get("SLUICE_TOKEN") or None
+
+
 class Remote:
     """One registration of one definition (Projection or Filter) with the
     daemon at api_url, and the loop that answers its calls.
@@ -662,12 +675,14 @@ class Remote:
     """
 
     def __init__(self, api_url, definition, api_timeout_ms=5000,
-                 retry_delay_ms=500, protocol=PROTOCOL, tls=None):
+                 retry_delay_ms=500, protocol=PROTOCOL, token=None,
+                 tls=None):
         if protocol not in PROTOCOLS:
             raise ValueError("remote protocol %r: this module speaks %s"
                              % (protocol, PROTOCOLS))
         self.protocol = protocol
         self.api_url = api_url
+        self.token = _token(token)  # docs/security.md
         self.tls = tls  # a TLS, for tls+tcp:// endpoints
         self.definition = definition
         self.api_timeout_ms = api_timeout_ms
@@ -689,7 +704,8 @@ class Remote:
         definition). Raises RegistrationRefused for a final refusal,
         SluiceError for one worth retrying."""
         if self._api is None:
-            self._api = _Api(self.api_url, self.api_timeout_ms, self.tls)
+            self._api = _Api(self.api_url, self.api_timeout_ms, self.token,
+                             self.tls)
         fields = self.definition.register_fields()
         try:
             reply = self._api.request("register", protocol=self.protocol,

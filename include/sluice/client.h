@@ -133,6 +133,17 @@ typedef struct sl_read_models {
 int sl_client_open(const char *url, int timeout_ms, sl_client **out);
 
 /**
+ * Set the token sent in every request from now on (field "token", for a
+ * daemon with an auth: section; docs/security.md). Also the subscriber's
+ * reads (sl_client_subscribe) carry it.
+ * @param token  copied; NULL sends none again
+ * @return SL_OK; SL_EINVAL (c NULL, or token empty); SL_ENOMEM.
+ * @note Not thread-safe with calls on c in flight. A request passed to
+ *       sl_client_request that holds a "token" of its own is sent as it is.
+ */
+int sl_client_set_token(sl_client *c, const char *token);
+
+/**
  * TLS for a tls+tcp:// endpoint (docs/security.md). Zero it and set what
  * you need; every pointer is borrowed for the call that takes it (the
  * files are read then). Ignored for other endpoints.

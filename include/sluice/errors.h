@@ -36,10 +36,14 @@ typedef enum sl_err {
 	/** the server is too busy to take the request (a queue of slow
 	 * requests is full); nothing was done: retry later */
 	SL_EBUSY = 19,
+	/** the caller may not do this: no valid credential, or its roles or
+	 * tenants do not cover the op (the message names the op and the
+	 * tenant); nothing was done */
+	SL_EACCES = 20,
 } sl_err;
 
 /** Number of defined codes (one past the largest). */
-#define SL_ERR_COUNT 20
+#define SL_ERR_COUNT 21
 
 /**
  * A human-readable message for an error code.

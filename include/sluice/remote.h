@@ -141,6 +141,11 @@ typedef struct sl_remote_options {
 	 * older than protocol 2). The handler is called once per event
 	 * either way. */
 	uint32_t protocol;
+	/** the token sent with the registration, for a daemon with an auth:
+	 * section (docs/security.md); copied; NULL: none. The registration
+	 * runs for the tenants the token may read, and only the same token
+	 * may take it over. */
+	const char *token;
 	/** TLS for tls+tcp:// (the API's and the registration's endpoint,
 	 * docs/security.md); NULL: none. Copied at registration. */
 	const sl_tls_options *tls;

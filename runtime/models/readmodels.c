@@ -245,6 +245,19 @@ fail:
 	return map_mdb(rc, "open dbs", rm->path);
 }
 
+void
+rm_map_use(rmstore *rm, uint64_t *size, uint64_t *used)
+{
+	MDB_envinfo info;
+	MDB_stat    st;
+	*size = *used = 0;
+	if (mdb_env_info(rm->env, &info) == 0
+	    && mdb_env_stat(rm->env, &st) == 0) {
+		*size = info.me_mapsize;
+		*used = ((uint64_t) info.me_last_pgno + 1) * st.ms_psize;
+	}
+}
+
 int
 rm_open(const char *path, size_t map_size, bool sync, rmstore **out)
 {

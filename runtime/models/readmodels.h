@@ -29,6 +29,8 @@ typedef struct rm_checkpoint {
 
 int rm_open(const char *path, size_t map_size, bool sync, rmstore **out);
 void rm_close(rmstore *rm);
+/** The environment's map size and the bytes of it in use (metrics). */
+void rm_map_use(rmstore *rm, uint64_t *size, uint64_t *used);
 MDB_env *rm_env(rmstore *rm);
 
 /**

@@ -165,6 +165,8 @@ api_tenant(request *r, rt_tenant **out)
 
 	if (rc != SL_OK)
 		return rc;
+	if (!api_may_tenant(r, s, len))
+		return SL_EACCES;
 	*out = runtime_tenant(r->rt, s, len);
 	if (*out == NULL) {
 		api_fail(
@@ -367,6 +369,8 @@ api_handle(runtime *rt, api_call *call, const void *data, size_t len)
 		api_fail(&r, SL_EPROTO, "field 'op' must be a string");
 		goto out;
 	}
+	if (api_authenticate(&r, op->via.str.ptr, op->via.str.size) != SL_OK)
+		goto out;
 	if (mp_str_eq(op, "commit"))
 		api_commit(&r);
 	else if (mp_str_eq(op, "delete_stream"))

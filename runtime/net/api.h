@@ -29,4 +29,17 @@ server_lane api_classify(const void *data, size_t len);
 /** Handle one request (a server_handle_fn); data valid until api_reply. */
 void api_handle(runtime *rt, api_call *call, const void *data, size_t len);
 
+struct msgpack_packer;
+struct cfg_cred;
+/**
+ * The status reply (op status: {ok: true, head, api, tenants, plugins,
+ * projections, remotes, processors, emitting_projections}, see
+ * docs/protocol.md) packed into pk; also what the metrics endpoint renders.
+ * @param cred  the caller (auth.h): only its tenants and registrations
+ *              are shown; NULL: everything (auth off, the metrics)
+ * @return SL_OK; SL_ENOMEM (pk may hold part of it).
+ */
+int api_status_pack(
+    runtime *rt, const struct cfg_cred *cred, struct msgpack_packer *pk);
+
 #endif

@@ -305,6 +305,8 @@ typedef struct read_ctx {
 	msgpack_zone   tzone; /* the target's decoded event */
 	const ev_view *link;  /* the link being resolved */
 	bool           resolved;
+	/* a read of the log: only these tenants' events (auth.h) */
+	const cfg_cred *cred;
 } read_ctx;
 
 /* The link event type and its content, "N@stream" (EventStoreDB's). */
@@ -369,9 +371,17 @@ read_one(void *arg, uint64_t position, const void *data, size_t len)
 	ev_head   h;
 	int       err;
 
+	bool peeked = ev_peek(data, len, &h) == SL_OK;
+
+	/* another tenant's event: not the caller's to see (next passes it,
+	 * as it passes hidden events) */
+	if (peeked && !auth_tenant_ok(rc->cred, h.tenant, h.tenant_len)) {
+		rc->next = position + 1;
+		return 0;
+	}
 	/* not a link to resolve: the wire map straight from the stored
 	 * bytes; decoded only when ev_pack_wire_raw does not take them */
-	if (ev_peek(data, len, &h) == SL_OK
+	if (peeked
 	    && (!rc->resolve || h.type_len != strlen(API_LINK_TYPE)
 	        || memcmp(h.type, API_LINK_TYPE, h.type_len) != 0)
 	    && ev_pack_wire_raw(&rc->pk, data, len, position, 0) == SL_OK) {
@@ -386,6 +396,10 @@ read_one(void *arg, uint64_t position, const void *data, size_t len)
 		    position);
 		rc->rc = SL_ESTORAGE;
 		return SL_ESTORAGE;
+	}
+	if (!auth_tenant_ok(rc->cred, ev.tenant, strlen(ev.tenant))) {
+		rc->next = position + 1;
+		return 0;
 	}
 	if ((err = read_pack(rc, &ev)) != SL_OK) {
 		rc->rc = err;
@@ -427,6 +441,7 @@ api_read(request *r)
 	memset(&rc, 0, sizeof(rc));
 	rc.resolve = resolve;
 	rc.store   = r->rt->store;
+	rc.cred    = r->cred;
 	msgpack_sbuffer_init(&rc.events);
 	msgpack_packer_init(&rc.pk, &rc.events, msgpack_sbuffer_write);
 	if (!msgpack_zone_init(&rc.zone, 4096)) {
@@ -445,6 +460,8 @@ api_read(request *r)
 		char t[SL_MAX_ID_LEN + 1], s[SL_MAX_ID_LEN + 1];
 		if (api_id(r, "tenant", &tenant, &tenant_len) != SL_OK
 		    || api_id(r, "stream", &stream, &stream_len) != SL_OK)
+			goto done;
+		if (!api_may_tenant(r, tenant, tenant_len))
 			goto done;
 		memcpy(t, tenant, tenant_len);
 		t[tenant_len] = '\0';

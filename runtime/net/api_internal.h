@@ -15,6 +15,7 @@
 #include <msgpack.h>
 #include <sluice/plugin.h>
 
+#include "auth.h"
 #include "projection.h"
 #include "runtime.h"
 #include "server.h"
@@ -30,6 +31,9 @@ typedef struct request {
 	msgpack_zone   *zone;
 	msgpack_sbuffer out; /* the reply */
 	msgpack_packer  pk;
+	/* the caller (auth.h); NULL when the daemon has no auth: section */
+	const cfg_cred *cred;
+	char            op[24]; /* the op's name, for refusals */
 } request;
 
 /* ---- replies (api.c) ---- */
@@ -66,6 +70,19 @@ int api_projection(request *r, const proj_def **out, bool *live);
 /* A read model key: 1..API_MAX_KEY_LEN bytes. */
 int api_key(
     request *r, const char *field, bool required, const char **s, size_t *len);
+
+/* ---- who may (api_auth.c, docs/security.md) ---- */
+
+/* With auth on: find the caller by the request's token and check that
+ * its roles cover op; on a refusal EACCES is sent (and logged) and
+ * SL_EACCES returned. Sets r->cred. SL_OK at once with auth off. */
+int api_authenticate(request *r, const char *op, size_t op_len);
+/* Whether the caller may use tenant; if not, EACCES naming the op and
+ * the tenant is sent (and logged), whether the tenant exists or not. */
+bool api_may_tenant(request *r, const char *tenant, size_t len);
+/* Whether the caller may see tenant (NUL-terminated); nothing sent: for
+ * what an op leaves out (status, a command without a tenant). */
+bool api_cred_tenant(const request *r, const char *tenant);
 
 /* ---- shared by the ops ---- */
 

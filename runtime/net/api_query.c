@@ -305,6 +305,17 @@ api_query(request *r)
 		live = true; /* held: released at done (or by its run) */
 	}
 	if (handle != 0) {
+		/* another tenant's run is no run for this caller */
+		eproj *own = runtime_transient_get(rt, handle);
+		bool   hidden
+		    = own != NULL && !api_cred_tenant(r, eproj_tenant(own));
+		if (own != NULL)
+			runtime_transient_put(rt, handle);
+		if (hidden) {
+			api_fail(r, SL_ENOTFOUND,
+			    "unknown transient handle %" PRIu64, handle);
+			goto done;
+		}
 		if (close) {
 			if (def != NULL) {
 				eproj *e = runtime_transient_get(rt, handle);
@@ -362,6 +373,8 @@ api_query(request *r)
 			goto done;
 	} else {
 		t = &rt->tenants[0];
+		if (!api_may_tenant(r, t->cfg->id, strlen(t->cfg->id)))
+			goto done;
 	}
 
 	err[0] = '\0';

@@ -14,6 +14,7 @@
 
 #include <sluice/errors.h>
 
+#include "api.h"
 #include "emitter.h"
 #include "event.h"
 #include "filter_validate.h"
@@ -133,6 +134,9 @@ api_pack_remote(runtime *rt, size_t i, msgpack_packer *pk)
 	mp_map_str(&m, "url", ri.url);
 	mp_map_bool(&m, "connected", ri.connected);
 	mp_map_str(&m, "client", ri.client[0] != '\0' ? ri.client : NULL);
+	/* the credential that registered it (auth on; docs/security.md) */
+	if (ri.owner[0] != '\0')
+		mp_map_str(&m, "credential", ri.owner);
 	mp_map_u64(&m, "in_flight", ri.in_flight);
 	mp_map_u64(&m, "calls", ri.calls);
 	mp_map_u64(&m, "failed_calls", ri.failed_calls);
@@ -338,11 +342,47 @@ api_pack_eproj(msgpack_packer *pk, eproj *e, uint64_t handle, uint64_t head)
 	mp_map_close(&m);
 }
 
+/* Who the caller is, as the daemon sees it (auth on). */
+static void
+api_pack_caller(mp_map *reply, const cfg_cred *c)
+{
+	msgpack_packer *pk = reply->pk;
+	size_t          n  = 0;
+	mp_map          m;
+	for (unsigned b = CFG_ROLE_READ; b <= CFG_ROLE_ADMIN; b <<= 1)
+		n += (c->roles & b) != 0;
+	mp_map_key(reply, "caller");
+	mp_map_open(&m, pk);
+	mp_map_str(&m, "credential", c->name);
+	mp_map_key(&m, "roles");
+	msgpack_pack_array(pk, n);
+	for (unsigned b = CFG_ROLE_READ; b <= CFG_ROLE_ADMIN; b <<= 1)
+		if (c->roles & b)
+			mp_pack_cstr(pk, auth_role_name(b));
+	mp_map_bool(&m, "all_tenants", c->all_tenants);
+	mp_map_u64(&m, "max_registrations", c->max_registrations);
+	mp_map_close(&m);
+}
+
 void
 api_status(request *r)
 {
-	runtime         *rt        = r->rt;
-	msgpack_packer  *pk        = &r->pk;
+	if (api_status_pack(r->rt, r->cred, &r->pk) != SL_OK)
+		api_fail(r, SL_ENOMEM, "out of memory");
+	else
+		api_send(r);
+}
+
+/* Whether cred sees tenant (NUL-terminated; NULL: no). */
+static bool
+api_sees(const cfg_cred *cred, const char *tenant)
+{
+	return tenant != NULL && auth_tenant_ok(cred, tenant, strlen(tenant));
+}
+
+int
+api_status_pack(runtime *rt, const cfg_cred *cred, msgpack_packer *pk)
+{
 	size_t           n_plugins = registry_plugin_count(rt->plugins);
 	size_t           n_proj;
 	const proj_def **defs = api_projections(rt, &n_proj);
@@ -354,8 +394,7 @@ api_status(request *r)
 
 	if (failing == NULL) {
 		free(defs);
-		api_fail(r, SL_ENOMEM, "out of memory");
-		return;
+		return SL_ENOMEM;
 	}
 	uint64_t head = store_next_position(rt->store);
 	mp_map reply;
@@ -364,14 +403,22 @@ api_status(request *r)
 	mp_map_str(&reply, "run_projections",
 	    api_run_name(rt->cfg->run_projections));
 	mp_map_u64(&reply, "uptime_ms", up > 0 ? (uint64_t) up / 1000000 : 0);
-	/* Where subscribers dial the live feed (docs/protocol.md). */
-	mp_map_str(&reply, "pub", rt->cfg->pub_url);
+	/* Where subscribers dial the live feed (docs/protocol.md); nil
+	 * under auth, which has no feed (docs/security.md). */
+	mp_map_str(&reply, "pub", rt->pub != NULL ? rt->cfg->pub_url : NULL);
 	api_pack_server(&reply, rt->srv, rt->cfg->max_request_bytes);
+	if (cred != NULL)
+		api_pack_caller(&reply, cred);
 
-	mp_map_key(&reply, "tenants");
-	msgpack_pack_array(pk, rt->n_tenants);
+	/* the caller's tenants only, and what runs for them */
+	size_t n_seen = 0;
 	for (size_t i = 0; i < rt->n_tenants; i++)
-		mp_pack_cstr(pk, rt->tenants[i].cfg->id);
+		n_seen += api_sees(cred, rt->tenants[i].cfg->id);
+	mp_map_key(&reply, "tenants");
+	msgpack_pack_array(pk, n_seen);
+	for (size_t i = 0; i < rt->n_tenants; i++)
+		if (api_sees(cred, rt->tenants[i].cfg->id))
+			mp_pack_cstr(pk, rt->tenants[i].cfg->id);
 
 	mp_map_key(&reply, "plugins");
 	msgpack_pack_array(pk, n_plugins);
@@ -427,17 +474,35 @@ api_status(request *r)
 
 	free(defs);
 
+	/* registrations: the caller's own (every one for an admin) */
+	bool *mine = calloc(n_remote + 1, sizeof(*mine));
+	n_seen     = 0;
+	for (size_t i = 0; mine != NULL && i < n_remote; i++) {
+		remote_info ri;
+		mine[i] = remotes_info(rt->remotes, i, &ri)
+		    && (cred == NULL || (cred->roles & CFG_ROLE_ADMIN)
+		        || strcmp(ri.owner, cred->name) == 0);
+		n_seen += mine[i];
+	}
+	/* out of memory: none shown rather than another's */
 	mp_map_key(&reply, "remotes");
-	msgpack_pack_array(pk, n_remote);
-	for (size_t i = 0; i < n_remote; i++)
-		api_pack_remote(rt, i, pk);
+	msgpack_pack_array(pk, n_seen);
+	for (size_t i = 0; mine != NULL && i < n_remote; i++)
+		if (mine[i])
+			api_pack_remote(rt, i, pk);
+	free(mine);
 
+	n_seen = 0;
+	for (size_t i = 0; i < n_procs; i++)
+		n_seen += api_sees(cred, proc_tenant(rt->procs[i]));
 	mp_map_key(&reply, "processors");
-	msgpack_pack_array(pk, n_procs);
+	msgpack_pack_array(pk, n_seen);
 	for (size_t i = 0; i < n_procs; i++) {
 		proc_status st;
 		size_t      n_failing, n_shown;
 		bool        f;
+		if (!api_sees(cred, proc_tenant(rt->procs[i])))
+			continue;
 		memset(&st, 0, sizeof(st));
 		proc_get_status(rt->procs[i], &st);
 		/* The array and its count from one snapshot. */
@@ -526,19 +591,28 @@ api_status(request *r)
 	size_t n_held = 0;
 	for (size_t i = 0; i < n_tr; i++) {
 		truns[n_held] = runtime_transient_get(rt, handles[i]);
-		if (truns[n_held] != NULL)
-			handles[n_held++] = handles[i];
+		if (truns[n_held] == NULL)
+			continue;
+		if (!api_sees(cred, eproj_tenant(truns[n_held]))) {
+			runtime_transient_put(rt, handles[i]);
+			continue;
+		}
+		handles[n_held++] = handles[i];
 	}
-	mp_map_key(&reply, "emitting_projections");
-	msgpack_pack_array(pk, n_eprojs + n_held);
+	n_seen = 0;
 	for (size_t i = 0; i < n_eprojs; i++)
-		api_pack_eproj(pk, rt->eprojs[i], 0, head);
+		n_seen += api_sees(cred, eproj_tenant(rt->eprojs[i]));
+	mp_map_key(&reply, "emitting_projections");
+	msgpack_pack_array(pk, n_seen + n_held);
+	for (size_t i = 0; i < n_eprojs; i++)
+		if (api_sees(cred, eproj_tenant(rt->eprojs[i])))
+			api_pack_eproj(pk, rt->eprojs[i], 0, head);
 	for (size_t i = 0; i < n_held; i++) {
 		api_pack_eproj(pk, truns[i], handles[i], head);
 		runtime_transient_put(rt, handles[i]);
 	}
 	mp_map_close(&reply);
-	api_send(r);
+	return SL_OK;
 }
 
 /* ---- operator commands ---- */
@@ -595,13 +669,15 @@ api_command(request *r, proc_cmd cmd, const char *op)
 	for (size_t i = 0; i < n_procs; i++) {
 		processor *p = rt->procs[i];
 		if (strcmp(proc_projection_id(p), def->id) == 0
-		    && (t == NULL || strcmp(proc_tenant(p), t->cfg->id) == 0))
+		    && (t == NULL || strcmp(proc_tenant(p), t->cfg->id) == 0)
+		    && api_cred_tenant(r, proc_tenant(p)))
 			hits[n++] = p;
 	}
 	for (size_t i = 0; i < n_eprojs; i++) {
 		eproj *e = rt->eprojs[i];
 		if (strcmp(eproj_id(e), def->id) == 0
-		    && (t == NULL || strcmp(eproj_tenant(e), t->cfg->id) == 0))
+		    && (t == NULL || strcmp(eproj_tenant(e), t->cfg->id) == 0)
+		    && api_cred_tenant(r, eproj_tenant(e)))
 			ehits[ne++] = e;
 	}
 	if (n + ne == 0) {
@@ -618,8 +694,11 @@ api_command(request *r, proc_cmd cmd, const char *op)
 			    why);
 		else
 			api_fail(r, SL_ENOTFOUND,
-			    "%s '%s' (%s) does not run%s", api_kind_name(def),
-			    def->name, def->id, why);
+			    "%s '%s' (%s) does not run%s%s",
+			    api_kind_name(def), def->name, def->id,
+			    auth_all_tenants(r->cred) ? ""
+			                              : " for your tenants",
+			    why);
 		free(hits);
 		free(ehits);
 		return;
@@ -761,7 +840,10 @@ api_register(request *r)
 		api_fail(r, rc, "%s", err[0] != '\0' ? err : sl_strerror(rc));
 		return;
 	}
-	rc = runtime_register(r->rt, spec, &res, err, sizeof(err));
+	if (r->cred != NULL)
+		remote_spec_set_owner(
+		    spec, r->cred->name, r->cred->max_registrations);
+	rc = runtime_register(r->rt, spec, r->cred, &res, err, sizeof(err));
 	remote_spec_free(spec);
 	if (rc != SL_OK) {
 		api_fail(r, rc, "%s", err[0] != '\0' ? err : sl_strerror(rc));

@@ -4,9 +4,12 @@
 #include "listen.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <nng/supplemental/http/http.h>
 
 #include "log.h"
 #include "tls.h"
@@ -56,4 +59,24 @@ net_listen(nng_socket s, const char *url, nng_listener *out)
 	if (out != NULL)
 		*out = l;
 	return 0;
+}
+
+void
+net_http_bound(struct nng_http_server *srv, const nng_url *url,
+    const char *scheme, const char *suffix, char *out, size_t size)
+{
+	nng_sockaddr sa;
+	unsigned     port = 0;
+	if (nng_http_server_get_addr(srv, &sa) == 0) {
+		uint16_t p = sa.s_family == NNG_AF_INET6 ? sa.s_in6.sa_port
+		                                         : sa.s_in.sa_port;
+		port = (unsigned) (uint16_t) ((p >> 8) | (p << 8)); /* network
+		                                                      order */
+	}
+	const char *path = url->u_path;
+	size_t      plen = strlen(path);
+	while (plen > 0 && path[plen - 1] == '/' && *suffix != '\0')
+		plen--;
+	snprintf(out, size, "%s://%s:%u%.*s%s", scheme, url->u_hostname, port,
+	    (int) plen, path, suffix);
 }

@@ -21,4 +21,12 @@ void net_access_init(uint32_t socket_mode, long gid);
  */
 int net_listen(nng_socket s, const char *url, nng_listener *out);
 
+struct nng_http_server;
+/*
+ * The URL an HTTP server of url is reached at, its port as bound (url may
+ * say port 0): scheme "://" host ":" port path suffix, into out.
+ */
+void net_http_bound(struct nng_http_server *srv, const nng_url *url,
+    const char *scheme, const char *suffix, char *out, size_t size);
+
 #endif

@@ -321,6 +321,19 @@ pub_start(const char *url, store *s, publisher **out)
 	return SL_OK;
 }
 
+int
+pub_listen_also(publisher *p, const char *url)
+{
+	int rv = net_listen(p->sock, url, NULL);
+	if (rv != 0) {
+		log_error("publisher", "cannot listen on %s: %s", url,
+		    nng_strerror(rv));
+		return SL_ENET;
+	}
+	log_info("publisher", "also publishing on %s", url);
+	return SL_OK;
+}
+
 void
 pub_stop(publisher *p)
 {

@@ -26,6 +26,9 @@ int pub_start(const char *url, store *s, publisher **out);
 
 /** Stop the thread and close the socket. NULL is ignored. */
 void pub_stop(publisher *p);
+/** Publish on one more URL as well (the admin page's live tail over
+ * WebSocket). @return SL_OK; SL_ENET (logged). */
+int pub_listen_also(publisher *p, const char *url);
 
 /** Send one message (topic + body) on the feed's socket; never blocks
  * (pub0 drops it for a subscriber whose queue is full). Thread-safe. */

@@ -59,6 +59,7 @@ typedef struct server_pipe {
 	uint32_t busy;    /* its requests received and not yet answered */
 	int64_t  last_ns; /* connected, last request received or reply sent */
 	bool     closing; /* the reaper closed it (once) */
+	uint32_t tag;     /* server_pipe_tag's (0: none) */
 } server_pipe;
 
 struct server {
@@ -208,11 +209,12 @@ server_recv_cb(void *arg)
 	}
 	/* NNG's own limit (RECVMAXSZ) is set well above ours because NNG
 	 * drops an over-size message without a word; here it gets a reply. */
-	if (len > srv->max_request) {
+	size_t max_request = __atomic_load_n(&srv->max_request, __ATOMIC_RELAXED);
+	if (len > max_request) {
 		char text[128];
 		snprintf(text, sizeof(text),
 		    "request of %zu bytes is over the limit of %zu bytes", len,
-		    srv->max_request);
+		    max_request);
 		server_reply_error(call, SL_ETOOBIG, text);
 		return;
 	}
@@ -356,6 +358,28 @@ server_pipe_alive_locked(server *srv, uint32_t pipe)
 	return server_pipe_find_locked(srv, pipe) != NULL;
 }
 
+int
+server_pipe_tag(server *srv, uint32_t pipe, uint32_t tag, uint32_t max)
+{
+	server_pipe *sp;
+	uint32_t     n  = 0;
+	int          rc = SL_OK;
+	pthread_mutex_lock(&srv->pipes_mu);
+	if ((sp = server_pipe_find_locked(srv, pipe)) == NULL)
+		rc = SL_ENOTFOUND;
+	else if (sp->tag != tag) {
+		/* once per connection (and tag): the table is short */
+		for (size_t i = 0; i < srv->n_pipes; i++)
+			n += srv->pipes[i].tag == tag;
+		if (n >= max)
+			rc = SL_EFULL;
+		else
+			sp->tag = tag;
+	}
+	pthread_mutex_unlock(&srv->pipes_mu);
+	return rc;
+}
+
 bool
 server_pipe_alive(server *srv, uint32_t pipe)
 {
@@ -481,27 +505,31 @@ server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 static void *
 server_reaper(void *arg)
 {
-	server *srv     = arg;
-	int64_t timeout = (int64_t) srv->set.idle_timeout_ms * 1000000LL;
-	/* a quarter of the timeout, within 25 ms .. 1 s */
-	int64_t   period = timeout / 4;
+	server   *srv    = arg;
 	uint32_t *ids    = NULL;
 	size_t    cap    = 0;
 	int64_t   win_ns = 0; /* the log's one-second window */
 	unsigned  logged = 0;
 	uint64_t  quiet  = 0; /* closes not logged in the window */
 
-	if (period < 25000000LL)
-		period = 25000000LL;
-	if (period > 1000000000LL)
-		period = 1000000000LL;
 	pthread_mutex_lock(&srv->pipes_mu);
 	while (!srv->reap_stop) {
+		/* read each round: SIGHUP may change it (0: never) */
+		uint32_t idle_ms = srv->set.idle_timeout_ms;
+		int64_t  timeout = (int64_t) idle_ms * 1000000LL;
+		/* a quarter of the timeout, within 25 ms .. 1 s */
+		int64_t period = timeout / 4;
+		if (period < 25000000LL)
+			period = 25000000LL;
+		if (period > 1000000000LL || idle_ms == 0)
+			period = 1000000000LL;
 		struct timespec ts;
 		abs_deadline(&ts, mono_ns() + period);
 		pthread_cond_timedwait(&srv->reap_cv, &srv->pipes_mu, &ts);
 		if (srv->reap_stop)
 			break;
+		if (idle_ms == 0 || idle_ms != srv->set.idle_timeout_ms)
+			continue;
 		int64_t now = mono_ns();
 		size_t  n   = 0;
 		for (size_t i = 0; i < srv->n_pipes; i++) {
@@ -546,7 +574,7 @@ server_reaper(void *arg)
 				    "closed connection %u: no request for %u "
 				    "ms "
 				    "(limits.idle_timeout_ms)",
-				    ids[i], srv->set.idle_timeout_ms);
+				    ids[i], idle_ms);
 			} else {
 				quiet++;
 			}
@@ -556,6 +584,60 @@ server_reaper(void *arg)
 	pthread_mutex_unlock(&srv->pipes_mu);
 	free(ids);
 	return NULL;
+}
+
+static int
+server_reaper_start(server *srv)
+{
+	if (pthread_create(&srv->reap_thread, NULL, server_reaper, srv) != 0) {
+		log_error("server", "cannot start the idle reaper");
+		return SL_ENOMEM;
+	}
+	srv->reap_started = true;
+	pthread_setname_np(srv->reap_thread, "api-idle");
+	return SL_OK;
+}
+
+/* Twice our limit: requests between the two get an ETOOBIG reply; beyond
+ * it NNG closes the connection (see docs/protocol.md). */
+static void
+server_set_recv_max(server *srv)
+{
+	size_t max = __atomic_load_n(&srv->max_request, __ATOMIC_RELAXED);
+	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ,
+	    max <= (SIZE_MAX - 65536) / 2 ? max * 2 + 65536 : 0);
+}
+
+int
+server_set_limits(server *srv, size_t max_request, uint32_t max_connections,
+    uint32_t idle_timeout_ms)
+{
+	if (max_request == 0 || max_connections == 0)
+		return SL_EINVAL;
+	__atomic_store_n(&srv->max_request, max_request, __ATOMIC_RELAXED);
+	server_set_recv_max(srv);
+	pthread_mutex_lock(&srv->pipes_mu);
+	srv->set.max_connections = max_connections;
+	srv->set.idle_timeout_ms = idle_timeout_ms;
+	pthread_cond_signal(&srv->reap_cv);
+	pthread_mutex_unlock(&srv->pipes_mu);
+	/* off at start, on now */
+	if (idle_timeout_ms > 0 && !srv->reap_started)
+		return server_reaper_start(srv);
+	return SL_OK;
+}
+
+int
+server_listen_also(server *srv, const char *url)
+{
+	int rv = net_listen(srv->sock, url, NULL);
+	if (rv != 0) {
+		log_error("server", "cannot listen on %s: %s", url,
+		    nng_strerror(rv));
+		return server_nng_err(rv);
+	}
+	log_info("server", "also listening on %s", url);
+	return SL_OK;
 }
 
 static void
@@ -764,7 +846,6 @@ int
 server_start(const server_settings *set, server **out)
 {
 	server  *srv;
-	size_t   recv_max;
 	uint32_t n;
 	int      rv, rc;
 
@@ -831,10 +912,7 @@ server_start(const server_settings *set, server **out)
 
 	/* Twice our limit: requests between the two get an ETOOBIG reply;
 	 * beyond it NNG closes the connection (see docs/protocol.md). */
-	recv_max = srv->max_request <= (SIZE_MAX - 65536) / 2
-	    ? srv->max_request * 2 + 65536
-	    : 0;
-	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, recv_max);
+	server_set_recv_max(srv);
 	/* ADD_PRE, not ADD_POST: NNG starts the protocol on a pipe before
 	 * ADD_POST runs, so a request may arrive before it */
 	nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_PRE, server_pipe_cb, srv);
@@ -867,15 +945,9 @@ server_start(const server_settings *set, server **out)
 		server_free(srv, false);
 		return server_nng_err(rv);
 	}
-	if (set->idle_timeout_ms > 0) {
-		if (pthread_create(&srv->reap_thread, NULL, server_reaper, srv)
-		    != 0) {
-			log_error("server", "cannot start the idle reaper");
-			server_free(srv, false);
-			return SL_ENOMEM;
-		}
-		srv->reap_started = true;
-		pthread_setname_np(srv->reap_thread, "api-idle");
+	if (set->idle_timeout_ms > 0 && server_reaper_start(srv) != SL_OK) {
+		server_free(srv, false);
+		return SL_ENOMEM;
 	}
 	for (uint32_t i = 0; i < n; i++)
 		server_post_recv(&srv->calls[i]);

@@ -77,6 +77,21 @@ int server_start(const server_settings *set, server **out);
  * workers end and the socket closes. NULL is a no-op.
  */
 void server_stop(server *srv);
+/**
+ * Change limits.max_request_bytes, limits.max_connections and
+ * limits.idle_timeout_ms of a running server (SIGHUP): new requests and
+ * connections see them at once; connections over a lowered cap stay.
+ * @return SL_OK; SL_EINVAL (a zero limit); SL_ENOMEM (cannot start the
+ * idle reaper: the other limits are set).
+ */
+/**
+ * Serve the same API on one more URL as well (the admin page's
+ * ws://HOST:PORT/PATH/api: the browser speaks req over WebSocket).
+ * @return SL_OK; SL_ENET, SL_ECONFIG (cannot listen: logged).
+ */
+int server_listen_also(server *srv, const char *url);
+int server_set_limits(server *srv, size_t max_request,
+    uint32_t max_connections, uint32_t idle_timeout_ms);
 
 /** The server's counters at one moment (status's "api"). */
 typedef struct server_stats {
@@ -134,6 +149,14 @@ int api_call_peer(api_call *call, sl_tls_peer_info *out);
  * Call before api_reply.
  */
 bool api_call_cancelled(api_call *call);
+/**
+ * Tag connection pipe (e.g. with the credential that uses it), unless it
+ * has that tag already, so that at most max open connections carry one
+ * tag; a connection's tag goes with it when it closes.
+ * @return SL_OK (tagged now or before); SL_EFULL (max connections carry
+ * tag already: pipe keeps its tag); SL_ENOTFOUND (no such connection).
+ */
+int server_pipe_tag(server *srv, uint32_t pipe, uint32_t tag, uint32_t max);
 /** Whether connection pipe is still open (it was added and not removed). */
 bool server_pipe_alive(server *srv, uint32_t pipe);
 

@@ -190,7 +190,8 @@ int registry_create(const char *cache_dir, registry **out);
 /**
  * The JavaScript host a .js file in the plugin directory is loaded with
  * (js_host.so; each .js file gets a private copy of it). Default:
- * $SLUICE_JS_HOST, else the build's examples/js_host.so when it exists;
+ * $SLUICE_JS_HOST, else an installed daemon's LIBDIR/sluice/js_host.so,
+ * else the build's examples/js_host.so when it exists;
  * without one a .js file is refused, saying so. @return SL_OK, SL_ENOMEM.
  */
 int registry_set_js_host(registry *r, const char *path);

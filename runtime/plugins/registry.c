@@ -19,9 +19,12 @@
 #include "plugins.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +133,34 @@ ver_release(plugin_ver *v)
 		plug_ver_close(v);
 }
 
+/*
+ * An installed daemon's js_host.so: <the executable's directory>/
+ * SL_PKGLIB_FROM_BIN/js_host.so (cmake/install.cmake), whatever the
+ * prefix. @return true with the path in buf when that file exists.
+ */
+static bool
+installed_js_host(char *buf, size_t size)
+{
+#ifdef SL_PKGLIB_FROM_BIN
+	char    exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return false;
+	exe[n]      = '\0';
+	char *slash = strrchr(exe, '/');
+	if (slash == NULL)
+		return false;
+	*slash = '\0';
+	int len = snprintf(
+	    buf, size, "%s/%s/js_host.so", exe, SL_PKGLIB_FROM_BIN);
+	return len > 0 && (size_t) len < size && access(buf, R_OK) == 0;
+#else
+	(void) buf;
+	(void) size;
+	return false;
+#endif
+}
+
 int
 registry_create(const char *cache_dir, registry **out)
 {
@@ -158,7 +189,11 @@ registry_create(const char *cache_dir, registry **out)
 	pthread_mutex_init(&r->load_mu, NULL);
 	pthread_mutex_init(&r->ver_mu, NULL);
 	plug_remove_stale_copies(cache_dir);
+	char        installed[PATH_MAX];
 	const char *js = getenv("SLUICE_JS_HOST");
+	if ((js == NULL || *js == '\0')
+	    && installed_js_host(installed, sizeof(installed)))
+		js = installed;
 #ifdef SL_JS_HOST_DEFAULT
 	if (js == NULL || *js == '\0')
 		js = SL_JS_HOST_DEFAULT;
@@ -169,12 +204,36 @@ registry_create(const char *cache_dir, registry **out)
 	return SL_OK;
 }
 
+/*
+ * js_host.so needs libsluice_jsbudget.so (one per process). Its private
+ * copies are loaded from the cache directory, where their RUNPATH (the
+ * build tree, or $ORIGIN when installed) may not reach: load the budget
+ * library once from beside the host, by path, so that the copies'
+ * dependency is met by its soname. Never unloaded (its signal handler
+ * stays installed).
+ */
+static void
+preload_js_budget(const char *js_host)
+{
+	char        lib[PATH_MAX];
+	const char *slash = strrchr(js_host, '/');
+	int         dirlen = slash != NULL ? (int) (slash - js_host) : 1;
+	int         n      = snprintf(lib, sizeof(lib), "%.*s/%s", dirlen,
+                     slash != NULL ? js_host : ".", "libsluice_jsbudget.so");
+	if (n <= 0 || (size_t) n >= sizeof(lib) || access(lib, R_OK) != 0)
+		return;
+	if (dlopen(lib, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) == NULL)
+		log_warn("plugins", "cannot load %s: %s", lib, dlerror());
+}
+
 int
 registry_set_js_host(registry *r, const char *path)
 {
 	char *c = path != NULL ? strdup(path) : NULL;
 	if (path != NULL && c == NULL)
 		return SL_ENOMEM;
+	if (path != NULL)
+		preload_js_budget(path);
 	pthread_mutex_lock(&r->load_mu);
 	free(r->js_host);
 	r->js_host = c;

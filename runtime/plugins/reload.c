@@ -307,6 +307,15 @@ on_change(void *arg, const char *path)
 	return 0;
 }
 
+void
+reload_request_rescan(runtime *rt)
+{
+	if (rt->watch != NULL)
+		watch_rescan(rt->watch); /* on the watch's thread */
+	else
+		reload_rescan(rt); /* hot reload off: nothing else reloads */
+}
+
 int
 reload_start(runtime *rt)
 {

@@ -35,5 +35,11 @@ void reload_stop(runtime *rt);
 bool reload_file(runtime *rt, const char *path);
 /** Compare the plugin directory with the registry and apply each file. */
 void reload_rescan(runtime *rt);
+/**
+ * reload_rescan on the watcher's thread (SIGHUP; a plugin directory that
+ * was removed and made again is watched again); with hot reload off, on
+ * the caller's. Returns at once when there is a watcher.
+ */
+void reload_request_rescan(runtime *rt);
 
 #endif

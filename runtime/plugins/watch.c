@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,12 +47,14 @@ struct watch {
 	watch_fn  fn;
 	void     *arg;
 	int       ifd; /* inotify */
-	int       efd; /* eventfd: stop */
+	int       efd; /* eventfd: stop, rescan */
 	pthread_t thr;
 	pending  *pend; /* thread-owned */
 	size_t    n_pend, cap_pend;
 	bool      rescan; /* events were lost */
 	bool      alive;  /* the directory is still watched */
+	/* set before efd is written: watch_stop, watch_rescan */
+	_Atomic bool stop_req, rescan_req;
 };
 
 static int64_t
@@ -213,6 +216,23 @@ report_due(watch *w)
 	return next < 0 ? -1 : (int) next;
 }
 
+/* watch_rescan: the directory again (watched again if it had gone), and
+ * every file in it. */
+static void
+rescan_requested(watch *w)
+{
+	if (!w->alive) {
+		if (inotify_add_watch(w->ifd, w->dir, WATCH_MASK) < 0) {
+			log_error("watch", "%s: cannot watch it again: %s",
+			    w->dir, strerror(errno));
+		} else {
+			w->alive = true;
+			log_info("watch", "watching %s again", w->dir);
+		}
+	}
+	w->rescan = true;
+}
+
 static void *
 watch_thread(void *arg)
 {
@@ -228,8 +248,15 @@ watch_thread(void *arg)
 			log_error("watch", "poll: %s", strerror(errno));
 			break;
 		}
-		if (fds[0].revents & POLLIN)
-			break; /* watch_stop */
+		if (fds[0].revents & POLLIN) {
+			uint64_t v;
+			while (read(w->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+				;
+			if (atomic_load(&w->stop_req))
+				break; /* watch_stop */
+			if (atomic_exchange(&w->rescan_req, false))
+				rescan_requested(w);
+		}
 		if (w->alive && (fds[1].revents & POLLIN))
 			drain(w);
 		timeout = report_due(w);
@@ -284,14 +311,28 @@ watch_start(const char *dir, int quiet_ms, watch_fn fn, void *arg, watch **out)
 	return SL_OK;
 }
 
+static void
+wake(watch *w)
+{
+	uint64_t one = 1;
+	while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+void
+watch_rescan(watch *w)
+{
+	atomic_store(&w->rescan_req, true);
+	wake(w);
+}
+
 void
 watch_stop(watch *w)
 {
 	if (w == NULL)
 		return;
-	uint64_t one = 1;
-	while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-		;
+	atomic_store(&w->stop_req, true);
+	wake(w);
 	pthread_join(w->thr, NULL);
 	close(w->ifd);
 	close(w->efd);

@@ -35,6 +35,13 @@ typedef int (*watch_fn)(void *arg, const char *path);
 int watch_start(
     const char *dir, int quiet_ms, watch_fn fn, void *arg, watch **out);
 
+/**
+ * Rescan dir on the watch's thread (SIGHUP): every file is handed to the
+ * callback (unchanged ones are skipped there), and a directory that was
+ * removed and made again is watched again. Returns at once.
+ */
+void watch_rescan(watch *w);
+
 /** Stop the thread (a callback in progress finishes first) and free. */
 void watch_stop(watch *w);
 

@@ -38,6 +38,7 @@
 #include "monotime.h"
 #include "mp.h"
 #include "proc_internal.h"
+#include "sysfeed.h"
 
 /* How far past its thresholds a batch grows while the one before is still
  * at the store (proc_emit_cut). */
@@ -110,6 +111,7 @@ proc_emit_free(proc_emit *em)
 		return;
 	flight_free(em->fl);
 	ebatch_free(em->eb);
+	sysfeed_put(em->feed);
 	free(em->rprefix);
 	free(em->rroot);
 	free(em->rpat);
@@ -132,19 +134,28 @@ zdup(msgpack_zone *z, const void *p, size_t n)
  * Append an event (content: one packed msgpack value) caused by ev (may be
  * NULL) to the batch. SL_OK or SL_ENOMEM.
  */
-int
-proc_ebatch_append(ebatch *b, const char *stream, const char *type,
-    const void *content, size_t len, const void *meta, size_t meta_len,
-    const ev_view *cause)
+/* Room for one more append (not counted yet): NULL when out of memory. */
+static store_append *
+ebatch_slot(ebatch *b)
 {
 	if (b->n_appends == b->cap_appends) {
 		size_t cap = b->cap_appends != 0 ? b->cap_appends * 2 : 32;
 		store_append *na = realloc(b->appends, cap * sizeof(*na));
 		if (na == NULL)
-			return SL_ENOMEM;
+			return NULL;
 		b->appends     = na;
 		b->cap_appends = cap;
 	}
+	return &b->appends[b->n_appends];
+}
+
+int
+proc_ebatch_append(ebatch *b, const char *stream, const char *type,
+    const void *content, size_t len, const void *meta, size_t meta_len,
+    const ev_view *cause)
+{
+	if (ebatch_slot(b) == NULL)
+		return SL_ENOMEM;
 	msgpack_zone   *z    = b->zone;
 	void           *data = zdup(z, content, len);
 	msgpack_object *obj  = msgpack_zone_malloc(z, sizeof(*obj));
@@ -207,6 +218,70 @@ proc_ebatch_link_prev(ebatch *b, const char *stream, const ev_view *cause)
 	if (rc == SL_OK)
 		b->appends[b->n_appends - 1].link_prev = true;
 	return rc;
+}
+
+/* v in decimal at out (21 bytes room); its length. */
+static size_t
+u64_text(uint64_t v, char *out)
+{
+	char   tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char) ('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/*
+ * Append a link ("$>", content "<revision>@<target>") into stream, caused
+ * by the event whose id and correlation id are given (as
+ * proc_ebatch_append with a cause), built in place: one block of the
+ * batch's zone for its strings, no msgpack to unpack, no clock read (the
+ * caller's occurred_ns). SL_OK, SL_ENOMEM.
+ */
+int
+proc_ebatch_link(ebatch *b, const char *stream, const char *target,
+    size_t tlen, uint64_t revision, const uint8_t cause_id[16],
+    const char *corr, size_t corr_len, int64_t occurred_ns)
+{
+	store_append *a = ebatch_slot(b);
+	size_t        sl = strlen(stream);
+	char *m = msgpack_zone_malloc(b->zone, sl + 1 + 21 + tlen + corr_len + 1 + 37);
+	msgpack_object *obj = msgpack_zone_malloc(b->zone, sizeof(*obj));
+	if (a == NULL || m == NULL || obj == NULL)
+		return SL_ENOMEM;
+	char *st = m;
+	memcpy(st, stream, sl + 1);
+	char  *ct = st + sl + 1;
+	size_t cn = u64_text(revision, ct);
+	ct[cn++]  = '@';
+	memcpy(ct + cn, target, tlen);
+	cn += tlen;
+	char *co = ct + cn;
+	memcpy(co, corr, corr_len);
+	co[corr_len] = '\0';
+	char *ca     = co + corr_len + 1;
+	ev_uuid_text(cause_id, ca);
+	obj->type         = MSGPACK_OBJECT_STR;
+	obj->via.str.ptr  = ct;
+	obj->via.str.size = (uint32_t) cn;
+	memset(a, 0, sizeof(*a));
+	a->stream        = st;
+	a->ev.type       = EV_LINK_TYPE;
+	a->ev.type_len   = sizeof(EV_LINK_TYPE) - 1;
+	a->ev.generation = 1;
+	ev_uuid_generate(a->ev.id);
+	a->ev.occurred_ns     = occurred_ns;
+	a->ev.content         = obj;
+	a->ev.correlation_id  = co;
+	a->ev.correlation_len = corr_len;
+	a->ev.causation_id    = ca;
+	a->ev.causation_len   = 36;
+	b->n_appends++;
+	return SL_OK;
 }
 
 /* Add x's state (or its deletion) to b. SL_OK or SL_ENOMEM. */
@@ -713,10 +788,14 @@ proc_emit_persist(processor *p)
 		return SL_OK;
 	if (p->def == NULL)
 		return SL_OK; /* dropped: its next definition's setup decides */
+	/* The batch at the store first: until it is durable, status shows
+	 * the checkpoint before it, and storing that one again would move
+	 * the checkpoint back behind what the batch wrote (a kill then
+	 * writes its events twice). */
+	int rc = proc_emit_sync(p, reason, sizeof(reason));
 	pthread_mutex_lock(&p->mu);
 	uint64_t pos = p->st.position; /* the fold is stored: between batches */
 	pthread_mutex_unlock(&p->mu);
-	int rc = proc_emit_sync(p, reason, sizeof(reason));
 	if (rc == SL_OK)
 		rc = emit_submit(p, false, pos, true, reason, sizeof(reason));
 	if (rc != SL_OK)

@@ -15,6 +15,8 @@
 #include "emitter.h"
 #include "guard.h"
 #include "proc_internal.h"
+#include "sysfeed.h"
+#include "sysproj.h"
 
 /* ---- one event ---- */
 
@@ -397,6 +399,139 @@ proc_emit_event(batch_ctx *b, const ev_view *ev, uint64_t position)
 	if (rc == SL_OK)
 		b->handled++;
 	return rc;
+}
+
+/*
+ * A system projection's event, from the stored bytes: the link its on()
+ * would write (sysproj_peek), appended to the batch without decoding the
+ * event, calling on() or touching its state (always "{}", never stored).
+ * What it does not decide here goes the decoded way (PROC_SLOW): an odd
+ * record, a crash mark, what on() logs or refuses.
+ */
+int
+proc_emit_sys_raw(batch_ctx *b, const ev_raw *r, uint64_t position)
+{
+	processor     *p  = b->p;
+	proc_emit     *em = p->em;
+	const ev_head *h  = &r->h;
+	sysproj_link   l;
+	char           why[256];
+	if (h->stream_len > 0 && h->stream[0] == '$') {
+		/* what it writes is not handled; the other system streams
+		 * are, without a link (sys_decide) */
+		char st[SL_MAX_ID_LEN + 1];
+		if (h->stream_len >= sizeof(st))
+			return PROC_SLOW;
+		memcpy(st, h->stream, h->stream_len);
+		st[h->stream_len] = '\0';
+		if (own_stream(em, st))
+			return SL_OK;
+	}
+	if (guard_emitter_crashed(
+	        p->tenant, p->proj_id, position, why, sizeof(why)))
+		return PROC_SLOW;
+	proc_set_unit(b, "", ""); /* its one key, static "" */
+	if (!proc_unit_selected(b, position))
+		return SL_OK;
+	int rc = sysproj_peek(p->def, r, &l);
+	if (rc < 0)
+		return PROC_SLOW;
+	if (rc > 0) {
+		struct ebatch *eb = proc_ebatch_get(em);
+		if (b->sys_now_ns == 0)
+			b->sys_now_ns = ev_now_ns();
+		if (eb == NULL
+		    || proc_ebatch_link(eb, l.stream, l.target, l.target_len,
+		           l.revision, r->id, r->correlation_id,
+		           r->correlation_len, b->sys_now_ns)
+		        != SL_OK) {
+			snprintf(b->reason, sizeof(b->reason), "out of memory");
+			b->storage = true;
+			return SL_ENOMEM;
+		}
+	}
+	b->handled++;
+	return SL_OK;
+}
+
+/* Most log positions one batch walks, in p->batch (what one read of the
+ * log passes). */
+#define SYS_FEED_BATCHES 8
+
+/* A walk of the shared reader's chunk for one batch. */
+typedef struct feed_walk {
+	batch_ctx *b;
+	bool       took; /* an event was handled (or passed) */
+} feed_walk;
+
+/* One of the tenant's events from the shared reader: as
+ * proc_emit_sys_raw, with the decision made already. 0 goes on; 1 the
+ * batch is cut; 2 the event is the decoder's; 3 out of memory. */
+static int
+feed_cb(void *arg, const sysfeed_event *e)
+{
+	feed_walk *w = arg;
+	batch_ctx *b = w->b;
+	processor *p = b->p;
+	char       why[256];
+	if (proc_cut(b, e->position))
+		return 1;
+	if (e->slow
+	    || guard_emitter_crashed(
+	        p->tenant, p->proj_id, e->position, why, sizeof(why)))
+		return 2;
+	w->took = true;
+	b->bytes += e->bytes; /* the other tenants' before it too */
+	if (!e->own) {
+		struct ebatch *eb = e->stream != NULL ? proc_ebatch_get(p->em)
+		                                      : NULL;
+		if (e->stream != NULL && b->sys_now_ns == 0)
+			b->sys_now_ns = ev_now_ns();
+		if (e->stream != NULL
+		    && (eb == NULL
+		        || proc_ebatch_link(eb, e->stream, e->target,
+		               e->target_len, e->revision, e->id, e->corr,
+		               e->corr_len, b->sys_now_ns)
+		            != SL_OK)) {
+			snprintf(b->reason, sizeof(b->reason), "out of memory");
+			b->storage = true;
+			return 3;
+		}
+		b->handled++;
+	}
+	b->next = e->position + 1;
+	return 0;
+}
+
+int
+proc_emit_sys_feed(batch_ctx *b, uint64_t pos)
+{
+	processor *p  = b->p;
+	proc_emit *em = p->em;
+	uint64_t   next, tail;
+	feed_walk  w = { b, false };
+	/* a failing unit (the one static key) or its retry: the log */
+	if (em->feed == NULL || em->sys_index < 0 || b->retrying
+	    || p->fails.n > 0 || em->mode != CFG_MODE_CONTINUOUS)
+		return PROC_SLOW;
+	/* chunk after chunk, until a threshold or the time cuts the batch
+	 * (proc_cut): walking costs little, so a batch may pass more of
+	 * the log than a read of it would (p->batch) */
+	uint64_t limit = pos + (uint64_t) p->batch * SYS_FEED_BATCHES;
+	int      rc    = SL_OK;
+	while (rc == SL_OK && pos < limit) {
+		rc = sysfeed_walk(em->feed, (size_t) em->sys_index,
+		    p->def->def_hash, pos, limit, feed_cb, &w, &next, &tail);
+		if (rc == SL_OK) {
+			b->next = pos = next; /* the tenant's events up to it */
+			b->bytes += tail;
+		}
+	}
+	if (rc == 3)
+		return SL_ENOMEM;
+	if ((rc == SL_ENOTFOUND || rc == 2) && !w.took)
+		return PROC_SLOW; /* this batch reads the log */
+	return SL_OK;
 }
 
 /* The sink's engine side (proc_new's caller sets arg). */

@@ -220,7 +220,13 @@ proc_cut(batch_ctx *b, uint64_t position)
 	    || __atomic_load_n(&p->cmds, __ATOMIC_RELAXED) != 0;
 	if (p->em != NULL)
 		wake = wake || proc_emit_cut(b);
-	if (!wake && (b->deadline_ns == 0 || mono_ns() < b->deadline_ns))
+	/* a system projection's clocks: once per PROC_SYS_CLOCK events */
+	bool clock = p->em == NULL || !p->em->system
+	    || b->sys_events++ % PROC_SYS_CLOCK == 0;
+	if (clock && p->em != NULL && p->em->system)
+		b->sys_now_ns = 0; /* read again at its next link */
+	if (!wake
+	    && (b->deadline_ns == 0 || !clock || mono_ns() < b->deadline_ns))
 		return false;
 	b->cut    = true;
 	b->cut_at = position;
@@ -457,8 +463,17 @@ proc_handle_event(batch_ctx *b, uint64_t position, const void *data, size_t len)
 
 	/* what it cannot select is not decoded (a record that does not
 	 * peek is decoded: that reports it) */
-	if (ev_peek(data, len, &h) == SL_OK && !proc_selects(p, &h))
+	/* a system projection's links are made from the stored bytes */
+	ev_raw r;
+	if (p->em != NULL && p->em->system && p->em->mode == CFG_MODE_CONTINUOUS
+	    && p->em->only_key == NULL && ev_peek_raw(data, len, &r) == SL_OK) {
+		if (!proc_selects(p, &r.h))
+			return SL_OK;
+		if ((rc = proc_emit_sys_raw(b, &r, position)) != PROC_SLOW)
+			return rc;
+	} else if (ev_peek(data, len, &h) == SL_OK && !proc_selects(p, &h)) {
 		return SL_OK;
+	}
 	msgpack_zone_clear(&p->zone);
 	if ((rc = ev_decode(data, len, position, &p->zone, &ev)) != SL_OK) {
 		/* a log that cannot be read stops the processor, not a unit */

@@ -44,6 +44,10 @@ typedef struct proc_emit {
 	proj_settings      set;
 	bool               stopped; /* the config's word, until an operator's */
 	bool               system;
+	/* a continuous system projection's: its tenant's shared reader
+	 * (sysfeed.h) and its index there (-1: none) */
+	struct sysfeed    *feed;
+	int                sys_index;
 	const char *const *emits;
 	size_t             n_emits;
 	proj_result_fn     result;
@@ -193,7 +197,16 @@ typedef struct batch_ctx {
 	uint64_t   bytes;    /* of the events scanned */
 	bool       disconnected; /* a remote client went away: abort */
 	unit_failure uf;
+	/* a system projection's events (proc_emit_sys_raw): counted, and
+	 * the clocks read once every PROC_SYS_CLOCK of them (wall: the
+	 * links' occurred) */
+	uint32_t sys_events;
+	int64_t  sys_now_ns;
 } batch_ctx;
+
+/* A system projection reads the clocks once per this many events (each
+ * takes well under a microsecond: the batch's 100 ms cut stays close). */
+#define PROC_SYS_CLOCK 32
 
 /* The result of proc_handle_event when the event's unit failed (b->uf). */
 #define HANDLE_UNIT_FAILED 1000
@@ -313,6 +326,24 @@ int proc_ebatch_append(struct ebatch *b, const char *stream,
  * revision is the writer's). SL_OK, SL_EINVAL (none before), SL_ENOMEM. */
 int proc_ebatch_link_prev(
     struct ebatch *b, const char *stream, const ev_view *cause);
+/* Append a link ("$>", "<revision>@<target>") into stream caused by the
+ * event of cause_id and corr (its correlation id), occurred at
+ * occurred_ns, built in place (the system projections' links). SL_OK or
+ * SL_ENOMEM. */
+int proc_ebatch_link(struct ebatch *b, const char *stream,
+    const char *target, size_t tlen, uint64_t revision,
+    const uint8_t cause_id[16], const char *corr, size_t corr_len,
+    int64_t occurred_ns);
+/* A system projection's event from its stored bytes (r: ev_peek_raw):
+ * SL_OK (handled or skipped), PROC_SLOW (handle the decoded event), or a
+ * storage error (b->storage). */
+#define PROC_SLOW 1002
+int proc_emit_sys_raw(batch_ctx *b, const ev_raw *r, uint64_t position);
+/* A system projection's batch from pos through its tenant's shared
+ * reader: SL_OK (b->next where it ended, maybe cut), PROC_SLOW (read the
+ * log: outside the reader's window, a unit failing or retried, an event
+ * for the decoder first), or a storage error (b->storage). */
+int proc_emit_sys_feed(batch_ctx *b, uint64_t pos);
 /* The batch's appends so far, and back to such a mark (a failed event's
  * are dropped). */
 size_t proc_ebatch_mark(const proc_emit *em);

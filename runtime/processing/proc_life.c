@@ -18,6 +18,8 @@
 
 #include "log.h"
 #include "proc_internal.h"
+#include "sysfeed.h"
+#include "sysproj.h"
 
 const char *
 proc_state_name(proc_state s)
@@ -110,6 +112,10 @@ proc_new(store *s, rmstore *rm, const char *tenant, const proj_def *def,
 	if (em != NULL) {
 		pthread_mutex_init(&em->cmu, NULL);
 		proc_emit_bind(p);
+		/* a system projection reads through its tenant's reader (none:
+		 * it reads the log itself) */
+		if (em->mode == CFG_MODE_CONTINUOUS && sysproj_is_system(def))
+			em->feed = sysfeed_get(s, tenant);
 	}
 	if (proc_set_names(p) != SL_OK) {
 		proc_free(p);

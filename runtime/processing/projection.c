@@ -81,6 +81,7 @@ proc_set_names(processor *p)
 	free(em->rpat);
 	em->rroot = em->rpat = NULL;
 	em->system     = sysproj_is_system(d);
+	em->sys_index  = sysproj_index(d);
 	em->emits      = proj_def_emits(d, &em->n_emits);
 	em->result     = proj_def_result(d);
 	em->sink.def    = d;
@@ -524,9 +525,15 @@ proc_run_batch(processor *p, uint64_t pos, batch_ctx *b)
 	}
 	bool     retry_unit = b->retrying && b->limit != 0;
 	uint64_t scanned_to = pos;
-	int      rc = store_scan(p->s, pos, p->batch,
-	         p->caller != NULL ? proc_remote_scan_cb : proc_scan_cb, b,
-	         &scanned_to);
+	/* a system projection: its tenant's shared reader, when it holds
+	 * pos; else (and any other processor) the log */
+	int rc = p->em != NULL ? proc_emit_sys_feed(b, pos) : PROC_SLOW;
+	if (rc != PROC_SLOW)
+		scanned_to = b->next;
+	else
+		rc = store_scan(p->s, pos, p->batch,
+		    p->caller != NULL ? proc_remote_scan_cb : proc_scan_cb, b,
+		    &scanned_to);
 	if (p->caller != NULL)
 		proc_remote_drain(b);
 	if (b->rtxn != NULL)
@@ -756,6 +763,10 @@ take_commands(processor *p)
 	p->paused = pause;
 	pthread_mutex_lock(&p->mu);
 	p->st.paused = pause;
+	/* shown with the answer, not after it (process() goes on to wait
+	 * as paused; a dropped definition stays "stopped") */
+	if (pause && p->def != NULL)
+		p->st.state = PROC_PAUSED;
 	proc_show_failing(p); /* a retry changed them, committed */
 	if (p->cmds == 0)
 		p->cmd_done = p->cmd_seq;

@@ -15,6 +15,7 @@
 #include "fnv.h"
 #include "host.h"
 #include "log.h"
+#include "mpraw.h"
 
 #define SYS_SCOPE "00000000-0000-0000-0000-000000000000"
 
@@ -109,57 +110,105 @@ fold(uint64_t h, const char *s)
 	return fnv1a(h, s, strlen(s) + 1);
 }
 
-/*
- * link_to into prefix + name; a stream id over SL_MAX_ID_LEN is logged and
- * skipped (EventStoreDB has no such limit: faulting a system projection
- * forever on one long id would stop every other link). A refused write
- * fails the event when the host says so; in a query, where nothing is
- * written, the refusal is not an error.
- */
-static sl_outcome
-link(sl_context *ctx, const sys_conf *c, const char *name, const sl_event *ev)
-{
-	const sl_host_api *h = host_api();
-	char               stream[SL_MAX_ID_LEN + 1];
-	int n = snprintf(stream, sizeof(stream), "%s%s", c->prefix, name);
-	if (n < 0 || (size_t) n >= sizeof(stream)) {
-		log_warn("sysproj",
-		    "%s: not linking %" PRIu64 "@%.64s...: stream id '%s%.64s"
-		    "...' would be longer than %d bytes",
-		    sys_info[c - confs].name, h->event_revision(ev),
-		    h->event_stream(ev), c->prefix, name, SL_MAX_ID_LEN);
-		return SL_REPLACE;
-	}
-	if (h->link_to(ctx, stream, ev) != SL_OK && ctx->failed)
-		return SL_FAIL;
-	return SL_REPLACE;
-}
+/* One event as a system projection sees it: from a decoded view (sys_on)
+ * or from the stored bytes (sysproj_peek). */
+typedef struct sys_in {
+	const char *stream; /* NUL-terminated */
+	const char *type;
+	size_t      type_len;
+	uint64_t    revision;
+	bool        is_link; /* of type "$>" */
+	/* $by_correlation_id: the property's value (NULL: absent, not a
+	 * string, or not asked) */
+	const char *corr;
+	size_t      corr_len;
+	/* a link's content string (NULL: none, or not a string) */
+	const char *content;
+	size_t      content_len;
+} sys_in;
+
+/* What to link: into prefix + name, the event at trev of tstream. */
+typedef struct sys_out {
+	char        cat[SL_MAX_ID_LEN + 1];
+	const char *name;
+	size_t      name_len;
+	const char *tstream; /* NULL: the event itself */
+	size_t      tlen;
+	uint64_t    trev;
+} sys_out;
 
 /*
- * A link event (written by an emitting projection into a stream of its
- * own) is linked by EventStoreDB's $by_category to its target, not to
- * itself. link_to needs only the target's stream and revision (it writes
- * "<revision>@<stream>"), so a view with those two stands in for it.
- * Returns false when content is not "N@stream" (a client's own "$>").
+ * The one decision of the five, for both paths: 1 link (o filled), 0 no
+ * link. A link event (written by an emitting projection into a stream of
+ * its own) is linked by EventStoreDB's $by_category to its target, not to
+ * itself, when its content is "N@stream" (a client's own "$>" may not
+ * be); it is never linked by the others but $stream_by_category and
+ * $streams, which take it as any first event of a stream.
  */
-static bool
-link_target(const sl_event *ev, ev_view *tv, char *buf, size_t len)
+static int
+sys_decide(const sys_conf *c, const sys_in *in, sys_out *o)
 {
-	const msgpack_object *o = &ev->v->content;
-	const char           *stream;
-	size_t                sl;
-	uint64_t              rev;
-	if (o->type != MSGPACK_OBJECT_STR
-	    || !ev_parse_link(o->via.str.ptr, o->via.str.size, &rev, &stream,
-	        &sl)
-	    || sl == 0 || sl >= len)
+	/* System streams are where links are written: never link them. */
+	if (in->stream[0] == '$')
+		return 0;
+	o->tstream = NULL;
+	switch (c->which) {
+	case SYS_CATEGORY: {
+		int n = sysproj_category(
+		    in->stream, cat_sep, cat_last, o->cat, sizeof(o->cat));
+		if (n <= 0)
+			return 0;
+		o->name     = o->cat;
+		o->name_len = (size_t) n;
+		const char *ts;
+		size_t      tl;
+		uint64_t    rev;
+		if (in->is_link && in->content != NULL
+		    && ev_parse_link(
+		        in->content, in->content_len, &rev, &ts, &tl)
+		    && tl > 0) {
+			o->tstream = ts;
+			o->tlen    = tl;
+			o->trev    = rev;
+		}
+		return 1;
+	}
+	case SYS_TYPE:
+		o->name     = in->type;
+		o->name_len = in->type_len;
+		return !in->is_link;
+	case SYS_CORRELATION:
+		/* absent, not a string or empty: not correlated */
+		o->name     = in->corr;
+		o->name_len = in->corr_len;
+		return !in->is_link && in->corr != NULL && in->corr_len > 0;
+	case SYS_STREAM_CAT: {
+		int n = in->revision == 0 ? sysproj_category(in->stream,
+		                                cat_sep, cat_last, o->cat,
+		                                sizeof(o->cat))
+		                          : 0;
+		o->name     = o->cat;
+		o->name_len = n > 0 ? (size_t) n : 0;
+		return n > 0;
+	}
+	default: /* SYS_STREAMS: the stream itself is the name */
+		o->name     = "";
+		o->name_len = 0;
+		return in->revision == 0;
+	}
+}
+
+/* Into out (SL_MAX_ID_LEN + 1 bytes): the stream c links into for name.
+ * @return false when it would be longer than SL_MAX_ID_LEN. */
+static bool
+sys_stream(const sys_conf *c, const char *name, size_t n, char *out)
+{
+	size_t pl = strlen(c->prefix);
+	if (pl + n > SL_MAX_ID_LEN)
 		return false;
-	memcpy(buf, stream, sl); /* NUL-terminated for the view */
-	buf[sl] = '\0';
-	memset(tv, 0, sizeof(*tv));
-	tv->tenant   = ev->v->tenant;
-	tv->stream   = buf;
-	tv->revision = rev;
+	memcpy(out, c->prefix, pl);
+	memcpy(out + pl, name, n);
+	out[pl + n] = '\0';
 	return true;
 }
 
@@ -167,55 +216,146 @@ static sl_outcome
 sys_on(void *user, const sl_event *ev, const char *key, sl_state *state,
     sl_context *ctx)
 {
-	const sl_host_api *h       = host_api();
-	const sys_conf    *c       = user;
-	const char        *stream  = h->event_stream(ev);
-	const char        *type    = h->event_type(ev);
-	bool               is_link = strcmp(type, EV_LINK_TYPE) == 0;
-	char               cat[SL_MAX_ID_LEN + 1];
+	const sl_host_api *h = host_api();
+	const sys_conf    *c = user;
+	sys_in             in;
+	sys_out            o;
 	(void) key;
 	(void) state;
 
-	/* System streams are where links are written: never link them. */
-	if (stream[0] == '$')
+	memset(&in, 0, sizeof(in));
+	in.stream   = h->event_stream(ev);
+	in.type     = h->event_type(ev);
+	in.type_len = strlen(in.type);
+	in.revision = h->event_revision(ev);
+	in.is_link  = strcmp(in.type, EV_LINK_TYPE) == 0;
+	const msgpack_object *co = &ev->v->content;
+	if (co->type == MSGPACK_OBJECT_STR) {
+		in.content     = co->via.str.ptr;
+		in.content_len = co->via.str.size;
+	}
+	if (c->which == SYS_CORRELATION && in.stream[0] != '$'
+	    && h->metadata_str(ev, corr_prop, &in.corr) == SL_OK
+	    && in.corr != NULL)
+		in.corr_len = strlen(in.corr);
+	else
+		in.corr = NULL;
+	if (sys_decide(c, &in, &o) == 0)
 		return SL_REPLACE;
-	switch (c->which) {
-	case SYS_CATEGORY: {
-		if (sysproj_category(
-		        stream, cat_sep, cat_last, cat, sizeof(cat))
-		    <= 0)
-			return SL_REPLACE;
-		ev_view  tv;
-		sl_event te;
-		char     buf[SL_MAX_ID_LEN + 32];
-		if (is_link && link_target(ev, &tv, buf, sizeof(buf))) {
-			te.v         = &tv;
-			te.partition = tv.stream;
-			return link(ctx, c, cat, &te);
-		}
-		return link(ctx, c, cat, ev);
+	char stream[SL_MAX_ID_LEN + 1];
+	if (!sys_stream(c, o.name, o.name_len, stream)) {
+		log_warn("sysproj",
+		    "%s: not linking %" PRIu64 "@%.64s...: stream id '%s%.64s"
+		    "...' would be longer than %d bytes",
+		    sys_info[c - confs].name, in.revision, in.stream,
+		    c->prefix, o.name, SL_MAX_ID_LEN);
+		return SL_REPLACE;
 	}
-	case SYS_TYPE:
-		return is_link ? SL_REPLACE : link(ctx, c, type, ev);
-	case SYS_CORRELATION: {
-		const char *id = NULL;
-		/* absent, not a string or empty: not correlated */
-		if (is_link || h->metadata_str(ev, corr_prop, &id) != SL_OK
-		    || id == NULL || id[0] == '\0')
-			return SL_REPLACE;
-		return link(ctx, c, id, ev);
+	/* link_to needs only the target's stream and revision (it writes
+	 * "<revision>@<stream>"), so a view with those two stands in for
+	 * a link's target */
+	ev_view  tv;
+	sl_event te;
+	char     buf[SL_MAX_ID_LEN + 32];
+	if (o.tstream != NULL && o.tlen < sizeof(buf)) {
+		memcpy(buf, o.tstream, o.tlen); /* NUL-terminated */
+		buf[o.tlen] = '\0';
+		memset(&tv, 0, sizeof(tv));
+		tv.tenant    = ev->v->tenant;
+		tv.stream    = buf;
+		tv.revision  = o.trev;
+		te.v         = &tv;
+		te.partition = tv.stream;
+		ev           = &te;
 	}
-	case SYS_STREAM_CAT:
-		if (h->event_revision(ev) != 0
-		    || sysproj_category(
-		           stream, cat_sep, cat_last, cat, sizeof(cat))
-		        <= 0)
-			return SL_REPLACE;
-		return link(ctx, c, cat, ev);
-	default: /* SYS_STREAMS: the stream itself is the name */
-		return h->event_revision(ev) != 0 ? SL_REPLACE
-		                                  : link(ctx, c, "", ev);
+	/* A refused write fails the event when the host says so; in a
+	 * query, where nothing is written, the refusal is not an error. */
+	if (h->link_to(ctx, stream, ev) != SL_OK && ctx->failed)
+		return SL_FAIL;
+	return SL_REPLACE;
+}
+
+/* $by_correlation_id's property in metadata (a dotted path, as
+ * host_path walks it): 1 a string (*s, *n), 0 none (absent, not a
+ * string), -1 not decided here (not a map on the way, malformed). */
+static int
+raw_corr(const ev_raw *ev, const char **s, size_t *n)
+{
+	const unsigned char *v  = ev->metadata;
+	size_t               vl = ev->metadata_len;
+	const char          *seg = corr_prop;
+	char                 key[SL_MAX_ID_LEN + 1];
+	for (;;) {
+		const char *dot = strchr(seg, '.');
+		size_t      kn  = dot != NULL ? (size_t) (dot - seg) : strlen(seg);
+		if (kn == 0)
+			return 0;
+		if (kn >= sizeof(key))
+			return -1;
+		memcpy(key, seg, kn);
+		key[kn] = '\0';
+		const unsigned char *val;
+		size_t               val_len;
+		int r = mpraw_map_find(v, vl, key, 4096, &val, &val_len);
+		if (r <= 0)
+			return r;
+		v  = val;
+		vl = val_len;
+		if (dot == NULL)
+			break;
+		seg = dot + 1;
 	}
+	if (!mpraw_str(v, vl, s, n))
+		return 0;
+	return memchr(*s, 0, *n) != NULL ? -1 : 1;
+}
+
+int
+sysproj_peek(const proj_def *def, const ev_raw *ev, sysproj_link *out)
+{
+	const sys_conf *c = def->p->user;
+	const ev_head  *h = &ev->h;
+	char            stream[SL_MAX_ID_LEN + 1];
+	sys_in          in;
+	sys_out         o;
+	if (h->stream_len >= sizeof(stream))
+		return -1;
+	memcpy(stream, h->stream, h->stream_len);
+	stream[h->stream_len] = '\0';
+	memset(&in, 0, sizeof(in));
+	in.stream   = stream;
+	in.type     = h->type;
+	in.type_len = h->type_len;
+	in.revision = h->revision;
+	in.is_link  = h->type_len == 2 && memcmp(h->type, EV_LINK_TYPE, 2) == 0;
+	if (in.is_link
+	    && !mpraw_str(ev->content, ev->content_len, &in.content,
+	        &in.content_len))
+		in.content = NULL;
+	if (c->which == SYS_CORRELATION && stream[0] != '$') {
+		int r = raw_corr(ev, &in.corr, &in.corr_len);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			in.corr = NULL;
+	}
+	if (sys_decide(c, &in, &o) == 0)
+		return 0;
+	/* what sys_on logs or refuses (too long, a NUL) is its to do */
+	if (!sys_stream(c, o.name, o.name_len, out->stream))
+		return -1;
+	if (o.tstream != NULL) {
+		if (o.tlen > SL_MAX_ID_LEN || memchr(o.tstream, 0, o.tlen))
+			return -1;
+		out->target     = o.tstream;
+		out->target_len = o.tlen;
+		out->revision   = o.trev;
+	} else {
+		out->target     = h->stream;
+		out->target_len = h->stream_len;
+		out->revision   = h->revision;
+	}
+	return 1;
 }
 
 int
@@ -316,4 +456,29 @@ sysproj_is_system(const proj_def *def)
 		if (def == &defs[i])
 			return true;
 	return false;
+}
+
+int
+sysproj_index(const proj_def *def)
+{
+	for (size_t i = 0; i < SYSPROJ_COUNT; i++)
+		if (def == &defs[i])
+			return (int) i;
+	return -1;
+}
+
+bool
+sysproj_owns(size_t i, const char *stream, size_t len)
+{
+	/* "$projections-<name>-": its result streams' prefix */
+	static const char rp[] = "$projections-";
+	size_t            nl = strlen(sys_info[i].name), rl = sizeof(rp) - 1;
+	size_t            el = strlen(sys_info[i].emits);
+	if (len >= rl + nl + 1 && memcmp(stream, rp, rl) == 0
+	    && memcmp(stream + rl, sys_info[i].name, nl) == 0
+	    && stream[rl + nl] == '-')
+		return true;
+	if (sys_info[i].emits[el - 1] == '*')
+		return len >= el - 1 && memcmp(stream, sys_info[i].emits, el - 1) == 0;
+	return len == el && memcmp(stream, sys_info[i].emits, el) == 0;
 }

@@ -26,6 +26,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "event.h"
 #include "plugins.h"
 
 #define SYSPROJ_COUNT 5
@@ -53,6 +54,34 @@ bool sysproj_is_system(const proj_def *def);
  * @return the category's length (> 0, copied to out with a NUL); 0 when
  * there is none; -1 when it does not fit in len bytes.
  */
+/** A system projection's link, as sysproj_peek decides it. */
+typedef struct sysproj_link {
+	char        stream[SL_MAX_ID_LEN + 1]; /* where, e.g. "$ce-account" */
+	const char *target; /* the linked event's stream (into the record) */
+	size_t      target_len;
+	uint64_t    revision; /* the linked event's revision */
+} sysproj_link;
+
+/**
+ * What the system projection def links for a stored event read in place
+ * (ev_peek_raw), without decoding it or calling its on(): the same
+ * decision on() makes.
+ * @return 1 one link (out filled; target valid while the record is);
+ * 0 none; -1 not decided here (a stream id too long, a metadata path
+ * through something other than maps): decode it and call on(), which
+ * logs or refuses what it must.
+ */
+int sysproj_peek(const proj_def *def, const ev_raw *ev, sysproj_link *out);
+
+/** def's index (0..SYSPROJ_COUNT - 1), or -1 when it is not one of them. */
+int sysproj_index(const proj_def *def);
+/**
+ * Whether system projection i writes stream (len bytes): what it emits
+ * (e.g. "$ce-*") or its result streams ("$projections-<name>-..."); the
+ * engine does not hand it those events (proc_emit_event.c's own_stream).
+ */
+bool sysproj_owns(size_t i, const char *stream, size_t len);
+
 /** Whether the stream id (len bytes, no NUL needed) is of category cat,
  * cut with the configured separator (system_projections). */
 bool sysproj_in_category(const char *stream, size_t len, const char *cat);

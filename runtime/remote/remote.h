@@ -201,6 +201,13 @@ typedef struct remote_spec remote_spec;
 int remote_spec_parse(const msgpack_object *req, remote_spec **out,
     char *err, size_t errlen);
 void remote_spec_free(remote_spec *s);
+/**
+ * The credential registering (docs/security.md): a takeover of an id
+ * needs the same owner (else SL_EACCES), and a new id is refused with
+ * SL_ETOOBIG once owner holds max registrations. Not called: no owner
+ * ("", auth off), no cap of its own. owner is copied (at most 64 bytes).
+ */
+void remote_spec_set_owner(remote_spec *s, const char *owner, uint32_t max);
 
 /** What a registration did. */
 typedef enum remote_reg_kind {
@@ -258,6 +265,7 @@ typedef struct remote_info {
 	                              disconnect; "" if none */
 	uint32_t window, keepalive_ms, timeout_ms;
 	uint32_t protocol, batch;
+	char     owner[65]; /* the credential that registered it; "" none */
 } remote_info;
 
 /** Info on registration i (0 .. remotes_count - 1). @return false if none.

@@ -162,6 +162,7 @@ struct remote_proc {
 	uint32_t connects, registrations;
 	int64_t  registered_at_ns, changed_at_ns;
 	char     last_error[256];
+	char     owner[65]; /* the credential that registered it; "" none */
 };
 
 struct remotes {
@@ -185,6 +186,9 @@ struct remote_spec {
 	size_t         initial_len;
 	sl_selector   *sels;
 	size_t         n_sels;
+	char           owner[65]; /* remote_spec_set_owner */
+	uint32_t       owner_max; /* registrations owner may hold */
+	bool           owner_capped;
 };
 
 /* ---- small helpers of both halves ---- */

@@ -80,6 +80,14 @@ spec_hash(const remote_spec *s)
 /* ---- registration requests ---- */
 
 void
+remote_spec_set_owner(remote_spec *s, const char *owner, uint32_t max)
+{
+	snprintf(s->owner, sizeof(s->owner), "%s", owner);
+	s->owner_max    = max;
+	s->owner_capped = true;
+}
+
+void
 remote_spec_free(remote_spec *s)
 {
 	if (s == NULL)
@@ -766,6 +774,16 @@ remote_register(remotes *rs, const remote_spec *spec, registry *plugins,
 		goto out;
 	}
 	if ((rp = find_id(rs, spec->id)) == NULL) {
+		size_t held = 0;
+		for (size_t i = 0; spec->owner_capped && i < rs->n_regs; i++)
+			held += strcmp(rs->regs[i]->owner, spec->owner) == 0;
+		if (spec->owner_capped && held >= spec->owner_max) {
+			rc = fail_msg(err, errlen, SL_ETOOBIG,
+			    "credential '%s' holds %zu registrations (its "
+			    "max_registrations)",
+			    spec->owner, held);
+			goto out;
+		}
 		if (rs->n_regs >= rs->cfg.max_registrations) {
 			rc = fail_msg(err, errlen, SL_ETOOBIG,
 			    "remote.max_registrations (%u) reached",
@@ -774,6 +792,7 @@ remote_register(remotes *rs, const remote_spec *spec, registry *plugins,
 		}
 		if ((rc = rp_new(rs, spec, &rp, err, errlen)) != SL_OK)
 			goto out;
+		snprintf(rp->owner, sizeof(rp->owner), "%s", spec->owner);
 		rs->regs[rs->n_regs++] = rp;
 		out->kind              = REMOTE_REG_NEW;
 		out->def               = &rp->cur->def;
@@ -787,6 +806,13 @@ remote_register(remotes *rs, const remote_spec *spec, registry *plugins,
 		char         url[sizeof(rp->url)];
 		rdef        *old = rp->cur, *nd = NULL;
 		uint64_t     h = spec_hash(spec);
+		if (strcmp(rp->owner, spec->owner) != 0) {
+			rc = fail_msg(err, errlen, SL_EACCES,
+			    "%s %s is registered by another credential: only "
+			    "that one may take it over",
+			    kind_word(rp->kind), rp->id);
+			goto out;
+		}
 		if (rp->kind != spec->kind) {
 			rc = fail_msg(err, errlen, SL_EEXIST,
 			    "id %s is registered as a %s ('%s'); a %s cannot "
@@ -934,6 +960,7 @@ remotes_info(remotes *rs, size_t i, remote_info *out)
 	out->timeout_ms   = rp->timeout_ms;
 	out->protocol     = rp->protocol;
 	out->batch        = rp->batch;
+	snprintf(out->owner, sizeof(out->owner), "%s", rp->owner);
 	pthread_mutex_unlock(&rp->mu);
 	pthread_mutex_unlock(&rs->mu);
 	return true;

@@ -20,6 +20,7 @@
 
 #include "fsutil.h"
 #include "log.h"
+#include "monotime.h"
 #include "store_internal.h"
 
 /* LMDB result to sl_err: a full map is its own code so that an operator
@@ -359,14 +360,28 @@ store_write_group(store *s, store_commit *group, store_emit *egroup)
 			s->txn_count++;
 			pthread_cond_broadcast(&s->head_cv);
 			pthread_mutex_unlock(&s->mu);
+			/* positions are gap-free: one per event written */
+			__atomic_fetch_add(
+			    &s->events_appended, pos - start, __ATOMIC_RELAXED);
+			hist_observe(&s->group_events, pos - start);
 		}
 	}
 
 	/* Acknowledge only now that the head is published: a client that
 	 * reads right after its ack sees its events. done() may free c. */
+	int64_t now = mono_ns();
 	for (c = group; c != NULL; c = next) {
 		next    = c->next;
 		c->next = NULL;
+		if (c->rc == SL_OK) {
+			__atomic_fetch_add(&s->commits_ok, 1, __ATOMIC_RELAXED);
+			hist_observe(&s->commit_latency,
+			    now > c->submit_ns ? (uint64_t) (now - c->submit_ns)
+			                       : 0);
+		} else {
+			__atomic_fetch_add(
+			    &s->commits_refused, 1, __ATOMIC_RELAXED);
+		}
 		if (c->done != NULL)
 			c->done(c, c->arg);
 	}
@@ -479,6 +494,8 @@ fail:
 	return mrc == ENOMEM ? SL_ENOMEM : SL_ESTORAGE;
 }
 
+static void store_stats_init(store *s);
+
 int
 store_open(const char *path, size_t map_size, bool sync, store **out)
 {
@@ -498,6 +515,7 @@ store_open(const char *path, size_t map_size, bool sync, store **out)
 	if (s == NULL)
 		return SL_ENOMEM;
 	msgpack_sbuffer_init(&s->enc);
+	store_stats_init(s);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->claims_mu, NULL);
 	pthread_condattr_init(&ca);
@@ -602,6 +620,7 @@ store_submit(store *s, store_commit *c)
 	c->stream_revision = 0;
 	c->message[0]      = '\0';
 	c->next            = NULL;
+	c->submit_ns       = mono_ns();
 
 	pthread_mutex_lock(&s->mu);
 	if (s->closing) {
@@ -959,6 +978,43 @@ store_stream_next_revision(
 	    store_head_key(key, tenant, tl, stream, sl), out, "stream head");
 	mdb_txn_abort(txn);
 	return rc;
+}
+
+/* Commit latency buckets, ns: 100 µs .. 5 s. */
+static const uint64_t latency_bounds[] = { 100000, 250000, 500000, 1000000,
+	2500000, 5000000, 10000000, 25000000, 50000000, 100000000, 250000000,
+	500000000, 1000000000, 5000000000 };
+/* Events per write transaction. */
+static const uint64_t group_bounds[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256,
+	512, 1024, 4096, 16384 };
+
+static void
+store_stats_init(store *s)
+{
+	hist_init(&s->commit_latency, latency_bounds,
+	    sizeof(latency_bounds) / sizeof(latency_bounds[0]));
+	hist_init(&s->group_events, group_bounds,
+	    sizeof(group_bounds) / sizeof(group_bounds[0]));
+}
+
+void
+store_stats_get(store *s, store_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->commits_ok = __atomic_load_n(&s->commits_ok, __ATOMIC_RELAXED);
+	out->commits_refused
+	    = __atomic_load_n(&s->commits_refused, __ATOMIC_RELAXED);
+	out->events_appended
+	    = __atomic_load_n(&s->events_appended, __ATOMIC_RELAXED);
+	out->txns = store_txn_count(s);
+	hist_read(&s->commit_latency, &out->commit_latency);
+	hist_read(&s->group_events, &out->group_events);
+	MDB_envinfo info;
+	MDB_stat    st;
+	if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &st) == 0) {
+		out->map_size = info.me_mapsize;
+		out->map_used = ((uint64_t) info.me_last_pgno + 1) * st.ms_psize;
+	}
 }
 
 uint64_t

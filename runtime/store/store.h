@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "event.h"
+#include "hist.h"
 
 typedef struct store store;
 
@@ -106,6 +107,7 @@ struct store_commit {
 	 */
 	store_trunc trunc;
 	uint64_t    truncate_before;
+	int64_t     submit_ns; /* internal: store_submit's time (metrics) */
 };
 
 /**
@@ -313,5 +315,18 @@ int store_resolve_link(store *s, const char *tenant, const char *link,
 
 /** Number of write transactions so far (group commit statistics). */
 uint64_t store_txn_count(store *s);
+
+/** The log's counters since it was opened (the metrics endpoint). */
+typedef struct store_stats {
+	uint64_t commits_ok;      /* client commits and deletions acknowledged */
+	uint64_t commits_refused; /* refused (revision, ownership, storage) */
+	uint64_t events_appended; /* events written: commits' and emitted */
+	uint64_t txns;            /* write transactions committed */
+	hist     commit_latency;  /* ns from store_submit to its ack */
+	hist     group_events;    /* events per write transaction */
+	uint64_t map_size;        /* the environment's map, bytes */
+	uint64_t map_used;        /* of it, pages in use, bytes */
+} store_stats;
+void store_stats_get(store *s, store_stats *out);
 
 #endif

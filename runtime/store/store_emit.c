@@ -203,12 +203,61 @@ store_emit_reset(store *s, MDB_txn *txn, const char *tenant, size_t tl,
 	return mrc == MDB_NOTFOUND ? MDB_SUCCESS : mrc;
 }
 
+/*
+ * The streams a batch appended to so far, most recent ones: their owner
+ * checked and recorded, and their next revision, whose "heads" record is
+ * written when the entry leaves (emit_heads_flush). A batch of links
+ * (a system projection's: 200,000 into "$ce-account") then costs a log
+ * and a stream index put per event, not also an owner check, a head's
+ * read and write and an owner put.
+ */
+#define EMIT_STREAMS 16
+typedef struct emit_stream {
+	const char *stream;
+	size_t      sl;
+	uint64_t    next_rev;
+} emit_stream;
+typedef struct emit_streams {
+	emit_stream v[EMIT_STREAMS];
+	size_t      n, victim;
+} emit_streams;
+
+static int
+emit_head_put(store *s, MDB_txn *txn, const char *tenant, size_t tl,
+    const emit_stream *x)
+{
+	uint8_t key[STORE_KEY_MAX];
+	size_t  hlen = store_head_key(key, tenant, tl, x->stream, x->sl);
+	return store_put_head(s, txn, key, hlen, x->next_rev);
+}
+
+/* Write every cached head (before the batch's commit). */
+static int
+emit_heads_flush(store *s, MDB_txn *txn, const char *tenant, size_t tl,
+    emit_streams *es)
+{
+	int mrc = MDB_SUCCESS;
+	for (size_t i = 0; i < es->n && mrc == MDB_SUCCESS; i++)
+		mrc = emit_head_put(s, txn, tenant, tl, &es->v[i]);
+	es->n = 0;
+	return mrc;
+}
+
+static emit_stream *
+emit_stream_find(emit_streams *es, const char *stream, size_t sl)
+{
+	for (size_t i = 0; i < es->n; i++)
+		if (es->v[i].sl == sl && memcmp(es->v[i].stream, stream, sl) == 0)
+			return &es->v[i];
+	return NULL;
+}
+
 /* Append one event of a batch to its stream, recording owner as the
  * stream's writer the first time. *rev: in, the revision appends[i - 1]
  * got (for link_prev); out, the one this append got. */
 static int
 store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
-    size_t i, uint64_t pos, uint64_t *rev)
+    size_t i, uint64_t pos, uint64_t *rev, emit_streams *es)
 {
 	const store_append *a = &e->appends[i];
 	store_append        linked;
@@ -236,18 +285,23 @@ store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
 	MDB_val             k, v;
 	int                 mrc, rc;
 
-	rc = store_owner_check_txn(s, txn, e->tenant, tl, a->stream, sl,
-	    e->owner, e->message, sizeof(e->message));
-	if (rc != SL_OK) {
-		e->rc = rc;
-		return rc;
+	hlen            = store_head_key(key, e->tenant, tl, a->stream, sl);
+	emit_stream *x  = emit_stream_find(es, a->stream, sl);
+	if (x != NULL) {
+		next_rev = x->next_rev;
+	} else {
+		rc = store_owner_check_txn(s, txn, e->tenant, tl, a->stream,
+		    sl, e->owner, e->message, sizeof(e->message));
+		if (rc != SL_OK) {
+			e->rc = rc;
+			return rc;
+		}
+		if (store_get_be64_txn(txn, s->db_heads, key, hlen, &next_rev,
+		        "read stream head")
+		    != SL_OK)
+			return store_emit_fail(e, SL_ESTORAGE,
+			    "lmdb: cannot read the head of '%s'", a->stream);
 	}
-	hlen = store_head_key(key, e->tenant, tl, a->stream, sl);
-	if (store_get_be64_txn(
-	        txn, s->db_heads, key, hlen, &next_rev, "read stream head")
-	    != SL_OK)
-		return store_emit_fail(e, SL_ESTORAGE,
-		    "lmdb: cannot read the head of '%s'", a->stream);
 
 	msgpack_sbuffer_clear(&s->enc);
 	msgpack_packer_init(&pk, &s->enc, msgpack_sbuffer_write);
@@ -265,10 +319,13 @@ store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
 		return store_emit_fail(e, SL_ETOOBIG,
 		    "appends[%zu] takes %zu bytes (limit %u)", i, s->enc.size,
 		    SL_MAX_EVENT_BYTES);
-	if ((mrc = store_put_encoded(s, txn, key, hlen, next_rev, pos)) != 0
-	    || (mrc = store_put_head(s, txn, key, hlen, next_rev + 1)) != 0)
+	if ((mrc = store_put_encoded(s, txn, key, hlen, next_rev, pos)) != 0)
 		goto lmdb_fail;
 	*rev = next_rev;
+	if (x != NULL) {
+		x->next_rev = next_rev + 1; /* its head: written later */
+		return SL_OK;
+	}
 
 	/* Owner records: the check above passed, so an existing record
 	 * names this owner already. */
@@ -277,16 +334,28 @@ store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
 	v.mv_data = (void *) e->owner;
 	v.mv_size = ol;
 	mrc       = mdb_put(txn, s->db_owners, &k, &v, MDB_NOOVERWRITE);
-	if (mrc == MDB_KEYEXIST)
-		return SL_OK;
-	if (mrc != MDB_SUCCESS)
+	if (mrc != MDB_SUCCESS && mrc != MDB_KEYEXIST)
 		goto lmdb_fail;
-	k.mv_size
-	    = store_owner_key(key, e->tenant, tl, e->owner, ol, a->stream, sl);
-	v.mv_data = (void *) "";
-	v.mv_size = 0;
-	if ((mrc = mdb_put(txn, s->db_owned, &k, &v, 0)) != 0)
-		goto lmdb_fail;
+	if (mrc == MDB_SUCCESS) {
+		k.mv_size = store_owner_key(
+		    key, e->tenant, tl, e->owner, ol, a->stream, sl);
+		v.mv_data = (void *) "";
+		v.mv_size = 0;
+		if ((mrc = mdb_put(txn, s->db_owned, &k, &v, 0)) != 0)
+			goto lmdb_fail;
+	}
+	/* cached from now on; the entry it replaces writes its head */
+	if (es->n < EMIT_STREAMS) {
+		x = &es->v[es->n++];
+	} else {
+		x          = &es->v[es->victim];
+		es->victim = (es->victim + 1) % EMIT_STREAMS;
+		if ((mrc = emit_head_put(s, txn, e->tenant, tl, x)) != 0)
+			goto lmdb_fail;
+	}
+	x->stream   = a->stream;
+	x->sl       = sl;
+	x->next_rev = next_rev + 1;
 	return SL_OK;
 
 lmdb_fail:
@@ -323,11 +392,15 @@ store_write_emit(store *s, MDB_txn *parent, store_emit *e, uint64_t *pos)
 	    && (mrc = store_emit_reset(s, txn, e->tenant, tl, e->owner, ol))
 	        != MDB_SUCCESS)
 		goto lmdb_fail;
-	uint64_t rev = 0;
+	uint64_t     rev = 0;
+	emit_streams es;
+	es.n = es.victim = 0;
 	for (size_t i = 0; i < e->n_appends; i++)
-		if (store_emit_append(s, txn, e, tl, ol, i, *pos + i, &rev)
+		if (store_emit_append(s, txn, e, tl, ol, i, *pos + i, &rev, &es)
 		    != SL_OK)
 			goto abort;
+	if ((mrc = emit_heads_flush(s, txn, e->tenant, tl, &es)) != 0)
+		goto lmdb_fail;
 	for (size_t i = 0; i < e->n_states; i++) {
 		const store_kv *kv = &e->states[i];
 

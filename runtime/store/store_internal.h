@@ -10,6 +10,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 
+#include "hist.h"
 #include "store.h"
 
 /* Most commits taken into one write transaction: bounds the transaction's
@@ -66,6 +67,11 @@ struct store {
 	store_claim_t  *claims;
 	size_t          n_claims;
 	size_t          cap_claims;
+
+	/* the metrics (store_stats_get): relaxed atomics, writer-updated */
+	uint64_t commits_ok, commits_refused, events_appended;
+	hist     commit_latency; /* submit to ack, ns, acknowledged commits */
+	hist     group_events;   /* events per write transaction */
 };
 
 static inline void

@@ -1,0 +1,336 @@
+/*
+ * The Prometheus endpoint (issue 19 item 4) of a real sluiced with
+ * endpoints.metrics on http://127.0.0.1:0/metrics (the port it took is in
+ * its log), read over plain TCP sockets:
+ *  1. after 3 commits of 5 events: sluice_commits_total 3,
+ *     sluice_events_appended_total 5, the commit latency histogram counts
+ *     3 with cumulative buckets ending at +Inf = count, and account_details'
+ *     position reaches the head with a lag of 0 events;
+ *  2. with account_details paused, 2 more events: its lag is 2 events and
+ *     more than 0 seconds; resumed, back to 0;
+ *  3. the text is well formed: every sample's family has HELP and TYPE
+ *     before it, once, names are [a-zA-Z_:][a-zA-Z0-9_:]*, counters end in
+ *     _total, values are numbers;
+ *  4. bad requests: an unknown path is 404, POST is 405, a garbage request
+ *     gets 400 or a closed connection, and the daemon keeps serving both
+ *     the metrics and the API.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <sluice/client.h>
+
+#include "daemon_testutil.h"
+
+static char  dir[4096], cfg[4200], logf[4200], api[4200];
+static char  host[64];
+static int   port;
+static pid_t daemon_pid = -1;
+
+#define PROJ "account_details"
+
+static void
+cleanup(void)
+{
+	dt_kill_and_reap(&daemon_pid);
+}
+
+/* Send req over a new TCP connection to the endpoint; the whole answer
+ * (until the daemon closes) into a malloc'ed string. */
+static char *
+http(const char *req, size_t req_len)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+		.sin_port                    = htons((uint16_t) port) };
+	CHECK(inet_pton(AF_INET, host, &a.sin_addr) == 1);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0);
+	CHECK(connect(fd, (struct sockaddr *) &a, sizeof(a)) == 0);
+	CHECK(write(fd, req, req_len) == (ssize_t) req_len);
+	size_t cap = 65536, len = 0;
+	char  *buf = malloc(cap);
+	CHECK(buf != NULL);
+	int64_t end = dt_now_ms() + 10000;
+	for (;;) {
+		struct pollfd p    = { .fd = fd, .events = POLLIN };
+		int64_t       left = end - dt_now_ms();
+		if (left <= 0 || poll(&p, 1, (int) left) <= 0)
+			break;
+		if (len + 4096 > cap) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			CHECK(buf != NULL);
+		}
+		ssize_t n = read(fd, buf + len, cap - len - 1);
+		if (n <= 0)
+			break;
+		len += (size_t) n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return buf;
+}
+
+static char *
+get(const char *path)
+{
+	char req[512];
+	int  n = snprintf(req, sizeof(req),
+	     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n",
+	     path, host, port);
+	return http(req, (size_t) n);
+}
+
+/* The body of a 200 answer to GET /metrics. */
+static char *
+scrape(void)
+{
+	char *r = get("/metrics");
+	CHECK(strncmp(r, "HTTP/1.1 200", 12) == 0);
+	CHECK(strstr(r, "Content-Type: text/plain; version=0.0.4") != NULL);
+	char *body = strstr(r, "\r\n\r\n");
+	CHECK(body != NULL);
+	memmove(r, body + 4, strlen(body + 4) + 1);
+	return r;
+}
+
+/* The value of the sample whose line starts with prefix (name and
+ * labels, up to the space); -1 when there is none. */
+static double
+sample(const char *text, const char *prefix)
+{
+	size_t      n = strlen(prefix);
+	const char *p = text;
+	while ((p = strstr(p, prefix)) != NULL) {
+		if ((p == text || p[-1] == '\n') && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+		p += n;
+	}
+	return -1;
+}
+
+static double
+proc_sample(const char *text, const char *metric)
+{
+	char prefix[512];
+	snprintf(prefix, sizeof(prefix),
+	    "%s{tenant=\"t1\",name=\"" PROJ
+	    "\",projection=\"8a2f3c1e-5b7d-4e9a-9c11-2d4e6f8a0b13\","
+	    "kind=\"projection\"}",
+	    metric);
+	return sample(text, prefix);
+}
+
+/* Scrape until metric of account_details is v (at most 10 s). */
+static char *
+wait_proc(const char *metric, double v)
+{
+	int64_t end = dt_now_ms() + 10000;
+	for (;;) {
+		char *t = scrape();
+		if (proc_sample(t, metric) == v || dt_now_ms() > end)
+			return t;
+		free(t);
+		dt_sleep_ms(50);
+	}
+}
+
+static bool
+name_ok(const char *s, size_t n)
+{
+	if (n == 0 || !(isalpha((unsigned char) s[0]) || s[0] == '_'
+	                   || s[0] == ':'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!(isalnum((unsigned char) s[i]) || s[i] == '_'
+		        || s[i] == ':'))
+			return false;
+	return true;
+}
+
+/* Test 3: the exposition format's rules that a scraper relies on. */
+static void
+check_format(char *text)
+{
+	char  families[256][96];
+	char  types[256][16];
+	int   n_fam = 0, n_samples = 0;
+	char *save  = NULL;
+	char  copy_of_help[96] = "";
+	for (char *line = strtok_r(text, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char name[96];
+		if (strncmp(line, "# HELP ", 7) == 0) {
+			CHECK(sscanf(line + 7, "%95s", copy_of_help) == 1);
+			continue;
+		}
+		if (strncmp(line, "# TYPE ", 7) == 0) {
+			char type[16];
+			CHECK(sscanf(line + 7, "%95s %15s", name, type) == 2);
+			CHECK_STREQ(name, copy_of_help); /* HELP just before */
+			for (int i = 0; i < n_fam; i++)
+				CHECK(strcmp(families[i], name) != 0);
+			CHECK(strcmp(type, "counter") == 0
+			    || strcmp(type, "gauge") == 0
+			    || strcmp(type, "histogram") == 0);
+			if (strcmp(type, "counter") == 0) {
+				size_t l = strlen(name);
+				CHECK(l > 6 && strcmp(name + l - 6, "_total") == 0);
+			}
+			CHECK(n_fam < 256);
+			snprintf(families[n_fam], sizeof(families[0]), "%s", name);
+			snprintf(types[n_fam++], sizeof(types[0]), "%s", type);
+			continue;
+		}
+		CHECK(line[0] != '#');
+		size_t nl = strcspn(line, "{ ");
+		CHECK(name_ok(line, nl));
+		/* the sample belongs to the last family (histogram: its
+		 * _bucket, _sum, _count) */
+		CHECK(n_fam > 0);
+		const char *fam = families[n_fam - 1];
+		size_t      fl  = strlen(fam);
+		CHECK(strncmp(line, fam, fl) == 0);
+		CHECK(nl == fl
+		    || (strcmp(types[n_fam - 1], "histogram") == 0
+		        && (strncmp(line + fl, "_bucket", 7) == 0
+		            || strncmp(line + fl, "_sum", 4) == 0
+		            || strncmp(line + fl, "_count", 6) == 0)));
+		const char *v = strrchr(line, ' ');
+		CHECK(v != NULL);
+		char *end;
+		strtod(v + 1, &end);
+		CHECK(*end == '\0');
+		n_samples++;
+	}
+	CHECK(n_fam >= 20);
+	CHECK(n_samples >= 40);
+}
+
+static void
+commit(sl_client *c, const char *stream, int n)
+{
+	sl_new_event ev[3];
+	char         content[3][160];
+	for (int i = 0; i < n; i++) {
+		snprintf(content[i], sizeof(content[i]),
+		    "{\"account_id\":\"%s\",\"customer_id\":\"c\",\"amount\":1}",
+		    stream);
+		ev[i] = (sl_new_event) { .type = i == 0 ? "DebitAccountOpened"
+			                                : "DebitPerformed",
+			.content_json               = content[i] };
+	}
+	CHECK_EQ(sl_client_commit(c, "t1", stream, SL_EXPECT_ANY, ev,
+	             (size_t) n, NULL),
+	    SL_OK);
+}
+
+int
+main(void)
+{
+	dt_test_paths(dir, cfg, logf, api);
+	atexit(cleanup);
+	char   text[4096];
+	size_t n = dt_config_head(
+	    text, sizeof(text), dir, SL_PLUGIN_DIR, api, "64MiB");
+	/* endpoints: comes before event_store: in the head: metrics goes
+	 * under it */
+	char *ev = strstr(text, "event_store:\n");
+	CHECK(ev != NULL);
+	char moved[4096];
+	snprintf(moved, sizeof(moved), "%.*s  metrics: "
+	                               "http://127.0.0.1:0/metrics\n%.*s"
+	                               "tenants:\n  - id: t1\n",
+	    (int) (ev - text), text, (int) (text + n - ev), ev);
+	tu_write_file(cfg, moved);
+	daemon_pid = dt_daemon_spawn(cfg, logf);
+	sl_client *c = NULL;
+	CHECK(dt_wait_answer(api, &c, 15000));
+
+	/* the port it took, from its log */
+	size_t len;
+	char  *log = dt_slurp(logf, &len);
+	CHECK(log != NULL);
+	char *at = strstr(log, "serving metrics on http://");
+	CHECK(at != NULL);
+	CHECK(sscanf(at + 26, "%63[0-9.]:%d/metrics", host, &port) == 2);
+	free(log);
+
+	/* 1. counters and histograms */
+	commit(c, "acc-1", 3);
+	commit(c, "acc-2", 1);
+	commit(c, "acc-3", 1);
+	char *t = wait_proc("sluice_processor_position", 5);
+	CHECK(proc_sample(t, "sluice_processor_position") == 5);
+	CHECK(proc_sample(t, "sluice_processor_lag_events") == 0);
+	CHECK(proc_sample(t, "sluice_processor_lag_seconds") == 0);
+	CHECK(sample(t, "sluice_commits_total") == 3);
+	CHECK(sample(t, "sluice_events_appended_total") == 5);
+	CHECK(sample(t, "sluice_log_head_position") == 5);
+	CHECK(sample(t, "sluice_commit_duration_seconds_count") == 3);
+	CHECK(sample(t, "sluice_commit_duration_seconds_bucket{le=\"+Inf\"}") == 3);
+	CHECK(sample(t, "sluice_commit_duration_seconds_sum") > 0);
+	CHECK(sample(t, "sluice_group_commit_events_sum") == 5);
+	CHECK(sample(t, "sluice_lmdb_map_used_bytes{environment=\"events\","
+	                "tenant=\"\"}")
+	    > 0);
+	CHECK(sample(t, "sluice_lmdb_map_size_bytes{environment="
+	                   "\"events\",tenant=\"\"}") == 64.0 * 1024 * 1024);
+	/* cumulative buckets */
+	double      last = 0;
+	const char *p    = t;
+	while ((p = strstr(p, "sluice_commit_duration_seconds_bucket{"))
+	    != NULL) {
+		double v = strtod(strchr(p, ' ') + 1, NULL);
+		CHECK(v >= last);
+		last = v;
+		p++;
+	}
+	CHECK(last == 3);
+
+	/* 3. the format */
+	check_format(t);
+	free(t);
+
+	/* 2. lag while paused */
+	CHECK_EQ(sl_client_command(c, "pause", PROJ, "t1", NULL), SL_OK);
+	dt_sleep_ms(50);
+	commit(c, "acc-4", 2);
+	t = wait_proc("sluice_processor_lag_events", 2);
+	CHECK(proc_sample(t, "sluice_processor_lag_events") == 2);
+	CHECK(proc_sample(t, "sluice_processor_lag_seconds") > 0);
+	CHECK(proc_sample(t, "sluice_processor_paused") == 1);
+	free(t);
+	CHECK_EQ(sl_client_command(c, "resume", PROJ, "t1", NULL), SL_OK);
+	t = wait_proc("sluice_processor_lag_events", 0);
+	CHECK(proc_sample(t, "sluice_processor_lag_events") == 0);
+	CHECK(proc_sample(t, "sluice_processor_position") == 7);
+	free(t);
+
+	/* 4. bad requests */
+	char *r = get("/nope");
+	CHECK(strncmp(r, "HTTP/1.1 404", 12) == 0);
+	free(r);
+	static const char post[] = "POST /metrics HTTP/1.1\r\nHost: x\r\n"
+	                           "Content-Length: 0\r\nConnection: close"
+	                           "\r\n\r\n";
+	r = http(post, sizeof(post) - 1);
+	CHECK(strncmp(r, "HTTP/1.1 405", 12) == 0);
+	free(r);
+	static const char junk[] = "\x01\x02 not http at all\r\n\r\n\r\n";
+	r = http(junk, sizeof(junk) - 1);
+	CHECK(r[0] == '\0' || strncmp(r, "HTTP/1.1 400", 12) == 0);
+	free(r);
+	t = scrape();
+	CHECK(sample(t, "sluice_commits_total") == 4);
+	free(t);
+	commit(c, "acc-5", 1);
+	sl_client_close(c);
+
+	dt_daemon_stop(&daemon_pid, 20000);
+	printf("metrics_test: ok\n");
+	return 0;
+}
