@@ -11,10 +11,14 @@
  *     logged as such.
  *  2. verify_clients: required, the daemon's key encrypted (with
  *     tls.key_password). A client without a certificate and one
- *     with mallory's are refused (the daemon logs why); alice's is accepted, served, and its
- *     subject is in the log; the daemon serves on after the refusals.
+ *     with mallory's are refused (the daemon logs why); alice's is
+ *     accepted, served, and its subject is in the log; the daemon
+ *     serves on after the refusals.
  *  3. The CLI's --tls-ca / --tls-cert / --tls-key / --tls-server-name
  *     and SLUICE_TLS_* variables against that daemon.
+ *  4. auth.subjects: alice's certificate, without a token, is her
+ *     credential (read: reads, not commits); mallory's or none is
+ *     refused EACCES.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -53,7 +57,7 @@ opts(const char *ca, const char *cert, const char *key)
  * verify says, its key encrypted (enc) or not; wait until a client with
  * the right CA is answered. */
 static void
-start_daemon(const char *verify, bool enc)
+start_daemon_with(const char *verify, bool enc, const char *auth)
 {
 	char text[8192];
 	snprintf(api, sizeof(api), "tls+tcp://127.0.0.1:%d", tt_free_port());
@@ -68,15 +72,15 @@ start_daemon(const char *verify, bool enc)
 	    "  pub: %s\n"
 	    "event_store:\n  map_size: 64MiB\n  sync: false\n"
 	    "tenants:\n  - id: " TENANT "\n"
-	    /* no auth: here (TLS alone; tests/auth_test.c has auth) */
-	    "insecure: true\n"
+	    "%s"
 	    "tls:\n"
 	    "  cert_file: %s\n"
 	    "  key_file: %s\n"
 	    "%s"
 	    "  ca_file: %s\n"
 	    "  verify_clients: %s\n",
-	    pub, tt_pki("server.crt"), tt_pki(enc ? "server-enc.key" : "server.key"),
+	    pub, auth, tt_pki("server.crt"),
+	    tt_pki(enc ? "server-enc.key" : "server.key"),
 	    enc ? "  key_password: s3cret\n" : "", tt_pki("ca.crt"), verify);
 	tu_write_file(cfgp, text);
 	daemon_pid = dt_daemon_spawn(cfgp, logp);
@@ -87,6 +91,13 @@ start_daemon(const char *verify, bool enc)
 		CHECK(!"the daemon answers over TLS");
 	}
 	sl_client_close(c);
+}
+
+/* Without auth: (TLS alone; tests/auth_test.c has auth) */
+static void
+start_daemon(const char *verify, bool enc)
+{
+	start_daemon_with(verify, enc, "insecure: true\n");
 }
 
 static void
@@ -430,6 +441,44 @@ test_cli(void)
 	    3);
 }
 
+/* ---- 4. auth.subjects: the verified certificate is the credential ---- */
+
+static void
+test_subjects(void)
+{
+	sl_client     *c = NULL;
+	sl_tls_options o = opts("ca.crt", "client.crt", "client.key");
+	char          *st = NULL;
+	/* alice, no token: her subject's credential (read only) */
+	CHECK_EQ(open_with(&o, &c), SL_OK);
+	CHECK_EQ(sl_client_status(c, &st), SL_OK);
+	sl_client_free(st);
+	sl_read_result rr;
+	CHECK_EQ(sl_client_read_stream(c, TENANT, "acc-1", 0, 10, &rr), SL_OK);
+	CHECK_EQ(rr.n_events, 1);
+	sl_read_result_free(&rr);
+	CHECK_EQ(tt_commit(c, TENANT, "acc-9", "DebitAccountOpened",
+	             "{\"account_id\":\"acc-9\"}"),
+	    SL_EACCES);
+	CHECK(strstr(sl_client_last_error(c), "credential 'alice' lacks role "
+	                                      "'write'")
+	    != NULL);
+	sl_client_close(c);
+	/* mallory's certificate (let in under optional, not verified) and
+	 * none at all: no credential */
+	o = opts("ca.crt", "other.crt", "other.key");
+	CHECK_EQ(open_with(&o, &c), SL_OK);
+	CHECK_EQ(sl_client_status(c, &st), SL_EACCES);
+	CHECK(strstr(sl_client_last_error(c), "no client certificate the CA "
+	                                      "verified")
+	    != NULL);
+	sl_client_close(c);
+	o = opts("ca.crt", NULL, NULL);
+	CHECK_EQ(open_with(&o, &c), SL_OK);
+	CHECK_EQ(sl_client_status(c, &st), SL_EACCES);
+	sl_client_close(c);
+}
+
 int
 main(void)
 {
@@ -446,6 +495,15 @@ main(void)
 	start_daemon("required", true);
 	test_mutual_required();
 	test_cli();
+	stop_daemon();
+
+	start_daemon_with("optional", false,
+	    "auth:\n  subjects:\n"
+	    "    - name: alice\n"
+	    "      subject: \"O=Sluice tests, CN=alice\"\n"
+	    "      tenants: [" TENANT "]\n"
+	    "      roles: [read]\n");
+	test_subjects();
 	stop_daemon();
 	printf("tls_api_test: ok\n");
 	return 0;
