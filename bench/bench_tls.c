@@ -98,10 +98,10 @@ start(tls_daemon *d, const char *sluiced, const char *root, bool tls,
 	    "event_store: {map_size: 1GiB, sync: false}\n"
 	    "tenants: [{id: bench}]\n"
 	    "%s%s%s%s%s%s%s",
-	    d->dir, d->dir, d->url, d->dir,
-	    tls ? "tls:\n  cert_file: " : "", tls ? pf("server.crt") : "",
-	    tls ? "\n  key_file: " : "", tls ? pf("server.key") : "",
-	    tls ? "\n  ca_file: " : "", tls ? pf("ca.crt") : "",
+	    d->dir, d->dir, d->url, d->dir, tls ? "tls:\n  cert_file: " : "",
+	    tls ? pf("server.crt") : "", tls ? "\n  key_file: " : "",
+	    tls ? pf("server.key") : "", tls ? "\n  ca_file: " : "",
+	    tls ? pf("ca.crt") : "",
 	    tls ? "\n  verify_clients: required\n" : "");
 	snprintf(cfg, sizeof(cfg), "%s/resources.yaml", d->dir);
 	snprintf(log, sizeof(log), "%s/sluiced.log", d->dir);
@@ -144,9 +144,9 @@ measure(const char *name, const tls_daemon *d, const sl_tls_options *o,
 	sl_client   *c;
 	bench_lat    lat;
 	sl_new_event ev = { .type = "Bench",
-		.content_json  = "{\"account_id\":\"a-1\",\"amount\":100,"
-		                 "\"note\":\"a benchmark event of about a "
-		                 "hundred bytes of content\"}" };
+		.content_json     = "{\"account_id\":\"a-1\",\"amount\":100,"
+		                    "\"note\":\"a benchmark event of about a "
+		                    "hundred bytes of content\"}" };
 	memset(&lat, 0, sizeof(lat));
 	if (sl_client_open_tls(d->url, 10000, o, &c) != SL_OK)
 		bench_die("open %s: %s", d->url, sl_client_open_error());
@@ -155,7 +155,8 @@ measure(const char *name, const tls_daemon *d, const sl_tls_options *o,
 	uint64_t t0 = bench_now_ns();
 	for (int i = 0; i < commits; i++) {
 		uint64_t t = bench_now_ns();
-		if (sl_client_commit(c, "bench", "s", SL_EXPECT_ANY, &ev, 1, NULL)
+		if (sl_client_commit(
+		        c, "bench", "s", SL_EXPECT_ANY, &ev, 1, NULL)
 		    != SL_OK)
 			bench_die("commit: %s", sl_client_last_error(c));
 		bench_lat_add(&lat, bench_now_ns() - t);
@@ -163,15 +164,15 @@ measure(const char *name, const tls_daemon *d, const sl_tls_options *o,
 	double secs = (double) (bench_now_ns() - t0) / 1e9;
 	sl_client_close(c);
 	bench_outf((double) commits / secs, "%s_commits_s", name);
-	bench_outf((double) bench_lat_pct(&lat, 50) / 1e3, "%s_commit_p50_us",
-	    name);
-	bench_outf((double) bench_lat_pct(&lat, 99) / 1e3, "%s_commit_p99_us",
-	    name);
+	bench_outf(
+	    (double) bench_lat_pct(&lat, 50) / 1e3, "%s_commit_p50_us", name);
+	bench_outf(
+	    (double) bench_lat_pct(&lat, 99) / 1e3, "%s_commit_p99_us", name);
 	bench_lat_free(&lat);
 
 	uint64_t total = 0;
 	for (int i = 0; i < connects; i++) {
-		uint64_t t = bench_now_ns();
+		uint64_t t  = bench_now_ns();
 		char    *st = NULL;
 		if (sl_client_open_tls(d->url, 10000, o, &c) != SL_OK
 		    || sl_client_status(c, &st) != SL_OK)
@@ -198,28 +199,40 @@ main(int argc, char **argv)
 	};
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (ch) {
-		case 's': sluiced = optarg; break;
-		case 'd': dir = optarg; break;
-		case 'r': runs = atoi(optarg); break;
-		case 'c': commits = atoi(optarg); break;
-		case 'n': connects = atoi(optarg); break;
-		default: bench_die("unknown option");
+		case 's':
+			sluiced = optarg;
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'r':
+			runs = atoi(optarg);
+			break;
+		case 'c':
+			commits = atoi(optarg);
+			break;
+		case 'n':
+			connects = atoi(optarg);
+			break;
+		default:
+			bench_die("unknown option");
 		}
 	}
 	if (sluiced == NULL || dir == NULL)
-		bench_die("usage: bench_tls --sluiced PATH --dir DIR [--runs N] "
-		          "[--commits N] [--connects N]");
+		bench_die(
+		    "usage: bench_tls --sluiced PATH --dir DIR [--runs N] "
+		    "[--commits N] [--connects N]");
 	bench_handle_signals();
 	bench_mkdirs(dir);
 	make_pki(dir);
 	/* copies: pf's buffers are reused */
 	sl_tls_options o = { .ca_file = strdup(pf("ca.crt")),
-		.cert_file           = strdup(pf("client.crt")),
-		.key_file            = strdup(pf("client.key")) };
+		.cert_file            = strdup(pf("client.crt")),
+		.key_file             = strdup(pf("client.key")) };
 	for (int r = 0; r < runs; r++) {
 		/* alternated: tcp first in even runs, tls first in odd ones */
 		for (int k = 0; k < 2; k++) {
-			bool    tls = (k + r) % 2 == 1;
+			bool       tls = (k + r) % 2 == 1;
 			tls_daemon d;
 			start(&d, sluiced, dir, tls, tls ? &o : NULL);
 			measure(tls ? "tls" : "tcp", &d, tls ? &o : NULL,

@@ -37,14 +37,16 @@ pem_read(const char *path, char **out, size_t *len, char *err, size_t errlen)
 	struct stat st;
 	*out = NULL;
 	if (f == NULL) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return SL_ECONFIG;
 	}
 	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)
 	    || st.st_size > (off_t) TLS_PEM_MAX) {
-		snprintf(err, errlen, "%s: not a regular file of at most %u "
-		         "bytes", path, TLS_PEM_MAX);
+		snprintf(err, errlen,
+		    "%s: not a regular file of at most %u "
+		    "bytes",
+		    path, TLS_PEM_MAX);
 		fclose(f);
 		return SL_ECONFIG;
 	}
@@ -53,7 +55,7 @@ pem_read(const char *path, char **out, size_t *len, char *err, size_t errlen)
 		fclose(f);
 		return SL_ENOMEM;
 	}
-	size_t n = fread(b, 1, (size_t) st.st_size, f);
+	size_t n   = fread(b, 1, (size_t) st.st_size, f);
 	int    bad = ferror(f), e = errno;
 	fclose(f);
 	if (bad) {
@@ -64,8 +66,8 @@ pem_read(const char *path, char **out, size_t *len, char *err, size_t errlen)
 	b[n] = '\0';
 	if (strlen(b) != n || strstr(b, "-----BEGIN ") == NULL) {
 		free(b);
-		snprintf(err, errlen, "%s: not a PEM file (no '-----BEGIN')",
-		    path);
+		snprintf(
+		    err, errlen, "%s: not a PEM file (no '-----BEGIN')", path);
 		return SL_ECONFIG;
 	}
 	*out = b;
@@ -82,19 +84,21 @@ mbed_err(int rc, char *buf, size_t len)
 
 /* Certificates of a PEM file: at least one, all parsed. */
 static int
-pem_certs(const char *path, const char *pem, size_t len,
-    mbedtls_x509_crt *crt, char *err, size_t errlen)
+pem_certs(const char *path, const char *pem, size_t len, mbedtls_x509_crt *crt,
+    char *err, size_t errlen)
 {
 	char m[128];
-	int  rc = mbedtls_x509_crt_parse(crt, (const unsigned char *) pem, len);
+	int rc = mbedtls_x509_crt_parse(crt, (const unsigned char *) pem, len);
 	if (rc < 0 || crt->version == 0) {
 		snprintf(err, errlen, "%s: not a PEM certificate: %s", path,
 		    rc < 0 ? mbed_err(rc, m, sizeof(m)) : "none found");
 		return SL_ECONFIG;
 	}
 	if (rc > 0) {
-		snprintf(err, errlen, "%s: %d of its certificates do not "
-		         "parse", path, rc);
+		snprintf(err, errlen,
+		    "%s: %d of its certificates do not "
+		    "parse",
+		    path, rc);
 		return SL_ECONFIG;
 	}
 	return SL_OK;
@@ -104,8 +108,7 @@ pem_certs(const char *path, const char *pem, size_t len,
  * key to blame. */
 static int
 pem_key(const char *path, const char *pem, size_t len, const char *pass,
-    const mbedtls_x509_crt *crt, const char **what, char *err,
-    size_t errlen)
+    const mbedtls_x509_crt *crt, const char **what, char *err, size_t errlen)
 {
 	mbedtls_pk_context pk;
 	char               m[128];
@@ -132,8 +135,8 @@ pem_key(const char *path, const char *pem, size_t len, const char *pass,
 		    mbed_err(rc, m, sizeof(m)));
 	} else if (mbedtls_pk_check_pair(&crt->pk, &pk) != 0) {
 		rc = -1;
-		snprintf(err, errlen, "%s is not the key of the certificate",
-		    path);
+		snprintf(
+		    err, errlen, "%s is not the key of the certificate", path);
 	}
 	mbedtls_pk_free(&pk);
 	return rc == 0 ? SL_OK : SL_ECONFIG;
@@ -300,8 +303,8 @@ sl_tls_client_config(const sl_tls_options *o, const char *url,
 	        != 0
 	    || (rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED))
 	        != 0) {
-		snprintf(err, errlen, "cannot set up TLS: %s",
-		    nng_strerror(rv));
+		snprintf(
+		    err, errlen, "cannot set up TLS: %s", nng_strerror(rv));
 		rc = rv == NNG_ENOMEM ? SL_ENOMEM : SL_EINVAL;
 	}
 	if (rc == SL_OK)
@@ -334,11 +337,11 @@ sl_tls_options_free(sl_tls_options *o)
 bool
 sl_tls_options_copy(sl_tls_options *dst, const sl_tls_options *src)
 {
-	const char *in[5]  = { src->ca_file, src->server_name, src->cert_file,
-		 src->key_file, src->key_password };
+	const char  *in[5]  = { src->ca_file, src->server_name, src->cert_file,
+		  src->key_file, src->key_password };
 	const char **out[5] = { &dst->ca_file, &dst->server_name,
 		&dst->cert_file, &dst->key_file, &dst->key_password };
-	bool ok = true;
+	bool         ok     = true;
 	for (int i = 0; i < 5; i++)
 		if (in[i] != NULL && (*out[i] = strdup(in[i])) == NULL)
 			ok = false;

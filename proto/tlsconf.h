@@ -61,8 +61,8 @@ void sl_tls_options_free(sl_tls_options *o);
  * nng_dial with tls (may be NULL, then a plain nng_dial). flags as
  * nng_dial's. @return NNG's error.
  */
-int sl_tls_dial(nng_socket s, const char *url, nng_tls_config *tls,
-    int flags, nng_dialer *out);
+int sl_tls_dial(nng_socket s, const char *url, nng_tls_config *tls, int flags,
+    nng_dialer *out);
 
 /** A connection's peer certificate, as sl_tls_peer finds it. */
 typedef struct sl_tls_peer_info {

@@ -126,8 +126,7 @@ conn_init(nng_tls_engine_conn *c, void *tls, nng_tls_engine_config *cfg)
 		return nng_of(rc);
 	mbedtls_ssl_set_bio(&c->ctx, tls, bio_send, bio_recv, NULL);
 	if (cfg->server_name != NULL
-	    && (rc = mbedtls_ssl_set_hostname(&c->ctx, cfg->server_name))
-	        != 0)
+	    && (rc = mbedtls_ssl_set_hostname(&c->ctx, cfg->server_name)) != 0)
 		return nng_of(rc);
 	return 0;
 }
@@ -197,7 +196,7 @@ conn_verified(nng_tls_engine_conn *c)
 		peer_want.subject[0] = '\0';
 	/* the last CN, as the most specific (RFC 6125 takes that one) */
 	for (const mbedtls_x509_name *n = &peer->subject; n != NULL;
-	     n = n->next) {
+	     n                          = n->next) {
 		if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) != 0)
 			continue;
 		size_t len = n->val.len < peer_want.cn_len - 1
@@ -287,18 +286,18 @@ cfg_auth(nng_tls_engine_config *cfg, nng_tls_auth_mode mode)
 static int
 cfg_ca_chain(nng_tls_engine_config *cfg, const char *certs, const char *crl)
 {
-	int rc = mbedtls_x509_crt_parse(&cfg->ca, (const unsigned char *) certs,
-	    strlen(certs) + 1);
+	int rc = mbedtls_x509_crt_parse(
+	    &cfg->ca, (const unsigned char *) certs, strlen(certs) + 1);
 	if (rc != 0)
 		return rc == MBEDTLS_ERR_X509_ALLOC_FAILED ? NNG_ENOMEM
 		                                           : NNG_EINVAL;
 	if (crl != NULL
-	    && (rc = mbedtls_x509_crl_parse(&cfg->crl,
-	            (const unsigned char *) crl, strlen(crl) + 1))
+	    && (rc = mbedtls_x509_crl_parse(
+	            &cfg->crl, (const unsigned char *) crl, strlen(crl) + 1))
 	        != 0)
 		return NNG_EINVAL;
-	mbedtls_ssl_conf_ca_chain(&cfg->conf, &cfg->ca,
-	    crl != NULL ? &cfg->crl : NULL);
+	mbedtls_ssl_conf_ca_chain(
+	    &cfg->conf, &cfg->ca, crl != NULL ? &cfg->crl : NULL);
 	return 0;
 }
 
@@ -312,8 +311,8 @@ cfg_own_cert(nng_tls_engine_config *cfg, const char *cert, const char *key,
 		return NNG_ENOMEM;
 	mbedtls_x509_crt_init(&o->crt);
 	mbedtls_pk_init(&o->key);
-	if ((rc = mbedtls_x509_crt_parse(&o->crt, (const unsigned char *) cert,
-	         strlen(cert) + 1))
+	if ((rc = mbedtls_x509_crt_parse(
+	         &o->crt, (const unsigned char *) cert, strlen(cert) + 1))
 	        != 0
 	    || (rc = mbedtls_pk_parse_key(&o->key, (const unsigned char *) key,
 	            strlen(key) + 1, (const unsigned char *) pass,
@@ -422,7 +421,7 @@ sl_tls_peer(nng_pipe p, sl_tls_peer_info *out)
 	peer_want.subject_len = sizeof(out->subject);
 	peer_want.cn          = out->cn;
 	peer_want.cn_len      = sizeof(out->cn);
-	rv = nng_pipe_get_bool(p, NNG_OPT_TLS_VERIFIED, &v);
+	rv                    = nng_pipe_get_bool(p, NNG_OPT_TLS_VERIFIED, &v);
 	memset(&peer_want, 0, sizeof(peer_want));
 	if (rv != 0 || !v) {
 		out->subject[0] = '\0';

@@ -18,7 +18,8 @@ static char pki[4200];
 
 /* "tls:\n  cert_file: pki/server.crt\n  key_file: pki/server.key\n" with
  * extra lines after it, paths relative to the fixture's directory. */
-#define TLS_OK "tls:\n  cert_file: pki/server.crt\n  key_file: pki/server.key\n"
+#define TLS_OK                                                                \
+	"tls:\n  cert_file: pki/server.crt\n  key_file: pki/server.key\n"
 
 static void
 test_endpoints_need_tls(void)
@@ -67,9 +68,9 @@ test_loads(void)
 	CHECK_EQ(cfg->tls.verify, NNG_TLS_AUTH_MODE_REQUIRED);
 	config_free(cfg);
 
-	cfg = ct_load_ok("tenants: [{id: demo}]\n" TLS_OK
-	                 "  ca_file: pki/ca.crt\n"
-	                 "  verify_clients: optional\n");
+	cfg = ct_load_ok(
+	    "tenants: [{id: demo}]\n" TLS_OK "  ca_file: pki/ca.crt\n"
+	    "  verify_clients: optional\n");
 	CHECK_EQ(cfg->tls.verify, NNG_TLS_AUTH_MODE_OPTIONAL);
 	config_free(cfg);
 
@@ -86,19 +87,19 @@ static void
 test_section(void)
 {
 	/* blamed on the section's first value */
-	ct_expect_err("tenants: [{id: demo}]\ntls:\n  key_file: pki/server.key\n",
+	ct_expect_err(
+	    "tenants: [{id: demo}]\ntls:\n  key_file: pki/server.key\n",
 	    "3:13", "missing required key 'tls.cert_file'");
 	ct_expect_err("tenants: [{id: demo}]\ntls:\n"
 	              "  cert_file: pki/server.crt\n",
 	    "3:14", "missing required key 'tls.key_file'");
-	ct_expect_err("tenants: [{id: demo}]\n" TLS_OK "  verify_clients: yes\n",
-	    "5:19",
+	ct_expect_err(
+	    "tenants: [{id: demo}]\n" TLS_OK "  verify_clients: yes\n", "5:19",
 	    "key 'tls.verify_clients': expected one of none, optional, "
 	    "required, got 'yes'");
 	ct_expect_err("tenants: [{id: demo}]\n" TLS_OK
 	              "  verify_clients: required\n",
-	    "5:19",
-	    "key 'tls.verify_clients': required needs 'tls.ca_file'");
+	    "5:19", "key 'tls.verify_clients': required needs 'tls.ca_file'");
 	ct_expect_err("tenants: [{id: demo}]\n" TLS_OK "  cipher: rc4\n",
 	    "5:3", "unknown key 'tls.cipher'");
 	ct_expect_err("tenants: [{id: demo}]\ntls: pki/server.crt\n", "2:6",
@@ -112,8 +113,7 @@ test_files(void)
 	ct_expect_err("tenants: [{id: demo}]\ntls:\n"
 	              "  cert_file: pki/nothere.crt\n"
 	              "  key_file: pki/server.key\n",
-	    "3:14",
-	    "key 'tls.cert_file': cannot open");
+	    "3:14", "key 'tls.cert_file': cannot open");
 	ct_expect_err("tenants: [{id: demo}]\ntls:\n"
 	              "  cert_file: pki/nothere.crt\n"
 	              "  key_file: pki/server.key\n",
@@ -162,8 +162,7 @@ test_files(void)
 	              "  cert_file: pki/server.crt\n"
 	              "  key_file: pki/server-enc.key\n"
 	              "  key_password: guess\n",
-	    "5:17",
-	    "key 'tls.key_password': the password does not open");
+	    "5:17", "key 'tls.key_password': the password does not open");
 
 	/* OpenSSL 3's default encryption: named as what mbedtls lacks */
 	ct_expect_err("tenants: [{id: demo}]\ntls:\n"
@@ -189,8 +188,9 @@ test_files(void)
 		    "server.crt: Permission denied");
 		CHECK(chmod(cmd, 0600) == 0);
 	} else {
-		fprintf(stderr, "config_tls_test: run as root: the "
-		                "unreadable file case is left out\n");
+		fprintf(stderr,
+		    "config_tls_test: run as root: the "
+		    "unreadable file case is left out\n");
 	}
 }
 

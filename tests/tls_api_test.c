@@ -83,7 +83,7 @@ start_daemon_with(const char *verify, bool enc, const char *auth)
 	    tt_pki(enc ? "server-enc.key" : "server.key"),
 	    enc ? "  key_password: s3cret\n" : "", tt_pki("ca.crt"), verify);
 	tu_write_file(cfgp, text);
-	daemon_pid = dt_daemon_spawn(cfgp, logp);
+	daemon_pid       = dt_daemon_spawn(cfgp, logp);
 	sl_client     *c = NULL;
 	sl_tls_options o = opts("ca.crt", "client.crt", "client.key");
 	if (!dt_wait_answer_tls(api, &o, &c, 15000)) {
@@ -215,8 +215,7 @@ test_feed_over_tls(void)
 	/* position 0 is acc-1's; the 20 new ones are 1..20 */
 	uint64_t          last = 20;
 	sl_subscribe_opts so   = { .from = 0, .idle_ms = 10000, .stats = &st };
-	int               rc   = sl_client_subscribe(c, &so, until_position,
-	                    &last);
+	int rc = sl_client_subscribe(c, &so, until_position, &last);
 	pthread_join(t, NULL);
 	if (rc != SL_OK)
 		fprintf(stderr, "subscribe: %s\n", sl_client_last_error(c));
@@ -305,8 +304,7 @@ test_mutual_required(void)
 	/* no certificate: the handshake fails */
 	CHECK_EQ(open_with(&o, &c), SL_ENET);
 	CHECK(c == NULL);
-	fprintf(stderr, "no client certificate: %s\n",
-	    sl_client_open_error());
+	fprintf(stderr, "no client certificate: %s\n", sl_client_open_error());
 	CHECK(strstr(sl_client_open_error(), "TLS") != NULL);
 	/* ... and the daemon says why */
 	CHECK(log_has("tls: a client's TLS handshake failed: SSL - No client "
@@ -389,7 +387,7 @@ cli_said(const char *text)
 	snprintf(out, sizeof(out), "%s/cli.out", dir);
 	size_t len;
 	char  *s  = dt_slurp(out, &len);
-	bool  ok = s != NULL && strstr(s, text) != NULL;
+	bool   ok = s != NULL && strstr(s, text) != NULL;
 	if (!ok)
 		fprintf(stderr, "cli said: %s\n", s != NULL ? s : "(nothing)");
 	free(s);
@@ -407,11 +405,11 @@ test_cli(void)
 	    0);
 	CHECK(cli_said("tls+tcp://"));
 	/* options after the command too, and the server's name given */
-	CHECK_EQ(cli(NULL, "--url", api, "get-one", "--tenant", TENANT,
-	             "--projection", PROJ_ID, "acc-4", "--tls-ca", tt_pki("ca.crt"),
-	             "--tls-cert", tt_pki("client.crt"), "--tls-key",
-	             tt_pki("client.key"), "--tls-server-name", "localhost",
-	             NULL),
+	CHECK_EQ(
+	    cli(NULL, "--url", api, "get-one", "--tenant", TENANT,
+	        "--projection", PROJ_ID, "acc-4", "--tls-ca", tt_pki("ca.crt"),
+	        "--tls-cert", tt_pki("client.crt"), "--tls-key",
+	        tt_pki("client.key"), "--tls-server-name", "localhost", NULL),
 	    0);
 	CHECK(cli_said("acc-4"));
 	/* no certificate: cannot reach it (3), saying why */
@@ -437,8 +435,8 @@ test_cli(void)
 	CHECK_EQ(cli(env, "status", NULL), 0);
 	CHECK(cli_said("tls+tcp://"));
 	/* ... and a flag wins over the environment */
-	CHECK_EQ(cli(env, "--tls-ca", tt_pki("other-ca.crt"), "status", NULL),
-	    3);
+	CHECK_EQ(
+	    cli(env, "--tls-ca", tt_pki("other-ca.crt"), "status", NULL), 3);
 }
 
 /* ---- 4. auth.subjects: the verified certificate is the credential ---- */
@@ -446,8 +444,8 @@ test_cli(void)
 static void
 test_subjects(void)
 {
-	sl_client     *c = NULL;
-	sl_tls_options o = opts("ca.crt", "client.crt", "client.key");
+	sl_client     *c  = NULL;
+	sl_tls_options o  = opts("ca.crt", "client.crt", "client.key");
 	char          *st = NULL;
 	/* alice, no token: her subject's credential (read only) */
 	CHECK_EQ(open_with(&o, &c), SL_OK);
@@ -460,8 +458,9 @@ test_subjects(void)
 	CHECK_EQ(tt_commit(c, TENANT, "acc-9", "DebitAccountOpened",
 	             "{\"account_id\":\"acc-9\"}"),
 	    SL_EACCES);
-	CHECK(strstr(sl_client_last_error(c), "credential 'alice' lacks role "
-	                                      "'write'")
+	CHECK(strstr(sl_client_last_error(c),
+	          "credential 'alice' lacks role "
+	          "'write'")
 	    != NULL);
 	sl_client_close(c);
 	/* mallory's certificate (let in under optional, not verified) and
@@ -469,8 +468,9 @@ test_subjects(void)
 	o = opts("ca.crt", "other.crt", "other.key");
 	CHECK_EQ(open_with(&o, &c), SL_OK);
 	CHECK_EQ(sl_client_status(c, &st), SL_EACCES);
-	CHECK(strstr(sl_client_last_error(c), "no client certificate the CA "
-	                                      "verified")
+	CHECK(strstr(sl_client_last_error(c),
+	          "no client certificate the CA "
+	          "verified")
 	    != NULL);
 	sl_client_close(c);
 	o = opts("ca.crt", NULL, NULL);

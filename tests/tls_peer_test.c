@@ -50,15 +50,14 @@ start(const char *url)
 
 /* One request with these client files; the reply in out. */
 static void
-ask(const char *url, const char *cert, const char *key, char *out,
-    size_t len)
+ask(const char *url, const char *cert, const char *key, char *out, size_t len)
 {
 	nng_socket      s;
 	nng_tls_config *tls = NULL;
 	char            err[256];
 	sl_tls_options  o = { .ca_file = tt_pki("ca.crt"),
-		 .cert_file           = cert != NULL ? tt_pki(cert) : NULL,
-		 .key_file            = key != NULL ? tt_pki(key) : NULL };
+		 .cert_file            = cert != NULL ? tt_pki(cert) : NULL,
+		 .key_file             = key != NULL ? tt_pki(key) : NULL };
 	CHECK_EQ(nng_req0_open(&s), 0);
 	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000);
 	if (sl_tls_url(url))
@@ -91,8 +90,8 @@ main(void)
 	char tls_url[64], tcp_url[64], got[1024];
 	snprintf(tls_url, sizeof(tls_url), "tls+tcp://127.0.0.1:%d",
 	    tt_free_port());
-	snprintf(tcp_url, sizeof(tcp_url), "tcp://127.0.0.1:%d",
-	    tt_free_port());
+	snprintf(
+	    tcp_url, sizeof(tcp_url), "tcp://127.0.0.1:%d", tt_free_port());
 	server *tls_srv = start(tls_url), *tcp_srv = start(tcp_url);
 
 	ask(tls_url, "client.crt", "client.key", got, sizeof(got));

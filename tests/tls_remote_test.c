@@ -20,11 +20,11 @@
 #include "daemon_testutil.h"
 #include "tls_testutil.h"
 
-#define TENANT  "demo"
-#define C_ID    "3c1d9e0a-6b2f-4a7d-8e5c-9f0a1b2c3d4e"
-#define PY_ID   "5b0de2a4-7c1e-4f59-9a3d-2e8c4b6f1a07" /* the example's */
-#define EX_ID   "c5a0e7d2-4b1f-4c3e-8d2a-6f9b0e1d2c34" /* the C example's */
-#define SCRIPT  SL_SOURCE_DIR "/client/python/remote_account_details.py"
+#define TENANT "demo"
+#define C_ID   "3c1d9e0a-6b2f-4a7d-8e5c-9f0a1b2c3d4e"
+#define PY_ID  "5b0de2a4-7c1e-4f59-9a3d-2e8c4b6f1a07" /* the example's */
+#define EX_ID  "c5a0e7d2-4b1f-4c3e-8d2a-6f9b0e1d2c34" /* the C example's */
+#define SCRIPT SL_SOURCE_DIR "/client/python/remote_account_details.py"
 
 static char  dir[4096], cfgp[4200], logp[4200], url_unused[4200];
 static char  pki[4200], api[128], pylog[4300];
@@ -41,8 +41,8 @@ static sl_tls_options
 alice(void)
 {
 	sl_tls_options o = { .ca_file = tt_pki("ca.crt"),
-		.cert_file             = tt_pki("client.crt"),
-		.key_file              = tt_pki("client.key") };
+		.cert_file            = tt_pki("client.crt"),
+		.key_file             = tt_pki("client.key") };
 	return o;
 }
 
@@ -64,7 +64,7 @@ start_daemon(void)
 	    "  verify_clients: required\n",
 	    tt_pki("server.crt"), tt_pki("server.key"), tt_pki("ca.crt"));
 	tu_write_file(cfgp, text);
-	daemon_pid     = dt_daemon_spawn(cfgp, logp);
+	daemon_pid       = dt_daemon_spawn(cfgp, logp);
 	sl_client     *c = NULL;
 	sl_tls_options o = alice();
 	if (!dt_wait_answer_tls(api, &o, &c, 15000)) {
@@ -76,15 +76,16 @@ start_daemon(void)
 
 /* get_one until the state holds want (ms at most). */
 static bool
-wait_state(sl_client *c, const char *proj, const char *key,
-    const char *want, int ms)
+wait_state(
+    sl_client *c, const char *proj, const char *key, const char *want, int ms)
 {
 	int64_t end = dt_now_ms() + ms;
 	for (;;) {
 		char *state = NULL;
 		bool  found = false;
 		/* ENOTFOUND: the projection is not registered yet */
-		int rc = sl_client_get_one(c, TENANT, proj, key, &state, &found);
+		int rc
+		    = sl_client_get_one(c, TENANT, proj, key, &state, &found);
 		CHECK(rc == SL_OK || rc == SL_ENOTFOUND);
 		bool ok = rc == SL_OK && found && strstr(state, want) != NULL;
 		if (!ok && dt_now_ms() > end)
@@ -129,12 +130,11 @@ c_projection(void)
 static void
 test_c_remote(sl_client *c)
 {
-	sl_tls_options       o    = alice();
-	sl_remote_options    ro   = { .api_timeout_ms = 5000, .tls = &o };
-	sl_remote_projection def  = c_projection();
-	sl_remote           *r    = NULL;
-	int                  rc   = sl_remote_register_projection(
-                api, &def, &ro, &r);
+	sl_tls_options       o   = alice();
+	sl_remote_options    ro  = { .api_timeout_ms = 5000, .tls = &o };
+	sl_remote_projection def = c_projection();
+	sl_remote           *r   = NULL;
+	int rc = sl_remote_register_projection(api, &def, &ro, &r);
 	if (rc != SL_OK)
 		fprintf(stderr, "register: %s\n", sl_remote_open_error());
 	CHECK_EQ(rc, SL_OK);
@@ -143,12 +143,12 @@ test_c_remote(sl_client *c)
 	sl_remote_get_stats(r, &st);
 	CHECK(strncmp(st.url, "tls+tcp://127.0.0.1:", 20) == 0);
 	for (int i = 0; i < 3; i++)
-		CHECK_EQ(tt_commit(c, TENANT, "acc-1", "Deposited", "{\"amount\":5}"),
+		CHECK_EQ(tt_commit(c, TENANT, "acc-1", "Deposited",
+		             "{\"amount\":5}"),
 		    SL_OK);
 	CHECK(wait_state(c, C_ID, "acc-1", "\"deposits\":3", 15000));
 	/* the registration's connection, named in the log */
-	CHECK(dt_wait_file_has(logp,
-	    "remote: TLS connection", 3000));
+	CHECK(dt_wait_file_has(logp, "remote: TLS connection", 3000));
 	CHECK(dt_wait_file_has(logp,
 	    "client certificate verified, subject \"O=Sluice tests, "
 	    "CN=alice\"",
@@ -160,8 +160,8 @@ static void
 test_c_refused(sl_client *c)
 {
 	sl_tls_options       o   = { .ca_file = tt_pki("ca.crt"),
-		          .cert_file = tt_pki("other.crt"),
-		          .key_file  = tt_pki("other.key") };
+		        .cert_file            = tt_pki("other.crt"),
+		        .key_file             = tt_pki("other.key") };
 	sl_remote_options    ro  = { .api_timeout_ms = 2000, .tls = &o };
 	sl_remote_projection def = c_projection();
 	sl_remote           *r   = NULL;
@@ -173,7 +173,8 @@ test_c_refused(sl_client *c)
 	CHECK_EQ(sl_remote_register_projection(api, &def, &ro, &r), SL_EINVAL);
 	CHECK(strstr(sl_remote_open_error(), "CA") != NULL);
 	/* served on */
-	CHECK_EQ(tt_commit(c, TENANT, "acc-1", "Deposited", "{\"amount\":5}"), SL_OK);
+	CHECK_EQ(tt_commit(c, TENANT, "acc-1", "Deposited", "{\"amount\":5}"),
+	    SL_OK);
 	char *st = NULL;
 	CHECK_EQ(sl_client_status(c, &st), SL_OK);
 	sl_client_free(st);
@@ -183,12 +184,11 @@ test_c_refused(sl_client *c)
  * python3 != NULL) with alice's certificate until acc-7's read model of
  * projection id is there, then SIGTERM it (status 0). */
 static void
-run_example(sl_client *c, const char *python3, const char *prog,
-    const char *id)
+run_example(
+    sl_client *c, const char *python3, const char *prog, const char *id)
 {
 	pid_t parent = getpid();
-	int   fd     = open(pylog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	              0600);
+	int   fd = open(pylog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	CHECK(fd >= 0);
 	fflush(NULL);
 	py_pid = fork();
@@ -198,9 +198,9 @@ run_example(sl_client *c, const char *python3, const char *prog,
 		dup2(fd, STDOUT_FILENO);
 		dup2(fd, STDERR_FILENO);
 		const char *argv[] = { python3 != NULL ? python3 : prog, prog,
-			"--url", api, "--tls-ca", tt_pki("ca.crt"), "--tls-cert",
-			tt_pki("client.crt"), "--tls-key", tt_pki("client.key"),
-			NULL };
+			"--url", api, "--tls-ca", tt_pki("ca.crt"),
+			"--tls-cert", tt_pki("client.crt"), "--tls-key",
+			tt_pki("client.key"), NULL };
 		execv(argv[0],
 		    (char *const *) (python3 != NULL ? argv : argv + 1));
 		_exit(127);
@@ -228,7 +228,8 @@ test_examples(sl_client *c)
 	CHECK_EQ(tt_commit(c, TENANT, "acc-7", "DebitAccountOpened",
 	             "{\"account_id\":\"acc-7\",\"name\":\"Travel\"}"),
 	    SL_OK);
-	CHECK_EQ(tt_commit(c, TENANT, "acc-7", "DebitPerformed", "{\"amount\":40}"),
+	CHECK_EQ(
+	    tt_commit(c, TENANT, "acc-7", "DebitPerformed", "{\"amount\":40}"),
 	    SL_OK);
 	run_example(c, NULL, SL_BUILD_DIR "/remote_account_details", EX_ID);
 	run_example(c, SL_PYTHON3, SCRIPT, PY_ID);

@@ -78,8 +78,9 @@ tt_make_pki(const char *dir, char pki[4200])
 	    "-----END CERTIFICATE-----\\n' > bad.pem\n",
 	    pki, pki);
 	if (system("command -v openssl >/dev/null") != 0) {
-		fprintf(stderr, "FAIL: the openssl command is needed "
-		                "(scripts/setup.sh installs it)\n");
+		fprintf(stderr,
+		    "FAIL: the openssl command is needed "
+		    "(scripts/setup.sh installs it)\n");
 		exit(1);
 	}
 	CHECK(system(cmd) == 0);
@@ -92,7 +93,8 @@ tt_commit(sl_client *c, const char *tenant, const char *stream,
     const char *type, const char *content)
 {
 	sl_new_event ev = { .type = type, .content_json = content };
-	return sl_client_commit(c, tenant, stream, SL_EXPECT_ANY, &ev, 1, NULL);
+	return sl_client_commit(
+	    c, tenant, stream, SL_EXPECT_ANY, &ev, 1, NULL);
 }
 #endif
 
@@ -100,7 +102,7 @@ tt_commit(sl_client *c, const char *tenant, const char *stream,
 __attribute__((unused)) static int
 tt_free_port(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct sockaddr_in a   = { .sin_family = AF_INET };
 	socklen_t          len = sizeof(a);
 	int                fd  = socket(AF_INET, SOCK_STREAM, 0);
 	CHECK(fd >= 0);

@@ -30,8 +30,8 @@ static uint64_t        fail_quiet;
 static void
 handshake_failed(const char *why)
 {
-	int64_t  now = mono_ns();
-	bool     log = false;
+	int64_t  now   = mono_ns();
+	bool     log   = false;
 	uint64_t quiet = 0;
 	pthread_mutex_lock(&fail_mu);
 	if (now - fail_win_ns >= 1000000000LL) {
@@ -70,8 +70,8 @@ net_tls_init(const sl_config *cfg)
 		return SL_OK;
 	sl_tls_server s;
 	config_tls_server(cfg, &s);
-	if ((rc = sl_tls_server_config(&s, &server_cfg, &what, err,
-	         sizeof(err)))
+	if ((rc = sl_tls_server_config(
+	         &s, &server_cfg, &what, err, sizeof(err)))
 	    != SL_OK) {
 		log_error("tls", "tls.%s: %s", what, err);
 		return rc;
