@@ -6,7 +6,7 @@
  * client library; JSON out on stdout. `spec` runs a projection against a
  * spec file in process, without a daemon (spec.c).
  * The endpoint comes from --url, $SLUICE_URL or the config file's
- * endpoints.api.
+ * endpoints.api; TLS (a tls+tcp:// endpoint) from --tls-* or $SLUICE_TLS_*.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,6 +39,7 @@ enum {
 /* Options of all commands; which apply is checked per command. */
 typedef struct opts {
 	const char *url, *config, *timeout, *token, *token_file;
+	const char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
 	const char *tenant, *stream, *expect, *type, *metadata, *correlation;
 	const char *from, *max, *from_revision, *projection;
 	const char *count, *idle_ms, *pub_url;
@@ -269,6 +270,10 @@ static const optdef optdefs[] = {
 	GLOBAL("timeout", timeout),
 	GLOBAL("token", token),
 	GLOBAL("token-file", token_file),
+	GLOBAL("tls-ca", tls_ca),
+	GLOBAL("tls-cert", tls_cert),
+	GLOBAL("tls-key", tls_key),
+	GLOBAL("tls-server-name", tls_server_name),
 	OPT("tenant", tenant),
 	OPT("stream", stream),
 	OPT("expect", expect),
@@ -414,6 +419,29 @@ find_url(const opts *o, char **url)
 	*url = strdup(cfg->api_url);
 	config_free(cfg);
 	return 0;
+}
+
+/* A flag, else the environment variable; NULL if neither (or ""). */
+static const char *
+opt_or_env(const char *opt, const char *env)
+{
+	const char *v = opt != NULL ? opt : getenv(env);
+	return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/* The TLS options of --tls-* or $SLUICE_TLS_*; false if there are none. */
+static bool
+find_tls(const opts *o, sl_tls_options *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->ca_file      = opt_or_env(o->tls_ca, "SLUICE_TLS_CA");
+	t->cert_file    = opt_or_env(o->tls_cert, "SLUICE_TLS_CERT");
+	t->key_file     = opt_or_env(o->tls_key, "SLUICE_TLS_KEY");
+	t->server_name  = opt_or_env(o->tls_server_name,
+	     "SLUICE_TLS_SERVER_NAME");
+	t->key_password = opt_or_env(NULL, "SLUICE_TLS_KEY_PASSWORD");
+	return t->ca_file != NULL || t->cert_file != NULL
+	    || t->key_file != NULL || t->server_name != NULL;
 }
 
 /* ---- the token (docs/security.md) ---- */
@@ -1640,7 +1668,9 @@ main(int argc, char **argv)
 		free(token);
 		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
 	}
-	rc = sl_client_open(url, (int) timeout, &c);
+	sl_tls_options tls;
+	bool           has_tls = find_tls(&o, &tls);
+	rc = sl_client_open_tls(url, (int) timeout, has_tls ? &tls : NULL, &c);
 	free(url);
 	if (rc == SL_OK && token != NULL
 	    && (rc = sl_client_set_token(c, token)) != SL_OK)

@@ -150,14 +150,21 @@ OPERATOR("stop", "EventStoreDB's name for pause, of", "", "tenant", "\n"),
 
 static const char globals[]
     = "Options of every command: --url URL, --config FILE, --timeout MS,\n"
-      "--token TOKEN, --token-file FILE.\n"
+      "--token TOKEN, --token-file FILE, --tls-ca FILE, --tls-cert FILE,\n"
+      "--tls-key FILE, --tls-server-name NAME.\n"
       "The endpoint is --url, else $SLUICE_URL, else endpoints.api of the\n"
       "config file (--config, default ./resources.yaml). $SLUICE_TENANT\n"
       "can stand in for --tenant. A daemon with an auth: section wants a\n"
       "token in every request (docs/security.md): --token, else the first\n"
       "line of --token-file, else $SLUICE_TOKEN. Exit status: 0 ok, 1\n"
       "usage, 2 error reply (EACCES: the token may not), 3 cannot reach\n"
-      "the daemon (spec: 4, a difference).\n";
+      "the daemon (spec: 4, a difference).\n"
+      "TLS, for a tls+tcp:// endpoint (docs/security.md): --tls-ca FILE\n"
+      "(the CA of the daemon's certificate; required), --tls-server-name\n"
+      "NAME (default: the URL's host), and for mutual TLS --tls-cert FILE\n"
+      "--tls-key FILE; or $SLUICE_TLS_CA, $SLUICE_TLS_SERVER_NAME,\n"
+      "$SLUICE_TLS_CERT, $SLUICE_TLS_KEY. An encrypted key's password is\n"
+      "read from $SLUICE_TLS_KEY_PASSWORD only (ps shows flags).\n";
 
 const cli_help *
 cli_help_find(const char *name)
@@ -199,7 +206,8 @@ void
 cli_help_all(FILE *f)
 {
 	fputs("usage: sluice [--url URL] [--config FILE] [--timeout MS]\n"
-	      "              [--token TOKEN | --token-file FILE] COMMAND ...\n"
+	      "              [--token TOKEN | --token-file FILE] [--tls-* ...]\n"
+	      "              COMMAND ...\n"
 	      "       sluice --version\n"
 	      "       sluice help COMMAND   (or sluice COMMAND --help)\n\n",
 	    f);

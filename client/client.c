@@ -18,6 +18,7 @@
 
 #include "nngclose.h"
 #include "client_internal.h"
+#include "tlsconf.h"
 #include "json.h"
 #include "mp.h"
 #include "mpraw.h"
@@ -26,11 +27,15 @@
 #define CLIENT_CLOSE_MS 2000
 
 struct sl_client {
-	nng_socket sock;
-	nng_dialer dialer;
-	char      *url; /* to dial again, see client_redial */
-	char      *token; /* sent in every request (sl_client_set_token) */
-	char       err[512];
+	nng_socket      sock;
+	nng_dialer      dialer;
+	char           *url;   /* to dial again, see client_redial */
+	char           *token; /* sent in every request (sl_client_set_token) */
+	nng_tls_config *tls;   /* tls+tcp:// only */
+	/* the options, copied: a subscription's feed dials with them */
+	sl_tls_options tls_opts;
+	bool           has_tls;
+	char           err[512];
 };
 
 /* A decoded reply: objects in zone, strings pointing into msg. */
@@ -74,12 +79,51 @@ client_nng_err(int rv)
 	}
 }
 
+const sl_tls_options *
+client_tls_options(const sl_client *c)
+{
+	return c->has_tls ? &c->tls_opts : NULL;
+}
+
+const char *
+client_tls_hint(const char *url, int rv)
+{
+	if (!sl_tls_url(url))
+		return "";
+	if (rv == NNG_EPEERAUTH)
+		return " (TLS: the daemon's certificate is not signed by the "
+		       "CA given, or does not carry the server name)";
+	if (rv == NNG_ECRYPTO || rv == NNG_ECLOSED || rv == NNG_ECONNSHUT)
+		return " (the TLS handshake failed: a wrong CA or server "
+		       "name, or the daemon wants a client certificate it "
+		       "can verify)";
+	return "";
+}
+
+static void
+client_free(sl_client *c)
+{
+	if (c->tls != NULL)
+		nng_tls_config_free(c->tls);
+	sl_tls_options_free(&c->tls_opts);
+	free(c->url);
+	free(c->token);
+	free(c);
+}
+
 int
 sl_client_open(const char *url, int timeout_ms, sl_client **out)
 {
+	return sl_client_open_tls(url, timeout_ms, NULL, out);
+}
+
+int
+sl_client_open_tls(const char *url, int timeout_ms,
+    const sl_tls_options *tls, sl_client **out)
+{
 	sl_client   *c;
 	nng_duration to = timeout_ms > 0 ? timeout_ms : NNG_DURATION_INFINITE;
-	int          rv;
+	int          rv, rc;
 
 	open_err[0] = '\0';
 	if (out == NULL)
@@ -94,11 +138,24 @@ sl_client_open(const char *url, int timeout_ms, sl_client **out)
 		free(c);
 		return SL_ENOMEM;
 	}
+	if (tls != NULL) {
+		if (!sl_tls_options_copy(&c->tls_opts, tls)) {
+			client_free(c);
+			return SL_ENOMEM;
+		}
+		c->has_tls = true;
+	}
+	if (sl_tls_url(url)
+	    && (rc = sl_tls_client_config(
+	            tls, url, &c->tls, open_err, sizeof(open_err)))
+	        != SL_OK) {
+		client_free(c);
+		return rc;
+	}
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
 		snprintf(open_err, sizeof(open_err), "cannot open socket: %s",
 		    nng_strerror(rv));
-		free(c->url);
-		free(c);
+		client_free(c);
 		return client_nng_err(rv);
 	}
 	/* Replies (a page of events) may be far larger than NNG's 1 MiB
@@ -110,12 +167,14 @@ sl_client_open(const char *url, int timeout_ms, sl_client **out)
 	nng_socket_set_ms(
 	    c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	/* A blocking dial: a daemon that is not there is an error now. */
-	if ((rv = nng_dial(c->sock, url, &c->dialer, 0)) != 0) {
+	if ((rv = sl_tls_dial(c->sock, url, c->tls, 0, &c->dialer)) != 0) {
 		snprintf(open_err, sizeof(open_err),
-		    "cannot connect to %s: %s", url, nng_strerror(rv));
-		nng_close(c->sock);
-		free(c->url);
-		free(c);
+		    "cannot connect to %s: %s%s", url, nng_strerror(rv),
+		    client_tls_hint(url, rv));
+		/* bounded: a failed TLS dial leaves NNG's reaper busy, and
+		 * NNG 1.5.2 can hang in nng_close (nngclose.h) */
+		sl_nng_close_bounded(c->sock, CLIENT_CLOSE_MS);
+		client_free(c);
 		return client_nng_err(rv);
 	}
 	*out = c;
@@ -135,9 +194,7 @@ sl_client_close(sl_client *c)
 		return;
 	/* NNG 1.5.2 can hang in nng_close (nngclose.h): never for long */
 	sl_nng_close_bounded(c->sock, CLIENT_CLOSE_MS);
-	free(c->url);
-	free(c->token);
-	free(c);
+	client_free(c);
 }
 
 int
@@ -242,7 +299,8 @@ static void
 client_redial(sl_client *c)
 {
 	nng_dialer_close(c->dialer);
-	if (nng_dial(c->sock, c->url, &c->dialer, NNG_FLAG_NONBLOCK) != 0)
+	if (sl_tls_dial(c->sock, c->url, c->tls, NNG_FLAG_NONBLOCK, &c->dialer)
+	    != 0)
 		c->dialer = (nng_dialer) NNG_DIALER_INITIALIZER;
 }
 

@@ -30,6 +30,7 @@
 #include "json.h"
 #include "mp.h"
 #include "mpraw.h"
+#include "tlsconf.h"
 
 #define REMOTE_PROTOCOL       2    /* the default; 1 on request */
 #define REMOTE_RECV_SLICE_MS  100  /* how often run looks at the stop flag */
@@ -46,6 +47,8 @@ static const char *const filter_kind_names[]
 struct sl_remote {
 	char                 *api_url;
 	char                 *token; /* sl_remote_options.token, or NULL */
+	sl_tls_options        tls; /* copied from the options */
+	bool                  has_tls;
 	bool                  is_filter;
 	sl_remote_filter_kind fkind;
 	sl_remote_handler     handler;
@@ -227,6 +230,13 @@ remote_new(const char *api_url, const sl_remote_options *opts)
 			r->api_timeout_ms = opts->api_timeout_ms;
 		r->log      = opts->log;
 		r->log_user = opts->log_user;
+		if (opts->tls != NULL) {
+			r->has_tls = true;
+			if (!sl_tls_options_copy(&r->tls, opts->tls)) {
+				sl_remote_close(r);
+				return NULL;
+			}
+		}
 	}
 	return r;
 }
@@ -271,21 +281,53 @@ open_socket(sl_remote *r, char *err, size_t errlen)
 static void
 dial_url(const sl_remote *r, const char *url, char *out, size_t len)
 {
-	const char *port = NULL;
-	if (strncmp(url, "tcp://0.0.0.0:", 14) == 0)
-		port = url + 13;
-	else if (strncmp(url, "tcp://[::]:", 11) == 0)
-		port = url + 10;
-	if (port != NULL && strncmp(r->api_url, "tcp://", 6) == 0) {
-		const char *host = r->api_url + 6;
+	/* tcp:// or tls+tcp://, the API's the same */
+	const char *scheme = sl_tls_url(url) ? "tls+tcp://" : "tcp://";
+	size_t      sn     = strlen(scheme);
+	const char *port   = NULL;
+	if (strncmp(url, scheme, sn) == 0) {
+		if (strncmp(url + sn, "0.0.0.0:", 8) == 0)
+			port = url + sn + 7;
+		else if (strncmp(url + sn, "[::]:", 5) == 0)
+			port = url + sn + 4;
+	}
+	if (port != NULL && strncmp(r->api_url, scheme, sn) == 0) {
+		const char *host = r->api_url + sn;
 		const char *end  = strrchr(host, ':');
 		if (end != NULL) {
-			snprintf(out, len, "tcp://%.*s%s", (int) (end - host),
-			    host, port);
+			snprintf(out, len, "%s%.*s%s", scheme,
+			    (int) (end - host), host, port);
 			return;
 		}
 	}
 	snprintf(out, len, "%s", url);
+}
+
+static int nng_to_sl(int rv);
+
+/* Dial url, with TLS for tls+tcp:// (the options given, the url's host
+ * as the server name unless they name one). */
+static int
+remote_dial(sl_remote *r, nng_socket s, const char *url, int flags,
+    nng_dialer *d, char *err, size_t errlen)
+{
+	nng_tls_config *tls = NULL;
+	int             rc, rv;
+	if (sl_tls_url(url)
+	    && (rc = sl_tls_client_config(
+	            r->has_tls ? &r->tls : NULL, url, &tls, err, errlen))
+	        != SL_OK)
+		return rc;
+	/* the dialer holds the configuration as long as it needs it */
+	rv = sl_tls_dial(s, url, tls, flags, d);
+	if (tls != NULL)
+		nng_tls_config_free(tls);
+	if (rv != 0) {
+		snprintf(err, errlen, "cannot connect to %s: %s%s", url,
+		    nng_strerror(rv), client_tls_hint(url, rv));
+		return nng_to_sl(rv) == SL_EINVAL ? SL_EINVAL : SL_ENET;
+	}
+	return SL_OK;
 }
 
 static void
@@ -444,12 +486,10 @@ do_register(sl_remote *r, char *err, size_t errlen)
 	drop_connection(r);
 	dial_url(r, reply_url, r->url, sizeof(r->url));
 	/* Non-blocking: the dialer keeps trying (and reconnects later). */
-	int rv = nng_dial(r->sock, r->url, &r->dialer, NNG_FLAG_NONBLOCK);
-	if (rv != 0) {
-		snprintf(err, errlen, "cannot dial %s: %s", r->url,
-		    nng_strerror(rv));
-		return SL_ENET;
-	}
+	if ((rc = remote_dial(r, r->sock, r->url, NNG_FLAG_NONBLOCK,
+	         &r->dialer, err, errlen))
+	    != SL_OK)
+		return rc;
 	r->dialing      = true;
 	r->registered   = true;
 	r->session      = session;
@@ -484,12 +524,7 @@ open_api(sl_remote *r, char *err, size_t errlen)
 	    r->api, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_ms(r->api, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(r->api, NNG_OPT_RECONNMAXT, 1000);
-	if ((rv = nng_dial(r->api, r->api_url, NULL, 0)) != 0) {
-		snprintf(err, errlen, "cannot connect to %s: %s", r->api_url,
-		    nng_strerror(rv));
-		return nng_to_sl(rv) == SL_EINVAL ? SL_EINVAL : SL_ENET;
-	}
-	return SL_OK;
+	return remote_dial(r, r->api, r->api_url, 0, NULL, err, errlen);
 }
 
 static int
@@ -1419,6 +1454,7 @@ sl_remote_close(sl_remote *r)
 	if (r->has_initial)
 		msgpack_zone_destroy(&r->izone);
 	pthread_mutex_destroy(&r->mu);
+	sl_tls_options_free(&r->tls);
 	free(r->api_url);
 	free(r->token);
 	free(r);

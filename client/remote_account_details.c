@@ -134,9 +134,13 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: remote_account_details [--url URL | --config FILE] "
 	    "[--id UUID] [--name NAME] [--protocol 1|2] [--quiet]\n"
+	    "       [--tls-ca FILE] [--tls-server-name NAME] "
+	    "[--tls-cert FILE --tls-key FILE]\n"
 	    "The endpoint is --url, else $SLUICE_URL, else endpoints.api of "
 	    "the\nconfig file (--config, default ./resources.yaml). A daemon "
-	    "with auth: takes\nthe token from $SLUICE_TOKEN.\n");
+	    "with auth: takes\nthe token from $SLUICE_TOKEN. TLS (tls+tcp://) "
+	    "as the sluice CLI:\n--tls-* or $SLUICE_TLS_CA, _SERVER_NAME, "
+	    "_CERT, _KEY, _KEY_PASSWORD.\n");
 }
 
 int
@@ -149,6 +153,10 @@ main(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "protocol", required_argument, NULL, 'p' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "tls-ca", required_argument, NULL, 'A' },
+		{ "tls-server-name", required_argument, NULL, 'S' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -157,6 +165,14 @@ main(int argc, char **argv)
 	int         level    = SL_REMOTE_LOG_INFO, opt;
 	uint32_t    protocol = 0; /* the library's default: 2 */
 	char       *cfg_url  = NULL;
+	/* TLS: the flags, else the environment (as the CLI's) */
+	sl_tls_options tls = {
+		.ca_file      = getenv("SLUICE_TLS_CA"),
+		.server_name  = getenv("SLUICE_TLS_SERVER_NAME"),
+		.cert_file    = getenv("SLUICE_TLS_CERT"),
+		.key_file     = getenv("SLUICE_TLS_KEY"),
+		.key_password = getenv("SLUICE_TLS_KEY_PASSWORD"),
+	};
 
 	while ((opt = getopt_long(argc, argv, "u:c:i:n:p:qh", longopts, NULL))
 	    != -1) {
@@ -178,6 +194,18 @@ main(int argc, char **argv)
 			break;
 		case 'q':
 			level = SL_REMOTE_LOG_WARN;
+			break;
+		case 'A':
+			tls.ca_file = optarg;
+			break;
+		case 'S':
+			tls.server_name = optarg;
+			break;
+		case 'C':
+			tls.cert_file = optarg;
+			break;
+		case 'K':
+			tls.key_file = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -218,7 +246,8 @@ main(int argc, char **argv)
 	sl_remote_options opts = { .log = log_stderr,
 		.log_user               = &level,
 		.protocol               = protocol,
-		.token                  = getenv("SLUICE_TOKEN") };
+		.token                  = getenv("SLUICE_TOKEN"),
+		.tls                    = &tls };
 	sl_remote *r;
 	int        rc = sl_remote_register_projection(url, &def, &opts, &r);
 	if (rc != SL_OK) {

@@ -27,6 +27,7 @@
 #include "feed.h"
 #include "json.h"
 #include "mp.h"
+#include "tlsconf.h"
 
 /* No message for this long (ms), although the daemon sends its head every
  * FEED_HEAD_INTERVAL_MS: the feed is down or lost; dial it anew and check
@@ -64,6 +65,7 @@ typedef struct sub {
 	bool                     by_partition; /* ... and opts->partition */
 	char                    *filter_id; /* resolved (the feed's topic) */
 	const char              *url;       /* the feed's endpoint */
+	nng_tls_config          *tls;       /* tls+tcp:// feeds only */
 	nng_socket               sock;
 	bool                     sock_open;
 	bool                     no_feed; /* the daemon has none: poll */
@@ -910,7 +912,8 @@ sub_dial(sub *s)
 		nng_dialer_close(s->dialer);
 		s->dialer_open = false;
 	}
-	if ((rv = nng_dial(s->sock, s->url, &s->dialer, NNG_FLAG_NONBLOCK))
+	if ((rv = sl_tls_dial(
+	         s->sock, s->url, s->tls, NNG_FLAG_NONBLOCK, &s->dialer))
 	    != 0)
 		return sub_fail(s, sub_nng_err(rv), "cannot dial %s: %s",
 		    s->url, nng_strerror(rv));
@@ -1120,6 +1123,14 @@ sl_client_subscribe(
 	/* Dial the feed before the history read ends, so that its queue
 	 * already holds what is committed meanwhile. */
 	s.url = url;
+	/* a tls+tcp:// feed: with the options the client was opened with */
+	if (rc == SL_OK && !s.no_feed && sl_tls_url(url)) {
+		char err[256];
+		rc = sl_tls_client_config(
+		    client_tls_options(c), url, &s.tls, err, sizeof(err));
+		if (rc != SL_OK)
+			sub_fail(&s, rc, "the feed %s: %s", url, err);
+	}
 	if (rc == SL_OK && !s.no_feed)
 		rc = sub_open_feed(&s);
 	if (rc == SL_OK)
@@ -1133,5 +1144,7 @@ sl_client_subscribe(
 	msgpack_zone_destroy(&s.zone);
 	free(s.filter_id);
 	free(url);
+	if (s.tls != NULL)
+		nng_tls_config_free(s.tls);
 	return rc;
 }

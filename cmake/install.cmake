@@ -26,9 +26,12 @@ set(SLUICE_CLIENT_SOURCES client/client.c client/subscribe.c client/remote.c
 add_library(sluice_client_shared SHARED ${SLUICE_CLIENT_SOURCES})
 add_library(sluice_client_static STATIC ${SLUICE_CLIENT_SOURCES})
 foreach(t sluice_client_shared sluice_client_static)
-  target_include_directories(${t} PRIVATE include proto)
+  target_include_directories(${t} PRIVATE include proto
+                             ${MBEDCRYPTO_INCLUDE_DIR})
+  # mbedtls: the TLS files are checked with it (proto/tlsconf.c)
   target_link_libraries(${t} PRIVATE PkgConfig::MSGPACK PkgConfig::JANSSON
-                        PkgConfig::UUID nng::nng Threads::Threads)
+                        PkgConfig::UUID nng::nng Threads::Threads
+                        ${MBEDTLS_LIB} ${MBEDX509_LIB} ${MBEDCRYPTO_LIBRARY})
   set_target_properties(${t} PROPERTIES OUTPUT_NAME sluice-client)
 endforeach()
 set_target_properties(sluice_client_shared PROPERTIES

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "event.h"
 #include "log.h"
+#include "tlsconf.h"
 
 #include <sluice/errors.h>
 
@@ -54,7 +55,8 @@ enum {
 	K_PERM, /* file permission bits in octal, 0..0777 ("0660") */
 	K_GROUP, /* a group name (or number) that exists on this host */
 	K_NODE,  /* any node: its parser checks it (auth's tenants) */
-	K_ISO    /* a plugin's isolation: one of iso_words */
+	K_ISO,   /* a plugin's isolation: one of iso_words */
+	K_VERIFY /* tls.verify_clients: one of verify_words */
 };
 
 typedef struct cfg_key {
@@ -110,6 +112,11 @@ enum {
 	S_CATSEP,
 	S_CATTAKE,
 	S_CORRPROP,
+	S_TLSCERT,
+	S_TLSKEY,
+	S_TLSPASS,
+	S_TLSCA,
+	S_TLSVERIFY,
 	S_AUTHTOKENS,
 	S_AUTHSUBJECTS,
 	S_INSECURE,
@@ -143,6 +150,9 @@ static const char *const take_words[] = { "first", "last", NULL };
 static const char *const mode_words[]
     = { "continuous", "one_time", "transient", NULL };
 static const char *const iso_words[] = { "in_process", "process", NULL };
+/* indexed by NNG_TLS_AUTH_MODE_* */
+static const char *const verify_words[]
+    = { "none", "optional", "required", NULL };
 
 /*
  * EventStoreDB's projection settings (ProjectionConsts.cs; see
@@ -219,6 +229,17 @@ static const cfg_key access_keys[] = {
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
+/* TLS of the tls+tcp:// endpoints (docs/security.md); files are relative
+ * to the config file's directory and checked in parse_tls. */
+static const cfg_key tls_keys[] = {
+	{ "cert_file", K_PATH, S_TLSCERT, 0, 0, 0, NULL },
+	{ "key_file", K_PATH, S_TLSKEY, 0, 0, 0, NULL },
+	{ "key_password", K_STR, S_TLSPASS, 1, 1024, 0, NULL },
+	{ "ca_file", K_PATH, S_TLSCA, 0, 0, 0, NULL },
+	{ "verify_clients", K_VERIFY, S_TLSVERIFY, 0, 0, 0, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
 /* Authentication (docs/security.md): credentials by token or by TLS
  * client certificate subject; parse_auth checks each entry. */
 static const cfg_key auth_keys[] = {
@@ -288,6 +309,7 @@ static const cfg_key top_keys[] = {
 	{ "processing", K_MAP, 0, 0, 0, 0, processing_keys },
 	{ "remote", K_MAP, 0, 0, 0, 0, remote_keys },
 	{ "access", K_MAP, 0, 0, 0, 0, access_keys },
+	{ "tls", K_MAP, 0, 0, 0, 0, tls_keys },
 	{ "auth", K_MAP, 0, 0, 0, 0, auth_keys },
 	/* tcp listeners without auth: (docs/security.md) */
 	{ "insecure", K_BOOL, S_INSECURE, 0, 0, false, NULL },
@@ -330,7 +352,7 @@ static const char *const expected[] = { "a scalar", "a scalar", "a scalar",
 	"one of continuous, one_time, transient",
 	"permission bits in octal, 0000..0777 (\"0660\")",
 	"a group name or number", "a value",
-	"one of in_process, process" };
+	"one of in_process, process", "one of none, optional, required" };
 
 static const char *const *
 words_of(int kind)
@@ -338,7 +360,8 @@ words_of(int kind)
 	return kind == K_RUN ? run_words
 	    : kind == K_TAKE ? take_words
 	    : kind == K_ISO  ? iso_words
-	                     : mode_words;
+	    : kind == K_MODE ? mode_words
+	                     : verify_words;
 }
 
 static int fail(cfgp *p, yaml_mark_t m, const char *fmt, ...)
@@ -463,15 +486,15 @@ check_endpoint(
     cfgp *p, yaml_mark_t m, const char *key, const char *url, const char *hint)
 {
 	static const char *const schemes[]
-	    = { "ipc://", "tcp://", "inproc://" };
+	    = { "ipc://", "tcp://", "inproc://", "tls+tcp://" };
 	size_t n = 0;
-	for (size_t i = 0; i < 3 && n == 0; i++)
+	for (size_t i = 0; i < 4 && n == 0; i++)
 		if (strncmp(url, schemes[i], strlen(schemes[i])) == 0)
 			n = strlen(schemes[i]);
 	if (n == 0)
 		return fail(p, m,
-		    "key '%s': '%s' must start with ipc://, tcp:// or "
-		    "inproc://",
+		    "key '%s': '%s' must start with ipc://, tcp://, "
+		    "tls+tcp:// or inproc://",
 		    key, url);
 	if (url[n] == '\0')
 		return fail(p, m, "key '%s': '%s' has no address", key, url);
@@ -530,14 +553,16 @@ check_remote_endpoint(
 		    "registrations' sockets (%s-<n>.ipc must fit in %d "
 		    "bytes): %s%s",
 		    url + 6, CFG_IPC_PATH_MAX, url + 6, hint);
-	if (strncmp(url, "tcp://", 6) == 0) {
-		const char *port = strrchr(url + 6, ':');
-		const char *rb   = strrchr(url + 6, ']');
+	if (strncmp(url, "tcp://", 6) == 0 || sl_tls_url(url)) {
+		const char *host = strstr(url, "://") + 3;
+		const char *port = strrchr(host, ':');
+		const char *rb   = strrchr(host, ']');
 		if (port == NULL || (rb != NULL && port < rb)
 		    || strcmp(port + 1, "0") != 0)
 			return fail(p, m,
 			    "key 'remote.endpoint': '%s' must have port 0 "
-			    "(tcp://HOST:0): each registration listens on a "
+			    "(tcp://HOST:0 or tls+tcp://HOST:0): each "
+			    "registration listens on a "
 			    "port of its own, named in the register reply",
 			    url);
 	}
@@ -606,6 +631,7 @@ leaf(cfgp *p, yaml_node_t *n, const char *path, const cfg_key *k, size_t *num)
 	case K_TAKE:
 	case K_MODE:
 	case K_ISO:
+	case K_VERIFY:
 		for (size_t i = 0; words_of(k->kind)[i] != NULL; i++)
 			if (strcmp(s, words_of(k->kind)[i]) == 0) {
 				*num = i;
@@ -860,6 +886,101 @@ parse_tenants(cfgp *p, yaml_node_t *seq, sl_config *cfg)
 	return rc;
 }
 
+/* tls: files, relative to the config file's directory cdir. */
+static int
+tls_paths(sl_config *cfg, slot *s, const char *cdir)
+{
+	char      **dst[4] = { &cfg->tls.cert_file, &cfg->tls.key_file,
+		     &cfg->tls.ca_file, &cfg->tls.key_password };
+	const int   src[4] = { S_TLSCERT, S_TLSKEY, S_TLSCA, S_TLSPASS };
+	for (int i = 0; i < 4; i++) {
+		yaml_node_t *n = s[src[i]].node;
+		if (n == NULL)
+			continue;
+		*dst[i] = i < 3 ? path_join(cdir, text(n)) : strdup(text(n));
+		if (*dst[i] == NULL)
+			return SL_ENOMEM;
+	}
+	return SL_OK;
+}
+
+/*
+ * The tls: section: a tls+tcp:// endpoint needs it; it needs a certificate
+ * and its key, and a CA to verify clients with; every file must be there,
+ * readable and right (checked by the same code that loads them).
+ */
+static int
+parse_tls(cfgp *p, sl_config *cfg, slot *s)
+{
+	const char  *keys[3] = { "endpoints.api", "endpoints.pub",
+		 "remote.endpoint" };
+	const char  *urls[3] = { cfg->api_url, cfg->pub_url, cfg->remote_url };
+	yaml_node_t *nodes[3] = { s[S_API].node, s[S_PUB].node,
+		s[S_REMURL].node };
+	bool         any = false;
+	for (int i = 0; i < 5; i++)
+		any = any || s[S_TLSCERT + i].node != NULL;
+	for (int i = 0; i < 3 && !any; i++)
+		if (sl_tls_url(urls[i]))
+			return fail(p, nodes[i]->start_mark,
+			    "key '%s': %s needs a 'tls:' section (cert_file, "
+			    "key_file) with the daemon's certificate",
+			    keys[i], urls[i]);
+	if (!any)
+		return SL_OK;
+	cfg->tls.verify = (int) s[S_TLSVERIFY].num;
+	if (s[S_TLSVERIFY].node == NULL && cfg->tls.ca_file != NULL)
+		cfg->tls.verify = NNG_TLS_AUTH_MODE_REQUIRED;
+	yaml_node_t *first = NULL; /* the section's first key, for a mark */
+	for (int i = 0; i < 5; i++)
+		if (s[S_TLSCERT + i].node != NULL
+		    && (first == NULL
+		        || s[S_TLSCERT + i].node->start_mark.index
+		            < first->start_mark.index))
+			first = s[S_TLSCERT + i].node;
+	if (cfg->tls.cert_file == NULL || cfg->tls.key_file == NULL)
+		return fail(p, first->start_mark,
+		    "missing required key 'tls.%s' (the daemon's certificate "
+		    "and its private key, PEM files)",
+		    cfg->tls.cert_file == NULL ? "cert_file" : "key_file");
+	if (cfg->tls.verify != NNG_TLS_AUTH_MODE_NONE
+	    && cfg->tls.ca_file == NULL)
+		return fail(p, s[S_TLSVERIFY].node->start_mark,
+		    "key 'tls.verify_clients': %s needs 'tls.ca_file' (the CA "
+		    "that signs the clients' certificates)",
+		    verify_words[cfg->tls.verify]);
+	sl_tls_server ts;
+	config_tls_server(cfg, &ts);
+	const char *what = "cert_file";
+	char        msg[384];
+	int         rc = sl_tls_server_config(&ts, NULL, &what, msg,
+	            sizeof(msg));
+	if (rc == SL_ENOMEM)
+		return nomem(p);
+	if (rc == SL_OK)
+		return SL_OK;
+	int slot = strcmp(what, "key_file") == 0 ? S_TLSKEY
+	    : strcmp(what, "key_password") == 0  ? S_TLSPASS
+	    : strcmp(what, "ca_file") == 0       ? S_TLSCA
+	                                         : S_TLSCERT;
+	/* a key that needs a password with none given: blame key_file */
+	yaml_node_t *n = s[slot].node != NULL ? s[slot].node : s[S_TLSKEY].node;
+	return fail(p, n->start_mark, "key 'tls.%s': %s",
+	    n == s[slot].node ? what : "key_file", msg);
+}
+
+void
+config_tls_server(const sl_config *cfg, struct sl_tls_server *out)
+{
+	*out = (sl_tls_server) {
+		.cert_file    = cfg->tls.cert_file,
+		.key_file     = cfg->tls.key_file,
+		.key_password = cfg->tls.key_password,
+		.ca_file      = cfg->tls.ca_file,
+		.verify       = cfg->tls.verify,
+	};
+}
+
 /* Paths and endpoints, whose defaults hang off data_dir. */
 static int
 resolve(cfgp *p, sl_config *cfg, slot *s)
@@ -881,7 +1002,10 @@ resolve(cfgp *p, sl_config *cfg, slot *s)
 	    = path_join(cdir, s[S_DATA].node ? text(s[S_DATA].node) : "data");
 	cfg->plugin_dir = path_join(
 	    cdir, s[S_PLUGINS].node ? text(s[S_PLUGINS].node) : "plugins");
+	int trc = tls_paths(cfg, s, cdir);
 	free(abs);
+	if (trc != SL_OK)
+		return nomem(p);
 	if (cfg->data_dir == NULL || cfg->plugin_dir == NULL
 	    || (cfg->store_path = path_join(cfg->data_dir,
 	            s[S_SPATH].node ? text(s[S_SPATH].node) : "events"))
@@ -1439,7 +1563,8 @@ parse_root(cfgp *p, sl_config *cfg)
 	cfg->remote_max_registrations = (uint32_t) s[S_REMMAX].num;
 	cfg->access_gid  = s[S_GROUP].node != NULL ? (long) s[S_GROUP].num : -1;
 	cfg->socket_mode = (uint32_t) s[S_SOCKMODE].num;
-	if ((rc = resolve(p, cfg, s)) != SL_OK)
+	if ((rc = resolve(p, cfg, s)) != SL_OK
+	    || (rc = parse_tls(p, cfg, s)) != SL_OK)
 		return rc;
 	if ((rc = parse_tenants(p, s[S_TENANTS].node, cfg)) != SL_OK)
 		return rc;
@@ -1624,6 +1749,13 @@ config_free(sl_config *cfg)
 	free(cfg->admin_url);
 	free(cfg->remote_url);
 	free(cfg->store_path);
+	free(cfg->tls.cert_file);
+	free(cfg->tls.key_file);
+	free(cfg->tls.ca_file);
+	if (cfg->tls.key_password != NULL) {
+		memset(cfg->tls.key_password, 0, strlen(cfg->tls.key_password));
+		free(cfg->tls.key_password);
+	}
 	free(cfg->category_separator);
 	free(cfg->correlation_property);
 	for (size_t i = 0; i < cfg->n_projections; i++)

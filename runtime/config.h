@@ -89,6 +89,17 @@ typedef struct cfg_plugin {
 	cfg_isolation isolation;
 } cfg_plugin;
 
+/** tls: the daemon's certificate for its tls+tcp:// endpoints
+ * (docs/security.md); cert_file NULL: no tls: section. Paths absolute. */
+typedef struct cfg_tls {
+	char *cert_file;    /* tls.cert_file: PEM certificate (chain) */
+	char *key_file;     /* tls.key_file: PEM private key, not o+r */
+	char *key_password; /* tls.key_password: NULL if not encrypted */
+	char *ca_file;      /* tls.ca_file: CAs of client certificates */
+	int   verify;       /* tls.verify_clients: NNG_TLS_AUTH_MODE_*;
+	                       default required with ca_file, else none */
+} cfg_tls;
+
 typedef struct sl_config {
 	char *file;          /* the config file's path as given */
 	char *data_dir;      /* absolute */
@@ -134,6 +145,7 @@ typedef struct sl_config {
 	bool      insecure;
 	long     access_gid;  /* access.group: -1 none (the daemon's user only) */
 	uint32_t socket_mode; /* access.socket_mode: ipc sockets, 0660 */
+	cfg_tls  tls;         /* tls: (docs/security.md) */
 	/* EventStoreDB's projection model (issue 8, docs/projections.md) */
 	cfg_run run_projections;         /* run_projections: all */
 	bool start_standard_projections; /* false: system ones start stopped */
@@ -160,6 +172,11 @@ void config_free(sl_config *cfg);
  * the defaults. mode (may be NULL) receives its mode. */
 const proj_settings *config_projection(const sl_config *cfg, const char *id,
     const char *name, cfg_mode *mode);
+
+struct sl_tls_server;
+/** The tls: section as the TLS code takes it (tlsconf.h): the strings
+ * are cfg's. */
+void config_tls_server(const sl_config *cfg, struct sl_tls_server *out);
 
 /** Parse a size: bytes, or a number with K/KiB, M/MiB, G/GiB, T/TiB
  * ("64MiB", "1GiB", "4096", "10 MiB"). -1 on error. */

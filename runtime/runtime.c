@@ -30,6 +30,7 @@
 #include "admin.h"
 #include "metrics.h"
 #include "sysproj.h"
+#include "tls.h"
 
 static void transients_stop_all(runtime *rt);
 
@@ -114,6 +115,9 @@ runtime_start(sl_config *cfg, runtime **out)
 		    sl_strerror(rc));
 		goto fail;
 	}
+	/* before any listener: tls+tcp:// endpoints (docs/security.md) */
+	if ((rc = net_tls_init(cfg)) != SL_OK)
+		goto fail;
 
 	if ((rc = make_dirs(cfg->data_dir)) != SL_OK
 	    || (rc = make_dirs(cfg->store_path)) != SL_OK)
@@ -411,6 +415,7 @@ runtime_stop(runtime *rt)
 	if (rt->store != NULL)
 		store_close(rt->store);
 	sysproj_fini();
+	net_tls_fini();
 	pthread_mutex_destroy(&rt->procs_mu);
 	pthread_mutex_destroy(&rt->register_mu);
 	pthread_mutex_destroy(&rt->transient_mu);

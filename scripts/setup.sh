@@ -5,7 +5,8 @@ set -eu
 
 PKGS="build-essential cmake pkg-config libnng-dev liblmdb-dev libyaml-dev
 uuid-dev libjansson-dev nng-utils libsqlite3-dev python3 python3-msgpack
-duktape-dev libmujs-dev libsystemd-dev dpkg-dev chromium clang libmbedtls-dev"
+duktape-dev libmujs-dev libsystemd-dev dpkg-dev chromium clang libmbedtls-dev
+openssl"
 # python3 and python3-msgpack: the Python remote client (client/python/) and
 # its test, which runs Debian's /usr/bin/python3 over libnng.so.1 (libnng-dev).
 # duktape-dev: the JavaScript projection host (plugins/js/); libmujs-dev:
@@ -14,7 +15,10 @@ duktape-dev libmujs-dev libsystemd-dev dpkg-dev chromium clang libmbedtls-dev"
 # package dependencies with dpkg-shlibdeps. chromium: the admin page's
 # test runs it headless (tests/admin_browser_test.py). clang: the
 # libFuzzer targets (fuzz/run.sh, tests/auth_fuzz.c). libmbedtls-dev:
-# SHA-256 of API tokens (runtime/net/auth.c).
+# SHA-256 of API tokens (runtime/net/auth.c), and TLS (tls+tcp://,
+# docs/security.md): the files are checked and the daemon's TLS engine
+# built with mbedtls, which NNG runs on. openssl: the TLS tests make their
+# certificates with the openssl command.
 
 # msgpack-c's C library is libmsgpack-dev on Debian 12, libmsgpack-c-dev later.
 missing=""

@@ -244,7 +244,7 @@ test_endpoints(void)
 	           "tenants:\n  - id: demo\n",
 	    "2:8",
 	    "key 'endpoints.api': 'http://localhost:80' must start with "
-	    "ipc://, tcp:// or inproc://");
+	    "ipc://, tcp://, tls+tcp:// or inproc://");
 	ct_expect_err("endpoints:\n  pub: tcp://\ntenants: [{id: a}]\n", "2:8",
 	    "key 'endpoints.pub': 'tcp://' has no address");
 	ct_expect_err("endpoints: {api: 'ipc:///x', pub: 'ipc:///x'}\n"

@@ -145,15 +145,18 @@ dt_daemon_spawn(const char *cfg_path, const char *log_path)
 }
 
 #ifdef SLUICE_CLIENT_H /* for the tests that use the client library */
-/* Open *cl on url (when it is not open yet) and wait, at most ms, until
- * the daemon answers status. @return false when it did not. */
+/* Open *cl on url (when it is not open yet; with tls, which may be NULL)
+ * and wait, at most ms, until the daemon answers status. @return false
+ * when it did not. */
 __attribute__((unused)) static bool
-dt_wait_answer(const char *url, sl_client **cl, int ms)
+dt_wait_answer_tls(
+    const char *url, const sl_tls_options *tls, sl_client **cl, int ms)
 {
 	int64_t end = dt_now_ms() + ms;
 	for (;;) {
 		char *st = NULL;
-		if (*cl == NULL && sl_client_open(url, 10000, cl) != SL_OK)
+		if (*cl == NULL
+		    && sl_client_open_tls(url, 10000, tls, cl) != SL_OK)
 			*cl = NULL;
 		if (*cl != NULL && sl_client_status(*cl, &st) == SL_OK) {
 			sl_client_free(st);
@@ -163,6 +166,13 @@ dt_wait_answer(const char *url, sl_client **cl, int ms)
 			return false;
 		dt_sleep_ms(20);
 	}
+}
+
+/* dt_wait_answer_tls without TLS. */
+__attribute__((unused)) static bool
+dt_wait_answer(const char *url, sl_client **cl, int ms)
+{
+	return dt_wait_answer_tls(url, NULL, cl, ms);
 }
 #endif
 
@@ -274,6 +284,23 @@ dt_slurp(const char *path, size_t *len)
 }
 
 /* Write exactly data[0..len) to path, truncating it. */
+/* Whether the file at path holds text, waiting up to ms for it (a log
+ * line written a moment after what caused it). */
+__attribute__((unused)) static bool
+dt_wait_file_has(const char *path, const char *text, int ms)
+{
+	int64_t end = dt_now_ms() + ms;
+	for (;;) {
+		size_t len;
+		char  *s     = dt_slurp(path, &len);
+		bool   found = s != NULL && strstr(s, text) != NULL;
+		free(s);
+		if (found || dt_now_ms() > end)
+			return found;
+		dt_sleep_ms(20);
+	}
+}
+
 __attribute__((unused)) static void
 dt_write_bytes(const char *path, const void *data, size_t len)
 {

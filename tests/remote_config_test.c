@@ -68,7 +68,7 @@ main(void)
 	ct_expect_err("tenants: [{id: demo}]\nremote: 5\n", "2:9",
 	    "key 'remote': expected a mapping");
 	ct_expect_err("tenants: [{id: demo}]\nremote:\n  endpoint: http://x\n",
-	    "3:13", "must start with ipc://, tcp:// or inproc://");
+	    "3:13", "must start with ipc://, tcp://, tls+tcp:// or inproc://");
 	ct_expect_err("tenants: [{id: demo}]\nremote:\n"
 	           "  endpoint: tcp://127.0.0.1:5555\n",
 	    "3:13", "must have port 0");

@@ -7,8 +7,13 @@ this process through sluice_remote.py. With --filter-id, also the
     remote_account_details.py [--url URL] [--id UUID] [--name NAME]
                               [--filter-id UUID] [--filter-name NAME]
                               [--protocol 1|2] [--quiet]
+                              [--tls-ca FILE] [--tls-server-name NAME]
+                              [--tls-cert FILE --tls-key FILE]
 
-The endpoint is --url, else $SLUICE_URL. Stops on SIGINT or SIGTERM;
+The endpoint is --url, else $SLUICE_URL. A tls+tcp:// endpoint needs
+--tls-ca (else $SLUICE_TLS_CA), with --tls-cert and --tls-key for mutual
+TLS ($SLUICE_TLS_CERT, $SLUICE_TLS_KEY; an encrypted key's password from
+$SLUICE_TLS_KEY_PASSWORD), as the sluice CLI. Stops on SIGINT or SIGTERM;
 registers again by itself when the daemon restarts. Needs Debian's
 python3-msgpack and libnng1: run it with /usr/bin/python3.
 """
@@ -126,9 +131,27 @@ def main():
                     help="remote protocol: 2 (runs of events per call, "
                     "the default) or 1 (an event per call)")
     ap.add_argument("--quiet", action="store_true")
+    env = os.environ.get
+    ap.add_argument("--tls-ca", default=env("SLUICE_TLS_CA") or None,
+                    help="CA of the daemon's certificate (tls+tcp://)")
+    ap.add_argument("--tls-server-name",
+                    default=env("SLUICE_TLS_SERVER_NAME") or None)
+    ap.add_argument("--tls-cert", default=env("SLUICE_TLS_CERT") or None,
+                    help="client certificate, for mutual TLS")
+    ap.add_argument("--tls-key", default=env("SLUICE_TLS_KEY") or None)
     args = ap.parse_args()
     if not args.url:
         ap.error("give --url or set SLUICE_URL")
+    tls = None
+    if args.url.startswith("tls+tcp://"):
+        if not args.tls_ca:
+            ap.error("%s needs --tls-ca (or SLUICE_TLS_CA)" % args.url)
+        try:
+            tls = sr.TLS(args.tls_ca, server_name=args.tls_server_name,
+                         cert_file=args.tls_cert, key_file=args.tls_key,
+                         key_password=env("SLUICE_TLS_KEY_PASSWORD"))
+        except (OSError, ValueError) as e:
+            ap.error("TLS: %s" % e)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="remote_account_details.py: %(levelname)s: %(message)s")
@@ -136,12 +159,12 @@ def main():
     remotes = [sr.Remote(args.url, sr.Projection(
         id=args.id, name=args.name, version=VERSION,
         initial_state=INITIAL_STATE, selectors=SELECTORS,
-        handler=on_event), protocol=args.protocol)]
+        handler=on_event), protocol=args.protocol, tls=tls)]
     if args.filter_id:
         remotes.append(sr.Remote(args.url, sr.Filter(
             id=args.filter_id, name=args.filter_name, version=VERSION,
             filter_kind="partitioned", handler=customer_events),
-            protocol=args.protocol))
+            protocol=args.protocol, tls=tls))
 
     def on_signal(signum, frame):
         for r in remotes:

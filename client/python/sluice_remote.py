@@ -22,6 +22,10 @@ and libnng.so.1 (through ctypes); no other dependency.
     with sr.Remote("ipc://data/api.ipc", proj) as remote:
         remote.run()        # until remote.stop(), e.g. from a SIGTERM handler
 
+On a tls+tcp:// endpoint (docs/security.md), pass tls=sr.TLS(ca_file=...,
+cert_file=..., key_file=...) to Remote (and api_request): the CA of the
+daemon's certificate, and for mutual TLS the client's certificate and key.
+
 A filter's handler is handler(event, call) and returns sr.Included(partition)
 (partition only for partitioned and public filters), sr.Excluded() or
 sr.Failed(...). A handler that raises fails the call (retried later).
@@ -46,7 +50,7 @@ import msgpack
 __all__ = [
     "PROTOCOL", "SluiceError", "RegistrationRefused", "NngError",
     "Selector", "event_source", "partition", "static", "occurred", "Projection", "Filter", "Call", "Replace", "Delete",
-    "Included", "Excluded", "Failed", "Remote", "api_request",
+    "Included", "Excluded", "Failed", "Remote", "api_request", "TLS",
 ]
 
 PROTOCOL = 2  # the remote protocol version this module speaks by default
@@ -114,6 +118,69 @@ class _Dialer(ctypes.Structure):
     _fields_ = [("id", ctypes.c_uint32)]
 
 
+_NNG_TLS_MODE_CLIENT = 0
+_NNG_TLS_AUTH_MODE_REQUIRED = 2
+_NNG_OPT_TLS_CONFIG = b"tls-config"
+
+
+class TLS:
+    """TLS for a tls+tcp:// endpoint: ca_file, the PEM file of the CA that
+    signed the daemon's certificate (required); server_name, the name that
+    certificate must carry (default: the URL's host; mbedtls 2.28 matches
+    DNS names and the CN, not IP address entries); for mutual TLS,
+    cert_file and key_file (PEM) and key_password if the key is encrypted.
+    The files are read here, so a missing one is an error at once."""
+
+    def __init__(self, ca_file, server_name=None, cert_file=None,
+                 key_file=None, key_password=None):
+        if not ca_file:
+            raise ValueError("TLS needs ca_file, the CA of the daemon's "
+                             "certificate")
+        if (cert_file is None) != (key_file is None):
+            raise ValueError("TLS: cert_file and key_file go together")
+        self.server_name = server_name
+        self.key_password = key_password
+        self.ca = self._pem(ca_file)
+        self.cert = self._pem(cert_file) if cert_file else None
+        self.key = self._pem(key_file) if key_file else None
+
+    @staticmethod
+    def _pem(path):
+        with open(path, "rb") as f:
+            data = f.read()
+        if b"-----BEGIN " not in data:
+            raise ValueError("%s: not a PEM file" % path)
+        return data
+
+    def config(self, n, url):
+        """A new nng_tls_config for dialing url (the caller frees it)."""
+        cfg = ctypes.c_void_p()
+        lib = n.lib
+        rc = lib.nng_tls_config_alloc(ctypes.byref(cfg),
+                                      _NNG_TLS_MODE_CLIENT)
+        if rc != 0:
+            raise NngError("TLS configuration", rc)
+        host = re.match(r"^tls\+tcp://(\[([^\]]*)\]|[^:/]*)", url)
+        name = self.server_name or (host.group(2) or host.group(1)
+                                    if host else "")
+        for what, rc in (
+            ("server name", lib.nng_tls_config_server_name(
+                cfg, name.encode())),
+            ("auth mode", lib.nng_tls_config_auth_mode(
+                cfg, _NNG_TLS_AUTH_MODE_REQUIRED)),
+            ("CA", lib.nng_tls_config_ca_chain(cfg, self.ca, None)),
+            ("certificate and key", 0 if self.cert is None else
+             lib.nng_tls_config_own_cert(
+                 cfg, self.cert, self.key,
+                 self.key_password.encode() if self.key_password
+                 else None)),
+        ):
+            if rc != 0:
+                lib.nng_tls_config_free(cfg)
+                raise NngError("TLS %s" % what, rc)
+        return cfg
+
+
 class _Lib:
     """The few libnng calls this module needs."""
 
@@ -131,10 +198,20 @@ class _Lib:
             ("nng_recv", [S, vp, ctypes.POINTER(sz), ctypes.c_int]),
             ("nng_socket_set_ms", [S, cp, ctypes.c_int32]),
             ("nng_socket_set_size", [S, cp, sz]),
+            ("nng_dialer_create", [ctypes.POINTER(D), S, cp]),
+            ("nng_dialer_set_ptr", [D, cp, vp]),
+            ("nng_dialer_start", [D, ctypes.c_int]),
+            ("nng_tls_config_alloc", [ctypes.POINTER(vp), ctypes.c_int]),
+            ("nng_tls_config_server_name", [vp, cp]),
+            ("nng_tls_config_auth_mode", [vp, ctypes.c_int]),
+            ("nng_tls_config_ca_chain", [vp, cp, cp]),
+            ("nng_tls_config_own_cert", [vp, cp, cp, cp]),
         ):
             fn = getattr(lib, name)
             fn.argtypes, fn.restype = args, ctypes.c_int
         lib.nng_free.argtypes, lib.nng_free.restype = [vp, sz], None
+        lib.nng_tls_config_free.argtypes = [vp]
+        lib.nng_tls_config_free.restype = None
         lib.nng_strerror.argtypes = [ctypes.c_int]
         lib.nng_strerror.restype = cp
         self.lib = lib
@@ -181,14 +258,36 @@ class _Sock:
         if rc != 0:
             raise NngError("option %s" % opt, rc)
 
-    def dial(self, url):
+    def dial(self, url, tls=None):
         """Dial in the background: the dialer connects, and reconnects,
-        by itself; a daemon that is not there yet is no error."""
+        by itself; a daemon that is not there yet is no error. A
+        tls+tcp:// url needs tls (a TLS)."""
+        lib = self.n.lib
         d = _Dialer()
-        rc = self.n.lib.nng_dial(self.s, url.encode(), ctypes.byref(d),
-                                 _NNG_FLAG_NONBLOCK)
-        if rc != 0:
-            raise NngError("dial %s" % url, rc)
+        if not url.startswith("tls+tcp://"):
+            rc = lib.nng_dial(self.s, url.encode(), ctypes.byref(d),
+                              _NNG_FLAG_NONBLOCK)
+            if rc != 0:
+                raise NngError("dial %s" % url, rc)
+            self.dialer = d
+            return
+        if tls is None:
+            raise SluiceError(EINVAL, "%s needs TLS options (tls=TLS("
+                              "ca_file=...))" % url)
+        cfg = tls.config(self.n, url)
+        try:
+            rc = lib.nng_dialer_create(ctypes.byref(d), self.s, url.encode())
+            if rc != 0:
+                raise NngError("dial %s" % url, rc)
+            # the dialer holds the configuration from here on
+            rc = lib.nng_dialer_set_ptr(d, _NNG_OPT_TLS_CONFIG, cfg)
+            if rc == 0:
+                rc = lib.nng_dialer_start(d, _NNG_FLAG_NONBLOCK)
+            if rc != 0:
+                lib.nng_dialer_close(d)
+                raise NngError("dial %s" % url, rc)
+        finally:
+            lib.nng_tls_config_free(cfg)
         self.dialer = d
 
     def send(self, data):
@@ -263,7 +362,7 @@ def _unpack(data):
 class _Api:
     """A req0 socket to endpoints.api: one request at a time."""
 
-    def __init__(self, url, timeout_ms, token=None):
+    def __init__(self, url, timeout_ms, token=None, tls=None):
         self.token = token  # sent in every request (docs/security.md)
         self.sock = _Sock("req0")
         # Never resend by timer: protocol.md, "Retries".
@@ -272,7 +371,11 @@ class _Api:
         self.sock.set_ms("recv-timeout", timeout_ms)
         self.sock.set_ms("reconnect-time-min", 50)
         self.sock.set_ms("reconnect-time-max", 1000)
-        self.sock.dial(url)
+        try:
+            self.sock.dial(url, tls)
+        except Exception:
+            self.sock.close()
+            raise
 
     def request(self, op, **fields):
         """Send {v, op, fields...}; the ok reply's map, or SluiceError."""
@@ -304,12 +407,13 @@ class _Api:
         self.sock.close()
 
 
-def api_request(url, op, timeout_ms=5000, token=None, **fields):
+def api_request(url, op, timeout_ms=5000, token=None, tls=None, **fields):
     """One request of the ordinary API (protocol.md), e.g.
     api_request(url, "get_one", tenant="demo", projection="x", key="k").
-    token: for a daemon with an auth: section (default $SLUICE_TOKEN).
+    token: for a daemon with an auth: section (default $SLUICE_TOKEN);
+    tls: a TLS, for a tls+tcp:// url.
     Returns the ok reply's map; raises SluiceError on an error reply."""
-    api = _Api(url, timeout_ms, _token(token))
+    api = _Api(url, timeout_ms, _token(token), tls)
     try:
         return api.request(op, **fields)
     finally:
@@ -543,15 +647,15 @@ class Failed:
 # ------------------------------------------------------------------- runner
 
 def _dial_url(url, api_url):
-    """A tcp wildcard URL means "the daemon's host, port P"."""
-    m = re.match(r"^tcp://(0\.0\.0\.0|\[::\]):(\d+)$", url)
+    """A tcp (or tls+tcp) wildcard URL means "the daemon's host, port P"."""
+    m = re.match(r"^((?:tls\+)?tcp)://(0\.0\.0\.0|\[::\]):(\d+)$", url)
     if not m:
         return url
-    h = re.match(r"^tcp[46]?://(\[[^\]]*\]|[^:/]*):", api_url)
+    h = re.match(r"^(?:tls\+)?tcp[46]?://(\[[^\]]*\]|[^:/]*):", api_url)
     host = h.group(1) if h else ""
     if host in ("", "0.0.0.0", "[::]", "*"):
-        host = "127.0.0.1" if m.group(1) == "0.0.0.0" else "[::1]"
-    return "tcp://%s:%s" % (host, m.group(2))
+        host = "127.0.0.1" if m.group(2) == "0.0.0.0" else "[::1]"
+    return "%s://%s:%s" % (m.group(1), host, m.group(3))
 
 
 def _token(token):
@@ -571,13 +675,15 @@ class Remote:
     """
 
     def __init__(self, api_url, definition, api_timeout_ms=5000,
-                 retry_delay_ms=500, protocol=PROTOCOL, token=None):
+                 retry_delay_ms=500, protocol=PROTOCOL, token=None,
+                 tls=None):
         if protocol not in PROTOCOLS:
             raise ValueError("remote protocol %r: this module speaks %s"
                              % (protocol, PROTOCOLS))
         self.protocol = protocol
         self.api_url = api_url
         self.token = _token(token)  # docs/security.md
+        self.tls = tls  # a TLS, for tls+tcp:// endpoints
         self.definition = definition
         self.api_timeout_ms = api_timeout_ms
         self.retry_delay_ms = retry_delay_ms
@@ -598,7 +704,8 @@ class Remote:
         definition). Raises RegistrationRefused for a final refusal,
         SluiceError for one worth retrying."""
         if self._api is None:
-            self._api = _Api(self.api_url, self.api_timeout_ms, self.token)
+            self._api = _Api(self.api_url, self.api_timeout_ms, self.token,
+                             self.tls)
         fields = self.definition.register_fields()
         try:
             reply = self._api.request("register", protocol=self.protocol,
@@ -626,7 +733,7 @@ class Remote:
             conn.set_ms("send-timeout", int(reply.get("timeout_ms", 5000)))
             conn.set_ms("reconnect-time-min", 20)
             conn.set_ms("reconnect-time-max", 500)
-            conn.dial(_dial_url(reply["url"], self.api_url))
+            conn.dial(_dial_url(reply["url"], self.api_url), self.tls)
         except Exception:
             conn.close()
             raise

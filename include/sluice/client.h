@@ -144,6 +144,41 @@ int sl_client_open(const char *url, int timeout_ms, sl_client **out);
 int sl_client_set_token(sl_client *c, const char *token);
 
 /**
+ * TLS for a tls+tcp:// endpoint (docs/security.md). Zero it and set what
+ * you need; every pointer is borrowed for the call that takes it (the
+ * files are read then). Ignored for other endpoints.
+ */
+typedef struct sl_tls_options {
+	/** PEM file of the CA(s) that signed the daemon's certificate;
+	 * required for tls+tcp:// */
+	const char *ca_file;
+	/** the name the daemon's certificate must carry (a DNS name or CN:
+	 * mbedtls 2.28 does not match IP address entries); NULL: the URL's
+	 * host */
+	const char *server_name;
+	/** mutual TLS: the client's certificate (PEM), or NULL */
+	const char *cert_file;
+	/** its private key (PEM), with cert_file */
+	const char *key_file;
+	/** the key's password, or NULL if it is not encrypted */
+	const char *key_password;
+} sl_tls_options;
+
+/**
+ * Connect to a daemon, with TLS on a tls+tcp:// endpoint: as
+ * sl_client_open. The subscriptions of the client (sl_client_subscribe)
+ * use the same options for the live feed.
+ * @param tls  NULL: as sl_client_open (a tls+tcp:// url then fails)
+ * @return as sl_client_open; SL_EINVAL also for no CA file, a file that is
+ *         missing or not PEM, a key that does not match its certificate;
+ *         SL_ENET also when the daemon's certificate is not signed by the
+ *         CA, does not carry the server name, or the daemon wants a
+ *         client certificate (sl_client_open_error() says which it can).
+ */
+int sl_client_open_tls(const char *url, int timeout_ms,
+    const sl_tls_options *tls, sl_client **out);
+
+/**
  * The reason the last sl_client_open() on this thread failed.
  * @return a thread-local static string ("" if none).
  */

@@ -146,6 +146,9 @@ typedef struct sl_remote_options {
 	 * runs for the tenants the token may read, and only the same token
 	 * may take it over. */
 	const char *token;
+	/** TLS for tls+tcp:// (the API's and the registration's endpoint,
+	 * docs/security.md); NULL: none. Copied at registration. */
+	const sl_tls_options *tls;
 } sl_remote_options;
 
 /**

@@ -79,18 +79,37 @@ api_authenticate(request *r, const char *op, size_t op_len)
 	if (!r->rt->cfg->auth_on)
 		return SL_OK;
 	/* Mutual TLS (auth.subjects): a request without a token on a
-	 * connection with a verified client certificate is its subject's
-	 * (auth_identify_subject), once the TLS transport tells the pipe's
-	 * subject. */
+	 * connection with a client certificate the CA verified is its
+	 * subject's (auth_identify_subject; the subject as the daemon logs
+	 * it, "O=..., CN=..."). A token, when given, decides. */
 	tok = api_field(&r->root, "token");
 	if (tok == NULL || tok->type != MSGPACK_OBJECT_STR
-	    || tok->via.str.size == 0)
-		return api_refuse(r,
-		    "no token (this daemon requires field 'token', a string)");
-	r->cred
-	    = auth_identify(r->rt->cfg, tok->via.str.ptr, tok->via.str.size);
-	if (r->cred == NULL)
-		return api_refuse(r, "the token is not valid");
+	    || tok->via.str.size == 0) {
+		sl_tls_peer_info pi;
+		int              v = api_call_peer(r->call, &pi);
+		if (v == 1
+		    && (r->cred = auth_identify_subject(r->rt->cfg, pi.subject))
+		        == NULL) {
+			snprintf(why, sizeof(why),
+			    "no token, and no auth.subjects entry for the "
+			    "client certificate \"%.80s\"",
+			    pi.subject);
+			return api_refuse(r, why);
+		}
+		if (v == 0)
+			return api_refuse(r,
+			    "no token, and no client certificate the CA "
+			    "verified (field 'token', a string, or a "
+			    "certificate of an auth.subjects entry)");
+		if (v < 0)
+			return api_refuse(r, "no token (this daemon requires "
+			                     "field 'token', a string)");
+	} else {
+		r->cred = auth_identify(
+		    r->rt->cfg, tok->via.str.ptr, tok->via.str.size);
+		if (r->cred == NULL)
+			return api_refuse(r, "the token is not valid");
+	}
 	role = auth_op_role(op, op_len);
 	if (!auth_has_role(r->cred, role)) {
 		snprintf(why, sizeof(why), "credential '%s' lacks role '%s'",

@@ -12,6 +12,7 @@
 #include <nng/supplemental/http/http.h>
 
 #include "log.h"
+#include "tls.h"
 
 static uint32_t sock_mode = 0660;
 static long     sock_gid  = -1;
@@ -28,13 +29,21 @@ net_listen(nng_socket s, const char *url, nng_listener *out)
 {
 	nng_listener l;
 	bool         ipc = strncmp(url, "ipc://", 6) == 0;
-	int          rv  = nng_listener_create(&l, s, url);
-	if (rv != 0)
+	bool         tls = sl_tls_url(url);
+	int          rv;
+	/* checked at load: a tls+tcp:// endpoint has a tls: section */
+	if (tls && net_tls_server() == NULL)
+		return NNG_EINVAL;
+	if ((rv = nng_listener_create(&l, s, url)) != 0)
 		return rv;
 	/* NNG sets the mode right after bind(), before any peer connects */
 	if ((ipc
 	        && (rv = nng_listener_set_int(
 	                l, NNG_OPT_IPC_PERMISSIONS, (int) sock_mode))
+	            != 0)
+	    || (tls
+	        && (rv = nng_listener_set_ptr(
+	                l, NNG_OPT_TLS_CONFIG, net_tls_server()))
 	            != 0)
 	    || (rv = nng_listener_start(l, 0)) != 0) {
 		nng_listener_close(l);

@@ -1,7 +1,8 @@
 /*
  * Listening on an NNG URL with the daemon's socket access (docs/security.md):
  * an ipc:// socket file gets access.socket_mode (0660 by default) and, with
- * access.group, that group, whatever the process umask.
+ * access.group, that group, whatever the process umask; a tls+tcp://
+ * listener gets the daemon's TLS configuration (tls.h, net_tls_init).
  */
 #ifndef SL_LISTEN_H
 #define SL_LISTEN_H

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "mp.h"
 #include "server.h"
+#include "tls.h"
 
 /* Events read per read transaction: bounds how long a reader slot is held
  * while the socket takes the messages. */
@@ -254,6 +255,15 @@ pub_free(publisher *p)
 	free(p);
 }
 
+/* A new subscriber on a tls+tcp:// feed (no state: safe after stop). */
+static void
+pub_pipe_cb(nng_pipe pp, nng_pipe_ev ev, void *arg)
+{
+	(void) ev;
+	(void) arg;
+	net_tls_log_peer("publisher", pp);
+}
+
 int
 pub_start(const char *url, store *s, publisher **out)
 {
@@ -287,6 +297,9 @@ pub_start(const char *url, store *s, publisher **out)
 		return pub_nng_err(rv);
 	}
 	nng_socket_set_int(p->sock, NNG_OPT_SENDBUF, PUB_SENDBUF);
+	if (sl_tls_url(url)) /* a subscriber's certificate, in the log */
+		nng_pipe_notify(
+		    p->sock, NNG_PIPE_EV_ADD_POST, pub_pipe_cb, NULL);
 	/* NNG removes an ipc:// file left by a daemon that died, and refuses
 	 * one that a live process listens on. */
 	if ((rv = net_listen(p->sock, url, NULL)) != 0) {

@@ -31,6 +31,7 @@
 #include "mp.h"
 #include "nngclose.h"
 #include "server.h"
+#include "tls.h"
 
 /*
  * One worker context. Two aios, so that each only ever carries one kind of
@@ -330,6 +331,12 @@ api_call_pipe(api_call *call)
 	return call->pipe;
 }
 
+int
+api_call_peer(api_call *call, sl_tls_peer_info *out)
+{
+	return net_tls_msg_peer(call->req, out);
+}
+
 bool
 api_call_cancelled(api_call *call)
 {
@@ -477,6 +484,8 @@ server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	/* NNG allows closing a pipe in ADD_PRE: it is never started */
 	if (refuse)
 		nng_pipe_close(p);
+	else if (ev == NNG_PIPE_EV_ADD_PRE)
+		net_tls_log_peer("server", p); /* tls+tcp:// only */
 	/* after it left the set: no transient starts for it from now on */
 	if (was && srv->set.pipe_closed != NULL)
 		srv->set.pipe_closed(srv->set.arg, id);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "lane.h"
+#include "tlsconf.h"
 
 typedef struct server server;
 typedef struct api_call api_call;
@@ -135,6 +136,13 @@ void api_defer(api_call *call, api_deferred *d);
  * as long as that connection: when it closes, pipe_closed runs.
  */
 uint32_t api_call_pipe(api_call *call);
+/**
+ * The verified client certificate of the connection a call's request came
+ * on (mutual TLS, tls.ca_file): its subject and CN. Call before api_reply.
+ * @return 1 verified (out filled); 0 a TLS connection without one; -1 not
+ *         a TLS connection.
+ */
+int api_call_peer(api_call *call, sl_tls_peer_info *out);
 /**
  * Whether a call should stop: its client's connection is gone or the
  * server is stopping. Cheap (one atomic load): long ops check it often.

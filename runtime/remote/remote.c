@@ -35,6 +35,7 @@
 #include "mp.h"
 #include "mpraw.h"
 #include "remote_internal.h"
+#include "tls.h"
 
 /* ---- small helpers ---- */
 
@@ -867,9 +868,11 @@ remote_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			pthread_cond_broadcast(&rp->cv);
 		}
 		pthread_mutex_unlock(&rp->mu);
-		if (was)
+		if (was) {
 			log_info("remote", "%s %s: client connected (%s)",
 			    kind_word(rp->kind), rp->id, client);
+			net_tls_log_peer("remote", p); /* tls+tcp:// only */
+		}
 		break;
 	case NNG_PIPE_EV_REM_POST:
 		pthread_mutex_lock(&rp->mu);

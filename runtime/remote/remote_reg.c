@@ -518,7 +518,8 @@ rp_listen(remotes *rs, remote_proc *rp, nng_listener *l, char *url,
 		    rv == NNG_ENOMEM ? SL_ENOMEM : SL_ENET,
 		    "cannot listen on %s: %s", url, nng_strerror(rv));
 	}
-	if (strncmp(base, "tcp://", 6) == 0) {
+	if (strncmp(base, "tcp://", 6) == 0
+	    || strncmp(base, "tls+tcp://", 10) == 0) {
 		/* port 0 in the endpoint: the port the system chose */
 		const char *colon = strrchr(base, ':');
 		if (nng_listener_get_int(*l, NNG_OPT_TCP_BOUND_PORT, &port)
@@ -660,7 +661,8 @@ remotes_create(const remote_config *cfg, remotes **out)
 	    || cfg->timeout_ms < 1 || cfg->max_registrations < 1
 	    || (strncmp(cfg->endpoint, "ipc://", 6) != 0
 	        && strncmp(cfg->endpoint, "inproc://", 9) != 0
-	        && strncmp(cfg->endpoint, "tcp://", 6) != 0))
+	        && strncmp(cfg->endpoint, "tcp://", 6) != 0
+	        && strncmp(cfg->endpoint, "tls+tcp://", 10) != 0))
 		return SL_EINVAL;
 	remotes *rs = calloc(1, sizeof(*rs));
 	if (rs == NULL)
