@@ -13,7 +13,9 @@
  *     _total, values are numbers;
  *  4. bad requests: an unknown path is 404, POST is 405, a garbage request
  *     gets 400 or a closed connection, and the daemon keeps serving both
- *     the metrics and the API.
+ *     the metrics and the API;
+ *  5. a remote projection (the C remote library, in this process): its
+ *     calls' latency histogram counts its answered calls.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -22,6 +24,7 @@
 #include <sys/socket.h>
 
 #include <sluice/client.h>
+#include <sluice/remote.h>
 
 #include "daemon_testutil.h"
 
@@ -228,6 +231,63 @@ commit(sl_client *c, const char *stream, int n)
 	    SL_OK);
 }
 
+/* 5: a remote projection counting events per stream */
+static sl_remote_result
+on_remote(void *user, sl_remote_call *call)
+{
+	(void) user;
+	(void) call;
+	return SL_REMOTE_REPLACE;
+}
+
+static void
+check_remote_latency(sl_client *c)
+{
+	static const sl_remote_selector sel[] = {
+		{ "RemoteProbe", SL_REMOTE_KEY_EVENT_SOURCE, NULL },
+	};
+	sl_remote_projection def = {
+		.id          = "5c8d1c4e-0a7b-4f6e-9d2a-3b4c5d6e7f80",
+		.name        = "remote_probe",
+		.version     = 1,
+		.selectors   = sel,
+		.n_selectors = 1,
+		.on          = on_remote,
+	};
+	sl_remote *r;
+	CHECK_EQ(sl_remote_register_projection(api, &def, NULL, &r), SL_OK);
+	CHECK_EQ(sl_remote_start(r), SL_OK);
+	for (int i = 0; i < 5; i++) {
+		sl_new_event ev = { .type = "RemoteProbe",
+			.content_json   = "{\"n\":1}" };
+		CHECK_EQ(sl_client_commit(c, "t1", "probe", SL_EXPECT_ANY, &ev,
+		             1, NULL),
+		    SL_OK);
+	}
+	static const char count[]
+	    = "sluice_remote_call_duration_seconds_count{id=\"5c8d1c4e-0a7b-"
+	      "4f6e-9d2a-3b4c5d6e7f80\",name=\"remote_probe\"}";
+	int64_t end = dt_now_ms() + 15000;
+	double  n   = -1;
+	while (dt_now_ms() < end) {
+		char *t = scrape();
+		n       = sample(t, count);
+		free(t);
+		if (n >= 1)
+			break;
+		dt_sleep_ms(50);
+	}
+	CHECK(n >= 1);
+	char *t = scrape();
+	CHECK(sample(t, "sluice_remote_calls_total{id=\"5c8d1c4e-0a7b-4f6e-"
+	                "9d2a-3b4c5d6e7f80\",name=\"remote_probe\"}")
+	    >= n);
+	check_format(t);
+	free(t);
+	sl_remote_stop(r);
+	sl_remote_close(r);
+}
+
 int
 main(void)
 {
@@ -328,6 +388,9 @@ main(void)
 	CHECK(sample(t, "sluice_commits_total") == 4);
 	free(t);
 	commit(c, "acc-5", 1);
+
+	/* 5. a remote processor's calls */
+	check_remote_latency(c);
 	sl_client_close(c);
 
 	dt_daemon_stop(&daemon_pid, 20000);

@@ -28,6 +28,7 @@
 #include "mp.h"
 #include "publisher.h"
 #include "readmodels.h"
+#include "remote.h"
 #include "runtime.h"
 #include "store.h"
 
@@ -123,21 +124,74 @@ tx_one(text *t, const char *name, const char *type, const char *help,
 	tx_sample(t, name, NULL, NULL, 0, v);
 }
 
+/* One histogram's samples; labels: "" or 'k="v",...' put before le. */
+static void
+tx_hist_samples(text *t, const char *name, const char *labels,
+    const hist *h, double scale)
+{
+	uint64_t    cum = 0;
+	const char *sep = labels[0] != '\0' ? "," : "";
+	for (size_t i = 0; i < h->n_bounds; i++) {
+		cum += h->counts[i];
+		tx_printf(t, "%s_bucket{%s%sle=\"%.12g\"} %" PRIu64 "\n", name,
+		    labels, sep, (double) h->bounds[i] * scale, cum);
+	}
+	cum += h->counts[h->n_bounds];
+	tx_printf(t, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels,
+	    sep, cum);
+	const char *open = labels[0] != '\0' ? "{" : "";
+	const char *shut = labels[0] != '\0' ? "}" : "";
+	tx_printf(t, "%s_sum%s%s%s %.12g\n%s_count%s%s%s %" PRIu64 "\n", name,
+	    open, labels, shut, (double) h->sum * scale, name, open, labels,
+	    shut, cum);
+}
+
 static void
 tx_hist(text *t, const char *name, const char *help, const hist *h,
     double scale)
 {
-	uint64_t cum = 0;
 	tx_head(t, name, "histogram", help);
-	for (size_t i = 0; i < h->n_bounds; i++) {
-		cum += h->counts[i];
-		tx_printf(t, "%s_bucket{le=\"%.12g\"} %" PRIu64 "\n", name,
-		    (double) h->bounds[i] * scale, cum);
+	tx_hist_samples(t, name, "", h, scale);
+}
+
+/* A label value escaped into out (for a labels string). */
+static void
+label_into(char *out, size_t size, const char *s)
+{
+	size_t n = 0;
+	for (; s != NULL && *s != '\0' && n + 3 < size; s++) {
+		if (*s == '\\' || *s == '"')
+			out[n++] = '\\';
+		if (*s == '\n') {
+			out[n++] = '\\';
+			out[n++] = 'n';
+		} else {
+			out[n++] = *s;
+		}
 	}
-	cum += h->counts[h->n_bounds];
-	tx_printf(t, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
-	tx_printf(t, "%s_sum %.12g\n%s_count %" PRIu64 "\n", name,
-	    (double) h->sum * scale, name, cum);
+	out[n] = '\0';
+}
+
+/* The remote processors' call latency, per registration. */
+static void
+tx_remote_latency(text *t, runtime *rt)
+{
+	size_t n = remotes_count(rt->remotes);
+	if (n == 0)
+		return;
+	tx_head(t, "sluice_remote_call_duration_seconds", "histogram",
+	    "From sending a call to a remote processor to its answer.");
+	for (size_t i = 0; i < n; i++) {
+		remote_info ri;
+		char        id[160], nm[600], labels[800];
+		if (!remotes_info(rt->remotes, i, &ri))
+			continue;
+		label_into(id, sizeof(id), ri.def->id);
+		label_into(nm, sizeof(nm), ri.def->name);
+		snprintf(labels, sizeof(labels), "id=\"%s\",name=\"%s\"", id, nm);
+		tx_hist_samples(t, "sluice_remote_call_duration_seconds", labels,
+		    &ri.call_latency, 1e-9);
+	}
 }
 
 /* ---- from the status reply ---- */
@@ -354,6 +408,7 @@ render_status(text *t, runtime *rt, const msgpack_object *st)
 	};
 	tx_columns(t, mp_get(st, "remotes"), rkeys, 2, rcols,
 	    sizeof(rcols) / sizeof(rcols[0]), NULL);
+	tx_remote_latency(t, rt);
 }
 
 /* An LMDB figure: the log's (events_value) and each tenant's read

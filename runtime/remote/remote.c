@@ -539,6 +539,7 @@ static void
 slot_send(slot *s, nng_msg *msg, uint32_t timeout_ms)
 {
 	remote_proc *rp = s->rp;
+	s->sent_ns      = mono_ns();
 	nng_aio_set_msg(s->aio, msg);
 	nng_aio_set_timeout(s->aio, (nng_duration) timeout_ms);
 	nng_ctx_send(s->ctx, s->aio);
@@ -644,6 +645,7 @@ batch_cb(slot *s, int rv, nng_msg *msg)
 		wellformed = bad.outcome != REMOTE_FAILED;
 	} else {
 		rp->last_activity_ms = mono_ms();
+		hist_observe(&rp->call_latency, (uint64_t) (mono_ns() - s->sent_ns));
 	}
 	if (!wellformed) {
 		rp->failed_calls++;
@@ -757,6 +759,9 @@ slot_cb(void *arg)
 	} else {
 		remote_caller *c = s->owner;
 		answer        *a = s->ans;
+		if (msg != NULL)
+			hist_observe(&rp->call_latency,
+			    (uint64_t) (mono_ns() - s->sent_ns));
 		if (!wellformed
 		    || (msg == NULL && r.outcome == REMOTE_FAILED)) {
 			rp->failed_calls++;

@@ -36,6 +36,7 @@
 
 #include <msgpack.h>
 
+#include "hist.h"
 #include "plugins.h"
 
 typedef struct remote_proc   remote_proc;
@@ -266,6 +267,7 @@ typedef struct remote_info {
 	uint32_t window, keepalive_ms, timeout_ms;
 	uint32_t protocol, batch;
 	char     owner[65]; /* the credential that registered it; "" none */
+	hist     call_latency; /* answered calls: ns from send to answer */
 } remote_info;
 
 /** Info on registration i (0 .. remotes_count - 1). @return false if none.

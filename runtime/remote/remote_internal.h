@@ -15,6 +15,7 @@
 #include <msgpack.h>
 #include <nng/nng.h>
 
+#include "hist.h"
 #include "monotime.h"
 #include "mp.h"
 #include "remote.h"
@@ -68,6 +69,7 @@ typedef struct slot {
 	int            abort;      /* ABORT_*: why it is being cancelled */
 	uint64_t       call;
 	int64_t        deadline_ms; /* monotonic */
+	int64_t        sent_ns;     /* monotonic: slot_send (metrics) */
 	def_kind       kind;        /* of the registration */
 	sl_filter_kind fkind;       /* filters: partitioned answers */
 	/* protocol 2: the call's events' answers in call order, and (a
@@ -159,6 +161,7 @@ struct remote_proc {
 	remote_caller  *callers;
 	/* status */
 	uint64_t calls, failed_calls;
+	hist     call_latency; /* ns from send to answer, answered calls */
 	uint32_t connects, registrations;
 	int64_t  registered_at_ns, changed_at_ns;
 	char     last_error[256];

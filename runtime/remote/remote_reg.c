@@ -33,6 +33,11 @@
 #include "remote_internal.h"
 #include "server.h"
 
+
+/* Remote call latency buckets, ns: 100 µs .. 10 s (metrics). */
+static const uint64_t remote_latency_bounds[] = { 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000, 25000000, 50000000, 100000000,
+	250000000, 500000000, 1000000000, 5000000000, 10000000000 };
 static const char zero_uuid[] = "00000000-0000-0000-0000-000000000000";
 
 /* ---- small helpers ---- */
@@ -600,6 +605,8 @@ rp_new(remotes *rs, const remote_spec *spec, remote_proc **out, char *err,
 		return fail_msg(err, errlen, SL_ENOMEM, "out of memory");
 	rp->rs           = rs;
 	rp->kind         = spec->kind;
+	hist_init(&rp->call_latency, remote_latency_bounds,
+	    sizeof(remote_latency_bounds) / sizeof(remote_latency_bounds[0]));
 	rp->window       = rs->cfg.window;
 	rp->protocol     = spec->protocol;
 	rp->batch        = spec->protocol >= 2 ? rs->cfg.batch : 1;
@@ -949,6 +956,7 @@ remotes_info(remotes *rs, size_t i, remote_info *out)
 	out->in_flight        = rp->busy_calls;
 	out->calls            = rp->calls;
 	out->failed_calls     = rp->failed_calls;
+	hist_read(&rp->call_latency, &out->call_latency);
 	out->connects         = rp->connects;
 	out->registrations    = rp->registrations;
 	out->registered_at_ns = rp->registered_at_ns;
