@@ -334,6 +334,9 @@ main(void)
 	CHECK(sample(t, "sluice_commit_duration_seconds_bucket{le=\"+Inf\"}") == 3);
 	CHECK(sample(t, "sluice_commit_duration_seconds_sum") > 0);
 	CHECK(sample(t, "sluice_group_commit_events_sum") == 5);
+	/* the build's plugin_dir: account_details.so, account_filters.so */
+	CHECK(sample(t, "sluice_plugin_loads_total") == 2);
+	CHECK(sample(t, "sluice_plugin_load_errors_total") == 0);
 	CHECK(sample(t, "sluice_lmdb_map_used_bytes{environment=\"events\","
 	                "tenant=\"\"}")
 	    > 0);

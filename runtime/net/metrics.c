@@ -26,6 +26,7 @@
 #include "listen.h"
 #include "log.h"
 #include "mp.h"
+#include "plugins.h"
 #include "publisher.h"
 #include "readmodels.h"
 #include "remote.h"
@@ -458,6 +459,14 @@ render(metrics *m, text *t)
 	    &ss.commit_latency, 1e-9);
 	tx_hist(t, "sluice_group_commit_events",
 	    "Events per write transaction of the log.", &ss.group_events, 1);
+	uint64_t loads, load_errors;
+	registry_load_counts(rt->plugins, &loads, &load_errors);
+	tx_one(t, "sluice_plugin_loads_total", "counter",
+	    "Plugin files loaded or reloaded since the daemon started.",
+	    (double) loads);
+	tx_one(t, "sluice_plugin_load_errors_total", "counter",
+	    "Plugin loads refused (bad ABI, missing symbol, init failed ...).",
+	    (double) load_errors);
 	if (rt->pub != NULL)
 		tx_one(t, "sluice_feed_messages_total", "counter",
 		    "Messages published on the live feed.",

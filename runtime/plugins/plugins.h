@@ -195,6 +195,8 @@ int registry_create(const char *cache_dir, registry **out);
  * without one a .js file is refused, saying so. @return SL_OK, SL_ENOMEM.
  */
 int registry_set_js_host(registry *r, const char *path);
+/** Plugin files loaded or reloaded since start, and loads refused. */
+void registry_load_counts(registry *r, uint64_t *loads, uint64_t *errors);
 
 /**
  * Load a JavaScript projection from its text for one query (issue 16):

@@ -100,6 +100,8 @@ typedef struct def_refusal {
 } def_refusal;
 
 struct registry {
+	/* loads and reloads that went through, and refused (metrics) */
+	uint64_t loads_total, load_errors_total;
 	char            *cache_dir;
 	pthread_rwlock_t lock;    /* the lists below, for readers */
 	pthread_mutex_t  load_mu; /* one loader at a time */

@@ -563,8 +563,10 @@ load_version(registry *r, const char *path, bool skip_same, bool *same,
 		set_error(r, pl, strdup(err));
 		plug_ver_unload(v);
 		plug_ver_free(v);
+		__atomic_fetch_add(&r->load_errors_total, 1, __ATOMIC_RELAXED);
 		return rc;
 	}
+	__atomic_fetch_add(&r->loads_total, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&r->ver_mu);
 	v->next     = r->versions;
 	r->versions = v;
@@ -966,4 +968,11 @@ registry_plugin_info(registry *r, size_t i, plugin_info *out)
 				out->versions_open++;
 		pthread_mutex_unlock(&r->ver_mu);
 	}
+}
+
+void
+registry_load_counts(registry *r, uint64_t *loads, uint64_t *errors)
+{
+	*loads  = __atomic_load_n(&r->loads_total, __ATOMIC_RELAXED);
+	*errors = __atomic_load_n(&r->load_errors_total, __ATOMIC_RELAXED);
 }
