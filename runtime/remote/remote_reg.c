@@ -571,6 +571,15 @@ rp_free(remote_proc *rp)
 	if (nng_socket_id(rp->sock) > 0)
 		server_close_socket(rp->sock); /* closes the contexts */
 	for (size_t i = 0; i < rp->n_slots; i++) {
+		/* A message still on a stopped aio is ours: NNG 1.5.2 leaves
+		 * it there, running no callback, when a send begins on an aio
+		 * already stopped, or when a closing context hands back a send
+		 * it had queued (slot_cb, when it runs, takes its message off
+		 * the aio). Without this, LeakSanitizer found a call or ping
+		 * message left over at exit after a client died mid-send. */
+		nng_msg *left = nng_aio_get_msg(rp->slots[i]->aio);
+		if (left != NULL)
+			nng_msg_free(left);
 		nng_aio_free(rp->slots[i]->aio);
 		free(rp->slots[i]->ans);
 		free(rp->slots[i]);
