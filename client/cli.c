@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@ typedef struct opts {
 	int         n_pos;
 } opts;
 
+static int open_client(const opts *o, uint64_t timeout, sl_client **out);
 static int fail(int status, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -1417,6 +1419,95 @@ query_follow(
 }
 
 /* query ID [--tenant T] [--key K] [--follow] */
+/* A one-time query, on a thread of its own when its progress is shown. */
+typedef struct query_job {
+	sl_client       *c;
+	const char      *tenant;
+	const opts      *o;
+	query_script    *js;
+	sl_query_result *r;
+	int              rc;
+	bool             done; /* atomic */
+} query_job;
+
+static void *
+query_run(void *arg)
+{
+	query_job *q = arg;
+	q->rc        = q->js->file != NULL
+	           ? sl_client_query_js(q->c, q->tenant, q->js->file,
+	               q->js->text, q->js->len, q->o->key, q->r)
+	           : sl_client_query(
+	               q->c, q->tenant, q->o->pos[0], q->o->key, q->r);
+	__atomic_store_n(&q->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* On a terminal: the query on a thread, and a progress line (position /
+ * head, events/s, ETA) from status' "queries" on a second connection. */
+static int
+query_with_progress(query_job *q)
+{
+	pthread_t  th;
+	sl_client *sc = NULL;
+	if (pthread_create(&th, NULL, query_run, q) != 0) {
+		query_run(q);
+		return q->rc;
+	}
+	bool    shown = false;
+	int64_t t0    = now_ms();
+	if (open_client(q->o, 5000, &sc) != 0)
+		sc = NULL;
+	while (!__atomic_load_n(&q->done, __ATOMIC_ACQUIRE)) {
+		nanosleep(&(struct timespec) { 0, 200 * 1000 * 1000 }, NULL);
+		char *text = NULL;
+		if (sc == NULL || __atomic_load_n(&q->done, __ATOMIC_ACQUIRE)
+		    || sl_client_status(sc, &text) != SL_OK)
+			continue;
+		json_t *st = json_loads(text, 0, NULL);
+		sl_client_free(text);
+		json_t *qs = json_object_get(st, "queries"), *e;
+		size_t  i;
+		json_array_foreach(qs, i, e)
+		{
+			const char *t = json_string_value(json_object_get(e, "tenant"));
+			const char *n = json_string_value(json_object_get(e, "name"));
+			const char *id
+			    = json_string_value(json_object_get(e, "projection"));
+			if (t == NULL || strcmp(t, q->tenant) != 0
+			    || (q->js->file == NULL
+			        && !((n != NULL && strcmp(n, q->o->pos[0]) == 0)
+			            || (id != NULL
+			                && strcmp(id, q->o->pos[0]) == 0))))
+				continue;
+			json_int_t pos = json_integer_value(json_object_get(e, "position"));
+			json_int_t head = json_integer_value(json_object_get(e, "head"));
+			double secs = (double) (now_ms() - t0) / 1000.0;
+			double rate = secs > 0 ? (double) pos / secs : 0;
+			char   eta[32] = "-";
+			if (rate > 0)
+				snprintf(eta, sizeof(eta), "%.0f s",
+				    (double) (head - pos) / rate);
+			fprintf(stderr,
+			    "\rquery %s: %lld / %lld (%.0f%%), %.0f events/s, ETA "
+			    "%s   ",
+			    n != NULL ? n : "?", (long long) pos, (long long) head,
+			    head > 0 ? 100.0 * (double) pos / (double) head : 100.0,
+			    rate, eta);
+			fflush(stderr);
+			shown = true;
+			break;
+		}
+		json_decref(st);
+	}
+	pthread_join(th, NULL);
+	if (shown)
+		fprintf(stderr, "\r%70s\r", "");
+	if (sc != NULL)
+		sl_client_close(sc);
+	return q->rc;
+}
+
 static int
 cmd_query(sl_client *c, const opts *o)
 {
@@ -1442,10 +1533,11 @@ cmd_query(sl_client *c, const opts *o)
 		free(js.text);
 		return status;
 	}
-	rc = js.file != NULL
-	    ? sl_client_query_js(
-	        c, tenant, js.file, js.text, js.len, o->key, &r)
-	    : sl_client_query(c, tenant, o->pos[0], o->key, &r);
+	query_job job = { c, tenant, o, &js, &r, SL_OK, false };
+	if (isatty(STDOUT_FILENO) && isatty(STDERR_FILENO))
+		rc = query_with_progress(&job);
+	else
+		rc = (query_run(&job), job.rc);
 	free(js.text);
 	if (rc != SL_OK)
 		return query_failed(c, rc, &js);
@@ -1558,6 +1650,38 @@ cmd_spec(const opts *o)
 	return spec_run(o->pos[0], o->plugin, o->projection, o->js_host);
 }
 
+/* A client of o's daemon: the URL, TLS options and token the options
+ * (or the environment, or the config file) give. @return 0, or the exit
+ * status after saying why. */
+static int
+open_client(const opts *o, uint64_t timeout, sl_client **out)
+{
+	char *token, *url;
+	int   status, rc;
+	if ((status = find_token(o, &token)) != 0)
+		return status;
+	if ((status = find_url(o, &url)) != 0) {
+		free(token);
+		return status;
+	}
+	if (url == NULL) {
+		free(token);
+		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
+	}
+	sl_tls_options tls;
+	bool           has_tls = find_tls(o, &tls);
+	rc = sl_client_open_tls(url, (int) timeout, has_tls ? &tls : NULL, out);
+	free(url);
+	if (rc == SL_OK && token != NULL
+	    && (rc = sl_client_set_token(*out, token)) != SL_OK)
+		sl_client_close(*out);
+	free(token);
+	if (rc != SL_OK)
+		return fail(rc == SL_EINVAL ? EXIT_USAGE : EXIT_NET, rc, "%s",
+		    sl_client_open_error());
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1586,8 +1710,7 @@ main(int argc, char **argv)
 	opts       o;
 	uint64_t   timeout = 10000;
 	sl_client *c;
-	char      *url;
-	int        i, k, rc, status;
+	int        i, k, status;
 
 	memset(&o, 0, sizeof(o));
 	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
@@ -1657,28 +1780,8 @@ main(int argc, char **argv)
 		return usage_error(
 		    "--timeout takes milliseconds, not '%s'", o.timeout);
 
-	char *token;
-	if ((status = find_token(&o, &token)) != 0)
+	if ((status = open_client(&o, timeout, &c)) != 0)
 		return status;
-	if ((status = find_url(&o, &url)) != 0) {
-		free(token);
-		return status;
-	}
-	if (url == NULL) {
-		free(token);
-		return fail(EXIT_USAGE, SL_ENOMEM, "out of memory");
-	}
-	sl_tls_options tls;
-	bool           has_tls = find_tls(&o, &tls);
-	rc = sl_client_open_tls(url, (int) timeout, has_tls ? &tls : NULL, &c);
-	free(url);
-	if (rc == SL_OK && token != NULL
-	    && (rc = sl_client_set_token(c, token)) != SL_OK)
-		sl_client_close(c);
-	free(token);
-	if (rc != SL_OK)
-		return fail(rc == SL_EINVAL ? EXIT_USAGE : EXIT_NET, rc, "%s",
-		    sl_client_open_error());
 	status = cmds[k].fn(c, &o);
 	sl_client_close(c);
 	return status;

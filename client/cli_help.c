@@ -73,7 +73,9 @@ static const cli_help helps[] = {
   "only, named for FILE, and unloads it afterwards; a script that does\n"
   "not load (\"file.js:3: SyntaxError: ...\") or declares emits is\n"
   "refused, exit 2. The script must fit one request\n"
-  "(limits.max_request_bytes, 4 MiB by default).\n" },
+  "(limits.max_request_bytes, 4 MiB by default). On a terminal a\n"
+  "one-time query shows its progress (position / head, events/s, ETA,\n"
+  "from status' queries) while it runs.\n" },
 { "status",
   "status\n",
   "",

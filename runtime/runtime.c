@@ -104,6 +104,7 @@ runtime_start(sl_config *cfg, runtime **out)
 	pthread_mutex_init(&rt->procs_mu, NULL);
 	pthread_mutex_init(&rt->register_mu, NULL);
 	pthread_mutex_init(&rt->transient_mu, NULL);
+	pthread_mutex_init(&rt->queries_mu, NULL);
 	pthread_cond_init(&rt->transient_cv, NULL);
 	rt->next_handle = 1;
 	bool *refused   = NULL; /* plugin projections whose claim failed */
@@ -419,6 +420,7 @@ runtime_stop(runtime *rt)
 	pthread_mutex_destroy(&rt->procs_mu);
 	pthread_mutex_destroy(&rt->register_mu);
 	pthread_mutex_destroy(&rt->transient_mu);
+	pthread_mutex_destroy(&rt->queries_mu);
 	pthread_cond_destroy(&rt->transient_cv);
 	free(rt);
 }
@@ -549,6 +551,40 @@ runtime_find_eproj(runtime *rt, const char *tenant, const char *id)
 		    && strcmp(eproj_id(rt->eprojs[i]), id) == 0)
 			return rt->eprojs[i];
 	return NULL;
+}
+
+/* ---- one-time queries, for status ---- */
+
+rt_query *
+runtime_query_begin(
+    runtime *rt, const char *tenant, const proj_def *def, uint64_t head)
+{
+	rt_query *q = NULL;
+	pthread_mutex_lock(&rt->queries_mu);
+	for (size_t i = 0; i < RT_MAX_QUERIES && q == NULL; i++)
+		if (!rt->queries[i].used)
+			q = &rt->queries[i];
+	if (q != NULL) {
+		memset(q, 0, sizeof(*q));
+		q->used = true;
+		snprintf(q->tenant, sizeof(q->tenant), "%s", tenant);
+		snprintf(q->id, sizeof(q->id), "%s", def->id);
+		snprintf(q->name, sizeof(q->name), "%s", def->name);
+		q->head       = head;
+		q->started_ns = ev_now_ns();
+	}
+	pthread_mutex_unlock(&rt->queries_mu);
+	return q;
+}
+
+void
+runtime_query_end(runtime *rt, rt_query *q)
+{
+	if (q == NULL)
+		return;
+	pthread_mutex_lock(&rt->queries_mu);
+	q->used = false;
+	pthread_mutex_unlock(&rt->queries_mu);
 }
 
 /* ---- transient runs (op query, mode transient) ---- */

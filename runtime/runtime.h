@@ -26,6 +26,22 @@ typedef struct rt_tenant {
 /** Transient projections (op query, mode transient) at once; more: ETOOBIG. */
 #define RT_MAX_TRANSIENT 16
 
+/** One-time queries shown in status at once (more run, unlisted). */
+#define RT_MAX_QUERIES 16
+
+/* A one-time query running (op query): what status shows of it, so that
+ * `sluice query` can show its progress. position is updated by the query
+ * (relaxed atomics), the rest set once under queries_mu. */
+typedef struct rt_query {
+	bool     used;
+	char     tenant[257];
+	char     id[37];
+	char     name[257];
+	uint64_t head;     /* the log head it runs to */
+	uint64_t position; /* reached so far */
+	int64_t  started_ns;
+} rt_query;
+
 /* A transient run: started by a client's query, it lives until the client
  * closes it or its connection (NNG pipe) goes. */
 typedef struct rt_transient {
@@ -65,6 +81,9 @@ typedef struct runtime {
 	eproj **eprojs;
 	size_t  n_eprojs;
 	size_t  cap_eprojs;
+	/* one-time queries running (status' "queries"), under queries_mu */
+	pthread_mutex_t queries_mu;
+	rt_query        queries[RT_MAX_QUERIES];
 	/* transient runs (op query), under transient_mu */
 	pthread_mutex_t transient_mu;
 	pthread_cond_t  transient_cv; /* closers and refs dropping */
@@ -86,6 +105,14 @@ typedef struct runtime {
 int runtime_start(sl_config *cfg, runtime **out);
 /** Stop the server, the processors and close everything. */
 void runtime_stop(runtime *rt);
+/**
+ * A one-time query of def in tenant begins: listed in status until
+ * runtime_query_end(rt, the returned slot). @return the slot, or NULL
+ * when RT_MAX_QUERIES are listed already (the query runs unlisted).
+ */
+rt_query *runtime_query_begin(
+    runtime *rt, const char *tenant, const proj_def *def, uint64_t head);
+void runtime_query_end(runtime *rt, rt_query *q);
 /**
  * SIGHUP (runtime/reconfigure.c): apply what n changes that can change
  * while running (log_level, the limits requests and connections read) into

@@ -443,6 +443,23 @@ main(void)
 	    0);
 	CHECK(strstr(out, FX_PROJECTION ": caught up at ") != NULL);
 	CHECK(strstr(out, "\"waited\"") != NULL);
+	/* a one-time query on a terminal: a progress line while it runs
+	 * (each event ~60 ms of the script, so it runs for a while) */
+	snprintf(path, sizeof(path), "%s/slow_count.js", dir);
+	tu_write_file(path,
+	    "fromAll().when({\n"
+	    "  $init: function () { return { n: 0 }; },\n"
+	    "  $any: function (s, e) {\n"
+	    "    var t = Date.now(); while (Date.now() - t < 60) {}\n"
+	    "    s.n += 1;\n"
+	    "  }\n"
+	    "});\n");
+	CHECK_EQ(run_tty("--url", fx_url, "query", "--js", path, "--tenant",
+	             FX_TENANT, NULL),
+	    0);
+	CHECK(strstr(out, "query slow_count") != NULL);
+	CHECK(strstr(out, "events/s, ETA") != NULL);
+	CHECK(strstr(out, "\"states\"") != NULL);
 	CHECK_EQ(SL("pause", FX_PROJECTION, "--wait"), 1);
 	CHECK(strstr(err, "'--wait' does not go with pause") != NULL);
 

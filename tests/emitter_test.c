@@ -487,10 +487,12 @@ test_counter(void)
 	kst      qv[8];
 	kread    qr = { qv, 0, 8 };
 	uint64_t qpos;
+	uint64_t qprog = 0;
 	CHECK_EQ(eproj_query(s, TENANT, def, NULL, 0, 5000, NULL, NULL,
-	             state_cb, &qr, &qpos, err, sizeof(err)),
+	             state_cb, &qr, &qpos, &qprog, err, sizeof(err)),
 	    SL_OK);
 	CHECK_EQ(qpos, store_next_position(s));
+	CHECK_EQ(qprog, qpos); /* the progress reached the head */
 	CHECK_EQ(qr.n, 2);
 	CHECK_STREQ(qv[0].key, "account-1");
 	CHECK_STREQ(qv[0].state, "{\"count\":12}");
@@ -500,20 +502,20 @@ test_counter(void)
 	CHECK_STREQ(qv[1].result, "{\"fives\":0}");
 	qr.n = 0;
 	CHECK_EQ(eproj_query(s, TENANT, def, "account-2", 9, 5000, NULL, NULL,
-	             state_cb, &qr, &qpos, err, sizeof(err)),
+	             state_cb, &qr, &qpos, NULL, err, sizeof(err)),
 	    SL_OK);
 	CHECK_EQ(qr.n, 1);
 	CHECK_STREQ(qv[0].state, "{\"count\":4}");
 	qr.n = 0;
 	CHECK_EQ(eproj_query(s, TENANT, def, "nobody", 6, 5000, NULL, NULL,
-	             state_cb, &qr, &qpos, err, sizeof(err)),
+	             state_cb, &qr, &qpos, NULL, err, sizeof(err)),
 	    SL_OK);
 	CHECK_EQ(qr.n, 1);
 	CHECK_STREQ(qv[0].state, "{\"count\":0}"); /* the initial state */
 	/* a cancelled query (its client is gone) stops: ECLOSED, no states */
 	qr.n = 0;
 	CHECK_EQ(eproj_query(s, TENANT, def, NULL, 0, 5000, cancel_after_3,
-	             &(int) { 0 }, state_cb, &qr, &qpos, err, sizeof(err)),
+	             &(int) { 0 }, state_cb, &qr, &qpos, NULL, err, sizeof(err)),
 	    SL_ECLOSED);
 	CHECK_EQ(qr.n, 0);
 	CHECK(strstr(err, "cancelled") != NULL);

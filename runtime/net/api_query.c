@@ -405,9 +405,14 @@ api_query(request *r)
 	memset(&q, 0, sizeof(q));
 	msgpack_sbuffer_init(&q.states);
 	msgpack_packer_init(&q.pk, &q.states, msgpack_sbuffer_write);
+	/* listed in status while it runs: `sluice query` shows progress */
+	rt_query *run = runtime_query_begin(
+	    rt, t->cfg->id, def, store_next_position(rt->store));
 	rc = eproj_query(rt->store, t->cfg->id, def, key, key_len,
 	    (int) rt->cfg->query_timeout_ms, query_cancelled, r->call,
-	    query_state, &q, &position, err, sizeof(err));
+	    query_state, &q, &position, run != NULL ? &run->position : NULL,
+	    err, sizeof(err));
+	runtime_query_end(rt, run);
 	if (q.too_big)
 		query_fail_too_big(r, def, key != NULL);
 	else if (rc == SL_ETIMEDOUT)

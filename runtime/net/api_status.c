@@ -381,6 +381,40 @@ api_sees(const cfg_cred *cred, const char *tenant)
 	return tenant != NULL && auth_tenant_ok(cred, tenant, strlen(tenant));
 }
 
+/* The one-time queries running now (the caller's tenants'): queries:
+ * [{tenant, projection, name, position, head, elapsed_ms}]. */
+static void
+api_pack_queries(mp_map *reply, runtime *rt, const cfg_cred *cred)
+{
+	rt_query q[RT_MAX_QUERIES];
+	size_t   n   = 0;
+	int64_t  now = ev_now_ns();
+	pthread_mutex_lock(&rt->queries_mu);
+	for (size_t i = 0; i < RT_MAX_QUERIES; i++)
+		if (rt->queries[i].used && api_sees(cred, rt->queries[i].tenant)) {
+			q[n] = rt->queries[i];
+			q[n++].position = __atomic_load_n(
+			    &rt->queries[i].position, __ATOMIC_RELAXED);
+		}
+	pthread_mutex_unlock(&rt->queries_mu);
+	mp_map_key(reply, "queries");
+	msgpack_pack_array(reply->pk, n);
+	for (size_t i = 0; i < n; i++) {
+		mp_map e;
+		mp_map_open(&e, reply->pk);
+		mp_map_str(&e, "tenant", q[i].tenant);
+		mp_map_str(&e, "projection", q[i].id);
+		mp_map_str(&e, "name", q[i].name);
+		mp_map_u64(&e, "position", q[i].position);
+		mp_map_u64(&e, "head", q[i].head);
+		mp_map_u64(&e, "elapsed_ms",
+		    now > q[i].started_ns
+		        ? (uint64_t) (now - q[i].started_ns) / 1000000
+		        : 0);
+		mp_map_close(&e);
+	}
+}
+
 int
 api_status_pack(runtime *rt, const cfg_cred *cred, msgpack_packer *pk)
 {
@@ -633,6 +667,7 @@ api_status_pack(runtime *rt, const cfg_cred *cred, msgpack_packer *pk)
 		api_pack_eproj(pk, truns[i], handles[i], head);
 		runtime_transient_put(rt, handles[i]);
 	}
+	api_pack_queries(&reply, rt, cred);
 	mp_map_close(&reply);
 	return SL_OK;
 }

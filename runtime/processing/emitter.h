@@ -186,7 +186,9 @@ typedef bool (*eproj_cancel_fn)(void *arg);
  * One-time query: run def over tenant's events from 0 to the log head as
  * it is now, in memory (nothing written; emits are not written), then
  * call fn per key (key order; only key when given) with state and result.
- * *position gets the head it ran to. Stops early (SL_ETIMEDOUT) after
+ * *position gets the head it ran to; *progress (may be NULL), the position
+ * reached so far, after each batch (a relaxed atomic store: others read
+ * it while it runs). Stops early (SL_ETIMEDOUT) after
  * timeout_ms, and (SL_ECLOSED) as soon as cancel (may be NULL), asked
  * before each event, says so. The caller holds def (proj_def_try_hold, or
  * runtime_find_def_held) until this returns: it runs the plugin's code in
@@ -197,6 +199,6 @@ typedef bool (*eproj_cancel_fn)(void *arg);
 int eproj_query(store *s, const char *tenant, const proj_def *def,
     const char *key, size_t key_len, int timeout_ms, eproj_cancel_fn cancel,
     void *cancel_arg, eproj_state_fn fn, void *arg, uint64_t *position,
-    char *err, size_t errlen);
+    uint64_t *progress, char *err, size_t errlen);
 
 #endif

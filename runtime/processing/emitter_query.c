@@ -135,7 +135,8 @@ eproj_snapshot(eproj *e, const char *key, size_t key_len, eproj_state_fn fn,
 int
 eproj_query(store *s, const char *tenant, const proj_def *def, const char *key,
     size_t key_len, int timeout_ms, eproj_cancel_fn cancel, void *cancel_arg,
-    eproj_state_fn fn, void *arg, uint64_t *position, char *err, size_t errlen)
+    eproj_state_fn fn, void *arg, uint64_t *position, uint64_t *progress,
+    char *err, size_t errlen)
 {
 	char dummy[1];
 	if (err == NULL || errlen == 0) {
@@ -202,6 +203,8 @@ eproj_query(store *s, const char *tenant, const proj_def *def, const char *key,
 			rc = SL_ECLOSED;
 			break;
 		}
+		if (progress != NULL)
+			__atomic_store_n(progress, b->next, __ATOMIC_RELAXED);
 		if (b->next == pos && !b->cut)
 			break; /* nothing more */
 		pos = b->next;
