@@ -62,7 +62,8 @@ install(DIRECTORY admin/ DESTINATION ${CMAKE_INSTALL_DATADIR}/sluice/admin)
 install(FILES client/python/sluice_remote.py
   DESTINATION lib/python3/dist-packages)
 install(FILES docs/man/sluice.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
-install(FILES docs/man/sluiced.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
+install(FILES docs/man/sluiced.8 docs/man/sluice-host.8
+  DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 # The unit and the configuration it starts with name the installed paths:
 # made at install time, for the prefix given then (--prefix, or /usr for
 # the .deb), each prefix in a directory of its own (installs may run side

@@ -29,7 +29,8 @@ P=$tmp/prefix
 cmake --install "$build" --prefix "$P" >/dev/null || fail "cmake --install"
 for f in bin/sluiced bin/sluice bin/sluice-host include/sluice/plugin.h \
 	include/sluice/client.h share/man/man1/sluice.1 \
-	share/man/man8/sluiced.8 lib/systemd/system/sluiced.service \
+	share/man/man8/sluiced.8 share/man/man8/sluice-host.8 \
+	lib/systemd/system/sluiced.service \
 	lib/python3/dist-packages/sluice_remote.py; do
 	[ -e "$P/$f" ] || fail "not installed: $f"
 done
