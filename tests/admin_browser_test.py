@@ -8,10 +8,13 @@ extra Python module): the page loads and shows the processors and plugins;
 a committed event appears in the live tail; the pause button pauses the
 projection (status through the CLI says so) and resume resumes it; the
 read-model browser shows a state. Unknown paths are 404, and the daemon
-serves on after a malformed WebSocket frame on the API's socket.
+serves on after a malformed WebSocket frame on the API's socket. Then the
+same page under auth: every request is refused (EACCES) until a token is
+typed into it, and with an operator's token the pause button works.
 
     usage: admin_browser_test.py BUILD_DIR SOURCE_DIR
 """
+import hashlib
 import json
 import os
 import shutil
@@ -246,12 +249,70 @@ js("document.getElementById('m-projection').value = 'account_details';"
 wait_for("document.getElementById('m-out').textContent.includes('Everyday')",
          "acc-1's read model")
 
-cdp("Browser.close")
-chrome.wait(timeout=20)
 # the daemon served through all of it
 sluice("status")
 daemon.send_signal(signal.SIGTERM)
 if daemon.wait(timeout=20) != 0:
     fail("sluiced exited %d" % daemon.returncode)
+
+# ---- under auth: the page's requests need a token, as any client's ----
+token = "admin-page-test-token"
+digest = hashlib.sha256(token.encode()).hexdigest()
+port = free_port()
+base = "http://127.0.0.1:%d" % port
+with open(cfg, "w") as f:
+    f.write("""data_dir: data
+plugin_dir: %s/plugins
+endpoints:
+  api: %s
+  admin: http://127.0.0.1:%d/admin
+event_store:
+  sync: false
+tenants:
+  - id: demo
+auth:
+  tokens:
+    - name: operator
+      token_sha256: %s
+      tenants: [demo]
+      roles: [read, operate]
+""" % (build, api, port, digest))
+daemon = subprocess.Popen([os.path.join(build, "sluiced"), "-c", cfg],
+                          stderr=open(os.path.join(tmp, "sluiced.log"), "a"))
+procs.append(daemon)
+os.environ["SLUICE_TOKEN"] = token  # the CLI's
+for _ in range(100):
+    if subprocess.run([os.path.join(build, "sluice"), "--url", api,
+                       "status"], capture_output=True).returncode == 0:
+        break
+    time.sleep(0.1)
+else:
+    fail("sluiced (auth) did not start")
+cdp("Page.navigate", {"url": base + "/admin/"}, session)
+# no token typed: every request is refused
+wait_for("document.getElementById('action').textContent.includes('EACCES')",
+         "EACCES without a token")
+if js("document.querySelector('#processors tbody tr') !== null"):
+    fail("the page showed processors without a token")
+# the token typed: the processors, and the buttons work
+js("document.getElementById('token').value = '%s'" % token)
+wait_for("document.querySelector('#processors tr[data-name=\"account_details\"]') !== null",
+         "account_details with the token")
+js("[...document.querySelectorAll('#processors tr[data-name=\"account_details\"] button')]"
+   ".find(b => b.textContent === 'pause').click()")
+end = time.time() + 10
+while time.time() < end:
+    st = json.loads(sluice("status"))
+    p = [x for x in st["processors"] if x["name"] == "account_details"][0]
+    if p["paused"]:
+        break
+    time.sleep(0.2)
+else:
+    fail("the pause button did not pause account_details under auth")
+cdp("Browser.close")
+chrome.wait(timeout=20)
+daemon.send_signal(signal.SIGTERM)
+if daemon.wait(timeout=20) != 0:
+    fail("sluiced (auth) exited %d" % daemon.returncode)
 cleanup()
 print("admin_browser_test: ok")
