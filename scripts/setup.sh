@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential cmake pkg-config libnng-dev liblmdb-dev libyaml-dev
 uuid-dev libjansson-dev nng-utils libsqlite3-dev python3 python3-msgpack
 duktape-dev libmujs-dev libsystemd-dev dpkg-dev chromium clang libmbedtls-dev
-openssl"
+openssl postgresql libpq-dev"
 # python3 and python3-msgpack: the Python remote client (client/python/) and
 # its test, which runs Debian's /usr/bin/python3 over libnng.so.1 (libnng-dev).
 # duktape-dev: the JavaScript projection host (plugins/js/); libmujs-dev:
@@ -18,7 +18,9 @@ openssl"
 # SHA-256 of API tokens (runtime/net/auth.c), and TLS (tls+tcp://,
 # docs/security.md): the files are checked and the daemon's TLS engine
 # built with mbedtls, which NNG runs on. openssl: the TLS tests make their
-# certificates with the openssl command.
+# certificates with the openssl command. postgresql, libpq-dev: the
+# PostgreSQL log backend's groundwork (docs/postgresql.md):
+# scripts/pg_cluster.sh and bench/bench_pg.
 
 # msgpack-c's C library is libmsgpack-dev on Debian 12, libmsgpack-c-dev later.
 missing=""
