@@ -204,6 +204,21 @@ def wait_for(expr, what, seconds=20):
          (what, js("document.body ? document.body.innerText : ''")))
 
 
+
+def press(label, paused, what):
+    """Click account_details' button label; wait until the CLI's status
+    says the processor is paused (or not)."""
+    js("[...document.querySelectorAll('#processors tr[data-name=\"account_details\"] button')]"
+       ".find(b => b.textContent === '%s').click()" % label)
+    end = time.time() + 10
+    while time.time() < end:
+        st = json.loads(sluice("status"))
+        p = [x for x in st["processors"] if x["name"] == "account_details"][0]
+        if p["paused"] == paused:
+            return
+        time.sleep(0.2)
+    fail("the %s button did not %s account_details" % (label, what))
+
 # the processors and plugins of the daemon
 wait_for("document.querySelector('#processors tr[data-name=\"account_details\"]') !== null",
          "account_details among the processors")
@@ -218,30 +233,10 @@ sluice("commit", "--tenant", "demo", "--stream", "tail-probe", "--type",
 wait_for("document.getElementById('tail').innerText.includes('tail-probe')",
          "the committed event in the live tail")
 # the pause button calls the API: the CLI's status sees it paused
-js("[...document.querySelectorAll('#processors tr[data-name=\"account_details\"] button')]"
-   ".find(b => b.textContent === 'pause').click()")
-end = time.time() + 10
-while time.time() < end:
-    st = json.loads(sluice("status"))
-    p = [x for x in st["processors"] if x["name"] == "account_details"][0]
-    if p["paused"]:
-        break
-    time.sleep(0.2)
-else:
-    fail("the pause button did not pause account_details")
+press("pause", True, "pause")
 wait_for("[...document.querySelectorAll('#processors tr[data-name=\"account_details\"] button')]"
          ".some(b => b.textContent === 'resume')", "a resume button")
-js("[...document.querySelectorAll('#processors tr[data-name=\"account_details\"] button')]"
-   ".find(b => b.textContent === 'resume').click()")
-end = time.time() + 10
-while time.time() < end:
-    st = json.loads(sluice("status"))
-    p = [x for x in st["processors"] if x["name"] == "account_details"][0]
-    if not p["paused"]:
-        break
-    time.sleep(0.2)
-else:
-    fail("the resume button did not resume account_details")
+press("resume", False, "resume")
 # the read-model browser: get-one of acc-1
 js("document.getElementById('m-projection').value = 'account_details';"
    "document.getElementById('m-key').value = 'acc-1';"
@@ -298,17 +293,7 @@ if js("document.querySelector('#processors tbody tr') !== null"):
 js("document.getElementById('token').value = '%s'" % token)
 wait_for("document.querySelector('#processors tr[data-name=\"account_details\"]') !== null",
          "account_details with the token")
-js("[...document.querySelectorAll('#processors tr[data-name=\"account_details\"] button')]"
-   ".find(b => b.textContent === 'pause').click()")
-end = time.time() + 10
-while time.time() < end:
-    st = json.loads(sluice("status"))
-    p = [x for x in st["processors"] if x["name"] == "account_details"][0]
-    if p["paused"]:
-        break
-    time.sleep(0.2)
-else:
-    fail("the pause button did not pause account_details under auth")
+press("pause", True, "pause (under auth)")
 cdp("Browser.close")
 chrome.wait(timeout=20)
 daemon.send_signal(signal.SIGTERM)
