@@ -1081,6 +1081,26 @@ now_ms(void)
 	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A progress line on stderr (a terminal's): what / target, the rate of
+ * done events in elapsed_ms, the time left at that rate, and the state
+ * in brackets when given. */
+static void
+show_progress(const char *prefix, const char *what, long long pos,
+    long long target, long long done, int64_t elapsed_ms, const char *state)
+{
+	double rate = elapsed_ms > 0 ? (double) done * 1000.0 / (double) elapsed_ms
+	                             : 0;
+	char   eta[32] = "-";
+	if (rate > 0)
+		snprintf(eta, sizeof(eta), "%.0f s", (double) (target - pos) / rate);
+	fprintf(stderr, "\r%s%s: %lld / %lld (%.0f%%), %.0f events/s, ETA %s%s%s%s   ",
+	    prefix, what, pos, target,
+	    target > 0 ? 100.0 * (double) pos / (double) target : 100.0, rate, eta,
+	    state != NULL ? " [" : "", state != NULL ? state : "",
+	    state != NULL ? "]" : "");
+	fflush(stderr);
+}
+
 /* The processors (and emitting runs) of id (an id or a name), of tenant
  * or of all, in a status reply: their lowest position, whether any
  * rebuilds or is paused, and how many there are. */
@@ -1171,22 +1191,8 @@ wait_caught_up(sl_client *c, const char *id, const char *tenant)
 			    (long long) ps.min_pos, (long long) target);
 		int64_t el = now_ms() - t0;
 		if (tty && now_ms() - shown >= 200) {
-			double rate = el > 0
-			    ? (double) (ps.min_pos - start) * 1000.0 / (double) el
-			    : 0;
-			double left = (double) (target - ps.min_pos);
-			char   eta[32] = "-";
-			if (rate > 0)
-				snprintf(eta, sizeof(eta), "%.0f s", left / rate);
-			fprintf(stderr,
-			    "\r%s: %lld / %lld (%.0f%%), %.0f events/s, ETA %s"
-			    " [%s]   ",
-			    id, (long long) ps.min_pos, (long long) target,
-			    target > 0 ? 100.0 * (double) ps.min_pos
-			            / (double) target
-			               : 100.0,
-			    rate, eta, ps.state);
-			fflush(stderr);
+			show_progress("", id, ps.min_pos, target, ps.min_pos - start,
+			    el, ps.state);
 			shown = now_ms();
 		}
 		nanosleep(&(struct timespec) { 0, 50 * 1000 * 1000 }, NULL);
@@ -1482,19 +1488,8 @@ query_with_progress(query_job *q)
 				continue;
 			json_int_t pos = json_integer_value(json_object_get(e, "position"));
 			json_int_t head = json_integer_value(json_object_get(e, "head"));
-			double secs = (double) (now_ms() - t0) / 1000.0;
-			double rate = secs > 0 ? (double) pos / secs : 0;
-			char   eta[32] = "-";
-			if (rate > 0)
-				snprintf(eta, sizeof(eta), "%.0f s",
-				    (double) (head - pos) / rate);
-			fprintf(stderr,
-			    "\rquery %s: %lld / %lld (%.0f%%), %.0f events/s, ETA "
-			    "%s   ",
-			    n != NULL ? n : "?", (long long) pos, (long long) head,
-			    head > 0 ? 100.0 * (double) pos / (double) head : 100.0,
-			    rate, eta);
-			fflush(stderr);
+			show_progress("query ", n != NULL ? n : "?", pos, head,
+			    pos, now_ms() - t0, NULL);
 			shown = true;
 			break;
 		}

@@ -4,6 +4,7 @@
 #include "fsutil.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -113,4 +114,20 @@ fs_mkdirs(const char *path)
 	free(p);
 	errno = e;
 	return rc;
+}
+
+int
+fs_beside_exe(const char *rel, char *buf, size_t size)
+{
+	char    exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return -1;
+	exe[n]      = '\0';
+	char *slash = strrchr(exe, '/');
+	if (slash == NULL)
+		return -1;
+	*slash  = '\0';
+	int len = snprintf(buf, size, "%s/%s", exe, rel);
+	return len > 0 && (size_t) len < size ? 0 : -1;
 }

@@ -6,6 +6,8 @@
 #ifndef SL_FSUTIL_H
 #define SL_FSUTIL_H
 
+#include <stddef.h>
+
 /*
  * mkdir -p: create path and its missing parents (mode 0755). Only the last
  * component's result counts: a parent that cannot be made shows there.
@@ -39,5 +41,13 @@ int fs_secure_tree(const char *path);
 /* An open LMDB environment's files in dir (data.mdb, lock.mdb): modes and
  * group as above, whatever made them. 0, or -1 with errno. */
 int fs_secure_lmdb(const char *dir);
+
+/**
+ * The path rel (relative, e.g. "../lib/sluice/js_host.so") from the
+ * directory of this process's executable, into buf: how an installed
+ * daemon finds what it installed beside it, whatever the prefix.
+ * @return 0; -1 when the executable or the room in buf is missing.
+ */
+int fs_beside_exe(const char *rel, char *buf, size_t size);
 
 #endif

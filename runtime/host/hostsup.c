@@ -100,18 +100,10 @@ find_exe(const char *given)
 	const char *env = getenv("SLUICE_HOST");
 	if (env != NULL && env[0] != '\0')
 		return strdup(env);
-	char    self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return strdup("sluice-host");
-	self[n]     = '\0';
-	char *slash = strrchr(self, '/');
-	if (slash != NULL)
-		slash[1] = '\0';
-	char *out;
-	return asprintf(&out, "%ssluice-host", slash != NULL ? self : "") >= 0
-	    ? out
-	    : NULL;
+	char path[PATH_MAX];
+	return strdup(fs_beside_exe("sluice-host", path, sizeof(path)) == 0
+	        ? path
+	        : "sluice-host");
 }
 
 static void

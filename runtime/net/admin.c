@@ -15,6 +15,7 @@
 
 #include <sluice/errors.h>
 
+#include "fsutil.h"
 #include "listen.h"
 #include "log.h"
 #include "publisher.h"
@@ -36,23 +37,12 @@ admin_dir(char *buf, size_t size)
 		return access(buf, R_OK) == 0;
 	}
 #ifdef SL_ADMIN_FROM_BIN
-	char    exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		exe[n]      = '\0';
-		char *slash = strrchr(exe, '/');
-		if (slash != NULL) {
-			*slash = '\0';
-			int len = snprintf(buf, size, "%s/%s/index.html", exe,
-			    SL_ADMIN_FROM_BIN);
-			char real[PATH_MAX];
-			if (len > 0 && (size_t) len < size
-			    && realpath(buf, real) != NULL) {
-				*strrchr(real, '/') = '\0';
-				snprintf(buf, size, "%s", real);
-				return true;
-			}
-		}
+	char real[PATH_MAX];
+	if (fs_beside_exe(SL_ADMIN_FROM_BIN "/index.html", buf, size) == 0
+	    && realpath(buf, real) != NULL) {
+		*strrchr(real, '/') = '\0';
+		snprintf(buf, size, "%s", real);
+		return true;
 	}
 #endif
 #ifdef SL_ADMIN_SOURCE_DIR

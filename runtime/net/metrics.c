@@ -155,24 +155,6 @@ tx_hist(text *t, const char *name, const char *help, const hist *h,
 	tx_hist_samples(t, name, "", h, scale);
 }
 
-/* A label value escaped into out (for a labels string). */
-static void
-label_into(char *out, size_t size, const char *s)
-{
-	size_t n = 0;
-	for (; s != NULL && *s != '\0' && n + 3 < size; s++) {
-		if (*s == '\\' || *s == '"')
-			out[n++] = '\\';
-		if (*s == '\n') {
-			out[n++] = '\\';
-			out[n++] = 'n';
-		} else {
-			out[n++] = *s;
-		}
-	}
-	out[n] = '\0';
-}
-
 /* The remote processors' call latency, per registration. */
 static void
 tx_remote_latency(text *t, runtime *rt)
@@ -184,14 +166,20 @@ tx_remote_latency(text *t, runtime *rt)
 	    "From sending a call to a remote processor to its answer.");
 	for (size_t i = 0; i < n; i++) {
 		remote_info ri;
-		char        id[160], nm[600], labels[800];
+		text        lb = { 0 };
 		if (!remotes_info(rt->remotes, i, &ri))
 			continue;
-		label_into(id, sizeof(id), ri.def->id);
-		label_into(nm, sizeof(nm), ri.def->name);
-		snprintf(labels, sizeof(labels), "id=\"%s\",name=\"%s\"", id, nm);
-		tx_hist_samples(t, "sluice_remote_call_duration_seconds", labels,
-		    &ri.call_latency, 1e-9);
+		tx_printf(&lb, "id=\"");
+		tx_label(&lb, ri.def->id, strlen(ri.def->id));
+		tx_printf(&lb, "\",name=\"");
+		tx_label(&lb, ri.def->name, strlen(ri.def->name));
+		tx_printf(&lb, "\"");
+		if (lb.oom)
+			t->oom = true;
+		else
+			tx_hist_samples(t, "sluice_remote_call_duration_seconds",
+			    lb.buf, &ri.call_latency, 1e-9);
+		free(lb.buf);
 	}
 }
 

@@ -142,18 +142,8 @@ static bool
 installed_js_host(char *buf, size_t size)
 {
 #ifdef SL_PKGLIB_FROM_BIN
-	char    exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return false;
-	exe[n]      = '\0';
-	char *slash = strrchr(exe, '/');
-	if (slash == NULL)
-		return false;
-	*slash = '\0';
-	int len = snprintf(
-	    buf, size, "%s/%s/js_host.so", exe, SL_PKGLIB_FROM_BIN);
-	return len > 0 && (size_t) len < size && access(buf, R_OK) == 0;
+	return fs_beside_exe(SL_PKGLIB_FROM_BIN "/js_host.so", buf, size) == 0
+	    && access(buf, R_OK) == 0;
 #else
 	(void) buf;
 	(void) size;
