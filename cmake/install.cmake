@@ -23,11 +23,15 @@ target_compile_definitions(sl_runtime PRIVATE
 # code (proto/) in it; the internal static libraries stay for the build.
 set(SLUICE_CLIENT_SOURCES client/client.c client/subscribe.c client/remote.c
     ${SL_PROTO_SOURCES})
-add_library(sluice_client_shared SHARED ${SLUICE_CLIENT_SOURCES})
-add_library(sluice_client_static STATIC ${SLUICE_CLIENT_SOURCES})
+# compiled once, linked twice
+add_library(sluice_client_objs OBJECT ${SLUICE_CLIENT_SOURCES})
+target_include_directories(sluice_client_objs PRIVATE include proto
+                           ${MBEDCRYPTO_INCLUDE_DIR})
+target_link_libraries(sluice_client_objs PRIVATE PkgConfig::MSGPACK
+                      PkgConfig::JANSSON PkgConfig::UUID nng::nng)
+add_library(sluice_client_shared SHARED $<TARGET_OBJECTS:sluice_client_objs>)
+add_library(sluice_client_static STATIC $<TARGET_OBJECTS:sluice_client_objs>)
 foreach(t sluice_client_shared sluice_client_static)
-  target_include_directories(${t} PRIVATE include proto
-                             ${MBEDCRYPTO_INCLUDE_DIR})
   # mbedtls: the TLS files are checked with it (proto/tlsconf.c)
   target_link_libraries(${t} PRIVATE PkgConfig::MSGPACK PkgConfig::JANSSON
                         PkgConfig::UUID nng::nng Threads::Threads
