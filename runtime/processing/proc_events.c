@@ -526,6 +526,7 @@ proc_record_failure(batch_ctx *b, uint64_t position)
 	old        = failset_find(&p->fails, u.unit, u.ulen);
 	u.pos      = position;
 	u.attempts = old != NULL && old->pos == position ? old->attempts + 1 : 1;
+	p->st.failures++;
 	u.retry    = b->uf.retry;
 	int64_t delay = proc_retry_delay_ns(u.attempts, b->uf.delay_ms);
 	u.next_try_ns = u.retry ? ev_now_ns() + delay : 0;
