@@ -12,6 +12,7 @@
 #include "doc.h"
 #include "host_testutil.h"
 #include "log.h"
+#include "mpraw.h"
 #include "plugins.h"
 
 static const sl_host_api *H;
@@ -979,6 +980,11 @@ reference_load(sl_state *st, const void *data, size_t len)
 	msgpack_unpacked up;
 	size_t           off = 0;
 	int              rc  = SL_OK;
+	char             err[100];
+	/* as everything from outside: a lying header would make msgpack-c
+	 * allocate what it claims (ASan stops at 128 GiB) */
+	if (!mpraw_check(data, len, 64, "state", err, sizeof(err)))
+		return SL_EPROTO;
 	msgpack_unpacked_init(&up);
 	if (msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS
 	    || off != len || up.data.type != MSGPACK_OBJECT_MAP) {

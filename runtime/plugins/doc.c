@@ -21,11 +21,13 @@ doc_free(doc_node *n)
 	switch (n->kind) {
 	case DOC_STR:
 	case DOC_RAW:
-		free(n->u.s.p);
+		if (!n->u.s.arena)
+			free(n->u.s.p);
 		break;
 	case DOC_MAP:
 		for (size_t i = 0; i < n->u.m.n; i++) {
-			free(n->u.m.e[i].key);
+			if (!n->u.m.e[i].karena)
+				free(n->u.m.e[i].key);
 			doc_free(&n->u.m.e[i].val);
 		}
 		free(n->u.m.e);
@@ -335,6 +337,7 @@ doc_map_add(doc_node *m, const char *key, size_t klen, doc_node *v)
 	doc_entry *e = &m->u.m.e[m->u.m.n++];
 	e->key       = k;
 	e->klen      = klen;
+	e->karena    = false;
 	e->val       = *v;
 	v->kind      = DOC_NIL;
 	return SL_OK;
@@ -344,7 +347,8 @@ void
 doc_map_del(doc_node *m, size_t i)
 {
 	doc_entry *e = &m->u.m.e[i];
-	free(e->key);
+	if (!e->karena)
+		free(e->key);
 	doc_free(&e->val);
 	memmove(e, e + 1, (m->u.m.n - i - 1) * sizeof(*e));
 	m->u.m.n--;
@@ -636,6 +640,7 @@ state_free(sl_state *st)
 	if (st == NULL)
 		return;
 	doc_free(&st->root);
+	free(st->arena);
 	state_init(st);
 }
 
@@ -705,8 +710,23 @@ scalar_body(
  * doc_from_mp does through msgpack-c, but without unpacking it.
  * @return SL_OK; SL_EPROTO (truncated or invalid); SL_ENOMEM.
  */
+/* n becomes a string or raw value held in the state's arena at *arena
+ * (NUL-terminated copy of p[0..len)); *arena moves past it. */
+static void
+node_arena(doc_node *n, doc_kind kind, const char *p, size_t len, char **arena)
+{
+	memcpy(*arena, p, len);
+	(*arena)[len] = '\0';
+	n->kind       = kind;
+	n->u.s.p      = *arena;
+	n->u.s.len    = len;
+	n->u.s.arena  = true;
+	*arena += len + 1;
+}
+
 static int
-doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out)
+doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out,
+    char **arena)
 {
 	size_t hdr, body, v = *at;
 	memset(out, 0, sizeof(*out));
@@ -715,7 +735,8 @@ doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out)
 	if (scalar_body(p, len, v, &hdr, &body) != 0) {
 		if (!mpraw_skip(p, len, at))
 			return SL_EPROTO;
-		return node_bytes(out, DOC_RAW, (const char *) p + v, *at - v);
+		node_arena(out, DOC_RAW, (const char *) p + v, *at - v, arena);
+		return SL_OK;
 	}
 	if (len - v - hdr < body)
 		return SL_EPROTO;
@@ -728,8 +749,10 @@ doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out)
 		out->u.i  = b <= 0x7f ? b : (int8_t) b;
 		return SL_OK;
 	}
-	if ((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb))
-		return node_bytes(out, DOC_STR, (const char *) d, body);
+	if ((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb)) {
+		node_arena(out, DOC_STR, (const char *) d, body, arena);
+		return SL_OK;
+	}
 	switch (b) {
 	case 0xc0:
 		out->kind = DOC_NIL;
@@ -743,9 +766,11 @@ doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out)
 	case 0xcd:
 	case 0xce:
 	case 0xcf:
-		if ((u = raw_be(d, body)) > (uint64_t) INT64_MAX) /* exact */
-			return node_bytes(
-			    out, DOC_RAW, (const char *) p + v, *at - v);
+		if ((u = raw_be(d, body)) > (uint64_t) INT64_MAX) { /* exact */
+			node_arena(out, DOC_RAW, (const char *) p + v, *at - v,
+			    arena);
+			return SL_OK;
+		}
 		out->kind = DOC_I64;
 		out->u.i  = (int64_t) u;
 		return SL_OK;
@@ -797,8 +822,14 @@ state_load(sl_state *st, const void *data, size_t len)
 	sl_state tmp;
 	int      rc = SL_OK;
 	state_init(&tmp);
-	if (n > 0 && node_container(&tmp.root, DOC_MAP, (size_t) n) != SL_OK)
+	/* every key and value copied at most once, each with a NUL */
+	if (n > 0
+	    && (node_container(&tmp.root, DOC_MAP, (size_t) n) != SL_OK
+	        || (tmp.arena = malloc(len + 2 * (size_t) n)) == NULL)) {
+		state_free(&tmp);
 		return SL_ENOMEM;
+	}
+	char *arena = tmp.arena;
 	for (uint64_t i = 0; i < n && rc == SL_OK; i++) {
 		size_t   k = at, hdr, klen;
 		doc_node val;
@@ -811,10 +842,27 @@ state_load(sl_state *st, const void *data, size_t len)
 			rc = SL_EPROTO;
 			break;
 		}
-		at = k + hdr + klen;
-		if ((rc = doc_read_value(p, len, &at, &val)) == SL_OK)
-			rc = doc_root_set(
-			    &tmp, (const char *) p + k + hdr, klen, &val);
+		const char *key = (const char *) p + k + hdr;
+		at              = k + hdr + klen;
+		if ((rc = doc_read_value(p, len, &at, &val, &arena)) != SL_OK)
+			break;
+		size_t     add = doc_size(&val);
+		doc_entry *e   = doc_map_find(&tmp.root, key, klen);
+		if (e != NULL) { /* given twice: its place, the last value */
+			tmp.bytes = tmp.bytes - doc_size(&e->val) + add;
+			doc_free(&e->val);
+			e->val = val;
+			continue;
+		}
+		e = &tmp.root.u.m.e[tmp.root.u.m.n++];
+		memcpy(arena, key, klen);
+		arena[klen] = '\0';
+		e->key      = arena;
+		e->klen     = klen;
+		e->karena   = true;
+		e->val      = val;
+		arena += klen + 1;
+		tmp.bytes += DOC_HDR + klen + add;
 	}
 	if (rc == SL_OK && at != len)
 		rc = SL_EPROTO; /* bytes after the map */
