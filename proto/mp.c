@@ -425,6 +425,30 @@ mp_map_open(mp_map *m, msgpack_packer *pk)
 }
 
 void
+mp_array_open(mp_map *m, msgpack_packer *pk)
+{
+	static const char header[5] = { (char) 0xdd, 0, 0, 0, 0 };
+	msgpack_sbuffer  *sb       = pk->data;
+	m->pk                      = pk;
+	m->at                      = sb->size;
+	m->n                       = 0;
+	msgpack_sbuffer_write(sb, header, sizeof(header));
+}
+
+bool
+mp_sbuffer_reserve(msgpack_sbuffer *sb, size_t more)
+{
+	if (sb->alloc - sb->size >= more)
+		return true;
+	char *d = realloc(sb->data, sb->size + more);
+	if (d == NULL)
+		return false;
+	sb->data  = d;
+	sb->alloc = sb->size + more;
+	return true;
+}
+
+void
 mp_map_key(mp_map *m, const char *key)
 {
 	m->n++;
@@ -475,7 +499,7 @@ mp_map_close(mp_map *m)
 	msgpack_sbuffer *sb = m->pk->data;
 	unsigned char   *h  = (unsigned char *) sb->data + m->at;
 	/* a failed write (out of memory) left no header to fill */
-	if (sb->size < m->at + 5 || h[0] != 0xdf)
+	if (sb->size < m->at + 5 || (h[0] != 0xdf && h[0] != 0xdd))
 		return;
 	h[1] = (unsigned char) (m->n >> 24);
 	h[2] = (unsigned char) (m->n >> 16);

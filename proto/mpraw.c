@@ -256,9 +256,25 @@ mpraw_skip(const void *data, size_t len, size_t *at)
 	while (pending > 0) {
 		int      kind;
 		uint64_t n, skip;
+		pending--;
+		/* the common one-byte headers first (a state's fields: fixmap,
+		 * fixstr, fixint, nil, bool) without the general decoder */
+		if (i < len) {
+			unsigned b = p[i];
+			if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2
+			    || b == 0xc3) {
+				i++;
+				continue;
+			}
+			if (b >= 0xa0 && b <= 0xbf) {
+				if ((b & 0x1f) > len - i - 1)
+					return false;
+				i += 1 + (b & 0x1f);
+				continue;
+			}
+		}
 		if (header(p, len, &i, &kind, &n, &skip) != 0)
 			return false;
-		pending--;
 		if (kind != K_SCALAR) {
 			/* each element takes at least one byte */
 			if (n > len - i)
@@ -271,5 +287,43 @@ mpraw_skip(const void *data, size_t len, size_t *at)
 		}
 	}
 	*at = i;
+	return true;
+}
+
+/* A container's header at p[*at] of the kind wanted. */
+static bool
+container(const void *data, size_t len, size_t *at, int want, uint64_t *n)
+{
+	const unsigned char *p = data;
+	size_t               i = *at;
+	uint64_t             cn, skip;
+	int                  kind;
+
+	if (header(p, len, &i, &kind, &cn, &skip) != 0 || kind != want
+	    || cn > len - i)
+		return false;
+	*n  = want == K_MAP ? cn / 2 : cn;
+	*at = i;
+	return true;
+}
+
+bool
+mpraw_map(const void *p, size_t len, size_t *at, uint64_t *n)
+{
+	return container(p, len, at, K_MAP, n);
+}
+
+bool
+mpraw_array(const void *p, size_t len, size_t *at, uint64_t *n)
+{
+	return container(p, len, at, K_ARRAY, n);
+}
+
+bool
+mpraw_bool(const unsigned char *v, size_t len, bool *out)
+{
+	if (len == 0 || (v[0] != 0xc2 && v[0] != 0xc3))
+		return false;
+	*out = v[0] == 0xc3;
 	return true;
 }

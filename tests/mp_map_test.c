@@ -1,7 +1,9 @@
 /*
- * Maps packed before their length is known (proto/mp.h mp_map_*): the
- * count written at the end matches the pairs packed, nested maps close
- * on their own, and the bytes unpack as ordinary msgpack maps.
+ * Maps and arrays packed before their length is known (proto/mp.h mp_map_*,
+ * mp_array_open): the count written at the end matches what was packed,
+ * nested ones close on their own, the bytes unpack as ordinary msgpack,
+ * and the raw walk (proto/mpraw.h mpraw_map / mpraw_array / mpraw_skip)
+ * steps through them as msgpack-c reads them, refusing every truncation.
  */
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include <msgpack.h>
 
 #include "mp.h"
+#include "mpraw.h"
 #include "testutil.h"
 
 static msgpack_object
@@ -75,6 +78,81 @@ main(void)
 	CHECK_EQ(in->via.map.size, 1);
 	CHECK(mp_get(&o, "nil")->type == MSGPACK_OBJECT_NIL);
 	msgpack_unpacked_destroy(&u);
+
+	/* an array of 300 maps after a reserve: one allocation, the
+	 * count in an array32 header */
+	msgpack_sbuffer_clear(&sb);
+	mp_reply_ok_open(&m, &pk);
+	mp_map_key(&m, "items");
+	mp_map arr;
+	mp_array_open(&arr, &pk);
+	CHECK(mp_sbuffer_reserve(&sb, 64 * 1024));
+	char *before = sb.data;
+	CHECK(sb.alloc - sb.size >= 64 * 1024);
+	for (int i = 0; i < 300; i++) {
+		mp_map it;
+		mp_map_open(&it, &pk);
+		snprintf(key, sizeof(key), "key-%03d", i);
+		mp_map_str(&it, "key", key);
+		mp_map_key(&it, "state");
+		msgpack_pack_map(&pk, 3);
+		mp_pack_kv_u64(&pk, "n", (uint64_t) i * 1000003u);
+		mp_pack_kv_str(&pk, "s", i % 2 ? "a string of some length" : "");
+		mp_pack_cstr(&pk, "l");
+		msgpack_pack_array(&pk, 2);
+		msgpack_pack_double(&pk, -1.25);
+		msgpack_pack_nil(&pk);
+		mp_map_close(&it);
+		arr.n++;
+	}
+	CHECK(sb.data == before); /* reserved: not moved */
+	mp_map_close(&arr);
+	mp_map_bool(&m, "more", false);
+	mp_map_close(&m);
+	CHECK(mp_sbuffer_reserve(&sb, 0)); /* room already: nothing */
+	o = unpack(&sb, &u);
+	const msgpack_object *items;
+	CHECK_EQ(mp_get_array(&o, "items", &items), 0);
+	CHECK_EQ(items->via.array.size, 300);
+	const char *ks;
+	size_t      kn;
+	CHECK_EQ(mp_get_str(&items->via.array.ptr[299], "key", &ks, &kn), 0);
+	CHECK(kn == 7 && memcmp(ks, "key-299", 7) == 0);
+	msgpack_unpacked_destroy(&u);
+
+	/* the raw walk: the same shape, and every prefix refused */
+	size_t   at = 0;
+	uint64_t pairs, n_items;
+	CHECK(mpraw_map(sb.data, sb.size, &at, &pairs));
+	CHECK_EQ(pairs, 4);
+	CHECK(!mpraw_array(sb.data, sb.size, &(size_t) { 0 }, &n_items));
+	for (int i = 0; i < 2; i++) /* v, ok */
+		CHECK(mpraw_skip(sb.data, sb.size, &at)
+		    && mpraw_skip(sb.data, sb.size, &at));
+	CHECK(mpraw_skip(sb.data, sb.size, &at)); /* "items" */
+	CHECK(mpraw_array(sb.data, sb.size, &at, &n_items));
+	CHECK_EQ(n_items, 300);
+	for (uint64_t i = 0; i < n_items; i++)
+		CHECK(mpraw_skip(sb.data, sb.size, &at));
+	bool b = true;
+	CHECK(mpraw_skip(sb.data, sb.size, &at)); /* "more" */
+	CHECK(mpraw_bool((const unsigned char *) sb.data + at, 1, &b) && !b);
+	CHECK(mpraw_skip(sb.data, sb.size, &at));
+	CHECK_EQ(at, sb.size);
+	CHECK(!mpraw_bool((const unsigned char *) "\xc0", 1, &b));
+	for (size_t len = 0; len < sb.size; len++) {
+		size_t a = 0;
+		CHECK(!mpraw_skip(sb.data, len, &a));
+		CHECK_EQ(a, 0);
+	}
+	/* a container whose count cannot fit in what is left */
+	CHECK(!mpraw_map("\xdf\x00\x01\x00\x00\x01", 6, &(size_t) { 0 },
+	    &pairs));
+	CHECK(!mpraw_array("\xdd\x00\x00\x00\x03\x01\x02", 7,
+	    &(size_t) { 0 }, &n_items));
+	CHECK(mpraw_array("\xdd\x00\x00\x00\x02\x01\x02", 7,
+	    &(size_t) { 0 }, &n_items));
+	CHECK_EQ(n_items, 2);
 
 	msgpack_sbuffer_destroy(&sb);
 	printf("mp_map_test: ok\n");
