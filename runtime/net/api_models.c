@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sluice/client.h>
 #include <sluice/errors.h>
 
 #include "emitter.h"
@@ -18,8 +19,9 @@
 #include "log.h"
 #include "mp.h"
 
-/* get_all's default and largest page. */
-#define API_GET_ALL_MAX 1000
+/* get_all's page when the request names no limit; the largest is
+ * SL_GET_ALL_MAX_LIMIT (client.h). */
+#define API_GET_ALL_DEFAULT 1000
 
 /* ---- filter streams ---- */
 
@@ -362,32 +364,50 @@ api_get_one(request *r)
 }
 
 typedef struct scan_ctx {
-	msgpack_sbuffer items;
-	msgpack_packer  pk;
-	uint32_t        count;
-	bool            cut; /* stopped at the byte budget */
+	msgpack_sbuffer *out; /* the reply, the items packed into it */
+	mp_map           items; /* the array: its count in items.n */
+	size_t           base;  /* where the items start in out */
+	bool             cut;   /* stopped at the byte budget */
+	bool             oom;   /* the reply could not be sized */
+	uint64_t         limit;
 	/* an emitting projection's states: paged here */
 	const char *after;
 	size_t      after_len;
-	uint64_t    limit;
 	bool        more;
 } scan_ctx;
 
 /* One {key, state[, result]} item of get_all / query: the map header and
- * key go through pk (which writes to items), the packed state and result
- * are copied as they are. */
+ * key are written as one run of bytes, the packed state and result are
+ * copied as they are. */
 void
-api_pack_state_item(msgpack_packer *pk, msgpack_sbuffer *items,
-    const char *key, size_t key_len, const void *state, size_t state_len,
+api_pack_state_item(msgpack_sbuffer *items, const char *key, size_t key_len, const void *state, size_t state_len,
     const void *result, size_t result_len)
 {
-	msgpack_pack_map(pk, result != NULL ? 3 : 2);
-	mp_pack_cstr(pk, "key");
-	mp_pack_strn(pk, key, key_len);
-	mp_pack_cstr(pk, "state");
+	unsigned char h[16], *p = h;
+
+	*p++ = result != NULL ? 0x83 : 0x82;
+	memcpy(p, "\xa3key", 4);
+	p += 4;
+	if (key_len < 32) {
+		*p++ = (unsigned char) (0xa0 | key_len);
+	} else if (key_len <= UINT8_MAX) {
+		*p++ = 0xd9;
+		*p++ = (unsigned char) key_len;
+	} else if (key_len <= UINT16_MAX) {
+		*p++ = 0xda;
+		*p++ = (unsigned char) (key_len >> 8);
+		*p++ = (unsigned char) key_len;
+	} else {
+		*p++ = 0xdb;
+		for (int sh = 24; sh >= 0; sh -= 8)
+			*p++ = (unsigned char) (key_len >> sh);
+	}
+	msgpack_sbuffer_write(items, (const char *) h, (size_t) (p - h));
+	msgpack_sbuffer_write(items, key, key_len);
+	msgpack_sbuffer_write(items, "\xa5state", 6);
 	msgpack_sbuffer_write(items, state, state_len);
 	if (result != NULL) {
-		mp_pack_cstr(pk, "result");
+		msgpack_sbuffer_write(items, "\xa6result", 7);
 		msgpack_sbuffer_write(items, result, result_len);
 	}
 }
@@ -400,6 +420,34 @@ api_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 	return c != 0 ? c : (alen > blen) - (alen < blen);
 }
 
+/*
+ * Whether the item just packed ends the page at the byte budget. After the
+ * first item the reply is sized once for the whole page, by that item's
+ * size (states of one projection are alike): one allocation, no copy on
+ * growth, for the common page.
+ */
+static bool
+scan_item_done(scan_ctx *sc)
+{
+	size_t used = sc->out->size - sc->base;
+
+	if (++sc->items.n == 1) {
+		uint64_t want = (uint64_t) used * sc->limit;
+		want += want / 16 + 64;
+		if (want > API_REPLY_SOFT_BYTES)
+			want = API_REPLY_SOFT_BYTES;
+		if (!mp_sbuffer_reserve(sc->out, (size_t) want)) {
+			sc->oom = true;
+			return true;
+		}
+	}
+	if (used >= API_REPLY_SOFT_BYTES) {
+		sc->cut = true;
+		return true;
+	}
+	return false;
+}
+
 /* eproj_state_fn for get_all: keys after `after`, at most limit. */
 static int
 get_all_state(void *arg, const char *key, size_t key_len, const void *state,
@@ -410,37 +458,25 @@ get_all_state(void *arg, const char *key, size_t key_len, const void *state,
 	if (sc->after != NULL
 	    && api_key_cmp(key, key_len, sc->after, sc->after_len) <= 0)
 		return 0;
-	if (sc->count >= sc->limit) {
+	if (sc->items.n >= sc->limit) {
 		sc->more = true;
 		return -1;
 	}
-	api_pack_state_item(&sc->pk, &sc->items, key, key_len, state,
-	    state_len, result, result_len);
-	sc->count++;
-	if (sc->items.size >= API_REPLY_SOFT_BYTES) {
-		sc->cut = true;
-		return -1;
-	}
-	return 0;
+	api_pack_state_item(
+	    sc->out, key, key_len, state, state_len, result, result_len);
+	return scan_item_done(sc) ? -1 : 0;
 }
 
+/* rm_scan_fn for get_all: the stored state's bytes go into the reply as
+ * they are. */
 static int
 get_all_one(
     void *arg, const char *key, size_t key_len, const void *data, size_t len)
 {
 	scan_ctx *sc = arg;
 
-	msgpack_pack_map(&sc->pk, 2);
-	mp_pack_cstr(&sc->pk, "key");
-	mp_pack_strn(&sc->pk, key, key_len);
-	mp_pack_cstr(&sc->pk, "state");
-	msgpack_sbuffer_write(&sc->items, data, len);
-	sc->count++;
-	if (sc->items.size >= API_REPLY_SOFT_BYTES) {
-		sc->cut = true;
-		return -1;
-	}
-	return 0;
+	api_pack_state_item(sc->out, key, key_len, data, len, NULL, 0);
+	return scan_item_done(sc) ? -1 : 0;
 }
 
 void
@@ -452,26 +488,34 @@ api_get_all(request *r)
 	size_t          after_len;
 	uint64_t        limit;
 	scan_ctx        sc;
+	mp_map          reply;
 	bool            more = false, live;
 	int             rc;
 
 	if (api_tenant(r, &t) != SL_OK
 	    || api_key(r, "after", false, &after, &after_len) != SL_OK
-	    || api_u64(r, "limit", API_GET_ALL_MAX, &limit) != SL_OK
+	    || api_u64(r, "limit", API_GET_ALL_DEFAULT, &limit) != SL_OK
 	    || api_projection(r, &def, &live) != SL_OK)
 		return;
-	if (limit == 0 || limit > API_GET_ALL_MAX)
-		limit = API_GET_ALL_MAX;
+	if (limit == 0)
+		limit = API_GET_ALL_DEFAULT;
+	if (limit > SL_GET_ALL_MAX_LIMIT)
+		limit = SL_GET_ALL_MAX_LIMIT;
 
+	/* The items are packed into the reply itself, in an array whose
+	 * count is written when the scan ends (no second buffer, no copy). */
 	memset(&sc, 0, sizeof(sc));
-	msgpack_sbuffer_init(&sc.items);
-	msgpack_packer_init(&sc.pk, &sc.items, msgpack_sbuffer_write);
+	sc.out   = &r->out;
+	sc.limit = limit;
+	mp_reply_ok_open(&reply, &r->pk);
+	mp_map_key(&reply, "items");
+	mp_array_open(&sc.items, &r->pk);
+	sc.base = r->out.size;
 	if (api_emitting(r->rt, def, live)) {
 		/* the states live in the log env, in key order; the result
 		 * transform is the plugin's code: only while def is held */
 		sc.after     = after;
 		sc.after_len = after_len;
-		sc.limit     = limit;
 		rc           = eproj_read_states(r->rt->store, t->cfg->id, def,
                     live ? proj_def_result(def) : NULL, NULL, 0, get_all_state,
 		              &sc);
@@ -482,17 +526,16 @@ api_get_all(request *r)
 	}
 	if (rc == -1 || rc == SL_ENOTFOUND)
 		rc = SL_OK; /* cut short, or the projection never stored */
+	if (rc == SL_OK && sc.oom)
+		rc = SL_ENOMEM;
 	if (rc != SL_OK) {
 		api_fail(r, rc, "reading the read models failed");
 	} else {
-		mp_reply_ok(&r->pk, 2);
-		mp_pack_cstr(&r->pk, "items");
-		msgpack_pack_array(&r->pk, sc.count);
-		msgpack_sbuffer_write(&r->out, sc.items.data, sc.items.size);
-		mp_pack_kv_bool(&r->pk, "more", more || sc.cut);
+		mp_map_close(&sc.items);
+		mp_map_bool(&reply, "more", more || sc.cut);
+		mp_map_close(&reply);
 		api_send(r);
 	}
-	msgpack_sbuffer_destroy(&sc.items);
 	if (live)
 		proj_def_release(def);
 }
