@@ -38,6 +38,9 @@ struct sl_client {
 	char           err[512];
 };
 
+/* The deepest nesting a reply checked before decoding may have. */
+#define CLIENT_REPLY_MAX_DEPTH 64
+
 /* A decoded reply: objects in zone, strings pointing into msg. */
 typedef struct reply {
 	nng_msg       *msg;
@@ -401,7 +404,16 @@ int
 client_reply_error(sl_client *c, nng_msg *msg)
 {
 	reply rep;
-	int   rc = client_decode(c, msg, &rep);
+	char  err[200];
+	/* a reply already found malformed: msgpack-c would allocate what a
+	 * lying header claims before finding it short */
+	if (!mpraw_check(nng_msg_body(msg), nng_msg_len(msg),
+	        CLIENT_REPLY_MAX_DEPTH, "reply", err, sizeof(err))) {
+		client_seterr(c, "the reply is malformed: %s", err);
+		nng_msg_free(msg);
+		return SL_EPROTO;
+	}
+	int rc = client_decode(c, msg, &rep);
 	if (rc == SL_OK) {
 		client_seterr(c, "the reply is malformed");
 		rc = SL_EPROTO;
