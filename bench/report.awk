@@ -319,6 +319,12 @@ END {
 		    "on the client): **%s ms** (Sluice takes %s).\n\n",
 		    cell("query.c1.get_all_mp_ms"),
 		    times(gm, pages * med("raw.nng.page.p50_us") / 1000)
+	gv = med("query.c1.get_all_view_ms")
+	if (gv != "")
+		printf "With `sl_client_get_all_view` (keys and states as " \
+		    "pointers into the reply): **%s ms** (Sluice takes %s).\n\n",
+		    cell("query.c1.get_all_view_ms"),
+		    times(gv, pages * med("raw.nng.page.p50_us") / 1000)
 
 	# ---- live feed ----
 	print "## Live feed"
