@@ -30,8 +30,8 @@ key_is(const unsigned char *p, size_t len, const char *lit)
 
 /*
  * The items array at p[*at]: each {"key": str, "state": map, ...} (other
- * fields, such as "result", stepped over). *items is calloc'ed, pointing
- * into p. SL_EPROTO with the client's error set if anything is off.
+ * fields, such as "result", stepped over). *items is malloc'ed (n_items
+ * of them set), pointing into p. SL_EPROTO with the client's error set if anything is off.
  */
 static int
 walk_items(sl_client *c, const unsigned char *p, size_t len, size_t *at,
@@ -43,13 +43,14 @@ walk_items(sl_client *c, const unsigned char *p, size_t len, size_t *at,
 		client_seterr(c, "the reply's 'items' is not a whole array");
 		return SL_EPROTO;
 	}
-	if ((*items = calloc(n > 0 ? n : 1, sizeof(**items))) == NULL) {
+	if ((*items = malloc((n > 0 ? n : 1) * sizeof(**items))) == NULL) {
 		client_seterr(c, "out of memory");
 		return SL_ENOMEM;
 	}
 	for (uint64_t i = 0; i < n; i++) {
 		sl_read_model_view *m  = &(*items)[i];
 		bool                ok = mpraw_map(p, len, at, &pairs);
+		memset(m, 0, sizeof(*m));
 		for (uint64_t f = 0; ok && f < pairs; f++) {
 			size_t k = *at, v;
 			ok       = mpraw_skip(p, len, at);

@@ -247,6 +247,27 @@ mpraw_uint(const unsigned char *v, size_t len, uint64_t *out)
 	return false;
 }
 
+/* The whole size of a value that its first byte tells (fixint, fixstr,
+ * nil, bool, floats, ints, fixext); 0: a container or a length field. */
+static const uint8_t one_byte_size[256] = {
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+	17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
+	1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 5, 9, 2, 3, 5, 9,
+	2, 3, 5, 9, 3, 4, 6, 10, 18, 0, 0, 0, 0, 0, 0, 0,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
 bool
 mpraw_skip(const void *data, size_t len, size_t *at)
 {
@@ -257,19 +278,31 @@ mpraw_skip(const void *data, size_t len, size_t *at)
 		int      kind;
 		uint64_t n, skip;
 		pending--;
-		/* the common one-byte headers first (a state's fields: fixmap,
-		 * fixstr, fixint, nil, bool) without the general decoder */
+		/* what the first byte tells (a state's fields: fixmap,
+		 * fixstr, ints, floats, nil, bool, str8) without the general
+		 * decoder */
 		if (i < len) {
-			unsigned b = p[i];
-			if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2
-			    || b == 0xc3) {
-				i++;
+			unsigned b  = p[i];
+			size_t   sz = one_byte_size[b];
+			if (sz > 0) {
+				if (sz > len - i)
+					return false;
+				i += sz;
 				continue;
 			}
-			if (b >= 0xa0 && b <= 0xbf) {
-				if ((b & 0x1f) > len - i - 1)
+			if (b >= 0x80 && b <= 0x9f) {
+				n = b <= 0x8f ? (uint64_t) (b & 0x0f) * 2
+				              : b & 0x0f;
+				i++;
+				if (n > len - i)
 					return false;
-				i += 1 + (b & 0x1f);
+				pending += n;
+				continue;
+			}
+			if (b == 0xd9 && len - i >= 2) {
+				if (p[i + 1] > len - i - 2)
+					return false;
+				i += 2 + (size_t) p[i + 1];
 				continue;
 			}
 		}

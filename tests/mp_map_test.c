@@ -25,6 +25,46 @@ unpack(msgpack_sbuffer *sb, msgpack_unpacked *u)
 	return u->data;
 }
 
+
+/* A random value of every kind msgpack has, nested up to depth. */
+static void
+pack_random(msgpack_packer *pk, int depth)
+{
+	static const size_t lens[] = { 0, 1, 31, 32, 255, 256, 65535, 65536 };
+	char                buf[70000];
+	int                 k = rand() % (depth > 0 ? 14 : 12);
+	size_t              n = lens[rand() % 8];
+	memset(buf, 'x', sizeof(buf));
+	switch (k) {
+	case 0: msgpack_pack_nil(pk); break;
+	case 1: rand() % 2 ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+	case 2: msgpack_pack_uint64(pk, (uint64_t) rand() << (rand() % 40)); break;
+	case 3: msgpack_pack_int64(pk, -((int64_t) rand() << (rand() % 32))); break;
+	case 4: msgpack_pack_float(pk, 1.5f); break;
+	case 5: msgpack_pack_double(pk, -2.25); break;
+	case 6: msgpack_pack_str_with_body(pk, buf, n); break;
+	case 7: msgpack_pack_bin_with_body(pk, buf, n); break;
+	case 8: msgpack_pack_ext_with_body(pk, buf, (size_t) 1 << (rand() % 5), 3); break;
+	case 9: msgpack_pack_ext_with_body(pk, buf, n, 5); break;
+	case 10: msgpack_pack_uint8(pk, (uint8_t) rand()); break;
+	case 11: msgpack_pack_int16(pk, (int16_t) -rand()); break;
+	case 12: {
+		int m = rand() % (rand() % 4 ? 4 : 40);
+		msgpack_pack_array(pk, (size_t) m);
+		for (int i = 0; i < m; i++)
+			pack_random(pk, depth - 1);
+		break;
+	}
+	default: {
+		int m = rand() % (rand() % 4 ? 4 : 20);
+		msgpack_pack_map(pk, (size_t) m);
+		for (int i = 0; i < 2 * m; i++)
+			pack_random(pk, depth - 1);
+		break;
+	}
+	}
+}
+
 int
 main(void)
 {
@@ -153,6 +193,29 @@ main(void)
 	CHECK(mpraw_array("\xdd\x00\x00\x00\x02\x01\x02", 7,
 	    &(size_t) { 0 }, &n_items));
 	CHECK_EQ(n_items, 2);
+
+	/* mpraw_skip lands where msgpack-c does, on values of every kind,
+	 * and refuses every shorter length of the smaller ones */
+	srand(5);
+	for (int r = 0; r < 2000; r++) {
+		msgpack_sbuffer_clear(&sb);
+		pack_random(&pk, 3);
+		pack_random(&pk, 3); /* a second value after the first */
+		size_t           end1 = 0, a = 0;
+		msgpack_unpacked one;
+		msgpack_unpacked_init(&one);
+		CHECK(msgpack_unpack_next(&one, sb.data, sb.size, &end1)
+		    == MSGPACK_UNPACK_SUCCESS);
+		msgpack_unpacked_destroy(&one);
+		CHECK(mpraw_skip(sb.data, sb.size, &a));
+		CHECK_EQ(a, end1);
+		CHECK(mpraw_skip(sb.data, sb.size, &a));
+		CHECK_EQ(a, sb.size);
+		for (size_t len = 0; sb.size < 4096 && len < end1; len++) {
+			size_t b = 0;
+			CHECK(!mpraw_skip(sb.data, len, &b));
+		}
+	}
 
 	msgpack_sbuffer_destroy(&sb);
 	printf("mp_map_test: ok\n");

@@ -93,9 +93,10 @@ const char *api_kind_name(const proj_def *d);
 /* Whether def keeps its states in the log env (api_models.c); live: def is
  * held (its vtable may be read), else the emitting runs tell. */
 bool api_emitting(runtime *rt, const proj_def *def, bool live);
-/* One {key, state[, result]} item of get_all / query (api_models.c). */
-void api_pack_state_item(msgpack_sbuffer *items, const char *key,
-    size_t key_len, const void *state, size_t state_len,
+/* One {key, state[, result]} item of get_all / query (api_models.c),
+ * through write into dst; -1 if a write failed. */
+int api_pack_state_item(msgpack_packer_write write, void *dst,
+    const char *key, size_t key_len, const void *state, size_t state_len,
     const void *result, size_t result_len);
 
 /* ---- the ops; each replies exactly once ---- */

@@ -364,26 +364,28 @@ api_get_one(request *r)
 }
 
 typedef struct scan_ctx {
-	msgpack_sbuffer *out; /* the reply, the items packed into it */
-	mp_map           items; /* the array: its count in items.n */
-	size_t           base;  /* where the items start in out */
-	bool             cut;   /* stopped at the byte budget */
-	bool             oom;   /* the reply could not be sized */
-	uint64_t         limit;
+	nng_msg *msg;   /* the reply, the items appended to it */
+	size_t   base;  /* where the items start in msg */
+	uint32_t count; /* items appended */
+	bool     cut;   /* stopped at the byte budget */
+	bool     oom;   /* the reply could not grow */
+	uint64_t limit;
 	/* an emitting projection's states: paged here */
 	const char *after;
 	size_t      after_len;
 	bool        more;
 } scan_ctx;
 
-/* One {key, state[, result]} item of get_all / query: the map header and
- * key are written as one run of bytes, the packed state and result are
- * copied as they are. */
-void
-api_pack_state_item(msgpack_sbuffer *items, const char *key, size_t key_len, const void *state, size_t state_len,
-    const void *result, size_t result_len)
+/* One {key, state[, result]} item of get_all / query: the map header, key
+ * and "state" are written as one run of bytes, the packed state and
+ * result are copied as they are. write is msgpack-c's kind of writer. */
+int
+api_pack_state_item(msgpack_packer_write write, void *dst, const char *key,
+    size_t key_len, const void *state, size_t state_len, const void *result,
+    size_t result_len)
 {
-	unsigned char h[16], *p = h;
+	unsigned char h[96], *p = h;
+	int           rc = 0;
 
 	*p++ = result != NULL ? 0x83 : 0x82;
 	memcpy(p, "\xa3key", 4);
@@ -402,14 +404,23 @@ api_pack_state_item(msgpack_sbuffer *items, const char *key, size_t key_len, con
 		for (int sh = 24; sh >= 0; sh -= 8)
 			*p++ = (unsigned char) (key_len >> sh);
 	}
-	msgpack_sbuffer_write(items, (const char *) h, (size_t) (p - h));
-	msgpack_sbuffer_write(items, key, key_len);
-	msgpack_sbuffer_write(items, "\xa5state", 6);
-	msgpack_sbuffer_write(items, state, state_len);
-	if (result != NULL) {
-		msgpack_sbuffer_write(items, "\xa6result", 7);
-		msgpack_sbuffer_write(items, result, result_len);
+	if (key_len <= sizeof(h) - 6 - (size_t) (p - h)) {
+		memcpy(p, key, key_len);
+		p += key_len;
+	} else {
+		rc |= write(dst, (const char *) h, (size_t) (p - h));
+		rc |= write(dst, key, key_len);
+		p = h;
 	}
+	memcpy(p, "\xa5state", 6);
+	p += 6;
+	rc |= write(dst, (const char *) h, (size_t) (p - h));
+	rc |= write(dst, state, state_len);
+	if (result != NULL) {
+		rc |= write(dst, "\xa6result", 7);
+		rc |= write(dst, result, result_len);
+	}
+	return rc != 0 ? -1 : 0;
 }
 
 /* LMDB's key order: bytes, then the shorter first. */
@@ -420,6 +431,22 @@ api_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 	return c != 0 ? c : (alen > blen) - (alen < blen);
 }
 
+/* msgpack_packer_write_t into an nng_msg, its room doubled when it runs
+ * out (nng_msg_append alone would grow it by what each write needs). */
+static int
+msg_write(void *data, const char *buf, size_t len)
+{
+	nng_msg *m    = data;
+	size_t   need = nng_msg_len(m) + len;
+	if (need > nng_msg_capacity(m)
+	    && nng_msg_reserve(m, need > 2 * nng_msg_capacity(m)
+	                    ? need
+	                    : 2 * nng_msg_capacity(m))
+	        != 0)
+		return -1;
+	return nng_msg_append(m, buf, len) == 0 ? 0 : -1;
+}
+
 /*
  * Whether the item just packed ends the page at the byte budget. After the
  * first item the reply is sized once for the whole page, by that item's
@@ -427,16 +454,20 @@ api_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
  * growth, for the common page.
  */
 static bool
-scan_item_done(scan_ctx *sc)
+scan_item_done(scan_ctx *sc, int packed)
 {
-	size_t used = sc->out->size - sc->base;
+	size_t used = nng_msg_len(sc->msg) - sc->base;
 
-	if (++sc->items.n == 1) {
+	if (packed != 0) { /* no room */
+		sc->oom = true;
+		return true;
+	}
+	if (++sc->count == 1) {
 		uint64_t want = (uint64_t) used * sc->limit;
 		want += want / 16 + 64;
 		if (want > API_REPLY_SOFT_BYTES)
 			want = API_REPLY_SOFT_BYTES;
-		if (!mp_sbuffer_reserve(sc->out, (size_t) want)) {
+		if (nng_msg_reserve(sc->msg, sc->base + (size_t) want) != 0) {
 			sc->oom = true;
 			return true;
 		}
@@ -458,13 +489,15 @@ get_all_state(void *arg, const char *key, size_t key_len, const void *state,
 	if (sc->after != NULL
 	    && api_key_cmp(key, key_len, sc->after, sc->after_len) <= 0)
 		return 0;
-	if (sc->items.n >= sc->limit) {
+	if (sc->count >= sc->limit) {
 		sc->more = true;
 		return -1;
 	}
-	api_pack_state_item(
-	    sc->out, key, key_len, state, state_len, result, result_len);
-	return scan_item_done(sc) ? -1 : 0;
+	return scan_item_done(sc,
+	           api_pack_state_item(msg_write, sc->msg, key, key_len, state,
+	               state_len, result, result_len))
+	    ? -1
+	    : 0;
 }
 
 /* rm_scan_fn for get_all: the stored state's bytes go into the reply as
@@ -475,8 +508,11 @@ get_all_one(
 {
 	scan_ctx *sc = arg;
 
-	api_pack_state_item(sc->out, key, key_len, data, len, NULL, 0);
-	return scan_item_done(sc) ? -1 : 0;
+	return scan_item_done(sc,
+	           api_pack_state_item(
+	               msg_write, sc->msg, key, key_len, data, len, NULL, 0))
+	    ? -1
+	    : 0;
 }
 
 void
@@ -488,7 +524,6 @@ api_get_all(request *r)
 	size_t          after_len;
 	uint64_t        limit;
 	scan_ctx        sc;
-	mp_map          reply;
 	bool            more = false, live;
 	int             rc;
 
@@ -502,15 +537,24 @@ api_get_all(request *r)
 	if (limit > SL_GET_ALL_MAX_LIMIT)
 		limit = SL_GET_ALL_MAX_LIMIT;
 
-	/* The items are packed into the reply itself, in an array whose
-	 * count is written when the scan ends (no second buffer, no copy). */
+	/* The reply is built as the message that is sent: its head (the
+	 * items array with a 32-bit count written when the scan ends), then
+	 * the items straight from the store, no buffer between. */
 	memset(&sc, 0, sizeof(sc));
-	sc.out   = &r->out;
 	sc.limit = limit;
-	mp_reply_ok_open(&reply, &r->pk);
-	mp_map_key(&reply, "items");
-	mp_array_open(&sc.items, &r->pk);
-	sc.base = r->out.size;
+	if (nng_msg_alloc(&sc.msg, 0) != 0) {
+		api_fail(r, SL_ENOMEM, "out of memory");
+		goto out;
+	}
+	mp_reply_ok(&r->pk, 2);
+	mp_pack_cstr(&r->pk, "items");
+	sc.base = r->out.size + 5; /* after the array32 header */
+	if (nng_msg_append(sc.msg, r->out.data, r->out.size) != 0
+	    || nng_msg_append(sc.msg, "\xdd\0\0\0\0", 5) != 0) {
+		api_fail(r, SL_ENOMEM, "out of memory");
+		goto out;
+	}
+	msgpack_sbuffer_clear(&r->out);
 	if (api_emitting(r->rt, def, live)) {
 		/* the states live in the log env, in key order; the result
 		 * transform is the plugin's code: only while def is held */
@@ -530,12 +574,23 @@ api_get_all(request *r)
 		rc = SL_ENOMEM;
 	if (rc != SL_OK) {
 		api_fail(r, rc, "reading the read models failed");
-	} else {
-		mp_map_close(&sc.items);
-		mp_map_bool(&reply, "more", more || sc.cut);
-		mp_map_close(&reply);
-		api_send(r);
+		goto out;
 	}
+	unsigned char *n = (unsigned char *) nng_msg_body(sc.msg) + sc.base - 4;
+	n[0]             = (unsigned char) (sc.count >> 24);
+	n[1]             = (unsigned char) (sc.count >> 16);
+	n[2]             = (unsigned char) (sc.count >> 8);
+	n[3]             = (unsigned char) sc.count;
+	mp_pack_kv_bool(&r->pk, "more", more || sc.cut);
+	if (nng_msg_append(sc.msg, r->out.data, r->out.size) != 0) {
+		api_fail(r, SL_ENOMEM, "out of memory");
+		goto out;
+	}
+	api_reply_msg(r->call, sc.msg);
+	sc.msg = NULL;
+out:
+	if (sc.msg != NULL)
+		nng_msg_free(sc.msg);
 	if (live)
 		proj_def_release(def);
 }

@@ -42,8 +42,10 @@ query_state(void *arg, const char *key, size_t key_len, const void *state,
 {
 	query_ctx *q = arg;
 
-	api_pack_state_item(
-	    &q->states, key, key_len, state, state_len, result, result_len);
+	if (api_pack_state_item(msgpack_sbuffer_write, &q->states, key,
+	        key_len, state, state_len, result, result_len)
+	    != 0)
+		return SL_ENOMEM;
 	q->count++;
 	if (q->states.size > API_QUERY_MAX_BYTES) {
 		q->too_big = true;
