@@ -661,16 +661,26 @@ cmd_query(const opts *o, const char *self)
 		 * (the machine is shared): the best and the median of each. */
 		int       np = o->passes > 0 ? o->passes : 1;
 		uint64_t *t  = calloc((size_t) np * GA_WAYS, sizeof(*t));
+		/* CPU of this process (its NNG threads too) and of sluiced */
+		uint64_t  ccpu[GA_WAYS] = { 0 };
+		long long dcpu[GA_WAYS] = { 0 };
 		if (t == NULL)
 			bench_die("out of memory");
 		for (int i = 0; i < np; i++)
 			for (int w = 0; w < GA_WAYS; w++) {
-				uint64_t t0 = bench_now_ns();
+				uint64_t  c0 = bench_self_cpu_ns();
+				long long d0 = bench_proc_cpu_ns(d.pid);
+				uint64_t  t0 = bench_now_ns();
 				if (count_models_as(c, w, (size_t) o->page)
 				    != models)
 					bench_die("%s: another count", ga_name[w]);
 				t[w * np + i] = bench_now_ns() - t0;
+				ccpu[w] += bench_self_cpu_ns() - c0;
+				dcpu[w] += bench_proc_cpu_ns(d.pid) - d0;
 			}
+		uint64_t per = o->page > 0 ? (uint64_t) o->page : 1000;
+		double   pages
+		    = (double) np * (double) ((models + per - 1) / per);
 		bench_out("get_all_models", (double) models);
 		for (int w = 0; w < GA_WAYS; w++) {
 			uint64_t *v = t + w * np;
@@ -685,6 +695,12 @@ cmd_query(const opts *o, const char *self)
 			bench_out(k, (double) v[0] / 1e6);
 			snprintf(k, sizeof(k), "%s_median_ms", ga_name[w]);
 			bench_out(k, (double) v[np / 2] / 1e6);
+			snprintf(k, sizeof(k), "%s_client_cpu_us_per_page",
+			    ga_name[w]);
+			bench_out(k, (double) ccpu[w] / 1e3 / pages);
+			snprintf(k, sizeof(k), "%s_sluiced_cpu_us_per_page",
+			    ga_name[w]);
+			bench_out(k, (double) dcpu[w] / 1e3 / pages);
 		}
 		free(t);
 		bench_out("get_all_page_bytes", (double) page_bytes(c, o->page));
