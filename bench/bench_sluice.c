@@ -141,12 +141,13 @@ page_bytes(sl_client *c, int page)
 	msgpack_packer  pk;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 5);
+	msgpack_pack_map(&pk, 6);
 	mp_pack_kv_u64(&pk, "v", 1);
 	mp_pack_kv_str(&pk, "op", "get_all");
 	mp_pack_kv_str(&pk, "tenant", WL_TENANT);
 	mp_pack_kv_str(&pk, "projection", WL_PROJECTION);
 	mp_pack_kv_u64(&pk, "limit", (uint64_t) page);
+	mp_pack_kv_bool(&pk, "state_bytes", true); /* as the client asks */
 	void  *reply = NULL;
 	size_t len   = 0;
 	int    rc    = sl_client_request(c, sb.data, sb.size, &reply, &len);

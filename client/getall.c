@@ -1,8 +1,9 @@
 /*
  * get_all in the client library: one walk over the reply in place (no
- * msgpack-c objects for the page) finds each item's key and state; the
- * view hands those out as they lie in the reply, the msgpack and JSON
- * variants copy or convert them from there.
+ * msgpack-c objects for the page) finds each item's key and state (each
+ * state inside a bin, state_bytes, so the walk steps over it by its
+ * length); the view hands those out as they lie in the reply, the msgpack
+ * and JSON variants copy or convert them from there.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,6 +27,36 @@ key_is(const unsigned char *p, size_t len, const char *lit)
 	size_t      n;
 	return mpraw_str(p, len, &s, &n) && n == strlen(lit)
 	    && memcmp(s, lit, n) == 0;
+}
+
+/* A msgpack map header byte. */
+static bool
+is_map(unsigned char b)
+{
+	return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
+}
+
+/*
+ * An item's state: a map as it is, or (state_bytes) a bin holding the
+ * map's bytes, whose end is its length: only its first byte is looked at,
+ * the inside is the stored state as the daemon read it.
+ */
+static bool
+item_state(const unsigned char *v, size_t len, sl_read_model_view *m)
+{
+	size_t h;
+
+	if (is_map(v[0])) {
+		m->state     = v;
+		m->state_len = len;
+		return true;
+	}
+	h = v[0] == 0xc4 ? 2 : v[0] == 0xc5 ? 3 : v[0] == 0xc6 ? 5 : 0;
+	if (h == 0 || len <= h || !is_map(v[h]))
+		return false;
+	m->state     = v + h;
+	m->state_len = len - h;
+	return true;
 }
 
 /*
@@ -62,10 +93,7 @@ walk_items(sl_client *c, const unsigned char *p, size_t len, size_t *at,
 				ok = mpraw_str(
 				    p + v, *at - v, &m->key, &m->key_len);
 			} else if (key_is(p + k, v - k, "state")) {
-				m->state     = p + v;
-				m->state_len = *at - v;
-				ok           = (p[v] >= 0x80 && p[v] <= 0x8f)
-				    || p[v] == 0xde || p[v] == 0xdf;
+				ok = item_state(p + v, *at - v, m);
 			}
 		}
 		if (!ok || m->key == NULL || m->state == NULL) {
@@ -175,10 +203,13 @@ sl_client_get_all_view(sl_client *c, const char *tenant,
 		client_seterr(c, "tenant and projection are required");
 		return SL_EINVAL;
 	}
-	client_begin(&sb, &pk, "get_all", 3 + (after != NULL));
+	client_begin(&sb, &pk, "get_all", 4 + (after != NULL));
 	mp_pack_kv_str(&pk, "tenant", tenant);
 	mp_pack_kv_str(&pk, "projection", projection);
 	mp_pack_kv_u64(&pk, "limit", limit);
+	/* states inside bins: their ends known without walking them (a
+	 * daemon before state_bytes ignores it and sends maps) */
+	mp_pack_kv_bool(&pk, "state_bytes", true);
 	if (after != NULL) {
 		mp_pack_cstr(&pk, "after");
 		mp_pack_strn(&pk, after, after_len);

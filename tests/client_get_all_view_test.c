@@ -3,8 +3,10 @@
  * and against replies no daemon sends: the view's keys and states are
  * get_all_mp's bytes and get_all's JSON; it pages with after/after_len;
  * limit 0 is 1,000, a larger one up to SL_GET_ALL_MAX_LIMIT; errors leave
- * the page empty. A rep socket on ipc:// then answers every truncation of
- * a real reply, items without a key or a state map, trailing bytes, an
+ * the page empty; a state_bytes that is no bool is refused. A rep socket
+ * on ipc:// then answers every truncation of real replies (states as maps,
+ * as a daemon before state_bytes sends them, and inside bins), items
+ * without a key or a state map (or a bin holding one), trailing bytes, an
  * error reply, another version and random corruptions: each is an error
  * code (or a page whose bytes all lie in the reply), never a crash, and
  * the client serves on.
@@ -294,28 +296,54 @@ pack_page(msgpack_sbuffer *sb, uint64_t v, const char *items_raw,
 	mp_pack_kv_bool(&pk, "more", false);
 }
 
+/* A get_all reply of three as its bytes; state_bytes NULL: not asked,
+ * else its value as JSON-ish text ("true", or a string to be refused:
+ * then NULL and SL_EPROTO). */
+static void *
+raw_page(sl_client *real, const char *state_bytes, size_t *len)
+{
+	msgpack_sbuffer req;
+	msgpack_packer  pk;
+	void           *reply = NULL;
+	msgpack_sbuffer_init(&req);
+	msgpack_packer_init(&pk, &req, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 5 + (state_bytes != NULL));
+	mp_pack_kv_u64(&pk, "v", SL_PROTOCOL_VERSION);
+	mp_pack_kv_str(&pk, "op", "get_all");
+	mp_pack_kv_str(&pk, "tenant", FX_TENANT);
+	mp_pack_kv_str(&pk, "projection", FX_PROJECTION);
+	mp_pack_kv_u64(&pk, "limit", 3);
+	if (state_bytes != NULL && strcmp(state_bytes, "true") == 0)
+		mp_pack_kv_bool(&pk, "state_bytes", true);
+	else if (state_bytes != NULL)
+		mp_pack_kv_str(&pk, "state_bytes", state_bytes);
+	int rc = sl_client_request(real, req.data, req.size, &reply, len);
+	msgpack_sbuffer_destroy(&req);
+	if (state_bytes != NULL && strcmp(state_bytes, "true") != 0) {
+		/* the request is refused, the reply says why */
+		CHECK_EQ(rc, SL_EPROTO);
+		CHECK(strstr(sl_client_last_error(real), "state_bytes") != NULL);
+		sl_client_free(reply);
+		return NULL;
+	}
+	CHECK_EQ(rc, SL_OK);
+	return reply;
+}
+
 static void
 check_malformed(sl_client *real)
 {
 	char url[4300];
 	snprintf(url, sizeof(url), "ipc://%s/fake.ipc", tu_tmpdir());
 
-	/* a real page of three, as the daemon sends it */
-	msgpack_sbuffer req;
-	msgpack_packer  pk;
-	msgpack_sbuffer_init(&req);
-	msgpack_packer_init(&pk, &req, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 5);
-	mp_pack_kv_u64(&pk, "v", SL_PROTOCOL_VERSION);
-	mp_pack_kv_str(&pk, "op", "get_all");
-	mp_pack_kv_str(&pk, "tenant", FX_TENANT);
-	mp_pack_kv_str(&pk, "projection", FX_PROJECTION);
-	mp_pack_kv_u64(&pk, "limit", 3);
-	void  *good;
-	size_t glen;
-	CHECK_EQ(sl_client_request(real, req.data, req.size, &good, &glen),
-	    SL_OK);
-	msgpack_sbuffer_destroy(&req);
+	/* real pages of three, as the daemon sends them: states as maps
+	 * (a daemon before state_bytes) and inside bins */
+	msgpack_packer pk;
+	size_t         glen, blen;
+	void          *good  = raw_page(real, NULL, &glen);
+	void          *gbin  = raw_page(real, "true", &blen);
+	CHECK(blen > glen); /* a bin header per state */
+	CHECK(raw_page(real, "\"yes\"", &(size_t) { 0 }) == NULL);
 
 	fake f = { 0 };
 	pthread_mutex_init(&f.mu, NULL);
@@ -330,9 +358,13 @@ check_malformed(sl_client *real)
 	size_t n;
 	CHECK_EQ(view_of(&f, c, good, glen, &n), SL_OK);
 	CHECK_EQ(n, 3);
-	/* every truncation */
+	CHECK_EQ(view_of(&f, c, gbin, blen, &n), SL_OK);
+	CHECK_EQ(n, 3);
+	/* every truncation, of both */
 	for (size_t len = 0; len < glen; len++)
 		CHECK_EQ(view_of(&f, c, good, len, &n), SL_EPROTO);
+	for (size_t len = 0; len < blen; len++)
+		CHECK_EQ(view_of(&f, c, gbin, len, &n), SL_EPROTO);
 	/* a byte after the reply */
 	unsigned char *longer = malloc(glen + 1);
 	CHECK(longer != NULL);
@@ -361,6 +393,14 @@ check_malformed(sl_client *real)
 		{ RAW("\x92\x01\x02"), 1, "an item that is no map" },
 		{ RAW("\x82\xa3key\xa1k\xa5state\x80"), 2,
 		    "fewer items than said" },
+		{ RAW("\x82\xa3key\xa1k\xa5state\xc4\x00"), 1,
+		    "an empty bin" },
+		{ RAW("\x82\xa3key\xa1k\xa5state\xc4\x01\x01"), 1,
+		    "a bin without a map" },
+		{ RAW("\x82\xa3key\xa1k\xa5state\xc4\x03\x81\x01"), 1,
+		    "a bin longer than the reply" },
+		{ RAW("\x82\xa3key\xa1k\xa5state\xc7\x01\x01\x80"), 1,
+		    "an ext" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		msgpack_sbuffer sb;
@@ -372,9 +412,24 @@ check_malformed(sl_client *real)
 		CHECK_EQ(rc, SL_EPROTO);
 		msgpack_sbuffer_destroy(&sb);
 	}
-	/* the same item well formed, with a field more (result): read */
+	/* the same item well formed, with a field more (result): read;
+	 * a state in a bin of each size */
 	{
 		msgpack_sbuffer sb;
+		pack_page(&sb, SL_PROTOCOL_VERSION,
+		    RAW("\x83\xa3key\xa1k\xa5state\xc5\x00\x03\x81\x01"
+		        "\x02\xa6result\x80"),
+		    1);
+		CHECK_EQ(view_of(&f, c, sb.data, sb.size, &n), SL_OK);
+		CHECK_EQ(n, 1);
+		msgpack_sbuffer_destroy(&sb);
+		pack_page(&sb, SL_PROTOCOL_VERSION,
+		    RAW("\x82\xa3key\xa1k\xa5state\xc6\x00\x00\x00\x01"
+		        "\x80"),
+		    1);
+		CHECK_EQ(view_of(&f, c, sb.data, sb.size, &n), SL_OK);
+		CHECK_EQ(n, 1);
+		msgpack_sbuffer_destroy(&sb);
 		pack_page(&sb, SL_PROTOCOL_VERSION,
 		    RAW("\x83\xa3key\xa1k\xa5state\x81\xa1x\x01\xa6result"
 		        "\x80"),
@@ -412,21 +467,25 @@ check_malformed(sl_client *real)
 	    SL_EPROTO);
 	CHECK(js.items == NULL && js.n_items == 0);
 
-	/* random corruptions of the good reply: a code or a sound page */
-	unsigned char *bytes = malloc(glen);
+	/* random corruptions of the good replies: a code or a sound page */
+	unsigned char *bytes = malloc(blen);
 	CHECK(bytes != NULL);
 	srand(17);
-	size_t ok = 0;
-	for (int i = 0; i < 3000; i++) {
-		memcpy(bytes, good, glen);
-		for (int k = 0, nk = 1 + rand() % 3; k < nk; k++)
-			bytes[(size_t) rand() % glen] = (unsigned char) rand();
-		int rc = view_of(&f, c, bytes, glen, &n);
-		CHECK(rc == SL_OK || rc == SL_EPROTO || rc == SL_EVERSION
-		    || rc > 0);
-		ok += rc == SL_OK;
+	for (int form = 0; form < 2; form++) {
+		const void *src = form == 0 ? good : gbin;
+		size_t      len = form == 0 ? glen : blen, ok = 0;
+		for (int i = 0; i < 3000; i++) {
+			memcpy(bytes, src, len);
+			for (int k = 0, nk = 1 + rand() % 3; k < nk; k++)
+				bytes[(size_t) rand() % len]
+				    = (unsigned char) rand();
+			int rc = view_of(&f, c, bytes, len, &n);
+			CHECK(rc == SL_OK || rc == SL_EPROTO
+			    || rc == SL_EVERSION || rc > 0);
+			ok += rc == SL_OK;
+		}
+		CHECK(ok > 0 && ok < 3000);
 	}
-	CHECK(ok > 0 && ok < 3000);
 	free(bytes);
 
 	/* and the client serves on */
@@ -439,6 +498,7 @@ check_malformed(sl_client *real)
 	pthread_mutex_destroy(&f.mu);
 	free(f.reply);
 	sl_client_free(good);
+	sl_client_free(gbin);
 }
 
 int

@@ -422,8 +422,11 @@ typedef struct sl_read_models_view {
  * Get read models in key order, one page, without copying them: each
  * item's key and state point into the reply message, which the page holds
  * until sl_read_models_view_free. The fastest way to list read models: the
- * reply is walked once in place (no msgpack-c objects, no JSON, no
- * allocation per item) and checked as it is walked.
+ * states come inside bins (the request's state_bytes) and the reply is
+ * walked once in place (no msgpack-c objects, no JSON, no allocation per
+ * item); its framing is checked as it is walked (every key and state lies
+ * in the reply, each state begins with a map header), the states' insides
+ * are the stored bytes as the daemon read them.
  * @param after      start after this key (after_len bytes, may hold any
  *                   byte: an item's key and key_len page on as they are);
  *                   NULL starts at the first

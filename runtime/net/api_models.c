@@ -370,21 +370,45 @@ typedef struct scan_ctx {
 	bool     cut;   /* stopped at the byte budget */
 	bool     oom;   /* the reply could not grow */
 	uint64_t limit;
+	bool     as_bin; /* states (and results) as bin: state_bytes */
 	/* an emitting projection's states: paged here */
 	const char *after;
 	size_t      after_len;
 	bool        more;
 } scan_ctx;
 
+/* A bin header for n bytes at p; its length. */
+static size_t
+bin_header(unsigned char *p, size_t n)
+{
+	if (n <= UINT8_MAX) {
+		p[0] = 0xc4;
+		p[1] = (unsigned char) n;
+		return 2;
+	}
+	if (n <= UINT16_MAX) {
+		p[0] = 0xc5;
+		p[1] = (unsigned char) (n >> 8);
+		p[2] = (unsigned char) n;
+		return 3;
+	}
+	p[0] = 0xc6;
+	for (int i = 0; i < 4; i++)
+		p[1 + i] = (unsigned char) (n >> (24 - 8 * i));
+	return 5;
+}
+
 /* One {key, state[, result]} item of get_all / query: the map header, key
  * and "state" are written as one run of bytes, the packed state and
- * result are copied as they are. write is msgpack-c's kind of writer. */
+ * result are copied as they are (as_bin: each inside a bin, so that a
+ * reader finds its end without walking it). write is msgpack-c's kind of
+ * writer; -1 if one of its writes failed. */
 int
-api_pack_state_item(msgpack_packer_write write, void *dst, const char *key,
-    size_t key_len, const void *state, size_t state_len, const void *result,
-    size_t result_len)
+api_pack_state_item(msgpack_packer_write write, void *dst, bool as_bin,
+    const char *key, size_t key_len, const void *state, size_t state_len,
+    const void *result, size_t result_len)
 {
-	unsigned char h[96], *p = h;
+	unsigned char h[112], *p = h;
 	int           rc = 0;
 
 	*p++ = result != NULL ? 0x83 : 0x82;
@@ -404,7 +428,8 @@ api_pack_state_item(msgpack_packer_write write, void *dst, const char *key,
 		for (int sh = 24; sh >= 0; sh -= 8)
 			*p++ = (unsigned char) (key_len >> sh);
 	}
-	if (key_len <= sizeof(h) - 6 - (size_t) (p - h)) {
+	/* room left for "state" and a bin header */
+	if (key_len <= sizeof(h) - 11 - (size_t) (p - h)) {
 		memcpy(p, key, key_len);
 		p += key_len;
 	} else {
@@ -414,10 +439,16 @@ api_pack_state_item(msgpack_packer_write write, void *dst, const char *key,
 	}
 	memcpy(p, "\xa5state", 6);
 	p += 6;
+	if (as_bin)
+		p += bin_header(p, state_len);
 	rc |= write(dst, (const char *) h, (size_t) (p - h));
 	rc |= write(dst, state, state_len);
 	if (result != NULL) {
-		rc |= write(dst, "\xa6result", 7);
+		memcpy(h, "\xa6result", 7);
+		p = h + 7;
+		if (as_bin)
+			p += bin_header(p, result_len);
+		rc |= write(dst, (const char *) h, (size_t) (p - h));
 		rc |= write(dst, result, result_len);
 	}
 	return rc != 0 ? -1 : 0;
@@ -494,8 +525,8 @@ get_all_state(void *arg, const char *key, size_t key_len, const void *state,
 		return -1;
 	}
 	return scan_item_done(sc,
-	           api_pack_state_item(msg_write, sc->msg, key, key_len, state,
-	               state_len, result, result_len))
+	           api_pack_state_item(msg_write, sc->msg, sc->as_bin, key,
+	               key_len, state, state_len, result, result_len))
 	    ? -1
 	    : 0;
 }
@@ -509,8 +540,8 @@ get_all_one(
 	scan_ctx *sc = arg;
 
 	return scan_item_done(sc,
-	           api_pack_state_item(
-	               msg_write, sc->msg, key, key_len, data, len, NULL, 0))
+	           api_pack_state_item(msg_write, sc->msg, sc->as_bin, key,
+	               key_len, data, len, NULL, 0))
 	    ? -1
 	    : 0;
 }
@@ -524,12 +555,13 @@ api_get_all(request *r)
 	size_t          after_len;
 	uint64_t        limit;
 	scan_ctx        sc;
-	bool            more = false, live;
+	bool            more = false, live, as_bin;
 	int             rc;
 
 	if (api_tenant(r, &t) != SL_OK
 	    || api_key(r, "after", false, &after, &after_len) != SL_OK
 	    || api_u64(r, "limit", API_GET_ALL_DEFAULT, &limit) != SL_OK
+	    || api_bool(r, "state_bytes", false, &as_bin) != SL_OK
 	    || api_projection(r, &def, &live) != SL_OK)
 		return;
 	if (limit == 0)
@@ -541,7 +573,8 @@ api_get_all(request *r)
 	 * items array with a 32-bit count written when the scan ends), then
 	 * the items straight from the store, no buffer between. */
 	memset(&sc, 0, sizeof(sc));
-	sc.limit = limit;
+	sc.limit  = limit;
+	sc.as_bin = as_bin;
 	if (nng_msg_alloc(&sc.msg, 0) != 0) {
 		api_fail(r, SL_ENOMEM, "out of memory");
 		goto out;

@@ -42,7 +42,7 @@ query_state(void *arg, const char *key, size_t key_len, const void *state,
 {
 	query_ctx *q = arg;
 
-	if (api_pack_state_item(msgpack_sbuffer_write, &q->states, key,
+	if (api_pack_state_item(msgpack_sbuffer_write, &q->states, false, key,
 	        key_len, state, state_len, result, result_len)
 	    != 0)
 		return SL_ENOMEM;
