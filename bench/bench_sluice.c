@@ -670,14 +670,14 @@ cmd_query(const opts *o, const char *self)
 		for (int i = 0; i < np; i++)
 			for (int w = 0; w < GA_WAYS; w++) {
 				uint64_t  c0 = bench_self_cpu_ns();
-				long long d0 = bench_proc_cpu_ns(d.pid);
+				long long d0 = bench_proc_cpu_ns_fine(d.pid);
 				uint64_t  t0 = bench_now_ns();
 				if (count_models_as(c, w, (size_t) o->page)
 				    != models)
 					bench_die("%s: another count", ga_name[w]);
 				t[w * np + i] = bench_now_ns() - t0;
 				ccpu[w] += bench_self_cpu_ns() - c0;
-				dcpu[w] += bench_proc_cpu_ns(d.pid) - d0;
+				dcpu[w] += bench_proc_cpu_ns_fine(d.pid) - d0;
 			}
 		uint64_t per = o->page > 0 ? (uint64_t) o->page : 1000;
 		double   pages

@@ -363,8 +363,15 @@ api_get_one(request *r)
 		proj_def_release(def);
 }
 
+/* Items are gathered here and appended to the reply in runs of this
+ * size: a call into NNG per run, not two per item. */
+#define API_STAGE_BYTES 16384
+
 typedef struct scan_ctx {
 	nng_msg *msg;   /* the reply, the items appended to it */
+	size_t   staged; /* bytes in stage, not yet in msg */
+	bool     fail;   /* an append failed */
+	char     stage[API_STAGE_BYTES];
 	size_t   base;  /* where the items start in msg */
 	uint32_t count; /* items appended */
 	bool     cut;   /* stopped at the byte budget */
@@ -462,20 +469,47 @@ api_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 	return c != 0 ? c : (alen > blen) - (alen < blen);
 }
 
-/* msgpack_packer_write_t into an nng_msg, its room doubled when it runs
- * out (nng_msg_append alone would grow it by what each write needs). */
+/* Append n bytes to the reply, its room doubled when it runs out
+ * (nng_msg_append alone would grow it by what each append needs). */
 static int
-msg_write(void *data, const char *buf, size_t len)
+msg_append(nng_msg *m, const void *buf, size_t n)
 {
-	nng_msg *m    = data;
-	size_t   need = nng_msg_len(m) + len;
-	if (need > nng_msg_capacity(m)
-	    && nng_msg_reserve(m, need > 2 * nng_msg_capacity(m)
-	                    ? need
-	                    : 2 * nng_msg_capacity(m))
-	        != 0)
+	size_t need = nng_msg_len(m) + n, cap = nng_msg_capacity(m);
+	if (need > cap && nng_msg_reserve(m, need > 2 * cap ? need : 2 * cap))
 		return -1;
-	return nng_msg_append(m, buf, len) == 0 ? 0 : -1;
+	return nng_msg_append(m, buf, n) == 0 ? 0 : -1;
+}
+
+/* The staged bytes into the reply. */
+static int
+stage_flush(scan_ctx *sc)
+{
+	int rc = sc->staged > 0 ? msg_append(sc->msg, sc->stage, sc->staged)
+	                        : 0;
+	sc->staged = 0;
+	if (rc != 0)
+		sc->fail = true;
+	return rc;
+}
+
+/* msgpack_packer_write into the stage (scan_ctx), a run too big for it
+ * straight into the reply. */
+static int
+stage_write(void *data, const char *buf, size_t len)
+{
+	scan_ctx *sc = data;
+	if (len > sizeof(sc->stage) - sc->staged && stage_flush(sc) != 0)
+		return -1;
+	if (len > sizeof(sc->stage)) {
+		if (msg_append(sc->msg, buf, len) != 0) {
+			sc->fail = true;
+			return -1;
+		}
+		return 0;
+	}
+	memcpy(sc->stage + sc->staged, buf, len);
+	sc->staged += len;
+	return 0;
 }
 
 /*
@@ -487,7 +521,7 @@ msg_write(void *data, const char *buf, size_t len)
 static bool
 scan_item_done(scan_ctx *sc, int packed)
 {
-	size_t used = nng_msg_len(sc->msg) - sc->base;
+	size_t used = nng_msg_len(sc->msg) + sc->staged - sc->base;
 
 	if (packed != 0) { /* no room */
 		sc->oom = true;
@@ -525,7 +559,7 @@ get_all_state(void *arg, const char *key, size_t key_len, const void *state,
 		return -1;
 	}
 	return scan_item_done(sc,
-	           api_pack_state_item(msg_write, sc->msg, sc->as_bin, key,
+	           api_pack_state_item(stage_write, sc, sc->as_bin, key,
 	               key_len, state, state_len, result, result_len))
 	    ? -1
 	    : 0;
@@ -540,7 +574,7 @@ get_all_one(
 	scan_ctx *sc = arg;
 
 	return scan_item_done(sc,
-	           api_pack_state_item(msg_write, sc->msg, sc->as_bin, key,
+	           api_pack_state_item(stage_write, sc, sc->as_bin, key,
 	               key_len, data, len, NULL, 0))
 	    ? -1
 	    : 0;
@@ -554,7 +588,7 @@ api_get_all(request *r)
 	const char     *after;
 	size_t          after_len;
 	uint64_t        limit;
-	scan_ctx        sc;
+	scan_ctx        sc; /* 16 KiB with its stage: a worker's stack */
 	bool            more = false, live, as_bin;
 	int             rc;
 
@@ -571,7 +605,7 @@ api_get_all(request *r)
 
 	/* The reply is built as the message that is sent: its head (the
 	 * items array with a 32-bit count written when the scan ends), then
-	 * the items straight from the store, no buffer between. */
+	 * the items from the store in runs of the stage's size. */
 	memset(&sc, 0, sizeof(sc));
 	sc.limit  = limit;
 	sc.as_bin = as_bin;
@@ -603,7 +637,7 @@ api_get_all(request *r)
 	}
 	if (rc == -1 || rc == SL_ENOTFOUND)
 		rc = SL_OK; /* cut short, or the projection never stored */
-	if (rc == SL_OK && sc.oom)
+	if (rc == SL_OK && (sc.oom || stage_flush(&sc) != 0 || sc.fail))
 		rc = SL_ENOMEM;
 	if (rc != SL_OK) {
 		api_fail(r, rc, "reading the read models failed");
