@@ -19,13 +19,16 @@
 #include "mp.h"
 #include "mpraw.h"
 
-/* A raw map key equal to the literal lit. */
+/* A raw map key equal to the literal lit (a fixstr, as the daemon packs
+ * it, compared as bytes; any other string form through mpraw_str). */
 static bool
 key_is(const unsigned char *p, size_t len, const char *lit)
 {
 	const char *s;
-	size_t      n;
-	return mpraw_str(p, len, &s, &n) && n == strlen(lit)
+	size_t      n = strlen(lit);
+	if (len == n + 1 && p[0] == (0xa0 | n))
+		return memcmp(p + 1, lit, n) == 0;
+	return mpraw_str(p, len, &s, &len) && len == n
 	    && memcmp(s, lit, n) == 0;
 }
 

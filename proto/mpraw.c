@@ -279,8 +279,8 @@ mpraw_skip(const void *data, size_t len, size_t *at)
 		uint64_t n, skip;
 		pending--;
 		/* what the first byte tells (a state's fields: fixmap,
-		 * fixstr, ints, floats, nil, bool, str8) without the general
-		 * decoder */
+		 * fixstr, ints, floats, nil, bool; str8, bin8) without the
+		 * general decoder */
 		if (i < len) {
 			unsigned b  = p[i];
 			size_t   sz = one_byte_size[b];
@@ -299,7 +299,7 @@ mpraw_skip(const void *data, size_t len, size_t *at)
 				pending += n;
 				continue;
 			}
-			if (b == 0xd9 && len - i >= 2) {
+			if ((b == 0xd9 || b == 0xc4) && len - i >= 2) {
 				if (p[i + 1] > len - i - 2)
 					return false;
 				i += 2 + (size_t) p[i + 1];
