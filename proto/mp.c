@@ -413,11 +413,13 @@ mp_reply_ok(msgpack_packer *pk, size_t n_extra)
 	mp_pack_kv_bool(pk, "ok", true);
 }
 
-void
-mp_map_open(mp_map *m, msgpack_packer *pk)
+/* A map32 (0xdf) or array32 (0xdd) header whose count mp_map_close
+ * writes. */
+static void
+postponed_open(mp_map *m, msgpack_packer *pk, char type)
 {
-	static const char header[5] = { (char) 0xdf, 0, 0, 0, 0 };
-	msgpack_sbuffer  *sb       = pk->data;
+	const char       header[5] = { type, 0, 0, 0, 0 };
+	msgpack_sbuffer *sb        = pk->data;
 	m->pk                      = pk;
 	m->at                      = sb->size;
 	m->n                       = 0;
@@ -425,14 +427,15 @@ mp_map_open(mp_map *m, msgpack_packer *pk)
 }
 
 void
+mp_map_open(mp_map *m, msgpack_packer *pk)
+{
+	postponed_open(m, pk, (char) 0xdf);
+}
+
+void
 mp_array_open(mp_map *m, msgpack_packer *pk)
 {
-	static const char header[5] = { (char) 0xdd, 0, 0, 0, 0 };
-	msgpack_sbuffer  *sb       = pk->data;
-	m->pk                      = pk;
-	m->at                      = sb->size;
-	m->n                       = 0;
-	msgpack_sbuffer_write(sb, header, sizeof(header));
+	postponed_open(m, pk, (char) 0xdd);
 }
 
 bool

@@ -117,17 +117,8 @@ check_same_page(sl_client *c, const char *after, size_t limit)
 		CHECK_STREQ(mp.items[i].key, js.items[i].key);
 		CHECK_EQ(m->state_len, mp.items[i].state_len);
 		CHECK(memcmp(m->state, mp.items[i].state, m->state_len) == 0);
-		msgpack_unpacked u;
-		size_t           off = 0;
-		msgpack_unpacked_init(&u);
-		CHECK(msgpack_unpack_next(&u, m->state, m->state_len, &off)
-		    == MSGPACK_UNPACK_SUCCESS);
-		CHECK_EQ(off, m->state_len);
-		CHECK(u.data.type == MSGPACK_OBJECT_MAP);
-		char *text = mp_to_json_text(&u.data);
-		CHECK_STREQ(text, js.items[i].state_json);
-		free(text);
-		msgpack_unpacked_destroy(&u);
+		fx_check_state_json(
+		    m->state, m->state_len, js.items[i].state_json);
 	}
 	sl_read_models_view_free(&v);
 	sl_read_models_mp_free(&mp);
