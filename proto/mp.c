@@ -413,42 +413,15 @@ mp_reply_ok(msgpack_packer *pk, size_t n_extra)
 	mp_pack_kv_bool(pk, "ok", true);
 }
 
-/* A map32 (0xdf) or array32 (0xdd) header whose count mp_map_close
- * writes. */
-static void
-postponed_open(mp_map *m, msgpack_packer *pk, char type)
+void
+mp_map_open(mp_map *m, msgpack_packer *pk)
 {
-	const char       header[5] = { type, 0, 0, 0, 0 };
-	msgpack_sbuffer *sb        = pk->data;
+	static const char header[5] = { (char) 0xdf, 0, 0, 0, 0 };
+	msgpack_sbuffer  *sb       = pk->data;
 	m->pk                      = pk;
 	m->at                      = sb->size;
 	m->n                       = 0;
 	msgpack_sbuffer_write(sb, header, sizeof(header));
-}
-
-void
-mp_map_open(mp_map *m, msgpack_packer *pk)
-{
-	postponed_open(m, pk, (char) 0xdf);
-}
-
-void
-mp_array_open(mp_map *m, msgpack_packer *pk)
-{
-	postponed_open(m, pk, (char) 0xdd);
-}
-
-bool
-mp_sbuffer_reserve(msgpack_sbuffer *sb, size_t more)
-{
-	if (sb->alloc - sb->size >= more)
-		return true;
-	char *d = realloc(sb->data, sb->size + more);
-	if (d == NULL)
-		return false;
-	sb->data  = d;
-	sb->alloc = sb->size + more;
-	return true;
 }
 
 void
@@ -502,7 +475,7 @@ mp_map_close(mp_map *m)
 	msgpack_sbuffer *sb = m->pk->data;
 	unsigned char   *h  = (unsigned char *) sb->data + m->at;
 	/* a failed write (out of memory) left no header to fill */
-	if (sb->size < m->at + 5 || (h[0] != 0xdf && h[0] != 0xdd))
+	if (sb->size < m->at + 5 || h[0] != 0xdf)
 		return;
 	h[1] = (unsigned char) (m->n >> 24);
 	h[2] = (unsigned char) (m->n >> 16);

@@ -88,13 +88,6 @@ void mp_map_i64(mp_map *m, const char *key, int64_t val);
 void mp_map_bool(mp_map *m, const char *key, bool val);
 void mp_map_double(mp_map *m, const char *key, double val);
 void mp_map_close(mp_map *m);
-/* The same for an array: mp_array_open reserves an array32 header, the
- * caller counts the elements it packs in n, mp_map_close writes it. */
-void mp_array_open(mp_map *m, msgpack_packer *pk);
-/* Make room for `more` bytes after what sb holds, in one allocation (a
- * reply whose size can be told before it is packed). @return false if
- * out of memory (sb unchanged). */
-bool mp_sbuffer_reserve(msgpack_sbuffer *sb, size_t more);
 /** An ok reply's map ("v", "ok" counted), to be closed by mp_map_close. */
 void mp_reply_ok_open(mp_map *m, msgpack_packer *pk);
 void mp_reply_err(msgpack_packer *pk, int code, const char *message);

@@ -1,9 +1,9 @@
 /*
- * Maps and arrays packed before their length is known (proto/mp.h mp_map_*,
- * mp_array_open): the count written at the end matches what was packed,
- * nested ones close on their own, the bytes unpack as ordinary msgpack,
- * and the raw walk (proto/mpraw.h mpraw_map / mpraw_array / mpraw_skip)
- * steps through them as msgpack-c reads them, refusing every truncation.
+ * Maps packed before their length is known (proto/mp.h mp_map_*): the
+ * count written at the end matches the pairs packed, nested maps close on
+ * their own, the bytes unpack as ordinary msgpack; and the raw walk
+ * (proto/mpraw.h mpraw_map / mpraw_array / mpraw_skip) steps through them
+ * as msgpack-c reads them, refusing every truncation.
  */
 #include <stdio.h>
 #include <string.h>
@@ -119,16 +119,11 @@ main(void)
 	CHECK(mp_get(&o, "nil")->type == MSGPACK_OBJECT_NIL);
 	msgpack_unpacked_destroy(&u);
 
-	/* an array of 300 maps after a reserve: one allocation, the
-	 * count in an array32 header */
+	/* a get_all reply: an array of 300 postponed maps */
 	msgpack_sbuffer_clear(&sb);
 	mp_reply_ok_open(&m, &pk);
 	mp_map_key(&m, "items");
-	mp_map arr;
-	mp_array_open(&arr, &pk);
-	CHECK(mp_sbuffer_reserve(&sb, 64 * 1024));
-	char *before = sb.data;
-	CHECK(sb.alloc - sb.size >= 64 * 1024);
+	msgpack_pack_array(&pk, 300);
 	for (int i = 0; i < 300; i++) {
 		mp_map it;
 		mp_map_open(&it, &pk);
@@ -143,13 +138,9 @@ main(void)
 		msgpack_pack_double(&pk, -1.25);
 		msgpack_pack_nil(&pk);
 		mp_map_close(&it);
-		arr.n++;
 	}
-	CHECK(sb.data == before); /* reserved: not moved */
-	mp_map_close(&arr);
 	mp_map_bool(&m, "more", false);
 	mp_map_close(&m);
-	CHECK(mp_sbuffer_reserve(&sb, 0)); /* room already: nothing */
 	o = unpack(&sb, &u);
 	const msgpack_object *items;
 	CHECK_EQ(mp_get_array(&o, "items", &items), 0);
