@@ -100,6 +100,10 @@ struct sl_remote {
 		const char           *s;
 	} strs[REMOTE_STR_CACHE];
 	unsigned strs_next;
+	/* handler runs of the request being served, not yet in stats */
+	uint64_t pend_calls, pend_failed;
+	/* the request's tenant field, looked up once per request */
+	const msgpack_object *tenant_req, *tenant_o;
 };
 
 struct sl_remote_call {
@@ -885,11 +889,11 @@ call_run(sl_remote *r, sl_remote_call *c, bool complete)
 	    ? r->handler(r->user, c)
 	    : sl_remote_fail(c, true, 0,
 	        "the call has no event (or the client ran out of memory)");
-	pthread_mutex_lock(&r->mu);
-	r->stats.calls++;
+	/* counted into stats once per request (serve), not locked per
+	 * event */
+	r->pend_calls++;
 	if (res == SL_REMOTE_FAILED)
-		r->stats.failed++;
-	pthread_mutex_unlock(&r->mu);
+		r->pend_failed++;
 	return res;
 }
 
@@ -1296,6 +1300,13 @@ serve_one(sl_remote *r, nng_msg *msg, const msgpack_object *req,
 	bool reply     = handle(r, req, pk);
 	r->req_raw     = NULL;
 	r->req_raw_len = 0;
+	/* before the answer goes: whoever sees it sees the calls counted */
+	pthread_mutex_lock(&r->mu);
+	r->stats.calls += r->pend_calls;
+	r->stats.failed += r->pend_failed;
+	pthread_mutex_unlock(&r->mu);
+	r->pend_calls  = 0;
+	r->pend_failed = 0;
 	return reply;
 }
 
@@ -1315,6 +1326,7 @@ serve(sl_remote *r, nng_msg *msg)
 	}
 	msgpack_zone_clear(&r->zone);
 	memset(r->strs, 0, sizeof(r->strs)); /* they lived in the zone */
+	r->tenant_req = NULL;
 	msgpack_sbuffer_clear(sb);
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	if (msgpack_unpack(
@@ -1495,7 +1507,12 @@ sl_remote_get_stats(sl_remote *r, sl_remote_stats *out)
 const char *
 sl_remote_tenant(const sl_remote_call *c)
 {
-	return lazy_str(c, &c->tenant, mp_get(c->req, "tenant"));
+	sl_remote *r = c->r;
+	if (r->tenant_req != c->req) {
+		r->tenant_o   = mp_get(c->req, "tenant");
+		r->tenant_req = c->req;
+	}
+	return lazy_str(c, &c->tenant, r->tenant_o);
 }
 
 const char *
