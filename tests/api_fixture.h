@@ -6,9 +6,13 @@
 #define SL_API_FIXTURE_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <msgpack.h>
+
 #include "config.h"
+#include "json.h"
 #include "runtime.h"
 #include "testutil.h"
 
@@ -75,6 +79,26 @@ fx_start(const char *extra_yaml)
 	    "%s",
 	    SL_PLUGIN_DIR, extra_yaml != NULL ? extra_yaml : "");
 	fx_start_yaml(tail);
+}
+
+/**
+ * A state as get_all_mp / get_all_view hand it out: state[0..len) is
+ * exactly one msgpack map, whose JSON text is json (what get_all says).
+ */
+static inline void
+fx_check_state_json(const void *state, size_t len, const char *json)
+{
+	msgpack_unpacked u;
+	size_t           off = 0;
+	msgpack_unpacked_init(&u);
+	CHECK(msgpack_unpack_next(&u, state, len, &off)
+	    == MSGPACK_UNPACK_SUCCESS);
+	CHECK_EQ(off, len); /* one map, nothing more */
+	CHECK(u.data.type == MSGPACK_OBJECT_MAP);
+	char *text = mp_to_json_text(&u.data);
+	CHECK_STREQ(text, json);
+	free(text);
+	msgpack_unpacked_destroy(&u);
 }
 
 static inline void
