@@ -105,6 +105,7 @@ enum {
 	S_REMWINDOW,
 	S_REMBATCH,
 	S_REMMAX,
+	S_REMEXPIRY,
 	S_RUNPROJ,
 	S_STARTSTD,
 	S_GROUP,
@@ -219,6 +220,9 @@ static const cfg_key remote_keys[] = {
 	{ "window", K_INT, S_REMWINDOW, 1, 1024, 32, NULL },
 	{ "batch", K_INT, S_REMBATCH, 1, 1024, 256, NULL },
 	{ "max_registrations", K_INT, S_REMMAX, 1, 4096, 64, NULL },
+	/* 0: never; otherwise at least 100 ms (checked in load) */
+	{ "registration_expiry_ms", K_INT, S_REMEXPIRY, 0, 2592000000, 600000,
+	    NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -1561,6 +1565,12 @@ parse_root(cfgp *p, sl_config *cfg)
 	cfg->remote_window            = (uint32_t) s[S_REMWINDOW].num;
 	cfg->remote_batch             = (uint32_t) s[S_REMBATCH].num;
 	cfg->remote_max_registrations = (uint32_t) s[S_REMMAX].num;
+	if (s[S_REMEXPIRY].num != 0 && s[S_REMEXPIRY].num < 100)
+		return fail(p, s[S_REMEXPIRY].node->start_mark,
+		    "key 'remote.registration_expiry_ms': %zu is too short: "
+		    "0 (never) or 100..2592000000",
+		    s[S_REMEXPIRY].num);
+	cfg->remote_expiry_ms = (uint32_t) s[S_REMEXPIRY].num;
 	cfg->access_gid  = s[S_GROUP].node != NULL ? (long) s[S_GROUP].num : -1;
 	cfg->socket_mode = (uint32_t) s[S_SOCKMODE].num;
 	if ((rc = resolve(p, cfg, s)) != SL_OK

@@ -136,6 +136,9 @@ typedef struct sl_config {
 	uint32_t remote_window;         /* remote.window: calls in flight */
 	uint32_t remote_batch; /* remote.batch: events per call (protocol 2) */
 	uint32_t remote_max_registrations; /* remote.max_registrations */
+	/* remote.registration_expiry_ms: a registration whose client has
+	 * been gone this long is freed; 0: never */
+	uint32_t remote_expiry_ms;
 	/* who may read the data and connect (docs/security.md) */
 	/* authentication (docs/security.md): auth_on when resources.yaml
 	 * has an auth: section; insecure: tcp listeners without it */

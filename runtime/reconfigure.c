@@ -193,6 +193,7 @@ runtime_reconfigure(runtime *rt, const sl_config *n)
 	RESTART_NUM(remote_window, "remote.window");
 	RESTART_NUM(remote_batch, "remote.batch");
 	RESTART_NUM(remote_max_registrations, "remote.max_registrations");
+	RESTART_NUM(remote_expiry_ms, "remote.registration_expiry_ms");
 	RESTART_NUM(access_gid, "access.group");
 	RESTART_NUM(socket_mode, "access.socket_mode");
 	RESTART_NUM(run_projections, "run_projections");

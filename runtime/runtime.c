@@ -26,6 +26,7 @@
 #include "publisher.h"
 #include "hostsup.h"
 #include "reload.h"
+#include "remote_expiry.h"
 #include "server.h"
 #include "admin.h"
 #include "metrics.h"
@@ -103,6 +104,7 @@ runtime_start(sl_config *cfg, runtime **out)
 	rt->started_ns = ev_now_ns();
 	pthread_mutex_init(&rt->procs_mu, NULL);
 	pthread_mutex_init(&rt->register_mu, NULL);
+	grace_init(&rt->grace);
 	pthread_mutex_init(&rt->transient_mu, NULL);
 	pthread_mutex_init(&rt->queries_mu, NULL);
 	pthread_cond_init(&rt->transient_cv, NULL);
@@ -349,6 +351,13 @@ runtime_start(sl_config *cfg, runtime **out)
 	if (cfg->admin_url != NULL
 	    && (rc = admin_start(rt, cfg->admin_url, &rt->admin)) != SL_OK)
 		goto fail;
+	if ((rc = expiry_start(rt, cfg->remote_expiry_ms, &rt->expiry))
+	    != SL_OK) {
+		log_error("runtime",
+		    "cannot start the registrations' expiry: %s",
+		    sl_strerror(rc));
+		goto fail;
+	}
 	/* the hosts register on the API, which serves now */
 	if ((rc = hostsup_run(rt->hosts)) != SL_OK)
 		goto fail;
@@ -371,6 +380,9 @@ runtime_stop(runtime *rt)
 		return;
 	if (rt->watch != NULL)
 		reload_stop(rt); /* no reload once stopping begins */
+	/* no registration expires once stopping begins (one the expiry
+	 * has taken out waits in its list, freed below) */
+	expiry_stop(rt->expiry);
 	/* the plugin hosts end (bounded: SIGKILL after HOSTSUP_STOP_MS);
 	 * their registrations show disconnected; status reads them until the
 	 * server and metrics stop */
@@ -405,6 +417,9 @@ runtime_stop(runtime *rt)
 	for (size_t i = rt->n_procs; i > 0; i--)
 		proc_stop(rt->procs[i - 1]);
 	free(rt->procs);
+	/* no API request or scrape runs any more: nobody holds them */
+	expiry_free(rt->expiry);
+	rt->expiry = NULL;
 	remotes_destroy(rt->remotes);
 	hostsup_free(rt->hosts);
 	rt->hosts = NULL;
@@ -417,6 +432,7 @@ runtime_stop(runtime *rt)
 		store_close(rt->store);
 	sysproj_fini();
 	net_tls_fini();
+	grace_fini(&rt->grace);
 	pthread_mutex_destroy(&rt->procs_mu);
 	pthread_mutex_destroy(&rt->register_mu);
 	pthread_mutex_destroy(&rt->transient_mu);
@@ -798,12 +814,28 @@ transients_stop_all(runtime *rt)
 processor *
 runtime_find_proc(runtime *rt, const char *tenant, const char *id)
 {
-	size_t n = __atomic_load_n(&rt->n_procs, __ATOMIC_ACQUIRE);
-	for (size_t i = 0; i < n; i++)
+	processor *p = NULL;
+	pthread_mutex_lock(&rt->procs_mu);
+	for (size_t i = 0; p == NULL && i < rt->n_procs; i++)
 		if (strcmp(proc_tenant(rt->procs[i]), tenant) == 0
 		    && strcmp(proc_projection_id(rt->procs[i]), id) == 0)
-			return rt->procs[i];
-	return NULL;
+			p = rt->procs[i];
+	pthread_mutex_unlock(&rt->procs_mu);
+	return p;
+}
+
+processor **
+runtime_procs(runtime *rt, size_t *n)
+{
+	pthread_mutex_lock(&rt->procs_mu);
+	processor **v = rt->n_procs > 0
+	    ? malloc(rt->n_procs * sizeof(*v))
+	    : NULL;
+	*n = v != NULL ? rt->n_procs : 0;
+	if (v != NULL)
+		memcpy(v, rt->procs, rt->n_procs * sizeof(*v));
+	pthread_mutex_unlock(&rt->procs_mu);
+	return v;
 }
 
 int

@@ -886,6 +886,7 @@ remote_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			rp->has_pipe      = false;
 			rp->connected     = false;
 			rp->changed_at_ns = ev_now_ns();
+			rp->gone_since_ms = mono_ms();
 			rp->client[0]     = '\0';
 			if (was && rp->last_error[0] == '\0')
 				set_last_error(rp, "the client disconnected");

@@ -151,6 +151,9 @@ struct remote_proc {
 	uint64_t        wake_gen;
 	uint64_t        next_call;
 	int64_t         last_activity_ms; /* monotonic: last send or answer */
+	/* monotonic: since when no client is connected (registered, or the
+	 * last disconnect); meaningless while has_pipe */
+	int64_t gone_since_ms;
 	slot          **slots; /* every slot, for aborts and teardown */
 	size_t          n_slots, cap_slots;
 	slot          **free_slots;
