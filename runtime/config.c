@@ -126,6 +126,7 @@ enum {
 	S_SET, /* the six projection_settings, in SETTING_KEYS order */
 	S_PROJS = S_SET + 6,
 	S_PLUGLIST,
+	S_FEEDS,
 	S_N
 };
 enum { T_ID, T_PATH, T_MAP, T_N };
@@ -144,6 +145,8 @@ enum {
 enum { P_NAME, P_MODE, P_SET, P_N = P_SET + 6 };
 /* Slots of one `plugins:` entry. */
 enum { G_FILE, G_ISO, G_N };
+/* Slots of one endpoints.feeds entry. */
+enum { F_TENANT, F_URL, F_N };
 
 /* Words of the word kinds, indexed by the value they stand for. */
 static const char *const run_words[]  = { "none", "system", "all", NULL };
@@ -179,6 +182,15 @@ static const cfg_key endpoint_keys[] = {
 	{ "pub", K_URL, S_PUB, 0, 0, 0, NULL },
 	{ "metrics", K_STR, S_METRICS, 0, 1024, 0, NULL },
 	{ "admin", K_STR, S_ADMIN, 0, 1024, 0, NULL },
+	/* per-tenant feeds under auth (parse_feeds) */
+	{ "feeds", K_SEQ, S_FEEDS, 0, 0, 0, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
+/* One endpoints.feeds entry: a tenant's own live feed. */
+static const cfg_key feed_keys[] = {
+	{ "tenant", K_STR, F_TENANT, 1, CFG_ID_MAX, 0, NULL },
+	{ "url", K_URL, F_URL, 0, 0, 0, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -1526,6 +1538,87 @@ parse_plugins(cfgp *p, yaml_node_t *seq, sl_config *cfg)
 	return rc;
 }
 
+/*
+ * One endpoints.feeds entry: a tenant of tenants:, once; a tls+tcp:// URL
+ * of its own. A connection is let in by its verified client certificate
+ * (auth.subjects), so the daemon needs auth: and a CA to verify with.
+ */
+static int
+parse_feed(cfgp *p, yaml_node_t *n, size_t i, sl_config *cfg, slot *fs)
+{
+	slot     *s  = fs + i * F_N;
+	cfg_feed *cf = &cfg->feeds[i];
+	char      path[40];
+	int       rc;
+	snprintf(path, sizeof(path), "endpoints.feeds[%zu]", i);
+	set_defaults(feed_keys, s);
+	if ((rc = walk(p, n, path, feed_keys, s)) != SL_OK)
+		return rc;
+	yaml_node_t *tn = s[F_TENANT].node, *un = s[F_URL].node;
+	if (tn == NULL || un == NULL)
+		return fail(p, n->start_mark, "missing required key '%s.%s'",
+		    path, tn == NULL ? "tenant" : "url");
+	const char *t = text(tn), *u = text(un);
+	size_t      k = 0;
+	while (k < cfg->n_tenants && strcmp(cfg->tenants[k].id, t) != 0)
+		k++;
+	if (k == cfg->n_tenants)
+		return fail(p, tn->start_mark,
+		    "key '%s.tenant': '%s' is not a tenant of 'tenants:'",
+		    path, t);
+	if (!cfg->auth_on)
+		return fail(p, n->start_mark,
+		    "key '%s': a tenant's feed admits connections by their "
+		    "credential: it needs an 'auth:' section (without one, "
+		    "endpoints.pub carries every tenant's events)",
+		    path);
+	if (!sl_tls_url(u) || cfg->tls.ca_file == NULL
+	    || cfg->tls.verify == NNG_TLS_AUTH_MODE_NONE)
+		return fail(p, un->start_mark,
+		    "key '%s.url': %s: a tenant's feed admits a connection "
+		    "by its verified TLS client certificate (auth.subjects): "
+		    "it must be tls+tcp://, with tls.ca_file and "
+		    "tls.verify_clients optional or required",
+		    path, u);
+	if (strcmp(u, cfg->api_url) == 0 || strcmp(u, cfg->pub_url) == 0)
+		return fail(p, un->start_mark,
+		    "key '%s.url': same address as endpoints.%s (%s)", path,
+		    strcmp(u, cfg->api_url) == 0 ? "api" : "pub", u);
+	cfg->n_feeds = i + 1;
+	if ((cf->tenant = strdup(t)) == NULL || (cf->url = strdup(u)) == NULL)
+		return nomem(p);
+	for (size_t j = 0; j < i; j++) {
+		if (strcmp(cfg->feeds[j].tenant, t) == 0)
+			return fail(p, tn->start_mark,
+			    "key '%s.tenant': tenant '%s' has a feed already "
+			    "(endpoints.feeds[%zu])",
+			    path, t, j);
+		if (strcmp(cfg->feeds[j].url, u) == 0)
+			return fail(p, un->start_mark,
+			    "key '%s.url': same address as "
+			    "endpoints.feeds[%zu] (%s)",
+			    path, j, u);
+	}
+	return SL_OK;
+}
+
+static int
+parse_feeds(cfgp *p, yaml_node_t *seq, sl_config *cfg)
+{
+	yaml_node_item_t *items = seq->data.sequence.items.start;
+	size_t count = (size_t) (seq->data.sequence.items.top - items);
+	if (count == 0)
+		return SL_OK;
+	slot *fs   = calloc(count * F_N, sizeof(*fs));
+	cfg->feeds = calloc(count, sizeof(*cfg->feeds));
+	int rc     = fs == NULL || cfg->feeds == NULL ? nomem(p) : SL_OK;
+	for (size_t i = 0; i < count && rc == SL_OK; i++)
+		rc = parse_feed(
+		    p, yaml_document_get_node(p->doc, items[i]), i, cfg, fs);
+	free(fs);
+	return rc;
+}
+
 static int
 parse_root(cfgp *p, sl_config *cfg)
 {
@@ -1584,6 +1677,9 @@ parse_root(cfgp *p, sl_config *cfg)
 	    && (rc = parse_auth(p, cfg, s)) != SL_OK)
 		return rc;
 	if ((rc = check_network(p, cfg, s)) != SL_OK)
+		return rc;
+	if (s[S_FEEDS].node != NULL
+	    && (rc = parse_feeds(p, s[S_FEEDS].node, cfg)) != SL_OK)
 		return rc;
 	if (s[S_PLUGLIST].node != NULL
 	    && (rc = parse_plugins(p, s[S_PLUGLIST].node, cfg)) != SL_OK)
@@ -1757,6 +1853,11 @@ config_free(sl_config *cfg)
 	free(cfg->pub_url);
 	free(cfg->metrics_url);
 	free(cfg->admin_url);
+	for (size_t i = 0; i < cfg->n_feeds; i++) {
+		free(cfg->feeds[i].tenant);
+		free(cfg->feeds[i].url);
+	}
+	free(cfg->feeds);
 	free(cfg->remote_url);
 	free(cfg->store_path);
 	free(cfg->tls.cert_file);

@@ -100,6 +100,12 @@ typedef struct cfg_tls {
 	                       default required with ca_file, else none */
 } cfg_tls;
 
+/* endpoints.feeds: a tenant's own live feed (docs/security.md). */
+typedef struct cfg_feed {
+	char *tenant;
+	char *url; /* tls+tcp:// */
+} cfg_feed;
+
 typedef struct sl_config {
 	char *file;          /* the config file's path as given */
 	char *data_dir;      /* absolute */
@@ -109,6 +115,8 @@ typedef struct sl_config {
 	char *metrics_url;   /* endpoints.metrics: http://HOST:PORT/PATH, or
 	                        NULL (off, the default) */
 	char *admin_url;     /* endpoints.admin: the admin page, likewise */
+	cfg_feed *feeds;     /* endpoints.feeds (auth: on), n_feeds */
+	size_t n_feeds;
 	char *store_path;    /* event log directory (absolute) */
 	size_t store_map_size;
 	bool store_sync;

@@ -73,6 +73,48 @@ follow_filter(runtime *rt, processor *p, const proj_def *def)
 	ff_notify(rt->ff, proc_tenant(p), def->id);
 }
 
+/*
+ * pub_admit_fn of the per-tenant feeds (endpoints.feeds): a connection
+ * whose verified client certificate is an auth.subjects credential that
+ * may read the tenant follows it; any other is closed, and the refusal
+ * logged like an API refusal (rate-limited).
+ */
+static bool
+feed_admit(void *arg, const char *tenant, nng_pipe pp)
+{
+	runtime         *rt = arg;
+	sl_tls_peer_info pi;
+	char             why[768];
+	int              v = sl_tls_peer(pp, &pi);
+	const cfg_cred  *c
+	    = v == 1 ? auth_identify_subject(rt->cfg, pi.subject) : NULL;
+	if (c != NULL && auth_has_role(c, CFG_ROLE_READ)
+	    && auth_tenant_ok(c, tenant, strlen(tenant))) {
+		log_info("feed",
+		    "connection %d to tenant %s's feed admitted: credential "
+		    "'%s' (subject \"%s\")",
+		    nng_pipe_id(pp), tenant, c->name, pi.subject);
+		return true;
+	}
+	if (v != 1)
+		snprintf(why, sizeof(why),
+		    "connection %d to tenant %s's feed closed: no client "
+		    "certificate the CA verified",
+		    nng_pipe_id(pp), tenant);
+	else if (c == NULL)
+		snprintf(why, sizeof(why),
+		    "connection %d to tenant %s's feed closed: no "
+		    "auth.subjects entry for subject \"%.400s\"",
+		    nng_pipe_id(pp), tenant, pi.subject);
+	else
+		snprintf(why, sizeof(why),
+		    "connection %d to tenant %s's feed closed: credential "
+		    "'%s' may not read that tenant",
+		    nng_pipe_id(pp), tenant, c->name);
+	auth_log_refusal(c != NULL ? c->name : NULL, why);
+	return false;
+}
+
 /* The API server's callbacks (server.h): it knows nothing of the API. */
 static void
 runtime_api_handle(void *rt, api_call *call, const void *data, size_t len)
@@ -211,14 +253,28 @@ runtime_start(sl_config *cfg, runtime **out)
 	 * follow by reads instead (docs/security.md, "The live feed"). */
 	if (cfg->auth_on)
 		log_info("runtime",
-		    "auth: is on: no live feed on %s (subscribers read)",
+		    "auth: is on: no live feed of every tenant on %s "
+		    "(subscribers read, or follow their tenant's feed of "
+		    "endpoints.feeds)",
 		    cfg->pub_url);
-	else if ((rc = pub_start(cfg->pub_url, rt->store, &rt->pub))
-	    != SL_OK) {
-		log_error("runtime", "cannot start the live feed on %s: %s",
-		    cfg->pub_url, sl_strerror(rc));
+	pub_feed *feeds = calloc(cfg->n_feeds + 1, sizeof(*feeds));
+	if (feeds == NULL) {
+		rc = SL_ENOMEM;
 		goto fail;
 	}
+	for (size_t i = 0; i < cfg->n_feeds; i++)
+		feeds[i] = (pub_feed) { cfg->feeds[i].tenant, cfg->feeds[i].url };
+	if ((!cfg->auth_on || cfg->n_feeds > 0)
+	    && (rc = pub_start(cfg->auth_on ? NULL : cfg->pub_url, feeds,
+	            cfg->n_feeds, feed_admit, rt, rt->store, &rt->pub))
+	        != SL_OK) {
+		log_error("runtime", "cannot start the live feed on %s: %s",
+		    cfg->auth_on ? "endpoints.feeds" : cfg->pub_url,
+		    sl_strerror(rc));
+		free(feeds);
+		goto fail;
+	}
+	free(feeds);
 	if (rt->pub != NULL
 	    && (rc = ff_start(rt->pub, rt->store, tenant_rm, rt, &rt->ff))
 	        != SL_OK) {

@@ -452,7 +452,22 @@ api_status_pack(runtime *rt, const cfg_cred *cred, msgpack_packer *pk)
 	mp_map_u64(&reply, "uptime_ms", up > 0 ? (uint64_t) up / 1000000 : 0);
 	/* Where subscribers dial the live feed (docs/protocol.md); nil
 	 * under auth, which has no feed (docs/security.md). */
-	mp_map_str(&reply, "pub", rt->pub != NULL ? rt->cfg->pub_url : NULL);
+	mp_map_str(&reply, "pub",
+	    rt->pub != NULL && !rt->cfg->auth_on ? rt->cfg->pub_url : NULL);
+	/* under auth: the tenants' own feeds the caller may follow
+	 * (endpoints.feeds; docs/security.md, "The live feed") */
+	if (rt->cfg->n_feeds > 0) {
+		size_t n_feeds = 0;
+		for (size_t i = 0; i < rt->cfg->n_feeds; i++)
+			n_feeds += api_sees(cred, rt->cfg->feeds[i].tenant);
+		mp_map_key(&reply, "feeds");
+		msgpack_pack_map(pk, n_feeds);
+		for (size_t i = 0; i < rt->cfg->n_feeds; i++)
+			if (api_sees(cred, rt->cfg->feeds[i].tenant)) {
+				mp_pack_cstr(pk, rt->cfg->feeds[i].tenant);
+				mp_pack_cstr(pk, rt->cfg->feeds[i].url);
+			}
+	}
 	api_pack_server(&reply, rt->srv, rt->cfg->max_request_bytes);
 	if (cred != NULL)
 		api_pack_caller(&reply, cred);
