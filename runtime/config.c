@@ -1426,8 +1426,8 @@ parse_auth(cfgp *p, sl_config *cfg, slot *s)
 /* A tcp listener (api, pub, remote) and the admin page (the API over
  * WebSocket) are open to the network: only with auth:, or when the file
  * says insecure: true. A registration's socket (remote.endpoint) carries
- * events to whoever dials it first, so over tcp it needs insecure: true
- * even with auth. */
+ * events to whoever dials it first without auth, and in clear text on
+ * tcp://: with auth only tls+tcp:// goes without insecure: true. */
 static int
 check_network(cfgp *p, const sl_config *cfg, const slot *s)
 {
@@ -1447,10 +1447,22 @@ check_network(cfgp *p, const sl_config *cfg, const slot *s)
 			continue;
 		yaml_node_t *n = s[slots[i]].node;
 		yaml_mark_t  m = n != NULL ? n->start_mark : p->root->start_mark;
+		/* under auth a registration's client proves it registered
+		 * (hello): on tls+tcp:// nobody else reads its traffic */
+		if (i == 2 && cfg->auth_on && sl_tls_url(urls[i]))
+			continue;
+		if (i == 2 && cfg->auth_on)
+			return fail(p, m,
+			    "key '%s': %s carries a registration's events and "
+			    "session in clear text on the network: use ipc:// "
+			    "(the default) or tls+tcp://, or say 'insecure: "
+			    "true' (docs/security.md)",
+			    keys[i], urls[i]);
 		if (i == 2)
 			return fail(p, m,
 			    "key '%s': %s listens on the network and hands a "
-			    "registration's events to whoever dials it first: "
+			    "registration's events to whoever dials it first "
+			    "(without 'auth:' no client proves it registered): "
 			    "use ipc:// (the default), or say 'insecure: true' "
 			    "(docs/security.md)",
 			    keys[i], urls[i]);

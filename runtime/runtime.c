@@ -370,6 +370,9 @@ runtime_start(sl_config *cfg, runtime **out)
 		.window            = cfg->remote_window,
 		.batch             = cfg->remote_batch,
 		.max_registrations = cfg->remote_max_registrations,
+		/* under auth a registration's connection is bound to the
+		 * client that registered it (docs/security.md) */
+		.prove_clients = cfg->auth_on,
 	};
 	if ((rc = remotes_create(&rcfg, &rt->remotes)) != SL_OK) {
 		log_error("runtime",

@@ -212,6 +212,13 @@ test_feeds(void)
 	CHECK_STREQ(cfg->feeds[0].tenant, "t1");
 	CHECK_STREQ(cfg->feeds[1].url, "tls+tcp://127.0.0.1:7002");
 	config_free(cfg);
+	/* under auth a registration's client proves it registered (hello):
+	 * on tls+tcp:// that needs no insecure: true */
+	cfg = ct_load_ok(FEEDS_BASE "remote:\n  endpoint: tls+tcp://127.0.0.1:0\n");
+	config_free(cfg);
+	ct_expect_err("tenants: [{id: t1}]\n" TLS_OK "remote:\n"
+	              "  endpoint: tls+tcp://127.0.0.1:0\n",
+	    "6:13", "without 'auth:' no client proves it registered");
 	ct_expect_err("tenants: [{id: t1}]\n" TLS_OK "  ca_file: pki/ca.crt\n"
 	              "endpoints:\n  feeds:\n"
 	              "    - {tenant: t1, url: tls+tcp://127.0.0.1:7001}\n",

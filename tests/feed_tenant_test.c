@@ -296,11 +296,14 @@ test_client_subscribe(void)
 	sl_client_free(st);
 
 	commit("t1", "live"); /* history */
+	int       admitted = log_count("feed admitted: credential 'alice'");
 	pthread_t th;
 	CHECK(pthread_create(&th, NULL, sub_main, &s) == 0);
 	/* once it follows the feed, the rest comes live */
 	int64_t end = dt_now_ms() + 10000;
-	while (__atomic_load_n(&s.cnt.n, __ATOMIC_ACQUIRE) < 1
+	while ((__atomic_load_n(&s.cnt.n, __ATOMIC_ACQUIRE) < 1
+	           || log_count("feed admitted: credential 'alice'")
+	               == admitted)
 	    && dt_now_ms() < end)
 		dt_sleep_ms(20);
 	dt_sleep_ms(300);

@@ -523,6 +523,9 @@ typedef struct ru_fake {
 	pthread_t       th;
 	atomic_int      mode;
 	atomic_bool     stop;
+	/* a daemon with auth: sends hello first; the answer carries this
+	 * session (0: answered "pong", as a client that does not know it) */
+	_Atomic uint64_t session;
 	int             late_ms;
 	pthread_mutex_t mu;
 	/* what it got */
@@ -634,7 +637,8 @@ ru_fake_main(void *arg)
 		mp_get_u64(&req, "call", &call);
 		mp_get_u64(&req, "session", &session);
 		const msgpack_object *op    = mp_get(&req, "op");
-		bool                  ping  = mp_str_eq(op, "ping");
+		/* hello (auth on) counts as a ping: no event */
+		bool ping = mp_str_eq(op, "ping") || mp_str_eq(op, "hello");
 		int                   mode  = atomic_load(&f->mode);
 		const msgpack_object *retry = mp_get(&req, "retry");
 		pthread_mutex_lock(&f->mu);
@@ -669,8 +673,16 @@ ru_fake_main(void *arg)
 		msgpack_packer  pk;
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		bool answer = true;
-		if (mode == RU_SILENT || (mode == RU_NEVER && !ping)) {
+		bool     answer  = true;
+		uint64_t session_ = atomic_load(&f->session);
+		if (mp_str_eq(op, "hello")) {
+			msgpack_pack_map(&pk, session_ != 0 ? 3 : 2);
+			mp_pack_kv_u64(&pk, "call", call);
+			mp_pack_kv_str(&pk, "outcome",
+			    session_ != 0 ? "hello" : "pong");
+			if (session_ != 0)
+				mp_pack_kv_u64(&pk, "session", session_);
+		} else if (mode == RU_SILENT || (mode == RU_NEVER && !ping)) {
 			answer = false;
 		} else if (ping || mode == RU_GOOD) {
 			ru_pack_good(&pk, &req, call);
@@ -715,6 +727,7 @@ ru_fake_start(const char *url, ru_mode mode)
 	CHECK(f != NULL);
 	atomic_init(&f->mode, mode);
 	atomic_init(&f->stop, false);
+	atomic_init(&f->session, 0);
 	f->late_ms = 1000;
 	pthread_mutex_init(&f->mu, NULL);
 	CHECK(nng_rep0_open(&f->sock) == 0);

@@ -176,6 +176,10 @@ typedef struct remote_config {
 	uint32_t    window;       /* calls in flight per processor */
 	uint32_t    batch;        /* protocol 2: most events per call */
 	uint32_t    max_registrations;
+	/* a new connection must prove it holds the registration (answer
+	 * op "hello" with the session the register reply gave) before any
+	 * call: binds the connection to whoever registered (auth on) */
+	bool prove_clients;
 } remote_config;
 
 /** Every registration of one runtime. */

@@ -653,6 +653,20 @@ rp_new(remotes *rs, const remote_spec *spec, remote_proc **out, char *err,
 		return fail_msg(err, errlen, SL_ENOMEM, "out of memory");
 	}
 	rp->ping->is_ping = true;
+	if (rs->cfg.prove_clients) {
+		slot *h = remote_slot_alloc(rp);
+		if (h == NULL || !remote_slot_track(rp, h)) {
+			if (h != NULL) {
+				nng_aio_free(h->aio);
+				free(h);
+			}
+			rp_free(rp);
+			return fail_msg(
+			    err, errlen, SL_ENOMEM, "out of memory");
+		}
+		h->is_hello = true;
+		rp->hello   = h;
+	}
 	int rc            = rp_listen(
 	               rs, rp, &rp->listener, rp->url, sizeof(rp->url), err, errlen);
 	if (rc != SL_OK) {
