@@ -837,6 +837,35 @@ path_join(const char *base, const char *rel)
 }
 
 /* One tenant: a unique id, a read model store in a directory of its own. */
+/* One entry of a list (tenants:, projections:, ...): item i of the
+ * sequence, with its slots (slots_per of them for each entry). */
+typedef int (*item_fn)(
+    cfgp *p, yaml_node_t *n, size_t i, sl_config *cfg, slot *slots);
+
+/* The number of entries of a sequence. */
+static size_t
+list_len(const yaml_node_t *seq)
+{
+	return (size_t) (seq->data.sequence.items.top
+	    - seq->data.sequence.items.start);
+}
+
+/* Each entry of the sequence seq through fn (the caller allocated what
+ * fn fills, list_len entries). */
+static int
+parse_items(cfgp *p, yaml_node_t *seq, sl_config *cfg, size_t slots_per,
+    item_fn fn)
+{
+	yaml_node_item_t *items = seq->data.sequence.items.start;
+	size_t            count = list_len(seq);
+	slot             *ss    = calloc(count * slots_per, sizeof(*ss));
+	int               rc    = ss == NULL ? nomem(p) : SL_OK;
+	for (size_t i = 0; i < count && rc == SL_OK; i++)
+		rc = fn(p, yaml_document_get_node(p->doc, items[i]), i, cfg, ss);
+	free(ss);
+	return rc;
+}
+
 static int
 parse_tenant(cfgp *p, yaml_node_t *t, size_t i, sl_config *cfg, slot *ts)
 {
@@ -887,19 +916,13 @@ parse_tenant(cfgp *p, yaml_node_t *t, size_t i, sl_config *cfg, slot *ts)
 static int
 parse_tenants(cfgp *p, yaml_node_t *seq, sl_config *cfg)
 {
-	yaml_node_item_t *items = seq->data.sequence.items.start;
-	size_t count = (size_t) (seq->data.sequence.items.top - items);
-	if (count == 0)
+	size_t n = list_len(seq);
+	if (n == 0)
 		return fail(p, seq->start_mark,
 		    "key 'tenants': needs at least one tenant");
-	slot *ts     = calloc(count * T_N, sizeof(*ts));
-	cfg->tenants = calloc(count, sizeof(*cfg->tenants));
-	int rc       = ts == NULL || cfg->tenants == NULL ? nomem(p) : SL_OK;
-	for (size_t i = 0; i < count && rc == SL_OK; i++)
-		rc = parse_tenant(
-		    p, yaml_document_get_node(p->doc, items[i]), i, cfg, ts);
-	free(ts);
-	return rc;
+	if ((cfg->tenants = calloc(n, sizeof(*cfg->tenants))) == NULL)
+		return nomem(p);
+	return parse_items(p, seq, cfg, T_N, parse_tenant);
 }
 
 /* tls: files, relative to the config file's directory cdir. */
@@ -1189,18 +1212,12 @@ parse_projection(cfgp *p, yaml_node_t *n, size_t i, sl_config *cfg, slot *ps)
 static int
 parse_projections(cfgp *p, yaml_node_t *seq, sl_config *cfg)
 {
-	yaml_node_item_t *items = seq->data.sequence.items.start;
-	size_t count = (size_t) (seq->data.sequence.items.top - items);
-	if (count == 0)
+	size_t n = list_len(seq);
+	if (n == 0)
 		return SL_OK;
-	slot *ps         = calloc(count * P_N, sizeof(*ps));
-	cfg->projections = calloc(count, sizeof(*cfg->projections));
-	int rc = ps == NULL || cfg->projections == NULL ? nomem(p) : SL_OK;
-	for (size_t i = 0; i < count && rc == SL_OK; i++)
-		rc = parse_projection(
-		    p, yaml_document_get_node(p->doc, items[i]), i, cfg, ps);
-	free(ps);
-	return rc;
+	if ((cfg->projections = calloc(n, sizeof(*cfg->projections))) == NULL)
+		return nomem(p);
+	return parse_items(p, seq, cfg, P_N, parse_projection);
 }
 
 /* ---- auth: (docs/security.md) ---- */
@@ -1536,18 +1553,12 @@ parse_plugin(cfgp *p, yaml_node_t *n, size_t i, sl_config *cfg, slot *gs)
 static int
 parse_plugins(cfgp *p, yaml_node_t *seq, sl_config *cfg)
 {
-	yaml_node_item_t *items = seq->data.sequence.items.start;
-	size_t count = (size_t) (seq->data.sequence.items.top - items);
-	if (count == 0)
+	size_t n = list_len(seq);
+	if (n == 0)
 		return SL_OK;
-	slot *gs     = calloc(count * G_N, sizeof(*gs));
-	cfg->plugins = calloc(count, sizeof(*cfg->plugins));
-	int rc = gs == NULL || cfg->plugins == NULL ? nomem(p) : SL_OK;
-	for (size_t i = 0; i < count && rc == SL_OK; i++)
-		rc = parse_plugin(
-		    p, yaml_document_get_node(p->doc, items[i]), i, cfg, gs);
-	free(gs);
-	return rc;
+	if ((cfg->plugins = calloc(n, sizeof(*cfg->plugins))) == NULL)
+		return nomem(p);
+	return parse_items(p, seq, cfg, G_N, parse_plugin);
 }
 
 /*
@@ -1617,18 +1628,12 @@ parse_feed(cfgp *p, yaml_node_t *n, size_t i, sl_config *cfg, slot *fs)
 static int
 parse_feeds(cfgp *p, yaml_node_t *seq, sl_config *cfg)
 {
-	yaml_node_item_t *items = seq->data.sequence.items.start;
-	size_t count = (size_t) (seq->data.sequence.items.top - items);
-	if (count == 0)
+	size_t n = list_len(seq);
+	if (n == 0)
 		return SL_OK;
-	slot *fs   = calloc(count * F_N, sizeof(*fs));
-	cfg->feeds = calloc(count, sizeof(*cfg->feeds));
-	int rc     = fs == NULL || cfg->feeds == NULL ? nomem(p) : SL_OK;
-	for (size_t i = 0; i < count && rc == SL_OK; i++)
-		rc = parse_feed(
-		    p, yaml_document_get_node(p->doc, items[i]), i, cfg, fs);
-	free(fs);
-	return rc;
+	if ((cfg->feeds = calloc(n, sizeof(*cfg->feeds))) == NULL)
+		return nomem(p);
+	return parse_items(p, seq, cfg, F_N, parse_feed);
 }
 
 static int

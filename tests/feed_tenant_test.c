@@ -301,9 +301,9 @@ test_client_subscribe(void)
 	CHECK(pthread_create(&th, NULL, sub_main, &s) == 0);
 	/* once it follows the feed, the rest comes live */
 	int64_t end = dt_now_ms() + 10000;
-	while ((__atomic_load_n(&s.cnt.n, __ATOMIC_ACQUIRE) < 1
-	           || log_count("feed admitted: credential 'alice'")
-	               == admitted)
+	while (
+	    (__atomic_load_n(&s.cnt.n, __ATOMIC_ACQUIRE) < 1
+	        || log_count("feed admitted: credential 'alice'") == admitted)
 	    && dt_now_ms() < end)
 		dt_sleep_ms(20);
 	dt_sleep_ms(300);
@@ -329,25 +329,15 @@ test_cli(void)
 {
 	char out[4300];
 	snprintf(out, sizeof(out), "%s/cli.out", dir);
-	int   admitted = log_count("feed admitted: credential 'alice'");
-	pid_t parent   = getpid(), pid;
-	fflush(NULL);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		dt_child_setup(parent);
-		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		execl(SL_BUILD_DIR "/sluice", "sluice", "--url", api,
-		    "--token", READER_TOKEN, "--tls-ca", tt_pki("ca.crt"),
-		    "--tls-cert", tt_pki("client.crt"), "--tls-key",
-		    tt_pki("client.key"), "subscribe", "--tenant", "t1",
-		    "--stream", "cli", "--count", "2", "--idle-ms", "10000",
-		    (char *) NULL);
-		_exit(127);
-	}
-	int64_t end = dt_now_ms() + 10000;
+	int         admitted = log_count("feed admitted: credential 'alice'");
+	char *const argv[] = { "sluice", "--url", api, "--token", READER_TOKEN,
+		"--tls-ca", (char *) tt_pki("ca.crt"), "--tls-cert",
+		(char *) tt_pki("client.crt"), "--tls-key",
+		(char *) tt_pki("client.key"), "subscribe", "--tenant", "t1",
+		"--stream", "cli", "--count", "2", "--idle-ms", "10000",
+		NULL };
+	pid_t       pid = dt_spawn_logged(out, SL_BUILD_DIR "/sluice", argv);
+	int64_t     end = dt_now_ms() + 10000;
 	while (log_count("feed admitted: credential 'alice'") == admitted) {
 		CHECK(dt_now_ms() < end);
 		dt_sleep_ms(20);

@@ -11,7 +11,6 @@
 #include <inttypes.h>
 
 #include "api_fixture.h"
-#include "auth.h"
 #include "remote_testutil.h"
 
 #define ID "dddddddd-1111-4111-8111-111111111111"
@@ -45,20 +44,8 @@ last_error(void)
 int
 main(void)
 {
-	char tail[4096], hex[65];
-	auth_hash_hex("reg-token", 9, hex);
-	snprintf(tail, sizeof(tail),
-	    "remote:\n"
-	    "  keepalive_ms: 100\n"
-	    "  timeout_ms: 500\n"
-	    "auth:\n"
-	    "  tokens:\n"
-	    "    - name: registrar\n"
-	    "      token_sha256: %s\n"
-	    "      tenants: [" FX_TENANT "]\n"
-	    "      roles: [register, read, write]\n",
-	    hex);
-	fx_start(tail);
+	fx_start_auth("remote:\n  keepalive_ms: 100\n  timeout_ms: 500\n",
+	    "reg-token", "      roles: [register, read, write]\n");
 	CHECK_EQ(sl_client_open(fx_url, 10000, &cl), SL_OK);
 	CHECK_EQ(sl_client_set_token(cl, "reg-token"), SL_OK);
 	json_t *rep = NULL;

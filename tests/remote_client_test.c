@@ -53,7 +53,7 @@ start_client(void)
 {
 	char *const argv[] = { "remote_account_details", "--url", P.api_url,
 		"--protocol", (char *) protocol, NULL };
-	client_pid = ru_spawn_logged(
+	client_pid = dt_spawn_logged(
 	    P.client_log, SL_BUILD_DIR "/remote_account_details", argv);
 }
 

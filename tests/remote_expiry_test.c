@@ -12,7 +12,6 @@
 #include <inttypes.h>
 
 #include "api_fixture.h"
-#include "auth.h"
 #include "remote_expiry.h"
 #include "remote_testutil.h"
 
@@ -227,20 +226,9 @@ test_expiry(void)
 static void
 test_credential_cap(void)
 {
-	char tail[4096], hex[65];
-	auth_hash_hex("reg-token", 9, hex);
-	snprintf(tail, sizeof(tail),
-	    "remote:\n"
-	    "  registration_expiry_ms: 200\n"
-	    "auth:\n"
-	    "  tokens:\n"
-	    "    - name: registrar\n"
-	    "      token_sha256: %s\n"
-	    "      tenants: [" FX_TENANT "]\n"
+	fx_start_auth("remote:\n  registration_expiry_ms: 200\n", "reg-token",
 	    "      roles: [register, read]\n"
-	    "      max_registrations: 1\n",
-	    hex);
-	fx_start(tail);
+	    "      max_registrations: 1\n");
 	CHECK_EQ(sl_client_open(fx_url, 10000, &cl), SL_OK);
 	CHECK_EQ(sl_client_set_token(cl, "reg-token"), SL_OK);
 	json_t *rep = NULL;

@@ -227,27 +227,6 @@ ru_daemon_stop(pid_t pid, const char *log_path)
 		    (unsigned) st);
 }
 
-/* Run path with argv as a child (dying with the test) whose output is
- * appended to log. @return its pid. */
-__attribute__((unused)) static pid_t
-ru_spawn_logged(const char *log, const char *path, char *const argv[])
-{
-	pid_t parent = getpid();
-	int   fd     = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	CHECK(fd >= 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		dt_child_setup(parent); /* the death signal survives exec */
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		execv(path, argv);
-		_exit(127);
-	}
-	close(fd);
-	return pid;
-}
 
 /* Commit one event through *wcl (opened on first use), retrying while the
  * daemon is away. */

@@ -839,6 +839,27 @@ pipe_client(nng_pipe p, char *buf, size_t len)
 	}
 }
 
+/* A call without an event: {call, session (unless NULL), op}. NULL when
+ * out of memory. */
+static nng_msg *
+op_msg(uint64_t call, const uint64_t *session, const char *op)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	nng_msg        *msg = NULL;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, session != NULL ? 3 : 2);
+	mp_pack_kv_u64(&pk, "call", call);
+	if (session != NULL)
+		mp_pack_kv_u64(&pk, "session", *session);
+	mp_pack_kv_str(&pk, "op", op);
+	if (sb.data != NULL && nng_msg_alloc(&msg, sb.size) == 0)
+		memcpy(nng_msg_body(msg), sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	return msg;
+}
+
 /* ---- binding a connection to its registration (prove_clients) ---- */
 
 /* Send hello on connection p (its first call): {call, op: "hello"}, no
@@ -866,17 +887,7 @@ hello_send(remote_proc *rp, nng_pipe p)
 		nng_pipe_close(p);
 		return;
 	}
-	msgpack_sbuffer sb;
-	msgpack_packer  pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 2);
-	mp_pack_kv_u64(&pk, "call", s->call);
-	mp_pack_kv_str(&pk, "op", "hello");
-	if (sb.data != NULL && nng_msg_alloc(&msg, sb.size) == 0)
-		memcpy(nng_msg_body(msg), sb.data, sb.size);
-	msgpack_sbuffer_destroy(&sb);
-	if (msg != NULL) {
+	if ((msg = op_msg(s->call, NULL, "hello")) != NULL) {
 		slot_send(s, msg, rp->timeout_ms);
 		return;
 	}
@@ -1098,18 +1109,7 @@ remote_timer_cb(void *arg)
 	pthread_mutex_unlock(&rp->mu);
 
 	if (ping) {
-		msgpack_sbuffer sb;
-		msgpack_packer  pk;
-		msgpack_sbuffer_init(&sb);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_map(&pk, 3);
-		mp_pack_kv_u64(&pk, "call", s->call);
-		mp_pack_kv_u64(&pk, "session", session);
-		mp_pack_kv_str(&pk, "op", "ping");
-		if (sb.data != NULL && nng_msg_alloc(&msg, sb.size) == 0)
-			memcpy(nng_msg_body(msg), sb.data, sb.size);
-		msgpack_sbuffer_destroy(&sb);
-		if (msg != NULL) {
+		if ((msg = op_msg(s->call, &session, "ping")) != NULL) {
 			slot_send(s, msg, rp->timeout_ms);
 		} else {
 			pthread_mutex_lock(&rp->mu);
