@@ -698,25 +698,35 @@ ru_fake_main(void *arg)
 	return NULL;
 }
 
-/* Dial url (the runtime listens there) and answer on a thread. */
+/* Dial url (the runtime listens there) and answer on a thread: hello
+ * with session (0: as a client that does not know it), a connection the
+ * runtime closed dialed again after reconn_ms. */
 __attribute__((unused)) static ru_fake *
-ru_fake_start(const char *url, ru_mode mode)
+ru_fake_start_ex(const char *url, ru_mode mode, uint64_t session, int reconn_ms)
 {
 	ru_fake *f = calloc(1, sizeof(*f));
 	CHECK(f != NULL);
 	atomic_init(&f->mode, mode);
 	atomic_init(&f->stop, false);
-	atomic_init(&f->session, 0);
+	atomic_init(&f->session, session);
 	f->late_ms = 1000;
 	pthread_mutex_init(&f->mu, NULL);
 	CHECK(nng_rep0_open(&f->sock) == 0);
 	nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, 20);
 	nng_socket_set_size(f->sock, NNG_OPT_RECVMAXSZ, 0);
-	nng_socket_set_ms(f->sock, NNG_OPT_RECONNMINT, 20);
-	nng_socket_set_ms(f->sock, NNG_OPT_RECONNMAXT, 100);
+	nng_socket_set_ms(f->sock, NNG_OPT_RECONNMINT, reconn_ms);
+	nng_socket_set_ms(
+	    f->sock, NNG_OPT_RECONNMAXT, reconn_ms > 100 ? reconn_ms : 100);
 	CHECK(nng_dial(f->sock, url, &f->dialer, NNG_FLAG_NONBLOCK) == 0);
 	CHECK(pthread_create(&f->th, NULL, ru_fake_main, f) == 0);
 	return f;
+}
+
+/* ru_fake_start_ex without a session, dialing again after 20 ms. */
+__attribute__((unused)) static ru_fake *
+ru_fake_start(const char *url, ru_mode mode)
+{
+	return ru_fake_start_ex(url, mode, 0, 20);
 }
 
 /* Close its socket (the runtime sees the client go) and free it. */
