@@ -86,7 +86,7 @@ fx_start(const char *extra_yaml)
 static inline void
 fx_start_auth(const char *extra_yaml, const char *token, const char *cred_yaml)
 {
-	char tail[8192], hex[65];
+	char tail[4096], hex[65];
 	auth_hash_hex(token, strlen(token), hex);
 	snprintf(tail, sizeof(tail),
 	    "%s"

@@ -915,7 +915,7 @@ hello_ok(const slot *s, nng_msg *msg, char *why, size_t len)
 	if (decode_root(s, nng_msg_body(msg), nng_msg_len(msg), &zone, &root,
 	        &r)
 	    == NULL)
-		snprintf(why, len, "its answer to hello: %s", r.reason);
+		snprintf(why, len, "its answer to hello: %.200s", r.reason);
 	else if (!outcome_is(field(&root, "outcome"), "hello"))
 		snprintf(why, len,
 		    "it did not answer hello with outcome 'hello' (a client "
@@ -976,7 +976,7 @@ hello_cb(slot *s, int rv, nng_msg *msg)
 		net_tls_log_peer("remote", pipe); /* tls+tcp:// only */
 		return;
 	}
-	char line[600];
+	char line[768];
 	snprintf(line, sizeof(line),
 	    "remote %s %s: connection %d (%s) closed: %s", kind_word(rp->kind),
 	    rp->id, nng_pipe_id(pipe), client, why);
