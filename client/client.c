@@ -815,6 +815,13 @@ sl_client_read_stream(sl_client *c, const char *tenant, const char *stream,
 int
 sl_client_read_ex(sl_client *c, const sl_read_opts *opts, sl_read_result *out)
 {
+	return client_read_opts(c, opts, false, out);
+}
+
+int
+client_read_opts(
+    sl_client *c, const sl_read_opts *opts, bool gap, sl_read_result *out)
+{
 	msgpack_sbuffer sb;
 	msgpack_packer  pk;
 	bool            by_stream;
@@ -829,8 +836,8 @@ sl_client_read_ex(sl_client *c, const sl_read_opts *opts, sl_read_result *out)
 	}
 	by_stream = opts->stream != NULL;
 	/* resolve_links only when asked: a daemon before it reads as ever */
-	client_begin(
-	    &sb, &pk, "read", 2 + 2 * by_stream + opts->resolve_links);
+	client_begin(&sb, &pk, "read",
+	    2 + 2 * by_stream + opts->resolve_links + gap);
 	if (by_stream) {
 		mp_pack_kv_str(&pk, "tenant", opts->tenant);
 		mp_pack_kv_str(&pk, "stream", opts->stream);
@@ -841,6 +848,8 @@ sl_client_read_ex(sl_client *c, const sl_read_opts *opts, sl_read_result *out)
 	mp_pack_kv_u64(&pk, "max", opts->max);
 	if (opts->resolve_links)
 		mp_pack_kv_bool(&pk, "resolve_links", true);
+	if (gap)
+		mp_pack_kv_bool(&pk, "gap", true);
 	return client_read(c, &sb, out);
 }
 
@@ -863,6 +872,15 @@ int
 sl_client_read_filter(sl_client *c, const char *tenant, const char *filter,
     const char *partition, uint64_t from, size_t max, sl_filter_page *out)
 {
+	return client_read_filter_gap(
+	    c, tenant, filter, partition, from, max, false, out);
+}
+
+int
+client_read_filter_gap(sl_client *c, const char *tenant, const char *filter,
+    const char *partition, uint64_t from, size_t max, bool gap,
+    sl_filter_page *out)
+{
 	msgpack_sbuffer       sb;
 	msgpack_packer        pk;
 	reply                 rep;
@@ -882,13 +900,16 @@ sl_client_read_filter(sl_client *c, const char *tenant, const char *filter,
 		client_seterr(c, "partition must not be empty");
 		return SL_EINVAL;
 	}
-	client_begin(&sb, &pk, "read_filter", 4 + (partition != NULL));
+	client_begin(
+	    &sb, &pk, "read_filter", 4 + (partition != NULL) + gap);
 	mp_pack_kv_str(&pk, "tenant", tenant);
 	mp_pack_kv_str(&pk, "filter", filter);
 	if (partition != NULL)
 		mp_pack_kv_str(&pk, "partition", partition);
 	mp_pack_kv_u64(&pk, "from", from);
 	mp_pack_kv_u64(&pk, "max", max);
+	if (gap)
+		mp_pack_kv_bool(&pk, "gap", true);
 	rc = client_call(c, &sb, &rep);
 	msgpack_sbuffer_destroy(&sb);
 	if (rc != SL_OK)

@@ -19,6 +19,17 @@ const sl_tls_options *client_tls_options(const sl_client *c);
  * ("" otherwise). Static text. */
 const char *client_tls_hint(const char *url, int rv);
 
+/** sl_client_read_ex, telling the daemon (gap: true) that the read fills
+ * a gap of the live feed (messages the feed dropped or sent while the
+ * subscriber was away), so its metrics can count them. */
+int client_read_opts(sl_client *c, const sl_read_opts *opts, bool gap,
+    sl_read_result *out);
+
+/** sl_client_read_filter with the same gap mark. */
+int client_read_filter_gap(sl_client *c, const char *tenant,
+    const char *filter, const char *partition, uint64_t from, size_t max,
+    bool gap, sl_filter_page *out);
+
 /** Free the strings of one event (reads and the live feed) and zero it. */
 void client_event_free(sl_read_event *e);
 

@@ -232,6 +232,15 @@ sub_count(sub *s, bool live)
 	}
 }
 
+/* Whether a read now fills what the live feed lost (not the history, nor
+ * the polling reads of a daemon without a feed): the daemon counts these
+ * (sluice_feed_gap_* in its metrics). */
+static bool
+sub_fills_gap(const sub *s)
+{
+	return !s->history && !s->no_feed;
+}
+
 static int
 sub_deliver(sub *s, const sl_read_event *ev, bool live)
 {
@@ -258,12 +267,14 @@ sub_catch_up(sub *s)
 		uint64_t       from = s->next;
 		int            rc;
 
+		sl_read_opts   o = { .from = s->next };
+		if (s->by_stream) {
+			o.tenant = s->o->tenant;
+			o.stream = s->o->stream;
+		}
 		s->st->reads++;
-		if (s->by_stream)
-			rc = sl_client_read_stream(
-			    s->c, s->o->tenant, s->o->stream, s->next, 0, &r);
-		else
-			rc = sl_client_read(s->c, s->next, 0, &r);
+		/* after the history, a read fills what the feed lost */
+		rc = client_read_opts(s->c, &o, sub_fills_gap(s), &r);
 		if (rc != SL_OK) {
 			sub_trace(s, "read: %s: %s", sl_errname(rc),
 			    sl_client_last_error(s->c));
@@ -436,8 +447,8 @@ sub_catch_up_filter(sub *s)
 		int            rc;
 
 		s->st->reads++;
-		rc = sl_client_read_filter(s->c, s->o->tenant, s->filter_id,
-		    s->o->partition, s->next, 0, &pg);
+		rc = client_read_filter_gap(s->c, s->o->tenant, s->filter_id,
+		    s->o->partition, s->next, 0, sub_fills_gap(s), &pg);
 		if (rc != SL_OK) {
 			sub_trace(s, "read_filter: %s: %s", sl_errname(rc),
 			    sl_client_last_error(s->c));

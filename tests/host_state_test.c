@@ -9,8 +9,10 @@
 #include <limits.h>
 #include <pthread.h>
 
+#include "doc.h"
 #include "host_testutil.h"
 #include "log.h"
+#include "mpraw.h"
 #include "plugins.h"
 
 static const sl_host_api *H;
@@ -871,6 +873,222 @@ test_flaky_filters(void)
 	registry_destroy(u);
 }
 
+/* ---- state_load against msgpack-c ---- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+static uint64_t
+rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static void
+put_be(msgpack_sbuffer *b, uint8_t type, uint64_t v, int n)
+{
+	unsigned char x[9];
+	x[0] = type;
+	for (int i = 0; i < n; i++)
+		x[1 + i] = (unsigned char) (v >> (8 * (n - 1 - i)));
+	msgpack_sbuffer_write(b, (const char *) x, (size_t) n + 1);
+}
+
+/* A random value in every encoding msgpack allows, canonical or not
+ * (an int16 holding 5, a str16 of 3 bytes, a float32 ...). */
+static void
+gen_value(msgpack_sbuffer *b, msgpack_packer *pk, int depth)
+{
+	int64_t  i;
+	uint64_t u;
+	char     s[40];
+	int      k, n = (int) (rnd() % 12);
+	switch (depth < 3 ? (int) (rnd() % 16) : (int) (rnd() % 13)) {
+	case 0:
+		msgpack_pack_nil(pk);
+		break;
+	case 1:
+		rnd() & 1 ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+		break;
+	case 2: /* a small value in a wider encoding than needed */
+		i = (int64_t) (rnd() % 200) - 100;
+		k = (int) (rnd() % 4);
+		put_be(b, (uint8_t) (0xd0 + k), (uint64_t) i, 1 << k);
+		break;
+	case 3:
+		msgpack_pack_int64(pk, (int64_t) rnd());
+		break;
+	case 4:
+		/* above INT64_MAX half the time */
+		msgpack_pack_uint64(pk, rnd());
+		break;
+	case 5:
+		k = (int) (rnd() % 4);
+		put_be(b, (uint8_t) (0xcc + k), rnd() % 256, 1 << k);
+		break;
+	case 6:
+		msgpack_pack_float(pk, (float) (rnd() % 1000) / 7.0f);
+		break;
+	case 7:
+		msgpack_pack_double(pk, (double) (int64_t) rnd() / 3.0);
+		break;
+	case 8:
+		snprintf(s, sizeof(s), "%.*s", n, "abcdefghijklmnop");
+		msgpack_pack_str(pk, (size_t) n);
+		msgpack_pack_str_body(pk, s, (size_t) n);
+		break;
+	case 9: /* str16 for a short string */
+		put_be(b, 0xda, (uint64_t) n, 2);
+		msgpack_sbuffer_write(b, "0123456789abcdef", (size_t) n);
+		break;
+	case 10:
+		msgpack_pack_bin(pk, (size_t) n);
+		msgpack_pack_bin_body(pk, "0123456789abcdef", (size_t) n);
+		break;
+	case 11:
+		msgpack_pack_ext(pk, (size_t) n, 7);
+		msgpack_pack_ext_body(pk, "0123456789abcdef", (size_t) n);
+		break;
+	case 12:
+		u = rnd() % 128;
+		msgpack_pack_fix_uint8(pk, (uint8_t) u);
+		break;
+	case 13:
+	case 14:
+		msgpack_pack_map(pk, (size_t) n % 4);
+		for (k = 0; k < n % 4; k++) {
+			snprintf(s, sizeof(s), "k%d", k);
+			msgpack_pack_str(pk, strlen(s));
+			msgpack_pack_str_body(pk, s, strlen(s));
+			gen_value(b, pk, depth + 1);
+		}
+		break;
+	default:
+		msgpack_pack_array(pk, (size_t) n % 4);
+		for (k = 0; k < n % 4; k++)
+			gen_value(b, pk, depth + 1);
+	}
+}
+
+/* What state_load did before it read the bytes itself: msgpack-c's
+ * objects, then doc_from_mp per top-level value. */
+static int
+reference_load(sl_state *st, const void *data, size_t len)
+{
+	msgpack_unpacked up;
+	size_t           off = 0;
+	int              rc  = SL_OK;
+	char             err[100];
+	/* as everything from outside: a lying header would make msgpack-c
+	 * allocate what it claims (ASan stops at 128 GiB) */
+	if (!mpraw_check(data, len, 64, "state", err, sizeof(err)))
+		return SL_EPROTO;
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS
+	    || off != len || up.data.type != MSGPACK_OBJECT_MAP) {
+		msgpack_unpacked_destroy(&up);
+		return SL_EPROTO;
+	}
+	for (uint32_t i = 0; i < up.data.via.map.size && rc == SL_OK; i++) {
+		const msgpack_object_kv *kv = &up.data.via.map.ptr[i];
+		doc_node                 v;
+		if (kv->key.type != MSGPACK_OBJECT_STR)
+			rc = SL_EPROTO;
+		else if ((rc = doc_from_mp(&kv->val, &v)) == SL_OK)
+			rc = doc_root_set(
+			    st, kv->key.via.str.ptr, kv->key.via.str.size, &v);
+	}
+	msgpack_unpacked_destroy(&up);
+	return rc;
+}
+
+/* Both states packed and unpacked again compare equal as msgpack values
+ * (bytes may differ: a nested map kept as read vs packed anew). */
+static bool
+same_state(const sl_state *a, const sl_state *b)
+{
+	msgpack_sbuffer x, y;
+	msgpack_packer  px, py;
+	msgpack_sbuffer_init(&x);
+	msgpack_sbuffer_init(&y);
+	msgpack_packer_init(&px, &x, msgpack_sbuffer_write);
+	msgpack_packer_init(&py, &y, msgpack_sbuffer_write);
+	state_pack(a, &px);
+	state_pack(b, &py);
+	msgpack_unpacked ux, uy;
+	msgpack_unpacked_init(&ux);
+	msgpack_unpacked_init(&uy);
+	bool eq = msgpack_unpack_next(&ux, x.data, x.size, NULL)
+	        == MSGPACK_UNPACK_SUCCESS
+	    && msgpack_unpack_next(&uy, y.data, y.size, NULL)
+	        == MSGPACK_UNPACK_SUCCESS
+	    && msgpack_object_equal(ux.data, uy.data);
+	msgpack_unpacked_destroy(&ux);
+	msgpack_unpacked_destroy(&uy);
+	msgpack_sbuffer_destroy(&x);
+	msgpack_sbuffer_destroy(&y);
+	return eq;
+}
+
+/* state_load reads the bytes itself: on 20,000 random states (every
+ * encoding, nested values, keys given twice), each truncated and each with
+ * a byte changed, it accepts what msgpack-c accepted, with the same value,
+ * and refuses what it refused (st unchanged then). */
+static void
+test_state_load_differential(void)
+{
+	int accepted = 0, refused = 0;
+	for (int iter = 0; iter < 20000; iter++) {
+		msgpack_sbuffer b;
+		msgpack_packer  pk;
+		msgpack_sbuffer_init(&b);
+		msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+		int n = (int) (rnd() % 7);
+		if (rnd() % 3 == 0)
+			put_be(&b, 0xde, (uint64_t) n, 2); /* map16 */
+		else
+			msgpack_pack_map(&pk, (size_t) n);
+		for (int k = 0; k < n; k++) {
+			char key[8];
+			snprintf(key, sizeof(key), "k%d", (int) (rnd() % 5));
+			msgpack_pack_str(&pk, strlen(key));
+			msgpack_pack_str_body(&pk, key, strlen(key));
+			gen_value(&b, &pk, 0);
+		}
+		for (int variant = 0; variant < 3; variant++) {
+			unsigned char *d   = malloc(b.size + 1);
+			size_t         len = b.size;
+			CHECK(d != NULL);
+			memcpy(d, b.data, b.size);
+			if (variant == 1 && len > 0)
+				len = rnd() % len; /* truncated */
+			if (variant == 2 && len > 0)
+				d[rnd() % len] = (unsigned char) rnd();
+			sl_state got, want;
+			state_init(&got);
+			state_init(&want);
+			int rg = state_load(&got, d, len);
+			int rw = reference_load(&want, d, len);
+			if (rw == SL_OK) {
+				CHECK_EQ(rg, SL_OK);
+				CHECK(same_state(&got, &want));
+				accepted++;
+			} else {
+				CHECK(rg != SL_OK);
+				CHECK(got.root.u.m.n == 0); /* unchanged */
+				refused++;
+			}
+			state_free(&got);
+			state_free(&want);
+			free(d);
+		}
+		msgpack_sbuffer_destroy(&b);
+	}
+	CHECK(accepted > 20000 && refused > 15000);
+}
+
 int
 main(void)
 {
@@ -878,6 +1096,7 @@ main(void)
 	CHECK(H->struct_size == sizeof(sl_host_api));
 	CHECK(H->abi_version == SL_ABI_VERSION);
 	test_state_round_trip();
+	test_state_load_differential();
 	test_state_setters();
 	test_host_path();
 	test_event_getters();

@@ -15,8 +15,16 @@
  *     gets 400 or a closed connection, and the daemon keeps serving both
  *     the metrics and the API;
  *  5. a remote projection (the C remote library, in this process): its
- *     calls' latency histogram counts its answered calls.
+ *     calls' latency histogram counts its answered calls;
+ *  6. a remote projection failing an event twice, then taking it: its
+ *     handler failures count 2 and its retries 2;
+ *  7. a subscriber with a one-message queue asleep in its callback while
+ *     200 commits go by: the feed drops for it, it reads what it missed
+ *     (marked as gap reads) and the daemon counts those reads and the
+ *     events they brought back; every event still arrives once, in order.
  */
+#include <inttypes.h>
+#include <pthread.h>
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
@@ -25,6 +33,7 @@
 
 #include <sluice/client.h>
 #include <sluice/remote.h>
+#include <sluice/subscribe.h>
 
 #include "daemon_testutil.h"
 
@@ -288,6 +297,150 @@ check_remote_latency(sl_client *c)
 	sl_remote_close(r);
 }
 
+/* 6: fails each event twice, then takes it */
+static sl_remote_result
+on_flaky(void *user, sl_remote_call *call)
+{
+	(void) user;
+	if (sl_remote_attempt(call) < 2) /* failed attempts so far */
+		return sl_remote_fail(call, true, 10, "not yet (attempt %u)",
+		    sl_remote_attempt(call));
+	return SL_REMOTE_REPLACE;
+}
+
+/* The sample of metric for remote_flaky. */
+static double
+flaky_sample(const char *text, const char *metric)
+{
+	char prefix[512];
+	snprintf(prefix, sizeof(prefix),
+	    "%s{tenant=\"t1\",name=\"remote_flaky\",projection=\"6d9e2d5f-"
+	    "1b8c-4a7f-8e3b-4c5d6e7f8091\",kind=\"projection\"}",
+	    metric);
+	return sample(text, prefix);
+}
+
+static void
+check_failures_and_retries(sl_client *c)
+{
+	static const sl_remote_selector sel[] = {
+		{ "FlakyProbe", SL_REMOTE_KEY_EVENT_SOURCE, NULL },
+	};
+	sl_remote_projection def = {
+		.id          = "6d9e2d5f-1b8c-4a7f-8e3b-4c5d6e7f8091",
+		.name        = "remote_flaky",
+		.version     = 1,
+		.selectors   = sel,
+		.n_selectors = 1,
+		.on          = on_flaky,
+	};
+	sl_remote *r;
+	CHECK_EQ(sl_remote_register_projection(api, &def, NULL, &r), SL_OK);
+	CHECK_EQ(sl_remote_start(r), SL_OK);
+	sl_new_event ev = { .type = "FlakyProbe", .content_json = "{}" };
+	CHECK_EQ(
+	    sl_client_commit(c, "t1", "flaky", SL_EXPECT_ANY, &ev, 1, NULL),
+	    SL_OK);
+	double  failures = -1, retries = -1, failing = -1;
+	int64_t end      = dt_now_ms() + 20000;
+	while (dt_now_ms() < end) {
+		char *t  = scrape();
+		failures = flaky_sample(
+		    t, "sluice_processor_handler_failures_total");
+		retries = flaky_sample(t, "sluice_processor_retries_total");
+		failing = flaky_sample(t, "sluice_processor_failing_units");
+		free(t);
+		if (retries >= 2 && failing == 0)
+			break;
+		dt_sleep_ms(50);
+	}
+	CHECK(failures == 2);
+	CHECK(retries == 2); /* the second and the third attempt */
+	CHECK(failing == 0);
+	sl_remote_stop(r);
+	sl_remote_close(r);
+}
+
+/* 7: a slow subscriber */
+typedef struct {
+	sl_client         *c;
+	uint64_t           from, until, next;
+	bool               in_order;
+	int                rc;
+	sl_subscribe_stats st;
+} slow_sub;
+
+static int
+on_slow_event(void *arg, const sl_read_event *ev)
+{
+	slow_sub *s = arg;
+	if (ev->position != s->next)
+		s->in_order = false;
+	s->next = ev->position + 1;
+	if (ev->position == s->from)
+		dt_sleep_ms(1500); /* the commits go by meanwhile */
+	return s->next >= s->until;
+}
+
+static void *
+slow_run(void *arg)
+{
+	slow_sub         *s = arg;
+	sl_subscribe_opts o = { .from = s->from,
+		.recv_buf             = 1,
+		.idle_ms              = 30000,
+		.stats                = &s->st };
+	s->rc = sl_client_subscribe(s->c, &o, on_slow_event, s);
+	return NULL;
+}
+
+static void
+check_feed_gaps(sl_client *c)
+{
+	enum { N = 200 };
+	slow_sub s = { .in_order = true };
+	char *t = scrape();
+	CHECK(sample(t, "sluice_feed_gap_reads_total") == 0);
+	CHECK(sample(t, "sluice_feed_dropped_events_total") == 0);
+	s.from = (uint64_t) sample(t, "sluice_log_head_position");
+	free(t);
+	s.next  = s.from;
+	s.until = s.from + N + 1;
+	CHECK_EQ(sl_client_open(api, 10000, &s.c), SL_OK);
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, slow_run, &s) == 0);
+	/* the first event after the subscription is live (its history read
+	 * found nothing yet) */
+	dt_sleep_ms(500);
+	for (int i = 0; i <= N; i++) {
+		char         content[80];
+		snprintf(content, sizeof(content), "{\"n\":%d}", i);
+		sl_new_event ev = { .type = "SlowProbe", .content_json = content };
+		CHECK_EQ(sl_client_commit(c, "t1", "slow", SL_EXPECT_ANY, &ev,
+		             1, NULL),
+		    SL_OK);
+	}
+	CHECK(pthread_join(th, NULL) == 0);
+	sl_client_close(s.c);
+	CHECK_EQ(s.rc, SL_OK);
+	CHECK(s.in_order);
+	CHECK(s.next == s.until);
+	CHECK(s.st.delivered == N + 1);
+	CHECK(s.st.gap_fills >= 1);
+	CHECK(s.st.from_reads >= 1);
+	t = scrape();
+	double reads = sample(t, "sluice_feed_gap_reads_total");
+	double lost  = sample(t, "sluice_feed_dropped_events_total");
+	free(t);
+	printf("metrics_test: slow subscriber: %" PRIu64
+	       " events from the feed, %" PRIu64 " read back in %" PRIu64
+	       " gap fills; daemon counted %.0f gap reads, %.0f events\n",
+	    s.st.from_live, s.st.from_reads, s.st.gap_fills, reads, lost);
+	CHECK(reads >= (double) s.st.gap_fills);
+	CHECK(lost >= (double) s.st.from_reads);
+	CHECK(lost <= N + 1);
+}
+
 int
 main(void)
 {
@@ -394,6 +547,10 @@ main(void)
 
 	/* 5. a remote processor's calls */
 	check_remote_latency(c);
+	/* 6. failures and retries */
+	check_failures_and_retries(c);
+	/* 7. the feed's drops, as its subscribers find them */
+	check_feed_gaps(c);
 	sl_client_close(c);
 
 	dt_daemon_stop(&daemon_pid, 20000);

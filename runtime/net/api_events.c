@@ -419,10 +419,11 @@ api_read(request *r)
 	size_t           tenant_len, stream_len;
 	uint64_t         from, max, from_rev, head;
 	read_ctx         rc;
-	bool             resolve;
+	bool             resolve, gap;
 	int              err;
 
 	if (api_bool(r, "resolve_links", false, &resolve) != SL_OK
+	    || api_bool(r, "gap", false, &gap) != SL_OK
 	    || api_u64(r, "from", 0, &from) != SL_OK
 	    || api_u64(r, "max", cfg->max_read_events, &max) != SL_OK
 	    || api_u64(r, "from_revision", 0, &from_rev) != SL_OK
@@ -490,6 +491,8 @@ api_read(request *r)
 	}
 	if (!rc.by_revision && head < rc.next)
 		head = rc.next; /* commits landed during the scan */
+	if (gap && rc.count > 0)
+		pub_note_gap(r->rt->pub, rc.count);
 
 	{
 		mp_map m;

@@ -17,6 +17,7 @@
 
 #include "auth.h"
 #include "projection.h"
+#include "publisher.h"
 #include "runtime.h"
 #include "server.h"
 

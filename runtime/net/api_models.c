@@ -161,11 +161,12 @@ api_read_filter(request *r)
 	const char      *fid, *part;
 	size_t           fid_len, part_len;
 	uint64_t         from, max, next = 0;
-	bool             more = false;
+	bool             more = false, gap;
 	filter_read_ctx  fr;
 	int              rc;
 
 	if (api_tenant(r, &t) != SL_OK
+	    || api_bool(r, "gap", false, &gap) != SL_OK
 	    || api_str(r, "filter", true, &fid, &fid_len) != SL_OK
 	    || api_str(r, "partition", false, &part, &part_len) != SL_OK
 	    || api_u64(r, "from", 0, &from) != SL_OK
@@ -247,6 +248,8 @@ api_read_filter(request *r)
 		api_fail(r, rc, "reading the stream of filter '%s' failed: %s",
 		    def->id, sl_strerror(rc));
 	} else {
+		if (gap && fr.count > 0)
+			pub_note_gap(r->rt->pub, fr.count);
 		mp_reply_ok(&r->pk, 4);
 		mp_pack_cstr(&r->pk, "events");
 		msgpack_pack_array(&r->pk, fr.count);

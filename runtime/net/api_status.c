@@ -302,6 +302,8 @@ api_pack_eproj(msgpack_packer *pk, eproj *e, uint64_t handle, uint64_t head)
 	mp_map_u64(&m, "writes_in_flight", st.writes_in_flight);
 	mp_map_u64(&m, "emitted", st.emitted);
 	mp_map_u64(&m, "attempts", st.attempts);
+	mp_map_u64(&m, "failures", st.failures);
+	mp_map_u64(&m, "retries", st.retries);
 	/* failing keys, as the processors show their failing units */
 	proc_failing *fl    = malloc(API_STATUS_MAX_FAILING * sizeof(*fl));
 	size_t        nf    = fl != NULL
@@ -615,6 +617,8 @@ api_status_pack(runtime *rt, const cfg_cred *cred, msgpack_packer *pk)
 		mp_map_u64(&e, "position", st.position);
 		mp_map_u64(&e, "events_handled", st.events_handled);
 		mp_map_u64(&e, "attempts", st.attempts);
+		mp_map_u64(&e, "failures", st.failures);
+		mp_map_u64(&e, "retries", st.retries);
 		mp_map_str(&e, "reason", st.reason);
 		mp_map_i64(&e, "next_retry_ns",
 		    st.state == PROC_FAILING ? st.next_retry_ns : 0);

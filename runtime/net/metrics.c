@@ -347,6 +347,12 @@ render_status(text *t, runtime *rt, const msgpack_object *st)
 		{ "sluice_processor_retry_attempts", "gauge",
 		    "Attempts at the event the processor is retrying.",
 		    "attempts", NULL },
+		{ "sluice_processor_handler_failures_total", "counter",
+		    "Handler calls that failed (each attempt) since start.",
+		    "failures", NULL },
+		{ "sluice_processor_retries_total", "counter",
+		    "Retries of failing keys or partitions since start.",
+		    "retries", NULL },
 		{ "sluice_processor_rebuilding", "gauge",
 		    "1 while the processor rebuilds from the start.",
 		    "rebuilding", NULL },
@@ -377,6 +383,13 @@ render_status(text *t, runtime *rt, const msgpack_object *st)
                     "Events it emitted (links included).", "emitted", NULL },
                 { "sluice_emitting_projection_failing_units", "gauge",
                     "Partitions failing now.", "failing_count", NULL },
+                { "sluice_emitting_projection_handler_failures_total",
+                    "counter",
+                    "Handler calls that failed (each attempt) since start.",
+                    "failures", NULL },
+                { "sluice_emitting_projection_retries_total", "counter",
+                    "Retries of failing keys since start.", "retries",
+                    NULL },
 	};
 	tx_columns(t, mp_get(st, "emitting_projections"), ekeys, 3, ecols,
 	    sizeof(ecols) / sizeof(ecols[0]), &lag);
@@ -458,10 +471,22 @@ render(metrics *m, text *t)
 	tx_one(t, "sluice_plugin_load_errors_total", "counter",
 	    "Plugin loads refused (bad ABI, missing symbol, init failed ...).",
 	    (double) load_errors);
-	if (rt->pub != NULL)
+	if (rt->pub != NULL) {
+		uint64_t gap_reads, gap_events;
+		pub_gaps(rt->pub, &gap_reads, &gap_events);
 		tx_one(t, "sluice_feed_messages_total", "counter",
-		    "Messages published on the live feed.",
+		    "Events published on the live feed (a message carries "
+		    "those of one write).",
 		    (double) pub_sent(rt->pub));
+		tx_one(t, "sluice_feed_gap_reads_total", "counter",
+		    "Subscribers' reads that filled a gap of the feed "
+		    "(messages it dropped or sent while they were away).",
+		    (double) gap_reads);
+		tx_one(t, "sluice_feed_dropped_events_total", "counter",
+		    "Events the feed lost for a subscriber, read back by it "
+		    "(counted by each subscriber that noticed).",
+		    (double) gap_events);
+	}
 
 	tx_map_use(t, rt, "sluice_lmdb_map_size_bytes",
 	    "An LMDB environment's map size.", ss.map_size, false);

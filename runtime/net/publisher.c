@@ -71,6 +71,8 @@ struct publisher {
 	pthread_t       thr;
 	atomic_bool     stop;
 	atomic_ullong   sent;
+	atomic_ullong   gap_reads;  /* pub_note_gap */
+	atomic_ullong   gap_events;
 	uint64_t        next;  /* thread only: the next position to publish */
 	msgpack_zone    zone;  /* thread only: decoded events */
 	msgpack_sbuffer buf;   /* thread only: head message, array header */
@@ -385,6 +387,8 @@ pub_start(const char *url, const pub_feed *feeds, size_t n_feeds,
 	p->admit_arg = arg;
 	atomic_init(&p->stop, false);
 	atomic_init(&p->sent, 0);
+	atomic_init(&p->gap_reads, 0);
+	atomic_init(&p->gap_events, 0);
 	msgpack_sbuffer_init(&p->buf);
 	msgpack_sbuffer_init(&p->batch);
 	if (!msgpack_zone_init(&p->zone, 4096)) {
@@ -479,4 +483,20 @@ uint64_t
 pub_sent(publisher *p)
 {
 	return p != NULL ? atomic_load(&p->sent) : 0;
+}
+
+void
+pub_note_gap(publisher *p, uint64_t n)
+{
+	if (p == NULL)
+		return;
+	atomic_fetch_add(&p->gap_reads, 1);
+	atomic_fetch_add(&p->gap_events, n);
+}
+
+void
+pub_gaps(publisher *p, uint64_t *reads, uint64_t *events)
+{
+	*reads  = p != NULL ? atomic_load(&p->gap_reads) : 0;
+	*events = p != NULL ? atomic_load(&p->gap_events) : 0;
 }

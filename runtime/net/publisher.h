@@ -64,4 +64,13 @@ void pub_send_raw(publisher *p, const char *topic, size_t topic_len,
 /** Events sent so far (for tests). */
 uint64_t pub_sent(publisher *p);
 
+/** A subscriber's read that filled a gap of the feed (the client marks
+ * it: `gap: true` on read / read_filter) returned n events: the feed lost
+ * them for that subscriber (pub0 drops silently for a subscriber whose
+ * queue is full, so the subscribers are the ones who can tell). NULL is
+ * ignored. */
+void pub_note_gap(publisher *p, uint64_t n);
+/** Gap-filling reads so far, and the events they returned. */
+void pub_gaps(publisher *p, uint64_t *reads, uint64_t *events);
+
 #endif

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "json.h"
+#include "mpraw.h"
 
 /* ---- nodes ---- */
 
@@ -20,11 +21,13 @@ doc_free(doc_node *n)
 	switch (n->kind) {
 	case DOC_STR:
 	case DOC_RAW:
-		free(n->u.s.p);
+		if (!n->u.s.arena)
+			free(n->u.s.p);
 		break;
 	case DOC_MAP:
 		for (size_t i = 0; i < n->u.m.n; i++) {
-			free(n->u.m.e[i].key);
+			if (!n->u.m.e[i].karena)
+				free(n->u.m.e[i].key);
 			doc_free(&n->u.m.e[i].val);
 		}
 		free(n->u.m.e);
@@ -334,6 +337,7 @@ doc_map_add(doc_node *m, const char *key, size_t klen, doc_node *v)
 	doc_entry *e = &m->u.m.e[m->u.m.n++];
 	e->key       = k;
 	e->klen      = klen;
+	e->karena    = false;
 	e->val       = *v;
 	v->kind      = DOC_NIL;
 	return SL_OK;
@@ -343,7 +347,8 @@ void
 doc_map_del(doc_node *m, size_t i)
 {
 	doc_entry *e = &m->u.m.e[i];
-	free(e->key);
+	if (!e->karena)
+		free(e->key);
 	doc_free(&e->val);
 	memmove(e, e + 1, (m->u.m.n - i - 1) * sizeof(*e));
 	m->u.m.n--;
@@ -635,7 +640,161 @@ state_free(sl_state *st)
 	if (st == NULL)
 		return;
 	doc_free(&st->root);
+	free(st->arena);
 	state_init(st);
+}
+
+/* Big-endian unsigned integer of n bytes. */
+static uint64_t
+raw_be(const unsigned char *p, size_t n)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* The body size of the scalar whose type byte is b, and the bytes of its
+ * length field (str): -1 when b is no scalar doc_read_value decodes. */
+static int
+scalar_body(
+    const unsigned char *p, size_t len, size_t at, size_t *hdr, size_t *body)
+{
+	uint8_t b = p[at];
+	*hdr      = 1;
+	*body     = 0;
+	if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+		return 0;
+	if (b >= 0xa0 && b <= 0xbf) {
+		*body = b & 0x1f;
+		return 0;
+	}
+	switch (b) {
+	case 0xcc: /* uint 8..64, int 8..64, float 32, 64 */
+	case 0xd0:
+		*body = 1;
+		return 0;
+	case 0xcd:
+	case 0xd1:
+		*body = 2;
+		return 0;
+	case 0xce:
+	case 0xd2:
+	case 0xca:
+		*body = 4;
+		return 0;
+	case 0xcf:
+	case 0xd3:
+	case 0xcb:
+		*body = 8;
+		return 0;
+	case 0xd9: /* str 8, 16, 32 */
+	case 0xda:
+	case 0xdb: {
+		size_t n = (size_t) 1 << (b - 0xd9);
+		if (len - at - 1 < n)
+			return -1;
+		*hdr  = 1 + n;
+		*body = (size_t) raw_be(p + at + 1, n);
+		return 0;
+	}
+	default:
+		return -1;
+	}
+}
+
+/*
+ * The value at p[*at] of a state's top level as a node, *at moved past
+ * it: scalars decoded, a string copied, anything else (maps and arrays not
+ * yet opened, bin, ext, an integer above INT64_MAX) kept as its bytes, as
+ * doc_from_mp does through msgpack-c, but without unpacking it.
+ * @return SL_OK; SL_EPROTO (truncated or invalid); SL_ENOMEM.
+ */
+/* n becomes a string or raw value held in the state's arena at *arena
+ * (NUL-terminated copy of p[0..len)); *arena moves past it. */
+static void
+node_arena(doc_node *n, doc_kind kind, const char *p, size_t len, char **arena)
+{
+	memcpy(*arena, p, len);
+	(*arena)[len] = '\0';
+	n->kind       = kind;
+	n->u.s.p      = *arena;
+	n->u.s.len    = len;
+	n->u.s.arena  = true;
+	*arena += len + 1;
+}
+
+static int
+doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out,
+    char **arena)
+{
+	size_t hdr, body, v = *at;
+	memset(out, 0, sizeof(*out));
+	if (v >= len)
+		return SL_EPROTO;
+	if (scalar_body(p, len, v, &hdr, &body) != 0) {
+		if (!mpraw_skip(p, len, at))
+			return SL_EPROTO;
+		node_arena(out, DOC_RAW, (const char *) p + v, *at - v, arena);
+		return SL_OK;
+	}
+	if (len - v - hdr < body)
+		return SL_EPROTO;
+	*at                    = v + hdr + body;
+	const unsigned char *d = p + v + hdr;
+	uint8_t              b = p[v];
+	uint64_t             u;
+	if (b <= 0x7f || b >= 0xe0) { /* fixints */
+		out->kind = DOC_I64;
+		out->u.i  = b <= 0x7f ? b : (int8_t) b;
+		return SL_OK;
+	}
+	if ((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb)) {
+		node_arena(out, DOC_STR, (const char *) d, body, arena);
+		return SL_OK;
+	}
+	switch (b) {
+	case 0xc0:
+		out->kind = DOC_NIL;
+		return SL_OK;
+	case 0xc2:
+	case 0xc3:
+		out->kind = DOC_BOOL;
+		out->u.b  = b == 0xc3;
+		return SL_OK;
+	case 0xcc:
+	case 0xcd:
+	case 0xce:
+	case 0xcf:
+		if ((u = raw_be(d, body)) > (uint64_t) INT64_MAX) { /* exact */
+			node_arena(out, DOC_RAW, (const char *) p + v, *at - v,
+			    arena);
+			return SL_OK;
+		}
+		out->kind = DOC_I64;
+		out->u.i  = (int64_t) u;
+		return SL_OK;
+	case 0xca: {
+		uint32_t w = (uint32_t) raw_be(d, 4);
+		float    f;
+		memcpy(&f, &w, sizeof(f));
+		out->kind = DOC_F64;
+		out->u.f  = f;
+		return SL_OK;
+	}
+	case 0xcb:
+		u = raw_be(d, 8);
+		memcpy(&out->u.f, &u, sizeof(u));
+		out->kind = DOC_F64;
+		return SL_OK;
+	default: /* 0xd0..0xd3: sign-extend the body's two's complement */
+		u = raw_be(d, body);
+		if (body < 8 && (u >> (8 * body - 1)) != 0)
+			u |= ~(uint64_t) 0 << (8 * body);
+		out->kind = DOC_I64;
+		memcpy(&out->u.i, &u, sizeof(u));
+		return SL_OK;
+	}
 }
 
 int
@@ -643,32 +802,70 @@ state_load(sl_state *st, const void *data, size_t len)
 {
 	if (st == NULL || (data == NULL && len > 0))
 		return SL_EINVAL;
-	msgpack_unpacked up;
-	size_t           off = 0;
-	msgpack_unpacked_init(&up);
-	if (msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS
-	    || off != len || up.data.type != MSGPACK_OBJECT_MAP) {
-		msgpack_unpacked_destroy(&up);
+	/* Read straight from the bytes (no msgpack-c objects: this runs for
+	 * every event a projection handles). Build aside and swap, so st is
+	 * unchanged on error. As the 1.2 host did, a key given twice keeps
+	 * its first place and last value. */
+	const unsigned char *p  = data;
+	size_t               at = 0;
+	uint64_t             n;
+	if (len >= 1 && p[0] >= 0x80 && p[0] <= 0x8f)
+		n = p[0] & 0x0f, at = 1;
+	else if (len >= 3 && p[0] == 0xde)
+		n = raw_be(p + 1, 2), at = 3;
+	else if (len >= 5 && p[0] == 0xdf)
+		n = raw_be(p + 1, 4), at = 5;
+	else
 		return SL_EPROTO;
-	}
-	/* Build aside and swap, so st is unchanged on error. As the 1.2
-	 * host did, a key given twice keeps its first place and last value. */
-	sl_state                  tmp;
-	const msgpack_object_map *m  = &up.data.via.map;
-	int                       rc = SL_OK;
+	if (n > (len - at) / 2) /* a pair takes at least 2 bytes */
+		return SL_EPROTO;
+	sl_state tmp;
+	int      rc = SL_OK;
 	state_init(&tmp);
-	for (uint32_t i = 0; i < m->size && rc == SL_OK; i++) {
-		const msgpack_object_kv *kv = &m->ptr[i];
-		doc_node                 v;
-		if (kv->key.type != MSGPACK_OBJECT_STR) {
+	/* every key and value copied at most once, each with a NUL */
+	if (n > 0
+	    && (node_container(&tmp.root, DOC_MAP, (size_t) n) != SL_OK
+	        || (tmp.arena = malloc(len + 2 * (size_t) n)) == NULL)) {
+		state_free(&tmp);
+		return SL_ENOMEM;
+	}
+	char *arena = tmp.arena;
+	for (uint64_t i = 0; i < n && rc == SL_OK; i++) {
+		size_t   k = at, hdr, klen;
+		doc_node val;
+		/* a key is a string */
+		if (k >= len
+		    || !((p[k] >= 0xa0 && p[k] <= 0xbf)
+		        || (p[k] >= 0xd9 && p[k] <= 0xdb))
+		    || scalar_body(p, len, k, &hdr, &klen) != 0
+		    || len - k - hdr < klen) {
 			rc = SL_EPROTO;
 			break;
 		}
-		if ((rc = doc_from_mp(&kv->val, &v)) == SL_OK)
-			rc = doc_root_set(&tmp, kv->key.via.str.ptr,
-			    kv->key.via.str.size, &v);
+		const char *key = (const char *) p + k + hdr;
+		at              = k + hdr + klen;
+		if ((rc = doc_read_value(p, len, &at, &val, &arena)) != SL_OK)
+			break;
+		size_t     add = doc_size(&val);
+		doc_entry *e   = doc_map_find(&tmp.root, key, klen);
+		if (e != NULL) { /* given twice: its place, the last value */
+			tmp.bytes = tmp.bytes - doc_size(&e->val) + add;
+			doc_free(&e->val);
+			e->val = val;
+			continue;
+		}
+		e = &tmp.root.u.m.e[tmp.root.u.m.n++];
+		memcpy(arena, key, klen);
+		arena[klen] = '\0';
+		e->key      = arena;
+		e->klen     = klen;
+		e->karena   = true;
+		e->val      = val;
+		arena += klen + 1;
+		tmp.bytes += DOC_HDR + klen + add;
 	}
-	msgpack_unpacked_destroy(&up);
+	if (rc == SL_OK && at != len)
+		rc = SL_EPROTO; /* bytes after the map */
 	if (rc != SL_OK) {
 		state_free(&tmp);
 		return rc;

@@ -47,6 +47,7 @@ struct doc_node {
 		struct {
 			char  *p; /* DOC_STR: NUL-terminated; DOC_RAW: bytes */
 			size_t len;
+			bool   arena; /* p is in its state's arena: not freed */
 		} s;
 		struct {
 			doc_entry *e; /* in insertion order */
@@ -62,6 +63,7 @@ struct doc_node {
 struct doc_entry {
 	char    *key; /* NUL-terminated copy of klen bytes */
 	size_t   klen;
+	bool     karena; /* key is in its state's arena: not freed */
 	doc_node val;
 };
 
@@ -70,6 +72,10 @@ struct doc_entry {
 struct sl_state {
 	doc_node root; /* always DOC_MAP */
 	size_t   bytes;
+	/* state_load's keys and top-level strings and raw values, in one
+	 * block freed with the state (nodes moved elsewhere must not
+	 * outlive it: they never leave their state) */
+	char *arena;
 };
 
 /** Free what n holds; n becomes nil. */

@@ -270,6 +270,8 @@ eproj_get_status(eproj *e, eproj_status *out)
 	out->writes_in_flight  = st.writes_in_flight;
 	out->attempts          = st.attempts;
 	out->n_failing         = st.n_failing;
+	out->failures          = st.failures;
+	out->retries           = st.retries;
 }
 
 size_t

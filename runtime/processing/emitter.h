@@ -134,6 +134,8 @@ typedef struct eproj_status {
 	uint64_t    emitted;          /* events written since start */
 	uint32_t    attempts;         /* failed attempts on the faulted event */
 	size_t      n_failing;        /* failing keys (eproj_get_failing) */
+	uint64_t    failures;         /* handler failures since start */
+	uint64_t    retries;          /* retries of failing keys since start */
 } eproj_status;
 
 void eproj_get_status(eproj *e, eproj_status *out);

@@ -186,21 +186,24 @@ int
 proc_state_set(batch_ctx *b, const char *key, size_t klen, const void *data,
     size_t len)
 {
-	processor *p    = b->p;
-	void      *copy = NULL;
-	if (data != NULL) {
-		if ((copy = malloc(len + 1)) == NULL)
+	processor *p = b->p;
+	centry    *x = scache_find(&p->states, key, klen);
+	if (x == NULL && (x = scache_add(&p->states, key, klen)) == NULL)
+		return out_of_memory(b, "storing a state");
+	if (data == NULL) {
+		free(x->state);
+		x->state     = NULL;
+		x->state_len = 0;
+	} else if (data != x->state) {
+		/* the key's buffer reused: a state keeps about its size from
+		 * one event to the next */
+		void *copy = realloc(x->state, len + 1);
+		if (copy == NULL)
 			return out_of_memory(b, "storing a state");
 		memcpy(copy, data, len);
+		x->state     = copy;
+		x->state_len = len;
 	}
-	centry *x = scache_find(&p->states, key, klen);
-	if (x == NULL && (x = scache_add(&p->states, key, klen)) == NULL) {
-		free(copy);
-		return out_of_memory(b, "storing a state");
-	}
-	free(x->state);
-	x->state     = copy;
-	x->state_len = data != NULL ? len : 0;
 	if (!x->dirty) {
 		x->dirty         = true;
 		x->dnext         = p->states.dirty;
@@ -526,6 +529,7 @@ proc_record_failure(batch_ctx *b, uint64_t position)
 	old        = failset_find(&p->fails, u.unit, u.ulen);
 	u.pos      = position;
 	u.attempts = old != NULL && old->pos == position ? old->attempts + 1 : 1;
+	p->st.failures++;
 	u.retry    = b->uf.retry;
 	int64_t delay = proc_retry_delay_ns(u.attempts, b->uf.delay_ms);
 	u.next_try_ns = u.retry ? ev_now_ns() + delay : 0;

@@ -893,6 +893,7 @@ retry_due(processor *p, uint64_t *pos, int64_t *next_try)
 	if (u != NULL && due) {
 		b->ru      = *u;
 		b->ru.unit = strndup(u->unit, u->ulen);
+		p->st.retries += b->ru.unit != NULL;
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (b->ru.unit == NULL) {

@@ -81,6 +81,10 @@ typedef struct proc_status {
 	uint64_t emitted;         /* events written since start */
 	uint32_t writes_in_flight; /* its batch at the store, not yet durable
 	                              (0 or 1) */
+	/* appended for the metrics (issue 19) */
+	uint64_t failures;        /* handler failures since start (each
+	                             attempt that failed) */
+	uint64_t retries;         /* retries of failing units since start */
 } proc_status;
 
 const char *proc_state_name(proc_state s);
