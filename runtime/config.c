@@ -853,15 +853,16 @@ list_len(const yaml_node_t *seq)
 /* Each entry of the sequence seq through fn (the caller allocated what
  * fn fills, list_len entries). */
 static int
-parse_items(cfgp *p, yaml_node_t *seq, sl_config *cfg, size_t slots_per,
-    item_fn fn)
+parse_items(
+    cfgp *p, yaml_node_t *seq, sl_config *cfg, size_t slots_per, item_fn fn)
 {
 	yaml_node_item_t *items = seq->data.sequence.items.start;
 	size_t            count = list_len(seq);
 	slot             *ss    = calloc(count * slots_per, sizeof(*ss));
 	int               rc    = ss == NULL ? nomem(p) : SL_OK;
 	for (size_t i = 0; i < count && rc == SL_OK; i++)
-		rc = fn(p, yaml_document_get_node(p->doc, items[i]), i, cfg, ss);
+		rc = fn(
+		    p, yaml_document_get_node(p->doc, items[i]), i, cfg, ss);
 	free(ss);
 	return rc;
 }
@@ -1479,8 +1480,10 @@ check_network(cfgp *p, const sl_config *cfg, const slot *s)
 			return fail(p, m,
 			    "key '%s': %s listens on the network and hands a "
 			    "registration's events to whoever dials it first "
-			    "(without 'auth:' no client proves it registered): "
-			    "use ipc:// (the default), or say 'insecure: true' "
+			    "(without 'auth:' no client proves it "
+			    "registered): "
+			    "use ipc:// (the default), or say 'insecure: "
+			    "true' "
 			    "(docs/security.md)",
 			    keys[i], urls[i]);
 		return fail(p, m,

@@ -115,8 +115,8 @@ typedef struct sl_config {
 	char *metrics_url;   /* endpoints.metrics: http://HOST:PORT/PATH, or
 	                        NULL (off, the default) */
 	char *admin_url;     /* endpoints.admin: the admin page, likewise */
-	cfg_feed *feeds;     /* endpoints.feeds (auth: on), n_feeds */
-	size_t n_feeds;
+	cfg_feed   *feeds;         /* endpoints.feeds (auth: on), n_feeds */
+	size_t      n_feeds;
 	char *store_path;    /* event log directory (absolute) */
 	size_t store_map_size;
 	bool store_sync;

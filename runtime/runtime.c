@@ -263,7 +263,8 @@ runtime_start(sl_config *cfg, runtime **out)
 		goto fail;
 	}
 	for (size_t i = 0; i < cfg->n_feeds; i++)
-		feeds[i] = (pub_feed) { cfg->feeds[i].tenant, cfg->feeds[i].url };
+		feeds[i]
+		    = (pub_feed) { cfg->feeds[i].tenant, cfg->feeds[i].url };
 	if ((!cfg->auth_on || cfg->n_feeds > 0)
 	    && (rc = pub_start(cfg->auth_on ? NULL : cfg->pub_url, feeds,
 	            cfg->n_feeds, feed_admit, rt, rt->store, &rt->pub))
@@ -887,9 +888,8 @@ processor **
 runtime_procs(runtime *rt, size_t *n)
 {
 	pthread_mutex_lock(&rt->procs_mu);
-	processor **v = rt->n_procs > 0
-	    ? malloc(rt->n_procs * sizeof(*v))
-	    : NULL;
+	processor **v
+	    = rt->n_procs > 0 ? malloc(rt->n_procs * sizeof(*v)) : NULL;
 	*n = v != NULL ? rt->n_procs : 0;
 	if (v != NULL)
 		memcpy(v, rt->procs, rt->n_procs * sizeof(*v));

@@ -25,15 +25,15 @@ main(void)
 
 	/* every key set */
 	cfg = ct_load_ok("tenants: [{id: demo}]\n"
-	              "insecure: true\n"
-	              "remote:\n"
-	              "  endpoint: tcp://127.0.0.1:0\n"
-	              "  keepalive_ms: 250\n"
-	              "  timeout_ms: 900\n"
-	              "  window: 1\n"
-	              "  batch: 1024\n"
-	              "  max_registrations: 5\n"
-	              "  registration_expiry_ms: 2592000000\n");
+	                 "insecure: true\n"
+	                 "remote:\n"
+	                 "  endpoint: tcp://127.0.0.1:0\n"
+	                 "  keepalive_ms: 250\n"
+	                 "  timeout_ms: 900\n"
+	                 "  window: 1\n"
+	                 "  batch: 1024\n"
+	                 "  max_registrations: 5\n"
+	                 "  registration_expiry_ms: 2592000000\n");
 	CHECK_STREQ(cfg->remote_url, "tcp://127.0.0.1:0");
 	CHECK_EQ(cfg->remote_keepalive_ms, 250);
 	CHECK_EQ(cfg->remote_timeout_ms, 900);
@@ -43,7 +43,7 @@ main(void)
 	CHECK_EQ(cfg->remote_expiry_ms, 2592000000u);
 	config_free(cfg);
 	cfg = ct_load_ok("tenants: [{id: demo}]\nremote:\n"
-	              "  registration_expiry_ms: 0\n"); /* never */
+	                 "  registration_expiry_ms: 0\n"); /* never */
 	CHECK_EQ(cfg->remote_expiry_ms, 0);
 	config_free(cfg);
 	cfg = ct_load_ok("tenants: [{id: demo}]\nremote:\n"

@@ -227,7 +227,6 @@ ru_daemon_stop(pid_t pid, const char *log_path)
 		    (unsigned) st);
 }
 
-
 /* Commit one event through *wcl (opened on first use), retrying while the
  * daemon is away. */
 __attribute__((unused)) static void
@@ -652,13 +651,13 @@ ru_fake_main(void *arg)
 		msgpack_packer  pk;
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		bool     answer  = true;
+		bool     answer   = true;
 		uint64_t session_ = atomic_load(&f->session);
 		if (mp_str_eq(op, "hello")) {
 			msgpack_pack_map(&pk, session_ != 0 ? 3 : 2);
 			mp_pack_kv_u64(&pk, "call", call);
-			mp_pack_kv_str(&pk, "outcome",
-			    session_ != 0 ? "hello" : "pong");
+			mp_pack_kv_str(
+			    &pk, "outcome", session_ != 0 ? "hello" : "pong");
 			if (session_ != 0)
 				mp_pack_kv_u64(&pk, "session", session_);
 		} else if (mode == RU_SILENT || (mode == RU_NEVER && !ping)) {
@@ -702,7 +701,8 @@ ru_fake_main(void *arg)
  * with session (0: as a client that does not know it), a connection the
  * runtime closed dialed again after reconn_ms. */
 __attribute__((unused)) static ru_fake *
-ru_fake_start_ex(const char *url, ru_mode mode, uint64_t session, int reconn_ms)
+ru_fake_start_ex(
+    const char *url, ru_mode mode, uint64_t session, int reconn_ms)
 {
 	ru_fake *f = calloc(1, sizeof(*f));
 	CHECK(f != NULL);

@@ -431,10 +431,10 @@ api_status_pack(runtime *rt, const cfg_cred *cred, msgpack_packer *pk)
 	/* processors and registrations as they are now (an expired
 	 * registration's go; the caller's grace section keeps what it saw
 	 * valid) */
-	size_t       n_procs, n_remote;
-	processor  **procs = runtime_procs(rt, &n_procs);
-	remote_info *regs  = NULL;
-	int64_t      up    = ev_now_ns() - rt->started_ns;
+	size_t        n_procs, n_remote;
+	processor   **procs = runtime_procs(rt, &n_procs);
+	remote_info  *regs  = NULL;
+	int64_t       up    = ev_now_ns() - rt->started_ns;
 	proc_failing *failing
 	    = malloc(API_STATUS_MAX_FAILING * sizeof(*failing));
 

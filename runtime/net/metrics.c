@@ -167,7 +167,8 @@ tx_remote_latency(text *t, runtime *rt)
 	}
 	if (n > 0)
 		tx_head(t, "sluice_remote_call_duration_seconds", "histogram",
-		    "From sending a call to a remote processor to its answer.");
+		    "From sending a call to a remote processor to its "
+		    "answer.");
 	for (size_t i = 0; i < n; i++) {
 		const remote_info *ri = &all[i];
 		text               lb = { 0 };
@@ -179,8 +180,9 @@ tx_remote_latency(text *t, runtime *rt)
 		if (lb.oom)
 			t->oom = true;
 		else
-			tx_hist_samples(t, "sluice_remote_call_duration_seconds",
-			    lb.buf, &ri->call_latency, 1e-9);
+			tx_hist_samples(t,
+			    "sluice_remote_call_duration_seconds", lb.buf,
+			    &ri->call_latency, 1e-9);
 		free(lb.buf);
 	}
 	free(all);

@@ -150,11 +150,11 @@ pub_send(publisher *p, const char *topic, size_t topic_len, const void *head,
 {
 	tfeed *f = pub_feed_of(p, topic, topic_len);
 	if (p->has_sock)
-		pub_send_on(p->sock, topic, topic_len, head, head_len, body,
-		    body_len);
+		pub_send_on(
+		    p->sock, topic, topic_len, head, head_len, body, body_len);
 	if (f != NULL)
-		pub_send_on(f->sock, topic, topic_len, head, head_len, body,
-		    body_len);
+		pub_send_on(
+		    f->sock, topic, topic_len, head, head_len, body, body_len);
 }
 
 /* Send the batch being built, if any: topic + array of its events. */
@@ -410,10 +410,10 @@ pub_start(const char *url, const pub_feed *feeds, size_t n_feeds,
 		p->has_sock = true;
 	}
 	for (size_t i = 0; i < n_feeds; i++) {
-		tfeed *f  = &p->feeds[i];
-		f->p      = p;
-		f->tenant = strdup(feeds[i].tenant);
-		f->url    = strdup(feeds[i].url);
+		tfeed *f   = &p->feeds[i];
+		f->p       = p;
+		f->tenant  = strdup(feeds[i].tenant);
+		f->url     = strdup(feeds[i].url);
 		p->n_feeds = i + 1;
 		if (f->tenant == NULL || f->url == NULL) {
 			pub_free(p);
@@ -434,11 +434,12 @@ pub_start(const char *url, const pub_feed *feeds, size_t n_feeds,
 		return SL_ENOMEM;
 	}
 	if (url != NULL)
-		log_info("publisher", "publishing on %s from position %" PRIu64,
-		    url, p->next);
+		log_info("publisher",
+		    "publishing on %s from position %" PRIu64, url, p->next);
 	for (size_t i = 0; i < p->n_feeds; i++)
 		log_info("publisher",
-		    "publishing tenant %s's events on %s from position %" PRIu64
+		    "publishing tenant %s's events on %s from position "
+		    "%" PRIu64
 		    " (to connections whose certificate may read it)",
 		    p->feeds[i].tenant, p->feeds[i].url, p->next);
 	*out = p;

@@ -3,9 +3,10 @@
  * every committed event, in log order, once it is durable, plus a periodic
  * "head" message; and per-tenant feeds (endpoints.feeds, a daemon with
  * auth:), each a pub0 socket of its own carrying one tenant's events and
- * filter entries to the connections its admission callback lets in. A thread of its own follows the log by position, so the
- * store's writer never waits on the network (docs/protocol.md, "Live feed";
- * the message format is in proto/feed.h).
+ * filter entries to the connections its admission callback lets in. A thread
+ * of its own follows the log by position, so the store's writer never waits on
+ * the network (docs/protocol.md, "Live feed"; the message format is in
+ * proto/feed.h).
  */
 #ifndef SL_PUBLISHER_H
 #define SL_PUBLISHER_H

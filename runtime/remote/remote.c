@@ -912,8 +912,8 @@ hello_ok(const slot *s, nng_msg *msg, char *why, size_t len)
 		snprintf(why, len, "out of memory");
 		return false;
 	}
-	if (decode_root(s, nng_msg_body(msg), nng_msg_len(msg), &zone, &root,
-	        &r)
+	if (decode_root(
+	        s, nng_msg_body(msg), nng_msg_len(msg), &zone, &root, &r)
 	    == NULL)
 		snprintf(why, len, "its answer to hello: %.200s", r.reason);
 	else if (!outcome_is(field(&root, "outcome"), "hello"))
@@ -936,9 +936,9 @@ hello_ok(const slot *s, nng_msg *msg, char *why, size_t len)
 static void
 hello_cb(slot *s, int rv, nng_msg *msg)
 {
-	remote_proc *rp = s->rp;
+	remote_proc *rp       = s->rp;
 	char         why[300] = "", client[160];
-	bool         ok       = msg != NULL && hello_ok(s, msg, why, sizeof(why));
+	bool         ok = msg != NULL && hello_ok(s, msg, why, sizeof(why));
 	if (msg == NULL)
 		snprintf(why, sizeof(why), "no answer to hello: %s",
 		    rv == NNG_ETIMEDOUT ? "timed out" : nng_strerror(rv));
@@ -957,8 +957,8 @@ hello_cb(slot *s, int rv, nng_msg *msg)
 			rp->last_activity_ms = mono_ms();
 			pthread_cond_broadcast(&rp->cv);
 		} else {
-			set_last_error(rp,
-			    "a connection was refused: %s", why);
+			set_last_error(
+			    rp, "a connection was refused: %s", why);
 		}
 	}
 	snprintf(client, sizeof(client), "%s", rp->client);

@@ -66,9 +66,9 @@ typedef struct slot {
 	bool           is_ping;
 	/* rp->hello: the first call on a connection under auth, which the
 	 * client answers with the registration's session */
-	bool     is_hello;
-	uint32_t hello_pipe;    /* the connection it was sent on */
-	uint64_t hello_session; /* the session its answer must carry */
+	bool           is_hello;
+	uint32_t       hello_pipe;    /* the connection it was sent on */
+	uint64_t       hello_session; /* the session its answer must carry */
 	bool           busy;
 	bool           recv_phase; /* sent; waiting for the answer */
 	int            abort;      /* ABORT_*: why it is being cancelled */
@@ -158,7 +158,7 @@ struct remote_proc {
 	int64_t         last_activity_ms; /* monotonic: last send or answer */
 	/* monotonic: since when no client is connected (registered, or the
 	 * last disconnect); meaningless while has_pipe */
-	int64_t gone_since_ms;
+	int64_t         gone_since_ms;
 	slot          **slots; /* every slot, for aborts and teardown */
 	size_t          n_slots, cap_slots;
 	slot          **free_slots;

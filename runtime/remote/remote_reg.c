@@ -1023,8 +1023,7 @@ rp_expired(const remote_proc *rp, uint32_t gone_ms, int64_t now)
 }
 
 size_t
-remotes_expired(
-    remotes *rs, uint32_t gone_ms, char (*ids)[37], size_t max)
+remotes_expired(remotes *rs, uint32_t gone_ms, char (*ids)[37], size_t max)
 {
 	size_t  n   = 0;
 	int64_t now = mono_ns() / 1000000;
@@ -1061,8 +1060,8 @@ remotes_unlink(remotes *rs, const char *id, uint32_t gone_ms)
 			r->wake_gen++;
 			pthread_cond_broadcast(&r->cv);
 			for (remote_caller *c = r->callers; c != NULL;
-			     c = c->next)
-				pthread_cond_broadcast(&c->cv);
+			     c                = c->next)
+                                pthread_cond_broadcast(&c->cv);
 		}
 		pthread_mutex_unlock(&r->mu);
 		if (gone) {
