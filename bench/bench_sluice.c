@@ -56,6 +56,8 @@ typedef struct opts {
 	int         rm_batch;
 	int         index;
 	bool        get_all;
+	int         passes; /* query --get-all: passes of each way */
+	int         page;   /* query --get-all: keys per page */
 	const char *neighbour; /* c2rm: a slow projection's plugin beside */
 } opts;
 
@@ -133,18 +135,19 @@ open_url(const char *url)
 
 /* The size of one full get_all reply, for the transport limit. */
 static size_t
-page_bytes(sl_client *c)
+page_bytes(sl_client *c, int page)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer  pk;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 5);
+	msgpack_pack_map(&pk, 6);
 	mp_pack_kv_u64(&pk, "v", 1);
 	mp_pack_kv_str(&pk, "op", "get_all");
 	mp_pack_kv_str(&pk, "tenant", WL_TENANT);
 	mp_pack_kv_str(&pk, "projection", WL_PROJECTION);
-	mp_pack_kv_u64(&pk, "limit", 1000);
+	mp_pack_kv_u64(&pk, "limit", (uint64_t) page);
+	mp_pack_kv_bool(&pk, "state_bytes", true); /* as the client asks */
 	void  *reply = NULL;
 	size_t len   = 0;
 	int    rc    = sl_client_request(c, sb.data, sb.size, &reply, &len);
@@ -435,32 +438,61 @@ cmd_load(const opts *o, const char *self)
 /* ---- catch-up ---- */
 
 
-/* Count read models by paging through get_all (mp: get_all_mp, the
- * states as msgpack, no JSON on the client's side). */
+/* The ways to page through get_all: JSON text per state, msgpack copies
+ * (get_all_mp), or the reply's own bytes (get_all_view). */
+enum { GA_JSON, GA_MP, GA_VIEW, GA_WAYS };
+static const char *const ga_name[GA_WAYS] = { "get_all", "get_all_mp",
+	"get_all_view" };
+
+/* Count read models by paging through get_all one way, page keys at a
+ * time (0: the daemon's default). */
 static uint64_t
-count_models_as(sl_client *c, bool mp)
+count_models_as(sl_client *c, int way, size_t page)
 {
 	uint64_t n     = 0;
 	char    *after = NULL;
+	size_t   alen  = 0;
 	for (;;) {
-		sl_read_models    m  = { 0 };
-		sl_read_models_mp mm = { 0 };
-		int               rc = mp ? sl_client_get_all_mp(c, WL_TENANT,
-                                   WL_PROJECTION, after, 1000, &mm)
-		                          : sl_client_get_all(c, WL_TENANT,
-		                              WL_PROJECTION, after, 1000, &m);
+		sl_read_models      m  = { 0 };
+		sl_read_models_mp   mm = { 0 };
+		sl_read_models_view mv = { 0 };
+		int                 rc;
+		size_t              k = 0;
+		bool                more;
+		const char         *last = NULL;
+		size_t              llen = 0;
+		if (way == GA_JSON) {
+			rc   = sl_client_get_all(c, WL_TENANT, WL_PROJECTION,
+                            after, page, &m);
+			k    = m.n_items;
+			more = m.more;
+			if (k > 0)
+				last = m.items[k - 1].key, llen = strlen(last);
+		} else if (way == GA_MP) {
+			rc   = sl_client_get_all_mp(c, WL_TENANT, WL_PROJECTION,
+                            after, page, &mm);
+			k    = mm.n_items;
+			more = mm.more;
+			if (k > 0)
+				last = mm.items[k - 1].key, llen = strlen(last);
+		} else {
+			rc   = sl_client_get_all_view(c, WL_TENANT,
+                            WL_PROJECTION, after, alen, page, &mv);
+			k    = mv.n_items;
+			more = mv.more;
+			if (k > 0)
+				last = mv.items[k - 1].key,
+				llen = mv.items[k - 1].key_len;
+		}
 		if (rc != SL_OK)
-			bench_die("get_all: %s", sl_client_last_error(c));
-		size_t      k    = mp ? mm.n_items : m.n_items;
-		const char *last = k == 0 ? NULL
-		    : mp                  ? mm.items[k - 1].key
-		                          : m.items[k - 1].key;
-		bool        more = mp ? mm.more : m.more;
+			bench_die("%s: %s", ga_name[way], sl_client_last_error(c));
 		n += k;
 		free(after);
-		after = last != NULL ? strdup(last) : NULL;
+		after = last != NULL ? strndup(last, llen) : NULL;
+		alen  = llen;
 		sl_read_models_free(&m);
 		sl_read_models_mp_free(&mm);
+		sl_read_models_view_free(&mv);
 		if (!more || after == NULL)
 			break;
 	}
@@ -471,7 +503,7 @@ count_models_as(sl_client *c, bool mp)
 static uint64_t
 count_models(sl_client *c)
 {
-	return count_models_as(c, false);
+	return count_models_as(c, GA_JSON, 1000);
 }
 
 static int
@@ -626,29 +658,53 @@ cmd_query(const opts *o, const char *self)
 	bench_lat_free(&lat);
 
 	if (o->get_all) {
-		/* The best of a few passes: one pass is a handful of round
-		 * trips, so a single one is noisy. */
-		uint64_t best = UINT64_MAX;
-		for (int i = 0; i < 5; i++) {
-			uint64_t t = bench_now_ns();
-			(void) count_models(c);
-			t = bench_now_ns() - t;
-			if (t < best)
-				best = t;
-		}
+		/* Each way o->passes times, the ways alternated pass by pass
+		 * (the machine is shared): the best and the median of each. */
+		int       np = o->passes > 0 ? o->passes : 1;
+		uint64_t *t  = calloc((size_t) np * GA_WAYS, sizeof(*t));
+		/* CPU of this process (its NNG threads too) and of sluiced */
+		uint64_t  ccpu[GA_WAYS] = { 0 };
+		long long dcpu[GA_WAYS] = { 0 };
+		if (t == NULL)
+			bench_die("out of memory");
+		for (int i = 0; i < np; i++)
+			for (int w = 0; w < GA_WAYS; w++) {
+				uint64_t  c0 = bench_self_cpu_ns();
+				long long d0 = bench_proc_cpu_ns_fine(d.pid);
+				uint64_t  t0 = bench_now_ns();
+				if (count_models_as(c, w, (size_t) o->page)
+				    != models)
+					bench_die("%s: another count", ga_name[w]);
+				t[w * np + i] = bench_now_ns() - t0;
+				ccpu[w] += bench_self_cpu_ns() - c0;
+				dcpu[w] += bench_proc_cpu_ns_fine(d.pid) - d0;
+			}
+		uint64_t per = o->page > 0 ? (uint64_t) o->page : 1000;
+		double   pages
+		    = (double) np * (double) ((models + per - 1) / per);
 		bench_out("get_all_models", (double) models);
-		bench_out("get_all_ms", (double) best / 1e6);
-		best = UINT64_MAX;
-		for (int i = 0; i < 5; i++) {
-			uint64_t t = bench_now_ns();
-			if (count_models_as(c, true) != models)
-				bench_die("get_all_mp: another count");
-			t = bench_now_ns() - t;
-			if (t < best)
-				best = t;
+		for (int w = 0; w < GA_WAYS; w++) {
+			uint64_t *v = t + w * np;
+			for (int i = 1; i < np; i++) /* insertion sort */
+				for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+					uint64_t x = v[j];
+					v[j]       = v[j - 1];
+					v[j - 1]   = x;
+				}
+			char k[64];
+			snprintf(k, sizeof(k), "%s_ms", ga_name[w]);
+			bench_out(k, (double) v[0] / 1e6);
+			snprintf(k, sizeof(k), "%s_median_ms", ga_name[w]);
+			bench_out(k, (double) v[np / 2] / 1e6);
+			snprintf(k, sizeof(k), "%s_client_cpu_us_per_page",
+			    ga_name[w]);
+			bench_out(k, (double) ccpu[w] / 1e3 / pages);
+			snprintf(k, sizeof(k), "%s_sluiced_cpu_us_per_page",
+			    ga_name[w]);
+			bench_out(k, (double) dcpu[w] / 1e3 / pages);
 		}
-		bench_out("get_all_mp_ms", (double) best / 1e6);
-		bench_out("get_all_page_bytes", (double) page_bytes(c));
+		free(t);
+		bench_out("get_all_page_bytes", (double) page_bytes(c, o->page));
 	}
 	sl_client_close(c);
 	daemon_stop(&d);
@@ -885,6 +941,8 @@ usage(void)
 	    "  --rate R --load-procs N --background N --get-all --perf FILE\n"
 	    "  --perf-stat FILE --rm-batch N (catchup: processing.batch)\n"
 	    "  --neighbour SO (c2rm: a slow projection in the same tenant)\n"
+	    "  --passes N --page K (query --get-all: passes of each way,\n"
+	    "  default 5, alternated; keys per page, default 1000)\n"
 	    "  filter: --plugin account_filters.so, pages through the\n"
 	    "  'customer events' stream with read_filter\n"
 	    "Prints \"key value\" lines. See bench/run.sh.\n");
@@ -910,7 +968,9 @@ main(int argc, char **argv)
 		.batch      = 1,
 		.seconds    = 1,
 		.accounts   = 10000,
-		.load_procs = 4 };
+		.load_procs = 4,
+		.passes     = 5,
+		.page       = 1000 };
 	enum {
 		O_SLUICED = 256,
 		O_DIR,
@@ -932,7 +992,9 @@ main(int argc, char **argv)
 		O_BG,
 		O_PSTAT,
 		O_RMB,
-		O_NEIGHBOUR
+		O_NEIGHBOUR,
+		O_PASSES,
+		O_PAGE
 	};
 	static const struct option lo[] = {
 		{ "sluiced", required_argument, NULL, O_SLUICED },
@@ -956,6 +1018,8 @@ main(int argc, char **argv)
 		{ "perf-stat", required_argument, NULL, O_PSTAT },
 		{ "rm-batch", required_argument, NULL, O_RMB },
 		{ "neighbour", required_argument, NULL, O_NEIGHBOUR },
+		{ "passes", required_argument, NULL, O_PASSES },
+		{ "page", required_argument, NULL, O_PAGE },
 		{ NULL, 0, NULL, 0 },
 	};
 	optind = first;
@@ -1024,6 +1088,12 @@ main(int argc, char **argv)
 			break;
 		case O_NEIGHBOUR:
 			o.neighbour = optarg;
+			break;
+		case O_PASSES:
+			o.passes = atoi(optarg);
+			break;
+		case O_PAGE:
+			o.page = atoi(optarg);
 			break;
 		default:
 			usage();

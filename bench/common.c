@@ -392,6 +392,34 @@ bench_proc_cpu_ns(pid_t pid)
 	return (long long) ((ut + st) * (1000000000ull / (unsigned long) tck));
 }
 
+long long
+bench_proc_cpu_ns_fine(pid_t pid)
+{
+	char           path[96], buf[128];
+	long long      sum = 0;
+	struct dirent *e;
+	snprintf(path, sizeof(path), "/proc/%ld/task", (long) pid);
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/task/%.20s/schedstat",
+		    (long) pid, e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue; /* ended meanwhile */
+		unsigned long long ns = 0;
+		if (fgets(buf, sizeof(buf), f) != NULL
+		    && sscanf(buf, "%llu", &ns) == 1)
+			sum += (long long) ns;
+		fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
 uint64_t
 bench_self_cpu_ns(void)
 {

@@ -87,6 +87,10 @@ int bench_reap(pid_t pid, int timeout_ms);
 long long bench_proc_kb(pid_t pid, const char *file, const char *key);
 /** CPU time (user + system) of process pid so far, in ns; -1 if gone. */
 long long bench_proc_cpu_ns(pid_t pid);
+/** CPU time of the live threads of process pid so far, in ns, from each
+ * thread's schedstat (ns resolution, where /proc/<pid>/stat counts clock
+ * ticks: for short spans); -1 if gone. Threads that ended are not in it. */
+long long bench_proc_cpu_ns_fine(pid_t pid);
 /** CPU time (user + system) of this process so far, in ns. */
 uint64_t bench_self_cpu_ns(void);
 /** Bytes allocated on disk under path (files, recursively; du). */

@@ -93,6 +93,16 @@ function times(a, b) {
 	return sprintf("%.2f×", a / b)
 }
 
+# One more way of get_all (query.c1.get_all_<way>_ms) against the
+# transport limit of the same pages.
+function get_all_way(way, what, pages,    g) {
+	g = med("query.c1.get_all_" way "_ms")
+	if (g != "")
+		printf "With %s: **%s ms** (Sluice takes %s).\n\n", what,
+		    cell("query.c1.get_all_" way "_ms"),
+		    times(g, pages * med("raw.nng.page.p50_us") / 1000)
+}
+
 # A target row: met when ok (1/0); value and requirement as text.
 function target(name, value, need, ok) {
 	if (value ~ /MISSING/ || need ~ /MISSING/) {
@@ -313,12 +323,10 @@ END {
 	    cell("query.c1.get_all_ms"), num(ga != "" && ga > 0 ? med("query.c1.get_all_models") * 1000 / ga : ""),
 	    pages, num(pages * med("raw.nng.page.p50_us") / 1000),
 	    times(ga, pages * med("raw.nng.page.p50_us") / 1000)
-	gm = med("query.c1.get_all_mp_ms")
-	if (gm != "")
-		printf "With `sl_client_get_all_mp` (states as msgpack, no JSON " \
-		    "on the client): **%s ms** (Sluice takes %s).\n\n",
-		    cell("query.c1.get_all_mp_ms"),
-		    times(gm, pages * med("raw.nng.page.p50_us") / 1000)
+	get_all_way("mp", "`sl_client_get_all_mp` (states as msgpack, no " \
+	    "JSON on the client)", pages)
+	get_all_way("view", "`sl_client_get_all_view` (keys and states as " \
+	    "pointers into the reply)", pages)
 
 	# ---- live feed ----
 	print "## Live feed"

@@ -38,6 +38,9 @@ struct sl_client {
 	char           err[512];
 };
 
+/* The deepest nesting a reply checked before decoding may have. */
+#define CLIENT_REPLY_MAX_DEPTH 64
+
 /* A decoded reply: objects in zone, strings pointing into msg. */
 typedef struct reply {
 	nng_msg       *msg;
@@ -47,10 +50,7 @@ typedef struct reply {
 
 static _Thread_local char open_err[256];
 
-static void client_seterr(sl_client *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
+void
 client_seterr(sl_client *c, const char *fmt, ...)
 {
 	va_list ap;
@@ -304,8 +304,7 @@ client_redial(sl_client *c)
 		c->dialer = (nng_dialer) NNG_DIALER_INITIALIZER;
 }
 
-/* Send bytes, receive the reply message. */
-static int
+int
 client_roundtrip(sl_client *c, const void *req, size_t len, nng_msg **out)
 {
 	nng_msg *m;
@@ -401,6 +400,29 @@ client_decode(sl_client *c, nng_msg *msg, reply *rep)
 	return (int) code;
 }
 
+int
+client_reply_error(sl_client *c, nng_msg *msg)
+{
+	reply rep;
+	char  err[200];
+	/* a reply already found malformed: msgpack-c would allocate what a
+	 * lying header claims before finding it short */
+	if (!mpraw_check(nng_msg_body(msg), nng_msg_len(msg),
+	        CLIENT_REPLY_MAX_DEPTH, "reply", err, sizeof(err))) {
+		client_seterr(c, "the reply is malformed: %s", err);
+		nng_msg_free(msg);
+		return SL_EPROTO;
+	}
+	int rc = client_decode(c, msg, &rep);
+	if (rc == SL_OK) {
+		client_seterr(c, "the reply is malformed");
+		rc = SL_EPROTO;
+	}
+	if (rep.msg != NULL)
+		reply_free(&rep);
+	return rc;
+}
+
 /* Send a packed request; on SL_OK rep holds the decoded ok reply. */
 static int
 client_call(sl_client *c, const msgpack_sbuffer *req, reply *rep)
@@ -446,7 +468,7 @@ sl_client_request(sl_client *c, const void *req, size_t req_len,
 	return rc;
 }
 
-static void
+void
 client_begin(
     msgpack_sbuffer *sb, msgpack_packer *pk, const char *op, size_t n_fields)
 {
@@ -1032,167 +1054,6 @@ sl_client_get_one(sl_client *c, const char *tenant, const char *projection,
 	}
 	if (found != NULL)
 		*found = rc == SL_OK && f;
-	if (rep.msg != NULL)
-		reply_free(&rep);
-	return rc;
-}
-
-void
-sl_read_models_free(sl_read_models *m)
-{
-	if (m == NULL)
-		return;
-	for (size_t i = 0; i < m->n_items; i++) {
-		free(m->items[i].key);
-		free(m->items[i].state_json);
-	}
-	free(m->items);
-	memset(m, 0, sizeof(*m));
-}
-
-/* The get_all request: on SL_OK *items is the reply's "items" array (in
- * rep, which the caller frees), *more its flag and *out an array of as
- * many zeroed entries of out_size bytes. */
-static int
-get_all_call(sl_client *c, const char *tenant, const char *projection,
-    const char *after, size_t limit, reply *rep,
-    const msgpack_object **items, bool *more, size_t out_size, void **out)
-{
-	msgpack_sbuffer sb;
-	msgpack_packer  pk;
-
-	memset(rep, 0, sizeof(*rep));
-	c->err[0] = '\0';
-	*more     = false;
-	if (tenant == NULL || projection == NULL) {
-		client_seterr(c, "tenant and projection are required");
-		return SL_EINVAL;
-	}
-	client_begin(&sb, &pk, "get_all", 3 + (after != NULL));
-	mp_pack_kv_str(&pk, "tenant", tenant);
-	mp_pack_kv_str(&pk, "projection", projection);
-	mp_pack_kv_u64(&pk, "limit", limit);
-	if (after != NULL)
-		mp_pack_kv_str(&pk, "after", after);
-	int rc = client_call(c, &sb, rep);
-	msgpack_sbuffer_destroy(&sb);
-	if (rc != SL_OK)
-		return rc;
-	mp_get_bool(&rep->root, "more", more);
-	return reply_array(c, rep, "items", items, out_size, out);
-}
-
-/* Item i of a get_all reply: its key (copied) and its state map. */
-static int
-get_all_item(sl_client *c, const msgpack_object *items, uint32_t i,
-    char **key, const msgpack_object **state)
-{
-	const msgpack_object *it = &items->via.array.ptr[i];
-	*key                     = field_strdup(it, "key");
-	if (*key == NULL || mp_get_map(it, "state", state) != SL_OK) {
-		client_seterr(c, "items[%u] of the reply is malformed", i);
-		return SL_EPROTO;
-	}
-	return SL_OK;
-}
-
-int
-sl_client_get_all(sl_client *c, const char *tenant, const char *projection,
-    const char *after, size_t limit, sl_read_models *out)
-{
-	reply                 rep;
-	const msgpack_object *items;
-	bool                  more = false;
-	int                   rc;
-
-	if (c == NULL || out == NULL)
-		return SL_EINVAL;
-	memset(out, 0, sizeof(*out));
-	rc = get_all_call(c, tenant, projection, after, limit, &rep, &items,
-	    &more, sizeof(*out->items), (void **) &out->items);
-	if (rc != SL_OK)
-		goto out;
-	out->more = more;
-	for (uint32_t i = 0; i < items->via.array.size; i++) {
-		const msgpack_object *st;
-		sl_read_model        *m = &out->items[i];
-		out->n_items++;
-		if ((rc = get_all_item(c, items, i, &m->key, &st)) != SL_OK)
-			goto out;
-		if ((m->state_json = mp_to_json_text(st)) == NULL) {
-			client_seterr(c, "out of memory");
-			rc = SL_ENOMEM;
-			goto out;
-		}
-	}
-out:
-	if (rc != SL_OK)
-		sl_read_models_free(out);
-	if (rep.msg != NULL)
-		reply_free(&rep);
-	return rc;
-}
-
-void
-sl_read_models_mp_free(sl_read_models_mp *m)
-{
-	if (m == NULL)
-		return;
-	for (size_t i = 0; i < m->n_items; i++)
-		free(m->items[i].key);
-	free(m->items);
-	free(m->buf);
-	memset(m, 0, sizeof(*m));
-}
-
-int
-sl_client_get_all_mp(sl_client *c, const char *tenant,
-    const char *projection, const char *after, size_t limit,
-    sl_read_models_mp *out)
-{
-	reply                 rep;
-	const msgpack_object *items;
-	msgpack_sbuffer       sb;
-	msgpack_packer        pk;
-	bool                  more = false;
-	int                   rc;
-
-	if (c == NULL || out == NULL)
-		return SL_EINVAL;
-	memset(out, 0, sizeof(*out));
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	rc = get_all_call(c, tenant, projection, after, limit, &rep, &items,
-	    &more, sizeof(*out->items), (void **) &out->items);
-	if (rc != SL_OK)
-		goto out;
-	out->more = more;
-	/* the states packed one after another; offsets until the buffer
-	 * stops moving */
-	for (uint32_t i = 0; i < items->via.array.size; i++) {
-		const msgpack_object *st;
-		sl_read_model_mp     *m = &out->items[i];
-		out->n_items++;
-		if ((rc = get_all_item(c, items, i, &m->key, &st)) != SL_OK)
-			goto out;
-		size_t at = sb.size;
-		if (msgpack_pack_object(&pk, *st) != 0) {
-			client_seterr(c, "out of memory");
-			rc = SL_ENOMEM;
-			goto out;
-		}
-		m->state     = (const void *) (uintptr_t) at;
-		m->state_len = sb.size - at;
-	}
-	for (size_t i = 0; i < out->n_items; i++)
-		out->items[i].state
-		    = sb.data + (uintptr_t) out->items[i].state;
-	out->buf = sb.data;
-	sb.data  = NULL;
-out:
-	msgpack_sbuffer_destroy(&sb);
-	if (rc != SL_OK)
-		sl_read_models_mp_free(out);
 	if (rep.msg != NULL)
 		reply_free(&rep);
 	return rc;

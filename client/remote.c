@@ -38,6 +38,7 @@
 #define REMOTE_BACKOFF_MAX_MS 5000 /* between failed registrations */
 #define REMOTE_MAX_PARTITION  255
 #define REMOTE_ZONE_CHUNK     (256 * 1024) /* a call's objects, usually */
+#define REMOTE_STR_CACHE      4 /* string objects of a request kept copied */
 
 static const char *const key_names[]
     = { NULL, "event_source", "partition", "property", "static", "occurred" };
@@ -92,6 +93,17 @@ struct sl_remote {
 	msgpack_zone    zone;
 	bool            zone_ready;
 	msgpack_sbuffer answer;
+	/* the request's strings a handler asked for, copied into zone once
+	 * per request (the tenant) or run (the key), not per event */
+	struct {
+		const msgpack_object *o;
+		const char           *s;
+	} strs[REMOTE_STR_CACHE];
+	unsigned strs_next;
+	/* handler runs of the request being served, not yet in stats */
+	uint64_t pend_calls, pend_failed;
+	/* the request's tenant field, looked up once per request */
+	const msgpack_object *tenant_req, *tenant_o;
 };
 
 struct sl_remote_call {
@@ -99,8 +111,8 @@ struct sl_remote_call {
 	const msgpack_object *req;
 	const msgpack_object *event;
 	const msgpack_object *state_in; /* NULL for filters */
-	/* copied on first use (lazy_str) */
-	char                 *tenant, *key, *reason, *type, *stream;
+	/* copied on first use (lazy_str), into the request's zone */
+	const char           *tenant, *key, *reason, *type, *stream;
 	const msgpack_object *key_o, *retry_o;
 	uint32_t              attempt;
 	json_t               *state; /* the state being edited (lazy) */
@@ -697,11 +709,6 @@ sl_remote_open_error(void)
 static void
 call_free(sl_remote_call *c)
 {
-	free(c->tenant);
-	free(c->key);
-	free(c->reason);
-	free(c->type);
-	free(c->stream);
 	if (c->state != NULL)
 		json_decref(c->state);
 	free(c->state_text);
@@ -846,15 +853,32 @@ call_setup(sl_remote_call *c, sl_remote *r, const msgpack_object *req,
 }
 
 /* A call's string, copied (NUL-terminated) on first use into *slot: ""
- * when absent, or when out of memory. */
+ * when absent, or when out of memory. The copy lives in the request's
+ * zone until the next request, and the events of a request share one
+ * copy of each string object (its tenant, a run's key). */
 static const char *
-lazy_str(const sl_remote_call *c, char *const *slot, const msgpack_object *o)
+lazy_str(const sl_remote_call *c, const char *const *slot,
+    const msgpack_object *o)
 {
-	char **s = (char **) slot; /* the library's own call object */
-	(void) c;
-	if (*s == NULL)
-		*s = obj_strdup(o);
-	return *s != NULL ? *s : "";
+	const char **s = (const char **) slot; /* the library's own call */
+	sl_remote   *r = c->r;
+	if (*s != NULL)
+		return *s;
+	if (o == NULL || o->type != MSGPACK_OBJECT_STR)
+		return *s = "";
+	for (unsigned i = 0; i < REMOTE_STR_CACHE; i++)
+		if (r->strs[i].o == o)
+			return *s = r->strs[i].s;
+	char *copy = msgpack_zone_malloc(&r->zone, o->via.str.size + 1);
+	if (copy == NULL)
+		return "";
+	if (o->via.str.size > 0)
+		memcpy(copy, o->via.str.ptr, o->via.str.size);
+	copy[o->via.str.size]       = '\0';
+	r->strs[r->strs_next].o     = o;
+	r->strs[r->strs_next].s     = copy;
+	r->strs_next                = (r->strs_next + 1) % REMOTE_STR_CACHE;
+	return *s = copy;
 }
 
 /* Run the handler on c (set up), counting it. */
@@ -865,11 +889,11 @@ call_run(sl_remote *r, sl_remote_call *c, bool complete)
 	    ? r->handler(r->user, c)
 	    : sl_remote_fail(c, true, 0,
 	        "the call has no event (or the client ran out of memory)");
-	pthread_mutex_lock(&r->mu);
-	r->stats.calls++;
+	/* counted into stats once per request (serve), not locked per
+	 * event */
+	r->pend_calls++;
 	if (res == SL_REMOTE_FAILED)
-		r->stats.failed++;
-	pthread_mutex_unlock(&r->mu);
+		r->pend_failed++;
 	return res;
 }
 
@@ -1286,6 +1310,13 @@ serve_one(sl_remote *r, nng_msg *msg, const msgpack_object *req,
 	bool reply     = handle(r, req, pk);
 	r->req_raw     = NULL;
 	r->req_raw_len = 0;
+	/* before the answer goes: whoever sees it sees the calls counted */
+	pthread_mutex_lock(&r->mu);
+	r->stats.calls += r->pend_calls;
+	r->stats.failed += r->pend_failed;
+	pthread_mutex_unlock(&r->mu);
+	r->pend_calls  = 0;
+	r->pend_failed = 0;
 	return reply;
 }
 
@@ -1304,6 +1335,8 @@ serve(sl_remote *r, nng_msg *msg)
 		r->zone_ready = true;
 	}
 	msgpack_zone_clear(&r->zone);
+	memset(r->strs, 0, sizeof(r->strs)); /* they lived in the zone */
+	r->tenant_req = NULL;
 	msgpack_sbuffer_clear(sb);
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	if (msgpack_unpack(
@@ -1484,7 +1517,12 @@ sl_remote_get_stats(sl_remote *r, sl_remote_stats *out)
 const char *
 sl_remote_tenant(const sl_remote_call *c)
 {
-	return lazy_str(c, &c->tenant, mp_get(c->req, "tenant"));
+	sl_remote *r = c->r;
+	if (r->tenant_req != c->req) {
+		r->tenant_o   = mp_get(c->req, "tenant");
+		r->tenant_req = c->req;
+	}
+	return lazy_str(c, &c->tenant, r->tenant_o);
 }
 
 const char *

@@ -21,8 +21,8 @@ target_compile_definitions(sl_runtime PRIVATE
 
 # The client library for out-of-tree programs: one library with the wire
 # code (proto/) in it; the internal static libraries stay for the build.
-set(SLUICE_CLIENT_SOURCES client/client.c client/subscribe.c client/remote.c
-    ${SL_PROTO_SOURCES})
+set(SLUICE_CLIENT_SOURCES client/client.c client/getall.c client/subscribe.c
+    client/remote.c ${SL_PROTO_SOURCES})
 # compiled once, linked twice
 add_library(sluice_client_objs OBJECT ${SLUICE_CLIENT_SOURCES})
 target_include_directories(sluice_client_objs PRIVATE include proto

@@ -247,6 +247,27 @@ mpraw_uint(const unsigned char *v, size_t len, uint64_t *out)
 	return false;
 }
 
+/* The whole size of a value that its first byte tells (fixint, fixstr,
+ * nil, bool, floats, ints, fixext); 0: a container or a length field. */
+static const uint8_t one_byte_size[256] = {
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+	17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
+	1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 5, 9, 2, 3, 5, 9,
+	2, 3, 5, 9, 3, 4, 6, 10, 18, 0, 0, 0, 0, 0, 0, 0,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
 bool
 mpraw_skip(const void *data, size_t len, size_t *at)
 {
@@ -256,9 +277,37 @@ mpraw_skip(const void *data, size_t len, size_t *at)
 	while (pending > 0) {
 		int      kind;
 		uint64_t n, skip;
+		pending--;
+		/* what the first byte tells (a state's fields: fixmap,
+		 * fixstr, ints, floats, nil, bool; str8, bin8) without the
+		 * general decoder */
+		if (i < len) {
+			unsigned b  = p[i];
+			size_t   sz = one_byte_size[b];
+			if (sz > 0) {
+				if (sz > len - i)
+					return false;
+				i += sz;
+				continue;
+			}
+			if (b >= 0x80 && b <= 0x9f) {
+				n = b <= 0x8f ? (uint64_t) (b & 0x0f) * 2
+				              : b & 0x0f;
+				i++;
+				if (n > len - i)
+					return false;
+				pending += n;
+				continue;
+			}
+			if ((b == 0xd9 || b == 0xc4) && len - i >= 2) {
+				if (p[i + 1] > len - i - 2)
+					return false;
+				i += 2 + (size_t) p[i + 1];
+				continue;
+			}
+		}
 		if (header(p, len, &i, &kind, &n, &skip) != 0)
 			return false;
-		pending--;
 		if (kind != K_SCALAR) {
 			/* each element takes at least one byte */
 			if (n > len - i)
@@ -271,5 +320,43 @@ mpraw_skip(const void *data, size_t len, size_t *at)
 		}
 	}
 	*at = i;
+	return true;
+}
+
+/* A container's header at p[*at] of the kind wanted. */
+static bool
+container(const void *data, size_t len, size_t *at, int want, uint64_t *n)
+{
+	const unsigned char *p = data;
+	size_t               i = *at;
+	uint64_t             cn, skip;
+	int                  kind;
+
+	if (header(p, len, &i, &kind, &cn, &skip) != 0 || kind != want
+	    || cn > len - i)
+		return false;
+	*n  = want == K_MAP ? cn / 2 : cn;
+	*at = i;
+	return true;
+}
+
+bool
+mpraw_map(const void *p, size_t len, size_t *at, uint64_t *n)
+{
+	return container(p, len, at, K_MAP, n);
+}
+
+bool
+mpraw_array(const void *p, size_t len, size_t *at, uint64_t *n)
+{
+	return container(p, len, at, K_ARRAY, n);
+}
+
+bool
+mpraw_bool(const unsigned char *v, size_t len, bool *out)
+{
+	if (len == 0 || (v[0] != 0xc2 && v[0] != 0xc3))
+		return false;
+	*out = v[0] == 0xc3;
 	return true;
 }

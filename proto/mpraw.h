@@ -43,8 +43,19 @@ int mpraw_map_find(const void *p, size_t len, const char *key, size_t budget,
  */
 bool mpraw_skip(const void *p, size_t len, size_t *at);
 
+/**
+ * Read the header of a map at p[*at]: *n its pairs; *at moves past the
+ * header. @return false if the value there is no map, its header is
+ * truncated, or its pairs cannot fit in the bytes left (*at unchanged).
+ */
+bool mpraw_map(const void *p, size_t len, size_t *at, uint64_t *n);
+/** mpraw_map for an array: *n its elements. */
+bool mpraw_array(const void *p, size_t len, size_t *at, uint64_t *n);
+
 /** A raw value as a string (borrowed). @return false if it is none. */
 bool mpraw_str(const unsigned char *v, size_t len, const char **s, size_t *n);
+/** A raw value as a boolean. @return false if it is none. */
+bool mpraw_bool(const unsigned char *v, size_t len, bool *out);
 /** A raw value as an unsigned integer. @return false if it is none. */
 bool mpraw_uint(const unsigned char *v, size_t len, uint64_t *out);
 

@@ -6,10 +6,14 @@
 #define SL_API_FIXTURE_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <msgpack.h>
 
 #include "auth.h"
 #include "config.h"
+#include "json.h"
 #include "runtime.h"
 #include "testutil.h"
 
@@ -98,6 +102,26 @@ fx_start_auth(const char *extra_yaml, const char *token, const char *cred_yaml)
 	    "%s",
 	    extra_yaml, hex, cred_yaml);
 	fx_start(tail);
+}
+
+/**
+ * A state as get_all_mp / get_all_view hand it out: state[0..len) is
+ * exactly one msgpack map, whose JSON text is json (what get_all says).
+ */
+static inline void
+fx_check_state_json(const void *state, size_t len, const char *json)
+{
+	msgpack_unpacked u;
+	size_t           off = 0;
+	msgpack_unpacked_init(&u);
+	CHECK(msgpack_unpack_next(&u, state, len, &off)
+	    == MSGPACK_UNPACK_SUCCESS);
+	CHECK_EQ(off, len); /* one map, nothing more */
+	CHECK(u.data.type == MSGPACK_OBJECT_MAP);
+	char *text = mp_to_json_text(&u.data);
+	CHECK_STREQ(text, json);
+	free(text);
+	msgpack_unpacked_destroy(&u);
 }
 
 static inline void

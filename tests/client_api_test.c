@@ -179,19 +179,9 @@ check_get_all_mp(sl_client *c)
 	CHECK(mp.n_items == js.n_items && mp.n_items == 3);
 	CHECK(mp.more == js.more);
 	for (size_t i = 0; i < mp.n_items; i++) {
-		msgpack_unpacked u;
-		size_t           off = 0;
-		msgpack_unpacked_init(&u);
 		CHECK_STREQ(mp.items[i].key, js.items[i].key);
-		CHECK(msgpack_unpack_next(&u, mp.items[i].state,
-		          mp.items[i].state_len, &off)
-		    == MSGPACK_UNPACK_SUCCESS);
-		CHECK(off == mp.items[i].state_len); /* one map, nothing more */
-		CHECK(u.data.type == MSGPACK_OBJECT_MAP);
-		char *text = mp_to_json_text(&u.data);
-		CHECK_STREQ(text, js.items[i].state_json);
-		free(text);
-		msgpack_unpacked_destroy(&u);
+		fx_check_state_json(mp.items[i].state, mp.items[i].state_len,
+		    js.items[i].state_json);
 	}
 	sl_read_models_free(&js);
 	sl_read_models_mp_free(&mp);

@@ -351,10 +351,15 @@ int sl_client_read_ex(
 int sl_client_get_one(sl_client *c, const char *tenant, const char *projection,
     const char *key, char **state_json, bool *found);
 
+/** The largest page get_all answers (a larger limit is this one). */
+#define SL_GET_ALL_MAX_LIMIT 10000
+
 /**
  * Get read models in key order, one page.
  * @param after  start after this key; NULL starts at the first
- * @param limit  most items; 0 or more than 1000 means 1000
+ * @param limit  most items; 0 means 1000, more than SL_GET_ALL_MAX_LIMIT
+ *               means SL_GET_ALL_MAX_LIMIT (a daemon before that limit
+ *               answers at most 1000)
  * @param out    receives the page (free with sl_read_models_free); page on
  *               with after = the last key while out->more
  * @return SL_OK; SL_ENOTFOUND (unknown tenant or projection); SL_EINVAL
@@ -393,6 +398,60 @@ int sl_client_get_all_mp(sl_client *c, const char *tenant,
 
 /** Free what sl_client_get_all_mp returned and zero *m. NULL is ignored. */
 void sl_read_models_mp_free(sl_read_models_mp *m);
+
+/**
+ * A read model borrowed from its page (sl_client_get_all_view): key and
+ * state point into the reply as it came off the wire, nothing copied.
+ */
+typedef struct sl_read_model_view {
+	const char *key;       /**< the key's bytes, NOT NUL-terminated */
+	size_t      key_len;   /**< its length */
+	const void *state;     /**< the state: one msgpack map */
+	size_t      state_len; /**< its bytes */
+} sl_read_model_view;
+
+/** One page of borrowed read models, in key order. */
+typedef struct sl_read_models_view {
+	sl_read_model_view *items;
+	size_t              n_items;
+	bool  more;  /**< more read models follow the last key of this page */
+	void *reply; /**< the reply the items point into (the library's) */
+} sl_read_models_view;
+
+/**
+ * Get read models in key order, one page, without copying them: each
+ * item's key and state point into the reply message, which the page holds
+ * until sl_read_models_view_free. The fastest way to list read models: the
+ * states come inside bins (the request's state_bytes) and the reply is
+ * walked once in place (no msgpack-c objects, no JSON, no allocation per
+ * item); its framing is checked as it is walked (every key and state lies
+ * in the reply, each state begins with a map header), the states' insides
+ * are the stored bytes as the daemon read them.
+ * @param after      start after this key (after_len bytes, may hold any
+ *                   byte: an item's key and key_len page on as they are);
+ *                   NULL starts at the first
+ * @param after_len  its length
+ * @param limit      most items; 0 means 1000, more than
+ *                   SL_GET_ALL_MAX_LIMIT means SL_GET_ALL_MAX_LIMIT (a
+ *                   daemon before this limit answers at most 1000)
+ * @param out        receives the page; page on with after = the last
+ *                   item's key while out->more
+ * @return SL_OK; SL_ENOTFOUND (unknown tenant or projection); SL_EINVAL
+ *         (projection names a filter; NULL arguments); SL_EPROTO (a
+ *         reply that is not a well-formed get_all page: truncated, an item
+ *         without a key string or a state map, bytes after the reply:
+ *         *out is left empty); SL_EVERSION; SL_ENET; SL_ETIMEDOUT;
+ *         SL_ENOMEM.
+ * @note The items, keys and states are owned by the page and valid until
+ *       sl_read_models_view_free; on failure *out is zeroed.
+ */
+int sl_client_get_all_view(sl_client *c, const char *tenant,
+    const char *projection, const char *after, size_t after_len,
+    size_t limit, sl_read_models_view *out);
+
+/** Free what sl_client_get_all_view returned and zero *m. NULL is
+ * ignored. */
+void sl_read_models_view_free(sl_read_models_view *m);
 
 /** An event of a filter's stream, as read back. */
 typedef struct sl_filter_event {

@@ -94,8 +94,10 @@ const char *api_kind_name(const proj_def *d);
 /* Whether def keeps its states in the log env (api_models.c); live: def is
  * held (its vtable may be read), else the emitting runs tell. */
 bool api_emitting(runtime *rt, const proj_def *def, bool live);
-/* One {key, state[, result]} item of get_all / query (api_models.c). */
-void api_pack_state_item(msgpack_packer *pk, msgpack_sbuffer *items,
+/* One {key, state[, result]} item of get_all / query (api_models.c),
+ * through write into dst (as_bin: state and result inside a bin); -1 if a
+ * write failed. */
+int api_pack_state_item(msgpack_packer_write write, void *dst, bool as_bin,
     const char *key, size_t key_len, const void *state, size_t state_len,
     const void *result, size_t result_len);
 

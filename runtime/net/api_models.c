@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sluice/client.h>
 #include <sluice/errors.h>
 
 #include "emitter.h"
@@ -18,8 +19,9 @@
 #include "log.h"
 #include "mp.h"
 
-/* get_all's default and largest page. */
-#define API_GET_ALL_MAX 1000
+/* get_all's page when the request names no limit; the largest is
+ * SL_GET_ALL_MAX_LIMIT (client.h). */
+#define API_GET_ALL_DEFAULT 1000
 
 /* ---- filter streams ---- */
 
@@ -364,35 +366,102 @@ api_get_one(request *r)
 		proj_def_release(def);
 }
 
+/* Items are gathered here and appended to the reply in runs of this
+ * size: a call into NNG per run, not two per item. */
+#define API_STAGE_BYTES 16384
+
 typedef struct scan_ctx {
-	msgpack_sbuffer items;
-	msgpack_packer  pk;
-	uint32_t        count;
-	bool            cut; /* stopped at the byte budget */
+	nng_msg *msg;   /* the reply, the items appended to it */
+	size_t   staged; /* bytes in stage, not yet in msg */
+	bool     fail;   /* an append failed */
+	char     stage[API_STAGE_BYTES];
+	size_t   base;  /* where the items start in msg */
+	uint32_t count; /* items appended */
+	bool     cut;   /* stopped at the byte budget */
+	bool     oom;   /* the reply could not grow */
+	uint64_t limit;
+	bool     as_bin; /* states (and results) as bin: state_bytes */
 	/* an emitting projection's states: paged here */
 	const char *after;
 	size_t      after_len;
-	uint64_t    limit;
 	bool        more;
 } scan_ctx;
 
-/* One {key, state[, result]} item of get_all / query: the map header and
- * key go through pk (which writes to items), the packed state and result
- * are copied as they are. */
-void
-api_pack_state_item(msgpack_packer *pk, msgpack_sbuffer *items,
+/* A bin header for n bytes at p; its length. */
+static size_t
+bin_header(unsigned char *p, size_t n)
+{
+	if (n <= UINT8_MAX) {
+		p[0] = 0xc4;
+		p[1] = (unsigned char) n;
+		return 2;
+	}
+	if (n <= UINT16_MAX) {
+		p[0] = 0xc5;
+		p[1] = (unsigned char) (n >> 8);
+		p[2] = (unsigned char) n;
+		return 3;
+	}
+	p[0] = 0xc6;
+	for (int i = 0; i < 4; i++)
+		p[1 + i] = (unsigned char) (n >> (24 - 8 * i));
+	return 5;
+}
+
+/* One {key, state[, result]} item of get_all / query: the map header, key
+ * and "state" are written as one run of bytes, the packed state and
+ * result are copied as they are (as_bin: each inside a bin, so that a
+ * reader finds its end without walking it). write is msgpack-c's kind of
+ * writer; -1 if one of its writes failed. */
+int
+api_pack_state_item(msgpack_packer_write write, void *dst, bool as_bin,
     const char *key, size_t key_len, const void *state, size_t state_len,
     const void *result, size_t result_len)
 {
-	msgpack_pack_map(pk, result != NULL ? 3 : 2);
-	mp_pack_cstr(pk, "key");
-	mp_pack_strn(pk, key, key_len);
-	mp_pack_cstr(pk, "state");
-	msgpack_sbuffer_write(items, state, state_len);
-	if (result != NULL) {
-		mp_pack_cstr(pk, "result");
-		msgpack_sbuffer_write(items, result, result_len);
+	unsigned char h[112], *p = h;
+	int           rc = 0;
+
+	*p++ = result != NULL ? 0x83 : 0x82;
+	memcpy(p, "\xa3key", 4);
+	p += 4;
+	if (key_len < 32) {
+		*p++ = (unsigned char) (0xa0 | key_len);
+	} else if (key_len <= UINT8_MAX) {
+		*p++ = 0xd9;
+		*p++ = (unsigned char) key_len;
+	} else if (key_len <= UINT16_MAX) {
+		*p++ = 0xda;
+		*p++ = (unsigned char) (key_len >> 8);
+		*p++ = (unsigned char) key_len;
+	} else {
+		*p++ = 0xdb;
+		for (int sh = 24; sh >= 0; sh -= 8)
+			*p++ = (unsigned char) (key_len >> sh);
 	}
+	/* room left for "state" and a bin header */
+	if (key_len <= sizeof(h) - 11 - (size_t) (p - h)) {
+		memcpy(p, key, key_len);
+		p += key_len;
+	} else {
+		rc |= write(dst, (const char *) h, (size_t) (p - h));
+		rc |= write(dst, key, key_len);
+		p = h;
+	}
+	memcpy(p, "\xa5state", 6);
+	p += 6;
+	if (as_bin)
+		p += bin_header(p, state_len);
+	rc |= write(dst, (const char *) h, (size_t) (p - h));
+	rc |= write(dst, state, state_len);
+	if (result != NULL) {
+		memcpy(h, "\xa6result", 7);
+		p = h + 7;
+		if (as_bin)
+			p += bin_header(p, result_len);
+		rc |= write(dst, (const char *) h, (size_t) (p - h));
+		rc |= write(dst, result, result_len);
+	}
+	return rc != 0 ? -1 : 0;
 }
 
 /* LMDB's key order: bytes, then the shorter first. */
@@ -401,6 +470,81 @@ api_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
 	int c = memcmp(a, b, alen < blen ? alen : blen);
 	return c != 0 ? c : (alen > blen) - (alen < blen);
+}
+
+/* Append n bytes to the reply, its room doubled when it runs out
+ * (nng_msg_append alone would grow it by what each append needs). */
+static int
+msg_append(nng_msg *m, const void *buf, size_t n)
+{
+	size_t need = nng_msg_len(m) + n, cap = nng_msg_capacity(m);
+	if (need > cap && nng_msg_reserve(m, need > 2 * cap ? need : 2 * cap))
+		return -1;
+	return nng_msg_append(m, buf, n) == 0 ? 0 : -1;
+}
+
+/* The staged bytes into the reply. */
+static int
+stage_flush(scan_ctx *sc)
+{
+	int rc = sc->staged > 0 ? msg_append(sc->msg, sc->stage, sc->staged)
+	                        : 0;
+	sc->staged = 0;
+	if (rc != 0)
+		sc->fail = true;
+	return rc;
+}
+
+/* msgpack_packer_write into the stage (scan_ctx), a run too big for it
+ * straight into the reply. */
+static int
+stage_write(void *data, const char *buf, size_t len)
+{
+	scan_ctx *sc = data;
+	if (len > sizeof(sc->stage) - sc->staged && stage_flush(sc) != 0)
+		return -1;
+	if (len > sizeof(sc->stage)) {
+		if (msg_append(sc->msg, buf, len) != 0) {
+			sc->fail = true;
+			return -1;
+		}
+		return 0;
+	}
+	memcpy(sc->stage + sc->staged, buf, len);
+	sc->staged += len;
+	return 0;
+}
+
+/*
+ * Whether the item just packed ends the page at the byte budget. After the
+ * first item the reply is sized once for the whole page, by that item's
+ * size (states of one projection are alike): one allocation, no copy on
+ * growth, for the common page.
+ */
+static bool
+scan_item_done(scan_ctx *sc, int packed)
+{
+	size_t used = nng_msg_len(sc->msg) + sc->staged - sc->base;
+
+	if (packed != 0) { /* no room */
+		sc->oom = true;
+		return true;
+	}
+	if (++sc->count == 1) {
+		uint64_t want = (uint64_t) used * sc->limit;
+		want += want / 16 + 64;
+		if (want > API_REPLY_SOFT_BYTES)
+			want = API_REPLY_SOFT_BYTES;
+		if (nng_msg_reserve(sc->msg, sc->base + (size_t) want) != 0) {
+			sc->oom = true;
+			return true;
+		}
+	}
+	if (used >= API_REPLY_SOFT_BYTES) {
+		sc->cut = true;
+		return true;
+	}
+	return false;
 }
 
 /* eproj_state_fn for get_all: keys after `after`, at most limit. */
@@ -417,33 +561,26 @@ get_all_state(void *arg, const char *key, size_t key_len, const void *state,
 		sc->more = true;
 		return -1;
 	}
-	api_pack_state_item(&sc->pk, &sc->items, key, key_len, state,
-	    state_len, result, result_len);
-	sc->count++;
-	if (sc->items.size >= API_REPLY_SOFT_BYTES) {
-		sc->cut = true;
-		return -1;
-	}
-	return 0;
+	return scan_item_done(sc,
+	           api_pack_state_item(stage_write, sc, sc->as_bin, key,
+	               key_len, state, state_len, result, result_len))
+	    ? -1
+	    : 0;
 }
 
+/* rm_scan_fn for get_all: the stored state's bytes go into the reply as
+ * they are. */
 static int
 get_all_one(
     void *arg, const char *key, size_t key_len, const void *data, size_t len)
 {
 	scan_ctx *sc = arg;
 
-	msgpack_pack_map(&sc->pk, 2);
-	mp_pack_cstr(&sc->pk, "key");
-	mp_pack_strn(&sc->pk, key, key_len);
-	mp_pack_cstr(&sc->pk, "state");
-	msgpack_sbuffer_write(&sc->items, data, len);
-	sc->count++;
-	if (sc->items.size >= API_REPLY_SOFT_BYTES) {
-		sc->cut = true;
-		return -1;
-	}
-	return 0;
+	return scan_item_done(sc,
+	           api_pack_state_item(stage_write, sc, sc->as_bin, key,
+	               key_len, data, len, NULL, 0))
+	    ? -1
+	    : 0;
 }
 
 void
@@ -454,27 +591,45 @@ api_get_all(request *r)
 	const char     *after;
 	size_t          after_len;
 	uint64_t        limit;
-	scan_ctx        sc;
-	bool            more = false, live;
+	scan_ctx        sc; /* 16 KiB with its stage: a worker's stack */
+	bool            more = false, live, as_bin;
 	int             rc;
 
 	if (api_tenant(r, &t) != SL_OK
 	    || api_key(r, "after", false, &after, &after_len) != SL_OK
-	    || api_u64(r, "limit", API_GET_ALL_MAX, &limit) != SL_OK
+	    || api_u64(r, "limit", API_GET_ALL_DEFAULT, &limit) != SL_OK
+	    || api_bool(r, "state_bytes", false, &as_bin) != SL_OK
 	    || api_projection(r, &def, &live) != SL_OK)
 		return;
-	if (limit == 0 || limit > API_GET_ALL_MAX)
-		limit = API_GET_ALL_MAX;
+	if (limit == 0)
+		limit = API_GET_ALL_DEFAULT;
+	if (limit > SL_GET_ALL_MAX_LIMIT)
+		limit = SL_GET_ALL_MAX_LIMIT;
 
+	/* The reply is built as the message that is sent: its head (the
+	 * items array with a 32-bit count written when the scan ends), then
+	 * the items from the store in runs of the stage's size. */
 	memset(&sc, 0, sizeof(sc));
-	msgpack_sbuffer_init(&sc.items);
-	msgpack_packer_init(&sc.pk, &sc.items, msgpack_sbuffer_write);
+	sc.limit  = limit;
+	sc.as_bin = as_bin;
+	if (nng_msg_alloc(&sc.msg, 0) != 0) {
+		api_fail(r, SL_ENOMEM, "out of memory");
+		goto out;
+	}
+	mp_reply_ok(&r->pk, 2);
+	mp_pack_cstr(&r->pk, "items");
+	sc.base = r->out.size + 5; /* after the array32 header */
+	if (nng_msg_append(sc.msg, r->out.data, r->out.size) != 0
+	    || nng_msg_append(sc.msg, "\xdd\0\0\0\0", 5) != 0) {
+		api_fail(r, SL_ENOMEM, "out of memory");
+		goto out;
+	}
+	msgpack_sbuffer_clear(&r->out);
 	if (api_emitting(r->rt, def, live)) {
 		/* the states live in the log env, in key order; the result
 		 * transform is the plugin's code: only while def is held */
 		sc.after     = after;
 		sc.after_len = after_len;
-		sc.limit     = limit;
 		rc           = eproj_read_states(r->rt->store, t->cfg->id, def,
                     live ? proj_def_result(def) : NULL, NULL, 0, get_all_state,
 		              &sc);
@@ -485,17 +640,27 @@ api_get_all(request *r)
 	}
 	if (rc == -1 || rc == SL_ENOTFOUND)
 		rc = SL_OK; /* cut short, or the projection never stored */
+	if (rc == SL_OK && (sc.oom || stage_flush(&sc) != 0 || sc.fail))
+		rc = SL_ENOMEM;
 	if (rc != SL_OK) {
 		api_fail(r, rc, "reading the read models failed");
-	} else {
-		mp_reply_ok(&r->pk, 2);
-		mp_pack_cstr(&r->pk, "items");
-		msgpack_pack_array(&r->pk, sc.count);
-		msgpack_sbuffer_write(&r->out, sc.items.data, sc.items.size);
-		mp_pack_kv_bool(&r->pk, "more", more || sc.cut);
-		api_send(r);
+		goto out;
 	}
-	msgpack_sbuffer_destroy(&sc.items);
+	unsigned char *n = (unsigned char *) nng_msg_body(sc.msg) + sc.base - 4;
+	n[0]             = (unsigned char) (sc.count >> 24);
+	n[1]             = (unsigned char) (sc.count >> 16);
+	n[2]             = (unsigned char) (sc.count >> 8);
+	n[3]             = (unsigned char) sc.count;
+	mp_pack_kv_bool(&r->pk, "more", more || sc.cut);
+	if (nng_msg_append(sc.msg, r->out.data, r->out.size) != 0) {
+		api_fail(r, SL_ENOMEM, "out of memory");
+		goto out;
+	}
+	api_reply_msg(r->call, sc.msg);
+	sc.msg = NULL;
+out:
+	if (sc.msg != NULL)
+		nng_msg_free(sc.msg);
 	if (live)
 		proj_def_release(def);
 }

@@ -31,7 +31,6 @@ query_cancelled(void *call)
 
 typedef struct query_ctx {
 	msgpack_sbuffer states;
-	msgpack_packer  pk;
 	uint32_t        count;
 	bool            too_big;
 } query_ctx;
@@ -43,8 +42,10 @@ query_state(void *arg, const char *key, size_t key_len, const void *state,
 {
 	query_ctx *q = arg;
 
-	api_pack_state_item(&q->pk, &q->states, key, key_len, state,
-	    state_len, result, result_len);
+	if (api_pack_state_item(msgpack_sbuffer_write, &q->states, false, key,
+	        key_len, state, state_len, result, result_len)
+	    != 0)
+		return SL_ENOMEM;
 	q->count++;
 	if (q->states.size > API_QUERY_MAX_BYTES) {
 		q->too_big = true;
@@ -115,7 +116,6 @@ api_query_poll(request *r, uint64_t handle, const proj_def *def,
 	const proj_def *rdef = eproj_def(e);
 	memset(&q, 0, sizeof(q));
 	msgpack_sbuffer_init(&q.states);
-	msgpack_packer_init(&q.pk, &q.states, msgpack_sbuffer_write);
 	rc = eproj_snapshot(e, key, key_len, query_state, &q, &position);
 	if (rc == SL_OK && q.too_big)
 		rc = SL_ETOOBIG;
@@ -404,7 +404,6 @@ api_query(request *r)
 	uint64_t  position = 0;
 	memset(&q, 0, sizeof(q));
 	msgpack_sbuffer_init(&q.states);
-	msgpack_packer_init(&q.pk, &q.states, msgpack_sbuffer_write);
 	/* listed in status while it runs: `sluice query` shows progress */
 	rt_query *run = runtime_query_begin(
 	    rt, t->cfg->id, def, store_next_position(rt->store));

@@ -283,9 +283,17 @@ server_send_cb(void *arg)
 void
 api_reply(api_call *call, const void *data, size_t len)
 {
-	server  *srv = call->srv;
 	nng_msg *rep = NULL;
-	int      rv  = nng_msg_alloc(&rep, len);
+
+	if (nng_msg_alloc(&rep, len) == 0 && len > 0)
+		memcpy(nng_msg_body(rep), data, len);
+	api_reply_msg(call, rep);
+}
+
+void
+api_reply_msg(api_call *call, nng_msg *rep)
+{
+	server *srv = call->srv;
 
 	/* Before the send: once it is done the call serves another pipe. */
 	if (call->pipe_busy) {
@@ -299,20 +307,17 @@ api_reply(api_call *call, const void *data, size_t len)
 		pthread_mutex_unlock(&srv->pipes_mu);
 	}
 
-	if (rv == 0 && len > 0)
-		memcpy(nng_msg_body(rep), data, len);
 	/* The request (and everything api_handle borrowed from it) ends
-	 * here; data was copied first in case it pointed into it. */
+	 * here; the reply was made first in case it pointed into it. */
 	nng_msg_free(call->req);
 	call->req = NULL;
 
-	if (rv == 0) {
+	if (rep != NULL) {
 		nng_aio_set_msg(call->send_aio, rep);
 		nng_ctx_send(call->ctx, call->send_aio);
 	} else {
 		/* The requester will time out; the context serves on. */
-		log_error(
-		    "server", "cannot allocate a reply of %zu bytes", len);
+		log_error("server", "cannot allocate a reply");
 		server_post_recv(call);
 	}
 

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nng/nng.h>
+
 #include "lane.h"
 #include "tlsconf.h"
 
@@ -111,6 +113,11 @@ void server_stats_get(server *srv, server_stats *out);
  * per call, from any thread, possibly after the handler returned.
  */
 void api_reply(api_call *call, const void *data, size_t len);
+/**
+ * api_reply with a reply built as a message (nothing copied): the server
+ * takes rep (NULL: none could be made; the requester times out).
+ */
+void api_reply_msg(api_call *call, nng_msg *rep);
 
 /**
  * A reply to build and send on the server's reply thread instead of the
