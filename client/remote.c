@@ -1250,6 +1250,16 @@ handle(sl_remote *r, const msgpack_object *req, msgpack_packer *pk)
 		logf_(r, SL_REMOTE_LOG_WARN, "a request without call or op");
 		return false;
 	}
+	/* A daemon with auth: asks a new connection to prove that it holds
+	 * the registration before any call: its hello carries no session,
+	 * and the answer gives ours (docs/remote.md, "hello"). */
+	if (mp_str_eq(op, "hello")) {
+		msgpack_pack_map(pk, 3);
+		mp_pack_kv_u64(pk, "call", call);
+		mp_pack_kv_str(pk, "outcome", "hello");
+		mp_pack_kv_u64(pk, "session", r->session);
+		return true;
+	}
 	mp_get_u64(req, "session", &session);
 	if (session != r->session) {
 		/* another registration's call: this one is stale */

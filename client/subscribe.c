@@ -792,6 +792,13 @@ sub_ask_pub_url(sub *s, char **out)
 	}
 	j   = json_loads(text, 0, NULL);
 	pub = json_object_get(j, "pub");
+	/* A stream or filter of one tenant: that tenant's own feed when
+	 * the daemon has one (auth on; "feeds": {tenant: url}) */
+	json_t *tf = s->o->tenant != NULL
+	    ? json_object_get(json_object_get(j, "feeds"), s->o->tenant)
+	    : NULL;
+	if (json_is_string(tf))
+		pub = tf;
 	if (json_is_string(pub))
 		*out = strdup(json_string_value(pub));
 	/* nil: no feed (auth on): follow by reads */

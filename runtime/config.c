@@ -105,6 +105,7 @@ enum {
 	S_REMWINDOW,
 	S_REMBATCH,
 	S_REMMAX,
+	S_REMEXPIRY,
 	S_RUNPROJ,
 	S_STARTSTD,
 	S_GROUP,
@@ -125,6 +126,7 @@ enum {
 	S_SET, /* the six projection_settings, in SETTING_KEYS order */
 	S_PROJS = S_SET + 6,
 	S_PLUGLIST,
+	S_FEEDS,
 	S_N
 };
 enum { T_ID, T_PATH, T_MAP, T_N };
@@ -143,6 +145,8 @@ enum {
 enum { P_NAME, P_MODE, P_SET, P_N = P_SET + 6 };
 /* Slots of one `plugins:` entry. */
 enum { G_FILE, G_ISO, G_N };
+/* Slots of one endpoints.feeds entry. */
+enum { F_TENANT, F_URL, F_N };
 
 /* Words of the word kinds, indexed by the value they stand for. */
 static const char *const run_words[]  = { "none", "system", "all", NULL };
@@ -178,6 +182,15 @@ static const cfg_key endpoint_keys[] = {
 	{ "pub", K_URL, S_PUB, 0, 0, 0, NULL },
 	{ "metrics", K_STR, S_METRICS, 0, 1024, 0, NULL },
 	{ "admin", K_STR, S_ADMIN, 0, 1024, 0, NULL },
+	/* per-tenant feeds under auth (parse_feeds) */
+	{ "feeds", K_SEQ, S_FEEDS, 0, 0, 0, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL },
+};
+
+/* One endpoints.feeds entry: a tenant's own live feed. */
+static const cfg_key feed_keys[] = {
+	{ "tenant", K_STR, F_TENANT, 1, CFG_ID_MAX, 0, NULL },
+	{ "url", K_URL, F_URL, 0, 0, 0, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -219,6 +232,9 @@ static const cfg_key remote_keys[] = {
 	{ "window", K_INT, S_REMWINDOW, 1, 1024, 32, NULL },
 	{ "batch", K_INT, S_REMBATCH, 1, 1024, 256, NULL },
 	{ "max_registrations", K_INT, S_REMMAX, 1, 4096, 64, NULL },
+	/* 0: never; otherwise at least 100 ms (checked in load) */
+	{ "registration_expiry_ms", K_INT, S_REMEXPIRY, 0, 2592000000, 600000,
+	    NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -821,6 +837,36 @@ path_join(const char *base, const char *rel)
 }
 
 /* One tenant: a unique id, a read model store in a directory of its own. */
+/* One entry of a list (tenants:, projections:, ...): item i of the
+ * sequence, with its slots (slots_per of them for each entry). */
+typedef int (*item_fn)(
+    cfgp *p, yaml_node_t *n, size_t i, sl_config *cfg, slot *slots);
+
+/* The number of entries of a sequence. */
+static size_t
+list_len(const yaml_node_t *seq)
+{
+	return (size_t) (seq->data.sequence.items.top
+	    - seq->data.sequence.items.start);
+}
+
+/* Each entry of the sequence seq through fn (the caller allocated what
+ * fn fills, list_len entries). */
+static int
+parse_items(
+    cfgp *p, yaml_node_t *seq, sl_config *cfg, size_t slots_per, item_fn fn)
+{
+	yaml_node_item_t *items = seq->data.sequence.items.start;
+	size_t            count = list_len(seq);
+	slot             *ss    = calloc(count * slots_per, sizeof(*ss));
+	int               rc    = ss == NULL ? nomem(p) : SL_OK;
+	for (size_t i = 0; i < count && rc == SL_OK; i++)
+		rc = fn(
+		    p, yaml_document_get_node(p->doc, items[i]), i, cfg, ss);
+	free(ss);
+	return rc;
+}
+
 static int
 parse_tenant(cfgp *p, yaml_node_t *t, size_t i, sl_config *cfg, slot *ts)
 {
@@ -871,19 +917,13 @@ parse_tenant(cfgp *p, yaml_node_t *t, size_t i, sl_config *cfg, slot *ts)
 static int
 parse_tenants(cfgp *p, yaml_node_t *seq, sl_config *cfg)
 {
-	yaml_node_item_t *items = seq->data.sequence.items.start;
-	size_t count = (size_t) (seq->data.sequence.items.top - items);
-	if (count == 0)
+	size_t n = list_len(seq);
+	if (n == 0)
 		return fail(p, seq->start_mark,
 		    "key 'tenants': needs at least one tenant");
-	slot *ts     = calloc(count * T_N, sizeof(*ts));
-	cfg->tenants = calloc(count, sizeof(*cfg->tenants));
-	int rc       = ts == NULL || cfg->tenants == NULL ? nomem(p) : SL_OK;
-	for (size_t i = 0; i < count && rc == SL_OK; i++)
-		rc = parse_tenant(
-		    p, yaml_document_get_node(p->doc, items[i]), i, cfg, ts);
-	free(ts);
-	return rc;
+	if ((cfg->tenants = calloc(n, sizeof(*cfg->tenants))) == NULL)
+		return nomem(p);
+	return parse_items(p, seq, cfg, T_N, parse_tenant);
 }
 
 /* tls: files, relative to the config file's directory cdir. */
@@ -1173,18 +1213,12 @@ parse_projection(cfgp *p, yaml_node_t *n, size_t i, sl_config *cfg, slot *ps)
 static int
 parse_projections(cfgp *p, yaml_node_t *seq, sl_config *cfg)
 {
-	yaml_node_item_t *items = seq->data.sequence.items.start;
-	size_t count = (size_t) (seq->data.sequence.items.top - items);
-	if (count == 0)
+	size_t n = list_len(seq);
+	if (n == 0)
 		return SL_OK;
-	slot *ps         = calloc(count * P_N, sizeof(*ps));
-	cfg->projections = calloc(count, sizeof(*cfg->projections));
-	int rc = ps == NULL || cfg->projections == NULL ? nomem(p) : SL_OK;
-	for (size_t i = 0; i < count && rc == SL_OK; i++)
-		rc = parse_projection(
-		    p, yaml_document_get_node(p->doc, items[i]), i, cfg, ps);
-	free(ps);
-	return rc;
+	if ((cfg->projections = calloc(n, sizeof(*cfg->projections))) == NULL)
+		return nomem(p);
+	return parse_items(p, seq, cfg, P_N, parse_projection);
 }
 
 /* ---- auth: (docs/security.md) ---- */
@@ -1410,8 +1444,8 @@ parse_auth(cfgp *p, sl_config *cfg, slot *s)
 /* A tcp listener (api, pub, remote) and the admin page (the API over
  * WebSocket) are open to the network: only with auth:, or when the file
  * says insecure: true. A registration's socket (remote.endpoint) carries
- * events to whoever dials it first, so over tcp it needs insecure: true
- * even with auth. */
+ * events to whoever dials it first without auth, and in clear text on
+ * tcp://: with auth only tls+tcp:// goes without insecure: true. */
 static int
 check_network(cfgp *p, const sl_config *cfg, const slot *s)
 {
@@ -1431,11 +1465,25 @@ check_network(cfgp *p, const sl_config *cfg, const slot *s)
 			continue;
 		yaml_node_t *n = s[slots[i]].node;
 		yaml_mark_t  m = n != NULL ? n->start_mark : p->root->start_mark;
+		/* under auth a registration's client proves it registered
+		 * (hello): on tls+tcp:// nobody else reads its traffic */
+		if (i == 2 && cfg->auth_on && sl_tls_url(urls[i]))
+			continue;
+		if (i == 2 && cfg->auth_on)
+			return fail(p, m,
+			    "key '%s': %s carries a registration's events and "
+			    "session in clear text on the network: use ipc:// "
+			    "(the default) or tls+tcp://, or say 'insecure: "
+			    "true' (docs/security.md)",
+			    keys[i], urls[i]);
 		if (i == 2)
 			return fail(p, m,
 			    "key '%s': %s listens on the network and hands a "
-			    "registration's events to whoever dials it first: "
-			    "use ipc:// (the default), or say 'insecure: true' "
+			    "registration's events to whoever dials it first "
+			    "(without 'auth:' no client proves it "
+			    "registered): "
+			    "use ipc:// (the default), or say 'insecure: "
+			    "true' "
 			    "(docs/security.md)",
 			    keys[i], urls[i]);
 		return fail(p, m,
@@ -1508,18 +1556,87 @@ parse_plugin(cfgp *p, yaml_node_t *n, size_t i, sl_config *cfg, slot *gs)
 static int
 parse_plugins(cfgp *p, yaml_node_t *seq, sl_config *cfg)
 {
-	yaml_node_item_t *items = seq->data.sequence.items.start;
-	size_t count = (size_t) (seq->data.sequence.items.top - items);
-	if (count == 0)
+	size_t n = list_len(seq);
+	if (n == 0)
 		return SL_OK;
-	slot *gs     = calloc(count * G_N, sizeof(*gs));
-	cfg->plugins = calloc(count, sizeof(*cfg->plugins));
-	int rc = gs == NULL || cfg->plugins == NULL ? nomem(p) : SL_OK;
-	for (size_t i = 0; i < count && rc == SL_OK; i++)
-		rc = parse_plugin(
-		    p, yaml_document_get_node(p->doc, items[i]), i, cfg, gs);
-	free(gs);
-	return rc;
+	if ((cfg->plugins = calloc(n, sizeof(*cfg->plugins))) == NULL)
+		return nomem(p);
+	return parse_items(p, seq, cfg, G_N, parse_plugin);
+}
+
+/*
+ * One endpoints.feeds entry: a tenant of tenants:, once; a tls+tcp:// URL
+ * of its own. A connection is let in by its verified client certificate
+ * (auth.subjects), so the daemon needs auth: and a CA to verify with.
+ */
+static int
+parse_feed(cfgp *p, yaml_node_t *n, size_t i, sl_config *cfg, slot *fs)
+{
+	slot     *s  = fs + i * F_N;
+	cfg_feed *cf = &cfg->feeds[i];
+	char      path[40];
+	int       rc;
+	snprintf(path, sizeof(path), "endpoints.feeds[%zu]", i);
+	set_defaults(feed_keys, s);
+	if ((rc = walk(p, n, path, feed_keys, s)) != SL_OK)
+		return rc;
+	yaml_node_t *tn = s[F_TENANT].node, *un = s[F_URL].node;
+	if (tn == NULL || un == NULL)
+		return fail(p, n->start_mark, "missing required key '%s.%s'",
+		    path, tn == NULL ? "tenant" : "url");
+	const char *t = text(tn), *u = text(un);
+	size_t      k = 0;
+	while (k < cfg->n_tenants && strcmp(cfg->tenants[k].id, t) != 0)
+		k++;
+	if (k == cfg->n_tenants)
+		return fail(p, tn->start_mark,
+		    "key '%s.tenant': '%s' is not a tenant of 'tenants:'",
+		    path, t);
+	if (!cfg->auth_on)
+		return fail(p, n->start_mark,
+		    "key '%s': a tenant's feed admits connections by their "
+		    "credential: it needs an 'auth:' section (without one, "
+		    "endpoints.pub carries every tenant's events)",
+		    path);
+	if (!sl_tls_url(u) || cfg->tls.ca_file == NULL
+	    || cfg->tls.verify == NNG_TLS_AUTH_MODE_NONE)
+		return fail(p, un->start_mark,
+		    "key '%s.url': %s: a tenant's feed admits a connection "
+		    "by its verified TLS client certificate (auth.subjects): "
+		    "it must be tls+tcp://, with tls.ca_file and "
+		    "tls.verify_clients optional or required",
+		    path, u);
+	if (strcmp(u, cfg->api_url) == 0 || strcmp(u, cfg->pub_url) == 0)
+		return fail(p, un->start_mark,
+		    "key '%s.url': same address as endpoints.%s (%s)", path,
+		    strcmp(u, cfg->api_url) == 0 ? "api" : "pub", u);
+	cfg->n_feeds = i + 1;
+	if ((cf->tenant = strdup(t)) == NULL || (cf->url = strdup(u)) == NULL)
+		return nomem(p);
+	for (size_t j = 0; j < i; j++) {
+		if (strcmp(cfg->feeds[j].tenant, t) == 0)
+			return fail(p, tn->start_mark,
+			    "key '%s.tenant': tenant '%s' has a feed already "
+			    "(endpoints.feeds[%zu])",
+			    path, t, j);
+		if (strcmp(cfg->feeds[j].url, u) == 0)
+			return fail(p, un->start_mark,
+			    "key '%s.url': same address as "
+			    "endpoints.feeds[%zu] (%s)",
+			    path, j, u);
+	}
+	return SL_OK;
+}
+
+static int
+parse_feeds(cfgp *p, yaml_node_t *seq, sl_config *cfg)
+{
+	size_t n = list_len(seq);
+	if (n == 0)
+		return SL_OK;
+	if ((cfg->feeds = calloc(n, sizeof(*cfg->feeds))) == NULL)
+		return nomem(p);
+	return parse_items(p, seq, cfg, F_N, parse_feed);
 }
 
 static int
@@ -1561,6 +1678,12 @@ parse_root(cfgp *p, sl_config *cfg)
 	cfg->remote_window            = (uint32_t) s[S_REMWINDOW].num;
 	cfg->remote_batch             = (uint32_t) s[S_REMBATCH].num;
 	cfg->remote_max_registrations = (uint32_t) s[S_REMMAX].num;
+	if (s[S_REMEXPIRY].num != 0 && s[S_REMEXPIRY].num < 100)
+		return fail(p, s[S_REMEXPIRY].node->start_mark,
+		    "key 'remote.registration_expiry_ms': %zu is too short: "
+		    "0 (never) or 100..2592000000",
+		    s[S_REMEXPIRY].num);
+	cfg->remote_expiry_ms = (uint32_t) s[S_REMEXPIRY].num;
 	cfg->access_gid  = s[S_GROUP].node != NULL ? (long) s[S_GROUP].num : -1;
 	cfg->socket_mode = (uint32_t) s[S_SOCKMODE].num;
 	if ((rc = resolve(p, cfg, s)) != SL_OK
@@ -1574,6 +1697,9 @@ parse_root(cfgp *p, sl_config *cfg)
 	    && (rc = parse_auth(p, cfg, s)) != SL_OK)
 		return rc;
 	if ((rc = check_network(p, cfg, s)) != SL_OK)
+		return rc;
+	if (s[S_FEEDS].node != NULL
+	    && (rc = parse_feeds(p, s[S_FEEDS].node, cfg)) != SL_OK)
 		return rc;
 	if (s[S_PLUGLIST].node != NULL
 	    && (rc = parse_plugins(p, s[S_PLUGLIST].node, cfg)) != SL_OK)
@@ -1747,6 +1873,11 @@ config_free(sl_config *cfg)
 	free(cfg->pub_url);
 	free(cfg->metrics_url);
 	free(cfg->admin_url);
+	for (size_t i = 0; i < cfg->n_feeds; i++) {
+		free(cfg->feeds[i].tenant);
+		free(cfg->feeds[i].url);
+	}
+	free(cfg->feeds);
 	free(cfg->remote_url);
 	free(cfg->store_path);
 	free(cfg->tls.cert_file);

@@ -100,6 +100,12 @@ typedef struct cfg_tls {
 	                       default required with ca_file, else none */
 } cfg_tls;
 
+/* endpoints.feeds: a tenant's own live feed (docs/security.md). */
+typedef struct cfg_feed {
+	char *tenant;
+	char *url; /* tls+tcp:// */
+} cfg_feed;
+
 typedef struct sl_config {
 	char *file;          /* the config file's path as given */
 	char *data_dir;      /* absolute */
@@ -109,6 +115,8 @@ typedef struct sl_config {
 	char *metrics_url;   /* endpoints.metrics: http://HOST:PORT/PATH, or
 	                        NULL (off, the default) */
 	char *admin_url;     /* endpoints.admin: the admin page, likewise */
+	cfg_feed   *feeds;         /* endpoints.feeds (auth: on), n_feeds */
+	size_t      n_feeds;
 	char *store_path;    /* event log directory (absolute) */
 	size_t store_map_size;
 	bool store_sync;
@@ -136,6 +144,9 @@ typedef struct sl_config {
 	uint32_t remote_window;         /* remote.window: calls in flight */
 	uint32_t remote_batch; /* remote.batch: events per call (protocol 2) */
 	uint32_t remote_max_registrations; /* remote.max_registrations */
+	/* remote.registration_expiry_ms: a registration whose client has
+	 * been gone this long is freed; 0: never */
+	uint32_t remote_expiry_ms;
 	/* who may read the data and connect (docs/security.md) */
 	/* authentication (docs/security.md): auth_on when resources.yaml
 	 * has an auth: section; insecure: tcp listeners without it */

@@ -128,6 +128,18 @@ same_auth(const sl_config *a, const sl_config *b)
 	return true;
 }
 
+static bool
+same_feeds(const sl_config *a, const sl_config *b)
+{
+	if (a->n_feeds != b->n_feeds)
+		return false;
+	for (size_t i = 0; i < a->n_feeds; i++)
+		if (strcmp(a->feeds[i].tenant, b->feeds[i].tenant) != 0
+		    || strcmp(a->feeds[i].url, b->feeds[i].url) != 0)
+			return false;
+	return true;
+}
+
 void
 runtime_reconfigure(runtime *rt, const sl_config *n)
 {
@@ -166,6 +178,10 @@ runtime_reconfigure(runtime *rt, const sl_config *n)
 	RESTART_STR(remote_url, "remote.endpoint");
 	RESTART_STR(metrics_url, "endpoints.metrics");
 	RESTART_STR(admin_url, "endpoints.admin");
+	if (!same_feeds(n, o)) {
+		restart_needed("endpoints.feeds");
+		later++;
+	}
 	RESTART_NUM(store_map_size, "event_store.map_size");
 	RESTART_NUM(store_sync, "event_store.sync");
 	if (!same_tenants(n, o)) {
@@ -193,6 +209,7 @@ runtime_reconfigure(runtime *rt, const sl_config *n)
 	RESTART_NUM(remote_window, "remote.window");
 	RESTART_NUM(remote_batch, "remote.batch");
 	RESTART_NUM(remote_max_registrations, "remote.max_registrations");
+	RESTART_NUM(remote_expiry_ms, "remote.registration_expiry_ms");
 	RESTART_NUM(access_gid, "access.group");
 	RESTART_NUM(socket_mode, "access.socket_mode");
 	RESTART_NUM(run_projections, "run_projections");

@@ -26,6 +26,7 @@
 #include "publisher.h"
 #include "hostsup.h"
 #include "reload.h"
+#include "remote_expiry.h"
 #include "server.h"
 #include "admin.h"
 #include "metrics.h"
@@ -72,6 +73,48 @@ follow_filter(runtime *rt, processor *p, const proj_def *def)
 	ff_notify(rt->ff, proc_tenant(p), def->id);
 }
 
+/*
+ * pub_admit_fn of the per-tenant feeds (endpoints.feeds): a connection
+ * whose verified client certificate is an auth.subjects credential that
+ * may read the tenant follows it; any other is closed, and the refusal
+ * logged like an API refusal (rate-limited).
+ */
+static bool
+feed_admit(void *arg, const char *tenant, nng_pipe pp)
+{
+	runtime         *rt = arg;
+	sl_tls_peer_info pi;
+	char             why[768];
+	int              v = sl_tls_peer(pp, &pi);
+	const cfg_cred  *c
+	    = v == 1 ? auth_identify_subject(rt->cfg, pi.subject) : NULL;
+	if (c != NULL && auth_has_role(c, CFG_ROLE_READ)
+	    && auth_tenant_ok(c, tenant, strlen(tenant))) {
+		log_info("feed",
+		    "connection %d to tenant %s's feed admitted: credential "
+		    "'%s' (subject \"%s\")",
+		    nng_pipe_id(pp), tenant, c->name, pi.subject);
+		return true;
+	}
+	if (v != 1)
+		snprintf(why, sizeof(why),
+		    "connection %d to tenant %s's feed closed: no client "
+		    "certificate the CA verified",
+		    nng_pipe_id(pp), tenant);
+	else if (c == NULL)
+		snprintf(why, sizeof(why),
+		    "connection %d to tenant %s's feed closed: no "
+		    "auth.subjects entry for subject \"%.400s\"",
+		    nng_pipe_id(pp), tenant, pi.subject);
+	else
+		snprintf(why, sizeof(why),
+		    "connection %d to tenant %s's feed closed: credential "
+		    "'%s' may not read that tenant",
+		    nng_pipe_id(pp), tenant, c->name);
+	auth_log_refusal(c != NULL ? c->name : NULL, why);
+	return false;
+}
+
 /* The API server's callbacks (server.h): it knows nothing of the API. */
 static void
 runtime_api_handle(void *rt, api_call *call, const void *data, size_t len)
@@ -103,6 +146,7 @@ runtime_start(sl_config *cfg, runtime **out)
 	rt->started_ns = ev_now_ns();
 	pthread_mutex_init(&rt->procs_mu, NULL);
 	pthread_mutex_init(&rt->register_mu, NULL);
+	grace_init(&rt->grace);
 	pthread_mutex_init(&rt->transient_mu, NULL);
 	pthread_mutex_init(&rt->queries_mu, NULL);
 	pthread_cond_init(&rt->transient_cv, NULL);
@@ -209,14 +253,29 @@ runtime_start(sl_config *cfg, runtime **out)
 	 * follow by reads instead (docs/security.md, "The live feed"). */
 	if (cfg->auth_on)
 		log_info("runtime",
-		    "auth: is on: no live feed on %s (subscribers read)",
+		    "auth: is on: no live feed of every tenant on %s "
+		    "(subscribers read, or follow their tenant's feed of "
+		    "endpoints.feeds)",
 		    cfg->pub_url);
-	else if ((rc = pub_start(cfg->pub_url, rt->store, &rt->pub))
-	    != SL_OK) {
-		log_error("runtime", "cannot start the live feed on %s: %s",
-		    cfg->pub_url, sl_strerror(rc));
+	pub_feed *feeds = calloc(cfg->n_feeds + 1, sizeof(*feeds));
+	if (feeds == NULL) {
+		rc = SL_ENOMEM;
 		goto fail;
 	}
+	for (size_t i = 0; i < cfg->n_feeds; i++)
+		feeds[i]
+		    = (pub_feed) { cfg->feeds[i].tenant, cfg->feeds[i].url };
+	if ((!cfg->auth_on || cfg->n_feeds > 0)
+	    && (rc = pub_start(cfg->auth_on ? NULL : cfg->pub_url, feeds,
+	            cfg->n_feeds, feed_admit, rt, rt->store, &rt->pub))
+	        != SL_OK) {
+		log_error("runtime", "cannot start the live feed on %s: %s",
+		    cfg->auth_on ? "endpoints.feeds" : cfg->pub_url,
+		    sl_strerror(rc));
+		free(feeds);
+		goto fail;
+	}
+	free(feeds);
 	if (rt->pub != NULL
 	    && (rc = ff_start(rt->pub, rt->store, tenant_rm, rt, &rt->ff))
 	        != SL_OK) {
@@ -312,6 +371,9 @@ runtime_start(sl_config *cfg, runtime **out)
 		.window            = cfg->remote_window,
 		.batch             = cfg->remote_batch,
 		.max_registrations = cfg->remote_max_registrations,
+		/* under auth a registration's connection is bound to the
+		 * client that registered it (docs/security.md) */
+		.prove_clients = cfg->auth_on,
 	};
 	if ((rc = remotes_create(&rcfg, &rt->remotes)) != SL_OK) {
 		log_error("runtime",
@@ -349,6 +411,13 @@ runtime_start(sl_config *cfg, runtime **out)
 	if (cfg->admin_url != NULL
 	    && (rc = admin_start(rt, cfg->admin_url, &rt->admin)) != SL_OK)
 		goto fail;
+	if ((rc = expiry_start(rt, cfg->remote_expiry_ms, &rt->expiry))
+	    != SL_OK) {
+		log_error("runtime",
+		    "cannot start the registrations' expiry: %s",
+		    sl_strerror(rc));
+		goto fail;
+	}
 	/* the hosts register on the API, which serves now */
 	if ((rc = hostsup_run(rt->hosts)) != SL_OK)
 		goto fail;
@@ -371,6 +440,9 @@ runtime_stop(runtime *rt)
 		return;
 	if (rt->watch != NULL)
 		reload_stop(rt); /* no reload once stopping begins */
+	/* no registration expires once stopping begins (one the expiry
+	 * has taken out waits in its list, freed below) */
+	expiry_stop(rt->expiry);
 	/* the plugin hosts end (bounded: SIGKILL after HOSTSUP_STOP_MS);
 	 * their registrations show disconnected; status reads them until the
 	 * server and metrics stop */
@@ -405,6 +477,9 @@ runtime_stop(runtime *rt)
 	for (size_t i = rt->n_procs; i > 0; i--)
 		proc_stop(rt->procs[i - 1]);
 	free(rt->procs);
+	/* no API request or scrape runs any more: nobody holds them */
+	expiry_free(rt->expiry);
+	rt->expiry = NULL;
 	remotes_destroy(rt->remotes);
 	hostsup_free(rt->hosts);
 	rt->hosts = NULL;
@@ -417,6 +492,7 @@ runtime_stop(runtime *rt)
 		store_close(rt->store);
 	sysproj_fini();
 	net_tls_fini();
+	grace_fini(&rt->grace);
 	pthread_mutex_destroy(&rt->procs_mu);
 	pthread_mutex_destroy(&rt->register_mu);
 	pthread_mutex_destroy(&rt->transient_mu);
@@ -798,12 +874,27 @@ transients_stop_all(runtime *rt)
 processor *
 runtime_find_proc(runtime *rt, const char *tenant, const char *id)
 {
-	size_t n = __atomic_load_n(&rt->n_procs, __ATOMIC_ACQUIRE);
-	for (size_t i = 0; i < n; i++)
+	processor *p = NULL;
+	pthread_mutex_lock(&rt->procs_mu);
+	for (size_t i = 0; p == NULL && i < rt->n_procs; i++)
 		if (strcmp(proc_tenant(rt->procs[i]), tenant) == 0
 		    && strcmp(proc_projection_id(rt->procs[i]), id) == 0)
-			return rt->procs[i];
-	return NULL;
+			p = rt->procs[i];
+	pthread_mutex_unlock(&rt->procs_mu);
+	return p;
+}
+
+processor **
+runtime_procs(runtime *rt, size_t *n)
+{
+	pthread_mutex_lock(&rt->procs_mu);
+	processor **v
+	    = rt->n_procs > 0 ? malloc(rt->n_procs * sizeof(*v)) : NULL;
+	*n = v != NULL ? rt->n_procs : 0;
+	if (v != NULL)
+		memcpy(v, rt->procs, rt->n_procs * sizeof(*v));
+	pthread_mutex_unlock(&rt->procs_mu);
+	return v;
 }
 
 int

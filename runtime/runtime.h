@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "emitter.h"
+#include "grace.h"
 #include "plugins.h"
 #include "projection.h"
 #include "readmodels.h"
@@ -96,6 +97,14 @@ typedef struct runtime {
 	/* plugins with isolation: process, each in a sluice-host child
 	 * (runtime/host/hostsup.h); NULL until set up */
 	struct hostsup *hosts;
+	/* What may be freed while the daemon runs (an expired remote
+	 * registration, its processors): API requests and metrics scrapes
+	 * read inside a grace section (runtime/grace.h). */
+	grace grace;
+	/* frees registrations whose client is gone for
+	 * remote.registration_expiry_ms (runtime/remote/remote_expiry.h);
+	 * NULL: never */
+	struct rt_expiry *expiry;
 } runtime;
 
 /**
@@ -146,14 +155,24 @@ const proj_def *runtime_find_def_held(
 
 /**
  * Start a processor of def for tenant t and append it to rt->procs, which
- * never moves (readers load n_procs with acquire). Serialised by procs_mu,
- * so hot reload and registrations can both add.
+ * never moves. Serialised by procs_mu, so hot reload and registrations
+ * can both add. An expired registration's processors are taken out of
+ * procs (under procs_mu): read it with runtime_procs or
+ * runtime_find_proc, not directly.
  * @return SL_OK; SL_ETOOBIG (no room left in procs); proc_start's codes.
  */
 int runtime_add_proc(runtime *rt, rt_tenant *t, const proj_def *def);
 
-/** The processor of (tenant, projection id), or NULL. */
+/** The processor of (tenant, projection id), or NULL. A remote
+ * registration's stays valid while the caller holds register_mu or stays
+ * in its grace section (rt->grace). */
 processor *runtime_find_proc(runtime *rt, const char *tenant, const char *id);
+/**
+ * Every processor at one moment: a malloc'ed array (free()) of *n, NULL
+ * when none or out of memory (*n 0). The pointers stay valid while the
+ * caller stays in its grace section (rt->grace).
+ */
+processor **runtime_procs(runtime *rt, size_t *n);
 
 /**
  * Whether the daemon runs def on its own (run_projections, the

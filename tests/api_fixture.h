@@ -11,6 +11,7 @@
 
 #include <msgpack.h>
 
+#include "auth.h"
 #include "config.h"
 #include "json.h"
 #include "runtime.h"
@@ -79,6 +80,28 @@ fx_start(const char *extra_yaml)
 	    "%s",
 	    SL_PLUGIN_DIR, extra_yaml != NULL ? extra_yaml : "");
 	fx_start_yaml(tail);
+}
+
+/**
+ * fx_start with an auth: section of one credential, "registrar", of token
+ * (FX_TENANT only) whose other keys (roles, caps) are cred_yaml, lines
+ * indented by 6; extra_yaml as fx_start's.
+ */
+static inline void
+fx_start_auth(const char *extra_yaml, const char *token, const char *cred_yaml)
+{
+	char tail[4096], hex[65];
+	auth_hash_hex(token, strlen(token), hex);
+	snprintf(tail, sizeof(tail),
+	    "%s"
+	    "auth:\n"
+	    "  tokens:\n"
+	    "    - name: registrar\n"
+	    "      token_sha256: %s\n"
+	    "      tenants: [" FX_TENANT "]\n"
+	    "%s",
+	    extra_yaml, hex, cred_yaml);
+	fx_start(tail);
 }
 
 /**

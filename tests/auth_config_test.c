@@ -145,14 +145,16 @@ test_refusals(void)
 	                      "tcp://127.0.0.1:0\n",
 	    "4:13", "key 'remote.endpoint'");
 	/* with auth the API may listen on tcp, a registration's socket
-	 * not (it would hand events to whoever dials first) */
+	 * not (its events and session would travel in clear text);
+	 * tls+tcp:// is fine (config_tls_test) */
 	ct_expect_err(
 	    ONE_TOKEN(
 	        "    tenants: [t1]\n    roles: [read]\n") "remote:\n  "
 	                                                  "endpoint: "
 	                                                  "tcp://"
 	                                                  "127.0.0.1:0\n",
-	    "9:13", "hands a registration's events to whoever dials");
+	    "9:13",
+	    "carries a registration's events and session in clear text");
 	/* the admin page serves the API over WebSocket */
 	ct_expect_err(TENANTS "endpoints:\n  admin: http://127.0.0.1:1/admin\n",
 	    "3:10",

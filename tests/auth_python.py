@@ -1,6 +1,7 @@
 """auth_test's Python part: client/python/sluice_remote.py sends its token
 (token=, or $SLUICE_TOKEN) in API requests and registrations, and a
-refusal comes back as EACCES. Usage: auth_python.py API_URL READER_TOKEN
+refusal comes back as EACCES; a registration's connection answers the
+daemon's hello with its session. Usage: auth_python.py API_URL READER_TOKEN
 REGISTRAR_TOKEN; exit 0 when all holds."""
 import os
 import sys
@@ -33,4 +34,22 @@ os.environ["SLUICE_TOKEN"] = registrar
 rem = s.Remote(url, f)
 reply = rem.register()
 assert reply["registration"] == "new", reply
+
+# serving: the daemon's first call on the connection is hello, answered
+# with the registration's session; then it counts as connected
+import threading  # noqa: E402
+import time  # noqa: E402
+rem = s.Remote(url, f)
+t = threading.Thread(target=rem.run, daemon=True)
+t.start()
+deadline = time.monotonic() + 15
+while True:
+    st = s.api_request(url, "status", token=registrar)
+    mine = [x for x in st.get("remotes", []) if x.get("id") == f.id]
+    if mine and mine[0].get("connected"):
+        break
+    assert time.monotonic() < deadline, mine
+    time.sleep(0.05)
+rem.stop()
+t.join(15)
 print("ok")

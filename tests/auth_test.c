@@ -640,7 +640,7 @@ check_python(void)
 	char *const argv[]
 	    = { "python3", "-B", SL_SOURCE_DIR "/tests/auth_python.py", url,
 		      reader, registrar, NULL };
-	pid_t pid = ru_spawn_logged(pylog, SL_PYTHON3, argv);
+	pid_t pid = dt_spawn_logged(pylog, SL_PYTHON3, argv);
 	if (!dt_wait_exit(pid, 30000, &status)) {
 		dt_kill_and_reap(&pid);
 		DT_FAIL_LOG(pylog, "the Python client did not finish");

@@ -194,6 +194,71 @@ test_files(void)
 	}
 }
 
+/* endpoints.feeds: a tenant's own feed, admitted by TLS subject (auth
+ * on, tls+tcp://, a CA to verify clients with). */
+#define FEEDS_BASE                                                            \
+	"tenants: [{id: t1}, {id: t2}]\n" TLS_OK "  ca_file: pki/ca.crt\n"    \
+	"auth:\n  subjects:\n    - {name: a, subject: \"CN=a\", roles: "      \
+	"[read], tenants: [t1]}\n"
+
+static void
+test_feeds(void)
+{
+	sl_config *cfg = ct_load_ok(FEEDS_BASE
+	    "endpoints:\n  feeds:\n"
+	    "    - {tenant: t1, url: \"tls+tcp://127.0.0.1:7001\"}\n"
+	    "    - {tenant: t2, url: \"tls+tcp://127.0.0.1:7002\"}\n");
+	CHECK_EQ(cfg->n_feeds, 2);
+	CHECK_STREQ(cfg->feeds[0].tenant, "t1");
+	CHECK_STREQ(cfg->feeds[1].url, "tls+tcp://127.0.0.1:7002");
+	config_free(cfg);
+	/* under auth a registration's client proves it registered (hello):
+	 * on tls+tcp:// that needs no insecure: true */
+	cfg = ct_load_ok(
+	    FEEDS_BASE "remote:\n  endpoint: tls+tcp://127.0.0.1:0\n");
+	config_free(cfg);
+	ct_expect_err("tenants: [{id: t1}]\n" TLS_OK "remote:\n"
+	              "  endpoint: tls+tcp://127.0.0.1:0\n",
+	    "6:13", "without 'auth:' no client proves it registered");
+	ct_expect_err("tenants: [{id: t1}]\n" TLS_OK "  ca_file: pki/ca.crt\n"
+	              "endpoints:\n  feeds:\n"
+	              "    - {tenant: t1, url: tls+tcp://127.0.0.1:7001}\n",
+	    "8:7",
+	    "key 'endpoints.feeds[0]': a tenant's feed admits "
+	    "connections by their credential: it needs an 'auth:'");
+	ct_expect_err(FEEDS_BASE "endpoints:\n  feeds:\n"
+	                         "    - {tenant: t3, url: tls+tcp://h:1}\n",
+	    "11:16", "key 'endpoints.feeds[0].tenant': 't3' is not a tenant");
+	ct_expect_err(FEEDS_BASE "endpoints:\n  feeds:\n"
+	                         "    - {tenant: t1, url: tcp://h:1}\n",
+	    "11:25",
+	    "key 'endpoints.feeds[0].url': tcp://h:1: a tenant's "
+	    "feed admits a connection by its verified TLS client "
+	    "certificate");
+	ct_expect_err(FEEDS_BASE "endpoints:\n  feeds:\n"
+	                         "    - {tenant: t1}\n",
+	    "11:7", "missing required key 'endpoints.feeds[0].url'");
+	ct_expect_err(FEEDS_BASE "endpoints:\n  feeds:\n"
+	                         "    - {tenant: t1, url: tls+tcp://h:1}\n"
+	                         "    - {tenant: t1, url: tls+tcp://h:2}\n",
+	    "12:16", "tenant 't1' has a feed already (endpoints.feeds[0])");
+	ct_expect_err(FEEDS_BASE "endpoints:\n  feeds:\n"
+	                         "    - {tenant: t1, url: tls+tcp://h:1}\n"
+	                         "    - {tenant: t2, url: tls+tcp://h:1}\n",
+	    "12:25", "same address as endpoints.feeds[0]");
+	ct_expect_err(FEEDS_BASE
+	    "endpoints:\n  feeds:\n"
+	    "    - {tenant: t1, url: tls+tcp://h:1, x: 1}\n",
+	    "11:40", "unknown key 'endpoints.feeds[0].x'");
+	/* no CA: no certificate can be verified */
+	ct_expect_err("tenants: [{id: t1}]\n" TLS_OK
+	              "auth:\n  subjects:\n    - {name: a, subject: \"CN=a\", "
+	              "roles: [read], tenants: [t1]}\n"
+	              "endpoints:\n  feeds:\n"
+	              "    - {tenant: t1, url: tls+tcp://127.0.0.1:7001}\n",
+	    "10:25", "must be tls+tcp://, with tls.ca_file");
+}
+
 int
 main(void)
 {
@@ -202,6 +267,7 @@ main(void)
 	test_loads();
 	test_section();
 	test_files();
+	test_feeds();
 	printf("config_tls_test: %d fixtures OK\n", ct_n_fixtures);
 	return 0;
 }

@@ -95,6 +95,28 @@ dt_kill_and_reap(pid_t *pid)
 	}
 }
 
+/* Run path with argv as a child (dying with the test) whose output is
+ * appended to log. @return its pid. */
+__attribute__((unused)) static pid_t
+dt_spawn_logged(const char *log, const char *path, char *const argv[])
+{
+	pid_t parent = getpid();
+	int   fd     = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	CHECK(fd >= 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		dt_child_setup(parent); /* the death signal survives exec */
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		execv(path, argv);
+		_exit(127);
+	}
+	close(fd);
+	return pid;
+}
+
 /*
  * Start sluiced -c cfg_path as a child that dies with the test, stdin from
  * /dev/null, stdout and stderr appended to log_path; with `supervise`, as

@@ -53,8 +53,8 @@ start_client(void)
 {
 	char *const argv[] = { "remote_account_details", "--url", P.api_url,
 		"--protocol", (char *) protocol, NULL };
-	client_pid = ru_spawn_logged(
-	    P.client_log, SL_BUILD_DIR "/remote_account_details", argv);
+	client_pid         = dt_spawn_logged(
+	            P.client_log, SL_BUILD_DIR "/remote_account_details", argv);
 }
 
 static void

@@ -1,6 +1,7 @@
 /*
  * The `remote:` section of resources.yaml: its defaults (an endpoint under
- * data_dir, keep-alive, timeout, window, batch, registrations), values read as
+ * data_dir, keep-alive, timeout, window, batch, registrations and their
+ * expiry), values read as
  * written, and refusals naming file:line:column and the key.
  */
 #include "config_testutil.h"
@@ -19,24 +20,31 @@ main(void)
 	CHECK_EQ(cfg->remote_window, 32);
 	CHECK_EQ(cfg->remote_batch, 256);
 	CHECK_EQ(cfg->remote_max_registrations, 64);
+	CHECK_EQ(cfg->remote_expiry_ms, 600000);
 	config_free(cfg);
 
 	/* every key set */
 	cfg = ct_load_ok("tenants: [{id: demo}]\n"
-	              "insecure: true\n"
-	              "remote:\n"
-	              "  endpoint: tcp://127.0.0.1:0\n"
-	              "  keepalive_ms: 250\n"
-	              "  timeout_ms: 900\n"
-	              "  window: 1\n"
-	              "  batch: 1024\n"
-	              "  max_registrations: 5\n");
+	                 "insecure: true\n"
+	                 "remote:\n"
+	                 "  endpoint: tcp://127.0.0.1:0\n"
+	                 "  keepalive_ms: 250\n"
+	                 "  timeout_ms: 900\n"
+	                 "  window: 1\n"
+	                 "  batch: 1024\n"
+	                 "  max_registrations: 5\n"
+	                 "  registration_expiry_ms: 2592000000\n");
 	CHECK_STREQ(cfg->remote_url, "tcp://127.0.0.1:0");
 	CHECK_EQ(cfg->remote_keepalive_ms, 250);
 	CHECK_EQ(cfg->remote_timeout_ms, 900);
 	CHECK_EQ(cfg->remote_window, 1);
 	CHECK_EQ(cfg->remote_batch, 1024);
 	CHECK_EQ(cfg->remote_max_registrations, 5);
+	CHECK_EQ(cfg->remote_expiry_ms, 2592000000u);
+	config_free(cfg);
+	cfg = ct_load_ok("tenants: [{id: demo}]\nremote:\n"
+	                 "  registration_expiry_ms: 0\n"); /* never */
+	CHECK_EQ(cfg->remote_expiry_ms, 0);
 	config_free(cfg);
 	cfg = ct_load_ok("tenants: [{id: demo}]\nremote:\n"
 	              "  endpoint: inproc://calls\n");
@@ -65,6 +73,14 @@ main(void)
 	ct_expect_err(
 	    "tenants: [{id: demo}]\nremote:\n  max_registrations: 5000\n",
 	    "3:22", "out of range 1..4096");
+	ct_expect_err("tenants: [{id: demo}]\nremote:\n"
+	              "  registration_expiry_ms: 99\n",
+	    "3:27",
+	    "key 'remote.registration_expiry_ms': 99 is too short: 0 "
+	    "(never) or 100..2592000000");
+	ct_expect_err("tenants: [{id: demo}]\nremote:\n"
+	              "  registration_expiry_ms: 2592000001\n",
+	    "3:27", "out of range 0..2592000000");
 	ct_expect_err("tenants: [{id: demo}]\nremote: 5\n", "2:9",
 	    "key 'remote': expected a mapping");
 	ct_expect_err("tenants: [{id: demo}]\nremote:\n  endpoint: http://x\n",

@@ -79,7 +79,7 @@ start_client(void)
 		"--id", PY_ID, "--name", PY_NAME, "--filter-id", PYF_ID,
 		"--filter-name", PYF_NAME, "--protocol", (char *) protocol,
 		NULL };
-	client_pid         = ru_spawn_logged(P.client_log, SL_PYTHON3, argv);
+	client_pid         = dt_spawn_logged(P.client_log, SL_PYTHON3, argv);
 }
 
 static void

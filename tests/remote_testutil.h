@@ -227,28 +227,6 @@ ru_daemon_stop(pid_t pid, const char *log_path)
 		    (unsigned) st);
 }
 
-/* Run path with argv as a child (dying with the test) whose output is
- * appended to log. @return its pid. */
-__attribute__((unused)) static pid_t
-ru_spawn_logged(const char *log, const char *path, char *const argv[])
-{
-	pid_t parent = getpid();
-	int   fd     = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	CHECK(fd >= 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		dt_child_setup(parent); /* the death signal survives exec */
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		execv(path, argv);
-		_exit(127);
-	}
-	close(fd);
-	return pid;
-}
-
 /* Commit one event through *wcl (opened on first use), retrying while the
  * daemon is away. */
 __attribute__((unused)) static void
@@ -523,6 +501,9 @@ typedef struct ru_fake {
 	pthread_t       th;
 	atomic_int      mode;
 	atomic_bool     stop;
+	/* a daemon with auth: sends hello first; the answer carries this
+	 * session (0: answered "pong", as a client that does not know it) */
+	_Atomic uint64_t session;
 	int             late_ms;
 	pthread_mutex_t mu;
 	/* what it got */
@@ -634,7 +615,8 @@ ru_fake_main(void *arg)
 		mp_get_u64(&req, "call", &call);
 		mp_get_u64(&req, "session", &session);
 		const msgpack_object *op    = mp_get(&req, "op");
-		bool                  ping  = mp_str_eq(op, "ping");
+		/* hello (auth on) counts as a ping: no event */
+		bool ping = mp_str_eq(op, "ping") || mp_str_eq(op, "hello");
 		int                   mode  = atomic_load(&f->mode);
 		const msgpack_object *retry = mp_get(&req, "retry");
 		pthread_mutex_lock(&f->mu);
@@ -669,8 +651,16 @@ ru_fake_main(void *arg)
 		msgpack_packer  pk;
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		bool answer = true;
-		if (mode == RU_SILENT || (mode == RU_NEVER && !ping)) {
+		bool     answer   = true;
+		uint64_t session_ = atomic_load(&f->session);
+		if (mp_str_eq(op, "hello")) {
+			msgpack_pack_map(&pk, session_ != 0 ? 3 : 2);
+			mp_pack_kv_u64(&pk, "call", call);
+			mp_pack_kv_str(
+			    &pk, "outcome", session_ != 0 ? "hello" : "pong");
+			if (session_ != 0)
+				mp_pack_kv_u64(&pk, "session", session_);
+		} else if (mode == RU_SILENT || (mode == RU_NEVER && !ping)) {
 			answer = false;
 		} else if (ping || mode == RU_GOOD) {
 			ru_pack_good(&pk, &req, call);
@@ -707,24 +697,36 @@ ru_fake_main(void *arg)
 	return NULL;
 }
 
-/* Dial url (the runtime listens there) and answer on a thread. */
+/* Dial url (the runtime listens there) and answer on a thread: hello
+ * with session (0: as a client that does not know it), a connection the
+ * runtime closed dialed again after reconn_ms. */
 __attribute__((unused)) static ru_fake *
-ru_fake_start(const char *url, ru_mode mode)
+ru_fake_start_ex(
+    const char *url, ru_mode mode, uint64_t session, int reconn_ms)
 {
 	ru_fake *f = calloc(1, sizeof(*f));
 	CHECK(f != NULL);
 	atomic_init(&f->mode, mode);
 	atomic_init(&f->stop, false);
+	atomic_init(&f->session, session);
 	f->late_ms = 1000;
 	pthread_mutex_init(&f->mu, NULL);
 	CHECK(nng_rep0_open(&f->sock) == 0);
 	nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, 20);
 	nng_socket_set_size(f->sock, NNG_OPT_RECVMAXSZ, 0);
-	nng_socket_set_ms(f->sock, NNG_OPT_RECONNMINT, 20);
-	nng_socket_set_ms(f->sock, NNG_OPT_RECONNMAXT, 100);
+	nng_socket_set_ms(f->sock, NNG_OPT_RECONNMINT, reconn_ms);
+	nng_socket_set_ms(
+	    f->sock, NNG_OPT_RECONNMAXT, reconn_ms > 100 ? reconn_ms : 100);
 	CHECK(nng_dial(f->sock, url, &f->dialer, NNG_FLAG_NONBLOCK) == 0);
 	CHECK(pthread_create(&f->th, NULL, ru_fake_main, f) == 0);
 	return f;
+}
+
+/* ru_fake_start_ex without a session, dialing again after 20 ms. */
+__attribute__((unused)) static ru_fake *
+ru_fake_start(const char *url, ru_mode mode)
+{
+	return ru_fake_start_ex(url, mode, 0, 20);
 }
 
 /* Close its socket (the runtime sees the client go) and free it. */

@@ -894,6 +894,16 @@ class Remote:
         if not isinstance(m, dict):
             log.warning("a call that is not a map: not answered")
             return True
+        if m.get("op") == "hello":
+            # a daemon with auth: asks a new connection to prove that it
+            # holds the registration (its hello carries no session)
+            ans = {"call": m.get("call"), "outcome": "hello",
+                   "session": reply.get("session")}
+            try:
+                self._conn.send(_pack(ans))
+            except NngError as e:
+                log.warning("answer to hello not sent: %s", e)
+            return True
         if m.get("session") != reply.get("session"):
             log.info("%s '%s': a call of session %r, not ours (%r): "
                      "registering again", self.definition.kind,

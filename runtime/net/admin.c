@@ -87,7 +87,9 @@ admin_start(runtime *rt, const char *url, admin **out)
 	/* the same listener (its port as bound): PATH/api and PATH/feed */
 	int rc = SL_OK;
 	net_http_bound(a->srv, a->url, "ws", "/api", ws, sizeof(ws));
-	if ((rc = server_listen_also(rt->srv, ws)) == SL_OK && rt->pub != NULL) {
+	/* the feed of every tenant: not under auth (it has none) */
+	if ((rc = server_listen_also(rt->srv, ws)) == SL_OK && rt->pub != NULL
+	    && !rt->cfg->auth_on) {
 		net_http_bound(a->srv, a->url, "ws", "/feed", ws, sizeof(ws));
 		rc = pub_listen_also(rt->pub, ws);
 	}

@@ -371,6 +371,9 @@ api_handle(runtime *rt, api_call *call, const void *data, size_t len)
 	}
 	if (api_authenticate(&r, op->via.str.ptr, op->via.str.size) != SL_OK)
 		goto out;
+	/* Definitions and processors an op finds stay valid until it ends,
+	 * also an expired registration's (runtime/grace.h). */
+	unsigned side = grace_enter(&rt->grace);
 	if (mp_str_eq(op, "commit"))
 		api_commit(&r);
 	else if (mp_str_eq(op, "delete_stream"))
@@ -407,6 +410,7 @@ api_handle(runtime *rt, api_call *call, const void *data, size_t len)
 		api_fail(&r, SL_EUNKNOWNOP, "unknown op '%.*s'",
 		    (int) (op->via.str.size > 64 ? 64 : op->via.str.size),
 		    op->via.str.ptr);
+	grace_leave(&rt->grace, side);
 out:
 	/* Every path above replied exactly once (a commit replies later,
 	 * from the store's writer, and took the zone). */

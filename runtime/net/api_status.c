@@ -112,14 +112,10 @@ api_pack_failing(msgpack_packer *pk, const proc_failing *pf)
 
 /* One remote registration, as status shows it (docs/remote.md). */
 static void
-api_pack_remote(runtime *rt, size_t i, msgpack_packer *pk)
+api_pack_remote(const remote_info *rip, msgpack_packer *pk)
 {
-	remote_info ri;
-	char        hash[17];
-	if (!remotes_info(rt->remotes, i, &ri)) {
-		msgpack_pack_nil(pk);
-		return;
-	}
+	const remote_info ri = *rip;
+	char              hash[17];
 	bool f = def_is_filter(ri.def);
 	snprintf(hash, sizeof(hash), "%016" PRIx64, ri.def->def_hash);
 	mp_map m;
@@ -376,6 +372,15 @@ api_status(request *r)
 		api_send(r);
 }
 
+/* Whether status shows cred the registration: its own, every one for an
+ * admin or without auth. */
+static bool
+api_owns(const cfg_cred *cred, const remote_info *ri)
+{
+	return cred == NULL || (cred->roles & CFG_ROLE_ADMIN)
+	    || strcmp(ri->owner, cred->name) == 0;
+}
+
 /* Whether cred sees tenant (NUL-terminated; NULL: no). */
 static bool
 api_sees(const cfg_cred *cred, const char *tenant)
@@ -423,13 +428,20 @@ api_status_pack(runtime *rt, const cfg_cred *cred, msgpack_packer *pk)
 	size_t           n_plugins = registry_plugin_count(rt->plugins);
 	size_t           n_proj;
 	const proj_def **defs = api_projections(rt, &n_proj);
-	/* processors only ever get appended (hot reload) */
-	size_t  n_procs = __atomic_load_n(&rt->n_procs, __ATOMIC_ACQUIRE);
-	int64_t up      = ev_now_ns() - rt->started_ns;
+	/* processors and registrations as they are now (an expired
+	 * registration's go; the caller's grace section keeps what it saw
+	 * valid) */
+	size_t        n_procs, n_remote;
+	processor   **procs = runtime_procs(rt, &n_procs);
+	remote_info  *regs  = NULL;
+	int64_t       up    = ev_now_ns() - rt->started_ns;
 	proc_failing *failing
 	    = malloc(API_STATUS_MAX_FAILING * sizeof(*failing));
 
-	if (failing == NULL) {
+	if (failing == NULL
+	    || remotes_list(rt->remotes, &regs, &n_remote) != SL_OK) {
+		free(failing);
+		free(procs);
 		free(defs);
 		return SL_ENOMEM;
 	}
@@ -442,7 +454,22 @@ api_status_pack(runtime *rt, const cfg_cred *cred, msgpack_packer *pk)
 	mp_map_u64(&reply, "uptime_ms", up > 0 ? (uint64_t) up / 1000000 : 0);
 	/* Where subscribers dial the live feed (docs/protocol.md); nil
 	 * under auth, which has no feed (docs/security.md). */
-	mp_map_str(&reply, "pub", rt->pub != NULL ? rt->cfg->pub_url : NULL);
+	mp_map_str(&reply, "pub",
+	    rt->pub != NULL && !rt->cfg->auth_on ? rt->cfg->pub_url : NULL);
+	/* under auth: the tenants' own feeds the caller may follow
+	 * (endpoints.feeds; docs/security.md, "The live feed") */
+	if (rt->cfg->n_feeds > 0) {
+		size_t n_feeds = 0;
+		for (size_t i = 0; i < rt->cfg->n_feeds; i++)
+			n_feeds += api_sees(cred, rt->cfg->feeds[i].tenant);
+		mp_map_key(&reply, "feeds");
+		msgpack_pack_map(pk, n_feeds);
+		for (size_t i = 0; i < rt->cfg->n_feeds; i++)
+			if (api_sees(cred, rt->cfg->feeds[i].tenant)) {
+				mp_pack_cstr(pk, rt->cfg->feeds[i].tenant);
+				mp_pack_cstr(pk, rt->cfg->feeds[i].url);
+			}
+	}
 	api_pack_server(&reply, rt->srv, rt->cfg->max_request_bytes);
 	if (cred != NULL)
 		api_pack_caller(&reply, cred);
@@ -474,19 +501,14 @@ api_status_pack(runtime *rt, const cfg_cred *cred, msgpack_packer *pk)
 		mp_map_close(&e);
 	}
 
-	/* Registrations are only ever added: count once, show that many. */
-	size_t n_remote = remotes_count(rt->remotes);
-	size_t n_sys    = sysproj_count();
+	size_t n_sys = sysproj_count();
 	mp_map_key(&reply, "projections");
 	msgpack_pack_array(pk, n_sys + n_proj + n_remote);
 	for (size_t i = 0; i < n_sys + n_proj + n_remote; i++) {
-		remote_info ri;
-		size_t      k = i - n_sys;
-		if (i >= n_sys + n_proj)
-			remotes_info(rt->remotes, k - n_proj, &ri);
+		size_t          k = i - n_sys;
 		const proj_def *d = i < n_sys ? sysproj_def(i)
 		    : k < n_proj              ? defs[k]
-		                              : ri.def;
+		                              : regs[k - n_proj].def;
 		bool            f = def_is_filter(d);
 		cfg_mode        m = CFG_MODE_CONTINUOUS;
 		config_projection(rt->cfg, d->id, d->name, &m);
@@ -512,22 +534,15 @@ api_status_pack(runtime *rt, const cfg_cred *cred, msgpack_packer *pk)
 	free(defs);
 
 	/* registrations: the caller's own (every one for an admin) */
-	bool *mine = calloc(n_remote + 1, sizeof(*mine));
-	n_seen     = 0;
-	for (size_t i = 0; mine != NULL && i < n_remote; i++) {
-		remote_info ri;
-		mine[i] = remotes_info(rt->remotes, i, &ri)
-		    && (cred == NULL || (cred->roles & CFG_ROLE_ADMIN)
-		        || strcmp(ri.owner, cred->name) == 0);
-		n_seen += mine[i];
-	}
-	/* out of memory: none shown rather than another's */
+	n_seen = 0;
+	for (size_t i = 0; i < n_remote; i++)
+		n_seen += api_owns(cred, &regs[i]);
 	mp_map_key(&reply, "remotes");
 	msgpack_pack_array(pk, n_seen);
-	for (size_t i = 0; mine != NULL && i < n_remote; i++)
-		if (mine[i])
-			api_pack_remote(rt, i, pk);
-	free(mine);
+	for (size_t i = 0; i < n_remote; i++)
+		if (api_owns(cred, &regs[i]))
+			api_pack_remote(&regs[i], pk);
+	free(regs);
 
 	/* plugins with isolation: process (runtime/host/hostsup.h) */
 	size_t n_hosts = hostsup_count(rt->hosts);
@@ -552,20 +567,20 @@ api_status_pack(runtime *rt, const cfg_cred *cred, msgpack_packer *pk)
 
 	n_seen = 0;
 	for (size_t i = 0; i < n_procs; i++)
-		n_seen += api_sees(cred, proc_tenant(rt->procs[i]));
+		n_seen += api_sees(cred, proc_tenant(procs[i]));
 	mp_map_key(&reply, "processors");
 	msgpack_pack_array(pk, n_seen);
 	for (size_t i = 0; i < n_procs; i++) {
 		proc_status st;
 		size_t      n_failing, n_shown;
 		bool        f;
-		if (!api_sees(cred, proc_tenant(rt->procs[i])))
+		if (!api_sees(cred, proc_tenant(procs[i])))
 			continue;
 		memset(&st, 0, sizeof(st));
-		proc_get_status(rt->procs[i], &st);
+		proc_get_status(procs[i], &st);
 		/* The array and its count from one snapshot. */
 		n_failing = proc_get_failing(
-		    rt->procs[i], failing, API_STATUS_MAX_FAILING);
+		    procs[i], failing, API_STATUS_MAX_FAILING);
 		n_shown = n_failing < API_STATUS_MAX_FAILING
 		    ? n_failing
 		    : API_STATUS_MAX_FAILING;
@@ -635,6 +650,7 @@ api_status_pack(runtime *rt, const cfg_cred *cred, msgpack_packer *pk)
 		mp_map_close(&e);
 	}
 	free(failing);
+	free(procs);
 
 	/* Emitting runs (only ever appended), then transient runs: the
 	 * handles first, each run held while it is looked at. */
@@ -716,19 +732,21 @@ api_command(request *r, proc_cmd cmd, const char *op)
 		    "unknown projection or filter '%.*s'", (int) id_len, id);
 		return;
 	}
-	/* processors and emitting runs only ever get appended */
-	n_procs  = __atomic_load_n(&rt->n_procs, __ATOMIC_ACQUIRE);
-	n_eprojs = __atomic_load_n(&rt->n_eprojs, __ATOMIC_ACQUIRE);
-	hits     = calloc(n_procs + 1, sizeof(*hits));
-	ehits    = calloc(n_eprojs + 1, sizeof(*ehits));
+	/* the processors now (valid throughout the request: its grace
+	 * section); emitting runs only ever get appended */
+	processor **procs = runtime_procs(rt, &n_procs);
+	n_eprojs          = __atomic_load_n(&rt->n_eprojs, __ATOMIC_ACQUIRE);
+	hits              = calloc(n_procs + 1, sizeof(*hits));
+	ehits             = calloc(n_eprojs + 1, sizeof(*ehits));
 	if (hits == NULL || ehits == NULL) {
+		free(procs);
 		free(hits);
 		free(ehits);
 		api_fail(r, SL_ENOMEM, "out of memory");
 		return;
 	}
 	for (size_t i = 0; i < n_procs; i++) {
-		processor *p = rt->procs[i];
+		processor *p = procs[i];
 		if (strcmp(proc_projection_id(p), def->id) == 0
 		    && (t == NULL || strcmp(proc_tenant(p), t->cfg->id) == 0)
 		    && api_cred_tenant(r, proc_tenant(p)))
@@ -741,6 +759,7 @@ api_command(request *r, proc_cmd cmd, const char *op)
 		    && api_cred_tenant(r, eproj_tenant(e)))
 			ehits[ne++] = e;
 	}
+	free(procs);
 	if (n + ne == 0) {
 		const char *why = rt->cfg->run_projections == CFG_RUN_NONE
 		    ? " (run_projections is none)"

@@ -159,28 +159,33 @@ tx_hist(text *t, const char *name, const char *help, const hist *h,
 static void
 tx_remote_latency(text *t, runtime *rt)
 {
-	size_t n = remotes_count(rt->remotes);
-	if (n == 0)
+	remote_info *all;
+	size_t       n;
+	if (remotes_list(rt->remotes, &all, &n) != SL_OK) {
+		t->oom = true;
 		return;
-	tx_head(t, "sluice_remote_call_duration_seconds", "histogram",
-	    "From sending a call to a remote processor to its answer.");
+	}
+	if (n > 0)
+		tx_head(t, "sluice_remote_call_duration_seconds", "histogram",
+		    "From sending a call to a remote processor to its "
+		    "answer.");
 	for (size_t i = 0; i < n; i++) {
-		remote_info ri;
-		text        lb = { 0 };
-		if (!remotes_info(rt->remotes, i, &ri))
-			continue;
+		const remote_info *ri = &all[i];
+		text               lb = { 0 };
 		tx_printf(&lb, "id=\"");
-		tx_label(&lb, ri.def->id, strlen(ri.def->id));
+		tx_label(&lb, ri->def->id, strlen(ri->def->id));
 		tx_printf(&lb, "\",name=\"");
-		tx_label(&lb, ri.def->name, strlen(ri.def->name));
+		tx_label(&lb, ri->def->name, strlen(ri->def->name));
 		tx_printf(&lb, "\"");
 		if (lb.oom)
 			t->oom = true;
 		else
-			tx_hist_samples(t, "sluice_remote_call_duration_seconds",
-			    lb.buf, &ri.call_latency, 1e-9);
+			tx_hist_samples(t,
+			    "sluice_remote_call_duration_seconds", lb.buf,
+			    &ri->call_latency, 1e-9);
 		free(lb.buf);
 	}
+	free(all);
 }
 
 /* ---- from the status reply ---- */
@@ -537,7 +542,10 @@ handle(nng_aio *aio)
 	nng_http_handler *h = nng_aio_get_input(aio, 1);
 	metrics          *m = nng_http_handler_get_data(h);
 	text              t = { 0 };
+	/* status and the registrations' definitions: valid throughout */
+	unsigned side = grace_enter(&m->rt->grace);
 	render(m, &t);
+	grace_leave(&m->rt->grace, side);
 	if (t.oom || t.buf == NULL) {
 		static const char msg[] = "out of memory\n";
 		reply(aio, NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR, msg,

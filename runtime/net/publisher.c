@@ -5,7 +5,8 @@
  * stream as one pub0 message "topic\n" + array of wire events
  * (proto/feed.h). The writer thread never waits on it, and pub0 never
  * blocks: a subscriber whose queue is full loses messages, finds the gap by
- * position and reads what it missed.
+ * position and reads what it missed. A tenant's feed (endpoints.feeds)
+ * gets the messages whose topic names its tenant, and the heads.
  */
 #include "publisher.h"
 
@@ -48,9 +49,25 @@
 #define PUB_BATCH_EVENTS 256
 #define PUB_BATCH_BYTES  (64 * 1024)
 
+/* A tenant's feed: its socket, and who it is for (the pipe callback's
+ * argument). */
+typedef struct tfeed {
+	struct publisher *p;
+	char             *tenant;
+	size_t            tlen;
+	char             *url;
+	nng_socket        sock;
+	bool              open;
+} tfeed;
+
 struct publisher {
 	store          *s;
 	nng_socket      sock;
+	bool            has_sock; /* the feed of every tenant */
+	tfeed          *feeds;    /* per tenant (endpoints.feeds) */
+	size_t          n_feeds;
+	pub_admit_fn    admit;
+	void           *admit_arg;
 	pthread_t       thr;
 	atomic_bool     stop;
 	atomic_ullong   sent;
@@ -89,11 +106,12 @@ pub_now_ms(void)
 	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Send topic + body as one message. pub0 queues it for each subscriber
- * and drops it for a subscriber whose queue is full: it never blocks. */
+/* Send topic + body as one message on sock. pub0 queues it for each
+ * subscriber and drops it for a subscriber whose queue is full: it never
+ * blocks. */
 static void
-pub_send(publisher *p, const char *topic, size_t topic_len, const void *head,
-    size_t head_len, const void *body, size_t body_len)
+pub_send_on(nng_socket sock, const char *topic, size_t topic_len,
+    const void *head, size_t head_len, const void *body, size_t body_len)
 {
 	nng_msg *m;
 
@@ -103,8 +121,40 @@ pub_send(publisher *p, const char *topic, size_t topic_len, const void *head,
 	if (nng_msg_append(m, topic, topic_len) != 0
 	    || nng_msg_append(m, head, head_len) != 0
 	    || nng_msg_append(m, body, body_len) != 0
-	    || nng_sendmsg(p->sock, m, NNG_FLAG_NONBLOCK) != 0)
+	    || nng_sendmsg(sock, m, NNG_FLAG_NONBLOCK) != 0)
 		nng_msg_free(m);
+}
+
+/* The feed of the tenant a topic names ("e/T/..." or "f/T/..."; tenant
+ * ids hold no '/'), or NULL. */
+static tfeed *
+pub_feed_of(publisher *p, const char *topic, size_t topic_len)
+{
+	if (p->n_feeds == 0 || topic_len < 3 || topic[1] != '/')
+		return NULL;
+	const char *t   = topic + 2;
+	const char *end = memchr(t, '/', topic_len - 2);
+	size_t      len = end != NULL ? (size_t) (end - t) : 0;
+	for (size_t i = 0; i < p->n_feeds; i++)
+		if (p->feeds[i].tlen == len
+		    && memcmp(p->feeds[i].tenant, t, len) == 0)
+			return &p->feeds[i];
+	return NULL;
+}
+
+/* A message of one tenant's: on the feed of every tenant and on the
+ * tenant's own. */
+static void
+pub_send(publisher *p, const char *topic, size_t topic_len, const void *head,
+    size_t head_len, const void *body, size_t body_len)
+{
+	tfeed *f = pub_feed_of(p, topic, topic_len);
+	if (p->has_sock)
+		pub_send_on(
+		    p->sock, topic, topic_len, head, head_len, body, body_len);
+	if (f != NULL)
+		pub_send_on(
+		    f->sock, topic, topic_len, head, head_len, body, body_len);
 }
 
 /* Send the batch being built, if any: topic + array of its events. */
@@ -207,8 +257,13 @@ pub_head(publisher *p, uint64_t head)
 	msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 1);
 	mp_pack_kv_u64(&pk, "head", head);
-	pub_send(p, FEED_TOPIC_HEAD, strlen(FEED_TOPIC_HEAD), NULL, 0,
-	    p->buf.data, p->buf.size);
+	if (p->has_sock)
+		pub_send_on(p->sock, FEED_TOPIC_HEAD, strlen(FEED_TOPIC_HEAD),
+		    NULL, 0, p->buf.data, p->buf.size);
+	for (size_t i = 0; i < p->n_feeds; i++)
+		pub_send_on(p->feeds[i].sock, FEED_TOPIC_HEAD,
+		    strlen(FEED_TOPIC_HEAD), NULL, 0, p->buf.data,
+		    p->buf.size);
 }
 
 static void *
@@ -250,7 +305,15 @@ static void
 pub_free(publisher *p)
 {
 	/* NNG 1.5.2 can hang in nng_close() under load: bounded close. */
-	server_close_socket(p->sock);
+	if (p->has_sock)
+		server_close_socket(p->sock);
+	for (size_t i = 0; i < p->n_feeds; i++) {
+		if (p->feeds[i].open)
+			server_close_socket(p->feeds[i].sock);
+		free(p->feeds[i].tenant);
+		free(p->feeds[i].url);
+	}
+	free(p->feeds);
 	msgpack_zone_destroy(&p->zone);
 	msgpack_sbuffer_destroy(&p->buf);
 	msgpack_sbuffer_destroy(&p->batch);
@@ -266,19 +329,62 @@ pub_pipe_cb(nng_pipe pp, nng_pipe_ev ev, void *arg)
 	net_tls_log_peer("publisher", pp);
 }
 
+/* A connection to a tenant's feed: admitted, or closed before anything
+ * is sent on it. */
+static void
+pub_feed_pipe_cb(nng_pipe pp, nng_pipe_ev ev, void *arg)
+{
+	tfeed *f = arg;
+	if (ev == NNG_PIPE_EV_ADD_PRE
+	    && !f->p->admit(f->p->admit_arg, f->tenant, pp))
+		nng_pipe_close(pp);
+}
+
+/* Open a pub0 socket on url (the feed of every tenant, or one tenant's
+ * with its admission). @return 0 or NNG's error (logged). */
+static int
+pub_open(nng_socket *sock, const char *url, tfeed *f)
+{
+	int rv;
+	if ((rv = nng_pub0_open(sock)) != 0) {
+		log_error("publisher", "cannot open a pub socket: %s",
+		    nng_strerror(rv));
+		return rv;
+	}
+	nng_socket_set_int(*sock, NNG_OPT_SENDBUF, PUB_SENDBUF);
+	if (f != NULL)
+		nng_pipe_notify(
+		    *sock, NNG_PIPE_EV_ADD_PRE, pub_feed_pipe_cb, f);
+	else if (sl_tls_url(url)) /* a subscriber's certificate, logged */
+		nng_pipe_notify(
+		    *sock, NNG_PIPE_EV_ADD_POST, pub_pipe_cb, NULL);
+	/* NNG removes an ipc:// file left by a daemon that died, and refuses
+	 * one that a live process listens on. */
+	if ((rv = net_listen(*sock, url, NULL)) != 0) {
+		log_error("publisher", "cannot listen on %s: %s", url,
+		    nng_strerror(rv));
+		server_close_socket(*sock);
+	}
+	return rv;
+}
+
 int
-pub_start(const char *url, store *s, publisher **out)
+pub_start(const char *url, const pub_feed *feeds, size_t n_feeds,
+    pub_admit_fn admit, void *arg, store *s, publisher **out)
 {
 	publisher *p;
 	int        rv;
 
 	*out = NULL;
-	if (url == NULL || s == NULL)
+	if ((url == NULL && n_feeds == 0) || s == NULL
+	    || (n_feeds > 0 && admit == NULL))
 		return SL_EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return SL_ENOMEM;
-	p->s = s;
+	p->s         = s;
+	p->admit     = admit;
+	p->admit_arg = arg;
 	atomic_init(&p->stop, false);
 	atomic_init(&p->sent, 0);
 	atomic_init(&p->gap_reads, 0);
@@ -291,26 +397,34 @@ pub_start(const char *url, store *s, publisher **out)
 		free(p);
 		return SL_ENOMEM;
 	}
-	if ((rv = nng_pub0_open(&p->sock)) != 0) {
-		log_error("publisher", "cannot open a pub socket: %s",
-		    nng_strerror(rv));
-		msgpack_zone_destroy(&p->zone);
-		msgpack_sbuffer_destroy(&p->buf);
-		msgpack_sbuffer_destroy(&p->batch);
-		free(p);
-		return pub_nng_err(rv);
-	}
-	nng_socket_set_int(p->sock, NNG_OPT_SENDBUF, PUB_SENDBUF);
-	if (sl_tls_url(url)) /* a subscriber's certificate, in the log */
-		nng_pipe_notify(
-		    p->sock, NNG_PIPE_EV_ADD_POST, pub_pipe_cb, NULL);
-	/* NNG removes an ipc:// file left by a daemon that died, and refuses
-	 * one that a live process listens on. */
-	if ((rv = net_listen(p->sock, url, NULL)) != 0) {
-		log_error("publisher", "cannot listen on %s: %s", url,
-		    nng_strerror(rv));
+	if (n_feeds > 0
+	    && (p->feeds = calloc(n_feeds, sizeof(*p->feeds))) == NULL) {
 		pub_free(p);
-		return pub_nng_err(rv);
+		return SL_ENOMEM;
+	}
+	if (url != NULL) {
+		if ((rv = pub_open(&p->sock, url, NULL)) != 0) {
+			pub_free(p);
+			return pub_nng_err(rv);
+		}
+		p->has_sock = true;
+	}
+	for (size_t i = 0; i < n_feeds; i++) {
+		tfeed *f   = &p->feeds[i];
+		f->p       = p;
+		f->tenant  = strdup(feeds[i].tenant);
+		f->url     = strdup(feeds[i].url);
+		p->n_feeds = i + 1;
+		if (f->tenant == NULL || f->url == NULL) {
+			pub_free(p);
+			return SL_ENOMEM;
+		}
+		f->tlen = strlen(f->tenant);
+		if ((rv = pub_open(&f->sock, f->url, f)) != 0) {
+			pub_free(p);
+			return pub_nng_err(rv);
+		}
+		f->open = true;
 	}
 	/* From the head on: what came before is history, read over req/rep. */
 	p->next = store_next_position(s);
@@ -319,8 +433,15 @@ pub_start(const char *url, store *s, publisher **out)
 		pub_free(p);
 		return SL_ENOMEM;
 	}
-	log_info("publisher", "publishing on %s from position %" PRIu64, url,
-	    p->next);
+	if (url != NULL)
+		log_info("publisher",
+		    "publishing on %s from position %" PRIu64, url, p->next);
+	for (size_t i = 0; i < p->n_feeds; i++)
+		log_info("publisher",
+		    "publishing tenant %s's events on %s from position "
+		    "%" PRIu64
+		    " (to connections whose certificate may read it)",
+		    p->feeds[i].tenant, p->feeds[i].url, p->next);
 	*out = p;
 	return SL_OK;
 }
@@ -328,6 +449,8 @@ pub_start(const char *url, store *s, publisher **out)
 int
 pub_listen_also(publisher *p, const char *url)
 {
+	if (!p->has_sock)
+		return SL_EINVAL;
 	int rv = net_listen(p->sock, url, NULL);
 	if (rv != 0) {
 		log_error("publisher", "cannot listen on %s: %s", url,

@@ -238,6 +238,7 @@ proc_stop_signal(processor *p)
 	p->stop                   = true;
 	struct remote_proc *rproc = p->st.def->remote;
 	pthread_cond_broadcast(&p->cv);
+	pthread_cond_broadcast(&p->done_cv); /* commands nobody takes now */
 	pthread_mutex_unlock(&p->mu);
 	store_wake_all(p->s);
 	if (rproc != NULL)
@@ -245,16 +246,30 @@ proc_stop_signal(processor *p)
 }
 
 void
-proc_stop(processor *p)
+proc_join(processor *p)
 {
 	if (p == NULL)
 		return;
 	proc_stop_signal(p);
 	pthread_join(p->thr, NULL);
+}
+
+void
+proc_destroy(processor *p)
+{
+	if (p == NULL)
+		return;
 	proj_def_release(p->def);
 	if (p->has_pending)
 		proj_def_release(p->pending);
 	proc_free(p);
+}
+
+void
+proc_stop(processor *p)
+{
+	proc_join(p);
+	proc_destroy(p);
 }
 
 void
@@ -284,6 +299,10 @@ static int
 post_command(processor *p, unsigned cmd, int timeout_ms)
 {
 	pthread_mutex_lock(&p->mu);
+	if (p->stop) { /* stopping, or stopped: nobody would take it */
+		pthread_mutex_unlock(&p->mu);
+		return SL_ECLOSED;
+	}
 	if (cmd == PROC_CMD_PAUSE)
 		p->cmds &= ~CMD_BIT(PROC_CMD_RESUME);
 	if (cmd == PROC_CMD_RESUME)
@@ -305,6 +324,10 @@ post_command(processor *p, unsigned cmd, int timeout_ms)
 	int rc = SL_OK;
 	pthread_mutex_lock(&p->mu);
 	while (p->cmd_done < mine) {
+		if (p->stop) { /* it stopped before taking it */
+			rc = SL_ECLOSED;
+			break;
+		}
 		if (pthread_cond_timedwait(&p->done_cv, &p->mu, &until)
 		    == ETIMEDOUT) {
 			rc = p->cmd_done < mine ? SL_ETIMEDOUT : SL_OK;

@@ -160,6 +160,12 @@ int proc_start_emitting(store *s, const char *tenant, const proj_def *def,
     cfg_mode mode, const proj_settings *set, bool stopped, processor **out);
 /** Stop the thread (finishing the current transaction) and free. */
 void proc_stop(processor *p);
+/** proc_stop in two steps, for a processor readers may still point to
+ * (an expired remote registration's, runtime/grace.h): proc_join stops the
+ * thread (status and commands still work on what it left, commands time
+ * out), proc_destroy frees once no reader can hold it. */
+void proc_join(processor *p);
+void proc_destroy(processor *p);
 /** Ask a processor to stop and return at once (proc_stop then waits for
  * it): many stop side by side rather than one after another. */
 void proc_stop_signal(processor *p);

@@ -30,6 +30,7 @@
 
 #include <sluice/errors.h>
 
+#include "auth.h"
 #include "event.h"
 #include "log.h"
 #include "mp.h"
@@ -492,6 +493,7 @@ decode_batch(slot *s, const void *body, size_t len, remote_resp *bad)
 /* ---- slots: one call at a time on an NNG context ---- */
 
 static void slot_cb(void *arg);
+static void hello_cb(slot *s, int rv, nng_msg *msg);
 
 slot *
 remote_slot_alloc(remote_proc *rp)
@@ -726,6 +728,10 @@ slot_cb(void *arg)
 		batch_cb(s, rv, msg);
 		return;
 	}
+	if (s->is_hello) {
+		hello_cb(s, rv, msg);
+		return;
+	}
 	if (msg != NULL) {
 		wellformed = decode_answer(
 		    s, nng_msg_body(msg), nng_msg_len(msg), &r);
@@ -833,6 +839,151 @@ pipe_client(nng_pipe p, char *buf, size_t len)
 	}
 }
 
+/* A call without an event: {call, session (unless NULL), op}. NULL when
+ * out of memory. */
+static nng_msg *
+op_msg(uint64_t call, const uint64_t *session, const char *op)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	nng_msg        *msg = NULL;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, session != NULL ? 3 : 2);
+	mp_pack_kv_u64(&pk, "call", call);
+	if (session != NULL)
+		mp_pack_kv_u64(&pk, "session", *session);
+	mp_pack_kv_str(&pk, "op", op);
+	if (sb.data != NULL && nng_msg_alloc(&msg, sb.size) == 0)
+		memcpy(nng_msg_body(msg), sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	return msg;
+}
+
+/* ---- binding a connection to its registration (prove_clients) ---- */
+
+/* Send hello on connection p (its first call): {call, op: "hello"}, no
+ * session, so that a client that did not register cannot learn it. */
+static void
+hello_send(remote_proc *rp, nng_pipe p)
+{
+	slot    *s   = rp->hello;
+	nng_msg *msg = NULL;
+	pthread_mutex_lock(&rp->mu);
+	bool go = !rp->closing && !s->busy && rp->has_pipe
+	    && nng_pipe_id(rp->pipe) == nng_pipe_id(p);
+	if (go) {
+		rp->proving      = true;
+		s->busy          = true;
+		s->recv_phase    = false;
+		s->abort         = ABORT_NONE;
+		s->call          = ++rp->next_call;
+		s->deadline_ms   = mono_ms() + rp->timeout_ms;
+		s->hello_pipe    = (uint32_t) nng_pipe_id(p);
+		s->hello_session = rp->session;
+	}
+	pthread_mutex_unlock(&rp->mu);
+	if (!go) { /* the last hello has not ended yet: dial again */
+		nng_pipe_close(p);
+		return;
+	}
+	if ((msg = op_msg(s->call, NULL, "hello")) != NULL) {
+		slot_send(s, msg, rp->timeout_ms);
+		return;
+	}
+	pthread_mutex_lock(&rp->mu);
+	s->busy     = false;
+	rp->proving = false;
+	pthread_mutex_unlock(&rp->mu);
+	nng_pipe_close(p);
+}
+
+/* Whether msg answers hello s with its session; why not in why. */
+static bool
+hello_ok(const slot *s, nng_msg *msg, char *why, size_t len)
+{
+	msgpack_zone   zone;
+	msgpack_object root;
+	remote_resp    r;
+	uint64_t       session = 0;
+	bool           ok      = false;
+	memset(&r, 0, sizeof(r));
+	if (!msgpack_zone_init(&zone, 4096)) {
+		snprintf(why, len, "out of memory");
+		return false;
+	}
+	if (decode_root(
+	        s, nng_msg_body(msg), nng_msg_len(msg), &zone, &root, &r)
+	    == NULL)
+		snprintf(why, len, "its answer to hello: %.200s", r.reason);
+	else if (!outcome_is(field(&root, "outcome"), "hello"))
+		snprintf(why, len,
+		    "it did not answer hello with outcome 'hello' (a client "
+		    "of an older library?)");
+	else if (mp_get_u64(&root, "session", &session) != SL_OK
+	    || session != s->hello_session)
+		snprintf(why, len,
+		    "its answer to hello does not carry the registration's "
+		    "session");
+	else
+		ok = true;
+	msgpack_zone_destroy(&zone);
+	return ok;
+}
+
+/* hello's answer (msg), or its end without one (rv): the connection is
+ * the registration's client's, or it is closed. */
+static void
+hello_cb(slot *s, int rv, nng_msg *msg)
+{
+	remote_proc *rp       = s->rp;
+	char         why[300] = "", client[160];
+	bool         ok = msg != NULL && hello_ok(s, msg, why, sizeof(why));
+	if (msg == NULL)
+		snprintf(why, sizeof(why), "no answer to hello: %s",
+		    rv == NNG_ETIMEDOUT ? "timed out" : nng_strerror(rv));
+	nng_msg_free(msg);
+	nng_pipe pipe = NNG_PIPE_INITIALIZER;
+	pthread_mutex_lock(&rp->mu);
+	bool current = rp->proving && !rp->closing && rp->has_pipe
+	    && (uint32_t) nng_pipe_id(rp->pipe) == s->hello_pipe;
+	if (current) {
+		rp->proving = false;
+		pipe        = rp->pipe;
+		if (ok) {
+			rp->connected = true;
+			rp->connects++;
+			rp->changed_at_ns    = ev_now_ns();
+			rp->last_activity_ms = mono_ms();
+			pthread_cond_broadcast(&rp->cv);
+		} else {
+			set_last_error(
+			    rp, "a connection was refused: %s", why);
+		}
+	}
+	snprintf(client, sizeof(client), "%s", rp->client);
+	s->busy       = false;
+	s->recv_phase = false;
+	s->abort      = ABORT_NONE;
+	pthread_mutex_unlock(&rp->mu);
+	if (!current)
+		return; /* gone meanwhile, or stopping */
+	if (ok) {
+		log_info("remote",
+		    "%s %s: client connected (%s), it holds the "
+		    "registration's session",
+		    kind_word(rp->kind), rp->id, client);
+		net_tls_log_peer("remote", pipe); /* tls+tcp:// only */
+		return;
+	}
+	char line[768];
+	snprintf(line, sizeof(line),
+	    "remote %s %s: connection %d (%s) closed: %s", kind_word(rp->kind),
+	    rp->id, nng_pipe_id(pipe), client, why);
+	auth_log_refusal(NULL, line);
+	nng_pipe_close(pipe);
+}
+
 /*
  * One client at a time, on the current URL only: a pipe from an older
  * listener (a client whose registration was taken over) or a second one
@@ -863,6 +1014,14 @@ remote_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	case NNG_PIPE_EV_ADD_POST:
 		pipe_client(p, client, sizeof(client));
 		pthread_mutex_lock(&rp->mu);
+		if (rp->has_pipe && nng_pipe_id(rp->pipe) == nng_pipe_id(p)
+		    && rp->hello != NULL) {
+			/* connected once it answers hello */
+			snprintf(rp->client, sizeof(rp->client), "%s", client);
+			pthread_mutex_unlock(&rp->mu);
+			hello_send(rp, p);
+			break;
+		}
 		if (rp->has_pipe && nng_pipe_id(rp->pipe) == nng_pipe_id(p)) {
 			was           = true;
 			rp->connected = true;
@@ -883,9 +1042,14 @@ remote_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		pthread_mutex_lock(&rp->mu);
 		if (rp->has_pipe && nng_pipe_id(rp->pipe) == nng_pipe_id(p)) {
 			was               = rp->connected;
+			/* a hello unanswered: req0 would send it again on the
+			 * next connection (aborted below) */
+			was               = was || rp->proving;
+			rp->proving       = false;
 			rp->has_pipe      = false;
 			rp->connected     = false;
 			rp->changed_at_ns = ev_now_ns();
+			rp->gone_since_ms = mono_ms();
 			rp->client[0]     = '\0';
 			if (was && rp->last_error[0] == '\0')
 				set_last_error(rp, "the client disconnected");
@@ -945,18 +1109,7 @@ remote_timer_cb(void *arg)
 	pthread_mutex_unlock(&rp->mu);
 
 	if (ping) {
-		msgpack_sbuffer sb;
-		msgpack_packer  pk;
-		msgpack_sbuffer_init(&sb);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_map(&pk, 3);
-		mp_pack_kv_u64(&pk, "call", s->call);
-		mp_pack_kv_u64(&pk, "session", session);
-		mp_pack_kv_str(&pk, "op", "ping");
-		if (sb.data != NULL && nng_msg_alloc(&msg, sb.size) == 0)
-			memcpy(nng_msg_body(msg), sb.data, sb.size);
-		msgpack_sbuffer_destroy(&sb);
-		if (msg != NULL) {
+		if ((msg = op_msg(s->call, &session, "ping")) != NULL) {
 			slot_send(s, msg, rp->timeout_ms);
 		} else {
 			pthread_mutex_lock(&rp->mu);

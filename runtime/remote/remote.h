@@ -154,11 +154,16 @@ void remote_wake(remote_proc *r);
 /* ---- registrations (the runtime's side; processors use the calls above)
  * ----
  *
- * A registration lives until the runtime stops: its remote_proc, its NNG
- * req0 socket and every definition it had (retired ones too, like a
- * plugin's) stay valid until remotes_destroy. A registration of an id whose
- * client is gone takes it over: a fresh listening URL and session, the same
- * remote_proc, and a new definition when the content changed.
+ * A registration lives until the runtime stops, or until it expires (its
+ * client gone for remote.registration_expiry_ms, remotes_unlink): its
+ * remote_proc, its NNG req0 socket and every definition it had (retired
+ * ones too, like a plugin's) stay valid until then. Pointers to its
+ * definitions (remotes_find, remotes_list, a processor's status) are
+ * valid to readers inside a grace section (runtime/grace.h): the runtime
+ * frees an expired registration only after those readers left. A
+ * registration of an id whose client is gone takes it over: a fresh
+ * listening URL and session, the same remote_proc, and a new definition
+ * when the content changed.
  */
 
 /** The `remote:` section of resources.yaml. */
@@ -171,6 +176,10 @@ typedef struct remote_config {
 	uint32_t    window;       /* calls in flight per processor */
 	uint32_t    batch;        /* protocol 2: most events per call */
 	uint32_t    max_registrations;
+	/* a new connection must prove it holds the registration (answer
+	 * op "hello" with the session the register reply gave) before any
+	 * call: binds the connection to whoever registered (auth on) */
+	bool prove_clients;
 } remote_config;
 
 /** Every registration of one runtime. */
@@ -243,9 +252,10 @@ int remote_register(remotes *rs, const remote_spec *spec, registry *plugins,
     remote_reg_result *out, char *err, size_t errlen);
 
 /** The current definition of a registration by id (UUID text, any case) or
- * name, NULL if none. Valid until remotes_destroy. */
+ * name, NULL if none. Valid until remotes_destroy, or (an expired one)
+ * while the caller stays in the grace section it found it in. */
 const proj_def *remotes_find(remotes *rs, const char *id_or_name, size_t len);
-/** How many registrations (ids) there are; they are only ever added. */
+/** How many registrations (ids) there are now. */
 size_t remotes_count(remotes *rs);
 
 /** What status shows of a registration. */
@@ -270,8 +280,36 @@ typedef struct remote_info {
 	hist     call_latency; /* answered calls: ns from send to answer */
 } remote_info;
 
-/** Info on registration i (0 .. remotes_count - 1). @return false if none.
+/**
+ * Every registration at one moment, in registration order.
+ * @param out  malloc'ed (free()); NULL when there are none. Its def
+ * pointers as remotes_find's.
+ * @return SL_OK with *n; SL_ENOMEM (none listed).
  */
-bool remotes_info(remotes *rs, size_t i, remote_info *out);
+int remotes_list(remotes *rs, remote_info **out, size_t *n);
+
+/**
+ * The ids of at most max registrations whose client has been gone (not
+ * connected, none connecting; or never came) for gone_ms or longer.
+ * @return how many; 0 with gone_ms 0 (never) or while stopping.
+ */
+size_t remotes_expired(
+    remotes *rs, uint32_t gone_ms, char (*ids)[37], size_t max);
+/**
+ * Take registration id out if its client is still gone for gone_ms: it is
+ * no longer found, listed or counted (its slot in max_registrations and
+ * its owner's are free), a connection to it is refused, its URL is closed,
+ * its calls in flight are answered REMOTE_DISCONNECTED and its processors'
+ * waits end. Call it with the runtime's registration lock held, so that
+ * the id is not registered again before its processors are stopped.
+ * @return the registration, to free with remote_proc_free once its
+ * processors have stopped and no reader can hold its definitions; NULL
+ * when it is not registered, or its client came back.
+ */
+remote_proc *remotes_unlink(remotes *rs, const char *id, uint32_t gone_ms);
+/** The id of a registration (UUID text). */
+const char *remote_proc_id(const remote_proc *rp);
+/** Free an unlinked registration: its socket, definitions, everything. */
+void remote_proc_free(remote_proc *rp);
 
 #endif

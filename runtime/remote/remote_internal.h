@@ -64,6 +64,11 @@ typedef struct slot {
 	remote_caller *owner; /* the caller of the call it carries */
 	struct answer *ans;   /* its answer's node, allocated with the call */
 	bool           is_ping;
+	/* rp->hello: the first call on a connection under auth, which the
+	 * client answers with the registration's session */
+	bool           is_hello;
+	uint32_t       hello_pipe;    /* the connection it was sent on */
+	uint64_t       hello_session; /* the session its answer must carry */
 	bool           busy;
 	bool           recv_phase; /* sent; waiting for the answer */
 	int            abort;      /* ABORT_*: why it is being cancelled */
@@ -151,11 +156,19 @@ struct remote_proc {
 	uint64_t        wake_gen;
 	uint64_t        next_call;
 	int64_t         last_activity_ms; /* monotonic: last send or answer */
+	/* monotonic: since when no client is connected (registered, or the
+	 * last disconnect); meaningless while has_pipe */
+	int64_t         gone_since_ms;
 	slot          **slots; /* every slot, for aborts and teardown */
 	size_t          n_slots, cap_slots;
 	slot          **free_slots;
 	size_t          n_free;
 	slot           *ping;
+	/* under auth (remote_config.prove_clients): a new connection is
+	 * proving until it answers hello with the session, and only then
+	 * connected */
+	slot           *hello;
+	bool            proving;
 	size_t          busy_calls; /* slots carrying calls (not the ping) */
 	nng_aio        *timer;
 	remote_caller  *callers;

@@ -653,6 +653,20 @@ rp_new(remotes *rs, const remote_spec *spec, remote_proc **out, char *err,
 		return fail_msg(err, errlen, SL_ENOMEM, "out of memory");
 	}
 	rp->ping->is_ping = true;
+	if (rs->cfg.prove_clients) {
+		slot *h = remote_slot_alloc(rp);
+		if (h == NULL || !remote_slot_track(rp, h)) {
+			if (h != NULL) {
+				nng_aio_free(h->aio);
+				free(h);
+			}
+			rp_free(rp);
+			return fail_msg(
+			    err, errlen, SL_ENOMEM, "out of memory");
+		}
+		h->is_hello = true;
+		rp->hello   = h;
+	}
 	int rc            = rp_listen(
 	               rs, rp, &rp->listener, rp->url, sizeof(rp->url), err, errlen);
 	if (rc != SL_OK) {
@@ -663,6 +677,7 @@ rp_new(remotes *rs, const remote_spec *spec, remote_proc **out, char *err,
 	rp->session          = new_session();
 	rp->registrations    = 1;
 	rp->registered_at_ns = ev_now_ns();
+	rp->gone_since_ms    = mono_ns() / 1000000;
 	nng_sleep_aio(remote_tick_ms(rp), rp->timer);
 	*out = rp;
 	return SL_OK;
@@ -887,6 +902,7 @@ remote_register(remotes *rs, const remote_spec *spec, registry *plugins,
 		}
 		rp->registrations++;
 		rp->registered_at_ns = ev_now_ns();
+		rp->gone_since_ms    = mono_ns() / 1000000; /* time anew */
 		rp->last_error[0]    = '\0';
 		pthread_mutex_unlock(&rp->mu);
 		nng_listener_close(old_l); /* its late dialers go nowhere */
@@ -944,18 +960,11 @@ remotes_count(remotes *rs)
 	return n;
 }
 
-bool
-remotes_info(remotes *rs, size_t i, remote_info *out)
+/* What status shows of rp (rs->mu held). */
+static void
+rp_info(remote_proc *rp, remote_info *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (rs == NULL)
-		return false;
-	pthread_mutex_lock(&rs->mu);
-	if (i >= rs->n_regs) {
-		pthread_mutex_unlock(&rs->mu);
-		return false;
-	}
-	remote_proc *rp = rs->regs[i];
 	pthread_mutex_lock(&rp->mu);
 	out->def       = &rp->cur->def;
 	out->connected = rp->connected;
@@ -979,6 +988,116 @@ remotes_info(remotes *rs, size_t i, remote_info *out)
 	out->batch        = rp->batch;
 	snprintf(out->owner, sizeof(out->owner), "%s", rp->owner);
 	pthread_mutex_unlock(&rp->mu);
+}
+
+int
+remotes_list(remotes *rs, remote_info **out, size_t *n)
+{
+	*out = NULL;
+	*n   = 0;
+	if (rs == NULL)
+		return SL_OK;
+	pthread_mutex_lock(&rs->mu);
+	if (rs->n_regs > 0) {
+		*out = malloc(rs->n_regs * sizeof(**out));
+		if (*out == NULL) {
+			pthread_mutex_unlock(&rs->mu);
+			return SL_ENOMEM;
+		}
+		for (size_t i = 0; i < rs->n_regs; i++)
+			rp_info(rs->regs[i], &(*out)[i]);
+		*n = rs->n_regs;
+	}
 	pthread_mutex_unlock(&rs->mu);
-	return true;
+	return SL_OK;
+}
+
+/* ---- expiry (remote.registration_expiry_ms) ---- */
+
+/* Whether rp's client has been gone for gone_ms at now (rp->mu held). */
+static bool
+rp_expired(const remote_proc *rp, uint32_t gone_ms, int64_t now)
+{
+	return !rp->closing && !rp->has_pipe
+	    && now - rp->gone_since_ms >= (int64_t) gone_ms;
+}
+
+size_t
+remotes_expired(remotes *rs, uint32_t gone_ms, char (*ids)[37], size_t max)
+{
+	size_t  n   = 0;
+	int64_t now = mono_ns() / 1000000;
+	if (rs == NULL || gone_ms == 0)
+		return 0;
+	pthread_mutex_lock(&rs->mu);
+	for (size_t i = 0; !rs->closing && i < rs->n_regs && n < max; i++) {
+		remote_proc *rp = rs->regs[i];
+		pthread_mutex_lock(&rp->mu);
+		if (rp_expired(rp, gone_ms, now))
+			memcpy(ids[n++], rp->id, sizeof(rp->id));
+		pthread_mutex_unlock(&rp->mu);
+	}
+	pthread_mutex_unlock(&rs->mu);
+	return n;
+}
+
+remote_proc *
+remotes_unlink(remotes *rs, const char *id, uint32_t gone_ms)
+{
+	remote_proc *rp  = NULL;
+	int64_t      now = mono_ns() / 1000000;
+	pthread_mutex_lock(&rs->mu);
+	for (size_t i = 0; !rs->closing && i < rs->n_regs; i++) {
+		if (strcmp(rs->regs[i]->id, id) != 0)
+			continue;
+		remote_proc *r = rs->regs[i];
+		pthread_mutex_lock(&r->mu);
+		bool gone = rp_expired(r, gone_ms, now);
+		if (gone) {
+			/* no connection is taken from now on, and every wait
+			 * for one ends */
+			r->closing = true;
+			r->wake_gen++;
+			pthread_cond_broadcast(&r->cv);
+			for (remote_caller *c = r->callers; c != NULL;
+			     c                = c->next)
+                                pthread_cond_broadcast(&c->cv);
+		}
+		pthread_mutex_unlock(&r->mu);
+		if (gone) {
+			log_info("remote",
+			    "%s %s (%s): its client has been gone for %" PRId64
+			    " ms (remote.registration_expiry_ms %u): the "
+			    "registration expires, its processors stop and "
+			    "its slot is free",
+			    kind_word(r->kind), r->id, r->cur->def.name,
+			    now - r->gone_since_ms, gone_ms);
+			memmove(&rs->regs[i], &rs->regs[i + 1],
+			    (rs->n_regs - i - 1) * sizeof(*rs->regs));
+			rs->regs[--rs->n_regs] = NULL;
+			rp                     = r;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&rs->mu);
+	if (rp != NULL) {
+		/* its URL goes: an ipc socket file is removed */
+		if (rp->listening)
+			nng_listener_close(rp->listener);
+		rp->listening = false;
+		remote_abort_all(rp, ABORT_CLOSED);
+	}
+	return rp;
+}
+
+const char *
+remote_proc_id(const remote_proc *rp)
+{
+	return rp->id;
+}
+
+void
+remote_proc_free(remote_proc *rp)
+{
+	rp_free(rp);
 }
