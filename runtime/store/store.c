@@ -303,13 +303,6 @@ store_fail_group(store_group *g, int code, const char *what, const char *why)
 			store_emit_fail(e, code, "lmdb: %s: %s", what, why);
 }
 
-/* Groups written and not yet acknowledged (writer or syncer). */
-static bool
-store_pending_locked(store *s)
-{
-	return s->pend_n > 0 || s->syncer_busy;
-}
-
 /*
  * Write one group in one transaction: commits and emit batches, each
  * kind linked by ->next, written in arrival order (see q_seq). Fills g's
@@ -465,12 +458,13 @@ store_ack_group(store *s, store_group *g, int mrc)
 }
 
 /*
- * After the writer wrote g. Without sync: acknowledge now. With sync,
- * when nothing else is queued or waiting, the writer syncs and
- * acknowledges g itself (one client: no hand-off). Otherwise g joins
- * the groups waiting for the syncer thread and the writer goes on to the
- * next group at once: its commit's fdatasync and the syncer's overlap, so
- * groups in a row cost one sync each instead of LMDB's two.
+ * After the writer wrote g. Without sync: acknowledge now. With sync, g
+ * joins the groups waiting for the syncer thread and the writer goes on to
+ * the next group at once: that group's commit (its fdatasync) and the
+ * syncer's sync overlap, and one sync of the syncer answers every group
+ * written meanwhile. Syncing here when nothing else is queued instead
+ * (no hand-off) was no quicker for one client and slower for four: the
+ * commits arriving during that sync waited for it (bench/RESULTS.md).
  */
 static void
 store_finish_group(store *s, store_group *g)
@@ -480,13 +474,6 @@ store_finish_group(store *s, store_group *g)
 		return;
 	}
 	pthread_mutex_lock(&s->mu);
-	if (!store_pending_locked(s) && s->q_head == NULL
-	    && s->qe_head == NULL) {
-		pthread_mutex_unlock(&s->mu);
-		store_ack_group(
-		    s, g, g->wrote ? store_sync_log(s) : MDB_SUCCESS);
-		return;
-	}
 	while (s->pend_n == STORE_PEND_MAX)
 		pthread_cond_wait(&s->sync_cv, &s->mu);
 	s->pend[(s->pend_head + s->pend_n) % STORE_PEND_MAX] = *g;
@@ -516,9 +503,8 @@ store_syncer_main(void *arg)
 		}
 		for (n = 0; n < s->pend_n; n++)
 			got[n] = s->pend[(s->pend_head + n) % STORE_PEND_MAX];
-		s->pend_head   = (s->pend_head + n) % STORE_PEND_MAX;
-		s->pend_n      = 0;
-		s->syncer_busy = true;
+		s->pend_head = (s->pend_head + n) % STORE_PEND_MAX;
+		s->pend_n    = 0;
 		pthread_cond_broadcast(&s->sync_cv); /* room for the writer */
 		pthread_mutex_unlock(&s->mu);
 
@@ -527,10 +513,6 @@ store_syncer_main(void *arg)
 		int mrc = wrote ? store_sync_log(s) : MDB_SUCCESS;
 		for (size_t i = 0; i < n; i++)
 			store_ack_group(s, &got[i], mrc);
-
-		pthread_mutex_lock(&s->mu);
-		s->syncer_busy = false;
-		pthread_mutex_unlock(&s->mu);
 	}
 	return NULL;
 }

@@ -75,7 +75,7 @@ struct store {
 	                              for its sync) */
 	/* Durable logs (sync): the env has MDB_NOMETASYNC, so a commit's
 	 * meta page is on disk only after the next fdatasync of the file
-	 * (the next commit's, or store_sync_groups'). Written groups wait in
+	 * (the next commit's, or store_sync_log's). Written groups wait in
 	 * pend[] (a ring under mu, oldest at pend_head) for the syncer
 	 * thread, which syncs once for all of them, publishes their heads
 	 * and acknowledges them in order; the writer meanwhile writes the
@@ -84,7 +84,6 @@ struct store {
 	int             sync_fd; /* the data file, our own open (sync) */
 	bool            failed; /* a sync failed: every later write refused */
 	bool            writer_done;
-	bool            syncer_busy; /* groups taken from pend[] in hand */
 	pthread_t       syncer;
 	pthread_cond_t  sync_cv; /* syncer: pend[] not empty or writer done;
 	                            writer: room in pend[] */
