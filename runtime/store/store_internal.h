@@ -30,6 +30,7 @@ typedef struct store_group {
 	store_commit *commits;
 	store_emit   *emits;
 	uint64_t      start, end; /* the positions it wrote: [start, end) */
+	uint64_t      seq;        /* its commit's number (commit_seq) */
 	bool          wrote;      /* a transaction was committed */
 } store_group;
 
@@ -84,6 +85,14 @@ struct store {
 	int             sync_fd; /* the data file, our own open (sync) */
 	bool            failed; /* a sync failed: every later write refused */
 	bool            writer_done;
+	bool            syncer_busy; /* groups taken from pend[], not synced */
+	pthread_mutex_t ack_mu;      /* held while groups are acknowledged:
+	                                keeps the acks in order */
+	/* Write transactions committed so far (atomic, writer-updated): a
+	 * commit's fdatasync runs after the meta page of every commit before
+	 * it was written, so a group whose seq is below it is durable
+	 * without a sync of its own. */
+	uint64_t        commit_seq;
 	pthread_t       syncer;
 	pthread_cond_t  sync_cv; /* syncer: pend[] not empty or writer done;
 	                            writer: room in pend[] */
