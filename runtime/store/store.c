@@ -6,6 +6,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sluice/errors.h>
 
@@ -289,36 +291,54 @@ abort:
 		mdb_txn_abort(txn);
 }
 
-/* Write one group and acknowledge it: commits and emit batches, each
- * kind linked by ->next, written in arrival order (see q_seq). */
+/* Fail every commit and emit batch of a group that is still SL_OK. */
 static void
-store_write_group(store *s, store_commit *group, store_emit *egroup)
+store_fail_group(store_group *g, int code, const char *what, const char *why)
+{
+	for (store_commit *c = g->commits; c != NULL; c = c->next)
+		if (c->rc == SL_OK)
+			store_fail(c, code, "lmdb: %s: %s", what, why);
+	for (store_emit *e = g->emits; e != NULL; e = e->next)
+		if (e->rc == SL_OK)
+			store_emit_fail(e, code, "lmdb: %s: %s", what, why);
+}
+
+/*
+ * Write one group in one transaction: commits and emit batches, each
+ * kind linked by ->next, written in arrival order (see q_seq). Fills g's
+ * positions; acknowledges nothing (store_ack_group does, once durable).
+ */
+static void
+store_write_group(store *s, store_group *g)
 {
 	MDB_txn      *txn;
-	store_commit *c, *next;
-	store_emit   *e, *enext;
+	store_commit *c;
+	store_emit   *e;
 	uint64_t      pos, start;
 	size_t        n_ok = 0;
 	int           mrc;
 
-	pthread_mutex_lock(&s->mu);
-	start = s->next_pos;
-	pthread_mutex_unlock(&s->mu);
-	pos = start;
+	start    = s->write_pos;
+	pos      = start;
+	g->start = start;
+	g->end   = start;
+	g->wrote = false;
 
+	if (__atomic_load_n(&s->failed, __ATOMIC_ACQUIRE)) {
+		store_fail_group(g, SL_ESTORAGE, "log",
+		    "an earlier write or sync of the log failed; restart "
+		    "sluiced");
+		return;
+	}
 	mrc = mdb_txn_begin(s->env, NULL, 0, &txn);
 	if (mrc != MDB_SUCCESS) {
 		log_error("store", "begin write txn: %s", mdb_strerror(mrc));
-		for (c = group; c != NULL; c = c->next)
-			store_fail(c, store_map_err(mrc), "lmdb: begin: %s",
-			    mdb_strerror(mrc));
-		for (e = egroup; e != NULL; e = e->next)
-			store_emit_fail(e, store_map_err(mrc),
-			    "lmdb: begin: %s", mdb_strerror(mrc));
+		store_fail_group(
+		    g, store_map_err(mrc), "begin", mdb_strerror(mrc));
 		txn = NULL;
 	}
-	c = group;
-	e = egroup;
+	c = g->commits;
+	e = g->emits;
 	while (txn != NULL && (c != NULL || e != NULL)) {
 		if (c != NULL
 		    && (e == NULL || c->first_position < e->first_position)) {
@@ -335,49 +355,95 @@ store_write_group(store *s, store_commit *group, store_emit *egroup)
 			e = e->next;
 		}
 	}
-	if (txn != NULL && n_ok == 0) {
+	if (txn == NULL)
+		return;
+	if (n_ok == 0) {
 		mdb_txn_abort(txn); /* every commit refused: nothing to sync */
-	} else if (txn != NULL) {
-		/* Durable here unless the env was opened with MDB_NOSYNC. */
-		mrc = mdb_txn_commit(txn);
-		if (mrc != MDB_SUCCESS) {
-			log_error("store", "commit of %zu commits failed: %s",
-			    n_ok, mdb_strerror(mrc));
-			for (c = group; c != NULL; c = c->next)
-				if (c->rc == SL_OK)
-					store_fail(c, store_map_err(mrc),
-					    "lmdb: commit: %s",
-					    mdb_strerror(mrc));
-			for (e = egroup; e != NULL; e = e->next)
-				if (e->rc == SL_OK)
-					store_emit_fail(e, store_map_err(mrc),
-					    "lmdb: commit: %s",
-					    mdb_strerror(mrc));
-			pos = start;
-		} else {
-			pthread_mutex_lock(&s->mu);
-			s->next_pos = pos;
-			s->txn_count++;
-			pthread_cond_broadcast(&s->head_cv);
-			pthread_mutex_unlock(&s->mu);
-			/* positions are gap-free: one per event written */
-			__atomic_fetch_add(
-			    &s->events_appended, pos - start, __ATOMIC_RELAXED);
-			hist_observe(&s->group_events, pos - start);
-		}
+		return;
+	}
+	/* Data pages written and synced, the meta page written: durable
+	 * only after the next sync when the env has MDB_NOMETASYNC. */
+	mrc = mdb_txn_commit(txn);
+	if (mrc != MDB_SUCCESS) {
+		log_error("store", "commit of %zu commits failed: %s", n_ok,
+		    mdb_strerror(mrc));
+		store_fail_group(
+		    g, store_map_err(mrc), "commit", mdb_strerror(mrc));
+		/* The groups waiting for their sync learn of a write error
+		 * that this commit's fdatasync met from their own sync: it
+		 * goes through s->sync_fd (see store_sync_log). */
+		return;
+	}
+	s->write_pos = pos;
+	g->end       = pos;
+	g->wrote     = true;
+	g->seq       = s->commit_seq + 1;
+	__atomic_store_n(&s->commit_seq, g->seq, __ATOMIC_RELEASE);
+}
+
+/*
+ * Make every committed transaction durable: the meta pages that
+ * MDB_NOMETASYNC left unsynced. Through a descriptor of our own, not
+ * LMDB's: Linux reports a write-back error once per open file, so an
+ * error that LMDB's fdatasync in a later commit took is still reported
+ * here. A failure is for good (s->failed).
+ */
+static int
+store_sync_log(store *s)
+{
+	if (fdatasync(s->sync_fd) == 0)
+		return MDB_SUCCESS;
+	int err = errno;
+	log_error("store",
+	    "sync of the log failed: %s; refusing writes until "
+	    "restart",
+	    strerror(err));
+	__atomic_store_n(&s->failed, true, __ATOMIC_RELEASE);
+	return err;
+}
+
+/*
+ * Publish a durable group's head and acknowledge its commits, in the
+ * order the groups were written. mrc: the result of the sync that made it
+ * durable (a failure fails what it wrote, and so does an earlier one).
+ */
+static void
+store_ack_group(store *s, store_group *g, int mrc)
+{
+	store_commit *c, *next;
+	store_emit   *e, *enext;
+
+	if (g->wrote
+	    && (mrc != MDB_SUCCESS
+	        || __atomic_load_n(&s->failed, __ATOMIC_ACQUIRE))) {
+		store_fail_group(g, SL_ESTORAGE, "sync",
+		    mrc != MDB_SUCCESS ? mdb_strerror(mrc)
+		                       : "an earlier sync failed");
+	} else if (g->wrote) {
+		pthread_mutex_lock(&s->mu);
+		s->next_pos = g->end;
+		s->txn_count++;
+		pthread_cond_broadcast(&s->head_cv);
+		pthread_mutex_unlock(&s->mu);
+		/* positions are gap-free: one per event written */
+		__atomic_fetch_add(
+		    &s->events_appended, g->end - g->start, __ATOMIC_RELAXED);
+		hist_observe(&s->group_events, g->end - g->start);
 	}
 
 	/* Acknowledge only now that the head is published: a client that
 	 * reads right after its ack sees its events. done() may free c. */
 	int64_t now = mono_ns();
-	for (c = group; c != NULL; c = next) {
+	for (c = g->commits; c != NULL; c = next) {
 		next    = c->next;
 		c->next = NULL;
 		if (c->rc == SL_OK) {
-			__atomic_fetch_add(&s->commits_ok, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_add(
+			    &s->commits_ok, 1, __ATOMIC_RELAXED);
 			hist_observe(&s->commit_latency,
-			    now > c->submit_ns ? (uint64_t) (now - c->submit_ns)
-			                       : 0);
+			    now > c->submit_ns
+			        ? (uint64_t) (now - c->submit_ns)
+			        : 0);
 		} else {
 			__atomic_fetch_add(
 			    &s->commits_refused, 1, __ATOMIC_RELAXED);
@@ -385,12 +451,97 @@ store_write_group(store *s, store_commit *group, store_emit *egroup)
 		if (c->done != NULL)
 			c->done(c, c->arg);
 	}
-	for (e = egroup; e != NULL; e = enext) {
+	for (e = g->emits; e != NULL; e = enext) {
 		enext   = e->next;
 		e->next = NULL;
 		if (e->done != NULL)
 			e->done(e, e->arg);
 	}
+}
+
+/*
+ * After the writer wrote g. Without sync: acknowledge now. With sync and
+ * nothing else to write or answer (one client), the writer syncs and
+ * acknowledges g itself: no hand-off, and a done() runs on the writer (so
+ * that it can hold the writer, as the tests' gates do). Otherwise g joins
+ * the groups waiting for the syncer thread and the writer goes on to the
+ * next group at once: that group's commit (its fdatasync) and the syncer's
+ * sync overlap, and one sync answers every group written meanwhile.
+ */
+static void
+store_finish_group(store *s, store_group *g)
+{
+	if (!s->sync) {
+		store_ack_group(s, g, MDB_SUCCESS);
+		return;
+	}
+	pthread_mutex_lock(&s->mu);
+	if (s->pend_n == 0 && !s->syncer_busy && s->q_head == NULL
+	    && s->qe_head == NULL) {
+		pthread_mutex_unlock(&s->mu);
+		int mrc = g->wrote ? store_sync_log(s) : MDB_SUCCESS;
+		/* after the syncer's acks of the groups before g */
+		pthread_mutex_lock(&s->ack_mu);
+		store_ack_group(s, g, mrc);
+		pthread_mutex_unlock(&s->ack_mu);
+		return;
+	}
+	while (s->pend_n == STORE_PEND_MAX)
+		pthread_cond_wait(&s->sync_cv, &s->mu);
+	s->pend[(s->pend_head + s->pend_n) % STORE_PEND_MAX] = *g;
+	s->pend_n++;
+	pthread_cond_broadcast(&s->sync_cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* The syncer (durable logs only): one sync for every group waiting, then
+ * their acknowledgements in order. Exits when the writer has. */
+static void *
+store_syncer_main(void *arg)
+{
+	store      *s = arg;
+	store_group got[STORE_PEND_MAX];
+
+	for (;;) {
+		size_t n;
+		bool   wrote = false;
+
+		pthread_mutex_lock(&s->mu);
+		while (s->pend_n == 0 && !s->writer_done)
+			pthread_cond_wait(&s->sync_cv, &s->mu);
+		if (s->pend_n == 0) {
+			pthread_mutex_unlock(&s->mu);
+			break;
+		}
+		for (n = 0; n < s->pend_n; n++)
+			got[n] = s->pend[(s->pend_head + n) % STORE_PEND_MAX];
+		s->pend_head   = (s->pend_head + n) % STORE_PEND_MAX;
+		s->pend_n      = 0;
+		s->syncer_busy = true;
+		pthread_cond_broadcast(&s->sync_cv); /* room for the writer */
+		pthread_mutex_unlock(&s->mu);
+
+		/* A group the writer has committed another transaction after
+		 * is durable already: that commit's fdatasync (which
+		 * succeeded) came after the group's meta page was written.
+		 * Only the newest ones need the sync here. */
+		uint64_t committed
+		    = __atomic_load_n(&s->commit_seq, __ATOMIC_ACQUIRE);
+		for (size_t i = 0; i < n; i++)
+			wrote = wrote
+			    || (got[i].wrote && got[i].seq >= committed);
+		int mrc = wrote ? store_sync_log(s) : MDB_SUCCESS;
+		/* Durable: the writer may answer its next group itself now,
+		 * after these (ack_mu). */
+		pthread_mutex_lock(&s->ack_mu);
+		pthread_mutex_lock(&s->mu);
+		s->syncer_busy = false;
+		pthread_mutex_unlock(&s->mu);
+		for (size_t i = 0; i < n; i++)
+			store_ack_group(s, &got[i], mrc);
+		pthread_mutex_unlock(&s->ack_mu);
+	}
+	return NULL;
 }
 
 static void *
@@ -399,9 +550,10 @@ store_writer_main(void *arg)
 	store *s = arg;
 
 	for (;;) {
-		store_commit *group = NULL, **ct = &group;
-		store_emit   *egroup = NULL, **et = &egroup;
-		size_t        n;
+		store_group    g  = { 0 };
+		store_commit **ct = &g.commits;
+		store_emit   **et = &g.emits;
+		size_t         n;
 
 		pthread_mutex_lock(&s->mu);
 		while (s->q_head == NULL && s->qe_head == NULL && !s->closing)
@@ -435,8 +587,13 @@ store_writer_main(void *arg)
 			s->qe_tail = NULL;
 		pthread_mutex_unlock(&s->mu);
 
-		store_write_group(s, group, egroup);
+		store_write_group(s, &g);
+		store_finish_group(s, &g);
 	}
+	pthread_mutex_lock(&s->mu);
+	s->writer_done = true;
+	pthread_cond_broadcast(&s->sync_cv);
+	pthread_mutex_unlock(&s->mu);
 	return NULL;
 }
 
@@ -514,9 +671,11 @@ store_open(const char *path, size_t map_size, bool sync, store **out)
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return SL_ENOMEM;
+	s->sync_fd = -1;
 	msgpack_sbuffer_init(&s->enc);
 	store_stats_init(s);
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->ack_mu, NULL);
 	pthread_mutex_init(&s->claims_mu, NULL);
 	pthread_condattr_init(&ca);
 	/* store_wait's timeout must not jump with the wall clock. */
@@ -525,9 +684,13 @@ store_open(const char *path, size_t map_size, bool sync, store **out)
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&s->work_cv, NULL);
 	pthread_cond_init(&s->done_cv, NULL);
+	pthread_cond_init(&s->sync_cv, NULL);
 
-	if (!sync)
-		flags |= MDB_NOSYNC;
+	/* Durable: LMDB syncs the data pages in each commit and leaves the
+	 * meta page to the next sync, which the writer or the syncer makes
+	 * before any acknowledgement (store_finish_group). */
+	s->sync = sync;
+	flags |= sync ? MDB_NOMETASYNC : MDB_NOSYNC;
 	if ((mrc = mdb_env_create(&s->env)) != MDB_SUCCESS) {
 		s->env = NULL;
 		goto lmdb_fail;
@@ -552,8 +715,35 @@ store_open(const char *path, size_t map_size, bool sync, store **out)
 
 	if ((rc = store_init_dbs(s)) != SL_OK)
 		goto fail;
+	s->write_pos = s->next_pos;
+	if (sync && (mrc = mdb_env_sync(s->env, 1)) != MDB_SUCCESS)
+		goto lmdb_fail;
+	if (sync) {
+		char data[4200];
+		snprintf(data, sizeof(data), "%s/data.mdb", path);
+		s->sync_fd = open(data, O_RDONLY | O_CLOEXEC);
+		if (s->sync_fd < 0) {
+			log_error(
+			    "store", "open %s: %s", data, strerror(errno));
+			rc = SL_ESTORAGE;
+			goto fail;
+		}
+	}
+	if (sync
+	    && pthread_create(&s->syncer, NULL, store_syncer_main, s) != 0) {
+		log_error("store", "cannot start the syncer thread");
+		rc = SL_ENOMEM;
+		goto fail;
+	}
 	if (pthread_create(&s->writer, NULL, store_writer_main, s) != 0) {
 		log_error("store", "cannot start the writer thread");
+		if (sync) {
+			pthread_mutex_lock(&s->mu);
+			s->writer_done = true;
+			pthread_cond_broadcast(&s->sync_cv);
+			pthread_mutex_unlock(&s->mu);
+			pthread_join(s->syncer, NULL);
+		}
 		rc = SL_ENOMEM;
 		goto fail;
 	}
@@ -566,12 +756,16 @@ lmdb_fail:
 	log_error("store", "open %s: %s", path, mdb_strerror(mrc));
 	rc = mrc == ENOMEM ? SL_ENOMEM : SL_ESTORAGE;
 fail:
+	if (s->sync_fd >= 0)
+		close(s->sync_fd);
 	if (s->env != NULL)
 		mdb_env_close(s->env);
 	pthread_cond_destroy(&s->head_cv);
 	pthread_cond_destroy(&s->work_cv);
 	pthread_cond_destroy(&s->done_cv);
+	pthread_cond_destroy(&s->sync_cv);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->ack_mu);
 	pthread_mutex_destroy(&s->claims_mu);
 	msgpack_sbuffer_destroy(&s->enc);
 	free(s);
@@ -588,14 +782,21 @@ store_close(store *s)
 	pthread_cond_broadcast(&s->work_cv);
 	pthread_cond_broadcast(&s->head_cv);
 	pthread_mutex_unlock(&s->mu);
-	/* The writer drains the queue before it exits. */
+	/* The writer drains the queue before it exits, the syncer the
+	 * groups the writer left it. */
 	pthread_join(s->writer, NULL);
+	if (s->sync) {
+		pthread_join(s->syncer, NULL);
+		close(s->sync_fd);
+	}
 
 	mdb_env_close(s->env);
 	pthread_cond_destroy(&s->head_cv);
 	pthread_cond_destroy(&s->work_cv);
 	pthread_cond_destroy(&s->done_cv);
+	pthread_cond_destroy(&s->sync_cv);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->ack_mu);
 	for (size_t i = 0; i < s->n_claims; i++)
 		store_claim_free(&s->claims[i]);
 	free(s->claims);
@@ -810,13 +1011,18 @@ store_scan_log(store *s, uint64_t from, size_t max, bool visible,
 	MDB_cursor *cur;
 	MDB_val     k, v;
 	uint8_t     key[8];
-	uint64_t    after = from;
+	uint64_t    after = from, head;
 	size_t      n = 0, n_hidden = 0;
 	store_vis   vis;
 	int         mrc, rc;
 
 	if (next != NULL)
 		*next = from;
+	/* Only what is durable and published: a group waiting for its
+	 * sync is in LMDB already (store_finish_group). */
+	head = store_next_position(s);
+	if (from >= head)
+		return SL_OK;
 	if ((rc = store_read_begin(s, &txn, "scan")) != SL_OK)
 		return rc;
 	vis.any = false;
@@ -844,7 +1050,9 @@ store_scan_log(store *s, uint64_t from, size_t max, bool visible,
 			rc = SL_ESTORAGE;
 			break;
 		}
-		pos   = store_get_be64(k.mv_data);
+		pos = store_get_be64(k.mv_data);
+		if (pos >= head)
+			break;
 		after = pos + 1;
 		rc    = store_vis_hidden(
 		       s, txn, &vis, v.mv_data, v.mv_size, &hidden);
@@ -892,7 +1100,7 @@ store_scan_stream(store *s, const char *tenant, const char *stream,
 	MDB_val     k, v;
 	uint8_t     key[STORE_KEY_MAX];
 	size_t      tl, sl, plen, n = 0;
-	uint64_t    first;
+	uint64_t    first, head;
 	int         mrc, rc;
 
 	if (tenant == NULL || stream == NULL)
@@ -904,6 +1112,7 @@ store_scan_stream(store *s, const char *tenant, const char *stream,
 		return SL_OK;
 	plen          = store_head_key(key, tenant, tl, stream, sl) + 1;
 	key[plen - 1] = 0;
+	head          = store_next_position(s); /* see store_scan_log */
 	if ((rc = store_read_begin(s, &txn, "stream scan")) != SL_OK)
 		return rc;
 	/* A deletion hides the revisions below its mark. */
@@ -936,6 +1145,8 @@ store_scan_stream(store *s, const char *tenant, const char *stream,
 			break;
 		}
 		pos = store_get_be64(v.mv_data);
+		if (pos >= head)
+			break; /* revisions follow positions */
 		store_put_be64(pkey, pos);
 		lk.mv_data = pkey;
 		lk.mv_size = 8;

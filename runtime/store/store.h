@@ -61,7 +61,8 @@ typedef enum store_trunc {
 } store_trunc;
 
 typedef struct store_commit store_commit;
-/** Called on the writer thread once the commit is durable or refused. */
+/** Called on the writer thread, or with sync on the syncer thread, once
+ * the commit is durable or refused (see store_submit). */
 typedef void (*store_done_fn)(store_commit *c, void *arg);
 
 /**
@@ -122,7 +123,10 @@ void store_close(store *s);
 
 /**
  * Queue a commit for the writer. done() is called exactly once, on the
- * writer thread, after the transaction holding it is durable (or on refusal).
+ * writer thread or (sync) the syncer thread, after the transaction holding
+ * it is durable (or on refusal), in the order the groups were written,
+ * after store_next_position() has moved past its events. The scans below
+ * never show events whose transaction is not durable yet.
  * @return SL_OK (queued), SL_EINVAL (empty batch), SL_ECLOSED.
  */
 int store_submit(store *s, store_commit *c);

@@ -22,6 +22,18 @@
 /* Longest "streams" key: tenant \0 stream \0 rev(be64). */
 #define STORE_KEY_MAX (2 * SL_MAX_ID_LEN + 2 + 8)
 
+/* Written groups waiting for their sync (struct store's pend[]). */
+#define STORE_PEND_MAX 8
+
+/* One write transaction's group on its way to its acknowledgement. */
+typedef struct store_group {
+	store_commit *commits;
+	store_emit   *emits;
+	uint64_t      start, end; /* the positions it wrote: [start, end) */
+	uint64_t      seq;        /* its commit's number (commit_seq) */
+	bool          wrote;      /* a transaction was committed */
+} store_group;
+
 typedef struct store_claim_t {
 	char *pattern; /* exact name, or a prefix ending in '*' */
 	char *owner;   /* projection id */
@@ -59,6 +71,33 @@ struct store {
 	uint64_t      wake_gen;  /* bumped by store_wake_all */
 
 	pthread_t       writer;
+	uint64_t        write_pos; /* writer only: the next position to write
+	                              (ahead of next_pos while a group waits
+	                              for its sync) */
+	/* Durable logs (sync): the env has MDB_NOMETASYNC, so a commit's
+	 * meta page is on disk only after the next fdatasync of the file
+	 * (the next commit's, or store_sync_log's). Written groups wait in
+	 * pend[] (a ring under mu, oldest at pend_head) for the syncer
+	 * thread, which syncs once for all of them, publishes their heads
+	 * and acknowledges them in order; the writer meanwhile writes the
+	 * next group. See store_finish_group. */
+	bool            sync;
+	int             sync_fd; /* the data file, our own open (sync) */
+	bool            failed; /* a sync failed: every later write refused */
+	bool            writer_done;
+	bool            syncer_busy; /* groups taken from pend[], not synced */
+	pthread_mutex_t ack_mu;      /* held while groups are acknowledged:
+	                                keeps the acks in order */
+	/* Write transactions committed so far (atomic, writer-updated): a
+	 * commit's fdatasync runs after the meta page of every commit before
+	 * it was written, so a group whose seq is below it is durable
+	 * without a sync of its own. */
+	uint64_t        commit_seq;
+	pthread_t       syncer;
+	pthread_cond_t  sync_cv; /* syncer: pend[] not empty or writer done;
+	                            writer: room in pend[] */
+	store_group     pend[STORE_PEND_MAX];
+	size_t          pend_head, pend_n;
 	msgpack_sbuffer enc; /* writer only: encoding buffer */
 
 	/* Stream claims of emitting projections (store_claim), under
