@@ -22,6 +22,27 @@
 /* Longest "streams" key: tenant \0 stream \0 rev(be64). */
 #define STORE_KEY_MAX (2 * SL_MAX_ID_LEN + 2 + 8)
 
+/*
+ * A log of record other than this LMDB environment (store_pg.c). The
+ * writer hands it each group of client commits; what the log of record
+ * holds comes back, in position order, through store_mirror_append from
+ * the backend's follower, which is the only writer of the LMDB log then.
+ * store.c knows no more of the backend than this table (so only what
+ * opens one links its library).
+ */
+typedef struct store_backend {
+	const char *name; /* "postgresql": log lines and messages */
+	/* Write v[0..n) (commits checked by the store: ids, owner; no
+	 * deletions) as one transaction of the log of record, each all or
+	 * nothing, in order; set each one's rc (SL_OK, SL_EREVISION,
+	 * SL_EEXIST, SL_EUNAVAILABLE ...), message and, on SL_OK,
+	 * first_position and first_revision. Returns once that transaction
+	 * committed or failed. Writer thread. */
+	void (*write_group)(void *ctx, store_commit **v, size_t n);
+	/* Stop the follower and free ctx (the writer has stopped). */
+	void (*close)(void *ctx);
+} store_backend;
+
 typedef struct store_claim_t {
 	char *pattern; /* exact name, or a prefix ending in '*' */
 	char *owner;   /* projection id */
@@ -67,6 +88,14 @@ struct store {
 	store_claim_t  *claims;
 	size_t          n_claims;
 	size_t          cap_claims;
+
+	/* The log of record when it is not this env (store_set_backend):
+	 * commits the backend wrote wait in await_* (under mu, in position
+	 * order) until the mirror holds them (store_mirror_append). */
+	const store_backend *be;
+	void                *be_ctx;
+	store_commit        *await_head;
+	store_commit        *await_tail;
 
 	/* the metrics (store_stats_get): relaxed atomics, writer-updated */
 	uint64_t commits_ok, commits_refused, events_appended;
@@ -125,6 +154,32 @@ int store_put_encoded(store *s, MDB_txn *txn, uint8_t *key, size_t hlen,
 /* Set the stream's next revision ("heads"). LMDB's code. */
 int store_put_head(store *s, MDB_txn *txn, const uint8_t *key, size_t hlen,
     uint64_t next_rev);
+
+/* ---- a log of record elsewhere (store_pg.c) ---- */
+
+/* Make be the log of record of s, before any commit: the writer hands it
+ * the commits from now on and s->be->close(ctx) runs in store_close. */
+void store_set_backend(store *s, const store_backend *be, void *ctx);
+/* One row of the log of record: the ev_encode record at position. */
+typedef struct store_row {
+	uint64_t    position;
+	const void *data;
+	size_t      len;
+} store_row;
+/* Append rows (consecutive positions from store_next_position) to the
+ * LMDB log in one write transaction, with the stream index and heads as a
+ * commit writes them, publish the new head and acknowledge the commits
+ * that waited for it. SL_OK; SL_EINTERNAL (a gap, or a record that is no
+ * event: logged, nothing written); SL_ESTORAGE / SL_EFULL (LMDB). */
+int  store_mirror_append(store *s, const store_row *rows, size_t n);
+/* The expected revision against the stream's next revision: SL_OK, or
+ * SL_EREVISION with c's stream_revision and message set. */
+int  store_check_expected(store_commit *c, uint64_t next_rev);
+/* Refuse a commit or deletion that cannot be written whatever the log
+ * holds (ids, their lengths, a client's '$' deletion): SL_OK or c's rc. */
+int  store_commit_check(store *s, store_commit *c);
+/* Whether store_close has begun (a backend's retries stop then). */
+bool store_closing(store *s);
 
 /* ---- deletion (store_delete.c) ---- */
 
