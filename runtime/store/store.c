@@ -677,6 +677,7 @@ store_open(const char *path, size_t map_size, bool sync, store **out)
 	store_stats_init(s);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->claims_mu, NULL);
+	pthread_mutex_init(&s->mirror_mu, NULL);
 	pthread_condattr_init(&ca);
 	/* store_wait's timeout must not jump with the wall clock. */
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -732,6 +733,7 @@ fail:
 	pthread_cond_destroy(&s->done_cv);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->claims_mu);
+	pthread_mutex_destroy(&s->mirror_mu);
 	msgpack_sbuffer_destroy(&s->enc);
 	free(s);
 	return rc;
@@ -769,6 +771,7 @@ store_close(store *s)
 		store_claim_free(&s->claims[i]);
 	free(s->claims);
 	pthread_mutex_destroy(&s->claims_mu);
+	pthread_mutex_destroy(&s->mirror_mu);
 	msgpack_sbuffer_destroy(&s->enc);
 	free(s);
 }
@@ -782,6 +785,18 @@ store_set_backend(store *s, const store_backend *be, void *ctx)
 	pthread_mutex_unlock(&s->mu);
 }
 
+void
+store_fail_queued(store *s, int code, const char *msg)
+{
+	pthread_mutex_lock(&s->mu);
+	store_commit *list = s->q_head;
+	s->q_head = s->q_tail = NULL;
+	pthread_mutex_unlock(&s->mu);
+	for (store_commit *c = list; c != NULL; c = c->next)
+		store_fail(c, code, "%s", msg);
+	store_ack_list(s, list);
+}
+
 bool
 store_closing(store *s)
 {
@@ -792,18 +807,32 @@ store_closing(store *s)
 }
 
 int
-store_mirror_append(store *s, const store_row *rows, size_t n)
+store_mirror_append(store *s, const store_row *rows, size_t n, bool gap_ok)
 {
-	MDB_txn     *txn;
-	uint8_t      key[STORE_KEY_MAX];
-	uint64_t     start, end;
+	MDB_txn      *txn;
+	uint8_t       key[STORE_KEY_MAX];
+	uint64_t      start, end;
 	store_commit *ready;
-	int          mrc;
+	int           mrc, rc = SL_OK;
 
+	pthread_mutex_lock(&s->mirror_mu);
+	start = store_next_position(s); /* only appends here move it */
+	while (n > 0 && rows[0].position < start) { /* held already */
+		rows++;
+		n--;
+	}
 	if (n == 0)
-		return SL_OK;
-	start = store_next_position(s); /* only this thread moves it */
-	mrc   = mdb_txn_begin(s->env, NULL, 0, &txn);
+		goto out;
+	if (rows[0].position != start) {
+		if (!gap_ok)
+			log_error("store",
+			    "mirror: position %" PRIu64 " where %" PRIu64
+			    " was expected: the log of record has a gap",
+			    rows[0].position, start);
+		rc = SL_ENOTFOUND;
+		goto out;
+	}
+	mrc = mdb_txn_begin(s->env, NULL, 0, &txn);
 	if (mrc != MDB_SUCCESS)
 		goto lmdb_fail;
 	for (size_t i = 0; i < n; i++) {
@@ -814,7 +843,8 @@ store_mirror_append(store *s, const store_row *rows, size_t n)
 			    " was expected: the log of record has a gap",
 			    rows[i].position, start + i);
 			mdb_txn_abort(txn);
-			return SL_EINTERNAL;
+			rc = SL_EINTERNAL;
+			goto out;
 		}
 		if (ev_peek(rows[i].data, rows[i].len, &h) != SL_OK
 		    || !store_id_ok(h.tenant, h.tenant_len)
@@ -823,7 +853,8 @@ store_mirror_append(store *s, const store_row *rows, size_t n)
 			    "mirror: position %" PRIu64 " holds no event",
 			    rows[i].position);
 			mdb_txn_abort(txn);
-			return SL_EINTERNAL;
+			rc = SL_EINTERNAL;
+			goto out;
 		}
 		size_t hlen = store_head_key(
 		    key, h.tenant, h.tenant_len, h.stream, h.stream_len);
@@ -844,12 +875,16 @@ store_mirror_append(store *s, const store_row *rows, size_t n)
 	pthread_cond_broadcast(&s->head_cv);
 	ready = store_await_take(s);
 	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->mirror_mu);
 	store_ack_list(s, ready);
 	return SL_OK;
 
 lmdb_fail:
 	log_error("store", "mirror: %s", mdb_strerror(mrc));
-	return store_map_err(mrc);
+	rc = store_map_err(mrc);
+out:
+	pthread_mutex_unlock(&s->mirror_mu);
+	return rc;
 }
 
 int

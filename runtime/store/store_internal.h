@@ -96,6 +96,7 @@ struct store {
 	void                *be_ctx;
 	store_commit        *await_head;
 	store_commit        *await_tail;
+	pthread_mutex_t      mirror_mu; /* one store_mirror_append at once */
 
 	/* the metrics (store_stats_get): relaxed atomics, writer-updated */
 	uint64_t commits_ok, commits_refused, events_appended;
@@ -166,18 +167,27 @@ typedef struct store_row {
 	const void *data;
 	size_t      len;
 } store_row;
-/* Append rows (consecutive positions from store_next_position) to the
- * LMDB log in one write transaction, with the stream index and heads as a
- * commit writes them, publish the new head and acknowledge the commits
- * that waited for it. SL_OK; SL_EINTERNAL (a gap, or a record that is no
- * event: logged, nothing written); SL_ESTORAGE / SL_EFULL (LMDB). */
-int  store_mirror_append(store *s, const store_row *rows, size_t n);
+/* Append rows (consecutive positions) to the LMDB log in one write
+ * transaction, with the stream index and heads as a commit writes them,
+ * publish the new head and acknowledge the commits that waited for it.
+ * Rows the mirror holds already are skipped (the writer and the follower
+ * both append; one at a time). A first new row past the mirror's head is
+ * a gap: SL_ENOTFOUND, nothing written (the writer's rows wait for the
+ * follower then), logged as an error unless gap_ok. SL_OK; SL_EINTERNAL
+ * (a record that is no event: logged, nothing written); SL_ESTORAGE /
+ * SL_EFULL (LMDB). */
+int  store_mirror_append(
+     store *s, const store_row *rows, size_t n, bool gap_ok);
 /* The expected revision against the stream's next revision: SL_OK, or
  * SL_EREVISION with c's stream_revision and message set. */
 int  store_check_expected(store_commit *c, uint64_t next_rev);
 /* Refuse a commit or deletion that cannot be written whatever the log
  * holds (ids, their lengths, a client's '$' deletion): SL_OK or c's rc. */
 int  store_commit_check(store *s, store_commit *c);
+/* Answer every commit waiting in the queue (not yet taken by the writer)
+ * with code and msg: a backend whose writer is held up (a doubt to
+ * resolve) while the database is away. Emit batches stay queued. */
+void store_fail_queued(store *s, int code, const char *msg);
 /* Whether store_close has begun (a backend's retries stop then). */
 bool store_closing(store *s);
 

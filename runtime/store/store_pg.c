@@ -80,6 +80,13 @@ pg_msg(char *err, size_t errlen, const char *what, const char *msg)
 		err[--n] = '\0';
 }
 
+static void
+pg_quiet(void *arg, const char *message)
+{
+	(void) arg;
+	(void) message;
+}
+
 /* Connect to url; NULL with err set when the database does not answer.
  * Defaults first, so that the URL's own settings win. */
 static PGconn *
@@ -99,7 +106,7 @@ pg_connect(const char *url, char *err, size_t errlen)
 		PQfinish(db);
 		return NULL;
 	}
-	PQsetNoticeProcessor(db, NULL, NULL); /* no NOTICEs on stderr */
+	PQsetNoticeProcessor(db, pg_quiet, NULL); /* not on stderr */
 	return db;
 }
 
@@ -435,6 +442,7 @@ typedef struct pg_group {
 	store_commit **ev_commit; /* per accepted event */
 	uint32_t     *ev_index;
 	size_t        n_rows;
+	PGresult     *gap; /* rows between the mirror's head and g.head */
 	char          err[PG_ERR];
 } pg_group;
 
@@ -752,6 +760,72 @@ pg_update_streams(pg_group *g)
 	return ok;
 }
 
+/* Under the head lock every position below g->head is committed: the
+ * ones this node's mirror lacks (other nodes' commits the follower has
+ * not appended yet, PG_PAGE at most) are read now, so that the writer
+ * can append them with the group's own after COMMIT and acknowledge at
+ * once, without a round trip through the follower (nor a wait for it
+ * should the database go away right after the COMMIT). */
+static bool
+pg_read_gap(pg_group *g)
+{
+	uint64_t    next = store_next_position(g->b->s);
+	char        from[24], to[24];
+	const char *pv[2] = { from, to };
+
+	if (next >= g->head || g->head - next > PG_PAGE)
+		return true; /* nothing missing; or the follower's work */
+	snprintf(from, sizeof(from), "%" PRIu64, next);
+	snprintf(to, sizeof(to), "%" PRIu64, g->head);
+	g->gap = PQexecParams(g->b->wconn,
+	    "SELECT position, record FROM sl_events WHERE position >= "
+	    "$1::bigint AND position < $2::bigint ORDER BY position",
+	    2, NULL, pv, NULL, NULL, 1);
+	if (!pg_ok(g->gap)) {
+		PQclear(g->gap);
+		g->gap = NULL;
+		pg_stmt_failed(g, "read the mirror's gap");
+		return false;
+	}
+	return true;
+}
+
+/* After COMMIT: the gap and the group's rows into the mirror, which
+ * acknowledges the commits. When the mirror moved otherwise meanwhile
+ * (the follower) the rows it holds are skipped; when it lacks more than
+ * the gap, the follower appends them all and the commits wait for it. */
+static void
+pg_mirror_group(pg_group *g)
+{
+	size_t     n_gap = g->gap != NULL ? (size_t) PQntuples(g->gap) : 0;
+	store_row *rows  = malloc((n_gap + g->n_rows) * sizeof(*rows));
+	uint64_t   one   = 1;
+	size_t     k     = 0;
+
+	if (rows != NULL) {
+		for (size_t i = 0; i < n_gap; i++) {
+			if (PQgetlength(g->gap, (int) i, 0) != 8)
+				break;
+			rows[k].position = store_get_be64(
+			    (const uint8_t *) PQgetvalue(g->gap, (int) i, 0));
+			rows[k].data = PQgetvalue(g->gap, (int) i, 1);
+			rows[k].len  = (size_t) PQgetlength(g->gap, (int) i, 1);
+			k++;
+		}
+		for (size_t e = 0; e < g->n_rows; e++) {
+			rows[k].position = g->head + e;
+			rows[k].data     = g->b->enc.data + g->rec_off[e];
+			rows[k].len      = g->rec_len[e];
+			k++;
+		}
+		(void) store_mirror_append(g->b->s, rows, k, true);
+		free(rows);
+	}
+	/* the follower checks (and appends what the writer could not) */
+	if (write(g->b->kick_fd, &one, sizeof(one)) < 0)
+		log_debug("store", "follower kick: %s", strerror(errno));
+}
+
 /* The writer's connection, (re)made when needed. */
 static bool
 pg_writer_conn(pgb *b, char *err, size_t errlen)
@@ -813,8 +887,11 @@ pg_resolve_doubt(pg_group *g, const store_commit *first)
 			}
 			usleep(200 * 1000);
 		}
-		if (!pg_writer_conn(g->b, err, sizeof(err)))
+		if (!pg_writer_conn(g->b, err, sizeof(err))) {
+			/* the commits queued behind this one need not wait */
+			store_fail_queued(g->b->s, SL_EUNAVAILABLE, err);
 			continue;
+		}
 		const char *pv[1] = { id };
 		PGresult   *r     = PQexecParams(g->b->wconn,
 		          "SELECT position FROM sl_events WHERE event_id = $1::uuid",
@@ -881,7 +958,8 @@ pg_write_group(void *ctx, store_commit **v, size_t n)
 	}
 	g.head = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
-	if (!pg_lock_streams(&g) || !pg_known_ids(&g, &ids))
+	if (!pg_lock_streams(&g) || !pg_known_ids(&g, &ids)
+	    || !pg_read_gap(&g))
 		goto out;
 	pg_assign(&g, &ids);
 	if (g.end == g.head) { /* every commit refused */
@@ -892,9 +970,17 @@ pg_write_group(void *ctx, store_commit **v, size_t n)
 		goto out;
 	snprintf(sql, sizeof(sql),
 	    "UPDATE sl_head SET next = %" PRIu64 " WHERE one = 1; "
-	    "NOTIFY sl_log, '%" PRIu64 "'; COMMIT",
+	    "NOTIFY sl_log, '%" PRIu64 "'",
 	    g.end, g.end);
 	r = PQexec(b->wconn, sql);
+	if (!pg_ok(r)) {
+		PQclear(r);
+		pg_stmt_failed(&g, "update sl_head");
+		goto out;
+	}
+	PQclear(r);
+	/* COMMIT alone: only a connection lost here leaves a doubt */
+	r = PQexec(b->wconn, "COMMIT");
 	bool committed = pg_ok(r) && strcmp(PQcmdStatus(r), "COMMIT") == 0;
 	PQclear(r);
 	if (!committed && PQstatus(b->wconn) != CONNECTION_OK) {
@@ -908,12 +994,10 @@ pg_write_group(void *ctx, store_commit **v, size_t n)
 	} else if (!committed) {
 		pg_stmt_failed(&g, "commit");
 	}
-	if (committed) {
-		uint64_t one = 1; /* the follower need not wait for NOTIFY */
-		if (write(b->kick_fd, &one, sizeof(one)) < 0)
-			log_debug("store", "follower kick: %s", strerror(errno));
-	}
+	if (committed)
+		pg_mirror_group(&g);
 out:
+	PQclear(g.gap);
 	idset_free(&ids);
 	free(g.st);
 	free(g.rec_off);
@@ -959,9 +1043,9 @@ pg_follow_page(pgb *b, PGconn *db)
 		rows[i].data = PQgetvalue(r, i, 1);
 		rows[i].len  = (size_t) PQgetlength(r, i, 1);
 	}
-	rc = store_mirror_append(b->s, rows, (size_t) n);
+	rc = store_mirror_append(b->s, rows, (size_t) n, false);
 	PQclear(r);
-	if (rc == SL_EINTERNAL) {
+	if (rc == SL_EINTERNAL || rc == SL_ENOTFOUND) {
 		pg_set_fatal(b,
 		    "the database's log cannot be mirrored here (a gap, or a "
 		    "record that is no event; see the log)");

@@ -1,0 +1,632 @@
+/*
+ * The event log on PostgreSQL (docs/postgresql.md), with real parts: a
+ * PostgreSQL cluster of the test's own (scripts/pg_cluster.sh), two
+ * sluiced processes on one database, the client library. It proves:
+ *   - sluiced --init-db creates the schema, again changes nothing, and a
+ *     newer schema is refused by --init-db and by the daemon, unchanged;
+ *     a database without the schema does not start a daemon;
+ *   - expected revisions hold across the nodes (EREVISION as with LMDB);
+ *   - four writers on two nodes, into one shared stream and their own:
+ *     both nodes' logs identical and gap-free, every acknowledged commit
+ *     at its position, Account Details read models identical on both;
+ *   - PostgreSQL stopped: commits answer EUNAVAILABLE (the CLI exits 5),
+ *     reads go on from the mirror; restarted: commits and processors
+ *     resume, and nothing acknowledged is lost;
+ *   - a node killed with SIGKILL catches its mirror up when restarted.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sluice/client.h>
+#include <sluice/errors.h>
+
+#include "daemon_testutil.h"
+#include "pg_testutil.h"
+
+#define TENANT     "t1"
+#define PROJECTION "account_details"
+#define N_WRITERS  4
+#define N_COMMITS  40
+#define WAIT_MS    30000
+
+typedef struct node {
+	char       dir[2200], cfg[4200], log[4200], url[4200];
+	pid_t      pid;
+	sl_client *cl;
+} node;
+
+static char        dir[2048];
+static const char *conninfo;
+static node        nodes[2];
+
+#define FAIL(n, ...) DT_FAIL_LOG((n)->log, __VA_ARGS__)
+
+static void
+cleanup(void)
+{
+	for (int i = 0; i < 2; i++) {
+		sl_client_close(nodes[i].cl);
+		nodes[i].cl = NULL;
+		dt_kill_and_reap(&nodes[i].pid);
+	}
+}
+
+/* A node's resources.yaml on the database at url (NULL: LMDB). */
+static void
+node_config(node *n, const char *name, const char *url)
+{
+	char   yaml[8192];
+	size_t len;
+	snprintf(n->dir, sizeof(n->dir), "%s/%.100s", dir, name);
+	CHECK(mkdir(n->dir, 0700) == 0 || errno == EEXIST);
+	snprintf(n->cfg, sizeof(n->cfg), "%s/resources.yaml", n->dir);
+	snprintf(n->log, sizeof(n->log), "%s/sluiced.log", n->dir);
+	snprintf(n->url, sizeof(n->url), "ipc://%s/api.ipc", n->dir);
+	len = dt_config_head(
+	    yaml, sizeof(yaml), n->dir, SL_PLUGIN_DIR, n->url, "64MiB");
+	if (url != NULL)
+		len += (size_t) snprintf(yaml + len, sizeof(yaml) - len,
+		    "  backend: postgresql\n  url: \"%s\"\n", url);
+	snprintf(yaml + len, sizeof(yaml) - len,
+	    "hot_reload: false\ntenants:\n  - id: " TENANT "\n");
+	dt_write_bytes(n->cfg, yaml, strlen(yaml));
+	n->pid = -1;
+}
+
+static void
+node_start(node *n)
+{
+	n->pid = dt_daemon_spawn(n->cfg, n->log);
+	if (!dt_wait_answer(n->url, &n->cl, WAIT_MS))
+		FAIL(n, "sluiced on %s does not answer", n->url);
+}
+
+/* The node's log head (its mirror's next position). */
+static uint64_t
+node_head(node *n)
+{
+	sl_read_result r;
+	int            rc = sl_client_read(n->cl, 0, 1, &r);
+	if (rc != SL_OK)
+		FAIL(n, "read: %s: %s", sl_errname(rc),
+		    sl_client_last_error(n->cl));
+	uint64_t head = r.head;
+	sl_read_result_free(&r);
+	return head;
+}
+
+static void
+wait_head(node *n, uint64_t head)
+{
+	int64_t end = dt_now_ms() + WAIT_MS;
+	uint64_t h;
+	while ((h = node_head(n)) < head) {
+		if (dt_now_ms() > end)
+			FAIL(n, "head %" PRIu64 ", want %" PRIu64, h, head);
+		dt_sleep_ms(20);
+	}
+}
+
+/* The database's head (sl_head.next). */
+static uint64_t
+pg_head(void)
+{
+	char v[32];
+	pgt_sql(conninfo, "SELECT next FROM sl_head", v, sizeof(v));
+	return strtoull(v, NULL, 10);
+}
+
+/* ---- init-db ---- */
+
+static void
+test_init_db(void)
+{
+	char out[8192], other[600], v[32];
+	node db2;
+
+	/* an LMDB configuration has nothing to initialize */
+	node_config(&db2, "lmdb", NULL);
+	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
+	             SL_BUILD_DIR, db2.cfg),
+	    2);
+	CHECK(strstr(out, "--init-db is for 'event_store.backend: "
+	                  "postgresql'")
+	    != NULL);
+
+	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
+	             SL_BUILD_DIR, nodes[0].cfg),
+	    0);
+	CHECK(strstr(out, "schema version 1 (was 0)") != NULL);
+	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
+	             SL_BUILD_DIR, nodes[0].cfg),
+	    0);
+	CHECK(strstr(out, "schema version 1: up to date") != NULL);
+	pgt_sql(conninfo, "SELECT count(*) FROM sl_head", v, sizeof(v));
+	CHECK_STREQ(v, "1");
+
+	/* another database: no schema, then a newer one */
+	pgt_sql(conninfo, "CREATE DATABASE other", NULL, 0);
+	snprintf(other, sizeof(other), "%s dbname=other", conninfo);
+	node_config(&db2, "other", other);
+	db2.pid = dt_daemon_spawn(db2.cfg, db2.log);
+	int st;
+	if (!dt_wait_exit(db2.pid, WAIT_MS, &st))
+		FAIL(&db2, "sluiced without a schema did not exit");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	CHECK(dt_wait_file_has(db2.log,
+	    "the database has no Sluice schema: run sluiced --init-db", 1000));
+	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
+	             SL_BUILD_DIR, db2.cfg),
+	    0);
+	pgt_sql(other, "UPDATE sl_schema SET version = 99", NULL, 0);
+	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
+	             SL_BUILD_DIR, db2.cfg),
+	    1);
+	CHECK(strstr(out, "EVERSION: the database's schema is version 99, "
+	                  "newer than this sluiced knows (1)")
+	    != NULL);
+	pgt_sql(other, "SELECT version FROM sl_schema", v, sizeof(v));
+	CHECK_STREQ(v, "99");
+	pgt_sql(other, "SELECT count(*) FROM sl_events", v, sizeof(v));
+	CHECK_STREQ(v, "0");
+	db2.pid = dt_daemon_spawn(db2.cfg, db2.log);
+	if (!dt_wait_exit(db2.pid, WAIT_MS, &st))
+		FAIL(&db2, "sluiced on a newer schema did not exit");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	CHECK(dt_wait_file_has(db2.log, "newer than this sluiced knows", 1000));
+}
+
+/* ---- commits ---- */
+
+static int
+commit1(node *n, const char *stream, uint64_t expected, const char *type,
+    const char *content, sl_commit_result *res)
+{
+	sl_new_event ev = { .type = type, .content_json = content };
+	return sl_client_commit(n->cl, TENANT, stream, expected, &ev, 1, res);
+}
+
+static void
+test_expected_revisions(void)
+{
+	sl_commit_result res;
+	node            *a = &nodes[0], *b = &nodes[1];
+	const char      *open = "{\"account_id\":\"acc-r\",\"name\":\"r\"}";
+
+	CHECK_EQ(commit1(a, "acc-r", SL_EXPECT_NO_STREAM, "DebitAccountOpened",
+	             open, &res),
+	    SL_OK);
+	CHECK_EQ(res.first_revision, 0);
+	CHECK_EQ(commit1(b, "acc-r", SL_EXPECT_NO_STREAM, "DebitAccountOpened",
+	             open, &res),
+	    SL_EREVISION);
+	CHECK_EQ(res.actual_revision, 0);
+	CHECK(strstr(sl_client_last_error(b->cl), "at revision 0") != NULL);
+	CHECK_EQ(commit1(b, "acc-r", 0, "DebitPerformed", "{\"amount\":7}",
+	             &res),
+	    SL_OK);
+	CHECK_EQ(res.first_revision, 1);
+	CHECK_EQ(commit1(a, "acc-r", 0, "DebitPerformed", "{\"amount\":9}",
+	             &res),
+	    SL_EREVISION);
+	CHECK_EQ(res.actual_revision, 1);
+	/* the refusals wrote nothing: two events in the database */
+	CHECK_EQ(pg_head(), 2);
+	wait_head(a, 2);
+	wait_head(b, 2);
+}
+
+/* ---- writers on both nodes ---- */
+
+typedef struct ack {
+	uint64_t position;
+	char     stream[32];
+	uint64_t revision;
+} ack;
+
+typedef struct writer {
+	int        id;
+	node      *n;
+	sl_client *cl;
+	ack        acks[N_COMMITS * 3];
+	size_t     n_acks;
+	int64_t    amount; /* committed DebitPerformed amounts */
+	char       err[256];
+} writer;
+
+static void *
+writer_main(void *arg)
+{
+	writer          *w = arg;
+	char             own[32], content[128];
+	sl_commit_result res;
+	uint64_t         own_rev = 0;
+
+	snprintf(own, sizeof(own), "acc-w%d", w->id);
+	if (sl_client_open(w->n->url, 20000, &w->cl) != SL_OK) {
+		snprintf(w->err, sizeof(w->err), "open: %s",
+		    sl_client_open_error());
+		return NULL;
+	}
+	for (int i = 0; i < N_COMMITS; i++) {
+		sl_new_event ev[3];
+		size_t       n = 1;
+		const char  *stream;
+		uint64_t     expected;
+		int          amount = w->id * 100 + i + 1;
+
+		snprintf(content, sizeof(content), "{\"amount\":%d}", amount);
+		if (i == 0) { /* its own account, then exact revisions */
+			snprintf(content, sizeof(content),
+			    "{\"account_id\":\"%s\",\"name\":\"w%d\"}", own,
+			    w->id);
+			ev[0]    = (sl_new_event) { .type = "DebitAccountOpened",
+				   .content_json = content };
+			stream   = own;
+			expected = SL_EXPECT_NO_STREAM;
+			amount   = 0;
+		} else if (i % 2 == 0) {
+			ev[0] = ev[1] = ev[2] = (sl_new_event) {
+				.type = "DebitPerformed", .content_json = content
+			};
+			n        = 3; /* a batch: all or nothing */
+			stream   = own;
+			expected = own_rev - 1;
+			amount *= 3;
+		} else {
+			ev[0]    = (sl_new_event) { .type = "DebitPerformed",
+				   .content_json = content };
+			stream   = "acc-shared";
+			expected = SL_EXPECT_ANY;
+		}
+		int rc = sl_client_commit(
+		    w->cl, TENANT, stream, expected, ev, n, &res);
+		if (rc != SL_OK) {
+			snprintf(w->err, sizeof(w->err), "commit %d: %s: %s", i,
+			    sl_errname(rc), sl_client_last_error(w->cl));
+			return NULL;
+		}
+		if (res.count != n || res.last_position
+		        != res.first_position + n - 1) {
+			snprintf(w->err, sizeof(w->err), "commit %d: bad result",
+			    i);
+			return NULL;
+		}
+		for (size_t k = 0; k < n; k++) {
+			ack *a     = &w->acks[w->n_acks++];
+			a->position = res.first_position + k;
+			a->revision = res.first_revision + k;
+			snprintf(a->stream, sizeof(a->stream), "%s", stream);
+		}
+		if (stream == own)
+			own_rev = res.first_revision + n;
+		w->amount += amount;
+	}
+	return NULL;
+}
+
+/* Both nodes' logs, read whole: identical, positions 0..head-1. */
+static void
+compare_logs(uint64_t head)
+{
+	for (uint64_t pos = 0; pos < head;) {
+		sl_read_result r[2];
+		for (int i = 0; i < 2; i++) {
+			int rc = sl_client_read(nodes[i].cl, pos, 500, &r[i]);
+			if (rc != SL_OK)
+				FAIL(&nodes[i], "read from %" PRIu64 ": %s",
+				    pos, sl_errname(rc));
+		}
+		CHECK(r[0].n_events > 0);
+		CHECK_EQ(r[0].n_events, r[1].n_events);
+		for (size_t k = 0; k < r[0].n_events; k++) {
+			CHECK_EQ(r[0].events[k].position, pos + k);
+			CHECK_STREQ(r[0].events[k].json, r[1].events[k].json);
+		}
+		pos += r[0].n_events;
+		sl_read_result_free(&r[0]);
+		sl_read_result_free(&r[1]);
+	}
+}
+
+/* Each acknowledged event where its ack said, on node n. */
+static void
+check_acks(node *n, const ack *acks, size_t n_acks)
+{
+	for (size_t i = 0; i < n_acks; i++) {
+		sl_read_result r;
+		CHECK_EQ(sl_client_read(n->cl, acks[i].position, 1, &r), SL_OK);
+		if (r.n_events != 1 || r.events[0].position != acks[i].position
+		    || strcmp(r.events[0].stream, acks[i].stream) != 0
+		    || r.events[0].revision != acks[i].revision)
+			FAIL(n, "acknowledged %s@%" PRIu64 " is not at %" PRIu64,
+			    acks[i].stream, acks[i].revision, acks[i].position);
+		sl_read_result_free(&r);
+	}
+}
+
+/* The Account Details read models of node n as one JSON text, and the
+ * sum of their balances. */
+static char *
+read_models(node *n, int64_t *balance)
+{
+	sl_read_models m;
+	json_t        *all = json_object();
+	int rc = sl_client_get_all(n->cl, TENANT, PROJECTION, NULL, 1000, &m);
+	if (rc != SL_OK)
+		FAIL(n, "get_all: %s", sl_errname(rc));
+	CHECK(!m.more);
+	*balance = 0;
+	for (size_t i = 0; i < m.n_items; i++) {
+		json_t *st = json_loads(m.items[i].state_json, 0, NULL);
+		CHECK(st != NULL);
+		*balance += json_integer_value(json_object_get(st, "balance"));
+		json_object_set_new(all, m.items[i].key, st);
+	}
+	sl_read_models_free(&m);
+	char *text = json_dumps(all, JSON_SORT_KEYS | JSON_COMPACT);
+	json_decref(all);
+	return text;
+}
+
+/* Both nodes' read models equal, with balances summing to want. */
+static void
+wait_read_models(int64_t want)
+{
+	int64_t end = dt_now_ms() + WAIT_MS;
+	for (;;) {
+		int64_t b0, b1;
+		char   *m0 = read_models(&nodes[0], &b0);
+		char   *m1 = read_models(&nodes[1], &b1);
+		bool    same = strcmp(m0, m1) == 0 && b0 == want && b1 == want;
+		if (same || dt_now_ms() > end) {
+			if (!same)
+				FAIL(&nodes[1],
+				    "read models differ or are short (balances "
+				    "%" PRId64 " and %" PRId64 ", want %" PRId64
+				    "):\n%s\n%s",
+				    b0, b1, want, m0, m1);
+			free(m0);
+			free(m1);
+			return;
+		}
+		free(m0);
+		free(m1);
+		dt_sleep_ms(50);
+	}
+}
+
+static int64_t total_amount = 7; /* acc-r's DebitPerformed */
+
+static void
+test_two_nodes(void)
+{
+	writer    w[N_WRITERS];
+	pthread_t th[N_WRITERS];
+
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < N_WRITERS; i++) {
+		w[i].id = i;
+		w[i].n  = &nodes[i % 2];
+		CHECK(pthread_create(&th[i], NULL, writer_main, &w[i]) == 0);
+	}
+	for (int i = 0; i < N_WRITERS; i++) {
+		pthread_join(th[i], NULL);
+		sl_client_close(w[i].cl);
+		if (w[i].err[0] != '\0')
+			FAIL(w[i].n, "writer %d: %s", i, w[i].err);
+		total_amount += w[i].amount;
+	}
+	uint64_t head = pg_head();
+	/* 2 + per writer: 1 + 19 batches of 3 + 20 singles */
+	CHECK_EQ(head, 2 + N_WRITERS * (1 + 3 * 19 + 20));
+	wait_head(&nodes[0], head);
+	wait_head(&nodes[1], head);
+	CHECK_EQ(node_head(&nodes[0]), head);
+	compare_logs(head);
+	for (int i = 0; i < N_WRITERS; i++) {
+		check_acks(&nodes[0], w[i].acks, w[i].n_acks);
+		check_acks(&nodes[1], w[i].acks, w[i].n_acks);
+	}
+	wait_read_models(total_amount);
+}
+
+/* ---- PostgreSQL stopped and started again ---- */
+
+typedef struct live {
+	node    *n;
+	bool     stop;
+	size_t   ok_before, ok_after, unavailable;
+	bool     restarted;
+	ack      acks[4096];
+	size_t   n_acks;
+	int64_t  amount;
+	char     err[256];
+	pthread_mutex_t mu;
+} live;
+
+static void *
+live_main(void *arg)
+{
+	live            *l = arg;
+	sl_client       *cl;
+	sl_commit_result res;
+	char             content[64];
+
+	if (sl_client_open(l->n->url, 20000, &cl) != SL_OK) {
+		snprintf(l->err, sizeof(l->err), "open");
+		return NULL;
+	}
+	for (int i = 1;; i++) {
+		pthread_mutex_lock(&l->mu);
+		bool stop = l->stop, after = l->restarted;
+		pthread_mutex_unlock(&l->mu);
+		if (stop || l->n_acks == 4096)
+			break;
+		snprintf(content, sizeof(content), "{\"amount\":%d}", i);
+		sl_new_event ev = { .type = "DebitPerformed",
+			.content_json     = content };
+		int rc = sl_client_commit(
+		    cl, TENANT, "acc-live", SL_EXPECT_ANY, &ev, 1, &res);
+		pthread_mutex_lock(&l->mu);
+		if (rc == SL_OK) {
+			ack *a      = &l->acks[l->n_acks++];
+			a->position = res.first_position;
+			a->revision = res.first_revision;
+			snprintf(a->stream, sizeof(a->stream), "acc-live");
+			l->amount += i;
+			if (after)
+				l->ok_after++;
+			else
+				l->ok_before++;
+		} else if (rc == SL_EUNAVAILABLE) {
+			l->unavailable++;
+		} else {
+			snprintf(l->err, sizeof(l->err), "commit: %s: %s",
+			    sl_errname(rc), sl_client_last_error(cl));
+			pthread_mutex_unlock(&l->mu);
+			break;
+		}
+		pthread_mutex_unlock(&l->mu);
+		dt_sleep_ms(rc == SL_OK ? 5 : 20);
+	}
+	sl_client_close(cl);
+	return NULL;
+}
+
+static size_t
+live_get(live *l, size_t *field)
+{
+	pthread_mutex_lock(&l->mu);
+	size_t v = *field;
+	pthread_mutex_unlock(&l->mu);
+	return v;
+}
+
+static void
+wait_live(live *l, size_t *field, size_t want, const char *what)
+{
+	int64_t end = dt_now_ms() + WAIT_MS;
+	while (live_get(l, field) < want) {
+		if (l->err[0] != '\0' || dt_now_ms() > end)
+			FAIL(l->n, "waiting for %s: %s", what, l->err);
+		dt_sleep_ms(20);
+	}
+}
+
+static void
+test_pg_outage(void)
+{
+	live      l = { .n = &nodes[0] };
+	pthread_t th;
+	char      out[8192];
+	node     *a = &nodes[0];
+
+	pthread_mutex_init(&l.mu, NULL);
+	CHECK(pthread_create(&th, NULL, live_main, &l) == 0);
+	wait_live(&l, &l.ok_before, 10, "commits before the outage");
+	pgt_stop();
+	wait_live(&l, &l.unavailable, 3, "EUNAVAILABLE");
+	sl_commit_result res;
+	CHECK_EQ(commit1(a, "acc-down", SL_EXPECT_ANY, "DebitPerformed",
+	             "{\"amount\":1}", &res),
+	    SL_EUNAVAILABLE);
+	CHECK(strstr(sl_client_last_error(a->cl), "connect") != NULL);
+	/* the CLI says so by its exit status */
+	CHECK_EQ(pgt_sh(out, sizeof(out),
+	             "%s/sluice --url %s commit --tenant " TENANT
+	             " --stream acc-down --type DebitPerformed "
+	             "'{\"amount\":1}'",
+	             SL_BUILD_DIR, a->url),
+	    5);
+	CHECK(strstr(out, "sluice: EUNAVAILABLE: ") != NULL);
+	/* the mirror serves reads meanwhile */
+	uint64_t h = node_head(a);
+	CHECK(h > 0);
+
+	pgt_restart();
+	pthread_mutex_lock(&l.mu);
+	l.restarted = true;
+	pthread_mutex_unlock(&l.mu);
+	wait_live(&l, &l.ok_after, 10, "commits after the restart");
+	pthread_mutex_lock(&l.mu);
+	l.stop = true;
+	pthread_mutex_unlock(&l.mu);
+	pthread_join(th, NULL);
+	if (l.err[0] != '\0')
+		FAIL(a, "live writer: %s", l.err);
+	pthread_mutex_destroy(&l.mu);
+
+	uint64_t head = pg_head();
+	wait_head(&nodes[0], head);
+	wait_head(&nodes[1], head);
+	compare_logs(head);
+	check_acks(&nodes[0], l.acks, l.n_acks);
+	check_acks(&nodes[1], l.acks, l.n_acks);
+	/* nothing but the acknowledged ones: acc-down has no events */
+	sl_read_result r;
+	CHECK_EQ(sl_client_read_stream(a->cl, TENANT, "acc-down", 0, 10, &r),
+	    SL_OK);
+	CHECK_EQ(r.n_events, 0);
+	sl_read_result_free(&r);
+	total_amount += l.amount;
+	wait_read_models(total_amount);
+}
+
+/* ---- a node killed ---- */
+
+static void
+test_node_killed(void)
+{
+	node *a = &nodes[0], *b = &nodes[1];
+
+	sl_client_close(b->cl);
+	b->cl = NULL;
+	dt_kill_and_reap(&b->pid);
+	for (int i = 0; i < 50; i++) {
+		sl_commit_result res;
+		CHECK_EQ(commit1(a, "acc-r", SL_EXPECT_ANY, "DebitPerformed",
+		             "{\"amount\":2}", &res),
+		    SL_OK);
+		total_amount += 2;
+	}
+	node_start(b);
+	uint64_t head = pg_head();
+	wait_head(b, head);
+	CHECK_EQ(node_head(b), head);
+	compare_logs(head);
+	wait_read_models(total_amount);
+	CHECK(dt_wait_file_has(b->log, "the log of record (schema 1)", 1000));
+}
+
+int
+main(void)
+{
+	snprintf(dir, sizeof(dir), "%.2000s", tu_tmpdir());
+	conninfo = pgt_start(dir);
+	atexit(cleanup); /* runs first: daemons before the cluster */
+	node_config(&nodes[0], "a", conninfo);
+	node_config(&nodes[1], "b", conninfo);
+
+	test_init_db();
+	node_start(&nodes[0]);
+	node_start(&nodes[1]);
+	test_expected_revisions();
+	test_two_nodes();
+	test_pg_outage();
+	test_node_killed();
+
+	for (int i = 0; i < 2; i++) {
+		sl_client_close(nodes[i].cl);
+		nodes[i].cl = NULL;
+		dt_daemon_stop(&nodes[i].pid, 10000);
+	}
+	printf("pg_log_test: ok\n");
+	return 0;
+}
