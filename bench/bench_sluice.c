@@ -57,6 +57,8 @@ typedef struct opts {
 	int         index;
 	bool        get_all;
 	const char *neighbour; /* c2rm: a slow projection's plugin beside */
+	const char *pg; /* append: the log on PostgreSQL at this conninfo
+	                   (emptied and initialized first), not LMDB */
 } opts;
 
 /* What a worker leaves in its result file for the parent. */
@@ -266,6 +268,8 @@ cmd_append(const opts *o, const char *self)
 	snprintf(dir, sizeof(dir), "%s/append", o->dir);
 	bench_rmrf(dir);
 	daemon_init(&d, o->sluiced, dir, o->sync != 0);
+	if (o->pg != NULL)
+		daemon_use_pg(&d, o->pg);
 	daemon_start(&d);
 	pid_t     perf  = o->perf != NULL ? perf_attach(d.pid, o->perf) : -1;
 	pid_t     pstat = o->perf_stat != NULL
@@ -885,6 +889,8 @@ usage(void)
 	    "  --rate R --load-procs N --background N --get-all --perf FILE\n"
 	    "  --perf-stat FILE --rm-batch N (catchup: processing.batch)\n"
 	    "  --neighbour SO (c2rm: a slow projection in the same tenant)\n"
+	    "  --pg CONNINFO (append: the log on PostgreSQL, its sl_ tables\n"
+	    "  dropped and made again by sluiced --init-db first)\n"
 	    "  filter: --plugin account_filters.so, pages through the\n"
 	    "  'customer events' stream with read_filter\n"
 	    "Prints \"key value\" lines. See bench/run.sh.\n");
@@ -932,7 +938,8 @@ main(int argc, char **argv)
 		O_BG,
 		O_PSTAT,
 		O_RMB,
-		O_NEIGHBOUR
+		O_NEIGHBOUR,
+		O_PG
 	};
 	static const struct option lo[] = {
 		{ "sluiced", required_argument, NULL, O_SLUICED },
@@ -956,6 +963,7 @@ main(int argc, char **argv)
 		{ "perf-stat", required_argument, NULL, O_PSTAT },
 		{ "rm-batch", required_argument, NULL, O_RMB },
 		{ "neighbour", required_argument, NULL, O_NEIGHBOUR },
+		{ "pg", required_argument, NULL, O_PG },
 		{ NULL, 0, NULL, 0 },
 	};
 	optind = first;
@@ -1024,6 +1032,9 @@ main(int argc, char **argv)
 			break;
 		case O_NEIGHBOUR:
 			o.neighbour = optarg;
+			break;
+		case O_PG:
+			o.pg = optarg;
 			break;
 		default:
 			usage();

@@ -442,6 +442,9 @@ typedef struct pg_group {
 	store_commit **ev_commit; /* per accepted event */
 	uint32_t     *ev_index;
 	size_t        n_rows;
+	size_t        sent; /* queries in the pipeline since its sync */
+	bool          lost; /* the session ended (FATAL, shutdown, 08xxx) */
+	uint64_t      mirror_next; /* the mirror's head when the gap was read */
 	PGresult     *gap; /* rows between the mirror's head and g.head */
 	char          err[PG_ERR];
 } pg_group;
@@ -455,36 +458,119 @@ pg_fail_all(pg_group *g, int code, const char *msg)
 			store_fail(g->v[i], code, "%s", msg);
 }
 
-/* A failed statement: the transaction is gone (nothing was written, no
- * COMMIT having been sent). A lost connection is EUNAVAILABLE. */
-static void
-pg_stmt_failed(pg_group *g, const char *what)
+/*
+ * The writer's statements go in pipelines (libpq's pipeline mode): the
+ * reads under the locks in one round trip, the writes in one, COMMIT
+ * alone. A failed statement or a lost connection ends the transaction:
+ * the connection is dropped (the server rolls back what it had, nothing
+ * having been committed) and made again for the next group.
+ */
+static bool
+pg_send(pg_group *g, const char *sql, int n, const char *const *pv,
+    const int *pl, const int *pf, int binary)
 {
-	PGconn *db = g->b->wconn;
-	char    msg[PG_ERR];
-	pg_msg(msg, sizeof(msg), what, PQerrorMessage(db));
-	if (PQstatus(db) != CONNECTION_OK) {
-		pg_fail_all(g, SL_EUNAVAILABLE, msg);
-		return;
-	}
-	log_error("store", "postgresql: %s", msg);
-	pg_fail_all(g, SL_ESTORAGE, msg);
-	PQclear(PQexec(db, "ROLLBACK"));
+	if (!PQsendQueryParams(g->b->wconn, sql, n, NULL, pv, pl, pf, binary))
+		return false;
+	g->sent++;
+	return true;
 }
 
-/* The group's streams, sorted and unique, their revisions read under
- * their rows' locks (taken in that order). */
+/* Whether an error ended the session, not just the statement: the
+ * server going down (57P01..57P03), a connection failure (class 08), any
+ * FATAL. Then what the database did is its to tell, not this result's. */
 static bool
-pg_lock_streams(pg_group *g)
+pg_session_lost(const PGresult *r)
 {
-	char  *ta, *sa;
+	const char *sev   = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	if (PQresultStatus(r) == PGRES_FATAL_ERROR && state == NULL)
+		return true; /* libpq's own: the connection failed */
+	return (sev != NULL
+	           && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
+	    || (state != NULL
+	        && (strncmp(state, "08", 2) == 0
+	            || strncmp(state, "57P", 3) == 0));
+}
+
+/* Sync the pipeline and read the results of what was sent: the first
+ * n_keep into keep[] (the caller clears them; NULL where none came).
+ * @return whether every statement succeeded; else g->err says why. */
+static bool
+pg_sync(pg_group *g, PGresult **keep, size_t n_keep, const char *what)
+{
+	PGconn *db = g->b->wconn;
+	bool    ok = PQpipelineSync(db) == 1;
+
+	/* anything but a plain statement error (a result saying ERROR) is
+	 * taken as the session lost: libpq may not know it yet */
+	g->lost   = !ok;
+	g->err[0] = '\0';
+	for (size_t i = 0; i < n_keep; i++)
+		keep[i] = NULL;
+	for (size_t i = 0; ok && i < g->sent; i++) {
+		PGresult *r = PQgetResult(db);
+		if (r == NULL) {
+			ok      = false;
+			g->lost = true;
+			break;
+		}
+		if (!pg_ok(r)) {
+			ok = false;
+			if (pg_session_lost(r))
+				g->lost = true;
+			if (g->err[0] == '\0')
+				pg_msg(g->err, sizeof(g->err), what,
+				    PQresultErrorMessage(r));
+		}
+		if (i < n_keep)
+			keep[i] = r;
+		else
+			PQclear(r);
+		PGresult *end = PQgetResult(db); /* each query's end */
+		if (end != NULL) {
+			PQclear(end);
+			ok      = false;
+			g->lost = true;
+		}
+	}
+	g->sent = 0;
+	if (ok) {
+		PGresult *r = PQgetResult(db);
+		ok          = r != NULL && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+		g->lost     = !ok;
+		PQclear(r);
+	}
+	if (!ok && g->err[0] == '\0')
+		pg_msg(g->err, sizeof(g->err), what, PQerrorMessage(db));
+	return ok;
+}
+
+/* The transaction failed before COMMIT: nothing was written. A lost
+ * connection is EUNAVAILABLE, anything else ESTORAGE (logged). */
+static void
+pg_txn_failed(pg_group *g)
+{
+	if (g->lost || PQstatus(g->b->wconn) != CONNECTION_OK) {
+		pg_fail_all(g, SL_EUNAVAILABLE, g->err);
+	} else {
+		log_error("store", "postgresql: %s", g->err);
+		pg_fail_all(g, SL_ESTORAGE, g->err);
+	}
+	PQfinish(g->b->wconn); /* rolls back on the server */
+	g->b->wconn = NULL;
+}
+
+/* The group's streams, sorted and unique (their rows are locked in this
+ * order), and their query. */
+static bool
+pg_send_streams(pg_group *g)
+{
 	size_t k = 0;
+	char  *ta, *sa;
 
 	g->st = calloc(g->n, sizeof(*g->st));
-	if (g->st == NULL) {
-		pg_fail_all(g, SL_ENOMEM, "out of memory");
+	if (g->st == NULL)
 		return false;
-	}
 	for (size_t i = 0; i < g->n; i++) {
 		g->st[i] = (pg_stream) { g->v[i]->tenant, g->v[i]->stream,
 			g->v[i]->tenant_len, g->v[i]->stream_len, 0, false };
@@ -496,26 +582,22 @@ pg_lock_streams(pg_group *g)
 	g->n_st = k;
 	ta      = hex_array(g->st, k, false);
 	sa      = hex_array(g->st, k, true);
-	if (ta == NULL || sa == NULL) {
-		free(ta);
-		free(sa);
-		pg_fail_all(g, SL_ENOMEM, "out of memory");
-		return false;
-	}
 	const char *pv[2] = { ta, sa };
-	PGresult   *r     = PQexecParams(g->b->wconn,
-	          "SELECT tenant, stream, next_revision FROM sl_streams "
-	                "WHERE (tenant, stream) IN (SELECT decode(t, 'hex'), "
-	                "decode(s, 'hex') FROM unnest($1::text[], $2::text[]) AS "
-	                "u(t, s)) ORDER BY tenant, stream FOR UPDATE",
-	          2, NULL, pv, NULL, NULL, 1);
+	bool        ok    = ta != NULL && sa != NULL
+	    && pg_send(g,
+	        "SELECT tenant, stream, next_revision FROM sl_streams "
+	                  "WHERE (tenant, stream) IN (SELECT decode(t, 'hex'), "
+	                  "decode(s, 'hex') FROM unnest($1::text[], $2::text[]) "
+	                  "AS u(t, s)) ORDER BY tenant, stream FOR UPDATE",
+	        2, pv, NULL, NULL, 1);
 	free(ta);
 	free(sa);
-	if (!pg_ok(r)) {
-		PQclear(r);
-		pg_stmt_failed(g, "lock streams");
-		return false;
-	}
+	return ok;
+}
+
+static void
+pg_apply_streams(pg_group *g, const PGresult *r)
+{
 	for (int i = 0; i < PQntuples(r); i++) {
 		store_commit key = { 0 };
 		key.tenant       = PQgetvalue(r, i, 0);
@@ -527,20 +609,16 @@ pg_lock_streams(pg_group *g)
 			st->next = store_get_be64(
 			    (const uint8_t *) PQgetvalue(r, i, 2));
 	}
-	PQclear(r);
-	return true;
 }
 
-/* The group's event ids that the log holds already, into h. */
+/* The query for the group's event ids that the log holds already. */
 static bool
-pg_known_ids(pg_group *g, idset *h)
+pg_send_ids(pg_group *g)
 {
 	char  *a   = malloc(g->n_events * 37 + 3);
 	size_t len = 0;
-	if (a == NULL) {
-		pg_fail_all(g, SL_ENOMEM, "out of memory");
+	if (a == NULL)
 		return false;
-	}
 	a[len++] = '{';
 	for (size_t i = 0; i < g->n; i++)
 		for (size_t j = 0; j < g->v[i]->n_events; j++) {
@@ -552,20 +630,33 @@ pg_known_ids(pg_group *g, idset *h)
 	a[len++]          = '}';
 	a[len]            = '\0';
 	const char *pv[1] = { a };
-	PGresult   *r     = PQexecParams(g->b->wconn,
-	          "SELECT event_id FROM sl_events WHERE event_id = ANY($1::uuid[])",
-	          1, NULL, pv, NULL, NULL, 1);
+	bool        ok    = pg_send(g,
+	              "SELECT event_id FROM sl_events WHERE event_id = "
+	                        "ANY($1::uuid[])",
+	              1, pv, NULL, NULL, 1);
 	free(a);
-	if (!pg_ok(r)) {
-		PQclear(r);
-		pg_stmt_failed(g, "look up event ids");
-		return false;
-	}
-	for (int i = 0; i < PQntuples(r); i++)
-		if (PQgetlength(r, i, 0) == 16)
-			idset_has(h, (const uint8_t *) PQgetvalue(r, i, 0), true);
-	PQclear(r);
-	return true;
+	return ok;
+}
+
+/*
+ * Under the head lock every position below the head is committed: the
+ * ones this node's mirror lacks (other nodes' commits the follower has
+ * not appended yet, PG_PAGE at most) are read with the group's reads, so
+ * that the writer can append them with the group's own after COMMIT and
+ * acknowledge at once, without a round trip through the follower (nor a
+ * wait for it should the database go away right after the COMMIT).
+ */
+static bool
+pg_send_gap(pg_group *g, char *from)
+{
+	const char *pv[1] = { from };
+	g->mirror_next    = store_next_position(g->b->s);
+	snprintf(from, 24, "%" PRIu64, g->mirror_next);
+	return pg_send(g,
+	    "SELECT position, record FROM sl_events WHERE position >= "
+	    "$1::bigint AND position < (SELECT next FROM sl_head WHERE one = "
+	    "1) ORDER BY position LIMIT " /* PG_PAGE + 1 */ "1001",
+	    1, pv, NULL, NULL, 1);
 }
 
 /* Encode commit c's events at positions from g->end, revisions from
@@ -637,9 +728,9 @@ pg_assign(pg_group *g, idset *h)
 	}
 }
 
-/* INSERT the accepted events, PG_ROWS_PER_STMT rows a statement. */
+/* Send the INSERTs of the accepted events, PG_ROWS_PER_STMT rows each. */
 static bool
-pg_insert_events(pg_group *g)
+pg_send_events(pg_group *g)
 {
 	size_t       per = 6, max = PG_ROWS_PER_STMT;
 	const char **pv  = malloc(max * per * sizeof(*pv));
@@ -650,8 +741,6 @@ pg_insert_events(pg_group *g)
 	char  *sql       = malloc(128 + max * 90);
 	bool   ok        = pv && pl && pf && num && ids && sql;
 
-	if (!ok)
-		pg_fail_all(g, SL_ENOMEM, "out of memory");
 	for (size_t at = 0; ok && at < g->n_rows; at += max) {
 		size_t n   = g->n_rows - at < max ? g->n_rows - at : max;
 		size_t len = (size_t) sprintf(sql,
@@ -686,12 +775,7 @@ pg_insert_events(pg_group *g)
 			pf[p] = pf[p + 1] = pf[p + 4] = 0;
 			pf[p + 2] = pf[p + 3] = pf[p + 5] = 1;
 		}
-		PGresult *r = PQexecParams(g->b->wconn, sql, (int) (n * per),
-		    NULL, pv, pl, pf, 0);
-		ok = pg_ok(r);
-		PQclear(r);
-		if (!ok)
-			pg_stmt_failed(g, "insert events");
+		ok = pg_send(g, sql, (int) (n * per), pv, pl, pf, 0);
 	}
 	free(pv);
 	free(pl);
@@ -702,9 +786,9 @@ pg_insert_events(pg_group *g)
 	return ok;
 }
 
-/* Write the changed streams' next revisions back. */
+/* Send the changed streams' next revisions. */
 static bool
-pg_update_streams(pg_group *g)
+pg_send_streams_update(pg_group *g)
 {
 	size_t       max = PG_ROWS_PER_STMT, k = 0;
 	const char **pv  = malloc(max * 3 * sizeof(*pv));
@@ -714,8 +798,6 @@ pg_update_streams(pg_group *g)
 	char  *sql       = malloc(256 + max * 48);
 	bool   ok        = pv && pl && pf && num && sql;
 
-	if (!ok)
-		pg_fail_all(g, SL_ENOMEM, "out of memory");
 	while (ok && k < g->n_st) {
 		size_t n   = 0;
 		size_t len = (size_t) sprintf(sql,
@@ -745,12 +827,7 @@ pg_update_streams(pg_group *g)
 		sprintf(sql + len,
 		    " ON CONFLICT (tenant, stream) DO UPDATE SET "
 		    "next_revision = EXCLUDED.next_revision");
-		PGresult *r = PQexecParams(g->b->wconn, sql, (int) (n * 3),
-		    NULL, pv, pl, pf, 0);
-		ok = pg_ok(r);
-		PQclear(r);
-		if (!ok)
-			pg_stmt_failed(g, "update streams");
+		ok = pg_send(g, sql, (int) (n * 3), pv, pl, pf, 0);
 	}
 	free(pv);
 	free(pl);
@@ -758,36 +835,6 @@ pg_update_streams(pg_group *g)
 	free(num);
 	free(sql);
 	return ok;
-}
-
-/* Under the head lock every position below g->head is committed: the
- * ones this node's mirror lacks (other nodes' commits the follower has
- * not appended yet, PG_PAGE at most) are read now, so that the writer
- * can append them with the group's own after COMMIT and acknowledge at
- * once, without a round trip through the follower (nor a wait for it
- * should the database go away right after the COMMIT). */
-static bool
-pg_read_gap(pg_group *g)
-{
-	uint64_t    next = store_next_position(g->b->s);
-	char        from[24], to[24];
-	const char *pv[2] = { from, to };
-
-	if (next >= g->head || g->head - next > PG_PAGE)
-		return true; /* nothing missing; or the follower's work */
-	snprintf(from, sizeof(from), "%" PRIu64, next);
-	snprintf(to, sizeof(to), "%" PRIu64, g->head);
-	g->gap = PQexecParams(g->b->wconn,
-	    "SELECT position, record FROM sl_events WHERE position >= "
-	    "$1::bigint AND position < $2::bigint ORDER BY position",
-	    2, NULL, pv, NULL, NULL, 1);
-	if (!pg_ok(g->gap)) {
-		PQclear(g->gap);
-		g->gap = NULL;
-		pg_stmt_failed(g, "read the mirror's gap");
-		return false;
-	}
-	return true;
 }
 
 /* After COMMIT: the gap and the group's rows into the mirror, which
@@ -913,14 +960,61 @@ pg_resolve_doubt(pg_group *g, const store_commit *first)
 	}
 }
 
+/* Phase one, under the head row's lock: the streams' revisions, the
+ * event ids known already and the mirror's gap, in one round trip. */
+static bool
+pg_read_locked(pg_group *g, idset *h)
+{
+	PGresult *r[5];
+	char      from[24];
+	bool      ok;
+
+	/* The head row first, always: every appender on every node waits
+	 * here, so positions are handed out in commit order. */
+	ok = pg_send(g, "BEGIN", 0, NULL, NULL, NULL, 0)
+	    && pg_send(g,
+	        "SELECT next FROM sl_head WHERE one = 1 FOR UPDATE", 0, NULL,
+	        NULL, NULL, 0)
+	    && pg_send_streams(g) && pg_send_ids(g) && pg_send_gap(g, from);
+	if (!ok) {
+		pg_msg(g->err, sizeof(g->err), "send",
+		    PQerrorMessage(g->b->wconn));
+		return false;
+	}
+	ok = pg_sync(g, r, 5, "read under the head lock");
+	if (ok && PQntuples(r[1]) != 1) {
+		snprintf(g->err, sizeof(g->err), "sl_head has no row");
+		ok = false;
+	}
+	if (ok) {
+		g->head = strtoull(PQgetvalue(r[1], 0, 0), NULL, 10);
+		pg_apply_streams(g, r[2]);
+		for (int i = 0; i < PQntuples(r[3]); i++)
+			if (PQgetlength(r[3], i, 0) == 16)
+				idset_has(h,
+				    (const uint8_t *) PQgetvalue(r[3], i, 0),
+				    true);
+		/* the whole gap, or the follower fills it */
+		if (g->mirror_next < g->head
+		    && (uint64_t) PQntuples(r[4]) == g->head - g->mirror_next) {
+			g->gap = r[4];
+			r[4]   = NULL;
+		}
+	}
+	for (int i = 0; i < 5; i++)
+		PQclear(r[i]);
+	return ok;
+}
+
 static void
 pg_write_group(void *ctx, store_commit **v, size_t n)
 {
-	pgb      *b = ctx;
-	pg_group  g = { .b = b, .v = v, .n = n };
+	pgb      *b   = ctx;
+	pg_group  g   = { .b = b, .v = v, .n = n };
 	idset     ids = { 0 };
-	PGresult *r;
+	PGresult *r = NULL;
 	char      sql[160];
+	bool      committed;
 
 	pthread_mutex_lock(&b->mu);
 	if (b->fatal[0] != '\0') {
@@ -946,44 +1040,50 @@ pg_write_group(void *ctx, store_commit **v, size_t n)
 		goto out;
 	}
 	msgpack_sbuffer_clear(&b->enc);
-
-	/* The head row first, always: every appender on every node waits
-	 * here, so positions are handed out in commit order. */
-	r = PQexec(b->wconn,
-	    "BEGIN; SELECT next FROM sl_head WHERE one = 1 FOR UPDATE");
-	if (!pg_ok(r) || PQntuples(r) != 1) {
-		PQclear(r);
-		pg_stmt_failed(&g, "lock sl_head");
+	if (!PQenterPipelineMode(b->wconn)) {
+		pg_msg(g.err, sizeof(g.err), "pipeline mode",
+		    PQerrorMessage(b->wconn));
+		pg_txn_failed(&g);
 		goto out;
 	}
-	g.head = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	if (!pg_lock_streams(&g) || !pg_known_ids(&g, &ids)
-	    || !pg_read_gap(&g))
+	if (!pg_read_locked(&g, &ids)) {
+		pg_txn_failed(&g);
 		goto out;
+	}
 	pg_assign(&g, &ids);
 	if (g.end == g.head) { /* every commit refused */
-		PQclear(PQexec(b->wconn, "ROLLBACK"));
+		if (!pg_send(&g, "ROLLBACK", 0, NULL, NULL, NULL, 0)
+		    || !pg_sync(&g, NULL, 0, "rollback")
+		    || !PQexitPipelineMode(b->wconn)) {
+			PQfinish(b->wconn);
+			b->wconn = NULL;
+		}
 		goto out;
 	}
-	if (!pg_insert_events(&g) || !pg_update_streams(&g))
-		goto out;
+	/* Phase two: the writes, in one round trip. */
 	snprintf(sql, sizeof(sql),
-	    "UPDATE sl_head SET next = %" PRIu64 " WHERE one = 1; "
-	    "NOTIFY sl_log, '%" PRIu64 "'",
-	    g.end, g.end);
-	r = PQexec(b->wconn, sql);
-	if (!pg_ok(r)) {
-		PQclear(r);
-		pg_stmt_failed(&g, "update sl_head");
+	    "UPDATE sl_head SET next = %" PRIu64 " WHERE one = 1", g.end);
+	char notify[64];
+	snprintf(notify, sizeof(notify), "NOTIFY sl_log, '%" PRIu64 "'",
+	    g.end);
+	if (!pg_send_events(&g) || !pg_send_streams_update(&g)
+	    || !pg_send(&g, sql, 0, NULL, NULL, NULL, 0)
+	    || !pg_send(&g, notify, 0, NULL, NULL, NULL, 0)) {
+		pg_msg(g.err, sizeof(g.err), "send", PQerrorMessage(b->wconn));
+		pg_txn_failed(&g);
 		goto out;
 	}
+	if (!pg_sync(&g, NULL, 0, "write")) {
+		pg_txn_failed(&g);
+		goto out;
+	}
+	/* Phase three: COMMIT alone, so that only a connection lost here
+	 * leaves a doubt. */
+	committed = pg_send(&g, "COMMIT", 0, NULL, NULL, NULL, 0)
+	    && pg_sync(&g, &r, 1, "commit")
+	    && strcmp(PQcmdStatus(r), "COMMIT") == 0;
 	PQclear(r);
-	/* COMMIT alone: only a connection lost here leaves a doubt */
-	r = PQexec(b->wconn, "COMMIT");
-	bool committed = pg_ok(r) && strcmp(PQcmdStatus(r), "COMMIT") == 0;
-	PQclear(r);
-	if (!committed && PQstatus(b->wconn) != CONNECTION_OK) {
+	if (!committed && (g.lost || PQstatus(b->wconn) != CONNECTION_OK)) {
 		const store_commit *first = NULL;
 		for (size_t i = 0; i < n && first == NULL; i++)
 			if (v[i]->rc == SL_OK)
@@ -992,7 +1092,10 @@ pg_write_group(void *ctx, store_commit **v, size_t n)
 		if (!committed)
 			pg_fail_all(&g, SL_EUNAVAILABLE, g.err);
 	} else if (!committed) {
-		pg_stmt_failed(&g, "commit");
+		pg_txn_failed(&g);
+	} else if (!PQexitPipelineMode(b->wconn)) {
+		PQfinish(b->wconn); /* committed; a fresh one next time */
+		b->wconn = NULL;
 	}
 	if (committed)
 		pg_mirror_group(&g);
