@@ -6,6 +6,7 @@
  *     newer schema is refused by --init-db and by the daemon, unchanged;
  *     a database without the schema does not start a daemon;
  *   - expected revisions hold across the nodes (EREVISION as with LMDB);
+ *     a repeated event id is refused (EEXIST), nothing written;
  *   - four writers on two nodes, into one shared stream and their own:
  *     both nodes' logs identical and gap-free, every acknowledged commit
  *     at its position, Account Details read models identical on both;
@@ -28,6 +29,7 @@
 
 #include "daemon_testutil.h"
 #include "pg_testutil.h"
+#include "remote_testutil.h" /* ru_request: a commit with its event ids */
 
 #define TENANT     "t1"
 #define PROJECTION "account_details"
@@ -220,6 +222,51 @@ test_expected_revisions(void)
 	CHECK_EQ(pg_head(), 2);
 	wait_head(a, 2);
 	wait_head(b, 2);
+}
+
+/* Event ids are unique in the log of record: a repeated one is refused
+ * (EEXIST, naming it), and nothing is written. */
+static void
+test_event_ids(void)
+{
+	node       *a = &nodes[0], *b = &nodes[1];
+	json_t     *rep;
+	const char *one
+	    = "{\"v\":1,\"op\":\"commit\",\"tenant\":\"" TENANT "\","
+	      "\"stream\":\"acc-id\",\"events\":[{\"type\":\"X\","
+	      "\"content\":{},\"id\":\"7d444840-9dc0-11d1-b245-5ffdce74fad2\"}]}";
+	const char *twice
+	    = "{\"v\":1,\"op\":\"commit\",\"tenant\":\"" TENANT "\","
+	      "\"stream\":\"acc-id2\",\"events\":[{\"type\":\"X\","
+	      "\"content\":{},\"id\":\"11111111-9dc0-11d1-b245-5ffdce74fad2\"},"
+	      "{\"type\":\"X\",\"content\":{},"
+	      "\"id\":\"11111111-9dc0-11d1-b245-5ffdce74fad2\"}]}";
+
+	CHECK_EQ(ru_request(a->cl, one, NULL), SL_OK);
+	uint64_t head = pg_head();
+	CHECK_EQ(ru_request(b->cl, one, &rep), SL_EEXIST);
+	CHECK(strstr(json_string_value(json_object_get(rep, "message")),
+	          "event id 7d444840-9dc0-11d1-b245-5ffdce74fad2 is in the log "
+	          "already")
+	    != NULL);
+	json_decref(rep);
+	CHECK_EQ(ru_request(a->cl, twice, &rep), SL_EEXIST);
+	CHECK(strstr(json_string_value(json_object_get(rep, "message")),
+	          "repeated in the commit")
+	    != NULL);
+	json_decref(rep);
+	CHECK_EQ(pg_head(), head);
+	wait_head(a, head);
+	wait_head(b, head);
+	sl_read_result r;
+	CHECK_EQ(sl_client_read_stream(b->cl, TENANT, "acc-id", 0, 10, &r),
+	    SL_OK);
+	CHECK_EQ(r.n_events, 1);
+	sl_read_result_free(&r);
+	CHECK_EQ(sl_client_read_stream(a->cl, TENANT, "acc-id2", 0, 10, &r),
+	    SL_OK);
+	CHECK_EQ(r.n_events, 0);
+	sl_read_result_free(&r);
 }
 
 /* ---- writers on both nodes ---- */
@@ -424,8 +471,8 @@ test_two_nodes(void)
 		total_amount += w[i].amount;
 	}
 	uint64_t head = pg_head();
-	/* 2 + per writer: 1 + 19 batches of 3 + 20 singles */
-	CHECK_EQ(head, 2 + N_WRITERS * (1 + 3 * 19 + 20));
+	/* 3 before + per writer: 1 + 19 batches of 3 + 20 singles */
+	CHECK_EQ(head, 3 + N_WRITERS * (1 + 3 * 19 + 20));
 	wait_head(&nodes[0], head);
 	wait_head(&nodes[1], head);
 	CHECK_EQ(node_head(&nodes[0]), head);
@@ -624,6 +671,7 @@ main(void)
 	node_start(&nodes[0]);
 	node_start(&nodes[1]);
 	test_expected_revisions();
+	test_event_ids();
 	test_two_nodes();
 	test_pg_outage();
 	test_node_killed();

@@ -716,10 +716,22 @@ pg_assign(pg_group *g, idset *h)
 			    j, id);
 			break;
 		}
-		if (j < c->n_events || pg_encode(g, c, st->next) != SL_OK)
+		if (j < c->n_events)
 			continue;
+		/* its ids join the set; one already there is a repeat inside
+		 * this commit (the ones added before it stay: a later commit
+		 * of the group repeating them is refused too) */
 		for (j = 0; j < c->n_events; j++)
-			idset_has(h, c->events[j].id, true);
+			if (idset_has(h, c->events[j].id, true))
+				break;
+		if (j < c->n_events) {
+			store_fail(c, SL_EEXIST,
+			    "events[%zu]: its event id is repeated in the commit",
+			    j);
+			continue;
+		}
+		if (pg_encode(g, c, st->next) != SL_OK)
+			continue;
 		c->first_position = g->end;
 		c->first_revision = st->next;
 		g->end += c->n_events;
