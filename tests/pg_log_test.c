@@ -13,7 +13,8 @@
  *   - PostgreSQL stopped: commits answer EUNAVAILABLE (the CLI exits 5),
  *     reads go on from the mirror; restarted: commits and processors
  *     resume, and nothing acknowledged is lost;
- *   - a node killed with SIGKILL catches its mirror up when restarted.
+ *   - a node killed with SIGKILL catches its mirror up when restarted;
+ *   - a node's mirror pointed at another database refuses to start.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -658,6 +659,31 @@ test_node_killed(void)
 	CHECK(dt_wait_file_has(b->log, "the log of record (schema 1)", 1000));
 }
 
+/* A mirror is never mixed with another database's log: node a's, full
+ * of this database's events, pointed at a new empty database does not
+ * start, and says why; the new database stays empty. */
+static void
+test_foreign_mirror(void)
+{
+	char third[600], out[4096], v[32];
+	node n = nodes[0];
+	pgt_sql(conninfo, "CREATE DATABASE third", NULL, 0);
+	snprintf(third, sizeof(third), "%s dbname=third", conninfo);
+	node_config(&n, "a", third); /* the same data_dir, another url */
+	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
+	             SL_BUILD_DIR, n.cfg),
+	    0);
+	n.pid = dt_daemon_spawn(n.cfg, n.log);
+	int st;
+	if (!dt_wait_exit(n.pid, WAIT_MS, &st))
+		FAIL(&n, "sluiced on a foreign mirror did not exit");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	CHECK(dt_wait_file_has(n.log,
+	    "the mirror was made from another database", 1000));
+	pgt_sql(third, "SELECT count(*) FROM sl_events", v, sizeof(v));
+	CHECK_STREQ(v, "0");
+}
+
 int
 main(void)
 {
@@ -681,6 +707,7 @@ main(void)
 		nodes[i].cl = NULL;
 		dt_daemon_stop(&nodes[i].pid, 10000);
 	}
+	test_foreign_mirror();
 	printf("pg_log_test: ok\n");
 	return 0;
 }
