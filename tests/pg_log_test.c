@@ -14,6 +14,8 @@
  *     reads go on from the mirror; restarted: commits and processors
  *     resume, and nothing acknowledged is lost;
  *   - a node killed with SIGKILL catches its mirror up when restarted;
+ *   - an emitting projection and a stream deletion are refused with a
+ *     reason on this backend (not in this slice), the node serving on;
  *   - a node's mirror pointed at another database refuses to start.
  */
 #include <inttypes.h>
@@ -80,6 +82,7 @@ node_config(node *n, const char *name, const char *url)
 	    "hot_reload: false\ntenants:\n  - id: " TENANT "\n");
 	dt_write_bytes(n->cfg, yaml, strlen(yaml));
 	n->pid = -1;
+	n->cl  = NULL;
 }
 
 static void
@@ -659,6 +662,57 @@ test_node_killed(void)
 	CHECK(dt_wait_file_has(b->log, "the log of record (schema 1)", 1000));
 }
 
+/* What this slice does not run on PostgreSQL is refused with a reason,
+ * and the node keeps serving: an emitting plugin projection (status says
+ * why it does not run), a stream deletion (EINVAL, nothing written). */
+static void
+test_not_yet(void)
+{
+	node   e;
+	char   plugins[2400], so[2600], yaml[8192];
+	size_t len;
+
+	node_config(&e, "e", conninfo); /* then its own plugin_dir */
+	snprintf(plugins, sizeof(plugins), "%s/plugins", e.dir);
+	CHECK(mkdir(plugins, 0700) == 0);
+	snprintf(so, sizeof(so), "%s/emit_counter.so", plugins);
+	CHECK(symlink(SL_TEST_PLUGIN_DIR "/emit_counter.so", so) == 0);
+	len = dt_config_head(yaml, sizeof(yaml), e.dir, plugins, e.url, "64MiB");
+	snprintf(yaml + len, sizeof(yaml) - len,
+	    "  backend: postgresql\n  url: \"%s\"\nhot_reload: false\n"
+	    "tenants:\n  - id: " TENANT "\n",
+	    conninfo);
+	dt_write_bytes(e.cfg, yaml, strlen(yaml));
+	node_start(&e);
+	json_t *st = NULL;
+	CHECK_EQ(ru_request(e.cl, "{\"v\":1,\"op\":\"status\"}", &st), SL_OK);
+	char *text = json_dumps(st, JSON_COMPACT);
+	if (strstr(text, "emits events, and emitting projections do not run "
+	                 "on 'event_store.backend: postgresql' yet")
+	    == NULL)
+		FAIL(&e, "status does not say why emit_counter does not run: %s",
+		    text);
+	free(text);
+	json_decref(st);
+
+	uint64_t         head = pg_head();
+	sl_delete_result dr;
+	CHECK_EQ(sl_client_delete_stream(
+	             e.cl, TENANT, "acc-r", SL_EXPECT_ANY, &dr),
+	    SL_EINVAL);
+	CHECK(strstr(sl_client_last_error(e.cl), "stream deletion is not on "
+	                                         "the postgresql log yet")
+	    != NULL);
+	CHECK_EQ(pg_head(), head);
+	sl_commit_result res;
+	CHECK_EQ(commit1(&e, "acc-e", SL_EXPECT_NO_STREAM, "X", "{}", &res),
+	    SL_OK);
+	CHECK_EQ(res.first_position, head);
+	sl_client_close(e.cl);
+	e.cl = NULL;
+	dt_daemon_stop(&e.pid, 10000);
+}
+
 /* A mirror is never mixed with another database's log: node a's, full
  * of this database's events, pointed at a new empty database does not
  * start, and says why; the new database stays empty. */
@@ -707,6 +761,7 @@ main(void)
 		nodes[i].cl = NULL;
 		dt_daemon_stop(&nodes[i].pid, 10000);
 	}
+	test_not_yet();
 	test_foreign_mirror();
 	printf("pg_log_test: ok\n");
 	return 0;
