@@ -7,6 +7,8 @@
 #ifndef SL_PG_TESTUTIL_H
 #define SL_PG_TESTUTIL_H
 
+#include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -93,8 +96,50 @@ pgt_restart(void)
 }
 
 /*
+ * A child that outlives a crash of the test: it waits for the test to end
+ * (its pipe's write end closes with the test, however it dies: a failed
+ * CHECK, SIGSEGV, ctest's SIGKILL) and stops the cluster then, so that no
+ * server is left behind, and removes its files if they are still there.
+ */
+static void
+pgt_watchdog(void)
+{
+	int fds[2];
+	CHECK(pipe2(fds, O_CLOEXEC) == 0); /* not in the servers */
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid > 0) {
+		close(fds[0]); /* the write end stays open in the test only */
+		return;
+	}
+	int nul = open("/dev/null", O_RDWR);
+	dup2(nul, STDIN_FILENO);
+	dup2(nul, STDOUT_FILENO); /* ctest waits for its pipes to close */
+	dup2(nul, STDERR_FILENO);
+	close(fds[1]);
+	setsid(); /* not in the test's process group: ctest kills that */
+	char c;
+	while (read(fds[0], &c, 1) < 0 && errno == EINTR)
+		;
+	if (access(pgt_dir_, F_OK) == 0) {
+		char cmd[8800];
+		snprintf(cmd, sizeof(cmd),
+		    "[ -f %s/pg/postmaster.pid ] && %s/scripts/pg_cluster.sh "
+		    "stop %s",
+		    pgt_dir_, SL_SOURCE_DIR, pgt_dir_);
+		if (system(cmd) != 0) {
+			/* nothing to stop */
+		}
+		tu_rmrf(pgt_dir_); /* the big part of what is left */
+	}
+	_exit(0);
+}
+
+/*
  * A cluster in dir/pg-cluster, stopped at exit (register after tu_tmpdir,
- * so that it stops before the directory goes). Without PostgreSQL's
+ * so that it stops before the directory goes), and by a watchdog child
+ * when the test dies without its atexit handlers. Without PostgreSQL's
  * server programs the test is skipped: exit PGT_SKIP, saying why.
  * @return the libpq conninfo of its database "postgres".
  */
@@ -112,6 +157,7 @@ pgt_start(const char *dir)
 	globfree(&g);
 	snprintf(pgt_dir_, sizeof(pgt_dir_), "%s/pg-cluster", dir);
 	pgt_owner_ = getpid();
+	pgt_watchdog();
 	atexit(pgt_stop);
 	signal(SIGTERM, pgt_on_signal);
 	signal(SIGINT, pgt_on_signal);
