@@ -35,8 +35,9 @@ enum {
 	EXIT_USAGE = 1, /* bad arguments or input */
 	EXIT_REPLY = 2, /* the daemon answered with an error */
 	EXIT_NET   = 3, /* cannot reach the daemon, or it timed out */
-	EXIT_UNAVAILABLE = 5, /* (4: spec, a difference) the daemon's log of record (PostgreSQL) is
-	                         unreachable: nothing written, retry later */
+	/* (4: spec, a difference) the daemon's log of record (PostgreSQL)
+	 * cannot be reached: nothing written, retry later */
+	EXIT_UNAVAILABLE = 5,
 };
 
 /* Options of all commands; which apply is checked per command. */

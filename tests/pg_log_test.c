@@ -110,7 +110,7 @@ node_head(node *n)
 static void
 wait_head(node *n, uint64_t head)
 {
-	int64_t end = dt_now_ms() + WAIT_MS;
+	int64_t  end = dt_now_ms() + WAIT_MS;
 	uint64_t h;
 	while ((h = node_head(n)) < head) {
 		if (dt_now_ms() > end)
@@ -141,8 +141,9 @@ test_init_db(void)
 	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
 	             SL_BUILD_DIR, db2.cfg),
 	    2);
-	CHECK(strstr(out, "--init-db is for 'event_store.backend: "
-	                  "postgresql'")
+	CHECK(strstr(out,
+	          "--init-db is for 'event_store.backend: "
+	          "postgresql'")
 	    != NULL);
 
 	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
@@ -174,8 +175,9 @@ test_init_db(void)
 	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
 	             SL_BUILD_DIR, db2.cfg),
 	    1);
-	CHECK(strstr(out, "EVERSION: the database's schema is version 99, "
-	                  "newer than this sluiced knows (1)")
+	CHECK(strstr(out,
+	          "EVERSION: the database's schema is version 99, "
+	          "newer than this sluiced knows (1)")
 	    != NULL);
 	pgt_sql(other, "SELECT version FROM sl_schema", v, sizeof(v));
 	CHECK_STREQ(v, "99");
@@ -185,7 +187,8 @@ test_init_db(void)
 	if (!dt_wait_exit(db2.pid, WAIT_MS, &st))
 		FAIL(&db2, "sluiced on a newer schema did not exit");
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
-	CHECK(dt_wait_file_has(db2.log, "newer than this sluiced knows", 1000));
+	CHECK(
+	    dt_wait_file_has(db2.log, "newer than this sluiced knows", 1000));
 }
 
 /* ---- commits ---- */
@@ -214,12 +217,12 @@ test_expected_revisions(void)
 	    SL_EREVISION);
 	CHECK_EQ(res.actual_revision, 0);
 	CHECK(strstr(sl_client_last_error(b->cl), "at revision 0") != NULL);
-	CHECK_EQ(commit1(b, "acc-r", 0, "DebitPerformed", "{\"amount\":7}",
-	             &res),
+	CHECK_EQ(
+	    commit1(b, "acc-r", 0, "DebitPerformed", "{\"amount\":7}", &res),
 	    SL_OK);
 	CHECK_EQ(res.first_revision, 1);
-	CHECK_EQ(commit1(a, "acc-r", 0, "DebitPerformed", "{\"amount\":9}",
-	             &res),
+	CHECK_EQ(
+	    commit1(a, "acc-r", 0, "DebitPerformed", "{\"amount\":9}", &res),
 	    SL_EREVISION);
 	CHECK_EQ(res.actual_revision, 1);
 	/* the refusals wrote nothing: two events in the database */
@@ -238,20 +241,23 @@ test_event_ids(void)
 	const char *one
 	    = "{\"v\":1,\"op\":\"commit\",\"tenant\":\"" TENANT "\","
 	      "\"stream\":\"acc-id\",\"events\":[{\"type\":\"X\","
-	      "\"content\":{},\"id\":\"7d444840-9dc0-11d1-b245-5ffdce74fad2\"}]}";
+	      "\"content\":{},\"id\":\"7d444840-9dc0-11d1-b245-5ffdce74fad2\"}"
+	      "]}";
 	const char *twice
 	    = "{\"v\":1,\"op\":\"commit\",\"tenant\":\"" TENANT "\","
 	      "\"stream\":\"acc-id2\",\"events\":[{\"type\":\"X\","
-	      "\"content\":{},\"id\":\"11111111-9dc0-11d1-b245-5ffdce74fad2\"},"
+	      "\"content\":{},\"id\":\"11111111-9dc0-11d1-b245-5ffdce74fad2\"}"
+	      ","
 	      "{\"type\":\"X\",\"content\":{},"
 	      "\"id\":\"11111111-9dc0-11d1-b245-5ffdce74fad2\"}]}";
 
 	CHECK_EQ(ru_request(a->cl, one, NULL), SL_OK);
 	uint64_t head = pg_head();
 	CHECK_EQ(ru_request(b->cl, one, &rep), SL_EEXIST);
-	CHECK(strstr(json_string_value(json_object_get(rep, "message")),
-	          "event id 7d444840-9dc0-11d1-b245-5ffdce74fad2 is in the log "
-	          "already")
+	CHECK(
+	    strstr(json_string_value(json_object_get(rep, "message")),
+	        "event id 7d444840-9dc0-11d1-b245-5ffdce74fad2 is in the log "
+	        "already")
 	    != NULL);
 	json_decref(rep);
 	CHECK_EQ(ru_request(a->cl, twice, &rep), SL_EEXIST);
@@ -263,12 +269,12 @@ test_event_ids(void)
 	wait_head(a, head);
 	wait_head(b, head);
 	sl_read_result r;
-	CHECK_EQ(sl_client_read_stream(b->cl, TENANT, "acc-id", 0, 10, &r),
-	    SL_OK);
+	CHECK_EQ(
+	    sl_client_read_stream(b->cl, TENANT, "acc-id", 0, 10, &r), SL_OK);
 	CHECK_EQ(r.n_events, 1);
 	sl_read_result_free(&r);
-	CHECK_EQ(sl_client_read_stream(a->cl, TENANT, "acc-id2", 0, 10, &r),
-	    SL_OK);
+	CHECK_EQ(
+	    sl_client_read_stream(a->cl, TENANT, "acc-id2", 0, 10, &r), SL_OK);
 	CHECK_EQ(r.n_events, 0);
 	sl_read_result_free(&r);
 }
@@ -317,40 +323,40 @@ writer_main(void *arg)
 			snprintf(content, sizeof(content),
 			    "{\"account_id\":\"%s\",\"name\":\"w%d\"}", own,
 			    w->id);
-			ev[0]    = (sl_new_event) { .type = "DebitAccountOpened",
-				   .content_json = content };
-			stream   = own;
+			ev[0]  = (sl_new_event) { .type = "DebitAccountOpened",
+				 .content_json          = content };
+			stream = own;
 			expected = SL_EXPECT_NO_STREAM;
 			amount   = 0;
 		} else if (i % 2 == 0) {
-			ev[0] = ev[1] = ev[2] = (sl_new_event) {
-				.type = "DebitPerformed", .content_json = content
-			};
+			ev[0] = ev[1] = ev[2]
+			    = (sl_new_event) { .type = "DebitPerformed",
+				      .content_json  = content };
 			n        = 3; /* a batch: all or nothing */
 			stream   = own;
 			expected = own_rev - 1;
 			amount *= 3;
 		} else {
 			ev[0]    = (sl_new_event) { .type = "DebitPerformed",
-				   .content_json = content };
+				   .content_json          = content };
 			stream   = "acc-shared";
 			expected = SL_EXPECT_ANY;
 		}
 		int rc = sl_client_commit(
 		    w->cl, TENANT, stream, expected, ev, n, &res);
 		if (rc != SL_OK) {
-			snprintf(w->err, sizeof(w->err), "commit %d: %s: %s", i,
-			    sl_errname(rc), sl_client_last_error(w->cl));
+			snprintf(w->err, sizeof(w->err), "commit %d: %s: %s",
+			    i, sl_errname(rc), sl_client_last_error(w->cl));
 			return NULL;
 		}
-		if (res.count != n || res.last_position
-		        != res.first_position + n - 1) {
-			snprintf(w->err, sizeof(w->err), "commit %d: bad result",
-			    i);
+		if (res.count != n
+		    || res.last_position != res.first_position + n - 1) {
+			snprintf(w->err, sizeof(w->err),
+			    "commit %d: bad result", i);
 			return NULL;
 		}
 		for (size_t k = 0; k < n; k++) {
-			ack *a     = &w->acks[w->n_acks++];
+			ack *a      = &w->acks[w->n_acks++];
 			a->position = res.first_position + k;
 			a->revision = res.first_revision + k;
 			snprintf(a->stream, sizeof(a->stream), "%s", stream);
@@ -392,12 +398,15 @@ check_acks(node *n, const ack *acks, size_t n_acks)
 {
 	for (size_t i = 0; i < n_acks; i++) {
 		sl_read_result r;
-		CHECK_EQ(sl_client_read(n->cl, acks[i].position, 1, &r), SL_OK);
+		CHECK_EQ(
+		    sl_client_read(n->cl, acks[i].position, 1, &r), SL_OK);
 		if (r.n_events != 1 || r.events[0].position != acks[i].position
 		    || strcmp(r.events[0].stream, acks[i].stream) != 0
 		    || r.events[0].revision != acks[i].revision)
-			FAIL(n, "acknowledged %s@%" PRIu64 " is not at %" PRIu64,
-			    acks[i].stream, acks[i].revision, acks[i].position);
+			FAIL(n,
+			    "acknowledged %s@%" PRIu64 " is not at %" PRIu64,
+			    acks[i].stream, acks[i].revision,
+			    acks[i].position);
 		sl_read_result_free(&r);
 	}
 }
@@ -433,15 +442,16 @@ wait_read_models(int64_t want)
 	int64_t end = dt_now_ms() + WAIT_MS;
 	for (;;) {
 		int64_t b0, b1;
-		char   *m0 = read_models(&nodes[0], &b0);
-		char   *m1 = read_models(&nodes[1], &b1);
+		char   *m0   = read_models(&nodes[0], &b0);
+		char   *m1   = read_models(&nodes[1], &b1);
 		bool    same = strcmp(m0, m1) == 0 && b0 == want && b1 == want;
 		if (same || dt_now_ms() > end) {
 			if (!same)
 				FAIL(&nodes[1],
-				    "read models differ or are short (balances "
-				    "%" PRId64 " and %" PRId64 ", want %" PRId64
-				    "):\n%s\n%s",
+				    "read models differ or are short "
+				    "(balances "
+				    "%" PRId64 " and %" PRId64
+				    ", want %" PRId64 "):\n%s\n%s",
 				    b0, b1, want, m0, m1);
 			free(m0);
 			free(m1);
@@ -491,14 +501,14 @@ test_two_nodes(void)
 /* ---- PostgreSQL stopped and started again ---- */
 
 typedef struct live {
-	node    *n;
-	bool     stop;
-	size_t   ok_before, ok_after, unavailable;
-	bool     restarted;
-	ack      acks[4096];
-	size_t   n_acks;
-	int64_t  amount;
-	char     err[256];
+	node           *n;
+	bool            stop;
+	size_t          ok_before, ok_after, unavailable;
+	bool            restarted;
+	ack             acks[4096];
+	size_t          n_acks;
+	int64_t         amount;
+	char            err[256];
 	pthread_mutex_t mu;
 } live;
 
@@ -521,8 +531,8 @@ live_main(void *arg)
 		if (stop || l->n_acks == 4096)
 			break;
 		snprintf(content, sizeof(content), "{\"amount\":%d}", i);
-		sl_new_event ev = { .type = "DebitPerformed",
-			.content_json     = content };
+		sl_new_event ev
+		    = { .type = "DebitPerformed", .content_json = content };
 		int rc = sl_client_commit(
 		    cl, TENANT, "acc-live", SL_EXPECT_ANY, &ev, 1, &res);
 		pthread_mutex_lock(&l->mu);
@@ -677,7 +687,8 @@ test_not_yet(void)
 	CHECK(mkdir(plugins, 0700) == 0);
 	snprintf(so, sizeof(so), "%s/emit_counter.so", plugins);
 	CHECK(symlink(SL_TEST_PLUGIN_DIR "/emit_counter.so", so) == 0);
-	len = dt_config_head(yaml, sizeof(yaml), e.dir, plugins, e.url, "64MiB");
+	len = dt_config_head(
+	    yaml, sizeof(yaml), e.dir, plugins, e.url, "64MiB");
 	snprintf(yaml + len, sizeof(yaml) - len,
 	    "  backend: postgresql\n  url: \"%s\"\nhot_reload: false\n"
 	    "tenants:\n  - id: " TENANT "\n",
@@ -687,26 +698,29 @@ test_not_yet(void)
 	json_t *st = NULL;
 	CHECK_EQ(ru_request(e.cl, "{\"v\":1,\"op\":\"status\"}", &st), SL_OK);
 	char *text = json_dumps(st, JSON_COMPACT);
-	if (strstr(text, "emits events, and emitting projections do not run "
-	                 "on 'event_store.backend: postgresql' yet")
+	if (strstr(text,
+	        "emits events, and emitting projections do not run "
+	        "on 'event_store.backend: postgresql' yet")
 	    == NULL)
-		FAIL(&e, "status does not say why emit_counter does not run: %s",
+		FAIL(&e,
+		    "status does not say why emit_counter does not run: %s",
 		    text);
 	free(text);
 	json_decref(st);
 
 	uint64_t         head = pg_head();
 	sl_delete_result dr;
-	CHECK_EQ(sl_client_delete_stream(
-	             e.cl, TENANT, "acc-r", SL_EXPECT_ANY, &dr),
+	CHECK_EQ(
+	    sl_client_delete_stream(e.cl, TENANT, "acc-r", SL_EXPECT_ANY, &dr),
 	    SL_EINVAL);
-	CHECK(strstr(sl_client_last_error(e.cl), "stream deletion is not on "
-	                                         "the postgresql log yet")
+	CHECK(strstr(sl_client_last_error(e.cl),
+	          "stream deletion is not on "
+	          "the postgresql log yet")
 	    != NULL);
 	CHECK_EQ(pg_head(), head);
 	sl_commit_result res;
-	CHECK_EQ(commit1(&e, "acc-e", SL_EXPECT_NO_STREAM, "X", "{}", &res),
-	    SL_OK);
+	CHECK_EQ(
+	    commit1(&e, "acc-e", SL_EXPECT_NO_STREAM, "X", "{}", &res), SL_OK);
 	CHECK_EQ(res.first_position, head);
 	sl_client_close(e.cl);
 	e.cl = NULL;
@@ -732,8 +746,8 @@ test_foreign_mirror(void)
 	if (!dt_wait_exit(n.pid, WAIT_MS, &st))
 		FAIL(&n, "sluiced on a foreign mirror did not exit");
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
-	CHECK(dt_wait_file_has(n.log,
-	    "the mirror was made from another database", 1000));
+	CHECK(dt_wait_file_has(
+	    n.log, "the mirror was made from another database", 1000));
 	pgt_sql(third, "SELECT count(*) FROM sl_events", v, sizeof(v));
 	CHECK_STREQ(v, "0");
 }

@@ -26,9 +26,9 @@
 /* ctest's SKIP_RETURN_CODE of these tests */
 #define PGT_SKIP 77
 
-static char pgt_dir_[4200];
-static char pgt_conninfo_[512];
-static bool pgt_running_;
+static char  pgt_dir_[4200];
+static char  pgt_conninfo_[512];
+static bool  pgt_running_;
 static pid_t pgt_owner_;
 
 /* Run a shell command line (printf-style), stdout and stderr into out
@@ -86,8 +86,8 @@ __attribute__((unused)) static void
 pgt_restart(void)
 {
 	char out[4096];
-	int  rc = pgt_sh(out, sizeof(out),
-	     "%s/scripts/pg_cluster.sh start %s", SL_SOURCE_DIR, pgt_dir_);
+	int  rc = pgt_sh(out, sizeof(out), "%s/scripts/pg_cluster.sh start %s",
+	     SL_SOURCE_DIR, pgt_dir_);
 	if (rc != 0) {
 		fprintf(stderr, "pg_cluster.sh start: %s\n", out);
 		exit(1);

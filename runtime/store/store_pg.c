@@ -51,18 +51,18 @@ static const char *const migrations[STORE_PG_SCHEMA_VERSION] = {
 #define PG_INIT_LOCK 0x536c756963650001LL
 
 typedef struct pgb {
-	store *s;
-	char  *url;
-	PGconn *wconn; /* the writer's; NULL when down */
-	bool    wdown; /* the writer logged the outage already */
-	msgpack_sbuffer enc; /* the writer's records */
+	store          *s;
+	char           *url;
+	PGconn         *wconn; /* the writer's; NULL when down */
+	bool            wdown; /* the writer logged the outage already */
+	msgpack_sbuffer enc;   /* the writer's records */
 
-	pthread_t th; /* the follower */
-	int       kick_fd; /* eventfd: the writer committed; or stop */
-	bool      stop;    /* under mu */
+	pthread_t       th;      /* the follower */
+	int             kick_fd; /* eventfd: the writer committed; or stop */
+	bool            stop;    /* under mu */
 	pthread_mutex_t mu;
-	char      fatal[PG_ERR]; /* under mu: the mirror is not this
-	                            database's; nothing is written */
+	char            fatal[PG_ERR]; /* under mu: the mirror is not this
+	                                  database's; nothing is written */
 } pgb;
 
 /* PostgreSQL's message without its trailing newline. */
@@ -92,8 +92,8 @@ pg_quiet(void *arg, const char *message)
 static PGconn *
 pg_connect(const char *url, char *err, size_t errlen)
 {
-	const char *kw[]  = { "connect_timeout", "application_name", "dbname",
-		 NULL };
+	const char *kw[]
+	    = { "connect_timeout", "application_name", "dbname", NULL };
 	const char *val[] = { "5", "sluiced", url, NULL };
 	PGconn     *db    = PQconnectdbParams(kw, val, 1);
 
@@ -125,7 +125,7 @@ pg_schema_version(PGconn *db, int *version, char *err, size_t errlen)
 	PGresult *r = PQexec(db,
 	    "SELECT version FROM sl_schema WHERE to_regclass('sl_schema') "
 	    "IS NOT NULL");
-	*version = 0;
+	*version    = 0;
 	if (!pg_ok(r)) {
 		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		if (state != NULL && strcmp(state, "42P01") == 0) {
@@ -181,7 +181,7 @@ store_pg_init_db(const char *url, char *err, size_t errlen)
 		return SL_EUNAVAILABLE;
 	snprintf(buf, sizeof(buf), "SELECT pg_advisory_xact_lock(%lld)",
 	    PG_INIT_LOCK);
-	r = PQexec(db, "SET client_min_messages = warning; BEGIN");
+	r  = PQexec(db, "SET client_min_messages = warning; BEGIN");
 	rc = pg_ok(r) ? SL_OK : SL_ESTORAGE;
 	PQclear(r);
 	if (rc == SL_OK) {
@@ -190,9 +190,10 @@ store_pg_init_db(const char *url, char *err, size_t errlen)
 		PQclear(r);
 	}
 	if (rc == SL_OK) {
-		r = PQexec(db,
-		    "CREATE TABLE IF NOT EXISTS sl_schema (one int PRIMARY KEY "
-		    "CHECK (one = 1), version int NOT NULL)");
+		r  = PQexec(db,
+		     "CREATE TABLE IF NOT EXISTS sl_schema (one int PRIMARY "
+		      "KEY "
+		      "CHECK (one = 1), version int NOT NULL)");
 		rc = pg_ok(r) ? SL_OK : SL_ESTORAGE;
 		PQclear(r);
 	}
@@ -341,16 +342,16 @@ pg_stream_cmp(const void *x, const void *y)
 {
 	const pg_stream *a = x, *b = y;
 	int c = bytes_cmp(a->tenant, a->tenant_len, b->tenant, b->tenant_len);
-	return c != 0 ? c
-	              : bytes_cmp(a->stream, a->stream_len, b->stream,
-	                    b->stream_len);
+	return c != 0
+	    ? c
+	    : bytes_cmp(a->stream, a->stream_len, b->stream, b->stream_len);
 }
 
 static pg_stream *
 pg_stream_find(pg_stream *st, size_t n, const store_commit *c)
 {
-	pg_stream key = { c->tenant, c->stream, c->tenant_len, c->stream_len,
-		0, false };
+	pg_stream key
+	    = { c->tenant, c->stream, c->tenant_len, c->stream_len, 0, false };
 	return bsearch(&key, st, n, sizeof(*st), pg_stream_cmp);
 }
 
@@ -358,8 +359,8 @@ pg_stream_find(pg_stream *st, size_t n, const store_commit *c)
  * the group writes. */
 typedef struct idset {
 	uint8_t (*v)[16];
-	bool   *used;
-	size_t  cap;
+	bool  *used;
+	size_t cap;
 } idset;
 
 static bool
@@ -387,7 +388,7 @@ idset_has(idset *h, const uint8_t id[16], bool add)
 	uint64_t x;
 	memcpy(&x, id, 8);
 	for (size_t i = (size_t) (x * 0x9E3779B97F4A7C15ULL) & (h->cap - 1);;
-	     i = (i + 1) & (h->cap - 1)) {
+	     i        = (i + 1) & (h->cap - 1)) {
 		if (!h->used[i]) {
 			if (add) {
 				h->used[i] = true;
@@ -429,24 +430,24 @@ hex_array(const pg_stream *st, size_t n, bool stream)
 }
 
 typedef struct pg_group {
-	pgb          *b;
+	pgb           *b;
 	store_commit **v;
-	size_t        n;
-	pg_stream    *st;
-	size_t        n_st;
-	size_t        n_events; /* of the whole group */
-	uint64_t      head;     /* sl_head.next at the lock */
-	uint64_t      end;      /* after the accepted commits */
-	size_t       *rec_off;  /* per accepted event: into b->enc */
-	size_t       *rec_len;
+	size_t         n;
+	pg_stream     *st;
+	size_t         n_st;
+	size_t         n_events; /* of the whole group */
+	uint64_t       head;     /* sl_head.next at the lock */
+	uint64_t       end;      /* after the accepted commits */
+	size_t        *rec_off;  /* per accepted event: into b->enc */
+	size_t        *rec_len;
 	store_commit **ev_commit; /* per accepted event */
-	uint32_t     *ev_index;
-	size_t        n_rows;
-	size_t        sent; /* queries in the pipeline since its sync */
-	bool          lost; /* the session ended (FATAL, shutdown, 08xxx) */
-	uint64_t      mirror_next; /* the mirror's head when the gap was read */
-	PGresult     *gap; /* rows between the mirror's head and g.head */
-	char          err[PG_ERR];
+	uint32_t      *ev_index;
+	size_t         n_rows;
+	size_t         sent;   /* queries in the pipeline since its sync */
+	bool           lost;   /* the session ended (FATAL, shutdown, 08xxx) */
+	uint64_t  mirror_next; /* the mirror's head when the gap was read */
+	PGresult *gap;         /* rows between the mirror's head and g.head */
+	char      err[PG_ERR];
 } pg_group;
 
 /* Fail every commit of the group that is still SL_OK. */
@@ -481,7 +482,7 @@ pg_send(pg_group *g, const char *sql, int n, const char *const *pv,
 static bool
 pg_session_lost(const PGresult *r)
 {
-	const char *sev   = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
 	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 	if (PQresultStatus(r) == PGRES_FATAL_ERROR && state == NULL)
 		return true; /* libpq's own: the connection failed */
@@ -536,8 +537,8 @@ pg_sync(pg_group *g, PGresult **keep, size_t n_keep, const char *what)
 	g->sent = 0;
 	if (ok) {
 		PGresult *r = PQgetResult(db);
-		ok          = r != NULL && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-		g->lost     = !ok;
+		ok = r != NULL && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+		g->lost = !ok;
 		PQclear(r);
 	}
 	if (!ok && g->err[0] == '\0')
@@ -579,16 +580,16 @@ pg_send_streams(pg_group *g)
 	for (size_t i = 0; i < g->n; i++)
 		if (k == 0 || pg_stream_cmp(&g->st[k - 1], &g->st[i]) != 0)
 			g->st[k++] = g->st[i];
-	g->n_st = k;
-	ta      = hex_array(g->st, k, false);
-	sa      = hex_array(g->st, k, true);
+	g->n_st           = k;
+	ta                = hex_array(g->st, k, false);
+	sa                = hex_array(g->st, k, true);
 	const char *pv[2] = { ta, sa };
 	bool        ok    = ta != NULL && sa != NULL
 	    && pg_send(g,
 	        "SELECT tenant, stream, next_revision FROM sl_streams "
-	                  "WHERE (tenant, stream) IN (SELECT decode(t, 'hex'), "
-	                  "decode(s, 'hex') FROM unnest($1::text[], $2::text[]) "
-	                  "AS u(t, s)) ORDER BY tenant, stream FOR UPDATE",
+	        "WHERE (tenant, stream) IN (SELECT decode(t, 'hex'), "
+	        "decode(s, 'hex') FROM unnest($1::text[], $2::text[]) "
+	        "AS u(t, s)) ORDER BY tenant, stream FOR UPDATE",
 	        2, pv, NULL, NULL, 1);
 	free(ta);
 	free(sa);
@@ -670,8 +671,8 @@ pg_encode(pg_group *g, store_commit *c, uint64_t next)
 	msgpack_packer_init(&pk, &g->b->enc, msgpack_sbuffer_write);
 	for (size_t i = 0; i < c->n_events; i++) {
 		size_t off = g->b->enc.size;
-		int    rc  = ev_encode(&pk, c->tenant, c->tenant_len, c->stream,
-		        c->stream_len, next + i, &c->events[i]);
+		int    rc = ev_encode(&pk, c->tenant, c->tenant_len, c->stream,
+		       c->stream_len, next + i, &c->events[i]);
 		if (rc != SL_OK) {
 			const char *nul = ev_new_nul_field(&c->events[i]);
 			g->b->enc.size  = start;
@@ -726,7 +727,8 @@ pg_assign(pg_group *g, idset *h)
 				break;
 		if (j < c->n_events) {
 			store_fail(c, SL_EEXIST,
-			    "events[%zu]: its event id is repeated in the commit",
+			    "events[%zu]: its event id is repeated in the "
+			    "commit",
 			    j);
 			continue;
 		}
@@ -745,30 +747,32 @@ static bool
 pg_send_events(pg_group *g)
 {
 	size_t       per = 6, max = PG_ROWS_PER_STMT;
-	const char **pv  = malloc(max * per * sizeof(*pv));
-	int         *pl  = malloc(max * per * sizeof(*pl));
-	int         *pf  = malloc(max * per * sizeof(*pf));
-	char (*num)[24]  = malloc(max * 2 * sizeof(*num));
-	char (*ids)[37]  = malloc(max * sizeof(*ids));
-	char  *sql       = malloc(128 + max * 90);
-	bool   ok        = pv && pl && pf && num && ids && sql;
+	const char **pv = malloc(max * per * sizeof(*pv));
+	int         *pl = malloc(max * per * sizeof(*pl));
+	int         *pf = malloc(max * per * sizeof(*pf));
+	char(*num)[24]  = malloc(max * 2 * sizeof(*num));
+	char(*ids)[37]  = malloc(max * sizeof(*ids));
+	char *sql       = malloc(128 + max * 90);
+	bool  ok        = pv && pl && pf && num && ids && sql;
 
 	for (size_t at = 0; ok && at < g->n_rows; at += max) {
 		size_t n   = g->n_rows - at < max ? g->n_rows - at : max;
 		size_t len = (size_t) sprintf(sql,
-		    "INSERT INTO sl_events (position, event_id, tenant, stream, "
+		    "INSERT INTO sl_events (position, event_id, tenant, "
+		    "stream, "
 		    "revision, record) VALUES ");
 		for (size_t i = 0; i < n; i++) {
 			size_t        e = at + i, p = i * per;
 			store_commit *c = g->ev_commit[e];
 			uint32_t      k = g->ev_index[e];
 			len += (size_t) sprintf(sql + len,
-			    "%s($%zu::bigint,$%zu::uuid,$%zu,$%zu,$%zu::bigint,"
+			    "%s($%zu::bigint,$%zu::uuid,$%zu,$%zu,$%zu::"
+			    "bigint,"
 			    "$%zu)",
 			    i ? "," : "", p + 1, p + 2, p + 3, p + 4, p + 5,
 			    p + 6);
-			snprintf(num[2 * i], 24, "%" PRIu64,
-			    c->first_position + k);
+			snprintf(
+			    num[2 * i], 24, "%" PRIu64, c->first_position + k);
 			snprintf(num[2 * i + 1], 24, "%" PRIu64,
 			    c->first_revision + k);
 			ev_uuid_text(c->events[k].id, ids[i]);
@@ -803,12 +807,12 @@ static bool
 pg_send_streams_update(pg_group *g)
 {
 	size_t       max = PG_ROWS_PER_STMT, k = 0;
-	const char **pv  = malloc(max * 3 * sizeof(*pv));
-	int         *pl  = malloc(max * 3 * sizeof(*pl));
-	int         *pf  = malloc(max * 3 * sizeof(*pf));
-	char (*num)[24]  = malloc(max * sizeof(*num));
-	char  *sql       = malloc(256 + max * 48);
-	bool   ok        = pv && pl && pf && num && sql;
+	const char **pv = malloc(max * 3 * sizeof(*pv));
+	int         *pl = malloc(max * 3 * sizeof(*pl));
+	int         *pf = malloc(max * 3 * sizeof(*pf));
+	char(*num)[24]  = malloc(max * sizeof(*num));
+	char *sql       = malloc(256 + max * 48);
+	bool  ok        = pv && pl && pf && num && sql;
 
 	while (ok && k < g->n_st) {
 		size_t n   = 0;
@@ -868,7 +872,7 @@ pg_mirror_group(pg_group *g)
 			rows[k].position = store_get_be64(
 			    (const uint8_t *) PQgetvalue(g->gap, (int) i, 0));
 			rows[k].data = PQgetvalue(g->gap, (int) i, 1);
-			rows[k].len  = (size_t) PQgetlength(g->gap, (int) i, 1);
+			rows[k].len = (size_t) PQgetlength(g->gap, (int) i, 1);
 			k++;
 		}
 		for (size_t e = 0; e < g->n_rows; e++) {
@@ -904,7 +908,8 @@ pg_writer_conn(pgb *b, char *err, size_t errlen)
 	if (b->wconn == NULL) {
 		if (!b->wdown)
 			log_warn("store",
-			    "postgresql: %s; commits answer EUNAVAILABLE until "
+			    "postgresql: %s; commits answer EUNAVAILABLE "
+			    "until "
 			    "it answers",
 			    err);
 		b->wdown = true;
@@ -939,7 +944,8 @@ pg_resolve_doubt(pg_group *g, const store_commit *first)
 			if (store_closing(g->b->s)) {
 				snprintf(g->err, sizeof(g->err),
 				    "connection lost during COMMIT and the "
-				    "daemon stopped before PostgreSQL answered: "
+				    "daemon stopped before PostgreSQL "
+				    "answered: "
 				    "outcome unknown, look up event id %s",
 				    id);
 				return false;
@@ -984,9 +990,8 @@ pg_read_locked(pg_group *g, idset *h)
 	/* The head row first, always: every appender on every node waits
 	 * here, so positions are handed out in commit order. */
 	ok = pg_send(g, "BEGIN", 0, NULL, NULL, NULL, 0)
-	    && pg_send(g,
-	        "SELECT next FROM sl_head WHERE one = 1 FOR UPDATE", 0, NULL,
-	        NULL, NULL, 0)
+	    && pg_send(g, "SELECT next FROM sl_head WHERE one = 1 FOR UPDATE",
+	        0, NULL, NULL, NULL, 0)
 	    && pg_send_streams(g) && pg_send_ids(g) && pg_send_gap(g, from);
 	if (!ok) {
 		pg_msg(g->err, sizeof(g->err), "send",
@@ -1008,7 +1013,8 @@ pg_read_locked(pg_group *g, idset *h)
 				    true);
 		/* the whole gap, or the follower fills it */
 		if (g->mirror_next < g->head
-		    && (uint64_t) PQntuples(r[4]) == g->head - g->mirror_next) {
+		    && (uint64_t) PQntuples(r[4])
+		        == g->head - g->mirror_next) {
 			g->gap = r[4];
 			r[4]   = NULL;
 		}
@@ -1024,7 +1030,7 @@ pg_write_group(void *ctx, store_commit **v, size_t n)
 	pgb      *b   = ctx;
 	pg_group  g   = { .b = b, .v = v, .n = n };
 	idset     ids = { 0 };
-	PGresult *r = NULL;
+	PGresult *r   = NULL;
 	char      sql[160];
 	bool      committed;
 
@@ -1076,8 +1082,8 @@ pg_write_group(void *ctx, store_commit **v, size_t n)
 	snprintf(sql, sizeof(sql),
 	    "UPDATE sl_head SET next = %" PRIu64 " WHERE one = 1", g.end);
 	char notify[64];
-	snprintf(notify, sizeof(notify), "NOTIFY sl_log, '%" PRIu64 "'",
-	    g.end);
+	snprintf(
+	    notify, sizeof(notify), "NOTIFY sl_log, '%" PRIu64 "'", g.end);
 	if (!pg_send_events(&g) || !pg_send_streams_update(&g)
 	    || !pg_send(&g, sql, 0, NULL, NULL, NULL, 0)
 	    || !pg_send(&g, notify, 0, NULL, NULL, NULL, 0)) {
