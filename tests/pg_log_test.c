@@ -16,6 +16,8 @@
  *   - a node killed with SIGKILL catches its mirror up when restarted;
  *   - an emitting projection and a stream deletion are refused with a
  *     reason on this backend (not in this slice), the node serving on;
+ *   - a mirror that cannot take the commits (map full) does not hold
+ *     their acknowledgements back: they are in the database;
  *   - a node's mirror pointed at another database refuses to start.
  */
 #include <inttypes.h>
@@ -727,6 +729,54 @@ test_not_yet(void)
 	dt_daemon_stop(&e.pid, 10000);
 }
 
+/* A mirror that cannot take what was committed (its LMDB map is full)
+ * does not hold the acknowledgements back: the commits are in the
+ * database, which is what an ack promises; the node says so in its log. */
+static void
+test_mirror_full(void)
+{
+	node   f;
+	char   url[600], yaml[8192], v[32];
+	size_t len;
+	char  *content = malloc(48 * 1024);
+
+	pgt_sql(conninfo, "CREATE DATABASE mirror_full", NULL, 0);
+	snprintf(url, sizeof(url), "%s dbname=mirror_full", conninfo);
+	node_config(&f, "f", url);
+	len = dt_config_head(
+	    yaml, sizeof(yaml), f.dir, SL_PLUGIN_DIR, f.url, "1MiB");
+	snprintf(yaml + len, sizeof(yaml) - len,
+	    "  backend: postgresql\n  url: \"%s\"\nhot_reload: false\n"
+	    "run_projections: none\ntenants:\n  - id: " TENANT "\n",
+	    url);
+	dt_write_bytes(f.cfg, yaml, strlen(yaml));
+	char out[4096];
+	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
+	             SL_BUILD_DIR, f.cfg),
+	    0);
+	node_start(&f);
+	CHECK(content != NULL);
+	memcpy(content, "{\"pad\":\"", 8);
+	memset(content + 8, 'x', 48 * 1024 - 11);
+	memcpy(content + 48 * 1024 - 3, "\"}", 3);
+	for (int i = 0; i < 40; i++) {
+		sl_commit_result res;
+		int rc = commit1(&f, "big", SL_EXPECT_ANY, "X", content, &res);
+		if (rc != SL_OK)
+			FAIL(&f, "commit %d: %s: %s", i, sl_errname(rc),
+			    sl_client_last_error(f.cl));
+		CHECK_EQ(res.first_position, i);
+	}
+	free(content);
+	pgt_sql(url, "SELECT next FROM sl_head", v, sizeof(v));
+	CHECK_STREQ(v, "40");
+	CHECK(dt_wait_file_has(f.log, "acknowledged without it", 1000));
+	CHECK(node_head(&f) < 40); /* the mirror is behind, and serving */
+	sl_client_close(f.cl);
+	f.cl = NULL;
+	dt_daemon_stop(&f.pid, 10000);
+}
+
 /* A mirror is never mixed with another database's log: node a's, full
  * of this database's events, pointed at a new empty database does not
  * start, and says why; the new database stays empty. */
@@ -776,6 +826,7 @@ main(void)
 		dt_daemon_stop(&nodes[i].pid, 10000);
 	}
 	test_not_yet();
+	test_mirror_full();
 	test_foreign_mirror();
 	printf("pg_log_test: ok\n");
 	return 0;

@@ -415,26 +415,28 @@ store_write_group_be(store *s, store_commit *group, store_emit *egroup)
 		}
 		v[n++] = c;
 	}
-	if (n > 0)
-		s->be->write_group(s->be_ctx, v, n);
+	bool at_once = n > 0 && s->be->write_group(s->be_ctx, v, n);
 	free(v);
 
 	/* refusals now; the written ones when the mirror holds them (the
-	 * follower may acknowledge them as soon as mu is released) */
-	store_commit *refused = NULL, **rt = &refused;
+	 * follower may acknowledge them as soon as mu is released), or now
+	 * when the backend says so */
+	store_commit *now_list = NULL, **rt = &now_list;
 	bool          wrote   = false;
 	now                   = mono_ns();
 	pthread_mutex_lock(&s->mu);
 	for (c = group; c != NULL; c = next) {
 		next    = c->next;
 		c->next = NULL;
-		if (c->rc != SL_OK) {
+		if (c->rc == SL_OK) {
+			wrote = true;
+			events += c->n_events;
+		}
+		if (c->rc != SL_OK || at_once) { /* acknowledged now */
 			*rt = c;
 			rt  = &c->next;
 			continue;
 		}
-		wrote = true;
-		events += c->n_events;
 		if (s->await_tail != NULL)
 			s->await_tail->next = c;
 		else
@@ -449,7 +451,7 @@ store_write_group_be(store *s, store_commit *group, store_emit *egroup)
 		__atomic_fetch_add(&s->events_appended, events, __ATOMIC_RELAXED);
 		hist_observe(&s->group_events, events);
 	}
-	for (c = refused; c != NULL; c = next) {
+	for (c = now_list; c != NULL; c = next) {
 		next = c->next;
 		store_ack(s, c, now);
 	}

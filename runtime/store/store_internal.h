@@ -37,8 +37,10 @@ typedef struct store_backend {
 	 * nothing, in order; set each one's rc (SL_OK, SL_EREVISION,
 	 * SL_EEXIST, SL_EUNAVAILABLE ...), message and, on SL_OK,
 	 * first_position and first_revision. Returns once that transaction
-	 * committed or failed. Writer thread. */
-	void (*write_group)(void *ctx, store_commit **v, size_t n);
+	 * committed or failed: true when the written ones are to be
+	 * acknowledged at once although the mirror may not hold them (it
+	 * failed to take them). Writer thread. */
+	bool (*write_group)(void *ctx, store_commit **v, size_t n);
 	/* Stop the follower and free ctx (the writer has stopped). */
 	void (*close)(void *ctx);
 } store_backend;

@@ -445,6 +445,7 @@ typedef struct pg_group {
 	size_t         n_rows;
 	size_t         sent;   /* queries in the pipeline since its sync */
 	bool           lost;   /* the session ended (FATAL, shutdown, 08xxx) */
+	bool           ack_now; /* committed, the mirror failed: ack anyway */
 	uint64_t  mirror_next; /* the mirror's head when the gap was read */
 	PGresult *gap;         /* rows between the mirror's head and g.head */
 	char      err[PG_ERR];
@@ -881,7 +882,17 @@ pg_mirror_group(pg_group *g)
 			rows[k].len      = g->rec_len[e];
 			k++;
 		}
-		(void) store_mirror_append(g->b->s, rows, k, true);
+		int rc = store_mirror_append(g->b->s, rows, k, true);
+		if (rc != SL_OK && rc != SL_ENOTFOUND) {
+			/* committed, which is what the ack promises; the
+			 * follower retries the mirror */
+			log_error("store",
+			    "postgresql: positions %" PRIu64 "..%" PRIu64
+			    " are committed but this node's mirror cannot take "
+			    "them (%s): acknowledged without it",
+			    g->head, g->end - 1, sl_strerror(rc));
+			g->ack_now = true;
+		}
 		free(rows);
 	}
 	/* the follower checks (and appends what the writer could not) */
@@ -1024,7 +1035,7 @@ pg_read_locked(pg_group *g, idset *h)
 	return ok;
 }
 
-static void
+static bool
 pg_write_group(void *ctx, store_commit **v, size_t n)
 {
 	pgb      *b   = ctx;
@@ -1039,14 +1050,14 @@ pg_write_group(void *ctx, store_commit **v, size_t n)
 		snprintf(g.err, sizeof(g.err), "%s", b->fatal);
 		pthread_mutex_unlock(&b->mu);
 		pg_fail_all(&g, SL_ESTORAGE, g.err);
-		return;
+		return false;
 	}
 	pthread_mutex_unlock(&b->mu);
 	for (size_t i = 0; i < n; i++)
 		g.n_events += v[i]->n_events;
 	if (!pg_writer_conn(b, g.err, sizeof(g.err))) {
 		pg_fail_all(&g, SL_EUNAVAILABLE, g.err);
-		return;
+		return false;
 	}
 	g.rec_off   = malloc(g.n_events * sizeof(*g.rec_off));
 	g.rec_len   = malloc(g.n_events * sizeof(*g.rec_len));
@@ -1125,13 +1136,15 @@ out:
 	free(g.rec_len);
 	free(g.ev_commit);
 	free(g.ev_index);
+	return g.ack_now;
 }
 
 /* ---- the follower ---- */
 
 /* Append what the database holds from the mirror's head, a page at a
  * time. @return rows appended (PG_PAGE: there may be more), -1 when the
- * connection failed, -2 when the mirror cannot take them (fatal). */
+ * connection failed, -2 when the mirror cannot take them (fatal), -3
+ * when LMDB failed (full, or an I/O error: retried more slowly). */
 static int
 pg_follow_page(pgb *b, PGconn *db)
 {
@@ -1173,8 +1186,9 @@ pg_follow_page(pgb *b, PGconn *db)
 		return -2;
 	}
 	if (rc != SL_OK) {
-		log_error("store", "mirror: %s: retrying", sl_strerror(rc));
-		return -1;
+		log_error("store", "mirror: %s: retrying in a second",
+		    sl_strerror(rc));
+		return -3;
 	}
 	return n;
 }
@@ -1277,10 +1291,15 @@ pg_follower_main(void *arg)
 		int n = pg_follow_page(b, db);
 		if (n == PG_PAGE)
 			continue;
+		if (n == -3) {
+			pg_follow_wait(b, NULL, 1000);
+			continue;
+		}
 		if (n == -1 || PQstatus(db) != CONNECTION_OK) {
 			PQfinish(db);
 			db   = NULL;
 			down = false; /* say it once more */
+			pg_follow_wait(b, NULL, PG_POLL_MS); /* not a busy loop */
 			continue;
 		}
 		if (n >= 0 && !pg_follow_wait(b, db, PG_POLL_MS)) {
