@@ -14,8 +14,10 @@
  *     reads go on from the mirror; restarted: commits and processors
  *     resume, and nothing acknowledged is lost;
  *   - a node killed with SIGKILL catches its mirror up when restarted;
- *   - an emitting projection and a stream deletion are refused with a
- *     reason on this backend (not in this slice), the node serving on;
+ *   - a stream deleted and truncated through one node is hidden on both,
+ *     and on a node whose mirror is made afresh; refusals as with LMDB;
+ *   - an emitting projection is refused with a reason on this backend
+ *     (not in this slice), the node serving on;
  *   - a mirror that cannot take the commits (map full) does not hold
  *     their acknowledgements back: they are in the database;
  *   - a node's mirror pointed at another database refuses to start.
@@ -370,9 +372,10 @@ writer_main(void *arg)
 	return NULL;
 }
 
-/* Both nodes' logs, read whole: identical, positions 0..head-1. */
+/* Both nodes' logs, read whole: identical, positions 0..head-1 (with
+ * all_shown: every one of them; else deletions hide some from reads). */
 static void
-compare_logs(uint64_t head)
+compare_logs_ex(uint64_t head, bool all_shown)
 {
 	for (uint64_t pos = 0; pos < head;) {
 		sl_read_result r[2];
@@ -382,16 +385,26 @@ compare_logs(uint64_t head)
 				FAIL(&nodes[i], "read from %" PRIu64 ": %s",
 				    pos, sl_errname(rc));
 		}
-		CHECK(r[0].n_events > 0);
+		CHECK(r[0].next > pos);
+		CHECK_EQ(r[0].next, r[1].next);
 		CHECK_EQ(r[0].n_events, r[1].n_events);
 		for (size_t k = 0; k < r[0].n_events; k++) {
-			CHECK_EQ(r[0].events[k].position, pos + k);
+			if (all_shown)
+				CHECK_EQ(r[0].events[k].position, pos + k);
+			CHECK_EQ(
+			    r[0].events[k].position, r[1].events[k].position);
 			CHECK_STREQ(r[0].events[k].json, r[1].events[k].json);
 		}
-		pos += r[0].n_events;
+		pos = r[0].next;
 		sl_read_result_free(&r[0]);
 		sl_read_result_free(&r[1]);
 	}
+}
+
+static void
+compare_logs(uint64_t head)
+{
+	compare_logs_ex(head, true);
 }
 
 /* Each acknowledged event where its ack said, on node n. */
@@ -648,6 +661,88 @@ test_pg_outage(void)
 	wait_read_models(total_amount);
 }
 
+/* ---- stream deletion ---- */
+
+/* The events of stream on node n, read: their revisions into revs
+ * (at most 16); @return how many. */
+static size_t
+stream_revs(node *n, const char *stream, uint64_t *revs)
+{
+	sl_read_result r;
+	CHECK_EQ(
+	    sl_client_read_stream(n->cl, TENANT, stream, 0, 16, &r), SL_OK);
+	size_t k = r.n_events;
+	for (size_t i = 0; i < k; i++)
+		revs[i] = r.events[i].revision;
+	sl_read_result_free(&r);
+	return k;
+}
+
+/* A deletion and a truncation on one node hide the stream's revisions on
+ * both (the other node's mirror takes the mark from the notification);
+ * the stream keeps counting; refusals as with LMDB, nothing written. */
+static void
+test_delete(void)
+{
+	node            *a = &nodes[0], *b = &nodes[1];
+	sl_commit_result res;
+	sl_delete_result dr;
+	uint64_t         revs[16];
+	char             v[32];
+
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(commit1(a, "acc-del",
+		             i == 0 ? SL_EXPECT_NO_STREAM : (uint64_t) i - 1,
+		             "X", "{}", &res),
+		    SL_OK);
+	uint64_t head = pg_head();
+	CHECK_EQ(
+	    sl_client_delete_stream(b->cl, TENANT, "acc-del", 2, &dr), SL_OK);
+	CHECK_EQ(dr.position, head);
+	CHECK_EQ(dr.revision, 2);
+	CHECK_EQ(dr.truncate_before, 3);
+	wait_head(a, head + 1);
+	wait_head(b, head + 1);
+	CHECK_EQ(stream_revs(a, "acc-del", revs), 0);
+	CHECK_EQ(stream_revs(b, "acc-del", revs), 0);
+	/* refused: deleted already, no such stream, a stale revision */
+	CHECK_EQ(sl_client_delete_stream(
+	             a->cl, TENANT, "acc-del", SL_EXPECT_ANY, &dr),
+	    SL_ENOTFOUND);
+	CHECK(strstr(sl_client_last_error(a->cl), "is deleted") != NULL);
+	CHECK_EQ(sl_client_delete_stream(
+	             a->cl, TENANT, "acc-none", SL_EXPECT_ANY, &dr),
+	    SL_ENOTFOUND);
+	CHECK_EQ(sl_client_delete_stream(a->cl, TENANT, "acc-del", 1, &dr),
+	    SL_EREVISION);
+	CHECK_EQ(pg_head(), head + 1);
+	/* the stream keeps counting; a truncation hides below its mark */
+	CHECK_EQ(commit1(b, "acc-del", 2, "X", "{}", &res), SL_OK);
+	CHECK_EQ(res.first_revision, 3);
+	CHECK_EQ(commit1(b, "acc-del", 3, "X", "{}", &res), SL_OK);
+	CHECK_EQ(
+	    sl_client_truncate_stream(a->cl, TENANT, "acc-del", 4, 9, &dr),
+	    SL_EINVAL);
+	CHECK_EQ(
+	    sl_client_truncate_stream(a->cl, TENANT, "acc-del", 4, 4, &dr),
+	    SL_OK);
+	CHECK_EQ(dr.truncate_before, 4);
+	head = pg_head();
+	wait_head(a, head);
+	wait_head(b, head);
+	CHECK_EQ(stream_revs(a, "acc-del", revs), 1);
+	CHECK_EQ(revs[0], 4);
+	CHECK_EQ(stream_revs(b, "acc-del", revs), 1);
+	CHECK_EQ(revs[0], 4);
+	CHECK_EQ(stream_revs(b, "$deleted", revs), 2);
+	pgt_sql(conninfo,
+	    "SELECT truncate_before FROM sl_streams WHERE stream = "
+	    "'acc-del'::bytea",
+	    v, sizeof(v));
+	CHECK_STREQ(v, "4");
+	compare_logs_ex(head, false);
+}
+
 /* ---- a node killed ---- */
 
 static void
@@ -676,7 +771,8 @@ test_node_killed(void)
 
 /* What this slice does not run on PostgreSQL is refused with a reason,
  * and the node keeps serving: an emitting plugin projection (status says
- * why it does not run), a stream deletion (EINVAL, nothing written). */
+ * why it does not run). The node's mirror, made afresh, hides what the
+ * deletions hide. */
 static void
 test_not_yet(void)
 {
@@ -710,16 +806,11 @@ test_not_yet(void)
 	free(text);
 	json_decref(st);
 
-	uint64_t         head = pg_head();
-	sl_delete_result dr;
-	CHECK_EQ(
-	    sl_client_delete_stream(e.cl, TENANT, "acc-r", SL_EXPECT_ANY, &dr),
-	    SL_EINVAL);
-	CHECK(strstr(sl_client_last_error(e.cl),
-	          "stream deletion is not on "
-	          "the postgresql log yet")
-	    != NULL);
-	CHECK_EQ(pg_head(), head);
+	/* a fresh mirror takes the deletions from the notifications */
+	uint64_t head = pg_head(), revs[16];
+	wait_head(&e, head);
+	CHECK_EQ(stream_revs(&e, "acc-del", revs), 1);
+	CHECK_EQ(revs[0], 4);
 	sl_commit_result res;
 	CHECK_EQ(
 	    commit1(&e, "acc-e", SL_EXPECT_NO_STREAM, "X", "{}", &res), SL_OK);
@@ -819,6 +910,7 @@ main(void)
 	test_two_nodes();
 	test_pg_outage();
 	test_node_killed();
+	test_delete();
 
 	for (int i = 0; i < 2; i++) {
 		sl_client_close(nodes[i].cl);

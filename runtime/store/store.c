@@ -332,7 +332,9 @@ store_ack(store *s, store_commit *c, int64_t now)
 static uint64_t
 store_commit_end(const store_commit *c)
 {
-	return c->first_position + c->n_events;
+	/* a deletion writes its notification */
+	return c->first_position
+	    + (c->trunc != STORE_TRUNC_NONE ? 1 : c->n_events);
 }
 
 /* Take off s's await list the commits the mirror holds now (mu held):
@@ -366,8 +368,8 @@ store_ack_list(store *s, store_commit *list)
 
 /*
  * One group on a log of record elsewhere (s->be): what the store can
- * refuse by itself is refused here (ids, ownership; deletions and emit
- * batches are not in the backend yet), the rest goes to the backend as
+ * refuse by itself is refused here (ids, ownership; emit batches are not
+ * in the backend yet), the rest goes to the backend as
  * one transaction. A written commit is acknowledged once the mirror holds
  * its positions (store_mirror_append), so that a client that reads from
  * this node after its ack sees its events, as with LMDB; refusals at
@@ -395,12 +397,6 @@ store_write_group_be(store *s, store_commit *group, store_emit *egroup)
 		c->first_position = 0;
 		if (store_commit_check(s, c) != SL_OK)
 			continue;
-		if (c->trunc != STORE_TRUNC_NONE) {
-			store_fail(c, SL_EINVAL,
-			    "stream deletion is not on the %s log yet",
-			    s->be->name);
-			continue;
-		}
 		if (store_be_owner_check(s, c) != SL_OK)
 			continue;
 		if (n == cap) {
@@ -430,7 +426,7 @@ store_write_group_be(store *s, store_commit *group, store_emit *egroup)
 		c->next = NULL;
 		if (c->rc == SL_OK) {
 			wrote = true;
-			events += c->n_events;
+			events += store_commit_end(c) - c->first_position;
 		}
 		if (c->rc != SL_OK || at_once) { /* acknowledged now */
 			*rt = c;
@@ -865,6 +861,20 @@ store_mirror_append(store *s, const store_row *rows, size_t n, bool gap_ok)
 		        != 0
 		    || (mrc = store_put_head(s, txn, key, hlen, h.revision + 1))
 		        != 0) {
+			mdb_txn_abort(txn);
+			goto lmdb_fail;
+		}
+		mrc = store_mirror_delete(s, txn, &h, rows[i].data, rows[i].len);
+		if (mrc == -1) {
+			log_error("store",
+			    "mirror: position %" PRIu64 ": a deletion's "
+			    "notification that names no stream and mark",
+			    rows[i].position);
+			mdb_txn_abort(txn);
+			rc = SL_EINTERNAL;
+			goto out;
+		}
+		if (mrc != MDB_SUCCESS) {
 			mdb_txn_abort(txn);
 			goto lmdb_fail;
 		}

@@ -32,11 +32,12 @@
  */
 typedef struct store_backend {
 	const char *name; /* "postgresql": log lines and messages */
-	/* Write v[0..n) (commits checked by the store: ids, owner; no
-	 * deletions) as one transaction of the log of record, each all or
+	/* Write v[0..n) (commits and deletions checked by the store: ids,
+	 * owner) as one transaction of the log of record, each all or
 	 * nothing, in order; set each one's rc (SL_OK, SL_EREVISION,
-	 * SL_EEXIST, SL_EUNAVAILABLE ...), message and, on SL_OK,
-	 * first_position and first_revision. Returns once that transaction
+	 * SL_EEXIST, SL_EUNAVAILABLE ...), message and, on SL_OK, the
+	 * results store_write_one sets (first_position, first_revision; a
+	 * deletion's stream_revision and truncate_before). Returns once that transaction
 	 * committed or failed: true when the written ones are to be
 	 * acknowledged at once although the mirror may not hold them (it
 	 * failed to take them). Writer thread. */
@@ -210,6 +211,23 @@ int store_trunc_get(store *s, MDB_txn *txn, const uint8_t *key, size_t hlen,
  * position on once the nested txn committed). */
 void store_write_delete(store *s, MDB_txn *txn, store_commit *c, uint8_t *key,
     size_t hlen, uint64_t next_rev, uint64_t pos);
+/* The mark a deletion (c->trunc) of a stream whose next revision is
+ * next_rev and whose first shown one is old_tb sets: SL_OK with *tb, or
+ * c failed with why (SL_ENOTFOUND, SL_EINVAL). */
+int  store_delete_mark(
+     store_commit *c, uint64_t next_rev, uint64_t old_tb, uint64_t *tb);
+/* Append to buf the notification of deletion c (revision drev of the
+ * tenant's STORE_DELETED_STREAM; the stream's next revision next_rev, its
+ * new mark tb); its event id into id. SL_OK, or c failed (EINTERNAL). */
+int  store_delete_encode(msgpack_sbuffer *buf, store_commit *c,
+     uint64_t next_rev, uint64_t tb, uint64_t drev, uint8_t id[16]);
+/* The mirror (store_mirror_append) takes a deletion from the log itself:
+ * for the notification h (data[0..len)) of a stream deletion, set the
+ * mark its content names, as store_write_delete did where it was
+ * written. MDB_SUCCESS also for any other event; LMDB's code; -1 for a
+ * notification that names no stream and mark. */
+int  store_mirror_delete(store *s, MDB_txn *txn, const ev_head *h,
+     const void *data, size_t len);
 /* Whether a scan must look for hidden events, and the last stream it
  * looked up (runs of one stream's events cost one look-up). */
 typedef struct store_vis {

@@ -327,6 +327,7 @@ typedef struct pg_stream {
 	const char *tenant, *stream;
 	size_t      tenant_len, stream_len;
 	uint64_t    next;    /* next revision */
+	uint64_t    tb;      /* truncate_before: first revision shown */
 	bool        changed; /* to write back */
 } pg_stream;
 
@@ -348,12 +349,31 @@ pg_stream_cmp(const void *x, const void *y)
 }
 
 static pg_stream *
-pg_stream_find(pg_stream *st, size_t n, const store_commit *c)
+pg_stream_get(pg_stream *st, size_t n, const char *tenant, size_t tl,
+    const char *stream, size_t sl)
 {
-	pg_stream key
-	    = { c->tenant, c->stream, c->tenant_len, c->stream_len, 0, false };
+	pg_stream key = { tenant, stream, tl, sl, 0, 0, false };
 	return bsearch(&key, st, n, sizeof(*st), pg_stream_cmp);
 }
+
+static pg_stream *
+pg_stream_find(pg_stream *st, size_t n, const store_commit *c)
+{
+	return pg_stream_get(
+	    st, n, c->tenant, c->tenant_len, c->stream, c->stream_len);
+}
+
+static const char deleted_stream[] = STORE_DELETED_STREAM;
+
+/* One row the group writes: an event of a commit, or a deletion's
+ * notification; its record in the writer's buffer. */
+typedef struct pg_row {
+	uint64_t    position, revision;
+	const char *tenant, *stream;
+	size_t      tenant_len, stream_len;
+	uint8_t     id[16];
+	size_t      off, len; /* the record, in b->enc */
+} pg_row;
 
 /* A set of event ids (open addressing): those the log holds and those
  * the group writes. */
@@ -438,16 +458,13 @@ typedef struct pg_group {
 	size_t         n_events; /* of the whole group */
 	uint64_t       head;     /* sl_head.next at the lock */
 	uint64_t       end;      /* after the accepted commits */
-	size_t        *rec_off;  /* per accepted event: into b->enc */
-	size_t        *rec_len;
-	store_commit **ev_commit; /* per accepted event */
-	uint32_t      *ev_index;
+	pg_row        *rows;     /* what the group writes, in position order */
 	size_t         n_rows;
-	size_t         sent;   /* queries in the pipeline since its sync */
-	bool           lost;   /* the session ended (FATAL, shutdown, 08xxx) */
+	size_t         sent; /* queries in the pipeline since its sync */
+	bool           lost; /* the session ended (FATAL, shutdown, 08xxx) */
 	bool           ack_now; /* committed, the mirror failed: ack anyway */
-	uint64_t  mirror_next; /* the mirror's head when the gap was read */
-	PGresult *gap;         /* rows between the mirror's head and g.head */
+	uint64_t  mirror_next;  /* the mirror's head when the gap was read */
+	PGresult *gap;          /* rows between the mirror's head and g.head */
 	char      err[PG_ERR];
 } pg_group;
 
@@ -567,18 +584,23 @@ pg_txn_failed(pg_group *g)
 static bool
 pg_send_streams(pg_group *g)
 {
-	size_t k = 0;
+	size_t k = 0, m = 0;
 	char  *ta, *sa;
 
-	g->st = calloc(g->n, sizeof(*g->st));
+	g->st = calloc(2 * g->n, sizeof(*g->st));
 	if (g->st == NULL)
 		return false;
 	for (size_t i = 0; i < g->n; i++) {
-		g->st[i] = (pg_stream) { g->v[i]->tenant, g->v[i]->stream,
-			g->v[i]->tenant_len, g->v[i]->stream_len, 0, false };
+		const store_commit *c = g->v[i];
+		g->st[m++] = (pg_stream) { c->tenant, c->stream, c->tenant_len,
+			c->stream_len, 0, 0, false };
+		if (c->trunc != STORE_TRUNC_NONE) /* its notification's too */
+			g->st[m++] = (pg_stream) { c->tenant, deleted_stream,
+				c->tenant_len, sizeof(deleted_stream) - 1, 0,
+				0, false };
 	}
-	qsort(g->st, g->n, sizeof(*g->st), pg_stream_cmp);
-	for (size_t i = 0; i < g->n; i++)
+	qsort(g->st, m, sizeof(*g->st), pg_stream_cmp);
+	for (size_t i = 0; i < m; i++)
 		if (k == 0 || pg_stream_cmp(&g->st[k - 1], &g->st[i]) != 0)
 			g->st[k++] = g->st[i];
 	g->n_st           = k;
@@ -587,10 +609,10 @@ pg_send_streams(pg_group *g)
 	const char *pv[2] = { ta, sa };
 	bool        ok    = ta != NULL && sa != NULL
 	    && pg_send(g,
-	        "SELECT tenant, stream, next_revision FROM sl_streams "
-	        "WHERE (tenant, stream) IN (SELECT decode(t, 'hex'), "
-	        "decode(s, 'hex') FROM unnest($1::text[], $2::text[]) "
-	        "AS u(t, s)) ORDER BY tenant, stream FOR UPDATE",
+	        "SELECT tenant, stream, next_revision, truncate_before FROM "
+	        "sl_streams WHERE (tenant, stream) IN (SELECT decode(t, "
+	        "'hex'), decode(s, 'hex') FROM unnest($1::text[], "
+	        "$2::text[]) AS u(t, s)) ORDER BY tenant, stream FOR UPDATE",
 	        2, pv, NULL, NULL, 1);
 	free(ta);
 	free(sa);
@@ -601,15 +623,15 @@ static void
 pg_apply_streams(pg_group *g, const PGresult *r)
 {
 	for (int i = 0; i < PQntuples(r); i++) {
-		store_commit key = { 0 };
-		key.tenant       = PQgetvalue(r, i, 0);
-		key.tenant_len   = (size_t) PQgetlength(r, i, 0);
-		key.stream       = PQgetvalue(r, i, 1);
-		key.stream_len   = (size_t) PQgetlength(r, i, 1);
-		pg_stream *st    = pg_stream_find(g->st, g->n_st, &key);
-		if (st != NULL && PQgetlength(r, i, 2) == 8)
-			st->next = store_get_be64(
-			    (const uint8_t *) PQgetvalue(r, i, 2));
+		pg_stream *st = pg_stream_get(g->st, g->n_st,
+		    PQgetvalue(r, i, 0), (size_t) PQgetlength(r, i, 0),
+		    PQgetvalue(r, i, 1), (size_t) PQgetlength(r, i, 1));
+		if (st == NULL || PQgetlength(r, i, 2) != 8
+		    || PQgetlength(r, i, 3) != 8)
+			continue;
+		st->next
+		    = store_get_be64((const uint8_t *) PQgetvalue(r, i, 2));
+		st->tb = store_get_be64((const uint8_t *) PQgetvalue(r, i, 3));
 	}
 }
 
@@ -686,13 +708,58 @@ pg_encode(pg_group *g, store_commit *c, uint64_t next)
 			return store_fail(
 			    c, rc, "events[%zu] cannot be encoded", i);
 		}
-		g->rec_off[g->n_rows]   = off;
-		g->rec_len[g->n_rows]   = g->b->enc.size - off;
-		g->ev_commit[g->n_rows] = c;
-		g->ev_index[g->n_rows]  = (uint32_t) i;
-		g->n_rows++;
+		pg_row *row = &g->rows[g->n_rows++];
+		*row        = (pg_row) { .position = g->end + i,
+			       .revision           = next + i,
+			       .tenant             = c->tenant,
+			       .stream             = c->stream,
+			       .tenant_len         = c->tenant_len,
+			       .stream_len         = c->stream_len,
+			       .off                = off,
+			       .len                = g->b->enc.size - off };
+		memcpy(row->id, c->events[i].id, 16);
 	}
 	return SL_OK;
+}
+
+/* A deletion (c->trunc), its revision checked: the stream's new mark and
+ * the notification, the next revision of the tenant's STORE_DELETED_STREAM,
+ * as store_write_delete writes them; the mirror takes the mark from the
+ * notification (store_mirror_delete). */
+static void
+pg_delete(pg_group *g, store_commit *c, pg_stream *st)
+{
+	pg_stream *ds = pg_stream_get(g->st, g->n_st, c->tenant, c->tenant_len,
+	    deleted_stream, sizeof(deleted_stream) - 1);
+	size_t     off = g->b->enc.size;
+	pg_row    *row = &g->rows[g->n_rows];
+	uint64_t   tb;
+
+	if (store_delete_mark(c, st->next, st->tb, &tb) != SL_OK)
+		return;
+	if (store_delete_encode(&g->b->enc, c, st->next, tb, ds->next, row->id)
+	    != SL_OK) {
+		g->b->enc.size = off;
+		return;
+	}
+	row->position   = g->end;
+	row->revision   = ds->next;
+	row->tenant     = c->tenant;
+	row->tenant_len = c->tenant_len;
+	row->stream     = deleted_stream;
+	row->stream_len = sizeof(deleted_stream) - 1;
+	row->off        = off;
+	row->len        = g->b->enc.size - off;
+	g->n_rows++;
+	c->first_position  = g->end;
+	c->first_revision  = ds->next;
+	c->stream_revision = st->next - 1;
+	c->truncate_before = tb;
+	st->tb             = tb;
+	st->changed        = true;
+	ds->next++;
+	ds->changed = true;
+	g->end++;
 }
 
 /* Revision checks and event ids, in the group's order, as the LMDB
@@ -708,6 +775,10 @@ pg_assign(pg_group *g, idset *h)
 
 		if (store_check_expected(c, st->next) != SL_OK)
 			continue;
+		if (c->trunc != STORE_TRUNC_NONE) {
+			pg_delete(g, c, st);
+			continue;
+		}
 		for (j = 0; j < c->n_events; j++) {
 			if (!idset_has(h, c->events[j].id, false))
 				continue;
@@ -764,31 +835,28 @@ pg_send_events(pg_group *g)
 		    "revision, record) VALUES ");
 		for (size_t i = 0; i < n; i++) {
 			size_t        e = at + i, p = i * per;
-			store_commit *c = g->ev_commit[e];
-			uint32_t      k = g->ev_index[e];
+			const pg_row *w = &g->rows[e];
 			len += (size_t) sprintf(sql + len,
 			    "%s($%zu::bigint,$%zu::uuid,$%zu,$%zu,$%zu::"
 			    "bigint,"
 			    "$%zu)",
 			    i ? "," : "", p + 1, p + 2, p + 3, p + 4, p + 5,
 			    p + 6);
-			snprintf(
-			    num[2 * i], 24, "%" PRIu64, c->first_position + k);
-			snprintf(num[2 * i + 1], 24, "%" PRIu64,
-			    c->first_revision + k);
-			ev_uuid_text(c->events[k].id, ids[i]);
+			snprintf(num[2 * i], 24, "%" PRIu64, w->position);
+			snprintf(num[2 * i + 1], 24, "%" PRIu64, w->revision);
+			ev_uuid_text(w->id, ids[i]);
 			pv[p]     = num[2 * i];
 			pv[p + 1] = ids[i];
-			pv[p + 2] = c->tenant;
-			pv[p + 3] = c->stream;
+			pv[p + 2] = w->tenant;
+			pv[p + 3] = w->stream;
 			pv[p + 4] = num[2 * i + 1];
-			pv[p + 5] = g->b->enc.data + g->rec_off[e];
+			pv[p + 5] = g->b->enc.data + w->off;
 			pl[p]     = 0;
 			pl[p + 1] = 0;
-			pl[p + 2] = (int) c->tenant_len;
-			pl[p + 3] = (int) c->stream_len;
+			pl[p + 2] = (int) w->tenant_len;
+			pl[p + 3] = (int) w->stream_len;
 			pl[p + 4] = 0;
-			pl[p + 5] = (int) g->rec_len[e];
+			pl[p + 5] = (int) w->len;
 			pf[p] = pf[p + 1] = pf[p + 4] = 0;
 			pf[p + 2] = pf[p + 3] = pf[p + 5] = 1;
 		}
@@ -810,41 +878,44 @@ pg_send_streams_update(pg_group *g)
 	size_t       max = PG_ROWS_PER_STMT, k = 0;
 	const char **pv = malloc(max * 3 * sizeof(*pv));
 	int         *pl = malloc(max * 3 * sizeof(*pl));
-	int         *pf = malloc(max * 3 * sizeof(*pf));
-	char(*num)[24]  = malloc(max * sizeof(*num));
-	char *sql       = malloc(256 + max * 48);
+	int         *pf = malloc(max * 4 * sizeof(*pf));
+	char(*num)[24]  = malloc(max * 2 * sizeof(*num));
+	char *sql       = malloc(256 + max * 64);
 	bool  ok        = pv && pl && pf && num && sql;
 
 	while (ok && k < g->n_st) {
 		size_t n   = 0;
 		size_t len = (size_t) sprintf(sql,
-		    "INSERT INTO sl_streams (tenant, stream, next_revision) "
-		    "VALUES ");
+		    "INSERT INTO sl_streams (tenant, stream, next_revision, "
+		    "truncate_before) VALUES ");
 		for (; k < g->n_st && n < max; k++) {
 			pg_stream *st = &g->st[k];
 			if (!st->changed)
 				continue;
-			size_t p = n * 3;
+			size_t p = n * 4;
 			len += (size_t) sprintf(sql + len,
-			    "%s($%zu,$%zu,$%zu::bigint)", n ? "," : "", p + 1,
-			    p + 2, p + 3);
-			snprintf(num[n], 24, "%" PRIu64, st->next);
+			    "%s($%zu,$%zu,$%zu::bigint,$%zu::bigint)",
+			    n ? "," : "", p + 1, p + 2, p + 3, p + 4);
+			snprintf(num[2 * n], 24, "%" PRIu64, st->next);
+			snprintf(num[2 * n + 1], 24, "%" PRIu64, st->tb);
 			pv[p]     = st->tenant;
 			pv[p + 1] = st->stream;
-			pv[p + 2] = num[n];
+			pv[p + 2] = num[2 * n];
+			pv[p + 3] = num[2 * n + 1];
 			pl[p]     = (int) st->tenant_len;
 			pl[p + 1] = (int) st->stream_len;
-			pl[p + 2] = 0;
+			pl[p + 2] = pl[p + 3] = 0;
 			pf[p] = pf[p + 1] = 1;
-			pf[p + 2]         = 0;
+			pf[p + 2] = pf[p + 3] = 0;
 			n++;
 		}
 		if (n == 0)
 			break;
 		sprintf(sql + len,
 		    " ON CONFLICT (tenant, stream) DO UPDATE SET "
-		    "next_revision = EXCLUDED.next_revision");
-		ok = pg_send(g, sql, (int) (n * 3), pv, pl, pf, 0);
+		    "next_revision = EXCLUDED.next_revision, "
+		    "truncate_before = EXCLUDED.truncate_before");
+		ok = pg_send(g, sql, (int) (n * 4), pv, pl, pf, 0);
 	}
 	free(pv);
 	free(pl);
@@ -877,9 +948,9 @@ pg_mirror_group(pg_group *g)
 			k++;
 		}
 		for (size_t e = 0; e < g->n_rows; e++) {
-			rows[k].position = g->head + e;
-			rows[k].data     = g->b->enc.data + g->rec_off[e];
-			rows[k].len      = g->rec_len[e];
+			rows[k].position = g->rows[e].position;
+			rows[k].data     = g->b->enc.data + g->rows[e].off;
+			rows[k].len      = g->rows[e].len;
 			k++;
 		}
 		int rc = store_mirror_append(g->b->s, rows, k, true);
@@ -888,7 +959,8 @@ pg_mirror_group(pg_group *g)
 			 * follower retries the mirror */
 			log_error("store",
 			    "postgresql: positions %" PRIu64 "..%" PRIu64
-			    " are committed but this node's mirror cannot take "
+			    " are committed but this node's mirror cannot "
+			    "take "
 			    "them (%s): acknowledged without it",
 			    g->head, g->end - 1, sl_strerror(rc));
 			g->ack_now = true;
@@ -935,15 +1007,15 @@ pg_writer_conn(pgb *b, char *err, size_t errlen)
 /*
  * The connection broke while COMMIT was on its way: the transaction may
  * or may not have committed. Ask a new connection whether the group's
- * first event is in the log (its id is unique there), as often as it
- * takes; only a daemon that stops before the database answers gives up,
- * saying so. @return whether the group was written.
+ * first row (an event, or a deletion's notification) is in the log (its id is
+ * unique there), as often as it takes; only a daemon that stops before the
+ * database answers gives up, saying so. @return whether the group was written.
  */
 static bool
-pg_resolve_doubt(pg_group *g, const store_commit *first)
+pg_resolve_doubt(pg_group *g)
 {
 	char id[37], err[PG_ERR];
-	ev_uuid_text(first->events[0].id, id);
+	ev_uuid_text(g->rows[0].id, id); /* at g->head */
 	log_warn("store",
 	    "postgresql: connection lost during COMMIT of positions %" PRIu64
 	    "..%" PRIu64 "; looking up event %s",
@@ -978,7 +1050,7 @@ pg_resolve_doubt(pg_group *g, const store_commit *first)
 		}
 		bool written = PQntuples(r) > 0
 		    && strtoull(PQgetvalue(r, 0, 0), NULL, 10)
-		        == first->first_position;
+		        == g->rows[0].position;
 		PQclear(r);
 		log_warn("store", "postgresql: event %s is %s", id,
 		    written ? "in the log: the group committed"
@@ -1059,12 +1131,9 @@ pg_write_group(void *ctx, store_commit **v, size_t n)
 		pg_fail_all(&g, SL_EUNAVAILABLE, g.err);
 		return false;
 	}
-	g.rec_off   = malloc(g.n_events * sizeof(*g.rec_off));
-	g.rec_len   = malloc(g.n_events * sizeof(*g.rec_len));
-	g.ev_commit = malloc(g.n_events * sizeof(*g.ev_commit));
-	g.ev_index  = malloc(g.n_events * sizeof(*g.ev_index));
-	if (g.rec_off == NULL || g.rec_len == NULL || g.ev_commit == NULL
-	    || g.ev_index == NULL || !idset_init(&ids, g.n_events)) {
+	/* an event a row, a deletion its notification */
+	g.rows = malloc((g.n_events + n) * sizeof(*g.rows));
+	if (g.rows == NULL || !idset_init(&ids, g.n_events)) {
 		pg_fail_all(&g, SL_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -1113,11 +1182,7 @@ pg_write_group(void *ctx, store_commit **v, size_t n)
 	    && strcmp(PQcmdStatus(r), "COMMIT") == 0;
 	PQclear(r);
 	if (!committed && (g.lost || PQstatus(b->wconn) != CONNECTION_OK)) {
-		const store_commit *first = NULL;
-		for (size_t i = 0; i < n && first == NULL; i++)
-			if (v[i]->rc == SL_OK)
-				first = v[i];
-		committed = pg_resolve_doubt(&g, first);
+		committed = pg_resolve_doubt(&g);
 		if (!committed)
 			pg_fail_all(&g, SL_EUNAVAILABLE, g.err);
 	} else if (!committed) {
@@ -1132,10 +1197,7 @@ out:
 	PQclear(g.gap);
 	idset_free(&ids);
 	free(g.st);
-	free(g.rec_off);
-	free(g.rec_len);
-	free(g.ev_commit);
-	free(g.ev_index);
+	free(g.rows);
 	return g.ack_now;
 }
 
@@ -1299,7 +1361,8 @@ pg_follower_main(void *arg)
 			PQfinish(db);
 			db   = NULL;
 			down = false; /* say it once more */
-			pg_follow_wait(b, NULL, PG_POLL_MS); /* not a busy loop */
+			pg_follow_wait(
+			    b, NULL, PG_POLL_MS); /* not a busy loop */
 			continue;
 		}
 		if (n >= 0 && !pg_follow_wait(b, db, PG_POLL_MS)) {
