@@ -66,9 +66,11 @@ cleanup(void)
 	}
 }
 
-/* A node's resources.yaml on the database at url (NULL: LMDB). */
+/* A node's resources.yaml in dir/name on the database at url (NULL:
+ * LMDB): plugins from plugin_dir, a mirror of map bytes, extra yaml. */
 static void
-node_config(node *n, const char *name, const char *url)
+node_config_ex(node *n, const char *name, const char *url,
+    const char *plugin_dir, const char *map, const char *extra)
 {
 	char   yaml[8192];
 	size_t len;
@@ -78,15 +80,22 @@ node_config(node *n, const char *name, const char *url)
 	snprintf(n->log, sizeof(n->log), "%s/sluiced.log", n->dir);
 	snprintf(n->url, sizeof(n->url), "ipc://%s/api.ipc", n->dir);
 	len = dt_config_head(
-	    yaml, sizeof(yaml), n->dir, SL_PLUGIN_DIR, n->url, "64MiB");
+	    yaml, sizeof(yaml), n->dir, plugin_dir, n->url, map);
 	if (url != NULL)
 		len += (size_t) snprintf(yaml + len, sizeof(yaml) - len,
 		    "  backend: postgresql\n  url: \"%s\"\n", url);
 	snprintf(yaml + len, sizeof(yaml) - len,
-	    "hot_reload: false\ntenants:\n  - id: " TENANT "\n");
+	    "hot_reload: false\n%stenants:\n  - id: " TENANT "\n", extra);
 	dt_write_bytes(n->cfg, yaml, strlen(yaml));
 	n->pid = -1;
 	n->cl  = NULL;
+}
+
+/* node_config_ex with the build's plugins, a 64 MiB mirror. */
+static void
+node_config(node *n, const char *name, const char *url)
+{
+	node_config_ex(n, name, url, SL_PLUGIN_DIR, "64MiB", "");
 }
 
 static void
@@ -776,22 +785,14 @@ test_node_killed(void)
 static void
 test_not_yet(void)
 {
-	node   e;
-	char   plugins[2400], so[2600], yaml[8192];
-	size_t len;
+	node e;
+	char plugins[2100], so[2200];
 
-	node_config(&e, "e", conninfo); /* then its own plugin_dir */
-	snprintf(plugins, sizeof(plugins), "%s/plugins", e.dir);
+	snprintf(plugins, sizeof(plugins), "%s/e-plugins", dir);
 	CHECK(mkdir(plugins, 0700) == 0);
 	snprintf(so, sizeof(so), "%s/emit_counter.so", plugins);
 	CHECK(symlink(SL_TEST_PLUGIN_DIR "/emit_counter.so", so) == 0);
-	len = dt_config_head(
-	    yaml, sizeof(yaml), e.dir, plugins, e.url, "64MiB");
-	snprintf(yaml + len, sizeof(yaml) - len,
-	    "  backend: postgresql\n  url: \"%s\"\nhot_reload: false\n"
-	    "tenants:\n  - id: " TENANT "\n",
-	    conninfo);
-	dt_write_bytes(e.cfg, yaml, strlen(yaml));
+	node_config_ex(&e, "e", conninfo, plugins, "64MiB", "");
 	node_start(&e);
 	json_t *st = NULL;
 	CHECK_EQ(ru_request(e.cl, "{\"v\":1,\"op\":\"status\"}", &st), SL_OK);
@@ -826,21 +827,14 @@ test_not_yet(void)
 static void
 test_mirror_full(void)
 {
-	node   f;
-	char   url[600], yaml[8192], v[32];
-	size_t len;
-	char  *content = malloc(48 * 1024);
+	node  f;
+	char  url[600], v[32];
+	char *content = malloc(48 * 1024);
 
 	pgt_sql(conninfo, "CREATE DATABASE mirror_full", NULL, 0);
 	snprintf(url, sizeof(url), "%s dbname=mirror_full", conninfo);
-	node_config(&f, "f", url);
-	len = dt_config_head(
-	    yaml, sizeof(yaml), f.dir, SL_PLUGIN_DIR, f.url, "1MiB");
-	snprintf(yaml + len, sizeof(yaml) - len,
-	    "  backend: postgresql\n  url: \"%s\"\nhot_reload: false\n"
-	    "run_projections: none\ntenants:\n  - id: " TENANT "\n",
-	    url);
-	dt_write_bytes(f.cfg, yaml, strlen(yaml));
+	node_config_ex(
+	    &f, "f", url, SL_PLUGIN_DIR, "1MiB", "run_projections: none\n");
 	char out[4096];
 	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
 	             SL_BUILD_DIR, f.cfg),
