@@ -59,6 +59,8 @@ typedef struct opts {
 	int         passes; /* query --get-all: passes of each way */
 	int         page;   /* query --get-all: keys per page */
 	const char *neighbour; /* c2rm: a slow projection's plugin beside */
+	const char *pg; /* append: the log on PostgreSQL at this conninfo
+	                   (emptied and initialized first), not LMDB */
 } opts;
 
 /* What a worker leaves in its result file for the parent. */
@@ -269,6 +271,8 @@ cmd_append(const opts *o, const char *self)
 	snprintf(dir, sizeof(dir), "%s/append", o->dir);
 	bench_rmrf(dir);
 	daemon_init(&d, o->sluiced, dir, o->sync != 0);
+	if (o->pg != NULL)
+		daemon_use_pg(&d, o->pg);
 	daemon_start(&d);
 	pid_t     perf  = o->perf != NULL ? perf_attach(d.pid, o->perf) : -1;
 	pid_t     pstat = o->perf_stat != NULL
@@ -943,6 +947,8 @@ usage(void)
 	    "  --neighbour SO (c2rm: a slow projection in the same tenant)\n"
 	    "  --passes N --page K (query --get-all: passes of each way,\n"
 	    "  default 5, alternated; keys per page, default 1000)\n"
+	    "  --pg CONNINFO (append: the log on PostgreSQL, its sl_ tables\n"
+	    "  dropped and made again by sluiced --init-db first)\n"
 	    "  filter: --plugin account_filters.so, pages through the\n"
 	    "  'customer events' stream with read_filter\n"
 	    "Prints \"key value\" lines. See bench/run.sh.\n");
@@ -994,7 +1000,8 @@ main(int argc, char **argv)
 		O_RMB,
 		O_NEIGHBOUR,
 		O_PASSES,
-		O_PAGE
+		O_PAGE,
+		O_PG
 	};
 	static const struct option lo[] = {
 		{ "sluiced", required_argument, NULL, O_SLUICED },
@@ -1020,6 +1027,7 @@ main(int argc, char **argv)
 		{ "neighbour", required_argument, NULL, O_NEIGHBOUR },
 		{ "passes", required_argument, NULL, O_PASSES },
 		{ "page", required_argument, NULL, O_PAGE },
+		{ "pg", required_argument, NULL, O_PG },
 		{ NULL, 0, NULL, 0 },
 	};
 	optind = first;
@@ -1094,6 +1102,9 @@ main(int argc, char **argv)
 			break;
 		case O_PAGE:
 			o.page = atoi(optarg);
+			break;
+		case O_PG:
+			o.pg = optarg;
 			break;
 		default:
 			usage();

@@ -62,6 +62,37 @@ daemon_init_batch(bench_daemon *d, const char *sluiced, const char *dir,
 }
 
 void
+daemon_use_pg(bench_daemon *d, const char *conninfo)
+{
+	char   cmd[4096];
+	char  *text = NULL;
+	size_t len  = 0;
+	FILE  *in   = fopen(d->cfg, "r");
+	if (in == NULL)
+		bench_die("read %s", d->cfg);
+	FILE *mem = open_memstream(&text, &len);
+	char  line[1024];
+	/* the keys go into event_store:, after its sync: */
+	while (fgets(line, sizeof(line), in) != NULL) {
+		fputs(line, mem);
+		if (strncmp(line, "  sync:", 7) == 0)
+			fprintf(mem, "  backend: postgresql\n  url: \"%s\"\n",
+			    conninfo);
+	}
+	fclose(in);
+	fclose(mem);
+	bench_write_file(d->cfg, text);
+	free(text);
+	snprintf(cmd, sizeof(cmd),
+	    "psql -q -X \"%s\" -c 'SET client_min_messages = warning' -c "
+	    "'DROP TABLE IF EXISTS sl_events, sl_streams, sl_head, "
+	    "sl_schema' >/dev/null && %s --init-db -c %s >/dev/null",
+	    conninfo, d->sluiced, d->cfg);
+	if (system(cmd) != 0)
+		bench_die("cannot initialize the PostgreSQL log: %s", cmd);
+}
+
+void
 daemon_start(bench_daemon *d)
 {
 	char *argv[] = { d->sluiced, "-c", d->cfg, NULL };

@@ -35,6 +35,12 @@ void daemon_init(
  */
 void daemon_init_batch(bench_daemon *d, const char *sluiced, const char *dir,
     bool sync, int rm_batch);
+/**
+ * Put the log on PostgreSQL at conninfo (event_store.backend: postgresql):
+ * its sl_ tables dropped (psql) and made again by sluiced --init-db, so
+ * that every run starts from an empty log. Dies on a failure.
+ */
+void daemon_use_pg(bench_daemon *d, const char *conninfo);
 /** Start sluiced and wait (up to 60 s) until status answers. */
 void daemon_start(bench_daemon *d);
 /** SIGTERM and wait for a clean exit (dies on a failed exit). */

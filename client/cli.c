@@ -35,6 +35,9 @@ enum {
 	EXIT_USAGE = 1, /* bad arguments or input */
 	EXIT_REPLY = 2, /* the daemon answered with an error */
 	EXIT_NET   = 3, /* cannot reach the daemon, or it timed out */
+	/* (4: spec, a difference) the daemon's log of record (PostgreSQL)
+	 * cannot be reached: nothing written, retry later */
+	EXIT_UNAVAILABLE = 5,
 };
 
 /* Options of all commands; which apply is checked per command. */
@@ -91,7 +94,8 @@ call_failed(sl_client *c, int rc)
 {
 	int status = (rc == SL_ENET || rc == SL_ETIMEDOUT || rc == SL_ECLOSED)
 	    ? EXIT_NET
-	    : EXIT_REPLY;
+	    : rc == SL_EUNAVAILABLE ? EXIT_UNAVAILABLE
+	                            : EXIT_REPLY;
 	return fail(status, rc, "%s", sl_client_last_error(c));
 }
 
@@ -1288,7 +1292,8 @@ query_failed(sl_client *c, int rc, const query_script *js)
 	const char *msg = sl_client_last_error(c);
 	int status = (rc == SL_ENET || rc == SL_ETIMEDOUT || rc == SL_ECLOSED)
 	    ? EXIT_NET
-	    : EXIT_REPLY;
+	    : rc == SL_EUNAVAILABLE ? EXIT_UNAVAILABLE
+	                            : EXIT_REPLY;
 
 	if (js == NULL || js->file == NULL
 	    || strstr(msg, js->file) != NULL)

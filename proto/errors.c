@@ -35,6 +35,8 @@ static const err_entry err_table[SL_ERR_COUNT] = {
 	[SL_EOWNED]     = { "EOWNED", "stream is owned by a projection" },
 	[SL_EBUSY]      = { "EBUSY", "server busy: retry later" },
 	[SL_EACCES]     = { "EACCES", "permission denied" },
+	[SL_EUNAVAILABLE] = { "EUNAVAILABLE",
+		"the event log's database cannot be reached" },
 };
 
 static const err_entry *

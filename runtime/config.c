@@ -56,7 +56,8 @@ enum {
 	K_GROUP, /* a group name (or number) that exists on this host */
 	K_NODE,  /* any node: its parser checks it (auth's tenants) */
 	K_ISO,   /* a plugin's isolation: one of iso_words */
-	K_VERIFY /* tls.verify_clients: one of verify_words */
+	K_VERIFY, /* tls.verify_clients: one of verify_words */
+	K_BACKEND /* event_store.backend: one of backend_words */
 };
 
 typedef struct cfg_key {
@@ -84,6 +85,8 @@ enum {
 	S_SPATH,
 	S_SMAP,
 	S_SYNC,
+	S_BACKEND,
+	S_SURL,
 	S_TENANTS,
 	S_MAXREQ,
 	S_MAXEV,
@@ -157,6 +160,8 @@ static const char *const iso_words[] = { "in_process", "process", NULL };
 /* indexed by NNG_TLS_AUTH_MODE_* */
 static const char *const verify_words[]
     = { "none", "optional", "required", NULL };
+/* indexed by cfg_backend */
+static const char *const backend_words[] = { "lmdb", "postgresql", NULL };
 
 /*
  * EventStoreDB's projection settings (ProjectionConsts.cs; see
@@ -198,6 +203,9 @@ static const cfg_key store_keys[] = {
 	{ "path", K_PATH, S_SPATH, 0, 0, 0, NULL },
 	{ "map_size", K_SIZE, S_SMAP, MIB, 0, GIB, NULL },
 	{ "sync", K_BOOL, S_SYNC, 0, 0, true, NULL },
+	/* the log of record (docs/postgresql.md); checked in parse_backend */
+	{ "backend", K_BACKEND, S_BACKEND, 0, 0, CFG_BACKEND_LMDB, NULL },
+	{ "url", K_STR, S_SURL, 1, 4096, 0, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -368,7 +376,8 @@ static const char *const expected[] = { "a scalar", "a scalar", "a scalar",
 	"one of continuous, one_time, transient",
 	"permission bits in octal, 0000..0777 (\"0660\")",
 	"a group name or number", "a value",
-	"one of in_process, process", "one of none, optional, required" };
+	"one of in_process, process", "one of none, optional, required",
+	"one of lmdb, postgresql" };
 
 static const char *const *
 words_of(int kind)
@@ -376,8 +385,9 @@ words_of(int kind)
 	return kind == K_RUN ? run_words
 	    : kind == K_TAKE ? take_words
 	    : kind == K_ISO  ? iso_words
-	    : kind == K_MODE ? mode_words
-	                     : verify_words;
+	    : kind == K_MODE    ? mode_words
+	    : kind == K_BACKEND ? backend_words
+	                        : verify_words;
 }
 
 static int fail(cfgp *p, yaml_mark_t m, const char *fmt, ...)
@@ -648,6 +658,7 @@ leaf(cfgp *p, yaml_node_t *n, const char *path, const cfg_key *k, size_t *num)
 	case K_MODE:
 	case K_ISO:
 	case K_VERIFY:
+	case K_BACKEND:
 		for (size_t i = 0; words_of(k->kind)[i] != NULL; i++)
 			if (strcmp(s, words_of(k->kind)[i]) == 0) {
 				*num = i;
@@ -1639,6 +1650,40 @@ parse_feeds(cfgp *p, yaml_node_t *seq, sl_config *cfg)
 	return parse_items(p, seq, cfg, F_N, parse_feed);
 }
 
+/* event_store.backend and url. What writes to the log from inside the
+ * runtime (emitting and system projections) needs a lease to run on one
+ * node of several (docs/postgresql.md); until that is built the
+ * PostgreSQL backend refuses the keys that would start them. */
+static int
+parse_backend(cfgp *p, sl_config *cfg, slot *s)
+{
+	cfg->store_backend = (cfg_backend) s[S_BACKEND].num;
+	if (cfg->store_backend == CFG_BACKEND_LMDB) {
+		if (s[S_SURL].node != NULL)
+			return fail(p, s[S_SURL].node->start_mark,
+			    "key 'event_store.url': only for 'backend: "
+			    "postgresql' (the backend is lmdb)");
+		return SL_OK;
+	}
+	if (s[S_SURL].node == NULL)
+		return fail(p, s[S_BACKEND].node->start_mark,
+		    "key 'event_store.backend': postgresql needs "
+		    "'event_store.url' (e.g. postgresql://sluice@db/sluice)");
+	if (s[S_STARTSTD].node != NULL && s[S_STARTSTD].num != 0)
+		return fail(p, s[S_STARTSTD].node->start_mark,
+		    "key 'start_standard_projections': the system projections "
+		    "do not run on 'event_store.backend: postgresql' yet "
+		    "(docs/postgresql.md)");
+	if (s[S_RUNPROJ].node != NULL && s[S_RUNPROJ].num == CFG_RUN_SYSTEM)
+		return fail(p, s[S_RUNPROJ].node->start_mark,
+		    "key 'run_projections': 'system' runs only the system "
+		    "projections, which do not run on 'event_store.backend: "
+		    "postgresql' yet (docs/postgresql.md)");
+	if ((cfg->store_url = strdup(text(s[S_SURL].node))) == NULL)
+		return nomem(p);
+	return SL_OK;
+}
+
 static int
 parse_root(cfgp *p, sl_config *cfg)
 {
@@ -1654,6 +1699,8 @@ parse_root(cfgp *p, sl_config *cfg)
 	cfg->log_level                = (int) s[S_LEVEL].num;
 	cfg->store_map_size           = s[S_SMAP].num;
 	cfg->store_sync               = s[S_SYNC].num != 0;
+	if ((rc = parse_backend(p, cfg, s)) != SL_OK)
+		return rc;
 	cfg->max_request_bytes        = s[S_MAXREQ].num;
 	cfg->max_events_per_commit    = s[S_MAXEV].num;
 	cfg->max_read_events          = s[S_MAXREAD].num;
@@ -1880,6 +1927,7 @@ config_free(sl_config *cfg)
 	free(cfg->feeds);
 	free(cfg->remote_url);
 	free(cfg->store_path);
+	free(cfg->store_url);
 	free(cfg->tls.cert_file);
 	free(cfg->tls.key_file);
 	free(cfg->tls.ca_file);

@@ -105,6 +105,12 @@ typedef struct cfg_feed {
 	char *tenant;
 	char *url; /* tls+tcp:// */
 } cfg_feed;
+/** event_store.backend: where the log of record lives (docs/postgresql.md). */
+typedef enum cfg_backend {
+	CFG_BACKEND_LMDB       = 0, /* the LMDB log in event_store.path */
+	CFG_BACKEND_POSTGRESQL = 1, /* PostgreSQL at event_store.url, mirrored
+	                               into the LMDB log by a follower */
+} cfg_backend;
 
 typedef struct sl_config {
 	char *file;          /* the config file's path as given */
@@ -120,6 +126,9 @@ typedef struct sl_config {
 	char *store_path;    /* event log directory (absolute) */
 	size_t store_map_size;
 	bool store_sync;
+	cfg_backend store_backend; /* event_store.backend: lmdb (default) */
+	char *store_url; /* event_store.url: libpq URL or conninfo, NULL for
+	                    lmdb */
 	cfg_tenant *tenants;
 	size_t n_tenants;
 	size_t max_request_bytes; /* limits.max_request_bytes */

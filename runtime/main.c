@@ -30,6 +30,7 @@
 #include "listen.h"
 #include "log.h"
 #include "runtime.h"
+#include "store_pg.h"
 #include "supervise.h"
 
 #ifndef SLUICE_VERSION
@@ -40,11 +41,15 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: sluiced [-c|--config FILE] [--check-config] [--supervise] "
-	    "[--log-format text|json] [--version] [-h|--help]\n"
+	    "usage: sluiced [-c|--config FILE] [--check-config] [--init-db] "
+	    "[--supervise] [--log-format text|json] [--version] "
+	    "[-h|--help]\n"
 	    "  -c, --config FILE  configuration (default ./resources.yaml)\n"
 	    "      --check-config load and check the configuration, then "
 	    "exit\n"
+	    "      --init-db      create or migrate the schema of the "
+	    "PostgreSQL\n"
+	    "                     event log (event_store.url), then exit\n"
 	    "      --supervise    run the daemon as a child and start it "
 	    "again when\n"
 	    "                     it dies of a signal (SIGTERM/SIGINT are "
@@ -206,15 +211,49 @@ wait_stop(const sigset_t *set, const char *file, runtime *rt)
 	}
 }
 
+/* sluiced --init-db: the PostgreSQL schema (docs/postgresql.md). Exit
+ * status 0 done (or nothing to do), 1 the database refused or did not
+ * answer, 2 a configuration without the PostgreSQL backend. */
+static int
+run_init_db(const char *file, const sl_config *cfg)
+{
+	char err[512];
+
+	if (cfg->store_backend != CFG_BACKEND_POSTGRESQL) {
+		fprintf(stderr,
+		    "sluiced: %s: --init-db is for 'event_store.backend: "
+		    "postgresql' (this event store is LMDB, made when the "
+		    "daemon starts)\n",
+		    file);
+		return 2;
+	}
+	int rc = store_pg_init_db(cfg->store_url, err, sizeof(err));
+	if (rc != SL_OK) {
+		fprintf(stderr, "sluiced: --init-db: %s: %s\n",
+		    sl_errname(rc), err);
+		return 1;
+	}
+	printf("sluiced: --init-db: %s\n", err);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *file  = "resources.yaml";
 	bool        check = false, supervised = false;
-	enum { OPT_CHECK = 256, OPT_VERSION, OPT_SUPERVISE, OPT_LOGFMT };
+	bool        init_db = false;
+	enum {
+		OPT_CHECK = 256,
+		OPT_VERSION,
+		OPT_SUPERVISE,
+		OPT_LOGFMT,
+		OPT_INITDB
+	};
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "init-db", no_argument, NULL, OPT_INITDB },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "supervise", no_argument, NULL, OPT_SUPERVISE },
 		{ "log-format", required_argument, NULL, OPT_LOGFMT },
@@ -229,6 +268,9 @@ main(int argc, char **argv)
 			break;
 		case OPT_CHECK:
 			check = true;
+			break;
+		case OPT_INITDB:
+			init_db = true;
 			break;
 		case OPT_SUPERVISE:
 			supervised = true;
@@ -264,7 +306,7 @@ main(int argc, char **argv)
 	}
 
 	/* before any thread: the supervisor forks the daemon */
-	if (supervised && !check) {
+	if (supervised && !check && !init_db) {
 		int code = supervise();
 		if (code >= 0)
 			return code;
@@ -277,6 +319,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "sluiced: %s\n",
 		    rc == SL_ECONFIG ? err : sl_strerror(rc));
 		return 2;
+	}
+	if (init_db) {
+		int code = run_init_db(file, cfg);
+		config_free(cfg);
+		return code;
 	}
 	if (check) {
 		printf("%s: configuration OK (%zu tenant%s)\n", file,
@@ -312,6 +359,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	runtime *rt;
+	runtime_set_pg_backend(store_pg_attach);
 	if ((rc = runtime_start(cfg, &rt)) != SL_OK) {
 		fprintf(
 		    stderr, "sluiced: cannot start: %s\n", sl_strerror(rc));

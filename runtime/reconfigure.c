@@ -184,6 +184,8 @@ runtime_reconfigure(runtime *rt, const sl_config *n)
 	}
 	RESTART_NUM(store_map_size, "event_store.map_size");
 	RESTART_NUM(store_sync, "event_store.sync");
+	RESTART_NUM(store_backend, "event_store.backend");
+	RESTART_STR(store_url, "event_store.url");
 	if (!same_tenants(n, o)) {
 		restart_needed("tenants");
 		later++;

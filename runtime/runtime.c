@@ -135,6 +135,14 @@ runtime_api_pipe_closed(void *rt, uint32_t pipe)
 	runtime_pipe_closed(rt, pipe);
 }
 
+static runtime_backend_fn pg_attach;
+
+void
+runtime_set_pg_backend(runtime_backend_fn attach)
+{
+	pg_attach = attach;
+}
+
 int
 runtime_start(sl_config *cfg, runtime **out)
 {
@@ -173,6 +181,19 @@ runtime_start(sl_config *cfg, runtime **out)
 		log_error("runtime", "cannot open the event store %s: %s",
 		    cfg->store_path, sl_strerror(rc));
 		goto fail;
+	}
+	if (cfg->store_backend == CFG_BACKEND_POSTGRESQL) {
+		/* the LMDB log becomes this node's mirror of PostgreSQL's */
+		rc = pg_attach != NULL ? pg_attach(rt->store, cfg->store_url)
+		                       : SL_ECONFIG;
+		if (rc != SL_OK) {
+			log_error("runtime",
+			    "cannot use the PostgreSQL event log: %s",
+			    pg_attach != NULL ? sl_strerror(rc)
+			                      : "this program has no "
+			                        "PostgreSQL backend");
+			goto fail;
+		}
 	}
 
 	rt->tenants = calloc(
@@ -562,6 +583,11 @@ runtime_runs(runtime *rt, const proj_def *def, cfg_mode *mode,
 		return true;
 	if (rt->cfg->run_projections == CFG_RUN_NONE)
 		return false;
+	/* what writes to the log needs a lease among nodes: not built yet
+	 * (docs/postgresql.md); runtime_claim says so for plugin ones */
+	if (rt->cfg->store_backend == CFG_BACKEND_POSTGRESQL
+	    && eproj_is_emitting(def))
+		return false;
 	if (rt->cfg->run_projections == CFG_RUN_SYSTEM
 	    && !sysproj_is_system(def))
 		return false;
@@ -573,7 +599,20 @@ int
 runtime_claim(runtime *rt, const proj_def *def)
 {
 	char err[512];
-	int  rc = eproj_claim(rt->store, def, err, sizeof(err));
+	int  rc;
+	if (rt->cfg->store_backend == CFG_BACKEND_POSTGRESQL
+	    && !sysproj_is_system(def)) {
+		char reason[700];
+		snprintf(reason, sizeof(reason),
+		    "projection '%s' (%s) does not run: it emits events, and "
+		    "emitting projections do not run on 'event_store.backend: "
+		    "postgresql' yet (docs/postgresql.md)",
+		    def->name, def->id);
+		log_error("runtime", "%s", reason);
+		registry_set_refused(rt->plugins, def->id, reason);
+		return SL_ECONFIG;
+	}
+	rc = eproj_claim(rt->store, def, err, sizeof(err));
 	if (rc == SL_OK) {
 		registry_set_refused(rt->plugins, def->id, NULL);
 		return rc;

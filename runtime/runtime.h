@@ -108,6 +108,15 @@ typedef struct runtime {
 } runtime;
 
 /**
+ * How runtime_start attaches the PostgreSQL log of record to the store
+ * (event_store.backend: postgresql): store_pg_attach, set by sluiced's
+ * main before runtime_start. Only sluiced links libpq; without it, such a
+ * configuration does not start (SL_ECONFIG).
+ */
+typedef int (*runtime_backend_fn)(store *s, const char *url);
+void runtime_set_pg_backend(runtime_backend_fn attach);
+
+/**
  * Open the stores, load the plugins, start processors and the API server.
  * @return SL_OK, or an error (logged) with nothing left running.
  */

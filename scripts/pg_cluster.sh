@@ -3,6 +3,8 @@
 #   scripts/pg_cluster.sh start DIR   initdb DIR/pg, start it with its
 #                                     socket in DIR and a free tcp port on
 #                                     127.0.0.1; prints a libpq conninfo
+#                                     (a DIR whose cluster exists: start
+#                                     it again on its port)
 #   scripts/pg_cluster.sh stop DIR    stop it (fast shutdown)
 # Run as root, the cluster runs as the postgres user (initdb refuses
 # root), so DIR is made traversable for it. Debian's postgresql package
@@ -33,9 +35,14 @@ start)
 		chown postgres "$dir"
 		chmod 0711 "$(dirname "$dir")" 2>/dev/null || true
 	fi
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-	as_pg "$bin/initdb" -D "$dir/pg" -U postgres -A trust --no-sync >"$dir/initdb.log" 2>&1 ||
-		{ cat "$dir/initdb.log" >&2; exit 1; }
+	if [ -f "$dir/pg/PG_VERSION" ] && [ -f "$dir/port" ]; then
+		port=$(cat "$dir/port")
+	else
+		port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+		as_pg "$bin/initdb" -D "$dir/pg" -U postgres -A trust --no-sync >"$dir/initdb.log" 2>&1 ||
+			{ cat "$dir/initdb.log" >&2; exit 1; }
+		echo "$port" >"$dir/port"
+	fi
 	as_pg "$bin/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w \
 		-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on" \
 		start >/dev/null || { cat "$dir/pg.log" >&2; exit 1; }

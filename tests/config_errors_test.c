@@ -345,10 +345,51 @@ test_plugins(void)
 	config_free(cfg);
 }
 
+/* event_store.backend (docs/postgresql.md): LMDB stays the default, a
+ * PostgreSQL log needs its url, and what it cannot run yet is refused. */
+static void
+test_backend(void)
+{
+	sl_config *cfg = ct_load_ok("tenants: [{id: demo}]\n");
+	CHECK_EQ(cfg->store_backend, CFG_BACKEND_LMDB);
+	CHECK(cfg->store_url == NULL);
+	config_free(cfg);
+	cfg = ct_load_ok("event_store:\n  backend: postgresql\n"
+	                 "  url: postgresql://sluice@db/sluice\n"
+	                 "tenants: [{id: demo}]\n");
+	CHECK_EQ(cfg->store_backend, CFG_BACKEND_POSTGRESQL);
+	CHECK_STREQ(cfg->store_url, "postgresql://sluice@db/sluice");
+	config_free(cfg);
+	ct_expect_err("event_store:\n  backend: mysql\ntenants: [{id: demo}]\n",
+	    "2:12",
+	    "key 'event_store.backend': expected one of lmdb, postgresql, "
+	    "got 'mysql'");
+	ct_expect_err(
+	    "event_store:\n  backend: postgresql\ntenants: [{id: demo}]\n",
+	    "2:12",
+	    "key 'event_store.backend': postgresql needs 'event_store.url'");
+	ct_expect_err("event_store:\n  url: postgresql://db/x\n"
+	              "tenants: [{id: demo}]\n",
+	    "2:8", "key 'event_store.url': only for 'backend: postgresql'");
+	ct_expect_err("event_store:\n  backend: postgresql\n  url: ''\n"
+	              "tenants: [{id: demo}]\n",
+	    "3:8", "key 'event_store.url': must not be empty");
+	ct_expect_err("event_store:\n  backend: postgresql\n  url: x\n"
+	              "start_standard_projections: true\n"
+	              "tenants: [{id: demo}]\n",
+	    "4:29",
+	    "key 'start_standard_projections': the system projections do "
+	    "not run on 'event_store.backend: postgresql' yet");
+	ct_expect_err("event_store:\n  backend: postgresql\n  url: x\n"
+	              "run_projections: system\ntenants: [{id: demo}]\n",
+	    "4:18", "key 'run_projections': 'system' runs only the system");
+}
+
 int
 main(void)
 {
 	test_unknown_keys();
+	test_backend();
 	test_wrong_types();
 	test_missing_required();
 	test_bad_values();

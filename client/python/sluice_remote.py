@@ -63,10 +63,11 @@ ERROR_NAMES = {
     6: "EPLUGIN", 7: "ENOMEM", 8: "ESTORAGE", 9: "ENET", 10: "ETIMEDOUT",
     11: "ECONFIG", 12: "EVERSION", 13: "EEXIST", 14: "ECLOSED",
     15: "EFULL", 16: "EUNKNOWNOP", 17: "EINTERNAL", 18: "EOWNED",
-    19: "EBUSY", 20: "EACCES",
+    19: "EBUSY", 20: "EACCES", 21: "EUNAVAILABLE",
 }
 EINVAL, ETOOBIG, EPROTO, ENET, ETIMEDOUT = 1, 4, 5, 9, 10
 EVERSION, EEXIST, ECLOSED, EUNKNOWNOP, EACCES = 12, 13, 14, 16, 20
+EUNAVAILABLE = 21
 
 # Refusals of a registration that no retry can change (docs/remote.md,
 # "Errors" and "The daemon restarted"); an older daemon without the op

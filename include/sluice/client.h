@@ -209,7 +209,9 @@ const char *sl_client_last_error(const sl_client *c);
  * @return SL_OK (durable); SL_EINVAL (bad JSON or argument: nothing sent);
  *         SL_EREVISION (the stream is elsewhere: nothing written);
  *         SL_ENOTFOUND (unknown tenant); SL_ETOOBIG; SL_EFULL; SL_ESTORAGE;
- *         SL_ENET, SL_ETIMEDOUT (the commit may or may not have happened).
+ *         SL_EUNAVAILABLE (a daemon on the PostgreSQL log cannot reach
+ *         it: nothing written; retry); SL_ENET, SL_ETIMEDOUT (the commit
+ *         may or may not have happened).
  */
 int sl_client_commit(sl_client *c, const char *tenant, const char *stream,
     uint64_t expected, const sl_new_event *events, size_t n,

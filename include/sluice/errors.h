@@ -40,10 +40,14 @@ typedef enum sl_err {
 	 * tenants do not cover the op (the message names the op and the
 	 * tenant); nothing was done */
 	SL_EACCES = 20,
+	/** the log of record (PostgreSQL) cannot be reached: nothing was
+	 * written (after a connection lost during COMMIT the daemon looked
+	 * the commit up before answering); retry later */
+	SL_EUNAVAILABLE = 21,
 } sl_err;
 
 /** Number of defined codes (one past the largest). */
-#define SL_ERR_COUNT 21
+#define SL_ERR_COUNT 22
 
 /**
  * A human-readable message for an error code.

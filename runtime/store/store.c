@@ -95,9 +95,11 @@ store_get_be64_txn(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen,
 	return SL_ESTORAGE;
 }
 
-int
-store_put_encoded(store *s, MDB_txn *txn, uint8_t *key, size_t hlen,
-    uint64_t rev, uint64_t pos)
+/* Put the record data[0..len) at position pos and index it as revision rev
+ * of the stream whose head key is key[0..hlen). */
+static int
+store_put_record(store *s, MDB_txn *txn, uint8_t *key, size_t hlen,
+    uint64_t rev, uint64_t pos, const void *data, size_t len)
 {
 	uint8_t pkey[8], pval[8];
 	MDB_val k, v;
@@ -106,8 +108,8 @@ store_put_encoded(store *s, MDB_txn *txn, uint8_t *key, size_t hlen,
 	store_put_be64(pkey, pos);
 	k.mv_data = pkey;
 	k.mv_size = 8;
-	v.mv_data = s->enc.data;
-	v.mv_size = s->enc.size;
+	v.mv_data = (void *) data;
+	v.mv_size = len;
 	/* Positions only grow, so APPEND: no page splits in the middle, and
 	 * a duplicate position fails loudly. */
 	if ((mrc = mdb_put(txn, s->db_log, &k, &v, MDB_APPEND)) != 0)
@@ -123,6 +125,14 @@ store_put_encoded(store *s, MDB_txn *txn, uint8_t *key, size_t hlen,
 }
 
 int
+store_put_encoded(store *s, MDB_txn *txn, uint8_t *key, size_t hlen,
+    uint64_t rev, uint64_t pos)
+{
+	return store_put_record(
+	    s, txn, key, hlen, rev, pos, s->enc.data, s->enc.size);
+}
+
+int
 store_put_head(
     store *s, MDB_txn *txn, const uint8_t *key, size_t hlen, uint64_t next_rev)
 {
@@ -133,9 +143,7 @@ store_put_head(
 	return mdb_put(txn, s->db_heads, &k, &v, 0);
 }
 
-/* The expected revision against the stream's next revision: SL_OK, or
- * SL_EREVISION with c's stream_revision and message set. */
-static int
+int
 store_check_expected(store_commit *c, uint64_t next_rev)
 {
 	if (c->expected == STORE_EXPECT_ANY
@@ -154,9 +162,7 @@ store_check_expected(store_commit *c, uint64_t next_rev)
 	    c->stream, next_rev - 1);
 }
 
-/* Refuse a commit or deletion that cannot be written whatever the log
- * holds. */
-static int
+int
 store_commit_check(store *s, store_commit *c)
 {
 	if (!store_id_ok(c->tenant, c->tenant_len)
@@ -289,6 +295,165 @@ lmdb_fail:
 abort:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
+}
+
+/* The owner check of store_write_one, on the mirror (which holds the
+ * "owners" records; claims are in memory). */
+static int
+store_be_owner_check(store *s, store_commit *c)
+{
+	MDB_txn *txn;
+	int      rc = store_read_begin(s, &txn, "owner check");
+	if (rc != SL_OK)
+		return store_fail(c, rc, "lmdb: cannot read the owners");
+	rc = store_owner_check_txn(s, txn, c->tenant, c->tenant_len, c->stream,
+	    c->stream_len, c->owner, c->message, sizeof(c->message));
+	mdb_txn_abort(txn);
+	if (rc != SL_OK)
+		c->rc = rc;
+	return rc;
+}
+
+/* Count and acknowledge one commit (done() may free c). */
+static void
+store_ack(store *s, store_commit *c, int64_t now)
+{
+	c->next = NULL;
+	if (c->rc == SL_OK) {
+		__atomic_fetch_add(&s->commits_ok, 1, __ATOMIC_RELAXED);
+		hist_observe(&s->commit_latency,
+		    now > c->submit_ns ? (uint64_t) (now - c->submit_ns) : 0);
+	} else {
+		__atomic_fetch_add(&s->commits_refused, 1, __ATOMIC_RELAXED);
+	}
+	if (c->done != NULL)
+		c->done(c, c->arg);
+}
+
+/* The position after a written commit's events. */
+static uint64_t
+store_commit_end(const store_commit *c)
+{
+	/* a deletion writes its notification */
+	return c->first_position
+	    + (c->trunc != STORE_TRUNC_NONE ? 1 : c->n_events);
+}
+
+/* Take off s's await list the commits the mirror holds now (mu held):
+ * returned as a list linked by next. */
+static store_commit *
+store_await_take(store *s)
+{
+	store_commit *done = NULL, **t = &done;
+
+	while (s->await_head != NULL
+	    && store_commit_end(s->await_head) <= s->next_pos) {
+		*t            = s->await_head;
+		s->await_head = s->await_head->next;
+		t             = &(*t)->next;
+	}
+	*t = NULL;
+	if (s->await_head == NULL)
+		s->await_tail = NULL;
+	return done;
+}
+
+static void
+store_ack_list(store *s, store_commit *list)
+{
+	int64_t now = mono_ns();
+	for (store_commit *c = list, *next; c != NULL; c = next) {
+		next = c->next;
+		store_ack(s, c, now);
+	}
+}
+
+/*
+ * One group on a log of record elsewhere (s->be): what the store can
+ * refuse by itself is refused here (ids, ownership; emit batches are not
+ * in the backend yet), the rest goes to the backend as
+ * one transaction. A written commit is acknowledged once the mirror holds
+ * its positions (store_mirror_append), so that a client that reads from
+ * this node after its ack sees its events, as with LMDB; refusals at
+ * once.
+ */
+static void
+store_write_group_be(store *s, store_commit *group, store_emit *egroup)
+{
+	store_commit **v = NULL, *c, *next, *ready;
+	store_emit    *e, *enext;
+	size_t         n = 0, cap = 0;
+	uint64_t       events = 0;
+	int64_t        now;
+
+	for (e = egroup; e != NULL; e = enext) {
+		enext   = e->next;
+		e->next = NULL;
+		store_emit_fail(e, SL_EINVAL,
+		    "emitting projections do not write to the %s log yet",
+		    s->be->name);
+		if (e->done != NULL)
+			e->done(e, e->arg);
+	}
+	for (c = group; c != NULL; c = c->next) {
+		c->first_position = 0;
+		if (store_commit_check(s, c) != SL_OK)
+			continue;
+		if (store_be_owner_check(s, c) != SL_OK)
+			continue;
+		if (n == cap) {
+			size_t         nc = cap ? 2 * cap : 64;
+			store_commit **nv = realloc(v, nc * sizeof(*v));
+			if (nv == NULL) {
+				store_fail(c, SL_ENOMEM, "out of memory");
+				continue;
+			}
+			v   = nv;
+			cap = nc;
+		}
+		v[n++] = c;
+	}
+	bool at_once = n > 0 && s->be->write_group(s->be_ctx, v, n);
+	free(v);
+
+	/* refusals now; the written ones when the mirror holds them (the
+	 * follower may acknowledge them as soon as mu is released), or now
+	 * when the backend says so */
+	store_commit *now_list = NULL, **rt = &now_list;
+	bool          wrote   = false;
+	now                   = mono_ns();
+	pthread_mutex_lock(&s->mu);
+	for (c = group; c != NULL; c = next) {
+		next    = c->next;
+		c->next = NULL;
+		if (c->rc == SL_OK) {
+			wrote = true;
+			events += store_commit_end(c) - c->first_position;
+		}
+		if (c->rc != SL_OK || at_once) { /* acknowledged now */
+			*rt = c;
+			rt  = &c->next;
+			continue;
+		}
+		if (s->await_tail != NULL)
+			s->await_tail->next = c;
+		else
+			s->await_head = c;
+		s->await_tail = c;
+	}
+	if (wrote)
+		s->txn_count++;
+	ready = store_await_take(s);
+	pthread_mutex_unlock(&s->mu);
+	if (wrote) {
+		__atomic_fetch_add(&s->events_appended, events, __ATOMIC_RELAXED);
+		hist_observe(&s->group_events, events);
+	}
+	for (c = now_list; c != NULL; c = next) {
+		next = c->next;
+		store_ack(s, c, now);
+	}
+	store_ack_list(s, ready);
 }
 
 /* Fail every commit and emit batch of a group that is still SL_OK. */
@@ -435,21 +600,8 @@ store_ack_group(store *s, store_group *g, int mrc)
 	 * reads right after its ack sees its events. done() may free c. */
 	int64_t now = mono_ns();
 	for (c = g->commits; c != NULL; c = next) {
-		next    = c->next;
-		c->next = NULL;
-		if (c->rc == SL_OK) {
-			__atomic_fetch_add(
-			    &s->commits_ok, 1, __ATOMIC_RELAXED);
-			hist_observe(&s->commit_latency,
-			    now > c->submit_ns
-			        ? (uint64_t) (now - c->submit_ns)
-			        : 0);
-		} else {
-			__atomic_fetch_add(
-			    &s->commits_refused, 1, __ATOMIC_RELAXED);
-		}
-		if (c->done != NULL)
-			c->done(c, c->arg);
+		next = c->next;
+		store_ack(s, c, now);
 	}
 	for (e = g->emits; e != NULL; e = enext) {
 		enext   = e->next;
@@ -587,8 +739,12 @@ store_writer_main(void *arg)
 			s->qe_tail = NULL;
 		pthread_mutex_unlock(&s->mu);
 
-		store_write_group(s, &g);
-		store_finish_group(s, &g);
+		if (s->be != NULL) {
+			store_write_group_be(s, g.commits, g.emits);
+		} else {
+			store_write_group(s, &g);
+			store_finish_group(s, &g);
+		}
 	}
 	pthread_mutex_lock(&s->mu);
 	s->writer_done = true;
@@ -677,6 +833,7 @@ store_open(const char *path, size_t map_size, bool sync, store **out)
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->ack_mu, NULL);
 	pthread_mutex_init(&s->claims_mu, NULL);
+	pthread_mutex_init(&s->mirror_mu, NULL);
 	pthread_condattr_init(&ca);
 	/* store_wait's timeout must not jump with the wall clock. */
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -767,6 +924,7 @@ fail:
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->ack_mu);
 	pthread_mutex_destroy(&s->claims_mu);
+	pthread_mutex_destroy(&s->mirror_mu);
 	msgpack_sbuffer_destroy(&s->enc);
 	free(s);
 	return rc;
@@ -789,6 +947,16 @@ store_close(store *s)
 		pthread_join(s->syncer, NULL);
 		close(s->sync_fd);
 	}
+	if (s->be != NULL) {
+		s->be->close(s->be_ctx);
+		/* written to the log of record, which is what an ack
+		 * promises; this mirror catches up when it opens again */
+		pthread_mutex_lock(&s->mu);
+		store_commit *left = s->await_head;
+		s->await_head = s->await_tail = NULL;
+		pthread_mutex_unlock(&s->mu);
+		store_ack_list(s, left);
+	}
 
 	mdb_env_close(s->env);
 	pthread_cond_destroy(&s->head_cv);
@@ -801,8 +969,134 @@ store_close(store *s)
 		store_claim_free(&s->claims[i]);
 	free(s->claims);
 	pthread_mutex_destroy(&s->claims_mu);
+	pthread_mutex_destroy(&s->mirror_mu);
 	msgpack_sbuffer_destroy(&s->enc);
 	free(s);
+}
+
+void
+store_set_backend(store *s, const store_backend *be, void *ctx)
+{
+	pthread_mutex_lock(&s->mu);
+	s->be     = be;
+	s->be_ctx = ctx;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+store_fail_queued(store *s, int code, const char *msg)
+{
+	pthread_mutex_lock(&s->mu);
+	store_commit *list = s->q_head;
+	s->q_head = s->q_tail = NULL;
+	pthread_mutex_unlock(&s->mu);
+	for (store_commit *c = list; c != NULL; c = c->next)
+		store_fail(c, code, "%s", msg);
+	store_ack_list(s, list);
+}
+
+bool
+store_closing(store *s)
+{
+	pthread_mutex_lock(&s->mu);
+	bool closing = s->closing;
+	pthread_mutex_unlock(&s->mu);
+	return closing;
+}
+
+int
+store_mirror_append(store *s, const store_row *rows, size_t n, bool gap_ok)
+{
+	MDB_txn      *txn;
+	uint8_t       key[STORE_KEY_MAX];
+	uint64_t      start, end;
+	store_commit *ready;
+	int           mrc, rc = SL_OK;
+
+	pthread_mutex_lock(&s->mirror_mu);
+	start = store_next_position(s); /* only appends here move it */
+	while (n > 0 && rows[0].position < start) { /* held already */
+		rows++;
+		n--;
+	}
+	if (n == 0)
+		goto out;
+	if (rows[0].position != start) {
+		if (!gap_ok)
+			log_error("store",
+			    "mirror: position %" PRIu64 " where %" PRIu64
+			    " was expected: the log of record has a gap",
+			    rows[0].position, start);
+		rc = SL_ENOTFOUND;
+		goto out;
+	}
+	mrc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (mrc != MDB_SUCCESS)
+		goto lmdb_fail;
+	for (size_t i = 0; i < n; i++) {
+		ev_head h;
+		if (rows[i].position != start + i) {
+			log_error("store",
+			    "mirror: position %" PRIu64 " where %" PRIu64
+			    " was expected: the log of record has a gap",
+			    rows[i].position, start + i);
+			mdb_txn_abort(txn);
+			rc = SL_EINTERNAL;
+			goto out;
+		}
+		if (ev_peek(rows[i].data, rows[i].len, &h) != SL_OK
+		    || !store_id_ok(h.tenant, h.tenant_len)
+		    || !store_id_ok(h.stream, h.stream_len)) {
+			log_error("store",
+			    "mirror: position %" PRIu64 " holds no event",
+			    rows[i].position);
+			mdb_txn_abort(txn);
+			rc = SL_EINTERNAL;
+			goto out;
+		}
+		size_t hlen = store_head_key(
+		    key, h.tenant, h.tenant_len, h.stream, h.stream_len);
+		if ((mrc = store_put_record(s, txn, key, hlen, h.revision,
+		         rows[i].position, rows[i].data, rows[i].len))
+		        != 0
+		    || (mrc = store_put_head(s, txn, key, hlen, h.revision + 1))
+		        != 0) {
+			mdb_txn_abort(txn);
+			goto lmdb_fail;
+		}
+		mrc = store_mirror_delete(s, txn, &h, rows[i].data, rows[i].len);
+		if (mrc == -1) {
+			log_error("store",
+			    "mirror: position %" PRIu64 ": a deletion's "
+			    "notification that names no stream and mark",
+			    rows[i].position);
+			mdb_txn_abort(txn);
+			rc = SL_EINTERNAL;
+			goto out;
+		}
+		if (mrc != MDB_SUCCESS) {
+			mdb_txn_abort(txn);
+			goto lmdb_fail;
+		}
+	}
+	if ((mrc = mdb_txn_commit(txn)) != MDB_SUCCESS)
+		goto lmdb_fail;
+	end = start + n;
+	pthread_mutex_lock(&s->mu);
+	s->next_pos = end;
+	pthread_cond_broadcast(&s->head_cv);
+	ready = store_await_take(s);
+	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->mirror_mu);
+	store_ack_list(s, ready);
+	return SL_OK;
+
+lmdb_fail:
+	log_error("store", "mirror: %s", mdb_strerror(mrc));
+	rc = store_map_err(mrc);
+out:
+	pthread_mutex_unlock(&s->mirror_mu);
+	return rc;
 }
 
 int

@@ -56,8 +56,7 @@ store_obj_u64(uint64_t u)
 	return o;
 }
 
-/* The mark a deletion sets: SL_OK with *tb, or c failed with why. */
-static int
+int
 store_delete_mark(
     store_commit *c, uint64_t next_rev, uint64_t old_tb, uint64_t *tb)
 {
@@ -90,18 +89,52 @@ store_delete_mark(
 	return SL_OK;
 }
 
+int
+store_delete_encode(msgpack_sbuffer *buf, store_commit *c, uint64_t next_rev,
+    uint64_t tb, uint64_t drev, uint8_t id[16])
+{
+	static const char dstream[] = STORE_DELETED_STREAM;
+	msgpack_object_kv kv[3];
+	msgpack_object    content;
+	msgpack_packer    pk;
+	ev_new            ev;
+
+	kv[0].key = store_obj_str("stream", 6);
+	kv[0].val = store_obj_str(c->stream, c->stream_len);
+	kv[1].key = store_obj_str("revision", 8);
+	kv[1].val = store_obj_u64(next_rev - 1);
+	kv[2].key = store_obj_str("truncate_before", 15);
+	kv[2].val = store_obj_u64(tb);
+	memset(&content, 0, sizeof(content));
+	content.type         = MSGPACK_OBJECT_MAP;
+	content.via.map.size = 3;
+	content.via.map.ptr  = kv;
+	memset(&ev, 0, sizeof(ev));
+	ev.type     = c->trunc == STORE_TRUNC_DELETE ? STORE_EV_STREAM_DELETED
+	                                             : STORE_EV_STREAM_TRUNCATED;
+	ev.type_len = strlen(ev.type);
+	ev.generation = 1;
+	ev_uuid_generate(ev.id);
+	memcpy(id, ev.id, 16);
+	ev.occurred_ns = ev_now_ns();
+	ev.content     = &content;
+	msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+	if (ev_encode(&pk, c->tenant, c->tenant_len, dstream,
+	        sizeof(dstream) - 1, drev, &ev)
+	    != SL_OK)
+		return store_fail(
+		    c, SL_EINTERNAL, "the notification cannot be encoded");
+	return SL_OK;
+}
+
 void
 store_write_delete(store *s, MDB_txn *txn, store_commit *c, uint8_t *key,
     size_t hlen, uint64_t next_rev, uint64_t pos)
 {
 	static const char dstream[] = STORE_DELETED_STREAM;
-	uint8_t           dkey[STORE_KEY_MAX];
+	uint8_t           dkey[STORE_KEY_MAX], id[16];
 	size_t            dlen;
 	uint64_t          old_tb, tb = 0, drev;
-	msgpack_object_kv kv[3];
-	msgpack_object    content;
-	msgpack_packer    pk;
-	ev_new            ev;
 	int               mrc;
 
 	if (store_trunc_get(s, txn, key, hlen, &old_tb) != SL_OK) {
@@ -124,34 +157,9 @@ store_write_delete(store *s, MDB_txn *txn, store_commit *c, uint8_t *key,
 		    "lmdb: cannot read the head of '%s'", dstream);
 		return;
 	}
-	kv[0].key = store_obj_str("stream", 6);
-	kv[0].val = store_obj_str(c->stream, c->stream_len);
-	kv[1].key = store_obj_str("revision", 8);
-	kv[1].val = store_obj_u64(next_rev - 1);
-	kv[2].key = store_obj_str("truncate_before", 15);
-	kv[2].val = store_obj_u64(tb);
-	memset(&content, 0, sizeof(content));
-	content.type         = MSGPACK_OBJECT_MAP;
-	content.via.map.size = 3;
-	content.via.map.ptr  = kv;
-	memset(&ev, 0, sizeof(ev));
-	ev.type     = c->trunc == STORE_TRUNC_DELETE ? STORE_EV_STREAM_DELETED
-	                                             : STORE_EV_STREAM_TRUNCATED;
-	ev.type_len = strlen(ev.type);
-	ev.generation = 1;
-	ev_uuid_generate(ev.id);
-	ev.occurred_ns = ev_now_ns();
-	ev.content     = &content;
-
 	msgpack_sbuffer_clear(&s->enc);
-	msgpack_packer_init(&pk, &s->enc, msgpack_sbuffer_write);
-	if (ev_encode(&pk, c->tenant, c->tenant_len, dstream,
-	        sizeof(dstream) - 1, drev, &ev)
-	    != SL_OK) {
-		store_fail(
-		    c, SL_EINTERNAL, "the notification cannot be encoded");
+	if (store_delete_encode(&s->enc, c, next_rev, tb, drev, id) != SL_OK)
 		return;
-	}
 	if ((mrc = store_put_encoded(s, txn, dkey, dlen, drev, pos)) != 0
 	    || (mrc = store_put_head(s, txn, dkey, dlen, drev + 1)) != 0)
 		goto lmdb_fail;
@@ -165,6 +173,61 @@ store_write_delete(store *s, MDB_txn *txn, store_commit *c, uint8_t *key,
 
 lmdb_fail:
 	store_fail(c, store_map_err(mrc), "lmdb: %s", mdb_strerror(mrc));
+}
+
+int
+store_mirror_delete(store *s, MDB_txn *txn, const ev_head *h,
+    const void *data, size_t len)
+{
+	static const char dstream[] = STORE_DELETED_STREAM;
+	ev_raw            raw;
+	msgpack_unpacked  up;
+	const char       *stream = NULL;
+	size_t            slen   = 0;
+	uint64_t          tb     = 0;
+	uint8_t           key[STORE_KEY_MAX];
+	int               rc = -1;
+
+	if (h->stream_len != sizeof(dstream) - 1
+	    || memcmp(h->stream, dstream, h->stream_len) != 0
+	    || !((h->type_len == strlen(STORE_EV_STREAM_DELETED)
+	             && memcmp(h->type, STORE_EV_STREAM_DELETED, h->type_len)
+	                 == 0)
+	        || (h->type_len == strlen(STORE_EV_STREAM_TRUNCATED)
+	            && memcmp(h->type, STORE_EV_STREAM_TRUNCATED, h->type_len)
+	                == 0)))
+		return MDB_SUCCESS; /* not a deletion's notification */
+	if (ev_peek_raw(data, len, &raw) != SL_OK)
+		return -1;
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, (const char *) raw.content,
+	        raw.content_len, NULL)
+	        == MSGPACK_UNPACK_SUCCESS
+	    && up.data.type == MSGPACK_OBJECT_MAP) {
+		for (uint32_t i = 0; i < up.data.via.map.size; i++) {
+			const msgpack_object_kv *kv = &up.data.via.map.ptr[i];
+			if (kv->key.type != MSGPACK_OBJECT_STR)
+				continue;
+			if (kv->key.via.str.size == 6
+			    && memcmp(kv->key.via.str.ptr, "stream", 6) == 0
+			    && kv->val.type == MSGPACK_OBJECT_STR) {
+				stream = kv->val.via.str.ptr;
+				slen   = kv->val.via.str.size;
+			} else if (kv->key.via.str.size == 15
+			    && memcmp(kv->key.via.str.ptr, "truncate_before", 15)
+			        == 0
+			    && kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+				tb = kv->val.via.u64;
+			}
+		}
+		if (stream != NULL && store_id_ok(stream, slen) && tb > 0)
+			rc = store_trunc_put(s, txn, key,
+			    store_head_key(
+			        key, h->tenant, h->tenant_len, stream, slen),
+			    tb);
+	}
+	msgpack_unpacked_destroy(&up);
+	return rc;
 }
 
 /* ---- what the reads hide ---- */

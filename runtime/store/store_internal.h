@@ -34,6 +34,30 @@ typedef struct store_group {
 	bool          wrote;      /* a transaction was committed */
 } store_group;
 
+/*
+ * A log of record other than this LMDB environment (store_pg.c). The
+ * writer hands it each group of client commits; what the log of record
+ * holds comes back, in position order, through store_mirror_append from
+ * the backend's follower, which is the only writer of the LMDB log then.
+ * store.c knows no more of the backend than this table (so only what
+ * opens one links its library).
+ */
+typedef struct store_backend {
+	const char *name; /* "postgresql": log lines and messages */
+	/* Write v[0..n) (commits and deletions checked by the store: ids,
+	 * owner) as one transaction of the log of record, each all or
+	 * nothing, in order; set each one's rc (SL_OK, SL_EREVISION,
+	 * SL_EEXIST, SL_EUNAVAILABLE ...), message and, on SL_OK, the
+	 * results store_write_one sets (first_position, first_revision; a
+	 * deletion's stream_revision and truncate_before). Returns once that transaction
+	 * committed or failed: true when the written ones are to be
+	 * acknowledged at once although the mirror may not hold them (it
+	 * failed to take them). Writer thread. */
+	bool (*write_group)(void *ctx, store_commit **v, size_t n);
+	/* Stop the follower and free ctx (the writer has stopped). */
+	void (*close)(void *ctx);
+} store_backend;
+
 typedef struct store_claim_t {
 	char *pattern; /* exact name, or a prefix ending in '*' */
 	char *owner;   /* projection id */
@@ -107,6 +131,15 @@ struct store {
 	size_t          n_claims;
 	size_t          cap_claims;
 
+	/* The log of record when it is not this env (store_set_backend):
+	 * commits the backend wrote wait in await_* (under mu, in position
+	 * order) until the mirror holds them (store_mirror_append). */
+	const store_backend *be;
+	void                *be_ctx;
+	store_commit        *await_head;
+	store_commit        *await_tail;
+	pthread_mutex_t      mirror_mu; /* one store_mirror_append at once */
+
 	/* the metrics (store_stats_get): relaxed atomics, writer-updated */
 	uint64_t commits_ok, commits_refused, events_appended;
 	hist     commit_latency; /* submit to ack, ns, acknowledged commits */
@@ -165,6 +198,41 @@ int store_put_encoded(store *s, MDB_txn *txn, uint8_t *key, size_t hlen,
 int store_put_head(store *s, MDB_txn *txn, const uint8_t *key, size_t hlen,
     uint64_t next_rev);
 
+/* ---- a log of record elsewhere (store_pg.c) ---- */
+
+/* Make be the log of record of s, before any commit: the writer hands it
+ * the commits from now on and s->be->close(ctx) runs in store_close. */
+void store_set_backend(store *s, const store_backend *be, void *ctx);
+/* One row of the log of record: the ev_encode record at position. */
+typedef struct store_row {
+	uint64_t    position;
+	const void *data;
+	size_t      len;
+} store_row;
+/* Append rows (consecutive positions) to the LMDB log in one write
+ * transaction, with the stream index and heads as a commit writes them,
+ * publish the new head and acknowledge the commits that waited for it.
+ * Rows the mirror holds already are skipped (the writer and the follower
+ * both append; one at a time). A first new row past the mirror's head is
+ * a gap: SL_ENOTFOUND, nothing written (the writer's rows wait for the
+ * follower then), logged as an error unless gap_ok. SL_OK; SL_EINTERNAL
+ * (a record that is no event: logged, nothing written); SL_ESTORAGE /
+ * SL_EFULL (LMDB). */
+int  store_mirror_append(
+     store *s, const store_row *rows, size_t n, bool gap_ok);
+/* The expected revision against the stream's next revision: SL_OK, or
+ * SL_EREVISION with c's stream_revision and message set. */
+int  store_check_expected(store_commit *c, uint64_t next_rev);
+/* Refuse a commit or deletion that cannot be written whatever the log
+ * holds (ids, their lengths, a client's '$' deletion): SL_OK or c's rc. */
+int  store_commit_check(store *s, store_commit *c);
+/* Answer every commit waiting in the queue (not yet taken by the writer)
+ * with code and msg: a backend whose writer is held up (a doubt to
+ * resolve) while the database is away. Emit batches stay queued. */
+void store_fail_queued(store *s, int code, const char *msg);
+/* Whether store_close has begun (a backend's retries stop then). */
+bool store_closing(store *s);
+
 /* ---- deletion (store_delete.c) ---- */
 
 /* Hide the revisions below tb of the stream whose head key is
@@ -182,6 +250,23 @@ int store_trunc_get(store *s, MDB_txn *txn, const uint8_t *key, size_t hlen,
  * position on once the nested txn committed). */
 void store_write_delete(store *s, MDB_txn *txn, store_commit *c, uint8_t *key,
     size_t hlen, uint64_t next_rev, uint64_t pos);
+/* The mark a deletion (c->trunc) of a stream whose next revision is
+ * next_rev and whose first shown one is old_tb sets: SL_OK with *tb, or
+ * c failed with why (SL_ENOTFOUND, SL_EINVAL). */
+int  store_delete_mark(
+     store_commit *c, uint64_t next_rev, uint64_t old_tb, uint64_t *tb);
+/* Append to buf the notification of deletion c (revision drev of the
+ * tenant's STORE_DELETED_STREAM; the stream's next revision next_rev, its
+ * new mark tb); its event id into id. SL_OK, or c failed (EINTERNAL). */
+int  store_delete_encode(msgpack_sbuffer *buf, store_commit *c,
+     uint64_t next_rev, uint64_t tb, uint64_t drev, uint8_t id[16]);
+/* The mirror (store_mirror_append) takes a deletion from the log itself:
+ * for the notification h (data[0..len)) of a stream deletion, set the
+ * mark its content names, as store_write_delete did where it was
+ * written. MDB_SUCCESS also for any other event; LMDB's code; -1 for a
+ * notification that names no stream and mark. */
+int  store_mirror_delete(store *s, MDB_txn *txn, const ev_head *h,
+     const void *data, size_t len);
 /* Whether a scan must look for hidden events, and the last stream it
  * looked up (runs of one stream's events cost one look-up). */
 typedef struct store_vis {
