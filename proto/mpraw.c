@@ -13,8 +13,8 @@
 
 enum { K_SCALAR, K_ARRAY, K_MAP };
 
-static uint64_t
-be_uint(const unsigned char *p, size_t n)
+uint64_t
+mpraw_be(const unsigned char *p, size_t n)
 {
 	uint64_t v = 0;
 	for (size_t i = 0; i < n; i++)
@@ -68,7 +68,7 @@ header(const unsigned char *p, size_t len, size_t *i, int *kind, uint64_t *n,
 	if (lenbytes[k] > 0) {
 		if (len - *i < lenbytes[k])
 			return -1;
-		v = be_uint(p + *i, lenbytes[k]);
+		v = mpraw_be(p + *i, lenbytes[k]);
 		*i += lenbytes[k];
 	}
 	if (b == 0xdc || b == 0xdd)
@@ -241,7 +241,7 @@ mpraw_uint(const unsigned char *v, size_t len, uint64_t *out)
 		size_t nb = (size_t) 1 << (v[0] - 0xcc);
 		if (len < 1 + nb)
 			return false;
-		*out = be_uint(v + 1, nb);
+		*out = mpraw_be(v + 1, nb);
 		return true;
 	}
 	return false;

@@ -52,6 +52,9 @@ bool mpraw_map(const void *p, size_t len, size_t *at, uint64_t *n);
 /** mpraw_map for an array: *n its elements. */
 bool mpraw_array(const void *p, size_t len, size_t *at, uint64_t *n);
 
+/** The big-endian unsigned integer in p[0..n) (n <= 8). */
+uint64_t mpraw_be(const unsigned char *p, size_t n);
+
 /** A raw value as a string (borrowed). @return false if it is none. */
 bool mpraw_str(const unsigned char *v, size_t len, const char **s, size_t *n);
 /** A raw value as a boolean. @return false if it is none. */

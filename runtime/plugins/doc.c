@@ -644,16 +644,6 @@ state_free(sl_state *st)
 	state_init(st);
 }
 
-/* Big-endian unsigned integer of n bytes. */
-static uint64_t
-raw_be(const unsigned char *p, size_t n)
-{
-	uint64_t v = 0;
-	for (size_t i = 0; i < n; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 /* The body size of the scalar whose type byte is b, and the bytes of its
  * length field (str): -1 when b is no scalar doc_read_value decodes. */
 static int
@@ -695,7 +685,7 @@ scalar_body(
 		if (len - at - 1 < n)
 			return -1;
 		*hdr  = 1 + n;
-		*body = (size_t) raw_be(p + at + 1, n);
+		*body = (size_t) mpraw_be(p + at + 1, n);
 		return 0;
 	}
 	default:
@@ -766,7 +756,8 @@ doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out,
 	case 0xcd:
 	case 0xce:
 	case 0xcf:
-		if ((u = raw_be(d, body)) > (uint64_t) INT64_MAX) { /* exact */
+		if ((u = mpraw_be(d, body))
+		    > (uint64_t) INT64_MAX) { /* exact */
 			node_arena(out, DOC_RAW, (const char *) p + v, *at - v,
 			    arena);
 			return SL_OK;
@@ -775,7 +766,7 @@ doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out,
 		out->u.i  = (int64_t) u;
 		return SL_OK;
 	case 0xca: {
-		uint32_t w = (uint32_t) raw_be(d, 4);
+		uint32_t w = (uint32_t) mpraw_be(d, 4);
 		float    f;
 		memcpy(&f, &w, sizeof(f));
 		out->kind = DOC_F64;
@@ -783,12 +774,12 @@ doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out,
 		return SL_OK;
 	}
 	case 0xcb:
-		u = raw_be(d, 8);
+		u = mpraw_be(d, 8);
 		memcpy(&out->u.f, &u, sizeof(u));
 		out->kind = DOC_F64;
 		return SL_OK;
 	default: /* 0xd0..0xd3: sign-extend the body's two's complement */
-		u = raw_be(d, body);
+		u = mpraw_be(d, body);
 		if (body < 8 && (u >> (8 * body - 1)) != 0)
 			u |= ~(uint64_t) 0 << (8 * body);
 		out->kind = DOC_I64;
@@ -812,9 +803,9 @@ state_load(sl_state *st, const void *data, size_t len)
 	if (len >= 1 && p[0] >= 0x80 && p[0] <= 0x8f)
 		n = p[0] & 0x0f, at = 1;
 	else if (len >= 3 && p[0] == 0xde)
-		n = raw_be(p + 1, 2), at = 3;
+		n = mpraw_be(p + 1, 2), at = 3;
 	else if (len >= 5 && p[0] == 0xdf)
-		n = raw_be(p + 1, 4), at = 5;
+		n = mpraw_be(p + 1, 4), at = 5;
 	else
 		return SL_EPROTO;
 	if (n > (len - at) / 2) /* a pair takes at least 2 bytes */
