@@ -28,9 +28,14 @@ as_pg() {
 		"$@"
 	fi
 }
+[ "$cmd" = start ] && mkdir -p "$dir"
+# An absolute DIR, and / as the working directory: the postgres user may
+# not enter the caller's (pg_ctl would warn on stderr, which callers that
+# take the conninfo from the output must not see).
+dir=$(cd "$dir" && pwd)
+cd /
 case "$cmd" in
 start)
-	mkdir -p "$dir"
 	if [ "$(id -u)" -eq 0 ]; then
 		chown postgres "$dir"
 		chmod 0711 "$(dirname "$dir")" 2>/dev/null || true

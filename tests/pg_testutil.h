@@ -168,10 +168,20 @@ pgt_start(const char *dir)
 		fprintf(stderr, "pg_cluster.sh start: %s\n", out);
 		exit(1);
 	}
-	char *nl = strchr(out, '\n');
+	/* the conninfo line (a warning of a PostgreSQL program may come
+	 * before it) */
+	char *line = strstr(out, "host=");
+	while (line != NULL && line != out && line[-1] != '\n')
+		line = strstr(line + 1, "host=");
+	if (line == NULL) {
+		fprintf(stderr, "pg_cluster.sh start printed no conninfo: %s\n",
+		    out);
+		exit(1);
+	}
+	char *nl = strchr(line, '\n');
 	if (nl != NULL)
 		*nl = '\0';
-	snprintf(pgt_conninfo_, sizeof(pgt_conninfo_), "%.500s", out);
+	snprintf(pgt_conninfo_, sizeof(pgt_conninfo_), "%.500s", line);
 	return pgt_conninfo_;
 }
 
