@@ -1032,6 +1032,77 @@ same_state(const sl_state *a, const sl_state *b)
 	return eq;
 }
 
+/* state_pack_sbuffer writes the very bytes msgpack-c's packer does. */
+static void
+check_pack_same(const sl_state *st)
+{
+	msgpack_sbuffer a, b;
+	msgpack_packer  pk;
+	msgpack_sbuffer_init(&a);
+	msgpack_sbuffer_init(&b);
+	msgpack_packer_init(&pk, &a, msgpack_sbuffer_write);
+	state_pack(st, &pk);
+	CHECK_EQ(state_pack_sbuffer(st, &b), SL_OK);
+	CHECK(a.size == b.size && memcmp(a.data, b.data, a.size) == 0);
+	CHECK(b.size <= doc_size(&st->root));
+	msgpack_sbuffer_destroy(&a);
+	msgpack_sbuffer_destroy(&b);
+}
+
+/* Every width of integer, string, map and array header at its bounds,
+ * packed by state_pack_sbuffer and by msgpack-c. */
+static void
+test_pack_bounds(void)
+{
+	static const int64_t ints[]
+	    = { INT64_MIN, -(1LL << 31) - 1, -(1LL << 31), -32769, -32768,
+		      -129, -128, -33, -32, -1, 0, 1, 127, 128, 255, 256,
+		      65535, 65536, (1LL << 32) - 1, 1LL << 32, INT64_MAX };
+	static const size_t lens[]  = { 0, 31, 32, 255, 256, 65535, 65536 };
+	static const size_t items[] = { 15, 16, 65536 };
+	size_t              n_ints  = sizeof(ints) / sizeof(ints[0]);
+	sl_state            st;
+	char                key[16];
+	state_init(&st);
+	char *big = malloc(65537);
+	CHECK(big != NULL);
+	memset(big, 'x', 65536);
+	for (size_t i = 0; i < n_ints; i++) { /* 21 keys: a map16 */
+		doc_node v = { .kind = DOC_I64, .u.i = ints[i] };
+		snprintf(key, sizeof(key), "i%zu", i);
+		CHECK_EQ(doc_root_set(&st, key, strlen(key), &v), SL_OK);
+	}
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		doc_node v;
+		snprintf(key, sizeof(key), "s%zu", i);
+		CHECK_EQ(doc_str(&v, big, lens[i]), SL_OK);
+		CHECK_EQ(doc_root_set(&st, key, strlen(key), &v), SL_OK);
+	}
+	for (size_t i = 0; i < 3; i++) { /* arrays of 15, 16, 65536 */
+		doc_node a = { .kind = DOC_ARR };
+		for (size_t k = 0; k < items[i]; k++) {
+			doc_node v
+			    = { .kind = DOC_F64, .u.f = (double) k / 3 };
+			CHECK_EQ(doc_arr_insert(&a, a.u.a.n, &v), SL_OK);
+		}
+		snprintf(key, sizeof(key), "a%zu", i);
+		CHECK_EQ(doc_root_set(&st, key, strlen(key), &a), SL_OK);
+	}
+	doc_node m = { .kind = DOC_MAP }; /* a nested map of 16 */
+	for (int k = 0; k < 16; k++) {
+		doc_node v
+		    = { .kind = k % 2 ? DOC_NIL : DOC_BOOL, .u.b = k % 4 };
+		snprintf(key, sizeof(key), "m%d", k);
+		CHECK_EQ(doc_map_add(&m, key, strlen(key), &v), SL_OK);
+	}
+	CHECK_EQ(doc_root_set(&st, "map", 3, &m), SL_OK);
+	doc_node v = { .kind = DOC_I64, .u.i = 7 }; /* a key of 32 bytes */
+	CHECK_EQ(doc_root_set(&st, big, 32, &v), SL_OK);
+	check_pack_same(&st);
+	state_free(&st);
+	free(big);
+}
+
 /* state_load reads the bytes itself: on 20,000 random states (every
  * encoding, nested values, keys given twice), each truncated and each with
  * a byte changed, it accepts what msgpack-c accepted, with the same value,
@@ -1074,6 +1145,8 @@ test_state_load_differential(void)
 			if (rw == SL_OK) {
 				CHECK_EQ(rg, SL_OK);
 				CHECK(same_state(&got, &want));
+				check_pack_same(&got);
+				check_pack_same(&want);
 				accepted++;
 			} else {
 				CHECK(rg != SL_OK);
@@ -1097,6 +1170,7 @@ main(void)
 	CHECK(H->abi_version == SL_ABI_VERSION);
 	test_state_round_trip();
 	test_state_load_differential();
+	test_pack_bounds();
 	test_state_setters();
 	test_host_path();
 	test_event_getters();

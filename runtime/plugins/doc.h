@@ -133,6 +133,10 @@ void state_free(sl_state *st);
 int state_load(sl_state *st, const void *data, size_t len);
 /** Pack st as a msgpack map. */
 void state_pack(const sl_state *st, msgpack_packer *pk);
+/** The same bytes as state_pack, written straight into sb (emptied first,
+ * grown once to an upper bound): no call per value. SL_OK or SL_ENOMEM
+ * (sb then empty). */
+int state_pack_sbuffer(const sl_state *st, msgpack_sbuffer *sb);
 
 /* ---- a state by path (the host's state calls) ---- */
 

@@ -240,11 +240,9 @@ proc_cut(batch_ctx *b, uint64_t position)
 static int
 store_put(batch_ctx *b, const char *key, size_t klen, const sl_state *state)
 {
-	processor     *p = b->p;
-	msgpack_packer pk;
-	p->buf.size = 0;
-	msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
-	state_pack(state, &pk);
+	processor *p = b->p;
+	if (state_pack_sbuffer(state, &p->buf) != SL_OK)
+		return out_of_memory(b, "packing a state");
 	return proc_state_set(b, key, klen, p->buf.data, p->buf.size);
 }
 

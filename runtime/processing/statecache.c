@@ -56,10 +56,13 @@ scache_find(cache *c, const char *key, size_t n)
 {
 	if (c->cap == 0)
 		return NULL;
-	for (centry *x = c->tab[key_hash(key, n) & (c->cap - 1)]; x != NULL;
-	     x         = x->hnext)
-                if (x->key_len == n && memcmp(x->key, key, n) == 0)
-                        return x;
+	centry *x = c->hot;
+	if (x != NULL && x->key_len == n && memcmp(x->key, key, n) == 0)
+		return x;
+	for (x = c->tab[key_hash(key, n) & (c->cap - 1)]; x != NULL;
+	     x = x->hnext)
+		if (x->key_len == n && memcmp(x->key, key, n) == 0)
+			return c->hot = x;
 	return NULL;
 }
 
@@ -102,6 +105,7 @@ scache_add(cache *c, const char *key, size_t n)
 	c->tab[h]  = x;
 	c->n++;
 	scache_lru_front(c, x);
+	c->hot = x;
 	return x;
 }
 
@@ -114,6 +118,8 @@ scache_remove(cache *c, centry *x)
 	*pp = x->hnext;
 	scache_lru_unlink(c, x);
 	c->n--;
+	if (c->hot == x)
+		c->hot = NULL;
 	centry_free(x);
 }
 

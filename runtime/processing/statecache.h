@@ -38,6 +38,8 @@ typedef struct cache {
 	size_t   cap, n;
 	centry  *lru_head, *lru_tail;
 	centry  *dirty;
+	centry  *hot; /* the last entry found or added (an event's key is
+	                 looked up for its state and again to store it) */
 } cache;
 
 void    scache_lru_unlink(cache *c, centry *x);
