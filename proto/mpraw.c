@@ -11,7 +11,7 @@
 /* Deepest nesting any caller may ask for. */
 #define MPRAW_MAX_DEPTH 64
 
-enum { K_SCALAR, K_ARRAY, K_MAP };
+enum { K_SCALAR = MPRAW_SCALAR, K_ARRAY = MPRAW_ARRAY, K_MAP = MPRAW_MAP };
 
 uint64_t
 mpraw_be(const unsigned char *p, size_t n)
@@ -338,6 +338,18 @@ container(const void *data, size_t len, size_t *at, int want, uint64_t *n)
 	*n  = want == K_MAP ? cn / 2 : cn;
 	*at = i;
 	return true;
+}
+
+int
+mpraw_header(
+    const void *p, size_t len, size_t *at, uint64_t *n, uint64_t *body)
+{
+	size_t i = *at;
+	int    kind;
+	if (header(p, len, &i, &kind, n, body) != 0)
+		return -1;
+	*at = i;
+	return kind;
 }
 
 bool

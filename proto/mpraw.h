@@ -43,6 +43,20 @@ int mpraw_map_find(const void *p, size_t len, const char *key, size_t budget,
  */
 bool mpraw_skip(const void *p, size_t len, size_t *at);
 
+/** What mpraw_header found. */
+enum { MPRAW_SCALAR, MPRAW_ARRAY, MPRAW_MAP };
+
+/**
+ * The header of the value at p[*at], *at moved past it: for a map or an
+ * array, *n its elements (a map's pairs count twice); for anything else,
+ * *body the bytes after the header (a string's, a number's, bin's; ext's
+ * type byte and data), which the caller checks are there.
+ * @return MPRAW_SCALAR, MPRAW_ARRAY or MPRAW_MAP; -1 when the header is
+ * truncated or the byte is 0xc1 (*at unchanged).
+ */
+int mpraw_header(
+    const void *p, size_t len, size_t *at, uint64_t *n, uint64_t *body);
+
 /**
  * Read the header of a map at p[*at]: *n its pairs; *at moves past the
  * header. @return false if the value there is no map, its header is

@@ -771,62 +771,6 @@ state_free(sl_state *st)
 	state_init(st);
 }
 
-/* The body size of the scalar whose type byte is b, and the bytes of its
- * length field (str): -1 when b is no scalar doc_read_value decodes. */
-static int
-scalar_body(
-    const unsigned char *p, size_t len, size_t at, size_t *hdr, size_t *body)
-{
-	uint8_t b = p[at];
-	*hdr      = 1;
-	*body     = 0;
-	if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-		return 0;
-	if (b >= 0xa0 && b <= 0xbf) {
-		*body = b & 0x1f;
-		return 0;
-	}
-	switch (b) {
-	case 0xcc: /* uint 8..64, int 8..64, float 32, 64 */
-	case 0xd0:
-		*body = 1;
-		return 0;
-	case 0xcd:
-	case 0xd1:
-		*body = 2;
-		return 0;
-	case 0xce:
-	case 0xd2:
-	case 0xca:
-		*body = 4;
-		return 0;
-	case 0xcf:
-	case 0xd3:
-	case 0xcb:
-		*body = 8;
-		return 0;
-	case 0xd9: /* str 8, 16, 32 */
-	case 0xda:
-	case 0xdb: {
-		size_t n = (size_t) 1 << (b - 0xd9);
-		if (len - at - 1 < n)
-			return -1;
-		*hdr  = 1 + n;
-		*body = (size_t) mpraw_be(p + at + 1, n);
-		return 0;
-	}
-	default:
-		return -1;
-	}
-}
-
-/*
- * The value at p[*at] of a state's top level as a node, *at moved past
- * it: scalars decoded, a string copied, anything else (maps and arrays not
- * yet opened, bin, ext, an integer above INT64_MAX) kept as its bytes, as
- * doc_from_mp does through msgpack-c, but without unpacking it.
- * @return SL_OK; SL_EPROTO (truncated or invalid); SL_ENOMEM.
- */
 /* n becomes a string or raw value held in the state's arena at *arena
  * (NUL-terminated copy of p[0..len)); *arena moves past it. */
 static void
@@ -841,32 +785,47 @@ node_arena(doc_node *n, doc_kind kind, const char *p, size_t len, char **arena)
 	*arena += len + 1;
 }
 
+/* A string's type byte: fixstr, str8/16/32. */
+static bool
+is_str(uint8_t b)
+{
+	return (b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb);
+}
+
+/*
+ * The value at p[*at] of a state's top level as a node, *at moved past
+ * it: scalars decoded, a string copied, anything else (maps and arrays not
+ * yet opened, bin, ext, an integer above INT64_MAX) kept as its bytes, as
+ * doc_from_mp does through msgpack-c, but without unpacking it.
+ * @return SL_OK or SL_EPROTO (truncated or invalid).
+ */
 static int
 doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out,
     char **arena)
 {
-	size_t hdr, body, v = *at;
+	size_t   v = *at, i = v;
+	uint64_t n, body, u;
+	int      kind = mpraw_header(p, len, &i, &n, &body);
 	memset(out, 0, sizeof(*out));
-	if (v >= len)
+	if (kind < 0)
 		return SL_EPROTO;
-	if (scalar_body(p, len, v, &hdr, &body) != 0) {
+	if (kind != MPRAW_SCALAR) { /* a map or an array, as its bytes */
 		if (!mpraw_skip(p, len, at))
 			return SL_EPROTO;
 		node_arena(out, DOC_RAW, (const char *) p + v, *at - v, arena);
 		return SL_OK;
 	}
-	if (len - v - hdr < body)
+	if (len - i < body)
 		return SL_EPROTO;
-	*at                    = v + hdr + body;
-	const unsigned char *d = p + v + hdr;
+	*at                    = i + body;
+	const unsigned char *d = p + i;
 	uint8_t              b = p[v];
-	uint64_t             u;
 	if (b <= 0x7f || b >= 0xe0) { /* fixints */
 		out->kind = DOC_I64;
 		out->u.i  = b <= 0x7f ? b : (int8_t) b;
 		return SL_OK;
 	}
-	if ((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb)) {
+	if (is_str(b)) {
 		node_arena(out, DOC_STR, (const char *) d, body, arena);
 		return SL_OK;
 	}
@@ -883,14 +842,20 @@ doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out,
 	case 0xcd:
 	case 0xce:
 	case 0xcf:
-		if ((u = mpraw_be(d, body))
-		    > (uint64_t) INT64_MAX) { /* exact */
-			node_arena(out, DOC_RAW, (const char *) p + v, *at - v,
-			    arena);
-			return SL_OK;
-		}
+		if ((u = mpraw_be(d, body)) > (uint64_t) INT64_MAX)
+			break; /* kept exact, as its bytes */
 		out->kind = DOC_I64;
 		out->u.i  = (int64_t) u;
+		return SL_OK;
+	case 0xd0:
+	case 0xd1:
+	case 0xd2:
+	case 0xd3: /* sign-extend the body's two's complement */
+		u = mpraw_be(d, body);
+		if (body < 8 && (u >> (8 * body - 1)) != 0)
+			u |= ~(uint64_t) 0 << (8 * body);
+		out->kind = DOC_I64;
+		memcpy(&out->u.i, &u, sizeof(u));
 		return SL_OK;
 	case 0xca: {
 		uint32_t w = (uint32_t) mpraw_be(d, 4);
@@ -905,14 +870,11 @@ doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out,
 		memcpy(&out->u.f, &u, sizeof(u));
 		out->kind = DOC_F64;
 		return SL_OK;
-	default: /* 0xd0..0xd3: sign-extend the body's two's complement */
-		u = mpraw_be(d, body);
-		if (body < 8 && (u >> (8 * body - 1)) != 0)
-			u |= ~(uint64_t) 0 << (8 * body);
-		out->kind = DOC_I64;
-		memcpy(&out->u.i, &u, sizeof(u));
-		return SL_OK;
+	default:
+		break; /* bin, ext */
 	}
+	node_arena(out, DOC_RAW, (const char *) p + v, *at - v, arena);
+	return SL_OK;
 }
 
 int
@@ -927,15 +889,7 @@ state_load(sl_state *st, const void *data, size_t len)
 	const unsigned char *p  = data;
 	size_t               at = 0;
 	uint64_t             n;
-	if (len >= 1 && p[0] >= 0x80 && p[0] <= 0x8f)
-		n = p[0] & 0x0f, at = 1;
-	else if (len >= 3 && p[0] == 0xde)
-		n = mpraw_be(p + 1, 2), at = 3;
-	else if (len >= 5 && p[0] == 0xdf)
-		n = mpraw_be(p + 1, 4), at = 5;
-	else
-		return SL_EPROTO;
-	if (n > (len - at) / 2) /* a pair takes at least 2 bytes */
+	if (!mpraw_map(p, len, &at, &n))
 		return SL_EPROTO;
 	sl_state tmp;
 	int      rc = SL_OK;
@@ -949,19 +903,17 @@ state_load(sl_state *st, const void *data, size_t len)
 	}
 	char *arena = tmp.arena;
 	for (uint64_t i = 0; i < n && rc == SL_OK; i++) {
-		size_t   k = at, hdr, klen;
+		size_t   k = at;
+		uint64_t cn, klen;
 		doc_node val;
 		/* a key is a string */
-		if (k >= len
-		    || !((p[k] >= 0xa0 && p[k] <= 0xbf)
-		        || (p[k] >= 0xd9 && p[k] <= 0xdb))
-		    || scalar_body(p, len, k, &hdr, &klen) != 0
-		    || len - k - hdr < klen) {
+		if (mpraw_header(p, len, &at, &cn, &klen) != MPRAW_SCALAR
+		    || !is_str(p[k]) || len - at < klen) {
 			rc = SL_EPROTO;
 			break;
 		}
-		const char *key = (const char *) p + k + hdr;
-		at              = k + hdr + klen;
+		const char *key = (const char *) p + at;
+		at += klen;
 		if ((rc = doc_read_value(p, len, &at, &val, &arena)) != SL_OK)
 			break;
 		size_t     add = doc_size(&val);
