@@ -66,6 +66,7 @@ proc_set_names(processor *p)
 	p->public_only    = p->is_filter && d->filter_kind == SL_FILTER_PUBLIC;
 	snprintf(p->name, sizeof(p->name), "%s%s",
 	    p->is_filter ? RM_FILTER_PREFIX : "", p->proj_id);
+	p->guard_ident = guard_ident_new();
 	snprintf(p->id, sizeof(p->id), "proj:%s", p->name);
 	snprintf(p->rb_key, sizeof(p->rb_key), "rebuild:%s", p->name);
 	snprintf(p->pause_key, sizeof(p->pause_key), "paused:%s", p->name);
