@@ -325,22 +325,37 @@ doc_from_mp(const msgpack_object *o, doc_node *out)
 	}
 }
 
-/* An empty map or array with room for n children. */
+/* An empty map or array with room for n children, zeroed; or, for
+ * state_load, which fills every entry it counts, not zeroed: calloc is
+ * served without glibc's per-thread cache, and that runs for every state
+ * loaded. */
 static int
-node_container(doc_node *out, doc_kind kind, size_t n)
+node_container_as(doc_node *out, doc_kind kind, size_t n, bool zero)
 {
 	memset(out, 0, sizeof(*out));
 	out->kind = kind;
 	if (n == 0)
 		return SL_OK;
+	size_t size = kind == DOC_MAP ? sizeof(doc_entry) : sizeof(doc_node);
+	void  *items = zero ? calloc(n, size)
+	     : n <= SIZE_MAX / size ? malloc(n * size)
+	                            : NULL;
+	if (items == NULL)
+		return SL_ENOMEM;
 	if (kind == DOC_MAP) {
-		out->u.m.e   = calloc(n, sizeof(doc_entry));
+		out->u.m.e   = items;
 		out->u.m.cap = n;
-		return out->u.m.e != NULL ? SL_OK : SL_ENOMEM;
+	} else {
+		out->u.a.v   = items;
+		out->u.a.cap = n;
 	}
-	out->u.a.v   = calloc(n, sizeof(doc_node));
-	out->u.a.cap = n;
-	return out->u.a.v != NULL ? SL_OK : SL_ENOMEM;
+	return SL_OK;
+}
+
+static int
+node_container(doc_node *out, doc_kind kind, size_t n)
+{
+	return node_container_as(out, kind, n, true);
 }
 
 /* The next entry of a map built by node_container: key copied; its value
@@ -425,8 +440,11 @@ doc_map_find(const doc_node *m, const char *key, size_t klen)
 {
 	for (size_t i = 0; i < m->u.m.n; i++) {
 		doc_entry *e = &m->u.m.e[i];
+		/* the first byte before memcmp: most keys differ there */
 		if (e->klen == klen
-		    && (klen == 0 || memcmp(e->key, key, klen) == 0))
+		    && (klen == 0
+		        || (e->key[0] == key[0]
+		            && memcmp(e->key, key, klen) == 0)))
 			return e;
 	}
 	return NULL;
@@ -805,8 +823,26 @@ doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out,
 {
 	size_t   v = *at, i = v;
 	uint64_t n, body, u;
-	int      kind = mpraw_header(p, len, &i, &n, &body);
 	memset(out, 0, sizeof(*out));
+	if (v >= len)
+		return SL_EPROTO;
+	uint8_t b = p[v];
+	/* the usual values without a header call: fixints, short strings */
+	if (b <= 0x7f || b >= 0xe0) {
+		out->kind = DOC_I64;
+		out->u.i  = b <= 0x7f ? b : (int8_t) b;
+		*at       = v + 1;
+		return SL_OK;
+	}
+	if (b >= 0xa0 && b <= 0xbf) {
+		body = b & 0x1f;
+		if (len - v - 1 < body)
+			return SL_EPROTO;
+		node_arena(out, DOC_STR, (const char *) p + v + 1, body, arena);
+		*at = v + 1 + body;
+		return SL_OK;
+	}
+	int kind = mpraw_header(p, len, &i, &n, &body);
 	if (kind < 0)
 		return SL_EPROTO;
 	if (kind != MPRAW_SCALAR) { /* a map or an array, as its bytes */
@@ -819,12 +855,6 @@ doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out,
 		return SL_EPROTO;
 	*at                    = i + body;
 	const unsigned char *d = p + i;
-	uint8_t              b = p[v];
-	if (b <= 0x7f || b >= 0xe0) { /* fixints */
-		out->kind = DOC_I64;
-		out->u.i  = b <= 0x7f ? b : (int8_t) b;
-		return SL_OK;
-	}
 	if (is_str(b)) {
 		node_arena(out, DOC_STR, (const char *) d, body, arena);
 		return SL_OK;
@@ -896,7 +926,8 @@ state_load(sl_state *st, const void *data, size_t len)
 	state_init(&tmp);
 	/* every key and value copied at most once, each with a NUL */
 	if (n > 0
-	    && (node_container(&tmp.root, DOC_MAP, (size_t) n) != SL_OK
+	    && (node_container_as(&tmp.root, DOC_MAP, (size_t) n, false)
+	            != SL_OK
 	        || (tmp.arena = malloc(len + 2 * (size_t) n)) == NULL)) {
 		state_free(&tmp);
 		return SL_ENOMEM;
@@ -906,8 +937,14 @@ state_load(sl_state *st, const void *data, size_t len)
 		size_t   k = at;
 		uint64_t cn, klen;
 		doc_node val;
-		/* a key is a string */
-		if (mpraw_header(p, len, &at, &cn, &klen) != MPRAW_SCALAR
+		/* a key is a string (a fixstr read here, the usual case) */
+		if (at < len && p[at] >= 0xa0 && p[at] <= 0xbf) {
+			klen = p[at++] & 0x1f;
+			if (len - at < klen) {
+				rc = SL_EPROTO;
+				break;
+			}
+		} else if (mpraw_header(p, len, &at, &cn, &klen) != MPRAW_SCALAR
 		    || !is_str(p[k]) || len - at < klen) {
 			rc = SL_EPROTO;
 			break;
