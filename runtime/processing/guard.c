@@ -415,7 +415,7 @@ mark_unit(const guard_slot *s, rmstore *rm, const char *why)
 		rc = failset_put(&fs, rm, txn, &u);
 	}
 	if (rc == SL_OK)
-		rc = mdb_txn_commit(txn) == 0 ? SL_OK : SL_ESTORAGE;
+		rc = mdb_txn_commit(txn) == 0 ? rm_sync(rm) : SL_ESTORAGE;
 	else
 		mdb_txn_abort(txn);
 	failset_free(&fs);

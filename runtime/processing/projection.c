@@ -273,6 +273,8 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 		mrc = mdb_txn_commit(txn);
 		if (mrc != 0)
 			rc = mrc == MDB_MAP_FULL ? SL_EFULL : SL_ESTORAGE;
+		else
+			rc = rm_sync(p->rm);
 	} else {
 		mdb_txn_abort(txn);
 	}
@@ -740,7 +742,7 @@ take_commands(processor *p)
 		if (rc == SL_OK)
 			rc = proc_emit_persist(p);
 	} else if (rc == SL_OK) {
-		rc = mdb_txn_commit(txn) == 0 ? SL_OK : SL_ESTORAGE;
+		rc = mdb_txn_commit(txn) == 0 ? rm_sync(p->rm) : SL_ESTORAGE;
 	} else {
 		mdb_txn_abort(txn);
 	}
