@@ -15,6 +15,18 @@
 
 /* ---- nodes ---- */
 
+/* A state's nodes are mostly leaves: maps and arrays handle their leaf
+ * children inline and call themselves only for maps and arrays (packing,
+ * sizing and freeing run for every event a projection handles). */
+static inline bool
+is_container(const doc_node *n)
+{
+	return n->kind == DOC_MAP || n->kind == DOC_ARR;
+}
+
+/* What a child holds freed; the child itself is its parent's to free. */
+static void child_free(doc_node *n);
+
 void
 doc_free(doc_node *n)
 {
@@ -28,13 +40,13 @@ doc_free(doc_node *n)
 		for (size_t i = 0; i < n->u.m.n; i++) {
 			if (!n->u.m.e[i].karena)
 				free(n->u.m.e[i].key);
-			doc_free(&n->u.m.e[i].val);
+			child_free(&n->u.m.e[i].val);
 		}
 		free(n->u.m.e);
 		break;
 	case DOC_ARR:
 		for (size_t i = 0; i < n->u.a.n; i++)
-			doc_free(&n->u.a.v[i]);
+			child_free(&n->u.a.v[i]);
 		free(n->u.a.v);
 		break;
 	default:
@@ -42,6 +54,17 @@ doc_free(doc_node *n)
 	}
 	memset(n, 0, sizeof(*n));
 	n->kind = DOC_NIL;
+}
+
+static inline void
+child_free(doc_node *n)
+{
+	if (n->kind == DOC_STR || n->kind == DOC_RAW) {
+		if (!n->u.s.arena)
+			free(n->u.s.p);
+	} else if (is_container(n)) {
+		doc_free(n);
+	}
 }
 
 void
@@ -156,8 +179,11 @@ put_str(unsigned char *o, const char *p, size_t len)
 	return o + len;
 }
 
-static unsigned char *
-doc_pack_to(const doc_node *n, unsigned char *o)
+static unsigned char *doc_pack_to(const doc_node *n, unsigned char *o);
+
+/* n packed at o when it is a leaf (no map or array). */
+static inline unsigned char *
+leaf_pack_to(const doc_node *n, unsigned char *o)
 {
 	uint64_t u;
 	switch (n->kind) {
@@ -181,20 +207,37 @@ doc_pack_to(const doc_node *n, unsigned char *o)
 		memcpy(o, n->u.s.p, n->u.s.len);
 		o += n->u.s.len;
 		break;
+	default:
+		break;
+	}
+	return o;
+}
+
+static inline unsigned char *
+child_pack_to(const doc_node *n, unsigned char *o)
+{
+	return is_container(n) ? doc_pack_to(n, o) : leaf_pack_to(n, o);
+}
+
+static unsigned char *
+doc_pack_to(const doc_node *n, unsigned char *o)
+{
+	switch (n->kind) {
 	case DOC_MAP:
 		o = put_hdr(o, 0x80, 16, 0, 0xde, n->u.m.n);
 		for (size_t i = 0; i < n->u.m.n; i++) {
 			o = put_str(o, n->u.m.e[i].key, n->u.m.e[i].klen);
-			o = doc_pack_to(&n->u.m.e[i].val, o);
+			o = child_pack_to(&n->u.m.e[i].val, o);
 		}
-		break;
+		return o;
 	case DOC_ARR:
 		o = put_hdr(o, 0x90, 16, 0, 0xdc, n->u.a.n);
 		for (size_t i = 0; i < n->u.a.n; i++)
-			o = doc_pack_to(&n->u.a.v[i], o);
-		break;
+			o = child_pack_to(&n->u.a.v[i], o);
+		return o;
+	default:
+		return leaf_pack_to(n, o);
 	}
-	return o;
 }
 
 int
@@ -405,10 +448,10 @@ check_unique(const doc_node *m)
 	return rc;
 }
 
-size_t
-doc_size(const doc_node *n)
+/* doc_size of a leaf. */
+static inline size_t
+leaf_size(const doc_node *n)
 {
-	size_t t = DOC_HDR;
 	switch (n->kind) {
 	case DOC_NIL:
 	case DOC_BOOL:
@@ -420,17 +463,32 @@ doc_size(const doc_node *n)
 		return DOC_HDR + n->u.s.len;
 	case DOC_RAW:
 		return n->u.s.len;
+	default:
+		return DOC_HDR;
+	}
+}
+
+size_t
+doc_size(const doc_node *n)
+{
+	size_t t = DOC_HDR;
+	switch (n->kind) {
 	case DOC_MAP:
-		for (size_t i = 0; i < n->u.m.n; i++)
+		for (size_t i = 0; i < n->u.m.n; i++) {
+			const doc_node *v = &n->u.m.e[i].val;
 			t += DOC_HDR + n->u.m.e[i].klen
-			    + doc_size(&n->u.m.e[i].val);
+			    + (is_container(v) ? doc_size(v) : leaf_size(v));
+		}
 		return t;
 	case DOC_ARR:
-		for (size_t i = 0; i < n->u.a.n; i++)
-			t += doc_size(&n->u.a.v[i]);
+		for (size_t i = 0; i < n->u.a.n; i++) {
+			const doc_node *v = &n->u.a.v[i];
+			t += is_container(v) ? doc_size(v) : leaf_size(v);
+		}
 		return t;
+	default:
+		return leaf_size(n);
 	}
-	return t;
 }
 
 /* ---- maps and arrays ---- */
@@ -932,7 +990,8 @@ state_load(sl_state *st, const void *data, size_t len)
 		state_free(&tmp);
 		return SL_ENOMEM;
 	}
-	char *arena = tmp.arena;
+	char    *arena = tmp.arena;
+	uint64_t seen  = 0;
 	for (uint64_t i = 0; i < n && rc == SL_OK; i++) {
 		size_t   k = at;
 		uint64_t cn, klen;
@@ -953,8 +1012,15 @@ state_load(sl_state *st, const void *data, size_t len)
 		at += klen;
 		if ((rc = doc_read_value(p, len, &at, &val, &arena)) != SL_OK)
 			break;
-		size_t     add = doc_size(&val);
-		doc_entry *e   = doc_map_find(&tmp.root, key, klen);
+		size_t add = doc_size(&val);
+		/* a key given twice is rare: a bit per (first byte, length)
+		 * seen spares most keys the look-up among the earlier ones */
+		uint64_t   bit = (uint64_t) 1
+		    << (((klen > 0 ? (uint8_t) key[0] : 0) + 7 * klen) & 63);
+		doc_entry *e   = (seen & bit) != 0
+		      ? doc_map_find(&tmp.root, key, klen)
+		      : NULL;
+		seen |= bit;
 		if (e != NULL) { /* given twice: its place, the last value */
 			tmp.bytes = tmp.bytes - doc_size(&e->val) + add;
 			doc_free(&e->val);

@@ -170,6 +170,7 @@ proc_state_get(batch_ctx *b, const char *key, size_t klen, const void **data,
 			}
 			memcpy(x->state, v.mv_data, v.mv_size);
 			x->state_len = v.mv_size;
+			x->state_cap = v.mv_size + 1;
 		}
 	}
 	if (x->state == NULL)
@@ -191,14 +192,18 @@ proc_state_set(batch_ctx *b, const char *key, size_t klen, const void *data,
 		free(x->state);
 		x->state     = NULL;
 		x->state_len = 0;
+		x->state_cap = 0;
 	} else if (data != x->state) {
 		/* the key's buffer reused: a state keeps about its size from
 		 * one event to the next */
-		void *copy = realloc(x->state, len + 1);
-		if (copy == NULL)
-			return out_of_memory(b, "storing a state");
-		memcpy(copy, data, len);
-		x->state     = copy;
+		if (x->state == NULL || len + 1 > x->state_cap) {
+			void *copy = realloc(x->state, len + 1);
+			if (copy == NULL)
+				return out_of_memory(b, "storing a state");
+			x->state     = copy;
+			x->state_cap = len + 1;
+		}
+		memcpy(x->state, data, len);
 		x->state_len = len;
 	}
 	if (!x->dirty) {
