@@ -258,6 +258,9 @@ zone_strn(msgpack_zone *zone, const char *s, size_t n)
 	return c;
 }
 
+static int peek_raw_as(const void *data, size_t len, ev_raw *out,
+    msgpack_zone *zone, msgpack_object *meta, msgpack_object *content);
+
 int
 ev_decode(const void *data, size_t len, uint64_t position, msgpack_zone *zone,
     ev_view *out)
@@ -270,10 +273,9 @@ ev_decode(const void *data, size_t len, uint64_t position, msgpack_zone *zone,
 	ev_raw               r;
 	const ev_head       *h = &r.h;
 	const unsigned char *end = (const unsigned char *) data + len;
-	if (ev_peek_raw(data, len, &r) != SL_OK
-	    || r.content + r.content_len != end
-	    || !mpraw_object(r.metadata, r.metadata_len, zone, &out->metadata)
-	    || !mpraw_object(r.content, r.content_len, zone, &out->content))
+	if (peek_raw_as(data, len, &r, zone, &out->metadata, &out->content)
+	        != SL_OK
+	    || r.content + r.content_len != end)
 		return ev_decode_mp(data, len, position, zone, out);
 	out->position       = position;
 	out->tenant         = zone_strn(zone, h->tenant, h->tenant_len);
@@ -418,19 +420,23 @@ raw_int(const unsigned char *p, size_t n, size_t *i, int64_t *v)
 /* The value at p[*i] and its span, when it is a map (or, with str_ok, a
  * str). */
 static bool
-raw_span(const unsigned char *p, size_t n, size_t *i, bool str_ok,
-    const unsigned char **v, size_t *vlen)
+raw_kind_ok(const unsigned char *p, size_t n, size_t k, bool str_ok)
 {
-	size_t k = *i;
 	if (k >= n)
 		return false;
 	bool map = (p[k] >= 0x80 && p[k] <= 0x8f) || p[k] == 0xde
 	    || p[k] == 0xdf;
 	bool str = (p[k] >= 0xa0 && p[k] <= 0xbf)
 	    || (p[k] >= 0xd9 && p[k] <= 0xdb);
-	if (!map && !(str_ok && str))
-		return false;
-	if (!mpraw_skip(p, n, i))
+	return map || (str_ok && str);
+}
+
+static bool
+raw_span(const unsigned char *p, size_t n, size_t *i, bool str_ok,
+    const unsigned char **v, size_t *vlen)
+{
+	size_t k = *i;
+	if (!raw_kind_ok(p, n, k, str_ok) || !mpraw_skip(p, n, i))
 		return false;
 	*v    = p + k;
 	*vlen = *i - k;
@@ -559,8 +565,12 @@ pack_kv_strn(msgpack_packer *pk, const char *key, const char *s, size_t n)
 	mp_pack_strn(pk, s, n);
 }
 
-int
-ev_peek_raw(const void *data, size_t len, ev_raw *out)
+/* ev_peek_raw, and with zone the metadata and content decoded into
+ * meta and content by mpraw_object_at on the way (ev_decode) rather than
+ * stepped over. */
+static int
+peek_raw_as(const void *data, size_t len, ev_raw *out, msgpack_zone *zone,
+    msgpack_object *meta, msgpack_object *content)
 {
 	const unsigned char *p = data;
 	size_t               i;
@@ -590,10 +600,25 @@ ev_peek_raw(const void *data, size_t len, ev_raw *out)
 		return SL_EPROTO;
 	out->generation = (uint32_t) gen;
 	out->is_public  = p[i++] == 0xc3;
-	if (!raw_span(p, len, &i, false, &out->metadata, &out->metadata_len)
-	    || !raw_span(p, len, &i, ev_is_link_type(h->type, h->type_len),
-	        &out->content, &out->content_len))
+	bool link = ev_is_link_type(h->type, h->type_len);
+	if (zone != NULL) {
+		size_t m = i;
+		if (!raw_kind_ok(p, len, i, false)
+		    || !mpraw_object_at(p, len, &i, zone, meta))
+			return SL_EPROTO;
+		out->metadata     = p + m;
+		out->metadata_len = i - m;
+		size_t c          = i;
+		if (!raw_kind_ok(p, len, i, link)
+		    || !mpraw_object_at(p, len, &i, zone, content))
+			return SL_EPROTO;
+		out->content     = p + c;
+		out->content_len = i - c;
+	} else if (!raw_span(p, len, &i, false, &out->metadata,
+	               &out->metadata_len)
+	    || !raw_span(p, len, &i, link, &out->content, &out->content_len)) {
 		return SL_EPROTO;
+	}
 	/* the decoded path's strings end at a NUL byte (they are copied as
 	 * C strings): such a record is the decoder's */
 	if (memchr(h->tenant, 0, h->tenant_len)
@@ -603,6 +628,12 @@ ev_peek_raw(const void *data, size_t len, ev_raw *out)
 	    || memchr(out->causation_id, 0, out->causation_len))
 		return SL_EPROTO;
 	return SL_OK;
+}
+
+int
+ev_peek_raw(const void *data, size_t len, ev_raw *out)
+{
+	return peek_raw_as(data, len, out, NULL, NULL, NULL);
 }
 
 int

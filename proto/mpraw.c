@@ -491,10 +491,20 @@ object_at(const unsigned char *p, size_t len, size_t *i, int depth,
 }
 
 bool
+mpraw_object_at(const void *p, size_t len, size_t *at, msgpack_zone *zone,
+    msgpack_object *out)
+{
+	size_t i = *at;
+	if (!object_at(p, len, &i, MPRAW_OBJECT_DEPTH, zone, out))
+		return false;
+	*at = i;
+	return true;
+}
+
+bool
 mpraw_object(
     const void *p, size_t len, msgpack_zone *zone, msgpack_object *out)
 {
 	size_t at = 0;
-	return object_at(p, len, &at, MPRAW_OBJECT_DEPTH, zone, out)
-	    && at == len;
+	return mpraw_object_at(p, len, &at, zone, out) && at == len;
 }

@@ -96,5 +96,9 @@ bool mpraw_uint(const unsigned char *v, size_t len, uint64_t *out);
  */
 bool mpraw_object(
     const void *p, size_t len, msgpack_zone *zone, msgpack_object *out);
+/** mpraw_object for the value at p[*at] (more may follow): *at moves
+ * past it. @return as mpraw_object (*at unchanged on false). */
+bool mpraw_object_at(const void *p, size_t len, size_t *at,
+    msgpack_zone *zone, msgpack_object *out);
 
 #endif
