@@ -850,8 +850,13 @@ test_object_raw(void)
 		msgpack_object a, b;
 		size_t         off = 0;
 		bool           mine = mpraw_object(sb.data, sb.size, &z1, &a);
-		msgpack_unpack_return ur =
-		    msgpack_unpack(sb.data, sb.size, &off, &z2, &b);
+		/* msgpack-c only on bytes whose counts the bytes can hold (as
+		 * the daemon does): it would allocate what a lying count
+		 * claims first, which ASan refuses */
+		char                  why[64];
+		msgpack_unpack_return ur = MSGPACK_UNPACK_PARSE_ERROR;
+		if (mpraw_check(sb.data, sb.size, 32, "value", why, sizeof(why)))
+			ur = msgpack_unpack(sb.data, sb.size, &off, &z2, &b);
 		bool theirs = ur == MSGPACK_UNPACK_SUCCESS && off == sb.size;
 		if (mine && (!theirs || !obj_same(&a, &b))) {
 			fprintf(stderr, "round %d: mpraw_object took what "
@@ -942,6 +947,17 @@ test_decode_fast(void)
 			break;
 		default:
 			break;
+		}
+		/* a record changed into one with a lying count: msgpack-c
+		 * (the fallback) would allocate what it claims, which ASan
+		 * refuses; stored records are sluiced's own */
+		char why[64];
+		if (!mpraw_check(st.sb.data, st.sb.size, 32, "record", why,
+		        sizeof(why))) {
+			packed_free(&st);
+			msgpack_unpacked_destroy(&cu);
+			msgpack_sbuffer_destroy(&csb);
+			continue;
 		}
 		msgpack_zone z1, z2;
 		ev_view      a, b;
