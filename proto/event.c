@@ -419,29 +419,31 @@ raw_int(const unsigned char *p, size_t n, size_t *i, int64_t *v)
 
 /* The value at p[*i] and its span, when it is a map (or, with str_ok, a
  * str). */
+/* The map (or, str_ok, str) at p[*i] of n bytes: its bytes, and with
+ * zone decoded into obj (mpraw_object_at) rather than stepped over; *i
+ * moves past it. */
 static bool
-raw_kind_ok(const unsigned char *p, size_t n, size_t k, bool str_ok)
+raw_value(const unsigned char *p, size_t n, size_t *i, bool str_ok,
+    msgpack_zone *zone, msgpack_object *obj, const unsigned char **v,
+    size_t *vlen)
 {
+	size_t k = *i;
 	if (k >= n)
 		return false;
 	bool map = (p[k] >= 0x80 && p[k] <= 0x8f) || p[k] == 0xde
 	    || p[k] == 0xdf;
 	bool str = (p[k] >= 0xa0 && p[k] <= 0xbf)
 	    || (p[k] >= 0xd9 && p[k] <= 0xdb);
-	return map || (str_ok && str);
-}
-
-static bool
-raw_span(const unsigned char *p, size_t n, size_t *i, bool str_ok,
-    const unsigned char **v, size_t *vlen)
-{
-	size_t k = *i;
-	if (!raw_kind_ok(p, n, k, str_ok) || !mpraw_skip(p, n, i))
+	if (!map && !(str_ok && str))
+		return false;
+	if (zone != NULL ? !mpraw_object_at(p, n, i, zone, obj)
+	                 : !mpraw_skip(p, n, i))
 		return false;
 	*v    = p + k;
 	*vlen = *i - k;
 	return true;
 }
+
 
 int
 ev_from_wire(const void *data, size_t len, msgpack_zone *zone, ev_view *out)
@@ -601,24 +603,11 @@ peek_raw_as(const void *data, size_t len, ev_raw *out, msgpack_zone *zone,
 	out->generation = (uint32_t) gen;
 	out->is_public  = p[i++] == 0xc3;
 	bool link = ev_is_link_type(h->type, h->type_len);
-	if (zone != NULL) {
-		size_t m = i;
-		if (!raw_kind_ok(p, len, i, false)
-		    || !mpraw_object_at(p, len, &i, zone, meta))
-			return SL_EPROTO;
-		out->metadata     = p + m;
-		out->metadata_len = i - m;
-		size_t c          = i;
-		if (!raw_kind_ok(p, len, i, link)
-		    || !mpraw_object_at(p, len, &i, zone, content))
-			return SL_EPROTO;
-		out->content     = p + c;
-		out->content_len = i - c;
-	} else if (!raw_span(p, len, &i, false, &out->metadata,
-	               &out->metadata_len)
-	    || !raw_span(p, len, &i, link, &out->content, &out->content_len)) {
+	if (!raw_value(p, len, &i, false, zone, meta, &out->metadata,
+	        &out->metadata_len)
+	    || !raw_value(p, len, &i, link, zone, content, &out->content,
+	        &out->content_len))
 		return SL_EPROTO;
-	}
 	/* the decoded path's strings end at a NUL byte (they are copied as
 	 * C strings): such a record is the decoder's */
 	if (memchr(h->tenant, 0, h->tenant_len)

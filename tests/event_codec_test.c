@@ -526,6 +526,39 @@ pack_random(msgpack_packer *pk, int depth)
 	}
 }
 
+/* A map of n random values keyed "<prefix>0".. packed into pk. */
+static void
+pack_random_map(msgpack_packer *pk, char prefix, uint32_t n, int depth)
+{
+	msgpack_pack_map(pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "%c%u", prefix, i);
+		mp_pack_cstr(pk, k);
+		pack_random(pk, depth);
+	}
+}
+
+/* e: an event of type with content (metadata none), its other fields
+ * random: generations and times of every size, negative ones too. */
+static void
+random_event(ev_new *e, const char *type, const msgpack_object *content)
+{
+	memset(e, 0, sizeof(*e));
+	e->type            = type;
+	e->type_len        = strlen(type);
+	e->generation      = (uint32_t) (jrand() >> (jrand() % 64));
+	e->occurred_ns     = (int64_t) jrand() >> (jrand() % 64);
+	e->correlation_id  = "corr";
+	e->correlation_len = 4;
+	e->causation_id    = jrand() & 1 ? "" : "cause";
+	e->causation_len   = strlen(e->causation_id);
+	e->is_public       = jrand() & 1;
+	e->content         = content;
+	for (int i = 0; i < 16; i++)
+		e->id[i] = (uint8_t) jrand();
+}
+
 static void
 test_json_text(void)
 {
@@ -580,26 +613,11 @@ test_wire_raw(void)
 		const char *type = types[jrand() % 3];
 		bool        link = strcmp(type, "Deposited") != 0;
 		/* metadata: a map; content: a map, or a link's str */
-		uint32_t nm = (uint32_t) (jrand() % 4);
-		msgpack_pack_map(&mpk, nm);
-		for (uint32_t i = 0; i < nm; i++) {
-			char k[16];
-			snprintf(k, sizeof(k), "m%u", i);
-			mp_pack_cstr(&mpk, k);
-			pack_random(&mpk, 2);
-		}
+		pack_random_map(&mpk, 'm', (uint32_t) (jrand() % 4), 2);
 		if (link && jrand() % 4 != 0)
 			mp_pack_cstr(&cpk, "12@account-7");
-		else {
-			uint32_t nc = (uint32_t) (jrand() % 6);
-			msgpack_pack_map(&cpk, nc);
-			for (uint32_t i = 0; i < nc; i++) {
-				char k[16];
-				snprintf(k, sizeof(k), "c%u", i);
-				mp_pack_cstr(&cpk, k);
-				pack_random(&cpk, 3);
-			}
-		}
+		else
+			pack_random_map(&cpk, 'c', (uint32_t) (jrand() % 6), 3);
 		msgpack_unpacked mu, cu;
 		size_t           mo = 0, co = 0;
 		msgpack_unpacked_init(&mu);
@@ -609,20 +627,8 @@ test_wire_raw(void)
 		CHECK(msgpack_unpack_next(&cu, csb.data, csb.size, &co)
 		    == MSGPACK_UNPACK_SUCCESS);
 		ev_new e;
-		memset(&e, 0, sizeof(e));
-		e.type            = type;
-		e.type_len        = strlen(type);
-		e.generation      = (uint32_t) (jrand() >> (jrand() % 64));
-		e.occurred_ns     = (int64_t) jrand() >> (jrand() % 64);
-		e.correlation_id  = "corr";
-		e.correlation_len = 4;
-		e.causation_id    = jrand() & 1 ? "" : "cause";
-		e.causation_len   = strlen(e.causation_id);
-		e.is_public       = jrand() & 1;
-		e.metadata        = jrand() % 5 == 0 ? NULL : &mu.data;
-		e.content         = &cu.data;
-		for (int i = 0; i < 16; i++)
-			e.id[i] = (uint8_t) jrand();
+		random_event(&e, type, &cu.data);
+		e.metadata = jrand() % 5 == 0 ? NULL : &mu.data;
 		uint64_t rev = jrand() >> (jrand() % 64);
 		packed   st;
 		packed_init(&st);
@@ -903,33 +909,14 @@ test_decode_fast(void)
 		msgpack_packer  cpk;
 		msgpack_sbuffer_init(&csb);
 		msgpack_packer_init(&cpk, &csb, msgpack_sbuffer_write);
-		uint32_t nc = (uint32_t) (jrand() % 5);
-		msgpack_pack_map(&cpk, nc);
-		for (uint32_t i = 0; i < nc; i++) {
-			char k[16];
-			snprintf(k, sizeof(k), "c%u", i);
-			mp_pack_cstr(&cpk, k);
-			pack_random(&cpk, 2);
-		}
+		pack_random_map(&cpk, 'c', (uint32_t) (jrand() % 5), 2);
 		msgpack_unpacked cu;
 		size_t           co = 0;
 		msgpack_unpacked_init(&cu);
 		CHECK(msgpack_unpack_next(&cu, csb.data, csb.size, &co)
 		    == MSGPACK_UNPACK_SUCCESS);
 		ev_new e;
-		memset(&e, 0, sizeof(e));
-		e.type            = jrand() % 3 == 0 ? "$>" : "Deposited";
-		e.type_len        = strlen(e.type);
-		e.generation      = (uint32_t) (jrand() >> (jrand() % 64));
-		e.occurred_ns     = (int64_t) jrand() >> (jrand() % 64);
-		e.correlation_id  = "corr";
-		e.correlation_len = 4;
-		e.causation_id    = jrand() & 1 ? "" : "cause";
-		e.causation_len   = strlen(e.causation_id);
-		e.is_public       = jrand() & 1;
-		e.content         = &cu.data;
-		for (int i = 0; i < 16; i++)
-			e.id[i] = (uint8_t) jrand();
+		random_event(&e, jrand() % 3 == 0 ? "$>" : "Deposited", &cu.data);
 		packed st;
 		packed_init(&st);
 		CHECK_EQ(ev_encode(&st.pk, "tenant-a", 8, "account-1", 9,
