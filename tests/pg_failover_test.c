@@ -27,11 +27,7 @@ static char        url[1200];
 static void
 cleanup(void)
 {
-	for (int i = 0; i < 2; i++) {
-		sl_client_close(nodes[i].cl);
-		nodes[i].cl = NULL;
-		dt_kill_and_reap(&nodes[i].pid);
-	}
+	nodes_kill(nodes, 2);
 }
 
 static int

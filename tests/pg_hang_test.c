@@ -33,9 +33,7 @@ static const char *conninfo;
 static void
 cleanup(void)
 {
-	sl_client_close(a.cl);
-	a.cl = NULL;
-	dt_kill_and_reap(&a.pid);
+	nodes_kill(&a, 1);
 }
 
 static void

@@ -46,11 +46,7 @@ static node        nodes[2];
 static void
 cleanup(void)
 {
-	for (int i = 0; i < 2; i++) {
-		sl_client_close(nodes[i].cl);
-		nodes[i].cl = NULL;
-		dt_kill_and_reap(&nodes[i].pid);
-	}
+	nodes_kill(nodes, 2);
 }
 
 /* The database's head (sl_head.next). */

@@ -77,6 +77,17 @@ node_start(node *n)
 		FAIL(n, "sluiced on %s does not answer", n->url);
 }
 
+/* At exit: every node of ns[0..n-1] killed (before the cluster stops). */
+__attribute__((unused)) static void
+nodes_kill(node *ns, int n)
+{
+	for (int i = 0; i < n; i++) {
+		sl_client_close(ns[i].cl);
+		ns[i].cl = NULL;
+		dt_kill_and_reap(&ns[i].pid);
+	}
+}
+
 /* Close its client and stop it (SIGTERM, then SIGKILL). */
 __attribute__((unused)) static void
 node_stop(node *n)
