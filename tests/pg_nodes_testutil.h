@@ -46,9 +46,9 @@ node_config_ex(node *n, const char *name, const char *url,
 	size_t len;
 	snprintf(n->dir, sizeof(n->dir), "%s/%.100s", pgn_dir, name);
 	CHECK(mkdir(n->dir, 0700) == 0 || errno == EEXIST);
-	snprintf(n->cfg, sizeof(n->cfg), "%s/resources.yaml", n->dir);
-	snprintf(n->log, sizeof(n->log), "%s/sluiced.log", n->dir);
-	snprintf(n->url, sizeof(n->url), "ipc://%s/api.ipc", n->dir);
+	snprintf(n->cfg, sizeof(n->cfg), "%.2150s/resources.yaml", n->dir);
+	snprintf(n->log, sizeof(n->log), "%.2150s/sluiced.log", n->dir);
+	snprintf(n->url, sizeof(n->url), "ipc://%.2150s/api.ipc", n->dir);
 	len = dt_config_head(
 	    yaml, sizeof(yaml), n->dir, plugin_dir, n->url, map);
 	if (url != NULL)
