@@ -65,14 +65,14 @@ m = lambda v: st.median(v)
 if cu:
     l = [float(r[4]) for r in cu]; p = [float(r[6]) for r in cu]
     print("catch-up eps: LMDB %.0f | PostgreSQL node %.0f | PG/LMDB "
-          "(per-run median) %.2f | load %s-%s" % (m(l), m(p),
+          "(per-run median) %.2f | load %.1f-%.1f" % (m(l), m(p),
           m([b / a for a, b in zip(l, p)]),
-          min(r[8] for r in cu), max(r[8] for r in cu)))
+          min(float(r[8]) for r in cu), max(float(r[8]) for r in cu)))
 if rd:
     n = {k: [float(r[4 + 2 * (k - 1)]) for r in rd] for k in (1, 2, 3)}
     print("get_one rtps, 6 clients: 1 node %.0f | 2 nodes %.0f | 3 nodes "
-          "%.0f | 2/1 %.2f | 3/1 %.2f | load %s-%s" % (m(n[1]), m(n[2]),
+          "%.0f | 2/1 %.2f | 3/1 %.2f | load %.1f-%.1f" % (m(n[1]), m(n[2]),
           m(n[3]), m([b / a for a, b in zip(n[1], n[2])]),
           m([c / a for a, c in zip(n[1], n[3])]),
-          min(r[-1] for r in rd), max(r[-1] for r in rd)))
+          min(float(r[-1]) for r in rd), max(float(r[-1]) for r in rd)))
 PY
