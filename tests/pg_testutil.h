@@ -30,6 +30,7 @@ static char  pgt_dir_[4200];
 static char  pgt_replica_dir_[4300]; /* "" until pgt_replica */
 static char  pgt_conninfo_[512];
 static char  pgt_replica_conninfo_[512];
+static bool  pgt_stopped_; /* the primary's processes are SIGSTOPped */
 static bool  pgt_running_;
 static pid_t pgt_owner_;
 
@@ -76,6 +77,33 @@ pgt_stop(void)
 		fprintf(stderr, "pg_cluster.sh stop: %s\n", out);
 }
 
+/* Send sig to the test's primary server: the postmaster and every
+ * process of it (SIGSTOP: a server that hangs with its connections
+ * open; SIGCONT lets it go on). */
+__attribute__((unused)) static void
+pgt_signal_server(int sig)
+{
+	char  path[4400], line[32];
+	FILE *f;
+	snprintf(path, sizeof(path), "%s/pg/postmaster.pid", pgt_dir_);
+	CHECK((f = fopen(path, "r")) != NULL);
+	CHECK(fgets(line, sizeof(line), f) != NULL);
+	fclose(f);
+	pid_t pm = (pid_t) atoi(line);
+	CHECK(pm > 0);
+	snprintf(path, sizeof(path), "ps -o pid= --ppid %d", (int) pm);
+	CHECK((f = popen(path, "r")) != NULL);
+	if (sig == SIGSTOP)
+		CHECK(kill(pm, sig) == 0); /* no new backends meanwhile */
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (atoi(line) > 0)
+			kill((pid_t) atoi(line), sig);
+	pclose(f);
+	if (sig != SIGSTOP)
+		CHECK(kill(pm, sig) == 0);
+	pgt_stopped_ = sig == SIGSTOP;
+}
+
 /* Stop (fast) whichever of the test's clusters still runs: at exit. */
 static void
 pgt_stop_all(void)
@@ -83,6 +111,8 @@ pgt_stop_all(void)
 	char out[4096], pidf[4400];
 	if (getpid() != pgt_owner_)
 		return;
+	if (pgt_stopped_) /* a stopped server does not shut down */
+		pgt_signal_server(SIGCONT);
 	snprintf(pidf, sizeof(pidf), "%s/pg/postmaster.pid", pgt_dir_);
 	if (access(pidf, F_OK) == 0)
 		pgt_stop();
@@ -294,32 +324,6 @@ pgt_cluster(const char *cmd, bool replica)
 	}
 	if (!replica && strcmp(cmd, "start") != 0)
 		pgt_running_ = false;
-}
-
-/* Send sig to the test's primary server: the postmaster and every
- * process of it (SIGSTOP: a server that hangs with its connections
- * open; SIGCONT lets it go on). */
-__attribute__((unused)) static void
-pgt_signal_server(int sig)
-{
-	char  path[4400], line[32];
-	FILE *f;
-	snprintf(path, sizeof(path), "%s/pg/postmaster.pid", pgt_dir_);
-	CHECK((f = fopen(path, "r")) != NULL);
-	CHECK(fgets(line, sizeof(line), f) != NULL);
-	fclose(f);
-	pid_t pm = (pid_t) atoi(line);
-	CHECK(pm > 0);
-	snprintf(path, sizeof(path), "ps -o pid= --ppid %d", (int) pm);
-	CHECK((f = popen(path, "r")) != NULL);
-	if (sig == SIGSTOP)
-		CHECK(kill(pm, sig) == 0); /* no new backends meanwhile */
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (atoi(line) > 0)
-			kill((pid_t) atoi(line), sig);
-	pclose(f);
-	if (sig != SIGSTOP)
-		CHECK(kill(pm, sig) == 0);
 }
 
 #endif
