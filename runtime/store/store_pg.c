@@ -32,7 +32,7 @@
 #define PG_ROWS_PER_STMT 1000
 #define PG_PAGE          1000
 #define PG_POLL_MS       100
-#define PG_ERR           256
+#define PG_ERR           512
 
 /* The schema, one step per version (sl_schema.version counts them). */
 static const char *const migrations[STORE_PG_SCHEMA_VERSION] = {
