@@ -61,7 +61,7 @@ test_failover(void)
 	 * truth, which the new primary tells) */
 	for (int i = 0; i < 2; i++) {
 		sl_commit_result res;
-		sl_new_event ev = { .type = "X", .content_json = "{}" };
+		sl_new_event     ev = { .type = "X", .content_json = "{}" };
 		int rc = sl_client_commit(nodes[i].cl, TENANT, "acc-none",
 		    SL_EXPECT_ANY, &ev, 1, &res);
 		if (rc != SL_EUNAVAILABLE)
@@ -128,13 +128,14 @@ test_lost_tail(void)
 	int     rc;
 	for (;;) {
 		sl_new_event ev = { .type = "X", .content_json = "{}" };
-		rc = sl_client_commit(
-		    a->cl, TENANT, "acc-lost", SL_EXPECT_ANY, &ev, 1, &res);
+		rc              = sl_client_commit(
+		                 a->cl, TENANT, "acc-lost", SL_EXPECT_ANY, &ev, 1, &res);
 		if (rc == SL_ESTORAGE || dt_now_ms() > end)
 			break;
 		if (rc == SL_OK)
-			FAIL(a, "a commit acknowledged at %" PRIu64
-			        " on a database behind the mirror (%" PRIu64 ")",
+			FAIL(a,
+			    "a commit acknowledged at %" PRIu64
+			    " on a database behind the mirror (%" PRIu64 ")",
 			    res.first_position, head);
 		dt_sleep_ms(50);
 	}

@@ -57,12 +57,13 @@ hang_once(int round)
 	 * writer's */
 	sl_commit_result res;
 	sl_new_event ev = { .type = "DebitPerformed", .content_json = "{}" };
-	int rc = sl_client_commit(
-	    a.cl, TENANT, "acc-stopped", SL_EXPECT_ANY, &ev, 1, &res);
+	int          rc = sl_client_commit(
+	             a.cl, TENANT, "acc-stopped", SL_EXPECT_ANY, &ev, 1, &res);
 	int64_t took = dt_now_ms() - stopped;
 	if (rc != SL_EUNAVAILABLE || took > BOUND_MS)
-		FAIL(&a, "a commit to a stopped server: %s after %" PRId64
-		         " ms: %s",
+		FAIL(&a,
+		    "a commit to a stopped server: %s after %" PRId64
+		    " ms: %s",
 		    sl_errname(rc), took, sl_client_last_error(a.cl));
 	/* the mirror serves reads meanwhile */
 	CHECK(node_head(&a) > 0);
@@ -83,7 +84,8 @@ hang_once(int round)
 	check_acks_db(conninfo, &l);
 	char v[32];
 	pgt_sql(conninfo,
-	    "SELECT count(*) FROM sl_events WHERE stream = 'acc-stopped'::bytea",
+	    "SELECT count(*) FROM sl_events WHERE stream = "
+	    "'acc-stopped'::bytea",
 	    v, sizeof(v));
 	CHECK_STREQ(v, "0");
 	pgt_sql(conninfo, "SELECT count(*) FROM sl_events", v, sizeof(v));

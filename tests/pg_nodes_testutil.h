@@ -251,7 +251,7 @@ wait_read_models_n(node *ns, int n, int64_t want)
 
 typedef struct live {
 	node           *n;
-	const char     *stream; /* "acc-live" unless set */
+	const char     *stream;   /* "acc-live" unless set */
 	int             pause_ms; /* after an acknowledged commit (5) */
 	bool            stop;
 	size_t          ok_before, ok_after, unavailable;
@@ -291,7 +291,7 @@ live_main(void *arg)
 		    = { .type = "DebitPerformed", .content_json = content };
 		int64_t t0 = dt_now_ms();
 		int     rc = sl_client_commit(
-                    cl, TENANT, stream, SL_EXPECT_ANY, &ev, 1, &res);
+		        cl, TENANT, stream, SL_EXPECT_ANY, &ev, 1, &res);
 		int64_t took = dt_now_ms() - t0;
 		pthread_mutex_lock(&l->mu);
 		if (rc == SL_OK) {
@@ -315,7 +315,8 @@ live_main(void *arg)
 			break;
 		}
 		pthread_mutex_unlock(&l->mu);
-		dt_sleep_ms(rc == SL_OK ? (l->pause_ms ? l->pause_ms : 5) : 20);
+		dt_sleep_ms(
+		    rc == SL_OK ? (l->pause_ms ? l->pause_ms : 5) : 20);
 	}
 	sl_client_close(cl);
 	return NULL;
@@ -385,7 +386,8 @@ check_acks_db(const char *conninfo, const live *l)
 	    stream);
 	pgt_sql(conninfo, sql, v, sizeof(v));
 	if (strtoull(v, NULL, 10) != l->n_acks)
-		FAIL(l->n, "%s has %s events in the database, %zu acknowledged",
+		FAIL(l->n,
+		    "%s has %s events in the database, %zu acknowledged",
 		    stream, v, l->n_acks);
 }
 

@@ -37,12 +37,12 @@ cleanup(void)
 }
 
 typedef struct writer {
-	node   *n;
-	int     id;
-	int64_t amount;
-	size_t  n_public, n_account_events, n_ticks;
-	int     done; /* accounts finished, under mu */
-	char    err[256];
+	node           *n;
+	int             id;
+	int64_t         amount;
+	size_t          n_public, n_account_events, n_ticks;
+	int             done; /* accounts finished, under mu */
+	char            err[256];
 	pthread_mutex_t mu;
 } writer;
 
@@ -66,10 +66,10 @@ writer_main(void *arg)
 		    "\"customer_id\":\"cust-%d\"}",
 		    stream, k, cust);
 		sl_new_event ev[2] = { { .type = "DebitAccountOpened",
-			.content_json             = open,
-			.is_public                = k % 2 == 0 } };
-		int rc = sl_client_commit(
-		    cl, TENANT, stream, SL_EXPECT_NO_STREAM, ev, 1, &res);
+		    .content_json              = open,
+		    .is_public                 = k % 2 == 0 } };
+		int          rc    = sl_client_commit(
+		                cl, TENANT, stream, SL_EXPECT_NO_STREAM, ev, 1, &res);
 		for (int d = 0; rc == SL_OK && d < N_DEBITS; d++) {
 			int amount = w->id * 1000 + k * 10 + d + 1;
 			snprintf(debit, sizeof(debit),
@@ -79,8 +79,8 @@ writer_main(void *arg)
 				.content_json          = debit };
 			ev[1] = (sl_new_event) { .type = "Tick",
 				.content_json          = "{}" };
-			rc = sl_client_commit(cl, TENANT, stream,
-			    (uint64_t) d * 2, ev, 2, &res);
+			rc    = sl_client_commit(
+			       cl, TENANT, stream, (uint64_t) d * 2, ev, 2, &res);
 			if (rc == SL_OK)
 				w->amount += amount;
 		}
@@ -113,8 +113,8 @@ writer_done(writer *w)
  * line per entry, "stream position, log position, partition"; its
  * entries' count in *count. */
 static char *
-filter_stream(node *n, const char *filter, const char *partition,
-    size_t *count)
+filter_stream(
+    node *n, const char *filter, const char *partition, size_t *count)
 {
 	size_t cap = 1 << 16, len = 0;
 	char  *text = malloc(cap);
@@ -123,8 +123,8 @@ filter_stream(node *n, const char *filter, const char *partition,
 	*count  = 0;
 	for (uint64_t from = 0;;) {
 		sl_filter_page p;
-		int rc = sl_client_read_filter(
-		    n->cl, TENANT, filter, partition, from, 500, &p);
+		int            rc = sl_client_read_filter(
+		               n->cl, TENANT, filter, partition, from, 500, &p);
 		if (rc != SL_OK)
 			FAIL(n, "read_filter %s: %s", filter, sl_errname(rc));
 		for (size_t i = 0; i < p.n_events; i++) {
@@ -141,7 +141,7 @@ filter_stream(node *n, const char *filter, const char *partition,
 			        : "-");
 		}
 		*count += p.n_events;
-		from = p.next;
+		from      = p.next;
 		bool more = p.more;
 		sl_filter_page_free(&p);
 		if (!more)
@@ -162,7 +162,8 @@ check_filter(const char *filter, const char *partition, size_t want)
 		bool   ok = c0 == want;
 		int    i;
 		for (i = 1; ok && i < N_NODES; i++) {
-			char *si = filter_stream(&nodes[i], filter, partition, &ci);
+			char *si
+			    = filter_stream(&nodes[i], filter, partition, &ci);
 			ok = ci == want && strcmp(s0, si) == 0;
 			if (!ok && dt_now_ms() > end)
 				FAIL(&nodes[i],
@@ -187,7 +188,7 @@ check_filter(const char *filter, const char *partition, size_t want)
 int
 main(void)
 {
-	char out[4096], plugins[2200], so[2400];
+	char              out[4096], plugins[2200], so[2400];
 	const char *const libs[][2] = {
 		{ SL_PLUGIN_DIR, "account_details.so" },
 		{ SL_PLUGIN_DIR, "account_filters.so" },
@@ -208,7 +209,8 @@ main(void)
 	for (int i = 0; i < N_NODES; i++) {
 		char name[8];
 		snprintf(name, sizeof(name), "%c", 'a' + i);
-		node_config_ex(&nodes[i], name, conninfo, plugins, "64MiB", "");
+		node_config_ex(
+		    &nodes[i], name, conninfo, plugins, "64MiB", "");
 	}
 	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
 	             SL_BUILD_DIR, nodes[0].cfg),
@@ -240,7 +242,7 @@ main(void)
 		dt_kill_and_reap(&c->pid);
 		node_start(c);
 	}
-	int64_t amount = 0;
+	int64_t amount   = 0;
 	size_t  n_public = 0, n_account = 0, n_ticks = 0;
 	for (int i = 0; i < 2; i++) {
 		pthread_join(th[i], NULL);
@@ -264,8 +266,8 @@ main(void)
 		char cust[16];
 		snprintf(cust, sizeof(cust), "cust-%d", k);
 		/* accounts k, k + 3, ... of both writers */
-		size_t accounts = 2 * (size_t) ((N_ACCOUNTS - k + CUSTOMERS - 1)
-		    / CUSTOMERS);
+		size_t accounts = 2
+		    * (size_t) ((N_ACCOUNTS - k + CUSTOMERS - 1) / CUSTOMERS);
 		check_filter(CUSTOMER_EVENTS, cust, accounts * (1 + N_DEBITS));
 	}
 	check_filter(PUBLIC_OPENINGS, NULL, n_public);
