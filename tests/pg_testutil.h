@@ -27,9 +27,11 @@
 #define PGT_SKIP 77
 
 static char  pgt_dir_[4200];
-static char  pgt_replica_dir_[4300]; /* "" until pgt_replica */
+/* the replicas (pgt_add_replica): [1] in dir/replica, [2] in
+ * dir/replica2; "" until made ([0]: unused, the primary is pgt_dir_) */
+static char  pgt_replica_dir_[3][4300];
 static char  pgt_conninfo_[512];
-static char  pgt_replica_conninfo_[512];
+static char  pgt_replica_conninfo_[3][512];
 static bool  pgt_stopped_; /* the primary's processes are SIGSTOPped */
 static bool  pgt_running_;
 static pid_t pgt_owner_;
@@ -116,12 +118,16 @@ pgt_stop_all(void)
 	snprintf(pidf, sizeof(pidf), "%s/pg/postmaster.pid", pgt_dir_);
 	if (access(pidf, F_OK) == 0)
 		pgt_stop();
-	snprintf(pidf, sizeof(pidf), "%s/pg/postmaster.pid", pgt_replica_dir_);
-	if (pgt_replica_dir_[0] != '\0' && access(pidf, F_OK) == 0
-	    && pgt_sh(out, sizeof(out), "%s/scripts/pg_cluster.sh stop %s",
-	           SL_SOURCE_DIR, pgt_replica_dir_)
-	        != 0)
-		fprintf(stderr, "pg_cluster.sh stop: %s\n", out);
+	for (int i = 1; i < 3; i++) {
+		snprintf(pidf, sizeof(pidf), "%s/pg/postmaster.pid",
+		    pgt_replica_dir_[i]);
+		if (pgt_replica_dir_[i][0] != '\0' && access(pidf, F_OK) == 0
+		    && pgt_sh(out, sizeof(out),
+		           "%s/scripts/pg_cluster.sh stop %s", SL_SOURCE_DIR,
+		           pgt_replica_dir_[i])
+		        != 0)
+			fprintf(stderr, "pg_cluster.sh stop: %s\n", out);
+	}
 }
 
 static void
@@ -174,10 +180,10 @@ pgt_watchdog(void)
 		;
 	if (access(pgt_dir_, F_OK) == 0) {
 		char cmd[8800];
-		/* the replica, if any, lives in pgt_dir_/replica; a stopped
+		/* the replicas, if any, live in pgt_dir_/replica*; a stopped
 		 * (SIGSTOP) server is let go on first */
 		snprintf(cmd, sizeof(cmd),
-		    "for d in %s %s/replica; do [ -f $d/pg/postmaster.pid ] && "
+		    "for d in %s %s/replica*; do [ -f $d/pg/postmaster.pid ] && "
 		    "{ p=$(head -1 $d/pg/postmaster.pid); kill -CONT $p "
 		    "$(ps -o pid= --ppid $p) 2>/dev/null; "
 		    "%s/scripts/pg_cluster.sh stop $d; }; done",
@@ -268,36 +274,40 @@ pgt_sql(const char *conninfo, const char *sql, char *out, size_t outlen)
 }
 
 /*
- * A streaming replica of the test's cluster (pgt_start first), in
- * its dir/replica, stopped at exit like the primary. With sync, the
- * primary waits for it to flush each commit before it answers
- * (synchronous_standby_names), so that what the primary acknowledged
- * survives a failover. @return the replica's conninfo.
+ * Replica id (1 or 2) of cluster of (0: the primary, or a replica made
+ * before): streaming (pg_basebackup -R), in pgt_dir_/replica (id 1) or
+ * pgt_dir_/replica2, stopped at exit like the primary. With sync, the
+ * cluster it replicates waits for it to flush each commit before it
+ * answers (synchronous_standby_names), so that what was acknowledged
+ * survives a failover; without, it is asynchronous. @return its conninfo.
  */
 __attribute__((unused)) static const char *
-pgt_replica(bool sync)
+pgt_add_replica(int id, int of, bool sync)
 {
-	char out[4096];
-	snprintf(pgt_replica_dir_, sizeof(pgt_replica_dir_), "%s/replica",
-	    pgt_dir_);
+	char        out[4096];
+	const char *of_dir  = of == 0 ? pgt_dir_ : pgt_replica_dir_[of];
+	const char *of_conn = of == 0 ? pgt_conninfo_ : pgt_replica_conninfo_[of];
+	CHECK(id >= 1 && id < 3 && of >= 0 && of < 3 && of != id);
+	snprintf(pgt_replica_dir_[id], sizeof(pgt_replica_dir_[id]),
+	    "%.4200s/replica%s", pgt_dir_, id == 1 ? "" : "2");
 	int rc = pgt_sh(out, sizeof(out),
 	    "%s/scripts/pg_cluster.sh replica %s %s", SL_SOURCE_DIR,
-	    pgt_replica_dir_, pgt_dir_);
+	    pgt_replica_dir_[id], of_dir);
 	if (rc != 0) {
 		fprintf(stderr, "pg_cluster.sh replica: %s\n", out);
 		exit(1);
 	}
-	pgt_take_conninfo(out, pgt_replica_conninfo_,
-	    sizeof(pgt_replica_conninfo_));
+	pgt_take_conninfo(out, pgt_replica_conninfo_[id],
+	    sizeof(pgt_replica_conninfo_[id]));
 	if (sync) {
-		pgt_sql(pgt_conninfo_,
+		pgt_sql(of_conn,
 		    "ALTER SYSTEM SET synchronous_standby_names = 'replica'",
 		    NULL, 0);
-		pgt_sql(pgt_conninfo_, "SELECT pg_reload_conf()", NULL, 0);
+		pgt_sql(of_conn, "SELECT pg_reload_conf()", NULL, 0);
 		/* until the primary counts it as its synchronous standby */
 		for (int i = 0;; i++) {
 			char v[32];
-			pgt_sql(pgt_conninfo_,
+			pgt_sql(of_conn,
 			    "SELECT count(*) FROM pg_stat_replication WHERE "
 			    "sync_state = 'sync'",
 			    v, sizeof(v));
@@ -307,23 +317,30 @@ pgt_replica(bool sync)
 			usleep(20 * 1000);
 		}
 	}
-	return pgt_replica_conninfo_;
+	return pgt_replica_conninfo_[id];
 }
 
-/* pg_cluster.sh cmd (kill, promote, stop) on the replica (primary:
- * false) or the primary; fails the test when it fails. */
+/* Replica 1 of the primary (pgt_add_replica). */
+__attribute__((unused)) static const char *
+pgt_replica(bool sync)
+{
+	return pgt_add_replica(1, 0, sync);
+}
+
+/* pg_cluster.sh cmd (start, kill, promote, stop) on cluster id (0: the
+ * primary; a replica's id); fails the test when it fails. */
 __attribute__((unused)) static void
-pgt_cluster(const char *cmd, bool replica)
+pgt_cluster(const char *cmd, int id)
 {
 	char out[4096];
 	if (pgt_sh(out, sizeof(out), "%s/scripts/pg_cluster.sh %s %s",
-	        SL_SOURCE_DIR, cmd, replica ? pgt_replica_dir_ : pgt_dir_)
+	        SL_SOURCE_DIR, cmd, id == 0 ? pgt_dir_ : pgt_replica_dir_[id])
 	    != 0) {
 		fprintf(stderr, "pg_cluster.sh %s: %s\n", cmd, out);
 		exit(1);
 	}
-	if (!replica && strcmp(cmd, "start") != 0)
-		pgt_running_ = false;
+	if (id == 0)
+		pgt_running_ = strcmp(cmd, "start") == 0;
 }
 
 #endif
