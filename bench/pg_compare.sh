@@ -13,12 +13,7 @@ build=${1:?usage: pg_compare.sh BUILD_DIR [RUNS] [SECONDS]}
 runs=${2:-5}
 secs=${3:-2}
 here=$(cd "$(dirname "$0")/.." && pwd)
-tmp=$(mktemp -d /tmp/sluice-pgbench-XXXXXX)
-chmod 0711 "$tmp"
-trap '"$here/scripts/pg_cluster.sh" stop "$tmp/pg" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT INT TERM
-ci=$("$here/scripts/pg_cluster.sh" start "$tmp/pg")
-out=$tmp/results
-: >"$out"
+. "$here/bench/pg_tmp_cluster.sh"
 eps() { awk '$1 == "eps" { print $2 }'; }
 for r in $(seq 1 "$runs"); do
 	for cb in "1 1" "1 100" "16 1" "16 100"; do

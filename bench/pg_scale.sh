@@ -19,12 +19,7 @@ qsecs=${4:-3}
 here=$(cd "$(dirname "$0")/.." && pwd)
 bs=$build/bench/bench_sluice
 plugin=$build/plugins/account_details.so
-tmp=$(mktemp -d /tmp/sluice-pgscale-XXXXXX)
-chmod 0711 "$tmp"
-trap '"$here/scripts/pg_cluster.sh" stop "$tmp/pg" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT INT TERM
-ci=$("$here/scripts/pg_cluster.sh" start "$tmp/pg")
-out=$tmp/results
-: >"$out"
+. "$here/bench/pg_tmp_cluster.sh"
 val() { awk -v k="$1" '$1 == k { print $2 }'; }
 load() { cut -d' ' -f1 /proc/loadavg; }
 
