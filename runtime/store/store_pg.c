@@ -101,7 +101,8 @@ pg_quiet(void *arg, const char *message)
  * 5 + 3 x 2 s), and a TCP user timeout of timeout_ms for data the server
  * never acknowledges. A server that hangs but whose kernel answers (a
  * stopped process) is what the round trips' own timeout is for
- * (pg_wait_ready). timeout_ms 0: libpq's defaults but connect_timeout.
+ * (pg_wait_ready). timeout_ms 0 (--init-db): a connect_timeout of 5 s,
+ * the system's TCP user timeout.
  */
 static PGconn *
 pg_connect(const char *url, int timeout_ms, char *err, size_t errlen)
