@@ -129,6 +129,8 @@ typedef struct sl_config {
 	cfg_backend store_backend; /* event_store.backend: lmdb (default) */
 	char *store_url; /* event_store.url: libpq URL or conninfo, NULL for
 	                    lmdb */
+	uint32_t store_lease_ms; /* event_store.lease_ms: a dead node's leases
+	                            move within it (postgresql) */
 	cfg_tenant *tenants;
 	size_t n_tenants;
 	size_t max_request_bytes; /* limits.max_request_bytes */
