@@ -113,7 +113,8 @@ typedef struct runtime {
  * main before runtime_start. Only sluiced links libpq; without it, such a
  * configuration does not start (SL_ECONFIG).
  */
-typedef int (*runtime_backend_fn)(store *s, const char *url);
+typedef int (*runtime_backend_fn)(
+    store *s, const char *url, uint32_t lease_ms);
 void runtime_set_pg_backend(runtime_backend_fn attach);
 
 /**

@@ -136,6 +136,12 @@ typedef struct eproj_status {
 	size_t      n_failing;        /* failing keys (eproj_get_failing) */
 	uint64_t    failures;         /* handler failures since start */
 	uint64_t    retries;          /* retries of failing keys since start */
+	/* on a log shared by nodes (store_leased), a continuous run's
+	 * lease: whether this node holds it, and who does as last seen
+	 * ("" unknown) */
+	bool        leased;
+	bool        lease_held;
+	char        lease_holder[128];
 } eproj_status;
 
 void eproj_get_status(eproj *e, eproj_status *out);

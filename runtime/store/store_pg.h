@@ -10,11 +10,12 @@
 #define SL_STORE_PG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store.h"
 
 /** The schema version this build writes and reads (sl_schema.version). */
-#define STORE_PG_SCHEMA_VERSION 1
+#define STORE_PG_SCHEMA_VERSION 2
 
 /**
  * Make PostgreSQL at url (a libpq URL or conninfo) the log of record of s,
@@ -23,10 +24,12 @@
  * run sluiced --init-db, or upgrade sluiced), and so does a mirror that
  * holds what the database does not (made from another database). A
  * database that does not answer yet is waited for: commits answer
- * SL_EUNAVAILABLE until it does.
+ * SL_EUNAVAILABLE until it does. lease_ms: the leases' time
+ * (event_store.lease_ms): a node that stops renewing its leases loses
+ * them to another within it.
  * @return SL_OK; SL_ECONFIG (schema or mirror refused); SL_ENOMEM.
  */
-int store_pg_attach(store *s, const char *url);
+int store_pg_attach(store *s, const char *url, uint32_t lease_ms);
 
 /**
  * sluiced --init-db: create the schema in the database at url, or migrate
