@@ -16,8 +16,6 @@
  *   - a node killed with SIGKILL catches its mirror up when restarted;
  *   - a stream deleted and truncated through one node is hidden on both,
  *     and on a node whose mirror is made afresh; refusals as with LMDB;
- *   - an emitting projection is refused with a reason on this backend
- *     (not in this slice), the node serving on;
  *   - a mirror that cannot take the commits (map full) does not hold
  *     their acknowledgements back: they are in the database;
  *   - a node's mirror pointed at another database refuses to start.
@@ -35,26 +33,14 @@
 #include <sluice/errors.h>
 
 #include "daemon_testutil.h"
-#include "pg_testutil.h"
+#include "pg_node_testutil.h"
 #include "remote_testutil.h" /* ru_request: a commit with its event ids */
 
-#define TENANT     "t1"
 #define PROJECTION "account_details"
 #define N_WRITERS  4
 #define N_COMMITS  40
-#define WAIT_MS    30000
 
-typedef struct node {
-	char       dir[2200], cfg[4200], log[4200], url[4200];
-	pid_t      pid;
-	sl_client *cl;
-} node;
-
-static char        dir[2048];
-static const char *conninfo;
-static node        nodes[2];
-
-#define FAIL(n, ...) DT_FAIL_LOG((n)->log, __VA_ARGS__)
+static node nodes[2];
 
 static void
 cleanup(void)
@@ -64,81 +50,6 @@ cleanup(void)
 		nodes[i].cl = NULL;
 		dt_kill_and_reap(&nodes[i].pid);
 	}
-}
-
-/* A node's resources.yaml in dir/name on the database at url (NULL:
- * LMDB): plugins from plugin_dir, a mirror of map bytes, extra yaml. */
-static void
-node_config_ex(node *n, const char *name, const char *url,
-    const char *plugin_dir, const char *map, const char *extra)
-{
-	char   yaml[8192];
-	size_t len;
-	snprintf(n->dir, sizeof(n->dir), "%s/%.100s", dir, name);
-	CHECK(mkdir(n->dir, 0700) == 0 || errno == EEXIST);
-	snprintf(n->cfg, sizeof(n->cfg), "%s/resources.yaml", n->dir);
-	snprintf(n->log, sizeof(n->log), "%s/sluiced.log", n->dir);
-	snprintf(n->url, sizeof(n->url), "ipc://%s/api.ipc", n->dir);
-	len = dt_config_head(
-	    yaml, sizeof(yaml), n->dir, plugin_dir, n->url, map);
-	if (url != NULL)
-		len += (size_t) snprintf(yaml + len, sizeof(yaml) - len,
-		    "  backend: postgresql\n  url: \"%s\"\n", url);
-	snprintf(yaml + len, sizeof(yaml) - len,
-	    "hot_reload: false\n%stenants:\n  - id: " TENANT "\n", extra);
-	dt_write_bytes(n->cfg, yaml, strlen(yaml));
-	n->pid = -1;
-	n->cl  = NULL;
-}
-
-/* node_config_ex with the build's plugins, a 64 MiB mirror. */
-static void
-node_config(node *n, const char *name, const char *url)
-{
-	node_config_ex(n, name, url, SL_PLUGIN_DIR, "64MiB", "");
-}
-
-static void
-node_start(node *n)
-{
-	n->pid = dt_daemon_spawn(n->cfg, n->log);
-	if (!dt_wait_answer(n->url, &n->cl, WAIT_MS))
-		FAIL(n, "sluiced on %s does not answer", n->url);
-}
-
-/* The node's log head (its mirror's next position). */
-static uint64_t
-node_head(node *n)
-{
-	sl_read_result r;
-	int            rc = sl_client_read(n->cl, 0, 1, &r);
-	if (rc != SL_OK)
-		FAIL(n, "read: %s: %s", sl_errname(rc),
-		    sl_client_last_error(n->cl));
-	uint64_t head = r.head;
-	sl_read_result_free(&r);
-	return head;
-}
-
-static void
-wait_head(node *n, uint64_t head)
-{
-	int64_t  end = dt_now_ms() + WAIT_MS;
-	uint64_t h;
-	while ((h = node_head(n)) < head) {
-		if (dt_now_ms() > end)
-			FAIL(n, "head %" PRIu64 ", want %" PRIu64, h, head);
-		dt_sleep_ms(20);
-	}
-}
-
-/* The database's head (sl_head.next). */
-static uint64_t
-pg_head(void)
-{
-	char v[32];
-	pgt_sql(conninfo, "SELECT next FROM sl_head", v, sizeof(v));
-	return strtoull(v, NULL, 10);
 }
 
 /* ---- init-db ---- */
@@ -162,11 +73,11 @@ test_init_db(void)
 	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
 	             SL_BUILD_DIR, nodes[0].cfg),
 	    0);
-	CHECK(strstr(out, "schema version 1 (was 0)") != NULL);
+	CHECK(strstr(out, "schema version 2 (was 0)") != NULL);
 	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
 	             SL_BUILD_DIR, nodes[0].cfg),
 	    0);
-	CHECK(strstr(out, "schema version 1: up to date") != NULL);
+	CHECK(strstr(out, "schema version 2: up to date") != NULL);
 	pgt_sql(conninfo, "SELECT count(*) FROM sl_head", v, sizeof(v));
 	CHECK_STREQ(v, "1");
 
@@ -190,7 +101,7 @@ test_init_db(void)
 	    1);
 	CHECK(strstr(out,
 	          "EVERSION: the database's schema is version 99, "
-	          "newer than this sluiced knows (1)")
+	          "newer than this sluiced knows (2)")
 	    != NULL);
 	pgt_sql(other, "SELECT version FROM sl_schema", v, sizeof(v));
 	CHECK_STREQ(v, "99");
@@ -775,37 +686,17 @@ test_node_killed(void)
 	CHECK_EQ(node_head(b), head);
 	compare_logs(head);
 	wait_read_models(total_amount);
-	CHECK(dt_wait_file_has(b->log, "the log of record (schema 1)", 1000));
+	CHECK(dt_wait_file_has(b->log, "the log of record (schema 2)", 1000));
 }
 
-/* What this slice does not run on PostgreSQL is refused with a reason,
- * and the node keeps serving: an emitting plugin projection (status says
- * why it does not run). The node's mirror, made afresh, hides what the
- * deletions hide. */
+/* A node's mirror, made afresh, hides what the deletions hide. */
 static void
-test_not_yet(void)
+test_fresh_mirror(void)
 {
 	node e;
-	char plugins[2100], so[2200];
 
-	snprintf(plugins, sizeof(plugins), "%s/e-plugins", dir);
-	CHECK(mkdir(plugins, 0700) == 0);
-	snprintf(so, sizeof(so), "%s/emit_counter.so", plugins);
-	CHECK(symlink(SL_TEST_PLUGIN_DIR "/emit_counter.so", so) == 0);
-	node_config_ex(&e, "e", conninfo, plugins, "64MiB", "");
+	node_config_ex(&e, "e", conninfo, SL_PLUGIN_DIR, "64MiB", "");
 	node_start(&e);
-	json_t *st = NULL;
-	CHECK_EQ(ru_request(e.cl, "{\"v\":1,\"op\":\"status\"}", &st), SL_OK);
-	char *text = json_dumps(st, JSON_COMPACT);
-	if (strstr(text,
-	        "emits events, and emitting projections do not run "
-	        "on 'event_store.backend: postgresql' yet")
-	    == NULL)
-		FAIL(&e,
-		    "status does not say why emit_counter does not run: %s",
-		    text);
-	free(text);
-	json_decref(st);
 
 	/* a fresh mirror takes the deletions from the notifications */
 	uint64_t head = pg_head(), revs[16];
@@ -911,7 +802,7 @@ main(void)
 		nodes[i].cl = NULL;
 		dt_daemon_stop(&nodes[i].pid, 10000);
 	}
-	test_not_yet();
+	test_fresh_mirror();
 	test_mirror_full();
 	test_foreign_mirror();
 	printf("pg_log_test: ok\n");
