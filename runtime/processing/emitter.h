@@ -36,6 +36,12 @@
  *
  * A definition change (hot reload) or `reset` soft-deletes every stream the
  * projection wrote for the tenant, drops its states and runs again from 0.
+ *
+ * On a log shared by nodes (PostgreSQL, store_leased) a continuous run
+ * runs only where this node holds its lease, in state standby elsewhere;
+ * its batches go to the database with the lease check, and each new
+ * lease sets it up again from the checkpoint loaded from the database
+ * (docs/postgresql.md, "Leases").
  */
 #ifndef SL_EMITTER_H
 #define SL_EMITTER_H

@@ -252,6 +252,29 @@ emit_stream_find(emit_streams *es, const char *stream, size_t sl)
 	return NULL;
 }
 
+const store_append *
+store_emit_linked(store_emit *e, size_t i, uint64_t rev, store_linked *lk)
+{
+	const store_append *a = &e->appends[i];
+	if (!a->link_prev)
+		return a;
+	/* "<revision>@<stream>" of the append before (checked: i > 0), as
+	 * EventStoreDB's links */
+	int n = snprintf(lk->text, sizeof(lk->text), "%" PRIu64 "@%s", rev,
+	    e->appends[i - 1].stream);
+	if (n < 0 || (size_t) n >= sizeof(lk->text)) {
+		store_emit_fail(
+		    e, SL_EINVAL, "appends[%zu]: link target too long", i);
+		return NULL;
+	}
+	lk->target.type         = MSGPACK_OBJECT_STR;
+	lk->target.via.str.ptr  = lk->text;
+	lk->target.via.str.size = (uint32_t) n;
+	lk->append              = *a;
+	lk->append.ev.content   = &lk->target;
+	return &lk->append;
+}
+
 /* Append one event of a batch to its stream, recording owner as the
  * stream's writer the first time. *rev: in, the revision appends[i - 1]
  * got (for link_prev); out, the one this append got. */
@@ -259,25 +282,10 @@ static int
 store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
     size_t i, uint64_t pos, uint64_t *rev, emit_streams *es)
 {
-	const store_append *a = &e->appends[i];
-	store_append        linked;
-	msgpack_object      target;
-	char                text[SL_MAX_ID_LEN + 32];
-	if (a->link_prev) {
-		/* "<revision>@<stream>" of the append before (checked: i >
-		 * 0), as EventStoreDB's links */
-		int n = snprintf(text, sizeof(text), "%" PRIu64 "@%s", *rev,
-		    e->appends[i - 1].stream);
-		if (n < 0 || (size_t) n >= sizeof(text))
-			return store_emit_fail(e, SL_EINVAL,
-			    "appends[%zu]: link target too long", i);
-		target.type         = MSGPACK_OBJECT_STR;
-		target.via.str.ptr  = text;
-		target.via.str.size = (uint32_t) n;
-		linked              = *a;
-		linked.ev.content   = &target;
-		a                   = &linked;
-	}
+	store_linked        lk;
+	const store_append *a = store_emit_linked(e, i, *rev, &lk);
+	if (a == NULL)
+		return e->rc;
 	uint8_t             key[STORE_OKEY_MAX];
 	size_t              sl       = strlen(a->stream), hlen;
 	uint64_t            next_rev = 0;

@@ -189,6 +189,16 @@ int  store_owner_check_txn(store *s, MDB_txn *txn, const char *tenant,
 void store_write_emit(store *s, MDB_txn *parent, store_emit *e,
      uint64_t *pos);
 void store_claim_free(store_claim_t *c);
+/* appends[i] of e as it is written: itself, or for a link_prev a copy in
+ * lk whose content is "<rev>@<stream>" of appends[i - 1] (rev: the
+ * revision that one got). NULL when it does not fit (e failed). */
+typedef struct store_linked {
+	store_append   append;
+	msgpack_object target;
+	char           text[SL_MAX_ID_LEN + 32];
+} store_linked;
+const store_append *store_emit_linked(
+    store_emit *e, size_t i, uint64_t rev, store_linked *lk);
 /* Refuse an emit batch that cannot be written whatever the log holds
  * (ids, key lengths, links): SL_OK or e's rc. */
 int  store_emit_validate(store *s, store_emit *e);

@@ -833,31 +833,35 @@ pg_send_events(pg_group *g)
 	return ok;
 }
 
-/* Send the changed streams' next revisions. */
-static bool
-pg_send_streams_update(pg_group *g)
+/* Send the changed streams' next revisions (and with owner, their
+ * owner: an emit batch's). */
+bool
+pg_send_streams_update(pg_group *g, bool owner)
 {
-	size_t       max = PG_ROWS_PER_STMT, k = 0;
-	const char **pv = malloc(max * 3 * sizeof(*pv));
-	int         *pl = malloc(max * 3 * sizeof(*pl));
-	int         *pf = malloc(max * 4 * sizeof(*pf));
+	size_t       max = PG_ROWS_PER_STMT, k = 0, per = owner ? 5 : 4;
+	const char **pv = malloc(max * per * sizeof(*pv));
+	int         *pl = malloc(max * per * sizeof(*pl));
+	int         *pf = malloc(max * per * sizeof(*pf));
 	char(*num)[24]  = malloc(max * 2 * sizeof(*num));
-	char *sql       = malloc(256 + max * 64);
+	char *sql       = malloc(256 + max * 80);
 	bool  ok        = pv && pl && pf && num && sql;
 
 	while (ok && k < g->n_st) {
 		size_t n   = 0;
 		size_t len = (size_t) sprintf(sql,
 		    "INSERT INTO sl_streams (tenant, stream, next_revision, "
-		    "truncate_before) VALUES ");
+		    "truncate_before%s) VALUES ",
+		    owner ? ", owner" : "");
 		for (; k < g->n_st && n < max; k++) {
 			pg_stream *st = &g->st[k];
 			if (!st->changed)
 				continue;
-			size_t p = n * 4;
+			size_t p = n * per;
 			len += (size_t) sprintf(sql + len,
-			    "%s($%zu,$%zu,$%zu::bigint,$%zu::bigint)",
-			    n ? "," : "", p + 1, p + 2, p + 3, p + 4);
+			    "%s($%zu,$%zu,$%zu::bigint,$%zu::bigint", n ? "," : "",
+			    p + 1, p + 2, p + 3, p + 4);
+			len += owner ? (size_t) sprintf(sql + len, ",$%zu)", p + 5)
+			             : (size_t) sprintf(sql + len, ")");
 			snprintf(num[2 * n], 24, "%" PRIu64, st->next);
 			snprintf(num[2 * n + 1], 24, "%" PRIu64, st->tb);
 			pv[p]     = st->tenant;
@@ -869,6 +873,11 @@ pg_send_streams_update(pg_group *g)
 			pl[p + 2] = pl[p + 3] = 0;
 			pf[p] = pf[p + 1] = 1;
 			pf[p + 2] = pf[p + 3] = 0;
+			if (owner) {
+				pv[p + 4] = st->owner;
+				pl[p + 4] = 0;
+				pf[p + 4] = 0;
+			}
 			n++;
 		}
 		if (n == 0)
@@ -876,8 +885,9 @@ pg_send_streams_update(pg_group *g)
 		sprintf(sql + len,
 		    " ON CONFLICT (tenant, stream) DO UPDATE SET "
 		    "next_revision = EXCLUDED.next_revision, "
-		    "truncate_before = EXCLUDED.truncate_before");
-		ok = pg_send(g, sql, (int) (n * 4), pv, pl, pf, 0);
+		    "truncate_before = EXCLUDED.truncate_before%s",
+		    owner ? ", owner = EXCLUDED.owner" : "");
+		ok = pg_send(g, sql, (int) (n * per), pv, pl, pf, 0);
 	}
 	free(pv);
 	free(pl);
@@ -1126,7 +1136,7 @@ pg_write_group(void *ctx, store_commit **v, size_t n)
 	char notify[64];
 	snprintf(
 	    notify, sizeof(notify), "NOTIFY sl_log, '%" PRIu64 "'", g.end);
-	if (!pg_send_events(&g) || !pg_send_streams_update(&g)
+	if (!pg_send_events(&g) || !pg_send_streams_update(&g, false)
 	    || !pg_send(&g, sql, 0, NULL, NULL, NULL, 0)
 	    || !pg_send(&g, notify, 0, NULL, NULL, NULL, 0)) {
 		pg_msg(g.err, sizeof(g.err), "send", PQerrorMessage(b->wconn));

@@ -18,9 +18,6 @@
 #include "log.h"
 #include "store_pg_internal.h"
 
-/* Rows per INSERT of sl_streams (5 parameters each). */
-#define PG_STREAMS_PER_STMT 1000
-
 /* A text[] literal of the hex of the states' keys (or values) whose put
  * (val != NULL) is `puts`: {"6162",""} (an empty key is quoted). */
 static char *
@@ -165,11 +162,11 @@ emit_encode(pg_group *g, store_emit *e)
 	msgpack_packer_init(&pk, &g->b->enc, msgpack_sbuffer_write);
 	g->end = g->head;
 	for (size_t i = 0; i < e->n_appends; i++) {
-		const store_append *a = &e->appends[i];
-		store_append        linked;
-		msgpack_object      target;
-		char                text[SL_MAX_ID_LEN + 32];
-		size_t              sl = strlen(a->stream);
+		store_linked        lk;
+		const store_append *a = store_emit_linked(e, i, rev, &lk);
+		if (a == NULL)
+			return e->rc;
+		size_t     sl = strlen(a->stream);
 		pg_stream *st = emit_stream(g, e->tenant, a->stream, sl);
 		if (st == NULL)
 			return store_emit_fail(e, SL_EINTERNAL,
@@ -178,19 +175,6 @@ emit_encode(pg_group *g, store_emit *e)
 			return store_emit_fail(e, SL_EOWNED,
 			    "stream '%s' is owned by another projection",
 			    a->stream);
-		if (a->link_prev) { /* as store_emit_append */
-			int n = snprintf(text, sizeof(text), "%" PRIu64 "@%s",
-			    rev, e->appends[i - 1].stream);
-			if (n < 0 || (size_t) n >= sizeof(text))
-				return store_emit_fail(e, SL_EINVAL,
-				    "appends[%zu]: link target too long", i);
-			target.type         = MSGPACK_OBJECT_STR;
-			target.via.str.ptr  = text;
-			target.via.str.size = (uint32_t) n;
-			linked              = *a;
-			linked.ev.content   = &target;
-			a                   = &linked;
-		}
 		size_t off = g->b->enc.size;
 		int    rc  = ev_encode(
 		        &pk, e->tenant, tl, a->stream, sl, st->next, &a->ev);
@@ -221,60 +205,6 @@ emit_encode(pg_group *g, store_emit *e)
 		g->end++;
 	}
 	return SL_OK;
-}
-
-/* The streams' revisions and owner. */
-static bool
-emit_send_streams(pg_group *g)
-{
-	size_t       max = PG_STREAMS_PER_STMT, k = 0;
-	const char **pv = malloc(max * 5 * sizeof(*pv));
-	int         *pl = malloc(max * 5 * sizeof(*pl));
-	int         *pf = malloc(max * 5 * sizeof(*pf));
-	char(*num)[24]  = malloc(max * 2 * sizeof(*num));
-	char *sql       = malloc(256 + max * 80);
-	bool  ok        = pv && pl && pf && num && sql;
-	while (ok && k < g->n_st) {
-		size_t n   = 0;
-		size_t len = (size_t) sprintf(sql,
-		    "INSERT INTO sl_streams (tenant, stream, next_revision, "
-		    "truncate_before, owner) VALUES ");
-		for (; k < g->n_st && n < max; k++) {
-			pg_stream *st = &g->st[k];
-			if (!st->changed)
-				continue;
-			size_t p = n * 5;
-			len += (size_t) sprintf(sql + len,
-			    "%s($%zu,$%zu,$%zu::bigint,$%zu::bigint,$%zu)",
-			    n ? "," : "", p + 1, p + 2, p + 3, p + 4, p + 5);
-			snprintf(num[2 * n], 24, "%" PRIu64, st->next);
-			snprintf(num[2 * n + 1], 24, "%" PRIu64, st->tb);
-			pv[p]     = st->tenant;
-			pv[p + 1] = st->stream;
-			pv[p + 2] = num[2 * n];
-			pv[p + 3] = num[2 * n + 1];
-			pv[p + 4] = st->owner;
-			pl[p]     = (int) st->tenant_len;
-			pl[p + 1] = (int) st->stream_len;
-			pl[p + 2] = pl[p + 3] = pl[p + 4] = 0;
-			pf[p] = pf[p + 1] = 1;
-			pf[p + 2] = pf[p + 3] = pf[p + 4] = 0;
-			n++;
-		}
-		if (n == 0)
-			break;
-		sprintf(sql + len,
-		    " ON CONFLICT (tenant, stream) DO UPDATE SET "
-		    "next_revision = EXCLUDED.next_revision, owner = "
-		    "EXCLUDED.owner");
-		ok = pg_send(g, sql, (int) (n * 5), pv, pl, pf, 0);
-	}
-	free(pv);
-	free(pl);
-	free(pf);
-	free(num);
-	free(sql);
-	return ok;
 }
 
 /* The states (puts and deletions) and the checkpoint. */
@@ -464,7 +394,7 @@ pg_write_emit(void *ctx, store_emit *e)
 	    "UPDATE sl_head SET next = %" PRIu64 " WHERE one = 1", g.end);
 	snprintf(
 	    notify, sizeof(notify), "NOTIFY sl_log, '%" PRIu64 "'", g.end);
-	bool ok = pg_send_events(&g) && emit_send_streams(&g)
+	bool ok = pg_send_events(&g) && pg_send_streams_update(&g, true)
 	    && emit_send_records(&g, e);
 	if (ok && g.end > g.head)
 		ok = pg_send(&g, sql, 0, NULL, NULL, NULL, 0)

@@ -96,6 +96,8 @@ bool pg_sync(pg_group *g, PGresult **keep, size_t n_keep, const char *what);
 void pg_txn_failed(pg_group *g);
 /* The rows between the mirror's head and sl_head (from: 24 bytes). */
 bool pg_send_gap(pg_group *g, char *from);
+/* The changed streams' revisions (with owner: and owner, an emit's). */
+bool pg_send_streams_update(pg_group *g, bool owner);
 /* The INSERTs of g->rows. */
 bool pg_send_events(pg_group *g);
 /* After COMMIT: the gap and g->rows into the mirror. */
