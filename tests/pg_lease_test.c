@@ -3,7 +3,7 @@
  * parts: a PostgreSQL cluster of the test's own, two sluiced processes on
  * one database running an emitting plugin projection (emit_counter: a
  * link per Deposited into "all-accounts", a Counted event every third of
- * an account) and the five system projections, leases of 1.5 s. It
+ * an account) and the five system projections, leases of 2.5 s. It
  * proves:
  *   - --init-db migrates a version 1 schema to version 2 (the leases,
  *     states and checkpoints tables);
@@ -35,9 +35,12 @@
 #include "pg_node_testutil.h"
 #include "remote_testutil.h" /* ru_status */
 
-#define LEASE_MS   1500
+/* short, with room above its 0.6 L for a loaded 2-core machine */
+#define LEASE_MS   2500
 #define EMITTER    "emit_counter"
 #define N_ACCOUNTS 5
+#define SL_XSTR(x) #x
+#define SL_STR(x)  SL_XSTR(x)
 
 static node nodes[2];
 static char plugins[2100];
@@ -450,7 +453,7 @@ main(void)
 	for (int i = 0; i < 2; i++) {
 		char name[2] = { (char) ('a' + i), '\0' };
 		node_config_store(&nodes[i], name, conninfo, plugins, "64MiB",
-		    "  lease_ms: 1500\n",
+		    "  lease_ms: " SL_STR(LEASE_MS) "\n",
 		    "start_standard_projections: true\n");
 	}
 	char out[4096];
