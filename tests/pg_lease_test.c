@@ -17,7 +17,10 @@
  *   - the holder stopped with SIGSTOP past its lease and continued: the
  *     other node took the leases meanwhile, the old holder writes nothing
  *     (its transaction fails on the lease check, or its renewal finds the
- *     lease gone first) and stands down; still exactly once.
+ *     lease gone first) and stands down; still exactly once;
+ *   - a reset of the emitting projection hides what it wrote on both
+ *     nodes (through deletion notifications in "$deleted") and runs it
+ *     again from 0, exactly once.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -439,6 +442,50 @@ test_fault(int sig)
 	CHECK_EQ(strtoull(v, NULL, 10), N_LEASED);
 }
 
+/* A reset (as a changed definition makes one) on the holder: what
+ * emit_counter wrote is hidden on both nodes (the deletion notifications
+ * carry the marks to every mirror), its states and checkpoint go, and it
+ * runs again from 0: its streams hold each link once again. */
+static void
+test_reset(void)
+{
+	int    holder = lease_holder_node(EMITTER);
+	size_t n, before, after;
+	free(stream_text(&nodes[holder], "all-accounts", &before));
+	CHECK(before > 0);
+	uint64_t next_before = 0;
+	{
+		sl_read_result r;
+		CHECK_EQ(sl_client_read_stream(nodes[holder].cl, TENANT,
+		             "all-accounts", 0, 1, &r),
+		    SL_OK);
+		next_before = r.n_events > 0 ? r.events[0].revision : 0;
+		sl_read_result_free(&r);
+	}
+	int rc = sl_client_command(
+	    nodes[holder].cl, "reset", EMITTER, TENANT, &n);
+	if (rc != SL_OK)
+		FAIL(&nodes[holder], "reset: %s: %s", sl_errname(rc),
+		    sl_client_last_error(nodes[holder].cl));
+	for (int k = 0; k < 10; k++)
+		deposit(&nodes[k % 2], k);
+	for (int i = 0; i < 2; i++) {
+		check_exactly_once(&nodes[i]);
+		/* the first revision shown is past what it wrote before */
+		sl_read_result r;
+		CHECK_EQ(sl_client_read_stream(
+		             nodes[i].cl, TENANT, "all-accounts", 0, 1, &r),
+		    SL_OK);
+		CHECK_EQ(r.n_events, 1);
+		CHECK(r.events[0].revision >= next_before + before);
+		sl_read_result_free(&r);
+		char *d = stream_text(&nodes[i], "$deleted", &after);
+		CHECK(strstr(d, "\"stream\":\"all-accounts\"") != NULL);
+		free(d);
+	}
+	check_identical();
+}
+
 int
 main(void)
 {
@@ -466,6 +513,7 @@ main(void)
 	test_one_writer();
 	test_fault(SIGKILL);
 	test_fault(SIGSTOP);
+	test_reset();
 	for (int i = 0; i < 2; i++) {
 		sl_client_close(nodes[i].cl);
 		nodes[i].cl = NULL;

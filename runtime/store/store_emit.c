@@ -146,7 +146,7 @@ store_emit_check(store *s, store_emit *e, size_t tl, size_t ol)
  */
 static int
 store_emit_reset(store *s, MDB_txn *txn, const char *tenant, size_t tl,
-    const char *owner, size_t ol)
+    const char *owner, size_t ol, bool marks)
 {
 	uint8_t     prefix[STORE_OKEY_MAX], hkey[STORE_KEY_MAX];
 	char        stream[SL_MAX_ID_LEN];
@@ -180,6 +180,8 @@ store_emit_reset(store *s, MDB_txn *txn, const char *tenant, size_t tl,
 		mrc       = mdb_del(txn, s->db_owners, &k, NULL);
 		if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
 			break;
+		if (!marks) /* the log's notifications set them */
+			continue;
 		mrc = mdb_get(txn, s->db_heads, &k, &v);
 		if (mrc == MDB_NOTFOUND)
 			continue; /* no events: nothing to hide */
@@ -397,7 +399,8 @@ store_write_emit(store *s, MDB_txn *parent, store_emit *e, uint64_t *pos)
 		return;
 	}
 	if (e->reset
-	    && (mrc = store_emit_reset(s, txn, e->tenant, tl, e->owner, ol))
+	    && (mrc = store_emit_reset(
+	            s, txn, e->tenant, tl, e->owner, ol, true))
 	        != MDB_SUCCESS)
 		goto lmdb_fail;
 	uint64_t     rev = 0;
@@ -515,6 +518,15 @@ store_emit_local(store *s, const store_emit *e)
 	int      mrc = mdb_txn_begin(s->env, NULL, 0, &txn);
 	if (mrc != MDB_SUCCESS)
 		return mrc;
+	/* a reset: owner records, states, checkpoint go; the streams' marks
+	 * come from the notifications the batch wrote (the mirror's) */
+	if (e->reset
+	    && (mrc = store_emit_reset(
+	            s, txn, e->tenant, tl, e->owner, ol, false))
+	        != MDB_SUCCESS) {
+		mdb_txn_abort(txn);
+		return mrc;
+	}
 	/* owner records: who wrote a stream, as store_emit_append keeps
 	 * them (the log of record's sl_streams.owner is the one checked) */
 	for (size_t i = 0; i < e->n_appends && mrc == MDB_SUCCESS; i++) {

@@ -18,6 +18,8 @@
 #include "log.h"
 #include "store_pg_internal.h"
 
+static const char deleted[] = STORE_DELETED_STREAM;
+
 /* A text[] literal of the hex of the states' keys (or values) whose put
  * (val != NULL) is `puts`: {"6162",""} (an empty key is quoted). */
 static char *
@@ -59,7 +61,7 @@ static bool
 emit_streams(pg_group *g, const store_emit *e)
 {
 	size_t k = 0, tl = strlen(e->tenant);
-	g->st = calloc(e->n_appends + 1, sizeof(*g->st));
+	g->st = calloc(e->n_appends + 2, sizeof(*g->st)); /* + $deleted */
 	if (g->st == NULL)
 		return false;
 	for (size_t i = 0; i < e->n_appends; i++)
@@ -124,8 +126,95 @@ emit_send_reads(
 	        "stream FOR UPDATE",
 	        2, sv, sl, sf, 1)
 	    && pg_send_gap(g, from);
+	/* a reset: the tenant's STORE_DELETED_STREAM (its notifications
+	 * go there), the owner's streams given up, those with revisions to
+	 * hide marked so, their names and next revisions back */
+	const char *dv[2] = { e->tenant, deleted };
+	int         dl[2] = { (int) strlen(e->tenant), (int) strlen(deleted) };
+	int         df[2] = { 1, 1 };
+	const char *ov[2] = { e->tenant, e->owner };
+	int         ol[2] = { (int) strlen(e->tenant), 0 };
+	int         of[2] = { 1, 0 };
+	if (ok && e->reset)
+		ok = pg_send(g,
+		         "SELECT next_revision, truncate_before FROM "
+		         "sl_streams "
+		         "WHERE tenant = $1 AND stream = $2 FOR UPDATE",
+		         2, dv, dl, df, 1)
+		    && pg_send(g,
+		        "UPDATE sl_streams SET owner = NULL WHERE tenant = $1 "
+		        "AND owner = $2 AND next_revision <= truncate_before",
+		        2, ov, ol, of, 1)
+		    && pg_send(g,
+		        "UPDATE sl_streams SET truncate_before = "
+		        "next_revision, "
+		        "owner = NULL WHERE tenant = $1 AND owner = $2 AND "
+		        "next_revision > truncate_before RETURNING stream, "
+		        "next_revision",
+		        2, ov, ol, of, 1);
 	free(sa);
 	return ok;
+}
+
+/*
+ * A reset's notifications: each stream the owner wrote, whose revisions
+ * it hides now, gets a STORE_EV_STREAM_DELETED in the tenant's
+ * STORE_DELETED_STREAM (as a client's deletion writes it), after what
+ * emit_encode placed: every node's mirror takes the marks from them
+ * (store_mirror_delete), as the log is all they read. del: that stream's
+ * row; hid: the streams and their next revisions. SL_OK or e's rc.
+ */
+static int
+emit_reset_rows(
+    pg_group *g, store_emit *e, const PGresult *del, const PGresult *hid)
+{
+	size_t   n = (size_t) PQntuples(hid), tl = strlen(e->tenant);
+	uint64_t drev = 0, dtb = 0;
+	if (n == 0)
+		return SL_OK;
+	if (PQntuples(del) == 1 && PQgetlength(del, 0, 0) == 8
+	    && PQgetlength(del, 0, 1) == 8) {
+		drev = store_get_be64((const uint8_t *) PQgetvalue(del, 0, 0));
+		dtb  = store_get_be64((const uint8_t *) PQgetvalue(del, 0, 1));
+	}
+	pg_row *nr = realloc(g->rows, (g->n_rows + n + 1) * sizeof(*nr));
+	if (nr == NULL)
+		return store_emit_fail(e, SL_ENOMEM, "out of memory");
+	g->rows = nr;
+	for (size_t i = 0; i < n; i++) {
+		store_commit c;
+		memset(&c, 0, sizeof(c));
+		c.tenant     = e->tenant;
+		c.tenant_len = tl;
+		c.stream     = PQgetvalue(hid, (int) i, 0);
+		c.stream_len = (size_t) PQgetlength(hid, (int) i, 0);
+		c.trunc      = STORE_TRUNC_DELETE;
+		if (PQgetlength(hid, (int) i, 1) != 8)
+			return store_emit_fail(
+			    e, SL_ESTORAGE, "sl_streams: a bad next_revision");
+		uint64_t next = store_get_be64(
+		    (const uint8_t *) PQgetvalue(hid, (int) i, 1));
+		size_t  off = g->b->enc.size;
+		pg_row *row = &g->rows[g->n_rows];
+		if (store_delete_encode(
+		        &g->b->enc, &c, next, next, drev, row->id)
+		    != SL_OK)
+			return store_emit_fail(e, c.rc, "%s", c.message);
+		row->position   = g->end;
+		row->revision   = drev;
+		row->tenant     = e->tenant;
+		row->tenant_len = tl;
+		row->stream     = deleted;
+		row->stream_len = strlen(deleted);
+		row->off        = off;
+		row->len        = g->b->enc.size - off;
+		g->n_rows++;
+		g->end++;
+		drev++;
+	}
+	g->st[g->n_st++] = (pg_stream) { e->tenant, deleted, tl,
+		strlen(deleted), drev, dtb, true, NULL, false };
+	return SL_OK;
 }
 
 /* The streams' rows as the database has them: revisions, and whether
@@ -268,11 +357,10 @@ emit_send_records(pg_group *g, const store_emit *e)
 static int
 emit_precheck(pgb *b, store_emit *e)
 {
-	if (e->reset)
+	if (e->reset && e->n_appends > 0) /* proc_emit_setup's have none */
 		return store_emit_fail(e, SL_EINVAL,
-		    "a reset of an emitting projection (soft-deleting what it "
-		    "wrote) is not built on 'event_store.backend: postgresql' "
-		    "yet (docs/postgresql.md)");
+		    "a reset batch writes no events on 'event_store.backend: "
+		    "postgresql'");
 	if (e->lease == 0
 	    || pg_lease_get(b, e->tenant, e->owner, NULL, 0) != e->lease)
 		return store_emit_fail(e, SL_EOWNED,
@@ -318,7 +406,7 @@ pg_write_emit(void *ctx, store_emit *e)
 {
 	pgb      *b = ctx;
 	pg_group  g = { .b = b };
-	PGresult *r[6], *cr = NULL;
+	PGresult *r[9], *cr = NULL;
 	char      from[24], tok[24], ttl[16], sql[96], notify[64];
 	bool      committed;
 
@@ -352,8 +440,9 @@ pg_write_emit(void *ctx, store_emit *e)
 		emit_failed(&g, e);
 		goto out;
 	}
-	if (!pg_sync(&g, r, 6, "read under the lease")) {
-		for (int i = 0; i < 6; i++)
+	int nr = e->reset ? 9 : 6;
+	if (!pg_sync(&g, r, (size_t) nr, "read under the lease")) {
+		for (int i = 0; i < nr; i++)
 			PQclear(r[i]);
 		emit_failed(&g, e);
 		goto out;
@@ -371,9 +460,9 @@ pg_write_emit(void *ctx, store_emit *e)
 			r[5]  = NULL;
 		}
 	}
-	for (int i = 0; i < 6; i++)
-		PQclear(r[i]);
 	if (!held) {
+		for (int i = 0; i < nr; i++)
+			PQclear(r[i]);
 		/* another node took it: this one stands down, nothing
 		 * written */
 		emit_rollback(&g);
@@ -385,7 +474,12 @@ pg_write_emit(void *ctx, store_emit *e)
 		log_warn("store", "postgresql: %s", e->message);
 		goto out;
 	}
-	if (emit_encode(&g, e) != SL_OK) {
+	int rc = emit_encode(&g, e);
+	if (rc == SL_OK && e->reset)
+		rc = emit_reset_rows(&g, e, r[6], r[8]);
+	for (int i = 0; i < nr; i++)
+		PQclear(r[i]);
+	if (rc != SL_OK) {
 		emit_rollback(&g);
 		goto out;
 	}
@@ -394,8 +488,20 @@ pg_write_emit(void *ctx, store_emit *e)
 	    "UPDATE sl_head SET next = %" PRIu64 " WHERE one = 1", g.end);
 	snprintf(
 	    notify, sizeof(notify), "NOTIFY sl_log, '%" PRIu64 "'", g.end);
-	bool ok = pg_send_events(&g) && pg_send_streams_update(&g, true)
-	    && emit_send_records(&g, e);
+	const char *ov[2] = { e->tenant, e->owner };
+	int         ol[2] = { (int) strlen(e->tenant), 0 };
+	int         of[2] = { 1, 0 };
+	bool ok = pg_send_events(&g) && pg_send_streams_update(&g, true);
+	if (ok && e->reset) /* its states and checkpoint go too */
+		ok = pg_send(&g,
+		         "DELETE FROM sl_pstate WHERE tenant = $1 AND owner = "
+		         "$2",
+		         2, ov, ol, of, 0)
+		    && pg_send(&g,
+		        "DELETE FROM sl_pcheck WHERE tenant = $1 AND owner = "
+		        "$2",
+		        2, ov, ol, of, 0);
+	ok = ok && emit_send_records(&g, e);
 	if (ok && g.end > g.head)
 		ok = pg_send(&g, sql, 0, NULL, NULL, NULL, 0)
 		    && pg_send(&g, notify, 0, NULL, NULL, NULL, 0);
