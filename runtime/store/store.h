@@ -17,6 +17,9 @@
  *   "owned"   key tenant \0 owner \0 stream     -> "" (streams per owner)
  *   "pstate"  key tenant \0 owner \0 key        -> state (msgpack map)
  *   "pcheck"  key tenant \0 owner               -> checkpoint (opaque bytes)
+ * With a log of record elsewhere (PostgreSQL, store_pg.h) those live
+ * there, written with the batch's events under the owner's lease, and
+ * these records are the copy of the node that holds the lease.
  *
  * Stream deletion (a soft delete, or EventStoreDB's truncate-before $tb):
  *   "truncated" key tenant \0 stream -> first revision reads show (be64)
