@@ -88,6 +88,7 @@ enum {
 	S_BACKEND,
 	S_SURL,
 	S_STIMEOUT,
+	S_LEASEMS,
 	S_TENANTS,
 	S_MAXREQ,
 	S_MAXEV,
@@ -209,6 +210,8 @@ static const cfg_key store_keys[] = {
 	{ "url", K_STR, S_SURL, 1, 4096, 0, NULL },
 	/* the longest a group's round trip to PostgreSQL may take */
 	{ "timeout_ms", K_INT, S_STIMEOUT, 100, 600000, 5000, NULL },
+	/* how long a dead node's leases take to move (docs/postgresql.md) */
+	{ "lease_ms", K_INT, S_LEASEMS, 300, 600000, 10000, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -1653,14 +1656,14 @@ parse_feeds(cfgp *p, yaml_node_t *seq, sl_config *cfg)
 	return parse_items(p, seq, cfg, F_N, parse_feed);
 }
 
-/* event_store.backend and url. What writes to the log from inside the
- * runtime (emitting and system projections) needs a lease to run on one
- * node of several (docs/postgresql.md); until that is built the
- * PostgreSQL backend refuses the keys that would start them. */
+/* event_store.backend, url, timeout_ms and lease_ms. What writes to the
+ * log from inside the runtime (emitting and system projections) runs
+ * under a lease on one node of several (docs/postgresql.md). */
 static int
 parse_backend(cfgp *p, sl_config *cfg, slot *s)
 {
-	cfg->store_backend = (cfg_backend) s[S_BACKEND].num;
+	cfg->store_backend  = (cfg_backend) s[S_BACKEND].num;
+	cfg->store_lease_ms = (uint32_t) s[S_LEASEMS].num;
 	if (cfg->store_backend == CFG_BACKEND_LMDB) {
 		if (s[S_SURL].node != NULL)
 			return fail(p, s[S_SURL].node->start_mark,
@@ -1670,22 +1673,17 @@ parse_backend(cfgp *p, sl_config *cfg, slot *s)
 			return fail(p, s[S_STIMEOUT].node->start_mark,
 			    "key 'event_store.timeout_ms': only for 'backend: "
 			    "postgresql' (the backend is lmdb)");
+		if (s[S_LEASEMS].node != NULL)
+			return fail(p, s[S_LEASEMS].node->start_mark,
+			    "key 'event_store.lease_ms': only for 'backend: "
+			    "postgresql' (the backend is lmdb: one node, no "
+			    "leases)");
 		return SL_OK;
 	}
 	if (s[S_SURL].node == NULL)
 		return fail(p, s[S_BACKEND].node->start_mark,
 		    "key 'event_store.backend': postgresql needs "
 		    "'event_store.url' (e.g. postgresql://sluice@db/sluice)");
-	if (s[S_STARTSTD].node != NULL && s[S_STARTSTD].num != 0)
-		return fail(p, s[S_STARTSTD].node->start_mark,
-		    "key 'start_standard_projections': the system projections "
-		    "do not run on 'event_store.backend: postgresql' yet "
-		    "(docs/postgresql.md)");
-	if (s[S_RUNPROJ].node != NULL && s[S_RUNPROJ].num == CFG_RUN_SYSTEM)
-		return fail(p, s[S_RUNPROJ].node->start_mark,
-		    "key 'run_projections': 'system' runs only the system "
-		    "projections, which do not run on 'event_store.backend: "
-		    "postgresql' yet (docs/postgresql.md)");
 	if ((cfg->store_url = strdup(text(s[S_SURL].node))) == NULL)
 		return nomem(p);
 	cfg->store_timeout_ms = (int) s[S_STIMEOUT].num;

@@ -131,6 +131,8 @@ typedef struct sl_config {
 	                    lmdb */
 	int store_timeout_ms; /* event_store.timeout_ms: a PostgreSQL round
 	                         trip's limit (postgresql only) */
+	uint32_t store_lease_ms; /* event_store.lease_ms: a dead node's leases
+	                            move within it (postgresql) */
 	cfg_tenant *tenants;
 	size_t n_tenants;
 	size_t max_request_bytes; /* limits.max_request_bytes */

@@ -184,8 +184,8 @@ runtime_start(sl_config *cfg, runtime **out)
 	}
 	if (cfg->store_backend == CFG_BACKEND_POSTGRESQL) {
 		/* the LMDB log becomes this node's mirror of PostgreSQL's */
-		rc = pg_attach != NULL ? pg_attach(
-		         rt->store, cfg->store_url, cfg->store_timeout_ms)
+		rc = pg_attach != NULL ? pg_attach(rt->store, cfg->store_url,
+		                 cfg->store_timeout_ms, cfg->store_lease_ms)
 		                       : SL_ECONFIG;
 		if (rc != SL_OK) {
 			log_error("runtime",
@@ -584,11 +584,6 @@ runtime_runs(runtime *rt, const proj_def *def, cfg_mode *mode,
 		return true;
 	if (rt->cfg->run_projections == CFG_RUN_NONE)
 		return false;
-	/* what writes to the log needs a lease among nodes: not built yet
-	 * (docs/postgresql.md); runtime_claim says so for plugin ones */
-	if (rt->cfg->store_backend == CFG_BACKEND_POSTGRESQL
-	    && eproj_is_emitting(def))
-		return false;
 	if (rt->cfg->run_projections == CFG_RUN_SYSTEM
 	    && !sysproj_is_system(def))
 		return false;
@@ -601,18 +596,6 @@ runtime_claim(runtime *rt, const proj_def *def)
 {
 	char err[512];
 	int  rc;
-	if (rt->cfg->store_backend == CFG_BACKEND_POSTGRESQL
-	    && !sysproj_is_system(def)) {
-		char reason[700];
-		snprintf(reason, sizeof(reason),
-		    "projection '%s' (%s) does not run: it emits events, and "
-		    "emitting projections do not run on 'event_store.backend: "
-		    "postgresql' yet (docs/postgresql.md)",
-		    def->name, def->id);
-		log_error("runtime", "%s", reason);
-		registry_set_refused(rt->plugins, def->id, reason);
-		return SL_ECONFIG;
-	}
 	rc = eproj_claim(rt->store, def, err, sizeof(err));
 	if (rc == SL_OK) {
 		registry_set_refused(rt->plugins, def->id, NULL);

@@ -110,11 +110,12 @@ typedef struct runtime {
 /**
  * How runtime_start attaches the PostgreSQL log of record to the store
  * (event_store.backend: postgresql): store_pg_attach, set by sluiced's
- * main before runtime_start (timeout_ms: event_store.timeout_ms). Only sluiced links libpq; without it, such a
- * configuration does not start (SL_ECONFIG).
+ * main before runtime_start (timeout_ms: event_store.timeout_ms,
+ * lease_ms: event_store.lease_ms). Only sluiced links libpq; without it,
+ * such a configuration does not start (SL_ECONFIG).
  */
 typedef int (*runtime_backend_fn)(
-    store *s, const char *url, int timeout_ms);
+    store *s, const char *url, int timeout_ms, uint32_t lease_ms);
 void runtime_set_pg_backend(runtime_backend_fn attach);
 
 /**

@@ -371,7 +371,7 @@ test_pg_timeout(void)
 }
 
 /* event_store.backend (docs/postgresql.md): LMDB stays the default, a
- * PostgreSQL log needs its url, and what it cannot run yet is refused. */
+ * PostgreSQL log needs its url; lease_ms is its leases' time. */
 static void
 test_backend(void)
 {
@@ -399,15 +399,29 @@ test_backend(void)
 	ct_expect_err("event_store:\n  backend: postgresql\n  url: ''\n"
 	              "tenants: [{id: demo}]\n",
 	    "3:8", "key 'event_store.url': must not be empty");
+	/* the system projections and emitting ones run under leases */
+	cfg = ct_load_ok("event_store:\n  backend: postgresql\n  url: x\n"
+	                 "start_standard_projections: true\n"
+	                 "run_projections: system\ntenants: [{id: demo}]\n");
+	CHECK(cfg->start_standard_projections);
+	CHECK_EQ(cfg->run_projections, CFG_RUN_SYSTEM);
+	CHECK_EQ(cfg->store_lease_ms, 10000); /* the default */
+	config_free(cfg);
+	cfg = ct_load_ok("event_store:\n  backend: postgresql\n  url: x\n"
+	                 "  lease_ms: 1500\ntenants: [{id: demo}]\n");
+	CHECK_EQ(cfg->store_lease_ms, 1500);
+	config_free(cfg);
 	ct_expect_err("event_store:\n  backend: postgresql\n  url: x\n"
-	              "start_standard_projections: true\n"
+	              "  lease_ms: 100\ntenants: [{id: demo}]\n",
+	    "4:13", "key 'event_store.lease_ms': 100 is out of range "
+	            "300..600000");
+	ct_expect_err("event_store:\n  backend: postgresql\n  url: x\n"
+	              "  lease_ms: soon\ntenants: [{id: demo}]\n",
+	    "4:13", "key 'event_store.lease_ms'");
+	ct_expect_err("event_store:\n  lease_ms: 2000\n"
 	              "tenants: [{id: demo}]\n",
-	    "4:29",
-	    "key 'start_standard_projections': the system projections do "
-	    "not run on 'event_store.backend: postgresql' yet");
-	ct_expect_err("event_store:\n  backend: postgresql\n  url: x\n"
-	              "run_projections: system\ntenants: [{id: demo}]\n",
-	    "4:18", "key 'run_projections': 'system' runs only the system");
+	    "2:13", "key 'event_store.lease_ms': only for 'backend: "
+	            "postgresql'");
 }
 
 int

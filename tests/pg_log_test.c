@@ -16,8 +16,6 @@
  *   - a node killed with SIGKILL catches its mirror up when restarted;
  *   - a stream deleted and truncated through one node is hidden on both,
  *     and on a node whose mirror is made afresh; refusals as with LMDB;
- *   - an emitting projection is refused with a reason on this backend
- *     (not in this slice), the node serving on;
  *   - a mirror that cannot take the commits (map full) does not hold
  *     their acknowledgements back: they are in the database;
  *   - a node's mirror pointed at another database refuses to start.
@@ -38,7 +36,6 @@
 
 #define N_WRITERS  4
 #define N_COMMITS  40
-#define WAIT_MS    30000
 
 static const char *conninfo;
 static node        nodes[2];
@@ -77,11 +74,11 @@ test_init_db(void)
 	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
 	             SL_BUILD_DIR, nodes[0].cfg),
 	    0);
-	CHECK(strstr(out, "schema version 1 (was 0)") != NULL);
+	CHECK(strstr(out, "schema version 2 (was 0)") != NULL);
 	CHECK_EQ(pgt_sh(out, sizeof(out), "%s/sluiced --init-db -c %s",
 	             SL_BUILD_DIR, nodes[0].cfg),
 	    0);
-	CHECK(strstr(out, "schema version 1: up to date") != NULL);
+	CHECK(strstr(out, "schema version 2: up to date") != NULL);
 	pgt_sql(conninfo, "SELECT count(*) FROM sl_head", v, sizeof(v));
 	CHECK_STREQ(v, "1");
 
@@ -91,7 +88,7 @@ test_init_db(void)
 	node_config(&db2, "other", other);
 	db2.pid = dt_daemon_spawn(db2.cfg, db2.log);
 	int st;
-	if (!dt_wait_exit(db2.pid, WAIT_MS, &st))
+	if (!dt_wait_exit(db2.pid, PGN_WAIT_MS, &st))
 		FAIL(&db2, "sluiced without a schema did not exit");
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
 	CHECK(dt_wait_file_has(db2.log,
@@ -105,14 +102,14 @@ test_init_db(void)
 	    1);
 	CHECK(strstr(out,
 	          "EVERSION: the database's schema is version 99, "
-	          "newer than this sluiced knows (1)")
+	          "newer than this sluiced knows (2)")
 	    != NULL);
 	pgt_sql(other, "SELECT version FROM sl_schema", v, sizeof(v));
 	CHECK_STREQ(v, "99");
 	pgt_sql(other, "SELECT count(*) FROM sl_events", v, sizeof(v));
 	CHECK_STREQ(v, "0");
 	db2.pid = dt_daemon_spawn(db2.cfg, db2.log);
-	if (!dt_wait_exit(db2.pid, WAIT_MS, &st))
+	if (!dt_wait_exit(db2.pid, PGN_WAIT_MS, &st))
 		FAIL(&db2, "sluiced on a newer schema did not exit");
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
 	CHECK(
@@ -511,37 +508,17 @@ test_node_killed(void)
 	CHECK_EQ(node_head(b), head);
 	compare_logs(head);
 	wait_read_models(total_amount);
-	CHECK(dt_wait_file_has(b->log, "the log of record (schema 1)", 1000));
+	CHECK(dt_wait_file_has(b->log, "the log of record (schema 2)", 1000));
 }
 
-/* What this slice does not run on PostgreSQL is refused with a reason,
- * and the node keeps serving: an emitting plugin projection (status says
- * why it does not run). The node's mirror, made afresh, hides what the
- * deletions hide. */
+/* A node's mirror, made afresh, hides what the deletions hide. */
 static void
-test_not_yet(void)
+test_fresh_mirror(void)
 {
 	node e;
-	char plugins[2100], so[2200];
 
-	snprintf(plugins, sizeof(plugins), "%s/e-plugins", pgn_dir);
-	CHECK(mkdir(plugins, 0700) == 0);
-	snprintf(so, sizeof(so), "%s/emit_counter.so", plugins);
-	CHECK(symlink(SL_TEST_PLUGIN_DIR "/emit_counter.so", so) == 0);
-	node_config_ex(&e, "e", conninfo, plugins, "64MiB", "");
+	node_config_ex(&e, "e", conninfo, SL_PLUGIN_DIR, "64MiB", "");
 	node_start(&e);
-	json_t *st = NULL;
-	CHECK_EQ(ru_request(e.cl, "{\"v\":1,\"op\":\"status\"}", &st), SL_OK);
-	char *text = json_dumps(st, JSON_COMPACT);
-	if (strstr(text,
-	        "emits events, and emitting projections do not run "
-	        "on 'event_store.backend: postgresql' yet")
-	    == NULL)
-		FAIL(&e,
-		    "status does not say why emit_counter does not run: %s",
-		    text);
-	free(text);
-	json_decref(st);
 
 	/* a fresh mirror takes the deletions from the notifications */
 	uint64_t head = pg_head(), revs[16];
@@ -610,7 +587,7 @@ test_foreign_mirror(void)
 	    0);
 	n.pid = dt_daemon_spawn(n.cfg, n.log);
 	int st;
-	if (!dt_wait_exit(n.pid, WAIT_MS, &st))
+	if (!dt_wait_exit(n.pid, PGN_WAIT_MS, &st))
 		FAIL(&n, "sluiced on a foreign mirror did not exit");
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
 	CHECK(dt_wait_file_has(
@@ -640,7 +617,7 @@ main(void)
 
 	for (int i = 0; i < 2; i++)
 		node_stop(&nodes[i]);
-	test_not_yet();
+	test_fresh_mirror();
 	test_mirror_full();
 	test_foreign_mirror();
 	printf("pg_log_test: ok\n");

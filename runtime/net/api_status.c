@@ -223,6 +223,9 @@ api_proc_status(const proc_status *st, char *reason, size_t len)
 		        ? st->reason
 		        : "the remote client is disconnected");
 		return "waiting";
+	case PROC_STANDBY:
+		snprintf(reason, len, "%s", st->reason);
+		return "standby";
 	}
 	return "running";
 }
@@ -323,6 +326,11 @@ api_pack_eproj(msgpack_packer *pk, eproj *e, uint64_t handle, uint64_t head)
 	mp_map_bool(&m, "stopped",
 	    st.status != NULL && strcmp(st.status, "stopped") == 0);
 	mp_map_bool(&m, "transient", handle != 0);
+	/* a log shared by nodes: whether this node runs it, and who does */
+	if (st.leased) {
+		mp_map_bool(&m, "lease_held", st.lease_held);
+		mp_map_str(&m, "lease_holder", st.lease_holder);
+	}
 	/* where its results go (named by outputTo / resultStreamName, or
 	 * EventStoreDB's names); "{0}" stands for the key */
 	char *rroot = NULL, *rpat = NULL;

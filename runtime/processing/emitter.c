@@ -243,6 +243,10 @@ eproj_get_status(eproj *e, eproj_status *out)
 		snprintf(out->reason, sizeof(out->reason), "%s", st.reason);
 	} else if (st.state == PROC_STARTING) {
 		out->status = NULL;
+	} else if (st.state == PROC_STANDBY) {
+		/* another node runs it (docs/postgresql.md, "Leases") */
+		out->status = "standby";
+		snprintf(out->reason, sizeof(out->reason), "%s", st.reason);
 	} else if (st.n_failing > 0 && proc_keys_static(def)
 	    && eproj_get_failing(e, &f, 1) > 0) {
 		/* its one state cannot move on */
@@ -257,6 +261,13 @@ eproj_get_status(eproj *e, eproj_status *out)
 			snprintf(out->reason, sizeof(out->reason),
 			    "%zu partition%s failing, the others go on",
 			    st.n_failing, st.n_failing == 1 ? "" : "s");
+	}
+	if (e->mode == CFG_MODE_CONTINUOUS && store_leased(e->p->s)) {
+		out->leased     = true;
+		out->lease_held = store_lease_get(e->p->s, st.tenant,
+		                      eproj_id(e), out->lease_holder,
+		                      sizeof(out->lease_holder))
+		    != 0;
 	}
 	out->position          = st.position;
 	out->head              = head > st.position ? head : st.position;

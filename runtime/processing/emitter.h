@@ -36,6 +36,12 @@
  *
  * A definition change (hot reload) or `reset` soft-deletes every stream the
  * projection wrote for the tenant, drops its states and runs again from 0.
+ *
+ * On a log shared by nodes (PostgreSQL, store_leased) a continuous run
+ * runs only where this node holds its lease, in state standby elsewhere;
+ * its batches go to the database with the lease check, and each new
+ * lease sets it up again from the checkpoint loaded from the database
+ * (docs/postgresql.md, "Leases").
  */
 #ifndef SL_EMITTER_H
 #define SL_EMITTER_H
@@ -136,6 +142,12 @@ typedef struct eproj_status {
 	size_t      n_failing;        /* failing keys (eproj_get_failing) */
 	uint64_t    failures;         /* handler failures since start */
 	uint64_t    retries;          /* retries of failing keys since start */
+	/* on a log shared by nodes (store_leased), a continuous run's
+	 * lease: whether this node holds it, and who does as last seen
+	 * ("" unknown) */
+	bool        leased;
+	bool        lease_held;
+	char        lease_holder[128];
 } eproj_status;
 
 void eproj_get_status(eproj *e, eproj_status *out);

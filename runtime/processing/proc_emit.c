@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sluice/errors.h>
 
@@ -649,6 +650,7 @@ emit_submit(processor *p, bool reset, uint64_t position, bool wait,
 	fl->w.checkpoint_len = cklen;
 	fl->w.done           = flight_done;
 	fl->w.arg            = fl;
+	fl->w.lease          = em->lease;
 	fl->ck               = ck;
 	fl->position         = position;
 	fl->done             = false;
@@ -801,6 +803,70 @@ proc_emit_persist(processor *p)
 	if (rc != SL_OK)
 		log_error("emitter", "%s/%s: %s", p->tenant, p->proj_id, reason);
 	return rc;
+}
+
+/* ---- the lease (a log shared by nodes) ---- */
+
+/* Whether p runs under a lease at all. */
+static bool
+lease_run(const processor *p)
+{
+	return p->em != NULL && p->em->mode == CFG_MODE_CONTINUOUS
+	    && store_leased(p->s);
+}
+
+bool
+proc_emit_lease_ok(processor *p)
+{
+	if (!lease_run(p))
+		return true;
+	uint64_t ep = store_lease_get(p->s, p->tenant, p->proj_id, NULL, 0);
+	return ep != 0 && ep == p->em->lease;
+}
+
+bool
+proc_emit_lease_wait(processor *p)
+{
+	char    holder[128];
+	bool    said = false;
+	if (!lease_run(p))
+		return true;
+	if (store_lease_want(p->s, p->tenant, p->proj_id) != SL_OK) {
+		snprintf(holder, sizeof(holder), "out of memory");
+		return false;
+	}
+	for (;;) {
+		uint64_t ep = store_lease_get(
+		    p->s, p->tenant, p->proj_id, holder, sizeof(holder));
+		if (ep != 0) {
+			if (said || p->em->lease != 0)
+				log_info("emitter",
+				    "%s/%s: this node holds its lease (epoch "
+				    "%" PRIu64 "): running",
+				    p->tenant, p->proj_id, ep);
+			p->em->lease = ep;
+			return true;
+		}
+		pthread_mutex_lock(&p->mu);
+		p->st.state = PROC_STANDBY;
+		if (holder[0] != '\0')
+			snprintf(p->st.reason, sizeof(p->st.reason),
+			    "another node holds its lease: %s", holder);
+		else
+			snprintf(p->st.reason, sizeof(p->st.reason),
+			    "waiting for its lease");
+		/* commands wait for the node that holds the lease */
+		bool quit = p->stop || p->has_pending;
+		pthread_mutex_unlock(&p->mu);
+		if (!said)
+			log_info("emitter", "%s/%s: standby: %s", p->tenant,
+			    p->proj_id, p->st.reason);
+		said = true;
+		if (quit)
+			return false;
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
 }
 
 /* ---- a batch ---- */

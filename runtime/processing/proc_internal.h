@@ -63,6 +63,9 @@ typedef struct proc_emit {
 	uint64_t fails_version;  /* the failing set as last stored */
 	uint64_t unhandled;      /* bytes passed since, nothing to store */
 	uint64_t emitted;        /* events written since start */
+	/* the epoch of the lease it runs under on a shared log
+	 * (store_lease_get; 0: not set up under one) */
+	uint64_t lease;
 	/* the fold, for a transient run's snapshots (the thread changes it
 	 * under this lock; others read it under it) */
 	pthread_mutex_t cmu;
@@ -303,6 +306,13 @@ int  proc_emit_persist(processor *p);
 /* Whether the batch must end here: a checkpoint threshold reached, or a
  * query cancelled. */
 bool proc_emit_cut(const batch_ctx *b);
+/* A continuous run on a shared log (store_leased) runs only under its
+ * lease: whether it still holds the one it was set up under. */
+bool proc_emit_lease_ok(processor *p);
+/* Wait (state standby) until this node holds the run's lease; then the
+ * run is set up again from the checkpoint the lease's holder loaded.
+ * false: interrupted (stop, a definition, a command). */
+bool proc_emit_lease_wait(processor *p);
 /* Point the emit sink at p (after proc_new). */
 void proc_emit_bind(processor *p);
 /*

@@ -43,6 +43,8 @@ proc_state_name(proc_state s)
 		return "failed";
 	case PROC_DISCONNECTED:
 		return "disconnected";
+	case PROC_STANDBY:
+		return "standby";
 	}
 	return "unknown";
 }

@@ -967,7 +967,7 @@ process(processor *p)
 	pos         = p->st.position;
 	pthread_mutex_unlock(&p->mu);
 
-	while (!must_setup(p)) {
+	while (!must_setup(p) && proc_emit_lease_ok(p)) {
 		take_commands(p);
 		if (p->paused) {
 			proc_set_state(p, PROC_PAUSED);
@@ -1126,6 +1126,11 @@ proc_thread(void *arg)
 			wait_for_def(p);
 			continue;
 		}
+		/* on a shared log an emitting run waits for its lease, and
+		 * each new one sets it up again from the database's
+		 * checkpoint */
+		if (!proc_emit_lease_wait(p))
+			continue;
 		pthread_mutex_lock(&p->mu);
 		bool reset = p->cmds & CMD_BIT(PROC_CMD_RESET);
 		pthread_mutex_unlock(&p->mu);

@@ -31,6 +31,8 @@ typedef enum proc_state {
 	PROC_PAUSED,     /* an operator paused it (persisted) */
 	PROC_FAILED, /* a failure said "do not retry": waits for an operator */
 	PROC_DISCONNECTED, /* a remote processor's client is gone: waits */
+	PROC_STANDBY, /* an emitting run on a shared log: another node holds
+	                 its lease (docs/postgresql.md) */
 } proc_state;
 
 /** Operator commands (`sluice reset|retry|pause|resume`). */

@@ -370,9 +370,8 @@ store_ack_list(store *s, store_commit *list)
 
 /*
  * One group on a log of record elsewhere (s->be): what the store can
- * refuse by itself is refused here (ids, ownership; emit batches are not
- * in the backend yet), the rest goes to the backend as
- * one transaction. A written commit is acknowledged once the mirror holds
+ * refuse by itself is refused here (ids, ownership), the commits go to
+ * the backend as one transaction, each emit batch as one of its own. A written commit is acknowledged once the mirror holds
  * its positions (store_mirror_append), so that a client that reads from
  * this node after its ack sees its events, as with LMDB; refusals at
  * once.
@@ -386,12 +385,18 @@ store_write_group_be(store *s, store_commit *group, store_emit *egroup)
 	uint64_t       events = 0;
 	int64_t        now;
 
+	/* each emit batch its own transaction there, under its lease */
 	for (e = egroup; e != NULL; e = enext) {
-		enext   = e->next;
-		e->next = NULL;
-		store_emit_fail(e, SL_EINVAL,
-		    "emitting projections do not write to the %s log yet",
-		    s->be->name);
+		enext             = e->next;
+		e->next           = NULL;
+		e->first_position = 0;
+		if (store_emit_validate(s, e) == SL_OK)
+			s->be->write_emit(s->be_ctx, e);
+		if (e->rc == SL_OK && e->n_appends > 0) {
+			__atomic_fetch_add(&s->events_appended, e->n_appends,
+			    __ATOMIC_RELAXED);
+			hist_observe(&s->group_events, e->n_appends);
+		}
 		if (e->done != NULL)
 			e->done(e, e->arg);
 	}
@@ -1002,6 +1007,32 @@ store_closing(store *s)
 	bool closing = s->closing;
 	pthread_mutex_unlock(&s->mu);
 	return closing;
+}
+
+bool
+store_leased(store *s)
+{
+	return s != NULL && s->be != NULL && s->be->lease_want != NULL;
+}
+
+int
+store_lease_want(store *s, const char *tenant, const char *owner)
+{
+	if (s == NULL || tenant == NULL || owner == NULL)
+		return SL_EINVAL;
+	return store_leased(s) ? s->be->lease_want(s->be_ctx, tenant, owner)
+	                       : SL_OK;
+}
+
+uint64_t
+store_lease_get(store *s, const char *tenant, const char *owner,
+    char *holder, size_t hlen)
+{
+	if (holder != NULL && hlen > 0)
+		holder[0] = '\0';
+	if (!store_leased(s))
+		return 1; /* one node: always its own */
+	return s->be->lease_get(s->be_ctx, tenant, owner, holder, hlen);
 }
 
 int

@@ -17,6 +17,9 @@
  *   "owned"   key tenant \0 owner \0 stream     -> "" (streams per owner)
  *   "pstate"  key tenant \0 owner \0 key        -> state (msgpack map)
  *   "pcheck"  key tenant \0 owner               -> checkpoint (opaque bytes)
+ * With a log of record elsewhere (PostgreSQL, store_pg.h) those live
+ * there, written with the batch's events under the owner's lease, and
+ * these records are the copy of the node that holds the lease.
  *
  * Stream deletion (a soft delete, or EventStoreDB's truncate-before $tb):
  *   "truncated" key tenant \0 stream -> first revision reads show (be64)
@@ -279,6 +282,12 @@ struct store_emit {
 	char     message[160];
 
 	store_emit *next; /* internal */
+	/* appended for leases: the epoch of the lease the batch was built
+	 * under (store_lease_get). On a shared log (store_leased) the batch
+	 * is refused with SL_EOWNED unless this node still holds that lease
+	 * in the log of record, checked in the transaction that writes it.
+	 * Ignored on a log that is not shared. */
+	uint64_t lease;
 };
 
 /** Queue a batch for the writer; done() runs exactly once. SL_OK,
@@ -316,6 +325,33 @@ int store_scan_owned(store *s, const char *tenant, const char *owner,
  */
 int store_resolve_link(store *s, const char *tenant, const char *link,
     size_t link_len, store_scan_fn fn, void *arg);
+
+/* ---- leases: one writer among nodes ---- */
+
+/**
+ * Whether the log of record is shared by several nodes (store_pg.h):
+ * what writes to it from inside the runtime (an emitting or system
+ * projection, one per owner and tenant) then runs only on the node that
+ * holds its lease.
+ */
+bool store_leased(store *s);
+/**
+ * Ask for the lease of owner (a projection id) in tenant; idempotent.
+ * The backend takes it when it is free (or its holder stopped renewing
+ * it), loads the owner's checkpoint and states from the log of record
+ * into this env, and renews it until this node stops. Nothing on a log
+ * that is not shared. SL_OK, SL_ENOMEM, SL_EINVAL.
+ */
+int store_lease_want(store *s, const char *tenant, const char *owner);
+/**
+ * The epoch of the lease of owner in tenant when this node holds it
+ * (its checkpoint and states loaded), else 0; a new epoch means a new
+ * load: what was folded before it is stale. holder (hlen bytes, may be
+ * NULL) gets the node that holds it, as last seen ("" when none is
+ * known). A log that is not shared: 1, holder "".
+ */
+uint64_t store_lease_get(store *s, const char *tenant, const char *owner,
+    char *holder, size_t hlen);
 
 /** Number of write transactions so far (group commit statistics). */
 uint64_t store_txn_count(store *s);

@@ -146,7 +146,7 @@ store_emit_check(store *s, store_emit *e, size_t tl, size_t ol)
  */
 static int
 store_emit_reset(store *s, MDB_txn *txn, const char *tenant, size_t tl,
-    const char *owner, size_t ol)
+    const char *owner, size_t ol, bool marks)
 {
 	uint8_t     prefix[STORE_OKEY_MAX], hkey[STORE_KEY_MAX];
 	char        stream[SL_MAX_ID_LEN];
@@ -180,6 +180,8 @@ store_emit_reset(store *s, MDB_txn *txn, const char *tenant, size_t tl,
 		mrc       = mdb_del(txn, s->db_owners, &k, NULL);
 		if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
 			break;
+		if (!marks) /* the log's notifications set them */
+			continue;
 		mrc = mdb_get(txn, s->db_heads, &k, &v);
 		if (mrc == MDB_NOTFOUND)
 			continue; /* no events: nothing to hide */
@@ -252,6 +254,29 @@ emit_stream_find(emit_streams *es, const char *stream, size_t sl)
 	return NULL;
 }
 
+const store_append *
+store_emit_linked(store_emit *e, size_t i, uint64_t rev, store_linked *lk)
+{
+	const store_append *a = &e->appends[i];
+	if (!a->link_prev)
+		return a;
+	/* "<revision>@<stream>" of the append before (checked: i > 0), as
+	 * EventStoreDB's links */
+	int n = snprintf(lk->text, sizeof(lk->text), "%" PRIu64 "@%s", rev,
+	    e->appends[i - 1].stream);
+	if (n < 0 || (size_t) n >= sizeof(lk->text)) {
+		store_emit_fail(
+		    e, SL_EINVAL, "appends[%zu]: link target too long", i);
+		return NULL;
+	}
+	lk->target.type         = MSGPACK_OBJECT_STR;
+	lk->target.via.str.ptr  = lk->text;
+	lk->target.via.str.size = (uint32_t) n;
+	lk->append              = *a;
+	lk->append.ev.content   = &lk->target;
+	return &lk->append;
+}
+
 /* Append one event of a batch to its stream, recording owner as the
  * stream's writer the first time. *rev: in, the revision appends[i - 1]
  * got (for link_prev); out, the one this append got. */
@@ -259,25 +284,10 @@ static int
 store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
     size_t i, uint64_t pos, uint64_t *rev, emit_streams *es)
 {
-	const store_append *a = &e->appends[i];
-	store_append        linked;
-	msgpack_object      target;
-	char                text[SL_MAX_ID_LEN + 32];
-	if (a->link_prev) {
-		/* "<revision>@<stream>" of the append before (checked: i >
-		 * 0), as EventStoreDB's links */
-		int n = snprintf(text, sizeof(text), "%" PRIu64 "@%s", *rev,
-		    e->appends[i - 1].stream);
-		if (n < 0 || (size_t) n >= sizeof(text))
-			return store_emit_fail(e, SL_EINVAL,
-			    "appends[%zu]: link target too long", i);
-		target.type         = MSGPACK_OBJECT_STR;
-		target.via.str.ptr  = text;
-		target.via.str.size = (uint32_t) n;
-		linked              = *a;
-		linked.ev.content   = &target;
-		a                   = &linked;
-	}
+	store_linked        lk;
+	const store_append *a = store_emit_linked(e, i, *rev, &lk);
+	if (a == NULL)
+		return e->rc;
 	uint8_t             key[STORE_OKEY_MAX];
 	size_t              sl       = strlen(a->stream), hlen;
 	uint64_t            next_rev = 0;
@@ -389,7 +399,8 @@ store_write_emit(store *s, MDB_txn *parent, store_emit *e, uint64_t *pos)
 		return;
 	}
 	if (e->reset
-	    && (mrc = store_emit_reset(s, txn, e->tenant, tl, e->owner, ol))
+	    && (mrc = store_emit_reset(
+	            s, txn, e->tenant, tl, e->owner, ol, true))
 	        != MDB_SUCCESS)
 		goto lmdb_fail;
 	uint64_t     rev = 0;
@@ -442,6 +453,140 @@ lmdb_fail:
 abort:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
+}
+
+int
+store_emit_validate(store *s, store_emit *e)
+{
+	size_t tl = e->tenant != NULL ? strlen(e->tenant) : 0;
+	size_t ol = e->owner != NULL ? strlen(e->owner) : 0;
+	e->rc         = SL_OK;
+	e->message[0] = '\0';
+	return store_emit_check(s, e, tl, ol);
+}
+
+/* ---- a shared log's batches: this env as the lease holder's copy ---- */
+
+/* Put (val != NULL) or delete one state of tenant \0 owner \0 key. */
+static int
+store_pstate_put(store *s, MDB_txn *txn, const char *tenant, size_t tl,
+    const char *owner, size_t ol, const store_kv *kv)
+{
+	uint8_t key[STORE_OKEY_MAX];
+	MDB_val k, v;
+	int     mrc;
+	if (tl + ol + 2 + kv->key_len > sizeof(key))
+		return MDB_BAD_VALSIZE;
+	k.mv_data = key;
+	k.mv_size = store_owner_key(key, tenant, tl, owner, ol,
+	    kv->key_len > 0 ? kv->key : "", kv->key_len);
+	if (kv->val == NULL) {
+		mrc = mdb_del(txn, s->db_pstate, &k, NULL);
+		return mrc == MDB_NOTFOUND ? MDB_SUCCESS : mrc;
+	}
+	v.mv_data = (void *) kv->val;
+	v.mv_size = kv->val_len;
+	return mdb_put(txn, s->db_pstate, &k, &v, 0);
+}
+
+/* The checkpoint of tenant \0 owner: put, or delete (ck NULL). */
+static int
+store_pcheck_put(store *s, MDB_txn *txn, const char *tenant, size_t tl,
+    const char *owner, size_t ol, const void *ck, size_t len)
+{
+	uint8_t key[STORE_OKEY_MAX];
+	MDB_val k, v;
+	int     mrc;
+	k.mv_data = key;
+	k.mv_size = store_owner_key(key, tenant, tl, owner, ol, NULL, 0);
+	if (ck == NULL) {
+		mrc = mdb_del(txn, s->db_pcheck, &k, NULL);
+		return mrc == MDB_NOTFOUND ? MDB_SUCCESS : mrc;
+	}
+	v.mv_data = (void *) ck;
+	v.mv_size = len;
+	return mdb_put(txn, s->db_pcheck, &k, &v, 0);
+}
+
+int
+store_emit_local(store *s, const store_emit *e)
+{
+	size_t   tl = strlen(e->tenant), ol = strlen(e->owner);
+	uint8_t  key[STORE_OKEY_MAX];
+	MDB_txn *txn;
+	MDB_val  k, v;
+	int      mrc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (mrc != MDB_SUCCESS)
+		return mrc;
+	/* a reset: owner records, states, checkpoint go; the streams' marks
+	 * come from the notifications the batch wrote (the mirror's) */
+	if (e->reset
+	    && (mrc = store_emit_reset(
+	            s, txn, e->tenant, tl, e->owner, ol, false))
+	        != MDB_SUCCESS) {
+		mdb_txn_abort(txn);
+		return mrc;
+	}
+	/* owner records: who wrote a stream, as store_emit_append keeps
+	 * them (the log of record's sl_streams.owner is the one checked) */
+	for (size_t i = 0; i < e->n_appends && mrc == MDB_SUCCESS; i++) {
+		const char *st = e->appends[i].stream;
+		size_t      sl = strlen(st);
+		k.mv_data      = key;
+		k.mv_size      = store_head_key(key, e->tenant, tl, st, sl);
+		v.mv_data      = (void *) e->owner;
+		v.mv_size      = ol;
+		mrc = mdb_put(txn, s->db_owners, &k, &v, MDB_NOOVERWRITE);
+		if (mrc == MDB_KEYEXIST) {
+			mrc = MDB_SUCCESS;
+			continue;
+		}
+		if (mrc != MDB_SUCCESS)
+			break;
+		k.mv_size = store_owner_key(
+		    key, e->tenant, tl, e->owner, ol, st, sl);
+		v.mv_data = (void *) "";
+		v.mv_size = 0;
+		mrc       = mdb_put(txn, s->db_owned, &k, &v, 0);
+	}
+	for (size_t i = 0; i < e->n_states && mrc == MDB_SUCCESS; i++)
+		mrc = store_pstate_put(
+		    s, txn, e->tenant, tl, e->owner, ol, &e->states[i]);
+	if (mrc == MDB_SUCCESS && e->checkpoint != NULL)
+		mrc = store_pcheck_put(s, txn, e->tenant, tl, e->owner, ol,
+		    e->checkpoint, e->checkpoint_len);
+	if (mrc != MDB_SUCCESS) {
+		mdb_txn_abort(txn);
+		return mrc;
+	}
+	return mdb_txn_commit(txn);
+}
+
+int
+store_owner_load(store *s, const char *tenant, const char *owner,
+    const store_kv *states, size_t n, const void *ckpt, size_t ckpt_len)
+{
+	uint8_t  prefix[STORE_OKEY_MAX];
+	size_t   tl = strlen(tenant), ol = strlen(owner);
+	MDB_txn *txn;
+	int      mrc;
+	if (!store_id_ok(tenant, tl) || !store_id_ok(owner, ol)
+	    || tl + ol + 2 > s->max_key)
+		return MDB_BAD_VALSIZE;
+	if ((mrc = mdb_txn_begin(s->env, NULL, 0, &txn)) != MDB_SUCCESS)
+		return mrc;
+	size_t plen = store_owner_key(prefix, tenant, tl, owner, ol, "", 0);
+	mrc         = store_del_prefix(txn, s->db_pstate, prefix, plen);
+	for (size_t i = 0; i < n && mrc == MDB_SUCCESS; i++)
+		mrc = store_pstate_put(s, txn, tenant, tl, owner, ol, &states[i]);
+	if (mrc == MDB_SUCCESS)
+		mrc = store_pcheck_put(
+		    s, txn, tenant, tl, owner, ol, ckpt, ckpt_len);
+	if (mrc != MDB_SUCCESS) {
+		mdb_txn_abort(txn);
+		return mrc;
+	}
+	return mdb_txn_commit(txn);
 }
 
 /* ---- ownership: claims ---- */
@@ -605,6 +750,20 @@ store_claims_check(store *s, const char *stream, size_t len,
 	}
 	pthread_mutex_unlock(&s->claims_mu);
 	return rc;
+}
+
+int
+store_claims_allow(store *s, const char *stream, size_t len,
+    const char *writer, char *err, size_t errlen)
+{
+	if (store_pattern_match(STORE_DELETED_STREAM, stream, len)) {
+		snprintf(err, errlen,
+		    "stream '%s' is written by the event log only: its record "
+		    "of stream deletions",
+		    STORE_DELETED_STREAM);
+		return SL_EOWNED;
+	}
+	return store_claims_check(s, stream, len, writer, err, errlen);
 }
 
 /* How messages name an owner id: the label of one of its claims, else the

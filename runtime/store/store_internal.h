@@ -56,6 +56,14 @@ typedef struct store_backend {
 	bool (*write_group)(void *ctx, store_commit **v, size_t n);
 	/* Stop the follower and free ctx (the writer has stopped). */
 	void (*close)(void *ctx);
+	/* Write one emit batch (validated by the store) as one transaction
+	 * of the log of record, under its lease (e->lease); set e's rc,
+	 * message and first_position. Writer thread. */
+	void (*write_emit)(void *ctx, store_emit *e);
+	/* store_lease_want and store_lease_get. */
+	int (*lease_want)(void *ctx, const char *tenant, const char *owner);
+	uint64_t (*lease_get)(void *ctx, const char *tenant,
+	    const char *owner, char *holder, size_t hlen);
 } store_backend;
 
 typedef struct store_claim_t {
@@ -181,6 +189,31 @@ int  store_owner_check_txn(store *s, MDB_txn *txn, const char *tenant,
 void store_write_emit(store *s, MDB_txn *parent, store_emit *e,
      uint64_t *pos);
 void store_claim_free(store_claim_t *c);
+/* appends[i] of e as it is written: itself, or for a link_prev a copy in
+ * lk whose content is "<rev>@<stream>" of appends[i - 1] (rev: the
+ * revision that one got). NULL when it does not fit (e failed). */
+typedef struct store_linked {
+	store_append   append;
+	msgpack_object target;
+	char           text[SL_MAX_ID_LEN + 32];
+} store_linked;
+const store_append *store_emit_linked(
+    store_emit *e, size_t i, uint64_t rev, store_linked *lk);
+/* Refuse an emit batch that cannot be written whatever the log holds
+ * (ids, key lengths, links): SL_OK or e's rc. */
+int  store_emit_validate(store *s, store_emit *e);
+/* Whether writer may write stream by the claims (and the log's own
+ * STORE_DELETED_STREAM): SL_OK or SL_EOWNED with err. */
+int  store_claims_allow(store *s, const char *stream, size_t len,
+     const char *writer, char *err, size_t errlen);
+/* After the log of record committed batch e: its states, checkpoint and
+ * owner records into this env (the lease holder's copy), in one write
+ * transaction. LMDB's code. */
+int  store_emit_local(store *s, const store_emit *e);
+/* Replace the owner's states and checkpoint in this env with the log of
+ * record's (ckpt NULL: none), in one write transaction. LMDB's code. */
+int  store_owner_load(store *s, const char *tenant, const char *owner,
+     const store_kv *states, size_t n, const void *ckpt, size_t ckpt_len);
 
 /* ---- one stream's records (store.c) ---- */
 

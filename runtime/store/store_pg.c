@@ -26,13 +26,13 @@
 #include "log.h"
 #include "monotime.h"
 #include "store_internal.h"
+#include "store_pg_internal.h"
 
 /* Rows per INSERT statement (6 parameters each, of PostgreSQL's 65535)
  * and per page the follower reads. */
 #define PG_ROWS_PER_STMT 1000
 #define PG_PAGE          1000
 #define PG_POLL_MS       100
-#define PG_ERR           512
 
 /* The schema, one step per version (sl_schema.version counts them). */
 static const char *const migrations[STORE_PG_SCHEMA_VERSION] = {
@@ -49,31 +49,25 @@ static const char *const migrations[STORE_PG_SCHEMA_VERSION] = {
 	"  event_id uuid NOT NULL UNIQUE, tenant bytea NOT NULL, "
 	"  stream bytea NOT NULL, revision bigint NOT NULL, "
 	"  record bytea NOT NULL, UNIQUE (tenant, stream, revision))",
+	/* 2: leases for what writes to the log from inside the runtime
+	 * (emitting and system projections: one node at a time), and their
+	 * states and checkpoints, written with their events */
+	"CREATE TABLE sl_leases (tenant bytea NOT NULL, owner text NOT NULL, "
+	"  holder text NOT NULL, token bigint NOT NULL, "
+	"  expires_at timestamptz NOT NULL, PRIMARY KEY (tenant, owner));"
+	"CREATE TABLE sl_pstate (tenant bytea NOT NULL, owner text NOT NULL, "
+	"  key bytea NOT NULL, val bytea NOT NULL, "
+	"  PRIMARY KEY (tenant, owner, key));"
+	"CREATE TABLE sl_pcheck (tenant bytea NOT NULL, owner text NOT NULL, "
+	"  checkpoint bytea NOT NULL, PRIMARY KEY (tenant, owner))",
 };
 
 /* Any number, the same in every sluiced: --init-db runs one at a time. */
 #define PG_INIT_LOCK 0x536c756963650001LL
 
-typedef struct pgb {
-	store          *s;
-	char           *url;
-	int             timeout_ms; /* event_store.timeout_ms: a round trip */
-	PGconn         *wconn; /* the writer's; NULL when down */
-	int             wpid;  /* its server process, and its client port */
-	int             wport; /* (-1: a unix socket), for the doubt look-up */
-	bool            wdown; /* the writer logged the outage already */
-	msgpack_sbuffer enc;   /* the writer's records */
-
-	pthread_t       th;      /* the follower */
-	int             kick_fd; /* eventfd: the writer committed; or stop */
-	bool            stop;    /* under mu */
-	pthread_mutex_t mu;
-	char            fatal[PG_ERR]; /* under mu: the mirror is not this
-	                                  database's; nothing is written */
-} pgb;
 
 /* PostgreSQL's message without its trailing newline. */
-static void
+void
 pg_msg(char *err, size_t errlen, const char *what, const char *msg)
 {
 	size_t n;
@@ -104,7 +98,7 @@ pg_quiet(void *arg, const char *message)
  * (pg_wait_ready). timeout_ms 0 (--init-db): a connect_timeout of 5 s,
  * the system's TCP user timeout.
  */
-static PGconn *
+PGconn *
 pg_connect(const char *url, int timeout_ms, char *err, size_t errlen)
 {
 	char        user_timeout[16], conn_timeout[16];
@@ -140,7 +134,7 @@ pg_connect(const char *url, int timeout_ms, char *err, size_t errlen)
  * which): a server that hangs with its connection open (stopped, or its
  * host gone without a word) costs at most the deadline.
  */
-static bool
+bool
 pg_wait_ready(PGconn *db, int64_t deadline, char *err, size_t errlen)
 {
 	for (;;) {
@@ -211,7 +205,7 @@ pg_exec_timed(PGconn *db, int timeout_ms, const char *sql, int n,
 	return res;
 }
 
-static bool
+bool
 pg_ok(const PGresult *r)
 {
 	ExecStatusType st = PQresultStatus(r);
@@ -245,7 +239,7 @@ pg_schema_version(PGconn *db, int *version, char *err, size_t errlen)
 
 /* A database this build can use: SL_OK; SL_ECONFIG (no schema, or
  * another version); SL_ESTORAGE. err says which. */
-static int
+int
 pg_check_schema(PGconn *db, char *err, size_t errlen)
 {
 	int v, rc = pg_schema_version(db, &v, err, errlen);
@@ -423,16 +417,25 @@ pg_set_fatal(pgb *b, const char *msg)
 	pthread_mutex_unlock(&b->mu);
 }
 
+bool
+pg_head_behind(pg_group *g)
+{
+	if (g->head >= g->mirror_next)
+		return false;
+	/* never positions the mirror holds other events at */
+	char msg[PG_ERR];
+	snprintf(msg, sizeof(msg),
+	    "the database's head is %" PRIu64 ", this node's mirror holds up "
+	    "to %" PRIu64 ": the database lost events this node mirrored (a "
+	    "failover to a replica that had not received them?)",
+	    g->head, g->mirror_next);
+	pg_set_fatal(g->b, msg);
+	snprintf(g->err, sizeof(g->err), "%s", msg);
+	return true;
+}
+
 /* ---- the writer: one group, one transaction ---- */
 
-/* A stream of the group: its revision as the transaction goes. */
-typedef struct pg_stream {
-	const char *tenant, *stream;
-	size_t      tenant_len, stream_len;
-	uint64_t    next;    /* next revision */
-	uint64_t    tb;      /* truncate_before: first revision shown */
-	bool        changed; /* to write back */
-} pg_stream;
 
 static int
 bytes_cmp(const char *a, size_t al, const char *b, size_t bl)
@@ -441,7 +444,7 @@ bytes_cmp(const char *a, size_t al, const char *b, size_t bl)
 	return c != 0 ? c : (al > bl) - (al < bl);
 }
 
-static int
+int
 pg_stream_cmp(const void *x, const void *y)
 {
 	const pg_stream *a = x, *b = y;
@@ -455,7 +458,7 @@ static pg_stream *
 pg_stream_get(pg_stream *st, size_t n, const char *tenant, size_t tl,
     const char *stream, size_t sl)
 {
-	pg_stream key = { tenant, stream, tl, sl, 0, 0, false };
+	pg_stream key = { tenant, stream, tl, sl, 0, 0, false, NULL, false };
 	return bsearch(&key, st, n, sizeof(*st), pg_stream_cmp);
 }
 
@@ -468,15 +471,6 @@ pg_stream_find(pg_stream *st, size_t n, const store_commit *c)
 
 static const char deleted_stream[] = STORE_DELETED_STREAM;
 
-/* One row the group writes: an event of a commit, or a deletion's
- * notification; its record in the writer's buffer. */
-typedef struct pg_row {
-	uint64_t    position, revision;
-	const char *tenant, *stream;
-	size_t      tenant_len, stream_len;
-	uint8_t     id[16];
-	size_t      off, len; /* the record, in b->enc */
-} pg_row;
 
 /* A set of event ids (open addressing): those the log holds and those
  * the group writes. */
@@ -526,7 +520,7 @@ idset_has(idset *h, const uint8_t id[16], bool add)
 
 /* A text[] literal of the hex of field(i) for i < n: {6162,...}, for
  * decode(x, 'hex') (bytea arrays in text need quoting; hex does not). */
-static char *
+char *
 hex_array(const pg_stream *st, size_t n, bool stream)
 {
 	static const char hx[] = "0123456789abcdef";
@@ -552,24 +546,6 @@ hex_array(const pg_stream *st, size_t n, bool stream)
 	return a;
 }
 
-typedef struct pg_group {
-	pgb           *b;
-	store_commit **v;
-	size_t         n;
-	pg_stream     *st;
-	size_t         n_st;
-	size_t         n_events; /* of the whole group */
-	uint64_t       head;     /* sl_head.next at the lock */
-	uint64_t       end;      /* after the accepted commits */
-	pg_row        *rows;     /* what the group writes, in position order */
-	size_t         n_rows;
-	size_t         sent; /* queries in the pipeline since its sync */
-	bool           lost; /* the session ended (FATAL, shutdown, 08xxx) */
-	bool           ack_now; /* committed, the mirror failed: ack anyway */
-	uint64_t  mirror_next;  /* the mirror's head when the gap was read */
-	PGresult *gap;          /* rows between the mirror's head and g.head */
-	char      err[PG_ERR];
-} pg_group;
 
 /* Fail every commit of the group that is still SL_OK. */
 static void
@@ -587,7 +563,7 @@ pg_fail_all(pg_group *g, int code, const char *msg)
  * the connection is dropped (the server rolls back what it had, nothing
  * having been committed) and made again for the next group.
  */
-static bool
+bool
 pg_send(pg_group *g, const char *sql, int n, const char *const *pv,
     const int *pl, const int *pf, int binary)
 {
@@ -617,7 +593,7 @@ pg_session_lost(const PGresult *r)
 /* Sync the pipeline and read the results of what was sent: the first
  * n_keep into keep[] (the caller clears them; NULL where none came).
  * @return whether every statement succeeded; else g->err says why. */
-static bool
+bool
 pg_sync(pg_group *g, PGresult **keep, size_t n_keep, const char *what)
 {
 	PGconn *db = g->b->wconn;
@@ -689,7 +665,7 @@ pg_sync(pg_group *g, PGresult **keep, size_t n_keep, const char *what)
 
 /* The transaction failed before COMMIT: nothing was written. A lost
  * connection is EUNAVAILABLE, anything else ESTORAGE (logged). */
-static void
+void
 pg_txn_failed(pg_group *g)
 {
 	if (g->lost || PQstatus(g->b->wconn) != CONNECTION_OK) {
@@ -716,11 +692,11 @@ pg_send_streams(pg_group *g)
 	for (size_t i = 0; i < g->n; i++) {
 		const store_commit *c = g->v[i];
 		g->st[m++] = (pg_stream) { c->tenant, c->stream, c->tenant_len,
-			c->stream_len, 0, 0, false };
+			c->stream_len, 0, 0, false, NULL, false };
 		if (c->trunc != STORE_TRUNC_NONE) /* its notification's too */
 			g->st[m++] = (pg_stream) { c->tenant, deleted_stream,
 				c->tenant_len, sizeof(deleted_stream) - 1, 0,
-				0, false };
+				0, false, NULL, false };
 	}
 	qsort(g->st, m, sizeof(*g->st), pg_stream_cmp);
 	for (size_t i = 0; i < m; i++)
@@ -793,7 +769,7 @@ pg_send_ids(pg_group *g)
  * acknowledge at once, without a round trip through the follower (nor a
  * wait for it should the database go away right after the COMMIT).
  */
-static bool
+bool
 pg_send_gap(pg_group *g, char *from)
 {
 	const char *pv[1] = { from };
@@ -938,7 +914,7 @@ pg_assign(pg_group *g, idset *h)
 }
 
 /* Send the INSERTs of the accepted events, PG_ROWS_PER_STMT rows each. */
-static bool
+bool
 pg_send_events(pg_group *g)
 {
 	size_t       per = 6, max = PG_ROWS_PER_STMT;
@@ -994,31 +970,35 @@ pg_send_events(pg_group *g)
 	return ok;
 }
 
-/* Send the changed streams' next revisions. */
-static bool
-pg_send_streams_update(pg_group *g)
+/* Send the changed streams' next revisions (and with owner, their
+ * owner: an emit batch's). */
+bool
+pg_send_streams_update(pg_group *g, bool owner)
 {
-	size_t       max = PG_ROWS_PER_STMT, k = 0;
-	const char **pv = malloc(max * 3 * sizeof(*pv));
-	int         *pl = malloc(max * 3 * sizeof(*pl));
-	int         *pf = malloc(max * 4 * sizeof(*pf));
+	size_t       max = PG_ROWS_PER_STMT, k = 0, per = owner ? 5 : 4;
+	const char **pv = malloc(max * per * sizeof(*pv));
+	int         *pl = malloc(max * per * sizeof(*pl));
+	int         *pf = malloc(max * per * sizeof(*pf));
 	char(*num)[24]  = malloc(max * 2 * sizeof(*num));
-	char *sql       = malloc(256 + max * 64);
+	char *sql       = malloc(256 + max * 80);
 	bool  ok        = pv && pl && pf && num && sql;
 
 	while (ok && k < g->n_st) {
 		size_t n   = 0;
 		size_t len = (size_t) sprintf(sql,
 		    "INSERT INTO sl_streams (tenant, stream, next_revision, "
-		    "truncate_before) VALUES ");
+		    "truncate_before%s) VALUES ",
+		    owner ? ", owner" : "");
 		for (; k < g->n_st && n < max; k++) {
 			pg_stream *st = &g->st[k];
 			if (!st->changed)
 				continue;
-			size_t p = n * 4;
+			size_t p = n * per;
 			len += (size_t) sprintf(sql + len,
-			    "%s($%zu,$%zu,$%zu::bigint,$%zu::bigint)",
-			    n ? "," : "", p + 1, p + 2, p + 3, p + 4);
+			    "%s($%zu,$%zu,$%zu::bigint,$%zu::bigint", n ? "," : "",
+			    p + 1, p + 2, p + 3, p + 4);
+			len += owner ? (size_t) sprintf(sql + len, ",$%zu)", p + 5)
+			             : (size_t) sprintf(sql + len, ")");
 			snprintf(num[2 * n], 24, "%" PRIu64, st->next);
 			snprintf(num[2 * n + 1], 24, "%" PRIu64, st->tb);
 			pv[p]     = st->tenant;
@@ -1030,6 +1010,11 @@ pg_send_streams_update(pg_group *g)
 			pl[p + 2] = pl[p + 3] = 0;
 			pf[p] = pf[p + 1] = 1;
 			pf[p + 2] = pf[p + 3] = 0;
+			if (owner) {
+				pv[p + 4] = st->owner;
+				pl[p + 4] = 0;
+				pf[p + 4] = 0;
+			}
 			n++;
 		}
 		if (n == 0)
@@ -1037,8 +1022,9 @@ pg_send_streams_update(pg_group *g)
 		sprintf(sql + len,
 		    " ON CONFLICT (tenant, stream) DO UPDATE SET "
 		    "next_revision = EXCLUDED.next_revision, "
-		    "truncate_before = EXCLUDED.truncate_before");
-		ok = pg_send(g, sql, (int) (n * 4), pv, pl, pf, 0);
+		    "truncate_before = EXCLUDED.truncate_before%s",
+		    owner ? ", owner = EXCLUDED.owner" : "");
+		ok = pg_send(g, sql, (int) (n * per), pv, pl, pf, 0);
 	}
 	free(pv);
 	free(pl);
@@ -1052,7 +1038,7 @@ pg_send_streams_update(pg_group *g)
  * acknowledges the commits. When the mirror moved otherwise meanwhile
  * (the follower) the rows it holds are skipped; when it lacks more than
  * the gap, the follower appends them all and the commits wait for it. */
-static void
+void
 pg_mirror_group(pg_group *g)
 {
 	size_t     n_gap = g->gap != NULL ? (size_t) PQntuples(g->gap) : 0;
@@ -1119,7 +1105,7 @@ pg_writer_setup(pgb *b)
 }
 
 /* The writer's connection, (re)made when needed. */
-static bool
+bool
 pg_writer_conn(pgb *b, char *err, size_t errlen)
 {
 	if (b->wconn != NULL && PQstatus(b->wconn) == CONNECTION_OK)
@@ -1288,19 +1274,7 @@ pg_read_locked(pg_group *g, idset *h)
 	}
 	if (ok) {
 		g->head = strtoull(PQgetvalue(r[1], 0, 0), NULL, 10);
-		if (g->head < g->mirror_next) {
-			/* never positions the mirror holds other events at */
-			char msg[PG_ERR];
-			snprintf(msg, sizeof(msg),
-			    "the database's head is %" PRIu64 ", this node's "
-			    "mirror holds up to %" PRIu64 ": the database lost "
-			    "events this node mirrored (a failover to a replica "
-			    "that had not received them?)",
-			    g->head, g->mirror_next);
-			pg_set_fatal(g->b, msg);
-			snprintf(g->err, sizeof(g->err), "%s", msg);
-			ok = false;
-		}
+		ok      = !pg_head_behind(g);
 	}
 	if (ok) {
 		pg_apply_streams(g, r[2]);
@@ -1379,7 +1353,7 @@ pg_write_group(void *ctx, store_commit **v, size_t n)
 	char notify[64];
 	snprintf(
 	    notify, sizeof(notify), "NOTIFY sl_log, '%" PRIu64 "'", g.end);
-	if (!pg_send_events(&g) || !pg_send_streams_update(&g)
+	if (!pg_send_events(&g) || !pg_send_streams_update(&g, false)
 	    || !pg_send(&g, sql, 0, NULL, NULL, NULL, 0)
 	    || !pg_send(&g, notify, 0, NULL, NULL, NULL, 0)) {
 		pg_msg(g.err, sizeof(g.err), "send", PQerrorMessage(b->wconn));
@@ -1595,6 +1569,7 @@ pg_follower_main(void *arg)
 static void
 pgb_free(pgb *b)
 {
+	pg_leases_fini(b); /* releases what this node holds */
 	if (b->wconn != NULL)
 		PQfinish(b->wconn);
 	close(b->kick_fd);
@@ -1623,10 +1598,14 @@ static const store_backend pg_backend = {
 	.name        = "postgresql",
 	.write_group = pg_write_group,
 	.close       = pg_close,
+	.write_emit  = pg_write_emit,
+	.lease_want  = pg_lease_want,
+	.lease_get   = pg_lease_get,
 };
 
 int
-store_pg_attach(store *s, const char *url, int timeout_ms)
+store_pg_attach(
+    store *s, const char *url, int timeout_ms, uint32_t lease_ms)
 {
 	char err[PG_ERR];
 	pgb *b = calloc(1, sizeof(*b));
@@ -1645,6 +1624,10 @@ store_pg_attach(store *s, const char *url, int timeout_ms)
 	}
 	msgpack_sbuffer_init(&b->enc);
 	pthread_mutex_init(&b->mu, NULL);
+	if (pg_leases_init(b, lease_ms) != SL_OK) {
+		pgb_free(b);
+		return SL_ENOMEM;
+	}
 	/* A database that answers is checked now, so that a wrong one
 	 * stops the daemon at its start rather than at its first commit. */
 	b->wconn = pg_connect(url, timeout_ms, err, sizeof(err));

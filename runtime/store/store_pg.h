@@ -10,11 +10,12 @@
 #define SL_STORE_PG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store.h"
 
 /** The schema version this build writes and reads (sl_schema.version). */
-#define STORE_PG_SCHEMA_VERSION 1
+#define STORE_PG_SCHEMA_VERSION 2
 
 /**
  * Make PostgreSQL at url (a libpq URL or conninfo) the log of record of s,
@@ -25,10 +26,13 @@
  * database that does not answer yet is waited for: commits answer
  * SL_EUNAVAILABLE until it does. timeout_ms (event_store.timeout_ms; 0:
  * 5000) bounds each round trip of a group and of the follower: a server
- * that does not answer in time is taken as unreachable.
+ * that does not answer in time is taken as unreachable. lease_ms: the
+ * leases' time (event_store.lease_ms): a node that stops renewing its
+ * leases loses them to another within it.
  * @return SL_OK; SL_ECONFIG (schema or mirror refused); SL_ENOMEM.
  */
-int store_pg_attach(store *s, const char *url, int timeout_ms);
+int store_pg_attach(
+    store *s, const char *url, int timeout_ms, uint32_t lease_ms);
 
 /**
  * sluiced --init-db: create the schema in the database at url, or migrate
