@@ -137,6 +137,8 @@ uint32_t remote_batch(const remote_proc *r);
  * flight).
  */
 int remote_call_next(remote_caller *c, int timeout_ms, remote_resp *out);
+/** Whether remote_call_next would return an answer without waiting. */
+bool remote_call_ready(remote_caller *c);
 /** Calls in flight for this caller. */
 size_t remote_calls_in_flight(const remote_caller *c);
 /** The window: calls in flight allowed per caller (>= 1). */
