@@ -1401,12 +1401,26 @@ pack_event(remote_caller *c, const remote_req *req, msgpack_sbuffer *sb)
 	ev_view        ev;
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	/* the stored bytes straight to the wire form (metadata and content
-	 * copied as they are); a record it does not take is packed from its
-	 * decoded view, which says what is wrong with it */
-	if (ev_pack_wire_raw(&pk, req->event, req->event_len, req->position, 0)
-	    == SL_OK)
+	/* the stored bytes straight to the wire form, written in place
+	 * (metadata and content copied as they are); a record it does not
+	 * take is packed from its decoded view, which says what is wrong */
+	size_t need = sb->size + EV_WIRE_RAW_BOUND(req->event_len);
+	if (sb->alloc < need) {
+		size_t cap = sb->alloc > 0 ? sb->alloc : 4096;
+		while (cap < need)
+			cap *= 2;
+		char *p = realloc(sb->data, cap);
+		if (p == NULL)
+			return false;
+		sb->data  = p;
+		sb->alloc = cap;
+	}
+	size_t n = ev_wire_raw(req->event, req->event_len, req->position, 0,
+	    (unsigned char *) sb->data + sb->size);
+	if (n > 0) {
+		sb->size += n;
 		return true;
+	}
 	if (req->view == NULL) {
 		msgpack_zone_clear(&c->zone);
 		if (ev_decode(req->event, req->event_len, req->position,
