@@ -35,6 +35,7 @@
 #include "log.h"
 #include "mp.h"
 #include "mpraw.h"
+#include "mpwrite.h"
 #include "remote_internal.h"
 #include "tls.h"
 
@@ -1164,6 +1165,7 @@ remote_caller_free(remote_caller *c)
 	free(c->ob.tenant);
 	msgpack_sbuffer_destroy(&c->ob.evs);
 	msgpack_sbuffer_destroy(&c->ob.retries);
+	msgpack_sbuffer_destroy(&c->ob.heads);
 	for (answer *a = c->pool, *next; a != NULL; a = next) {
 		next = a->next;
 		free(a);
@@ -1346,13 +1348,7 @@ ob_reset(obatch *ob, bool free_answers)
 		if (free_answers)
 			for (size_t j = 0; j < u->n; j++)
 				free(u->ans[j]);
-		free(u->key);
-		free(u->state);
-		free(u->reason);
-		u->key    = NULL;
-		u->state  = NULL;
-		u->reason = NULL;
-		u->n      = 0;
+		u->n = 0;
 		sbuf_reuse(&u->evs, SBUF_KEEP);
 	}
 	if (free_answers && ob->n_runs == 0)
@@ -1363,6 +1359,7 @@ ob_reset(obatch *ob, bool free_answers)
 	ob->bytes  = 0;
 	sbuf_reuse(&ob->evs, SBUF_KEEP_CALL);
 	sbuf_reuse(&ob->retries, SBUF_KEEP);
+	sbuf_reuse(&ob->heads, SBUF_KEEP_CALL);
 	if (ob->index != NULL)
 		memset(ob->index, 0, ob->index_cap * sizeof(*ob->index));
 }
@@ -1388,7 +1385,8 @@ ob_find(obatch *ob, const char *key, size_t klen, size_t *slot_i)
 			return NULL;
 		}
 		brun *u = &ob->runs[v - 1];
-		if (u->klen == klen && memcmp(u->key, key, klen) == 0)
+		if (u->klen == klen
+		    && memcmp(ob->heads.data + u->key_off, key, klen) == 0)
 			return u;
 	}
 }
@@ -1447,6 +1445,56 @@ ans_push(answer ***arr, size_t *cap, size_t n, answer *a)
 	return true;
 }
 
+/* The most bytes run_head packs for req. */
+static size_t
+run_head_bound(const remote_req *req, size_t klen)
+{
+	size_t rlen = req->last_reason != NULL ? strlen(req->last_reason) : 0;
+	return klen + req->state_len + rlen + 64;
+}
+
+/* Pack the head of u, a new run of key for req (its key, state and retry
+ * state, as the call carries them) into ob->heads. */
+static bool
+run_head(obatch *ob, brun *u, const remote_req *req, const char *key,
+    size_t klen)
+{
+	msgpack_sbuffer *h    = &ob->heads;
+	size_t           need = h->size + run_head_bound(req, klen);
+	const char *reason = req->last_reason != NULL ? req->last_reason : "";
+	if (h->alloc < need) {
+		size_t cap = h->alloc > 0 ? h->alloc : 16384;
+		while (cap < need)
+			cap *= 2;
+		char *p = realloc(h->data, cap);
+		if (p == NULL)
+			return false;
+		h->data  = p;
+		h->alloc = cap;
+	}
+	unsigned char *o0 = (unsigned char *) h->data + h->size, *o = o0;
+	o                 = MPW_CSTR(o, "key");
+	o                 = mpw_hdr(o, 0xa0, 32, 0xd9, 0xda, klen);
+	u->key_off        = h->size + (size_t) (o - o0);
+	u->klen           = klen;
+	o                 = mpw_raw(o, key, klen);
+	o                 = MPW_CSTR(o, "state");
+	if (req->state != NULL && req->state_len > 0)
+		o = mpw_raw(o, req->state, req->state_len);
+	else
+		o = mpw_map(o, 0);
+	o = MPW_CSTR(o, "retry");
+	o = mpw_map(o, 2);
+	o = MPW_CSTR(o, "attempt");
+	o = mpw_uint(o, req->attempt);
+	o = MPW_CSTR(o, "reason");
+	o = mpw_str(o, reason, strlen(reason));
+	u->head_off = h->size;
+	u->head_len = (size_t) (o - o0);
+	h->size += u->head_len;
+	return true;
+}
+
 /* Add req's event to the open batch (protocol 2). */
 static int
 batch_add(
@@ -1484,7 +1532,7 @@ batch_add(
 		const char *key  = req->key != NULL ? req->key : "";
 		size_t      klen = strlen(key);
 		u                = ob_find(ob, key, klen, &at);
-		size_t extra     = u == NULL ? klen + req->state_len + 64 : 0;
+		size_t extra     = u == NULL ? run_head_bound(req, klen) : 0;
 		msgpack_sbuffer *sb;
 		if (u == NULL) {
 			if (ob->n_runs == ob->cap_runs) {
@@ -1520,27 +1568,11 @@ batch_add(
 		}
 		if (u == NULL) {
 			u = &ob->runs[ob->n_runs];
-			if ((u->key = malloc(klen + 1)) == NULL
-			    || (req->state_len > 0
-			        && (u->state = malloc(req->state_len)) == NULL)
-			    || (u->reason = strdup(req->last_reason != NULL
-			                ? req->last_reason
-			                : ""))
-			        == NULL) {
-				free(u->key);
-				free(u->state);
-				u->key   = NULL;
-				u->state = NULL;
+			if (!run_head(ob, u, req, key, klen)) {
 				sb->size = before;
 				free(a);
 				return SL_ENOMEM;
 			}
-			memcpy(u->key, key, klen + 1);
-			u->klen = klen;
-			if (req->state_len > 0)
-				memcpy(u->state, req->state, req->state_len);
-			u->state_len  = req->state_len;
-			u->attempt    = req->attempt;
 			ob->index[at] = (int32_t) (ob->n_runs + 1);
 			ob->n_runs++;
 		}
@@ -1580,59 +1612,63 @@ batch_add(
 	return SL_OK;
 }
 
-/* Pack the open batch as call id into c->buf. */
-static bool
-pack_batch(remote_caller *c, uint64_t id, uint64_t session, def_kind kind,
+/* The open batch as call id, written straight into a new message (its
+ * parts were packed as they were added: one copy of each). NULL when out
+ * of memory. */
+static nng_msg *
+batch_msg(remote_caller *c, uint64_t id, uint64_t session, def_kind kind,
     const char *tenant)
 {
-	obatch         *ob = &c->ob;
-	msgpack_packer *pk = &c->pk;
-	msgpack_sbuffer_clear(&c->buf);
-	msgpack_pack_map(pk, kind == DEF_PROJECTION ? 5 : 6);
-	mp_pack_kv_u64(pk, "call", id);
-	mp_pack_kv_u64(pk, "session", session);
-	mp_pack_kv_str(
-	    pk, "op", kind == DEF_PROJECTION ? "project" : "filter");
-	mp_pack_kv_str(pk, "tenant", tenant);
+	obatch *ob   = &c->ob;
+	size_t  tlen = strlen(tenant);
+	/* the envelope, each run's map, key names and headers at their
+	 * widest; the parts at their sizes */
+	size_t bound = 128 + tlen;
+	if (kind == DEF_PROJECTION)
+		for (size_t i = 0; i < ob->n_runs; i++)
+			bound += 32 + ob->runs[i].head_len + ob->runs[i].evs.size;
+	else
+		bound += ob->evs.size + ob->retries.size;
+	nng_msg *msg;
+	if (nng_msg_alloc(&msg, bound) != 0)
+		return NULL;
+	unsigned char *o0 = nng_msg_body(msg), *o = o0;
+	o                 = mpw_map(o, kind == DEF_PROJECTION ? 5 : 6);
+	o                 = MPW_CSTR(o, "call");
+	o                 = mpw_uint(o, id);
+	o                 = MPW_CSTR(o, "session");
+	o                 = mpw_uint(o, session);
+	o                 = MPW_CSTR(o, "op");
+	o = kind == DEF_PROJECTION ? MPW_CSTR(o, "project")
+	                           : MPW_CSTR(o, "filter");
+	o = MPW_CSTR(o, "tenant");
+	o = mpw_str(o, tenant, tlen);
 	if (kind == DEF_PROJECTION) {
 		size_t n_runs = 0;
 		for (size_t i = 0; i < ob->n_runs; i++)
 			n_runs += ob->runs[i].n > 0;
-		mp_pack_cstr(pk, "runs");
-		msgpack_pack_array(pk, n_runs);
+		o = MPW_CSTR(o, "runs");
+		o = mpw_array(o, n_runs);
 		for (size_t i = 0; i < ob->n_runs; i++) {
 			brun *u = &ob->runs[i];
 			if (u->n == 0)
 				continue;
-			msgpack_pack_map(pk, 4);
-			mp_pack_cstr(pk, "key");
-			msgpack_pack_str(pk, u->klen);
-			msgpack_pack_str_body(pk, u->key, u->klen);
-			mp_pack_cstr(pk, "state");
-			if (u->state != NULL && u->state_len > 0)
-				msgpack_sbuffer_write(
-				    &c->buf, u->state, u->state_len);
-			else
-				msgpack_pack_map(pk, 0);
-			mp_pack_cstr(pk, "retry");
-			msgpack_pack_map(pk, 2);
-			mp_pack_kv_u64(pk, "attempt", u->attempt);
-			mp_pack_kv_str(pk, "reason", u->reason);
-			mp_pack_cstr(pk, "events");
-			msgpack_pack_array(pk, u->n);
-			msgpack_sbuffer_write(
-			    &c->buf, u->evs.data, u->evs.size);
+			o = mpw_map(o, 4);
+			o = mpw_raw(o, ob->heads.data + u->head_off, u->head_len);
+			o = MPW_CSTR(o, "events");
+			o = mpw_array(o, u->n);
+			o = mpw_raw(o, u->evs.data, u->evs.size);
 		}
 	} else {
-		mp_pack_cstr(pk, "events");
-		msgpack_pack_array(pk, ob->n);
-		msgpack_sbuffer_write(&c->buf, ob->evs.data, ob->evs.size);
-		mp_pack_cstr(pk, "retries");
-		msgpack_pack_array(pk, ob->n);
-		msgpack_sbuffer_write(
-		    &c->buf, ob->retries.data, ob->retries.size);
+		o = MPW_CSTR(o, "events");
+		o = mpw_array(o, ob->n);
+		o = mpw_raw(o, ob->evs.data, ob->evs.size);
+		o = MPW_CSTR(o, "retries");
+		o = mpw_array(o, ob->n);
+		o = mpw_raw(o, ob->retries.data, ob->retries.size);
 	}
-	return c->buf.data != NULL;
+	nng_msg_chop(msg, bound - (size_t) (o - o0));
+	return msg;
 }
 
 /* Answer every event of the open batch REMOTE_DISCONNECTED (it cannot be
@@ -1738,9 +1774,9 @@ remote_call_flush(remote_caller *c)
 	answer  **evs = malloc(ob->n * sizeof(*evs));
 	uint32_t *rl  = n_runs ? malloc(n_runs * sizeof(*rl)) : NULL;
 	if (evs == NULL || (n_runs > 0 && rl == NULL)
-	    || !pack_batch(
-	        c, id, session, rp->kind, ob->tenant != NULL ? ob->tenant : "")
-	    || nng_msg_alloc(&msg, c->buf.size) != 0
+	    || (msg = batch_msg(c, id, session, rp->kind,
+	            ob->tenant != NULL ? ob->tenant : ""))
+	        == NULL
 	    || (s = slot_get(rp)) == NULL) {
 		free(evs);
 		free(rl);
@@ -1749,7 +1785,6 @@ remote_call_flush(remote_caller *c)
 		ob_drop(c, "out of memory");
 		return SL_ENOMEM;
 	}
-	memcpy(nng_msg_body(msg), c->buf.data, c->buf.size);
 	size_t n = 0;
 	if (rp->kind == DEF_PROJECTION) {
 		size_t k = 0;
@@ -1768,7 +1803,6 @@ remote_call_flush(remote_caller *c)
 	for (size_t i = 0; i < n; i++)
 		evs[i]->resp.call = id;
 	ob_reset(ob, false); /* the answers are the slot's now */
-	sbuf_reuse(&c->buf, SBUF_KEEP_CALL);
 
 	pthread_mutex_lock(&rp->mu);
 	if (rp->closing || !rp->connected || c->closing) {

@@ -85,14 +85,12 @@ typedef struct slot {
 	size_t          n_runs;
 } slot;
 
-/* Protocol 2: a projection's run of one key in the open batch. */
+/* Protocol 2: a projection's run of one key in the open batch. Its key,
+ * state and retry state are packed once, in the call's wire form, into
+ * the batch's heads (no allocation per run). */
 typedef struct brun {
-	char           *key;
-	size_t          klen;
-	char           *state; /* packed map (NULL: {}) */
-	size_t          state_len;
-	uint32_t        attempt;
-	char           *reason;
+	size_t          key_off, klen;     /* the key's bytes in ob->heads */
+	size_t          head_off, head_len; /* "key", "state", "retry" pairs */
 	msgpack_sbuffer evs; /* the events, packed as the wire shows them */
 	struct answer **ans; /* their answer nodes, in order */
 	size_t          n, cap;
@@ -105,6 +103,7 @@ typedef struct obatch {
 	int32_t        *index; /* open addressing over runs: key -> i + 1 */
 	size_t          index_cap;
 	msgpack_sbuffer evs, retries; /* filters: events and retry states */
+	msgpack_sbuffer heads;        /* projections: the runs' heads */
 	struct answer **ans;          /* filters: answer nodes, in order */
 	size_t          cap_ans;
 	size_t          n;     /* events */
