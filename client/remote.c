@@ -1672,6 +1672,14 @@ sl_remote_event_position(const sl_remote_call *c)
 	return p;
 }
 
+/* JSON text of o; "{}" when absent (a malformed call's event lacks
+ * fields, or is not there at all). */
+static char *
+json_or_empty(const msgpack_object *o)
+{
+	return o != NULL ? mp_to_json_text(o) : strdup("{}");
+}
+
 const sl_read_event *
 sl_remote_event(sl_remote_call *c)
 {
@@ -1697,9 +1705,9 @@ sl_remote_event(sl_remote_call *c)
 	e->type           = obj_strdup(mp_get(m, "type"));
 	e->correlation_id = obj_strdup(mp_get(m, "correlation_id"));
 	e->causation_id   = obj_strdup(mp_get(m, "causation_id"));
-	e->metadata_json  = mp_to_json_text(mp_get(m, "metadata"));
-	e->content_json   = mp_to_json_text(mp_get(m, "content"));
-	e->json           = mp_to_json_text(m);
+	e->metadata_json  = json_or_empty(mp_get(m, "metadata"));
+	e->content_json   = json_or_empty(mp_get(m, "content"));
+	e->json           = json_or_empty(m);
 	return e;
 }
 

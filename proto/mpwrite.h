@@ -94,7 +94,8 @@ mpw_uint(unsigned char *o, uint64_t v)
 	}
 	if (v < (1ULL << 16))
 		return v < 256 ? mpw_tv(o, 0xcc, v, 1) : mpw_tv(o, 0xcd, v, 2);
-	return v < (1ULL << 32) ? mpw_tv(o, 0xce, v, 4) : mpw_tv(o, 0xcf, v, 8);
+	return v < (1ULL << 32) ? mpw_tv(o, 0xce, v, 4)
+	                        : mpw_tv(o, 0xcf, v, 8);
 }
 
 static inline unsigned char *

@@ -89,7 +89,7 @@ typedef struct slot {
  * state and retry state are packed once, in the call's wire form, into
  * the batch's heads (no allocation per run). */
 typedef struct brun {
-	size_t          key_off, klen;     /* the key's bytes in ob->heads */
+	size_t          key_off, klen;      /* the key's bytes in ob->heads */
 	size_t          head_off, head_len; /* "key", "state", "retry" pairs */
 	msgpack_sbuffer evs; /* the events, packed as the wire shows them */
 	struct answer **ans; /* their answer nodes, in order */
