@@ -1155,13 +1155,11 @@ void
 remote_caller_free(remote_caller *c)
 {
 	ob_reset(&c->ob, true);
-	for (size_t i = 0; i < c->ob.cap_runs; i++) {
-		msgpack_sbuffer_destroy(&c->ob.runs[i].evs);
-		free(c->ob.runs[i].ans);
-	}
 	free(c->ob.runs);
 	free(c->ob.index);
 	free(c->ob.ans);
+	free(c->ob.ev_at);
+	free(c->ob.ev_next);
 	free(c->ob.tenant);
 	msgpack_sbuffer_destroy(&c->ob.evs);
 	msgpack_sbuffer_destroy(&c->ob.retries);
@@ -1343,15 +1341,7 @@ sbuf_reuse(msgpack_sbuffer *sb, size_t keep)
 static void
 ob_reset(obatch *ob, bool free_answers)
 {
-	for (size_t i = 0; i < ob->n_runs; i++) {
-		brun *u = &ob->runs[i];
-		if (free_answers)
-			for (size_t j = 0; j < u->n; j++)
-				free(u->ans[j]);
-		u->n = 0;
-		sbuf_reuse(&u->evs, SBUF_KEEP);
-	}
-	if (free_answers && ob->n_runs == 0)
+	if (free_answers)
 		for (size_t j = 0; j < ob->n; j++)
 			free(ob->ans[j]);
 	ob->n_runs = 0;
@@ -1430,21 +1420,6 @@ pack_event(remote_caller *c, const remote_req *req, msgpack_sbuffer *sb)
 	return true;
 }
 
-static bool
-ans_push(answer ***arr, size_t *cap, size_t n, answer *a)
-{
-	if (n == *cap) {
-		size_t   ncap = *cap ? *cap * 2 : 16;
-		answer **na   = realloc(*arr, ncap * sizeof(*na));
-		if (na == NULL)
-			return false;
-		*arr = na;
-		*cap = ncap;
-	}
-	(*arr)[n] = a;
-	return true;
-}
-
 /* The most bytes run_head packs for req. */
 static size_t
 run_head_bound(const remote_req *req, size_t klen)
@@ -1510,19 +1485,34 @@ batch_add(
 		return SL_EFULL;
 	if (ob->n > 0 && ob->epoch != epoch)
 		return SL_EFULL; /* the flush drops it */
-	if (ob->index_cap < 2 * (size_t) batch) {
+	if (ob->index_cap < 2 * (size_t) batch || ob->cap_ev < batch) {
 		/* a larger batch (a new client's): only while none is open */
-		if (ob->n_runs > 0)
+		if (ob->n > 0)
 			return SL_EFULL;
-		size_t cap = 16;
+		size_t cap = 16, nev = batch > ob->cap_ev ? batch : ob->cap_ev;
 		while (cap < 2 * (size_t) batch)
 			cap *= 2;
-		int32_t *ix = calloc(cap, sizeof(*ix));
-		if (ix == NULL)
+		int32_t  *ix  = calloc(cap, sizeof(*ix));
+		size_t   *at_ = malloc(nev * sizeof(*at_));
+		answer  **an  = malloc(nev * sizeof(*an));
+		uint32_t *nx  = malloc(nev * sizeof(*nx));
+		if (ix == NULL || at_ == NULL || an == NULL || nx == NULL) {
+			free(ix);
+			free(at_);
+			free(an);
+			free(nx);
 			return SL_ENOMEM;
+		}
 		free(ob->index);
+		free(ob->ev_at);
+		free(ob->ans);
+		free(ob->ev_next);
 		ob->index     = ix;
 		ob->index_cap = cap;
+		ob->ev_at     = at_;
+		ob->ans       = an;
+		ob->ev_next   = nx;
+		ob->cap_ev    = nev;
 	}
 	answer *a = ans_new(c, req->tag);
 	if (a == NULL)
@@ -1533,54 +1523,46 @@ batch_add(
 		size_t      klen = strlen(key);
 		u                = ob_find(ob, key, klen, &at);
 		size_t extra     = u == NULL ? run_head_bound(req, klen) : 0;
-		msgpack_sbuffer *sb;
-		if (u == NULL) {
-			if (ob->n_runs == ob->cap_runs) {
-				size_t ncap
-				    = ob->cap_runs ? ob->cap_runs * 2 : 16;
-				brun *nr
-				    = realloc(ob->runs, ncap * sizeof(*nr));
-				if (nr == NULL) {
-					free(a);
-					return SL_ENOMEM;
-				}
-				memset(nr + ob->cap_runs, 0,
-				    (ncap - ob->cap_runs) * sizeof(*nr));
-				for (size_t i = ob->cap_runs; i < ncap; i++)
-					msgpack_sbuffer_init(&nr[i].evs);
-				ob->runs     = nr;
-				ob->cap_runs = ncap;
-			}
-			sb = &ob->runs[ob->n_runs].evs;
-		} else {
-			sb = &u->evs;
-		}
-		before = sb->size;
-		if (!pack_event(c, req, sb)) {
-			free(a);
-			return SL_EINVAL;
-		}
-		size_t grew = sb->size - before + extra;
-		if (ob->n > 0 && ob->bytes + grew > REMOTE_MAX_CALL_BYTES) {
-			sb->size = before; /* not this batch's */
-			free(a);
-			return SL_EFULL;
-		}
-		if (u == NULL) {
-			u = &ob->runs[ob->n_runs];
-			if (!run_head(ob, u, req, key, klen)) {
-				sb->size = before;
+		if (u == NULL && ob->n_runs == ob->cap_runs) {
+			size_t ncap = ob->cap_runs ? ob->cap_runs * 2 : 16;
+			brun  *nr   = realloc(ob->runs, ncap * sizeof(*nr));
+			if (nr == NULL) {
 				free(a);
 				return SL_ENOMEM;
 			}
+			ob->runs     = nr;
+			ob->cap_runs = ncap;
+		}
+		before = ob->evs.size;
+		if (!pack_event(c, req, &ob->evs)) {
+			free(a);
+			return SL_EINVAL;
+		}
+		size_t grew = ob->evs.size - before + extra;
+		if (ob->n > 0 && ob->bytes + grew > REMOTE_MAX_CALL_BYTES) {
+			ob->evs.size = before; /* not this batch's */
+			free(a);
+			return SL_EFULL;
+		}
+		uint32_t ev = (uint32_t) ob->n;
+		if (u == NULL) {
+			u = &ob->runs[ob->n_runs];
+			if (!run_head(ob, u, req, key, klen)) {
+				ob->evs.size = before;
+				free(a);
+				return SL_ENOMEM;
+			}
+			u->first      = ev;
+			u->n          = 0;
 			ob->index[at] = (int32_t) (ob->n_runs + 1);
 			ob->n_runs++;
+		} else {
+			ob->ev_next[u->last] = ev;
 		}
-		if (!ans_push(&u->ans, &u->cap, u->n, a)) {
-			sb->size = before;
-			free(a);
-			return SL_ENOMEM; /* the run stays, maybe empty */
-		}
+		u->last          = ev;
+		ob->ev_next[ev]  = UINT32_MAX;
+		ob->ev_at[ev]    = before;
+		ob->ans[ev]      = a;
 		u->n++;
 		ob->bytes += grew;
 	} else {
@@ -1590,14 +1572,13 @@ batch_add(
 			return SL_EINVAL;
 		}
 		size_t grew = ob->evs.size - before + 64;
-		if ((ob->n > 0 && ob->bytes + grew > REMOTE_MAX_CALL_BYTES)
-		    || !ans_push(&ob->ans, &ob->cap_ans, ob->n, a)) {
-			bool full = ob->n > 0
-			    && ob->bytes + grew > REMOTE_MAX_CALL_BYTES;
+		if (ob->n > 0 && ob->bytes + grew > REMOTE_MAX_CALL_BYTES) {
 			ob->evs.size = before;
 			free(a);
-			return full ? SL_EFULL : SL_ENOMEM;
+			return SL_EFULL;
 		}
+		ob->ev_at[ob->n] = before;
+		ob->ans[ob->n]   = a;
 		msgpack_packer pk;
 		msgpack_packer_init(&pk, &ob->retries, msgpack_sbuffer_write);
 		msgpack_pack_map(&pk, 2);
@@ -1626,9 +1607,8 @@ batch_msg(remote_caller *c, uint64_t id, uint64_t session, def_kind kind,
 	size_t bound = 128 + tlen;
 	if (kind == DEF_PROJECTION)
 		for (size_t i = 0; i < ob->n_runs; i++)
-			bound += 32 + ob->runs[i].head_len + ob->runs[i].evs.size;
-	else
-		bound += ob->evs.size + ob->retries.size;
+			bound += 32 + ob->runs[i].head_len;
+	bound += ob->evs.size + ob->retries.size;
 	nng_msg *msg;
 	if (nng_msg_alloc(&msg, bound) != 0)
 		return NULL;
@@ -1657,7 +1637,13 @@ batch_msg(remote_caller *c, uint64_t id, uint64_t session, def_kind kind,
 			o = mpw_raw(o, ob->heads.data + u->head_off, u->head_len);
 			o = MPW_CSTR(o, "events");
 			o = mpw_array(o, u->n);
-			o = mpw_raw(o, u->evs.data, u->evs.size);
+			for (uint32_t e = u->first; e != UINT32_MAX;
+			     e = ob->ev_next[e]) {
+				size_t end = e + 1 < ob->n ? ob->ev_at[e + 1]
+				                           : ob->evs.size;
+				o = mpw_raw(o, ob->evs.data + ob->ev_at[e],
+				    end - ob->ev_at[e]);
+			}
 		}
 	} else {
 		o = MPW_CSTR(o, "events");
@@ -1679,17 +1665,12 @@ ob_drop(remote_caller *c, const char *why)
 	remote_proc *rp = c->rp;
 	obatch      *ob = &c->ob;
 	pthread_mutex_lock(&rp->mu);
-	for (size_t i = 0; i < (rp->kind == DEF_PROJECTION ? ob->n_runs : 1);
-	     i++) {
-		answer **v
-		    = rp->kind == DEF_PROJECTION ? ob->runs[i].ans : ob->ans;
-		size_t n = rp->kind == DEF_PROJECTION ? ob->runs[i].n : ob->n;
-		for (size_t j = 0; j < n; j++) {
-			v[j]->resp.outcome = REMOTE_DISCONNECTED;
-			resp_reason(&v[j]->resp, "%s", why);
-			queue_answer(c, v[j]);
-			c->in_flight--; /* counted when added */
-		}
+	for (size_t j = 0; j < ob->n; j++) {
+		answer *a       = ob->ans[j];
+		a->resp.outcome = REMOTE_DISCONNECTED;
+		resp_reason(&a->resp, "%s", why);
+		queue_answer(c, a);
+		c->in_flight--; /* counted when added */
 	}
 	pthread_mutex_unlock(&rp->mu);
 	ob_reset(ob, false);
@@ -1793,8 +1774,9 @@ remote_call_flush(remote_caller *c)
 			if (u->n == 0)
 				continue;
 			rl[k++] = (uint32_t) u->n;
-			memcpy(evs + n, u->ans, u->n * sizeof(*evs));
-			n += u->n;
+			for (uint32_t e = u->first; e != UINT32_MAX;
+			     e = ob->ev_next[e])
+				evs[n++] = ob->ans[e];
 		}
 	} else {
 		memcpy(evs, ob->ans, ob->n * sizeof(*evs));
@@ -1978,13 +1960,17 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 	return SL_OK;
 }
 
-/* *out = *r, without copying the unused ends of its two text buffers
- * (three quarters of the struct, cold: this is once per event). */
+/* *out = *r, without its text buffers' unused ends or the texts its
+ * outcome does not carry (three quarters of the struct, written by NNG's
+ * thread: cold here, and this is once per event). */
 static void
 resp_move(remote_resp *out, const remote_resp *r)
 {
-	size_t np = strnlen(r->partition, sizeof(r->partition) - 1);
-	size_t nr = strnlen(r->reason, sizeof(r->reason) - 1);
+	bool   part = r->outcome == REMOTE_INCLUDED;
+	bool   why  = r->outcome == REMOTE_FAILED
+	    || r->outcome == REMOTE_DISCONNECTED || r->outcome == REMOTE_SKIPPED;
+	size_t np = part ? strnlen(r->partition, sizeof(r->partition) - 1) : 0;
+	size_t nr = why ? strnlen(r->reason, sizeof(r->reason) - 1) : 0;
 	out->call           = r->call;
 	out->tag            = r->tag;
 	out->outcome        = r->outcome;
