@@ -231,30 +231,39 @@ decode_outcome(def_kind kind, sl_filter_kind fkind, const msgpack_object *m,
 	return false;
 }
 
+/* Whether an answer is one bounded msgpack value (r: malformed if not). */
+static bool
+answer_checked(const void *body, size_t len, remote_resp *r)
+{
+	char bad[160];
+	if (len == 0) {
+		malformed(r, "empty message");
+		return false;
+	}
+	if (len > REMOTE_MAX_ANSWER) {
+		malformed(r, "%zu bytes, over the limit of %u", len,
+		    REMOTE_MAX_ANSWER);
+		return false;
+	}
+	/* msgpack-c would allocate what a lying header claims */
+	if (!mpraw_check(
+	        body, len, REMOTE_MAX_DEPTH, "answer map", bad, sizeof(bad))) {
+		malformed(r, "%s", bad);
+		return false;
+	}
+	return true;
+}
+
 /* Check an answer's envelope: a bounded msgpack map whose call is the
  * slot's. @return the root (in zone) or NULL (r: malformed). */
 static const msgpack_object *
 decode_root(const slot *s, const void *body, size_t len, msgpack_zone *zone,
     msgpack_object *root, remote_resp *r)
 {
-	char                  bad[160];
 	const msgpack_object *o;
 	size_t                off = 0;
-	if (len == 0) {
-		malformed(r, "empty message");
+	if (!answer_checked(body, len, r))
 		return NULL;
-	}
-	if (len > REMOTE_MAX_ANSWER) {
-		malformed(r, "%zu bytes, over the limit of %u", len,
-		    REMOTE_MAX_ANSWER);
-		return NULL;
-	}
-	/* msgpack-c would allocate what a lying header claims */
-	if (!mpraw_check(
-	        body, len, REMOTE_MAX_DEPTH, "answer map", bad, sizeof(bad))) {
-		malformed(r, "%s", bad);
-		return NULL;
-	}
 	if (msgpack_unpack(body, len, &off, zone, root)
 	        != MSGPACK_UNPACK_SUCCESS
 	    || root->type != MSGPACK_OBJECT_MAP) {
@@ -362,56 +371,120 @@ batch_fail_all(slot *s, const remote_resp *t)
 	}
 }
 
-/* A projection's answer: runs[i] = {applied, state | deleted, failed}. */
+/* An unsigned integer as msgpack-c reads one (a uint, or a signed form
+ * holding a value >= 0). */
 static bool
-decode_runs(slot *s, const msgpack_object *root, remote_resp *bad)
+raw_u64(const unsigned char *v, size_t len, uint64_t *out)
 {
-	const msgpack_object *runs
-	    = answer_array(root, "runs", s->n_runs, "", bad);
-	if (runs == NULL)
+	if (mpraw_uint(v, len, out))
+		return true;
+	if (len == 0 || v[0] < 0xd0 || v[0] > 0xd3)
 		return false;
-	size_t i = 0;
+	size_t nb = (size_t) 1 << (v[0] - 0xd0);
+	if (len < 1 + nb || (v[1] & 0x80) != 0)
+		return false;
+	*out = mpraw_be(v + 1, nb);
+	return true;
+}
+
+/* The value of key in the map v[0..len) (the first such key): 1 found, 0
+ * not there, -1 v is not a map. */
+static int
+raw_get(const unsigned char *v, size_t len, const char *key,
+    const unsigned char **val, size_t *val_len)
+{
+	return mpraw_map_find(v, len, key, SIZE_MAX, val, val_len);
+}
+
+static bool
+raw_map(const unsigned char *v, size_t len)
+{
+	return len > 0
+	    && ((v[0] & 0xf0) == 0x80 || v[0] == 0xde || v[0] == 0xdf);
+}
+
+/* A projection's answer, runs[i] = {applied, state | deleted, failed},
+ * read in place (answer_checked first): each state copied from the answer
+ * as it is, not unpacked into objects and packed again (protocol 1's
+ * take_state). */
+static bool
+decode_runs_raw(slot *s, const unsigned char *p, size_t len, remote_resp *bad)
+{
+	const unsigned char *v;
+	size_t               vl, at, n;
+	uint64_t             u;
+	if (!raw_map(p, len)) {
+		malformed(bad, "not a msgpack map");
+		return false;
+	}
+	if (raw_get(p, len, "call", &v, &vl) != 1 || !raw_u64(v, vl, &u)) {
+		malformed(bad, "field 'call' is missing or not an integer");
+		return false;
+	}
+	if (u != s->call) {
+		malformed(bad,
+		    "field 'call' is %" PRIu64 ", the call was %" PRIu64, u,
+		    s->call);
+		return false;
+	}
+	at = 0;
+	if (raw_get(p, len, "runs", &v, &vl) != 1
+	    || mpraw_header(v, vl, &at, &u, &(uint64_t) { 0 }) != MPRAW_ARRAY) {
+		malformed(bad, "field 'runs' is missing or not an array");
+		return false;
+	}
+	if (u != s->n_runs) {
+		malformed(bad, "%u runs answered, the call had %zu",
+		    (unsigned) u, s->n_runs);
+		return false;
+	}
+	const unsigned char *runs = v;
+	size_t               rlen = vl, i = 0;
 	for (size_t k = 0; k < s->n_runs; k++) {
-		const msgpack_object *m = &runs->via.array.ptr[k];
-		uint32_t              n = s->run_len[k];
-		if (m->type != MSGPACK_OBJECT_MAP) {
+		size_t               start = at;
+		const unsigned char *ap, *st, *del, *fl;
+		size_t               apl, stl, dell, fll;
+		uint64_t             applied;
+		if (!mpraw_skip(runs, rlen, &at)) {
 			malformed(bad, "run %zu is not a map", k);
 			return false;
 		}
-		const msgpack_object *ap = field(m, "applied");
-		if (ap == NULL || ap->type != MSGPACK_OBJECT_POSITIVE_INTEGER
-		    || ap->via.u64 > n) {
+		const unsigned char *m  = runs + start;
+		size_t               ml = at - start;
+		n                       = s->run_len[k];
+		if (!raw_map(m, ml)) {
+			malformed(bad, "run %zu is not a map", k);
+			return false;
+		}
+		if (raw_get(m, ml, "applied", &ap, &apl) != 1
+		    || !raw_u64(ap, apl, &applied) || applied > n) {
 			malformed(bad,
 			    "run %zu: 'applied' is missing, not a uint or "
 			    "over "
 			    "its %u events",
-			    k, n);
+			    k, (unsigned) n);
 			return false;
 		}
-		uint32_t              applied = (uint32_t) ap->via.u64;
-		const msgpack_object *st      = field(m, "state");
-		const msgpack_object *del     = field(m, "deleted");
-		bool                  deleted = del != NULL
-		    && del->type == MSGPACK_OBJECT_BOOLEAN && del->via.boolean;
-		if (del != NULL && del->type != MSGPACK_OBJECT_BOOLEAN) {
+		bool has_st  = raw_get(m, ml, "state", &st, &stl) == 1;
+		bool has_del = raw_get(m, ml, "deleted", &del, &dell) == 1;
+		bool has_fl  = raw_get(m, ml, "failed", &fl, &fll) == 1;
+		bool deleted = false;
+		if (has_del && !mpraw_bool(del, dell, &deleted)) {
 			malformed(bad, "run %zu: 'deleted' is not a bool", k);
 			return false;
 		}
-		if (applied > 0 && !deleted
-		    && (st == NULL || st->type != MSGPACK_OBJECT_MAP)) {
+		if (applied > 0 && !deleted && (!has_st || !raw_map(st, stl))) {
 			malformed(bad,
 			    "run %zu: %u events applied, but no 'state' map "
 			    "(or 'deleted': true)",
-			    k, applied);
+			    k, (unsigned) applied);
 			return false;
 		}
-		const msgpack_object *fl = field(m, "failed");
-		if (applied < n
-		    && (fl == NULL || fl->type != MSGPACK_OBJECT_MAP)) {
+		if (applied < n && (!has_fl || !raw_map(fl, fll))) {
 			malformed(bad,
 			    "run %zu: %u of %u events applied, but no "
 			    "'failed' map",
-			    k, applied, n);
+			    k, (unsigned) applied, (unsigned) n);
 			return false;
 		}
 		for (uint32_t j = 0; j < n; j++, i++) {
@@ -420,14 +493,31 @@ decode_runs(slot *s, const msgpack_object *root, remote_resp *bad)
 			if (j + 1 < applied) {
 				r->outcome = REMOTE_APPLIED;
 			} else if (j + 1 == applied) {
-				if (deleted)
+				if (deleted) {
 					r->outcome = REMOTE_DELETE;
-				else if (!take_state(st, r)) {
+				} else if ((r->state = malloc(stl)) == NULL) {
+					malformed(bad, "out of memory");
+					return false;
+				} else {
+					memcpy(r->state, st, stl);
+					r->state_len = stl;
+					r->outcome   = REMOTE_REPLACE;
+				}
+			} else if (j == applied) {
+				/* a failure: rare, read by msgpack-c */
+				msgpack_zone   z;
+				msgpack_object fo;
+				size_t         off = 0;
+				if (!msgpack_zone_init(&z, 512)) {
 					malformed(bad, "out of memory");
 					return false;
 				}
-			} else if (j == applied) {
-				if (!decode_failure(fl, r)) {
+				bool ok = msgpack_unpack((const char *) fl, fll,
+				              &off, &z, &fo)
+				        == MSGPACK_UNPACK_SUCCESS
+				    && decode_failure(&fo, r);
+				msgpack_zone_destroy(&z);
+				if (!ok) {
 					resp_reason(bad, "%s", r->reason);
 					bad->outcome = REMOTE_FAILED;
 					bad->retry   = true;
@@ -476,15 +566,20 @@ decode_batch(slot *s, const void *body, size_t len, remote_resp *bad)
 	msgpack_object root;
 	bool           ok = false;
 	memset(bad, 0, sizeof(*bad));
+	if (s->kind == DEF_PROJECTION) {
+		ok = answer_checked(body, len, bad)
+		    && decode_runs_raw(s, body, len, bad);
+		if (!ok)
+			batch_fail_all(s, bad);
+		return ok;
+	}
 	if (!msgpack_zone_init(&zone, 4096)) {
 		malformed(bad, "out of memory");
 		batch_fail_all(s, bad);
 		return false;
 	}
 	if (decode_root(s, body, len, &zone, &root, bad) != NULL)
-		ok = s->kind == DEF_PROJECTION
-		    ? decode_runs(s, &root, bad)
-		    : decode_outcomes(s, &root, bad);
+		ok = decode_outcomes(s, &root, bad);
 	msgpack_zone_destroy(&zone);
 	if (!ok)
 		batch_fail_all(s, bad);
