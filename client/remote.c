@@ -89,6 +89,11 @@ struct sl_remote {
 	size_t               req_raw_len;
 	size_t              *ev_off; /* a run's events' offsets in it */
 	size_t               ev_off_cap;
+	/* where each run of the call being served starts its state and
+	 * events (their offsets from ev_off[ev0]), as lazy_unpack found them
+	 * (NULL: not read that way; answer_runs walks the runs itself) */
+	struct lz_run       *lz;
+	size_t               n_lz, n_off;
 	/* serve's, kept from call to call */
 	msgpack_zone    zone;
 	bool            zone_ready;
@@ -104,6 +109,12 @@ struct sl_remote {
 	uint64_t pend_calls, pend_failed;
 	/* the request's tenant field, looked up once per request */
 	const msgpack_object *tenant_req, *tenant_o;
+};
+
+struct lz_run {
+	const unsigned char *state;
+	size_t               state_len;
+	size_t               ev0, n_ev;
 };
 
 struct sl_remote_call {
@@ -1175,7 +1186,7 @@ answer_runs(
 	/* the runs as they came: the events' own bytes for
 	 * sl_remote_event_msgpack (NULL p: packed again from the objects) */
 	size_t rat = 0, nr = 0;
-	bool   raw_ok = r->req_raw != NULL
+	bool   raw_ok = r->req_raw != NULL && r->lz == NULL
 	    && raw_value_at(r->req_raw, r->req_raw_len, "runs", &rat)
 	    && raw_header(r->req_raw, r->req_raw_len, &rat, false, &nr)
 	    && nr == n;
@@ -1185,11 +1196,20 @@ answer_runs(
 		size_t   ne = evs != NULL && evs->type == MSGPACK_OBJECT_ARRAY
 		      ? evs->via.array.size
 		      : 0;
-		raw_run rr;
-		if (raw_ok)
+		raw_run rr = { 0 };
+		if (r->lz != NULL && r->n_lz == n) {
+			/* found while reading the call (lazy_map) */
+			memset(&rr, 0, sizeof(rr));
+			rr.p         = r->req_raw;
+			rr.state     = r->lz[i].state;
+			rr.state_len = r->lz[i].state_len;
+			rr.ev_off    = r->ev_off + r->lz[i].ev0;
+			rr.n_ev      = r->lz[i].n_ev;
+		} else if (raw_ok) {
 			raw_ok = raw_run_read(
 			    r, r->req_raw, r->req_raw_len, &rat, &rr);
-		if (!raw_ok || rr.n_ev != ne)
+		}
+		if (rr.p == NULL || rr.n_ev != ne)
 			memset(&rr, 0, sizeof(rr));
 		run_fold f;
 		fold_run(r, req, run, rr, ne, true, &f);
@@ -1377,9 +1397,26 @@ unpack_at(sl_remote *r, const unsigned char *p, size_t len, size_t *at,
  * at depth 0 the value of "runs" (an array of such maps, depth 1) and at
  * depth 1 the value of "events": an array of nil placeholders that
  * ev_obj unpacks on first use. */
+/* Room in r->ev_off for n more offsets. */
+static bool
+off_room(sl_remote *r, size_t n)
+{
+	if (r->n_off + n <= r->ev_off_cap)
+		return true;
+	size_t cap = r->ev_off_cap ? r->ev_off_cap : 1024;
+	while (cap < r->n_off + n)
+		cap *= 2;
+	size_t *o = realloc(r->ev_off, cap * sizeof(*o));
+	if (o == NULL)
+		return false;
+	r->ev_off     = o;
+	r->ev_off_cap = cap;
+	return true;
+}
+
 static bool
 lazy_map(sl_remote *r, const unsigned char *p, size_t len, size_t *at,
-    int depth, msgpack_object *o)
+    int depth, msgpack_object *o, struct lz_run *lz)
 {
 	size_t n;
 	if (!raw_header(p, len, at, true, &n) || n > len - *at)
@@ -1407,18 +1444,50 @@ lazy_map(sl_remote *r, const unsigned char *p, size_t len, size_t *at,
 			kv[i].val.type        = MSGPACK_OBJECT_ARRAY;
 			kv[i].val.via.array.size = (uint32_t) ne;
 			kv[i].val.via.array.ptr  = a;
+			if (runs && r->lz == NULL) {
+				/* the first "runs": where each run's parts
+				 * are, for answer_runs */
+				r->lz = msgpack_zone_malloc(&r->zone,
+				    (ne > 0 ? ne : 1) * sizeof(*r->lz));
+				if (r->lz == NULL)
+					return false;
+				memset(r->lz, 0, (ne > 0 ? ne : 1) * sizeof(*r->lz));
+				r->n_lz = ne;
+			} else if (runs) {
+				runs = false; /* a second one: not recorded */
+			}
+			if (events && lz != NULL) {
+				if (lz->n_ev > 0 || !off_room(r, ne + 1))
+					lz = NULL; /* a second "events" key */
+				else {
+					lz->ev0  = r->n_off;
+					lz->n_ev = ne;
+				}
+			}
 			for (size_t j = 0; j < ne; j++) {
 				memset(&a[j], 0, sizeof(a[j]));
+				if (events && lz != NULL)
+					r->ev_off[r->n_off++] = *at;
 				if (events ? !mpraw_skip(p, len, at)
 				           : !(raw_is_map(p + *at, len - *at)
-				               ? lazy_map(r, p, len, at, 1, &a[j])
+				               ? lazy_map(r, p, len, at, 1, &a[j],
+				                   runs ? &r->lz[j] : NULL)
 				               : unpack_at(r, p, len, at, &a[j])))
 					return false;
 			}
+			if (events && lz != NULL)
+				r->ev_off[r->n_off++] = *at;
 			continue;
 		}
+		size_t vstart = *at;
 		if (!unpack_at(r, p, len, at, &kv[i].val))
 			return false;
+		if (lz != NULL && lz->state == NULL
+		    && mp_str_eq(&kv[i].key, "state")
+		    && kv[i].val.type == MSGPACK_OBJECT_MAP) {
+			lz->state     = p + vstart;
+			lz->state_len = *at - vstart;
+		}
 	}
 	return true;
 }
@@ -1447,7 +1516,10 @@ serve(sl_remote *r, nng_msg *msg)
 	const unsigned char *body = nng_msg_body(msg);
 	size_t               len  = nng_msg_len(msg);
 	bool lazy = r->protocol >= 2 && !r->is_filter && raw_is_map(body, len);
-	if (lazy ? !lazy_map(r, body, len, &off, 0, &req) || off != len
+	r->lz    = NULL; /* in the zone: this request's own */
+	r->n_lz  = 0;
+	r->n_off = 0;
+	if (lazy ? !lazy_map(r, body, len, &off, 0, &req, NULL) || off != len
 	         : msgpack_unpack((const char *) body, len, &off, &r->zone,
 	               &req)
 	             != MSGPACK_UNPACK_SUCCESS) {

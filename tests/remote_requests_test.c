@@ -79,6 +79,8 @@ typedef struct seen {
 	int64_t  amount;
 	bool     json_ok;  /* sl_remote_event's JSON has the amount */
 	bool     bytes_ok; /* sl_remote_event_msgpack: a map, read back */
+	bool     state_ok; /* sl_remote_state_msgpack: the total the
+	                      accessor reads */
 } seen;
 
 static pthread_mutex_t seen_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -129,8 +131,24 @@ on_event(void *user, sl_remote_call *c)
 		return sl_remote_fail(c, true, 0, "no amount");
 	if (s.amount < 0)
 		return sl_remote_fail(c, false, 0, "negative amount");
-	int64_t total = 0;
+	int64_t total = 0, raw_total = 0;
 	sl_remote_state_i64(c, "total", &total);
+	const void *sbytes;
+	size_t      slen;
+	if (sl_remote_state_msgpack(c, &sbytes, &slen) == SL_OK) {
+		msgpack_zone   z;
+		msgpack_object o;
+		size_t         off = 0;
+		msgpack_zone_init(&z, 512);
+		if (msgpack_unpack(sbytes, slen, &off, &z, &o)
+		        == MSGPACK_UNPACK_SUCCESS
+		    && off == slen)
+			mp_get_i64(&o, "total", &raw_total);
+		msgpack_zone_destroy(&z);
+	}
+	pthread_mutex_lock(&seen_mu);
+	seen_v[n_seen - 1].state_ok = raw_total == total;
+	pthread_mutex_unlock(&seen_mu);
 	sl_remote_set_i64(c, "total", total + s.amount);
 	return SL_REMOTE_REPLACE;
 }
@@ -302,6 +320,7 @@ check_answer(const msgpack_object *ans)
 		CHECK_STREQ(s->type, "debited");
 		CHECK(s->json_ok);
 		CHECK(s->bytes_ok);
+		CHECK(s->state_ok || s->amount < 0);
 	}
 	pthread_mutex_unlock(&seen_mu);
 }
