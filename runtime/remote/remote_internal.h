@@ -52,8 +52,10 @@ typedef struct rdef {
 enum { ABORT_NONE = 0, ABORT_DISCONNECTED = 1, ABORT_CLOSED = 2 };
 
 typedef struct answer {
-	remote_resp    resp;
+	/* first: next and the answer's head share a cache line (the
+	 * processor walks the nodes NNG's thread wrote, once per event) */
 	struct answer *next;
+	remote_resp    resp;
 } answer;
 
 /* One NNG context and its aio: carries one call (or the ping) at a time. */
