@@ -952,7 +952,17 @@ ev_uuid_generate(uint8_t id[16])
 void
 ev_uuid_text(const uint8_t id[16], char out[37])
 {
-	uuid_unparse_lower(id, out);
+	/* uuid_unparse_lower's text without its sprintf per byte: every
+	 * event a remote call carries has its id written out */
+	static const char digits[] = "0123456789abcdef";
+	char             *o        = out;
+	for (int b = 0; b < 16; b++) {
+		if (b == 4 || b == 6 || b == 8 || b == 10)
+			*o++ = '-';
+		*o++ = digits[id[b] >> 4];
+		*o++ = digits[id[b] & 0x0f];
+	}
+	*o = '\0';
 }
 
 int
