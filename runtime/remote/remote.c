@@ -1476,6 +1476,25 @@ ob_find(obatch *ob, const char *key, size_t klen, size_t *slot_i)
 	}
 }
 
+/* Room for more bytes after sb's (an empty one gets first bytes at
+ * least), for writing in place (mpwrite.h). */
+static bool
+sbuf_room(msgpack_sbuffer *sb, size_t more, size_t first)
+{
+	size_t need = sb->size + more;
+	if (sb->alloc >= need)
+		return true;
+	size_t cap = sb->alloc > 0 ? sb->alloc : first;
+	while (cap < need)
+		cap *= 2;
+	char *p = realloc(sb->data, cap);
+	if (p == NULL)
+		return false;
+	sb->data  = p;
+	sb->alloc = cap;
+	return true;
+}
+
 /* Pack the event of req as the wire shows it into sb. @return false if
  * the stored event cannot be decoded. */
 static bool
@@ -1487,17 +1506,8 @@ pack_event(remote_caller *c, const remote_req *req, msgpack_sbuffer *sb)
 	/* the stored bytes straight to the wire form, written in place
 	 * (metadata and content copied as they are); a record it does not
 	 * take is packed from its decoded view, which says what is wrong */
-	size_t need = sb->size + EV_WIRE_RAW_BOUND(req->event_len);
-	if (sb->alloc < need) {
-		size_t cap = sb->alloc > 0 ? sb->alloc : 4096;
-		while (cap < need)
-			cap *= 2;
-		char *p = realloc(sb->data, cap);
-		if (p == NULL)
-			return false;
-		sb->data  = p;
-		sb->alloc = cap;
-	}
+	if (!sbuf_room(sb, EV_WIRE_RAW_BOUND(req->event_len), 4096))
+		return false;
 	size_t n = ev_wire_raw(req->event, req->event_len, req->position, 0,
 	    (unsigned char *) sb->data + sb->size);
 	if (n > 0) {
@@ -1529,19 +1539,11 @@ static bool
 run_head(obatch *ob, brun *u, const remote_req *req, const char *key,
     size_t klen)
 {
-	msgpack_sbuffer *h    = &ob->heads;
-	size_t           need = h->size + run_head_bound(req, klen);
-	const char *reason = req->last_reason != NULL ? req->last_reason : "";
-	if (h->alloc < need) {
-		size_t cap = h->alloc > 0 ? h->alloc : 16384;
-		while (cap < need)
-			cap *= 2;
-		char *p = realloc(h->data, cap);
-		if (p == NULL)
-			return false;
-		h->data  = p;
-		h->alloc = cap;
-	}
+	msgpack_sbuffer *h      = &ob->heads;
+	const char      *reason = req->last_reason != NULL ? req->last_reason
+	                                                   : "";
+	if (!sbuf_room(h, run_head_bound(req, klen), 16384))
+		return false;
 	unsigned char *o0 = (unsigned char *) h->data + h->size, *o = o0;
 	o                 = MPW_CSTR(o, "key");
 	o                 = mpw_hdr(o, 0xa0, 32, 0xd9, 0xda, klen);
