@@ -92,8 +92,8 @@ struct sl_remote {
 	/* where each run of the call being served starts its state and
 	 * events (their offsets from ev_off[ev0]), as lazy_unpack found them
 	 * (NULL: not read that way; answer_runs walks the runs itself) */
-	struct lz_run       *lz;
-	size_t               n_lz, n_off;
+	struct lz_run *lz;
+	size_t         n_lz, n_off;
 	/* serve's, kept from call to call */
 	msgpack_zone    zone;
 	bool            zone_ready;
@@ -852,10 +852,10 @@ ev_obj(const sl_remote_call *c)
 	const msgpack_object *e = c->event;
 	if (e == NULL || e->type != MSGPACK_OBJECT_NIL || c->ev_raw == NULL)
 		return e;
-	msgpack_object o;
-	size_t         off = 0;
-	msgpack_unpack_return ur = msgpack_unpack((const char *) c->ev_raw,
-	    c->ev_raw_len, &off, &c->r->zone, &o);
+	msgpack_object        o;
+	size_t                off = 0;
+	msgpack_unpack_return ur  = msgpack_unpack(
+	     (const char *) c->ev_raw, c->ev_raw_len, &off, &c->r->zone, &o);
 	if (ur == MSGPACK_UNPACK_SUCCESS && o.type == MSGPACK_OBJECT_MAP)
 		*(msgpack_object *) e = o; /* the placeholder is ours */
 	return e;
@@ -1114,7 +1114,8 @@ fold_run(sl_remote *r, const msgpack_object *req, const msgpack_object *run,
 			c.ev_raw     = raw.p + raw.ev_off[j];
 			c.ev_raw_len = raw.ev_off[j + 1] - raw.ev_off[j];
 			/* not unpacked yet (lazy_unpack): a map's bytes */
-			if (!ok && ev != NULL && ev->type == MSGPACK_OBJECT_NIL)
+			if (!ok && ev != NULL
+			    && ev->type == MSGPACK_OBJECT_NIL)
 				ok = raw_is_map(c.ev_raw, c.ev_raw_len);
 		}
 		c.state_in_raw     = f->cur_in_raw;
@@ -1196,7 +1197,7 @@ answer_runs(
 		size_t   ne = evs != NULL && evs->type == MSGPACK_OBJECT_ARRAY
 		      ? evs->via.array.size
 		      : 0;
-		raw_run rr = { 0 };
+		raw_run  rr = { 0 };
 		if (r->lz != NULL && r->n_lz == n) {
 			/* found while reading the call (lazy_map) */
 			memset(&rr, 0, sizeof(rr));
@@ -1387,9 +1388,9 @@ unpack_at(sl_remote *r, const unsigned char *p, size_t len, size_t *at,
 		o->via.u64 = u;
 		return true;
 	}
-	size_t off = k;
-	msgpack_unpack_return ur = msgpack_unpack(
-	    (const char *) p, *at, &off, &r->zone, o);
+	size_t                off = k;
+	msgpack_unpack_return ur
+	    = msgpack_unpack((const char *) p, *at, &off, &r->zone, o);
 	return ur == MSGPACK_UNPACK_SUCCESS && off == *at;
 }
 
@@ -1431,8 +1432,8 @@ lazy_map(sl_remote *r, const unsigned char *p, size_t len, size_t *at,
 	for (size_t i = 0; i < n; i++) {
 		if (!unpack_at(r, p, len, at, &kv[i].key))
 			return false;
-		bool runs   = depth == 0 && mp_str_eq(&kv[i].key, "runs");
-		bool events = depth == 1 && mp_str_eq(&kv[i].key, "events");
+		bool   runs   = depth == 0 && mp_str_eq(&kv[i].key, "runs");
+		bool   events = depth == 1 && mp_str_eq(&kv[i].key, "events");
 		size_t ne, v = *at;
 		if ((runs || events) && raw_header(p, len, &v, false, &ne)
 		    && ne <= len - v) {
@@ -1440,8 +1441,8 @@ lazy_map(sl_remote *r, const unsigned char *p, size_t len, size_t *at,
 			    &r->zone, (ne > 0 ? ne : 1) * sizeof(*a));
 			if (a == NULL)
 				return false;
-			*at                   = v;
-			kv[i].val.type        = MSGPACK_OBJECT_ARRAY;
+			*at                      = v;
+			kv[i].val.type           = MSGPACK_OBJECT_ARRAY;
 			kv[i].val.via.array.size = (uint32_t) ne;
 			kv[i].val.via.array.ptr  = a;
 			if (runs && r->lz == NULL) {
@@ -1451,7 +1452,8 @@ lazy_map(sl_remote *r, const unsigned char *p, size_t len, size_t *at,
 				    (ne > 0 ? ne : 1) * sizeof(*r->lz));
 				if (r->lz == NULL)
 					return false;
-				memset(r->lz, 0, (ne > 0 ? ne : 1) * sizeof(*r->lz));
+				memset(r->lz, 0,
+				    (ne > 0 ? ne : 1) * sizeof(*r->lz));
 				r->n_lz = ne;
 			} else if (runs) {
 				runs = false; /* a second one: not recorded */
@@ -1470,9 +1472,11 @@ lazy_map(sl_remote *r, const unsigned char *p, size_t len, size_t *at,
 					r->ev_off[r->n_off++] = *at;
 				if (events ? !mpraw_skip(p, len, at)
 				           : !(raw_is_map(p + *at, len - *at)
-				               ? lazy_map(r, p, len, at, 1, &a[j],
-				                   runs ? &r->lz[j] : NULL)
-				               : unpack_at(r, p, len, at, &a[j])))
+				                   ? lazy_map(r, p, len, at, 1,
+				                       &a[j],
+				                       runs ? &r->lz[j] : NULL)
+				                   : unpack_at(
+				                       r, p, len, at, &a[j])))
 					return false;
 			}
 			if (events && lz != NULL)
@@ -1516,13 +1520,13 @@ serve(sl_remote *r, nng_msg *msg)
 	const unsigned char *body = nng_msg_body(msg);
 	size_t               len  = nng_msg_len(msg);
 	bool lazy = r->protocol >= 2 && !r->is_filter && raw_is_map(body, len);
-	r->lz    = NULL; /* in the zone: this request's own */
-	r->n_lz  = 0;
-	r->n_off = 0;
+	r->lz     = NULL; /* in the zone: this request's own */
+	r->n_lz   = 0;
+	r->n_off  = 0;
 	if (lazy ? !lazy_map(r, body, len, &off, 0, &req, NULL) || off != len
-	         : msgpack_unpack((const char *) body, len, &off, &r->zone,
-	               &req)
-	             != MSGPACK_UNPACK_SUCCESS) {
+	         : msgpack_unpack(
+	               (const char *) body, len, &off, &r->zone, &req)
+	            != MSGPACK_UNPACK_SUCCESS) {
 		logf_(r, SL_REMOTE_LOG_WARN, "a request that is not msgpack");
 	} else if (serve_one(r, msg, &req, &pk) && sb->data != NULL) {
 		nng_msg *rep;

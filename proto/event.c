@@ -585,25 +585,25 @@ ev_wire_raw(const void *data, size_t len, uint64_t position, uint32_t n_extra,
 	o = MPW_CSTR(o, "revision");
 	o = mpw_uint(o, h->revision);
 	o = MPW_CSTR(o, "id");
-	o    = mpw_hdr(o, 0xa0, 32, 0xd9, 0xda, 36);
+	o = mpw_hdr(o, 0xa0, 32, 0xd9, 0xda, 36);
 	ev_uuid_text(r.id, (char *) o); /* its NUL is overwritten next */
 	o += 36;
-	o = MPW_CSTR(o, "type");
-	o = mpw_str(o, h->type, h->type_len);
-	o = MPW_CSTR(o, "generation");
-	o = mpw_uint(o, r.generation);
-	o = MPW_CSTR(o, "occurred");
-	o = mpw_int(o, r.occurred_ns);
-	o = MPW_CSTR(o, "correlation_id");
-	o = mpw_str(o, r.correlation_id, r.correlation_len);
-	o = MPW_CSTR(o, "causation_id");
-	o = mpw_str(o, r.causation_id, r.causation_len);
-	o = MPW_CSTR(o, "public");
+	o    = MPW_CSTR(o, "type");
+	o    = mpw_str(o, h->type, h->type_len);
+	o    = MPW_CSTR(o, "generation");
+	o    = mpw_uint(o, r.generation);
+	o    = MPW_CSTR(o, "occurred");
+	o    = mpw_int(o, r.occurred_ns);
+	o    = MPW_CSTR(o, "correlation_id");
+	o    = mpw_str(o, r.correlation_id, r.correlation_len);
+	o    = MPW_CSTR(o, "causation_id");
+	o    = mpw_str(o, r.causation_id, r.causation_len);
+	o    = MPW_CSTR(o, "public");
 	*o++ = r.is_public ? 0xc3 : 0xc2;
-	o = MPW_CSTR(o, "metadata");
-	o = mpw_raw(o, r.metadata, r.metadata_len);
-	o = MPW_CSTR(o, "content");
-	o = mpw_raw(o, r.content, r.content_len);
+	o    = MPW_CSTR(o, "metadata");
+	o    = mpw_raw(o, r.metadata, r.metadata_len);
+	o    = MPW_CSTR(o, "content");
+	o    = mpw_raw(o, r.content, r.content_len);
 	return (size_t) (o - out);
 }
 

@@ -429,7 +429,8 @@ decode_runs_raw(slot *s, const unsigned char *p, size_t len, remote_resp *bad)
 	}
 	at = 0;
 	if (raw_get(p, len, "runs", &v, &vl) != 1
-	    || mpraw_header(v, vl, &at, &u, &(uint64_t) { 0 }) != MPRAW_ARRAY) {
+	    || mpraw_header(v, vl, &at, &u, &(uint64_t) { 0 })
+	        != MPRAW_ARRAY) {
 		malformed(bad, "field 'runs' is missing or not an array");
 		return false;
 	}
@@ -473,7 +474,8 @@ decode_runs_raw(slot *s, const unsigned char *p, size_t len, remote_resp *bad)
 			malformed(bad, "run %zu: 'deleted' is not a bool", k);
 			return false;
 		}
-		if (applied > 0 && !deleted && (!has_st || !raw_map(st, stl))) {
+		if (applied > 0 && !deleted
+		    && (!has_st || !raw_map(st, stl))) {
 			malformed(bad,
 			    "run %zu: %u events applied, but no 'state' map "
 			    "(or 'deleted': true)",
@@ -512,8 +514,8 @@ decode_runs_raw(slot *s, const unsigned char *p, size_t len, remote_resp *bad)
 					malformed(bad, "out of memory");
 					return false;
 				}
-				bool ok = msgpack_unpack((const char *) fl, fll,
-				              &off, &z, &fo)
+				bool ok = msgpack_unpack((const char *) fl,
+				              fll, &off, &z, &fo)
 				        == MSGPACK_UNPACK_SUCCESS
 				    && decode_failure(&fo, r);
 				msgpack_zone_destroy(&z);
@@ -1342,8 +1344,7 @@ pack_call(remote_caller *c, const remote_req *req, uint64_t id,
 	mp_pack_cstr(pk, "event");
 	/* as the API's read op shows it: from the stored bytes, else from
 	 * the decoded event */
-	if (ev_pack_wire_raw(
-	        pk, req->event, req->event_len, req->position, 0)
+	if (ev_pack_wire_raw(pk, req->event, req->event_len, req->position, 0)
 	    != SL_OK) {
 		msgpack_zone_clear(&c->zone);
 		if (ev_decode(req->event, req->event_len, req->position,
@@ -1536,31 +1537,30 @@ run_head_bound(const remote_req *req, size_t klen)
 /* Pack the head of u, a new run of key for req (its key, state and retry
  * state, as the call carries them) into ob->heads. */
 static bool
-run_head(obatch *ob, brun *u, const remote_req *req, const char *key,
-    size_t klen)
+run_head(
+    obatch *ob, brun *u, const remote_req *req, const char *key, size_t klen)
 {
-	msgpack_sbuffer *h      = &ob->heads;
-	const char      *reason = req->last_reason != NULL ? req->last_reason
-	                                                   : "";
+	msgpack_sbuffer *h = &ob->heads;
+	const char *reason = req->last_reason != NULL ? req->last_reason : "";
 	if (!sbuf_room(h, run_head_bound(req, klen), 16384))
 		return false;
 	unsigned char *o0 = (unsigned char *) h->data + h->size, *o = o0;
-	o                 = MPW_CSTR(o, "key");
-	o                 = mpw_hdr(o, 0xa0, 32, 0xd9, 0xda, klen);
-	u->key_off        = h->size + (size_t) (o - o0);
-	u->klen           = klen;
-	o                 = mpw_raw(o, key, klen);
-	o                 = MPW_CSTR(o, "state");
+	o          = MPW_CSTR(o, "key");
+	o          = mpw_hdr(o, 0xa0, 32, 0xd9, 0xda, klen);
+	u->key_off = h->size + (size_t) (o - o0);
+	u->klen    = klen;
+	o          = mpw_raw(o, key, klen);
+	o          = MPW_CSTR(o, "state");
 	if (req->state != NULL && req->state_len > 0)
 		o = mpw_raw(o, req->state, req->state_len);
 	else
 		o = mpw_map(o, 0);
-	o = MPW_CSTR(o, "retry");
-	o = mpw_map(o, 2);
-	o = MPW_CSTR(o, "attempt");
-	o = mpw_uint(o, req->attempt);
-	o = MPW_CSTR(o, "reason");
-	o = mpw_str(o, reason, strlen(reason));
+	o           = MPW_CSTR(o, "retry");
+	o           = mpw_map(o, 2);
+	o           = MPW_CSTR(o, "attempt");
+	o           = mpw_uint(o, req->attempt);
+	o           = MPW_CSTR(o, "reason");
+	o           = mpw_str(o, reason, strlen(reason));
 	u->head_off = h->size;
 	u->head_len = (size_t) (o - o0);
 	h->size += u->head_len;
@@ -1656,10 +1656,10 @@ batch_add(
 		} else {
 			ob->ev_next[u->last] = ev;
 		}
-		u->last          = ev;
-		ob->ev_next[ev]  = UINT32_MAX;
-		ob->ev_at[ev]    = before;
-		ob->ans[ev]      = a;
+		u->last         = ev;
+		ob->ev_next[ev] = UINT32_MAX;
+		ob->ev_at[ev]   = before;
+		ob->ans[ev]     = a;
 		u->n++;
 		ob->bytes += grew;
 	} else {
@@ -1710,12 +1710,12 @@ batch_msg(remote_caller *c, uint64_t id, uint64_t session, def_kind kind,
 	if (nng_msg_alloc(&msg, bound) != 0)
 		return NULL;
 	unsigned char *o0 = nng_msg_body(msg), *o = o0;
-	o                 = mpw_map(o, kind == DEF_PROJECTION ? 5 : 6);
-	o                 = MPW_CSTR(o, "call");
-	o                 = mpw_uint(o, id);
-	o                 = MPW_CSTR(o, "session");
-	o                 = mpw_uint(o, session);
-	o                 = MPW_CSTR(o, "op");
+	o = mpw_map(o, kind == DEF_PROJECTION ? 5 : 6);
+	o = MPW_CSTR(o, "call");
+	o = mpw_uint(o, id);
+	o = MPW_CSTR(o, "session");
+	o = mpw_uint(o, session);
+	o = MPW_CSTR(o, "op");
 	o = kind == DEF_PROJECTION ? MPW_CSTR(o, "project")
 	                           : MPW_CSTR(o, "filter");
 	o = MPW_CSTR(o, "tenant");
@@ -1731,11 +1731,12 @@ batch_msg(remote_caller *c, uint64_t id, uint64_t session, def_kind kind,
 			if (u->n == 0)
 				continue;
 			o = mpw_map(o, 4);
-			o = mpw_raw(o, ob->heads.data + u->head_off, u->head_len);
+			o = mpw_raw(
+			    o, ob->heads.data + u->head_off, u->head_len);
 			o = MPW_CSTR(o, "events");
 			o = mpw_array(o, u->n);
 			for (uint32_t e = u->first; e != UINT32_MAX;
-			     e = ob->ev_next[e]) {
+			     e          = ob->ev_next[e]) {
 				size_t end = e + 1 < ob->n ? ob->ev_at[e + 1]
 				                           : ob->evs.size;
 				o = mpw_raw(o, ob->evs.data + ob->ev_at[e],
@@ -1872,8 +1873,8 @@ remote_call_flush(remote_caller *c)
 				continue;
 			rl[k++] = (uint32_t) u->n;
 			for (uint32_t e = u->first; e != UINT32_MAX;
-			     e = ob->ev_next[e])
-				evs[n++] = ob->ans[e];
+			     e          = ob->ev_next[e])
+                                evs[n++] = ob->ans[e];
 		}
 	} else {
 		memcpy(evs, ob->ans, ob->n * sizeof(*evs));
@@ -2063,13 +2064,14 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 static void
 resp_move(remote_resp *out, const remote_resp *r)
 {
-	bool   part = r->outcome == REMOTE_INCLUDED;
-	bool   why  = r->outcome == REMOTE_FAILED
-	    || r->outcome == REMOTE_DISCONNECTED || r->outcome == REMOTE_SKIPPED;
+	bool part = r->outcome == REMOTE_INCLUDED;
+	bool why  = r->outcome == REMOTE_FAILED
+	    || r->outcome == REMOTE_DISCONNECTED
+	    || r->outcome == REMOTE_SKIPPED;
 	size_t np = part ? strnlen(r->partition, sizeof(r->partition) - 1) : 0;
 	size_t nr = why ? strnlen(r->reason, sizeof(r->reason) - 1) : 0;
-	out->call           = r->call;
-	out->tag            = r->tag;
+	out->call = r->call;
+	out->tag  = r->tag;
 	out->outcome        = r->outcome;
 	out->state          = r->state;
 	out->state_len      = r->state_len;
