@@ -7,8 +7,12 @@
  *
  *   append   C client processes commit batches of B for T seconds
  *   load     grow the Account Details log to N events (no projection)
- *   catchup  load the projection on that log, time it to the head
+ *   catchup  load the projection on that log, time it to the head (with
+ *            --pg: a fresh node on the PostgreSQL log, mirroring and
+ *            folding it)
  *   query    get_one round trips with C clients, get_all of every model
+ *            (with --pg and --nodes K: K nodes on the PostgreSQL log,
+ *            each folding it first, the clients spread over them)
  *   filter   read_filter through a whole filter stream (account_filters.so)
  *   c2rm     commit ack -> get_one shows it, at a steady rate or under load,
  *            or beside a slow neighbour projection (--neighbour: then also
@@ -59,8 +63,10 @@ typedef struct opts {
 	int         passes; /* query --get-all: passes of each way */
 	int         page;   /* query --get-all: keys per page */
 	const char *neighbour; /* c2rm: a slow projection's plugin beside */
-	const char *pg; /* append: the log on PostgreSQL at this conninfo
-	                   (emptied and initialized first), not LMDB */
+	const char *pg; /* append, load: the log on PostgreSQL at this
+	                   conninfo (emptied and initialized first), not LMDB;
+	                   catchup, query: the log there as it is */
+	int         nodes; /* query --pg: nodes on that log (1) */
 } opts;
 
 /* What a worker leaves in its result file for the parent. */
@@ -385,6 +391,8 @@ cmd_load(const opts *o, const char *self)
 	/* Loading is not measured: sync off makes it quicker, and the log's
 	 * contents are the same. */
 	daemon_init(&d, o->sluiced, o->dir, false);
+	if (o->pg != NULL)
+		daemon_use_pg(&d, o->pg);
 	daemon_set_plugin(&d, NULL);
 	daemon_start(&d);
 	sl_client    *c = daemon_client(&d);
@@ -516,9 +524,20 @@ cmd_catchup(const opts *o)
 	bench_daemon d;
 	char         rm[1200];
 	daemon_init_batch(&d, o->sluiced, o->dir, o->sync != 0, o->rm_batch);
-	/* From position 0, with a store that has never seen the projection. */
+	/* From position 0, with a store that has never seen the projection
+	 * (on PostgreSQL: a fresh node, its mirror made too, up to the
+	 * events the database holds). */
 	snprintf(rm, sizeof(rm), "%s/data/tenants", o->dir);
 	bench_rmrf(rm);
+	uint64_t want = 0;
+	if (o->pg != NULL) {
+		char mirror[1200];
+		snprintf(mirror, sizeof(mirror), "%s/data/events", o->dir);
+		bench_rmrf(mirror);
+		daemon_pg_config(&d, o->pg);
+		if ((want = o->events) == 0)
+			bench_die("catchup --pg: --events N (the log's size)");
+	}
 	daemon_set_plugin(&d, o->plugin);
 
 	uint64_t t0 = bench_now_ns();
@@ -538,7 +557,8 @@ cmd_catchup(const opts *o)
 			next_mem = now + 20000000;
 		}
 		daemon_get_status(c, &st);
-		if (st.n_processors > 0 && st.position >= st.head)
+		if (st.n_processors > 0 && st.head >= want
+		    && st.position >= st.head)
 			break;
 		if (strcmp(st.state, "failing") == 0)
 			bench_die(
@@ -583,7 +603,16 @@ cmd_catchup(const opts *o)
 static int
 cmd_query_worker(const opts *o)
 {
-	sl_client    *c   = open_url(o->url);
+	/* --url U0,U1,...: worker i asks node i mod their number */
+	char        url[1200];
+	const char *u = o->url;
+	int         n = 1;
+	for (const char *p = u; (p = strchr(p, ',')) != NULL; p++)
+		n++;
+	for (int i = o->index % n; i > 0; i--)
+		u = strchr(u, ',') + 1;
+	snprintf(url, sizeof(url), "%.*s", (int) strcspn(u, ","), u);
+	sl_client    *c   = open_url(url);
 	uint64_t      rng = 0x1234567u + (uint64_t) o->index;
 	char          key[32];
 	bench_lat     lat   = { 0 };
@@ -615,41 +644,69 @@ cmd_query_worker(const opts *o)
 	return 0;
 }
 
-/* Start sluiced with o->plugin on the loaded log; return a client once
+/* Start sluiced in dir with o->plugin on the loaded log (on PostgreSQL:
+ * o->pg, with a mirror of its own, up to o->events); return a client once
  * the (first) processor is at the head. */
 static sl_client *
-start_at_head(const opts *o, bench_daemon *d)
+start_at_head_in(const opts *o, bench_daemon *d, const char *dir)
 {
-	daemon_init(d, o->sluiced, o->dir, o->sync != 0);
+	daemon_init(d, o->sluiced, dir, o->sync != 0);
+	if (o->pg != NULL)
+		daemon_pg_config(d, o->pg);
 	daemon_set_plugin(d, o->plugin);
 	daemon_start(d);
 	sl_client    *c = daemon_client(d);
 	daemon_status st;
+	uint64_t      want = o->pg != NULL ? o->events : 0;
 	for (;;) {
 		daemon_get_status(c, &st);
-		if (st.n_processors > 0 && st.position >= st.head)
+		if (st.n_processors > 0 && st.head >= want
+		    && st.position >= st.head)
 			return c;
 		bench_sleep_ns(5000000);
 	}
 }
 
+static sl_client *
+start_at_head(const opts *o, bench_daemon *d)
+{
+	return start_at_head_in(o, d, o->dir);
+}
+
 static int
 cmd_query(const opts *o, const char *self)
 {
-	bench_daemon d;
+	bench_daemon d, more[7];
+	int          n_nodes = o->pg != NULL && o->nodes > 1 ? o->nodes : 1;
+	char         urls[8 * 1100 + 8];
 	/* The read models are there already; wait for the processor's
-	 * checkpoint check so it does not compete with the queries. */
+	 * checkpoint check so it does not compete with the queries. (On
+	 * PostgreSQL: every node folds the log first, in a dir of its own.) */
 	sl_client *c = start_at_head(o, &d);
 	uint64_t models = count_models(c);
 	if (models == 0)
 		bench_die("query: no read models (run catchup first)");
+	if (n_nodes > 8)
+		bench_die("query: --nodes 1..8");
+	snprintf(urls, sizeof(urls), "%s", d.url);
+	for (int i = 1; i < n_nodes; i++) {
+		char dir[1100];
+		snprintf(dir, sizeof(dir), "%s/node-%d", o->dir, i);
+		bench_rmrf(dir);
+		sl_client *ci = start_at_head_in(o, &more[i - 1], dir);
+		if (count_models(ci) != models)
+			bench_die("query: node %d has other read models", i);
+		sl_client_close(ci);
+		strcat(urls, ",");
+		strcat(urls, more[i - 1].url);
+	}
 
 	char n[16], acc[32], s[32], out[1200];
 	snprintf(n, sizeof(n), "%d", o->clients);
 	snprintf(acc, sizeof(acc), "%" PRIu64, models);
 	snprintf(s, sizeof(s), "%g", o->seconds);
 	snprintf(out, sizeof(out), "%s/worker-%%i.res", o->dir);
-	char         *argv[] = { (char *) self, "query-worker", "--url", d.url,
+	char         *argv[] = { (char *) self, "query-worker", "--url", urls,
 		        "--accounts", acc, "--seconds", s, "--index", "%i", "--out",
 		        out, NULL };
 	worker_result sum;
@@ -713,6 +770,8 @@ cmd_query(const opts *o, const char *self)
 	sl_client_close(c);
 	daemon_stop(&d);
 	daemon_set_plugin(&d, NULL);
+	for (int i = 1; i < n_nodes; i++)
+		daemon_stop(&more[i - 1]);
 	return 0;
 }
 
@@ -947,8 +1006,10 @@ usage(void)
 	    "  --neighbour SO (c2rm: a slow projection in the same tenant)\n"
 	    "  --passes N --page K (query --get-all: passes of each way,\n"
 	    "  default 5, alternated; keys per page, default 1000)\n"
-	    "  --pg CONNINFO (append: the log on PostgreSQL, its sl_ tables\n"
-	    "  dropped and made again by sluiced --init-db first)\n"
+	    "  --pg CONNINFO (append, load: the log on PostgreSQL, its sl_\n"
+	    "  tables dropped and made again by sluiced --init-db first;\n"
+	    "  catchup, query: on that log as it is, --events N its size)\n"
+	    "  --nodes K (query --pg: K nodes, the clients spread over them)\n"
 	    "  filter: --plugin account_filters.so, pages through the\n"
 	    "  'customer events' stream with read_filter\n"
 	    "Prints \"key value\" lines. See bench/run.sh.\n");
@@ -1001,7 +1062,8 @@ main(int argc, char **argv)
 		O_NEIGHBOUR,
 		O_PASSES,
 		O_PAGE,
-		O_PG
+		O_PG,
+		O_NODES
 	};
 	static const struct option lo[] = {
 		{ "sluiced", required_argument, NULL, O_SLUICED },
@@ -1028,6 +1090,7 @@ main(int argc, char **argv)
 		{ "passes", required_argument, NULL, O_PASSES },
 		{ "page", required_argument, NULL, O_PAGE },
 		{ "pg", required_argument, NULL, O_PG },
+		{ "nodes", required_argument, NULL, O_NODES },
 		{ NULL, 0, NULL, 0 },
 	};
 	optind = first;
@@ -1105,6 +1168,9 @@ main(int argc, char **argv)
 			break;
 		case O_PG:
 			o.pg = optarg;
+			break;
+		case O_NODES:
+			o.nodes = atoi(optarg);
 			break;
 		default:
 			usage();

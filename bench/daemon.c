@@ -62,9 +62,8 @@ daemon_init_batch(bench_daemon *d, const char *sluiced, const char *dir,
 }
 
 void
-daemon_use_pg(bench_daemon *d, const char *conninfo)
+daemon_pg_config(bench_daemon *d, const char *conninfo)
 {
-	char   cmd[4096];
 	char  *text = NULL;
 	size_t len  = 0;
 	FILE  *in   = fopen(d->cfg, "r");
@@ -83,6 +82,13 @@ daemon_use_pg(bench_daemon *d, const char *conninfo)
 	fclose(mem);
 	bench_write_file(d->cfg, text);
 	free(text);
+}
+
+void
+daemon_use_pg(bench_daemon *d, const char *conninfo)
+{
+	char cmd[4096];
+	daemon_pg_config(d, conninfo);
 	snprintf(cmd, sizeof(cmd),
 	    "psql -q -X \"%s\" -c 'SET client_min_messages = warning' -c "
 	    "'DROP TABLE IF EXISTS sl_events, sl_streams, sl_head, "

@@ -41,6 +41,11 @@ void daemon_init_batch(bench_daemon *d, const char *sluiced, const char *dir,
  * that every run starts from an empty log. Dies on a failure.
  */
 void daemon_use_pg(bench_daemon *d, const char *conninfo);
+/**
+ * Put the log on PostgreSQL at conninfo as it is (another node on the
+ * same database): the configuration only.
+ */
+void daemon_pg_config(bench_daemon *d, const char *conninfo);
 /** Start sluiced and wait (up to 60 s) until status answers. */
 void daemon_start(bench_daemon *d);
 /** SIGTERM and wait for a clean exit (dies on a failed exit). */

@@ -195,8 +195,8 @@ ev_peek(const void *data, size_t len, ev_head *out)
 }
 
 int
-ev_decode(const void *data, size_t len, uint64_t position, msgpack_zone *zone,
-    ev_view *out)
+ev_decode_mp(const void *data, size_t len, uint64_t position,
+    msgpack_zone *zone, ev_view *out)
 {
 	msgpack_object        root;
 	const msgpack_object *f;
@@ -244,6 +244,56 @@ ev_decode(const void *data, size_t len, uint64_t position, msgpack_zone *zone,
 	out->is_public   = f[9].via.boolean;
 	out->metadata    = f[10];
 	out->content     = f[11];
+	return SL_OK;
+}
+
+/* A NUL-terminated copy of s[0..n) in zone, or NULL. */
+static const char *
+zone_strn(msgpack_zone *zone, const char *s, size_t n)
+{
+	char *c = msgpack_zone_malloc(zone, n + 1);
+	if (c != NULL) {
+		if (n > 0)
+			memcpy(c, s, n);
+		c[n] = '\0';
+	}
+	return c;
+}
+
+static int peek_raw_as(const void *data, size_t len, ev_raw *out,
+    msgpack_zone *zone, msgpack_object *meta, msgpack_object *content);
+
+int
+ev_decode(const void *data, size_t len, uint64_t position, msgpack_zone *zone,
+    ev_view *out)
+{
+	/* The fields read in place and the two maps by mpraw_object, without
+	 * msgpack-c's state machine (this runs for every event a processor
+	 * handles). What they do not take (an unusual encoding, a string
+	 * holding a NUL byte, a corrupt record) is msgpack-c's to decode or
+	 * to refuse, as before. */
+	ev_raw               r;
+	const ev_head       *h = &r.h;
+	const unsigned char *end = (const unsigned char *) data + len;
+	if (peek_raw_as(data, len, &r, zone, &out->metadata, &out->content)
+	        != SL_OK
+	    || r.content + r.content_len != end)
+		return ev_decode_mp(data, len, position, zone, out);
+	out->position       = position;
+	out->tenant         = zone_strn(zone, h->tenant, h->tenant_len);
+	out->stream         = zone_strn(zone, h->stream, h->stream_len);
+	out->type           = zone_strn(zone, h->type, h->type_len);
+	out->correlation_id = zone_strn(zone, r.correlation_id, r.correlation_len);
+	out->causation_id   = zone_strn(zone, r.causation_id, r.causation_len);
+	if (out->tenant == NULL || out->stream == NULL || out->type == NULL
+	    || out->correlation_id == NULL || out->causation_id == NULL)
+		return SL_EPROTO;
+	out->revision = h->revision;
+	memcpy(out->id, r.id, 16);
+	ev_uuid_text(out->id, out->id_text);
+	out->generation  = r.generation;
+	out->occurred_ns = r.occurred_ns;
+	out->is_public   = r.is_public;
 	return SL_OK;
 }
 
@@ -371,9 +421,13 @@ raw_int(const unsigned char *p, size_t n, size_t *i, int64_t *v)
 
 /* The value at p[*i] and its span, when it is a map (or, with str_ok, a
  * str). */
+/* The map (or, str_ok, str) at p[*i] of n bytes: its bytes, and with
+ * zone decoded into obj (mpraw_object_at) rather than stepped over; *i
+ * moves past it. */
 static bool
-raw_span(const unsigned char *p, size_t n, size_t *i, bool str_ok,
-    const unsigned char **v, size_t *vlen)
+raw_value(const unsigned char *p, size_t n, size_t *i, bool str_ok,
+    msgpack_zone *zone, msgpack_object *obj, const unsigned char **v,
+    size_t *vlen)
 {
 	size_t k = *i;
 	if (k >= n)
@@ -384,25 +438,14 @@ raw_span(const unsigned char *p, size_t n, size_t *i, bool str_ok,
 	    || (p[k] >= 0xd9 && p[k] <= 0xdb);
 	if (!map && !(str_ok && str))
 		return false;
-	if (!mpraw_skip(p, n, i))
+	if (zone != NULL ? !mpraw_object_at(p, n, i, zone, obj)
+	                 : !mpraw_skip(p, n, i))
 		return false;
 	*v    = p + k;
 	*vlen = *i - k;
 	return true;
 }
 
-/* A NUL-terminated copy of s[0..n) in zone, or NULL. */
-static const char *
-zone_strn(msgpack_zone *zone, const char *s, size_t n)
-{
-	char *c = msgpack_zone_malloc(zone, n + 1);
-	if (c != NULL) {
-		if (n > 0)
-			memcpy(c, s, n);
-		c[n] = '\0';
-	}
-	return c;
-}
 
 int
 ev_from_wire(const void *data, size_t len, msgpack_zone *zone, ev_view *out)
@@ -519,8 +562,12 @@ ev_from_wire(const void *data, size_t len, msgpack_zone *zone, ev_view *out)
 	return SL_OK;
 }
 
-int
-ev_peek_raw(const void *data, size_t len, ev_raw *out)
+/* ev_peek_raw, and with zone the metadata and content decoded into
+ * meta and content by mpraw_object_at on the way (ev_decode) rather than
+ * stepped over. */
+static int
+peek_raw_as(const void *data, size_t len, ev_raw *out, msgpack_zone *zone,
+    msgpack_object *meta, msgpack_object *content)
 {
 	const unsigned char *p = data;
 	size_t               i;
@@ -550,9 +597,11 @@ ev_peek_raw(const void *data, size_t len, ev_raw *out)
 		return SL_EPROTO;
 	out->generation = (uint32_t) gen;
 	out->is_public  = p[i++] == 0xc3;
-	if (!raw_span(p, len, &i, false, &out->metadata, &out->metadata_len)
-	    || !raw_span(p, len, &i, ev_is_link_type(h->type, h->type_len),
-	        &out->content, &out->content_len))
+	bool link = ev_is_link_type(h->type, h->type_len);
+	if (!raw_value(p, len, &i, false, zone, meta, &out->metadata,
+	        &out->metadata_len)
+	    || !raw_value(p, len, &i, link, zone, content, &out->content,
+	        &out->content_len))
 		return SL_EPROTO;
 	/* the decoded path's strings end at a NUL byte (they are copied as
 	 * C strings): such a record is the decoder's */
@@ -605,6 +654,12 @@ ev_wire_raw(const void *data, size_t len, uint64_t position, uint32_t n_extra,
 	o    = MPW_CSTR(o, "content");
 	o    = mpw_raw(o, r.content, r.content_len);
 	return (size_t) (o - out);
+}
+
+int
+ev_peek_raw(const void *data, size_t len, ev_raw *out)
+{
+	return peek_raw_as(data, len, out, NULL, NULL, NULL);
 }
 
 int
@@ -952,15 +1007,23 @@ ev_uuid_generate(uint8_t id[16])
 void
 ev_uuid_text(const uint8_t id[16], char out[37])
 {
-	/* uuid_unparse_lower's text without its sprintf per byte: every
-	 * event a remote call carries has its id written out */
-	static const char digits[] = "0123456789abcdef";
-	char             *o        = out;
-	for (int b = 0; b < 16; b++) {
-		if (b == 4 || b == 6 || b == 8 || b == 10)
+	/* uuid_unparse_lower's text, two digits per look-up (every event
+	 * decoded gets its id's text) */
+	static const char pairs[] =
+	    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	    "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+	    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+	    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+	    "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+	    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+	    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+	    "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+	char *o = out;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
 			*o++ = '-';
-		*o++ = digits[id[b] >> 4];
-		*o++ = digits[id[b] & 0x0f];
+		memcpy(o, pairs + 2 * id[i], 2);
+		o += 2;
 	}
 	*o = '\0';
 }

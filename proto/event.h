@@ -138,6 +138,10 @@ int ev_peek_raw(const void *data, size_t len, ev_raw *out);
  */
 int ev_decode(const void *data, size_t len, uint64_t position,
     msgpack_zone *zone, ev_view *out);
+/** ev_decode through msgpack-c alone: the reference the fast path of
+ * ev_decode is tested against (and what it falls back to). */
+int ev_decode_mp(const void *data, size_t len, uint64_t position,
+    msgpack_zone *zone, ev_view *out);
 
 /**
  * Pack the wire form of a committed event: a map with keys position,

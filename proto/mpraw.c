@@ -372,3 +372,139 @@ mpraw_bool(const unsigned char *v, size_t len, bool *out)
 	*out = v[0] == 0xc3;
 	return true;
 }
+
+/* One value at p[*i] into o for mpraw_object; depth: containers it may
+ * still open. */
+static bool
+object_at(const unsigned char *p, size_t len, size_t *i, int depth,
+    msgpack_zone *zone, msgpack_object *o)
+{
+	if (*i >= len)
+		return false;
+	uint8_t b = p[*i];
+	if (b <= 0x7f) { /* the usual small integers, without a header */
+		o->type    = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o->via.u64 = b;
+		*i += 1;
+		return true;
+	}
+	size_t   at = *i;
+	uint64_t n, body = 0;
+	int      kind;
+	if (header(p, len, &at, &kind, &n, &body) != 0)
+		return false;
+	if (kind != K_SCALAR) {
+		/* an element takes a byte at least: a lying count is refused
+		 * before anything is allocated for it */
+		if (depth == 0 || n > len - at)
+			return false;
+		if (kind == K_ARRAY) {
+			msgpack_object *v = msgpack_zone_malloc(
+			    zone, (size_t) n * sizeof(msgpack_object));
+			if (v == NULL)
+				return false;
+			for (uint64_t k = 0; k < n; k++)
+				if (!object_at(p, len, &at, depth - 1, zone,
+				        &v[k]))
+					return false;
+			o->type           = MSGPACK_OBJECT_ARRAY;
+			o->via.array.size = (uint32_t) n;
+			o->via.array.ptr  = v;
+		} else {
+			uint64_t            pairs = n / 2;
+			msgpack_object_kv *kv    = msgpack_zone_malloc(
+                            zone, (size_t) pairs * sizeof(msgpack_object_kv));
+			if (kv == NULL)
+				return false;
+			for (uint64_t k = 0; k < pairs; k++)
+				if (!object_at(p, len, &at, depth - 1, zone,
+				        &kv[k].key)
+				    || !object_at(p, len, &at, depth - 1, zone,
+				        &kv[k].val))
+					return false;
+			o->type         = MSGPACK_OBJECT_MAP;
+			o->via.map.size = (uint32_t) pairs;
+			o->via.map.ptr  = kv;
+		}
+		*i = at;
+		return true;
+	}
+	if (len - at < body)
+		return false;
+	const unsigned char *d = p + at;
+	uint64_t             u;
+	if (b >= 0xe0) {
+		o->type    = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+		o->via.i64 = (int8_t) b;
+	} else if ((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb)) {
+		o->type         = MSGPACK_OBJECT_STR;
+		o->via.str.ptr  = (const char *) d;
+		o->via.str.size = (uint32_t) body;
+	} else if (b >= 0xc4 && b <= 0xc6) {
+		o->type         = MSGPACK_OBJECT_BIN;
+		o->via.bin.ptr  = (const char *) d;
+		o->via.bin.size = (uint32_t) body;
+	} else if ((b >= 0xc7 && b <= 0xc9) || (b >= 0xd4 && b <= 0xd8)) {
+		if (body < 1)
+			return false;
+		o->type         = MSGPACK_OBJECT_EXT;
+		o->via.ext.type = (int8_t) d[0];
+		o->via.ext.ptr  = (const char *) d + 1;
+		o->via.ext.size = (uint32_t) (body - 1);
+	} else if (b >= 0xcc && b <= 0xcf) {
+		o->type    = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o->via.u64 = mpraw_be(d, body);
+	} else if (b >= 0xd0 && b <= 0xd3) {
+		/* signed: msgpack-c types a value >= 0 as positive */
+		u = mpraw_be(d, body);
+		if (body < 8 && (u >> (8 * body - 1)) != 0)
+			u |= ~(uint64_t) 0 << (8 * body);
+		int64_t v;
+		memcpy(&v, &u, sizeof(v));
+		if (v < 0) {
+			o->type    = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+			o->via.i64 = v;
+		} else {
+			o->type    = MSGPACK_OBJECT_POSITIVE_INTEGER;
+			o->via.u64 = (uint64_t) v;
+		}
+	} else if (b == 0xca) {
+		uint32_t w = (uint32_t) mpraw_be(d, 4);
+		float    f;
+		memcpy(&f, &w, sizeof(f));
+		o->type    = MSGPACK_OBJECT_FLOAT32;
+		o->via.f64 = f;
+	} else if (b == 0xcb) {
+		u = mpraw_be(d, 8);
+		o->type = MSGPACK_OBJECT_FLOAT64;
+		memcpy(&o->via.f64, &u, sizeof(u));
+	} else if (b == 0xc0) {
+		o->type = MSGPACK_OBJECT_NIL;
+	} else if (b == 0xc2 || b == 0xc3) {
+		o->type        = MSGPACK_OBJECT_BOOLEAN;
+		o->via.boolean = b == 0xc3;
+	} else {
+		return false;
+	}
+	*i = at + body;
+	return true;
+}
+
+bool
+mpraw_object_at(const void *p, size_t len, size_t *at, msgpack_zone *zone,
+    msgpack_object *out)
+{
+	size_t i = *at;
+	if (!object_at(p, len, &i, MPRAW_OBJECT_DEPTH, zone, out))
+		return false;
+	*at = i;
+	return true;
+}
+
+bool
+mpraw_object(
+    const void *p, size_t len, msgpack_zone *zone, msgpack_object *out)
+{
+	size_t at = 0;
+	return mpraw_object_at(p, len, &at, zone, out) && at == len;
+}

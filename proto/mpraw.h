@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <msgpack/object.h>
+#include <msgpack/zone.h>
+
 /**
  * Check that p[0..len) holds exactly one msgpack object: every length fits
  * in what is left, every container count is coverable by the remaining
@@ -75,5 +78,27 @@ bool mpraw_str(const unsigned char *v, size_t len, const char **s, size_t *n);
 bool mpraw_bool(const unsigned char *v, size_t len, bool *out);
 /** A raw value as an unsigned integer. @return false if it is none. */
 bool mpraw_uint(const unsigned char *v, size_t len, uint64_t *out);
+
+/** The deepest nesting mpraw_object takes (the event's own array and a
+ * map or array in it counted, msgpack-c takes 32). */
+#define MPRAW_OBJECT_DEPTH 16
+
+/**
+ * The one msgpack value p[0..len) as msgpack-c's msgpack_unpack makes it,
+ * without its state machine (what the processors do for every event):
+ * the same object types, strings, bin and ext pointing into p, arrays and
+ * maps allocated in zone. Takes only what it can vouch for: a value
+ * nested deeper than MPRAW_OBJECT_DEPTH, with a count its bytes cannot
+ * hold, truncated, holding 0xc1 or followed by more bytes is refused
+ * (the caller then asks msgpack-c, which says why).
+ * @return true and *out on success; false otherwise (zone may hold a
+ * part of the object).
+ */
+bool mpraw_object(
+    const void *p, size_t len, msgpack_zone *zone, msgpack_object *out);
+/** mpraw_object for the value at p[*at] (more may follow): *at moves
+ * past it. @return as mpraw_object (*at unchanged on false). */
+bool mpraw_object_at(const void *p, size_t len, size_t *at,
+    msgpack_zone *zone, msgpack_object *out);
 
 #endif

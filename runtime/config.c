@@ -87,6 +87,7 @@ enum {
 	S_SYNC,
 	S_BACKEND,
 	S_SURL,
+	S_STIMEOUT,
 	S_TENANTS,
 	S_MAXREQ,
 	S_MAXEV,
@@ -206,6 +207,8 @@ static const cfg_key store_keys[] = {
 	/* the log of record (docs/postgresql.md); checked in parse_backend */
 	{ "backend", K_BACKEND, S_BACKEND, 0, 0, CFG_BACKEND_LMDB, NULL },
 	{ "url", K_STR, S_SURL, 1, 4096, 0, NULL },
+	/* the longest a group's round trip to PostgreSQL may take */
+	{ "timeout_ms", K_INT, S_STIMEOUT, 100, 600000, 5000, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -1663,6 +1666,10 @@ parse_backend(cfgp *p, sl_config *cfg, slot *s)
 			return fail(p, s[S_SURL].node->start_mark,
 			    "key 'event_store.url': only for 'backend: "
 			    "postgresql' (the backend is lmdb)");
+		if (s[S_STIMEOUT].node != NULL)
+			return fail(p, s[S_STIMEOUT].node->start_mark,
+			    "key 'event_store.timeout_ms': only for 'backend: "
+			    "postgresql' (the backend is lmdb)");
 		return SL_OK;
 	}
 	if (s[S_SURL].node == NULL)
@@ -1681,6 +1688,7 @@ parse_backend(cfgp *p, sl_config *cfg, slot *s)
 		    "postgresql' yet (docs/postgresql.md)");
 	if ((cfg->store_url = strdup(text(s[S_SURL].node))) == NULL)
 		return nomem(p);
+	cfg->store_timeout_ms = (int) s[S_STIMEOUT].num;
 	return SL_OK;
 }
 

@@ -129,6 +129,8 @@ typedef struct sl_config {
 	cfg_backend store_backend; /* event_store.backend: lmdb (default) */
 	char *store_url; /* event_store.url: libpq URL or conninfo, NULL for
 	                    lmdb */
+	int store_timeout_ms; /* event_store.timeout_ms: a PostgreSQL round
+	                         trip's limit (postgresql only) */
 	cfg_tenant *tenants;
 	size_t n_tenants;
 	size_t max_request_bytes; /* limits.max_request_bytes */

@@ -18,6 +18,16 @@ mono_ns(void)
 	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/** CLOCK_MONOTONIC_COARSE in ns: a few ns to read, behind mono_ns() by
+ * up to a clock tick (a few ms); for deadlines checked per event. */
+static inline int64_t
+mono_coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /** The timespec of mono_at (a mono_ns() value), for a mono cond var. */
 static inline void
 abs_deadline(struct timespec *ts, int64_t mono_at)

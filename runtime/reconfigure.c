@@ -186,6 +186,7 @@ runtime_reconfigure(runtime *rt, const sl_config *n)
 	RESTART_NUM(store_sync, "event_store.sync");
 	RESTART_NUM(store_backend, "event_store.backend");
 	RESTART_STR(store_url, "event_store.url");
+	RESTART_NUM(store_timeout_ms, "event_store.timeout_ms");
 	if (!same_tenants(n, o)) {
 		restart_needed("tenants");
 		later++;

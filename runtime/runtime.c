@@ -184,7 +184,8 @@ runtime_start(sl_config *cfg, runtime **out)
 	}
 	if (cfg->store_backend == CFG_BACKEND_POSTGRESQL) {
 		/* the LMDB log becomes this node's mirror of PostgreSQL's */
-		rc = pg_attach != NULL ? pg_attach(rt->store, cfg->store_url)
+		rc = pg_attach != NULL ? pg_attach(
+		         rt->store, cfg->store_url, cfg->store_timeout_ms)
 		                       : SL_ECONFIG;
 		if (rc != SL_OK) {
 			log_error("runtime",

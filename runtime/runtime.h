@@ -110,10 +110,11 @@ typedef struct runtime {
 /**
  * How runtime_start attaches the PostgreSQL log of record to the store
  * (event_store.backend: postgresql): store_pg_attach, set by sluiced's
- * main before runtime_start. Only sluiced links libpq; without it, such a
+ * main before runtime_start (timeout_ms: event_store.timeout_ms). Only sluiced links libpq; without it, such a
  * configuration does not start (SL_ECONFIG).
  */
-typedef int (*runtime_backend_fn)(store *s, const char *url);
+typedef int (*runtime_backend_fn)(
+    store *s, const char *url, int timeout_ms);
 void runtime_set_pg_backend(runtime_backend_fn attach);
 
 /**

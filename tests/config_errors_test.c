@@ -345,6 +345,31 @@ test_plugins(void)
 	config_free(cfg);
 }
 
+/* event_store.timeout_ms (docs/postgresql.md): 5000 by default, a
+ * PostgreSQL round trip's limit, only for that backend, in range. */
+static void
+test_pg_timeout(void)
+{
+	sl_config *cfg = ct_load_ok("event_store:\n  backend: postgresql\n"
+	                            "  url: x\ntenants: [{id: demo}]\n");
+	CHECK_EQ(cfg->store_timeout_ms, 5000);
+	config_free(cfg);
+	cfg = ct_load_ok("event_store:\n  backend: postgresql\n  url: x\n"
+	                 "  timeout_ms: 250\ntenants: [{id: demo}]\n");
+	CHECK_EQ(cfg->store_timeout_ms, 250);
+	config_free(cfg);
+	ct_expect_err("event_store:\n  timeout_ms: 1000\n"
+	              "tenants: [{id: demo}]\n",
+	    "2:15",
+	    "key 'event_store.timeout_ms': only for 'backend: postgresql'");
+	ct_expect_err("event_store:\n  backend: postgresql\n  url: x\n"
+	              "  timeout_ms: 50\ntenants: [{id: demo}]\n",
+	    "4:15", "key 'event_store.timeout_ms'");
+	ct_expect_err("event_store:\n  backend: postgresql\n  url: x\n"
+	              "  timeout_ms: soon\ntenants: [{id: demo}]\n",
+	    "4:15", "key 'event_store.timeout_ms'");
+}
+
 /* event_store.backend (docs/postgresql.md): LMDB stays the default, a
  * PostgreSQL log needs its url, and what it cannot run yet is refused. */
 static void
@@ -390,6 +415,7 @@ main(void)
 {
 	test_unknown_keys();
 	test_backend();
+	test_pg_timeout();
 	test_wrong_types();
 	test_missing_required();
 	test_bad_values();

@@ -7,10 +7,12 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 #include <event.h>
 #include <json.h>
 #include <mp.h>
+#include <mpraw.h>
 #include <sluice/errors.h>
 
 #include <uuid/uuid.h>
@@ -526,6 +528,39 @@ pack_random(msgpack_packer *pk, int depth)
 	}
 }
 
+/* A map of n random values keyed "<prefix>0".. packed into pk. */
+static void
+pack_random_map(msgpack_packer *pk, char prefix, uint32_t n, int depth)
+{
+	msgpack_pack_map(pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "%c%u", prefix, i);
+		mp_pack_cstr(pk, k);
+		pack_random(pk, depth);
+	}
+}
+
+/* e: an event of type with content (metadata none), its other fields
+ * random: generations and times of every size, negative ones too. */
+static void
+random_event(ev_new *e, const char *type, const msgpack_object *content)
+{
+	memset(e, 0, sizeof(*e));
+	e->type            = type;
+	e->type_len        = strlen(type);
+	e->generation      = (uint32_t) (jrand() >> (jrand() % 64));
+	e->occurred_ns     = (int64_t) jrand() >> (jrand() % 64);
+	e->correlation_id  = "corr";
+	e->correlation_len = 4;
+	e->causation_id    = jrand() & 1 ? "" : "cause";
+	e->causation_len   = strlen(e->causation_id);
+	e->is_public       = jrand() & 1;
+	e->content         = content;
+	for (int i = 0; i < 16; i++)
+		e->id[i] = (uint8_t) jrand();
+}
+
 static void
 test_json_text(void)
 {
@@ -580,26 +615,11 @@ test_wire_raw(void)
 		const char *type = types[jrand() % 3];
 		bool        link = strcmp(type, "Deposited") != 0;
 		/* metadata: a map; content: a map, or a link's str */
-		uint32_t nm = (uint32_t) (jrand() % 4);
-		msgpack_pack_map(&mpk, nm);
-		for (uint32_t i = 0; i < nm; i++) {
-			char k[16];
-			snprintf(k, sizeof(k), "m%u", i);
-			mp_pack_cstr(&mpk, k);
-			pack_random(&mpk, 2);
-		}
+		pack_random_map(&mpk, 'm', (uint32_t) (jrand() % 4), 2);
 		if (link && jrand() % 4 != 0)
 			mp_pack_cstr(&cpk, "12@account-7");
-		else {
-			uint32_t nc = (uint32_t) (jrand() % 6);
-			msgpack_pack_map(&cpk, nc);
-			for (uint32_t i = 0; i < nc; i++) {
-				char k[16];
-				snprintf(k, sizeof(k), "c%u", i);
-				mp_pack_cstr(&cpk, k);
-				pack_random(&cpk, 3);
-			}
-		}
+		else
+			pack_random_map(&cpk, 'c', (uint32_t) (jrand() % 6), 3);
 		msgpack_unpacked mu, cu;
 		size_t           mo = 0, co = 0;
 		msgpack_unpacked_init(&mu);
@@ -609,20 +629,8 @@ test_wire_raw(void)
 		CHECK(msgpack_unpack_next(&cu, csb.data, csb.size, &co)
 		    == MSGPACK_UNPACK_SUCCESS);
 		ev_new e;
-		memset(&e, 0, sizeof(e));
-		e.type            = type;
-		e.type_len        = strlen(type);
-		e.generation      = (uint32_t) (jrand() >> (jrand() % 64));
-		e.occurred_ns     = (int64_t) jrand() >> (jrand() % 64);
-		e.correlation_id  = "corr";
-		e.correlation_len = 4;
-		e.causation_id    = jrand() & 1 ? "" : "cause";
-		e.causation_len   = strlen(e.causation_id);
-		e.is_public       = jrand() & 1;
-		e.metadata        = jrand() % 5 == 0 ? NULL : &mu.data;
-		e.content         = &cu.data;
-		for (int i = 0; i < 16; i++)
-			e.id[i] = (uint8_t) jrand();
+		random_event(&e, type, &cu.data);
+		e.metadata = jrand() % 5 == 0 ? NULL : &mu.data;
 		uint64_t rev = jrand() >> (jrand() % 64);
 		packed   st;
 		packed_init(&st);
@@ -688,6 +696,302 @@ test_wire_raw(void)
 		msgpack_unpacked_destroy(&cu);
 		msgpack_sbuffer_destroy(&msb);
 		msgpack_sbuffer_destroy(&csb);
+	}
+}
+
+/* ---- events decoded without msgpack-c (mpraw_object, ev_decode) ---- */
+
+/* Random msgpack bytes of every type byte (signed encodings of values
+ * >= 0, ext, float32, str/bin/array/map at each width), depth levels of
+ * nesting at most, appended to sb. */
+static void
+raw_random(msgpack_sbuffer *sb, int depth)
+{
+	unsigned char b[16];
+	uint8_t       t = (uint8_t) jrand();
+	if (depth <= 0 && ((t >= 0x80 && t <= 0x9f) || (t >= 0xdc && t <= 0xdf)))
+		t = 0x01;
+	if (t == 0xc1)
+		t = 0xc0;
+	uint64_t v = jrand();
+	size_t   n;
+	b[0] = t;
+	if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
+		msgpack_sbuffer_write(sb, (char *) b, 1);
+		return;
+	}
+	if ((t >= 0x80 && t <= 0x9f) || (t >= 0xdc && t <= 0xdf)) {
+		n = jrand() % 4;
+		size_t h = 1;
+		if (t >= 0x80 && t <= 0x9f)
+			b[0] = (uint8_t) ((t & 0xf0) | n);
+		else if (t == 0xdc || t == 0xde)
+			b[1] = 0, b[2] = (uint8_t) n, h = 3;
+		else
+			b[1] = b[2] = b[3] = 0, b[4] = (uint8_t) n, h = 5;
+		msgpack_sbuffer_write(sb, (char *) b, h);
+		bool map = (t >= 0x80 && t <= 0x8f) || t == 0xde || t == 0xdf;
+		for (size_t i = 0; i < (map ? 2 * n : n); i++)
+			raw_random(sb, depth - 1);
+		return;
+	}
+	/* scalars with a body: a length field (str, bin, ext) or fixed */
+	size_t lenb = 0, body = 0;
+	if (t >= 0xa0 && t <= 0xbf)
+		body = t & 0x1f;
+	else if (t == 0xc4 || t == 0xd9)
+		lenb = 1;
+	else if (t == 0xc5 || t == 0xda)
+		lenb = 2;
+	else if (t == 0xc6 || t == 0xdb)
+		lenb = 4;
+	else if (t >= 0xc7 && t <= 0xc9)
+		lenb = (size_t) 1 << (t - 0xc7);
+	else if (t == 0xca)
+		body = 4;
+	else if (t == 0xcb)
+		body = 8;
+	else if (t >= 0xcc && t <= 0xcf)
+		body = (size_t) 1 << (t - 0xcc);
+	else if (t >= 0xd0 && t <= 0xd3)
+		body = (size_t) 1 << (t - 0xd0);
+	else if (t >= 0xd4 && t <= 0xd8)
+		body = 1 + ((size_t) 1 << (t - 0xd4));
+	size_t h = 1;
+	if (lenb > 0) {
+		size_t l = jrand() % 7;
+		for (size_t i = 0; i < lenb; i++)
+			b[h++] = (uint8_t) (i + 1 == lenb ? l : 0);
+		body = l + (t >= 0xc7 && t <= 0xc9 ? 1 : 0);
+	}
+	msgpack_sbuffer_write(sb, (char *) b, h);
+	for (size_t i = 0; i < body; i++) {
+		unsigned char c = (unsigned char) (v >> (8 * (i % 8)));
+		msgpack_sbuffer_write(sb, (char *) &c, 1);
+	}
+}
+
+/* Whether two objects are the same, types, bits and pointers too (but
+ * an empty string's, bin's or ext's). */
+static bool
+obj_same(const msgpack_object *a, const msgpack_object *b)
+{
+	if (a->type != b->type)
+		return false;
+	switch (a->type) {
+	case MSGPACK_OBJECT_NIL:
+		return true;
+	case MSGPACK_OBJECT_BOOLEAN:
+		return a->via.boolean == b->via.boolean;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return a->via.u64 == b->via.u64;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		return memcmp(&a->via.f64, &b->via.f64, sizeof(double)) == 0;
+	case MSGPACK_OBJECT_STR:
+	case MSGPACK_OBJECT_BIN:
+		/* an empty one's pointer is never read */
+		return a->via.str.size == b->via.str.size
+		    && (a->via.str.size == 0 || a->via.str.ptr == b->via.str.ptr);
+	case MSGPACK_OBJECT_EXT:
+		return a->via.ext.type == b->via.ext.type
+		    && a->via.ext.size == b->via.ext.size
+		    && (a->via.ext.size == 0 || a->via.ext.ptr == b->via.ext.ptr);
+	case MSGPACK_OBJECT_ARRAY:
+		if (a->via.array.size != b->via.array.size)
+			return false;
+		for (uint32_t i = 0; i < a->via.array.size; i++)
+			if (!obj_same(&a->via.array.ptr[i], &b->via.array.ptr[i]))
+				return false;
+		return true;
+	case MSGPACK_OBJECT_MAP:
+		if (a->via.map.size != b->via.map.size)
+			return false;
+		for (uint32_t i = 0; i < a->via.map.size; i++)
+			if (!obj_same(&a->via.map.ptr[i].key, &b->via.map.ptr[i].key)
+			    || !obj_same(&a->via.map.ptr[i].val,
+			        &b->via.map.ptr[i].val))
+				return false;
+		return true;
+	}
+	return false;
+}
+
+/* mpraw_object against msgpack_unpack on random values of every type
+ * byte, cut short, with a byte changed or one appended: whatever it takes
+ * msgpack-c takes as the same object; whatever msgpack-c takes whole
+ * within MPRAW_OBJECT_DEPTH, it takes (so the fast path is the usual
+ * one); nesting past the depth goes to msgpack-c. */
+static void
+test_object_raw(void)
+{
+	size_t took = 0, deep = 0;
+	for (int round = 0; round < 60000; round++) {
+		msgpack_sbuffer sb;
+		msgpack_sbuffer_init(&sb);
+		if (round % 500 == 0) { /* nesting around the depth limit */
+			int d = MPRAW_OBJECT_DEPTH - 2 + (int) (jrand() % 5);
+			for (int i = 0; i < d; i++)
+				msgpack_sbuffer_write(&sb, "\x91", 1);
+			msgpack_sbuffer_write(&sb, "\x01", 1);
+		} else {
+			raw_random(&sb, (int) (jrand() % 4));
+		}
+		switch (jrand() % 4) {
+		case 0: /* cut short */
+			if (sb.size > 1)
+				sb.size = (size_t) (jrand() % sb.size);
+			break;
+		case 1: /* one byte changed */
+			sb.data[jrand() % sb.size] = (char) jrand();
+			break;
+		case 2: /* a byte after the value */
+			msgpack_sbuffer_write(&sb, "\x00", 1);
+			break;
+		default:
+			break;
+		}
+		msgpack_zone z1, z2;
+		CHECK(msgpack_zone_init(&z1, 256));
+		CHECK(msgpack_zone_init(&z2, 256));
+		msgpack_object a, b;
+		size_t         off = 0;
+		bool           mine = mpraw_object(sb.data, sb.size, &z1, &a);
+		/* msgpack-c only on bytes whose counts the bytes can hold (as
+		 * the daemon does): it would allocate what a lying count
+		 * claims first, which ASan refuses */
+		char                  why[64];
+		msgpack_unpack_return ur = MSGPACK_UNPACK_PARSE_ERROR;
+		if (mpraw_check(sb.data, sb.size, 32, "value", why, sizeof(why)))
+			ur = msgpack_unpack(sb.data, sb.size, &off, &z2, &b);
+		bool theirs = ur == MSGPACK_UNPACK_SUCCESS && off == sb.size;
+		if (mine && (!theirs || !obj_same(&a, &b))) {
+			fprintf(stderr, "round %d: mpraw_object took what "
+			                "msgpack-c reads otherwise (%d, %zu of %zu):",
+			    round, (int) ur, off, sb.size);
+			for (size_t i = 0; i < sb.size; i++)
+				fprintf(stderr, " %02x", (uint8_t) sb.data[i]);
+			fprintf(stderr, "\n");
+			exit(1);
+		}
+		size_t deep_at = 0;
+		int    levels  = 0;
+		while (deep_at < sb.size && (uint8_t) sb.data[deep_at] == 0x91)
+			levels++, deep_at++;
+		if (theirs && !mine && levels <= MPRAW_OBJECT_DEPTH
+		    && round % 500 != 0) {
+			fprintf(stderr, "round %d: mpraw_object refused what "
+			                "msgpack-c reads\n", round);
+			exit(1);
+		}
+		if (round % 500 == 0 && theirs) {
+			CHECK_EQ(mine, levels <= MPRAW_OBJECT_DEPTH);
+			deep++;
+		}
+		took += mine;
+		msgpack_zone_destroy(&z1);
+		msgpack_zone_destroy(&z2);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	/* most values are whole (a quarter are untouched) */
+	CHECK(took > 15000);
+	CHECK(deep > 20);
+}
+
+/* ev_decode against its msgpack-c reference (ev_decode_mp) on random
+ * records, cut, changed and extended: the same answer and, when both
+ * decode, the same view. */
+static void
+test_decode_fast(void)
+{
+	size_t same_ok = 0;
+	for (int round = 0; round < 20000; round++) {
+		msgpack_sbuffer csb;
+		msgpack_packer  cpk;
+		msgpack_sbuffer_init(&csb);
+		msgpack_packer_init(&cpk, &csb, msgpack_sbuffer_write);
+		pack_random_map(&cpk, 'c', (uint32_t) (jrand() % 5), 2);
+		msgpack_unpacked cu;
+		size_t           co = 0;
+		msgpack_unpacked_init(&cu);
+		CHECK(msgpack_unpack_next(&cu, csb.data, csb.size, &co)
+		    == MSGPACK_UNPACK_SUCCESS);
+		ev_new e;
+		random_event(&e, jrand() % 3 == 0 ? "$>" : "Deposited", &cu.data);
+		packed st;
+		packed_init(&st);
+		CHECK_EQ(ev_encode(&st.pk, "tenant-a", 8, "account-1", 9,
+		             jrand() >> (jrand() % 64), &e),
+		    SL_OK);
+		switch (jrand() % 4) {
+		case 0:
+			st.sb.size = (size_t) (jrand() % st.sb.size);
+			break;
+		case 1:
+			st.sb.data[jrand() % st.sb.size] = (char) jrand();
+			break;
+		case 2:
+			msgpack_sbuffer_write(&st.sb, "\xc0", 1);
+			break;
+		default:
+			break;
+		}
+		/* a record changed into one with a lying count: msgpack-c
+		 * (the fallback) would allocate what it claims, which ASan
+		 * refuses; stored records are sluiced's own */
+		char why[64];
+		if (!mpraw_check(st.sb.data, st.sb.size, 32, "record", why,
+		        sizeof(why))) {
+			packed_free(&st);
+			msgpack_unpacked_destroy(&cu);
+			msgpack_sbuffer_destroy(&csb);
+			continue;
+		}
+		msgpack_zone z1, z2;
+		ev_view      a, b;
+		CHECK(msgpack_zone_init(&z1, 1024));
+		CHECK(msgpack_zone_init(&z2, 1024));
+		int ra = ev_decode(st.sb.data, st.sb.size, 7, &z1, &a);
+		int rb = ev_decode_mp(st.sb.data, st.sb.size, 7, &z2, &b);
+		if (ra != rb) {
+			fprintf(stderr, "round %d: ev_decode %d, msgpack-c %d\n",
+			    round, ra, rb);
+			exit(1);
+		}
+		if (ra == SL_OK) {
+			CHECK_EQ(a.position, b.position);
+			CHECK_STREQ(a.tenant, b.tenant);
+			CHECK_STREQ(a.stream, b.stream);
+			CHECK_EQ(a.revision, b.revision);
+			CHECK(memcmp(a.id, b.id, 16) == 0);
+			CHECK_STREQ(a.id_text, b.id_text);
+			CHECK_STREQ(a.type, b.type);
+			CHECK_EQ(a.generation, b.generation);
+			CHECK_EQ(a.occurred_ns, b.occurred_ns);
+			CHECK_STREQ(a.correlation_id, b.correlation_id);
+			CHECK_STREQ(a.causation_id, b.causation_id);
+			CHECK_EQ(a.is_public, b.is_public);
+			CHECK(obj_same(&a.metadata, &b.metadata));
+			CHECK(obj_same(&a.content, &b.content));
+			same_ok++;
+		}
+		msgpack_zone_destroy(&z1);
+		msgpack_zone_destroy(&z2);
+		packed_free(&st);
+		msgpack_unpacked_destroy(&cu);
+		msgpack_sbuffer_destroy(&csb);
+	}
+	CHECK(same_ok > 5000);
+	/* ev_uuid_text is libuuid's text */
+	for (int i = 0; i < 10000; i++) {
+		uint8_t id[16];
+		char    mine[37], theirs[37];
+		for (int k = 0; k < 16; k++)
+			id[k] = (uint8_t) jrand();
+		ev_uuid_text(id, mine);
+		uuid_unparse_lower(id, theirs);
+		CHECK_STREQ(mine, theirs);
 	}
 }
 
@@ -790,5 +1094,7 @@ main(void)
 	test_uuid_generate();
 	test_json_text();
 	test_wire_raw();
+	test_object_raw();
+	test_decode_fast();
 	return 0;
 }

@@ -30,115 +30,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-#include <sluice/client.h>
-#include <sluice/errors.h>
-
-#include "daemon_testutil.h"
-#include "pg_testutil.h"
-#include "remote_testutil.h" /* ru_request: a commit with its event ids */
-
 #define TENANT     "t1"
 #define PROJECTION "account_details"
+
+#include "pg_nodes_testutil.h"
+#include "remote_testutil.h" /* ru_request: a commit with its event ids */
+
 #define N_WRITERS  4
 #define N_COMMITS  40
 #define WAIT_MS    30000
 
-typedef struct node {
-	char       dir[2200], cfg[4200], log[4200], url[4200];
-	pid_t      pid;
-	sl_client *cl;
-} node;
-
-static char        dir[2048];
 static const char *conninfo;
 static node        nodes[2];
-
-#define FAIL(n, ...) DT_FAIL_LOG((n)->log, __VA_ARGS__)
 
 static void
 cleanup(void)
 {
-	for (int i = 0; i < 2; i++) {
-		sl_client_close(nodes[i].cl);
-		nodes[i].cl = NULL;
-		dt_kill_and_reap(&nodes[i].pid);
-	}
-}
-
-/* A node's resources.yaml in dir/name on the database at url (NULL:
- * LMDB): plugins from plugin_dir, a mirror of map bytes, extra yaml. */
-static void
-node_config_ex(node *n, const char *name, const char *url,
-    const char *plugin_dir, const char *map, const char *extra)
-{
-	char   yaml[8192];
-	size_t len;
-	snprintf(n->dir, sizeof(n->dir), "%s/%.100s", dir, name);
-	CHECK(mkdir(n->dir, 0700) == 0 || errno == EEXIST);
-	snprintf(n->cfg, sizeof(n->cfg), "%s/resources.yaml", n->dir);
-	snprintf(n->log, sizeof(n->log), "%s/sluiced.log", n->dir);
-	snprintf(n->url, sizeof(n->url), "ipc://%s/api.ipc", n->dir);
-	len = dt_config_head(
-	    yaml, sizeof(yaml), n->dir, plugin_dir, n->url, map);
-	if (url != NULL)
-		len += (size_t) snprintf(yaml + len, sizeof(yaml) - len,
-		    "  backend: postgresql\n  url: \"%s\"\n", url);
-	snprintf(yaml + len, sizeof(yaml) - len,
-	    "hot_reload: false\n%stenants:\n  - id: " TENANT "\n", extra);
-	dt_write_bytes(n->cfg, yaml, strlen(yaml));
-	n->pid = -1;
-	n->cl  = NULL;
-}
-
-/* node_config_ex with the build's plugins, a 64 MiB mirror. */
-static void
-node_config(node *n, const char *name, const char *url)
-{
-	node_config_ex(n, name, url, SL_PLUGIN_DIR, "64MiB", "");
-}
-
-static void
-node_start(node *n)
-{
-	n->pid = dt_daemon_spawn(n->cfg, n->log);
-	if (!dt_wait_answer(n->url, &n->cl, WAIT_MS))
-		FAIL(n, "sluiced on %s does not answer", n->url);
-}
-
-/* The node's log head (its mirror's next position). */
-static uint64_t
-node_head(node *n)
-{
-	sl_read_result r;
-	int            rc = sl_client_read(n->cl, 0, 1, &r);
-	if (rc != SL_OK)
-		FAIL(n, "read: %s: %s", sl_errname(rc),
-		    sl_client_last_error(n->cl));
-	uint64_t head = r.head;
-	sl_read_result_free(&r);
-	return head;
-}
-
-static void
-wait_head(node *n, uint64_t head)
-{
-	int64_t  end = dt_now_ms() + WAIT_MS;
-	uint64_t h;
-	while ((h = node_head(n)) < head) {
-		if (dt_now_ms() > end)
-			FAIL(n, "head %" PRIu64 ", want %" PRIu64, h, head);
-		dt_sleep_ms(20);
-	}
+	nodes_kill(nodes, 2);
 }
 
 /* The database's head (sl_head.next). */
 static uint64_t
 pg_head(void)
 {
-	char v[32];
-	pgt_sql(conninfo, "SELECT next FROM sl_head", v, sizeof(v));
-	return strtoull(v, NULL, 10);
+	return pgn_db_head(conninfo);
 }
 
 /* ---- init-db ---- */
@@ -294,12 +209,6 @@ test_event_ids(void)
 
 /* ---- writers on both nodes ---- */
 
-typedef struct ack {
-	uint64_t position;
-	char     stream[32];
-	uint64_t revision;
-} ack;
-
 typedef struct writer {
 	int        id;
 	node      *n;
@@ -386,28 +295,7 @@ writer_main(void *arg)
 static void
 compare_logs_ex(uint64_t head, bool all_shown)
 {
-	for (uint64_t pos = 0; pos < head;) {
-		sl_read_result r[2];
-		for (int i = 0; i < 2; i++) {
-			int rc = sl_client_read(nodes[i].cl, pos, 500, &r[i]);
-			if (rc != SL_OK)
-				FAIL(&nodes[i], "read from %" PRIu64 ": %s",
-				    pos, sl_errname(rc));
-		}
-		CHECK(r[0].next > pos);
-		CHECK_EQ(r[0].next, r[1].next);
-		CHECK_EQ(r[0].n_events, r[1].n_events);
-		for (size_t k = 0; k < r[0].n_events; k++) {
-			if (all_shown)
-				CHECK_EQ(r[0].events[k].position, pos + k);
-			CHECK_EQ(
-			    r[0].events[k].position, r[1].events[k].position);
-			CHECK_STREQ(r[0].events[k].json, r[1].events[k].json);
-		}
-		pos = r[0].next;
-		sl_read_result_free(&r[0]);
-		sl_read_result_free(&r[1]);
-	}
+	compare_logs_n(nodes, 2, head, all_shown);
 }
 
 static void
@@ -416,75 +304,11 @@ compare_logs(uint64_t head)
 	compare_logs_ex(head, true);
 }
 
-/* Each acknowledged event where its ack said, on node n. */
-static void
-check_acks(node *n, const ack *acks, size_t n_acks)
-{
-	for (size_t i = 0; i < n_acks; i++) {
-		sl_read_result r;
-		CHECK_EQ(
-		    sl_client_read(n->cl, acks[i].position, 1, &r), SL_OK);
-		if (r.n_events != 1 || r.events[0].position != acks[i].position
-		    || strcmp(r.events[0].stream, acks[i].stream) != 0
-		    || r.events[0].revision != acks[i].revision)
-			FAIL(n,
-			    "acknowledged %s@%" PRIu64 " is not at %" PRIu64,
-			    acks[i].stream, acks[i].revision,
-			    acks[i].position);
-		sl_read_result_free(&r);
-	}
-}
-
-/* The Account Details read models of node n as one JSON text, and the
- * sum of their balances. */
-static char *
-read_models(node *n, int64_t *balance)
-{
-	sl_read_models m;
-	json_t        *all = json_object();
-	int rc = sl_client_get_all(n->cl, TENANT, PROJECTION, NULL, 1000, &m);
-	if (rc != SL_OK)
-		FAIL(n, "get_all: %s", sl_errname(rc));
-	CHECK(!m.more);
-	*balance = 0;
-	for (size_t i = 0; i < m.n_items; i++) {
-		json_t *st = json_loads(m.items[i].state_json, 0, NULL);
-		CHECK(st != NULL);
-		*balance += json_integer_value(json_object_get(st, "balance"));
-		json_object_set_new(all, m.items[i].key, st);
-	}
-	sl_read_models_free(&m);
-	char *text = json_dumps(all, JSON_SORT_KEYS | JSON_COMPACT);
-	json_decref(all);
-	return text;
-}
-
 /* Both nodes' read models equal, with balances summing to want. */
 static void
 wait_read_models(int64_t want)
 {
-	int64_t end = dt_now_ms() + WAIT_MS;
-	for (;;) {
-		int64_t b0, b1;
-		char   *m0   = read_models(&nodes[0], &b0);
-		char   *m1   = read_models(&nodes[1], &b1);
-		bool    same = strcmp(m0, m1) == 0 && b0 == want && b1 == want;
-		if (same || dt_now_ms() > end) {
-			if (!same)
-				FAIL(&nodes[1],
-				    "read models differ or are short "
-				    "(balances "
-				    "%" PRId64 " and %" PRId64
-				    ", want %" PRId64 "):\n%s\n%s",
-				    b0, b1, want, m0, m1);
-			free(m0);
-			free(m1);
-			return;
-		}
-		free(m0);
-		free(m1);
-		dt_sleep_ms(50);
-	}
+	wait_read_models_n(nodes, 2, want);
 }
 
 static int64_t total_amount = 7; /* acc-r's DebitPerformed */
@@ -524,87 +348,6 @@ test_two_nodes(void)
 
 /* ---- PostgreSQL stopped and started again ---- */
 
-typedef struct live {
-	node           *n;
-	bool            stop;
-	size_t          ok_before, ok_after, unavailable;
-	bool            restarted;
-	ack             acks[4096];
-	size_t          n_acks;
-	int64_t         amount;
-	char            err[256];
-	pthread_mutex_t mu;
-} live;
-
-static void *
-live_main(void *arg)
-{
-	live            *l = arg;
-	sl_client       *cl;
-	sl_commit_result res;
-	char             content[64];
-
-	if (sl_client_open(l->n->url, 20000, &cl) != SL_OK) {
-		snprintf(l->err, sizeof(l->err), "open");
-		return NULL;
-	}
-	for (int i = 1;; i++) {
-		pthread_mutex_lock(&l->mu);
-		bool stop = l->stop, after = l->restarted;
-		pthread_mutex_unlock(&l->mu);
-		if (stop || l->n_acks == 4096)
-			break;
-		snprintf(content, sizeof(content), "{\"amount\":%d}", i);
-		sl_new_event ev
-		    = { .type = "DebitPerformed", .content_json = content };
-		int rc = sl_client_commit(
-		    cl, TENANT, "acc-live", SL_EXPECT_ANY, &ev, 1, &res);
-		pthread_mutex_lock(&l->mu);
-		if (rc == SL_OK) {
-			ack *a      = &l->acks[l->n_acks++];
-			a->position = res.first_position;
-			a->revision = res.first_revision;
-			snprintf(a->stream, sizeof(a->stream), "acc-live");
-			l->amount += i;
-			if (after)
-				l->ok_after++;
-			else
-				l->ok_before++;
-		} else if (rc == SL_EUNAVAILABLE) {
-			l->unavailable++;
-		} else {
-			snprintf(l->err, sizeof(l->err), "commit: %s: %s",
-			    sl_errname(rc), sl_client_last_error(cl));
-			pthread_mutex_unlock(&l->mu);
-			break;
-		}
-		pthread_mutex_unlock(&l->mu);
-		dt_sleep_ms(rc == SL_OK ? 5 : 20);
-	}
-	sl_client_close(cl);
-	return NULL;
-}
-
-static size_t
-live_get(live *l, size_t *field)
-{
-	pthread_mutex_lock(&l->mu);
-	size_t v = *field;
-	pthread_mutex_unlock(&l->mu);
-	return v;
-}
-
-static void
-wait_live(live *l, size_t *field, size_t want, const char *what)
-{
-	int64_t end = dt_now_ms() + WAIT_MS;
-	while (live_get(l, field) < want) {
-		if (l->err[0] != '\0' || dt_now_ms() > end)
-			FAIL(l->n, "waiting for %s: %s", what, l->err);
-		dt_sleep_ms(20);
-	}
-}
-
 static void
 test_pg_outage(void)
 {
@@ -638,20 +381,13 @@ test_pg_outage(void)
 	CHECK(h > 0);
 
 	pgt_restart();
-	pthread_mutex_lock(&l.mu);
-	l.restarted = true;
-	pthread_mutex_unlock(&l.mu);
+	live_set(&l, &l.restarted);
 	wait_live(&l, &l.ok_after, 10, "commits after the restart");
 	printf("outage: %zu acknowledged before, %zu EUNAVAILABLE, %zu "
 	       "after\n",
 	    live_get(&l, &l.ok_before), live_get(&l, &l.unavailable),
 	    live_get(&l, &l.ok_after));
-	pthread_mutex_lock(&l.mu);
-	l.stop = true;
-	pthread_mutex_unlock(&l.mu);
-	pthread_join(th, NULL);
-	if (l.err[0] != '\0')
-		FAIL(a, "live writer: %s", l.err);
+	live_end(&l, th);
 	pthread_mutex_destroy(&l.mu);
 
 	uint64_t head = pg_head();
@@ -788,7 +524,7 @@ test_not_yet(void)
 	node e;
 	char plugins[2100], so[2200];
 
-	snprintf(plugins, sizeof(plugins), "%s/e-plugins", dir);
+	snprintf(plugins, sizeof(plugins), "%s/e-plugins", pgn_dir);
 	CHECK(mkdir(plugins, 0700) == 0);
 	snprintf(so, sizeof(so), "%s/emit_counter.so", plugins);
 	CHECK(symlink(SL_TEST_PLUGIN_DIR "/emit_counter.so", so) == 0);
@@ -816,9 +552,7 @@ test_not_yet(void)
 	CHECK_EQ(
 	    commit1(&e, "acc-e", SL_EXPECT_NO_STREAM, "X", "{}", &res), SL_OK);
 	CHECK_EQ(res.first_position, head);
-	sl_client_close(e.cl);
-	e.cl = NULL;
-	dt_daemon_stop(&e.pid, 10000);
+	node_stop(&e);
 }
 
 /* A mirror that cannot take what was committed (its LMDB map is full)
@@ -857,9 +591,7 @@ test_mirror_full(void)
 	CHECK_STREQ(v, "40");
 	CHECK(dt_wait_file_has(f.log, "acknowledged without it", 1000));
 	CHECK(node_head(&f) < 40); /* the mirror is behind, and serving */
-	sl_client_close(f.cl);
-	f.cl = NULL;
-	dt_daemon_stop(&f.pid, 10000);
+	node_stop(&f);
 }
 
 /* A mirror is never mixed with another database's log: node a's, full
@@ -890,8 +622,8 @@ test_foreign_mirror(void)
 int
 main(void)
 {
-	snprintf(dir, sizeof(dir), "%.2000s", tu_tmpdir());
-	conninfo = pgt_start(dir);
+	snprintf(pgn_dir, sizeof(pgn_dir), "%.2000s", tu_tmpdir());
+	conninfo = pgt_start(pgn_dir);
 	atexit(cleanup); /* runs first: daemons before the cluster */
 	node_config(&nodes[0], "a", conninfo);
 	node_config(&nodes[1], "b", conninfo);
@@ -906,11 +638,8 @@ main(void)
 	test_node_killed();
 	test_delete();
 
-	for (int i = 0; i < 2; i++) {
-		sl_client_close(nodes[i].cl);
-		nodes[i].cl = NULL;
-		dt_daemon_stop(&nodes[i].pid, 10000);
-	}
+	for (int i = 0; i < 2; i++)
+		node_stop(&nodes[i]);
 	test_not_yet();
 	test_mirror_full();
 	test_foreign_mirror();

@@ -58,6 +58,7 @@ typedef struct rm_handle {
 struct rmstore {
 	MDB_env        *env;
 	char           *path;
+	bool            sync; /* MDB_NOMETASYNC: rm_sync makes a commit durable */
 	MDB_dbi         cp_dbi;
 	pthread_mutex_t mu; /* guards the handle cache (only) */
 	rm_handle      *handles;
@@ -279,8 +280,14 @@ rm_open(const char *path, size_t map_size, bool sync, rmstore **out)
 	if (mrc == 0 && map_size > 0)
 		mrc = mdb_env_set_mapsize(rm->env, map_size);
 	if (mrc == 0)
-		mrc = mdb_env_open(
-		    rm->env, path, MDB_NOTLS | (sync ? 0 : MDB_NOSYNC), 0644);
+		/* durable: one sync per transaction, its meta page synced
+		 * by the next one (the processors' batches are derived from
+		 * the log: a machine crash that undoes the last one, states
+		 * and checkpoint together, has it handled again); what must
+		 * last at once is made durable by rm_sync */
+		mrc = mdb_env_open(rm->env, path,
+		    MDB_NOTLS | (sync ? MDB_NOMETASYNC : MDB_NOSYNC), 0644);
+	rm->sync = sync;
 	if (mrc != 0) {
 		rc = map_mdb(mrc, "open env", path);
 		if (rc == SL_ENOTFOUND || rc == SL_EINVAL)
@@ -312,6 +319,14 @@ rm_close(rmstore *rm)
 	free(rm->path);
 	pthread_mutex_destroy(&rm->mu);
 	free(rm);
+}
+
+int
+rm_sync(rmstore *rm)
+{
+	if (!rm->sync)
+		return SL_OK;
+	return map_mdb(mdb_env_sync(rm->env, 1), "sync", rm->path);
 }
 
 MDB_env *

@@ -32,6 +32,10 @@ void rm_close(rmstore *rm);
 /** The environment's map size and the bytes of it in use (metrics). */
 void rm_map_use(rmstore *rm, uint64_t *size, uint64_t *used);
 MDB_env *rm_env(rmstore *rm);
+/** Make the last committed transaction durable now (with sync, the env
+ * syncs a transaction's meta page only with the next one): for what an
+ * operator is told is stored. SL_OK or SL_ESTORAGE. */
+int rm_sync(rmstore *rm);
 
 /**
  * Open (create if asked) the read model db of a projection: the db of its

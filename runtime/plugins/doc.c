@@ -16,6 +16,18 @@
 
 /* ---- nodes ---- */
 
+/* A state's nodes are mostly leaves: maps and arrays handle their leaf
+ * children inline and call themselves only for maps and arrays (packing,
+ * sizing and freeing run for every event a projection handles). */
+static inline bool
+is_container(const doc_node *n)
+{
+	return n->kind == DOC_MAP || n->kind == DOC_ARR;
+}
+
+/* What a child holds freed; the child itself is its parent's to free. */
+static void child_free(doc_node *n);
+
 void
 doc_free(doc_node *n)
 {
@@ -29,13 +41,13 @@ doc_free(doc_node *n)
 		for (size_t i = 0; i < n->u.m.n; i++) {
 			if (!n->u.m.e[i].karena)
 				free(n->u.m.e[i].key);
-			doc_free(&n->u.m.e[i].val);
+			child_free(&n->u.m.e[i].val);
 		}
 		free(n->u.m.e);
 		break;
 	case DOC_ARR:
 		for (size_t i = 0; i < n->u.a.n; i++)
-			doc_free(&n->u.a.v[i]);
+			child_free(&n->u.a.v[i]);
 		free(n->u.a.v);
 		break;
 	default:
@@ -43,6 +55,17 @@ doc_free(doc_node *n)
 	}
 	memset(n, 0, sizeof(*n));
 	n->kind = DOC_NIL;
+}
+
+static inline void
+child_free(doc_node *n)
+{
+	if (n->kind == DOC_STR || n->kind == DOC_RAW) {
+		if (!n->u.s.arena)
+			free(n->u.s.p);
+	} else if (is_container(n)) {
+		doc_free(n);
+	}
 }
 
 void
@@ -91,8 +114,11 @@ doc_pack(const doc_node *n, msgpack_packer *pk)
 
 /* ---- packing into a buffer of doc_size bytes ---- */
 
-static unsigned char *
-doc_pack_to(const doc_node *n, unsigned char *o)
+static unsigned char *doc_pack_to(const doc_node *n, unsigned char *o);
+
+/* n packed at o when it is a leaf (no map or array). */
+static inline unsigned char *
+leaf_pack_to(const doc_node *n, unsigned char *o)
 {
 	uint64_t u;
 	switch (n->kind) {
@@ -116,20 +142,37 @@ doc_pack_to(const doc_node *n, unsigned char *o)
 		memcpy(o, n->u.s.p, n->u.s.len);
 		o += n->u.s.len;
 		break;
+	default:
+		break;
+	}
+	return o;
+}
+
+static inline unsigned char *
+child_pack_to(const doc_node *n, unsigned char *o)
+{
+	return is_container(n) ? doc_pack_to(n, o) : leaf_pack_to(n, o);
+}
+
+static unsigned char *
+doc_pack_to(const doc_node *n, unsigned char *o)
+{
+	switch (n->kind) {
 	case DOC_MAP:
 		o = mpw_map(o, n->u.m.n);
 		for (size_t i = 0; i < n->u.m.n; i++) {
 			o = mpw_str(o, n->u.m.e[i].key, n->u.m.e[i].klen);
-			o = doc_pack_to(&n->u.m.e[i].val, o);
+			o = child_pack_to(&n->u.m.e[i].val, o);
 		}
-		break;
+		return o;
 	case DOC_ARR:
 		o = mpw_array(o, n->u.a.n);
 		for (size_t i = 0; i < n->u.a.n; i++)
-			o = doc_pack_to(&n->u.a.v[i], o);
-		break;
+			o = child_pack_to(&n->u.a.v[i], o);
+		return o;
+	default:
+		return leaf_pack_to(n, o);
 	}
-	return o;
 }
 
 int
@@ -260,22 +303,37 @@ doc_from_mp(const msgpack_object *o, doc_node *out)
 	}
 }
 
-/* An empty map or array with room for n children. */
+/* An empty map or array with room for n children, zeroed; or, for
+ * state_load, which fills every entry it counts, not zeroed: calloc is
+ * served without glibc's per-thread cache, and that runs for every state
+ * loaded. */
 static int
-node_container(doc_node *out, doc_kind kind, size_t n)
+node_container_as(doc_node *out, doc_kind kind, size_t n, bool zero)
 {
 	memset(out, 0, sizeof(*out));
 	out->kind = kind;
 	if (n == 0)
 		return SL_OK;
+	size_t size = kind == DOC_MAP ? sizeof(doc_entry) : sizeof(doc_node);
+	void  *items = zero ? calloc(n, size)
+	     : n <= SIZE_MAX / size ? malloc(n * size)
+	                            : NULL;
+	if (items == NULL)
+		return SL_ENOMEM;
 	if (kind == DOC_MAP) {
-		out->u.m.e   = calloc(n, sizeof(doc_entry));
+		out->u.m.e   = items;
 		out->u.m.cap = n;
-		return out->u.m.e != NULL ? SL_OK : SL_ENOMEM;
+	} else {
+		out->u.a.v   = items;
+		out->u.a.cap = n;
 	}
-	out->u.a.v   = calloc(n, sizeof(doc_node));
-	out->u.a.cap = n;
-	return out->u.a.v != NULL ? SL_OK : SL_ENOMEM;
+	return SL_OK;
+}
+
+static int
+node_container(doc_node *out, doc_kind kind, size_t n)
+{
+	return node_container_as(out, kind, n, true);
 }
 
 /* The next entry of a map built by node_container: key copied; its value
@@ -325,10 +383,10 @@ check_unique(const doc_node *m)
 	return rc;
 }
 
-size_t
-doc_size(const doc_node *n)
+/* doc_size of a leaf. */
+static inline size_t
+leaf_size(const doc_node *n)
 {
-	size_t t = DOC_HDR;
 	switch (n->kind) {
 	case DOC_NIL:
 	case DOC_BOOL:
@@ -340,17 +398,32 @@ doc_size(const doc_node *n)
 		return DOC_HDR + n->u.s.len;
 	case DOC_RAW:
 		return n->u.s.len;
+	default:
+		return DOC_HDR;
+	}
+}
+
+size_t
+doc_size(const doc_node *n)
+{
+	size_t t = DOC_HDR;
+	switch (n->kind) {
 	case DOC_MAP:
-		for (size_t i = 0; i < n->u.m.n; i++)
+		for (size_t i = 0; i < n->u.m.n; i++) {
+			const doc_node *v = &n->u.m.e[i].val;
 			t += DOC_HDR + n->u.m.e[i].klen
-			    + doc_size(&n->u.m.e[i].val);
+			    + (is_container(v) ? doc_size(v) : leaf_size(v));
+		}
 		return t;
 	case DOC_ARR:
-		for (size_t i = 0; i < n->u.a.n; i++)
-			t += doc_size(&n->u.a.v[i]);
+		for (size_t i = 0; i < n->u.a.n; i++) {
+			const doc_node *v = &n->u.a.v[i];
+			t += is_container(v) ? doc_size(v) : leaf_size(v);
+		}
 		return t;
+	default:
+		return leaf_size(n);
 	}
-	return t;
 }
 
 /* ---- maps and arrays ---- */
@@ -360,8 +433,11 @@ doc_map_find(const doc_node *m, const char *key, size_t klen)
 {
 	for (size_t i = 0; i < m->u.m.n; i++) {
 		doc_entry *e = &m->u.m.e[i];
+		/* the first byte before memcmp: most keys differ there */
 		if (e->klen == klen
-		    && (klen == 0 || memcmp(e->key, key, klen) == 0))
+		    && (klen == 0
+		        || (e->key[0] == key[0]
+		            && memcmp(e->key, key, klen) == 0)))
 			return e;
 	}
 	return NULL;
@@ -740,8 +816,26 @@ doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out,
 {
 	size_t   v = *at, i = v;
 	uint64_t n, body, u;
-	int      kind = mpraw_header(p, len, &i, &n, &body);
 	memset(out, 0, sizeof(*out));
+	if (v >= len)
+		return SL_EPROTO;
+	uint8_t b = p[v];
+	/* the usual values without a header call: fixints, short strings */
+	if (b <= 0x7f || b >= 0xe0) {
+		out->kind = DOC_I64;
+		out->u.i  = b <= 0x7f ? b : (int8_t) b;
+		*at       = v + 1;
+		return SL_OK;
+	}
+	if (b >= 0xa0 && b <= 0xbf) {
+		body = b & 0x1f;
+		if (len - v - 1 < body)
+			return SL_EPROTO;
+		node_arena(out, DOC_STR, (const char *) p + v + 1, body, arena);
+		*at = v + 1 + body;
+		return SL_OK;
+	}
+	int kind = mpraw_header(p, len, &i, &n, &body);
 	if (kind < 0)
 		return SL_EPROTO;
 	if (kind != MPRAW_SCALAR) { /* a map or an array, as its bytes */
@@ -754,12 +848,6 @@ doc_read_value(const unsigned char *p, size_t len, size_t *at, doc_node *out,
 		return SL_EPROTO;
 	*at                    = i + body;
 	const unsigned char *d = p + i;
-	uint8_t              b = p[v];
-	if (b <= 0x7f || b >= 0xe0) { /* fixints */
-		out->kind = DOC_I64;
-		out->u.i  = b <= 0x7f ? b : (int8_t) b;
-		return SL_OK;
-	}
 	if (is_str(b)) {
 		node_arena(out, DOC_STR, (const char *) d, body, arena);
 		return SL_OK;
@@ -831,18 +919,26 @@ state_load(sl_state *st, const void *data, size_t len)
 	state_init(&tmp);
 	/* every key and value copied at most once, each with a NUL */
 	if (n > 0
-	    && (node_container(&tmp.root, DOC_MAP, (size_t) n) != SL_OK
+	    && (node_container_as(&tmp.root, DOC_MAP, (size_t) n, false)
+	            != SL_OK
 	        || (tmp.arena = malloc(len + 2 * (size_t) n)) == NULL)) {
 		state_free(&tmp);
 		return SL_ENOMEM;
 	}
-	char *arena = tmp.arena;
+	char    *arena = tmp.arena;
+	uint64_t seen  = 0;
 	for (uint64_t i = 0; i < n && rc == SL_OK; i++) {
 		size_t   k = at;
 		uint64_t cn, klen;
 		doc_node val;
-		/* a key is a string */
-		if (mpraw_header(p, len, &at, &cn, &klen) != MPRAW_SCALAR
+		/* a key is a string (a fixstr read here, the usual case) */
+		if (at < len && p[at] >= 0xa0 && p[at] <= 0xbf) {
+			klen = p[at++] & 0x1f;
+			if (len - at < klen) {
+				rc = SL_EPROTO;
+				break;
+			}
+		} else if (mpraw_header(p, len, &at, &cn, &klen) != MPRAW_SCALAR
 		    || !is_str(p[k]) || len - at < klen) {
 			rc = SL_EPROTO;
 			break;
@@ -851,8 +947,15 @@ state_load(sl_state *st, const void *data, size_t len)
 		at += klen;
 		if ((rc = doc_read_value(p, len, &at, &val, &arena)) != SL_OK)
 			break;
-		size_t     add = doc_size(&val);
-		doc_entry *e   = doc_map_find(&tmp.root, key, klen);
+		size_t add = doc_size(&val);
+		/* a key given twice is rare: a bit per (first byte, length)
+		 * seen spares most keys the look-up among the earlier ones */
+		uint64_t   bit = (uint64_t) 1
+		    << (((klen > 0 ? (uint8_t) key[0] : 0) + 7 * klen) & 63);
+		doc_entry *e   = (seen & bit) != 0
+		      ? doc_map_find(&tmp.root, key, klen)
+		      : NULL;
+		seen |= bit;
 		if (e != NULL) { /* given twice: its place, the last value */
 			tmp.bytes = tmp.bytes - doc_size(&e->val) + add;
 			doc_free(&e->val);

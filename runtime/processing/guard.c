@@ -62,6 +62,14 @@ static pthread_key_t   slot_key;
 
 static __thread guard_slot *my_slot;
 static __thread void       *my_altstack;
+/* The ident whose names the thread's slot holds (0: none known), and
+ * CLOCK_REALTIME minus CLOCK_MONOTONIC, read again when the ident
+ * changes and every GUARD_WALL_EVERY calls: the wall start is for people
+ * reading the file, one clock read per call is enough. */
+#define GUARD_WALL_EVERY 1024
+static __thread uint64_t my_ident;
+static __thread int64_t  my_wall_off;
+static __thread uint32_t my_calls;
 
 static int64_t
 clock_ms(clockid_t c)
@@ -182,7 +190,8 @@ release_slot(void *arg)
 		free(my_altstack);
 		my_altstack = NULL;
 	}
-	my_slot = NULL;
+	my_slot  = NULL;
+	my_ident = 0;
 }
 
 /* The thread's slot, claimed at its first call (NULL: none free). */
@@ -223,10 +232,18 @@ thread_slot(void)
 	return NULL;
 }
 
+uint64_t
+guard_ident_new(void)
+{
+	static _Atomic uint64_t next = 1;
+	return atomic_fetch_add(&next, 1);
+}
+
+
 void
-guard_enter(guard_kind kind, const char *tenant, const char *def_id,
-    const char *name, uint64_t gen, const char *unit, size_t ulen,
-    uint64_t position)
+guard_enter_as(uint64_t ident, guard_kind kind, const char *tenant,
+    const char *def_id, const char *name, uint64_t gen, const char *unit,
+    size_t ulen, uint64_t position)
 {
 	if (slots == NULL)
 		return;
@@ -238,23 +255,39 @@ guard_enter(guard_kind kind, const char *tenant, const char *def_id,
 	s->magic = GUARD_MAGIC;
 	s->kind  = (uint32_t) kind;
 	s->gen   = gen;
-	/* a thread's processor rarely changes: copied when it does */
-	if (strcmp(s->tenant, tenant) != 0)
-		snprintf(s->tenant, sizeof(s->tenant), "%s", tenant);
-	if (strcmp(s->def_id, def_id) != 0)
-		snprintf(s->def_id, sizeof(s->def_id), "%s", def_id);
-	if (strcmp(s->name, name) != 0)
-		snprintf(s->name, sizeof(s->name), "%s", name);
+	/* a thread's processor rarely changes: its names are copied when
+	 * it does (an ident names them for as long as they stay the same) */
+	bool same = ident != 0 && ident == my_ident;
+	if (!same) {
+		if (strcmp(s->tenant, tenant) != 0)
+			snprintf(s->tenant, sizeof(s->tenant), "%s", tenant);
+		if (strcmp(s->def_id, def_id) != 0)
+			snprintf(s->def_id, sizeof(s->def_id), "%s", def_id);
+		if (strcmp(s->name, name) != 0)
+			snprintf(s->name, sizeof(s->name), "%s", name);
+		my_ident = ident;
+	}
 	memcpy(s->unit, unit, ulen);
 	s->unit[ulen] = '\0';
 	s->ulen       = (uint32_t) ulen;
-	/* coarse clocks: a few ns, and a stuck call is counted in seconds */
-	int64_t now      = clock_ms(CLOCK_MONOTONIC_COARSE);
-	s->start_wall_ms = clock_ms(CLOCK_REALTIME_COARSE);
+	/* a coarse clock: a few ns, and a stuck call is counted in seconds */
+	int64_t now = clock_ms(CLOCK_MONOTONIC_COARSE);
+	if (!same || my_calls++ % GUARD_WALL_EVERY == 0)
+		my_wall_off = clock_ms(CLOCK_REALTIME_COARSE) - now;
+	s->start_wall_ms = now + my_wall_off;
 	atomic_store(&s->signal, 0);
 	atomic_store(&s->position, position);
 	atomic_store(&s->start_mono_ms, now);
 	atomic_store_explicit(&s->state, SLOT_RUNNING, memory_order_release);
+}
+
+void
+guard_enter(guard_kind kind, const char *tenant, const char *def_id,
+    const char *name, uint64_t gen, const char *unit, size_t ulen,
+    uint64_t position)
+{
+	guard_enter_as(
+	    0, kind, tenant, def_id, name, gen, unit, ulen, position);
 }
 
 void
@@ -382,7 +415,7 @@ mark_unit(const guard_slot *s, rmstore *rm, const char *why)
 		rc = failset_put(&fs, rm, txn, &u);
 	}
 	if (rc == SL_OK)
-		rc = mdb_txn_commit(txn) == 0 ? SL_OK : SL_ESTORAGE;
+		rc = mdb_txn_commit(txn) == 0 ? rm_sync(rm) : SL_ESTORAGE;
 	else
 		mdb_txn_abort(txn);
 	failset_free(&fs);

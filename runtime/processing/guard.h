@@ -44,6 +44,14 @@ int guard_open(const char *data_dir, uint32_t handler_timeout_ms,
 void guard_enter(guard_kind kind, const char *tenant, const char *def_id,
     const char *name, uint64_t gen, const char *unit, size_t ulen,
     uint64_t position);
+/** A number naming a caller's (tenant, def_id, name) for as long as they
+ * stay the same: never 0, never given twice. */
+uint64_t guard_ident_new(void);
+/** guard_enter for a caller whose names ident (guard_ident_new; 0: none)
+ * stands for: a thread's slot copies them only when the ident changes. */
+void guard_enter_as(uint64_t ident, guard_kind kind, const char *tenant,
+    const char *def_id, const char *name, uint64_t gen, const char *unit,
+    size_t ulen, uint64_t position);
 /** The call returned. After an abandoning stop the thread parks here for
  * good, so it commits nothing of its batch. */
 void guard_leave(void);

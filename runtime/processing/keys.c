@@ -23,11 +23,14 @@ find_selector(const proj_def *def, const char *type)
 	const sl_selector *any = NULL;
 	for (size_t i = 0; i < def->p->n_selectors; i++) {
 		const sl_selector *sel = &def->p->selectors[i];
-		if (sel->event_type == NULL)
+		const char *t = sel->event_type;
+		/* first bytes before strcmp: this runs for every event */
+		if (t == NULL)
 			continue;
-		if (strcmp(sel->event_type, type) == 0)
+		if (t[0] == type[0] && strcmp(t, type) == 0)
 			return sel;
-		if (any == NULL && strcmp(sel->event_type, SELECT_ANY) == 0)
+		if (any == NULL && t[0] == SELECT_ANY[0]
+		    && strcmp(t, SELECT_ANY) == 0)
 			any = sel;
 	}
 	return any;
@@ -206,9 +209,11 @@ proc_type_selected(const proj_def *def, const char *type, size_t len)
 		const char *t = def->p->selectors[i].event_type;
 		if (t == NULL)
 			continue;
-		size_t n = strlen(t);
-		if ((n == len && memcmp(t, type, len) == 0)
-		    || strcmp(t, SELECT_ANY) == 0)
+		/* first bytes before the rest: this runs for every event */
+		if ((len == 0 || t[0] == type[0]) && strlen(t) == len
+		    && memcmp(t, type, len) == 0)
+			return true;
+		if (t[0] == SELECT_ANY[0] && strcmp(t, SELECT_ANY) == 0)
 			return true;
 	}
 	return false;

@@ -71,6 +71,7 @@ copy_cb(void *arg, const void *key, size_t key_len, const void *val,
 		return SL_ENOMEM;
 	memcpy(x->state, val, val_len);
 	x->state_len = val_len;
+	x->state_cap = 0;
 	return 0;
 }
 
@@ -273,6 +274,7 @@ emit_new_state(batch_ctx *b, centry *x, const char *key, const ev_view *ev,
 	free(x->state);
 	x->state     = nstate;
 	x->state_len = nlen;
+	x->state_cap = 0;
 	free(x->result);
 	x->result       = nres;
 	x->result_len   = nres_len;

@@ -31,8 +31,7 @@ proc_handler_call(processor *p, const sl_event *ev, const char *key,
     sl_state *state, sl_context *ctx)
 {
 	host_scratch_reset();
-	guard_enter(GUARD_PROC, p->tenant, p->proj_id, p->name, p->gen, key,
-	    strlen(key), ev->v->position);
+	proc_guard_enter(p, GUARD_PROC, key, strlen(key), ev->v->position);
 	sl_outcome out = p->def->p->on(p->def->p->user, ev, key, state, ctx);
 	guard_leave();
 	return out;
@@ -47,8 +46,7 @@ proc_created(batch_ctx *b, int gk, const sl_event *ev,
 	if (fn == NULL)
 		return SL_OK;
 	host_scratch_reset();
-	guard_enter((guard_kind) gk, p->tenant, p->proj_id, p->name,
-	    p->gen, key, strlen(key), ev->v->position);
+	proc_guard_enter(p, gk, key, strlen(key), ev->v->position);
 	sl_outcome out = fn(p->def->p->user, ev, key, state, ctx);
 	guard_leave();
 	if (out == SL_REPLACE && !ctx->failed)
@@ -65,8 +63,7 @@ proc_filter_call(processor *p, const sl_event *ev, const char **partition,
 {
 	host_scratch_reset();
 	const char *unit = p->partitioned ? ev->v->stream : "";
-	guard_enter(GUARD_PROC, p->tenant, p->proj_id, p->name, p->gen, unit,
-	    strlen(unit), ev->v->position);
+	proc_guard_enter(p, GUARD_PROC, unit, strlen(unit), ev->v->position);
 	sl_verdict v = p->def->f->filter(p->def->f->user, ev, partition, ctx);
 	guard_leave();
 	return v;
@@ -173,6 +170,7 @@ proc_state_get(batch_ctx *b, const char *key, size_t klen, const void **data,
 			}
 			memcpy(x->state, v.mv_data, v.mv_size);
 			x->state_len = v.mv_size;
+			x->state_cap = v.mv_size + 1;
 		}
 	}
 	if (x->state == NULL)
@@ -194,14 +192,18 @@ proc_state_set(batch_ctx *b, const char *key, size_t klen, const void *data,
 		free(x->state);
 		x->state     = NULL;
 		x->state_len = 0;
+		x->state_cap = 0;
 	} else if (data != x->state) {
 		/* the key's buffer reused: a state keeps about its size from
 		 * one event to the next */
-		void *copy = realloc(x->state, len + 1);
-		if (copy == NULL)
-			return out_of_memory(b, "storing a state");
-		memcpy(copy, data, len);
-		x->state     = copy;
+		if (x->state == NULL || len + 1 > x->state_cap) {
+			void *copy = realloc(x->state, len + 1);
+			if (copy == NULL)
+				return out_of_memory(b, "storing a state");
+			x->state     = copy;
+			x->state_cap = len + 1;
+		}
+		memcpy(x->state, data, len);
 		x->state_len = len;
 	}
 	if (!x->dirty) {
@@ -229,7 +231,8 @@ proc_cut(batch_ctx *b, uint64_t position)
 	if (clock && p->em != NULL && p->em->system)
 		b->sys_now_ns = 0; /* read again at its next link */
 	if (!wake
-	    && (b->deadline_ns == 0 || !clock || mono_ns() < b->deadline_ns))
+	    && (b->deadline_ns == 0 || !clock
+	        || mono_coarse_ns() < b->deadline_ns))
 		return false;
 	b->cut    = true;
 	b->cut_at = position;
@@ -263,8 +266,7 @@ proc_project_unit(batch_ctx *b, const ev_view *ev, char *key)
 		                 : p->em->mode == CFG_MODE_CONTINUOUS
 		                 ? GUARD_EMITTER
 		                 : GUARD_QUERY;
-		guard_enter((guard_kind) gk, p->tenant, p->proj_id, p->name,
-		    p->gen, b->uf.unit, b->uf.ulen, ev->position);
+		proc_guard_enter(p, gk, b->uf.unit, b->uf.ulen, ev->position);
 		rc = proc_key_fn_call(p->def, &sev, key, PROC_KEY_MAX);
 		guard_leave();
 	} else

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "failset.h"
+#include "guard.h"
 #include "host.h"
 #include "projection.h"
 #include "remote.h"
@@ -97,6 +98,7 @@ struct processor {
 	/* what it writes through (rm_* names): the id, or "f:<id>" for a
 	 * filter; the records are named after it */
 	char      name[40];
+	uint64_t  guard_ident; /* names tenant, proj_id, name to the guard */
 	char      id[48];     /* checkpoint key: "proj:<name>" */
 	proc_emit *em;        /* an emitting projection's (NULL: read models) */
 	proc_src   src;       /* what it reads (set with the definition) */
@@ -367,6 +369,15 @@ int  proc_state_set(batch_ctx *b, const char *key, size_t klen,
 /* Whether handling must stop before the event at position: the batch's
  * time is up, or a command, a definition or the stop waits (b->cut). */
 bool proc_cut(batch_ctx *b, uint64_t position);
+
+/** guard_enter for a call of p's plugin on unit (ulen bytes) at position. */
+static inline void
+proc_guard_enter(const processor *p, int gk, const char *unit, size_t ulen,
+    uint64_t position)
+{
+	guard_enter_as(p->guard_ident, (guard_kind) gk, p->tenant, p->proj_id,
+	    p->name, p->gen, unit, ulen, position);
+}
 int  proc_scan_cb(void *arg, uint64_t position, const void *data, size_t len);
 int  proc_handle_event(
      batch_ctx *b, uint64_t position, const void *data, size_t len);

@@ -205,8 +205,7 @@ proc_deleted_call(batch_ctx *b, int gk, const char *key, uint64_t position,
 	processor      *p  = b->p;
 	proj_deleted_fn fn = proj_def_deleted(p->def);
 	host_scratch_reset();
-	guard_enter((guard_kind) gk, p->tenant, p->proj_id, p->name, p->gen,
-	    key, strlen(key), position);
+	proc_guard_enter(p, gk, key, strlen(key), position);
 	*out = fn(p->def->p->user, key, key, state, ctx);
 	guard_leave();
 	return SL_OK;

@@ -66,6 +66,7 @@ proc_set_names(processor *p)
 	p->public_only    = p->is_filter && d->filter_kind == SL_FILTER_PUBLIC;
 	snprintf(p->name, sizeof(p->name), "%s%s",
 	    p->is_filter ? RM_FILTER_PREFIX : "", p->proj_id);
+	p->guard_ident = guard_ident_new();
 	snprintf(p->id, sizeof(p->id), "proj:%s", p->name);
 	snprintf(p->rb_key, sizeof(p->rb_key), "rebuild:%s", p->name);
 	snprintf(p->pause_key, sizeof(p->pause_key), "paused:%s", p->name);
@@ -272,6 +273,8 @@ setup(processor *p, bool reset, char *reason, size_t rlen)
 		mrc = mdb_txn_commit(txn);
 		if (mrc != 0)
 			rc = mrc == MDB_MAP_FULL ? SL_EFULL : SL_ESTORAGE;
+		else
+			rc = rm_sync(p->rm);
 	} else {
 		mdb_txn_abort(txn);
 	}
@@ -739,7 +742,7 @@ take_commands(processor *p)
 		if (rc == SL_OK)
 			rc = proc_emit_persist(p);
 	} else if (rc == SL_OK) {
-		rc = mdb_txn_commit(txn) == 0 ? SL_OK : SL_ESTORAGE;
+		rc = mdb_txn_commit(txn) == 0 ? rm_sync(p->rm) : SL_ESTORAGE;
 	} else {
 		mdb_txn_abort(txn);
 	}

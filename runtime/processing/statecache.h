@@ -23,6 +23,7 @@ typedef struct centry {
 	size_t         key_len;
 	void          *state; /* NULL: no state (deleted or never set) */
 	size_t         state_len;
+	size_t         state_cap; /* state's allocation (0: unknown) */
 	bool           result_known;
 	void          *result; /* NULL with result_known: no result */
 	size_t         result_len;

@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -21,6 +24,7 @@
 
 #include "event.h"
 #include "log.h"
+#include "monotime.h"
 #include "store_internal.h"
 
 /* Rows per INSERT statement (6 parameters each, of PostgreSQL's 65535)
@@ -28,7 +32,7 @@
 #define PG_ROWS_PER_STMT 1000
 #define PG_PAGE          1000
 #define PG_POLL_MS       100
-#define PG_ERR           256
+#define PG_ERR           512
 
 /* The schema, one step per version (sl_schema.version counts them). */
 static const char *const migrations[STORE_PG_SCHEMA_VERSION] = {
@@ -53,7 +57,10 @@ static const char *const migrations[STORE_PG_SCHEMA_VERSION] = {
 typedef struct pgb {
 	store          *s;
 	char           *url;
+	int             timeout_ms; /* event_store.timeout_ms: a round trip */
 	PGconn         *wconn; /* the writer's; NULL when down */
+	int             wpid;  /* its server process, and its client port */
+	int             wport; /* (-1: a unix socket), for the doubt look-up */
 	bool            wdown; /* the writer logged the outage already */
 	msgpack_sbuffer enc;   /* the writer's records */
 
@@ -87,15 +94,31 @@ pg_quiet(void *arg, const char *message)
 	(void) message;
 }
 
-/* Connect to url; NULL with err set when the database does not answer.
- * Defaults first, so that the URL's own settings win. */
+/*
+ * Connect to url; NULL with err set when the database does not answer.
+ * Defaults first, so that the URL's own settings win: TCP keepalives, so
+ * that a host that went away is noticed on an idle connection too (about
+ * 5 + 3 x 2 s), and a TCP user timeout of timeout_ms for data the server
+ * never acknowledges. A server that hangs but whose kernel answers (a
+ * stopped process) is what the round trips' own timeout is for
+ * (pg_wait_ready). timeout_ms 0 (--init-db): a connect_timeout of 5 s,
+ * the system's TCP user timeout.
+ */
 static PGconn *
-pg_connect(const char *url, char *err, size_t errlen)
+pg_connect(const char *url, int timeout_ms, char *err, size_t errlen)
 {
-	const char *kw[]
-	    = { "connect_timeout", "application_name", "dbname", NULL };
-	const char *val[] = { "5", "sluiced", url, NULL };
-	PGconn     *db    = PQconnectdbParams(kw, val, 1);
+	char        user_timeout[16], conn_timeout[16];
+	const char *kw[] = { "connect_timeout", "application_name",
+		"keepalives", "keepalives_idle", "keepalives_interval",
+		"keepalives_count", "tcp_user_timeout", "dbname", NULL };
+	const char *val[] = { conn_timeout, "sluiced", "1", "5", "2", "3",
+		user_timeout, url, NULL };
+	/* libpq's connect_timeout is in whole seconds, at least 2 */
+	int secs = (timeout_ms + 999) / 1000;
+	snprintf(conn_timeout, sizeof(conn_timeout), "%d",
+	    timeout_ms == 0 ? 5 : secs < 2 ? 2 : secs);
+	snprintf(user_timeout, sizeof(user_timeout), "%d", timeout_ms);
+	PGconn *db = PQconnectdbParams(kw, val, 1);
 
 	if (db == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -108,6 +131,84 @@ pg_connect(const char *url, char *err, size_t errlen)
 	}
 	PQsetNoticeProcessor(db, pg_quiet, NULL); /* not on stderr */
 	return db;
+}
+
+/*
+ * Wait until what was sent on db (non-blocking) is flushed and a result
+ * can be read without blocking, until deadline (mono_ns). @return true;
+ * false when the connection failed or the deadline passed (err says
+ * which): a server that hangs with its connection open (stopped, or its
+ * host gone without a word) costs at most the deadline.
+ */
+static bool
+pg_wait_ready(PGconn *db, int64_t deadline, char *err, size_t errlen)
+{
+	for (;;) {
+		int f = PQflush(db); /* 0: all sent; 1: not yet; -1 */
+		if (f < 0) {
+			pg_msg(err, errlen, "send", PQerrorMessage(db));
+			return false;
+		}
+		if (f == 0 && !PQisBusy(db))
+			return true;
+		int64_t left = (deadline - mono_ns()) / 1000000;
+		if (left <= 0) {
+			snprintf(err, errlen,
+			    "PostgreSQL did not answer in time "
+			    "(event_store.timeout_ms)");
+			return false;
+		}
+		struct pollfd pf
+		    = { PQsocket(db), (short) (POLLIN | (f ? POLLOUT : 0)), 0 };
+		if (pf.fd < 0) {
+			pg_msg(err, errlen, "connection", PQerrorMessage(db));
+			return false;
+		}
+		if (poll(&pf, 1, left > 1000 ? 1000 : (int) left) < 0
+		    && errno != EINTR) {
+			snprintf(err, errlen, "poll: %s", strerror(errno));
+			return false;
+		}
+		if ((pf.revents & (POLLIN | POLLERR | POLLHUP))
+		    && !PQconsumeInput(db)) {
+			pg_msg(err, errlen, "receive", PQerrorMessage(db));
+			return false;
+		}
+	}
+}
+
+/*
+ * One statement on db (non-blocking, not in pipeline mode) within
+ * timeout_ms: its result, or NULL with err set (no answer in time, or
+ * the connection failed; the caller drops the connection). The caller
+ * clears the result; a statement's error is in it.
+ */
+static PGresult *
+pg_exec_timed(PGconn *db, int timeout_ms, const char *sql, int n,
+    const char *const *pv, int binary, char *err, size_t errlen)
+{
+	int64_t   deadline = mono_ns() + (int64_t) timeout_ms * 1000000;
+	PGresult *res      = NULL, *r;
+
+	if (!PQsendQueryParams(db, sql, n, NULL, pv, NULL, NULL, binary)) {
+		pg_msg(err, errlen, "send", PQerrorMessage(db));
+		return NULL;
+	}
+	for (;;) {
+		if (!pg_wait_ready(db, deadline, err, errlen)) {
+			PQclear(res);
+			return NULL;
+		}
+		if ((r = PQgetResult(db)) == NULL)
+			break;
+		if (res == NULL)
+			res = r; /* the statement's; the rest are ends */
+		else
+			PQclear(r);
+	}
+	if (res == NULL)
+		pg_msg(err, errlen, "no result", PQerrorMessage(db));
+	return res;
 }
 
 static bool
@@ -175,7 +276,7 @@ store_pg_init_db(const char *url, char *err, size_t errlen)
 	char      buf[160];
 	int       v, rc;
 	PGresult *r;
-	PGconn   *db = pg_connect(url, err, errlen);
+	PGconn   *db = pg_connect(url, 0, err, errlen);
 
 	if (db == NULL)
 		return SL_EUNAVAILABLE;
@@ -279,8 +380,10 @@ pg_check_mirror(pgb *b, PGconn *db, char *err, size_t errlen)
 	if (PQntuples(r) == 0) {
 		snprintf(err, errlen,
 		    "the event log mirror holds position %s, the database "
-		    "does not: the mirror was made from another database "
-		    "(move event_store.path away to rebuild it from this one)",
+		    "does not: the database lost events this node mirrored "
+		    "(a failover to a replica that had not received them?) "
+		    "or the mirror was made from another database (move "
+		    "event_store.path away to rebuild it from this one)",
 		    pos);
 		PQclear(r);
 		return SL_ECONFIG;
@@ -519,6 +622,10 @@ pg_sync(pg_group *g, PGresult **keep, size_t n_keep, const char *what)
 {
 	PGconn *db = g->b->wconn;
 	bool    ok = PQpipelineSync(db) == 1;
+	/* one round trip: the server answers within the timeout or the
+	 * session is taken as lost (a COMMIT then is looked up) */
+	int64_t deadline = mono_ns() + (int64_t) g->b->timeout_ms * 1000000;
+	char    late[PG_ERR];
 
 	/* anything but a plain statement error (a result saying ERROR) is
 	 * taken as the session lost: libpq may not know it yet */
@@ -526,7 +633,13 @@ pg_sync(pg_group *g, PGresult **keep, size_t n_keep, const char *what)
 	g->err[0] = '\0';
 	for (size_t i = 0; i < n_keep; i++)
 		keep[i] = NULL;
+	late[0] = '\0';
 	for (size_t i = 0; ok && i < g->sent; i++) {
+		if (!pg_wait_ready(db, deadline, late, sizeof(late))) {
+			ok      = false;
+			g->lost = true;
+			break;
+		}
 		PGresult *r = PQgetResult(db);
 		if (r == NULL) {
 			ok      = false;
@@ -545,6 +658,11 @@ pg_sync(pg_group *g, PGresult **keep, size_t n_keep, const char *what)
 			keep[i] = r;
 		else
 			PQclear(r);
+		if (!pg_wait_ready(db, deadline, late, sizeof(late))) {
+			ok      = false;
+			g->lost = true;
+			break;
+		}
 		PGresult *end = PQgetResult(db); /* each query's end */
 		if (end != NULL) {
 			PQclear(end);
@@ -553,6 +671,10 @@ pg_sync(pg_group *g, PGresult **keep, size_t n_keep, const char *what)
 		}
 	}
 	g->sent = 0;
+	if (ok && !pg_wait_ready(db, deadline, late, sizeof(late))) {
+		ok      = false;
+		g->lost = true;
+	}
 	if (ok) {
 		PGresult *r = PQgetResult(db);
 		ok = r != NULL && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
@@ -560,7 +682,8 @@ pg_sync(pg_group *g, PGresult **keep, size_t n_keep, const char *what)
 		PQclear(r);
 	}
 	if (!ok && g->err[0] == '\0')
-		pg_msg(g->err, sizeof(g->err), what, PQerrorMessage(db));
+		pg_msg(g->err, sizeof(g->err), what,
+		    late[0] != '\0' ? late : PQerrorMessage(db));
 	return ok;
 }
 
@@ -972,6 +1095,29 @@ pg_mirror_group(pg_group *g)
 		log_debug("store", "follower kick: %s", strerror(errno));
 }
 
+/* The writer's connection, once checked: non-blocking (its round trips
+ * wait in pg_wait_ready), and what names its session on the server for
+ * the doubt look-up: the server process and this end's TCP port. */
+static int
+pg_writer_setup(pgb *b)
+{
+	struct sockaddr_storage ss;
+	socklen_t               sl = sizeof(ss);
+
+	if (PQsetnonblocking(b->wconn, 1) != 0)
+		return SL_ESTORAGE;
+	b->wpid  = PQbackendPID(b->wconn);
+	b->wport = -1;
+	if (getsockname(PQsocket(b->wconn), (struct sockaddr *) &ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET)
+			b->wport = ntohs(((struct sockaddr_in *) &ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			b->wport
+			    = ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
+	}
+	return SL_OK;
+}
+
 /* The writer's connection, (re)made when needed. */
 static bool
 pg_writer_conn(pgb *b, char *err, size_t errlen)
@@ -980,9 +1126,15 @@ pg_writer_conn(pgb *b, char *err, size_t errlen)
 		return true;
 	if (b->wconn != NULL)
 		PQfinish(b->wconn);
-	b->wconn = pg_connect(b->url, err, errlen);
+	b->wconn = pg_connect(b->url, b->timeout_ms, err, errlen);
 	if (b->wconn != NULL) {
 		int rc = pg_check_schema(b->wconn, err, errlen);
+		if (rc == SL_OK) /* the database may have lost a tail */
+			rc = pg_check_mirror(b, b->wconn, err, errlen);
+		if (rc == SL_ECONFIG && strstr(err, "mirror") != NULL)
+			pg_set_fatal(b, err);
+		if (rc == SL_OK)
+			rc = pg_writer_setup(b);
 		if (rc != SL_OK) {
 			PQfinish(b->wconn);
 			b->wconn = NULL;
@@ -1005,11 +1157,51 @@ pg_writer_conn(pgb *b, char *err, size_t errlen)
 }
 
 /*
- * The connection broke while COMMIT was on its way: the transaction may
- * or may not have committed. Ask a new connection whether the group's
- * first row (an event, or a deletion's notification) is in the log (its id is
- * unique there), as often as it takes; only a daemon that stops before the
- * database answers gives up, saying so. @return whether the group was written.
+ * The old session's server process may still be alive with the COMMIT in
+ * its input (a server that hung, then resumed; a network that lost only
+ * the answer): it could commit after a look-up said it did not. So it is
+ * ended first, and waited for (pg_terminate_backend with a timeout), on
+ * the new connection: named by its process id and its client's port (a
+ * process id alone may be another session's after a restart or on
+ * another server). @return whether it is gone (or was already).
+ */
+static bool
+pg_end_old_session(pgb *b, int pid, int port)
+{
+	char        spid[16], sport[16], wait[16], err[PG_ERR];
+	const char *pv[3] = { spid, sport, wait };
+
+	snprintf(spid, sizeof(spid), "%d", pid);
+	snprintf(sport, sizeof(sport), "%d", port);
+	snprintf(wait, sizeof(wait), "%d", b->timeout_ms);
+	PGresult *r = pg_exec_timed(b->wconn, b->timeout_ms * 2,
+	    "SELECT pg_terminate_backend(pid, $3::bigint) FROM "
+	    "pg_stat_activity WHERE pid = $1::int AND coalesce(client_port, "
+	    "-1) = $2::int AND usename = current_user",
+	    3, pv, 0, err, sizeof(err));
+	bool gone = r != NULL && pg_ok(r)
+	    && (PQntuples(r) == 0 || strcmp(PQgetvalue(r, 0, 0), "t") == 0);
+	if (r == NULL || !pg_ok(r)) {
+		if (r != NULL)
+			pg_msg(err, sizeof(err), "", PQresultErrorMessage(r));
+		log_warn("store", "postgresql: ending the old session: %s", err);
+	}
+	if (r == NULL) {
+		PQfinish(b->wconn);
+		b->wconn = NULL;
+	}
+	PQclear(r);
+	return gone;
+}
+
+/*
+ * The connection broke (or the server stopped answering) while COMMIT
+ * was on its way: the transaction may or may not have committed. On a
+ * new connection, end the old session (pg_end_old_session), then ask
+ * whether the group's first row (an event, or a deletion's notification)
+ * is in the log (its id is unique there), as often as it takes; only a
+ * daemon that stops before the database answers gives up, saying so.
+ * @return whether the group was written.
  */
 static bool
 pg_resolve_doubt(pg_group *g)
@@ -1020,6 +1212,7 @@ pg_resolve_doubt(pg_group *g)
 	    "postgresql: connection lost during COMMIT of positions %" PRIu64
 	    "..%" PRIu64 "; looking up event %s",
 	    g->head, g->end - 1, id);
+	int old_pid = g->b->wpid, old_port = g->b->wport;
 	PQfinish(g->b->wconn);
 	g->b->wconn = NULL;
 	for (int tries = 0;; tries++) {
@@ -1040,11 +1233,18 @@ pg_resolve_doubt(pg_group *g)
 			store_fail_queued(g->b->s, SL_EUNAVAILABLE, err);
 			continue;
 		}
+		if (!pg_end_old_session(g->b, old_pid, old_port))
+			continue;
 		const char *pv[1] = { id };
-		PGresult   *r     = PQexecParams(g->b->wconn,
+		PGresult   *r     = pg_exec_timed(g->b->wconn,
+		          g->b->timeout_ms,
 		          "SELECT position FROM sl_events WHERE event_id = $1::uuid",
-		          1, NULL, pv, NULL, NULL, 0);
-		if (!pg_ok(r)) {
+		          1, pv, 0, err, sizeof(err));
+		if (r == NULL || !pg_ok(r)) {
+			if (r == NULL) {
+				PQfinish(g->b->wconn);
+				g->b->wconn = NULL;
+			}
 			PQclear(r);
 			continue;
 		}
@@ -1088,6 +1288,21 @@ pg_read_locked(pg_group *g, idset *h)
 	}
 	if (ok) {
 		g->head = strtoull(PQgetvalue(r[1], 0, 0), NULL, 10);
+		if (g->head < g->mirror_next) {
+			/* never positions the mirror holds other events at */
+			char msg[PG_ERR];
+			snprintf(msg, sizeof(msg),
+			    "the database's head is %" PRIu64 ", this node's "
+			    "mirror holds up to %" PRIu64 ": the database lost "
+			    "events this node mirrored (a failover to a replica "
+			    "that had not received them?)",
+			    g->head, g->mirror_next);
+			pg_set_fatal(g->b, msg);
+			snprintf(g->err, sizeof(g->err), "%s", msg);
+			ok = false;
+		}
+	}
+	if (ok) {
 		pg_apply_streams(g, r[2]);
 		for (int i = 0; i < PQntuples(r[3]); i++)
 			if (PQgetlength(r[3], i, 0) == 16)
@@ -1217,13 +1432,15 @@ pg_follow_page(pgb *b, PGconn *db)
 	int         n, rc;
 
 	snprintf(pos, sizeof(pos), "%" PRIu64, next);
-	PGresult *r = PQexecParams(db,
+	char      msg[PG_ERR];
+	PGresult *r = pg_exec_timed(db, b->timeout_ms,
 	    "SELECT position, record FROM sl_events WHERE position >= "
 	    "$1::bigint ORDER BY position LIMIT " /* PG_PAGE */ "1000",
-	    1, NULL, pv, NULL, NULL, 1);
-	if (!pg_ok(r)) {
-		char msg[PG_ERR];
-		pg_msg(msg, sizeof(msg), "follow", PQerrorMessage(db));
+	    1, pv, 1, msg, sizeof(msg));
+	if (r == NULL || !pg_ok(r)) {
+		if (r != NULL)
+			pg_msg(msg, sizeof(msg), "follow",
+			    PQresultErrorMessage(r));
 		log_warn("store", "postgresql: %s", msg);
 		PQclear(r);
 		return -1;
@@ -1292,7 +1509,7 @@ static PGconn *
 pg_follow_connect(pgb *b, bool *down)
 {
 	char    err[PG_ERR];
-	PGconn *db = pg_connect(b->url, err, sizeof(err));
+	PGconn *db = pg_connect(b->url, b->timeout_ms, err, sizeof(err));
 	int     rc = SL_ESTORAGE;
 
 	if (db != NULL) {
@@ -1301,7 +1518,7 @@ pg_follow_connect(pgb *b, bool *down)
 			rc = pg_check_mirror(b, db, err, sizeof(err));
 		if (rc == SL_OK) {
 			PGresult *r = PQexec(db, "LISTEN sl_log");
-			if (!pg_ok(r)) {
+			if (!pg_ok(r) || PQsetnonblocking(db, 1) != 0) {
 				pg_msg(err, sizeof(err), "listen",
 				    PQerrorMessage(db));
 				rc = SL_ESTORAGE;
@@ -1409,7 +1626,7 @@ static const store_backend pg_backend = {
 };
 
 int
-store_pg_attach(store *s, const char *url)
+store_pg_attach(store *s, const char *url, int timeout_ms)
 {
 	char err[PG_ERR];
 	pgb *b = calloc(1, sizeof(*b));
@@ -1418,7 +1635,8 @@ store_pg_attach(store *s, const char *url)
 		free(b);
 		return SL_ENOMEM;
 	}
-	b->s       = s;
+	b->s          = s;
+	b->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
 	b->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (b->kick_fd < 0) {
 		free(b->url);
@@ -1429,11 +1647,13 @@ store_pg_attach(store *s, const char *url)
 	pthread_mutex_init(&b->mu, NULL);
 	/* A database that answers is checked now, so that a wrong one
 	 * stops the daemon at its start rather than at its first commit. */
-	b->wconn = pg_connect(url, err, sizeof(err));
+	b->wconn = pg_connect(url, timeout_ms, err, sizeof(err));
 	if (b->wconn != NULL) {
 		int rc = pg_check_schema(b->wconn, err, sizeof(err));
 		if (rc == SL_OK)
 			rc = pg_check_mirror(b, b->wconn, err, sizeof(err));
+		if (rc == SL_OK)
+			rc = pg_writer_setup(b);
 		if (rc != SL_OK) {
 			log_error("store", "postgresql: %s", err);
 			pgb_free(b);

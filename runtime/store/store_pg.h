@@ -23,10 +23,12 @@
  * run sluiced --init-db, or upgrade sluiced), and so does a mirror that
  * holds what the database does not (made from another database). A
  * database that does not answer yet is waited for: commits answer
- * SL_EUNAVAILABLE until it does.
+ * SL_EUNAVAILABLE until it does. timeout_ms (event_store.timeout_ms; 0:
+ * 5000) bounds each round trip of a group and of the follower: a server
+ * that does not answer in time is taken as unreachable.
  * @return SL_OK; SL_ECONFIG (schema or mirror refused); SL_ENOMEM.
  */
-int store_pg_attach(store *s, const char *url);
+int store_pg_attach(store *s, const char *url, int timeout_ms);
 
 /**
  * sluiced --init-db: create the schema in the database at url, or migrate
