@@ -10,20 +10,22 @@
  *     remote.window 1, then with the daemon's default window (32) (keys
  *     w1, wdef);
  *   - the same client speaking protocol 2 (runs of events per call) with
- *     the default window and remote.batch (--batch, default the daemon's
- *     64) (key b);
+ *     the default window (or --window) and remote.batch (--batch,
+ *     default the daemon's 256) (key b);
  *   - with --host, the same plugin with `isolation: process`: run by a
  *     sluice-host child of sluiced (runtime/host/hostsup.h), which
- *     registers it over protocol 2 with the defaults (key h; its "client"
- *     CPU is the host's); with --protocol none, only the plugin and this
- *     row;
+ *     registers it over protocol 2 with the defaults, or --window and
+ *     --batch (key h; its "client" CPU is the host's); with --protocol
+ *     none, only the plugin and this row;
  * and prints "key value" lines: events/s of each, each remote one as a
  * ratio to the plugin's, and CPU per event of sluiced and of the client.
  * --protocol 1 or 2 runs only that protocol's rows, none neither.
  *
  *   bench_remote catchup --sluiced PATH --dir DIR --plugin SO --client PATH
  *                        [--sync 0|1] [--protocol 1|2|none] [--batch N]
- *                        [--host]
+ *                        [--window N] [--rm-batch N] [--host]
+ * --rm-batch sets processing.batch (events per read model transaction)
+ * for every row.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -52,6 +54,8 @@ typedef struct opts {
 	int         sync;
 	int         protocol; /* 0: both */
 	int         batch;    /* protocol 2's remote.batch; 0: default */
+	int         window;   /* remote.window of protocol 2 and the host */
+	int         rm_batch; /* processing.batch; 0: default */
 	bool        host;     /* also the plugin under isolation: process */
 } opts;
 
@@ -65,6 +69,8 @@ typedef struct result {
 	int      window;        /* remote: the window status reports */
 	int      batch;         /* remote: the batch status reports */
 	int      in_flight_max; /* remote: most calls in flight status saw */
+	uint64_t calls;         /* remote: calls made (status) */
+	uint64_t failed_calls;  /* remote: calls that failed whole */
 } result;
 
 /* Count the read models of projection by paging through get_all. */
@@ -139,6 +145,10 @@ caught_up(sl_client *c, const char *name, result *res)
 		    json_object_get(r, "in_flight"));
 		if (in_flight > res->in_flight_max)
 			res->in_flight_max = in_flight;
+		res->calls = (uint64_t) json_integer_value(
+		    json_object_get(r, "calls"));
+		res->failed_calls = (uint64_t) json_integer_value(
+		    json_object_get(r, "failed_calls"));
 	}
 	json_decref(st);
 	return done;
@@ -166,8 +176,8 @@ host_pid(sl_client *c)
 	return pid;
 }
 
-/* hosted: the plugin under isolation: process (window, protocol and
- * batch are then not used) */
+/* hosted: the plugin under isolation: process (protocol is then not
+ * used; window and batch > 0 go to remote: as for a client) */
 static void
 measure_ex(const opts *o, int window, int protocol, int batch, bool hosted,
     result *res)
@@ -176,7 +186,7 @@ measure_ex(const opts *o, int window, int protocol, int batch, bool hosted,
 	char         rm[1200], clog[1200], proto[16];
 	bool         remote = window >= 0 && !hosted;
 	memset(res, 0, sizeof(*res));
-	daemon_init(&d, o->sluiced, o->dir, o->sync != 0);
+	daemon_init_batch(&d, o->sluiced, o->dir, o->sync != 0, o->rm_batch);
 	if (hosted) {
 		FILE *f = fopen(d.cfg, "a");
 		if (f == NULL
@@ -262,6 +272,8 @@ print_remote(const char *key, const result *r, const result *plugin)
 	bench_outf((double) r->window, "%s.window", key);
 	bench_outf((double) r->batch, "%s.batch", key);
 	bench_outf((double) r->in_flight_max, "%s.in_flight_max", key);
+	bench_outf((double) r->calls, "%s.calls", key);
+	bench_outf((double) r->failed_calls, "%s.failed_calls", key);
 	bench_outf(r->seconds, "%s.seconds", key);
 	bench_outf(eps, "%s.eps", key);
 	bench_outf(eps / peps, "%s.ratio", key);
@@ -279,7 +291,7 @@ cmd_catchup(const opts *o)
 	bool   v2 = o->protocol == 0 || o->protocol == 2;
 	measure(o, -1, 0, 0, &plugin);
 	if (o->host) {
-		measure_ex(o, -1, 2, 0, true, &ht);
+		measure_ex(o, o->window, 2, o->batch, true, &ht);
 		if (ht.models != plugin.models || ht.events != plugin.events)
 			bench_die("read models differ: plugin %llu, host %llu",
 			    (unsigned long long) plugin.models,
@@ -294,7 +306,7 @@ cmd_catchup(const opts *o)
 			    w1.window, w1.batch);
 	}
 	if (v2) {
-		measure(o, 0, 2, o->batch, &bt);
+		measure(o, o->window, 2, o->batch, &bt);
 		if (o->batch > 0 && bt.batch != o->batch)
 			bench_die("remote.batch %d not in effect (status says "
 			          "%d)",
@@ -338,7 +350,8 @@ usage(void)
 	    "SO\n"
 	    "                            --client PATH [--sync 0|1]\n"
 	    "                            [--protocol 1|2|none] [--batch N] "
-	    "[--host]\n"
+	    "[--window N]\n"
+	    "                            [--rm-batch N] [--host]\n"
 	    "DIR holds a log grown by `bench_sluice load`; --client is the\n"
 	    "remote_account_details example. Prints \"key value\" lines.\n");
 	exit(2);
@@ -358,6 +371,8 @@ main(int argc, char **argv)
 		O_SYNC,
 		O_PROTOCOL,
 		O_BATCH,
+		O_WINDOW,
+		O_RM_BATCH,
 		O_HOST
 	};
 	static const struct option lo[] = {
@@ -368,6 +383,8 @@ main(int argc, char **argv)
 		{ "sync", required_argument, NULL, O_SYNC },
 		{ "protocol", required_argument, NULL, O_PROTOCOL },
 		{ "batch", required_argument, NULL, O_BATCH },
+		{ "window", required_argument, NULL, O_WINDOW },
+		{ "rm-batch", required_argument, NULL, O_RM_BATCH },
 		{ "host", no_argument, NULL, O_HOST },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -396,6 +413,12 @@ main(int argc, char **argv)
 			break;
 		case O_BATCH:
 			o.batch = atoi(optarg);
+			break;
+		case O_WINDOW:
+			o.window = atoi(optarg);
+			break;
+		case O_RM_BATCH:
+			o.rm_batch = atoi(optarg);
 			break;
 		case O_HOST:
 			o.host = true;

@@ -89,6 +89,11 @@ struct sl_remote {
 	size_t               req_raw_len;
 	size_t              *ev_off; /* a run's events' offsets in it */
 	size_t               ev_off_cap;
+	/* where each run of the call being served starts its state and
+	 * events (their offsets from ev_off[ev0]), as lazy_unpack found them
+	 * (NULL: not read that way; answer_runs walks the runs itself) */
+	struct lz_run *lz;
+	size_t         n_lz, n_off;
 	/* serve's, kept from call to call */
 	msgpack_zone    zone;
 	bool            zone_ready;
@@ -104,6 +109,12 @@ struct sl_remote {
 	uint64_t pend_calls, pend_failed;
 	/* the request's tenant field, looked up once per request */
 	const msgpack_object *tenant_req, *tenant_o;
+};
+
+struct lz_run {
+	const unsigned char *state;
+	size_t               state_len;
+	size_t               ev0, n_ev;
 };
 
 struct sl_remote_call {
@@ -831,6 +842,25 @@ pack_answer(sl_remote *r, sl_remote_call *c, bool with_call, uint64_t call,
 	pack_failed(pk, with_call, call, why, true, 0);
 }
 
+/* The call's event as an object. A protocol 2 projection call's events
+ * are not unpacked with the request (serve, lazy_unpack): each is a nil
+ * placeholder in the request's zone, unpacked from its bytes on first use
+ * here (a plugin host reads only the bytes). */
+static const msgpack_object *
+ev_obj(const sl_remote_call *c)
+{
+	const msgpack_object *e = c->event;
+	if (e == NULL || e->type != MSGPACK_OBJECT_NIL || c->ev_raw == NULL)
+		return e;
+	msgpack_object        o;
+	size_t                off = 0;
+	msgpack_unpack_return ur  = msgpack_unpack(
+	     (const char *) c->ev_raw, c->ev_raw_len, &off, &c->r->zone, &o);
+	if (ur == MSGPACK_UNPACK_SUCCESS && o.type == MSGPACK_OBJECT_MAP)
+		*(msgpack_object *) e = o; /* the placeholder is ours */
+	return e;
+}
+
 /* Set up c for one event (req: the call, for sl_remote_tenant & co).
  * @return whether it has all it needs (else the handler is not run). */
 static bool
@@ -1083,6 +1113,10 @@ fold_run(sl_remote *r, const msgpack_object *req, const msgpack_object *run,
 		if (raw.p != NULL && j < raw.n_ev) {
 			c.ev_raw     = raw.p + raw.ev_off[j];
 			c.ev_raw_len = raw.ev_off[j + 1] - raw.ev_off[j];
+			/* not unpacked yet (lazy_unpack): a map's bytes */
+			if (!ok && ev != NULL
+			    && ev->type == MSGPACK_OBJECT_NIL)
+				ok = raw_is_map(c.ev_raw, c.ev_raw_len);
 		}
 		c.state_in_raw     = f->cur_in_raw;
 		c.state_in_raw_len = f->cur_in_raw_len;
@@ -1153,7 +1187,7 @@ answer_runs(
 	/* the runs as they came: the events' own bytes for
 	 * sl_remote_event_msgpack (NULL p: packed again from the objects) */
 	size_t rat = 0, nr = 0;
-	bool   raw_ok = r->req_raw != NULL
+	bool   raw_ok = r->req_raw != NULL && r->lz == NULL
 	    && raw_value_at(r->req_raw, r->req_raw_len, "runs", &rat)
 	    && raw_header(r->req_raw, r->req_raw_len, &rat, false, &nr)
 	    && nr == n;
@@ -1163,11 +1197,20 @@ answer_runs(
 		size_t   ne = evs != NULL && evs->type == MSGPACK_OBJECT_ARRAY
 		      ? evs->via.array.size
 		      : 0;
-		raw_run rr;
-		if (raw_ok)
+		raw_run  rr = { 0 };
+		if (r->lz != NULL && r->n_lz == n) {
+			/* found while reading the call (lazy_map) */
+			memset(&rr, 0, sizeof(rr));
+			rr.p         = r->req_raw;
+			rr.state     = r->lz[i].state;
+			rr.state_len = r->lz[i].state_len;
+			rr.ev_off    = r->ev_off + r->lz[i].ev0;
+			rr.n_ev      = r->lz[i].n_ev;
+		} else if (raw_ok) {
 			raw_ok = raw_run_read(
 			    r, r->req_raw, r->req_raw_len, &rat, &rr);
-		if (!raw_ok || rr.n_ev != ne)
+		}
+		if (rr.p == NULL || rr.n_ev != ne)
 			memset(&rr, 0, sizeof(rr));
 		run_fold f;
 		fold_run(r, req, run, rr, ne, true, &f);
@@ -1320,6 +1363,139 @@ serve_one(sl_remote *r, nng_msg *msg, const msgpack_object *req,
 	return reply;
 }
 
+/* One value at p[*at] into *o (*at moves past it): strings and
+ * unsigned integers read in place, anything else by msgpack-c. */
+static bool
+unpack_at(sl_remote *r, const unsigned char *p, size_t len, size_t *at,
+    msgpack_object *o)
+{
+	size_t      k = *at, n;
+	const char *str;
+	uint64_t    u;
+	if (!mpraw_skip(p, len, at))
+		return false;
+	memset(o, 0, sizeof(*o));
+	if (mpraw_str(p + k, *at - k, &str, &n) && n <= UINT32_MAX) {
+		o->type         = MSGPACK_OBJECT_STR;
+		o->via.str.ptr  = str;
+		o->via.str.size = (uint32_t) n;
+		return true;
+	}
+	if (p[k] <= 0x7f || (p[k] >= 0xcc && p[k] <= 0xcf)) {
+		if (!mpraw_uint(p + k, *at - k, &u))
+			return false;
+		o->type    = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o->via.u64 = u;
+		return true;
+	}
+	size_t                off = k;
+	msgpack_unpack_return ur
+	    = msgpack_unpack((const char *) p, *at, &off, &r->zone, o);
+	return ur == MSGPACK_UNPACK_SUCCESS && off == *at;
+}
+
+/* A map at p[*at] as an object whose values come from unpack_at, except
+ * at depth 0 the value of "runs" (an array of such maps, depth 1) and at
+ * depth 1 the value of "events": an array of nil placeholders that
+ * ev_obj unpacks on first use. */
+/* Room in r->ev_off for n more offsets. */
+static bool
+off_room(sl_remote *r, size_t n)
+{
+	if (r->n_off + n <= r->ev_off_cap)
+		return true;
+	size_t cap = r->ev_off_cap ? r->ev_off_cap : 1024;
+	while (cap < r->n_off + n)
+		cap *= 2;
+	size_t *o = realloc(r->ev_off, cap * sizeof(*o));
+	if (o == NULL)
+		return false;
+	r->ev_off     = o;
+	r->ev_off_cap = cap;
+	return true;
+}
+
+static bool
+lazy_map(sl_remote *r, const unsigned char *p, size_t len, size_t *at,
+    int depth, msgpack_object *o, struct lz_run *lz)
+{
+	size_t n;
+	if (!raw_header(p, len, at, true, &n) || n > len - *at)
+		return false;
+	msgpack_object_kv *kv
+	    = msgpack_zone_malloc(&r->zone, (n > 0 ? n : 1) * sizeof(*kv));
+	if (kv == NULL)
+		return false;
+	o->type         = MSGPACK_OBJECT_MAP;
+	o->via.map.size = (uint32_t) n;
+	o->via.map.ptr  = kv;
+	for (size_t i = 0; i < n; i++) {
+		if (!unpack_at(r, p, len, at, &kv[i].key))
+			return false;
+		bool   runs   = depth == 0 && mp_str_eq(&kv[i].key, "runs");
+		bool   events = depth == 1 && mp_str_eq(&kv[i].key, "events");
+		size_t ne, v = *at;
+		if ((runs || events) && raw_header(p, len, &v, false, &ne)
+		    && ne <= len - v) {
+			msgpack_object *a = msgpack_zone_malloc(
+			    &r->zone, (ne > 0 ? ne : 1) * sizeof(*a));
+			if (a == NULL)
+				return false;
+			*at                      = v;
+			kv[i].val.type           = MSGPACK_OBJECT_ARRAY;
+			kv[i].val.via.array.size = (uint32_t) ne;
+			kv[i].val.via.array.ptr  = a;
+			if (runs && r->lz == NULL) {
+				/* the first "runs": where each run's parts
+				 * are, for answer_runs */
+				r->lz = msgpack_zone_malloc(&r->zone,
+				    (ne > 0 ? ne : 1) * sizeof(*r->lz));
+				if (r->lz == NULL)
+					return false;
+				memset(r->lz, 0,
+				    (ne > 0 ? ne : 1) * sizeof(*r->lz));
+				r->n_lz = ne;
+			} else if (runs) {
+				runs = false; /* a second one: not recorded */
+			}
+			if (events && lz != NULL) {
+				if (lz->n_ev > 0 || !off_room(r, ne + 1))
+					lz = NULL; /* a second "events" key */
+				else {
+					lz->ev0  = r->n_off;
+					lz->n_ev = ne;
+				}
+			}
+			for (size_t j = 0; j < ne; j++) {
+				memset(&a[j], 0, sizeof(a[j]));
+				if (events && lz != NULL)
+					r->ev_off[r->n_off++] = *at;
+				if (events ? !mpraw_skip(p, len, at)
+				           : !(raw_is_map(p + *at, len - *at)
+				                   ? lazy_map(r, p, len, at, 1,
+				                       &a[j],
+				                       runs ? &r->lz[j] : NULL)
+				                   : unpack_at(
+				                       r, p, len, at, &a[j])))
+					return false;
+			}
+			if (events && lz != NULL)
+				r->ev_off[r->n_off++] = *at;
+			continue;
+		}
+		size_t vstart = *at;
+		if (!unpack_at(r, p, len, at, &kv[i].val))
+			return false;
+		if (lz != NULL && lz->state == NULL
+		    && mp_str_eq(&kv[i].key, "state")
+		    && kv[i].val.type == MSGPACK_OBJECT_MAP) {
+			lz->state     = p + vstart;
+			lz->state_len = *at - vstart;
+		}
+	}
+	return true;
+}
+
 static void
 serve(sl_remote *r, nng_msg *msg)
 {
@@ -1339,9 +1515,18 @@ serve(sl_remote *r, nng_msg *msg)
 	r->tenant_req = NULL;
 	msgpack_sbuffer_clear(sb);
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	if (msgpack_unpack(
-	        nng_msg_body(msg), nng_msg_len(msg), &off, &r->zone, &req)
-	    != MSGPACK_UNPACK_SUCCESS) {
+	/* a protocol 2 projection's events are unpacked only when a handler
+	 * asks for them as objects (ev_obj) */
+	const unsigned char *body = nng_msg_body(msg);
+	size_t               len  = nng_msg_len(msg);
+	bool lazy = r->protocol >= 2 && !r->is_filter && raw_is_map(body, len);
+	r->lz     = NULL; /* in the zone: this request's own */
+	r->n_lz   = 0;
+	r->n_off  = 0;
+	if (lazy ? !lazy_map(r, body, len, &off, 0, &req, NULL) || off != len
+	         : msgpack_unpack(
+	               (const char *) body, len, &off, &r->zone, &req)
+	            != MSGPACK_UNPACK_SUCCESS) {
 		logf_(r, SL_REMOTE_LOG_WARN, "a request that is not msgpack");
 	} else if (serve_one(r, msg, &req, &pk) && sb->data != NULL) {
 		nng_msg *rep;
@@ -1546,21 +1731,29 @@ sl_remote_retry_reason(const sl_remote_call *c)
 const char *
 sl_remote_event_type(const sl_remote_call *c)
 {
-	return lazy_str(c, &c->type, mp_get(c->event, "type"));
+	return lazy_str(c, &c->type, mp_get(ev_obj(c), "type"));
 }
 
 const char *
 sl_remote_event_stream(const sl_remote_call *c)
 {
-	return lazy_str(c, &c->stream, mp_get(c->event, "stream"));
+	return lazy_str(c, &c->stream, mp_get(ev_obj(c), "stream"));
 }
 
 uint64_t
 sl_remote_event_position(const sl_remote_call *c)
 {
 	uint64_t p = 0;
-	mp_get_u64(c->event, "position", &p);
+	mp_get_u64(ev_obj(c), "position", &p);
 	return p;
+}
+
+/* JSON text of o; "{}" when absent (a malformed call's event lacks
+ * fields, or is not there at all). */
+static char *
+json_or_empty(const msgpack_object *o)
+{
+	return o != NULL ? mp_to_json_text(o) : strdup("{}");
 }
 
 const sl_read_event *
@@ -1568,7 +1761,7 @@ sl_remote_event(sl_remote_call *c)
 {
 	if (c->ev_built)
 		return &c->ev;
-	const msgpack_object *m = c->event;
+	const msgpack_object *m = ev_obj(c);
 	sl_read_event        *e = &c->ev;
 	uint64_t              u = 0;
 	int64_t               i = 0;
@@ -1588,9 +1781,9 @@ sl_remote_event(sl_remote_call *c)
 	e->type           = obj_strdup(mp_get(m, "type"));
 	e->correlation_id = obj_strdup(mp_get(m, "correlation_id"));
 	e->causation_id   = obj_strdup(mp_get(m, "causation_id"));
-	e->metadata_json  = mp_to_json_text(mp_get(m, "metadata"));
-	e->content_json   = mp_to_json_text(mp_get(m, "content"));
-	e->json           = mp_to_json_text(m);
+	e->metadata_json  = json_or_empty(mp_get(m, "metadata"));
+	e->content_json   = json_or_empty(mp_get(m, "content"));
+	e->json           = json_or_empty(m);
 	return e;
 }
 
@@ -1599,12 +1792,12 @@ sl_remote_event(sl_remote_call *c)
 static const msgpack_object *
 value_at(const sl_remote_call *c, const char *path)
 {
-	const msgpack_object *o      = mp_get(c->event, "content");
+	const msgpack_object *o      = mp_get(ev_obj(c), "content");
 	static const char     meta[] = "$metadata.";
 	if (path == NULL)
 		return NULL;
 	if (strncmp(path, meta, sizeof(meta) - 1) == 0) {
-		o = mp_get(c->event, "metadata");
+		o = mp_get(ev_obj(c), "metadata");
 		path += sizeof(meta) - 1;
 	}
 	while (o != NULL && *path != '\0') {
@@ -1862,7 +2055,7 @@ sl_remote_event_msgpack(sl_remote_call *c, const void **out, size_t *len)
 		msgpack_packer pk;
 		msgpack_sbuffer_clear(sb);
 		msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-		if (msgpack_pack_object(&pk, *c->event) != 0)
+		if (msgpack_pack_object(&pk, *ev_obj(c)) != 0)
 			return SL_ENOMEM;
 		c->ev_packed = true;
 	}

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -20,6 +21,7 @@
 
 #include "mp.h"
 #include "mpraw.h"
+#include "mpwrite.h"
 
 /* Number of fields in the stored array; a record with another count is
  * corrupt (a new field would come with a new count and a decoder for it). */
@@ -560,13 +562,6 @@ ev_from_wire(const void *data, size_t len, msgpack_zone *zone, ev_view *out)
 	return SL_OK;
 }
 
-static void
-pack_kv_strn(msgpack_packer *pk, const char *key, const char *s, size_t n)
-{
-	mp_pack_cstr(pk, key);
-	mp_pack_strn(pk, s, n);
-}
-
 /* ev_peek_raw, and with zone the metadata and content decoded into
  * meta and content by mpraw_object_at on the way (ev_decode) rather than
  * stepped over. */
@@ -619,6 +614,48 @@ peek_raw_as(const void *data, size_t len, ev_raw *out, msgpack_zone *zone,
 	return SL_OK;
 }
 
+size_t
+ev_wire_raw(const void *data, size_t len, uint64_t position, uint32_t n_extra,
+    unsigned char *out)
+{
+	ev_raw         r;
+	const ev_head *h = &r.h;
+	unsigned char *o = out;
+
+	if (ev_peek_raw(data, len, &r) != SL_OK)
+		return 0;
+	o = mpw_map(o, 13 + (size_t) n_extra);
+	o = MPW_CSTR(o, "position");
+	o = mpw_uint(o, position);
+	o = MPW_CSTR(o, "tenant");
+	o = mpw_str(o, h->tenant, h->tenant_len);
+	o = MPW_CSTR(o, "stream");
+	o = mpw_str(o, h->stream, h->stream_len);
+	o = MPW_CSTR(o, "revision");
+	o = mpw_uint(o, h->revision);
+	o = MPW_CSTR(o, "id");
+	o = mpw_hdr(o, 0xa0, 32, 0xd9, 0xda, 36);
+	ev_uuid_text(r.id, (char *) o); /* its NUL is overwritten next */
+	o += 36;
+	o    = MPW_CSTR(o, "type");
+	o    = mpw_str(o, h->type, h->type_len);
+	o    = MPW_CSTR(o, "generation");
+	o    = mpw_uint(o, r.generation);
+	o    = MPW_CSTR(o, "occurred");
+	o    = mpw_int(o, r.occurred_ns);
+	o    = MPW_CSTR(o, "correlation_id");
+	o    = mpw_str(o, r.correlation_id, r.correlation_len);
+	o    = MPW_CSTR(o, "causation_id");
+	o    = mpw_str(o, r.causation_id, r.causation_len);
+	o    = MPW_CSTR(o, "public");
+	*o++ = r.is_public ? 0xc3 : 0xc2;
+	o    = MPW_CSTR(o, "metadata");
+	o    = mpw_raw(o, r.metadata, r.metadata_len);
+	o    = MPW_CSTR(o, "content");
+	o    = mpw_raw(o, r.content, r.content_len);
+	return (size_t) (o - out);
+}
+
 int
 ev_peek_raw(const void *data, size_t len, ev_raw *out)
 {
@@ -629,30 +666,16 @@ int
 ev_pack_wire_raw(msgpack_packer *pk, const void *data, size_t len,
     uint64_t position, uint32_t n_extra)
 {
-	ev_raw         r;
-	const ev_head *h = &r.h;
-	char           id_text[37];
-
-	if (ev_peek_raw(data, len, &r) != SL_OK)
-		return SL_EPROTO;
-	ev_uuid_text(r.id, id_text);
-	msgpack_pack_map(pk, 13 + n_extra);
-	mp_pack_kv_u64(pk, "position", position);
-	pack_kv_strn(pk, "tenant", h->tenant, h->tenant_len);
-	pack_kv_strn(pk, "stream", h->stream, h->stream_len);
-	mp_pack_kv_u64(pk, "revision", h->revision);
-	mp_pack_kv_str(pk, "id", id_text);
-	pack_kv_strn(pk, "type", h->type, h->type_len);
-	mp_pack_kv_u64(pk, "generation", r.generation);
-	mp_pack_kv_i64(pk, "occurred", r.occurred_ns);
-	pack_kv_strn(pk, "correlation_id", r.correlation_id, r.correlation_len);
-	pack_kv_strn(pk, "causation_id", r.causation_id, r.causation_len);
-	mp_pack_kv_bool(pk, "public", r.is_public);
-	mp_pack_cstr(pk, "metadata");
-	pk->callback(pk->data, (const char *) r.metadata, r.metadata_len);
-	mp_pack_cstr(pk, "content");
-	pk->callback(pk->data, (const char *) r.content, r.content_len);
-	return SL_OK;
+	unsigned char  stack[4096];
+	unsigned char *buf = stack;
+	if (EV_WIRE_RAW_BOUND(len) > sizeof(stack)
+	    && (buf = malloc(EV_WIRE_RAW_BOUND(len))) == NULL)
+		return SL_ENOMEM;
+	size_t n  = ev_wire_raw(data, len, position, n_extra, buf);
+	int    rc = n > 0 ? pk->callback(pk->data, (const char *) buf, n) : 0;
+	if (buf != stack)
+		free(buf);
+	return n == 0 ? SL_EPROTO : rc != 0 ? SL_ENOMEM : SL_OK;
 }
 
 /* Exact msgpack-encoded size of an object (as msgpack_pack_object writes

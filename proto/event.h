@@ -192,6 +192,17 @@ void ev_uuid_text(const uint8_t id[16], char out[37]);
  */
 int ev_pack_wire_raw(msgpack_packer *pk, const void *data, size_t len,
     uint64_t position, uint32_t n_extra);
+/** The most bytes ev_wire_raw writes for a stored record of len bytes
+ * (the keys, the id as text, the widest position: well under 256). */
+#define EV_WIRE_RAW_BOUND(len) ((size_t) (len) + 256)
+/**
+ * ev_pack_wire_raw's bytes written straight at out, which has room for
+ * EV_WIRE_RAW_BOUND(len) bytes (no call per value: the remote path packs
+ * every event of a call with it).
+ * @return the bytes written; 0 for a record ev_pack_wire_raw refuses.
+ */
+size_t ev_wire_raw(const void *data, size_t len, uint64_t position,
+    uint32_t n_extra, unsigned char *out);
 int ev_uuid_parse(const char *text, size_t len, uint8_t id[16]);
 /**
  * Whether text (len bytes) is a UUID (8-4-4-4-12 hex digits, any case, as

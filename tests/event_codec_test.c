@@ -15,6 +15,8 @@
 #include <mpraw.h>
 #include <sluice/errors.h>
 
+#include <uuid/uuid.h>
+
 #include "testutil.h"
 
 /* A packed buffer plus its unpacked root, freed together. */
@@ -1068,6 +1070,16 @@ test_uuid_generate(void)
 	ev_uuid_text(ids[0], text);
 	CHECK_EQ(ev_uuid_parse(text, 36, back), SL_OK);
 	CHECK(memcmp(back, ids[0], 16) == 0);
+	/* the text is libuuid's, byte for byte (ev_uuid_text writes it
+	 * without libuuid): every generated id, and the extremes */
+	char lib[37];
+	memset(ids[0], 0x00, 16);
+	memset(ids[1], 0xff, 16);
+	for (size_t i = 0; i < n; i++) {
+		ev_uuid_text(ids[i], text);
+		uuid_unparse_lower(ids[i], lib);
+		CHECK_STREQ(text, lib);
+	}
 	free(ids);
 }
 

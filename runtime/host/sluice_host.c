@@ -262,19 +262,16 @@ on_project(void *user, sl_remote_call *c)
 	sl_outcome out = pj->on(pj->user, &sev, key, &st, &ctx);
 	hostrec_leave(g.rec, h->slot);
 	switch (out) {
-	case SL_REPLACE: {
-		msgpack_packer pk;
-		msgpack_sbuffer_clear(&h->packed);
-		msgpack_packer_init(&pk, &h->packed, msgpack_sbuffer_write);
-		state_pack(&st, &pk);
-		res = sl_remote_set_state_msgpack(
-		          c, h->packed.data, h->packed.size)
-		        == SL_OK
+	case SL_REPLACE:
+		/* packed in place, as the in-process path packs it */
+		res = state_pack_sbuffer(&st, &h->packed) == SL_OK
+		        && sl_remote_set_state_msgpack(
+		               c, h->packed.data, h->packed.size)
+		            == SL_OK
 		    ? SL_REMOTE_REPLACE
 		    : sl_remote_fail(c, true, 0,
 		        "the state of key '%.100s' cannot be sent", key);
 		break;
-	}
 	case SL_DELETE:
 		res = SL_REMOTE_DELETE;
 		break;

@@ -12,6 +12,7 @@
 
 #include "json.h"
 #include "mpraw.h"
+#include "mpwrite.h"
 
 /* ---- nodes ---- */
 
@@ -113,72 +114,6 @@ doc_pack(const doc_node *n, msgpack_packer *pk)
 
 /* ---- packing into a buffer of doc_size bytes ---- */
 
-static unsigned char *
-put_be(unsigned char *o, uint64_t v, int n)
-{
-	for (int i = n - 1; i >= 0; i--) {
-		o[i] = (unsigned char) v;
-		v >>= 8;
-	}
-	return o + n;
-}
-
-/* A type byte and an n-byte big-endian value. */
-static unsigned char *
-put_tv(unsigned char *o, uint8_t type, uint64_t v, int n)
-{
-	*o++ = type;
-	return put_be(o, v, n);
-}
-
-/* A str, map or array header as msgpack-c writes it (fix form, then the
- * 8 (str only), 16 and 32-bit forms). */
-static unsigned char *
-put_hdr(unsigned char *o, uint8_t fix, size_t fixmax, uint8_t b8, uint8_t b16,
-    size_t n)
-{
-	if (n < fixmax) {
-		*o++ = (unsigned char) (fix | n);
-		return o;
-	}
-	if (b8 != 0 && n < 256)
-		return put_tv(o, b8, n, 1);
-	if (n < 65536)
-		return put_tv(o, b16, n, 2);
-	return put_tv(o, (uint8_t) (b16 + 1), n, 4);
-}
-
-/* An integer in the smallest form, as msgpack_pack_int64 chooses it. */
-static unsigned char *
-put_int(unsigned char *o, int64_t d)
-{
-	if (d < -(1LL << 5)) {
-		if (d < -(1LL << 15))
-			return d < -(1LL << 31)
-			    ? put_tv(o, 0xd3, (uint64_t) d, 8)
-			    : put_tv(o, 0xd2, (uint64_t) d, 4);
-		return d < -(1LL << 7) ? put_tv(o, 0xd1, (uint64_t) d, 2)
-		                       : put_tv(o, 0xd0, (uint64_t) d, 1);
-	}
-	if (d < (1LL << 7)) {
-		*o++ = (unsigned char) d; /* fixints, both signs */
-		return o;
-	}
-	if (d < (1LL << 16))
-		return d < (1LL << 8) ? put_tv(o, 0xcc, (uint64_t) d, 1)
-		                      : put_tv(o, 0xcd, (uint64_t) d, 2);
-	return d < (1LL << 32) ? put_tv(o, 0xce, (uint64_t) d, 4)
-	                       : put_tv(o, 0xcf, (uint64_t) d, 8);
-}
-
-static unsigned char *
-put_str(unsigned char *o, const char *p, size_t len)
-{
-	o = put_hdr(o, 0xa0, 32, 0xd9, 0xda, len);
-	memcpy(o, p, len);
-	return o + len;
-}
-
 static unsigned char *doc_pack_to(const doc_node *n, unsigned char *o);
 
 /* n packed at o when it is a leaf (no map or array). */
@@ -194,14 +129,14 @@ leaf_pack_to(const doc_node *n, unsigned char *o)
 		*o++ = n->u.b ? 0xc3 : 0xc2;
 		break;
 	case DOC_I64:
-		o = put_int(o, n->u.i);
+		o = mpw_int(o, n->u.i);
 		break;
 	case DOC_F64:
 		memcpy(&u, &n->u.f, sizeof(u));
-		o = put_tv(o, 0xcb, u, 8);
+		o = mpw_tv(o, 0xcb, u, 8);
 		break;
 	case DOC_STR:
-		o = put_str(o, n->u.s.p, n->u.s.len);
+		o = mpw_str(o, n->u.s.p, n->u.s.len);
 		break;
 	case DOC_RAW:
 		memcpy(o, n->u.s.p, n->u.s.len);
@@ -224,14 +159,14 @@ doc_pack_to(const doc_node *n, unsigned char *o)
 {
 	switch (n->kind) {
 	case DOC_MAP:
-		o = put_hdr(o, 0x80, 16, 0, 0xde, n->u.m.n);
+		o = mpw_map(o, n->u.m.n);
 		for (size_t i = 0; i < n->u.m.n; i++) {
-			o = put_str(o, n->u.m.e[i].key, n->u.m.e[i].klen);
+			o = mpw_str(o, n->u.m.e[i].key, n->u.m.e[i].klen);
 			o = child_pack_to(&n->u.m.e[i].val, o);
 		}
 		return o;
 	case DOC_ARR:
-		o = put_hdr(o, 0x90, 16, 0, 0xdc, n->u.a.n);
+		o = mpw_array(o, n->u.a.n);
 		for (size_t i = 0; i < n->u.a.n; i++)
 			o = child_pack_to(&n->u.a.v[i], o);
 		return o;

@@ -467,11 +467,14 @@ flush(batch_ctx *b)
 	return stopped(b) ? 1 : 0;
 }
 
-/* Make room: send what is open, then wait for one answer. */
+/* Make room: take an answer that is already there; else send what is
+ * open, then wait for one. (Flushing before each answer taken made a
+ * call per event once the ring was full: each answer freed one slot.) */
 static void
 collect_one(batch_ctx *b)
 {
-	if (remote_call_open(b->p->caller) > 0 && flush(b) != 0)
+	if (remote_call_open(b->p->caller) > 0
+	    && !remote_call_ready(b->p->caller) && flush(b) != 0)
 		return;
 	wait_answer(b);
 }

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "mp.h"
 #include "mpraw.h"
+#include "mpwrite.h"
 #include "remote_internal.h"
 #include "tls.h"
 
@@ -230,30 +231,39 @@ decode_outcome(def_kind kind, sl_filter_kind fkind, const msgpack_object *m,
 	return false;
 }
 
+/* Whether an answer is one bounded msgpack value (r: malformed if not). */
+static bool
+answer_checked(const void *body, size_t len, remote_resp *r)
+{
+	char bad[160];
+	if (len == 0) {
+		malformed(r, "empty message");
+		return false;
+	}
+	if (len > REMOTE_MAX_ANSWER) {
+		malformed(r, "%zu bytes, over the limit of %u", len,
+		    REMOTE_MAX_ANSWER);
+		return false;
+	}
+	/* msgpack-c would allocate what a lying header claims */
+	if (!mpraw_check(
+	        body, len, REMOTE_MAX_DEPTH, "answer map", bad, sizeof(bad))) {
+		malformed(r, "%s", bad);
+		return false;
+	}
+	return true;
+}
+
 /* Check an answer's envelope: a bounded msgpack map whose call is the
  * slot's. @return the root (in zone) or NULL (r: malformed). */
 static const msgpack_object *
 decode_root(const slot *s, const void *body, size_t len, msgpack_zone *zone,
     msgpack_object *root, remote_resp *r)
 {
-	char                  bad[160];
 	const msgpack_object *o;
 	size_t                off = 0;
-	if (len == 0) {
-		malformed(r, "empty message");
+	if (!answer_checked(body, len, r))
 		return NULL;
-	}
-	if (len > REMOTE_MAX_ANSWER) {
-		malformed(r, "%zu bytes, over the limit of %u", len,
-		    REMOTE_MAX_ANSWER);
-		return NULL;
-	}
-	/* msgpack-c would allocate what a lying header claims */
-	if (!mpraw_check(
-	        body, len, REMOTE_MAX_DEPTH, "answer map", bad, sizeof(bad))) {
-		malformed(r, "%s", bad);
-		return NULL;
-	}
 	if (msgpack_unpack(body, len, &off, zone, root)
 	        != MSGPACK_UNPACK_SUCCESS
 	    || root->type != MSGPACK_OBJECT_MAP) {
@@ -361,56 +371,122 @@ batch_fail_all(slot *s, const remote_resp *t)
 	}
 }
 
-/* A projection's answer: runs[i] = {applied, state | deleted, failed}. */
+/* An unsigned integer as msgpack-c reads one (a uint, or a signed form
+ * holding a value >= 0). */
 static bool
-decode_runs(slot *s, const msgpack_object *root, remote_resp *bad)
+raw_u64(const unsigned char *v, size_t len, uint64_t *out)
 {
-	const msgpack_object *runs
-	    = answer_array(root, "runs", s->n_runs, "", bad);
-	if (runs == NULL)
+	if (mpraw_uint(v, len, out))
+		return true;
+	if (len == 0 || v[0] < 0xd0 || v[0] > 0xd3)
 		return false;
-	size_t i = 0;
+	size_t nb = (size_t) 1 << (v[0] - 0xd0);
+	if (len < 1 + nb || (v[1] & 0x80) != 0)
+		return false;
+	*out = mpraw_be(v + 1, nb);
+	return true;
+}
+
+/* The value of key in the map v[0..len) (the first such key): 1 found, 0
+ * not there, -1 v is not a map. */
+static int
+raw_get(const unsigned char *v, size_t len, const char *key,
+    const unsigned char **val, size_t *val_len)
+{
+	return mpraw_map_find(v, len, key, SIZE_MAX, val, val_len);
+}
+
+static bool
+raw_map(const unsigned char *v, size_t len)
+{
+	return len > 0
+	    && ((v[0] & 0xf0) == 0x80 || v[0] == 0xde || v[0] == 0xdf);
+}
+
+/* A projection's answer, runs[i] = {applied, state | deleted, failed},
+ * read in place (answer_checked first): each state copied from the answer
+ * as it is, not unpacked into objects and packed again (protocol 1's
+ * take_state). */
+static bool
+decode_runs_raw(slot *s, const unsigned char *p, size_t len, remote_resp *bad)
+{
+	const unsigned char *v;
+	size_t               vl, at, n;
+	uint64_t             u;
+	if (!raw_map(p, len)) {
+		malformed(bad, "not a msgpack map");
+		return false;
+	}
+	if (raw_get(p, len, "call", &v, &vl) != 1 || !raw_u64(v, vl, &u)) {
+		malformed(bad, "field 'call' is missing or not an integer");
+		return false;
+	}
+	if (u != s->call) {
+		malformed(bad,
+		    "field 'call' is %" PRIu64 ", the call was %" PRIu64, u,
+		    s->call);
+		return false;
+	}
+	at = 0;
+	if (raw_get(p, len, "runs", &v, &vl) != 1
+	    || mpraw_header(v, vl, &at, &u, &(uint64_t) { 0 })
+	        != MPRAW_ARRAY) {
+		malformed(bad, "field 'runs' is missing or not an array");
+		return false;
+	}
+	if (u != s->n_runs) {
+		malformed(bad, "%u runs answered, the call had %zu",
+		    (unsigned) u, s->n_runs);
+		return false;
+	}
+	const unsigned char *runs = v;
+	size_t               rlen = vl, i = 0;
 	for (size_t k = 0; k < s->n_runs; k++) {
-		const msgpack_object *m = &runs->via.array.ptr[k];
-		uint32_t              n = s->run_len[k];
-		if (m->type != MSGPACK_OBJECT_MAP) {
+		size_t               start = at;
+		const unsigned char *ap, *st, *del, *fl;
+		size_t               apl, stl, dell, fll;
+		uint64_t             applied;
+		if (!mpraw_skip(runs, rlen, &at)) {
 			malformed(bad, "run %zu is not a map", k);
 			return false;
 		}
-		const msgpack_object *ap = field(m, "applied");
-		if (ap == NULL || ap->type != MSGPACK_OBJECT_POSITIVE_INTEGER
-		    || ap->via.u64 > n) {
+		const unsigned char *m  = runs + start;
+		size_t               ml = at - start;
+		n                       = s->run_len[k];
+		if (!raw_map(m, ml)) {
+			malformed(bad, "run %zu is not a map", k);
+			return false;
+		}
+		if (raw_get(m, ml, "applied", &ap, &apl) != 1
+		    || !raw_u64(ap, apl, &applied) || applied > n) {
 			malformed(bad,
 			    "run %zu: 'applied' is missing, not a uint or "
 			    "over "
 			    "its %u events",
-			    k, n);
+			    k, (unsigned) n);
 			return false;
 		}
-		uint32_t              applied = (uint32_t) ap->via.u64;
-		const msgpack_object *st      = field(m, "state");
-		const msgpack_object *del     = field(m, "deleted");
-		bool                  deleted = del != NULL
-		    && del->type == MSGPACK_OBJECT_BOOLEAN && del->via.boolean;
-		if (del != NULL && del->type != MSGPACK_OBJECT_BOOLEAN) {
+		bool has_st  = raw_get(m, ml, "state", &st, &stl) == 1;
+		bool has_del = raw_get(m, ml, "deleted", &del, &dell) == 1;
+		bool has_fl  = raw_get(m, ml, "failed", &fl, &fll) == 1;
+		bool deleted = false;
+		if (has_del && !mpraw_bool(del, dell, &deleted)) {
 			malformed(bad, "run %zu: 'deleted' is not a bool", k);
 			return false;
 		}
 		if (applied > 0 && !deleted
-		    && (st == NULL || st->type != MSGPACK_OBJECT_MAP)) {
+		    && (!has_st || !raw_map(st, stl))) {
 			malformed(bad,
 			    "run %zu: %u events applied, but no 'state' map "
 			    "(or 'deleted': true)",
-			    k, applied);
+			    k, (unsigned) applied);
 			return false;
 		}
-		const msgpack_object *fl = field(m, "failed");
-		if (applied < n
-		    && (fl == NULL || fl->type != MSGPACK_OBJECT_MAP)) {
+		if (applied < n && (!has_fl || !raw_map(fl, fll))) {
 			malformed(bad,
 			    "run %zu: %u of %u events applied, but no "
 			    "'failed' map",
-			    k, applied, n);
+			    k, (unsigned) applied, (unsigned) n);
 			return false;
 		}
 		for (uint32_t j = 0; j < n; j++, i++) {
@@ -419,14 +495,31 @@ decode_runs(slot *s, const msgpack_object *root, remote_resp *bad)
 			if (j + 1 < applied) {
 				r->outcome = REMOTE_APPLIED;
 			} else if (j + 1 == applied) {
-				if (deleted)
+				if (deleted) {
 					r->outcome = REMOTE_DELETE;
-				else if (!take_state(st, r)) {
+				} else if ((r->state = malloc(stl)) == NULL) {
+					malformed(bad, "out of memory");
+					return false;
+				} else {
+					memcpy(r->state, st, stl);
+					r->state_len = stl;
+					r->outcome   = REMOTE_REPLACE;
+				}
+			} else if (j == applied) {
+				/* a failure: rare, read by msgpack-c */
+				msgpack_zone   z;
+				msgpack_object fo;
+				size_t         off = 0;
+				if (!msgpack_zone_init(&z, 512)) {
 					malformed(bad, "out of memory");
 					return false;
 				}
-			} else if (j == applied) {
-				if (!decode_failure(fl, r)) {
+				bool ok = msgpack_unpack((const char *) fl,
+				              fll, &off, &z, &fo)
+				        == MSGPACK_UNPACK_SUCCESS
+				    && decode_failure(&fo, r);
+				msgpack_zone_destroy(&z);
+				if (!ok) {
 					resp_reason(bad, "%s", r->reason);
 					bad->outcome = REMOTE_FAILED;
 					bad->retry   = true;
@@ -475,15 +568,20 @@ decode_batch(slot *s, const void *body, size_t len, remote_resp *bad)
 	msgpack_object root;
 	bool           ok = false;
 	memset(bad, 0, sizeof(*bad));
+	if (s->kind == DEF_PROJECTION) {
+		ok = answer_checked(body, len, bad)
+		    && decode_runs_raw(s, body, len, bad);
+		if (!ok)
+			batch_fail_all(s, bad);
+		return ok;
+	}
 	if (!msgpack_zone_init(&zone, 4096)) {
 		malformed(bad, "out of memory");
 		batch_fail_all(s, bad);
 		return false;
 	}
 	if (decode_root(s, body, len, &zone, &root, bad) != NULL)
-		ok = s->kind == DEF_PROJECTION
-		    ? decode_runs(s, &root, bad)
-		    : decode_outcomes(s, &root, bad);
+		ok = decode_outcomes(s, &root, bad);
 	msgpack_zone_destroy(&zone);
 	if (!ok)
 		batch_fail_all(s, bad);
@@ -1154,16 +1252,15 @@ void
 remote_caller_free(remote_caller *c)
 {
 	ob_reset(&c->ob, true);
-	for (size_t i = 0; i < c->ob.cap_runs; i++) {
-		msgpack_sbuffer_destroy(&c->ob.runs[i].evs);
-		free(c->ob.runs[i].ans);
-	}
 	free(c->ob.runs);
 	free(c->ob.index);
 	free(c->ob.ans);
+	free(c->ob.ev_at);
+	free(c->ob.ev_next);
 	free(c->ob.tenant);
 	msgpack_sbuffer_destroy(&c->ob.evs);
 	msgpack_sbuffer_destroy(&c->ob.retries);
+	msgpack_sbuffer_destroy(&c->ob.heads);
 	for (answer *a = c->pool, *next; a != NULL; a = next) {
 		next = a->next;
 		free(a);
@@ -1238,10 +1335,6 @@ pack_call(remote_caller *c, const remote_req *req, uint64_t id,
 	ev_view         ev;
 	msgpack_packer *pk = &c->pk;
 	msgpack_sbuffer_clear(&c->buf);
-	msgpack_zone_clear(&c->zone);
-	if (ev_decode(req->event, req->event_len, req->position, &c->zone, &ev)
-	    != SL_OK)
-		return false;
 	msgpack_pack_map(pk, kind == DEF_PROJECTION ? 8 : 6);
 	mp_pack_kv_u64(pk, "call", id);
 	mp_pack_kv_u64(pk, "session", session);
@@ -1249,7 +1342,17 @@ pack_call(remote_caller *c, const remote_req *req, uint64_t id,
 	    pk, "op", kind == DEF_PROJECTION ? "project" : "filter");
 	mp_pack_kv_str(pk, "tenant", req->tenant);
 	mp_pack_cstr(pk, "event");
-	ev_pack_wire(pk, &ev); /* as the API's read op shows it */
+	/* as the API's read op shows it: from the stored bytes, else from
+	 * the decoded event */
+	if (ev_pack_wire_raw(pk, req->event, req->event_len, req->position, 0)
+	    != SL_OK) {
+		msgpack_zone_clear(&c->zone);
+		if (ev_decode(req->event, req->event_len, req->position,
+		        &c->zone, &ev)
+		    != SL_OK)
+			return false;
+		ev_pack_wire(pk, &ev);
+	}
 	if (kind == DEF_PROJECTION) {
 		mp_pack_kv_str(pk, "key", req->key != NULL ? req->key : "");
 		mp_pack_cstr(pk, "state");
@@ -1334,21 +1437,7 @@ sbuf_reuse(msgpack_sbuffer *sb, size_t keep)
 static void
 ob_reset(obatch *ob, bool free_answers)
 {
-	for (size_t i = 0; i < ob->n_runs; i++) {
-		brun *u = &ob->runs[i];
-		if (free_answers)
-			for (size_t j = 0; j < u->n; j++)
-				free(u->ans[j]);
-		free(u->key);
-		free(u->state);
-		free(u->reason);
-		u->key    = NULL;
-		u->state  = NULL;
-		u->reason = NULL;
-		u->n      = 0;
-		sbuf_reuse(&u->evs, SBUF_KEEP);
-	}
-	if (free_answers && ob->n_runs == 0)
+	if (free_answers)
 		for (size_t j = 0; j < ob->n; j++)
 			free(ob->ans[j]);
 	ob->n_runs = 0;
@@ -1356,6 +1445,7 @@ ob_reset(obatch *ob, bool free_answers)
 	ob->bytes  = 0;
 	sbuf_reuse(&ob->evs, SBUF_KEEP_CALL);
 	sbuf_reuse(&ob->retries, SBUF_KEEP);
+	sbuf_reuse(&ob->heads, SBUF_KEEP_CALL);
 	if (ob->index != NULL)
 		memset(ob->index, 0, ob->index_cap * sizeof(*ob->index));
 }
@@ -1381,9 +1471,29 @@ ob_find(obatch *ob, const char *key, size_t klen, size_t *slot_i)
 			return NULL;
 		}
 		brun *u = &ob->runs[v - 1];
-		if (u->klen == klen && memcmp(u->key, key, klen) == 0)
+		if (u->klen == klen
+		    && memcmp(ob->heads.data + u->key_off, key, klen) == 0)
 			return u;
 	}
+}
+
+/* Room for more bytes after sb's (an empty one gets first bytes at
+ * least), for writing in place (mpwrite.h). */
+static bool
+sbuf_room(msgpack_sbuffer *sb, size_t more, size_t first)
+{
+	size_t need = sb->size + more;
+	if (sb->alloc >= need)
+		return true;
+	size_t cap = sb->alloc > 0 ? sb->alloc : first;
+	while (cap < need)
+		cap *= 2;
+	char *p = realloc(sb->data, cap);
+	if (p == NULL)
+		return false;
+	sb->data  = p;
+	sb->alloc = cap;
+	return true;
 }
 
 /* Pack the event of req as the wire shows it into sb. @return false if
@@ -1393,6 +1503,18 @@ pack_event(remote_caller *c, const remote_req *req, msgpack_sbuffer *sb)
 {
 	ev_view        ev;
 	msgpack_packer pk;
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	/* the stored bytes straight to the wire form, written in place
+	 * (metadata and content copied as they are); a record it does not
+	 * take is packed from its decoded view, which says what is wrong */
+	if (!sbuf_room(sb, EV_WIRE_RAW_BOUND(req->event_len), 4096))
+		return false;
+	size_t n = ev_wire_raw(req->event, req->event_len, req->position, 0,
+	    (unsigned char *) sb->data + sb->size);
+	if (n > 0) {
+		sb->size += n;
+		return true;
+	}
 	if (req->view == NULL) {
 		msgpack_zone_clear(&c->zone);
 		if (ev_decode(req->event, req->event_len, req->position,
@@ -1400,23 +1522,48 @@ pack_event(remote_caller *c, const remote_req *req, msgpack_sbuffer *sb)
 		    != SL_OK)
 			return false;
 	}
-	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	ev_pack_wire(&pk, req->view != NULL ? req->view : &ev);
 	return true;
 }
 
-static bool
-ans_push(answer ***arr, size_t *cap, size_t n, answer *a)
+/* The most bytes run_head packs for req. */
+static size_t
+run_head_bound(const remote_req *req, size_t klen)
 {
-	if (n == *cap) {
-		size_t   ncap = *cap ? *cap * 2 : 16;
-		answer **na   = realloc(*arr, ncap * sizeof(*na));
-		if (na == NULL)
-			return false;
-		*arr = na;
-		*cap = ncap;
-	}
-	(*arr)[n] = a;
+	size_t rlen = req->last_reason != NULL ? strlen(req->last_reason) : 0;
+	return klen + req->state_len + rlen + 64;
+}
+
+/* Pack the head of u, a new run of key for req (its key, state and retry
+ * state, as the call carries them) into ob->heads. */
+static bool
+run_head(
+    obatch *ob, brun *u, const remote_req *req, const char *key, size_t klen)
+{
+	msgpack_sbuffer *h = &ob->heads;
+	const char *reason = req->last_reason != NULL ? req->last_reason : "";
+	if (!sbuf_room(h, run_head_bound(req, klen), 16384))
+		return false;
+	unsigned char *o0 = (unsigned char *) h->data + h->size, *o = o0;
+	o          = MPW_CSTR(o, "key");
+	o          = mpw_hdr(o, 0xa0, 32, 0xd9, 0xda, klen);
+	u->key_off = h->size + (size_t) (o - o0);
+	u->klen    = klen;
+	o          = mpw_raw(o, key, klen);
+	o          = MPW_CSTR(o, "state");
+	if (req->state != NULL && req->state_len > 0)
+		o = mpw_raw(o, req->state, req->state_len);
+	else
+		o = mpw_map(o, 0);
+	o           = MPW_CSTR(o, "retry");
+	o           = mpw_map(o, 2);
+	o           = MPW_CSTR(o, "attempt");
+	o           = mpw_uint(o, req->attempt);
+	o           = MPW_CSTR(o, "reason");
+	o           = mpw_str(o, reason, strlen(reason));
+	u->head_off = h->size;
+	u->head_len = (size_t) (o - o0);
+	h->size += u->head_len;
 	return true;
 }
 
@@ -1435,19 +1582,34 @@ batch_add(
 		return SL_EFULL;
 	if (ob->n > 0 && ob->epoch != epoch)
 		return SL_EFULL; /* the flush drops it */
-	if (ob->index_cap < 2 * (size_t) batch) {
+	if (ob->index_cap < 2 * (size_t) batch || ob->cap_ev < batch) {
 		/* a larger batch (a new client's): only while none is open */
-		if (ob->n_runs > 0)
+		if (ob->n > 0)
 			return SL_EFULL;
-		size_t cap = 16;
+		size_t cap = 16, nev = batch > ob->cap_ev ? batch : ob->cap_ev;
 		while (cap < 2 * (size_t) batch)
 			cap *= 2;
-		int32_t *ix = calloc(cap, sizeof(*ix));
-		if (ix == NULL)
+		int32_t  *ix  = calloc(cap, sizeof(*ix));
+		size_t   *at_ = malloc(nev * sizeof(*at_));
+		answer  **an  = malloc(nev * sizeof(*an));
+		uint32_t *nx  = malloc(nev * sizeof(*nx));
+		if (ix == NULL || at_ == NULL || an == NULL || nx == NULL) {
+			free(ix);
+			free(at_);
+			free(an);
+			free(nx);
 			return SL_ENOMEM;
+		}
 		free(ob->index);
+		free(ob->ev_at);
+		free(ob->ans);
+		free(ob->ev_next);
 		ob->index     = ix;
 		ob->index_cap = cap;
+		ob->ev_at     = at_;
+		ob->ans       = an;
+		ob->ev_next   = nx;
+		ob->cap_ev    = nev;
 	}
 	answer *a = ans_new(c, req->tag);
 	if (a == NULL)
@@ -1457,71 +1619,47 @@ batch_add(
 		const char *key  = req->key != NULL ? req->key : "";
 		size_t      klen = strlen(key);
 		u                = ob_find(ob, key, klen, &at);
-		size_t extra     = u == NULL ? klen + req->state_len + 64 : 0;
-		msgpack_sbuffer *sb;
-		if (u == NULL) {
-			if (ob->n_runs == ob->cap_runs) {
-				size_t ncap
-				    = ob->cap_runs ? ob->cap_runs * 2 : 16;
-				brun *nr
-				    = realloc(ob->runs, ncap * sizeof(*nr));
-				if (nr == NULL) {
-					free(a);
-					return SL_ENOMEM;
-				}
-				memset(nr + ob->cap_runs, 0,
-				    (ncap - ob->cap_runs) * sizeof(*nr));
-				for (size_t i = ob->cap_runs; i < ncap; i++)
-					msgpack_sbuffer_init(&nr[i].evs);
-				ob->runs     = nr;
-				ob->cap_runs = ncap;
-			}
-			sb = &ob->runs[ob->n_runs].evs;
-		} else {
-			sb = &u->evs;
-		}
-		before = sb->size;
-		if (!pack_event(c, req, sb)) {
-			free(a);
-			return SL_EINVAL;
-		}
-		size_t grew = sb->size - before + extra;
-		if (ob->n > 0 && ob->bytes + grew > REMOTE_MAX_CALL_BYTES) {
-			sb->size = before; /* not this batch's */
-			free(a);
-			return SL_EFULL;
-		}
-		if (u == NULL) {
-			u = &ob->runs[ob->n_runs];
-			if ((u->key = malloc(klen + 1)) == NULL
-			    || (req->state_len > 0
-			        && (u->state = malloc(req->state_len)) == NULL)
-			    || (u->reason = strdup(req->last_reason != NULL
-			                ? req->last_reason
-			                : ""))
-			        == NULL) {
-				free(u->key);
-				free(u->state);
-				u->key   = NULL;
-				u->state = NULL;
-				sb->size = before;
+		size_t extra     = u == NULL ? run_head_bound(req, klen) : 0;
+		if (u == NULL && ob->n_runs == ob->cap_runs) {
+			size_t ncap = ob->cap_runs ? ob->cap_runs * 2 : 16;
+			brun  *nr   = realloc(ob->runs, ncap * sizeof(*nr));
+			if (nr == NULL) {
 				free(a);
 				return SL_ENOMEM;
 			}
-			memcpy(u->key, key, klen + 1);
-			u->klen = klen;
-			if (req->state_len > 0)
-				memcpy(u->state, req->state, req->state_len);
-			u->state_len  = req->state_len;
-			u->attempt    = req->attempt;
+			ob->runs     = nr;
+			ob->cap_runs = ncap;
+		}
+		before = ob->evs.size;
+		if (!pack_event(c, req, &ob->evs)) {
+			free(a);
+			return SL_EINVAL;
+		}
+		size_t grew = ob->evs.size - before + extra;
+		if (ob->n > 0 && ob->bytes + grew > REMOTE_MAX_CALL_BYTES) {
+			ob->evs.size = before; /* not this batch's */
+			free(a);
+			return SL_EFULL;
+		}
+		uint32_t ev = (uint32_t) ob->n;
+		if (u == NULL) {
+			u = &ob->runs[ob->n_runs];
+			if (!run_head(ob, u, req, key, klen)) {
+				ob->evs.size = before;
+				free(a);
+				return SL_ENOMEM;
+			}
+			u->first      = ev;
+			u->n          = 0;
 			ob->index[at] = (int32_t) (ob->n_runs + 1);
 			ob->n_runs++;
+		} else {
+			ob->ev_next[u->last] = ev;
 		}
-		if (!ans_push(&u->ans, &u->cap, u->n, a)) {
-			sb->size = before;
-			free(a);
-			return SL_ENOMEM; /* the run stays, maybe empty */
-		}
+		u->last         = ev;
+		ob->ev_next[ev] = UINT32_MAX;
+		ob->ev_at[ev]   = before;
+		ob->ans[ev]     = a;
 		u->n++;
 		ob->bytes += grew;
 	} else {
@@ -1531,14 +1669,13 @@ batch_add(
 			return SL_EINVAL;
 		}
 		size_t grew = ob->evs.size - before + 64;
-		if ((ob->n > 0 && ob->bytes + grew > REMOTE_MAX_CALL_BYTES)
-		    || !ans_push(&ob->ans, &ob->cap_ans, ob->n, a)) {
-			bool full = ob->n > 0
-			    && ob->bytes + grew > REMOTE_MAX_CALL_BYTES;
+		if (ob->n > 0 && ob->bytes + grew > REMOTE_MAX_CALL_BYTES) {
 			ob->evs.size = before;
 			free(a);
-			return full ? SL_EFULL : SL_ENOMEM;
+			return SL_EFULL;
 		}
+		ob->ev_at[ob->n] = before;
+		ob->ans[ob->n]   = a;
 		msgpack_packer pk;
 		msgpack_packer_init(&pk, &ob->retries, msgpack_sbuffer_write);
 		msgpack_pack_map(&pk, 2);
@@ -1553,59 +1690,69 @@ batch_add(
 	return SL_OK;
 }
 
-/* Pack the open batch as call id into c->buf. */
-static bool
-pack_batch(remote_caller *c, uint64_t id, uint64_t session, def_kind kind,
+/* The open batch as call id, written straight into a new message (its
+ * parts were packed as they were added: one copy of each). NULL when out
+ * of memory. */
+static nng_msg *
+batch_msg(remote_caller *c, uint64_t id, uint64_t session, def_kind kind,
     const char *tenant)
 {
-	obatch         *ob = &c->ob;
-	msgpack_packer *pk = &c->pk;
-	msgpack_sbuffer_clear(&c->buf);
-	msgpack_pack_map(pk, kind == DEF_PROJECTION ? 5 : 6);
-	mp_pack_kv_u64(pk, "call", id);
-	mp_pack_kv_u64(pk, "session", session);
-	mp_pack_kv_str(
-	    pk, "op", kind == DEF_PROJECTION ? "project" : "filter");
-	mp_pack_kv_str(pk, "tenant", tenant);
+	obatch *ob   = &c->ob;
+	size_t  tlen = strlen(tenant);
+	/* the envelope, each run's map, key names and headers at their
+	 * widest; the parts at their sizes */
+	size_t bound = 128 + tlen;
+	if (kind == DEF_PROJECTION)
+		for (size_t i = 0; i < ob->n_runs; i++)
+			bound += 32 + ob->runs[i].head_len;
+	bound += ob->evs.size + ob->retries.size;
+	nng_msg *msg;
+	if (nng_msg_alloc(&msg, bound) != 0)
+		return NULL;
+	unsigned char *o0 = nng_msg_body(msg), *o = o0;
+	o = mpw_map(o, kind == DEF_PROJECTION ? 5 : 6);
+	o = MPW_CSTR(o, "call");
+	o = mpw_uint(o, id);
+	o = MPW_CSTR(o, "session");
+	o = mpw_uint(o, session);
+	o = MPW_CSTR(o, "op");
+	o = kind == DEF_PROJECTION ? MPW_CSTR(o, "project")
+	                           : MPW_CSTR(o, "filter");
+	o = MPW_CSTR(o, "tenant");
+	o = mpw_str(o, tenant, tlen);
 	if (kind == DEF_PROJECTION) {
 		size_t n_runs = 0;
 		for (size_t i = 0; i < ob->n_runs; i++)
 			n_runs += ob->runs[i].n > 0;
-		mp_pack_cstr(pk, "runs");
-		msgpack_pack_array(pk, n_runs);
+		o = MPW_CSTR(o, "runs");
+		o = mpw_array(o, n_runs);
 		for (size_t i = 0; i < ob->n_runs; i++) {
 			brun *u = &ob->runs[i];
 			if (u->n == 0)
 				continue;
-			msgpack_pack_map(pk, 4);
-			mp_pack_cstr(pk, "key");
-			msgpack_pack_str(pk, u->klen);
-			msgpack_pack_str_body(pk, u->key, u->klen);
-			mp_pack_cstr(pk, "state");
-			if (u->state != NULL && u->state_len > 0)
-				msgpack_sbuffer_write(
-				    &c->buf, u->state, u->state_len);
-			else
-				msgpack_pack_map(pk, 0);
-			mp_pack_cstr(pk, "retry");
-			msgpack_pack_map(pk, 2);
-			mp_pack_kv_u64(pk, "attempt", u->attempt);
-			mp_pack_kv_str(pk, "reason", u->reason);
-			mp_pack_cstr(pk, "events");
-			msgpack_pack_array(pk, u->n);
-			msgpack_sbuffer_write(
-			    &c->buf, u->evs.data, u->evs.size);
+			o = mpw_map(o, 4);
+			o = mpw_raw(
+			    o, ob->heads.data + u->head_off, u->head_len);
+			o = MPW_CSTR(o, "events");
+			o = mpw_array(o, u->n);
+			for (uint32_t e = u->first; e != UINT32_MAX;
+			     e          = ob->ev_next[e]) {
+				size_t end = e + 1 < ob->n ? ob->ev_at[e + 1]
+				                           : ob->evs.size;
+				o = mpw_raw(o, ob->evs.data + ob->ev_at[e],
+				    end - ob->ev_at[e]);
+			}
 		}
 	} else {
-		mp_pack_cstr(pk, "events");
-		msgpack_pack_array(pk, ob->n);
-		msgpack_sbuffer_write(&c->buf, ob->evs.data, ob->evs.size);
-		mp_pack_cstr(pk, "retries");
-		msgpack_pack_array(pk, ob->n);
-		msgpack_sbuffer_write(
-		    &c->buf, ob->retries.data, ob->retries.size);
+		o = MPW_CSTR(o, "events");
+		o = mpw_array(o, ob->n);
+		o = mpw_raw(o, ob->evs.data, ob->evs.size);
+		o = MPW_CSTR(o, "retries");
+		o = mpw_array(o, ob->n);
+		o = mpw_raw(o, ob->retries.data, ob->retries.size);
 	}
-	return c->buf.data != NULL;
+	nng_msg_chop(msg, bound - (size_t) (o - o0));
+	return msg;
 }
 
 /* Answer every event of the open batch REMOTE_DISCONNECTED (it cannot be
@@ -1616,17 +1763,12 @@ ob_drop(remote_caller *c, const char *why)
 	remote_proc *rp = c->rp;
 	obatch      *ob = &c->ob;
 	pthread_mutex_lock(&rp->mu);
-	for (size_t i = 0; i < (rp->kind == DEF_PROJECTION ? ob->n_runs : 1);
-	     i++) {
-		answer **v
-		    = rp->kind == DEF_PROJECTION ? ob->runs[i].ans : ob->ans;
-		size_t n = rp->kind == DEF_PROJECTION ? ob->runs[i].n : ob->n;
-		for (size_t j = 0; j < n; j++) {
-			v[j]->resp.outcome = REMOTE_DISCONNECTED;
-			resp_reason(&v[j]->resp, "%s", why);
-			queue_answer(c, v[j]);
-			c->in_flight--; /* counted when added */
-		}
+	for (size_t j = 0; j < ob->n; j++) {
+		answer *a       = ob->ans[j];
+		a->resp.outcome = REMOTE_DISCONNECTED;
+		resp_reason(&a->resp, "%s", why);
+		queue_answer(c, a);
+		c->in_flight--; /* counted when added */
 	}
 	pthread_mutex_unlock(&rp->mu);
 	ob_reset(ob, false);
@@ -1711,9 +1853,9 @@ remote_call_flush(remote_caller *c)
 	answer  **evs = malloc(ob->n * sizeof(*evs));
 	uint32_t *rl  = n_runs ? malloc(n_runs * sizeof(*rl)) : NULL;
 	if (evs == NULL || (n_runs > 0 && rl == NULL)
-	    || !pack_batch(
-	        c, id, session, rp->kind, ob->tenant != NULL ? ob->tenant : "")
-	    || nng_msg_alloc(&msg, c->buf.size) != 0
+	    || (msg = batch_msg(c, id, session, rp->kind,
+	            ob->tenant != NULL ? ob->tenant : ""))
+	        == NULL
 	    || (s = slot_get(rp)) == NULL) {
 		free(evs);
 		free(rl);
@@ -1722,7 +1864,6 @@ remote_call_flush(remote_caller *c)
 		ob_drop(c, "out of memory");
 		return SL_ENOMEM;
 	}
-	memcpy(nng_msg_body(msg), c->buf.data, c->buf.size);
 	size_t n = 0;
 	if (rp->kind == DEF_PROJECTION) {
 		size_t k = 0;
@@ -1731,8 +1872,9 @@ remote_call_flush(remote_caller *c)
 			if (u->n == 0)
 				continue;
 			rl[k++] = (uint32_t) u->n;
-			memcpy(evs + n, u->ans, u->n * sizeof(*evs));
-			n += u->n;
+			for (uint32_t e = u->first; e != UINT32_MAX;
+			     e          = ob->ev_next[e])
+                                evs[n++] = ob->ans[e];
 		}
 	} else {
 		memcpy(evs, ob->ans, ob->n * sizeof(*evs));
@@ -1741,7 +1883,6 @@ remote_call_flush(remote_caller *c)
 	for (size_t i = 0; i < n; i++)
 		evs[i]->resp.call = id;
 	ob_reset(ob, false); /* the answers are the slot's now */
-	sbuf_reuse(&c->buf, SBUF_KEEP_CALL);
 
 	pthread_mutex_lock(&rp->mu);
 	if (rp->closing || !rp->connected || c->closing) {
@@ -1917,6 +2058,31 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 	return SL_OK;
 }
 
+/* *out = *r, without its text buffers' unused ends or the texts its
+ * outcome does not carry (three quarters of the struct, written by NNG's
+ * thread: cold here, and this is once per event). */
+static void
+resp_move(remote_resp *out, const remote_resp *r)
+{
+	bool part = r->outcome == REMOTE_INCLUDED;
+	bool why  = r->outcome == REMOTE_FAILED
+	    || r->outcome == REMOTE_DISCONNECTED
+	    || r->outcome == REMOTE_SKIPPED;
+	size_t np = part ? strnlen(r->partition, sizeof(r->partition) - 1) : 0;
+	size_t nr = why ? strnlen(r->reason, sizeof(r->reason) - 1) : 0;
+	out->call = r->call;
+	out->tag  = r->tag;
+	out->outcome        = r->outcome;
+	out->state          = r->state;
+	out->state_len      = r->state_len;
+	out->retry          = r->retry;
+	out->retry_after_ms = r->retry_after_ms;
+	memcpy(out->partition, r->partition, np);
+	out->partition[np] = '\0';
+	memcpy(out->reason, r->reason, nr);
+	out->reason[nr] = '\0';
+}
+
 int
 remote_call_next(remote_caller *c, int timeout_ms, remote_resp *out)
 {
@@ -1949,9 +2115,20 @@ remote_call_next(remote_caller *c, int timeout_ms, remote_resp *out)
 	a       = c->mine;
 	c->mine = a->next;
 	c->in_flight--;
-	*out = a->resp;
+	resp_move(out, &a->resp);
 	ans_put(c, a);
 	return SL_OK;
+}
+
+bool
+remote_call_ready(remote_caller *c)
+{
+	if (c->mine != NULL)
+		return true; /* the caller's thread's own */
+	pthread_mutex_lock(&c->rp->mu);
+	bool ready = c->head != NULL;
+	pthread_mutex_unlock(&c->rp->mu);
+	return ready;
 }
 
 size_t

@@ -52,8 +52,10 @@ typedef struct rdef {
 enum { ABORT_NONE = 0, ABORT_DISCONNECTED = 1, ABORT_CLOSED = 2 };
 
 typedef struct answer {
-	remote_resp    resp;
+	/* first: next and the answer's head share a cache line (the
+	 * processor walks the nodes NNG's thread wrote, once per event) */
 	struct answer *next;
+	remote_resp    resp;
 } answer;
 
 /* One NNG context and its aio: carries one call (or the ping) at a time. */
@@ -85,31 +87,36 @@ typedef struct slot {
 	size_t          n_runs;
 } slot;
 
-/* Protocol 2: a projection's run of one key in the open batch. */
+/* Protocol 2: a projection's run of one key in the open batch. Its key,
+ * state and retry state are packed once, in the call's wire form, into
+ * the batch's heads; its events are a list through the batch's events
+ * (no allocation per run, and the batch's bytes written in one place). */
 typedef struct brun {
-	char           *key;
-	size_t          klen;
-	char           *state; /* packed map (NULL: {}) */
-	size_t          state_len;
-	uint32_t        attempt;
-	char           *reason;
-	msgpack_sbuffer evs; /* the events, packed as the wire shows them */
-	struct answer **ans; /* their answer nodes, in order */
-	size_t          n, cap;
+	size_t   key_off, klen;      /* the key's bytes in ob->heads */
+	size_t   head_off, head_len; /* "key", "state", "retry" pairs */
+	uint32_t first, last;        /* its events (ob->ev_next links them) */
+	size_t   n;                  /* how many */
 } brun;
 
-/* Protocol 2: the events a caller has added and not sent yet. */
+/* Protocol 2: the events a caller has added and not sent yet, packed one
+ * after the other into evs as the wire shows them. */
 typedef struct obatch {
 	brun           *runs; /* projections: one per key */
 	size_t          n_runs, cap_runs;
 	int32_t        *index; /* open addressing over runs: key -> i + 1 */
 	size_t          index_cap;
-	msgpack_sbuffer evs, retries; /* filters: events and retry states */
-	struct answer **ans;          /* filters: answer nodes, in order */
-	size_t          cap_ans;
-	size_t          n;     /* events */
-	size_t          bytes; /* their packed size, about */
-	uint32_t        epoch; /* rp->connects when the first was added */
+	msgpack_sbuffer evs;     /* the events */
+	msgpack_sbuffer retries; /* filters: retry states */
+	msgpack_sbuffer heads;   /* projections: the runs' heads */
+	/* per event (up to cap_ev, the batch): where it starts in evs, its
+	 * answer node, the next event of its run (projections) */
+	size_t         *ev_at;
+	struct answer **ans;
+	uint32_t       *ev_next;
+	size_t          cap_ev;
+	size_t          n;      /* events */
+	size_t          bytes;  /* their packed size, about */
+	uint32_t        epoch;  /* rp->connects when the first was added */
 	char           *tenant; /* the caller's (copied once) */
 } obatch;
 
