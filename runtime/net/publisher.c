@@ -120,15 +120,16 @@ pub_send_on(nng_aio *aio, nng_socket sock, const char *topic,
 {
 	nng_msg *m;
 
-	if (nng_msg_alloc(&m, 0) != 0)
+	/* sized at once: appends would grow it twice or three times */
+	if (nng_msg_alloc(&m, topic_len + head_len + body_len) != 0)
 		return; /* out of memory: subscribers fill the gap by reading
 		         */
-	if (nng_msg_append(m, topic, topic_len) != 0
-	    || nng_msg_append(m, head, head_len) != 0
-	    || nng_msg_append(m, body, body_len) != 0) {
-		nng_msg_free(m);
-		return;
-	}
+	char *b = nng_msg_body(m);
+	memcpy(b, topic, topic_len);
+	if (head_len > 0)
+		memcpy(b + topic_len, head, head_len);
+	if (body_len > 0)
+		memcpy(b + topic_len + head_len, body, body_len);
 	if (aio == NULL) {
 		if (nng_sendmsg(sock, m, NNG_FLAG_NONBLOCK) != 0)
 			nng_msg_free(m);

@@ -50,6 +50,8 @@ struct api_call {
 	uint32_t    pipe;
 	atomic_bool cancelled;
 	bool        pipe_busy; /* counted in its pipe's busy (pipes_mu) */
+	msgpack_zone zone;     /* api_call_zone (zone_ok: initialized) */
+	bool         zone_ok;
 };
 
 /* One open connection: the idle reaper closes it once it had no request
@@ -287,8 +289,25 @@ server_send_cb(void *arg)
 void
 api_reply(api_call *call, const void *data, size_t len)
 {
-	nng_msg *rep = NULL;
+	nng_msg  *rep = call->req;
+	uintptr_t p   = (uintptr_t) data;
 
+	/* The request's message carries the reply, unless the reply's bytes
+	 * lie in it: no allocation per reply (NNG keeps the buffer when the
+	 * reply fits in it, as a commit's does). */
+	if (rep != NULL && len > 0) {
+		uintptr_t body = (uintptr_t) nng_msg_body(rep);
+		size_t    blen = nng_msg_len(rep);
+		if (p + len <= body || p >= body + blen) {
+			nng_msg_clear(rep);
+			if (nng_msg_append(rep, data, len) == 0) {
+				call->req = NULL;
+				api_reply_msg(call, rep);
+				return;
+			}
+		}
+	}
+	rep = NULL;
 	if (nng_msg_alloc(&rep, len) == 0 && len > 0)
 		memcpy(nng_msg_body(rep), data, len);
 	api_reply_msg(call, rep);
@@ -312,8 +331,10 @@ api_reply_msg(api_call *call, nng_msg *rep)
 	}
 
 	/* The request (and everything api_handle borrowed from it) ends
-	 * here; the reply was made first in case it pointed into it. */
-	nng_msg_free(call->req);
+	 * here; the reply was made first in case it pointed into it (or it
+	 * is the request's message, api_reply). */
+	if (call->req != NULL)
+		nng_msg_free(call->req);
 	call->req = NULL;
 
 	if (rep != NULL) {
@@ -330,6 +351,24 @@ api_reply_msg(api_call *call, nng_msg *rep)
 	if (atomic_fetch_sub(&srv->in_flight, 1) == 1)
 		pthread_cond_broadcast(&srv->cv);
 	pthread_mutex_unlock(&srv->mtx);
+}
+
+/* A commit's objects fit in the first chunk (a one-event commit of ~300
+ * bytes decodes to about 1 KiB); a larger request adds chunks, freed at
+ * the call's next request. */
+#define SERVER_ZONE_CHUNK 2048
+
+msgpack_zone *
+api_call_zone(api_call *call)
+{
+	if (call->zone_ok) {
+		msgpack_zone_clear(&call->zone);
+		return &call->zone;
+	}
+	if (!msgpack_zone_init(&call->zone, SERVER_ZONE_CHUNK))
+		return NULL;
+	call->zone_ok = true;
+	return &call->zone;
 }
 
 /* ---- connections (a call is cancelled when its connection goes) ---- */
@@ -838,6 +877,8 @@ server_free(server *srv, bool bounded)
 			nng_aio_free(call->recv_aio);
 		if (call->send_aio != NULL)
 			nng_aio_free(call->send_aio);
+		if (call->zone_ok)
+			msgpack_zone_destroy(&call->zone);
 	}
 	free(srv->calls);
 	free(srv->pipes);
