@@ -24,9 +24,9 @@
 typedef struct commit_job {
 	api_deferred  reply; /* first: run() gets the job */
 	store_commit  sc;
-	api_call     *call;
-	msgpack_zone *zone; /* the request's objects; strings are in the
-	                       request message, alive until api_reply */
+	api_call     *call; /* its zone holds the request's objects and the
+	                       request message its strings, both alive
+	                       until api_reply */
 	bool    on_writer; /* reply on the writer's thread (durable log) */
 	ev_new  events[];  /* the commit's (one allocation with the job) */
 } commit_job;
@@ -34,7 +34,6 @@ typedef struct commit_job {
 static void
 commit_job_free(commit_job *job)
 {
-	msgpack_zone_free(job->zone);
 	free(job);
 }
 
@@ -173,7 +172,7 @@ api_expected(request *r, uint64_t *out)
 }
 
 /* Hand job (its store_commit filled but for done) to the store; the
- * reply comes from commit_done. The job owns the request's zone then. */
+ * reply comes from commit_done. */
 static void
 commit_submit(request *r, commit_job *job)
 {
@@ -181,7 +180,6 @@ commit_submit(request *r, commit_job *job)
 
 	job->call      = r->call;
 	job->on_writer = r->rt->cfg->store_sync;
-	job->zone    = r->zone;
 	job->sc.done = commit_done;
 	job->sc.arg  = job;
 	rc           = store_submit(r->rt->store, &job->sc);
@@ -191,7 +189,6 @@ commit_submit(request *r, commit_job *job)
 		    sl_strerror(rc));
 		return;
 	}
-	r->zone = NULL;
 }
 
 void
