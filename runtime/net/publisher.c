@@ -457,6 +457,7 @@ pub_start(const char *url, const pub_feed *feeds, size_t n_feeds,
 		pub_free(p);
 		return SL_ENOMEM;
 	}
+	pthread_setname_np(p->thr, "publisher");
 	if (url != NULL)
 		log_info("publisher",
 		    "publishing on %s from position %" PRIu64, url, p->next);

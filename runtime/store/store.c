@@ -937,6 +937,10 @@ store_open(const char *path, size_t map_size, bool sync, store **out)
 		rc = SL_ENOMEM;
 		goto fail;
 	}
+	/* named for profiles (perf, top -H) */
+	if (sync)
+		pthread_setname_np(s->syncer, "log-syncer");
+	pthread_setname_np(s->writer, "log-writer");
 	log_info("store", "opened %s at position %" PRIu64 "%s", path,
 	    s->next_pos, sync ? "" : " (sync off)");
 	*out = s;
