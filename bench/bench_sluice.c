@@ -178,14 +178,24 @@ perf_attach(pid_t pid, const char *out)
 	return perf;
 }
 
-/* Count the daemon's sync system calls (tracepoints: cheap). */
+/* What --perf-stat counts in the daemon (tracepoints and software
+ * counters: cheap); BENCH_PERF_EVENTS adds more, e.g. the uprobes of
+ * `perf probe -x libc.so.6 --add malloc` (probe_libc:malloc). */
+#define PERF_STAT_EVENTS                                                      \
+	"syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync,"              \
+	"context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_futex,"   \
+	"task-clock"
+
 static pid_t
 perf_stat_attach(pid_t pid, const char *out)
 {
-	char p[32];
+	char        p[32], ev[1024];
+	const char *more = getenv("BENCH_PERF_EVENTS");
 	snprintf(p, sizeof(p), "%ld", (long) pid);
-	char *argv[] = { "/usr/bin/perf", "stat", "-x", ",", "-e",
-		"syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync", "-o",
+	snprintf(ev, sizeof(ev), "%s%s%s", PERF_STAT_EVENTS,
+	    more != NULL && more[0] != '\0' ? "," : "",
+	    more != NULL ? more : "");
+	char *argv[] = { "/usr/bin/perf", "stat", "-x", ",", "-e", ev, "-o",
 		(char *) out, "-p", p, NULL };
 	pid_t perf   = bench_spawn(argv, "/dev/null");
 	bench_sleep_ns(300000000);
@@ -207,6 +217,43 @@ perf_stat_count(const char *file, const char *event)
 			v = atof(line);
 	fclose(f);
 	return v;
+}
+
+/* Every count of a perf stat -x output per commit, as "per_commit_EVENT"
+ * lines (the daemon's whole run: its idle wait before the clients start
+ * counts too, a few wake-ups). */
+static void
+perf_stat_per_commit(const char *file, double commits)
+{
+	FILE *f = fopen(file, "r");
+	char  line[512];
+	if (f == NULL || commits <= 0) {
+		if (f != NULL)
+			fclose(f);
+		return;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (line[0] < '0' || line[0] > '9')
+			continue;
+		/* COUNT,UNIT,EVENT,... */
+		char *unit = strchr(line, ',');
+		char *name = unit != NULL ? strchr(unit + 1, ',') : NULL;
+		char *end  = name != NULL ? strchr(name + 1, ',') : NULL;
+		if (end == NULL)
+			continue;
+		*end        = '\0';
+		*name       = '\0';
+		bool   msec = strcmp(unit + 1, "msec") == 0;
+		double v    = atof(line) / commits;
+		char   key[160];
+		snprintf(key, sizeof(key), "per_commit_%s%s", name + 1,
+		    msec ? "_us" : "");
+		for (char *k = key; *k != '\0'; k++)
+			if (*k == ':' || *k == '-')
+				*k = '_';
+		bench_out(key, msec ? v * 1e3 : v);
+	}
+	fclose(f);
 }
 
 static void
@@ -318,6 +365,7 @@ cmd_append(const opts *o, const char *self)
 		bench_out("fsyncs_per_s", syncs / secs);
 		bench_out("commits_per_fsync",
 		    syncs > 0 ? (double) sum.ops / syncs : 0);
+		perf_stat_per_commit(o->perf_stat, (double) sum.ops);
 	}
 	bench_out("p50_us", (double) bench_lat_pct(&lat, 50) / 1e3);
 	bench_out("p99_us", (double) bench_lat_pct(&lat, 99) / 1e3);

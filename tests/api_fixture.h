@@ -5,6 +5,7 @@
 #ifndef SL_API_FIXTURE_H
 #define SL_API_FIXTURE_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@ static runtime   *fx_rt;
 static char       fx_url[4200];
 static char       fx_pub_url[4200];
 static char       fx_config_path[4200];
+/* event_store.sync of the next fx_start (default false: quicker tests) */
+static bool       fx_sync;
 
 /* The account_details projection, as the build's plugin declares it. */
 #define FX_PROJECTION "account_details"
@@ -51,9 +54,9 @@ fx_start_yaml(const char *tail_yaml)
 	    "  pub: %s\n"
 	    "event_store:\n"
 	    "  map_size: 64MiB\n"
-	    "  sync: false\n"
+	    "  sync: %s\n"
 	    "%s",
-	    fx_url, fx_pub_url, tail_yaml);
+	    fx_url, fx_pub_url, fx_sync ? "true" : "false", tail_yaml);
 	tu_write_file(fx_config_path, text);
 	if (config_load(fx_config_path, &fx_cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "config: %s\n", err);

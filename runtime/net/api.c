@@ -318,7 +318,7 @@ api_handle(runtime *rt, api_call *call, const void *data, size_t len)
 		api_fail(&r, SL_EPROTO, "%s", err);
 		goto out;
 	}
-	r.zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+	r.zone = api_call_zone(call);
 	if (r.zone == NULL) {
 		api_fail(&r, SL_ENOMEM, "out of memory");
 		goto out;
@@ -413,8 +413,6 @@ api_handle(runtime *rt, api_call *call, const void *data, size_t len)
 	grace_leave(&rt->grace, side);
 out:
 	/* Every path above replied exactly once (a commit replies later,
-	 * from the store's writer, and took the zone). */
-	if (r.zone != NULL)
-		msgpack_zone_free(r.zone);
+	 * from the store's writer). The zone is the call's (r.zone). */
 	msgpack_sbuffer_destroy(&r.out);
 }

@@ -24,19 +24,36 @@
 typedef struct commit_job {
 	api_deferred  reply; /* first: run() gets the job */
 	store_commit  sc;
-	api_call     *call;
-	msgpack_zone *zone; /* the request's objects; strings are in the
-	                       request message, alive until api_reply */
-	ev_new *events;
+	api_call     *call; /* its zone holds the request's objects and the
+	                       request message its strings, both alive
+	                       until api_reply */
 	bool    on_writer; /* reply on the writer's thread (durable log) */
+	ev_new  events[];  /* the commit's (one allocation with the job) */
 } commit_job;
 
 static void
 commit_job_free(commit_job *job)
 {
-	msgpack_zone_free(job->zone);
-	free(job->events);
 	free(job);
+}
+
+/* A reply small enough for the stack (a commit's or a deletion's, the
+ * most frequent): packed here and copied once into the reply message,
+ * no buffer allocated per reply. */
+typedef struct small_reply {
+	size_t len;
+	char   data[192];
+} small_reply;
+
+static int
+small_reply_write(void *arg, const char *buf, size_t len)
+{
+	small_reply *r = arg;
+	if (len > sizeof(r->data) - r->len)
+		return -1;
+	memcpy(r->data + r->len, buf, len);
+	r->len += len;
+	return 0;
 }
 
 /* The error reply of a refused commit or deletion: EREVISION carries
@@ -68,31 +85,39 @@ commit_reply(api_deferred *d)
 	store_commit   *sc  = &job->sc;
 	msgpack_sbuffer sb;
 	msgpack_packer  pk;
-	mp_map          m;
+	small_reply     r    = { .len = 0 };
 	api_call       *call = job->call;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	if (sc->rc != SL_OK) {
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 		store_pack_err(&pk, sc);
-	} else if (sc->trunc != STORE_TRUNC_NONE) {
-		mp_reply_ok_open(&m, &pk);
-		mp_map_u64(&m, "position", sc->first_position);
-		mp_map_u64(&m, "revision", sc->stream_revision);
-		mp_map_u64(&m, "truncate_before", sc->truncate_before);
-		mp_map_close(&m);
+		commit_job_free(job);
+		api_reply(call, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		return;
+	}
+	/* fixed maps: "v", "ok" and the results */
+	msgpack_packer_init(&pk, &r, small_reply_write);
+	if (sc->trunc != STORE_TRUNC_NONE) {
+		msgpack_pack_map(&pk, 5);
+		mp_pack_kv_u64(&pk, "v", SL_PROTOCOL_VERSION);
+		mp_pack_kv_bool(&pk, "ok", true);
+		mp_pack_kv_u64(&pk, "position", sc->first_position);
+		mp_pack_kv_u64(&pk, "revision", sc->stream_revision);
+		mp_pack_kv_u64(&pk, "truncate_before", sc->truncate_before);
 	} else {
-		mp_reply_ok_open(&m, &pk);
-		mp_map_u64(&m, "first_position", sc->first_position);
-		mp_map_u64(&m, "last_position",
+		msgpack_pack_map(&pk, 6);
+		mp_pack_kv_u64(&pk, "v", SL_PROTOCOL_VERSION);
+		mp_pack_kv_bool(&pk, "ok", true);
+		mp_pack_kv_u64(&pk, "first_position", sc->first_position);
+		mp_pack_kv_u64(&pk, "last_position",
 		    sc->first_position + sc->n_events - 1);
-		mp_map_u64(&m, "first_revision", sc->first_revision);
-		mp_map_u64(&m, "count", sc->n_events);
-		mp_map_close(&m);
+		mp_pack_kv_u64(&pk, "first_revision", sc->first_revision);
+		mp_pack_kv_u64(&pk, "count", sc->n_events);
 	}
 	commit_job_free(job);
-	api_reply(call, sb.data, sb.size);
-	msgpack_sbuffer_destroy(&sb);
+	api_reply(call, r.data, r.len);
 }
 
 /*
@@ -147,7 +172,7 @@ api_expected(request *r, uint64_t *out)
 }
 
 /* Hand job (its store_commit filled but for done) to the store; the
- * reply comes from commit_done. The job owns the request's zone then. */
+ * reply comes from commit_done. */
 static void
 commit_submit(request *r, commit_job *job)
 {
@@ -155,18 +180,15 @@ commit_submit(request *r, commit_job *job)
 
 	job->call      = r->call;
 	job->on_writer = r->rt->cfg->store_sync;
-	job->zone    = r->zone;
 	job->sc.done = commit_done;
 	job->sc.arg  = job;
 	rc           = store_submit(r->rt->store, &job->sc);
 	if (rc != SL_OK) {
-		free(job->events);
 		free(job);
 		api_fail(r, rc, "not accepted by the event log: %s",
 		    sl_strerror(rc));
 		return;
 	}
-	r->zone = NULL;
 }
 
 void
@@ -215,11 +237,10 @@ api_commit(request *r)
 		return;
 	}
 
-	job = calloc(1, sizeof(*job));
-	if (job != NULL)
-		job->events = calloc(evs->via.array.size, sizeof(ev_new));
-	if (job == NULL || job->events == NULL) {
-		free(job);
+	/* bounded by max_events_per_commit (checked above) */
+	job = calloc(1,
+	    sizeof(*job) + (size_t) evs->via.array.size * sizeof(ev_new));
+	if (job == NULL) {
 		api_fail(r, SL_ENOMEM, "out of memory");
 		return;
 	}
@@ -235,7 +256,6 @@ api_commit(request *r)
 			rc = ev_parse_new(o, e, err, sizeof(err));
 		}
 		if (rc != SL_OK) {
-			free(job->events);
 			free(job);
 			api_fail(r, rc, "events[%u]: %s", i,
 			    err[0] != '\0' ? err : sl_strerror(rc));

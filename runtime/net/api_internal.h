@@ -29,7 +29,7 @@ typedef struct request {
 	runtime        *rt;
 	api_call       *call;
 	msgpack_object  root;
-	msgpack_zone   *zone;
+	msgpack_zone   *zone; /* the call's (api_call_zone) */
 	msgpack_sbuffer out; /* the reply */
 	msgpack_packer  pk;
 	/* the caller (auth.h); NULL when the daemon has no auth: section */

@@ -80,6 +80,7 @@ struct publisher {
 	size_t          n_batch;              /* events in batch */
 	char            topic[PUB_TOPIC_MAX]; /* the batch's topic */
 	size_t          topic_len;
+	nng_aio        *aio; /* thread only: its sends (pub_send_on) */
 };
 
 static int
@@ -108,21 +109,38 @@ pub_now_ms(void)
 
 /* Send topic + body as one message on sock. pub0 queues it for each
  * subscriber and drops it for a subscriber whose queue is full: it never
- * blocks. */
+ * blocks. aio: the publisher thread's own (no callback, so pub0's send
+ * completes on this thread), or NULL from another thread: nng_sendmsg
+ * then makes one per message (an allocation and, in NNG 1.5, a getrandom
+ * call each: one per commit on the publisher thread before). */
 static void
-pub_send_on(nng_socket sock, const char *topic, size_t topic_len,
-    const void *head, size_t head_len, const void *body, size_t body_len)
+pub_send_on(nng_aio *aio, nng_socket sock, const char *topic,
+    size_t topic_len, const void *head, size_t head_len, const void *body,
+    size_t body_len)
 {
 	nng_msg *m;
 
-	if (nng_msg_alloc(&m, 0) != 0)
+	/* sized at once: appends would grow it twice or three times */
+	if (nng_msg_alloc(&m, topic_len + head_len + body_len) != 0)
 		return; /* out of memory: subscribers fill the gap by reading
 		         */
-	if (nng_msg_append(m, topic, topic_len) != 0
-	    || nng_msg_append(m, head, head_len) != 0
-	    || nng_msg_append(m, body, body_len) != 0
-	    || nng_sendmsg(sock, m, NNG_FLAG_NONBLOCK) != 0)
-		nng_msg_free(m);
+	char *b = nng_msg_body(m);
+	memcpy(b, topic, topic_len);
+	if (head_len > 0)
+		memcpy(b + topic_len, head, head_len);
+	if (body_len > 0)
+		memcpy(b + topic_len + head_len, body, body_len);
+	if (aio == NULL) {
+		if (nng_sendmsg(sock, m, NNG_FLAG_NONBLOCK) != 0)
+			nng_msg_free(m);
+		return;
+	}
+	nng_aio_set_msg(aio, m);
+	nng_send_aio(sock, aio);
+	nng_aio_wait(aio);
+	if (nng_aio_result(aio) != 0)
+		nng_msg_free(nng_aio_get_msg(aio));
+	nng_aio_set_msg(aio, NULL);
 }
 
 /* The feed of the tenant a topic names ("e/T/..." or "f/T/..."; tenant
@@ -145,16 +163,16 @@ pub_feed_of(publisher *p, const char *topic, size_t topic_len)
 /* A message of one tenant's: on the feed of every tenant and on the
  * tenant's own. */
 static void
-pub_send(publisher *p, const char *topic, size_t topic_len, const void *head,
-    size_t head_len, const void *body, size_t body_len)
+pub_send(publisher *p, nng_aio *aio, const char *topic, size_t topic_len,
+    const void *head, size_t head_len, const void *body, size_t body_len)
 {
 	tfeed *f = pub_feed_of(p, topic, topic_len);
 	if (p->has_sock)
-		pub_send_on(
-		    p->sock, topic, topic_len, head, head_len, body, body_len);
+		pub_send_on(aio, p->sock, topic, topic_len, head, head_len,
+		    body, body_len);
 	if (f != NULL)
-		pub_send_on(
-		    f->sock, topic, topic_len, head, head_len, body, body_len);
+		pub_send_on(aio, f->sock, topic, topic_len, head, head_len,
+		    body, body_len);
 }
 
 /* Send the batch being built, if any: topic + array of its events. */
@@ -168,7 +186,7 @@ pub_flush(publisher *p)
 	msgpack_sbuffer_clear(&p->buf);
 	msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
 	msgpack_pack_array(&pk, p->n_batch);
-	pub_send(p, p->topic, p->topic_len, p->buf.data, p->buf.size,
+	pub_send(p, p->aio, p->topic, p->topic_len, p->buf.data, p->buf.size,
 	    p->batch.data, p->batch.size);
 	atomic_fetch_add(&p->sent, p->n_batch);
 	p->n_batch = 0;
@@ -258,10 +276,11 @@ pub_head(publisher *p, uint64_t head)
 	msgpack_pack_map(&pk, 1);
 	mp_pack_kv_u64(&pk, "head", head);
 	if (p->has_sock)
-		pub_send_on(p->sock, FEED_TOPIC_HEAD, strlen(FEED_TOPIC_HEAD),
-		    NULL, 0, p->buf.data, p->buf.size);
+		pub_send_on(p->aio, p->sock, FEED_TOPIC_HEAD,
+		    strlen(FEED_TOPIC_HEAD), NULL, 0, p->buf.data,
+		    p->buf.size);
 	for (size_t i = 0; i < p->n_feeds; i++)
-		pub_send_on(p->feeds[i].sock, FEED_TOPIC_HEAD,
+		pub_send_on(p->aio, p->feeds[i].sock, FEED_TOPIC_HEAD,
 		    strlen(FEED_TOPIC_HEAD), NULL, 0, p->buf.data,
 		    p->buf.size);
 }
@@ -314,6 +333,8 @@ pub_free(publisher *p)
 		free(p->feeds[i].url);
 	}
 	free(p->feeds);
+	if (p->aio != NULL)
+		nng_aio_free(p->aio);
 	msgpack_zone_destroy(&p->zone);
 	msgpack_sbuffer_destroy(&p->buf);
 	msgpack_sbuffer_destroy(&p->batch);
@@ -397,11 +418,14 @@ pub_start(const char *url, const pub_feed *feeds, size_t n_feeds,
 		free(p);
 		return SL_ENOMEM;
 	}
-	if (n_feeds > 0
-	    && (p->feeds = calloc(n_feeds, sizeof(*p->feeds))) == NULL) {
+	if ((n_feeds > 0
+	        && (p->feeds = calloc(n_feeds, sizeof(*p->feeds))) == NULL)
+	    || nng_aio_alloc(&p->aio, NULL, NULL) != 0) {
 		pub_free(p);
 		return SL_ENOMEM;
 	}
+	/* as nng_sendmsg's NNG_FLAG_NONBLOCK (pub0 never waits anyway) */
+	nng_aio_set_timeout(p->aio, NNG_DURATION_ZERO);
 	if (url != NULL) {
 		if ((rv = pub_open(&p->sock, url, NULL)) != 0) {
 			pub_free(p);
@@ -433,6 +457,7 @@ pub_start(const char *url, const pub_feed *feeds, size_t n_feeds,
 		pub_free(p);
 		return SL_ENOMEM;
 	}
+	pthread_setname_np(p->thr, "publisher");
 	if (url != NULL)
 		log_info("publisher",
 		    "publishing on %s from position %" PRIu64, url, p->next);
@@ -477,7 +502,7 @@ void
 pub_send_raw(publisher *p, const char *topic, size_t topic_len,
     const void *body, size_t body_len)
 {
-	pub_send(p, topic, topic_len, NULL, 0, body, body_len);
+	pub_send(p, NULL, topic, topic_len, NULL, 0, body, body_len);
 }
 
 uint64_t

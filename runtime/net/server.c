@@ -50,6 +50,8 @@ struct api_call {
 	uint32_t    pipe;
 	atomic_bool cancelled;
 	bool        pipe_busy; /* counted in its pipe's busy (pipes_mu) */
+	msgpack_zone zone;     /* api_call_zone (zone_ok: initialized) */
+	bool         zone_ok;
 };
 
 /* One open connection: the idle reaper closes it once it had no request
@@ -72,9 +74,12 @@ struct server {
 	uint32_t        n_calls;
 	pthread_mutex_t mtx;
 	pthread_cond_t  cv;
-	bool            draining;  /* new requests are answered ECLOSED */
-	bool            closing;   /* no new receives are posted once set */
-	uint32_t        in_flight; /* calls received and not yet replied */
+	/* Per request, mtx is taken once (the reply's in_flight--, so that
+	 * server_stop frees nothing under a reply): the rest is atomic. */
+	atomic_bool     draining;  /* new requests are answered ECLOSED */
+	atomic_bool     closing;   /* no new receives are posted once set */
+	atomic_uint     in_flight; /* calls received and not yet replied;
+	                              decremented under mtx */
 	lane           *lanes[SERVER_LANES];
 	/* open connections (NNG pipe ids), under pipes_mu: a transient
 	 * projection is only started for a client still connected, and
@@ -149,12 +154,13 @@ server_post_recv(api_call *call)
 {
 	server *srv = call->srv;
 
-	/* Under the lock, so server_stop knows no receive starts after it
-	 * set closing. nng_ctx_recv never runs the callback inline. */
-	pthread_mutex_lock(&srv->mtx);
-	if (!srv->closing)
+	/* No lock (this runs once per request, on NNG's threads): a receive
+	 * that slips past server_stop's closing is ended by its
+	 * nng_aio_stop, which refuses or cancels it (the callback then sees
+	 * NNG_ECANCELED or NNG_ECLOSED and returns). nng_ctx_recv never
+	 * runs the callback inline. */
+	if (!atomic_load(&srv->closing))
 		nng_ctx_recv(call->ctx, call->recv_aio);
-	pthread_mutex_unlock(&srv->mtx);
 }
 
 static void server_call_pipe(server *srv, api_call *call);
@@ -195,10 +201,10 @@ server_recv_cb(void *arg)
 	msg = nng_aio_get_msg(call->recv_aio);
 	nng_aio_set_msg(call->recv_aio, NULL);
 
-	pthread_mutex_lock(&srv->mtx);
-	srv->in_flight++;
-	draining = srv->draining;
-	pthread_mutex_unlock(&srv->mtx);
+	/* server_stop waits for in_flight only after this callback ended
+	 * (nng_aio_stop of every receive), so no lock is needed here */
+	atomic_fetch_add(&srv->in_flight, 1);
+	draining = atomic_load(&srv->draining);
 
 	call->req = msg;
 	len       = nng_msg_len(msg);
@@ -283,8 +289,25 @@ server_send_cb(void *arg)
 void
 api_reply(api_call *call, const void *data, size_t len)
 {
-	nng_msg *rep = NULL;
+	nng_msg  *rep = call->req;
+	uintptr_t p   = (uintptr_t) data;
 
+	/* The request's message carries the reply, unless the reply's bytes
+	 * lie in it: no allocation per reply (NNG keeps the buffer when the
+	 * reply fits in it, as a commit's does). */
+	if (rep != NULL && len > 0) {
+		uintptr_t body = (uintptr_t) nng_msg_body(rep);
+		size_t    blen = nng_msg_len(rep);
+		if (p + len <= body || p >= body + blen) {
+			nng_msg_clear(rep);
+			if (nng_msg_append(rep, data, len) == 0) {
+				call->req = NULL;
+				api_reply_msg(call, rep);
+				return;
+			}
+		}
+	}
+	rep = NULL;
 	if (nng_msg_alloc(&rep, len) == 0 && len > 0)
 		memcpy(nng_msg_body(rep), data, len);
 	api_reply_msg(call, rep);
@@ -308,8 +331,10 @@ api_reply_msg(api_call *call, nng_msg *rep)
 	}
 
 	/* The request (and everything api_handle borrowed from it) ends
-	 * here; the reply was made first in case it pointed into it. */
-	nng_msg_free(call->req);
+	 * here; the reply was made first in case it pointed into it (or it
+	 * is the request's message, api_reply). */
+	if (call->req != NULL)
+		nng_msg_free(call->req);
 	call->req = NULL;
 
 	if (rep != NULL) {
@@ -323,9 +348,27 @@ api_reply_msg(api_call *call, nng_msg *rep)
 
 	/* Last: server_stop may free everything once in_flight drops. */
 	pthread_mutex_lock(&srv->mtx);
-	if (--srv->in_flight == 0)
+	if (atomic_fetch_sub(&srv->in_flight, 1) == 1)
 		pthread_cond_broadcast(&srv->cv);
 	pthread_mutex_unlock(&srv->mtx);
+}
+
+/* A commit's objects fit in the first chunk (a one-event commit of ~300
+ * bytes decodes to about 1 KiB); a larger request adds chunks, freed at
+ * the call's next request. */
+#define SERVER_ZONE_CHUNK 2048
+
+msgpack_zone *
+api_call_zone(api_call *call)
+{
+	if (call->zone_ok) {
+		msgpack_zone_clear(&call->zone);
+		return &call->zone;
+	}
+	if (!msgpack_zone_init(&call->zone, SERVER_ZONE_CHUNK))
+		return NULL;
+	call->zone_ok = true;
+	return &call->zone;
 }
 
 /* ---- connections (a call is cancelled when its connection goes) ---- */
@@ -834,6 +877,8 @@ server_free(server *srv, bool bounded)
 			nng_aio_free(call->recv_aio);
 		if (call->send_aio != NULL)
 			nng_aio_free(call->send_aio);
+		if (call->zone_ok)
+			msgpack_zone_destroy(&call->zone);
 	}
 	free(srv->calls);
 	free(srv->pipes);
@@ -978,14 +1023,10 @@ server_stop(server *srv)
 		return;
 	/* First answer new requests with ECLOSED for a moment: clients stop
 	 * sending, which keeps NNG's close away from busy peers. */
-	pthread_mutex_lock(&srv->mtx);
-	srv->draining = true;
-	pthread_mutex_unlock(&srv->mtx);
+	atomic_store(&srv->draining, true);
 	nanosleep(&drain, NULL);
 
-	pthread_mutex_lock(&srv->mtx);
-	srv->closing = true;
-	pthread_mutex_unlock(&srv->mtx);
+	atomic_store(&srv->closing, true);
 
 	/* No receive starts now; cancel the waiting ones and wait out any
 	 * receive callback still running (it may have started a call). */
@@ -1000,7 +1041,7 @@ server_stop(server *srv)
 	/* Calls in progress (commits waiting for the store) get their
 	 * reply: the store is still open, so each ends soon. */
 	pthread_mutex_lock(&srv->mtx);
-	while (srv->in_flight > 0)
+	while (atomic_load(&srv->in_flight) > 0)
 		pthread_cond_wait(&srv->cv, &srv->mtx);
 	pthread_mutex_unlock(&srv->mtx);
 
@@ -1014,9 +1055,7 @@ server_stats_get(server *srv, server_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->contexts = srv->n_calls;
-	pthread_mutex_lock(&srv->mtx);
-	out->in_flight = srv->in_flight;
-	pthread_mutex_unlock(&srv->mtx);
+	out->in_flight = atomic_load(&srv->in_flight);
 	pthread_mutex_lock(&srv->pipes_mu);
 	out->connections         = (uint32_t) srv->n_pipes;
 	out->refused_connections = srv->refused_total;

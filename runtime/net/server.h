@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <msgpack.h>
 #include <nng/nng.h>
 
 #include "lane.h"
@@ -136,6 +137,15 @@ typedef struct api_deferred {
  * in flight until run() replies, so server_stop waits for it.
  */
 void api_defer(api_call *call, api_deferred *d);
+
+/**
+ * The call's zone for its request's decoded objects: emptied here (what
+ * an earlier request left in it ends now), owned by the call and kept
+ * between its requests, so a request allocates no zone of its own.
+ * Valid until the call's next request, which comes only after
+ * api_reply. NULL: out of memory.
+ */
+msgpack_zone *api_call_zone(api_call *call);
 
 /**
  * The id of the connection (NNG pipe) a call's request came on, 0 if

@@ -884,7 +884,7 @@ store_submit_emit(store *s, store_emit *e)
 	else
 		s->qe_head = e;
 	s->qe_tail = e;
-	pthread_cond_signal(&s->work_cv);
+	store_wake_writer_locked(s);
 	pthread_mutex_unlock(&s->mu);
 	return SL_OK;
 }

@@ -98,6 +98,7 @@ struct store {
 	store_emit   *qe_tail;
 	uint64_t      q_seq;
 	bool          closing;
+	bool          writer_waiting; /* the writer sleeps on work_cv (mu) */
 	uint64_t      next_pos;  /* published position, under mu */
 	uint64_t      txn_count; /* committed write txns, under mu */
 	uint64_t      wake_gen;  /* bumped by store_wake_all */
@@ -125,6 +126,12 @@ struct store {
 	 * it was written, so a group whose seq is below it is durable
 	 * without a sync of its own. */
 	uint64_t        commit_seq;
+	/* The writer is writing a group (under mu; cleared with a broadcast
+	 * of sync_cv once that write ended, committed or not). Its commit's
+	 * fdatasync makes every group written before it durable, so the
+	 * syncer waits for it rather than syncing beside it. */
+	bool            txn_active;
+	uint64_t        writes_ended; /* writes that cleared txn_active */
 	pthread_t       syncer;
 	pthread_cond_t  sync_cv; /* syncer: pend[] not empty or writer done;
 	                            writer: room in pend[] */
@@ -171,6 +178,19 @@ store_get_be64(const uint8_t *p)
 	for (int i = 0; i < 8; i++)
 		v = (v << 8) | p[i];
 	return v;
+}
+
+/* A submission was queued (mu held): wake the writer if it sleeps. One
+ * wake-up per queue that fills while it sleeps, not one per submission
+ * (each signal with a sleeper is a futex call, and under a burst the
+ * writer has not yet run when the next one comes). */
+static inline void
+store_wake_writer_locked(store *s)
+{
+	if (s->writer_waiting) {
+		s->writer_waiting = false;
+		pthread_cond_signal(&s->work_cv);
+	}
 }
 
 /* LMDB result to sl_err (a full map is SL_EFULL). */
