@@ -87,16 +87,7 @@ notified(const char *want, int ms)
 static bool
 log_has(const char *text, int ms)
 {
-	int64_t end = dt_now_ms() + ms;
-	for (;;) {
-		size_t len;
-		char  *log   = dt_slurp(logf, &len);
-		bool   found = log != NULL && strstr(log, text) != NULL;
-		free(log);
-		if (found || dt_now_ms() > end)
-			return found;
-		dt_sleep_ms(20);
-	}
+	return dt_wait_file_has(logf, text, ms);
 }
 
 static int

@@ -305,7 +305,6 @@ dt_slurp(const char *path, size_t *len)
 	return buf;
 }
 
-/* Write exactly data[0..len) to path, truncating it. */
 /* Whether the file at path holds text, waiting up to ms for it (a log
  * line written a moment after what caused it). */
 __attribute__((unused)) static bool
@@ -323,6 +322,7 @@ dt_wait_file_has(const char *path, const char *text, int ms)
 	}
 }
 
+/* Write exactly data[0..len) to path, truncating it. */
 __attribute__((unused)) static void
 dt_write_bytes(const char *path, const void *data, size_t len)
 {

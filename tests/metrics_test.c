@@ -463,7 +463,9 @@ main(void)
 	sl_client *c = NULL;
 	CHECK(dt_wait_answer(api, &c, 15000));
 
-	/* the port it took, from its log */
+	/* the port it took, from its log (the API answers from before
+	 * the metrics endpoint is up: wait for its line) */
+	CHECK(dt_wait_file_has(logf, "serving metrics on http://", 15000));
 	size_t len;
 	char  *log = dt_slurp(logf, &len);
 	CHECK(log != NULL);
