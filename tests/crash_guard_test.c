@@ -61,6 +61,28 @@ static bool       is_filter, is_stuck, is_emitter;
  * the failing unit is the event's stream's, keyless */
 static bool        in_key;
 static const char *bad_build, *signal_name;
+/* The streams' ids: "<prefix><number>", a prefix per case so that the
+ * crashed unit's id the guard records is 3 to 43 bytes long across the
+ * cases (its copy takes a different way below 8, 16 and above 32). */
+static const char *stream_prefix = "s-";
+
+/* Stream s's id into buf. */
+static void
+stream_id(char *buf, size_t size, int s)
+{
+	snprintf(buf, size, "%s%d", stream_prefix, s);
+}
+
+/* The number of the stream whose id is id, or -1. */
+static int
+stream_num(const char *id)
+{
+	size_t n = strlen(stream_prefix);
+	int    s = -1;
+	if (strncmp(id, stream_prefix, n) != 0 || sscanf(id + n, "%d", &s) != 1)
+		return -1;
+	return s;
+}
 
 /* What the log holds (one tenant): per event its stream, i and whether it
  * is the bad one. */
@@ -284,8 +306,8 @@ check_side(const char *when)
 	    || m.n_items != N_STREAMS)
 		FAIL("%s: %s: not %d read models", when, SIDE_NAME, N_STREAMS);
 	for (size_t k = 0; k < m.n_items; k++) {
-		int s = -1;
-		CHECK(sscanf(m.items[k].key, "s-%d", &s) == 1);
+		int s = stream_num(m.items[k].key);
+		CHECK(s >= 0);
 		long long n = 0, sum = 0;
 		for (uint64_t e = 0; e < n_evs; e++)
 			if (evs[e].stream == s) {
@@ -314,9 +336,10 @@ check_failing_unit(json_t *p, const char *reason_has)
 	            == NULL))
 		FAIL("want running with 1 partition failing: %s", dump(p));
 	json_t *f = json_array_get(json_object_get(p, "failing"), 0);
-	char    stream[40];
-	snprintf(stream, sizeof(stream), "%ss-%d",
-	    in_key ? "(no key) stream " : "", BAD_STREAM);
+	char    id[64], stream[96];
+	stream_id(id, sizeof(id), BAD_STREAM);
+	snprintf(stream, sizeof(stream), "%s%s",
+	    in_key ? "(no key) stream " : "", id);
 	if (f == NULL || strcmp(jstr(f, "partition"), stream) != 0
 	    || jint(f, "position") != (long long) bad_pos
 	    || !json_is_false(json_object_get(f, "retry"))
@@ -335,9 +358,9 @@ static uint64_t stream_revs[N_STREAMS]; /* events committed per stream */
 static int
 find_commit(int s, int n, sl_commit_result *res)
 {
-	char    stream[16];
+	char    stream[64];
 	int64_t end = dt_now_ms() + WAIT_MS;
-	snprintf(stream, sizeof(stream), "s-%d", s);
+	stream_id(stream, sizeof(stream), s);
 	for (;;) {
 		json_t *st = status_try();
 		json_decref(st);
@@ -369,10 +392,10 @@ commit(int s, int n, int bad_k)
 {
 	sl_new_event     ev[16];
 	char             content[16][96];
-	char             stream[16];
+	char             stream[64];
 	sl_commit_result res;
 	CHECK(n <= 16 && n_evs + (uint64_t) n <= MAX_EVENTS);
-	snprintf(stream, sizeof(stream), "s-%d", s);
+	stream_id(stream, sizeof(stream), s);
 	for (int k = 0; k < n; k++) {
 		int i = (int) n_evs + k + 1;
 		snprintf(content[k], sizeof(content[k]), "{\"i\":%d%s}", i,
@@ -448,9 +471,8 @@ diff_projection(bool all)
 		snprintf(why, sizeof(why), "%zu read models, want %d",
 		    m.n_items, N_STREAMS);
 	for (size_t k = 0; k < m.n_items && why[0] == '\0'; k++) {
-		int s = -1;
-		if (sscanf(m.items[k].key, "s-%d", &s) != 1 || s < 0
-		    || s >= N_STREAMS) {
+		int s = stream_num(m.items[k].key);
+		if (s < 0 || s >= N_STREAMS) {
 			snprintf(why, sizeof(why), "unexpected key %s",
 			    m.items[k].key);
 			break;
@@ -489,9 +511,9 @@ static void
 check_filter(const char *when, bool all)
 {
 	for (int s = 0; s < N_STREAMS; s++) {
-		char           part[16];
+		char           part[64];
 		sl_filter_page pg;
-		snprintf(part, sizeof(part), "s-%d", s);
+		stream_id(part, sizeof(part), s);
 		int rc = sl_client_read_filter(
 		    cl, TENANT, FILT_NAME, part, 0, 0, &pg);
 		if (rc != SL_OK)
@@ -704,20 +726,24 @@ main(int argc, char **argv)
 		bad_build   = "crash_proj_segv";
 		signal_name = "SIGSEGV";
 	} else if (strcmp(c, "proj_abort") == 0) {
-		bad_build   = "crash_proj_abort";
-		signal_name = "SIGABRT";
+		bad_build     = "crash_proj_abort";
+		signal_name   = "SIGABRT";
+		stream_prefix = "stream-of-";
 	} else if (strcmp(c, "filter_segv") == 0) {
-		is_filter   = true;
-		bad_build   = "crash_filter_segv";
-		signal_name = "SIGSEGV";
+		is_filter     = true;
+		bad_build     = "crash_filter_segv";
+		signal_name   = "SIGSEGV";
+		stream_prefix = "a-stream-whose-id-has-";
 	} else if (strcmp(c, "key_segv") == 0) {
-		in_key      = true;
-		bad_build   = "crash_key_segv";
-		signal_name = "SIGSEGV";
+		in_key        = true;
+		bad_build     = "crash_key_segv";
+		signal_name   = "SIGSEGV";
+		stream_prefix = "a-stream-whose-id-is-longer-than-32-bytes-";
 	} else if (strcmp(c, "emitter_segv") == 0) {
-		is_emitter  = true;
-		bad_build   = "crash_emit_segv";
-		signal_name = "SIGSEGV";
+		is_emitter    = true;
+		bad_build     = "crash_emit_segv";
+		signal_name   = "SIGSEGV";
+		stream_prefix = "emitting-stream-";
 	} else if (strcmp(c, "stuck") == 0) {
 		is_stuck = true;
 	} else {
