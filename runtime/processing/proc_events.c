@@ -180,6 +180,17 @@ proc_state_get(batch_ctx *b, const char *key, size_t klen, const void **data,
 	return SL_OK;
 }
 
+/* x waits for the batch's write. */
+static void
+mark_dirty(cache *c, centry *x)
+{
+	if (!x->dirty) {
+		x->dirty = true;
+		x->dnext = c->dirty;
+		c->dirty = x;
+	}
+}
+
 int
 proc_state_set(batch_ctx *b, const char *key, size_t klen, const void *data,
     size_t len)
@@ -206,11 +217,26 @@ proc_state_set(batch_ctx *b, const char *key, size_t klen, const void *data,
 		memcpy(x->state, data, len);
 		x->state_len = len;
 	}
-	if (!x->dirty) {
-		x->dirty         = true;
-		x->dnext         = p->states.dirty;
-		p->states.dirty  = x;
+	mark_dirty(&p->states, x);
+	return SL_OK;
+}
+
+int
+proc_state_take(
+    batch_ctx *b, const char *key, size_t klen, void *data, size_t len)
+{
+	processor *p = b->p;
+	centry    *x = scache_find(&p->states, key, klen);
+	if (x == NULL && (x = scache_add(&p->states, key, klen)) == NULL) {
+		free(data);
+		return out_of_memory(b, "storing a state");
 	}
+	/* no copy: a remote answer's state becomes the key's */
+	free(x->state);
+	x->state     = data;
+	x->state_len = len;
+	x->state_cap = 0; /* exactly len: the next set reallocates */
+	mark_dirty(&p->states, x);
 	return SL_OK;
 }
 

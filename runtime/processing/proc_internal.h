@@ -376,6 +376,10 @@ int  proc_state_get(batch_ctx *b, const char *key, size_t klen,
  * batch's write. SL_OK or SL_ENOMEM (b->storage set). */
 int  proc_state_set(batch_ctx *b, const char *key, size_t klen,
      const void *data, size_t len);
+/* As proc_state_set with a state the caller hands over (malloc'ed, len
+ * bytes, not NULL): the cache owns it from now on, on failure too. */
+int proc_state_take(
+    batch_ctx *b, const char *key, size_t klen, void *data, size_t len);
 /* Whether handling must stop before the event at position: the batch's
  * time is up, or a command, a definition or the stop waits (b->cut). */
 bool proc_cut(batch_ctx *b, uint64_t position);

@@ -247,9 +247,10 @@ is_map(const void *data, size_t len)
 	    && ((c[0] & 0xf0) == 0x80 || c[0] == 0xde || c[0] == 0xdf);
 }
 
-/* Apply the answer r of slot s's event to the fold. */
+/* Apply the answer r of slot s's event to the fold (a new state is
+ * handed over from r to the fold). */
 static void
-apply(batch_ctx *b, const remote_slot *s, const remote_resp *r)
+apply(batch_ctx *b, const remote_slot *s, remote_resp *r)
 {
 	processor *p = b->p;
 	if (stopped(b))
@@ -282,8 +283,10 @@ apply(batch_ctx *b, const remote_slot *s, const remote_resp *r)
 			    "the client's new state is not a map");
 			return;
 		}
-		rc = proc_state_set(
+		rc = proc_state_take(
 		    b, s->unit, s->ulen, r->state, r->state_len);
+		r->state     = NULL;
+		r->state_len = 0;
 		break;
 	case REMOTE_DELETE:
 		rc = proc_state_set(b, s->unit, s->ulen, NULL, 0);
