@@ -1713,8 +1713,10 @@ batch_add(
 		    req->last_reason != NULL ? req->last_reason : "");
 		ob->bytes += grew;
 	}
-	if (ob->n == 0)
+	if (ob->n == 0) {
 		ob->epoch = epoch;
+		ob->limit = batch;
+	}
 	ob->n++;
 	return SL_OK;
 }
@@ -1995,6 +1997,24 @@ undecodable(remote_caller *c, const remote_req *req, uint64_t call)
 	return SL_OK;
 }
 
+/* Protocol 2: add req's event to the open batch of a client seen at
+ * epoch, which takes batch events a call. */
+static int
+batch_start(
+    remote_caller *c, const remote_req *req, uint32_t epoch, uint32_t batch)
+{
+	/* in_flight and the open batch are this thread's alone */
+	if (c->ob.n == 0 && c->ob.tenant == NULL
+	    && (c->ob.tenant = strdup(req->tenant)) == NULL)
+		return SL_ENOMEM;
+	int rc = batch_add(c, req, epoch, batch);
+	if (rc == SL_EINVAL)
+		return undecodable(c, req, 0);
+	if (rc == SL_OK)
+		c->in_flight++; /* answered per event */
+	return rc;
+}
+
 int
 remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 {
@@ -2003,6 +2023,13 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 	slot        *s;
 
 	*call = 0;
+	/* Protocol 2 with a batch open: the registration was looked at (under
+	 * its lock) for the batch's first event, and the flush looks again
+	 * (a client gone meanwhile, or another one: the batch is dropped and
+	 * answered "disconnected"), so its other events take no lock.
+	 * c->closing is set by remote_caller_close, on this thread. */
+	if (c->ob.n > 0 && !c->closing)
+		return batch_start(c, req, c->ob.epoch, c->ob.limit);
 	pthread_mutex_lock(&rp->mu);
 	if (rp->closing || !rp->connected || c->closing) {
 		pthread_mutex_unlock(&rp->mu);
@@ -2011,16 +2038,7 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 	if (rp->protocol >= 2) {
 		uint32_t epoch = rp->connects, batch = rp->batch;
 		pthread_mutex_unlock(&rp->mu);
-		/* in_flight and the open batch are this thread's alone */
-		if (c->ob.n == 0 && c->ob.tenant == NULL
-		    && (c->ob.tenant = strdup(req->tenant)) == NULL)
-			return SL_ENOMEM;
-		int rc = batch_add(c, req, epoch, batch);
-		if (rc == SL_EINVAL)
-			return undecodable(c, req, 0);
-		if (rc == SL_OK)
-			c->in_flight++; /* answered per event */
-		return rc;
+		return batch_start(c, req, epoch, batch);
 	}
 	if (c->in_flight >= rp->window) {
 		pthread_mutex_unlock(&rp->mu);
