@@ -34,6 +34,7 @@ typedef struct rkey {
 	uint32_t      n_sent;  /* in calls sent, not answered yet */
 	uint32_t      n_open;  /* in the open batch (protocol 2) */
 	struct rwait *wh, *wt; /* events waiting for the key, in log order */
+	centry       *ent;     /* its state's cache entry (this batch's) */
 	bool          ready;   /* on the ready list */
 	bool          opened;  /* on the open list */
 	struct rkey  *rnext;
@@ -283,9 +284,9 @@ apply(batch_ctx *b, const remote_slot *s, remote_resp *r)
 			    "the client's new state is not a map");
 			return;
 		}
-		rc = proc_state_take(
-		    b, s->unit, s->ulen, r->state, r->state_len);
-		r->state     = NULL;
+		rc       = proc_state_take(b, s->k != NULL ? s->k->ent : NULL,
+		          s->unit, s->ulen, r->state, r->state_len);
+		r->state = NULL;
 		r->state_len = 0;
 		break;
 	case REMOTE_DELETE:
@@ -513,7 +514,10 @@ send_call(batch_ctx *b, uint64_t position, const void *data, size_t len,
 	if (!p->is_filter) {
 		const void *data;
 		size_t      dlen;
-		int         grc = proc_state_get(b, unit, ulen, &data, &dlen);
+		centry     *ent;
+		int grc = proc_state_get_at(b, unit, ulen, &data, &dlen, &ent);
+		if (k != NULL)
+			k->ent = ent;
 		if (grc == SL_OK) {
 			req.state     = data;
 			req.state_len = dlen;
