@@ -267,33 +267,45 @@ int
 ev_decode(const void *data, size_t len, uint64_t position, msgpack_zone *zone,
     ev_view *out)
 {
+	ev_raw r;
+	bool   peeked;
+	return ev_decode_raw(data, len, position, zone, out, &r, &peeked);
+}
+
+int
+ev_decode_raw(const void *data, size_t len, uint64_t position,
+    msgpack_zone *zone, ev_view *out, ev_raw *raw, bool *peeked)
+{
 	/* The fields read in place and the two maps by mpraw_object, without
 	 * msgpack-c's state machine (this runs for every event a processor
 	 * handles). What they do not take (an unusual encoding, a string
 	 * holding a NUL byte, a corrupt record) is msgpack-c's to decode or
 	 * to refuse, as before. */
-	ev_raw               r;
-	const ev_head       *h = &r.h;
+	const ev_raw        *r   = raw;
+	const ev_head       *h   = &r->h;
 	const unsigned char *end = (const unsigned char *) data + len;
-	if (peek_raw_as(data, len, &r, zone, &out->metadata, &out->content)
+	*peeked                  = false;
+	if (peek_raw_as(data, len, raw, zone, &out->metadata, &out->content)
 	        != SL_OK
-	    || r.content + r.content_len != end)
+	    || r->content + r->content_len != end)
 		return ev_decode_mp(data, len, position, zone, out);
 	out->position       = position;
 	out->tenant         = zone_strn(zone, h->tenant, h->tenant_len);
 	out->stream         = zone_strn(zone, h->stream, h->stream_len);
 	out->type           = zone_strn(zone, h->type, h->type_len);
-	out->correlation_id = zone_strn(zone, r.correlation_id, r.correlation_len);
-	out->causation_id   = zone_strn(zone, r.causation_id, r.causation_len);
+	out->correlation_id
+	    = zone_strn(zone, r->correlation_id, r->correlation_len);
+	out->causation_id = zone_strn(zone, r->causation_id, r->causation_len);
 	if (out->tenant == NULL || out->stream == NULL || out->type == NULL
 	    || out->correlation_id == NULL || out->causation_id == NULL)
 		return SL_EPROTO;
 	out->revision = h->revision;
-	memcpy(out->id, r.id, 16);
+	memcpy(out->id, r->id, 16);
 	ev_uuid_text(out->id, out->id_text);
-	out->generation  = r.generation;
-	out->occurred_ns = r.occurred_ns;
-	out->is_public   = r.is_public;
+	out->generation  = r->generation;
+	out->occurred_ns = r->occurred_ns;
+	out->is_public   = r->is_public;
+	*peeked          = true;
 	return SL_OK;
 }
 
@@ -618,12 +630,20 @@ size_t
 ev_wire_raw(const void *data, size_t len, uint64_t position, uint32_t n_extra,
     unsigned char *out)
 {
-	ev_raw         r;
+	ev_raw r;
+	if (ev_peek_raw(data, len, &r) != SL_OK)
+		return 0;
+	return ev_wire_peeked(&r, position, n_extra, NULL, out);
+}
+
+size_t
+ev_wire_peeked(const ev_raw *rp, uint64_t position, uint32_t n_extra,
+    const char *id_text, unsigned char *out)
+{
+	const ev_raw   r = *rp;
 	const ev_head *h = &r.h;
 	unsigned char *o = out;
 
-	if (ev_peek_raw(data, len, &r) != SL_OK)
-		return 0;
 	o = mpw_map(o, 13 + (size_t) n_extra);
 	o = MPW_CSTR(o, "position");
 	o = mpw_uint(o, position);
@@ -635,7 +655,11 @@ ev_wire_raw(const void *data, size_t len, uint64_t position, uint32_t n_extra,
 	o = mpw_uint(o, h->revision);
 	o = MPW_CSTR(o, "id");
 	o = mpw_hdr(o, 0xa0, 32, 0xd9, 0xda, 36);
-	ev_uuid_text(r.id, (char *) o); /* its NUL is overwritten next */
+	if (id_text != NULL)
+		memcpy(o, id_text, 36); /* ev_decode wrote it already */
+	else
+		ev_uuid_text(
+		    r.id, (char *) o); /* its NUL is overwritten next */
 	o += 36;
 	o    = MPW_CSTR(o, "type");
 	o    = mpw_str(o, h->type, h->type_len);

@@ -658,6 +658,37 @@ test_wire_raw(void)
 			    round);
 			exit(1);
 		}
+		/* from the decode's own reading in place (the remote path's
+		 * events): the same bytes, with and without the id's text */
+		{
+			msgpack_zone   dz;
+			ev_view        dv;
+			ev_raw         dr;
+			bool           peeked;
+			unsigned char *o
+			    = malloc(EV_WIRE_RAW_BOUND(st.sb.size) + 16);
+			CHECK(o != NULL && msgpack_zone_init(&dz, 1024));
+			CHECK_EQ(ev_decode_raw(st.sb.data, st.sb.size, pos,
+			             &dz, &dv, &dr, &peeked),
+			    SL_OK);
+			CHECK(peeked);
+			for (int t = 0; t < 2; t++) {
+				size_t n = ev_wire_peeked(
+				    &dr, pos, 1, t ? dv.id_text : NULL, o);
+				o[n++] = 0xa1; /* "x": 1, as above */
+				o[n++] = 'x';
+				o[n++] = 0x01;
+				if (n != a.size || memcmp(o, a.data, n) != 0) {
+					fprintf(stderr,
+					    "round %d: the peeked wire bytes "
+					    "differ\n",
+					    round);
+					exit(1);
+				}
+			}
+			free(o);
+			msgpack_zone_destroy(&dz);
+		}
 		/* read back from the wire (a remote call's event, for
 		 * sluice-host): the same view, so the same bytes again; an
 		 * unknown key ("x") skipped, a cut map refused */

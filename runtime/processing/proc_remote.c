@@ -72,8 +72,10 @@ struct remote_ring {
 	rkey **open; /* keys with events in the open batch */
 	size_t n_open, cap_open;
 	bool   one_by_one; /* the client speaks protocol 1 */
-	/* the event being scanned, decoded (not to decode it again) */
+	/* the event being scanned, decoded (not to decode it again), and
+	 * as that decode read it in place (NULL: it did not) */
 	const ev_view *view;
+	const ev_raw  *raw;
 	uint64_t       view_pos;
 };
 
@@ -507,6 +509,7 @@ send_call(batch_ctx *b, uint64_t position, const void *data, size_t len,
 		.view
 		= q->view != NULL && q->view_pos == position ? q->view : NULL,
 	};
+	req.raw        = req.view != NULL ? q->raw : NULL;
 	sl_context ctx = { 0 };
 	proc_retry_state(b, position, &ctx);
 	req.attempt     = ctx.attempt;
@@ -740,6 +743,8 @@ proc_remote_scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 	batch_ctx *b = arg;
 	processor *p = b->p;
 	ev_view    ev;
+	ev_raw     raw;
+	bool       peeked;
 	char       key[PROC_KEY_MAX];
 	if (stopped(b))
 		return 1;
@@ -751,7 +756,8 @@ proc_remote_scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 	if (ev_peek(data, len, &h) == SL_OK && !proc_selects(p, &h))
 		goto passed;
 	msgpack_zone_clear(&p->zone);
-	int rc = ev_decode(data, len, position, &p->zone, &ev);
+	int rc
+	    = ev_decode_raw(data, len, position, &p->zone, &ev, &raw, &peeked);
 	if (rc != SL_OK) {
 		snprintf(b->reason, sizeof(b->reason),
 		    "cannot decode the event at position %" PRIu64 ": %s",
@@ -765,6 +771,7 @@ proc_remote_scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 		if (rc == HANDLE_UNIT_FAILED && proc_failed(b, position))
 			return 1;
 		p->ring->view     = &ev;
+		p->ring->raw      = peeked ? &raw : NULL;
 		p->ring->view_pos = position;
 		if (rc == SL_OK && dispatch(b, position, data, len) != 0) {
 			p->ring->view = NULL;

@@ -1544,8 +1544,11 @@ pack_event(remote_caller *c, const remote_req *req, msgpack_sbuffer *sb)
 	 * take is packed from its decoded view, which says what is wrong */
 	if (!sbuf_room(sb, EV_WIRE_RAW_BOUND(req->event_len), 4096))
 		return false;
-	size_t n = ev_wire_raw(req->event, req->event_len, req->position, 0,
-	    (unsigned char *) sb->data + sb->size);
+	unsigned char *o = (unsigned char *) sb->data + sb->size;
+	/* read in place already (the processor's decode): not again */
+	size_t n = req->raw != NULL && req->view != NULL
+	    ? ev_wire_peeked(req->raw, req->position, 0, req->view->id_text, o)
+	    : ev_wire_raw(req->event, req->event_len, req->position, 0, o);
 	if (n > 0) {
 		sb->size += n;
 		return true;

@@ -57,6 +57,9 @@ typedef struct remote_req {
 	uint64_t    tag;         /* the caller's: given back in the answer */
 	/* the event already decoded from event (ev_decode), or NULL */
 	const struct ev_view *view;
+	/* with view: the event as that decode read it in place
+	 * (ev_decode_raw), or NULL */
+	const struct ev_raw *raw;
 } remote_req;
 
 typedef enum remote_outcome {
