@@ -542,13 +542,19 @@ ev_from_wire(const void *data, size_t len, msgpack_zone *zone, ev_view *out)
 			out->is_public = p[i++] == 0xc3;
 			break;
 		default: { /* metadata, content: decoded, as ev_decode's */
+			/* by mpraw_object_at (the plugin host reads an event
+			 * per call this way); what it does not vouch for is
+			 * msgpack-c's to decode or refuse */
 			msgpack_object o;
 			size_t         off = i;
-			msgpack_unpack_return ur
-			    = msgpack_unpack(data, len, &off, zone, &o);
-			if (ur != MSGPACK_UNPACK_SUCCESS
-			    && ur != MSGPACK_UNPACK_EXTRA_BYTES)
-				return SL_EPROTO;
+			if (!mpraw_object_at(data, len, &off, zone, &o)) {
+				off                      = i;
+				msgpack_unpack_return ur = msgpack_unpack(
+				    data, len, &off, zone, &o);
+				if (ur != MSGPACK_UNPACK_SUCCESS
+				    && ur != MSGPACK_UNPACK_EXTRA_BYTES)
+					return SL_EPROTO;
+			}
 			i = off;
 			if (j == W_CONT)
 				out->content = o;

@@ -1114,6 +1114,62 @@ test_uuid_generate(void)
 	free(ids);
 }
 
+/* An event on the wire whose content nests deeper than mpraw_object
+ * takes (MPRAW_OBJECT_DEPTH): ev_from_wire reads it through msgpack-c;
+ * deeper than msgpack-c takes (32), it is refused. */
+static void
+test_wire_deep(void)
+{
+	static const int depths[] = { MPRAW_OBJECT_DEPTH + 2, 40 };
+	for (size_t t = 0; t < sizeof(depths) / sizeof(depths[0]); t++) {
+		int             depth = depths[t];
+		msgpack_sbuffer a;
+		msgpack_packer  pk;
+		msgpack_sbuffer_init(&a);
+		msgpack_packer_init(&pk, &a, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 13);
+		mp_pack_kv_u64(&pk, "position", 9);
+		mp_pack_kv_str(&pk, "tenant", "t");
+		mp_pack_kv_str(&pk, "stream", "s");
+		mp_pack_kv_u64(&pk, "revision", 1);
+		mp_pack_kv_str(
+		    &pk, "id", "00112233-4455-6677-8899-aabbccddeeff");
+		mp_pack_kv_str(&pk, "type", "T");
+		mp_pack_kv_u64(&pk, "generation", 0);
+		mp_pack_kv_i64(&pk, "occurred", 5);
+		mp_pack_kv_str(&pk, "correlation_id", "");
+		mp_pack_kv_str(&pk, "causation_id", "");
+		mp_pack_kv_bool(&pk, "public", false);
+		mp_pack_cstr(&pk, "metadata");
+		msgpack_pack_map(&pk, 0);
+		mp_pack_cstr(&pk, "content");
+		for (int d = 0; d < depth; d++) {
+			msgpack_pack_map(&pk, 1);
+			mp_pack_cstr(&pk, "k");
+		}
+		msgpack_pack_uint32(&pk, 7);
+		msgpack_zone zone;
+		ev_view      w;
+		CHECK(msgpack_zone_init(&zone, 1024));
+		int rc = ev_from_wire(a.data, a.size, &zone, &w);
+		if (depth > 32) {
+			CHECK_EQ(rc, SL_EPROTO);
+		} else {
+			CHECK_EQ(rc, SL_OK);
+			const msgpack_object *o = &w.content;
+			for (int d = 0; d < depth; d++) {
+				CHECK(o->type == MSGPACK_OBJECT_MAP
+				    && o->via.map.size == 1);
+				o = &o->via.map.ptr[0].val;
+			}
+			CHECK(o->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+			    && o->via.u64 == 7);
+		}
+		msgpack_zone_destroy(&zone);
+		msgpack_sbuffer_destroy(&a);
+	}
+}
+
 int
 main(void)
 {
@@ -1125,6 +1181,7 @@ main(void)
 	test_uuid_generate();
 	test_json_text();
 	test_wire_raw();
+	test_wire_deep();
 	test_object_raw();
 	test_decode_fast();
 	return 0;
