@@ -467,20 +467,51 @@ raw_u64(const unsigned char *v, size_t len, uint64_t *out)
 	return true;
 }
 
-/* The value of key in the map v[0..len) (the first such key): 1 found, 0
- * not there, -1 v is not a map. */
-static int
-raw_get(const unsigned char *v, size_t len, const char *key,
-    const unsigned char **val, size_t *val_len)
-{
-	return mpraw_map_find(v, len, key, SIZE_MAX, val, val_len);
-}
-
 static bool
 raw_map(const unsigned char *v, size_t len)
 {
 	return len > 0
 	    && ((v[0] & 0xf0) == 0x80 || v[0] == 0xde || v[0] == 0xdf);
+}
+
+/* The values of the map at p[*at] under names[0..n) (the first of each
+ * key, as mpraw_map_find finds it; NULL when absent), in one pass over the
+ * map: *at moves past it. @return false when it is no map (or is cut short).
+ */
+static bool
+raw_fields(const unsigned char *p, size_t len, size_t *at,
+    const char *const *names, size_t n, const unsigned char **val,
+    size_t *val_len)
+{
+	uint64_t pairs;
+	size_t   i = *at;
+	for (size_t k = 0; k < n; k++) {
+		val[k]     = NULL;
+		val_len[k] = 0;
+	}
+	if (!mpraw_map(p, len, &i, &pairs))
+		return false;
+	for (uint64_t pair = 0; pair < pairs; pair++) {
+		size_t      ks = i, hit = n;
+		const char *key;
+		size_t      klen;
+		if (!mpraw_skip(p, len, &i))
+			return false;
+		if (mpraw_str(p + ks, i - ks, &key, &klen))
+			for (size_t k = 0; k < n && hit == n; k++)
+				if (val[k] == NULL && strlen(names[k]) == klen
+				    && memcmp(names[k], key, klen) == 0)
+					hit = k;
+		size_t vs = i;
+		if (!mpraw_skip(p, len, &i))
+			return false;
+		if (hit < n) {
+			val[hit]     = p + vs;
+			val_len[hit] = i - vs;
+		}
+	}
+	*at = i;
+	return true;
 }
 
 /* A projection's answer, runs[i] = {applied, state | deleted, failed},
@@ -490,14 +521,21 @@ raw_map(const unsigned char *v, size_t len)
 static bool
 decode_runs_raw(slot *s, const unsigned char *p, size_t len, remote_resp *bad)
 {
-	const unsigned char *v;
-	size_t               vl, at, n;
+	/* each map walked once, its fields picked on the way (not looked up
+	 * one by one, each lookup walking what comes before it again) */
+	static const char *const top[] = { "call", "runs" };
+	static const char *const fields[]
+	    = { "applied", "state", "deleted", "failed" };
+	const unsigned char *tv[2], *fv[4];
+	size_t               tl[2], fvl[4], n, at = 0;
 	uint64_t             u;
-	if (!raw_map(p, len)) {
+	if (!raw_map(p, len) || !raw_fields(p, len, &at, top, 2, tv, tl)) {
 		malformed(bad, "not a msgpack map");
 		return false;
 	}
-	if (raw_get(p, len, "call", &v, &vl) != 1 || !raw_u64(v, vl, &u)) {
+	const unsigned char *v  = tv[1];
+	size_t               vl = tl[1];
+	if (tv[0] == NULL || !raw_u64(tv[0], tl[0], &u)) {
 		malformed(bad, "field 'call' is missing or not an integer");
 		return false;
 	}
@@ -508,7 +546,7 @@ decode_runs_raw(slot *s, const unsigned char *p, size_t len, remote_resp *bad)
 		return false;
 	}
 	at = 0;
-	if (raw_get(p, len, "runs", &v, &vl) != 1
+	if (v == NULL
 	    || mpraw_header(v, vl, &at, &u, &(uint64_t) { 0 })
 	        != MPRAW_ARRAY) {
 		malformed(bad, "field 'runs' is missing or not an array");
@@ -522,23 +560,17 @@ decode_runs_raw(slot *s, const unsigned char *p, size_t len, remote_resp *bad)
 	const unsigned char *runs = v;
 	size_t               rlen = vl, i = 0;
 	for (size_t k = 0; k < s->n_runs; k++) {
-		size_t               start = at;
-		const unsigned char *ap, *st, *del, *fl;
-		size_t               apl, stl, dell, fll;
-		uint64_t             applied;
-		if (!mpraw_skip(runs, rlen, &at)) {
+		uint64_t applied;
+		if (at >= rlen || !raw_map(runs + at, rlen - at)
+		    || !raw_fields(runs, rlen, &at, fields, 4, fv, fvl)) {
 			malformed(bad, "run %zu is not a map", k);
 			return false;
 		}
-		const unsigned char *m  = runs + start;
-		size_t               ml = at - start;
-		n                       = s->run_len[k];
-		if (!raw_map(m, ml)) {
-			malformed(bad, "run %zu is not a map", k);
-			return false;
-		}
-		if (raw_get(m, ml, "applied", &ap, &apl) != 1
-		    || !raw_u64(ap, apl, &applied) || applied > n) {
+		const unsigned char *ap = fv[0], *st = fv[1], *del = fv[2],
+		                    *fl = fv[3];
+		size_t apl = fvl[0], stl = fvl[1], dell = fvl[2], fll = fvl[3];
+		n = s->run_len[k];
+		if (ap == NULL || !raw_u64(ap, apl, &applied) || applied > n) {
 			malformed(bad,
 			    "run %zu: 'applied' is missing, not a uint or "
 			    "over "
@@ -546,9 +578,9 @@ decode_runs_raw(slot *s, const unsigned char *p, size_t len, remote_resp *bad)
 			    k, (unsigned) n);
 			return false;
 		}
-		bool has_st  = raw_get(m, ml, "state", &st, &stl) == 1;
-		bool has_del = raw_get(m, ml, "deleted", &del, &dell) == 1;
-		bool has_fl  = raw_get(m, ml, "failed", &fl, &fll) == 1;
+		bool has_st  = st != NULL;
+		bool has_del = del != NULL;
+		bool has_fl  = fl != NULL;
 		bool deleted = false;
 		if (has_del && !mpraw_bool(del, dell, &deleted)) {
 			malformed(bad, "run %zu: 'deleted' is not a bool", k);
