@@ -1364,7 +1364,8 @@ serve_one(sl_remote *r, nng_msg *msg, const msgpack_object *req,
 }
 
 /* One value at p[*at] into *o (*at moves past it): strings and
- * unsigned integers read in place, anything else by msgpack-c. */
+ * unsigned integers read in place, anything else by mpraw_object (else
+ * msgpack-c). */
 static bool
 unpack_at(sl_remote *r, const unsigned char *p, size_t len, size_t *at,
     msgpack_object *o)
@@ -1388,7 +1389,12 @@ unpack_at(sl_remote *r, const unsigned char *p, size_t len, size_t *at,
 		o->via.u64 = u;
 		return true;
 	}
-	size_t                off = k;
+	/* a map (a run's state, its retry) without msgpack-c's state
+	 * machine; what mpraw_object does not vouch for is msgpack-c's */
+	size_t off = k;
+	if (mpraw_object_at(p, *at, &off, &r->zone, o) && off == *at)
+		return true;
+	off = k;
 	msgpack_unpack_return ur
 	    = msgpack_unpack((const char *) p, *at, &off, &r->zone, o);
 	return ur == MSGPACK_UNPACK_SUCCESS && off == *at;
