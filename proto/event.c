@@ -458,6 +458,27 @@ raw_value(const unsigned char *p, size_t n, size_t *i, bool str_ok,
 	return true;
 }
 
+/* ev_pack_wire's keys as packed (a fixstr header, in octal, then the
+ * name), each padded to 16 bytes, in its order; and 16 bytes of 0xff,
+ * then 16 of 0. */
+static const unsigned char wire_keys[][16] = { "\250position", "\246tenant",
+	"\246stream", "\250revision", "\242id", "\244type", "\252generation",
+	"\250occurred", "\256correlation_id", "\254causation_id", "\246public",
+	"\250metadata", "\247content" };
+static const unsigned char ones_zeros[32]  = { 0xff, 0xff, 0xff, 0xff, 0xff,
+	 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+/* Whether the 16 bytes at p start with the packed key k (n bytes, header
+ * included): two loads and masks, not a string call per key. */
+static inline bool
+key_is(const unsigned char *p, const unsigned char k[16], size_t n)
+{
+	uint64_t a[2], w[2], m[2];
+	memcpy(a, p, 16);
+	memcpy(w, k, 16);
+	memcpy(m, ones_zeros + 16 - n, 16);
+	return (((a[0] ^ w[0]) & m[0]) | ((a[1] ^ w[1]) & m[1])) == 0;
+}
 
 int
 ev_from_wire(const void *data, size_t len, msgpack_zone *zone, ev_view *out)
@@ -494,6 +515,15 @@ ev_from_wire(const void *data, size_t len, msgpack_zone *zone, ev_view *out)
 		const char *k;
 		size_t      kl;
 		int         j = -1;
+		/* the key ev_pack_wire puts here, fixstr and all, compared
+		 * 16 bytes at a time (a value follows it: they are there) */
+		if (pair < W_N && i + 16 <= len
+		    && key_is(
+		        p + i, wire_keys[pair], 1 + (size_t) lens[pair])) {
+			i += 1 + (size_t) lens[pair];
+			j = (int) pair;
+			goto known;
+		}
 		if (!peek_str(p, len, &i, &k, &kl))
 			return SL_EPROTO;
 		if (pair < W_N && lens[pair] == kl
@@ -502,6 +532,7 @@ ev_from_wire(const void *data, size_t len, msgpack_zone *zone, ev_view *out)
 		for (int w = 0; j < 0 && w < W_N; w++)
 			if (lens[w] == kl && memcmp(names[w], k, kl) == 0)
 				j = w;
+	known:
 		if (j < 0 || seen[j]) {
 			if (!mpraw_skip(p, len, &i))
 				return SL_EPROTO;

@@ -1170,6 +1170,109 @@ test_wire_deep(void)
 	}
 }
 
+/* ev_from_wire takes the keys in any order, and unknown ones: an event
+ * packed with its keys reversed and an unknown key first reads as the
+ * same event as in ev_pack_wire's order. */
+static void
+test_wire_order(void)
+{
+	static const char *const keys[13]
+	    = { "position", "tenant", "stream", "revision", "id", "type",
+		      "generation", "occurred", "correlation_id",
+		      "causation_id", "public", "metadata", "content" };
+	msgpack_sbuffer rev, again;
+	msgpack_packer  pk, apk;
+	msgpack_sbuffer_init(&rev);
+	msgpack_sbuffer_init(&again);
+	msgpack_packer_init(&pk, &rev, msgpack_sbuffer_write);
+	msgpack_packer_init(&apk, &again, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 14);
+	mp_pack_kv_str(&pk, "positio", "not a key of the event");
+	for (int k = 12; k >= 0; k--) {
+		mp_pack_cstr(&pk, keys[k]);
+		switch (k) {
+		case 0:
+			msgpack_pack_uint64(&pk, 77);
+			break;
+		case 1:
+			mp_pack_cstr(&pk, "tn");
+			break;
+		case 2:
+			mp_pack_cstr(&pk, "acc-1");
+			break;
+		case 3:
+			msgpack_pack_uint64(&pk, 3);
+			break;
+		case 4:
+			mp_pack_cstr(
+			    &pk, "00112233-4455-6677-8899-aabbccddeeff");
+			break;
+		case 5:
+			mp_pack_cstr(&pk, "Opened");
+			break;
+		case 6:
+			msgpack_pack_uint64(&pk, 2);
+			break;
+		case 7:
+			msgpack_pack_int64(&pk, -5);
+			break;
+		case 8:
+			mp_pack_cstr(&pk, "corr");
+			break;
+		case 9:
+			mp_pack_cstr(&pk, "caus");
+			break;
+		case 10:
+			msgpack_pack_true(&pk);
+			break;
+		case 11:
+			msgpack_pack_map(&pk, 1);
+			mp_pack_kv_u64(&pk, "m", 1);
+			break;
+		default:
+			msgpack_pack_map(&pk, 1);
+			mp_pack_kv_str(&pk, "account_id", "acc-1");
+		}
+	}
+	msgpack_zone zone;
+	ev_view      w;
+	CHECK(msgpack_zone_init(&zone, 1024));
+	CHECK_EQ(ev_from_wire(rev.data, rev.size, &zone, &w), SL_OK);
+	CHECK_EQ(w.position, 77);
+	CHECK_STREQ(w.tenant, "tn");
+	CHECK_STREQ(w.stream, "acc-1");
+	CHECK_EQ(w.revision, 3);
+	CHECK_STREQ(w.id_text, "00112233-4455-6677-8899-aabbccddeeff");
+	CHECK_STREQ(w.type, "Opened");
+	CHECK_EQ(w.generation, 2);
+	CHECK_EQ(w.occurred_ns, -5);
+	CHECK_STREQ(w.correlation_id, "corr");
+	CHECK_STREQ(w.causation_id, "caus");
+	CHECK(w.is_public);
+	CHECK(w.metadata.type == MSGPACK_OBJECT_MAP
+	    && w.metadata.via.map.size == 1);
+	CHECK(w.content.type == MSGPACK_OBJECT_MAP
+	    && w.content.via.map.size == 1);
+	/* in ev_pack_wire's order: read the same */
+	ev_pack_wire(&apk, &w);
+	msgpack_zone    z2;
+	ev_view         w2;
+	msgpack_sbuffer b2;
+	msgpack_packer  bpk;
+	msgpack_sbuffer_init(&b2);
+	msgpack_packer_init(&bpk, &b2, msgpack_sbuffer_write);
+	CHECK(msgpack_zone_init(&z2, 1024));
+	CHECK_EQ(ev_from_wire(again.data, again.size, &z2, &w2), SL_OK);
+	ev_pack_wire(&bpk, &w2);
+	CHECK(b2.size == again.size
+	    && memcmp(b2.data, again.data, b2.size) == 0);
+	msgpack_zone_destroy(&z2);
+	msgpack_zone_destroy(&zone);
+	msgpack_sbuffer_destroy(&b2);
+	msgpack_sbuffer_destroy(&rev);
+	msgpack_sbuffer_destroy(&again);
+}
+
 int
 main(void)
 {
@@ -1182,6 +1285,7 @@ main(void)
 	test_json_text();
 	test_wire_raw();
 	test_wire_deep();
+	test_wire_order();
 	test_object_raw();
 	test_decode_fast();
 	return 0;
