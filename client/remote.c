@@ -68,6 +68,10 @@ struct sl_remote {
 	nng_socket      api;      /* req0 to the daemon's API, for register */
 	nng_aio        *api_aio;  /* its one request at a time */
 	atomic_bool     api_done; /* set by the aio's callback */
+	/* api_done's change is signalled (api_wait wakes at once, not at
+	 * its next look) */
+	pthread_mutex_t api_mu;
+	pthread_cond_t  api_cv;
 	nng_socket      sock;
 	nng_dialer      dialer;
 	bool            dialing;
@@ -244,6 +248,12 @@ remote_new(const char *api_url, const sl_remote_options *opts)
 	if (opts != NULL && opts->protocol != 0)
 		r->protocol = opts->protocol;
 	pthread_mutex_init(&r->mu, NULL);
+	pthread_mutex_init(&r->api_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->api_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	atomic_init(&r->stop, false);
 	atomic_init(&r->connected, false);
 	atomic_init(&r->api_done, false);
@@ -367,7 +377,10 @@ static void
 api_cb(void *arg)
 {
 	sl_remote *r = arg;
+	pthread_mutex_lock(&r->api_mu);
 	atomic_store(&r->api_done, true);
+	pthread_cond_signal(&r->api_cv);
+	pthread_mutex_unlock(&r->api_mu);
 }
 
 /* Wait for the API aio, cancelling it when stop is asked.
@@ -375,14 +388,27 @@ api_cb(void *arg)
 static int
 api_wait(sl_remote *r)
 {
+	/* woken by api_cb; sl_remote_stop (a signal handler's, which can
+	 * only set a flag) is looked at every 10 ms */
+	bool stopped = false;
+	pthread_mutex_lock(&r->api_mu);
 	while (!atomic_load(&r->api_done)) {
 		if (atomic_load(&r->stop)) {
-			nng_aio_cancel(r->api_aio);
+			stopped = true;
 			break;
 		}
-		struct timespec ts = { 0, 10 * 1000000L };
-		nanosleep(&ts, NULL);
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 10 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&r->api_cv, &r->api_mu, &ts);
 	}
+	pthread_mutex_unlock(&r->api_mu);
+	if (stopped)
+		nng_aio_cancel(r->api_aio);
 	nng_aio_wait(r->api_aio);
 	return nng_aio_result(r->api_aio);
 }
@@ -1364,7 +1390,8 @@ serve_one(sl_remote *r, nng_msg *msg, const msgpack_object *req,
 }
 
 /* One value at p[*at] into *o (*at moves past it): strings and
- * unsigned integers read in place, anything else by msgpack-c. */
+ * unsigned integers read in place, anything else by mpraw_object (else
+ * msgpack-c). */
 static bool
 unpack_at(sl_remote *r, const unsigned char *p, size_t len, size_t *at,
     msgpack_object *o)
@@ -1388,7 +1415,12 @@ unpack_at(sl_remote *r, const unsigned char *p, size_t len, size_t *at,
 		o->via.u64 = u;
 		return true;
 	}
-	size_t                off = k;
+	/* a map (a run's state, its retry) without msgpack-c's state
+	 * machine; what mpraw_object does not vouch for is msgpack-c's */
+	size_t off = k;
+	if (mpraw_object_at(p, *at, &off, &r->zone, o) && off == *at)
+		return true;
+	off = k;
 	msgpack_unpack_return ur
 	    = msgpack_unpack((const char *) p, *at, &off, &r->zone, o);
 	return ur == MSGPACK_UNPACK_SUCCESS && off == *at;
@@ -1682,6 +1714,8 @@ sl_remote_close(sl_remote *r)
 	if (r->has_initial)
 		msgpack_zone_destroy(&r->izone);
 	pthread_mutex_destroy(&r->mu);
+	pthread_mutex_destroy(&r->api_mu);
+	pthread_cond_destroy(&r->api_cv);
 	sl_tls_options_free(&r->tls);
 	free(r->api_url);
 	free(r->token);

@@ -267,33 +267,45 @@ int
 ev_decode(const void *data, size_t len, uint64_t position, msgpack_zone *zone,
     ev_view *out)
 {
+	ev_raw r;
+	bool   peeked;
+	return ev_decode_raw(data, len, position, zone, out, &r, &peeked);
+}
+
+int
+ev_decode_raw(const void *data, size_t len, uint64_t position,
+    msgpack_zone *zone, ev_view *out, ev_raw *raw, bool *peeked)
+{
 	/* The fields read in place and the two maps by mpraw_object, without
 	 * msgpack-c's state machine (this runs for every event a processor
 	 * handles). What they do not take (an unusual encoding, a string
 	 * holding a NUL byte, a corrupt record) is msgpack-c's to decode or
 	 * to refuse, as before. */
-	ev_raw               r;
-	const ev_head       *h = &r.h;
+	const ev_raw        *r   = raw;
+	const ev_head       *h   = &r->h;
 	const unsigned char *end = (const unsigned char *) data + len;
-	if (peek_raw_as(data, len, &r, zone, &out->metadata, &out->content)
+	*peeked                  = false;
+	if (peek_raw_as(data, len, raw, zone, &out->metadata, &out->content)
 	        != SL_OK
-	    || r.content + r.content_len != end)
+	    || r->content + r->content_len != end)
 		return ev_decode_mp(data, len, position, zone, out);
 	out->position       = position;
 	out->tenant         = zone_strn(zone, h->tenant, h->tenant_len);
 	out->stream         = zone_strn(zone, h->stream, h->stream_len);
 	out->type           = zone_strn(zone, h->type, h->type_len);
-	out->correlation_id = zone_strn(zone, r.correlation_id, r.correlation_len);
-	out->causation_id   = zone_strn(zone, r.causation_id, r.causation_len);
+	out->correlation_id
+	    = zone_strn(zone, r->correlation_id, r->correlation_len);
+	out->causation_id = zone_strn(zone, r->causation_id, r->causation_len);
 	if (out->tenant == NULL || out->stream == NULL || out->type == NULL
 	    || out->correlation_id == NULL || out->causation_id == NULL)
 		return SL_EPROTO;
 	out->revision = h->revision;
-	memcpy(out->id, r.id, 16);
+	memcpy(out->id, r->id, 16);
 	ev_uuid_text(out->id, out->id_text);
-	out->generation  = r.generation;
-	out->occurred_ns = r.occurred_ns;
-	out->is_public   = r.is_public;
+	out->generation  = r->generation;
+	out->occurred_ns = r->occurred_ns;
+	out->is_public   = r->is_public;
+	*peeked          = true;
 	return SL_OK;
 }
 
@@ -446,6 +458,27 @@ raw_value(const unsigned char *p, size_t n, size_t *i, bool str_ok,
 	return true;
 }
 
+/* ev_pack_wire's keys as packed (a fixstr header, in octal, then the
+ * name), each padded to 16 bytes, in its order; and 16 bytes of 0xff,
+ * then 16 of 0. */
+static const unsigned char wire_keys[][16] = { "\250position", "\246tenant",
+	"\246stream", "\250revision", "\242id", "\244type", "\252generation",
+	"\250occurred", "\256correlation_id", "\254causation_id", "\246public",
+	"\250metadata", "\247content" };
+static const unsigned char ones_zeros[32]  = { 0xff, 0xff, 0xff, 0xff, 0xff,
+	 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+/* Whether the 16 bytes at p start with the packed key k (n bytes, header
+ * included): two loads and masks, not a string call per key. */
+static inline bool
+key_is(const unsigned char *p, const unsigned char k[16], size_t n)
+{
+	uint64_t a[2], w[2], m[2];
+	memcpy(a, p, 16);
+	memcpy(w, k, 16);
+	memcpy(m, ones_zeros + 16 - n, 16);
+	return (((a[0] ^ w[0]) & m[0]) | ((a[1] ^ w[1]) & m[1])) == 0;
+}
 
 int
 ev_from_wire(const void *data, size_t len, msgpack_zone *zone, ev_view *out)
@@ -482,6 +515,15 @@ ev_from_wire(const void *data, size_t len, msgpack_zone *zone, ev_view *out)
 		const char *k;
 		size_t      kl;
 		int         j = -1;
+		/* the key ev_pack_wire puts here, fixstr and all, compared
+		 * 16 bytes at a time (a value follows it: they are there) */
+		if (pair < W_N && i + 16 <= len
+		    && key_is(
+		        p + i, wire_keys[pair], 1 + (size_t) lens[pair])) {
+			i += 1 + (size_t) lens[pair];
+			j = (int) pair;
+			goto known;
+		}
 		if (!peek_str(p, len, &i, &k, &kl))
 			return SL_EPROTO;
 		if (pair < W_N && lens[pair] == kl
@@ -490,6 +532,7 @@ ev_from_wire(const void *data, size_t len, msgpack_zone *zone, ev_view *out)
 		for (int w = 0; j < 0 && w < W_N; w++)
 			if (lens[w] == kl && memcmp(names[w], k, kl) == 0)
 				j = w;
+	known:
 		if (j < 0 || seen[j]) {
 			if (!mpraw_skip(p, len, &i))
 				return SL_EPROTO;
@@ -530,13 +573,19 @@ ev_from_wire(const void *data, size_t len, msgpack_zone *zone, ev_view *out)
 			out->is_public = p[i++] == 0xc3;
 			break;
 		default: { /* metadata, content: decoded, as ev_decode's */
+			/* by mpraw_object_at (the plugin host reads an event
+			 * per call this way); what it does not vouch for is
+			 * msgpack-c's to decode or refuse */
 			msgpack_object o;
 			size_t         off = i;
-			msgpack_unpack_return ur
-			    = msgpack_unpack(data, len, &off, zone, &o);
-			if (ur != MSGPACK_UNPACK_SUCCESS
-			    && ur != MSGPACK_UNPACK_EXTRA_BYTES)
-				return SL_EPROTO;
+			if (!mpraw_object_at(data, len, &off, zone, &o)) {
+				off                      = i;
+				msgpack_unpack_return ur = msgpack_unpack(
+				    data, len, &off, zone, &o);
+				if (ur != MSGPACK_UNPACK_SUCCESS
+				    && ur != MSGPACK_UNPACK_EXTRA_BYTES)
+					return SL_EPROTO;
+			}
 			i = off;
 			if (j == W_CONT)
 				out->content = o;
@@ -618,12 +667,20 @@ size_t
 ev_wire_raw(const void *data, size_t len, uint64_t position, uint32_t n_extra,
     unsigned char *out)
 {
-	ev_raw         r;
+	ev_raw r;
+	if (ev_peek_raw(data, len, &r) != SL_OK)
+		return 0;
+	return ev_wire_peeked(&r, position, n_extra, NULL, out);
+}
+
+size_t
+ev_wire_peeked(const ev_raw *rp, uint64_t position, uint32_t n_extra,
+    const char *id_text, unsigned char *out)
+{
+	const ev_raw   r = *rp;
 	const ev_head *h = &r.h;
 	unsigned char *o = out;
 
-	if (ev_peek_raw(data, len, &r) != SL_OK)
-		return 0;
 	o = mpw_map(o, 13 + (size_t) n_extra);
 	o = MPW_CSTR(o, "position");
 	o = mpw_uint(o, position);
@@ -635,7 +692,11 @@ ev_wire_raw(const void *data, size_t len, uint64_t position, uint32_t n_extra,
 	o = mpw_uint(o, h->revision);
 	o = MPW_CSTR(o, "id");
 	o = mpw_hdr(o, 0xa0, 32, 0xd9, 0xda, 36);
-	ev_uuid_text(r.id, (char *) o); /* its NUL is overwritten next */
+	if (id_text != NULL)
+		memcpy(o, id_text, 36); /* ev_decode wrote it already */
+	else
+		ev_uuid_text(
+		    r.id, (char *) o); /* its NUL is overwritten next */
 	o += 36;
 	o    = MPW_CSTR(o, "type");
 	o    = mpw_str(o, h->type, h->type_len);

@@ -138,6 +138,13 @@ int ev_peek_raw(const void *data, size_t len, ev_raw *out);
  */
 int ev_decode(const void *data, size_t len, uint64_t position,
     msgpack_zone *zone, ev_view *out);
+/**
+ * ev_decode, also giving the record's fields as read in place (*raw,
+ * pointing into data) when it was (*peeked; false when the record took
+ * msgpack-c's decoder, or on error): what ev_wire_peeked writes from.
+ */
+int ev_decode_raw(const void *data, size_t len, uint64_t position,
+    msgpack_zone *zone, ev_view *out, ev_raw *raw, bool *peeked);
 /** ev_decode through msgpack-c alone: the reference the fast path of
  * ev_decode is tested against (and what it falls back to). */
 int ev_decode_mp(const void *data, size_t len, uint64_t position,
@@ -203,6 +210,14 @@ int ev_pack_wire_raw(msgpack_packer *pk, const void *data, size_t len,
  */
 size_t ev_wire_raw(const void *data, size_t len, uint64_t position,
     uint32_t n_extra, unsigned char *out);
+/**
+ * ev_wire_raw's bytes from a record already read in place (ev_peek_raw,
+ * or ev_decode_raw with *peeked): the record is not read again. id_text:
+ * the id as text when known (an ev_view's id_text), else NULL.
+ * @return the bytes written (at most EV_WIRE_RAW_BOUND of the record).
+ */
+size_t ev_wire_peeked(const ev_raw *r, uint64_t position, uint32_t n_extra,
+    const char *id_text, unsigned char *out);
 int ev_uuid_parse(const char *text, size_t len, uint8_t id[16]);
 /**
  * Whether text (len bytes) is a UUID (8-4-4-4-12 hex digits, any case, as

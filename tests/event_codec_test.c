@@ -658,6 +658,37 @@ test_wire_raw(void)
 			    round);
 			exit(1);
 		}
+		/* from the decode's own reading in place (the remote path's
+		 * events): the same bytes, with and without the id's text */
+		{
+			msgpack_zone   dz;
+			ev_view        dv;
+			ev_raw         dr;
+			bool           peeked;
+			unsigned char *o
+			    = malloc(EV_WIRE_RAW_BOUND(st.sb.size) + 16);
+			CHECK(o != NULL && msgpack_zone_init(&dz, 1024));
+			CHECK_EQ(ev_decode_raw(st.sb.data, st.sb.size, pos,
+			             &dz, &dv, &dr, &peeked),
+			    SL_OK);
+			CHECK(peeked);
+			for (int t = 0; t < 2; t++) {
+				size_t n = ev_wire_peeked(
+				    &dr, pos, 1, t ? dv.id_text : NULL, o);
+				o[n++] = 0xa1; /* "x": 1, as above */
+				o[n++] = 'x';
+				o[n++] = 0x01;
+				if (n != a.size || memcmp(o, a.data, n) != 0) {
+					fprintf(stderr,
+					    "round %d: the peeked wire bytes "
+					    "differ\n",
+					    round);
+					exit(1);
+				}
+			}
+			free(o);
+			msgpack_zone_destroy(&dz);
+		}
 		/* read back from the wire (a remote call's event, for
 		 * sluice-host): the same view, so the same bytes again; an
 		 * unknown key ("x") skipped, a cut map refused */
@@ -1083,6 +1114,165 @@ test_uuid_generate(void)
 	free(ids);
 }
 
+/* An event on the wire whose content nests deeper than mpraw_object
+ * takes (MPRAW_OBJECT_DEPTH): ev_from_wire reads it through msgpack-c;
+ * deeper than msgpack-c takes (32), it is refused. */
+static void
+test_wire_deep(void)
+{
+	static const int depths[] = { MPRAW_OBJECT_DEPTH + 2, 40 };
+	for (size_t t = 0; t < sizeof(depths) / sizeof(depths[0]); t++) {
+		int             depth = depths[t];
+		msgpack_sbuffer a;
+		msgpack_packer  pk;
+		msgpack_sbuffer_init(&a);
+		msgpack_packer_init(&pk, &a, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 13);
+		mp_pack_kv_u64(&pk, "position", 9);
+		mp_pack_kv_str(&pk, "tenant", "t");
+		mp_pack_kv_str(&pk, "stream", "s");
+		mp_pack_kv_u64(&pk, "revision", 1);
+		mp_pack_kv_str(
+		    &pk, "id", "00112233-4455-6677-8899-aabbccddeeff");
+		mp_pack_kv_str(&pk, "type", "T");
+		mp_pack_kv_u64(&pk, "generation", 0);
+		mp_pack_kv_i64(&pk, "occurred", 5);
+		mp_pack_kv_str(&pk, "correlation_id", "");
+		mp_pack_kv_str(&pk, "causation_id", "");
+		mp_pack_kv_bool(&pk, "public", false);
+		mp_pack_cstr(&pk, "metadata");
+		msgpack_pack_map(&pk, 0);
+		mp_pack_cstr(&pk, "content");
+		for (int d = 0; d < depth; d++) {
+			msgpack_pack_map(&pk, 1);
+			mp_pack_cstr(&pk, "k");
+		}
+		msgpack_pack_uint32(&pk, 7);
+		msgpack_zone zone;
+		ev_view      w;
+		CHECK(msgpack_zone_init(&zone, 1024));
+		int rc = ev_from_wire(a.data, a.size, &zone, &w);
+		if (depth > 32) {
+			CHECK_EQ(rc, SL_EPROTO);
+		} else {
+			CHECK_EQ(rc, SL_OK);
+			const msgpack_object *o = &w.content;
+			for (int d = 0; d < depth; d++) {
+				CHECK(o->type == MSGPACK_OBJECT_MAP
+				    && o->via.map.size == 1);
+				o = &o->via.map.ptr[0].val;
+			}
+			CHECK(o->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+			    && o->via.u64 == 7);
+		}
+		msgpack_zone_destroy(&zone);
+		msgpack_sbuffer_destroy(&a);
+	}
+}
+
+/* ev_from_wire takes the keys in any order, and unknown ones: an event
+ * packed with its keys reversed and an unknown key first reads as the
+ * same event as in ev_pack_wire's order. */
+static void
+test_wire_order(void)
+{
+	static const char *const keys[13]
+	    = { "position", "tenant", "stream", "revision", "id", "type",
+		      "generation", "occurred", "correlation_id",
+		      "causation_id", "public", "metadata", "content" };
+	msgpack_sbuffer rev, again;
+	msgpack_packer  pk, apk;
+	msgpack_sbuffer_init(&rev);
+	msgpack_sbuffer_init(&again);
+	msgpack_packer_init(&pk, &rev, msgpack_sbuffer_write);
+	msgpack_packer_init(&apk, &again, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 14);
+	mp_pack_kv_str(&pk, "positio", "not a key of the event");
+	for (int k = 12; k >= 0; k--) {
+		mp_pack_cstr(&pk, keys[k]);
+		switch (k) {
+		case 0:
+			msgpack_pack_uint64(&pk, 77);
+			break;
+		case 1:
+			mp_pack_cstr(&pk, "tn");
+			break;
+		case 2:
+			mp_pack_cstr(&pk, "acc-1");
+			break;
+		case 3:
+			msgpack_pack_uint64(&pk, 3);
+			break;
+		case 4:
+			mp_pack_cstr(
+			    &pk, "00112233-4455-6677-8899-aabbccddeeff");
+			break;
+		case 5:
+			mp_pack_cstr(&pk, "Opened");
+			break;
+		case 6:
+			msgpack_pack_uint64(&pk, 2);
+			break;
+		case 7:
+			msgpack_pack_int64(&pk, -5);
+			break;
+		case 8:
+			mp_pack_cstr(&pk, "corr");
+			break;
+		case 9:
+			mp_pack_cstr(&pk, "caus");
+			break;
+		case 10:
+			msgpack_pack_true(&pk);
+			break;
+		case 11:
+			msgpack_pack_map(&pk, 1);
+			mp_pack_kv_u64(&pk, "m", 1);
+			break;
+		default:
+			msgpack_pack_map(&pk, 1);
+			mp_pack_kv_str(&pk, "account_id", "acc-1");
+		}
+	}
+	msgpack_zone zone;
+	ev_view      w;
+	CHECK(msgpack_zone_init(&zone, 1024));
+	CHECK_EQ(ev_from_wire(rev.data, rev.size, &zone, &w), SL_OK);
+	CHECK_EQ(w.position, 77);
+	CHECK_STREQ(w.tenant, "tn");
+	CHECK_STREQ(w.stream, "acc-1");
+	CHECK_EQ(w.revision, 3);
+	CHECK_STREQ(w.id_text, "00112233-4455-6677-8899-aabbccddeeff");
+	CHECK_STREQ(w.type, "Opened");
+	CHECK_EQ(w.generation, 2);
+	CHECK_EQ(w.occurred_ns, -5);
+	CHECK_STREQ(w.correlation_id, "corr");
+	CHECK_STREQ(w.causation_id, "caus");
+	CHECK(w.is_public);
+	CHECK(w.metadata.type == MSGPACK_OBJECT_MAP
+	    && w.metadata.via.map.size == 1);
+	CHECK(w.content.type == MSGPACK_OBJECT_MAP
+	    && w.content.via.map.size == 1);
+	/* in ev_pack_wire's order: read the same */
+	ev_pack_wire(&apk, &w);
+	msgpack_zone    z2;
+	ev_view         w2;
+	msgpack_sbuffer b2;
+	msgpack_packer  bpk;
+	msgpack_sbuffer_init(&b2);
+	msgpack_packer_init(&bpk, &b2, msgpack_sbuffer_write);
+	CHECK(msgpack_zone_init(&z2, 1024));
+	CHECK_EQ(ev_from_wire(again.data, again.size, &z2, &w2), SL_OK);
+	ev_pack_wire(&bpk, &w2);
+	CHECK(b2.size == again.size
+	    && memcmp(b2.data, again.data, b2.size) == 0);
+	msgpack_zone_destroy(&z2);
+	msgpack_zone_destroy(&zone);
+	msgpack_sbuffer_destroy(&b2);
+	msgpack_sbuffer_destroy(&rev);
+	msgpack_sbuffer_destroy(&again);
+}
+
 int
 main(void)
 {
@@ -1094,6 +1284,8 @@ main(void)
 	test_uuid_generate();
 	test_json_text();
 	test_wire_raw();
+	test_wire_deep();
+	test_wire_order();
 	test_object_raw();
 	test_decode_fast();
 	return 0;

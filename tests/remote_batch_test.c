@@ -42,6 +42,10 @@ typedef enum bmode {
 	B_NO_STATE,    /* applied > 0 without a state */
 	B_NO_FAILED,   /* applied < events without a failure */
 	B_SILENT,      /* calls never answered (pings are) */
+	B_RUN_ARRAY,   /* a run answered as an array, not a map */
+	B_BAD_DELETED, /* 'deleted' not a bool */
+	B_DUP_APPLIED, /* 'applied' twice: the first (over the run) counts */
+	B_CALL_LAST,   /* well formed, 'call' after 'runs' */
 } bmode;
 
 /* What the client remembers of a key: the state it last answered. */
@@ -161,7 +165,7 @@ answer_run(bfake *f, const msgpack_object *run, int mode, msgpack_packer *pk)
 			applied++;
 		}
 	}
-	if (mode == B_GOOD) {
+	if (mode == B_GOOD || mode == B_CALL_LAST) {
 		k->exists = !deleted;
 		k->sum    = sum;
 		k->n      = n;
@@ -171,7 +175,21 @@ answer_run(bfake *f, const msgpack_object *run, int mode, msgpack_packer *pk)
 	                                                               : applied;
 	bool   with_state  = a > 0 && mode != B_NO_STATE;
 	bool   with_failed = failed && mode != B_NO_FAILED;
-	msgpack_pack_map(pk, 1 + with_state + with_failed);
+	if (mode == B_RUN_ARRAY) {
+		msgpack_pack_array(pk, 1);
+		mp_pack_cstr(pk, "applied");
+		return;
+	}
+	if (mode == B_BAD_DELETED) {
+		msgpack_pack_map(pk, 2);
+		mp_pack_kv_u64(pk, "applied", a);
+		mp_pack_kv_str(pk, "deleted", "yes");
+		return;
+	}
+	msgpack_pack_map(
+	    pk, 1 + with_state + with_failed + (mode == B_DUP_APPLIED));
+	if (mode == B_DUP_APPLIED)
+		mp_pack_kv_u64(pk, "applied", ne + 1);
 	mp_pack_kv_u64(pk, "applied", a);
 	if (with_state && deleted && !failed) {
 		mp_pack_kv_bool(pk, "deleted", true);
@@ -251,8 +269,11 @@ bfake_main(void *arg)
 		msgpack_packer  pk;
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		bool call_last = mode == B_CALL_LAST && !ping
+		    && mp_str_eq(mp_get(&req, "op"), "project");
 		msgpack_pack_map(&pk, 2);
-		mp_pack_kv_u64(&pk, "call", call);
+		if (!call_last)
+			mp_pack_kv_u64(&pk, "call", call);
 		if (ping) {
 			mp_pack_kv_str(&pk, "outcome", "pong");
 		} else {
@@ -304,6 +325,8 @@ bfake_main(void *arg)
 				if (!(mode == B_BAD_COUNT && i == nr - 1))
 					answer_run(f, &runs->via.array.ptr[i],
 					    mode, &pk);
+			if (call_last)
+				mp_pack_kv_u64(&pk, "call", call);
 			pthread_mutex_unlock(&f->mu);
 		}
 	send:
@@ -604,6 +627,9 @@ main(void)
 		{ B_BAD_APPLIED, "'applied' is missing, not a uint or over" },
 		{ B_NO_STATE, "no 'state' map" },
 		{ B_NO_FAILED, "but no 'failed' map" },
+		{ B_RUN_ARRAY, "run 0 is not a map" },
+		{ B_BAD_DELETED, "'deleted' is not a bool" },
+		{ B_DUP_APPLIED, "'applied' is missing, not a uint or over" },
 	};
 	int64_t m = 0;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -629,6 +655,14 @@ main(void)
 		m += 100 + (int64_t) i;
 		expect_state("m", true, m, (int64_t) i + 1);
 	}
+	/* the answer's fields in another order: taken as well */
+	atomic_store(&f->mode, B_CALL_LAST);
+	add("m", 1000, false);
+	wait_caught_up(10000);
+	m += 1000;
+	expect_state(
+	    "m", true, m, (int64_t) (sizeof(bad) / sizeof(bad[0])) + 1);
+	atomic_store(&f->mode, B_GOOD);
 
 	/* 4. a call never answered: timed out, retried */
 	atomic_store(&f->mode, B_SILENT);

@@ -150,8 +150,17 @@ int
 proc_state_get(batch_ctx *b, const char *key, size_t klen, const void **data,
     size_t *len)
 {
+	centry *x;
+	return proc_state_get_at(b, key, klen, data, len, &x);
+}
+
+int
+proc_state_get_at(batch_ctx *b, const char *key, size_t klen,
+    const void **data, size_t *len, centry **at)
+{
 	processor *p = b->p;
 	centry    *x = scache_find(&p->states, key, klen);
+	*at          = NULL;
 	if (x != NULL) {
 		scache_lru_unlink(&p->states, x);
 		scache_lru_front(&p->states, x);
@@ -173,11 +182,23 @@ proc_state_get(batch_ctx *b, const char *key, size_t klen, const void **data,
 			x->state_cap = v.mv_size + 1;
 		}
 	}
+	*at = x;
 	if (x->state == NULL)
 		return SL_ENOTFOUND;
 	*data = x->state;
 	*len  = x->state_len;
 	return SL_OK;
+}
+
+/* x waits for the batch's write. */
+static void
+mark_dirty(cache *c, centry *x)
+{
+	if (!x->dirty) {
+		x->dirty = true;
+		x->dnext = c->dirty;
+		c->dirty = x;
+	}
 }
 
 int
@@ -206,11 +227,31 @@ proc_state_set(batch_ctx *b, const char *key, size_t klen, const void *data,
 		memcpy(x->state, data, len);
 		x->state_len = len;
 	}
-	if (!x->dirty) {
-		x->dirty         = true;
-		x->dnext         = p->states.dirty;
-		p->states.dirty  = x;
+	mark_dirty(&p->states, x);
+	return SL_OK;
+}
+
+int
+proc_state_take(batch_ctx *b, centry *at, const char *key, size_t klen,
+    void *data, size_t len)
+{
+	processor *p = b->p;
+	/* the entry the state was read from for the call, not looked up
+	 * again: in a remote batch the answer comes long after, cold */
+	centry *x = at != NULL && at->key_len == klen
+	        && memcmp(at->key, key, klen) == 0
+	    ? at
+	    : scache_find(&p->states, key, klen);
+	if (x == NULL && (x = scache_add(&p->states, key, klen)) == NULL) {
+		free(data);
+		return out_of_memory(b, "storing a state");
 	}
+	/* no copy: a remote answer's state becomes the key's */
+	free(x->state);
+	x->state     = data;
+	x->state_len = len;
+	x->state_cap = 0; /* exactly len: the next set reallocates */
+	mark_dirty(&p->states, x);
 	return SL_OK;
 }
 

@@ -376,6 +376,15 @@ int  proc_state_get(batch_ctx *b, const char *key, size_t klen,
  * batch's write. SL_OK or SL_ENOMEM (b->storage set). */
 int  proc_state_set(batch_ctx *b, const char *key, size_t klen,
      const void *data, size_t len);
+/* proc_state_get, also giving the key's cache entry (*at; NULL on
+ * error): it stays the key's until the batch ends. */
+int proc_state_get_at(batch_ctx *b, const char *key, size_t klen,
+    const void **data, size_t *len, centry **at);
+/* As proc_state_set with a state the caller hands over (malloc'ed, len
+ * bytes, not NULL): the cache owns it from now on, on failure too. at: the
+ * key's entry from proc_state_get_at in this batch, or NULL. */
+int proc_state_take(batch_ctx *b, centry *at, const char *key, size_t klen,
+    void *data, size_t len);
 /* Whether handling must stop before the event at position: the batch's
  * time is up, or a command, a definition or the stop waits (b->cut). */
 bool proc_cut(batch_ctx *b, uint64_t position);

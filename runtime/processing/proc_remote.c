@@ -34,6 +34,7 @@ typedef struct rkey {
 	uint32_t      n_sent;  /* in calls sent, not answered yet */
 	uint32_t      n_open;  /* in the open batch (protocol 2) */
 	struct rwait *wh, *wt; /* events waiting for the key, in log order */
+	centry       *ent;     /* its state's cache entry (this batch's) */
 	bool          ready;   /* on the ready list */
 	bool          opened;  /* on the open list */
 	struct rkey  *rnext;
@@ -71,8 +72,10 @@ struct remote_ring {
 	rkey **open; /* keys with events in the open batch */
 	size_t n_open, cap_open;
 	bool   one_by_one; /* the client speaks protocol 1 */
-	/* the event being scanned, decoded (not to decode it again) */
+	/* the event being scanned, decoded (not to decode it again), and
+	 * as that decode read it in place (NULL: it did not) */
 	const ev_view *view;
+	const ev_raw  *raw;
 	uint64_t       view_pos;
 };
 
@@ -247,9 +250,10 @@ is_map(const void *data, size_t len)
 	    && ((c[0] & 0xf0) == 0x80 || c[0] == 0xde || c[0] == 0xdf);
 }
 
-/* Apply the answer r of slot s's event to the fold. */
+/* Apply the answer r of slot s's event to the fold (a new state is
+ * handed over from r to the fold). */
 static void
-apply(batch_ctx *b, const remote_slot *s, const remote_resp *r)
+apply(batch_ctx *b, const remote_slot *s, remote_resp *r)
 {
 	processor *p = b->p;
 	if (stopped(b))
@@ -282,8 +286,10 @@ apply(batch_ctx *b, const remote_slot *s, const remote_resp *r)
 			    "the client's new state is not a map");
 			return;
 		}
-		rc = proc_state_set(
-		    b, s->unit, s->ulen, r->state, r->state_len);
+		rc       = proc_state_take(b, s->k != NULL ? s->k->ent : NULL,
+		          s->unit, s->ulen, r->state, r->state_len);
+		r->state = NULL;
+		r->state_len = 0;
 		break;
 	case REMOTE_DELETE:
 		rc = proc_state_set(b, s->unit, s->ulen, NULL, 0);
@@ -503,6 +509,7 @@ send_call(batch_ctx *b, uint64_t position, const void *data, size_t len,
 		.view
 		= q->view != NULL && q->view_pos == position ? q->view : NULL,
 	};
+	req.raw        = req.view != NULL ? q->raw : NULL;
 	sl_context ctx = { 0 };
 	proc_retry_state(b, position, &ctx);
 	req.attempt     = ctx.attempt;
@@ -510,7 +517,10 @@ send_call(batch_ctx *b, uint64_t position, const void *data, size_t len,
 	if (!p->is_filter) {
 		const void *data;
 		size_t      dlen;
-		int         grc = proc_state_get(b, unit, ulen, &data, &dlen);
+		centry     *ent;
+		int grc = proc_state_get_at(b, unit, ulen, &data, &dlen, &ent);
+		if (k != NULL)
+			k->ent = ent;
 		if (grc == SL_OK) {
 			req.state     = data;
 			req.state_len = dlen;
@@ -733,6 +743,8 @@ proc_remote_scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 	batch_ctx *b = arg;
 	processor *p = b->p;
 	ev_view    ev;
+	ev_raw     raw;
+	bool       peeked;
 	char       key[PROC_KEY_MAX];
 	if (stopped(b))
 		return 1;
@@ -744,7 +756,8 @@ proc_remote_scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 	if (ev_peek(data, len, &h) == SL_OK && !proc_selects(p, &h))
 		goto passed;
 	msgpack_zone_clear(&p->zone);
-	int rc = ev_decode(data, len, position, &p->zone, &ev);
+	int rc
+	    = ev_decode_raw(data, len, position, &p->zone, &ev, &raw, &peeked);
 	if (rc != SL_OK) {
 		snprintf(b->reason, sizeof(b->reason),
 		    "cannot decode the event at position %" PRIu64 ": %s",
@@ -758,6 +771,7 @@ proc_remote_scan_cb(void *arg, uint64_t position, const void *data, size_t len)
 		if (rc == HANDLE_UNIT_FAILED && proc_failed(b, position))
 			return 1;
 		p->ring->view     = &ev;
+		p->ring->raw      = peeked ? &raw : NULL;
 		p->ring->view_pos = position;
 		if (rc == SL_OK && dispatch(b, position, data, len) != 0) {
 			p->ring->view = NULL;

@@ -83,6 +83,98 @@ remote_resp_free(remote_resp *r)
 	r->state_len = 0;
 }
 
+/* What a SKIPPED answer says when it carries no reason of its own. */
+#define SKIPPED_REASON "an earlier event of its run failed"
+
+void
+remote_ablock_free(ablock *b)
+{
+	if (b == NULL)
+		return;
+	for (uint32_t i = 0; i < b->n; i++) {
+		free(b->a[i].state);
+		free(b->a[i].text);
+	}
+	free(b);
+}
+
+/* A block with room for cap answers, none in it yet; NULL: out of
+ * memory. */
+static ablock *
+ablock_new(size_t cap)
+{
+	ablock *b = malloc(sizeof(*b) + cap * sizeof(b->a[0]));
+	if (b != NULL) {
+		b->next = NULL;
+		b->call = 0;
+		b->n    = 0;
+		b->at   = 0;
+	}
+	return b;
+}
+
+/* A cleared answer to the request tag. */
+static void
+ans_init(answer *a, uint64_t tag)
+{
+	a->tag            = tag;
+	a->state          = NULL;
+	a->state_len      = 0;
+	a->retry_after_ms = 0;
+	a->outcome        = REMOTE_REPLACE;
+	a->retry          = false;
+	a->text           = NULL;
+}
+
+/* Whether an outcome has a reason to show. */
+static bool
+has_reason(remote_outcome o)
+{
+	return o == REMOTE_FAILED || o == REMOTE_DISCONNECTED
+	    || o == REMOTE_SKIPPED;
+}
+
+/* The answer r (decoded in its full form) into a, whose tag stays: r's
+ * state is handed over (r keeps none), its text copied (lost when out of
+ * memory: the outcome stays). */
+static void
+ans_set(answer *a, remote_resp *r)
+{
+	const char *t = r->outcome == REMOTE_INCLUDED ? r->partition
+	    : has_reason(r->outcome)                  ? r->reason
+	                                              : NULL;
+	free(a->state);
+	free(a->text);
+	a->state          = r->state;
+	a->state_len      = (uint32_t) r->state_len;
+	a->outcome        = (uint8_t) r->outcome;
+	a->retry          = r->retry;
+	a->retry_after_ms = r->retry_after_ms;
+	a->text           = t != NULL && t[0] != '\0' ? strdup(t) : NULL;
+	r->state          = NULL;
+	r->state_len      = 0;
+}
+
+/* An answer the runtime gives itself: outcome, and a reason (copied). */
+static void
+ans_runtime(answer *a, remote_outcome o, bool retry, const char *why)
+{
+	free(a->state);
+	free(a->text);
+	a->state     = NULL;
+	a->state_len = 0;
+	a->outcome   = (uint8_t) o;
+	a->retry     = retry;
+	a->text      = why != NULL ? strdup(why) : NULL;
+}
+
+/* An event after the failing one of its run: it waits with the unit. */
+static void
+ans_skipped(answer *a)
+{
+	ans_runtime(a, REMOTE_SKIPPED, false, NULL);
+}
+
 /* A failure the runtime found in the answer: retried like a handler's. */
 static void malformed(remote_resp *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -319,14 +411,6 @@ out:
 
 /* ---- protocol 2: the answers of a call of many events ---- */
 
-/* An event of a run after the run's failing one: it waits with the unit. */
-static void
-skipped(remote_resp *r)
-{
-	r->outcome = REMOTE_SKIPPED;
-	resp_reason(r, "an earlier event of its run failed");
-}
-
 /* The answer's array key of n entries (what they are, with unit naming
  * the call's count: "runs" of n, "outcomes" of n "events"); NULL with
  * bad saying why. */
@@ -352,21 +436,17 @@ answer_array(const msgpack_object *root, const char *key, size_t n,
  * every event and to each projection run's first, the run's others
  * SKIPPED (they wait with the unit the failure stops). */
 static void
-batch_fail_all(slot *s, const remote_resp *t)
+batch_fail_all(slot *s, remote_resp *t)
 {
-	size_t i = 0;
+	ablock *b = s->blk;
+	size_t  i = 0;
 	for (size_t run = 0;
-	     run < (s->kind == DEF_PROJECTION ? s->n_runs : s->n_evs); run++) {
+	     run < (s->kind == DEF_PROJECTION ? s->n_runs : b->n); run++) {
 		size_t n = s->kind == DEF_PROJECTION ? s->run_len[run] : 1;
-		for (size_t j = 0; j < n && i < s->n_evs; j++, i++) {
-			remote_resp *r   = &s->evs[i]->resp;
-			uint64_t     tag = r->tag;
-			remote_resp_free(r);
-			*r      = *t;
-			r->tag  = tag;
-			r->call = s->call;
+		for (size_t j = 0; j < n && i < b->n; j++, i++) {
+			ans_set(&b->a[i], t); /* t carries no state */
 			if (j > 0 && t->outcome != REMOTE_DISCONNECTED)
-				skipped(r);
+				ans_skipped(&b->a[i]);
 		}
 	}
 }
@@ -387,20 +467,51 @@ raw_u64(const unsigned char *v, size_t len, uint64_t *out)
 	return true;
 }
 
-/* The value of key in the map v[0..len) (the first such key): 1 found, 0
- * not there, -1 v is not a map. */
-static int
-raw_get(const unsigned char *v, size_t len, const char *key,
-    const unsigned char **val, size_t *val_len)
-{
-	return mpraw_map_find(v, len, key, SIZE_MAX, val, val_len);
-}
-
 static bool
 raw_map(const unsigned char *v, size_t len)
 {
 	return len > 0
 	    && ((v[0] & 0xf0) == 0x80 || v[0] == 0xde || v[0] == 0xdf);
+}
+
+/* The values of the map at p[*at] under names[0..n) (the first of each
+ * key, as mpraw_map_find finds it; NULL when absent), in one pass over the
+ * map: *at moves past it. @return false when it is no map (or is cut short).
+ */
+static bool
+raw_fields(const unsigned char *p, size_t len, size_t *at,
+    const char *const *names, size_t n, const unsigned char **val,
+    size_t *val_len)
+{
+	uint64_t pairs;
+	size_t   i = *at;
+	for (size_t k = 0; k < n; k++) {
+		val[k]     = NULL;
+		val_len[k] = 0;
+	}
+	if (!mpraw_map(p, len, &i, &pairs))
+		return false;
+	for (uint64_t pair = 0; pair < pairs; pair++) {
+		size_t      ks = i, hit = n;
+		const char *key;
+		size_t      klen;
+		if (!mpraw_skip(p, len, &i))
+			return false;
+		if (mpraw_str(p + ks, i - ks, &key, &klen))
+			for (size_t k = 0; k < n && hit == n; k++)
+				if (val[k] == NULL && strlen(names[k]) == klen
+				    && memcmp(names[k], key, klen) == 0)
+					hit = k;
+		size_t vs = i;
+		if (!mpraw_skip(p, len, &i))
+			return false;
+		if (hit < n) {
+			val[hit]     = p + vs;
+			val_len[hit] = i - vs;
+		}
+	}
+	*at = i;
+	return true;
 }
 
 /* A projection's answer, runs[i] = {applied, state | deleted, failed},
@@ -410,14 +521,21 @@ raw_map(const unsigned char *v, size_t len)
 static bool
 decode_runs_raw(slot *s, const unsigned char *p, size_t len, remote_resp *bad)
 {
-	const unsigned char *v;
-	size_t               vl, at, n;
+	/* each map walked once, its fields picked on the way (not looked up
+	 * one by one, each lookup walking what comes before it again) */
+	static const char *const top[] = { "call", "runs" };
+	static const char *const fields[]
+	    = { "applied", "state", "deleted", "failed" };
+	const unsigned char *tv[2], *fv[4];
+	size_t               tl[2], fvl[4], n, at = 0;
 	uint64_t             u;
-	if (!raw_map(p, len)) {
+	if (!raw_map(p, len) || !raw_fields(p, len, &at, top, 2, tv, tl)) {
 		malformed(bad, "not a msgpack map");
 		return false;
 	}
-	if (raw_get(p, len, "call", &v, &vl) != 1 || !raw_u64(v, vl, &u)) {
+	const unsigned char *v  = tv[1];
+	size_t               vl = tl[1];
+	if (tv[0] == NULL || !raw_u64(tv[0], tl[0], &u)) {
 		malformed(bad, "field 'call' is missing or not an integer");
 		return false;
 	}
@@ -428,7 +546,7 @@ decode_runs_raw(slot *s, const unsigned char *p, size_t len, remote_resp *bad)
 		return false;
 	}
 	at = 0;
-	if (raw_get(p, len, "runs", &v, &vl) != 1
+	if (v == NULL
 	    || mpraw_header(v, vl, &at, &u, &(uint64_t) { 0 })
 	        != MPRAW_ARRAY) {
 		malformed(bad, "field 'runs' is missing or not an array");
@@ -442,23 +560,17 @@ decode_runs_raw(slot *s, const unsigned char *p, size_t len, remote_resp *bad)
 	const unsigned char *runs = v;
 	size_t               rlen = vl, i = 0;
 	for (size_t k = 0; k < s->n_runs; k++) {
-		size_t               start = at;
-		const unsigned char *ap, *st, *del, *fl;
-		size_t               apl, stl, dell, fll;
-		uint64_t             applied;
-		if (!mpraw_skip(runs, rlen, &at)) {
+		uint64_t applied;
+		if (at >= rlen || !raw_map(runs + at, rlen - at)
+		    || !raw_fields(runs, rlen, &at, fields, 4, fv, fvl)) {
 			malformed(bad, "run %zu is not a map", k);
 			return false;
 		}
-		const unsigned char *m  = runs + start;
-		size_t               ml = at - start;
-		n                       = s->run_len[k];
-		if (!raw_map(m, ml)) {
-			malformed(bad, "run %zu is not a map", k);
-			return false;
-		}
-		if (raw_get(m, ml, "applied", &ap, &apl) != 1
-		    || !raw_u64(ap, apl, &applied) || applied > n) {
+		const unsigned char *ap = fv[0], *st = fv[1], *del = fv[2],
+		                    *fl = fv[3];
+		size_t apl = fvl[0], stl = fvl[1], dell = fvl[2], fll = fvl[3];
+		n = s->run_len[k];
+		if (ap == NULL || !raw_u64(ap, apl, &applied) || applied > n) {
 			malformed(bad,
 			    "run %zu: 'applied' is missing, not a uint or "
 			    "over "
@@ -466,9 +578,9 @@ decode_runs_raw(slot *s, const unsigned char *p, size_t len, remote_resp *bad)
 			    k, (unsigned) n);
 			return false;
 		}
-		bool has_st  = raw_get(m, ml, "state", &st, &stl) == 1;
-		bool has_del = raw_get(m, ml, "deleted", &del, &dell) == 1;
-		bool has_fl  = raw_get(m, ml, "failed", &fl, &fll) == 1;
+		bool has_st  = st != NULL;
+		bool has_del = del != NULL;
+		bool has_fl  = fl != NULL;
 		bool deleted = false;
 		if (has_del && !mpraw_bool(del, dell, &deleted)) {
 			malformed(bad, "run %zu: 'deleted' is not a bool", k);
@@ -490,26 +602,27 @@ decode_runs_raw(slot *s, const unsigned char *p, size_t len, remote_resp *bad)
 			return false;
 		}
 		for (uint32_t j = 0; j < n; j++, i++) {
-			remote_resp *r = &s->evs[i]->resp;
-			r->call        = s->call;
+			answer *a = &s->blk->a[i];
 			if (j + 1 < applied) {
-				r->outcome = REMOTE_APPLIED;
+				a->outcome = REMOTE_APPLIED;
 			} else if (j + 1 == applied) {
 				if (deleted) {
-					r->outcome = REMOTE_DELETE;
-				} else if ((r->state = malloc(stl)) == NULL) {
+					a->outcome = REMOTE_DELETE;
+				} else if ((a->state = malloc(stl)) == NULL) {
 					malformed(bad, "out of memory");
 					return false;
 				} else {
-					memcpy(r->state, st, stl);
-					r->state_len = stl;
-					r->outcome   = REMOTE_REPLACE;
+					memcpy(a->state, st, stl);
+					a->state_len = (uint32_t) stl;
+					a->outcome   = REMOTE_REPLACE;
 				}
 			} else if (j == applied) {
 				/* a failure: rare, read by msgpack-c */
 				msgpack_zone   z;
 				msgpack_object fo;
+				remote_resp    r;
 				size_t         off = 0;
+				memset(&r, 0, sizeof(r));
 				if (!msgpack_zone_init(&z, 512)) {
 					malformed(bad, "out of memory");
 					return false;
@@ -517,16 +630,17 @@ decode_runs_raw(slot *s, const unsigned char *p, size_t len, remote_resp *bad)
 				bool ok = msgpack_unpack((const char *) fl,
 				              fll, &off, &z, &fo)
 				        == MSGPACK_UNPACK_SUCCESS
-				    && decode_failure(&fo, r);
+				    && decode_failure(&fo, &r);
 				msgpack_zone_destroy(&z);
 				if (!ok) {
-					resp_reason(bad, "%s", r->reason);
+					resp_reason(bad, "%s", r.reason);
 					bad->outcome = REMOTE_FAILED;
 					bad->retry   = true;
 					return false;
 				}
+				ans_set(a, &r);
 			} else {
-				skipped(r);
+				ans_skipped(a);
 			}
 		}
 	}
@@ -538,22 +652,28 @@ static bool
 decode_outcomes(slot *s, const msgpack_object *root, remote_resp *bad)
 {
 	const msgpack_object *outs
-	    = answer_array(root, "outcomes", s->n_evs, " events", bad);
+	    = answer_array(root, "outcomes", s->blk->n, " events", bad);
 	if (outs == NULL)
 		return false;
-	for (size_t i = 0; i < s->n_evs; i++) {
+	for (size_t i = 0; i < s->blk->n; i++) {
 		const msgpack_object *m = &outs->via.array.ptr[i];
-		remote_resp          *r = &s->evs[i]->resp;
-		r->call                 = s->call;
+		remote_resp           r;
+		r.state          = NULL;
+		r.state_len      = 0;
+		r.retry          = false;
+		r.retry_after_ms = 0;
+		r.partition[0]   = '\0';
+		r.reason[0]      = '\0';
 		if (m->type != MSGPACK_OBJECT_MAP) {
 			malformed(bad, "outcome %zu is not a map", i);
 			return false;
 		}
-		if (!decode_outcome(s->kind, s->fkind, m, r)) {
+		if (!decode_outcome(s->kind, s->fkind, m, &r)) {
 			malformed(bad, "outcome %zu: %s", i,
-			    r->reason + strlen("malformed answer: "));
+			    r.reason + strlen("malformed answer: "));
 			return false;
 		}
+		ans_set(&s->blk->a[i], &r);
 	}
 	return true;
 }
@@ -749,28 +869,25 @@ batch_cb(slot *s, int rv, nng_msg *msg)
 	}
 	if (!wellformed) {
 		rp->failed_calls++;
-		set_last_error(rp, "call %" PRIu64 " (%zu events): %s",
-		    s->call, s->n_evs, bad.reason);
+		set_last_error(rp, "call %" PRIu64 " (%u events): %s", s->call,
+		    (unsigned) s->blk->n, bad.reason);
 		log_debug("remote", "%s call %" PRIu64 ": %s", rp->id, s->call,
 		    bad.reason);
 	}
 	remote_caller *c = s->owner;
-	for (size_t i = 0; i < s->n_evs; i++) {
-		answer *a = s->evs[i];
-		a->next   = NULL;
-		if (c->tail != NULL)
-			c->tail->next = a;
-		else
-			c->head = a;
-		c->tail = a;
-	}
+	ablock        *b = s->blk;
+	b->next          = NULL;
+	if (c->tail != NULL)
+		c->tail->next = b;
+	else
+		c->head = b;
+	c->tail = b;
 	c->busy_slots--;
 	rp->busy_calls--;
 	pthread_cond_broadcast(&c->cv);
-	free(s->evs);
 	free(s->run_len);
-	s->evs                       = NULL;
-	s->n_evs                     = 0;
+	s->blk                       = NULL;
+	s->batched                   = false;
 	s->run_len                   = NULL;
 	s->n_runs                    = 0;
 	s->owner                     = NULL;
@@ -822,7 +939,7 @@ slot_cb(void *arg)
 	msg             = rv == 0 ? nng_aio_get_msg(s->aio) : NULL;
 	bool wellformed = true;
 	nng_aio_set_msg(s->aio, NULL);
-	if (s->evs != NULL) {
+	if (s->batched) {
 		batch_cb(s, rv, msg);
 		return;
 	}
@@ -862,7 +979,7 @@ slot_cb(void *arg)
 		}
 	} else {
 		remote_caller *c = s->owner;
-		answer        *a = s->ans;
+		ablock        *b = s->blk;
 		if (msg != NULL)
 			hist_observe(&rp->call_latency,
 			    (uint64_t) (mono_ns() - s->sent_ns));
@@ -874,19 +991,19 @@ slot_cb(void *arg)
 			log_debug("remote", "%s call %" PRIu64 ": %s", rp->id,
 			    r.call, r.reason);
 		}
-		r.tag   = a->resp.tag; /* the request's */
-		a->resp = r;
-		a->next = NULL;
+		ans_set(&b->a[0], &r); /* its tag stays the request's */
+		b->call = r.call;
+		b->next = NULL;
 		if (c->tail != NULL)
-			c->tail->next = a;
+			c->tail->next = b;
 		else
-			c->head = a;
-		c->tail = a;
+			c->head = b;
+		c->tail = b;
 		c->busy_slots--;
 		rp->busy_calls--;
 		pthread_cond_broadcast(&c->cv);
 		s->owner                     = NULL;
-		s->ans                       = NULL;
+		s->blk                       = NULL;
 		rp->free_slots[rp->n_free++] = s;
 	}
 	s->busy       = false;
@@ -1245,35 +1362,30 @@ remote_caller_open(remote_proc *r, remote_caller **out)
 	return SL_OK;
 }
 
-static void ob_reset(obatch *ob, bool free_answers);
+static void ob_reset(obatch *ob);
 static void ob_drop(remote_caller *c, const char *why);
 
 void
 remote_caller_free(remote_caller *c)
 {
-	ob_reset(&c->ob, true);
+	ob_reset(&c->ob);
 	free(c->ob.runs);
 	free(c->ob.index);
-	free(c->ob.ans);
+	free(c->ob.tags);
 	free(c->ob.ev_at);
 	free(c->ob.ev_next);
 	free(c->ob.tenant);
+	remote_ablock_free(c->ob.blk); /* none of its answers made yet */
 	msgpack_sbuffer_destroy(&c->ob.evs);
 	msgpack_sbuffer_destroy(&c->ob.retries);
 	msgpack_sbuffer_destroy(&c->ob.heads);
-	for (answer *a = c->pool, *next; a != NULL; a = next) {
-		next = a->next;
-		free(a);
+	for (ablock *b = c->mine, *next; b != NULL; b = next) {
+		next = b->next;
+		remote_ablock_free(b);
 	}
-	for (answer *a = c->mine, *next; a != NULL; a = next) {
-		next = a->next;
-		remote_resp_free(&a->resp);
-		free(a);
-	}
-	for (answer *a = c->head, *next; a != NULL; a = next) {
-		next = a->next;
-		remote_resp_free(&a->resp);
-		free(a);
+	for (ablock *b = c->head, *next; b != NULL; b = next) {
+		next = b->next;
+		remote_ablock_free(b);
 	}
 	pthread_cond_destroy(&c->cv);
 	msgpack_zone_destroy(&c->zone);
@@ -1312,17 +1424,17 @@ remote_caller_close(remote_caller *c)
 	remote_caller_free(c);
 }
 
-/* Queue an answer the runtime makes itself (with rp->mu). */
+/* Queue answers the runtime makes itself (with rp->mu). The events are
+ * counted in flight by whoever made them. */
 static void
-queue_answer(remote_caller *c, answer *a)
+queue_block(remote_caller *c, ablock *b)
 {
-	a->next = NULL;
+	b->next = NULL;
 	if (c->tail != NULL)
-		c->tail->next = a;
+		c->tail->next = b;
 	else
-		c->head = a;
-	c->tail = a;
-	c->in_flight++;
+		c->head = b;
+	c->tail = b;
 	pthread_cond_broadcast(&c->cv);
 }
 
@@ -1370,54 +1482,12 @@ pack_call(remote_caller *c, const remote_req *req, uint64_t id,
 	return c->buf.data != NULL;
 }
 
-/* ---- answer nodes: a pool per caller (its thread's alone) ---- */
+/* ---- protocol 2: the open batch ---- */
 
-#define ANS_POOL_MAX 1024
 /* Buffers kept between batches up to this size: a run's (there are up to
  * `batch` of them) and the one a call is packed in. */
 #define SBUF_KEEP      (16u << 10)
 #define SBUF_KEEP_CALL (1u << 20)
-
-/* A cleared answer node for the request tag; NULL when out of memory. */
-static answer *
-ans_new(remote_caller *c, uint64_t tag)
-{
-	answer *a = c->pool;
-	if (a == NULL) {
-		if ((a = calloc(1, sizeof(*a))) != NULL)
-			a->resp.tag = tag;
-		return a;
-	}
-	c->pool = a->next;
-	c->n_pool--;
-	remote_resp *r    = &a->resp;
-	r->call           = 0;
-	r->tag            = tag;
-	r->outcome        = REMOTE_REPLACE;
-	r->state          = NULL;
-	r->state_len      = 0;
-	r->partition[0]   = '\0';
-	r->reason[0]      = '\0';
-	r->retry          = false;
-	r->retry_after_ms = 0;
-	a->next           = NULL;
-	return a;
-}
-
-/* Back to the pool (its resp handed on: nothing of it is freed). */
-static void
-ans_put(remote_caller *c, answer *a)
-{
-	if (c->n_pool >= ANS_POOL_MAX) {
-		free(a);
-		return;
-	}
-	a->next = c->pool;
-	c->pool = a;
-	c->n_pool++;
-}
-
-/* ---- protocol 2: the open batch ---- */
 
 /* Empty a buffer for the next batch; one that a large event grew is given
  * back rather than kept for good. */
@@ -1432,14 +1502,11 @@ sbuf_reuse(msgpack_sbuffer *sb, size_t keep)
 	}
 }
 
-/* Empty the open batch (its answer nodes freed when free_answers; else
- * they were handed on). Keeps the runs' buffers for the next batch. */
+/* Empty the open batch (its events' answers were handed on, or there
+ * were none). Keeps the runs' buffers for the next batch. */
 static void
-ob_reset(obatch *ob, bool free_answers)
+ob_reset(obatch *ob)
 {
-	if (free_answers)
-		for (size_t j = 0; j < ob->n; j++)
-			free(ob->ans[j]);
 	ob->n_runs = 0;
 	ob->n      = 0;
 	ob->bytes  = 0;
@@ -1509,8 +1576,11 @@ pack_event(remote_caller *c, const remote_req *req, msgpack_sbuffer *sb)
 	 * take is packed from its decoded view, which says what is wrong */
 	if (!sbuf_room(sb, EV_WIRE_RAW_BOUND(req->event_len), 4096))
 		return false;
-	size_t n = ev_wire_raw(req->event, req->event_len, req->position, 0,
-	    (unsigned char *) sb->data + sb->size);
+	unsigned char *o = (unsigned char *) sb->data + sb->size;
+	/* read in place already (the processor's decode): not again */
+	size_t n = req->raw != NULL && req->view != NULL
+	    ? ev_wire_peeked(req->raw, req->position, 0, req->view->id_text, o)
+	    : ev_wire_raw(req->event, req->event_len, req->position, 0, o);
 	if (n > 0) {
 		sb->size += n;
 		return true;
@@ -1591,28 +1661,31 @@ batch_add(
 			cap *= 2;
 		int32_t  *ix  = calloc(cap, sizeof(*ix));
 		size_t   *at_ = malloc(nev * sizeof(*at_));
-		answer  **an  = malloc(nev * sizeof(*an));
+		uint64_t *tg  = malloc(nev * sizeof(*tg));
 		uint32_t *nx  = malloc(nev * sizeof(*nx));
-		if (ix == NULL || at_ == NULL || an == NULL || nx == NULL) {
+		if (ix == NULL || at_ == NULL || tg == NULL || nx == NULL) {
 			free(ix);
 			free(at_);
-			free(an);
+			free(tg);
 			free(nx);
 			return SL_ENOMEM;
 		}
 		free(ob->index);
 		free(ob->ev_at);
-		free(ob->ans);
+		free(ob->tags);
 		free(ob->ev_next);
+		remote_ablock_free(ob->blk); /* too small now */
+		ob->blk       = NULL;
 		ob->index     = ix;
 		ob->index_cap = cap;
 		ob->ev_at     = at_;
-		ob->ans       = an;
+		ob->tags      = tg;
 		ob->ev_next   = nx;
 		ob->cap_ev    = nev;
 	}
-	answer *a = ans_new(c, req->tag);
-	if (a == NULL)
+	/* the answers' block: made before the first event goes in, so that
+	 * every event added can be answered without allocating */
+	if (ob->blk == NULL && (ob->blk = ablock_new(ob->cap_ev)) == NULL)
 		return SL_ENOMEM;
 
 	if (rp->kind == DEF_PROJECTION) {
@@ -1623,22 +1696,17 @@ batch_add(
 		if (u == NULL && ob->n_runs == ob->cap_runs) {
 			size_t ncap = ob->cap_runs ? ob->cap_runs * 2 : 16;
 			brun  *nr   = realloc(ob->runs, ncap * sizeof(*nr));
-			if (nr == NULL) {
-				free(a);
+			if (nr == NULL)
 				return SL_ENOMEM;
-			}
 			ob->runs     = nr;
 			ob->cap_runs = ncap;
 		}
 		before = ob->evs.size;
-		if (!pack_event(c, req, &ob->evs)) {
-			free(a);
+		if (!pack_event(c, req, &ob->evs))
 			return SL_EINVAL;
-		}
 		size_t grew = ob->evs.size - before + extra;
 		if (ob->n > 0 && ob->bytes + grew > REMOTE_MAX_CALL_BYTES) {
 			ob->evs.size = before; /* not this batch's */
-			free(a);
 			return SL_EFULL;
 		}
 		uint32_t ev = (uint32_t) ob->n;
@@ -1646,7 +1714,6 @@ batch_add(
 			u = &ob->runs[ob->n_runs];
 			if (!run_head(ob, u, req, key, klen)) {
 				ob->evs.size = before;
-				free(a);
 				return SL_ENOMEM;
 			}
 			u->first      = ev;
@@ -1659,23 +1726,20 @@ batch_add(
 		u->last         = ev;
 		ob->ev_next[ev] = UINT32_MAX;
 		ob->ev_at[ev]   = before;
-		ob->ans[ev]     = a;
+		ob->tags[ev]    = req->tag;
 		u->n++;
 		ob->bytes += grew;
 	} else {
 		before = ob->evs.size;
-		if (!pack_event(c, req, &ob->evs)) {
-			free(a);
+		if (!pack_event(c, req, &ob->evs))
 			return SL_EINVAL;
-		}
 		size_t grew = ob->evs.size - before + 64;
 		if (ob->n > 0 && ob->bytes + grew > REMOTE_MAX_CALL_BYTES) {
 			ob->evs.size = before;
-			free(a);
 			return SL_EFULL;
 		}
 		ob->ev_at[ob->n] = before;
-		ob->ans[ob->n]   = a;
+		ob->tags[ob->n]  = req->tag;
 		msgpack_packer pk;
 		msgpack_packer_init(&pk, &ob->retries, msgpack_sbuffer_write);
 		msgpack_pack_map(&pk, 2);
@@ -1684,8 +1748,10 @@ batch_add(
 		    req->last_reason != NULL ? req->last_reason : "");
 		ob->bytes += grew;
 	}
-	if (ob->n == 0)
+	if (ob->n == 0) {
 		ob->epoch = epoch;
+		ob->limit = batch;
+	}
 	ob->n++;
 	return SL_OK;
 }
@@ -1762,16 +1828,17 @@ ob_drop(remote_caller *c, const char *why)
 {
 	remote_proc *rp = c->rp;
 	obatch      *ob = &c->ob;
-	pthread_mutex_lock(&rp->mu);
+	ablock      *b  = ob->blk; /* there since the first event */
 	for (size_t j = 0; j < ob->n; j++) {
-		answer *a       = ob->ans[j];
-		a->resp.outcome = REMOTE_DISCONNECTED;
-		resp_reason(&a->resp, "%s", why);
-		queue_answer(c, a);
-		c->in_flight--; /* counted when added */
+		ans_init(&b->a[j], ob->tags[j]);
+		ans_runtime(&b->a[j], REMOTE_DISCONNECTED, false, why);
 	}
+	b->n    = (uint32_t) ob->n;
+	ob->blk = NULL;
+	ob_reset(ob);
+	pthread_mutex_lock(&rp->mu);
+	queue_block(c, b); /* its events were counted when added */
 	pthread_mutex_unlock(&rp->mu);
-	ob_reset(ob, false);
 }
 
 /* A free slot of rp, or a new one; NULL when out of memory. */
@@ -1827,7 +1894,7 @@ remote_call_flush(remote_caller *c)
 	slot        *s;
 
 	if (ob->n == 0) {
-		ob_reset(ob, false); /* a run left empty (out of memory) */
+		ob_reset(ob); /* a run left empty (out of memory) */
 		return SL_OK;
 	}
 	pthread_mutex_lock(&rp->mu);
@@ -1850,21 +1917,21 @@ remote_call_flush(remote_caller *c)
 	if (rp->kind == DEF_PROJECTION)
 		for (size_t i = 0; i < ob->n_runs; i++)
 			n_runs += ob->runs[i].n > 0;
-	answer  **evs = malloc(ob->n * sizeof(*evs));
-	uint32_t *rl  = n_runs ? malloc(n_runs * sizeof(*rl)) : NULL;
-	if (evs == NULL || (n_runs > 0 && rl == NULL)
+	uint32_t *rl = n_runs ? malloc(n_runs * sizeof(*rl)) : NULL;
+	if ((n_runs > 0 && rl == NULL)
 	    || (msg = batch_msg(c, id, session, rp->kind,
 	            ob->tenant != NULL ? ob->tenant : ""))
 	        == NULL
 	    || (s = slot_get(rp)) == NULL) {
-		free(evs);
 		free(rl);
 		if (msg != NULL)
 			nng_msg_free(msg);
 		ob_drop(c, "out of memory");
 		return SL_ENOMEM;
 	}
-	size_t n = 0;
+	/* the answers in the call's order: a projection's run by run */
+	ablock *b = ob->blk;
+	size_t  n = 0;
 	if (rp->kind == DEF_PROJECTION) {
 		size_t k = 0;
 		for (size_t i = 0; i < ob->n_runs; i++) {
@@ -1874,36 +1941,33 @@ remote_call_flush(remote_caller *c)
 			rl[k++] = (uint32_t) u->n;
 			for (uint32_t e = u->first; e != UINT32_MAX;
 			     e          = ob->ev_next[e])
-                                evs[n++] = ob->ans[e];
+				ans_init(&b->a[n++], ob->tags[e]);
 		}
 	} else {
-		memcpy(evs, ob->ans, ob->n * sizeof(*evs));
-		n = ob->n;
+		for (; n < ob->n; n++)
+			ans_init(&b->a[n], ob->tags[n]);
 	}
-	for (size_t i = 0; i < n; i++)
-		evs[i]->resp.call = id;
-	ob_reset(ob, false); /* the answers are the slot's now */
+	b->n    = (uint32_t) n;
+	b->call = id;
+	ob->blk = NULL;
+	ob_reset(ob); /* the answers are the slot's now */
 
 	pthread_mutex_lock(&rp->mu);
 	if (rp->closing || !rp->connected || c->closing) {
 		/* gone meanwhile: nothing sent */
 		rp->free_slots[rp->n_free++] = s;
-		for (size_t i = 0; i < n; i++) {
-			evs[i]->resp.outcome = REMOTE_DISCONNECTED;
-			resp_reason(&evs[i]->resp, "the client disconnected");
-			queue_answer(c, evs[i]);
-			c->in_flight--;
-		}
+		for (size_t i = 0; i < n; i++)
+			ans_runtime(&b->a[i], REMOTE_DISCONNECTED, false,
+			    "the client disconnected");
+		queue_block(c, b);
 		pthread_mutex_unlock(&rp->mu);
 		nng_msg_free(msg);
-		free(evs);
 		free(rl);
 		return SL_ECLOSED;
 	}
 	uint32_t timeout = slot_start_locked(rp, s, c, id, fkind);
-	s->ans           = NULL;
-	s->evs           = evs;
-	s->n_evs         = n;
+	s->blk           = b;
+	s->batched       = true;
 	s->run_len       = rl;
 	s->n_runs        = n_runs;
 	pthread_mutex_unlock(&rp->mu);
@@ -1944,6 +2008,48 @@ remote_batch(const remote_proc *r)
 	return v;
 }
 
+/* The event of req is a record the log cannot decode: no client can help.
+ * It is answered FAILED (no retry) at once, as the answer to call (0: a
+ * batch's event). */
+static int
+undecodable(remote_caller *c, const remote_req *req, uint64_t call)
+{
+	char why[128];
+	snprintf(why, sizeof(why),
+	    "the event at position %" PRIu64 " cannot be decoded from the log",
+	    req->position);
+	ablock *b = ablock_new(1);
+	if (b == NULL)
+		return SL_ENOMEM;
+	ans_init(&b->a[0], req->tag);
+	ans_runtime(&b->a[0], REMOTE_FAILED, false, why);
+	b->n    = 1;
+	b->call = call;
+	pthread_mutex_lock(&c->rp->mu);
+	queue_block(c, b);
+	c->in_flight++;
+	pthread_mutex_unlock(&c->rp->mu);
+	return SL_OK;
+}
+
+/* Protocol 2: add req's event to the open batch of a client seen at
+ * epoch, which takes batch events a call. */
+static int
+batch_start(
+    remote_caller *c, const remote_req *req, uint32_t epoch, uint32_t batch)
+{
+	/* in_flight and the open batch are this thread's alone */
+	if (c->ob.n == 0 && c->ob.tenant == NULL
+	    && (c->ob.tenant = strdup(req->tenant)) == NULL)
+		return SL_ENOMEM;
+	int rc = batch_add(c, req, epoch, batch);
+	if (rc == SL_EINVAL)
+		return undecodable(c, req, 0);
+	if (rc == SL_OK)
+		c->in_flight++; /* answered per event */
+	return rc;
+}
+
 int
 remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 {
@@ -1952,6 +2058,13 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 	slot        *s;
 
 	*call = 0;
+	/* Protocol 2 with a batch open: the registration was looked at (under
+	 * its lock) for the batch's first event, and the flush looks again
+	 * (a client gone meanwhile, or another one: the batch is dropped and
+	 * answered "disconnected"), so its other events take no lock.
+	 * c->closing is set by remote_caller_close, on this thread. */
+	if (c->ob.n > 0 && !c->closing)
+		return batch_start(c, req, c->ob.epoch, c->ob.limit);
 	pthread_mutex_lock(&rp->mu);
 	if (rp->closing || !rp->connected || c->closing) {
 		pthread_mutex_unlock(&rp->mu);
@@ -1960,32 +2073,7 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 	if (rp->protocol >= 2) {
 		uint32_t epoch = rp->connects, batch = rp->batch;
 		pthread_mutex_unlock(&rp->mu);
-		/* in_flight and the open batch are this thread's alone */
-		if (c->ob.n == 0 && c->ob.tenant == NULL
-		    && (c->ob.tenant = strdup(req->tenant)) == NULL)
-			return SL_ENOMEM;
-		int rc = batch_add(c, req, epoch, batch);
-		if (rc == SL_EINVAL) {
-			/* A record the log cannot decode: no client can
-			 * help. */
-			answer *a = calloc(1, sizeof(*a));
-			if (a == NULL)
-				return SL_ENOMEM;
-			a->resp.tag     = req->tag;
-			a->resp.outcome = REMOTE_FAILED;
-			a->resp.retry   = false;
-			resp_reason(&a->resp,
-			    "the event at position %" PRIu64
-			    " cannot be decoded from the log",
-			    req->position);
-			pthread_mutex_lock(&rp->mu);
-			queue_answer(c, a);
-			pthread_mutex_unlock(&rp->mu);
-			return SL_OK;
-		}
-		if (rc == SL_OK)
-			c->in_flight++; /* answered per event */
-		return rc;
+		return batch_start(c, req, epoch, batch);
 	}
 	if (c->in_flight >= rp->window) {
 		pthread_mutex_unlock(&rp->mu);
@@ -1996,26 +2084,17 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 	sl_filter_kind fkind   = rp->cur->def.filter_kind;
 	pthread_mutex_unlock(&rp->mu);
 
-	answer *a = ans_new(c, req->tag);
-	if (a == NULL)
-		return SL_ENOMEM;
 	if (!pack_call(c, req, id, session, rp->kind)) {
-		/* A record the log cannot decode: no client can help. */
-		a->resp.call    = id;
-		a->resp.outcome = REMOTE_FAILED;
-		a->resp.retry   = false;
-		resp_reason(&a->resp,
-		    "the event at position %" PRIu64
-		    " cannot be decoded from the log",
-		    req->position);
-		pthread_mutex_lock(&rp->mu);
-		queue_answer(c, a);
-		pthread_mutex_unlock(&rp->mu);
 		*call = id;
-		return SL_OK;
+		return undecodable(c, req, id);
 	}
+	ablock *b = ablock_new(1);
+	if (b == NULL)
+		return SL_ENOMEM;
+	ans_init(&b->a[0], req->tag);
+	b->n = 1;
 	if (nng_msg_alloc(&msg, c->buf.size) != 0) {
-		free(a);
+		free(b);
 		return SL_ENOMEM;
 	}
 	memcpy(nng_msg_body(msg), c->buf.data, c->buf.size);
@@ -2035,7 +2114,7 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 				free(s);
 			}
 			nng_msg_free(msg);
-			free(a);
+			free(b);
 			return SL_ENOMEM;
 		}
 	}
@@ -2045,12 +2124,12 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 		rp->free_slots[rp->n_free++] = s;
 		pthread_mutex_unlock(&rp->mu);
 		nng_msg_free(msg);
-		free(a);
+		free(b);
 		return SL_ECLOSED;
 	}
 	uint32_t timeout = slot_start_locked(rp, s, c, id, fkind);
-	s->ans           = a;
-	s->evs           = NULL;
+	s->blk           = b;
+	s->batched       = false;
 	c->in_flight++;
 	pthread_mutex_unlock(&rp->mu);
 	slot_send(s, msg, timeout);
@@ -2058,29 +2137,31 @@ remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call)
 	return SL_OK;
 }
 
-/* *out = *r, without its text buffers' unused ends or the texts its
- * outcome does not carry (three quarters of the struct, written by NNG's
- * thread: cold here, and this is once per event). */
+/* Hand answer a of call out into *out: its state goes with it, its text
+ * is copied where its outcome shows it. */
 static void
-resp_move(remote_resp *out, const remote_resp *r)
+ans_out(remote_resp *out, uint64_t call, answer *a)
 {
-	bool part = r->outcome == REMOTE_INCLUDED;
-	bool why  = r->outcome == REMOTE_FAILED
-	    || r->outcome == REMOTE_DISCONNECTED
-	    || r->outcome == REMOTE_SKIPPED;
-	size_t np = part ? strnlen(r->partition, sizeof(r->partition) - 1) : 0;
-	size_t nr = why ? strnlen(r->reason, sizeof(r->reason) - 1) : 0;
-	out->call = r->call;
-	out->tag  = r->tag;
-	out->outcome        = r->outcome;
-	out->state          = r->state;
-	out->state_len      = r->state_len;
-	out->retry          = r->retry;
-	out->retry_after_ms = r->retry_after_ms;
-	memcpy(out->partition, r->partition, np);
-	out->partition[np] = '\0';
-	memcpy(out->reason, r->reason, nr);
-	out->reason[nr] = '\0';
+	out->call           = call;
+	out->tag            = a->tag;
+	out->outcome        = (remote_outcome) a->outcome;
+	out->state          = a->state;
+	out->state_len      = a->state_len;
+	out->retry          = a->retry;
+	out->retry_after_ms = a->retry_after_ms;
+	out->partition[0]   = '\0';
+	out->reason[0]      = '\0';
+	if (a->outcome == REMOTE_INCLUDED && a->text != NULL)
+		snprintf(
+		    out->partition, sizeof(out->partition), "%s", a->text);
+	else if (has_reason(a->outcome))
+		snprintf(out->reason, sizeof(out->reason), "%s",
+		    a->text != NULL                    ? a->text
+		        : a->outcome == REMOTE_SKIPPED ? SKIPPED_REASON
+		                                       : "");
+	free(a->text);
+	a->state = NULL;
+	a->text  = NULL;
 }
 
 int
@@ -2088,7 +2169,7 @@ remote_call_next(remote_caller *c, int timeout_ms, remote_resp *out)
 {
 	remote_proc *rp       = c->rp;
 	int64_t      deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	answer      *a;
+	ablock      *b;
 
 	/* Answers are taken from the shared queue all at once (a protocol 2
 	 * call's come together), then handed out one by one without the
@@ -2112,11 +2193,13 @@ remote_call_next(remote_caller *c, int timeout_ms, remote_resp *out)
 		c->head = c->tail = NULL;
 		pthread_mutex_unlock(&rp->mu);
 	}
-	a       = c->mine;
-	c->mine = a->next;
+	b = c->mine;
+	ans_out(out, b->call, &b->a[b->at++]);
 	c->in_flight--;
-	resp_move(out, &a->resp);
-	ans_put(c, a);
+	if (b->at >= b->n) {
+		c->mine = b->next;
+		free(b); /* every answer handed out */
+	}
 	return SL_OK;
 }
 

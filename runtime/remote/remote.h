@@ -57,6 +57,9 @@ typedef struct remote_req {
 	uint64_t    tag;         /* the caller's: given back in the answer */
 	/* the event already decoded from event (ev_decode), or NULL */
 	const struct ev_view *view;
+	/* with view: the event as that decode read it in place
+	 * (ev_decode_raw), or NULL */
+	const struct ev_raw *raw;
 } remote_req;
 
 typedef enum remote_outcome {
@@ -86,8 +89,8 @@ typedef struct remote_resp {
 	size_t         state_len;
 	bool           retry;
 	uint32_t       retry_after_ms;
-	/* the texts last: an answer without them is read in one cache line
-	 * (the processor reads one per event) */
+	/* the texts last: remote_call_next writes only the one the outcome
+	 * carries (partition or reason; both "" otherwise) */
 	char partition[256]; /* INCLUDED by a partitioned filter */
 	char reason[512];    /* FAILED: why (timeouts, garbage too) */
 } remote_resp;
@@ -108,7 +111,9 @@ void remote_caller_close(remote_caller *c);
  * 1: collect an answer first) or the open batch is full (protocol 2:
  * `batch` events, or the event would take the call over
  * REMOTE_MAX_CALL_BYTES: flush first); SL_ECLOSED when the client is not
- * connected (nothing sent).
+ * connected (nothing sent). Protocol 2 with a batch open: the registration
+ * is not looked at again (no lock per event); a client gone meanwhile is
+ * found by remote_call_flush, which drops the batch.
  */
 int remote_call_start(remote_caller *c, const remote_req *req, uint64_t *call);
 /**

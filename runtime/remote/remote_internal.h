@@ -51,12 +51,31 @@ typedef struct rdef {
 
 enum { ABORT_NONE = 0, ABORT_DISCONNECTED = 1, ABORT_CLOSED = 2 };
 
+/* One event's answer as the processor thread collects it: small, in an
+ * array per call (ablock), so that the answers NNG's thread wrote are read
+ * one after the other, several to a cache line, and nothing per event is
+ * allocated or zeroed; a text only when the outcome has one. */
 typedef struct answer {
-	/* first: next and the answer's head share a cache line (the
-	 * processor walks the nodes NNG's thread wrote, once per event) */
-	struct answer *next;
-	remote_resp    resp;
+	uint64_t tag;   /* the request's */
+	void    *state; /* REPLACE: msgpack map (malloc'ed) */
+	uint32_t state_len;
+	uint32_t retry_after_ms;
+	uint8_t  outcome; /* remote_outcome */
+	bool     retry;
+	/* malloc'ed: INCLUDED's partition, or the reason of FAILED,
+	 * DISCONNECTED or SKIPPED; NULL: none (SKIPPED: the usual one) */
+	char *text;
 } answer;
+
+/* The answers of one call (protocol 1: one; protocol 2: its events', in
+ * the call's order), or of events the runtime answers itself. */
+typedef struct ablock {
+	struct ablock *next;
+	uint64_t       call;
+	uint32_t       n;  /* answers in a */
+	uint32_t       at; /* the next to hand out (the caller's thread's) */
+	answer         a[];
+} ablock;
 
 /* One NNG context and its aio: carries one call (or the ping) at a time. */
 typedef struct slot {
@@ -64,7 +83,8 @@ typedef struct slot {
 	nng_ctx        ctx;
 	nng_aio       *aio;
 	remote_caller *owner; /* the caller of the call it carries */
-	struct answer *ans;   /* its answer's node, allocated with the call */
+	ablock        *blk;   /* its answers, allocated with the call */
+	bool           batched; /* a protocol 2 call */
 	bool           is_ping;
 	/* rp->hello: the first call on a connection under auth, which the
 	 * client answers with the registration's session */
@@ -79,10 +99,8 @@ typedef struct slot {
 	int64_t        sent_ns;     /* monotonic: slot_send (metrics) */
 	def_kind       kind;        /* of the registration */
 	sl_filter_kind fkind;       /* filters: partitioned answers */
-	/* protocol 2: the call's events' answers in call order, and (a
-	 * projection's) the number of events of each run */
-	struct answer **evs;
-	size_t          n_evs;
+	/* protocol 2 (its events' answers in blk, in call order): a
+	 * projection's number of events of each run */
 	uint32_t       *run_len;
 	size_t          n_runs;
 } slot;
@@ -109,25 +127,28 @@ typedef struct obatch {
 	msgpack_sbuffer retries; /* filters: retry states */
 	msgpack_sbuffer heads;   /* projections: the runs' heads */
 	/* per event (up to cap_ev, the batch): where it starts in evs, its
-	 * answer node, the next event of its run (projections) */
-	size_t         *ev_at;
-	struct answer **ans;
-	uint32_t       *ev_next;
-	size_t          cap_ev;
+	 * request's tag, the next event of its run (projections) */
+	size_t   *ev_at;
+	uint64_t *tags;
+	uint32_t *ev_next;
+	size_t    cap_ev;
+	/* the answers' block, made with the batch's first event (room for
+	 * cap_ev): the call takes it, or its events are answered with it */
+	ablock         *blk;
 	size_t          n;      /* events */
 	size_t          bytes;  /* their packed size, about */
 	uint32_t        epoch;  /* rp->connects when the first was added */
+	uint32_t        limit;  /* rp->batch then: most events */
 	char           *tenant; /* the caller's (copied once) */
 } obatch;
 
 struct remote_caller {
 	remote_proc   *rp;
 	pthread_cond_t cv;
-	answer        *head, *tail; /* answers not yet collected */
+	ablock        *head, *tail; /* answers not yet collected */
 	/* the caller's thread's own: answers taken from head..tail, not
-	 * handed out yet; nodes to use again */
-	answer        *mine, *pool;
-	size_t         n_pool;
+	 * handed out yet */
+	ablock        *mine;
 	size_t         in_flight;   /* started, not collected (the caller's
 	                               thread's own) */
 	size_t         busy_slots;  /* slots carrying its calls */
@@ -240,6 +261,9 @@ bool remote_slot_track(remote_proc *rp, slot *s);
 /** Abort every call in flight (a disconnect, or stopping). With rp->mu NOT
  * held. */
 void remote_abort_all(remote_proc *rp, int why);
+/** Free a block of answers and what its answers not handed out hold.
+ * NULL is ignored. */
+void remote_ablock_free(ablock *b);
 /** Free a caller and the answers it did not collect. */
 void remote_caller_free(remote_caller *c);
 /** The registration socket's pipe events (arg: the remote_proc). */

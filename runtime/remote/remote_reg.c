@@ -581,7 +581,8 @@ rp_free(remote_proc *rp)
 		if (left != NULL)
 			nng_msg_free(left);
 		nng_aio_free(rp->slots[i]->aio);
-		free(rp->slots[i]->ans);
+		remote_ablock_free(rp->slots[i]->blk);
+		free(rp->slots[i]->run_len);
 		free(rp->slots[i]);
 	}
 	if (rp->timer != NULL)
