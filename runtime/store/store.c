@@ -189,13 +189,14 @@ static int
 store_write_event(store *s, MDB_txn *txn, store_commit *c, uint8_t *key,
     size_t hlen, size_t i, uint64_t rev, uint64_t pos)
 {
-	msgpack_packer pk;
-	int            rc, mrc;
+	int rc, mrc;
 
 	msgpack_sbuffer_clear(&s->enc);
-	msgpack_packer_init(&pk, &s->enc, msgpack_sbuffer_write);
-	rc = ev_encode(&pk, c->tenant, c->tenant_len, c->stream, c->stream_len,
-	    rev, &c->events[i]);
+	rc = ev_encode_sbuf(&s->enc, c->tenant, c->tenant_len, c->stream,
+	    c->stream_len, rev, &c->events[i]);
+	if (rc == SL_ENOMEM)
+		return store_fail(
+		    c, rc, "events[%zu]: out of memory encoding it", i);
 	if (rc != SL_OK) {
 		const char *nul = ev_new_nul_field(&c->events[i]);
 		if (nul != NULL)

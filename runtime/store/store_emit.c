@@ -291,7 +291,6 @@ store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
 	uint8_t             key[STORE_OKEY_MAX];
 	size_t              sl       = strlen(a->stream), hlen;
 	uint64_t            next_rev = 0;
-	msgpack_packer      pk;
 	MDB_val             k, v;
 	int                 mrc, rc;
 
@@ -314,8 +313,11 @@ store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
 	}
 
 	msgpack_sbuffer_clear(&s->enc);
-	msgpack_packer_init(&pk, &s->enc, msgpack_sbuffer_write);
-	rc = ev_encode(&pk, e->tenant, tl, a->stream, sl, next_rev, &a->ev);
+	rc = ev_encode_sbuf(
+	    &s->enc, e->tenant, tl, a->stream, sl, next_rev, &a->ev);
+	if (rc == SL_ENOMEM)
+		return store_emit_fail(
+		    e, rc, "appends[%zu]: out of memory encoding it", i);
 	if (rc != SL_OK && ev_new_nul_field(&a->ev) != NULL)
 		return store_emit_fail(e, rc,
 		    "appends[%zu]: field '%s' contains a NUL byte", i,
