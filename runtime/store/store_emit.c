@@ -281,8 +281,9 @@ store_emit_linked(store_emit *e, size_t i, uint64_t rev, store_linked *lk)
  * stream's writer the first time. *rev: in, the revision appends[i - 1]
  * got (for link_prev); out, the one this append got. */
 static int
-store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
-    size_t i, uint64_t pos, uint64_t *rev, emit_streams *es)
+store_emit_append(store *s, MDB_txn *txn, store_cursors *cur, store_emit *e,
+    size_t tl, size_t ol, size_t i, uint64_t pos, uint64_t *rev,
+    emit_streams *es)
 {
 	store_linked        lk;
 	const store_append *a = store_emit_linked(e, i, *rev, &lk);
@@ -331,7 +332,7 @@ store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
 		return store_emit_fail(e, SL_ETOOBIG,
 		    "appends[%zu] takes %zu bytes (limit %u)", i, s->enc.size,
 		    SL_MAX_EVENT_BYTES);
-	if ((mrc = store_put_encoded(s, txn, key, hlen, next_rev, pos)) != 0)
+	if ((mrc = store_put_encoded_c(s, cur, key, hlen, next_rev, pos)) != 0)
 		goto lmdb_fail;
 	*rev = next_rev;
 	if (x != NULL) {
@@ -389,6 +390,7 @@ store_write_emit(store *s, MDB_txn *parent, store_emit *e, uint64_t *pos)
 	MDB_txn *txn = NULL;
 	MDB_val  k, v;
 	int      mrc;
+	store_cursors cur = { NULL, NULL };
 
 	e->rc         = SL_OK;
 	e->message[0] = '\0';
@@ -408,10 +410,14 @@ store_write_emit(store *s, MDB_txn *parent, store_emit *e, uint64_t *pos)
 	uint64_t     rev = 0;
 	emit_streams es;
 	es.n = es.victim = 0;
+	if (e->n_appends > 0 && (mrc = store_cursors_open(s, txn, &cur)) != 0)
+		goto lmdb_fail;
 	for (size_t i = 0; i < e->n_appends; i++)
-		if (store_emit_append(s, txn, e, tl, ol, i, *pos + i, &rev, &es)
+		if (store_emit_append(
+		        s, txn, &cur, e, tl, ol, i, *pos + i, &rev, &es)
 		    != SL_OK)
 			goto abort;
+	store_cursors_close(&cur); /* before the transaction ends */
 	if ((mrc = emit_heads_flush(s, txn, e->tenant, tl, &es)) != 0)
 		goto lmdb_fail;
 	for (size_t i = 0; i < e->n_states; i++) {
@@ -453,6 +459,7 @@ store_write_emit(store *s, MDB_txn *parent, store_emit *e, uint64_t *pos)
 lmdb_fail:
 	store_emit_fail(e, store_map_err(mrc), "lmdb: %s", mdb_strerror(mrc));
 abort:
+	store_cursors_close(&cur);
 	if (txn != NULL)
 		mdb_txn_abort(txn);
 }
