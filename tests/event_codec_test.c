@@ -825,8 +825,10 @@ test_encode_sbuf(void)
 		msgpack_packer_init(&apk, &a, msgpack_sbuffer_write);
 		/* bytes already there, sometimes */
 		size_t pre = jrand() % 3 == 0 ? (size_t) (jrand() % 9000) : 0;
-		msgpack_sbuffer_write(&a, tb, pre);
-		msgpack_sbuffer_write(&b, tb, pre);
+		if (pre > 0) {
+			msgpack_sbuffer_write(&a, tb, pre);
+			msgpack_sbuffer_write(&b, tb, pre);
+		}
 		int ra = ev_encode(
 		    &apk, tl ? tenant : NULL, tl, stream, sl, rev, &e);
 		int rb = ev_encode_sbuf(
