@@ -55,19 +55,28 @@ ev_new_nul_field(const ev_new *e)
 	return NULL;
 }
 
+/* What ev_encode refuses: a missing content or type, content neither a
+ * map nor a link's str, metadata not a map, a NUL byte in a string. */
+static bool
+ev_encode_ok(const char *tenant, size_t tenant_len, const char *stream,
+    size_t stream_len, const ev_new *e)
+{
+	return !(e == NULL || e->content == NULL || e->type == NULL
+	    || (e->content->type != MSGPACK_OBJECT_MAP
+	        && !(e->content->type == MSGPACK_OBJECT_STR
+	            && ev_is_link_type(e->type, e->type_len)))
+	    || (e->metadata != NULL && e->metadata->type != MSGPACK_OBJECT_MAP)
+	    || ev_has_nul(tenant, tenant_len) || ev_has_nul(stream, stream_len)
+	    || ev_new_nul_field(e) != NULL);
+}
+
 int
 ev_encode(msgpack_packer *pk, const char *tenant, size_t tenant_len,
     const char *stream, size_t stream_len, uint64_t revision, const ev_new *e)
 {
 	char idtext[37];
 
-	if (e == NULL || e->content == NULL || e->type == NULL
-	    || (e->content->type != MSGPACK_OBJECT_MAP
-	        && !(e->content->type == MSGPACK_OBJECT_STR
-	            && ev_is_link_type(e->type, e->type_len)))
-	    || (e->metadata != NULL && e->metadata->type != MSGPACK_OBJECT_MAP)
-	    || ev_has_nul(tenant, tenant_len) || ev_has_nul(stream, stream_len)
-	    || ev_new_nul_field(e) != NULL)
+	if (!ev_encode_ok(tenant, tenant_len, stream, stream_len, e))
 		return SL_EINVAL;
 	msgpack_pack_array(pk, EV_FIELDS);
 	mp_pack_strn(pk, tenant, tenant_len);
@@ -99,6 +108,96 @@ ev_encode(msgpack_packer *pk, const char *tenant, size_t tenant_len,
 		msgpack_pack_object(pk, *e->metadata);
 	msgpack_pack_object(pk, *e->content);
 	return SL_OK;
+}
+
+/* Room for n more bytes at the end of sb (grown as msgpack_sbuffer_write
+ * grows it); NULL when out of memory. */
+static unsigned char *
+ev_sbuf_room(msgpack_sbuffer *sb, size_t n)
+{
+	if (sb->alloc - sb->size < n) {
+		size_t na
+		    = sb->alloc ? sb->alloc * 2 : MSGPACK_SBUFFER_INIT_SIZE;
+		while (na < sb->size + n)
+			na *= 2;
+		char *d = realloc(sb->data, na);
+		if (d == NULL)
+			return NULL;
+		sb->data  = d;
+		sb->alloc = na;
+	}
+	return (unsigned char *) sb->data + sb->size;
+}
+
+/* metadata or content as msgpack_pack_object packs it: a str or an empty
+ * map written in place (a link's content, no metadata), anything else
+ * through msgpack-c's packer. */
+static int
+ev_sbuf_object(msgpack_sbuffer *sb, const msgpack_object *o)
+{
+	unsigned char *p, *q;
+	if (o == NULL
+	    || (o->type == MSGPACK_OBJECT_MAP && o->via.map.size == 0)) {
+		if ((p = ev_sbuf_room(sb, 1)) == NULL)
+			return SL_ENOMEM;
+		*p = 0x80;
+		sb->size++;
+		return SL_OK;
+	}
+	if (o->type == MSGPACK_OBJECT_STR) {
+		if ((p = ev_sbuf_room(sb, MPW_HDR_MAX + o->via.str.size))
+		    == NULL)
+			return SL_ENOMEM;
+		q = mpw_str(p, o->via.str.size > 0 ? o->via.str.ptr : "",
+		    o->via.str.size);
+		sb->size += (size_t) (q - p);
+		return SL_OK;
+	}
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	return msgpack_pack_object(&pk, *o) == 0 ? SL_OK : SL_ENOMEM;
+}
+
+int
+ev_encode_sbuf(msgpack_sbuffer *sb, const char *tenant, size_t tenant_len,
+    const char *stream, size_t stream_len, uint64_t revision, const ev_new *e)
+{
+	if (!ev_encode_ok(tenant, tenant_len, stream, stream_len, e))
+		return SL_EINVAL;
+	size_t corr_len = e->correlation_id == NULL ? 36 : e->correlation_len;
+	size_t caus_len = e->causation_id == NULL ? 0 : e->causation_len;
+	/* the array's header and the ten fields before metadata, each a
+	 * header (or an integer) at most MPW_HDR_MAX bytes, and their
+	 * strings' bytes */
+	size_t bound = 11 * MPW_HDR_MAX + tenant_len + stream_len + 16
+	    + e->type_len + corr_len + caus_len;
+	unsigned char *p = ev_sbuf_room(sb, bound), *o = p;
+	if (p == NULL)
+		return SL_ENOMEM;
+	o    = mpw_array(o, EV_FIELDS);
+	o    = mpw_str(o, tenant_len > 0 ? tenant : "", tenant_len);
+	o    = mpw_str(o, stream_len > 0 ? stream : "", stream_len);
+	o    = mpw_uint(o, revision);
+	*o++ = 0xc4; /* bin 8 */
+	*o++ = 16;
+	o    = mpw_raw(o, e->id, 16);
+	o    = mpw_str(o, e->type, e->type_len);
+	o    = mpw_uint(o, e->generation);
+	o    = mpw_int(o, e->occurred_ns);
+	if (e->correlation_id == NULL) {
+		/* the default: the event's own id */
+		char idtext[37];
+		ev_uuid_text(e->id, idtext);
+		o = mpw_str(o, idtext, 36);
+	} else {
+		o = mpw_str(
+		    o, corr_len > 0 ? e->correlation_id : "", corr_len);
+	}
+	o    = mpw_str(o, caus_len > 0 ? e->causation_id : "", caus_len);
+	*o++ = e->is_public ? 0xc3 : 0xc2;
+	sb->size += (size_t) (o - p);
+	int rc = ev_sbuf_object(sb, e->metadata);
+	return rc != SL_OK ? rc : ev_sbuf_object(sb, e->content);
 }
 
 /* NUL-terminated copy of a str object in the zone; NULL if not a str. */

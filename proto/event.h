@@ -90,6 +90,16 @@ int ev_encode(msgpack_packer *pk, const char *tenant, size_t tenant_len,
     const char *stream, size_t stream_len, uint64_t revision,
     const ev_new *e);
 
+/**
+ * ev_encode's record, byte for byte, appended to sb without msgpack-c's
+ * packer (the fields written in place, only a non-empty metadata or a
+ * content map packed by msgpack-c): the store's writer encodes every
+ * appended event with it. @return SL_OK, SL_EINVAL (as ev_encode),
+ * SL_ENOMEM (sb then holds a part of the record: clear it).
+ */
+int ev_encode_sbuf(msgpack_sbuffer *sb, const char *tenant, size_t tenant_len,
+    const char *stream, size_t stream_len, uint64_t revision, const ev_new *e);
+
 /** The first fields of a stored event, read without decoding it: the
  * strings point into the record (not NUL-terminated). */
 typedef struct ev_head {

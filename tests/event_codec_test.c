@@ -730,6 +730,128 @@ test_wire_raw(void)
 	}
 }
 
+/* ---- the stored record without msgpack-c's packer (ev_encode_sbuf) ---- */
+
+/* A string of n random bytes (no NUL) in buf. */
+static const char *
+random_text(char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (char) (1 + jrand() % 255);
+	return buf;
+}
+
+/* A length of every str header's size: fix, str8, str16, str32 edges. */
+static size_t
+random_len(void)
+{
+	static const size_t lens[] = { 0, 1, 5, 31, 32, 36, 200, 255, 256,
+		1000, 65535, 65536, 70000 };
+	return lens[jrand() % 13];
+}
+
+/* Random events (every field at every size, metadata none, empty or
+ * random, content a map or a link's str, defaulted correlation and
+ * causation ids) give the same stored bytes from ev_encode_sbuf as from
+ * ev_encode, appended after bytes already in the buffer, from a buffer
+ * empty or small; what ev_encode refuses, ev_encode_sbuf refuses and
+ * leaves the buffer as it was. */
+static void
+test_encode_sbuf(void)
+{
+	static const char *const types[] = { "Deposited", "$>", "$@", "" };
+	static char              tb[70000], sb2[70000], cb[70000], kb[70000];
+	for (int round = 0; round < 20000; round++) {
+		msgpack_sbuffer msb, csb;
+		msgpack_packer  mpk, cpk;
+		msgpack_sbuffer_init(&msb);
+		msgpack_sbuffer_init(&csb);
+		msgpack_packer_init(&mpk, &msb, msgpack_sbuffer_write);
+		msgpack_packer_init(&cpk, &csb, msgpack_sbuffer_write);
+		const char *type = types[jrand() % 4];
+		bool link = strcmp(type, "$>") == 0 || strcmp(type, "$@") == 0;
+		pack_random_map(&mpk, 'm', (uint32_t) (jrand() % 4), 2);
+		if (link && jrand() % 4 != 0) {
+			size_t n = random_len();
+			msgpack_pack_str_with_body(
+			    &cpk, random_text(cb, n), n);
+		} else if (jrand() % 6 == 0) {
+			/* refused unless a link: content a str */
+			msgpack_pack_str_with_body(&cpk, "12@a", 4);
+		} else {
+			pack_random_map(
+			    &cpk, 'c', (uint32_t) (jrand() % 6), 3);
+		}
+		msgpack_unpacked mu, cu;
+		size_t           mo = 0, co = 0;
+		msgpack_unpacked_init(&mu);
+		msgpack_unpacked_init(&cu);
+		CHECK(msgpack_unpack_next(&mu, msb.data, msb.size, &mo)
+		    == MSGPACK_UNPACK_SUCCESS);
+		CHECK(msgpack_unpack_next(&cu, csb.data, csb.size, &co)
+		    == MSGPACK_UNPACK_SUCCESS);
+		ev_new e;
+		random_event(&e, type, &cu.data);
+		e.metadata = jrand() % 3 == 0 ? NULL : &mu.data;
+		switch (jrand() % 4) {
+		case 0:
+			e.correlation_id = NULL;
+			break;
+		case 1:
+			e.correlation_len = random_len();
+			e.correlation_id  = random_text(kb, e.correlation_len);
+			break;
+		default:
+			break;
+		}
+		if (jrand() % 3 == 0)
+			e.causation_id = NULL;
+		else if (jrand() % 3 == 0) {
+			e.causation_len = random_len();
+			e.causation_id  = random_text(sb2, e.causation_len);
+		}
+		size_t      tl = random_len(), sl = jrand() % 300;
+		const char *tenant = random_text(tb, tl);
+		char        stream[300];
+		random_text(stream, sl);
+		if (jrand() % 50 == 0) /* a NUL: refused */
+			stream[jrand() % (sl + 1) % 300] = '\0';
+		uint64_t rev = jrand() >> (jrand() % 64);
+
+		msgpack_sbuffer a, b;
+		msgpack_packer  apk;
+		msgpack_sbuffer_init(&a);
+		msgpack_sbuffer_init(&b);
+		msgpack_packer_init(&apk, &a, msgpack_sbuffer_write);
+		/* bytes already there, sometimes */
+		size_t pre = jrand() % 3 == 0 ? (size_t) (jrand() % 9000) : 0;
+		if (pre > 0) {
+			msgpack_sbuffer_write(&a, tb, pre);
+			msgpack_sbuffer_write(&b, tb, pre);
+		}
+		int ra = ev_encode(
+		    &apk, tl ? tenant : NULL, tl, stream, sl, rev, &e);
+		int rb = ev_encode_sbuf(
+		    &b, tl ? tenant : NULL, tl, stream, sl, rev, &e);
+		if (ra != rb || a.size != b.size
+		    || (a.size > 0 && memcmp(a.data, b.data, a.size) != 0)) {
+			fprintf(stderr,
+			    "round %d: ev_encode %d (%zu bytes), "
+			    "ev_encode_sbuf %d (%zu bytes)\n",
+			    round, ra, a.size, rb, b.size);
+			exit(1);
+		}
+		if (ra != SL_OK)
+			CHECK_EQ(b.size, pre);
+		msgpack_sbuffer_destroy(&a);
+		msgpack_sbuffer_destroy(&b);
+		msgpack_unpacked_destroy(&mu);
+		msgpack_unpacked_destroy(&cu);
+		msgpack_sbuffer_destroy(&msb);
+		msgpack_sbuffer_destroy(&csb);
+	}
+}
+
 /* ---- events decoded without msgpack-c (mpraw_object, ev_decode) ---- */
 
 /* Random msgpack bytes of every type byte (signed encodings of values
@@ -1284,6 +1406,7 @@ main(void)
 	test_uuid_generate();
 	test_json_text();
 	test_wire_raw();
+	test_encode_sbuf();
 	test_wire_deep();
 	test_wire_order();
 	test_object_raw();

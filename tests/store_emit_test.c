@@ -879,6 +879,110 @@ test_reset(store *s)
 /* link_prev: a link to the append before it, its revision the writer's
  * (a partition's result linked into the root result stream); refused
  * as the first append, with nothing written */
+/* ---- a batch interleaving many streams (store_emit.c's cursors) ---- */
+
+#define IL_STREAMS 40
+#define IL_MAX     6000
+
+/* Where each append of the interleaved batches went. */
+typedef struct il_log {
+	uint64_t pos[IL_STREAMS][IL_MAX / 4];
+	size_t   n[IL_STREAMS];
+} il_log;
+
+typedef struct il_check {
+	const il_log *l;
+	size_t        k, seen;
+	msgpack_zone  zone;
+} il_check;
+
+/* Stream k's events in revision order: each where the log put it. */
+static int
+il_cb(void *arg, uint64_t position, const void *data, size_t len)
+{
+	il_check *c = arg;
+	ev_view   v;
+	char      name[16];
+
+	msgpack_zone_clear(&c->zone);
+	CHECK_EQ(ev_decode(data, len, position, &c->zone, &v), SL_OK);
+	snprintf(name, sizeof(name), "il-%02zu", c->k);
+	CHECK_STREQ(v.stream, name);
+	CHECK_EQ(v.revision, c->seen);
+	CHECK(c->seen < c->l->n[c->k]);
+	CHECK_EQ(position, c->l->pos[c->k][c->seen]);
+	c->seen++;
+	return 0;
+}
+
+static void
+il_verify(store *s, const il_log *l)
+{
+	il_check c;
+
+	memset(&c, 0, sizeof(c));
+	c.l = l;
+	CHECK(msgpack_zone_init(&c.zone, 4096));
+	for (size_t k = 0; k < IL_STREAMS; k++) {
+		char name[16];
+		snprintf(name, sizeof(name), "il-%02zu", k);
+		c.k    = k;
+		c.seen = 0;
+		CHECK_EQ(store_scan_stream(s, "t", name, 0, IL_MAX, il_cb, &c),
+		    SL_OK);
+		CHECK_EQ(c.seen, l->n[k]);
+		CHECK_EQ(next_rev(s, "t", name), l->n[k]);
+	}
+	msgpack_zone_destroy(&c.zone);
+}
+
+/* Appends spread over IL_STREAMS streams (more than the batch keeps
+ * cursors and heads for), in an order that jumps between them, enough
+ * to split the stream index's pages under every stream, in the middle
+ * of the index (streams before and after): every event at its position,
+ * revisions gap-free in each stream, heads right, in a second batch
+ * too; a batch refused at its last append leaves no trace. */
+static void
+test_emit_interleaved(store *s)
+{
+	static il_log       l;
+	static store_append a[IL_MAX];
+	static char         names[IL_STREAMS][16];
+	store_emit          e;
+	uint64_t            pos;
+	ev_new              lk = link_ev("0@e-x");
+
+	memset(&l, 0, sizeof(l));
+	for (size_t k = 0; k < IL_STREAMS; k++)
+		snprintf(names[k], sizeof(names[k]), "il-%02zu", k);
+	for (int round = 0; round < 2; round++) {
+		size_t n = round == 0 ? IL_MAX : IL_MAX / 3;
+		pos      = store_next_position(s);
+		for (size_t i = 0; i < n; i++) {
+			size_t k = (i * 7 + i / 50 + (size_t) round * 3)
+			    % (round == 0 ? IL_STREAMS : IL_STREAMS / 2);
+			a[i] = app(names[k], (int) (i % 5));
+			if (i % 9 == 4) /* links too */
+				a[i].ev = lk;
+			l.pos[k][l.n[k]++] = pos + i;
+		}
+		emit_init(&e, "t", "pil", a, n, NULL, 0, "cp-il");
+		CHECK_EQ(store_emit_wait(s, &e), SL_OK);
+		CHECK_EQ(e.first_position, pos);
+		CHECK_EQ(store_next_position(s), pos + n);
+		il_verify(s, &l);
+	}
+	/* refused at the end (e-x is pe's): nothing of it stays */
+	pos = store_next_position(s);
+	for (size_t i = 0; i < 999; i++)
+		a[i] = app(names[(i * 13) % IL_STREAMS], 1);
+	a[999] = app("e-x", 2);
+	emit_init(&e, "t", "pil", a, 1000, NULL, 0, "cp-il2");
+	CHECK_EQ(store_emit_wait(s, &e), SL_EOWNED);
+	CHECK_EQ(store_next_position(s), pos);
+	il_verify(s, &l);
+}
+
 static void
 test_link_prev(store *s)
 {
@@ -1140,6 +1244,7 @@ main(void)
 	test_mixed_threads(s);
 	test_reset(s);
 	test_link_prev(s);
+	test_emit_interleaved(s);
 	test_links_malformed(s);
 	pos = store_next_position(s);
 	store_close(s);

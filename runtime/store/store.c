@@ -95,11 +95,21 @@ store_get_be64_txn(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen,
 	return SL_ESTORAGE;
 }
 
-/* Put the record data[0..len) at position pos and index it as revision rev
- * of the stream whose head key is key[0..hlen). */
+/* A put through cursor c, or through mdb_put when there is none. */
 static int
-store_put_record(store *s, MDB_txn *txn, uint8_t *key, size_t hlen,
-    uint64_t rev, uint64_t pos, const void *data, size_t len)
+store_put_kv(MDB_txn *txn, MDB_dbi dbi, MDB_cursor *c, MDB_val *k, MDB_val *v,
+    unsigned flags)
+{
+	return c != NULL ? mdb_cursor_put(c, k, v, flags)
+	                 : mdb_put(txn, dbi, k, v, flags);
+}
+
+/* Put the record data[0..len) at position pos and index it as revision rev
+ * of the stream whose head key is key[0..hlen); through the cursors of c
+ * when c is not NULL. */
+static int
+store_put_record_c(store *s, MDB_txn *txn, store_cursors *c, uint8_t *key,
+    size_t hlen, uint64_t rev, uint64_t pos, const void *data, size_t len)
 {
 	uint8_t pkey[8], pval[8];
 	MDB_val k, v;
@@ -112,7 +122,9 @@ store_put_record(store *s, MDB_txn *txn, uint8_t *key, size_t hlen,
 	v.mv_size = len;
 	/* Positions only grow, so APPEND: no page splits in the middle, and
 	 * a duplicate position fails loudly. */
-	if ((mrc = mdb_put(txn, s->db_log, &k, &v, MDB_APPEND)) != 0)
+	if ((mrc = store_put_kv(txn, s->db_log, c != NULL ? c->log : NULL, &k,
+	         &v, MDB_APPEND))
+	    != 0)
 		return mrc;
 	key[hlen] = 0;
 	store_put_be64(key + hlen + 1, rev);
@@ -121,7 +133,48 @@ store_put_record(store *s, MDB_txn *txn, uint8_t *key, size_t hlen,
 	k.mv_size = hlen + 1 + 8;
 	v.mv_data = pval;
 	v.mv_size = 8;
-	return mdb_put(txn, s->db_streams, &k, &v, 0);
+	return store_put_kv(
+	    txn, s->db_streams, c != NULL ? c->streams : NULL, &k, &v, 0);
+}
+
+static int
+store_put_record(store *s, MDB_txn *txn, uint8_t *key, size_t hlen,
+    uint64_t rev, uint64_t pos, const void *data, size_t len)
+{
+	return store_put_record_c(
+	    s, txn, NULL, key, hlen, rev, pos, data, len);
+}
+
+int
+store_cursors_open(store *s, MDB_txn *txn, store_cursors *out)
+{
+	int mrc;
+	out->log = out->streams = NULL;
+	if ((mrc = mdb_cursor_open(txn, s->db_log, &out->log)) != 0)
+		return mrc;
+	if ((mrc = mdb_cursor_open(txn, s->db_streams, &out->streams)) != 0) {
+		mdb_cursor_close(out->log);
+		out->log = NULL;
+	}
+	return mrc;
+}
+
+void
+store_cursors_close(store_cursors *c)
+{
+	if (c->log != NULL)
+		mdb_cursor_close(c->log);
+	if (c->streams != NULL)
+		mdb_cursor_close(c->streams);
+	c->log = c->streams = NULL;
+}
+
+int
+store_put_encoded_c(store *s, store_cursors *c, uint8_t *key, size_t hlen,
+    uint64_t rev, uint64_t pos)
+{
+	return store_put_record_c(
+	    s, NULL, c, key, hlen, rev, pos, s->enc.data, s->enc.size);
 }
 
 int
@@ -189,13 +242,14 @@ static int
 store_write_event(store *s, MDB_txn *txn, store_commit *c, uint8_t *key,
     size_t hlen, size_t i, uint64_t rev, uint64_t pos)
 {
-	msgpack_packer pk;
-	int            rc, mrc;
+	int rc, mrc;
 
 	msgpack_sbuffer_clear(&s->enc);
-	msgpack_packer_init(&pk, &s->enc, msgpack_sbuffer_write);
-	rc = ev_encode(&pk, c->tenant, c->tenant_len, c->stream, c->stream_len,
-	    rev, &c->events[i]);
+	rc = ev_encode_sbuf(&s->enc, c->tenant, c->tenant_len, c->stream,
+	    c->stream_len, rev, &c->events[i]);
+	if (rc == SL_ENOMEM)
+		return store_fail(
+		    c, rc, "events[%zu]: out of memory encoding it", i);
 	if (rc != SL_OK) {
 		const char *nul = ev_new_nul_field(&c->events[i]);
 		if (nul != NULL)

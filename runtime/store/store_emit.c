@@ -218,6 +218,11 @@ typedef struct emit_stream {
 	const char *stream;
 	size_t      sl;
 	uint64_t    next_rev;
+	/* on the stream index page of its last revision: its next one goes
+	 * there without a search from the root (streams interleaved in a
+	 * batch, $et-<type>'s, each keep their own); kept by the slot when
+	 * the entry is replaced, closed by emit_streams_close */
+	MDB_cursor *cur;
 } emit_stream;
 typedef struct emit_streams {
 	emit_stream v[EMIT_STREAMS];
@@ -243,6 +248,17 @@ emit_heads_flush(store *s, MDB_txn *txn, const char *tenant, size_t tl,
 		mrc = emit_head_put(s, txn, tenant, tl, &es->v[i]);
 	es->n = 0;
 	return mrc;
+}
+
+/* Close the entries' cursors (before the batch's transaction ends). */
+static void
+emit_streams_close(emit_streams *es)
+{
+	for (size_t i = 0; i < EMIT_STREAMS; i++)
+		if (es->v[i].cur != NULL) {
+			mdb_cursor_close(es->v[i].cur);
+			es->v[i].cur = NULL;
+		}
 }
 
 static emit_stream *
@@ -281,8 +297,9 @@ store_emit_linked(store_emit *e, size_t i, uint64_t rev, store_linked *lk)
  * stream's writer the first time. *rev: in, the revision appends[i - 1]
  * got (for link_prev); out, the one this append got. */
 static int
-store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
-    size_t i, uint64_t pos, uint64_t *rev, emit_streams *es)
+store_emit_append(store *s, MDB_txn *txn, store_cursors *cur, store_emit *e,
+    size_t tl, size_t ol, size_t i, uint64_t pos, uint64_t *rev,
+    emit_streams *es)
 {
 	store_linked        lk;
 	const store_append *a = store_emit_linked(e, i, *rev, &lk);
@@ -291,7 +308,6 @@ store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
 	uint8_t             key[STORE_OKEY_MAX];
 	size_t              sl       = strlen(a->stream), hlen;
 	uint64_t            next_rev = 0;
-	msgpack_packer      pk;
 	MDB_val             k, v;
 	int                 mrc, rc;
 
@@ -314,8 +330,11 @@ store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
 	}
 
 	msgpack_sbuffer_clear(&s->enc);
-	msgpack_packer_init(&pk, &s->enc, msgpack_sbuffer_write);
-	rc = ev_encode(&pk, e->tenant, tl, a->stream, sl, next_rev, &a->ev);
+	rc = ev_encode_sbuf(
+	    &s->enc, e->tenant, tl, a->stream, sl, next_rev, &a->ev);
+	if (rc == SL_ENOMEM)
+		return store_emit_fail(
+		    e, rc, "appends[%zu]: out of memory encoding it", i);
 	if (rc != SL_OK && ev_new_nul_field(&a->ev) != NULL)
 		return store_emit_fail(e, rc,
 		    "appends[%zu]: field '%s' contains a NUL byte", i,
@@ -329,7 +348,10 @@ store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
 		return store_emit_fail(e, SL_ETOOBIG,
 		    "appends[%zu] takes %zu bytes (limit %u)", i, s->enc.size,
 		    SL_MAX_EVENT_BYTES);
-	if ((mrc = store_put_encoded(s, txn, key, hlen, next_rev, pos)) != 0)
+	/* a new entry's first put: the batch's shared cursor */
+	store_cursors pc = { cur->log,
+		x != NULL && x->cur != NULL ? x->cur : cur->streams };
+	if ((mrc = store_put_encoded_c(s, &pc, key, hlen, next_rev, pos)) != 0)
 		goto lmdb_fail;
 	*rev = next_rev;
 	if (x != NULL) {
@@ -366,6 +388,11 @@ store_emit_append(store *s, MDB_txn *txn, store_emit *e, size_t tl, size_t ol,
 	x->stream   = a->stream;
 	x->sl       = sl;
 	x->next_rev = next_rev + 1;
+	if (x->cur == NULL
+	    && (mrc = mdb_cursor_open(txn, s->db_streams, &x->cur)) != 0) {
+		x->cur = NULL;
+		goto lmdb_fail;
+	}
 	return SL_OK;
 
 lmdb_fail:
@@ -387,7 +414,10 @@ store_write_emit(store *s, MDB_txn *parent, store_emit *e, uint64_t *pos)
 	MDB_txn *txn = NULL;
 	MDB_val  k, v;
 	int      mrc;
+	store_cursors cur = { NULL, NULL };
+	emit_streams  es;
 
+	memset(&es, 0, sizeof(es)); /* no cursors: the abort below closes */
 	e->rc         = SL_OK;
 	e->message[0] = '\0';
 	if (store_emit_check(s, e, tl, ol) != SL_OK)
@@ -403,13 +433,17 @@ store_write_emit(store *s, MDB_txn *parent, store_emit *e, uint64_t *pos)
 	            s, txn, e->tenant, tl, e->owner, ol, true))
 	        != MDB_SUCCESS)
 		goto lmdb_fail;
-	uint64_t     rev = 0;
-	emit_streams es;
-	es.n = es.victim = 0;
+	uint64_t rev = 0;
+	if (e->n_appends > 0 && (mrc = store_cursors_open(s, txn, &cur)) != 0)
+		goto lmdb_fail;
 	for (size_t i = 0; i < e->n_appends; i++)
-		if (store_emit_append(s, txn, e, tl, ol, i, *pos + i, &rev, &es)
+		if (store_emit_append(
+		        s, txn, &cur, e, tl, ol, i, *pos + i, &rev, &es)
 		    != SL_OK)
 			goto abort;
+	/* before the transaction ends */
+	store_cursors_close(&cur);
+	emit_streams_close(&es);
 	if ((mrc = emit_heads_flush(s, txn, e->tenant, tl, &es)) != 0)
 		goto lmdb_fail;
 	for (size_t i = 0; i < e->n_states; i++) {
@@ -451,6 +485,8 @@ store_write_emit(store *s, MDB_txn *parent, store_emit *e, uint64_t *pos)
 lmdb_fail:
 	store_emit_fail(e, store_map_err(mrc), "lmdb: %s", mdb_strerror(mrc));
 abort:
+	store_cursors_close(&cur);
+	emit_streams_close(&es);
 	if (txn != NULL)
 		mdb_txn_abort(txn);
 }

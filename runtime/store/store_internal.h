@@ -247,6 +247,20 @@ int store_get_be64_txn(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key,
  * key[0..hlen) (key has room for the index suffix). LMDB's code. */
 int store_put_encoded(store *s, MDB_txn *txn, uint8_t *key, size_t hlen,
     uint64_t rev, uint64_t pos);
+/* Cursors on the log and the stream index in one write transaction, for
+ * a batch's puts: a cursor kept on the log's last page appends there, and
+ * one kept on the stream index's page of the stream's last revision puts
+ * the next one there, without a search from the root (and LMDB's search
+ * of its dirty pages at each level) per put. Opened by store_cursors_open,
+ * closed by store_cursors_close before the transaction ends. */
+typedef struct store_cursors {
+	MDB_cursor *log, *streams;
+} store_cursors;
+int  store_cursors_open(store *s, MDB_txn *txn, store_cursors *out);
+void store_cursors_close(store_cursors *c);
+/* store_put_encoded through the cursors of c. LMDB's code. */
+int store_put_encoded_c(store *s, store_cursors *c, uint8_t *key, size_t hlen,
+    uint64_t rev, uint64_t pos);
 /* Set the stream's next revision ("heads"). LMDB's code. */
 int store_put_head(store *s, MDB_txn *txn, const uint8_t *key, size_t hlen,
     uint64_t next_rev);
