@@ -606,31 +606,22 @@ test_wire_raw(void)
 {
 	static const char *const types[] = { "Deposited", "$>", "$@", "" };
 	for (int round = 0; round < 20000; round++) {
-		msgpack_sbuffer msb, csb;
-		msgpack_packer  mpk, cpk;
-		msgpack_sbuffer_init(&msb);
-		msgpack_sbuffer_init(&csb);
-		msgpack_packer_init(&mpk, &msb, msgpack_sbuffer_write);
-		msgpack_packer_init(&cpk, &csb, msgpack_sbuffer_write);
+		packed md, ct;
+		packed_init(&md);
+		packed_init(&ct);
 		const char *type = types[jrand() % 3];
 		bool        link = strcmp(type, "Deposited") != 0;
 		/* metadata: a map; content: a map, or a link's str */
-		pack_random_map(&mpk, 'm', (uint32_t) (jrand() % 4), 2);
+		pack_random_map(&md.pk, 'm', (uint32_t) (jrand() % 4), 2);
 		if (link && jrand() % 4 != 0)
-			mp_pack_cstr(&cpk, "12@account-7");
+			mp_pack_cstr(&ct.pk, "12@account-7");
 		else
-			pack_random_map(&cpk, 'c', (uint32_t) (jrand() % 6), 3);
-		msgpack_unpacked mu, cu;
-		size_t           mo = 0, co = 0;
-		msgpack_unpacked_init(&mu);
-		msgpack_unpacked_init(&cu);
-		CHECK(msgpack_unpack_next(&mu, msb.data, msb.size, &mo)
-		    == MSGPACK_UNPACK_SUCCESS);
-		CHECK(msgpack_unpack_next(&cu, csb.data, csb.size, &co)
-		    == MSGPACK_UNPACK_SUCCESS);
-		ev_new e;
-		random_event(&e, type, &cu.data);
-		e.metadata = jrand() % 5 == 0 ? NULL : &mu.data;
+			pack_random_map(
+			    &ct.pk, 'c', (uint32_t) (jrand() % 6), 3);
+		const msgpack_object *meta = packed_root(&md);
+		ev_new                e;
+		random_event(&e, type, packed_root(&ct));
+		e.metadata   = jrand() % 5 == 0 ? NULL : meta;
 		uint64_t rev = jrand() >> (jrand() % 64);
 		packed   st;
 		packed_init(&st);
@@ -723,10 +714,8 @@ test_wire_raw(void)
 		msgpack_sbuffer_destroy(&a);
 		msgpack_sbuffer_destroy(&b);
 		packed_free(&st);
-		msgpack_unpacked_destroy(&mu);
-		msgpack_unpacked_destroy(&cu);
-		msgpack_sbuffer_destroy(&msb);
-		msgpack_sbuffer_destroy(&csb);
+		packed_free(&md);
+		packed_free(&ct);
 	}
 }
 
@@ -762,37 +751,27 @@ test_encode_sbuf(void)
 	static const char *const types[] = { "Deposited", "$>", "$@", "" };
 	static char              tb[70000], sb2[70000], cb[70000], kb[70000];
 	for (int round = 0; round < 20000; round++) {
-		msgpack_sbuffer msb, csb;
-		msgpack_packer  mpk, cpk;
-		msgpack_sbuffer_init(&msb);
-		msgpack_sbuffer_init(&csb);
-		msgpack_packer_init(&mpk, &msb, msgpack_sbuffer_write);
-		msgpack_packer_init(&cpk, &csb, msgpack_sbuffer_write);
+		packed md, ct;
+		packed_init(&md);
+		packed_init(&ct);
 		const char *type = types[jrand() % 4];
 		bool link = strcmp(type, "$>") == 0 || strcmp(type, "$@") == 0;
-		pack_random_map(&mpk, 'm', (uint32_t) (jrand() % 4), 2);
+		pack_random_map(&md.pk, 'm', (uint32_t) (jrand() % 4), 2);
 		if (link && jrand() % 4 != 0) {
 			size_t n = random_len();
 			msgpack_pack_str_with_body(
-			    &cpk, random_text(cb, n), n);
+			    &ct.pk, random_text(cb, n), n);
 		} else if (jrand() % 6 == 0) {
 			/* refused unless a link: content a str */
-			msgpack_pack_str_with_body(&cpk, "12@a", 4);
+			msgpack_pack_str_with_body(&ct.pk, "12@a", 4);
 		} else {
 			pack_random_map(
-			    &cpk, 'c', (uint32_t) (jrand() % 6), 3);
+			    &ct.pk, 'c', (uint32_t) (jrand() % 6), 3);
 		}
-		msgpack_unpacked mu, cu;
-		size_t           mo = 0, co = 0;
-		msgpack_unpacked_init(&mu);
-		msgpack_unpacked_init(&cu);
-		CHECK(msgpack_unpack_next(&mu, msb.data, msb.size, &mo)
-		    == MSGPACK_UNPACK_SUCCESS);
-		CHECK(msgpack_unpack_next(&cu, csb.data, csb.size, &co)
-		    == MSGPACK_UNPACK_SUCCESS);
-		ev_new e;
-		random_event(&e, type, &cu.data);
-		e.metadata = jrand() % 3 == 0 ? NULL : &mu.data;
+		const msgpack_object *meta = packed_root(&md);
+		ev_new                e;
+		random_event(&e, type, packed_root(&ct));
+		e.metadata = jrand() % 3 == 0 ? NULL : meta;
 		switch (jrand() % 4) {
 		case 0:
 			e.correlation_id = NULL;
@@ -845,10 +824,8 @@ test_encode_sbuf(void)
 			CHECK_EQ(b.size, pre);
 		msgpack_sbuffer_destroy(&a);
 		msgpack_sbuffer_destroy(&b);
-		msgpack_unpacked_destroy(&mu);
-		msgpack_unpacked_destroy(&cu);
-		msgpack_sbuffer_destroy(&msb);
-		msgpack_sbuffer_destroy(&csb);
+		packed_free(&md);
+		packed_free(&ct);
 	}
 }
 
@@ -1060,18 +1037,13 @@ test_decode_fast(void)
 {
 	size_t same_ok = 0;
 	for (int round = 0; round < 20000; round++) {
-		msgpack_sbuffer csb;
-		msgpack_packer  cpk;
-		msgpack_sbuffer_init(&csb);
-		msgpack_packer_init(&cpk, &csb, msgpack_sbuffer_write);
-		pack_random_map(&cpk, 'c', (uint32_t) (jrand() % 5), 2);
-		msgpack_unpacked cu;
-		size_t           co = 0;
-		msgpack_unpacked_init(&cu);
-		CHECK(msgpack_unpack_next(&cu, csb.data, csb.size, &co)
-		    == MSGPACK_UNPACK_SUCCESS);
-		ev_new e;
-		random_event(&e, jrand() % 3 == 0 ? "$>" : "Deposited", &cu.data);
+		packed ct;
+		packed_init(&ct);
+		pack_random_map(&ct.pk, 'c', (uint32_t) (jrand() % 5), 2);
+		const msgpack_object *content = packed_root(&ct);
+		ev_new                e;
+		random_event(
+		    &e, jrand() % 3 == 0 ? "$>" : "Deposited", content);
 		packed st;
 		packed_init(&st);
 		CHECK_EQ(ev_encode(&st.pk, "tenant-a", 8, "account-1", 9,
@@ -1097,8 +1069,7 @@ test_decode_fast(void)
 		if (!mpraw_check(st.sb.data, st.sb.size, 32, "record", why,
 		        sizeof(why))) {
 			packed_free(&st);
-			msgpack_unpacked_destroy(&cu);
-			msgpack_sbuffer_destroy(&csb);
+			packed_free(&ct);
 			continue;
 		}
 		msgpack_zone z1, z2;
@@ -1132,8 +1103,7 @@ test_decode_fast(void)
 		msgpack_zone_destroy(&z1);
 		msgpack_zone_destroy(&z2);
 		packed_free(&st);
-		msgpack_unpacked_destroy(&cu);
-		msgpack_sbuffer_destroy(&csb);
+		packed_free(&ct);
 	}
 	CHECK(same_ok > 5000);
 	/* ev_uuid_text is libuuid's text */
