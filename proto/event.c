@@ -110,25 +110,6 @@ ev_encode(msgpack_packer *pk, const char *tenant, size_t tenant_len,
 	return SL_OK;
 }
 
-/* Room for n more bytes at the end of sb (grown as msgpack_sbuffer_write
- * grows it); NULL when out of memory. */
-static unsigned char *
-ev_sbuf_room(msgpack_sbuffer *sb, size_t n)
-{
-	if (sb->alloc - sb->size < n) {
-		size_t na
-		    = sb->alloc ? sb->alloc * 2 : MSGPACK_SBUFFER_INIT_SIZE;
-		while (na < sb->size + n)
-			na *= 2;
-		char *d = realloc(sb->data, na);
-		if (d == NULL)
-			return NULL;
-		sb->data  = d;
-		sb->alloc = na;
-	}
-	return (unsigned char *) sb->data + sb->size;
-}
-
 /* metadata or content as msgpack_pack_object packs it: a str or an empty
  * map written in place (a link's content, no metadata), anything else
  * through msgpack-c's packer. */
@@ -138,14 +119,16 @@ ev_sbuf_object(msgpack_sbuffer *sb, const msgpack_object *o)
 	unsigned char *p, *q;
 	if (o == NULL
 	    || (o->type == MSGPACK_OBJECT_MAP && o->via.map.size == 0)) {
-		if ((p = ev_sbuf_room(sb, 1)) == NULL)
+		if ((p = mp_sbuf_room(sb, 1, MSGPACK_SBUFFER_INIT_SIZE))
+		    == NULL)
 			return SL_ENOMEM;
 		*p = 0x80;
 		sb->size++;
 		return SL_OK;
 	}
 	if (o->type == MSGPACK_OBJECT_STR) {
-		if ((p = ev_sbuf_room(sb, MPW_HDR_MAX + o->via.str.size))
+		if ((p = mp_sbuf_room(sb, MPW_HDR_MAX + o->via.str.size,
+		         MSGPACK_SBUFFER_INIT_SIZE))
 		    == NULL)
 			return SL_ENOMEM;
 		q = mpw_str(p, o->via.str.size > 0 ? o->via.str.ptr : "",
@@ -171,7 +154,8 @@ ev_encode_sbuf(msgpack_sbuffer *sb, const char *tenant, size_t tenant_len,
 	 * strings' bytes */
 	size_t bound = 11 * MPW_HDR_MAX + tenant_len + stream_len + 16
 	    + e->type_len + corr_len + caus_len;
-	unsigned char *p = ev_sbuf_room(sb, bound), *o = p;
+	unsigned char *p = mp_sbuf_room(sb, bound, MSGPACK_SBUFFER_INIT_SIZE),
+	              *o = p;
 	if (p == NULL)
 		return SL_ENOMEM;
 	o    = mpw_array(o, EV_FIELDS);

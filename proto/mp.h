@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <msgpack.h>
 
@@ -67,6 +68,30 @@ void mp_pack_kv_bool(msgpack_packer *pk, const char *key, bool val);
  */
 #define SL_PROTOCOL_VERSION 1
 void mp_reply_ok(msgpack_packer *pk, size_t n_extra);
+
+/*
+ * Room for more bytes at the end of sb, for writing msgpack in place
+ * (mpwrite.h): sb grown by doubling (an empty one to first bytes at
+ * least), as msgpack_sbuffer_write grows it. A pointer to sb's end, or
+ * NULL when out of memory (sb unchanged). Inline: the log's writer
+ * calls it for every record it encodes.
+ */
+static inline unsigned char *
+mp_sbuf_room(msgpack_sbuffer *sb, size_t more, size_t first)
+{
+	size_t need = sb->size + more;
+	if (sb->alloc < need) {
+		size_t cap = sb->alloc > 0 ? sb->alloc : first;
+		while (cap < need)
+			cap *= 2;
+		char *p = realloc(sb->data, cap);
+		if (p == NULL)
+			return NULL;
+		sb->data  = p;
+		sb->alloc = cap;
+	}
+	return (unsigned char *) sb->data + sb->size;
+}
 
 /*
  * A map packed before its length is known, into a packer writing to a

@@ -843,6 +843,21 @@ no_answer(const slot *s, int rv, uint32_t timeout_ms, remote_resp *r)
 	}
 }
 
+/* Queue answer block b for caller c (with rp->mu): a call's answers, or
+ * ones the runtime makes itself (their events counted in flight by
+ * whoever made them). */
+static void
+queue_block(remote_caller *c, ablock *b)
+{
+	b->next = NULL;
+	if (c->tail != NULL)
+		c->tail->next = b;
+	else
+		c->head = b;
+	c->tail = b;
+	pthread_cond_broadcast(&c->cv);
+}
+
 /* A protocol 2 call ended (msg: its answer, or NULL with rv): every
  * event's answer goes to the caller's queue. */
 static void
@@ -875,16 +890,9 @@ batch_cb(slot *s, int rv, nng_msg *msg)
 		    bad.reason);
 	}
 	remote_caller *c = s->owner;
-	ablock        *b = s->blk;
-	b->next          = NULL;
-	if (c->tail != NULL)
-		c->tail->next = b;
-	else
-		c->head = b;
-	c->tail = b;
 	c->busy_slots--;
 	rp->busy_calls--;
-	pthread_cond_broadcast(&c->cv);
+	queue_block(c, s->blk);
 	free(s->run_len);
 	s->blk                       = NULL;
 	s->batched                   = false;
@@ -993,15 +1001,9 @@ slot_cb(void *arg)
 		}
 		ans_set(&b->a[0], &r); /* its tag stays the request's */
 		b->call = r.call;
-		b->next = NULL;
-		if (c->tail != NULL)
-			c->tail->next = b;
-		else
-			c->head = b;
-		c->tail = b;
 		c->busy_slots--;
 		rp->busy_calls--;
-		pthread_cond_broadcast(&c->cv);
+		queue_block(c, b);
 		s->owner                     = NULL;
 		s->blk                       = NULL;
 		rp->free_slots[rp->n_free++] = s;
@@ -1424,20 +1426,6 @@ remote_caller_close(remote_caller *c)
 	remote_caller_free(c);
 }
 
-/* Queue answers the runtime makes itself (with rp->mu). The events are
- * counted in flight by whoever made them. */
-static void
-queue_block(remote_caller *c, ablock *b)
-{
-	b->next = NULL;
-	if (c->tail != NULL)
-		c->tail->next = b;
-	else
-		c->head = b;
-	c->tail = b;
-	pthread_cond_broadcast(&c->cv);
-}
-
 /* Pack call `id` into c->buf. @return false if the stored event cannot
  * be decoded. */
 static bool
@@ -1544,25 +1532,6 @@ ob_find(obatch *ob, const char *key, size_t klen, size_t *slot_i)
 	}
 }
 
-/* Room for more bytes after sb's (an empty one gets first bytes at
- * least), for writing in place (mpwrite.h). */
-static bool
-sbuf_room(msgpack_sbuffer *sb, size_t more, size_t first)
-{
-	size_t need = sb->size + more;
-	if (sb->alloc >= need)
-		return true;
-	size_t cap = sb->alloc > 0 ? sb->alloc : first;
-	while (cap < need)
-		cap *= 2;
-	char *p = realloc(sb->data, cap);
-	if (p == NULL)
-		return false;
-	sb->data  = p;
-	sb->alloc = cap;
-	return true;
-}
-
 /* Pack the event of req as the wire shows it into sb. @return false if
  * the stored event cannot be decoded. */
 static bool
@@ -1574,7 +1543,7 @@ pack_event(remote_caller *c, const remote_req *req, msgpack_sbuffer *sb)
 	/* the stored bytes straight to the wire form, written in place
 	 * (metadata and content copied as they are); a record it does not
 	 * take is packed from its decoded view, which says what is wrong */
-	if (!sbuf_room(sb, EV_WIRE_RAW_BOUND(req->event_len), 4096))
+	if (mp_sbuf_room(sb, EV_WIRE_RAW_BOUND(req->event_len), 4096) == NULL)
 		return false;
 	unsigned char *o = (unsigned char *) sb->data + sb->size;
 	/* read in place already (the processor's decode): not again */
@@ -1612,7 +1581,7 @@ run_head(
 {
 	msgpack_sbuffer *h = &ob->heads;
 	const char *reason = req->last_reason != NULL ? req->last_reason : "";
-	if (!sbuf_room(h, run_head_bound(req, klen), 16384))
+	if (mp_sbuf_room(h, run_head_bound(req, klen), 16384) == NULL)
 		return false;
 	unsigned char *o0 = (unsigned char *) h->data + h->size, *o = o0;
 	o          = MPW_CSTR(o, "key");
