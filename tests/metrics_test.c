@@ -21,7 +21,11 @@
  *  7. a subscriber with a one-message queue asleep in its callback while
  *     200 commits go by: the feed drops for it, it reads what it missed
  *     (marked as gap reads) and the daemon counts those reads and the
- *     events they brought back; every event still arrives once, in order.
+ *     events they brought back; every event still arrives once, in order;
+ *  8. the feed sends nothing while nobody is connected: no event counted
+ *     as published before the first subscriber, none once the last one
+ *     left (commits go on), and a raw sub0 connecting then gets the next
+ *     commits and heads, counted again.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -30,6 +34,9 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
 
 #include <sluice/client.h>
 #include <sluice/remote.h>
@@ -441,6 +448,72 @@ check_feed_gaps(sl_client *c)
 	CHECK(lost <= N + 1);
 }
 
+static double
+feed_sent(void)
+{
+	char  *t = scrape();
+	double v = sample(t, "sluice_feed_messages_total");
+	free(t);
+	CHECK(v >= 0);
+	return v;
+}
+
+/* 8: nothing published for nobody */
+static void
+check_feed_idle(sl_client *c)
+{
+	/* the last subscriber's connection goes away after its close
+	 * returned: commit until a commit is no longer published */
+	double  before, now = feed_sent();
+	int64_t end = dt_now_ms() + 15000;
+	do {
+		before = now;
+		commit(c, "idle", 1);
+		dt_sleep_ms(150);
+		now = feed_sent();
+		if (dt_now_ms() > end)
+			DT_FAIL_LOG(logf, "the feed goes on publishing with "
+			                  "nobody connected");
+	} while (now != before);
+	for (int i = 0; i < 20; i++)
+		commit(c, "idle", 2);
+	dt_sleep_ms(300);
+	CHECK(feed_sent() == now);
+
+	/* a raw subscriber: its first head, then the next commits live */
+	nng_socket s;
+	char       url[4300];
+	snprintf(url, sizeof(url), "ipc://%s/pub.ipc", dir);
+	CHECK(nng_sub0_open(&s) == 0);
+	CHECK(nng_socket_set(s, NNG_OPT_SUB_SUBSCRIBE, "", 0) == 0);
+	CHECK(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 200) == 0);
+	CHECK(nng_dial(s, url, NULL, 0) == 0);
+	int     heads = 0, events = 0;
+	nng_msg *m;
+	end = dt_now_ms() + 10000;
+	while (heads == 0) {
+		if (nng_recvmsg(s, &m, 0) == 0) {
+			heads += memcmp(nng_msg_body(m), "h\n", 2) == 0;
+			nng_msg_free(m);
+		}
+		CHECK(dt_now_ms() < end);
+	}
+	for (int i = 0; i < 3; i++)
+		commit(c, "idle", 1);
+	while (events < 3 && dt_now_ms() < end) {
+		if (nng_recvmsg(s, &m, 0) != 0)
+			continue;
+		events += nng_msg_len(m) > 10
+		    && memcmp(nng_msg_body(m), "e/t1/idle\n", 10) == 0;
+		nng_msg_free(m);
+	}
+	CHECK_EQ(events, 3);
+	CHECK(feed_sent() == now + 3);
+	CHECK(nng_close(s) == 0);
+	printf("metrics_test: idle feed: %.0f events published, none while "
+	       "nobody was connected, 3 to a new subscriber\n", now + 3);
+}
+
 int
 main(void)
 {
@@ -489,6 +562,8 @@ main(void)
 	CHECK(sample(t, "sluice_commit_duration_seconds_bucket{le=\"+Inf\"}") == 3);
 	CHECK(sample(t, "sluice_commit_duration_seconds_sum") > 0);
 	CHECK(sample(t, "sluice_group_commit_events_sum") == 5);
+	/* 8. no subscriber yet: nothing published */
+	CHECK(sample(t, "sluice_feed_messages_total") == 0);
 	/* the build's plugin_dir: account_details.so, account_filters.so */
 	CHECK(sample(t, "sluice_plugin_loads_total") == 2);
 	CHECK(sample(t, "sluice_plugin_load_errors_total") == 0);
@@ -553,6 +628,8 @@ main(void)
 	check_failures_and_retries(c);
 	/* 7. the feed's drops, as its subscribers find them */
 	check_feed_gaps(c);
+	/* 8. nothing published once the last subscriber left */
+	check_feed_idle(c);
 	sl_client_close(c);
 
 	dt_daemon_stop(&daemon_pid, 20000);

@@ -6,7 +6,9 @@
  * (proto/feed.h). The writer thread never waits on it, and pub0 never
  * blocks: a subscriber whose queue is full loses messages, finds the gap by
  * position and reads what it missed. A tenant's feed (endpoints.feeds)
- * gets the messages whose topic names its tenant, and the heads.
+ * gets the messages whose topic names its tenant, and the heads. While no
+ * connection is open on any of its sockets nothing is read or sent (pub0
+ * would drop it all): the thread only follows the head.
  */
 #include "publisher.h"
 
@@ -58,12 +60,15 @@ typedef struct tfeed {
 	char             *url;
 	nng_socket        sock;
 	bool              open;
+	atomic_int        pipes; /* connections (pub_count_pipe) */
 } tfeed;
 
 struct publisher {
 	store          *s;
 	nng_socket      sock;
 	bool            has_sock; /* the feed of every tenant */
+	atomic_int      pipes;    /* its connections (pub_count_pipe) */
+	atomic_int      listeners; /* connections to any of its sockets */
 	tfeed          *feeds;    /* per tenant (endpoints.feeds) */
 	size_t          n_feeds;
 	pub_admit_fn    admit;
@@ -113,17 +118,19 @@ pub_now_ms(void)
  * completes on this thread), or NULL from another thread: nng_sendmsg
  * then makes one per message (an allocation and, in NNG 1.5, a getrandom
  * call each: one per commit on the publisher thread before). */
-static void
-pub_send_on(nng_aio *aio, nng_socket sock, const char *topic,
-    size_t topic_len, const void *head, size_t head_len, const void *body,
-    size_t body_len)
+static bool
+pub_send_on(nng_aio *aio, nng_socket sock, atomic_int *pipes,
+    const char *topic, size_t topic_len, const void *head, size_t head_len,
+    const void *body, size_t body_len)
 {
 	nng_msg *m;
 
+	if (atomic_load_explicit(pipes, memory_order_relaxed) == 0)
+		return false; /* nobody to send it to (pub_count_pipe) */
 	/* sized at once: appends would grow it twice or three times */
 	if (nng_msg_alloc(&m, topic_len + head_len + body_len) != 0)
-		return; /* out of memory: subscribers fill the gap by reading
-		         */
+		return false; /* out of memory: subscribers fill the gap by
+		               * reading */
 	char *b = nng_msg_body(m);
 	memcpy(b, topic, topic_len);
 	if (head_len > 0)
@@ -131,16 +138,20 @@ pub_send_on(nng_aio *aio, nng_socket sock, const char *topic,
 	if (body_len > 0)
 		memcpy(b + topic_len + head_len, body, body_len);
 	if (aio == NULL) {
-		if (nng_sendmsg(sock, m, NNG_FLAG_NONBLOCK) != 0)
+		if (nng_sendmsg(sock, m, NNG_FLAG_NONBLOCK) != 0) {
 			nng_msg_free(m);
-		return;
+			return false;
+		}
+		return true;
 	}
 	nng_aio_set_msg(aio, m);
 	nng_send_aio(sock, aio);
 	nng_aio_wait(aio);
-	if (nng_aio_result(aio) != 0)
+	int rv = nng_aio_result(aio);
+	if (rv != 0)
 		nng_msg_free(nng_aio_get_msg(aio));
 	nng_aio_set_msg(aio, NULL);
+	return rv == 0;
 }
 
 /* The feed of the tenant a topic names ("e/T/..." or "f/T/..."; tenant
@@ -161,18 +172,21 @@ pub_feed_of(publisher *p, const char *topic, size_t topic_len)
 }
 
 /* A message of one tenant's: on the feed of every tenant and on the
- * tenant's own. */
-static void
+ * tenant's own. @return whether a socket took it. */
+static bool
 pub_send(publisher *p, nng_aio *aio, const char *topic, size_t topic_len,
     const void *head, size_t head_len, const void *body, size_t body_len)
 {
-	tfeed *f = pub_feed_of(p, topic, topic_len);
+	tfeed *f    = pub_feed_of(p, topic, topic_len);
+	bool   sent = false;
 	if (p->has_sock)
-		pub_send_on(aio, p->sock, topic, topic_len, head, head_len,
-		    body, body_len);
+		sent = pub_send_on(aio, p->sock, &p->pipes, topic, topic_len,
+		    head, head_len, body, body_len);
 	if (f != NULL)
-		pub_send_on(aio, f->sock, topic, topic_len, head, head_len,
-		    body, body_len);
+		sent = pub_send_on(aio, f->sock, &f->pipes, topic, topic_len,
+		           head, head_len, body, body_len)
+		    || sent;
+	return sent;
 }
 
 /* Send the batch being built, if any: topic + array of its events. */
@@ -186,9 +200,9 @@ pub_flush(publisher *p)
 	msgpack_sbuffer_clear(&p->buf);
 	msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
 	msgpack_pack_array(&pk, p->n_batch);
-	pub_send(p, p->aio, p->topic, p->topic_len, p->buf.data, p->buf.size,
-	    p->batch.data, p->batch.size);
-	atomic_fetch_add(&p->sent, p->n_batch);
+	if (pub_send(p, p->aio, p->topic, p->topic_len, p->buf.data,
+	        p->buf.size, p->batch.data, p->batch.size))
+		atomic_fetch_add(&p->sent, p->n_batch);
 	p->n_batch = 0;
 	msgpack_sbuffer_clear(&p->batch);
 }
@@ -276,11 +290,12 @@ pub_head(publisher *p, uint64_t head)
 	msgpack_pack_map(&pk, 1);
 	mp_pack_kv_u64(&pk, "head", head);
 	if (p->has_sock)
-		pub_send_on(p->aio, p->sock, FEED_TOPIC_HEAD,
+		pub_send_on(p->aio, p->sock, &p->pipes, FEED_TOPIC_HEAD,
 		    strlen(FEED_TOPIC_HEAD), NULL, 0, p->buf.data,
 		    p->buf.size);
 	for (size_t i = 0; i < p->n_feeds; i++)
-		pub_send_on(p->aio, p->feeds[i].sock, FEED_TOPIC_HEAD,
+		pub_send_on(p->aio, p->feeds[i].sock, &p->feeds[i].pipes,
+		    FEED_TOPIC_HEAD,
 		    strlen(FEED_TOPIC_HEAD), NULL, 0, p->buf.data,
 		    p->buf.size);
 }
@@ -298,6 +313,14 @@ pub_main(void *arg)
 
 		while (p->next < head && !atomic_load(&p->stop)) {
 			uint64_t before = p->next;
+			if (atomic_load(&p->listeners) == 0) {
+				/* Nobody connected: what pub0 would drop is
+				 * not read. A subscriber that connects later
+				 * reads what came before its connection, as
+				 * it always has. */
+				p->next = head;
+				break;
+			}
 			int      rc     = store_scan(
 			             p->s, p->next, PUB_SCAN_BATCH, pub_one, p, NULL);
 			/* Each read ends a message: nothing waits for the
@@ -323,12 +346,20 @@ pub_main(void *arg)
 static void
 pub_free(publisher *p)
 {
-	/* NNG 1.5.2 can hang in nng_close() under load: bounded close. */
+	/* NNG 1.5.2 can hang in nng_close() under load: bounded close. A
+	 * close that returns ran every pipe callback (REM_POST comes before
+	 * a pipe leaves its socket); one that gave up may still call them,
+	 * with p or a feed as their argument, so p is then left to the
+	 * exit. */
+	bool closed = true;
 	if (p->has_sock)
-		server_close_socket(p->sock);
-	for (size_t i = 0; i < p->n_feeds; i++) {
+		closed = server_close_socket(p->sock) && closed;
+	for (size_t i = 0; i < p->n_feeds; i++)
 		if (p->feeds[i].open)
-			server_close_socket(p->feeds[i].sock);
+			closed = server_close_socket(p->feeds[i].sock) && closed;
+	if (!closed)
+		return;
+	for (size_t i = 0; i < p->n_feeds; i++) {
 		free(p->feeds[i].tenant);
 		free(p->feeds[i].url);
 	}
@@ -341,21 +372,41 @@ pub_free(publisher *p)
 	free(p);
 }
 
-/* A new subscriber on a tls+tcp:// feed (no state: safe after stop). */
+/*
+ * Connections, counted so that nothing is read or packed for nobody
+ * (pub_send_on, pub_main). Up at ADD_PRE, down at REM_POST: NNG runs
+ * REM_POST for every pipe that had ADD_PRE, also for one closed there
+ * (refused) or failing to start, which get no ADD_POST. A pipe is in
+ * the count from before pub0 can send to it until after it cannot.
+ */
+static void
+pub_count_pipe(publisher *p, atomic_int *pipes, nng_pipe_ev ev)
+{
+	int d = ev == NNG_PIPE_EV_ADD_PRE ? 1 : ev == NNG_PIPE_EV_REM_POST ? -1 : 0;
+	if (d != 0) {
+		atomic_fetch_add(pipes, d);
+		atomic_fetch_add(&p->listeners, d);
+	}
+}
+
+/* A connection to the feed of every tenant (counted; on tls+tcp://,
+ * its certificate logged). */
 static void
 pub_pipe_cb(nng_pipe pp, nng_pipe_ev ev, void *arg)
 {
-	(void) ev;
-	(void) arg;
-	net_tls_log_peer("publisher", pp);
+	publisher *p = arg;
+	pub_count_pipe(p, &p->pipes, ev);
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		net_tls_log_peer("publisher", pp);
 }
 
-/* A connection to a tenant's feed: admitted, or closed before anything
- * is sent on it. */
+/* A connection to a tenant's feed: counted, and admitted or closed
+ * before anything is sent on it. */
 static void
 pub_feed_pipe_cb(nng_pipe pp, nng_pipe_ev ev, void *arg)
 {
 	tfeed *f = arg;
+	pub_count_pipe(f->p, &f->pipes, ev);
 	if (ev == NNG_PIPE_EV_ADD_PRE
 	    && !f->p->admit(f->p->admit_arg, f->tenant, pp))
 		nng_pipe_close(pp);
@@ -364,7 +415,7 @@ pub_feed_pipe_cb(nng_pipe pp, nng_pipe_ev ev, void *arg)
 /* Open a pub0 socket on url (the feed of every tenant, or one tenant's
  * with its admission). @return 0 or NNG's error (logged). */
 static int
-pub_open(nng_socket *sock, const char *url, tfeed *f)
+pub_open(publisher *p, nng_socket *sock, const char *url, tfeed *f)
 {
 	int rv;
 	if ((rv = nng_pub0_open(sock)) != 0) {
@@ -373,12 +424,12 @@ pub_open(nng_socket *sock, const char *url, tfeed *f)
 		return rv;
 	}
 	nng_socket_set_int(*sock, NNG_OPT_SENDBUF, PUB_SENDBUF);
-	if (f != NULL)
-		nng_pipe_notify(
-		    *sock, NNG_PIPE_EV_ADD_PRE, pub_feed_pipe_cb, f);
-	else if (sl_tls_url(url)) /* a subscriber's certificate, logged */
-		nng_pipe_notify(
-		    *sock, NNG_PIPE_EV_ADD_POST, pub_pipe_cb, NULL);
+	nng_pipe_cb cb  = f != NULL ? pub_feed_pipe_cb : pub_pipe_cb;
+	void       *arg = f != NULL ? (void *) f : (void *) p;
+	nng_pipe_notify(*sock, NNG_PIPE_EV_ADD_PRE, cb, arg);
+	nng_pipe_notify(*sock, NNG_PIPE_EV_REM_POST, cb, arg);
+	if (f == NULL && sl_tls_url(url)) /* a subscriber's certificate */
+		nng_pipe_notify(*sock, NNG_PIPE_EV_ADD_POST, cb, arg);
 	/* NNG removes an ipc:// file left by a daemon that died, and refuses
 	 * one that a live process listens on. */
 	if ((rv = net_listen(*sock, url, NULL)) != 0) {
@@ -408,6 +459,8 @@ pub_start(const char *url, const pub_feed *feeds, size_t n_feeds,
 	p->admit_arg = arg;
 	atomic_init(&p->stop, false);
 	atomic_init(&p->sent, 0);
+	atomic_init(&p->pipes, 0);
+	atomic_init(&p->listeners, 0);
 	atomic_init(&p->gap_reads, 0);
 	atomic_init(&p->gap_events, 0);
 	msgpack_sbuffer_init(&p->buf);
@@ -427,7 +480,7 @@ pub_start(const char *url, const pub_feed *feeds, size_t n_feeds,
 	/* as nng_sendmsg's NNG_FLAG_NONBLOCK (pub0 never waits anyway) */
 	nng_aio_set_timeout(p->aio, NNG_DURATION_ZERO);
 	if (url != NULL) {
-		if ((rv = pub_open(&p->sock, url, NULL)) != 0) {
+		if ((rv = pub_open(p, &p->sock, url, NULL)) != 0) {
 			pub_free(p);
 			return pub_nng_err(rv);
 		}
@@ -436,6 +489,7 @@ pub_start(const char *url, const pub_feed *feeds, size_t n_feeds,
 	for (size_t i = 0; i < n_feeds; i++) {
 		tfeed *f   = &p->feeds[i];
 		f->p       = p;
+		atomic_init(&f->pipes, 0);
 		f->tenant  = strdup(feeds[i].tenant);
 		f->url     = strdup(feeds[i].url);
 		p->n_feeds = i + 1;
@@ -444,7 +498,7 @@ pub_start(const char *url, const pub_feed *feeds, size_t n_feeds,
 			return SL_ENOMEM;
 		}
 		f->tlen = strlen(f->tenant);
-		if ((rv = pub_open(&f->sock, f->url, f)) != 0) {
+		if ((rv = pub_open(p, &f->sock, f->url, f)) != 0) {
 			pub_free(p);
 			return pub_nng_err(rv);
 		}
@@ -502,7 +556,7 @@ void
 pub_send_raw(publisher *p, const char *topic, size_t topic_len,
     const void *body, size_t body_len)
 {
-	pub_send(p, NULL, topic, topic_len, NULL, 0, body, body_len);
+	(void) pub_send(p, NULL, topic, topic_len, NULL, 0, body, body_len);
 }
 
 uint64_t

@@ -62,7 +62,8 @@ int pub_listen_also(publisher *p, const char *url);
 void pub_send_raw(publisher *p, const char *topic, size_t topic_len,
     const void *body, size_t body_len);
 
-/** Events sent so far (for tests). */
+/** Events sent so far: handed to a socket with a connection open (none
+ * are read or sent while nobody is connected). */
 uint64_t pub_sent(publisher *p);
 
 /** A subscriber's read that filled a gap of the feed (the client marks
