@@ -181,6 +181,10 @@ ff_follow(filterfeed *f, ff_track *t)
 	/* a stream's first generation (it had none when first seen) is
 	 * followed from its start */
 	t->gen = gen;
+	if (!pub_listening(f->pub)) {
+		t->next = head; /* nobody connected: nothing to read for */
+		return;
+	}
 	while (t->next < head) {
 		uint64_t next = t->next, g = 0;
 		bool     more = false;

@@ -313,7 +313,7 @@ pub_main(void *arg)
 
 		while (p->next < head && !atomic_load(&p->stop)) {
 			uint64_t before = p->next;
-			if (atomic_load(&p->listeners) == 0) {
+			if (!pub_listening(p)) {
 				/* Nobody connected: what pub0 would drop is
 				 * not read. A subscriber that connects later
 				 * reads what came before its connection, as
@@ -557,6 +557,12 @@ pub_send_raw(publisher *p, const char *topic, size_t topic_len,
     const void *body, size_t body_len)
 {
 	(void) pub_send(p, NULL, topic, topic_len, NULL, 0, body, body_len);
+}
+
+bool
+pub_listening(publisher *p)
+{
+	return atomic_load_explicit(&p->listeners, memory_order_relaxed) > 0;
 }
 
 uint64_t

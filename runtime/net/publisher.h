@@ -62,6 +62,11 @@ int pub_listen_also(publisher *p, const char *url);
 void pub_send_raw(publisher *p, const char *topic, size_t topic_len,
     const void *body, size_t body_len);
 
+/** Whether a connection is open on any of its sockets: while none is,
+ * what would be sent is dropped by pub0 anyway, so it need not be read or
+ * packed. Thread-safe. */
+bool pub_listening(publisher *p);
+
 /** Events sent so far: handed to a socket with a connection open (none
  * are read or sent while nobody is connected). */
 uint64_t pub_sent(publisher *p);
