@@ -16,9 +16,13 @@
  *            streams and runs (the ownership check of client commits)
  *
  *   bench_emit catchup --sluiced PATH --dir DIR --plugin SO --emitter SO
- *                      [--sync 0|1] [--extra-config YAML]
+ *                      [--sync 0|1] [--extra-config YAML] [--subscriber]
  *            (YAML: top-level keys appended to the generated
- *            resources.yaml of the emitting runs, e.g. projection_settings)
+ *            resources.yaml of the emitting runs, e.g. projection_settings;
+ *            --subscriber: a sub0 socket of every topic follows the live
+ *            feed through each emitting run, taking and dropping its
+ *            messages: the feed's cost when somebody listens, which the
+ *            daemon does not pay while nobody does)
  *   bench_emit append --sluiced PATH --dir DIR --emitter SO --batch B
  *                     --seconds T [--sync 0|1] [--warmup EVENTS]
  *                     [--configs a,b,...]
@@ -26,6 +30,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +38,15 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
+#include <pthread.h>
 
 #include <sluice/client.h>
 
 #include "common.h"
 #include "daemon.h"
+#include "nngclose.h"
 #include "workload.h"
 
 #define EMITTER_NAME "bench_emitter"
@@ -51,6 +60,7 @@ typedef struct opts {
 	const char *configs;
 	const char *extra; /* catchup: appended to resources.yaml (emitting) */
 	int         sync;
+	bool        subscriber; /* catchup: follow the feed in emitting runs */
 	int         batch;
 	double      seconds;
 	uint64_t    warmup;
@@ -194,6 +204,59 @@ caught_up(sl_client *c, which w, uint64_t n0, result *res)
 	return seen == want && done == want;
 }
 
+/* A subscriber of every topic on the daemon's feed, draining it on a
+ * thread of its own until stopped. */
+typedef struct feed_sub {
+	nng_socket sock;
+	pthread_t  thr;
+	uint64_t   msgs; /* messages taken (the thread's until joined) */
+	atomic_bool stop;
+} feed_sub;
+
+static void *
+feed_sub_main(void *arg)
+{
+	feed_sub *f = arg;
+	while (!atomic_load(&f->stop)) {
+		nng_msg *m;
+		if (nng_recvmsg(f->sock, &m, 0) == 0) {
+			f->msgs++;
+			nng_msg_free(m);
+		}
+	}
+	return NULL;
+}
+
+/* Dial the feed of the daemon in dir (it redials until the daemon
+ * listens) and start draining it. */
+static void
+feed_sub_start(feed_sub *f, const char *dir)
+{
+	char url[1300];
+	snprintf(url, sizeof(url), "ipc://%s/pub.ipc", dir);
+	memset(f, 0, sizeof(*f));
+	if (nng_sub0_open(&f->sock) != 0
+	    || nng_socket_set(f->sock, NNG_OPT_SUB_SUBSCRIBE, "", 0) != 0)
+		bench_die("--subscriber: cannot open a sub0 socket");
+	nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, 100);
+	nng_socket_set_int(f->sock, NNG_OPT_RECVBUF, 1024);
+	nng_socket_set_ms(f->sock, NNG_OPT_RECONNMINT, 1);
+	nng_socket_set_ms(f->sock, NNG_OPT_RECONNMAXT, 5);
+	if (nng_dial(f->sock, url, NULL, NNG_FLAG_NONBLOCK) != 0
+	    || pthread_create(&f->thr, NULL, feed_sub_main, f) != 0)
+		bench_die("--subscriber: cannot follow %s", url);
+}
+
+static uint64_t
+feed_sub_stop(feed_sub *f)
+{
+	atomic_store(&f->stop, true);
+	pthread_join(f->thr, NULL);
+	/* NNG 1.5.2 can hang in a close (proto/nngclose.h) */
+	sl_nng_close_bounded(f->sock, 1000);
+	return f->msgs;
+}
+
 /*
  * Time one catch-up on a fresh copy of the log: from starting sluiced
  * until status shows it past event n0 - 1 (n0 0: the log head as status
@@ -217,6 +280,10 @@ measure(const opts *o, which w, uint64_t n0, result *res)
 	if (w == W_EMITTER)
 		put_plugin(&d, o->emitter);
 
+	feed_sub sub;
+	bool     follow = o->subscriber && w != W_READ_MODEL;
+	if (follow)
+		feed_sub_start(&sub, run);
 	uint64_t t0 = bench_now_ns();
 	daemon_start(&d);
 	sl_client *c = daemon_client(&d);
@@ -238,6 +305,8 @@ measure(const opts *o, which w, uint64_t n0, result *res)
 	json_decref(st);
 	sl_client_close(c);
 	daemon_stop(&d);
+	if (follow && feed_sub_stop(&sub) == 0)
+		bench_die("--subscriber: no message from the feed");
 	bench_rmrf(run);
 }
 
@@ -426,7 +495,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: bench_emit catchup --sluiced PATH --dir DIR --plugin SO "
 	    "--emitter SO [--sync 0|1]\n"
-	    "                         [--extra-config YAML]\n"
+	    "                         [--extra-config YAML] [--subscriber]\n"
 	    "       bench_emit append --sluiced PATH --dir DIR --emitter SO "
 	    "--batch B --seconds T\n"
 	    "                         [--sync 0|1] [--warmup EVENTS] "
@@ -458,7 +527,8 @@ main(int argc, char **argv)
 		O_SECONDS,
 		O_CONFIGS,
 		O_WARMUP,
-		O_EXTRA
+		O_EXTRA,
+		O_SUBSCRIBER
 	};
 	static const struct option lo[] = {
 		{ "sluiced", required_argument, NULL, O_SLUICED },
@@ -471,6 +541,7 @@ main(int argc, char **argv)
 		{ "configs", required_argument, NULL, O_CONFIGS },
 		{ "warmup", required_argument, NULL, O_WARMUP },
 		{ "extra-config", required_argument, NULL, O_EXTRA },
+		{ "subscriber", no_argument, NULL, O_SUBSCRIBER },
 		{ NULL, 0, NULL, 0 },
 	};
 	optind = 2;
@@ -503,6 +574,9 @@ main(int argc, char **argv)
 			break;
 		case O_EXTRA:
 			o.extra = optarg;
+			break;
+		case O_SUBSCRIBER:
+			o.subscriber = true;
 			break;
 		case O_WARMUP:
 			o.warmup = strtoull(optarg, NULL, 10);
