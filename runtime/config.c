@@ -234,7 +234,7 @@ static const cfg_key limit_keys[] = {
 };
 
 static const cfg_key processing_keys[] = {
-	{ "batch", K_INT, S_BATCH, 1, 1000000, 4000, NULL },
+	{ "batch", K_INT, S_BATCH, 1, 1000000, 16000, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 

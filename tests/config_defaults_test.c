@@ -69,7 +69,7 @@ check_minimal(sl_config *cfg, const char *file, const char *dir)
 	CHECK_EQ(cfg->shutdown_timeout_ms, 10000);
 	CHECK_EQ(cfg->idle_timeout_ms, 600000);
 	CHECK_EQ(cfg->max_connections, 1024);
-	CHECK_EQ(cfg->checkpoint_batch, 4000);
+	CHECK_EQ(cfg->checkpoint_batch, 16000);
 	CHECK_EQ(cfg->log_level, SL_LOG_INFO);
 	CHECK(cfg->hot_reload);
 	CHECK_EQ(cfg->hot_reload_quiet_ms, 150);
