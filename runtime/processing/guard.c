@@ -295,9 +295,12 @@ guard_enter_as(uint64_t ident, guard_kind kind, const char *tenant,
 	if (!same || my_calls++ % GUARD_WALL_EVERY == 0)
 		my_wall_off = clock_ms(CLOCK_REALTIME_COARSE) - now;
 	s->start_wall_ms = now + my_wall_off;
-	atomic_store(&s->signal, 0);
-	atomic_store(&s->position, position);
-	atomic_store(&s->start_mono_ms, now);
+	/* release stores, in this order (plain moves on x86, where the
+	 * sequentially consistent ones were an xchg each, per call): a
+	 * reader that sees RUNNING (acquire) sees the rest */
+	atomic_store_explicit(&s->signal, 0, memory_order_release);
+	atomic_store_explicit(&s->position, position, memory_order_release);
+	atomic_store_explicit(&s->start_mono_ms, now, memory_order_release);
 	atomic_store_explicit(&s->state, SLOT_RUNNING, memory_order_release);
 }
 
