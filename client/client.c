@@ -509,19 +509,13 @@ reply_actual_revision(const reply *rep)
 	    : SL_EXPECT_NO_STREAM;
 }
 
-int
-sl_client_commit(sl_client *c, const char *tenant, const char *stream,
-    uint64_t expected, const sl_new_event *events, size_t n,
-    sl_commit_result *result)
+/* The start of a commit request, up to the events array's header (what
+ * both ways of committing share); false (c's error set) on bad input. */
+static bool
+commit_begin(sl_client *c, msgpack_sbuffer *sb, msgpack_packer *pk,
+    const char *tenant, const char *stream, uint64_t expected,
+    const void *events, size_t n, sl_commit_result *result)
 {
-	msgpack_sbuffer sb;
-	msgpack_packer  pk;
-	reply           rep;
-	char            err[256];
-	int             rc;
-
-	if (c == NULL)
-		return SL_EINVAL;
 	c->err[0] = '\0';
 	if (result != NULL) {
 		memset(result, 0, sizeof(*result));
@@ -531,15 +525,62 @@ sl_client_commit(sl_client *c, const char *tenant, const char *stream,
 		client_seterr(c,
 		    "tenant, stream and at least one event are "
 		    "required");
-		return SL_EINVAL;
+		return false;
 	}
+	client_begin(sb, pk, "commit", 4);
+	mp_pack_kv_str(pk, "tenant", tenant);
+	mp_pack_kv_str(pk, "stream", stream);
+	pack_expected(pk, expected);
+	mp_pack_cstr(pk, "events");
+	msgpack_pack_array(pk, n);
+	return true;
+}
 
-	client_begin(&sb, &pk, "commit", 4);
-	mp_pack_kv_str(&pk, "tenant", tenant);
-	mp_pack_kv_str(&pk, "stream", stream);
-	pack_expected(&pk, expected);
-	mp_pack_cstr(&pk, "events");
-	msgpack_pack_array(&pk, n);
+/* One event's map header and the fields both ways write first. */
+static void
+commit_event_head(msgpack_packer *pk, const char *type, bool is_public,
+    bool metadata, const char *correlation_id)
+{
+	msgpack_pack_map(pk, 3 + metadata + (correlation_id != NULL));
+	mp_pack_kv_str(pk, "type", type);
+	mp_pack_kv_bool(pk, "public", is_public);
+	mp_pack_cstr(pk, "content");
+}
+
+/* Send a built commit request and read its reply into result. */
+static int
+commit_send(sl_client *c, msgpack_sbuffer *sb, sl_commit_result *result)
+{
+	reply rep;
+	int   rc = client_call(c, sb, &rep);
+	msgpack_sbuffer_destroy(sb);
+	if (rc == SL_OK && result != NULL) {
+		result->first_position = reply_u64(&rep, "first_position");
+		result->last_position  = reply_u64(&rep, "last_position");
+		result->first_revision = reply_u64(&rep, "first_revision");
+		result->count          = reply_u64(&rep, "count");
+	} else if (rc == SL_EREVISION && result != NULL) {
+		result->actual_revision = reply_actual_revision(&rep);
+	}
+	if (rep.msg != NULL)
+		reply_free(&rep);
+	return rc;
+}
+
+int
+sl_client_commit(sl_client *c, const char *tenant, const char *stream,
+    uint64_t expected, const sl_new_event *events, size_t n,
+    sl_commit_result *result)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	char            err[256];
+
+	if (c == NULL)
+		return SL_EINVAL;
+	if (!commit_begin(c, &sb, &pk, tenant, stream, expected, events, n,
+	        result))
+		return SL_EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		const sl_new_event *e = &events[i];
 		if (e->type == NULL || e->content_json == NULL) {
@@ -550,12 +591,8 @@ sl_client_commit(sl_client *c, const char *tenant, const char *stream,
 			msgpack_sbuffer_destroy(&sb);
 			return SL_EINVAL;
 		}
-		msgpack_pack_map(&pk,
-		    3 + (e->metadata_json != NULL)
-		        + (e->correlation_id != NULL));
-		mp_pack_kv_str(&pk, "type", e->type);
-		mp_pack_kv_bool(&pk, "public", e->is_public);
-		mp_pack_cstr(&pk, "content");
+		commit_event_head(&pk, e->type, e->is_public,
+		    e->metadata_json != NULL, e->correlation_id);
 		/* a link event's content may be its "<revision>@<stream>" */
 		if (json_text_to_mp(e->content_json,
 		        strcmp(e->type, "$>") != 0, &pk, err, sizeof(err))
@@ -579,20 +616,79 @@ sl_client_commit(sl_client *c, const char *tenant, const char *stream,
 			mp_pack_kv_str(
 			    &pk, "correlation_id", e->correlation_id);
 	}
+	return commit_send(c, &sb, result);
+}
 
-	rc = client_call(c, &sb, &rep);
-	msgpack_sbuffer_destroy(&sb);
-	if (rc == SL_OK && result != NULL) {
-		result->first_position = reply_u64(&rep, "first_position");
-		result->last_position  = reply_u64(&rep, "last_position");
-		result->first_revision = reply_u64(&rep, "first_revision");
-		result->count          = reply_u64(&rep, "count");
-	} else if (rc == SL_EREVISION && result != NULL) {
-		result->actual_revision = reply_actual_revision(&rep);
+/* Whether p[0..len) is exactly one msgpack map (or, with str_ok, a str)
+ * nested at most SL_COMMIT_MP_MAX_DEPTH deep; why not in err. */
+static bool
+commit_mp_value(const void *p, size_t len, bool str_ok, char *err,
+    size_t errlen)
+{
+	if (p == NULL || len == 0) {
+		snprintf(err, errlen, "no bytes");
+		return false;
 	}
-	if (rep.msg != NULL)
-		reply_free(&rep);
-	return rc;
+	if (!mpraw_check(p, len, SL_COMMIT_MP_MAX_DEPTH, "value", err, errlen))
+		return false;
+	unsigned char b = *(const unsigned char *) p;
+	bool map = (b & 0xf0) == 0x80 || b == 0xde || b == 0xdf;
+	bool str = (b & 0xe0) == 0xa0 || (b >= 0xd9 && b <= 0xdb);
+	if (map || (str_ok && str))
+		return true;
+	snprintf(err, errlen, "must be a msgpack map%s",
+	    str_ok ? " or the link's \"<revision>@<stream>\" str" : "");
+	return false;
+}
+
+int
+sl_client_commit_mp(sl_client *c, const char *tenant, const char *stream,
+    uint64_t expected, const sl_new_event_mp *events, size_t n,
+    sl_commit_result *result)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	char            err[256];
+
+	if (c == NULL)
+		return SL_EINVAL;
+	if (!commit_begin(c, &sb, &pk, tenant, stream, expected, events, n,
+	        result))
+		return SL_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		const sl_new_event_mp *e = &events[i];
+		const char *bad = NULL;
+		if (e->type == NULL)
+			bad = "type";
+		else if (!commit_mp_value(e->content, e->content_len,
+		             strcmp(e->type, "$>") == 0, err, sizeof(err)))
+			bad = "content";
+		else if (e->metadata != NULL
+		    && !commit_mp_value(e->metadata, e->metadata_len, false,
+		        err, sizeof(err)))
+			bad = "metadata";
+		if (bad != NULL) {
+			if (e->type == NULL)
+				client_seterr(c, "events[%zu]: type is required",
+				    i);
+			else
+				client_seterr(
+				    c, "events[%zu].%s: %s", i, bad, err);
+			msgpack_sbuffer_destroy(&sb);
+			return SL_EINVAL;
+		}
+		commit_event_head(&pk, e->type, e->is_public,
+		    e->metadata != NULL, e->correlation_id);
+		msgpack_sbuffer_write(&sb, e->content, e->content_len);
+		if (e->metadata != NULL) {
+			mp_pack_cstr(&pk, "metadata");
+			msgpack_sbuffer_write(&sb, e->metadata, e->metadata_len);
+		}
+		if (e->correlation_id != NULL)
+			mp_pack_kv_str(
+			    &pk, "correlation_id", e->correlation_id);
+	}
+	return commit_send(c, &sb, result);
 }
 
 /* delete_stream: a soft delete, or with truncate a truncate-before. */

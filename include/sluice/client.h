@@ -47,6 +47,25 @@ typedef struct sl_new_event {
 	const char *correlation_id; /**< NULL: the daemon uses the event id */
 } sl_new_event;
 
+/**
+ * An event whose content and metadata are msgpack already (for
+ * sl_client_commit_mp): the binary way to commit, with no JSON on the
+ * client. The bytes are sent as they are; the daemon checks them as it
+ * checks any client's.
+ */
+typedef struct sl_new_event_mp {
+	const char *type;        /**< event type name, 1..256 bytes */
+	const void *content;     /**< one msgpack map of content_len bytes
+	                              (a link, type "$>": the str
+	                              "<revision>@<stream>"), required */
+	size_t      content_len;
+	const void *metadata;    /**< one msgpack map of metadata_len bytes,
+	                              or NULL for {} */
+	size_t      metadata_len;
+	bool        is_public;      /**< visible to public filters */
+	const char *correlation_id; /**< NULL: the daemon uses the event id */
+} sl_new_event_mp;
+
 /** The result of a commit. */
 typedef struct sl_commit_result {
 	uint64_t first_position; /**< log position of the first event */
@@ -215,6 +234,19 @@ const char *sl_client_last_error(const sl_client *c);
  */
 int sl_client_commit(sl_client *c, const char *tenant, const char *stream,
     uint64_t expected, const sl_new_event *events, size_t n,
+    sl_commit_result *result);
+
+/**
+ * sl_client_commit with each event's content and metadata given as
+ * msgpack (sl_new_event_mp): nothing is converted from JSON, the bytes go
+ * into the request as they are. Each is checked to be exactly one msgpack
+ * value of its length, of the right kind (a map; a link's content may be
+ * a str), nested at most SL_COMMIT_MP_MAX_DEPTH deep; otherwise SL_EINVAL
+ * and nothing is sent. Returns as sl_client_commit.
+ */
+#define SL_COMMIT_MP_MAX_DEPTH 29
+int sl_client_commit_mp(sl_client *c, const char *tenant, const char *stream,
+    uint64_t expected, const sl_new_event_mp *events, size_t n,
     sl_commit_result *result);
 
 /** What a stream deletion did. */
