@@ -6,6 +6,9 @@
  * collects; the raw limits and the SQLite baseline are other programs.
  *
  *   append   C client processes commit batches of B for T seconds
+ *            (--binary: each content prepared as msgpack and committed
+ *            with sl_client_commit_mp, as the SQLite baseline gets it;
+ *            else as JSON text with sl_client_commit)
  *   load     grow the Account Details log to N events (no projection)
  *   catchup  load the projection on that log, time it to the head (with
  *            --pg: a fresh node on the PostgreSQL log, mirroring and
@@ -32,6 +35,7 @@
 
 #include "common.h"
 #include "daemon.h"
+#include "json.h"
 #include "mp.h"
 #include "workload.h"
 
@@ -67,6 +71,7 @@ typedef struct opts {
 	                   conninfo (emptied and initialized first), not LMDB;
 	                   catchup, query: the log there as it is */
 	int         nodes; /* query --pg: nodes on that log (1) */
+	bool        binary; /* append: sl_client_commit_mp */
 } opts;
 
 /* What a worker leaves in its result file for the parent. */
@@ -270,16 +275,26 @@ cmd_append_worker(const opts *o)
 {
 	sl_client *c = open_url(o->url);
 	int        b = o->batch;
-	/* Contents are prepared before the clock starts: the client library
-	 * still converts each from JSON, as a user's commit would. */
+	/* Contents are prepared before the clock starts: as JSON text, which
+	 * the client library converts for each commit, as a user's JSON
+	 * commit would; with --binary as msgpack, sent as it is. */
 	enum { RING = 256 };
-	static char  content[RING][512];
-	char         stream[64];
-	sl_new_event ev[100];
+	static char     content[RING][512];
+	msgpack_sbuffer mp[RING];
+	char            stream[64], err[200];
+	sl_new_event    ev[100];
+	sl_new_event_mp evm[100];
 	for (int i = 0; i < RING; i++) {
 		snprintf(stream, sizeof(stream), "w%d-s%d", o->index, i % 64);
 		wl_append_content(content[i], sizeof(content[i]), stream,
 		    (uint64_t) o->index * 1000000 + (uint64_t) i);
+		msgpack_packer pk;
+		msgpack_sbuffer_init(&mp[i]);
+		msgpack_packer_init(&pk, &mp[i], msgpack_sbuffer_write);
+		if (o->binary
+		    && json_text_to_mp(content[i], 1, &pk, err, sizeof(err))
+		        != SL_OK)
+			bench_die("content: %s", err);
 	}
 	bench_lat     lat   = { 0 };
 	worker_result r     = { 0 };
@@ -291,12 +306,18 @@ cmd_append_worker(const opts *o)
 		snprintf(
 		    stream, sizeof(stream), "w%d-s%" PRIu64, o->index, k % 64);
 		for (int i = 0; i < b; i++) {
-			ev[i] = (sl_new_event) { .type = WL_APPEND_TYPE,
-				.content_json
-				= content[(k + (uint64_t) i) % RING] };
+			size_t x = (k + (uint64_t) i) % RING;
+			ev[i]    = (sl_new_event) { .type = WL_APPEND_TYPE,
+				   .content_json         = content[x] };
+			evm[i]   = (sl_new_event_mp) { .type = WL_APPEND_TYPE,
+				  .content                 = mp[x].data,
+				  .content_len             = mp[x].size };
 		}
-		int rc = sl_client_commit(
-		    c, WL_TENANT, stream, SL_EXPECT_ANY, ev, (size_t) b, NULL);
+		int rc = o->binary
+		    ? sl_client_commit_mp(c, WL_TENANT, stream, SL_EXPECT_ANY,
+		          evm, (size_t) b, NULL)
+		    : sl_client_commit(c, WL_TENANT, stream, SL_EXPECT_ANY, ev,
+		          (size_t) b, NULL);
 		uint64_t t = bench_now_ns();
 		if (rc != SL_OK)
 			bench_die("commit: %s: %s", sl_errname(rc),
@@ -307,6 +328,8 @@ cmd_append_worker(const opts *o)
 		k++;
 		now = t;
 	}
+	for (int i = 0; i < RING; i++)
+		msgpack_sbuffer_destroy(&mp[i]);
 	r.end_ns = bench_now_ns();
 	r.cpu_ns = bench_self_cpu_ns() - cpu0;
 	r.n_lat  = lat.n;
@@ -339,7 +362,8 @@ cmd_append(const opts *o, const char *self)
 	snprintf(out, sizeof(out), "%s/worker-%%i.res", dir);
 	char *argv[]
 	    = { (char *) self, "append-worker", "--url", d.url, "--batch", b,
-		      "--seconds", s, "--index", "%i", "--out", out, NULL };
+		      "--seconds", s, "--index", "%i", "--out", out,
+		      o->binary ? "--binary" : NULL, NULL };
 	worker_result sum;
 	bench_lat     lat   = { 0 };
 	uint64_t      start = run_workers(dir, o->clients, argv, &sum, &lat);
@@ -1050,6 +1074,7 @@ usage(void)
 	    "  --sluiced PATH --dir DIR --plugin SO --sync 0|1\n"
 	    "  --clients N --batch N --seconds S --events N --accounts N\n"
 	    "  --rate R --load-procs N --background N --get-all --perf FILE\n"
+	    "  --binary (append: contents as msgpack, sl_client_commit_mp)\n"
 	    "  --perf-stat FILE --rm-batch N (catchup: processing.batch)\n"
 	    "  --neighbour SO (c2rm: a slow projection in the same tenant)\n"
 	    "  --passes N --page K (query --get-all: passes of each way,\n"
@@ -1111,7 +1136,8 @@ main(int argc, char **argv)
 		O_PASSES,
 		O_PAGE,
 		O_PG,
-		O_NODES
+		O_NODES,
+		O_BINARY
 	};
 	static const struct option lo[] = {
 		{ "sluiced", required_argument, NULL, O_SLUICED },
@@ -1139,6 +1165,7 @@ main(int argc, char **argv)
 		{ "page", required_argument, NULL, O_PAGE },
 		{ "pg", required_argument, NULL, O_PG },
 		{ "nodes", required_argument, NULL, O_NODES },
+		{ "binary", no_argument, NULL, O_BINARY },
 		{ NULL, 0, NULL, 0 },
 	};
 	optind = first;
@@ -1192,6 +1219,9 @@ main(int argc, char **argv)
 			break;
 		case O_GETALL:
 			o.get_all = true;
+			break;
+		case O_BINARY:
+			o.binary = true;
 			break;
 		case O_SEED:
 			o.seed = strtoull(optarg, NULL, 10);

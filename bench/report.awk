@@ -178,7 +178,11 @@ END {
 	print "Client processes commit batches of ~300-byte events (content " \
 	    "msgpack ~300 bytes, stored record " num(med("raw.lmdb.sync.t1.record_bytes")) \
 	    " bytes) to 64 streams each, expected revision `any`, no projection " \
-	    "loaded. SQLite: one writer, WAL, `synchronous=FULL` (durable) or " \
+	    "loaded. Each client prepares its contents as msgpack before the " \
+	    "clock, as the SQLite baseline gets them, and commits them with " \
+	    "`sl_client_commit_mp` (a JSON commit, `sl_client_commit`, costs " \
+	    "the client ~3.7 µs more per event: bench/RESULTS.md, \"The binary " \
+	    "commit\"). SQLite: one writer, WAL, `synchronous=FULL` (durable) or " \
 	    "`NORMAL`, the same events with a stream index and stream heads, " \
 	    "one transaction per batch. CPU µs/commit: user + system time of " \
 	    "sluiced (all threads, from `/proc`) and of all client processes, " \

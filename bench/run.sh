@@ -200,7 +200,8 @@ for r in $(seq "$RUNS"); do
 			for b in 1 10 100; do
 				run "append.$sk.c$c.b$b" "$BS" append \
 					--sluiced "$SLUICED" --dir "$WORK" --sync $s \
-					--clients $c --batch $b --seconds $T_APPEND
+					--clients $c --batch $b --seconds $T_APPEND \
+					--binary
 			done
 		done
 	done
