@@ -2,7 +2,8 @@
 # The Sluice benchmark suite in one command: builds a release build into
 # build-bench/, runs every workload of issue 9 through the real daemon and
 # client library, the raw limits (LMDB, NNG) and the SQLite baseline in the
-# same run, prints a table and writes bench/RESULTS.md.
+# same run, prints a table and writes bench/RESULTS.md (the report above
+# its "<!-- by hand:" line; the sections written by hand below it stay).
 #
 #   bench/run.sh            full run (5 runs per figure, ~20 min on 2 cores)
 #   bench/run.sh --quick    smaller sizes, 1 run each (remote catch-up: 3;
@@ -469,6 +470,14 @@ fi
 
 cat "$WORK/RESULTS.md"
 if [ -n "$out" ]; then
+	# The sections written by hand below the marker line of an existing
+	# file are history: the new report replaces only what is above it.
+	marker='<!-- by hand:'
+	if [ -f "$out" ] && grep -q "^$marker" "$out"; then
+		echo >>"$WORK/RESULTS.md"
+		sed -n "/^$marker/,\$p" "$out" >>"$WORK/RESULTS.md"
+		say "kept the sections written by hand in $out"
+	fi
 	cp "$WORK/RESULTS.md" "$out"
 	say "wrote $out"
 fi
