@@ -68,7 +68,6 @@ struct publisher {
 	nng_socket      sock;
 	bool            has_sock; /* the feed of every tenant */
 	atomic_int      pipes;    /* its connections (pub_count_pipe) */
-	atomic_int      listeners; /* connections to any of its sockets */
 	tfeed          *feeds;    /* per tenant (endpoints.feeds) */
 	size_t          n_feeds;
 	pub_admit_fn    admit;
@@ -380,13 +379,12 @@ pub_free(publisher *p)
  * the count from before pub0 can send to it until after it cannot.
  */
 static void
-pub_count_pipe(publisher *p, atomic_int *pipes, nng_pipe_ev ev)
+pub_count_pipe(atomic_int *pipes, nng_pipe_ev ev)
 {
-	int d = ev == NNG_PIPE_EV_ADD_PRE ? 1 : ev == NNG_PIPE_EV_REM_POST ? -1 : 0;
-	if (d != 0) {
-		atomic_fetch_add(pipes, d);
-		atomic_fetch_add(&p->listeners, d);
-	}
+	if (ev == NNG_PIPE_EV_ADD_PRE)
+		atomic_fetch_add(pipes, 1);
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		atomic_fetch_sub(pipes, 1);
 }
 
 /* A connection to the feed of every tenant (counted; on tls+tcp://,
@@ -395,7 +393,7 @@ static void
 pub_pipe_cb(nng_pipe pp, nng_pipe_ev ev, void *arg)
 {
 	publisher *p = arg;
-	pub_count_pipe(p, &p->pipes, ev);
+	pub_count_pipe(&p->pipes, ev);
 	if (ev == NNG_PIPE_EV_ADD_POST)
 		net_tls_log_peer("publisher", pp);
 }
@@ -406,7 +404,7 @@ static void
 pub_feed_pipe_cb(nng_pipe pp, nng_pipe_ev ev, void *arg)
 {
 	tfeed *f = arg;
-	pub_count_pipe(f->p, &f->pipes, ev);
+	pub_count_pipe(&f->pipes, ev);
 	if (ev == NNG_PIPE_EV_ADD_PRE
 	    && !f->p->admit(f->p->admit_arg, f->tenant, pp))
 		nng_pipe_close(pp);
@@ -460,7 +458,6 @@ pub_start(const char *url, const pub_feed *feeds, size_t n_feeds,
 	atomic_init(&p->stop, false);
 	atomic_init(&p->sent, 0);
 	atomic_init(&p->pipes, 0);
-	atomic_init(&p->listeners, 0);
 	atomic_init(&p->gap_reads, 0);
 	atomic_init(&p->gap_events, 0);
 	msgpack_sbuffer_init(&p->buf);
@@ -562,7 +559,13 @@ pub_send_raw(publisher *p, const char *topic, size_t topic_len,
 bool
 pub_listening(publisher *p)
 {
-	return atomic_load_explicit(&p->listeners, memory_order_relaxed) > 0;
+	if (atomic_load_explicit(&p->pipes, memory_order_relaxed) > 0)
+		return true;
+	for (size_t i = 0; i < p->n_feeds; i++)
+		if (atomic_load_explicit(&p->feeds[i].pipes, memory_order_relaxed)
+		    > 0)
+			return true;
+	return false;
 }
 
 uint64_t
