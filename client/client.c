@@ -656,24 +656,22 @@ sl_client_commit_mp(sl_client *c, const char *tenant, const char *stream,
 	        result))
 		return SL_EINVAL;
 	for (size_t i = 0; i < n; i++) {
-		const sl_new_event_mp *e = &events[i];
-		const char *bad = NULL;
-		if (e->type == NULL)
-			bad = "type";
-		else if (!commit_mp_value(e->content, e->content_len,
-		             strcmp(e->type, "$>") == 0, err, sizeof(err)))
+		const sl_new_event_mp *e   = &events[i];
+		const char            *bad = NULL;
+		if (e->type == NULL) {
+			client_seterr(c, "events[%zu]: type is required", i);
+			msgpack_sbuffer_destroy(&sb);
+			return SL_EINVAL;
+		}
+		if (!commit_mp_value(e->content, e->content_len,
+		        strcmp(e->type, "$>") == 0, err, sizeof(err)))
 			bad = "content";
 		else if (e->metadata != NULL
 		    && !commit_mp_value(e->metadata, e->metadata_len, false,
 		        err, sizeof(err)))
 			bad = "metadata";
 		if (bad != NULL) {
-			if (e->type == NULL)
-				client_seterr(c, "events[%zu]: type is required",
-				    i);
-			else
-				client_seterr(
-				    c, "events[%zu].%s: %s", i, bad, err);
+			client_seterr(c, "events[%zu].%s: %s", i, bad, err);
 			msgpack_sbuffer_destroy(&sb);
 			return SL_EINVAL;
 		}
